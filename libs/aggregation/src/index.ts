@@ -1,0 +1,2 @@
+// @tessera/aggregation: public surface.
+export {};

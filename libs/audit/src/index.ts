@@ -1,0 +1,2 @@
+// @tessera/audit: public surface.
+export {};

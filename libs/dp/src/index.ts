@@ -1,0 +1,2 @@
+// @tessera/dp: public surface.
+export {};

@@ -1,0 +1,2 @@
+// @tessera/ml: public surface.
+export {};

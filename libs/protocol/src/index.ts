@@ -1,0 +1,2 @@
+// @tessera/protocol: public surface.
+export {};

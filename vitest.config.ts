@@ -1,0 +1,43 @@
+import { resolve } from 'node:path';
+import swc from 'unplugin-swc';
+import { defineConfig } from 'vitest/config';
+
+// One alias per library: tests import the libraries' sources, never their builds.
+const libs = ['protocol', 'pki', 'dp', 'aggregation', 'ml', 'audit'];
+const alias = Object.fromEntries(libs.map((l) => [`@tessera/${l}`, resolve(__dirname, `libs/${l}/src/index.ts`)]));
+
+// SWC, not esbuild: NestJS dependency injection needs emitted decorator metadata.
+const plugins = [swc.vite({ module: { type: 'es6' }, jsc: { target: 'es2022' } })];
+
+export default defineConfig({
+  plugins,
+  resolve: { alias },
+  test: {
+    reporters: process.env.CI ? ['default', 'junit'] : ['default'],
+    outputFile: { junit: 'test-results/junit.xml' },
+    projects: [
+      {
+        plugins,
+        resolve: { alias },
+        test: {
+          name: 'unit',
+          include: ['libs/*/src/**/*.spec.ts', 'apps/*/src/**/*.spec.ts', 'bench/**/*.spec.ts'],
+          environment: 'node',
+        },
+      },
+      {
+        plugins,
+        resolve: { alias },
+        test: {
+          name: 'integration',
+          include: ['apps/*/src/**/*.int-spec.ts', 'libs/*/src/**/*.int-spec.ts', 'apps/hub-e2e/**/*.e2e-spec.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          // Integration suites start real servers and databases: keep them in sequence on two cores.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
