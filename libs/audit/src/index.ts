@@ -1,2 +1,11 @@
-// @tessera/audit: public surface.
-export {};
+// @tessera/audit: public surface. Hash-chained audit records, signed checkpoints and receipts, report bundles and
+// their offline verification. Formats: docs/audit-format.md.
+export * from './canonical-json';
+export * from './audit-record';
+export * from './chain-verifier';
+export * from './ed25519-signing';
+export * from './signed-checkpoint';
+export * from './signed-receipt';
+export * from './report-bundle';
+export * from './json-lines';
+export * from './verify-command';
