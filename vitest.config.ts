@@ -30,6 +30,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'integration',
+          globalSetup: ['./vitest.global-setup.ts'],
           include: ['apps/*/src/**/*.int-spec.ts', 'libs/*/src/**/*.int-spec.ts', 'apps/hub-e2e/**/*.e2e-spec.ts'],
           environment: 'node',
           testTimeout: 120_000,

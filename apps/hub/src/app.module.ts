@@ -1,0 +1,65 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { JwtModule } from '@nestjs/jwt';
+import { PassportModule } from '@nestjs/passport';
+import { TerminusModule } from '@nestjs/terminus';
+import { ThrottlerModule } from '@nestjs/throttler';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { LoggerModule } from 'nestjs-pino';
+import { AccountsController } from './accounts/accounts.controller';
+import { AccountsService } from './accounts/accounts.service';
+import { UserEntity } from './accounts/user.entity';
+import { AuditTrail } from './audit/audit-trail';
+import { LogAuditTrail } from './audit/log-audit-trail';
+import { AccessGuard } from './auth/access.guard';
+import { AuthController } from './auth/auth.controller';
+import { AuthService } from './auth/auth.service';
+import { JwtStrategy } from './auth/jwt.strategy';
+import { LocalStrategy } from './auth/local.strategy';
+import { SESSION_KEY } from './auth/session-key';
+import { GlobalExceptionFilter } from './common/global-exception.filter';
+import { loggerParams } from './common/logging';
+import type { HubConfig } from './config/config.schema';
+import { HUB_CONFIG } from './config/hub-config';
+import { dataSourceOptions } from './database/data-source';
+import type { DatabaseEndpoint } from './database/embedded-postgres';
+import { HealthController } from './health/health.controller';
+import { MetricsController } from './metrics/metrics.controller';
+import { MetricsService } from './metrics/metrics.service';
+
+export interface HubModuleOptions {
+  config: HubConfig;
+  database: DatabaseEndpoint;
+  sessionKey: string;
+}
+
+@Module({})
+export class AppModule {
+  static forRoot({ config, database, sessionKey }: HubModuleOptions): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        LoggerModule.forRoot(loggerParams(config)),
+        TypeOrmModule.forRoot(dataSourceOptions(database)),
+        TypeOrmModule.forFeature([UserEntity]),
+        PassportModule,
+        JwtModule.register({ secret: sessionKey, signOptions: { algorithm: 'HS256' } }),
+        ThrottlerModule.forRoot([{ name: 'login', ttl: 60_000, limit: config.loginRateLimit }]),
+        TerminusModule.forRoot({ logger: false }),
+      ],
+      controllers: [AuthController, AccountsController, HealthController, MetricsController],
+      providers: [
+        { provide: HUB_CONFIG, useValue: config },
+        { provide: SESSION_KEY, useValue: sessionKey },
+        { provide: APP_GUARD, useClass: AccessGuard },
+        { provide: APP_FILTER, useClass: GlobalExceptionFilter },
+        { provide: AuditTrail, useClass: LogAuditTrail },
+        AccountsService,
+        AuthService,
+        JwtStrategy,
+        LocalStrategy,
+        MetricsService,
+      ],
+    };
+  }
+}

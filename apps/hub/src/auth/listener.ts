@@ -1,0 +1,14 @@
+import type { Request } from 'express';
+
+/** Which of the hub's two listeners a request arrived on. */
+export type Listener = 'people' | 'silo';
+
+const LISTENER = Symbol('tessera.listener');
+
+export function markListener(req: Request, listener: Listener): void {
+  (req as unknown as Record<symbol, Listener>)[LISTENER] = listener;
+}
+
+export function listenerOf(req: Request): Listener {
+  return (req as unknown as Record<symbol, Listener | undefined>)[LISTENER] ?? 'people';
+}

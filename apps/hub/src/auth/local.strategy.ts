@@ -1,0 +1,17 @@
+import { Injectable } from '@nestjs/common';
+import { PassportStrategy } from '@nestjs/passport';
+import { Strategy } from 'passport-local';
+import { AccountsService } from '../accounts/accounts.service';
+import type { AuthenticatedUser } from './authenticated-user';
+
+/** Username and password check for the login route. */
+@Injectable()
+export class LocalStrategy extends PassportStrategy(Strategy, 'local') {
+  constructor(private readonly accounts: AccountsService) {
+    super({ usernameField: 'username', passwordField: 'password' });
+  }
+
+  validate(username: string, password: string): Promise<AuthenticatedUser> {
+    return this.accounts.verifyCredentials(username, password);
+  }
+}

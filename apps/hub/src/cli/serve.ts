@@ -1,0 +1,44 @@
+import { PinoLogger } from 'nestjs-pino';
+import { ConfigError, describeConfig, loadHubConfig } from '../config/hub-config';
+import { startHub, type RunningHub } from '../hub';
+
+/** Starts the hub and stops it gracefully on SIGTERM or SIGINT. Exit code 2 for bad configuration. */
+export async function serveUntilSignalled(env: NodeJS.ProcessEnv = process.env): Promise<RunningHub | undefined> {
+  let config;
+  try {
+    config = loadHubConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`tessera-hub: ${err.message}\n`);
+      process.exitCode = 2;
+      return undefined;
+    }
+    throw err;
+  }
+  let hub: RunningHub;
+  try {
+    hub = await startHub(config);
+  } catch (err) {
+    process.stderr.write(`tessera-hub: could not start: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+    return undefined;
+  }
+  const log = await hub.app.resolve(PinoLogger);
+  log.info({ config: describeConfig(config), database: hub.database.kind }, `hub listening on ${hub.url}`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal} received: finishing in-flight requests, then closing`);
+    hub.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`tessera-hub: shutdown failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  return hub;
+}

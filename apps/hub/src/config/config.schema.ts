@@ -1,0 +1,161 @@
+import { z } from 'zod';
+
+/**
+ * Every environment variable the hub reads, with its documentation. This table is the single source for
+ * validation, for the redaction of secrets in logs and for `docs/configuration.md` (generated, checked by a test).
+ */
+export interface ConfigVariable<T> {
+  readonly name: string;
+  readonly description: string;
+  /** Default as written in the environment; `undefined` means optional with no default, or required. */
+  readonly default?: string;
+  readonly required?: boolean;
+  /** Secrets are never logged and are shown as `[secret]` in diagnostics. */
+  readonly secret: boolean;
+  readonly schema: z.ZodType<T>;
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const postgresUrl = z
+  .string()
+  .url()
+  .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must start with postgres:// or postgresql://');
+
+function variable<T>(v: ConfigVariable<T>): ConfigVariable<T> {
+  return v;
+}
+
+export const CONFIG_VARIABLES = {
+  host: variable({
+    name: 'TESSERA_HOST',
+    description: 'Address the console/API listener binds to.',
+    default: '127.0.0.1',
+    secret: false,
+    schema: z.string().min(1),
+  }),
+  port: variable({
+    name: 'TESSERA_PORT',
+    description: 'Port of the console/API listener (people: administrators and auditors). 0 picks a free port.',
+    default: '8080',
+    secret: false,
+    schema: port,
+  }),
+  siloHost: variable({
+    name: 'TESSERA_SILO_HOST',
+    description: 'Address the silo listener (mutual TLS, agents only) binds to.',
+    default: '127.0.0.1',
+    secret: false,
+    schema: z.string().min(1),
+  }),
+  siloPort: variable({
+    name: 'TESSERA_SILO_PORT',
+    description: 'Port of the silo listener (mutual TLS). 0 picks a free port.',
+    default: '8443',
+    secret: false,
+    schema: port,
+  }),
+  publicSiloUrl: variable({
+    name: 'TESSERA_PUBLIC_SILO_URL',
+    description:
+      'URL agents use to reach the silo listener, written into enrollment bundles. Defaults to https://<TESSERA_SILO_HOST>:<port>.',
+    secret: false,
+    schema: z.string().url().optional(),
+  }),
+  dataDir: variable({
+    name: 'TESSERA_DATA_DIR',
+    description:
+      'Directory for the hub state kept outside PostgreSQL: the embedded database (when DATABASE_URL is unset), blobs, generated secrets.',
+    default: '.tessera/hub',
+    secret: false,
+    schema: z.string().min(1),
+  }),
+  databaseUrl: variable({
+    name: 'DATABASE_URL',
+    description:
+      'PostgreSQL connection URL. Unset: the hub runs an embedded PostgreSQL (PGlite) persisted under TESSERA_DATA_DIR/pgdata.',
+    secret: true,
+    schema: postgresUrl.optional(),
+  }),
+  databasePoolSize: variable({
+    name: 'TESSERA_DATABASE_POOL_SIZE',
+    description: 'Connections in the pool to an external PostgreSQL (the embedded database always uses one).',
+    default: '10',
+    secret: false,
+    schema: positiveInt.max(200),
+  }),
+  runMigrations: variable({
+    name: 'TESSERA_RUN_MIGRATIONS',
+    description:
+      'Apply pending database migrations at boot. Set false to run them as an explicit step (`tessera-hub migrate`).',
+    default: 'true',
+    secret: false,
+    schema: bool,
+  }),
+  jwtSecret: variable({
+    name: 'TESSERA_JWT_SECRET',
+    description:
+      'Key that signs session tokens (at least 32 characters). Unset: a random key is generated once and kept in TESSERA_DATA_DIR/secrets/jwt.key (mode 0600).',
+    secret: true,
+    schema: z.string().min(32, 'must be at least 32 characters').optional(),
+  }),
+  sessionTtlSeconds: variable({
+    name: 'TESSERA_SESSION_TTL_SECONDS',
+    description: 'Lifetime of a session token in seconds.',
+    default: '900',
+    secret: false,
+    schema: positiveInt.max(86400),
+  }),
+  adminUsername: variable({
+    name: 'TESSERA_ADMIN_USERNAME',
+    description: 'First boot only: creates this administrator when the hub has no account yet.',
+    secret: false,
+    schema: z.string().min(3).max(64).optional(),
+  }),
+  adminPassword: variable({
+    name: 'TESSERA_ADMIN_PASSWORD',
+    description: 'First boot only: the password of TESSERA_ADMIN_USERNAME (at least 12 characters).',
+    secret: true,
+    schema: z.string().min(12, 'must be at least 12 characters').optional(),
+  }),
+  loginRateLimit: variable({
+    name: 'TESSERA_LOGIN_RATE_LIMIT',
+    description: 'Login attempts allowed per client address per minute.',
+    default: '10',
+    secret: false,
+    schema: positiveInt,
+  }),
+  bodyLimit: variable({
+    name: 'TESSERA_BODY_LIMIT',
+    description: 'Largest JSON request body accepted (bytes, or with a unit: 100kb, 1mb).',
+    default: '1mb',
+    secret: false,
+    schema: z.string().regex(/^\d+(b|kb|mb)?$/i, 'must be a size such as 1048576, 100kb or 1mb'),
+  }),
+  logLevel: variable({
+    name: 'TESSERA_LOG_LEVEL',
+    description: 'Log level (fatal, error, warn, info, debug, trace, silent).',
+    default: 'info',
+    secret: false,
+    schema: logLevel,
+  }),
+  shutdownTimeoutMs: variable({
+    name: 'TESSERA_SHUTDOWN_TIMEOUT_MS',
+    description: 'On SIGTERM, how long in-flight requests may take to finish before the hub closes anyway.',
+    default: '10000',
+    secret: false,
+    schema: positiveInt,
+  }),
+  trustProxy: variable({
+    name: 'TESSERA_TRUST_PROXY',
+    description: 'Trust X-Forwarded-* headers from a reverse proxy in front of the console/API listener.',
+    default: 'false',
+    secret: false,
+    schema: bool,
+  }),
+} as const;
+
+type Vars = typeof CONFIG_VARIABLES;
+export type HubConfig = { readonly [K in keyof Vars]: z.output<Vars[K]['schema']> };

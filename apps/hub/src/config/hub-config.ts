@@ -1,0 +1,60 @@
+import { CONFIG_VARIABLES, type ConfigVariable, type HubConfig } from './config.schema';
+
+export const HUB_CONFIG = Symbol('HUB_CONFIG');
+
+/** A configuration problem, naming the variable; the process exits with it before anything starts. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly { variable: string; message: string }[]) {
+    super(
+      `Invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n')}\n` +
+        'See docs/configuration.md for every variable.',
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validates the environment once, into a typed and frozen object. Reports every bad variable, not only the first. */
+export function loadHubConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
+  const problems: { variable: string; message: string }[] = [];
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(CONFIG_VARIABLES) as [string, ConfigVariable<unknown>][]) {
+    const raw = env[v.name];
+    const given = raw === undefined || raw === '' ? v.default : raw;
+    if (given === undefined && v.required) {
+      problems.push({ variable: v.name, message: 'is required' });
+      continue;
+    }
+    const parsed = v.schema.safeParse(given);
+    if (parsed.success) {
+      out[key] = parsed.data;
+    } else {
+      // Never echo a secret's value back, even when it is wrong.
+      const shown = v.secret ? '' : ` (got ${JSON.stringify(given)})`;
+      problems.push({ variable: v.name, message: parsed.error.issues.map((i) => i.message).join('; ') + shown });
+    }
+  }
+  if (env.TESSERA_ADMIN_USERNAME && !env.TESSERA_ADMIN_PASSWORD) {
+    problems.push({ variable: 'TESSERA_ADMIN_PASSWORD', message: 'is required when TESSERA_ADMIN_USERNAME is set' });
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(out) as HubConfig;
+}
+
+/** The configuration as it may be logged: secrets replaced. */
+export function describeConfig(config: HubConfig): Record<string, unknown> {
+  const shown: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(CONFIG_VARIABLES) as [keyof HubConfig, ConfigVariable<unknown>][]) {
+    const value = config[key];
+    shown[v.name] = v.secret && value !== undefined ? '[secret]' : value;
+  }
+  return shown;
+}
+
+/** Markdown table of every variable, for docs/configuration.md. */
+export function configurationTable(): string {
+  const rows = Object.values(CONFIG_VARIABLES).map(
+    (v) =>
+      `| \`${v.name}\` | ${v.description} | ${v.default === undefined ? '—' : `\`${v.default}\``} | ${v.secret ? 'yes' : 'no'} |`,
+  );
+  return ['| Variable | Description | Default | Secret |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}

@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { serveUntilSignalled } from './cli/serve';
+
+void serveUntilSignalled();
