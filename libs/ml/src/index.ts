@@ -1,2 +1,61 @@
 // @tessera/ml: public surface.
-export {};
+export { selectBackend, type BackendName } from './backend-selection';
+export { evaluate, predict, rocAuc, type EvaluationMetrics } from './evaluation';
+export {
+  HEART_DISEASE_CENTERS,
+  HEART_DISEASE_COLUMNS,
+  HEART_DISEASE_SCHEMA,
+  heartDiseaseDataDirectory,
+  type HeartDiseaseCenter,
+} from './heart-disease.schema';
+export {
+  trainLocal,
+  type DpSgdConfig,
+  type GaussianNoise,
+  type LocalTrainingInput,
+  type LocalTrainingResult,
+} from './local-training';
+export {
+  ModelSpecErrorCode,
+  ModelSpecException,
+  TabularDataErrorCode,
+  TabularDataException,
+  TrainingInputErrorCode,
+  TrainingInputException,
+} from './ml.exception';
+export {
+  MODEL_ARCHITECTURES,
+  denseLayers,
+  outputUnits,
+  parseModelSpec,
+  type DenseLayerShape,
+  type HiddenActivation,
+  type LogisticRegressionSpec,
+  type MlpSpec,
+  type ModelArchitecture,
+  type ModelSpec,
+  type ModelTask,
+} from './model-spec';
+export { exportOnnx } from './onnx-export';
+export {
+  fromFlat,
+  initialParameters,
+  parameterLayout,
+  toFlat,
+  type ParameterEntry,
+  type ParameterLayout,
+} from './parameter-layout';
+export { seededUniform, type UniformRandom } from './seeded-random';
+export {
+  parseCsv,
+  prepareTabularData,
+  type CategoricalFeature,
+  type FeatureColumn,
+  type LabelRule,
+  type NumericFeature,
+  type PreparedTabularData,
+  type TabularSchema,
+  type TabularSplit,
+} from './tabular-data';
+export { exportTfjs, type TfjsExport, type TfjsModelJson, type TfjsWeightSpec } from './tfjs-export';
+export type { LabelArray } from './training-input';

@@ -1,0 +1,297 @@
+import * as tf from '@tensorflow/tfjs';
+import { ensureBackend } from './backend-selection';
+import {
+  backwardDeltas,
+  clipFactors,
+  forwardPass,
+  perExampleGradientNorms,
+  perExampleLoss,
+  targetsTensor,
+  weightedGradientSums,
+  weightsFromFlat,
+  weightsToFlat,
+  type DenseWeights,
+} from './dense-network';
+import { TrainingInputErrorCode, TrainingInputException } from './ml.exception';
+import { denseLayers, type ModelSpec } from './model-spec';
+import { assertParameters, parameterLayout } from './parameter-layout';
+import { seededUniform, shuffleInPlace, type UniformRandom } from './seeded-random';
+import { assertExamples, type LabelArray } from './training-input';
+
+/**
+ * Gaussian noise source injected by the caller (the agent passes the secure sampler of @tessera/dp):
+ * `length` independent draws from N(0, stddev²).
+ */
+export type GaussianNoise = (length: number, stddev: number) => Float32Array | Float64Array;
+
+/** Example-level DP-SGD settings (Abadi et al., CCS 2016, Algorithm 1, with Poisson sampling). */
+export interface DpSgdConfig {
+  /** C: every per-example gradient is scaled to L2 norm at most C. */
+  readonly clipNorm: number;
+  /** σ: the noise stddev is σ·C, i.e. σ is relative to the clipping norm. */
+  readonly noiseMultiplier: number;
+  /** q: each example joins each step's batch independently with probability q. */
+  readonly samplingRate: number;
+  readonly noise: GaussianNoise;
+  /**
+   * Uniform source for Poisson sampling. Defaults to the seeded generator (reproducible); the privacy analysis
+   * assumes the adversary cannot predict the batches, so production callers should pass a CSPRNG-backed source.
+   */
+  readonly sampling?: UniformRandom;
+}
+
+export interface LocalTrainingInput {
+  readonly spec: ModelSpec;
+  /** Global model received from the hub, in the flat layout. Not modified. */
+  readonly parameters: Float32Array;
+  /** Row-major n×d features. */
+  readonly x: Float32Array;
+  readonly y: LabelArray;
+  /** Exactly one of epochs and steps. Under DP an epoch is round(1/q) steps; otherwise ceil(n / batchSize). */
+  readonly epochs?: number;
+  readonly steps?: number;
+  /** Mini-batch size without DP. Must be absent under DP, where the expected batch size is q·n. */
+  readonly batchSize?: number;
+  /** SGD step size. */
+  readonly learningRate: number;
+  /** FedProx μ (Li et al., MLSys 2020, eq. 2): adds μ/2·||w − w_global||² to the local objective. */
+  readonly proximalMu?: number;
+  readonly dp?: DpSgdConfig;
+  /** Seeds shuffling (and Poisson sampling unless dp.sampling is given). Default 0. */
+  readonly seed?: number;
+}
+
+export interface LocalTrainingResult {
+  readonly parameters: Float32Array;
+  /** New minus old parameters: what the agent uploads. */
+  readonly delta: Float32Array;
+  readonly steps: number;
+  /**
+   * Mean training loss of the examples drawn in each epoch (before each step's update). Not privatised: under DP
+   * it must stay in the silo.
+   */
+  readonly lossHistory: number[];
+  /** Σ over steps of the batch size (variable under Poisson sampling). */
+  readonly examplesUsed: number;
+  /** tfjs backend the computation ran on. */
+  readonly backend: string;
+}
+
+function fail(code: TrainingInputErrorCode, message: string): never {
+  throw new TrainingInputException(code, message);
+}
+
+function isPositiveInteger(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1;
+}
+
+interface StepPlan {
+  readonly totalSteps: number;
+  readonly stepsPerEpoch: number;
+}
+
+function planSteps(input: LocalTrainingInput, n: number): StepPlan {
+  const { epochs, steps, batchSize, dp } = input;
+  if (dp !== undefined) {
+    if (batchSize !== undefined) {
+      fail(TrainingInputErrorCode.BatchSize, 'batchSize must be absent under DP: the expected batch size is q·n');
+    }
+  } else if (!isPositiveInteger(batchSize)) {
+    fail(TrainingInputErrorCode.BatchSize, 'batchSize must be a positive integer');
+  }
+  const stepsPerEpoch =
+    dp !== undefined ? Math.max(1, Math.round(1 / dp.samplingRate)) : Math.ceil(n / Math.min(batchSize!, n));
+  if ((epochs === undefined) === (steps === undefined)) {
+    fail(TrainingInputErrorCode.Epochs, 'give exactly one of epochs and steps');
+  }
+  if (epochs !== undefined) {
+    if (!isPositiveInteger(epochs)) fail(TrainingInputErrorCode.Epochs, 'epochs must be a positive integer');
+    return { totalSteps: epochs * stepsPerEpoch, stepsPerEpoch };
+  }
+  if (!isPositiveInteger(steps)) fail(TrainingInputErrorCode.Steps, 'steps must be a positive integer');
+  return { totalSteps: steps, stepsPerEpoch };
+}
+
+function validateScalars(input: LocalTrainingInput): void {
+  const { learningRate, proximalMu, dp, seed } = input;
+  if (!(typeof learningRate === 'number' && Number.isFinite(learningRate) && learningRate > 0)) {
+    fail(TrainingInputErrorCode.LearningRate, 'learningRate must be a finite number > 0');
+  }
+  if (proximalMu !== undefined && !(Number.isFinite(proximalMu) && proximalMu >= 0)) {
+    fail(TrainingInputErrorCode.ProximalMu, 'proximalMu must be a finite number >= 0');
+  }
+  if (seed !== undefined && !Number.isInteger(seed)) fail(TrainingInputErrorCode.Seed, 'seed must be an integer');
+  if (dp === undefined) return;
+  if (!(Number.isFinite(dp.clipNorm) && dp.clipNorm > 0)) {
+    fail(TrainingInputErrorCode.ClipNorm, 'clipNorm must be a finite number > 0');
+  }
+  if (!(Number.isFinite(dp.noiseMultiplier) && dp.noiseMultiplier >= 0)) {
+    fail(TrainingInputErrorCode.NoiseMultiplier, 'noiseMultiplier must be a finite number >= 0');
+  }
+  if (!(Number.isFinite(dp.samplingRate) && dp.samplingRate > 0 && dp.samplingRate <= 1)) {
+    fail(TrainingInputErrorCode.SamplingRate, 'samplingRate must be in (0, 1]');
+  }
+  if (typeof dp.noise !== 'function') fail(TrainingInputErrorCode.Noise, 'noise must be a function');
+}
+
+/** Draws σC-scaled noise for every parameter and checks the sampler's answer. */
+function drawNoise(dp: DpSgdConfig, size: number): Float32Array {
+  const stddev = dp.noiseMultiplier * dp.clipNorm;
+  const raw = dp.noise(size, stddev);
+  if (!(raw instanceof Float32Array || raw instanceof Float64Array) || raw.length !== size) {
+    fail(TrainingInputErrorCode.Noise, `noise must return ${size} values`);
+  }
+  const noise = raw instanceof Float32Array ? raw : Float32Array.from(raw);
+  for (let i = 0; i < noise.length; i++) {
+    if (!Number.isFinite(noise[i])) fail(TrainingInputErrorCode.Noise, 'noise returned a non-finite value');
+  }
+  return noise;
+}
+
+/** Batch indices: Poisson sampling under DP, else consecutive slices of a seeded shuffle, reshuffled per epoch. */
+class BatchSampler {
+  private readonly order: Int32Array;
+  private cursor: number;
+
+  constructor(
+    private readonly n: number,
+    private readonly random: UniformRandom,
+    private readonly batchSize: number,
+    private readonly samplingRate: number | null,
+  ) {
+    this.order = Int32Array.from({ length: n }, (_, i) => i);
+    this.cursor = n;
+  }
+
+  next(): Int32Array {
+    if (this.samplingRate !== null) {
+      const chosen: number[] = [];
+      for (let i = 0; i < this.n; i++) if (this.random() < this.samplingRate) chosen.push(i);
+      return Int32Array.from(chosen);
+    }
+    if (this.cursor >= this.n) {
+      shuffleInPlace(this.order, this.random);
+      this.cursor = 0;
+    }
+    const batch = this.order.slice(this.cursor, Math.min(this.n, this.cursor + this.batchSize));
+    this.cursor += this.batchSize;
+    return batch;
+  }
+}
+
+/**
+ * One silo's local training (the agent calls this each round). Without DP: mini-batch SGD on seeded shuffled
+ * batches, gradient = mean of per-example gradients. With DP: DP-SGD (Abadi et al., CCS 2016, Algorithm 1) with
+ * Poisson sampling at rate q, per-example clipping to C via ghost norms (Goodfellow 2015), Gaussian noise N(0, σ²C²)
+ * on the sum of clipped gradients, divided by the EXPECTED batch size q·n rather than the realised one — as Opacus
+ * does for Poisson sampling — so the batch size itself reveals nothing. FedProx's proximal gradient μ(w − w_global)
+ * is data-independent and is added after the noise (post-processing, no privacy cost).
+ */
+export async function trainLocal(input: LocalTrainingInput): Promise<LocalTrainingResult> {
+  const backend = await ensureBackend();
+  const { spec, dp } = input;
+  assertParameters(spec, input.parameters);
+  const n = assertExamples(spec, input.x, input.y);
+  validateScalars(input);
+  const plan = planSteps(input, n);
+
+  const layers = denseLayers(spec);
+  const classes = layers[layers.length - 1]!.units;
+  const binary = classes === 1;
+  const layout = parameterLayout(spec);
+  const size = layout.size;
+  const seedRandom = seededUniform(input.seed ?? 0);
+  const sampler = new BatchSampler(
+    n,
+    dp?.sampling ?? seedRandom,
+    dp === undefined ? Math.min(input.batchSize!, n) : 0,
+    dp === undefined ? null : dp.samplingRate,
+  );
+  const mu = input.proximalMu ?? 0;
+  const learningRate = input.learningRate;
+  const expectedBatch = dp === undefined ? 0 : dp.samplingRate * n;
+
+  const xAll = tf.tensor2d(input.x, [n, spec.inputDim]);
+  const targetsAll = targetsTensor(input.y, classes);
+  // ||x_i||² never changes during training: compute once for the ghost norms of the first layer.
+  const xSquaredNorms = dp === undefined ? null : (tf.tidy(() => tf.sum(tf.square(xAll), 1)) as tf.Tensor1D);
+  const global = mu > 0 ? weightsFromFlat(spec, input.parameters) : null;
+  let weights: DenseWeights = weightsFromFlat(spec, input.parameters);
+
+  const lossHistory: number[] = [];
+  let epochLoss = 0;
+  let epochExamples = 0;
+  let examplesUsed = 0;
+  try {
+    for (let step = 0; step < plan.totalSteps; step++) {
+      const indices = sampler.next();
+      const batch = indices.length;
+      const noise = dp !== undefined && dp.noiseMultiplier > 0 ? drawNoise(dp, size) : null;
+      const current = weights;
+      const { next, lossSum } = tf.tidy(() => {
+        const gradients: { kernels: tf.Tensor[]; biases: tf.Tensor[] } = { kernels: [], biases: [] };
+        let lossSum: tf.Scalar = tf.scalar(0);
+        if (batch > 0) {
+          const idx = tf.tensor1d(indices, 'int32');
+          const xb = tf.gather(xAll, idx) as tf.Tensor2D;
+          const targets = tf.gather(targetsAll, idx) as tf.Tensor2D;
+          const trace = forwardPass(layers, current, xb);
+          lossSum = tf.sum(perExampleLoss(trace.logits, targets, binary));
+          const deltas = backwardDeltas(layers, current, trace, targets);
+          let sums: DenseWeights;
+          if (dp !== undefined) {
+            const norms = perExampleGradientNorms(trace, deltas, tf.gather(xSquaredNorms!, idx) as tf.Tensor1D);
+            sums = weightedGradientSums(trace, deltas, clipFactors(norms, dp.clipNorm));
+          } else {
+            sums = weightedGradientSums(trace, deltas);
+          }
+          gradients.kernels = sums.kernels;
+          gradients.biases = sums.biases;
+        } else {
+          // An empty Poisson batch still takes a (pure-noise) step: skipping it would change the mechanism.
+          gradients.kernels = current.kernels.map((k) => tf.zerosLike(k));
+          gradients.biases = current.biases.map((b) => tf.zerosLike(b));
+        }
+        const scale = dp !== undefined ? 1 / expectedBatch : 1 / batch;
+        const update = (param: tf.Tensor, sum: tf.Tensor, entryIndex: number, globalParam: tf.Tensor | undefined) => {
+          let noisy = sum;
+          if (noise !== null) {
+            const entry = layout.entries[entryIndex]!;
+            noisy = tf.add(sum, tf.tensor(noise.subarray(entry.offset, entry.offset + entry.length), param.shape));
+          }
+          let gradient = tf.mul(noisy, scale);
+          if (globalParam !== undefined) gradient = tf.add(gradient, tf.mul(tf.sub(param, globalParam), mu));
+          return tf.sub(param, tf.mul(gradient, learningRate));
+        };
+        const next: DenseWeights = {
+          kernels: current.kernels.map(
+            (k, l) => update(k, gradients.kernels[l]!, 2 * l, global?.kernels[l]) as tf.Tensor2D,
+          ),
+          biases: current.biases.map(
+            (b, l) => update(b, gradients.biases[l]!, 2 * l + 1, global?.biases[l]) as tf.Tensor1D,
+          ),
+        };
+        return { next, lossSum };
+      });
+      tf.dispose([...current.kernels, ...current.biases]);
+      weights = next;
+      epochLoss += lossSum.dataSync()[0]!;
+      lossSum.dispose();
+      epochExamples += batch;
+      examplesUsed += batch;
+      if ((step + 1) % plan.stepsPerEpoch === 0 || step + 1 === plan.totalSteps) {
+        lossHistory.push(epochExamples > 0 ? epochLoss / epochExamples : Number.NaN);
+        epochLoss = 0;
+        epochExamples = 0;
+      }
+    }
+    const parameters = weightsToFlat(spec, weights);
+    const delta = new Float32Array(size);
+    for (let i = 0; i < size; i++) delta[i] = parameters[i]! - input.parameters[i]!;
+    return { parameters, delta, steps: plan.totalSteps, lossHistory, examplesUsed, backend };
+  } finally {
+    tf.dispose([xAll, targetsAll, ...weights.kernels, ...weights.biases]);
+    if (xSquaredNorms !== null) xSquaredNorms.dispose();
+    if (global !== null) tf.dispose([...global.kernels, ...global.biases]);
+  }
+}
