@@ -113,14 +113,14 @@ describe('ChainVerifier (streaming)', () => {
     expect(verifier.finish()).toBe(first);
   });
 
-  it('verifies a long chain with O(1) state', () => {
+  it('verifies a chain fed one record at a time as it is appended', () => {
     const verifier = new ChainVerifier();
     let prev: AuditRecord | null = null;
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < 500; i++) {
       prev = appendRecord(prev, recordInput(i));
       expect(verifier.push(prev)).toBeNull();
     }
-    expect(verifier.finish()).toMatchObject({ ok: true, count: 2000, headSeq: 2000 });
+    expect(verifier.finish()).toMatchObject({ ok: true, count: 500, headSeq: 500 });
   });
 });
 
