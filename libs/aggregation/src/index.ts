@@ -1,2 +1,45 @@
 // @tessera/aggregation: public surface.
-export {};
+export { AggregationErrorCode, AggregationException } from './aggregation.exception';
+export type {
+  AggregationTrace,
+  ClipTrace,
+  MeanTrace,
+  NoiseTrace,
+  ServerOptimizerAlgorithm,
+  ServerStepTrace,
+  WeightTrace,
+} from './aggregation-trace';
+export { l2Norm, squaredNorm, validateUpdate, type UpdateLimits } from './update-validation';
+export {
+  accumulateScaled,
+  WeightedMeanAccumulator,
+  type MeanWeighting,
+  type WeightedMeanAccumulatorOptions,
+} from './weighted-mean-accumulator';
+export {
+  FedAvgAggregator,
+  type AggregatedDelta,
+  type DeltaAggregator,
+  type SumDeltaAggregator,
+} from './delta-aggregator';
+export {
+  createDpFedAvgAggregator,
+  DpFedAvgAggregator,
+  type DpFedAvgOptions,
+  type GaussianNoiseSource,
+} from './dp-fed-avg';
+export {
+  FedAdagradServerOptimizer,
+  FedAdamServerOptimizer,
+  FedAvgMServerOptimizer,
+  FedAvgServerOptimizer,
+  FedYogiServerOptimizer,
+  type AdaptiveServerOptions,
+  type FedAvgMServerOptions,
+  type FedAvgServerOptions,
+  type ServerOptimizer,
+  type ServerStep,
+} from './server-optimizer';
+export { STATE_HEADER_BYTES, STATE_VERSION } from './optimizer-state-codec';
+export { coordinateMedian, trimmedMean } from './robust-aggregation';
+export { aggregateRound, fedAvg, type RoundOutcome, type RoundTraceEntry, type SiloUpdate } from './round-aggregation';

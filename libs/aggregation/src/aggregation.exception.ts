@@ -1,0 +1,33 @@
+/** Why the aggregation library refused an input or a state; stable strings the hub maps to its own errors. */
+export enum AggregationErrorCode {
+  /** The update (or state, or global vector) has a different number of parameters than expected. */
+  LengthMismatch = 'LENGTH_MISMATCH',
+  /** The update holds NaN or ±Infinity. */
+  NonFiniteValue = 'NON_FINITE_VALUE',
+  /** The weight (number of examples) is not a finite number > 0. */
+  InvalidWeight = 'INVALID_WEIGHT',
+  /** The update's L2 norm is above the caller's limit. */
+  NormExceeded = 'NORM_EXCEEDED',
+  /** A result was asked for before any update was accepted. */
+  EmptyAggregate = 'EMPTY_AGGREGATE',
+  /** A constructor or function option is out of its documented range. */
+  InvalidParameter = 'INVALID_PARAMETER',
+  /** Serialized optimizer state is truncated, has a bad magic/version/checksum, or holds non-finite numbers. */
+  StateCorrupt = 'STATE_CORRUPT',
+  /** Serialized optimizer state is intact but was written by another algorithm, length or hyperparameters. */
+  StateMismatch = 'STATE_MISMATCH',
+  /** The injected noise source returned the wrong length or non-finite samples. */
+  NoiseSourceInvalid = 'NOISE_SOURCE_INVALID',
+}
+
+/** The one error type this library throws on purpose; `code` is for programs, `message` for people. */
+export class AggregationException extends Error {
+  override readonly name = 'AggregationException';
+
+  constructor(
+    readonly code: AggregationErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,92 @@
+import type { AggregationTrace, MeanTrace } from './aggregation-trace';
+import { type MeanWeighting, WeightedMeanAccumulator } from './weighted-mean-accumulator';
+
+/** What a round's aggregation produced: the aggregate delta and how it was made. */
+export interface AggregatedDelta {
+  /** The aggregate update (same length as the model), to be applied by a server optimizer. */
+  readonly delta: Float32Array;
+  readonly count: number;
+  /** Sum of the weights the strategy used (not necessarily the weights the silos reported). */
+  readonly totalWeight: number;
+  /** Round-level trace records (mean, noise …), in the order they were applied. */
+  readonly trace: readonly AggregationTrace[];
+}
+
+/**
+ * A streaming aggregation strategy for one round: updates (deltas = local − global) arrive one at a time and the
+ * strategy keeps O(m) state. Wrappers (DP-FedAvg) implement the same interface around another strategy.
+ */
+export interface DeltaAggregator {
+  /** Number of model parameters. */
+  readonly length: number;
+  /** Updates accepted so far. */
+  readonly count: number;
+  /**
+   * Accepts one silo's update with its weight (number of examples) or throws AggregationException, leaving the
+   * state unchanged. Returns the per-update trace records (e.g. clipping) for the hub's audit trail.
+   */
+  add(update: Float32Array, weight: number): readonly AggregationTrace[];
+  /** The aggregate so far (non-destructive). Throws EmptyAggregate when nothing was accepted. */
+  finish(): AggregatedDelta;
+}
+
+/** A strategy whose aggregate is a linear sum of the updates over a denominator: what DP-FedAvg can wrap. */
+export interface SumDeltaAggregator extends DeltaAggregator {
+  /** Σ wᵢ·Δᵢ / denominator, with the caller's denominator instead of the total weight. */
+  finishWithDenominator(denominator: number): AggregatedDelta;
+}
+
+/**
+ * FedAvg aggregation (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from Decentralized
+ * Data", Algorithm 1): the mean of the silos' deltas weighted by their example counts n_k / n. With
+ * `weighting: 'unweighted'` every silo counts equally (Reddi et al. 2021, Algorithm 2 averages uniformly).
+ */
+export class FedAvgAggregator implements SumDeltaAggregator {
+  private readonly accumulator: WeightedMeanAccumulator;
+
+  constructor(
+    readonly length: number,
+    options: { readonly weighting?: MeanWeighting } = {},
+  ) {
+    this.accumulator = new WeightedMeanAccumulator(length, options);
+  }
+
+  get count(): number {
+    return this.accumulator.count;
+  }
+
+  /** Sum of the weights used so far. */
+  get totalWeight(): number {
+    return this.accumulator.totalWeight;
+  }
+
+  add(update: Float32Array, weight: number): readonly AggregationTrace[] {
+    this.accumulator.add(update, weight);
+    return [];
+  }
+
+  finish(): AggregatedDelta {
+    return this.finishWithDenominator(this.accumulator.totalWeight);
+  }
+
+  /**
+   * Σ wᵢ·Δᵢ / `denominator`: the weighted sum over a fixed public denominator instead of the total weight
+   * (McMahan et al. 2018 §2, estimator f̃_f). Used by the DP-FedAvg wrapper.
+   */
+  finishWithDenominator(denominator: number): AggregatedDelta {
+    const delta = this.accumulator.quotient(denominator);
+    const mean: MeanTrace = {
+      step: 'mean',
+      weighting: this.accumulator.weighting,
+      count: this.accumulator.count,
+      totalWeight: this.accumulator.totalWeight,
+      denominator,
+    };
+    return { delta, count: this.accumulator.count, totalWeight: this.accumulator.totalWeight, trace: [mean] };
+  }
+
+  /** Forgets every update, ready for the next round (keeps the allocation). */
+  reset(): void {
+    this.accumulator.reset();
+  }
+}

@@ -1,0 +1,155 @@
+import { AggregationErrorCode, AggregationException } from './aggregation.exception';
+import type { AggregationTrace, ClipTrace, NoiseTrace, WeightTrace } from './aggregation-trace';
+import {
+  type AggregatedDelta,
+  type DeltaAggregator,
+  FedAvgAggregator,
+  type SumDeltaAggregator,
+} from './delta-aggregator';
+import { assertFiniteSquaredNorm, assertLength, assertWeight } from './update-validation';
+
+/**
+ * Source of Gaussian noise, injected so this pure library never owns randomness: returns `length` independent
+ * samples from N(0, stddev²). Production passes the cryptographically secure sampler of @tessera/dp; tests pass a
+ * deterministic one. Must return exactly `length` finite values.
+ */
+export type GaussianNoiseSource = (length: number, stddev: number) => Float64Array | Float32Array;
+
+export interface DpFedAvgOptions {
+  /** S: every silo's whole update is scaled to L2 norm ≤ S before it enters the sum. Parameter units. */
+  readonly clippingNorm: number;
+  /**
+   * z: the Gaussian noise on the SUM has standard deviation z·S (z is relative to the clipping norm). z = 0 clips
+   * without noise and gives no privacy; the trace records it.
+   */
+  readonly noiseMultiplier: number;
+  /**
+   * W: the public, fixed denominator — the number of silos expected to report this round (qN in McMahan et al.
+   * 2018, for uniform weights). Not the number that actually reported; see DpFedAvgAggregator.
+   */
+  readonly expectedSilos: number;
+}
+
+/**
+ * Silo-level DP-FedAvg (McMahan, Ramage, Talwar, Zhang 2018, "Learning Differentially Private Recurrent Language
+ * Models", Algorithm 1 with the fixed-denominator estimator f̃_f of §2), as a wrapper around a sum strategy:
+ *
+ * 1. add(): the update's L2 norm is measured (float64) and the update scaled by min(1, S/norm), so every silo's
+ *    contribution has norm ≤ S; every silo gets weight 1 (the reported example count is recorded, not used: a
+ *    data-dependent weight would let one silo move the sum by more than S).
+ * 2. finish(): the sum Σ clip(Δᵢ) has L2 sensitivity S when one silo is added or removed. We divide it by the FIXED
+ *    denominator W (`expectedSilos`) and add N(0, (z·S/W)²) to each coordinate of that mean — the same distribution
+ *    as adding N(0, (z·S)²) to the sum and then dividing by W. Why fixed: dividing by the actual count would make
+ *    the denominator itself depend on whether a silo took part, so the sensitivity of the mean would no longer be
+ *    S/W and participation would leak through the scale. The price: the estimate is scaled by (reported / W) when
+ *    fewer silos report than expected (unbiased when participation is Poisson with mean W).
+ *
+ * Clipping uses factor = (S / norm)·(1 − 2⁻²³): rounding each coordinate to float32 changes the norm by a relative
+ * 2⁻²⁴ at most, so the shrink guarantees the stored, clipped update never exceeds S.
+ */
+export class DpFedAvgAggregator implements DeltaAggregator {
+  readonly clippingNorm: number;
+  readonly noiseMultiplier: number;
+  readonly expectedSilos: number;
+  private readonly scratch: Float32Array;
+
+  constructor(
+    private readonly inner: SumDeltaAggregator,
+    options: DpFedAvgOptions,
+    private readonly noise: GaussianNoiseSource,
+  ) {
+    const { clippingNorm, noiseMultiplier, expectedSilos } = options;
+    if (!(Number.isFinite(clippingNorm) && clippingNorm > 0)) {
+      throw new AggregationException(AggregationErrorCode.InvalidParameter, 'clippingNorm must be finite and > 0');
+    }
+    if (!(Number.isFinite(noiseMultiplier) && noiseMultiplier >= 0)) {
+      throw new AggregationException(AggregationErrorCode.InvalidParameter, 'noiseMultiplier must be finite and ≥ 0');
+    }
+    if (!(Number.isFinite(expectedSilos) && expectedSilos > 0)) {
+      throw new AggregationException(AggregationErrorCode.InvalidParameter, 'expectedSilos must be finite and > 0');
+    }
+    if (typeof noise !== 'function') {
+      throw new AggregationException(AggregationErrorCode.InvalidParameter, 'a Gaussian noise source is required');
+    }
+    this.clippingNorm = clippingNorm;
+    this.noiseMultiplier = noiseMultiplier;
+    this.expectedSilos = expectedSilos;
+    // One reusable buffer for clipped copies: no allocation per update, and the caller's array is never modified.
+    this.scratch = new Float32Array(inner.length);
+  }
+
+  get length(): number {
+    return this.inner.length;
+  }
+
+  get count(): number {
+    return this.inner.count;
+  }
+
+  /** Standard deviation added to each coordinate of the mean: z·S / W. */
+  get meanNoiseStddev(): number {
+    return (this.noiseMultiplier * this.clippingNorm) / this.expectedSilos;
+  }
+
+  add(update: Float32Array, weight: number): readonly AggregationTrace[] {
+    assertLength(update, this.length, 'update');
+    assertWeight(weight);
+    const norm = Math.sqrt(assertFiniteSquaredNorm(update, 'update'));
+    const S = this.clippingNorm;
+    let factor = 1;
+    let contribution = update;
+    if (norm > S) {
+      factor = (S / norm) * (1 - 2 ** -23);
+      const out = this.scratch;
+      for (let i = 0; i < out.length; i += 1) out[i] = update[i] * factor;
+      contribution = out;
+    }
+    this.inner.add(contribution, 1);
+    const weightTrace: WeightTrace = { step: 'weight', reportedWeight: weight, appliedWeight: 1 };
+    const clip: ClipTrace = { step: 'clip', norm, clippingNorm: S, factor };
+    return [weightTrace, clip];
+  }
+
+  finish(): AggregatedDelta {
+    const W = this.expectedSilos;
+    const base = this.inner.finishWithDenominator(W);
+    const stddev = this.meanNoiseStddev;
+    const delta = base.delta;
+    if (stddev > 0) {
+      const samples = this.noise(delta.length, stddev);
+      if (samples === null || typeof samples !== 'object' || samples.length !== delta.length) {
+        throw new AggregationException(
+          AggregationErrorCode.NoiseSourceInvalid,
+          `noise source returned ${String(samples?.length)} samples, expected ${delta.length}`,
+        );
+      }
+      for (let i = 0; i < delta.length; i += 1) {
+        if (!Number.isFinite(samples[i])) {
+          throw new AggregationException(AggregationErrorCode.NoiseSourceInvalid, `noise sample ${i} is not finite`);
+        }
+        delta[i] += samples[i];
+      }
+    }
+    const noise: NoiseTrace = {
+      step: 'noise',
+      mechanism: 'gaussian',
+      noiseMultiplier: this.noiseMultiplier,
+      clippingNorm: this.clippingNorm,
+      denominator: W,
+      stddev,
+    };
+    return { delta, count: base.count, totalWeight: base.totalWeight, trace: [...base.trace, noise] };
+  }
+}
+
+/**
+ * DP-FedAvg over a uniform FedAvg sum (the usual composition): every silo counts 1, S-clipped, Gaussian noise.
+ * See DpFedAvgAggregator for the mechanism (McMahan et al. 2018).
+ */
+export function createDpFedAvgAggregator(
+  length: number,
+  options: DpFedAvgOptions,
+  noise: GaussianNoiseSource,
+): DpFedAvgAggregator {
+  return new DpFedAvgAggregator(new FedAvgAggregator(length, { weighting: 'unweighted' }), options, noise);
+}
