@@ -19,6 +19,7 @@ import {
   clone,
   ed25519KeyFromSeed,
   flipSignature,
+  privatePem,
   RFC8032_TEST1,
   RFC8032_TEST2,
 } from './audit-fixtures.test-util';
@@ -259,6 +260,10 @@ describe('buildBundle / verifyBundle', () => {
     ['no records', (b) => (b.records = [])],
     ['records not an array', (b) => (b.records = {})],
     ['an unreadable hub key', (b) => (b.hub = { publicKeyPem: 'garbage', keyId: publicKeyFingerprint(HUB) })],
+    [
+      'a private key in place of the hub key',
+      (b) => (b.hub = { publicKeyPem: privatePem(HUB), keyId: publicKeyFingerprint(HUB) }),
+    ],
     ['a local generatedAt', (b) => (b.generatedAt = '2025-03-02 00:00')],
     ['a lone surrogate in the study', (b) => (b.study = { x: '\ud800' })],
   ])('rejects a bundle with %s as malformed', (_label, mutate) => {

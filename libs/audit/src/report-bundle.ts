@@ -151,6 +151,9 @@ function structuralProblem(bundle: unknown): { code: BundleProblemCode; message:
   if (typeof hub.publicKeyPem !== 'string' || !isSha256Hex(hub.keyId)) {
     return malformed('hub.publicKeyPem must be a PEM string and hub.keyId 64 lowercase hex digits');
   }
+  // A private key would also yield a public key; refuse it so an exporter bug cannot pass unnoticed (and is loud).
+  if (/PRIVATE KEY/.test(hub.publicKeyPem))
+    return malformed('hub.publicKeyPem holds a PRIVATE key; the hub key must be published as SPKI PEM');
   try {
     toPublicKey(hub.publicKeyPem);
   } catch (error) {
