@@ -81,6 +81,7 @@ export function isIsoUtcTimestamp(value: unknown): value is string {
   return new Date(ms).toISOString().slice(0, 19) === value.slice(0, 19);
 }
 
+/** True for a JSON object as JSON.parse makes it: not null, not an array, prototype Object.prototype or null. */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const proto: unknown = Object.getPrototypeOf(value);
