@@ -1,11 +1,11 @@
 // Typed facade over the part of node-forge this library uses.
 //
-// Why this file exists: node-forge ships no type declarations and `@types/node-forge` is not installed in the
-// workspace. Rather than an ambient `declare module 'node-forge'` (which would silently type every import in the
-// repository), the module is loaded here through `createRequire` and given an explicit, minimal interface. Only the
-// calls below are typed; anything else must be added here deliberately. All "bytes" are forge binary strings (one
-// char per byte, code points 0..255); convert with `toBinary` / `fromBinary`.
-import { createRequire } from 'node:module';
+// `@types/node-forge` (1.3.x) types extensions and attributes as `any` and `getExtension` as `{}`, and lags behind
+// forge 1.4 (e.g. `asn1.fromDer` options). This file narrows the module to the calls the library makes, with the
+// field names forge actually reads and writes, so the rest of the code is checked without `any`. Anything else must
+// be added here deliberately. All "bytes" are forge binary strings (one char per byte, code points 0..255); convert
+// with `toBinary` / `fromBinary`.
+import * as nodeForge from 'node-forge';
 
 /** An ASN.1 node as node-forge represents it: constructed nodes hold children, primitive nodes a binary string. */
 export interface ForgeAsn1 {
@@ -22,6 +22,8 @@ export interface ForgeByteBuffer {
 
 export interface ForgeMessageDigest {
   algorithm: string;
+  update(bytes: string): ForgeMessageDigest;
+  digest(): ForgeByteBuffer;
 }
 
 export interface ForgeRsaPublicKey {
@@ -29,7 +31,12 @@ export interface ForgeRsaPublicKey {
   e: { toString(radix: number): string };
 }
 
-export type ForgeRsaPrivateKey = object;
+/** What forge's `cert.sign` / `csr.sign` call: `sign(md)` returns the signature as a binary string. */
+export interface ForgeSigner {
+  sign(md: ForgeMessageDigest): string;
+}
+
+export type ForgeRsaPrivateKey = ForgeSigner;
 
 /** A subject/issuer attribute; `value` is a string for directory strings. */
 export interface ForgeNameAttribute {
@@ -135,10 +142,8 @@ interface ForgeModule {
   };
 }
 
-const requireFromHere = createRequire(__filename);
-
-/** The node-forge module, typed to the subset above. */
-export const forge = requireFromHere('node-forge') as ForgeModule;
+/** The node-forge module, typed to the subset above (the published typings are widened away through `unknown`). */
+export const forge = nodeForge as unknown as ForgeModule;
 
 /** Forge binary string → Buffer. */
 export function fromBinary(bytes: string): Buffer {
