@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from './certificate-authority';
 import {
+  certificatePemFromDer,
   fingerprintSha256,
   parseCertificate,
   renewalDue,
@@ -79,6 +80,12 @@ describe('parseCertificate, fingerprintSha256, verifyIssuedBy', () => {
       // Line endings and surrounding whitespace do not change the DER, so they do not change the pin.
       expect(fingerprintSha256(`\n${pem.replaceAll('\n', '\r\n')}  `)).toBe(expected);
     }
+  });
+
+  it('rebuilds PEM from DER (as a TLS socket hands it over) and refuses broken DER', () => {
+    const der = decodePem(leafPem, 'CERTIFICATE') ?? Buffer.alloc(0);
+    expect(certificatePemFromDer(der)).toBe(leafPem);
+    expect(refusalCode(() => certificatePemFromDer(der.subarray(1)))).toBe(PkiErrorCode.CertificateMalformed);
   });
 
   it('reports serial and validity as OpenSSL reads them', () => {

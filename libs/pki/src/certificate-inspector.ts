@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { forge, ForgeCertificate, ForgeExtension } from './forge-adapter';
+import { encodePem } from './der.util';
 import { PkiErrorCode, PkiException } from './pki.exception';
 import { siloIdFromUri, SILO_URI_PREFIX } from './silo-identity';
 import { assertDate, certificateDer, commonNameOf, toForgeCertificate } from './x509.util';
@@ -70,6 +71,16 @@ function siloIdOf(cert: ForgeCertificate): string | null {
     throw new PkiException(PkiErrorCode.CertificateMalformed, `Certificate has an invalid silo URI set: ${uris}.`);
   }
   return siloId;
+}
+
+/**
+ * PEM for a certificate given as DER, e.g. `TLSSocket.getPeerCertificate().raw` on the hub's mTLS listener
+ * (RFC 7468 section 5 textual encoding). Checks the DER framing; throws CERTIFICATE_MALFORMED.
+ */
+export function certificatePemFromDer(der: Uint8Array): string {
+  const pem = encodePem(der, 'CERTIFICATE');
+  certificateDer(pem);
+  return pem;
 }
 
 /** SHA-256 fingerprint of a certificate: the hash of its DER encoding, lowercase hex (as pinned in enrollment). */

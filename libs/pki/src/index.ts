@@ -33,6 +33,7 @@ export {
 } from './certificate-issuer';
 export {
   parseCertificate,
+  certificatePemFromDer,
   fingerprintSha256,
   verifyIssuedBy,
   validityStatus,

@@ -5,11 +5,10 @@ import { AddressInfo } from 'node:net';
 import { checkServerIdentity, connect, createServer, Server, TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from './certificate-authority';
-import { parseCertificate } from './certificate-inspector';
+import { certificatePemFromDer, parseCertificate } from './certificate-inspector';
 import { issueServerCertificate, issueSiloCertificate } from './certificate-issuer';
 import { createCsr } from './csr';
 import { generateKeyPair, KeyPairPem } from './key-pair';
-import { encodePem } from './der.util';
 import { buildCa, newSiloId, selfSignedSiloCertificate } from './pki-fixtures.test-util';
 
 interface HandshakeOutcome {
@@ -40,7 +39,7 @@ describe('mutual TLS with issued certificates', () => {
       (socket: TLSSocket) => {
         // The silo id comes from the verified peer certificate, never from anything the client says.
         const der = socket.getPeerCertificate(false).raw;
-        const siloId = parseCertificate(encodePem(der, 'CERTIFICATE')).siloId;
+        const siloId = parseCertificate(certificatePemFromDer(der)).siloId;
         const verdict = socket.authorized ? 'authorized' : `refused:${String(socket.authorizationError)}`;
         socket.end(`hello ${siloId ?? 'nobody'}; ${verdict}`);
       },
