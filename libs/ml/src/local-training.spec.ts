@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from './backend-selection';
 import { clippedBatchGradients } from './dense-network';
-import { trainLocal, type GaussianNoise, type LocalTrainingInput } from './local-training';
+import { poissonSample, trainLocal, type GaussianNoise, type LocalTrainingInput } from './local-training';
 import { TrainingInputErrorCode, TrainingInputException } from './ml.exception';
 import type { ModelSpec } from './model-spec';
 import { initialParameters, parameterLayout } from './parameter-layout';
@@ -102,8 +102,7 @@ describe('trainLocal with DP-SGD', () => {
     const input = { ...base(), batchSize: undefined, epochs: undefined, steps: 1 };
     const dp = { clipNorm: 0.05, noiseMultiplier: 1.3, samplingRate: 0.25, noise: alternatingNoise(calls) };
     // Replay the sampling stream to know which rows the step drew.
-    const replay = seededUniform(77);
-    const chosen = Array.from({ length: 40 }, (_, i) => i).filter(() => replay() < 0.25);
+    const chosen = Array.from(poissonSample(40, 0.25, seededUniform(77)));
     const result = await trainLocal({ ...input, dp: { ...dp, sampling: seededUniform(77) } });
     expect(calls).toEqual([{ length: size, stddev: 1.3 * 0.05 }]);
     expect(result.examplesUsed).toBe(chosen.length);
@@ -139,6 +138,31 @@ describe('trainLocal with DP-SGD', () => {
     const mean = q * 40 * 60;
     const sd = Math.sqrt(40 * 60 * q * (1 - q));
     expect(Math.abs(result.examplesUsed - mean)).toBeLessThan(4 * sd);
+  });
+
+  it('includes each index independently with probability q (Poisson sampling by geometric gaps)', () => {
+    const random = seededUniform(12);
+    const n = 50;
+    const q = 0.2;
+    const draws = 2000;
+    const hits = new Float64Array(n);
+    const sizes: number[] = [];
+    for (let t = 0; t < draws; t++) {
+      const sample = poissonSample(n, q, random);
+      sample.forEach((i) => hits[i]!++);
+      sizes.push(sample.length);
+      for (let k = 1; k < sample.length; k++) expect(sample[k]!).toBeGreaterThan(sample[k - 1]!);
+    }
+    // Marginals: each index ~ Binomial(draws, q); 5 sd is far outside chance for 50 indices.
+    const sd = Math.sqrt(draws * q * (1 - q));
+    hits.forEach((h) => expect(Math.abs(h - draws * q)).toBeLessThan(5 * sd));
+    // Batch size ~ Binomial(n, q): its variance n·q·(1 − q) = 8 distinguishes it from fixed-size batches.
+    const mean = sizes.reduce((a, b) => a + b, 0) / draws;
+    const variance = sizes.reduce((a, b) => a + (b - mean) ** 2, 0) / (draws - 1);
+    expect(mean).toBeCloseTo(n * q, 0);
+    expect(variance).toBeGreaterThan(6);
+    expect(variance).toBeLessThan(10);
+    expect(poissonSample(5, 1, random)).toEqual(Int32Array.of(0, 1, 2, 3, 4));
   });
 
   it('still takes a pure-noise step when the Poisson batch is empty', async () => {

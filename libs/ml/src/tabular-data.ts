@@ -199,7 +199,10 @@ function splitIndices(labels: Uint8Array, split: TabularSchema['split']): { trai
     const quotas = byClass.map((rows) => (rows.length * nTest) / n);
     const counts = quotas.map(Math.floor);
     let left = nTest - counts.reduce((a, b) => a + b, 0);
-    const byRemainder = [0, 1].sort((a, b) => quotas[b]! - counts[b]! - (quotas[a]! - counts[a]!) || a - b);
+    // Ties go to the larger class, then to the lower label.
+    const byRemainder = [0, 1].sort(
+      (a, b) => quotas[b]! - counts[b]! - (quotas[a]! - counts[a]!) || byClass[b]!.length - byClass[a]!.length || a - b,
+    );
     for (const c of byRemainder) if (left-- > 0) counts[c]!++;
     byClass.forEach((rows, c) => {
       const shuffled = Int32Array.from(rows);

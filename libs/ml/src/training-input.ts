@@ -6,6 +6,19 @@ export type LabelArray = Float32Array | Float64Array | Int32Array | Uint8Array;
 
 /** Validates a row-major feature matrix and its labels against a spec; returns n. Never echoes values. */
 export function assertExamples(spec: ModelSpec, x: Float32Array, y: LabelArray): number {
+  return checkExamples(spec, x, y).n;
+}
+
+/**
+ * Validates like assertExamples and returns ||x_i||² of every row, computed in the same pass over x (DP-SGD's ghost
+ * norms need them): a row's sum of squares is finite exactly when all its values are (float32 squares cannot overflow
+ * a double).
+ */
+export function checkExamples(
+  spec: ModelSpec,
+  x: Float32Array,
+  y: LabelArray,
+): { n: number; rowSquaredNorms: Float64Array } {
   const checked = parseModelSpec(spec);
   const d = checked.inputDim;
   if (!(x instanceof Float32Array) || x.length === 0 || x.length % d !== 0) {
@@ -15,13 +28,18 @@ export function assertExamples(spec: ModelSpec, x: Float32Array, y: LabelArray):
     );
   }
   const n = x.length / d;
-  for (let i = 0; i < x.length; i++) {
-    if (!Number.isFinite(x[i])) {
+  const rowSquaredNorms = new Float64Array(n);
+  for (let row = 0; row < n; row++) {
+    let sum = 0;
+    for (let j = row * d; j < (row + 1) * d; j++) sum += x[j]! * x[j]!;
+    if (!Number.isFinite(sum)) {
+      const column = Array.from(x.subarray(row * d, (row + 1) * d)).findIndex((v) => !Number.isFinite(v));
       throw new TrainingInputException(
         TrainingInputErrorCode.Features,
-        `x has a non-finite value at row ${Math.floor(i / d)}, column ${i % d}`,
+        `x has a non-finite value at row ${row}, column ${column}`,
       );
     }
+    rowSquaredNorms[row] = sum;
   }
   if (y === null || typeof y !== 'object' || y.length !== n) {
     throw new TrainingInputException(TrainingInputErrorCode.Labels, `y must hold ${n} labels, one per row of x`);
@@ -37,5 +55,5 @@ export function assertExamples(spec: ModelSpec, x: Float32Array, y: LabelArray):
       );
     }
   }
-  return n;
+  return { n, rowSquaredNorms };
 }
