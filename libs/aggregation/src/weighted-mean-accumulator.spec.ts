@@ -175,7 +175,7 @@ describe('WeightedMeanAccumulator', () => {
   });
 
   it('handles lengths that are not multiples of the unroll factor', () => {
-    for (const m of [1, 2, 3, 4, 5, 7, 8, 9]) {
+    for (const m of [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17]) {
       const acc = new WeightedMeanAccumulator(m);
       const u = Float32Array.from({ length: m }, (_, i) => i + 1);
       acc.add(u, 2);
