@@ -9,6 +9,7 @@
 
 import { logBinomial, logAdd, logErfc, logSumExp, SignedLogSum } from './log-math.util';
 import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-parameter.exception';
+import { logASampledGaussianQuadrature } from './sampled-gaussian-quadrature';
 
 /** Name reported with every epsilon this accountant produces (ledgers, CLI, audit). */
 export const RDP_ACCOUNTANT_NAME = 'rdp-sampled-gaussian';
@@ -81,9 +82,19 @@ export interface DeltaResult {
 // Above this, exact evaluation at an integer order (alpha + 1 terms) or a fractional order gets needlessly slow; no
 // useful (epsilon, delta) comes from such orders for the sampled Gaussian.
 const MAX_FINITE_ORDER = 1e6;
-// A fractional-order series stops once its terms keep decreasing and are below exp(-40) ~ 4e-18 of the running total.
-const SERIES_STOP_LOG_MARGIN = 40;
-const MAX_SERIES_TERMS = 100_000;
+// Stopping rules of the fractional-order series. `exact`: terms decreasing and below exp(-22) ~ 3e-10 of A - 1 (the
+// quantity the RDP is made of; A itself is ~1), which bounds the remainder of the alternating tail, so the RDP is
+// accurate to ~1e-9 relative. `absolute`: dp_accounting's rule (below exp(-30) of A, at most 1000 terms), so its numbers
+// are reproduced. A series that has not stopped by then (q ~ 0.5 with large sigma converges only polynomially), or an
+// exact series that is ill-conditioned, is replaced by quadrature of A - 1 (exact mode, sampled-gaussian-quadrature.ts)
+// or by the log-convexity bound between neighbouring integer orders (an upper bound; absolute mode, or if quadrature
+// fails).
+const EXACT_STOP_LOG_MARGIN = 22;
+const EXACT_MAX_TERMS = 5000;
+const ABSOLUTE_STOP_LOG_MARGIN = 30;
+const ABSOLUTE_MAX_TERMS = 1000;
+// log(2^-52 / 1e-9): accept the exact series only if its worst-case rounding stays below 1e-9 of A - 1.
+const LOG_ROUNDING_BUDGET = Math.log(2 ** -52 / 1e-9);
 
 export function assertNoiseMultiplier(noiseMultiplier: number, parameter = 'noiseMultiplier'): void {
   if (typeof noiseMultiplier !== 'number' || !Number.isFinite(noiseMultiplier) || noiseMultiplier <= 0) {
@@ -184,7 +195,7 @@ function logAIntegerOrder(q: number, sigma: number, alpha: number): number {
 /**
  * log A_alpha for fractional alpha and 0 < q < 1: [MTZ19] section 3.3 splits the integral at
  * z0 = sigma^2 log(1/q - 1) + 1/2 and expands each side as a convergent binomial series with erfc weights.
- * Returns +Infinity (order unusable, which is conservative) if the series does not settle within MAX_SERIES_TERMS.
+ * Returns NaN if the series does not settle within its term budget (the caller then uses an upper bound instead).
  */
 function logAFractionalOrder(q: number, sigma: number, alpha: number, series: FractionalOrderSeries): number {
   const logQ = Math.log(q);
@@ -198,7 +209,9 @@ function logAFractionalOrder(q: number, sigma: number, alpha: number, series: Fr
   let coefSign = 1;
   let lastS0 = Infinity;
   let lastS1 = Infinity;
-  const maxTerms = MAX_SERIES_TERMS + Math.ceil(alpha);
+  let maxTermLog = -Infinity;
+  const exact = series === 'exact';
+  const maxTerms = (exact ? EXACT_MAX_TERMS : ABSOLUTE_MAX_TERMS) + 2 * Math.ceil(alpha);
   for (let i = 0; i < maxTerms; i++) {
     const j = alpha - i;
     const logT0 = logCoef + i * logQ + j * log1mQ;
@@ -207,7 +220,8 @@ function logAFractionalOrder(q: number, sigma: number, alpha: number, series: Fr
     const logE1 = -Math.LN2 + logErfc((z0 - j) / erfcScale);
     const s0 = logT0 + (i * i - i) / (2 * sigma2) + logE0;
     const s1 = logT1 + (j * j - j) / (2 * sigma2) + logE1;
-    const sign = series === 'exact' ? coefSign : 1;
+    const sign = exact ? coefSign : 1;
+    maxTermLog = Math.max(maxTermLog, s0, s1);
     lower.add(sign, s0);
     upper.add(sign, s1);
     const total = logAdd(
@@ -215,9 +229,15 @@ function logAFractionalOrder(q: number, sigma: number, alpha: number, series: Fr
       upper.resultSign > 0 ? upper.resultLog : -Infinity,
     );
     const decreasing = (s0 < lastS0 || s0 === -Infinity) && (s1 < lastS1 || s1 === -Infinity);
-    if (decreasing && Math.max(s0, s1) < total - SERIES_STOP_LOG_MARGIN) {
+    const threshold = exact
+      ? (total > 0 ? logExpm1(total) : total) - EXACT_STOP_LOG_MARGIN
+      : total - ABSOLUTE_STOP_LOG_MARGIN;
+    if (decreasing && Math.max(s0, s1) < threshold) {
       // Each half is an integral of a positive function; a non-positive partial sum means rounding broke down.
-      if (lower.resultSign < 0 || upper.resultSign < 0) return Infinity;
+      if (lower.resultSign < 0 || upper.resultSign < 0 || !(total > 0)) return NaN;
+      // The RDP is made of A - 1, but the sum carries rounding of ~(terms) * 2^-52 * (largest term): if that could
+      // exceed 1e-9 of A - 1, the series is ill-conditioned here (tiny q or huge sigma) and the caller integrates.
+      if (exact && logExpm1(total) < maxTermLog + Math.log(i + 2) + LOG_ROUNDING_BUDGET) return NaN;
       return total;
     }
     lastS0 = s0;
@@ -227,7 +247,20 @@ function logAFractionalOrder(q: number, sigma: number, alpha: number, series: Fr
     logCoef += Math.log(Math.abs(factor)) - Math.log(i + 1);
     if (factor < 0) coefSign = -coefSign;
   }
-  return Infinity;
+  return NaN;
+}
+
+/**
+ * Upper bound on log A_alpha at fractional alpha from the neighbouring integer orders: log A_alpha is the cumulant
+ * generating function of the privacy loss, hence convex in alpha (Hölder), so with t = alpha - floor(alpha),
+ * log A_alpha <= (1 - t) log A_floor + t log A_ceil, and log A_1 = 0 (Wang, Balle, Kasiviswanathan 2019, Corollary 10
+ * use the same interpolation). Last resort when neither the series nor the quadrature settles.
+ */
+function logAFractionalUpperBound(q: number, sigma: number, alpha: number): number {
+  const lower = Math.floor(alpha);
+  const t = alpha - lower;
+  const logLower = lower === 1 ? 0 : logAIntegerOrder(q, sigma, lower);
+  return (1 - t) * logLower + t * logAIntegerOrder(q, sigma, lower + 1);
 }
 
 /**
@@ -246,9 +279,11 @@ export function rdpSampledGaussianStep(
   if (samplingRate === 0) return 0;
   if (order === Infinity) return Infinity;
   if (samplingRate === 1) return order / (2 * noiseMultiplier * noiseMultiplier);
-  const logA = Number.isInteger(order)
-    ? logAIntegerOrder(samplingRate, noiseMultiplier, order)
-    : logAFractionalOrder(samplingRate, noiseMultiplier, order, series);
+  if (Number.isInteger(order)) return logAIntegerOrder(samplingRate, noiseMultiplier, order) / (order - 1);
+  let logA = logAFractionalOrder(samplingRate, noiseMultiplier, order, series);
+  if (Number.isNaN(logA) && series === 'exact')
+    logA = logASampledGaussianQuadrature(samplingRate, noiseMultiplier, order);
+  if (Number.isNaN(logA)) logA = logAFractionalUpperBound(samplingRate, noiseMultiplier, order);
   return logA / (order - 1);
 }
 
