@@ -8,7 +8,11 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 import { AccountsController } from './accounts/accounts.controller';
 import { AccountsService } from './accounts/accounts.service';
-import { UserEntity } from './accounts/user.entity';
+import { HubPkiService } from './pki/hub-pki.service';
+import { EnrollmentController } from './silos/enrollment.controller';
+import { SiloSelfController } from './silos/silo-self.controller';
+import { SilosController } from './silos/silos.controller';
+import { SilosService } from './silos/silos.service';
 import { AuditTrail } from './audit/audit-trail';
 import { LogAuditTrail } from './audit/log-audit-trail';
 import { AccessGuard } from './auth/access.guard';
@@ -21,7 +25,7 @@ import { GlobalExceptionFilter } from './common/global-exception.filter';
 import { loggerParams } from './common/logging';
 import type { HubConfig } from './config/config.schema';
 import { HUB_CONFIG } from './config/hub-config';
-import { dataSourceOptions } from './database/data-source';
+import { dataSourceOptions, ENTITIES } from './database/data-source';
 import type { DatabaseEndpoint } from './database/embedded-postgres';
 import { HealthController } from './health/health.controller';
 import { MetricsController } from './metrics/metrics.controller';
@@ -41,13 +45,21 @@ export class AppModule {
       imports: [
         LoggerModule.forRoot(loggerParams(config)),
         TypeOrmModule.forRoot(dataSourceOptions(database)),
-        TypeOrmModule.forFeature([UserEntity]),
+        TypeOrmModule.forFeature(ENTITIES),
         PassportModule,
         JwtModule.register({ secret: sessionKey, signOptions: { algorithm: 'HS256' } }),
         ThrottlerModule.forRoot([{ name: 'login', ttl: 60_000, limit: config.loginRateLimit }]),
         TerminusModule.forRoot({ logger: false }),
       ],
-      controllers: [AuthController, AccountsController, HealthController, MetricsController],
+      controllers: [
+        AuthController,
+        AccountsController,
+        SilosController,
+        EnrollmentController,
+        SiloSelfController,
+        HealthController,
+        MetricsController,
+      ],
       providers: [
         { provide: HUB_CONFIG, useValue: config },
         { provide: SESSION_KEY, useValue: sessionKey },
@@ -59,6 +71,8 @@ export class AppModule {
         JwtStrategy,
         LocalStrategy,
         MetricsService,
+        HubPkiService,
+        SilosService,
       ],
     };
   }

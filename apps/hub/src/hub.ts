@@ -1,5 +1,6 @@
 import 'reflect-metadata';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -9,7 +10,10 @@ import helmet from 'helmet';
 import { Logger } from 'nestjs-pino';
 import { AccountsService } from './accounts/accounts.service';
 import { AppModule } from './app.module';
-import { markListener } from './auth/listener';
+import { AuditTrail } from './audit/audit-trail';
+import { isListenerMarked, listenerOf, markListener, type Listener } from './auth/listener';
+import { HubPkiService } from './pki/hub-pki.service';
+import { SilosService } from './silos/silos.service';
 import { resolveSessionKey } from './auth/session-key';
 import { correlationIdOf, errorBodyFor } from './common/global-exception.filter';
 import { correlationIdFor } from './common/logging';
@@ -25,6 +29,10 @@ export interface RunningHub {
   readonly database: DatabaseEndpoint;
   /** Base URL of the console/API listener, e.g. http://127.0.0.1:8080 */
   readonly url: string;
+  /** Base URL of the silo listener (mutual TLS). */
+  readonly siloUrl: string;
+  /** Base URL of the enrollment listener (TLS, no client certificate). */
+  readonly enrollUrl: string;
   /** Graceful stop: refuse new connections, let in-flight requests finish (bounded), close the database. */
   close(): Promise<void>;
 }
@@ -50,16 +58,94 @@ export async function startHub(config: HubConfig, options: { logger?: boolean } 
     configureHttp(app, config);
     await app.init();
     await app.get(AccountsService).ensureFirstAdmin(config.adminUsername, config.adminPassword);
+    const pki = app.get(HubPkiService);
+    await pki.ensureReady();
+    const handler = app.getHttpAdapter().getInstance() as (req: IncomingMessage, res: ServerResponse) => void;
+    const credentials = pki.serverCredentials();
+    const tlsBase = {
+      key: credentials.privateKeyPem,
+      cert: credentials.certificatePem,
+      minVersion: 'TLSv1.2',
+    } as const;
+    // Agents only: TLS refuses any client certificate not signed by the silo CA (and any connection without one);
+    // the AccessGuard then maps the certificate to a silo and checks revocation and suspension on every request.
+    const siloServer = createHttpsServer(
+      { ...tlsBase, ca: [credentials.caCertificatePem], requestCert: true, rejectUnauthorized: true },
+      listenerHandler('silo', handler),
+    );
+    const enrollServer = createHttpsServer(tlsBase, listenerHandler('enroll', handler));
+    const audit = app.get(AuditTrail);
+    siloServer.on('tlsClientError', (err: Error & { code?: string }, socket) =>
+      refusedHandshake(audit, err, socket.remoteAddress),
+    );
     await app.listen(config.port, config.host);
+    const siloPort = await listen(siloServer, config.siloPort, config.siloHost);
+    const enrollPort = await listen(enrollServer, config.enrollPort, config.enrollHost);
     const server = app.getHttpServer() as Server;
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : config.port;
-    const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-    return { app, config, database, url, close: () => stopHub(app, server, database, config.shutdownTimeoutMs) };
+    const url = `http://${hostForUrl(config.host)}:${portOf(server)}`;
+    const siloUrl = `https://${hostForUrl(config.siloHost)}:${siloPort}`;
+    const enrollUrl = `https://${hostForUrl(config.enrollHost)}:${enrollPort}`;
+    app.get(SilosService).setListenerUrls({ silo: siloUrl, enroll: enrollUrl });
+    return {
+      app,
+      config,
+      database,
+      url,
+      siloUrl,
+      enrollUrl,
+      close: () => stopHub(app, [server, siloServer, enrollServer], database, config.shutdownTimeoutMs),
+    };
   } catch (err) {
     await database.close();
     throw err;
   }
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function portOf(server: Server): number {
+  const address = server.address();
+  if (typeof address !== 'object' || !address) throw new Error('listener has no port');
+  return address.port;
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolvePort(portOf(server));
+    });
+  });
+}
+
+function listenerHandler(
+  listener: Listener,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    markListener(req as Request, listener);
+    handler(req, res);
+  };
+}
+
+/** Connections refused at the TLS layer (no, foreign, self-signed or expired certificate) still leave a trace. */
+const refusalSeen = new Map<string, number>();
+function refusedHandshake(audit: AuditTrail, err: Error & { code?: string }, remoteAddress: string | undefined): void {
+  const key = `${remoteAddress}|${err.code}`;
+  const now = Date.now();
+  // At most one record per address and reason per minute, so a scanner cannot flood the audit trail.
+  if (now - (refusalSeen.get(key) ?? 0) < 60_000) return;
+  refusalSeen.set(key, now);
+  void audit
+    .record({
+      actor: { type: 'system', id: 'silo-listener' },
+      action: 'silo.tls.refused',
+      details: { remoteAddress: remoteAddress ?? 'unknown', code: err.code ?? 'unknown', reason: err.message },
+    })
+    .catch(() => undefined);
 }
 
 function configureHttp(app: NestExpressApplication, config: HubConfig): void {
@@ -67,13 +153,13 @@ function configureHttp(app: NestExpressApplication, config: HubConfig): void {
   app.disable('x-powered-by');
   const metrics = app.get(MetricsService);
   app.use((req: Request, res: Response, next: NextFunction) => {
-    markListener(req, 'people');
+    if (!isListenerMarked(req)) markListener(req, 'people');
     // Set before anything can fail, so even a body-parser error answers with its correlation id.
     (req as Request & { id?: string }).id = correlationIdFor(req, res);
     const end = metrics.httpDuration.startTimer();
     res.on('finish', () => {
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-      end({ listener: 'people', method: req.method, route, status: String(res.statusCode) });
+      end({ listener: listenerOf(req), method: req.method, route, status: String(res.statusCode) });
     });
     next();
   });
@@ -116,14 +202,18 @@ function configureHttp(app: NestExpressApplication, config: HubConfig): void {
 
 async function stopHub(
   app: INestApplication,
-  server: Server,
+  servers: Server[],
   database: DatabaseEndpoint,
   timeoutMs: number,
 ): Promise<void> {
-  const force = setTimeout(() => server.closeAllConnections(), timeoutMs);
+  const force = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), timeoutMs);
   force.unref();
   try {
-    await app.close(); // stops accepting, waits for in-flight requests, closes the TypeORM pool
+    // Stop accepting on every listener and wait for in-flight requests; then Nest closes the TypeORM pool.
+    await Promise.all(
+      servers.slice(1).map((s) => new Promise<void>((done) => (s.listening ? s.close(() => done()) : done()))),
+    );
+    await app.close();
   } finally {
     clearTimeout(force);
     await database.close();

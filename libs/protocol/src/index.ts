@@ -1,2 +1,2 @@
-// @tessera/protocol: public surface.
-export {};
+// @tessera/protocol: wire types and validation shared by hub, agent and console.
+export * from './identity';

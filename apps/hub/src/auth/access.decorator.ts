@@ -6,8 +6,9 @@ import { SetMetadata } from '@nestjs/common';
  * - `public`: anyone (login, health, metrics).
  * - `admin`, `auditor`: a signed-in person with that role (list both to admit either).
  * - `silo`: an enrolled agent, identified by its client certificate on the mutual-TLS listener only.
+ * - `enrollment`: an agent without a certificate yet, on the enrollment listener only (token checked by the route).
  */
-export type AccessLevel = 'public' | 'admin' | 'auditor' | 'silo';
+export type AccessLevel = 'public' | 'admin' | 'auditor' | 'silo' | 'enrollment';
 export const ACCESS_METADATA = 'tessera:access';
 
 export const Access = (first: AccessLevel, ...more: AccessLevel[]) => SetMetadata(ACCESS_METADATA, [first, ...more]);

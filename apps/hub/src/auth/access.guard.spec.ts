@@ -23,7 +23,7 @@ class AdminOnly {
 }
 
 function contextFor(cls: { prototype: { handler: () => void } }, listener: Listener, headers = {}): ExecutionContext {
-  const req = { headers } as never;
+  const req = { headers, socket: { encrypted: false } } as never;
   markListener(req, listener);
   return {
     getHandler: () => cls.prototype.handler,
@@ -56,9 +56,10 @@ describe('AccessGuard', () => {
     expect(await codeOf(guard.canActivate(contextFor(Public, 'silo')))).toBe(HubErrorCode.FORBIDDEN);
   });
 
-  it('serves silo routes on the silo listener only', async () => {
-    expect(await codeOf(guard.canActivate(contextFor(SiloOnly, 'silo')))).toBe('allowed');
+  it('serves silo routes on the silo listener only, and only to a verified certificate', async () => {
+    expect(await codeOf(guard.canActivate(contextFor(SiloOnly, 'silo')))).toBe(HubErrorCode.SILO_IDENTITY_REFUSED);
     expect(await codeOf(guard.canActivate(contextFor(SiloOnly, 'people')))).toBe(HubErrorCode.FORBIDDEN);
+    expect(await codeOf(guard.canActivate(contextFor(SiloOnly, 'enroll')))).toBe(HubErrorCode.FORBIDDEN);
   });
 
   it('asks for a session on people routes', async () => {

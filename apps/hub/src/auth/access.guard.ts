@@ -1,23 +1,49 @@
-import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import type { TLSSocket } from 'node:tls';
+import { Injectable, Optional, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { Request } from 'express';
+import { AuditTrail } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
+import { attachSilo } from '../silos/silo-identity';
+import { SilosService } from '../silos/silos.service';
 import { ACCESS_METADATA, type AccessLevel } from './access.decorator';
 import type { AuthenticatedUser } from './authenticated-user';
-import { listenerOf } from './listener';
+import { listenerOf, type Listener } from './listener';
 
 const JwtGuard = AuthGuard('jwt');
 
+/** Which listener serves each access level; anything else is refused there. */
+function listenerFor(levels: AccessLevel[]): Listener {
+  if (levels.includes('silo')) return 'silo';
+  if (levels.includes('enrollment')) return 'enroll';
+  return 'people';
+}
+
+/** The peer certificate's SHA-256 fingerprint as lowercase hex, when the TLS layer verified it. */
+export function verifiedPeerFingerprint(req: Request): string | undefined {
+  const socket = req.socket as TLSSocket;
+  if (!socket.encrypted || !socket.authorized) return undefined;
+  const cert = socket.getPeerCertificate();
+  if (!cert || !cert.fingerprint256) return undefined;
+  return cert.fingerprint256.replace(/:/g, '').toLowerCase();
+}
+
 /**
  * The one guard in front of every route. It fails closed: a route that declares no access is refused.
- * Silo routes answer only on the mutual-TLS listener; people's routes only on the console/API listener.
+ * Each route answers on one listener only: people's routes on the console/API listener, silo routes on the
+ * mutual-TLS listener (where the certificate, never a URL or body, says which silo calls), enrollment on the
+ * enrollment listener.
  */
 @Injectable()
 export class AccessGuard implements CanActivate {
   private readonly jwt = new JwtGuard();
 
-  constructor(private readonly reflector: Reflector) {}
+  constructor(
+    private readonly reflector: Reflector,
+    @Optional() private readonly silos?: SilosService,
+    @Optional() private readonly audit?: AuditTrail,
+  ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const levels = this.reflector.getAllAndOverride<AccessLevel[] | undefined>(ACCESS_METADATA, [
@@ -29,17 +55,12 @@ export class AccessGuard implements CanActivate {
     }
     const req = context.switchToHttp().getRequest<Request & { user?: AuthenticatedUser }>();
     const listener = listenerOf(req);
-
-    if (levels.includes('silo')) {
-      if (listener !== 'silo') {
-        throw new HubException(HubErrorCode.FORBIDDEN, 'Silo routes are served only on the mutual-TLS silo listener.');
-      }
-      return true; // The silo identity itself is checked by the SiloIdentityGuard on the silo routes.
+    const expected = listenerFor(levels);
+    if (listener !== expected) {
+      throw new HubException(HubErrorCode.FORBIDDEN, `This route is not served on the ${listener} listener.`);
     }
-    if (listener === 'silo') {
-      throw new HubException(HubErrorCode.FORBIDDEN, 'This route is not served on the silo listener.');
-    }
-    if (levels.includes('public')) return true;
+    if (expected === 'silo') return this.admitSilo(req);
+    if (expected === 'enroll' || levels.includes('public')) return true;
 
     if (!req.headers.authorization) {
       throw new HubException(HubErrorCode.UNAUTHENTICATED, 'Sign in first: this route needs a session token.');
@@ -55,5 +76,25 @@ export class AccessGuard implements CanActivate {
       throw new HubException(HubErrorCode.FORBIDDEN, `This route needs the role ${levels.join(' or ')}.`);
     }
     return true;
+  }
+
+  private async admitSilo(req: Request): Promise<boolean> {
+    const fingerprint = verifiedPeerFingerprint(req);
+    if (!fingerprint || !this.silos) {
+      throw new HubException(HubErrorCode.SILO_IDENTITY_REFUSED, 'A verified client certificate is required.');
+    }
+    try {
+      attachSilo(req, await this.silos.identify(fingerprint));
+      return true;
+    } catch (err) {
+      if (err instanceof HubException) {
+        await this.audit?.record({
+          actor: { type: 'system', id: 'silo-listener' },
+          action: 'silo.identity.refused',
+          details: { fingerprintSha256: fingerprint, reason: err.message, remoteAddress: req.socket.remoteAddress },
+        });
+      }
+      throw err;
+    }
   }
 }

@@ -10,6 +10,10 @@ export enum HubErrorCode {
   CONFLICT = 'CONFLICT',
   USERNAME_TAKEN = 'USERNAME_TAKEN',
   ROUTE_ACCESS_UNDECLARED = 'ROUTE_ACCESS_UNDECLARED',
+  ENROLLMENT_TOKEN_INVALID = 'ENROLLMENT_TOKEN_INVALID',
+  CSR_REJECTED = 'CSR_REJECTED',
+  SILO_IDENTITY_REFUSED = 'SILO_IDENTITY_REFUSED',
+  SILO_SUSPENDED = 'SILO_SUSPENDED',
 }
 
 export class HubException extends Error {
@@ -27,11 +31,15 @@ export class HubException extends Error {
 export function httpStatusOf(code: HubErrorCode): HttpStatus {
   switch (code) {
     case HubErrorCode.VALIDATION_FAILED:
+    case HubErrorCode.CSR_REJECTED:
       return HttpStatus.BAD_REQUEST;
     case HubErrorCode.INVALID_CREDENTIALS:
     case HubErrorCode.UNAUTHENTICATED:
+    case HubErrorCode.ENROLLMENT_TOKEN_INVALID:
+    case HubErrorCode.SILO_IDENTITY_REFUSED:
       return HttpStatus.UNAUTHORIZED;
     case HubErrorCode.FORBIDDEN:
+    case HubErrorCode.SILO_SUSPENDED:
       return HttpStatus.FORBIDDEN;
     case HubErrorCode.NOT_FOUND:
       return HttpStatus.NOT_FOUND;

@@ -36,6 +36,15 @@ export function loadHubConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
   if (env.TESSERA_ADMIN_USERNAME && !env.TESSERA_ADMIN_PASSWORD) {
     problems.push({ variable: 'TESSERA_ADMIN_PASSWORD', message: 'is required when TESSERA_ADMIN_USERNAME is set' });
   }
+  if (Boolean(env.TESSERA_CA_CERT_FILE) !== Boolean(env.TESSERA_CA_KEY_FILE)) {
+    problems.push({
+      variable: env.TESSERA_CA_CERT_FILE ? 'TESSERA_CA_KEY_FILE' : 'TESSERA_CA_CERT_FILE',
+      message: 'TESSERA_CA_CERT_FILE and TESSERA_CA_KEY_FILE must be set together',
+    });
+  }
+  if (env.TESSERA_CA_KEY_FILE && !env.TESSERA_CA_KEY_PASSPHRASE) {
+    problems.push({ variable: 'TESSERA_CA_KEY_PASSPHRASE', message: 'is required with TESSERA_CA_KEY_FILE' });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(out) as HubConfig;
 }

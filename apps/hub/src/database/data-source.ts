@@ -1,11 +1,16 @@
 import type { DataSourceOptions } from 'typeorm';
 import { UserEntity } from '../accounts/user.entity';
+import { HubPkiEntity } from '../pki/hub-pki.entity';
+import { EnrollmentTokenEntity } from '../silos/enrollment-token.entity';
+import { SiloCertificateEntity } from '../silos/silo-certificate.entity';
+import { SiloEntity } from '../silos/silo.entity';
 import { Initial1763800000000 } from './migrations/1763800000000-initial';
+import { SiloIdentity1763800100000 } from './migrations/1763800100000-silo-identity';
 import type { DatabaseEndpoint } from './embedded-postgres';
 
 /** Every entity and migration, listed explicitly (no globs: the same list works from sources and from dist). */
-export const ENTITIES = [UserEntity];
-export const MIGRATIONS = [Initial1763800000000];
+export const ENTITIES = [UserEntity, HubPkiEntity, SiloEntity, EnrollmentTokenEntity, SiloCertificateEntity];
+export const MIGRATIONS = [Initial1763800000000, SiloIdentity1763800100000];
 
 export function dataSourceOptions(db: DatabaseEndpoint): DataSourceOptions {
   return {

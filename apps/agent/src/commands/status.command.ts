@@ -1,0 +1,52 @@
+import { parseCertificate } from '@tessera/pki';
+import { SiloSelf, SILO_API } from '@tessera/protocol';
+import { AgentError } from '../agent.error';
+import { SiloSession } from '../hub/silo-session';
+import type { AgentState } from '../state/agent-state';
+
+export interface AgentStatus {
+  siloId: string;
+  siloName: string;
+  hubSiloUrl: string;
+  certificate: { serial: string; notAfter: string; daysLeft: number; renewalDue: boolean };
+  hub: { reachable: true; siloStatus: string } | { reachable: false; error: string };
+}
+
+/** Identity, certificate expiry and whether the hub answers this agent over mutual TLS. */
+export async function status(state: AgentState, now = new Date()): Promise<AgentStatus> {
+  const session = new SiloSession(state, () => now);
+  const { record, certificatePem } = session.current;
+  const cert = parseCertificate(certificatePem);
+  let hub: AgentStatus['hub'];
+  try {
+    const res = await session.call('GET', SILO_API.me);
+    const body = SiloSelf.safeParse(res.body);
+    hub =
+      res.status === 200 && body.success
+        ? { reachable: true, siloStatus: body.data.status }
+        : { reachable: false, error: (res.body as { message?: string } | undefined)?.message ?? `HTTP ${res.status}` };
+  } catch (err) {
+    hub = { reachable: false, error: err instanceof AgentError ? err.message : String(err) };
+  }
+  return {
+    siloId: record.siloId,
+    siloName: record.siloName,
+    hubSiloUrl: record.hubSiloUrl,
+    certificate: {
+      serial: cert.serialHex,
+      notAfter: cert.notAfter.toISOString(),
+      daysLeft: Math.floor((cert.notAfter.getTime() - now.getTime()) / 86_400_000),
+      renewalDue: session.renewalDue(),
+    },
+    hub,
+  };
+}
+
+export function formatStatus(s: AgentStatus): string {
+  return [
+    `silo:         ${s.siloName} (${s.siloId})`,
+    `hub:          ${s.hubSiloUrl} — ${s.hub.reachable ? `reachable, silo ${s.hub.siloStatus}` : `NOT reachable: ${s.hub.error}`}`,
+    `certificate:  serial ${s.certificate.serial}, expires ${s.certificate.notAfter} (${s.certificate.daysLeft} days)` +
+      (s.certificate.renewalDue ? ' — renewal due' : ''),
+  ].join('\n');
+}

@@ -1,0 +1,64 @@
+import { createCsr, generateKeyPair, parseCertificate, renewalDue } from '@tessera/pki';
+import { CertificateGrant, SILO_API } from '@tessera/protocol';
+import { AgentError, AgentErrorCode } from '../agent.error';
+import type { AgentState, LoadedIdentity } from '../state/agent-state';
+import { hubJson, refusal, type HubResponse } from './hub-client';
+
+/**
+ * The agent's authenticated channel to the hub: every call over mutual TLS with the current certificate,
+ * trusting only the pinned CA. Renews the certificate when a third of its lifetime remains, with a fresh key,
+ * without a restart.
+ */
+export class SiloSession {
+  private identity: LoadedIdentity;
+
+  constructor(
+    private readonly state: AgentState,
+    private readonly clock: () => Date = () => new Date(),
+  ) {
+    this.identity = state.loadIdentity();
+  }
+
+  get siloId(): string {
+    return this.identity.record.siloId;
+  }
+
+  get current(): LoadedIdentity {
+    return this.identity;
+  }
+
+  call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<HubResponse> {
+    const { record, privateKeyPem, certificatePem, caCertificatePem } = this.identity;
+    return hubJson(record.hubSiloUrl, method, path, { caCertificatePem, privateKeyPem, certificatePem }, body);
+  }
+
+  renewalDue(): boolean {
+    return renewalDue(parseCertificate(this.identity.certificatePem), this.clock());
+  }
+
+  /** Renews when due (or when forced); returns whether a new certificate was obtained. */
+  async renewIfDue(force = false): Promise<boolean> {
+    if (!force && !this.renewalDue()) return false;
+    const keys = generateKeyPair();
+    const csrPem = createCsr({ privateKeyPem: keys.privateKeyPem, siloId: this.siloId });
+    const res = await this.call('POST', SILO_API.renew, { csrPem });
+    if (res.status !== 200) throw refusal(res, 'the certificate renewal');
+    const grant = CertificateGrant.safeParse(res.body);
+    if (!grant.success || grant.data.siloId !== this.siloId) {
+      throw new AgentError(
+        AgentErrorCode.HUB_REFUSED,
+        'The hub answered the renewal with an invalid certificate grant.',
+      );
+    }
+    const now = this.clock().toISOString();
+    const { keyFile: _k, certificateFile: _c, ...previous } = this.identity.record;
+    this.state.saveIdentity(
+      { ...previous, serial: grant.data.serial, notAfter: grant.data.notAfter, renewedAt: now },
+      keys.privateKeyPem,
+      grant.data.certificatePem,
+      this.identity.caCertificatePem,
+    );
+    this.identity = this.state.loadIdentity();
+    return true;
+  }
+}

@@ -1,0 +1,181 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import {
+  createCertificateAuthority,
+  decryptPrivateKey,
+  encryptPrivateKey,
+  issueServerCertificate,
+  parseCertificate,
+  type CertificateAuthority,
+} from '@tessera/pki';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { DataSource, type EntityManager } from 'typeorm';
+import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
+import { resolveGeneratedSecret } from '../common/generated-secret';
+import type { HubConfig } from '../config/config.schema';
+import { HUB_CONFIG } from '../config/hub-config';
+import { HubPkiEntity } from './hub-pki.entity';
+
+const CA_ROW = 'silo-ca';
+const SERVER_ROW = 'server';
+const CA_VALIDITY_DAYS = 3650;
+/** The hub re-issues its own TLS certificate at boot when less than this remains, or when its names changed. */
+const SERVER_RENEW_BEFORE_MS = 30 * 86_400_000;
+/** Two hub replicas booting together must not both create a CA. */
+const PKI_LOCK = 7_262_637_361_002;
+
+/** Everything a TLS listener needs. */
+export interface ServerCredentials {
+  certificatePem: string;
+  privateKeyPem: string;
+  caCertificatePem: string;
+}
+
+/**
+ * The hub's certificate authority for silos, and the hub's own TLS certificate signed by it. Created on first boot,
+ * kept in PostgreSQL with private keys encrypted under TESSERA_CA_KEY_PASSPHRASE, decrypted only in memory.
+ */
+@Injectable()
+export class HubPkiService {
+  private ca: CertificateAuthority | undefined;
+  private server: ServerCredentials | undefined;
+  private caFingerprint = '';
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    private readonly audit: AuditTrail,
+  ) {}
+
+  /** Loads (or on first boot creates) the CA and the server certificate. Idempotent. */
+  async ensureReady(now = new Date()): Promise<void> {
+    const passphrase = resolveGeneratedSecret(this.config.caKeyPassphrase, this.config.dataDir, 'ca.passphrase');
+    await this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [PKI_LOCK]);
+      const ca = await this.loadOrCreateCa(tx, passphrase, now);
+      this.ca = ca;
+      this.caFingerprint = parseCertificate(ca.certificatePem).fingerprintSha256;
+      this.server = await this.loadOrIssueServer(tx, ca, passphrase, now);
+    });
+  }
+
+  certificateAuthority(): CertificateAuthority {
+    if (!this.ca) throw new Error('the hub PKI is not loaded yet');
+    return this.ca;
+  }
+
+  caFingerprintSha256(): string {
+    this.certificateAuthority();
+    return this.caFingerprint;
+  }
+
+  serverCredentials(): ServerCredentials {
+    if (!this.server) throw new Error('the hub PKI is not loaded yet');
+    return this.server;
+  }
+
+  private async loadOrCreateCa(tx: EntityManager, passphrase: string, now: Date): Promise<CertificateAuthority> {
+    const rows = tx.getRepository(HubPkiEntity);
+    const existing = await rows.findOne({ where: { name: CA_ROW } });
+    if (this.config.caCertificateFile && this.config.caKeyFile) {
+      return this.caFromFiles(tx, existing, passphrase, this.config.caCertificateFile, this.config.caKeyFile);
+    }
+    if (existing) {
+      return {
+        certificatePem: existing.certificatePem,
+        privateKeyPem: decryptPrivateKey(existing.privateKeyEncryptedPem, passphrase),
+      };
+    }
+    const ca = createCertificateAuthority({ commonName: 'Tessera silo CA', validityDays: CA_VALIDITY_DAYS, now });
+    const parsed = parseCertificate(ca.certificatePem);
+    await rows.insert({
+      name: CA_ROW,
+      certificatePem: ca.certificatePem,
+      privateKeyEncryptedPem: encryptPrivateKey(ca.privateKeyPem, passphrase),
+      fingerprintSha256: parsed.fingerprintSha256,
+      notAfter: parsed.notAfter,
+    });
+    await this.audit.record({
+      actor: SYSTEM_ACTOR,
+      action: 'pki.ca.created',
+      details: { fingerprintSha256: parsed.fingerprintSha256, notAfter: parsed.notAfter.toISOString() },
+    });
+    return ca;
+  }
+
+  /** An operator-provided CA (an organisation's own, or a restored backup): recorded so the fingerprint is known. */
+  private async caFromFiles(
+    tx: EntityManager,
+    existing: HubPkiEntity | null,
+    passphrase: string,
+    certFile: string,
+    keyFile: string,
+  ): Promise<CertificateAuthority> {
+    const certificatePem = readFileSync(certFile, 'utf8');
+    const encrypted = readFileSync(keyFile, 'utf8');
+    const ca = { certificatePem, privateKeyPem: decryptPrivateKey(encrypted, passphrase) };
+    const parsed = parseCertificate(certificatePem);
+    if (!parsed.isCa) throw new Error(`${certFile} is not a CA certificate`);
+    if (existing?.fingerprintSha256 !== parsed.fingerprintSha256) {
+      await tx.getRepository(HubPkiEntity).save({
+        name: CA_ROW,
+        certificatePem,
+        privateKeyEncryptedPem: encrypted,
+        fingerprintSha256: parsed.fingerprintSha256,
+        notAfter: parsed.notAfter,
+      });
+      // A different CA invalidates the server certificate signed by the previous one.
+      await tx.getRepository(HubPkiEntity).delete({ name: SERVER_ROW });
+      await this.audit.record({
+        actor: SYSTEM_ACTOR,
+        action: 'pki.ca.loaded',
+        details: { fingerprintSha256: parsed.fingerprintSha256, previous: existing?.fingerprintSha256 ?? null },
+      });
+    }
+    return ca;
+  }
+
+  private async loadOrIssueServer(
+    tx: EntityManager,
+    ca: CertificateAuthority,
+    passphrase: string,
+    now: Date,
+  ): Promise<ServerCredentials> {
+    const rows = tx.getRepository(HubPkiEntity);
+    const hostnames = this.config.serverNames.filter((n) => isIP(n) === 0);
+    const ips = this.config.serverNames.filter((n) => isIP(n) !== 0);
+    const existing = await rows.findOne({ where: { name: SERVER_ROW } });
+    if (existing) {
+      const parsed = parseCertificate(existing.certificatePem);
+      const sameNames =
+        [...parsed.dnsNames].sort().join() === [...hostnames].sort().join() &&
+        [...parsed.ipAddresses].sort().join() === [...ips].sort().join();
+      if (sameNames && parsed.notAfter.getTime() - now.getTime() > SERVER_RENEW_BEFORE_MS) {
+        return {
+          certificatePem: existing.certificatePem,
+          privateKeyPem: decryptPrivateKey(existing.privateKeyEncryptedPem, passphrase),
+          caCertificatePem: ca.certificatePem,
+        };
+      }
+    }
+    const issued = issueServerCertificate({ ca, hostnames, ips, now });
+    await rows.save({
+      name: SERVER_ROW,
+      certificatePem: issued.certificatePem,
+      privateKeyEncryptedPem: encryptPrivateKey(issued.privateKeyPem, passphrase),
+      fingerprintSha256: issued.fingerprintSha256,
+      notAfter: issued.notAfter,
+    });
+    await this.audit.record({
+      actor: SYSTEM_ACTOR,
+      action: 'pki.server-certificate.issued',
+      details: { serial: issued.serialHex, names: this.config.serverNames, notAfter: issued.notAfter.toISOString() },
+    });
+    return {
+      certificatePem: issued.certificatePem,
+      privateKeyPem: issued.privateKeyPem,
+      caCertificatePem: ca.certificatePem,
+    };
+  }
+}

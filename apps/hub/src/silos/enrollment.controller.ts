@@ -1,0 +1,36 @@
+import { Body, Controller, Get, HttpCode, Post, Req, UseGuards } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import { ThrottlerGuard } from '@nestjs/throttler';
+import { SILO_API, type CertificateGrant } from '@tessera/protocol';
+import type { Request } from 'express';
+import { Access } from '../auth/access.decorator';
+import { HubPkiService } from '../pki/hub-pki.service';
+import { EnrollDto } from './dto/silo.dto';
+import { SilosService } from './silos.service';
+
+/** Served only on the enrollment listener (TLS with the hub certificate; the agent has no certificate yet). */
+@ApiTags('silo protocol')
+@Access('enrollment')
+@Controller()
+export class EnrollmentController {
+  constructor(
+    private readonly silos: SilosService,
+    private readonly pki: HubPkiService,
+  ) {}
+
+  /** The CA certificate; the agent checks its fingerprint against the bundle before it sends anything else. */
+  @Get(SILO_API.caCertificate)
+  ca(): { caCertificatePem: string; fingerprintSha256: string } {
+    return {
+      caCertificatePem: this.pki.certificateAuthority().certificatePem,
+      fingerprintSha256: this.pki.caFingerprintSha256(),
+    };
+  }
+
+  @Post(SILO_API.enroll)
+  @HttpCode(200)
+  @UseGuards(ThrottlerGuard)
+  enroll(@Body() dto: EnrollDto, @Req() req: Request): Promise<CertificateGrant> {
+    return this.silos.enroll(dto.token, dto.csrPem, req.socket.remoteAddress ?? 'unknown');
+  }
+}

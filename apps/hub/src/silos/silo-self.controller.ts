@@ -1,0 +1,35 @@
+import { Body, Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import { SILO_API, type CertificateGrant, type SiloSelf } from '@tessera/protocol';
+import type { Request } from 'express';
+import { Access } from '../auth/access.decorator';
+import { RenewDto } from './dto/silo.dto';
+import { siloOf } from './silo-identity';
+import { SilosService } from './silos.service';
+
+/** The calling silo's own routes; its identity comes from its client certificate only. */
+@ApiTags('silo protocol')
+@Access('silo')
+@Controller()
+export class SiloSelfController {
+  constructor(private readonly silos: SilosService) {}
+
+  @Get(SILO_API.me)
+  async me(@Req() req: Request): Promise<SiloSelf> {
+    const silo = siloOf(req);
+    const view = await this.silos.get(silo.siloId);
+    return {
+      siloId: silo.siloId,
+      name: silo.name,
+      status: view.status,
+      certificate: { serial: silo.certificateSerial, notAfter: silo.certificateNotAfter.toISOString() },
+      hubTime: new Date().toISOString(),
+    };
+  }
+
+  @Post(SILO_API.renew)
+  @HttpCode(200)
+  renew(@Body() dto: RenewDto, @Req() req: Request): Promise<CertificateGrant> {
+    return this.silos.renew(siloOf(req), dto.csrPem);
+  }
+}

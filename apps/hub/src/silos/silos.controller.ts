@@ -1,0 +1,70 @@
+import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { Access } from '../auth/access.decorator';
+import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
+import { ReasonDto, RegisterSiloDto } from './dto/silo.dto';
+import { SilosService, type CertificateView, type EnrollmentIssued, type SiloView } from './silos.service';
+
+/** Administrators register, re-enroll, suspend and revoke silos; auditors may read. */
+@ApiTags('silos')
+@ApiBearerAuth()
+@Controller('api/silos')
+export class SilosController {
+  constructor(private readonly silos: SilosService) {}
+
+  @Access('admin', 'auditor')
+  @Get()
+  list(): Promise<SiloView[]> {
+    return this.silos.list();
+  }
+
+  @Access('admin', 'auditor')
+  @Get(':id')
+  get(@Param('id', new ParseUUIDPipe()) id: string): Promise<SiloView & { certificates: CertificateView[] }> {
+    return this.silos.get(id);
+  }
+
+  /** Registers a silo and returns its one-time enrollment bundle (shown once: the hub keeps only a hash). */
+  @Access('admin')
+  @Post()
+  register(@Body() dto: RegisterSiloDto, @Req() req: AuthenticatedRequest): Promise<EnrollmentIssued> {
+    return this.silos.register(dto, actorOf(req));
+  }
+
+  /** A new bundle for an existing silo; revokes every certificate it holds. */
+  @Access('admin')
+  @Post(':id/enrollment')
+  reEnroll(@Param('id', new ParseUUIDPipe()) id: string, @Req() req: AuthenticatedRequest): Promise<EnrollmentIssued> {
+    return this.silos.reEnroll(id, actorOf(req));
+  }
+
+  @Access('admin')
+  @Post(':id/suspend')
+  @HttpCode(200)
+  suspend(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Body() dto: ReasonDto,
+    @Req() req: AuthenticatedRequest,
+  ): Promise<SiloView> {
+    return this.silos.suspend(id, dto.reason, actorOf(req));
+  }
+
+  @Access('admin')
+  @Post(':id/resume')
+  @HttpCode(200)
+  resume(@Param('id', new ParseUUIDPipe()) id: string, @Req() req: AuthenticatedRequest): Promise<SiloView> {
+    return this.silos.resume(id, actorOf(req));
+  }
+
+  @Access('admin')
+  @Post(':id/certificates/:serial/revoke')
+  @HttpCode(200)
+  revoke(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Param('serial') serial: string,
+    @Body() dto: ReasonDto,
+    @Req() req: AuthenticatedRequest,
+  ): Promise<CertificateView> {
+    return this.silos.revokeCertificate(id, serial.toLowerCase(), dto.reason, actorOf(req));
+  }
+}

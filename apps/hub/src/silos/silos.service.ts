@@ -1,0 +1,449 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { CertificateGrant, EnrollmentBundle } from '@tessera/protocol';
+import { encodeEnrollmentBundle } from '@tessera/protocol';
+import { issueSiloCertificate, PkiException } from '@tessera/pki';
+import { DataSource, IsNull, type EntityManager } from 'typeorm';
+import { AuditTrail, type AuditActor } from '../audit/audit-trail';
+import { HubErrorCode, HubException } from '../common/hub.exception';
+import type { HubConfig } from '../config/config.schema';
+import { HUB_CONFIG } from '../config/hub-config';
+import { HubPkiService } from '../pki/hub-pki.service';
+import { EnrollmentTokenEntity } from './enrollment-token.entity';
+import { SiloCertificateEntity } from './silo-certificate.entity';
+import { SiloEntity, type SiloStatus } from './silo.entity';
+import type { SiloIdentity } from './silo-identity';
+
+/** An enrollment token carries 256 random bits (the issue asks for at least 128). */
+const TOKEN_BYTES = 32;
+/** last_seen_at is written at most this often per silo, not on every request. */
+const LAST_SEEN_RESOLUTION_MS = 30_000;
+
+export interface SiloView {
+  id: string;
+  name: string;
+  contact: string;
+  status: SiloStatus;
+  suspendedReason: string | null;
+  lastSeenAt: string | null;
+  createdAt: string;
+  certificate: { serial: string; notAfter: string; status: string } | null;
+  enrollmentPending: { expiresAt: string } | null;
+}
+
+export interface CertificateView {
+  serial: string;
+  fingerprintSha256: string;
+  notBefore: string;
+  notAfter: string;
+  status: string;
+  issuedVia: string;
+  firstUsedAt: string | null;
+  revokedAt: string | null;
+  revocationReason: string | null;
+}
+
+export interface EnrollmentIssued {
+  silo: SiloView;
+  bundle: EnrollmentBundle;
+  /** The bundle as one line of text, for `tessera-agent enroll --bundle`. */
+  bundleText: string;
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+function certificateView(c: SiloCertificateEntity): CertificateView {
+  return {
+    serial: c.serial,
+    fingerprintSha256: c.fingerprintSha256,
+    notBefore: c.notBefore.toISOString(),
+    notAfter: c.notAfter.toISOString(),
+    status: c.status,
+    issuedVia: c.issuedVia,
+    firstUsedAt: c.firstUsedAt?.toISOString() ?? null,
+    revokedAt: c.revokedAt?.toISOString() ?? null,
+    revocationReason: c.revocationReason,
+  };
+}
+
+/** Silo registration, one-time enrollment, certificate renewal and revocation, and identity checks. */
+@Injectable()
+export class SilosService {
+  private readonly lastSeenWritten = new Map<string, number>();
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    private readonly pki: HubPkiService,
+    private readonly audit: AuditTrail,
+  ) {}
+
+  async register(input: { name: string; contact: string }, actor: AuditActor): Promise<EnrollmentIssued> {
+    const { silo, token, expiresAt } = await this.db.transaction(async (tx) => {
+      const silos = tx.getRepository(SiloEntity);
+      if (await silos.findOne({ where: { name: input.name } })) {
+        throw new HubException(HubErrorCode.CONFLICT, `A silo named "${input.name}" already exists.`);
+      }
+      const created = await silos.save(
+        silos.create({ name: input.name, contact: input.contact, status: 'registered' }),
+      );
+      return { silo: created, ...(await this.newToken(tx, created.id)) };
+    });
+    await this.audit.record({
+      actor,
+      action: 'silo.registered',
+      subject: { siloId: silo.id },
+      details: { name: silo.name, tokenExpiresAt: expiresAt.toISOString() },
+    });
+    return this.enrollmentIssued(silo.id, token, expiresAt);
+  }
+
+  /**
+   * A new enrollment for an existing silo (a new machine, a lost key, a suspected compromise): withdraws unused
+   * tokens and revokes every certificate the silo holds, then issues a fresh token. Other silos are untouched.
+   */
+  async reEnroll(siloId: string, actor: AuditActor): Promise<EnrollmentIssued> {
+    const { token, expiresAt, revoked } = await this.db.transaction(async (tx) => {
+      const silo = await this.lockSilo(tx, siloId);
+      const now = new Date();
+      const revoked = await this.revokeAll(tx, silo.id, 're-enrollment', now);
+      if (silo.status === 'enrolled') await tx.getRepository(SiloEntity).update(silo.id, { status: 'registered' });
+      return { ...(await this.newToken(tx, silo.id)), revoked };
+    });
+    await this.audit.record({
+      actor,
+      action: 'silo.re-enrollment.issued',
+      subject: { siloId },
+      details: { revokedSerials: revoked, tokenExpiresAt: expiresAt.toISOString() },
+    });
+    return this.enrollmentIssued(siloId, token, expiresAt);
+  }
+
+  /**
+   * Trades a one-time token and a CSR for a certificate. The token burns only when the certificate is issued;
+   * any refusal leaves everything as it was.
+   */
+  async enroll(token: string, csrPem: string, remoteAddress: string): Promise<CertificateGrant> {
+    type Outcome = { refused: string; siloId?: string } | { grant: CertificateGrant; siloId: string };
+    const result = await this.db.transaction(async (tx): Promise<Outcome> => {
+      const tokens = tx.getRepository(EnrollmentTokenEntity);
+      const row = await tokens.findOne({ where: { tokenHash: hashToken(token) }, lock: { mode: 'pessimistic_write' } });
+      const now = new Date();
+      const refusal = !row
+        ? 'This enrollment token is unknown.'
+        : row.usedAt
+          ? 'This enrollment token was already used; ask the hub administrator for a new bundle.'
+          : row.withdrawnAt
+            ? 'This enrollment token was replaced by a newer one; use the newest bundle.'
+            : row.expiresAt.getTime() <= now.getTime()
+              ? 'This enrollment token has expired; ask the hub administrator for a new bundle.'
+              : undefined;
+      if (!row || refusal !== undefined) {
+        return { refused: refusal ?? 'This enrollment token is unknown.', ...(row ? { siloId: row.siloId } : {}) };
+      }
+      const silo = await this.lockSilo(tx, row.siloId);
+      if (silo.status === 'suspended') {
+        throw new HubException(
+          HubErrorCode.SILO_SUSPENDED,
+          'This silo is suspended; the hub administrator must resume it.',
+        );
+      }
+      const grant = await this.issue(tx, silo, csrPem, 'enrollment', now);
+      await tokens.update(row.id, { usedAt: now });
+      await tx.getRepository(SiloEntity).update(silo.id, { status: 'enrolled' });
+      return { grant, siloId: silo.id };
+    });
+    if ('refused' in result) {
+      await this.audit.record({
+        actor: { type: 'system', id: 'enrollment-listener' },
+        action: 'silo.enrollment.refused',
+        ...(result.siloId ? { subject: { siloId: result.siloId } } : {}),
+        details: { reason: result.refused, remoteAddress },
+      });
+      throw new HubException(HubErrorCode.ENROLLMENT_TOKEN_INVALID, result.refused);
+    }
+    if (!('grant' in result)) throw new Error('unreachable');
+    await this.audit.record({
+      actor: { type: 'silo', id: result.siloId },
+      action: 'silo.enrolled',
+      subject: { siloId: result.siloId, certificateSerial: result.grant.serial },
+      details: { notAfter: result.grant.notAfter, remoteAddress },
+    });
+    return result.grant;
+  }
+
+  /** Renewal over mutual TLS: a CSR for the same silo (a fresh key pair is expected, not required). */
+  async renew(identity: SiloIdentity, csrPem: string): Promise<CertificateGrant> {
+    const grant = await this.db.transaction(async (tx) => {
+      const silo = await this.lockSilo(tx, identity.siloId);
+      return this.issue(tx, silo, csrPem, 'renewal', new Date());
+    });
+    await this.audit.record({
+      actor: { type: 'silo', id: identity.siloId, name: identity.name },
+      action: 'silo.certificate.renewed',
+      subject: { siloId: identity.siloId, certificateSerial: grant.serial },
+      details: { previousSerial: identity.certificateSerial, notAfter: grant.notAfter },
+    });
+    return grant;
+  }
+
+  /**
+   * Maps a verified client certificate to its silo, or refuses it. Called on every silo request, so revocation and
+   * suspension take effect on the very next request. The first use of a renewed certificate supersedes the older
+   * ones (an agent that crashed before saving its new certificate can still use the old one until then).
+   */
+  async identify(fingerprintSha256: string, now = new Date()): Promise<SiloIdentity> {
+    const certs = this.db.getRepository(SiloCertificateEntity);
+    const cert = await certs.findOne({ where: { fingerprintSha256 } });
+    if (!cert) throw this.refuse('This client certificate is not one the hub issued to an enrolled silo.');
+    if (cert.status === 'revoked') {
+      throw this.refuse(
+        `This client certificate (serial ${cert.serial}) was revoked: ${cert.revocationReason ?? 'no reason given'}.`,
+      );
+    }
+    if (cert.status === 'superseded') {
+      throw this.refuse(`This client certificate (serial ${cert.serial}) was replaced by a renewed one.`);
+    }
+    if (cert.notAfter.getTime() <= now.getTime())
+      throw this.refuse(`This client certificate expired on ${cert.notAfter.toISOString()}.`);
+    const silo = await this.db.getRepository(SiloEntity).findOne({ where: { id: cert.siloId } });
+    if (!silo) throw this.refuse('The silo of this certificate no longer exists.');
+    if (silo.status === 'suspended') {
+      throw new HubException(
+        HubErrorCode.SILO_SUSPENDED,
+        `This silo is suspended${silo.suspendedReason ? `: ${silo.suspendedReason}` : ''}.`,
+      );
+    }
+    if (!cert.firstUsedAt) await this.firstUse(cert, now);
+    await this.touch(silo.id, now);
+    return { siloId: silo.id, name: silo.name, certificateSerial: cert.serial, certificateNotAfter: cert.notAfter };
+  }
+
+  async list(): Promise<SiloView[]> {
+    const silos = await this.db.getRepository(SiloEntity).find({ order: { createdAt: 'ASC' } });
+    return Promise.all(silos.map((s) => this.view(s)));
+  }
+
+  async get(siloId: string): Promise<SiloView & { certificates: CertificateView[] }> {
+    const silo = await this.db.getRepository(SiloEntity).findOne({ where: { id: siloId } });
+    if (!silo) throw new HubException(HubErrorCode.NOT_FOUND, `No silo with id ${siloId}.`);
+    const certificates = await this.db
+      .getRepository(SiloCertificateEntity)
+      .find({ where: { siloId }, order: { createdAt: 'DESC' } });
+    return { ...(await this.view(silo)), certificates: certificates.map(certificateView) };
+  }
+
+  async suspend(siloId: string, reason: string, actor: AuditActor): Promise<SiloView> {
+    await this.db.transaction(async (tx) => {
+      const silo = await this.lockSilo(tx, siloId);
+      await tx.getRepository(SiloEntity).update(silo.id, { status: 'suspended', suspendedReason: reason });
+    });
+    await this.audit.record({ actor, action: 'silo.suspended', subject: { siloId }, details: { reason } });
+    return this.get(siloId);
+  }
+
+  async resume(siloId: string, actor: AuditActor): Promise<SiloView> {
+    await this.db.transaction(async (tx) => {
+      const silo = await this.lockSilo(tx, siloId);
+      if (silo.status !== 'suspended') throw new HubException(HubErrorCode.CONFLICT, 'This silo is not suspended.');
+      const hasCertificate = await tx
+        .getRepository(SiloCertificateEntity)
+        .exists({ where: { siloId, status: 'active' } });
+      await tx
+        .getRepository(SiloEntity)
+        .update(silo.id, { status: hasCertificate ? 'enrolled' : 'registered', suspendedReason: null });
+    });
+    await this.audit.record({ actor, action: 'silo.resumed', subject: { siloId } });
+    return this.get(siloId);
+  }
+
+  async revokeCertificate(siloId: string, serial: string, reason: string, actor: AuditActor): Promise<CertificateView> {
+    const cert = await this.db.transaction(async (tx) => {
+      await this.lockSilo(tx, siloId);
+      const certs = tx.getRepository(SiloCertificateEntity);
+      const found = await certs.findOne({ where: { serial, siloId } });
+      if (!found)
+        throw new HubException(HubErrorCode.NOT_FOUND, `Silo ${siloId} has no certificate with serial ${serial}.`);
+      if (found.status === 'revoked')
+        throw new HubException(HubErrorCode.CONFLICT, `Certificate ${serial} is already revoked.`);
+      found.status = 'revoked';
+      found.revokedAt = new Date();
+      found.revocationReason = reason;
+      return certs.save(found);
+    });
+    await this.audit.record({
+      actor,
+      action: 'silo.certificate.revoked',
+      subject: { siloId, certificateSerial: serial },
+      details: { reason },
+    });
+    return certificateView(cert);
+  }
+
+  private refuse(message: string): HubException {
+    return new HubException(HubErrorCode.SILO_IDENTITY_REFUSED, message);
+  }
+
+  private async firstUse(cert: SiloCertificateEntity, now: Date): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const certs = tx.getRepository(SiloCertificateEntity);
+      const claimed = await certs.update({ serial: cert.serial, firstUsedAt: IsNull() }, { firstUsedAt: now });
+      if (!claimed.affected || cert.issuedVia !== 'renewal') return;
+      await tx
+        .createQueryBuilder()
+        .update(SiloCertificateEntity)
+        .set({ status: 'superseded' })
+        .where('silo_id = :siloId AND status = :active AND serial <> :serial AND created_at <= :createdAt', {
+          siloId: cert.siloId,
+          active: 'active',
+          serial: cert.serial,
+          createdAt: cert.createdAt,
+        })
+        .execute();
+    });
+  }
+
+  private async touch(siloId: string, now: Date): Promise<void> {
+    const last = this.lastSeenWritten.get(siloId) ?? 0;
+    if (now.getTime() - last < LAST_SEEN_RESOLUTION_MS) return;
+    this.lastSeenWritten.set(siloId, now.getTime());
+    await this.db.getRepository(SiloEntity).update(siloId, { lastSeenAt: now });
+  }
+
+  private async issue(
+    tx: EntityManager,
+    silo: SiloEntity,
+    csrPem: string,
+    via: 'enrollment' | 'renewal',
+    now: Date,
+  ): Promise<CertificateGrant> {
+    let issued;
+    try {
+      issued = issueSiloCertificate({
+        ca: this.pki.certificateAuthority(),
+        csr: csrPem,
+        siloId: silo.id,
+        validityDays: this.config.siloCertificateDays,
+        now,
+      });
+    } catch (err) {
+      if (err instanceof PkiException) {
+        throw new HubException(HubErrorCode.CSR_REJECTED, `The certificate request was refused: ${err.message}`, {
+          code: err.code,
+        });
+      }
+      throw err;
+    }
+    await tx.getRepository(SiloCertificateEntity).insert({
+      serial: issued.serialHex,
+      siloId: silo.id,
+      fingerprintSha256: issued.fingerprintSha256,
+      notBefore: issued.notBefore,
+      notAfter: issued.notAfter,
+      status: 'active',
+      issuedVia: via,
+      certificatePem: issued.certificatePem,
+    });
+    return {
+      siloId: silo.id,
+      certificatePem: issued.certificatePem,
+      caCertificatePem: this.pki.certificateAuthority().certificatePem,
+      serial: issued.serialHex,
+      notAfter: issued.notAfter.toISOString(),
+      hubSiloUrl: this.hubSiloUrl(),
+    };
+  }
+
+  private async lockSilo(tx: EntityManager, siloId: string): Promise<SiloEntity> {
+    const silo = await tx
+      .getRepository(SiloEntity)
+      .findOne({ where: { id: siloId }, lock: { mode: 'pessimistic_write' } });
+    if (!silo) throw new HubException(HubErrorCode.NOT_FOUND, `No silo with id ${siloId}.`);
+    return silo;
+  }
+
+  private async revokeAll(tx: EntityManager, siloId: string, reason: string, now: Date): Promise<string[]> {
+    const certs = tx.getRepository(SiloCertificateEntity);
+    const live = await certs.find({
+      where: [
+        { siloId, status: 'active' },
+        { siloId, status: 'superseded' },
+      ],
+    });
+    for (const c of live) {
+      await certs.update(c.serial, { status: 'revoked', revokedAt: now, revocationReason: reason });
+    }
+    return live.map((c) => c.serial);
+  }
+
+  private async newToken(tx: EntityManager, siloId: string): Promise<{ token: string; expiresAt: Date }> {
+    const tokens = tx.getRepository(EnrollmentTokenEntity);
+    await tokens.update({ siloId, usedAt: IsNull(), withdrawnAt: IsNull() }, { withdrawnAt: new Date() });
+    const token = randomBytes(TOKEN_BYTES).toString('base64url');
+    const expiresAt = new Date(Date.now() + this.config.enrollmentTokenHours * 3_600_000);
+    await tokens.insert({ siloId, tokenHash: hashToken(token), expiresAt });
+    return { token, expiresAt };
+  }
+
+  private async enrollmentIssued(siloId: string, token: string, expiresAt: Date): Promise<EnrollmentIssued> {
+    const silo = await this.get(siloId);
+    const bundle: EnrollmentBundle = {
+      format: 'tessera.enrollment-bundle/1',
+      siloId,
+      siloName: silo.name,
+      enrollUrl: this.enrollUrl(),
+      hubSiloUrl: this.hubSiloUrl(),
+      token,
+      caFingerprintSha256: this.pki.caFingerprintSha256(),
+      expiresAt: expiresAt.toISOString(),
+    };
+    const { certificates: _certificates, ...view } = silo;
+    return { silo: view, bundle, bundleText: encodeEnrollmentBundle(bundle) };
+  }
+
+  private async view(s: SiloEntity): Promise<SiloView> {
+    const cert = await this.db
+      .getRepository(SiloCertificateEntity)
+      .findOne({ where: { siloId: s.id, status: 'active' }, order: { createdAt: 'DESC' } });
+    const pending = await this.db.getRepository(EnrollmentTokenEntity).findOne({
+      where: { siloId: s.id, usedAt: IsNull(), withdrawnAt: IsNull() },
+      order: { createdAt: 'DESC' },
+    });
+    return {
+      id: s.id,
+      name: s.name,
+      contact: s.contact,
+      status: s.status,
+      suspendedReason: s.suspendedReason,
+      lastSeenAt: s.lastSeenAt?.toISOString() ?? null,
+      createdAt: s.createdAt.toISOString(),
+      certificate: cert ? { serial: cert.serial, notAfter: cert.notAfter.toISOString(), status: cert.status } : null,
+      enrollmentPending:
+        pending && pending.expiresAt.getTime() > Date.now() ? { expiresAt: pending.expiresAt.toISOString() } : null,
+    };
+  }
+
+  /** Filled in by the hub once its listeners are bound (the ports may be chosen by the OS). */
+  private listenerUrls: { silo: string; enroll: string } | undefined;
+
+  setListenerUrls(urls: { silo: string; enroll: string }): void {
+    this.listenerUrls = urls;
+  }
+
+  hubSiloUrl(): string {
+    return (
+      this.config.publicSiloUrl ?? this.listenerUrls?.silo ?? `https://${this.config.siloHost}:${this.config.siloPort}`
+    );
+  }
+
+  enrollUrl(): string {
+    return (
+      this.config.publicEnrollUrl ??
+      this.listenerUrls?.enroll ??
+      `https://${this.config.enrollHost}:${this.config.enrollPort}`
+    );
+  }
+}
