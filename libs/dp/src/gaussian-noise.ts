@@ -110,7 +110,12 @@ export function noiseLattice(stddev: number, granularityBits: number = DEFAULT_G
     );
   }
   // stddev / gamma is exact (power-of-two scaling); square it exactly.
-  const { mantissa, exponent } = exactDouble(stddev / granularity);
+  let { mantissa, exponent } = exactDouble(stddev / granularity);
+  // Reduce the fraction (strip common factors of two) so the sampler's BigInts stay small.
+  while (exponent < 0 && (mantissa & 1n) === 0n) {
+    mantissa >>= 1n;
+    exponent++;
+  }
   const squared = mantissa * mantissa;
   const latticeSigmaSquared: ExactRational =
     exponent >= 0

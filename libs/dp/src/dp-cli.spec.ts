@@ -1,0 +1,123 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { runDpCli } from './dp-cli';
+
+const REPO_ROOT = resolve(__dirname, '../../..');
+const BIN = resolve(__dirname, '../dist/cli.js');
+
+function json(stdout: string): Record<string, unknown> {
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+describe('runDpCli', () => {
+  // pytorch/opacus opacus/tests/accountants_test.py, test_rdp_accountant -> 7.32911117143 with Opacus' grid.
+  it('epsilon: prints the JSON cost of the Opacus reference run', () => {
+    const result = runDpCli([
+      'epsilon',
+      '--noise',
+      '1.5',
+      '--rate',
+      '0.04',
+      '--steps',
+      '2250',
+      '--delta',
+      '1e-5',
+      '--orders',
+      'opacus',
+    ]);
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toBe('');
+    const out = json(result.stdout);
+    expect(out.epsilon as number).toBeCloseTo(7.32911117143, 9);
+    expect(out).toMatchObject({
+      delta: 1e-5,
+      bestOrder: 3.9,
+      accountant: 'rdp-sampled-gaussian',
+      noiseMultiplier: 1.5,
+    });
+    expect(out.orders).toMatch(/^opacus default/);
+  });
+
+  it('epsilon: uses the dp-accounting grid by default and accepts a custom list', () => {
+    const base = ['epsilon', '--noise', '1.1', '--rate', '0.01', '--steps', '1000', '--delta', '1e-5'];
+    const byDefault = json(runDpCli(base).stdout);
+    // mpmath reference (reference/rdp_reference.py): 1.7117700912181725 at order 9.6.
+    expect(byDefault.epsilon as number).toBeCloseTo(1.7117700912181726, 9);
+    expect(byDefault.orders).toMatch(/^dp-accounting default/);
+    const custom = json(runDpCli([...base, '--orders', '2,4,8,16']).stdout);
+    expect(custom.orders).toBe('custom: 2,4,8,16');
+    expect(custom.epsilon as number).toBeGreaterThan(byDefault.epsilon as number);
+  });
+
+  it('noise: prints the calibrated multiplier, which meets the target', () => {
+    const result = runDpCli(['noise', '--epsilon', '8', '--rate', '0.04', '--steps', '2000', '--delta', '1e-5']);
+    expect(result.exitCode).toBe(0);
+    const out = json(result.stdout);
+    expect(out).toMatchObject({ targetEpsilon: 8, delta: 1e-5, accountant: 'rdp-sampled-gaussian' });
+    expect(out.noiseMultiplier as number).toBeCloseTo(1.3561342, 6);
+    expect(out.epsilon as number).toBeLessThanOrEqual(8);
+  });
+
+  it.each([
+    [['epsilon', '--noise', '0', '--rate', '0.1', '--steps', '10', '--delta', '1e-5'], '--noise'],
+    [['epsilon', '--noise', 'abc', '--rate', '0.1', '--steps', '10', '--delta', '1e-5'], '--noise'],
+    [['epsilon', '--noise', '1', '--rate', '1.5', '--steps', '10', '--delta', '1e-5'], '--rate'],
+    [['epsilon', '--noise', '1', '--rate', '0.1', '--steps', '2.5', '--delta', '1e-5'], '--steps'],
+    [['epsilon', '--noise', '1', '--rate', '0.1', '--steps', '10', '--delta', '1'], '--delta'],
+    [['epsilon', '--noise', '1', '--rate', '0.1', '--steps', '10', '--delta', '1e-5', '--orders', '0.5,2'], '--orders'],
+    [['noise', '--epsilon', '-1', '--rate', '0.1', '--steps', '10', '--delta', '1e-5'], '--epsilon'],
+    [['noise', '--epsilon', '1e-9', '--rate', '0.5', '--steps', '100000', '--delta', '1e-5'], '--epsilon'],
+    [['epsilon', '--noise', '1', '--rate', '0.1'], '--steps'],
+    [['frobnicate'], 'frobnicate'],
+  ])('bad input %j exits 2 naming %s on stderr', (args, named) => {
+    const result = runDpCli(args);
+    expect(result.exitCode).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(named);
+  });
+
+  it('--help exits 0; no arguments prints usage and exits 2', () => {
+    const help = runDpCli(['--help']);
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toContain('Usage: tessera-dp');
+    const none = runDpCli([]);
+    expect(none.exitCode).toBe(2);
+    expect(none.stderr).toContain('Usage: tessera-dp');
+  });
+});
+
+describe('built tessera-dp bin', () => {
+  beforeAll(() => {
+    execFileSync('npx', ['tsc', '-p', 'libs/dp'], { cwd: REPO_ROOT, stdio: 'pipe' });
+  }, 120_000);
+
+  it('runs from dist/cli.js (which keeps its shebang), prints JSON and exits 0', () => {
+    // tsc does not set the executable bit (npm does when it links the bin), so run it through node here.
+    expect(readFileSync(BIN, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    const result = spawnSync(
+      process.execPath,
+      [BIN, 'epsilon', '--noise', '1.5', '--rate', '0.04', '--steps', '2250', '--delta', '1e-5', '--orders', 'opacus'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(result.status).toBe(0);
+    expect(json(result.stdout).epsilon as number).toBeCloseTo(7.32911117143, 9);
+  });
+
+  it('exits 2 with the problem on stderr for bad input', () => {
+    const result = spawnSync(
+      process.execPath,
+      [BIN, 'noise', '--epsilon', '1', '--rate', '2', '--steps', '10', '--delta', '1e-5'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('--rate');
+  });
+});
