@@ -76,6 +76,15 @@ describe('WeightedMeanAccumulator', () => {
     expect(acc.result()[0]).toBe(Math.fround((1e8 + 1000) / 1001));
   });
 
+  it('writes into a caller buffer when given one, and checks its length', () => {
+    const acc = new WeightedMeanAccumulator(2);
+    acc.add(f32(1, 3), 1);
+    const out = new Float32Array(2);
+    expect(acc.result(out)).toBe(out);
+    expect(Array.from(out)).toEqual([1, 3]);
+    expectRefusal(() => acc.result(new Float32Array(3)), AggregationErrorCode.LengthMismatch);
+  });
+
   it('is non-destructive: result() can be read, then more updates added', () => {
     const acc = new WeightedMeanAccumulator(1);
     acc.add(f32(2), 1);
