@@ -6,13 +6,22 @@ export enum AgentErrorCode {
   HUB_UNREACHABLE = 'HUB_UNREACHABLE',
   HUB_NOT_TRUSTED = 'HUB_NOT_TRUSTED',
   HUB_REFUSED = 'HUB_REFUSED',
+  /** The hub no longer accepts this agent's certificate (revoked, superseded, expired) or the silo is suspended. */
+  IDENTITY_REFUSED = 'IDENTITY_REFUSED',
   STATE_CORRUPT = 'STATE_CORRUPT',
+  /** The approval policy file is missing, not JSON, or breaks its schema. */
+  POLICY_INVALID = 'POLICY_INVALID',
+  /** The plan a steward meant to approve is not the plan the hub holds now. */
+  PLAN_MISMATCH = 'PLAN_MISMATCH',
+  STUDY_NOT_FOUND = 'STUDY_NOT_FOUND',
 }
 
 export class AgentError extends Error {
   constructor(
     readonly code: AgentErrorCode,
     message: string,
+    /** The hub's HTTP status, when the failure is the hub's answer. */
+    readonly httpStatus?: number,
   ) {
     super(message);
     this.name = 'AgentError';
@@ -23,13 +32,17 @@ export class AgentError extends Error {
 export function exitCodeOf(code: AgentErrorCode): number {
   switch (code) {
     case AgentErrorCode.USAGE:
+    case AgentErrorCode.POLICY_INVALID:
       return 2;
     case AgentErrorCode.NOT_ENROLLED:
     case AgentErrorCode.ALREADY_ENROLLED:
     case AgentErrorCode.HUB_UNREACHABLE:
     case AgentErrorCode.HUB_NOT_TRUSTED:
     case AgentErrorCode.HUB_REFUSED:
+    case AgentErrorCode.IDENTITY_REFUSED:
     case AgentErrorCode.STATE_CORRUPT:
+    case AgentErrorCode.PLAN_MISMATCH:
+    case AgentErrorCode.STUDY_NOT_FOUND:
       return 1;
     default: {
       const unmapped: never = code;

@@ -3,14 +3,36 @@ import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { AgentError, AgentErrorCode, exitCodeOf } from './agent.error';
 import { enroll, parseBundle } from './commands/enroll.command';
+import { parsePollWait, runDaemon } from './commands/run.command';
+import {
+  approveStudy,
+  findStudy,
+  formatStudy,
+  formatStudyTable,
+  listStudies,
+  rejectStudy,
+} from './commands/studies.command';
 import { formatStatus, status } from './commands/status.command';
 import { SiloSession } from './hub/silo-session';
+import { SiloStudyTransport } from './hub/study-transport';
 import { AgentState } from './state/agent-state';
+import { ApprovalStore } from './state/approval-store';
 
 export interface CliIo {
   out(text: string): void;
   err(text: string): void;
   env: NodeJS.ProcessEnv;
+  /** Registers a handler for SIGTERM/SIGINT; returns a function that unregisters it. Defaults to the process's. */
+  onStopSignal?: (handler: () => void) => () => void;
+}
+
+function processStopSignal(handler: () => void): () => void {
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  return () => {
+    process.off('SIGTERM', handler);
+    process.off('SIGINT', handler);
+  };
 }
 
 const DEFAULT_STATE_DIR = '.tessera/agent';
@@ -79,6 +101,92 @@ export function buildProgram(io: CliIo, result: { exitCode: number }): Command {
           ? `renewed: certificate ${serial} valid until ${notAfter}\n`
           : `not due: certificate ${serial} valid until ${notAfter}\n`,
       );
+    });
+
+  const studyContext = () => {
+    const state = stateOf();
+    return { transport: new SiloStudyTransport(new SiloSession(state)), approvals: new ApprovalStore(state.root) };
+  };
+  const studies = program.command('studies').description('studies this silo is invited to, and its decisions on them');
+
+  studies
+    .command('list')
+    .description("list the studies: id, name, status, plan version, plan hash prefix and this silo's decision")
+    .action(async () => {
+      const { transport, approvals } = studyContext();
+      io.out(formatStudyTable(await listStudies(transport, approvals)) + '\n');
+    });
+
+  studies
+    .command('show')
+    .description("show a study's plan in words with its full hash, as a steward reviews it")
+    .argument('<id>', 'study id (or a unique prefix of at least 8 characters)')
+    .option('--json', 'print the raw plan as JSON')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const { transport, approvals } = studyContext();
+      const r = await findStudy(transport, approvals, id);
+      io.out((opts.json ? JSON.stringify(r.study.plan, null, 2) : formatStudy(r)) + '\n');
+    });
+
+  studies
+    .command('approve')
+    .description("approve the study's current plan; the agent sends the hash it computed from the plan itself")
+    .argument('<id>', 'study id (or a unique prefix of at least 8 characters)')
+    .option('--plan-hash <sha256>', 'refuse unless the current plan has exactly this hash (the one you read)')
+    .action(async (id: string, opts: { planHash?: string }) => {
+      const { transport, approvals } = studyContext();
+      const r = await approveStudy(
+        transport,
+        approvals,
+        id,
+        opts.planHash === undefined ? {} : { planHash: opts.planHash },
+      );
+      io.out(
+        `approved ${r.study.plan.name} (${r.study.studyId}) plan version ${r.study.planVersion}, hash ${r.computedHash}\n`,
+      );
+    });
+
+  studies
+    .command('reject')
+    .description("reject the study's current plan")
+    .argument('<id>', 'study id (or a unique prefix of at least 8 characters)')
+    .requiredOption('--reason <text>', 'why (recorded at the hub and shown to its administrators)')
+    .action(async (id: string, opts: { reason: string }) => {
+      const { transport, approvals } = studyContext();
+      const r = await rejectStudy(transport, approvals, id, opts.reason);
+      io.out(`rejected ${r.study.plan.name} (${r.study.studyId}) plan version ${r.study.planVersion}\n`);
+    });
+
+  program
+    .command('run')
+    .description('run the agent: approve by policy, wait for tasks, train and evaluate on local data, upload updates')
+    .option('--data <file.csv>', "the silo's data file (env TESSERA_DATA_FILE)")
+    .option('--policy <file.json>', 'approval policy for studies within fixed limits (env TESSERA_POLICY_FILE)')
+    .option('--poll-wait <seconds>', 'long-poll wait for tasks, 1..30', '20')
+    .option('--exit-after-study <id>', 'exit once this study has ended (1 if this silo failed it)')
+    .action(async (opts: { data?: string; policy?: string; pollWait: string; exitAfterStudy?: string }) => {
+      const stopper = new AbortController();
+      const unregister = (io.onStopSignal ?? processStopSignal)(() => {
+        if (!stopper.signal.aborted) io.out(`${new Date().toISOString()} agent: stopping after the current step\n`);
+        stopper.abort();
+      });
+      try {
+        const dataFile = opts.data ?? io.env.TESSERA_DATA_FILE;
+        const policyFile = opts.policy ?? io.env.TESSERA_POLICY_FILE;
+        result.exitCode = await runDaemon(
+          stateOf(),
+          {
+            ...(dataFile ? { dataFile: resolve(dataFile) } : {}),
+            ...(policyFile ? { policyFile: resolve(policyFile) } : {}),
+            pollWaitSeconds: parsePollWait(opts.pollWait),
+            ...(opts.exitAfterStudy ? { exitAfterStudy: opts.exitAfterStudy } : {}),
+            stop: stopper.signal,
+          },
+          io.out,
+        );
+      } finally {
+        unregister();
+      }
     });
 
   return program;

@@ -2,7 +2,14 @@ import { createCsr, generateKeyPair, parseCertificate, renewalDue } from '@tesse
 import { CertificateGrant, SILO_API } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import type { AgentState, LoadedIdentity } from '../state/agent-state';
-import { hubJson, refusal, type HubResponse } from './hub-client';
+import {
+  hubJson,
+  hubRequest,
+  refusal,
+  type HubRawResponse,
+  type HubRequestOptions,
+  type HubResponse,
+} from './hub-client';
 
 /**
  * The agent's authenticated channel to the hub: every call over mutual TLS with the current certificate,
@@ -30,6 +37,12 @@ export class SiloSession {
   call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<HubResponse> {
     const { record, privateKeyPem, certificatePem, caCertificatePem } = this.identity;
     return hubJson(record.hubSiloUrl, method, path, { caCertificatePem, privateKeyPem, certificatePem }, body);
+  }
+
+  /** A call with a binary or JSON body and a raw answer (model downloads, update uploads, long polls). */
+  request(method: 'GET' | 'POST', path: string, options: HubRequestOptions = {}): Promise<HubRawResponse> {
+    const { record, privateKeyPem, certificatePem, caCertificatePem } = this.identity;
+    return hubRequest(record.hubSiloUrl, method, path, { caCertificatePem, privateKeyPem, certificatePem }, options);
   }
 
   renewalDue(): boolean {

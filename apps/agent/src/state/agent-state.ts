@@ -1,7 +1,8 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { AgentError, AgentErrorCode } from '../agent.error';
+import { writeFileAtomic } from './atomic-file.util';
 
 /** What the agent knows about its own identity; the key and certificate files sit beside it. */
 export const IdentityRecord = z.object({
@@ -105,8 +106,5 @@ function writePrivate(path: string, content: string): void {
 }
 
 function writeAtomic(path: string, content: string, mode: number): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, content, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
+  writeFileAtomic(path, content, mode);
 }

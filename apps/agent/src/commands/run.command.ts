@@ -1,0 +1,84 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { selectBackend } from '@tessera/ml';
+import { AgentError, AgentErrorCode } from '../agent.error';
+import { SiloSession } from '../hub/silo-session';
+import { SiloStudyTransport } from '../hub/study-transport';
+import { loadPolicy } from '../policy/approval-policy';
+import { AgentDaemon } from '../run/agent-daemon';
+import { TaskExecutor, type StepLine } from '../run/task-executor';
+import type { AgentState } from '../state/agent-state';
+import { ApprovalStore } from '../state/approval-store';
+import { ReceiptStore } from '../state/receipt-store';
+import { StudyDatasets } from '../training/study-datasets';
+
+export interface RunOptions {
+  dataFile?: string;
+  policyFile?: string;
+  pollWaitSeconds: number;
+  exitAfterStudy?: string;
+  stop: AbortSignal;
+}
+
+/** The hub waits at most 30 s on a long poll. */
+export const MAX_POLL_WAIT_SECONDS = 30;
+
+/** `time study round N: message`, one line per step; never a data value. */
+export function formatStepLine(line: StepLine, now: Date): string {
+  return `${now.toISOString()} ${line.study}${line.round === undefined ? '' : ` round ${line.round}`}: ${line.message}`;
+}
+
+export function parsePollWait(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_POLL_WAIT_SECONDS) {
+    throw new AgentError(
+      AgentErrorCode.USAGE,
+      `--poll-wait must be a whole number of seconds in 1..${MAX_POLL_WAIT_SECONDS}`,
+    );
+  }
+  return n;
+}
+
+/** `tessera-agent run`: checks its inputs, then runs the daemon until stopped. Resolves with the exit code. */
+export async function runDaemon(
+  state: AgentState,
+  options: RunOptions,
+  write: (line: string) => void,
+): Promise<number> {
+  if (options.dataFile === undefined) {
+    throw new AgentError(AgentErrorCode.USAGE, "give the silo's data file with --data <file.csv> or TESSERA_DATA_FILE");
+  }
+  const dataFile = options.dataFile;
+  if (!existsSync(dataFile) || !statSync(dataFile).isFile()) {
+    throw new AgentError(AgentErrorCode.USAGE, `the data file ${dataFile} does not exist`);
+  }
+  const policy = options.policyFile === undefined ? undefined : loadPolicy(options.policyFile);
+  const session = new SiloSession(state);
+  const log = (line: StepLine) => write(formatStepLine(line, new Date()) + '\n');
+  const info = (message: string) => log({ study: 'agent', message });
+
+  const backend = await selectBackend();
+  const { record } = session.current;
+  info(`silo ${record.siloName} (${record.siloId}), hub ${record.hubSiloUrl}, tfjs backend ${backend}`);
+  info(
+    `data file ${dataFile}; ${policy === undefined ? 'no approval policy: every study waits for a steward' : `approval policy ${options.policyFile}`}`,
+  );
+
+  const transport = new SiloStudyTransport(session);
+  const approvals = new ApprovalStore(state.root);
+  const executor = new TaskExecutor({
+    transport,
+    approvals,
+    receipts: new ReceiptStore(state.root),
+    datasets: new StudyDatasets(() => readFileSync(dataFile, 'utf8')),
+    log,
+  });
+  const daemon = new AgentDaemon(
+    { transport, executor, approvals, renewIfDue: () => session.renewIfDue(), log, stop: options.stop },
+    {
+      pollWaitSeconds: options.pollWaitSeconds,
+      ...(options.exitAfterStudy === undefined ? {} : { exitAfterStudy: options.exitAfterStudy }),
+      ...(policy === undefined ? {} : { policy }),
+    },
+  );
+  return daemon.run();
+}

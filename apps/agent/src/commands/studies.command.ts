@@ -1,0 +1,187 @@
+import { describePlan, planHash, type SiloStudy } from '@tessera/protocol';
+import { AgentError, AgentErrorCode } from '../agent.error';
+import type { StudyTransport } from '../hub/study-transport';
+import type { ApprovalStore, LocalDecision } from '../state/approval-store';
+
+/** A study and the plan hash this agent computed from the plan itself (which is what a steward approves). */
+export interface ReviewedStudy {
+  study: SiloStudy;
+  computedHash: string;
+  local: LocalDecision | undefined;
+}
+
+function reviewed(study: SiloStudy, approvals: ApprovalStore): ReviewedStudy {
+  return {
+    study,
+    computedHash: planHash(study.studyId, study.planVersion, study.plan),
+    local: approvals.get(study.studyId),
+  };
+}
+
+export async function listStudies(transport: StudyTransport, approvals: ApprovalStore): Promise<ReviewedStudy[]> {
+  return (await transport.listStudies()).map((s) => reviewed(s, approvals));
+}
+
+/** Finds a study by its id or a unique prefix of it (at least 8 characters). */
+export async function findStudy(
+  transport: StudyTransport,
+  approvals: ApprovalStore,
+  id: string,
+): Promise<ReviewedStudy> {
+  const studies = await transport.listStudies();
+  const exact = studies.find((s) => s.studyId === id);
+  const matches = exact ? [exact] : id.length >= 8 ? studies.filter((s) => s.studyId.startsWith(id)) : [];
+  if (matches.length !== 1) {
+    throw new AgentError(
+      AgentErrorCode.STUDY_NOT_FOUND,
+      matches.length === 0
+        ? `No study ${id} is visible to this silo (tessera-agent studies list shows those that are).`
+        : `${id} matches ${matches.length} studies; give more of the id.`,
+    );
+  }
+  return reviewed(matches[0]!, approvals);
+}
+
+/** This silo's decision in a few words: the hub's record, checked against the current plan and the local record. */
+export function decisionSummary(r: ReviewedStudy): string {
+  const hub = r.study.decision;
+  const local = r.local?.planHash === r.computedHash ? r.local : undefined;
+  if (hub === null || hub.planHash !== r.study.planHash) {
+    const older = hub === null ? '' : ` (${hub.decision}d version ${hub.planVersion})`;
+    return `undecided${older}`;
+  }
+  const word = hub.decision === 'approve' ? 'approved' : 'rejected';
+  if (local === undefined) return `${word} at the hub, NOT in this agent's record`;
+  if (local.decision !== hub.decision) return `${word} at the hub, but ${local.decision}d in this agent's record`;
+  return `${word}${local.decidedBy === 'policy' ? ' (policy)' : ''}`;
+}
+
+export function formatStudyTable(rows: ReviewedStudy[]): string {
+  if (rows.length === 0) return 'No studies: this silo has not been invited to any.';
+  const table = [
+    ['STUDY', 'NAME', 'STATUS', 'VERSION', 'PLAN HASH', 'DECISION'],
+    ...rows.map((r) => [
+      r.study.studyId,
+      r.study.plan.name,
+      r.study.status,
+      String(r.study.planVersion),
+      r.computedHash.slice(0, 12) + (r.computedHash === r.study.planHash ? '' : ' (MISMATCH)'),
+      decisionSummary(r),
+    ]),
+  ];
+  const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
+  return table
+    .map((row) =>
+      row
+        .map((cell, c) => cell.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** What a steward reads before deciding: the plan in words, the exact hash, the privacy cost. */
+export function formatStudy(r: ReviewedStudy): string {
+  const { study } = r;
+  const lines = [
+    `id:           ${study.studyId}`,
+    `status:       ${study.status}`,
+    `version:      ${study.planVersion}`,
+    // The protocol's wording, the same the console shows.
+    ...describePlan(study.plan),
+    `plan hash:    ${r.computedHash}`,
+  ];
+  if (r.computedHash !== study.planHash) {
+    lines.push(
+      `WARNING:      the hub names the plan hash ${study.planHash}, but the plan it sent hashes to the value above; do not approve`,
+    );
+  }
+  if (study.privacyCost !== null) {
+    const c = study.privacyCost;
+    lines.push(
+      `privacy cost: ε = ${c.epsilon}, δ = ${c.delta} for the whole study (${c.accountant}, noise multiplier ${c.noiseMultiplier}${c.stepsPerRound === undefined ? '' : `, ${c.stepsPerRound} steps per round`})`,
+    );
+  }
+  lines.push(`decision:     ${decisionSummary(r)}`);
+  return lines.join('\n');
+}
+
+/**
+ * Approves the current plan of a study: sends the hash this agent computed from the plan it received (never the hub's
+ * word for it), refuses if the steward named another hash, and records the approval locally only once the hub
+ * accepted it.
+ */
+export async function approveStudy(
+  transport: StudyTransport,
+  approvals: ApprovalStore,
+  id: string,
+  options: { planHash?: string; now?: Date } = {},
+): Promise<ReviewedStudy> {
+  const r = await findStudy(transport, approvals, id);
+  guardHash(r);
+  if (options.planHash !== undefined && options.planHash.trim().toLowerCase() !== r.computedHash) {
+    throw new AgentError(
+      AgentErrorCode.PLAN_MISMATCH,
+      `You gave plan hash ${options.planHash}, but the study's current plan (version ${r.study.planVersion}) hashes to ${r.computedHash}. ` +
+        `Nothing was approved; read the plan again with: tessera-agent studies show ${r.study.studyId}`,
+    );
+  }
+  return decide(transport, approvals, r, 'approve', undefined, options.now ?? new Date());
+}
+
+export async function rejectStudy(
+  transport: StudyTransport,
+  approvals: ApprovalStore,
+  id: string,
+  reason: string,
+  now = new Date(),
+): Promise<ReviewedStudy> {
+  if (reason.trim() === '') throw new AgentError(AgentErrorCode.USAGE, 'give a reason with --reason');
+  const r = await findStudy(transport, approvals, id);
+  guardHash(r);
+  return decide(transport, approvals, r, 'reject', reason, now);
+}
+
+function guardHash(r: ReviewedStudy): void {
+  if (r.computedHash !== r.study.planHash) {
+    throw new AgentError(
+      AgentErrorCode.PLAN_MISMATCH,
+      `The hub names plan hash ${r.study.planHash}, but the plan it sent hashes to ${r.computedHash}. Nothing was sent; tell the hub administrator.`,
+    );
+  }
+}
+
+async function decide(
+  transport: StudyTransport,
+  approvals: ApprovalStore,
+  r: ReviewedStudy,
+  decision: 'approve' | 'reject',
+  reason: string | undefined,
+  now: Date,
+): Promise<ReviewedStudy> {
+  let updated: SiloStudy;
+  try {
+    updated = await transport.decide(r.study.studyId, {
+      planHash: r.computedHash,
+      decision,
+      ...(reason === undefined ? {} : { reason: reason.slice(0, 1000) }),
+    });
+  } catch (err) {
+    if (err instanceof AgentError && err.httpStatus === 409) {
+      throw new AgentError(
+        AgentErrorCode.PLAN_MISMATCH,
+        `The plan changed at the hub since it was read (${err.message}). Nothing was recorded; read it again with: tessera-agent studies show ${r.study.studyId}`,
+        409,
+      );
+    }
+    throw err;
+  }
+  approvals.record(r.study.studyId, {
+    planHash: r.computedHash,
+    planVersion: r.study.planVersion,
+    decision,
+    decidedAt: now.toISOString(),
+    decidedBy: 'steward',
+  });
+  return reviewed(updated, approvals);
+}

@@ -1,0 +1,133 @@
+import {
+  SILO_STUDY_API,
+  SiloStudy,
+  TasksResponse,
+  UpdateReceipt,
+  type DecisionRequest,
+  type EvaluationReport,
+  type FailureReport,
+  type SiloTask,
+} from '@tessera/protocol';
+import { z } from 'zod';
+import { AgentError, AgentErrorCode } from '../agent.error';
+import { jsonOf, type HubRawResponse } from './hub-client';
+import type { SiloSession } from './silo-session';
+
+/**
+ * The agent's port to the hub's study routes. The daemon and the task executor depend on this interface only, so
+ * tests drive them with an in-memory hub. Every method throws AgentError: HUB_UNREACHABLE (try again later),
+ * IDENTITY_REFUSED (the certificate is no longer accepted: stop), or HUB_REFUSED with the HTTP status.
+ */
+export interface StudyTransport {
+  listStudies(): Promise<SiloStudy[]>;
+  decide(studyId: string, request: DecisionRequest): Promise<SiloStudy>;
+  /** Long poll: waits up to `waitSeconds` for work; an empty list after the wait is normal. */
+  pollTasks(waitSeconds: number, signal?: AbortSignal): Promise<SiloTask[]>;
+  /** The global model's bytes (raw float32 LE); the caller verifies them against the task's model hash. */
+  downloadModel(modelHash: string, expectedBytes: number): Promise<Uint8Array>;
+  uploadUpdate(studyId: string, round: number, frame: Uint8Array): Promise<UpdateReceipt>;
+  reportEvaluation(studyId: string, report: EvaluationReport): Promise<void>;
+  reportFailure(studyId: string, report: FailureReport): Promise<void>;
+}
+
+/** Seconds a long poll's socket may stay idle beyond the wait before the agent gives up on it. */
+const LONG_POLL_GRACE_SECONDS = 15;
+/** Uploads and downloads of large models may take a while; the socket may idle this long (ms). */
+const TRANSFER_TIMEOUT_MS = 120_000;
+
+function messageOf(res: HubRawResponse): string {
+  const body = jsonOf(res) as { message?: unknown } | string | undefined;
+  if (typeof body === 'object' && body !== null && typeof body.message === 'string') return body.message;
+  return `HTTP ${res.status}`;
+}
+
+/** Any 2xx: the contract says 200, and a framework's default 201 for a POST means the same. */
+function succeeded(res: HubRawResponse): boolean {
+  return res.status >= 200 && res.status < 300;
+}
+
+/** 401/403 on the silo listener: the guard refused the certificate or the silo (revoked, suspended, …). */
+function refused(res: HubRawResponse, what: string): AgentError {
+  const message = messageOf(res);
+  if (res.status === 401 || res.status === 403) {
+    return new AgentError(
+      AgentErrorCode.IDENTITY_REFUSED,
+      `The hub no longer accepts this agent (${what}): ${message}`,
+      res.status,
+    );
+  }
+  return new AgentError(AgentErrorCode.HUB_REFUSED, `The hub refused ${what}: ${message}`, res.status);
+}
+
+function parsed<T>(schema: z.ZodType<T>, res: HubRawResponse, what: string): T {
+  const result = schema.safeParse(jsonOf(res));
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new AgentError(
+      AgentErrorCode.HUB_REFUSED,
+      `The hub's answer to ${what} is not valid: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`,
+      res.status,
+    );
+  }
+  return result.data;
+}
+
+/** The study routes over the session's mutual TLS. */
+export class SiloStudyTransport implements StudyTransport {
+  constructor(private readonly session: SiloSession) {}
+
+  async listStudies(): Promise<SiloStudy[]> {
+    const res = await this.session.request('GET', SILO_STUDY_API.studies);
+    if (!succeeded(res)) throw refused(res, 'the study list');
+    return parsed(z.array(SiloStudy), res, 'the study list');
+  }
+
+  async decide(studyId: string, request: DecisionRequest): Promise<SiloStudy> {
+    const res = await this.session.request('POST', SILO_STUDY_API.decision(studyId), { body: { json: request } });
+    if (!succeeded(res)) throw refused(res, `the decision on study ${studyId}`);
+    return parsed(SiloStudy, res, 'the decision');
+  }
+
+  async pollTasks(waitSeconds: number, signal?: AbortSignal): Promise<SiloTask[]> {
+    const res = await this.session.request('GET', `${SILO_STUDY_API.tasks}?wait=${waitSeconds}`, {
+      timeoutMs: (waitSeconds + LONG_POLL_GRACE_SECONDS) * 1000,
+      ...(signal ? { signal } : {}),
+    });
+    if (!succeeded(res)) throw refused(res, 'the task poll');
+    return parsed(TasksResponse, res, 'the task poll').tasks;
+  }
+
+  async downloadModel(modelHash: string, expectedBytes: number): Promise<Uint8Array> {
+    const res = await this.session.request('GET', SILO_STUDY_API.blob(modelHash), {
+      accept: 'application/octet-stream',
+      timeoutMs: TRANSFER_TIMEOUT_MS,
+      // A few bytes of slack so a wrong-sized model is reported as such rather than cut off.
+      maxResponseBytes: expectedBytes + 1024,
+    });
+    if (!succeeded(res)) throw refused(res, `the model ${modelHash.slice(0, 12)}…`);
+    return res.bytes;
+  }
+
+  async uploadUpdate(studyId: string, round: number, frame: Uint8Array): Promise<UpdateReceipt> {
+    const res = await this.session.request('POST', SILO_STUDY_API.update(studyId, round), {
+      body: { bytes: frame, contentType: 'application/octet-stream' },
+      timeoutMs: TRANSFER_TIMEOUT_MS,
+    });
+    if (!succeeded(res)) throw refused(res, `the update for round ${round}`);
+    return parsed(UpdateReceipt, res, 'the update');
+  }
+
+  async reportEvaluation(studyId: string, report: EvaluationReport): Promise<void> {
+    const res = await this.session.request('POST', SILO_STUDY_API.evaluation(studyId, report.round), {
+      body: { json: report },
+    });
+    if (!succeeded(res)) throw refused(res, `the evaluation of round ${report.round}`);
+  }
+
+  async reportFailure(studyId: string, report: FailureReport): Promise<void> {
+    const res = await this.session.request('POST', SILO_STUDY_API.failure(studyId, report.round), {
+      body: { json: report },
+    });
+    if (!succeeded(res)) throw refused(res, `the failure report for round ${report.round}`);
+  }
+}

@@ -1,0 +1,214 @@
+import { planHash, type SiloStudy, type SiloTask, type StudyStatus } from '@tessera/protocol';
+import { AgentError, AgentErrorCode } from '../agent.error';
+import type { StudyTransport } from '../hub/study-transport';
+import { policyVerdict, type ApprovalPolicy } from '../policy/approval-policy';
+import type { ApprovalStore } from '../state/approval-store';
+import { Backoff } from './backoff.util';
+import type { StepLog, TaskExecutor } from './task-executor';
+
+export interface DaemonOptions {
+  /** Long-poll wait in seconds (the hub caps it at 30). */
+  pollWaitSeconds: number;
+  /** Exit once this study has ended: 0, or 1 when this silo reported a failure for it. */
+  exitAfterStudy?: string;
+  policy?: ApprovalPolicy;
+}
+
+export interface DaemonDeps {
+  transport: StudyTransport;
+  executor: TaskExecutor;
+  approvals: ApprovalStore;
+  /** Renews the certificate when due; true when it did. */
+  renewIfDue: () => Promise<boolean>;
+  log: StepLog;
+  /** Aborted at SIGTERM/SIGINT: the daemon stops after the current step. */
+  stop: AbortSignal;
+  clock?: () => Date;
+  /** Waits ms or until `stop` is aborted; injectable so tests do not sleep. */
+  sleep?: (ms: number, stop: AbortSignal) => Promise<void>;
+}
+
+const ENDED: readonly StudyStatus[] = ['completed', 'stopped', 'failed'];
+const DECIDABLE: readonly StudyStatus[] = ['awaiting_approvals', 'running'];
+
+/** Resolves after ms, or at once when the signal is aborted. */
+export function sleepUnlessStopped(ms: number, stop: AbortSignal): Promise<void> {
+  return new Promise((done) => {
+    if (stop.aborted) return done();
+    const timer = setTimeout(() => {
+      stop.removeEventListener('abort', onAbort);
+      done();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      done();
+    };
+    stop.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * The agent's main loop: renew the certificate when due, approve by policy what the policy allows, long-poll for
+ * tasks and carry them out one at a time. An unreachable hub is retried with capped exponential backoff; a refused
+ * certificate ends the loop with exit code 1.
+ */
+export class AgentDaemon {
+  private readonly backoff = new Backoff();
+  /** studyId → what was last said about it, so a waiting study is logged once, not every poll. */
+  private readonly said = new Map<string, string>();
+  /** Plan hashes whose approval by policy the hub refused: not sent again every poll. */
+  private readonly policyRefused = new Set<string>();
+  private readonly sleep: (ms: number, stop: AbortSignal) => Promise<void>;
+  private readonly clock: () => Date;
+
+  constructor(
+    private readonly deps: DaemonDeps,
+    private readonly options: DaemonOptions,
+  ) {
+    this.sleep = deps.sleep ?? sleepUnlessStopped;
+    this.clock = deps.clock ?? (() => new Date());
+  }
+
+  /** Runs until stopped (0), until --exit-after-study's study ends (0 or 1), or until the hub refuses us (1). */
+  async run(): Promise<number> {
+    const { transport, executor, stop } = this.deps;
+    while (!stop.aborted) {
+      try {
+        if (await this.deps.renewIfDue()) this.info('certificate renewed');
+        let studies = await transport.listStudies();
+        await this.approveByPolicy(studies);
+        const exit = this.exitCode(studies);
+        if (exit !== null) return exit;
+        if (stop.aborted) break;
+
+        const tasks = await transport.pollTasks(this.options.pollWaitSeconds, stop);
+        let worked = false;
+        for (const task of tasks) {
+          if (stop.aborted) break;
+          if (executor.isSettled(task)) continue;
+          let study = this.studyFor(studies, task);
+          if (study === undefined) {
+            studies = await transport.listStudies();
+            study = this.studyFor(studies, task);
+          }
+          await executor.execute(task, study ?? studies.find((s) => s.studyId === task.studyId));
+          worked = true;
+        }
+        this.backoff.reset();
+        // The hub answers at once while it still offers tasks this agent has settled: wait instead of spinning.
+        if (tasks.length > 0 && !worked) await this.sleep(this.options.pollWaitSeconds * 1000, stop);
+      } catch (err) {
+        if (stop.aborted) break;
+        const exit = await this.recover(err);
+        if (exit !== null) return exit;
+      }
+    }
+    this.info('stopped');
+    return 0;
+  }
+
+  private studyFor(studies: SiloStudy[], task: SiloTask): SiloStudy | undefined {
+    return studies.find((s) => s.studyId === task.studyId && s.planVersion === task.planVersion);
+  }
+
+  /** Decides what an error means for the loop: an exit code, or null after waiting to try again. */
+  private async recover(err: unknown): Promise<number | null> {
+    if (err instanceof AgentError) {
+      switch (err.code) {
+        case AgentErrorCode.IDENTITY_REFUSED:
+          this.info(`STOPPING: ${err.message} Re-enroll this agent with a new bundle from the hub administrator.`);
+          return 1;
+        case AgentErrorCode.STATE_CORRUPT:
+        case AgentErrorCode.NOT_ENROLLED:
+          this.info(`STOPPING: ${err.message}`);
+          return 1;
+        default:
+          break;
+      }
+    }
+    const delay = this.backoff.next();
+    const what = err instanceof AgentError ? err.message : `unexpected failure: ${(err as Error).stack ?? String(err)}`;
+    this.info(`${what} — retrying in ${delay / 1000} s`);
+    await this.sleep(delay, this.deps.stop);
+    return null;
+  }
+
+  private exitCode(studies: SiloStudy[]): number | null {
+    const id = this.options.exitAfterStudy;
+    if (id === undefined) return null;
+    const study = studies.find((s) => s.studyId === id);
+    if (study === undefined || !ENDED.includes(study.status)) return null;
+    const failedHere = this.deps.executor.failedStudies.has(id);
+    this.deps.log({
+      study: study.plan.name,
+      message: `study ${study.status}; exiting${failedHere ? ' with status 1: this silo reported a failure for it' : ''}`,
+    });
+    return failedHere ? 1 : 0;
+  }
+
+  /** Approves, as 'policy', each undecided study whose plan stays within every limit of the policy. */
+  private async approveByPolicy(studies: SiloStudy[]): Promise<void> {
+    for (const study of studies) {
+      if (!DECIDABLE.includes(study.status)) continue;
+      const computed = planHash(study.studyId, study.planVersion, study.plan);
+      if (this.deps.approvals.get(study.studyId)?.planHash === computed) continue;
+      const name = study.plan.name;
+      if (computed !== study.planHash) {
+        this.sayOnce(
+          study,
+          `the plan the hub sent hashes to ${computed.slice(0, 12)}…, but the hub names ${study.planHash.slice(0, 12)}…; not approving`,
+        );
+        continue;
+      }
+      const policy = this.options.policy;
+      if (this.policyRefused.has(computed)) continue;
+      if (policy === undefined) {
+        this.sayOnce(
+          study,
+          `plan version ${study.planVersion} awaits a steward: tessera-agent studies show ${study.studyId}`,
+        );
+        continue;
+      }
+      const verdict = policyVerdict(policy, study);
+      if (!verdict.approve) {
+        this.sayOnce(
+          study,
+          `plan version ${study.planVersion} awaits a steward; outside the policy: ${verdict.reasons.join('; ')}`,
+        );
+        continue;
+      }
+      try {
+        await this.deps.transport.decide(study.studyId, { planHash: computed, decision: 'approve' });
+      } catch (err) {
+        if (err instanceof AgentError && err.code === AgentErrorCode.HUB_REFUSED) {
+          this.policyRefused.add(computed);
+          this.sayOnce(study, `approval by policy refused by the hub: ${err.message}`);
+          continue;
+        }
+        throw err;
+      }
+      this.deps.approvals.record(study.studyId, {
+        planHash: computed,
+        planVersion: study.planVersion,
+        decision: 'approve',
+        decidedAt: this.clock().toISOString(),
+        decidedBy: 'policy',
+      });
+      this.deps.log({
+        study: name,
+        message: `approved plan version ${study.planVersion} (${computed.slice(0, 12)}…) by policy`,
+      });
+    }
+  }
+
+  private sayOnce(study: SiloStudy, message: string): void {
+    const key = `${study.planHash}:${message}`;
+    if (this.said.get(study.studyId) === key) return;
+    this.said.set(study.studyId, key);
+    this.deps.log({ study: study.plan.name, message });
+  }
+
+  private info(message: string): void {
+    this.deps.log({ study: 'agent', message });
+  }
+}
