@@ -136,9 +136,10 @@ export function decodeOptimizerState(
   const vectors: Float32Array[] = [];
   for (let v = 0; v < k; v += 1) {
     const offset = STATE_HEADER_BYTES + v * length * 4;
-    // slice() copies into a fresh, aligned buffer, so the view never aliases the caller's bytes.
+    // Copy into a fresh, aligned buffer so the view never aliases the caller's bytes. Uint8Array.prototype.slice,
+    // not bytes.slice: on a Node Buffer the latter is a view into a shared pool, not a copy.
     const out = LITTLE_ENDIAN
-      ? new Float32Array(bytes.slice(offset, offset + length * 4).buffer)
+      ? new Float32Array(Uint8Array.prototype.slice.call(bytes, offset, offset + length * 4).buffer)
       : new Float32Array(length);
     if (!LITTLE_ENDIAN) {
       for (let i = 0; i < length; i += 1) out[i] = view.getFloat32(offset + 4 * i, true);

@@ -254,6 +254,17 @@ describe('server optimizer state persistence', () => {
     expect(other.serializeState()).toEqual(bytes);
   });
 
+  it('restores from a Node Buffer read from disk (a view into a shared pool)', () => {
+    const opt = new FedAdamServerOptimizer({ length: 5, serverLearningRate: 0.1 });
+    opt.step(new Float32Array(5), f32(1, 2, 3, 4, 5));
+    const bytes = opt.serializeState();
+    // Small Buffers share one pre-allocated pool: their .buffer is much larger than the bytes themselves.
+    const pooled = Buffer.from(bytes);
+    const other = new FedAdamServerOptimizer({ length: 5, serverLearningRate: 0.1 });
+    other.restoreState(pooled);
+    expect(other.serializeState()).toEqual(bytes);
+  });
+
   describe('refuses corrupt or foreign state and stays unchanged', () => {
     const fresh = () => {
       const opt = new FedAdamServerOptimizer({ length: 4, serverLearningRate: 0.1 });
