@@ -6,11 +6,24 @@ import { SiloCertificateEntity } from '../silos/silo-certificate.entity';
 import { SiloEntity } from '../silos/silo.entity';
 import { Initial1763800000000 } from './migrations/1763800000000-initial';
 import { SiloIdentity1763800100000 } from './migrations/1763800100000-silo-identity';
+import { AuditCheckpointEntity } from '../audit/audit-checkpoint.entity';
+import { AuditRecordEntity } from '../audit/audit-record.entity';
+import { AuditSigningKeyEntity } from '../audit/audit-signing-key.entity';
+import { AuditLog1763800200000 } from './migrations/1763800200000-audit-log';
 import type { DatabaseEndpoint } from './embedded-postgres';
 
 /** Every entity and migration, listed explicitly (no globs: the same list works from sources and from dist). */
-export const ENTITIES = [UserEntity, HubPkiEntity, SiloEntity, EnrollmentTokenEntity, SiloCertificateEntity];
-export const MIGRATIONS = [Initial1763800000000, SiloIdentity1763800100000];
+export const ENTITIES = [
+  UserEntity,
+  HubPkiEntity,
+  SiloEntity,
+  EnrollmentTokenEntity,
+  SiloCertificateEntity,
+  AuditRecordEntity,
+  AuditCheckpointEntity,
+  AuditSigningKeyEntity,
+];
+export const MIGRATIONS = [Initial1763800000000, SiloIdentity1763800100000, AuditLog1763800200000];
 
 export function dataSourceOptions(db: DatabaseEndpoint): DataSourceOptions {
   return {
