@@ -13,8 +13,7 @@ import { EnrollmentController } from './silos/enrollment.controller';
 import { SiloSelfController } from './silos/silo-self.controller';
 import { SilosController } from './silos/silos.controller';
 import { SilosService } from './silos/silos.service';
-import { AuditTrail } from './audit/audit-trail';
-import { LogAuditTrail } from './audit/log-audit-trail';
+import { AuditModule } from './audit/audit.module';
 import { AccessGuard } from './auth/access.guard';
 import { AuthController } from './auth/auth.controller';
 import { AuthService } from './auth/auth.service';
@@ -50,6 +49,7 @@ export class AppModule {
         JwtModule.register({ secret: sessionKey, signOptions: { algorithm: 'HS256' } }),
         ThrottlerModule.forRoot([{ name: 'login', ttl: 60_000, limit: config.loginRateLimit }]),
         TerminusModule.forRoot({ logger: false }),
+        AuditModule.forRoot(config),
       ],
       controllers: [
         AuthController,
@@ -65,7 +65,6 @@ export class AppModule {
         { provide: SESSION_KEY, useValue: sessionKey },
         { provide: APP_GUARD, useClass: AccessGuard },
         { provide: APP_FILTER, useClass: GlobalExceptionFilter },
-        { provide: AuditTrail, useClass: LogAuditTrail },
         AccountsService,
         AuthService,
         JwtStrategy,

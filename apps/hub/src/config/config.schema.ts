@@ -214,6 +214,14 @@ export const CONFIG_VARIABLES = {
     secret: false,
     schema: logLevel,
   }),
+  auditCheckpointSeconds: variable({
+    name: 'TESSERA_AUDIT_CHECKPOINT_SECONDS',
+    description:
+      'How often the hub signs a checkpoint of its audit chain, in seconds (only when records were appended since the last one).',
+    default: '300',
+    secret: false,
+    schema: positiveInt.max(86400),
+  }),
   shutdownTimeoutMs: variable({
     name: 'TESSERA_SHUTDOWN_TIMEOUT_MS',
     description: 'On SIGTERM, how long in-flight requests may take to finish before the hub closes anyway.',

@@ -1,0 +1,84 @@
+import { Readable } from 'node:stream';
+import { Controller, Get, Header, Post, Query, StreamableFile } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import type { Checkpoint } from '@tessera/audit';
+import { Access } from '../auth/access.decorator';
+import { AuditCheckpointService } from './audit-checkpoint.service';
+import { AuditLogService, type AuditEventFilter, type AuditEventPage } from './audit-log.service';
+import { AuditSigningKeyService, type HubPublicKey } from './audit-signing-key.service';
+import { AuditVerificationService, type StoredChainVerification } from './audit-verification.service';
+import { AuditCheckpointsQueryDto, AuditEventsFilterDto, AuditEventsQueryDto } from './dto/audit-query.dto';
+
+const DEFAULT_PAGE = 100;
+
+function filterOf(dto: AuditEventsFilterDto): AuditEventFilter {
+  return {
+    ...(dto.from === undefined ? {} : { from: new Date(dto.from) }),
+    ...(dto.to === undefined ? {} : { to: new Date(dto.to) }),
+    actor: dto.actor,
+    action: dto.action,
+    studyId: dto.studyId,
+    siloId: dto.siloId,
+    q: dto.q,
+  };
+}
+
+/** The audit log for auditors and administrators: read, verify, checkpoints. Nothing here changes a record. */
+@ApiTags('audit')
+@ApiBearerAuth()
+@Controller('api/audit')
+export class AuditController {
+  constructor(
+    private readonly log: AuditLogService,
+    private readonly verification: AuditVerificationService,
+    private readonly checkpoints: AuditCheckpointService,
+    private readonly keys: AuditSigningKeyService,
+  ) {}
+
+  /** Records, newest first by default, filtered; page on with `cursor` = the previous page's nextCursor. */
+  @Access('admin', 'auditor')
+  @Get('events')
+  events(@Query() query: AuditEventsQueryDto): Promise<AuditEventPage> {
+    return this.log.listEvents(filterOf(query), {
+      limit: query.limit ?? DEFAULT_PAGE,
+      cursor: query.cursor,
+      order: query.order ?? 'desc',
+    });
+  }
+
+  /** The filtered records as CSV, oldest first (for spreadsheets; the signed bundle is what proves anything). */
+  @Access('admin', 'auditor')
+  @Get('events.csv')
+  @Header('content-type', 'text/csv; charset=utf-8')
+  @Header('content-disposition', 'attachment; filename="tessera-audit-events.csv"')
+  eventsCsv(@Query() query: AuditEventsFilterDto): StreamableFile {
+    return new StreamableFile(Readable.from(this.log.csv(filterOf(query))));
+  }
+
+  /** Verifies the whole stored chain and every checkpoint; names the first broken link. */
+  @Access('admin', 'auditor')
+  @Get('verify')
+  verify(): Promise<StoredChainVerification> {
+    return this.verification.verifyStoredChain();
+  }
+
+  @Access('admin', 'auditor')
+  @Get('checkpoints')
+  listCheckpoints(@Query() query: AuditCheckpointsQueryDto): Promise<Checkpoint[]> {
+    return this.checkpoints.list(query.after ?? 0, query.limit ?? DEFAULT_PAGE);
+  }
+
+  /** Signs a checkpoint of the current head now (returns the latest one if nothing was appended since). */
+  @Access('admin')
+  @Post('checkpoints')
+  checkpointNow(): Promise<Checkpoint> {
+    return this.checkpoints.checkpointNow();
+  }
+
+  /** The hub's Ed25519 audit key: pin it when verifying reports offline (`tessera-verify --public-key`). */
+  @Access('admin', 'auditor')
+  @Get('public-key')
+  publicKey(): Promise<HubPublicKey> {
+    return this.keys.publicKey();
+  }
+}
