@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { JwtModule } from '@nestjs/jwt';
@@ -8,7 +9,14 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 import { AccountsController } from './accounts/accounts.controller';
 import { AccountsService } from './accounts/accounts.service';
+import { BlobStore } from './blobs/blob-store';
+import { FilesystemBlobStore } from './blobs/filesystem-blob-store';
 import { HubPkiService } from './pki/hub-pki.service';
+import { RoundsQueryService } from './rounds/rounds-query.service';
+import { RoundsService } from './rounds/rounds.service';
+import { SiloStudiesController } from './studies/silo-studies.controller';
+import { StudiesController } from './studies/studies.controller';
+import { StudiesService } from './studies/studies.service';
 import { EnrollmentController } from './silos/enrollment.controller';
 import { SiloSelfController } from './silos/silo-self.controller';
 import { SilosController } from './silos/silos.controller';
@@ -57,6 +65,8 @@ export class AppModule {
         SilosController,
         EnrollmentController,
         SiloSelfController,
+        StudiesController,
+        SiloStudiesController,
         HealthController,
         MetricsController,
       ],
@@ -72,6 +82,10 @@ export class AppModule {
         MetricsService,
         HubPkiService,
         SilosService,
+        StudiesService,
+        RoundsService,
+        RoundsQueryService,
+        { provide: BlobStore, useValue: new FilesystemBlobStore(join(config.dataDir, 'blobs')) },
       ],
     };
   }

@@ -1,2 +1,4 @@
 // @tessera/protocol: wire types and validation shared by hub, agent and console.
 export * from './identity';
+export * from './study-plan';
+export * from './rounds';

@@ -22,6 +22,7 @@ async function main(): Promise<void> {
     TESSERA_DATA_DIR: resolve(opts.dataDir),
     TESSERA_PORT: opts.port,
     TESSERA_SILO_PORT: '0',
+    TESSERA_ENROLL_PORT: '0',
     TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'warn',
     TESSERA_ADMIN_USERNAME: 'admin',
     TESSERA_ADMIN_PASSWORD: password,

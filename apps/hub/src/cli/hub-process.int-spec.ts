@@ -19,7 +19,14 @@ afterEach(() => {
 });
 
 function baseEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH, TESSERA_DATA_DIR: dataDir, TESSERA_PORT: '0', TESSERA_SILO_PORT: '0', ...extra };
+  return {
+    PATH: process.env.PATH,
+    TESSERA_DATA_DIR: dataDir,
+    TESSERA_PORT: '0',
+    TESSERA_SILO_PORT: '0',
+    TESSERA_ENROLL_PORT: '0',
+    ...extra,
+  };
 }
 
 /** Starts the built hub and resolves with its URL once it logs that it listens. */

@@ -14,6 +14,16 @@ export enum HubErrorCode {
   CSR_REJECTED = 'CSR_REJECTED',
   SILO_IDENTITY_REFUSED = 'SILO_IDENTITY_REFUSED',
   SILO_SUSPENDED = 'SILO_SUSPENDED',
+  PLAN_INVALID = 'PLAN_INVALID',
+  STUDY_STATE = 'STUDY_STATE',
+  STALE_PLAN = 'STALE_PLAN',
+  NOT_A_PARTICIPANT = 'NOT_A_PARTICIPANT',
+  ROUND_CLOSED = 'ROUND_CLOSED',
+  WRONG_ROUND = 'WRONG_ROUND',
+  WRONG_MODEL = 'WRONG_MODEL',
+  DUPLICATE_UPDATE = 'DUPLICATE_UPDATE',
+  UPDATE_MALFORMED = 'UPDATE_MALFORMED',
+  UPDATE_TOO_LARGE = 'UPDATE_TOO_LARGE',
 }
 
 export class HubException extends Error {
@@ -32,6 +42,8 @@ export function httpStatusOf(code: HubErrorCode): HttpStatus {
   switch (code) {
     case HubErrorCode.VALIDATION_FAILED:
     case HubErrorCode.CSR_REJECTED:
+    case HubErrorCode.PLAN_INVALID:
+    case HubErrorCode.UPDATE_MALFORMED:
       return HttpStatus.BAD_REQUEST;
     case HubErrorCode.INVALID_CREDENTIALS:
     case HubErrorCode.UNAUTHENTICATED:
@@ -40,12 +52,21 @@ export function httpStatusOf(code: HubErrorCode): HttpStatus {
       return HttpStatus.UNAUTHORIZED;
     case HubErrorCode.FORBIDDEN:
     case HubErrorCode.SILO_SUSPENDED:
+    case HubErrorCode.NOT_A_PARTICIPANT:
       return HttpStatus.FORBIDDEN;
     case HubErrorCode.NOT_FOUND:
       return HttpStatus.NOT_FOUND;
     case HubErrorCode.CONFLICT:
     case HubErrorCode.USERNAME_TAKEN:
+    case HubErrorCode.STUDY_STATE:
+    case HubErrorCode.STALE_PLAN:
+    case HubErrorCode.ROUND_CLOSED:
+    case HubErrorCode.WRONG_ROUND:
+    case HubErrorCode.WRONG_MODEL:
+    case HubErrorCode.DUPLICATE_UPDATE:
       return HttpStatus.CONFLICT;
+    case HubErrorCode.UPDATE_TOO_LARGE:
+      return HttpStatus.PAYLOAD_TOO_LARGE;
     case HubErrorCode.ROUTE_ACCESS_UNDECLARED:
       return HttpStatus.INTERNAL_SERVER_ERROR;
     default: {

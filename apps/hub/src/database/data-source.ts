@@ -6,6 +6,12 @@ import { SiloCertificateEntity } from '../silos/silo-certificate.entity';
 import { SiloEntity } from '../silos/silo.entity';
 import { Initial1763800000000 } from './migrations/1763800000000-initial';
 import { SiloIdentity1763800100000 } from './migrations/1763800100000-silo-identity';
+import { Studies1763800300000 } from './migrations/1763800300000-studies';
+import { RoundParticipantEntity } from '../rounds/round-participant.entity';
+import { RoundEntity } from '../rounds/round.entity';
+import { StudyDecisionEntity } from '../studies/study-decision.entity';
+import { StudyPlanVersionEntity } from '../studies/study-plan-version.entity';
+import { StudyEntity } from '../studies/study.entity';
 import { AuditCheckpointEntity } from '../audit/audit-checkpoint.entity';
 import { AuditRecordEntity } from '../audit/audit-record.entity';
 import { AuditSigningKeyEntity } from '../audit/audit-signing-key.entity';
@@ -19,11 +25,21 @@ export const ENTITIES = [
   SiloEntity,
   EnrollmentTokenEntity,
   SiloCertificateEntity,
+  StudyEntity,
+  StudyPlanVersionEntity,
+  StudyDecisionEntity,
+  RoundEntity,
+  RoundParticipantEntity,
   AuditRecordEntity,
   AuditCheckpointEntity,
   AuditSigningKeyEntity,
 ];
-export const MIGRATIONS = [Initial1763800000000, SiloIdentity1763800100000, AuditLog1763800200000];
+export const MIGRATIONS = [
+  Initial1763800000000,
+  SiloIdentity1763800100000,
+  AuditLog1763800200000,
+  Studies1763800300000,
+];
 
 export function dataSourceOptions(db: DatabaseEndpoint): DataSourceOptions {
   return {

@@ -59,6 +59,7 @@ export async function startTestHub(kind: DatabaseKind, options: TestHubOptions =
     TESSERA_HOST: '127.0.0.1',
     TESSERA_PORT: '0',
     TESSERA_SILO_PORT: '0',
+    TESSERA_ENROLL_PORT: '0',
     TESSERA_DATA_DIR: dataDir,
     TESSERA_LOG_LEVEL: process.env.TESSERA_TEST_LOG_LEVEL ?? 'silent',
     TESSERA_ADMIN_USERNAME: ADMIN.username,

@@ -1,0 +1,63 @@
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+
+export type RoundStatus = 'open' | 'closed' | 'retried' | 'failed' | 'abandoned';
+
+/** One attempt at one round of a study. All round state lives here, so a restarted hub resumes it. */
+@Entity('rounds')
+export class RoundEntity {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @Column({ name: 'study_id', type: 'uuid' })
+  studyId!: string;
+
+  @Column({ type: 'integer' })
+  number!: number;
+
+  @Column({ type: 'integer' })
+  attempt!: number;
+
+  /** 'train' rounds produce a new model; the final 'evaluate' round measures the last one at every silo. */
+  @Column({ type: 'varchar', length: 8 })
+  kind!: 'train' | 'evaluate';
+
+  @Column({ type: 'varchar', length: 10 })
+  status!: RoundStatus;
+
+  /** The global model published for this round (content-addressed blob). */
+  @Column({ name: 'model_hash', type: 'char', length: 64 })
+  modelHash!: string;
+
+  @Column({ name: 'result_model_hash', type: 'char', length: 64, nullable: true })
+  resultModelHash!: string | null;
+
+  @Column({ name: 'opened_at', type: 'timestamptz' })
+  openedAt!: Date;
+
+  @Column({ name: 'deadline_at', type: 'timestamptz' })
+  deadlineAt!: Date;
+
+  @Column({ name: 'closed_at', type: 'timestamptz', nullable: true })
+  closedAt!: Date | null;
+
+  @Column({ name: 'close_reason', type: 'text', nullable: true })
+  closeReason!: string | null;
+
+  @Column({ type: 'jsonb', nullable: true })
+  summary!: RoundSummary | null;
+}
+
+/** Aggregate figures of a closed round (evaluation of the round's input model across silos). */
+export interface RoundSummary {
+  reported: number;
+  participants: number;
+  totalExamples: number;
+  /** Mean over silos of their test accuracy/loss/AUC, unweighted and weighted by test size. */
+  evaluation: {
+    accuracy: { unweighted: number | null; weighted: number | null };
+    loss: { unweighted: number | null; weighted: number | null };
+    auc: { unweighted: number | null };
+  };
+  /** What was applied to the updates, in order (weights, clipping, noise, server step): never their values. */
+  aggregationTrace?: object[];
+}

@@ -1,0 +1,78 @@
+import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Put, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { Access } from '../auth/access.decorator';
+import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
+import { RoundsQueryService, type RoundView } from '../rounds/rounds-query.service';
+import { StopStudyDto, StudyPlanDto } from './dto/study.dto';
+import { StudiesService, type StudyView } from './studies.service';
+
+/** Study administration: plans, invitations, lifecycle; auditors may read. */
+@ApiTags('studies')
+@ApiBearerAuth()
+@Controller('api/studies')
+export class StudiesController {
+  constructor(
+    private readonly studies: StudiesService,
+    private readonly rounds: RoundsQueryService,
+  ) {}
+
+  @Access('admin', 'auditor')
+  @Get()
+  list(): Promise<StudyView[]> {
+    return this.studies.list();
+  }
+
+  @Access('admin', 'auditor')
+  @Get(':id')
+  get(@Param('id', new ParseUUIDPipe()) id: string): Promise<StudyView> {
+    return this.studies.get(id);
+  }
+
+  @Access('admin', 'auditor')
+  @Get(':id/rounds')
+  roundsOf(@Param('id', new ParseUUIDPipe()) id: string): Promise<RoundView[]> {
+    return this.rounds.roundsOf(id);
+  }
+
+  @Access('admin')
+  @Post()
+  create(@Body() dto: StudyPlanDto, @Req() req: AuthenticatedRequest): Promise<StudyView> {
+    return this.studies.create(dto.plan, actorOf(req));
+  }
+
+  /** A new plan version: every silo must approve its new hash. */
+  @Access('admin')
+  @Put(':id/plan')
+  updatePlan(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Body() dto: StudyPlanDto,
+    @Req() req: AuthenticatedRequest,
+  ): Promise<StudyView> {
+    return this.studies.updatePlan(id, dto.plan, actorOf(req));
+  }
+
+  @Access('admin')
+  @Post(':id/submit')
+  @HttpCode(200)
+  submit(@Param('id', new ParseUUIDPipe()) id: string, @Req() req: AuthenticatedRequest): Promise<StudyView> {
+    return this.studies.submit(id, actorOf(req));
+  }
+
+  @Access('admin')
+  @Post(':id/start')
+  @HttpCode(200)
+  start(@Param('id', new ParseUUIDPipe()) id: string, @Req() req: AuthenticatedRequest): Promise<StudyView> {
+    return this.studies.start(id, actorOf(req));
+  }
+
+  @Access('admin')
+  @Post(':id/stop')
+  @HttpCode(200)
+  stop(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Body() dto: StopStudyDto,
+    @Req() req: AuthenticatedRequest,
+  ): Promise<StudyView> {
+    return this.studies.stop(id, dto.reason, actorOf(req));
+  }
+}

@@ -1,0 +1,356 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import {
+  planHash,
+  studyPlanProblems,
+  type Decision,
+  type SiloStudy,
+  type StudyPlan,
+  type StudyStatus,
+} from '@tessera/protocol';
+import { DataSource, In, type EntityManager } from 'typeorm';
+import { AuditTrail, type AuditActor } from '../audit/audit-trail';
+import { HubErrorCode, HubException } from '../common/hub.exception';
+import { RoundsService } from '../rounds/rounds.service';
+import { SiloEntity } from '../silos/silo.entity';
+import { priceStudy } from './study-privacy';
+import { StudyDecisionEntity } from './study-decision.entity';
+import { StudyPlanVersionEntity } from './study-plan-version.entity';
+import { StudyEntity, type PrivacyCost } from './study.entity';
+
+export interface SiloDecisionView {
+  siloId: string;
+  siloName: string;
+  /** The latest decision on the CURRENT plan version, or null. */
+  decision: Decision | null;
+  planHash: string | null;
+  decidedAt: string | null;
+  reason: string | null;
+}
+
+export interface StudyView {
+  id: string;
+  name: string;
+  status: StudyStatus;
+  planVersion: number;
+  planHash: string;
+  plan: StudyPlan;
+  privacyCost: PrivacyCost | null;
+  participants: string[];
+  currentModelHash: string | null;
+  endReason: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  decisions: SiloDecisionView[];
+}
+
+/** Which transitions an administrator may make, from which states. */
+const EDITABLE: StudyStatus[] = ['draft', 'awaiting_approvals'];
+
+/** Study governance: plans and their versions, invitations, each silo's decision on the exact plan, lifecycle. */
+@Injectable()
+export class StudiesService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly rounds: RoundsService,
+    @Inject(AuditTrail) private readonly audit: AuditTrail,
+  ) {}
+
+  async create(planInput: unknown, actor: AuditActor): Promise<StudyView> {
+    const { plan, cost } = await this.validate(planInput);
+    const study = await this.db.transaction(async (tx) => {
+      const studies = tx.getRepository(StudyEntity);
+      const created = studies.create({
+        name: plan.name,
+        status: 'draft',
+        planVersion: 1,
+        planHash: '0'.repeat(64),
+        plan,
+        privacyCost: cost,
+        participants: [],
+        createdBy: actor.type === 'user' ? actor.id : null,
+      });
+      const saved = await studies.save(created);
+      saved.planHash = planHash(saved.id, 1, plan);
+      await studies.update(saved.id, { planHash: saved.planHash });
+      await tx
+        .getRepository(StudyPlanVersionEntity)
+        .insert({ studyId: saved.id, version: 1, planHash: saved.planHash, plan });
+      return saved;
+    });
+    await this.audit.record({
+      actor,
+      action: 'study.created',
+      subject: { studyId: study.id },
+      details: {
+        name: plan.name,
+        planVersion: 1,
+        planHash: study.planHash,
+        invitedSilos: plan.silos,
+        privacyCost: cost,
+      },
+    });
+    return this.get(study.id);
+  }
+
+  /** A changed plan is a new version with a new hash; decisions on older versions no longer count. */
+  async updatePlan(id: string, planInput: unknown, actor: AuditActor): Promise<StudyView> {
+    const { plan, cost } = await this.validate(planInput);
+    const { version, hash } = await this.db.transaction(async (tx) => {
+      const study = await this.lock(tx, id);
+      if (!EDITABLE.includes(study.status)) {
+        throw new HubException(HubErrorCode.STUDY_STATE, `A ${study.status} study's plan can no longer change.`);
+      }
+      const version = study.planVersion + 1;
+      const hash = planHash(id, version, plan);
+      await tx
+        .getRepository(StudyEntity)
+        .update(id, { plan, planVersion: version, planHash: hash, privacyCost: cost, name: plan.name });
+      await tx.getRepository(StudyPlanVersionEntity).insert({ studyId: id, version, planHash: hash, plan });
+      return { version, hash };
+    });
+    await this.audit.record({
+      actor,
+      action: 'study.plan.versioned',
+      subject: { studyId: id },
+      details: { planVersion: version, planHash: hash, invitedSilos: plan.silos, privacyCost: cost },
+    });
+    return this.get(id);
+  }
+
+  /** Sends the invitations: invited silos' agents now see the plan and can decide. */
+  async submit(id: string, actor: AuditActor): Promise<StudyView> {
+    await this.transition(id, ['draft'], 'awaiting_approvals', actor, 'study.submitted');
+    return this.get(id);
+  }
+
+  /** Starts with the silos that approved the current plan hash, if they are at least the plan's minimum. */
+  async start(id: string, actor: AuditActor): Promise<StudyView> {
+    const participants = await this.db.transaction(async (tx) => {
+      const study = await this.lock(tx, id);
+      if (study.status !== 'awaiting_approvals') {
+        throw new HubException(
+          HubErrorCode.STUDY_STATE,
+          `Only a study awaiting approvals can start (this one is ${study.status}).`,
+        );
+      }
+      const decisions = await this.currentDecisions(tx, study);
+      const approved = study.plan.silos.filter((s) => decisions.get(s)?.decision === 'approve');
+      const suspended = await tx.getRepository(SiloEntity).find({ where: { id: In(approved), status: 'suspended' } });
+      const participants = approved.filter((s) => !suspended.some((x) => x.id === s));
+      const min = study.plan.participation.minSilosPerRound;
+      if (participants.length < min) {
+        throw new HubException(
+          HubErrorCode.STUDY_STATE,
+          `Only ${participants.length} of ${study.plan.silos.length} invited silos approved plan version ${study.planVersion} (hash ${study.planHash.slice(0, 12)}…); the plan needs at least ${min}.`,
+        );
+      }
+      await tx.getRepository(StudyEntity).update(id, { status: 'running', participants, startedAt: new Date() });
+      await this.rounds.openFirstRound(tx, { ...study, participants });
+      return participants;
+    });
+    await this.audit.record({
+      actor,
+      action: 'study.started',
+      subject: { studyId: id },
+      details: { participants, planHash: (await this.entity(id)).planHash },
+    });
+    this.rounds.wake();
+    return this.get(id);
+  }
+
+  async stop(id: string, reason: string, actor: AuditActor): Promise<StudyView> {
+    await this.db.transaction(async (tx) => {
+      const study = await this.lock(tx, id);
+      if (!['draft', 'awaiting_approvals', 'running'].includes(study.status)) {
+        throw new HubException(HubErrorCode.STUDY_STATE, `A ${study.status} study cannot be stopped.`);
+      }
+      await this.rounds.abandonOpenRounds(tx, id);
+      await tx.getRepository(StudyEntity).update(id, { status: 'stopped', endReason: reason, endedAt: new Date() });
+    });
+    await this.audit.record({ actor, action: 'study.stopped', subject: { studyId: id }, details: { reason } });
+    return this.get(id);
+  }
+
+  async list(): Promise<StudyView[]> {
+    const studies = await this.db.getRepository(StudyEntity).find({ order: { createdAt: 'DESC' } });
+    return Promise.all(studies.map((s) => this.view(s)));
+  }
+
+  async get(id: string): Promise<StudyView> {
+    return this.view(await this.entity(id));
+  }
+
+  async entity(id: string): Promise<StudyEntity> {
+    const study = await this.db.getRepository(StudyEntity).findOne({ where: { id } });
+    if (!study) throw new HubException(HubErrorCode.NOT_FOUND, `No study with id ${id}.`);
+    return study;
+  }
+
+  /** The studies a silo is invited to (drafts stay invisible until submitted). */
+  async forSilo(siloId: string): Promise<SiloStudy[]> {
+    const studies = await this.db
+      .getRepository(StudyEntity)
+      .createQueryBuilder('s')
+      .where(`s.plan -> 'silos' ? :siloId`, { siloId })
+      .andWhere(`s.status <> 'draft'`)
+      .orderBy('s.created_at', 'ASC')
+      .getMany();
+    const out: SiloStudy[] = [];
+    for (const s of studies) {
+      const decision = (await this.currentDecisions(this.db.manager, s)).get(siloId);
+      out.push({
+        studyId: s.id,
+        status: s.status,
+        planVersion: s.planVersion,
+        planHash: s.planHash,
+        plan: s.plan,
+        privacyCost: s.privacyCost,
+        decision: decision
+          ? {
+              planHash: decision.planHash,
+              planVersion: decision.planVersion,
+              decision: decision.decision,
+              decidedAt: decision.decidedAt.toISOString(),
+            }
+          : null,
+      });
+    }
+    return out;
+  }
+
+  /** A steward's decision, sent by the silo's agent: valid only for the current plan hash, while awaiting approvals. */
+  async decide(
+    siloId: string,
+    studyId: string,
+    hash: string,
+    decision: Decision,
+    reason: string | undefined,
+  ): Promise<SiloStudy> {
+    const study = await this.db.transaction(async (tx) => {
+      const study = await this.lock(tx, studyId);
+      if (!study.plan.silos.includes(siloId) || study.status === 'draft') {
+        throw new HubException(HubErrorCode.NOT_FOUND, `No study ${studyId} is open to this silo.`);
+      }
+      if (study.status !== 'awaiting_approvals') {
+        throw new HubException(
+          HubErrorCode.STUDY_STATE,
+          `Study "${study.name}" is ${study.status}: decisions are closed.`,
+        );
+      }
+      if (hash !== study.planHash) {
+        throw new HubException(
+          HubErrorCode.STALE_PLAN,
+          `Plan hash ${hash.slice(0, 12)}… is not the current plan (version ${study.planVersion}, hash ${study.planHash.slice(0, 12)}…). Review the current plan and decide again.`,
+        );
+      }
+      await tx.getRepository(StudyDecisionEntity).insert({
+        studyId,
+        siloId,
+        planVersion: study.planVersion,
+        planHash: hash,
+        decision,
+        reason: reason ?? null,
+        decidedAt: new Date(),
+      });
+      return study;
+    });
+    await this.audit.record({
+      actor: { type: 'silo', id: siloId },
+      action: decision === 'approve' ? 'study.plan.approved' : 'study.plan.rejected',
+      subject: { studyId, siloId },
+      details: { planVersion: study.planVersion, planHash: hash, ...(reason ? { reason } : {}) },
+    });
+    const mine = (await this.forSilo(siloId)).find((s) => s.studyId === studyId);
+    if (!mine) throw new HubException(HubErrorCode.NOT_FOUND, `No study ${studyId} is open to this silo.`);
+    return mine;
+  }
+
+  private async validate(input: unknown): Promise<{ plan: StudyPlan; cost: PrivacyCost | null }> {
+    const problems = studyPlanProblems(input);
+    if (problems.length > 0)
+      throw new HubException(HubErrorCode.PLAN_INVALID, `The plan has ${problems.length} problem(s).`, problems);
+    const plan = input as StudyPlan;
+    const silos = await this.db.getRepository(SiloEntity).find({ where: { id: In(plan.silos) } });
+    const more: string[] = [];
+    plan.silos.forEach((id, i) => {
+      const silo = silos.find((s) => s.id === id);
+      if (!silo) more.push(`silos.${i}: no silo with id ${id}`);
+      else if (silo.status === 'suspended') more.push(`silos.${i}: silo "${silo.name}" is suspended`);
+    });
+    let cost: PrivacyCost | null = null;
+    try {
+      cost = priceStudy(plan);
+    } catch (err) {
+      more.push(`privacy: ${(err as Error).message}`);
+    }
+    if (more.length > 0)
+      throw new HubException(HubErrorCode.PLAN_INVALID, `The plan has ${more.length} problem(s).`, more);
+    return { plan, cost };
+  }
+
+  private async transition(
+    id: string,
+    from: StudyStatus[],
+    to: StudyStatus,
+    actor: AuditActor,
+    action: string,
+  ): Promise<void> {
+    const hash = await this.db.transaction(async (tx) => {
+      const study = await this.lock(tx, id);
+      if (!from.includes(study.status)) {
+        throw new HubException(HubErrorCode.STUDY_STATE, `A ${study.status} study cannot become ${to}.`);
+      }
+      await tx.getRepository(StudyEntity).update(id, { status: to });
+      return study.planHash;
+    });
+    await this.audit.record({ actor, action, subject: { studyId: id }, details: { planHash: hash } });
+  }
+
+  private async lock(tx: EntityManager, id: string): Promise<StudyEntity> {
+    const study = await tx.getRepository(StudyEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
+    if (!study) throw new HubException(HubErrorCode.NOT_FOUND, `No study with id ${id}.`);
+    return study;
+  }
+
+  /** Latest decision per silo on the study's current plan version. */
+  private async currentDecisions(m: EntityManager, study: StudyEntity): Promise<Map<string, StudyDecisionEntity>> {
+    const rows = await m.getRepository(StudyDecisionEntity).find({
+      where: { studyId: study.id, planVersion: study.planVersion, planHash: study.planHash },
+      order: { decidedAt: 'ASC' },
+    });
+    return new Map(rows.map((r) => [r.siloId, r]));
+  }
+
+  private async view(s: StudyEntity): Promise<StudyView> {
+    const decisions = await this.currentDecisions(this.db.manager, s);
+    const silos = await this.db.getRepository(SiloEntity).find({ where: { id: In(s.plan.silos) } });
+    return {
+      id: s.id,
+      name: s.name,
+      status: s.status,
+      planVersion: s.planVersion,
+      planHash: s.planHash,
+      plan: s.plan,
+      privacyCost: s.privacyCost,
+      participants: s.participants,
+      currentModelHash: s.currentModelHash,
+      endReason: s.endReason,
+      createdAt: s.createdAt.toISOString(),
+      startedAt: s.startedAt?.toISOString() ?? null,
+      endedAt: s.endedAt?.toISOString() ?? null,
+      decisions: s.plan.silos.map((siloId) => {
+        const d = decisions.get(siloId);
+        return {
+          siloId,
+          siloName: silos.find((x) => x.id === siloId)?.name ?? 'unknown',
+          decision: d?.decision ?? null,
+          planHash: d?.planHash ?? null,
+          decidedAt: d?.decidedAt.toISOString() ?? null,
+          reason: d?.reason ?? null,
+        };
+      }),
+    };
+  }
+}

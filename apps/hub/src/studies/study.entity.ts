@@ -1,0 +1,67 @@
+import type { StudyPlan, StudyStatus } from '@tessera/protocol';
+import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+
+/** The privacy mechanism the hub derived for a DP plan, shown to stewards before they approve. */
+export interface PrivacyCost {
+  noiseMultiplier: number;
+  epsilon: number;
+  delta: number;
+  accountant: string;
+  stepsPerRound?: number;
+}
+
+@Entity('studies')
+export class StudyEntity {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @Column({ type: 'varchar', length: 128 })
+  name!: string;
+
+  @Column({
+    type: 'enum',
+    enum: ['draft', 'awaiting_approvals', 'running', 'completed', 'stopped', 'failed'],
+    enumName: 'study_status',
+  })
+  status!: StudyStatus;
+
+  @Column({ name: 'plan_version', type: 'integer' })
+  planVersion!: number;
+
+  @Column({ name: 'plan_hash', type: 'char', length: 64 })
+  planHash!: string;
+
+  @Column({ type: 'jsonb' })
+  plan!: StudyPlan;
+
+  @Column({ name: 'privacy_cost', type: 'jsonb', nullable: true })
+  privacyCost!: PrivacyCost | null;
+
+  /** Silos taking part: those that approved the plan version the study started with. */
+  @Column({ type: 'jsonb' })
+  participants!: string[];
+
+  @Column({ name: 'current_model_hash', type: 'char', length: 64, nullable: true })
+  currentModelHash!: string | null;
+
+  @Column({ name: 'optimizer_state_hash', type: 'char', length: 64, nullable: true })
+  optimizerStateHash!: string | null;
+
+  @Column({ name: 'end_reason', type: 'text', nullable: true })
+  endReason!: string | null;
+
+  @Column({ name: 'created_by', type: 'uuid', nullable: true })
+  createdBy!: string | null;
+
+  @Column({ name: 'started_at', type: 'timestamptz', nullable: true })
+  startedAt!: Date | null;
+
+  @Column({ name: 'ended_at', type: 'timestamptz', nullable: true })
+  endedAt!: Date | null;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt!: Date;
+}
