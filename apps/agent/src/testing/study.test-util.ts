@@ -1,0 +1,185 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HEART_DISEASE_SCHEMA, heartDiseaseDataDirectory } from '@tessera/ml';
+import {
+  decodeUpdateFrame,
+  float32Bytes,
+  planHash,
+  sha256Hex,
+  StudyPlan,
+  type DecisionRequest,
+  type EvaluationReport,
+  type FailureReport,
+  type FeatureSchema,
+  type SiloStudy,
+  type SiloTask,
+  type UpdateReceipt,
+} from '@tessera/protocol';
+import { AgentError, AgentErrorCode } from '../agent.error';
+import type { StudyTransport } from '../hub/study-transport';
+
+/** The Fed-Heart-Disease schema of @tessera/ml as the protocol's FeatureSchema (mutable copies of its arrays). */
+export function heartDiseaseFeatureSchema(): FeatureSchema {
+  const s = HEART_DISEASE_SCHEMA;
+  return {
+    ...(s.columns ? { columns: [...s.columns] } : {}),
+    ...(s.missingValues ? { missingValues: [...s.missingValues] } : {}),
+    features: s.features.map((f) =>
+      f.type === 'numeric'
+        ? { name: f.name, type: 'numeric' }
+        : { name: f.name, type: 'categorical', levels: [...f.levels!] },
+    ),
+    label: s.label.operator === 'in' ? { ...s.label, values: [...s.label.values] } : { ...s.label },
+    missing: s.missing,
+    split: { ...s.split },
+    standardize: s.standardize,
+  };
+}
+
+export function readHeartDisease(file = 'processed.cleveland.data'): string {
+  return readFileSync(join(heartDiseaseDataDirectory(), file), 'utf8');
+}
+
+type PlanOverrides = Partial<Omit<StudyPlan, 'training'>> & { training?: Partial<StudyPlan['training']> };
+
+/** A valid plan on the heart-disease schema (validated by the protocol's schema), with overrides. */
+export function buildPlan(overrides: PlanOverrides = {}, silos: string[] = [randomUUID()]): StudyPlan {
+  const { training, ...rest } = overrides;
+  return StudyPlan.parse({
+    name: 'Heart disease LR',
+    purpose: 'Predict heart disease from routine measurements across hospitals.',
+    model: { kind: 'logistic-regression' },
+    schema: heartDiseaseFeatureSchema(),
+    training: {
+      rounds: 3,
+      localEpochs: 1,
+      batchSize: 32,
+      learningRate: 0.1,
+      algorithm: 'fedavg',
+      serverOptimizer: { kind: 'fedavg', learningRate: 1 },
+      initSeed: 7,
+      ...training,
+    },
+    privacy: { mode: 'none' },
+    participation: { minSilosPerRound: 1, roundDeadlineSeconds: 600, maxRoundRetries: 0, onSiloFailure: 'continue' },
+    silos,
+    ...rest,
+  });
+}
+
+export function buildStudy(plan: StudyPlan, overrides: Partial<SiloStudy> = {}): SiloStudy {
+  const studyId = overrides.studyId ?? randomUUID();
+  const planVersion = overrides.planVersion ?? 1;
+  return {
+    studyId,
+    status: 'running',
+    planVersion,
+    planHash: planHash(studyId, planVersion, plan),
+    plan,
+    privacyCost: null,
+    decision: null,
+    ...overrides,
+  };
+}
+
+export function modelBlob(parameters: Float32Array): { bytes: Uint8Array; hash: string } {
+  const bytes = Uint8Array.from(float32Bytes(parameters));
+  return { bytes, hash: sha256Hex(bytes) };
+}
+
+export function buildTask(study: SiloStudy, modelHash: string, overrides: Partial<SiloTask> = {}): SiloTask {
+  return {
+    studyId: study.studyId,
+    planVersion: study.planVersion,
+    planHash: study.planHash,
+    kind: 'train',
+    round: 1,
+    attempt: 1,
+    modelHash,
+    deadlineAt: new Date(Date.now() + 3_600_000).toISOString(),
+    ...overrides,
+  };
+}
+
+/** An in-memory hub behind the StudyTransport port: records every call; no network. */
+export class FakeHub implements StudyTransport {
+  studies: SiloStudy[] = [];
+  readonly blobs = new Map<string, Uint8Array>();
+  /** Each poll returns the next batch (then empty lists). */
+  taskBatches: SiloTask[][] = [];
+  readonly uploads: { studyId: string; round: number; frame: Uint8Array }[] = [];
+  readonly evaluations: { studyId: string; report: EvaluationReport }[] = [];
+  readonly failures: { studyId: string; report: FailureReport }[] = [];
+  readonly decisions: { studyId: string; request: DecisionRequest }[] = [];
+  downloads = 0;
+  polls = 0;
+  /** Errors thrown by the next calls of a method, in order. */
+  readonly failNext: Partial<Record<keyof StudyTransport, AgentError[]>> = {};
+  siloId = randomUUID();
+
+  private maybeFail(method: keyof StudyTransport): void {
+    const err = this.failNext[method]?.shift();
+    if (err) throw err;
+  }
+
+  async listStudies(): Promise<SiloStudy[]> {
+    this.maybeFail('listStudies');
+    return this.studies;
+  }
+
+  async decide(studyId: string, request: DecisionRequest): Promise<SiloStudy> {
+    this.maybeFail('decide');
+    const study = this.studies.find((s) => s.studyId === studyId);
+    if (!study) throw new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the decision: no such study', 404);
+    if (study.planHash !== request.planHash) {
+      throw new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the decision: stale plan hash', 409);
+    }
+    this.decisions.push({ studyId, request });
+    study.decision = {
+      planHash: request.planHash,
+      planVersion: study.planVersion,
+      decision: request.decision,
+      decidedAt: new Date().toISOString(),
+    };
+    return study;
+  }
+
+  async pollTasks(): Promise<SiloTask[]> {
+    this.polls++;
+    this.maybeFail('pollTasks');
+    return this.taskBatches.shift() ?? [];
+  }
+
+  async downloadModel(modelHash: string): Promise<Uint8Array> {
+    this.downloads++;
+    this.maybeFail('downloadModel');
+    const blob = this.blobs.get(modelHash);
+    if (!blob) throw new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the model: not found', 404);
+    return blob;
+  }
+
+  async uploadUpdate(studyId: string, round: number, frame: Uint8Array): Promise<UpdateReceipt> {
+    this.maybeFail('uploadUpdate');
+    this.uploads.push({ studyId, round, frame });
+    const { header } = decodeUpdateFrame(frame);
+    return {
+      studyId,
+      siloId: this.siloId,
+      round,
+      attempt: header.attempt,
+      updateSha256: header.payloadSha256,
+      receivedAt: new Date().toISOString(),
+    };
+  }
+
+  async reportEvaluation(studyId: string, report: EvaluationReport): Promise<void> {
+    this.maybeFail('reportEvaluation');
+    this.evaluations.push({ studyId, report });
+  }
+
+  async reportFailure(studyId: string, report: FailureReport): Promise<void> {
+    this.maybeFail('reportFailure');
+    this.failures.push({ studyId, report });
+  }
+}
