@@ -96,7 +96,7 @@ export class AgentDaemon {
         }
         this.backoff.reset();
         // The hub answers at once while it still offers tasks this agent has settled: wait instead of spinning.
-        if (tasks.length > 0 && !worked) await this.sleep(this.options.pollWaitSeconds * 1000, stop);
+        if (tasks.length > 0 && !worked && !stop.aborted) await this.sleep(this.options.pollWaitSeconds * 1000, stop);
       } catch (err) {
         if (stop.aborted) break;
         const exit = await this.recover(err);

@@ -1,0 +1,100 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AgentErrorCode } from '../agent.error';
+import { ApprovalStore } from '../state/approval-store';
+import { buildPlan, buildStudy, FakeHub } from '../testing/study.test-util';
+import { approveStudy, findStudy, formatStudy, formatStudyTable, listStudies, rejectStudy } from './studies.command';
+
+function setup() {
+  const hub = new FakeHub();
+  const study = buildStudy(buildPlan(), { status: 'awaiting_approvals' });
+  hub.studies = [study];
+  const approvals = new ApprovalStore(mkdtempSync(join(tmpdir(), 'tessera-studies-')));
+  return { hub, study, approvals };
+}
+
+describe('studies commands', () => {
+  it('approve sends the hash computed from the plan and records it locally once the hub accepted', async () => {
+    const { hub, study, approvals } = setup();
+    const now = new Date('2025-03-01T10:00:00.000Z');
+    const r = await approveStudy(hub, approvals, study.studyId.slice(0, 8), { planHash: study.planHash, now });
+    expect(hub.decisions).toEqual([
+      { studyId: study.studyId, request: { planHash: study.planHash, decision: 'approve' } },
+    ]);
+    expect(approvals.get(study.studyId)).toEqual({
+      planHash: study.planHash,
+      planVersion: 1,
+      decision: 'approve',
+      decidedAt: now.toISOString(),
+      decidedBy: 'steward',
+    });
+    expect(r.computedHash).toBe(study.planHash);
+  });
+
+  it('refuses to approve when the steward read another hash, sending nothing', async () => {
+    const { hub, study, approvals } = setup();
+    await expect(approveStudy(hub, approvals, study.studyId, { planHash: 'f'.repeat(64) })).rejects.toMatchObject({
+      code: AgentErrorCode.PLAN_MISMATCH,
+      message: expect.stringContaining(`hashes to ${study.planHash}`),
+    });
+    expect(hub.decisions).toEqual([]);
+    expect(approvals.get(study.studyId)).toBeUndefined();
+  });
+
+  it('refuses when the hub names a hash the plan it sent does not have', async () => {
+    const { hub, study, approvals } = setup();
+    study.planHash = 'e'.repeat(64);
+    await expect(approveStudy(hub, approvals, study.studyId)).rejects.toMatchObject({
+      code: AgentErrorCode.PLAN_MISMATCH,
+    });
+    expect(hub.decisions).toEqual([]);
+  });
+
+  it('records nothing when the hub answers 409 (the plan changed meanwhile)', async () => {
+    const { hub, study, approvals } = setup();
+    const original = hub.decide.bind(hub);
+    hub.decide = async (id, request) => {
+      study.planHash = 'd'.repeat(64); // a new version arrived between reading and deciding
+      return original(id, request);
+    };
+    await expect(approveStudy(hub, approvals, study.studyId)).rejects.toMatchObject({
+      code: AgentErrorCode.PLAN_MISMATCH,
+      httpStatus: 409,
+    });
+    expect(approvals.get(study.studyId)).toBeUndefined();
+  });
+
+  it('reject sends the reason and records the rejection', async () => {
+    const { hub, study, approvals } = setup();
+    await rejectStudy(hub, approvals, study.studyId, 'label definition differs from ours');
+    expect(hub.decisions[0]!.request).toEqual({
+      planHash: study.planHash,
+      decision: 'reject',
+      reason: 'label definition differs from ours',
+    });
+    expect(approvals.refusalFor(study.studyId, study.planHash)).toBe('this silo rejected this plan');
+  });
+
+  it('lists studies as a table and shows a plan with its full hash', async () => {
+    const { hub, study, approvals } = setup();
+    const table = formatStudyTable(await listStudies(hub, approvals)).split('\n');
+    expect(table[0]).toMatch(/^STUDY\s+NAME\s+STATUS\s+VERSION\s+PLAN HASH\s+DECISION$/);
+    expect(table[1]).toContain(study.studyId);
+    expect(table[1]).toContain(study.planHash.slice(0, 12));
+    expect(table[1]).toMatch(/undecided$/);
+
+    await approveStudy(hub, approvals, study.studyId);
+    const shown = formatStudy(await findStudy(hub, approvals, study.studyId));
+    expect(shown).toContain(`plan hash:    ${study.planHash}`);
+    expect(shown).toContain('NO differential privacy');
+    expect(shown).toMatch(/decision:\s+approved$/);
+  });
+
+  it('says when a study id is unknown or ambiguous', async () => {
+    const { hub, approvals } = setup();
+    await expect(findStudy(hub, approvals, '00000000')).rejects.toMatchObject({ code: AgentErrorCode.STUDY_NOT_FOUND });
+    await expect(findStudy(hub, approvals, 'abc')).rejects.toMatchObject({ code: AgentErrorCode.STUDY_NOT_FOUND });
+  });
+});

@@ -1,0 +1,170 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initialParameters, selectBackend } from '@tessera/ml';
+import type { SiloStudy, SiloTask, UpdateReceipt } from '@tessera/protocol';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { AgentError, AgentErrorCode } from '../agent.error';
+import type { ApprovalPolicy } from '../policy/approval-policy';
+import { ApprovalStore } from '../state/approval-store';
+import { ReceiptStore } from '../state/receipt-store';
+import { buildPlan, buildStudy, buildTask, FakeHub, modelBlob, readHeartDisease } from '../testing/study.test-util';
+import { modelSpecOf } from '../training/plan-mapping.util';
+import { StudyDatasets } from '../training/study-datasets';
+import { AgentDaemon, type DaemonOptions } from './agent-daemon';
+import { TaskExecutor, type StepLine } from './task-executor';
+
+beforeAll(async () => {
+  await selectBackend('cpu');
+});
+
+/** A fake hub that ends the study once an update arrives, and stops the daemon after a number of polls. */
+class ScriptedHub extends FakeHub {
+  stopAfterPolls = Number.POSITIVE_INFINITY;
+  readonly stopper = new AbortController();
+
+  override async pollTasks(): Promise<SiloTask[]> {
+    const tasks = await super.pollTasks();
+    if (this.polls >= this.stopAfterPolls) this.stopper.abort();
+    return tasks;
+  }
+
+  override async uploadUpdate(studyId: string, round: number, frame: Uint8Array): Promise<UpdateReceipt> {
+    const receipt = await super.uploadUpdate(studyId, round, frame);
+    this.studies.find((s) => s.studyId === studyId)!.status = 'completed';
+    return receipt;
+  }
+}
+
+const policy: ApprovalPolicy = {
+  autoApprove: {
+    models: ['logistic-regression'],
+    allowedColumns: [...buildPlan().schema.features.map((f) => f.name), 'num'],
+    maxRounds: 5,
+    privacyRequired: false,
+    maxEpsilon: 8,
+  },
+};
+
+function setup(study: SiloStudy, options: Partial<DaemonOptions> = {}, csv = readHeartDisease()) {
+  const root = mkdtempSync(join(tmpdir(), 'tessera-daemon-'));
+  const hub = new ScriptedHub();
+  hub.studies = [study];
+  const blob = modelBlob(initialParameters(modelSpecOf(study.plan), 1));
+  hub.blobs.set(blob.hash, blob.bytes);
+  const approvals = new ApprovalStore(root);
+  const lines: StepLine[] = [];
+  const sleeps: number[] = [];
+  const log = (l: StepLine) => lines.push(l);
+  const executor = new TaskExecutor({
+    transport: hub,
+    approvals,
+    receipts: new ReceiptStore(root),
+    datasets: new StudyDatasets(() => csv),
+    log,
+    sleep: async () => undefined,
+  });
+  let renewals = 0;
+  const daemon = new AgentDaemon(
+    {
+      transport: hub,
+      executor,
+      approvals,
+      renewIfDue: async () => ++renewals === 1,
+      log,
+      stop: hub.stopper.signal,
+      sleep: async (ms) => {
+        sleeps.push(ms);
+      },
+    },
+    { pollWaitSeconds: 20, ...options },
+  );
+  return { hub, daemon, approvals, lines, sleeps, modelHash: blob.hash };
+}
+
+describe('AgentDaemon', () => {
+  it('approves by policy, trains the task, and exits 0 when the study it waits for completes', async () => {
+    const study = buildStudy(buildPlan(), { status: 'awaiting_approvals' });
+    const s = setup(study, { policy, exitAfterStudy: study.studyId });
+    s.hub.taskBatches = [[buildTask(study, s.modelHash)]];
+
+    expect(await s.daemon.run()).toBe(0);
+    expect(s.hub.decisions).toEqual([
+      { studyId: study.studyId, request: { planHash: study.planHash, decision: 'approve' } },
+    ]);
+    expect(s.approvals.get(study.studyId)).toMatchObject({ planHash: study.planHash, decidedBy: 'policy' });
+    expect(s.hub.uploads).toHaveLength(1);
+    const messages = s.lines.map((l) => l.message);
+    expect(messages[0]).toBe('certificate renewed');
+    expect(messages).toContain('study completed; exiting');
+  });
+
+  it('leaves a study outside the policy to a steward, says so once, and never trains for it', async () => {
+    const study = buildStudy(buildPlan({ training: { rounds: 50 } }), { status: 'awaiting_approvals' });
+    const s = setup(study, { policy });
+    s.hub.stopAfterPolls = 3;
+    s.hub.taskBatches = [[buildTask(study, s.modelHash)]];
+
+    expect(await s.daemon.run()).toBe(0);
+    expect(s.hub.decisions).toEqual([]);
+    expect(s.approvals.get(study.studyId)).toBeUndefined();
+    const waiting = s.lines.filter((l) => l.message.includes('awaits a steward'));
+    expect(waiting).toHaveLength(1);
+    expect(waiting[0]!.message).toContain("50 rounds exceed the policy's maximum of 5");
+    expect(s.hub.failures.map((f) => f.report.code)).toEqual(['PLAN_NOT_APPROVED']);
+    expect(s.hub.uploads).toEqual([]);
+  });
+
+  it('exits 1 after the study ends when this silo failed it (its data file does not fit the schema)', async () => {
+    const study = buildStudy(buildPlan(), { status: 'running' });
+    const s = setup(study, { policy, exitAfterStudy: study.studyId }, 'a,b\n1,2\n3,4\n');
+    s.approvals.record(study.studyId, {
+      planHash: study.planHash,
+      planVersion: 1,
+      decision: 'approve',
+      decidedAt: new Date().toISOString(),
+      decidedBy: 'steward',
+    });
+    s.hub.taskBatches = [[buildTask(study, s.modelHash)]];
+    const original = s.hub.reportFailure.bind(s.hub);
+    s.hub.reportFailure = async (id, report) => {
+      await original(id, report);
+      study.status = 'failed';
+    };
+    expect(await s.daemon.run()).toBe(1);
+    expect(s.hub.failures[0]!.report.code).toBe('DATA_UNREADABLE');
+  });
+
+  it('retries an unreachable hub with backoff, then carries on', async () => {
+    const study = buildStudy(buildPlan(), { status: 'completed' });
+    const s = setup(study);
+    s.hub.stopAfterPolls = 1;
+    const down = () => new AgentError(AgentErrorCode.HUB_UNREACHABLE, 'Cannot reach the hub (ECONNREFUSED).');
+    s.hub.failNext.listStudies = [down(), down(), down()];
+    expect(await s.daemon.run()).toBe(0);
+    expect(s.sleeps).toEqual([1000, 2000, 4000]);
+    expect(s.lines.filter((l) => l.message.includes('retrying in'))).toHaveLength(3);
+    expect(s.hub.polls).toBe(1);
+  });
+
+  it('stops with exit code 1 when the hub refuses its certificate', async () => {
+    const s = setup(buildStudy(buildPlan()));
+    s.hub.failNext.listStudies = [
+      new AgentError(AgentErrorCode.IDENTITY_REFUSED, 'The hub no longer accepts this agent: revoked.', 401),
+    ];
+    expect(await s.daemon.run()).toBe(1);
+    expect(s.lines.at(-1)!.message).toMatch(/^STOPPING: .*revoked.*Re-enroll/);
+    expect(s.hub.polls).toBe(0);
+  });
+
+  it('does not spin when the hub keeps offering a task this agent has settled', async () => {
+    const study = buildStudy(buildPlan());
+    const s = setup(study);
+    const expired = buildTask(study, s.modelHash, { deadlineAt: new Date(Date.now() - 1000).toISOString() });
+    s.hub.taskBatches = [[expired], [expired]];
+    s.hub.stopAfterPolls = 2;
+    expect(await s.daemon.run()).toBe(0);
+    expect(s.sleeps).toEqual([20_000]);
+    expect(s.hub.downloads).toBe(0);
+  });
+});
