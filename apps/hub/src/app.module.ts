@@ -17,6 +17,7 @@ import { RoundsService } from './rounds/rounds.service';
 import { SiloStudiesController } from './studies/silo-studies.controller';
 import { StudiesController } from './studies/studies.controller';
 import { StudiesService } from './studies/studies.service';
+import { ModelExportService } from './studies/model-export.service';
 import { EnrollmentController } from './silos/enrollment.controller';
 import { SiloSelfController } from './silos/silo-self.controller';
 import { SilosController } from './silos/silos.controller';
@@ -85,6 +86,7 @@ export class AppModule {
         StudiesService,
         RoundsService,
         RoundsQueryService,
+        ModelExportService,
         { provide: BlobStore, useValue: new FilesystemBlobStore(join(config.dataDir, 'blobs')) },
       ],
     };

@@ -1,63 +1,241 @@
 #!/usr/bin/env node
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadHubConfig } from '../config/hub-config';
-import { startHub } from '../hub';
+import { startHub, type RunningHub } from '../hub';
+import type { RoundView } from '../rounds/rounds-query.service';
+import type { EnrollmentIssued } from '../silos/silos.service';
+import { heartDiseasePlan } from '../studies/heart-disease-plan';
+import type { StudyView } from '../studies/studies.service';
+import { pooledBaseline } from './demo-baseline';
 
-/**
- * `npm run demo`: the hub on the embedded database with a first administrator, checked end to end through its own
- * API. (The federated study demo with four hospital agents replaces this once studies exist.)
- */
+/** The four hospitals of UCI Heart Disease, each a silo with its own file (libs/ml/data/heart-disease). */
+const HOSPITALS = [
+  { key: 'cleveland', name: 'Cleveland Clinic Foundation', file: 'processed.cleveland.data' },
+  { key: 'hungarian', name: 'Hungarian Institute of Cardiology', file: 'processed.hungarian.data' },
+  { key: 'switzerland', name: 'University Hospitals Zurich and Basel', file: 'processed.switzerland.data' },
+  { key: 'va', name: 'V.A. Medical Center Long Beach', file: 'processed.va.data' },
+] as const;
+
+const REPO = resolve(__dirname, '../../../..');
+const AGENT = join(REPO, 'apps/agent/dist/main.js');
+const DATA = join(REPO, 'libs/ml/data/heart-disease');
+
+interface Options {
+  dataDir: string;
+  json?: string;
+  quiet?: boolean;
+}
+
+function log(opts: Options, line: string): void {
+  if (!opts.quiet) process.stdout.write(line + '\n');
+}
+
+/** Runs the agent CLI as its own process (as the Docker image would), resolving with its output. */
+function agent(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [AGENT, ...args], {
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('error', fail);
+    child.on('exit', (code) => done({ code, out }));
+  });
+}
+
+async function adminApi<T>(hub: RunningHub, token: string, method: string, path: string, json?: unknown): Promise<T> {
+  const res = await fetch(`${hub.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+  });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  const type = res.headers.get('content-type') ?? '';
+  return (type.includes('json') ? await res.json() : Buffer.from(await res.arrayBuffer())) as T;
+}
+
 async function main(): Promise<void> {
   const opts = new Command('demo')
-    .option('--data-dir <dir>', 'hub data directory', '.tessera/demo')
-    .option('--port <port>', 'console/API port', '8080')
-    .option('--once', 'start, check, print the summary and stop (no serving)')
+    .description('A complete federated study across four hospitals on the embedded database.')
+    .option('--data-dir <dir>', 'where the demo keeps the hub and silo state (wiped at start)', '.tessera/demo')
+    .option('--json <file>', 'also write the final table as JSON')
+    .option('--quiet', 'print only the final table')
     .parse(process.argv)
-    .opts<{ dataDir: string; port: string; once?: boolean }>();
-  const password = randomBytes(12).toString('base64url');
-  const config = loadHubConfig({
-    ...process.env,
-    TESSERA_DATA_DIR: resolve(opts.dataDir),
-    TESSERA_PORT: opts.port,
-    TESSERA_SILO_PORT: '0',
-    TESSERA_ENROLL_PORT: '0',
-    TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'warn',
-    TESSERA_ADMIN_USERNAME: 'admin',
-    TESSERA_ADMIN_PASSWORD: password,
-  });
+    .opts<Options>();
   const started = Date.now();
-  const hub = await startHub(config);
-  const login = await fetch(`${hub.url}/api/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password }),
-  });
-  const firstRun = login.status === 200;
-  const health = (await (await fetch(`${hub.url}/health`)).json()) as { status: string };
-  const lines = [
-    '',
-    `Tessera hub is up on ${hub.url} (embedded PostgreSQL in ${config.dataDir}), started in ${Date.now() - started} ms.`,
-    `  health:   ${health.status}`,
-    `  API docs: ${hub.url}/api/docs`,
-    firstRun
-      ? `  sign in:  admin / ${password}   (first run: this administrator was just created)`
-      : '  sign in:  with the administrator created on the first run of this data directory',
-    '',
-  ];
-  process.stdout.write(lines.join('\n') + '\n');
-  if (opts.once) {
+  const root = resolve(opts.dataDir);
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+
+  const password = randomBytes(12).toString('base64url');
+  const hub = await startHub(
+    loadHubConfig({
+      TESSERA_DATA_DIR: join(root, 'hub'),
+      TESSERA_PORT: '0',
+      TESSERA_SILO_PORT: '0',
+      TESSERA_ENROLL_PORT: '0',
+      TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'warn',
+      TESSERA_ADMIN_USERNAME: 'admin',
+      TESSERA_ADMIN_PASSWORD: password,
+    }),
+    { logger: false },
+  );
+  const agents: ChildProcess[] = [];
+  try {
+    log(
+      opts,
+      `hub: ${hub.url} (embedded PostgreSQL in ${relative(process.cwd(), join(root, 'hub'))}), ready in ${Date.now() - started} ms`,
+    );
+    const login = (await (
+      await fetch(`${hub.url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password }),
+      })
+    ).json()) as { accessToken: string };
+    const token = login.accessToken;
+
+    // Each hospital: registered by the administrator, enrolled by its own agent process with its own state.
+    const silos = await Promise.all(
+      HOSPITALS.map(async (h) => {
+        const issued = await adminApi<EnrollmentIssued>(hub, token, 'POST', '/api/silos', {
+          name: h.name,
+          contact: `it@${h.key}.example`,
+        });
+        const dir = join(root, 'silos', h.key);
+        mkdirSync(join(dir, 'data'), { recursive: true });
+        copyFileSync(join(DATA, h.file), join(dir, 'data', h.file));
+        const env = { TESSERA_STATE_DIR: join(dir, 'state'), TESSERA_DATA_FILE: join(dir, 'data', h.file) };
+        const enrolled = await agent(['enroll', '--bundle', issued.bundleText], env);
+        if (enrolled.code !== 0) throw new Error(`${h.name}: enrollment failed: ${enrolled.out}`);
+        return { ...h, id: issued.silo.id, env };
+      }),
+    );
+    log(opts, `silos: ${silos.length} hospitals enrolled over mutual TLS, each with its own key and certificate`);
+
+    const plan = heartDiseasePlan(silos.map((s) => s.id));
+    const study = await adminApi<StudyView>(hub, token, 'POST', '/api/studies', { plan });
+    await adminApi(hub, token, 'POST', `/api/studies/${study.id}/submit`);
+    // Each data steward approves the exact plan at their own agent.
+    for (const s of silos) {
+      const r = await agent(['studies', 'approve', study.id, '--plan-hash', study.planHash], s.env);
+      if (r.code !== 0) throw new Error(`${s.name}: approval failed: ${r.out}`);
+    }
+    log(
+      opts,
+      `study: ${plan.name} (${study.id}), plan hash ${study.planHash.slice(0, 16)}…, approved by all ${silos.length} stewards`,
+    );
+
+    const exits = silos.map((s) => {
+      const child = spawn(process.execPath, [AGENT, 'run', '--exit-after-study', study.id, '--poll-wait', '5'], {
+        env: { PATH: process.env.PATH, ...s.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      agents.push(child);
+      let out = '';
+      child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+      return new Promise<{ name: string; code: number | null; out: string }>((done) =>
+        child.on('exit', (code) => done({ name: s.name, code, out })),
+      );
+    });
+    await adminApi(hub, token, 'POST', `/api/studies/${study.id}/start`);
+    const trainingStarted = Date.now();
+
+    // Progress: one line per closed round, as it closes.
+    const shown = new Set<string>();
+    let final: StudyView;
+    for (;;) {
+      final = await adminApi<StudyView>(hub, token, 'GET', `/api/studies/${study.id}`);
+      const rounds = await adminApi<RoundView[]>(hub, token, 'GET', `/api/studies/${study.id}/rounds`);
+      for (const r of rounds.filter((x) => x.status !== 'open')) {
+        const key = `${r.number}.${r.attempt}`;
+        if (shown.has(key)) continue;
+        shown.add(key);
+        const acc = r.summary?.evaluation.accuracy.unweighted;
+        log(
+          opts,
+          `round ${String(r.number).padStart(2)} ${r.kind === 'train' ? 'trained ' : 'evaluated'} ${r.status}: ` +
+            `${r.summary?.reported ?? 0}/${r.participants.length} silos, mean accuracy of the model it started from ${acc === null || acc === undefined ? '—' : acc.toFixed(3)}`,
+        );
+      }
+      if (['completed', 'failed', 'stopped'].includes(final.status)) break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const agentResults = await Promise.all(exits);
+    const trainingMs = Date.now() - trainingStarted;
+    if (final.status !== 'completed') throw new Error(`the study ${final.status}: ${final.endReason ?? ''}`);
+    const failedAgents = agentResults.filter((a) => a.code !== 0);
+    if (failedAgents.length)
+      throw new Error(`agents failed: ${failedAgents.map((a) => `${a.name}\n${a.out}`).join('\n')}`);
+
+    // Results: the final model's accuracy at each hospital (the evaluation round), and the pooled baseline.
+    const rounds = await adminApi<RoundView[]>(hub, token, 'GET', `/api/studies/${study.id}/rounds`);
+    const evaluation = rounds.find((r) => r.kind === 'evaluate' && r.status === 'closed');
+    const perHospital = Object.fromEntries(
+      silos.map((s) => [s.key, evaluation?.participants.find((p) => p.siloId === s.id)?.evaluation?.accuracy ?? null]),
+    );
+    const values = Object.values(perHospital).filter((v): v is number => v !== null);
+    const meanAccuracy = values.reduce((a, b) => a + b, 0) / values.length;
+    const baseline = await pooledBaseline(plan, DATA, Object.fromEntries(HOSPITALS.map((h) => [h.key, h.file])));
+
+    // The administrator downloads the final model in both formats.
+    const modelDir = join(root, 'models');
+    mkdirSync(modelDir, { recursive: true });
+    const models: Record<string, string> = {};
+    for (const file of ['model.json', 'weights.bin', 'model.onnx'] as const) {
+      const body = await adminApi<unknown>(hub, token, 'GET', `/api/studies/${study.id}/model/${file}`);
+      const path = join(modelDir, file);
+      writeFileSync(path, Buffer.isBuffer(body) ? body : JSON.stringify(body));
+      models[file] = relative(process.cwd(), path);
+    }
+    const wallMs = Date.now() - started;
+    const table = {
+      study: { id: study.id, name: plan.name, planHash: study.planHash, rounds: plan.training.rounds },
+      accuracy: { perHospital, mean: meanAccuracy },
+      pooledBaseline: { perHospital: baseline.perHospital, mean: baseline.meanAccuracy, epochs: baseline.epochs },
+      gapToPooled: meanAccuracy - baseline.meanAccuracy,
+      wallTimeMs: wallMs,
+      trainingTimeMs: trainingMs,
+      finalModelSha256: final.currentModelHash,
+      models,
+      hubDataDir: relative(process.cwd(), join(root, 'hub')),
+    };
+    const pad = (s: string, n: number) => s.padEnd(n);
+    const lines = [
+      '',
+      `${pad('hospital', 40)} ${pad('federated', 10)} pooled`,
+      ...silos.map(
+        (s) =>
+          `${pad(s.name, 40)} ${pad((perHospital[s.key] ?? NaN).toFixed(3), 10)} ${(baseline.perHospital[s.key] ?? NaN).toFixed(3)}`,
+      ),
+      `${pad('mean (unweighted)', 40)} ${pad(meanAccuracy.toFixed(3), 10)} ${baseline.meanAccuracy.toFixed(3)}`,
+      '',
+      `federated − pooled: ${(100 * table.gapToPooled).toFixed(1)} points; ${plan.training.rounds} rounds in ${(trainingMs / 1000).toFixed(1)} s; whole demo ${(wallMs / 1000).toFixed(1)} s`,
+      `final model sha256 ${final.currentModelHash}`,
+      `models: ${Object.values(models).join(', ')}`,
+      '',
+      `Open the console on this data: TESSERA_DATA_DIR=${table.hubDataDir} npm run hub   (sign in as admin / ${password})`,
+      '',
+    ];
+    process.stdout.write(lines.join('\n'));
+    if (opts.json) writeFileSync(opts.json, JSON.stringify(table, null, 2) + '\n');
+  } finally {
+    for (const a of agents) if (a.exitCode === null) a.kill('SIGTERM');
     await hub.close();
-    return;
   }
-  process.stdout.write('Press Ctrl-C to stop.\n');
-  const stop = () => void hub.close().then(() => process.exit(0));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`demo: ${(err as Error).message}\n`);
+  process.stderr.write(`demo: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

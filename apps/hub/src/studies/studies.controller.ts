@@ -1,9 +1,12 @@
-import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Put, Req } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Put, Req, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Access } from '../auth/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
 import { RoundsQueryService, type RoundView } from '../rounds/rounds-query.service';
 import { StopStudyDto, StudyPlanDto } from './dto/study.dto';
+import { HubErrorCode, HubException } from '../common/hub.exception';
+import { MODEL_FILES, ModelExportService, type ModelFile } from './model-export.service';
 import { StudiesService, type StudyView } from './studies.service';
 
 /** Study administration: plans, invitations, lifecycle; auditors may read. */
@@ -14,7 +17,27 @@ export class StudiesController {
   constructor(
     private readonly studies: StudiesService,
     private readonly rounds: RoundsQueryService,
+    private readonly models: ModelExportService,
   ) {}
+
+  /** The final model: model.json + weights.bin (TensorFlow.js), model.onnx, or parameters.f32 (raw float32). */
+  @Access('admin')
+  @Get(':id/model/:file')
+  async model(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Param('file') file: string,
+    @Req() req: AuthenticatedRequest,
+    @Res() res: Response,
+  ): Promise<void> {
+    if (!(MODEL_FILES as readonly string[]).includes(file)) {
+      throw new HubException(HubErrorCode.NOT_FOUND, `Unknown model file "${file}"; one of ${MODEL_FILES.join(', ')}.`);
+    }
+    const out = await this.models.file(id, file as ModelFile, actorOf(req));
+    res.status(200).setHeader('content-type', out.contentType);
+    res.setHeader('x-model-sha256', out.modelHash);
+    res.setHeader('content-disposition', `attachment; filename="${file}"`);
+    res.end(out.bytes);
+  }
 
   @Access('admin', 'auditor')
   @Get()
