@@ -35,8 +35,9 @@ export default defineConfig({
           environment: 'node',
           testTimeout: 120_000,
           hookTimeout: 120_000,
-          // Integration suites start real servers and databases: keep them in sequence on two cores.
-          fileParallelism: false,
+          // Integration suites start real servers, databases and agent processes: one file at a time on two cores.
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
         },
       },
     ],
