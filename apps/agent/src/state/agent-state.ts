@@ -34,6 +34,8 @@ export interface LoadedIdentity {
  *   identity/<serial>.key     private key, mode 0600, never leaves this directory
  *   identity/<serial>.crt     certificate issued by the hub
  *   identity/ca.crt           the hub's CA, pinned by fingerprint at enrollment
+ *   approvals.json            this silo's own decisions per study and plan hash (ApprovalStore)
+ *   receipts/<study>/<round>-<attempt>.json   the hub's receipts for uploaded updates (ReceiptStore)
  */
 export class AgentState {
   readonly identityDir: string;
