@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 
@@ -26,7 +26,7 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<DatabaseEn
   let db: PGlite | undefined;
   let server: PGLiteSocketServer | undefined;
   try {
-    db = await PGlite.create({ dataDir: pgdata });
+    db = await openPglite(pgdata);
     // Two sessions allowed so a closing connection never blocks the next one; the hub's pool opens one at a time.
     server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 2 });
     await server.start();
@@ -52,6 +52,43 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<DatabaseEn
       }
     },
   };
+}
+
+/** Where an empty, initialized cluster is cached: initdb inside WebAssembly takes seconds; loading a copy does not. */
+function templatePath(): string {
+  const packageDir = join(dirname(require.resolve('@electric-sql/pglite')), '..');
+  const { version } = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { version: string };
+  // node_modules/.cache is where tools keep caches tied to an install; a new PGlite version gets a new template.
+  return join(packageDir, '..', '..', '.cache', 'tessera', `pglite-${version}-empty.tar.gz`);
+}
+
+/**
+ * Opens the cluster in `pgdata`; a new one starts as a copy of a cached empty cluster (made by PGlite itself with
+ * dumpDataDir the first time), which is the same bytes initdb would write, minus the wait.
+ */
+async function openPglite(pgdata: string): Promise<PGlite> {
+  if (existsSync(join(pgdata, 'PG_VERSION'))) return PGlite.create({ dataDir: pgdata });
+  const template = templatePath();
+  if (existsSync(template)) {
+    try {
+      return await PGlite.create({ dataDir: pgdata, loadDataDir: new Blob([readFileSync(template)]) });
+    } catch {
+      // An unreadable cache is only a lost shortcut: clear what the failed load left and initialize normally.
+      rmSync(pgdata, { recursive: true, force: true });
+      mkdirSync(pgdata, { recursive: true, mode: 0o700 });
+    }
+  }
+  const db = await PGlite.create({ dataDir: pgdata });
+  try {
+    const dump = await db.dumpDataDir('gzip');
+    mkdirSync(dirname(template), { recursive: true });
+    const tmp = `${template}.${process.pid}.tmp`;
+    writeFileSync(tmp, Buffer.from(await dump.arrayBuffer()));
+    renameSync(tmp, template);
+  } catch {
+    // Caching is best effort (a read-only install, for instance).
+  }
+  return db;
 }
 
 /**
