@@ -4,7 +4,10 @@ import { defineConfig } from 'vitest/config';
 
 // One alias per library: tests import the libraries' sources, never their builds.
 const libs = ['protocol', 'pki', 'dp', 'aggregation', 'ml', 'audit'];
-const alias = Object.fromEntries(libs.map((l) => [`@tessera/${l}`, resolve(__dirname, `libs/${l}/src/index.ts`)]));
+const alias = {
+  '@tessera/dp/accountant': resolve(__dirname, 'libs/dp/src/accountant.ts'),
+  ...Object.fromEntries(libs.map((l) => [`@tessera/${l}`, resolve(__dirname, `libs/${l}/src/index.ts`)])),
+};
 
 // SWC, not esbuild: NestJS dependency injection needs emitted decorator metadata.
 const plugins = [swc.vite({ module: { type: 'es6' }, jsc: { target: 'es2022' } })];

@@ -11,6 +11,9 @@ import {
 } from '@tessera/protocol';
 import type { Readable } from 'node:stream';
 import { DataSource, In, type EntityManager } from 'typeorm';
+import { signReceipt } from '@tessera/audit';
+import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
+import { AuditSigningKeyService } from '../audit/audit-signing-key.service';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
 import { BlobStore } from '../blobs/blob-store';
 import { HubErrorCode, HubException } from '../common/hub.exception';
@@ -69,6 +72,8 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     @InjectDataSource() private readonly db: DataSource,
     private readonly blobs: BlobStore,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
+    private readonly signingKeys: AuditSigningKeyService,
+    private readonly checkpoints: AuditCheckpointService,
   ) {}
 
   onModuleInit(): void {
@@ -268,7 +273,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       },
     });
     this.wake();
-    return receipt;
+    return this.signed(receipt);
   }
 
   async acceptEvaluation(
@@ -492,6 +497,10 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         details: e.details,
       });
     }
+    // Each study's end is sealed by a signed checkpoint of the audit chain.
+    if (events.some((e) => e.action === 'study.completed' || e.action === 'study.failed')) {
+      await this.checkpoints.checkpointNow();
+    }
   }
 
   /** Streams the reported updates from the blob store through the aggregator, then steps the server optimizer. */
@@ -602,6 +611,17 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       updateSha256: hash,
       receivedAt: at.toISOString(),
     };
+  }
+
+  /**
+   * The receipt, signed with the hub's audit key (Ed25519, deterministic): the silo keeps it as proof that the hub
+   * accepted exactly this update, and an auditor reconciles it with the hub's log. A repeated upload gets the same
+   * bytes back.
+   */
+  private async signed(receipt: UpdateReceipt): Promise<UpdateReceipt> {
+    const key = await this.signingKeys.signingKey();
+    const { signature: _none, ...payload } = receipt;
+    return { ...payload, signature: signReceipt(payload, key.privateKey) };
   }
 
   private async recordRefusal(silo: SiloIdentity, studyId: string, round: number, err: unknown): Promise<void> {

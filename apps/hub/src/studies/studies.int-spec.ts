@@ -9,7 +9,9 @@ import {
   type SiloStudy,
   type TasksResponse,
   type UpdateHeader,
+  type UpdateReceipt,
 } from '@tessera/protocol';
+import { verifyReceipt } from '@tessera/audit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RoundView } from '../rounds/rounds-query.service';
 import { ADMIN, DATABASE_KINDS, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
@@ -201,6 +203,14 @@ describe.each(DATABASE_KINDS)('studies and rounds on the %s database', (kind) =>
     const again = await silos[0]!.binary('POST', SILO_STUDY_API.update(study.id, 1), good);
     expect(again.status).toBe(200);
     expect(silos[0]!.json(again.bytes)).toEqual(silos[0]!.json(first.bytes));
+    // The receipt is signed by the hub's audit key over exactly what was accepted.
+    const receipt = silos[0]!.json(first.bytes) as UpdateReceipt;
+    const { publicKeyPem } = (await api(hub, 'GET', '/api/audit/public-key', { headers: admin })).body as {
+      publicKeyPem: string;
+    };
+    expect(verifyReceipt(receipt.signature, publicKeyPem)).toMatchObject({ ok: true });
+    const { signature: _s, ...payload } = receipt;
+    expect((receipt.signature as { payload: unknown }).payload).toEqual(payload);
     const other = await silos[0]!.binary(
       'POST',
       SILO_STUDY_API.update(study.id, 1),

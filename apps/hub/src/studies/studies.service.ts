@@ -9,6 +9,7 @@ import {
   type StudyStatus,
 } from '@tessera/protocol';
 import { DataSource, In, type EntityManager } from 'typeorm';
+import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { RoundsService } from '../rounds/rounds.service';
@@ -55,6 +56,7 @@ export class StudiesService {
     @InjectDataSource() private readonly db: DataSource,
     private readonly rounds: RoundsService,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
+    private readonly checkpoints: AuditCheckpointService,
   ) {}
 
   async create(planInput: unknown, actor: AuditActor): Promise<StudyView> {
@@ -170,6 +172,7 @@ export class StudiesService {
       await tx.getRepository(StudyEntity).update(id, { status: 'stopped', endReason: reason, endedAt: new Date() });
     });
     await this.audit.record({ actor, action: 'study.stopped', subject: { studyId: id }, details: { reason } });
+    await this.checkpoints.checkpointNow();
     return this.get(id);
   }
 

@@ -1,0 +1,5 @@
+// @tessera/dp/accountant: the accountant and calibration only, with no Node built-ins, so the web console computes
+// exactly the same numbers as the hub and the agent.
+export * from './privacy-parameter.exception';
+export * from './rdp-accountant';
+export * from './privacy-calibration';
