@@ -18,6 +18,7 @@ import { SiloStudiesController } from './studies/silo-studies.controller';
 import { StudiesController } from './studies/studies.controller';
 import { StudiesService } from './studies/studies.service';
 import { ModelExportService } from './studies/model-export.service';
+import { PrivacyLedgerService } from './privacy/privacy-ledger.service';
 import { EnrollmentController } from './silos/enrollment.controller';
 import { SiloSelfController } from './silos/silo-self.controller';
 import { SilosController } from './silos/silos.controller';
@@ -87,6 +88,7 @@ export class AppModule {
         RoundsService,
         RoundsQueryService,
         ModelExportService,
+        PrivacyLedgerService,
         { provide: BlobStore, useValue: new FilesystemBlobStore(join(config.dataDir, 'blobs')) },
       ],
     };

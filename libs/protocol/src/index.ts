@@ -2,3 +2,5 @@
 export * from './identity';
 export * from './study-plan';
 export * from './rounds';
+export * from './privacy';
+export * from './api-views';

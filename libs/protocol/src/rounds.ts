@@ -19,11 +19,17 @@ export const SiloStudy = z.object({
   /** For DP plans: the mechanism the hub derived for the whole study and the ε it costs (see docs/privacy.md). */
   privacyCost: z
     .object({
+      mechanism: z.enum(['dp-sgd', 'dp-fedavg']),
+      unit: z.enum(['record', 'silo']),
       noiseMultiplier: z.number(),
+      clipNorm: z.number(),
+      samplingRate: z.number(),
+      stepsPerRound: z.number().int(),
+      rounds: z.number().int(),
       epsilon: z.number(),
+      targetEpsilon: z.number(),
       delta: z.number(),
       accountant: z.string(),
-      stepsPerRound: z.number().int().optional(),
     })
     .nullable(),
   decision: z

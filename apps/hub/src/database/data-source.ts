@@ -7,6 +7,8 @@ import { SiloEntity } from '../silos/silo.entity';
 import { Initial1763800000000 } from './migrations/1763800000000-initial';
 import { SiloIdentity1763800100000 } from './migrations/1763800100000-silo-identity';
 import { Studies1763800300000 } from './migrations/1763800300000-studies';
+import { PrivacyLedger1763800400000 } from './migrations/1763800400000-privacy-ledger';
+import { PrivacyLedgerEntity } from '../privacy/privacy-ledger.entity';
 import { RoundParticipantEntity } from '../rounds/round-participant.entity';
 import { RoundEntity } from '../rounds/round.entity';
 import { StudyDecisionEntity } from '../studies/study-decision.entity';
@@ -30,6 +32,7 @@ export const ENTITIES = [
   StudyDecisionEntity,
   RoundEntity,
   RoundParticipantEntity,
+  PrivacyLedgerEntity,
   AuditRecordEntity,
   AuditCheckpointEntity,
   AuditSigningKeyEntity,
@@ -39,6 +42,7 @@ export const MIGRATIONS = [
   SiloIdentity1763800100000,
   AuditLog1763800200000,
   Studies1763800300000,
+  PrivacyLedger1763800400000,
 ];
 
 export function dataSourceOptions(db: DatabaseEndpoint): DataSourceOptions {

@@ -5,10 +5,12 @@ import {
   FedAvgMServerOptimizer,
   FedAvgServerOptimizer,
   FedYogiServerOptimizer,
+  createDpFedAvgAggregator,
   type DeltaAggregator,
   type ServerOptimizer,
 } from '@tessera/aggregation';
-import { modelSpecOf, readFramePrefix, type StudyPlan } from '@tessera/protocol';
+import { gaussianNoise } from '@tessera/dp';
+import { modelSpecOf, readFramePrefix, type PrivacyMechanism, type StudyPlan } from '@tessera/protocol';
 
 /** Number of parameters of the plan's model (the flat layout shared by hub and agent). */
 export async function parameterCount(plan: StudyPlan): Promise<number> {
@@ -55,8 +57,32 @@ export function serverOptimizerFor(plan: StudyPlan, length: number): ServerOptim
   }
 }
 
-export function aggregatorFor(_plan: StudyPlan, length: number): DeltaAggregator {
-  return new FedAvgAggregator(length, { weighting: 'weighted' });
+/**
+ * The round's aggregation strategy. `updatesPrevalidated`: every stored update was checked when it was received
+ * (update-receiver.ts: exact length, every value finite, norm recomputed) and blobs are content-addressed, so the
+ * aggregator accumulates in one pass instead of re-checking (docs/benchmarks.md, aggregation). A non-finite aggregate
+ * is still refused at finish.
+ */
+/**
+ * The round's aggregation strategy: weighted FedAvg over updates the receiver already validated, or for silo-level
+ * DP (DP-FedAvg, McMahan et al. 2018) every silo's update clipped to C, uniform weights, and Gaussian noise
+ * N(0, (σC)²) on the sum from the exact, CSPRNG-driven discrete Gaussian sampler of @tessera/dp, over the fixed
+ * denominator of the round's participants.
+ */
+export function aggregatorFor(
+  plan: StudyPlan,
+  length: number,
+  mechanism: PrivacyMechanism | null,
+  participants: number,
+): DeltaAggregator {
+  if (plan.privacy.mode === 'dp-fedavg' && mechanism) {
+    return createDpFedAvgAggregator(
+      length,
+      { clippingNorm: mechanism.clipNorm, noiseMultiplier: mechanism.noiseMultiplier, expectedSilos: participants },
+      (n, stddev) => gaussianNoise(n, stddev),
+    );
+  }
+  return new FedAvgAggregator(length, { weighting: 'weighted', updatesPrevalidated: true });
 }
 
 export function float32FromBytes(bytes: Uint8Array): Float32Array {

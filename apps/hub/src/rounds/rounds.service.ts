@@ -15,6 +15,7 @@ import { signReceipt } from '@tessera/audit';
 import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
 import { AuditSigningKeyService } from '../audit/audit-signing-key.service';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
+import { PrivacyLedgerService } from '../privacy/privacy-ledger.service';
 import { BlobStore } from '../blobs/blob-store';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { SiloIdentity } from '../silos/silo-identity';
@@ -74,6 +75,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     @Inject(AuditTrail) private readonly audit: AuditTrail,
     private readonly signingKeys: AuditSigningKeyService,
     private readonly checkpoints: AuditCheckpointService,
+    private readonly ledger: PrivacyLedgerService,
   ) {}
 
   onModuleInit(): void {
@@ -220,7 +222,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       throw err;
     }
     const { hash, size } = await staged.commit();
-    const receipt = await this.db
+    const outcome = await this.db
       .transaction(async (tx) => {
         const locked = await this.lockRound(tx, round.id);
         const participant = await tx
@@ -229,7 +231,8 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         if (!participant)
           throw new HubException(HubErrorCode.NOT_A_PARTICIPANT, 'This silo does not take part in this round.');
         if (participant.status === 'uploaded' && participant.updateHash === hash) {
-          return this.receipt(silo, locked, hash, participant.reportedAt ?? new Date()); // same content, same answer
+          // Same content, same answer: the stored receipt again, nothing recorded twice.
+          return { receipt: this.receipt(silo, locked, hash, participant.reportedAt ?? new Date()), fresh: false, spend: null };
         }
         if (participant.status !== 'waiting') {
           throw new HubException(
@@ -253,12 +256,22 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
             reportedAt: now,
           },
         );
-        return this.receipt(silo, locked, hash, now);
+        const spend = await this.ledger.recordSpend(tx, {
+          studyId,
+          siloId: silo.siloId,
+          round: roundNumber,
+          attempt: round.attempt,
+          planHash: study.planHash,
+          plan: study.plan,
+          reported: received.header.privacy,
+        });
+        return { receipt: this.receipt(silo, locked, hash, now), fresh: true, spend };
       })
       .catch(async (err: unknown) => {
         await this.recordRefusal(silo, studyId, roundNumber, err);
         throw err;
       });
+    if (!outcome.fresh) return this.signed(outcome.receipt);
     await this.audit.record({
       actor: { type: 'silo', id: silo.siloId, name: silo.name },
       action: 'round.update.accepted',
@@ -272,8 +285,15 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         l2Norm: received.l2Norm,
       },
     });
+    if (outcome.spend) {
+      await this.ledger.auditSpend(
+        { studyId, siloId: silo.siloId, siloName: silo.name, round: roundNumber },
+        outcome.spend,
+        received.header.privacy,
+      );
+    }
     this.wake();
-    return this.signed(receipt);
+    return this.signed(outcome.receipt);
   }
 
   async acceptEvaluation(
@@ -411,7 +431,14 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       }
       if (reported.length < needed) {
         const why = `round ${round.number} attempt ${round.attempt}: ${reported.length} of ${participants.length} silos reported before the deadline (minimum ${needed})`;
-        if (round.attempt <= plan.maxRoundRetries) {
+        const blocked = round.kind === 'train' ? await this.budgetBlocks(tx, study) : null;
+        if (blocked) {
+          // Silos that uploaded in the failed attempt spent privacy: a retry may no longer fit the budget.
+          await tx.getRepository(RoundEntity).update(roundId, { status: 'retried', closedAt: now, closeReason: why, summary });
+          await tx.getRepository(StudyEntity).update(study.id, { endReason: blocked });
+          await this.openRound(tx, study, round.number, round.attempt + 1, 'evaluate', round.modelHash, study.participants);
+          events.push({ action: 'privacy.budget.reached', studyId: study.id, details: { round: round.number, reason: blocked } });
+        } else if (round.attempt <= plan.maxRoundRetries) {
           await tx
             .getRepository(RoundEntity)
             .update(roundId, { status: 'retried', closedAt: now, closeReason: why, summary });
@@ -442,7 +469,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         await tx.getRepository(StudyEntity).update(study.id, {
           status: 'completed',
           endedAt: now,
-          endReason: `completed ${study.plan.training.rounds} rounds`,
+          endReason: study.endReason ?? `completed ${study.plan.training.rounds} rounds`,
         });
         events.push({
           action: 'round.closed',
@@ -456,7 +483,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         });
         return;
       }
-      const { weights, stateHash, trace } = await this.aggregate(study, round, reported);
+      const { weights, stateHash, trace } = await this.aggregate(study, round, reported, participants.length);
       const resultHash = await this.blobs.put(float32Bytes(weights));
       summary.aggregationTrace = trace;
       await tx.getRepository(RoundEntity).update(roundId, {
@@ -481,13 +508,18 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         },
       });
       const next = round.number + 1;
-      const last = study.plan.training.rounds;
-      await this.openRound(tx, study, next, 1, next > last ? 'evaluate' : 'train', resultHash, study.participants);
-      events.push({
-        action: 'round.opened',
-        studyId: study.id,
-        details: { round: next, kind: next > last ? 'evaluate' : 'train', modelHash: resultHash },
-      });
+      let kind: 'train' | 'evaluate' = next > study.plan.training.rounds ? 'evaluate' : 'train';
+      if (kind === 'train') {
+        const blocked = await this.budgetBlocks(tx, study);
+        if (blocked) {
+          // No round may take a participant past the study's target: evaluate the model so far and complete.
+          kind = 'evaluate';
+          await tx.getRepository(StudyEntity).update(study.id, { endReason: blocked });
+          events.push({ action: 'privacy.budget.reached', studyId: study.id, details: { afterRound: round.number, reason: blocked } });
+        }
+      }
+      await this.openRound(tx, study, next, 1, kind, resultHash, study.participants);
+      events.push({ action: 'round.opened', studyId: study.id, details: { round: next, kind, modelHash: resultHash } });
     });
     for (const e of events) {
       await this.audit.record({
@@ -508,6 +540,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     study: StudyEntity,
     round: RoundEntity,
     reported: RoundParticipantEntity[],
+    participants: number,
   ): Promise<{ weights: Float32Array; stateHash: string; trace: object[] }> {
     const global = float32FromBytes(await this.blobs.get(round.modelHash));
     const optimizer = serverOptimizerFor(study.plan, global.length);
@@ -519,9 +552,21 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         yield { update: payloadOfFrame(await blobs.get(p.updateHash)), weight: p.numExamples, siloId: p.siloId };
       }
     }
-    const outcome = await aggregateRound(global, updates(), aggregatorFor(study.plan, global.length), optimizer);
+    const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
+    const aggregator = aggregatorFor(study.plan, global.length, mechanism, participants);
+    const outcome = await aggregateRound(global, updates(), aggregator, optimizer);
     const stateHash = await this.blobs.put(optimizer.serializeState());
     return { weights: outcome.weights, stateHash, trace: outcome.trace.map((t) => ({ ...t })) };
+  }
+
+  /** Why a further training round may not open (a participant would pass the study's ε target), or null. */
+  private async budgetBlocks(tx: EntityManager, study: StudyEntity): Promise<string | null> {
+    const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
+    if (!mechanism) return null;
+    const over = await this.ledger.overBudget(tx, study.id, mechanism, study.participants);
+    if (!over.length) return null;
+    const worst = over.reduce((a, b) => (b.nextRoundEpsilon > a.nextRoundEpsilon ? b : a));
+    return `privacy budget reached: another round would take ${over.length} silo(s) to ε = ${worst.nextRoundEpsilon.toPrecision(4)} > target ${mechanism.targetEpsilon} (δ = ${mechanism.delta})`;
   }
 
   private async openRound(

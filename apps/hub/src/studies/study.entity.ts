@@ -3,11 +3,19 @@ import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateCol
 
 /** The privacy mechanism the hub derived for a DP plan, shown to stewards before they approve. */
 export interface PrivacyCost {
+  mechanism: 'dp-sgd' | 'dp-fedavg';
+  unit: 'record' | 'silo';
+  /** σ, relative to the clipping norm C. */
   noiseMultiplier: number;
+  clipNorm: number;
+  samplingRate: number;
+  stepsPerRound: number;
+  rounds: number;
+  /** ε of the whole planned study at δ. */
   epsilon: number;
+  targetEpsilon: number;
   delta: number;
   accountant: string;
-  stepsPerRound?: number;
 }
 
 @Entity('studies')

@@ -1,0 +1,259 @@
+// What the hub's people-facing API (/api/*) answers, as plain types: the console and scripts read these, and the
+// hub's services return the same shapes. Types and path constants only, no Node built-ins: the browser imports them.
+import type { AuditRecord, Checkpoint } from '@tessera/audit';
+import type { EnrollmentBundle } from './identity';
+import type { Decision, EvaluationMetrics, PrivacySpend, StudyStatus } from './rounds';
+import type { StudyPlan } from './study-plan';
+
+export type { AuditRecord, Checkpoint };
+
+/** A person's role: administrators run the hub; auditors read everything and change nothing. */
+export type UserRole = 'admin' | 'auditor';
+
+/** POST /api/auth/login */
+export interface SessionView {
+  /** Bearer token for the Authorization header. */
+  accessToken: string;
+  /** Seconds until the token expires. */
+  expiresIn: number;
+  role: UserRole;
+  username: string;
+}
+
+/** GET /api/auth/me */
+export interface CurrentUserView {
+  id: string;
+  username: string;
+  role: UserRole;
+}
+
+/** GET /api/users and friends (administrators only). */
+export interface UserView {
+  id: string;
+  username: string;
+  role: UserRole;
+  disabled: boolean;
+  createdAt: string;
+}
+
+export type SiloStatus = 'registered' | 'enrolled' | 'suspended';
+
+/** GET /api/silos, GET /api/silos/:id (without `certificates`). */
+export interface SiloView {
+  id: string;
+  name: string;
+  contact: string;
+  status: SiloStatus;
+  suspendedReason: string | null;
+  /** Last request the silo's agent made over mutual TLS (written at most every 30 s). */
+  lastSeenAt: string | null;
+  createdAt: string;
+  /** The newest active certificate. */
+  certificate: { serial: string; notAfter: string; status: string } | null;
+  /** An unused enrollment token that has not expired yet. */
+  enrollmentPending: { expiresAt: string } | null;
+}
+
+export interface CertificateView {
+  serial: string;
+  fingerprintSha256: string;
+  notBefore: string;
+  notAfter: string;
+  /** 'active' | 'superseded' | 'revoked' */
+  status: string;
+  /** 'enrollment' | 'renewal' */
+  issuedVia: string;
+  firstUsedAt: string | null;
+  revokedAt: string | null;
+  revocationReason: string | null;
+}
+
+/** GET /api/silos/:id */
+export interface SiloDetailView extends SiloView {
+  certificates: CertificateView[];
+}
+
+/** POST /api/silos and POST /api/silos/:id/enrollment: the bundle is shown once (the hub keeps only a hash). */
+export interface EnrollmentIssuedView {
+  silo: SiloView;
+  bundle: EnrollmentBundle;
+  /** The bundle as one line of text, for `tessera-agent enroll --bundle` and TESSERA_ENROLLMENT_BUNDLE. */
+  bundleText: string;
+}
+
+/** The mechanism the hub derived for a DP plan and the ε it costs the whole study. */
+export interface StudyPrivacyCostView {
+  noiseMultiplier: number;
+  epsilon: number;
+  delta: number;
+  accountant: string;
+  stepsPerRound?: number;
+}
+
+/** One invited silo's latest decision on the CURRENT plan version (null: not decided yet). */
+export interface SiloDecisionView {
+  siloId: string;
+  siloName: string;
+  decision: Decision | null;
+  planHash: string | null;
+  decidedAt: string | null;
+  reason: string | null;
+}
+
+/** GET /api/studies, GET /api/studies/:id and the answers of every study command. */
+export interface StudyView {
+  id: string;
+  name: string;
+  status: StudyStatus;
+  planVersion: number;
+  planHash: string;
+  plan: StudyPlan;
+  privacyCost: StudyPrivacyCostView | null;
+  /** Silos taking part: those that approved the plan version the study started with. */
+  participants: string[];
+  currentModelHash: string | null;
+  endReason: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  decisions: SiloDecisionView[];
+}
+
+export type RoundStatus = 'open' | 'closed' | 'retried' | 'failed' | 'abandoned';
+export type ParticipantStatus = 'waiting' | 'uploaded' | 'evaluated' | 'failed' | 'late';
+
+/** Aggregate figures of a closed round: the evaluation of the round's INPUT model across silos. */
+export interface RoundSummaryView {
+  reported: number;
+  participants: number;
+  totalExamples: number;
+  evaluation: {
+    accuracy: { unweighted: number | null; weighted: number | null };
+    loss: { unweighted: number | null; weighted: number | null };
+    auc: { unweighted: number | null };
+  };
+}
+
+export interface RoundParticipantView {
+  siloId: string;
+  siloName: string;
+  status: ParticipantStatus;
+  numExamples: number | null;
+  updateSha256: string | null;
+  trainLoss: number | null;
+  /** The silo's evaluation of the round's input model on its own held-out split. */
+  evaluation: EvaluationMetrics | null;
+  failure: { code: string; message: string } | null;
+  /** What the silo spent on this round's update, when the plan uses DP (absent on hubs that do not report it). */
+  privacy?: PrivacySpend | null;
+}
+
+/** GET /api/studies/:id/rounds (oldest first; one entry per attempt). */
+export interface RoundView {
+  number: number;
+  attempt: number;
+  kind: 'train' | 'evaluate';
+  status: RoundStatus;
+  /** The global model published for this round. */
+  modelHash: string;
+  /** The model this round produced (train rounds that closed). */
+  resultModelHash: string | null;
+  openedAt: string;
+  deadlineAt: string;
+  closedAt: string | null;
+  closeReason: string | null;
+  summary: RoundSummaryView | null;
+  participants: RoundParticipantView[];
+}
+
+/** One message of GET /api/studies/:id/events (server-sent events): the study and its rounds as they are now. */
+export interface StudyLiveMessage {
+  type: 'study';
+  study: StudyView;
+  rounds: RoundView[];
+  /** When the hub read them (ISO 8601). */
+  at: string;
+}
+
+/** GET /api/audit/events */
+export interface AuditEventPageView {
+  events: AuditRecord[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: number | null;
+}
+
+/** Filters of GET /api/audit/events and /api/audit/events.csv (all optional, combined with AND). */
+export interface AuditEventQuery {
+  from?: string;
+  to?: string;
+  actor?: string;
+  /** Action prefix, e.g. `silo.` */
+  action?: string;
+  studyId?: string;
+  siloId?: string;
+  /** Case-insensitive text searched in the action and the details. */
+  q?: string;
+  limit?: number;
+  cursor?: number;
+  order?: 'asc' | 'desc';
+}
+
+export interface AuditChainProblemView {
+  code: string;
+  seq: number;
+  message: string;
+}
+
+/** GET /api/audit/verify */
+export interface AuditVerificationView {
+  ok: boolean;
+  verifiedAt: string;
+  records: number;
+  headSeq: number;
+  headHash: string | null;
+  checkpoints: { total: number; verified: number };
+  firstBroken: AuditChainProblemView | null;
+  problems: AuditChainProblemView[];
+}
+
+/** GET /api/audit/public-key */
+export interface HubPublicKeyView {
+  publicKeyPem: string;
+  keyId: string;
+}
+
+/** Files of GET /api/studies/:id/model/:file */
+export const MODEL_FILE_NAMES = ['model.json', 'weights.bin', 'model.onnx', 'parameters.f32'] as const;
+export type ModelFileName = (typeof MODEL_FILE_NAMES)[number];
+
+/** Files of GET /api/studies/:id/report.<ext>: the compliance report. */
+export const REPORT_FILE_NAMES = ['report.pdf', 'report.json', 'report.csv'] as const;
+export type ReportFileName = (typeof REPORT_FILE_NAMES)[number];
+
+/** Paths of the people-facing API, shared so the console and the hub cannot drift apart. */
+export const HUB_API = {
+  login: '/api/auth/login',
+  me: '/api/auth/me',
+  users: '/api/users',
+  silos: '/api/silos',
+  silo: (id: string) => `/api/silos/${id}`,
+  siloEnrollment: (id: string) => `/api/silos/${id}/enrollment`,
+  siloSuspend: (id: string) => `/api/silos/${id}/suspend`,
+  siloResume: (id: string) => `/api/silos/${id}/resume`,
+  siloRevoke: (id: string, serial: string) => `/api/silos/${id}/certificates/${serial}/revoke`,
+  studies: '/api/studies',
+  study: (id: string) => `/api/studies/${id}`,
+  studyPlan: (id: string) => `/api/studies/${id}/plan`,
+  studySubmit: (id: string) => `/api/studies/${id}/submit`,
+  studyStart: (id: string) => `/api/studies/${id}/start`,
+  studyStop: (id: string) => `/api/studies/${id}/stop`,
+  studyRounds: (id: string) => `/api/studies/${id}/rounds`,
+  studyEvents: (id: string) => `/api/studies/${id}/events`,
+  studyModel: (id: string, file: ModelFileName) => `/api/studies/${id}/model/${file}`,
+  studyReport: (id: string, file: ReportFileName) => `/api/studies/${id}/${file}`,
+  auditEvents: '/api/audit/events',
+  auditEventsCsv: '/api/audit/events.csv',
+  auditVerify: '/api/audit/verify',
+  auditCheckpoints: '/api/audit/checkpoints',
+  auditPublicKey: '/api/audit/public-key',
+} as const;

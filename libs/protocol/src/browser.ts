@@ -1,0 +1,29 @@
+// @tessera/protocol for the web console: the plan schema, its validation and description, and the API view types,
+// without the parts that need Node built-ins (plan hashing and update frames use node:crypto and Buffer; the hub and
+// the agent compute those, never the browser).
+export {
+  FeatureColumn,
+  FeatureSchema,
+  LabelRule,
+  ModelChoice,
+  ParticipationPlan,
+  PrivacyPlan,
+  ServerOptimizerPlan,
+  StudyPlan,
+  TrainingPlan,
+  describePlan,
+  encodedFeatureCount,
+  modelSpecOf,
+  studyPlanProblems,
+  type PlannedModelSpec,
+} from './study-plan';
+export { HubErrorBody, type EnrollmentBundle } from './identity';
+export type {
+  Decision,
+  EvaluationMetrics,
+  FailureReport,
+  PrivacySpend,
+  SiloStudy,
+  StudyStatus,
+} from './rounds';
+export * from './api-views';
