@@ -1,4 +1,5 @@
 import type { AggregationTrace, MeanTrace } from './aggregation-trace';
+import { assertFiniteSquaredNorm } from './update-validation';
 import { type MeanWeighting, WeightedMeanAccumulator } from './weighted-mean-accumulator';
 
 /** What a round's aggregation produced: the aggregate delta and how it was made. */
@@ -36,6 +37,19 @@ export interface SumDeltaAggregator extends DeltaAggregator {
   finishWithDenominator(denominator: number): AggregatedDelta;
 }
 
+export interface FedAvgAggregatorOptions {
+  /** Default 'weighted' (by example counts). */
+  readonly weighting?: MeanWeighting;
+  /**
+   * Fast path, default false. true: the caller guarantees every update was validated before it reaches `add`
+   * (finite values, right length — the hub's upload receiver checks finiteness and the norm while streaming), so
+   * `add` accumulates in one pass (WeightedMeanAccumulator.addValidated) instead of a read-only check pass plus
+   * the accumulation. Same arithmetic, same result for valid updates. A non-finite value is then not refused at
+   * `add`; `finish` still refuses a non-finite aggregate (NonFiniteValue), so it cannot reach the model.
+   */
+  readonly updatesPrevalidated?: boolean;
+}
+
 /**
  * FedAvg aggregation (McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from Decentralized
  * Data", Algorithm 1): the mean of the silos' deltas weighted by their example counts n_k / n. With
@@ -43,12 +57,15 @@ export interface SumDeltaAggregator extends DeltaAggregator {
  */
 export class FedAvgAggregator implements SumDeltaAggregator {
   private readonly accumulator: WeightedMeanAccumulator;
+  /** See FedAvgAggregatorOptions.updatesPrevalidated. */
+  readonly updatesPrevalidated: boolean;
 
   constructor(
     readonly length: number,
-    options: { readonly weighting?: MeanWeighting } = {},
+    options: FedAvgAggregatorOptions = {},
   ) {
-    this.accumulator = new WeightedMeanAccumulator(length, options);
+    this.accumulator = new WeightedMeanAccumulator(length, options.weighting ? { weighting: options.weighting } : {});
+    this.updatesPrevalidated = options.updatesPrevalidated ?? false;
   }
 
   get count(): number {
@@ -61,7 +78,8 @@ export class FedAvgAggregator implements SumDeltaAggregator {
   }
 
   add(update: Float32Array, weight: number): readonly AggregationTrace[] {
-    this.accumulator.add(update, weight);
+    if (this.updatesPrevalidated) this.accumulator.addValidated(update, weight);
+    else this.accumulator.add(update, weight);
     return [];
   }
 
@@ -75,6 +93,9 @@ export class FedAvgAggregator implements SumDeltaAggregator {
    */
   finishWithDenominator(denominator: number): AggregatedDelta {
     const delta = this.accumulator.quotient(denominator);
+    // Defence in depth for the fast path: one pass over m (not n·m) so a non-finite value that slipped past the
+    // caller's validation fails the round instead of reaching the global model.
+    if (this.updatesPrevalidated) assertFiniteSquaredNorm(delta, 'aggregate');
     const mean: MeanTrace = {
       step: 'mean',
       weighting: this.accumulator.weighting,

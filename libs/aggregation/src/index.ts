@@ -19,6 +19,7 @@ export {
 export {
   FedAvgAggregator,
   type AggregatedDelta,
+  type FedAvgAggregatorOptions,
   type DeltaAggregator,
   type SumDeltaAggregator,
 } from './delta-aggregator';

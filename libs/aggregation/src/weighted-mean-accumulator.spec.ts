@@ -192,4 +192,52 @@ describe('WeightedMeanAccumulator', () => {
       expect(Array.from(acc.result())).toEqual(Array.from(u));
     }
   });
+
+  describe('addValidated (fast path for already-validated updates)', () => {
+    it('gives bit-for-bit the same mean, count and weight as add (property)', () => {
+      fc.assert(
+        fc.property(
+          fc
+            .integer({ min: 1, max: 19 })
+            .chain((m) =>
+              fc.array(fc.tuple(updateArb(m), fc.integer({ min: 1, max: 100_000 })), { minLength: 1, maxLength: 8 }),
+            ),
+          fc.constantFrom<'weighted' | 'unweighted'>('weighted', 'unweighted'),
+          (items, weighting) => {
+            const checked = new WeightedMeanAccumulator(items[0][0].length, { weighting });
+            const fast = new WeightedMeanAccumulator(items[0][0].length, { weighting });
+            items.forEach(([u, w]) => checked.add(u, w));
+            items.forEach(([u, w]) => fast.addValidated(u, w));
+            expect(fast.result()).toEqual(checked.result());
+            expect(fast.count).toBe(checked.count);
+            expect(fast.totalWeight).toBe(checked.totalWeight);
+          },
+        ),
+        { numRuns: 100 },
+      );
+    });
+
+    it('still refuses a wrong length or weight, leaving the state unchanged', () => {
+      const acc = new WeightedMeanAccumulator(3);
+      acc.addValidated(f32(1, 2, 3), 2);
+      const before = acc.result();
+      const refusals: [() => void, AggregationErrorCode][] = [
+        [() => acc.addValidated(f32(1, 1), 1), AggregationErrorCode.LengthMismatch],
+        [() => acc.addValidated(f32(1, 1, 1), 0), AggregationErrorCode.InvalidWeight],
+        [() => acc.addValidated(f32(1, 1, 1), Number.NaN), AggregationErrorCode.InvalidWeight],
+      ];
+      for (const [run, code] of refusals) {
+        expectRefusal(run, code);
+        expect(acc.count).toBe(1);
+        expect(acc.result()).toEqual(before);
+      }
+    });
+
+    it("does not check finiteness: that is the caller's promise (a NaN reaches the sum)", () => {
+      const acc = new WeightedMeanAccumulator(2);
+      acc.addValidated(f32(1, Number.NaN), 1);
+      expect(acc.count).toBe(1);
+      expect(Number.isNaN(acc.result()[1])).toBe(true);
+    });
+  });
 });
