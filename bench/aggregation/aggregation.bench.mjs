@@ -1,45 +1,44 @@
-/* global process, console, performance -- Node globals: the repository ESLint config declares none for .mjs files. */
+/* global console, performance */
 // Streaming weighted FedAvg throughput against a memory copy of the same bytes, and against numpy.average.
 //
-//   npx tsc -p libs/aggregation && node bench/aggregation/aggregation.bench.mjs [--smoke] [--no-numpy] [--out=FILE]
+//   npm run bench:aggregation [-- --smoke] [-- --no-numpy] [-- --out=FILE]
 //
-// Imports the BUILT library (libs/aggregation/dist through the @tessera/aggregation workspace link), so it runs
-// with plain node. Writes bench/results/aggregation.json; --smoke (tiny sizes, a few seconds, run by
-// aggregation-bench.spec.ts so the script cannot rot) writes bench/results/aggregation.smoke.json instead, so a CI
-// smoke run never overwrites the figures of a full run.
+// Imports the BUILT library (libs/aggregation/dist through the @tessera/aggregation workspace link). Writes
+// bench/results/aggregation.json (smoke: aggregation.smoke.json, so CI never overwrites the figures of a full run).
 //
-// Method: n updates of m float32 parameters are added one at a time (validation + accumulation, then result()
-// into a reused buffer),
-// cycling through four pre-generated buffers so generation is not timed and at most 4·m floats of updates exist.
-// Baseline in the same run: TypedArray.set of the same n·m floats into one destination. Runs of the two are
-// interleaved after a warm-up; we report the median, min and max over runs. Bandwidth = bytes of updates read
-// (n·4m) per second, in GB/s (1e9 bytes).
+// Method: n updates of m float32 parameters are added one at a time, then result() into a reused buffer, cycling
+// through four pre-generated buffers (generation is not timed; at most 4·m floats of updates exist). Two paths:
+//   validating  WeightedMeanAccumulator.add: a read-only finiteness pass, then the accumulation (the default);
+//   hub path    WeightedMeanAccumulator.addValidated: one pass, for updates validated on receipt — what the hub's
+//               FedAvgAggregator({ updatesPrevalidated: true }) runs. The targets apply to this path.
+// Baselines in the same run: TypedArray.set of the same n·m floats into one destination, and numpy.average over an
+// (n, m) float32 stack with float64 weights where python3 + numpy exist. Runs are interleaved after a warm-up;
+// median, min and max over runs. Bandwidth = bytes of updates read (n·4m) per second, GB/s (1e9 bytes).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import {
+  benchArgs,
+  codeVersion,
+  machine,
+  printTable,
+  requireBuilt,
+  round3,
+  stats,
+  target,
+  writeReport,
+} from '../lib/bench-common.mjs';
 
 const require = createRequire(import.meta.url);
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '../..');
-let lib;
-try {
-  lib = require('@tessera/aggregation');
-} catch (error) {
-  console.error('Build the library first: npx tsc -p libs/aggregation\n', error);
-  process.exit(2);
-}
-const { WeightedMeanAccumulator, accumulateScaled } = lib;
+requireBuilt(['libs/aggregation/dist/index.js']);
+const { WeightedMeanAccumulator } = require('@tessera/aggregation');
 
-const smoke = process.argv.includes('--smoke');
-const skipNumpy = process.argv.includes('--no-numpy');
-const outArg = process.argv.find((a) => a.startsWith('--out='));
+const args = benchArgs();
+const { smoke } = args;
+const skipNumpy = args.has('--no-numpy');
 const sizes = smoke ? [10_000, 100_000] : [1_000_000, 10_000_000];
 const counts = smoke ? [4, 16] : [4, 16, 64];
 const warmups = 1;
-const runs = smoke ? 3 : 5;
+const runs = smoke ? 3 : 7;
 const SOURCES = 4;
 // numpy.average materialises the whole n×m stack plus a float64 product of the same shape; skip what would not fit
 // comfortably on a shared machine.
@@ -58,25 +57,14 @@ function makeSources(m) {
   });
 }
 const weightOf = (k) => 50 + ((k * 37) % 1000);
-
-function stats(ms) {
-  const s = [...ms].sort((a, b) => a - b);
-  return { median: s[s.length >> 1], min: s[0], max: s[s.length - 1], runs: s.length };
-}
 const gbps = (bytes, ms) => bytes / (ms / 1e3) / 1e9;
-const round3 = (x) => Math.round(x * 1000) / 1000;
 
-function timeAggregate(acc, sources, n, out) {
+function timeAggregate(acc, sources, n, out, validated) {
   acc.reset();
   const t0 = performance.now();
-  for (let k = 0; k < n; k += 1) acc.add(sources[k % SOURCES], weightOf(k));
+  if (validated) for (let k = 0; k < n; k += 1) acc.addValidated(sources[k % SOURCES], weightOf(k));
+  else for (let k = 0; k < n; k += 1) acc.add(sources[k % SOURCES], weightOf(k));
   acc.result(out);
-  return performance.now() - t0;
-}
-function timeKernel(sum, sources, n) {
-  sum.fill(0);
-  const t0 = performance.now();
-  for (let k = 0; k < n; k += 1) accumulateScaled(sum, sources[k % SOURCES], weightOf(k));
   return performance.now() - t0;
 }
 function timeCopy(dst, sources, n) {
@@ -110,38 +98,37 @@ function numpyPresent() {
 }
 const numpyVersion = skipNumpy ? undefined : numpyPresent();
 const numpyAbsent = skipNumpy ? 'numpy not run (--no-numpy)' : 'numpy not present';
+const machineAtStart = machine({ numpy: numpyVersion ?? numpyAbsent });
 
 const figures = [];
 for (const m of sizes) {
   const sources = makeSources(m);
   const acc = new WeightedMeanAccumulator(m);
-  const kernelSum = new Float64Array(m);
   const dst = new Float32Array(m);
-  // The mean is written into a reused buffer, as the copy writes into a reused destination: a fresh 4m-byte array
-  // per round costs page faults (measured ~60 ms for 40 MB on this VM) that neither side should be charged for.
+  // The mean goes into a reused buffer, as the copy writes into a reused destination: a fresh 4m-byte array per
+  // round costs page faults (~60 ms for 40 MB on this VM) that neither side should be charged for.
   const mean = new Float32Array(m);
   for (const n of counts) {
-    const agg = [];
-    const kernel = [];
-    const copy = [];
+    const times = { validating: [], hubPath: [], copy: [] };
     for (let r = 0; r < warmups + runs; r += 1) {
-      const a = timeAggregate(acc, sources, n, mean);
-      const k = timeKernel(kernelSum, sources, n);
+      const a = timeAggregate(acc, sources, n, mean, false);
+      const b = timeAggregate(acc, sources, n, mean, true);
       const c = timeCopy(dst, sources, n);
       if (r >= warmups) {
-        agg.push(a);
-        kernel.push(k);
-        copy.push(c);
+        times.validating.push(a);
+        times.hubPath.push(b);
+        times.copy.push(c);
       }
     }
     const bytes = n * m * 4;
+    const entry = (ms) => ({ ms: stats(ms), gbps: round3(gbps(bytes, stats(ms).median)) });
     const figure = {
       parameters: m,
       updates: n,
       updateBytes: bytes,
-      fedAvgStreaming: { ms: stats(agg), gbps: round3(gbps(bytes, stats(agg).median)) },
-      accumulateKernelOnly: { ms: stats(kernel), gbps: round3(gbps(bytes, stats(kernel).median)) },
-      memoryCopy: { ms: stats(copy), gbps: round3(gbps(bytes, stats(copy).median)) },
+      fedAvgValidating: entry(times.validating),
+      fedAvgHubPath: entry(times.hubPath),
+      memoryCopy: entry(times.copy),
       numpyAverage: numpyAbsent,
     };
     if (numpyVersion !== undefined) {
@@ -153,60 +140,73 @@ for (const m of sizes) {
           encoding: 'utf8',
           maxBuffer: 1 << 20,
         });
-        const parsed = JSON.parse(out);
-        figure.numpyAverage = { ms: stats(parsed.ms), gbps: round3(gbps(bytes, stats(parsed.ms).median)) };
+        figure.numpyAverage = entry(JSON.parse(out).ms);
       }
     }
     figures.push(figure);
-    const np = typeof figure.numpyAverage === 'string' ? figure.numpyAverage : `${figure.numpyAverage.gbps} GB/s`;
-    console.log(
-      `m=${m} n=${n}: fedavg ${figure.fedAvgStreaming.gbps} GB/s (kernel ${figure.accumulateKernelOnly.gbps}), ` +
-        `copy ${figure.memoryCopy.gbps} GB/s, numpy ${np}`,
-    );
   }
 }
 
 const ratios = figures.map((f) => ({
   parameters: f.parameters,
   updates: f.updates,
-  fedAvgOverCopy: round3(f.fedAvgStreaming.gbps / f.memoryCopy.gbps),
-  kernelOverCopy: round3(f.accumulateKernelOnly.gbps / f.memoryCopy.gbps),
-  fedAvgOverNumpy: typeof f.numpyAverage === 'string' ? null : round3(f.fedAvgStreaming.gbps / f.numpyAverage.gbps),
+  hubPathOverCopy: round3(f.fedAvgHubPath.gbps / f.memoryCopy.gbps),
+  validatingOverCopy: round3(f.fedAvgValidating.gbps / f.memoryCopy.gbps),
+  hubPathOverNumpy: typeof f.numpyAverage === 'string' ? null : round3(f.fedAvgHubPath.gbps / f.numpyAverage.gbps),
+  hubPathSpeedupOverValidating: round3(f.fedAvgHubPath.gbps / f.fedAvgValidating.gbps),
 }));
-const minCopyRatio = Math.min(...ratios.map((r) => r.fedAvgOverCopy));
-const numpyRatios = ratios.map((r) => r.fedAvgOverNumpy).filter((r) => r !== null);
+printTable(
+  figures.map((f, i) => ({
+    m: f.parameters,
+    n: f.updates,
+    'hub path GB/s': `${f.fedAvgHubPath.gbps}`,
+    'validating GB/s': `${f.fedAvgValidating.gbps}`,
+    'copy GB/s': `${f.memoryCopy.gbps}`,
+    'numpy GB/s': typeof f.numpyAverage === 'string' ? '—' : `${f.numpyAverage.gbps}`,
+    'hub/copy': ratios[i].hubPathOverCopy,
+    'hub/numpy': ratios[i].hubPathOverNumpy ?? '—',
+  })),
+  ['m', 'n', 'hub path GB/s', 'validating GB/s', 'copy GB/s', 'numpy GB/s', 'hub/copy', 'hub/numpy'],
+);
+
+const worstCopy = Math.min(...ratios.map((r) => r.hubPathOverCopy));
+const numpyRatios = ratios.map((r) => r.hubPathOverNumpy).filter((r) => r !== null);
 const targets = {
-  fedAvgAtLeastHalfOfCopy: { target: 0.5, worst: minCopyRatio, met: minCopyRatio >= 0.5 },
-  fasterThanNumpy: {
-    target: 1,
-    worst: numpyRatios.length ? Math.min(...numpyRatios) : null,
-    met: numpyRatios.length ? Math.min(...numpyRatios) > 1 : null,
-  },
-  // Bytes touched per parameter per update, for reading the ratios: FedAvg reads 4 (finiteness check, a separate
-  // pass so a refused update leaves the sum untouched) + 4 (update) + 8 and writes 8 (float64 sum); the kernel alone
-  // skips the check; a copy reads 4 and writes 4.
-  bytesTouchedPerParameter: { fedAvgStreaming: 24, accumulateKernelOnly: 20, memoryCopy: 8 },
+  atLeastHalfOfCopyBandwidth: target(worstCopy, 0.5, {
+    description: 'worst case over (m, n) of hub-path FedAvg bandwidth / TypedArray.set bandwidth',
+  }),
+  fasterThanNumpy: numpyRatios.length
+    ? {
+        ...target(Math.min(...numpyRatios), 1, { description: 'worst hub-path / numpy.average' }),
+        met: Math.min(...numpyRatios) > 1,
+      }
+    : { description: 'worst hub-path / numpy.average', target: 1, value: null, met: null },
 };
-const result = {
+const report = {
   benchmark: 'aggregation',
   mode: smoke ? 'smoke' : 'full',
   date: new Date().toISOString(),
-  machine: {
-    cpus: os.cpus().length,
-    model: os.cpus()[0]?.model ?? 'unknown',
-    memory: os.totalmem(),
-    node: process.version,
-    numpy: numpyVersion ?? numpyAbsent,
+  code: codeVersion(),
+  machine: machineAtStart,
+  loadAverageAtEnd: machine().loadAverage,
+  method: {
+    warmups,
+    runs,
+    statistic: 'median (min, max) over runs; GB/s of update bytes read (n·4m), 1 GB = 1e9 bytes',
+    sourceBuffers: SOURCES,
+    // Bytes touched per parameter per update: the hub path reads 4 (update) + 8 and writes 8 (float64 sum); the
+    // validating path reads the update once more (4); a copy reads 4 and writes 4.
+    bytesTouchedPerParameter: { fedAvgHubPath: 20, fedAvgValidating: 24, memoryCopy: 8 },
   },
-  method: { warmups, runs, statistic: 'median (min, max) over runs', sourceBuffers: SOURCES, gb: 1e9 },
   figures,
   ratios,
   targets,
-  pass: targets.fedAvgAtLeastHalfOfCopy.met && targets.fasterThanNumpy.met !== false,
+  pass: targets.atLeastHalfOfCopyBandwidth.met === true && targets.fasterThanNumpy.met !== false,
 };
-const file = outArg
-  ? resolve(outArg.slice('--out='.length))
-  : resolve(root, smoke ? 'bench/results/aggregation.smoke.json' : 'bench/results/aggregation.json');
-mkdirSync(dirname(file), { recursive: true });
-writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-console.log(`targets: ${JSON.stringify(targets)}\npass: ${result.pass}\nwrote ${file}`);
+const file = writeReport('aggregation', report, args);
+for (const [name, t] of Object.entries(targets)) {
+  console.log(
+    `${name}: ${t.value} (target ${t.comparison ?? '>'} ${t.target}) ${t.met === null ? 'n/a' : t.met ? 'PASS' : 'MISS'}`,
+  );
+}
+console.log(`wrote ${file}`);
