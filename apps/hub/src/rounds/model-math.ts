@@ -58,16 +58,13 @@ export function serverOptimizerFor(plan: StudyPlan, length: number): ServerOptim
 }
 
 /**
- * The round's aggregation strategy. `updatesPrevalidated`: every stored update was checked when it was received
- * (update-receiver.ts: exact length, every value finite, norm recomputed) and blobs are content-addressed, so the
- * aggregator accumulates in one pass instead of re-checking (docs/benchmarks.md, aggregation). A non-finite aggregate
- * is still refused at finish.
- */
-/**
  * The round's aggregation strategy: weighted FedAvg over updates the receiver already validated, or for silo-level
  * DP (DP-FedAvg, McMahan et al. 2018) every silo's update clipped to C, uniform weights, and Gaussian noise
  * N(0, (σC)²) on the sum from the exact, CSPRNG-driven discrete Gaussian sampler of @tessera/dp, over the fixed
  * denominator of the round's participants.
+ * FedAvg runs with `updatesPrevalidated`: update-receiver.ts checked the length, finiteness and norm of every stored
+ * update on receipt, so the aggregator accumulates in one pass instead of re-checking (docs/benchmarks.md); a
+ * non-finite aggregate is still refused at finish.
  */
 export function aggregatorFor(
   plan: StudyPlan,
