@@ -9,3 +9,4 @@ export * from './signed-receipt';
 export * from './report-bundle';
 export * from './json-lines';
 export * from './verify-command';
+export * from './silo-reconciliation';

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { publicKeyFingerprint, SigningKeyError, toPublicKey } from './ed25519-signing';
-import { BundleProblemCode, verifyBundle, type BundleVerification } from './report-bundle';
+import { BundleProblemCode, verifyBundle, type AuditBundle, type BundleVerification } from './report-bundle';
+import { describeAgentExportProblem, reconcileSiloLog, type SiloReconciliation } from './silo-reconciliation';
 
 /** What the verifier may read: files named on the command line. Injected so tests need no disk. */
 export interface VerifyCliIo {
@@ -55,10 +56,39 @@ function describe(path: string, result: BundleVerification): string {
   return `${lines.join('\n')}\n`;
 }
 
+function describeReconciliation(path: string, r: SiloReconciliation): string {
+  const lines: string[] = [];
+  const first = r.discrepancies[0];
+  if (first === undefined) {
+    lines.push(`OK: ${path} is consistent with the report (${r.matched} upload(s) matched)`);
+  } else {
+    lines.push(`FAILED: ${path} does not reconcile with the report: ${first.code}: ${first.message}`);
+    for (const d of r.discrepancies.slice(1)) lines.push(`  - ${d.code}: ${d.message}`);
+  }
+  lines.push(`  studies:     ${r.studyIds.join(', ') || '(none)'}`);
+  if (r.afterBundle > 0)
+    lines.push(`  later:       ${r.afterBundle} upload(s) accepted after the report's last record`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Reads and reconciles the agent export; throws InputError when it is unreadable or not an export. */
+function reconcileFile(io: VerifyCliIo, agentPath: string, bundle: AuditBundle): SiloReconciliation {
+  const text = readText(io, agentPath, 'agent export');
+  let exported: unknown;
+  try {
+    exported = JSON.parse(text);
+  } catch (error) {
+    throw new InputError(`${agentPath} is not JSON: ${(error as Error).message}`);
+  }
+  const problem = describeAgentExportProblem(exported);
+  if (problem !== null) throw new InputError(`${agentPath} is not a Tessera agent audit export: ${problem}`);
+  return reconcileSiloLog(exported, bundle);
+}
+
 function verifyFile(
   io: VerifyCliIo,
   reportPath: string,
-  opts: { json?: boolean; publicKey?: string },
+  opts: { json?: boolean; publicKey?: string; reconcile?: string },
 ): VerifyCliResult {
   const json = opts.json === true;
   const fail2 = (message: string): VerifyCliResult => ({
@@ -91,10 +121,26 @@ function verifyFile(
     if (unreadable !== undefined)
       throw new InputError(`${reportPath} is not a Tessera audit bundle: ${unreadable.message}`);
     const pinnedKeyId = trustedPublicKey === undefined ? undefined : publicKeyFingerprint(trustedPublicKey);
+    // Reconciliation trusts the bundle's records and key: only a bundle that verified is reconciled against.
+    const reconciliation =
+      opts.reconcile !== undefined && result.ok ? reconcileFile(io, opts.reconcile, bundle as AuditBundle) : undefined;
+    const ok = result.ok && (reconciliation?.ok ?? true);
     const stdout = json
-      ? `${JSON.stringify({ file: reportPath, ...result, ...(pinnedKeyId === undefined ? {} : { pinnedKeyId }) }, null, 2)}\n`
-      : describe(reportPath, result);
-    return { stdout, stderr: '', exitCode: result.ok ? 0 : 1 };
+      ? `${JSON.stringify(
+          {
+            file: reportPath,
+            ...result,
+            ...(pinnedKeyId === undefined ? {} : { pinnedKeyId }),
+            ...(reconciliation === undefined ? {} : { reconciliation: { file: opts.reconcile, ...reconciliation } }),
+          },
+          null,
+          2,
+        )}\n`
+      : describe(reportPath, result) +
+        (reconciliation === undefined || opts.reconcile === undefined
+          ? ''
+          : describeReconciliation(opts.reconcile, reconciliation));
+    return { stdout, stderr: '', exitCode: ok ? 0 : 1 };
   } catch (error) {
     if (error instanceof InputError) return fail2(error.message);
     throw error;
@@ -114,11 +160,19 @@ export function runVerifyCli(argv: readonly string[], io: VerifyCliIo = nodeFile
     .argument('<report>', 'the report bundle (JSON) exported by the hub')
     .option('--json', 'print the verification result as JSON')
     .option('--public-key <file>', 'PEM file of the hub public key to trust; a bundle signed by any other key fails')
+    .option(
+      '--reconcile <agent-export>',
+      "compare a silo's audit export (tessera-agent audit export) with the report: receipts, uploads, acceptances",
+    )
     .helpOption('-h, --help', 'show this help')
-    .addHelpText('after', '\nExit status: 0 intact, 1 verification failed, 2 unreadable or malformed input.')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 intact, 1 verification failed, 2 unreadable or malformed input.' +
+        '\nWith --reconcile: 0 only when the agent export is also consistent, 1 naming the first discrepancy.',
+    )
     .exitOverride()
     .configureOutput({ writeOut: (s) => (stdout += s), writeErr: (s) => (stderr += s) })
-    .action((report: string, opts: { json?: boolean; publicKey?: string }) => {
+    .action((report: string, opts: { json?: boolean; publicKey?: string; reconcile?: string }) => {
       result = verifyFile(io, report, opts);
     });
   try {
