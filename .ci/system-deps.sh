@@ -3,6 +3,8 @@
 set -euo pipefail
 need=()
 command -v pg_isready > /dev/null || need+=(postgresql-client)
+command -v pdftoppm > /dev/null || need+=(poppler-utils)
+command -v chromium > /dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
