@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { squaredNorm } from '@tessera/aggregation';
 import { parseUpdateHeader, readFramePrefix, UpdateFrameError, type UpdateHeader } from '@tessera/protocol';
 import type { StagedBlob } from '../blobs/blob-store';
 import { HubErrorCode, HubException } from '../common/hub.exception';
@@ -14,6 +15,91 @@ export interface ReceivedUpdate {
 
 function malformed(message: string): HubException {
   return new HubException(HubErrorCode.UPDATE_MALFORMED, message);
+}
+
+/** True on little-endian hosts (x64, arm64): a Float32Array view then reads the wire's little-endian floats as is. */
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Checks a stream of little-endian float32 bytes chunk by chunk: every value finite, and the float64 sum of squares.
+ * Whole chunks are read through aligned Float32Array views (a chunk whose byte offset is not a multiple of 4 is first
+ * copied into an aligned scratch buffer; a memcpy is far cheaper than per-value Buffer.readFloatLE); a float split
+ * across two chunks is carried over (at most 3 bytes) and completed by the next chunk. Memory: one scratch buffer of
+ * the largest unaligned chunk.
+ */
+export class Float32StreamCheck {
+  private sum = 0;
+  private valuesSeen = 0;
+  /** Bytes of a float whose remaining bytes have not arrived yet (0–3 used). */
+  private readonly partial = new Uint8Array(4);
+  private partialLength = 0;
+  private scratch = new Float32Array(0);
+
+  /** Float64 sum of the squares of the complete values so far. */
+  get sumSquares(): number {
+    return this.sum;
+  }
+
+  /** Complete values seen so far. */
+  get count(): number {
+    return this.valuesSeen;
+  }
+
+  /** Bytes of an incomplete trailing value (0 when the stream so far holds whole floats). */
+  get pendingBytes(): number {
+    return this.partialLength;
+  }
+
+  /** Consumes a chunk. Returns -1, or the index (in the whole stream) of the first non-finite value. */
+  push(chunk: Uint8Array): number {
+    let offset = 0;
+    if (this.partialLength > 0) {
+      const take = Math.min(4 - this.partialLength, chunk.length);
+      this.partial.set(chunk.subarray(0, take), this.partialLength);
+      this.partialLength += take;
+      offset = take;
+      if (this.partialLength < 4) return -1;
+      this.partialLength = 0;
+      const v = new DataView(this.partial.buffer).getFloat32(0, true);
+      if (!Number.isFinite(v)) return this.valuesSeen;
+      this.sum += v * v;
+      this.valuesSeen += 1;
+    }
+    const whole = (chunk.length - offset) >> 2;
+    if (whole > 0) {
+      const view = this.floatView(chunk, offset, whole);
+      const s = squaredNorm(view);
+      // Float32 squares cannot overflow float64, so the sum is non-finite exactly when some value is.
+      if (!Number.isFinite(s)) {
+        for (let i = 0; i < view.length; i += 1) {
+          if (!Number.isFinite(view[i])) return this.valuesSeen + i;
+        }
+      }
+      this.sum += s;
+      this.valuesSeen += whole;
+      offset += whole * 4;
+    }
+    const rest = chunk.length - offset;
+    if (rest > 0) {
+      this.partial.set(chunk.subarray(offset), 0);
+      this.partialLength = rest;
+    }
+    return -1;
+  }
+
+  private floatView(chunk: Uint8Array, offset: number, count: number): Float32Array {
+    const start = chunk.byteOffset + offset;
+    if (HOST_LITTLE_ENDIAN && start % 4 === 0) return new Float32Array(chunk.buffer, start, count);
+    if (this.scratch.length < count) this.scratch = new Float32Array(count);
+    const out = this.scratch.subarray(0, count);
+    if (HOST_LITTLE_ENDIAN) {
+      new Uint8Array(out.buffer, out.byteOffset, count * 4).set(chunk.subarray(offset, offset + count * 4));
+    } else {
+      const data = new DataView(chunk.buffer, start, count * 4);
+      for (let i = 0; i < count; i += 1) out[i] = data.getFloat32(i * 4, true);
+    }
+    return out;
+  }
 }
 
 /** Reads exactly `n` bytes from the front of the stream (for the prefix and the header). */
@@ -58,9 +144,8 @@ export async function receiveUpdate(
 
     const expectedBytes = header.length * 4;
     const payloadHash = createHash('sha256');
+    const values = new Float32StreamCheck();
     let received = 0;
-    let sumSquares = 0;
-    let pending = Buffer.alloc(0); // a float split across two chunks
     const consume = async (chunk: Buffer) => {
       if (chunk.length === 0) return;
       received += chunk.length;
@@ -69,15 +154,8 @@ export async function receiveUpdate(
       }
       payloadHash.update(chunk);
       await staged.write(chunk);
-      const data = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-      const whole = data.length - (data.length % 4);
-      for (let off = 0; off < whole; off += 4) {
-        const v = data.readFloatLE(off);
-        if (!Number.isFinite(v))
-          throw malformed(`value ${(received - data.length + off) / 4} of the update is not finite`);
-        sumSquares += v * v;
-      }
-      pending = Buffer.from(data.subarray(whole));
+      const bad = values.push(chunk);
+      if (bad >= 0) throw malformed(`value ${bad} of the update is not finite`);
     };
     await consume(carry.bytes);
     for (;;) {
@@ -85,6 +163,7 @@ export async function receiveUpdate(
       if (next.done) break;
       await consume(next.value);
     }
+    const sumSquares = values.sumSquares;
     if (received !== expectedBytes) {
       throw malformed(
         `the payload has ${received} bytes; the header announces ${header.length} float32 values (${expectedBytes} bytes)`,
