@@ -15,6 +15,7 @@ import {
 import { formatStatus, status } from './commands/status.command';
 import { SiloSession } from './hub/silo-session';
 import { SiloStudyTransport } from './hub/study-transport';
+import { formatBudget, SiloPrivacyLedger, type PrivacyCap } from './privacy/silo-privacy-ledger';
 import { AgentState } from './state/agent-state';
 import { ApprovalStore } from './state/approval-store';
 
@@ -164,32 +165,79 @@ export function buildProgram(io: CliIo, result: { exitCode: number }): Command {
     .option('--policy <file.json>', 'approval policy for studies within fixed limits (env TESSERA_POLICY_FILE)')
     .option('--poll-wait <seconds>', 'long-poll wait for tasks, 1..30', '20')
     .option('--exit-after-study <id>', 'exit once this study has ended (1 if this silo failed it)')
-    .action(async (opts: { data?: string; policy?: string; pollWait: string; exitAfterStudy?: string }) => {
-      const stopper = new AbortController();
-      const unregister = (io.onStopSignal ?? processStopSignal)(() => {
-        if (!stopper.signal.aborted) io.out(`${new Date().toISOString()} agent: stopping after the current step\n`);
-        stopper.abort();
-      });
-      try {
-        const dataFile = opts.data ?? io.env.TESSERA_DATA_FILE;
-        const policyFile = opts.policy ?? io.env.TESSERA_POLICY_FILE;
-        result.exitCode = await runDaemon(
-          stateOf(),
-          {
-            ...(dataFile ? { dataFile: resolve(dataFile) } : {}),
-            ...(policyFile ? { policyFile: resolve(policyFile) } : {}),
-            pollWaitSeconds: parsePollWait(opts.pollWait),
-            ...(opts.exitAfterStudy ? { exitAfterStudy: opts.exitAfterStudy } : {}),
-            stop: stopper.signal,
-          },
-          io.out,
-        );
-      } finally {
-        unregister();
-      }
+    .option('--privacy-cap-epsilon <e>', "this silo's cap on ε across all studies (env TESSERA_PRIVACY_CAP_EPSILON)")
+    .option(
+      '--privacy-cap-delta <d>',
+      'the δ at which the cap is measured (env TESSERA_PRIVACY_CAP_DELTA, default 1e-5)',
+    )
+    .action(
+      async (opts: {
+        data?: string;
+        policy?: string;
+        pollWait: string;
+        exitAfterStudy?: string;
+        privacyCapEpsilon?: string;
+        privacyCapDelta?: string;
+      }) => {
+        const stopper = new AbortController();
+        const unregister = (io.onStopSignal ?? processStopSignal)(() => {
+          if (!stopper.signal.aborted) io.out(`${new Date().toISOString()} agent: stopping after the current step\n`);
+          stopper.abort();
+        });
+        try {
+          const dataFile = opts.data ?? io.env.TESSERA_DATA_FILE;
+          const policyFile = opts.policy ?? io.env.TESSERA_POLICY_FILE;
+          result.exitCode = await runDaemon(
+            stateOf(),
+            {
+              ...(dataFile ? { dataFile: resolve(dataFile) } : {}),
+              ...(policyFile ? { policyFile: resolve(policyFile) } : {}),
+              pollWaitSeconds: parsePollWait(opts.pollWait),
+              ...(opts.exitAfterStudy ? { exitAfterStudy: opts.exitAfterStudy } : {}),
+              ...capOption(
+                opts.privacyCapEpsilon ?? io.env.TESSERA_PRIVACY_CAP_EPSILON,
+                opts.privacyCapDelta ?? io.env.TESSERA_PRIVACY_CAP_DELTA,
+              ),
+              stop: stopper.signal,
+            },
+            io.out,
+          );
+        } finally {
+          unregister();
+        }
+      },
+    );
+
+  program
+    .command('budget')
+    .description("show the privacy this silo's data has spent, per study, and against the silo's own cap")
+    .option('--json', 'machine-readable output')
+    .option('--privacy-cap-epsilon <e>', 'cap on ε across all studies (env TESSERA_PRIVACY_CAP_EPSILON)')
+    .option('--privacy-cap-delta <d>', 'δ of the cap (env TESSERA_PRIVACY_CAP_DELTA, default 1e-5)')
+    .action((opts: { json?: boolean; privacyCapEpsilon?: string; privacyCapDelta?: string }) => {
+      const { privacyCap } = capOption(
+        opts.privacyCapEpsilon ?? io.env.TESSERA_PRIVACY_CAP_EPSILON,
+        opts.privacyCapDelta ?? io.env.TESSERA_PRIVACY_CAP_DELTA,
+      );
+      const report = new SiloPrivacyLedger(stateOf().root, privacyCap).report();
+      io.out(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatBudget(report) + '\n');
     });
 
   return program;
+}
+
+/** The silo's privacy cap from flags or environment: ε > 0, 0 < δ < 1 (δ defaults to 1e-5). */
+export function capOption(epsilon: string | undefined, delta: string | undefined): { privacyCap?: PrivacyCap } {
+  if (epsilon === undefined || epsilon === '') return {};
+  const e = Number(epsilon);
+  const d = delta === undefined || delta === '' ? 1e-5 : Number(delta);
+  if (!Number.isFinite(e) || e <= 0) {
+    throw new AgentError(AgentErrorCode.USAGE, `the privacy cap ε must be a number above 0 (got "${epsilon}")`);
+  }
+  if (!Number.isFinite(d) || d <= 0 || d >= 1) {
+    throw new AgentError(AgentErrorCode.USAGE, `the privacy cap δ must be a number between 0 and 1 (got "${delta}")`);
+  }
+  return { privacyCap: { epsilon: e, delta: d } };
 }
 
 /** Runs the CLI; resolves with the exit code instead of exiting, so tests can call it. */

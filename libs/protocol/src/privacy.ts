@@ -1,9 +1,4 @@
-import {
-  epsilonForNoise,
-  noiseForEpsilon,
-  PrivacyParameterError,
-  RDP_ACCOUNTANT_NAME,
-} from '@tessera/dp/accountant';
+import { epsilonForNoise, noiseForEpsilon, PrivacyParameterError, RDP_ACCOUNTANT_NAME } from '@tessera/dp/accountant';
 import type { PrivacySpend } from './rounds';
 import type { StudyPlan } from './study-plan';
 
@@ -59,7 +54,12 @@ export function privacyMechanismOf(plan: StudyPlan): PrivacyMechanism | null {
   try {
     let noiseMultiplier: number;
     if (p.noiseMultiplier === 'derive') {
-      noiseMultiplier = noiseForEpsilon({ targetEpsilon: p.targetEpsilon, samplingRate, steps, delta: p.delta }).noiseMultiplier;
+      noiseMultiplier = noiseForEpsilon({
+        targetEpsilon: p.targetEpsilon,
+        samplingRate,
+        steps,
+        delta: p.delta,
+      }).noiseMultiplier;
     } else {
       noiseMultiplier = p.noiseMultiplier;
     }
@@ -84,7 +84,9 @@ export function privacyMechanismOf(plan: StudyPlan): PrivacyMechanism | null {
     };
   } catch (err) {
     if (err instanceof PrivacyParameterError) {
-      throw new PrivacyPlanError(`no noise multiplier meets target ε = ${p.targetEpsilon} at δ = ${p.delta} within the plan: ${err.message}`);
+      throw new PrivacyPlanError(
+        `no noise multiplier meets target ε = ${p.targetEpsilon} at δ = ${p.delta} within the plan: ${err.message}`,
+      );
     }
     throw err;
   }

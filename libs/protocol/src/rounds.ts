@@ -131,6 +131,7 @@ export const FailureReport = z
       'DATA_SCHEMA_MISMATCH',
       'DATA_UNREADABLE',
       'PRIVACY_CAP_REACHED',
+      'PRIVACY_PLAN_UNSAFE',
       'PLAN_NOT_APPROVED',
       'TRAINING_FAILED',
     ]),

@@ -1,3 +1,4 @@
+import { SiloPrivacyLedger, type PrivacyCap } from '../privacy/silo-privacy-ledger';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { selectBackend } from '@tessera/ml';
 import { AgentError, AgentErrorCode } from '../agent.error';
@@ -16,6 +17,8 @@ export interface RunOptions {
   policyFile?: string;
   pollWaitSeconds: number;
   exitAfterStudy?: string;
+  /** The silo's own privacy cap across all studies (TESSERA_PRIVACY_CAP_EPSILON / _DELTA). */
+  privacyCap?: PrivacyCap;
   stop: AbortSignal;
 }
 
@@ -60,6 +63,11 @@ export async function runDaemon(
   const { record } = session.current;
   info(`silo ${record.siloName} (${record.siloId}), hub ${record.hubSiloUrl}, tfjs backend ${backend}`);
   info(
+    options.privacyCap
+      ? `privacy cap across all studies: ε = ${options.privacyCap.epsilon} at δ = ${options.privacyCap.delta}`
+      : "no privacy cap configured (TESSERA_PRIVACY_CAP_EPSILON): only the studies' own targets apply",
+  );
+  info(
     `data file ${dataFile}; ${policy === undefined ? 'no approval policy: every study waits for a steward' : `approval policy ${options.policyFile}`}`,
   );
 
@@ -70,6 +78,7 @@ export async function runDaemon(
     approvals,
     receipts: new ReceiptStore(state.root),
     datasets: new StudyDatasets(() => readFileSync(dataFile, 'utf8')),
+    privacy: new SiloPrivacyLedger(state.root, options.privacyCap),
     log,
   });
   const daemon = new AgentDaemon(

@@ -76,7 +76,19 @@ describe('policyVerdict', () => {
       "ε = 9 exceeds the policy's maximum of 8",
     ]);
     const derived = buildStudy(buildPlan({ privacy: dpSgd(4) }), {
-      privacyCost: { noiseMultiplier: 0.5, epsilon: 12.5, delta: 1e-5, accountant: 'rdp' },
+      privacyCost: {
+        mechanism: 'dp-sgd',
+        unit: 'record',
+        noiseMultiplier: 0.5,
+        clipNorm: 1,
+        samplingRate: 0.1,
+        stepsPerRound: 10,
+        rounds: 5,
+        epsilon: 12.5,
+        targetEpsilon: 4,
+        delta: 1e-5,
+        accountant: 'rdp',
+      },
     });
     expect(policyVerdict(policy(), derived).reasons).toEqual(["ε = 12.5 exceeds the policy's maximum of 8"]);
   });

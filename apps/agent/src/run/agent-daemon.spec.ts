@@ -12,6 +12,7 @@ import { buildPlan, buildStudy, buildTask, FakeHub, modelBlob, readHeartDisease 
 import { modelSpecOf } from '../training/plan-mapping.util';
 import { StudyDatasets } from '../training/study-datasets';
 import { AgentDaemon, type DaemonOptions } from './agent-daemon';
+import { SiloPrivacyLedger } from '../privacy/silo-privacy-ledger';
 import { TaskExecutor, type StepLine } from './task-executor';
 
 beforeAll(async () => {
@@ -57,6 +58,7 @@ function setup(study: SiloStudy, options: Partial<DaemonOptions> = {}, csv = rea
   const sleeps: number[] = [];
   const log = (l: StepLine) => lines.push(l);
   const executor = new TaskExecutor({
+    privacy: new SiloPrivacyLedger(root, undefined),
     transport: hub,
     approvals,
     receipts: new ReceiptStore(root),

@@ -2,9 +2,20 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HEART_DISEASE_COLUMNS, initialParameters, selectBackend } from '@tessera/ml';
-import { decodeUpdateFrame, float32Bytes, sha256Hex, type SiloStudy, type StudyPlan } from '@tessera/protocol';
+import {
+  decodeUpdateFrame,
+  float32Bytes,
+  privacyMechanismOf,
+  privacySpendOf,
+  sha256Hex,
+  type FailureReport,
+  type SiloStudy,
+  type StudyPlan,
+  type UpdateHeader,
+} from '@tessera/protocol';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AgentError, AgentErrorCode } from '../agent.error';
+import { SiloPrivacyLedger, type PrivacyCap } from '../privacy/silo-privacy-ledger';
 import { ApprovalStore } from '../state/approval-store';
 import { ReceiptStore } from '../state/receipt-store';
 import { buildPlan, buildStudy, buildTask, FakeHub, modelBlob, readHeartDisease } from '../testing/study.test-util';
@@ -26,9 +37,10 @@ interface Setup {
   modelHash: string;
   parameters: Float32Array;
   reads: { count: number };
+  root: string;
 }
 
-function setup(options: { plan?: StudyPlan; approve?: boolean; csv?: string } = {}): Setup {
+function setup(options: { plan?: StudyPlan; approve?: boolean; csv?: string; cap?: PrivacyCap } = {}): Setup {
   const root = mkdtempSync(join(tmpdir(), 'tessera-executor-'));
   const hub = new FakeHub();
   const study = buildStudy(options.plan ?? buildPlan());
@@ -51,6 +63,7 @@ function setup(options: { plan?: StudyPlan; approve?: boolean; csv?: string } = 
   const reads = { count: 0 };
   const csv = options.csv ?? readHeartDisease();
   const executor = new TaskExecutor({
+    privacy: new SiloPrivacyLedger(root, options.cap),
     transport: hub,
     approvals,
     receipts,
@@ -61,7 +74,7 @@ function setup(options: { plan?: StudyPlan; approve?: boolean; csv?: string } = 
     log: (l) => lines.push(l),
     sleep: async () => undefined,
   });
-  return { hub, study, executor, approvals, receipts, lines, modelHash: blob.hash, parameters, reads };
+  return { hub, study, executor, approvals, receipts, lines, modelHash: blob.hash, parameters, reads, root };
 }
 
 describe('TaskExecutor', () => {
@@ -201,23 +214,56 @@ describe('TaskExecutor', () => {
     expect(s.executor.failedStudies.has(s.study.studyId)).toBe(true);
   });
 
-  it('fails a DP plan with TRAINING_FAILED rather than training without noise', async () => {
-    const privacy = {
+  const dpSgd = (overrides: Partial<Extract<StudyPlan['privacy'], { mode: 'dp-sgd' }>> = {}) =>
+    ({
       mode: 'dp-sgd',
       unit: 'record',
       targetEpsilon: 4,
       delta: 1e-5,
       clipNorm: 1,
-      noiseMultiplier: 1,
+      noiseMultiplier: 'derive',
       samplingRate: 0.1,
-    } as const;
-    const s = setup({ plan: buildPlan({ privacy }) });
+      ...overrides,
+    }) as const;
+
+  it('trains a DP-SGD plan with its own σ and reports, and records, the exact spend of each round', async () => {
+    const s = setup({ plan: buildPlan({ privacy: dpSgd() }) });
+    const m = privacyMechanismOf(s.study.plan)!;
+    const first = await s.executor.execute(buildTask(s.study, s.modelHash, { round: 1 }), s.study);
+    expect(first.kind).toBe('uploaded');
+    const header = (first as { header: UpdateHeader }).header;
+    expect(header.privacy).toEqual(privacySpendOf(m, 1));
+    expect(header.privacy!.epsilonCumulative).toBeLessThan(header.privacy!.epsilonRound * 1.0001);
+    const second = await s.executor.execute(buildTask(s.study, s.modelHash, { round: 2 }), s.study);
+    expect((second as { header: UpdateHeader }).header.privacy).toEqual(privacySpendOf(m, 2));
+    const ledger = new SiloPrivacyLedger(s.root, undefined).report();
+    expect(ledger.studies).toEqual([
+      expect.objectContaining({ studyId: s.study.studyId, rounds: 2, epsilon: privacySpendOf(m, 2).epsilonCumulative }),
+    ]);
+  });
+
+  it("refuses a task that would cross the silo's own cap, whatever the hub says, and tells the hub why", async () => {
+    const s = setup({ plan: buildPlan({ privacy: dpSgd() }), cap: { epsilon: 0.05, delta: 1e-5 } });
     const outcome = await s.executor.execute(buildTask(s.study, s.modelHash), s.study);
-    expect(outcome).toMatchObject({
-      kind: 'failed',
-      report: { code: 'TRAINING_FAILED', message: 'privacy mode dp-sgd not supported by this agent version' },
-    });
+    expect(outcome).toMatchObject({ kind: 'failed', report: { code: 'PRIVACY_CAP_REACHED' } });
+    expect((outcome as { report: FailureReport }).report.message).toContain("this silo's privacy cap ε = 0.05");
+    expect(s.hub.failures).toHaveLength(1);
     expect(s.hub.downloads).toBe(0);
+    expect(s.hub.uploads).toHaveLength(0);
+  });
+
+  it('refuses a study without differential privacy when the silo has a cap', async () => {
+    const s = setup({ cap: { epsilon: 10, delta: 1e-5 } });
+    const outcome = await s.executor.execute(buildTask(s.study, s.modelHash), s.study);
+    expect(outcome).toMatchObject({ kind: 'failed', report: { code: 'PRIVACY_CAP_REACHED' } });
+    expect((outcome as { report: FailureReport }).report.message).toContain('without differential privacy');
+  });
+
+  it('refuses a δ that is not below 1/n for its own records', async () => {
+    const s = setup({ plan: buildPlan({ privacy: dpSgd({ delta: 0.01 }) }) }); // Cleveland: 199 training records
+    const outcome = await s.executor.execute(buildTask(s.study, s.modelHash), s.study);
+    expect(outcome).toMatchObject({ kind: 'failed', report: { code: 'PRIVACY_PLAN_UNSAFE' } });
+    expect((outcome as { report: FailureReport }).report.message).toContain('199 training records');
   });
 
   it('retries the identical upload while the hub is unreachable, and gives up on a refusal (409)', async () => {

@@ -6,11 +6,17 @@ import {
   type ModelSpec,
   type PreparedTabularData,
 } from '@tessera/ml';
+import { clipToNormInPlace } from '@tessera/dp';
 import {
   encodeUpdateFrame,
   float32Bytes,
   planHash,
+  privacyMechanismOf,
+  PrivacyPlanError,
+  privacySpendOf,
   sha256Hex,
+  type PrivacyMechanism,
+  type StudyPlan,
   type EvaluationMetrics,
   type FailureReport,
   type SiloStudy,
@@ -21,12 +27,12 @@ import {
 import { AgentError, AgentErrorCode } from '../agent.error';
 import type { StudyTransport } from '../hub/study-transport';
 import type { ApprovalStore } from '../state/approval-store';
+import type { SiloPrivacyLedger } from '../privacy/silo-privacy-ledger';
 import type { ReceiptStore } from '../state/receipt-store';
 import {
   localTrainingOptionsOf,
   modelSpecOf,
   tabularSchemaOf,
-  UnsupportedPrivacyModeError,
   type LocalTrainingOptions,
 } from '../training/plan-mapping.util';
 import type { StudyDatasets } from '../training/study-datasets';
@@ -52,6 +58,8 @@ export interface TaskExecutorDeps {
   approvals: ApprovalStore;
   receipts: ReceiptStore;
   datasets: StudyDatasets;
+  /** The silo's own privacy accounting and cap (privacy/silo-privacy-ledger.ts). */
+  privacy: SiloPrivacyLedger;
   log: StepLog;
   clock?: () => Date;
   /** Waits between upload retries; injectable so tests do not sleep. */
@@ -180,6 +188,7 @@ export class TaskExecutor {
     const { spec, options } = this.planModel(study!);
     const data = this.dataFor(task, study!, spec);
 
+    const mechanism = task.kind === 'train' ? this.privacyCheck(plan, data.train.n) : null;
     const parameters = await this.downloadModel(task, spec, name);
     const evaluation = await this.evaluate(spec, parameters, data);
     this.deps.log({
@@ -218,6 +227,10 @@ export class TaskExecutor {
     if (!allFinite(result.delta)) {
       return this.fail(name, task, 'TRAINING_FAILED', 'local training diverged: the update has non-finite values');
     }
+    if (mechanism?.mechanism === 'dp-fedavg') {
+      // Silo-level DP: the whole update is clipped to C here; the hub adds the noise to the sum of clipped updates.
+      clipToNormInPlace(result.delta, mechanism.clipNorm);
+    }
     const lastLoss = result.lossHistory[result.lossHistory.length - 1];
     const trainLoss = lastLoss !== undefined && Number.isFinite(lastLoss) ? lastLoss : null;
     const payloadSha256 = sha256Hex(float32Bytes(result.delta));
@@ -233,8 +246,26 @@ export class TaskExecutor {
       l2Norm: l2Norm(result.delta),
       trainLoss,
       evaluation,
-      privacy: null,
+      privacy: mechanism
+        ? privacySpendOf(
+            mechanism,
+            this.deps.privacy.roundsSpent(task.studyId) +
+              (this.deps.privacy.has(task.studyId, task.round, task.attempt) ? 0 : 1),
+          )
+        : null,
     };
+    if (mechanism && header.privacy) {
+      // Spent once the noisy update exists; recorded before it leaves (a refused upload still counts).
+      this.deps.privacy.record(
+        { studyId: task.studyId, studyName: plan.name, round: task.round, attempt: task.attempt },
+        header.privacy,
+      );
+      this.deps.log({
+        study: name,
+        round: task.round,
+        message: `privacy: ${header.privacy.mechanism} (unit ${header.privacy.unit}) σ ${fmt(header.privacy.noiseMultiplier, 4)}, C ${header.privacy.clipNorm}, q ${header.privacy.samplingRate}, ${header.privacy.steps} steps: ε ${fmt(header.privacy.epsilonCumulative, 4)} of ${mechanism.targetEpsilon} at δ ${mechanism.delta}`,
+      });
+    }
     this.deps.log({
       study: name,
       round: task.round,
@@ -284,11 +315,34 @@ export class TaskExecutor {
     return this.deps.approvals.refusalFor(task.studyId, computed);
   }
 
+  /**
+   * The plan's privacy mechanism as this agent computes it, after the silo's own checks: δ must be below 1/n of
+   * this silo's training records, and one more round must stay within the silo's own cap across all studies.
+   */
+  private privacyCheck(plan: StudyPlan, n: number): PrivacyMechanism | null {
+    let mechanism: PrivacyMechanism | null;
+    try {
+      mechanism = privacyMechanismOf(plan);
+    } catch (err) {
+      if (err instanceof PrivacyPlanError) throw new StudyFailure('PRIVACY_PLAN_UNSAFE', err.message);
+      throw err;
+    }
+    if (mechanism && mechanism.delta >= 1 / n) {
+      throw new StudyFailure(
+        'PRIVACY_PLAN_UNSAFE',
+        `δ = ${mechanism.delta} is not below 1/n for this silo's ${n} training records: the guarantee would be meaningless`,
+      );
+    }
+    const refusal = this.deps.privacy.refusal(mechanism);
+    if (refusal) throw new StudyFailure('PRIVACY_CAP_REACHED', refusal);
+    return mechanism;
+  }
+
   private planModel(study: SiloStudy): { spec: ModelSpec; options: LocalTrainingOptions } {
     try {
       return { spec: modelSpecOf(study.plan), options: localTrainingOptionsOf(study.plan) };
     } catch (err) {
-      if (err instanceof UnsupportedPrivacyModeError || err instanceof ModelSpecException) {
+      if (err instanceof PrivacyPlanError || err instanceof ModelSpecException) {
         throw new StudyFailure('TRAINING_FAILED', err.message);
       }
       throw err;

@@ -1,12 +1,14 @@
 import { HEART_DISEASE_SCHEMA, parameterLayout, prepareTabularData } from '@tessera/ml';
 import { describe, expect, it } from 'vitest';
 import { buildPlan, readHeartDisease } from '../testing/study.test-util';
+import { epsilonForNoise } from '@tessera/dp';
+import { privacyMechanismOf } from '@tessera/protocol';
 import {
+  cryptoUniform,
   dpSgdConfigFor,
   localTrainingOptionsOf,
   modelSpecOf,
   tabularSchemaOf,
-  UnsupportedPrivacyModeError,
 } from './plan-mapping.util';
 
 describe('plan → @tessera/ml', () => {
@@ -43,19 +45,59 @@ describe('plan → @tessera/ml', () => {
     expect(localTrainingOptionsOf(buildPlan({ training: { proximalMu: 0.01 } }))).not.toHaveProperty('proximalMu');
   });
 
-  it('supports only privacy mode none for now; DP modes fail loudly rather than train without noise', () => {
-    expect(dpSgdConfigFor({ mode: 'none' })).toBeUndefined();
-    const dp = {
-      mode: 'dp-fedavg',
-      unit: 'silo',
-      targetEpsilon: 4,
-      delta: 1e-5,
-      clipNorm: 1,
-      noiseMultiplier: 1,
-    } as const;
-    expect(() => dpSgdConfigFor(dp)).toThrow(UnsupportedPrivacyModeError);
-    expect(() => localTrainingOptionsOf(buildPlan({ privacy: dp }))).toThrow(
-      'privacy mode dp-fedavg not supported by this agent version',
-    );
+  it('turns a DP-SGD plan into per-example clipping, Gaussian noise and Poisson sampling with its own σ', () => {
+    expect(dpSgdConfigFor(buildPlan())).toBeUndefined();
+    const plan = buildPlan({
+      privacy: {
+        mode: 'dp-sgd',
+        unit: 'record',
+        targetEpsilon: 1,
+        delta: 1e-5,
+        clipNorm: 1,
+        noiseMultiplier: 'derive',
+        samplingRate: 0.1,
+      },
+    });
+    const dp = dpSgdConfigFor(plan)!;
+    const m = privacyMechanismOf(plan)!;
+    expect(dp).toMatchObject({ clipNorm: 1, samplingRate: 0.1, noiseMultiplier: m.noiseMultiplier });
+    // The agent's σ meets the target for the whole study: steps = rounds × epochs × round(1/q).
+    expect(
+      epsilonForNoise({
+        noiseMultiplier: dp.noiseMultiplier,
+        samplingRate: 0.1,
+        steps: m.stepsPerRound * m.rounds,
+        delta: 1e-5,
+      }).epsilon,
+    ).toBeLessThanOrEqual(1);
+    const noise = dp.noise(20_000, 2);
+    const variance = Array.from(noise).reduce((a, v) => a + v * v, 0) / noise.length;
+    expect(variance).toBeGreaterThan(4 * 0.95);
+    expect(variance).toBeLessThan(4 * 1.05);
+    // Under DP the batch is Poisson-sampled: no fixed batch size reaches trainLocal.
+    expect(localTrainingOptionsOf(plan)).not.toHaveProperty('batchSize');
+    // DP-FedAvg trains without per-example noise: the hub adds it to the clipped updates' sum.
+    expect(
+      dpSgdConfigFor(
+        buildPlan({
+          privacy: {
+            mode: 'dp-fedavg',
+            unit: 'silo',
+            targetEpsilon: 4,
+            delta: 1e-5,
+            clipNorm: 1,
+            noiseMultiplier: 'derive',
+          },
+        }),
+      ),
+    ).toBeUndefined();
+  });
+
+  it('draws CSPRNG uniforms in [0, 1)', () => {
+    const u = cryptoUniform();
+    const draws = Array.from({ length: 5000 }, u);
+    expect(Math.min(...draws)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...draws)).toBeLessThan(1);
+    expect(draws.reduce((a, b) => a + b, 0) / draws.length).toBeCloseTo(0.5, 1);
   });
 });

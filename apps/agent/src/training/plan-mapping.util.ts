@@ -1,5 +1,7 @@
 import { parseModelSpec, type DpSgdConfig, type ModelSpec, type TabularSchema } from '@tessera/ml';
-import { encodedFeatureCount, type PrivacyPlan, type StudyPlan } from '@tessera/protocol';
+import { getRandomValues } from 'node:crypto';
+import { gaussianNoise } from '@tessera/dp';
+import { encodedFeatureCount, privacyMechanismOf, type PrivacyMechanism, type StudyPlan } from '@tessera/protocol';
 
 /**
  * The model a plan describes, as @tessera/ml's registry spec: the input width is what the feature schema encodes to
@@ -21,37 +23,45 @@ export function tabularSchemaOf(plan: StudyPlan): TabularSchema {
   return plan.schema;
 }
 
-/** A privacy mode this agent version cannot apply: the task fails rather than training with less privacy. */
-export class UnsupportedPrivacyModeError extends Error {
-  constructor(readonly mode: PrivacyPlan['mode']) {
-    super(`privacy mode ${mode} not supported by this agent version`);
-    this.name = 'UnsupportedPrivacyModeError';
-  }
+/** Uniform [0, 1) draws from the operating system's CSPRNG: who joins each DP-SGD batch must be unpredictable. */
+export function cryptoUniform(): () => number {
+  const buffer = new Uint32Array(1024);
+  let next = buffer.length;
+  return () => {
+    if (next === buffer.length) {
+      getRandomValues(buffer);
+      next = 0;
+    }
+    // 53 random bits would cost two words; 32 bits of resolution is ample for a sampling probability q >= 1e-6.
+    return buffer[next++]! / 2 ** 32;
+  };
 }
 
 /**
- * The seam where the plan's privacy section becomes trainLocal's `dp` option. Only 'none' is supported for now
- * (no DP-SGD: `undefined`). 'dp-sgd' (Abadi et al., CCS 2016) and 'dp-fedavg' (McMahan et al., ICLR 2018) throw,
- * so an agent never sends an update with less privacy than its steward approved.
+ * The plan's privacy section as trainLocal's `dp` option. 'dp-sgd' (Abadi et al., CCS 2016): per-example clipping
+ * to C, Gaussian noise σ·C on the sum from @tessera/dp's exact discrete-Gaussian sampler driven by the CSPRNG,
+ * Poisson sampling at rate q with a CSPRNG. σ is this agent's own computation from the plan (privacyMechanismOf),
+ * never the hub's number. 'dp-fedavg' trains without per-example noise (the silo's whole update is clipped to C
+ * and the hub adds the noise to the sum) and 'none' without DP: both return undefined.
  */
-export function dpSgdConfigFor(privacy: PrivacyPlan): DpSgdConfig | undefined {
-  switch (privacy.mode) {
-    case 'none':
-      return undefined;
-    case 'dp-sgd':
-    case 'dp-fedavg':
-      throw new UnsupportedPrivacyModeError(privacy.mode);
-    default: {
-      const unknown: never = privacy;
-      throw new UnsupportedPrivacyModeError((unknown as PrivacyPlan).mode);
-    }
-  }
+export function dpSgdConfigFor(
+  plan: StudyPlan,
+  mechanism: PrivacyMechanism | null = privacyMechanismOf(plan),
+): DpSgdConfig | undefined {
+  if (plan.privacy.mode !== 'dp-sgd' || !mechanism) return undefined;
+  return {
+    clipNorm: mechanism.clipNorm,
+    noiseMultiplier: mechanism.noiseMultiplier,
+    samplingRate: mechanism.samplingRate,
+    noise: (length, stddev) => gaussianNoise(length, stddev),
+    sampling: cryptoUniform(),
+  };
 }
 
 /** trainLocal's hyperparameters from the plan's training section (FedProx μ only with the fedprox algorithm). */
 export interface LocalTrainingOptions {
   epochs: number;
-  batchSize: number;
+  batchSize?: number;
   learningRate: number;
   proximalMu?: number;
   dp?: DpSgdConfig;
@@ -59,10 +69,11 @@ export interface LocalTrainingOptions {
 
 export function localTrainingOptionsOf(plan: StudyPlan): LocalTrainingOptions {
   const t = plan.training;
-  const dp = dpSgdConfigFor(plan.privacy);
+  const dp = dpSgdConfigFor(plan);
   return {
     epochs: t.localEpochs,
-    batchSize: t.batchSize,
+    // Under DP-SGD the batch is Poisson-sampled (expected size q·n): no fixed batch size.
+    ...(dp === undefined ? { batchSize: t.batchSize } : {}),
     learningRate: t.learningRate,
     ...(t.algorithm === 'fedprox' && t.proximalMu !== undefined ? { proximalMu: t.proximalMu } : {}),
     ...(dp === undefined ? {} : { dp }),
