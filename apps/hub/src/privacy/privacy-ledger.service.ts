@@ -69,14 +69,27 @@ export class PrivacyLedgerService {
    */
   async recordSpend(
     tx: EntityManager,
-    entry: { studyId: string; siloId: string; round: number; attempt: number; planHash: string; plan: StudyPlan; reported: PrivacySpend | null },
+    entry: {
+      studyId: string;
+      siloId: string;
+      round: number;
+      attempt: number;
+      planHash: string;
+      plan: StudyPlan;
+      reported: PrivacySpend | null;
+    },
   ): Promise<{ spend: PrivacySpend; agrees: boolean } | null> {
     const m = this.mechanismOf(entry.planHash, entry.plan);
     if (!m) return null;
     if (!entry.reported) {
-      throw new HubException(HubErrorCode.UPDATE_MALFORMED, 'An update of a differentially private study must report its privacy spend.');
+      throw new HubException(
+        HubErrorCode.UPDATE_MALFORMED,
+        'An update of a differentially private study must report its privacy spend.',
+      );
     }
-    const spent = await tx.getRepository(PrivacyLedgerEntity).count({ where: { studyId: entry.studyId, siloId: entry.siloId } });
+    const spent = await tx
+      .getRepository(PrivacyLedgerEntity)
+      .count({ where: { studyId: entry.studyId, siloId: entry.siloId } });
     const spend = privacySpendOf(m, spent + 1);
     const r = entry.reported;
     const agrees =
@@ -134,7 +147,12 @@ export class PrivacyLedgerService {
   }
 
   /** Budgets of the given silos in a study. */
-  async budgets(m: EntityManager, studyId: string, mechanism: PrivacyMechanism, siloIds: string[]): Promise<SiloBudget[]> {
+  async budgets(
+    m: EntityManager,
+    studyId: string,
+    mechanism: PrivacyMechanism,
+    siloIds: string[],
+  ): Promise<SiloBudget[]> {
     const rows = (await m.query(
       `SELECT silo_id, count(*)::int AS n FROM privacy_ledger WHERE study_id = $1 GROUP BY silo_id`,
       [studyId],
@@ -154,15 +172,26 @@ export class PrivacyLedgerService {
   }
 
   /** The participants a further round would take past the target (the hub then does not open it). */
-  async overBudget(m: EntityManager, studyId: string, mechanism: PrivacyMechanism, siloIds: string[]): Promise<SiloBudget[]> {
+  async overBudget(
+    m: EntityManager,
+    studyId: string,
+    mechanism: PrivacyMechanism,
+    siloIds: string[],
+  ): Promise<SiloBudget[]> {
     // A hair of tolerance: the planned rounds were calibrated to land exactly on the target.
     return (await this.budgets(m, studyId, mechanism, siloIds)).filter(
       (b) => b.nextRoundEpsilon > b.targetEpsilon * (1 + 1e-9),
     );
   }
 
+  manager(): EntityManager {
+    return this.db.manager;
+  }
+
   async ledger(studyId: string): Promise<LedgerEntryView[]> {
-    const rows = await this.db.getRepository(PrivacyLedgerEntity).find({ where: { studyId }, order: { createdAt: 'ASC' } });
+    const rows = await this.db
+      .getRepository(PrivacyLedgerEntity)
+      .find({ where: { studyId }, order: { createdAt: 'ASC' } });
     return rows.map((r) => ({
       siloId: r.siloId,
       round: r.round,

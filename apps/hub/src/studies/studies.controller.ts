@@ -7,7 +7,16 @@ import { RoundsQueryService, type RoundView } from '../rounds/rounds-query.servi
 import { StopStudyDto, StudyPlanDto } from './dto/study.dto';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { MODEL_FILES, ModelExportService, type ModelFile } from './model-export.service';
+import { PrivacyLedgerService, type LedgerEntryView, type SiloBudget } from '../privacy/privacy-ledger.service';
+import type { PrivacyMechanism } from '@tessera/protocol';
 import { StudiesService, type StudyView } from './studies.service';
+
+export interface StudyPrivacyView {
+  mode: string;
+  mechanism: PrivacyMechanism | null;
+  entries: LedgerEntryView[];
+  budgets: SiloBudget[];
+}
 
 /** Study administration: plans, invitations, lifecycle; auditors may read. */
 @ApiTags('studies')
@@ -18,6 +27,7 @@ export class StudiesController {
     private readonly studies: StudiesService,
     private readonly rounds: RoundsQueryService,
     private readonly models: ModelExportService,
+    private readonly ledger: PrivacyLedgerService,
   ) {}
 
   /** The final model: model.json + weights.bin (TensorFlow.js), model.onnx, or parameters.f32 (raw float32). */
@@ -49,6 +59,27 @@ export class StudiesController {
   @Get(':id')
   get(@Param('id', new ParseUUIDPipe()) id: string): Promise<StudyView> {
     return this.studies.get(id);
+  }
+
+  /** The study's privacy ledger: the mechanism, every silo's spend per round, and each silo's budget. */
+  @Access('admin', 'auditor')
+  @Get(':id/privacy')
+  async privacy(@Param('id', new ParseUUIDPipe()) id: string): Promise<StudyPrivacyView> {
+    const study = await this.studies.entity(id);
+    const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
+    return {
+      mode: study.plan.privacy.mode,
+      mechanism,
+      entries: await this.ledger.ledger(id),
+      budgets: mechanism
+        ? await this.ledger.budgets(
+            this.ledger.manager(),
+            id,
+            mechanism,
+            study.participants.length ? study.participants : study.plan.silos,
+          )
+        : [],
+    };
   }
 
   @Access('admin', 'auditor')
