@@ -9,6 +9,7 @@ import { startHub, type RunningHub } from '../hub';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { EnrollmentIssued } from '../silos/silos.service';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
+import type { StudyPrivacyView } from '../studies/studies.controller';
 import type { StudyView } from '../studies/studies.service';
 import { pooledBaseline } from './demo-baseline';
 
@@ -28,6 +29,8 @@ interface Options {
   dataDir: string;
   json?: string;
   quiet?: boolean;
+  privacy: 'none' | 'dp-sgd';
+  epsilon: string;
 }
 
 function log(opts: Options, line: string): void {
@@ -69,6 +72,8 @@ async function main(): Promise<void> {
     .option('--data-dir <dir>', 'where the demo keeps the hub and silo state (wiped at start)', '.tessera/demo')
     .option('--json <file>', 'also write the final table as JSON')
     .option('--quiet', 'print only the final table')
+    .option('--privacy <mode>', 'none, or dp-sgd (example-level differential privacy)', 'dp-sgd')
+    .option('--epsilon <e>', 'target ε for the whole study with dp-sgd (δ = 1e-5)', '1')
     .parse(process.argv)
     .opts<Options>();
   const started = Date.now();
@@ -123,6 +128,20 @@ async function main(): Promise<void> {
     log(opts, `silos: ${silos.length} hospitals enrolled over mutual TLS, each with its own key and certificate`);
 
     const plan = heartDiseasePlan(silos.map((s) => s.id));
+    if (opts.privacy === 'dp-sgd') {
+      // Example-level DP-SGD: unit one patient record; σ derived from the target for the whole study.
+      plan.privacy = {
+        mode: 'dp-sgd',
+        unit: 'record',
+        targetEpsilon: Number(opts.epsilon),
+        delta: 1e-5,
+        clipNorm: 1,
+        noiseMultiplier: 'derive',
+        samplingRate: 0.1,
+      };
+    } else if (opts.privacy !== 'none') {
+      throw new Error(`--privacy must be none or dp-sgd, not ${String(opts.privacy)}`);
+    }
     const study = await adminApi<StudyView>(hub, token, 'POST', '/api/studies', { plan });
     await adminApi(hub, token, 'POST', `/api/studies/${study.id}/submit`);
     // Each data steward approves the exact plan at their own agent.
@@ -198,12 +217,35 @@ async function main(): Promise<void> {
       writeFileSync(path, Buffer.isBuffer(body) ? body : JSON.stringify(body));
       models[file] = relative(process.cwd(), path);
     }
+    const ledger = await adminApi<StudyPrivacyView>(hub, token, 'GET', `/api/studies/${study.id}/privacy`);
+    const privacy = Object.fromEntries(
+      silos.map((s) => {
+        const last = ledger.entries.filter((e) => e.siloId === s.id).pop();
+        return [
+          s.key,
+          last
+            ? {
+                epsilon: last.epsilonCumulative,
+                delta: last.delta,
+                unit: last.unit,
+                accountant: last.accountant,
+                noiseMultiplier: last.noiseMultiplier,
+                clipNorm: last.clipNorm,
+                samplingRate: last.samplingRate,
+                stepsPerRound: last.steps,
+                rounds: ledger.entries.filter((e) => e.siloId === s.id).length,
+              }
+            : null,
+        ];
+      }),
+    );
     const wallMs = Date.now() - started;
     const table = {
       study: { id: study.id, name: plan.name, planHash: study.planHash, rounds: plan.training.rounds },
       accuracy: { perHospital, mean: meanAccuracy },
       pooledBaseline: { perHospital: baseline.perHospital, mean: baseline.meanAccuracy, epochs: baseline.epochs },
       gapToPooled: meanAccuracy - baseline.meanAccuracy,
+      privacy: { mode: plan.privacy.mode, perHospital: privacy },
       wallTimeMs: wallMs,
       trainingTimeMs: trainingMs,
       finalModelSha256: final.currentModelHash,
@@ -219,6 +261,18 @@ async function main(): Promise<void> {
           `${pad(s.name, 40)} ${pad((perHospital[s.key] ?? NaN).toFixed(3), 10)} ${(baseline.perHospital[s.key] ?? NaN).toFixed(3)}`,
       ),
       `${pad('mean (unweighted)', 40)} ${pad(meanAccuracy.toFixed(3), 10)} ${baseline.meanAccuracy.toFixed(3)}`,
+      '',
+      ...(plan.privacy.mode === 'none'
+        ? ['privacy: none (no differential privacy)']
+        : [
+            `${pad('privacy spent', 40)} ε        δ       unit    σ       C  q    steps accountant`,
+            ...silos.map((s) => {
+              const p = privacy[s.key];
+              return p
+                ? `${pad(s.name, 40)} ${p.epsilon.toFixed(4)}  ${p.delta}  ${p.unit}  ${p.noiseMultiplier.toFixed(3)}   ${p.clipNorm}  ${p.samplingRate}  ${p.stepsPerRound * p.rounds}   ${p.accountant}`
+                : `${pad(s.name, 40)} (nothing spent)`;
+            }),
+          ]),
       '',
       `federated − pooled: ${(100 * table.gapToPooled).toFixed(1)} points; ${plan.training.rounds} rounds in ${(trainingMs / 1000).toFixed(1)} s; whole demo ${(wallMs / 1000).toFixed(1)} s`,
       `final model sha256 ${final.currentModelHash}`,
