@@ -18,6 +18,9 @@ import { SiloStudiesController } from './studies/silo-studies.controller';
 import { StudiesController } from './studies/studies.controller';
 import { StudiesService } from './studies/studies.service';
 import { ModelExportService } from './studies/model-export.service';
+import { ReportsController } from './reports/reports.controller';
+import { SiloAuditController } from './reports/silo-audit.controller';
+import { StudyReportService } from './reports/study-report.service';
 import { PrivacyLedgerService } from './privacy/privacy-ledger.service';
 import { EnrollmentController } from './silos/enrollment.controller';
 import { SiloSelfController } from './silos/silo-self.controller';
@@ -69,6 +72,8 @@ export class AppModule {
         SiloSelfController,
         StudiesController,
         SiloStudiesController,
+        ReportsController,
+        SiloAuditController,
         HealthController,
         MetricsController,
       ],
@@ -88,6 +93,7 @@ export class AppModule {
         RoundsService,
         RoundsQueryService,
         ModelExportService,
+        StudyReportService,
         PrivacyLedgerService,
         { provide: BlobStore, useValue: new FilesystemBlobStore(join(config.dataDir, 'blobs')) },
       ],

@@ -1,0 +1,55 @@
+import { Controller, Get, Param, ParseUUIDPipe, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { Access } from '../auth/access.decorator';
+import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
+import { StudyReportService, type ReportFile } from './study-report.service';
+
+function send(res: Response, file: ReportFile): void {
+  res.status(200).setHeader('content-type', file.contentType);
+  res.setHeader('content-disposition', `attachment; filename="${file.fileName}"`);
+  // The same hash the `report.exported` record holds, so a downloaded file can be matched to its export.
+  res.setHeader('x-report-sha256', file.sha256);
+  res.end(file.bytes);
+}
+
+/** A study's compliance report for auditors and administrators: read-only; each download is itself audited. */
+@ApiTags('reports')
+@ApiBearerAuth()
+@Controller('api/studies')
+export class ReportsController {
+  constructor(private readonly reports: StudyReportService) {}
+
+  /** The signed `tessera.audit-bundle/1` with the study summary: verify offline with `tessera-verify`. */
+  @Access('admin', 'auditor')
+  @Get(':id/report.json')
+  async json(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Req() req: AuthenticatedRequest,
+    @Res() res: Response,
+  ): Promise<void> {
+    send(res, await this.reports.json(id, actorOf(req)));
+  }
+
+  /** The study's audit events as CSV, oldest first. */
+  @Access('admin', 'auditor')
+  @Get(':id/report.csv')
+  async csv(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Req() req: AuthenticatedRequest,
+    @Res() res: Response,
+  ): Promise<void> {
+    send(res, await this.reports.csv(id, actorOf(req)));
+  }
+
+  /** The report for people, rendered from the same signed summary (which it carries as an attachment). */
+  @Access('admin', 'auditor')
+  @Get(':id/report.pdf')
+  async pdf(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Req() req: AuthenticatedRequest,
+    @Res() res: Response,
+  ): Promise<void> {
+    send(res, await this.reports.pdf(id, actorOf(req)));
+  }
+}
