@@ -47,7 +47,9 @@ const { Float32StreamCheck } = require('../../apps/hub/dist/rounds/update-receiv
 const args = benchArgs();
 const { smoke } = args;
 const HIDDEN = smoke ? [64, 64] : [3100, 3100];
-const KS = smoke ? [2] : [4, 16, 64];
+// --k=4,16 measures only those agent counts; --hub-cpu-prof=DIR runs the hub under --cpu-prof (for docs/benchmarks.md).
+const KS = args.value('k') ? args.value('k').split(',').map(Number) : smoke ? [2] : [4, 16, 64];
+const hubProfileDir = args.value('hub-cpu-prof');
 const WARMUPS = smoke ? 0 : 1;
 const RUNS = smoke ? 1 : 3;
 const MB = 1e6;
@@ -88,9 +90,13 @@ function frameHead(task, studyId, numExamples) {
   return Buffer.from(frame.subarray(0, frame.length - payload.length));
 }
 
-/** Streams head + payload as one request; resolves { status, ms } at the end of the response. */
-function upload(url, tls, head) {
+/**
+ * Streams head + payload as one request; resolves { status, body, sentMs, answeredMs } at the end of the response
+ * (times from `t0`: the last body byte handed to the socket, and the whole answer received).
+ */
+function upload(url, tls, head, t0) {
   return new Promise((done, fail) => {
+    let sentMs = NaN;
     const req = httpsRequest(
       url,
       {
@@ -102,22 +108,33 @@ function upload(url, tls, head) {
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
-        res.on('end', () => done({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('end', () =>
+          done({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString(),
+            sentMs,
+            answeredMs: performance.now() - t0,
+          }),
+        );
       },
     );
     req.on('error', fail);
     req.write(head);
-    req.end(payload);
+    req.end(payload, () => (sentMs = performance.now() - t0));
   });
 }
 
-/** k concurrent uploads; wall ms from the first request to the last response. */
+/**
+ * k concurrent uploads; wall ms from the first request to the last response, and the median over uploads of the
+ * time between the last body byte leaving the client and the answer (the server's per-upload tail: commit,
+ * database, audit, receipt).
+ */
 async function wave(targets) {
   const t0 = performance.now();
-  const results = await Promise.all(targets.map((t) => upload(t.url, t.tls, t.head)));
+  const results = await Promise.all(targets.map((t) => upload(t.url, t.tls, t.head, t0)));
   const ms = performance.now() - t0;
   for (const r of results) if (r.status !== 200) throw new Error(`upload refused: ${r.status} ${r.body}`);
-  return ms;
+  return { ms, answerAfterSentMs: stats(results.map((r) => r.answeredMs - r.sentMs)).median };
 }
 
 async function startDiscardServer(clientCaPem) {
@@ -190,7 +207,10 @@ console.log(
 const figures = [];
 for (const k of KS) {
   const db = useServer ? await freshDatabase('tessera_bench_ingest') : null;
-  const hub = await startHubProcess(db ? { databaseUrl: db.url } : {});
+  const hub = await startHubProcess({
+    ...(db ? { databaseUrl: db.url } : {}),
+    ...(hubProfileDir ? { nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${hubProfileDir}`] } : {}),
+  });
   let baseline;
   try {
     const silos = [];
@@ -200,6 +220,7 @@ for (const k of KS) {
     baseline = await startDiscardServer(silos[0].caPem);
     const hubMs = [];
     const baseMs = [];
+    const hubTail = [];
     let frameBytes = 0;
     for (let r = 0; r < WARMUPS + RUNS; r += 1) {
       const study = await startStudy(hub, basePlanOf(silos.map((s) => s.id)), silos);
@@ -219,11 +240,13 @@ for (const k of KS) {
       const b = await wave(baseTargets);
       const h = await wave(hubTargets);
       if (r >= WARMUPS) {
-        baseMs.push(b);
-        hubMs.push(h);
+        baseMs.push(b.ms);
+        hubMs.push(h.ms);
+        hubTail.push(h.answerAfterSentMs);
       }
       console.log(
-        `  k=${k} run ${r + 1}${r < WARMUPS ? ' (warm-up)' : ''}: baseline ${b.toFixed(0)} ms, hub ${h.toFixed(0)} ms`,
+        `  k=${k} run ${r + 1}${r < WARMUPS ? ' (warm-up)' : ''}: baseline ${b.ms.toFixed(0)} ms, hub ${h.ms.toFixed(0)} ms ` +
+          `(hub answered a median ${h.answerAfterSentMs.toFixed(0)} ms after the last body byte was sent)`,
       );
     }
     const memory = procMemory(hub.pid);
@@ -240,6 +263,7 @@ for (const k of KS) {
       hub: hubRate,
       discardBaseline: baseRate,
       ratio: round3(hubRate.mbPerS / baseRate.mbPerS),
+      hubAnswerAfterLastByteSentMs: stats(hubTail),
       hubMemory: {
         rssAfterSetupBytes: idleAfterSetup.rssBytes,
         peakRssBytes: memory.peakRssBytes,

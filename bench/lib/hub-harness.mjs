@@ -89,6 +89,9 @@ export async function startHubProcess({ databaseUrl, env = {}, nodeOptions = [] 
       TESSERA_ADMIN_USERNAME: 'bench-admin',
       TESSERA_ADMIN_PASSWORD: password,
       TESSERA_LOG_LEVEL: 'warn',
+      // Every simulated agent enrolls from 127.0.0.1: the per-address limit on login/enrollment (10 a minute)
+      // would refuse the 11th silo.
+      TESSERA_LOGIN_RATE_LIMIT: '100000',
       ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
       ...env,
     },
