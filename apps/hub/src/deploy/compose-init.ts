@@ -106,7 +106,10 @@ export async function registerHospitals(
     const silo = existing.find((s) => s.name === h.name);
     let issued: EnrollmentIssued | undefined;
     if (!silo) {
-      issued = await client.call<EnrollmentIssued>('POST', '/api/silos', { name: h.name, contact: `it@${h.key}.example` });
+      issued = await client.call<EnrollmentIssued>('POST', '/api/silos', {
+        name: h.name,
+        contact: `it@${h.key}.example`,
+      });
     } else if (silo.certificate === null && !existsSync(file)) {
       // Registered earlier but the bundle was lost before its agent enrolled: a fresh one-time token.
       issued = await client.call<EnrollmentIssued>('POST', `/api/silos/${silo.id}/enrollment`);
@@ -158,7 +161,9 @@ export async function runDemoStudy(
   const plan = heartDiseasePlan(silos.map((s) => s.id));
   if (options.rounds !== undefined) plan.training.rounds = options.rounds;
   const studies = await client.call<StudyView[]>('GET', '/api/studies');
-  let study = studies.find((s) => s.name === plan.name && !['stopped', 'failed'].includes(s.status));
+  // Re-running compose follows the study these silos already have rather than starting another one.
+  const sameSilos = (s: StudyView) => [...s.plan.silos].sort().join() === [...plan.silos].sort().join();
+  let study = studies.find((s) => s.name === plan.name && sameSilos(s) && !['stopped', 'failed'].includes(s.status));
   if (!study) {
     study = await client.call<StudyView>('POST', '/api/studies', { plan });
     study = await client.call<StudyView>('POST', `/api/studies/${study.id}/submit`);
@@ -199,6 +204,19 @@ export async function runDemoStudy(
   }
 }
 
+/** TESSERA_DEMO_HOSPITALS: comma-separated keys (default: all four), to run the demo on a subset. */
+export function selectHospitals(keys: string | undefined): Hospital[] {
+  if (!keys) return [...HOSPITALS];
+  return keys.split(',').map((key) => {
+    const h = HOSPITALS.find((x) => x.key === key.trim());
+    if (!h)
+      throw new Error(
+        `TESSERA_DEMO_HOSPITALS: unknown hospital ${key} (known: ${HOSPITALS.map((x) => x.key).join(', ')})`,
+      );
+    return h;
+  });
+}
+
 function required(env: NodeJS.ProcessEnv, name: string): string {
   const value = env[name];
   if (!value) throw new Error(`${name} is not set`);
@@ -218,12 +236,21 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   const client = new HubAdminClient(options);
   if (command === 'register') {
     const owner = parseOwner(env.TESSERA_BUNDLE_OWNER ?? '10001:10001');
-    await registerHospitals(client, HOSPITALS, env.TESSERA_BUNDLE_DIR ?? '/bundles', owner, log);
+    await registerHospitals(
+      client,
+      selectHospitals(env.TESSERA_DEMO_HOSPITALS),
+      env.TESSERA_BUNDLE_DIR ?? '/bundles',
+      owner,
+      log,
+    );
     return 0;
   }
   if (command === 'study') {
     const rounds = env.TESSERA_DEMO_ROUNDS ? Number(env.TESSERA_DEMO_ROUNDS) : undefined;
-    const study = await runDemoStudy(client, HOSPITALS, { ...(rounds ? { rounds } : {}), log });
+    const study = await runDemoStudy(client, selectHospitals(env.TESSERA_DEMO_HOSPITALS), {
+      ...(rounds ? { rounds } : {}),
+      log,
+    });
     return study.status === 'completed' ? 0 : 1;
   }
   process.stderr.write('usage: compose-init register|study\n');
