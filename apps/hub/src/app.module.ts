@@ -42,6 +42,9 @@ import type { DatabaseEndpoint } from './database/embedded-postgres';
 import { HealthController } from './health/health.controller';
 import { MetricsController } from './metrics/metrics.controller';
 import { MetricsService } from './metrics/metrics.service';
+import { ConsoleModule } from './console/console.module';
+import { StudyEventsController } from './live/study-events.controller';
+import { StudyLiveFeedService } from './live/study-live-feed.service';
 
 export interface HubModuleOptions {
   config: HubConfig;
@@ -63,6 +66,7 @@ export class AppModule {
         ThrottlerModule.forRoot([{ name: 'login', ttl: 60_000, limit: config.loginRateLimit }]),
         TerminusModule.forRoot({ logger: false }),
         AuditModule.forRoot(config),
+        ConsoleModule,
       ],
       controllers: [
         AuthController,
@@ -76,6 +80,7 @@ export class AppModule {
         SiloAuditController,
         HealthController,
         MetricsController,
+        StudyEventsController,
       ],
       providers: [
         { provide: HUB_CONFIG, useValue: config },
@@ -93,6 +98,7 @@ export class AppModule {
         RoundsService,
         RoundsQueryService,
         ModelExportService,
+        StudyLiveFeedService,
         StudyReportService,
         PrivacyLedgerService,
         { provide: BlobStore, useValue: new FilesystemBlobStore(join(config.dataDir, 'blobs')) },

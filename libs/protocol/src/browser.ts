@@ -18,12 +18,5 @@ export {
   type PlannedModelSpec,
 } from './study-plan';
 export { HubErrorBody, type EnrollmentBundle } from './identity';
-export type {
-  Decision,
-  EvaluationMetrics,
-  FailureReport,
-  PrivacySpend,
-  SiloStudy,
-  StudyStatus,
-} from './rounds';
+export type { Decision, EvaluationMetrics, FailureReport, PrivacySpend, SiloStudy, StudyStatus } from './rounds';
 export * from './api-views';
