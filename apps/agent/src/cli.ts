@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { AgentError, AgentErrorCode, exitCodeOf } from './agent.error';
@@ -12,6 +12,12 @@ import {
   listStudies,
   rejectStudy,
 } from './commands/studies.command';
+import {
+  auditedStudyTransport,
+  exportAgentAudit,
+  formatAuditCheck,
+  verifyAgentAudit,
+} from './audit/agent-audit.command';
 import { formatStatus, status } from './commands/status.command';
 import { SiloSession } from './hub/silo-session';
 import { SiloStudyTransport } from './hub/study-transport';
@@ -106,7 +112,9 @@ export function buildProgram(io: CliIo, result: { exitCode: number }): Command {
 
   const studyContext = () => {
     const state = stateOf();
-    return { transport: new SiloStudyTransport(new SiloSession(state)), approvals: new ApprovalStore(state.root) };
+    // Audit: a steward's approvals and rejections go to the agent's own log (apps/agent/src/audit).
+    const transport = auditedStudyTransport(state, new SiloStudyTransport(new SiloSession(state)), 'steward');
+    return { transport, approvals: new ApprovalStore(state.root) };
   };
   const studies = program.command('studies').description('studies this silo is invited to, and its decisions on them');
 
@@ -157,6 +165,34 @@ export function buildProgram(io: CliIo, result: { exitCode: number }): Command {
       const r = await rejectStudy(transport, approvals, id, opts.reason);
       io.out(`rejected ${r.study.plan.name} (${r.study.studyId}) plan version ${r.study.planVersion}\n`);
     });
+
+  // ---- audit: the agent's own hash-chained log (apps/agent/src/audit) ----
+  const audit = program
+    .command('audit')
+    .description("this agent's own audit log (audit.log.jsonl in the state directory)");
+  audit
+    .command('export')
+    .description("write the agent's records, the hub's receipts and the silo id as JSON, for an auditor")
+    .option('--out <file>', 'write to this file (default: standard output)')
+    .action((opts: { out?: string }) => {
+      const text = JSON.stringify(exportAgentAudit(stateOf()), null, 2) + '\n';
+      if (opts.out === undefined) io.out(text);
+      else {
+        writeFileSync(resolve(opts.out), text, { mode: 0o600 });
+        io.out(
+          `wrote ${resolve(opts.out)}; compare it with the hub's report: tessera-verify report.json --reconcile ${opts.out}\n`,
+        );
+      }
+    });
+  audit
+    .command('verify')
+    .description('check the local hash chain, record by record')
+    .action(() => {
+      const check = verifyAgentAudit(stateOf());
+      io.out(formatAuditCheck(check) + '\n');
+      if (!check.ok) result.exitCode = 1;
+    });
+  // ---- end audit ----
 
   program
     .command('run')

@@ -2,6 +2,7 @@ import { SiloPrivacyLedger, type PrivacyCap } from '../privacy/silo-privacy-ledg
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { selectBackend } from '@tessera/ml';
 import { AgentError, AgentErrorCode } from '../agent.error';
+import { auditedStudyTransport, pinHubAuditKey } from '../audit/agent-audit.command';
 import { SiloSession } from '../hub/silo-session';
 import { SiloStudyTransport } from '../hub/study-transport';
 import { loadPolicy } from '../policy/approval-policy';
@@ -71,7 +72,10 @@ export async function runDaemon(
     `data file ${dataFile}; ${policy === undefined ? 'no approval policy: every study waits for a steward' : `approval policy ${options.policyFile}`}`,
   );
 
-  const transport = new SiloStudyTransport(session);
+  // Audit (apps/agent/src/audit): every exchange with the hub also goes to the agent's own hash-chained log,
+  // verified here first (a broken chain stops the agent); receipts are checked against the pinned hub key.
+  const transport = auditedStudyTransport(state, new SiloStudyTransport(session), 'policy', info);
+  await pinHubAuditKey(state, session, transport.log, info);
   const approvals = new ApprovalStore(state.root);
   const executor = new TaskExecutor({
     transport,
