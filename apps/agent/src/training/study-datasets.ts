@@ -39,8 +39,13 @@ export function dataProblemOf(err: unknown): DataProblem {
           code: 'DATA_SCHEMA_MISMATCH',
           message: `column '${column ?? '?'}' holds values outside the levels the plan's schema lists`,
         };
-      case TabularDataErrorCode.Schema:
       case TabularDataErrorCode.RowLength:
+        // In a headerless file the schema's `columns` list is the layout: too few fields means a missing column.
+        return {
+          code: 'DATA_SCHEMA_MISMATCH',
+          message: `the silo's data does not have the columns the plan's schema lists: ${err.message}`,
+        };
+      case TabularDataErrorCode.Schema:
       case TabularDataErrorCode.MalformedCsv:
       case TabularDataErrorCode.TooFewRows:
         return { code: 'DATA_UNREADABLE', message: `the silo's data cannot be used: ${err.message}` };

@@ -1,4 +1,5 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { hubEnv, startHubProcess } from '../testing/hub-process.test-util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -6,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 const HUB_DIR = resolve(__dirname, '../..');
 const MAIN = join(HUB_DIR, 'dist/main.js');
+
 const CLI = join(HUB_DIR, 'dist/cli/tessera-hub.js');
 
 const dirs: string[] = [];
@@ -19,37 +21,7 @@ afterEach(() => {
 });
 
 function baseEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    TESSERA_DATA_DIR: dataDir,
-    TESSERA_PORT: '0',
-    TESSERA_SILO_PORT: '0',
-    TESSERA_ENROLL_PORT: '0',
-    ...extra,
-  };
-}
-
-/** Starts the built hub and resolves with its URL once it logs that it listens. */
-function startHubProcess(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, [MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  return new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`hub did not start:\n${out}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /hub listening on (http:\/\/[^"\s]+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        res({ child, url: m[1]!, output: () => out });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      rej(new Error(`hub exited with ${code}:\n${out}`));
-    });
-  });
+  return hubEnv(dataDir, extra);
 }
 
 function exitOf(child: ChildProcess): Promise<number | null> {

@@ -1,0 +1,183 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { RoundView } from '../rounds/rounds-query.service';
+import type { EnrollmentIssued } from '../silos/silos.service';
+import { heartDiseasePlan } from '../studies/heart-disease-plan';
+import type { StudyView } from '../studies/studies.service';
+import { AGENT_MAIN, runAgent } from '../testing/agent-process.test-util';
+import { heartFile, hubEnv, startHubProcess, type HubProcess } from '../testing/hub-process.test-util';
+import { createServerDatabase } from '../testing/test-hub.test-util';
+
+/**
+ * The whole product as separate processes on the real PostgreSQL server: a hub, four hospital agents and a fifth
+ * whose data lacks a column, over mutual TLS on loopback. The hub is killed mid-study and restarted; an agent is
+ * killed mid-round; the study still completes.
+ */
+describe('a federated study across processes (server database)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'tessera-e2e-'));
+  const agents: ChildProcess[] = [];
+  let hub: HubProcess | undefined;
+  let dropDatabase: (() => Promise<void>) | undefined;
+
+  afterAll(async () => {
+    for (const a of agents) if (a.exitCode === null) a.kill('SIGKILL');
+    if (hub?.child.exitCode === null) hub.child.kill('SIGKILL');
+    await dropDatabase?.();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('completes despite a hub restart, a killed agent and a silo whose data lacks a column', async () => {
+    const db = await createServerDatabase();
+    dropDatabase = db.drop;
+    const env = hubEnv(join(root, 'hub'), {
+      DATABASE_URL: db.url,
+      TESSERA_ADMIN_USERNAME: 'admin',
+      TESSERA_ADMIN_PASSWORD: 'e2e admin password',
+      TESSERA_LOG_LEVEL: 'info',
+      // The silo and enrollment listeners keep their ports across the restart: agents know them from enrollment.
+      TESSERA_SILO_PORT: '0',
+    });
+    hub = await startHubProcess(env);
+    let base = hub.url;
+    const token = async () => {
+      const res = await fetch(`${base}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password: 'e2e admin password' }),
+      });
+      return ((await res.json()) as { accessToken: string }).accessToken;
+    };
+    let auth = await token();
+    const call = async <T>(method: string, path: string, json?: unknown): Promise<T> => {
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${auth}`, ...(json ? { 'content-type': 'application/json' } : {}) },
+        ...(json ? { body: JSON.stringify(json) } : {}),
+      });
+      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as T;
+    };
+
+    // A broken copy of the VA file: the cholesterol column is missing from every row.
+    const broken = join(root, 'broken.data');
+    writeFileSync(
+      broken,
+      readFileSync(heartFile('processed.va.data'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) =>
+          line
+            .split(',')
+            .filter((_, i) => i !== 4)
+            .join(','),
+        )
+        .join('\n'),
+    );
+    const hospitals = [
+      { key: 'cleveland', file: heartFile('processed.cleveland.data') },
+      { key: 'hungarian', file: heartFile('processed.hungarian.data') },
+      { key: 'switzerland', file: heartFile('processed.switzerland.data') },
+      { key: 'va', file: heartFile('processed.va.data') },
+      { key: 'broken', file: broken },
+    ];
+    const silos: { key: string; file: string; id: string; env: Record<string, string> }[] = [];
+    for (const h of hospitals) {
+      const issued = await call<EnrollmentIssued>('POST', '/api/silos', {
+        name: `E2E ${h.key}`,
+        contact: 'it@example.org',
+      });
+      const agentEnv = { TESSERA_STATE_DIR: join(root, h.key), TESSERA_DATA_FILE: h.file };
+      const enrolled = await runAgent(['enroll', '--bundle', issued.bundleText], agentEnv);
+      expect(enrolled.code).toBe(0);
+      silos.push({ ...h, id: issued.silo.id, env: agentEnv });
+    }
+    const plan = heartDiseasePlan(
+      silos.map((s) => s.id),
+      {
+        participation: { minSilosPerRound: 3, roundDeadlineSeconds: 8, maxRoundRetries: 1, onSiloFailure: 'continue' },
+      },
+    );
+    plan.training.rounds = 5;
+    const study = await call<StudyView>('POST', '/api/studies', { plan });
+    await call('POST', `/api/studies/${study.id}/submit`);
+    for (const s of silos) expect((await runAgent(['studies', 'approve', study.id], s.env)).code).toBe(0);
+
+    const outputs = new Map<string, string>();
+    const exits = new Map<string, Promise<number | null>>();
+    for (const s of silos) {
+      const child = spawn(process.execPath, [AGENT_MAIN, 'run', '--exit-after-study', study.id, '--poll-wait', '2'], {
+        env: { PATH: process.env.PATH, ...s.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      agents.push(child);
+      outputs.set(s.key, '');
+      const collect = (c: Buffer) => outputs.set(s.key, outputs.get(s.key)! + c.toString());
+      child.stdout!.on('data', collect);
+      child.stderr!.on('data', collect);
+      exits.set(s.key, new Promise((r) => child.once('exit', (code) => r(code))));
+    }
+    await call('POST', `/api/studies/${study.id}/start`);
+
+    const rounds = () => call<RoundView[]>('GET', `/api/studies/${study.id}/rounds`);
+    const until = async (what: string, probe: () => Promise<boolean>, timeoutMs = 90_000) => {
+      const end = Date.now() + timeoutMs;
+      while (!(await probe())) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    };
+
+    // Round 1 closes with the four good silos; the broken one has reported its failure.
+    await until('round 1 to close', async () => (await rounds()).some((r) => r.number === 1 && r.status === 'closed'));
+    const round1 = (await rounds()).find((r) => r.number === 1)!;
+    const failed = round1.participants.find((p) => p.siloId === silos[4]!.id)!;
+    expect(failed.status).toBe('failed');
+    expect(failed.failure?.code).toBe('DATA_SCHEMA_MISMATCH');
+    expect(failed.failure?.message).toMatch(/13 fields, expected 14/);
+    expect(failed.failure?.message).not.toMatch(/\d+\.\d/); // no data value
+    expect(round1.participants.filter((p) => p.status === 'uploaded')).toHaveLength(4);
+
+    // The hub dies without warning and comes back on the same database and data directory.
+    hub.child.kill('SIGKILL');
+    await hub.exited;
+    const siloPort = new URL(
+      JSON.parse(readFileSync(join(root, 'cleveland', 'identity', 'identity.json'), 'utf8')).hubSiloUrl,
+    ).port;
+    hub = await startHubProcess({ ...env, TESSERA_SILO_PORT: siloPort });
+    base = hub.url;
+    auth = await token();
+
+    // Agents reconnect by themselves. When round 3 opens, one hospital's agent dies for good.
+    await until('round 3 to open', async () => (await rounds()).some((r) => r.number === 3));
+    const victim = agents[2]!; // switzerland
+    victim.kill('SIGKILL');
+    await until(
+      'the study to complete',
+      async () => (await call<StudyView>('GET', `/api/studies/${study.id}`)).status === 'completed',
+      120_000,
+    );
+
+    const final = await rounds();
+    expect(final.filter((r) => r.kind === 'train' && r.status === 'closed').map((r) => r.number)).toEqual([
+      1, 2, 3, 4, 5,
+    ]);
+    // The round in which only the killed agent was missing closed at its deadline with the other three.
+    const late = final.find(
+      (r) =>
+        r.status === 'closed' &&
+        r.participants.some((p) => p.siloId === silos[2]!.id && p.status === 'late') &&
+        r.participants.filter((p) => p.status === 'uploaded').length === 3,
+    );
+    expect(late?.closeReason).toMatch(/deadline: 1 silo\(s\) late/);
+    const evaluation = final.find((r) => r.kind === 'evaluate')!;
+    expect(evaluation.participants.filter((p) => p.status === 'evaluated').length).toBeGreaterThanOrEqual(3);
+    for (const key of ['cleveland', 'hungarian', 'va']) expect(await exits.get(key)).toBe(0);
+    expect(outputs.get('broken')).toContain('DATA_SCHEMA_MISMATCH');
+
+    const verify = await call<{ ok: boolean }>('GET', '/api/audit/verify');
+    expect(verify.ok).toBe(true);
+  });
+});

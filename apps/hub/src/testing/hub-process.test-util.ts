@@ -1,0 +1,50 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+export const HUB_MAIN = resolve(__dirname, '../../dist/main.js');
+
+export interface HubProcess {
+  child: ChildProcess;
+  url: string;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/** Starts the built hub as its own process and resolves once it logs the address it listens on. */
+export function startHubProcess(env: NodeJS.ProcessEnv): Promise<HubProcess> {
+  const child = spawn(process.execPath, [HUB_MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`hub did not start:\n${out}`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /hub listening on (http:\/\/[^"\s]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        done({ child, url: m[1]!, output: () => out, exited });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      fail(new Error(`hub exited with ${code}:\n${out}`));
+    });
+  });
+}
+
+/** The environment of a hub process on loopback with OS-chosen ports unless given. */
+export function hubEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    TESSERA_DATA_DIR: dataDir,
+    TESSERA_PORT: '0',
+    TESSERA_SILO_PORT: '0',
+    TESSERA_ENROLL_PORT: '0',
+    ...extra,
+  };
+}
+
+export const HEART_DATA = resolve(__dirname, '../../../../libs/ml/data/heart-disease');
+export const heartFile = (name: string) => join(HEART_DATA, name);
