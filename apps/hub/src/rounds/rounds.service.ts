@@ -232,7 +232,11 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
           throw new HubException(HubErrorCode.NOT_A_PARTICIPANT, 'This silo does not take part in this round.');
         if (participant.status === 'uploaded' && participant.updateHash === hash) {
           // Same content, same answer: the stored receipt again, nothing recorded twice.
-          return { receipt: this.receipt(silo, locked, hash, participant.reportedAt ?? new Date()), fresh: false, spend: null };
+          return {
+            receipt: this.receipt(silo, locked, hash, participant.reportedAt ?? new Date()),
+            fresh: false,
+            spend: null,
+          };
         }
         if (participant.status !== 'waiting') {
           throw new HubException(
@@ -434,10 +438,24 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         const blocked = round.kind === 'train' ? await this.budgetBlocks(tx, study) : null;
         if (blocked) {
           // Silos that uploaded in the failed attempt spent privacy: a retry may no longer fit the budget.
-          await tx.getRepository(RoundEntity).update(roundId, { status: 'retried', closedAt: now, closeReason: why, summary });
+          await tx
+            .getRepository(RoundEntity)
+            .update(roundId, { status: 'retried', closedAt: now, closeReason: why, summary });
           await tx.getRepository(StudyEntity).update(study.id, { endReason: blocked });
-          await this.openRound(tx, study, round.number, round.attempt + 1, 'evaluate', round.modelHash, study.participants);
-          events.push({ action: 'privacy.budget.reached', studyId: study.id, details: { round: round.number, reason: blocked } });
+          await this.openRound(
+            tx,
+            study,
+            round.number,
+            round.attempt + 1,
+            'evaluate',
+            round.modelHash,
+            study.participants,
+          );
+          events.push({
+            action: 'privacy.budget.reached',
+            studyId: study.id,
+            details: { round: round.number, reason: blocked },
+          });
         } else if (round.attempt <= plan.maxRoundRetries) {
           await tx
             .getRepository(RoundEntity)
@@ -515,7 +533,11 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
           // No round may take a participant past the study's target: evaluate the model so far and complete.
           kind = 'evaluate';
           await tx.getRepository(StudyEntity).update(study.id, { endReason: blocked });
-          events.push({ action: 'privacy.budget.reached', studyId: study.id, details: { afterRound: round.number, reason: blocked } });
+          events.push({
+            action: 'privacy.budget.reached',
+            studyId: study.id,
+            details: { afterRound: round.number, reason: blocked },
+          });
         }
       }
       await this.openRound(tx, study, next, 1, kind, resultHash, study.participants);
