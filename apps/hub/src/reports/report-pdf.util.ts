@@ -7,6 +7,11 @@ export function formatFigure(value: number | null): string {
   return value === null ? 'n/a' : value.toFixed(4);
 }
 
+/** Mechanism parameters to six significant digits (the JSON holds them exactly). */
+export function compact(value: number): string {
+  return String(Number(value.toPrecision(6)));
+}
+
 /**
  * pdfkit's built-in Helvetica (no font file, nothing fetched) encodes WinAnsi only: Greek letters and most symbols
  * would print as garbage, so text is kept to Latin-1 and symbols are spelled out.
@@ -258,12 +263,12 @@ function layOut(doc: PDFKit.PDFDocument, bundle: AuditBundle, s: StudyReportSumm
       s.privacy.perSilo.map((p) => [
         p.siloName,
         p.mechanism,
-        String(p.noiseMultiplier),
-        String(p.clipNorm),
-        String(p.samplingRate),
+        compact(p.noiseMultiplier),
+        compact(p.clipNorm),
+        compact(p.samplingRate),
         String(p.steps),
         formatFigure(p.epsilon),
-        String(p.delta),
+        compact(p.delta),
         p.unit,
         p.accountant,
       ]),
