@@ -217,6 +217,33 @@ async function main(): Promise<void> {
       writeFileSync(path, Buffer.isBuffer(body) ? body : JSON.stringify(body));
       models[file] = relative(process.cwd(), path);
     }
+    // ---- compliance report (docs/audit.md): report.pdf and report.json through the API, then the offline verifier ----
+    const reportDir = join(root, 'reports');
+    mkdirSync(reportDir, { recursive: true });
+    const reports = { pdf: join(reportDir, 'report.pdf'), json: join(reportDir, 'report.json') };
+    for (const format of ['pdf', 'json'] as const) {
+      const res = await fetch(`${hub.url}/api/studies/${study.id}/report.${format}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      if (!res.ok) throw new Error(`report.${format}: ${res.status} ${await res.text()}`);
+      writeFileSync(reports[format], Buffer.from(await res.arrayBuffer())); // the exact bytes the hub signed
+      reports[format] = relative(process.cwd(), reports[format]);
+    }
+    log(opts, `compliance report: ${reports.pdf}, ${reports.json}`);
+    const verdict = await new Promise<{ code: number | null; out: string }>((done, fail) => {
+      const child = spawn(process.execPath, [join(REPO, 'libs/audit/dist/verify-cli.js'), reports.json], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+      child.on('error', fail);
+      child.on('exit', (code) => done({ code, out }));
+    });
+    log(opts, `tessera-verify: ${verdict.out.split('\n')[0]}`);
+    if (verdict.code !== 0)
+      throw new Error(`the compliance report does not verify (exit ${verdict.code}):\n${verdict.out}`);
+    // ---- end compliance report ----
     const ledger = await adminApi<StudyPrivacyView>(hub, token, 'GET', `/api/studies/${study.id}/privacy`);
     const privacy = Object.fromEntries(
       silos.map((s) => {
@@ -250,6 +277,7 @@ async function main(): Promise<void> {
       trainingTimeMs: trainingMs,
       finalModelSha256: final.currentModelHash,
       models,
+      reports, // compliance report (docs/audit.md)
       hubDataDir: relative(process.cwd(), join(root, 'hub')),
     };
     const pad = (s: string, n: number) => s.padEnd(n);
