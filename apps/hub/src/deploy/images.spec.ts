@@ -16,10 +16,6 @@ import { checkHealth, healthUrl } from './healthcheck';
 const REPO = resolve(__dirname, '../../../..');
 const read = (path: string) => readFileSync(join(REPO, path), 'utf8');
 
-function finalStage(file: string): Stage {
-  return stagesOf(parseDockerfile(read(file))).at(-1)!;
-}
-
 function args(stage: Stage, keyword: string): string[] {
   return stage.instructions.filter((i) => i.keyword === keyword).map((i) => i.args);
 }
