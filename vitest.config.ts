@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import react from '@vitejs/plugin-react';
 import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
@@ -41,6 +42,16 @@ export default defineConfig({
           // Integration suites start real servers, databases and agent processes: one file at a time on two cores.
           pool: 'forks',
           poolOptions: { forks: { singleFork: true } },
+        },
+      },
+      {
+        // The web console's components, in a simulated DOM.
+        plugins: [react({})],
+        resolve: { alias },
+        test: {
+          name: 'console',
+          include: ['apps/console/src/**/*.spec.tsx'],
+          environment: 'jsdom',
         },
       },
     ],

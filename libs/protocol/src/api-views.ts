@@ -81,13 +81,21 @@ export interface EnrollmentIssuedView {
   bundleText: string;
 }
 
-/** The mechanism the hub derived for a DP plan and the ε it costs the whole study. */
+/** The mechanism the hub derived for a DP plan and the ε it costs the whole study (see privacyMechanismOf). */
 export interface StudyPrivacyCostView {
+  mechanism: 'dp-sgd' | 'dp-fedavg';
+  unit: 'record' | 'silo';
+  /** σ, relative to the clipping norm C. */
   noiseMultiplier: number;
+  clipNorm: number;
+  samplingRate: number;
+  stepsPerRound: number;
+  rounds: number;
+  /** ε of the whole planned study at δ. */
   epsilon: number;
+  targetEpsilon: number;
   delta: number;
   accountant: string;
-  stepsPerRound?: number;
 }
 
 /** One invited silo's latest decision on the CURRENT plan version (null: not decided yet). */
@@ -256,4 +264,6 @@ export const HUB_API = {
   auditVerify: '/api/audit/verify',
   auditCheckpoints: '/api/audit/checkpoints',
   auditPublicKey: '/api/audit/public-key',
+  /** The API description (public). */
+  openApi: '/api/docs/openapi.json',
 } as const;

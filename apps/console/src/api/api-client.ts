@@ -1,0 +1,237 @@
+import {
+  HUB_API,
+  type AuditEventPageView,
+  type AuditEventQuery,
+  type AuditVerificationView,
+  type CurrentUserView,
+  type EnrollmentIssuedView,
+  type HubPublicKeyView,
+  type ModelFileName,
+  type ReportFileName,
+  type RoundView,
+  type SessionView,
+  type SiloDetailView,
+  type SiloView,
+  type StudyPlan,
+  type StudyView,
+  type UserRole,
+  type UserView,
+  type CertificateView,
+  type Checkpoint,
+} from '@tessera/protocol';
+import { ApiError, apiErrorOf } from './api-error.js';
+
+/** Supplies the bearer token of the current session (null when signed out). */
+export type TokenSource = () => string | null;
+
+/** A downloaded file: its bytes and the name the hub suggests. */
+export interface DownloadedFile {
+  blob: Blob;
+  fileName: string;
+  /** The hub's x-model-sha256 header, for model files. */
+  sha256: string | null;
+}
+
+/** What a compliance report check found: available, or the hub's reason (typically a 404 message). */
+export type ReportAvailability = { available: true } | { available: false; message: string; status: number };
+
+function queryString(query: object): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) {
+    if (v !== undefined && v !== null && v !== '') params.set(k, String(v));
+  }
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
+
+function fileNameOf(res: Response, fallback: string): string {
+  const disposition = res.headers.get('content-disposition') ?? '';
+  const match = /filename="?([^";]+)"?/i.exec(disposition);
+  return match?.[1] ?? fallback;
+}
+
+/**
+ * The console's typed client of the hub's /api: every call sends the session's bearer token, and every failure
+ * becomes an ApiError carrying the hub's message. `onUnauthorized` runs on a 401 (the session expired).
+ */
+export class ApiClient {
+  constructor(
+    private readonly token: TokenSource,
+    private readonly onUnauthorized: () => void = () => undefined,
+    private readonly baseUrl = '',
+  ) {}
+
+  /** Sends a request; resolves with the raw response when it succeeded, throws ApiError otherwise. */
+  async send(method: string, path: string, init: { json?: unknown; signal?: AbortSignal } = {}): Promise<Response> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    const token = this.token();
+    if (token) headers.authorization = `Bearer ${token}`;
+    let body: string | undefined;
+    if (init.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(init.json);
+    }
+    let res: Response;
+    try {
+      res = await fetch(`${this.baseUrl}${path}`, { method, headers, body, signal: init.signal });
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw err;
+      throw new ApiError(0, 'NETWORK_ERROR', `The hub could not be reached (${(err as Error).message}).`);
+    }
+    if (!res.ok) {
+      const error = await apiErrorOf(res);
+      if (res.status === 401 && token) this.onUnauthorized();
+      throw error;
+    }
+    return res;
+  }
+
+  async json<T>(method: string, path: string, json?: unknown): Promise<T> {
+    const res = await this.send(method, path, { json });
+    try {
+      return (await res.json()) as T;
+    } catch {
+      throw new ApiError(res.status, 'BAD_RESPONSE', `The hub's answer to ${method} ${path} was not JSON.`);
+    }
+  }
+
+  /* ---------- session ---------- */
+
+  login(username: string, password: string): Promise<SessionView> {
+    return this.json('POST', HUB_API.login, { username, password });
+  }
+
+  me(): Promise<CurrentUserView> {
+    return this.json('GET', HUB_API.me);
+  }
+
+  /* ---------- people ---------- */
+
+  users(): Promise<UserView[]> {
+    return this.json('GET', HUB_API.users);
+  }
+
+  createUser(input: { username: string; password: string; role: UserRole }): Promise<UserView> {
+    return this.json('POST', HUB_API.users, input);
+  }
+
+  /* ---------- silos ---------- */
+
+  silos(): Promise<SiloView[]> {
+    return this.json('GET', HUB_API.silos);
+  }
+
+  silo(id: string): Promise<SiloDetailView> {
+    return this.json('GET', HUB_API.silo(id));
+  }
+
+  registerSilo(input: { name: string; contact: string }): Promise<EnrollmentIssuedView> {
+    return this.json('POST', HUB_API.silos, input);
+  }
+
+  reEnrollSilo(id: string): Promise<EnrollmentIssuedView> {
+    return this.json('POST', HUB_API.siloEnrollment(id));
+  }
+
+  suspendSilo(id: string, reason: string): Promise<SiloView> {
+    return this.json('POST', HUB_API.siloSuspend(id), { reason });
+  }
+
+  resumeSilo(id: string): Promise<SiloView> {
+    return this.json('POST', HUB_API.siloResume(id));
+  }
+
+  revokeCertificate(id: string, serial: string, reason: string): Promise<CertificateView> {
+    return this.json('POST', HUB_API.siloRevoke(id, serial), { reason });
+  }
+
+  /* ---------- studies ---------- */
+
+  studies(): Promise<StudyView[]> {
+    return this.json('GET', HUB_API.studies);
+  }
+
+  study(id: string): Promise<StudyView> {
+    return this.json('GET', HUB_API.study(id));
+  }
+
+  rounds(id: string): Promise<RoundView[]> {
+    return this.json('GET', HUB_API.studyRounds(id));
+  }
+
+  createStudy(plan: unknown): Promise<StudyView> {
+    return this.json('POST', HUB_API.studies, { plan });
+  }
+
+  updatePlan(id: string, plan: StudyPlan | unknown): Promise<StudyView> {
+    return this.json('PUT', HUB_API.studyPlan(id), { plan });
+  }
+
+  submitStudy(id: string): Promise<StudyView> {
+    return this.json('POST', HUB_API.studySubmit(id));
+  }
+
+  startStudy(id: string): Promise<StudyView> {
+    return this.json('POST', HUB_API.studyStart(id));
+  }
+
+  stopStudy(id: string, reason: string): Promise<StudyView> {
+    return this.json('POST', HUB_API.studyStop(id), { reason });
+  }
+
+  /** Downloads a file with the bearer header (a plain link could not send it). */
+  async download(path: string, fallbackName: string): Promise<DownloadedFile> {
+    const res = await this.send('GET', path);
+    return {
+      blob: await res.blob(),
+      fileName: fileNameOf(res, fallbackName),
+      sha256: res.headers.get('x-model-sha256'),
+    };
+  }
+
+  modelFile(id: string, file: ModelFileName): Promise<DownloadedFile> {
+    return this.download(HUB_API.studyModel(id, file), file);
+  }
+
+  reportFile(id: string, file: ReportFileName): Promise<DownloadedFile> {
+    return this.download(HUB_API.studyReport(id, file), file);
+  }
+
+  /**
+   * Whether this hub serves compliance reports, from its OpenAPI document: a HEAD or GET on the report itself would
+   * render it and record an export in the audit trail, which merely opening a page must not do.
+   */
+  async reportAvailability(file: ReportFileName = 'report.pdf'): Promise<ReportAvailability> {
+    const doc = await this.json<{ paths?: Record<string, unknown> }>('GET', HUB_API.openApi);
+    const path = HUB_API.studyReport('{id}', file);
+    if (doc.paths && path in doc.paths) return { available: true };
+    return {
+      available: false,
+      status: 404,
+      message: `This hub does not serve GET ${path} yet (it is not in its API description).`,
+    };
+  }
+
+  /* ---------- audit ---------- */
+
+  auditEvents(query: AuditEventQuery): Promise<AuditEventPageView> {
+    return this.json('GET', `${HUB_API.auditEvents}${queryString(query)}`);
+  }
+
+  auditEventsCsv(query: AuditEventQuery): Promise<DownloadedFile> {
+    const { limit: _limit, cursor: _cursor, order: _order, ...filters } = query;
+    return this.download(`${HUB_API.auditEventsCsv}${queryString(filters)}`, 'tessera-audit-events.csv');
+  }
+
+  verifyAudit(): Promise<AuditVerificationView> {
+    return this.json('GET', HUB_API.auditVerify);
+  }
+
+  checkpoints(): Promise<Checkpoint[]> {
+    return this.json('GET', HUB_API.auditCheckpoints);
+  }
+
+  auditPublicKey(): Promise<HubPublicKeyView> {
+    return this.json('GET', HUB_API.auditPublicKey);
+  }
+}

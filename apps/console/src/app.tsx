@@ -1,0 +1,125 @@
+import { QueryClientProvider, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useState } from 'react';
+import { createBrowserRouter, Navigate, NavLink, Outlet, RouterProvider, useLocation } from 'react-router';
+import { SessionProvider, useSession } from './auth/session-context.js';
+import { AuditPage } from './audit/audit-page.js';
+import { NotFoundPage } from './pages/not-found-page.js';
+import { SignInPage } from './pages/sign-in-page.js';
+import { createQueryClient } from './query-client.js';
+import { SiloDetailPage } from './silos/silo-detail-page.js';
+import { SilosPage } from './silos/silos-page.js';
+import { StudiesPage } from './study/studies-page.js';
+import { StudyPage } from './study/study-page.js';
+import { EditPlanPage, NewStudyPage } from './study/study-wizard-page.js';
+
+/** Pages behind sign-in: the header with role-aware navigation, then the page. */
+function Shell() {
+  const { session, signOut } = useSession();
+  const location = useLocation();
+  const queryClient = useQueryClient();
+  const [menuOpen, setMenuOpen] = useState(false);
+  useEffect(() => setMenuOpen(false), [location.pathname]);
+  if (!session) return <Navigate to="/sign-in" replace state={{ from: location.pathname + location.search }} />;
+  const readOnly = session.role === 'auditor';
+  return (
+    <div className="shell">
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <div className="topbar-inner">
+          <NavLink to="/studies" className="brand" aria-label="Tessera console, studies">
+            <img src="/favicon.svg" alt="" width="24" height="24" />
+            <span>Tessera</span>
+          </NavLink>
+          <button
+            type="button"
+            className="menu-toggle"
+            aria-expanded={menuOpen}
+            aria-controls="main-nav"
+            onClick={() => setMenuOpen((o) => !o)}
+          >
+            Menu
+          </button>
+          <nav id="main-nav" aria-label="Main" className={menuOpen ? 'nav nav-open' : 'nav'}>
+            <NavLink to="/studies">Studies</NavLink>
+            <NavLink to="/silos">Silos</NavLink>
+            <NavLink to="/audit">Audit</NavLink>
+          </nav>
+          <div className={menuOpen ? 'user user-open' : 'user'}>
+            <span className="user-name">
+              {session.username} <span className={`role role-${session.role}`}>{session.role}</span>
+            </span>
+            <button
+              type="button"
+              className="button button-ghost"
+              onClick={() => {
+                queryClient.clear();
+                signOut();
+              }}
+            >
+              Sign out
+            </button>
+          </div>
+        </div>
+        {readOnly ? (
+          <p className="readonly-banner" role="note">
+            Read-only console: auditors can see everything and change nothing.
+          </p>
+        ) : null}
+      </header>
+      <main id="main" className="main" tabIndex={-1}>
+        <Outlet />
+      </main>
+    </div>
+  );
+}
+
+/** Administrator-only pages send auditors back to the list they came from. */
+function AdminOnly({ children, fallback }: { children: React.ReactNode; fallback: string }) {
+  const { session } = useSession();
+  return session?.role === 'admin' ? children : <Navigate to={fallback} replace />;
+}
+
+const router = createBrowserRouter([
+  { path: '/sign-in', element: <SignInPage /> },
+  {
+    element: <Shell />,
+    children: [
+      { index: true, element: <Navigate to="/studies" replace /> },
+      { path: 'studies', element: <StudiesPage /> },
+      {
+        path: 'studies/new',
+        element: (
+          <AdminOnly fallback="/studies">
+            <NewStudyPage />
+          </AdminOnly>
+        ),
+      },
+      { path: 'studies/:id', element: <StudyPage /> },
+      {
+        path: 'studies/:id/edit',
+        element: (
+          <AdminOnly fallback="/studies">
+            <EditPlanPage />
+          </AdminOnly>
+        ),
+      },
+      { path: 'silos', element: <SilosPage /> },
+      { path: 'silos/:id', element: <SiloDetailPage /> },
+      { path: 'audit', element: <AuditPage /> },
+      { path: '*', element: <NotFoundPage /> },
+    ],
+  },
+]);
+
+export function ConsoleApp() {
+  const [queryClient] = useState(createQueryClient);
+  return (
+    <QueryClientProvider client={queryClient}>
+      <SessionProvider>
+        <RouterProvider router={router} />
+      </SessionProvider>
+    </QueryClientProvider>
+  );
+}

@@ -1,0 +1,75 @@
+import { useState, type FormEvent } from 'react';
+import { Navigate, useLocation, useNavigate } from 'react-router';
+import { useSession } from '../auth/session-context.js';
+import { ErrorMessage, Notice } from '../ui/feedback.js';
+import { usePageTitle } from '../ui/page-title.js';
+
+export function SignInPage() {
+  usePageTitle('Sign in');
+  const { session, signIn, signedOutReason } = useSession();
+  const navigate = useNavigate();
+  const location = useLocation();
+  const from = (location.state as { from?: string } | null)?.from ?? '/studies';
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  if (session) return <Navigate to={from} replace />;
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await signIn(username.trim(), password);
+      navigate(from, { replace: true });
+    } catch (err) {
+      setError(err);
+      setBusy(false);
+    }
+  }
+
+  return (
+    <main className="signin">
+      <form className="signin-card" onSubmit={(e) => void submit(e)} aria-labelledby="signin-title">
+        <div className="signin-brand">
+          <img src="/favicon.svg" alt="" width="36" height="36" />
+          <div>
+            <h1 id="signin-title">Tessera console</h1>
+            <p className="muted">Federated studies across hospitals</p>
+          </div>
+        </div>
+        {signedOutReason ? <Notice tone="warning">{signedOutReason}</Notice> : null}
+        <div className="field">
+          <label htmlFor="username">Username</label>
+          <input
+            id="username"
+            name="username"
+            autoComplete="username"
+            value={username}
+            onChange={(e) => setUsername(e.target.value)}
+            required
+            autoFocus
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="password">Password</label>
+          <input
+            id="password"
+            name="password"
+            type="password"
+            autoComplete="current-password"
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+            required
+          />
+        </div>
+        {error ? <ErrorMessage error={error} title="Sign-in failed" /> : null}
+        <button type="submit" className="button button-primary button-block" disabled={busy} aria-busy={busy}>
+          {busy ? 'Signing in…' : 'Sign in'}
+        </button>
+        <p className="hint">Sessions last 15 minutes by default; the token stays in this tab only.</p>
+      </form>
+    </main>
+  );
+}

@@ -1,0 +1,42 @@
+import { resolve } from 'node:path';
+import react from '@vitejs/plugin-react';
+import { defineConfig } from 'vite';
+
+const root = resolve(__dirname);
+const repo = resolve(root, '../..');
+
+/**
+ * The console is built into static files that the hub serves at `/` under its Content-Security-Policy
+ * (`script-src 'self'`, no outside host): no inline scripts, no CDN, every asset local.
+ * Libraries resolve to their TypeScript sources, through browser-safe entries (no Node built-ins).
+ */
+export default defineConfig({
+  root,
+  base: '/',
+  plugins: [react()],
+  resolve: {
+    alias: [
+      { find: /^@tessera\/protocol$/, replacement: resolve(repo, 'libs/protocol/src/browser.ts') },
+      { find: /^@tessera\/dp\/accountant$/, replacement: resolve(repo, 'libs/dp/src/accountant.ts') },
+      // study-plan.ts needs only canonicalJson from @tessera/audit (for planHash, never called here).
+      { find: /^@tessera\/audit$/, replacement: resolve(repo, 'libs/audit/src/canonical-json.ts') },
+      { find: /^node:crypto$/, replacement: resolve(root, 'src/platform/node-crypto.shim.ts') },
+    ],
+  },
+  build: {
+    outDir: resolve(root, 'dist'),
+    emptyOutDir: true,
+    sourcemap: true,
+    // Inlined assets would be data: URLs; keep every asset a file of its own.
+    assetsInlineLimit: 0,
+    chunkSizeWarningLimit: 1200,
+    rollupOptions: {
+      onwarn(warning, warn) {
+        // zod's sources carry /* @__PURE__ */ comments in places Rollup ignores; harmless.
+        if (warning.code === 'INVALID_ANNOTATION') return;
+        warn(warning);
+      },
+    },
+  },
+  server: { port: 5173, strictPort: true, proxy: { '/api': 'http://127.0.0.1:8080' } },
+});
