@@ -134,7 +134,7 @@ describe('AgentDaemon', () => {
       study.status = 'failed';
     };
     expect(await s.daemon.run()).toBe(1);
-    expect(s.hub.failures[0]!.report.code).toBe('DATA_UNREADABLE');
+    expect(s.hub.failures[0]!.report.code).toBe('DATA_SCHEMA_MISMATCH');
   });
 
   it('retries an unreachable hub with backoff, then carries on', async () => {
