@@ -1,4 +1,4 @@
-/* global console */
+/* global console, process */
 // Accountant speed: ε for T = 100,000 steps of the Poisson-sampled Gaussian over the whole default order grid
 // (libs/dp: RDP curve at every order, composition, Balle et al. 2020 conversion), and σ calibration for a target.
 // Baseline in the same run: the closed-form RDP of the plain Gaussian mechanism (q = 1: α/(2σ²)) over the same grid
