@@ -3,6 +3,8 @@
 set -euo pipefail
 need=()
 command -v pg_isready > /dev/null || need+=(postgresql-client)
+command -v docker-compose > /dev/null || need+=(docker-compose) # deployment checks: docker-compose config
+command -v shellcheck > /dev/null || need+=(shellcheck)         # deployment checks: the shell scripts
 command -v pdftoppm > /dev/null || need+=(poppler-utils)
 command -v chromium > /dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
