@@ -40,5 +40,5 @@ describe('aggregation benchmark (smoke)', () => {
     expect(report.targets.atLeastHalfOfCopyBandwidth.target).toBe(0.5);
     expect(report.targets.fasterThanNumpy.met).toBeNull(); // --no-numpy
     expect(typeof report.pass).toBe('boolean');
-  });
+  }, 60_000);
 });
