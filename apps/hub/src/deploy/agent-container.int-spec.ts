@@ -4,6 +4,7 @@ import {
   chmodSync,
   chownSync,
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -326,8 +327,9 @@ describe('the agent container, run as a process from its entrypoint', () => {
           copyFileSync(join(REPO, source), host);
         }
       } else {
+        // A named volume: the init step's bundle volume exists already; the state volume is new and private.
         mkdirSync(dirname(host), { recursive: true });
-        mkdirSync(host, { mode: 0o700 });
+        if (!existsSync(host)) mkdirSync(host, { mode: 0o700 });
         if (target === IMAGE_ENV.TESSERA_STATE_DIR) own(host);
       }
     }
