@@ -31,6 +31,21 @@ export default defineConfig({
     assetsInlineLimit: 0,
     chunkSizeWarningLimit: 1200,
     rollupOptions: {
+      output: {
+        // Libraries change less often than the console: separate files stay cached across console releases.
+        manualChunks(id) {
+          if (!id.includes('node_modules')) return undefined;
+          if (
+            /[\\/](recharts|d3-[^\\/]+|victory-vendor|decimal\.js-light|es-toolkit|immer|reselect|@reduxjs|react-redux|redux)[\\/]/.test(
+              id,
+            )
+          ) {
+            return 'charts';
+          }
+          if (/[\\/](react|react-dom|react-router|scheduler|@tanstack)[\\/]/.test(id)) return 'react';
+          return 'vendor';
+        },
+      },
       onwarn(warning, warn) {
         // zod's sources carry /* @__PURE__ */ comments in places Rollup ignores; harmless.
         if (warning.code === 'INVALID_ANNOTATION') return;

@@ -106,7 +106,7 @@ export function PrivacyCalculator({
           {onUseNoise && sigmaForTarget?.ok ? (
             <button
               type="button"
-              className="button button-small button-secondary"
+              className="button button-small button-secondary calc-use"
               onClick={() => onUseNoise(sigmaForTarget.value)}
             >
               Use σ = {formatSignificant(sigmaForTarget.value)} in the plan

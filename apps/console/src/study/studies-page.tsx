@@ -76,7 +76,7 @@ export function StudiesPage() {
                         `${s.plan.privacy.mode}, ε ≤ ${s.plan.privacy.targetEpsilon}`
                       )}
                     </td>
-                    <td>{formatTime(s.createdAt)}</td>
+                    <td className="nowrap">{formatTime(s.createdAt)}</td>
                   </tr>
                 );
               })}

@@ -130,7 +130,7 @@ function LiveIndicator({ state, at }: { state: LiveState; at: string | null }) {
     <p className={`live live-${state}`} role="status" aria-live="polite">
       <span className="dot" aria-hidden="true" />
       {text[state]}
-      {state === 'live' && at ? <span className="muted"> · updated {formatTime(at).slice(11)}</span> : null}
+      {state === 'live' && at ? <span className="muted">&nbsp;· updated {formatTime(at).slice(11)}</span> : null}
     </p>
   );
 }
@@ -264,7 +264,7 @@ function Approvals({ study }: { study: StudyView }) {
                       <Badge tone="neutral">pending</Badge>
                     )}
                   </td>
-                  <td>{d.decidedAt ? formatTime(d.decidedAt) : '—'}</td>
+                  <td className="nowrap">{d.decidedAt ? formatTime(d.decidedAt) : '—'}</td>
                   <td className="wrap">{d.reason ?? ''}</td>
                 </tr>
               );
@@ -427,7 +427,7 @@ function Models({ study, rounds }: { study: StudyView; rounds: RoundView[] }) {
                     {shortHash(v.hash, 24)}
                     {v.hash === study.currentModelHash ? ' (current)' : ''}
                   </td>
-                  <td>{formatTime(v.at)}</td>
+                  <td className="nowrap">{formatTime(v.at)}</td>
                 </tr>
               ))}
             </tbody>

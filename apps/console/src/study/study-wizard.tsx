@@ -853,6 +853,7 @@ function PrivacyStep({ ctx, draft, update }: StepProps) {
             {(props) => (
               <div className="row">
                 <select
+                  className="input-auto"
                   aria-label="How σ is chosen"
                   value={p.noise}
                   onChange={(e) => update((d) => void (d.privacy.noise = e.target.value as 'derive' | 'fixed'))}
@@ -886,8 +887,8 @@ function PrivacyStep({ ctx, draft, update }: StepProps) {
             }
           />
           <div className="notice notice-info">
-            The hub prices DP plans before approval; hubs that do not run differential privacy yet refuse them with a
-            message, shown here if so.
+            The hub prices the plan when it is saved, before any steward approves it: it derives σ when asked to and
+            refuses a target it cannot meet, with the reason.
           </div>
         </>
       )}

@@ -1,0 +1,372 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium, type BrowserContext, type Download, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StudyView } from '../studies/studies.service';
+import { AGENT_MAIN, runAgent } from '../testing/agent-process.test-util';
+import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
+
+// The web console end to end: Debian's Chromium drives the production build served by a real hub, with real agents
+// enrolled from the bundle the page shows. SCREENSHOTS=1 also writes docs/screenshots/ (npm run screenshots).
+
+const REPO = resolve(__dirname, '../../../..');
+const CONSOLE = join(REPO, 'apps/console');
+const DATA = join(REPO, 'libs/ml/data/heart-disease');
+const SHOTS = process.env.SCREENSHOTS === '1' ? join(REPO, 'docs/screenshots') : null;
+const CHROMIUM = '/usr/bin/chromium';
+const AUDITOR = { username: 'auditor', password: 'a long auditor password' };
+
+/** The newest modification time under the given paths (files and folders, recursively). */
+function newestMtime(paths: string[]): number {
+  let newest = 0;
+  const visit = (p: string) => {
+    if (!existsSync(p)) return;
+    const s = statSync(p);
+    if (s.isDirectory()) for (const e of readdirSync(p)) visit(join(p, e));
+    else newest = Math.max(newest, s.mtimeMs);
+  };
+  paths.forEach(visit);
+  return newest;
+}
+
+/** Builds the console with Vite when its dist is missing or older than its sources (the hub serves that build). */
+async function ensureConsoleBuild(): Promise<void> {
+  const index = join(CONSOLE, 'dist/index.html');
+  const sources = [
+    join(CONSOLE, 'src'),
+    join(CONSOLE, 'public'),
+    join(CONSOLE, 'index.html'),
+    join(CONSOLE, 'vite.config.ts'),
+    join(REPO, 'libs/protocol/src'),
+    join(REPO, 'libs/dp/src'),
+  ];
+  if (existsSync(index) && statSync(index).mtimeMs >= newestMtime(sources)) return;
+  const vite = await import('vite');
+  await vite.build({ configFile: join(CONSOLE, 'vite.config.ts'), logLevel: 'warn' });
+}
+
+async function shot(page: Page, name: string, fullPage = true): Promise<void> {
+  if (!SHOTS) return;
+  mkdirSync(SHOTS, { recursive: true });
+  // From the top, so the sticky header is not painted over the middle of a full-page image.
+  if (fullPage) await page.evaluate('window.scrollTo(0, 0)');
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
+}
+
+describe('web console in Chromium against a real hub and agents', () => {
+  let hub: TestHub;
+  let context: BrowserContext;
+  let page: Page;
+  let profileDir: string;
+  const agentDirs: string[] = [];
+  const agents: ChildProcess[] = [];
+  const outsideRequests: string[] = [];
+  const consoleErrors: string[] = [];
+  const silos: { name: string; env: Record<string, string> }[] = [];
+  let studyId = '';
+
+  beforeAll(async () => {
+    await ensureConsoleBuild();
+    hub = await startTestHub('server');
+    profileDir = mkdtempSync(join(tmpdir(), 'tessera-chromium-'));
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+      viewport: { width: 1280, height: 800 },
+      acceptDownloads: true,
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(20_000);
+    // Hospitals run offline: nothing may leave for another host (no CDN font, script or image).
+    page.on('request', (r) => {
+      const url = r.url();
+      if (!url.startsWith(hub.url) && !url.startsWith('data:') && !url.startsWith('blob:')) outsideRequests.push(url);
+    });
+    // CSP violations and script errors surface here.
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/status of (401|404)/.test(m.text())) consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+  });
+
+  afterAll(async () => {
+    for (const a of agents) if (a.exitCode === null) a.kill('SIGTERM');
+    await context?.close();
+    await hub?.dispose();
+    for (const d of [profileDir, ...agentDirs]) if (d) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('signs in an administrator under the hub’s Content-Security-Policy', async () => {
+    const res = await page.goto(`${hub.url}/`);
+    expect(res?.headers()['content-security-policy']).toContain("script-src 'self'");
+    await page.getByRole('heading', { name: 'Tessera console' }).waitFor();
+    expect(new URL(page.url()).pathname).toBe('/sign-in');
+    await page.getByLabel('Username').fill(ADMIN.username);
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').getByText('Sign-in failed').waitFor();
+    await shot(page, 'console-sign-in', false);
+    await page.getByLabel('Password').fill(ADMIN.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Studies' }).waitFor();
+    await page.getByText('No study yet').waitFor();
+    // The token lives in this tab's sessionStorage, never in localStorage.
+    expect(await page.evaluate('Object.keys(localStorage).length')).toBe(0);
+    expect(await page.evaluate("sessionStorage.getItem('tessera.session')")).toContain('"role":"admin"');
+  });
+
+  it('registers two silos and enrolls a real agent with the bundle read from the page', async () => {
+    for (const [name, file] of [
+      ['Cleveland Clinic', 'processed.cleveland.data'],
+      ['Hungarian Institute', 'processed.hungarian.data'],
+    ] as const) {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Silos' }).click();
+      await page.getByRole('button', { name: 'Register a silo' }).click();
+      await page.getByLabel('Hospital name').fill(name);
+      await page.getByLabel('IT contact').fill(`it@${name.split(' ')[0].toLowerCase()}.example`);
+      await page.getByRole('button', { name: 'Register and issue the bundle' }).click();
+      const bundle = page.getByLabel('Enrollment bundle', { exact: true });
+      await bundle.waitFor();
+      const bundleText = await bundle.inputValue();
+      expect(bundleText).toMatch(/^[A-Za-z0-9_-]{100,}$/);
+      await page.getByLabel('Data file in that folder').fill(file);
+      const run = (await page.locator('pre.code').first().textContent()) ?? '';
+      expect(run).toContain('tessera/agent:0.1.0');
+      expect(run).toContain(`TESSERA_ENROLLMENT_BUNDLE='${bundleText}'`);
+      expect(run).toContain(`TESSERA_DATA_FILE='/data/${file}'`);
+      expect(run).toContain(':/data:ro');
+      expect(run).toContain(':/var/lib/tessera');
+      expect(run).not.toMatch(/\s(-p|--publish)\s/);
+      const compose = (await page.locator('pre.code').nth(1).textContent()) ?? '';
+      expect(compose).toContain('image: tessera/agent:0.1.0');
+      expect(compose).not.toContain('ports:');
+      if (silos.length === 0) await shot(page, 'console-silo-enrollment');
+
+      const dir = mkdtempSync(join(tmpdir(), 'tessera-agent-'));
+      agentDirs.push(dir);
+      const env = { TESSERA_STATE_DIR: dir, TESSERA_DATA_FILE: join(DATA, file) };
+      const enrolled = await runAgent(['enroll', '--bundle', bundleText], env);
+      expect(enrolled.stderr).toBe('');
+      expect(enrolled.code).toBe(0);
+      silos.push({ name, env });
+      await page.getByRole('button', { name: 'I have handed it over' }).click();
+      await expect.poll(() => bundle.count()).toBe(0);
+    }
+    await page.reload();
+    const rows = page.getByRole('table').getByRole('row');
+    await expect.poll(async () => (await rows.allTextContents()).filter((t) => t.includes('enrolled')).length).toBe(2);
+    await shot(page, 'console-silos', false);
+  });
+
+  it('creates the study through the wizard, whose inline validation blocks each wrong step', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Studies' }).click();
+    await page.getByRole('link', { name: 'New study' }).click();
+    const name = page.getByLabel('Study name');
+    await name.fill('ab');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await expect.poll(() => name.getAttribute('aria-invalid')).toBe('true');
+    await page
+      .locator('#plan-name-error')
+      .getByText(/Too small/)
+      .waitFor();
+    await page
+      .locator('#plan-purpose-error')
+      .getByText(/Too small/)
+      .waitFor();
+    await shot(page, 'console-wizard-validation', false);
+    await name.fill('Heart disease, two hospitals');
+    await page.getByLabel('Purpose').fill('Predict angiographic coronary artery disease from 13 routine features.');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('heading', { name: '2. Model' }).waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('heading', { name: '3. Data schema' }).waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+
+    await page.getByRole('heading', { name: '4. Training' }).waitFor();
+    const rounds = page.getByLabel('Rounds', { exact: true });
+    await rounds.fill('0');
+    await page
+      .locator('#plan-training-rounds-error')
+      .getByText(/Too small/)
+      .waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('heading', { name: '4. Training' }).waitFor();
+    await rounds.fill('3');
+    await page.getByLabel('Local epochs per round').fill('2');
+    await page.getByRole('button', { name: 'Next' }).click();
+
+    // The privacy step's calculator, with the hub's accountant, before settling on a plan without DP.
+    await page.getByRole('heading', { name: '5. Privacy' }).waitFor();
+    await page.getByLabel('Differential privacy').selectOption('dp-sgd');
+    await page.getByText(/needs noise multiplier σ =/).waitFor();
+    await page.getByText(/spends ε =/).waitFor();
+    expect(Number(await page.locator('output').first().getAttribute('data-value'))).toBeGreaterThan(0);
+    await shot(page, 'console-wizard-privacy');
+    await page.getByLabel('Differential privacy').selectOption('none');
+    await page.getByRole('button', { name: 'Next' }).click();
+
+    await page.getByRole('heading', { name: '6. Participants' }).waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page
+      .locator('#plan-silos-error')
+      .getByText(/Too small/)
+      .waitFor();
+    for (const s of silos) await page.getByLabel(s.name).check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('heading', { name: '7. Review' }).waitFor();
+    await page.getByText(/3 rounds × 2 local epochs/).waitFor();
+    await shot(page, 'console-wizard-review');
+    await page.getByRole('button', { name: 'Create the draft study' }).click();
+    await page.getByRole('heading', { name: /Heart disease, two hospitals/ }).waitFor();
+    studyId = new URL(page.url()).pathname.split('/').pop() ?? '';
+    expect(studyId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('submits, shows each steward’s approval as it arrives, starts, and follows rounds live without a reload', async () => {
+    await page.getByRole('button', { name: 'Submit for approval' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Submit' }).click();
+    await page.getByText('Awaiting approvals').first().waitFor();
+    const admin = await signIn(hub, ADMIN.username, ADMIN.password);
+    const study = (await api(hub, 'GET', `/api/studies/${studyId}`, { headers: admin })).body as StudyView;
+    // A marker that a reload would erase: everything below must arrive over the live stream.
+    await page.evaluate('window.liveMarker = 42');
+    for (const s of silos) {
+      const approved = await runAgent(['studies', 'approve', studyId, '--plan-hash', study.planHash], s.env);
+      expect(approved.code).toBe(0);
+    }
+    const approvals = page.locator('#approvals').getByText('approved', { exact: true });
+    await expect.poll(() => approvals.count(), { timeout: 10_000 }).toBe(2);
+
+    const exits: Promise<number | null>[] = [];
+    for (const s of silos) {
+      const child = spawn(process.execPath, [AGENT_MAIN, 'run', '--exit-after-study', studyId, '--poll-wait', '2'], {
+        env: { PATH: process.env.PATH, ...s.env },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      agents.push(child);
+      exits.push(new Promise((done) => child.on('exit', done)));
+    }
+    await page.getByRole('button', { name: 'Start the study' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Start' }).click();
+    await page.locator('.live-live').waitFor();
+
+    // Round 2 opens after round 1 closed: both appear in the page as the hub records them.
+    await page.locator('.round-title', { hasText: 'Round 2 of 3' }).waitFor({ timeout: 60_000 });
+    await shot(page, 'console-study-live');
+    await page.getByText('Completed', { exact: true }).first().waitFor({ timeout: 90_000 });
+    const accuracyRows = page.locator('#metrics table').nth(1).locator('tbody tr');
+    await expect.poll(() => accuracyRows.count()).toBeGreaterThanOrEqual(3);
+    expect(await accuracyRows.allTextContents()).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^1/),
+        expect.stringMatching(/^2/),
+        expect.stringMatching(/^final/),
+      ]),
+    );
+    expect(await page.evaluate('window.liveMarker')).toBe(42);
+
+    // No DP in this plan: every silo's gauge says so.
+    const gauges = page.locator('#privacy .gauge');
+    expect(await gauges.count()).toBe(2);
+    expect(await gauges.allTextContents()).toEqual(silos.map((s) => `${s.name}no DP`));
+    await shot(page, 'console-study-completed');
+    expect(await Promise.all(exits)).toEqual([0, 0]);
+  });
+
+  it('downloads the final model through the bearer-authenticated API', async () => {
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'model.onnx (ONNX)' }).click(),
+    ]);
+    expect(download.suggestedFilename()).toBe('model.onnx');
+    const path = await (download as Download).path();
+    expect(statSync(path).size).toBeGreaterThan(100);
+    const [json] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'model.json (TensorFlow.js)' }).click(),
+    ]);
+    const modelJson = JSON.parse(readFileSync(await json.path(), 'utf8')) as { weightsManifest?: unknown };
+    expect(modelJson.weightsManifest).toBeDefined();
+  });
+
+  it('gives an auditor a read-only console with the audit trail and the compliance report', async () => {
+    const admin = await signIn(hub, ADMIN.username, ADMIN.password);
+    const created = await api(hub, 'POST', '/api/users', { headers: admin, json: { ...AUDITOR, role: 'auditor' } });
+    expect(created.status).toBe(201);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Username').fill(AUDITOR.username);
+    await page.getByLabel('Password').fill(AUDITOR.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('Read-only console').waitFor();
+    expect(await page.getByRole('link', { name: 'New study' }).count()).toBe(0);
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit' }).click();
+    await page.getByText('✓ intact').waitFor();
+    await page.getByLabel('Action starts with').fill('study.');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.locator('.audit-table').getByText('study.started').waitFor();
+    expect(await page.locator('.audit-table').getByText('silo.registered').count()).toBe(0);
+    await shot(page, 'console-audit', false);
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Studies' }).click();
+    await page.getByRole('link', { name: 'Heart disease, two hospitals' }).click();
+    expect(await page.getByRole('button', { name: 'Stop' }).count()).toBe(0);
+    const report = page.locator('#report');
+    const openapi = (await api(hub, 'GET', '/api/docs/openapi.json')).body as { paths: Record<string, unknown> };
+    if ('/api/studies/{id}/report.pdf' in openapi.paths) {
+      const [pdf] = await Promise.all([
+        page.waitForEvent('download'),
+        report.getByRole('button', { name: 'Download PDF (for people)' }).click(),
+      ]);
+      expect(pdf.suggestedFilename()).toMatch(/\.pdf$/);
+      expect(
+        readFileSync(await pdf.path())
+          .subarray(0, 5)
+          .toString('latin1'),
+      ).toBe('%PDF-');
+    } else {
+      await report.getByText('The compliance report is not available from this hub.').waitFor();
+    }
+    await shot(page, 'console-study-auditor');
+  });
+
+  it('stays usable in a narrow window', async () => {
+    await page.setViewportSize({ width: 420, height: 860 });
+    await page.reload();
+    await page.getByRole('heading', { name: /Heart disease, two hospitals/ }).waitFor();
+    // The navigation folds behind a menu button that says whether it is open.
+    const toggle = page.getByRole('button', { name: 'Menu' });
+    expect(await toggle.getAttribute('aria-expanded')).toBe('false');
+    await toggle.click();
+    expect(await toggle.getAttribute('aria-expanded')).toBe('true');
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Silos' }).waitFor();
+    await toggle.click();
+    // Nothing wider than the window but the tables, which scroll in their own frame.
+    const overflow = Number(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'));
+    expect(overflow).toBeLessThanOrEqual(0);
+    await shot(page, 'console-study-narrow', false);
+    await page.getByRole('button', { name: 'Menu' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Silos' }).click();
+    await page.getByRole('heading', { name: 'Silos' }).waitFor();
+    expect(Number(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'))).toBeLessThanOrEqual(
+      0,
+    );
+    await shot(page, 'console-silos-narrow', false);
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  it('made no request to any other host and met no script or CSP error', () => {
+    expect(outsideRequests).toEqual([]);
+    expect(consoleErrors).toEqual([]);
+  });
+});
