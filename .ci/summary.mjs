@@ -1,3 +1,4 @@
+/* global console, process */
 // Prints "N passed, N failed[, N skipped]" from a JUnit XML report's root element.
 import { readFileSync } from 'node:fs';
 
