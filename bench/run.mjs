@@ -1,5 +1,5 @@
 /* global console, process */
-// `npm run bench`: every benchmark in turn (aggregation, ingest, dp-sgd, e2e), each writing bench/results/<name>.json,
+// `npm run bench`: every benchmark in turn (aggregation, ingest, dp-sgd, accountant, e2e), each writing bench/results/<name>.json,
 // then a one-line pass/miss summary per target. Extra arguments (e.g. --smoke) are passed to every benchmark.
 // Expects the workspace built (the npm script builds it first).
 import { spawnSync } from 'node:child_process';
@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { repoRoot } from './lib/bench-common.mjs';
 
-const names = ['aggregation', 'ingest', 'dp-sgd', 'e2e'];
+const names = ['aggregation', 'ingest', 'dp-sgd', 'accountant', 'e2e'];
 const extra = process.argv.slice(2);
 const smoke = extra.includes('--smoke');
 let failed = false;
