@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { EvaluationMetrics } from '@tessera/protocol';
+import type { EvaluationMetrics, PrivacySpend } from '@tessera/protocol';
 import { DataSource, In } from 'typeorm';
 import { SiloEntity } from '../silos/silo.entity';
 import { RoundParticipantEntity, type ParticipantStatus } from './round-participant.entity';
@@ -27,6 +27,8 @@ export interface RoundView {
     trainLoss: number | null;
     evaluation: EvaluationMetrics | null;
     failure: { code: string; message: string } | null;
+    /** What the silo reported spending on this round's update (the hub's own computation is in the ledger). */
+    privacy: PrivacySpend | null;
   }[];
 }
 
@@ -72,6 +74,7 @@ export class RoundsQueryService {
             trainLoss: p.trainLoss,
             evaluation: p.evaluation,
             failure: p.failure,
+            privacy: p.privacy,
           })),
       };
     });
