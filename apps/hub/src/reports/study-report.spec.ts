@@ -62,6 +62,7 @@ function participant(siloId: string, siloName: string, accuracy: number): RoundV
     trainLoss: 0.4,
     evaluation: { loss: 0.5, accuracy, auc: null, n: 50, positives: 20 },
     failure: null,
+    privacy: null,
   };
 }
 
