@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { CertificateGrant, EnrollmentBundle } from '@tessera/protocol';
+import type { CertificateGrant, CertificateView, EnrollmentBundle, SiloView } from '@tessera/protocol';
 import { encodeEnrollmentBundle } from '@tessera/protocol';
 import { issueSiloCertificate, PkiException } from '@tessera/pki';
 import { DataSource, IsNull, type EntityManager } from 'typeorm';
@@ -12,7 +12,7 @@ import { HUB_CONFIG } from '../config/hub-config';
 import { HubPkiService } from '../pki/hub-pki.service';
 import { EnrollmentTokenEntity } from './enrollment-token.entity';
 import { SiloCertificateEntity } from './silo-certificate.entity';
-import { SiloEntity, type SiloStatus } from './silo.entity';
+import { SiloEntity } from './silo.entity';
 import type { SiloIdentity } from './silo-identity';
 
 /** An enrollment token carries 256 random bits (the issue asks for at least 128). */
@@ -20,29 +20,8 @@ const TOKEN_BYTES = 32;
 /** last_seen_at is written at most this often per silo, not on every request. */
 const LAST_SEEN_RESOLUTION_MS = 30_000;
 
-export interface SiloView {
-  id: string;
-  name: string;
-  contact: string;
-  status: SiloStatus;
-  suspendedReason: string | null;
-  lastSeenAt: string | null;
-  createdAt: string;
-  certificate: { serial: string; notAfter: string; status: string } | null;
-  enrollmentPending: { expiresAt: string } | null;
-}
-
-export interface CertificateView {
-  serial: string;
-  fingerprintSha256: string;
-  notBefore: string;
-  notAfter: string;
-  status: string;
-  issuedVia: string;
-  firstUsedAt: string | null;
-  revokedAt: string | null;
-  revocationReason: string | null;
-}
+/** The API's views of silos are the shared wire types (libs/protocol api-views), so hub and console cannot drift. */
+export type { CertificateView, SiloView };
 
 export interface EnrollmentIssued {
   silo: SiloView;
