@@ -260,8 +260,11 @@ describe('web console in Chromium against a real hub and agents', () => {
     await page.getByRole('dialog').getByRole('button', { name: 'Start' }).click();
     await page.locator('.live-live').waitFor();
 
-    // Round 2 opens after round 1 closed: both appear in the page as the hub records them.
-    await page.locator('.round-title', { hasText: 'Round 2 of 3' }).waitFor({ timeout: 60_000 });
+    // A later round appears in the page as the hub records it (rounds can be quick: whichever comes after round 1).
+    await page
+      .locator('.round-title', { hasText: /Round [23] of 3|Final evaluation/ })
+      .first()
+      .waitFor({ timeout: 60_000 });
     await shot(page, 'console-study-live');
     await page.getByText('Completed', { exact: true }).first().waitFor({ timeout: 90_000 });
     const accuracyRows = page.locator('#metrics table').nth(1).locator('tbody tr');
