@@ -21,11 +21,14 @@ import {
 import { formatStatus, status } from './commands/status.command';
 import { SiloSession } from './hub/silo-session';
 import { SiloStudyTransport } from './hub/study-transport';
+import { progressDisplayFor } from './run/progress-display';
 import { formatBudget, SiloPrivacyLedger, type PrivacyCap } from './privacy/silo-privacy-ledger';
 import { AgentState } from './state/agent-state';
 import { ApprovalStore } from './state/approval-store';
 
 export interface CliIo {
+  /** The terminal behind `out`, when there is one: `run` then draws progress bars. */
+  terminal?: NodeJS.WriteStream;
   out(text: string): void;
   err(text: string): void;
   env: NodeJS.ProcessEnv;
@@ -230,6 +233,7 @@ export function buildProgram(io: CliIo, result: { exitCode: number }): Command {
               ...(policyFile ? { policyFile: resolve(policyFile) } : {}),
               pollWaitSeconds: parsePollWait(opts.pollWait),
               ...(opts.exitAfterStudy ? { exitAfterStudy: opts.exitAfterStudy } : {}),
+              ...(io.terminal ? { display: progressDisplayFor(io.terminal, io.out, io.env) } : {}),
               ...capOption(
                 opts.privacyCapEpsilon ?? io.env.TESSERA_PRIVACY_CAP_EPSILON,
                 opts.privacyCapDelta ?? io.env.TESSERA_PRIVACY_CAP_DELTA,

@@ -1,3 +1,4 @@
+import { plainDisplay, type ProgressDisplay } from '../run/progress-display';
 import { SiloPrivacyLedger, type PrivacyCap } from '../privacy/silo-privacy-ledger';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { selectBackend } from '@tessera/ml';
@@ -20,6 +21,8 @@ export interface RunOptions {
   exitAfterStudy?: string;
   /** The silo's own privacy cap across all studies (TESSERA_PRIVACY_CAP_EPSILON / _DELTA). */
   privacyCap?: PrivacyCap;
+  /** Progress bars in a terminal, plain lines elsewhere (default: plain lines through `write`). */
+  display?: ProgressDisplay;
   stop: AbortSignal;
 }
 
@@ -57,7 +60,8 @@ export async function runDaemon(
   }
   const policy = options.policyFile === undefined ? undefined : loadPolicy(options.policyFile);
   const session = new SiloSession(state);
-  const log = (line: StepLine) => write(formatStepLine(line, new Date()) + '\n');
+  const display = options.display ?? plainDisplay(write);
+  const log = (line: StepLine) => display.line(formatStepLine(line, new Date()) + '\n');
   const info = (message: string) => log({ study: 'agent', message });
 
   const backend = await selectBackend();
@@ -86,12 +90,24 @@ export async function runDaemon(
     log,
   });
   const daemon = new AgentDaemon(
-    { transport, executor, approvals, renewIfDue: () => session.renewIfDue(), log, stop: options.stop },
+    {
+      transport,
+      executor,
+      approvals,
+      renewIfDue: () => session.renewIfDue(),
+      log,
+      stop: options.stop,
+      onTaskDone: (task, study, outcome) => display.taskDone(task, study, outcome),
+    },
     {
       pollWaitSeconds: options.pollWaitSeconds,
       ...(options.exitAfterStudy === undefined ? {} : { exitAfterStudy: options.exitAfterStudy }),
       ...(policy === undefined ? {} : { policy }),
     },
   );
-  return daemon.run();
+  try {
+    return await daemon.run();
+  } finally {
+    display.stop();
+  }
 }

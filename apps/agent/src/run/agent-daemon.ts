@@ -4,7 +4,7 @@ import type { StudyTransport } from '../hub/study-transport';
 import { policyVerdict, type ApprovalPolicy } from '../policy/approval-policy';
 import type { ApprovalStore } from '../state/approval-store';
 import { Backoff } from './backoff.util';
-import type { StepLog, TaskExecutor } from './task-executor';
+import type { StepLog, TaskExecutor, TaskOutcome } from './task-executor';
 
 export interface DaemonOptions {
   /** Long-poll wait in seconds (the hub caps it at 30). */
@@ -26,6 +26,8 @@ export interface DaemonDeps {
   clock?: () => Date;
   /** Waits ms or until `stop` is aborted; injectable so tests do not sleep. */
   sleep?: (ms: number, stop: AbortSignal) => Promise<void>;
+  /** Called after each task (the terminal progress display). */
+  onTaskDone?: (task: SiloTask, study: SiloStudy | undefined, outcome: TaskOutcome) => void;
 }
 
 const ENDED: readonly StudyStatus[] = ['completed', 'stopped', 'failed'];
@@ -91,7 +93,9 @@ export class AgentDaemon {
             studies = await transport.listStudies();
             study = this.studyFor(studies, task);
           }
-          await executor.execute(task, study ?? studies.find((s) => s.studyId === task.studyId));
+          const forTask = study ?? studies.find((s) => s.studyId === task.studyId);
+          const outcome = await executor.execute(task, forTask);
+          this.deps.onTaskDone?.(task, forTask, outcome);
           worked = true;
         }
         this.backoff.reset();
