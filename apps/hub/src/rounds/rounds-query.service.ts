@@ -1,36 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { EvaluationMetrics, PrivacySpend } from '@tessera/protocol';
+import type { RoundView } from '@tessera/protocol';
 import { DataSource, In } from 'typeorm';
 import { SiloEntity } from '../silos/silo.entity';
-import { RoundParticipantEntity, type ParticipantStatus } from './round-participant.entity';
+import { RoundParticipantEntity } from './round-participant.entity';
 import { RoundEntity, type RoundSummary } from './round.entity';
 
-export interface RoundView {
-  number: number;
-  attempt: number;
-  kind: 'train' | 'evaluate';
-  status: string;
-  modelHash: string;
-  resultModelHash: string | null;
-  openedAt: string;
-  deadlineAt: string;
-  closedAt: string | null;
-  closeReason: string | null;
-  summary: Omit<RoundSummary, 'aggregationTrace'> | null;
-  participants: {
-    siloId: string;
-    siloName: string;
-    status: ParticipantStatus;
-    numExamples: number | null;
-    updateSha256: string | null;
-    trainLoss: number | null;
-    evaluation: EvaluationMetrics | null;
-    failure: { code: string; message: string } | null;
-    /** What the silo reported spending on this round's update (the hub's own computation is in the ledger). */
-    privacy: PrivacySpend | null;
-  }[];
-}
+/** The API's round view is the shared wire type (libs/protocol api-views). */
+export type { RoundView };
 
 /** Read side of rounds for administrators, auditors and the console. */
 @Injectable()

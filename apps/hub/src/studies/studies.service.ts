@@ -4,9 +4,11 @@ import {
   planHash,
   studyPlanProblems,
   type Decision,
+  type SiloDecisionView,
   type SiloStudy,
   type StudyPlan,
   type StudyStatus,
+  type StudyView,
 } from '@tessera/protocol';
 import { DataSource, In, type EntityManager } from 'typeorm';
 import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
@@ -19,32 +21,8 @@ import { StudyDecisionEntity } from './study-decision.entity';
 import { StudyPlanVersionEntity } from './study-plan-version.entity';
 import { StudyEntity, type PrivacyCost } from './study.entity';
 
-export interface SiloDecisionView {
-  siloId: string;
-  siloName: string;
-  /** The latest decision on the CURRENT plan version, or null. */
-  decision: Decision | null;
-  planHash: string | null;
-  decidedAt: string | null;
-  reason: string | null;
-}
-
-export interface StudyView {
-  id: string;
-  name: string;
-  status: StudyStatus;
-  planVersion: number;
-  planHash: string;
-  plan: StudyPlan;
-  privacyCost: PrivacyCost | null;
-  participants: string[];
-  currentModelHash: string | null;
-  endReason: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  endedAt: string | null;
-  decisions: SiloDecisionView[];
-}
+/** The API's study views are the shared wire types (libs/protocol api-views), so hub and console cannot drift. */
+export type { SiloDecisionView, StudyView };
 
 /** Which transitions an administrator may make, from which states. */
 const EDITABLE: StudyStatus[] = ['draft', 'awaiting_approvals'];
