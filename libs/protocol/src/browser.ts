@@ -20,3 +20,4 @@ export {
 export { HubErrorBody, type EnrollmentBundle } from './identity';
 export type { Decision, EvaluationMetrics, FailureReport, PrivacySpend, SiloStudy, StudyStatus } from './rounds';
 export * from './api-views';
+export * from './heart-disease-schema';

@@ -4,3 +4,4 @@ export * from './study-plan';
 export * from './rounds';
 export * from './privacy';
 export * from './api-views';
+export * from './heart-disease-schema';

@@ -1,4 +1,4 @@
-import type { StudyPlan } from '@tessera/protocol';
+import { HEART_DISEASE_SCHEMA, type FeatureSchema, type StudyPlan } from '@tessera/protocol';
 
 // The study wizard edits a draft: the plan's shape with every number and list kept as the text the person typed,
 // so a half-typed value is never lost. draftToPlan turns it into a candidate plan that studyPlanProblems judges;
@@ -189,10 +189,33 @@ export function draftToPlan(d: PlanDraft): unknown {
 const text = (n: number | undefined): string => (n === undefined ? '' : String(n));
 
 /** A draft of an existing plan (a new version of a study's plan starts from the current one). */
+/** A plan's feature schema as the wizard's editable draft (text fields). */
+function schemaToDraft(schema: FeatureSchema): PlanDraft['schema'] {
+  const label = schema.label;
+  return {
+    hasHeader: schema.columns === undefined,
+    columns: (schema.columns ?? []).join(', '),
+    missingValues: (schema.missingValues ?? []).join(', '),
+    features: schema.features.map((f) =>
+      f.type === 'numeric'
+        ? { name: f.name, type: 'numeric', levels: '' }
+        : { name: f.name, type: 'categorical', levels: f.levels.join(', ') },
+    ),
+    label:
+      label.operator === 'in'
+        ? { column: label.column, operator: 'in', threshold: '', values: label.values.join(', ') }
+        : { column: label.column, operator: label.operator, threshold: String(label.threshold), values: '' },
+    missing: schema.missing,
+    testFraction: String(schema.split.testFraction),
+    splitSeed: String(schema.split.seed),
+    stratify: schema.split.stratify,
+    standardize: schema.standardize,
+  };
+}
+
 export function planToDraft(plan: StudyPlan): PlanDraft {
   const t = plan.training;
   const p = plan.privacy;
-  const label = plan.schema.label;
   return {
     name: plan.name,
     purpose: plan.purpose,
@@ -200,25 +223,7 @@ export function planToDraft(plan: StudyPlan): PlanDraft {
       plan.model.kind === 'mlp'
         ? { kind: 'mlp', hiddenLayers: plan.model.hiddenLayers.join(', '), activation: plan.model.activation }
         : { kind: 'logistic-regression', hiddenLayers: '16', activation: 'relu' },
-    schema: {
-      hasHeader: plan.schema.columns === undefined,
-      columns: (plan.schema.columns ?? []).join(', '),
-      missingValues: (plan.schema.missingValues ?? []).join(', '),
-      features: plan.schema.features.map((f) =>
-        f.type === 'numeric'
-          ? { name: f.name, type: 'numeric', levels: '' }
-          : { name: f.name, type: 'categorical', levels: f.levels.join(', ') },
-      ),
-      label:
-        label.operator === 'in'
-          ? { column: label.column, operator: 'in', threshold: '', values: label.values.join(', ') }
-          : { column: label.column, operator: label.operator, threshold: String(label.threshold), values: '' },
-      missing: plan.schema.missing,
-      testFraction: String(plan.schema.split.testFraction),
-      splitSeed: String(plan.schema.split.seed),
-      stratify: plan.schema.split.stratify,
-      standardize: plan.schema.standardize,
-    },
+    schema: schemaToDraft(plan.schema),
     training: {
       rounds: String(t.rounds),
       localEpochs: String(t.localEpochs),
@@ -268,50 +273,14 @@ const DEFAULT_PRIVACY: PlanDraft['privacy'] = {
   samplingRate: '0.05',
 };
 
-/**
- * The UCI Heart Disease files (libs/ml/data/heart-disease, headerless, '?' for missing values): 14 columns in file
- * order, 13 features with the two categorical ones one-hot encoded, label "num > 0". The same schema the demo uses.
- */
-const HEART_DISEASE_COLUMNS = [
-  'age',
-  'sex',
-  'cp',
-  'trestbps',
-  'chol',
-  'fbs',
-  'restecg',
-  'thalach',
-  'exang',
-  'oldpeak',
-  'slope',
-  'ca',
-  'thal',
-  'num',
-];
-
 /** A new study starts from this: the Fed-Heart-Disease schema, logistic regression, no invited silo yet. */
 export function defaultDraft(): PlanDraft {
-  const numeric = ['age', 'sex', 'trestbps', 'chol', 'fbs', 'thalach', 'exang', 'oldpeak'];
   return {
     name: '',
     purpose: '',
     model: { kind: 'logistic-regression', hiddenLayers: '16', activation: 'relu' },
-    schema: {
-      hasHeader: false,
-      columns: HEART_DISEASE_COLUMNS.join(', '),
-      missingValues: '?',
-      features: [
-        ...numeric.map((name): FeatureDraft => ({ name, type: 'numeric', levels: '' })),
-        { name: 'cp', type: 'categorical', levels: '1, 2, 3, 4' },
-        { name: 'restecg', type: 'categorical', levels: '0, 1, 2' },
-      ],
-      label: { column: 'num', operator: '>', threshold: '0', values: '' },
-      missing: 'drop-rows',
-      testFraction: '0.34',
-      splitSeed: '43',
-      stratify: true,
-      standardize: true,
-    },
+    // The Fed-Heart-Disease schema, defined once in @tessera/protocol (the same the demo uses).
+    schema: schemaToDraft(HEART_DISEASE_SCHEMA),
     training: {
       rounds: '10',
       localEpochs: '5',

@@ -1,5 +1,4 @@
-import { HEART_DISEASE_SCHEMA } from '@tessera/ml';
-import type { FeatureSchema, StudyPlan } from '@tessera/protocol';
+import { HEART_DISEASE_SCHEMA, type StudyPlan } from '@tessera/protocol';
 
 /**
  * The Fed-Heart-Disease study (FLamby's standard preprocessing, libs/ml/data/heart-disease/SOURCE.md): logistic
@@ -10,7 +9,7 @@ export function heartDiseasePlan(silos: string[], overrides: Partial<StudyPlan> 
     name: 'Fed-Heart-Disease',
     purpose: 'Predict angiographic coronary artery disease (num > 0) from 13 routine clinical features.',
     model: { kind: 'logistic-regression' },
-    schema: structuredClone(HEART_DISEASE_SCHEMA) as FeatureSchema,
+    schema: structuredClone(HEART_DISEASE_SCHEMA),
     training: {
       rounds: 10,
       localEpochs: 5,
