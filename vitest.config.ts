@@ -25,6 +25,8 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'unit',
+          // Some unit tests run built code (the DP noise worker thread, benchmark scripts): build first (incremental).
+          globalSetup: ['./vitest.global-setup.ts'],
           include: ['libs/*/src/**/*.spec.ts', 'apps/*/src/**/*.spec.ts', 'bench/**/*.spec.ts'],
           environment: 'node',
         },

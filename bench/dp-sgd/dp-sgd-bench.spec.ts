@@ -17,10 +17,15 @@ interface DpSgdReport {
     examples: number;
     nonPrivateMs: Spread;
     dpSgdMs: Spread;
-    samplerMsInDpEpoch: Spread;
     ratio: number;
-    ratioWithoutSampler: number;
     noiseDrawsPerEpoch: number;
+    samplerOnTrainingThread: {
+      dpSgdMs: Spread;
+      samplerMs: Spread;
+      ratio: number;
+      microsecondsPerDraw: number;
+      ratioWithoutSampler: number;
+    };
   }[];
   targets: { dpEpochAtMostOneAndAHalfTimesPlain: TargetShape };
   pass: boolean;
@@ -28,7 +33,7 @@ interface DpSgdReport {
 
 // Keeps the script from rotting: --smoke (500 digits, one run) and the shape of its JSON. Speed is NOT asserted.
 describe('DP-SGD overhead benchmark (smoke)', () => {
-  it('trains both models with and without DP-SGD on real digits and writes the documented JSON', () => {
+  it('trains both models without DP-SGD and with it (noise thread and same thread) on real digits and writes the documented JSON', () => {
     const report = runSmoke('bench/dp-sgd/dp-sgd.bench.mjs') as DpSgdReport;
     expect(report.benchmark).toBe('dp-sgd');
     expect(report.mode).toBe('smoke');
@@ -40,6 +45,8 @@ describe('DP-SGD overhead benchmark (smoke)', () => {
       expect(f.dpSgdMs.median).toBeGreaterThan(0);
       expect(f.noiseDrawsPerEpoch).toBeGreaterThan(0);
       expect(f.ratio).toBeGreaterThan(0);
+      expect(f.samplerOnTrainingThread.samplerMs.median).toBeGreaterThan(0);
+      expect(f.samplerOnTrainingThread.microsecondsPerDraw).toBeGreaterThan(0);
     }
     expect(report.targets.dpEpochAtMostOneAndAHalfTimesPlain.target).toBe(1.5);
     expect(typeof report.pass).toBe('boolean');

@@ -9,39 +9,10 @@ import {
   sampleDiscreteLaplace,
 } from './discrete-gaussian';
 import { PrivacyParameterError } from './privacy-parameter.exception';
+import { expectChiSquareFit, expectFrequency, histogram, normalisedPmf } from './distribution.test-util';
 import { SeededRandomSource, uniformInt } from './random-source';
 
-// Statistical tests draw from a fixed-seed SeededRandomSource, so they are deterministic and cannot flake. Their bounds
-// are still set as if the draws were fresh: frequencies within 5 standard errors (a correct sampler fails such a check
-// with probability < 1e-6), chi-square statistics below the 1 - 1e-6 quantile (scipy.stats.chi2.ppf).
-
-function expectFrequency(hits: number, n: number, p: number): void {
-  const standardError = Math.sqrt((p * (1 - p)) / n);
-  expect(Math.abs(hits / n - p), `frequency ${hits / n} vs p ${p}`).toBeLessThan(5 * standardError);
-}
-
-/** Pearson chi-square of counts against a pmf over integer support [-range, range], outer bins merged into tails. */
-function chiSquare(counts: Map<number, number>, pmf: (x: number) => number, range: number, n: number): number {
-  let statistic = 0;
-  let tailObserved = n;
-  let tailExpected = 1;
-  for (let x = -range; x <= range; x++) {
-    const expected = n * pmf(x);
-    const observed = counts.get(x) ?? 0;
-    statistic += (observed - expected) ** 2 / expected;
-    tailObserved -= observed;
-    tailExpected -= pmf(x);
-  }
-  const expectedTail = n * tailExpected;
-  if (expectedTail > 5) statistic += (tailObserved - expectedTail) ** 2 / expectedTail;
-  return statistic;
-}
-
-function normalisedPmf(weight: (x: number) => number, support: number): (x: number) => number {
-  let total = 0;
-  for (let x = -support; x <= support; x++) total += weight(x);
-  return (x) => weight(x) / total;
-}
+// Fixed seeds and 1e-6-level bounds: see distribution.test-util.ts.
 
 describe('exact Bernoulli coins', () => {
   it('bernoulliRational(1, 3) has frequency 1/3, and is exact at 0 and 1', () => {
@@ -81,15 +52,9 @@ describe('exact Bernoulli coins', () => {
 
   it('uniformInt is unbiased for a bound that does not divide 2^32', () => {
     const rng = new SeededRandomSource('uniform');
-    const counts = new Map<number, number>();
     const n = 120_000;
-    for (let i = 0; i < n; i++) {
-      const v = uniformInt(rng, 6);
-      counts.set(v, (counts.get(v) ?? 0) + 1);
-    }
-    // 6 cells, df = 5: chi2.ppf(1 - 1e-6, 5) = 35.9.
-    const statistic = [...counts.values()].reduce((s, c) => s + (c - n / 6) ** 2 / (n / 6), 0);
-    expect(statistic).toBeLessThan(35.9);
+    const counts = histogram(n, () => uniformInt(rng, 6));
+    expectChiSquareFit(counts, (x) => (x >= 0 && x < 6 ? 1 / 6 : 0), n);
     expect([...counts.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5]);
   });
 });
@@ -98,14 +63,12 @@ describe('discrete Laplace (CKS20 Algorithm 2)', () => {
   it('t = 3 matches the pmf proportional to exp(-|x| / 3)', () => {
     const rng = new SeededRandomSource('laplace');
     const n = 100_000;
-    const counts = new Map<number, number>();
-    for (let i = 0; i < n; i++) {
-      const x = sampleDiscreteLaplace(rng, 3);
-      counts.set(x, (counts.get(x) ?? 0) + 1);
-    }
-    const pmf = normalisedPmf((x) => Math.exp(-Math.abs(x) / 3), 200);
-    // 25 cells + tail, df = 25: chi2.ppf(1 - 1e-6, 25) = 70.4.
-    expect(chiSquare(counts, pmf, 12, n)).toBeLessThan(70.4);
+    const counts = histogram(n, () => sampleDiscreteLaplace(rng, 3));
+    expectChiSquareFit(
+      counts,
+      normalisedPmf((x) => Math.exp(-Math.abs(x) / 3), 200),
+      n,
+    );
   });
 });
 
@@ -118,18 +81,15 @@ describe('discrete Gaussian (CKS20 Algorithm 3)', () => {
     const sigma2 = Number(numerator) / Number(denominator);
     const sampler = new DiscreteGaussianSampler({ numerator, denominator }, new SeededRandomSource(`dg-${sigma2}`));
     const n = 100_000;
-    const counts = new Map<number, number>();
     let sumSquares = 0;
-    for (let i = 0; i < n; i++) {
+    const counts = histogram(n, () => {
       const x = sampler.sample();
       expect(Number.isInteger(x)).toBe(true);
-      counts.set(x, (counts.get(x) ?? 0) + 1);
       sumSquares += x * x;
-    }
+      return x;
+    });
     const pmf = normalisedPmf((x) => Math.exp(-(x * x) / (2 * sigma2)), 200);
-    const range = Math.max(2, Math.ceil(3 * Math.sqrt(sigma2)));
-    // At most 2 * 11 + 1 = 23 cells + tail: chi2.ppf(1 - 1e-6, 23) = 66.7.
-    expect(chiSquare(counts, pmf, range, n)).toBeLessThan(66.7);
+    expectChiSquareFit(counts, pmf, n);
     let variance = 0;
     let fourth = 0;
     for (let x = -200; x <= 200; x++) {

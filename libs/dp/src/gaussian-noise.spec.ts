@@ -7,19 +7,22 @@ import { CryptoRandomSource, SeededRandomSource } from './random-source';
 // Fixed seeds make these deterministic; bounds are 5 standard errors (see discrete-gaussian.spec.ts).
 
 describe('noiseLattice', () => {
-  it('uses a power-of-two spacing with stddev / gamma in [2^24, 2^25) and the exact squared ratio', () => {
-    for (const stddev of [1, 0.75, 3.3, 1e-3, 1234.5]) {
+  it('uses a power-of-two spacing with stddev / gamma in [2^24, 2^25), and an integer lattice sigma just above it', () => {
+    for (const stddev of [1, 0.75, 3.3, 1e-3, 1234.5, 1.1]) {
       const lattice = noiseLattice(stddev);
       const ratio = stddev / lattice.granularity;
       expect(Number.isInteger(Math.log2(lattice.granularity))).toBe(true);
       expect(ratio).toBeGreaterThanOrEqual(2 ** DEFAULT_GRANULARITY_BITS);
       expect(ratio).toBeLessThan(2 ** (DEFAULT_GRANULARITY_BITS + 1));
-      const { numerator, denominator } = lattice.latticeSigmaSquared;
-      // ratio is a double, so ratio^2 as a rational must match numerator / denominator exactly: compare cross products.
-      const scaled = BigInt(ratio * 2 ** 28); // exact: ratio has at most 53 significant bits and ratio < 2^25
-      expect(scaled * scaled * denominator).toBe(numerator * (1n << 56n));
+      // Never less noise than asked for, at most 16 lattice units more (the sampler's blocks), i.e. 1 + 2^-20.
+      expect(lattice.latticeSigma % 16).toBe(0);
+      expect(lattice.latticeSigma).toBeGreaterThanOrEqual(ratio);
+      expect(lattice.latticeSigma).toBeLessThan(ratio + 16);
+      expect(lattice.effectiveStddev).toBe(lattice.latticeSigma * lattice.granularity);
+      expect(lattice.effectiveStddev / stddev - 1).toBeLessThan(2 ** -20);
     }
-    expect(noiseLattice(1).latticeSigmaSquared).toEqual({ numerator: 1n << 48n, denominator: 1n });
+    expect(noiseLattice(1)).toMatchObject({ granularity: 2 ** -24, latticeSigma: 2 ** 24, effectiveStddev: 1 });
+    expect(noiseLattice(1.1, 8).latticeSigma).toBe(288); // 1.1 * 2^8 = 281.6, rounded up to a multiple of 16
   });
 
   it('rejects bad stddev and granularity', () => {
@@ -28,6 +31,7 @@ describe('noiseLattice', () => {
     expect(() => noiseLattice(NaN)).toThrow(PrivacyParameterError);
     expect(() => noiseLattice(1, 3)).toThrow(PrivacyParameterError);
     expect(() => noiseLattice(1, 24.5)).toThrow(PrivacyParameterError);
+    expect(() => noiseLattice(1, 31)).toThrow(PrivacyParameterError); // lattice sigma would pass the sampler's 2^31
   });
 });
 
@@ -91,6 +95,7 @@ describe('addGaussianNoiseInPlace', () => {
     expect(trace).toEqual({
       mechanism: 'discrete-gaussian-lattice',
       stddev: 0.5,
+      effectiveStddev: 0.5,
       granularity: 2 ** -25,
       granularityBits: 24,
       length: n,

@@ -1,10 +1,12 @@
 // Gaussian noise for DP-SGD and DP-FedAvg without the floating-point pitfall (Mironov 2012, "On significance of the
-// least significant bits for differential privacy"): noise is gamma * N_Z(0, (stddev / gamma)^2), an exact discrete
-// Gaussian (Canonne, Kamath, Steinke 2020) on the lattice gamma * Z, with gamma a power of two. Values receiving noise
-// are first rounded to the same lattice, so every output is a lattice point whose distribution depends on the input
-// only through the rounded input: no low-order bits of the input survive. See docs/adr/0003-privacy-accountant.md.
+// least significant bits for differential privacy"): noise is gamma * N_Z(0, s^2), an exact discrete Gaussian
+// (Canonne, Kamath, Steinke 2020) on the lattice gamma * Z, with gamma a power of two and s the integer lattice sigma
+// (stddev / gamma rounded up to a multiple of 16), drawn by Karney's exact algorithm (karney-discrete-gaussian.ts).
+// Values receiving noise are first rounded to the same lattice, so every output is a lattice point whose distribution
+// depends on the input only through the rounded input: no low-order bits of the input survive. See
+// docs/adr/0003-privacy-accountant.md and docs/adr/0005-exact-noise-sampler.md.
 
-import { DiscreteGaussianSampler, type ExactRational } from './discrete-gaussian';
+import { KARNEY_BLOCKS, KarneyDiscreteGaussianSampler } from './karney-discrete-gaussian';
 import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-parameter.exception';
 import { defaultRandomSource, type RandomSource } from './random-source';
 
@@ -15,7 +17,8 @@ import { defaultRandomSource, type RandomSource } from './random-source';
  */
 export const DEFAULT_GRANULARITY_BITS = 24;
 const MIN_GRANULARITY_BITS = 8;
-const MAX_GRANULARITY_BITS = 36;
+/** stddev / gamma < 2^31 keeps the lattice sigma within the exact sampler's range. */
+const MAX_GRANULARITY_BITS = 30;
 
 export interface NoiseOptions {
   /** Randomness; defaults to the process-wide node:crypto source. Inject a SeededRandomSource only in tests. */
@@ -29,8 +32,14 @@ export interface NoiseLattice {
   /** gamma: the lattice spacing, a power of two, in the same units as the stddev. */
   readonly granularity: number;
   readonly granularityBits: number;
-  /** (stddev / gamma)^2, exactly, as a rational of BigInts. */
-  readonly latticeSigmaSquared: ExactRational;
+  /**
+   * s: the discrete Gaussian's sigma in lattice units, stddev / gamma rounded up to a multiple of 16 (the sampler's
+   * block count). The noise drawn is never smaller than requested and at most 16 lattice units larger: a factor
+   * 1 + 2^-20 at the default granularity.
+   */
+  readonly latticeSigma: number;
+  /** s * gamma: the standard-deviation parameter of the noise actually drawn (>= stddev). */
+  readonly effectiveStddev: number;
 }
 
 /** What addGaussianNoiseInPlace did, for the update's audit trace. */
@@ -38,6 +47,8 @@ export interface NoiseTrace {
   readonly mechanism: 'discrete-gaussian-lattice';
   /** Requested noise standard deviation (absolute units: noiseMultiplier * clipNorm). */
   readonly stddev: number;
+  /** The standard-deviation parameter actually used, latticeSigma * granularity: >= stddev (see NoiseLattice). */
+  readonly effectiveStddev: number;
   readonly granularity: number;
   readonly granularityBits: number;
   readonly length: number;
@@ -68,21 +79,9 @@ function assertLength(length: number): void {
   }
 }
 
-/** The exact value of a positive finite double as mantissa * 2^exponent with an integer mantissa. */
-function exactDouble(x: number): { mantissa: bigint; exponent: number } {
-  const view = new DataView(new ArrayBuffer(8));
-  view.setFloat64(0, x);
-  const bits = view.getBigUint64(0);
-  const biased = Number((bits >> 52n) & 0x7ffn);
-  const fraction = bits & ((1n << 52n) - 1n);
-  return biased === 0
-    ? { mantissa: fraction, exponent: -1074 }
-    : { mantissa: fraction | (1n << 52n), exponent: biased - 1075 };
-}
-
 /**
- * The noise lattice for `stddev`: gamma = 2^(floor(log2 stddev) - granularityBits) and the exact discrete-Gaussian
- * parameter (stddev / gamma)^2 (Canonne, Kamath, Steinke 2020, used at granularity gamma).
+ * The noise lattice for `stddev`: gamma = 2^(floor(log2 stddev) - granularityBits) and the integer discrete-Gaussian
+ * parameter s = ceil(stddev / (16 gamma)) * 16 (Canonne, Kamath, Steinke 2020, used at granularity gamma).
  */
 export function noiseLattice(stddev: number, granularityBits: number = DEFAULT_GRANULARITY_BITS): NoiseLattice {
   assertStddev(stddev);
@@ -109,19 +108,10 @@ export function noiseLattice(stddev: number, granularityBits: number = DEFAULT_G
       `stddev ${stddev} is too small for a normal-number noise lattice`,
     );
   }
-  // stddev / gamma is exact (power-of-two scaling); square it exactly.
-  let { mantissa, exponent } = exactDouble(stddev / granularity);
-  // Reduce the fraction (strip common factors of two) so the sampler's BigInts stay small.
-  while (exponent < 0 && (mantissa & 1n) === 0n) {
-    mantissa >>= 1n;
-    exponent++;
-  }
-  const squared = mantissa * mantissa;
-  const latticeSigmaSquared: ExactRational =
-    exponent >= 0
-      ? { numerator: squared << BigInt(2 * exponent), denominator: 1n }
-      : { numerator: squared, denominator: 1n << BigInt(-2 * exponent) };
-  return { granularity, granularityBits, latticeSigmaSquared };
+  // stddev / gamma is exact (power-of-two scaling) and lies in [2^granularityBits, 2^(granularityBits+1)). Rounding
+  // s up only adds noise, so the accounted epsilon (computed for the requested stddev) stays an upper bound.
+  const latticeSigma = Math.ceil(stddev / granularity / KARNEY_BLOCKS) * KARNEY_BLOCKS;
+  return { granularity, granularityBits, latticeSigma, effectiveStddev: latticeSigma * granularity };
 }
 
 /**
@@ -132,15 +122,17 @@ export function noiseLattice(stddev: number, granularityBits: number = DEFAULT_G
 export function gaussianNoise(length: number, stddev: number, options: NoiseOptions = {}): Float64Array {
   assertLength(length);
   const lattice = noiseLattice(stddev, options.granularityBits);
-  const sampler = new DiscreteGaussianSampler(lattice.latticeSigmaSquared, options.rng ?? defaultRandomSource());
+  const sampler = new KarneyDiscreteGaussianSampler(lattice.latticeSigma, options.rng ?? defaultRandomSource());
   const out = new Float64Array(length);
-  for (let i = 0; i < length; i++) out[i] = sampler.sample() * lattice.granularity;
+  const gamma = lattice.granularity;
+  for (let i = 0; i < length; i++) out[i] = sampler.sample() * gamma;
   return out;
 }
 
 /**
  * Adds Gaussian noise of standard deviation `stddev` to `values` in place: each value x becomes
- * gamma * (round(x / gamma) + Y) with Y ~ N_Z(0, (stddev / gamma)^2) (Canonne, Kamath, Steinke 2020), then is stored at
+ * gamma * (round(x / gamma) + Y) with Y ~ N_Z(0, s^2), s = noiseLattice(stddev).latticeSigma (Canonne, Kamath, Steinke
+ * 2020; drawn by Karney 2016), then is stored at
  * the array's precision (post-processing). Throws NonFiniteValue on NaN/Infinity input.
  */
 export function addGaussianNoiseInPlace(
@@ -159,7 +151,7 @@ export function addGaussianNoiseInPlace(
       );
     }
   }
-  const sampler = new DiscreteGaussianSampler(lattice.latticeSigmaSquared, options.rng ?? defaultRandomSource());
+  const sampler = new KarneyDiscreteGaussianSampler(lattice.latticeSigma, options.rng ?? defaultRandomSource());
   for (let i = 0; i < values.length; i++) {
     // x / gamma is exact (power-of-two scaling); the integer sum is rounded only as a function of itself.
     values[i] = (Math.round(values[i] / gamma) + sampler.sample()) * gamma;
@@ -167,6 +159,7 @@ export function addGaussianNoiseInPlace(
   return {
     mechanism: 'discrete-gaussian-lattice',
     stddev,
+    effectiveStddev: lattice.effectiveStddev,
     granularity: gamma,
     granularityBits: lattice.granularityBits,
     length: values.length,

@@ -6,3 +6,5 @@ export * from './random-source';
 export * from './discrete-gaussian';
 export * from './gaussian-noise';
 export * from './clipping.util';
+export * from './karney-discrete-gaussian';
+export * from './gaussian-noise-worker';

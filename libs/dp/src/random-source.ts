@@ -10,6 +10,8 @@ import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-para
 export interface RandomSource {
   /** An integer uniform on [0, 2^32). */
   nextUint32(): number;
+  /** Optional bulk form: fill `out` with independent uniform words (same stream semantics as nextUint32). */
+  fillUint32?(out: Uint32Array): void;
 }
 
 const WORDS_PER_REFILL = 16_384; // 64 KiB per call into the OS generator: amortises the syscall cost.
@@ -25,6 +27,10 @@ export class CryptoRandomSource implements RandomSource {
       this.next = 0;
     }
     return this.words[this.next++];
+  }
+
+  fillUint32(out: Uint32Array): void {
+    randomFillSync(out);
   }
 }
 
@@ -90,4 +96,13 @@ export function uniformInt(rng: RandomSource, n: number): number {
 /** A fair bit. */
 export function randomBit(rng: RandomSource): number {
   return rng.nextUint32() & 1;
+}
+
+/** Fills `out` with uniform 32-bit words from `rng`, in one call when the source can fill buffers itself. */
+export function fillUint32(rng: RandomSource, out: Uint32Array): void {
+  if (rng.fillUint32 !== undefined) {
+    rng.fillUint32(out);
+    return;
+  }
+  for (let i = 0; i < out.length; i++) out[i] = rng.nextUint32();
 }

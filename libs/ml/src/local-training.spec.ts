@@ -119,6 +119,42 @@ describe('trainLocal with DP-SGD', () => {
     }
   });
 
+  it('takes noise from an asynchronous source (another thread) with the same result, one request per step', async () => {
+    const input = { ...base(), batchSize: undefined };
+    const syncCalls: { length: number; stddev: number }[] = [];
+    const asyncCalls: { length: number; stddev: number }[] = [];
+    const sync = alternatingNoise(syncCalls);
+    const later = alternatingNoise(asyncCalls);
+    const dp = { clipNorm: 0.5, noiseMultiplier: 1.1, samplingRate: 0.2 };
+    const a = await trainLocal({ ...input, dp: { ...dp, noise: sync, sampling: seededUniform(5) } });
+    const b = await trainLocal({
+      ...input,
+      dp: {
+        ...dp,
+        noise: (length, stddev) =>
+          new Promise<Float32Array | Float64Array>((resolve) => setTimeout(() => resolve(later(length, stddev)), 2)),
+        sampling: seededUniform(5),
+      },
+    });
+    expect(b.parameters).toEqual(a.parameters);
+    // Requests run ahead of the steps, but never past the last one: nothing is drawn for nothing.
+    expect(asyncCalls).toHaveLength(a.steps);
+    expect(syncCalls).toHaveLength(a.steps);
+  });
+
+  it("fails with the noise source's error, without an unhandled rejection from the draws requested ahead", async () => {
+    const input = { ...base(), batchSize: undefined };
+    let calls = 0;
+    const failing = (): Promise<Float64Array> => {
+      calls++;
+      return Promise.reject(new Error('noise thread died'));
+    };
+    await expect(
+      trainLocal({ ...input, dp: { clipNorm: 1, noiseMultiplier: 1, samplingRate: 0.2, noise: failing } }),
+    ).rejects.toThrow('noise thread died');
+    expect(calls).toBe(2); // step 0 and the one requested ahead
+  });
+
   it('bounds each step by lr·(|B|·C + noise)/(q·n) when σ = 0', async () => {
     const input = { ...base(), batchSize: undefined, epochs: undefined, steps: 1 };
     const dp = { clipNorm: 1e-3, noiseMultiplier: 0, samplingRate: 0.5, noise: alternatingNoise([]) };

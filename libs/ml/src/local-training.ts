@@ -19,9 +19,14 @@ import { checkExamples, type LabelArray } from './training-input';
 
 /**
  * Gaussian noise source injected by the caller (the agent passes the secure sampler of @tessera/dp):
- * `length` independent draws from N(0, stddev²).
+ * `length` independent draws from N(0, stddev²). It may answer with a promise: trainLocal asks for a step's noise
+ * before computing that step's gradients and waits for it only afterwards, so a source that draws on another thread
+ * (@tessera/dp GaussianNoiseWorker) works while the gradients are computed.
  */
-export type GaussianNoise = (length: number, stddev: number) => Float32Array | Float64Array;
+export type GaussianNoise = (
+  length: number,
+  stddev: number,
+) => Float32Array | Float64Array | Promise<Float32Array | Float64Array>;
 
 /** Example-level DP-SGD settings (Abadi et al., CCS 2016, Algorithm 1, with Poisson sampling). */
 export interface DpSgdConfig {
@@ -133,10 +138,16 @@ function validateScalars(input: LocalTrainingInput): void {
   if (typeof dp.noise !== 'function') fail(TrainingInputErrorCode.Noise, 'noise must be a function');
 }
 
-/** Draws σC-scaled noise for every parameter and checks the sampler's answer. */
-function drawNoise(dp: DpSgdConfig, size: number): Float32Array {
-  const stddev = dp.noiseMultiplier * dp.clipNorm;
-  const raw = dp.noise(size, stddev);
+/** Asks for σC-scaled noise for every parameter (the answer may still be on its way). */
+function requestNoise(
+  dp: DpSgdConfig,
+  size: number,
+): Float32Array | Float64Array | Promise<Float32Array | Float64Array> {
+  return dp.noise(size, dp.noiseMultiplier * dp.clipNorm);
+}
+
+/** Checks the sampler's answer: the right length, all finite; as float32 for the tensors. */
+function checkedNoise(raw: unknown, size: number): Float32Array {
   if (!(raw instanceof Float32Array || raw instanceof Float64Array) || raw.length !== size) {
     fail(TrainingInputErrorCode.Noise, `noise must return ${size} values`);
   }
@@ -147,6 +158,38 @@ function drawNoise(dp: DpSgdConfig, size: number): Float32Array {
   if (probe !== 0) fail(TrainingInputErrorCode.Noise, 'noise returned a non-finite value');
   return noise;
 }
+
+/**
+ * Noise requested ahead of the steps that use it: each step's noise is asked for NOISE_LOOKAHEAD steps early and
+ * awaited only after that step's gradients are computed, so a source drawing on another thread has the time of
+ * several gradient computations to answer. Noise is data-independent, so drawing it early changes nothing in the
+ * mechanism; a request left over when training stops is simply dropped.
+ */
+class NoiseQueue {
+  private readonly queue: Promise<Float32Array | Float64Array>[] = [];
+  private issued = 0;
+
+  constructor(
+    private readonly request: (() => Float32Array | Float64Array | Promise<Float32Array | Float64Array>) | null,
+    private readonly total: number,
+  ) {}
+
+  /** The noise for `step` (null without noise), with the requests of the following steps already on their way. */
+  next(step: number): Promise<Float32Array | Float64Array> | null {
+    if (this.request === null) return null;
+    while (this.issued < Math.min(this.total, step + 1 + NOISE_LOOKAHEAD)) {
+      const pending = Promise.resolve(this.request());
+      // Awaited in its step; if training stops first, a failing draw must not become an unhandled rejection.
+      pending.catch(() => undefined);
+      this.queue.push(pending);
+      this.issued++;
+    }
+    return this.queue.shift()!;
+  }
+}
+
+/** Steps of noise requested beyond the current one. */
+const NOISE_LOOKAHEAD = 1;
 
 /**
  * Poisson sampling: every index of 0..n-1 is included independently with probability q (the subsampling the
@@ -240,13 +283,17 @@ export async function trainLocal(input: LocalTrainingInput): Promise<LocalTraini
   let epochLoss = 0;
   let epochExamples = 0;
   let examplesUsed = 0;
+  const noiseAhead = new NoiseQueue(
+    dp !== undefined && dp.noiseMultiplier > 0 ? () => requestNoise(dp, size) : null,
+    plan.totalSteps,
+  );
   try {
     for (let step = 0; step < plan.totalSteps; step++) {
       const indices = sampler.next();
       const batch = indices.length;
-      const noise = dp !== undefined && dp.noiseMultiplier > 0 ? drawNoise(dp, size) : null;
+      const pendingNoise = noiseAhead.next(step);
       const current = weights;
-      const { next, lossSum } = tf.tidy(() => {
+      const { gradients, lossSum } = tf.tidy(() => {
         const gradients: { kernels: tf.Tensor[]; biases: tf.Tensor[] } = { kernels: [], biases: [] };
         let lossSum: tf.Scalar = tf.scalar(0);
         if (batch > 0) {
@@ -279,6 +326,16 @@ export async function trainLocal(input: LocalTrainingInput): Promise<LocalTraini
           gradients.kernels = current.kernels.map((k) => tf.zerosLike(k));
           gradients.biases = current.biases.map((b) => tf.zerosLike(b));
         }
+        return { gradients, lossSum };
+      });
+      let noise: Float32Array | null = null;
+      try {
+        noise = pendingNoise === null ? null : checkedNoise(await pendingNoise, size);
+      } catch (error) {
+        tf.dispose([...gradients.kernels, ...gradients.biases, lossSum]);
+        throw error;
+      }
+      const next = tf.tidy(() => {
         const scale = dp !== undefined ? 1 / expectedBatch : 1 / batch;
         const update = (param: tf.Tensor, sum: tf.Tensor, entryIndex: number, globalParam: tf.Tensor | undefined) => {
           let noisy = sum;
@@ -298,9 +355,9 @@ export async function trainLocal(input: LocalTrainingInput): Promise<LocalTraini
             (b, l) => update(b, gradients.biases[l]!, 2 * l + 1, global?.biases[l]) as tf.Tensor1D,
           ),
         };
-        return { next, lossSum };
+        return next;
       });
-      tf.dispose([...current.kernels, ...current.biases]);
+      tf.dispose([...current.kernels, ...current.biases, ...gradients.kernels, ...gradients.biases]);
       weights = next;
       epochLoss += lossSum.dataSync()[0]!;
       lossSum.dispose();

@@ -45,7 +45,7 @@ describe('plan → @tessera/ml', () => {
     expect(localTrainingOptionsOf(buildPlan({ training: { proximalMu: 0.01 } }))).not.toHaveProperty('proximalMu');
   });
 
-  it('turns a DP-SGD plan into per-example clipping, Gaussian noise and Poisson sampling with its own σ', () => {
+  it('turns a DP-SGD plan into per-example clipping, Gaussian noise and Poisson sampling with its own σ', async () => {
     expect(dpSgdConfigFor(buildPlan())).toBeUndefined();
     const plan = buildPlan({
       privacy: {
@@ -70,7 +70,9 @@ describe('plan → @tessera/ml', () => {
         delta: 1e-5,
       }).epsilon,
     ).toBeLessThanOrEqual(1);
-    const noise = dp.noise(20_000, 2);
+    // Drawn on the agent's noise thread (20,000 values is above the size drawn in place).
+    const noise = await dp.noise(20_000, 2);
+    expect(noise).toHaveLength(20_000);
     const variance = Array.from(noise).reduce((a, v) => a + v * v, 0) / noise.length;
     expect(variance).toBeGreaterThan(4 * 0.95);
     expect(variance).toBeLessThan(4 * 1.05);

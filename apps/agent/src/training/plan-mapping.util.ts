@@ -1,6 +1,6 @@
 import { parseModelSpec, type DpSgdConfig, type ModelSpec, type TabularSchema } from '@tessera/ml';
 import { getRandomValues } from 'node:crypto';
-import { gaussianNoise } from '@tessera/dp';
+import { GaussianNoiseWorker } from '@tessera/dp';
 import { encodedFeatureCount, privacyMechanismOf, type PrivacyMechanism, type StudyPlan } from '@tessera/protocol';
 
 /**
@@ -37,11 +37,22 @@ export function cryptoUniform(): () => number {
   };
 }
 
+let noiseWorker: GaussianNoiseWorker | undefined;
+
+/**
+ * The process's noise thread (started on first use; idle, it does not keep the process alive): DP-SGD noise is drawn
+ * there while the training thread computes the step's gradients.
+ */
+function sharedNoiseWorker(): GaussianNoiseWorker {
+  noiseWorker ??= new GaussianNoiseWorker();
+  return noiseWorker;
+}
+
 /**
  * The plan's privacy section as trainLocal's `dp` option. 'dp-sgd' (Abadi et al., CCS 2016): per-example clipping
- * to C, Gaussian noise σ·C on the sum from @tessera/dp's exact discrete-Gaussian sampler driven by the CSPRNG,
- * Poisson sampling at rate q with a CSPRNG. σ is this agent's own computation from the plan (privacyMechanismOf),
- * never the hub's number. 'dp-fedavg' trains without per-example noise (the silo's whole update is clipped to C
+ * to C, Gaussian noise σ·C on the sum from @tessera/dp's exact discrete-Gaussian sampler driven by the CSPRNG (drawn
+ * on a worker thread while the gradients are computed), Poisson sampling at rate q with a CSPRNG. σ is this agent's
+ * own computation from the plan (privacyMechanismOf), never the hub's number. 'dp-fedavg' trains without per-example noise (the silo's whole update is clipped to C
  * and the hub adds the noise to the sum) and 'none' without DP: both return undefined.
  */
 export function dpSgdConfigFor(
@@ -53,7 +64,7 @@ export function dpSgdConfigFor(
     clipNorm: mechanism.clipNorm,
     noiseMultiplier: mechanism.noiseMultiplier,
     samplingRate: mechanism.samplingRate,
-    noise: (length, stddev) => gaussianNoise(length, stddev),
+    noise: (length, stddev) => sharedNoiseWorker().draw(length, stddev, { float32: true }),
     sampling: cryptoUniform(),
   };
 }

@@ -1,0 +1,88 @@
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { GaussianNoiseWorker, NOISE_WORKER_MIN_LENGTH, noiseWorkerScript } from './gaussian-noise-worker';
+import { noiseLattice } from './gaussian-noise';
+import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-parameter.exception';
+
+// The worker runs the built script (libs/dp/dist/noise-worker.js): the integration project builds before it starts.
+
+describe('GaussianNoiseWorker (a real worker thread)', () => {
+  const worker = new GaussianNoiseWorker();
+  afterAll(() => worker.close());
+
+  it('draws exact lattice noise of the requested scale on the thread, as float64 or float32', async () => {
+    const stddev = 1.1;
+    const n = 200_000;
+    const noise = await worker.draw(n, stddev);
+    expect(noise).toBeInstanceOf(Float64Array);
+    expect(noise).toHaveLength(n);
+    const { granularity, effectiveStddev } = noiseLattice(stddev);
+    let sum = 0;
+    let sumSquares = 0;
+    for (const x of noise) {
+      expect(Number.isInteger(x / granularity)).toBe(true);
+      sum += x;
+      sumSquares += x * x;
+    }
+    expect(Math.abs(sum / n)).toBeLessThan((5 * stddev) / Math.sqrt(n));
+    expect(Math.abs(sumSquares / n - effectiveStddev ** 2)).toBeLessThan(5 * stddev ** 2 * Math.sqrt(2 / n));
+
+    const single = await worker.draw(n, stddev, { float32: true });
+    expect(single).toBeInstanceOf(Float32Array);
+    expect(single).toHaveLength(n);
+    expect(single.some((x) => x !== 0)).toBe(true);
+  });
+
+  it('answers concurrent requests each with its own fresh noise', async () => {
+    const [a, b, c] = await Promise.all([worker.draw(20_000, 1), worker.draw(30_000, 2), worker.draw(20_000, 1)]);
+    expect(a).toHaveLength(20_000);
+    expect(b).toHaveLength(30_000);
+    expect(c).toHaveLength(20_000);
+    expect(a).not.toEqual(c);
+    const rms = (v: Float64Array): number => Math.sqrt(v.reduce((s, x) => s + x * x, 0) / v.length);
+    expect(rms(b) / rms(a)).toBeGreaterThan(1.9);
+    expect(rms(b) / rms(a)).toBeLessThan(2.1);
+  });
+
+  it('draws short requests on the calling thread, with the same distribution', async () => {
+    const short = await worker.draw(NOISE_WORKER_MIN_LENGTH - 1, 0.5);
+    expect(short).toHaveLength(NOISE_WORKER_MIN_LENGTH - 1);
+    expect(await worker.draw(0, 0.5)).toHaveLength(0);
+  });
+
+  it('rejects bad parameters with the library error, and stays usable', async () => {
+    await expect(worker.draw(100_000, 0)).rejects.toMatchObject({ code: PrivacyParameterErrorCode.InvalidStddev });
+    await expect(worker.draw(-1, 1)).rejects.toBeInstanceOf(PrivacyParameterError);
+    await expect(worker.draw(100_000, 1, { granularityBits: 40 })).rejects.toMatchObject({
+      code: PrivacyParameterErrorCode.InvalidOption,
+    });
+    expect(await worker.draw(10_000, 1)).toHaveLength(10_000);
+  });
+
+  it('rejects waiting and later requests once closed', async () => {
+    const own = new GaussianNoiseWorker();
+    const outcome = own.draw(500_000, 1).then(
+      () => 'resolved',
+      (error: Error) => error.message,
+    );
+    await own.close();
+    expect(await outcome).toMatch(/closed/);
+    await expect(own.draw(100_000, 1)).rejects.toThrow(/closed/);
+  });
+
+  it('does not keep a process alive once nothing waits for noise', () => {
+    const script = [
+      `const { GaussianNoiseWorker } = require(${JSON.stringify(resolve(__dirname, '../dist/index.js'))});`,
+      'const w = new GaussianNoiseWorker();',
+      "w.draw(50000, 1).then((n) => console.log('drew', n.length));",
+    ].join('\n');
+    const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(out.trim()).toBe('drew 50000');
+  });
+
+  it('finds its script in the build', () => {
+    expect(noiseWorkerScript()).toMatch(/dist[/\\]noise-worker\.js$/);
+  });
+});
