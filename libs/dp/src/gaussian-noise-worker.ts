@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
-import { gaussianNoise, noiseLattice } from './gaussian-noise';
+import { gaussianNoise, gaussianNoiseFloat32, noiseLattice } from './gaussian-noise';
 import type { NoiseReply, NoiseRequest } from './noise-worker.protocol';
 import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-parameter.exception';
 
@@ -78,8 +78,11 @@ export class GaussianNoiseWorker {
       }
       noiseLattice(stddev, options.granularityBits);
       if (length < NOISE_WORKER_MIN_LENGTH && !this.closed) {
-        const exact = gaussianNoise(length, stddev, options);
-        return Promise.resolve(options.float32 === true ? Float32Array.from(exact) : exact);
+        return Promise.resolve(
+          options.float32 === true
+            ? gaussianNoiseFloat32(length, stddev, options)
+            : gaussianNoise(length, stddev, options),
+        );
       }
     } catch (error) {
       return Promise.reject(error as Error);

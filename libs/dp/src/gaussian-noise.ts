@@ -124,8 +124,22 @@ export function gaussianNoise(length: number, stddev: number, options: NoiseOpti
   const lattice = noiseLattice(stddev, options.granularityBits);
   const sampler = new KarneyDiscreteGaussianSampler(lattice.latticeSigma, options.rng ?? defaultRandomSource());
   const out = new Float64Array(length);
-  const gamma = lattice.granularity;
-  for (let i = 0; i < length; i++) out[i] = sampler.sample() * gamma;
+  // gamma is a power of two: every product is exact.
+  sampler.fill(out, lattice.granularity);
+  return out;
+}
+
+/**
+ * gaussianNoise rounded to float32, without the float64 intermediate: for callers that add noise to float32 values
+ * anyway (DP-SGD's gradient tensors). Each value is the exact lattice draw rounded to the nearest float32, a function
+ * of the draw alone (post-processing).
+ */
+export function gaussianNoiseFloat32(length: number, stddev: number, options: NoiseOptions = {}): Float32Array {
+  assertLength(length);
+  const lattice = noiseLattice(stddev, options.granularityBits);
+  const sampler = new KarneyDiscreteGaussianSampler(lattice.latticeSigma, options.rng ?? defaultRandomSource());
+  const out = new Float32Array(length);
+  sampler.fill(out, lattice.granularity);
   return out;
 }
 

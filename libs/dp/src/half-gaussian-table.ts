@@ -12,6 +12,8 @@ import { bernoulliExpMinusRational } from './discrete-gaussian';
 import type { RandomSource } from './random-source';
 
 const INITIAL_PRECISION_BITS = 192;
+/** The guide table indexes deviates by their first word's top 32 - GUIDE_SHIFT bits. */
+export const GUIDE_SHIFT = 20;
 /** Guard bits carried in the intermediate products so rounding in the recurrences stays far below 2^-P. */
 const GUARD_BITS = 32;
 
@@ -104,11 +106,17 @@ export class HalfGaussianTable {
   /** Thresholds cover k = 0..size-1; size = 10 m + 1. */
   readonly size: number;
   private bounds: ThresholdBounds;
-  /** Fast path: U < C_k is certain when its first word w < lowWord[k]; U >= C_k is certain when w >= highWord[k]. */
-  private readonly lowWord: Float64Array;
-  private readonly highWord: Float64Array;
-  /** guide[b]: the first k whose threshold may lie above a deviate whose first word has top byte b. */
-  private readonly guide: Uint16Array;
+  /**
+   * Fast path, read directly by the sampler's inner loop: U < C_k is certain when U's first word w < lowWord[k], and
+   * U >= C_k is certain when w >= highWord[k]. Between the two, call resolveFrom.
+   */
+  readonly lowWord: Float64Array;
+  readonly highWord: Float64Array;
+  /**
+   * guide[b]: the first k whose threshold may lie above a deviate whose first word w has w >>> GUIDE_SHIFT = b. With
+   * 4096 buckets for ~10 m thresholds most buckets hold none, so the scan from guide[b] usually stops at once.
+   */
+  readonly guide: Uint16Array;
 
   constructor(readonly m: number) {
     if (!Number.isInteger(m) || m < 1 || m > 64) throw new RangeError(`m must be an integer in [1, 64]; got ${m}`);
@@ -117,11 +125,11 @@ export class HalfGaussianTable {
     const shift = BigInt(INITIAL_PRECISION_BITS - 32);
     this.lowWord = Float64Array.from(this.bounds.lo, (lo) => Number(lo >> shift));
     this.highWord = Float64Array.from(this.bounds.hi, (hi) => Number(ceilDiv(hi, 1n << shift)));
-    this.guide = new Uint16Array(256);
+    this.guide = new Uint16Array(2 ** (32 - GUIDE_SHIFT));
     let k = 0;
-    for (let b = 0; b < 256; b++) {
-      // Every deviate in bucket b has w >= b * 2^24, so thresholds with highWord <= b * 2^24 are certainly below it.
-      while (k < this.size && this.highWord[k]! <= b * 16_777_216) k++;
+    for (let b = 0; b < this.guide.length; b++) {
+      // Every deviate in bucket b has w >= b * 2^GUIDE_SHIFT: thresholds with highWord <= that are certainly below it.
+      while (k < this.size && this.highWord[k]! <= b * 2 ** GUIDE_SHIFT) k++;
       this.guide[b] = k;
     }
   }
@@ -131,15 +139,17 @@ export class HalfGaussianTable {
    * cannot decide, and `rng` (the same stream again) serves the rare exact tail sampler.
    */
   sample(w: number, word: () => number, rng: RandomSource): number {
-    for (let k = this.guide[w >>> 24]!; k < this.size; k++) {
-      if (w < this.lowWord[k]!) return k;
-      if (w < this.highWord[k]!) return this.resolve(w, k, word, rng);
-    }
-    return this.sampleTail(rng);
+    let k = this.guide[w >>> GUIDE_SHIFT]!;
+    while (k < this.size && w >= this.highWord[k]!) k++;
+    return k < this.size && w < this.lowWord[k]! ? k : this.resolveFrom(w, k, word, rng);
   }
 
-  /** Slow path: the first word lands inside threshold k's fast-path window; compare with more words and bits. */
-  private resolve(firstWord: number, fromK: number, word: () => number, rng: RandomSource): number {
+  /**
+   * Slow path, for a first word w that is certainly at or above every threshold before k but not certainly below C_k
+   * (or k = size): compares with more words of the same deviate, and goes to the tail beyond the table.
+   */
+  resolveFrom(firstWord: number, fromK: number, word: () => number, rng: RandomSource): number {
+    if (fromK === this.size) return this.sampleTail(rng);
     let revealed = BigInt(firstWord); // U lies in [revealed, revealed + 1) * 2^-bits
     let bits = 32;
     let k = fromK;

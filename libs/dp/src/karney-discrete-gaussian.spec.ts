@@ -13,6 +13,26 @@ function discreteGaussianPmf(s: number): (x: number) => number {
   return normalisedPmf((x) => Math.exp(-(x * x) / (2 * s * s)), 12 * s + 10);
 }
 
+/** Chi-square against the exact pmf (bins of ~s/5) and the exact variance, on n draws. */
+function expectDiscreteGaussian(s: number, n: number, draw: () => number): void {
+  let sumSquares = 0;
+  const counts = histogram(n, () => {
+    const x = draw();
+    sumSquares += x * x;
+    return x;
+  });
+  for (const x of counts.keys()) expect(Number.isSafeInteger(x)).toBe(true);
+  const pmf = discreteGaussianPmf(s);
+  expectChiSquareFit(counts, pmf, n, Math.max(1, Math.ceil(s / 5)));
+  let variance = 0;
+  let fourth = 0;
+  for (let x = -12 * s - 10; x <= 12 * s + 10; x++) {
+    variance += x * x * pmf(x);
+    fourth += x ** 4 * pmf(x);
+  }
+  expect(Math.abs(sumSquares / n - variance)).toBeLessThan(5 * Math.sqrt((fourth - variance * variance) / n));
+}
+
 describe('KarneyDiscreteGaussianSampler: exact N_Z(0, s^2) for integer s', () => {
   // s picks the code paths: m = blocks per sigma (largest power of two <= 16 dividing s), w = s / m the block width.
   // w = 1 never runs the fraction test; w = 2 or 3 makes digit ties (and the tie-breaking words) frequent; m = 16 is
@@ -27,25 +47,15 @@ describe('KarneyDiscreteGaussianSampler: exact N_Z(0, s^2) for integer s', () =>
     [48, 'm = 16, w = 3'],
     [100, 'm = 4, w = 25'],
     [1600, 'm = 16, w = 100'],
-  ])('s = %d (%s) matches the exact pmf (chi-square on 200k draws) and its variance', (s) => {
+  ])('s = %d (%s) matches the exact pmf (chi-square on 200k draws) and its variance, one by one and in bulk', (s) => {
     const sampler = new KarneyDiscreteGaussianSampler(s, new SeededRandomSource(`karney-${s}`));
     const n = 200_000;
-    let sumSquares = 0;
-    const counts = histogram(n, () => {
-      const x = sampler.sample();
-      sumSquares += x * x;
-      return x;
-    });
-    for (const x of counts.keys()) expect(Number.isSafeInteger(x)).toBe(true);
-    const pmf = discreteGaussianPmf(s);
-    expectChiSquareFit(counts, pmf, n, Math.max(1, Math.ceil(s / 5)));
-    let variance = 0;
-    let fourth = 0;
-    for (let x = -12 * s - 10; x <= 12 * s + 10; x++) {
-      variance += x * x * pmf(x);
-      fourth += x ** 4 * pmf(x);
-    }
-    expect(Math.abs(sumSquares / n - variance)).toBeLessThan(5 * Math.sqrt((fourth - variance * variance) / n));
+    expectDiscreteGaussian(s, n, () => sampler.sample());
+    // fill() inlines the common path and falls back to the same methods: check it on its own draws.
+    const bulk = new Float64Array(n);
+    new KarneyDiscreteGaussianSampler(s, new SeededRandomSource(`karney-fill-${s}`)).fill(bulk);
+    let next = 0;
+    expectDiscreteGaussian(s, n, () => bulk[next++]!);
   });
 
   it('agrees with the CKS20 sampler on the same sigma (two-sample chi-square on |x| bins)', () => {
@@ -78,8 +88,9 @@ describe('KarneyDiscreteGaussianSampler: exact N_Z(0, s^2) for integer s', () =>
     let sumSquares = 0;
     let beyondTwo = 0;
     const low = new Map<number, number>();
-    for (let i = 0; i < n; i++) {
-      const x = sampler.sample();
+    const draws = new Float64Array(n);
+    sampler.fill(draws); // the path gaussianNoise takes
+    for (const x of draws) {
       sum += x / s;
       sumSquares += (x / s) ** 2;
       if (Math.abs(x) > 2 * s) beyondTwo++;

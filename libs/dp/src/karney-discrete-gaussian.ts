@@ -20,12 +20,14 @@
 // d = floor(U w) (one uniform word below w) plus, only when two digits tie, further 32-bit words of its fraction. Then
 // U < j / w iff d < j exactly, and two deviates compare digit first, fraction words next (ties have probability 1/w).
 
-import { halfGaussianTable, type HalfGaussianTable } from './half-gaussian-table';
+import { GUIDE_SHIFT, halfGaussianTable, type HalfGaussianTable } from './half-gaussian-table';
 import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-parameter.exception';
 import { fillUint32, type RandomSource, uniformInt } from './random-source';
 
 const TWO_POW_32 = 4_294_967_296;
 const WORDS_PER_REFILL = 16_384;
+/** Words the inlined common path of fill() may read without checking for a refill. */
+const FAST_PATH_WORDS = 4;
 /** Largest supported s: a base-w digit must come from one 32-bit word, and values must stay exact doubles. */
 export const MAX_KARNEY_SIGMA = 2 ** 31;
 /** Blocks per sigma used when s allows it (s divisible by 16): high acceptance, a 161-entry table. */
@@ -118,9 +120,80 @@ export class KarneyDiscreteGaussianSampler {
     }
   }
 
-  /** Fills `out` with independent draws. */
-  fill(out: Float64Array): void {
-    for (let i = 0; i < out.length; i++) out[i] = this.sample();
+  /**
+   * Fills `out` with independent draws times `scale` (a power of two keeps every product exact in float64; a
+   * Float32Array stores each product rounded to float32). The same algorithm as sample(), with the common path of a
+   * proposal — block from the table's first word, digit and sign from one word, a fraction test decided by its first
+   * two words — inlined into one loop; anything rarer goes through the same methods sample() uses.
+   */
+  fill(out: Float64Array | Float32Array, scale = 1): void {
+    const words = this.words;
+    const { lowWord, highWord, guide, size } = this.table;
+    const width = this.width;
+    const signedDigitLimit = this.signedDigitLimit;
+    const digitLimit = this.digitLimit;
+    const pairMask = this.pairMask;
+    const mSquared = this.mSquared;
+    let position = this.position;
+    for (let i = 0; i < out.length; i++) {
+      for (;;) {
+        // The inlined path reads at most FAST_PATH_WORDS words: refill first if fewer remain (unread words are
+        // simply never used, which does not bias anything).
+        if (position > WORDS_PER_REFILL - FAST_PATH_WORDS) {
+          fillUint32(this.rng, words);
+          position = 0;
+        }
+        const first = words[position++]!;
+        let k = guide[first >>> GUIDE_SHIFT]!;
+        while (k < size && first >= highWord[k]!) k++;
+        if (k === size || first >= lowWord[k]!) {
+          this.position = position;
+          k = this.table.resolveFrom(first, k, this.nextWord, this.wordSource);
+          position = this.position;
+        }
+        const signed = words[position++]!;
+        // A rejected word rejects the whole proposal: the event is independent of k, so k's law is unchanged.
+        if (signed >= signedDigitLimit) continue;
+        const quotient = Math.floor(signed / width);
+        const j = signed - quotient * width;
+        if (j !== 0) {
+          let accepted = true;
+          if (k >= mSquared) {
+            this.position = position;
+            accepted = this.acceptsFraction(k, j);
+            position = this.position;
+          } else {
+            // One von Neumann run against x = j / w, y = (2k + x) / (2 m^2): usually decided by U_1 >= x, or by
+            // U_1 < x with V_1's first base-2m^2 digit above 2k (both mean n = 0, accept).
+            const u = words[position++]!;
+            if (u >= digitLimit) {
+              this.position = position;
+              accepted = this.bernoulliExpMinusXY(k, j, mSquared * 2);
+              position = this.position;
+            } else {
+              const d = u - Math.floor(u / width) * width;
+              if (d < j) {
+                const l = words[position++]! & pairMask;
+                if (l <= 2 * k) {
+                  this.position = position;
+                  // l < 2k: V_1 < y. l = 2k: V_1 < y iff the rest of V_1, a fresh uniform, is below x.
+                  accepted = l < 2 * k || this.digit() < j ? this.continueRun(k, j, mSquared * 2, d) : true;
+                  position = this.position;
+                }
+              }
+            }
+          }
+          if (!accepted) continue;
+        }
+        const negative = (quotient & 1) === 1;
+        if (negative && k === 0 && j === 0) continue;
+        const magnitude = k * width + j;
+        if (!Number.isSafeInteger(magnitude)) throw new RangeError('discrete Gaussian draw beyond 2^53');
+        out[i] = (negative ? -magnitude : magnitude) * scale;
+        break;
+      }
+    }
+    this.position = position;
   }
 
   private word(): number {
@@ -162,9 +235,18 @@ export class KarneyDiscreteGaussianSampler {
    * x > U_1 > ... > U_n with V_1, ..., V_n < y is even.
    */
   private bernoulliExpMinusXY(k: number, j: number, modulus: number): boolean {
-    let previousDigit = this.digit();
+    const first = this.digit();
     // U_1 < x = j / w iff its first base-w digit is below j.
-    if (previousDigit >= j || !this.belowY(k, j, modulus)) return true;
+    if (first >= j || !this.belowY(k, j, modulus)) return true;
+    return this.continueRun(k, j, modulus, first);
+  }
+
+  /**
+   * The rest of a von Neumann run whose first step succeeded (U_1 < x with first digit `firstDigit`, V_1 < y): true iff
+   * the final run length n is even.
+   */
+  private continueRun(k: number, j: number, modulus: number, firstDigit: number): boolean {
+    let previousDigit = firstDigit;
     let previousRevealed = false;
     let n = 1;
     for (;;) {

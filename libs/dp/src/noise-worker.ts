@@ -4,7 +4,7 @@
 
 import { isMainThread, parentPort } from 'node:worker_threads';
 
-import { gaussianNoise, type NoiseOptions } from './gaussian-noise';
+import { gaussianNoise, gaussianNoiseFloat32, type NoiseOptions } from './gaussian-noise';
 import type { NoiseReply, NoiseRequest } from './noise-worker.protocol';
 
 if (isMainThread || parentPort === null) throw new Error('noise-worker.js runs only as a worker thread');
@@ -15,8 +15,10 @@ port.on('message', (request: NoiseRequest) => {
   try {
     const options: NoiseOptions =
       request.granularityBits === undefined ? {} : { granularityBits: request.granularityBits };
-    const exact = gaussianNoise(request.length, request.stddev, options);
-    const noise = request.float32 === true ? Float32Array.from(exact) : exact;
+    const noise =
+      request.float32 === true
+        ? gaussianNoiseFloat32(request.length, request.stddev, options)
+        : gaussianNoise(request.length, request.stddev, options);
     reply = { id: request.id, noise };
     port.postMessage(reply, [noise.buffer as ArrayBuffer]);
   } catch (error) {
