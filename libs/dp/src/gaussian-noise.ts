@@ -120,13 +120,7 @@ export function noiseLattice(stddev: number, granularityBits: number = DEFAULT_G
  * use addGaussianNoiseInPlace, which rounds the vector to the lattice first.
  */
 export function gaussianNoise(length: number, stddev: number, options: NoiseOptions = {}): Float64Array {
-  assertLength(length);
-  const lattice = noiseLattice(stddev, options.granularityBits);
-  const sampler = new KarneyDiscreteGaussianSampler(lattice.latticeSigma, options.rng ?? defaultRandomSource());
-  const out = new Float64Array(length);
-  // gamma is a power of two: every product is exact.
-  sampler.fill(out, lattice.granularity);
-  return out;
+  return drawNoise(length, stddev, options, (n) => new Float64Array(n));
 }
 
 /**
@@ -135,10 +129,20 @@ export function gaussianNoise(length: number, stddev: number, options: NoiseOpti
  * of the draw alone (post-processing).
  */
 export function gaussianNoiseFloat32(length: number, stddev: number, options: NoiseOptions = {}): Float32Array {
+  return drawNoise(length, stddev, options, (n) => new Float32Array(n));
+}
+
+/** Validates, then fills a new array with lattice noise (gamma is a power of two: float64 products are exact). */
+function drawNoise<T extends Float64Array | Float32Array>(
+  length: number,
+  stddev: number,
+  options: NoiseOptions,
+  allocate: (length: number) => T,
+): T {
   assertLength(length);
   const lattice = noiseLattice(stddev, options.granularityBits);
   const sampler = new KarneyDiscreteGaussianSampler(lattice.latticeSigma, options.rng ?? defaultRandomSource());
-  const out = new Float32Array(length);
+  const out = allocate(length);
   sampler.fill(out, lattice.granularity);
   return out;
 }
