@@ -72,14 +72,21 @@ describe('GaussianNoiseWorker (a real worker thread)', () => {
     await expect(own.draw(100_000, 1)).rejects.toThrow(/closed/);
   });
 
-  it('does not keep a process alive once nothing waits for noise', () => {
+  it.each([
+    ['never used', ''],
+    ['after a draw in place (short request)', "w.draw(14, 1).then((n) => console.log('drew', n.length));"],
+    ['after a draw on the thread', "w.draw(50000, 1).then((n) => console.log('drew', n.length));"],
+  ])('does not keep a process alive once nothing waits for noise: %s', (_, use) => {
+    // The demo's agents exit after their study: a worker that stayed referenced would hang them forever.
     const script = [
       `const { GaussianNoiseWorker } = require(${JSON.stringify(resolve(__dirname, '../dist/index.js'))});`,
       'const w = new GaussianNoiseWorker();',
-      "w.draw(50000, 1).then((n) => console.log('drew', n.length));",
+      use,
     ].join('\n');
+    const started = Date.now();
     const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
-    expect(out.trim()).toBe('drew 50000');
+    expect(out.trim()).toBe(use === '' ? '' : use.includes('14') ? 'drew 14' : 'drew 50000');
+    expect(Date.now() - started).toBeLessThan(15_000);
   });
 
   it('finds its script in the build', () => {

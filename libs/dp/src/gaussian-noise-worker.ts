@@ -42,22 +42,33 @@ interface Pending {
   reject(error: Error): void;
 }
 
-/** A worker thread that draws gaussianNoise on request. Idle, it does not keep the process alive. */
+/**
+ * A worker thread that draws gaussianNoise on request. The thread starts with the first request long enough to need
+ * it; idle, it does not keep the process alive.
+ */
 export class GaussianNoiseWorker {
-  private readonly worker: Worker;
+  private worker: Worker | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private failure: Error | null = null;
   private closed = false;
 
-  constructor(script: string = noiseWorkerScript()) {
-    this.worker = new Worker(script);
-    this.worker.unref();
-    this.worker.on('message', (reply: NoiseReply) => this.settle(reply));
-    this.worker.on('error', (error) => this.fail(error));
-    this.worker.on('exit', (code) => {
-      if (!this.closed) this.fail(new Error(`the noise worker thread exited (code ${code})`));
-    });
+  constructor(private readonly script: string = noiseWorkerScript()) {}
+
+  /** The thread, started on first use. */
+  private thread(): Worker {
+    if (this.worker === null) {
+      const worker = new Worker(this.script);
+      worker.on('message', (reply: NoiseReply) => this.settle(reply));
+      worker.on('error', (error) => this.fail(error));
+      worker.on('exit', (code) => {
+        if (!this.closed) this.fail(new Error(`the noise worker thread exited (code ${code})`));
+      });
+      // After the listeners: attaching a 'message' listener refs the worker again.
+      worker.unref();
+      this.worker = worker;
+    }
+    return this.worker;
   }
 
   /**
@@ -97,11 +108,12 @@ export class GaussianNoiseWorker {
       ...(options.granularityBits === undefined ? {} : { granularityBits: options.granularityBits }),
       ...(options.float32 === true ? { float32: true } : {}),
     };
+    const worker = this.thread();
     return new Promise<Float64Array | Float32Array>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       // Keep the process alive only while someone waits for noise.
-      if (this.pending.size === 1) this.worker.ref();
-      this.worker.postMessage(request);
+      if (this.pending.size === 1) worker.ref();
+      worker.postMessage(request);
     });
   }
 
@@ -110,14 +122,14 @@ export class GaussianNoiseWorker {
     if (this.closed) return;
     this.closed = true;
     this.rejectAll(new Error('the noise worker is closed'));
-    await this.worker.terminate();
+    await this.worker?.terminate();
   }
 
   private settle(reply: NoiseReply): void {
     const waiting = this.pending.get(reply.id);
     if (waiting === undefined) return;
     this.pending.delete(reply.id);
-    if (this.pending.size === 0) this.worker.unref();
+    if (this.pending.size === 0) this.worker?.unref();
     if ('noise' in reply) {
       waiting.resolve(reply.noise);
       return;
@@ -139,6 +151,6 @@ export class GaussianNoiseWorker {
   private rejectAll(error: Error): void {
     for (const waiting of this.pending.values()) waiting.reject(error);
     this.pending.clear();
-    this.worker.unref();
+    this.worker?.unref();
   }
 }

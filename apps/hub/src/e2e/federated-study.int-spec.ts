@@ -8,7 +8,14 @@ import type { EnrollmentIssued } from '../silos/silos.service';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
 import { AGENT_MAIN, runAgent } from '../testing/agent-process.test-util';
-import { heartFile, hubEnv, startHubProcess, type HubProcess } from '../testing/hub-process.test-util';
+import {
+  heartFile,
+  HubApiClient,
+  hubEnv,
+  startHubProcess,
+  until,
+  type HubProcess,
+} from '../testing/hub-process.test-util';
 import { createServerDatabase } from '../testing/test-hub.test-util';
 
 /**
@@ -41,25 +48,9 @@ describe('a federated study across processes (server database)', () => {
       TESSERA_SILO_PORT: '0',
     });
     hub = await startHubProcess(env);
-    let base = hub.url;
-    const token = async () => {
-      const res = await fetch(`${base}/api/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ username: 'admin', password: 'e2e admin password' }),
-      });
-      return ((await res.json()) as { accessToken: string }).accessToken;
-    };
-    let auth = await token();
-    const call = async <T>(method: string, path: string, json?: unknown): Promise<T> => {
-      const res = await fetch(`${base}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${auth}`, ...(json ? { 'content-type': 'application/json' } : {}) },
-        ...(json ? { body: JSON.stringify(json) } : {}),
-      });
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-      return (await res.json()) as T;
-    };
+    const api = new HubApiClient(hub.url, 'admin', 'e2e admin password');
+    await api.signIn();
+    const call = <T>(method: string, path: string, json?: unknown): Promise<T> => api.call<T>(method, path, json);
 
     // A broken copy of the VA file: the cholesterol column is missing from every row.
     const broken = join(root, 'broken.data');
@@ -122,13 +113,6 @@ describe('a federated study across processes (server database)', () => {
     await call('POST', `/api/studies/${study.id}/start`);
 
     const rounds = () => call<RoundView[]>('GET', `/api/studies/${study.id}/rounds`);
-    const until = async (what: string, probe: () => Promise<boolean>, timeoutMs = 90_000) => {
-      const end = Date.now() + timeoutMs;
-      while (!(await probe())) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 300));
-      }
-    };
 
     // Round 1 closes with the four good silos; the broken one has reported its failure.
     await until('round 1 to close', async () => (await rounds()).some((r) => r.number === 1 && r.status === 'closed'));
@@ -147,8 +131,7 @@ describe('a federated study across processes (server database)', () => {
       JSON.parse(readFileSync(join(root, 'cleveland', 'identity', 'identity.json'), 'utf8')).hubSiloUrl,
     ).port;
     hub = await startHubProcess({ ...env, TESSERA_SILO_PORT: siloPort });
-    base = hub.url;
-    auth = await token();
+    await api.signIn(hub.url);
 
     // Agents reconnect by themselves. When round 3 opens, one hospital's agent dies for good.
     await until('round 3 to open', async () => (await rounds()).some((r) => r.number === 3));

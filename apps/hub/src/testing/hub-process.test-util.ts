@@ -48,3 +48,45 @@ export function hubEnv(dataDir: string, extra: Record<string, string> = {}): Nod
 
 export const HEART_DATA = resolve(__dirname, '../../../../libs/ml/data/heart-disease');
 export const heartFile = (name: string) => join(HEART_DATA, name);
+
+/** A person's API client for a hub process: signs in, calls with the bearer token, throws on any non-2xx answer. */
+export class HubApiClient {
+  private token = '';
+
+  constructor(
+    public baseUrl: string,
+    private readonly username: string,
+    private readonly password: string,
+  ) {}
+
+  /** Signs in (again), e.g. after the hub restarted on another address. */
+  async signIn(baseUrl: string = this.baseUrl): Promise<void> {
+    this.baseUrl = baseUrl;
+    const res = await fetch(`${baseUrl}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: this.username, password: this.password }),
+    });
+    if (!res.ok) throw new Error(`sign-in: ${res.status} ${await res.text()}`);
+    this.token = ((await res.json()) as { accessToken: string }).accessToken;
+  }
+
+  async call<T>(method: string, path: string, json?: unknown): Promise<T> {
+    const res = await fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.token}`, ...(json ? { 'content-type': 'application/json' } : {}) },
+      ...(json ? { body: JSON.stringify(json) } : {}),
+    });
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  }
+}
+
+/** Polls `probe` every 300 ms until it holds, or fails naming `what` after `timeoutMs`. */
+export async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}

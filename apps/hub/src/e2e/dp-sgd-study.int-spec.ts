@@ -1,0 +1,155 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { RoundView } from '../rounds/rounds-query.service';
+import type { EnrollmentIssued } from '../silos/silos.service';
+import type { StudyPrivacyView } from '../studies/studies.controller';
+import { heartDiseasePlan } from '../studies/heart-disease-plan';
+import type { StudyView } from '../studies/studies.service';
+import { AGENT_MAIN, runAgent } from '../testing/agent-process.test-util';
+import {
+  heartFile,
+  HubApiClient,
+  hubEnv,
+  startHubProcess,
+  until,
+  type HubProcess,
+} from '../testing/hub-process.test-util';
+import { createServerDatabase } from '../testing/test-hub.test-util';
+
+/**
+ * Example-level DP-SGD across processes: a hub and three hospital agents over mutual TLS, an MLP large enough
+ * (20,097 parameters) that every agent draws its noise on its noise thread. The study completes, every agent exits by
+ * itself when it ends, and the hub's ledger, recomputed by the hub, agrees with each silo's own ledger.
+ */
+describe('a DP-SGD study across processes (server database)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'tessera-e2e-dp-'));
+  const agents: ChildProcess[] = [];
+  let hub: HubProcess | undefined;
+  let dropDatabase: (() => Promise<void>) | undefined;
+
+  afterAll(async () => {
+    for (const a of agents) if (a.exitCode === null) a.kill('SIGKILL');
+    if (hub?.child.exitCode === null) hub.child.kill('SIGKILL');
+    await dropDatabase?.();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('trains with noise from the agents, keeps both ledgers in agreement, and lets the agents exit', async () => {
+    const db = await createServerDatabase();
+    dropDatabase = db.drop;
+    hub = await startHubProcess(
+      hubEnv(join(root, 'hub'), {
+        DATABASE_URL: db.url,
+        TESSERA_ADMIN_USERNAME: 'admin',
+        TESSERA_ADMIN_PASSWORD: 'e2e admin password',
+      }),
+    );
+    const api = new HubApiClient(hub.url, 'admin', 'e2e admin password');
+    await api.signIn();
+
+    const hospitals = [
+      { key: 'cleveland', file: heartFile('processed.cleveland.data') },
+      { key: 'hungarian', file: heartFile('processed.hungarian.data') },
+      { key: 'va', file: heartFile('processed.va.data') },
+    ];
+    const silos: { key: string; id: string; env: Record<string, string> }[] = [];
+    for (const h of hospitals) {
+      const issued = await api.call<EnrollmentIssued>('POST', '/api/silos', {
+        name: `DP ${h.key}`,
+        contact: 'it@example.org',
+      });
+      const env = { TESSERA_STATE_DIR: join(root, h.key), TESSERA_DATA_FILE: h.file };
+      expect((await runAgent(['enroll', '--bundle', issued.bundleText], env)).code).toBe(0);
+      silos.push({ key: h.key, id: issued.silo.id, env });
+    }
+
+    const targetEpsilon = 2;
+    const plan = heartDiseasePlan(
+      silos.map((s) => s.id),
+      {
+        model: { kind: 'mlp', hiddenLayers: [256, 64], activation: 'relu' },
+        privacy: {
+          mode: 'dp-sgd',
+          unit: 'record',
+          targetEpsilon,
+          delta: 1e-5,
+          clipNorm: 1,
+          noiseMultiplier: 'derive',
+          samplingRate: 0.1,
+        },
+      },
+    );
+    plan.training = { ...plan.training, rounds: 3, localEpochs: 2 };
+    const study = await api.call<StudyView>('POST', '/api/studies', { plan });
+    await api.call('POST', `/api/studies/${study.id}/submit`);
+    for (const s of silos) {
+      const approved = await runAgent(['studies', 'approve', study.id, '--plan-hash', study.planHash], s.env);
+      expect(approved.code).toBe(0);
+    }
+
+    const exits: Promise<number | null>[] = [];
+    const outputs: string[] = [];
+    for (const [i, s] of silos.entries()) {
+      const child = spawn(process.execPath, [AGENT_MAIN, 'run', '--exit-after-study', study.id, '--poll-wait', '2'], {
+        env: { PATH: process.env.PATH, ...s.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      agents.push(child);
+      outputs[i] = '';
+      const collect = (c: Buffer) => (outputs[i] += c.toString());
+      child.stdout!.on('data', collect);
+      child.stderr!.on('data', collect);
+      exits.push(new Promise((r) => child.once('exit', (code) => r(code))));
+    }
+    await api.call('POST', `/api/studies/${study.id}/start`);
+    await until(
+      'the study to complete',
+      async () => (await api.call<StudyView>('GET', `/api/studies/${study.id}`)).status === 'completed',
+      120_000,
+    );
+
+    // Every agent leaves by itself once its study has ended (an idle noise thread must not hold it).
+    const codes = await Promise.race([
+      Promise.all(exits),
+      new Promise<string>((r) => setTimeout(() => r('agents still running 30 s after the study ended'), 30_000)),
+    ]);
+    expect(codes, outputs.join('\n---\n')).toEqual([0, 0, 0]);
+
+    const rounds = await api.call<RoundView[]>('GET', `/api/studies/${study.id}/rounds`);
+    expect(rounds.filter((r) => r.kind === 'train' && r.status === 'closed')).toHaveLength(3);
+    for (const r of rounds.filter((x) => x.kind === 'train')) {
+      expect(r.participants.map((p) => p.status)).toEqual(['uploaded', 'uploaded', 'uploaded']);
+    }
+
+    // The hub's ledger: 3 rounds × 3 silos, each recomputed by the hub and agreeing with what the silo reported.
+    const privacy = await api.call<StudyPrivacyView>('GET', `/api/studies/${study.id}/privacy`);
+    expect(privacy.mode).toBe('dp-sgd');
+    expect(privacy.entries).toHaveLength(9);
+    for (const e of privacy.entries) {
+      expect(e.agrees).toBe(true);
+      expect(e.unit).toBe('record');
+      expect(e.noiseMultiplier).toBe(privacy.mechanism!.noiseMultiplier);
+    }
+    for (const s of silos) {
+      const own = privacy.entries.filter((e) => e.siloId === s.id).sort((a, b) => a.round - b.round);
+      expect(own.map((e) => e.round)).toEqual([1, 2, 3]);
+      const hubEpsilon = own[2]!.epsilonCumulative;
+      expect(hubEpsilon).toBeGreaterThan(0);
+      expect(hubEpsilon).toBeLessThanOrEqual(targetEpsilon);
+
+      // The silo's own ledger, read with its own CLI, holds the same spend.
+      const budget = await runAgent(['budget', '--json'], s.env);
+      expect(budget.code).toBe(0);
+      const report = JSON.parse(budget.stdout) as { studies: { studyId: string; epsilon: number; rounds: number }[] };
+      const line = report.studies.find((x) => x.studyId === study.id)!;
+      expect(line.rounds).toBe(3);
+      expect(line.epsilon).toBeCloseTo(hubEpsilon, 9);
+    }
+
+    const verify = await api.call<{ ok: boolean }>('GET', '/api/audit/verify');
+    expect(verify.ok).toBe(true);
+  });
+});
