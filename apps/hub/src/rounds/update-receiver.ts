@@ -13,8 +13,8 @@ export interface ReceivedUpdate {
   payloadSha256: string;
 }
 
-/** Staged-blob writes are made in batches of at least this many bytes (1 MiB): bounded memory, few syscalls. */
-const WRITE_BATCH_BYTES = 1 << 20;
+/** Staged-blob writes are made in batches of at least this many bytes (256 KiB): bounded memory, few syscalls. */
+const WRITE_BATCH_BYTES = 1 << 18;
 
 function malformed(message: string): HubException {
   return new HubException(HubErrorCode.UPDATE_MALFORMED, message);
