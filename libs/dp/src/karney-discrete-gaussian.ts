@@ -3,7 +3,7 @@
 // speed that keep it exact: sigma is cut into m blocks instead of one, and the block index comes from an exact table.
 // Like Canonne-Kamath-Steinke 2020 every decision is an exact comparison of uniform random words, so no rounding can
 // bias the output (Mironov 2012); unlike CKS20's acceptance test nothing grows with sigma: all arithmetic stays below
-// 2^53 and a draw costs about five 32-bit words whatever s is. This is the sampler behind Tessera's DP noise
+// 2^53 and a draw costs about four 32-bit words whatever s is. This is the sampler behind Tessera's DP noise
 // (gaussian-noise.ts); DiscreteGaussianSampler (CKS20) remains for rational sigma^2 and as a cross-check in tests.
 //
 // Derivation (lattice units). Let m divide s and w = s / m. Write a non-negative integer i as i = k w + j with k >= 0
@@ -113,7 +113,7 @@ export class KarneyDiscreteGaussianSampler {
       if (negative && k === 0 && j === 0) continue;
       const magnitude = k * this.width + j;
       if (!Number.isSafeInteger(magnitude)) {
-        // Needs k > 2^22 blocks, i.e. an event of probability below exp(-2^40): refuse rather than round.
+        // Needs k > 2^22 blocks, an event of probability below exp(-2^30): refuse rather than round.
         throw new RangeError('discrete Gaussian draw beyond 2^53');
       }
       return negative ? -magnitude : magnitude;

@@ -162,8 +162,8 @@ function checkedNoise(raw: unknown, size: number): Float32Array {
 /**
  * Noise requested ahead of the steps that use it: each step's noise is asked for NOISE_LOOKAHEAD steps early and
  * awaited only after that step's gradients are computed, so a source drawing on another thread has the time of
- * several gradient computations to answer. Noise is data-independent, so drawing it early changes nothing in the
- * mechanism; a request left over when training stops is simply dropped.
+ * NOISE_LOOKAHEAD + 1 gradient computations to answer. Noise is data-independent, so drawing it early changes nothing
+ * in the mechanism. Requests never run past the last step; if training fails, those in flight are dropped.
  */
 class NoiseQueue {
   private readonly queue: Promise<Float32Array | Float64Array>[] = [];
