@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { GaussianNoiseWorker, NOISE_WORKER_MIN_LENGTH, noiseWorkerScript } from './gaussian-noise-worker';
@@ -87,6 +89,33 @@ describe('GaussianNoiseWorker (a real worker thread)', () => {
     const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
     expect(out.trim()).toBe(use === '' ? '' : use.includes('14') ? 'drew 14' : 'drew 50000');
     expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
+  it('replaces a thread that died: its requests reject, the next one gets a new thread', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-noise-'));
+    try {
+      // A thread script that dies on its first request, once; later threads are the real one.
+      const marker = join(dir, 'crashed');
+      const script = join(dir, 'crash-once.js');
+      writeFileSync(
+        script,
+        [
+          "const fs = require('node:fs');",
+          `if (!fs.existsSync(${JSON.stringify(marker)})) {`,
+          `  fs.writeFileSync(${JSON.stringify(marker)}, '');`,
+          "  require('node:worker_threads').parentPort.once('message', () => process.exit(3));",
+          `} else require(${JSON.stringify(noiseWorkerScript())});`,
+        ].join('\n'),
+      );
+      const flaky = new GaussianNoiseWorker(script);
+      await expect(flaky.draw(20_000, 1)).rejects.toThrow(/exited \(code 3\)/);
+      const noise = await flaky.draw(20_000, 1);
+      expect(noise).toHaveLength(20_000);
+      expect(noise.some((x) => x !== 0)).toBe(true);
+      await flaky.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('finds its script in the build', () => {

@@ -44,26 +44,25 @@ interface Pending {
 
 /**
  * A worker thread that draws gaussianNoise on request. The thread starts with the first request long enough to need
- * it; idle, it does not keep the process alive.
+ * it; idle, it does not keep the process alive. If the thread dies (an error, out of memory), the requests it held
+ * reject and the next request starts a new thread: one failed training step, not a silo that cannot train until
+ * someone restarts its agent.
  */
 export class GaussianNoiseWorker {
   private worker: Worker | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  private failure: Error | null = null;
   private closed = false;
 
   constructor(private readonly script: string = noiseWorkerScript()) {}
 
-  /** The thread, started on first use. */
+  /** The thread, started on first use and again after a failure. */
   private thread(): Worker {
     if (this.worker === null) {
       const worker = new Worker(this.script);
       worker.on('message', (reply: NoiseReply) => this.settle(reply));
-      worker.on('error', (error) => this.fail(error));
-      worker.on('exit', (code) => {
-        if (!this.closed) this.fail(new Error(`the noise worker thread exited (code ${code})`));
-      });
+      worker.on('error', (error) => this.lost(worker, error));
+      worker.on('exit', (code) => this.lost(worker, new Error(`the noise worker thread exited (code ${code})`)));
       // After the listeners: attaching a 'message' listener refs the worker again.
       worker.unref();
       this.worker = worker;
@@ -98,7 +97,6 @@ export class GaussianNoiseWorker {
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    if (this.failure !== null) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error('the noise worker is closed'));
     const id = this.nextId++;
     const request: NoiseRequest = {
@@ -143,9 +141,12 @@ export class GaussianNoiseWorker {
     );
   }
 
-  private fail(error: Error): void {
-    this.failure ??= error;
+  /** The thread failed or ended: its requests reject, and it is replaced on the next request. */
+  private lost(worker: Worker, error: Error): void {
+    if (this.closed || this.worker !== worker) return; // closing, or an old thread's second event ('error', 'exit')
+    this.worker = null;
     this.rejectAll(error);
+    void worker.terminate();
   }
 
   private rejectAll(error: Error): void {
