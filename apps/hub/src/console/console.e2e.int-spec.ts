@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Download, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StudyView } from '../studies/studies.service';
-import { AGENT_MAIN, runAgent } from '../testing/agent-process.test-util';
+import { runAgent, startAgentRun } from '../testing/agent-process.test-util';
 import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
 
 // The web console end to end: Debian's Chromium drives the production build served by a real hub, with real agents
@@ -249,12 +249,9 @@ describe('web console in Chromium against a real hub and agents', () => {
 
     const exits: Promise<number | null>[] = [];
     for (const s of silos) {
-      const child = spawn(process.execPath, [AGENT_MAIN, 'run', '--exit-after-study', studyId, '--poll-wait', '2'], {
-        env: { PATH: process.env.PATH, ...s.env },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      agents.push(child);
-      exits.push(new Promise((done) => child.on('exit', done)));
+      const run = startAgentRun(studyId, s.env);
+      agents.push(run.child);
+      exits.push(run.exited);
     }
     await page.getByRole('button', { name: 'Start the study' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Start' }).click();

@@ -1,21 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { EnrollmentIssued } from '../silos/silos.service';
 import type { StudyPrivacyView } from '../studies/studies.controller';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
-import { AGENT_MAIN, runAgent } from '../testing/agent-process.test-util';
+import { runAgent, startAgentRun } from '../testing/agent-process.test-util';
 import {
   heartFile,
   HubApiClient,
   hubEnv,
+  processTestBed,
   startHubProcess,
   until,
-  type HubProcess,
 } from '../testing/hub-process.test-util';
 import { createServerDatabase } from '../testing/test-hub.test-util';
 
@@ -25,28 +22,19 @@ import { createServerDatabase } from '../testing/test-hub.test-util';
  * itself when it ends, and the hub's ledger, recomputed by the hub, agrees with each silo's own ledger.
  */
 describe('a DP-SGD study across processes (server database)', () => {
-  const root = mkdtempSync(join(tmpdir(), 'tessera-e2e-dp-'));
-  const agents: ChildProcess[] = [];
-  let hub: HubProcess | undefined;
-  let dropDatabase: (() => Promise<void>) | undefined;
-
-  afterAll(async () => {
-    for (const a of agents) if (a.exitCode === null) a.kill('SIGKILL');
-    if (hub?.child.exitCode === null) hub.child.kill('SIGKILL');
-    await dropDatabase?.();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const bed = processTestBed('tessera-e2e-dp-');
 
   it('trains with noise from the agents, keeps both ledgers in agreement, and lets the agents exit', async () => {
     const db = await createServerDatabase();
-    dropDatabase = db.drop;
-    hub = await startHubProcess(
+    bed.cleanups.push(db.drop);
+    const root = bed.root;
+    const hub = (bed.hub = await startHubProcess(
       hubEnv(join(root, 'hub'), {
         DATABASE_URL: db.url,
         TESSERA_ADMIN_USERNAME: 'admin',
         TESSERA_ADMIN_PASSWORD: 'e2e admin password',
       }),
-    );
+    ));
     const api = new HubApiClient(hub.url, 'admin', 'e2e admin password');
     await api.signIn();
 
@@ -90,20 +78,8 @@ describe('a DP-SGD study across processes (server database)', () => {
       expect(approved.code).toBe(0);
     }
 
-    const exits: Promise<number | null>[] = [];
-    const outputs: string[] = [];
-    for (const [i, s] of silos.entries()) {
-      const child = spawn(process.execPath, [AGENT_MAIN, 'run', '--exit-after-study', study.id, '--poll-wait', '2'], {
-        env: { PATH: process.env.PATH, ...s.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      agents.push(child);
-      outputs[i] = '';
-      const collect = (c: Buffer) => (outputs[i] += c.toString());
-      child.stdout!.on('data', collect);
-      child.stderr!.on('data', collect);
-      exits.push(new Promise((r) => child.once('exit', (code) => r(code))));
-    }
+    const runs = silos.map((s) => startAgentRun(study.id, s.env));
+    bed.agents.push(...runs.map((r) => r.child));
     await api.call('POST', `/api/studies/${study.id}/start`);
     await until(
       'the study to complete',
@@ -113,10 +89,10 @@ describe('a DP-SGD study across processes (server database)', () => {
 
     // Every agent leaves by itself once its study has ended (an idle noise thread must not hold it).
     const codes = await Promise.race([
-      Promise.all(exits),
+      Promise.all(runs.map((r) => r.exited)),
       new Promise<string>((r) => setTimeout(() => r('agents still running 30 s after the study ended'), 30_000)),
     ]);
-    expect(codes, outputs.join('\n---\n')).toEqual([0, 0, 0]);
+    expect(codes, runs.map((r) => r.output()).join('\n---\n')).toEqual([0, 0, 0]);
 
     const rounds = await api.call<RoundView[]>('GET', `/api/studies/${study.id}/rounds`);
     expect(rounds.filter((r) => r.kind === 'train' && r.status === 'closed')).toHaveLength(3);

@@ -1,20 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { EnrollmentIssued } from '../silos/silos.service';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
-import { AGENT_MAIN, runAgent } from '../testing/agent-process.test-util';
+import { runAgent, startAgentRun, type AgentRun } from '../testing/agent-process.test-util';
 import {
   heartFile,
   HubApiClient,
   hubEnv,
+  processTestBed,
   startHubProcess,
   until,
-  type HubProcess,
 } from '../testing/hub-process.test-util';
 import { createServerDatabase } from '../testing/test-hub.test-util';
 
@@ -24,21 +22,12 @@ import { createServerDatabase } from '../testing/test-hub.test-util';
  * killed mid-round; the study still completes.
  */
 describe('a federated study across processes (server database)', () => {
-  const root = mkdtempSync(join(tmpdir(), 'tessera-e2e-'));
-  const agents: ChildProcess[] = [];
-  let hub: HubProcess | undefined;
-  let dropDatabase: (() => Promise<void>) | undefined;
-
-  afterAll(async () => {
-    for (const a of agents) if (a.exitCode === null) a.kill('SIGKILL');
-    if (hub?.child.exitCode === null) hub.child.kill('SIGKILL');
-    await dropDatabase?.();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const bed = processTestBed('tessera-e2e-');
 
   it('completes despite a hub restart, a killed agent and a silo whose data lacks a column', async () => {
     const db = await createServerDatabase();
-    dropDatabase = db.drop;
+    bed.cleanups.push(db.drop);
+    const root = bed.root;
     const env = hubEnv(join(root, 'hub'), {
       DATABASE_URL: db.url,
       TESSERA_ADMIN_USERNAME: 'admin',
@@ -47,7 +36,7 @@ describe('a federated study across processes (server database)', () => {
       // The silo and enrollment listeners keep their ports across the restart: agents know them from enrollment.
       TESSERA_SILO_PORT: '0',
     });
-    hub = await startHubProcess(env);
+    let hub = (bed.hub = await startHubProcess(env));
     const api = new HubApiClient(hub.url, 'admin', 'e2e admin password');
     await api.signIn();
     const call = <T>(method: string, path: string, json?: unknown): Promise<T> => api.call<T>(method, path, json);
@@ -96,19 +85,11 @@ describe('a federated study across processes (server database)', () => {
     await call('POST', `/api/studies/${study.id}/submit`);
     for (const s of silos) expect((await runAgent(['studies', 'approve', study.id], s.env)).code).toBe(0);
 
-    const outputs = new Map<string, string>();
-    const exits = new Map<string, Promise<number | null>>();
+    const runs = new Map<string, AgentRun>();
     for (const s of silos) {
-      const child = spawn(process.execPath, [AGENT_MAIN, 'run', '--exit-after-study', study.id, '--poll-wait', '2'], {
-        env: { PATH: process.env.PATH, ...s.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      agents.push(child);
-      outputs.set(s.key, '');
-      const collect = (c: Buffer) => outputs.set(s.key, outputs.get(s.key)! + c.toString());
-      child.stdout!.on('data', collect);
-      child.stderr!.on('data', collect);
-      exits.set(s.key, new Promise((r) => child.once('exit', (code) => r(code))));
+      const run = startAgentRun(study.id, s.env);
+      runs.set(s.key, run);
+      bed.agents.push(run.child);
     }
     await call('POST', `/api/studies/${study.id}/start`);
 
@@ -130,12 +111,12 @@ describe('a federated study across processes (server database)', () => {
     const siloPort = new URL(
       JSON.parse(readFileSync(join(root, 'cleveland', 'identity', 'identity.json'), 'utf8')).hubSiloUrl,
     ).port;
-    hub = await startHubProcess({ ...env, TESSERA_SILO_PORT: siloPort });
+    hub = bed.hub = await startHubProcess({ ...env, TESSERA_SILO_PORT: siloPort });
     await api.signIn(hub.url);
 
     // Agents reconnect by themselves. When round 3 opens, one hospital's agent dies for good.
     await until('round 3 to open', async () => (await rounds()).some((r) => r.number === 3));
-    const victim = agents[2]!; // switzerland
+    const victim = runs.get('switzerland')!.child;
     victim.kill('SIGKILL');
     await until(
       'the study to complete',
@@ -157,8 +138,8 @@ describe('a federated study across processes (server database)', () => {
     expect(late?.closeReason).toMatch(/deadline: 1 silo\(s\) late/);
     const evaluation = final.find((r) => r.kind === 'evaluate')!;
     expect(evaluation.participants.filter((p) => p.status === 'evaluated').length).toBeGreaterThanOrEqual(3);
-    for (const key of ['cleveland', 'hungarian', 'va']) expect(await exits.get(key)).toBe(0);
-    expect(outputs.get('broken')).toContain('DATA_SCHEMA_MISMATCH');
+    for (const key of ['cleveland', 'hungarian', 'va']) expect(await runs.get(key)!.exited).toBe(0);
+    expect(runs.get('broken')!.output()).toContain('DATA_SCHEMA_MISMATCH');
 
     const verify = await call<{ ok: boolean }>('GET', '/api/audit/verify');
     expect(verify.ok).toBe(true);

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { resolve } from 'node:path';
 
@@ -69,4 +69,27 @@ export function tlsCall(
     if (payload) req.write(payload);
     req.end();
   });
+}
+
+/** A `tessera-agent run --exit-after-study` process, with its output collected. */
+export interface AgentRun {
+  child: ChildProcess;
+  /** stdout and stderr so far. */
+  output(): string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+}
+
+/** Starts the agent as the Docker image runs it, until `studyId` ends, polling the hub every `pollWaitSeconds`. */
+export function startAgentRun(studyId: string, env: Record<string, string>, pollWaitSeconds = 2): AgentRun {
+  const child = spawn(
+    process.execPath,
+    [AGENT_MAIN, 'run', '--exit-after-study', studyId, '--poll-wait', String(pollWaitSeconds)],
+    { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  return { child, output: () => out, exited };
 }

@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterAll } from 'vitest';
 
 export const HUB_MAIN = resolve(__dirname, '../../dist/main.js');
 
@@ -89,4 +92,28 @@ export async function until(what: string, probe: () => Promise<boolean>, timeout
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 300));
   }
+}
+
+/** What a process-level test starts, all killed or removed after its suite. */
+export interface ProcessTestBed {
+  /** A fresh temporary directory for the hub's and the agents' state. */
+  readonly root: string;
+  /** Agent processes: killed at the end if still running. */
+  readonly agents: ChildProcess[];
+  /** The hub process (the latest one, after restarts): killed at the end if still running. */
+  hub?: HubProcess;
+  /** Run after the processes are gone, e.g. dropping the test database. */
+  readonly cleanups: (() => Promise<void>)[];
+}
+
+/** Call inside a describe: a test bed whose processes, cleanups and directory are disposed of in afterAll. */
+export function processTestBed(prefix: string): ProcessTestBed {
+  const bed: ProcessTestBed = { root: mkdtempSync(join(tmpdir(), prefix)), agents: [], cleanups: [] };
+  afterAll(async () => {
+    for (const a of bed.agents) if (a.exitCode === null) a.kill('SIGKILL');
+    if (bed.hub?.child.exitCode === null) bed.hub.child.kill('SIGKILL');
+    for (const cleanup of bed.cleanups) await cleanup();
+    rmSync(bed.root, { recursive: true, force: true });
+  });
+  return bed;
 }
