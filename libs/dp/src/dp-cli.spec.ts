@@ -14,6 +14,24 @@ function json(stdout: string): Record<string, unknown> {
 }
 
 describe('runDpCli', () => {
+  it('epsilon --accountant pld: the tighter, informational PLD figure, named as such', () => {
+    const args = ['epsilon', '--noise', '9.153', '--rate', '0.1', '--steps', '500', '--delta', '1e-5'];
+    const rdp = json(runDpCli(args).stdout);
+    const result = runDpCli([...args, '--accountant', 'pld']);
+    expect(result.exitCode).toBe(0);
+    const pld = json(result.stdout);
+    expect(pld).toMatchObject({ accountant: 'pld-sampled-gaussian', bindingDirection: 'remove', discretization: 1e-4 });
+    expect(pld.epsilon as number).toBeLessThan(rdp.epsilon as number);
+    expect(pld.epsilon as number).toBeGreaterThan(0.85);
+
+    const bad = runDpCli([...args, '--accountant', 'prv']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/invalid --accountant .*'rdp' or 'pld'/);
+    const tooFine = runDpCli([...args, '--accountant', 'pld', '--discretization', '0']);
+    expect(tooFine.exitCode).toBe(2);
+    expect(tooFine.stderr).toMatch(/invalid --discretization/);
+  });
+
   // pytorch/opacus opacus/tests/accountants_test.py, test_rdp_accountant -> 7.32911117143 with Opacus' grid.
   it('epsilon: prints the JSON cost of the Opacus reference run', () => {
     const result = runDpCli([

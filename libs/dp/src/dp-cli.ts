@@ -3,6 +3,7 @@
 
 import { Command, CommanderError } from 'commander';
 
+import { DEFAULT_PLD_DISCRETIZATION, pldEpsilon } from './pld-accountant';
 import { epsilonForNoise, noiseForEpsilon } from './privacy-calibration';
 import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-parameter.exception';
 import { DEFAULT_RDP_ORDERS_DESCRIPTION, OPACUS_DEFAULT_ALPHAS, RDP_ACCOUNTANT_NAME } from './rdp-accountant';
@@ -24,6 +25,8 @@ const FLAG_FOR_PARAMETER: Readonly<Record<string, string>> = {
   targetEpsilon: '--epsilon',
   epsilon: '--epsilon',
   orders: '--orders',
+  discretization: '--discretization',
+  accountant: '--accountant',
 };
 
 const NUMBER_PATTERN = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -82,13 +85,46 @@ function buildProgram(out: (text: string) => void, err: (text: string) => void):
     .requiredOption('--steps <t>', 'number of steps, a positive integer')
     .requiredOption('--delta <d>', 'target delta in (0, 1)')
     .option('--orders <list>', ordersHelp)
-    .action((options: CommonOptions & { noise: string }) => {
+    .option(
+      '--accountant <name>',
+      "'rdp' (what Tessera prices and enforces with) or 'pld' (privacy loss distribution: tighter, informational)",
+      'rdp',
+    )
+    .option('--discretization <d>', `with --accountant pld: loss grid spacing (default ${DEFAULT_PLD_DISCRETIZATION})`)
+    .action((options: CommonOptions & { noise: string; accountant: string; discretization?: string }) => {
       const { samplingRate, steps, delta, grid } = commonInputs(options);
       const noiseMultiplier = parseNumber(
         options.noise,
         'noiseMultiplier',
         PrivacyParameterErrorCode.InvalidNoiseMultiplier,
       );
+      if (options.accountant === 'pld') {
+        const discretization =
+          options.discretization === undefined
+            ? DEFAULT_PLD_DISCRETIZATION
+            : parseNumber(options.discretization, 'discretization', PrivacyParameterErrorCode.InvalidOption);
+        const pld = pldEpsilon({ noiseMultiplier, samplingRate, steps, delta, discretization });
+        out(
+          JSON.stringify({
+            epsilon: pld.epsilon,
+            delta,
+            accountant: pld.accountant,
+            bindingDirection: pld.direction,
+            discretization,
+            noiseMultiplier,
+            samplingRate,
+            steps,
+          }) + '\n',
+        );
+        return;
+      }
+      if (options.accountant !== 'rdp') {
+        throw new PrivacyParameterError(
+          PrivacyParameterErrorCode.InvalidOption,
+          'accountant',
+          `--accountant must be 'rdp' or 'pld'; got '${options.accountant}'`,
+        );
+      }
       const cost = epsilonForNoise({ noiseMultiplier, samplingRate, steps, delta, orders: grid.orders });
       out(
         JSON.stringify({

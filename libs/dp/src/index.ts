@@ -8,3 +8,4 @@ export * from './gaussian-noise';
 export * from './clipping.util';
 export * from './karney-discrete-gaussian';
 export * from './gaussian-noise-worker';
+export * from './pld-accountant';
