@@ -118,6 +118,12 @@ describe('GaussianNoiseWorker (a real worker thread)', () => {
     }
   });
 
+  it('rejects, rather than hangs, when its thread cannot even start', async () => {
+    const broken = new GaussianNoiseWorker(join(tmpdir(), 'tessera-no-such-noise-worker.js'));
+    await expect(broken.draw(20_000, 1)).rejects.toThrow(/Cannot find module|exited/);
+    await broken.close();
+  });
+
   it('finds its script in the build', () => {
     expect(noiseWorkerScript()).toMatch(/dist[/\\]noise-worker\.js$/);
   });

@@ -22,7 +22,7 @@ export function noiseWorkerScript(): string {
 
 /**
  * Requests shorter than this are drawn on the calling thread: a round trip to the worker (~0.1-0.5 ms) costs more than
- * drawing them (~60 ns each).
+ * drawing them (~40 ns each).
  */
 export const NOISE_WORKER_MIN_LENGTH = 8192;
 
@@ -106,7 +106,12 @@ export class GaussianNoiseWorker {
       ...(options.granularityBits === undefined ? {} : { granularityBits: options.granularityBits }),
       ...(options.float32 === true ? { float32: true } : {}),
     };
-    const worker = this.thread();
+    let worker: Worker;
+    try {
+      worker = this.thread();
+    } catch (error) {
+      return Promise.reject(error as Error); // e.g. the script cannot be loaded
+    }
     return new Promise<Float64Array | Float32Array>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       // Keep the process alive only while someone waits for noise.
