@@ -116,7 +116,8 @@ const data = loadMnist(N);
 const binary = Uint8Array.from(data.digit, (d) => (d >= 5 ? 1 : 0));
 console.log(
   `DP-SGD overhead on ${data.count} real MNIST digits, backend ${backend}, expected batch ${BATCH}, ` +
-    `median of ${RUNS} (logistic regression ${3 * RUNS}) after ${WARMUP} warm-up, load ${machineAtStart.loadAverage.join(' ')}${smoke ? ' [smoke]' : ''}`,
+    `median of ${RUNS} (logistic regression ${3 * RUNS}) after ${WARMUP} warm-up, ` +
+    `load ${machineAtStart.loadAverage.join(' ')}${smoke ? ' [smoke]' : ''}`,
 );
 const figures = [];
 if (only !== 'mlp') {

@@ -172,9 +172,9 @@ export class HalfGaussianTable {
   }
 
   /**
-   * k > K = size - 1 (the event "beyond the table"), exactly: k = K + 1 + g with P(g) proportional to exp(-((K+1+g)^2 - (K+1)^2) / (2 m^2)) =
-   * exp(-(K+1) g / m^2) * exp(-g^2 / (2 m^2)): a geometric proposal accepted with probability exp(-g^2 / (2 m^2)),
-   * both by CKS20's exact Bernoulli(exp(-rational)).
+   * k > K = size - 1 (the event "beyond the table"), exactly: k = K + 1 + g with P(g) proportional to
+   * exp(-((K+1+g)^2 - (K+1)^2) / (2 m^2)) = exp(-(K+1) g / m^2) * exp(-g^2 / (2 m^2)): a geometric proposal accepted
+   * with probability exp(-g^2 / (2 m^2)), both by CKS20's exact Bernoulli(exp(-rational)).
    */
   sampleTail(rng: RandomSource): number {
     const first = BigInt(this.size);
