@@ -92,6 +92,29 @@ describe('studies commands', () => {
     expect(shown).toMatch(/decision:\s+approved$/);
   });
 
+  it('shows a DP plan with its charged ε and, computed by the agent itself, the tighter PLD estimate', async () => {
+    const hub = new FakeHub();
+    const plan = buildPlan({
+      privacy: {
+        mode: 'dp-sgd',
+        unit: 'record',
+        targetEpsilon: 1,
+        delta: 1e-5,
+        clipNorm: 1,
+        noiseMultiplier: 'derive',
+        samplingRate: 0.1,
+      },
+    });
+    const study = buildStudy(plan, { status: 'awaiting_approvals' });
+    hub.studies = [study];
+    const approvals = new ApprovalStore(mkdtempSync(join(tmpdir(), 'tessera-studies-')));
+    const shown = formatStudy(await findStudy(hub, approvals, study.studyId));
+    const tighter = /tighter:\s+ε = (\d\.\d{4}) by the pld-sampled-gaussian accountant/.exec(shown);
+    expect(tighter, shown).not.toBeNull();
+    expect(Number(tighter![1])).toBeLessThan(1);
+    expect(Number(tighter![1])).toBeGreaterThan(0.5);
+  });
+
   it('says when a study id is unknown or ambiguous', async () => {
     const { hub, approvals } = setup();
     await expect(findStudy(hub, approvals, '00000000')).rejects.toMatchObject({ code: AgentErrorCode.STUDY_NOT_FOUND });

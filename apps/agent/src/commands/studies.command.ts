@@ -1,4 +1,5 @@
-import { describePlan, planHash, type SiloStudy } from '@tessera/protocol';
+import { PrivacyParameterError, pldEpsilon } from '@tessera/dp';
+import { describePlan, planHash, privacyMechanismOf, type SiloStudy, type StudyPlan } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import type { StudyTransport } from '../hub/study-transport';
 import type { ApprovalStore, LocalDecision } from '../state/approval-store';
@@ -102,8 +103,34 @@ export function formatStudy(r: ReviewedStudy): string {
       `privacy cost: ε = ${c.epsilon}, δ = ${c.delta} for the whole study (${c.accountant}, noise multiplier ${c.noiseMultiplier}${c.stepsPerRound === undefined ? '' : `, ${c.stepsPerRound} steps per round`})`,
     );
   }
+  const tighter = tighterEstimate(study.plan);
+  if (tighter !== null) lines.push(tighter);
   lines.push(`decision:     ${decisionSummary(r)}`);
   return lines.join('\n');
+}
+
+/**
+ * This agent's own second opinion on a DP plan: the whole study's ε by the privacy-loss-distribution accountant,
+ * which is tighter than the RDP figure every ledger charges. Null without DP, or when the PLD grid would be too large.
+ */
+function tighterEstimate(plan: StudyPlan): string | null {
+  const m = privacyMechanismOf(plan);
+  if (m === null) return null;
+  try {
+    const pld = pldEpsilon({
+      noiseMultiplier: m.noiseMultiplier,
+      samplingRate: m.samplingRate,
+      steps: m.stepsPerRound * m.rounds,
+      delta: m.delta,
+    });
+    return (
+      `tighter:      ε = ${pld.epsilon.toFixed(4)} by the ${pld.accountant} accountant, computed here ` +
+      `(informational: the budgets charge the RDP figure)`
+    );
+  } catch (error) {
+    if (error instanceof PrivacyParameterError) return null; // e.g. a grid beyond what the PLD accountant computes
+    throw error;
+  }
 }
 
 /**
