@@ -2,8 +2,14 @@
 // without the parts that need Node built-ins (plan hashing and update frames use node:crypto and Buffer; the hub and
 // the agent compute those, never the browser).
 export {
+  EvaluationRelease,
   FeatureColumn,
   FeatureSchema,
+  NumericScaling,
+  RecordSplit,
+  ReleasePlan,
+  describeRelease,
+  releasedWithoutDp,
   LabelRule,
   ModelChoice,
   ParticipationPlan,
@@ -18,6 +24,14 @@ export {
   type PlannedModelSpec,
 } from './study-plan';
 export { HubErrorBody, type EnrollmentBundle } from './identity';
-export type { Decision, EvaluationMetrics, FailureReport, PrivacySpend, SiloStudy, StudyStatus } from './rounds';
+export type {
+  Decision,
+  EvaluationMetrics,
+  EvaluationPayload,
+  FailureReport,
+  PrivacySpend,
+  SiloStudy,
+  StudyStatus,
+} from './rounds';
 export * from './api-views';
 export * from './heart-disease-schema';

@@ -11,6 +11,11 @@ import type { StudyPlan } from './study-plan';
  *   adds N(0, σ²C²) to their sum once per round (q = 1: every participating silo each round). Private against
  *   anyone who sees the models, not against the hub, which sees single updates.
  * σ ("noise multiplier") is always relative to C.
+ *
+ * With noisy evaluation (record-level plans), each evaluation release is a Gaussian mechanism of sensitivity 1 on
+ * the test records' score histograms, with noise standard deviation `evaluation.noiseStddev` counts. Test records
+ * never train (the split depends on each record alone), so a record is in exactly one of the two parts and the
+ * study's charged ε is max(ε of training, ε of evaluation): parallel composition.
  */
 export interface PrivacyMechanism {
   mechanism: 'dp-sgd' | 'dp-fedavg';
@@ -22,9 +27,11 @@ export interface PrivacyMechanism {
   rounds: number;
   delta: number;
   targetEpsilon: number;
-  /** ε of the whole planned study (all rounds), by the accountant below. */
+  /** ε of the whole planned study (all rounds and planned evaluation releases), by the accountant below. */
   plannedEpsilon: number;
   accountant: string;
+  /** Noisy evaluation: noise (counts) and the number of releases the plan allows; null without it. */
+  evaluation: { noiseStddev: number; releases: number; plannedEpsilon: number } | null;
 }
 
 export class PrivacyPlanError extends Error {
@@ -40,9 +47,17 @@ function stepsPerRoundOf(plan: StudyPlan): number {
   return 1;
 }
 
+/** Evaluation releases a plan allows: one per round plus the final model's, or the final model's only. */
+export function plannedEvaluationReleases(plan: StudyPlan): number {
+  const e = plan.release.evaluation;
+  if (e.mode === 'none') return 0;
+  return e.rounds === 'every' ? plan.training.rounds + 1 : 1;
+}
+
 /**
  * The mechanism of a plan, with σ derived from the target ε for the whole study when the plan says 'derive'
  * (the smallest σ whose ε ≤ target), or checked against the target when σ is given. Null for plans without DP.
+ * The noisy evaluation's noise is always derived: the smallest σ whose evaluation releases alone cost ≤ target.
  * Hub and agent both call this: the agent never relies on the hub's arithmetic.
  */
 export function privacyMechanismOf(plan: StudyPlan): PrivacyMechanism | null {
@@ -69,6 +84,23 @@ export function privacyMechanismOf(plan: StudyPlan): PrivacyMechanism | null {
         `with noise multiplier ${noiseMultiplier} the planned ${plan.training.rounds} rounds (${steps} steps at sampling rate ${samplingRate}) cost ε = ${cost.epsilon.toPrecision(6)}, above the target ε = ${p.targetEpsilon}; raise the noise, lower the rounds, or use "derive"`,
       );
     }
+    let evaluation: PrivacyMechanism['evaluation'] = null;
+    const releases = plannedEvaluationReleases(plan);
+    if (plan.release.evaluation.mode === 'noisy' && releases > 0) {
+      const noiseStddev = noiseForEpsilon({
+        targetEpsilon: p.targetEpsilon,
+        samplingRate: 1,
+        steps: releases,
+        delta: p.delta,
+      }).noiseMultiplier;
+      const evalCost = epsilonForNoise({
+        noiseMultiplier: noiseStddev,
+        samplingRate: 1,
+        steps: releases,
+        delta: p.delta,
+      });
+      evaluation = { noiseStddev, releases, plannedEpsilon: evalCost.epsilon };
+    }
     return {
       mechanism: p.mode,
       unit: p.unit,
@@ -79,8 +111,9 @@ export function privacyMechanismOf(plan: StudyPlan): PrivacyMechanism | null {
       rounds: plan.training.rounds,
       delta: p.delta,
       targetEpsilon: p.targetEpsilon,
-      plannedEpsilon: cost.epsilon,
+      plannedEpsilon: Math.max(cost.epsilon, evaluation?.plannedEpsilon ?? 0),
       accountant: RDP_ACCOUNTANT_NAME,
+      evaluation,
     };
   } catch (err) {
     if (err instanceof PrivacyParameterError) {
@@ -92,7 +125,7 @@ export function privacyMechanismOf(plan: StudyPlan): PrivacyMechanism | null {
   }
 }
 
-/** ε spent after `rounds` rounds of the mechanism (RDP composition of identical steps, converted at its δ). */
+/** ε of `rounds` training rounds of the mechanism (RDP composition of identical steps, converted at its δ). */
 export function epsilonAfterRounds(m: PrivacyMechanism, rounds: number): number {
   if (rounds <= 0) return 0;
   return epsilonForNoise({
@@ -103,9 +136,38 @@ export function epsilonAfterRounds(m: PrivacyMechanism, rounds: number): number 
   }).epsilon;
 }
 
-/** What a silo reports (and the hub recomputes) for its `roundsSpent`-th round of the study. */
-export function privacySpendOf(m: PrivacyMechanism, roundsSpent: number): PrivacySpend {
-  const cumulative = epsilonAfterRounds(m, roundsSpent);
+/** ε of `releases` noisy evaluation releases (0 without noisy evaluation). */
+export function epsilonAfterEvaluations(m: PrivacyMechanism, releases: number): number {
+  if (releases <= 0 || m.evaluation === null) return 0;
+  return epsilonForNoise({
+    noiseMultiplier: m.evaluation.noiseStddev,
+    samplingRate: 1,
+    steps: releases,
+    delta: m.delta,
+  }).epsilon;
+}
+
+/** The ε charged for a study after these releases: max of the training and evaluation parts (disjoint records). */
+export function chargedEpsilon(m: PrivacyMechanism, trainingRounds: number, evaluationReleases: number): number {
+  return Math.max(epsilonAfterRounds(m, trainingRounds), epsilonAfterEvaluations(m, evaluationReleases));
+}
+
+/**
+ * What a silo reports (and the hub recomputes) once it has been charged for `trainingRounds` training rounds and
+ * `evaluationReleases` noisy evaluations of the study, when the latest charge added `added`.
+ */
+export function privacySpendOf(
+  m: PrivacyMechanism,
+  trainingRounds: number,
+  evaluationReleases: number,
+  added: { trainingRounds: number; evaluationReleases: number } = { trainingRounds: 1, evaluationReleases: 0 },
+): PrivacySpend {
+  const cumulative = chargedEpsilon(m, trainingRounds, evaluationReleases);
+  const before = chargedEpsilon(
+    m,
+    trainingRounds - added.trainingRounds,
+    evaluationReleases - added.evaluationReleases,
+  );
   return {
     mechanism: m.mechanism,
     unit: m.unit,
@@ -114,10 +176,35 @@ export function privacySpendOf(m: PrivacyMechanism, roundsSpent: number): Privac
     samplingRate: m.samplingRate,
     steps: m.stepsPerRound,
     delta: m.delta,
-    epsilonRound: epsilonAfterRounds(m, 1),
+    trainingRounds,
+    evaluationReleases,
+    epsilonRound: cumulative - before,
     epsilonCumulative: cumulative,
     accountant: m.accountant,
   };
+}
+
+/**
+ * Why one more charge would break the approved plan (null when it may go on): more training rounds or evaluation
+ * releases than the plan has, or a charged ε above the plan's target. The agent refuses such work whatever the hub
+ * asks; the hub never asks for it.
+ */
+export function planLimitRefusal(
+  m: PrivacyMechanism,
+  after: { trainingRounds: number; evaluationReleases: number },
+): string | null {
+  if (after.trainingRounds > m.rounds) {
+    return `the approved plan has ${m.rounds} training rounds; this would be training round ${after.trainingRounds} on this silo's data`;
+  }
+  const allowedEvaluations = m.evaluation?.releases ?? 0;
+  if (after.evaluationReleases > allowedEvaluations) {
+    return `the approved plan allows ${allowedEvaluations} noisy evaluation releases; this would be release ${after.evaluationReleases}`;
+  }
+  const epsilon = chargedEpsilon(m, after.trainingRounds, after.evaluationReleases);
+  if (epsilon > m.targetEpsilon) {
+    return `this would bring the study's charged ε to ${epsilon.toPrecision(6)}, above the approved target ε = ${m.targetEpsilon}`;
+  }
+  return null;
 }
 
 /** Relative difference above which a reported and a recomputed ε disagree. */

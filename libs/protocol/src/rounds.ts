@@ -59,9 +59,62 @@ export type SiloTask = z.infer<typeof SiloTask>;
 export const TasksResponse = z.object({ tasks: z.array(SiloTask) });
 export type TasksResponse = z.infer<typeof TasksResponse>;
 
-/** The global model evaluated on a silo's own held-out split. Counts, never records. */
+/**
+ * The global model evaluated on a silo's own held-out split, as the hub stores and shows it: counts, never records.
+ * `noisy` marks figures estimated from a DP release (see NoisyEvaluation): their n and positives are noisy
+ * estimates and their loss is unknown.
+ */
 export const EvaluationMetrics = z
   .object({
+    loss: z.number().finite().nullable(),
+    accuracy: z.number().min(0).max(1),
+    auc: z.number().min(0).max(1).nullable(),
+    n: z.number().int().min(0),
+    positives: z.number().int().min(0),
+    noisy: z.boolean().optional(),
+  })
+  .strict();
+export type EvaluationMetrics = z.infer<typeof EvaluationMetrics>;
+
+/**
+ * A differentially private evaluation (plan release.evaluation 'noisy'): for each true label, the histogram of the
+ * model's predicted probability over the silo's test records in B equal bins of [0, 1] (bin b holds scores in
+ * [b/B, (b+1)/B), the last bin includes 1), each count plus independent discrete Gaussian noise of standard
+ * deviation `noiseStddev` (counts, on the integers). One test record changes one count by one.
+ */
+export const NoisyEvaluation = z
+  .object({
+    kind: z.literal('noisy-histogram'),
+    noiseStddev: z.number().positive(),
+    negatives: z
+      .array(
+        z
+          .number()
+          .int()
+          .min(-(2 ** 40))
+          .max(2 ** 40),
+      )
+      .min(2)
+      .max(20),
+    positives: z
+      .array(
+        z
+          .number()
+          .int()
+          .min(-(2 ** 40))
+          .max(2 ** 40),
+      )
+      .min(2)
+      .max(20),
+  })
+  .strict()
+  .refine((e) => e.negatives.length === e.positives.length, 'negatives and positives need the same number of bins');
+export type NoisyEvaluation = z.infer<typeof NoisyEvaluation>;
+
+/** Exact metrics, released without DP (plan release.evaluation 'exact'). */
+export const ExactEvaluation = z
+  .object({
+    kind: z.literal('exact'),
     loss: z.number().finite(),
     accuracy: z.number().min(0).max(1),
     auc: z.number().min(0).max(1).nullable(),
@@ -69,9 +122,50 @@ export const EvaluationMetrics = z
     positives: z.number().int().min(0),
   })
   .strict();
-export type EvaluationMetrics = z.infer<typeof EvaluationMetrics>;
+export type ExactEvaluation = z.infer<typeof ExactEvaluation>;
 
-/** What a silo says it spent on one update (recomputed and checked by the hub). */
+/** What a silo sends about its evaluation: exactly what its plan's release.evaluation allows. */
+export const EvaluationPayload = z.union([NoisyEvaluation, ExactEvaluation]);
+export type EvaluationPayload = z.infer<typeof EvaluationPayload>;
+
+/**
+ * The figures the hub shows for an evaluation payload. From a noisy histogram (post-processing, no extra privacy
+ * cost): counts clamped at 0, n and positives their sums, accuracy at threshold 0.5 (bins wholly above or below;
+ * with an odd B the middle bin counts half), AUC from the binned scores (pairs in the same bin count 1/2).
+ */
+export function metricsOfEvaluation(payload: EvaluationPayload): EvaluationMetrics {
+  if (payload.kind === 'exact') {
+    const { kind: _kind, ...metrics } = payload;
+    return metrics;
+  }
+  const neg = payload.negatives.map((c) => Math.max(0, c));
+  const pos = payload.positives.map((c) => Math.max(0, c));
+  const bins = neg.length;
+  const nNeg = neg.reduce((a, b) => a + b, 0);
+  const nPos = pos.reduce((a, b) => a + b, 0);
+  const n = nNeg + nPos;
+  let correct = 0;
+  for (let b = 0; b < bins; b++) {
+    const upper = (b + 1) / bins;
+    const lower = b / bins;
+    if (lower >= 0.5) correct += pos[b]!;
+    else if (upper <= 0.5) correct += neg[b]!;
+    else correct += (pos[b]! + neg[b]!) / 2;
+  }
+  let auc: number | null = null;
+  if (nNeg > 0 && nPos > 0) {
+    let below = 0;
+    let wins = 0;
+    for (let b = 0; b < bins; b++) {
+      wins += pos[b]! * (below + neg[b]! / 2);
+      below += neg[b]!;
+    }
+    auc = wins / (nNeg * nPos);
+  }
+  return { loss: null, accuracy: n > 0 ? correct / n : 0, auc, n, positives: nPos, noisy: true };
+}
+
+/** What a silo spent on one update, as it reports it (the hub recomputes and checks every figure). */
 export const PrivacySpend = z
   .object({
     mechanism: z.enum(['dp-sgd', 'dp-fedavg']),
@@ -79,14 +173,24 @@ export const PrivacySpend = z
     noiseMultiplier: z.number().positive(),
     clipNorm: z.number().positive(),
     samplingRate: z.number().gt(0).max(1),
+    /** DP-SGD steps (or DP-FedAvg releases) per round. */
     steps: z.number().int().min(1),
     delta: z.number().gt(0).lt(1),
+    /** Training rounds this silo has been charged for in this study, this one included. */
+    trainingRounds: z.number().int().min(0),
+    /** Noisy evaluation releases charged so far in this study (0 without noisy evaluation). */
+    evaluationReleases: z.number().int().min(0),
+    /** ε added by this round's charge. */
     epsilonRound: z.number().min(0),
+    /** ε charged for the study so far: max(training, evaluation), the two parts being disjoint record sets. */
     epsilonCumulative: z.number().min(0),
     accountant: z.string(),
   })
   .strict();
 export type PrivacySpend = z.infer<typeof PrivacySpend>;
+
+/** Largest training-record count a silo may report (a silo claiming more is refused, not believed). */
+export const MAX_NUM_EXAMPLES = 1_000_000_000;
 
 /** Header of a framed model update. */
 export const UpdateHeader = z
@@ -96,15 +200,18 @@ export const UpdateHeader = z
     attempt: z.number().int().min(1),
     planHash: Sha256Hex,
     baseModelHash: Sha256Hex,
-    /** Weight of this update in FedAvg: training examples at the silo. */
-    numExamples: z.number().int().min(1),
+    /**
+     * Training records at the silo, only when the plan releases them ('exact', without DP): the FedAvg weight.
+     * Null otherwise (equal weights). Bounded so no silo can claim an absurd weight.
+     */
+    numExamples: z.number().int().min(1).max(MAX_NUM_EXAMPLES).nullable(),
     /** Number of float32 values in the payload. */
     length: z.number().int().min(1),
     payloadSha256: Sha256Hex,
     /** L2 norm of the payload as the agent computed it; the hub recomputes it. */
     l2Norm: z.number().finite().min(0),
-    trainLoss: z.number().finite().nullable(),
-    evaluation: EvaluationMetrics,
+    /** The evaluation of the base model, when the plan releases it every round; else null. */
+    evaluation: EvaluationPayload.nullable(),
     privacy: PrivacySpend.nullable(),
   })
   .strict();
@@ -117,7 +224,10 @@ export const EvaluationReport = z
     attempt: z.number().int().min(1),
     planHash: Sha256Hex,
     modelHash: Sha256Hex,
-    evaluation: EvaluationMetrics,
+    /** Null when the plan releases no evaluation: the report only says the task is done. */
+    evaluation: EvaluationPayload.nullable(),
+    /** The silo's privacy spend after this release, for DP plans with noisy evaluation; else null. */
+    privacy: PrivacySpend.nullable(),
   })
   .strict();
 export type EvaluationReport = z.infer<typeof EvaluationReport>;
@@ -133,6 +243,8 @@ export const FailureReport = z
       'PRIVACY_CAP_REACHED',
       'PRIVACY_PLAN_UNSAFE',
       'PLAN_NOT_APPROVED',
+      /** The hub asked for more than the approved plan allows (rounds, evaluations or ε); the agent refused. */
+      'PLAN_LIMIT_REACHED',
       'TRAINING_FAILED',
     ]),
     message: z.string().min(1).max(2000),

@@ -5,14 +5,40 @@ import { z } from 'zod';
 const name = z.string().min(1).max(64);
 const finitePositive = z.number().finite().positive();
 
+/**
+ * Every constant used to encode a record is declared here, in the plan, and never computed from a silo's file: a
+ * statistic of the file (a mean, a standard deviation, the most frequent level) depends on every record, so adding
+ * one record would change how every other record is encoded and break the neighbouring relation that differential
+ * privacy is stated for (docs/privacy.md, "From the raw file to the wire").
+ */
+export const NumericScaling = z
+  .object({
+    /** The encoded value is (x − center) / scale. */
+    center: z.number().finite(),
+    scale: finitePositive,
+  })
+  .strict();
+export type NumericScaling = z.infer<typeof NumericScaling>;
+
 export const FeatureColumn = z.discriminatedUnion('type', [
-  z.object({ name, type: z.literal('numeric') }).strict(),
+  z
+    .object({
+      name,
+      type: z.literal('numeric'),
+      /** Declared scaling (absent: the value is used as is). */
+      scaling: NumericScaling.optional(),
+      /** Value that replaces a missing cell when the schema's `missing` is 'impute' (before scaling). */
+      impute: z.number().finite().optional(),
+    })
+    .strict(),
   z
     .object({
       name,
       type: z.literal('categorical'),
       // Every silo must produce the same encoded columns whatever values it happens to hold: levels are fixed.
       levels: z.array(z.string().min(1).max(64)).min(2).max(256),
+      /** Level that replaces a missing cell when the schema's `missing` is 'impute'; one of `levels`. */
+      impute: z.string().min(1).max(64).optional(),
     })
     .strict(),
 ]);
@@ -29,7 +55,27 @@ export const LabelRule = z.union([
   z.object({ column: name, operator: z.literal('in'), values: z.array(z.string()).min(1) }).strict(),
 ]);
 
-/** The feature schema: which columns, their encoding, the label, missing values, the local split and scaling. */
+/**
+ * How a silo splits its records into training and held-out test records: by a keyed hash of each record alone
+ * (HMAC-SHA-256 under `salt` of the record's canonical fields; the record is held out when the hash, read as a
+ * fraction of 2^64, is below `testFraction`). Whether one record trains or evaluates therefore never depends on
+ * any other record: adding or removing a record moves nothing else between the splits. Identical rows land in the
+ * same split. The test size is binomial around testFraction·n rather than exact.
+ */
+export const RecordSplit = z
+  .object({
+    testFraction: z.number().gt(0).lt(1),
+    /** Public per-study key of the hash (not a secret: the guarantee holds for every salt). */
+    salt: z
+      .string()
+      .min(8)
+      .max(128)
+      .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
+  })
+  .strict();
+export type RecordSplit = z.infer<typeof RecordSplit>;
+
+/** The feature schema: which columns, their declared encoding, the label, missing values and the local split. */
 export const FeatureSchema = z
   .object({
     /** Column names in file order for headerless files; absent when the first row is a header. */
@@ -37,19 +83,9 @@ export const FeatureSchema = z
     missingValues: z.array(z.string().max(16)).max(16).optional(),
     features: z.array(FeatureColumn).min(1).max(1024),
     label: LabelRule,
-    missing: z.enum(['drop-rows', 'impute-mean']),
-    split: z
-      .object({
-        testFraction: z.number().gt(0).lt(1),
-        seed: z
-          .number()
-          .int()
-          .min(0)
-          .max(2 ** 31 - 1),
-        stratify: z.boolean(),
-      })
-      .strict(),
-    standardize: z.boolean(),
+    /** 'drop-rows': drop a row with any missing feature. 'impute': use each feature's declared `impute` value. */
+    missing: z.enum(['drop-rows', 'impute']),
+    split: RecordSplit,
   })
   .strict();
 export type FeatureSchema = z.infer<typeof FeatureSchema>;
@@ -148,6 +184,47 @@ export const ParticipationPlan = z
   .strict();
 export type ParticipationPlan = z.infer<typeof ParticipationPlan>;
 
+/**
+ * What the silo's evaluation of each global model releases to the hub. Evaluation is on the held-out test records,
+ * which never train (the split depends on each record alone), so its cost composes in parallel with training's.
+ * - 'none': nothing; the agent evaluates for its own log only.
+ * - 'noisy' (record-level DP studies only): histograms of the model's predicted probability on the test records, in
+ *   `scoreBins` equal bins over [0, 1], one per true label, each count with discrete Gaussian noise. One record
+ *   changes one count by one (L2 sensitivity 1); the noise is calibrated by the plan's accountant so that the
+ *   evaluation releases alone stay within the target ε, and charged.
+ * - 'exact': loss, accuracy, AUC, test size and positives, released WITHOUT differential privacy (the steward
+ *   consents to exactly that, and reports list it).
+ * `rounds`: 'final' evaluates only the final model; 'every' also the input model of every round.
+ */
+export const EvaluationRelease = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('none') }).strict(),
+  z
+    .object({
+      mode: z.literal('noisy'),
+      rounds: z.enum(['final', 'every']),
+      scoreBins: z.number().int().min(2).max(20),
+    })
+    .strict(),
+  z.object({ mode: z.literal('exact'), rounds: z.enum(['final', 'every']) }).strict(),
+]);
+export type EvaluationRelease = z.infer<typeof EvaluationRelease>;
+
+/**
+ * Everything a silo sends besides its (noised) model update. The default a study designer should choose releases
+ * nothing without noise; each 'exact' item is released without differential privacy and is listed to the steward.
+ */
+export const ReleasePlan = z
+  .object({
+    evaluation: EvaluationRelease,
+    /**
+     * 'none': the silo does not report how many records it trained on, and the hub averages updates with equal
+     * weights. 'exact': the count is released without DP and weights FedAvg.
+     */
+    trainingExamples: z.enum(['none', 'exact']),
+  })
+  .strict();
+export type ReleasePlan = z.infer<typeof ReleasePlan>;
+
 /** Everything a data steward approves, byte for byte (after RFC 8785 canonicalization). */
 export const StudyPlan = z
   .object({
@@ -158,6 +235,7 @@ export const StudyPlan = z
     training: TrainingPlan,
     privacy: PrivacyPlan,
     participation: ParticipationPlan,
+    release: ReleasePlan,
     /** Invited silos (ids). Part of the plan: a steward approves who else takes part. */
     silos: z.array(z.string().uuid()).min(1).max(1000),
   })
@@ -184,6 +262,20 @@ function semanticProblems(plan: StudyPlan): string[] {
     for (const n of [...featureNames, plan.schema.label.column]) {
       if (!plan.schema.columns.includes(n)) out.push(`schema.columns: does not list "${n}"`);
     }
+  }
+  plan.schema.features.forEach((f, i) => {
+    if (plan.schema.missing === 'impute' && f.impute === undefined) {
+      out.push(`schema.features.${i}.impute: "${f.name}" needs a declared imputation value when missing is 'impute'`);
+    }
+    if (f.type === 'categorical' && f.impute !== undefined && !f.levels.includes(f.impute)) {
+      out.push(`schema.features.${i}.impute: "${f.impute}" is not one of the levels of "${f.name}"`);
+    }
+  });
+  const evaluation = plan.release.evaluation;
+  if (evaluation.mode === 'noisy' && plan.privacy.mode !== 'dp-sgd') {
+    out.push(
+      `release.evaluation: noisy evaluation protects single test records and needs a record-level (dp-sgd) privacy plan; with ${plan.privacy.mode} choose 'none', or 'exact' to release the metrics without differential privacy`,
+    );
   }
   if (plan.training.algorithm === 'fedprox' && plan.training.proximalMu === undefined) {
     out.push('training.proximalMu: is required with the fedprox algorithm');
@@ -214,6 +306,52 @@ export function planHash(studyId: string, version: number, plan: StudyPlan): str
   return createHash('sha256').update(canonicalJson({ studyId, version, plan }), 'utf8').digest('hex');
 }
 
+/**
+ * Everything this plan releases from a silo WITHOUT differential privacy, in words (empty when everything a silo
+ * sends is inside the DP guarantee). The steward consents to exactly this list: the agent's `studies show`, the
+ * console's approval view and the compliance report print it.
+ */
+export function releasedWithoutDp(plan: StudyPlan): string[] {
+  const out: string[] = [];
+  if (plan.privacy.mode === 'none') out.push('the model update itself (no differential privacy in this study)');
+  if (plan.privacy.mode === 'dp-fedavg') {
+    out.push(
+      "the silo's clipped model update, to the hub (the hub adds the noise: DP-FedAvg protects against readers of the models, not against the hub)",
+    );
+  }
+  if (plan.release.trainingExamples === 'exact') out.push('the exact number of training records (FedAvg weight)');
+  const e = plan.release.evaluation;
+  if (e.mode === 'exact') {
+    out.push(
+      `test-split loss, accuracy, AUC, number of test records and of positives, ${e.rounds === 'every' ? 'for the model of every round' : 'for the final model'}`,
+    );
+  }
+  return out;
+}
+
+/** The release plan in words. */
+export function describeRelease(plan: StudyPlan): string {
+  const e = plan.release.evaluation;
+  const evaluation =
+    e.mode === 'none'
+      ? 'no evaluation results'
+      : e.mode === 'noisy'
+        ? `noisy test-split score histograms (${e.scoreBins} bins per label, discrete Gaussian noise, charged) ${e.rounds === 'every' ? 'every round' : 'for the final model'}`
+        : `exact test-split metrics WITHOUT differential privacy ${e.rounds === 'every' ? 'every round' : 'for the final model'}`;
+  const examples =
+    plan.release.trainingExamples === 'exact'
+      ? 'the exact training-record count WITHOUT differential privacy'
+      : 'no record count (equal FedAvg weights)';
+  return `${evaluation}; ${examples}`;
+}
+
+function describeFeature(f: FeatureColumn): string {
+  if (f.type === 'categorical')
+    return `${f.name} (one of ${f.levels.join('/')}${f.impute ? `, missing → ${f.impute}` : ''})`;
+  const scaling = f.scaling ? ` (x − ${f.scaling.center}) / ${f.scaling.scale}` : '';
+  return `${f.name}${scaling}${f.impute !== undefined ? `, missing → ${f.impute}` : ''}`;
+}
+
 /** A plan in words, for `tessera-agent studies show` and the console. */
 export function describePlan(plan: StudyPlan): string[] {
   const t = plan.training;
@@ -226,15 +364,18 @@ export function describePlan(plan: StudyPlan): string[] {
     p.mode === 'none'
       ? 'NO differential privacy: model updates are sent without noise'
       : `${p.mode === 'dp-sgd' ? 'DP-SGD (unit: one record)' : 'DP-FedAvg (unit: the whole silo)'}; target ε = ${p.targetEpsilon}, δ = ${p.delta}, clipping norm ${p.clipNorm}, noise multiplier ${p.noiseMultiplier}`;
+  const withoutDp = releasedWithoutDp(plan);
   return [
     `study:        ${plan.name}`,
     `purpose:      ${plan.purpose}`,
     `model:        ${model}`,
-    `features:     ${plan.schema.features.map((f) => (f.type === 'numeric' ? f.name : `${f.name} (one of ${f.levels.join('/')})`)).join(', ')}`,
+    `features:     ${plan.schema.features.map(describeFeature).join(', ')}`,
     `label:        ${plan.schema.label.column} ${plan.schema.label.operator} ${'threshold' in plan.schema.label ? plan.schema.label.threshold : plan.schema.label.values.join('/')}`,
-    `missing:      ${plan.schema.missing}; held out for testing: ${Math.round(plan.schema.split.testFraction * 100)}%`,
-    `training:     ${t.rounds} rounds × ${t.localEpochs} local epochs, batch ${t.batchSize}, learning rate ${t.learningRate}, ${t.algorithm}, server optimizer ${t.serverOptimizer.kind}`,
+    `missing:      ${plan.schema.missing}; held out for testing: ${Math.round(plan.schema.split.testFraction * 100)}% of records, chosen by a keyed hash of each record (salt ${plan.schema.split.salt})`,
+    `training:     ${t.rounds} rounds × ${t.localEpochs} local epochs, batch ${t.batchSize}${p.mode === 'dp-sgd' ? ' (normaliser of the noisy gradient sum)' : ''}, learning rate ${t.learningRate}, ${t.algorithm}, server optimizer ${t.serverOptimizer.kind}`,
     `privacy:      ${privacy}`,
+    `releases:     ${describeRelease(plan)}`,
+    `without DP:   ${withoutDp.length === 0 ? 'nothing' : withoutDp.join('; ')}`,
     `participants: ${plan.silos.length} silos invited, at least ${plan.participation.minSilosPerRound} per round`,
   ];
 }
