@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { type INestApplication } from '@nestjs/common';
+import { NotFoundException, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -19,9 +19,13 @@ import { correlationIdOf, errorBodyFor } from './common/global-exception.filter'
 import { correlationIdFor } from './common/logging';
 import { hubValidationPipe } from './common/validation';
 import type { HubConfig } from './config/config.schema';
+import { ClientAddressResolver } from './config/trusted-proxies.util';
 import { externalPostgres, startEmbeddedPostgres, type DatabaseEndpoint } from './database/embedded-postgres';
 import { runMigrations } from './database/migrate';
 import { MetricsService } from './metrics/metrics.service';
+
+/** The OpenAPI UI; also the prefix of its JSON (`/openapi.json`) and YAML (`-yaml`) documents. */
+export const API_DOCS_PATH = 'api/docs';
 
 export interface RunningHub {
   readonly app: INestApplication;
@@ -46,10 +50,12 @@ export async function openDatabase(config: HubConfig): Promise<DatabaseEndpoint>
 /** Boots the hub: database (embedded or server), migrations, first administrator, listeners. */
 export async function startHub(config: HubConfig, options: { logger?: boolean } = {}): Promise<RunningHub> {
   const database = await openDatabase(config);
+  let app: NestExpressApplication | undefined;
+  const extraServers: Server[] = [];
   try {
     if (config.runMigrations) await runMigrations(database);
     const sessionKey = resolveSessionKey(config.jwtSecret, config.dataDir);
-    const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, database, sessionKey }), {
+    app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, database, sessionKey }), {
       bodyParser: false,
       bufferLogs: true,
       logger: options.logger === false ? false : undefined,
@@ -74,18 +80,25 @@ export async function startHub(config: HubConfig, options: { logger?: boolean } 
       listenerHandler('silo', handler),
     );
     const enrollServer = createHttpsServer(tlsBase, listenerHandler('enroll', handler));
+    extraServers.push(siloServer, enrollServer);
     const audit = app.get(AuditTrail);
     siloServer.on('tlsClientError', (err: Error & { code?: string }, socket) =>
       refusedHandshake(audit, err, socket.remoteAddress),
     );
-    await app.listen(config.port, config.host);
-    const siloPort = await listen(siloServer, config.siloPort, config.siloHost);
-    const enrollPort = await listen(enrollServer, config.enrollPort, config.enrollHost);
+    const people = app;
+    await asListener('people', config.host, config.port, () => people.listen(config.port, config.host));
+    const siloPort = await asListener('silo', config.siloHost, config.siloPort, () =>
+      listen(siloServer, config.siloPort, config.siloHost),
+    );
+    const enrollPort = await asListener('enrollment', config.enrollHost, config.enrollPort, () =>
+      listen(enrollServer, config.enrollPort, config.enrollHost),
+    );
     const server = app.getHttpServer() as Server;
     const url = `http://${hostForUrl(config.host)}:${portOf(server)}`;
     const siloUrl = `https://${hostForUrl(config.siloHost)}:${siloPort}`;
     const enrollUrl = `https://${hostForUrl(config.enrollHost)}:${enrollPort}`;
     app.get(SilosService).setListenerUrls({ silo: siloUrl, enroll: enrollUrl });
+    const running = app;
     return {
       app,
       config,
@@ -93,12 +106,31 @@ export async function startHub(config: HubConfig, options: { logger?: boolean } 
       url,
       siloUrl,
       enrollUrl,
-      close: () => stopHub(app, [server, siloServer, enrollServer], database, config.shutdownTimeoutMs),
+      close: () => stopHub(running, [server, siloServer, enrollServer], database, config.shutdownTimeoutMs),
     };
   } catch (err) {
+    // A hub that cannot serve all of its listeners must not linger half-started (answering 503/500, its timers
+    // polling a closed pool): stop everything it opened, release the database, and let the caller exit.
+    await Promise.all(extraServers.map(closeIfListening));
+    await app?.close().catch(() => undefined);
     await database.close();
     throw err;
   }
+}
+
+/** Runs a listen call, naming the listener and its address in the error, so an operator knows which port to free. */
+async function asListener<T>(name: string, host: string, port: number, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason = code === 'EADDRINUSE' ? 'the address is already in use' : (err as Error).message;
+    throw new Error(`the ${name} listener cannot listen on ${hostForUrl(host)}:${port}: ${reason}`, { cause: err });
+  }
+}
+
+function closeIfListening(server: Server): Promise<void> {
+  return new Promise((done) => (server.listening ? server.close(() => done()) : done()));
 }
 
 function hostForUrl(host: string): string {
@@ -149,11 +181,24 @@ function refusedHandshake(audit: AuditTrail, err: Error & { code?: string }, rem
 }
 
 function configureHttp(app: NestExpressApplication, config: HubConfig): void {
-  if (config.trustProxy) app.set('trust proxy', true);
+  // Express's own 'trust proxy' is one setting for the whole app, hence for all three listeners; the client address is
+  // decided per listener below instead, and Express never reads X-Forwarded-* itself.
+  app.set('trust proxy', false);
   app.disable('x-powered-by');
   const metrics = app.get(MetricsService);
+  const clientAddress: Record<Listener, ClientAddressResolver> = {
+    people: new ClientAddressResolver(config.trustedProxies),
+    enroll: new ClientAddressResolver(config.enrollTrustedProxies),
+    // Mutual TLS ends at the hub, so no proxy can have added a header here: the TCP peer is the client.
+    silo: new ClientAddressResolver([]),
+  };
   app.use((req: Request, res: Response, next: NextFunction) => {
     if (!isListenerMarked(req)) markListener(req, 'people');
+    // `req.ip` keys the rate limits (ThrottlerGuard): an own property, so Express's prototype getter is not used.
+    Object.defineProperty(req, 'ip', {
+      value: clientAddress[listenerOf(req)].resolve(req.socket.remoteAddress, req.headers['x-forwarded-for']),
+      enumerable: true,
+    });
     // Set before anything can fail, so even a body-parser error answers with its correlation id.
     (req as Request & { id?: string }).id = correlationIdFor(req, res);
     const end = metrics.httpDuration.startTimer();
@@ -182,6 +227,17 @@ function configureHttp(app: NestExpressApplication, config: HubConfig): void {
   );
   app.useBodyParser('json', { limit: config.bodyLimit });
   app.useGlobalPipes(hubValidationPipe());
+  // The API description is for people (and their tools) only: not on the silo listener, and above all not on the
+  // enrollment listener, the one exposed to the internet. Covers the UI, its assets and the JSON and YAML documents,
+  // in any letter case (Express routes match case-insensitively).
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (!req.path.toLowerCase().startsWith(`/${API_DOCS_PATH}`) || listenerOf(req) === 'people') return next();
+    const { status, body } = errorBodyFor(
+      new NotFoundException(`Cannot ${req.method} ${req.path}`),
+      correlationIdOf(req),
+    );
+    res.status(status).json(body);
+  });
   const doc = SwaggerModule.createDocument(
     app,
     new DocumentBuilder()
@@ -191,7 +247,7 @@ function configureHttp(app: NestExpressApplication, config: HubConfig): void {
       .addBearerAuth()
       .build(),
   );
-  SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/docs/openapi.json' });
+  SwaggerModule.setup(API_DOCS_PATH, app, doc, { jsonDocumentUrl: `${API_DOCS_PATH}/openapi.json` });
   // Errors raised before routing (body parsing: malformed JSON, oversized bodies) get the same shape as the rest.
   app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
@@ -210,9 +266,7 @@ async function stopHub(
   force.unref();
   try {
     // Stop accepting on every listener and wait for in-flight requests; then Nest closes the TypeORM pool.
-    await Promise.all(
-      servers.slice(1).map((s) => new Promise<void>((done) => (s.listening ? s.close(() => done()) : done()))),
-    );
+    await Promise.all(servers.slice(1).map(closeIfListening));
     await app.close();
   } finally {
     clearTimeout(force);

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import * as argon2 from 'argon2';
 import { Repository } from 'typeorm';
@@ -28,7 +28,7 @@ export function toUserView(u: UserEntity): UserView {
 }
 
 @Injectable()
-export class AccountsService {
+export class AccountsService implements OnModuleInit {
   private readonly logger = new Logger(AccountsService.name);
   /** Verified against when the username is unknown, so both failures cost the same time. */
   private decoyHash: Promise<string> | undefined;
@@ -37,6 +37,14 @@ export class AccountsService {
     @InjectRepository(UserEntity) private readonly users: Repository<UserEntity>,
     private readonly audit: AuditTrail,
   ) {}
+
+  /**
+   * Makes the decoy hash at boot: made lazily, the first unknown-user login after each start would cost one extra
+   * hash, telling the first caller that the name it tried does not exist.
+   */
+  async onModuleInit(): Promise<void> {
+    await this.decoy();
+  }
 
   async create(username: string, password: string, role: Role, actor: AuditActor = SYSTEM_ACTOR): Promise<UserView> {
     if (password.length < MIN_PASSWORD_LENGTH || password.length > 256) {

@@ -2,7 +2,10 @@ import { PinoLogger } from 'nestjs-pino';
 import { ConfigError, describeConfig, loadHubConfig } from '../config/hub-config';
 import { startHub, type RunningHub } from '../hub';
 
-/** Starts the hub and stops it gracefully on SIGTERM or SIGINT. Exit code 2 for bad configuration. */
+/**
+ * Starts the hub and stops it gracefully on SIGTERM or SIGINT. Exit code 2 for bad configuration, 1 when it cannot
+ * start (a port in use, the embedded database held by another hub), naming the cause on stderr.
+ */
 export async function serveUntilSignalled(env: NodeJS.ProcessEnv = process.env): Promise<RunningHub | undefined> {
   let config;
   try {
@@ -21,6 +24,9 @@ export async function serveUntilSignalled(env: NodeJS.ProcessEnv = process.env):
   } catch (err) {
     process.stderr.write(`tessera-hub: could not start: ${(err as Error).message}\n`);
     process.exitCode = 1;
+    // startHub has closed what it opened, so the process ends by itself; should anything still hold the event loop
+    // (a library's timer), a hub that failed to start must not linger: leave anyway after a moment.
+    setTimeout(() => process.exit(1), 2_000).unref();
     return undefined;
   }
   const log = await hub.app.resolve(PinoLogger);

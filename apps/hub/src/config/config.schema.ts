@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { proxyEntryProblem } from './trusted-proxies.util';
 
 /**
  * Every environment variable the hub reads, with its documentation. This table is the single source for
@@ -23,6 +24,23 @@ const postgresUrl = z
   .string()
   .url()
   .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must start with postgres:// or postgresql://');
+
+/** Comma-separated addresses and CIDR ranges; unset means none. */
+const proxyList = z
+  .string()
+  .optional()
+  .transform((v) =>
+    (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  )
+  .superRefine((entries, ctx) => {
+    for (const entry of entries) {
+      const problem = proxyEntryProblem(entry);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }
+  });
 
 function variable<T>(v: ConfigVariable<T>): ConfigVariable<T> {
   return v;
@@ -148,7 +166,7 @@ export const CONFIG_VARIABLES = {
   databaseUrl: variable({
     name: 'DATABASE_URL',
     description:
-      'PostgreSQL connection URL. Unset: the hub runs an embedded PostgreSQL (PGlite) persisted under TESSERA_DATA_DIR/pgdata.',
+      'PostgreSQL connection URL. Unset: the hub runs an embedded PostgreSQL (PGlite) persisted under TESSERA_DATA_DIR/pgdata, reached through a Unix socket in TESSERA_DATA_DIR/db-socket (mode 0700; no TCP port) and locked to one process with flock(1).',
     secret: true,
     schema: postgresUrl.optional(),
   }),
@@ -229,12 +247,30 @@ export const CONFIG_VARIABLES = {
     secret: false,
     schema: positiveInt,
   }),
+  trustedProxies: variable({
+    name: 'TESSERA_TRUSTED_PROXIES',
+    description:
+      'Reverse proxies in front of the console/API listener, as comma-separated addresses or CIDR ranges (e.g. `127.0.0.1,10.0.0.0/8`). X-Forwarded-For is believed only from these; the client address it yields keys the login rate limit. Unset: the header is ignored and the TCP peer is the client.',
+    secret: false,
+    schema: proxyList,
+  }),
+  enrollTrustedProxies: variable({
+    name: 'TESSERA_ENROLL_TRUSTED_PROXIES',
+    description:
+      'The same for the enrollment listener (its enrollment rate limit). The silo listener never reads X-Forwarded-For: a proxy cannot add headers to a mutual-TLS connection without terminating it.',
+    secret: false,
+    schema: proxyList,
+  }),
   trustProxy: variable({
     name: 'TESSERA_TRUST_PROXY',
-    description: 'Trust X-Forwarded-* headers from a reverse proxy in front of the console/API listener.',
+    description:
+      'Removed: `true` believed X-Forwarded-For from any client, so a client could pick its own rate-limit bucket. Only `false` is accepted; list your proxies in TESSERA_TRUSTED_PROXIES instead.',
     default: 'false',
     secret: false,
-    schema: bool,
+    schema: z.enum(['false', '0'], {
+      error:
+        'is no longer supported (it trusted X-Forwarded-For from every client); list the proxy addresses in TESSERA_TRUSTED_PROXIES (and TESSERA_ENROLL_TRUSTED_PROXIES) instead',
+    }),
   }),
 } as const;
 

@@ -1,45 +1,91 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { lockDataDir } from './data-dir-lock';
 
-/** A PostgreSQL the hub can reach through an ordinary `postgres://` URL, and how to let it go. */
-export interface DatabaseEndpoint {
-  readonly kind: 'embedded' | 'external';
-  readonly url: string;
+/** A PostgreSQL the hub can reach with node-postgres, and how to let it go. */
+export type DatabaseEndpoint = ExternalDatabase | EmbeddedDatabase;
+
+interface DatabaseEndpointBase {
   /** Pool size the hub must use: the embedded database serves one session at a time. */
   readonly poolSize: number;
   close(): Promise<void>;
 }
 
+export interface ExternalDatabase extends DatabaseEndpointBase {
+  readonly kind: 'external';
+  /** `postgres://` URL (a secret: it may hold a password). */
+  readonly url: string;
+}
+
+export interface EmbeddedDatabase extends DatabaseEndpointBase {
+  readonly kind: 'embedded';
+  /** Directory (mode 0700) holding the Unix socket `.s.PGSQL.<socketPort>`: node-postgres's `host` for a socket. */
+  readonly socketDirectory: string;
+  /** Not a TCP port: PostgreSQL names its socket file after a port number, and node-postgres follows that. */
+  readonly socketPort: number;
+}
+
+/** The number in the socket file's name (`.s.PGSQL.5432`), PostgreSQL's convention; nothing listens on TCP. */
+const SOCKET_PORT = 5432;
+/** sun_path holds 108 bytes on Linux and 104 on macOS, with the terminating NUL. */
+const MAX_SOCKET_PATH_BYTES = 103;
+
 /**
- * Starts PGlite persisted in `dataDir/pgdata` and serves it on a loopback port through pglite-socket, so the hub
- * talks to it with TypeORM's ordinary `postgres` driver: one code path for the embedded and the server database.
+ * Starts PGlite persisted in `dataDir/pgdata` and serves it through pglite-socket on a Unix domain socket in a
+ * directory only this user can enter, so the hub talks to it with TypeORM's ordinary `postgres` driver: one code path
+ * for the embedded and the server database.
+ *
+ * Never TCP: pglite-socket answers every startup with AuthenticationOk, so on a loopback port any local process
+ * could read password hashes and the encrypted CA key, rewrite roles, or stall the hub with `pg_sleep`. The socket
+ * directory is mode 0700 and the socket 0600; pglite-socket has no authentication, so file permissions are the
+ * boundary (docs/threat-model.md, "Embedded database").
  *
  * PGlite is a single session. pglite-socket multiplexes connections onto it, which would interleave one client's
  * transaction with another's statements; the hub therefore uses a pool of exactly one connection here (ADR 0002).
  */
-export async function startEmbeddedPostgres(dataDir: string): Promise<DatabaseEndpoint> {
-  const pgdata = join(dataDir, 'pgdata');
+export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedDatabase> {
+  const root = resolve(dataDir);
+  const pgdata = join(root, 'pgdata');
   mkdirSync(pgdata, { recursive: true, mode: 0o700 });
-  const releaseLock = lockDataDir(dataDir);
+  const releaseLock = lockDataDir(root);
   let db: PGlite | undefined;
   let server: PGLiteSocketServer | undefined;
+  let socket: PrivateSocketDirectory | undefined;
   try {
+    socket = privateSocketDirectory(root);
     db = await openPglite(pgdata);
     // Two sessions allowed so a closing connection never blocks the next one; the hub's pool opens one at a time.
-    server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 2 });
+    server = new PGLiteSocketServer({ db, path: socket.socketPath, maxConnections: 2 });
     await server.start();
+    // The directory already keeps other users out; the socket's own mode is the second wall, should the directory's
+    // mode ever be widened by hand.
+    chmodSync(socket.socketPath, 0o600);
   } catch (err) {
+    await server?.stop();
     await db?.close();
+    socket?.remove();
     releaseLock();
     throw err;
   }
-  const conn = server.getServerConn(); // "127.0.0.1:PORT"
   let closed = false;
+  const openSocket = socket;
   return {
     kind: 'embedded',
-    url: `postgres://postgres@${conn}/postgres`,
+    socketDirectory: openSocket.directory,
+    socketPort: SOCKET_PORT,
     poolSize: 1,
     async close() {
       if (closed) return;
@@ -48,10 +94,45 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<DatabaseEn
         await server?.stop();
         await db?.close();
       } finally {
+        openSocket.remove();
         releaseLock();
       }
     },
   };
+}
+
+interface PrivateSocketDirectory {
+  readonly directory: string;
+  readonly socketPath: string;
+  /** Removes the socket file (and the directory when it is a temporary one). */
+  remove(): void;
+}
+
+/**
+ * `dataDir/db-socket`, mode 0700 and owned by this user, or a fresh private directory under the system temporary
+ * directory when the data directory's path is too long for a socket address. Called under the data-directory lock,
+ * so a socket file already there is a crashed hub's leftover and is removed.
+ */
+function privateSocketDirectory(root: string): PrivateSocketDirectory {
+  const socketName = `.s.PGSQL.${SOCKET_PORT}`;
+  const inDataDir = join(root, 'db-socket');
+  if (Buffer.byteLength(join(inDataDir, socketName)) > MAX_SOCKET_PATH_BYTES) {
+    const directory = mkdtempSync(join(tmpdir(), 'tessera-db-')); // mkdtemp makes it 0700
+    return {
+      directory,
+      socketPath: join(directory, socketName),
+      remove: () => rmSync(directory, { recursive: true, force: true }),
+    };
+  }
+  mkdirSync(inDataDir, { mode: 0o700, recursive: true });
+  const st = lstatSync(inDataDir);
+  if (!st.isDirectory() || (process.getuid && st.uid !== process.getuid())) {
+    throw new Error(`${inDataDir} must be a directory owned by the hub's user (found something else): remove it`);
+  }
+  chmodSync(inDataDir, 0o700);
+  const socketPath = join(inDataDir, socketName);
+  rmSync(socketPath, { force: true });
+  return { directory: inDataDir, socketPath, remove: () => rmSync(socketPath, { force: true }) };
 }
 
 /** Where an empty, initialized cluster is cached: initdb inside WebAssembly takes seconds; loading a copy does not. */
@@ -91,39 +172,6 @@ async function openPglite(pgdata: string): Promise<PGlite> {
   return db;
 }
 
-/**
- * PGlite files must be opened by one process at a time: a second hub (or `tessera-hub admin create` while the hub
- * runs) would corrupt them. A lock file holding the owner's pid refuses that; a stale lock (dead pid) is taken over.
- */
-function lockDataDir(dataDir: string): () => void {
-  const file = join(dataDir, 'pgdata.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
-      return () => rmSync(file, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = Number(readFileSync(file, 'utf8'));
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
-        throw new Error(
-          `the embedded database in ${dataDir} is in use by process ${owner}; stop that hub first (or set DATABASE_URL)`,
-        );
-      }
-      rmSync(file, { force: true });
-    }
-  }
-  throw new Error(`could not lock the embedded database in ${dataDir}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-export function externalPostgres(url: string, poolSize: number): DatabaseEndpoint {
+export function externalPostgres(url: string, poolSize: number): ExternalDatabase {
   return { kind: 'external', url, poolSize, close: async () => undefined };
 }
