@@ -32,17 +32,25 @@ export interface MeanTrace {
   readonly denominator: number;
 }
 
-/** Gaussian noise added to every coordinate of the aggregate. */
+/**
+ * Gaussian noise added to every coordinate of the aggregate: exact discrete-Gaussian integers added to the float64 sum
+ * rounded onto the lattice granularity·Z (@tessera/dp latticeNoise), then divided by the denominator.
+ */
 export interface NoiseTrace {
   readonly step: 'noise';
-  readonly mechanism: 'gaussian';
+  readonly mechanism: 'discrete-gaussian-lattice';
   /** z: noise standard deviation relative to the clipping norm, on the sum. */
   readonly noiseMultiplier: number;
   readonly clippingNorm: number;
   /** The fixed denominator the noisy sum was divided by. */
   readonly denominator: number;
-  /** Standard deviation actually added to each coordinate of the mean: z·S / denominator. */
+  /**
+   * Standard deviation actually added to each coordinate of the mean: (the noise's stddev on the sum) / denominator,
+   * at least z·(S + γ√m) / denominator (the lattice rounding is paid for in noise); 0 when z = 0.
+   */
   readonly stddev: number;
+  /** γ, the lattice spacing of the noisy sum (absent when z = 0: nothing was noised or rounded). */
+  readonly granularity?: number;
 }
 
 /** One server optimizer step (Reddi et al. 2021, Algorithm 2; Hsu et al. 2019 for FedAvgM). */

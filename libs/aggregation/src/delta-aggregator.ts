@@ -1,3 +1,4 @@
+import { AggregationErrorCode, AggregationException } from './aggregation.exception';
 import type { AggregationTrace, MeanTrace } from './aggregation-trace';
 import { assertFiniteSquaredNorm } from './update-validation';
 import { type MeanWeighting, WeightedMeanAccumulator } from './weighted-mean-accumulator';
@@ -31,10 +32,20 @@ export interface DeltaAggregator {
   finish(): AggregatedDelta;
 }
 
+/** The undivided float64 sum Σ wᵢ·Δᵢ of a sum strategy, with what made it. */
+export interface AggregatedSum {
+  readonly sum: Float64Array;
+  readonly count: number;
+  readonly totalWeight: number;
+  readonly weighting: MeanWeighting;
+}
+
 /** A strategy whose aggregate is a linear sum of the updates over a denominator: what DP-FedAvg can wrap. */
 export interface SumDeltaAggregator extends DeltaAggregator {
   /** Σ wᵢ·Δᵢ / denominator, with the caller's denominator instead of the total weight. */
   finishWithDenominator(denominator: number): AggregatedDelta;
+  /** A copy of the float64 sum Σ wᵢ·Δᵢ, not yet divided nor rounded to float32 (DP-FedAvg noises it on a lattice). */
+  finishSum(): AggregatedSum;
 }
 
 export interface FedAvgAggregatorOptions {
@@ -104,6 +115,19 @@ export class FedAvgAggregator implements SumDeltaAggregator {
       denominator,
     };
     return { delta, count: this.accumulator.count, totalWeight: this.accumulator.totalWeight, trace: [mean] };
+  }
+
+  finishSum(): AggregatedSum {
+    const sum = this.accumulator.sumCopy();
+    if (this.updatesPrevalidated) {
+      for (let i = 0; i < sum.length; i += 1) {
+        if (!Number.isFinite(sum[i])) {
+          throw new AggregationException(AggregationErrorCode.NonFiniteValue, 'aggregate has a non-finite value');
+        }
+      }
+    }
+    const { count, totalWeight, weighting } = this.accumulator;
+    return { sum, count, totalWeight, weighting };
   }
 
   /** Forgets every update, ready for the next round (keeps the allocation). */

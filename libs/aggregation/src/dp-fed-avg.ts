@@ -1,5 +1,5 @@
 import { AggregationErrorCode, AggregationException } from './aggregation.exception';
-import type { AggregationTrace, ClipTrace, NoiseTrace, WeightTrace } from './aggregation-trace';
+import type { AggregationTrace, ClipTrace, MeanTrace, NoiseTrace, WeightTrace } from './aggregation-trace';
 import {
   type AggregatedDelta,
   type DeltaAggregator,
@@ -9,11 +9,16 @@ import {
 import { assertFiniteSquaredNorm, assertLength, assertWeight } from './update-validation';
 
 /**
- * Source of Gaussian noise, injected so this pure library never owns randomness: returns `length` independent
- * samples from N(0, stddev²). Production passes the cryptographically secure sampler of @tessera/dp; tests pass a
- * deterministic one. Must return exactly `length` finite values.
+ * The Gaussian mechanism on the float64 sum of clipped updates, injected so this pure library never owns randomness:
+ * returns the noisy sum (same length, finite) and the stddev of the noise it added (on the sum, ≥ z·S). Production
+ * passes @tessera/dp's `latticeNoisySum`, which rounds the sum onto a power-of-two lattice and adds exact
+ * discrete-Gaussian integers in exact float64 arithmetic, inflating the noise for the rounding; tests pass a
+ * deterministic stand-in.
  */
-export type GaussianNoiseSource = (length: number, stddev: number) => Float64Array | Float32Array;
+export type SumNoiseMechanism = (
+  sum: Float64Array,
+  parameters: { readonly clipNorm: number; readonly noiseMultiplier: number },
+) => { readonly sum: Float64Array; readonly plan: { readonly effectiveStddev: number; readonly granularity: number } };
 
 export interface DpFedAvgOptions {
   /** S: every silo's whole update is scaled to L2 norm ≤ S before it enters the sum. Parameter units. */
@@ -37,9 +42,10 @@ export interface DpFedAvgOptions {
  * 1. add(): the update's L2 norm is measured (float64) and the update scaled by min(1, S/norm), so every silo's
  *    contribution has norm ≤ S; every silo gets weight 1 (the reported example count is recorded, not used: a
  *    data-dependent weight would let one silo move the sum by more than S).
- * 2. finish(): the sum Σ clip(Δᵢ) has L2 sensitivity S when one silo is added or removed. We divide it by the FIXED
- *    denominator W (`expectedSilos`) and add N(0, (z·S/W)²) to each coordinate of that mean — the same distribution
- *    as adding N(0, (z·S)²) to the sum and then dividing by W. Why fixed: dividing by the actual count would make
+ * 2. finish(): the float64 sum Σ clip(Δᵢ) has L2 sensitivity S when one silo is added or removed. The injected
+ *    mechanism adds Gaussian noise of stddev ≥ z·S to the sum itself (production: on the lattice, exactly, so no
+ *    floating-point rounding of data plus noise leaks low-order bits — Mironov 2012), and only the noisy sum is
+ *    divided by the FIXED denominator W (`expectedSilos`) and rounded to float32 (post-processing). Why fixed: dividing by the actual count would make
  *    the denominator itself depend on whether a silo took part, so the sensitivity of the mean would no longer be
  *    S/W and participation would leak through the scale. The price: the estimate is scaled by (reported / W) when
  *    fewer silos report than expected (unbiased when participation is Poisson with mean W).
@@ -56,7 +62,7 @@ export class DpFedAvgAggregator implements DeltaAggregator {
   constructor(
     private readonly inner: SumDeltaAggregator,
     options: DpFedAvgOptions,
-    private readonly noise: GaussianNoiseSource,
+    private readonly noise: SumNoiseMechanism,
   ) {
     const { clippingNorm, noiseMultiplier, expectedSilos } = options;
     if (!(Number.isFinite(clippingNorm) && clippingNorm > 0)) {
@@ -69,7 +75,7 @@ export class DpFedAvgAggregator implements DeltaAggregator {
       throw new AggregationException(AggregationErrorCode.InvalidParameter, 'expectedSilos must be finite and > 0');
     }
     if (typeof noise !== 'function') {
-      throw new AggregationException(AggregationErrorCode.InvalidParameter, 'a Gaussian noise source is required');
+      throw new AggregationException(AggregationErrorCode.InvalidParameter, 'a sum noise mechanism is required');
     }
     this.clippingNorm = clippingNorm;
     this.noiseMultiplier = noiseMultiplier;
@@ -86,7 +92,7 @@ export class DpFedAvgAggregator implements DeltaAggregator {
     return this.inner.count;
   }
 
-  /** Standard deviation added to each coordinate of the mean: z·S / W. */
+  /** Nominal standard deviation added to each coordinate of the mean: z·S / W (the lattice adds a little more). */
   get meanNoiseStddev(): number {
     return (this.noiseMultiplier * this.clippingNorm) / this.expectedSilos;
   }
@@ -112,33 +118,54 @@ export class DpFedAvgAggregator implements DeltaAggregator {
 
   finish(): AggregatedDelta {
     const W = this.expectedSilos;
-    const base = this.inner.finishWithDenominator(W);
-    const stddev = this.meanNoiseStddev;
-    const delta = base.delta;
-    if (stddev > 0) {
-      const samples = this.noise(delta.length, stddev);
-      if (samples === null || typeof samples !== 'object' || samples.length !== delta.length) {
+    const base = this.inner.finishSum();
+    let sum = base.sum;
+    let stddevOnSum = 0;
+    let granularity: number | undefined;
+    if (this.noiseMultiplier > 0) {
+      const noisy = this.noise(base.sum, { clipNorm: this.clippingNorm, noiseMultiplier: this.noiseMultiplier });
+      if (!(noisy?.sum instanceof Float64Array) || noisy.sum.length !== base.sum.length) {
         throw new AggregationException(
           AggregationErrorCode.NoiseSourceInvalid,
-          `noise source returned ${String(samples?.length)} samples, expected ${delta.length}`,
+          `noise mechanism returned ${String(noisy?.sum?.length)} values, expected a Float64Array of ${base.sum.length}`,
         );
       }
-      for (let i = 0; i < delta.length; i += 1) {
-        if (!Number.isFinite(samples[i])) {
-          throw new AggregationException(AggregationErrorCode.NoiseSourceInvalid, `noise sample ${i} is not finite`);
-        }
-        delta[i] += samples[i];
+      // Never less noise than accounted: a mechanism reporting less than z·S is refused, not trusted.
+      if (!(noisy.plan.effectiveStddev >= this.noiseMultiplier * this.clippingNorm)) {
+        throw new AggregationException(
+          AggregationErrorCode.NoiseSourceInvalid,
+          `noise mechanism added stddev ${noisy.plan.effectiveStddev}, below z·S = ${this.noiseMultiplier * this.clippingNorm}`,
+        );
       }
+      sum = noisy.sum;
+      stddevOnSum = noisy.plan.effectiveStddev;
+      granularity = noisy.plan.granularity;
     }
+    const delta = new Float32Array(sum.length);
+    for (let i = 0; i < delta.length; i += 1) {
+      if (!Number.isFinite(sum[i])) {
+        throw new AggregationException(AggregationErrorCode.NoiseSourceInvalid, `noisy sum value ${i} is not finite`);
+      }
+      // Divided and rounded to float32 only after the noise: post-processing of the released sum.
+      delta[i] = sum[i] / W;
+    }
+    const mean: MeanTrace = {
+      step: 'mean',
+      weighting: base.weighting,
+      count: base.count,
+      totalWeight: base.totalWeight,
+      denominator: W,
+    };
     const noise: NoiseTrace = {
       step: 'noise',
-      mechanism: 'gaussian',
+      mechanism: 'discrete-gaussian-lattice',
       noiseMultiplier: this.noiseMultiplier,
       clippingNorm: this.clippingNorm,
       denominator: W,
-      stddev,
+      stddev: stddevOnSum / W,
+      ...(granularity === undefined ? {} : { granularity }),
     };
-    return { delta, count: base.count, totalWeight: base.totalWeight, trace: [...base.trace, noise] };
+    return { delta, count: base.count, totalWeight: base.totalWeight, trace: [mean, noise] };
   }
 }
 
@@ -149,7 +176,7 @@ export class DpFedAvgAggregator implements DeltaAggregator {
 export function createDpFedAvgAggregator(
   length: number,
   options: DpFedAvgOptions,
-  noise: GaussianNoiseSource,
+  noise: SumNoiseMechanism,
 ): DpFedAvgAggregator {
   return new DpFedAvgAggregator(new FedAvgAggregator(length, { weighting: 'unweighted' }), options, noise);
 }

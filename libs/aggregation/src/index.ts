@@ -19,6 +19,7 @@ export {
 export {
   FedAvgAggregator,
   type AggregatedDelta,
+  type AggregatedSum,
   type FedAvgAggregatorOptions,
   type DeltaAggregator,
   type SumDeltaAggregator,
@@ -27,7 +28,7 @@ export {
   createDpFedAvgAggregator,
   DpFedAvgAggregator,
   type DpFedAvgOptions,
-  type GaussianNoiseSource,
+  type SumNoiseMechanism,
 } from './dp-fed-avg';
 export {
   FedAdagradServerOptimizer,

@@ -43,7 +43,8 @@ describe('aggregateRound', () => {
   });
 
   it('runs DP-FedAvg under FedAdam with per-silo clip records', async () => {
-    const noise = (n: number) => new Float64Array(n);
+    // A stand-in mechanism that adds zero noise but claims z·S = 1 (the wrapper refuses less).
+    const noise = (sum: Float64Array) => ({ sum: sum.slice(), plan: { effectiveStddev: 1, granularity: 2 ** -24 } });
     const outcome = await aggregateRound(
       f32(0, 0),
       [

@@ -113,6 +113,17 @@ export class WeightedMeanAccumulator {
     return out;
   }
 
+  /**
+   * A copy of the float64 sum Σ wᵢ·uᵢ, unrounded and undivided: DP-FedAvg adds its noise to the sum itself, on a
+   * lattice, before any rounding to float32 (@tessera/dp latticeNoise). Throws EmptyAggregate when nothing was added.
+   */
+  sumCopy(): Float64Array {
+    if (this.accepted === 0) {
+      throw new AggregationException(AggregationErrorCode.EmptyAggregate, 'no update has been accepted yet');
+    }
+    return this.sum.slice();
+  }
+
   /** Forgets every update (zeroes the sum in place; keeps the allocation). */
   reset(): void {
     this.sum.fill(0);

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { GaussianNoiseWorker, NOISE_WORKER_MIN_LENGTH, noiseWorkerScript } from './gaussian-noise-worker';
 import { noiseLattice } from './gaussian-noise';
+import { latticeNoisePlan } from './lattice-noise';
 import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-parameter.exception';
 
 // The worker runs the built script (libs/dp/dist/noise-worker.js): the integration project builds before it starts.
@@ -14,7 +15,7 @@ describe('GaussianNoiseWorker (a real worker thread)', () => {
   const worker = new GaussianNoiseWorker();
   afterAll(() => worker.close());
 
-  it('draws exact lattice noise of the requested scale on the thread, as float64 or float32', async () => {
+  it('draws exact lattice noise of the requested scale on the thread', async () => {
     const stddev = 1.1;
     const n = 200_000;
     const noise = await worker.draw(n, stddev);
@@ -30,11 +31,30 @@ describe('GaussianNoiseWorker (a real worker thread)', () => {
     }
     expect(Math.abs(sum / n)).toBeLessThan((5 * stddev) / Math.sqrt(n));
     expect(Math.abs(sumSquares / n - effectiveStddev ** 2)).toBeLessThan(5 * stddev ** 2 * Math.sqrt(2 / n));
+  });
 
-    const single = await worker.draw(n, stddev, { float32: true });
-    expect(single).toBeInstanceOf(Float32Array);
-    expect(single).toHaveLength(n);
-    expect(single.some((x) => x !== 0)).toBe(true);
+  it('draws integer discrete-Gaussian noise N_Z(0, s²) for latticeNoise, on the thread and in place', async () => {
+    const s = latticeNoisePlan({ clipNorm: 1, noiseMultiplier: 1.1, dimension: 200_000 }).latticeSigma;
+    for (const n of [200_000, NOISE_WORKER_MIN_LENGTH - 1]) {
+      const integers = await worker.drawIntegers(n, s);
+      expect(integers).toBeInstanceOf(Float64Array);
+      expect(integers).toHaveLength(n);
+      let sum = 0;
+      let sumSquares = 0;
+      for (const z of integers) {
+        if (!Number.isInteger(z)) throw new Error(`not an integer: ${z}`);
+        sum += z;
+        sumSquares += z * z;
+      }
+      // Mean 0 and variance s² within 5 standard errors (the discrete Gaussian's variance is s² to 1 part in e^-(2π²s²)).
+      expect(Math.abs(sum / n)).toBeLessThan((5 * s) / Math.sqrt(n));
+      expect(Math.abs(sumSquares / n / s ** 2 - 1)).toBeLessThan(5 * Math.sqrt(2 / n));
+    }
+    await expect(worker.drawIntegers(100_000, 2.5)).rejects.toMatchObject({
+      code: PrivacyParameterErrorCode.InvalidStddev,
+    });
+    await expect(worker.drawIntegers(100_000, 2 ** 32)).rejects.toBeInstanceOf(PrivacyParameterError);
+    await expect(worker.drawIntegers(-1, 16)).rejects.toBeInstanceOf(PrivacyParameterError);
   });
 
   it('answers concurrent requests each with its own fresh noise', async () => {

@@ -1,14 +1,16 @@
 // Exact Gaussian noise drawn on a worker thread. DP-SGD needs one noise value per model parameter per step, and the
 // noise does not depend on the data, so a training loop can ask for a step's noise first, compute that step's
 // gradients on its own thread meanwhile, and only then wait: on a machine with a spare core the sampler's cost is
-// hidden. The noise is the same as gaussianNoise's (exact discrete Gaussian, the worker's own CSPRNG source), the
-// buffer is transferred, not copied, and nothing leaves the process.
+// hidden. DP-SGD asks for integers (drawIntegers: N_Z(0, σ_L²) for latticeNoise, which adds them to the rounded sum
+// in exact arithmetic); draw gives gaussianNoise's lattice values. Each comes from the worker's own CSPRNG source,
+// the buffer is transferred, not copied, and nothing leaves the process.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
-import { gaussianNoise, gaussianNoiseFloat32, noiseLattice } from './gaussian-noise';
+import { gaussianNoise, noiseLattice } from './gaussian-noise';
+import { latticeIntegers } from './lattice-noise';
 import type { NoiseReply, NoiseRequest } from './noise-worker.protocol';
 import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-parameter.exception';
 
@@ -30,15 +32,14 @@ export const NOISE_WORKER_MIN_LENGTH = 8192;
 export interface WorkerNoiseOptions {
   /** As in gaussianNoise (default 24). */
   readonly granularityBits?: number;
-  /**
-   * Return a Float32Array: the exact lattice values rounded to float32 on the worker thread, for callers that would
-   * convert anyway (DP-SGD adds the noise to float32 tensors). Default: Float64Array, the exact values.
-   */
-  readonly float32?: boolean;
 }
 
+/** A request as the thread receives it, without its id. */
+type NoiseJob = DistributiveOmit<NoiseRequest, 'id'>;
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
 interface Pending {
-  resolve(noise: Float64Array | Float32Array): void;
+  resolve(noise: Float64Array): void;
   reject(error: Error): void;
 }
 
@@ -75,45 +76,58 @@ export class GaussianNoiseWorker {
    * (or, below NOISE_WORKER_MIN_LENGTH, from this one). Bad parameters reject with the same PrivacyParameterError,
    * before anything is sent to the thread.
    */
-  draw(length: number, stddev: number, options: WorkerNoiseOptions & { readonly float32: true }): Promise<Float32Array>;
-  draw(length: number, stddev: number, options?: WorkerNoiseOptions): Promise<Float64Array>;
-  draw(length: number, stddev: number, options: WorkerNoiseOptions = {}): Promise<Float64Array | Float32Array> {
+  draw(length: number, stddev: number, options: WorkerNoiseOptions = {}): Promise<Float64Array> {
+    const job: NoiseJob = {
+      kind: 'gaussian',
+      length,
+      stddev,
+      ...(options.granularityBits === undefined ? {} : { granularityBits: options.granularityBits }),
+    };
+    return this.submit(
+      job,
+      () => noiseLattice(stddev, options.granularityBits),
+      () => gaussianNoise(length, stddev, options),
+    );
+  }
+
+  /**
+   * `length` integer draws of the exact discrete Gaussian N_Z(0, latticeSigma²), as latticeIntegers would return them
+   * (the noise latticeNoise adds; DP-SGD asks for them one step ahead). latticeSigma must be an integer in [1, 2^31];
+   * bad parameters reject with latticeIntegers' PrivacyParameterError before anything is sent to the thread.
+   */
+  drawIntegers(length: number, latticeSigma: number): Promise<Float64Array> {
+    return this.submit(
+      { kind: 'integers', length, latticeSigma },
+      () => latticeIntegers(0, latticeSigma),
+      () => latticeIntegers(length, latticeSigma),
+    );
+  }
+
+  /** Validates (throws become rejections), draws short requests here and sends the others to the thread. */
+  private submit(job: NoiseJob, validate: () => unknown, drawHere: () => Float64Array): Promise<Float64Array> {
     try {
-      if (!Number.isSafeInteger(length) || length < 0) {
+      if (!Number.isSafeInteger(job.length) || job.length < 0) {
         throw new PrivacyParameterError(
           PrivacyParameterErrorCode.InvalidOption,
           'length',
-          `length must be a non-negative integer; got ${String(length)}`,
+          `length must be a non-negative integer; got ${String(job.length)}`,
         );
       }
-      noiseLattice(stddev, options.granularityBits);
-      if (length < NOISE_WORKER_MIN_LENGTH && !this.closed) {
-        return Promise.resolve(
-          options.float32 === true
-            ? gaussianNoiseFloat32(length, stddev, options)
-            : gaussianNoise(length, stddev, options),
-        );
-      }
+      validate();
+      if (job.length < NOISE_WORKER_MIN_LENGTH && !this.closed) return Promise.resolve(drawHere());
     } catch (error) {
       return Promise.reject(error as Error);
     }
     if (this.closed) return Promise.reject(new Error('the noise worker is closed'));
-    const id = this.nextId++;
-    const request: NoiseRequest = {
-      id,
-      length,
-      stddev,
-      ...(options.granularityBits === undefined ? {} : { granularityBits: options.granularityBits }),
-      ...(options.float32 === true ? { float32: true } : {}),
-    };
+    const request: NoiseRequest = { ...job, id: this.nextId++ };
     let worker: Worker;
     try {
       worker = this.thread();
     } catch (error) {
       return Promise.reject(error as Error); // e.g. the script cannot be loaded
     }
-    return new Promise<Float64Array | Float32Array>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+    return new Promise<Float64Array>((resolve, reject) => {
+      this.pending.set(request.id, { resolve, reject });
       // Keep the process alive only while someone waits for noise.
       if (this.pending.size === 1) worker.ref();
       worker.postMessage(request);

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import {
-  addGaussianNoiseInPlace,
-  DEFAULT_GRANULARITY_BITS,
-  gaussianNoise,
-  gaussianNoiseFloat32,
-  noiseLattice,
-} from './gaussian-noise';
+import { addGaussianNoiseInPlace, DEFAULT_GRANULARITY_BITS, gaussianNoise, noiseLattice } from './gaussian-noise';
 import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-parameter.exception';
 import { CryptoRandomSource, SeededRandomSource } from './random-source';
 
@@ -77,14 +71,6 @@ describe('gaussianNoise', () => {
     const c = gaussianNoise(50, 1, { rng: new SeededRandomSource('other') });
     expect(a).toEqual(b);
     expect(a).not.toEqual(c);
-  });
-
-  it('has a float32 form that is the float64 draws rounded, from the same stream', () => {
-    const exact = gaussianNoise(30_000, 1.1, { rng: new SeededRandomSource('f32') });
-    const single = gaussianNoiseFloat32(30_000, 1.1, { rng: new SeededRandomSource('f32') });
-    expect(single).toBeInstanceOf(Float32Array);
-    expect(single).toEqual(Float32Array.from(exact));
-    expect(() => gaussianNoiseFloat32(10, -1)).toThrow(PrivacyParameterError);
   });
 
   it('uses node:crypto by default and through CryptoRandomSource', () => {

@@ -117,28 +117,19 @@ export function noiseLattice(stddev: number, granularityBits: number = DEFAULT_G
 /**
  * `length` independent draws of Gaussian noise with standard deviation `stddev`, each an exact multiple of the lattice
  * spacing gamma (noiseLattice). Adding these to arbitrary floats re-opens the low-order-bits leak: to noise a vector,
- * use addGaussianNoiseInPlace, which rounds the vector to the lattice first.
+ * use addGaussianNoiseInPlace or latticeNoise (lattice-noise.ts), which round the vector to the lattice first.
  */
 export function gaussianNoise(length: number, stddev: number, options: NoiseOptions = {}): Float64Array {
   return drawNoise(length, stddev, options, (n) => new Float64Array(n));
 }
 
-/**
- * gaussianNoise rounded to float32, without the float64 intermediate: for callers that add noise to float32 values
- * anyway (DP-SGD's gradient tensors). Each value is the exact lattice draw rounded to the nearest float32, a function
- * of the draw alone (post-processing).
- */
-export function gaussianNoiseFloat32(length: number, stddev: number, options: NoiseOptions = {}): Float32Array {
-  return drawNoise(length, stddev, options, (n) => new Float32Array(n));
-}
-
 /** Validates, then fills a new array with lattice noise (gamma is a power of two: float64 products are exact). */
-function drawNoise<T extends Float64Array | Float32Array>(
+function drawNoise(
   length: number,
   stddev: number,
   options: NoiseOptions,
-  allocate: (length: number) => T,
-): T {
+  allocate: (length: number) => Float64Array,
+): Float64Array {
   assertLength(length);
   const lattice = noiseLattice(stddev, options.granularityBits);
   const sampler = new KarneyDiscreteGaussianSampler(lattice.latticeSigma, options.rng ?? defaultRandomSource());

@@ -1,10 +1,11 @@
 // Entry point of the thread behind GaussianNoiseWorker (gaussian-noise-worker.ts): answers each request with fresh
-// exact discrete-Gaussian noise from this thread's own CSPRNG source, transferring the buffer (no copy). Not imported
-// by the library's index: Node runs this file as a worker_threads script.
+// exact discrete-Gaussian noise (lattice values or plain integers) from this thread's own CSPRNG source, transferring
+// the buffer (no copy). Not imported by the library's index: Node runs this file as a worker_threads script.
 
 import { isMainThread, parentPort } from 'node:worker_threads';
 
-import { gaussianNoise, gaussianNoiseFloat32, type NoiseOptions } from './gaussian-noise';
+import { gaussianNoise } from './gaussian-noise';
+import { latticeIntegers } from './lattice-noise';
 import type { NoiseReply, NoiseRequest } from './noise-worker.protocol';
 
 if (isMainThread || parentPort === null) throw new Error('noise-worker.js runs only as a worker thread');
@@ -13,12 +14,14 @@ const port = parentPort;
 port.on('message', (request: NoiseRequest) => {
   let reply: NoiseReply;
   try {
-    const options: NoiseOptions =
-      request.granularityBits === undefined ? {} : { granularityBits: request.granularityBits };
     const noise =
-      request.float32 === true
-        ? gaussianNoiseFloat32(request.length, request.stddev, options)
-        : gaussianNoise(request.length, request.stddev, options);
+      request.kind === 'integers'
+        ? latticeIntegers(request.length, request.latticeSigma)
+        : gaussianNoise(
+            request.length,
+            request.stddev,
+            request.granularityBits === undefined ? {} : { granularityBits: request.granularityBits },
+          );
     reply = { id: request.id, noise };
     port.postMessage(reply, [noise.buffer as ArrayBuffer]);
   } catch (error) {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { latticeNoise, latticeNoisePlan, PrivacyParameterError, type LatticeNoisePlan } from '@tessera/dp';
 import { ensureBackend } from './backend-selection';
 import {
   backwardDeltas,
@@ -18,25 +19,33 @@ import { seededUniform, shuffleInPlace, type UniformRandom } from './seeded-rand
 import { checkExamples, type LabelArray } from './training-input';
 
 /**
- * Gaussian noise source injected by the caller (the agent passes the secure sampler of @tessera/dp):
- * `length` independent draws from N(0, stddev²). It may answer with a promise: trainLocal asks for a step's noise
- * before computing that step's gradients and waits for it only afterwards, so a source that draws on another thread
- * (@tessera/dp GaussianNoiseWorker) works while the gradients are computed.
+ * Integer noise source injected by the caller (the agent passes @tessera/dp's GaussianNoiseWorker.drawIntegers):
+ * `length` independent draws of the exact discrete Gaussian N_Z(0, latticeSigma²) as a Float64Array of integers
+ * (float32 cannot hold them exactly). trainLocal rounds each step's clipped gradient sum to the lattice γZ and adds
+ * these integers in exact float64 arithmetic (@tessera/dp latticeNoise). It may answer with a promise: trainLocal asks
+ * for a step's noise before computing that step's gradients and waits for it only afterwards, so a source that draws
+ * on another thread works while the gradients are computed.
  */
-export type GaussianNoise = (
-  length: number,
-  stddev: number,
-) => Float32Array | Float64Array | Promise<Float32Array | Float64Array>;
+export type LatticeNoiseSource = (length: number, latticeSigma: number) => Float64Array | Promise<Float64Array>;
 
 /** Example-level DP-SGD settings (Abadi et al., CCS 2016, Algorithm 1, with Poisson sampling). */
 export interface DpSgdConfig {
   /** C: every per-example gradient is scaled to L2 norm at most C. */
   readonly clipNorm: number;
-  /** σ: the noise stddev is σ·C, i.e. σ is relative to the clipping norm. */
+  /**
+   * σ: the noise stddev is σ times the sensitivity of the lattice-rounded sum, C + γ√d (at least σ·C), i.e. σ is
+   * relative to the clipping norm. σ = 0 clips without noise (and without the lattice): no privacy.
+   */
   readonly noiseMultiplier: number;
   /** q: each example joins each step's batch independently with probability q. */
   readonly samplingRate: number;
-  readonly noise: GaussianNoise;
+  /**
+   * The public normaliser: the noisy sum of clipped gradients is divided by this constant (the plan's
+   * `training.batchSize`), never by q·n — n is this silo's record count, and dividing by it would scale the released
+   * update and its noise by a data-dependent factor. A positive integer; required.
+   */
+  readonly expectedBatchSize: number;
+  readonly noise: LatticeNoiseSource;
   /**
    * Uniform source for Poisson sampling. Defaults to the seeded generator (reproducible); the privacy analysis
    * assumes the adversary cannot predict the batches, so production callers should pass a CSPRNG-backed source.
@@ -54,7 +63,7 @@ export interface LocalTrainingInput {
   /** Exactly one of epochs and steps. Under DP an epoch is round(1/q) steps; otherwise ceil(n / batchSize). */
   readonly epochs?: number;
   readonly steps?: number;
-  /** Mini-batch size without DP. Must be absent under DP, where the expected batch size is q·n. */
+  /** Mini-batch size without DP. Must be absent under DP, which normalises by dp.expectedBatchSize instead. */
   readonly batchSize?: number;
   /** SGD step size. */
   readonly learningRate: number;
@@ -98,7 +107,10 @@ function planSteps(input: LocalTrainingInput, n: number): StepPlan {
   const { epochs, steps, batchSize, dp } = input;
   if (dp !== undefined) {
     if (batchSize !== undefined) {
-      fail(TrainingInputErrorCode.BatchSize, 'batchSize must be absent under DP: the expected batch size is q·n');
+      fail(
+        TrainingInputErrorCode.BatchSize,
+        "batchSize must be absent under DP: give the plan's batch size as dp.expectedBatchSize",
+      );
     }
   } else if (!isPositiveInteger(batchSize)) {
     fail(TrainingInputErrorCode.BatchSize, 'batchSize must be a positive integer');
@@ -135,28 +147,38 @@ function validateScalars(input: LocalTrainingInput): void {
   if (!(Number.isFinite(dp.samplingRate) && dp.samplingRate > 0 && dp.samplingRate <= 1)) {
     fail(TrainingInputErrorCode.SamplingRate, 'samplingRate must be in (0, 1]');
   }
+  if (!(Number.isSafeInteger(dp.expectedBatchSize) && dp.expectedBatchSize >= 1)) {
+    fail(
+      TrainingInputErrorCode.BatchSize,
+      "dp.expectedBatchSize must be a positive integer (the plan's training.batchSize): DP-SGD divides the noisy " +
+        "gradient sum by this public constant, never by a count of the silo's records",
+    );
+  }
   if (typeof dp.noise !== 'function') fail(TrainingInputErrorCode.Noise, 'noise must be a function');
 }
 
-/** Asks for σC-scaled noise for every parameter (the answer may still be on its way). */
-function requestNoise(
-  dp: DpSgdConfig,
-  size: number,
-): Float32Array | Float64Array | Promise<Float32Array | Float64Array> {
-  return dp.noise(size, dp.noiseMultiplier * dp.clipNorm);
+/** Checks the source's answer before it is used: a Float64Array of the right length (latticeNoise checks the values). */
+function checkedNoise(raw: unknown, size: number): Float64Array {
+  if (!(raw instanceof Float64Array) || raw.length !== size) {
+    fail(TrainingInputErrorCode.Noise, `noise must return a Float64Array of ${size} integers`);
+  }
+  return raw;
 }
 
-/** Checks the sampler's answer: the right length, all finite; as float32 for the tensors. */
-function checkedNoise(raw: unknown, size: number): Float32Array {
-  if (!(raw instanceof Float32Array || raw instanceof Float64Array) || raw.length !== size) {
-    fail(TrainingInputErrorCode.Noise, `noise must return ${size} values`);
-  }
-  const noise = raw instanceof Float32Array ? raw : Float32Array.from(raw);
-  // x·0 is NaN exactly when x is NaN or ±Infinity: one branch-free pass instead of a call per element.
-  let probe = 0;
-  for (let i = 0; i < noise.length; i++) probe += noise[i]! * 0;
-  if (probe !== 0) fail(TrainingInputErrorCode.Noise, 'noise returned a non-finite value');
-  return noise;
+/**
+ * The largest clipping target whose float32 clipping cannot produce a contribution of norm above C. The ghost norm
+ * ||g_i|| is computed in float32: per layer a sum of w squares (w = units) times a sum of h + 1 squares (h = inputs),
+ * then a sum over L layers and a square root. Every term is non-negative, so (Higham, "Accuracy and Stability of
+ * Numerical Algorithms", 2nd ed., §3.1 and Lemma 3.1) the computed norm is at least (1 − γ_{M+L+1})·||g_i||, with
+ * M = max_l (w_l + h_l + 3), γ_m = m·u/(1 − m·u) and u = 2^-24. The factor min(1, C'/(norm + 1e-6)) is rounded once
+ * (≤ 1 + u) and the contribution c·a_i⊗δ_i twice more (≤ (1 + u)²). So the clipped contribution has norm at most
+ * C'·(1 + u)³/(1 − γ_{M+L+1}) ≤ C'·(1 + 2(M + L + 8)u), and C' = C·(1 − 2(M + L + 8)u) keeps it ≤ C. For the
+ * 784-256-10 MLP the margin is 1.3e-4 of C. (The float32 sum over the batch is another matter: docs/privacy.md.)
+ */
+export function conservativeClipNorm(spec: ModelSpec, clipNorm: number): number {
+  const layers = denseLayers(spec);
+  const widest = Math.max(...layers.map((l) => l.units + l.inputs + 3));
+  return clipNorm * (1 - 2 * (widest + layers.length + 8) * 2 ** -24);
 }
 
 /**
@@ -166,16 +188,16 @@ function checkedNoise(raw: unknown, size: number): Float32Array {
  * in the mechanism. Requests never run past the last step; if training fails, those in flight are dropped.
  */
 class NoiseQueue {
-  private readonly queue: Promise<Float32Array | Float64Array>[] = [];
+  private readonly queue: Promise<Float64Array>[] = [];
   private issued = 0;
 
   constructor(
-    private readonly request: (() => Float32Array | Float64Array | Promise<Float32Array | Float64Array>) | null,
+    private readonly request: (() => Float64Array | Promise<Float64Array>) | null,
     private readonly total: number,
   ) {}
 
   /** The noise for `step` (null without noise), with the requests of the following steps already on their way. */
-  next(step: number): Promise<Float32Array | Float64Array> | null {
+  next(step: number): Promise<Float64Array> | null {
     if (this.request === null) return null;
     while (this.issued < Math.min(this.total, step + 1 + NOISE_LOOKAHEAD)) {
       const pending = Promise.resolve(this.request());
@@ -240,10 +262,13 @@ class BatchSampler {
 /**
  * One silo's local training (the agent calls this each round). Without DP: mini-batch SGD on seeded shuffled
  * batches, gradient = mean of per-example gradients. With DP: DP-SGD (Abadi et al., CCS 2016, Algorithm 1) with
- * Poisson sampling at rate q, per-example clipping to C via ghost norms (Goodfellow 2015), Gaussian noise N(0, σ²C²)
- * on the sum of clipped gradients, divided by the EXPECTED batch size q·n rather than the realised one — as Opacus
- * does for Poisson sampling — so the batch size itself reveals nothing. FedProx's proximal gradient μ(w − w_global)
- * is data-independent and is added after the noise (post-processing, no privacy cost).
+ * Poisson sampling at rate q and per-example clipping to C via ghost norms (Goodfellow 2015; conservativeClipNorm).
+ * The sum of clipped gradients leaves TensorFlow.js, is rounded to the lattice γZ and gets exact discrete-Gaussian
+ * noise in float64 integer arithmetic (@tessera/dp latticeNoise: stddev σ·(C + γ√d), so the rounding is paid for and
+ * no floating-point noise is ever added to data — Mironov 2012); only then is it divided by dp.expectedBatchSize, a
+ * public constant from the plan, rather than by the realised batch size or q·n (both data-dependent), and turned back
+ * into float32 for the update (post-processing). FedProx's proximal gradient μ(w − w_global) is data-independent and
+ * is added after the noise (post-processing, no privacy cost).
  */
 export async function trainLocal(input: LocalTrainingInput): Promise<LocalTrainingResult> {
   const backend = await ensureBackend();
@@ -267,7 +292,12 @@ export async function trainLocal(input: LocalTrainingInput): Promise<LocalTraini
   );
   const mu = input.proximalMu ?? 0;
   const learningRate = input.learningRate;
-  const expectedBatch = dp === undefined ? 0 : dp.samplingRate * n;
+  const normaliser = dp === undefined ? 0 : dp.expectedBatchSize;
+  const clipTarget = dp === undefined ? 0 : conservativeClipNorm(spec, dp.clipNorm);
+  const lattice = dp !== undefined && dp.noiseMultiplier > 0 ? planLattice(dp, size) : null;
+  // Per step: the clipped sum in float64 (noised in place on the lattice), then the normalised gradient in float32.
+  const noisySum = dp === undefined ? null : new Float64Array(size);
+  const dpGradient = dp === undefined ? null : new Float32Array(size);
 
   const d = spec.inputDim;
   // ||x_i||² never changes during training: the validation pass computed it for the first layer's ghost norms.
@@ -284,7 +314,7 @@ export async function trainLocal(input: LocalTrainingInput): Promise<LocalTraini
   let epochExamples = 0;
   let examplesUsed = 0;
   const noiseAhead = new NoiseQueue(
-    dp !== undefined && dp.noiseMultiplier > 0 ? () => requestNoise(dp, size) : null,
+    dp !== undefined && lattice !== null ? () => dp.noise(size, lattice.latticeSigma) : null,
     plan.totalSteps,
   );
   try {
@@ -315,7 +345,7 @@ export async function trainLocal(input: LocalTrainingInput): Promise<LocalTraini
           let sums: DenseWeights;
           if (dp !== undefined) {
             const norms = perExampleGradientNorms(trace, deltas, tf.tensor1d(normBatch.subarray(0, batch)));
-            sums = weightedGradientSums(trace, deltas, clipFactors(norms, dp.clipNorm));
+            sums = weightedGradientSums(trace, deltas, clipFactors(norms, clipTarget));
           } else {
             sums = weightedGradientSums(trace, deltas);
           }
@@ -328,22 +358,25 @@ export async function trainLocal(input: LocalTrainingInput): Promise<LocalTraini
         }
         return { gradients, lossSum };
       });
-      let noise: Float32Array | null = null;
+      let privateGradient: Float32Array | null = null;
       try {
-        noise = pendingNoise === null ? null : checkedNoise(await pendingNoise, size);
+        if (noisySum !== null && dpGradient !== null) {
+          await releaseNoisyGradient(gradients, layout, lattice, pendingNoise, normaliser, noisySum, dpGradient);
+          privateGradient = dpGradient;
+        }
       } catch (error) {
         tf.dispose([...gradients.kernels, ...gradients.biases, lossSum]);
         throw error;
       }
       const next = tf.tidy(() => {
-        const scale = dp !== undefined ? 1 / expectedBatch : 1 / batch;
         const update = (param: tf.Tensor, sum: tf.Tensor, entryIndex: number, globalParam: tf.Tensor | undefined) => {
-          let noisy = sum;
-          if (noise !== null) {
+          let gradient: tf.Tensor;
+          if (privateGradient !== null) {
             const entry = layout.entries[entryIndex]!;
-            noisy = tf.add(sum, tf.tensor(noise.subarray(entry.offset, entry.offset + entry.length), param.shape));
+            gradient = tf.tensor(privateGradient.subarray(entry.offset, entry.offset + entry.length), param.shape);
+          } else {
+            gradient = tf.mul(sum, 1 / batch);
           }
-          let gradient = tf.mul(noisy, scale);
           if (globalParam !== undefined) gradient = tf.add(gradient, tf.mul(tf.sub(param, globalParam), mu));
           return tf.sub(param, tf.mul(gradient, learningRate));
         };
@@ -377,4 +410,46 @@ export async function trainLocal(input: LocalTrainingInput): Promise<LocalTraini
     tf.dispose([...weights.kernels, ...weights.biases]);
     if (global !== null) tf.dispose([...global.kernels, ...global.biases]);
   }
+}
+
+/** The step's lattice for the whole parameter vector; a refusal of @tessera/dp becomes this library's error. */
+function planLattice(dp: DpSgdConfig, size: number): LatticeNoisePlan {
+  try {
+    return latticeNoisePlan({ clipNorm: dp.clipNorm, noiseMultiplier: dp.noiseMultiplier, dimension: size });
+  } catch (error) {
+    if (error instanceof PrivacyParameterError) fail(TrainingInputErrorCode.NoiseMultiplier, error.message);
+    throw error;
+  }
+}
+
+/**
+ * The DP-SGD release of one step, outside TensorFlow.js: the clipped gradient sums (float32 tensors, layout order)
+ * are copied into `noisySum` (float64), noised on the lattice in place (exact; skipped when σ = 0), and divided by the
+ * public normaliser into `gradient` (float32: rounding after the release is post-processing).
+ */
+async function releaseNoisyGradient(
+  sums: { readonly kernels: readonly tf.Tensor[]; readonly biases: readonly tf.Tensor[] },
+  layout: ReturnType<typeof parameterLayout>,
+  lattice: LatticeNoisePlan | null,
+  pendingNoise: Promise<Float64Array> | null,
+  normaliser: number,
+  noisySum: Float64Array,
+  gradient: Float32Array,
+): Promise<void> {
+  sums.kernels.forEach((kernel, l) => {
+    noisySum.set(kernel.dataSync(), layout.entries[2 * l]!.offset);
+    noisySum.set(sums.biases[l]!.dataSync(), layout.entries[2 * l + 1]!.offset);
+  });
+  if (lattice !== null && pendingNoise !== null) {
+    const noise = checkedNoise(await pendingNoise, noisySum.length);
+    try {
+      latticeNoise(noisySum, lattice, noise, noisySum);
+    } catch (error) {
+      if (!(error instanceof PrivacyParameterError)) throw error;
+      if (error.parameter === 'noise') fail(TrainingInputErrorCode.Noise, error.message);
+      // A sum off the lattice's range is a diverged step (clipping bounds each record's contribution by C).
+      throw new Error(`DP-SGD: the clipped gradient sum cannot be noised: ${error.message}`);
+    }
+  }
+  for (let i = 0; i < gradient.length; i++) gradient[i] = noisySum[i]! / normaliser;
 }
