@@ -1,8 +1,9 @@
+import { metricsOfEvaluation } from '@tessera/protocol';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from './backend-selection';
-import { evaluate, rocAuc } from './evaluation';
-import { TrainingInputException } from './ml.exception';
+import { evaluate, rocAuc, scoreHistograms } from './evaluation';
+import { ModelSpecException, TrainingInputErrorCode, TrainingInputException } from './ml.exception';
 import type { ModelSpec } from './model-spec';
 
 /** Brute force over all positive/negative pairs, ties counting 1/2: the definition the rank formula must match. */
@@ -97,5 +98,88 @@ describe('evaluate', () => {
     await expect(evaluate(spec, Float32Array.of(1, 0), Float32Array.of(1, 2), Uint8Array.of(0))).rejects.toThrow(
       TrainingInputException,
     );
+  });
+});
+
+describe('scoreHistograms', () => {
+  const spec: ModelSpec = { kind: 'logistic-regression', inputDim: 1 };
+  const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+
+  it('counts P(y = 1) per true label in B equal bins, bin b = [b/B, (b+1)/B), the last one including 1', async () => {
+    // p = sigmoid(x) with weight 1, bias 0: x = −2 → 0.119 (bin 0), 0 → exactly 0.5 (bin 2), 0.5 → 0.622 (bin 2),
+    // 2 → 0.881 (bin 3), 40 → 1 in float32 (bin 3, the closed upper end).
+    const x = [-2, 0, 0.5, 2, 40];
+    expect(x.map((v) => Math.min(3, Math.floor(Math.fround(sigmoid(v)) * 4)))).toEqual([0, 2, 2, 3, 3]);
+    const histograms = await scoreHistograms(
+      spec,
+      Float32Array.of(1, 0),
+      Float32Array.from(x),
+      Uint8Array.of(0, 1, 0, 1, 1),
+      4,
+    );
+    expect(histograms).toEqual({ negatives: [1, 0, 1, 0], positives: [0, 0, 1, 2] });
+  });
+
+  it("gives evaluate()'s accuracy exactly through the protocol's metrics (even B), and the AUC up to tied bins", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          weights: fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: 3, maxLength: 3 }),
+          rows: fc.array(
+            fc.tuple(
+              fc.array(fc.double({ min: -4, max: 4, noNaN: true }), { minLength: 2, maxLength: 2 }),
+              fc.boolean(),
+            ),
+            { minLength: 1, maxLength: 60 },
+          ),
+          halfBins: fc.integer({ min: 1, max: 10 }),
+        }),
+        async ({ weights, rows, halfBins }) => {
+          const two: ModelSpec = { kind: 'logistic-regression', inputDim: 2 };
+          const parameters = Float32Array.from(weights);
+          const x = Float32Array.from(rows.flatMap(([features]) => features));
+          const y = Uint8Array.from(rows, ([, label]) => (label ? 1 : 0));
+          const bins = 2 * halfBins;
+          const exact = await evaluate(two, parameters, x, y);
+          const histograms = await scoreHistograms(two, parameters, x, y, bins);
+          // The noise level does not enter the post-processing; the protocol requires a positive one.
+          const binned = metricsOfEvaluation({ kind: 'noisy-histogram', noiseStddev: 1, ...histograms });
+          expect(binned.n).toBe(exact.n);
+          expect(binned.positives).toBe(exact.positives);
+          expect(binned.accuracy).toBe(exact.accuracy);
+          if (exact.auc === null) {
+            expect(binned.auc).toBeNull();
+            return;
+          }
+          // Binning only turns pairs that share a bin into ties (worth 1/2): the AUC moves by at most half their share.
+          const negatives = exact.n - exact.positives;
+          const shared = histograms.negatives.reduce((sum, c, b) => sum + c * histograms.positives[b]!, 0);
+          expect(Math.abs(binned.auc! - exact.auc)).toBeLessThanOrEqual(
+            shared / (2 * exact.positives * negatives) + 1e-12,
+          );
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('refuses a bin count outside [2, 1024] and a multi-class model', async () => {
+    const run = (bins: number) =>
+      scoreHistograms(spec, Float32Array.of(1, 0), Float32Array.of(1), Uint8Array.of(1), bins);
+    for (const bins of [1, 2.5, 1025, Number.NaN]) {
+      await expect(run(bins)).rejects.toMatchObject({ code: TrainingInputErrorCode.Bins });
+    }
+    await expect(run(2)).resolves.toEqual({ negatives: [0, 0], positives: [0, 1] });
+    const multi: ModelSpec = {
+      kind: 'mlp',
+      inputDim: 1,
+      hiddenLayers: [],
+      activation: 'relu',
+      task: 'multiclass',
+      classes: 3,
+    };
+    await expect(
+      scoreHistograms(multi, new Float32Array(6), Float32Array.of(1), Uint8Array.of(1), 4),
+    ).rejects.toBeInstanceOf(ModelSpecException);
   });
 });

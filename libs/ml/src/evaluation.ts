@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { ensureBackend } from './backend-selection';
 import { forwardPass, perExampleLoss, targetsTensor, weightsFromFlat } from './dense-network';
-import { denseLayers, type ModelSpec } from './model-spec';
+import { ModelSpecErrorCode, ModelSpecException, TrainingInputErrorCode, TrainingInputException } from './ml.exception';
+import { denseLayers, isBinary, type ModelSpec } from './model-spec';
 import { assertParameters } from './parameter-layout';
 import { assertExamples, type LabelArray } from './training-input';
 
@@ -128,4 +129,51 @@ export async function evaluate(
     auc = perClass.length === 0 ? null : perClass.reduce((sum, v) => sum + v, 0) / perClass.length;
   }
   return { loss, accuracy: correct / n, auc, n, positives };
+}
+
+/** Per true label, how many test records fall in each score bin. */
+export interface ScoreHistograms {
+  /** negatives[b]: records with label 0 whose predicted P(y = 1) lies in bin b. */
+  readonly negatives: number[];
+  /** positives[b]: the same for records with label 1. */
+  readonly positives: number[];
+}
+
+/**
+ * Exact histograms of a binary model's predicted P(y = 1) on a labelled set, one per true label, in `bins` equal
+ * bins of [0, 1]: bin b = [b/B, (b+1)/B), the last bin including 1 (the protocol's NoisyEvaluation). Each record
+ * adds 1 to exactly one count, decided by that record alone, so adding or removing a record changes one count by
+ * one (L2 sensitivity 1): the agent adds the discrete Gaussian noise before anything leaves the silo. With an even
+ * B the bins never straddle 0.5, so accuracy at threshold 0.5 is exact from the histograms (as evaluate() counts
+ * it, p ≥ 0.5 predicting 1: p·B is exact in double for a float32 p and B < 2^29).
+ */
+export async function scoreHistograms(
+  spec: ModelSpec,
+  parameters: Float32Array,
+  x: Float32Array,
+  y: LabelArray,
+  bins: number,
+): Promise<ScoreHistograms> {
+  if (!(Number.isInteger(bins) && bins >= 2 && bins <= 1024)) {
+    throw new TrainingInputException(TrainingInputErrorCode.Bins, 'bins must be an integer in [2, 1024]');
+  }
+  if (!isBinary(spec)) {
+    throw new ModelSpecException(
+      ModelSpecErrorCode.Task,
+      'score histograms need a binary model (one output, P(y = 1))',
+    );
+  }
+  const n = assertExamples(spec, x, y);
+  const probabilities = await predict(spec, parameters, x);
+  const negatives = new Array<number>(bins).fill(0);
+  const positives = new Array<number>(bins).fill(0);
+  for (let i = 0; i < n; i++) {
+    const p = probabilities[i]!;
+    if (!(p >= 0 && p <= 1)) {
+      throw new TrainingInputException(TrainingInputErrorCode.Parameters, 'the model gives a non-finite probability');
+    }
+    const bin = Math.min(bins - 1, Math.floor(p * bins));
+    (y[i] === 1 ? positives : negatives)[bin]!++;
+  }
+  return { negatives, positives };
 }

@@ -1,6 +1,6 @@
 // @tessera/ml: public surface.
 export { selectBackend, type BackendName } from './backend-selection';
-export { evaluate, predict, rocAuc, type EvaluationMetrics } from './evaluation';
+export { evaluate, predict, rocAuc, scoreHistograms, type EvaluationMetrics, type ScoreHistograms } from './evaluation';
 export {
   HEART_DISEASE_CENTERS,
   HEART_DISEASE_COLUMNS,
@@ -9,9 +9,10 @@ export {
   type HeartDiseaseCenter,
 } from './heart-disease.schema';
 export {
+  conservativeClipNorm,
   trainLocal,
   type DpSgdConfig,
-  type GaussianNoise,
+  type LatticeNoiseSource,
   type LocalTrainingInput,
   type LocalTrainingResult,
 } from './local-training';
@@ -47,13 +48,17 @@ export {
 } from './parameter-layout';
 export { seededUniform, type UniformRandom } from './seeded-random';
 export {
+  MAX_ENCODED_MAGNITUDE,
+  canonicalCell,
   parseCsv,
   prepareTabularData,
   type CategoricalFeature,
+  type DroppedRows,
   type FeatureColumn,
   type LabelRule,
   type NumericFeature,
   type PreparedTabularData,
+  type RowDropReason,
   type TabularSchema,
   type TabularSplit,
 } from './tabular-data';

@@ -40,6 +40,7 @@ export enum TrainingInputErrorCode {
   NoiseMultiplier = 'NOISE_MULTIPLIER',
   SamplingRate = 'SAMPLING_RATE',
   Noise = 'NOISE',
+  Bins = 'BINS',
 }
 
 export class TrainingInputException extends Error {
@@ -52,15 +53,14 @@ export class TrainingInputException extends Error {
   }
 }
 
-/** What is wrong with a tabular data set or its schema. `column` names the column; values are never echoed. */
+/**
+ * What is wrong with a tabular data set's structure or its schema. `column` names the column; values are never
+ * echoed. A single row's bad content is not an error: the row is dropped and counted (PreparedTabularData.dropped).
+ */
 export enum TabularDataErrorCode {
   Schema = 'SCHEMA',
   MissingColumn = 'MISSING_COLUMN',
-  RowLength = 'ROW_LENGTH',
-  NotNumeric = 'NOT_NUMERIC',
-  UnknownLevel = 'UNKNOWN_LEVEL',
   MalformedCsv = 'MALFORMED_CSV',
-  TooFewRows = 'TOO_FEW_ROWS',
 }
 
 export class TabularDataException extends Error {

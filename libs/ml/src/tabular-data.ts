@@ -1,70 +1,67 @@
+import { createHmac } from 'node:crypto';
+import { FeatureSchema } from '@tessera/protocol';
 import { TabularDataErrorCode, TabularDataException } from './ml.exception';
-import { seededUniform, shuffleInPlace } from './seeded-random';
-
-/** A numeric feature, used as is (then standardised). */
-export interface NumericFeature {
-  readonly name: string;
-  readonly type: 'numeric';
-}
 
 /**
- * A categorical feature, one-hot encoded with the first level dropped (k levels → k − 1 columns).
- * Give `levels` in federated studies: every silo must produce the same columns whatever values it happens to hold.
- * Without it the levels are the distinct values seen, in numeric order when all are numbers.
- * Numeric-looking values match numerically ("1.0" is level "1").
+ * A study's feature schema is the protocol's `FeatureSchema`, exactly as the steward approved it: which columns,
+ * their declared encoding, the label, missing values and the per-record split. Every constant used to encode a
+ * record comes from it, never from the file.
  */
-export interface CategoricalFeature {
-  readonly name: string;
-  readonly type: 'categorical';
-  readonly levels?: readonly string[];
-}
-
-export type FeatureColumn = NumericFeature | CategoricalFeature;
-
+export type TabularSchema = FeatureSchema;
+export type FeatureColumn = FeatureSchema['features'][number];
+/** Encoded as (x − center) / scale with the declared scaling, or as is without one. */
+export type NumericFeature = Extract<FeatureColumn, { type: 'numeric' }>;
+/** One-hot over the declared levels, first level dropped (k levels → k − 1 columns). */
+export type CategoricalFeature = Extract<FeatureColumn, { type: 'categorical' }>;
 /** Binary label: 1 when the rule holds, else 0. */
-export type LabelRule =
-  | { readonly column: string; readonly operator: '>' | '>=' | '<' | '<=' | '==' | '!='; readonly threshold: number }
-  | { readonly column: string; readonly operator: 'in'; readonly values: readonly string[] };
+export type LabelRule = FeatureSchema['label'];
 
-/** A study's feature schema: which columns, how to encode them, the label, missing values, split, scaling. */
-export interface TabularSchema {
-  /** Column names in file order for a headerless file; when absent the first row is the header. */
-  readonly columns?: readonly string[];
-  /** Cell contents that mean "missing" (after trimming). An empty cell is always missing. */
-  readonly missingValues?: readonly string[];
-  readonly features: readonly FeatureColumn[];
-  readonly label: LabelRule;
-  /**
-   * 'drop-rows': drop every row with a missing feature. 'impute-mean': numeric features get the training split's
-   * mean, categorical ones its most frequent level. Rows without a label are always dropped.
-   */
-  readonly missing: 'drop-rows' | 'impute-mean';
-  /**
-   * Held-out fraction: test size = ceil(testFraction·n) as in scikit-learn's train_test_split. Stratified by label
-   * when `stratify` is set and both classes have more than 2 rows (the Fed-Heart-Disease rule), else a plain shuffle.
-   */
-  readonly split: { readonly testFraction: number; readonly seed: number; readonly stratify: boolean };
-  /** Standardise every encoded column with the TRAINING split's mean and sample standard deviation. */
-  readonly standardize: boolean;
-}
-
-/** Row-major features and 0/1 labels of one split. */
+/** Row-major features and 0/1 labels of one split, records in file order. */
 export interface TabularSplit {
   readonly x: Float32Array;
   readonly y: Uint8Array;
   readonly n: number;
 }
 
+/** Why a row was left out. Each reason is decided from that row's own cells only. */
+export type RowDropReason =
+  | 'field-count' // the row has more or fewer fields than the header (or the schema's `columns`)
+  | 'missing-label'
+  | 'missing-feature' // 'drop-rows' only
+  | 'not-numeric' // a numeric feature (or a threshold label) that does not read as a finite decimal number
+  | 'unknown-level' // a categorical value outside the declared levels
+  | 'out-of-range'; // an encoded value larger in magnitude than MAX_ENCODED_MAGNITUDE
+
+/** How many rows were dropped for one reason (and column), and the first such data row (1-based line number). */
+export interface DroppedRows {
+  readonly reason: RowDropReason;
+  /** The column concerned (a schema name, never a value); null for 'field-count'. */
+  readonly column: string | null;
+  readonly rows: number;
+  readonly firstRow: number;
+}
+
+/**
+ * The encoded data. `rowsRead`, `rowsKept` and `dropped` are exact counts of this file, not privatised: they are
+ * for the silo's own log and must never be sent to the hub (docs/privacy.md, "From the raw file to the wire").
+ */
 export interface PreparedTabularData {
-  /** Encoded column names: numeric names, and `name=level` for one-hot columns. */
+  /** Encoded column names: numeric names, and `name=level` for one-hot columns (declared level text). */
   readonly featureNames: string[];
   readonly train: TabularSplit;
   readonly test: TabularSplit;
-  /** Training-split statistics used for scaling (null when standardize is off). */
-  readonly standardization: { readonly mean: Float64Array; readonly std: Float64Array } | null;
   readonly rowsRead: number;
   readonly rowsKept: number;
+  /** Dropped rows by reason and column, in order of first occurrence. */
+  readonly dropped: readonly DroppedRows[];
 }
+
+/**
+ * Largest magnitude of an encoded feature value. A row holding a larger one is dropped: it is a data-entry error or
+ * a unit mismatch (declare a scaling), and values beyond float32's range would otherwise make training fail for the
+ * whole file because of one record.
+ */
+export const MAX_ENCODED_MAGNITUDE = 1e6;
 
 /**
  * Splits RFC 4180 CSV text into rows of trimmed fields: commas, double-quoted fields with "" escapes, LF or CRLF.
@@ -77,6 +74,7 @@ export function parseCsv(text: string): string[][] {
   let quoted = false;
   let fieldWasQuoted = false;
   let line = 1;
+  let quoteLine = 1;
   const endRow = () => {
     row.push(fieldWasQuoted ? field : field.trim());
     if (!(row.length === 1 && row[0] === '' && !fieldWasQuoted)) rows.push(row);
@@ -103,6 +101,7 @@ export function parseCsv(text: string): string[][] {
         throw new TabularDataException(TabularDataErrorCode.MalformedCsv, `unexpected quote on line ${line}`);
       }
       quoted = true;
+      quoteLine = line;
       fieldWasQuoted = true;
       field = '';
     } else if (ch === ',') {
@@ -117,121 +116,209 @@ export function parseCsv(text: string): string[][] {
       field += ch;
     }
   }
-  if (quoted) throw new TabularDataException(TabularDataErrorCode.MalformedCsv, `unterminated quote on line ${line}`);
+  if (quoted) {
+    throw new TabularDataException(TabularDataErrorCode.MalformedCsv, `unterminated quote opened on line ${quoteLine}`);
+  }
   if (field !== '' || fieldWasQuoted || row.length > 0) endRow();
   return rows;
 }
 
-/** Numeric-looking values compare as numbers: "1.0", "1" and " 1" are the same level. */
-function levelKey(value: string): string {
-  const trimmed = value.trim();
-  const asNumber = trimmed === '' ? Number.NaN : Number(trimmed);
-  return Number.isFinite(asNumber) ? String(asNumber) : trimmed;
+/** A decimal number as written in a CSV: optional sign, digits with an optional fraction, optional exponent. */
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/**
+ * The canonical text of a cell: trimmed, and a decimal number rewritten as JavaScript's shortest round-trip form of
+ * its float64 value ("1.0", "+1" and "1e0" are "1"; "-0" is "0"). Other text is kept as is, case included.
+ * Levels, missing markers and the split hash all compare canonical texts.
+ */
+export function canonicalCell(cell: string): string {
+  const trimmed = cell.trim();
+  if (!DECIMAL.test(trimmed)) return trimmed;
+  const value = Number(trimmed);
+  return Number.isFinite(value) ? String(value) : trimmed;
 }
 
-function parseNumber(value: string, column: string, rowNumber: number): number {
-  const parsed = value === '' ? Number.NaN : Number(value);
-  if (!Number.isFinite(parsed)) {
-    throw new TabularDataException(
-      TabularDataErrorCode.NotNumeric,
-      `column '${column}' has a non-numeric value in data row ${rowNumber}`,
-      column,
-    );
-  }
-  return parsed;
+/** The number a canonical cell holds, or null when it is not a finite decimal number. */
+function numberOf(canonical: string): number | null {
+  if (!DECIMAL.test(canonical)) return null;
+  const value = Number(canonical);
+  return Number.isFinite(value) ? value : null;
 }
 
-function labelHolds(rule: LabelRule, value: string, rowNumber: number): boolean {
-  if (rule.operator === 'in') return rule.values.some((v) => levelKey(v) === levelKey(value));
-  const v = parseNumber(value, rule.column, rowNumber);
+function labelOf(rule: LabelRule, canonical: string): 0 | 1 | null {
+  if (rule.operator === 'in') return rule.values.some((v) => canonicalCell(v) === canonical) ? 1 : 0;
+  const v = numberOf(canonical);
+  if (v === null) return null;
   switch (rule.operator) {
     case '>':
-      return v > rule.threshold;
+      return v > rule.threshold ? 1 : 0;
     case '>=':
-      return v >= rule.threshold;
+      return v >= rule.threshold ? 1 : 0;
     case '<':
-      return v < rule.threshold;
+      return v < rule.threshold ? 1 : 0;
     case '<=':
-      return v <= rule.threshold;
+      return v <= rule.threshold ? 1 : 0;
     case '==':
-      return v === rule.threshold;
+      return v === rule.threshold ? 1 : 0;
     case '!=':
-      return v !== rule.threshold;
+      return v !== rule.threshold ? 1 : 0;
   }
 }
 
+/** The protocol's shape, plus what the encoder relies on: distinct names, usable levels and imputation values. */
 function validateSchema(schema: TabularSchema): void {
   const bad = (message: string, column?: string): never => {
     throw new TabularDataException(TabularDataErrorCode.Schema, message, column);
   };
-  if (schema.features.length === 0) bad('schema needs at least one feature');
+  const parsed = FeatureSchema.safeParse(schema);
+  if (!parsed.success) {
+    bad(parsed.error.issues.map((i) => `schema.${i.path.join('.')}: ${i.message}`).join('; '));
+  }
   const names = new Set<string>();
   for (const feature of schema.features) {
     if (names.has(feature.name)) bad(`feature '${feature.name}' is listed twice`, feature.name);
     names.add(feature.name);
-    if (feature.type === 'categorical' && feature.levels !== undefined) {
-      const keys = feature.levels.map(levelKey);
-      if (keys.length < 1 || new Set(keys).size !== keys.length) {
-        bad(`feature '${feature.name}' needs distinct levels`, feature.name);
+    if (schema.missing === 'impute' && feature.impute === undefined) {
+      bad(`feature '${feature.name}' needs a declared impute value when missing is 'impute'`, feature.name);
+    }
+    if (feature.type === 'categorical') {
+      const keys = feature.levels.map(canonicalCell);
+      if (new Set(keys).size !== keys.length) bad(`feature '${feature.name}' needs distinct levels`, feature.name);
+      if (feature.impute !== undefined && !keys.includes(canonicalCell(feature.impute))) {
+        bad(`feature '${feature.name}': the impute value is not one of its levels`, feature.name);
       }
     }
   }
   if (names.has(schema.label.column)) bad(`label column '${schema.label.column}' is also a feature`);
-  const { testFraction, seed } = schema.split;
-  if (!(testFraction > 0 && testFraction < 1)) bad('split.testFraction must be in (0, 1)');
-  if (!Number.isInteger(seed)) bad('split.seed must be an integer');
+  if (schema.columns !== undefined) {
+    for (const name of [...names, schema.label.column]) {
+      if (!schema.columns.includes(name)) bad(`schema.columns does not list '${name}'`, name);
+    }
+  }
 }
 
-/** Train/test indices (each in ascending order) for labels, per the schema's split rule. */
-function splitIndices(labels: Uint8Array, split: TabularSchema['split']): { train: number[]; test: number[] } {
-  const n = labels.length;
-  const nTest = Math.ceil(split.testFraction * n - 1e-9);
-  if (nTest < 1 || nTest >= n) {
-    throw new TabularDataException(TabularDataErrorCode.TooFewRows, 'too few rows for a train/test split');
+/** One column of the encoder, with everything it needs resolved from the schema and the header. */
+type ColumnEncoder =
+  | { readonly kind: 'numeric'; readonly feature: NumericFeature; readonly index: number }
+  | {
+      readonly kind: 'categorical';
+      readonly feature: CategoricalFeature;
+      readonly index: number;
+      /** Canonical texts of the declared levels. */
+      readonly keys: readonly string[];
+      /** Index of the declared impute level (null when none is declared). */
+      readonly impute: number | null;
+    };
+
+interface KeptRecord {
+  readonly kept: true;
+  readonly values: Float64Array;
+  readonly label: 0 | 1;
+  readonly heldOut: boolean;
+}
+type RecordOutcome =
+  KeptRecord | { readonly kept: false; readonly reason: RowDropReason; readonly column: string | null };
+
+/**
+ * The bytes the split hashes for one record: for each of the schema's feature columns in schema order, then the
+ * label column, one field: 0x00 when the cell is missing (only possible for features under 'impute'), else 0x01,
+ * the byte length of the cell's canonical text (canonicalCell) in UTF-8 as a 4-byte big-endian unsigned integer,
+ * then those bytes. Length prefixes make the concatenation unambiguous; columns outside the schema (an id, a
+ * note) are not part of the record and do not enter.
+ */
+function canonicalRecordBytes(fields: readonly (string | null)[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const field of fields) {
+    if (field === null) {
+      parts.push(Buffer.of(0x00));
+      continue;
+    }
+    const text = Buffer.from(field, 'utf8');
+    const head = Buffer.alloc(5);
+    head[0] = 0x01;
+    head.writeUInt32BE(text.length, 1);
+    parts.push(head, text);
   }
-  const random = seededUniform(split.seed);
-  const byClass: number[][] = [[], []];
-  labels.forEach((label, i) => byClass[label]!.push(i));
-  const stratify = split.stratify && byClass.every((rows) => rows.length > 2);
-  const testSet = new Set<number>();
-  if (stratify) {
-    // Largest-remainder allocation of the test rows to classes in proportion to their sizes.
-    const quotas = byClass.map((rows) => (rows.length * nTest) / n);
-    const counts = quotas.map(Math.floor);
-    let left = nTest - counts.reduce((a, b) => a + b, 0);
-    // Ties go to the larger class, then to the lower label.
-    const byRemainder = [0, 1].sort(
-      (a, b) => quotas[b]! - counts[b]! - (quotas[a]! - counts[a]!) || byClass[b]!.length - byClass[a]!.length || a - b,
-    );
-    for (const c of byRemainder) if (left-- > 0) counts[c]!++;
-    byClass.forEach((rows, c) => {
-      const shuffled = Int32Array.from(rows);
-      shuffleInPlace(shuffled, random);
-      for (let k = 0; k < counts[c]!; k++) testSet.add(shuffled[k]!);
-    });
-  } else {
-    const shuffled = Int32Array.from({ length: n }, (_, i) => i);
-    shuffleInPlace(shuffled, random);
-    for (let k = 0; k < nTest; k++) testSet.add(shuffled[k]!);
-  }
-  const train: number[] = [];
-  const test: number[] = [];
-  for (let i = 0; i < n; i++) (testSet.has(i) ? test : train).push(i);
-  return { train, test };
+  return Buffer.concat(parts);
 }
 
 /**
- * Maps a CSV text to model-ready features and labels under a study's schema: select columns, handle missing values,
- * derive the binary label, split train/test (seeded, stratified), one-hot encode categoricals dropping the first
- * level, standardise with the training split's mean and sample standard deviation (ddof = 1, as torch.std in
- * FLamby's Fed-Heart-Disease; a constant column gets std 1). Pure: text in, arrays out. Errors name the column and
- * the data row number but never a value, so hospital data cannot leak through them.
+ * Whether a record is held out for testing: HMAC-SHA-256 (RFC 2104; key = the salt's UTF-8 bytes, message = the
+ * record's canonical bytes), its first 8 bytes read as a big-endian unsigned integer u, held out iff
+ * u / 2^64 < testFraction. The comparison is exact: JavaScript compares a BigInt and a Number by value, and
+ * testFraction · 2^64 is an exact double.
+ */
+function isHeldOut(fields: readonly (string | null)[], split: TabularSchema['split']): boolean {
+  const digest = createHmac('sha256', Buffer.from(split.salt, 'utf8')).update(canonicalRecordBytes(fields)).digest();
+  return digest.readBigUInt64BE(0) < split.testFraction * 2 ** 64;
+}
+
+/** Encodes one row from its own cells only: nothing here reads another row or a statistic of the file. */
+function encodeRecord(
+  row: readonly string[],
+  width: number,
+  encoders: readonly ColumnEncoder[],
+  labelIndex: number,
+  schema: TabularSchema,
+  missing: ReadonlySet<string>,
+): RecordOutcome {
+  const drop = (reason: RowDropReason, column: string | null): RecordOutcome => ({ kept: false, reason, column });
+  const labelCell = canonicalCell(row[labelIndex]!);
+  if (missing.has(labelCell)) return drop('missing-label', schema.label.column);
+  const label = labelOf(schema.label, labelCell);
+  if (label === null) return drop('not-numeric', schema.label.column);
+
+  const values = new Float64Array(width);
+  const fields: (string | null)[] = [];
+  let j = 0;
+  for (const e of encoders) {
+    const name = e.feature.name;
+    const cell = canonicalCell(row[e.index]!);
+    const isMissing = missing.has(cell);
+    if (isMissing && schema.missing === 'drop-rows') return drop('missing-feature', name);
+    fields.push(isMissing ? null : cell);
+    if (e.kind === 'numeric') {
+      // Under 'impute' validateSchema made sure every feature declares its value.
+      const x = isMissing ? e.feature.impute! : numberOf(cell);
+      if (x === null) return drop('not-numeric', name);
+      const scaling = e.feature.scaling;
+      const encoded = scaling === undefined ? x : (x - scaling.center) / scaling.scale;
+      if (!(Math.abs(encoded) <= MAX_ENCODED_MAGNITUDE)) return drop('out-of-range', name);
+      values[j++] = encoded;
+    } else {
+      const level = isMissing ? e.impute! : e.keys.indexOf(cell);
+      if (level < 0) return drop('unknown-level', name);
+      const levels = e.feature.levels.length;
+      for (let k = 1; k < levels; k++) values[j++] = level === k ? 1 : 0;
+    }
+  }
+  fields.push(labelCell);
+  return { kept: true, values, label, heldOut: isHeldOut(fields, schema.split) };
+}
+
+/**
+ * Maps a CSV text to model-ready features and labels under a study's schema, one record at a time, so that adding
+ * or removing one record changes the result by exactly that record (docs/privacy.md, "From the raw file to the
+ * wire"):
+ * - a row with a missing label is dropped; under 'drop-rows' so is a row with any missing feature; under 'impute'
+ *   a missing cell takes its feature's declared `impute` value;
+ * - numeric features are encoded as (x − center) / scale with the declared scaling (as is without one);
+ *   categoricals one-hot over the declared levels, first level dropped;
+ * - a row whose own content cannot be encoded (wrong field count, a non-number where a number is expected, a value
+ *   outside the declared levels, an encoded value beyond MAX_ENCODED_MAGNITUDE) is dropped and counted in `dropped`,
+ *   rather than failing the file: a failure would be reported to the hub and would reveal, through one record, that
+ *   the file holds such a record;
+ * - each kept record goes to the test split iff its keyed hash says so (isHeldOut), else to training.
+ * Only the file's structure fails it: a CSV that cannot be parsed, a header without a column the schema needs, an
+ * invalid schema. Errors name the column or line, never a value.
  */
 export function prepareTabularData(text: string, schema: TabularSchema): PreparedTabularData {
   validateSchema(schema);
   const rows = parseCsv(text);
   const header = schema.columns ?? rows.shift();
-  if (header === undefined) throw new TabularDataException(TabularDataErrorCode.TooFewRows, 'the file is empty');
+  if (header === undefined) {
+    throw new TabularDataException(TabularDataErrorCode.MissingColumn, 'the file is empty: it has no header row');
+  }
   const position = new Map(header.map((name, i) => [name, i]));
   const columnIndex = (name: string): number => {
     const index = position.get(name);
@@ -240,146 +327,53 @@ export function prepareTabularData(text: string, schema: TabularSchema): Prepare
     }
     return index;
   };
-  const featureIdx = schema.features.map((f) => columnIndex(f.name));
-  const labelIdx = columnIndex(schema.label.column);
-  const missing = new Set(['', ...(schema.missingValues ?? [])]);
-  const firstDataRow = schema.columns === undefined ? 2 : 1; // 1-based line numbers for messages
-
-  // 1. Keep rows with a label (and, for 'drop-rows', with every feature).
-  const kept: string[][] = [];
-  const keptRowNumbers: number[] = [];
-  rows.forEach((row, r) => {
-    if (row.length !== header.length) {
-      throw new TabularDataException(
-        TabularDataErrorCode.RowLength,
-        `data row ${r + firstDataRow} has ${row.length} fields, expected ${header.length}`,
-      );
-    }
-    if (missing.has(row[labelIdx]!)) return;
-    if (schema.missing === 'drop-rows' && featureIdx.some((i) => missing.has(row[i]!))) return;
-    kept.push(row);
-    keptRowNumbers.push(r + firstDataRow);
+  const encoders: ColumnEncoder[] = schema.features.map((feature) => {
+    const index = columnIndex(feature.name);
+    if (feature.type === 'numeric') return { kind: 'numeric', feature, index };
+    const keys = feature.levels.map(canonicalCell);
+    const impute = feature.impute === undefined ? null : keys.indexOf(canonicalCell(feature.impute));
+    return { kind: 'categorical', feature, index, keys, impute };
   });
-  const labels = Uint8Array.from(kept, (row, k) =>
-    labelHolds(schema.label, row[labelIdx]!, keptRowNumbers[k]!) ? 1 : 0,
-  );
-
-  // 2. Split before any statistic is computed, so that nothing from the test rows leaks into training.
-  const { train, test } = splitIndices(labels, schema.split);
-
-  // 3. Encoding plan: levels per categorical, imputation values from the training split.
-  const encoders = schema.features.map((feature, f) => {
-    const col = featureIdx[f]!;
-    if (feature.type === 'numeric') {
-      let sum = 0;
-      let count = 0;
-      for (const i of train) {
-        const cell = kept[i]![col]!;
-        if (!missing.has(cell)) {
-          sum += parseNumber(cell, feature.name, keptRowNumbers[i]!);
-          count++;
-        }
-      }
-      return { feature, col, levels: [] as string[], fill: count > 0 ? String(sum / count) : '' };
-    }
-    const observed = kept.map((row) => row[col]!).filter((cell) => !missing.has(cell));
-    const levels =
-      feature.levels !== undefined
-        ? feature.levels.map(levelKey)
-        : [...new Set(observed.map(levelKey))].sort((a, b) => {
-            const na = Number(a);
-            const nb = Number(b);
-            return Number.isFinite(na) && Number.isFinite(nb) ? na - nb : a < b ? -1 : a > b ? 1 : 0;
-          });
-    const counts = new Map<string, number>();
-    for (const i of train) {
-      const cell = kept[i]![col]!;
-      if (!missing.has(cell)) counts.set(levelKey(cell), (counts.get(levelKey(cell)) ?? 0) + 1);
-    }
-    let fill = '';
-    let best = 0;
-    for (const level of levels) {
-      if ((counts.get(level) ?? 0) > best) {
-        best = counts.get(level)!;
-        fill = level;
-      }
-    }
-    return { feature, col, levels, fill };
-  });
-  const featureNames = encoders.flatMap((e) =>
-    e.feature.type === 'numeric' ? [e.feature.name] : e.levels.slice(1).map((level) => `${e.feature.name}=${level}`),
+  const labelIndex = columnIndex(schema.label.column);
+  const featureNames = schema.features.flatMap((f) =>
+    f.type === 'numeric' ? [f.name] : f.levels.slice(1).map((level) => `${f.name}=${level}`),
   );
   const width = featureNames.length;
-  if (width === 0) throw new TabularDataException(TabularDataErrorCode.Schema, 'the schema encodes to zero columns');
+  const missing = new Set(['', ...(schema.missingValues ?? []).map(canonicalCell)]);
+  const firstDataRow = schema.columns === undefined ? 2 : 1; // 1-based line numbers, for the local log
 
-  const encode = (indices: number[]): Float64Array => {
-    const out = new Float64Array(indices.length * width);
-    indices.forEach((i, r) => {
-      const row = kept[i]!;
-      let j = r * width;
-      for (const e of encoders) {
-        let cell = row[e.col]!;
-        if (missing.has(cell)) {
-          if (e.fill === '') {
-            throw new TabularDataException(
-              TabularDataErrorCode.TooFewRows,
-              `column '${e.feature.name}' has no training value to impute from`,
-              e.feature.name,
-            );
-          }
-          cell = e.fill;
-        }
-        if (e.feature.type === 'numeric') {
-          out[j++] = parseNumber(cell, e.feature.name, keptRowNumbers[i]!);
-        } else {
-          const level = e.levels.indexOf(levelKey(cell));
-          if (level < 0) {
-            throw new TabularDataException(
-              TabularDataErrorCode.UnknownLevel,
-              `column '${e.feature.name}' has a value outside its levels in data row ${keptRowNumbers[i]}`,
-              e.feature.name,
-            );
-          }
-          for (let k = 1; k < e.levels.length; k++) out[j++] = level === k ? 1 : 0;
-        }
-      }
-    });
-    return out;
-  };
-  const trainX = encode(train);
-  const testX = encode(test);
-
-  // 4. Standardise with training statistics only.
-  let standardization: PreparedTabularData['standardization'] = null;
-  if (schema.standardize) {
-    const mean = new Float64Array(width);
-    const std = new Float64Array(width);
-    const m = train.length;
-    for (let c = 0; c < width; c++) {
-      let sum = 0;
-      for (let r = 0; r < m; r++) sum += trainX[r * width + c]!;
-      mean[c] = sum / m;
-      let squares = 0;
-      for (let r = 0; r < m; r++) squares += (trainX[r * width + c]! - mean[c]!) ** 2;
-      const sd = m > 1 ? Math.sqrt(squares / (m - 1)) : 0;
-      std[c] = sd > 1e-12 ? sd : 1;
+  const train: KeptRecord[] = [];
+  const test: KeptRecord[] = [];
+  const dropped = new Map<string, { reason: RowDropReason; column: string | null; rows: number; firstRow: number }>();
+  rows.forEach((row, r) => {
+    const outcome =
+      row.length === header.length
+        ? encodeRecord(row, width, encoders, labelIndex, schema, missing)
+        : ({ kept: false, reason: 'field-count', column: null } as const);
+    if (outcome.kept) {
+      (outcome.heldOut ? test : train).push(outcome);
+      return;
     }
-    for (const matrix of [trainX, testX]) {
-      for (let k = 0; k < matrix.length; k++) matrix[k] = (matrix[k]! - mean[k % width]!) / std[k % width]!;
-    }
-    standardization = { mean, std };
-  }
-  const toSplit = (x: Float64Array, indices: number[]): TabularSplit => ({
-    x: Float32Array.from(x),
-    y: Uint8Array.from(indices, (i) => labels[i]!),
-    n: indices.length,
+    const key = `${outcome.reason}\u0000${outcome.column ?? ''}`;
+    const entry = dropped.get(key);
+    if (entry) entry.rows++;
+    else dropped.set(key, { reason: outcome.reason, column: outcome.column, rows: 1, firstRow: r + firstDataRow });
   });
+  const toSplit = (records: KeptRecord[]): TabularSplit => {
+    const x = new Float32Array(records.length * width);
+    const y = new Uint8Array(records.length);
+    records.forEach((record, i) => {
+      x.set(record.values, i * width);
+      y[i] = record.label;
+    });
+    return { x, y, n: records.length };
+  };
   return {
     featureNames,
-    train: toSplit(trainX, train),
-    test: toSplit(testX, test),
-    standardization,
+    train: toSplit(train),
+    test: toSplit(test),
     rowsRead: rows.length,
-    rowsKept: kept.length,
+    rowsKept: train.length + test.length,
+    dropped: [...dropped.values()],
   };
 }

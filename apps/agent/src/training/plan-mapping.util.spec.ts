@@ -27,8 +27,13 @@ describe('plan → @tessera/ml', () => {
   it("passes the plan's schema to the data preparation unchanged, giving the same columns as ml's own schema", () => {
     const plan = buildPlan();
     const schema = tabularSchemaOf(plan);
+    expect(schema).toBe(plan.schema);
     expect(schema).toEqual(HEART_DISEASE_SCHEMA);
-    expect(prepareTabularData(readHeartDisease(), schema).featureNames).toHaveLength(modelSpecOf(plan).inputDim);
+    const data = prepareTabularData(readHeartDisease(), schema);
+    expect(data.featureNames).toHaveLength(modelSpecOf(plan).inputDim);
+    // The declared scaling, not the file's statistics: age 63 (the first Cleveland record) encodes as (63 − 55)/10.
+    const records = [data.train, data.test].flatMap((s) => Array.from({ length: s.n }, (_, i) => s.x[i * 13]!));
+    expect(records).toContain(Math.fround(0.8));
   });
 
   it('takes epochs, batch size and learning rate from the plan; μ only with fedprox', () => {
@@ -60,7 +65,14 @@ describe('plan → @tessera/ml', () => {
     });
     const dp = dpSgdConfigFor(plan)!;
     const m = privacyMechanismOf(plan)!;
-    expect(dp).toMatchObject({ clipNorm: 1, samplingRate: 0.1, noiseMultiplier: m.noiseMultiplier });
+    // The noisy sum is divided by the plan's batch size (32 in buildPlan), a public constant, never by q·n.
+    expect(dp).toMatchObject({
+      clipNorm: 1,
+      samplingRate: 0.1,
+      noiseMultiplier: m.noiseMultiplier,
+      expectedBatchSize: plan.training.batchSize,
+    });
+    expect(plan.training.batchSize).toBe(32);
     // The agent's σ meets the target for the whole study: steps = rounds × epochs × round(1/q).
     expect(
       epsilonForNoise({
@@ -70,14 +82,18 @@ describe('plan → @tessera/ml', () => {
         delta: 1e-5,
       }).epsilon,
     ).toBeLessThanOrEqual(1);
-    // Drawn on the agent's noise thread (20,000 values is above the size drawn in place).
+    // Integers of the discrete Gaussian N_Z(0, 2²), drawn on the agent's noise thread (20,000 values is above the
+    // size drawn in place).
     const noise = await dp.noise(20_000, 2);
+    expect(noise).toBeInstanceOf(Float64Array);
     expect(noise).toHaveLength(20_000);
+    expect(Array.from(noise).every(Number.isInteger)).toBe(true);
     const variance = Array.from(noise).reduce((a, v) => a + v * v, 0) / noise.length;
     expect(variance).toBeGreaterThan(4 * 0.95);
     expect(variance).toBeLessThan(4 * 1.05);
-    // Under DP the batch is Poisson-sampled: no fixed batch size reaches trainLocal.
+    // Under DP the batch is Poisson-sampled: the plan's batch size reaches trainLocal as dp.expectedBatchSize only.
     expect(localTrainingOptionsOf(plan)).not.toHaveProperty('batchSize');
+    expect(localTrainingOptionsOf(plan).dp).toMatchObject({ expectedBatchSize: 32 });
     // DP-FedAvg trains without per-example noise: the hub adds it to the clipped updates' sum.
     expect(
       dpSgdConfigFor(

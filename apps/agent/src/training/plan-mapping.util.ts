@@ -18,7 +18,11 @@ export function modelSpecOf(plan: StudyPlan): ModelSpec {
   );
 }
 
-/** The plan's feature schema as @tessera/ml's tabular schema (the protocol's shape is a subset of it). */
+/**
+ * The plan's feature schema as @tessera/ml's tabular schema: the same type, passed unchanged, so every encoding
+ * constant (scaling, imputation values, levels, split salt) is the one the steward approved and none is computed
+ * from this silo's file.
+ */
 export function tabularSchemaOf(plan: StudyPlan): TabularSchema {
   return plan.schema;
 }
@@ -50,10 +54,12 @@ function sharedNoiseWorker(): GaussianNoiseWorker {
 
 /**
  * The plan's privacy section as trainLocal's `dp` option. 'dp-sgd' (Abadi et al., CCS 2016): per-example clipping
- * to C, Gaussian noise σ·C on the sum from @tessera/dp's exact discrete-Gaussian sampler driven by the CSPRNG (drawn
- * on a worker thread while the gradients are computed), Poisson sampling at rate q with a CSPRNG. σ is this agent's
- * own computation from the plan (privacyMechanismOf), never the hub's number. 'dp-fedavg' trains without per-example noise (the silo's whole update is clipped to C
- * and the hub adds the noise to the sum) and 'none' without DP: both return undefined.
+ * to C, the sum rounded onto a lattice and exact discrete-Gaussian integers added (@tessera/dp's sampler driven by
+ * the CSPRNG, drawn on a worker thread while the gradients are computed), Poisson sampling at rate q with a CSPRNG,
+ * and the noisy sum divided by the plan's `training.batchSize`: a public constant, never this silo's q·n, so the
+ * released update is not scaled by a count of its records. σ is this agent's own computation from the plan
+ * (privacyMechanismOf), never the hub's number. 'dp-fedavg' trains without per-example noise (the silo's whole
+ * update is clipped to C and the hub adds the noise to the sum) and 'none' without DP: both return undefined.
  */
 export function dpSgdConfigFor(
   plan: StudyPlan,
@@ -64,7 +70,8 @@ export function dpSgdConfigFor(
     clipNorm: mechanism.clipNorm,
     noiseMultiplier: mechanism.noiseMultiplier,
     samplingRate: mechanism.samplingRate,
-    noise: (length, stddev) => sharedNoiseWorker().draw(length, stddev, { float32: true }),
+    expectedBatchSize: plan.training.batchSize,
+    noise: (length, latticeSigma) => sharedNoiseWorker().drawIntegers(length, latticeSigma),
     sampling: cryptoUniform(),
   };
 }
@@ -83,7 +90,8 @@ export function localTrainingOptionsOf(plan: StudyPlan): LocalTrainingOptions {
   const dp = dpSgdConfigFor(plan);
   return {
     epochs: t.localEpochs,
-    // Under DP-SGD the batch is Poisson-sampled (expected size q·n): no fixed batch size.
+    // Under DP-SGD the batch is Poisson-sampled and the plan's batch size is the normaliser (dp.expectedBatchSize):
+    // trainLocal refuses a fixed batch size there.
     ...(dp === undefined ? { batchSize: t.batchSize } : {}),
     learningRate: t.learningRate,
     ...(t.algorithm === 'fedprox' && t.proximalMu !== undefined ? { proximalMu: t.proximalMu } : {}),

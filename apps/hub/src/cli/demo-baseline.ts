@@ -11,9 +11,10 @@ export interface PooledBaseline {
 
 /**
  * The centralized reference the federated model is compared with: the same model and preprocessing, trained on
- * the union of the four hospitals' training splits (each standardized with its own training statistics, exactly
- * as each agent does), evaluated on each hospital's own test split. This is what pooling the data would give —
- * the thing hospitals cannot do.
+ * the union of the four hospitals' training splits, evaluated on each hospital's own test split. Each file is
+ * prepared exactly as its agent prepares it (the plan's declared scaling, the keyed-hash split), so the records
+ * and their encodings are the same as in the federated run. This is what pooling the data would give — the thing
+ * hospitals cannot do.
  */
 export async function pooledBaseline(
   plan: StudyPlan,
