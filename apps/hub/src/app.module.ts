@@ -26,6 +26,7 @@ import { EnrollmentController } from './silos/enrollment.controller';
 import { SiloSelfController } from './silos/silo-self.controller';
 import { SilosController } from './silos/silos.controller';
 import { SilosService } from './silos/silos.service';
+import { RefusalRecorder } from './silos/refusal-recorder.service';
 import { AuditModule } from './audit/audit.module';
 import { AccessGuard } from './auth/access.guard';
 import { AuthController } from './auth/auth.controller';
@@ -94,6 +95,7 @@ export class AppModule {
         MetricsService,
         HubPkiService,
         SilosService,
+        RefusalRecorder,
         StudiesService,
         RoundsService,
         RoundsQueryService,

@@ -1,4 +1,4 @@
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from './certificate-authority';
@@ -56,6 +56,11 @@ describe('issueSiloCertificate', () => {
     expect(leaf.publicKey.export({ type: 'spki', format: 'pem' })).toBe(siloKey.publicKeyPem);
     expect(leaf.serialNumber.toLowerCase()).toBe(issued.serialHex);
     expect(leaf.fingerprint256.replaceAll(':', '').toLowerCase()).toBe(issued.fingerprintSha256);
+    expect(issued.publicKeySha256).toBe(
+      createHash('sha256')
+        .update(leaf.publicKey.export({ type: 'spki', format: 'der' }))
+        .digest('hex'),
+    );
     expect(leaf.checkHost('localhost')).toBeUndefined();
 
     expect(verifyIssuedBy(issued.certificatePem, ca.certificatePem)).toBe(true);

@@ -33,6 +33,8 @@ export interface IssuedCertificate {
 
 export interface IssuedSiloCertificate extends IssuedCertificate {
   siloId: string;
+  /** SHA-256 of the certified key's SubjectPublicKeyInfo DER, lowercase hex (`publicKeySha256`). */
+  publicKeySha256: string;
 }
 
 export interface IssuedServerCertificate extends IssuedCertificate {
@@ -133,7 +135,7 @@ export function issueSiloCertificate(options: IssueSiloCertificateOptions): Issu
     { name: 'extKeyUsage', clientAuth: true },
     [{ type: 6, value: siloUri(request.siloId) }],
   );
-  return { ...issued, siloId: request.siloId };
+  return { ...issued, siloId: request.siloId, publicKeySha256: request.publicKeySha256 };
 }
 
 // Preferred name syntax (RFC 1123 section 2.1 / RFC 5890 A-labels): dot-separated labels of letters, digits and

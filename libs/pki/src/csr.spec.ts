@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createCsr, parseCsr } from './csr';
-import { generateKeyPair, KeyPairPem } from './key-pair';
+import { generateKeyPair, KeyPairPem, publicKeySha256 } from './key-pair';
 import { PkiErrorCode, PkiException } from './pki.exception';
 import { buildRawCsr, csrDer, derToCsrPem, newSiloId, refusalCode, sanUris } from './pki-fixtures.test-util';
 
@@ -21,6 +21,7 @@ describe('createCsr / parseCsr', () => {
     expect(parsed).toEqual({
       siloId,
       publicKeyPem: key.publicKeyPem,
+      publicKeySha256: publicKeySha256(key.publicKeyPem),
       modulusBits: 2048,
       requestedExtensions: [{ oid: '2.5.29.17', name: 'subjectAltName', critical: false }],
       signatureValid: true,

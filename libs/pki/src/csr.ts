@@ -1,7 +1,14 @@
 import { createPublicKey, KeyObject, verify } from 'node:crypto';
 import { decodePem, DerElement, encodePem, readDerChildren, readDerElement } from './der.util';
 import { forge, ForgeCertificationRequest, ForgeExtension, fromBinary, toBinary } from './forge-adapter';
-import { loadPrivateKey, MIN_RSA_MODULUS_BITS, publicKeyPemOf, toForgePrivateKey, toForgePublicKey } from './key-pair';
+import {
+  loadPrivateKey,
+  MIN_RSA_MODULUS_BITS,
+  publicKeyPemOf,
+  publicKeySha256,
+  toForgePrivateKey,
+  toForgePublicKey,
+} from './key-pair';
 import { PkiErrorCode, PkiException } from './pki.exception';
 import { assertSiloId, siloIdFromUri, siloUri } from './silo-identity';
 import { commonNameAttributes, nameAttributeText } from './x509.util';
@@ -19,6 +26,8 @@ export interface ParsedCsr {
   siloId: string;
   /** The requester's public key, SPKI PEM. */
   publicKeyPem: string;
+  /** SHA-256 of the key's SubjectPublicKeyInfo DER, lowercase hex (`publicKeySha256`). */
+  publicKeySha256: string;
   modulusBits: number;
   requestedExtensions: RequestedExtension[];
   /** Always true: a CSR whose signature fails is refused, never returned. Kept so callers can record it. */
@@ -240,9 +249,11 @@ export function parseCsr(csrPem: string, options: { expectedSiloId?: string } = 
     throw mismatch(`CSR names silo ${sanSiloId} but silo ${options.expectedSiloId} is enrolling.`);
   }
 
+  const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
   return {
     siloId: sanSiloId,
-    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    publicKeyPem,
+    publicKeySha256: publicKeySha256(publicKeyPem),
     modulusBits: publicKey.asymmetricKeyDetails?.modulusLength ?? 0,
     requestedExtensions: extensions.map((extension) => ({
       oid: extension.id ?? '',

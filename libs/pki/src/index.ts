@@ -3,6 +3,7 @@ export { PkiErrorCode, PkiException } from './pki.exception';
 export { isSiloId, assertSiloId, siloUri, siloIdFromUri, SILO_URI_PREFIX } from './silo-identity';
 export {
   generateKeyPair,
+  publicKeySha256,
   MIN_RSA_MODULUS_BITS,
   DEFAULT_RSA_MODULUS_BITS,
   DEFAULT_CA_RSA_MODULUS_BITS,

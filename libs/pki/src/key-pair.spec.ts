@@ -1,8 +1,15 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { forge } from './forge-adapter';
-import { assertAcceptableRsaKey, generateKeyPair, KeyPairPem, loadPrivateKey, toForgePrivateKey } from './key-pair';
+import {
+  assertAcceptableRsaKey,
+  generateKeyPair,
+  KeyPairPem,
+  loadPrivateKey,
+  publicKeySha256,
+  toForgePrivateKey,
+} from './key-pair';
 import { PkiErrorCode } from './pki.exception';
 import { refusalCode } from './pki-fixtures.test-util';
 
@@ -42,5 +49,27 @@ describe('generateKeyPair', () => {
       PkiErrorCode.KeyMalformed,
     );
     expect(refusalCode(() => generateKeyPair({ modulusBits: 2047 }))).toBe(PkiErrorCode.KeyTooWeak);
+  });
+});
+
+describe('publicKeySha256', () => {
+  const key = generateKeyPair();
+
+  it('is the SHA-256 of the SubjectPublicKeyInfo DER, whatever PEM the key comes in', () => {
+    // The body of an SPKI "PUBLIC KEY" PEM is the DER itself (RFC 7468 section 13): hash it directly.
+    const der = Buffer.from(key.publicKeyPem.replace(/-----[^-]+-----/g, '').replace(/\s/g, ''), 'base64');
+    const expected = createHash('sha256').update(der).digest('hex');
+    expect(publicKeySha256(key.publicKeyPem)).toBe(expected);
+    expect(publicKeySha256(key.privateKeyPem)).toBe(expected);
+    const pkcs1 = createPublicKey(key.publicKeyPem).export({ type: 'pkcs1', format: 'pem' }).toString();
+    expect(pkcs1).toMatch(/^-----BEGIN RSA PUBLIC KEY-----/);
+    expect(publicKeySha256(pkcs1)).toBe(expected);
+    expect(publicKeySha256(generateKeyPair().publicKeyPem)).not.toBe(expected);
+  });
+
+  it('refuses what is not a key', () => {
+    expect(refusalCode(() => publicKeySha256('-----BEGIN PUBLIC KEY-----\nAA==\n-----END PUBLIC KEY-----'))).toBe(
+      PkiErrorCode.KeyMalformed,
+    );
   });
 });

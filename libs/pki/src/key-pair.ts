@@ -4,6 +4,7 @@
 // pure-JavaScript prime search) and handed to forge as PEM.
 import {
   constants,
+  createHash,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
@@ -86,6 +87,24 @@ export function loadPrivateKey(privateKeyPem: string, what = 'private key'): Key
 /** SPKI PEM of the public half of a private key. */
 export function publicKeyPemOf(privateKey: KeyObject): string {
   return createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
+}
+
+/**
+ * SHA-256 of a public key's SubjectPublicKeyInfo DER (RFC 5280 section 4.1.2.7), lowercase hex: the digest RFC 7469
+ * section 2.4 pins (in base64 there). Taken over OpenSSL's re-encoding of the key, so two encodings of one key hash
+ * alike. `pem` may be a public key, a private key or a certificate. Names a key across certificates and requests:
+ * the hub refuses a renewal that brings back a key it already certified.
+ */
+export function publicKeySha256(pem: string): string {
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: pem, format: 'pem' });
+  } catch (error) {
+    throw new PkiException(PkiErrorCode.KeyMalformed, 'Cannot read a public key from this PEM.', { cause: error });
+  }
+  return createHash('sha256')
+    .update(key.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 // DER prefix of DigestInfo { sha256, NULL } before the 32-byte hash (RFC 8017 section 9.2, note 1).

@@ -3,8 +3,8 @@ import { Injectable, Optional, type CanActivate, type ExecutionContext } from '@
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { Request } from 'express';
-import { AuditTrail } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
+import { RefusalRecorder } from '../silos/refusal-recorder.service';
 import { attachSilo } from '../silos/silo-identity';
 import { SilosService } from '../silos/silos.service';
 import { ACCESS_METADATA, type AccessLevel } from './access.decorator';
@@ -42,7 +42,7 @@ export class AccessGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     @Optional() private readonly silos?: SilosService,
-    @Optional() private readonly audit?: AuditTrail,
+    @Optional() private readonly refusals?: RefusalRecorder,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -88,10 +88,13 @@ export class AccessGuard implements CanActivate {
       return true;
     } catch (err) {
       if (err instanceof HubException) {
-        await this.audit?.record({
+        // Aggregated per certificate and reason, so a refused silo that keeps calling cannot flood the audit chain.
+        await this.refusals?.record({
           actor: { type: 'system', id: 'silo-listener' },
           action: 'silo.identity.refused',
-          details: { fingerprintSha256: fingerprint, reason: err.message, remoteAddress: req.socket.remoteAddress },
+          fingerprintSha256: fingerprint,
+          reason: err.message,
+          remoteAddress: req.socket.remoteAddress,
         });
       }
       throw err;

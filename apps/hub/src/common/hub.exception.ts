@@ -14,6 +14,8 @@ export enum HubErrorCode {
   CSR_REJECTED = 'CSR_REJECTED',
   SILO_IDENTITY_REFUSED = 'SILO_IDENTITY_REFUSED',
   SILO_SUSPENDED = 'SILO_SUSPENDED',
+  RENEWAL_PENDING = 'RENEWAL_PENDING',
+  RENEWAL_RATE_LIMITED = 'RENEWAL_RATE_LIMITED',
   PLAN_INVALID = 'PLAN_INVALID',
   STUDY_STATE = 'STUDY_STATE',
   STALE_PLAN = 'STALE_PLAN',
@@ -64,7 +66,10 @@ export function httpStatusOf(code: HubErrorCode): HttpStatus {
     case HubErrorCode.WRONG_ROUND:
     case HubErrorCode.WRONG_MODEL:
     case HubErrorCode.DUPLICATE_UPDATE:
+    case HubErrorCode.RENEWAL_PENDING:
       return HttpStatus.CONFLICT;
+    case HubErrorCode.RENEWAL_RATE_LIMITED:
+      return HttpStatus.TOO_MANY_REQUESTS;
     case HubErrorCode.UPDATE_TOO_LARGE:
       return HttpStatus.PAYLOAD_TOO_LARGE;
     case HubErrorCode.ROUTE_ACCESS_UNDECLARED:

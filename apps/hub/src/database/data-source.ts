@@ -8,6 +8,8 @@ import { Initial1763800000000 } from './migrations/1763800000000-initial';
 import { SiloIdentity1763800100000 } from './migrations/1763800100000-silo-identity';
 import { Studies1763800300000 } from './migrations/1763800300000-studies';
 import { PrivacyLedger1763800400000 } from './migrations/1763800400000-privacy-ledger';
+import { CertificateLineage1763800550000 } from './migrations/1763800550000-certificate-lineage';
+import { PrivacyCharges1763800600000 } from './migrations/1763800600000-privacy-charges';
 import { PrivacyLedgerEntity } from '../privacy/privacy-ledger.entity';
 import { RoundParticipantEntity } from '../rounds/round-participant.entity';
 import { RoundEntity } from '../rounds/round.entity';
@@ -43,12 +45,18 @@ export const MIGRATIONS = [
   AuditLog1763800200000,
   Studies1763800300000,
   PrivacyLedger1763800400000,
+  CertificateLineage1763800550000,
+  PrivacyCharges1763800600000,
 ];
 
 export function dataSourceOptions(db: DatabaseEndpoint): DataSourceOptions {
   return {
     type: 'postgres',
-    url: db.url,
+    // The embedded database listens on a Unix socket only: node-postgres takes a directory as `host` and connects
+    // to `<host>/.s.PGSQL.<port>` (no TCP, ADR 0002).
+    ...(db.kind === 'external'
+      ? { url: db.url }
+      : { host: db.socketDirectory, port: db.socketPort, username: 'postgres', database: 'postgres' }),
     entities: ENTITIES,
     migrations: MIGRATIONS,
     migrationsTableName: 'migrations',

@@ -21,6 +21,21 @@ export class SiloCertificateEntity {
   @Column({ name: 'not_after', type: 'timestamptz' })
   notAfter!: Date;
 
+  /**
+   * The enrollment certificate and every renewal descending from it share one lineage: revoking any of them revokes
+   * them all, so a renewal obtained with a stolen key cannot outlive the revocation of the key it came from.
+   */
+  @Column({ name: 'lineage_id', type: 'uuid' })
+  lineageId!: string;
+
+  /** The certificate a renewal was requested with; null for an enrollment (and for renewals from before lineages). */
+  @Column({ name: 'parent_serial', type: 'varchar', length: 64, nullable: true })
+  parentSerial!: string | null;
+
+  /** SHA-256 of the certified key's SubjectPublicKeyInfo DER: a renewal must bring a key the silo never used. */
+  @Column({ name: 'public_key_sha256', type: 'char', length: 64 })
+  publicKeySha256!: string;
+
   @Column({ type: 'enum', enum: ['active', 'superseded', 'revoked'], enumName: 'certificate_status' })
   status!: CertificateStatus;
 

@@ -6,6 +6,8 @@ export interface SiloIdentity {
   readonly siloId: string;
   readonly name: string;
   readonly certificateSerial: string;
+  /** SHA-256 of the certificate's DER, lowercase hex. */
+  readonly certificateFingerprintSha256: string;
   readonly certificateNotAfter: Date;
 }
 

@@ -1,16 +1,18 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { CertificateGrant, CertificateView, EnrollmentBundle, SiloView } from '@tessera/protocol';
 import { encodeEnrollmentBundle } from '@tessera/protocol';
-import { issueSiloCertificate, PkiException } from '@tessera/pki';
-import { DataSource, IsNull, type EntityManager } from 'typeorm';
+import { issueSiloCertificate, parseCsr, PkiException } from '@tessera/pki';
+import { DataSource, In, IsNull, type EntityManager } from 'typeorm';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
 import { HubPkiService } from '../pki/hub-pki.service';
 import { EnrollmentTokenEntity } from './enrollment-token.entity';
+import { RefusalRecorder } from './refusal-recorder.service';
+import { renewalVerdict, type RenewalVerdict } from './renewal-policy.util';
 import { SiloCertificateEntity } from './silo-certificate.entity';
 import { SiloEntity } from './silo.entity';
 import type { SiloIdentity } from './silo-identity';
@@ -58,6 +60,7 @@ export class SilosService {
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     private readonly pki: HubPkiService,
     private readonly audit: AuditTrail,
+    private readonly refusals: RefusalRecorder,
   ) {}
 
   async register(input: { name: string; contact: string }, actor: AuditActor): Promise<EnrollmentIssued> {
@@ -130,7 +133,7 @@ export class SilosService {
           'This silo is suspended; the hub administrator must resume it.',
         );
       }
-      const grant = await this.issue(tx, silo, csrPem, 'enrollment', now);
+      const grant = await this.issue(tx, silo, csrPem, { via: 'enrollment' }, now);
       await tokens.update(row.id, { usedAt: now });
       await tx.getRepository(SiloEntity).update(silo.id, { status: 'enrolled' });
       return { grant, siloId: silo.id };
@@ -154,19 +157,79 @@ export class SilosService {
     return result.grant;
   }
 
-  /** Renewal over mutual TLS: a CSR for the same silo (a fresh key pair is expected, not required). */
-  async renew(identity: SiloIdentity, csrPem: string): Promise<CertificateGrant> {
-    const grant = await this.db.transaction(async (tx) => {
+  /**
+   * Renewal over mutual TLS: a CSR with a new key for the same silo. The new certificate joins the lineage of the one
+   * presented (revoking either revokes both). Refused (renewal-policy.util.ts) when the presented certificate is no
+   * longer active, the key was certified before, a renewed certificate of the lineage is still unused, or the silo
+   * renewed less than an hour ago while its certificate is not yet due. Decided under the silo's lock, so of two
+   * simultaneous renewals exactly one is issued.
+   */
+  async renew(identity: SiloIdentity, csrPem: string, now = new Date()): Promise<CertificateGrant> {
+    const actor: AuditActor = { type: 'silo', id: identity.siloId, name: identity.name };
+    type RenewalRefusal = { kind: string; code: HubErrorCode; message: string; recorded?: string; details?: unknown };
+    const refuseRenewal = async (refusal: RenewalRefusal): Promise<HubException> => {
+      await this.refusals.record({
+        action: 'silo.certificate.renewal.refused',
+        actor,
+        fingerprintSha256: identity.certificateFingerprintSha256,
+        reason: refusal.recorded ?? refusal.message,
+        kind: refusal.kind,
+        subject: { siloId: identity.siloId, certificateSerial: identity.certificateSerial },
+      });
+      return new HubException(refusal.code, refusal.message, refusal.details);
+    };
+    // The CSR is checked (signature, identity, key size) before the silo is locked: it needs no database state.
+    let requestedKeySha256: string;
+    try {
+      requestedKeySha256 = parseCsr(csrPem, { expectedSiloId: identity.siloId }).publicKeySha256;
+    } catch (err) {
+      if (!(err instanceof PkiException)) throw err;
+      throw await refuseRenewal({
+        kind: 'csr',
+        code: HubErrorCode.CSR_REJECTED,
+        message: `The certificate request was refused: ${err.message}`,
+        // Refusals are aggregated per reason: the record names the check, not text the CSR itself carried.
+        recorded: `The certificate request was refused (${err.code}).`,
+        details: { code: err.code },
+      });
+    }
+    type Outcome = { refused: RenewalVerdict & { allowed: false } } | { grant: CertificateGrant; abandoned: string[] };
+    const outcome = await this.db.transaction(async (tx): Promise<Outcome> => {
       const silo = await this.lockSilo(tx, identity.siloId);
-      return this.issue(tx, silo, csrPem, 'renewal', new Date());
+      if (silo.status === 'suspended') {
+        throw new HubException(HubErrorCode.SILO_SUSPENDED, 'This silo is suspended; it cannot renew certificates.');
+      }
+      const certificates = await tx.getRepository(SiloCertificateEntity).find({ where: { siloId: silo.id } });
+      const presenting = certificates.find((c) => c.serial === identity.certificateSerial);
+      if (!presenting) throw this.refuse('This client certificate is not one the hub issued to this silo.');
+      const verdict = renewalVerdict({ presenting, siloCertificates: certificates, requestedKeySha256, now });
+      if (!verdict.allowed) return { refused: verdict };
+      if (verdict.abandoned.length > 0) {
+        await tx
+          .getRepository(SiloCertificateEntity)
+          .update({ serial: In(verdict.abandoned) }, { status: 'superseded' });
+      }
+      const grant = await this.issue(
+        tx,
+        silo,
+        csrPem,
+        { via: 'renewal', lineageId: presenting.lineageId, parentSerial: presenting.serial },
+        now,
+      );
+      return { grant, abandoned: verdict.abandoned };
     });
+    if ('refused' in outcome) throw await refuseRenewal(outcome.refused);
     await this.audit.record({
-      actor: { type: 'silo', id: identity.siloId, name: identity.name },
+      actor,
       action: 'silo.certificate.renewed',
-      subject: { siloId: identity.siloId, certificateSerial: grant.serial },
-      details: { previousSerial: identity.certificateSerial, notAfter: grant.notAfter },
+      subject: { siloId: identity.siloId, certificateSerial: outcome.grant.serial },
+      details: {
+        previousSerial: identity.certificateSerial,
+        notAfter: outcome.grant.notAfter,
+        ...(outcome.abandoned.length > 0 ? { supersededUnusedSerials: outcome.abandoned } : {}),
+      },
     });
-    return grant;
+    return outcome.grant;
   }
 
   /**
@@ -178,14 +241,7 @@ export class SilosService {
     const certs = this.db.getRepository(SiloCertificateEntity);
     const cert = await certs.findOne({ where: { fingerprintSha256 } });
     if (!cert) throw this.refuse('This client certificate is not one the hub issued to an enrolled silo.');
-    if (cert.status === 'revoked') {
-      throw this.refuse(
-        `This client certificate (serial ${cert.serial}) was revoked: ${cert.revocationReason ?? 'no reason given'}.`,
-      );
-    }
-    if (cert.status === 'superseded') {
-      throw this.refuse(`This client certificate (serial ${cert.serial}) was replaced by a renewed one.`);
-    }
+    this.assertActive(cert);
     if (cert.notAfter.getTime() <= now.getTime())
       throw this.refuse(`This client certificate expired on ${cert.notAfter.toISOString()}.`);
     const silo = await this.db.getRepository(SiloEntity).findOne({ where: { id: cert.siloId } });
@@ -198,7 +254,13 @@ export class SilosService {
     }
     if (!cert.firstUsedAt) await this.firstUse(cert, now);
     await this.touch(silo.id, now);
-    return { siloId: silo.id, name: silo.name, certificateSerial: cert.serial, certificateNotAfter: cert.notAfter };
+    return {
+      siloId: silo.id,
+      name: silo.name,
+      certificateSerial: cert.serial,
+      certificateFingerprintSha256: cert.fingerprintSha256,
+      certificateNotAfter: cert.notAfter,
+    };
   }
 
   async list(): Promise<SiloView[]> {
@@ -239,25 +301,33 @@ export class SilosService {
     return this.get(siloId);
   }
 
+  /**
+   * Revokes a certificate and, with it, its whole lineage: the enrollment certificate it descends from and every
+   * renewal, past or pending. A key stolen and renewed before the revocation is therefore refused too.
+   */
   async revokeCertificate(siloId: string, serial: string, reason: string, actor: AuditActor): Promise<CertificateView> {
-    const cert = await this.db.transaction(async (tx) => {
+    const { cert, revoked } = await this.db.transaction(async (tx) => {
       await this.lockSilo(tx, siloId);
       const certs = tx.getRepository(SiloCertificateEntity);
       const found = await certs.findOne({ where: { serial, siloId } });
       if (!found)
         throw new HubException(HubErrorCode.NOT_FOUND, `Silo ${siloId} has no certificate with serial ${serial}.`);
-      if (found.status === 'revoked')
-        throw new HubException(HubErrorCode.CONFLICT, `Certificate ${serial} is already revoked.`);
-      found.status = 'revoked';
-      found.revokedAt = new Date();
-      found.revocationReason = reason;
-      return certs.save(found);
+      const lineage = await certs.find({ where: { lineageId: found.lineageId } });
+      const live = lineage.filter((c) => c.status !== 'revoked');
+      if (live.length === 0)
+        throw new HubException(HubErrorCode.CONFLICT, `Certificate ${serial} and its lineage are already revoked.`);
+      const now = new Date();
+      for (const c of live) {
+        const why = c.serial === serial ? reason : `${reason} (revoked with certificate ${serial} of the same lineage)`;
+        await certs.update(c.serial, { status: 'revoked', revokedAt: now, revocationReason: why });
+      }
+      return { cert: await certs.findOneByOrFail({ serial }), revoked: live.map((c) => c.serial) };
     });
     await this.audit.record({
       actor,
       action: 'silo.certificate.revoked',
       subject: { siloId, certificateSerial: serial },
-      details: { reason },
+      details: { reason, lineageId: cert.lineageId, revokedSerials: revoked },
     });
     return certificateView(cert);
   }
@@ -266,20 +336,39 @@ export class SilosService {
     return new HubException(HubErrorCode.SILO_IDENTITY_REFUSED, message);
   }
 
+  private assertActive(cert: SiloCertificateEntity): void {
+    if (cert.status === 'revoked') {
+      throw this.refuse(
+        `This client certificate (serial ${cert.serial}) was revoked: ${cert.revocationReason ?? 'no reason given'}.`,
+      );
+    }
+    if (cert.status === 'superseded') {
+      throw this.refuse(`This client certificate (serial ${cert.serial}) was replaced by a renewed one.`);
+    }
+  }
+
+  /**
+   * Marks a certificate used; the first use of a renewal supersedes the older certificates of its lineage. Under the
+   * silo's lock, like renewal and revocation, so a certificate revoked or superseded a moment ago is not revived.
+   */
   private async firstUse(cert: SiloCertificateEntity, now: Date): Promise<void> {
     await this.db.transaction(async (tx) => {
+      await this.lockSilo(tx, cert.siloId);
       const certs = tx.getRepository(SiloCertificateEntity);
-      const claimed = await certs.update({ serial: cert.serial, firstUsedAt: IsNull() }, { firstUsedAt: now });
-      if (!claimed.affected || cert.issuedVia !== 'renewal') return;
+      const current = await certs.findOneBy({ serial: cert.serial });
+      if (!current || current.firstUsedAt) return;
+      this.assertActive(current);
+      await certs.update(current.serial, { firstUsedAt: now });
+      if (current.issuedVia !== 'renewal') return;
       await tx
         .createQueryBuilder()
         .update(SiloCertificateEntity)
         .set({ status: 'superseded' })
-        .where('silo_id = :siloId AND status = :active AND serial <> :serial AND created_at <= :createdAt', {
-          siloId: cert.siloId,
+        .where('lineage_id = :lineageId AND status = :active AND serial <> :serial AND created_at <= :createdAt', {
+          lineageId: current.lineageId,
           active: 'active',
-          serial: cert.serial,
-          createdAt: cert.createdAt,
+          serial: current.serial,
+          createdAt: current.createdAt,
         })
         .execute();
     });
@@ -296,7 +385,7 @@ export class SilosService {
     tx: EntityManager,
     silo: SiloEntity,
     csrPem: string,
-    via: 'enrollment' | 'renewal',
+    origin: { via: 'enrollment' } | { via: 'renewal'; lineageId: string; parentSerial: string },
     now: Date,
   ): Promise<CertificateGrant> {
     let issued;
@@ -323,7 +412,11 @@ export class SilosService {
       notBefore: issued.notBefore,
       notAfter: issued.notAfter,
       status: 'active',
-      issuedVia: via,
+      issuedVia: origin.via,
+      // An enrollment starts a new lineage; a renewal continues the one it was requested from.
+      lineageId: origin.via === 'enrollment' ? randomUUID() : origin.lineageId,
+      parentSerial: origin.via === 'enrollment' ? null : origin.parentSerial,
+      publicKeySha256: issued.publicKeySha256,
       certificatePem: issued.certificatePem,
     });
     return {
