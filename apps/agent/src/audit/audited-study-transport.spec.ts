@@ -30,6 +30,7 @@ import { TaskExecutor } from '../run/task-executor';
 import { AgentState } from '../state/agent-state';
 import { ApprovalStore } from '../state/approval-store';
 import { ReceiptStore } from '../state/receipt-store';
+import { ReleaseStore } from '../state/release-store';
 import { buildPlan, buildStudy, buildTask, FakeHub, modelBlob, readHeartDisease } from '../testing/study.test-util';
 import { modelSpecOf } from '../training/plan-mapping.util';
 import { StudyDatasets } from '../training/study-datasets';
@@ -94,8 +95,7 @@ function frameWith(header: Partial<UpdateHeader>, studyId: string): Uint8Array {
       length: 3,
       payloadSha256: sha256Hex(float32Bytes(delta)),
       l2Norm: Math.hypot(0.1, 0.2, 0.3),
-      trainLoss: 0.5,
-      evaluation: { loss: 0.6, accuracy: 0.7, auc: 0.8, n: 50, positives: 20 },
+      evaluation: { kind: 'exact', loss: 0.6, accuracy: 0.7, auc: 0.8, n: 50, positives: 20 },
       privacy: null,
       ...header,
     },
@@ -111,6 +111,8 @@ const SPEND: PrivacySpend = {
   samplingRate: 0.02,
   steps: 50,
   delta: 1e-5,
+  trainingRounds: 1,
+  evaluationReleases: 0,
   epsilonRound: 0.3,
   epsilonCumulative: 0.3,
   accountant: 'rdp',
@@ -142,6 +144,7 @@ describe('AuditedStudyTransport', () => {
       transport,
       approvals,
       receipts: new ReceiptStore(state.root),
+      releases: new ReleaseStore(state.root),
       datasets: new StudyDatasets(() => readHeartDisease()),
       privacy: new SiloPrivacyLedger(state.root, undefined),
       log: () => undefined,
@@ -217,7 +220,14 @@ describe('AuditedStudyTransport', () => {
       attempt: 1,
       planHash: study.planHash,
       modelHash: 'f'.repeat(64),
-      evaluation: { loss: 0.4, accuracy: 0.8, auc: null, n: 30, positives: 10 },
+      evaluation: { kind: 'exact', loss: 0.4, accuracy: 0.8, auc: null, n: 30, positives: 10 },
+      privacy: null,
+    });
+    await t.reportFailure(study.studyId, {
+      round: 5,
+      attempt: 1,
+      code: 'PLAN_LIMIT_REACHED',
+      message: 'the approved plan has 3 training rounds',
     });
 
     const records = t.log.records();
@@ -232,14 +242,25 @@ describe('AuditedStudyTransport', () => {
       AgentAuditAction.FailureReported,
       AgentAuditAction.FailureReported,
       AgentAuditAction.EvaluationReported,
+      AgentAuditAction.TaskRefused,
+      AgentAuditAction.FailureReported,
     ]);
     expect(records[1]!.details).toMatchObject({ planHash: study.planHash, decidedBy: 'steward', planVersion: 1 });
     expect(records[2]!.details).toMatchObject({ reason: 'committee said no' });
-    expect(records[3]!.details).toEqual({ round: 1, attempt: 1, privacy: SPEND as unknown as JsonObject });
+    const { header: dpHeader } = decodeUpdateFrame(dp);
+    expect(records[3]!.details).toEqual({
+      round: 1,
+      attempt: 1,
+      baseModelHash: dpHeader.baseModelHash,
+      payloadSha256: dpHeader.payloadSha256,
+      privacy: SPEND as unknown as JsonObject,
+    });
     expect(records[5]!.details).toMatchObject({ round: 2, httpStatus: 409 });
     expect(records[6]!.details).toMatchObject({ code: 'PRIVACY_CAP_REACHED' });
     expect(records[8]!.details).toMatchObject({ code: 'DATA_UNREADABLE', delivered: true });
-    expect(records[9]!.details).toMatchObject({ round: 4, evaluation: { accuracy: 0.8, auc: null } });
+    expect(records[9]!.details).toMatchObject({ round: 4, evaluation: { accuracy: 0.8, auc: null }, privacy: null });
+    // A refusal of work the approved plan does not allow is a refusal in the silo's own log, whatever the hub does.
+    expect(records[10]!.details).toMatchObject({ round: 5, code: 'PLAN_LIMIT_REACHED' });
   });
 });
 

@@ -11,13 +11,13 @@ import {
   type UpdateReceipt,
   UpdateFrameError,
 } from '@tessera/protocol';
-import { AgentError } from '../agent.error';
+import { AgentError, AgentErrorCode } from '../agent.error';
 import type { StudyTransport } from '../hub/study-transport';
 import type { AgentAuditLog } from './agent-audit-log';
 import type { PinnedHubKey } from './hub-audit-key';
 
 /** Failure codes that mean this silo refused the work itself (rather than could not do it). */
-const REFUSALS: readonly FailureReport['code'][] = ['PLAN_NOT_APPROVED', 'PRIVACY_CAP_REACHED'];
+const REFUSALS: readonly FailureReport['code'][] = ['PLAN_NOT_APPROVED', 'PRIVACY_CAP_REACHED', 'PLAN_LIMIT_REACHED'];
 
 export type ReceiptCheck = 'valid' | 'invalid' | 'unverified';
 
@@ -126,7 +126,8 @@ export class AuditedStudyTransport implements StudyTransport {
     try {
       receipt = await this.inner.uploadUpdate(studyId, round, frame);
     } catch (err) {
-      if (err instanceof AgentError && err.httpStatus !== undefined) {
+      // A refusal is final and recorded; "try again" (unreachable, 503) is not a refusal.
+      if (err instanceof AgentError && err.code === AgentErrorCode.HUB_REFUSED && err.httpStatus !== undefined) {
         this.log.append(
           AgentAuditAction.UpdateRefused,
           { studyId },
@@ -170,7 +171,8 @@ export class AuditedStudyTransport implements StudyTransport {
         round: report.round,
         attempt: report.attempt,
         modelHash: report.modelHash,
-        evaluation: json(report.evaluation),
+        evaluation: report.evaluation === null ? null : json(report.evaluation),
+        privacy: report.privacy === null ? null : json(report.privacy),
       },
     );
   }
@@ -187,16 +189,26 @@ export class AuditedStudyTransport implements StudyTransport {
     this.log.append(AgentAuditAction.FailureReported, { studyId }, { ...details, delivered: true });
   }
 
-  /** Budget is spent when the noised update leaves the silo (first attempt; retries send the same bytes). */
+  /**
+   * The spend an update carries, recorded at its first upload in this process. Retries, later attempts and restarts
+   * re-send the same release (same payload hash, same figures): the ledger charged it once, and an auditor matches
+   * repeated records by payloadSha256.
+   */
   private recordSpend(studyId: string, header: UpdateHeader): void {
     if (header.privacy === null) return;
-    const key = `${studyId}/${header.round}/${header.attempt}`;
+    const key = `${studyId}/${header.round}/${header.baseModelHash}/${header.payloadSha256}`;
     if (this.spent.has(key)) return;
     this.spent.add(key);
     this.log.append(
       AgentAuditAction.BudgetSpent,
       { studyId },
-      { round: header.round, attempt: header.attempt, privacy: json(header.privacy) },
+      {
+        round: header.round,
+        attempt: header.attempt,
+        baseModelHash: header.baseModelHash,
+        payloadSha256: header.payloadSha256,
+        privacy: json(header.privacy),
+      },
     );
   }
 

@@ -12,6 +12,7 @@ import { TaskExecutor, type StepLine } from '../run/task-executor';
 import type { AgentState } from '../state/agent-state';
 import { ApprovalStore } from '../state/approval-store';
 import { ReceiptStore } from '../state/receipt-store';
+import { ReleaseStore } from '../state/release-store';
 import { StudyDatasets } from '../training/study-datasets';
 
 export interface RunOptions {
@@ -85,7 +86,8 @@ export async function runDaemon(
     transport,
     approvals,
     receipts: new ReceiptStore(state.root),
-    datasets: new StudyDatasets(() => readFileSync(dataFile, 'utf8')),
+    releases: new ReleaseStore(state.root),
+    datasets: new StudyDatasets(() => readFileSync(dataFile, 'utf8'), info),
     privacy: new SiloPrivacyLedger(state.root, options.privacyCap),
     log,
   });

@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { privacyMechanismOf } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
 import { AgentErrorCode } from '../agent.error';
 import { ApprovalStore } from '../state/approval-store';
@@ -89,6 +90,12 @@ describe('studies commands', () => {
     const shown = formatStudy(await findStudy(hub, approvals, study.studyId));
     expect(shown).toContain(`plan hash:    ${study.planHash}`);
     expect(shown).toContain('NO differential privacy');
+    // What the steward consents to release without DP, listed item by item.
+    expect(shown).toMatch(
+      /without DP: {3}the model update itself.*; the exact number of training records.*; test-split loss, accuracy, AUC/,
+    );
+    expect(shown).toMatch(/limits: {7}this agent sends at most 3 training update\(s\) and 4 evaluation release\(s\)/);
+    expect(shown).not.toContain('noisy eval:');
     expect(shown).toMatch(/decision:\s+approved$/);
   });
 
@@ -113,6 +120,12 @@ describe('studies commands', () => {
     expect(tighter, shown).not.toBeNull();
     expect(Number(tighter![1])).toBeLessThan(1);
     expect(Number(tighter![1])).toBeGreaterThan(0.5);
+    // The default DP release: nothing without DP, a noisy final evaluation with the agent's own noise figure.
+    expect(shown).toContain('without DP:   nothing');
+    expect(shown).toMatch(/releases: {5}noisy test-split score histograms \(4 bins per label/);
+    const m = privacyMechanismOf(plan)!;
+    expect(shown).toContain(`standard deviation ${m.evaluation!.noiseStddev.toPrecision(4)} counts`);
+    expect(shown).toMatch(/limits: .* at most 3 training update\(s\) and 1 evaluation release\(s\) .*stops at ε = 1/);
   });
 
   it('says when a study id is unknown or ambiguous', async () => {

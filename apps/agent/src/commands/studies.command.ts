@@ -1,5 +1,13 @@
 import { PrivacyParameterError, pldEpsilon } from '@tessera/dp';
-import { describePlan, planHash, privacyMechanismOf, type SiloStudy, type StudyPlan } from '@tessera/protocol';
+import {
+  describePlan,
+  planHash,
+  plannedEvaluationReleases,
+  privacyMechanismOf,
+  PrivacyPlanError,
+  type SiloStudy,
+  type StudyPlan,
+} from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import type { StudyTransport } from '../hub/study-transport';
 import type { ApprovalStore, LocalDecision } from '../state/approval-store';
@@ -103,10 +111,37 @@ export function formatStudy(r: ReviewedStudy): string {
       `privacy cost: ε = ${c.epsilon}, δ = ${c.delta} for the whole study (${c.accountant}, noise multiplier ${c.noiseMultiplier}${c.stepsPerRound === undefined ? '' : `, ${c.stepsPerRound} steps per round`})`,
     );
   }
+  lines.push(...releaseLimits(study.plan));
   const tighter = tighterEstimate(study.plan);
   if (tighter !== null) lines.push(tighter);
   lines.push(`decision:     ${decisionSummary(r)}`);
   return lines.join('\n');
+}
+
+/**
+ * What this agent itself derives from the plan and enforces, whatever the hub asks: the noisy evaluation's noise
+ * and what the evaluation releases alone cost, and the most training rounds and evaluation releases it will send.
+ */
+function releaseLimits(plan: StudyPlan): string[] {
+  let m;
+  try {
+    m = privacyMechanismOf(plan);
+  } catch (error) {
+    if (error instanceof PrivacyPlanError)
+      return [`WARNING:      this agent refuses the plan's privacy: ${error.message}`];
+    throw error;
+  }
+  const evaluations = plannedEvaluationReleases(plan);
+  const lines: string[] = [];
+  if (m?.evaluation) {
+    lines.push(
+      `noisy eval:   discrete Gaussian noise, standard deviation ${m.evaluation.noiseStddev.toPrecision(4)} counts on each histogram count; ${m.evaluation.releases} release(s) cost ε = ${m.evaluation.plannedEpsilon.toFixed(4)} on the test records (charged as the larger of training and evaluation: the records are disjoint)`,
+    );
+  }
+  lines.push(
+    `limits:       this agent sends at most ${plan.training.rounds} training update(s) and ${evaluations} evaluation release(s) for this plan${m ? `, and stops at ε = ${m.targetEpsilon}` : ''}; it refuses more (PLAN_LIMIT_REACHED) whatever the hub asks`,
+  );
+  return lines;
 }
 
 /**

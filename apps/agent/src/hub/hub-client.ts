@@ -35,6 +35,8 @@ export interface HubRawResponse {
   status: number;
   contentType: string;
   bytes: Buffer;
+  /** The Retry-After header, when the hub (or a proxy) sent one with a 503: seconds or an HTTP date. */
+  retryAfter?: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -138,6 +140,7 @@ export function hubRequest(
             status: res.statusCode ?? 0,
             contentType: String(res.headers['content-type'] ?? ''),
             bytes: Buffer.concat(chunks),
+            ...(res.headers['retry-after'] === undefined ? {} : { retryAfter: String(res.headers['retry-after']) }),
           }),
         );
         res.on('error', (err) => reject(explain(err, url)));

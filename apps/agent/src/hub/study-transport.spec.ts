@@ -4,7 +4,7 @@ import { AgentErrorCode } from '../agent.error';
 import { buildPlan, buildStudy } from '../testing/study.test-util';
 import { answerJson as json, startTlsTestHub, type TlsTestHub } from '../testing/tls-hub.test-util';
 import { SiloSession } from './silo-session';
-import { SiloStudyTransport } from './study-transport';
+import { HubUnavailableError, retryAfterMsOf, SiloStudyTransport } from './study-transport';
 
 let hub: TlsTestHub;
 let transport: SiloStudyTransport;
@@ -91,5 +91,18 @@ describe('SiloStudyTransport over mutual TLS', () => {
       httpStatus: 409,
       message: expect.stringContaining('round 3 is closed'),
     });
+  });
+
+  it('maps 503 with Retry-After to a retryable HUB_UNREACHABLE carrying the wait, and a 409 stays a refusal', async () => {
+    hub.handle((_req, res) => {
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '7' });
+      res.end(JSON.stringify({ error: 'UNAVAILABLE', message: 'database unavailable', correlationId: 'z' }));
+    });
+    const err: unknown = await transport.uploadUpdate(randomUUID(), 3, new Uint8Array(8)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HubUnavailableError);
+    expect(err).toMatchObject({ code: AgentErrorCode.HUB_UNREACHABLE, httpStatus: 503, retryAfterMs: 7000 });
+    expect(retryAfterMsOf('Wed, 21 Oct 2015 07:28:10 GMT', Date.parse('Wed, 21 Oct 2015 07:28:00 GMT'))).toBe(10_000);
+    expect(retryAfterMsOf('soon')).toBeNull();
+    expect(retryAfterMsOf('86400')).toBe(300_000); // bounded: a wait of a day is not believed
   });
 });

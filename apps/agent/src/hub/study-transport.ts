@@ -46,9 +46,44 @@ function succeeded(res: HubRawResponse): boolean {
   return res.status >= 200 && res.status < 300;
 }
 
+/** Statuses that mean "try again": the hub (503: database outage, storage not writable) or its proxy (502, 504). */
+const TRANSIENT_STATUSES: readonly number[] = [502, 503, 504];
+/** A Retry-After beyond this is not believed: the caller's own backoff and deadline apply (ms). */
+const MAX_RETRY_AFTER_MS = 300_000;
+
+/**
+ * The hub cannot serve the call right now (503 with Retry-After, or a proxy's 502/504): HUB_UNREACHABLE, so every
+ * caller retries it as it retries a network failure, with the wait the hub asked for when it named one.
+ */
+export class HubUnavailableError extends AgentError {
+  constructor(
+    message: string,
+    httpStatus: number,
+    /** The hub's Retry-After in ms (bounded), or null when it gave none. */
+    readonly retryAfterMs: number | null,
+  ) {
+    super(AgentErrorCode.HUB_UNREACHABLE, message, httpStatus);
+  }
+}
+
+/** Retry-After as ms: delta-seconds or an HTTP date; null when absent or unreadable. */
+export function retryAfterMsOf(value: string | undefined, now = Date.now()): number | null {
+  if (value === undefined) return null;
+  const seconds = /^\s*(\d+)\s*$/.exec(value);
+  const ms = seconds ? Number(seconds[1]) * 1000 : Date.parse(value) - now;
+  return Number.isFinite(ms) ? Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms)) : null;
+}
+
 /** 401/403 on the silo listener: the guard refused the certificate or the silo (revoked, suspended, …). */
 function refused(res: HubRawResponse, what: string): AgentError {
   const message = messageOf(res);
+  if (TRANSIENT_STATUSES.includes(res.status)) {
+    return new HubUnavailableError(
+      `The hub cannot take ${what} right now (HTTP ${res.status}: ${message}); trying again later.`,
+      res.status,
+      retryAfterMsOf(res.retryAfter),
+    );
+  }
   if (res.status === 401 || res.status === 403) {
     return new AgentError(
       AgentErrorCode.IDENTITY_REFUSED,

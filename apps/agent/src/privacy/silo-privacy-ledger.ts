@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { epsilonForEvents } from '@tessera/dp/accountant';
-import type { PrivacyMechanism, PrivacySpend } from '@tessera/protocol';
+import { epsilonForEvents, type SampledGaussianEvent } from '@tessera/dp/accountant';
+import { planLimitRefusal, privacySpendOf, type PrivacyMechanism, type PrivacySpend } from '@tessera/protocol';
 import { z } from 'zod';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { writeFileAtomic } from '../state/atomic-file.util';
@@ -12,53 +12,138 @@ export interface PrivacyCap {
   delta: number;
 }
 
-const Entry = z.object({
+const LEDGER_FORMAT = 'tessera.silo-privacy-ledger/2';
+
+/**
+ * One charged event: a training round (a sampled Gaussian: σ relative to C, rate q, `steps` steps) or one noisy
+ * evaluation release (a Gaussian on counts of sensitivity 1: σe in counts, q = 1, one step, clipNorm 1).
+ * `trainingRounds`, `evaluationReleases` and `epsilonCumulative` are the study's figures after this charge.
+ */
+const Entry = z
+  .object({
+    studyId: z.string(),
+    studyName: z.string(),
+    round: z.number().int(),
+    attempt: z.number().int(),
+    kind: z.enum(['training', 'evaluation']),
+    /** The base model of a training round, or the evaluated model; null for entries from before format 2. */
+    modelHash: z.string().nullable(),
+    mechanism: z.enum(['dp-sgd', 'dp-fedavg']),
+    unit: z.enum(['record', 'silo']),
+    noiseMultiplier: z.number().positive(),
+    clipNorm: z.number().positive(),
+    samplingRate: z.number().gt(0).max(1),
+    steps: z.number().int().min(1),
+    delta: z.number(),
+    trainingRounds: z.number().int().min(0),
+    evaluationReleases: z.number().int().min(0),
+    epsilonRound: z.number(),
+    epsilonCumulative: z.number(),
+    accountant: z.string(),
+    at: z.string(),
+  })
+  .strict();
+export type LedgerEntry = z.infer<typeof Entry>;
+const LedgerFile = z.object({ format: z.literal(LEDGER_FORMAT), entries: z.array(Entry) }).strict();
+
+/** Format 1 (before noisy evaluation): every entry a training round, one per study, round and attempt. */
+const EntryV1 = z.object({
   studyId: z.string(),
   studyName: z.string(),
   round: z.number().int(),
   attempt: z.number().int(),
   mechanism: z.enum(['dp-sgd', 'dp-fedavg']),
   unit: z.enum(['record', 'silo']),
-  noiseMultiplier: z.number(),
-  clipNorm: z.number(),
-  samplingRate: z.number(),
-  steps: z.number().int(),
+  noiseMultiplier: z.number().positive(),
+  clipNorm: z.number().positive(),
+  samplingRate: z.number().gt(0).max(1),
+  steps: z.number().int().min(1),
   delta: z.number(),
   epsilonRound: z.number(),
   epsilonCumulative: z.number(),
   accountant: z.string(),
   at: z.string(),
 });
-export type LedgerEntry = z.infer<typeof Entry>;
-const LedgerFile = z.object({ format: z.literal('tessera.silo-privacy-ledger/1'), entries: z.array(Entry) });
+const LedgerFileV1 = z.object({ format: z.literal('tessera.silo-privacy-ledger/1'), entries: z.array(EntryV1) });
+
+/** What one more charge would add to a study: a training round, a noisy evaluation release, or both. */
+export interface ChargeRequest {
+  trainingRounds: 0 | 1;
+  evaluationReleases: 0 | 1;
+}
+
+/** Why the agent refuses a charge: the approved plan's limits, or the silo's own cap. */
+export interface ChargeRefusal {
+  code: 'PLAN_LIMIT_REACHED' | 'PRIVACY_CAP_REACHED';
+  message: string;
+}
+
+/** Thrown by charge() when a refusal check was skipped or the ledger changed meanwhile: nothing was charged. */
+export class ChargeRefusedError extends Error {
+  constructor(readonly refusal: ChargeRefusal) {
+    super(refusal.message);
+    this.name = 'ChargeRefusedError';
+  }
+}
 
 export interface StudyBudgetLine {
   studyId: string;
   studyName: string;
   mechanism: string;
   unit: string;
+  /** Training rounds charged (a retried round that re-sent its release is not charged again). */
   rounds: number;
   noiseMultiplier: number;
   clipNorm: number;
   samplingRate: number;
   stepsPerRound: number;
   delta: number;
+  /** ε of the training rounds alone. */
+  trainingEpsilon: number;
+  /** Noisy evaluation releases charged, their noise (counts) and their ε alone; 0 / null / 0 without them. */
+  evaluationReleases: number;
+  evaluationNoiseStddev: number | null;
+  evaluationEpsilon: number;
+  /** The study's charged ε: max(training, evaluation), the two parts being disjoint records (parallel composition). */
   epsilon: number;
   accountant: string;
 }
 
 export interface BudgetReport {
   studies: StudyBudgetLine[];
-  /** Every study on this silo's data composed (RDP) and converted at the cap's δ; null without a cap. */
+  /** Every event on this silo's data composed (plain RDP sum) and converted at the cap's δ; null without a cap. */
   total: { epsilon: number; delta: number; cap: number } | null;
+}
+
+function eventOf(e: Pick<LedgerEntry, 'noiseMultiplier' | 'samplingRate' | 'steps'>): SampledGaussianEvent {
+  return { noiseMultiplier: e.noiseMultiplier, samplingRate: e.samplingRate, steps: e.steps };
+}
+
+/** The events one charge of `mechanism` adds: the training round's sampled Gaussian, the evaluation's Gaussian. */
+function eventsOf(mechanism: PrivacyMechanism, request: ChargeRequest): SampledGaussianEvent[] {
+  const out: SampledGaussianEvent[] = [];
+  if (request.trainingRounds) {
+    out.push({
+      noiseMultiplier: mechanism.noiseMultiplier,
+      samplingRate: mechanism.samplingRate,
+      steps: mechanism.stepsPerRound,
+    });
+  }
+  if (request.evaluationReleases) {
+    if (mechanism.evaluation === null) throw new RangeError('this plan has no noisy evaluation to charge');
+    out.push({ noiseMultiplier: mechanism.evaluation.noiseStddev, samplingRate: 1, steps: 1 });
+  }
+  return out;
 }
 
 /**
  * The silo's own privacy accounting across all studies that used its data (`privacy-ledger.json`, replaced
- * atomically). The agent checks it before every DP task and refuses work that would cross its cap, whatever the
- * hub says: every recorded round is a sampled-Gaussian event, and all events on this data compose (RDP) into one
- * (ε, δ) at the cap's δ. Spend is recorded before the update leaves the silo (a refused upload still counts: the
- * noisy update was produced, and the count errs on the safe side).
+ * atomically and flushed). The agent checks it before every charge and refuses work that would break the approved
+ * plan (more training rounds or noisy evaluations than planned, or ε above the target: `planLimitRefusal`) or cross
+ * the silo's own cap, whatever the hub asks. A charge is written before the release it pays for is persisted and
+ * long before it leaves the silo; a charge whose release never left still counts (the count errs on the safe side).
+ * The cap composes every event of every study — training rounds and evaluation releases alike — by a plain RDP sum,
+ * which is conservative (it ignores that training and test records are disjoint).
  */
 export class SiloPrivacyLedger {
   private readonly file: string;
@@ -72,93 +157,162 @@ export class SiloPrivacyLedger {
 
   entries(): LedgerEntry[] {
     if (!existsSync(this.file)) return [];
+    let json: unknown;
     try {
-      return LedgerFile.parse(JSON.parse(readFileSync(this.file, 'utf8'))).entries;
+      json = JSON.parse(readFileSync(this.file, 'utf8'));
     } catch (err) {
-      throw new AgentError(
-        AgentErrorCode.STATE_CORRUPT,
-        `the privacy ledger ${this.file} is unreadable (${(err as Error).message}); the agent will not guess what was spent`,
-      );
+      throw this.corrupt((err as Error).message);
     }
+    const current = LedgerFile.safeParse(json);
+    if (current.success) return current.data.entries;
+    const v1 = LedgerFileV1.safeParse(json);
+    if (v1.success) return upgradeV1(v1.data.entries);
+    const issue = current.error.issues[0];
+    throw this.corrupt(issue ? `${issue.path.join('.')}: ${issue.message}` : 'not a ledger');
   }
 
-  roundsSpent(studyId: string): number {
-    return this.entries().filter((e) => e.studyId === studyId).length;
-  }
-
-  has(studyId: string, round: number, attempt: number): boolean {
-    return this.entries().some((e) => e.studyId === studyId && e.round === round && e.attempt === attempt);
+  /** Training rounds and noisy evaluation releases charged so far for a study. */
+  counts(studyId: string): { trainingRounds: number; evaluationReleases: number } {
+    const mine = this.entries().filter((e) => e.studyId === studyId);
+    return {
+      trainingRounds: mine.filter((e) => e.kind === 'training').length,
+      evaluationReleases: mine.filter((e) => e.kind === 'evaluation').length,
+    };
   }
 
   /**
-   * Why this silo must refuse one more round of `mechanism` (null when it may go on). Without DP, any configured
-   * cap refuses: the spend would be unbounded.
+   * Why this silo must refuse a charge (null when it may go on): first the approved plan's limits, then the silo's
+   * cap. Without DP (`mechanism` null) only the cap can refuse, and it always does: the spend would be unbounded.
    */
-  refusal(mechanism: PrivacyMechanism | null): string | null {
+  refusal(studyId: string, mechanism: PrivacyMechanism | null, request: ChargeRequest): ChargeRefusal | null {
+    if (mechanism !== null) {
+      const now = this.counts(studyId);
+      const after = {
+        trainingRounds: now.trainingRounds + request.trainingRounds,
+        evaluationReleases: now.evaluationReleases + request.evaluationReleases,
+      };
+      const limit = planLimitRefusal(mechanism, after);
+      if (limit !== null) return { code: 'PLAN_LIMIT_REACHED', message: limit };
+    }
+    const cap = this.capRefusal(mechanism, request);
+    return cap === null ? null : { code: 'PRIVACY_CAP_REACHED', message: cap };
+  }
+
+  private capRefusal(mechanism: PrivacyMechanism | null, request: ChargeRequest): string | null {
     if (!this.cap) return null;
     if (!mechanism) {
       return `this silo has a privacy cap (ε = ${this.cap.epsilon}, δ = ${this.cap.delta}) and the study trains without differential privacy`;
     }
-    const events = this.entries().map((e) => ({
-      noiseMultiplier: e.noiseMultiplier,
-      samplingRate: e.samplingRate,
-      steps: e.steps,
-    }));
+    const events = this.entries().map(eventOf);
     const before = events.length ? epsilonForEvents(events, this.cap.delta).epsilon : 0;
-    events.push({
-      noiseMultiplier: mechanism.noiseMultiplier,
-      samplingRate: mechanism.samplingRate,
-      steps: mechanism.stepsPerRound,
-    });
+    events.push(...eventsOf(mechanism, request));
     const after = epsilonForEvents(events, this.cap.delta).epsilon;
     if (after <= this.cap.epsilon) return null;
-    return `this silo's privacy cap ε = ${this.cap.epsilon} (δ = ${this.cap.delta}) would be crossed: all studies so far spent ε = ${before.toPrecision(4)}, one more round would bring it to ${after.toPrecision(4)}`;
+    const what =
+      request.trainingRounds && request.evaluationReleases
+        ? 'one more round and its evaluation'
+        : request.trainingRounds
+          ? 'one more round'
+          : 'one more evaluation release';
+    return `this silo's privacy cap ε = ${this.cap.epsilon} (δ = ${this.cap.delta}) would be crossed: all studies so far spent ε = ${before.toPrecision(4)}, ${what} would bring it to ${after.toPrecision(4)}`;
   }
 
-  /** Records a round's spend (once per study, round and attempt). */
-  record(
-    study: { studyId: string; studyName: string; round: number; attempt: number },
-    spend: PrivacySpend,
+  /**
+   * Charges a training round and/or an evaluation release of a study, after checking the plan's limits and the cap
+   * again (ChargeRefusedError: nothing charged). The new ledger is on disk (flushed) when this returns. Returns the
+   * study's spend after the charge, as the update header or the evaluation report carries it.
+   */
+  charge(
+    study: { studyId: string; studyName: string; round: number; attempt: number; modelHash: string },
+    mechanism: PrivacyMechanism,
+    request: ChargeRequest,
     now = new Date(),
-  ): void {
-    if (this.has(study.studyId, study.round, study.attempt)) return;
+  ): PrivacySpend {
+    if (!request.trainingRounds && !request.evaluationReleases) throw new RangeError('nothing to charge');
+    const refusal = this.refusal(study.studyId, mechanism, request);
+    if (refusal !== null) throw new ChargeRefusedError(refusal);
     const entries = this.entries();
-    entries.push({ ...study, ...spend, at: now.toISOString() });
-    writeFileAtomic(this.file, JSON.stringify({ format: 'tessera.silo-privacy-ledger/1', entries }, null, 2) + '\n');
+    const before = this.counts(study.studyId);
+    const after = {
+      trainingRounds: before.trainingRounds + request.trainingRounds,
+      evaluationReleases: before.evaluationReleases + request.evaluationReleases,
+    };
+    const spend = privacySpendOf(mechanism, after.trainingRounds, after.evaluationReleases, request);
+    const common = {
+      ...study,
+      mechanism: mechanism.mechanism,
+      unit: mechanism.unit,
+      delta: mechanism.delta,
+      trainingRounds: after.trainingRounds,
+      evaluationReleases: after.evaluationReleases,
+      epsilonCumulative: spend.epsilonCumulative,
+      accountant: mechanism.accountant,
+      at: now.toISOString(),
+    };
+    // The charge's ε increment is booked on its first event; a combined charge books 0 on the second.
+    let increment = spend.epsilonRound;
+    if (request.trainingRounds) {
+      entries.push({
+        ...common,
+        kind: 'training',
+        noiseMultiplier: mechanism.noiseMultiplier,
+        clipNorm: mechanism.clipNorm,
+        samplingRate: mechanism.samplingRate,
+        steps: mechanism.stepsPerRound,
+        epsilonRound: increment,
+      });
+      increment = 0;
+    }
+    if (request.evaluationReleases) {
+      entries.push({
+        ...common,
+        kind: 'evaluation',
+        // One test record changes one histogram count by one: sensitivity 1, so σ relative to it is the stddev.
+        noiseMultiplier: mechanism.evaluation!.noiseStddev,
+        clipNorm: 1,
+        samplingRate: 1,
+        steps: 1,
+        epsilonRound: increment,
+      });
+    }
+    writeFileAtomic(this.file, JSON.stringify({ format: LEDGER_FORMAT, entries }, null, 2) + '\n');
+    return spend;
   }
 
   report(): BudgetReport {
     const entries = this.entries();
     const byStudy = new Map<string, LedgerEntry[]>();
     for (const e of entries) byStudy.set(e.studyId, [...(byStudy.get(e.studyId) ?? []), e]);
-    const studies = [...byStudy.values()].map((list) => {
+    const studies = [...byStudy.values()].map((list): StudyBudgetLine => {
       const last = list[list.length - 1]!;
+      const training = list.filter((e) => e.kind === 'training');
+      const evaluation = list.filter((e) => e.kind === 'evaluation');
+      const lastTraining = training[training.length - 1];
+      const partEpsilon = (part: LedgerEntry[]) =>
+        part.length ? epsilonForEvents(part.map(eventOf), last.delta).epsilon : 0;
       return {
         studyId: last.studyId,
         studyName: last.studyName,
         mechanism: last.mechanism,
         unit: last.unit,
-        rounds: list.length,
-        noiseMultiplier: last.noiseMultiplier,
-        clipNorm: last.clipNorm,
-        samplingRate: last.samplingRate,
-        stepsPerRound: last.steps,
+        rounds: training.length,
+        noiseMultiplier: lastTraining?.noiseMultiplier ?? 0,
+        clipNorm: lastTraining?.clipNorm ?? 0,
+        samplingRate: lastTraining?.samplingRate ?? 0,
+        stepsPerRound: lastTraining?.steps ?? 0,
         delta: last.delta,
-        epsilon: last.epsilonCumulative,
+        trainingEpsilon: partEpsilon(training),
+        evaluationReleases: evaluation.length,
+        evaluationNoiseStddev: evaluation[evaluation.length - 1]?.noiseMultiplier ?? null,
+        evaluationEpsilon: partEpsilon(evaluation),
+        epsilon: Math.max(...list.map((e) => e.epsilonCumulative)),
         accountant: last.accountant,
       };
     });
     const total =
       this.cap && entries.length
         ? {
-            epsilon: epsilonForEvents(
-              entries.map((e) => ({
-                noiseMultiplier: e.noiseMultiplier,
-                samplingRate: e.samplingRate,
-                steps: e.steps,
-              })),
-              this.cap.delta,
-            ).epsilon,
+            epsilon: epsilonForEvents(entries.map(eventOf), this.cap.delta).epsilon,
             delta: this.cap.delta,
             cap: this.cap.epsilon,
           }
@@ -167,6 +321,23 @@ export class SiloPrivacyLedger {
           : null;
     return { studies, total };
   }
+
+  private corrupt(reason: string): AgentError {
+    return new AgentError(
+      AgentErrorCode.STATE_CORRUPT,
+      `the privacy ledger ${this.file} is unreadable (${reason}); the agent will not guess what was spent`,
+    );
+  }
+}
+
+/** Format-1 entries read as training rounds, numbered per study in file order; their model is unknown. */
+function upgradeV1(entries: z.infer<typeof EntryV1>[]): LedgerEntry[] {
+  const seen = new Map<string, number>();
+  return entries.map((e) => {
+    const rounds = (seen.get(e.studyId) ?? 0) + 1;
+    seen.set(e.studyId, rounds);
+    return { ...e, kind: 'training', modelHash: null, trainingRounds: rounds, evaluationReleases: 0 };
+  });
 }
 
 export function formatBudget(r: BudgetReport): string {
@@ -175,14 +346,16 @@ export function formatBudget(r: BudgetReport): string {
       'no differentially private study has used this silo’s data yet' +
       (r.total ? ` (cap ε = ${r.total.cap}, δ = ${r.total.delta})` : '')
     );
-  const lines = r.studies.map(
-    (s) =>
-      `${s.studyName} (${s.studyId}): ${s.mechanism}, unit ${s.unit}, ${s.rounds} round(s): ε = ${s.epsilon.toPrecision(4)} at δ = ${s.delta} ` +
-      `[σ = ${s.noiseMultiplier.toPrecision(4)}, C = ${s.clipNorm}, q = ${s.samplingRate}, ${s.stepsPerRound} steps/round, ${s.accountant}]`,
-  );
+  const lines = r.studies.flatMap((s) => [
+    `${s.studyName} (${s.studyId}): ${s.mechanism}, unit ${s.unit}: ε = ${s.epsilon.toPrecision(4)} at δ = ${s.delta} charged (${s.accountant})`,
+    `  training:   ${s.rounds} round(s), ε = ${s.trainingEpsilon.toPrecision(4)} [σ = ${s.noiseMultiplier.toPrecision(4)}, C = ${s.clipNorm}, q = ${s.samplingRate}, ${s.stepsPerRound} steps/round]`,
+    s.evaluationReleases > 0
+      ? `  evaluation: ${s.evaluationReleases} noisy release(s), ε = ${s.evaluationEpsilon.toPrecision(4)} [noise stddev ${s.evaluationNoiseStddev!.toPrecision(4)} counts, q = 1]`
+      : '  evaluation: no noisy release charged',
+  ]);
   lines.push(
     r.total
-      ? `all studies composed: ε = ${r.total.epsilon.toPrecision(4)} at δ = ${r.total.delta}, cap ε = ${r.total.cap}`
+      ? `all studies composed (every training round and evaluation release, RDP sum): ε = ${r.total.epsilon.toPrecision(4)} at δ = ${r.total.delta}, cap ε = ${r.total.cap}`
       : 'no privacy cap configured (set TESSERA_PRIVACY_CAP_EPSILON to refuse work beyond one)',
   );
   return lines.join('\n');

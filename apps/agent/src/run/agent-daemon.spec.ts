@@ -8,6 +8,7 @@ import { AgentError, AgentErrorCode } from '../agent.error';
 import type { ApprovalPolicy } from '../policy/approval-policy';
 import { ApprovalStore } from '../state/approval-store';
 import { ReceiptStore } from '../state/receipt-store';
+import { ReleaseStore } from '../state/release-store';
 import { buildPlan, buildStudy, buildTask, FakeHub, modelBlob, readHeartDisease } from '../testing/study.test-util';
 import { modelSpecOf } from '../training/plan-mapping.util';
 import { StudyDatasets } from '../training/study-datasets';
@@ -62,6 +63,7 @@ function setup(study: SiloStudy, options: Partial<DaemonOptions> = {}, csv = rea
     transport: hub,
     approvals,
     receipts: new ReceiptStore(root),
+    releases: new ReleaseStore(root),
     datasets: new StudyDatasets(() => csv),
     log,
     sleep: async () => undefined,
@@ -81,7 +83,7 @@ function setup(study: SiloStudy, options: Partial<DaemonOptions> = {}, csv = rea
     },
     { pollWaitSeconds: 20, ...options },
   );
-  return { hub, daemon, approvals, lines, sleeps, modelHash: blob.hash };
+  return { hub, daemon, approvals, lines, sleeps, modelHash: blob.hash, root };
 }
 
 describe('AgentDaemon', () => {
@@ -162,11 +164,30 @@ describe('AgentDaemon', () => {
   it('does not spin when the hub keeps offering a task this agent has settled', async () => {
     const study = buildStudy(buildPlan());
     const s = setup(study);
-    const expired = buildTask(study, s.modelHash, { deadlineAt: new Date(Date.now() - 1000).toISOString() });
-    s.hub.taskBatches = [[expired], [expired]];
+    const settled = buildTask(study, s.modelHash);
+    // The update was accepted before a restart: the receipt is on file, the hub has not closed the round yet.
+    new ReceiptStore(s.root).save({
+      studyId: study.studyId,
+      siloId: s.hub.siloId,
+      round: settled.round,
+      attempt: settled.attempt,
+      updateSha256: 'a'.repeat(64),
+      receivedAt: new Date().toISOString(),
+    });
+    s.hub.taskBatches = [[settled], [settled]];
     s.hub.stopAfterPolls = 2;
     expect(await s.daemon.run()).toBe(0);
     expect(s.sleeps).toEqual([20_000]);
     expect(s.hub.downloads).toBe(0);
+  });
+
+  it('does not drop a task silently when this host clock is past its deadline: it runs it and says why', async () => {
+    const study = buildStudy(buildPlan());
+    const s = setup(study, { policy });
+    s.hub.taskBatches = [[buildTask(study, s.modelHash, { deadlineAt: new Date(Date.now() - 1000).toISOString() })]];
+    s.hub.stopAfterPolls = 2;
+    expect(await s.daemon.run()).toBe(0);
+    expect(s.hub.uploads).toHaveLength(1);
+    expect(s.lines.some((l) => /^WARNING: by this host's clock the task's deadline/.test(l.message))).toBe(true);
   });
 });

@@ -21,7 +21,14 @@ describe('the run command’s progress display', () => {
     display.line('a step line');
     display.taskDone(buildTask(study, 'ab'.repeat(32), { round: 3 }), study, {
       kind: 'evaluated',
-      evaluation: { loss: 0.5, accuracy: 0.7, auc: 0.8, n: 10, positives: 4 },
+      report: {
+        round: 3,
+        attempt: 1,
+        planHash: study.planHash,
+        modelHash: 'ab'.repeat(32),
+        evaluation: null,
+        privacy: null,
+      },
     });
     display.line('a later line');
     display.taskDone(buildTask(study, 'ab'.repeat(32), { round: 4 }), study, { kind: 'skipped', reason: 'deadline' });

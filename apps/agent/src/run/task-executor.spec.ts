@@ -1,13 +1,16 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HEART_DISEASE_COLUMNS, initialParameters, selectBackend } from '@tessera/ml';
+import { HEART_DISEASE_COLUMNS, initialParameters, scoreHistograms, selectBackend } from '@tessera/ml';
+import { SeededRandomSource } from '@tessera/dp';
 import {
   decodeUpdateFrame,
   float32Bytes,
   privacyMechanismOf,
   privacySpendOf,
   sha256Hex,
+  type EvaluationPayload,
+  type EvaluationReport,
   type FailureReport,
   type SiloStudy,
   type StudyPlan,
@@ -18,10 +21,12 @@ import { AgentError, AgentErrorCode } from '../agent.error';
 import { SiloPrivacyLedger, type PrivacyCap } from '../privacy/silo-privacy-ledger';
 import { ApprovalStore } from '../state/approval-store';
 import { ReceiptStore } from '../state/receipt-store';
+import { ReleaseStore } from '../state/release-store';
+import { HubUnavailableError } from '../hub/study-transport';
 import { buildPlan, buildStudy, buildTask, FakeHub, modelBlob, readHeartDisease } from '../testing/study.test-util';
 import { modelSpecOf } from '../training/plan-mapping.util';
 import { StudyDatasets } from '../training/study-datasets';
-import { TaskExecutor, type StepLine } from './task-executor';
+import { TaskExecutor, type StepLine, type TaskOutcome } from './task-executor';
 
 beforeAll(async () => {
   await selectBackend('cpu');
@@ -38,6 +43,10 @@ interface Setup {
   parameters: Float32Array;
   reads: { count: number };
   root: string;
+  csv: string;
+  sleeps: number[];
+  /** A new executor on the same state directory and hub: the agent after a restart. */
+  restart: () => TaskExecutor;
 }
 
 function setup(options: { plan?: StudyPlan; approve?: boolean; csv?: string; cap?: PrivacyCap } = {}): Setup {
@@ -61,48 +70,107 @@ function setup(options: { plan?: StudyPlan; approve?: boolean; csv?: string; cap
   const receipts = new ReceiptStore(root);
   const lines: StepLine[] = [];
   const reads = { count: 0 };
+  const sleeps: number[] = [];
   const csv = options.csv ?? readHeartDisease();
-  const executor = new TaskExecutor({
-    privacy: new SiloPrivacyLedger(root, options.cap),
-    transport: hub,
+  const executorOn = () =>
+    new TaskExecutor({
+      privacy: new SiloPrivacyLedger(root, options.cap),
+      transport: hub,
+      approvals,
+      receipts,
+      releases: new ReleaseStore(root),
+      datasets: new StudyDatasets(() => {
+        reads.count++;
+        return csv;
+      }),
+      log: (l) => lines.push(l),
+      sleep: async (ms) => {
+        sleeps.push(ms);
+      },
+      // Reproducible evaluation noise in tests; production uses the CSPRNG.
+      random: new SeededRandomSource(`executor-test-${root}`),
+    });
+  return {
+    hub,
+    study,
+    executor: executorOn(),
     approvals,
     receipts,
-    datasets: new StudyDatasets(() => {
-      reads.count++;
-      return csv;
-    }),
-    log: (l) => lines.push(l),
-    sleep: async () => undefined,
-  });
-  return { hub, study, executor, approvals, receipts, lines, modelHash: blob.hash, parameters, reads, root };
+    lines,
+    modelHash: blob.hash,
+    parameters,
+    reads,
+    root,
+    csv,
+    sleeps,
+    restart: executorOn,
+  };
+}
+
+const dpSgd = (overrides: Partial<Extract<StudyPlan['privacy'], { mode: 'dp-sgd' }>> = {}) =>
+  ({
+    mode: 'dp-sgd',
+    unit: 'record',
+    targetEpsilon: 4,
+    delta: 1e-5,
+    clipNorm: 1,
+    noiseMultiplier: 'derive',
+    samplingRate: 0.1,
+    ...overrides,
+  }) as const;
+
+/** The training records the plan's split leaves this silo (Cleveland under the plan's keyed hash). */
+function trainingRecords(s: Setup): number {
+  const prepared = new StudyDatasets(() => s.csv).forStudy(s.study.studyId, s.study.planHash, s.study.plan.schema);
+  if (!prepared.ok) throw new Error(prepared.problem.message);
+  return prepared.data.train.n;
+}
+
+/** The payload bytes of a frame (everything after the header). */
+function payloadBytes(frame: Uint8Array): Buffer {
+  const headerLength = Buffer.from(frame).readUInt32LE(4);
+  return Buffer.from(frame.subarray(8 + headerLength));
+}
+
+function headerOf(outcome: TaskOutcome): UpdateHeader {
+  if (outcome.kind !== 'uploaded') throw new Error(`expected an upload, got ${JSON.stringify(outcome)}`);
+  return outcome.header;
+}
+
+function reportOf(outcome: TaskOutcome): EvaluationReport {
+  if (outcome.kind !== 'evaluated') throw new Error(`expected an evaluation, got ${JSON.stringify(outcome)}`);
+  return outcome.report;
 }
 
 describe('TaskExecutor', () => {
-  it('trains on the train split and uploads a frame that decodes with the right hash, length and example count', async () => {
-    const s = setup();
+  it('trains on the train split and uploads a frame that decodes with the right hash, length and released count', async () => {
+    const s = setup(); // no DP: the plan releases the record count and exact metrics every round
     const task = buildTask(s.study, s.modelHash, { round: 2, attempt: 1 });
-    const outcome = await s.executor.execute(task, s.study);
+    const header = headerOf(await s.executor.execute(task, s.study));
 
-    expect(outcome.kind).toBe('uploaded');
     expect(s.hub.uploads).toHaveLength(1);
-    const { header, payload } = decodeUpdateFrame(s.hub.uploads[0]!.frame);
+    const { header: sent, payload } = decodeUpdateFrame(s.hub.uploads[0]!.frame);
+    expect(sent).toEqual(header);
     expect(header).toMatchObject({
       studyId: s.study.studyId,
       round: 2,
       attempt: 1,
       planHash: s.study.planHash,
       baseModelHash: s.modelHash,
-      numExamples: 199, // Cleveland's training split (FLamby: 199/104)
+      numExamples: trainingRecords(s),
       length: 14,
       privacy: null,
     });
     expect(header.payloadSha256).toBe(sha256Hex(float32Bytes(payload)));
     expect(header.l2Norm).toBeCloseTo(Math.hypot(...payload), 5);
     expect(header.l2Norm).toBeGreaterThan(0);
-    expect(header.trainLoss).toBeGreaterThan(0);
-    expect(header.evaluation).toMatchObject({ n: 104 });
-    expect(header.evaluation.positives).toBeGreaterThan(0);
-    expect(header.evaluation.auc).not.toBeNull();
+    // Training loss never leaves the silo.
+    expect(Object.keys(header)).not.toContain('trainLoss');
+    expect(header.evaluation).toMatchObject({ kind: 'exact' });
+    const evaluation = header.evaluation as Extract<EvaluationPayload, { kind: 'exact' }>;
+    expect(evaluation.n).toBeGreaterThan(0);
+    expect(evaluation.positives).toBeGreaterThan(0);
+    expect(evaluation.auc).not.toBeNull();
 
     // The receipt is stored where the brief says, and the task is not trained again.
     const receiptFile = join(s.receipts.root, s.study.studyId, '2-1.json');
@@ -113,7 +181,7 @@ describe('TaskExecutor', () => {
     expect((await s.executor.execute(task, s.study)).kind).toBe('skipped');
     expect(s.hub.uploads).toHaveLength(1);
     expect(s.lines.map((l) => l.message).join('\n')).toMatch(
-      /downloaded and verified[\s\S]*evaluated[\s\S]*trained[\s\S]*accepted/,
+      /downloaded and verified[\s\S]*evaluated[\s\S]*trained[\s\S]*persisted[\s\S]*accepted/,
     );
   });
 
@@ -125,18 +193,15 @@ describe('TaskExecutor', () => {
     expect(s.reads.count).toBe(1);
   });
 
-  it('only evaluates for an evaluate task and reports the metrics', async () => {
+  it('only evaluates for an evaluate task and reports exact metrics when the plan releases them', async () => {
     const s = setup();
-    const outcome = await s.executor.execute(buildTask(s.study, s.modelHash, { kind: 'evaluate', round: 3 }), s.study);
-    expect(outcome.kind).toBe('evaluated');
+    const report = reportOf(
+      await s.executor.execute(buildTask(s.study, s.modelHash, { kind: 'evaluate', round: 3 }), s.study),
+    );
     expect(s.hub.uploads).toHaveLength(0);
-    expect(s.hub.evaluations).toEqual([
-      {
-        studyId: s.study.studyId,
-        report: expect.objectContaining({ round: 3, modelHash: s.modelHash, planHash: s.study.planHash }),
-      },
-    ]);
-    expect(s.hub.evaluations[0]!.report.evaluation.n).toBe(104);
+    expect(s.hub.evaluations).toEqual([{ studyId: s.study.studyId, report }]);
+    expect(report).toMatchObject({ round: 3, modelHash: s.modelHash, planHash: s.study.planHash, privacy: null });
+    expect(report.evaluation).toMatchObject({ kind: 'exact', n: expect.any(Number) });
   });
 
   it('refuses a model whose bytes do not match the task hash: no training, no upload', async () => {
@@ -214,32 +279,120 @@ describe('TaskExecutor', () => {
     expect(s.executor.failedStudies.has(s.study.studyId)).toBe(true);
   });
 
-  const dpSgd = (overrides: Partial<Extract<StudyPlan['privacy'], { mode: 'dp-sgd' }>> = {}) =>
-    ({
-      mode: 'dp-sgd',
-      unit: 'record',
-      targetEpsilon: 4,
-      delta: 1e-5,
-      clipNorm: 1,
-      noiseMultiplier: 'derive',
-      samplingRate: 0.1,
-      ...overrides,
-    }) as const;
-
-  it('trains a DP-SGD plan with its own σ and reports, and records, the exact spend of each round', async () => {
+  it('trains a DP-SGD plan with its own σ and reports, and charges, the exact spend of each round', async () => {
     const s = setup({ plan: buildPlan({ privacy: dpSgd() }) });
     const m = privacyMechanismOf(s.study.plan)!;
-    const first = await s.executor.execute(buildTask(s.study, s.modelHash, { round: 1 }), s.study);
-    expect(first.kind).toBe('uploaded');
-    const header = (first as { header: UpdateHeader }).header;
-    expect(header.privacy).toEqual(privacySpendOf(m, 1));
-    expect(header.privacy!.epsilonCumulative).toBeLessThan(header.privacy!.epsilonRound * 1.0001);
-    const second = await s.executor.execute(buildTask(s.study, s.modelHash, { round: 2 }), s.study);
-    expect((second as { header: UpdateHeader }).header.privacy).toEqual(privacySpendOf(m, 2));
+    const first = headerOf(await s.executor.execute(buildTask(s.study, s.modelHash, { round: 1 }), s.study));
+    expect(first.privacy).toEqual(privacySpendOf(m, 1, 0));
+    const second = headerOf(await s.executor.execute(buildTask(s.study, s.modelHash, { round: 2 }), s.study));
+    expect(second.privacy).toEqual(privacySpendOf(m, 2, 0));
     const ledger = new SiloPrivacyLedger(s.root, undefined).report();
     expect(ledger.studies).toEqual([
-      expect.objectContaining({ studyId: s.study.studyId, rounds: 2, epsilon: privacySpendOf(m, 2).epsilonCumulative }),
+      expect.objectContaining({
+        studyId: s.study.studyId,
+        rounds: 2,
+        epsilon: privacySpendOf(m, 2, 0).epsilonCumulative,
+      }),
     ]);
+  });
+
+  it('sends nothing un-noised under the default DP release: no record count, no loss, no evaluation', async () => {
+    const s = setup({ plan: buildPlan({ privacy: dpSgd() }) });
+    expect(s.study.plan.release).toEqual({
+      evaluation: { mode: 'noisy', rounds: 'final', scoreBins: 4 },
+      trainingExamples: 'none',
+    });
+    await s.executor.execute(buildTask(s.study, s.modelHash), s.study);
+    const { header } = decodeUpdateFrame(s.hub.uploads[0]!.frame);
+    expect(header.numExamples).toBeNull();
+    expect(header.evaluation).toBeNull();
+    expect(Object.keys(header).sort()).toEqual(
+      [
+        'attempt',
+        'baseModelHash',
+        'evaluation',
+        'l2Norm',
+        'length',
+        'numExamples',
+        'payloadSha256',
+        'planHash',
+        'privacy',
+        'round',
+        'studyId',
+      ].sort(),
+    );
+  });
+
+  it('releases a noisy evaluation of the base model every round when the plan says so, and charges it', async () => {
+    const plan = buildPlan({
+      privacy: dpSgd(),
+      release: { evaluation: { mode: 'noisy', rounds: 'every', scoreBins: 4 }, trainingExamples: 'none' },
+    });
+    const s = setup({ plan });
+    const m = privacyMechanismOf(plan)!;
+    const header = headerOf(await s.executor.execute(buildTask(s.study, s.modelHash), s.study));
+    expect(header.evaluation).toMatchObject({ kind: 'noisy-histogram', noiseStddev: m.evaluation!.noiseStddev });
+    const noisy = header.evaluation as Extract<EvaluationPayload, { kind: 'noisy-histogram' }>;
+    expect(noisy.negatives).toHaveLength(4);
+    expect([...noisy.negatives, ...noisy.positives].every(Number.isInteger)).toBe(true);
+    expect(header.privacy).toEqual(privacySpendOf(m, 1, 1, { trainingRounds: 1, evaluationReleases: 1 }));
+    expect(new SiloPrivacyLedger(s.root, undefined).entries().map((e) => e.kind)).toEqual(['training', 'evaluation']);
+  });
+
+  it('reports noisy evaluation counts that are integers and differ from the exact ones, and charges them once', async () => {
+    const s = setup({ plan: buildPlan({ privacy: dpSgd() }) }); // noisy evaluation of the final model
+    const m = privacyMechanismOf(s.study.plan)!;
+    const task = buildTask(s.study, s.modelHash, { kind: 'evaluate', round: 3 });
+    const report = reportOf(await s.executor.execute(task, s.study));
+    expect(report.evaluation).toMatchObject({ kind: 'noisy-histogram', noiseStddev: m.evaluation!.noiseStddev });
+    const noisy = report.evaluation as Extract<EvaluationPayload, { kind: 'noisy-histogram' }>;
+    expect([...noisy.negatives, ...noisy.positives].every(Number.isInteger)).toBe(true);
+
+    const prepared = new StudyDatasets(() => s.csv).forStudy(s.study.studyId, s.study.planHash, s.study.plan.schema);
+    if (!prepared.ok) throw new Error(prepared.problem.message);
+    const exact = await scoreHistograms(
+      modelSpecOf(s.study.plan),
+      s.parameters,
+      prepared.data.test.x,
+      prepared.data.test.y,
+      4,
+    );
+    expect([...noisy.negatives, ...noisy.positives]).not.toEqual([...exact.negatives, ...exact.positives]);
+    // Noise of stddev σe per count: every count within 8σe of the exact one (fails with probability < 1e-14).
+    const bound = 8 * m.evaluation!.noiseStddev;
+    noisy.negatives.forEach((c, b) => expect(Math.abs(c - exact.negatives[b]!)).toBeLessThan(bound));
+    noisy.positives.forEach((c, b) => expect(Math.abs(c - exact.positives[b]!)).toBeLessThan(bound));
+    expect(report.privacy).toEqual(privacySpendOf(m, 0, 1, { trainingRounds: 0, evaluationReleases: 1 }));
+
+    // Attempt 2 of the same evaluation: the same numbers again, no new charge.
+    const again = reportOf(await s.executor.execute({ ...task, attempt: 2 }, s.study));
+    expect(again).toEqual({ ...report, attempt: 2 });
+    expect(new SiloPrivacyLedger(s.root, undefined).counts(s.study.studyId)).toEqual({
+      trainingRounds: 0,
+      evaluationReleases: 1,
+    });
+    expect(s.hub.downloads).toBe(1);
+  });
+
+  it("sends evaluation null when the plan's release is 'none' (the report only says the task is done)", async () => {
+    const plan = buildPlan({
+      privacy: {
+        mode: 'dp-fedavg',
+        unit: 'silo',
+        targetEpsilon: 8,
+        delta: 1e-5,
+        clipNorm: 1,
+        noiseMultiplier: 'derive',
+      },
+    });
+    expect(plan.release.evaluation).toEqual({ mode: 'none' });
+    const s = setup({ plan });
+    const report = reportOf(await s.executor.execute(buildTask(s.study, s.modelHash, { kind: 'evaluate' }), s.study));
+    expect(report.evaluation).toBeNull();
+    expect(report.privacy).toBeNull();
+    expect(s.hub.evaluations[0]!.report.evaluation).toBeNull();
+    const header = headerOf(await s.executor.execute(buildTask(s.study, s.modelHash, { round: 1 }), s.study));
+    expect(header).toMatchObject({ evaluation: null, numExamples: null });
   });
 
   it("refuses a task that would cross the silo's own cap, whatever the hub says, and tells the hub why", async () => {
@@ -260,29 +413,133 @@ describe('TaskExecutor', () => {
   });
 
   it('refuses a δ that is not below 1/n for its own records', async () => {
-    const s = setup({ plan: buildPlan({ privacy: dpSgd({ delta: 0.01 }) }) }); // Cleveland: 199 training records
+    const s = setup({ plan: buildPlan({ privacy: dpSgd({ delta: 0.01 }) }) });
     const outcome = await s.executor.execute(buildTask(s.study, s.modelHash), s.study);
     expect(outcome).toMatchObject({ kind: 'failed', report: { code: 'PRIVACY_PLAN_UNSAFE' } });
-    expect((outcome as { report: FailureReport }).report.message).toContain('199 training records');
+    expect((outcome as { report: FailureReport }).report.message).toContain(`${trainingRecords(s)} training records`);
   });
 
-  it('retries the identical upload while the hub is unreachable, and gives up on a refusal (409)', async () => {
-    const s = setup();
-    const unreachable = () => new AgentError(AgentErrorCode.HUB_UNREACHABLE, 'Cannot reach the hub (ECONNRESET).');
-    s.hub.failNext.uploadUpdate = [unreachable(), unreachable()];
-    expect((await s.executor.execute(buildTask(s.study, s.modelHash, { round: 1 }), s.study)).kind).toBe('uploaded');
-    expect(s.lines.filter((l) => l.message.startsWith('upload failed'))).toHaveLength(2);
+  describe('one charge, one release', () => {
+    it('re-sends identical bytes to a hub that reads each upload and then resets: one charge', async () => {
+      const s = setup({ plan: buildPlan({ privacy: dpSgd() }) });
+      const reset = () => new AgentError(AgentErrorCode.HUB_UNREACHABLE, 'Cannot reach the hub (ECONNRESET).');
+      s.hub.failAfterReading.push(reset(), reset(), reset());
+      headerOf(await s.executor.execute(buildTask(s.study, s.modelHash), s.study));
+      expect(s.hub.received).toHaveLength(4);
+      const first = Buffer.from(s.hub.received[0]!.frame);
+      for (const r of s.hub.received) expect(Buffer.from(r.frame).equals(first)).toBe(true);
+      expect(s.hub.uploads).toHaveLength(1);
+      expect(new SiloPrivacyLedger(s.root, undefined).entries()).toHaveLength(1);
+      expect(s.lines.filter((l) => l.message.startsWith('upload failed'))).toHaveLength(3);
+    });
 
-    s.hub.failNext.uploadUpdate = [new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the update: late', 409)];
-    const late = await s.executor.execute(buildTask(s.study, s.modelHash, { round: 2 }), s.study);
-    expect(late).toEqual({ kind: 'refused', reason: 'the hub refused the update' });
+    it('after a restart mid-upload, re-sends the persisted bytes: no retraining, no new charge', async () => {
+      const s = setup({ plan: buildPlan({ privacy: dpSgd() }) });
+      const task = buildTask(s.study, s.modelHash);
+      // The process dies while the hub is reading the update: part or all of it may have reached the hub.
+      s.hub.failAfterReading.push(new Error('agent killed mid-upload'));
+      await expect(s.executor.execute(task, s.study)).rejects.toThrow('agent killed');
+      expect(s.hub.uploads).toHaveLength(0);
+
+      const restarted = s.restart();
+      expect(restarted.isSettled(task)).toBe(false);
+      const header = headerOf(await restarted.execute(task, s.study));
+      expect(s.hub.received).toHaveLength(2);
+      expect(Buffer.from(s.hub.received[1]!.frame).equals(Buffer.from(s.hub.received[0]!.frame))).toBe(true);
+      expect(header.payloadSha256).toBe(decodeUpdateFrame(s.hub.received[0]!.frame).header.payloadSha256);
+      expect(s.hub.downloads).toBe(1); // the restarted agent neither downloaded nor trained
+      expect(new SiloPrivacyLedger(s.root, undefined).entries()).toHaveLength(1);
+      expect(s.lines.some((l) => l.message.includes('no retraining, no new privacy charge'))).toBe(true);
+    });
+
+    it('attempt 2 of a round on the same base model re-sends the attempt-1 release under the new attempt', async () => {
+      const s = setup({ plan: buildPlan({ privacy: dpSgd() }) });
+      const first = headerOf(await s.executor.execute(buildTask(s.study, s.modelHash, { attempt: 1 }), s.study));
+      const second = headerOf(await s.executor.execute(buildTask(s.study, s.modelHash, { attempt: 2 }), s.study));
+      expect(second).toEqual({ ...first, attempt: 2 });
+      expect(s.hub.uploads).toHaveLength(2);
+      expect(payloadBytes(s.hub.uploads[1]!.frame).equals(payloadBytes(s.hub.uploads[0]!.frame))).toBe(true);
+      expect(s.hub.downloads).toBe(1);
+      expect(new SiloPrivacyLedger(s.root, undefined).counts(s.study.studyId)).toEqual({
+        trainingRounds: 1,
+        evaluationReleases: 0,
+      });
+    });
+
+    it('charges a fresh training of the same round on another base model as a new release', async () => {
+      const s = setup({ plan: buildPlan({ privacy: dpSgd() }) });
+      const other = modelBlob(s.parameters.map((v) => v + 0.01));
+      s.hub.blobs.set(other.hash, other.bytes);
+      await s.executor.execute(buildTask(s.study, s.modelHash, { attempt: 1 }), s.study);
+      const fresh = headerOf(await s.executor.execute(buildTask(s.study, other.hash, { attempt: 2 }), s.study));
+      expect(fresh.privacy).toMatchObject({ trainingRounds: 2 });
+      expect(new SiloPrivacyLedger(s.root, undefined).counts(s.study.studyId).trainingRounds).toBe(2);
+    });
   });
 
-  it('skips a task whose deadline has passed without downloading anything', async () => {
-    const s = setup();
-    const task = buildTask(s.study, s.modelHash, { deadlineAt: new Date(Date.now() - 1000).toISOString() });
-    expect(s.executor.isSettled(task)).toBe(true);
-    expect((await s.executor.execute(task, s.study)).kind).toBe('skipped');
-    expect(s.hub.downloads).toBe(0);
+  describe('the approved plan binds', () => {
+    it('refuses a 4th training task of a 3-round DP plan with PLAN_LIMIT_REACHED, charging nothing', async () => {
+      const s = setup({ plan: buildPlan({ privacy: dpSgd(), training: { rounds: 3 } }) });
+      for (const round of [1, 2, 3]) {
+        expect((await s.executor.execute(buildTask(s.study, s.modelHash, { round }), s.study)).kind).toBe('uploaded');
+      }
+      const ledger = new SiloPrivacyLedger(s.root, undefined);
+      const before = ledger.entries();
+      const downloads = s.hub.downloads;
+
+      const outcome = await s.executor.execute(buildTask(s.study, s.modelHash, { round: 4 }), s.study);
+      expect(outcome).toMatchObject({ kind: 'failed', report: { code: 'PLAN_LIMIT_REACHED', round: 4 } });
+      expect(s.hub.failures).toEqual([
+        {
+          studyId: s.study.studyId,
+          report: expect.objectContaining({
+            code: 'PLAN_LIMIT_REACHED',
+            message: expect.stringContaining('the approved plan has 3 training rounds'),
+          }),
+        },
+      ]);
+      expect(ledger.entries()).toEqual(before);
+      expect(s.hub.downloads).toBe(downloads);
+      expect(s.hub.uploads).toHaveLength(3);
+    }, 60_000); // three DP-SGD rounds
+
+    it('refuses a 4th training round of a 3-round plan without DP too (counted from the releases)', async () => {
+      const s = setup({ plan: buildPlan({ training: { rounds: 3 } }) });
+      for (const round of [1, 2, 3]) await s.executor.execute(buildTask(s.study, s.modelHash, { round }), s.study);
+      const outcome = await s.executor.execute(buildTask(s.study, s.modelHash, { round: 4 }), s.study);
+      expect(outcome).toMatchObject({ kind: 'failed', report: { code: 'PLAN_LIMIT_REACHED' } });
+      expect(s.hub.uploads).toHaveLength(3);
+    });
+  });
+
+  describe('delivery', () => {
+    it('retries while the hub is unreachable or answers 503 (waiting as asked), and gives up on a refusal (409)', async () => {
+      const s = setup();
+      const unreachable = () => new AgentError(AgentErrorCode.HUB_UNREACHABLE, 'Cannot reach the hub (ECONNRESET).');
+      s.hub.failNext.uploadUpdate = [
+        unreachable(),
+        new HubUnavailableError('The hub cannot take the update right now (HTTP 503)', 503, 20_000),
+      ];
+      expect((await s.executor.execute(buildTask(s.study, s.modelHash, { round: 1 }), s.study)).kind).toBe('uploaded');
+      expect(s.lines.filter((l) => l.message.startsWith('upload failed'))).toHaveLength(2);
+      expect(s.sleeps[1]).toBe(20_000);
+
+      s.hub.failNext.uploadUpdate = [
+        new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the update: late', 409),
+      ];
+      const late = await s.executor.execute(buildTask(s.study, s.modelHash, { round: 2 }), s.study);
+      expect(late).toEqual({ kind: 'refused', reason: 'the hub refused the update' });
+      expect(s.hub.received).toHaveLength(1); // a refusal is final: not sent again
+    });
+
+    it('does not drop a task the hub still offers when the local clock is past its deadline, and says so', async () => {
+      const s = setup();
+      const task = buildTask(s.study, s.modelHash, { deadlineAt: new Date(Date.now() - 60_000).toISOString() });
+      expect(s.executor.isSettled(task)).toBe(false);
+      expect((await s.executor.execute(task, s.study)).kind).toBe('uploaded');
+      expect(s.lines.find((l) => l.message.startsWith('WARNING: by this host'))?.message).toMatch(
+        /deadline .* passed \d+ s ago, yet the hub still offers it/,
+      );
+    });
   });
 });

@@ -2,33 +2,38 @@ import {
   evaluate,
   ModelSpecException,
   parameterLayout,
+  scoreHistograms,
   trainLocal,
   type ModelSpec,
   type PreparedTabularData,
 } from '@tessera/ml';
-import { clipToNormInPlace } from '@tessera/dp';
+import { clipToNormInPlace, defaultRandomSource, type RandomSource } from '@tessera/dp';
 import {
+  decodeUpdateFrame,
   encodeUpdateFrame,
   float32Bytes,
   planHash,
+  plannedEvaluationReleases,
   privacyMechanismOf,
   PrivacyPlanError,
-  privacySpendOf,
   sha256Hex,
-  type PrivacyMechanism,
-  type StudyPlan,
-  type EvaluationMetrics,
+  type EvaluationPayload,
+  type EvaluationReport,
   type FailureReport,
+  type PrivacyMechanism,
+  type PrivacySpend,
   type SiloStudy,
   type SiloTask,
+  type StudyPlan,
   type UpdateHeader,
   type UpdateReceipt,
 } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import type { StudyTransport } from '../hub/study-transport';
+import { ChargeRefusedError, type ChargeRequest, type SiloPrivacyLedger } from '../privacy/silo-privacy-ledger';
 import type { ApprovalStore } from '../state/approval-store';
-import type { SiloPrivacyLedger } from '../privacy/silo-privacy-ledger';
 import type { ReceiptStore } from '../state/receipt-store';
+import { reframeForAttempt, type ReleaseStore, type TrainingRelease } from '../state/release-store';
 import {
   localTrainingOptionsOf,
   modelSpecOf,
@@ -36,7 +41,8 @@ import {
   type LocalTrainingOptions,
 } from '../training/plan-mapping.util';
 import type { StudyDatasets } from '../training/study-datasets';
-import { Backoff } from './backoff.util';
+import { deliver, type Delivery } from './hub-delivery';
+import { exactEvaluation, noisyHistogramEvaluation } from './evaluation-release';
 
 /** One line of the daemon's log: which study and round, and what happened. Never a data value. */
 export interface StepLine {
@@ -48,7 +54,7 @@ export type StepLog = (line: StepLine) => void;
 
 export type TaskOutcome =
   | { kind: 'uploaded'; receipt: UpdateReceipt; header: UpdateHeader; receiptFile: string }
-  | { kind: 'evaluated'; evaluation: EvaluationMetrics }
+  | { kind: 'evaluated'; report: EvaluationReport }
   | { kind: 'failed'; report: FailureReport }
   | { kind: 'refused'; reason: string }
   | { kind: 'skipped'; reason: string };
@@ -57,17 +63,18 @@ export interface TaskExecutorDeps {
   transport: StudyTransport;
   approvals: ApprovalStore;
   receipts: ReceiptStore;
+  /** What this silo released (or is about to): re-sent as is, never re-made (state/release-store.ts). */
+  releases: ReleaseStore;
   datasets: StudyDatasets;
-  /** The silo's own privacy accounting and cap (privacy/silo-privacy-ledger.ts). */
+  /** The silo's own privacy accounting, plan limits and cap (privacy/silo-privacy-ledger.ts). */
   privacy: SiloPrivacyLedger;
   log: StepLog;
   clock?: () => Date;
-  /** Waits between upload retries; injectable so tests do not sleep. */
+  /** Waits between delivery retries; injectable so tests do not sleep. */
   sleep?: (ms: number) => Promise<void>;
+  /** Randomness of the noisy evaluation: the CSPRNG (defaultRandomSource) unless a test injects a seeded one. */
+  random?: RandomSource;
 }
-
-/** How often an upload is retried while the hub is unreachable (within the task's deadline). */
-const UPLOAD_ATTEMPTS = 6;
 
 /** Decodes the hub's raw float32 little-endian model (explicitly little-endian, whatever the host's byte order). */
 export function float32FromLittleEndian(bytes: Uint8Array): Float32Array {
@@ -108,11 +115,27 @@ class TaskFailure extends Error {
 /** This silo cannot take part in this plan at all (data, model, privacy mode): reported once, never retried. */
 class StudyFailure extends TaskFailure {}
 
+/** Everything a task needs from its plan. */
+interface PlanContext {
+  task: SiloTask;
+  study: SiloStudy;
+  plan: StudyPlan;
+  mechanism: PrivacyMechanism | null;
+  name: string;
+}
+
 /**
  * Carries out one task of the hub: checks that this silo approved exactly the plan (by hashing the plan itself),
- * prepares the local data, downloads and verifies the global model, evaluates it on the local test split, and for
- * a training task trains on the train split and uploads the framed delta. Failures are reported to the hub with a
- * code and a message that never contains a data value; each is reported once.
+ * and releases only what that plan allows (plan.release): a training task sends the framed update, with the exact
+ * record count and the base model's evaluation only when the plan releases them; an evaluation task reports the
+ * final model's evaluation as the plan says (none, noisy histograms, or exact metrics).
+ *
+ * One charge, one release: before anything leaves, a DP release is charged to the silo's ledger (flushed) and then
+ * persisted (flushed); every retry, restart and later attempt of the same round on the same model re-sends those
+ * bytes. A charge whose release file is missing after a crash stays counted: the release may have left. Before any
+ * charge the approved plan's limits (rounds, evaluation releases, target ε) and the silo's cap are checked, whatever
+ * the hub asks; a refusal is reported as PLAN_LIMIT_REACHED or PRIVACY_CAP_REACHED. Failure messages never
+ * contain a data value; each is reported once.
  */
 export class TaskExecutor {
   private readonly handled = new Set<string>();
@@ -122,11 +145,15 @@ export class TaskExecutor {
   /** studyId:planHash for which PLAN_NOT_APPROVED was reported; approval is re-checked on every task. */
   private readonly notApprovedReported = new Set<string>();
   private readonly clock: () => Date;
-  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly delivery: Delivery;
 
   constructor(private readonly deps: TaskExecutorDeps) {
     this.clock = deps.clock ?? (() => new Date());
-    this.sleep = deps.sleep ?? ((ms) => new Promise((done) => setTimeout(done, ms)));
+    this.delivery = {
+      clock: this.clock,
+      sleep: deps.sleep ?? ((ms) => new Promise((done) => setTimeout(done, ms))),
+      log: deps.log,
+    };
   }
 
   /** Studies for which this silo reported a failure during this run. */
@@ -134,13 +161,16 @@ export class TaskExecutor {
     return this.failed;
   }
 
-  /** True when executing this task now would do nothing (handled, abandoned, past its deadline). */
+  /**
+   * True when executing this task now would do nothing (handled, abandoned, receipt on file). The deadline is not
+   * judged here: the hub offers only open tasks by its own clock, and a host clock running ahead must not make the
+   * agent drop them silently (execute() logs what the local clock says).
+   */
   isSettled(task: SiloTask): boolean {
     return (
       this.handled.has(taskKey(task)) ||
       this.abandoned.has(`${task.studyId}:${task.planHash}`) ||
-      (task.kind === 'train' && this.deps.receipts.has(task.studyId, task.round, task.attempt)) ||
-      Date.parse(task.deadlineAt) <= this.clock().getTime()
+      (task.kind === 'train' && this.deps.receipts.has(task.studyId, task.round, task.attempt))
     );
   }
 
@@ -160,9 +190,13 @@ export class TaskExecutor {
       this.handled.add(key);
       return this.skip(name, task, 'skipped: an update for this round was already accepted (receipt on file)');
     }
-    if (Date.parse(task.deadlineAt) <= this.clock().getTime()) {
-      this.handled.add(key);
-      return this.skip(name, task, `skipped: the round's deadline ${task.deadlineAt} has passed`);
+    const lateByMs = this.clock().getTime() - Date.parse(task.deadlineAt);
+    if (lateByMs >= 0) {
+      this.deps.log({
+        study: name,
+        round: task.round,
+        message: `WARNING: by this host's clock the task's deadline ${task.deadlineAt} passed ${Math.round(lateByMs / 1000)} s ago, yet the hub still offers it: going ahead (the hub's clock decides and refuses a late upload; check this host's time synchronisation)`,
+      });
     }
     try {
       const outcome = await this.run(task, study, name);
@@ -184,31 +218,41 @@ export class TaskExecutor {
       this.notApprovedReported.add(reportKey);
       throw new TaskFailure('PLAN_NOT_APPROVED', refusal);
     }
-    const plan = study!.plan;
-    const { spec, options } = this.planModel(study!);
-    const data = this.dataFor(task, study!, spec);
+    const ctx: PlanContext = { task, study: study!, plan: study!.plan, mechanism: this.mechanismOf(study!.plan), name };
+    return task.kind === 'train' ? this.train(ctx) : this.evaluateFinal(ctx);
+  }
 
-    const mechanism = task.kind === 'train' ? this.privacyCheck(plan, data.train.n) : null;
-    const parameters = await this.downloadModel(task, spec, name);
-    const evaluation = await this.evaluate(spec, parameters, data);
-    this.deps.log({
-      study: name,
-      round: task.round,
-      message: `evaluated global model on the local test split: loss ${fmt(evaluation.loss)}, accuracy ${fmt(evaluation.accuracy)}, AUC ${fmt(evaluation.auc)}, n ${evaluation.n} (${evaluation.positives} positive)`,
-    });
-
-    if (task.kind === 'evaluate') {
-      await this.deps.transport.reportEvaluation(task.studyId, {
+  private async train(ctx: PlanContext): Promise<TaskOutcome> {
+    const { task, plan, mechanism, name } = ctx;
+    const existing = this.deps.releases.training(task.studyId, task.round, task.modelHash);
+    if (existing !== null && existing.header.planHash === task.planHash) return this.resendUpdate(ctx, existing);
+    if (existing !== null) {
+      this.deps.log({
+        study: name,
         round: task.round,
-        attempt: task.attempt,
-        planHash: task.planHash,
-        modelHash: task.modelHash,
-        evaluation,
+        message: 'the update on file for this round and model was made for another plan version: not re-sent',
       });
-      this.deps.log({ study: name, round: task.round, message: 'evaluation reported to the hub' });
-      return { kind: 'evaluated', evaluation };
     }
+    const release = plan.release.evaluation;
+    const evaluationEveryRound = release.mode !== 'none' && release.rounds === 'every';
+    const request: ChargeRequest = {
+      trainingRounds: 1,
+      evaluationReleases: evaluationEveryRound && release.mode === 'noisy' ? 1 : 0,
+    };
+    const { spec, options } = this.planModel(ctx.study);
+    const data = this.dataFor(task, ctx.study, spec);
+    if (mechanism && mechanism.delta >= 1 / data.train.n) {
+      throw new StudyFailure(
+        'PRIVACY_PLAN_UNSAFE',
+        `δ = ${mechanism.delta} is not below 1/n for this silo's ${data.train.n} training records: the guarantee would be meaningless`,
+      );
+    }
+    this.checkLimits(ctx, request, evaluationEveryRound && release.mode === 'exact');
 
+    const parameters = await this.downloadModel(task, spec, name);
+    const metrics = await this.evaluateLocally(ctx, spec, parameters, data);
+    // The base model's evaluation, before training touches anything (released only 'every' round).
+    const evaluation = evaluationEveryRound ? await this.evaluationPayload(ctx, spec, parameters, data, metrics) : null;
     let result;
     try {
       result = await trainLocal({
@@ -232,7 +276,13 @@ export class TaskExecutor {
       clipToNormInPlace(result.delta, mechanism.clipNorm);
     }
     const lastLoss = result.lossHistory[result.lossHistory.length - 1];
-    const trainLoss = lastLoss !== undefined && Number.isFinite(lastLoss) ? lastLoss : null;
+    // Training loss stays in the silo: this log only.
+    this.deps.log({
+      study: name,
+      round: task.round,
+      message: `trained ${options.epochs} local epoch(s), ${result.steps} steps on ${data.train.n} records: train loss ${fmt(lastLoss !== undefined && Number.isFinite(lastLoss) ? lastLoss : null)} (kept in the silo), update norm ${fmt(l2Norm(result.delta), 4)} (${result.backend})`,
+    });
+    const privacy = this.charge(ctx, request, task.modelHash);
     const payloadSha256 = sha256Hex(float32Bytes(result.delta));
     const header: UpdateHeader = {
       studyId: task.studyId,
@@ -240,42 +290,42 @@ export class TaskExecutor {
       attempt: task.attempt,
       planHash: task.planHash,
       baseModelHash: task.modelHash,
-      numExamples: data.train.n,
+      // The exact record count leaves only when the plan releases it (without DP); else the hub weights equally.
+      numExamples: plan.release.trainingExamples === 'exact' ? data.train.n : null,
       length: result.delta.length,
       payloadSha256,
       l2Norm: l2Norm(result.delta),
-      trainLoss,
       evaluation,
-      privacy: mechanism
-        ? privacySpendOf(
-            mechanism,
-            this.deps.privacy.roundsSpent(task.studyId) +
-              (this.deps.privacy.has(task.studyId, task.round, task.attempt) ? 0 : 1),
-          )
-        : null,
+      privacy,
     };
-    if (mechanism && header.privacy) {
-      // Spent once the noisy update exists; recorded before it leaves (a refused upload still counts).
-      this.deps.privacy.record(
-        { studyId: task.studyId, studyName: plan.name, round: task.round, attempt: task.attempt },
-        header.privacy,
-      );
-      this.deps.log({
-        study: name,
-        round: task.round,
-        message: `privacy: ${header.privacy.mechanism} (unit ${header.privacy.unit}) σ ${fmt(header.privacy.noiseMultiplier, 4)}, C ${header.privacy.clipNorm}, q ${header.privacy.samplingRate}, ${header.privacy.steps} steps: ε ${fmt(header.privacy.epsilonCumulative, 4)} of ${mechanism.targetEpsilon} at δ ${mechanism.delta}`,
-      });
-    }
+    const frame = encodeUpdateFrame(header, result.delta);
+    const saved = this.deps.releases.saveTraining(frame);
     this.deps.log({
       study: name,
       round: task.round,
-      message: `trained ${options.epochs} local epoch(s), ${result.steps} steps on ${data.train.n} records: train loss ${fmt(trainLoss)}, update norm ${fmt(header.l2Norm, 4)} (${result.backend})`,
+      message: `update persisted before upload (${saved.file}); retries and later attempts on this model re-send it`,
     });
-    const frame = encodeUpdateFrame(header, result.delta);
-    const receipt = await this.upload(task, frame, name);
-    if (receipt === null) {
-      return { kind: 'refused', reason: 'the hub refused the update' };
-    }
+    return this.deliverUpdate(ctx, frame, header);
+  }
+
+  /** A retry, a restart or a later attempt of a round on the same model: the same payload, no training, no charge. */
+  private resendUpdate(ctx: PlanContext, existing: TrainingRelease): Promise<TaskOutcome> {
+    const { task, name } = ctx;
+    const frame = reframeForAttempt(existing.frame, task.attempt);
+    this.deps.log({
+      study: name,
+      round: task.round,
+      message: `re-sending the update released for this round on model ${task.modelHash.slice(0, 12)}… (payload sha256 ${existing.header.payloadSha256.slice(0, 12)}…, made at attempt ${existing.header.attempt}): no retraining, no new privacy charge`,
+    });
+    return this.deliverUpdate(ctx, frame, decodeUpdateFrame(frame).header);
+  }
+
+  private async deliverUpdate(ctx: PlanContext, frame: Uint8Array, header: UpdateHeader): Promise<TaskOutcome> {
+    const { task, name } = ctx;
+    const receipt = await deliver(this.delivery, task, name, 'upload', () =>
+      this.deps.transport.uploadUpdate(task.studyId, task.round, frame),
+    );
+    if (receipt === null) return { kind: 'refused', reason: 'the hub refused the update' };
     if (receipt.studyId !== task.studyId || receipt.round !== task.round || receipt.attempt !== task.attempt) {
       this.deps.log({
         study: name,
@@ -283,7 +333,7 @@ export class TaskExecutor {
         message: `WARNING: the hub's receipt names study ${receipt.studyId} round ${receipt.round} attempt ${receipt.attempt}`,
       });
     }
-    if (receipt.updateSha256 !== payloadSha256 && receipt.updateSha256 !== sha256Hex(frame)) {
+    if (receipt.updateSha256 !== header.payloadSha256 && receipt.updateSha256 !== sha256Hex(frame)) {
       this.deps.log({
         study: name,
         round: task.round,
@@ -294,9 +344,148 @@ export class TaskExecutor {
     this.deps.log({
       study: name,
       round: task.round,
-      message: `update accepted (${frame.length} bytes, payload sha256 ${payloadSha256.slice(0, 12)}…); receipt saved`,
+      message: `update accepted (${frame.length} bytes, payload sha256 ${header.payloadSha256.slice(0, 12)}…); receipt saved`,
     });
     return { kind: 'uploaded', receipt, header, receiptFile };
+  }
+
+  private async evaluateFinal(ctx: PlanContext): Promise<TaskOutcome> {
+    const { task, plan, name } = ctx;
+    const existing = this.deps.releases.evaluation(task.studyId, task.round, task.modelHash);
+    if (existing !== null && existing.report.planHash === task.planHash) {
+      this.deps.log({
+        study: name,
+        round: task.round,
+        message: `re-sending the evaluation released for model ${task.modelHash.slice(0, 12)}…: no new evaluation, no new privacy charge`,
+      });
+      return this.deliverEvaluation(ctx, { ...existing.report, attempt: task.attempt });
+    }
+    const mode = plan.release.evaluation.mode;
+    const request: ChargeRequest = { trainingRounds: 0, evaluationReleases: mode === 'noisy' ? 1 : 0 };
+    const { spec } = this.planModel(ctx.study);
+    const data = this.dataFor(task, ctx.study, spec);
+    this.checkLimits(ctx, request, mode === 'exact');
+    const parameters = await this.downloadModel(task, spec, name);
+    const metrics = await this.evaluateLocally(ctx, spec, parameters, data);
+    const evaluation = mode === 'none' ? null : await this.evaluationPayload(ctx, spec, parameters, data, metrics);
+    const privacy = this.charge(ctx, request, task.modelHash);
+    const report: EvaluationReport = {
+      round: task.round,
+      attempt: task.attempt,
+      planHash: task.planHash,
+      modelHash: task.modelHash,
+      evaluation,
+      privacy,
+    };
+    // Nothing is released under 'none' (the report only says the task is done): nothing to keep.
+    if (evaluation !== null) this.deps.releases.saveEvaluation(task.studyId, report);
+    return this.deliverEvaluation(ctx, report);
+  }
+
+  private async deliverEvaluation(ctx: PlanContext, report: EvaluationReport): Promise<TaskOutcome> {
+    const { task, name } = ctx;
+    const sent = await deliver(this.delivery, task, name, 'evaluation report', async () => {
+      await this.deps.transport.reportEvaluation(task.studyId, report);
+      return true;
+    });
+    if (sent === null) return { kind: 'refused', reason: 'the hub refused the evaluation report' };
+    const what =
+      report.evaluation === null
+        ? 'task done (the plan releases no evaluation)'
+        : `${report.evaluation.kind} evaluation`;
+    this.deps.log({ study: name, round: task.round, message: `reported to the hub: ${what}` });
+    return { kind: 'evaluated', report };
+  }
+
+  /**
+   * Refuses (before any download, training or charge) what the approved plan does not allow: with DP, the ledger's
+   * plan limits and the silo's cap; releases without DP (exact evaluation, plans without DP) are counted from the
+   * release files. A plan-limit refusal ends this task only; the cap ends this silo's part in the plan.
+   */
+  private checkLimits(ctx: PlanContext, request: ChargeRequest, exactEvaluation: boolean): void {
+    const { task, plan, mechanism } = ctx;
+    const releases = this.deps.releases;
+    if (mechanism === null && request.trainingRounds) {
+      const trained = releases.trainingReleases(task.studyId).filter((r) => r.header.planHash === task.planHash);
+      if (trained.length + 1 > plan.training.rounds) {
+        throw new TaskFailure(
+          'PLAN_LIMIT_REACHED',
+          `the approved plan has ${plan.training.rounds} training rounds; this silo has released ${trained.length} updates for it, and this would be one more`,
+        );
+      }
+    }
+    if (exactEvaluation) {
+      const released =
+        releases.trainingReleases(task.studyId).filter((r) => r.header.evaluation?.kind === 'exact').length +
+        releases.evaluationReleases(task.studyId).filter((r) => r.report.evaluation?.kind === 'exact').length;
+      const allowed = plannedEvaluationReleases(plan);
+      if (released + 1 > allowed) {
+        throw new TaskFailure(
+          'PLAN_LIMIT_REACHED',
+          `the approved plan allows ${allowed} exact evaluation releases; this would be release ${released + 1}`,
+        );
+      }
+    }
+    const charges = request.trainingRounds + request.evaluationReleases > 0;
+    if (!charges && !(mechanism === null && task.kind === 'train')) return;
+    const refusal = this.deps.privacy.refusal(task.studyId, mechanism, request);
+    if (refusal === null) return;
+    if (refusal.code === 'PRIVACY_CAP_REACHED') throw new StudyFailure(refusal.code, refusal.message);
+    throw new TaskFailure(refusal.code, refusal.message);
+  }
+
+  /** Charges the ledger (flushed) before the release is persisted and sent; null when nothing is charged. */
+  private charge(ctx: PlanContext, request: ChargeRequest, modelHash: string): PrivacySpend | null {
+    const { task, plan, mechanism, name } = ctx;
+    if (mechanism === null || request.trainingRounds + request.evaluationReleases === 0) return null;
+    let spend: PrivacySpend;
+    try {
+      spend = this.deps.privacy.charge(
+        { studyId: task.studyId, studyName: plan.name, round: task.round, attempt: task.attempt, modelHash },
+        mechanism,
+        request,
+        this.clock(),
+      );
+    } catch (err) {
+      // Checked before the work began; only another process charging meanwhile gets here. Nothing was charged.
+      if (err instanceof ChargeRefusedError) throw new TaskFailure(err.refusal.code, err.refusal.message);
+      throw err;
+    }
+    const parts = [
+      request.trainingRounds ? `training round ${spend.trainingRounds} of ${mechanism.rounds}` : null,
+      request.evaluationReleases
+        ? `evaluation release ${spend.evaluationReleases} of ${mechanism.evaluation?.releases ?? 0} (noise stddev ${fmt(mechanism.evaluation?.noiseStddev ?? null, 3)} counts)`
+        : null,
+    ].filter((p) => p !== null);
+    this.deps.log({
+      study: name,
+      round: task.round,
+      message: `privacy charged: ${parts.join(' and ')}; ${spend.mechanism} (unit ${spend.unit}) σ ${fmt(spend.noiseMultiplier, 4)}, C ${spend.clipNorm}, q ${spend.samplingRate}, ${spend.steps} steps: study ε ${fmt(spend.epsilonCumulative, 4)} of ${mechanism.targetEpsilon} at δ ${mechanism.delta}`,
+    });
+    return spend;
+  }
+
+  /** What the plan releases of this evaluation: exact metrics, or noisy score histograms (never both, never more). */
+  private async evaluationPayload(
+    ctx: PlanContext,
+    spec: ModelSpec,
+    parameters: Float32Array,
+    data: PreparedTabularData,
+    metrics: { loss: number; accuracy: number; auc: number | null; n: number; positives: number },
+  ): Promise<EvaluationPayload | null> {
+    const release = ctx.plan.release.evaluation;
+    if (release.mode === 'none') return null;
+    if (release.mode === 'exact') return exactEvaluation(metrics);
+    const noise = ctx.mechanism?.evaluation;
+    if (!noise) {
+      // The protocol only allows noisy evaluation with DP-SGD, which always derives this noise.
+      throw new StudyFailure(
+        'PRIVACY_PLAN_UNSAFE',
+        'the plan asks for noisy evaluation but derives no evaluation noise',
+      );
+    }
+    const histograms = await scoreHistograms(spec, parameters, data.test.x, data.test.y, release.scoreBins);
+    return noisyHistogramEvaluation(histograms, noise.noiseStddev, this.deps.random ?? defaultRandomSource());
   }
 
   /**
@@ -315,27 +504,14 @@ export class TaskExecutor {
     return this.deps.approvals.refusalFor(task.studyId, computed);
   }
 
-  /**
-   * The plan's privacy mechanism as this agent computes it, after the silo's own checks: δ must be below 1/n of
-   * this silo's training records, and one more round must stay within the silo's own cap across all studies.
-   */
-  private privacyCheck(plan: StudyPlan, n: number): PrivacyMechanism | null {
-    let mechanism: PrivacyMechanism | null;
+  /** The plan's privacy mechanism as this agent computes it (never the hub's numbers). */
+  private mechanismOf(plan: StudyPlan): PrivacyMechanism | null {
     try {
-      mechanism = privacyMechanismOf(plan);
+      return privacyMechanismOf(plan);
     } catch (err) {
       if (err instanceof PrivacyPlanError) throw new StudyFailure('PRIVACY_PLAN_UNSAFE', err.message);
       throw err;
     }
-    if (mechanism && mechanism.delta >= 1 / n) {
-      throw new StudyFailure(
-        'PRIVACY_PLAN_UNSAFE',
-        `δ = ${mechanism.delta} is not below 1/n for this silo's ${n} training records: the guarantee would be meaningless`,
-      );
-    }
-    const refusal = this.deps.privacy.refusal(mechanism);
-    if (refusal) throw new StudyFailure('PRIVACY_CAP_REACHED', refusal);
-    return mechanism;
   }
 
   private planModel(study: SiloStudy): { spec: ModelSpec; options: LocalTrainingOptions } {
@@ -387,40 +563,22 @@ export class TaskExecutor {
     return parameters;
   }
 
-  private async evaluate(
+  /** The exact metrics, for this silo's own log (they leave only when the plan releases them 'exact'). */
+  private async evaluateLocally(
+    ctx: PlanContext,
     spec: ModelSpec,
     parameters: Float32Array,
     data: PreparedTabularData,
-  ): Promise<EvaluationMetrics> {
+  ) {
     const m = await evaluate(spec, parameters, data.test.x, data.test.y);
     if (!Number.isFinite(m.loss))
       throw new TaskFailure('TRAINING_FAILED', 'the global model gives a non-finite test loss');
+    this.deps.log({
+      study: ctx.name,
+      round: ctx.task.round,
+      message: `evaluated the global model on the local test split (kept in the silo): loss ${fmt(m.loss)}, accuracy ${fmt(m.accuracy)}, AUC ${fmt(m.auc)}, n ${m.n} (${m.positives} positive)`,
+    });
     return { loss: m.loss, accuracy: m.accuracy, auc: m.auc, n: m.n, positives: m.positives };
-  }
-
-  /** Uploads the frame, retrying the identical bytes while the hub is unreachable (the hub deduplicates). */
-  private async upload(task: SiloTask, frame: Uint8Array, name: string): Promise<UpdateReceipt | null> {
-    const backoff = new Backoff();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.deps.transport.uploadUpdate(task.studyId, task.round, frame);
-      } catch (err) {
-        if (!(err instanceof AgentError)) throw err;
-        if (err.code === AgentErrorCode.HUB_REFUSED) {
-          this.deps.log({ study: name, round: task.round, message: `update refused: ${err.message}` });
-          return null;
-        }
-        const delay = backoff.next();
-        const late = this.clock().getTime() + delay >= Date.parse(task.deadlineAt);
-        if (err.code !== AgentErrorCode.HUB_UNREACHABLE || attempt >= UPLOAD_ATTEMPTS || late) throw err;
-        this.deps.log({
-          study: name,
-          round: task.round,
-          message: `upload failed (${err.message}); retrying in ${delay / 1000} s`,
-        });
-        await this.sleep(delay);
-      }
-    }
   }
 
   private async fail(name: string, task: SiloTask, code: FailureReport['code'], message: string): Promise<TaskOutcome> {

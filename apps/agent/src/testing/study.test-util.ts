@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HEART_DISEASE_SCHEMA, heartDiseaseDataDirectory } from '@tessera/ml';
+import { heartDiseaseDataDirectory } from '@tessera/ml';
 import {
   decodeUpdateFrame,
   float32Bytes,
+  HEART_DISEASE_SCHEMA,
   planHash,
   sha256Hex,
   StudyPlan,
@@ -12,6 +13,8 @@ import {
   type EvaluationReport,
   type FailureReport,
   type FeatureSchema,
+  type PrivacyPlan,
+  type ReleasePlan,
   type SiloStudy,
   type SiloTask,
   type UpdateReceipt,
@@ -19,22 +22,24 @@ import {
 import { AgentError, AgentErrorCode } from '../agent.error';
 import type { StudyTransport } from '../hub/study-transport';
 
-/** The Fed-Heart-Disease schema of @tessera/ml as the protocol's FeatureSchema (mutable copies of its arrays). */
+/** The Fed-Heart-Disease schema (the protocol's, with declared scaling and a keyed-hash split), as a fresh copy. */
 export function heartDiseaseFeatureSchema(): FeatureSchema {
-  const s = HEART_DISEASE_SCHEMA;
-  return {
-    ...(s.columns ? { columns: [...s.columns] } : {}),
-    ...(s.missingValues ? { missingValues: [...s.missingValues] } : {}),
-    features: s.features.map((f) =>
-      f.type === 'numeric'
-        ? { name: f.name, type: 'numeric' }
-        : { name: f.name, type: 'categorical', levels: [...f.levels!] },
-    ),
-    label: s.label.operator === 'in' ? { ...s.label, values: [...s.label.values] } : { ...s.label },
-    missing: s.missing,
-    split: { ...s.split },
-    standardize: s.standardize,
-  };
+  return structuredClone(HEART_DISEASE_SCHEMA) as FeatureSchema;
+}
+
+/**
+ * The release a designer would choose for each privacy mode (the hub's demo plans do the same): under DP-SGD a
+ * noisy evaluation of the final model and no record count, under DP-FedAvg nothing, without DP everything exact.
+ */
+export function defaultReleaseFor(privacy: PrivacyPlan): ReleasePlan {
+  switch (privacy.mode) {
+    case 'dp-sgd':
+      return { evaluation: { mode: 'noisy', rounds: 'final', scoreBins: 4 }, trainingExamples: 'none' };
+    case 'dp-fedavg':
+      return { evaluation: { mode: 'none' }, trainingExamples: 'none' };
+    case 'none':
+      return { evaluation: { mode: 'exact', rounds: 'every' }, trainingExamples: 'exact' };
+  }
 }
 
 export function readHeartDisease(file = 'processed.cleveland.data'): string {
@@ -46,6 +51,7 @@ type PlanOverrides = Partial<Omit<StudyPlan, 'training'>> & { training?: Partial
 /** A valid plan on the heart-disease schema (validated by the protocol's schema), with overrides. */
 export function buildPlan(overrides: PlanOverrides = {}, silos: string[] = [randomUUID()]): StudyPlan {
   const { training, ...rest } = overrides;
+  const privacy = overrides.privacy ?? { mode: 'none' };
   return StudyPlan.parse({
     name: 'Heart disease LR',
     purpose: 'Predict heart disease from routine measurements across hospitals.',
@@ -61,8 +67,9 @@ export function buildPlan(overrides: PlanOverrides = {}, silos: string[] = [rand
       initSeed: 7,
       ...training,
     },
-    privacy: { mode: 'none' },
+    privacy,
     participation: { minSilosPerRound: 1, roundDeadlineSeconds: 600, maxRoundRetries: 0, onSiloFailure: 'continue' },
+    release: overrides.release ?? defaultReleaseFor(privacy),
     silos,
     ...rest,
   });
@@ -116,6 +123,15 @@ export class FakeHub implements StudyTransport {
   polls = 0;
   /** Errors thrown by the next calls of a method, in order. */
   readonly failNext: Partial<Record<keyof StudyTransport, AgentError[]>> = {};
+  /**
+   * Errors thrown by the next uploads AFTER the hub has read the whole frame (a hub that resets the connection once
+   * it has the bytes): the frame is in `received`, not in `uploads`.
+   */
+  readonly failAfterReading: Error[] = [];
+  /** Every frame the hub read, accepted or not: what a curious hub could keep. */
+  readonly received: { studyId: string; round: number; frame: Uint8Array }[] = [];
+  /** Accepted frames by sha256 → the receipt given, so a re-sent identical frame gets the same receipt back. */
+  private readonly accepted = new Map<string, UpdateReceipt>();
   siloId = randomUUID();
 
   private maybeFail(method: keyof StudyTransport): void {
@@ -161,9 +177,16 @@ export class FakeHub implements StudyTransport {
 
   async uploadUpdate(studyId: string, round: number, frame: Uint8Array): Promise<UpdateReceipt> {
     this.maybeFail('uploadUpdate');
+    this.received.push({ studyId, round, frame: Uint8Array.from(frame) });
+    const late = this.failAfterReading.shift();
+    if (late) throw late;
+    const key = sha256Hex(frame);
+    const again = this.accepted.get(key);
+    // Like the hub: the same content gets the same receipt again, recorded once.
+    if (again) return again;
     this.uploads.push({ studyId, round, frame });
     const { header } = decodeUpdateFrame(frame);
-    return {
+    const receipt = {
       studyId,
       siloId: this.siloId,
       round,
@@ -171,6 +194,8 @@ export class FakeHub implements StudyTransport {
       updateSha256: header.payloadSha256,
       receivedAt: new Date().toISOString(),
     };
+    this.accepted.set(key, receipt);
+    return receipt;
   }
 
   async reportEvaluation(studyId: string, report: EvaluationReport): Promise<void> {
