@@ -4,7 +4,7 @@
 import { Command, CommanderError } from 'commander';
 
 import { DEFAULT_PLD_DISCRETIZATION, pldEpsilon } from './pld-accountant';
-import { epsilonForNoise, noiseForEpsilon } from './privacy-calibration';
+import { epsilonForNoise, informationalExactIntegralEpsilon, noiseForEpsilon } from './privacy-calibration';
 import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-parameter.exception';
 import { DEFAULT_RDP_ORDERS_DESCRIPTION, OPACUS_DEFAULT_ALPHAS, RDP_ACCOUNTANT_NAME } from './rdp-accountant';
 
@@ -71,7 +71,10 @@ function commonInputs(options: CommonOptions): { samplingRate: number; steps: nu
 
 function buildProgram(out: (text: string) => void, err: (text: string) => void): Command {
   const program = new Command('tessera-dp')
-    .description('Privacy accounting for DP-SGD: Rényi DP of the Poisson-subsampled Gaussian mechanism')
+    .description(
+      'Privacy accounting for DP-SGD: Rényi DP of the Poisson-subsampled Gaussian mechanism, charged exactly as ' +
+        "Google's dp_accounting RdpAccountant computes it",
+    )
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: err })
     .showHelpAfterError(false);
@@ -87,7 +90,9 @@ function buildProgram(out: (text: string) => void, err: (text: string) => void):
     .option('--orders <list>', ordersHelp)
     .option(
       '--accountant <name>',
-      "'rdp' (what Tessera prices and enforces with) or 'pld' (privacy loss distribution: tighter, informational)",
+      "'rdp' (the charged figure: what Tessera prices and enforces with, = dp_accounting RdpAccountant), " +
+        "'exact-integral' (RDP with fractional orders integrated exactly, as Opacus does: informational) or " +
+        "'pld' (privacy loss distribution: tighter, informational)",
       'rdp',
     )
     .option('--discretization <d>', `with --accountant pld: loss grid spacing (default ${DEFAULT_PLD_DISCRETIZATION})`)
@@ -109,8 +114,28 @@ function buildProgram(out: (text: string) => void, err: (text: string) => void):
             epsilon: pld.epsilon,
             delta,
             accountant: pld.accountant,
+            informational: true,
             bindingDirection: pld.direction,
             discretization,
+            noiseMultiplier,
+            samplingRate,
+            steps,
+          }) + '\n',
+        );
+        return;
+      }
+      if (options.accountant === 'exact-integral') {
+        const exact = informationalExactIntegralEpsilon([{ noiseMultiplier, samplingRate, steps }], delta, {
+          orders: grid.orders,
+        });
+        out(
+          JSON.stringify({
+            epsilon: exact.epsilon,
+            delta,
+            bestOrder: exact.bestOrder,
+            accountant: exact.accountant,
+            informational: true,
+            orders: grid.description,
             noiseMultiplier,
             samplingRate,
             steps,
@@ -122,7 +147,7 @@ function buildProgram(out: (text: string) => void, err: (text: string) => void):
         throw new PrivacyParameterError(
           PrivacyParameterErrorCode.InvalidOption,
           'accountant',
-          `--accountant must be 'rdp' or 'pld'; got '${options.accountant}'`,
+          `--accountant must be 'rdp', 'exact-integral' or 'pld'; got '${options.accountant}'`,
         );
       }
       const cost = epsilonForNoise({ noiseMultiplier, samplingRate, steps, delta, orders: grid.orders });
@@ -132,6 +157,7 @@ function buildProgram(out: (text: string) => void, err: (text: string) => void):
           delta,
           bestOrder: cost.bestOrder,
           accountant: RDP_ACCOUNTANT_NAME,
+          charged: true,
           orders: grid.description,
           noiseMultiplier,
           samplingRate,
@@ -143,7 +169,8 @@ function buildProgram(out: (text: string) => void, err: (text: string) => void):
   program
     .command('noise')
     .description(
-      'smallest noise multiplier that keeps --steps steps at sampling rate --rate within --epsilon at --delta',
+      'smallest noise multiplier whose charged epsilon for --steps steps at sampling rate --rate is within --epsilon ' +
+        'at --delta (--rate 1: --steps releases of the plain Gaussian mechanism)',
     )
     .requiredOption('--epsilon <e>', 'target epsilon, > 0')
     .requiredOption('--rate <q>', 'Poisson sampling rate in (0, 1]')
@@ -162,6 +189,7 @@ function buildProgram(out: (text: string) => void, err: (text: string) => void):
           delta,
           bestOrder: calibration.bestOrder,
           accountant: RDP_ACCOUNTANT_NAME,
+          charged: true,
           orders: grid.description,
           samplingRate,
           steps,

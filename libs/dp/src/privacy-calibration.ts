@@ -1,5 +1,8 @@
 // Pricing and calibration on top of the RDP accountant: epsilon for a noise multiplier, and the smallest noise
-// multiplier for a target epsilon. Pure functions; the hub's privacy ledger and the console call studyPrivacyCost.
+// multiplier for a target epsilon. Pure functions; the hub's privacy ledger, the agents and the console call these.
+// Every figure here is the CHARGED one: Google dp_accounting's RdpAccountant arithmetic (see rdp-accountant.ts), so an
+// auditor who re-prices a study with dp_accounting gets the same epsilon to six significant digits, never a larger one.
+// The exact-integral figure is available only through informationalExactIntegralEpsilon, named as informational.
 
 import {
   assertDelta,
@@ -9,7 +12,7 @@ import {
   assertSteps,
   composeRdp,
   epsilonFromRdp,
-  type FractionalOrderSeries,
+  EXACT_INTEGRAL_ACCOUNTANT_NAME,
   RDP_ACCOUNTANT_NAME,
   resolveOrders,
   type SampledGaussianEvent,
@@ -32,10 +35,8 @@ export interface PrivacyCostQuery {
   readonly steps: number;
   /** Target delta in (0, 1). */
   readonly delta: number;
-  /** RDP orders; defaults to DEFAULT_RDP_ORDERS. */
+  /** RDP orders (dp_accounting's `RdpAccountant(orders)`); defaults to DEFAULT_RDP_ORDERS. */
   readonly orders?: readonly number[];
-  /** See FractionalOrderSeries; defaults to `exact`. */
-  readonly fractionalOrderSeries?: FractionalOrderSeries;
 }
 
 export interface PrivacyCost {
@@ -51,7 +52,6 @@ export interface NoiseCalibrationQuery {
   readonly steps: number;
   readonly delta: number;
   readonly orders?: readonly number[];
-  readonly fractionalOrderSeries?: FractionalOrderSeries;
 }
 
 export interface NoiseCalibration extends PrivacyCost {
@@ -59,24 +59,61 @@ export interface NoiseCalibration extends PrivacyCost {
   readonly noiseMultiplier: number;
 }
 
+/** An epsilon that is reported for comparison only, never charged, enforced or recorded in a ledger. */
+export interface InformationalPrivacyCost {
+  readonly epsilon: number;
+  readonly bestOrder: number;
+  readonly accountant: typeof EXACT_INTEGRAL_ACCOUNTANT_NAME;
+  readonly informational: true;
+}
+
 /**
- * Epsilon of a list of heterogeneous sampled-Gaussian events at `delta`: RDP composition (Mironov 2017, Prop. 1) and
- * the Balle et al. 2020 (Theorem 21) conversion, minimised over the order grid.
+ * The delta dp_accounting's `RdpAccountant.get_epsilon(target_delta)` hands to `compute_epsilon`: it removes the delta
+ * of earlier (epsilon, delta) events, 1 - (1 - delta) / (1 - extra), which with extra = 0 is -expm1(log1p(-delta)), a
+ * value within an ulp or so of delta. Reproduced so that even the last digits go through the same steps.
+ */
+function dpAccountingEffectiveDelta(delta: number): number {
+  return -Math.expm1(Math.log1p(-delta));
+}
+
+/**
+ * The charged epsilon of a list of heterogeneous events at `delta`: RDP composition (Mironov 2017, Prop. 1) and the
+ * Balle et al. 2020 (Theorem 21) conversion, minimised over the orders, exactly as dp_accounting's RdpAccountant
+ * composes PoissonSampledDpEvent(q, GaussianDpEvent(sigma)) `steps` times per event and reports `get_epsilon(delta)`.
+ * An event with samplingRate 1 is the plain Gaussian mechanism (GaussianDpEvent), e.g. `steps` noisy releases of a
+ * count with sensitivity 1 and noise stddev sigma.
  */
 export function epsilonForEvents(
   events: readonly SampledGaussianEvent[],
   delta: number,
-  options: { readonly orders?: readonly number[]; readonly fractionalOrderSeries?: FractionalOrderSeries } = {},
+  options: { readonly orders?: readonly number[] } = {},
 ): PrivacyCost {
   assertDelta(delta);
-  const curve = composeRdp(events, options);
-  const { epsilon, bestOrder } = epsilonFromRdp(curve.orders, curve.rdp, delta);
+  const curve = composeRdp(events, { orders: options.orders, fractionalOrderSeries: 'dp-accounting' });
+  const { epsilon, bestOrder } = epsilonFromRdp(curve.orders, curve.rdp, dpAccountingEffectiveDelta(delta));
   return { epsilon, bestOrder, accountant: RDP_ACCOUNTANT_NAME };
 }
 
 /**
- * Epsilon spent by `steps` steps of DP-SGD with Poisson sampling rate q and noise multiplier sigma, at `delta`
- * (Mironov, Talwar, Zhang 2019; Balle et al. 2020 Theorem 21).
+ * INFORMATIONAL ONLY: the epsilon of the same events with fractional orders integrated exactly (the signed series of
+ * Mironov, Talwar, Zhang 2019 section 3.3, or quadrature), which is what Opacus' RDP accountant computes. Up to a few
+ * percent below the charged figure when the best order is fractional; equal when it is an integer. Never use it to
+ * price, enforce or record a budget: an auditor re-pricing with dp_accounting would find the study over its target.
+ */
+export function informationalExactIntegralEpsilon(
+  events: readonly SampledGaussianEvent[],
+  delta: number,
+  options: { readonly orders?: readonly number[] } = {},
+): InformationalPrivacyCost {
+  assertDelta(delta);
+  const curve = composeRdp(events, { orders: options.orders, fractionalOrderSeries: 'exact-integral' });
+  const { epsilon, bestOrder } = epsilonFromRdp(curve.orders, curve.rdp, delta);
+  return { epsilon, bestOrder, accountant: EXACT_INTEGRAL_ACCOUNTANT_NAME, informational: true };
+}
+
+/**
+ * The charged epsilon of `steps` steps of DP-SGD with Poisson sampling rate q and noise multiplier sigma, at `delta`
+ * (Mironov, Talwar, Zhang 2019; Balle et al. 2020 Theorem 21; dp_accounting RdpAccountant arithmetic).
  */
 export function epsilonForNoise(query: PrivacyCostQuery): PrivacyCost {
   assertNoiseMultiplier(query.noiseMultiplier);
@@ -86,7 +123,7 @@ export function epsilonForNoise(query: PrivacyCostQuery): PrivacyCost {
   return epsilonForEvents(
     [{ noiseMultiplier: query.noiseMultiplier, samplingRate: query.samplingRate, steps: query.steps }],
     query.delta,
-    { orders: query.orders, fractionalOrderSeries: query.fractionalOrderSeries },
+    { orders: query.orders },
   );
 }
 
@@ -99,9 +136,12 @@ export function studyPrivacyCost(query: PrivacyCostQuery): PrivacyCost {
 }
 
 /**
- * The smallest noise multiplier whose epsilon at (samplingRate, steps, delta) does not exceed targetEpsilon, found by
- * bisection (epsilon is non-increasing in sigma: more noise is post-processing of less). The returned multiplier is
- * always on the feasible side: epsilonForNoise(result) <= targetEpsilon. Searches
+ * The smallest noise multiplier whose charged epsilon at (samplingRate, steps, delta) does not exceed targetEpsilon,
+ * found by bisection (epsilon is non-increasing in sigma: more noise is post-processing of less) to 1e-10 relative.
+ * The returned multiplier is always on the feasible side: epsilonForNoise(result) <= targetEpsilon, and since the
+ * charged epsilon is never below dp_accounting's, dp_accounting's epsilon for it does not exceed the target either;
+ * it lies within 1e-6 relative of what dp_accounting's `calibrate_dp_mechanism` returns (whose own tolerance is 1e-6
+ * of its bracket). samplingRate 1 calibrates the plain Gaussian mechanism released `steps` times. Searches
  * [MIN_CALIBRATED_NOISE_MULTIPLIER, MAX_CALIBRATED_NOISE_MULTIPLIER] and throws TargetUnreachable outside it.
  */
 export function noiseForEpsilon(query: NoiseCalibrationQuery): NoiseCalibration {
@@ -120,7 +160,6 @@ export function noiseForEpsilon(query: NoiseCalibrationQuery): NoiseCalibration 
   const cost = (sigma: number): PrivacyCost =>
     epsilonForEvents([{ noiseMultiplier: sigma, samplingRate: query.samplingRate, steps: query.steps }], query.delta, {
       orders,
-      fractionalOrderSeries: query.fractionalOrderSeries,
     });
   const target = query.targetEpsilon;
 
