@@ -1,4 +1,10 @@
-import { HEART_DISEASE_SCHEMA, type FeatureSchema, type StudyPlan } from '@tessera/protocol';
+import {
+  HEART_DISEASE_SCHEMA,
+  type FeatureColumn,
+  type FeatureSchema,
+  type ReleasePlan,
+  type StudyPlan,
+} from '@tessera/protocol';
 
 // The study wizard edits a draft: the plan's shape with every number and list kept as the text the person typed,
 // so a half-typed value is never lost. draftToPlan turns it into a candidate plan that studyPlanProblems judges;
@@ -13,6 +19,32 @@ export interface FeatureDraft {
   type: 'numeric' | 'categorical';
   /** Comma-separated levels (categorical only). */
   levels: string;
+  /**
+   * Declared scaling of a numeric feature, encoded value (x − center) / scale, in the column's own unit. Both empty:
+   * no scaling. Declared, never computed from a silo's file: see FeatureColumn in @tessera/protocol.
+   */
+  center: string;
+  scale: string;
+  /** The value (numeric) or level (categorical) that replaces a missing cell; part of the plan only with 'impute'. */
+  impute: string;
+}
+
+export type EvaluationReleaseMode = 'none' | 'noisy' | 'exact';
+
+/** The release section of the plan: what a silo sends besides its update (ReleasePlan in @tessera/protocol). */
+export interface ReleaseDraft {
+  evaluation: EvaluationReleaseMode;
+  /** 'noisy' and 'exact': the final model only, or also each round's input model. */
+  evaluationRounds: 'final' | 'every';
+  /** 'noisy': bins of the score histograms, 2 to 20. */
+  scoreBins: string;
+  trainingExamples: 'none' | 'exact';
+  /**
+   * False while the release is the default of the privacy mode (and follows it when the mode changes): a designer
+   * who turns DP on must not keep, unnoticed, the exact releases that were the default without DP. True once the
+   * designer chose a release themselves.
+   */
+  chosen: boolean;
 }
 
 export interface PlanDraft {
@@ -26,11 +58,10 @@ export interface PlanDraft {
     missingValues: string;
     features: FeatureDraft[];
     label: { column: string; operator: LabelOperator; threshold: string; values: string };
-    missing: 'drop-rows' | 'impute-mean';
+    missing: 'drop-rows' | 'impute';
     testFraction: string;
-    splitSeed: string;
-    stratify: boolean;
-    standardize: boolean;
+    /** Key of the record hash that splits training from test records (public, printable ASCII, 8–128). */
+    splitSalt: string;
   };
   training: {
     rounds: string;
@@ -65,6 +96,7 @@ export interface PlanDraft {
     maxRoundRetries: string;
     onSiloFailure: 'continue' | 'fail-study';
   };
+  release: ReleaseDraft;
   silos: string[];
 }
 
@@ -119,20 +151,12 @@ export function draftToPlan(d: PlanDraft): unknown {
           operator: d.schema.label.operator,
           threshold: numberOf(d.schema.label.threshold),
         };
+  const imputing = d.schema.missing === 'impute';
   const schema: Record<string, unknown> = {
-    features: d.schema.features.map((f) =>
-      f.type === 'numeric'
-        ? { name: f.name.trim(), type: 'numeric' }
-        : { name: f.name.trim(), type: 'categorical', levels: listOf(f.levels) },
-    ),
+    features: d.schema.features.map((f) => featureToPlan(f, imputing)),
     label,
     missing: d.schema.missing,
-    split: {
-      testFraction: numberOf(d.schema.testFraction),
-      seed: numberOf(d.schema.splitSeed),
-      stratify: d.schema.stratify,
-    },
-    standardize: d.schema.standardize,
+    split: { testFraction: numberOf(d.schema.testFraction), salt: d.schema.splitSalt.trim() },
   };
   if (!d.schema.hasHeader) schema.columns = listOf(d.schema.columns);
   const missingValues = listOf(d.schema.missingValues);
@@ -182,13 +206,112 @@ export function draftToPlan(d: PlanDraft): unknown {
       maxRoundRetries: numberOf(d.participation.maxRoundRetries),
       onSiloFailure: d.participation.onSiloFailure,
     },
+    release: releaseToPlan(d.release),
     silos: [...d.silos],
   };
 }
 
+/**
+ * One feature as the plan declares it. Imputation values are part of the plan only when the schema imputes (the
+ * wizard hides them otherwise, and a hidden value must not reach the steward). Scaling is declared when either
+ * constant is typed, so a half-typed pair is reported rather than silently dropped.
+ */
+function featureToPlan(f: FeatureDraft, imputing: boolean): Record<string, unknown> {
+  const impute = f.impute.trim();
+  if (f.type === 'categorical') {
+    const out: Record<string, unknown> = { name: f.name.trim(), type: 'categorical', levels: listOf(f.levels) };
+    if (imputing && impute !== '') out.impute = impute;
+    return out;
+  }
+  const out: Record<string, unknown> = { name: f.name.trim(), type: 'numeric' };
+  if (f.center.trim() !== '' || f.scale.trim() !== '') {
+    out.scaling = { center: numberOf(f.center), scale: numberOf(f.scale) };
+  }
+  if (imputing && impute !== '') out.impute = numberOf(impute);
+  return out;
+}
+
+function releaseToPlan(r: ReleaseDraft): Record<string, unknown> {
+  const evaluation =
+    r.evaluation === 'none'
+      ? { mode: 'none' }
+      : r.evaluation === 'noisy'
+        ? { mode: 'noisy', rounds: r.evaluationRounds, scoreBins: numberOf(r.scoreBins) }
+        : { mode: 'exact', rounds: r.evaluationRounds };
+  return { evaluation, trainingExamples: r.trainingExamples };
+}
+
+/** Score bins of a new noisy evaluation (the hub's demo plan uses the same). */
+const DEFAULT_SCORE_BINS = 4;
+
+/**
+ * What a plan releases by default for each privacy mode (the hub's demo plan makes the same choice): with DP-SGD a
+ * noisy evaluation of the final model and no record count, so nothing leaves a silo without noise; with DP-FedAvg
+ * (silo-level, noisy evaluation does not apply) nothing; without DP the exact metrics every round and the record
+ * counts, which the steward sees listed as released without differential privacy.
+ */
+export function defaultReleaseDraft(mode: PrivacyMode): ReleaseDraft {
+  switch (mode) {
+    case 'dp-sgd':
+      return {
+        evaluation: 'noisy',
+        evaluationRounds: 'final',
+        scoreBins: String(DEFAULT_SCORE_BINS),
+        trainingExamples: 'none',
+        chosen: false,
+      };
+    case 'dp-fedavg':
+      return {
+        evaluation: 'none',
+        evaluationRounds: 'final',
+        scoreBins: String(DEFAULT_SCORE_BINS),
+        trainingExamples: 'none',
+        chosen: false,
+      };
+    case 'none':
+      return {
+        evaluation: 'exact',
+        evaluationRounds: 'every',
+        scoreBins: String(DEFAULT_SCORE_BINS),
+        trainingExamples: 'exact',
+        chosen: false,
+      };
+  }
+}
+
+/** The draft after the privacy mode changed: a release nobody chose follows the new mode's default. */
+export function withPrivacyMode(d: PlanDraft, mode: PrivacyMode): PlanDraft {
+  return { ...d, privacy: { ...d.privacy, mode }, release: d.release.chosen ? d.release : defaultReleaseDraft(mode) };
+}
+
+function releaseToDraft(release: ReleasePlan, mode: PrivacyMode): ReleaseDraft {
+  const e = release.evaluation;
+  const draft: ReleaseDraft = {
+    evaluation: e.mode,
+    evaluationRounds: e.mode === 'none' ? 'final' : e.rounds,
+    scoreBins: e.mode === 'noisy' ? String(e.scoreBins) : String(DEFAULT_SCORE_BINS),
+    trainingExamples: release.trainingExamples,
+    chosen: true,
+  };
+  // A plan whose release is its mode's default keeps following the mode, like a new draft. (Both sides come from
+  // releaseToPlan, which builds its objects in one key order, so comparing their JSON compares their content.)
+  const isDefault = JSON.stringify(releaseToPlan(draft)) === JSON.stringify(releaseToPlan(defaultReleaseDraft(mode)));
+  return { ...draft, chosen: !isDefault };
+}
+
+/**
+ * A fresh key for the record split: 128 random bits from the browser's CSPRNG (crypto.getRandomValues), as 32 hex
+ * digits. It is public (the privacy guarantee holds for every salt); a new one per study keeps studies' splits
+ * independent of each other.
+ */
+export function randomSplitSalt(): string {
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 const text = (n: number | undefined): string => (n === undefined ? '' : String(n));
 
-/** A draft of an existing plan (a new version of a study's plan starts from the current one). */
 /** A plan's feature schema as the wizard's editable draft (text fields). */
 function schemaToDraft(schema: FeatureSchema): PlanDraft['schema'] {
   const label = schema.label;
@@ -196,23 +319,34 @@ function schemaToDraft(schema: FeatureSchema): PlanDraft['schema'] {
     hasHeader: schema.columns === undefined,
     columns: (schema.columns ?? []).join(', '),
     missingValues: (schema.missingValues ?? []).join(', '),
-    features: schema.features.map((f) =>
-      f.type === 'numeric'
-        ? { name: f.name, type: 'numeric', levels: '' }
-        : { name: f.name, type: 'categorical', levels: f.levels.join(', ') },
-    ),
+    features: schema.features.map(featureToDraft),
     label:
       label.operator === 'in'
         ? { column: label.column, operator: 'in', threshold: '', values: label.values.join(', ') }
         : { column: label.column, operator: label.operator, threshold: String(label.threshold), values: '' },
     missing: schema.missing,
     testFraction: String(schema.split.testFraction),
-    splitSeed: String(schema.split.seed),
-    stratify: schema.split.stratify,
-    standardize: schema.standardize,
+    splitSalt: schema.split.salt,
   };
 }
 
+function featureToDraft(f: FeatureColumn): FeatureDraft {
+  const blank: FeatureDraft = { name: f.name, type: f.type, levels: '', center: '', scale: '', impute: '' };
+  if (f.type === 'categorical') return { ...blank, levels: f.levels.join(', '), impute: f.impute ?? '' };
+  return {
+    ...blank,
+    center: f.scaling ? String(f.scaling.center) : '',
+    scale: f.scaling ? String(f.scaling.scale) : '',
+    impute: f.impute === undefined ? '' : String(f.impute),
+  };
+}
+
+/** An empty feature row. */
+export function blankFeature(): FeatureDraft {
+  return { name: '', type: 'numeric', levels: '', center: '', scale: '', impute: '' };
+}
+
+/** A draft of an existing plan (a new version of a study's plan starts from the current one). */
 export function planToDraft(plan: StudyPlan): PlanDraft {
   const t = plan.training;
   const p = plan.privacy;
@@ -259,6 +393,7 @@ export function planToDraft(plan: StudyPlan): PlanDraft {
       maxRoundRetries: String(plan.participation.maxRoundRetries),
       onSiloFailure: plan.participation.onSiloFailure,
     },
+    release: releaseToDraft(plan.release, p.mode),
     silos: [...plan.silos],
   };
 }
@@ -273,14 +408,18 @@ const DEFAULT_PRIVACY: PlanDraft['privacy'] = {
   samplingRate: '0.05',
 };
 
-/** A new study starts from this: the Fed-Heart-Disease schema, logistic regression, no invited silo yet. */
-export function defaultDraft(): PlanDraft {
+/**
+ * A new study starts from this: the Fed-Heart-Disease schema with its declared scaling constants, logistic
+ * regression, no DP (with its default releases), no invited silo yet, and a fresh random split salt.
+ */
+export function defaultDraft(salt: string = randomSplitSalt()): PlanDraft {
   return {
     name: '',
     purpose: '',
     model: { kind: 'logistic-regression', hiddenLayers: '16', activation: 'relu' },
-    // The Fed-Heart-Disease schema, defined once in @tessera/protocol (the same the demo uses).
-    schema: schemaToDraft(HEART_DISEASE_SCHEMA),
+    // The Fed-Heart-Disease schema, defined once in @tessera/protocol (the same the demo uses), split by this
+    // study's own salt.
+    schema: { ...schemaToDraft(HEART_DISEASE_SCHEMA), splitSalt: salt },
     training: {
       rounds: '10',
       localEpochs: '5',
@@ -305,6 +444,7 @@ export function defaultDraft(): PlanDraft {
       maxRoundRetries: '1',
       onSiloFailure: 'continue',
     },
+    release: defaultReleaseDraft('none'),
     silos: [],
   };
 }

@@ -3,7 +3,7 @@ import { ADAPTIVE_OPTIMIZERS, type PlanDraft } from './plan-draft.js';
 // Places each problem studyPlanProblems reports ("path: message") at the wizard field it concerns, so the person
 // sees it next to what they typed.
 
-export type WizardStepId = 'basics' | 'model' | 'data' | 'training' | 'privacy' | 'participants' | 'review';
+export type WizardStepId = 'basics' | 'model' | 'data' | 'training' | 'privacy' | 'release' | 'participants' | 'review';
 
 export interface WizardStep {
   id: WizardStepId;
@@ -16,6 +16,7 @@ export const WIZARD_STEPS: readonly WizardStep[] = [
   { id: 'data', title: 'Data schema' },
   { id: 'training', title: 'Training' },
   { id: 'privacy', title: 'Privacy' },
+  { id: 'release', title: 'Releases' },
   { id: 'participants', title: 'Participants' },
   { id: 'review', title: 'Review' },
 ];
@@ -34,6 +35,8 @@ export function stepOfPath(path: string): WizardStepId {
       return 'training';
     case 'privacy':
       return 'privacy';
+    case 'release':
+      return 'release';
     case 'participation':
     case 'silos':
       return 'participants';
@@ -47,15 +50,18 @@ export function wizardFieldPaths(d: PlanDraft): string[] {
   const paths = ['name', 'purpose', 'model.kind'];
   if (d.model.kind === 'mlp') paths.push('model.hiddenLayers', 'model.activation');
   if (!d.schema.hasHeader) paths.push('schema.columns');
-  paths.push('schema.missingValues', 'schema.features');
+  paths.push('schema.missingValues', 'schema.missing', 'schema.features');
+  const imputing = d.schema.missing === 'impute';
   d.schema.features.forEach((f, i) => {
-    paths.push(`schema.features.${i}.name`, `schema.features.${i}.type`);
-    if (f.type === 'categorical') paths.push(`schema.features.${i}.levels`);
+    const base = `schema.features.${i}`;
+    paths.push(`${base}.name`, `${base}.type`);
+    if (f.type === 'categorical') paths.push(`${base}.levels`);
+    else paths.push(`${base}.scaling.center`, `${base}.scaling.scale`);
+    if (imputing) paths.push(`${base}.impute`);
   });
   paths.push('schema.label', 'schema.label.column', 'schema.label.operator');
   paths.push(d.schema.label.operator === 'in' ? 'schema.label.values' : 'schema.label.threshold');
-  paths.push('schema.missing', 'schema.split.testFraction', 'schema.split.seed', 'schema.split.stratify');
-  paths.push('schema.standardize');
+  paths.push('schema.split.testFraction', 'schema.split.salt');
   paths.push('training.rounds', 'training.localEpochs', 'training.batchSize', 'training.learningRate');
   paths.push('training.algorithm');
   if (d.training.algorithm === 'fedprox') paths.push('training.proximalMu');
@@ -69,6 +75,10 @@ export function wizardFieldPaths(d: PlanDraft): string[] {
     paths.push('privacy.targetEpsilon', 'privacy.delta', 'privacy.clipNorm', 'privacy.noiseMultiplier');
     if (d.privacy.mode === 'dp-sgd') paths.push('privacy.samplingRate');
   }
+  paths.push('release.evaluation.mode');
+  if (d.release.evaluation !== 'none') paths.push('release.evaluation.rounds');
+  if (d.release.evaluation === 'noisy') paths.push('release.evaluation.scoreBins');
+  paths.push('release.trainingExamples');
   paths.push('silos', 'participation.minSilosPerRound', 'participation.roundDeadlineSeconds');
   paths.push('participation.maxRoundRetries', 'participation.onSiloFailure');
   return paths;

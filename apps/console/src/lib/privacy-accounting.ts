@@ -1,4 +1,5 @@
 import { epsilonForNoise, noiseForEpsilon, PrivacyParameterError } from '@tessera/dp/accountant';
+import type { StudyPlan, StudyPrivacyCostView } from '@tessera/protocol';
 
 /**
  * How a DP plan spends its budget, in the accountant's terms (see libs/protocol privacy.ts, which the hub uses):
@@ -51,4 +52,82 @@ export function noiseForTarget(shape: PrivacyMechanismShape, targetEpsilon: numb
 export function epsilonForSigma(shape: PrivacyMechanismShape, noiseMultiplier: number): Calculation<number> {
   const { samplingRate, steps } = accountingSteps(shape);
   return attempt(() => epsilonForNoise({ noiseMultiplier, samplingRate, steps, delta: shape.delta }).epsilon);
+}
+
+/**
+ * Noisy evaluation releases a plan allows: one per round plus the final model's ('every'), or the final model's only
+ * ('final'). The same count as plannedEvaluationReleases in libs/protocol privacy.ts, which the browser entry of
+ * @tessera/protocol does not carry (it needs the whole of @tessera/dp).
+ */
+export function evaluationReleaseCount(rounds: number, when: 'final' | 'every'): number {
+  return when === 'every' ? rounds + 1 : 1;
+}
+
+/**
+ * Standard deviation (in counts) of the discrete Gaussian noise on each bin of a noisy evaluation: the smallest σ
+ * whose `releases` evaluation releases alone cost ε ≤ target at δ. Each release is one Gaussian mechanism of L2
+ * sensitivity 1 (one test record moves one count by one), applied to every test record (q = 1): the calibration
+ * privacyMechanismOf does in libs/protocol, so the designer sees the noise the hub and the agents will derive.
+ */
+export function evaluationNoiseFor(targetEpsilon: number, delta: number, releases: number): Calculation<number> {
+  return attempt(() => noiseForEpsilon({ targetEpsilon, samplingRate: 1, steps: releases, delta }).noiseMultiplier);
+}
+
+/** The noise of a plan's noisy evaluation, and who derived it. */
+export interface EvaluationNoise {
+  /** Standard deviation of the discrete Gaussian noise on each histogram count, in counts. */
+  noiseStddev: number;
+  /** Evaluation releases the plan allows (each one charged). */
+  releases: number;
+  /** ε of those releases alone at the plan's δ (≤ the target). */
+  epsilon: number | null;
+  /** 'hub': from the study's privacy cost as the hub derived it; 'console': computed here from the plan. */
+  source: 'hub' | 'console';
+}
+
+/**
+ * The noise a plan's noisy evaluation will carry, computed here from the plan with the hub's accountant (null when
+ * the plan releases no noisy evaluation, which only DP-SGD plans can).
+ */
+export function plannedEvaluationNoise(plan: StudyPlan): Calculation<EvaluationNoise> | null {
+  const e = plan.release.evaluation;
+  const p = plan.privacy;
+  if (e.mode !== 'noisy' || p.mode !== 'dp-sgd') return null;
+  const releases = evaluationReleaseCount(plan.training.rounds, e.rounds);
+  const noise = evaluationNoiseFor(p.targetEpsilon, p.delta, releases);
+  if (!noise.ok) return noise;
+  const epsilon = attempt(
+    () => epsilonForNoise({ noiseMultiplier: noise.value, samplingRate: 1, steps: releases, delta: p.delta }).epsilon,
+  );
+  return {
+    ok: true,
+    value: { noiseStddev: noise.value, releases, epsilon: epsilon.ok ? epsilon.value : null, source: 'console' },
+  };
+}
+
+const isNumber = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+
+/**
+ * The noisy evaluation's noise as the hub derived it, when the study's privacy cost carries it (an `evaluation`
+ * object shaped like PrivacyMechanism.evaluation: noiseStddev, releases, plannedEpsilon); null when the hub does not
+ * expose it. Read defensively: the view type does not declare the field on every hub version.
+ */
+export function hubEvaluationNoise(cost: StudyPrivacyCostView | null): EvaluationNoise | null {
+  if (cost === null || !('evaluation' in cost)) return null;
+  const e: unknown = cost.evaluation;
+  if (typeof e !== 'object' || e === null) return null;
+  const { noiseStddev, releases, plannedEpsilon, epsilon } = e as Record<string, unknown>;
+  if (!isNumber(noiseStddev) || noiseStddev <= 0 || !isNumber(releases)) return null;
+  const eps = isNumber(plannedEpsilon) ? plannedEpsilon : isNumber(epsilon) ? epsilon : null;
+  return { noiseStddev, releases, epsilon: eps, source: 'hub' };
+}
+
+/** The noise to show for a study: the hub's when it exposes it, else the console's own derivation from the plan. */
+export function studyEvaluationNoise(
+  plan: StudyPlan,
+  cost: StudyPrivacyCostView | null,
+): Calculation<EvaluationNoise> | null {
+  if (plan.release.evaluation.mode !== 'noisy') return null;
+  const fromHub = hubEvaluationNoise(cost);
+  return fromHub ? { ok: true, value: fromHub } : plannedEvaluationNoise(plan);
 }

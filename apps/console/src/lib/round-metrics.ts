@@ -1,4 +1,4 @@
-import type { RoundView, StudyView } from '@tessera/protocol';
+import type { EvaluationMetrics, RoundView, StudyView } from '@tessera/protocol';
 
 // Turns the hub's rounds into what the live view draws: the current round, metric series per round (mean and per
 // silo), the privacy budget each silo spent, and the model versions. Pure functions over RoundView[].
@@ -40,11 +40,14 @@ export interface MetricRow {
   label: string;
   /** Unweighted mean across silos (the hub's summary when the round closed; else the reports so far). */
   mean: number | null;
+  /** Some of the round's figures are DP estimates (from noisy score histograms), not exact metrics. */
+  noisy: boolean;
   /** Per silo id: that silo's evaluation. */
-  [siloId: string]: number | string | null;
+  [siloId: string]: number | string | boolean | null;
 }
 
-function metricOf(e: { loss: number; accuracy: number; auc: number | null } | null, metric: MetricName): number | null {
+/** A metric of one evaluation; null when absent (a DP estimate has no loss). */
+function metricOf(e: EvaluationMetrics | null, metric: MetricName): number | null {
   if (!e) return null;
   const v = e[metric];
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
@@ -63,11 +66,22 @@ export function metricSeries(rounds: readonly RoundView[], metric: MetricName): 
     const summary = r.summary?.evaluation;
     const fromSummary = summary ? (metric === 'auc' ? summary.auc.unweighted : summary[metric].unweighted) : null;
     const mean = fromSummary ?? reported.reduce((a, b) => a + b, 0) / reported.length;
-    const row: MetricRow = { round: r.number, label: r.kind === 'evaluate' ? 'final' : String(r.number), mean };
+    const noisy = r.participants.some((p) => p.evaluation?.noisy === true && metricOf(p.evaluation, metric) !== null);
+    const row: MetricRow = {
+      round: r.number,
+      label: r.kind === 'evaluate' ? 'final' : String(r.number),
+      mean,
+      noisy,
+    };
     for (const [siloId, v] of values) row[siloId] = v;
     rows.push(row);
   }
   return rows;
+}
+
+/** Whether any silo reported an evaluation in these rounds (whatever its figures). */
+export function hasEvaluations(rounds: readonly RoundView[]): boolean {
+  return rounds.some((r) => r.participants.some((p) => p.evaluation !== null));
 }
 
 export interface SiloBudget {

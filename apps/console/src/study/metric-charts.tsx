@@ -1,22 +1,39 @@
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import type { RoundView } from '@tessera/protocol';
+import type { ReleasePlan, RoundView } from '@tessera/protocol';
 import { formatMetric } from '../lib/format.js';
-import { metricSeries, silosOfRounds, type MetricName } from '../lib/round-metrics.js';
+import { hasEvaluations, metricSeries, silosOfRounds, type MetricName } from '../lib/round-metrics.js';
+import { Badge, EmptyState } from '../ui/feedback.js';
 
 /** Colour-blind-safe palette (Okabe & Ito 2008) for silos; the mean is drawn in ink, thicker. */
 const SILO_COLOURS = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#999999'];
 
 const TITLES: Record<MetricName, string> = { loss: 'Loss', accuracy: 'Accuracy', auc: 'AUC' };
 
+/** Marks figures estimated from a noisy (DP) release rather than measured exactly. */
+export function DpEstimate() {
+  return (
+    <Badge tone="info" title="Estimated from score histograms with differential-privacy noise: not an exact figure">
+      DP estimate
+    </Badge>
+  );
+}
+
 function MetricChart({ rounds, metric }: { rounds: RoundView[]; metric: MetricName }) {
   const rows = metricSeries(rounds, metric);
   const silos = silosOfRounds(rounds);
   const titleId = `chart-${metric}`;
   const last = rows[rows.length - 1];
+  const noisy = rows.some((r) => r.noisy);
   return (
-    <figure className="chart" aria-labelledby={titleId}>
+    <figure className="chart" aria-labelledby={titleId} data-metric={metric}>
       <figcaption id={titleId}>
         <strong>{TITLES[metric]}</strong>
+        {noisy ? (
+          <>
+            {' '}
+            <DpEstimate />
+          </>
+        ) : null}
         {last ? (
           <span className="muted">
             {' '}
@@ -25,7 +42,11 @@ function MetricChart({ rounds, metric }: { rounds: RoundView[]; metric: MetricNa
         ) : null}
       </figcaption>
       {rows.length === 0 ? (
-        <p className="chart-empty muted">No evaluation reported yet.</p>
+        <p className="chart-empty muted">
+          {metric === 'loss' && hasEvaluations(rounds)
+            ? 'No loss in the evaluations reported: DP estimates carry none.'
+            : 'No evaluation reported yet.'}
+        </p>
       ) : (
         <>
           <div className="chart-canvas" aria-hidden="true">
@@ -83,7 +104,10 @@ function MetricChart({ rounds, metric }: { rounds: RoundView[]; metric: MetricNa
               <tbody>
                 {rows.map((r) => (
                   <tr key={r.label}>
-                    <th scope="row">{r.label}</th>
+                    <th scope="row">
+                      {r.label}
+                      {r.noisy ? ' (DP estimate)' : ''}
+                    </th>
                     <td>{formatMetric(r.mean)}</td>
                     {silos.map((s) => (
                       <td key={s.id}>{formatMetric(r[s.id] as number | null)}</td>
@@ -99,13 +123,33 @@ function MetricChart({ rounds, metric }: { rounds: RoundView[]; metric: MetricNa
   );
 }
 
-/** Loss, accuracy and AUC per round: each silo's evaluation of the round's input model, and their mean. */
-export function MetricCharts({ rounds }: { rounds: RoundView[] }) {
+/**
+ * Accuracy and AUC (and the loss, when the plan releases exact metrics) per round: each silo's evaluation of the
+ * round's input model, and their mean, as far as the plan's release allows. Training loss never leaves a silo.
+ */
+export function MetricCharts({ rounds, release }: { rounds: RoundView[]; release: ReleasePlan }) {
+  const e = release.evaluation;
+  if (e.mode === 'none') {
+    return (
+      <EmptyState title="No evaluation is released">
+        This plan keeps each hospital&apos;s evaluation in its own log: no figure leaves the silo.
+      </EmptyState>
+    );
+  }
   return (
-    <div className="charts">
-      <MetricChart rounds={rounds} metric="loss" />
-      <MetricChart rounds={rounds} metric="accuracy" />
-      <MetricChart rounds={rounds} metric="auc" />
-    </div>
+    <>
+      {e.mode === 'noisy' ? (
+        <p className="hint">
+          Figures marked <DpEstimate /> are estimated from noisy score histograms ({e.scoreBins} bins per true label):
+          accuracy at threshold 0.5 and AUC from the binned scores. They carry the noise that protects single records,
+          and no loss.
+        </p>
+      ) : null}
+      <div className="charts">
+        {e.mode === 'exact' ? <MetricChart rounds={rounds} metric="loss" /> : null}
+        <MetricChart rounds={rounds} metric="accuracy" />
+        <MetricChart rounds={rounds} metric="auc" />
+      </div>
+    </>
   );
 }

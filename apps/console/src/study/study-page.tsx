@@ -4,12 +4,14 @@ import { Link, useParams } from 'react-router';
 import { describePlan, type RoundView, type StudyView } from '@tessera/protocol';
 import { useApi, useCanAdminister } from '../auth/session-context.js';
 import { formatMetric, formatRelative, formatTime, shortHash } from '../lib/format.js';
+import { studyEvaluationNoise } from '../lib/privacy-accounting.js';
 import { currentRound, modelVersions } from '../lib/round-metrics.js';
 import { ConfirmDialog, CopyButton, DownloadButton } from '../ui/actions.js';
 import { Badge, EmptyState, ErrorMessage, Loading, Notice } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
-import { MetricCharts } from './metric-charts.js';
+import { DpEstimate, MetricCharts } from './metric-charts.js';
 import { PrivacyBudget } from './privacy-budget.js';
+import { ReleaseConsent } from './release-consent.js';
 import { ReportPanel } from './report-panel.js';
 import { ParticipantStatusBadge, StudyStatusBadge } from './study-status.js';
 import { useStudyLive, type LiveState } from './use-study-live.js';
@@ -66,6 +68,7 @@ export function StudyPage() {
       ) : null}
       <nav className="subnav" aria-label="Study sections">
         <a href="#approvals">Approvals</a>
+        <a href="#releases">Releases</a>
         <a href="#round">Current round</a>
         <a href="#metrics">Metrics</a>
         <a href="#privacy">Privacy budget</a>
@@ -79,6 +82,11 @@ export function StudyPage() {
         <Approvals study={s} />
       </section>
 
+      <section id="releases" className="card" aria-labelledby="releases-title">
+        <h2 id="releases-title">What each hospital releases</h2>
+        <ReleaseConsent plan={s.plan} evaluationNoise={studyEvaluationNoise(s.plan, s.privacyCost)} />
+      </section>
+
       <section id="round" className="card" aria-labelledby="round-title">
         <h2 id="round-title">Current round</h2>
         {rounds.isError ? <ErrorMessage error={rounds.error} /> : <CurrentRound study={s} rounds={r} />}
@@ -87,10 +95,12 @@ export function StudyPage() {
       <section id="metrics" className="card" aria-labelledby="metrics-title">
         <h2 id="metrics-title">Evaluation per round</h2>
         <p className="hint">
-          Each silo evaluates the model a round starts from on its own held-out records; &ldquo;final&rdquo; is the last
-          model. The thick line is the unweighted mean across silos.
+          {s.plan.release.evaluation.mode !== 'none' && s.plan.release.evaluation.rounds === 'final'
+            ? 'Each silo evaluates the final model on its own held-out records (this plan releases no evaluation of the intermediate models).'
+            : 'Each silo evaluates the model a round starts from on its own held-out records; “final” is the last model.'}{' '}
+          The thick line is the unweighted mean across silos.
         </p>
-        <MetricCharts rounds={r} />
+        <MetricCharts rounds={r} release={s.plan.release} />
       </section>
 
       <section id="privacy" className="card" aria-labelledby="privacy-title">
@@ -342,8 +352,7 @@ function CurrentRound({ study, rounds }: { study: StudyView; rounds: RoundView[]
             <tr>
               <th scope="col">Silo</th>
               <th scope="col">Status</th>
-              <th scope="col">Examples</th>
-              <th scope="col">Train loss</th>
+              <th scope="col">Training records</th>
               <th scope="col">Accuracy (input model)</th>
               <th scope="col">AUC</th>
             </tr>
@@ -360,15 +369,34 @@ function CurrentRound({ study, rounds }: { study: StudyView; rounds: RoundView[]
                     </div>
                   ) : null}
                 </td>
-                <td>{p.numExamples ?? '—'}</td>
-                <td>{formatMetric(p.trainLoss)}</td>
-                <td>{formatMetric(p.evaluation?.accuracy)}</td>
-                <td>{formatMetric(p.evaluation?.auc)}</td>
+                <td>{p.numExamples ?? (study.plan.release.trainingExamples === 'none' ? 'not released' : '—')}</td>
+                <td>
+                  <EvaluationFigure value={p.evaluation?.accuracy} noisy={p.evaluation?.noisy === true} />
+                </td>
+                <td>
+                  <EvaluationFigure value={p.evaluation?.auc} noisy={p.evaluation?.noisy === true} />
+                </td>
               </tr>
             ))}
           </tbody>
         </table>
       </div>
+    </>
+  );
+}
+
+/** One evaluation figure, marked when it is a DP estimate rather than an exact metric. */
+function EvaluationFigure({ value, noisy }: { value: number | null | undefined; noisy: boolean }) {
+  const shown = formatMetric(value);
+  return (
+    <>
+      {shown}
+      {noisy && shown !== '—' ? (
+        <>
+          {' '}
+          <DpEstimate />
+        </>
+      ) : null}
     </>
   );
 }

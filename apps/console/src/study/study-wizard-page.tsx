@@ -1,4 +1,5 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
 import type { StudyPlan } from '@tessera/protocol';
 import { useApi } from '../auth/session-context.js';
@@ -13,6 +14,8 @@ export function NewStudyPage() {
   const navigate = useNavigate();
   const queryClient = useQueryClient();
   const silos = useQuery({ queryKey: ['silos'], queryFn: () => api.silos() });
+  // Made once per visit: its random split salt stays the same while the page re-renders.
+  const [initialDraft] = useState(defaultDraft);
   async function create(plan: StudyPlan) {
     const study = await api.createStudy(plan);
     queryClient.setQueryData(['study', study.id], study);
@@ -35,7 +38,7 @@ export function NewStudyPage() {
         <ErrorMessage error={silos.error} title="The silos could not be loaded" />
       ) : (
         <StudyWizard
-          initialDraft={defaultDraft()}
+          initialDraft={initialDraft}
           silos={silos.data}
           submitLabel="Create the draft study"
           onSubmit={create}

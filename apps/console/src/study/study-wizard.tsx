@@ -3,11 +3,18 @@ import { describePlan, studyPlanProblems, type SiloView, type StudyPlan } from '
 import { ApiError } from '../api/api-error.js';
 import {
   ADAPTIVE_OPTIMIZERS,
+  blankFeature,
+  defaultReleaseDraft,
   draftToPlan,
+  listOf,
   numberOf,
+  randomSplitSalt,
+  withPrivacyMode,
+  type EvaluationReleaseMode,
   type FeatureDraft,
   type LabelOperator,
   type PlanDraft,
+  type ReleaseDraft,
 } from '../lib/plan-draft.js';
 import {
   placeProblems,
@@ -18,9 +25,16 @@ import {
   type PlacedProblem,
   type WizardStepId,
 } from '../lib/plan-problems.js';
-import type { PrivacyMechanismShape } from '../lib/privacy-accounting.js';
-import { ErrorMessage } from '../ui/feedback.js';
+import {
+  evaluationNoiseFor,
+  evaluationReleaseCount,
+  plannedEvaluationNoise,
+  type PrivacyMechanismShape,
+} from '../lib/privacy-accounting.js';
+import { formatSignificant } from '../lib/format.js';
+import { ErrorMessage, Notice } from '../ui/feedback.js';
 import { PrivacyCalculator } from './privacy-calculator.js';
+import { ReleaseConsent } from './release-consent.js';
 
 /** Props every input gets from its Field: id, label link, error link and the plan path it edits. */
 interface InputProps {
@@ -263,6 +277,7 @@ export function StudyWizard({ initialDraft, silos, submitLabel, onSubmit, intro 
         {step === 'data' ? <DataStep ctx={ctx} draft={draft} update={update} /> : null}
         {step === 'training' ? <TrainingStep ctx={ctx} draft={draft} update={update} /> : null}
         {step === 'privacy' ? <PrivacyStep ctx={ctx} draft={draft} update={update} /> : null}
+        {step === 'release' ? <ReleaseStep ctx={ctx} draft={draft} update={update} /> : null}
         {step === 'participants' ? <ParticipantsStep ctx={ctx} draft={draft} update={update} silos={silos} /> : null}
         {step === 'review' ? (
           <ReviewStep
@@ -413,21 +428,41 @@ function DataStep({ ctx, draft, update }: StepProps) {
           )}
         </Field>
       ) : null}
-      <Field
-        ctx={ctx}
-        path="schema.missingValues"
-        label="Missing-value markers"
-        hint="Comma-separated, e.g. ?, NA (optional)."
-      >
-        {(p) => (
-          <input
-            {...p}
-            value={s.missingValues}
-            onChange={(e) => update((d) => void (d.schema.missingValues = e.target.value))}
-          />
-        )}
-      </Field>
+      <div className="grid-2">
+        <Field
+          ctx={ctx}
+          path="schema.missingValues"
+          label="Missing-value markers"
+          hint="Comma-separated, e.g. ?, NA (optional)."
+        >
+          {(p) => (
+            <input
+              {...p}
+              value={s.missingValues}
+              onChange={(e) => update((d) => void (d.schema.missingValues = e.target.value))}
+            />
+          )}
+        </Field>
+        <Field ctx={ctx} path="schema.missing" label="Rows with missing values">
+          {(p) => (
+            <select
+              {...p}
+              value={s.missing}
+              onChange={(e) => update((d) => void (d.schema.missing = e.target.value as 'drop-rows' | 'impute'))}
+            >
+              <option value="drop-rows">Drop them</option>
+              <option value="impute">Replace with each feature&apos;s declared value</option>
+            </select>
+          )}
+        </Field>
+      </div>
       <Group ctx={ctx} path="schema.features" legend={`Features (${s.features.length})`}>
+        <p className="hint">
+          A numeric feature is encoded as (x − center) / scale with the constants declared here, in the column&apos;s
+          own unit (leave both empty to use the raw value); a categorical one as indicators of its fixed levels. These
+          constants are part of the plan and never computed from a hospital&apos;s file: a mean, a spread or a most
+          frequent value of the file would depend on every record in it, and the privacy guarantee would no longer hold.
+        </p>
         <div className="features">
           {s.features.map((f, i) => (
             <FeatureRow
@@ -435,6 +470,7 @@ function DataStep({ ctx, draft, update }: StepProps) {
               ctx={ctx}
               index={i}
               feature={f}
+              imputing={s.missing === 'impute'}
               onChange={(change, path) => update((d) => change(d.schema.features[i]), path)}
               onRemove={() => update((d) => void d.schema.features.splice(i, 1), 'schema.features')}
             />
@@ -443,7 +479,7 @@ function DataStep({ ctx, draft, update }: StepProps) {
         <button
           type="button"
           className="button button-secondary button-small"
-          onClick={() => update((d) => void d.schema.features.push({ name: '', type: 'numeric', levels: '' }))}
+          onClick={() => update((d) => void d.schema.features.push(blankFeature()))}
         >
           Add a feature
         </button>
@@ -498,20 +534,13 @@ function DataStep({ ctx, draft, update }: StepProps) {
           )}
         </div>
       </Group>
-      <div className="grid-3">
-        <Field ctx={ctx} path="schema.missing" label="Rows with missing values">
-          {(p) => (
-            <select
-              {...p}
-              value={s.missing}
-              onChange={(e) => update((d) => void (d.schema.missing = e.target.value as 'drop-rows' | 'impute-mean'))}
-            >
-              <option value="drop-rows">Drop them</option>
-              <option value="impute-mean">Impute the mean</option>
-            </select>
-          )}
-        </Field>
-        <Field ctx={ctx} path="schema.split.testFraction" label="Held out for evaluation" hint="Fraction in (0, 1).">
+      <div className="grid-2">
+        <Field
+          ctx={ctx}
+          path="schema.split.testFraction"
+          label="Held out for evaluation"
+          hint="Fraction in (0, 1). Each record is held out or not by a keyed hash of that record alone, so the test size varies slightly around this fraction."
+        >
           {(p) => (
             <input
               {...p}
@@ -521,40 +550,32 @@ function DataStep({ ctx, draft, update }: StepProps) {
             />
           )}
         </Field>
-        <Field ctx={ctx} path="schema.split.seed" label="Split seed">
+        <Field
+          ctx={ctx}
+          path="schema.split.salt"
+          label="Split salt"
+          hint="Key of that hash: 8 to 128 printable characters, no spaces. Public; this browser generated a random one."
+        >
           {(p) => (
-            <input
-              {...p}
-              inputMode="numeric"
-              value={s.splitSeed}
-              onChange={(e) => update((d) => void (d.schema.splitSeed = e.target.value))}
-            />
+            <div className="row">
+              <input
+                {...p}
+                className="mono"
+                spellCheck={false}
+                autoComplete="off"
+                value={s.splitSalt}
+                onChange={(e) => update((d) => void (d.schema.splitSalt = e.target.value))}
+              />
+              <button
+                type="button"
+                className="button button-secondary button-small"
+                onClick={() => update((d) => void (d.schema.splitSalt = randomSplitSalt()), 'schema.split.salt')}
+              >
+                New random salt
+              </button>
+            </div>
           )}
         </Field>
-      </div>
-      <div className="row">
-        <div className="field field-check">
-          <input
-            id={fieldId('schema.split.stratify')}
-            data-path="schema.split.stratify"
-            type="checkbox"
-            checked={s.stratify}
-            onChange={(e) => update((d) => void (d.schema.stratify = e.target.checked))}
-          />
-          <label htmlFor={fieldId('schema.split.stratify')}>Stratify the split by label</label>
-        </div>
-        <div className="field field-check">
-          <input
-            id={fieldId('schema.standardize')}
-            data-path="schema.standardize"
-            type="checkbox"
-            checked={s.standardize}
-            onChange={(e) => update((d) => void (d.schema.standardize = e.target.checked))}
-          />
-          <label htmlFor={fieldId('schema.standardize')}>
-            Standardize features (each silo&apos;s own mean and spread)
-          </label>
-        </div>
       </div>
     </>
   );
@@ -564,12 +585,15 @@ function FeatureRow({
   ctx,
   index,
   feature,
+  imputing,
   onChange,
   onRemove,
 }: {
   ctx: FieldContext;
   index: number;
   feature: FeatureDraft;
+  /** The schema replaces missing cells: each feature declares its replacement. */
+  imputing: boolean;
   onChange: (change: (f: FeatureDraft) => void, path: string) => void;
   onRemove: () => void;
 }) {
@@ -608,6 +632,49 @@ function FeatureRow({
           )}
         </Field>
       ) : (
+        <div className="feature-scaling">
+          <Field ctx={ctx} path={`${base}.scaling.center`} label="Center">
+            {(p) => (
+              <input
+                {...p}
+                inputMode="decimal"
+                value={feature.center}
+                onChange={(e) => onChange((f) => void (f.center = e.target.value), `${base}.scaling.center`)}
+              />
+            )}
+          </Field>
+          <Field ctx={ctx} path={`${base}.scaling.scale`} label="Scale">
+            {(p) => (
+              <input
+                {...p}
+                inputMode="decimal"
+                value={feature.scale}
+                onChange={(e) => onChange((f) => void (f.scale = e.target.value), `${base}.scaling.scale`)}
+              />
+            )}
+          </Field>
+        </div>
+      )}
+      {imputing ? (
+        <Field ctx={ctx} path={`${base}.impute`} label="If missing">
+          {(p) =>
+            feature.type === 'categorical' ? (
+              <ImputeLevelSelect
+                props={p}
+                feature={feature}
+                onChange={(v) => onChange((f) => void (f.impute = v), `${base}.impute`)}
+              />
+            ) : (
+              <input
+                {...p}
+                inputMode="decimal"
+                value={feature.impute}
+                onChange={(e) => onChange((f) => void (f.impute = e.target.value), `${base}.impute`)}
+              />
+            )
+          }
+        </Field>
+      ) : (
         <div className="feature-spacer" />
       )}
       <button
@@ -619,6 +686,31 @@ function FeatureRow({
         Remove
       </button>
     </div>
+  );
+}
+
+/** The declared levels to choose from; a value that is no longer a level stays visible so its problem can show. */
+function ImputeLevelSelect({
+  props,
+  feature,
+  onChange,
+}: {
+  props: InputProps;
+  feature: FeatureDraft;
+  onChange: (level: string) => void;
+}) {
+  const levels = listOf(feature.levels);
+  const stale = feature.impute !== '' && !levels.includes(feature.impute);
+  return (
+    <select {...props} value={feature.impute} onChange={(e) => onChange(e.target.value)}>
+      <option value="">(choose)</option>
+      {levels.map((l) => (
+        <option key={l} value={l}>
+          {l}
+        </option>
+      ))}
+      {stale ? <option value={feature.impute}>{feature.impute} (not a level)</option> : null}
+    </select>
   );
 }
 
@@ -799,7 +891,10 @@ function PrivacyStep({ ctx, draft, update }: StepProps) {
             {...props}
             value={p.mode}
             onChange={(e) =>
-              update((d) => void (d.privacy.mode = e.target.value as PlanDraft['privacy']['mode']), 'privacy.mode')
+              update(
+                (d) => void Object.assign(d, withPrivacyMode(d, e.target.value as PlanDraft['privacy']['mode'])),
+                'privacy.mode',
+              )
             }
           >
             <option value="none">None: updates are sent without noise</option>
@@ -893,6 +988,165 @@ function PrivacyStep({ ctx, draft, update }: StepProps) {
         </>
       )}
     </>
+  );
+}
+
+const EVALUATION_CHOICES: Record<EvaluationReleaseMode, string> = {
+  none: 'None: each hospital evaluates for its own log only',
+  noisy: 'Noisy score histograms: DP estimates, charged to the privacy budget',
+  exact: 'Exact metrics: released without differential privacy',
+};
+
+/** What a silo sends besides its update: each choice says plainly whether it is released without DP. */
+function ReleaseStep({ ctx, draft, update }: StepProps) {
+  const r = draft.release;
+  const mode = draft.privacy.mode;
+  const choose = (change: (release: ReleaseDraft) => void, path: string) =>
+    update((d) => {
+      change(d.release);
+      d.release.chosen = true;
+    }, path);
+  return (
+    <>
+      <p className="hint">
+        Besides its model update, a hospital sends only what this step lists. Whatever is released without differential
+        privacy is outside the guarantee; each data steward sees it listed before approving.
+      </p>
+      {mode === 'none' ? (
+        <Notice tone="warning">
+          This plan uses no differential privacy: the model updates themselves are released without it too.
+        </Notice>
+      ) : null}
+      {mode === 'dp-fedavg' ? (
+        <Notice tone="warning">
+          With DP-FedAvg the hub adds the noise: each hospital&apos;s clipped update reaches the hub without it.
+        </Notice>
+      ) : null}
+      <Field
+        ctx={ctx}
+        path="release.evaluation.mode"
+        label="Evaluation results"
+        hint={
+          r.evaluation === 'exact'
+            ? 'Released without differential privacy: test-split loss, accuracy, AUC, and the number of test records and of positives.'
+            : r.evaluation === 'noisy'
+              ? 'Per true label, a histogram of the predicted probability over the test records, each count with noise; the hub shows accuracy and AUC estimated from them, and no loss.'
+              : mode === 'dp-sgd'
+                ? undefined
+                : 'Noisy evaluation protects single records: it needs DP-SGD.'
+        }
+      >
+        {(p) => (
+          <select
+            {...p}
+            value={r.evaluation}
+            onChange={(e) =>
+              choose((x) => void (x.evaluation = e.target.value as EvaluationReleaseMode), 'release.evaluation.mode')
+            }
+          >
+            <option value="none">{EVALUATION_CHOICES.none}</option>
+            {/* Offered with DP-SGD only; a plan that already holds it keeps it visible, with its problem. */}
+            <option value="noisy" disabled={mode !== 'dp-sgd' && r.evaluation !== 'noisy'}>
+              {mode === 'dp-sgd' ? EVALUATION_CHOICES.noisy : 'Noisy score histograms (needs DP-SGD)'}
+            </option>
+            <option value="exact">{EVALUATION_CHOICES.exact}</option>
+          </select>
+        )}
+      </Field>
+      {r.evaluation !== 'none' ? (
+        <div className="grid-2">
+          <Field ctx={ctx} path="release.evaluation.rounds" label="Models evaluated">
+            {(p) => (
+              <select
+                {...p}
+                value={r.evaluationRounds}
+                onChange={(e) =>
+                  choose(
+                    (x) => void (x.evaluationRounds = e.target.value as 'final' | 'every'),
+                    'release.evaluation.rounds',
+                  )
+                }
+              >
+                <option value="final">The final model only</option>
+                <option value="every">Every round&apos;s input model and the final model</option>
+              </select>
+            )}
+          </Field>
+          {r.evaluation === 'noisy' ? (
+            <NumberField
+              ctx={ctx}
+              path="release.evaluation.scoreBins"
+              label="Score bins"
+              value={r.scoreBins}
+              onChange={(v) => choose((x) => void (x.scoreBins = v), 'release.evaluation.scoreBins')}
+              hint="2 to 20 equal bins of the predicted probability. Fewer bins: less noise in the totals, a coarser AUC."
+            />
+          ) : null}
+        </div>
+      ) : null}
+      {r.evaluation === 'noisy' && mode === 'dp-sgd' ? <DraftEvaluationNoise draft={draft} /> : null}
+      <Field
+        ctx={ctx}
+        path="release.trainingExamples"
+        label="Training-record count"
+        hint={
+          r.trainingExamples === 'exact'
+            ? 'Released without differential privacy: the exact number of records each hospital trained on, used to weight the average.'
+            : 'The hub averages the updates with equal weights.'
+        }
+      >
+        {(p) => (
+          <select
+            {...p}
+            value={r.trainingExamples}
+            onChange={(e) =>
+              choose((x) => void (x.trainingExamples = e.target.value as 'none' | 'exact'), 'release.trainingExamples')
+            }
+          >
+            <option value="none">None: equal weights in the average</option>
+            <option value="exact">Exact count: released without differential privacy</option>
+          </select>
+        )}
+      </Field>
+      {r.chosen ? (
+        <button
+          type="button"
+          className="button button-secondary button-small"
+          onClick={() =>
+            update((d) => void (d.release = defaultReleaseDraft(d.privacy.mode)), 'release.evaluation.mode')
+          }
+        >
+          Use the defaults for this privacy choice
+        </button>
+      ) : (
+        <p className="hint">
+          These are the defaults for this privacy choice; they follow it if you change it, until you choose here.
+        </p>
+      )}
+    </>
+  );
+}
+
+/** The noise the hub will derive for the draft's noisy evaluation, once target ε, δ and rounds are numbers. */
+function DraftEvaluationNoise({ draft }: { draft: PlanDraft }) {
+  const target = numberOf(draft.privacy.targetEpsilon);
+  const delta = numberOf(draft.privacy.delta);
+  const rounds = numberOf(draft.training.rounds);
+  const ok = (x: number | undefined): x is number => x !== undefined && Number.isFinite(x) && x > 0;
+  const releases = ok(rounds) ? evaluationReleaseCount(Math.round(rounds), draft.release.evaluationRounds) : null;
+  const noise = useMemo(
+    () =>
+      ok(target) && ok(delta) && delta < 1 && releases !== null ? evaluationNoiseFor(target, delta, releases) : null,
+    [target, delta, releases],
+  );
+  return (
+    <p className="hint" data-testid="evaluation-noise">
+      {noise === null
+        ? 'Complete the target ε, δ and the rounds to see the evaluation noise.'
+        : noise.ok
+          ? `Each count gets discrete Gaussian noise of standard deviation ${formatSignificant(noise.value)} records: ${releases} release${releases === 1 ? '' : 's'} within the target ε = ${target} at δ = ${delta}. Test records never train, so this spends the budget alongside training, not on top of it; the hub derives the same value when the plan is saved.`
+          : `The evaluation noise cannot be derived: ${noise.message}`}
+    </p>
   );
 }
 
@@ -1006,6 +1260,7 @@ function ReviewStep({
   }
   return (
     <>
+      <ReleaseConsent plan={plan} evaluationNoise={plannedEvaluationNoise(plan)} />
       <p>This is what each invited silo&apos;s data steward will read and approve, byte for byte:</p>
       <pre className="code plan-text" tabIndex={0}>
         {describePlan(plan).join('\n')}

@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { releasedWithoutDp } from '@tessera/protocol';
 import { chromium, type BrowserContext, type Download, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StudyView } from '../studies/studies.service';
@@ -190,6 +191,9 @@ describe('web console in Chromium against a real hub and agents', () => {
     await page.getByRole('heading', { name: '2. Model' }).waitFor();
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByRole('heading', { name: '3. Data schema' }).waitFor();
+    // Declared encoding constants (the Fed-Heart-Disease preset) and a split salt generated in the browser.
+    expect(await page.locator('[data-path="schema.features.0.scaling.center"]').inputValue()).toBe('55');
+    expect(await page.locator('[data-path="schema.split.salt"]').inputValue()).toMatch(/^[0-9a-f]{32}$/);
     await page.getByRole('button', { name: 'Next' }).click();
 
     await page.getByRole('heading', { name: '4. Training' }).waitFor();
@@ -215,7 +219,15 @@ describe('web console in Chromium against a real hub and agents', () => {
     await page.getByLabel('Differential privacy').selectOption('none');
     await page.getByRole('button', { name: 'Next' }).click();
 
-    await page.getByRole('heading', { name: '6. Participants' }).waitFor();
+    // Without DP the default releases are the exact metrics every round and the record counts, said plainly.
+    await page.getByRole('heading', { name: '6. Releases' }).waitFor();
+    const evaluation = page.getByLabel('Evaluation results');
+    expect(await evaluation.inputValue()).toBe('exact');
+    expect(await evaluation.locator('option:checked').textContent()).toMatch(/released without differential privacy/);
+    expect(await page.getByLabel('Training-record count').inputValue()).toBe('exact');
+    await page.getByRole('button', { name: 'Next' }).click();
+
+    await page.getByRole('heading', { name: '7. Participants' }).waitFor();
     await page.getByRole('button', { name: 'Next' }).click();
     await page
       .locator('#plan-silos-error')
@@ -223,13 +235,28 @@ describe('web console in Chromium against a real hub and agents', () => {
       .waitFor();
     for (const s of silos) await page.getByLabel(s.name).check();
     await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByRole('heading', { name: '7. Review' }).waitFor();
+    await page.getByRole('heading', { name: '8. Review' }).waitFor();
     await page.getByText(/3 rounds × 2 local epochs/).waitFor();
+    const reviewedConsent = await page
+      .getByRole('region', { name: 'Released without differential privacy' })
+      .getByRole('listitem')
+      .allTextContents();
     await shot(page, 'console-wizard-review');
     await page.getByRole('button', { name: 'Create the draft study' }).click();
     await page.getByRole('heading', { name: /Heart disease, two hospitals/ }).waitFor();
     studyId = new URL(page.url()).pathname.split('/').pop() ?? '';
     expect(studyId).toMatch(/^[0-9a-f-]{36}$/);
+    // The review listed, and the study page lists, exactly what the saved plan releases without DP: here the update
+    // itself, the record counts and the exact metrics.
+    const admin = await signIn(hub, ADMIN.username, ADMIN.password);
+    const saved = (await api(hub, 'GET', `/api/studies/${studyId}`, { headers: admin })).body as StudyView;
+    expect(releasedWithoutDp(saved.plan)).toHaveLength(3);
+    expect(reviewedConsent).toEqual(releasedWithoutDp(saved.plan));
+    const shownConsent = page
+      .locator('#releases')
+      .getByRole('region', { name: 'Released without differential privacy' })
+      .getByRole('listitem');
+    expect(await shownConsent.allTextContents()).toEqual(releasedWithoutDp(saved.plan));
   });
 
   it('submits, shows each steward’s approval as it arrives, starts, and follows rounds live without a reload', async () => {
