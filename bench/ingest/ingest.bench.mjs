@@ -82,8 +82,8 @@ function frameHead(task, studyId, numExamples) {
     length: M,
     payloadSha256,
     l2Norm,
-    trainLoss: 0.5,
-    evaluation: { loss: 0.6, accuracy: 0.7, auc: 0.75, n: 20, positives: 9 },
+    // The plan (no DP) releases exact metrics and record counts; training loss never leaves a silo.
+    evaluation: { kind: 'exact', loss: 0.6, accuracy: 0.7, auc: 0.75, n: 20, positives: 9 },
     privacy: null,
   };
   const frame = encodeUpdateFrame(header, delta);

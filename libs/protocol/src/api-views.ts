@@ -134,11 +134,14 @@ export type ParticipantStatus = 'waiting' | 'uploaded' | 'evaluated' | 'failed' 
 export interface RoundSummaryView {
   reported: number;
   participants: number;
-  totalExamples: number;
+  /** Null unless the plan releases training-record counts (release.trainingExamples 'exact'). */
+  totalExamples: number | null;
   evaluation: {
     accuracy: { unweighted: number | null; weighted: number | null };
     loss: { unweighted: number | null; weighted: number | null };
     auc: { unweighted: number | null };
+    /** Some figures are estimates from noisy (DP) evaluation releases. */
+    noisy?: boolean;
   };
 }
 
@@ -148,7 +151,6 @@ export interface RoundParticipantView {
   status: ParticipantStatus;
   numExamples: number | null;
   updateSha256: string | null;
-  trainLoss: number | null;
   /** The silo's evaluation of the round's input model on its own held-out split. */
   evaluation: EvaluationMetrics | null;
   failure: { code: string; message: string } | null;

@@ -38,7 +38,6 @@ function round(number: number, kind: RoundView['kind'], evaluations: (Evaluation
       status: 'evaluated',
       numExamples: null,
       updateSha256: null,
-      trainLoss: null,
       evaluation: evaluations[i] ?? null,
       failure: null,
     })),

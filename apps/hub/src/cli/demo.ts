@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { Command } from 'commander';
+import { modelSpecOf, releasedWithoutDp, type StudyPlan } from '@tessera/protocol';
 import { loadHubConfig } from '../config/hub-config';
 import { startHub, type RunningHub } from '../hub';
 import type { RoundView } from '../rounds/rounds-query.service';
@@ -31,6 +32,31 @@ interface Options {
   quiet?: boolean;
   privacy: 'none' | 'dp-sgd';
   epsilon: string;
+}
+
+/**
+ * The true test accuracy of the final model at each hospital. Under DP the hub only ever receives a noisy
+ * evaluation; the demo, a simulation that holds all four files, measures the model itself: the parameters as the
+ * hub exports them, each hospital's test split prepared with @tessera/ml exactly as its agent prepares it.
+ */
+async function trueAccuracy(
+  plan: StudyPlan,
+  parameters: Float32Array,
+  files: Record<string, string>,
+): Promise<Record<string, number>> {
+  const ml = await import('@tessera/ml');
+  await ml.selectBackend();
+  const spec = ml.parseModelSpec(modelSpecOf(plan));
+  const out: Record<string, number> = {};
+  for (const [key, file] of Object.entries(files)) {
+    const data = ml.prepareTabularData(readFileSync(join(DATA, file), 'utf8'), plan.schema);
+    out[key] = (await ml.evaluate(spec, parameters, data.test.x, data.test.y)).accuracy;
+  }
+  return out;
+}
+
+function mean(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0) / values.length;
 }
 
 function log(opts: Options, line: string): void {
@@ -127,21 +153,28 @@ async function main(): Promise<void> {
     );
     log(opts, `silos: ${silos.length} hospitals enrolled over mutual TLS, each with its own key and certificate`);
 
-    const plan = heartDiseasePlan(silos.map((s) => s.id));
-    if (opts.privacy === 'dp-sgd') {
-      // Example-level DP-SGD: unit one patient record; σ derived from the target for the whole study.
-      plan.privacy = {
-        mode: 'dp-sgd',
-        unit: 'record',
-        targetEpsilon: Number(opts.epsilon),
-        delta: 1e-5,
-        clipNorm: 1,
-        noiseMultiplier: 'derive',
-        samplingRate: 0.1,
-      };
-    } else if (opts.privacy !== 'none') {
+    if (opts.privacy !== 'dp-sgd' && opts.privacy !== 'none') {
       throw new Error(`--privacy must be none or dp-sgd, not ${String(opts.privacy)}`);
     }
+    // Example-level DP-SGD: unit one patient record; σ derived from the target for the whole study. The plan's
+    // release follows the privacy mode (defaultRelease): under DP only a noisy evaluation of the final model and no
+    // record counts leave the silos; without DP exact metrics and counts, listed as released without DP.
+    const plan = heartDiseasePlan(
+      silos.map((s) => s.id),
+      opts.privacy === 'dp-sgd'
+        ? {
+            privacy: {
+              mode: 'dp-sgd',
+              unit: 'record',
+              targetEpsilon: Number(opts.epsilon),
+              delta: 1e-5,
+              clipNorm: 1,
+              noiseMultiplier: 'derive',
+              samplingRate: 0.1,
+            },
+          }
+        : {},
+    );
     const study = await adminApi<StudyView>(hub, token, 'POST', '/api/studies', { plan });
     await adminApi(hub, token, 'POST', `/api/studies/${study.id}/submit`);
     // Each data steward approves the exact plan at their own agent.
@@ -184,7 +217,10 @@ async function main(): Promise<void> {
         log(
           opts,
           `round ${String(r.number).padStart(2)} ${r.kind === 'train' ? 'trained ' : 'evaluated'} ${r.status}: ` +
-            `${r.summary?.reported ?? 0}/${r.participants.length} silos, mean accuracy of the model it started from ${acc === null || acc === undefined ? '—' : acc.toFixed(3)}`,
+            `${r.summary?.reported ?? 0}/${r.participants.length} silos, mean accuracy of the model it started from ` +
+            (acc === null || acc === undefined
+              ? '— (not released)'
+              : `${acc.toFixed(3)}${r.summary?.evaluation.noisy ? ' (noisy DP estimate)' : ''}`),
         );
       }
       if (['completed', 'failed', 'stopped'].includes(final.status)) break;
@@ -197,15 +233,21 @@ async function main(): Promise<void> {
     if (failedAgents.length)
       throw new Error(`agents failed: ${failedAgents.map((a) => `${a.name}\n${a.out}`).join('\n')}`);
 
-    // Results: the final model's accuracy at each hospital (the evaluation round), and the pooled baseline.
+    // Results: the final model's true accuracy at each hospital, measured here on the model the hub exports, beside
+    // what the hub itself learned from the evaluation round (a noisy DP estimate under DP), and the pooled baseline.
+    const files = Object.fromEntries(HOSPITALS.map((h) => [h.key, h.file]));
+    const parameters = await adminApi<Buffer>(hub, token, 'GET', `/api/studies/${study.id}/model/parameters.f32`);
+    const finalParameters = new Float32Array(new Uint8Array(parameters).buffer.slice(0));
+    const perHospital = await trueAccuracy(plan, finalParameters, files);
+    const meanAccuracy = mean(Object.values(perHospital));
     const rounds = await adminApi<RoundView[]>(hub, token, 'GET', `/api/studies/${study.id}/rounds`);
     const evaluation = rounds.find((r) => r.kind === 'evaluate' && r.status === 'closed');
-    const perHospital = Object.fromEntries(
-      silos.map((s) => [s.key, evaluation?.participants.find((p) => p.siloId === s.id)?.evaluation?.accuracy ?? null]),
-    );
-    const values = Object.values(perHospital).filter((v): v is number => v !== null);
-    const meanAccuracy = values.reduce((a, b) => a + b, 0) / values.length;
-    const baseline = await pooledBaseline(plan, DATA, Object.fromEntries(HOSPITALS.map((h) => [h.key, h.file])));
+    const reportedOf = (s: { id: string }) => evaluation?.participants.find((p) => p.siloId === s.id)?.evaluation;
+    const hubNoisy = silos.some((s) => reportedOf(s)?.noisy === true);
+    const hubPerHospital = Object.fromEntries(silos.map((s) => [s.key, reportedOf(s)?.accuracy ?? null]));
+    const hubValues = Object.values(hubPerHospital).filter((v): v is number => v !== null);
+    const hubMean = hubValues.length ? mean(hubValues) : null;
+    const baseline = await pooledBaseline(plan, DATA, files);
 
     // The administrator downloads the final model in both formats.
     const modelDir = join(root, 'models');
@@ -245,22 +287,26 @@ async function main(): Promise<void> {
       throw new Error(`the compliance report does not verify (exit ${verdict.code}):\n${verdict.out}`);
     // ---- end compliance report ----
     const ledger = await adminApi<StudyPrivacyView>(hub, token, 'GET', `/api/studies/${study.id}/privacy`);
+    const m = ledger.mechanism;
     const privacy = Object.fromEntries(
       silos.map((s) => {
-        const last = ledger.entries.filter((e) => e.siloId === s.id).pop();
+        const b = ledger.budgets.find((x) => x.siloId === s.id);
         return [
           s.key,
-          last
+          m && b && b.trainingRounds + b.evaluationReleases > 0
             ? {
-                epsilon: last.epsilonCumulative,
-                delta: last.delta,
-                unit: last.unit,
-                accountant: last.accountant,
-                noiseMultiplier: last.noiseMultiplier,
-                clipNorm: last.clipNorm,
-                samplingRate: last.samplingRate,
-                stepsPerRound: last.steps,
-                rounds: ledger.entries.filter((e) => e.siloId === s.id).length,
+                // The hub's own figure (its charges, or the silo's reports if larger), beside the silo's report.
+                epsilon: b.epsilon,
+                reportedEpsilon: b.reportedEpsilon,
+                delta: m.delta,
+                unit: m.unit,
+                accountant: m.accountant,
+                noiseMultiplier: m.noiseMultiplier,
+                clipNorm: m.clipNorm,
+                samplingRate: m.samplingRate,
+                stepsPerRound: m.stepsPerRound,
+                rounds: b.trainingRounds,
+                evaluationReleases: b.evaluationReleases,
               }
             : null,
         ];
@@ -269,10 +315,14 @@ async function main(): Promise<void> {
     const wallMs = Date.now() - started;
     const table = {
       study: { id: study.id, name: plan.name, planHash: study.planHash, rounds: plan.training.rounds },
+      // True accuracy of the final model on each hospital's test split (measured by the demo itself).
       accuracy: { perHospital, mean: meanAccuracy },
+      // What the hub learned from the evaluation round: under DP a noisy estimate from the silos' noisy releases.
+      hubEvaluation: { noisy: hubNoisy, perHospital: hubPerHospital, mean: hubMean },
+      noisyMeanAccuracy: hubNoisy ? hubMean : null,
       pooledBaseline: { perHospital: baseline.perHospital, mean: baseline.meanAccuracy, epochs: baseline.epochs },
       gapToPooled: meanAccuracy - baseline.meanAccuracy,
-      privacy: { mode: plan.privacy.mode, perHospital: privacy },
+      privacy: { mode: plan.privacy.mode, releasedWithoutDp: releasedWithoutDp(plan), perHospital: privacy },
       wallTimeMs: wallMs,
       trainingTimeMs: trainingMs,
       finalModelSha256: final.currentModelHash,
@@ -281,26 +331,31 @@ async function main(): Promise<void> {
       hubDataDir: relative(process.cwd(), join(root, 'hub')),
     };
     const pad = (s: string, n: number) => s.padEnd(n);
+    const hubColumn = hubNoisy ? 'hub (noisy DP estimate)' : 'hub (as reported)';
+    const figure = (v: number | null | undefined) => (v === null || v === undefined ? '—' : v.toFixed(3));
     const lines = [
       '',
-      `${pad('hospital', 40)} ${pad('federated', 10)} pooled`,
+      'Accuracy of the final model on each hospital\'s test split: "federated" is its true accuracy, measured by this',
+      `demo on the exported model; "${hubColumn}" is what the hub itself learned from the evaluation round.`,
+      `${pad('hospital', 40)} ${pad('federated', 10)} ${pad('pooled', 8)} ${hubColumn}`,
       ...silos.map(
         (s) =>
-          `${pad(s.name, 40)} ${pad((perHospital[s.key] ?? NaN).toFixed(3), 10)} ${(baseline.perHospital[s.key] ?? NaN).toFixed(3)}`,
+          `${pad(s.name, 40)} ${pad(figure(perHospital[s.key]), 10)} ${pad(figure(baseline.perHospital[s.key]), 8)} ${figure(hubPerHospital[s.key])}`,
       ),
-      `${pad('mean (unweighted)', 40)} ${pad(meanAccuracy.toFixed(3), 10)} ${baseline.meanAccuracy.toFixed(3)}`,
+      `${pad('mean (unweighted)', 40)} ${pad(meanAccuracy.toFixed(3), 10)} ${pad(baseline.meanAccuracy.toFixed(3), 8)} ${figure(hubMean)}`,
       '',
       ...(plan.privacy.mode === 'none'
         ? ['privacy: none (no differential privacy)']
         : [
-            `${pad('privacy spent', 40)} ε        δ       unit    σ       C  q    steps accountant`,
+            `${pad('privacy spent', 40)} ε (hub) ε (silo) δ       unit    σ       C  q    steps evals accountant`,
             ...silos.map((s) => {
               const p = privacy[s.key];
               return p
-                ? `${pad(s.name, 40)} ${p.epsilon.toFixed(4)}  ${p.delta}  ${p.unit}  ${p.noiseMultiplier.toFixed(3)}   ${p.clipNorm}  ${p.samplingRate}  ${p.stepsPerRound * p.rounds}   ${p.accountant}`
+                ? `${pad(s.name, 40)} ${p.epsilon.toFixed(4)}  ${p.reportedEpsilon === null ? '—     ' : p.reportedEpsilon.toFixed(4)}   ${p.delta}  ${p.unit}  ${p.noiseMultiplier.toFixed(3)}   ${p.clipNorm}  ${p.samplingRate}  ${p.stepsPerRound * p.rounds}   ${p.evaluationReleases}     ${p.accountant}`
                 : `${pad(s.name, 40)} (nothing spent)`;
             }),
           ]),
+      `released without differential privacy: ${releasedWithoutDp(plan).length === 0 ? 'nothing' : releasedWithoutDp(plan).join('; ')}`,
       '',
       `federated − pooled: ${(100 * table.gapToPooled).toFixed(1)} points; ${plan.training.rounds} rounds in ${(trainingMs / 1000).toFixed(1)} s; whole demo ${(wallMs / 1000).toFixed(1)} s`,
       `final model sha256 ${final.currentModelHash}`,

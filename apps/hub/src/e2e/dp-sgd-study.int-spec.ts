@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { chargedEpsilon } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { EnrollmentIssued } from '../silos/silos.service';
@@ -100,10 +101,11 @@ describe('a DP-SGD study across processes (server database)', () => {
       expect(r.participants.map((p) => p.status)).toEqual(['uploaded', 'uploaded', 'uploaded']);
     }
 
-    // The hub's ledger: 3 rounds × 3 silos, each recomputed by the hub and agreeing with what the silo reported.
+    // The hub's ledger: 3 training rounds and the noisy final evaluation × 3 silos, charged when the hub issued each
+    // task, each agreeing with what the silo reported.
     const privacy = await api.call<StudyPrivacyView>('GET', `/api/studies/${study.id}/privacy`);
     expect(privacy.mode).toBe('dp-sgd');
-    expect(privacy.entries).toHaveLength(9);
+    expect(privacy.entries).toHaveLength(12);
     for (const e of privacy.entries) {
       expect(e.agrees).toBe(true);
       expect(e.unit).toBe('record');
@@ -111,10 +113,22 @@ describe('a DP-SGD study across processes (server database)', () => {
     }
     for (const s of silos) {
       const own = privacy.entries.filter((e) => e.siloId === s.id).sort((a, b) => a.round - b.round);
-      expect(own.map((e) => e.round)).toEqual([1, 2, 3]);
-      const hubEpsilon = own[2]!.epsilonCumulative;
+      expect(own.map((e) => [e.round, e.kind])).toEqual([
+        [1, 'train'],
+        [2, 'train'],
+        [3, 'train'],
+        [4, 'evaluate'],
+      ]);
+      const hubEpsilon = own[3]!.epsilonCumulative;
+      expect(hubEpsilon).toBeCloseTo(chargedEpsilon(privacy.mechanism!, 3, 1), 12);
       expect(hubEpsilon).toBeGreaterThan(0);
       expect(hubEpsilon).toBeLessThanOrEqual(targetEpsilon);
+      expect(privacy.budgets.find((b) => b.siloId === s.id)).toMatchObject({
+        trainingRounds: 3,
+        evaluationReleases: 1,
+        reportedTrainingRounds: 3,
+        disagreements: 0,
+      });
 
       // The silo's own ledger, read with its own CLI, holds the same spend.
       const budget = await runAgent(['budget', '--json'], s.env);

@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import {
-  epsilonAfterRounds,
-  epsilonsAgree,
+  chargedEpsilon,
+  planLimitRefusal,
   privacyMechanismOf,
   privacySpendOf,
   type PrivacyMechanism,
@@ -11,13 +11,19 @@ import {
 } from '@tessera/protocol';
 import { DataSource, type EntityManager } from 'typeorm';
 import { AuditTrail } from '../audit/audit-trail';
-import { HubErrorCode, HubException } from '../common/hub.exception';
 import { PrivacyLedgerEntity } from './privacy-ledger.entity';
+import { chargeOfTask, reportAgrees, type ChargeCounts } from './privacy-report.util';
 
 export interface LedgerEntryView {
   siloId: string;
   round: number;
   attempt: number;
+  /** The task charged. */
+  kind: 'train' | 'evaluate';
+  /** 'issued': charged when the task was issued; 'accepted': a row from before issue 13 (charged on acceptance). */
+  chargedOn: 'issued' | 'accepted';
+  /** What this charge added. */
+  added: ChargeCounts;
   mechanism: string;
   unit: string;
   noiseMultiplier: number;
@@ -25,28 +31,75 @@ export interface LedgerEntryView {
   samplingRate: number;
   steps: number;
   delta: number;
+  /** The hub's counts after this charge. */
+  trainingRounds: number;
+  evaluationReleases: number;
   epsilonRound: number;
   epsilonCumulative: number;
   accountant: string;
-  agrees: boolean;
+  /** Null until the silo reports on this task (and forever if it never does: the charge stands). */
+  agrees: boolean | null;
   reported: PrivacySpend | null;
   at: string;
 }
 
-/** Per study and silo: the spend so far and what the next round would bring it to. */
+/**
+ * Per study and silo: the hub's figure of what the silo has spent, and what one more training round would bring it
+ * to. The figure counts are the larger of the hub's own charges and what the silo reported (an agent that spent
+ * more than the hub knows, by retraining a retried round, is believed on the side of caution).
+ */
 export interface SiloBudget {
   siloId: string;
-  roundsSpent: number;
+  /** Training rounds: max(charged by the hub, reported by the silo). */
+  trainingRounds: number;
+  /** Noisy evaluation releases: max(charged by the hub, reported by the silo). */
+  evaluationReleases: number;
+  chargedTrainingRounds: number;
+  chargedEvaluationReleases: number;
+  /** Null when the silo never reported. */
+  reportedTrainingRounds: number | null;
+  reportedEvaluationReleases: number | null;
+  /** The hub's own ε for the figure counts (chargedEpsilon, the accountant of libs/dp). */
   epsilon: number;
+  /** The largest cumulative ε the silo reported (its own accountant), null when it never reported. */
+  reportedEpsilon: number | null;
+  /** Reports that disagreed with the hub's charge. */
+  disagreements: number;
+  /** ε after one more training round (with its evaluation release when the plan evaluates every round). */
   nextRoundEpsilon: number;
   targetEpsilon: number;
   delta: number;
 }
 
+/** One charge made when a task was issued (for the audit trail). */
+export interface PrivacyCharge {
+  siloId: string;
+  round: number;
+  attempt: number;
+  kind: 'train' | 'evaluate';
+  added: ChargeCounts;
+  spend: PrivacySpend;
+}
+
+/** The outcome of attaching a silo's report to its charge. */
+export interface PrivacyReportOutcome {
+  charge: PrivacyCharge;
+  agrees: boolean;
+}
+
+interface StudyRef {
+  id: string;
+  planHash: string;
+  plan: StudyPlan;
+}
+
 /**
- * The hub's privacy ledger: the hub computes every silo's spend itself (same accountant as the agent, libs/dp),
- * records the mechanism with it, flags any disagreement with what the silo reported, and refuses to open a round
- * that would take a participant past the study's target.
+ * The hub's privacy ledger (docs/privacy.md, "The hub's ledger"): the hub charges every silo when it ISSUES a task
+ * that makes the silo spend privacy, computing the spend itself with the same accountant as the agent (libs/dp via
+ * libs/protocol), so a late, lost or refused upload is charged as the silo charged it. A retried attempt of the same
+ * round is not charged again (the agent re-sends the same release). Each silo's report is attached to its charge and
+ * any disagreement flagged; the hub's figure is the larger of its own count and the silo's, and no round opens that
+ * would take a participant past the approved plan (`planLimitRefusal`, the rule the agents enforce too).
  */
 @Injectable()
 export class PrivacyLedgerService {
@@ -64,124 +117,223 @@ export class PrivacyLedgerService {
   }
 
   /**
-   * Records the spend of an accepted DP update inside the acceptance transaction. A DP study's update must carry
-   * the silo's own report; a report that differs from the hub's computation is kept and flagged, not trusted.
+   * Charges the silos a task was issued to, inside the transaction that opens the round. A silo already charged for
+   * this round and kind (an earlier attempt) is not charged again. Returns the new charges, for the audit trail.
    */
-  async recordSpend(
+  async chargeIssued(
     tx: EntityManager,
-    entry: {
-      studyId: string;
-      siloId: string;
-      round: number;
-      attempt: number;
-      planHash: string;
-      plan: StudyPlan;
-      reported: PrivacySpend | null;
-    },
-  ): Promise<{ spend: PrivacySpend; agrees: boolean } | null> {
-    const m = this.mechanismOf(entry.planHash, entry.plan);
-    if (!m) return null;
-    if (!entry.reported) {
-      throw new HubException(
-        HubErrorCode.UPDATE_MALFORMED,
-        'An update of a differentially private study must report its privacy spend.',
-      );
-    }
-    const spent = await tx
-      .getRepository(PrivacyLedgerEntity)
-      .count({ where: { studyId: entry.studyId, siloId: entry.siloId } });
-    const spend = privacySpendOf(m, spent + 1);
-    const r = entry.reported;
-    const agrees =
-      r.mechanism === spend.mechanism &&
-      r.unit === spend.unit &&
-      r.steps === spend.steps &&
-      epsilonsAgree(r.noiseMultiplier, spend.noiseMultiplier) &&
-      epsilonsAgree(r.clipNorm, spend.clipNorm) &&
-      epsilonsAgree(r.samplingRate, spend.samplingRate) &&
-      epsilonsAgree(r.delta, spend.delta) &&
-      epsilonsAgree(r.epsilonRound, spend.epsilonRound) &&
-      epsilonsAgree(r.epsilonCumulative, spend.epsilonCumulative);
-    await tx.getRepository(PrivacyLedgerEntity).insert({
-      studyId: entry.studyId,
-      siloId: entry.siloId,
-      round: entry.round,
-      attempt: entry.attempt,
-      mechanism: spend.mechanism,
-      unit: spend.unit,
-      noiseMultiplier: spend.noiseMultiplier,
-      clipNorm: spend.clipNorm,
-      samplingRate: spend.samplingRate,
-      steps: spend.steps,
-      delta: spend.delta,
-      roundsSpent: spent + 1,
-      epsilonRound: spend.epsilonRound,
-      epsilonCumulative: spend.epsilonCumulative,
-      accountant: spend.accountant,
-      reported: r,
-      agrees,
+    study: StudyRef,
+    round: { number: number; attempt: number; kind: 'train' | 'evaluate' },
+    siloIds: string[],
+  ): Promise<PrivacyCharge[]> {
+    const m = this.mechanismOf(study.planHash, study.plan);
+    if (!m || siloIds.length === 0) return [];
+    const added = chargeOfTask(m, study.plan, round.kind);
+    if (added.trainingRounds === 0 && added.evaluationReleases === 0) return [];
+    const already = await tx.getRepository(PrivacyLedgerEntity).find({
+      select: { siloId: true },
+      where: { studyId: study.id, round: round.number, kind: round.kind, chargedOn: 'issued' },
     });
-    return { spend, agrees };
+    const charged = new Set(already.map((r) => r.siloId));
+    const fresh = siloIds.filter((s) => !charged.has(s));
+    if (fresh.length === 0) return [];
+    const figures = new Map((await this.budgets(tx, study, fresh)).map((b) => [b.siloId, b]));
+    const out: PrivacyCharge[] = [];
+    for (const siloId of fresh) {
+      const before = figures.get(siloId)!;
+      const spend = privacySpendOf(
+        m,
+        before.trainingRounds + added.trainingRounds,
+        before.evaluationReleases + added.evaluationReleases,
+        added,
+      );
+      await tx.getRepository(PrivacyLedgerEntity).insert({
+        studyId: study.id,
+        siloId,
+        round: round.number,
+        attempt: round.attempt,
+        kind: round.kind,
+        chargedOn: 'issued',
+        trainingAdded: added.trainingRounds,
+        evaluationAdded: added.evaluationReleases,
+        mechanism: spend.mechanism,
+        unit: spend.unit,
+        noiseMultiplier: spend.noiseMultiplier,
+        clipNorm: spend.clipNorm,
+        samplingRate: spend.samplingRate,
+        steps: spend.steps,
+        delta: spend.delta,
+        trainingRounds: spend.trainingRounds,
+        evaluationReleases: spend.evaluationReleases,
+        epsilonRound: spend.epsilonRound,
+        epsilonCumulative: spend.epsilonCumulative,
+        accountant: spend.accountant,
+        reported: null,
+        agrees: null,
+        reportedAt: null,
+      });
+      out.push({ siloId, round: round.number, attempt: round.attempt, kind: round.kind, added, spend });
+    }
+    return out;
   }
 
-  /** Audit records for a recorded spend (written after the transaction commits). */
-  async auditSpend(
-    ids: { studyId: string; siloId: string; siloName: string; round: number },
-    result: { spend: PrivacySpend; agrees: boolean },
-    reported: PrivacySpend | null,
-  ): Promise<void> {
-    await this.audit.record({
-      actor: { type: 'system', id: 'privacy-ledger' },
-      action: 'privacy.spent',
-      subject: { studyId: ids.studyId, siloId: ids.siloId },
-      details: { round: ids.round, ...result.spend },
-    });
-    if (!result.agrees) {
+  /**
+   * Attaches a silo's report (already checked against the plan's mechanism by privacyReportRefusal) to its charge,
+   * inside the acceptance transaction. A report with larger counts than the stored one replaces it (the hub's figure
+   * follows the silo's largest claim); a smaller one is flagged and kept only in the audit trail.
+   */
+  async recordReport(
+    tx: EntityManager,
+    study: StudyRef,
+    round: { number: number; attempt: number; kind: 'train' | 'evaluate' },
+    siloId: string,
+    reported: PrivacySpend,
+  ): Promise<PrivacyReportOutcome | null> {
+    const m = this.mechanismOf(study.planHash, study.plan);
+    if (!m) return null;
+    const repo = tx.getRepository(PrivacyLedgerEntity);
+    const where = { studyId: study.id, siloId, round: round.number, kind: round.kind, chargedOn: 'issued' as const };
+    let row = await repo.findOne({ where });
+    if (!row) {
+      // A task issued before this hub charged on issue (an upgrade mid-study): charge it now, then compare.
+      await this.chargeIssued(tx, study, round, [siloId]);
+      row = await repo.findOne({ where });
+      if (!row) return null;
+    }
+    const agrees = reportAgrees(row, reported);
+    const stored = row.reported;
+    if (
+      stored === null ||
+      (reported.trainingRounds >= stored.trainingRounds && reported.evaluationReleases >= stored.evaluationReleases)
+    ) {
+      await repo.update(row.id, { reported, agrees, reportedAt: new Date() });
+    }
+    return {
+      charge: {
+        siloId,
+        round: row.round,
+        attempt: row.attempt,
+        kind: row.kind,
+        added: { trainingRounds: row.trainingAdded, evaluationReleases: row.evaluationAdded },
+        spend: spendOfRow(row),
+      },
+      agrees,
+    };
+  }
+
+  /** Audit records of the charges made when tasks were issued (written after the transaction commits). */
+  async auditCharges(studyId: string, charges: PrivacyCharge[]): Promise<void> {
+    for (const c of charges) {
       await this.audit.record({
-        actor: { type: 'silo', id: ids.siloId, name: ids.siloName },
-        action: 'privacy.disagreement',
-        subject: { studyId: ids.studyId, siloId: ids.siloId },
-        details: { round: ids.round, reported, computed: result.spend },
+        actor: { type: 'system', id: 'privacy-ledger' },
+        action: 'privacy.charged',
+        subject: { studyId, siloId: c.siloId },
+        details: { round: c.round, attempt: c.attempt, kind: c.kind, added: { ...c.added }, ...c.spend },
       });
     }
   }
 
-  /** Budgets of the given silos in a study. */
-  async budgets(
-    m: EntityManager,
-    studyId: string,
-    mechanism: PrivacyMechanism,
-    siloIds: string[],
-  ): Promise<SiloBudget[]> {
+  /** The audit record of a report that disagrees with the hub's charge (after the transaction commits). */
+  async auditReport(
+    ids: { studyId: string; siloId: string; siloName: string; round: number },
+    outcome: PrivacyReportOutcome,
+    reported: PrivacySpend,
+  ): Promise<void> {
+    if (outcome.agrees) return;
+    await this.audit.record({
+      actor: { type: 'silo', id: ids.siloId, name: ids.siloName },
+      action: 'privacy.disagreement',
+      subject: { studyId: ids.studyId, siloId: ids.siloId },
+      details: { round: ids.round, kind: outcome.charge.kind, reported, computed: outcome.charge.spend },
+    });
+  }
+
+  /** The hub's figures for the given silos of a study (see SiloBudget). */
+  async budgets(m: EntityManager, study: StudyRef, siloIds: string[]): Promise<SiloBudget[]> {
+    const mechanism = this.mechanismOf(study.planHash, study.plan);
+    if (!mechanism) return [];
+    const studyId = study.id;
     const rows = (await m.query(
-      `SELECT silo_id, count(*)::int AS n FROM privacy_ledger WHERE study_id = $1 GROUP BY silo_id`,
+      `SELECT silo_id,
+              COALESCE(SUM(training_added), 0)::int AS charged_training,
+              COALESCE(SUM(evaluation_added), 0)::int AS charged_evaluations,
+              MAX((reported->>'trainingRounds')::int) AS reported_training,
+              MAX((reported->>'evaluationReleases')::int) AS reported_evaluations,
+              MAX((reported->>'epsilonCumulative')::float8) AS reported_epsilon,
+              COUNT(*) FILTER (WHERE agrees = false)::int AS disagreements
+         FROM privacy_ledger WHERE study_id = $1 GROUP BY silo_id`,
       [studyId],
-    )) as { silo_id: string; n: number }[];
-    const spent = new Map(rows.map((r) => [r.silo_id, r.n]));
+    )) as {
+      silo_id: string;
+      charged_training: number;
+      charged_evaluations: number;
+      reported_training: number | null;
+      reported_evaluations: number | null;
+      reported_epsilon: number | null;
+      disagreements: number;
+    }[];
+    const bySilo = new Map(rows.map((r) => [r.silo_id, r]));
+    const nextRound = chargeOfTask(mechanism, study.plan, 'train');
     return siloIds.map((siloId) => {
-      const n = spent.get(siloId) ?? 0;
+      const r = bySilo.get(siloId);
+      const chargedTraining = r?.charged_training ?? 0;
+      const chargedEvaluations = r?.charged_evaluations ?? 0;
+      const reportedTraining = r?.reported_training ?? null;
+      const reportedEvaluations = r?.reported_evaluations ?? null;
+      const trainingRounds = Math.max(chargedTraining, reportedTraining ?? 0);
+      const evaluationReleases = Math.max(chargedEvaluations, reportedEvaluations ?? 0);
       return {
         siloId,
-        roundsSpent: n,
-        epsilon: epsilonAfterRounds(mechanism, n),
-        nextRoundEpsilon: epsilonAfterRounds(mechanism, n + 1),
+        trainingRounds,
+        evaluationReleases,
+        chargedTrainingRounds: chargedTraining,
+        chargedEvaluationReleases: chargedEvaluations,
+        reportedTrainingRounds: reportedTraining,
+        reportedEvaluationReleases: reportedEvaluations,
+        epsilon: chargedEpsilon(mechanism, trainingRounds, evaluationReleases),
+        reportedEpsilon: r?.reported_epsilon ?? null,
+        disagreements: r?.disagreements ?? 0,
+        nextRoundEpsilon: chargedEpsilon(
+          mechanism,
+          trainingRounds + nextRound.trainingRounds,
+          evaluationReleases + nextRound.evaluationReleases,
+        ),
         targetEpsilon: mechanism.targetEpsilon,
         delta: mechanism.delta,
       };
     });
   }
 
-  /** The participants a further round would take past the target (the hub then does not open it). */
-  async overBudget(
+  /**
+   * Why issuing a task of this kind to these silos would break the approved plan, per silo (empty: it may be
+   * issued). Counts from the hub's figure, so a silo that reported more than the hub charged is held to its report.
+   */
+  async planLimits(
     m: EntityManager,
-    studyId: string,
-    mechanism: PrivacyMechanism,
+    study: StudyRef,
+    round: { number: number; kind: 'train' | 'evaluate' },
     siloIds: string[],
-  ): Promise<SiloBudget[]> {
-    // A hair of tolerance: the planned rounds were calibrated to land exactly on the target.
-    return (await this.budgets(m, studyId, mechanism, siloIds)).filter(
-      (b) => b.nextRoundEpsilon > b.targetEpsilon * (1 + 1e-9),
-    );
+  ): Promise<{ siloId: string; reason: string }[]> {
+    const mechanism = this.mechanismOf(study.planHash, study.plan);
+    if (!mechanism) return [];
+    const added = chargeOfTask(mechanism, study.plan, round.kind);
+    if (added.trainingRounds === 0 && added.evaluationReleases === 0) return [];
+    // A silo already charged for this round and kind is not charged again by a retried attempt.
+    const already = await m.getRepository(PrivacyLedgerEntity).find({
+      select: { siloId: true },
+      where: { studyId: study.id, round: round.number, kind: round.kind, chargedOn: 'issued' },
+    });
+    const charged = new Set(already.map((r) => r.siloId));
+    const out: { siloId: string; reason: string }[] = [];
+    for (const b of await this.budgets(m, study, siloIds)) {
+      const more = charged.has(b.siloId) ? { trainingRounds: 0, evaluationReleases: 0 } : added;
+      const reason = planLimitRefusal(mechanism, {
+        trainingRounds: b.trainingRounds + more.trainingRounds,
+        evaluationReleases: b.evaluationReleases + more.evaluationReleases,
+      });
+      if (reason !== null) out.push({ siloId: b.siloId, reason });
+    }
+    return out;
   }
 
   manager(): EntityManager {
@@ -191,11 +343,14 @@ export class PrivacyLedgerService {
   async ledger(studyId: string): Promise<LedgerEntryView[]> {
     const rows = await this.db
       .getRepository(PrivacyLedgerEntity)
-      .find({ where: { studyId }, order: { createdAt: 'ASC' } });
+      .find({ where: { studyId }, order: { createdAt: 'ASC', round: 'ASC', kind: 'DESC', siloId: 'ASC' } });
     return rows.map((r) => ({
       siloId: r.siloId,
       round: r.round,
       attempt: r.attempt,
+      kind: r.kind,
+      chargedOn: r.chargedOn,
+      added: { trainingRounds: r.trainingAdded, evaluationReleases: r.evaluationAdded },
       mechanism: r.mechanism,
       unit: r.unit,
       noiseMultiplier: r.noiseMultiplier,
@@ -203,6 +358,8 @@ export class PrivacyLedgerService {
       samplingRate: r.samplingRate,
       steps: r.steps,
       delta: r.delta,
+      trainingRounds: r.trainingRounds,
+      evaluationReleases: r.evaluationReleases,
       epsilonRound: r.epsilonRound,
       epsilonCumulative: r.epsilonCumulative,
       accountant: r.accountant,
@@ -211,4 +368,21 @@ export class PrivacyLedgerService {
       at: r.createdAt.toISOString(),
     }));
   }
+}
+
+function spendOfRow(r: PrivacyLedgerEntity): PrivacySpend {
+  return {
+    mechanism: r.mechanism,
+    unit: r.unit,
+    noiseMultiplier: r.noiseMultiplier,
+    clipNorm: r.clipNorm,
+    samplingRate: r.samplingRate,
+    steps: r.steps,
+    delta: r.delta,
+    trainingRounds: r.trainingRounds,
+    evaluationReleases: r.evaluationReleases,
+    epsilonRound: r.epsilonRound,
+    epsilonCumulative: r.epsilonCumulative,
+    accountant: r.accountant,
+  };
 }

@@ -226,13 +226,20 @@ function layOut(doc: PDFKit.PDFDocument, bundle: AuditBundle, s: StudyReportSumm
     l.paragraph(
       `Round ${s.finalEvaluation.round}: each silo evaluated model ${s.finalEvaluation.modelHash} on its local hold-out.`,
     );
+    if (s.finalEvaluation.perSilo.some((e) => e.noisy)) {
+      l.paragraph(
+        'Rows marked "noisy" are estimates from a differentially private release (score histograms with discrete ' +
+          'Gaussian noise): accuracy, AUC and the test-record count are noisy, and no loss is released.',
+      );
+    }
     l.table(
       [
-        { header: 'Silo', width: 215 },
-        { header: 'Accuracy', width: 70 },
-        { header: 'Loss', width: 70 },
-        { header: 'AUC', width: 70 },
-        { header: 'Test records', width: 70 },
+        { header: 'Silo', width: 185 },
+        { header: 'Accuracy', width: 65 },
+        { header: 'Loss', width: 60 },
+        { header: 'AUC', width: 60 },
+        { header: 'Test records', width: 65 },
+        { header: 'Release', width: 60 },
       ],
       s.finalEvaluation.perSilo.map((e) => [
         e.siloName,
@@ -240,40 +247,67 @@ function layOut(doc: PDFKit.PDFDocument, bundle: AuditBundle, s: StudyReportSumm
         formatFigure(e.loss),
         formatFigure(e.auc),
         String(e.n),
+        e.noisy ? 'noisy' : 'exact',
       ]),
     );
   }
 
+  l.heading('What left the silos');
+  const releases = s.releases;
+  l.fields([
+    ['Releases', releases.description],
+    ['Without DP', releases.releasedWithoutDp.length === 0 ? 'nothing' : releases.releasedWithoutDp.join('; ')],
+  ]);
+  l.paragraph(releases.statement);
+
   l.heading('Privacy budget per silo');
   l.paragraph(s.privacy.statement);
   if (s.privacy.mode !== 'none') {
+    const a = s.privacy.accounting;
+    l.fields([
+      ['Accountant', a.accountant],
+      ['RDP orders', a.orders],
+      ['Noise multiplier', `sigma = ${compact(a.noiseMultiplier)} (relative to C)`],
+      ['Clipping norm', `C = ${compact(a.clipNorm)}`],
+      ['Sampling rate', `q = ${compact(a.samplingRate)}`],
+      ['Steps', `${a.stepsPerRound} per round; ${a.plannedSteps} in total over the ${a.plannedRounds} planned rounds`],
+      ['Planned epsilon', `${formatFigure(a.plannedEpsilon)} at delta ${compact(s.privacy.delta)}`],
+      [
+        'Evaluation noise',
+        a.evaluation === null
+          ? 'no noisy evaluation release'
+          : `discrete Gaussian, standard deviation ${compact(a.evaluation.noiseStddev)} counts; ${a.evaluation.releases} planned release(s), epsilon ${formatFigure(a.evaluation.plannedEpsilon)}`,
+      ],
+    ]);
     l.table(
       [
-        { header: 'Silo', width: 90 },
-        { header: 'Mechanism', width: 48 },
-        { header: 'sigma', width: 40 },
-        { header: 'C', width: 36 },
-        { header: 'q', width: 40 },
-        { header: 'Steps', width: 36 },
-        { header: 'epsilon', width: 45 },
-        { header: 'delta', width: 40 },
-        { header: 'Unit', width: 36 },
-        { header: 'Accountant', width: 84 },
+        { header: 'Silo', width: 120 },
+        { header: 'Mechanism', width: 50 },
+        { header: 'Rounds', width: 38 },
+        { header: 'Steps', width: 40 },
+        { header: 'Eval. releases', width: 50 },
+        { header: 'epsilon (hub)', width: 55 },
+        { header: 'epsilon (silo)', width: 55 },
+        { header: 'Agrees', width: 40 },
+        { header: 'Unit', width: 47 },
       ],
       s.privacy.perSilo.map((p) => [
         p.siloName,
         p.mechanism,
-        compact(p.noiseMultiplier),
-        compact(p.clipNorm),
-        compact(p.samplingRate),
+        String(p.trainingRounds),
         String(p.steps),
-        formatFigure(p.epsilon),
-        compact(p.delta),
+        String(p.evaluationReleases),
+        formatFigure(p.hubEpsilon),
+        formatFigure(p.reportedEpsilon),
+        p.disagreements === 0 ? 'yes' : `no (${p.disagreements})`,
         p.unit,
-        p.accountant,
       ]),
     );
-    l.paragraph('sigma is the noise multiplier relative to the clipping norm C; q is the Poisson sampling rate.');
+    l.paragraph(
+      "epsilon (hub) is the hub's own recomputation for the rounds and releases it charged (or the silo reported, " +
+        'if more); epsilon (silo) is the largest figure the silo reported. sigma is the noise multiplier relative to ' +
+        'the clipping norm C; q is the Poisson sampling rate.',
+    );
   }
 
   l.heading('Model hashes (SHA-256 of the float32 parameters)');

@@ -16,9 +16,10 @@ import {
 import {
   encodeUpdateFrame,
   float32Bytes,
+  releasedWithoutDp,
   sha256Hex,
   SILO_STUDY_API,
-  type EvaluationMetrics,
+  type ExactEvaluation,
   type SiloTask,
   type TasksResponse,
   type UpdateReceipt,
@@ -37,8 +38,15 @@ const VERIFY_CLI = join(REPO, 'libs/audit/dist/verify-cli.js');
 const AUDITOR = { username: 'auditor-report', password: 'auditor report password', role: 'auditor' } as const;
 
 /** Distinct metrics per silo, so the report must put each silo's own figure next to its name. */
-function metrics(i: number): EvaluationMetrics {
-  return { loss: 0.5 + i / 10, accuracy: 0.6 + i * 0.07, auc: 0.7 + i * 0.05, n: 40 + i, positives: 18 + i };
+function metrics(i: number): ExactEvaluation {
+  return {
+    kind: 'exact',
+    loss: 0.5 + i / 10,
+    accuracy: 0.6 + i * 0.07,
+    auc: 0.7 + i * 0.05,
+    n: 40 + i,
+    positives: 18 + i,
+  };
 }
 
 function updateFor(task: SiloTask, length: number, i: number): Buffer {
@@ -56,7 +64,6 @@ function updateFor(task: SiloTask, length: number, i: number): Buffer {
       length,
       payloadSha256: sha256Hex(float32Bytes(delta)),
       l2Norm: Math.sqrt(norm),
-      trainLoss: 0.4,
       evaluation: metrics(i),
       privacy: null,
     },
@@ -167,6 +174,7 @@ describe('compliance report of a study run through the protocol (server database
         planHash: task.planHash,
         modelHash: task.modelHash,
         evaluation,
+        privacy: null,
       });
       expect(r.status).toBe(200);
     }
@@ -206,6 +214,12 @@ describe('compliance report of a study run through the protocol (server database
       privacy: { mode: 'none', statement: NO_DP_STATEMENT, perSilo: [] },
       chainVerification: { ok: true, firstBroken: null },
     });
+    // The plan without DP releases exact metrics and record counts: the report lists all of it.
+    expect(s.releases.releasedWithoutDp).toEqual(releasedWithoutDp(study.plan));
+    expect(s.releases.releasedWithoutDp).toHaveLength(3);
+    expect(s.releases.statement).toBe(
+      `Released without differential privacy: ${releasedWithoutDp(study.plan).join('; ')}`,
+    );
     expect(s.participants.map((p) => p.name).sort()).toEqual(['Northgate Clinic', 'Southbay Hospital']);
     expect(s.approvals).toHaveLength(2);
     for (const a of s.approvals) {
@@ -315,6 +329,7 @@ describe('compliance report of a study run through the protocol (server database
     expect(text).toContain(`sha256:${attached.hub.keyId}`);
     expect(text).toContain('npx tessera-verify report.json');
     expect(text).toContain('No differential privacy');
+    expect(text.replace(/\s+/g, ' ')).toContain('Released without differential privacy: the model update itself');
     expect(text).toContain('intact: every record and checkpoint verified');
     for (const e of s.finalEvaluation!.perSilo) {
       const line = text.split('\n').find((l) => l.includes(e.siloName) && l.includes(formatFigure(e.accuracy)));

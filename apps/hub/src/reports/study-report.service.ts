@@ -2,18 +2,18 @@ import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { AuditBundle } from '@tessera/audit';
-import { DataSource, In } from 'typeorm';
+import type { StudyPlan } from '@tessera/protocol';
+import { DataSource } from 'typeorm';
 import { AuditExportService } from '../audit/audit-export.service';
 import { AuditLogService } from '../audit/audit-log.service';
 import { AuditSigningKeyService } from '../audit/audit-signing-key.service';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { AuditVerificationService } from '../audit/audit-verification.service';
-import { RoundParticipantEntity } from '../rounds/round-participant.entity';
-import { RoundEntity } from '../rounds/round.entity';
+import { PrivacyLedgerService } from '../privacy/privacy-ledger.service';
 import { RoundsQueryService } from '../rounds/rounds-query.service';
 import { StudiesService } from '../studies/studies.service';
 import { bundleSha256, renderReportPdf } from './report-pdf.util';
-import { buildStudyReportSummary, summaryJson, type ParticipantPrivacy, type StudyReportSummary } from './study-report';
+import { buildStudyReportSummary, summaryJson, type SiloPrivacyFigures, type StudyReportSummary } from './study-report';
 
 export type ReportFormat = 'json' | 'csv' | 'pdf';
 
@@ -47,19 +47,21 @@ export class StudyReportService {
     private readonly log: AuditLogService,
     private readonly verification: AuditVerificationService,
     private readonly keys: AuditSigningKeyService,
+    private readonly ledger: PrivacyLedgerService,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
   ) {}
 
   /** The summary every format's figures come from; the chain is verified first so the report states the result. */
   async summary(studyId: string): Promise<StudyReportSummary> {
     const study = await this.studies.get(studyId);
+    const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
     const [rounds, privacy, verification, key] = [
       await this.rounds.roundsOf(studyId),
-      await this.privacyOf(studyId),
+      await this.privacyOf(study.id, study.planHash, study.plan),
       await this.verification.verifyStoredChain(),
       await this.keys.publicKey(),
     ];
-    return buildStudyReportSummary({ study, rounds, privacy, verification, keyId: key.keyId });
+    return buildStudyReportSummary({ study, rounds, mechanism, privacy, verification, keyId: key.keyId });
   }
 
   /** The signed bundle of the chain segment that spans the study, carrying the summary. */
@@ -125,18 +127,8 @@ export class StudyReportService {
     };
   }
 
-  /** Each accepted update's privacy statement (mechanism and accountant figures), by round and silo. */
-  private async privacyOf(studyId: string): Promise<ParticipantPrivacy[]> {
-    const rounds = await this.db.getRepository(RoundEntity).find({ where: { studyId } });
-    if (rounds.length === 0) return [];
-    const byId = new Map(rounds.map((r) => [r.id, r]));
-    const rows = await this.db.getRepository(RoundParticipantEntity).find({ where: { roundId: In([...byId.keys()]) } });
-    const out: ParticipantPrivacy[] = [];
-    for (const p of rows) {
-      const round = byId.get(p.roundId);
-      if (p.privacy === null || round === undefined) continue;
-      out.push({ round: round.number, attempt: round.attempt, siloId: p.siloId, privacy: p.privacy });
-    }
-    return out;
+  /** Every invited silo's figures from the hub's privacy ledger (charges on issue, beside the silos' reports). */
+  private async privacyOf(id: string, planHash: string, plan: StudyPlan): Promise<SiloPrivacyFigures[]> {
+    return this.ledger.budgets(this.db.manager, { id, planHash, plan }, plan.silos);
   }
 }

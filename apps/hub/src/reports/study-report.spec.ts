@@ -3,14 +3,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { appendRecord, buildBundle, canonicalJson, generateSigningKey, publicKeyFingerprint } from '@tessera/audit';
-import type { PrivacySpend, StudyPlan } from '@tessera/protocol';
+import { DEFAULT_RDP_ORDERS_DESCRIPTION } from '@tessera/dp';
+import { privacyMechanismOf, releasedWithoutDp, type StudyPlan } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
 import type { StoredChainVerification } from '../audit/audit-verification.service';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { StudyView } from '../studies/studies.service';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import { formatFigure, pdfText, renderReportPdf } from './report-pdf.util';
-import { buildStudyReportSummary, NO_DP_STATEMENT, summaryJson, type ParticipantPrivacy } from './study-report';
+import { buildStudyReportSummary, NO_DP_STATEMENT, summaryJson, type SiloPrivacyFigures } from './study-report';
 
 const A = '11111111-1111-4111-8111-111111111111';
 const B = '22222222-2222-4222-8222-222222222222';
@@ -59,7 +60,6 @@ function participant(siloId: string, siloName: string, accuracy: number): RoundV
     status: 'uploaded',
     numExamples: 100,
     updateSha256: HASH('9'),
-    trainLoss: 0.4,
     evaluation: { loss: 0.5, accuracy, auc: null, n: 50, positives: 20 },
     failure: null,
     privacy: null,
@@ -100,19 +100,30 @@ const VERIFIED: StoredChainVerification = {
   problems: [],
 };
 
-function spend(round: number, epsilonCumulative: number): PrivacySpend {
-  return {
-    mechanism: 'dp-sgd',
-    unit: 'record',
-    noiseMultiplier: 1.1,
-    clipNorm: 1,
-    samplingRate: 0.01,
-    steps: 500,
-    delta: 1e-5,
-    epsilonRound: 0.4,
-    epsilonCumulative,
-    accountant: `rdp-sampled-gaussian r${round}`,
-  };
+/** A record-level DP plan with a noisy evaluation of the final model (the demo's default release under DP). */
+function dpPlan(): StudyPlan {
+  const plan = heartDiseasePlan([A, B], {
+    privacy: {
+      mode: 'dp-sgd',
+      unit: 'record',
+      targetEpsilon: 3,
+      delta: 1e-5,
+      clipNorm: 1,
+      noiseMultiplier: 1.1,
+      samplingRate: 0.01,
+    },
+  });
+  plan.training.rounds = 2;
+  return plan;
+}
+
+function figures(
+  siloId: string,
+  trainingRounds: number,
+  epsilon: number,
+  reportedEpsilon: number | null,
+): SiloPrivacyFigures {
+  return { siloId, trainingRounds, evaluationReleases: 1, epsilon, reportedEpsilon, disagreements: 0 };
 }
 
 describe('buildStudyReportSummary', () => {
@@ -120,11 +131,16 @@ describe('buildStudyReportSummary', () => {
     const s = buildStudyReportSummary({
       study: studyView(heartDiseasePlan([A, B])),
       rounds: ROUNDS,
+      mechanism: null,
       privacy: [],
       verification: VERIFIED,
       keyId: HASH('a'),
     });
     expect(s.privacy).toEqual({ mode: 'none', statement: NO_DP_STATEMENT, perSilo: [] });
+    // Without DP the plan releases the update, the record counts and exact metrics: each listed, in words.
+    expect(s.releases.releasedWithoutDp).toEqual(releasedWithoutDp(heartDiseasePlan([A, B])));
+    expect(s.releases.releasedWithoutDp.length).toBeGreaterThan(0);
+    expect(s.releases.statement).toMatch(/^Released without differential privacy: the model update itself/);
     expect(s.models).toEqual({
       initial: HASH('1'),
       final: HASH('3'),
@@ -147,68 +163,99 @@ describe('buildStudyReportSummary', () => {
     expect(() => canonicalJson(summaryJson(s))).not.toThrow();
   });
 
-  it('sums steps and takes the last cumulative epsilon per silo for a DP study', () => {
-    const plan = heartDiseasePlan([A, B], {
-      privacy: {
-        mode: 'dp-sgd',
-        unit: 'record',
-        targetEpsilon: 3,
-        delta: 1e-5,
-        clipNorm: 1,
-        noiseMultiplier: 1.1,
-        samplingRate: 0.01,
-      },
-    });
-    const privacy: ParticipantPrivacy[] = [
-      { round: 2, attempt: 1, siloId: A, privacy: spend(2, 1.25) },
-      { round: 1, attempt: 1, siloId: A, privacy: spend(1, 0.8) },
-      { round: 1, attempt: 1, siloId: B, privacy: spend(1, 0.9) },
-    ];
+  it("states the accounting, each silo's hub and reported ε, and that nothing left without DP", () => {
+    const plan = dpPlan();
+    const m = privacyMechanismOf(plan)!;
     const s = buildStudyReportSummary({
       study: studyView(plan),
       rounds: ROUNDS,
-      privacy,
+      mechanism: m,
+      privacy: [
+        figures(A, 2, 1.25, 1.2),
+        figures(B, 1, 0.9, null),
+        { ...figures('33333333-3333-4333-8333-333333333333', 0, 0, null), evaluationReleases: 0 },
+      ],
       verification: VERIFIED,
       keyId: HASH('a'),
     });
+    expect(s.releases).toMatchObject({
+      releasedWithoutDp: [],
+      statement: 'Released without differential privacy: nothing',
+      trainingExamples: 'none',
+      evaluation: { mode: 'noisy', rounds: 'final', scoreBins: 4 },
+    });
+    if (s.privacy.mode === 'none') throw new Error('a DP plan reported without DP');
     expect(s.privacy).toMatchObject({ mode: 'dp-sgd', unit: 'record', targetEpsilon: 3, delta: 1e-5 });
+    expect(s.privacy.accounting).toEqual({
+      accountant: m.accountant,
+      orders: DEFAULT_RDP_ORDERS_DESCRIPTION,
+      noiseMultiplier: 1.1,
+      clipNorm: 1,
+      samplingRate: 0.01,
+      stepsPerRound: 500, // 5 local epochs × round(1/0.01)
+      plannedRounds: plan.training.rounds,
+      plannedSteps: 500 * plan.training.rounds,
+      plannedEpsilon: m.plannedEpsilon,
+      evaluation: { noiseStddev: m.evaluation!.noiseStddev, releases: 1, plannedEpsilon: m.evaluation!.plannedEpsilon },
+    });
+    // Silos without any charge or report are left out; the others in name order.
     expect(s.privacy.perSilo).toEqual([
-      expect.objectContaining({ siloName: 'Bergen Klinikk', steps: 500, epsilon: 0.9, updates: 1 }),
+      expect.objectContaining({
+        siloName: 'Bergen Klinikk',
+        trainingRounds: 1,
+        steps: 500,
+        hubEpsilon: 0.9,
+        reportedEpsilon: null,
+      }),
       expect.objectContaining({
         siloName: 'Ålesund Sykehus',
         mechanism: 'dp-sgd',
         noiseMultiplier: 1.1,
         clipNorm: 1,
         samplingRate: 0.01,
+        trainingRounds: 2,
+        stepsPerRound: 500,
         steps: 1000,
-        epsilon: 1.25,
+        evaluationReleases: 1,
+        hubEpsilon: 1.25,
+        reportedEpsilon: 1.2,
         delta: 1e-5,
         unit: 'record',
-        accountant: 'rdp-sampled-gaussian r2',
-        updates: 2,
+        accountant: m.accountant,
       }),
     ]);
+    expect(() => canonicalJson(summaryJson(s))).not.toThrow();
+  });
+
+  it('marks noisy evaluations and keeps their missing loss', () => {
+    const rounds = structuredClone(ROUNDS);
+    for (const p of rounds[2]!.participants)
+      p.evaluation = { loss: null, accuracy: 0.7, auc: 0.8, n: 31, positives: 12, noisy: true };
+    const s = buildStudyReportSummary({
+      study: studyView(dpPlan()),
+      rounds,
+      mechanism: privacyMechanismOf(dpPlan()),
+      privacy: [],
+      verification: VERIFIED,
+      keyId: HASH('a'),
+    });
+    expect(s.finalEvaluation!.perSilo.map((e) => [e.loss, e.noisy])).toEqual([
+      [null, true],
+      [null, true],
+    ]);
+    expect(s.rounds[0]!.evaluations.every((e) => !e.noisy)).toBe(true);
   });
 });
 
 describe('renderReportPdf', () => {
   it('prints the summary, the privacy table and the key fingerprint from the bundle (pdftotext)', async () => {
-    const plan = heartDiseasePlan([A, B], {
-      privacy: {
-        mode: 'dp-sgd',
-        unit: 'record',
-        targetEpsilon: 3,
-        delta: 1e-5,
-        clipNorm: 1,
-        noiseMultiplier: 1.1,
-        samplingRate: 0.01,
-      },
-    });
+    const plan = dpPlan();
     const key = generateSigningKey();
     const summary = buildStudyReportSummary({
       study: studyView(plan),
       rounds: ROUNDS,
-      privacy: [{ round: 1, attempt: 1, siloId: A, privacy: spend(1, 1.2345678) }],
+      mechanism: privacyMechanismOf(plan),
+      privacy: [figures(A, 1, 1.2345678, 1.1111111)],
       verification: VERIFIED,
       keyId: publicKeyFingerprint(key.publicKeyPem),
     });
@@ -229,9 +276,43 @@ describe('renderReportPdf', () => {
       expect(text).toContain('Ålesund Sykehus');
       const dpRow = text.split('\n').find((l) => l.includes('Ålesund') && l.includes('dp-sgd'));
       expect(dpRow).toBeDefined();
-      expect(dpRow).toContain(formatFigure(1.2345678));
-      expect(dpRow).toContain('1.1');
+      expect(dpRow).toContain(formatFigure(1.2345678)); // the hub's ε
+      expect(dpRow).toContain(formatFigure(1.1111111)); // the silo's ε beside it
+      expect(dpRow).toContain('500'); // steps over its one round
       expect(text).toContain('the protected unit is one patient record');
+      const flat = text.replace(/\s+/g, ' ');
+      expect(flat).toContain('Released without differential privacy: nothing');
+      expect(flat).toContain(DEFAULT_RDP_ORDERS_DESCRIPTION);
+      expect(flat).toContain('500 per round; 1000 in total over the 2 planned rounds');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('lists what a study without DP released, in the PDF too', async () => {
+    const key = generateSigningKey();
+    const summary = buildStudyReportSummary({
+      study: studyView(heartDiseasePlan([A, B])),
+      rounds: ROUNDS,
+      mechanism: null,
+      privacy: [],
+      verification: VERIFIED,
+      keyId: publicKeyFingerprint(key.publicKeyPem),
+    });
+    const record = appendRecord(null, {
+      time: '2025-05-01T08:00:00.000Z',
+      actor: { type: 'system', id: 'hub' },
+      action: 'study.created',
+    });
+    const bundle = buildBundle({ records: [record], study: summaryJson(summary), signingKey: key.privateKeyPem });
+    const pdf = await renderReportPdf(bundle);
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-pdf-'));
+    try {
+      writeFileSync(join(dir, 'r.pdf'), pdf);
+      const text = execFileSync('pdftotext', ['-layout', join(dir, 'r.pdf'), '-'], { encoding: 'utf8' });
+      const flat = text.replace(/\s+/g, ' ');
+      for (const item of summary.releases.releasedWithoutDp) expect(flat).toContain(item);
+      expect(flat).toContain('No differential privacy');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,5 +1,12 @@
 import type { JsonObject } from '@tessera/audit';
-import type { EvaluationMetrics, PrivacySpend, StudyPlan } from '@tessera/protocol';
+import { DEFAULT_RDP_ORDERS_DESCRIPTION } from '@tessera/dp';
+import {
+  describeRelease,
+  releasedWithoutDp,
+  type EvaluationMetrics,
+  type PrivacyMechanism,
+  type StudyPlan,
+} from '@tessera/protocol';
 import type { StoredChainVerification } from '../audit/audit-verification.service';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { StudyView } from '../studies/studies.service';
@@ -35,10 +42,13 @@ export interface SiloEvaluation {
   siloId: string;
   siloName: string;
   accuracy: number;
-  loss: number;
+  /** Null for a noisy evaluation (a DP release carries no loss). */
+  loss: number | null;
   auc: number | null;
-  /** Test records at the silo (a count, never a record). */
+  /** Test records at the silo (a count, never a record); a noisy estimate when `noisy`. */
   n: number;
+  /** True when the figures are estimates from a differentially private release (noisy score histogram). */
+  noisy: boolean;
 }
 
 export interface RoundLine {
@@ -61,6 +71,12 @@ export interface RoundLine {
   evaluations: SiloEvaluation[];
 }
 
+/**
+ * One silo's privacy spend in the study. The mechanism's parameters are the plan's (a report stating weaker ones is
+ * refused at the hub). Counts are the hub's figure: the larger of the charges it made when it issued tasks and what
+ * the silo reported. `hubEpsilon` is the hub's own recomputation for those counts; `reportedEpsilon` the largest
+ * cumulative ε the silo reported.
+ */
 export interface SiloPrivacyLine {
   siloId: string;
   siloName: string;
@@ -72,26 +88,64 @@ export interface SiloPrivacyLine {
   clipNorm: number;
   /** q: Poisson sampling rate of each step. */
   samplingRate: number;
-  /** Mechanism invocations summed over the silo's accepted updates. */
+  /** Training rounds charged to the silo. */
+  trainingRounds: number;
+  /** Mechanism invocations in one round, and over the silo's charged rounds (trainingRounds × stepsPerRound). */
+  stepsPerRound: number;
   steps: number;
-  /** Cumulative ε at `delta` after the silo's last accepted update, as the silo reported it. */
-  epsilon: number;
+  /** Noisy evaluation releases charged to the silo (0 without noisy evaluation). */
+  evaluationReleases: number;
+  /** The hub's recomputed charged ε at `delta`: max(training ε, evaluation ε), disjoint record sets. */
+  hubEpsilon: number;
+  /** The largest cumulative ε the silo itself reported; null when it never reported. */
+  reportedEpsilon: number | null;
+  /** Reports of this silo that disagreed with the hub's charge (flagged as privacy.disagreement in the trail). */
+  disagreements: number;
   delta: number;
   accountant: string;
-  /** Accepted updates that carried a privacy statement. */
-  updates: number;
+}
+
+/** How the ε figures were computed: enough for an auditor to re-price them with another accountant. */
+export interface PrivacyAccounting {
+  accountant: string;
+  /** The RDP orders the accountant minimises over. */
+  orders: string;
+  noiseMultiplier: number;
+  clipNorm: number;
+  samplingRate: number;
+  stepsPerRound: number;
+  plannedRounds: number;
+  /** plannedRounds × stepsPerRound. */
+  plannedSteps: number;
+  /** ε of the whole plan (training and planned evaluation releases), at delta. */
+  plannedEpsilon: number;
+  /** The noisy evaluation: discrete Gaussian noise (standard deviation in counts) per released histogram count. */
+  evaluation: { noiseStddev: number; releases: number; plannedEpsilon: number } | null;
 }
 
 export type PrivacySection =
   | { mode: 'none'; statement: string; perSilo: [] }
   | {
-      mode: string;
+      mode: 'dp-sgd' | 'dp-fedavg';
       unit: string;
       targetEpsilon: number;
       delta: number;
       statement: string;
+      accounting: PrivacyAccounting;
       perSilo: SiloPrivacyLine[];
     };
+
+/** What the plan lets a silo send besides its (noised) update, and what of it is outside the DP guarantee. */
+export interface ReleaseSection {
+  /** The release plan in words (describeRelease). */
+  description: string;
+  evaluation: StudyPlan['release']['evaluation'];
+  trainingExamples: StudyPlan['release']['trainingExamples'];
+  /** releasedWithoutDp(plan): empty when everything a silo sends is inside the DP guarantee. */
+  releasedWithoutDp: string[];
+  /** "Released without differential privacy: nothing", or the list. */
+  statement: string;
+}
 
 export interface ChainVerificationLine {
   ok: boolean;
@@ -135,6 +189,7 @@ export interface StudyReportSummary {
   };
   /** The final evaluation round: each silo's evaluation of the final model. */
   finalEvaluation: { round: number; modelHash: string; perSilo: SiloEvaluation[] } | null;
+  releases: ReleaseSection;
   privacy: PrivacySection;
   /** The hub's verification of its whole stored chain, done just before the bundle was signed. */
   chainVerification: ChainVerificationLine;
@@ -142,18 +197,23 @@ export interface StudyReportSummary {
   verifyOffline: string;
 }
 
-/** A round participant's privacy statement, as stored with its accepted update. */
-export interface ParticipantPrivacy {
-  round: number;
-  attempt: number;
+/** A silo's figures from the hub's privacy ledger (PrivacyLedgerService.budgets). */
+export interface SiloPrivacyFigures {
   siloId: string;
-  privacy: PrivacySpend;
+  trainingRounds: number;
+  evaluationReleases: number;
+  /** The hub's recomputed charged ε for those counts. */
+  epsilon: number;
+  reportedEpsilon: number | null;
+  disagreements: number;
 }
 
 export interface StudyReportInput {
   study: StudyView;
   rounds: RoundView[];
-  privacy: ParticipantPrivacy[];
+  /** The plan's mechanism (privacyMechanismOf), null without DP. */
+  mechanism: PrivacyMechanism | null;
+  privacy: SiloPrivacyFigures[];
   verification: StoredChainVerification;
   keyId: string;
 }
@@ -175,43 +235,84 @@ function evaluationsOf(round: RoundView): SiloEvaluation[] {
       loss: p.evaluation.loss,
       auc: p.evaluation.auc,
       n: p.evaluation.n,
+      noisy: p.evaluation.noisy === true,
     }))
     .sort(bySiloName);
 }
 
-function privacySection(plan: StudyPlan, rows: ParticipantPrivacy[], names: Map<string, string>): PrivacySection {
-  if (plan.privacy.mode === 'none') return { mode: 'none', statement: NO_DP_STATEMENT, perSilo: [] };
-  const bySilo = new Map<string, ParticipantPrivacy[]>();
-  for (const row of rows) bySilo.set(row.siloId, [...(bySilo.get(row.siloId) ?? []), row]);
-  const perSilo: SiloPrivacyLine[] = [...bySilo.entries()].map(([siloId, list]) => {
-    const ordered = [...list].sort((a, b) => a.round - b.round || a.attempt - b.attempt);
-    const last = ordered[ordered.length - 1]!.privacy;
-    return {
-      siloId,
-      siloName: names.get(siloId) ?? 'unknown',
-      mechanism: last.mechanism,
-      unit: last.unit,
-      noiseMultiplier: last.noiseMultiplier,
-      clipNorm: last.clipNorm,
-      samplingRate: last.samplingRate,
-      steps: ordered.reduce((n, r) => n + r.privacy.steps, 0),
-      epsilon: Math.max(...ordered.map((r) => r.privacy.epsilonCumulative)),
-      delta: last.delta,
-      accountant: last.accountant,
-      updates: ordered.length,
-    };
-  });
+/** The statement every report makes about what left the silos outside differential privacy. */
+export function releasedWithoutDpStatement(items: string[]): string {
+  return `Released without differential privacy: ${items.length === 0 ? 'nothing' : items.join('; ')}`;
+}
+
+function releaseSection(plan: StudyPlan): ReleaseSection {
+  const items = releasedWithoutDp(plan);
+  return {
+    description: describeRelease(plan),
+    evaluation: plan.release.evaluation,
+    trainingExamples: plan.release.trainingExamples,
+    releasedWithoutDp: items,
+    statement: releasedWithoutDpStatement(items),
+  };
+}
+
+function privacySection(
+  plan: StudyPlan,
+  m: PrivacyMechanism | null,
+  figures: SiloPrivacyFigures[],
+  names: Map<string, string>,
+): PrivacySection {
+  if (plan.privacy.mode === 'none' || m === null) return { mode: 'none', statement: NO_DP_STATEMENT, perSilo: [] };
+  const perSilo: SiloPrivacyLine[] = figures
+    .filter((f) => f.trainingRounds > 0 || f.evaluationReleases > 0 || f.reportedEpsilon !== null)
+    .map((f) => ({
+      siloId: f.siloId,
+      siloName: names.get(f.siloId) ?? 'unknown',
+      mechanism: m.mechanism,
+      unit: m.unit,
+      noiseMultiplier: m.noiseMultiplier,
+      clipNorm: m.clipNorm,
+      samplingRate: m.samplingRate,
+      trainingRounds: f.trainingRounds,
+      stepsPerRound: m.stepsPerRound,
+      steps: f.trainingRounds * m.stepsPerRound,
+      evaluationReleases: f.evaluationReleases,
+      hubEpsilon: f.epsilon,
+      reportedEpsilon: f.reportedEpsilon,
+      disagreements: f.disagreements,
+      delta: m.delta,
+      accountant: m.accountant,
+    }));
   perSilo.sort(bySiloName);
   const unit = plan.privacy.unit === 'record' ? 'one patient record' : "one silo's whole dataset";
+  const evaluation =
+    m.evaluation === null
+      ? ''
+      : ` Noisy evaluation: each released histogram count carries discrete Gaussian noise of standard deviation ` +
+        `${m.evaluation.noiseStddev.toPrecision(4)} counts, at most ${m.evaluation.releases} release(s); test records ` +
+        'never train, so the charged epsilon is the larger of the training and evaluation parts.';
   return {
-    mode: plan.privacy.mode,
+    mode: m.mechanism,
     unit: plan.privacy.unit,
     targetEpsilon: plan.privacy.targetEpsilon,
     delta: plan.privacy.delta,
     statement:
       `Differential privacy (${plan.privacy.mode}); the protected unit is ${unit}. Target for the whole study: ` +
-      `epsilon ${plan.privacy.targetEpsilon} at delta ${plan.privacy.delta}. Per-silo figures are those each silo ` +
-      'reported with its accepted updates.',
+      `epsilon ${plan.privacy.targetEpsilon} at delta ${plan.privacy.delta}. The hub charged each silo when it ` +
+      'issued a task (whether or not the upload arrived) and recomputed epsilon itself; the figure each silo ' +
+      `reported is shown beside it.${evaluation}`,
+    accounting: {
+      accountant: m.accountant,
+      orders: DEFAULT_RDP_ORDERS_DESCRIPTION,
+      noiseMultiplier: m.noiseMultiplier,
+      clipNorm: m.clipNorm,
+      samplingRate: m.samplingRate,
+      stepsPerRound: m.stepsPerRound,
+      plannedRounds: m.rounds,
+      plannedSteps: m.rounds * m.stepsPerRound,
+      plannedEpsilon: m.plannedEpsilon,
+      evaluation: m.evaluation === null ? null : { ...m.evaluation },
+    },
     perSilo,
   };
 }
@@ -286,7 +387,8 @@ export function buildStudyReportSummary(input: StudyReportInput): StudyReportSum
       finalRound === undefined
         ? null
         : { round: finalRound.number, modelHash: finalRound.modelHash, perSilo: evaluationsOf(finalRound) },
-    privacy: privacySection(plan, input.privacy, names),
+    releases: releaseSection(plan),
+    privacy: privacySection(plan, input.mechanism, input.privacy, names),
     chainVerification: {
       ok: verification.ok,
       verifiedAt: verification.verifiedAt,

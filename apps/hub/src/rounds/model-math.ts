@@ -9,7 +9,7 @@ import {
   type DeltaAggregator,
   type ServerOptimizer,
 } from '@tessera/aggregation';
-import { gaussianNoise } from '@tessera/dp';
+import { latticeNoisySum } from '@tessera/dp';
 import { modelSpecOf, readFramePrefix, type PrivacyMechanism, type StudyPlan } from '@tessera/protocol';
 
 /** Number of parameters of the plan's model (the flat layout shared by hub and agent). */
@@ -58,10 +58,11 @@ export function serverOptimizerFor(plan: StudyPlan, length: number): ServerOptim
 }
 
 /**
- * The round's aggregation strategy: weighted FedAvg over updates the receiver already validated, or for silo-level
- * DP (DP-FedAvg, McMahan et al. 2018) every silo's update clipped to C, uniform weights, and Gaussian noise
- * N(0, (σC)²) on the sum from the exact, CSPRNG-driven discrete Gaussian sampler of @tessera/dp, over the fixed
- * denominator of the round's participants.
+ * The round's aggregation strategy: FedAvg over updates the receiver already validated (weighted by the released
+ * record counts when the plan releases them, else uniform), or for silo-level
+ * DP (DP-FedAvg, McMahan et al. 2018) every silo's update clipped to C, uniform weights, and Gaussian noise on the
+ * float64 sum on a lattice (@tessera/dp latticeNoisySum: exact discrete-Gaussian integers from the CSPRNG, stddev
+ * σ·(C + γ√d)), over the fixed denominator of the round's participants.
  * FedAvg runs with `updatesPrevalidated`: update-receiver.ts checked the length, finiteness and norm of every stored
  * update on receipt, so the aggregator accumulates in one pass instead of re-checking (docs/benchmarks.md); a
  * non-finite aggregate is still refused at finish.
@@ -76,10 +77,13 @@ export function aggregatorFor(
     return createDpFedAvgAggregator(
       length,
       { clippingNorm: mechanism.clipNorm, noiseMultiplier: mechanism.noiseMultiplier, expectedSilos: participants },
-      (n, stddev) => gaussianNoise(n, stddev),
+      (sum, parameters) => latticeNoisySum(sum, parameters),
     );
   }
-  return new FedAvgAggregator(length, { weighting: 'weighted', updatesPrevalidated: true });
+  // Weighted by record counts only when the plan releases them; otherwise every silo counts equally (under DP-SGD
+  // the noisy sum is normalised by the plan's batch size, so an update already scales with the silo's data).
+  const weighting = plan.release.trainingExamples === 'exact' ? 'weighted' : 'unweighted';
+  return new FedAvgAggregator(length, { weighting, updatesPrevalidated: true });
 }
 
 export function float32FromBytes(bytes: Uint8Array): Float32Array {

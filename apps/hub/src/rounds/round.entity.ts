@@ -51,12 +51,17 @@ export class RoundEntity {
 export interface RoundSummary {
   reported: number;
   participants: number;
-  totalExamples: number;
-  /** Mean over silos of their test accuracy/loss/AUC, unweighted and weighted by test size. */
+  /** Training records summed over the reported updates; null unless the plan releases record counts. */
+  totalExamples: number | null;
+  /**
+   * Mean over silos of their test accuracy/loss/AUC, unweighted and weighted by test size. `noisy`: some figures
+   * are estimates from DP releases (noisy test sizes, no loss).
+   */
   evaluation: {
     accuracy: { unweighted: number | null; weighted: number | null };
     loss: { unweighted: number | null; weighted: number | null };
     auc: { unweighted: number | null };
+    noisy?: boolean;
   };
   /** What was applied to the updates, in order (weights, clipping, noise, server step): never their values. */
   aggregationTrace?: object[];

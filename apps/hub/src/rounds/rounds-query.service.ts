@@ -48,7 +48,6 @@ export class RoundsQueryService {
             status: p.status,
             numExamples: p.numExamples,
             updateSha256: p.updateHash,
-            trainLoss: p.trainLoss,
             evaluation: p.evaluation,
             failure: p.failure,
             privacy: p.privacy,

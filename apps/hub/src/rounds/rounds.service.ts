@@ -3,9 +3,12 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { aggregateRound, type SiloUpdate } from '@tessera/aggregation';
 import {
   float32Bytes,
+  metricsOfEvaluation,
   type EvaluationMetrics,
   type EvaluationReport,
   type FailureReport,
+  type PrivacyMechanism,
+  type PrivacySpend,
   type SiloTask,
   type UpdateReceipt,
 } from '@tessera/protocol';
@@ -15,7 +18,8 @@ import { signReceipt } from '@tessera/audit';
 import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
 import { AuditSigningKeyService } from '../audit/audit-signing-key.service';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
-import { PrivacyLedgerService } from '../privacy/privacy-ledger.service';
+import { PrivacyLedgerService, type PrivacyCharge } from '../privacy/privacy-ledger.service';
+import { privacyReportRefusal } from '../privacy/privacy-report.util';
 import { BlobStore } from '../blobs/blob-store';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { SiloIdentity } from '../silos/silo-identity';
@@ -30,6 +34,7 @@ import {
 } from './model-math';
 import { RoundParticipantEntity } from './round-participant.entity';
 import { RoundEntity, type RoundSummary } from './round.entity';
+import { evaluationReportProblem, updateReleaseProblem } from './release-check.util';
 import { receiveUpdate } from './update-receiver';
 
 /** How often open rounds are checked for deadlines and quorum (uploads also trigger a check at once). */
@@ -46,14 +51,23 @@ function weightedMean(pairs: [number, number][]): number | null {
   return w > 0 ? pairs.reduce((a, [v, n]) => a + v * n, 0) / w : null;
 }
 
+/**
+ * Means over silos of their evaluations. Noisy evaluations (DP releases) carry no loss and noisy test sizes: their
+ * loss means are null and their weights are the noisy n (post-processing of the release, no further cost).
+ */
 export function summarizeEvaluations(evals: EvaluationMetrics[]): RoundSummary['evaluation'] {
+  const withLoss = evals.flatMap((e) => (e.loss === null ? [] : [{ loss: e.loss, n: e.n }]));
   return {
     accuracy: {
       unweighted: mean(evals.map((e) => e.accuracy)),
       weighted: weightedMean(evals.map((e) => [e.accuracy, e.n])),
     },
-    loss: { unweighted: mean(evals.map((e) => e.loss)), weighted: weightedMean(evals.map((e) => [e.loss, e.n])) },
+    loss: {
+      unweighted: mean(withLoss.map((e) => e.loss)),
+      weighted: weightedMean(withLoss.map((e) => [e.loss, e.n])),
+    },
     auc: { unweighted: mean(evals.flatMap((e) => (e.auc === null ? [] : [e.auc]))) },
+    noisy: evals.some((e) => e.noisy === true),
   };
 }
 
@@ -106,12 +120,20 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       });
   }
 
-  /** Round 1 of a study that just started (inside the start transaction). */
-  async openFirstRound(tx: EntityManager, study: StudyEntity): Promise<void> {
+  /**
+   * Round 1 of a study that just started (inside the start transaction). Returns the privacy charges of the tasks
+   * it issued: the caller audits them once the transaction commits (auditCharges).
+   */
+  async openFirstRound(tx: EntityManager, study: StudyEntity): Promise<PrivacyCharge[]> {
     const model = await initialModel(study.plan);
     const modelHash = await this.blobs.put(float32Bytes(model));
     await tx.getRepository(StudyEntity).update(study.id, { currentModelHash: modelHash, optimizerStateHash: null });
-    await this.openRound(tx, study, 1, 1, 'train', modelHash, study.participants);
+    return this.openRound(tx, study, 1, 1, 'train', modelHash, study.participants);
+  }
+
+  /** Audit records of privacy charges made when tasks were issued (after their transaction committed). */
+  async auditCharges(studyId: string, charges: PrivacyCharge[]): Promise<void> {
+    await this.ledger.auditCharges(studyId, charges);
   }
 
   async abandonOpenRounds(tx: EntityManager, studyId: string): Promise<void> {
@@ -185,6 +207,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       );
     }
     const length = await parameterCount(study.plan);
+    const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
     const staged = await this.blobs.stage();
     let received;
     try {
@@ -195,7 +218,9 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
             `The update header names study ${h.studyId} round ${h.round}, not this URL's.`,
           );
         }
-        if (h.attempt !== round.attempt) {
+        // An agent re-sends the release it already made (same frame) to a retried attempt of the same round on
+        // the same model, rather than training and spending again: an earlier attempt's header is accepted.
+        if (h.attempt > round.attempt) {
           throw new HubException(
             HubErrorCode.WRONG_ROUND,
             `Round ${roundNumber} is at attempt ${round.attempt}, not ${h.attempt}.`,
@@ -216,6 +241,10 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
             `The update has ${h.length} values; the model has ${length}.`,
           );
         }
+        // Before any payload byte is stored: only what the plan releases, and at least the plan's noise.
+        const release = updateReleaseProblem(study.plan, mechanism, h);
+        if (release) throw new HubException(HubErrorCode.UPDATE_MALFORMED, `The update header is refused: ${release}.`);
+        this.checkPrivacyReport(mechanism !== null, mechanism, h.privacy, 'update');
       });
     } catch (err) {
       await this.recordRefusal(silo, studyId, roundNumber, err);
@@ -235,7 +264,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
           return {
             receipt: this.receipt(silo, locked, hash, participant.reportedAt ?? new Date()),
             fresh: false,
-            spend: null,
+            report: null,
           };
         }
         if (participant.status !== 'waiting') {
@@ -254,22 +283,23 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
             updateBytes: String(size),
             numExamples: received.header.numExamples,
             l2Norm: received.l2Norm,
-            trainLoss: received.header.trainLoss,
-            evaluation: received.header.evaluation,
+            // Training loss never leaves the silo (issue 13); the column stays for older rows.
+            trainLoss: null,
+            evaluation: received.header.evaluation ? metricsOfEvaluation(received.header.evaluation) : null,
             privacy: received.header.privacy,
             reportedAt: now,
           },
         );
-        const spend = await this.ledger.recordSpend(tx, {
-          studyId,
-          siloId: silo.siloId,
-          round: roundNumber,
-          attempt: round.attempt,
-          planHash: study.planHash,
-          plan: study.plan,
-          reported: received.header.privacy,
-        });
-        return { receipt: this.receipt(silo, locked, hash, now), fresh: true, spend };
+        const report = received.header.privacy
+          ? await this.ledger.recordReport(
+              tx,
+              study,
+              { number: roundNumber, attempt: round.attempt, kind: 'train' },
+              silo.siloId,
+              received.header.privacy,
+            )
+          : null;
+        return { receipt: this.receipt(silo, locked, hash, now), fresh: true, report };
       })
       .catch(async (err: unknown) => {
         await this.recordRefusal(silo, studyId, roundNumber, err);
@@ -283,16 +313,20 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       details: {
         round: roundNumber,
         attempt: round.attempt,
+        headerAttempt: received.header.attempt,
         updateSha256: hash,
         bytes: size,
         numExamples: received.header.numExamples,
         l2Norm: received.l2Norm,
+        // The release as the silo sent it (a noisy histogram stays raw here for auditors), and its privacy report.
+        evaluation: received.header.evaluation,
+        privacy: received.header.privacy,
       },
     });
-    if (outcome.spend) {
-      await this.ledger.auditSpend(
+    if (outcome.report && received.header.privacy) {
+      await this.ledger.auditReport(
         { studyId, siloId: silo.siloId, siloName: silo.name, round: roundNumber },
-        outcome.spend,
+        outcome.report,
         received.header.privacy,
       );
     }
@@ -307,40 +341,84 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     report: EvaluationReport,
   ): Promise<{ accepted: true }> {
     const { study, round } = await this.openRoundFor(silo, studyId, roundNumber);
-    if (report.attempt !== round.attempt || report.round !== roundNumber) {
-      throw new HubException(HubErrorCode.WRONG_ROUND, `Round ${roundNumber} is at attempt ${round.attempt}.`);
-    }
-    if (report.planHash !== study.planHash)
-      throw new HubException(HubErrorCode.STALE_PLAN, 'The report names another plan version.');
-    if (report.modelHash !== round.modelHash)
-      throw new HubException(HubErrorCode.WRONG_MODEL, 'The report evaluates another model.');
-    if (round.kind !== 'evaluate') {
-      throw new HubException(
-        HubErrorCode.WRONG_ROUND,
-        `Round ${roundNumber} trains: upload an update (it carries the evaluation).`,
-      );
-    }
-    await this.db.transaction(async (tx) => {
-      const locked = await this.lockRound(tx, round.id);
-      this.assertOpen(locked);
-      const p = await tx
-        .getRepository(RoundParticipantEntity)
-        .findOneOrFail({ where: { roundId: round.id, siloId: silo.siloId } });
-      if (p.status !== 'waiting')
-        throw new HubException(HubErrorCode.DUPLICATE_UPDATE, 'This silo already reported this round.');
-      await tx
-        .getRepository(RoundParticipantEntity)
-        .update(
-          { roundId: round.id, siloId: silo.siloId },
-          { status: 'evaluated', evaluation: report.evaluation, reportedAt: new Date() },
+    const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
+    let outcome;
+    try {
+      // An earlier attempt's report is the same release re-sent to a retried attempt on the same model.
+      if (report.attempt > round.attempt || report.round !== roundNumber) {
+        throw new HubException(HubErrorCode.WRONG_ROUND, `Round ${roundNumber} is at attempt ${round.attempt}.`);
+      }
+      if (report.planHash !== study.planHash)
+        throw new HubException(HubErrorCode.STALE_PLAN, 'The report names another plan version.');
+      if (report.modelHash !== round.modelHash)
+        throw new HubException(HubErrorCode.WRONG_MODEL, 'The report evaluates another model.');
+      if (round.kind !== 'evaluate') {
+        throw new HubException(
+          HubErrorCode.WRONG_ROUND,
+          `Round ${roundNumber} trains: upload an update (it carries the evaluation).`,
         );
-    });
+      }
+      const problem = evaluationReportProblem(study.plan, mechanism, report.evaluation);
+      if (problem)
+        throw new HubException(HubErrorCode.VALIDATION_FAILED, `The evaluation report is refused: ${problem}.`);
+      // Only a noisy evaluation spends privacy; its report must say what it spent.
+      this.checkPrivacyReport(
+        mechanism !== null && mechanism.evaluation !== null,
+        mechanism,
+        report.privacy,
+        'evaluation report',
+      );
+      outcome = await this.db.transaction(async (tx) => {
+        const locked = await this.lockRound(tx, round.id);
+        this.assertOpen(locked);
+        const p = await tx
+          .getRepository(RoundParticipantEntity)
+          .findOne({ where: { roundId: round.id, siloId: silo.siloId } });
+        if (!p) throw new HubException(HubErrorCode.NOT_A_PARTICIPANT, 'This silo does not take part in this round.');
+        if (p.status !== 'waiting')
+          throw new HubException(HubErrorCode.DUPLICATE_UPDATE, 'This silo already reported this round.');
+        const metrics = report.evaluation ? metricsOfEvaluation(report.evaluation) : null;
+        await tx
+          .getRepository(RoundParticipantEntity)
+          .update(
+            { roundId: round.id, siloId: silo.siloId },
+            { status: 'evaluated', evaluation: metrics, privacy: report.privacy, reportedAt: new Date() },
+          );
+        const privacy = report.privacy
+          ? await this.ledger.recordReport(
+              tx,
+              study,
+              { number: roundNumber, attempt: round.attempt, kind: 'evaluate' },
+              silo.siloId,
+              report.privacy,
+            )
+          : null;
+        return { metrics, privacy };
+      });
+    } catch (err) {
+      await this.recordRefusal(silo, studyId, roundNumber, err, 'round.evaluation.refused');
+      throw err;
+    }
     await this.audit.record({
       actor: { type: 'silo', id: silo.siloId, name: silo.name },
       action: 'round.evaluation.reported',
       subject: { studyId, siloId: silo.siloId },
-      details: { round: roundNumber, modelHash: report.modelHash, evaluation: report.evaluation },
+      details: {
+        round: roundNumber,
+        modelHash: report.modelHash,
+        // What the hub shows, and the release itself (a noisy histogram stays raw for auditors).
+        evaluation: outcome.metrics,
+        released: report.evaluation,
+        privacy: report.privacy,
+      },
     });
+    if (outcome.privacy && report.privacy) {
+      await this.ledger.auditReport(
+        { studyId, siloId: silo.siloId, siloName: silo.name, round: roundNumber },
+        outcome.privacy,
+        report.privacy,
+      );
+    }
     this.wake();
     return { accepted: true };
   }
@@ -395,6 +473,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
   /** Closes one round if it is still open and due; the row lock makes this safe across hub processes. */
   async closeRound(roundId: string, now = new Date()): Promise<void> {
     const events: { action: string; studyId: string; details: Record<string, unknown> }[] = [];
+    const charges: { studyId: string; charges: PrivacyCharge[] }[] = [];
     await this.db.transaction(async (tx) => {
       const round = await this.lockRound(tx, roundId);
       if (round.status !== 'open') return;
@@ -410,13 +489,40 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       const summary: RoundSummary = {
         reported: reported.length,
         participants: participants.length,
-        totalExamples: reported.reduce((a, p) => a + (p.numExamples ?? 0), 0),
+        // Only plans that release the record counts have them (release.trainingExamples 'exact').
+        totalExamples:
+          study.plan.release.trainingExamples === 'exact' && round.kind === 'train'
+            ? reported.reduce((a, p) => a + (p.numExamples ?? 0), 0)
+            : null,
         evaluation: summarizeEvaluations(reported.flatMap((p) => (p.evaluation ? [p.evaluation] : []))),
       };
       if (waiting.length > 0) {
         await tx
           .getRepository(RoundParticipantEntity)
           .update({ roundId, siloId: In(waiting.map((p) => p.siloId)), status: 'waiting' }, { status: 'late' });
+      }
+      if (round.kind === 'evaluate' && participants.length === 0) {
+        // No participant could release an evaluation within the approved plan (openRound left them out).
+        const reason = 'no silo could evaluate the final model within the approved privacy plan';
+        await tx
+          .getRepository(RoundEntity)
+          .update(roundId, { status: 'closed', closedAt: now, closeReason: reason, summary });
+        await tx.getRepository(StudyEntity).update(study.id, {
+          status: 'completed',
+          endedAt: now,
+          endReason: study.endReason ?? `completed ${study.plan.training.rounds} rounds; ${reason}`,
+        });
+        events.push({
+          action: 'round.closed',
+          studyId: study.id,
+          details: { round: round.number, kind: 'evaluate', summary },
+        });
+        events.push({
+          action: 'study.completed',
+          studyId: study.id,
+          details: { finalModelHash: round.modelHash, evaluation: null },
+        });
+        return;
       }
       const needed = round.kind === 'evaluate' ? 1 : plan.minSilosPerRound;
       if (active < plan.minSilosPerRound && round.kind === 'train') {
@@ -435,22 +541,25 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       }
       if (reported.length < needed) {
         const why = `round ${round.number} attempt ${round.attempt}: ${reported.length} of ${participants.length} silos reported before the deadline (minimum ${needed})`;
-        const blocked = round.kind === 'train' ? await this.budgetBlocks(tx, study) : null;
+        const blocked = round.kind === 'train' ? await this.budgetBlocks(tx, study, round.number) : null;
         if (blocked) {
           // Silos that uploaded in the failed attempt spent privacy: a retry may no longer fit the budget.
           await tx
             .getRepository(RoundEntity)
             .update(roundId, { status: 'retried', closedAt: now, closeReason: why, summary });
           await tx.getRepository(StudyEntity).update(study.id, { endReason: blocked });
-          await this.openRound(
-            tx,
-            study,
-            round.number,
-            round.attempt + 1,
-            'evaluate',
-            round.modelHash,
-            study.participants,
-          );
+          charges.push({
+            studyId: study.id,
+            charges: await this.openRound(
+              tx,
+              study,
+              round.number,
+              round.attempt + 1,
+              'evaluate',
+              round.modelHash,
+              study.participants,
+            ),
+          });
           events.push({
             action: 'privacy.budget.reached',
             studyId: study.id,
@@ -460,15 +569,18 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
           await tx
             .getRepository(RoundEntity)
             .update(roundId, { status: 'retried', closedAt: now, closeReason: why, summary });
-          await this.openRound(
-            tx,
-            study,
-            round.number,
-            round.attempt + 1,
-            round.kind,
-            round.modelHash,
-            study.participants,
-          );
+          charges.push({
+            studyId: study.id,
+            charges: await this.openRound(
+              tx,
+              study,
+              round.number,
+              round.attempt + 1,
+              round.kind,
+              round.modelHash,
+              study.participants,
+            ),
+          });
           events.push({
             action: 'round.retried',
             studyId: study.id,
@@ -528,7 +640,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       const next = round.number + 1;
       let kind: 'train' | 'evaluate' = next > study.plan.training.rounds ? 'evaluate' : 'train';
       if (kind === 'train') {
-        const blocked = await this.budgetBlocks(tx, study);
+        const blocked = await this.budgetBlocks(tx, study, next);
         if (blocked) {
           // No round may take a participant past the study's target: evaluate the model so far and complete.
           kind = 'evaluate';
@@ -540,7 +652,10 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
           });
         }
       }
-      await this.openRound(tx, study, next, 1, kind, resultHash, study.participants);
+      charges.push({
+        studyId: study.id,
+        charges: await this.openRound(tx, study, next, 1, kind, resultHash, study.participants),
+      });
       events.push({ action: 'round.opened', studyId: study.id, details: { round: next, kind, modelHash: resultHash } });
     });
     for (const e of events) {
@@ -551,6 +666,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         details: e.details,
       });
     }
+    for (const c of charges) await this.ledger.auditCharges(c.studyId, c.charges);
     // Each study's end is sealed by a signed checkpoint of the audit chain.
     if (events.some((e) => e.action === 'study.completed' || e.action === 'study.failed')) {
       await this.checkpoints.checkpointNow();
@@ -570,8 +686,9 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     const blobs = this.blobs;
     async function* updates(): AsyncGenerator<SiloUpdate> {
       for (const p of reported) {
-        if (!p.updateHash || !p.numExamples) continue;
-        yield { update: payloadOfFrame(await blobs.get(p.updateHash)), weight: p.numExamples, siloId: p.siloId };
+        if (!p.updateHash) continue;
+        // The weight counts only when the plan releases record counts (aggregatorFor then weights); else 1 each.
+        yield { update: payloadOfFrame(await blobs.get(p.updateHash)), weight: p.numExamples ?? 1, siloId: p.siloId };
       }
     }
     const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
@@ -581,16 +698,24 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     return { weights: outcome.weights, stateHash, trace: outcome.trace.map((t) => ({ ...t })) };
   }
 
-  /** Why a further training round may not open (a participant would pass the study's ε target), or null. */
-  private async budgetBlocks(tx: EntityManager, study: StudyEntity): Promise<string | null> {
+  /**
+   * Why training round `number` may not open, or null: issuing it would take a participant past the approved plan
+   * (more rounds than planned, or a charged ε above the target), counting for each silo the larger of the hub's
+   * charges and the silo's own reports.
+   */
+  private async budgetBlocks(tx: EntityManager, study: StudyEntity, number: number): Promise<string | null> {
     const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
     if (!mechanism) return null;
-    const over = await this.ledger.overBudget(tx, study.id, mechanism, study.participants);
+    const over = await this.ledger.planLimits(tx, study, { number, kind: 'train' }, study.participants);
     if (!over.length) return null;
-    const worst = over.reduce((a, b) => (b.nextRoundEpsilon > a.nextRoundEpsilon ? b : a));
-    return `privacy budget reached: another round would take ${over.length} silo(s) to ε = ${worst.nextRoundEpsilon.toPrecision(4)} > target ${mechanism.targetEpsilon} (δ = ${mechanism.delta})`;
+    return `privacy budget reached: training round ${number} would break the approved plan for ${over.length} silo(s): ${over[0]!.reason} (δ = ${mechanism.delta})`;
   }
 
+  /**
+   * Opens a round attempt and issues its tasks; charges each participant's privacy ledger as the task is issued
+   * (the silo spends when it does the task, whether or not its upload ever arrives). An evaluation that would break
+   * a silo's approved plan is not asked of it (its agent would refuse it anyway). Returns the new charges.
+   */
   private async openRound(
     tx: EntityManager,
     study: StudyEntity,
@@ -598,8 +723,13 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     attempt: number,
     kind: 'train' | 'evaluate',
     modelHash: string,
-    participants: string[],
-  ): Promise<void> {
+    invited: string[],
+  ): Promise<PrivacyCharge[]> {
+    let participants = invited;
+    if (kind === 'evaluate') {
+      const refused = await this.ledger.planLimits(tx, study, { number, kind }, invited);
+      participants = invited.filter((s) => !refused.some((r) => r.siloId === s));
+    }
     const now = new Date();
     const round = await tx.getRepository(RoundEntity).save(
       tx.getRepository(RoundEntity).create({
@@ -618,6 +748,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         .getRepository(RoundParticipantEntity)
         .insert(participants.map((siloId) => ({ roundId: round.id, siloId, status: 'waiting' as const })));
     }
+    return this.ledger.chargeIssued(tx, study, { number, attempt, kind }, participants);
   }
 
   private async failStudy(tx: EntityManager, study: StudyEntity, round: RoundEntity, reason: string): Promise<void> {
@@ -691,11 +822,46 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     return { ...payload, signature: signReceipt(payload, key.privateKey) };
   }
 
-  private async recordRefusal(silo: SiloIdentity, studyId: string, round: number, err: unknown): Promise<void> {
+  /**
+   * A privacy report must be present exactly when the task spends privacy, and state at least the plan's
+   * protection (privacyReportRefusal); otherwise the update or report is refused before anything is stored.
+   */
+  private checkPrivacyReport(
+    required: boolean,
+    mechanism: PrivacyMechanism | null,
+    privacy: PrivacySpend | null,
+    what: string,
+  ): void {
+    if (!required || !mechanism) {
+      if (privacy !== null) {
+        throw new HubException(
+          HubErrorCode.UPDATE_MALFORMED,
+          `privacy: this ${what} spends no differential privacy under the plan; send null.`,
+        );
+      }
+      return;
+    }
+    if (privacy === null) {
+      throw new HubException(
+        HubErrorCode.UPDATE_MALFORMED,
+        `privacy: an ${what} of a differentially private study must report its privacy spend.`,
+      );
+    }
+    const refusal = privacyReportRefusal(mechanism, privacy);
+    if (refusal) throw new HubException(HubErrorCode.UPDATE_MALFORMED, `The ${what} is refused: ${refusal}.`);
+  }
+
+  private async recordRefusal(
+    silo: SiloIdentity,
+    studyId: string,
+    round: number,
+    err: unknown,
+    action: 'round.update.refused' | 'round.evaluation.refused' = 'round.update.refused',
+  ): Promise<void> {
     if (!(err instanceof HubException)) return;
     await this.audit.record({
       actor: { type: 'silo', id: silo.siloId, name: silo.name },
-      action: 'round.update.refused',
+      action,
       subject: { studyId, siloId: silo.siloId },
       details: { round, code: err.code, reason: err.message },
     });

@@ -61,7 +61,10 @@ export class StudiesController {
     return this.studies.get(id);
   }
 
-  /** The study's privacy ledger: the mechanism, every silo's spend per round, and each silo's budget. */
+  /**
+   * The study's privacy ledger: the mechanism, every charge (made when a task was issued) with the silo's report
+   * beside it, and each silo's figure (the larger of the hub's charges and the silo's reports).
+   */
   @Access('admin', 'auditor')
   @Get(':id/privacy')
   async privacy(@Param('id', new ParseUUIDPipe()) id: string): Promise<StudyPrivacyView> {
@@ -71,14 +74,11 @@ export class StudiesController {
       mode: study.plan.privacy.mode,
       mechanism,
       entries: await this.ledger.ledger(id),
-      budgets: mechanism
-        ? await this.ledger.budgets(
-            this.ledger.manager(),
-            id,
-            mechanism,
-            study.participants.length ? study.participants : study.plan.silos,
-          )
-        : [],
+      budgets: await this.ledger.budgets(
+        this.ledger.manager(),
+        study,
+        study.participants.length ? study.participants : study.plan.silos,
+      ),
     };
   }
 

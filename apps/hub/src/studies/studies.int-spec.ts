@@ -19,7 +19,8 @@ import { TestSilo } from '../testing/test-silo.test-util';
 import { heartDiseasePlan } from './heart-disease-plan';
 import type { StudyView } from './studies.service';
 
-const EVAL = { loss: 0.6, accuracy: 0.7, auc: 0.75, n: 20, positives: 9 };
+// The demo plan without DP releases exact metrics every round and the record counts (listed as released without DP).
+const EVAL = { kind: 'exact', loss: 0.6, accuracy: 0.7, auc: 0.75, n: 20, positives: 9 } as const;
 
 function l2(v: Float32Array): number {
   let s = 0;
@@ -38,7 +39,6 @@ function frame(
       length: delta.length,
       payloadSha256: sha256Hex(float32Bytes(delta)),
       l2Norm: l2(delta),
-      trainLoss: 0.5,
       evaluation: EVAL,
       privacy: null,
       ...header,
@@ -177,6 +177,48 @@ describe.each(DATABASE_KINDS)('studies and rounds on the %s database', (kind) =>
       ['payload hash wrong', frame({ ...base, payloadSha256: 'cd'.repeat(32) }, delta), 400, 'UPDATE_MALFORMED'],
       ['truncated', frame(base, delta).subarray(0, 100), 400, 'UPDATE_MALFORMED'],
       ['json instead of binary', Buffer.from(JSON.stringify([...delta])), 400, 'UPDATE_MALFORMED', 'application/json'],
+      [
+        'record count missing (plan releases it)',
+        frame({ ...base, numExamples: null }, delta),
+        400,
+        'UPDATE_MALFORMED',
+      ],
+      ['record count 2^31', frame({ ...base, numExamples: 2 ** 31 }, delta), 400, 'UPDATE_MALFORMED'],
+      ['record count 2^31 − 1', frame({ ...base, numExamples: 2 ** 31 - 1 }, delta), 400, 'UPDATE_MALFORMED'],
+      [
+        'noisy evaluation under an exact plan',
+        frame(
+          { ...base, evaluation: { kind: 'noisy-histogram', noiseStddev: 1, negatives: [1, 2], positives: [3, 4] } },
+          delta,
+        ),
+        400,
+        'UPDATE_MALFORMED',
+      ],
+      [
+        'privacy report without DP',
+        frame(
+          {
+            ...base,
+            privacy: {
+              mechanism: 'dp-sgd',
+              unit: 'record',
+              noiseMultiplier: 1,
+              clipNorm: 1,
+              samplingRate: 0.1,
+              steps: 10,
+              delta: 1e-5,
+              trainingRounds: 1,
+              evaluationReleases: 0,
+              epsilonRound: 1,
+              epsilonCumulative: 1,
+              accountant: 'rdp-sampled-gaussian',
+            },
+          },
+          delta,
+        ),
+        400,
+        'UPDATE_MALFORMED',
+      ],
     ];
     for (const [what, body, status, error, type] of refusals) {
       const res = await silos[0]!.binary('POST', SILO_STUDY_API.update(study.id, 1), body, type);
@@ -185,6 +227,8 @@ describe.each(DATABASE_KINDS)('studies and rounds on the %s database', (kind) =>
         status,
         error,
       });
+      // A refused field is named in the answer.
+      if (what.startsWith('record count')) expect(res.bytes.toString('utf8'), what).toContain('numExamples');
     }
     const wrongUrl = await silos[0]!.binary(
       'POST',
@@ -263,6 +307,7 @@ describe.each(DATABASE_KINDS)('studies and rounds on the %s database', (kind) =>
         planHash: task.planHash,
         modelHash: evalTask.modelHash,
         evaluation: EVAL,
+        privacy: null,
       });
       expect(r.status).toBe(200);
     }
@@ -278,6 +323,13 @@ describe.each(DATABASE_KINDS)('studies and rounds on the %s database', (kind) =>
       [3, 'evaluate', 'closed'],
     ]);
     expect(rounds[2]!.summary?.evaluation.accuracy.unweighted).toBeCloseTo(0.7, 10);
+    // Record counts are released by this plan (release.trainingExamples 'exact'): the summary adds them up.
+    expect(rounds.map((r) => r.summary?.totalExamples)).toEqual([300, 300, null]);
+    expect(rounds[0]!.participants.map((p) => p.evaluation)).toEqual([
+      { loss: 0.6, accuracy: 0.7, auc: 0.75, n: 20, positives: 9 },
+      { loss: 0.6, accuracy: 0.7, auc: 0.75, n: 20, positives: 9 },
+      { loss: 0.6, accuracy: 0.7, auc: 0.75, n: 20, positives: 9 },
+    ]);
     const stopDone = await api(hub, 'POST', `/api/studies/${study.id}/stop`, {
       headers: admin,
       json: { reason: 'too late now' },

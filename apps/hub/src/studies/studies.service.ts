@@ -107,7 +107,7 @@ export class StudiesService {
 
   /** Starts with the silos that approved the current plan hash, if they are at least the plan's minimum. */
   async start(id: string, actor: AuditActor): Promise<StudyView> {
-    const participants = await this.db.transaction(async (tx) => {
+    const { participants, charges } = await this.db.transaction(async (tx) => {
       const study = await this.lock(tx, id);
       if (study.status !== 'awaiting_approvals') {
         throw new HubException(
@@ -127,8 +127,8 @@ export class StudiesService {
         );
       }
       await tx.getRepository(StudyEntity).update(id, { status: 'running', participants, startedAt: new Date() });
-      await this.rounds.openFirstRound(tx, { ...study, participants });
-      return participants;
+      const charges = await this.rounds.openFirstRound(tx, { ...study, participants });
+      return { participants, charges };
     });
     await this.audit.record({
       actor,
@@ -136,6 +136,7 @@ export class StudiesService {
       subject: { studyId: id },
       details: { participants, planHash: (await this.entity(id)).planHash },
     });
+    await this.rounds.auditCharges(id, charges);
     this.rounds.wake();
     return this.get(id);
   }
