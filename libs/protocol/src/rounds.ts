@@ -53,6 +53,12 @@ export const SiloTask = z.object({
   attempt: z.number().int().min(1),
   modelHash: Sha256Hex,
   deadlineAt: z.string().datetime(),
+  /**
+   * Milliseconds left until `deadlineAt` by the hub's clock when it answered (0 once it has passed). A silo judges
+   * the deadline as its own receipt time plus this, so a host clock that runs ahead or behind the hub's does not
+   * make it drop or overrun a task (see docs/troubleshooting.md, clock skew).
+   */
+  deadlineInMs: z.number().int().min(0),
 });
 export type SiloTask = z.infer<typeof SiloTask>;
 

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { selectBackend } from '@tessera/ml';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { auditedStudyTransport, pinHubAuditKey } from '../audit/agent-audit.command';
+import { HubClock } from '../hub/hub-clock';
 import { SiloSession } from '../hub/silo-session';
 import { SiloStudyTransport } from '../hub/study-transport';
 import { loadPolicy } from '../policy/approval-policy';
@@ -60,10 +61,12 @@ export async function runDaemon(
     throw new AgentError(AgentErrorCode.USAGE, `the data file ${dataFile} does not exist`);
   }
   const policy = options.policyFile === undefined ? undefined : loadPolicy(options.policyFile);
-  const session = new SiloSession(state);
   const display = options.display ?? plainDisplay(write);
   const log = (line: StepLine) => display.line(formatStepLine(line, new Date()) + '\n');
   const info = (message: string) => log({ study: 'agent', message });
+  // Warns once when this host's clock and the hub's differ by more than 30 s (Date headers and tasks).
+  const hubClock = new HubClock(info);
+  const session = new SiloSession(state, undefined, hubClock);
 
   const backend = await selectBackend();
   const { record } = session.current;
@@ -98,6 +101,7 @@ export async function runDaemon(
       approvals,
       renewIfDue: () => session.renewIfDue(),
       log,
+      hubClock,
       stop: options.stop,
       onTaskDone: (task, study, outcome) => display.taskDone(task, study, outcome),
     },

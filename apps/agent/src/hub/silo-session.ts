@@ -10,6 +10,7 @@ import {
   type HubRequestOptions,
   type HubResponse,
 } from './hub-client';
+import type { HubClock } from './hub-clock';
 
 /**
  * The agent's authenticated channel to the hub: every call over mutual TLS with the current certificate,
@@ -22,6 +23,8 @@ export class SiloSession {
   constructor(
     private readonly state: AgentState,
     private readonly clock: () => Date = () => new Date(),
+    /** Told the hub's Date header of every answer, to notice a host clock that is off (optional). */
+    private readonly hubClock?: HubClock,
   ) {
     this.identity = state.loadIdentity();
   }
@@ -34,15 +37,31 @@ export class SiloSession {
     return this.identity;
   }
 
-  call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<HubResponse> {
+  async call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<HubResponse> {
     const { record, privateKeyPem, certificatePem, caCertificatePem } = this.identity;
-    return hubJson(record.hubSiloUrl, method, path, { caCertificatePem, privateKeyPem, certificatePem }, body);
+    const res = await hubJson(
+      record.hubSiloUrl,
+      method,
+      path,
+      { caCertificatePem, privateKeyPem, certificatePem },
+      body,
+    );
+    this.hubClock?.observeDateHeader(res.date, this.clock().getTime());
+    return res;
   }
 
   /** A call with a binary or JSON body and a raw answer (model downloads, update uploads, long polls). */
-  request(method: 'GET' | 'POST', path: string, options: HubRequestOptions = {}): Promise<HubRawResponse> {
+  async request(method: 'GET' | 'POST', path: string, options: HubRequestOptions = {}): Promise<HubRawResponse> {
     const { record, privateKeyPem, certificatePem, caCertificatePem } = this.identity;
-    return hubRequest(record.hubSiloUrl, method, path, { caCertificatePem, privateKeyPem, certificatePem }, options);
+    const res = await hubRequest(
+      record.hubSiloUrl,
+      method,
+      path,
+      { caCertificatePem, privateKeyPem, certificatePem },
+      options,
+    );
+    this.hubClock?.observeDateHeader(res.date, this.clock().getTime());
+    return res;
   }
 
   renewalDue(): boolean {

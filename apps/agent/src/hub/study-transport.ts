@@ -74,6 +74,12 @@ export function retryAfterMsOf(value: string | undefined, now = Date.now()): num
   return Number.isFinite(ms) ? Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms)) : null;
 }
 
+/** The hub's time from its Date header (ms), or this host's when unreadable. */
+function hubNowOf(date: string): number {
+  const ms = Date.parse(date);
+  return Number.isFinite(ms) ? ms : Date.now();
+}
+
 /** 401/403 on the silo listener: the guard refused the certificate or the silo (revoked, suspended, …). */
 function refused(res: HubRawResponse, what: string): AgentError {
   const message = messageOf(res);
@@ -81,7 +87,8 @@ function refused(res: HubRawResponse, what: string): AgentError {
     return new HubUnavailableError(
       `The hub cannot take ${what} right now (HTTP ${res.status}: ${message}); trying again later.`,
       res.status,
-      retryAfterMsOf(res.retryAfter),
+      // Against the hub's own Date header when it sent one: an HTTP-date Retry-After is on the hub's clock.
+      retryAfterMsOf(res.retryAfter, res.date === undefined ? Date.now() : hubNowOf(res.date)),
     );
   }
   if (res.status === 401 || res.status === 403) {

@@ -12,6 +12,7 @@ import { ReleaseStore } from '../state/release-store';
 import { buildPlan, buildStudy, buildTask, FakeHub, modelBlob, readHeartDisease } from '../testing/study.test-util';
 import { modelSpecOf } from '../training/plan-mapping.util';
 import { StudyDatasets } from '../training/study-datasets';
+import { HubClock } from '../hub/hub-clock';
 import { AgentDaemon, type DaemonOptions } from './agent-daemon';
 import { SiloPrivacyLedger } from '../privacy/silo-privacy-ledger';
 import { TaskExecutor, type StepLine } from './task-executor';
@@ -48,7 +49,14 @@ const policy: ApprovalPolicy = {
   },
 };
 
-function setup(study: SiloStudy, options: Partial<DaemonOptions> = {}, csv = readHeartDisease()) {
+function setup(
+  study: SiloStudy,
+  options: Partial<DaemonOptions> = {},
+  csv = readHeartDisease(),
+  /** This host's clock runs this many ms ahead of the hub's (negative: behind). */
+  skewMs = 0,
+) {
+  const hostClock = () => new Date(Date.now() + skewMs);
   const root = mkdtempSync(join(tmpdir(), 'tessera-daemon-'));
   const hub = new ScriptedHub();
   hub.studies = [study];
@@ -67,6 +75,7 @@ function setup(study: SiloStudy, options: Partial<DaemonOptions> = {}, csv = rea
     datasets: new StudyDatasets(() => csv),
     log,
     sleep: async () => undefined,
+    clock: hostClock,
   });
   let renewals = 0;
   const daemon = new AgentDaemon(
@@ -76,6 +85,8 @@ function setup(study: SiloStudy, options: Partial<DaemonOptions> = {}, csv = rea
       approvals,
       renewIfDue: async () => ++renewals === 1,
       log,
+      clock: hostClock,
+      hubClock: new HubClock((message) => log({ study: 'agent', message })),
       stop: hub.stopper.signal,
       sleep: async (ms) => {
         sleeps.push(ms);
@@ -181,13 +192,46 @@ describe('AgentDaemon', () => {
     expect(s.hub.downloads).toBe(0);
   });
 
-  it('does not drop a task silently when this host clock is past its deadline: it runs it and says why', async () => {
+  it.each([
+    { label: '90 s ahead of', skewMs: 90_000, said: /^WARNING: this host's clock is 90 s ahead of the hub's;/ },
+    {
+      label: '3 h ahead of',
+      skewMs: 3 * 3_600_000,
+      said: /^WARNING: this host's clock is 3 h 0 min \(10800 s\) ahead/,
+    },
+    {
+      label: '3 h behind',
+      skewMs: -3 * 3_600_000,
+      said: /^WARNING: this host's clock is 3 h 0 min \(10800 s\) behind/,
+    },
+  ])(
+    "runs a task with 60 s left when this host's clock is $label the hub's, and warns once",
+    async ({ skewMs, said }) => {
+      const study = buildStudy(buildPlan());
+      const s = setup(study, { policy }, readHeartDisease(), skewMs);
+      const task = buildTask(study, s.modelHash, {
+        deadlineAt: new Date(Date.now() + 60_000).toISOString(),
+        deadlineInMs: 60_000,
+      });
+      // The hub offers the task again on the next poll (it is settled by then): two sightings, one warning.
+      s.hub.taskBatches = [[task], [task]];
+      s.hub.stopAfterPolls = 3;
+      expect(await s.daemon.run()).toBe(0);
+      expect(s.hub.uploads).toHaveLength(1);
+      const warnings = s.lines.filter((l) => l.message.startsWith('WARNING'));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.message).toMatch(said);
+      expect(warnings[0]!.message).toContain("deadlines are judged by the hub's clock");
+    },
+  );
+
+  it('says nothing of the clock when this host and the hub agree within 30 s', async () => {
     const study = buildStudy(buildPlan());
-    const s = setup(study, { policy });
-    s.hub.taskBatches = [[buildTask(study, s.modelHash, { deadlineAt: new Date(Date.now() - 1000).toISOString() })]];
+    const s = setup(study, { policy }, readHeartDisease(), 20_000);
+    s.hub.taskBatches = [[buildTask(study, s.modelHash)]];
     s.hub.stopAfterPolls = 2;
     expect(await s.daemon.run()).toBe(0);
     expect(s.hub.uploads).toHaveLength(1);
-    expect(s.lines.some((l) => /^WARNING: by this host's clock the task's deadline/.test(l.message))).toBe(true);
+    expect(s.lines.some((l) => l.message.includes('clock'))).toBe(false);
   });
 });

@@ -1,5 +1,6 @@
 import { planHash, type SiloStudy, type SiloTask, type StudyStatus } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
+import type { HubClock } from '../hub/hub-clock';
 import type { StudyTransport } from '../hub/study-transport';
 import { policyVerdict, type ApprovalPolicy } from '../policy/approval-policy';
 import type { ApprovalStore } from '../state/approval-store';
@@ -26,6 +27,8 @@ export interface DaemonDeps {
   clock?: () => Date;
   /** Waits ms or until `stop` is aborted; injectable so tests do not sleep. */
   sleep?: (ms: number, stop: AbortSignal) => Promise<void>;
+  /** Compares the hub's clock with this host's from every task, and warns once when they differ (optional). */
+  hubClock?: HubClock;
   /** Called after each task (the terminal progress display). */
   onTaskDone?: (task: SiloTask, study: SiloStudy | undefined, outcome: TaskOutcome) => void;
 }
@@ -84,6 +87,9 @@ export class AgentDaemon {
         if (stop.aborted) break;
 
         const tasks = await transport.pollTasks(this.options.pollWaitSeconds, stop);
+        // Each task's deadline is this receipt time plus the time the hub said was left (TaskExecutor.execute).
+        const receivedAt = this.clock();
+        for (const task of tasks) this.deps.hubClock?.observeTask(task, receivedAt.getTime());
         let worked = false;
         for (const task of tasks) {
           if (stop.aborted) break;
@@ -94,7 +100,7 @@ export class AgentDaemon {
             study = this.studyFor(studies, task);
           }
           const forTask = study ?? studies.find((s) => s.studyId === task.studyId);
-          const outcome = await executor.execute(task, forTask);
+          const outcome = await executor.execute(task, forTask, receivedAt);
           this.deps.onTaskDone?.(task, forTask, outcome);
           worked = true;
         }

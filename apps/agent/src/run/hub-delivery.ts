@@ -1,4 +1,3 @@
-import type { SiloTask } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { HubUnavailableError } from '../hub/study-transport';
 import { Backoff } from './backoff.util';
@@ -15,17 +14,24 @@ export interface Delivery {
   log: StepLog;
 }
 
+/** What a delivery needs of its task: the round (for the log) and the hub's deadline on this host's clock (ms). */
+export interface DeliveryTarget {
+  round: number;
+  /** localDeadlineMs (hub/hub-clock.ts): receipt time plus the time the hub said was left, never deadlineAt. */
+  deadlineMs: number;
+}
+
 /**
  * Sends a release to the hub, telling "try again" from "refused". HUB_UNREACHABLE — a network failure, or the hub's
  * 503 (database outage, storage not writable) with its Retry-After — is retried with backoff: at least
- * MIN_DELIVERY_ATTEMPTS times, then while the task's deadline has not passed by this host's clock. The caller sends
+ * MIN_DELIVERY_ATTEMPTS times, then while the hub's deadline (target.deadlineMs) has not passed. The caller sends
  * the same bytes every time (the hub answers a re-sent accepted update with its receipt). A refusal (HUB_REFUSED,
  * 409 and other 4xx) is final: null. Anything else, and retries given up, propagate to the daemon, which polls again
  * and re-sends the persisted release if the hub still offers the task.
  */
 export async function deliver<T>(
   d: Delivery,
-  task: SiloTask,
+  target: DeliveryTarget,
   study: string,
   what: string,
   send: () => Promise<T>,
@@ -37,17 +43,17 @@ export async function deliver<T>(
     } catch (err) {
       if (!(err instanceof AgentError)) throw err;
       if (err.code === AgentErrorCode.HUB_REFUSED) {
-        d.log({ study, round: task.round, message: `${what} refused (final): ${err.message}` });
+        d.log({ study, round: target.round, message: `${what} refused (final): ${err.message}` });
         return null;
       }
       if (err.code !== AgentErrorCode.HUB_UNREACHABLE) throw err;
       const asked = err instanceof HubUnavailableError ? err.retryAfterMs : null;
       const delay = Math.max(backoff.next(), asked ?? 0);
-      const late = d.clock().getTime() + delay >= Date.parse(task.deadlineAt);
+      const late = d.clock().getTime() + delay >= target.deadlineMs;
       if (attempt >= MAX_DELIVERY_ATTEMPTS || (attempt >= MIN_DELIVERY_ATTEMPTS && late)) throw err;
       d.log({
         study,
-        round: task.round,
+        round: target.round,
         message: `${what} failed (${err.message}); retrying in ${delay / 1000} s${asked !== null ? ' as the hub asked' : ''}`,
       });
       await d.sleep(delay);

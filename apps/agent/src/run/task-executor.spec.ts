@@ -13,6 +13,7 @@ import {
   type EvaluationReport,
   type FailureReport,
   type SiloStudy,
+  type SiloTask,
   type StudyPlan,
   type UpdateHeader,
 } from '@tessera/protocol';
@@ -26,6 +27,7 @@ import { HubUnavailableError } from '../hub/study-transport';
 import { buildPlan, buildStudy, buildTask, FakeHub, modelBlob, readHeartDisease } from '../testing/study.test-util';
 import { modelSpecOf } from '../training/plan-mapping.util';
 import { StudyDatasets } from '../training/study-datasets';
+import { MAX_DELIVERY_ATTEMPTS, MIN_DELIVERY_ATTEMPTS } from './hub-delivery';
 import { TaskExecutor, type StepLine, type TaskOutcome } from './task-executor';
 
 beforeAll(async () => {
@@ -49,7 +51,18 @@ interface Setup {
   restart: () => TaskExecutor;
 }
 
-function setup(options: { plan?: StudyPlan; approve?: boolean; csv?: string; cap?: PrivacyCap } = {}): Setup {
+interface SetupOptions {
+  plan?: StudyPlan;
+  approve?: boolean;
+  csv?: string;
+  cap?: PrivacyCap;
+  /** This host's clock runs this many ms ahead of the hub's (negative: behind), and advances with every wait. */
+  skewMs?: number;
+}
+
+function setup(options: SetupOptions = {}): Setup {
+  const slept = { ms: 0 };
+  const hostClock = () => new Date(Date.now() + (options.skewMs ?? 0) + slept.ms);
   const root = mkdtempSync(join(tmpdir(), 'tessera-executor-'));
   const hub = new FakeHub();
   const study = buildStudy(options.plan ?? buildPlan());
@@ -86,7 +99,9 @@ function setup(options: { plan?: StudyPlan; approve?: boolean; csv?: string; cap
       log: (l) => lines.push(l),
       sleep: async (ms) => {
         sleeps.push(ms);
+        slept.ms += ms;
       },
+      ...(options.skewMs === undefined ? {} : { clock: hostClock }),
       // Reproducible evaluation noise in tests; production uses the CSPRNG.
       random: new SeededRandomSource(`executor-test-${root}`),
     });
@@ -531,15 +546,75 @@ describe('TaskExecutor', () => {
       expect(late).toEqual({ kind: 'refused', reason: 'the hub refused the update' });
       expect(s.hub.received).toHaveLength(1); // a refusal is final: not sent again
     });
+  });
 
-    it('does not drop a task the hub still offers when the local clock is past its deadline, and says so', async () => {
-      const s = setup();
-      const task = buildTask(s.study, s.modelHash, { deadlineAt: new Date(Date.now() - 60_000).toISOString() });
+  describe("deadlines by the hub's clock", () => {
+    const unreachable = () => new AgentError(AgentErrorCode.HUB_UNREACHABLE, 'Cannot reach the hub (ECONNRESET).');
+    /** A task as the hub issues it now by its own (true) clock, with `leftMs` to its deadline. */
+    const fromHub = (s: Setup, leftMs: number, overrides: Partial<SiloTask> = {}): SiloTask =>
+      buildTask(s.study, s.modelHash, {
+        deadlineAt: new Date(Date.now() + leftMs).toISOString(),
+        deadlineInMs: leftMs,
+        ...overrides,
+      });
+    const skews = [
+      { label: '90 s ahead', skewMs: 90_000 },
+      { label: '3 h ahead', skewMs: 3 * 3_600_000 },
+      { label: '90 s behind', skewMs: -90_000 },
+      { label: '3 h behind', skewMs: -3 * 3_600_000 },
+    ];
+
+    it.each(skews)('carries out a task with 60 s left when this host runs $label', async ({ skewMs }) => {
+      const s = setup({ skewMs });
+      const task = fromHub(s, 60_000);
       expect(s.executor.isSettled(task)).toBe(false);
       expect((await s.executor.execute(task, s.study)).kind).toBe('uploaded');
-      expect(s.lines.find((l) => l.message.startsWith('WARNING: by this host'))?.message).toMatch(
-        /deadline .* passed \d+ s ago, yet the hub still offers it/,
+      expect(s.lines.some((l) => l.message.startsWith('skipped'))).toBe(false);
+    });
+
+    it("keeps retrying an upload until the hub's deadline although this host, 3 h ahead, thinks it passed", async () => {
+      const s = setup({ skewMs: 3 * 3_600_000 });
+      s.hub.failNext.uploadUpdate = Array.from({ length: MIN_DELIVERY_ATTEMPTS + 2 }, unreachable);
+      expect((await s.executor.execute(fromHub(s, 3_600_000), s.study)).kind).toBe('uploaded');
+      expect(s.lines.filter((l) => l.message.startsWith('upload failed'))).toHaveLength(MIN_DELIVERY_ATTEMPTS + 2);
+    });
+
+    it("stops retrying at the hub's deadline although this host, 3 h behind, thinks hours are left", async () => {
+      const s = setup({ skewMs: -3 * 3_600_000 });
+      s.hub.failNext.uploadUpdate = Array.from({ length: MAX_DELIVERY_ATTEMPTS }, unreachable);
+      // 40 s left: the waits 1+2+4+8+16 s use 31 s, so the 6th failure (next wait 30 s) ends the retries.
+      await expect(s.executor.execute(fromHub(s, 40_000), s.study)).rejects.toMatchObject({
+        code: AgentErrorCode.HUB_UNREACHABLE,
+      });
+      expect(s.lines.filter((l) => l.message.startsWith('upload failed'))).toHaveLength(MIN_DELIVERY_ATTEMPTS - 1);
+      expect(s.hub.uploads).toHaveLength(0);
+    });
+
+    it("skips, and says so, a task whose deadline passed by the hub's clock, though this host (3 h behind) sees hours left", async () => {
+      const s = setup({ skewMs: -3 * 3_600_000 });
+      // The hub still offers the round (it closes it a moment later) but has 0 ms left.
+      const task = fromHub(s, 0, { deadlineAt: new Date(Date.now() - 2_000).toISOString() });
+      const outcome = await s.executor.execute(task, s.study);
+      expect(outcome).toMatchObject({ kind: 'skipped' });
+      expect(s.lines.at(-1)?.message).toMatch(
+        /^skipped: the deadline of round 1 \(attempt 1\) passed \d+ s ago by the hub's clock/,
       );
+      expect(s.hub.downloads).toBe(0);
+      expect(s.hub.received).toHaveLength(0);
+      expect(s.executor.isSettled(task)).toBe(true);
+    });
+
+    it('judges the deadline from when the task was received, not from when its turn came', async () => {
+      const s = setup({ skewMs: 3 * 3_600_000 });
+      const task = fromHub(s, 60_000);
+      // Received 61 s ago by this host's clock (an earlier task of the same poll took that long): 1 s past.
+      const receivedAt = new Date(Date.now() + 3 * 3_600_000 - 61_000);
+      expect(await s.executor.execute(task, s.study, receivedAt)).toMatchObject({ kind: 'skipped' });
+      expect(s.hub.downloads).toBe(0);
+
+      const fresh = fromHub(s, 60_000, { round: 2 });
+      const justNow = new Date(Date.now() + 3 * 3_600_000 - 59_000);
+      expect((await s.executor.execute(fresh, s.study, justNow)).kind).toBe('uploaded');
     });
   });
 });

@@ -29,6 +29,7 @@ import {
   type UpdateReceipt,
 } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
+import { localDeadlineMs } from '../hub/hub-clock';
 import type { StudyTransport } from '../hub/study-transport';
 import { ChargeRefusedError, type ChargeRequest, type SiloPrivacyLedger } from '../privacy/silo-privacy-ledger';
 import type { ApprovalStore } from '../state/approval-store';
@@ -118,6 +119,8 @@ class StudyFailure extends TaskFailure {}
 /** Everything a task needs from its plan. */
 interface PlanContext {
   task: SiloTask;
+  /** The hub's deadline on this host's clock (ms): receipt time plus the time the hub said was left. */
+  deadlineMs: number;
   study: SiloStudy;
   plan: StudyPlan;
   mechanism: PrivacyMechanism | null;
@@ -163,8 +166,7 @@ export class TaskExecutor {
 
   /**
    * True when executing this task now would do nothing (handled, abandoned, receipt on file). The deadline is not
-   * judged here: the hub offers only open tasks by its own clock, and a host clock running ahead must not make the
-   * agent drop them silently (execute() logs what the local clock says).
+   * judged here but in execute(), which says so in the log: a task is never dropped silently.
    */
   isSettled(task: SiloTask): boolean {
     return (
@@ -174,7 +176,12 @@ export class TaskExecutor {
     );
   }
 
-  async execute(task: SiloTask, study: SiloStudy | undefined): Promise<TaskOutcome> {
+  /**
+   * `receivedAt` is when this host received the task (this host's clock; default now): the deadline is that plus the
+   * time the hub said was left (task.deadlineInMs), so it is the hub's clock that decides, never deadlineAt read
+   * against a host clock that may run ahead or behind.
+   */
+  async execute(task: SiloTask, study: SiloStudy | undefined, receivedAt?: Date): Promise<TaskOutcome> {
     const name = study?.plan.name ?? task.studyId;
     const key = taskKey(task);
     if (this.handled.has(key)) return { kind: 'skipped', reason: 'already handled' };
@@ -190,16 +197,19 @@ export class TaskExecutor {
       this.handled.add(key);
       return this.skip(name, task, 'skipped: an update for this round was already accepted (receipt on file)');
     }
-    const lateByMs = this.clock().getTime() - Date.parse(task.deadlineAt);
+    const deadlineMs = localDeadlineMs(task, (receivedAt ?? this.clock()).getTime());
+    const lateByMs = this.clock().getTime() - deadlineMs;
     if (lateByMs >= 0) {
-      this.deps.log({
-        study: name,
-        round: task.round,
-        message: `WARNING: by this host's clock the task's deadline ${task.deadlineAt} passed ${Math.round(lateByMs / 1000)} s ago, yet the hub still offers it: going ahead (the hub's clock decides and refuses a late upload; check this host's time synchronisation)`,
-      });
+      // The hub refuses a late release: training, charging and sending it would be wasted.
+      this.handled.add(key);
+      return this.skip(
+        name,
+        task,
+        `skipped: the deadline of round ${task.round} (attempt ${task.attempt}) passed ${Math.round(lateByMs / 1000)} s ago by the hub's clock; the hub refuses late releases`,
+      );
     }
     try {
-      const outcome = await this.run(task, study, name);
+      const outcome = await this.run(task, study, name, deadlineMs);
       this.handled.add(key);
       return outcome;
     } catch (err) {
@@ -210,7 +220,12 @@ export class TaskExecutor {
     }
   }
 
-  private async run(task: SiloTask, study: SiloStudy | undefined, name: string): Promise<TaskOutcome> {
+  private async run(
+    task: SiloTask,
+    study: SiloStudy | undefined,
+    name: string,
+    deadlineMs: number,
+  ): Promise<TaskOutcome> {
     const refusal = this.approvalRefusal(task, study);
     if (refusal !== null) {
       const reportKey = `${task.studyId}:${task.planHash}`;
@@ -218,7 +233,14 @@ export class TaskExecutor {
       this.notApprovedReported.add(reportKey);
       throw new TaskFailure('PLAN_NOT_APPROVED', refusal);
     }
-    const ctx: PlanContext = { task, study: study!, plan: study!.plan, mechanism: this.mechanismOf(study!.plan), name };
+    const ctx: PlanContext = {
+      task,
+      deadlineMs,
+      study: study!,
+      plan: study!.plan,
+      mechanism: this.mechanismOf(study!.plan),
+      name,
+    };
     return task.kind === 'train' ? this.train(ctx) : this.evaluateFinal(ctx);
   }
 
@@ -322,7 +344,8 @@ export class TaskExecutor {
 
   private async deliverUpdate(ctx: PlanContext, frame: Uint8Array, header: UpdateHeader): Promise<TaskOutcome> {
     const { task, name } = ctx;
-    const receipt = await deliver(this.delivery, task, name, 'upload', () =>
+    const target = { round: task.round, deadlineMs: ctx.deadlineMs };
+    const receipt = await deliver(this.delivery, target, name, 'upload', () =>
       this.deps.transport.uploadUpdate(task.studyId, task.round, frame),
     );
     if (receipt === null) return { kind: 'refused', reason: 'the hub refused the update' };
@@ -384,7 +407,8 @@ export class TaskExecutor {
 
   private async deliverEvaluation(ctx: PlanContext, report: EvaluationReport): Promise<TaskOutcome> {
     const { task, name } = ctx;
-    const sent = await deliver(this.delivery, task, name, 'evaluation report', async () => {
+    const target = { round: task.round, deadlineMs: ctx.deadlineMs };
+    const sent = await deliver(this.delivery, target, name, 'evaluation report', async () => {
       await this.deps.transport.reportEvaluation(task.studyId, report);
       return true;
     });

@@ -105,6 +105,7 @@ export function buildTask(study: SiloStudy, modelHash: string, overrides: Partia
     attempt: 1,
     modelHash,
     deadlineAt: new Date(Date.now() + 3_600_000).toISOString(),
+    deadlineInMs: 3_600_000,
     ...overrides,
   };
 }

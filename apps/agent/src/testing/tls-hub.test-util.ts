@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import {
+  type CertificateAuthority,
   createCertificateAuthority,
   createCsr,
   generateKeyPair,
@@ -38,9 +39,19 @@ export interface TlsTestHub {
   close(): Promise<void>;
 }
 
-export async function startTlsTestHub(): Promise<TlsTestHub> {
-  const ca = createCertificateAuthority({ commonName: 'Test hub CA', validityDays: 2, modulusBits: 2048 });
-  const serverCert = issueServerCertificate({ ca, hostnames: ['localhost'], ips: ['127.0.0.1'], validityDays: 1 });
+export interface TlsTestHubOptions {
+  /** The hub's CA, which the agent pins and which issues its client certificate; default a fresh one valid 2 days. */
+  ca?: CertificateAuthority;
+  /** The server certificate the hub presents (e.g. not yet valid, or from another CA); default issued now by `ca`. */
+  serverCertificate?: (ca: CertificateAuthority) => { privateKeyPem: string; certificatePem: string };
+}
+
+export async function startTlsTestHub(options: TlsTestHubOptions = {}): Promise<TlsTestHub> {
+  const ca =
+    options.ca ?? createCertificateAuthority({ commonName: 'Test hub CA', validityDays: 2, modulusBits: 2048 });
+  const serverCert = options.serverCertificate
+    ? options.serverCertificate(ca)
+    : issueServerCertificate({ ca, hostnames: ['localhost'], ips: ['127.0.0.1'], validityDays: 1 });
   const siloId = randomUUID();
   const keys = generateKeyPair({ modulusBits: 2048 });
   const silo = issueSiloCertificate({ ca, csr: createCsr({ privateKeyPem: keys.privateKeyPem, siloId }), siloId });

@@ -180,6 +180,8 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       attempt: r.attempt,
       modelHash: r.model_hash,
       deadlineAt: new Date(r.deadline_at).toISOString(),
+      // The time left by the hub's clock: the silo judges the deadline from its receipt time, whatever its clock.
+      deadlineInMs: Math.max(0, new Date(r.deadline_at).getTime() - Date.now()),
     }));
   }
 
