@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Module, type DynamicModule } from '@nestjs/common';
+import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { JwtModule } from '@nestjs/jwt';
 import { PassportModule } from '@nestjs/passport';
@@ -9,14 +9,20 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 import { AccountsController } from './accounts/accounts.controller';
 import { AccountsService } from './accounts/accounts.service';
+import { LoginBackoffService } from './accounts/login-backoff.service';
 import { BlobStore } from './blobs/blob-store';
 import { FilesystemBlobStore } from './blobs/filesystem-blob-store';
+import { integrityFailureReporter } from './blobs/blob-integrity.util';
+import { AuditTrail } from './audit/audit-trail';
 import { HubPkiService } from './pki/hub-pki.service';
 import { RoundsQueryService } from './rounds/rounds-query.service';
 import { RoundsService } from './rounds/rounds.service';
+import { OrphanBlobSweepService } from './rounds/orphan-blob-sweep.service';
+import { UpdateAcceptanceService } from './rounds/update-acceptance.service';
 import { SiloStudiesController } from './studies/silo-studies.controller';
 import { StudiesController } from './studies/studies.controller';
 import { StudiesService } from './studies/studies.service';
+import { LegacyPlanStopsService } from './studies/legacy-plan-stops.service';
 import { ModelExportService } from './studies/model-export.service';
 import { ReportsController } from './reports/reports.controller';
 import { SiloAuditController } from './reports/silo-audit.controller';
@@ -89,6 +95,7 @@ export class AppModule {
         { provide: APP_GUARD, useClass: AccessGuard },
         { provide: APP_FILTER, useClass: GlobalExceptionFilter },
         AccountsService,
+        LoginBackoffService,
         AuthService,
         JwtStrategy,
         LocalStrategy,
@@ -97,13 +104,23 @@ export class AppModule {
         SilosService,
         RefusalRecorder,
         StudiesService,
+        LegacyPlanStopsService,
         RoundsService,
+        UpdateAcceptanceService,
+        OrphanBlobSweepService,
         RoundsQueryService,
         ModelExportService,
         StudyLiveFeedService,
         StudyReportService,
         PrivacyLedgerService,
-        { provide: BlobStore, useValue: new FilesystemBlobStore(join(config.dataDir, 'blobs')) },
+        {
+          provide: BlobStore,
+          inject: [AuditTrail],
+          useFactory: (audit: AuditTrail) =>
+            new FilesystemBlobStore(join(config.dataDir, 'blobs'), {
+              onIntegrityFailure: integrityFailureReporter(audit, new Logger('BlobStore')),
+            }),
+        },
       ],
     };
   }

@@ -125,6 +125,12 @@ export interface StudyView {
   startedAt: string | null;
   endedAt: string | null;
   decisions: SiloDecisionView[];
+  /**
+   * Present only when the stored plan predates the current plan format: `plan` is then shown exactly as stored (it
+   * does not match StudyPlan; read nothing the current format added) and the study can never run again. `problems`
+   * lists where the stored plan departs from the current schema.
+   */
+  legacyPlan?: { note: string; problems: string[] };
 }
 
 export type RoundStatus = 'open' | 'closed' | 'retried' | 'failed' | 'abandoned';

@@ -10,6 +10,8 @@ import { Studies1763800300000 } from './migrations/1763800300000-studies';
 import { PrivacyLedger1763800400000 } from './migrations/1763800400000-privacy-ledger';
 import { CertificateLineage1763800550000 } from './migrations/1763800550000-certificate-lineage';
 import { PrivacyCharges1763800600000 } from './migrations/1763800600000-privacy-charges';
+import { LegacyStudyPlans1763800700000 } from './migrations/1763800700000-legacy-study-plans';
+import { LoginBackoff1763800810000 } from './migrations/1763800810000-login-backoff';
 import { PrivacyLedgerEntity } from '../privacy/privacy-ledger.entity';
 import { RoundParticipantEntity } from '../rounds/round-participant.entity';
 import { RoundEntity } from '../rounds/round.entity';
@@ -47,6 +49,8 @@ export const MIGRATIONS = [
   PrivacyLedger1763800400000,
   CertificateLineage1763800550000,
   PrivacyCharges1763800600000,
+  LegacyStudyPlans1763800700000,
+  LoginBackoff1763800810000,
 ];
 
 export function dataSourceOptions(db: DatabaseEndpoint): DataSourceOptions {

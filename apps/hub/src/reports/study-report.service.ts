@@ -11,6 +11,7 @@ import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { AuditVerificationService } from '../audit/audit-verification.service';
 import { PrivacyLedgerService } from '../privacy/privacy-ledger.service';
 import { RoundsQueryService } from '../rounds/rounds-query.service';
+import { legacyMechanismOf } from '../studies/stored-plan.util';
 import { StudiesService } from '../studies/studies.service';
 import { bundleSha256, renderReportPdf } from './report-pdf.util';
 import { buildStudyReportSummary, summaryJson, type SiloPrivacyFigures, type StudyReportSummary } from './study-report';
@@ -54,10 +55,14 @@ export class StudyReportService {
   /** The summary every format's figures come from; the chain is verified first so the report states the result. */
   async summary(studyId: string): Promise<StudyReportSummary> {
     const study = await this.studies.get(studyId);
-    const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
+    // A plan of an earlier format (study.legacyPlan): the approved mechanism as stored with the study, and no
+    // per-silo recomputation (the current accounting reads parts of the plan that format lacks).
+    const mechanism = study.legacyPlan
+      ? legacyMechanismOf(study.privacyCost)
+      : this.ledger.mechanismOf(study.planHash, study.plan);
     const [rounds, privacy, verification, key] = [
       await this.rounds.roundsOf(studyId),
-      await this.privacyOf(study.id, study.planHash, study.plan),
+      study.legacyPlan ? [] : await this.privacyOf(study.id, study.planHash, study.plan),
       await this.verification.verifyStoredChain(),
       await this.keys.publicKey(),
     ];

@@ -10,6 +10,7 @@ import {
 import type { StoredChainVerification } from '../audit/audit-verification.service';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { StudyView } from '../studies/studies.service';
+import { LEGACY_RELEASE, LEGACY_TRAINING_LOSS_RELEASE } from '../studies/stored-plan.util';
 
 /** The `kind` tag of the study summary carried in a report bundle's `study` member. */
 export const STUDY_REPORT_KIND = 'tessera.study-report/1';
@@ -256,6 +257,22 @@ function releaseSection(plan: StudyPlan): ReleaseSection {
   };
 }
 
+/**
+ * A plan of an earlier format declared no releases: its silos sent what that protocol always sent (LEGACY_RELEASE,
+ * plus the training loss). Only the stored plan's privacy mode is read, which both formats share.
+ */
+function legacyReleaseSection(stored: StudyPlan, note: string): ReleaseSection {
+  const asReleased: StudyPlan = { ...stored, release: LEGACY_RELEASE };
+  const items = [...releasedWithoutDp(asReleased), LEGACY_TRAINING_LOSS_RELEASE];
+  return {
+    description: `${note} Under that format every silo sent: ${describeRelease(asReleased)}; and ${LEGACY_TRAINING_LOSS_RELEASE}.`,
+    evaluation: LEGACY_RELEASE.evaluation,
+    trainingExamples: LEGACY_RELEASE.trainingExamples,
+    releasedWithoutDp: items,
+    statement: releasedWithoutDpStatement(items),
+  };
+}
+
 function privacySection(
   plan: StudyPlan,
   m: PrivacyMechanism | null,
@@ -314,6 +331,19 @@ function privacySection(
       evaluation: m.evaluation === null ? null : { ...m.evaluation },
     },
     perSilo,
+  };
+}
+
+/** The privacy section of a plan of an earlier format: what was approved, and why it does not hold as stated. */
+function legacyPrivacySection(section: PrivacySection): PrivacySection {
+  if (section.mode === 'none') return section;
+  return {
+    ...section,
+    statement:
+      `${section.statement} This plan predates the current plan format: the figures are the mechanism the stewards ` +
+      "approved, as stored with the study; the records' split and encoding depended on every record of a silo's " +
+      'file, so the guarantee does not hold as stated for this study. Per-silo charges are in the privacy ledger ' +
+      '(GET /api/studies/:id/privacy) and the audit trail.',
   };
 }
 
@@ -387,8 +417,10 @@ export function buildStudyReportSummary(input: StudyReportInput): StudyReportSum
       finalRound === undefined
         ? null
         : { round: finalRound.number, modelHash: finalRound.modelHash, perSilo: evaluationsOf(finalRound) },
-    releases: releaseSection(plan),
-    privacy: privacySection(plan, input.mechanism, input.privacy, names),
+    releases: study.legacyPlan ? legacyReleaseSection(plan, study.legacyPlan.note) : releaseSection(plan),
+    privacy: study.legacyPlan
+      ? legacyPrivacySection(privacySection(plan, input.mechanism, input.privacy, names))
+      : privacySection(plan, input.mechanism, input.privacy, names),
     chainVerification: {
       ok: verification.ok,
       verifiedAt: verification.verifiedAt,

@@ -10,6 +10,7 @@ import { MODEL_FILES, ModelExportService, type ModelFile } from './model-export.
 import { PrivacyLedgerService, type LedgerEntryView, type SiloBudget } from '../privacy/privacy-ledger.service';
 import type { PrivacyMechanism } from '@tessera/protocol';
 import { StudiesService, type StudyView } from './studies.service';
+import { legacyMechanismOf, storedPlanOf } from './stored-plan.util';
 
 export interface StudyPrivacyView {
   mode: string;
@@ -69,6 +70,16 @@ export class StudiesController {
   @Get(':id/privacy')
   async privacy(@Param('id', new ParseUUIDPipe()) id: string): Promise<StudyPrivacyView> {
     const study = await this.studies.entity(id);
+    if (!storedPlanOf(study.plan).current) {
+      // A plan of an earlier format: the mechanism the stewards approved (stored with the study) and the charges as
+      // recorded; no budgets, since the current accounting reads parts of the plan the earlier format lacks.
+      return {
+        mode: study.privacyCost?.mechanism ?? 'none',
+        mechanism: legacyMechanismOf(study.privacyCost),
+        entries: await this.ledger.ledger(id),
+        budgets: [],
+      };
+    }
     const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
     return {
       mode: study.plan.privacy.mode,

@@ -275,9 +275,16 @@ describe.each(DATABASE_KINDS)('studies and rounds on the %s database', (kind) =>
       return t.find((x) => x.round === 2);
     });
     expect(round2.modelHash).not.toBe(task.modelHash);
-    const late = await silos[2]!.binary('POST', SILO_STUDY_API.update(study.id, 1), frame(base, delta));
+    // After the close, a re-send of the accepted update gets its receipt again; any other update is refused.
+    const resent = await silos[2]!.binary('POST', SILO_STUDY_API.update(study.id, 1), frame(base, delta));
+    expect(resent.status).toBe(200);
+    const late = await silos[2]!.binary(
+      'POST',
+      SILO_STUDY_API.update(study.id, 1),
+      frame({ ...base, numExamples: 99 }, delta),
+    );
     expect(late.status).toBe(409);
-    expect((silos[2]!.json(late.bytes) as { error: string }).error).toBe('ROUND_CLOSED');
+    expect((silos[2]!.json(late.bytes) as { error: string }).error).toBe('DUPLICATE_UPDATE');
 
     // The new global model is the FedAdam step from the mean delta (all silos sent the same delta).
     const next = await silos[0]!.binary('GET', SILO_STUDY_API.blob(round2.modelHash));

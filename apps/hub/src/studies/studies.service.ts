@@ -16,6 +16,7 @@ import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { RoundsService } from '../rounds/rounds.service';
 import { SiloEntity } from '../silos/silo.entity';
+import { assertCurrentPlan, invitedSilosOf, LEGACY_PLAN_NOTE, storedPlanOf } from './stored-plan.util';
 import { priceStudy } from './study-privacy';
 import { StudyDecisionEntity } from './study-decision.entity';
 import { StudyPlanVersionEntity } from './study-plan-version.entity';
@@ -57,19 +58,19 @@ export class StudiesService {
       await tx
         .getRepository(StudyPlanVersionEntity)
         .insert({ studyId: saved.id, version: 1, planHash: saved.planHash, plan });
+      await this.audit.record({
+        actor,
+        action: 'study.created',
+        subject: { studyId: saved.id },
+        details: {
+          name: plan.name,
+          planVersion: 1,
+          planHash: saved.planHash,
+          invitedSilos: plan.silos,
+          privacyCost: cost,
+        },
+      });
       return saved;
-    });
-    await this.audit.record({
-      actor,
-      action: 'study.created',
-      subject: { studyId: study.id },
-      details: {
-        name: plan.name,
-        planVersion: 1,
-        planHash: study.planHash,
-        invitedSilos: plan.silos,
-        privacyCost: cost,
-      },
     });
     return this.get(study.id);
   }
@@ -77,8 +78,9 @@ export class StudiesService {
   /** A changed plan is a new version with a new hash; decisions on older versions no longer count. */
   async updatePlan(id: string, planInput: unknown, actor: AuditActor): Promise<StudyView> {
     const { plan, cost } = await this.validate(planInput);
-    const { version, hash } = await this.db.transaction(async (tx) => {
+    await this.db.transaction(async (tx) => {
       const study = await this.lock(tx, id);
+      assertCurrentPlan(study, 'take a new plan version');
       if (!EDITABLE.includes(study.status)) {
         throw new HubException(HubErrorCode.STUDY_STATE, `A ${study.status} study's plan can no longer change.`);
       }
@@ -88,13 +90,12 @@ export class StudiesService {
         .getRepository(StudyEntity)
         .update(id, { plan, planVersion: version, planHash: hash, privacyCost: cost, name: plan.name });
       await tx.getRepository(StudyPlanVersionEntity).insert({ studyId: id, version, planHash: hash, plan });
-      return { version, hash };
-    });
-    await this.audit.record({
-      actor,
-      action: 'study.plan.versioned',
-      subject: { studyId: id },
-      details: { planVersion: version, planHash: hash, invitedSilos: plan.silos, privacyCost: cost },
+      await this.audit.record({
+        actor,
+        action: 'study.plan.versioned',
+        subject: { studyId: id },
+        details: { planVersion: version, planHash: hash, invitedSilos: plan.silos, privacyCost: cost },
+      });
     });
     return this.get(id);
   }
@@ -107,8 +108,9 @@ export class StudiesService {
 
   /** Starts with the silos that approved the current plan hash, if they are at least the plan's minimum. */
   async start(id: string, actor: AuditActor): Promise<StudyView> {
-    const { participants, charges } = await this.db.transaction(async (tx) => {
+    await this.db.transaction(async (tx) => {
       const study = await this.lock(tx, id);
+      assertCurrentPlan(study, 'start');
       if (study.status !== 'awaiting_approvals') {
         throw new HubException(
           HubErrorCode.STUDY_STATE,
@@ -128,15 +130,15 @@ export class StudiesService {
       }
       await tx.getRepository(StudyEntity).update(id, { status: 'running', participants, startedAt: new Date() });
       const charges = await this.rounds.openFirstRound(tx, { ...study, participants });
-      return { participants, charges };
+      // Recorded in the start transaction (the records join it): the start and its charges commit with their records.
+      await this.audit.record({
+        actor,
+        action: 'study.started',
+        subject: { studyId: id },
+        details: { participants, planHash: study.planHash },
+      });
+      await this.rounds.auditCharges(id, charges);
     });
-    await this.audit.record({
-      actor,
-      action: 'study.started',
-      subject: { studyId: id },
-      details: { participants, planHash: (await this.entity(id)).planHash },
-    });
-    await this.rounds.auditCharges(id, charges);
     this.rounds.wake();
     return this.get(id);
   }
@@ -149,8 +151,8 @@ export class StudiesService {
       }
       await this.rounds.abandonOpenRounds(tx, id);
       await tx.getRepository(StudyEntity).update(id, { status: 'stopped', endReason: reason, endedAt: new Date() });
+      await this.audit.record({ actor, action: 'study.stopped', subject: { studyId: id }, details: { reason } });
     });
-    await this.audit.record({ actor, action: 'study.stopped', subject: { studyId: id }, details: { reason } });
     await this.checkpoints.checkpointNow();
     return this.get(id);
   }
@@ -181,6 +183,9 @@ export class StudiesService {
       .getMany();
     const out: SiloStudy[] = [];
     for (const s of studies) {
+      // A plan of an earlier format is not a SiloStudy plan (agents would refuse the whole list) and the study can
+      // never run again: it is not offered to agents. Administrators and auditors still see it.
+      if (!storedPlanOf(s.plan).current) continue;
       const decision = (await this.currentDecisions(this.db.manager, s)).get(siloId);
       out.push({
         studyId: s.id,
@@ -210,11 +215,12 @@ export class StudiesService {
     decision: Decision,
     reason: string | undefined,
   ): Promise<SiloStudy> {
-    const study = await this.db.transaction(async (tx) => {
+    await this.db.transaction(async (tx) => {
       const study = await this.lock(tx, studyId);
-      if (!study.plan.silos.includes(siloId) || study.status === 'draft') {
+      if (!invitedSilosOf(study.plan).includes(siloId) || study.status === 'draft') {
         throw new HubException(HubErrorCode.NOT_FOUND, `No study ${studyId} is open to this silo.`);
       }
+      assertCurrentPlan(study, 'take decisions');
       if (study.status !== 'awaiting_approvals') {
         throw new HubException(
           HubErrorCode.STUDY_STATE,
@@ -236,13 +242,12 @@ export class StudiesService {
         reason: reason ?? null,
         decidedAt: new Date(),
       });
-      return study;
-    });
-    await this.audit.record({
-      actor: { type: 'silo', id: siloId },
-      action: decision === 'approve' ? 'study.plan.approved' : 'study.plan.rejected',
-      subject: { studyId, siloId },
-      details: { planVersion: study.planVersion, planHash: hash, ...(reason ? { reason } : {}) },
+      await this.audit.record({
+        actor: { type: 'silo', id: siloId },
+        action: decision === 'approve' ? 'study.plan.approved' : 'study.plan.rejected',
+        subject: { studyId, siloId },
+        details: { planVersion: study.planVersion, planHash: hash, ...(reason ? { reason } : {}) },
+      });
     });
     const mine = (await this.forSilo(siloId)).find((s) => s.studyId === studyId);
     if (!mine) throw new HubException(HubErrorCode.NOT_FOUND, `No study ${studyId} is open to this silo.`);
@@ -279,15 +284,15 @@ export class StudiesService {
     actor: AuditActor,
     action: string,
   ): Promise<void> {
-    const hash = await this.db.transaction(async (tx) => {
+    await this.db.transaction(async (tx) => {
       const study = await this.lock(tx, id);
+      assertCurrentPlan(study, `become ${to}`);
       if (!from.includes(study.status)) {
         throw new HubException(HubErrorCode.STUDY_STATE, `A ${study.status} study cannot become ${to}.`);
       }
       await tx.getRepository(StudyEntity).update(id, { status: to });
-      return study.planHash;
+      await this.audit.record({ actor, action, subject: { studyId: id }, details: { planHash: study.planHash } });
     });
-    await this.audit.record({ actor, action, subject: { studyId: id }, details: { planHash: hash } });
   }
 
   private async lock(tx: EntityManager, id: string): Promise<StudyEntity> {
@@ -305,9 +310,12 @@ export class StudiesService {
     return new Map(rows.map((r) => [r.siloId, r]));
   }
 
+  /** A study as administrators and auditors see it; a legacy plan is shown as stored, flagged, never parsed further. */
   private async view(s: StudyEntity): Promise<StudyView> {
+    const stored = storedPlanOf(s.plan);
+    const invited = stored.current ? stored.plan.silos : invitedSilosOf(s.plan);
     const decisions = await this.currentDecisions(this.db.manager, s);
-    const silos = await this.db.getRepository(SiloEntity).find({ where: { id: In(s.plan.silos) } });
+    const silos = await this.db.getRepository(SiloEntity).find({ where: { id: In(invited) } });
     return {
       id: s.id,
       name: s.name,
@@ -322,7 +330,7 @@ export class StudiesService {
       createdAt: s.createdAt.toISOString(),
       startedAt: s.startedAt?.toISOString() ?? null,
       endedAt: s.endedAt?.toISOString() ?? null,
-      decisions: s.plan.silos.map((siloId) => {
+      decisions: invited.map((siloId) => {
         const d = decisions.get(siloId);
         return {
           siloId,
@@ -333,6 +341,7 @@ export class StudiesService {
           reason: d?.reason ?? null,
         };
       }),
+      ...(stored.current ? {} : { legacyPlan: { note: LEGACY_PLAN_NOTE, problems: stored.problems } }),
     };
   }
 }

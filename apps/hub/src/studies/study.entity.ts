@@ -39,6 +39,11 @@ export class StudyEntity {
   @Column({ name: 'plan_hash', type: 'char', length: 64 })
   planHash!: string;
 
+  /**
+   * The plan as approved, never rewritten. A row written by an earlier release may hold a plan of an earlier format
+   * (migration LegacyStudyPlans1763800700000): check it with storedPlanOf (stored-plan.util) before reading anything
+   * the current format added.
+   */
   @Column({ type: 'jsonb' })
   plan!: StudyPlan;
 

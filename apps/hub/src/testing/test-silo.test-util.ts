@@ -43,6 +43,11 @@ export class TestSilo {
     return new TestSilo(hub, bundle.siloId, name, keys, grant.certificatePem, caPem);
   }
 
+  /** The same silo (key and certificate) talking to another hub process on the same data (restart tests). */
+  on(hub: TestHub): TestSilo {
+    return new TestSilo(hub, this.id, this.name, this.keys, this.certificatePem, this.caPem);
+  }
+
   async call(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
     const res = await tlsCall(
       this.hub.siloUrl,
