@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import { Link, useParams } from 'react-router';
-import { describePlan, type RoundView, type StudyView } from '@tessera/protocol';
+import { describePlan, type ReleasePlan, type RoundView, type StudyView } from '@tessera/protocol';
 import { useApi, useCanAdminister } from '../auth/session-context.js';
 import { formatMetric, formatRelative, formatTime, shortHash } from '../lib/format.js';
 import { studyEvaluationNoise } from '../lib/privacy-accounting.js';
@@ -40,6 +40,11 @@ export function StudyPage() {
     );
   const s = study.data;
   const r = rounds.data ?? [];
+  // A plan stored before the current format has no release section; those versions released exact metrics every
+  // round (and the record counts), which is what their rounds hold.
+  const release: ReleasePlan = s.legacyPlan
+    ? { evaluation: { mode: 'exact', rounds: 'every' }, trainingExamples: 'exact' }
+    : s.plan.release;
   return (
     <section className="page" aria-labelledby="study-title">
       <p className="crumbs">
@@ -84,7 +89,13 @@ export function StudyPage() {
 
       <section id="releases" className="card" aria-labelledby="releases-title">
         <h2 id="releases-title">What each hospital releases</h2>
-        <ReleaseConsent plan={s.plan} evaluationNoise={studyEvaluationNoise(s.plan, s.privacyCost)} />
+        {s.legacyPlan ? (
+          <p className="hint" role="note">
+            {s.legacyPlan.note}
+          </p>
+        ) : (
+          <ReleaseConsent plan={s.plan} evaluationNoise={studyEvaluationNoise(s.plan, s.privacyCost)} />
+        )}
       </section>
 
       <section id="round" className="card" aria-labelledby="round-title">
@@ -95,12 +106,12 @@ export function StudyPage() {
       <section id="metrics" className="card" aria-labelledby="metrics-title">
         <h2 id="metrics-title">Evaluation per round</h2>
         <p className="hint">
-          {s.plan.release.evaluation.mode !== 'none' && s.plan.release.evaluation.rounds === 'final'
+          {release.evaluation.mode !== 'none' && release.evaluation.rounds === 'final'
             ? 'Each silo evaluates the final model on its own held-out records (this plan releases no evaluation of the intermediate models).'
             : 'Each silo evaluates the model a round starts from on its own held-out records; “final” is the last model.'}{' '}
           The thick line is the unweighted mean across silos.
         </p>
-        <MetricCharts rounds={r} release={s.plan.release} />
+        <MetricCharts rounds={r} release={release} />
       </section>
 
       <section id="privacy" className="card" aria-labelledby="privacy-title">
@@ -121,7 +132,7 @@ export function StudyPage() {
       <section id="plan" className="card" aria-labelledby="plan-title">
         <h2 id="plan-title">Plan</h2>
         <pre className="code plan-text" tabIndex={0}>
-          {describePlan(s.plan).join('\n')}
+          {s.legacyPlan ? JSON.stringify(s.plan, null, 2) : describePlan(s.plan).join('\n')}
         </pre>
       </section>
     </section>
