@@ -15,7 +15,8 @@ import { isListenerMarked, listenerOf, markListener, type Listener } from './aut
 import { HubPkiService } from './pki/hub-pki.service';
 import { SilosService } from './silos/silos.service';
 import { resolveSessionKey } from './auth/session-key';
-import { correlationIdOf, errorBodyFor } from './common/global-exception.filter';
+import { correlationIdOf, errorBodyFor, sendError } from './common/global-exception.filter';
+import { refuseHostileInput } from './common/input-guard.middleware';
 import { correlationIdFor } from './common/logging';
 import { hubValidationPipe } from './common/validation';
 import type { HubConfig } from './config/config.schema';
@@ -226,6 +227,8 @@ function configureHttp(app: NestExpressApplication, config: HubConfig): void {
     }),
   );
   app.useBodyParser('json', { limit: config.bodyLimit });
+  // NUL bytes, deep nesting, unrepresentable numbers and prototype keys: 400 before any guard or handler.
+  app.use(refuseHostileInput);
   app.useGlobalPipes(hubValidationPipe());
   // The API description is for people (and their tools) only: not on the silo listener, and above all not on the
   // enrollment listener, the one exposed to the internet. Covers the UI, its assets and the JSON and YAML documents,
@@ -251,8 +254,7 @@ function configureHttp(app: NestExpressApplication, config: HubConfig): void {
   // Errors raised before routing (body parsing: malformed JSON, oversized bodies) get the same shape as the rest.
   app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
-    const { status, body } = errorBodyFor(err, correlationIdOf(req));
-    res.status(status).json(body);
+    sendError(res, errorBodyFor(err, correlationIdOf(req)));
   });
 }
 

@@ -3,6 +3,7 @@ import type { Repository } from 'typeorm';
 import { describe, expect, it, vi } from 'vitest';
 import type { AuditTrail } from '../audit/audit-trail';
 import { AccountsService, INVALID_CREDENTIALS_MESSAGE } from './accounts.service';
+import type { LoginBackoffService } from './login-backoff.service';
 import type { UserEntity } from './user.entity';
 
 // The hashing library is the seam: the real argon2 runs, and the spy counts how often it hashes.
@@ -14,7 +15,13 @@ vi.mock('argon2', async (importOriginal) => {
 function serviceWithNoAccounts(): AccountsService {
   const users = { findOne: () => Promise.resolve(null) } as unknown as Repository<UserEntity>;
   const audit = { record: () => Promise.resolve() } as unknown as AuditTrail;
-  return new AccountsService(users, audit);
+  // The back-off's own behaviour is tested against PostgreSQL (login-backoff.int-spec.ts); here it never pauses.
+  const backoff = {
+    assertNotPaused: () => Promise.resolve(),
+    recordFailure: () => Promise.resolve({ failures: 1, pausedForSeconds: 0 }),
+    clear: () => Promise.resolve(),
+  } as unknown as LoginBackoffService;
+  return new AccountsService(users, audit, backoff);
 }
 
 describe('AccountsService decoy hash', () => {

@@ -5,6 +5,7 @@ import { Repository } from 'typeorm';
 import { AuditTrail, SYSTEM_ACTOR, type AuditActor } from '../audit/audit-trail';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { HubErrorCode, HubException } from '../common/hub.exception';
+import { LoginBackoffService } from './login-backoff.service';
 import { UserEntity, type Role } from './user.entity';
 
 /** One message for every failed login, so an answer never tells whether the account exists. */
@@ -36,6 +37,7 @@ export class AccountsService implements OnModuleInit {
   constructor(
     @InjectRepository(UserEntity) private readonly users: Repository<UserEntity>,
     private readonly audit: AuditTrail,
+    private readonly backoff: LoginBackoffService,
   ) {}
 
   /**
@@ -97,8 +99,13 @@ export class AccountsService implements OnModuleInit {
     return this.users.count();
   }
 
-  /** Checks a password; every failure is the same error, and costs the same hashing work. */
+  /**
+   * Checks a password; every failure is the same error, and costs the same hashing work. While sign-in is paused
+   * for the username (too many consecutive failures, from any address), every attempt is refused with 429 before
+   * the password is looked at, for existing and unknown names alike.
+   */
   async verifyCredentials(username: string, password: string): Promise<AuthenticatedUser> {
+    await this.backoff.assertNotPaused(username);
     const user = await this.users.findOne({ where: { username } });
     const hash = user?.passwordHash ?? (await this.decoy());
     const ok = await argon2.verify(hash, password).catch(() => false);
@@ -108,8 +115,18 @@ export class AccountsService implements OnModuleInit {
         action: 'auth.login.failed',
         details: { username, reason: !user ? 'unknown-user' : user.disabled ? 'disabled' : 'wrong-password' },
       });
+      const { failures, pausedForSeconds } = await this.backoff.recordFailure(username);
+      if (pausedForSeconds > 0) {
+        await this.audit.record({
+          actor: { type: 'system', id: 'login-backoff' },
+          action: 'auth.login.paused',
+          ...(user ? { subject: { userId: user.id } } : {}),
+          details: { username, consecutiveFailures: failures, pausedForSeconds },
+        });
+      }
       throw new HubException(HubErrorCode.INVALID_CREDENTIALS, INVALID_CREDENTIALS_MESSAGE);
     }
+    await this.backoff.clear(username);
     await this.audit.record({
       actor: { type: 'user', id: user.id, name: user.username },
       action: 'auth.login.succeeded',

@@ -4,6 +4,7 @@ import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { Request } from 'express';
 import { HubErrorCode, HubException } from '../common/hub.exception';
+import { classifiedError } from '../common/transient-error.util';
 import { RefusalRecorder } from '../silos/refusal-recorder.service';
 import { attachSilo } from '../silos/silo-identity';
 import { SilosService } from '../silos/silos.service';
@@ -68,7 +69,9 @@ export class AccessGuard implements CanActivate {
     try {
       await this.jwt.canActivate(context);
     } catch (err) {
-      if (err instanceof HubException) throw err;
+      // A database outage while the account is re-read is "try again" (503), not "sign in again": the console
+      // would otherwise drop a valid session.
+      if (err instanceof HubException || classifiedError(err)) throw err;
       throw new HubException(HubErrorCode.UNAUTHENTICATED, 'The session token is missing, invalid or expired.');
     }
     const user = req.user;

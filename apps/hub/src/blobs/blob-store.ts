@@ -1,4 +1,6 @@
-import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { BlobIntegrityError } from './blob-store.exception';
 
 /** Bytes being written into the store; named by their SHA-256 only once committed. */
 export interface StagedBlob {
@@ -12,12 +14,65 @@ export interface StagedBlob {
 /**
  * Content-addressed storage for models, updates and optimizer state: a blob's name is the SHA-256 of its bytes.
  * The filesystem store is the default; an object store (S3-compatible) implements the same port.
+ *
+ * Every read is checked against the name (issue 14, finding 15): `get` hashes the bytes before returning them,
+ * `openRead` hashes as it streams and fails at the end with a BlobIntegrityError, withholding its last chunk, so a
+ * reader never receives the whole of a corrupted blob. Write failures of the medium (read-only, full, permissions)
+ * are thrown as BlobStorageUnavailableError, which the hub answers with 503 "try again".
  */
 export abstract class BlobStore {
   abstract put(bytes: Uint8Array): Promise<string>;
   abstract stage(): Promise<StagedBlob>;
+  /** The whole blob, verified against its name (BlobIntegrityError otherwise). */
   abstract get(hash: string): Promise<Buffer>;
+  /** A stream of the blob that fails at its end with BlobIntegrityError when the bytes do not match the name. */
   abstract openRead(hash: string): Readable;
   abstract has(hash: string): Promise<boolean>;
   abstract size(hash: string): Promise<number>;
+  /** Writes, syncs and deletes a probe file: resolves only when the store can take a blob right now. */
+  abstract probeWritable(): Promise<void>;
+
+  /** Reads the whole blob through `openRead` (bounded memory); throws BlobIntegrityError when it is corrupted. */
+  async verify(hash: string): Promise<void> {
+    for await (const chunk of this.openRead(hash)) void chunk;
+  }
+
+  /**
+   * For serving a blob to a client: checks the whole blob first, so a corrupted blob fails before a status line or
+   * a byte is sent (the caller answers 500 instead of sending bad bytes under 200), then streams it, checking again
+   * (the file could change between the two reads).
+   */
+  async openVerifiedRead(hash: string): Promise<Readable> {
+    await this.verify(hash);
+    return this.openRead(hash);
+  }
+}
+
+/**
+ * Passes `source` through while hashing it; at the end compares the SHA-256 with `hash`. The latest chunk is held
+ * back until the next arrives, so on a mismatch the last chunk is never delivered and the stream fails instead.
+ * Memory: one chunk. `onCorrupted` is told before the stream fails.
+ */
+export function verifyingStream(
+  hash: string,
+  source: AsyncIterable<Uint8Array>,
+  onCorrupted: (err: BlobIntegrityError) => void = () => undefined,
+): Readable {
+  async function* checked(): AsyncGenerator<Uint8Array> {
+    const digest = createHash('sha256');
+    let held: Uint8Array | undefined;
+    for await (const chunk of source) {
+      digest.update(chunk);
+      if (held) yield held;
+      held = chunk;
+    }
+    const actual = digest.digest('hex');
+    if (actual !== hash) {
+      const err = new BlobIntegrityError(hash, actual);
+      onCorrupted(err);
+      throw err;
+    }
+    if (held) yield held;
+  }
+  return Readable.from(checked(), { objectMode: false });
 }

@@ -1,62 +1,99 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { BlobStore, type StagedBlob } from './blob-store';
+import { BlobStore, verifyingStream, type StagedBlob } from './blob-store';
+import { asStorageError, BlobIntegrityError } from './blob-store.exception';
 
 const HASH = /^[0-9a-f]{64}$/;
 
+export interface FilesystemBlobStoreOptions {
+  /** Told of every corrupted blob found on a read (for the audit trail and the log), before the read fails. */
+  onIntegrityFailure?: (err: BlobIntegrityError) => void;
+}
+
 /** Blobs as files `root/ab/abcdef…`, written to `root/tmp` first and renamed in place (atomic on one filesystem). */
 export class FilesystemBlobStore extends BlobStore {
-  constructor(private readonly root: string) {
+  private readonly onIntegrityFailure: (err: BlobIntegrityError) => void;
+
+  constructor(
+    private readonly root: string,
+    options: FilesystemBlobStoreOptions = {},
+  ) {
     super();
+    this.onIntegrityFailure = options.onIntegrityFailure ?? (() => undefined);
   }
 
   async put(bytes: Uint8Array): Promise<string> {
     const staged = await this.stage();
-    await staged.write(bytes);
+    try {
+      await staged.write(bytes);
+    } catch (err) {
+      await staged.abort();
+      throw err;
+    }
     return (await staged.commit()).hash;
   }
 
   async stage(): Promise<StagedBlob> {
-    const tmpDir = join(this.root, 'tmp');
-    await mkdir(tmpDir, { recursive: true });
-    const tmp = join(tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
-    const handle: FileHandle = await open(tmp, 'wx', 0o600);
+    const tmp = join(this.root, 'tmp', `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    const handle = await storageStep('create a staged blob', async () => {
+      await mkdir(join(this.root, 'tmp'), { recursive: true });
+      return open(tmp, 'wx', 0o600);
+    });
     const hash = createHash('sha256');
     let size = 0;
     let done = false;
     return {
-      write: async (chunk) => {
-        hash.update(chunk);
-        size += chunk.length;
-        await handle.write(chunk);
-      },
-      commit: async () => {
-        done = true;
-        await handle.close();
-        const name = hash.digest('hex');
-        const dir = join(this.root, name.slice(0, 2));
-        await mkdir(dir, { recursive: true });
-        await rename(tmp, join(dir, name));
-        return { hash: name, size };
-      },
-      abort: async () => {
-        if (done) return;
-        done = true;
-        await handle.close();
-        await rm(tmp, { force: true });
-      },
+      write: (chunk) =>
+        storageStep('write a staged blob', async () => {
+          hash.update(chunk);
+          size += chunk.length;
+          await handle.write(chunk);
+        }),
+      commit: () =>
+        storageStep('commit a blob', async () => {
+          done = true;
+          const name = hash.digest('hex');
+          try {
+            await handle.close();
+            const dir = join(this.root, name.slice(0, 2));
+            await mkdir(dir, { recursive: true });
+            await rename(tmp, join(dir, name));
+          } catch (err) {
+            // Nothing half-stored stays behind; the failure to commit is what the caller hears.
+            await rm(tmp, { force: true });
+            throw err;
+          }
+          return { hash: name, size };
+        }),
+      abort: () =>
+        storageStep('drop a staged blob', async () => {
+          if (done) return;
+          done = true;
+          try {
+            await handle.close();
+          } finally {
+            await rm(tmp, { force: true });
+          }
+        }),
     };
   }
 
   async get(hash: string): Promise<Buffer> {
-    return readFile(this.path(hash));
+    const bytes = await storageStep('read a blob', () => readFile(this.path(hash)));
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== hash) {
+      const err = new BlobIntegrityError(hash, actual);
+      this.onIntegrityFailure(err);
+      throw err;
+    }
+    return bytes;
   }
 
   openRead(hash: string): Readable {
-    return createReadStream(this.path(hash));
+    return verifyingStream(hash, createReadStream(this.path(hash)), this.onIntegrityFailure);
   }
 
   async has(hash: string): Promise<boolean> {
@@ -70,8 +107,32 @@ export class FilesystemBlobStore extends BlobStore {
     return (await stat(this.path(hash))).size;
   }
 
+  async probeWritable(): Promise<void> {
+    const probe = join(this.root, 'tmp', `health-${randomBytes(8).toString('hex')}`);
+    await storageStep('write a probe file', async () => {
+      await mkdir(join(this.root, 'tmp'), { recursive: true });
+      const handle = await open(probe, 'wx', 0o600);
+      try {
+        await handle.write(randomBytes(64));
+        await handle.sync();
+      } finally {
+        await handle.close();
+        await rm(probe, { force: true });
+      }
+    });
+  }
+
   private path(hash: string): string {
     if (!HASH.test(hash)) throw new Error(`not a sha256 blob name: ${hash}`);
     return join(this.root, hash.slice(0, 2), hash);
+  }
+}
+
+/** Runs a storage operation, re-throwing a failure of the medium as BlobStorageUnavailableError. */
+async function storageStep<T>(operation: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    throw asStorageError(operation, err);
   }
 }

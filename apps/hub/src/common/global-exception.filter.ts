@@ -1,7 +1,8 @@
 import { ArgumentsHost, Catch, HttpException, HttpStatus, type ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
-import { HubException, httpStatusOf } from './hub.exception';
+import { httpStatusOf } from './hub.exception';
+import { classifiedError } from './transient-error.util';
 
 /** The one shape every error takes on the wire. */
 export interface ErrorBody {
@@ -25,11 +26,27 @@ interface HttpParserError {
   message?: string;
 }
 
-export function errorBodyFor(err: unknown, correlationId: string): { status: number; body: ErrorBody } {
-  if (err instanceof HubException) {
-    const body: ErrorBody = { error: err.code, message: err.message, correlationId };
-    if (err.details !== undefined) body.details = err.details;
-    return { status: httpStatusOf(err.code), body };
+/** The answer to an error: status, body, and for "try again" answers the Retry-After in seconds. */
+export interface ErrorAnswer {
+  status: number;
+  body: ErrorBody;
+  retryAfterSeconds?: number;
+}
+
+/** The body @nestjs/terminus throws with when a health check fails: `error` holds each failed check. */
+function isHealthReport(res: unknown): res is { status: 'error'; error: Record<string, unknown> } {
+  const r = res as { status?: unknown; error?: unknown } | null;
+  return typeof r === 'object' && r !== null && r.status === 'error' && typeof r.error === 'object' && r.error !== null;
+}
+
+export function errorBodyFor(err: unknown, correlationId: string): ErrorAnswer {
+  const classified = classifiedError(err);
+  if (classified) {
+    const body: ErrorBody = { error: classified.code, message: classified.message, correlationId };
+    if (classified.details !== undefined) body.details = classified.details;
+    const answer: ErrorAnswer = { status: httpStatusOf(classified.code), body };
+    if (classified.retryAfterSeconds !== undefined) answer.retryAfterSeconds = classified.retryAfterSeconds;
+    return answer;
   }
   if (err instanceof HttpException) {
     const status = err.getStatus();
@@ -44,6 +61,10 @@ export function errorBodyFor(err: unknown, correlationId: string): { status: num
       } else if (typeof m === 'string') {
         message = m;
       }
+    } else if (isHealthReport(res)) {
+      // A failed health check (terminus): say which check is down and why, for the operator and the orchestrator.
+      details = res.error;
+      message = `The hub is not ready: ${Object.keys(res.error).join(', ')} down.`;
     }
     const body: ErrorBody = { error: HttpStatus[status] ?? 'ERROR', message, correlationId };
     if (details !== undefined) body.details = details;
@@ -70,7 +91,17 @@ export function errorBodyFor(err: unknown, correlationId: string): { status: num
   };
 }
 
-/** Catches everything; answers `{ error, message, correlationId }`; never leaks a stack trace or SQL. */
+/** Sends an error answer, with its Retry-After header when it is a "try again". */
+export function sendError(res: Response, answer: ErrorAnswer): void {
+  if (answer.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(answer.retryAfterSeconds));
+  res.status(answer.status).json(answer.body);
+}
+
+/**
+ * Catches everything; answers `{ error, message, correlationId }`; never leaks a stack trace or SQL. Only a real
+ * failure of the hub is logged at error level; "try again" (503: database or storage unavailable) at warn, since
+ * the client retries and the health check reports the cause; client mistakes are logged by the request logger.
+ */
 @Catch()
 export class GlobalExceptionFilter implements ExceptionFilter {
   constructor(@InjectPinoLogger('Errors') private readonly logger: PinoLogger) {}
@@ -80,11 +111,13 @@ export class GlobalExceptionFilter implements ExceptionFilter {
     const req = ctx.getRequest<Request>();
     const res = ctx.getResponse<Response>();
     const correlationId = correlationIdOf(req);
-    const { status, body } = errorBodyFor(exception, correlationId);
-    if (status >= 500) {
-      this.logger.error({ err: exception, correlationId }, 'request failed');
+    const answer = errorBodyFor(exception, correlationId);
+    if (answer.status === 503) {
+      this.logger.warn({ err: exception, correlationId, error: answer.body.error }, 'request deferred: try again');
+    } else if (answer.status >= 500) {
+      this.logger.error({ err: exception, correlationId, error: answer.body.error }, 'request failed');
     }
     if (res.headersSent) return;
-    res.status(status).json(body);
+    sendError(res, answer);
   }
 }

@@ -26,17 +26,35 @@ export enum HubErrorCode {
   DUPLICATE_UPDATE = 'DUPLICATE_UPDATE',
   UPDATE_MALFORMED = 'UPDATE_MALFORMED',
   UPDATE_TOO_LARGE = 'UPDATE_TOO_LARGE',
+  /** Too many failed sign-ins for one username: every attempt is refused until the back-off ends (429). */
+  LOGIN_BACKOFF = 'LOGIN_BACKOFF',
+  /** Try again: the database cannot be reached right now (503 with Retry-After). */
+  DATABASE_UNAVAILABLE = 'DATABASE_UNAVAILABLE',
+  /** Try again: the blob store cannot be written (read-only, full, permissions) right now (503 with Retry-After). */
+  STORAGE_UNAVAILABLE = 'STORAGE_UNAVAILABLE',
+  /** A stored blob no longer matches its SHA-256 name: the hub refuses to use or serve it (500). */
+  BLOB_CORRUPTED = 'BLOB_CORRUPTED',
+}
+
+export interface HubExceptionOptions {
+  /** Seconds after which the caller may try again; sent as the Retry-After header. */
+  retryAfterSeconds?: number;
+  cause?: unknown;
 }
 
 export class HubException extends Error {
+  readonly retryAfterSeconds?: number;
+
   constructor(
     readonly code: HubErrorCode,
     message: string,
     /** Extra, safe-to-show detail (for instance every validation problem). */
     readonly details?: unknown,
+    options: HubExceptionOptions = {},
   ) {
-    super(message);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'HubException';
+    if (options.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 
@@ -69,10 +87,15 @@ export function httpStatusOf(code: HubErrorCode): HttpStatus {
     case HubErrorCode.RENEWAL_PENDING:
       return HttpStatus.CONFLICT;
     case HubErrorCode.RENEWAL_RATE_LIMITED:
+    case HubErrorCode.LOGIN_BACKOFF:
       return HttpStatus.TOO_MANY_REQUESTS;
+    case HubErrorCode.DATABASE_UNAVAILABLE:
+    case HubErrorCode.STORAGE_UNAVAILABLE:
+      return HttpStatus.SERVICE_UNAVAILABLE;
     case HubErrorCode.UPDATE_TOO_LARGE:
       return HttpStatus.PAYLOAD_TOO_LARGE;
     case HubErrorCode.ROUTE_ACCESS_UNDECLARED:
+    case HubErrorCode.BLOB_CORRUPTED:
       return HttpStatus.INTERNAL_SERVER_ERROR;
     default: {
       const unmapped: never = code;

@@ -20,6 +20,9 @@ export const REDACTED_PATHS = [
   '*.DATABASE_URL',
 ];
 
+/** Probed every few seconds by load balancers, orchestrators and Prometheus: not logged per request. */
+const QUIET_PATHS = ['/health', '/health/live', '/health/ready', '/metrics'];
+
 const SAFE_ID = /^[A-Za-z0-9._-]{8,64}$/;
 
 /** A caller-supplied correlation id is kept when it is harmless; otherwise a new one is made. */
@@ -36,10 +39,17 @@ export function loggerParams(config: HubConfig): Params {
       level: config.logLevel,
       genReqId: (req, res) => (req as IncomingMessage & { id?: string }).id ?? correlationIdFor(req, res),
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      // 503 is "try again" (database or blob store unavailable), which the client retries: warn, not error.
       customLogLevel: (_req, res, err) =>
-        err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+        res.statusCode === 503
+          ? 'warn'
+          : err || res.statusCode >= 500
+            ? 'error'
+            : res.statusCode >= 400
+              ? 'warn'
+              : 'info',
       // Health probes every few seconds would drown the log.
-      autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/metrics' },
+      autoLogging: { ignore: (req) => QUIET_PATHS.includes(req.url ?? '') },
       quietReqLogger: true,
     },
   };

@@ -7,6 +7,11 @@ export function validationMessages(errors: ValidationError[], parent = ''): stri
   for (const e of errors) {
     const path = parent ? `${parent}.${e.property}` : e.property;
     for (const [rule, msg] of Object.entries(e.constraints ?? {})) {
+      if (rule === 'unknownValue') {
+        // class-validator's words for a body that is an array or a bare value where an object is expected.
+        out.push('the request body must be a JSON object');
+        continue;
+      }
       out.push(rule === 'whitelistValidation' ? `unknown field "${path}"` : msg.replace(e.property, path));
     }
     if (e.children?.length) out.push(...validationMessages(e.children, path));

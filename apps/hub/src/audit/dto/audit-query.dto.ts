@@ -45,6 +45,12 @@ export class AuditEventsFilterDto {
 }
 
 export const MAX_PAGE = 500;
+/**
+ * Largest seq a cursor may name: 2^53 − 1. A seq is a bigint, but a cursor is read as a JavaScript number, which
+ * holds integers exactly only up to here; a larger one (99999999999999999999) became 1e20, passed `@IsInt`, and
+ * the database refused it as out of range for bigint: 500 before this bound.
+ */
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 
 /** GET /api/audit/events: filters and keyset paging by seq. */
 export class AuditEventsQueryDto extends AuditEventsFilterDto {
@@ -56,11 +62,12 @@ export class AuditEventsQueryDto extends AuditEventsFilterDto {
   @Max(MAX_PAGE)
   limit?: number;
 
-  @ApiPropertyOptional({ description: 'The nextCursor of the previous page (a seq).' })
+  @ApiPropertyOptional({ description: 'The nextCursor of the previous page (a seq).', maximum: MAX_SEQ })
   @IsOptional()
   @Type(() => Number)
-  @IsInt()
+  @IsInt({ message: 'cursor must be a whole number' })
   @Min(0)
+  @Max(MAX_SEQ, { message: `cursor must not be greater than ${MAX_SEQ}` })
   cursor?: number;
 
   @ApiPropertyOptional({ enum: ['asc', 'desc'], default: 'desc', description: 'desc: newest first.' })
@@ -71,11 +78,12 @@ export class AuditEventsQueryDto extends AuditEventsFilterDto {
 
 /** GET /api/audit/checkpoints: checkpoints after a seq, oldest first. */
 export class AuditCheckpointsQueryDto {
-  @ApiPropertyOptional({ description: 'Only checkpoints after this seq.', default: 0 })
+  @ApiPropertyOptional({ description: 'Only checkpoints after this seq.', default: 0, maximum: MAX_SEQ })
   @IsOptional()
   @Type(() => Number)
-  @IsInt()
+  @IsInt({ message: 'after must be a whole number' })
   @Min(0)
+  @Max(MAX_SEQ, { message: `after must not be greater than ${MAX_SEQ}` })
   after?: number;
 
   @ApiPropertyOptional({ minimum: 1, maximum: MAX_PAGE, default: 100 })

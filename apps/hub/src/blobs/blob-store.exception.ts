@@ -1,0 +1,55 @@
+/**
+ * A stored blob whose bytes no longer hash to its name (bit rot, a bad disk, a hand edit). The hub refuses to use
+ * or serve it: a corrupted update must not enter an aggregate, and a corrupted model must not reach an agent.
+ */
+export class BlobIntegrityError extends Error {
+  constructor(
+    /** The blob's name: the SHA-256 its bytes had when stored. */
+    readonly hash: string,
+    /** The SHA-256 of the bytes read now. */
+    readonly actualHash: string,
+  ) {
+    super(`blob ${hash} is corrupted: its bytes now hash to ${actualHash}`);
+    this.name = 'BlobIntegrityError';
+  }
+}
+
+/**
+ * Error codes of the file system that mean "the store cannot take bytes right now", not "the request is wrong":
+ * a read-only mount (EROFS), a full disk or quota (ENOSPC, EDQUOT), permissions changed under the hub (EACCES,
+ * EPERM), too many open files (EMFILE, ENFILE), an I/O error of the device (EIO). An operator can fix each; the
+ * client should try again later rather than drop its upload.
+ */
+export const STORAGE_UNAVAILABLE_CODES: readonly string[] = [
+  'EROFS',
+  'ENOSPC',
+  'EDQUOT',
+  'EACCES',
+  'EPERM',
+  'EMFILE',
+  'ENFILE',
+  'EIO',
+];
+
+/** The blob store cannot be written (or read) for a reason of its own medium; see STORAGE_UNAVAILABLE_CODES. */
+export class BlobStorageUnavailableError extends Error {
+  constructor(
+    /** What the store was doing, e.g. "write a staged blob". */
+    readonly operation: string,
+    /** The file-system error code, e.g. EROFS. */
+    readonly code: string,
+    options: { cause: unknown },
+  ) {
+    super(`the blob store cannot ${operation} (${code})`, options);
+    this.name = 'BlobStorageUnavailableError';
+  }
+}
+
+/** Re-throws a storage-medium failure as BlobStorageUnavailableError; any other error as it is. */
+export function asStorageError(operation: string, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string' && STORAGE_UNAVAILABLE_CODES.includes(code)) {
+    return new BlobStorageUnavailableError(operation, code, { cause: err });
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
