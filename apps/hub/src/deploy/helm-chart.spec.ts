@@ -130,7 +130,7 @@ function checkWiring(manifests: Manifest[]): void {
         const http = (p as { httpGet?: { port: string; path: string } } | undefined)?.httpGet;
         if (http) {
           expect(portNames).toContain(http.port);
-          expect(http.path).toBe('/health');
+          expect(['/health/ready', '/health/live']).toContain(http.path);
         }
       }
       for (const e of c.env ?? []) {
@@ -166,8 +166,9 @@ describe('the Helm chart deploy/helm/tessera', () => {
     const pod = podOf(deployment).spec;
     const hub = pod.containers[0]!;
     expect(pod.securityContext?.runAsUser).toBe(imageUser('hub.Dockerfile').uid);
-    expect((hub.readinessProbe as { httpGet: { path: string } }).httpGet.path).toBe('/health');
-    expect((hub.livenessProbe as { httpGet: { path: string } }).httpGet.path).toBe('/health');
+    expect((hub.readinessProbe as { httpGet: { path: string } }).httpGet.path).toBe('/health/ready');
+    // Liveness must not depend on the database: an outage must not restart every hub pod.
+    expect((hub.livenessProbe as { httpGet: { path: string } }).httpGet.path).toBe('/health/live');
     expect(hub.ports!.map((p) => p.containerPort).sort()).toEqual([8080, 8443, 8444]);
     // The blob volume at the image's TESSERA_DATA_DIR.
     expect(hub.volumeMounts!.find((v) => v.name === 'data')!.mountPath).toBe(
