@@ -7,6 +7,7 @@ export * from './ed25519-signing';
 export * from './signed-checkpoint';
 export * from './signed-receipt';
 export * from './report-bundle';
+export * from './recorded-state';
 export * from './json-lines';
 export * from './verify-command';
 export * from './silo-reconciliation';

@@ -20,6 +20,7 @@ import {
   type SigningKeyInput,
   type VerifyKeyInput,
 } from './ed25519-signing';
+import { checkRecordedState, recordedStateProblem, type RecordedState } from './recorded-state';
 import { signCheckpoint, verifyCheckpoint, type Checkpoint } from './signed-checkpoint';
 
 /** The `format` tag of version 1 report bundles. */
@@ -81,6 +82,12 @@ export enum BundleProblemCode {
   MissingStartAnchor = 'MISSING_START_ANCHOR',
   /** No valid signed checkpoint covers the segment's last record. */
   MissingHeadCheckpoint = 'MISSING_HEAD_CHECKPOINT',
+  /** study.recordedState is present but not of the documented shape. */
+  RecordedStateMalformed = 'RECORDED_STATE_MALFORMED',
+  /** The hub's state (study.recordedState) holds a change that no record in the segment describes. */
+  StateUnrecorded = 'STATE_UNRECORDED',
+  /** A counted state change (an accepted update, a privacy charge) has more than one record. */
+  StateRecordedTwice = 'STATE_RECORDED_TWICE',
 }
 
 export type BundleIssueCode = BundleProblemCode | ChainBreakCode;
@@ -105,6 +112,8 @@ export interface BundleSummary {
   signerKeyId: string;
   /** True when the caller pinned a key and it is the bundle's key. */
   signerPinned: boolean;
+  /** State items of study.recordedState checked against the records; absent when the bundle states none. */
+  stateItems?: number;
 }
 
 export interface BundleVerification {
@@ -120,6 +129,11 @@ export interface VerifyBundleOptions {
   /** The hub key the auditor expects (obtained out of band); a bundle signed by any other key fails. */
   trustedPublicKey?: VerifyKeyInput;
 }
+
+const STATE_PROBLEMS = new Set<BundleIssueCode>([
+  BundleProblemCode.StateUnrecorded,
+  BundleProblemCode.StateRecordedTwice,
+]);
 
 /** Thrown by buildBundle when the input would not make a verifiable bundle. */
 export class BundleBuildError extends Error {
@@ -315,6 +329,24 @@ export function verifyBundle(bundle: unknown, options: VerifyBundleOptions = {})
     // chain problem already reports.
   }
 
+  // The hub's statement of its state: every item must have its record in the segment (checked only on a chain that
+  // verified: a broken chain's records prove nothing).
+  let stateItems: number | undefined;
+  if ('recordedState' in b.study) {
+    const shape = recordedStateProblem(b.study.recordedState);
+    if (shape !== null) {
+      problems.push({ code: BundleProblemCode.RecordedStateMalformed, message: shape });
+    } else if (chain.ok) {
+      const state = b.study.recordedState as unknown as RecordedState;
+      stateItems = state.items.length;
+      for (const p of checkRecordedState(state, b.records)) {
+        const code =
+          p.code === 'STATE_UNRECORDED' ? BundleProblemCode.StateUnrecorded : BundleProblemCode.StateRecordedTwice;
+        problems.push({ code, message: p.message, ...(p.seq === undefined ? {} : { seq: p.seq }) });
+      }
+    }
+  }
+
   const located = problems.filter((p): p is BundleProblem & { seq: number } => p.seq !== undefined);
   const chainBreak = chain.ok ? undefined : { seq: chain.brokenAt, code: chain.reason, message: chain.message };
   const lowest = located.reduce<(BundleProblem & { seq: number }) | undefined>(
@@ -338,6 +370,7 @@ export function verifyBundle(bundle: unknown, options: VerifyBundleOptions = {})
       checkpointsTotal: b.checkpoints.length,
       signerKeyId: hubKeyId,
       signerPinned,
+      ...(stateItems === undefined ? {} : { stateItems }),
     },
   };
 }
@@ -373,10 +406,13 @@ export function buildBundle(input: BuildBundleInput): AuditBundle {
     checkpoints,
   };
   const bundle: AuditBundle = { ...unsigned, signature: signCanonical(unsigned, key) };
+  // A chain or checkpoint problem is the exporter's bug: refused. A state change without its record is a fact about
+  // the hub's history that the auditor must see: the bundle is signed, and verification fails naming it.
   const check = verifyBundle(bundle);
-  if (!check.ok) {
+  const refused = check.problems.filter((p) => !STATE_PROBLEMS.has(p.code));
+  if (refused.length > 0) {
     throw new BundleBuildError(
-      `refusing to sign an unverifiable bundle: ${check.problems.map((p) => `${p.code}: ${p.message}`).join('; ')}`,
+      `refusing to sign an unverifiable bundle: ${refused.map((p) => `${p.code}: ${p.message}`).join('; ')}`,
     );
   }
   return bundle;

@@ -52,6 +52,11 @@ function describe(path: string, result: BundleVerification): string {
       `  signer key:  sha256:${s.signerKeyId} ${s.signerPinned ? '(matches --public-key)' : '(not pinned: compare with the hub key fingerprint you trust)'}`,
     );
     lines.push(`  generated:   ${s.generatedAt}`);
+    lines.push(
+      s.stateItems === undefined
+        ? '  state:       not stated by the hub (older bundle): changes without a record cannot be detected'
+        : `  state:       ${s.stateItems} state change(s) stated by the hub, each checked for its record`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,6 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { buildBundle, type AuditBundle, type JsonObject } from '@tessera/audit';
+import {
+  buildBundle,
+  RECORDED_STATE_FORMAT,
+  type AuditBundle,
+  type JsonObject,
+  type RecordedState,
+  type StateItem,
+} from '@tessera/audit';
 import { Between, DataSource, LessThan, LessThanOrEqual } from 'typeorm';
 import { AuditCheckpointEntity, toCheckpoint } from './audit-checkpoint.entity';
 import { AuditCheckpointService } from './audit-checkpoint.service';
@@ -34,6 +41,9 @@ export class AuditExportService {
    * verify.
    */
   async exportBundle(filter: AuditBundleFilter, study: JsonObject = {}): Promise<AuditBundle> {
+    // The state BEFORE the head: every record commits with its state change, so each change read here has its
+    // record at or below a head taken afterwards; a change without one fails verification (STATE_UNRECORDED).
+    const recordedState = await this.recordedState(filter);
     const head = await this.checkpoints.checkpointNow();
     const key = await this.keys.signingKey();
     const fromSeq = await this.segmentStart(filter, head.seq, key.keyId);
@@ -48,9 +58,79 @@ export class AuditExportService {
     return buildBundle({
       records: records.map(toAuditRecord),
       checkpoints: checkpoints.map(toCheckpoint),
-      study,
+      study: { ...study, recordedState: recordedState as unknown as JsonObject },
       signingKey: key.privateKey,
     });
+  }
+
+  /**
+   * The hub's state changes that each must have an audit record (docs/audit-format.md, "Recorded state"), read from
+   * the state tables (never from the log): accepted updates, evaluations, failure reports, privacy charges, round
+   * openings and closes, and study ends; of one study when the filter names one.
+   */
+  async recordedState(filter: AuditBundleFilter): Promise<RecordedState> {
+    const scoped = filter.studyId !== undefined && UUID.test(filter.studyId);
+    const where = scoped ? 'AND r.study_id = $1' : '';
+    const args = scoped ? [filter.studyId] : [];
+    const items: StateItem[] = [];
+    const participants = (await this.db.query(
+      `SELECT r.study_id, p.silo_id, r.number, r.attempt, p.status, p.update_hash
+         FROM round_participants p JOIN rounds r ON r.id = p.round_id
+        WHERE p.status IN ('uploaded', 'evaluated', 'failed') ${where}
+        ORDER BY r.opened_at, p.silo_id`,
+      args,
+    )) as {
+      study_id: string;
+      silo_id: string;
+      number: number;
+      attempt: number;
+      status: string;
+      update_hash: string | null;
+    }[];
+    for (const p of participants) {
+      const ids = { studyId: p.study_id, siloId: p.silo_id, round: p.number, attempt: p.attempt };
+      if (p.status === 'uploaded' && p.update_hash !== null) {
+        items.push({ kind: 'update.accepted', ...ids, updateSha256: p.update_hash.trim() });
+      } else if (p.status === 'evaluated') {
+        items.push({ kind: 'evaluation.reported', ...ids });
+      } else if (p.status === 'failed') {
+        items.push({ kind: 'silo.failed', ...ids });
+      }
+    }
+    // Charges made when tasks were issued (rows of older hubs, charged on acceptance, were recorded differently).
+    const charges = (await this.db.query(
+      `SELECT r.study_id, r.silo_id, r.round AS number, r.attempt, r.kind
+         FROM privacy_ledger r WHERE r.charged_on = 'issued' ${where}
+        ORDER BY r.created_at, r.silo_id`,
+      args,
+    )) as { study_id: string; silo_id: string; number: number; attempt: number; kind: 'train' | 'evaluate' }[];
+    for (const c of charges) {
+      items.push({
+        kind: 'privacy.charged',
+        studyId: c.study_id,
+        siloId: c.silo_id,
+        round: c.number,
+        attempt: c.attempt,
+        task: c.kind,
+      });
+    }
+    const rounds = (await this.db.query(
+      `SELECT r.study_id, r.number, r.attempt, r.status FROM rounds r WHERE true ${where} ORDER BY r.opened_at`,
+      args,
+    )) as { study_id: string; number: number; attempt: number; status: string }[];
+    for (const r of rounds) {
+      const ids = { studyId: r.study_id, round: r.number, attempt: r.attempt };
+      // Round 1 opens with the study's start; later first attempts with the previous round's close.
+      if (r.number > 1 && r.attempt === 1) items.push({ kind: 'round.opened', ...ids });
+      if (r.status === 'closed') items.push({ kind: 'round.closed', ...ids });
+    }
+    const studies = (await this.db.query(
+      `SELECT r.id AS study_id, r.status FROM studies r
+        WHERE r.status IN ('completed', 'failed', 'stopped') ${scoped ? 'AND r.id = $1' : ''}`,
+      args,
+    )) as { study_id: string; status: 'completed' | 'failed' | 'stopped' }[];
+    for (const st of studies) items.push({ kind: 'study.ended', studyId: st.study_id, status: st.status });
+    return { format: RECORDED_STATE_FORMAT, items };
   }
 
   private async segmentStart(filter: AuditBundleFilter, headSeq: number, keyId: string): Promise<number> {

@@ -163,6 +163,14 @@ export const CONFIG_VARIABLES = {
     secret: false,
     schema: z.string().min(1),
   }),
+  blobOrphanGraceSeconds: variable({
+    name: 'TESSERA_BLOB_ORPHAN_GRACE_SECONDS',
+    description:
+      'At boot the hub deletes blobs that no database row references (left by a crash between storing bytes and committing the row that names them) once they are older than this many seconds; younger ones may belong to an upload in flight on another replica.',
+    default: '3600',
+    secret: false,
+    schema: positiveInt.max(30 * 86400),
+  }),
   databaseUrl: variable({
     name: 'DATABASE_URL',
     description:

@@ -221,7 +221,10 @@ export class PrivacyLedgerService {
     };
   }
 
-  /** Audit records of the charges made when tasks were issued (written after the transaction commits). */
+  /**
+   * Audit records of the charges made when tasks were issued. Call inside the transaction that made the charges: the
+   * records join it (AmbientTransactions), so a charge is never stored without its record, nor recorded without it.
+   */
   async auditCharges(studyId: string, charges: PrivacyCharge[]): Promise<void> {
     for (const c of charges) {
       await this.audit.record({
@@ -233,7 +236,7 @@ export class PrivacyLedgerService {
     }
   }
 
-  /** The audit record of a report that disagrees with the hub's charge (after the transaction commits). */
+  /** The audit record of a report that disagrees with the hub's charge; call inside the acceptance transaction. */
   async auditReport(
     ids: { studyId: string; siloId: string; siloName: string; round: number },
     outcome: PrivacyReportOutcome,

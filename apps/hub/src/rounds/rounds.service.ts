@@ -7,35 +7,35 @@ import {
   type EvaluationMetrics,
   type EvaluationReport,
   type FailureReport,
-  type PrivacyMechanism,
-  type PrivacySpend,
   type SiloTask,
   type UpdateReceipt,
 } from '@tessera/protocol';
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { DataSource, In, type EntityManager } from 'typeorm';
-import { signReceipt } from '@tessera/audit';
 import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
-import { AuditSigningKeyService } from '../audit/audit-signing-key.service';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
 import { PrivacyLedgerService, type PrivacyCharge } from '../privacy/privacy-ledger.service';
-import { privacyReportRefusal } from '../privacy/privacy-report.util';
+import { assertFaultInjectionAllowed, faultPoint } from '../faults/fault-point.util';
 import { BlobStore } from '../blobs/blob-store';
+import { BlobIntegrityError } from '../blobs/blob-store.exception';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { SiloIdentity } from '../silos/silo-identity';
 import { StudyEntity } from '../studies/study.entity';
-import {
-  aggregatorFor,
-  float32FromBytes,
-  initialModel,
-  parameterCount,
-  payloadOfFrame,
-  serverOptimizerFor,
-} from './model-math';
+import { aggregatorFor, float32FromBytes, initialModel, payloadOfFrame, serverOptimizerFor } from './model-math';
 import { RoundParticipantEntity } from './round-participant.entity';
 import { RoundEntity, type RoundSummary } from './round.entity';
-import { evaluationReportProblem, updateReleaseProblem } from './release-check.util';
-import { receiveUpdate } from './update-receiver';
+import { evaluationReportProblem } from './release-check.util';
+import { assertOpen, checkPrivacyReport, lockRound, openRoundFor, recordRefusal } from './round-access.util';
+import { UpdateAcceptanceService } from './update-acceptance.service';
+
+/** An audit event of a round transition, recorded in the transaction that makes it. */
+interface RoundEvent {
+  action: string;
+  studyId: string;
+  siloId?: string;
+  details: Record<string, unknown>;
+}
 
 /** How often open rounds are checked for deadlines and quorum (uploads also trigger a check at once). */
 const TICK_MS = 500;
@@ -87,12 +87,13 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     @InjectDataSource() private readonly db: DataSource,
     private readonly blobs: BlobStore,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
-    private readonly signingKeys: AuditSigningKeyService,
     private readonly checkpoints: AuditCheckpointService,
     private readonly ledger: PrivacyLedgerService,
+    private readonly acceptance: UpdateAcceptanceService,
   ) {}
 
   onModuleInit(): void {
+    assertFaultInjectionAllowed();
     this.timer = setInterval(() => this.wake(), TICK_MS);
     this.timer.unref();
   }
@@ -122,7 +123,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
 
   /**
    * Round 1 of a study that just started (inside the start transaction). Returns the privacy charges of the tasks
-   * it issued: the caller audits them once the transaction commits (auditCharges).
+   * it issued: the caller records them (auditCharges) in that same transaction.
    */
   async openFirstRound(tx: EntityManager, study: StudyEntity): Promise<PrivacyCharge[]> {
     const model = await initialModel(study.plan);
@@ -131,7 +132,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     return this.openRound(tx, study, 1, 1, 'train', modelHash, study.participants);
   }
 
-  /** Audit records of privacy charges made when tasks were issued (after their transaction committed). */
+  /** Audit records of privacy charges made when tasks were issued; call inside the transaction that made them. */
   async auditCharges(studyId: string, charges: PrivacyCharge[]): Promise<void> {
     await this.ledger.auditCharges(studyId, charges);
   }
@@ -195,145 +196,18 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     if (!row || !(await this.blobs.has(hash))) {
       throw new HubException(HubErrorCode.NOT_FOUND, `No model ${hash} was published to this silo.`);
     }
-    return this.blobs.openRead(hash);
+    // Checked against its name before a byte is sent: a corrupted model fails here with 500, never goes out as 200.
+    return this.blobs.openVerifiedRead(hash);
   }
 
-  /** Validates and stores a streamed update; nothing is stored when it is refused. */
+  /**
+   * Validates and stores a streamed update (UpdateAcceptanceService): nothing is stored when it is refused, and a
+   * re-send of an accepted update gets its original receipt, also after the round closed.
+   */
   async acceptUpdate(silo: SiloIdentity, studyId: string, roundNumber: number, body: Readable): Promise<UpdateReceipt> {
-    const { study, round } = await this.openRoundFor(silo, studyId, roundNumber);
-    if (round.kind !== 'train') {
-      body.resume();
-      throw new HubException(
-        HubErrorCode.WRONG_ROUND,
-        `Round ${roundNumber} only evaluates: post an evaluation report, not an update.`,
-      );
-    }
-    const length = await parameterCount(study.plan);
-    const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
-    const staged = await this.blobs.stage();
-    let received;
-    try {
-      received = await receiveUpdate(body, staged, (h) => {
-        if (h.studyId !== studyId || h.round !== roundNumber) {
-          throw new HubException(
-            HubErrorCode.WRONG_ROUND,
-            `The update header names study ${h.studyId} round ${h.round}, not this URL's.`,
-          );
-        }
-        // An agent re-sends the release it already made (same frame) to a retried attempt of the same round on
-        // the same model, rather than training and spending again: an earlier attempt's header is accepted.
-        if (h.attempt > round.attempt) {
-          throw new HubException(
-            HubErrorCode.WRONG_ROUND,
-            `Round ${roundNumber} is at attempt ${round.attempt}, not ${h.attempt}.`,
-          );
-        }
-        if (h.planHash !== study.planHash) {
-          throw new HubException(HubErrorCode.STALE_PLAN, 'The update was made for another plan version.');
-        }
-        if (h.baseModelHash !== round.modelHash) {
-          throw new HubException(
-            HubErrorCode.WRONG_MODEL,
-            `The update was trained on model ${h.baseModelHash.slice(0, 12)}…; round ${roundNumber} published ${round.modelHash.slice(0, 12)}….`,
-          );
-        }
-        if (h.length !== length) {
-          throw new HubException(
-            HubErrorCode.UPDATE_MALFORMED,
-            `The update has ${h.length} values; the model has ${length}.`,
-          );
-        }
-        // Before any payload byte is stored: only what the plan releases, and at least the plan's noise.
-        const release = updateReleaseProblem(study.plan, mechanism, h);
-        if (release) throw new HubException(HubErrorCode.UPDATE_MALFORMED, `The update header is refused: ${release}.`);
-        this.checkPrivacyReport(mechanism !== null, mechanism, h.privacy, 'update');
-      });
-    } catch (err) {
-      await this.recordRefusal(silo, studyId, roundNumber, err);
-      throw err;
-    }
-    const { hash, size } = await staged.commit();
-    const outcome = await this.db
-      .transaction(async (tx) => {
-        const locked = await this.lockRound(tx, round.id);
-        const participant = await tx
-          .getRepository(RoundParticipantEntity)
-          .findOne({ where: { roundId: round.id, siloId: silo.siloId } });
-        if (!participant)
-          throw new HubException(HubErrorCode.NOT_A_PARTICIPANT, 'This silo does not take part in this round.');
-        if (participant.status === 'uploaded' && participant.updateHash === hash) {
-          // Same content, same answer: the stored receipt again, nothing recorded twice.
-          return {
-            receipt: this.receipt(silo, locked, hash, participant.reportedAt ?? new Date()),
-            fresh: false,
-            report: null,
-          };
-        }
-        if (participant.status !== 'waiting') {
-          throw new HubException(
-            HubErrorCode.DUPLICATE_UPDATE,
-            `This silo already reported round ${roundNumber} (${participant.status}); a different update is refused.`,
-          );
-        }
-        this.assertOpen(locked);
-        const now = new Date();
-        await tx.getRepository(RoundParticipantEntity).update(
-          { roundId: round.id, siloId: silo.siloId },
-          {
-            status: 'uploaded',
-            updateHash: hash,
-            updateBytes: String(size),
-            numExamples: received.header.numExamples,
-            l2Norm: received.l2Norm,
-            // Training loss never leaves the silo (issue 13); the column stays for older rows.
-            trainLoss: null,
-            evaluation: received.header.evaluation ? metricsOfEvaluation(received.header.evaluation) : null,
-            privacy: received.header.privacy,
-            reportedAt: now,
-          },
-        );
-        const report = received.header.privacy
-          ? await this.ledger.recordReport(
-              tx,
-              study,
-              { number: roundNumber, attempt: round.attempt, kind: 'train' },
-              silo.siloId,
-              received.header.privacy,
-            )
-          : null;
-        return { receipt: this.receipt(silo, locked, hash, now), fresh: true, report };
-      })
-      .catch(async (err: unknown) => {
-        await this.recordRefusal(silo, studyId, roundNumber, err);
-        throw err;
-      });
-    if (!outcome.fresh) return this.signed(outcome.receipt);
-    await this.audit.record({
-      actor: { type: 'silo', id: silo.siloId, name: silo.name },
-      action: 'round.update.accepted',
-      subject: { studyId, siloId: silo.siloId },
-      details: {
-        round: roundNumber,
-        attempt: round.attempt,
-        headerAttempt: received.header.attempt,
-        updateSha256: hash,
-        bytes: size,
-        numExamples: received.header.numExamples,
-        l2Norm: received.l2Norm,
-        // The release as the silo sent it (a noisy histogram stays raw here for auditors), and its privacy report.
-        evaluation: received.header.evaluation,
-        privacy: received.header.privacy,
-      },
-    });
-    if (outcome.report && received.header.privacy) {
-      await this.ledger.auditReport(
-        { studyId, siloId: silo.siloId, siloName: silo.name, round: roundNumber },
-        outcome.report,
-        received.header.privacy,
-      );
-    }
-    this.wake();
-    return this.signed(outcome.receipt);
+    const { receipt, fresh } = await this.acceptance.accept(silo, studyId, roundNumber, body);
+    if (fresh) this.wake();
+    return receipt;
   }
 
   async acceptEvaluation(
@@ -342,9 +216,8 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     roundNumber: number,
     report: EvaluationReport,
   ): Promise<{ accepted: true }> {
-    const { study, round } = await this.openRoundFor(silo, studyId, roundNumber);
+    const { study, round } = await openRoundFor(this.db, silo, studyId, roundNumber);
     const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
-    let outcome;
     try {
       // An earlier attempt's report is the same release re-sent to a retried attempt on the same model.
       if (report.attempt > round.attempt || report.round !== roundNumber) {
@@ -364,15 +237,15 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       if (problem)
         throw new HubException(HubErrorCode.VALIDATION_FAILED, `The evaluation report is refused: ${problem}.`);
       // Only a noisy evaluation spends privacy; its report must say what it spent.
-      this.checkPrivacyReport(
+      checkPrivacyReport(
         mechanism !== null && mechanism.evaluation !== null,
         mechanism,
         report.privacy,
         'evaluation report',
       );
-      outcome = await this.db.transaction(async (tx) => {
-        const locked = await this.lockRound(tx, round.id);
-        this.assertOpen(locked);
+      await this.db.transaction(async (tx) => {
+        const locked = await lockRound(tx, round.id);
+        assertOpen(locked);
         const p = await tx
           .getRepository(RoundParticipantEntity)
           .findOne({ where: { roundId: round.id, siloId: silo.siloId } });
@@ -395,31 +268,32 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
               report.privacy,
             )
           : null;
-        return { metrics, privacy };
+        // In the same transaction as the row (the record joins it): recorded exactly when it is stored.
+        await this.audit.record({
+          actor: { type: 'silo', id: silo.siloId, name: silo.name },
+          action: 'round.evaluation.reported',
+          subject: { studyId, siloId: silo.siloId },
+          details: {
+            round: roundNumber,
+            attempt: locked.attempt,
+            modelHash: report.modelHash,
+            // What the hub shows, and the release itself (a noisy histogram stays raw for auditors).
+            evaluation: metrics,
+            released: report.evaluation,
+            privacy: report.privacy,
+          },
+        });
+        if (privacy && report.privacy) {
+          await this.ledger.auditReport(
+            { studyId, siloId: silo.siloId, siloName: silo.name, round: roundNumber },
+            privacy,
+            report.privacy,
+          );
+        }
       });
     } catch (err) {
-      await this.recordRefusal(silo, studyId, roundNumber, err, 'round.evaluation.refused');
+      await recordRefusal(this.audit, silo, studyId, roundNumber, err, 'round.evaluation.refused');
       throw err;
-    }
-    await this.audit.record({
-      actor: { type: 'silo', id: silo.siloId, name: silo.name },
-      action: 'round.evaluation.reported',
-      subject: { studyId, siloId: silo.siloId },
-      details: {
-        round: roundNumber,
-        modelHash: report.modelHash,
-        // What the hub shows, and the release itself (a noisy histogram stays raw for auditors).
-        evaluation: outcome.metrics,
-        released: report.evaluation,
-        privacy: report.privacy,
-      },
-    });
-    if (outcome.privacy && report.privacy) {
-      await this.ledger.auditReport(
-        { studyId, siloId: silo.siloId, siloName: silo.name, round: roundNumber },
-        outcome.privacy,
-        report.privacy,
-      );
     }
     this.wake();
     return { accepted: true };
@@ -432,10 +306,10 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     roundNumber: number,
     report: FailureReport,
   ): Promise<{ accepted: true }> {
-    const { study, round } = await this.openRoundFor(silo, studyId, roundNumber);
-    await this.db.transaction(async (tx) => {
-      const locked = await this.lockRound(tx, round.id);
-      this.assertOpen(locked);
+    const { study, round } = await openRoundFor(this.db, silo, studyId, roundNumber);
+    const failedStudy = await this.db.transaction(async (tx) => {
+      const locked = await lockRound(tx, round.id);
+      assertOpen(locked);
       await tx
         .getRepository(RoundParticipantEntity)
         .update(
@@ -443,18 +317,31 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
           { status: 'failed', failure: { code: report.code, message: report.message }, reportedAt: new Date() },
         );
       const remaining = study.participants.filter((s) => s !== silo.siloId);
+      let failedStudy: string | null = null;
       if (study.plan.participation.onSiloFailure === 'fail-study') {
-        await this.failStudy(tx, study, locked, `silo ${silo.name} could not take part: ${report.message}`);
+        failedStudy = `silo ${silo.name} could not take part: ${report.message}`;
+        await this.failStudy(tx, study, locked, failedStudy);
       } else {
         await tx.getRepository(StudyEntity).update(study.id, { participants: remaining });
       }
+      await this.audit.record({
+        actor: { type: 'silo', id: silo.siloId, name: silo.name },
+        action: 'round.silo.failed',
+        subject: { studyId, siloId: silo.siloId },
+        details: { round: roundNumber, attempt: locked.attempt, code: report.code, message: report.message },
+      });
+      if (failedStudy !== null) {
+        await this.audit.record({
+          actor: SYSTEM_ACTOR,
+          action: 'study.failed',
+          subject: { studyId },
+          details: { reason: failedStudy, round: roundNumber },
+        });
+      }
+      return failedStudy;
     });
-    await this.audit.record({
-      actor: { type: 'silo', id: silo.siloId, name: silo.name },
-      action: 'round.silo.failed',
-      subject: { studyId, siloId: silo.siloId },
-      details: { round: roundNumber, code: report.code, message: report.message },
-    });
+    // A failed study's end is sealed by a signed checkpoint, as when a round's close fails it.
+    if (failedStudy !== null) await this.checkpoints.checkpointNow();
     this.wake();
     return { accepted: true };
   }
@@ -472,207 +359,264 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     for (const { id } of due) await this.closeRound(id, now);
   }
 
-  /** Closes one round if it is still open and due; the row lock makes this safe across hub processes. */
+  /**
+   * Closes one round if it is still open and due; the row lock makes this safe across hub processes. The round's
+   * close, the next round's opening, the privacy charges of its tasks and their audit records commit in one
+   * transaction: a crash leaves either all of them or none.
+   */
   async closeRound(roundId: string, now = new Date()): Promise<void> {
-    const events: { action: string; studyId: string; details: Record<string, unknown> }[] = [];
+    const events: RoundEvent[] = [];
     const charges: { studyId: string; charges: PrivacyCharge[] }[] = [];
     await this.db.transaction(async (tx) => {
-      const round = await this.lockRound(tx, roundId);
-      if (round.status !== 'open') return;
-      const study = await tx
-        .getRepository(StudyEntity)
-        .findOneOrFail({ where: { id: round.studyId }, lock: { mode: 'pessimistic_write' } });
-      const participants = await tx.getRepository(RoundParticipantEntity).find({ where: { roundId } });
-      const waiting = participants.filter((p) => p.status === 'waiting');
-      if (waiting.length > 0 && round.deadlineAt.getTime() > now.getTime()) return; // not due after all
-      const reported = participants.filter((p) => p.status === 'uploaded' || p.status === 'evaluated');
-      const plan = study.plan.participation;
-      const active = study.participants.length;
-      const summary: RoundSummary = {
-        reported: reported.length,
-        participants: participants.length,
-        // Only plans that release the record counts have them (release.trainingExamples 'exact').
-        totalExamples:
-          study.plan.release.trainingExamples === 'exact' && round.kind === 'train'
-            ? reported.reduce((a, p) => a + (p.numExamples ?? 0), 0)
-            : null,
-        evaluation: summarizeEvaluations(reported.flatMap((p) => (p.evaluation ? [p.evaluation] : []))),
-      };
-      if (waiting.length > 0) {
-        await tx
-          .getRepository(RoundParticipantEntity)
-          .update({ roundId, siloId: In(waiting.map((p) => p.siloId)), status: 'waiting' }, { status: 'late' });
+      await this.closeUnderLock(tx, roundId, now, events, charges);
+      // The records last, after every row lock (one lock order: the chain's advisory lock is always taken last).
+      for (const e of events) {
+        await this.audit.record({
+          actor: SYSTEM_ACTOR,
+          action: e.action,
+          subject: { studyId: e.studyId, ...(e.siloId ? { siloId: e.siloId } : {}) },
+          details: e.details,
+        });
       }
-      if (round.kind === 'evaluate' && participants.length === 0) {
-        // No participant could release an evaluation within the approved plan (openRound left them out).
-        const reason = 'no silo could evaluate the final model within the approved privacy plan';
-        await tx
-          .getRepository(RoundEntity)
-          .update(roundId, { status: 'closed', closedAt: now, closeReason: reason, summary });
-        await tx.getRepository(StudyEntity).update(study.id, {
-          status: 'completed',
-          endedAt: now,
-          endReason: study.endReason ?? `completed ${study.plan.training.rounds} rounds; ${reason}`,
-        });
-        events.push({
-          action: 'round.closed',
-          studyId: study.id,
-          details: { round: round.number, kind: 'evaluate', summary },
-        });
-        events.push({
-          action: 'study.completed',
-          studyId: study.id,
-          details: { finalModelHash: round.modelHash, evaluation: null },
-        });
-        return;
-      }
-      const needed = round.kind === 'evaluate' ? 1 : plan.minSilosPerRound;
-      if (active < plan.minSilosPerRound && round.kind === 'train') {
-        await this.failStudy(
-          tx,
-          study,
-          round,
-          `only ${active} silos remain in the study; the plan needs at least ${plan.minSilosPerRound}`,
-        );
-        events.push({
-          action: 'study.failed',
-          studyId: study.id,
-          details: { reason: 'too few silos remain', round: round.number },
-        });
-        return;
-      }
-      if (reported.length < needed) {
-        const why = `round ${round.number} attempt ${round.attempt}: ${reported.length} of ${participants.length} silos reported before the deadline (minimum ${needed})`;
-        const blocked = round.kind === 'train' ? await this.budgetBlocks(tx, study, round.number) : null;
-        if (blocked) {
-          // Silos that uploaded in the failed attempt spent privacy: a retry may no longer fit the budget.
-          await tx
-            .getRepository(RoundEntity)
-            .update(roundId, { status: 'retried', closedAt: now, closeReason: why, summary });
-          await tx.getRepository(StudyEntity).update(study.id, { endReason: blocked });
-          charges.push({
-            studyId: study.id,
-            charges: await this.openRound(
-              tx,
-              study,
-              round.number,
-              round.attempt + 1,
-              'evaluate',
-              round.modelHash,
-              study.participants,
-            ),
-          });
-          events.push({
-            action: 'privacy.budget.reached',
-            studyId: study.id,
-            details: { round: round.number, reason: blocked },
-          });
-        } else if (round.attempt <= plan.maxRoundRetries) {
-          await tx
-            .getRepository(RoundEntity)
-            .update(roundId, { status: 'retried', closedAt: now, closeReason: why, summary });
-          charges.push({
-            studyId: study.id,
-            charges: await this.openRound(
-              tx,
-              study,
-              round.number,
-              round.attempt + 1,
-              round.kind,
-              round.modelHash,
-              study.participants,
-            ),
-          });
-          events.push({
-            action: 'round.retried',
-            studyId: study.id,
-            details: { round: round.number, attempt: round.attempt, reason: why },
-          });
-        } else {
-          await this.failStudy(tx, study, round, `${why}; no retries left`);
-          events.push({ action: 'study.failed', studyId: study.id, details: { reason: why } });
-        }
-        return;
-      }
-      if (round.kind === 'evaluate') {
-        await tx
-          .getRepository(RoundEntity)
-          .update(roundId, { status: 'closed', closedAt: now, closeReason: 'final evaluation complete', summary });
-        await tx.getRepository(StudyEntity).update(study.id, {
-          status: 'completed',
-          endedAt: now,
-          endReason: study.endReason ?? `completed ${study.plan.training.rounds} rounds`,
-        });
-        events.push({
-          action: 'round.closed',
-          studyId: study.id,
-          details: { round: round.number, kind: 'evaluate', summary },
-        });
-        events.push({
-          action: 'study.completed',
-          studyId: study.id,
-          details: { finalModelHash: round.modelHash, evaluation: summary.evaluation },
-        });
-        return;
-      }
-      const { weights, stateHash, trace } = await this.aggregate(study, round, reported, participants.length);
-      const resultHash = await this.blobs.put(float32Bytes(weights));
-      summary.aggregationTrace = trace;
-      await tx.getRepository(RoundEntity).update(roundId, {
-        status: 'closed',
-        closedAt: now,
-        closeReason: waiting.length ? `deadline: ${waiting.length} silo(s) late` : 'all silos reported',
-        resultModelHash: resultHash,
-        summary,
-      });
-      await tx
-        .getRepository(StudyEntity)
-        .update(study.id, { currentModelHash: resultHash, optimizerStateHash: stateHash });
-      events.push({
-        action: 'round.closed',
-        studyId: study.id,
-        details: {
-          round: round.number,
-          attempt: round.attempt,
-          modelHash: resultHash,
-          reported: reported.length,
-          late: waiting.length,
-        },
-      });
-      const next = round.number + 1;
-      let kind: 'train' | 'evaluate' = next > study.plan.training.rounds ? 'evaluate' : 'train';
-      if (kind === 'train') {
-        const blocked = await this.budgetBlocks(tx, study, next);
-        if (blocked) {
-          // No round may take a participant past the study's target: evaluate the model so far and complete.
-          kind = 'evaluate';
-          await tx.getRepository(StudyEntity).update(study.id, { endReason: blocked });
-          events.push({
-            action: 'privacy.budget.reached',
-            studyId: study.id,
-            details: { afterRound: round.number, reason: blocked },
-          });
-        }
-      }
-      charges.push({
-        studyId: study.id,
-        charges: await this.openRound(tx, study, next, 1, kind, resultHash, study.participants),
-      });
-      events.push({ action: 'round.opened', studyId: study.id, details: { round: next, kind, modelHash: resultHash } });
+      for (const c of charges) await this.ledger.auditCharges(c.studyId, c.charges);
+      if (events.length > 0) await faultPoint('before-close-commit');
     });
-    for (const e of events) {
-      await this.audit.record({
-        actor: SYSTEM_ACTOR,
-        action: e.action,
-        subject: { studyId: e.studyId },
-        details: e.details,
-      });
-    }
-    for (const c of charges) await this.ledger.auditCharges(c.studyId, c.charges);
+    if (events.length > 0) await faultPoint('after-close-commit');
     // Each study's end is sealed by a signed checkpoint of the audit chain.
     if (events.some((e) => e.action === 'study.completed' || e.action === 'study.failed')) {
       await this.checkpoints.checkpointNow();
     }
+  }
+
+  /** The decision and state changes of closeRound, under the round's and the study's row locks. */
+  private async closeUnderLock(
+    tx: EntityManager,
+    roundId: string,
+    now: Date,
+    events: RoundEvent[],
+    charges: { studyId: string; charges: PrivacyCharge[] }[],
+  ): Promise<void> {
+    const round = await lockRound(tx, roundId);
+    if (round.status !== 'open') return;
+    const study = await tx
+      .getRepository(StudyEntity)
+      .findOneOrFail({ where: { id: round.studyId }, lock: { mode: 'pessimistic_write' } });
+    const participants = await tx.getRepository(RoundParticipantEntity).find({ where: { roundId } });
+    const waiting = participants.filter((p) => p.status === 'waiting');
+    if (waiting.length > 0 && round.deadlineAt.getTime() > now.getTime()) return; // not due after all
+    // An accepted update whose stored bytes no longer match their name is never aggregated: that silo's report of
+    // this round is set aside as failed, with the exact cause, and the round proceeds (or retries) without it.
+    for (const p of participants) {
+      if (p.status !== 'uploaded' || !p.updateHash) continue;
+      const problem = await this.storedUpdateProblem(p.updateHash);
+      if (problem === null) continue;
+      const failure = { code: 'UPDATE_CORRUPTED', message: `the stored update ${p.updateHash} ${problem}` };
+      await tx
+        .getRepository(RoundParticipantEntity)
+        .update(
+          { roundId, siloId: p.siloId },
+          { status: 'failed', failure: failure as RoundParticipantEntity['failure'] },
+        );
+      p.status = 'failed';
+      this.logger.error(`round ${round.number} attempt ${round.attempt}: ${failure.message}; not aggregated`);
+      events.push({
+        action: 'round.silo.failed',
+        studyId: study.id,
+        siloId: p.siloId,
+        details: { round: round.number, attempt: round.attempt, ...failure },
+      });
+    }
+    const reported = participants.filter((p) => p.status === 'uploaded' || p.status === 'evaluated');
+    const plan = study.plan.participation;
+    const active = study.participants.length;
+    const summary: RoundSummary = {
+      reported: reported.length,
+      participants: participants.length,
+      // Only plans that release the record counts have them (release.trainingExamples 'exact').
+      totalExamples:
+        study.plan.release.trainingExamples === 'exact' && round.kind === 'train'
+          ? reported.reduce((a, p) => a + (p.numExamples ?? 0), 0)
+          : null,
+      evaluation: summarizeEvaluations(reported.flatMap((p) => (p.evaluation ? [p.evaluation] : []))),
+    };
+    if (waiting.length > 0) {
+      await tx
+        .getRepository(RoundParticipantEntity)
+        .update({ roundId, siloId: In(waiting.map((p) => p.siloId)), status: 'waiting' }, { status: 'late' });
+    }
+    if (round.kind === 'evaluate' && participants.length === 0) {
+      // No participant could release an evaluation within the approved plan (openRound left them out).
+      const reason = 'no silo could evaluate the final model within the approved privacy plan';
+      await tx
+        .getRepository(RoundEntity)
+        .update(roundId, { status: 'closed', closedAt: now, closeReason: reason, summary });
+      await tx.getRepository(StudyEntity).update(study.id, {
+        status: 'completed',
+        endedAt: now,
+        endReason: study.endReason ?? `completed ${study.plan.training.rounds} rounds; ${reason}`,
+      });
+      events.push({
+        action: 'round.closed',
+        studyId: study.id,
+        details: { round: round.number, kind: 'evaluate', summary },
+      });
+      events.push({
+        action: 'study.completed',
+        studyId: study.id,
+        details: { finalModelHash: round.modelHash, evaluation: null },
+      });
+      return;
+    }
+    const needed = round.kind === 'evaluate' ? 1 : plan.minSilosPerRound;
+    if (active < plan.minSilosPerRound && round.kind === 'train') {
+      await this.failStudy(
+        tx,
+        study,
+        round,
+        `only ${active} silos remain in the study; the plan needs at least ${plan.minSilosPerRound}`,
+      );
+      events.push({
+        action: 'study.failed',
+        studyId: study.id,
+        details: { reason: 'too few silos remain', round: round.number },
+      });
+      return;
+    }
+    if (reported.length < needed) {
+      const why = `round ${round.number} attempt ${round.attempt}: ${reported.length} of ${participants.length} silos reported before the deadline (minimum ${needed})`;
+      const blocked = round.kind === 'train' ? await this.budgetBlocks(tx, study, round.number) : null;
+      if (blocked) {
+        // Silos that uploaded in the failed attempt spent privacy: a retry may no longer fit the budget.
+        await tx
+          .getRepository(RoundEntity)
+          .update(roundId, { status: 'retried', closedAt: now, closeReason: why, summary });
+        await tx.getRepository(StudyEntity).update(study.id, { endReason: blocked });
+        charges.push({
+          studyId: study.id,
+          charges: await this.openRound(
+            tx,
+            study,
+            round.number,
+            round.attempt + 1,
+            'evaluate',
+            round.modelHash,
+            study.participants,
+          ),
+        });
+        events.push({
+          action: 'privacy.budget.reached',
+          studyId: study.id,
+          details: { round: round.number, reason: blocked },
+        });
+      } else if (round.attempt <= plan.maxRoundRetries) {
+        await tx
+          .getRepository(RoundEntity)
+          .update(roundId, { status: 'retried', closedAt: now, closeReason: why, summary });
+        charges.push({
+          studyId: study.id,
+          charges: await this.openRound(
+            tx,
+            study,
+            round.number,
+            round.attempt + 1,
+            round.kind,
+            round.modelHash,
+            study.participants,
+          ),
+        });
+        events.push({
+          action: 'round.retried',
+          studyId: study.id,
+          details: { round: round.number, attempt: round.attempt, reason: why },
+        });
+      } else {
+        await this.failStudy(tx, study, round, `${why}; no retries left`);
+        events.push({ action: 'study.failed', studyId: study.id, details: { reason: why } });
+      }
+      return;
+    }
+    if (round.kind === 'evaluate') {
+      await tx
+        .getRepository(RoundEntity)
+        .update(roundId, { status: 'closed', closedAt: now, closeReason: 'final evaluation complete', summary });
+      await tx.getRepository(StudyEntity).update(study.id, {
+        status: 'completed',
+        endedAt: now,
+        endReason: study.endReason ?? `completed ${study.plan.training.rounds} rounds`,
+      });
+      events.push({
+        action: 'round.closed',
+        studyId: study.id,
+        details: { round: round.number, kind: 'evaluate', summary },
+      });
+      events.push({
+        action: 'study.completed',
+        studyId: study.id,
+        details: { finalModelHash: round.modelHash, evaluation: summary.evaluation },
+      });
+      return;
+    }
+    const { weights, stateHash, trace } = await this.aggregate(study, round, reported, participants.length);
+    const resultHash = await this.blobs.put(float32Bytes(weights));
+    summary.aggregationTrace = trace;
+    await tx.getRepository(RoundEntity).update(roundId, {
+      status: 'closed',
+      closedAt: now,
+      closeReason: waiting.length ? `deadline: ${waiting.length} silo(s) late` : 'all silos reported',
+      resultModelHash: resultHash,
+      summary,
+    });
+    await tx
+      .getRepository(StudyEntity)
+      .update(study.id, { currentModelHash: resultHash, optimizerStateHash: stateHash });
+    events.push({
+      action: 'round.closed',
+      studyId: study.id,
+      details: {
+        round: round.number,
+        attempt: round.attempt,
+        modelHash: resultHash,
+        reported: reported.length,
+        late: waiting.length,
+      },
+    });
+    const next = round.number + 1;
+    let kind: 'train' | 'evaluate' = next > study.plan.training.rounds ? 'evaluate' : 'train';
+    if (kind === 'train') {
+      const blocked = await this.budgetBlocks(tx, study, next);
+      if (blocked) {
+        // No round may take a participant past the study's target: evaluate the model so far and complete.
+        kind = 'evaluate';
+        await tx.getRepository(StudyEntity).update(study.id, { endReason: blocked });
+        events.push({
+          action: 'privacy.budget.reached',
+          studyId: study.id,
+          details: { afterRound: round.number, reason: blocked },
+        });
+      }
+    }
+    charges.push({
+      studyId: study.id,
+      charges: await this.openRound(tx, study, next, 1, kind, resultHash, study.participants),
+    });
+    events.push({ action: 'round.opened', studyId: study.id, details: { round: next, kind, modelHash: resultHash } });
+  }
+
+  /**
+   * Why a stored update cannot be aggregated (missing, unreadable, or bytes that no longer hash to its name), or null.
+   * Checked here whatever the blob store checks on read, so bad bytes are never averaged into the model.
+   */
+  private async storedUpdateProblem(hash: string): Promise<string | null> {
+    let bytes: Buffer;
+    try {
+      bytes = await this.blobs.get(hash);
+    } catch (err) {
+      // The blob store checks reads against the name too (BlobIntegrityError names the hash the bytes now have).
+      if (err instanceof BlobIntegrityError) return `is corrupted on disk (its bytes hash to ${err.actualHash})`;
+      return `cannot be read (${(err as Error).message})`;
+    }
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    return actual === hash ? null : `is corrupted on disk (its bytes hash to ${actual})`;
   }
 
   /** Streams the reported updates from the blob store through the aggregator, then steps the server optimizer. */
@@ -758,114 +702,5 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       .getRepository(RoundEntity)
       .update({ id: round.id, status: 'open' }, { status: 'failed', closedAt: new Date(), closeReason: reason });
     await tx.getRepository(StudyEntity).update(study.id, { status: 'failed', endReason: reason, endedAt: new Date() });
-  }
-
-  private async openRoundFor(
-    silo: SiloIdentity,
-    studyId: string,
-    roundNumber: number,
-  ): Promise<{ study: StudyEntity; round: RoundEntity }> {
-    const study = await this.db.getRepository(StudyEntity).findOne({ where: { id: studyId } });
-    if (!study || !study.plan.silos.includes(silo.siloId))
-      throw new HubException(HubErrorCode.NOT_FOUND, `No study ${studyId} is open to this silo.`);
-    if (!study.participants.includes(silo.siloId)) {
-      throw new HubException(HubErrorCode.NOT_A_PARTICIPANT, `This silo does not take part in study "${study.name}".`);
-    }
-    if (study.status !== 'running')
-      throw new HubException(HubErrorCode.ROUND_CLOSED, `Study "${study.name}" is ${study.status}.`);
-    const round = await this.db.getRepository(RoundEntity).findOne({ where: { studyId, status: 'open' } });
-    if (!round) throw new HubException(HubErrorCode.ROUND_CLOSED, `Study "${study.name}" has no open round.`);
-    if (round.number !== roundNumber) {
-      throw new HubException(
-        roundNumber < round.number ? HubErrorCode.ROUND_CLOSED : HubErrorCode.WRONG_ROUND,
-        roundNumber < round.number
-          ? `Round ${roundNumber} is closed (the study is at round ${round.number}).`
-          : `Round ${roundNumber} is not open (the study is at round ${round.number}).`,
-      );
-    }
-    this.assertOpen(round);
-    return { study, round };
-  }
-
-  private assertOpen(round: RoundEntity): void {
-    if (round.status !== 'open')
-      throw new HubException(HubErrorCode.ROUND_CLOSED, `Round ${round.number} is ${round.status}.`);
-    if (round.deadlineAt.getTime() <= Date.now()) {
-      throw new HubException(
-        HubErrorCode.ROUND_CLOSED,
-        `Round ${round.number}'s deadline passed at ${round.deadlineAt.toISOString()}: the report is late.`,
-      );
-    }
-  }
-
-  private async lockRound(tx: EntityManager, id: string): Promise<RoundEntity> {
-    return tx.getRepository(RoundEntity).findOneOrFail({ where: { id }, lock: { mode: 'pessimistic_write' } });
-  }
-
-  private receipt(silo: SiloIdentity, round: RoundEntity, hash: string, at: Date): UpdateReceipt {
-    return {
-      studyId: round.studyId,
-      siloId: silo.siloId,
-      round: round.number,
-      attempt: round.attempt,
-      updateSha256: hash,
-      receivedAt: at.toISOString(),
-    };
-  }
-
-  /**
-   * The receipt, signed with the hub's audit key (Ed25519, deterministic): the silo keeps it as proof that the hub
-   * accepted exactly this update, and an auditor reconciles it with the hub's log. A repeated upload gets the same
-   * bytes back.
-   */
-  private async signed(receipt: UpdateReceipt): Promise<UpdateReceipt> {
-    const key = await this.signingKeys.signingKey();
-    const { signature: _none, ...payload } = receipt;
-    return { ...payload, signature: signReceipt(payload, key.privateKey) };
-  }
-
-  /**
-   * A privacy report must be present exactly when the task spends privacy, and state at least the plan's
-   * protection (privacyReportRefusal); otherwise the update or report is refused before anything is stored.
-   */
-  private checkPrivacyReport(
-    required: boolean,
-    mechanism: PrivacyMechanism | null,
-    privacy: PrivacySpend | null,
-    what: string,
-  ): void {
-    if (!required || !mechanism) {
-      if (privacy !== null) {
-        throw new HubException(
-          HubErrorCode.UPDATE_MALFORMED,
-          `privacy: this ${what} spends no differential privacy under the plan; send null.`,
-        );
-      }
-      return;
-    }
-    if (privacy === null) {
-      throw new HubException(
-        HubErrorCode.UPDATE_MALFORMED,
-        `privacy: an ${what} of a differentially private study must report its privacy spend.`,
-      );
-    }
-    const refusal = privacyReportRefusal(mechanism, privacy);
-    if (refusal) throw new HubException(HubErrorCode.UPDATE_MALFORMED, `The ${what} is refused: ${refusal}.`);
-  }
-
-  private async recordRefusal(
-    silo: SiloIdentity,
-    studyId: string,
-    round: number,
-    err: unknown,
-    action: 'round.update.refused' | 'round.evaluation.refused' = 'round.update.refused',
-  ): Promise<void> {
-    if (!(err instanceof HubException)) return;
-    await this.audit.record({
-      actor: { type: 'silo', id: silo.siloId, name: silo.name },
-      action,
-      subject: { studyId, siloId: silo.siloId },
-      details: { round, code: err.code, reason: err.message },
-    });
   }
 }

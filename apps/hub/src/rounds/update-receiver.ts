@@ -11,6 +11,8 @@ export interface ReceivedUpdate {
   /** L2 norm recomputed by the hub (double accumulation). */
   l2Norm: number;
   payloadSha256: string;
+  /** SHA-256 of the whole frame as received (prefix, header and payload): the name its blob would have. */
+  frameSha256: string;
 }
 
 /** Staged-blob writes are made in batches of at least this many bytes (256 KiB): bounded memory, few syscalls. */
@@ -122,7 +124,8 @@ async function readExactly(iterator: AsyncIterator<Buffer>, carry: { bytes: Buff
  * Streams a framed update ('TSU1' | header length | header JSON | float32 payload) into a staged blob while
  * validating it: the header is checked by `checkHeader` before any payload byte is accepted; every value must be
  * finite; the payload must have exactly the announced length and SHA-256; the recomputed L2 norm must match the
- * declared one. Memory stays at one chunk whatever the model's size. On any refusal the staged bytes are dropped.
+ * declared one. Memory stays at one chunk whatever the model's size. On any refusal the staged bytes are dropped; on
+ * success they stay staged (uncommitted): the caller commits them only once it accepts the update.
  */
 export async function receiveUpdate(
   body: Readable,
@@ -131,14 +134,20 @@ export async function receiveUpdate(
 ): Promise<ReceivedUpdate> {
   const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const carry = { bytes: Buffer.alloc(0) };
+  // The blob's name before it is committed: a re-send of an accepted update is recognised by it and never stored.
+  const frameHash = createHash('sha256');
+  const write = async (bytes: Buffer) => {
+    frameHash.update(bytes);
+    await staged.write(bytes);
+  };
   try {
     let header: UpdateHeader;
     try {
       const prefix = await readExactly(iterator, carry, 8);
       const headerBytes = await readExactly(iterator, carry, readFramePrefix(prefix));
       header = parseUpdateHeader(headerBytes);
-      await staged.write(prefix);
-      await staged.write(headerBytes);
+      await write(prefix);
+      await write(headerBytes);
     } catch (err) {
       if (err instanceof UpdateFrameError) throw malformed(err.message);
       throw err;
@@ -158,7 +167,7 @@ export async function receiveUpdate(
       const bytes = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchBytes);
       batch = [];
       batchBytes = 0;
-      await staged.write(bytes);
+      await write(bytes);
     };
     const consume = async (chunk: Buffer) => {
       if (chunk.length === 0) return;
@@ -195,7 +204,7 @@ export async function receiveUpdate(
     if (Math.abs(l2Norm - header.l2Norm) > 1e-4 * Math.max(1, l2Norm)) {
       throw malformed(`the declared L2 norm ${header.l2Norm} does not match the payload's ${l2Norm}`);
     }
-    return { header, l2Norm, payloadSha256 };
+    return { header, l2Norm, payloadSha256, frameSha256: frameHash.digest('hex') };
   } catch (err) {
     await staged.abort();
     body.resume(); // drain what the client is still sending, so it reads our answer

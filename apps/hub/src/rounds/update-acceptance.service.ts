@@ -1,0 +1,312 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { signReceipt } from '@tessera/audit';
+import { metricsOfEvaluation, type UpdateHeader, type UpdateReceipt } from '@tessera/protocol';
+import type { Readable } from 'node:stream';
+import { DataSource } from 'typeorm';
+import { AuditSigningKeyService } from '../audit/audit-signing-key.service';
+import { AuditTrail } from '../audit/audit-trail';
+import type { StagedBlob } from '../blobs/blob-store';
+import { BlobStore } from '../blobs/blob-store';
+import { HubErrorCode, HubException } from '../common/hub.exception';
+import { faultPoint } from '../faults/fault-point.util';
+import { PrivacyLedgerService } from '../privacy/privacy-ledger.service';
+import type { SiloIdentity } from '../silos/silo-identity';
+import type { StudyEntity } from '../studies/study.entity';
+import { parameterCount } from './model-math';
+import { updateReleaseProblem } from './release-check.util';
+import {
+  assertOpen,
+  checkPrivacyReport,
+  lockRound,
+  openRoundFor,
+  recordRefusal,
+  studyOpenTo,
+} from './round-access.util';
+import { RoundParticipantEntity } from './round-participant.entity';
+import type { RoundEntity } from './round.entity';
+import { receiveUpdate, type ReceivedUpdate } from './update-receiver';
+
+/** An update this silo already had accepted for a round number (any attempt), with what its receipt states. */
+interface AcceptedUpload {
+  round: number;
+  attempt: number;
+  updateHash: string;
+  reportedAt: Date;
+}
+
+/** What acceptance answered: the signed receipt, and whether this call changed state (the round engine then wakes). */
+export interface UpdateAcceptance {
+  receipt: UpdateReceipt;
+  fresh: boolean;
+}
+
+/**
+ * Accepts silos' model updates (docs/reliability.md):
+ * - nothing is stored for a refused upload: the bytes stay staged until every check passed, and are committed to the
+ *   blob store inside the acceptance transaction, just before the row that references them;
+ * - the update's row, its privacy report and its audit record commit in ONE transaction (the record joins it);
+ * - a re-send of an accepted update (same silo, study, round and frame hash) is answered with the original receipt,
+ *   also after the round closed or the study ended: an agent killed before it read its receipt retries safely; a
+ *   different update for a round the silo already had accepted is refused (DUPLICATE_UPDATE).
+ */
+@Injectable()
+export class UpdateAcceptanceService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly blobs: BlobStore,
+    @Inject(AuditTrail) private readonly audit: AuditTrail,
+    private readonly signingKeys: AuditSigningKeyService,
+    private readonly ledger: PrivacyLedgerService,
+  ) {}
+
+  async accept(silo: SiloIdentity, studyId: string, roundNumber: number, body: Readable): Promise<UpdateAcceptance> {
+    const study = await studyOpenTo(this.db, silo, studyId);
+    const accepted = await this.acceptedUploads(silo.siloId, studyId, roundNumber);
+    let target: { study: StudyEntity; round: RoundEntity } | null = null;
+    let notOpen: unknown = null;
+    try {
+      target = await openRoundFor(this.db, silo, studyId, roundNumber);
+    } catch (err) {
+      // Only an identical re-send of an accepted update can still be answered (with its receipt).
+      if (accepted.length === 0) {
+        body.resume();
+        throw err;
+      }
+      notOpen = err;
+    }
+    if (target?.round.kind === 'evaluate') {
+      body.resume();
+      throw new HubException(
+        HubErrorCode.WRONG_ROUND,
+        `Round ${roundNumber} only evaluates: post an evaluation report, not an update.`,
+      );
+    }
+    const length = await parameterCount(study.plan);
+    const staged = await this.blobs.stage();
+    try {
+      let received: ReceivedUpdate;
+      try {
+        received = await receiveUpdate(body, staged, (h) =>
+          this.checkHeader(study, roundNumber, target?.round ?? null, length, h),
+        );
+      } catch (err) {
+        await recordRefusal(this.audit, silo, studyId, roundNumber, err);
+        throw err;
+      }
+      if (!target) {
+        const resent = accepted.find((a) => a.updateHash === received.frameSha256);
+        if (resent) return { receipt: await this.signed(this.receiptOf(silo, studyId, resent)), fresh: false };
+        const refusal = new HubException(
+          HubErrorCode.DUPLICATE_UPDATE,
+          `This silo's update for round ${roundNumber} was accepted earlier (sha256 ${accepted[0]!.updateHash.slice(0, 12)}…); a different one is refused (${(notOpen as Error).message})`,
+        );
+        await recordRefusal(this.audit, silo, studyId, roundNumber, refusal);
+        throw refusal;
+      }
+      const outcome = await this.store(silo, target.study, target.round, received, staged, accepted).catch(
+        async (err: unknown) => {
+          await recordRefusal(this.audit, silo, studyId, roundNumber, err);
+          throw err;
+        },
+      );
+      await faultPoint('after-accept-commit');
+      return { receipt: await this.signed(outcome.receipt), fresh: outcome.fresh };
+    } finally {
+      // A no-op once committed; otherwise the staged bytes go: a refused or re-sent upload leaves no blob.
+      await staged.abort();
+    }
+  }
+
+  /** The header checks, before any payload byte is accepted (see receiveUpdate). */
+  private checkHeader(
+    study: StudyEntity,
+    roundNumber: number,
+    round: RoundEntity | null,
+    length: number,
+    h: UpdateHeader,
+  ): void {
+    if (h.studyId !== study.id || h.round !== roundNumber) {
+      throw new HubException(
+        HubErrorCode.WRONG_ROUND,
+        `The update header names study ${h.studyId} round ${h.round}, not this URL's.`,
+      );
+    }
+    if (h.length !== length) {
+      throw new HubException(
+        HubErrorCode.UPDATE_MALFORMED,
+        `The update has ${h.length} values; the model has ${length}.`,
+      );
+    }
+    // No open round: only an identical re-send of an accepted update can be answered, judged on its hash.
+    if (!round) return;
+    // An agent re-sends the release it already made (same frame) to a retried attempt of the same round on the same
+    // model, rather than training and spending again: an earlier attempt's header is accepted.
+    if (h.attempt > round.attempt) {
+      throw new HubException(
+        HubErrorCode.WRONG_ROUND,
+        `Round ${round.number} is at attempt ${round.attempt}, not ${h.attempt}.`,
+      );
+    }
+    if (h.planHash !== study.planHash) {
+      throw new HubException(HubErrorCode.STALE_PLAN, 'The update was made for another plan version.');
+    }
+    if (h.baseModelHash !== round.modelHash) {
+      throw new HubException(
+        HubErrorCode.WRONG_MODEL,
+        `The update was trained on model ${h.baseModelHash.slice(0, 12)}…; round ${round.number} published ${round.modelHash.slice(0, 12)}….`,
+      );
+    }
+    // Before any payload byte is stored: only what the plan releases, and at least the plan's noise.
+    const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
+    const release = updateReleaseProblem(study.plan, mechanism, h);
+    if (release) throw new HubException(HubErrorCode.UPDATE_MALFORMED, `The update header is refused: ${release}.`);
+    checkPrivacyReport(mechanism !== null, mechanism, h.privacy, 'update');
+  }
+
+  /**
+   * The acceptance transaction: under the round's row lock, re-checks the round and the silo's row, commits the
+   * staged bytes, writes the row, the privacy report and the audit records. They commit together or not at all.
+   */
+  private async store(
+    silo: SiloIdentity,
+    study: StudyEntity,
+    round: RoundEntity,
+    received: ReceivedUpdate,
+    staged: StagedBlob,
+    accepted: AcceptedUpload[],
+  ): Promise<{ receipt: UpdateReceipt; fresh: boolean }> {
+    const header = received.header;
+    return this.db.transaction(async (tx) => {
+      const locked = await lockRound(tx, round.id);
+      const participant = await tx
+        .getRepository(RoundParticipantEntity)
+        .findOne({ where: { roundId: round.id, siloId: silo.siloId } });
+      if (!participant)
+        throw new HubException(HubErrorCode.NOT_A_PARTICIPANT, 'This silo does not take part in this round.');
+      if (participant.status === 'uploaded' && participant.updateHash === received.frameSha256) {
+        // Same content, same answer: the stored receipt again, nothing stored or recorded twice.
+        return {
+          receipt: this.receipt(silo, locked, received.frameSha256, participant.reportedAt ?? new Date()),
+          fresh: false,
+        };
+      }
+      if (participant.status !== 'waiting') {
+        throw new HubException(
+          HubErrorCode.DUPLICATE_UPDATE,
+          `This silo already reported round ${round.number} (${participant.status}); a different update is refused.`,
+        );
+      }
+      assertOpen(locked);
+      // Committed under the round lock and before the row that names it: a crash between the two leaves an
+      // unreferenced blob, which the boot-time sweep removes (OrphanBlobSweepService).
+      const { hash, size } = await staged.commit();
+      const now = new Date();
+      await tx.getRepository(RoundParticipantEntity).update(
+        { roundId: round.id, siloId: silo.siloId },
+        {
+          status: 'uploaded',
+          updateHash: hash,
+          updateBytes: String(size),
+          numExamples: header.numExamples,
+          l2Norm: received.l2Norm,
+          // Training loss never leaves the silo (issue 13); the column stays for older rows.
+          trainLoss: null,
+          evaluation: header.evaluation ? metricsOfEvaluation(header.evaluation) : null,
+          privacy: header.privacy,
+          reportedAt: now,
+        },
+      );
+      const report = header.privacy
+        ? await this.ledger.recordReport(
+            tx,
+            study,
+            { number: round.number, attempt: round.attempt, kind: 'train' },
+            silo.siloId,
+            header.privacy,
+          )
+        : null;
+      // The audit records last: the chain's advisory lock is then held only from here to COMMIT, and always after
+      // the row locks (one lock order everywhere: no deadlock between concurrent uploads and closes).
+      await this.audit.record({
+        actor: { type: 'silo', id: silo.siloId, name: silo.name },
+        action: 'round.update.accepted',
+        subject: { studyId: study.id, siloId: silo.siloId },
+        details: {
+          round: round.number,
+          attempt: round.attempt,
+          headerAttempt: header.attempt,
+          updateSha256: hash,
+          bytes: size,
+          numExamples: header.numExamples,
+          l2Norm: received.l2Norm,
+          // An earlier attempt's identical release re-sent to this attempt (the silo trained and spent once).
+          ...(accepted.some((a) => a.updateHash === hash) ? { resentFromEarlierAttempt: true } : {}),
+          // The release as the silo sent it (a noisy histogram stays raw here for auditors), and its privacy report.
+          evaluation: header.evaluation,
+          privacy: header.privacy,
+        },
+      });
+      if (report && header.privacy) {
+        await this.ledger.auditReport(
+          { studyId: study.id, siloId: silo.siloId, siloName: silo.name, round: round.number },
+          report,
+          header.privacy,
+        );
+      }
+      await faultPoint('before-accept-commit');
+      return { receipt: this.receipt(silo, locked, hash, now), fresh: true };
+    });
+  }
+
+  /** The silo's accepted updates for this round number, every attempt, oldest first. */
+  private async acceptedUploads(siloId: string, studyId: string, roundNumber: number): Promise<AcceptedUpload[]> {
+    const rows = (await this.db.query(
+      `SELECT r.number, r.attempt, p.update_hash, p.reported_at
+         FROM round_participants p JOIN rounds r ON r.id = p.round_id
+        WHERE r.study_id = $1 AND r.number = $2 AND p.silo_id = $3
+          AND p.status = 'uploaded' AND p.update_hash IS NOT NULL
+        ORDER BY r.attempt`,
+      [studyId, roundNumber, siloId],
+    )) as { number: number; attempt: number; update_hash: string; reported_at: Date | string | null }[];
+    return rows.map((r) => ({
+      round: r.number,
+      attempt: r.attempt,
+      updateHash: r.update_hash.trim(),
+      reportedAt: r.reported_at === null ? new Date(0) : new Date(r.reported_at),
+    }));
+  }
+
+  private receiptOf(silo: SiloIdentity, studyId: string, a: AcceptedUpload): UpdateReceipt {
+    return {
+      studyId,
+      siloId: silo.siloId,
+      round: a.round,
+      attempt: a.attempt,
+      updateSha256: a.updateHash,
+      receivedAt: a.reportedAt.toISOString(),
+    };
+  }
+
+  private receipt(silo: SiloIdentity, round: RoundEntity, hash: string, at: Date): UpdateReceipt {
+    return {
+      studyId: round.studyId,
+      siloId: silo.siloId,
+      round: round.number,
+      attempt: round.attempt,
+      updateSha256: hash,
+      receivedAt: at.toISOString(),
+    };
+  }
+
+  /**
+   * The receipt, signed with the hub's audit key (Ed25519, deterministic): the silo keeps it as proof that the hub
+   * accepted exactly this update, and an auditor reconciles it with the hub's log. A repeated upload gets the same
+   * bytes back, also after the round closed.
+   */
+  private async signed(receipt: UpdateReceipt): Promise<UpdateReceipt> {
+    const key = await this.signingKeys.signingKey();
+    const { signature: _none, ...payload } = receipt;
+    return { ...payload, signature: signReceipt(payload, key.privateKey) };
+  }
+}
