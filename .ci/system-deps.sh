@@ -7,6 +7,9 @@ command -v docker-compose > /dev/null || need+=(docker-compose) # deployment che
 command -v shellcheck > /dev/null || need+=(shellcheck)         # deployment checks: the shell scripts
 command -v pdftoppm > /dev/null || need+=(poppler-utils)
 command -v chromium > /dev/null || need+=(chromium)
+command -v flock > /dev/null || need+=(util-linux)    # the embedded database's data-directory lock
+command -v chattr > /dev/null || need+=(e2fsprogs)    # fault suite: an immutable (read-only even for root) blob store
+compgen -G '/usr/lib/postgresql/*/bin/initdb' > /dev/null || need+=(postgresql) # fault suite: a private cluster
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
