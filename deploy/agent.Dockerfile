@@ -12,6 +12,8 @@
 # ---- build: the whole workspace with its development dependencies ----
 FROM node:20.20.2-bookworm AS build
 WORKDIR /src
+# npm 10 (this image's) runs every install script; onnxruntime-node's would download CUDA libraries.
+ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json .npmrc ./
 COPY apps/hub/package.json apps/hub/
 COPY apps/agent/package.json apps/agent/
@@ -33,6 +35,7 @@ RUN npm run build
 # where the binding cannot load, it falls back to wasm).
 FROM node:20.20.2-bookworm AS deps
 WORKDIR /opt/tessera
+ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json .npmrc ./
 COPY apps/hub/package.json apps/hub/
 COPY apps/agent/package.json apps/agent/

@@ -11,6 +11,8 @@
 # ---- build: the whole workspace with its development dependencies ----
 FROM node:20.20.2-bookworm AS build
 WORKDIR /src
+# npm 10 (this image's) runs every install script; onnxruntime-node's would download CUDA libraries.
+ENV ONNXRUNTIME_NODE_INSTALL=skip
 # Manifests first, so the dependency layer is rebuilt only when a manifest or the lockfile changes.
 COPY package.json package-lock.json .npmrc ./
 COPY apps/hub/package.json apps/hub/
@@ -31,6 +33,7 @@ RUN npm run build \
 # ---- production dependencies of the hub only ----
 FROM node:20.20.2-bookworm AS deps
 WORKDIR /opt/tessera
+ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json .npmrc ./
 COPY apps/hub/package.json apps/hub/
 COPY apps/agent/package.json apps/agent/
