@@ -22,6 +22,8 @@ export class AgentError extends Error {
     message: string,
     /** The hub's HTTP status, when the failure is the hub's answer. */
     readonly httpStatus?: number,
+    /** The hub's error code (its answer's `error`, e.g. ROUND_CLOSED), when it named one: what callers branch on. */
+    readonly hubCode?: string,
   ) {
     super(message);
     this.name = 'AgentError';

@@ -211,7 +211,9 @@ describe('AuditedStudyTransport', () => {
     hub.failNext.uploadUpdate = [new AgentError(AgentErrorCode.HUB_UNREACHABLE, 'down')];
     await expect(t.uploadUpdate(study.studyId, 1, dp)).rejects.toThrow('down');
     await t.uploadUpdate(study.studyId, 1, dp); // the retry sends the same bytes: no second spend
-    hub.failNext.uploadUpdate = [new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the update', 409)];
+    hub.failNext.uploadUpdate = [
+      new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the update', 409, 'ROUND_CLOSED'),
+    ];
     await expect(t.uploadUpdate(study.studyId, 2, frameWith({ round: 2 }, study.studyId))).rejects.toThrow();
     await t.reportFailure(study.studyId, { round: 3, attempt: 1, code: 'PRIVACY_CAP_REACHED', message: 'cap' });
     await t.reportFailure(study.studyId, { round: 3, attempt: 1, code: 'DATA_UNREADABLE', message: 'no file' });
@@ -255,7 +257,7 @@ describe('AuditedStudyTransport', () => {
       payloadSha256: dpHeader.payloadSha256,
       privacy: SPEND as unknown as JsonObject,
     });
-    expect(records[5]!.details).toMatchObject({ round: 2, httpStatus: 409 });
+    expect(records[5]!.details).toMatchObject({ round: 2, httpStatus: 409, code: 'ROUND_CLOSED' });
     expect(records[6]!.details).toMatchObject({ code: 'PRIVACY_CAP_REACHED' });
     expect(records[8]!.details).toMatchObject({ code: 'DATA_UNREADABLE', delivered: true });
     expect(records[9]!.details).toMatchObject({ round: 4, evaluation: { accuracy: 0.8, auc: null }, privacy: null });

@@ -131,7 +131,15 @@ export class AuditedStudyTransport implements StudyTransport {
         this.log.append(
           AgentAuditAction.UpdateRefused,
           { studyId },
-          { round, attempt: header?.attempt ?? null, updateSha256, httpStatus: err.httpStatus, message: err.message },
+          {
+            round,
+            attempt: header?.attempt ?? null,
+            updateSha256,
+            httpStatus: err.httpStatus,
+            // The hub's reason as a code (ROUND_CLOSED: the round closed without this update), when it named one.
+            code: err.hubCode ?? null,
+            message: err.message,
+          },
         );
       }
       throw err;

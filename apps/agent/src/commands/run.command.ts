@@ -9,6 +9,7 @@ import { SiloSession } from '../hub/silo-session';
 import { SiloStudyTransport } from '../hub/study-transport';
 import { loadPolicy } from '../policy/approval-policy';
 import { AgentDaemon } from '../run/agent-daemon';
+import { ReleaseReconciler } from '../run/release-reconciler';
 import { TaskExecutor, type StepLine } from '../run/task-executor';
 import type { AgentState } from '../state/agent-state';
 import { ApprovalStore } from '../state/approval-store';
@@ -85,11 +86,13 @@ export async function runDaemon(
   const transport = auditedStudyTransport(state, new SiloStudyTransport(session), 'policy', info);
   await pinHubAuditKey(state, session, transport.log, info);
   const approvals = new ApprovalStore(state.root);
+  const receipts = new ReceiptStore(state.root);
+  const releases = new ReleaseStore(state.root);
   const executor = new TaskExecutor({
     transport,
     approvals,
-    receipts: new ReceiptStore(state.root),
-    releases: new ReleaseStore(state.root),
+    receipts,
+    releases,
     datasets: new StudyDatasets(() => readFileSync(dataFile, 'utf8'), info),
     privacy: new SiloPrivacyLedger(state.root, options.privacyCap),
     log,
@@ -98,6 +101,8 @@ export async function runDaemon(
     {
       transport,
       executor,
+      // Through the audited transport: a receipt the hub answers a re-sent release with goes to the audit log.
+      reconciler: new ReleaseReconciler({ transport, receipts, releases, log }),
       approvals,
       renewIfDue: () => session.renewIfDue(),
       log,

@@ -85,11 +85,30 @@ describe('SiloStudyTransport over mutual TLS', () => {
       httpStatus: 401,
       message: expect.stringContaining('certificate revoked'),
     });
-    hub.handle((_req, res) => json(res, 409, { error: 'CONFLICT', message: 'round 3 is closed', correlationId: 'y' }));
+    hub.handle((_req, res) =>
+      json(res, 409, { error: 'ROUND_CLOSED', message: 'round 3 is closed', correlationId: 'y' }),
+    );
     await expect(transport.uploadUpdate(randomUUID(), 3, new Uint8Array(8))).rejects.toMatchObject({
       code: AgentErrorCode.HUB_REFUSED,
       httpStatus: 409,
+      hubCode: 'ROUND_CLOSED',
       message: expect.stringContaining('round 3 is closed'),
+    });
+  });
+
+  it('keeps a 403 that refuses one request (NOT_A_PARTICIPANT) a refusal: the agent is not stopped for it', async () => {
+    hub.handle((_req, res) =>
+      json(res, 403, { error: 'NOT_A_PARTICIPANT', message: 'not in this study', correlationId: 'n' }),
+    );
+    await expect(transport.uploadUpdate(randomUUID(), 1, new Uint8Array(8))).rejects.toMatchObject({
+      code: AgentErrorCode.HUB_REFUSED,
+      httpStatus: 403,
+      hubCode: 'NOT_A_PARTICIPANT',
+    });
+    hub.handle((_req, res) => json(res, 403, { error: 'SILO_SUSPENDED', message: 'suspended', correlationId: 's' }));
+    await expect(transport.uploadUpdate(randomUUID(), 1, new Uint8Array(8))).rejects.toMatchObject({
+      code: AgentErrorCode.IDENTITY_REFUSED,
+      hubCode: 'SILO_SUSPENDED',
     });
   });
 

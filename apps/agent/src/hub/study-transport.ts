@@ -41,6 +41,26 @@ function messageOf(res: HubRawResponse): string {
   return `HTTP ${res.status}`;
 }
 
+/** The hub's error code (`error` of its error body, e.g. ROUND_CLOSED), or undefined when it named none. */
+function hubCodeOf(res: HubRawResponse): string | undefined {
+  const body = jsonOf(res) as { error?: unknown } | string | undefined;
+  if (
+    typeof body === 'object' &&
+    body !== null &&
+    typeof body.error === 'string' &&
+    /^[A-Z_]{1,64}$/.test(body.error)
+  ) {
+    return body.error;
+  }
+  return undefined;
+}
+
+/**
+ * 403 codes that refuse one request of a silo the hub still accepts (it does not take part in that study), not the
+ * silo itself: a refusal like any other, never a reason to stop the agent.
+ */
+const REQUEST_FORBIDDEN_CODES: readonly string[] = ['NOT_A_PARTICIPANT'];
+
 /** Any 2xx: the contract says 200, and a framework's default 201 for a POST means the same. */
 function succeeded(res: HubRawResponse): boolean {
   return res.status >= 200 && res.status < 300;
@@ -80,9 +100,13 @@ function hubNowOf(date: string): number {
   return Number.isFinite(ms) ? ms : Date.now();
 }
 
-/** 401/403 on the silo listener: the guard refused the certificate or the silo (revoked, suspended, …). */
+/**
+ * 401/403 on the silo listener: the guard refused the certificate or the silo (revoked, suspended, …), except a 403
+ * that only refuses this request (REQUEST_FORBIDDEN_CODES). Every refusal carries the hub's error code.
+ */
 function refused(res: HubRawResponse, what: string): AgentError {
   const message = messageOf(res);
+  const hubCode = hubCodeOf(res);
   if (TRANSIENT_STATUSES.includes(res.status)) {
     return new HubUnavailableError(
       `The hub cannot take ${what} right now (HTTP ${res.status}: ${message}); trying again later.`,
@@ -91,14 +115,16 @@ function refused(res: HubRawResponse, what: string): AgentError {
       retryAfterMsOf(res.retryAfter, res.date === undefined ? Date.now() : hubNowOf(res.date)),
     );
   }
-  if (res.status === 401 || res.status === 403) {
+  const requestOnly = res.status === 403 && hubCode !== undefined && REQUEST_FORBIDDEN_CODES.includes(hubCode);
+  if ((res.status === 401 || res.status === 403) && !requestOnly) {
     return new AgentError(
       AgentErrorCode.IDENTITY_REFUSED,
       `The hub no longer accepts this agent (${what}): ${message}`,
       res.status,
+      hubCode,
     );
   }
-  return new AgentError(AgentErrorCode.HUB_REFUSED, `The hub refused ${what}: ${message}`, res.status);
+  return new AgentError(AgentErrorCode.HUB_REFUSED, `The hub refused ${what}: ${message}`, res.status, hubCode);
 }
 
 function parsed<T>(schema: z.ZodType<T>, res: HubRawResponse, what: string): T {

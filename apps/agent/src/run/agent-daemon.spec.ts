@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initialParameters, selectBackend } from '@tessera/ml';
-import type { SiloStudy, SiloTask, UpdateReceipt } from '@tessera/protocol';
+import { decodeUpdateFrame, type SiloStudy, type SiloTask, type UpdateReceipt } from '@tessera/protocol';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import type { ApprovalPolicy } from '../policy/approval-policy';
@@ -14,6 +14,7 @@ import { modelSpecOf } from '../training/plan-mapping.util';
 import { StudyDatasets } from '../training/study-datasets';
 import { HubClock } from '../hub/hub-clock';
 import { AgentDaemon, type DaemonOptions } from './agent-daemon';
+import { ReleaseReconciler } from './release-reconciler';
 import { SiloPrivacyLedger } from '../privacy/silo-privacy-ledger';
 import { TaskExecutor, type StepLine } from './task-executor';
 
@@ -66,22 +67,27 @@ function setup(
   const lines: StepLine[] = [];
   const sleeps: number[] = [];
   const log = (l: StepLine) => lines.push(l);
-  const executor = new TaskExecutor({
-    privacy: new SiloPrivacyLedger(root, undefined),
-    transport: hub,
-    approvals,
-    receipts: new ReceiptStore(root),
-    releases: new ReleaseStore(root),
-    datasets: new StudyDatasets(() => csv),
-    log,
-    sleep: async () => undefined,
-    clock: hostClock,
-  });
+  const receipts = new ReceiptStore(root);
+  const releases = new ReleaseStore(root);
+  const executorOn = () =>
+    new TaskExecutor({
+      privacy: new SiloPrivacyLedger(root, undefined),
+      transport: hub,
+      approvals,
+      receipts,
+      releases,
+      datasets: new StudyDatasets(() => csv),
+      log,
+      sleep: async () => undefined,
+      clock: hostClock,
+    });
+  const executor = executorOn();
   let renewals = 0;
   const daemon = new AgentDaemon(
     {
       transport: hub,
       executor,
+      reconciler: new ReleaseReconciler({ transport: hub, receipts, releases, log, clock: hostClock }),
       approvals,
       renewIfDue: async () => ++renewals === 1,
       log,
@@ -94,7 +100,7 @@ function setup(
     },
     { pollWaitSeconds: 20, ...options },
   );
-  return { hub, daemon, approvals, lines, sleeps, modelHash: blob.hash, root };
+  return { hub, daemon, approvals, lines, sleeps, modelHash: blob.hash, root, receipts, executorOn };
 }
 
 describe('AgentDaemon', () => {
@@ -160,6 +166,70 @@ describe('AgentDaemon', () => {
     expect(s.sleeps).toEqual([1000, 2000, 4000]);
     expect(s.lines.filter((l) => l.message.includes('retrying in'))).toHaveLength(3);
     expect(s.hub.polls).toBe(1);
+  });
+
+  it('at start, before any task, sends again the update the hub accepted as the agent died, retrying an unreachable hub with backoff', async () => {
+    const study = buildStudy(buildPlan(), { status: 'running' });
+    const s = setup(study, { exitAfterStudy: study.studyId });
+    s.approvals.record(study.studyId, {
+      planHash: study.planHash,
+      planVersion: 1,
+      decision: 'approve',
+      decidedAt: new Date().toISOString(),
+      decidedBy: 'steward',
+    });
+    // The first life: the hub accepts the update, the agent is killed before it reads the receipt; the round and
+    // the study then end without the hub offering that task again.
+    s.hub.failAfterAccepting.push(new Error('agent killed while the hub answered'));
+    await expect(s.executorOn().execute(buildTask(study, s.modelHash), study)).rejects.toThrow('agent killed');
+    const accepted = s.hub.uploads[0]!.frame;
+    study.status = 'completed';
+    s.hub.closedRounds.add(1);
+    s.hub.failNext.uploadUpdate = [
+      new AgentError(AgentErrorCode.HUB_UNREACHABLE, 'Cannot reach the hub (ECONNREFUSED).'),
+    ];
+
+    // The restarted agent.
+    expect(await s.daemon.run()).toBe(0);
+    expect(s.sleeps).toEqual([1000]);
+    expect(s.hub.received).toHaveLength(2);
+    expect(Buffer.from(s.hub.received[1]!.frame).equals(Buffer.from(accepted))).toBe(true);
+    expect(s.receipts.has(study.studyId, 1, 1)).toBe(true);
+    expect(s.hub.uploads).toHaveLength(1);
+    expect(s.hub.polls).toBe(0);
+    expect(s.hub.downloads).toBe(1); // the first life's only: nothing trained again
+  });
+
+  it("asks the hub about a study's unsettled release before that study's next task", async () => {
+    const study = buildStudy(buildPlan(), { status: 'running' });
+    const s = setup(study);
+    s.approvals.record(study.studyId, {
+      planHash: study.planHash,
+      planVersion: 1,
+      decision: 'approve',
+      decidedAt: new Date().toISOString(),
+      decidedBy: 'steward',
+    });
+    // Round 1 went out and the hub's answer settled nothing (a refusal without a code).
+    s.hub.failNext.uploadUpdate = [new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused: busy', 409)];
+    expect((await s.executorOn().execute(buildTask(study, s.modelHash), study)).kind).toBe('refused');
+    // The start pass runs before the hub answers otherwise; the round-2 task comes after it does.
+    s.hub.failNext.uploadUpdate = [new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused: busy', 409)];
+    s.hub.taskBatches = [[buildTask(study, s.modelHash, { round: 2 })]];
+    s.hub.stopAfterPolls = 2;
+    expect(await s.daemon.run()).toBe(0);
+    // Refused again at start (the pass said so), then accepted before the round-2 task was trained.
+    expect(s.hub.failNext.uploadUpdate).toEqual([]);
+    expect(s.hub.uploads.map((u) => decodeUpdateFrame(u.frame).header.round)).toEqual([1, 2]);
+    const said = s.lines.map((l) => `${l.round ?? '-'} ${l.message}`);
+    const unsettled = said.findIndex((m) => m.startsWith('1 the update sent again as attempt 1 stays unsettled'));
+    const held = said.findIndex((m) => m.startsWith('1 the hub holds the update sent as attempt 1'));
+    const trained = said.findIndex((m) => m.startsWith('2 trained'));
+    expect(unsettled).toBeGreaterThanOrEqual(0);
+    expect(held).toBeGreaterThan(unsettled);
+    expect(trained).toBeGreaterThan(held);
+    expect(s.receipts.has(study.studyId, 1, 1)).toBe(true);
+    expect(s.receipts.has(study.studyId, 2, 1)).toBe(true);
   });
 
   it('stops with exit code 1 when the hub refuses its certificate', async () => {

@@ -5,6 +5,7 @@ import type { StudyTransport } from '../hub/study-transport';
 import { policyVerdict, type ApprovalPolicy } from '../policy/approval-policy';
 import type { ApprovalStore } from '../state/approval-store';
 import { Backoff } from './backoff.util';
+import type { ReleaseReconciler } from './release-reconciler';
 import type { StepLog, TaskExecutor, TaskOutcome } from './task-executor';
 
 export interface DaemonOptions {
@@ -18,6 +19,8 @@ export interface DaemonOptions {
 export interface DaemonDeps {
   transport: StudyTransport;
   executor: TaskExecutor;
+  /** Sends persisted releases the hub never answered again, at start and before a study's next task. */
+  reconciler: ReleaseReconciler;
   approvals: ApprovalStore;
   /** Renews the certificate when due; true when it did. */
   renewIfDue: () => Promise<boolean>;
@@ -56,6 +59,11 @@ export function sleepUnlessStopped(ms: number, stop: AbortSignal): Promise<void>
  * The agent's main loop: renew the certificate when due, approve by policy what the policy allows, long-poll for
  * tasks and carry them out one at a time. An unreachable hub is retried with capped exponential backoff; a refused
  * certificate ends the loop with exit code 1.
+ *
+ * Releases on file that the hub never answered (an agent killed after the hub accepted its update, before it read
+ * the receipt) are sent again (ReleaseReconciler): for every study once the agent starts, before anything else;
+ * for a study before each task of it that the agent carries out; and once for a study that ended while the agent
+ * ran. A pass the hub could not be reached for is retried with the same backoff, before any task.
  */
 export class AgentDaemon {
   private readonly backoff = new Backoff();
@@ -65,6 +73,10 @@ export class AgentDaemon {
   private readonly policyRefused = new Set<string>();
   private readonly sleep: (ms: number, stop: AbortSignal) => Promise<void>;
   private readonly clock: () => Date;
+  /** Whether the pass over every study's releases at start has completed. */
+  private startPassDone = false;
+  /** Ended studies whose releases were asked about after they ended (or at start). */
+  private readonly endedPassed = new Set<string>();
 
   constructor(
     private readonly deps: DaemonDeps,
@@ -82,6 +94,7 @@ export class AgentDaemon {
         if (await this.deps.renewIfDue()) this.info('certificate renewed');
         let studies = await transport.listStudies();
         await this.approveByPolicy(studies);
+        await this.resendUnanswered(studies);
         const exit = this.exitCode(studies);
         if (exit !== null) return exit;
         if (stop.aborted) break;
@@ -100,6 +113,8 @@ export class AgentDaemon {
             study = this.studyFor(studies, task);
           }
           const forTask = study ?? studies.find((s) => s.studyId === task.studyId);
+          // Before the study's next task: what the hub left unanswered (a re-sent receipt settles this task too).
+          await this.deps.reconciler.resend(task.studyId, forTask?.plan.name);
           const outcome = await executor.execute(task, forTask, receivedAt);
           this.deps.onTaskDone?.(task, forTask, outcome);
           worked = true;
@@ -115,6 +130,22 @@ export class AgentDaemon {
     }
     this.info('stopped');
     return 0;
+  }
+
+  /**
+   * At start, every study with releases on file; then each study seen ended for the first time. Throws what the
+   * reconciler throws (HUB_UNREACHABLE: the daemon backs off and the pass runs again on the next turn).
+   */
+  private async resendUnanswered(studies: SiloStudy[]): Promise<void> {
+    const ended = studies.filter((s) => ENDED.includes(s.status)).map((s) => s.studyId);
+    const due = this.startPassDone ? ended.filter((id) => !this.endedPassed.has(id)) : this.deps.reconciler.studies();
+    for (const id of due) {
+      if (this.deps.stop.aborted) return;
+      await this.deps.reconciler.resend(id, studies.find((s) => s.studyId === id)?.plan.name);
+      if (ended.includes(id)) this.endedPassed.add(id);
+    }
+    this.startPassDone = true;
+    for (const id of ended) this.endedPassed.add(id);
   }
 
   private studyFor(studies: SiloStudy[], task: SiloTask): SiloStudy | undefined {

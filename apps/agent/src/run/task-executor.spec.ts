@@ -191,7 +191,7 @@ describe('TaskExecutor', () => {
     const receiptFile = join(s.receipts.root, s.study.studyId, '2-1.json');
     expect(JSON.parse(readFileSync(receiptFile, 'utf8'))).toMatchObject({
       round: 2,
-      updateSha256: header.payloadSha256,
+      updateSha256: sha256Hex(s.hub.uploads[0]!.frame),
     });
     expect((await s.executor.execute(task, s.study)).kind).toBe('skipped');
     expect(s.hub.uploads).toHaveLength(1);

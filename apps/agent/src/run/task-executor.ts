@@ -34,7 +34,12 @@ import type { StudyTransport } from '../hub/study-transport';
 import { ChargeRefusedError, type ChargeRequest, type SiloPrivacyLedger } from '../privacy/silo-privacy-ledger';
 import type { ApprovalStore } from '../state/approval-store';
 import type { ReceiptStore } from '../state/receipt-store';
-import { reframeForAttempt, type ReleaseStore, type TrainingRelease } from '../state/release-store';
+import {
+  reframeForAttempt,
+  type EvaluationRelease,
+  type ReleaseStore,
+  type TrainingRelease,
+} from '../state/release-store';
 import {
   localTrainingOptionsOf,
   modelSpecOf,
@@ -42,7 +47,7 @@ import {
   type LocalTrainingOptions,
 } from '../training/plan-mapping.util';
 import type { StudyDatasets } from '../training/study-datasets';
-import { deliver, type Delivery } from './hub-delivery';
+import { deliver, describeSettlement, settlementOfRefusal, type Delivery } from './hub-delivery';
 import { exactEvaluation, noisyHistogramEvaluation } from './evaluation-release';
 
 /** One line of the daemon's log: which study and round, and what happened. Never a data value. */
@@ -327,28 +332,36 @@ export class TaskExecutor {
       round: task.round,
       message: `update persisted before upload (${saved.file}); retries and later attempts on this model re-send it`,
     });
-    return this.deliverUpdate(ctx, frame, header);
+    return this.deliverUpdate(ctx, saved, frame);
   }
 
   /** A retry, a restart or a later attempt of a round on the same model: the same payload, no training, no charge. */
   private resendUpdate(ctx: PlanContext, existing: TrainingRelease): Promise<TaskOutcome> {
     const { task, name } = ctx;
     const frame = reframeForAttempt(existing.frame, task.attempt);
+    // On record before it leaves: a restarted agent asks the hub about this sending too (release-reconciler.ts).
+    this.deps.releases.recordSending(existing.file, existing.header.attempt, task.attempt);
     this.deps.log({
       study: name,
       round: task.round,
       message: `re-sending the update released for this round on model ${task.modelHash.slice(0, 12)}… (payload sha256 ${existing.header.payloadSha256.slice(0, 12)}…, made at attempt ${existing.header.attempt}): no retraining, no new privacy charge`,
     });
-    return this.deliverUpdate(ctx, frame, decodeUpdateFrame(frame).header);
+    return this.deliverUpdate(ctx, existing, frame);
   }
 
-  private async deliverUpdate(ctx: PlanContext, frame: Uint8Array, header: UpdateHeader): Promise<TaskOutcome> {
+  /** Sends `frame` (the release as made, or re-stamped for this attempt) and stores the receipt or the settlement. */
+  private async deliverUpdate(ctx: PlanContext, release: TrainingRelease, frame: Uint8Array): Promise<TaskOutcome> {
     const { task, name } = ctx;
+    const header = decodeUpdateFrame(frame).header;
     const target = { round: task.round, deadlineMs: ctx.deadlineMs };
-    const receipt = await deliver(this.delivery, target, name, 'upload', () =>
+    const answer = await deliver(this.delivery, target, name, 'upload', () =>
       this.deps.transport.uploadUpdate(task.studyId, task.round, frame),
     );
-    if (receipt === null) return { kind: 'refused', reason: 'the hub refused the update' };
+    if ('refusal' in answer) {
+      this.settle(name, task.round, release.file, header.attempt, answer.refusal, 'update');
+      return { kind: 'refused', reason: 'the hub refused the update' };
+    }
+    const receipt = answer.sent;
     if (receipt.studyId !== task.studyId || receipt.round !== task.round || receipt.attempt !== task.attempt) {
       this.deps.log({
         study: name,
@@ -381,7 +394,7 @@ export class TaskExecutor {
         round: task.round,
         message: `re-sending the evaluation released for model ${task.modelHash.slice(0, 12)}…: no new evaluation, no new privacy charge`,
       });
-      return this.deliverEvaluation(ctx, { ...existing.report, attempt: task.attempt });
+      return this.deliverEvaluation(ctx, { ...existing.report, attempt: task.attempt }, existing);
     }
     const mode = plan.release.evaluation.mode;
     const request: ChargeRequest = { trainingRounds: 0, evaluationReleases: mode === 'noisy' ? 1 : 0 };
@@ -401,24 +414,72 @@ export class TaskExecutor {
       privacy,
     };
     // Nothing is released under 'none' (the report only says the task is done): nothing to keep.
-    if (evaluation !== null) this.deps.releases.saveEvaluation(task.studyId, report);
-    return this.deliverEvaluation(ctx, report);
+    const saved = evaluation === null ? null : this.deps.releases.saveEvaluation(task.studyId, report);
+    return this.deliverEvaluation(ctx, report, saved);
   }
 
-  private async deliverEvaluation(ctx: PlanContext, report: EvaluationReport): Promise<TaskOutcome> {
+  /**
+   * Sends an evaluation report. A report carries no receipt: the hub's acknowledgement of a persisted one is recorded
+   * beside it (settled 'reported'), so a restarted agent asks the hub only about reports it never heard back on.
+   */
+  private async deliverEvaluation(
+    ctx: PlanContext,
+    report: EvaluationReport,
+    release: EvaluationRelease | null,
+  ): Promise<TaskOutcome> {
     const { task, name } = ctx;
     const target = { round: task.round, deadlineMs: ctx.deadlineMs };
-    const sent = await deliver(this.delivery, target, name, 'evaluation report', async () => {
+    const madeFor = release?.report.attempt ?? report.attempt;
+    // A settlement from an earlier sending no longer holds once it goes out again: this answer decides.
+    if (release !== null) this.deps.releases.recordSending(release.file, madeFor, madeFor);
+    const answer = await deliver(this.delivery, target, name, 'evaluation report', async () => {
       await this.deps.transport.reportEvaluation(task.studyId, report);
       return true;
     });
-    if (sent === null) return { kind: 'refused', reason: 'the hub refused the evaluation report' };
+    if ('refusal' in answer) {
+      if (release !== null) this.settle(name, task.round, release.file, madeFor, answer.refusal, 'evaluation');
+      return { kind: 'refused', reason: 'the hub refused the evaluation report' };
+    }
+    if (release !== null) {
+      this.deps.releases.settle(release.file, madeFor, {
+        outcome: 'reported',
+        hubCode: null,
+        message: 'accepted by the hub',
+        settledAt: this.clock().toISOString(),
+      });
+    }
     const what =
       report.evaluation === null
         ? 'task done (the plan releases no evaluation)'
         : `${report.evaluation.kind} evaluation`;
     this.deps.log({ study: name, round: task.round, message: `reported to the hub: ${what}` });
     return { kind: 'evaluated', report };
+  }
+
+  /**
+   * Records what a refusal of a release settles (hub-delivery.ts, settlementOfRefusal), and says it in the log: a
+   * settled sending stays on file and is not sent again on the agent's own; one the refusal does not settle is asked
+   * about again before the study's next task or at the next start (release-reconciler.ts).
+   */
+  private settle(
+    name: string,
+    round: number,
+    file: string,
+    attempt: number,
+    refusal: AgentError,
+    release: 'update' | 'evaluation',
+  ): void {
+    const settlement = settlementOfRefusal(refusal, release, this.clock());
+    if (settlement === null) {
+      this.deps.log({
+        study: name,
+        round,
+        message: `the ${release} stays on file unsettled (${refusal.hubCode ?? `HTTP ${refusal.httpStatus ?? '?'}`}); the agent asks the hub about it again before this study's next task`,
+      });
+      return;
+    }
+    this.deps.releases.settle(file, attempt, settlement);
+    this.deps.log({ study: name, round, message: `the ${release} ${describeSettlement(settlement, release)}` });
   }
 
   /**

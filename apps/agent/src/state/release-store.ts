@@ -1,5 +1,5 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import {
   decodeUpdateFrame,
   EvaluationReport,
@@ -28,7 +28,38 @@ const EvaluationReleaseFile = z
   .object({ format: z.literal('tessera.evaluation-release/1'), studyId: z.string().uuid(), report: EvaluationReport })
   .strict();
 
+/**
+ * What became of one sending of a release that no receipt covers: the hub acknowledged it ('reported', evaluation
+ * reports, which carry no receipt), the round closed without it ('round-closed'), or the hub refuses it for good
+ * ('refused', with the hub's code). A settled sending is not re-sent by the agent on its own.
+ */
+export const ReleaseSettlement = z
+  .object({
+    outcome: z.enum(['reported', 'round-closed', 'refused']),
+    hubCode: z.string().nullable(),
+    message: z.string(),
+    settledAt: z.string().datetime(),
+  })
+  .strict();
+export type ReleaseSettlement = z.infer<typeof ReleaseSettlement>;
+
+/** One sending of a release: the header `attempt` it carried (the payload is the same), and its settlement. */
+export interface ReleaseSending {
+  attempt: number;
+  settled: ReleaseSettlement | null;
+}
+
+const ReleaseDeliveryFile = z
+  .object({
+    format: z.literal('tessera.release-delivery/1'),
+    sent: z
+      .array(z.object({ attempt: z.number().int().positive(), settled: ReleaseSettlement.nullable() }).strict())
+      .max(1000),
+  })
+  .strict();
+
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const TRAINING_FILE = /^round-(\d+)-([0-9a-f]{64})\.tsu$/;
 const EVALUATION_FILE = /^evaluation-(\d+)-([0-9a-f]{64})\.json$/;
 
@@ -57,6 +88,10 @@ function fsyncDirectory(dir: string): void {
  * its first byte leaves, so every retry, a restart and a later attempt of the same round on the same model send
  * the very same noisy numbers: one charge, one release (docs/silo-guide.md, "Releases"). Files are replaced only
  * by a fresh release of another plan version, which is itself a new charge.
+ *
+ * Beside a release, `<name>.delivery.json` records each re-stamped attempt it was sent as (before it leaves) and what
+ * became of a sending that no receipt covers (ReleaseSettlement), so a restarted agent knows which releases it still
+ * has to ask the hub about (run/release-reconciler.ts).
  */
 export class ReleaseStore {
   readonly root: string;
@@ -125,6 +160,49 @@ export class ReleaseStore {
     return { file, report };
   }
 
+  /**
+   * The sendings of a release (its file) that are on record: the attempt the release was made for is always one of
+   * them (it is written before its first byte leaves), each re-stamped attempt recorded before it was sent, and the
+   * settlement of each that no receipt covers. Oldest attempt first.
+   */
+  sendings(releaseFile: string, madeForAttempt: number): ReleaseSending[] {
+    const recorded = this.readDelivery(releaseFile);
+    const out = new Map<number, ReleaseSending>([[madeForAttempt, { attempt: madeForAttempt, settled: null }]]);
+    for (const s of recorded) out.set(s.attempt, s);
+    return [...out.values()].sort((a, b) => a.attempt - b.attempt);
+  }
+
+  /**
+   * Records, before it leaves, that the release goes out (again) as `attempt`: a sending nobody can forget after a
+   * crash, and one whose earlier settlement no longer holds (its answer now decides). Writes nothing when the record
+   * already says so.
+   */
+  recordSending(releaseFile: string, madeForAttempt: number, attempt: number): void {
+    integer(attempt, 'attempt');
+    const recorded = this.readDelivery(releaseFile);
+    const existing = recorded.find((s) => s.attempt === attempt);
+    if (existing ? existing.settled === null : attempt === madeForAttempt) return;
+    const sent = recorded.filter((s) => s.attempt !== attempt);
+    sent.push({ attempt, settled: null });
+    this.writeDelivery(releaseFile, sent);
+  }
+
+  /** Records what became of the sending `attempt` of a release (flushed): it is not re-sent on the agent's own. */
+  settle(releaseFile: string, attempt: number, settlement: ReleaseSettlement): void {
+    integer(attempt, 'attempt');
+    const sent = this.readDelivery(releaseFile).filter((s) => s.attempt !== attempt);
+    sent.push({ attempt, settled: ReleaseSettlement.parse(settlement) });
+    this.writeDelivery(releaseFile, sent);
+  }
+
+  /** Studies with a releases directory (their ids), in name order. */
+  studies(): string[] {
+    if (!existsSync(this.root)) return [];
+    return readdirSync(this.root)
+      .filter((name) => UUID.test(name))
+      .sort();
+  }
+
   /** Training releases on file for a study (distinct round and base model). */
   trainingReleases(studyId: string): TrainingRelease[] {
     return this.list(studyId, TRAINING_FILE).map(([round, model]) => this.training(studyId, round, model)!);
@@ -133,6 +211,34 @@ export class ReleaseStore {
   /** Evaluation reports on file for a study (distinct round and model). */
   evaluationReleases(studyId: string): EvaluationRelease[] {
     return this.list(studyId, EVALUATION_FILE).map(([round, model]) => this.evaluation(studyId, round, model)!);
+  }
+
+  /** `<release file without its extension>.delivery.json`, beside the release (never matched as a release). */
+  private deliveryFile(releaseFile: string): string {
+    const dir = dirname(releaseFile);
+    const name = basename(releaseFile);
+    if (dirname(dir) !== this.root || !(TRAINING_FILE.test(name) || EVALUATION_FILE.test(name))) {
+      throw new RangeError(`not a release file of this store: ${releaseFile}`);
+    }
+    return join(dir, `${name.replace(/\.(tsu|json)$/, '')}.delivery.json`);
+  }
+
+  private readDelivery(releaseFile: string): ReleaseSending[] {
+    const file = this.deliveryFile(releaseFile);
+    if (!existsSync(file)) return [];
+    let parsed;
+    try {
+      parsed = ReleaseDeliveryFile.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+    } catch (err) {
+      throw corruptDelivery(file, (err as Error).message);
+    }
+    if (!parsed.success) throw corruptDelivery(file, parsed.error.issues[0]?.message ?? 'invalid');
+    return parsed.data.sent;
+  }
+
+  private writeDelivery(releaseFile: string, sent: ReleaseSending[]): void {
+    const content = { format: 'tessera.release-delivery/1', sent: [...sent].sort((a, b) => a.attempt - b.attempt) };
+    writeFileAtomic(this.deliveryFile(releaseFile), JSON.stringify(content, null, 2) + '\n', 0o600);
   }
 
   private list(studyId: string, pattern: RegExp): [number, string][] {
@@ -189,5 +295,12 @@ function corrupt(file: string, reason: string): AgentError {
   return new AgentError(
     AgentErrorCode.STATE_CORRUPT,
     `the release file ${file} is unreadable (${reason}); the agent will not re-send or replace a release it cannot vouch for. Keep the file for investigation and move it aside only if you accept that the round may be trained again (a new privacy charge).`,
+  );
+}
+
+function corruptDelivery(file: string, reason: string): AgentError {
+  return new AgentError(
+    AgentErrorCode.STATE_CORRUPT,
+    `the delivery record ${file} is unreadable (${reason}); the agent will not guess which sendings of the release beside it the hub has answered. Keep the file for investigation; moving it aside makes the agent ask the hub again about that release as first made (a re-send, never a new release).`,
   );
 }

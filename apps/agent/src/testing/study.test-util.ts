@@ -129,6 +129,16 @@ export class FakeHub implements StudyTransport {
    * it has the bytes): the frame is in `received`, not in `uploads`.
    */
   readonly failAfterReading: Error[] = [];
+  /**
+   * Errors thrown by the next uploads AFTER the hub accepted them (the agent killed, or the connection cut, before it
+   * read the receipt): the frame is in `uploads` and a re-send of it gets the receipt.
+   */
+  readonly failAfterAccepting: Error[] = [];
+  /**
+   * Round numbers the hub has closed: like the hub, a re-sent accepted update still gets its receipt, anything else
+   * is refused ROUND_CLOSED (an evaluation report always: it carries no receipt).
+   */
+  readonly closedRounds = new Set<number>();
   /** Every frame the hub read, accepted or not: what a curious hub could keep. */
   readonly received: { studyId: string; round: number; frame: Uint8Array }[] = [];
   /** Accepted frames by sha256 → the receipt given, so a re-sent identical frame gets the same receipt back. */
@@ -183,8 +193,9 @@ export class FakeHub implements StudyTransport {
     if (late) throw late;
     const key = sha256Hex(frame);
     const again = this.accepted.get(key);
-    // Like the hub: the same content gets the same receipt again, recorded once.
+    // Like the hub: the same content gets the same receipt again, recorded once, also after the round closed.
     if (again) return again;
+    if (this.closedRounds.has(round)) throw closed(round);
     this.uploads.push({ studyId, round, frame });
     const { header } = decodeUpdateFrame(frame);
     const receipt = {
@@ -192,15 +203,19 @@ export class FakeHub implements StudyTransport {
       siloId: this.siloId,
       round,
       attempt: header.attempt,
-      updateSha256: header.payloadSha256,
+      // The hub names the update by the SHA-256 of the whole frame it stored.
+      updateSha256: key,
       receivedAt: new Date().toISOString(),
     };
     this.accepted.set(key, receipt);
+    const lost = this.failAfterAccepting.shift();
+    if (lost) throw lost;
     return receipt;
   }
 
   async reportEvaluation(studyId: string, report: EvaluationReport): Promise<void> {
     this.maybeFail('reportEvaluation');
+    if (this.closedRounds.has(report.round)) throw closed(report.round);
     this.evaluations.push({ studyId, report });
   }
 
@@ -208,4 +223,14 @@ export class FakeHub implements StudyTransport {
     this.maybeFail('reportFailure');
     this.failures.push({ studyId, report });
   }
+}
+
+/** The hub's answer to a report for a round that is no longer open (409 ROUND_CLOSED). */
+function closed(round: number): AgentError {
+  return new AgentError(
+    AgentErrorCode.HUB_REFUSED,
+    `The hub refused the report for round ${round}: Round ${round} is closed.`,
+    409,
+    'ROUND_CLOSED',
+  );
 }

@@ -10,7 +10,8 @@ import { FaultBed, PrivatePostgres } from './fault-bed.test-util';
 /**
  * The fault-injection suite (docs/reliability.md): a real hub process and real agent processes over mutual TLS, on a
  * fresh PostgreSQL database, with faults injected where they hurt: the hub killed (SIGKILL) inside and just after the
- * transactions that accept an update and close a round, an agent killed while the hub holds its receipt, the blob
+ * transactions that accept an update and close a round, an agent killed while the hub holds its receipt (its
+ * restarted agent sends the release again and keeps the receipt), the blob
  * store made read-only mid-round, a stored update corrupted before aggregation, and the database server crashed
  * mid-round. After each, FaultBed.assertNothingLost checks the database, blob store, audit chain and every silo.
  */
@@ -66,7 +67,7 @@ describe('the hub killed at its crash points (DP study)', () => {
 describe('an agent killed while the hub holds its receipt', () => {
   const bed = processTestBed('tessera-fault-agent-');
 
-  it('keeps the update once; its re-sent release gets the original receipt; reconciliation names the receipt the agent missed', async () => {
+  it('keeps the update once; the restarted agent sends its release again, keeps the original receipt, and reconciles', async () => {
     const db = await createServerDatabase();
     bed.cleanups.push(db.drop);
     const f = new FaultBed(bed, db.url);
@@ -105,6 +106,11 @@ describe('an agent killed while the hub holds its receipt', () => {
     const round1 = (await f.rounds()).find((r) => r.number === 1 && r.status === 'closed')!;
     const accepted = round1.participants.find((p) => p.siloId === victimId)!;
     expect(accepted.status).toBe('uploaded');
+    // The restarted agent sent its persisted release again before taking a task, and stored the hub's answer: the
+    // receipt for exactly the update the hub accepted.
+    const kept = JSON.parse(readFileSync(join(receipts, `1-${round1.attempt}.json`), 'utf8')) as UpdateReceipt;
+    expect(kept).toMatchObject({ studyId: f.studyId, siloId: victimId, round: 1, updateSha256: accepted.updateSha256 });
+    expect(victim.run!.output()).toMatch(/the hub holds the update sent as attempt 1 .*its receipt for attempt \d+/);
     // Its persisted release, re-sent after the round closed (as the agent re-sends it), gets the original receipt:
     // the hash the hub accepted and the time it accepted it, signed; nothing new is stored or recorded.
     const resent = await f.resendRelease(victim, 1);
@@ -118,9 +124,8 @@ describe('an agent killed while the hub holds its receipt', () => {
       [f.studyId, victimId],
     );
     expect(records[0]!.n).toBe(1);
-    // The restarted agent has no task for a round it already uploaded to and does not ask again for the receipt it
-    // missed (agent side of issue 14 item 13, open): the reconciliation names exactly that update, nothing else.
-    await f.assertNothingLost(true, { silo: victim.key, updateSha256: accepted.updateSha256! });
+    // Its audit log records the upload with the receipt: every silo reconciles, the victim too.
+    await f.assertNothingLost(true);
   });
 });
 
