@@ -44,6 +44,14 @@ export async function serveUntilSignalled(env: NodeJS.ProcessEnv = process.env):
       },
     );
   };
+  if (hub.database.kind === 'embedded') {
+    // Without its database thread the hub can only fail every request: exit, so a supervisor restarts it whole.
+    void hub.database.lost.then((err) => {
+      if (stopping) return;
+      process.stderr.write(`tessera-hub: ${err.message}; exiting\n`);
+      process.exit(1);
+    });
+  }
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   return hub;

@@ -1,19 +1,9 @@
-import {
-  chmodSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { join, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { lockDataDir } from './data-dir-lock';
+import type { EmbeddedWorkerData, EmbeddedWorkerMessage } from './embedded-postgres.worker';
 
 /** A PostgreSQL the hub can reach with node-postgres, and how to let it go. */
 export type DatabaseEndpoint = ExternalDatabase | EmbeddedDatabase;
@@ -36,12 +26,16 @@ export interface EmbeddedDatabase extends DatabaseEndpointBase {
   readonly socketDirectory: string;
   /** Not a TCP port: PostgreSQL names its socket file after a port number, and node-postgres follows that. */
   readonly socketPort: number;
+  /** Resolves, with the reason, only if the database's thread ends while the hub runs: the hub must then exit. */
+  readonly lost: Promise<Error>;
 }
 
 /** The number in the socket file's name (`.s.PGSQL.5432`), PostgreSQL's convention; nothing listens on TCP. */
 const SOCKET_PORT = 5432;
 /** sun_path holds 108 bytes on Linux and 104 on macOS, with the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 103;
+/** How long a closing database thread may take to flush and close the cluster before it is ended. */
+const CLOSE_TIMEOUT_MS = 10_000;
 
 /**
  * Starts PGlite persisted in `dataDir/pgdata` and serves it through pglite-socket on a Unix domain socket in a
@@ -55,48 +49,95 @@ const MAX_SOCKET_PATH_BYTES = 103;
  *
  * PGlite is a single session. pglite-socket multiplexes connections onto it, which would interleave one client's
  * transaction with another's statements; the hub therefore uses a pool of exactly one connection here (ADR 0002).
+ * PGlite runs on a thread of its own (embedded-postgres.worker.ts): its WebAssembly executes each statement
+ * synchronously, and on the hub's main thread every query would stall TLS, uploads and every other request.
  */
 export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedDatabase> {
   const root = resolve(dataDir);
   const pgdata = join(root, 'pgdata');
   mkdirSync(pgdata, { recursive: true, mode: 0o700 });
   const releaseLock = lockDataDir(root);
-  let db: PGlite | undefined;
-  let server: PGLiteSocketServer | undefined;
   let socket: PrivateSocketDirectory | undefined;
+  let thread: DatabaseThread | undefined;
   try {
     socket = privateSocketDirectory(root);
-    db = await openPglite(pgdata);
-    // Two sessions allowed so a closing connection never blocks the next one; the hub's pool opens one at a time.
-    server = new PGLiteSocketServer({ db, path: socket.socketPath, maxConnections: 2 });
-    await server.start();
-    // The directory already keeps other users out; the socket's own mode is the second wall, should the directory's
-    // mode ever be widened by hand.
-    chmodSync(socket.socketPath, 0o600);
+    thread = await startDatabaseThread({ pgdata, socketPath: socket.socketPath });
   } catch (err) {
-    await server?.stop();
-    await db?.close();
     socket?.remove();
     releaseLock();
     throw err;
   }
   let closed = false;
   const openSocket = socket;
+  const openThread = thread;
   return {
     kind: 'embedded',
     socketDirectory: openSocket.directory,
     socketPort: SOCKET_PORT,
     poolSize: 1,
+    lost: openThread.lost,
     async close() {
       if (closed) return;
       closed = true;
       try {
-        await server?.stop();
-        await db?.close();
+        await openThread.close();
       } finally {
         openSocket.remove();
         releaseLock();
       }
+    },
+  };
+}
+
+/** The compiled thread script: beside this module in a build, or in the hub's dist/ when tests run the sources. */
+function workerScript(): string {
+  const name = 'embedded-postgres.worker.js';
+  for (const candidate of [join(__dirname, name), join(__dirname, '..', '..', 'dist', 'database', name)]) {
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error(`${name} not found beside ${__dirname} or in the hub's dist/: build the hub first`);
+}
+
+interface DatabaseThread {
+  /** Resolves with the reason if the thread ends without being asked to (the hub cannot go on without it). */
+  readonly lost: Promise<Error>;
+  close(): Promise<void>;
+}
+
+/** Starts the database thread and waits until it serves the socket; rejects with the thread's own error. */
+async function startDatabaseThread(data: EmbeddedWorkerData): Promise<DatabaseThread> {
+  const worker = new Worker(workerScript(), { workerData: data });
+  let closing = false;
+  let reportLoss: (err: Error) => void = () => undefined;
+  const lost = new Promise<Error>((done) => (reportLoss = done));
+  const exited = new Promise<number>((done) => worker.once('exit', done));
+  await new Promise<void>((ready, fail) => {
+    const onMessage = (m: EmbeddedWorkerMessage) => {
+      if (m.kind === 'ready') ready();
+      if (m.kind === 'failed') fail(new Error(`the embedded database could not open ${data.pgdata}: ${m.message}`));
+    };
+    worker.on('message', onMessage);
+    worker.once('error', fail);
+    void exited.then((code) => fail(new Error(`the embedded database thread exited (code ${code}) before it was ready`)));
+  }).catch(async (err: unknown) => {
+    await worker.terminate();
+    throw err;
+  });
+  worker.on('error', (err) => reportLoss(new Error(`the embedded database thread failed: ${err.message}`)));
+  void exited.then((code) => {
+    if (!closing) reportLoss(new Error(`the embedded database thread exited unexpectedly (code ${code})`));
+  });
+  return {
+    lost,
+    async close() {
+      closing = true;
+      const closedCleanly = new Promise<void>((done) =>
+        worker.on('message', (m: EmbeddedWorkerMessage) => m.kind === 'closed' && done()),
+      );
+      worker.postMessage('close');
+      // The cluster flushes and closes on its thread; a thread that does not answer within the bound is ended.
+      await Promise.race([closedCleanly, exited, new Promise((r) => setTimeout(r, CLOSE_TIMEOUT_MS).unref())]);
+      await worker.terminate();
     },
   };
 }
@@ -133,43 +174,6 @@ function privateSocketDirectory(root: string): PrivateSocketDirectory {
   const socketPath = join(inDataDir, socketName);
   rmSync(socketPath, { force: true });
   return { directory: inDataDir, socketPath, remove: () => rmSync(socketPath, { force: true }) };
-}
-
-/** Where an empty, initialized cluster is cached: initdb inside WebAssembly takes seconds; loading a copy does not. */
-function templatePath(): string {
-  const packageDir = join(dirname(require.resolve('@electric-sql/pglite')), '..');
-  const { version } = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { version: string };
-  // node_modules/.cache is where tools keep caches tied to an install; a new PGlite version gets a new template.
-  return join(packageDir, '..', '..', '.cache', 'tessera', `pglite-${version}-empty.tar.gz`);
-}
-
-/**
- * Opens the cluster in `pgdata`; a new one starts as a copy of a cached empty cluster (made by PGlite itself with
- * dumpDataDir the first time), which is the same bytes initdb would write, minus the wait.
- */
-async function openPglite(pgdata: string): Promise<PGlite> {
-  if (existsSync(join(pgdata, 'PG_VERSION'))) return PGlite.create({ dataDir: pgdata });
-  const template = templatePath();
-  if (existsSync(template)) {
-    try {
-      return await PGlite.create({ dataDir: pgdata, loadDataDir: new Blob([readFileSync(template)]) });
-    } catch {
-      // An unreadable cache is only a lost shortcut: clear what the failed load left and initialize normally.
-      rmSync(pgdata, { recursive: true, force: true });
-      mkdirSync(pgdata, { recursive: true, mode: 0o700 });
-    }
-  }
-  const db = await PGlite.create({ dataDir: pgdata });
-  try {
-    const dump = await db.dumpDataDir('gzip');
-    mkdirSync(dirname(template), { recursive: true });
-    const tmp = `${template}.${process.pid}.tmp`;
-    writeFileSync(tmp, Buffer.from(await dump.arrayBuffer()));
-    renameSync(tmp, template);
-  } catch {
-    // Caching is best effort (a read-only install, for instance).
-  }
-  return db;
 }
 
 export function externalPostgres(url: string, poolSize: number): ExternalDatabase {
