@@ -265,7 +265,7 @@ export class SilosService {
 
   async list(): Promise<SiloView[]> {
     const silos = await this.db.getRepository(SiloEntity).find({ order: { createdAt: 'ASC' } });
-    return Promise.all(silos.map((s) => this.view(s)));
+    return this.views(silos);
   }
 
   async get(siloId: string): Promise<SiloView & { certificates: CertificateView[] }> {
@@ -274,7 +274,8 @@ export class SilosService {
     const certificates = await this.db
       .getRepository(SiloCertificateEntity)
       .find({ where: { siloId }, order: { createdAt: 'DESC' } });
-    return { ...(await this.view(silo)), certificates: certificates.map(certificateView) };
+    const [view] = await this.views([silo]);
+    return { ...view!, certificates: certificates.map(certificateView) };
   }
 
   async suspend(siloId: string, reason: string, actor: AuditActor): Promise<SiloView> {
@@ -476,26 +477,46 @@ export class SilosService {
     return { silo: view, bundle, bundleText: encodeEnrollmentBundle(bundle) };
   }
 
-  private async view(s: SiloEntity): Promise<SiloView> {
-    const cert = await this.db
-      .getRepository(SiloCertificateEntity)
-      .findOne({ where: { siloId: s.id, status: 'active' }, order: { createdAt: 'DESC' } });
-    const pending = await this.db.getRepository(EnrollmentTokenEntity).findOne({
-      where: { siloId: s.id, usedAt: IsNull(), withdrawnAt: IsNull() },
+  /**
+   * Silos as administrators see them, with each one's newest active certificate and pending enrollment: three
+   * queries whatever the number of silos (the console polls this list).
+   */
+  private async views(silos: SiloEntity[]): Promise<SiloView[]> {
+    if (silos.length === 0) return [];
+    const ids = silos.map((s) => s.id);
+    const certs = await this.db.getRepository(SiloCertificateEntity).find({
+      select: { siloId: true, serial: true, notAfter: true, status: true, createdAt: true },
+      where: { siloId: In(ids), status: 'active' },
       order: { createdAt: 'DESC' },
     });
-    return {
-      id: s.id,
-      name: s.name,
-      contact: s.contact,
-      status: s.status,
-      suspendedReason: s.suspendedReason,
-      lastSeenAt: s.lastSeenAt?.toISOString() ?? null,
-      createdAt: s.createdAt.toISOString(),
-      certificate: cert ? { serial: cert.serial, notAfter: cert.notAfter.toISOString(), status: cert.status } : null,
-      enrollmentPending:
-        pending && pending.expiresAt.getTime() > Date.now() ? { expiresAt: pending.expiresAt.toISOString() } : null,
+    const pending = await this.db.getRepository(EnrollmentTokenEntity).find({
+      select: { siloId: true, expiresAt: true, createdAt: true },
+      where: { siloId: In(ids), usedAt: IsNull(), withdrawnAt: IsNull() },
+      order: { createdAt: 'DESC' },
+    });
+    const newest = <T extends { siloId: string }>(rows: T[]): Map<string, T> => {
+      const m = new Map<string, T>();
+      for (const r of rows) if (!m.has(r.siloId)) m.set(r.siloId, r); // rows come newest first
+      return m;
     };
+    const certOf = newest(certs);
+    const tokenOf = newest(pending);
+    const now = Date.now();
+    return silos.map((s) => {
+      const cert = certOf.get(s.id);
+      const token = tokenOf.get(s.id);
+      return {
+        id: s.id,
+        name: s.name,
+        contact: s.contact,
+        status: s.status,
+        suspendedReason: s.suspendedReason,
+        lastSeenAt: s.lastSeenAt?.toISOString() ?? null,
+        createdAt: s.createdAt.toISOString(),
+        certificate: cert ? { serial: cert.serial, notAfter: cert.notAfter.toISOString(), status: cert.status } : null,
+        enrollmentPending: token && token.expiresAt.getTime() > now ? { expiresAt: token.expiresAt.toISOString() } : null,
+      };
+    });
   }
 
   /** Filled in by the hub once its listeners are bound (the ports may be chosen by the OS). */

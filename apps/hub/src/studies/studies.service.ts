@@ -159,11 +159,12 @@ export class StudiesService {
 
   async list(): Promise<StudyView[]> {
     const studies = await this.db.getRepository(StudyEntity).find({ order: { createdAt: 'DESC' } });
-    return Promise.all(studies.map((s) => this.view(s)));
+    return this.views(studies);
   }
 
   async get(id: string): Promise<StudyView> {
-    return this.view(await this.entity(id));
+    const [view] = await this.views([await this.entity(id)]);
+    return view!;
   }
 
   async entity(id: string): Promise<StudyEntity> {
@@ -310,38 +311,56 @@ export class StudiesService {
     return new Map(rows.map((r) => [r.siloId, r]));
   }
 
-  /** A study as administrators and auditors see it; a legacy plan is shown as stored, flagged, never parsed further. */
-  private async view(s: StudyEntity): Promise<StudyView> {
-    const stored = storedPlanOf(s.plan);
-    const invited = stored.current ? stored.plan.silos : invitedSilosOf(s.plan);
-    const decisions = await this.currentDecisions(this.db.manager, s);
-    const silos = await this.db.getRepository(SiloEntity).find({ where: { id: In(invited) } });
-    return {
-      id: s.id,
-      name: s.name,
-      status: s.status,
-      planVersion: s.planVersion,
-      planHash: s.planHash,
-      plan: s.plan,
-      privacyCost: s.privacyCost,
-      participants: s.participants,
-      currentModelHash: s.currentModelHash,
-      endReason: s.endReason,
-      createdAt: s.createdAt.toISOString(),
-      startedAt: s.startedAt?.toISOString() ?? null,
-      endedAt: s.endedAt?.toISOString() ?? null,
-      decisions: invited.map((siloId) => {
-        const d = decisions.get(siloId);
-        return {
-          siloId,
-          siloName: silos.find((x) => x.id === siloId)?.name ?? 'unknown',
-          decision: d?.decision ?? null,
-          planHash: d?.planHash ?? null,
-          decidedAt: d?.decidedAt.toISOString() ?? null,
-          reason: d?.reason ?? null,
-        };
+  /**
+   * Studies as administrators and auditors see them; a legacy plan is shown as stored, flagged, never parsed
+   * further. Three queries whatever the number of studies (the console polls the list).
+   */
+  private async views(studies: StudyEntity[]): Promise<StudyView[]> {
+    if (studies.length === 0) return [];
+    const invitedOf = new Map(
+      studies.map((s) => {
+        const stored = storedPlanOf(s.plan);
+        return [s.id, { stored, invited: stored.current ? stored.plan.silos : invitedSilosOf(s.plan) }] as const;
       }),
-      ...(stored.current ? {} : { legacyPlan: { note: LEGACY_PLAN_NOTE, problems: stored.problems } }),
-    };
+    );
+    const decisionRows = await this.db.getRepository(StudyDecisionEntity).find({
+      where: studies.map((s) => ({ studyId: s.id, planVersion: s.planVersion, planHash: s.planHash })),
+      order: { decidedAt: 'ASC' },
+    });
+    const siloIds = [...new Set([...invitedOf.values()].flatMap((x) => x.invited))];
+    const silos = siloIds.length ? await this.db.getRepository(SiloEntity).find({ where: { id: In(siloIds) } }) : [];
+    const nameOf = new Map(silos.map((x) => [x.id, x.name]));
+    return studies.map((s) => {
+      const { stored, invited } = invitedOf.get(s.id)!;
+      // The latest decision per silo on the study's current plan version (rows come oldest first).
+      const decisions = new Map(decisionRows.filter((r) => r.studyId === s.id).map((r) => [r.siloId, r]));
+      return {
+        id: s.id,
+        name: s.name,
+        status: s.status,
+        planVersion: s.planVersion,
+        planHash: s.planHash,
+        plan: s.plan,
+        privacyCost: s.privacyCost,
+        participants: s.participants,
+        currentModelHash: s.currentModelHash,
+        endReason: s.endReason,
+        createdAt: s.createdAt.toISOString(),
+        startedAt: s.startedAt?.toISOString() ?? null,
+        endedAt: s.endedAt?.toISOString() ?? null,
+        decisions: invited.map((siloId) => {
+          const d = decisions.get(siloId);
+          return {
+            siloId,
+            siloName: nameOf.get(siloId) ?? 'unknown',
+            decision: d?.decision ?? null,
+            planHash: d?.planHash ?? null,
+            decidedAt: d?.decidedAt.toISOString() ?? null,
+            reason: d?.reason ?? null,
+          };
+        }),
+        ...(stored.current ? {} : { legacyPlan: { note: LEGACY_PLAN_NOTE, problems: stored.problems } }),
+      };
+    });
   }
 }
