@@ -40,6 +40,8 @@ import { AuthService } from './auth/auth.service';
 import { JwtStrategy } from './auth/jwt.strategy';
 import { LocalStrategy } from './auth/local.strategy';
 import { SESSION_KEY } from './auth/session-key';
+import { DataGeneration } from './database/data-generation';
+import { ReadCacheModule } from './database/read-cache.module';
 import { GlobalExceptionFilter } from './common/global-exception.filter';
 import { loggerParams } from './common/logging';
 import type { HubConfig } from './config/config.schema';
@@ -62,12 +64,15 @@ export interface HubModuleOptions {
 @Module({})
 export class AppModule {
   static forRoot({ config, database, sessionKey }: HubModuleOptions): DynamicModule {
+    // The embedded database has one writer, this process (ADR 0002): reads may be reused until a write commits.
+    const generation = database.kind === 'embedded' ? new DataGeneration() : null;
     return {
       module: AppModule,
       imports: [
         LoggerModule.forRoot(loggerParams(config)),
-        TypeOrmModule.forRoot(dataSourceOptions(database)),
+        TypeOrmModule.forRoot(dataSourceOptions(database, generation ?? undefined)),
         TypeOrmModule.forFeature(ENTITIES),
+        ReadCacheModule.forRoot(generation),
         PassportModule,
         JwtModule.register({ secret: sessionKey, signOptions: { algorithm: 'HS256' } }),
         ThrottlerModule.forRoot([{ name: 'login', ttl: 60_000, limit: config.loginRateLimit }]),

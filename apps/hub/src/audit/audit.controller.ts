@@ -3,6 +3,7 @@ import { Controller, Get, Header, Post, Query, StreamableFile } from '@nestjs/co
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Checkpoint } from '@tessera/audit';
 import { Access } from '../auth/access.decorator';
+import { ReadCache } from '../database/read-cache';
 import { AuditCheckpointService } from './audit-checkpoint.service';
 import { AuditLogService, type AuditEventFilter, type AuditEventPage } from './audit-log.service';
 import { AuditSigningKeyService, type HubPublicKey } from './audit-signing-key.service';
@@ -33,17 +34,16 @@ export class AuditController {
     private readonly verification: AuditVerificationService,
     private readonly checkpoints: AuditCheckpointService,
     private readonly keys: AuditSigningKeyService,
+    private readonly cache: ReadCache,
   ) {}
 
   /** Records, newest first by default, filtered; page on with `cursor` = the previous page's nextCursor. */
   @Access('admin', 'auditor')
   @Get('events')
   events(@Query() query: AuditEventsQueryDto): Promise<AuditEventPage> {
-    return this.log.listEvents(filterOf(query), {
-      limit: query.limit ?? DEFAULT_PAGE,
-      cursor: query.cursor,
-      order: query.order ?? 'desc',
-    });
+    const filter = filterOf(query);
+    const page = { limit: query.limit ?? DEFAULT_PAGE, cursor: query.cursor, order: query.order ?? 'desc' } as const;
+    return this.cache.read(`audit:${JSON.stringify([filter, page])}`, () => this.log.listEvents(filter, page));
   }
 
   /** The filtered records as CSV, oldest first (for spreadsheets; the signed bundle is what proves anything). */

@@ -23,6 +23,7 @@ import { AuditRecordEntity } from '../audit/audit-record.entity';
 import { AuditSigningKeyEntity } from '../audit/audit-signing-key.entity';
 import { AuditLog1763800200000 } from './migrations/1763800200000-audit-log';
 import type { DatabaseEndpoint } from './embedded-postgres';
+import { watchedClientClass, type DataGeneration } from './data-generation';
 
 /** Every entity and migration, listed explicitly (no globs: the same list works from sources and from dist). */
 export const ENTITIES = [
@@ -53,7 +54,11 @@ export const MIGRATIONS = [
   LoginBackoff1763800810000,
 ];
 
-export function dataSourceOptions(db: DatabaseEndpoint): DataSourceOptions {
+/**
+ * TypeORM's options for the database. With `generation`, every pooled connection reports the statements it sends
+ * (DataGeneration), so reads can be reused until data changes; the hub passes it on the embedded database only.
+ */
+export function dataSourceOptions(db: DatabaseEndpoint, generation?: DataGeneration): DataSourceOptions {
   return {
     type: 'postgres',
     // The embedded database listens on a Unix socket only: node-postgres takes a directory as `host` and connects
@@ -67,6 +72,6 @@ export function dataSourceOptions(db: DatabaseEndpoint): DataSourceOptions {
     synchronize: false,
     migrationsRun: false,
     logging: false,
-    extra: { max: db.poolSize },
+    extra: { max: db.poolSize, ...(generation ? { Client: watchedClientClass(generation) } : {}) },
   };
 }

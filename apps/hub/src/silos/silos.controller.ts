@@ -2,6 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Req } from
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Access } from '../auth/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
+import { ReadCache } from '../database/read-cache';
 import { ReasonDto, RegisterSiloDto } from './dto/silo.dto';
 import { SilosService, type CertificateView, type EnrollmentIssued, type SiloView } from './silos.service';
 
@@ -10,18 +11,21 @@ import { SilosService, type CertificateView, type EnrollmentIssued, type SiloVie
 @ApiBearerAuth()
 @Controller('api/silos')
 export class SilosController {
-  constructor(private readonly silos: SilosService) {}
+  constructor(
+    private readonly silos: SilosService,
+    private readonly cache: ReadCache,
+  ) {}
 
   @Access('admin', 'auditor')
   @Get()
   list(): Promise<SiloView[]> {
-    return this.silos.list();
+    return this.cache.read('silos', () => this.silos.list());
   }
 
   @Access('admin', 'auditor')
   @Get(':id')
   get(@Param('id', new ParseUUIDPipe()) id: string): Promise<SiloView & { certificates: CertificateView[] }> {
-    return this.silos.get(id);
+    return this.cache.read(`silo:${id}`, () => this.silos.get(id));
   }
 
   /** Registers a silo and returns its one-time enrollment bundle (shown once: the hub keeps only a hash). */

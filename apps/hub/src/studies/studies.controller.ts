@@ -11,6 +11,7 @@ import { PrivacyLedgerService, type LedgerEntryView, type SiloBudget } from '../
 import type { PrivacyMechanism } from '@tessera/protocol';
 import { StudiesService, type StudyView } from './studies.service';
 import { legacyMechanismOf, storedPlanOf } from './stored-plan.util';
+import { ReadCache } from '../database/read-cache';
 
 export interface StudyPrivacyView {
   mode: string;
@@ -29,6 +30,7 @@ export class StudiesController {
     private readonly rounds: RoundsQueryService,
     private readonly models: ModelExportService,
     private readonly ledger: PrivacyLedgerService,
+    private readonly cache: ReadCache,
   ) {}
 
   /** The final model: model.json + weights.bin (TensorFlow.js), model.onnx, or parameters.f32 (raw float32). */
@@ -53,13 +55,13 @@ export class StudiesController {
   @Access('admin', 'auditor')
   @Get()
   list(): Promise<StudyView[]> {
-    return this.studies.list();
+    return this.cache.read('studies', () => this.studies.list());
   }
 
   @Access('admin', 'auditor')
   @Get(':id')
   get(@Param('id', new ParseUUIDPipe()) id: string): Promise<StudyView> {
-    return this.studies.get(id);
+    return this.cache.read(`study:${id}`, () => this.studies.get(id));
   }
 
   /**
@@ -68,7 +70,11 @@ export class StudiesController {
    */
   @Access('admin', 'auditor')
   @Get(':id/privacy')
-  async privacy(@Param('id', new ParseUUIDPipe()) id: string): Promise<StudyPrivacyView> {
+  privacy(@Param('id', new ParseUUIDPipe()) id: string): Promise<StudyPrivacyView> {
+    return this.cache.read(`privacy:${id}`, () => this.privacyView(id));
+  }
+
+  private async privacyView(id: string): Promise<StudyPrivacyView> {
     const study = await this.studies.entity(id);
     if (!storedPlanOf(study.plan).current) {
       // A plan of an earlier format: the mechanism the stewards approved (stored with the study) and the charges as
@@ -96,7 +102,7 @@ export class StudiesController {
   @Access('admin', 'auditor')
   @Get(':id/rounds')
   roundsOf(@Param('id', new ParseUUIDPipe()) id: string): Promise<RoundView[]> {
-    return this.rounds.roundsOf(id);
+    return this.cache.read(`rounds:${id}`, () => this.rounds.roundsOf(id));
   }
 
   @Access('admin')

@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, api, DATABASE_KINDS, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
+
+interface SiloRow {
+  id: string;
+  status: string;
+  suspendedReason: string | null;
+}
+interface AuditPage {
+  events: { action: string; subject?: string | null }[];
+}
+
+/**
+ * On the embedded database the hub reuses console reads until a write commits (ReadCache). Whatever it reuses, a
+ * change must show on the very next read: these read a view repeatedly (so it is cached), change it, and read again.
+ * They run on the server database too, where nothing is reused, as the reference behaviour.
+ */
+describe.each(DATABASE_KINDS)('reads after writes (%s database)', (kind) => {
+  let hub: TestHub;
+  let admin: Record<string, string>;
+
+  beforeAll(async () => {
+    hub = await startTestHub(kind);
+    admin = await signIn(hub, ADMIN.username, ADMIN.password);
+  });
+  afterAll(() => hub.dispose());
+
+  async function read<T>(path: string, headers = admin): Promise<T> {
+    const res = await api(hub, 'GET', path, { headers });
+    expect(res.status, `${path}: ${JSON.stringify(res.body)}`).toBe(200);
+    return res.body as T;
+  }
+
+  it('shows a suspension in the silo list, the silo and the audit trail on the next read', async () => {
+    const created = await api(hub, 'POST', '/api/silos', {
+      headers: admin,
+      json: { name: 'Read After Write', contact: 'it@example.org' },
+    });
+    expect(created.status).toBe(201);
+    const id = (created.body as { silo: { id: string } }).silo.id;
+    for (let i = 0; i < 3; i += 1) {
+      expect((await read<SiloRow[]>('/api/silos')).find((s) => s.id === id)?.status).not.toBe('suspended');
+      expect((await read<SiloRow>(`/api/silos/${id}`)).status).not.toBe('suspended');
+      await read<AuditPage>('/api/audit/events?limit=5');
+    }
+
+    const suspended = await api(hub, 'POST', `/api/silos/${id}/suspend`, {
+      headers: admin,
+      json: { reason: 'checking reads after writes' },
+    });
+    expect(suspended.status).toBe(200);
+
+    const listed = (await read<SiloRow[]>('/api/silos')).find((s) => s.id === id);
+    expect(listed).toMatchObject({ status: 'suspended', suspendedReason: 'checking reads after writes' });
+    expect(await read<SiloRow>(`/api/silos/${id}`)).toMatchObject({ status: 'suspended' });
+    expect((await read<AuditPage>('/api/audit/events?limit=5')).events[0]?.action).toBe('silo.suspended');
+  });
+
+  it('refuses a disabled account on its next request, and serves it again once re-enabled', async () => {
+    const password = 'another long passphrase 1';
+    const created = await api(hub, 'POST', '/api/users', {
+      headers: admin,
+      json: { username: 'reader', password, role: 'auditor' },
+    });
+    expect(created.status).toBe(201);
+    const userId = (created.body as { id: string }).id;
+    const auditor = await signIn(hub, 'reader', password);
+    for (let i = 0; i < 3; i += 1) await read('/api/studies', auditor);
+
+    expect((await api(hub, 'PATCH', `/api/users/${userId}`, { headers: admin, json: { disabled: true } })).status).toBe(200);
+    expect((await api(hub, 'GET', '/api/studies', { headers: auditor })).status).toBe(401);
+
+    expect((await api(hub, 'PATCH', `/api/users/${userId}`, { headers: admin, json: { disabled: false } })).status).toBe(200);
+    expect((await api(hub, 'GET', '/api/studies', { headers: auditor })).status).toBe(200);
+  });
+});

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { DataGeneration } from './data-generation';
+import { ReadCache } from './read-cache';
+
+function setup(options: { maxEntries?: number; maxAgeMs?: number } = {}) {
+  const generation = new DataGeneration();
+  let clock = 0;
+  const cache = new ReadCache(generation, {
+    maxEntries: options.maxEntries ?? 10,
+    maxAgeMs: options.maxAgeMs ?? 1_000,
+    now: () => clock,
+  });
+  let computed = 0;
+  const compute = (value: string) => () => {
+    computed += 1;
+    return Promise.resolve(`${value}#${computed}`);
+  };
+  return {
+    generation,
+    cache,
+    compute,
+    advance: (ms: number) => (clock += ms),
+    computed: () => computed,
+  };
+}
+
+describe('ReadCache', () => {
+  it('reuses a result while the generation stands', async () => {
+    const t = setup();
+    expect(await t.cache.read('k', t.compute('a'))).toBe('a#1');
+    expect(await t.cache.read('k', t.compute('a'))).toBe('a#1');
+    expect(t.computed()).toBe(1);
+  });
+
+  it('computes again once the generation changed', async () => {
+    const t = setup();
+    await t.cache.read('k', t.compute('a'));
+    t.generation.bump();
+    expect(await t.cache.read('k', t.compute('a'))).toBe('a#2');
+  });
+
+  it('never serves, at a new generation, a result whose computation started before a write committed', async () => {
+    const t = setup();
+    let release!: (v: string) => void;
+    const slow = t.cache.read('k', () => new Promise<string>((r) => (release = r)));
+    t.generation.bump(); // a write commits while the read runs: its result may or may not include it
+    release('before-or-during');
+    expect(await slow).toBe('before-or-during');
+    expect(await t.cache.read('k', t.compute('after'))).toBe('after#1');
+  });
+
+  it('joins a computation in flight at the same generation instead of starting another', async () => {
+    const t = setup();
+    let calls = 0;
+    let release!: (v: string) => void;
+    const compute = () => {
+      calls += 1;
+      return new Promise<string>((r) => (release = r));
+    };
+    const first = t.cache.read('k', compute);
+    const second = t.cache.read('k', compute);
+    release('shared');
+    expect(await Promise.all([first, second])).toEqual(['shared', 'shared']);
+    expect(calls).toBe(1);
+  });
+
+  it('does not keep a failed computation', async () => {
+    const t = setup();
+    await expect(t.cache.read('k', () => Promise.reject(new Error('not found')))).rejects.toThrow('not found');
+    expect(await t.cache.read('k', t.compute('a'))).toBe('a#1');
+  });
+
+  it('computes again after maxAgeMs even at the same generation (views that read the clock)', async () => {
+    const t = setup({ maxAgeMs: 1_000 });
+    await t.cache.read('k', t.compute('a'));
+    t.advance(1_000);
+    expect(await t.cache.read('k', t.compute('a'))).toBe('a#1');
+    t.advance(1);
+    expect(await t.cache.read('k', t.compute('a'))).toBe('a#2');
+  });
+
+  it('keeps at most maxEntries, dropping the least recently used', async () => {
+    const t = setup({ maxEntries: 2 });
+    await t.cache.read('a', t.compute('a')); // a#1
+    await t.cache.read('b', t.compute('b')); // b#2
+    await t.cache.read('a', t.compute('a')); // hit: a is now the most recent
+    await t.cache.read('c', t.compute('c')); // c#3 evicts b
+    expect(await t.cache.read('a', t.compute('a'))).toBe('a#1');
+    expect(await t.cache.read('b', t.compute('b'))).toBe('b#4');
+  });
+
+  it('is off without a generation (a server database has writers this process cannot see)', async () => {
+    let computed = 0;
+    const cache = new ReadCache(null, { maxEntries: 10, maxAgeMs: 1_000 });
+    const compute = () => Promise.resolve(++computed);
+    expect(cache.enabled).toBe(false);
+    await cache.read('k', compute);
+    expect(await cache.read('k', compute)).toBe(2);
+  });
+});
