@@ -127,6 +127,8 @@ export async function startHubProcess({ databaseUrl, env = {}, nodeOptions = [] 
     siloUrl: `https://127.0.0.1:${siloPort}`,
     enrollUrl: `https://127.0.0.1:${enrollPort}`,
     dataDir,
+    /** The admin's bearer token (for readers that call the API themselves). */
+    token: accessToken,
     output: () => output,
     /** Admin API call; throws on a non-2xx answer. */
     async admin(method, path, json) {
