@@ -27,7 +27,12 @@ export default defineConfig({
           name: 'unit',
           // Some unit tests run built code (the DP noise worker thread, benchmark scripts): build first (incremental).
           globalSetup: ['./vitest.global-setup.ts'],
-          include: ['libs/*/src/**/*.spec.ts', 'apps/*/src/**/*.spec.ts', 'bench/**/*.spec.ts'],
+          include: [
+            'libs/*/src/**/*.spec.ts',
+            'apps/*/src/**/*.spec.ts',
+            'bench/**/*.spec.ts',
+            'deploy/checks/**/*.spec.ts',
+          ],
           environment: 'node',
         },
       },
@@ -37,7 +42,12 @@ export default defineConfig({
         test: {
           name: 'integration',
           globalSetup: ['./vitest.global-setup.ts'],
-          include: ['apps/*/src/**/*.int-spec.ts', 'libs/*/src/**/*.int-spec.ts', 'apps/hub-e2e/**/*.e2e-spec.ts'],
+          include: [
+            'apps/*/src/**/*.int-spec.ts',
+            'libs/*/src/**/*.int-spec.ts',
+            'apps/hub-e2e/**/*.e2e-spec.ts',
+            'deploy/checks/**/*.int-spec.ts',
+          ],
           environment: 'node',
           testTimeout: 120_000,
           hookTimeout: 120_000,

@@ -18,11 +18,11 @@ import { dirname, join, resolve } from 'node:path';
 import type { EnrollmentBundle } from '@tessera/protocol';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EnrollmentIssued, SiloView } from '../silos/silos.service';
-import { heartDiseasePlan } from '../studies/heart-disease-plan';
-import type { StudyView } from '../studies/studies.service';
-import { AGENT_MAIN } from '../testing/agent-process.test-util';
-import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
+import type { EnrollmentIssued, SiloView } from '../../apps/hub/src/silos/silos.service';
+import { heartDiseasePlan } from '../../apps/hub/src/studies/heart-disease-plan';
+import type { StudyView } from '../../apps/hub/src/studies/studies.service';
+import { AGENT_MAIN } from '../../apps/hub/src/testing/agent-process.test-util';
+import { ADMIN, api, signIn, startTestHub, type TestHub } from '../../apps/hub/src/testing/test-hub.test-util';
 import { envOf, parseDockerfile, stagesOf } from './dockerfile-rules.test-util';
 import { commandsInMarkdown, parseDockerRun } from './shell-commands.test-util';
 
@@ -34,7 +34,7 @@ import { commandsInMarkdown, parseDockerRun } from './shell-commands.test-util';
  * certs/make-dev-ca.sh, as in docker-compose.yml.
  */
 
-const REPO = resolve(__dirname, '../../../..');
+const REPO = resolve(__dirname, '../..');
 const ENTRYPOINT = join(REPO, 'deploy/agent-entrypoint.sh');
 const COMPOSE_INIT = join(REPO, 'apps/hub/dist/deploy/compose-init.js');
 const DATA = join(REPO, 'libs/ml/data/heart-disease');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { HOSPITALS } from './compose-init';
+import { HOSPITALS } from '../../apps/hub/src/deploy/compose-init';
 import { envOf, parseDockerfile, stagesOf } from './dockerfile-rules.test-util';
 
 /**
@@ -13,7 +13,7 @@ import { envOf, parseDockerfile, stagesOf } from './dockerfile-rules.test-util';
  * resolved configuration. Whether the containers start is agent-container.int-spec.ts's job (as processes).
  */
 
-const REPO = resolve(__dirname, '../../../..');
+const REPO = resolve(__dirname, '../..');
 const read = (path: string) => readFileSync(join(REPO, path), 'utf8');
 
 interface Service {

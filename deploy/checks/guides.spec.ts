@@ -10,7 +10,7 @@ import { commandsInMarkdown, parseDockerRun, shellWords } from './shell-commands
  * in docs/troubleshooting.md is still printed by the code.
  */
 
-const REPO = resolve(__dirname, '../../../..');
+const REPO = resolve(__dirname, '../..');
 const read = (path: string) => readFileSync(join(REPO, path), 'utf8');
 const GUIDES = ['docs/silo-guide.md', 'docs/operator-guide.md', 'docs/troubleshooting.md'];
 

@@ -12,7 +12,7 @@ import { kindValidators } from './k8s-schemas.test-util';
  * against the hand-written schemas of its kind, then against what the images and the hub expect.
  */
 
-const REPO = resolve(__dirname, '../../../..');
+const REPO = resolve(__dirname, '../..');
 const CHART = join(REPO, 'deploy/helm/tessera');
 
 type Obj = Record<string, unknown>;

@@ -1,19 +1,16 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkDockerfile, envOf, execForm, parseDockerfile, stagesOf, type Stage } from './dockerfile-rules.test-util';
-import { checkHealth, healthUrl } from './healthcheck';
 
 /**
  * Static checks of deploy/hub.Dockerfile, deploy/agent.Dockerfile, .dockerignore and the shell scripts (no Docker
  * engine here: nothing is built). The images' runtime behaviour is covered by agent-container.int-spec.ts.
  */
 
-const REPO = resolve(__dirname, '../../../..');
+const REPO = resolve(__dirname, '../..');
 const read = (path: string) => readFileSync(join(REPO, path), 'utf8');
 
 function args(stage: Stage, keyword: string): string[] {
@@ -220,37 +217,5 @@ describe('deploy/prune-dev-dependencies.mjs', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
-  });
-});
-
-describe("the hub image's health check", () => {
-  let server: Server;
-  let status = 200;
-  beforeAll(async () => {
-    server = createServer((req, res) => {
-      res.statusCode = req.url === '/health' ? status : 404;
-      res.end('{"status":"ok"}');
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
-
-  it('probes loopback when the hub binds a wildcard address, else the configured host', () => {
-    expect(healthUrl({ TESSERA_HOST: '0.0.0.0', TESSERA_PORT: '8080' })).toBe('http://127.0.0.1:8080/health');
-    expect(healthUrl({ TESSERA_HOST: '::' })).toBe('http://127.0.0.1:8080/health');
-    expect(healthUrl({ TESSERA_HOST: '10.1.2.3', TESSERA_PORT: '9000' })).toBe('http://10.1.2.3:9000/health');
-    expect(healthUrl({ TESSERA_HOST: 'fd00::1' })).toBe('http://[fd00::1]:8080/health');
-  });
-
-  it('is healthy on 200 only, and unhealthy when nothing listens', async () => {
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
-    expect((await checkHealth(url)).healthy).toBe(true);
-    status = 503;
-    expect(await checkHealth(url)).toMatchObject({ healthy: false, detail: expect.stringContaining('503') });
-    const closed = createServer();
-    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise<void>((r) => closed.close(() => r()));
-    expect((await checkHealth(`http://127.0.0.1:${port}/health`)).healthy).toBe(false);
   });
 });

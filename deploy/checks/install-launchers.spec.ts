@@ -3,7 +3,7 @@ import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'n
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-const REPO = resolve(__dirname, '../../../..');
+const REPO = resolve(__dirname, '../..');
 
 /** Every command a workspace package declares, with the file npm links for it. */
 function declaredBins(): { pkg: string; name: string; file: string }[] {

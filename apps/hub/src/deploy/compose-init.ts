@@ -13,7 +13,7 @@ import type { StudyView } from '../studies/studies.service';
  *             (TESSERA_ENROLLMENT_BUNDLE_FILE). Idempotent: enrolled silos and unread bundles are left alone.
  *   study     waits for every hospital's agent to enroll, creates and submits the Fed-Heart-Disease study, waits for
  *             each agent to approve it (by its approval policy), starts it and follows it to the end.
- * apps/hub/src/deploy/agent-container.int-spec.ts runs both against a real hub.
+ * deploy/checks/agent-container.int-spec.ts runs both against a real hub.
  */
 
 /** The four hospitals of UCI Heart Disease (libs/ml/data/heart-disease), one agent service each in compose. */
