@@ -5,3 +5,4 @@ export * from './rounds';
 export * from './privacy';
 export * from './api-views';
 export * from './heart-disease-schema';
+export * from './network-spec';
