@@ -4,7 +4,7 @@ import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
 // One alias per library: tests import the libraries' sources, never their builds.
-const libs = ['protocol', 'pki', 'dp', 'aggregation', 'ml', 'audit'];
+const libs = ['canonical', 'protocol', 'pki', 'dp', 'aggregation', 'ml', 'audit'];
 const alias = {
   '@tessera/dp/accountant': resolve(__dirname, 'libs/dp/src/accountant.ts'),
   ...Object.fromEntries(libs.map((l) => [`@tessera/${l}`, resolve(__dirname, `libs/${l}/src/index.ts`)])),

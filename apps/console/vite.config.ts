@@ -18,9 +18,7 @@ export default defineConfig({
     alias: [
       { find: /^@tessera\/protocol$/, replacement: resolve(repo, 'libs/protocol/src/browser.ts') },
       { find: /^@tessera\/dp\/accountant$/, replacement: resolve(repo, 'libs/dp/src/accountant.ts') },
-      // study-plan.ts needs only canonicalJson from @tessera/audit (for planHash, never called here).
-      { find: /^@tessera\/audit$/, replacement: resolve(repo, 'libs/audit/src/canonical-json.ts') },
-      { find: /^node:crypto$/, replacement: resolve(root, 'src/platform/node-crypto.shim.ts') },
+      { find: /^@tessera\/canonical$/, replacement: resolve(repo, 'libs/canonical/src/index.ts') },
     ],
   },
   build: {

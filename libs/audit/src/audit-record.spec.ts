@@ -176,3 +176,17 @@ describe('isIsoUtcTimestamp', () => {
     expect(isIsoUtcTimestamp(t)).toBe(false);
   });
 });
+
+describe('chain hashes pinned before canonical JSON and SHA-256 moved to @tessera/canonical', () => {
+  // Computed with @tessera/audit's own canonicalJson and node:crypto before the move: hub and agent chains on disk
+  // carry these hashes, so the move must not change a single one.
+  it('keeps the hashes of the synthetic 64-record chain', () => {
+    const chain = buildChain(64);
+    expect(chain.slice(0, 3).map((r) => r.hash)).toEqual([
+      '0b7ed8c1b6a7750398c4e3ba1840f8632cd506f3582f5665717b98a7857d5628',
+      'b3353b78bd4e98bbd971bc5eff8b3745742f30ea03f0b2ade30d1f9b4674be79',
+      '6de9e0ead9d4c2dc4103d5450a44477e9e5ca3e380770f7dec71734a62fc66a2',
+    ]);
+    expect(chain[63]!.hash).toBe('776d8957d5c81834a1fe3ac736b7b210f508ca6672b32a3e09ddcb629e861d61');
+  });
+});

@@ -1,41 +1,11 @@
-import { canonicalJson, sha256Hex, type JsonObject } from './canonical-json';
+import { canonicalJson, sha256Hex, type JsonObject } from '@tessera/canonical';
+import type { AuditActor, AuditActorType, AuditRecord, AuditSubject } from '@tessera/protocol';
 
 /** prevHash of the first record (seq 1): 64 zeros, i.e. a SHA-256-sized all-zero value. */
 export const GENESIS_PREV_HASH = '0'.repeat(64);
 
-/** Who performed an action: a console user, a silo (its agent, identified by its certificate) or the hub itself. */
-export type AuditActorType = 'user' | 'silo' | 'system';
+export type { AuditActor, AuditActorType, AuditRecord, AuditSubject } from '@tessera/protocol';
 export const AUDIT_ACTOR_TYPES: readonly AuditActorType[] = ['user', 'silo', 'system'];
-
-export interface AuditActor {
-  type: AuditActorType;
-  id: string;
-  name?: string;
-}
-
-/** What the action concerns; every id is optional and a string (uuids in the hub). */
-export interface AuditSubject {
-  studyId?: string;
-  siloId?: string;
-  roundId?: string;
-  [key: string]: string | undefined;
-}
-
-/**
- * One link of the audit hash chain. `details` is free-form JSON and MUST NOT contain patient data or anything
- * derived from individual records: the chain is exported to auditors and never redacted (keeping that out is the
- * caller's duty; this library cannot tell).
- */
-export interface AuditRecord {
-  seq: number;
-  prevHash: string;
-  time: string;
-  actor: AuditActor;
-  action: string;
-  subject: AuditSubject;
-  details: JsonObject;
-  hash: string;
-}
 
 /** The fields a record hash commits to: everything except `hash` itself. */
 export type AuditRecordHashInput = Omit<AuditRecord, 'hash'>;

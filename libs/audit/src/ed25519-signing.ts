@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, sign, verify } from 'node:crypto';
-import { canonicalJson, sha256Hex } from './canonical-json';
+import { canonicalJson, sha256Hex } from '@tessera/canonical';
 
 /** An Ed25519 key pair as PEM: SPKI public key, PKCS #8 private key. */
 export interface SigningKeyPair {

@@ -1,6 +1,6 @@
 // @tessera/audit: public surface. Hash-chained audit records, signed checkpoints and receipts, report bundles and
 // their offline verification. Formats: docs/audit-format.md.
-export * from './canonical-json';
+export * from '@tessera/canonical';
 export * from './audit-record';
 export * from './chain-verifier';
 export * from './ed25519-signing';

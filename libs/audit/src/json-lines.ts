@@ -1,4 +1,4 @@
-import { canonicalJson } from './canonical-json';
+import { canonicalJson } from '@tessera/canonical';
 import { describeRecordProblem, type AuditRecord } from './audit-record';
 
 /** Why a line of an agent's audit log could not be read. */

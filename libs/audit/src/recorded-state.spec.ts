@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { appendRecord, type AuditRecord, type AuditRecordInput } from './audit-record';
-import type { JsonObject } from './canonical-json';
+import type { JsonObject } from '@tessera/canonical';
 import { ed25519KeyFromSeed, RFC8032_TEST1 } from './audit-fixtures.test-util';
 import { buildBundle, BundleProblemCode, verifyBundle } from './report-bundle';
 import { checkRecordedState, RECORDED_STATE_FORMAT, recordedStateProblem, type RecordedState } from './recorded-state';

@@ -1,5 +1,5 @@
 import { type KeyObject } from 'node:crypto';
-import { canonicalJson, type JsonObject } from './canonical-json';
+import { canonicalJson, type JsonObject } from '@tessera/canonical';
 import {
   GENESIS_PREV_HASH,
   isIsoUtcTimestamp,

@@ -1,3 +1,4 @@
+import type { Checkpoint, CheckpointFields } from '@tessera/protocol';
 import { isIsoUtcTimestamp, isPlainObject, isSha256Hex } from './audit-record';
 import {
   publicKeyFingerprint,
@@ -11,23 +12,7 @@ import {
   type VerifyKeyInput,
 } from './ed25519-signing';
 
-/** What a checkpoint attests: the chain's record at `seq` has hash `headHash`. */
-export interface CheckpointFields {
-  seq: number;
-  headHash: string;
-  /** When the hub signed it (ISO-8601 UTC). */
-  time: string;
-  /** Records in the chain up to and including seq; since seq is dense from 1 this always equals seq. */
-  count?: number;
-}
-
-/** A checkpoint signed by the hub's Ed25519 key. */
-export interface Checkpoint extends CheckpointFields {
-  /** publicKeyFingerprint of the signing key. */
-  keyId: string;
-  /** base64 Ed25519 signature over canonicalJson of every other field (keyId included). */
-  signature: string;
-}
+export type { Checkpoint, CheckpointFields } from '@tessera/protocol';
 
 const CHECKPOINT_KEYS = new Set(['seq', 'headHash', 'time', 'count', 'keyId', 'signature']);
 

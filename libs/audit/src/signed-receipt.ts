@@ -1,4 +1,4 @@
-import { type JsonObject } from './canonical-json';
+import { type JsonObject } from '@tessera/canonical';
 import { isPlainObject, isSha256Hex } from './audit-record';
 import {
   publicKeyFingerprint,

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { appendRecord, type AuditRecord, type AuditRecordInput } from './audit-record';
-import { type JsonObject } from './canonical-json';
+import { type JsonObject } from '@tessera/canonical';
 import { buildBundle, type AuditBundle } from './report-bundle';
 import { signReceipt } from './signed-receipt';
 import {

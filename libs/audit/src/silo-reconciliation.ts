@@ -1,4 +1,4 @@
-import { type JsonObject } from './canonical-json';
+import { type JsonObject } from '@tessera/canonical';
 import { isAuditRecord, isIsoUtcTimestamp, isPlainObject, isSha256Hex, type AuditRecord } from './audit-record';
 import { verifyChain } from './chain-verifier';
 import { type AuditBundle } from './report-bundle';

@@ -1,11 +1,9 @@
 // What the hub's people-facing API (/api/*) answers, as plain types: the console and scripts read these, and the
 // hub's services return the same shapes. Types and path constants only, no Node built-ins: the browser imports them.
-import type { AuditRecord, Checkpoint } from '@tessera/audit';
+import type { AuditRecord } from './audit-views';
 import type { EnrollmentBundle } from './identity';
 import type { Decision, EvaluationMetrics, PrivacySpend, StudyStatus } from './rounds';
 import type { StudyPlan } from './study-plan';
-
-export type { AuditRecord, Checkpoint };
 
 /** A person's role: administrators run the hub; auditors read everything and change nothing. */
 export type UserRole = 'admin' | 'auditor';
@@ -133,7 +131,8 @@ export interface StudyView {
   legacyPlan?: { note: string; problems: string[] };
 }
 
-export type RoundStatus = 'open' | 'closed' | 'retried' | 'failed' | 'abandoned';
+/** 'closing': a hub is aggregating the round's updates; it accepts no more reports. */
+export type RoundStatus = 'open' | 'closing' | 'closed' | 'retried' | 'failed' | 'abandoned';
 export type ParticipantStatus = 'waiting' | 'uploaded' | 'evaluated' | 'failed' | 'late';
 
 /** Aggregate figures of a closed round: the evaluation of the round's INPUT model across silos. */

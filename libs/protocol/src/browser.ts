@@ -34,4 +34,5 @@ export type {
   StudyStatus,
 } from './rounds';
 export * from './api-views';
+export * from './audit-views';
 export * from './heart-disease-schema';

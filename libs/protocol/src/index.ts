@@ -4,5 +4,6 @@ export * from './study-plan';
 export * from './rounds';
 export * from './privacy';
 export * from './api-views';
+export * from './audit-views';
 export * from './heart-disease-schema';
 export * from './network-spec';

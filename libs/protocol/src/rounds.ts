@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '@tessera/canonical';
 import { z } from 'zod';
 import { Sha256Hex } from './identity';
 import { StudyPlan } from './study-plan';
@@ -286,9 +286,8 @@ export const UPDATE_MAGIC = 'TSU1';
 /** A header larger than this is refused before it is parsed. */
 export const MAX_UPDATE_HEADER_BYTES = 64 * 1024;
 
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+/** SHA-256 of bytes as 64 lowercase hex digits (update payloads, frames, models): @tessera/canonical's. */
+export { sha256Hex };
 
 /** Little-endian bytes of a Float32Array (a view on the platform's little-endian memory, copied if needed). */
 export function float32Bytes(values: Float32Array): Uint8Array {

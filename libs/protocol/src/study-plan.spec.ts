@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describePlan, releasedWithoutDp, studyPlanProblems } from './study-plan';
+import { describePlan, planHash, releasedWithoutDp, studyPlanProblems } from './study-plan';
 import { planForTest } from './study-plan.test-util';
 
 describe('study plan: encoding constants come from the plan', () => {
@@ -88,5 +88,68 @@ describe('study plan: releases', () => {
       release: { evaluation: { mode: 'none' }, trainingExamples: 'none' },
     });
     expect(releasedWithoutDp(plan)).toEqual([expect.stringMatching(/clipped model update, to the hub/)]);
+  });
+});
+
+describe('planHash: the hashes stewards approved stay the same', () => {
+  // Computed before canonical JSON and SHA-256 moved from @tessera/audit (and node:crypto) to @tessera/canonical.
+  // A stored approval names one of these hashes: if this test fails, every approval on record is void.
+  const studyId = '7f3c2b1a-9e8d-4c6b-a5f4-3e2d1c0b9a87';
+  const siloIds = [
+    '0b0f7c1e-3a52-4d8e-9f61-2c4b8a7d5e10',
+    '5d2e9a47-8c13-4b6f-a0d9-71e3c5b28f46',
+    'c8a1f3d2-6e4b-4a97-b5c0-9d2e7f18a364',
+  ];
+
+  it.each([
+    [
+      'a DP-SGD plan, version 1',
+      1,
+      planForTest({ siloIds: siloIds.slice(0, 2) }),
+      '95f798db4cf9b01fba87e7a6a4b94b83bedb17720dcaf583fc2b1c3352a3938b',
+    ],
+    [
+      'the same plan, version 2',
+      2,
+      planForTest({ siloIds: siloIds.slice(0, 2) }),
+      '13e168d8419c21b2333983ff261e05c7e572d0767e90cbd64c4b1f3d0bfc8985',
+    ],
+    [
+      'a plan without DP releasing exact metrics',
+      1,
+      planForTest({
+        siloIds,
+        privacy: { mode: 'none' },
+        release: { evaluation: { mode: 'exact', rounds: 'every' }, trainingExamples: 'exact' },
+        rounds: 5,
+      }),
+      'a65bf5ef525caf49a962560bb12248b908c02cceaf4307ea77a22da8b12d9b54',
+    ],
+    [
+      'a DP-FedAvg plan with a given noise multiplier',
+      3,
+      planForTest({
+        siloIds,
+        privacy: {
+          mode: 'dp-fedavg',
+          unit: 'silo',
+          targetEpsilon: 2.5,
+          delta: 1e-6,
+          clipNorm: 0.5,
+          noiseMultiplier: 1.1,
+        },
+        release: { evaluation: { mode: 'none' }, trainingExamples: 'none' },
+      }),
+      'cbfb458d3a4b3ba67f4720bd8593f4e2bc4a9bc5480a74d07ff68a24f8a34a19',
+    ],
+  ])('%s', (_name, version, plan, pinned) => {
+    expect(planHash(studyId, version, plan)).toBe(pinned);
+  });
+
+  it('changes with the study, the version and any field of the plan', () => {
+    const plan = planForTest({ siloIds: siloIds.slice(0, 2) });
+    const base = planHash(studyId, 1, plan);
+    expect(planHash(siloIds[0]!, 1, plan)).not.toBe(base);
+    expect(planHash(studyId, 1, { ...plan, purpose: `${plan.purpose} ` })).not.toBe(base);
   });
 });

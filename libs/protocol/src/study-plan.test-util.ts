@@ -4,7 +4,14 @@ import type { PrivacyPlan, ReleasePlan, StudyPlan } from './study-plan';
 
 /** A valid plan for tests: the heart-disease schema, logistic regression, DP-SGD unless told otherwise. */
 export function planForTest(
-  overrides: { privacy?: PrivacyPlan; release?: ReleasePlan; rounds?: number; silos?: number } = {},
+  overrides: {
+    privacy?: PrivacyPlan;
+    release?: ReleasePlan;
+    rounds?: number;
+    silos?: number;
+    /** Fixed silo ids (tests that pin a plan hash); random ids otherwise. */
+    siloIds?: string[];
+  } = {},
 ): StudyPlan {
   const privacy: PrivacyPlan = overrides.privacy ?? {
     mode: 'dp-sgd',
@@ -35,6 +42,6 @@ export function planForTest(
       evaluation: { mode: 'noisy', rounds: 'final', scoreBins: 4 },
       trainingExamples: 'none',
     },
-    silos: Array.from({ length: overrides.silos ?? 2 }, () => randomUUID()),
+    silos: overrides.siloIds ?? Array.from({ length: overrides.silos ?? 2 }, () => randomUUID()),
   };
 }

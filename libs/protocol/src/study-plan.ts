@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { canonicalJson } from '@tessera/audit';
+import { canonicalJson, sha256Hex } from '@tessera/canonical';
 import { z } from 'zod';
 
 const name = z.string().min(1).max(64);
@@ -303,7 +302,7 @@ export function encodedFeatureCount(schema: FeatureSchema): number {
  * and version are inside, so an approval cannot be replayed onto another study or an older version.
  */
 export function planHash(studyId: string, version: number, plan: StudyPlan): string {
-  return createHash('sha256').update(canonicalJson({ studyId, version, plan }), 'utf8').digest('hex');
+  return sha256Hex(canonicalJson({ studyId, version, plan }));
 }
 
 /**

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, CanonicalJsonError, sha256Hex } from './canonical-json';
+import { canonicalJson, CanonicalJsonError } from './canonical-json';
 
 describe('canonicalJson (RFC 8785)', () => {
   // RFC 8785 §3.2.2 "Serialization of Primitive Data Types", the example input and its canonical output
@@ -121,19 +120,5 @@ describe('canonicalJson (RFC 8785)', () => {
       }),
       { numRuns: 200 },
     );
-  });
-});
-
-describe('sha256Hex', () => {
-  // FIPS 180-2 Appendix B.1 "abc" and the well-known empty-string digest
-  // (https://csrc.nist.gov/csrc/media/publications/fips/180/2/archive/2002-08-01/documents/fips180-2.pdf).
-  it('matches the FIPS 180-2 examples', () => {
-    expect(sha256Hex('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
-    expect(sha256Hex('')).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
-    expect(sha256Hex(new Uint8Array([0x61, 0x62, 0x63]))).toBe(sha256Hex('abc'));
-  });
-
-  it('hashes strings as UTF-8', () => {
-    expect(sha256Hex('é€😀')).toBe(createHash('sha256').update(Buffer.from('é€😀', 'utf8')).digest('hex'));
   });
 });

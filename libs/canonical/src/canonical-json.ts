@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 
 /** A JSON value as RFC 8259 / I-JSON (RFC 7493) allows it: what every hashed or signed audit object is made of. */
@@ -93,9 +92,4 @@ export function canonicalJson(value: unknown): string {
   // Unreachable after assertJson, but the package's type admits undefined.
   if (text === undefined) throw new CanonicalJsonError('$', 'value has no JSON representation');
   return text;
-}
-
-/** SHA-256 (FIPS 180-4) as 64 lowercase hex digits; strings are hashed as their UTF-8 bytes. */
-export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
 }
