@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { HOSPITALS } from '../../apps/hub/src/deploy/compose-init';
+import { agentCliText } from './agent-cli.test-util';
 import { envOf, parseDockerfile, stagesOf } from './dockerfile-rules.test-util';
 
 /**
@@ -61,7 +62,7 @@ const agentStage = stagesOf(parseDockerfile(read('deploy/agent.Dockerfile'))).at
 const STATE_DIR = envOf(agentStage).TESSERA_STATE_DIR!;
 const entrypoint = read('deploy/agent-entrypoint.sh');
 const agentKnown = new Set(
-  [...`${entrypoint}\n${read('apps/agent/src/cli.ts')}`.matchAll(/\b(TESSERA_[A-Z_]+)\b/g)].map((m) => m[1]),
+  [...`${entrypoint}\n${agentCliText(REPO)}`.matchAll(/\b(TESSERA_[A-Z_]+)\b/g)].map((m) => m[1]),
 );
 
 // docker-compose is a Python program: each run takes seconds on a busy two-core machine.

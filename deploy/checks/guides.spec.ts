@@ -1,6 +1,7 @@
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { agentCliText } from './agent-cli.test-util';
 import { envOf, parseDockerfile, stagesOf } from './dockerfile-rules.test-util';
 import { commandsInMarkdown, parseDockerRun, shellWords } from './shell-commands.test-util';
 
@@ -21,7 +22,7 @@ function sourcesUnder(dir: string): string {
     .join('\n');
 }
 
-const agentCli = read('apps/agent/src/cli.ts');
+const agentCli = agentCliText(REPO);
 const hubCli = read('apps/hub/src/cli/tessera-hub.ts');
 const entrypoint = read('deploy/agent-entrypoint.sh');
 const agentCommands = new Set([...agentCli.matchAll(/\.command\('([a-z-]+)'\)/g)].map((m) => m[1]!));

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { agentCliText } from './agent-cli.test-util';
 import { envOf, parseDockerfile, stagesOf } from './dockerfile-rules.test-util';
 import { ChartRenderer, renderChart } from './go-template.test-util';
 import { kindValidators } from './k8s-schemas.test-util';
@@ -96,7 +97,7 @@ const hubConfigNames = [
   ...readFileSync(join(REPO, 'apps/hub/src/config/config.schema.ts'), 'utf8').matchAll(/name: '([A-Z_]+)'/g),
 ].map((m) => m[1]!);
 const entrypoint = readFileSync(join(REPO, 'deploy/agent-entrypoint.sh'), 'utf8');
-const agentCli = readFileSync(join(REPO, 'apps/agent/src/cli.ts'), 'utf8');
+const agentCli = agentCliText(REPO);
 const agentEnvNames = new Set([...`${entrypoint}\n${agentCli}`.matchAll(/\b(TESSERA_[A-Z_]+)\b/g)].map((m) => m[1]!));
 const imageUser = (file: string) => {
   const stage = stagesOf(parseDockerfile(readFileSync(join(REPO, 'deploy', file), 'utf8'))).at(-1)!;

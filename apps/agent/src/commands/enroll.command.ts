@@ -1,8 +1,10 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { createCsr, fingerprintSha256, generateKeyPair, parseCertificate } from '@tessera/pki';
 import { CertificateGrant, decodeEnrollmentBundle, SILO_API, type EnrollmentBundle } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { hubJson, refusal } from '../hub/hub-client';
 import type { AgentState, IdentityRecord } from '../state/agent-state';
+import type { RegisterAgentCommand } from './agent-command';
 
 export function parseBundle(text: string): EnrollmentBundle {
   try {
@@ -82,3 +84,31 @@ export async function enroll(
     caPem,
   );
 }
+
+/** The bundle from `--bundle`: a file (optionally written `@file`) when one exists at that path, else the text. */
+function readBundleArg(value: string | undefined): string {
+  if (!value) {
+    throw new AgentError(
+      AgentErrorCode.USAGE,
+      'give the enrollment bundle with --bundle <file or text> or TESSERA_ENROLLMENT_BUNDLE',
+    );
+  }
+  const path = value.startsWith('@') ? value.slice(1) : value;
+  return existsSync(path) ? readFileSync(path, 'utf8') : value;
+}
+
+/** `tessera-agent enroll`. */
+export const registerEnrollCommand: RegisterAgentCommand = (program, { io, stateOf }) => {
+  program
+    .command('enroll')
+    .description('enroll with the hub using a one-time bundle: makes a key pair here and obtains a certificate')
+    .option('--bundle <file-or-text>', 'the enrollment bundle, as a file or its text (env TESSERA_ENROLLMENT_BUNDLE)')
+    .option('--force', 'replace an existing identity')
+    .action(async (opts: { bundle?: string; force?: boolean }) => {
+      const bundle = parseBundle(readBundleArg(opts.bundle ?? io.env.TESSERA_ENROLLMENT_BUNDLE));
+      const record = await enroll(stateOf(), bundle, { force: opts.force ?? false });
+      io.out(
+        `enrolled as silo ${record.siloName} (${record.siloId}); certificate ${record.serial} valid until ${record.notAfter}\n`,
+      );
+    });
+};

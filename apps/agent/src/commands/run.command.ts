@@ -1,6 +1,5 @@
-import { plainDisplay, type ProgressDisplay } from '../run/progress-display';
-import { SiloPrivacyLedger, type PrivacyCap } from '../privacy/silo-privacy-ledger';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { selectBackend } from '@tessera/ml';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { auditedStudyTransport, pinHubAuditKey } from '../audit/agent-audit.command';
@@ -8,7 +7,9 @@ import { HubClock } from '../hub/hub-clock';
 import { SiloSession } from '../hub/silo-session';
 import { SiloStudyTransport } from '../hub/study-transport';
 import { loadPolicy } from '../policy/approval-policy';
+import { SiloPrivacyLedger, type PrivacyCap } from '../privacy/silo-privacy-ledger';
 import { AgentDaemon } from '../run/agent-daemon';
+import { plainDisplay, progressDisplayFor, type ProgressDisplay } from '../run/progress-display';
 import { ReleaseReconciler } from '../run/release-reconciler';
 import { TaskExecutor, type StepLine } from '../run/task-executor';
 import type { AgentState } from '../state/agent-state';
@@ -16,6 +17,8 @@ import { ApprovalStore } from '../state/approval-store';
 import { ReceiptStore } from '../state/receipt-store';
 import { ReleaseStore } from '../state/release-store';
 import { StudyDatasets } from '../training/study-datasets';
+import type { CliIo, RegisterAgentCommand } from './agent-command';
+import { capOption } from './privacy-cap.util';
 
 export interface RunOptions {
   dataFile?: string;
@@ -122,3 +125,67 @@ export async function runDaemon(
     display.stop();
   }
 }
+
+function processStopSignal(handler: () => void): () => void {
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  return () => {
+    process.off('SIGTERM', handler);
+    process.off('SIGINT', handler);
+  };
+}
+
+interface RunFlags {
+  data?: string;
+  policy?: string;
+  pollWait: string;
+  exitAfterStudy?: string;
+  privacyCapEpsilon?: string;
+  privacyCapDelta?: string;
+}
+
+/** The daemon's options from flags, then the environment; `stop` aborts after the current step. */
+function runOptionsOf(opts: RunFlags, io: CliIo, stop: AbortSignal): RunOptions {
+  const dataFile = opts.data ?? io.env.TESSERA_DATA_FILE;
+  const policyFile = opts.policy ?? io.env.TESSERA_POLICY_FILE;
+  return {
+    ...(dataFile ? { dataFile: resolve(dataFile) } : {}),
+    ...(policyFile ? { policyFile: resolve(policyFile) } : {}),
+    pollWaitSeconds: parsePollWait(opts.pollWait),
+    ...(opts.exitAfterStudy ? { exitAfterStudy: opts.exitAfterStudy } : {}),
+    ...(io.terminal ? { display: progressDisplayFor(io.terminal, io.out, io.env) } : {}),
+    ...capOption(
+      opts.privacyCapEpsilon ?? io.env.TESSERA_PRIVACY_CAP_EPSILON,
+      opts.privacyCapDelta ?? io.env.TESSERA_PRIVACY_CAP_DELTA,
+    ),
+    stop,
+  };
+}
+
+/** `tessera-agent run`: the daemon until SIGTERM/SIGINT (or the end of `--exit-after-study`). */
+export const registerRunCommand: RegisterAgentCommand = (program, { io, result, stateOf }) => {
+  program
+    .command('run')
+    .description('run the agent: approve by policy, wait for tasks, train and evaluate on local data, upload updates')
+    .option('--data <file.csv>', "the silo's data file (env TESSERA_DATA_FILE)")
+    .option('--policy <file.json>', 'approval policy for studies within fixed limits (env TESSERA_POLICY_FILE)')
+    .option('--poll-wait <seconds>', 'long-poll wait for tasks, 1..30', '20')
+    .option('--exit-after-study <id>', 'exit once this study has ended (1 if this silo failed it)')
+    .option('--privacy-cap-epsilon <e>', "this silo's cap on ε across all studies (env TESSERA_PRIVACY_CAP_EPSILON)")
+    .option(
+      '--privacy-cap-delta <d>',
+      'the δ at which the cap is measured (env TESSERA_PRIVACY_CAP_DELTA, default 1e-5)',
+    )
+    .action(async (opts: RunFlags) => {
+      const stopper = new AbortController();
+      const unregister = (io.onStopSignal ?? processStopSignal)(() => {
+        if (!stopper.signal.aborted) io.out(`${new Date().toISOString()} agent: stopping after the current step\n`);
+        stopper.abort();
+      });
+      try {
+        result.exitCode = await runDaemon(stateOf(), runOptionsOf(opts, io, stopper.signal), io.out);
+      } finally {
+        unregister();
+      }
+    });
+};

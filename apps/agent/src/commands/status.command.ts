@@ -3,6 +3,7 @@ import { SiloSelf, SILO_API } from '@tessera/protocol';
 import { AgentError } from '../agent.error';
 import { SiloSession } from '../hub/silo-session';
 import type { AgentState } from '../state/agent-state';
+import type { RegisterAgentCommand } from './agent-command';
 
 export interface AgentStatus {
   siloId: string;
@@ -50,3 +51,16 @@ export function formatStatus(s: AgentStatus): string {
       (s.certificate.renewalDue ? ' — renewal due' : ''),
   ].join('\n');
 }
+
+/** `tessera-agent status`: exits 1 when the hub does not answer. */
+export const registerStatusCommand: RegisterAgentCommand = (program, { io, result, stateOf }) => {
+  program
+    .command('status')
+    .description("show this agent's identity, certificate expiry and whether the hub answers it")
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) => {
+      const s = await status(stateOf());
+      io.out(opts.json ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s) + '\n');
+      if (!s.hub.reachable) result.exitCode = 1;
+    });
+};

@@ -9,8 +9,11 @@ import {
   type StudyPlan,
 } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
-import type { StudyTransport } from '../hub/study-transport';
-import type { ApprovalStore, LocalDecision } from '../state/approval-store';
+import { auditedStudyTransport } from '../audit/agent-audit.command';
+import { SiloSession } from '../hub/silo-session';
+import { SiloStudyTransport, type StudyTransport } from '../hub/study-transport';
+import { ApprovalStore, type LocalDecision } from '../state/approval-store';
+import type { AgentCommandContext, RegisterAgentCommand } from './agent-command';
 
 /** A study and the plan hash this agent computed from the plan itself (which is what a steward approves). */
 export interface ReviewedStudy {
@@ -247,3 +250,66 @@ async function decide(
   });
   return reviewed(updated, approvals);
 }
+
+/** The transport a steward's commands use, and the agent's local record of its decisions. */
+function stewardContext(stateOf: AgentCommandContext['stateOf']) {
+  const state = stateOf();
+  // Audit: a steward's approvals and rejections go to the agent's own log (apps/agent/src/audit).
+  const transport = auditedStudyTransport(state, new SiloStudyTransport(new SiloSession(state)), 'steward');
+  return { transport, approvals: new ApprovalStore(state.root) };
+}
+
+const STUDY_ID_ARGUMENT = 'study id (or a unique prefix of at least 8 characters)';
+
+/** `tessera-agent studies list|show|approve|reject`: what a data steward reviews and decides. */
+export const registerStudiesCommand: RegisterAgentCommand = (program, { io, stateOf }) => {
+  const studies = program.command('studies').description('studies this silo is invited to, and its decisions on them');
+
+  studies
+    .command('list')
+    .description("list the studies: id, name, status, plan version, plan hash prefix and this silo's decision")
+    .action(async () => {
+      const { transport, approvals } = stewardContext(stateOf);
+      io.out(formatStudyTable(await listStudies(transport, approvals)) + '\n');
+    });
+
+  studies
+    .command('show')
+    .description("show a study's plan in words with its full hash, as a steward reviews it")
+    .argument('<id>', STUDY_ID_ARGUMENT)
+    .option('--json', 'print the raw plan as JSON')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const { transport, approvals } = stewardContext(stateOf);
+      const r = await findStudy(transport, approvals, id);
+      io.out((opts.json ? JSON.stringify(r.study.plan, null, 2) : formatStudy(r)) + '\n');
+    });
+
+  studies
+    .command('approve')
+    .description("approve the study's current plan; the agent sends the hash it computed from the plan itself")
+    .argument('<id>', STUDY_ID_ARGUMENT)
+    .option('--plan-hash <sha256>', 'refuse unless the current plan has exactly this hash (the one you read)')
+    .action(async (id: string, opts: { planHash?: string }) => {
+      const { transport, approvals } = stewardContext(stateOf);
+      const r = await approveStudy(
+        transport,
+        approvals,
+        id,
+        opts.planHash === undefined ? {} : { planHash: opts.planHash },
+      );
+      io.out(
+        `approved ${r.study.plan.name} (${r.study.studyId}) plan version ${r.study.planVersion}, hash ${r.computedHash}\n`,
+      );
+    });
+
+  studies
+    .command('reject')
+    .description("reject the study's current plan")
+    .argument('<id>', STUDY_ID_ARGUMENT)
+    .requiredOption('--reason <text>', 'why (recorded at the hub and shown to its administrators)')
+    .action(async (id: string, opts: { reason: string }) => {
+      const { transport, approvals } = stewardContext(stateOf);
+      const r = await rejectStudy(transport, approvals, id, opts.reason);
+      io.out(`rejected ${r.study.plan.name} (${r.study.studyId}) plan version ${r.study.planVersion}\n`);
+    });
+};
