@@ -1,7 +1,7 @@
 /**
  * Trace records: every transformation applied to an update or to the aggregate leaves one, so the hub can write
  * "what was applied, with which parameters" into its audit trail (the NVFlare DXO-filter idea). Plain JSON-safe
- * objects: numbers and strings only.
+ * objects: numbers, strings, booleans and arrays of numbers (per-update values, indexed like the round's inputs).
  */
 
 /** The silo's reported weight and the weight the strategy actually used (DP-FedAvg uses 1 for every silo). */
@@ -66,4 +66,76 @@ export interface ServerStepTrace {
 
 export type ServerOptimizerAlgorithm = 'fedavg' | 'fedavgm' | 'fedadagrad' | 'fedadam' | 'fedyogi';
 
-export type AggregationTrace = WeightTrace | ClipTrace | MeanTrace | NoiseTrace | ServerStepTrace;
+/** Coordinate-wise median of the round's updates (Yin et al. 2018). */
+export interface CoordinateMedianTrace {
+  readonly step: 'coordinate-median';
+  readonly count: number;
+}
+
+/** Coordinate-wise trimmed mean (Yin et al. 2018): `trimmedEachSide` = ⌊β·n⌋ values dropped at each end. */
+export interface TrimmedMeanTrace {
+  readonly step: 'trimmed-mean';
+  readonly count: number;
+  readonly trimFraction: number;
+  readonly trimmedEachSide: number;
+}
+
+/** Krum / Multi-Krum (Blanchard et al. 2017): which updates were averaged and every update's score. */
+export interface KrumTrace {
+  readonly step: 'krum';
+  readonly count: number;
+  /** f, the number of Byzantine updates the rule was configured to tolerate. */
+  readonly byzantine: number;
+  /** m: 1 for Krum, more for Multi-Krum. */
+  readonly selectedCount: number;
+  /** Indices (into the round's inputs) of the averaged updates, best score first. */
+  readonly selected: readonly number[];
+  /** Krum score of each input: the sum of its n − f − 2 smallest squared distances to the others. */
+  readonly scores: readonly number[];
+}
+
+/** Smoothed Weiszfeld geometric median (Pillutla, Kakade, Harchaoui 2019, RFA). */
+export interface GeometricMedianTrace {
+  readonly step: 'geometric-median';
+  readonly count: number;
+  readonly weighting: 'weighted' | 'unweighted';
+  /** Weiszfeld iterations run (each one reweighting step). */
+  readonly iterations: number;
+  /** true when the relative objective decrease fell to `tolerance` before `maxIterations`. */
+  readonly converged: boolean;
+  readonly tolerance: number;
+  readonly maxIterations: number;
+  /** ν: distances below it count as ν (parameter units), so no weight is infinite. */
+  readonly smoothing: number;
+  /** Σ αₖ‖z − uₖ‖ at the result (α normalised to sum 1). */
+  readonly objective: number;
+  /** Each input's share of the result: z = Σ coefficients[k]·uₖ. */
+  readonly coefficients: readonly number[];
+}
+
+/**
+ * Server-side norm bounding of the round: each update scaled to L2 ≤ `bound`; per-update ClipTrace records carry the
+ * norms and factors. `bound` = maxNorm ('fixed') or multiplier × the round's median norm ('median-multiple').
+ */
+export interface NormBoundTrace {
+  readonly step: 'norm-bound';
+  readonly mode: 'fixed' | 'median-multiple';
+  readonly bound: number;
+  readonly medianNorm: number;
+  /** Present in 'median-multiple' mode. */
+  readonly multiplier?: number;
+  /** Number of updates that were scaled down. */
+  readonly clipped: number;
+}
+
+export type AggregationTrace =
+  | WeightTrace
+  | ClipTrace
+  | MeanTrace
+  | NoiseTrace
+  | ServerStepTrace
+  | CoordinateMedianTrace
+  | TrimmedMeanTrace
+  | KrumTrace
+  | GeometricMedianTrace
+  | NormBoundTrace;

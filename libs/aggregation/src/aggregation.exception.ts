@@ -18,6 +18,10 @@ export enum AggregationErrorCode {
   StateMismatch = 'STATE_MISMATCH',
   /** The injected noise source returned the wrong length or non-finite samples. */
   NoiseSourceInvalid = 'NOISE_SOURCE_INVALID',
+  /** The aggregator's robustness guarantee needs more updates than the round has (e.g. Krum needs n > 2f + 2). */
+  TooFewUpdates = 'TOO_FEW_UPDATES',
+  /** The aggregation would need more working memory than the configured budget (see aggregator-memory.ts). */
+  MemoryBudgetExceeded = 'MEMORY_BUDGET_EXCEEDED',
 }
 
 /** The one error type this library throws on purpose; `code` is for programs, `message` for people. */

@@ -3,7 +3,12 @@ export { AggregationErrorCode, AggregationException } from './aggregation.except
 export type {
   AggregationTrace,
   ClipTrace,
+  CoordinateMedianTrace,
+  GeometricMedianTrace,
+  KrumTrace,
   MeanTrace,
+  NormBoundTrace,
+  TrimmedMeanTrace,
   NoiseTrace,
   ServerOptimizerAlgorithm,
   ServerStepTrace,
@@ -43,5 +48,12 @@ export {
   type ServerStep,
 } from './server-optimizer';
 export { STATE_HEADER_BYTES, STATE_VERSION } from './optimizer-state-codec';
-export { coordinateMedian, trimmedMean } from './robust-aggregation';
+export {
+  coordinateMedian,
+  coordinateMedianBlockwise,
+  trimmedMean,
+  trimmedMeanBlockwise,
+  type BlockwiseOptions,
+} from './robust-aggregation';
+export { DEFAULT_BLOCK_PARAMETERS, inMemoryBlockReader, type UpdateBlockReader } from './update-blocks';
 export { aggregateRound, fedAvg, type RoundOutcome, type RoundTraceEntry, type SiloUpdate } from './round-aggregation';
