@@ -1,13 +1,17 @@
-import { resolve } from 'node:path';
 import react from '@vitejs/plugin-react';
 import swc from 'unplugin-swc';
+import { defaultClientConditions, defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 
-// One alias per library: tests import the libraries' sources, never their builds.
-const libs = ['canonical', 'protocol', 'pki', 'dp', 'aggregation', 'ml', 'audit'];
-const alias = {
-  '@tessera/dp/accountant': resolve(__dirname, 'libs/dp/src/accountant.ts'),
-  ...Object.fromEntries(libs.map((l) => [`@tessera/${l}`, resolve(__dirname, `libs/${l}/src/index.ts`)])),
+/**
+ * Tests read the libraries' TypeScript sources, never their builds: every library's package.json exports its
+ * sources under the "@tessera/source" condition (dist under "default", for Node and tsc -b). One mechanism for the
+ * whole workspace: vitest and vite here, `customConditions` in tsconfig.spec.json and the console's tsconfig.
+ */
+const SOURCE_CONDITION = '@tessera/source';
+const resolveSources = {
+  resolve: { conditions: [SOURCE_CONDITION, ...defaultClientConditions] },
+  ssr: { resolve: { conditions: [SOURCE_CONDITION, ...defaultServerConditions] } },
 };
 
 // SWC, not esbuild: NestJS dependency injection needs emitted decorator metadata.
@@ -15,14 +19,14 @@ const plugins = [swc.vite({ module: { type: 'es6' }, jsc: { target: 'es2022' } }
 
 export default defineConfig({
   plugins,
-  resolve: { alias },
+  ...resolveSources,
   test: {
     reporters: process.env.CI ? ['default', 'junit'] : ['default'],
     outputFile: { junit: 'test-results/junit.xml' },
     projects: [
       {
         plugins,
-        resolve: { alias },
+        ...resolveSources,
         test: {
           name: 'unit',
           // Some unit tests run built code (the DP noise worker thread, benchmark scripts): build first (incremental).
@@ -38,7 +42,7 @@ export default defineConfig({
       },
       {
         plugins,
-        resolve: { alias },
+        ...resolveSources,
         test: {
           name: 'integration',
           globalSetup: ['./vitest.global-setup.ts'],
@@ -59,7 +63,7 @@ export default defineConfig({
       {
         // The web console's components, in a simulated DOM.
         plugins: [react({})],
-        resolve: { alias },
+        ...resolveSources,
         test: {
           name: 'console',
           include: ['apps/console/src/**/*.spec.tsx'],

@@ -18,6 +18,7 @@ COPY package.json package-lock.json .npmrc ./
 COPY apps/hub/package.json apps/hub/
 COPY apps/agent/package.json apps/agent/
 COPY apps/console/package.json apps/console/
+COPY libs/canonical/package.json libs/canonical/
 COPY libs/protocol/package.json libs/protocol/
 COPY libs/pki/package.json libs/pki/
 COPY libs/dp/package.json libs/dp/
@@ -40,6 +41,7 @@ COPY package.json package-lock.json .npmrc ./
 COPY apps/hub/package.json apps/hub/
 COPY apps/agent/package.json apps/agent/
 COPY apps/console/package.json apps/console/
+COPY libs/canonical/package.json libs/canonical/
 COPY libs/protocol/package.json libs/protocol/
 COPY libs/pki/package.json libs/pki/
 COPY libs/dp/package.json libs/dp/
@@ -69,6 +71,8 @@ RUN groupadd --system --gid 10001 tessera \
 WORKDIR /opt/tessera
 COPY --from=deps /opt/tessera/node_modules ./node_modules
 COPY --from=build /src/package.json ./
+COPY --from=build /src/libs/canonical/package.json libs/canonical/
+COPY --from=build /src/libs/canonical/dist libs/canonical/dist
 COPY --from=build /src/libs/protocol/package.json libs/protocol/
 COPY --from=build /src/libs/protocol/dist libs/protocol/dist
 COPY --from=build /src/libs/pki/package.json libs/pki/

@@ -1,26 +1,20 @@
 import { resolve } from 'node:path';
 import react from '@vitejs/plugin-react';
-import { defineConfig } from 'vite';
+import { defaultClientConditions, defineConfig } from 'vite';
 
 const root = resolve(__dirname);
-const repo = resolve(root, '../..');
 
 /**
  * The console is built into static files that the hub serves at `/` under its Content-Security-Policy
  * (`script-src 'self'`, no outside host): no inline scripts, no CDN, every asset local.
- * Libraries resolve to their TypeScript sources, through browser-safe entries (no Node built-ins).
  */
 export default defineConfig({
   root,
   base: '/',
   plugins: [react()],
-  resolve: {
-    alias: [
-      { find: /^@tessera\/protocol$/, replacement: resolve(repo, 'libs/protocol/src/browser.ts') },
-      { find: /^@tessera\/dp\/accountant$/, replacement: resolve(repo, 'libs/dp/src/accountant.ts') },
-      { find: /^@tessera\/canonical$/, replacement: resolve(repo, 'libs/canonical/src/index.ts') },
-    ],
-  },
+  // Libraries resolve to their TypeScript sources through the "@tessera/source" export condition of their
+  // package.json (the same condition vitest and the type checker use); none of them imports a Node built-in.
+  resolve: { conditions: ['@tessera/source', ...defaultClientConditions] },
   build: {
     outDir: resolve(root, 'dist'),
     emptyOutDir: true,
