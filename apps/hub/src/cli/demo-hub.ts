@@ -1,0 +1,60 @@
+import { join } from 'node:path';
+import { loadHubConfig } from '../config/hub-config';
+import { startHub, type RunningHub } from '../hub';
+
+/** A hub of its own for the demo: embedded PostgreSQL under `root/hub`, every listener on a free port. */
+export function startDemoHub(root: string, adminPassword: string): Promise<RunningHub> {
+  return startHub(
+    loadHubConfig({
+      TESSERA_DATA_DIR: join(root, 'hub'),
+      TESSERA_PORT: '0',
+      TESSERA_SILO_PORT: '0',
+      TESSERA_ENROLL_PORT: '0',
+      TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'warn',
+      TESSERA_ADMIN_USERNAME: 'admin',
+      TESSERA_ADMIN_PASSWORD: adminPassword,
+    }),
+    { logger: false },
+  );
+}
+
+/** The administrator at the console's API: the demo does through it what a person does in the console. */
+export class DemoAdmin {
+  private constructor(
+    readonly hub: RunningHub,
+    private readonly token: string,
+  ) {}
+
+  static async signIn(hub: RunningHub, password: string): Promise<DemoAdmin> {
+    const login = (await (
+      await fetch(`${hub.url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password }),
+      })
+    ).json()) as { accessToken: string };
+    return new DemoAdmin(hub, login.accessToken);
+  }
+
+  /** One API call: JSON answers parsed, anything else as bytes; a non-2xx answer throws with its body. */
+  async api<T>(method: string, path: string, json?: unknown): Promise<T> {
+    const res = await fetch(`${this.hub.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+    });
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    const type = res.headers.get('content-type') ?? '';
+    return (type.includes('json') ? await res.json() : Buffer.from(await res.arrayBuffer())) as T;
+  }
+
+  /** The exact bytes of a GET (a signed report must not be re-encoded); `what` names it in the error. */
+  async bytes(path: string, what: string): Promise<Buffer> {
+    const res = await fetch(`${this.hub.url}${path}`, { headers: { authorization: `Bearer ${this.token}` } });
+    if (!res.ok) throw new Error(`${what}: ${res.status} ${await res.text()}`);
+    return Buffer.from(await res.arrayBuffer());
+  }
+}

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import type { DemoTable } from './demo-report';
+import { formatDemoSummary } from './demo-report';
+
+const HOSPITALS = [
+  { key: 'a', name: 'Hospital A' },
+  { key: 'b', name: 'Hospital B' },
+];
+
+function table(overrides: Partial<DemoTable> = {}): DemoTable {
+  return {
+    study: { id: 'study-1', name: 'Study', planHash: 'f'.repeat(64), rounds: 10 },
+    accuracy: { perHospital: { a: 0.8, b: 0.7 }, mean: 0.75 },
+    hubEvaluation: { noisy: true, perHospital: { a: 0.81, b: null }, mean: 0.81 },
+    noisyMeanAccuracy: 0.81,
+    pooledBaseline: { perHospital: { a: 0.9, b: 0.6 }, mean: 0.75, epochs: 20 },
+    gapToPooled: -0.0123,
+    privacy: {
+      mode: 'dp-sgd',
+      releasedWithoutDp: [],
+      perHospital: {
+        a: {
+          epsilon: 1,
+          reportedEpsilon: null,
+          delta: 1e-5,
+          unit: 'record',
+          accountant: 'rdp',
+          noiseMultiplier: 9.1534,
+          clipNorm: 1,
+          samplingRate: 0.1,
+          stepsPerRound: 50,
+          rounds: 10,
+          evaluationReleases: 1,
+        },
+        b: null,
+      },
+    },
+    wallTimeMs: 90_000,
+    trainingTimeMs: 61_000,
+    finalModelSha256: 'e'.repeat(64),
+    models: { 'model.json': 'm/model.json', 'model.onnx': 'm/model.onnx' },
+    reports: { pdf: 'r/report.pdf', json: 'r/report.json' },
+    hubDataDir: 'demo/hub',
+    ...overrides,
+  };
+}
+
+describe("the demo's summary", () => {
+  it('lists each hospital in the order given, with — where the hub received nothing, and the DP spend per silo', () => {
+    const lines = formatDemoSummary(table(), HOSPITALS, 'pw').split('\n');
+    expect(lines).toContain(`${'hospital'.padEnd(40)} federated  pooled   hub (noisy DP estimate)`);
+    expect(lines).toContain(`${'Hospital A'.padEnd(40)} 0.800      0.900    0.810`);
+    expect(lines).toContain(`${'Hospital B'.padEnd(40)} 0.700      0.600    —`);
+    expect(lines).toContain(
+      `${'Hospital A'.padEnd(40)} 1.0000  —        0.00001  record  9.153   1  0.1  500   1     rdp`,
+    );
+    expect(lines).toContain(`${'Hospital B'.padEnd(40)} (nothing spent)`);
+    expect(lines).toContain('released without differential privacy: nothing');
+    expect(lines).toContain('federated − pooled: -1.2 points; 10 rounds in 61.0 s; whole demo 90.0 s');
+    expect(lines.at(-2)).toBe(
+      'Open the console on this data: TESSERA_DATA_DIR=demo/hub npm run hub   (sign in as admin / pw)',
+    );
+  });
+
+  it('says plainly when the plan has no differential privacy, and what left the silos without it', () => {
+    const text = formatDemoSummary(
+      table({
+        hubEvaluation: { noisy: false, perHospital: { a: 0.8, b: 0.7 }, mean: 0.75 },
+        privacy: { mode: 'none', releasedWithoutDp: ['exact metrics', 'record counts'], perHospital: {} },
+      }),
+      HOSPITALS,
+      'pw',
+    );
+    expect(text).toContain('hub (as reported)');
+    expect(text).toContain('privacy: none (no differential privacy)');
+    expect(text).not.toContain('privacy spent');
+    expect(text).toContain('released without differential privacy: exact metrics; record counts');
+  });
+});

@@ -1,0 +1,71 @@
+import type { ChildProcess } from 'node:child_process';
+import type { RoundView } from '../rounds/rounds-query.service';
+import type { StudyView } from '../studies/studies.service';
+import type { DemoAdmin } from './demo-hub';
+import { startAgentDaemon } from './demo-processes';
+import type { DemoSilo } from './demo-study';
+
+export interface StudyRun {
+  /** The study as it ended (completed: a failed or stopped study throws). */
+  final: StudyView;
+  /** From the start request to the end of the study, agents' exits included. */
+  trainingMs: number;
+}
+
+/** One progress line for a round that closed (or failed). */
+function roundLine(r: RoundView): string {
+  const acc = r.summary?.evaluation.accuracy.unweighted;
+  return (
+    `round ${String(r.number).padStart(2)} ${r.kind === 'train' ? 'trained ' : 'evaluated'} ${r.status}: ` +
+    `${r.summary?.reported ?? 0}/${r.participants.length} silos, mean accuracy of the model it started from ` +
+    (acc === null || acc === undefined
+      ? '— (not released)'
+      : `${acc.toFixed(3)}${r.summary?.evaluation.noisy ? ' (noisy DP estimate)' : ''}`)
+  );
+}
+
+/** Polls the study until it ends, logging each round once, as it closes. */
+async function followRounds(admin: DemoAdmin, studyId: string, log: (line: string) => void): Promise<StudyView> {
+  const shown = new Set<string>();
+  for (;;) {
+    const study = await admin.api<StudyView>('GET', `/api/studies/${studyId}`);
+    const rounds = await admin.api<RoundView[]>('GET', `/api/studies/${studyId}/rounds`);
+    for (const r of rounds.filter((x) => x.status !== 'open' && x.status !== 'closing')) {
+      const key = `${r.number}.${r.attempt}`;
+      if (shown.has(key)) continue;
+      shown.add(key);
+      log(roundLine(r));
+    }
+    if (['completed', 'failed', 'stopped'].includes(study.status)) return study;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/**
+ * Starts every silo's agent daemon (added to `agents`, which the caller stops if anything fails), starts the
+ * study, follows it to its end, and requires it completed with every agent exiting 0.
+ */
+export async function runStudy(
+  admin: DemoAdmin,
+  studyId: string,
+  silos: DemoSilo[],
+  agents: ChildProcess[],
+  log: (line: string) => void,
+): Promise<StudyRun> {
+  const exits = silos.map((s) => {
+    const daemon = startAgentDaemon(studyId, s);
+    agents.push(daemon.child);
+    return daemon.exit;
+  });
+  await admin.api('POST', `/api/studies/${studyId}/start`);
+  const trainingStarted = Date.now();
+  const final = await followRounds(admin, studyId, log);
+  const agentResults = await Promise.all(exits);
+  const trainingMs = Date.now() - trainingStarted;
+  if (final.status !== 'completed') throw new Error(`the study ${final.status}: ${final.endReason ?? ''}`);
+  const failedAgents = agentResults.filter((a) => a.code !== 0);
+  if (failedAgents.length) {
+    throw new Error(`agents failed: ${failedAgents.map((a) => `${a.name}\n${a.out}`).join('\n')}`);
+  }
+  return { final, trainingMs };
+}

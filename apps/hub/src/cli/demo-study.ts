@@ -1,0 +1,93 @@
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { StudyPlan } from '@tessera/protocol';
+import type { EnrollmentIssued } from '../silos/silos.service';
+import { heartDiseasePlan } from '../studies/heart-disease-plan';
+import type { StudyView } from '../studies/studies.service';
+import type { DemoAdmin } from './demo-hub';
+import { REPO, runAgent } from './demo-processes';
+
+/** The four hospitals of UCI Heart Disease, each a silo with its own file (libs/ml/data/heart-disease). */
+export const HOSPITALS = [
+  { key: 'cleveland', name: 'Cleveland Clinic Foundation', file: 'processed.cleveland.data' },
+  { key: 'hungarian', name: 'Hungarian Institute of Cardiology', file: 'processed.hungarian.data' },
+  { key: 'switzerland', name: 'University Hospitals Zurich and Basel', file: 'processed.switzerland.data' },
+  { key: 'va', name: 'V.A. Medical Center Long Beach', file: 'processed.va.data' },
+] as const;
+
+export const DATA = join(REPO, 'libs/ml/data/heart-disease');
+
+/** A hospital once enrolled: its silo id and the environment its agent runs with (state and data file). */
+export interface DemoSilo {
+  key: string;
+  name: string;
+  file: string;
+  id: string;
+  env: { TESSERA_STATE_DIR: string; TESSERA_DATA_FILE: string };
+}
+
+/** The demo's directory, emptied: every run starts from nothing. */
+export function prepareDataDir(dataDir: string): string {
+  const root = resolve(dataDir);
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  return root;
+}
+
+/** Each hospital: registered by the administrator, enrolled by its own agent process with its own state. */
+export function enrollSilos(admin: DemoAdmin, root: string): Promise<DemoSilo[]> {
+  return Promise.all(
+    HOSPITALS.map(async (h) => {
+      const issued = await admin.api<EnrollmentIssued>('POST', '/api/silos', {
+        name: h.name,
+        contact: `it@${h.key}.example`,
+      });
+      const dir = join(root, 'silos', h.key);
+      mkdirSync(join(dir, 'data'), { recursive: true });
+      copyFileSync(join(DATA, h.file), join(dir, 'data', h.file));
+      const env = { TESSERA_STATE_DIR: join(dir, 'state'), TESSERA_DATA_FILE: join(dir, 'data', h.file) };
+      const enrolled = await runAgent(['enroll', '--bundle', issued.bundleText], env);
+      if (enrolled.code !== 0) throw new Error(`${h.name}: enrollment failed: ${enrolled.out}`);
+      return { ...h, id: issued.silo.id, env };
+    }),
+  );
+}
+
+/**
+ * The demo's plan for these silos. Example-level DP-SGD: unit one patient record; σ derived from the target for the
+ * whole study. The plan's release follows the privacy mode (defaultRelease): under DP only a noisy evaluation of
+ * the final model and no record counts leave the silos; without DP exact metrics and counts, listed as released
+ * without DP.
+ */
+export function demoPlan(silos: DemoSilo[], privacy: string, epsilon: string): StudyPlan {
+  if (privacy !== 'dp-sgd' && privacy !== 'none') {
+    throw new Error(`--privacy must be none or dp-sgd, not ${String(privacy)}`);
+  }
+  return heartDiseasePlan(
+    silos.map((s) => s.id),
+    privacy === 'dp-sgd'
+      ? {
+          privacy: {
+            mode: 'dp-sgd',
+            unit: 'record',
+            targetEpsilon: Number(epsilon),
+            delta: 1e-5,
+            clipNorm: 1,
+            noiseMultiplier: 'derive',
+            samplingRate: 0.1,
+          },
+        }
+      : {},
+  );
+}
+
+/** Creates the study, submits it, and has each data steward approve the exact plan at their own agent. */
+export async function createAndApproveStudy(admin: DemoAdmin, plan: StudyPlan, silos: DemoSilo[]): Promise<StudyView> {
+  const study = await admin.api<StudyView>('POST', '/api/studies', { plan });
+  await admin.api('POST', `/api/studies/${study.id}/submit`);
+  for (const s of silos) {
+    const r = await runAgent(['studies', 'approve', study.id, '--plan-hash', study.planHash], s.env);
+    if (r.code !== 0) throw new Error(`${s.name}: approval failed: ${r.out}`);
+  }
+  return study;
+}
