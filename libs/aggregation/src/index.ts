@@ -56,4 +56,25 @@ export {
   type BlockwiseOptions,
 } from './robust-aggregation';
 export { DEFAULT_BLOCK_PARAMETERS, inMemoryBlockReader, type UpdateBlockReader } from './update-blocks';
+export {
+  pairwiseSquaredDistances,
+  pairwiseSquaredDistancesBlockwise,
+  updateNorms,
+  updateNormsBlockwise,
+} from './update-geometry';
+export { krum, krumBlockwise, krumSelect, type KrumOptions, type KrumResult, type KrumSelection } from './krum';
+export {
+  geometricMedian,
+  geometricMedianBlockwise,
+  type GeometricMedianOptions,
+  type GeometricMedianResult,
+} from './geometric-median';
+export {
+  boundNorms,
+  boundNormsBlockwise,
+  decideNormBound,
+  scaleUpdate,
+  type NormBound,
+  type NormBoundDecision,
+} from './norm-bound';
 export { aggregateRound, fedAvg, type RoundOutcome, type RoundTraceEntry, type SiloUpdate } from './round-aggregation';

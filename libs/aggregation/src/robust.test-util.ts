@@ -97,3 +97,11 @@ export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): nu
   for (let i = 0; i < a.length; i += 1) worst = Math.max(worst, Math.abs(a[i] - b[i]));
   return worst;
 }
+
+/** Bit-for-bit equality of two float32 vectors (fast on long vectors, where toEqual compares element by element). */
+export function expectSameBits(actual: Float32Array, expected: Float32Array): void {
+  expect(actual.length).toBe(expected.length);
+  const a = Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength);
+  const b = Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength);
+  expect(a.equals(b)).toBe(true);
+}
