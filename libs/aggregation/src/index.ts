@@ -77,4 +77,40 @@ export {
   type NormBound,
   type NormBoundDecision,
 } from './norm-bound';
+export {
+  MIN_SCREENED_UPDATES,
+  screenStatistics,
+  screenUpdates,
+  screenUpdatesBlockwise,
+  updateStatistics,
+  updateStatisticsBlockwise,
+  type ScreenedStatistic,
+  type ScreeningFlag,
+  type ScreeningOptions,
+  type ScreeningReferences,
+  type ScreeningReport,
+  type StatisticSummary,
+  type UpdateScreening,
+  type UpdateStatistics,
+} from './update-screening';
+export {
+  aggregateRobust,
+  aggregateRobustBlockwise,
+  checkAggregationChoice,
+  type AggregationChoice,
+  type AggregatorKind,
+  type AggregatorSpec,
+  type BlockwiseAggregationOptions,
+  type RobustAggregate,
+  type RobustAggregatorSpec,
+} from './robust-aggregator';
+export {
+  aggregationMemory,
+  chooseAggregationVariant,
+  formatBytes,
+  screeningMemory,
+  type AggregationMemory,
+  type AggregationShape,
+  type AggregationVariant,
+} from './aggregator-memory';
 export { aggregateRound, fedAvg, type RoundOutcome, type RoundTraceEntry, type SiloUpdate } from './round-aggregation';
