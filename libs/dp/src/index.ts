@@ -2,6 +2,7 @@
 export * from './privacy-parameter.exception';
 export * from './rdp-accountant';
 export * from './privacy-calibration';
+export * from './study-privacy';
 export * from './random-source';
 export * from './discrete-gaussian';
 export * from './gaussian-noise';

@@ -2,7 +2,6 @@
 export * from './identity';
 export * from './study-plan';
 export * from './rounds';
-export * from './privacy';
 export * from './api-views';
 export * from './audit-views';
 export * from './heart-disease-schema';

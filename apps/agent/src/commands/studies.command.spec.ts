@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { privacyMechanismOf } from '@tessera/protocol';
+import { privacyMechanismOf } from '@tessera/dp';
 import { describe, expect, it } from 'vitest';
 import { AgentErrorCode } from '../agent.error';
 import { ApprovalStore } from '../state/approval-store';

@@ -1,13 +1,11 @@
-import { PrivacyParameterError, pldEpsilon } from '@tessera/dp';
 import {
-  describePlan,
-  planHash,
+  PrivacyParameterError,
+  pldEpsilon,
   plannedEvaluationReleases,
   privacyMechanismOf,
   PrivacyPlanError,
-  type SiloStudy,
-  type StudyPlan,
-} from '@tessera/protocol';
+} from '@tessera/dp';
+import { describePlan, planHash, type SiloStudy, type StudyPlan } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { auditedStudyTransport } from '../audit/agent-audit.command';
 import { SiloSession } from '../hub/silo-session';

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { chargedEpsilon, privacyMechanismOf } from '@tessera/dp';
 import { heartDiseaseDataDirectory, selectBackend } from '@tessera/ml';
-import { chargedEpsilon, privacyMechanismOf, type StudyPlan } from '@tessera/protocol';
+import { type StudyPlan } from '@tessera/protocol';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { heartDiseaseAuditPlan, underNoisedPlan } from './audit-plan.util';
 import { runPrivacyAudit, type PrivacyAuditResult } from './privacy-audit';

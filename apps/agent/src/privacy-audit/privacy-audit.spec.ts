@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { chargedEpsilon, privacyMechanismOf } from '@tessera/dp';
 import {
   heartDiseaseDataDirectory,
   initialParameters,
@@ -9,7 +10,7 @@ import {
   trainLocal,
   type LogisticRegressionSpec,
 } from '@tessera/ml';
-import { chargedEpsilon, privacyMechanismOf, StudyPlan } from '@tessera/protocol';
+import { StudyPlan } from '@tessera/protocol';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { runCli } from '../cli';

@@ -5,17 +5,20 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bestThresholdAudit, type ThresholdAudit } from '@tessera/dp';
+import {
+  bestThresholdAudit,
+  type ThresholdAudit,
+  chargedEpsilon,
+  privacyMechanismOf,
+  type PrivacyMechanism,
+} from '@tessera/dp';
 import { initialParameters, scoreHistograms, type LogisticRegressionSpec } from '@tessera/ml';
 import {
-  chargedEpsilon,
   decodeUpdateFrame,
   float32Bytes,
   planHash,
-  privacyMechanismOf,
   sha256Hex,
   type EvaluationPayload,
-  type PrivacyMechanism,
   type SiloStudy,
   type SiloTask,
   type StudyPlan,

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { privacyMechanismOf, privacySpendOf } from '@tessera/protocol';
+import { privacyMechanismOf, privacySpendOf } from '@tessera/dp';
 import { describe, expect, it } from 'vitest';
 import { AgentErrorCode } from '../agent.error';
 import { buildPlan, buildStudy } from '../testing/study.test-util';

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { planLimitRefusal, privacySpendOf, type PrivacyMechanism } from '@tessera/dp';
 import { epsilonForEvents, type SampledGaussianEvent } from '@tessera/dp/accountant';
-import { planLimitRefusal, privacySpendOf, type PrivacyMechanism, type PrivacySpend } from '@tessera/protocol';
+import { type PrivacySpend } from '@tessera/protocol';
 import { z } from 'zod';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { writeFileAtomic } from '../state/atomic-file.util';

@@ -2,12 +2,10 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HEART_DISEASE_COLUMNS, initialParameters, scoreHistograms, selectBackend } from '@tessera/ml';
-import { SeededRandomSource } from '@tessera/dp';
+import { SeededRandomSource, privacyMechanismOf, privacySpendOf } from '@tessera/dp';
 import {
   decodeUpdateFrame,
   float32Bytes,
-  privacyMechanismOf,
-  privacySpendOf,
   sha256Hex,
   type EvaluationPayload,
   type EvaluationReport,

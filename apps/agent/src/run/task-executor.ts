@@ -7,20 +7,24 @@ import {
   type ModelSpec,
   type PreparedTabularData,
 } from '@tessera/ml';
-import { clipToNormInPlace, defaultRandomSource, type RandomSource } from '@tessera/dp';
+import {
+  clipToNormInPlace,
+  defaultRandomSource,
+  type RandomSource,
+  plannedEvaluationReleases,
+  privacyMechanismOf,
+  PrivacyPlanError,
+  type PrivacyMechanism,
+} from '@tessera/dp';
 import {
   decodeUpdateFrame,
   encodeUpdateFrame,
   float32Bytes,
   planHash,
-  plannedEvaluationReleases,
-  privacyMechanismOf,
-  PrivacyPlanError,
   sha256Hex,
   type EvaluationPayload,
   type EvaluationReport,
   type FailureReport,
-  type PrivacyMechanism,
   type PrivacySpend,
   type SiloStudy,
   type SiloTask,

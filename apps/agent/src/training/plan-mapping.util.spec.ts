@@ -1,8 +1,7 @@
 import { HEART_DISEASE_SCHEMA, parameterLayout, prepareTabularData } from '@tessera/ml';
 import { describe, expect, it } from 'vitest';
 import { buildPlan, readHeartDisease } from '../testing/study.test-util';
-import { epsilonForNoise } from '@tessera/dp';
-import { privacyMechanismOf } from '@tessera/protocol';
+import { epsilonForNoise, privacyMechanismOf } from '@tessera/dp';
 import {
   cryptoUniform,
   dpSgdConfigFor,

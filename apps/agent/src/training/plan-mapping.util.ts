@@ -1,7 +1,7 @@
 import { parseModelSpec, type DpSgdConfig, type ModelSpec, type TabularSchema } from '@tessera/ml';
 import { getRandomValues } from 'node:crypto';
-import { GaussianNoiseWorker } from '@tessera/dp';
-import { encodedFeatureCount, privacyMechanismOf, type PrivacyMechanism, type StudyPlan } from '@tessera/protocol';
+import { GaussianNoiseWorker, privacyMechanismOf, type PrivacyMechanism } from '@tessera/dp';
+import { encodedFeatureCount, type StudyPlan } from '@tessera/protocol';
 
 /**
  * The model a plan describes, as @tessera/ml's registry spec: the input width is what the feature schema encodes to

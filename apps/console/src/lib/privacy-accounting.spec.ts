@@ -1,10 +1,5 @@
-import {
-  plannedEvaluationReleases,
-  privacyMechanismOf,
-  studyPlanProblems,
-  type StudyPlan,
-  type StudyPrivacyCostView,
-} from '@tessera/protocol';
+import { plannedEvaluationReleases, privacyMechanismOf } from '@tessera/dp';
+import { studyPlanProblems, type StudyPlan, type StudyPrivacyCostView } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
 import { defaultDraft, draftToPlan, withPrivacyMode } from './plan-draft.js';
 import {
@@ -50,8 +45,8 @@ function withEvaluation(evaluation: unknown): StudyPrivacyCostView {
 }
 
 describe('noisy evaluation in the console', () => {
-  // The console cannot import libs/protocol privacy.ts (it needs the whole of @tessera/dp); these cases pin its
-  // mirror to the functions the hub and the agent run.
+  // The designer computes from the fields being edited, before there is a whole plan; these cases pin it to the
+  // functions the hub and the agent run on the whole plan (@tessera/dp study-privacy.ts).
   for (const [rounds, trainingRounds, epsilon] of [
     ['final', '10', '3'],
     ['every', '10', '3'],

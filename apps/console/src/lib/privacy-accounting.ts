@@ -56,8 +56,8 @@ export function epsilonForSigma(shape: PrivacyMechanismShape, noiseMultiplier: n
 
 /**
  * Noisy evaluation releases a plan allows: one per round plus the final model's ('every'), or the final model's only
- * ('final'). The same count as plannedEvaluationReleases in libs/protocol privacy.ts, which the browser entry of
- * @tessera/protocol does not carry (it needs the whole of @tessera/dp).
+ * ('final'): the count plannedEvaluationReleases (@tessera/dp study-privacy.ts) gives for a whole plan, here from the
+ * two fields the designer is editing (a spec checks the two agree).
  */
 export function evaluationReleaseCount(rounds: number, when: 'final' | 'every'): number {
   return when === 'every' ? rounds + 1 : 1;
@@ -67,7 +67,7 @@ export function evaluationReleaseCount(rounds: number, when: 'final' | 'every'):
  * Standard deviation (in counts) of the discrete Gaussian noise on each bin of a noisy evaluation: the smallest σ
  * whose `releases` evaluation releases alone cost ε ≤ target at δ. Each release is one Gaussian mechanism of L2
  * sensitivity 1 (one test record moves one count by one), applied to every test record (q = 1): the calibration
- * privacyMechanismOf does in libs/protocol, so the designer sees the noise the hub and the agents will derive.
+ * privacyMechanismOf does in @tessera/dp, so the designer sees the noise the hub and the agents will derive.
  */
 export function evaluationNoiseFor(targetEpsilon: number, delta: number, releases: number): Calculation<number> {
   return attempt(() => noiseForEpsilon({ targetEpsilon, samplingRate: 1, steps: releases, delta }).noiseMultiplier);

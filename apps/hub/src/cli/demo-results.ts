@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { modelSpecOf, type PrivacyMechanism, type StudyPlan } from '@tessera/protocol';
+import type { PrivacyMechanism } from '@tessera/dp';
+import { modelSpecOf, type StudyPlan } from '@tessera/protocol';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { StudyPrivacyView } from '../studies/studies.controller';
 import { pooledBaseline, type PooledBaseline } from './demo-baseline';

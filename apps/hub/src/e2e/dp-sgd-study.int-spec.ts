@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { chargedEpsilon } from '@tessera/protocol';
+import { chargedEpsilon } from '@tessera/dp';
 import { describe, expect, it } from 'vitest';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { EnrollmentIssued } from '../silos/silos.service';

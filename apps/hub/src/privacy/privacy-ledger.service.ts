@@ -6,9 +6,8 @@ import {
   privacyMechanismOf,
   privacySpendOf,
   type PrivacyMechanism,
-  type PrivacySpend,
-  type StudyPlan,
-} from '@tessera/protocol';
+} from '@tessera/dp';
+import { type PrivacySpend, type StudyPlan } from '@tessera/protocol';
 import { DataSource, type EntityManager } from 'typeorm';
 import { AuditTrail } from '../audit/audit-trail';
 import { PrivacyLedgerEntity } from './privacy-ledger.entity';

@@ -1,4 +1,5 @@
-import { privacyMechanismOf, privacySpendOf, type StudyPlan } from '@tessera/protocol';
+import { privacyMechanismOf, privacySpendOf } from '@tessera/dp';
+import { type StudyPlan } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import { chargeOfTask, privacyReportRefusal, reportAgrees } from './privacy-report.util';

@@ -1,4 +1,5 @@
-import { epsilonsAgree, type PrivacyMechanism, type PrivacySpend, type StudyPlan } from '@tessera/protocol';
+import { epsilonsAgree, type PrivacyMechanism } from '@tessera/dp';
+import { type PrivacySpend, type StudyPlan } from '@tessera/protocol';
 
 /** Relative slack for comparing mechanism parameters that hub and agent derive with the same code from the plan. */
 const PARAMETER_SLACK = 1e-9;

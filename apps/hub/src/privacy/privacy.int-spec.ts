@@ -1,13 +1,9 @@
 import {
-  chargedEpsilon,
   encodeUpdateFrame,
   float32Bytes,
-  privacyMechanismOf,
-  privacySpendOf,
   sha256Hex,
   SILO_STUDY_API,
   type EvaluationPayload,
-  type PrivacyMechanism,
   type PrivacySpend,
   type RoundView,
   type StudyPlan,
@@ -15,7 +11,13 @@ import {
   type UpdateHeader,
 } from '@tessera/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_RDP_ORDERS_DESCRIPTION } from '@tessera/dp';
+import {
+  DEFAULT_RDP_ORDERS_DESCRIPTION,
+  chargedEpsilon,
+  privacyMechanismOf,
+  privacySpendOf,
+  type PrivacyMechanism,
+} from '@tessera/dp';
 import { BlobStore } from '../blobs/blob-store';
 import type { StudyReportSummary } from '../reports/study-report';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';

@@ -1,12 +1,6 @@
 import type { JsonObject } from '@tessera/audit';
-import { DEFAULT_RDP_ORDERS_DESCRIPTION } from '@tessera/dp';
-import {
-  describeRelease,
-  releasedWithoutDp,
-  type EvaluationMetrics,
-  type PrivacyMechanism,
-  type StudyPlan,
-} from '@tessera/protocol';
+import { DEFAULT_RDP_ORDERS_DESCRIPTION, type PrivacyMechanism } from '@tessera/dp';
+import { describeRelease, releasedWithoutDp, type EvaluationMetrics, type StudyPlan } from '@tessera/protocol';
 import type { StoredChainVerification } from '../audit/audit-verification.service';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { StudyView } from '../studies/studies.service';

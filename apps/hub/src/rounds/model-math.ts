@@ -9,8 +9,8 @@ import {
   type DeltaAggregator,
   type ServerOptimizer,
 } from '@tessera/aggregation';
-import { latticeNoisySum } from '@tessera/dp';
-import { modelSpecOf, readFramePrefix, type PrivacyMechanism, type StudyPlan } from '@tessera/protocol';
+import { latticeNoisySum, type PrivacyMechanism } from '@tessera/dp';
+import { modelSpecOf, readFramePrefix, type StudyPlan } from '@tessera/protocol';
 
 /** Number of parameters of the plan's model (the flat layout shared by hub and agent). */
 export async function parameterCount(plan: StudyPlan): Promise<number> {

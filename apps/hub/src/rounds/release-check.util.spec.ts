@@ -1,4 +1,5 @@
-import { privacyMechanismOf, type StudyPlan, type UpdateHeader } from '@tessera/protocol';
+import { privacyMechanismOf } from '@tessera/dp';
+import { type StudyPlan, type UpdateHeader } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import { evaluationReportProblem, updateReleaseProblem } from './release-check.util';

@@ -1,4 +1,5 @@
-import type { EvaluationPayload, PrivacyMechanism, StudyPlan, UpdateHeader } from '@tessera/protocol';
+import type { PrivacyMechanism } from '@tessera/dp';
+import type { EvaluationPayload, StudyPlan, UpdateHeader } from '@tessera/protocol';
 
 /** Relative slack on the evaluation noise: hub and agent derive it with the same code from the plan. */
 const NOISE_SLACK = 1e-9;

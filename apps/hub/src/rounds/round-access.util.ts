@@ -1,4 +1,5 @@
-import type { PrivacyMechanism, PrivacySpend } from '@tessera/protocol';
+import type { PrivacyMechanism } from '@tessera/dp';
+import type { PrivacySpend } from '@tessera/protocol';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { AuditTrail } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';

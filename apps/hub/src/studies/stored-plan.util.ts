@@ -1,4 +1,5 @@
-import { StudyPlan, type PrivacyMechanism, type ReleasePlan } from '@tessera/protocol';
+import type { PrivacyMechanism } from '@tessera/dp';
+import { StudyPlan, type ReleasePlan } from '@tessera/protocol';
 import { z } from 'zod';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { PrivacyCost } from './study.entity';

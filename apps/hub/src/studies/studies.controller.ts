@@ -1,4 +1,5 @@
 import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Put, Req, Res } from '@nestjs/common';
+import type { PrivacyMechanism } from '@tessera/dp';
 import type { Response } from 'express';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Access } from '../auth/access.decorator';
@@ -8,7 +9,6 @@ import { StopStudyDto, StudyPlanDto } from './dto/study.dto';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { MODEL_FILES, ModelExportService, type ModelFile } from './model-export.service';
 import { PrivacyLedgerService, type LedgerEntryView, type SiloBudget } from '../privacy/privacy-ledger.service';
-import type { PrivacyMechanism } from '@tessera/protocol';
 import { StudiesService, type StudyView } from './studies.service';
 import { legacyMechanismOf, storedPlanOf } from './stored-plan.util';
 import { ReadCache } from '../database/read-cache';

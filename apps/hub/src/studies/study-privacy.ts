@@ -1,4 +1,5 @@
-import { privacyMechanismOf, type StudyPlan } from '@tessera/protocol';
+import { privacyMechanismOf } from '@tessera/dp';
+import { type StudyPlan } from '@tessera/protocol';
 import type { PrivacyCost } from './study.entity';
 
 /**

@@ -1,4 +1,4 @@
-import { epsilonForNoise } from '@tessera/dp/accountant';
+import { planForTest } from '@tessera/protocol/testing';
 import { describe, expect, it } from 'vitest';
 import {
   chargedEpsilon,
@@ -8,8 +8,8 @@ import {
   planLimitRefusal,
   privacyMechanismOf,
   privacySpendOf,
-} from './privacy';
-import { planForTest } from './study-plan.test-util';
+} from './study-privacy';
+import { epsilonForNoise } from './privacy-calibration';
 
 describe('privacy mechanism of a plan', () => {
   it('derives the evaluation noise so the planned evaluation releases alone stay within the target', () => {

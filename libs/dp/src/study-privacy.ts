@@ -1,6 +1,9 @@
-import { epsilonForNoise, noiseForEpsilon, PrivacyParameterError, RDP_ACCOUNTANT_NAME } from '@tessera/dp/accountant';
-import type { PrivacySpend } from './rounds';
-import type { StudyPlan } from './study-plan';
+// A study plan's privacy mechanism and what it costs, by this library's accountant: domain logic over the wire
+// contract's plan, shared by the hub (charging), the agent (refusing more than the plan) and the console.
+import type { PrivacySpend, StudyPlan } from '@tessera/protocol';
+import { epsilonForNoise, noiseForEpsilon } from './privacy-calibration';
+import { PrivacyParameterError } from './privacy-parameter.exception';
+import { RDP_ACCOUNTANT_NAME } from './rdp-accountant';
 
 /**
  * The exact mechanism a DP plan runs, everything an auditor needs to recompute its cost:
