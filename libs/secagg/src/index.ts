@@ -61,6 +61,7 @@ export {
   type ShareRouting,
 } from './hub-collection';
 export { addModulo, MaskedSumAccumulator } from './masked-sum';
+export { decodeMaskedVector, encodeMaskedVector, maskedVectorBytes } from './masked-vector-codec';
 export {
   checkUnmaskingResponse,
   planUnmasking,

@@ -29,10 +29,9 @@ export function applyMask(target: Uint32Array, key: Uint8Array, sign: 1 | -1, mo
   }
   const mask = modulusMask(modulusBits);
   const cipher = createCipheriv('aes-256-ctr', key, ZERO_IV);
-  const scratch = new Uint32Array(MASK_CHUNK_WORDS);
   for (let start = 0; start < target.length; start += MASK_CHUNK_WORDS) {
     const count = Math.min(MASK_CHUNK_WORDS, target.length - start);
-    const words = keystreamWords(cipher.update(ZERO_CHUNK.subarray(0, count * 4)), scratch);
+    const words = keystreamWords(cipher.update(ZERO_CHUNK.subarray(0, count * 4)));
     if (sign === 1) {
       for (let i = 0; i < count; i++) target[start + i] = (target[start + i] + words[i]) & mask;
     } else {
@@ -41,12 +40,16 @@ export function applyMask(target: Uint32Array, key: Uint8Array, sign: 1 | -1, mo
   }
 }
 
-/** The keystream bytes as little-endian words: a view when aligned on a little-endian machine, else a copy. */
-function keystreamWords(bytes: Buffer, scratch: Uint32Array): Uint32Array {
+/**
+ * The keystream bytes as little-endian words: a view when aligned on a little-endian machine (the usual case: Node
+ * returns chunks this large in their own buffers), else a copy read word by word.
+ */
+function keystreamWords(bytes: Buffer): Uint32Array {
   const count = bytes.length >>> 2;
   if (LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) return new Uint32Array(bytes.buffer, bytes.byteOffset, count);
-  for (let i = 0; i < count; i++) scratch[i] = bytes.readUInt32LE(i * 4);
-  return scratch;
+  const words = new Uint32Array(count);
+  for (let i = 0; i < count; i++) words[i] = bytes.readUInt32LE(i * 4);
+  return words;
 }
 
 /** The mask m words long for `key`, as a new vector (tests and tools; the protocol applies masks in place). */

@@ -26,7 +26,7 @@ import {
 import { createSecAggConfig, SecAggConfig } from './parameters';
 import { quantise } from './quantisation';
 import { SecAggRandom } from './random-source';
-import { ParticipantExclusion } from './secagg.exception';
+import { ParticipantExclusion, SecAggErrorCode, SecAggException } from './secagg.exception';
 import { checkUnmaskingResponse, planUnmasking, UnmaskingPlan, unmaskSum } from './unmasking';
 
 /** A reproducible stream: AES-256-CTR under SHA-256(seed). Tests only: anyone with the seed predicts it. */
@@ -105,6 +105,10 @@ export interface RoundRun {
   config: SecAggConfig;
   quantised: Map<string, Uint32Array>;
   advertised: KeyAdvertisement[];
+  /** Participant states after each step, by id (after JSON round trips). */
+  advertisedStates: Map<string, AdvertisedState>;
+  sharedStates: Map<string, SharedState>;
+  shareMessages: ShareKeysMessage[];
   routing: ShareRouting;
   uploads: MaskedInputHeader[];
   accumulator: MaskedSumAccumulator;
@@ -112,6 +116,8 @@ export interface RoundRun {
   exclusions: ParticipantExclusion[];
   plan: UnmaskingPlan;
   responses: UnmaskingResponse[];
+  /** Participants that refused a step themselves (e.g. TOO_FEW_NEIGHBOURS), with the code. */
+  refusals: Map<string, SecAggErrorCode>;
 }
 
 const viaJson = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
@@ -135,6 +141,7 @@ export async function runRoundUntilUnmasking(options: {
   const quantised = new Map([...updates].map(([id, x]) => [id, quantise(x, config, random).vector]));
   const active = (stage: DropStage) => (id: string) => drop.get(id) !== stage;
   const exclusions: ParticipantExclusion[] = [];
+  const refusals = new Map<string, SecAggErrorCode>();
 
   const advertising = config.participants.filter(active('before-advertising'));
   const states0 = new Map<string, AdvertisedState>();
@@ -155,7 +162,10 @@ export async function runRoundUntilUnmasking(options: {
   for (const id of advertised.map((a) => a.participantId).filter(active('after-advertising'))) {
     const state = states0.get(id);
     if (state === undefined) continue;
-    const out = await shareKeys(state, { advertisements: advertised, identityKeys: directory, random });
+    const out = await refusing(id, refusals, () =>
+      shareKeys(state, { advertisements: advertised, identityKeys: directory, random }),
+    );
+    if (out === undefined) continue;
     const checked = checkShareMessage(config, advertised, viaJson(out.message));
     if (!checked.ok) {
       exclusions.push(checked.exclusion);
@@ -173,7 +183,8 @@ export async function runRoundUntilUnmasking(options: {
     const state = states1.get(recipient);
     const input = quantised.get(recipient);
     if (state === undefined || input === undefined || !active('after-sharing')(recipient)) continue;
-    const out = maskInput(state, { shares: viaJson(shares), input });
+    const out = await refusing(recipient, refusals, async () => maskInput(state, { shares: viaJson(shares), input }));
+    if (out === undefined) continue;
     const checked = checkMaskedInput(config, routing, viaJson(out.header), out.vector);
     if (!checked.ok) {
       exclusions.push(checked.exclusion);
@@ -195,7 +206,37 @@ export async function runRoundUntilUnmasking(options: {
     if (!checked.ok) exclusions.push(checked.exclusion);
     else responses.push(checked.value);
   }
-  return { config, quantised, advertised, routing, uploads, accumulator, masked, exclusions, plan, responses };
+  return {
+    config,
+    quantised,
+    advertised,
+    advertisedStates: states0,
+    sharedStates: states1,
+    shareMessages,
+    routing,
+    uploads,
+    accumulator,
+    masked,
+    exclusions,
+    plan,
+    responses,
+    refusals,
+  };
+}
+
+/** Runs a participant step; a typed refusal (the participant stops taking part) is recorded instead of thrown. */
+async function refusing<T>(
+  id: string,
+  refusals: Map<string, SecAggErrorCode>,
+  step: () => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    return await step();
+  } catch (error) {
+    if (!(error instanceof SecAggException) || error.code !== SecAggErrorCode.TooFewNeighbours) throw error;
+    refusals.set(id, error.code);
+    return undefined;
+  }
 }
 
 /** Unmasks a run's sum with its own responses. */
