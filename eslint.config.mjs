@@ -6,6 +6,17 @@ import tseslint from 'typescript-eslint';
 /** Imports that only the hub (and its tests) may make: pure libraries stay framework- and database-free. */
 const serverOnly = ['@nestjs/*', 'typeorm', 'pg', 'pg-*', '@electric-sql/*', 'express', 'passport*'];
 
+/**
+ * A library is used through what its package.json exports (`@tessera/dp`, `@tessera/dp/accountant`), never through
+ * its folders: a deep import reaches code the library does not promise to keep, and bypasses the export condition
+ * that decides between sources and builds.
+ */
+const deepImports = {
+  group: ['@tessera/*/src', '@tessera/*/src/**', '@tessera/*/dist', '@tessera/*/dist/**'],
+  message:
+    'Import the library through its package exports (e.g. @tessera/dp or @tessera/dp/accountant), not its folders.',
+};
+
 export default tseslint.config(
   {
     ignores: [
@@ -31,6 +42,12 @@ export default tseslint.config(
           enforceBuildableLibDependency: false,
           allow: [],
           depConstraints: [
+            // Layers, bottom up: the wire contract (canonical JSON and hashing, protocol) depends on nothing of ours;
+            // domain libraries (dp, aggregation, ml, pki, audit, secagg) on the contract and each other; the apps on
+            // both. docs/adr/0006-library-layers.md says why.
+            { sourceTag: 'layer:contract', onlyDependOnLibsWithTags: ['layer:contract'] },
+            { sourceTag: 'layer:domain', onlyDependOnLibsWithTags: ['layer:contract', 'layer:domain'] },
+            { sourceTag: 'layer:app', onlyDependOnLibsWithTags: ['layer:contract', 'layer:domain'] },
             // Pure libraries: only other pure libraries, and never a framework, an ORM or a database driver.
             {
               sourceTag: 'type:pure',
@@ -63,6 +80,23 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-console': 'off',
       eqeqeq: ['error', 'always'],
+      'no-restricted-imports': ['error', { patterns: [deepImports] }],
+    },
+  },
+  {
+    // The contract layer runs in the browser too (the console): no Node built-in, in anything it ships.
+    files: ['libs/canonical/src/**/*.ts', 'libs/protocol/src/**/*.ts'],
+    ignores: ['**/*.spec.ts', '**/*.test-util.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            deepImports,
+            { group: ['node:*'], message: 'The contract layer runs in browsers: no Node built-ins.' },
+          ],
+        },
+      ],
     },
   },
   {

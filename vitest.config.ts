@@ -36,6 +36,7 @@ export default defineConfig({
             'apps/*/src/**/*.spec.ts',
             'bench/**/*.spec.ts',
             'deploy/checks/**/*.spec.ts',
+            'tools/**/*.spec.ts',
           ],
           environment: 'node',
         },
