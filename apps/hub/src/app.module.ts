@@ -16,6 +16,8 @@ import { integrityFailureReporter } from './blobs/blob-integrity.util';
 import { AuditTrail } from './audit/audit-trail';
 import { HubPkiService } from './pki/hub-pki.service';
 import { RoundsQueryService } from './rounds/rounds-query.service';
+import { RoundCloser } from './rounds/round-closer.service';
+import { RoundOpener } from './rounds/round-opener.service';
 import { RoundsService } from './rounds/rounds.service';
 import { OrphanBlobSweepService } from './rounds/orphan-blob-sweep.service';
 import { UpdateAcceptanceService } from './rounds/update-acceptance.service';
@@ -111,6 +113,8 @@ export class AppModule {
         StudiesService,
         LegacyPlanStopsService,
         RoundsService,
+        RoundOpener,
+        RoundCloser,
         UpdateAcceptanceService,
         OrphanBlobSweepService,
         RoundsQueryService,

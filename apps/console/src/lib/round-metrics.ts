@@ -15,10 +15,15 @@ export function latestAttempts(rounds: readonly RoundView[]): RoundView[] {
   return [...byNumber.values()].sort((a, b) => a.number - b.number);
 }
 
+/** Whether a round attempt is still under way: open for reports, or being aggregated ('closing'). */
+export function roundInProgress(round: Pick<RoundView, 'status'>): boolean {
+  return round.status === 'open' || round.status === 'closing';
+}
+
 /** The round in progress, or the last one. */
 export function currentRound(rounds: readonly RoundView[]): RoundView | null {
   const latest = latestAttempts(rounds);
-  return latest.find((r) => r.status === 'open') ?? latest[latest.length - 1] ?? null;
+  return latest.find(roundInProgress) ?? latest[latest.length - 1] ?? null;
 }
 
 export interface SiloRef {

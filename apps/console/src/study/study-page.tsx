@@ -5,7 +5,7 @@ import { describePlan, type ReleasePlan, type RoundView, type StudyView } from '
 import { useApi, useCanAdminister } from '../auth/session-context.js';
 import { formatMetric, formatRelative, formatTime, shortHash } from '../lib/format.js';
 import { studyEvaluationNoise } from '../lib/privacy-accounting.js';
-import { currentRound, modelVersions } from '../lib/round-metrics.js';
+import { currentRound, modelVersions, roundInProgress } from '../lib/round-metrics.js';
 import { ConfirmDialog, CopyButton, DownloadButton } from '../ui/actions.js';
 import { Badge, EmptyState, ErrorMessage, Loading, Notice } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
@@ -24,8 +24,7 @@ export function StudyPage() {
   const study = useQuery({ queryKey: ['study', id], queryFn: () => api.study(id) });
   const rounds = useQuery({ queryKey: ['rounds', id], queryFn: () => api.rounds(id) });
   usePageTitle(study.data?.name ?? 'Study');
-  const ended =
-    !!study.data && TERMINAL.includes(study.data.status) && !(rounds.data ?? []).some((r) => r.status === 'open');
+  const ended = !!study.data && TERMINAL.includes(study.data.status) && !(rounds.data ?? []).some(roundInProgress);
   const live = useStudyLive(id, !!study.data && !ended);
 
   if (study.isPending) return <Loading label="Loading the study…" />;
@@ -334,16 +333,18 @@ function CurrentRound({ study, rounds }: { study: StudyView; rounds: RoundView[]
             </strong>
           )}
           {round.attempt > 1 ? <span className="muted"> (attempt {round.attempt})</span> : null} ·{' '}
-          <Badge tone={round.status === 'open' ? 'info' : round.status === 'closed' ? 'success' : 'warning'}>
+          <Badge tone={roundInProgress(round) ? 'info' : round.status === 'closed' ? 'success' : 'warning'}>
             {round.status}
           </Badge>
         </p>
         <p className="muted">
           {round.status === 'open'
             ? `deadline ${formatRelative(round.deadlineAt, now)}`
-            : round.closedAt
-              ? `closed ${formatTime(round.closedAt)}${round.closeReason ? ` (${round.closeReason})` : ''}`
-              : ''}
+            : round.status === 'closing'
+              ? 'aggregating the updates'
+              : round.closedAt
+                ? `closed ${formatTime(round.closedAt)}${round.closeReason ? ` (${round.closeReason})` : ''}`
+                : ''}
         </p>
       </div>
       <div

@@ -4,6 +4,7 @@ import { HUB_API, type StudyLiveMessage } from '@tessera/protocol';
 import { apiErrorOf } from '../api/api-error.js';
 import { readEventStream } from '../api/event-stream-reader.js';
 import { useSession } from '../auth/session-context.js';
+import { roundInProgress } from '../lib/round-metrics.js';
 
 export type LiveState = 'connecting' | 'live' | 'reconnecting' | 'finished' | 'unavailable';
 
@@ -47,7 +48,7 @@ export function useStudyLive(studyId: string, enabled: boolean): { state: LiveSt
         queryClient.setQueryData(['study', studyId], message.study);
         queryClient.setQueryData(['rounds', studyId], message.rounds);
         setLastMessageAt(message.at);
-        const open = message.rounds.some((r) => r.status === 'open');
+        const open = message.rounds.some(roundInProgress);
         if (TERMINAL.has(message.study.status) && !open) {
           finished = true;
           abort.abort();

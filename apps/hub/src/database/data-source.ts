@@ -22,6 +22,7 @@ import { AuditCheckpointEntity } from '../audit/audit-checkpoint.entity';
 import { AuditRecordEntity } from '../audit/audit-record.entity';
 import { AuditSigningKeyEntity } from '../audit/audit-signing-key.entity';
 import { AuditLog1763800200000 } from './migrations/1763800200000-audit-log';
+import { RoundCloseClaim1763800900000 } from './migrations/1763800900000-round-close-claim';
 import type { DatabaseEndpoint } from './embedded-postgres';
 import { watchedClientClass, type DataGeneration } from './data-generation';
 
@@ -52,6 +53,7 @@ export const MIGRATIONS = [
   PrivacyCharges1763800600000,
   LegacyStudyPlans1763800700000,
   LoginBackoff1763800810000,
+  RoundCloseClaim1763800900000,
 ];
 
 /**

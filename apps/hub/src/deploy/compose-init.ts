@@ -186,7 +186,7 @@ export async function runDemoStudy(
   for (;;) {
     const s = await client.call<StudyView>('GET', `/api/studies/${id}`);
     const rounds = await client.call<RoundView[]>('GET', `/api/studies/${id}/rounds`);
-    for (const r of rounds.filter((x) => x.status !== 'open')) {
+    for (const r of rounds.filter((x) => x.status !== 'open' && x.status !== 'closing')) {
       const key = `${r.number}.${r.attempt}`;
       if (shown.has(key)) continue;
       shown.add(key);

@@ -13,6 +13,8 @@ export const FAULT_POINTS = [
   'before-accept-commit',
   /** After the acceptance transaction committed, before the receipt is answered. */
   'after-accept-commit',
+  /** After a claimed round's updates were aggregated and the result stored, before the closing transaction. */
+  'after-aggregation',
   /** Inside a round's closing transaction (aggregate stored, next round opened, records written), before COMMIT. */
   'before-close-commit',
   /** After a round's closing transaction committed. */

@@ -10,7 +10,7 @@ import { FaultBed, PrivatePostgres } from './fault-bed.test-util';
 /**
  * The fault-injection suite (docs/reliability.md): a real hub process and real agent processes over mutual TLS, on a
  * fresh PostgreSQL database, with faults injected where they hurt: the hub killed (SIGKILL) inside and just after the
- * transactions that accept an update and close a round, an agent killed while the hub holds its receipt (its
+ * transactions that accept an update and close a round and between a round's aggregation and its commit, an agent killed while the hub holds its receipt (its
  * restarted agent sends the release again and keeps the receipt), the blob
  * store made read-only mid-round, a stored update corrupted before aggregation, and the database server crashed
  * mid-round. After each, FaultBed.assertNothingLost checks the database, blob store, audit chain and every silo.
@@ -38,10 +38,17 @@ describe('the hub killed at its crash points (DP study)', () => {
     // 2. After the acceptance committed, before the receipt: the agent re-sends and gets the original receipt.
     await f.startHub({ TESSERA_FAULT_POINT: 'after-accept-commit@1' });
     await f.hubDies();
-    // 3. Inside a round's closing transaction (aggregate stored, next round opened and charged, records written).
+    // 3. Between aggregation and commit: the round is claimed ('closing'), its aggregate stored, nothing committed.
+    await f.startHub({ TESSERA_FAULT_POINT: 'after-aggregation@1' });
+    await f.hubDies();
+    const closing = await f.query(`SELECT number FROM rounds WHERE study_id = $1 AND status = 'closing'`, [f.studyId]);
+    expect(closing).toHaveLength(1);
+    // 4. Inside a round's closing transaction (aggregate stored, next round opened and charged, records written),
+    //    reached by a hub that first takes over the claim the killed one left once its lease ran out.
     await f.startHub({ TESSERA_FAULT_POINT: 'before-close-commit@1' });
     await f.hubDies();
-    // 4. Just after a round's close committed.
+    expect(f.hub.output()).toContain('a lapsed close claim is taken over');
+    // 5. Just after a round's close committed.
     await f.startHub({ TESSERA_FAULT_POINT: 'after-close-commit@1' });
     await f.hubDies();
     await f.startHub();
@@ -61,7 +68,8 @@ describe('the hub killed at its crash points (DP study)', () => {
       }
     }
     await f.assertNothingLost(true);
-  });
+    // Two claims left by killed hubs each wait out their lease (CLOSE_LEASE_SECONDS) on this server database.
+  }, 300_000);
 });
 
 describe('an agent killed while the hub holds its receipt', () => {

@@ -1,6 +1,6 @@
 import type { PrivacyMechanism } from '@tessera/dp';
 import type { PrivacySpend } from '@tessera/protocol';
-import type { DataSource, EntityManager } from 'typeorm';
+import { In, type DataSource, type EntityManager } from 'typeorm';
 import type { AuditTrail } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { privacyReportRefusal } from '../privacy/privacy-report.util';
@@ -34,7 +34,8 @@ export async function openRoundFor(
   }
   if (study.status !== 'running')
     throw new HubException(HubErrorCode.ROUND_CLOSED, `Study "${study.name}" is ${study.status}.`);
-  const round = await db.getRepository(RoundEntity).findOne({ where: { studyId, status: 'open' } });
+  // A round being aggregated ('closing') is named, so the refusal says why: it accepts no more reports.
+  const round = await db.getRepository(RoundEntity).findOne({ where: { studyId, status: In(['open', 'closing']) } });
   if (!round) throw new HubException(HubErrorCode.ROUND_CLOSED, `Study "${study.name}" has no open round.`);
   if (round.number !== roundNumber) {
     throw new HubException(

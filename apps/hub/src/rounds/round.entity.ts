@@ -1,6 +1,7 @@
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 
-export type RoundStatus = 'open' | 'closed' | 'retried' | 'failed' | 'abandoned';
+/** 'closing': claimed by a hub that is aggregating it (no more reports accepted); see RoundCloser. */
+export type RoundStatus = 'open' | 'closing' | 'closed' | 'retried' | 'failed' | 'abandoned';
 
 /** One attempt at one round of a study. All round state lives here, so a restarted hub resumes it. */
 @Entity('rounds')
@@ -45,6 +46,14 @@ export class RoundEntity {
 
   @Column({ type: 'jsonb', nullable: true })
   summary!: RoundSummary | null;
+
+  /** While 'closing': the claim of the hub aggregating the round; its commit must still find this value. */
+  @Column({ name: 'close_claim', type: 'uuid', nullable: true })
+  closeClaim!: string | null;
+
+  /** While 'closing': when the claim lapses unless renewed (by the database's clock). */
+  @Column({ name: 'close_claim_expires_at', type: 'timestamptz', nullable: true })
+  closeClaimExpiresAt!: Date | null;
 }
 
 /** Aggregate figures of a closed round (evaluation of the round's input model across silos). */

@@ -1,0 +1,526 @@
+import { randomUUID, createHash } from 'node:crypto';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { aggregateRound, type SiloUpdate } from '@tessera/aggregation';
+import { float32Bytes, type EvaluationMetrics } from '@tessera/protocol';
+import { DataSource, In, type EntityManager } from 'typeorm';
+import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
+import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
+import { BlobStore } from '../blobs/blob-store';
+import { BlobIntegrityError } from '../blobs/blob-store.exception';
+import type { HubConfig } from '../config/config.schema';
+import { HUB_CONFIG } from '../config/hub-config';
+import { faultPoint } from '../faults/fault-point.util';
+import { PrivacyLedgerService, type PrivacyCharge } from '../privacy/privacy-ledger.service';
+import { StudyEntity } from '../studies/study.entity';
+import { decideClose, type CloseDecision } from './close-decision';
+import { aggregatorFor, float32FromBytes, payloadOfFrame, serverOptimizerFor } from './model-math';
+import { lockRound } from './round-access.util';
+import { failStudy, RoundOpener } from './round-opener.service';
+import { RoundParticipantEntity } from './round-participant.entity';
+import { RoundEntity, type RoundSummary } from './round.entity';
+
+/** An audit event of a round transition, recorded in the transaction that makes it. */
+interface RoundEvent {
+  action: string;
+  studyId: string;
+  siloId?: string;
+  details: Record<string, unknown>;
+}
+
+/** What one transaction of a close did: its records, and the privacy charges of the tasks it issued. */
+interface Effects {
+  events: RoundEvent[];
+  charges: { studyId: string; charges: PrivacyCharge[] }[];
+}
+
+/** A round this hub claimed for aggregation. */
+interface Claim {
+  roundId: string;
+  token: string;
+}
+
+/** The aggregate computed outside the locks, with the exact inputs it was computed from. */
+interface Aggregate {
+  aggregated: string[];
+  /** Uploaded updates found unusable (missing, unreadable, corrupted), by silo: never aggregated. */
+  unusable: Map<string, string>;
+  resultHash: string;
+  stateHash: string;
+  trace: object[];
+}
+
+/**
+ * How long a claim lasts unless renewed, and how often its holder renews it. A hub that dies while aggregating
+ * holds the round for at most the lease; the same hub restarted on the embedded database (which no other hub can
+ * open) takes its own lapsed claims back at once.
+ */
+export const CLOSE_LEASE_SECONDS = 20;
+const RENEW_EVERY_MS = 5_000;
+
+function mean(values: number[]): number | null {
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
+}
+
+function weightedMean(pairs: [number, number][]): number | null {
+  const w = pairs.reduce((a, [, n]) => a + n, 0);
+  return w > 0 ? pairs.reduce((a, [v, n]) => a + v * n, 0) / w : null;
+}
+
+/**
+ * Means over silos of their evaluations. Noisy evaluations (DP releases) carry no loss and noisy test sizes: their
+ * loss means are null and their weights are the noisy n (post-processing of the release, no further cost).
+ */
+export function summarizeEvaluations(evals: EvaluationMetrics[]): RoundSummary['evaluation'] {
+  const withLoss = evals.flatMap((e) => (e.loss === null ? [] : [{ loss: e.loss, n: e.n }]));
+  return {
+    accuracy: {
+      unweighted: mean(evals.map((e) => e.accuracy)),
+      weighted: weightedMean(evals.map((e) => [e.accuracy, e.n])),
+    },
+    loss: {
+      unweighted: mean(withLoss.map((e) => e.loss)),
+      weighted: weightedMean(withLoss.map((e) => [e.loss, e.n])),
+    },
+    auc: { unweighted: mean(evals.flatMap((e) => (e.auc === null ? [] : [e.auc]))) },
+    noisy: evals.some((e) => e.noisy === true),
+  };
+}
+
+/**
+ * Closes rounds, exactly once across hub processes, without holding a lock while it aggregates:
+ *
+ * 1. DECIDE under the round's and the study's row locks (decideClose). Every outcome but aggregation is applied
+ *    there and then. For aggregation the round is CLAIMED instead: status 'closing' (no more reports accepted), a
+ *    random claim token and a lease.
+ * 2. AGGREGATE with no transaction open: check each stored update against its name, stream the good ones through
+ *    the aggregator, store the result. The lease is renewed meanwhile.
+ * 3. COMMIT under the locks again, only if the round still carries this hub's claim: the round closed, the next
+ *    one opened and charged, and every audit record of it, in one transaction.
+ *
+ * A hub killed in step 2 leaves a claim that lapses; the next tick (of any hub) claims the round again and redoes
+ * step 2 from the same frozen inputs. Results of an abandoned step 2 are blobs no row names (swept at boot).
+ */
+@Injectable()
+export class RoundCloser implements OnModuleInit {
+  private readonly logger = new Logger(RoundCloser.name);
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly blobs: BlobStore,
+    @Inject(AuditTrail) private readonly audit: AuditTrail,
+    private readonly checkpoints: AuditCheckpointService,
+    private readonly ledger: PrivacyLedgerService,
+    private readonly opener: RoundOpener,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+  ) {}
+
+  /**
+   * On the embedded database this process is the only hub there can be (ADR 0002): a claim found at boot belongs to
+   * a process that died, and is taken back now rather than after its lease.
+   */
+  async onModuleInit(): Promise<void> {
+    if (this.config.databaseUrl !== undefined) return;
+    await this.db.query(`UPDATE rounds SET close_claim_expires_at = now() WHERE status = 'closing'`);
+  }
+
+  /** The rounds that are due: open ones every participant reported or past their deadline, and lapsed claims. */
+  async dueRounds(now: Date): Promise<string[]> {
+    const rows = (await this.db.query(
+      `SELECT r.id FROM rounds r
+        WHERE (r.status = 'open'
+               AND (r.deadline_at <= $1
+                    OR NOT EXISTS (SELECT 1 FROM round_participants p WHERE p.round_id = r.id AND p.status = 'waiting')))
+           OR (r.status = 'closing' AND r.close_claim_expires_at <= now())
+        ORDER BY r.opened_at`,
+      [now],
+    )) as { id: string }[];
+    return rows.map((r) => r.id);
+  }
+
+  /** Closes one round if it is due and no other hub is closing it (see the class comment). */
+  async closeRound(roundId: string, now = new Date()): Promise<void> {
+    const claim = await this.inTransaction((tx, effects) => this.decideOrClaim(tx, roundId, now, effects));
+    if (!claim) return;
+    const lease = this.keepLease(claim);
+    try {
+      const aggregate = await this.aggregateClaimed(claim);
+      await faultPoint('after-aggregation');
+      if (lease.lost()) {
+        this.logger.warn(`round ${roundId}: the close claim lapsed while aggregating; another hub takes it over`);
+        return;
+      }
+      await this.inTransaction((tx, effects) => this.commitClaimed(tx, claim, aggregate, now, effects));
+    } finally {
+      lease.stop();
+    }
+  }
+
+  /**
+   * Runs `work` in a transaction, then writes the audit records and charges it collected in that same transaction
+   * (after every row lock: the chain's advisory lock is always taken last). Seals an ended study with a checkpoint.
+   */
+  private async inTransaction<T>(work: (tx: EntityManager, effects: Effects) => Promise<T>): Promise<T> {
+    const effects: Effects = { events: [], charges: [] };
+    const result = await this.db.transaction(async (tx) => {
+      const value = await work(tx, effects);
+      for (const e of effects.events) {
+        await this.audit.record({
+          actor: SYSTEM_ACTOR,
+          action: e.action,
+          subject: { studyId: e.studyId, ...(e.siloId ? { siloId: e.siloId } : {}) },
+          details: e.details,
+        });
+      }
+      for (const c of effects.charges) await this.ledger.auditCharges(c.studyId, c.charges);
+      if (effects.events.length > 0) await faultPoint('before-close-commit');
+      return value;
+    });
+    if (effects.events.length > 0) await faultPoint('after-close-commit');
+    if (effects.events.some((e) => e.action === 'study.completed' || e.action === 'study.failed')) {
+      await this.checkpoints.checkpointNow();
+    }
+    return result;
+  }
+
+  /** Step 1: applies the decision, or claims the round when it must be aggregated (returns the claim). */
+  private async decideOrClaim(tx: EntityManager, roundId: string, now: Date, effects: Effects): Promise<Claim | null> {
+    const round = await lockRound(tx, roundId);
+    if (round.status === 'closing') return this.takeOverLapsed(tx, round);
+    if (round.status !== 'open') return null;
+    const study = await lockStudy(tx, round.studyId);
+    const participants = await tx.getRepository(RoundParticipantEntity).find({ where: { roundId } });
+    const decision = decideClose({
+      round,
+      participants,
+      activeSilos: study.participants.length,
+      rules: rulesOf(study),
+      now,
+    });
+    if (decision.outcome === 'not-due') return null;
+    if (decision.outcome !== 'aggregate') {
+      await this.apply(tx, study, round, participants, decision, now, effects);
+      return null;
+    }
+    const token = randomUUID();
+    await tx
+      .getRepository(RoundEntity)
+      .createQueryBuilder()
+      .update()
+      .set({
+        status: 'closing',
+        closeClaim: token,
+        closeClaimExpiresAt: () => `now() + interval '${CLOSE_LEASE_SECONDS} seconds'`,
+      })
+      .where({ id: roundId })
+      .execute();
+    return { roundId, token };
+  }
+
+  /** A 'closing' round whose claim lapsed (its hub died or stalled) is claimed again; a live claim is left alone. */
+  private async takeOverLapsed(tx: EntityManager, round: RoundEntity): Promise<Claim | null> {
+    const token = randomUUID();
+    const taken = await tx
+      .getRepository(RoundEntity)
+      .createQueryBuilder()
+      .update()
+      .set({ closeClaim: token, closeClaimExpiresAt: () => `now() + interval '${CLOSE_LEASE_SECONDS} seconds'` })
+      .where('id = :id AND status = :status AND close_claim_expires_at <= now()', { id: round.id, status: 'closing' })
+      .execute();
+    if (!taken.affected) return null;
+    this.logger.warn(`round ${round.number} attempt ${round.attempt}: a lapsed close claim is taken over`);
+    return { roundId: round.id, token };
+  }
+
+  /** Renews the claim's lease while step 2 runs; `lost()` tells whether a renewal found the claim gone. */
+  private keepLease(claim: Claim): { lost(): boolean; stop(): void } {
+    let lost = false;
+    const timer = setInterval(() => {
+      void this.db
+        .getRepository(RoundEntity)
+        .createQueryBuilder()
+        .update()
+        .set({ closeClaimExpiresAt: () => `now() + interval '${CLOSE_LEASE_SECONDS} seconds'` })
+        .where('id = :id AND status = :status AND close_claim = :token', {
+          id: claim.roundId,
+          status: 'closing',
+          token: claim.token,
+        })
+        .execute()
+        .then((r) => {
+          if (!r.affected) lost = true;
+        })
+        .catch((err: unknown) => this.logger.warn(`could not renew a close claim: ${(err as Error).message}`));
+    }, RENEW_EVERY_MS);
+    timer.unref();
+    return { lost: () => lost, stop: () => clearInterval(timer) };
+  }
+
+  /**
+   * Step 2, with no transaction open. The inputs cannot change meanwhile: a closing round accepts no report. An
+   * accepted update whose stored bytes no longer match their name is never aggregated.
+   */
+  private async aggregateClaimed(claim: Claim): Promise<Aggregate> {
+    const round = await this.db.getRepository(RoundEntity).findOneByOrFail({ id: claim.roundId });
+    const study = await this.db.getRepository(StudyEntity).findOneByOrFail({ id: round.studyId });
+    const participants = await this.db.getRepository(RoundParticipantEntity).find({ where: { roundId: round.id } });
+    const unusable = new Map<string, string>();
+    for (const p of participants) {
+      if (p.status !== 'uploaded' || !p.updateHash) continue;
+      const problem = await this.storedUpdateProblem(p.updateHash);
+      if (problem !== null) unusable.set(p.siloId, `the stored update ${p.updateHash} ${problem}`);
+    }
+    const usable = participants.filter((p) => p.status === 'uploaded' && p.updateHash && !unusable.has(p.siloId));
+    if (usable.length < study.plan.participation.minSilosPerRound) {
+      // Too few left to aggregate: step 3 decides what follows (retry, budget, failure) with the set-asides.
+      return { aggregated: [], unusable, resultHash: '', stateHash: '', trace: [] };
+    }
+    const { weights, stateHash, trace } = await this.aggregate(study, round, usable, participants.length);
+    const resultHash = await this.blobs.put(float32Bytes(weights));
+    return { aggregated: usable.map((p) => p.siloId), unusable, resultHash, stateHash, trace };
+  }
+
+  /** Step 3: commits the aggregate if the round still carries this claim; otherwise leaves everything as it is. */
+  private async commitClaimed(
+    tx: EntityManager,
+    claim: Claim,
+    aggregate: Aggregate,
+    now: Date,
+    effects: Effects,
+  ): Promise<void> {
+    const round = await lockRound(tx, claim.roundId);
+    if (round.status !== 'closing' || round.closeClaim !== claim.token) {
+      this.logger.warn(
+        `round ${round.number}: the close claim is no longer this hub's (now ${round.status}); result discarded`,
+      );
+      return;
+    }
+    const study = await lockStudy(tx, round.studyId);
+    const participants = await tx.getRepository(RoundParticipantEntity).find({ where: { roundId: round.id } });
+    for (const [siloId, message] of aggregate.unusable) {
+      const failure = { code: 'UPDATE_CORRUPTED', message };
+      await tx
+        .getRepository(RoundParticipantEntity)
+        .update(
+          { roundId: round.id, siloId },
+          { status: 'failed', failure: failure as RoundParticipantEntity['failure'] },
+        );
+      const p = participants.find((x) => x.siloId === siloId);
+      if (p) p.status = 'failed';
+      this.logger.error(`round ${round.number} attempt ${round.attempt}: ${message}; not aggregated`);
+      effects.events.push({
+        action: 'round.silo.failed',
+        studyId: study.id,
+        siloId,
+        details: { round: round.number, attempt: round.attempt, ...failure },
+      });
+    }
+    // Decided again with the set-asides and the study as it is now (a silo may have withdrawn meanwhile); the
+    // deadline is passed by construction (the round was due when claimed).
+    const decision = decideClose({
+      round: { ...round, deadlineAt: new Date(0) },
+      participants,
+      activeSilos: study.participants.length,
+      rules: rulesOf(study),
+      now,
+    });
+    if (decision.outcome === 'not-due') throw new Error('a round past its deadline cannot be not due');
+    if (decision.outcome === 'aggregate' && !sameSet(decision.reported, aggregate.aggregated)) {
+      // Cannot happen while closing rounds accept no report; if it does, nothing is committed from a stale input.
+      this.logger.error(`round ${round.number}: its reports changed while it was aggregated; closing it again`);
+      await tx
+        .getRepository(RoundEntity)
+        .update(round.id, { status: 'open', closeClaim: null, closeClaimExpiresAt: null });
+      return;
+    }
+    await this.apply(tx, study, round, participants, decision, now, effects, aggregate);
+  }
+
+  /** The effects of a decision, in the caller's transaction (the records go to `effects`). */
+  private async apply(
+    tx: EntityManager,
+    study: StudyEntity,
+    round: RoundEntity,
+    participants: RoundParticipantEntity[],
+    decision: Exclude<CloseDecision, { outcome: 'not-due' }>,
+    now: Date,
+    effects: Effects,
+    aggregate: Aggregate | null = null,
+  ): Promise<void> {
+    const rounds = tx.getRepository(RoundEntity);
+    const studies = tx.getRepository(StudyEntity);
+    const released = { closeClaim: null, closeClaimExpiresAt: null };
+    const summary = summaryOf(study, round, participants);
+    const waiting = participants.filter((p) => p.status === 'waiting');
+    if (waiting.length > 0) {
+      await tx
+        .getRepository(RoundParticipantEntity)
+        .update({ roundId: round.id, siloId: In(waiting.map((p) => p.siloId)), status: 'waiting' }, { status: 'late' });
+    }
+    const event = (action: string, details: Record<string, unknown>) =>
+      effects.events.push({ action, studyId: study.id, details });
+    const openNext = async (next: { number: number; attempt: number; kind: 'train' | 'evaluate'; modelHash: string }) =>
+      effects.charges.push({ studyId: study.id, charges: await this.opener.open(tx, study, next) });
+    const training = study.plan.training.rounds;
+    switch (decision.outcome) {
+      case 'complete-without-evaluation':
+      case 'complete': {
+        const reason = decision.outcome === 'complete' ? 'final evaluation complete' : decision.reason;
+        await rounds.update(round.id, { status: 'closed', closedAt: now, closeReason: reason, summary, ...released });
+        const ended =
+          decision.outcome === 'complete' ? `completed ${training} rounds` : `completed ${training} rounds; ${reason}`;
+        await studies.update(study.id, { status: 'completed', endedAt: now, endReason: study.endReason ?? ended });
+        event('round.closed', { round: round.number, kind: 'evaluate', summary });
+        event('study.completed', {
+          finalModelHash: round.modelHash,
+          evaluation: decision.outcome === 'complete' ? summary.evaluation : null,
+        });
+        return;
+      }
+      case 'fail-too-few-silos':
+        await failStudy(tx, study, round, decision.reason);
+        event('study.failed', { reason: 'too few silos remain', round: round.number });
+        return;
+      case 'short': {
+        const blocked = round.kind === 'train' ? await this.budgetBlocks(tx, study, round.number) : null;
+        const retried = { status: 'retried' as const, closedAt: now, closeReason: decision.why, summary, ...released };
+        if (blocked) {
+          // Silos that uploaded in the failed attempt spent privacy: a retry may no longer fit the budget.
+          await rounds.update(round.id, retried);
+          await studies.update(study.id, { endReason: blocked });
+          const kind = 'evaluate';
+          await openNext({ number: round.number, attempt: round.attempt + 1, kind, modelHash: round.modelHash });
+          event('privacy.budget.reached', { round: round.number, reason: blocked });
+        } else if (decision.retryAllowed) {
+          await rounds.update(round.id, retried);
+          const { number, kind, modelHash } = round;
+          await openNext({ number, attempt: round.attempt + 1, kind, modelHash });
+          event('round.retried', { round: round.number, attempt: round.attempt, reason: decision.why });
+        } else {
+          await failStudy(tx, study, round, `${decision.why}; no retries left`);
+          event('study.failed', { reason: decision.why });
+        }
+        return;
+      }
+      case 'aggregate': {
+        if (!aggregate) throw new Error('a round is aggregated only under a claim');
+        summary.aggregationTrace = aggregate.trace;
+        await rounds.update(round.id, {
+          status: 'closed',
+          closedAt: now,
+          closeReason: waiting.length ? `deadline: ${waiting.length} silo(s) late` : 'all silos reported',
+          resultModelHash: aggregate.resultHash,
+          summary,
+          ...released,
+        });
+        await studies.update(study.id, {
+          currentModelHash: aggregate.resultHash,
+          optimizerStateHash: aggregate.stateHash,
+        });
+        event('round.closed', {
+          round: round.number,
+          attempt: round.attempt,
+          modelHash: aggregate.resultHash,
+          reported: decision.reported.length,
+          late: waiting.length,
+        });
+        let kind = decision.nextKind;
+        if (kind === 'train') {
+          const blocked = await this.budgetBlocks(tx, study, decision.nextRound);
+          if (blocked) {
+            // No round may take a participant past the study's target: evaluate the model so far and complete.
+            kind = 'evaluate';
+            await studies.update(study.id, { endReason: blocked });
+            event('privacy.budget.reached', { afterRound: round.number, reason: blocked });
+          }
+        }
+        await openNext({ number: decision.nextRound, attempt: 1, kind, modelHash: aggregate.resultHash });
+        event('round.opened', { round: decision.nextRound, kind, modelHash: aggregate.resultHash });
+        return;
+      }
+    }
+  }
+
+  /**
+   * Why a stored update cannot be aggregated (missing, unreadable, or bytes that no longer hash to its name), or null.
+   * Checked here whatever the blob store checks on read, so bad bytes are never averaged into the model.
+   */
+  private async storedUpdateProblem(hash: string): Promise<string | null> {
+    let bytes: Buffer;
+    try {
+      bytes = await this.blobs.get(hash);
+    } catch (err) {
+      // The blob store checks reads against the name too (BlobIntegrityError names the hash the bytes now have).
+      if (err instanceof BlobIntegrityError) return `is corrupted on disk (its bytes hash to ${err.actualHash})`;
+      return `cannot be read (${(err as Error).message})`;
+    }
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    return actual === hash ? null : `is corrupted on disk (its bytes hash to ${actual})`;
+  }
+
+  /** Streams the reported updates from the blob store through the aggregator, then steps the server optimizer. */
+  private async aggregate(
+    study: StudyEntity,
+    round: RoundEntity,
+    reported: RoundParticipantEntity[],
+    participants: number,
+  ): Promise<{ weights: Float32Array; stateHash: string; trace: object[] }> {
+    const global = float32FromBytes(await this.blobs.get(round.modelHash));
+    const optimizer = serverOptimizerFor(study.plan, global.length);
+    if (study.optimizerStateHash) optimizer.restoreState(await this.blobs.get(study.optimizerStateHash));
+    const blobs = this.blobs;
+    async function* updates(): AsyncGenerator<SiloUpdate> {
+      for (const p of reported) {
+        if (!p.updateHash) continue;
+        // The weight counts only when the plan releases record counts (aggregatorFor then weights); else 1 each.
+        yield { update: payloadOfFrame(await blobs.get(p.updateHash)), weight: p.numExamples ?? 1, siloId: p.siloId };
+      }
+    }
+    const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
+    const aggregator = aggregatorFor(study.plan, global.length, mechanism, participants);
+    const outcome = await aggregateRound(global, updates(), aggregator, optimizer);
+    const stateHash = await this.blobs.put(optimizer.serializeState());
+    return { weights: outcome.weights, stateHash, trace: outcome.trace.map((t) => ({ ...t })) };
+  }
+
+  /**
+   * Why training round `number` may not open, or null: issuing it would take a participant past the approved plan
+   * (more rounds than planned, or a charged ε above the target), counting for each silo the larger of the hub's
+   * charges and the silo's own reports.
+   */
+  private async budgetBlocks(tx: EntityManager, study: StudyEntity, number: number): Promise<string | null> {
+    const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
+    if (!mechanism) return null;
+    const over = await this.ledger.planLimits(tx, study, { number, kind: 'train' }, study.participants);
+    if (!over.length) return null;
+    return `privacy budget reached: training round ${number} would break the approved plan for ${over.length} silo(s): ${over[0]!.reason} (δ = ${mechanism.delta})`;
+  }
+}
+
+function lockStudy(tx: EntityManager, id: string): Promise<StudyEntity> {
+  return tx.getRepository(StudyEntity).findOneOrFail({ where: { id }, lock: { mode: 'pessimistic_write' } });
+}
+
+function rulesOf(study: StudyEntity) {
+  const { minSilosPerRound, maxRoundRetries } = study.plan.participation;
+  return { minSilosPerRound, maxRoundRetries, rounds: study.plan.training.rounds };
+}
+
+/** The round's figures as recorded at its close. */
+function summaryOf(study: StudyEntity, round: RoundEntity, participants: RoundParticipantEntity[]): RoundSummary {
+  const reported = participants.filter((p) => p.status === 'uploaded' || p.status === 'evaluated');
+  return {
+    reported: reported.length,
+    participants: participants.length,
+    // Only plans that release the record counts have them (release.trainingExamples 'exact').
+    totalExamples:
+      study.plan.release.trainingExamples === 'exact' && round.kind === 'train'
+        ? reported.reduce((a, p) => a + (p.numExamples ?? 0), 0)
+        : null,
+    evaluation: summarizeEvaluations(reported.flatMap((p) => (p.evaluation ? [p.evaluation] : []))),
+  };
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}

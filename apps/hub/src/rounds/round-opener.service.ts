@@ -1,0 +1,99 @@
+import { Injectable } from '@nestjs/common';
+import { float32Bytes } from '@tessera/protocol';
+import { In, type EntityManager } from 'typeorm';
+import { BlobStore } from '../blobs/blob-store';
+import { PrivacyLedgerService, type PrivacyCharge } from '../privacy/privacy-ledger.service';
+import { StudyEntity } from '../studies/study.entity';
+import { initialModel } from './model-math';
+import { RoundParticipantEntity } from './round-participant.entity';
+import { RoundEntity } from './round.entity';
+
+/** Opens round attempts and issues their tasks, always inside the caller's transaction. */
+@Injectable()
+export class RoundOpener {
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly ledger: PrivacyLedgerService,
+  ) {}
+
+  /**
+   * Round 1 of a study that just started (inside the start transaction). Returns the privacy charges of the tasks
+   * it issued: the caller records them (ledger.auditCharges) in that same transaction.
+   */
+  async openFirstRound(tx: EntityManager, study: StudyEntity): Promise<PrivacyCharge[]> {
+    const model = await initialModel(study.plan);
+    const modelHash = await this.blobs.put(float32Bytes(model));
+    await tx.getRepository(StudyEntity).update(study.id, { currentModelHash: modelHash, optimizerStateHash: null });
+    return this.open(tx, study, { number: 1, attempt: 1, kind: 'train', modelHash });
+  }
+
+  /**
+   * Opens a round attempt and issues its tasks; charges each participant's privacy ledger as the task is issued
+   * (the silo spends when it does the task, whether or not its upload ever arrives). An evaluation that would break
+   * a silo's approved plan is not asked of it (its agent would refuse it anyway). Returns the new charges.
+   */
+  async open(
+    tx: EntityManager,
+    study: StudyEntity,
+    attempt: { number: number; attempt: number; kind: 'train' | 'evaluate'; modelHash: string },
+  ): Promise<PrivacyCharge[]> {
+    const { number, kind } = attempt;
+    let participants = study.participants;
+    if (kind === 'evaluate') {
+      const refused = await this.ledger.planLimits(tx, study, { number, kind }, participants);
+      participants = participants.filter((s) => !refused.some((r) => r.siloId === s));
+    }
+    const now = new Date();
+    const round = await tx.getRepository(RoundEntity).save(
+      tx.getRepository(RoundEntity).create({
+        studyId: study.id,
+        number,
+        attempt: attempt.attempt,
+        kind,
+        status: 'open',
+        modelHash: attempt.modelHash,
+        openedAt: now,
+        deadlineAt: new Date(now.getTime() + study.plan.participation.roundDeadlineSeconds * 1000),
+      }),
+    );
+    if (participants.length) {
+      await tx
+        .getRepository(RoundParticipantEntity)
+        .insert(participants.map((siloId) => ({ roundId: round.id, siloId, status: 'waiting' as const })));
+    }
+    return this.ledger.chargeIssued(tx, study, { number, attempt: attempt.attempt, kind }, participants);
+  }
+
+  /**
+   * Ends the study's open (or closing) rounds when the study is stopped. A hub aggregating one of them finds its
+   * claim gone at commit and discards its result.
+   */
+  async abandonOpenRounds(tx: EntityManager, studyId: string): Promise<void> {
+    await tx.getRepository(RoundEntity).update(
+      { studyId, status: In(['open', 'closing']) },
+      {
+        status: 'abandoned',
+        closedAt: new Date(),
+        closeReason: 'study stopped',
+        closeClaim: null,
+        closeClaimExpiresAt: null,
+      },
+    );
+  }
+}
+
+/** Fails the study and the round attempt it was at (inside the caller's transaction). */
+export async function failStudy(
+  tx: EntityManager,
+  study: StudyEntity,
+  round: RoundEntity,
+  reason: string,
+): Promise<void> {
+  await tx
+    .getRepository(RoundEntity)
+    .update(
+      { id: round.id, status: In(['open', 'closing']) },
+      { status: 'failed', closedAt: new Date(), closeReason: reason, closeClaim: null, closeClaimExpiresAt: null },
+    );
+  await tx.getRepository(StudyEntity).update(study.id, { status: 'failed', endReason: reason, endedAt: new Date() });
+}
