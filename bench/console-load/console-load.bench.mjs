@@ -1,4 +1,4 @@
-/* global console, performance, process, Buffer, URL */
+/* global console, performance, Buffer, URL */
 // Console reads while a round runs: k silos upload updates of a ~1M-parameter model into a real hub process (mutual
 // TLS on loopback, the real protocol) for several rounds, while 200 console readers, each a closed loop with a
 // 1 s think time, GET what the console's pages fetch (studies, a study, its rounds, silos, the audit trail). Every
@@ -7,6 +7,7 @@
 // server reachable the loaded case is repeated on it for comparison.
 //
 //   npm run bench:console-load [-- --smoke] [-- --k=32,64] [-- --readers=200] [-- --rounds=3] [-- --out=FILE]
+//                              [-- --embedded-only] [-- --cpu-prof-dir=DIR]
 //
 // The reviewers' setup (issue #14, item 18): 32 and 64 silos, a 1M-parameter model, 200 console readers during a
 // round. The console polls every 10–15 s; a reader here asks once a second, ten times the console's rate.
@@ -35,7 +36,14 @@ import {
 
 const require = createRequire(import.meta.url);
 requireBuilt(['apps/hub/dist/main.js', 'apps/hub/dist/studies/heart-disease-plan.js', 'libs/protocol/dist/index.js']);
-const { encodeUpdateFrame, float32Bytes, sha256Hex, SILO_STUDY_API, HUB_API, modelSpecOf } = require('@tessera/protocol');
+const {
+  encodeUpdateFrame,
+  float32Bytes,
+  sha256Hex,
+  SILO_STUDY_API,
+  HUB_API,
+  modelSpecOf,
+} = require('@tessera/protocol');
 const { parameterLayout, parseModelSpec } = require('@tessera/ml');
 const { heartDiseasePlan } = require('../../apps/hub/dist/studies/heart-disease-plan.js');
 
@@ -195,7 +203,9 @@ function latencyFigures(values) {
 /** One hub, k silos, one study: idle readers first (baseline), then the same readers during the rounds. */
 async function measure(k, databaseKind) {
   const db = databaseKind === 'server' ? await freshDatabase('tessera_bench_console') : null;
-  const hub = await startHubProcess(db ? { databaseUrl: db.url } : {});
+  // --cpu-prof-dir=DIR: the hub writes a V8 CPU profile there when it stops (to see where a read's time goes).
+  const nodeOptions = args.value('cpu-prof-dir') ? ['--cpu-prof', `--cpu-prof-dir=${args.value('cpu-prof-dir')}`] : [];
+  const hub = await startHubProcess({ ...(db ? { databaseUrl: db.url } : {}), nodeOptions });
   try {
     const silos = [];
     for (let i = 0; i < k; i += 1) {

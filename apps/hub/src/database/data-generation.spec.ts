@@ -11,7 +11,9 @@ function generationAfter(...statements: string[]): number {
 
 describe('StatementWatch', () => {
   it('leaves the generation alone for plain reads outside a transaction', () => {
-    expect(generationAfter('SELECT 1', '  select * from "study" where id = $1', 'SELECT count(*) FROM audit_record')).toBe(0);
+    expect(
+      generationAfter('SELECT 1', '  select * from "study" where id = $1', 'SELECT count(*) FROM audit_record'),
+    ).toBe(0);
   });
 
   it('bumps at every write outside a transaction', () => {
@@ -47,7 +49,13 @@ describe('StatementWatch', () => {
 
   it('keeps a transaction open across ROLLBACK TO SAVEPOINT, so its later COMMIT still bumps', () => {
     expect(
-      generationAfter('BEGIN', 'SAVEPOINT typeorm_1', 'INSERT INTO silo VALUES (1)', 'ROLLBACK TO SAVEPOINT typeorm_1', 'COMMIT'),
+      generationAfter(
+        'BEGIN',
+        'SAVEPOINT typeorm_1',
+        'INSERT INTO silo VALUES (1)',
+        'ROLLBACK TO SAVEPOINT typeorm_1',
+        'COMMIT',
+      ),
     ).toBe(1);
   });
 

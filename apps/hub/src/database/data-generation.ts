@@ -24,7 +24,8 @@ export class DataGeneration {
 
 /** Statements that only read, outside a transaction: a plain SELECT without row locks or sequence calls. */
 const READ_ONLY = /^\s*select\b/i;
-const WRITES_ANYWAY = /\bfor\s+(update|share|no\s+key\s+update|key\s+share)\b|\bnextval\s*\(|\bsetval\s*\(|\bpg_advisory/i;
+const WRITES_ANYWAY =
+  /\bfor\s+(update|share|no\s+key\s+update|key\s+share)\b|\bnextval\s*\(|\bsetval\s*\(|\bpg_advisory/i;
 const BEGIN = /^\s*(begin|start\s+transaction)\b/i;
 const COMMIT = /^\s*(commit|end)\b/i;
 const ROLLBACK = /^\s*rollback\s*(;?\s*)$/i;

@@ -118,7 +118,9 @@ async function startDatabaseThread(data: EmbeddedWorkerData): Promise<DatabaseTh
     };
     worker.on('message', onMessage);
     worker.once('error', fail);
-    void exited.then((code) => fail(new Error(`the embedded database thread exited (code ${code}) before it was ready`)));
+    void exited.then((code) =>
+      fail(new Error(`the embedded database thread exited (code ${code}) before it was ready`)),
+    );
   }).catch(async (err: unknown) => {
     await worker.terminate();
     throw err;

@@ -15,9 +15,7 @@ export interface EmbeddedWorkerData {
 
 /** What the thread tells its parent. */
 export type EmbeddedWorkerMessage =
-  | { readonly kind: 'ready' }
-  | { readonly kind: 'failed'; readonly message: string }
-  | { readonly kind: 'closed' };
+  { readonly kind: 'ready' } | { readonly kind: 'failed'; readonly message: string } | { readonly kind: 'closed' };
 
 /** Where an empty, initialized cluster is cached: initdb inside WebAssembly takes seconds; loading a copy does not. */
 function templatePath(): string {

@@ -67,10 +67,14 @@ describe.each(DATABASE_KINDS)('reads after writes (%s database)', (kind) => {
     const auditor = await signIn(hub, 'reader', password);
     for (let i = 0; i < 3; i += 1) await read('/api/studies', auditor);
 
-    expect((await api(hub, 'PATCH', `/api/users/${userId}`, { headers: admin, json: { disabled: true } })).status).toBe(200);
+    expect((await api(hub, 'PATCH', `/api/users/${userId}`, { headers: admin, json: { disabled: true } })).status).toBe(
+      200,
+    );
     expect((await api(hub, 'GET', '/api/studies', { headers: auditor })).status).toBe(401);
 
-    expect((await api(hub, 'PATCH', `/api/users/${userId}`, { headers: admin, json: { disabled: false } })).status).toBe(200);
+    expect(
+      (await api(hub, 'PATCH', `/api/users/${userId}`, { headers: admin, json: { disabled: false } })).status,
+    ).toBe(200);
     expect((await api(hub, 'GET', '/api/studies', { headers: auditor })).status).toBe(200);
   });
 });
