@@ -1,7 +1,7 @@
 import { createCipheriv } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 
-import { applyMask, expandMask, MASK_CHUNK_WORDS, pairwiseMaskKey, pairwiseMaskSign } from './mask-stream';
+import { applyMask, applyMasks, expandMask, MASK_CHUNK_WORDS, pairwiseMaskKey, pairwiseMaskSign } from './mask-stream';
 import { fromHex } from './encoding.util';
 
 const key = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + 1);
@@ -32,6 +32,26 @@ describe('the mask PRG (AES-256-CTR keystream as little-endian words)', () => {
       applyMask(v, key, -1, bits);
       expect(Array.from(v)).toEqual(Array.from(original));
     }
+  });
+
+  it('applies several masks in one sweep exactly as one after the other', () => {
+    const keys = [1, 2, 3].map((seed) => Uint8Array.from({ length: 32 }, (_, i) => (i * seed + 3) & 0xff));
+    const length = MASK_CHUNK_WORDS * 2 + 17;
+    const fused = Uint32Array.from({ length }, (_, i) => i);
+    const serial = fused.slice();
+    applyMasks(
+      fused,
+      [
+        { key: keys[0], sign: 1 },
+        { key: keys[1], sign: -1 },
+        { key: keys[2], sign: 1 },
+      ],
+      24,
+    );
+    applyMask(serial, keys[0], 1, 24);
+    applyMask(serial, keys[1], -1, 24);
+    applyMask(serial, keys[2], 1, 24);
+    expect(Array.from(fused)).toEqual(Array.from(serial));
   });
 
   it('derives one key per unordered pair and opposite signs on its two ends', () => {

@@ -12,32 +12,64 @@ import { compareIds, SECAGG_PROTOCOL } from './parameters';
 import { modulusMask } from './quantisation';
 import { SecAggErrorCode, SecAggException } from './secagg.exception';
 
-/** Words of keystream per chunk (256 KiB): large enough to amortise the cipher call, small enough to stay in cache. */
-export const MASK_CHUNK_WORDS = 65_536;
+/**
+ * Words per chunk (64 KiB of keystream, 64 KiB of target): large enough to amortise the cipher call, small enough that
+ * the target chunk and one keystream chunk stay in the core's L2 cache while every mask is folded in.
+ */
+export const MASK_CHUNK_WORDS = 16_384;
 
 const ZERO_IV = Buffer.alloc(16);
 const ZERO_CHUNK = Buffer.alloc(MASK_CHUNK_WORDS * 4);
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** One mask to apply: the AES key of its PRG and whether it is added (+1) or subtracted (−1). */
+export interface MaskTerm {
+  key: Uint8Array;
+  sign: 1 | -1;
+}
 
 /**
  * Adds (sign +1) or subtracts (sign −1) the mask expanded from `key` to `target`, modulo 2^k, in place. Both
  * directions of a pairwise mask come from the same key, so +PRG on one side and −PRG on the other cancel exactly.
  */
 export function applyMask(target: Uint32Array, key: Uint8Array, sign: 1 | -1, modulusBits: number): void {
-  if (key.length !== 32) {
-    throw new SecAggException(SecAggErrorCode.MalformedMessage, `A mask key must be 32 bytes, got ${key.length}.`);
-  }
-  const mask = modulusMask(modulusBits);
-  const cipher = createCipheriv('aes-256-ctr', key, ZERO_IV);
-  for (let start = 0; start < target.length; start += MASK_CHUNK_WORDS) {
-    const count = Math.min(MASK_CHUNK_WORDS, target.length - start);
-    const words = keystreamWords(cipher.update(ZERO_CHUNK.subarray(0, count * 4)));
-    if (sign === 1) {
-      for (let i = 0; i < count; i++) target[start + i] = (target[start + i] + words[i]) & mask;
-    } else {
-      for (let i = 0; i < count; i++) target[start + i] = (target[start + i] - words[i]) & mask;
+  applyMasks(target, [{ key, sign }], modulusBits);
+}
+
+/**
+ * Applies several masks in one sweep over `target`: chunk by chunk, every mask's keystream for that chunk is
+ * generated and folded in while the chunk is still in cache, instead of one full pass over the vector per mask.
+ * Same result as applying the masks one after the other (addition modulo 2^k commutes).
+ */
+export function applyMasks(target: Uint32Array, terms: readonly MaskTerm[], modulusBits: number): void {
+  for (const term of terms) {
+    if (term.key.length !== 32) {
+      throw new SecAggException(
+        SecAggErrorCode.MalformedMessage,
+        `A mask key must be 32 bytes, got ${term.key.length}.`,
+      );
     }
   }
+  const mask = modulusMask(modulusBits);
+  const ciphers = terms.map((term) => createCipheriv('aes-256-ctr', term.key, ZERO_IV));
+  for (let start = 0; start < target.length; start += MASK_CHUNK_WORDS) {
+    const count = Math.min(MASK_CHUNK_WORDS, target.length - start);
+    const zeros = ZERO_CHUNK.subarray(0, count * 4);
+    const chunk = target.subarray(start, start + count);
+    for (let t = 0; t < terms.length; t++) {
+      const words = keystreamWords(ciphers[t].update(zeros));
+      if (terms[t].sign === 1) addWords(chunk, words, count, mask);
+      else subtractWords(chunk, words, count, mask);
+    }
+  }
+}
+
+function addWords(chunk: Uint32Array, words: Uint32Array, count: number, mask: number): void {
+  for (let i = 0; i < count; i++) chunk[i] = (chunk[i] + words[i]) & mask;
+}
+
+function subtractWords(chunk: Uint32Array, words: Uint32Array, count: number, mask: number): void {
+  for (let i = 0; i < count; i++) chunk[i] = (chunk[i] - words[i]) & mask;
 }
 
 /**

@@ -9,7 +9,7 @@ import { checkAdvertisement, signAdvertisement } from './advertisement';
 import { fromBase64, fromHex, toBase64 } from './encoding.util';
 import { IdentityKeyDirectory } from './identity-signature';
 import { generateX25519KeyPair, X25519_KEY_BYTES, x25519SharedSecret } from './key-agreement';
-import { applyMask, pairwiseMaskKey, pairwiseMaskSign, selfMaskKey } from './mask-stream';
+import { applyMasks, MaskTerm, pairwiseMaskKey, pairwiseMaskSign, selfMaskKey } from './mask-stream';
 import {
   EncryptedShare,
   KeyAdvertisement,
@@ -263,18 +263,16 @@ export function maskInput(
   }
   const vector = options.input.slice();
   const seed = fromBase64(state.selfMaskSeed, SECRET_BYTES, 'selfMaskSeed');
-  applyMask(vector, selfMaskKey(seed, hashBytes, participantId), 1, config.modulusBits);
   const maskPrivateKey = fromBase64(state.maskPrivateKey, X25519_KEY_BYTES, 'maskPrivateKey');
+  const terms: MaskTerm[] = [{ key: selfMaskKey(seed, hashBytes, participantId), sign: 1 }];
   for (const partner of maskPartners) {
     const neighbour = state.neighbours.find((n) => n.participantId === partner);
     if (neighbour === undefined) continue;
-    const secret = x25519SharedSecret(
-      maskPrivateKey,
-      fromBase64(neighbour.maskPublicKey, X25519_KEY_BYTES, 'maskPublicKey'),
-    );
-    const key = pairwiseMaskKey(secret, hashBytes, participantId, partner);
-    applyMask(vector, key, pairwiseMaskSign(participantId, partner), config.modulusBits);
+    const peerKey = fromBase64(neighbour.maskPublicKey, X25519_KEY_BYTES, 'maskPublicKey');
+    const key = pairwiseMaskKey(x25519SharedSecret(maskPrivateKey, peerKey), hashBytes, participantId, partner);
+    terms.push({ key, sign: pairwiseMaskSign(participantId, partner) });
   }
+  applyMasks(vector, terms, config.modulusBits);
   const next: MaskedState = {
     phase: 'masked',
     config,

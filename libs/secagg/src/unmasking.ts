@@ -7,7 +7,7 @@ import { Checked, messageOf } from './advertisement';
 import { fromBase64, fromHex } from './encoding.util';
 import { ShareRouting } from './hub-collection';
 import { X25519_KEY_BYTES, x25519PublicKey, x25519SharedSecret } from './key-agreement';
-import { applyMask, pairwiseMaskKey, pairwiseMaskSign, selfMaskKey } from './mask-stream';
+import { applyMasks, MaskTerm, pairwiseMaskKey, pairwiseMaskSign, selfMaskKey } from './mask-stream';
 import { KeyAdvertisement, MaskedInputHeader, parseMessage, UnmaskingRequest, UnmaskingResponse } from './messages';
 import { isConnected } from './neighbour-graph';
 import { compareIds, secAggConfigHash, SecAggConfig } from './parameters';
@@ -178,8 +178,8 @@ export async function unmaskSum(
     );
   }
   const hashBytes = fromHex(configHash, 32, 'configHash');
-  const result = maskedSum.slice();
   const survivors = new Set(plan.request.survivors);
+  const terms: MaskTerm[] = [];
   for (const r of plan.reconstructions) {
     const secret = await combineShares(sharesFor(r, responses));
     if (r.kind === 'selfMaskSeed') {
@@ -187,39 +187,41 @@ export async function unmaskSum(
       if (selfMaskCommitment(secret, hashBytes, r.owner) !== commitment) {
         throw mismatch(`The rebuilt self-mask seed of ${r.owner} does not match its commitment.`);
       }
-      applyMask(result, selfMaskKey(secret, hashBytes, r.owner), -1, config.modulusBits);
+      terms.push({ key: selfMaskKey(secret, hashBytes, r.owner), sign: -1 });
     } else {
-      removeDroppedMasks(config, hashBytes, r.owner, secret, { routing, advertised, survivors }, result);
+      terms.push(...droppedMaskTerms(hashBytes, r.owner, secret, { routing, advertised, survivors }));
     }
   }
+  // Every secret is checked before the first mask is removed; then one sweep removes them all.
+  const result = maskedSum.slice();
+  applyMasks(result, terms, config.modulusBits);
   return result;
 }
 
-/** Subtracts from `result` the pairwise masks each surviving partner of `owner` added with it. */
-function removeDroppedMasks(
-  config: SecAggConfig,
+/** The masks that remove, from the sum, the pairwise masks each surviving partner of `owner` added with it. */
+function droppedMaskTerms(
   hashBytes: Uint8Array,
   owner: string,
   maskPrivateKey: Uint8Array,
   context: { routing: ShareRouting; advertised: readonly KeyAdvertisement[]; survivors: ReadonlySet<string> },
-  result: Uint32Array,
-): void {
+): MaskTerm[] {
   const publicKeyOf = (id: string): Uint8Array => {
     const advertisement = context.advertised.find((a) => a.participantId === id);
     if (advertisement === undefined) throw mismatch(`No advertised mask key for ${id}.`);
     return fromBase64(advertisement.maskPublicKey, X25519_KEY_BYTES, 'maskPublicKey');
   };
-  const ownerPublicKey = publicKeyOf(owner);
-  if (!equalBytes(x25519PublicKey(maskPrivateKey), ownerPublicKey)) {
+  if (!equalBytes(x25519PublicKey(maskPrivateKey), publicKeyOf(owner))) {
     throw mismatch(`The rebuilt mask key of ${owner} does not match its advertised public key.`);
   }
+  const terms: MaskTerm[] = [];
   for (const sharer of context.routing.sharers) {
     const v = sharer.participantId;
     if (!context.survivors.has(v) || !sharer.maskPartners.includes(owner)) continue;
     const key = pairwiseMaskKey(x25519SharedSecret(maskPrivateKey, publicKeyOf(v)), hashBytes, v, owner);
-    // v added sign(v, owner)·PRG: apply the opposite sign to remove it.
-    applyMask(result, key, pairwiseMaskSign(v, owner) === 1 ? -1 : 1, config.modulusBits);
+    // v added sign(v, owner)·PRG: the opposite sign removes it.
+    terms.push({ key, sign: pairwiseMaskSign(v, owner) === 1 ? -1 : 1 });
   }
+  return terms;
 }
 
 /** The revealed shares of one secret, decoded, from the responders the plan lists as its holders. */
