@@ -3,7 +3,8 @@ import { releasedWithoutDp, studyPlanProblems, type SiloView, type StudyPlan } f
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { blankFeature, defaultDraft, draftToPlan, withPrivacyMode, type PlanDraft } from '../lib/plan-draft.js';
 import { plannedEvaluationNoise } from '../lib/privacy-accounting.js';
-import { placeProblems, PLAN_PATH, stepOfPath, WIZARD_STEPS, wizardFieldPaths } from '../lib/plan-problems.js';
+import { placeProblems, PLAN_PATH } from '../lib/plan-problems.js';
+import { stepOfPath, WIZARD_STEPS, wizardFieldPaths } from './wizard/wizard-steps.js';
 import { StudyWizard } from './study-wizard.js';
 
 afterEach(cleanup);
