@@ -15,6 +15,7 @@ export {
   type LatticeNoiseSource,
   type LocalTrainingInput,
   type LocalTrainingResult,
+  type TrainingSchedule,
 } from './local-training';
 export {
   ModelSpecErrorCode,
@@ -37,6 +38,40 @@ export {
   type ModelSpec,
   type ModelTask,
 } from './model-spec';
+export {
+  accuracy,
+  balancedAccuracy,
+  binaryMetrics,
+  confusionMatrix,
+  f1Score,
+  macroOvrAuc,
+  meanAbsoluteError,
+  multiclassMetrics,
+  predictedClasses,
+  r2Score,
+  regressionMetrics,
+  rootMeanSquaredError,
+  type ClassificationMetrics,
+  type RegressionMetrics,
+  type TaskMetrics,
+} from './metrics';
+export { checkNetworkExamples, type NetworkExamples } from './network-data';
+export { evaluateNetwork, predictNetwork } from './network-evaluation';
+export {
+  compileNetwork,
+  initialNetworkParameters,
+  networkParameterLayout,
+  networkSpecOfModelSpec,
+  type CompiledNetwork,
+} from './network-model';
+export {
+  NETWORK_CLIP_MARGIN,
+  clippedNetworkBatch,
+  networkClipTarget,
+  trainNetwork,
+  type NetworkClippedBatch,
+  type NetworkTrainingInput,
+} from './network-training';
 export { exportOnnx } from './onnx-export';
 export {
   fromFlat,

@@ -1,0 +1,226 @@
+import * as tf from '@tensorflow/tfjs';
+import type { NetworkSpec } from '@tessera/protocol';
+import { ensureBackend } from './backend-selection';
+import type { LocalTrainingResult } from './local-training';
+import { checkNetworkExamples } from './network-data';
+import { dropoutMasks, type NetworkWeights } from './network-forward';
+import { clippedGradientSum, gradientSum } from './network-gradients';
+import { targetWidth, writeTargets } from './network-loss';
+import { assertNetworkParameters, compileNetwork, type CompiledNetwork } from './network-model';
+import { seededUniform } from './seeded-random';
+import {
+  BatchSampler,
+  NoiseQueue,
+  planLattice,
+  planSteps,
+  releaseNoisyGradient,
+  validateScalars,
+  type TrainingSchedule,
+} from './sgd-schedule';
+import type { LabelArray } from './training-input';
+
+export interface NetworkTrainingInput extends TrainingSchedule {
+  readonly network: NetworkSpec;
+  /** Global model received from the hub, in the network's flat layout. Not modified. */
+  readonly parameters: Float32Array;
+  /** Row-major n × rowLength data rows (see NetworkExamples). */
+  readonly x: Float32Array;
+  /** Class indices (binary, multiclass) or target values (regression). */
+  readonly y: LabelArray;
+}
+
+/**
+ * Relative margin of the clipping target under DP-SGD: each example is clipped to C·(1 − 2⁻¹⁰). The per-example norm
+ * (closed forms, float32) and the clipped sum (separate float32 products) round differently; on the test networks they
+ * agree to 1e-5 relative, and 2⁻¹⁰ ≈ 9.8e-4 covers that a hundred times over so that no contribution exceeds C. It is
+ * an empirical margin, not the proof the dense registry models have (conservativeClipNorm): docs/models.md.
+ */
+export const NETWORK_CLIP_MARGIN = 2 ** -10;
+
+/** The clipping target DP-SGD applies for a declared clipping norm C. */
+export function networkClipTarget(clipNorm: number): number {
+  return clipNorm * (1 - NETWORK_CLIP_MARGIN);
+}
+
+/** Tensors for a flat parameter vector in layout order; the caller disposes them. */
+export function networkWeightsFromFlat(network: CompiledNetwork, flat: Float32Array): tf.Tensor[] {
+  return network.layout.entries.map((e) => tf.tensor(flat.subarray(e.offset, e.offset + e.length), [...e.shape]));
+}
+
+/** Flat parameter vector from tensors in layout order. */
+export function networkWeightsToFlat(network: CompiledNetwork, weights: NetworkWeights): Float32Array {
+  const flat = new Float32Array(network.layout.size);
+  network.layout.entries.forEach((e, i) => flat.set(weights[i]!.dataSync() as Float32Array, e.offset));
+  return flat;
+}
+
+/** Seed of a step's dropout masks: a function of the training seed and the step only (never of the data). */
+function dropoutSeed(seed: number, step: number): number {
+  return (Math.imul(seed, 0x9e3779b1) + step) >>> 0;
+}
+
+/**
+ * One silo's local training of a declarative network: as trainLocal does for the registry models — mini-batch SGD
+ * without DP; with DP, DP-SGD (Abadi et al. 2016) with Poisson sampling, per-example clipping by the closed forms of
+ * network-gradients (one forward and one backward pass per batch, whatever the layers), the clipped sum released on
+ * the lattice with exact discrete-Gaussian noise and divided by the plan's public batch size — and FedProx's proximal
+ * term after the noise. Dropout masks come from a seeded generator (training seed, step), independent of the data.
+ */
+export async function trainNetwork(input: NetworkTrainingInput): Promise<LocalTrainingResult> {
+  const backend = await ensureBackend();
+  const { dp } = input;
+  const network = compileNetwork(input.network);
+  assertNetworkParameters(network, input.parameters);
+  const { n } = checkNetworkExamples(input.network, input.x, input.y);
+  validateScalars(input);
+  const plan = planSteps(input, n);
+
+  const { layout } = network;
+  const size = layout.size;
+  const width = network.table.rowLength;
+  const outputs = targetWidth(network.task);
+  const seed = input.seed ?? 0;
+  const sampler = new BatchSampler(
+    n,
+    dp?.sampling ?? seededUniform(seed),
+    dp === undefined ? Math.min(input.batchSize!, n) : 0,
+    dp === undefined ? null : dp.samplingRate,
+  );
+  const mu = input.proximalMu ?? 0;
+  const clipTarget = dp === undefined ? 0 : networkClipTarget(dp.clipNorm);
+  const lattice = dp !== undefined && dp.noiseMultiplier > 0 ? planLattice(dp, size) : null;
+  const noisySum = dp === undefined ? null : new Float64Array(size);
+  const dpGradient = dp === undefined ? null : new Float32Array(size);
+  const offsets = layout.entries.map((e) => e.offset);
+  // Batches are gathered in JS and uploaded: tf.gather on the wasm backend is far slower than copying rows.
+  const xBatch = new Float32Array(n * width);
+  const targetBatch = new Float32Array(n * outputs);
+  const global = mu > 0 ? networkWeightsFromFlat(network, input.parameters) : null;
+  let weights = networkWeightsFromFlat(network, input.parameters);
+  const noiseAhead = new NoiseQueue(
+    dp !== undefined && lattice !== null ? () => dp.noise(size, lattice.latticeSigma) : null,
+    plan.totalSteps,
+  );
+  const lossHistory: number[] = [];
+  let epochLoss = 0;
+  let epochExamples = 0;
+  let examplesUsed = 0;
+  try {
+    for (let step = 0; step < plan.totalSteps; step++) {
+      const indices = sampler.next();
+      const batch = indices.length;
+      const pendingNoise = noiseAhead.next(step);
+      for (let k = 0; k < batch; k++) {
+        const row = indices[k]!;
+        xBatch.set(input.x.subarray(row * width, (row + 1) * width), k * width);
+      }
+      writeTargets(input.y, network.task, targetBatch, indices);
+      const current = weights;
+      const { sums, lossSum } = tf.tidy(() => {
+        if (batch === 0) {
+          // An empty Poisson batch still takes a (pure-noise) step: skipping it would change the mechanism.
+          return { sums: current.map((w) => tf.zerosLike(w)), lossSum: tf.scalar(0) };
+        }
+        const xb = tf.tensor2d(xBatch.subarray(0, batch * width), [batch, width]);
+        const targets = tf.tensor2d(targetBatch.subarray(0, batch * outputs), [batch, outputs]);
+        const masks = dropoutMasks(network, batch, dropoutSeed(seed, step));
+        const result =
+          dp === undefined
+            ? gradientSum(network, current, xb, targets, masks)
+            : clippedGradientSum(network, current, xb, targets, clipTarget, masks);
+        return { sums: result.sums, lossSum: result.lossSum };
+      });
+      let privateGradient: Float32Array | null = null;
+      try {
+        if (noisySum !== null && dpGradient !== null) {
+          await releaseNoisyGradient(sums, offsets, lattice, pendingNoise, dp!.expectedBatchSize, noisySum, dpGradient);
+          privateGradient = dpGradient;
+        }
+      } catch (error) {
+        tf.dispose([...sums, lossSum]);
+        throw error;
+      }
+      const next = tf.tidy(() =>
+        current.map((param, i) => {
+          const entry = layout.entries[i]!;
+          let gradient: tf.Tensor =
+            privateGradient !== null
+              ? tf.tensor(privateGradient.subarray(entry.offset, entry.offset + entry.length), param.shape)
+              : tf.mul(sums[i]!, 1 / Math.max(batch, 1));
+          if (global !== null) gradient = tf.add(gradient, tf.mul(tf.sub(param, global[i]!), mu));
+          return tf.sub(param, tf.mul(gradient, input.learningRate));
+        }),
+      );
+      tf.dispose([...current, ...sums]);
+      weights = next;
+      epochLoss += lossSum.dataSync()[0]!;
+      lossSum.dispose();
+      epochExamples += batch;
+      examplesUsed += batch;
+      if ((step + 1) % plan.stepsPerEpoch === 0 || step + 1 === plan.totalSteps) {
+        lossHistory.push(epochExamples > 0 ? epochLoss / epochExamples : Number.NaN);
+        epochLoss = 0;
+        epochExamples = 0;
+      }
+    }
+    const parameters = networkWeightsToFlat(network, weights);
+    const delta = new Float32Array(size);
+    for (let i = 0; i < size; i++) delta[i] = parameters[i]! - input.parameters[i]!;
+    return { parameters, delta, steps: plan.totalSteps, lossHistory, examplesUsed, backend };
+  } finally {
+    tf.dispose(weights);
+    if (global !== null) tf.dispose(global);
+  }
+}
+
+/** Per-example norms, clip factors and the clipped sum (flat layout) of one batch, as DP-SGD computes them. */
+export interface NetworkClippedBatch {
+  readonly norms: Float32Array;
+  readonly clipFactors: Float32Array;
+  readonly clippedSum: Float32Array;
+}
+
+/**
+ * One batch's DP-SGD clipping exactly as trainNetwork does it (clipping target networkClipTarget(clipNorm)), for tests
+ * and diagnostics. `dropoutSeed`, when given, applies the training-time dropout masks of that seed.
+ */
+export async function clippedNetworkBatch(
+  spec: NetworkSpec,
+  parameters: Float32Array,
+  x: Float32Array,
+  y: LabelArray,
+  clipNorm: number,
+  dropoutSeed?: number,
+): Promise<NetworkClippedBatch> {
+  await ensureBackend();
+  const network = compileNetwork(spec);
+  assertNetworkParameters(network, parameters);
+  const { n } = checkNetworkExamples(spec, x, y);
+  const outputs = targetWidth(network.task);
+  const targets = new Float32Array(n * outputs);
+  writeTargets(y, network.task, targets);
+  const weights = networkWeightsFromFlat(network, parameters);
+  try {
+    const result = tf.tidy(() => {
+      const masks = dropoutSeed === undefined ? undefined : dropoutMasks(network, n, dropoutSeed);
+      const clipped = clippedGradientSum(
+        network,
+        weights,
+        tf.tensor2d(x, [n, network.table.rowLength]),
+        tf.tensor2d(targets, [n, outputs]),
+        networkClipTarget(clipNorm),
+        masks,
+      );
+      return { norms: clipped.norms, factors: clipped.factors, sums: clipped.sums, lossSum: clipped.lossSum };
+    });
+    const out = {
+      norms: result.norms.dataSync() as Float32Array,
+      clipFactors: result.factors.dataSync() as Float32Array,
+      clippedSum: networkWeightsToFlat(network, result.sums),
+    };
+    tf.dispose([result.norms, result.factors, result.lossSum, ...result.sums]);
+    return out;
+  } finally {
+    tf.dispose(weights);
+  }
+}
