@@ -82,9 +82,17 @@ function loadAll(file, n, m) {
   }
 }
 
+/** File handles a child opened, closed before it reports. */
+const openHandles = [];
+async function openFile(file) {
+  const handle = await open(file, 'r');
+  openHandles.push(handle);
+  return handle;
+}
+
 /** An UpdateBlockReader over the file: one reusable buffer per update (the contract allows it). */
 async function fileReader(file, n, m) {
-  const handle = await open(file, 'r');
+  const handle = await openFile(file);
   const buffers = new Map();
   return {
     handle,
@@ -118,7 +126,7 @@ function fedAvgInMemory(updates) {
 
 /** FedAvg streaming from the file, the hub's path: each whole update read in turn into one reused buffer. */
 async function fedAvgStreaming(file, n, m) {
-  const handle = await open(file, 'r');
+  const handle = await openFile(file);
   const update = new Float32Array(m);
   return async () => {
     const fedavg = new lib.FedAvgAggregator(m);
@@ -179,9 +187,11 @@ async function child(config) {
   // Timed runs alternate with FedAvg over the same updates (loaded, or streamed from the file), so the ratio compares
   // the two within the same seconds of a shared machine.
   const baseline =
-    config.variant === 'in-memory'
-      ? fedAvgInMemory(loadAll(config.file, config.n, config.m))
-      : await fedAvgStreaming(config.file, config.n, config.m);
+    config.runs === 0
+      ? undefined
+      : config.variant === 'in-memory'
+        ? fedAvgInMemory(loadAll(config.file, config.n, config.m))
+        : await fedAvgStreaming(config.file, config.n, config.m);
   const times = [];
   const fedAvgTimes = [];
   for (let r = 0; r < config.runs; r += 1) {
@@ -194,6 +204,7 @@ async function child(config) {
     await baseline();
     fedAvgTimes.push(performance.now() - t);
   }
+  await Promise.all(openHandles.map((h) => h.close()));
   const trace = first.trace ? first.trace.map((t) => t.step) : undefined;
   const geometric = first.trace?.find?.((t) => t.step === 'geometric-median');
   const ms = stats(times.length ? times : [firstMs]);
