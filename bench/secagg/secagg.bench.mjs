@@ -2,7 +2,7 @@
 // Secure aggregation (@tessera/secagg) against plain aggregation of the same float32 updates, in the same run.
 //
 //   npm run bench:secagg [-- --smoke] [-- --n=4,16,64] [-- --m=1M,10M] [-- --dropout=0,0.3] [-- --runs=3]
-//                        [-- --out=FILE]
+//                        [-- --warmups=1] [-- --out=FILE]
 //
 // Imports the BUILT libraries (libs/secagg/dist, libs/aggregation/dist). Writes bench/results/secagg.json (smoke:
 // secagg.smoke.json). Defaults: n ∈ {4, 16}, m = 1M, dropouts 0% and 30%, 1 warm-up + 3 runs; --n=4,16,64 and
@@ -45,7 +45,7 @@ const parseList = (value, fallback) =>
 const counts = smoke ? [4, 6] : parseList(args.value('n'), [4, 16]);
 const sizes = smoke ? [2_000] : parseList(args.value('m'), [1e6]);
 const dropouts = smoke ? [0, 0.3] : parseList(args.value('dropout'), [0, 0.3]);
-const warmups = smoke ? 0 : 1;
+const warmups = smoke ? 0 : Number(args.value('warmups') ?? 1);
 const runs = smoke ? 1 : Number(args.value('runs') ?? 3);
 const MODULUS_BITS = 32;
 const CLIP = 1;

@@ -41,17 +41,15 @@ export {
 export { neighbourGraph, type NeighbourGraph } from './neighbour-graph';
 export { type IdentityKeyDirectory, type IdentityPublicKey } from './identity-signature';
 export { checkAdvertisement, type Checked } from './advertisement';
+export { advertiseKeys, maskInput, shareKeys } from './participant';
+export { revealShares } from './participant-reveal';
 export {
-  advertiseKeys,
-  maskInput,
-  revealShares,
-  shareKeys,
   type AdvertisedState,
   type MaskedState,
   type NeighbourKeys,
   type SharedState,
   type ShareKind,
-} from './participant';
+} from './participant-state';
 export {
   checkMaskedInput,
   checkShareMessage,

@@ -10,78 +10,29 @@ import { fromBase64, fromHex, toBase64 } from './encoding.util';
 import { IdentityKeyDirectory } from './identity-signature';
 import { generateX25519KeyPair, X25519_KEY_BYTES, x25519SharedSecret } from './key-agreement';
 import { applyMasks, MaskTerm, pairwiseMaskKey, pairwiseMaskSign, selfMaskKey } from './mask-stream';
+import { EncryptedShare, KeyAdvertisement, MaskedInputHeader, parseMessage, ShareKeysMessage } from './messages';
+import { neighbourGraph } from './neighbour-graph';
+import { compareIds, parseSecAggConfig, secAggConfigHash } from './parameters';
 import {
-  EncryptedShare,
-  KeyAdvertisement,
-  MaskedInputHeader,
-  parseMessage,
-  RevealedShare,
-  ShareKeysMessage,
-  UnmaskingRequest,
-  UnmaskingResponse,
-} from './messages';
-import { isConnected, neighbourGraph } from './neighbour-graph';
-import { compareIds, parseSecAggConfig, secAggConfigHash, SecAggConfig } from './parameters';
+  AdvertisedState,
+  assertPhase,
+  decryptShare,
+  MaskedState,
+  NeighbourKeys,
+  SharedState,
+} from './participant-state';
 import { assertModularVector } from './quantisation';
 import { cryptoRandom, randomBytesFrom, SecAggRandom } from './random-source';
 import { ExclusionReason, ParticipantExclusion, SecAggErrorCode, SecAggException } from './secagg.exception';
 import { SECRET_BYTES, SHARE_BYTES, splitSecret } from './secret-sharing';
 import {
   GCM_NONCE_BYTES,
-  openShare,
   sealShare,
   selfMaskCommitment,
   SHARE_PLAINTEXT_BYTES,
   shareAssociatedData,
   shareEncryptionKey,
 } from './share-encryption';
-
-/** A neighbour whose advertisement verified, with its two public keys (base64). */
-export interface NeighbourKeys {
-  participantId: string;
-  maskPublicKey: string;
-  encryptionPublicKey: string;
-}
-
-interface RoundIdentity {
-  config: SecAggConfig;
-  configHash: string;
-  participantId: string;
-}
-
-/** After AdvertiseKeys: the two ephemeral key pairs (private keys in base64). */
-export interface AdvertisedState extends RoundIdentity {
-  phase: 'advertised';
-  maskPrivateKey: string;
-  encryptionPrivateKey: string;
-}
-
-/** After ShareKeys: also the self-mask seed and the neighbours the shares went to. */
-export interface SharedState extends RoundIdentity {
-  phase: 'shared';
-  maskPrivateKey: string;
-  encryptionPrivateKey: string;
-  selfMaskSeed: string;
-  neighbours: NeighbourKeys[];
-}
-
-/**
- * After MaskedInputCollection. The participant's own mask private key and self-mask seed are gone: only its
- * neighbours' shares can rebuild them now, so a later theft of this state cannot unmask its input.
- */
-export interface MaskedState extends RoundIdentity {
-  phase: 'masked';
-  encryptionPrivateKey: string;
-  neighbours: NeighbourKeys[];
-  maskPartners: string[];
-  /** The encrypted shares received from the mask partners, decrypted again only when the hub asks for them. */
-  receivedShares: EncryptedShare[];
-  /** Which kind of share was revealed for each owner so far: a later request may not ask for the other kind. */
-  revealed: { owner: string; kind: ShareKind }[];
-}
-
-/** The two secrets a participant shares: its self-mask seed b_u and its mask private key s_u^SK. */
-export type ShareKind = 'selfMaskSeed' | 'maskKey';
 
 /**
  * Round 0, AdvertiseKeys: makes two ephemeral X25519 key pairs — one for pairwise masks, one for encrypting shares —
@@ -288,143 +239,4 @@ export function maskInput(
     revealed: [],
   };
   return { state: next, header: { participantId, configHash, maskPartners }, vector };
-}
-
-/** The 66-byte plaintext of a share from `neighbour`, or SHARE_DECRYPTION_FAILED naming it. */
-function decryptShare(
-  state: RoundIdentity,
-  encryptionPrivateKey: Uint8Array,
-  hashBytes: Uint8Array,
-  neighbour: NeighbourKeys,
-  share: EncryptedShare,
-): Uint8Array {
-  const key = shareEncryptionKey(
-    encryptionPrivateKey,
-    fromBase64(neighbour.encryptionPublicKey, X25519_KEY_BYTES, 'encryptionPublicKey'),
-    hashBytes,
-    state.participantId,
-    neighbour.participantId,
-  );
-  const ad = shareAssociatedData(hashBytes, state.config.roundId, share.from, share.to);
-  try {
-    const plaintext = openShare(
-      key,
-      fromBase64(share.nonce, GCM_NONCE_BYTES, 'nonce'),
-      fromBase64(share.ciphertext, null, 'ciphertext'),
-      ad,
-    );
-    if (plaintext.length !== SHARE_PLAINTEXT_BYTES) {
-      throw new SecAggException(SecAggErrorCode.ShareDecryptionFailed, 'Share plaintext has the wrong length.');
-    }
-    return plaintext;
-  } catch (error) {
-    throw new SecAggException(
-      SecAggErrorCode.ShareDecryptionFailed,
-      `The share from ${share.from} to ${share.to} does not decrypt: ${error instanceof Error ? error.message : String(error)}`,
-      { cause: error },
-    );
-  }
-}
-
-/**
- * Round 3, Unmasking: for every mask partner the request lists as a survivor, reveals this participant's share of
- * that partner's self-mask seed; for every partner listed as dropped, its share of that partner's mask private key;
- * never both for one partner. Refuses (CONFLICTING_REVEAL_REQUEST) a request that lists anyone in both lists, does not
- * list this participant as a survivor, or moves a partner to the other list than an earlier request did; refuses
- * (TOO_FEW_SURVIVORS) fewer than t survivors and (SURVIVOR_GRAPH_DISCONNECTED) survivors whose neighbour graph falls
- * apart. Repeating the same request is answered alike (a hub that restarted may ask again).
- */
-export function revealShares(state: MaskedState, input: unknown): { state: MaskedState; response: UnmaskingResponse } {
-  assertPhase(state, 'masked');
-  const request = parseMessage(UnmaskingRequest, input, 'unmasking request');
-  const { configHash, participantId } = state;
-  if (request.configHash !== configHash) {
-    throw new SecAggException(SecAggErrorCode.ConfigMismatch, 'The unmasking request is for another configuration.');
-  }
-  const classification = classify(request, state);
-  const hashBytes = fromHex(configHash, 32, 'configHash');
-  const encryptionPrivateKey = fromBase64(state.encryptionPrivateKey, X25519_KEY_BYTES, 'encryptionPrivateKey');
-  const selfMaskSeedShares: RevealedShare[] = [];
-  const maskKeyShares: RevealedShare[] = [];
-  const revealed = new Map(state.revealed.map((r) => [r.owner, r.kind]));
-  for (const share of state.receivedShares) {
-    const kind = classification.get(share.from);
-    if (kind === undefined) continue;
-    const neighbour = state.neighbours.find((n) => n.participantId === share.from);
-    if (neighbour === undefined) continue;
-    const plaintext = decryptShare(state, encryptionPrivateKey, hashBytes, neighbour, share);
-    const part = kind === 'selfMaskSeed' ? plaintext.subarray(0, SHARE_BYTES) : plaintext.subarray(SHARE_BYTES);
-    (kind === 'selfMaskSeed' ? selfMaskSeedShares : maskKeyShares).push({ owner: share.from, share: toBase64(part) });
-    revealed.set(share.from, kind);
-  }
-  const next: MaskedState = {
-    ...state,
-    revealed: [...revealed].map(([owner, kind]) => ({ owner, kind })).sort((a, b) => compareIds(a.owner, b.owner)),
-  };
-  return { state: next, response: { participantId, configHash, selfMaskSeedShares, maskKeyShares } };
-}
-
-/** Checks the request's partition and returns the kind of share to reveal per owner. */
-function classify(request: UnmaskingRequest, state: MaskedState): Map<string, ShareKind> {
-  const { config, participantId } = state;
-  const conflict = (message: string): SecAggException =>
-    new SecAggException(SecAggErrorCode.ConflictingRevealRequest, message);
-  const survivors = new Set(request.survivors);
-  const dropped = new Set(request.dropped);
-  if (survivors.size !== request.survivors.length || dropped.size !== request.dropped.length) {
-    throw conflict('The unmasking request lists a participant twice.');
-  }
-  for (const id of [...survivors, ...dropped]) {
-    if (!config.participants.includes(id)) {
-      throw new SecAggException(SecAggErrorCode.MalformedMessage, `${id} is not in the round's roster.`);
-    }
-    if (survivors.has(id) && dropped.has(id)) {
-      throw conflict(`${id} is listed both as a survivor and as dropped: both of its secrets would be revealed.`);
-    }
-  }
-  if (!survivors.has(participantId)) {
-    throw conflict(`${participantId} is not listed as a survivor, yet it is asked to help unmask.`);
-  }
-  if (survivors.size < config.threshold) {
-    throw new SecAggException(
-      SecAggErrorCode.TooFewSurvivors,
-      `Only ${survivors.size} survivors; at least ${config.threshold} are required.`,
-    );
-  }
-  const graph = neighbourGraph(config);
-  const edges = new Map([...survivors].map((id) => [id, graph.neighboursOf(id)]));
-  if (!isConnected([...survivors], edges)) {
-    throw new SecAggException(
-      SecAggErrorCode.SurvivorGraphDisconnected,
-      'The survivors fall into separate groups of the neighbour graph: unmasking would reveal partial sums.',
-    );
-  }
-  const earlier = new Map(state.revealed.map((r) => [r.owner, r.kind]));
-  const kinds = new Map<string, ShareKind>();
-  for (const owner of state.maskPartners) {
-    const kind: ShareKind | undefined = survivors.has(owner)
-      ? 'selfMaskSeed'
-      : dropped.has(owner)
-        ? 'maskKey'
-        : undefined;
-    if (kind === undefined) continue;
-    const before = earlier.get(owner);
-    if (before !== undefined && before !== kind) {
-      throw conflict(
-        `${owner} was earlier treated as ${before === 'selfMaskSeed' ? 'a survivor' : 'dropped'}; ` +
-          'revealing the other share would expose its input.',
-      );
-    }
-    kinds.set(owner, kind);
-  }
-  return kinds;
-}
-
-function assertPhase(state: { phase: string }, expected: string): void {
-  if (state.phase !== expected) {
-    throw new SecAggException(
-      SecAggErrorCode.OutOfOrder,
-      `This step needs a participant in phase ${expected}, not ${state.phase}.`,
-    );
-  }
 }

@@ -14,15 +14,9 @@ import {
 } from './hub-collection';
 import { MaskedSumAccumulator } from './masked-sum';
 import { KeyAdvertisement, MaskedInputHeader, ShareKeysMessage, UnmaskingResponse } from './messages';
-import {
-  advertiseKeys,
-  AdvertisedState,
-  MaskedState,
-  maskInput,
-  revealShares,
-  shareKeys,
-  SharedState,
-} from './participant';
+import { advertiseKeys, maskInput, shareKeys } from './participant';
+import { revealShares } from './participant-reveal';
+import { AdvertisedState, MaskedState, SharedState } from './participant-state';
 import { createSecAggConfig, SecAggConfig } from './parameters';
 import { quantise } from './quantisation';
 import { SecAggRandom } from './random-source';

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { checkMaskedInput, checkShareMessage } from './hub-collection';
 import { MaskedSumAccumulator } from './masked-sum';
 import { decodeMaskedVector, encodeMaskedVector } from './masked-vector-codec';
-import { maskInput, SharedState, shareKeys } from './participant';
+import { maskInput, shareKeys } from './participant';
+import { SharedState } from './participant-state';
 import { ExclusionReason, SecAggErrorCode } from './secagg.exception';
 import {
   identityKeys,

@@ -5,7 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 
-import { revealShares } from './participant';
+import { revealShares } from './participant-reveal';
 import { SecAggErrorCode, ExclusionReason } from './secagg.exception';
 import { checkUnmaskingResponse, unmaskSum } from './unmasking';
 import {

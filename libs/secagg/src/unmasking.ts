@@ -15,7 +15,7 @@ import { assertModularVector } from './quantisation';
 import { ExclusionReason, SecAggErrorCode, SecAggException } from './secagg.exception';
 import { combineShares, SHARE_BYTES } from './secret-sharing';
 import { selfMaskCommitment } from './share-encryption';
-import type { ShareKind } from './participant';
+import type { ShareKind } from './participant-state';
 
 /** A secret to rebuild: whose, which kind, and who holds a share of it among the survivors. */
 export interface Reconstruction {
