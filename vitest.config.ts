@@ -11,7 +11,9 @@ import { defineConfig } from 'vitest/config';
 const SOURCE_CONDITION = '@tessera/source';
 const resolveSources = {
   resolve: { conditions: [SOURCE_CONDITION, ...defaultClientConditions] },
-  ssr: { resolve: { conditions: [SOURCE_CONDITION, ...defaultServerConditions] } },
+  // Node never honours the "module" condition; resolving with it loads builds Node would not (the AWS SDK's dist-es,
+  // whose extensionless imports only a bundler resolves).
+  ssr: { resolve: { conditions: [SOURCE_CONDITION, ...defaultServerConditions.filter((c) => c !== 'module')] } },
 };
 
 // SWC, not esbuild: NestJS dependency injection needs emitted decorator metadata.

@@ -31,17 +31,34 @@ export const STORAGE_UNAVAILABLE_CODES: readonly string[] = [
   'EIO',
 ];
 
-/** The blob store cannot be written (or read) for a reason of its own medium; see STORAGE_UNAVAILABLE_CODES. */
+/**
+ * The blob store cannot be written (or read) for a reason of its own medium: a file-system code of
+ * STORAGE_UNAVAILABLE_CODES, or an object store that cannot be reached, refuses the hub's credentials or answers 5xx.
+ */
 export class BlobStorageUnavailableError extends Error {
   constructor(
     /** What the store was doing, e.g. "write a staged blob". */
     readonly operation: string,
-    /** The file-system error code, e.g. EROFS. */
+    /** The medium's error code: a file-system code (EROFS), an S3 error code (AccessDenied) or a socket's (ECONNREFUSED). */
     readonly code: string,
     options: { cause: unknown },
   ) {
     super(`the blob store cannot ${operation} (${code})`, options);
     this.name = 'BlobStorageUnavailableError';
+  }
+}
+
+/**
+ * No blob has this name. A database row names a blob only once its bytes are committed, so for a named blob this is
+ * data loss in the store (a deleted object, a restored backup older than the database), not a client's mistake.
+ */
+export class BlobNotFoundError extends Error {
+  constructor(
+    readonly hash: string,
+    options?: { cause: unknown },
+  ) {
+    super(`blob ${hash} is not in the blob store`, options);
+    this.name = 'BlobNotFoundError';
   }
 }
 

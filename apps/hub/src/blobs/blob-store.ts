@@ -11,9 +11,29 @@ export interface StagedBlob {
   abort(): Promise<void>;
 }
 
+/** A blob's name: the lowercase hex SHA-256 of its bytes. */
+export const BLOB_NAME = /^[0-9a-f]{64}$/;
+
+/** Refuses anything but a blob name before it reaches a path or an object key. */
+export function assertBlobName(hash: string): void {
+  if (!BLOB_NAME.test(hash)) throw new Error(`not a sha256 blob name: ${hash}`);
+}
+
+/**
+ * What the boot-time orphan sweep needs of a store (OrphanBlobSweepService): its committed blobs with their age, a
+ * way to delete one, and the leftovers of uploads a killed process never finished. Only the sweep deletes blobs.
+ */
+export interface BlobListing {
+  list(): AsyncGenerator<{ hash: string; modifiedAt: Date }>;
+  remove(hash: string): Promise<void>;
+  /** Staged bytes older than `before` (uploads a killed process never finished): deletes them, returns how many. */
+  removeStaleStaging(before: Date): Promise<number>;
+}
+
 /**
  * Content-addressed storage for models, updates and optimizer state: a blob's name is the SHA-256 of its bytes.
- * The filesystem store is the default; an object store (S3-compatible) implements the same port.
+ * The filesystem store is the default; the S3 store (any S3-compatible object store) implements the same port, and
+ * both pass one contract suite (blob-store-contract.test-util.ts).
  *
  * Every read is checked against the name (issue 14, finding 15): `get` hashes the bytes before returning them,
  * `openRead` hashes as it streams and fails at the end with a BlobIntegrityError, withholding its last chunk, so a
@@ -23,14 +43,20 @@ export interface StagedBlob {
 export abstract class BlobStore {
   abstract put(bytes: Uint8Array): Promise<string>;
   abstract stage(): Promise<StagedBlob>;
-  /** The whole blob, verified against its name (BlobIntegrityError otherwise). */
+  /** The whole blob, verified against its name (BlobIntegrityError otherwise; BlobNotFoundError when missing). */
   abstract get(hash: string): Promise<Buffer>;
-  /** A stream of the blob that fails at its end with BlobIntegrityError when the bytes do not match the name. */
+  /**
+   * A stream of the blob that fails at its end with BlobIntegrityError when the bytes do not match the name, and at
+   * once with BlobNotFoundError when there is no such blob.
+   */
   abstract openRead(hash: string): Readable;
   abstract has(hash: string): Promise<boolean>;
+  /** Bytes in the blob (BlobNotFoundError when there is none). */
   abstract size(hash: string): Promise<number>;
   /** Writes, syncs and deletes a probe file: resolves only when the store can take a blob right now. */
   abstract probeWritable(): Promise<void>;
+  /** The store's blobs and staging leftovers, for the orphan sweep. */
+  abstract listing(): BlobListing;
 
   /** Reads the whole blob through `openRead` (bounded memory); throws BlobIntegrityError when it is corrupted. */
   async verify(hash: string): Promise<void> {

@@ -3,10 +3,9 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { BlobStore, verifyingStream, type StagedBlob } from './blob-store';
-import { asStorageError, BlobIntegrityError } from './blob-store.exception';
-
-const HASH = /^[0-9a-f]{64}$/;
+import { assertBlobName, BlobStore, verifyingStream, type BlobListing, type StagedBlob } from './blob-store';
+import { asStorageError, BlobIntegrityError, BlobNotFoundError } from './blob-store.exception';
+import { FilesystemBlobListing } from './filesystem-blob-listing';
 
 export interface FilesystemBlobStoreOptions {
   /** Told of every corrupted blob found on a read (for the audit trail and the log), before the read fails. */
@@ -82,7 +81,8 @@ export class FilesystemBlobStore extends BlobStore {
   }
 
   async get(hash: string): Promise<Buffer> {
-    const bytes = await storageStep('read a blob', () => readFile(this.path(hash)));
+    const path = this.path(hash);
+    const bytes = await storageStep('read a blob', () => readFile(path).catch(notFoundAs(hash)));
     const actual = createHash('sha256').update(bytes).digest('hex');
     if (actual !== hash) {
       const err = new BlobIntegrityError(hash, actual);
@@ -93,7 +93,15 @@ export class FilesystemBlobStore extends BlobStore {
   }
 
   openRead(hash: string): Readable {
-    return verifyingStream(hash, createReadStream(this.path(hash)), this.onIntegrityFailure);
+    const path = this.path(hash);
+    async function* bytes(): AsyncGenerator<Uint8Array> {
+      try {
+        for await (const chunk of createReadStream(path)) yield chunk as Buffer;
+      } catch (err) {
+        throw asStorageError('read a blob', notFoundAs(hash)(err));
+      }
+    }
+    return verifyingStream(hash, bytes(), this.onIntegrityFailure);
   }
 
   async has(hash: string): Promise<boolean> {
@@ -104,7 +112,8 @@ export class FilesystemBlobStore extends BlobStore {
   }
 
   async size(hash: string): Promise<number> {
-    return (await stat(this.path(hash))).size;
+    const path = this.path(hash);
+    return (await storageStep('read a blob', () => stat(path).catch(notFoundAs(hash)))).size;
   }
 
   async probeWritable(): Promise<void> {
@@ -122,10 +131,23 @@ export class FilesystemBlobStore extends BlobStore {
     });
   }
 
+  listing(): BlobListing {
+    return new FilesystemBlobListing(this.root);
+  }
+
   private path(hash: string): string {
-    if (!HASH.test(hash)) throw new Error(`not a sha256 blob name: ${hash}`);
+    assertBlobName(hash);
     return join(this.root, hash.slice(0, 2), hash);
   }
+}
+
+/** A rejection handler that turns "no such file" into BlobNotFoundError and re-throws anything else. */
+function notFoundAs(hash: string): (err: unknown) => never {
+  return (err) => {
+    if ((err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT')
+      throw new BlobNotFoundError(hash, { cause: err });
+    throw err;
+  };
 }
 
 /** Runs a storage operation, re-throwing a failure of the medium as BlobStorageUnavailableError. */

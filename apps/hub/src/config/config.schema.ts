@@ -42,6 +42,18 @@ const proxyList = z
     }
   });
 
+/** S3 bucket naming rules (AWS S3 user guide, "Bucket naming rules"): 3–63 of a-z, 0-9, '.' and '-'. */
+const s3BucketName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a bucket name: 3 to 63 of a-z, 0-9, "." and "-"');
+
+/** '' or a prefix ending in '/', of characters safe in any S3 key and URL; no leading '/', no empty segment. */
+const s3Prefix = z
+  .string()
+  .regex(/^[A-Za-z0-9._\-/]*$/, 'may hold only letters, digits and . _ - /')
+  .refine((v) => !v.startsWith('/') && !v.includes('//'), 'must not start with "/" nor hold "//"')
+  .transform((v) => (v === '' || v.endsWith('/') ? v : `${v}/`));
+
 function variable<T>(v: ConfigVariable<T>): ConfigVariable<T> {
   return v;
 }
@@ -170,6 +182,77 @@ export const CONFIG_VARIABLES = {
     default: '3600',
     secret: false,
     schema: positiveInt.max(30 * 86400),
+  }),
+  blobStore: variable({
+    name: 'TESSERA_BLOB_STORE',
+    description:
+      'Where models, updates and optimizer state are kept: `filesystem` (TESSERA_DATA_DIR/blobs; one hub, or a volume every replica mounts read-write) or `s3` (an S3-compatible bucket, for several replicas; the `TESSERA_S3_*` settings). Credentials for `s3` come from the AWS SDK chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), AWS_PROFILE, web identity (Kubernetes service accounts) or the instance role.',
+    default: 'filesystem',
+    secret: false,
+    schema: z.enum(['filesystem', 's3']),
+  }),
+  s3Bucket: variable({
+    name: 'TESSERA_S3_BUCKET',
+    description: 'Bucket of the S3 blob store (required with TESSERA_BLOB_STORE=s3). The hub never creates it.',
+    secret: false,
+    schema: s3BucketName.optional(),
+  }),
+  s3Region: variable({
+    name: 'TESSERA_S3_REGION',
+    description:
+      'Region of the bucket. Unset: AWS_REGION, then AWS_DEFAULT_REGION; one of the three is required with TESSERA_BLOB_STORE=s3 (S3-compatible stores usually accept `us-east-1`).',
+    secret: false,
+    schema: z
+      .string()
+      .regex(/^[a-z0-9-]+$/, 'must be a region name such as eu-central-1')
+      .optional(),
+  }),
+  s3Endpoint: variable({
+    name: 'TESSERA_S3_ENDPOINT',
+    description:
+      'URL of an S3-compatible store (MinIO, Ceph RGW, OpenStack Swift, a cloud provider’s S3 API). Unset: Amazon S3 of the region. Use https unless the store is on the same host.',
+    secret: false,
+    schema: z
+      .string()
+      .url()
+      .refine((v) => /^https?:\/\//.test(v), 'must start with http:// or https://')
+      .optional(),
+  }),
+  s3ForcePathStyle: variable({
+    name: 'TESSERA_S3_FORCE_PATH_STYLE',
+    description:
+      'Address the bucket as `<endpoint>/<bucket>/<key>` instead of `<bucket>.<endpoint>/<key>`: most self-hosted S3-compatible stores need true.',
+    default: 'false',
+    secret: false,
+    schema: bool,
+  }),
+  s3Prefix: variable({
+    name: 'TESSERA_S3_PREFIX',
+    description:
+      'Key prefix of every object the hub writes (committed blobs under `<prefix>blobs/`, uploads in progress under `<prefix>staging/`), to share a bucket. Letters, digits and `._-/`; a trailing `/` is added. Unset: none.',
+    secret: false,
+    schema: s3Prefix.optional().transform((v) => v ?? ''),
+  }),
+  s3PartSizeMib: variable({
+    name: 'TESSERA_S3_PART_SIZE_MIB',
+    description:
+      'Part size of the multipart uploads that stream each blob into S3, in MiB (5 to 512). Each upload in flight holds about one part in memory, whatever the blob’s size.',
+    default: '8',
+    secret: false,
+    schema: positiveInt.min(5, 'must be at least 5 (the smallest part S3 accepts)').max(512),
+  }),
+  s3ServerSideEncryption: variable({
+    name: 'TESSERA_S3_SSE',
+    description:
+      'Server-side encryption the hub asks for on every object: `AES256` (keys managed by the store) or `aws:kms` (with TESSERA_S3_SSE_KMS_KEY_ID, or the account’s default KMS key). Unset: the bucket’s default encryption applies.',
+    secret: false,
+    schema: z.enum(['AES256', 'aws:kms']).optional(),
+  }),
+  s3KmsKeyId: variable({
+    name: 'TESSERA_S3_SSE_KMS_KEY_ID',
+    description: 'KMS key (id or ARN) for TESSERA_S3_SSE=aws:kms.',
+    secret: false,
+    schema: z.string().min(1).optional(),
   }),
   databaseUrl: variable({
     name: 'DATABASE_URL',

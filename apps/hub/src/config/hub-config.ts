@@ -45,8 +45,38 @@ export function loadHubConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
   if (env.TESSERA_CA_KEY_FILE && !env.TESSERA_CA_KEY_PASSPHRASE) {
     problems.push({ variable: 'TESSERA_CA_KEY_PASSPHRASE', message: 'is required with TESSERA_CA_KEY_FILE' });
   }
+  problems.push(...blobStoreProblems(env));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(out) as HubConfig;
+}
+
+/** The settings that only make sense together with TESSERA_BLOB_STORE=s3, and the ones it needs. */
+function blobStoreProblems(env: NodeJS.ProcessEnv): { variable: string; message: string }[] {
+  const problems: { variable: string; message: string }[] = [];
+  const s3Only = Object.values(CONFIG_VARIABLES)
+    .map((v) => v.name)
+    .filter((name) => name.startsWith('TESSERA_S3_') && env[name]);
+  const store = env.TESSERA_BLOB_STORE || 'filesystem';
+  if (store === 'filesystem') {
+    for (const name of s3Only) {
+      problems.push({ variable: name, message: 'is set but TESSERA_BLOB_STORE is not s3: the hub would ignore it' });
+    }
+    return problems;
+  }
+  if (store !== 's3') return problems; // TESSERA_BLOB_STORE itself is reported
+  if (!env.TESSERA_S3_BUCKET) {
+    problems.push({ variable: 'TESSERA_S3_BUCKET', message: 'is required with TESSERA_BLOB_STORE=s3' });
+  }
+  if (!env.TESSERA_S3_REGION && !env.AWS_REGION && !env.AWS_DEFAULT_REGION) {
+    problems.push({
+      variable: 'TESSERA_S3_REGION',
+      message: 'is required with TESSERA_BLOB_STORE=s3 unless AWS_REGION or AWS_DEFAULT_REGION is set',
+    });
+  }
+  if (env.TESSERA_S3_SSE_KMS_KEY_ID && env.TESSERA_S3_SSE !== 'aws:kms') {
+    problems.push({ variable: 'TESSERA_S3_SSE_KMS_KEY_ID', message: 'needs TESSERA_S3_SSE=aws:kms' });
+  }
+  return problems;
 }
 
 /** The configuration as it may be logged: secrets replaced. */
