@@ -13,8 +13,8 @@ import { axisGeometry, sidesOf, type AxisGeometry } from '@tessera/protocol';
  * - dW: the convolution of the input, batch and channels swapped ([C, H, W, B]), with dy as the kernel
  *   ([Ho, Wo, B, F]) dilated by the stride and strided by the dilation; when both exceed 1 (tfjs refuses that), the
  *   unfolded input's product Uᵀ·dy.
- * Unfolding ("im2col") is a depthwise convolution with one-hot kernels; wasm's Slice and StridedSlice kernels are far
- * too slow on large tensors to build it from slices.
+ * Unfolding ("im2col") is made of depthwise convolutions with one-hot kernels: wasm's Slice and StridedSlice kernels
+ * copy their whole input on every call, far too slow on large tensors to build it from slices.
  */
 
 /** Everything about one conv2d layer's geometry, resolved from the spec and its input shape. */
@@ -84,32 +84,40 @@ export function convolve(x: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry): tf.Te
 }
 
 /**
- * Patches of the input, [B, P, K] with P = out height × out width and K = in·kh·kw in CHANNEL-MAJOR order (channel,
- * then tap row-major): a depthwise convolution of the zero-padded input with kh·kw one-hot kernels per channel, at the
- * layer's stride, with the dilated one-hot kernel for a dilated layer. Example i's convolution is U_i·W' with W' the
- * kernel's rows in that order (patchRowsToKernel turns such rows back into the kernel's [kh, kw, in, F]). Memory:
- * B·P·K floats.
+ * Patches of the input, [B, P, K] with P = out height × out width and K = kh·kw·in in the kernel's row-major order
+ * (tap, then channel), so that example i's convolution is U_i·reshape(W, [K, F]). Each tap is a shifted copy of the
+ * zero-padded input at the layer's stride: a depthwise convolution with a one-hot kernel (dilated like the layer's),
+ * which XNNPACK runs fast; the taps are stacked (contiguous blocks) and transposed to the patch layout. (A single
+ * depthwise convolution with kh·kw one-hot kernels per channel, or strided slices and a concatenation, are several
+ * times slower on wasm.) Memory: B·P·K floats.
  */
 export function unfoldPatches(x: tf.Tensor4D, g: ConvGeometry): tf.Tensor3D {
   return tf.tidy(() => {
     const [batch, , , channels] = x.shape;
     const taps = g.kernel[0] * g.kernel[1];
+    const p = g.rows.out * g.cols.out;
+    const stride: [number, number] = [g.stride[0], g.stride[1]];
     const oneHot = tf.cast(tf.oneHot(tf.range(0, taps, 1, 'int32'), taps), 'float32');
-    // [kh, kw, 1, taps] → every channel gets the same kh·kw one-hot kernels; dilated like the layer's kernel.
-    const perTap = tf.tile(tf.reshape(oneHot, [g.kernel[0], g.kernel[1], 1, taps]), [1, 1, channels, 1]) as tf.Tensor4D;
-    const kernel = dilateKernel(perTap, g);
-    const patches = tf.depthwiseConv2d(x, kernel, [g.stride[0], g.stride[1]], g.padding);
-    return tf.reshape(patches, [batch, g.rows.out * g.cols.out, channels * taps]);
+    if (channels === 1) {
+      // One channel: one depthwise convolution with kh·kw outputs is already in (tap) order.
+      const kernel = dilateKernel(tf.reshape(oneHot, [g.kernel[0], g.kernel[1], 1, taps]) as tf.Tensor4D, g);
+      return tf.reshape(tf.depthwiseConv2d(x, kernel, stride, g.padding), [batch, p, taps]);
+    }
+    const shifted: tf.Tensor[] = [];
+    for (let t = 0; t < taps; t++) {
+      const single = tf.reshape(tf.slice(oneHot, [0, t], [taps, 1]), [g.kernel[0], g.kernel[1], 1, 1]);
+      const kernel = dilateKernel(tf.tile(single, [1, 1, channels, 1]) as tf.Tensor4D, g);
+      shifted.push(tf.depthwiseConv2d(x, kernel, stride, g.padding));
+    }
+    // [taps, B·P, C] → [B·P, taps, C]
+    const byPosition = tf.transpose(tf.reshape(tf.stack(shifted), [taps, batch * p, channels]), [1, 0, 2]);
+    return tf.reshape(byPosition, [batch, p, taps * channels]);
   });
 }
 
-/** Rows of a [K, F] matrix in unfoldPatches' channel-major order, as a kernel [kh, kw, in, F]. */
+/** Rows of a [K, F] matrix in unfoldPatches' order, as a kernel [kh, kw, in, F]. */
 export function patchRowsToKernel(rows: tf.Tensor, g: ConvGeometry): tf.Tensor4D {
-  return tf.tidy(() => {
-    const taps = g.kernel[0] * g.kernel[1];
-    const byTap = tf.transpose(tf.reshape(rows, [g.inChannels, taps, g.filters]), [1, 0, 2]);
-    return tf.reshape(byTap, [g.kernel[0], g.kernel[1], g.inChannels, g.filters]);
-  });
+  return tf.reshape(rows, [g.kernel[0], g.kernel[1], g.inChannels, g.filters]);
 }
 
 /**
