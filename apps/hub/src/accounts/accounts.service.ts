@@ -58,12 +58,17 @@ export class AccountsService implements OnModuleInit {
     const existing = await this.users.findOne({ where: { username } });
     if (existing) throw new HubException(HubErrorCode.USERNAME_TAKEN, `The username "${username}" is already taken.`);
     const passwordHash = await argon2.hash(password, ARGON2_OPTIONS);
-    const saved = await this.users.save(this.users.create({ username, passwordHash, role }));
-    await this.audit.record({
-      actor,
-      action: 'account.created',
-      subject: { userId: saved.id },
-      details: { username, role },
+    // The record joins the transaction that creates the account: both commit, or neither.
+    const saved = await this.users.manager.transaction(async (tx) => {
+      const users = tx.getRepository(UserEntity);
+      const created = await users.save(users.create({ username, passwordHash, role }));
+      await this.audit.record({
+        actor,
+        action: 'account.created',
+        subject: { userId: created.id },
+        details: { username, role },
+      });
+      return created;
     });
     return toUserView(saved);
   }
@@ -81,12 +86,15 @@ export class AccountsService implements OnModuleInit {
     const before = { role: user.role, disabled: user.disabled };
     if (change.role !== undefined) user.role = change.role;
     if (change.disabled !== undefined) user.disabled = change.disabled;
-    const saved = await this.users.save(user);
-    await this.audit.record({
-      actor,
-      action: 'account.updated',
-      subject: { userId: id },
-      details: { before, after: { role: saved.role, disabled: saved.disabled } },
+    const saved = await this.users.manager.transaction(async (tx) => {
+      const updated = await tx.getRepository(UserEntity).save(user);
+      await this.audit.record({
+        actor,
+        action: 'account.updated',
+        subject: { userId: id },
+        details: { before, after: { role: updated.role, disabled: updated.disabled } },
+      });
+      return updated;
     });
     return toUserView(saved);
   }

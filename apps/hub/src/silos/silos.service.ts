@@ -72,13 +72,15 @@ export class SilosService {
       const created = await silos.save(
         silos.create({ name: input.name, contact: input.contact, status: 'registered' }),
       );
-      return { silo: created, ...(await this.newToken(tx, created.id)) };
-    });
-    await this.audit.record({
-      actor,
-      action: 'silo.registered',
-      subject: { siloId: silo.id },
-      details: { name: silo.name, tokenExpiresAt: expiresAt.toISOString() },
+      const issued = await this.newToken(tx, created.id);
+      // Every record below is written in its change's transaction (it joins it): both commit, or neither.
+      await this.audit.record({
+        actor,
+        action: 'silo.registered',
+        subject: { siloId: created.id },
+        details: { name: created.name, tokenExpiresAt: issued.expiresAt.toISOString() },
+      });
+      return { silo: created, ...issued };
     });
     return this.enrollmentIssued(silo.id, token, expiresAt);
   }
@@ -88,18 +90,19 @@ export class SilosService {
    * tokens and revokes every certificate the silo holds, then issues a fresh token. Other silos are untouched.
    */
   async reEnroll(siloId: string, actor: AuditActor): Promise<EnrollmentIssued> {
-    const { token, expiresAt, revoked } = await this.db.transaction(async (tx) => {
+    const { token, expiresAt } = await this.db.transaction(async (tx) => {
       const silo = await this.lockSilo(tx, siloId);
       const now = new Date();
       const revoked = await this.revokeAll(tx, silo.id, 're-enrollment', now);
       if (silo.status === 'enrolled') await tx.getRepository(SiloEntity).update(silo.id, { status: 'registered' });
-      return { ...(await this.newToken(tx, silo.id)), revoked };
-    });
-    await this.audit.record({
-      actor,
-      action: 'silo.re-enrollment.issued',
-      subject: { siloId },
-      details: { revokedSerials: revoked, tokenExpiresAt: expiresAt.toISOString() },
+      const issued = await this.newToken(tx, silo.id);
+      await this.audit.record({
+        actor,
+        action: 'silo.re-enrollment.issued',
+        subject: { siloId },
+        details: { revokedSerials: revoked, tokenExpiresAt: issued.expiresAt.toISOString() },
+      });
+      return issued;
     });
     return this.enrollmentIssued(siloId, token, expiresAt);
   }
@@ -136,6 +139,12 @@ export class SilosService {
       const grant = await this.issue(tx, silo, csrPem, { via: 'enrollment' }, now);
       await tokens.update(row.id, { usedAt: now });
       await tx.getRepository(SiloEntity).update(silo.id, { status: 'enrolled' });
+      await this.audit.record({
+        actor: { type: 'silo', id: silo.id },
+        action: 'silo.enrolled',
+        subject: { siloId: silo.id, certificateSerial: grant.serial },
+        details: { notAfter: grant.notAfter, remoteAddress },
+      });
       return { grant, siloId: silo.id };
     });
     if ('refused' in result) {
@@ -148,12 +157,6 @@ export class SilosService {
       throw new HubException(HubErrorCode.ENROLLMENT_TOKEN_INVALID, result.refused);
     }
     if (!('grant' in result)) throw new Error('unreachable');
-    await this.audit.record({
-      actor: { type: 'silo', id: result.siloId },
-      action: 'silo.enrolled',
-      subject: { siloId: result.siloId, certificateSerial: result.grant.serial },
-      details: { notAfter: result.grant.notAfter, remoteAddress },
-    });
     return result.grant;
   }
 
@@ -193,7 +196,7 @@ export class SilosService {
         details: { code: err.code },
       });
     }
-    type Outcome = { refused: RenewalVerdict & { allowed: false } } | { grant: CertificateGrant; abandoned: string[] };
+    type Outcome = { refused: RenewalVerdict & { allowed: false } } | { grant: CertificateGrant };
     const outcome = await this.db.transaction(async (tx): Promise<Outcome> => {
       const silo = await this.lockSilo(tx, identity.siloId);
       if (silo.status === 'suspended') {
@@ -216,19 +219,19 @@ export class SilosService {
         { via: 'renewal', lineageId: presenting.lineageId, parentSerial: presenting.serial },
         now,
       );
-      return { grant, abandoned: verdict.abandoned };
+      await this.audit.record({
+        actor,
+        action: 'silo.certificate.renewed',
+        subject: { siloId: identity.siloId, certificateSerial: grant.serial },
+        details: {
+          previousSerial: identity.certificateSerial,
+          notAfter: grant.notAfter,
+          ...(verdict.abandoned.length > 0 ? { supersededUnusedSerials: verdict.abandoned } : {}),
+        },
+      });
+      return { grant };
     });
     if ('refused' in outcome) throw await refuseRenewal(outcome.refused);
-    await this.audit.record({
-      actor,
-      action: 'silo.certificate.renewed',
-      subject: { siloId: identity.siloId, certificateSerial: outcome.grant.serial },
-      details: {
-        previousSerial: identity.certificateSerial,
-        notAfter: outcome.grant.notAfter,
-        ...(outcome.abandoned.length > 0 ? { supersededUnusedSerials: outcome.abandoned } : {}),
-      },
-    });
     return outcome.grant;
   }
 
@@ -282,8 +285,8 @@ export class SilosService {
     await this.db.transaction(async (tx) => {
       const silo = await this.lockSilo(tx, siloId);
       await tx.getRepository(SiloEntity).update(silo.id, { status: 'suspended', suspendedReason: reason });
+      await this.audit.record({ actor, action: 'silo.suspended', subject: { siloId }, details: { reason } });
     });
-    await this.audit.record({ actor, action: 'silo.suspended', subject: { siloId }, details: { reason } });
     return this.get(siloId);
   }
 
@@ -297,8 +300,8 @@ export class SilosService {
       await tx
         .getRepository(SiloEntity)
         .update(silo.id, { status: hasCertificate ? 'enrolled' : 'registered', suspendedReason: null });
+      await this.audit.record({ actor, action: 'silo.resumed', subject: { siloId } });
     });
-    await this.audit.record({ actor, action: 'silo.resumed', subject: { siloId } });
     return this.get(siloId);
   }
 
@@ -307,7 +310,7 @@ export class SilosService {
    * renewal, past or pending. A key stolen and renewed before the revocation is therefore refused too.
    */
   async revokeCertificate(siloId: string, serial: string, reason: string, actor: AuditActor): Promise<CertificateView> {
-    const { cert, revoked } = await this.db.transaction(async (tx) => {
+    const cert = await this.db.transaction(async (tx) => {
       await this.lockSilo(tx, siloId);
       const certs = tx.getRepository(SiloCertificateEntity);
       const found = await certs.findOne({ where: { serial, siloId } });
@@ -322,13 +325,13 @@ export class SilosService {
         const why = c.serial === serial ? reason : `${reason} (revoked with certificate ${serial} of the same lineage)`;
         await certs.update(c.serial, { status: 'revoked', revokedAt: now, revocationReason: why });
       }
-      return { cert: await certs.findOneByOrFail({ serial }), revoked: live.map((c) => c.serial) };
-    });
-    await this.audit.record({
-      actor,
-      action: 'silo.certificate.revoked',
-      subject: { siloId, certificateSerial: serial },
-      details: { reason, lineageId: cert.lineageId, revokedSerials: revoked },
+      await this.audit.record({
+        actor,
+        action: 'silo.certificate.revoked',
+        subject: { siloId, certificateSerial: serial },
+        details: { reason, lineageId: found.lineageId, revokedSerials: live.map((c) => c.serial) },
+      });
+      return certs.findOneByOrFail({ serial });
     });
     return certificateView(cert);
   }
@@ -514,7 +517,8 @@ export class SilosService {
         lastSeenAt: s.lastSeenAt?.toISOString() ?? null,
         createdAt: s.createdAt.toISOString(),
         certificate: cert ? { serial: cert.serial, notAfter: cert.notAfter.toISOString(), status: cert.status } : null,
-        enrollmentPending: token && token.expiresAt.getTime() > now ? { expiresAt: token.expiresAt.toISOString() } : null,
+        enrollmentPending:
+          token && token.expiresAt.getTime() > now ? { expiresAt: token.expiresAt.toISOString() } : null,
       };
     });
   }
