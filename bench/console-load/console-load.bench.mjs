@@ -7,7 +7,7 @@
 // server reachable the loaded case is repeated on it for comparison.
 //
 //   npm run bench:console-load [-- --smoke] [-- --k=32,64] [-- --readers=200] [-- --rounds=3] [-- --out=FILE]
-//                              [-- --embedded-only] [-- --cpu-prof-dir=DIR]
+//                              [-- --embedded-only] [-- --hub-cpu-prof=DIR]
 //
 // The reviewers' setup (issue #14, item 18): 32 and 64 silos, a 1M-parameter model, 200 console readers during a
 // round. The console polls every 10–15 s; a reader here asks once a second, ten times the console's rate.
@@ -203,8 +203,8 @@ function latencyFigures(values) {
 /** One hub, k silos, one study: idle readers first (baseline), then the same readers during the rounds. */
 async function measure(k, databaseKind) {
   const db = databaseKind === 'server' ? await freshDatabase('tessera_bench_console') : null;
-  // --cpu-prof-dir=DIR: the hub writes a V8 CPU profile there when it stops (to see where a read's time goes).
-  const nodeOptions = args.value('cpu-prof-dir') ? ['--cpu-prof', `--cpu-prof-dir=${args.value('cpu-prof-dir')}`] : [];
+  // --hub-cpu-prof=DIR: the hub writes a V8 CPU profile there when it stops (to see where a read's time goes).
+  const nodeOptions = args.value('hub-cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${args.value('hub-cpu-prof')}`] : [];
   const hub = await startHubProcess({ ...(db ? { databaseUrl: db.url } : {}), nodeOptions });
   try {
     const silos = [];
