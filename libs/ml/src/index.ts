@@ -57,6 +57,7 @@ export {
 } from './metrics';
 export { checkNetworkExamples, type NetworkExamples } from './network-data';
 export { evaluateNetwork, predictNetwork } from './network-evaluation';
+export { exportNetworkOnnx } from './network-onnx-export';
 export {
   compileNetwork,
   initialNetworkParameters,
