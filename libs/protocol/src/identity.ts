@@ -72,6 +72,7 @@ export type SiloSelf = z.infer<typeof SiloSelf>;
 
 /** Error body every hub route answers with. */
 export const HubErrorBody = z.object({
+  /** A HubErrorCode (hub-errors.ts); read as any string, so a client still reads a newer hub's codes. */
   error: z.string(),
   message: z.string(),
   correlationId: z.string(),

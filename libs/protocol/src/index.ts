@@ -1,5 +1,6 @@
 // @tessera/protocol: wire types and validation shared by hub, agent and console.
 export * from './identity';
+export * from './hub-errors';
 export * from './study-plan';
 export * from './rounds';
 export * from './api-views';

@@ -1,12 +1,13 @@
-import { ArgumentsHost, Catch, HttpException, HttpStatus, type ExceptionFilter } from '@nestjs/common';
+import { ArgumentsHost, Catch, HttpException, type ExceptionFilter } from '@nestjs/common';
+import { hubErrorCodeForStatus, hubErrorStatus } from '@tessera/protocol';
 import type { Request, Response } from 'express';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
-import { httpStatusOf } from './hub.exception';
+import { HubErrorCode, httpStatusOf, INTERNAL_ERROR_MESSAGE } from './hub.exception';
 import { classifiedError } from './transient-error.util';
 
-/** The one shape every error takes on the wire. */
+/** The one shape every error takes on the wire; `error` is always a code of the contract (@tessera/protocol). */
 export interface ErrorBody {
-  error: string;
+  error: HubErrorCode;
   message: string;
   correlationId: string;
   details?: unknown;
@@ -49,7 +50,10 @@ export function errorBodyFor(err: unknown, correlationId: string): ErrorAnswer {
     return answer;
   }
   if (err instanceof HttpException) {
-    const status = err.getStatus();
+    // The framework's own refusals (routing, parameter pipes, rate limits, health checks) by the contract's code
+    // for their status, and with that code's status.
+    const code = hubErrorCodeForStatus(err.getStatus());
+    const status = hubErrorStatus(code);
     const res = err.getResponse();
     let message = err.message;
     let details: unknown;
@@ -66,7 +70,7 @@ export function errorBodyFor(err: unknown, correlationId: string): ErrorAnswer {
       details = res.error;
       message = `The hub is not ready: ${Object.keys(res.error).join(', ')} down.`;
     }
-    const body: ErrorBody = { error: HttpStatus[status] ?? 'ERROR', message, correlationId };
+    const body: ErrorBody = { error: code, message, correlationId };
     if (details !== undefined) body.details = details;
     return { status, body };
   }
@@ -79,13 +83,14 @@ export function errorBodyFor(err: unknown, correlationId: string): ErrorAnswer {
         : parser.type === 'entity.too.large'
           ? 'The request body is larger than the hub accepts.'
           : (parser.message ?? 'Bad request.');
-    return { status: parserStatus, body: { error: HttpStatus[parserStatus] ?? 'ERROR', message, correlationId } };
+    const code = hubErrorCodeForStatus(parserStatus);
+    return { status: hubErrorStatus(code), body: { error: code, message, correlationId } };
   }
   return {
-    status: HttpStatus.INTERNAL_SERVER_ERROR,
+    status: httpStatusOf(HubErrorCode.INTERNAL_SERVER_ERROR),
     body: {
-      error: 'INTERNAL_SERVER_ERROR',
-      message: 'The hub could not complete the request. Quote the correlation id to the operator.',
+      error: HubErrorCode.INTERNAL_SERVER_ERROR,
+      message: INTERNAL_ERROR_MESSAGE,
       correlationId,
     },
   };

@@ -1,5 +1,6 @@
 import { BlobIntegrityError, BlobStorageUnavailableError } from '../blobs/blob-store.exception';
 import { HubErrorCode, HubException } from './hub.exception';
+import { libraryErrorAnswer } from './library-errors';
 
 /** Retry-After for a database outage (s): connections come back within seconds of a restart or fail-over. */
 export const DATABASE_RETRY_AFTER_SECONDS = 5;
@@ -67,9 +68,10 @@ function isDatabaseUnavailable(e: ErrorLike): boolean {
 }
 
 /**
- * Maps the errors that are not the hub's bug to a coded HubException: "try again" (503 with Retry-After) when the
- * database or the blob store cannot serve right now, 500 BLOB_CORRUPTED for a blob that fails its check, 400 for a
- * value the database refused as out of range. Anything else is null: a real 500.
+ * Maps the errors the hub knows to a coded HubException: "try again" (503 with Retry-After) when the database or the
+ * blob store cannot serve right now, 500 BLOB_CORRUPTED for a blob that fails its check, 400 for a value the database
+ * refused as out of range, and a library's error by its one answer (library-errors.ts; the message is hidden when
+ * that answer is INTERNAL_SERVER_ERROR). Anything else is null: a real 500.
  */
 export function classifiedError(err: unknown): HubException | null {
   if (err instanceof HubException) return err;
@@ -109,6 +111,10 @@ export function classifiedError(err: unknown): HubException | null {
       undefined,
       { cause: err },
     );
+  }
+  for (const e of chain) {
+    const library = libraryErrorAnswer(e);
+    if (library) return new HubException(library.code, library.message, undefined, { cause: err });
   }
   return null;
 }
