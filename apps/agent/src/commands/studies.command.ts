@@ -5,7 +5,7 @@ import {
   privacyMechanismOf,
   PrivacyPlanError,
 } from '@tessera/dp';
-import { describePlan, planHash, type SiloStudy, type StudyPlan } from '@tessera/protocol';
+import { describePlan, HubErrorCode, planHash, type SiloStudy, type StudyPlan } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { auditedStudyTransport } from '../audit/agent-audit.command';
 import { SiloSession } from '../hub/silo-session';
@@ -230,7 +230,9 @@ async function decide(
       ...(reason === undefined ? {} : { reason: reason.slice(0, 1000) }),
     });
   } catch (err) {
-    if (err instanceof AgentError && err.httpStatus === 409) {
+    // Only STALE_PLAN says the plan changed. Other refusals, 409 too (STUDY_STATE: the study no longer takes
+    // decisions), propagate in the hub's own words.
+    if (err instanceof AgentError && err.hubCode === HubErrorCode.STALE_PLAN) {
       throw new AgentError(
         AgentErrorCode.PLAN_MISMATCH,
         `The plan changed at the hub since it was read (${err.message}). Nothing was recorded; read it again with: tessera-agent studies show ${r.study.studyId}`,

@@ -7,9 +7,10 @@ import {
   issueSiloCertificate,
   type CertificateAuthority,
 } from '@tessera/pki';
+import { HubErrorCode } from '@tessera/protocol';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AgentErrorCode } from '../agent.error';
-import { CERTIFICATE_CLOCK_TOLERANCE_MS, refusalUnderClockSkew } from './hub-client';
+import { CERTIFICATE_CLOCK_TOLERANCE_MS, hubCodeOf, refusal, refusalUnderClockSkew } from './hub-client';
 
 const HOUR = 3_600_000;
 const URL_ = 'https://127.0.0.1:8443/silo/v1/studies';
@@ -104,5 +105,33 @@ describe('refusalUnderClockSkew: everything but the clock is verified again', ()
     const refusal = judge(hubLeaf, issuedAt - HOUR, mismatch);
     expect(refusal?.code).toBe(AgentErrorCode.HUB_NOT_TRUSTED);
     expect(refusal?.message).toMatch(/^The hub's certificate does not name 127\.0\.0\.1/);
+  });
+});
+
+describe("refusal: the hub's answer with its code", () => {
+  it('carries the code of the contract for callers to branch on', () => {
+    const err = refusal(
+      {
+        status: 409,
+        body: { error: HubErrorCode.RENEWAL_PENDING, message: 'a renewal is pending', correlationId: 'c' },
+      },
+      'the certificate renewal',
+    );
+    expect(err).toMatchObject({
+      code: AgentErrorCode.HUB_REFUSED,
+      httpStatus: 409,
+      hubCode: HubErrorCode.RENEWAL_PENDING,
+      message: 'The hub refused the certificate renewal: a renewal is pending',
+    });
+  });
+
+  it("keeps a newer hub's code as named, and names none for a body that is not the hub's", () => {
+    expect(hubCodeOf({ error: 'SOME_NEWER_CODE', message: 'm' })).toBe('SOME_NEWER_CODE');
+    expect(hubCodeOf({ error: 'not a code' })).toBeUndefined();
+    expect(hubCodeOf('<html>502 Bad Gateway</html>')).toBeUndefined();
+    expect(refusal({ status: 502, body: '<html>502 Bad Gateway</html>' }, 'the enrollment')).toMatchObject({
+      hubCode: undefined,
+      message: 'The hub refused the enrollment: HTTP 502',
+    });
   });
 });

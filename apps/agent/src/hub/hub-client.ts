@@ -3,6 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { MIN_RSA_MODULUS_BITS, parseCertificate } from '@tessera/pki';
+import { hubErrorCodeOf } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { formatSkew } from './hub-clock';
 
@@ -378,9 +379,26 @@ export async function hubJson(
   return { status: res.status, body: jsonOf(res), ...(res.date === undefined ? {} : { date: res.date }) };
 }
 
-/** The hub's error message from a refused call. */
+/**
+ * The hub's error code in an answer's body (`error`, e.g. ROUND_CLOSED): a code of the contract (HubErrorCode of
+ * @tessera/protocol), or one a newer hub added, kept as named so logs and the release store show it. Undefined when
+ * the body is not the hub's (a proxy's page).
+ */
+export function hubCodeOf(body: unknown): string | undefined {
+  const known = hubErrorCodeOf(body);
+  if (known !== undefined) return known;
+  const named = typeof body === 'object' && body !== null ? (body as { error?: unknown }).error : undefined;
+  return typeof named === 'string' && /^[A-Z_]{1,64}$/.test(named) ? named : undefined;
+}
+
+/** The hub's error message from a refused call, with its code for callers to branch on. */
 export function refusal(res: HubResponse, what: string): AgentError {
-  const body = res.body as { message?: unknown; error?: unknown } | undefined;
+  const body = res.body as { message?: unknown } | undefined;
   const message = typeof body?.message === 'string' ? body.message : `HTTP ${res.status}`;
-  return new AgentError(AgentErrorCode.HUB_REFUSED, `The hub refused ${what}: ${message}`, res.status);
+  return new AgentError(
+    AgentErrorCode.HUB_REFUSED,
+    `The hub refused ${what}: ${message}`,
+    res.status,
+    hubCodeOf(res.body),
+  );
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { HubErrorCode } from '@tessera/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentErrorCode } from '../agent.error';
 import { buildPlan, buildStudy } from '../testing/study.test-util';
@@ -110,6 +111,17 @@ describe('SiloStudyTransport over mutual TLS', () => {
       code: AgentErrorCode.IDENTITY_REFUSED,
       hubCode: 'SILO_SUSPENDED',
     });
+  });
+
+  it("carries a refused decision's code: a closed study (STUDY_STATE) is not a changed plan (STALE_PLAN)", async () => {
+    for (const hubCode of [HubErrorCode.STUDY_STATE, HubErrorCode.STALE_PLAN]) {
+      hub.handle((_req, res) =>
+        json(res, 409, { error: hubCode, message: `refused (${hubCode})`, correlationId: 'd' }),
+      );
+      await expect(
+        transport.decide(randomUUID(), { planHash: 'a'.repeat(64), decision: 'approve' }),
+      ).rejects.toMatchObject({ code: AgentErrorCode.HUB_REFUSED, httpStatus: 409, hubCode });
+    }
   });
 
   it('maps 503 with Retry-After to a retryable HUB_UNREACHABLE carrying the wait, and a 409 stays a refusal', async () => {

@@ -1,4 +1,5 @@
 import {
+  HubErrorCode,
   SILO_STUDY_API,
   SiloStudy,
   TasksResponse,
@@ -10,7 +11,7 @@ import {
 } from '@tessera/protocol';
 import { z } from 'zod';
 import { AgentError, AgentErrorCode } from '../agent.error';
-import { jsonOf, type HubRawResponse } from './hub-client';
+import { hubCodeOf, jsonOf, type HubRawResponse } from './hub-client';
 import type { SiloSession } from './silo-session';
 
 /**
@@ -41,25 +42,11 @@ function messageOf(res: HubRawResponse): string {
   return `HTTP ${res.status}`;
 }
 
-/** The hub's error code (`error` of its error body, e.g. ROUND_CLOSED), or undefined when it named none. */
-function hubCodeOf(res: HubRawResponse): string | undefined {
-  const body = jsonOf(res) as { error?: unknown } | string | undefined;
-  if (
-    typeof body === 'object' &&
-    body !== null &&
-    typeof body.error === 'string' &&
-    /^[A-Z_]{1,64}$/.test(body.error)
-  ) {
-    return body.error;
-  }
-  return undefined;
-}
-
 /**
  * 403 codes that refuse one request of a silo the hub still accepts (it does not take part in that study), not the
  * silo itself: a refusal like any other, never a reason to stop the agent.
  */
-const REQUEST_FORBIDDEN_CODES: readonly string[] = ['NOT_A_PARTICIPANT'];
+const REQUEST_FORBIDDEN_CODES: readonly string[] = [HubErrorCode.NOT_A_PARTICIPANT];
 
 /** Any 2xx: the contract says 200, and a framework's default 201 for a POST means the same. */
 function succeeded(res: HubRawResponse): boolean {
@@ -106,7 +93,7 @@ function hubNowOf(date: string): number {
  */
 function refused(res: HubRawResponse, what: string): AgentError {
   const message = messageOf(res);
-  const hubCode = hubCodeOf(res);
+  const hubCode = hubCodeOf(jsonOf(res));
   if (TRANSIENT_STATUSES.includes(res.status)) {
     return new HubUnavailableError(
       `The hub cannot take ${what} right now (HTTP ${res.status}: ${message}); trying again later.`,

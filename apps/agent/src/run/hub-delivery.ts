@@ -1,3 +1,4 @@
+import { HubErrorCode } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { HubUnavailableError } from '../hub/study-transport';
 import type { ReleaseSettlement } from '../state/release-store';
@@ -71,13 +72,13 @@ export async function deliver<T>(
  * for a study this silo is no longer in, or the hub will not read it.
  */
 const REFUSED_FOR_GOOD: readonly string[] = [
-  'WRONG_MODEL',
-  'STALE_PLAN',
-  'NOT_FOUND',
-  'NOT_A_PARTICIPANT',
-  'UPDATE_MALFORMED',
-  'UPDATE_TOO_LARGE',
-  'VALIDATION_FAILED',
+  HubErrorCode.WRONG_MODEL,
+  HubErrorCode.STALE_PLAN,
+  HubErrorCode.NOT_FOUND,
+  HubErrorCode.NOT_A_PARTICIPANT,
+  HubErrorCode.UPDATE_MALFORMED,
+  HubErrorCode.UPDATE_TOO_LARGE,
+  HubErrorCode.VALIDATION_FAILED,
 ];
 
 /**
@@ -105,8 +106,8 @@ export function settlementOfRefusal(
     settledAt: now.toISOString(),
   });
   if (refusal.code !== AgentErrorCode.HUB_REFUSED || code === null) return null;
-  if (code === 'ROUND_CLOSED') return settled('round-closed');
-  if (code === 'DUPLICATE_UPDATE') return release === 'evaluation' ? settled('reported') : null;
+  if (code === HubErrorCode.ROUND_CLOSED) return settled('round-closed');
+  if (code === HubErrorCode.DUPLICATE_UPDATE) return release === 'evaluation' ? settled('reported') : null;
   return REFUSED_FOR_GOOD.includes(code) ? settled('refused') : null;
 }
 

@@ -6,6 +6,7 @@ import {
   decodeUpdateFrame,
   float32Bytes,
   HEART_DISEASE_SCHEMA,
+  HubErrorCode,
   planHash,
   sha256Hex,
   StudyPlan,
@@ -160,7 +161,12 @@ export class FakeHub implements StudyTransport {
     const study = this.studies.find((s) => s.studyId === studyId);
     if (!study) throw new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the decision: no such study', 404);
     if (study.planHash !== request.planHash) {
-      throw new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the decision: stale plan hash', 409);
+      throw new AgentError(
+        AgentErrorCode.HUB_REFUSED,
+        'The hub refused the decision: stale plan hash',
+        409,
+        HubErrorCode.STALE_PLAN,
+      );
     }
     this.decisions.push({ studyId, request });
     study.decision = {
@@ -231,6 +237,6 @@ function closed(round: number): AgentError {
     AgentErrorCode.HUB_REFUSED,
     `The hub refused the report for round ${round}: Round ${round} is closed.`,
     409,
-    'ROUND_CLOSED',
+    HubErrorCode.ROUND_CLOSED,
   );
 }

@@ -20,6 +20,7 @@ import {
   type Checkpoint,
 } from '@tessera/protocol';
 import { ApiError, apiErrorOf } from './api-error.js';
+import { ConsoleErrorCode } from './error-guidance.js';
 
 /** Supplies the bearer token of the current session (null when signed out). */
 export type TokenSource = () => string | null;
@@ -76,7 +77,11 @@ export class ApiClient {
       res = await fetch(`${this.baseUrl}${path}`, { method, headers, body, signal: init.signal });
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
-      throw new ApiError(0, 'NETWORK_ERROR', `The hub could not be reached (${(err as Error).message}).`);
+      throw new ApiError(
+        0,
+        ConsoleErrorCode.NETWORK_ERROR,
+        `The hub could not be reached (${(err as Error).message}).`,
+      );
     }
     if (!res.ok) {
       const error = await apiErrorOf(res);
@@ -91,7 +96,11 @@ export class ApiClient {
     try {
       return (await res.json()) as T;
     } catch {
-      throw new ApiError(res.status, 'BAD_RESPONSE', `The hub's answer to ${method} ${path} was not JSON.`);
+      throw new ApiError(
+        res.status,
+        ConsoleErrorCode.BAD_RESPONSE,
+        `The hub's answer to ${method} ${path} was not JSON.`,
+      );
     }
   }
 

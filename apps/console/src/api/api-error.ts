@@ -1,3 +1,5 @@
+import { guidanceFor } from './error-guidance.js';
+
 /** An error answered by the hub (`{ error, message, correlationId, details? }`) or met on the way to it. */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -5,13 +7,21 @@ export class ApiError extends Error {
   constructor(
     /** HTTP status; 0 when the hub could not be reached. */
     readonly status: number,
-    /** The hub's error code (e.g. NOT_FOUND), or NETWORK_ERROR / BAD_RESPONSE from the console itself. */
+    /**
+     * The hub's error code (a HubErrorCode of @tessera/protocol, or one a newer hub added), a ConsoleErrorCode from
+     * the console itself, or HTTP_<status> when the answer was not the hub's.
+     */
     readonly code: string,
     message: string,
     readonly correlationId: string | null = null,
     readonly details: unknown = undefined,
   ) {
     super(message);
+  }
+
+  /** What to do about it, by code (error-guidance.ts); null when the code is none the console knows. */
+  guidance(): string | null {
+    return guidanceFor(this.code);
   }
 
   /** Lines to list under the message: validation problems come as `details` (a list of strings or objects). */

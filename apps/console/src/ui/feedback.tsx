@@ -1,15 +1,20 @@
 import type { ReactNode } from 'react';
 import { ApiError } from '../api/api-error.js';
 
-/** An error as the person needs it: the hub's message, its problems, and the correlation id to quote. */
+/**
+ * An error as the person needs it: the hub's message, what to do about it (chosen by the error's code, never by its
+ * HTTP status alone), its problems, and the correlation id to quote.
+ */
 export function ErrorMessage({ error, title }: { error: unknown; title?: string }) {
   const api = error instanceof ApiError ? error : null;
   const message = error instanceof Error ? error.message : String(error);
+  const guidance = api?.guidance() ?? null;
   const lines = api?.detailLines() ?? [];
   return (
     <div className="notice notice-error" role="alert">
       {title ? <strong className="notice-title">{title}</strong> : null}
       <p className="notice-message">{message}</p>
+      {guidance ? <p className="notice-guidance">{guidance}</p> : null}
       {lines.length > 0 ? (
         <ul className="notice-details">
           {lines.map((l) => (
