@@ -20,6 +20,7 @@ interface DpsgdNetworksReport {
     dpSgdMs: Spread;
     ratio: number;
     ratioPerStep: number;
+    clippingOnly: { ms: Spread; ratio: number };
   }[];
   targets: Record<string, TargetShape>;
   pass: boolean;
@@ -43,6 +44,8 @@ describe('DP-SGD overhead of declarative networks (smoke)', () => {
       expect(f.nonPrivateMs.median).toBeGreaterThan(0);
       expect(f.dpSgdMs.median).toBeGreaterThan(0);
       expect(f.ratio).toBeGreaterThan(0);
+      expect(f.clippingOnly.ms.median).toBeGreaterThan(0);
+      expect(f.clippingOnly.ratio).toBeGreaterThan(0);
     }
     expect(Object.values(report.targets).map((t) => t.target)).toEqual([1.5, 1.25]);
     expect(typeof report.pass).toBe('boolean');

@@ -5,6 +5,8 @@
 //   - the benchmark CNN: the small-CNN preset on 28×28×1 (conv 3×3×16 – max pool – conv 3×3×32 – max pool – dense 64
 //     – 10 logits, 105,866 parameters);
 //   - the benchmark MLP: the MLP preset 784-256-10 (relu), 203,530 parameters.
+// A third mode, σ = 0 (same batches and clipping, no noise), separates the cost of clipping from that of drawing the
+// noise, which needs a free core for the noise thread.
 //
 //   npm run bench:dpsgd [-- --smoke] [-- --only=cnn|mlp] [-- --examples=N] [-- --runs=N] [-- --out=FILE]
 //
@@ -63,19 +65,24 @@ async function benchNetwork(name, network, x, y) {
     ...common,
     dp: { clipNorm: 1, noiseMultiplier: 1.1, samplingRate: BATCH / N, expectedBatchSize: BATCH, noise: workerSampler },
   };
-  const times = { plain: [], dp: [] };
+  // σ = 0: the same Poisson batches and clipping, no lattice and no noise — the cost of per-example clipping alone.
+  const clippingOnly = { ...private_, dp: { ...private_.dp, noiseMultiplier: 0 } };
+  const times = { plain: [], dp: [], clip: [] };
   let steps = { plain: 0, dp: 0 };
   for (let r = 0; r < WARMUP + RUNS; r += 1) {
     const a = await epoch(plain);
     const b = await epoch(private_);
+    const c = await epoch(clippingOnly);
     if (r >= WARMUP) {
       times.plain.push(a.ms);
       times.dp.push(b.ms);
+      times.clip.push(c.ms);
       steps = { plain: a.steps, dp: b.steps };
     }
   }
   const plainStats = stats(times.plain);
   const dpStats = stats(times.dp);
+  const clipStats = stats(times.clip);
   return {
     network: name,
     parameters: ml.networkParameterLayout(network).size,
@@ -87,6 +94,7 @@ async function benchNetwork(name, network, x, y) {
     // Per-step ratio too: Poisson batches average q·n examples, so the step counts can differ by one.
     ratio: round3(dpStats.median / plainStats.median),
     ratioPerStep: round3(dpStats.median / steps.dp / (plainStats.median / steps.plain)),
+    clippingOnly: { ms: clipStats, ratio: round3(clipStats.median / plainStats.median) },
   };
 }
 
@@ -123,8 +131,10 @@ printTable(
     'DP-SGD ms': range(f.dpSgdMs),
     ratio: f.ratio,
     'per step': f.ratioPerStep,
+    'clip only ms': range(f.clippingOnly.ms),
+    'clip only ratio': f.clippingOnly.ratio,
   })),
-  ['network', 'parameters', 'plain ms', 'DP-SGD ms', 'ratio', 'per step'],
+  ['network', 'parameters', 'plain ms', 'DP-SGD ms', 'ratio', 'per step', 'clip only ms', 'clip only ratio'],
 );
 const targets = Object.fromEntries(
   figures.map((f) => [

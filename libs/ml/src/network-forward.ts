@@ -102,6 +102,32 @@ export function normalise(x: tf.Tensor, groups: number | null, epsilon: number):
   });
 }
 
+/**
+ * a·W as a differentiable op whose gradients use explicit transposes — dA = δ·transpose(W), dW = transpose(a)·δ —
+ * because tfjs's own MatMul gradient uses transposed matrix products, which tfjs-wasm runs several times slower. The
+ * weight gradient is skipped (zeros) when DP-SGD computes it from the per-example terms instead.
+ */
+function differentiableMatMul(needs: {
+  input: boolean;
+  weight: boolean;
+}): (a: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const a = args[0] as tf.Tensor2D;
+    const w = args[1] as tf.Tensor2D;
+    (args[2] as tf.GradSaveFunc)([a, w]);
+    return {
+      value: tf.matMul(a, w),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sa, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
+        const da = needs.input ? tf.matMul(dy as tf.Tensor2D, tf.transpose(sw)) : tf.zerosLike(sa);
+        const dw = needs.weight ? tf.matMul(tf.transpose(sa), dy as tf.Tensor2D) : tf.zerosLike(sw);
+        return [da, dw];
+      },
+    };
+  });
+  return (a, w) => op(a, w) as tf.Tensor2D;
+}
+
 /** Embedding lookup whose table gradient scatters dy into the looked-up rows (tf.gather's own needs a kernel wasm lacks). */
 function differentiableLookup(codes: tf.Tensor1D, levels: number): (table: tf.Tensor) => tf.Tensor {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -158,7 +184,14 @@ export function forwardNetwork(
       case 'dense': {
         const a = inputs[0] as tf.Tensor2D;
         record(a, layer.bias !== false);
-        let z: tf.Tensor = tf.matMul(a, weight(`${layer.id}/kernel`) as tf.Tensor2D);
+        const kernel = weight(`${layer.id}/kernel`) as tf.Tensor2D;
+        let z: tf.Tensor =
+          options.target === 'none'
+            ? tf.matMul(a, kernel)
+            : differentiableMatMul({
+                input: row.inputs[0] !== NETWORK_INPUT,
+                weight: options.target === 'parameters',
+              })(a, kernel);
         if (layer.bias !== false) z = tf.add(z, weight(`${layer.id}/bias`));
         z = probe(z);
         out = layer.activation === undefined ? z : activate(z, layer.activation);
