@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { Logger, Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { JwtModule } from '@nestjs/jwt';
@@ -11,7 +10,7 @@ import { AccountsController } from './accounts/accounts.controller';
 import { AccountsService } from './accounts/accounts.service';
 import { LoginBackoffService } from './accounts/login-backoff.service';
 import { BlobStore } from './blobs/blob-store';
-import { FilesystemBlobStore } from './blobs/filesystem-blob-store';
+import { blobStoreFor } from './blobs/blob-store-selection.util';
 import { integrityFailureReporter } from './blobs/blob-integrity.util';
 import { AuditTrail } from './audit/audit-trail';
 import { HubPkiService } from './pki/hub-pki.service';
@@ -125,10 +124,9 @@ export class AppModule {
         {
           provide: BlobStore,
           inject: [AuditTrail],
+          // The filesystem or the S3 store, as TESSERA_BLOB_STORE says.
           useFactory: (audit: AuditTrail) =>
-            new FilesystemBlobStore(join(config.dataDir, 'blobs'), {
-              onIntegrityFailure: integrityFailureReporter(audit, new Logger('BlobStore')),
-            }),
+            blobStoreFor(config, integrityFailureReporter(audit, new Logger('BlobStore'))),
         },
       ],
     };

@@ -70,7 +70,7 @@ async function s3UnderTest(
 describe.skipIf(!availability.run)('S3BlobStore against a real S3-protocol server (Swift s3api)', () => {
   beforeAll(async () => {
     server = await startS3TestServer();
-  }, 120_000);
+  }, 240_000);
   afterAll(async () => {
     await server?.stop();
   });

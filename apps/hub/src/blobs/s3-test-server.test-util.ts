@@ -27,7 +27,7 @@ export const SWIFT_PACKAGES = 'swift-proxy swift-account swift-container swift-o
 
 const ACCOUNT = { name: 'tessera', user: 'hub' } as const;
 const SERVERS = ['account', 'container', 'object'] as const;
-const STARTUP_TIMEOUT_MS = 90_000;
+const STARTUP_TIMEOUT_MS = 180_000;
 
 function onPath(binary: string): boolean {
   return (process.env.PATH ?? '').split(delimiter).some((dir) => dir && existsSync(join(dir, binary)));

@@ -1,11 +1,10 @@
-import { readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
 import { HUB_CONFIG } from '../config/hub-config';
 import type { HubConfig } from '../config/config.schema';
+import { BlobStore, type BlobListing } from '../blobs/blob-store';
 
 /** What one sweep found and removed. */
 export interface OrphanSweepResult {
@@ -37,58 +36,18 @@ const REFERENCED_BLOBS = `
  * older than TESSERA_BLOB_ORPHAN_GRACE_SECONDS, so the disk cannot fill with them; younger ones may belong to work in
  * flight on another replica and are kept until a later boot. Logged and counted.
  */
-const SHA256 = /^[0-9a-f]{64}$/;
-
-/**
- * The filesystem blob store's layout as the sweep needs it: committed blobs at `root/ab/<sha256>`, staged bytes in
- * `root/tmp` (FilesystemBlobStore). Kept here, beside the only code that deletes blobs, rather than in the BlobStore
- * port; an object store would need its own listing.
- */
-export class FilesystemBlobListing {
-  constructor(private readonly root: string) {}
-
-  async *list(): AsyncGenerator<{ hash: string; modifiedAt: Date }> {
-    for (const prefix of await readdir(this.root).catch(() => [] as string[])) {
-      if (!/^[0-9a-f]{2}$/.test(prefix)) continue;
-      for (const name of await readdir(join(this.root, prefix)).catch(() => [] as string[])) {
-        if (!SHA256.test(name) || !name.startsWith(prefix)) continue;
-        const info = await stat(join(this.root, prefix, name)).catch(() => null);
-        if (info) yield { hash: name, modifiedAt: info.mtime };
-      }
-    }
-  }
-
-  async remove(hash: string): Promise<void> {
-    if (!SHA256.test(hash)) throw new Error(`not a sha256 blob name: ${hash}`);
-    await rm(join(this.root, hash.slice(0, 2), hash), { force: true });
-  }
-
-  /** Staged files older than `before` (uploads a killed process never finished): deletes them, returns how many. */
-  async removeStaleStaging(before: Date): Promise<number> {
-    const tmp = join(this.root, 'tmp');
-    let removed = 0;
-    for (const name of await readdir(tmp).catch(() => [] as string[])) {
-      const info = await stat(join(tmp, name)).catch(() => null);
-      if (info?.isFile() && info.mtime < before) {
-        await rm(join(tmp, name), { force: true });
-        removed += 1;
-      }
-    }
-    return removed;
-  }
-}
-
 @Injectable()
 export class OrphanBlobSweepService implements OnApplicationBootstrap {
-  private readonly blobs: FilesystemBlobListing;
+  private readonly blobs: BlobListing;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     @InjectPinoLogger('OrphanBlobSweep') private readonly logger: PinoLogger,
+    store: BlobStore,
   ) {
-    // The directory app.module gives the FilesystemBlobStore.
-    this.blobs = new FilesystemBlobListing(join(config.dataDir, 'blobs'));
+    // The store's own layout: files under TESSERA_DATA_DIR/blobs, or objects (and incomplete uploads) in S3.
+    this.blobs = store.listing();
   }
 
   async onApplicationBootstrap(): Promise<void> {
