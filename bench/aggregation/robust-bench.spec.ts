@@ -12,6 +12,7 @@ interface RobustFigure {
   predictedBeyondInputsBytes: number;
   passes: number;
   timeOverFedAvg: number | null;
+  cpuOverFedAvg: number | null;
   trace?: string[];
 }
 interface RobustReport {
@@ -48,6 +49,7 @@ describe('robust aggregation benchmark (smoke)', () => {
       expect(f.peakBytes).toBeGreaterThanOrEqual(0);
       expect(f.predictedBytes).toBeGreaterThan(0);
       expect(f.timeOverFedAvg).toBeGreaterThan(0);
+      expect(f.cpuOverFedAvg).toBeGreaterThan(0);
     }
     const krum = report.figures.find((f) => f.aggregator === 'krum' && f.variant === 'blockwise');
     expect(krum?.trace).toEqual(['krum']);

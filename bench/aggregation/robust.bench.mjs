@@ -181,8 +181,11 @@ async function child(config) {
   const before = procStatus();
   writeFileSync('/proc/self/clear_refs', '5');
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const first = await run();
   const firstMs = performance.now() - t0;
+  const firstCpuUsage = process.cpuUsage(c0);
+  const firstCpuMs = (firstCpuUsage.user + firstCpuUsage.system) / 1e3;
   const after = procStatus();
   // Timed runs alternate with FedAvg over the same updates (loaded, or streamed from the file), so the ratio compares
   // the two within the same seconds of a shared machine.
@@ -192,29 +195,47 @@ async function child(config) {
       : config.variant === 'in-memory'
         ? fedAvgInMemory(loadAll(config.file, config.n, config.m))
         : await fedAvgStreaming(config.file, config.n, config.m);
+  // Wall time, and CPU time of the process (all threads, user + system): on a shared machine the CPU time is what
+  // load disturbs least.
   const times = [];
   const fedAvgTimes = [];
+  const cpuTimes = [];
+  const fedAvgCpuTimes = [];
+  const cpuMs = (start) => {
+    const { user, system } = process.cpuUsage(start);
+    return (user + system) / 1e3;
+  };
   for (let r = 0; r < config.runs; r += 1) {
     global.gc();
     let t = performance.now();
+    let c = process.cpuUsage();
     await run();
     times.push(performance.now() - t);
+    cpuTimes.push(cpuMs(c));
     global.gc();
     t = performance.now();
+    c = process.cpuUsage();
     await baseline();
     fedAvgTimes.push(performance.now() - t);
+    fedAvgCpuTimes.push(cpuMs(c));
   }
   await Promise.all(openHandles.map((h) => h.close()));
   const trace = first.trace ? first.trace.map((t) => t.step) : undefined;
   const geometric = first.trace?.find?.((t) => t.step === 'geometric-median');
   const ms = stats(times.length ? times : [firstMs]);
   const fedAvgMs = fedAvgTimes.length ? stats(fedAvgTimes) : null;
+  const cpu = stats(cpuTimes.length ? cpuTimes : [firstCpuMs]);
+  const fedAvgCpu = fedAvgCpuTimes.length ? stats(fedAvgCpuTimes) : null;
   process.stdout.write(
     `${JSON.stringify({
       firstMs,
+      firstCpuMs,
       ms,
       fedAvgMs,
       timeOverFedAvg: fedAvgMs ? round3(ms.median / fedAvgMs.median) : null,
+      cpuMs: cpu,
+      fedAvgCpuMs: fedAvgCpu,
+      cpuOverFedAvg: fedAvgCpu ? round3(cpu.median / fedAvgCpu.median) : null,
       peakBytes: after.hwm - before.rss,
       rssBeforeBytes: before.rss,
       predictedBytes: predicted.bytes,
@@ -323,6 +344,8 @@ async function parent() {
       'ms median [min–max]': `${f.ms.median.toFixed(0)} [${f.ms.min.toFixed(0)}–${f.ms.max.toFixed(0)}]`,
       'FedAvg ms': f.fedAvgMs ? f.fedAvgMs.median.toFixed(0) : '—',
       '× FedAvg': f.timeOverFedAvg ?? '—',
+      'CPU ms': f.cpuMs.median.toFixed(0),
+      'CPU × FedAvg': f.cpuOverFedAvg ?? '—',
       'peak (measured)': lib.formatBytes(Math.max(0, f.peakBytes)),
       'predicted beyond inputs': lib.formatBytes(f.predictedBeyondInputsBytes),
       'predicted total': lib.formatBytes(f.predictedBytes),
@@ -335,6 +358,8 @@ async function parent() {
       'ms median [min–max]',
       'FedAvg ms',
       '× FedAvg',
+      'CPU ms',
+      'CPU × FedAvg',
       'peak (measured)',
       'predicted beyond inputs',
       'predicted total',
