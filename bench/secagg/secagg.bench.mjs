@@ -197,7 +197,21 @@ async function oneRound(n, m, dropout, identity) {
   if (!(worst < bound)) throw new Error(`unmasked sum off by ${worst} (bound ${bound})`);
 
   const survivors = plan.request.survivors.map((id) => client.get(id));
+  // Mask expansions (m words of AES-CTR keystream each): one per survivor's self-mask and one per pairwise mask
+  // between a dropped participant and a surviving partner at the hub; 1 + partners per silo.
+  const hubExpansions = plan.reconstructions.reduce(
+    (sum, r) =>
+      sum +
+      (r.kind === 'selfMaskSeed'
+        ? 1
+        : routing.sharers.filter(
+            (s) => plan.request.survivors.includes(s.participantId) && s.maskPartners.includes(r.owner),
+          ).length),
+    0,
+  );
   return {
+    hubExpansions,
+    siloExpansions: 1 + median(uploads.map((u) => u.maskPartners.length)),
     survivors: survivors.length,
     dropped: dropped.size,
     client: {
@@ -217,6 +231,15 @@ async function oneRound(n, m, dropout, identity) {
     worstError: worst,
     errorBound: bound,
   };
+}
+
+/** Time of one mask expansion of m words (keystream and modular add), for reading the figures as counts × cost. */
+function timeOneExpansion(m) {
+  const target = new Uint32Array(m);
+  const key = randomBytes(32);
+  const t0 = performance.now();
+  secagg.applyMasks(target, [{ key, sign: 1 }], MODULUS_BITS);
+  return performance.now() - t0;
 }
 
 function identityFor(n) {
@@ -239,6 +262,7 @@ for (const m of sizes) {
       }
       const pick = (f) => stats(results.map(f));
       const last = results[results.length - 1];
+      const expansionMs = stats(Array.from({ length: 5 }, () => timeOneExpansion(m)));
       const hubTotal = pick((x) => x.hub.totalMs);
       const plain = pick((x) => x.plainMs);
       figures.push({
@@ -271,6 +295,7 @@ for (const m of sizes) {
         },
         worstError: last.worstError,
         errorBound: last.errorBound,
+        maskExpansions: { hub: last.hubExpansions, perSilo: last.siloExpansions, oneExpansionMs: expansionMs },
       });
     }
   }
@@ -291,6 +316,8 @@ printTable(
     'unmask ms': f1(f.hub.unmaskMs.median),
     'plain ms': f1(f.plainAggregationMs.median),
     'hub/plain': f.hubOverPlain,
+    'hub exp.': f.maskExpansions.hub,
+    'ms/exp.': f1(f.maskExpansions.oneExpansionMs.median),
     'up/f32': f.bytes.uploadOverFloat32,
     '(up+down)/f32': f.bytes.uploadAndDownloadOverFloat32,
   })),
@@ -307,6 +334,8 @@ printTable(
     'unmask ms',
     'plain ms',
     'hub/plain',
+    'hub exp.',
+    'ms/exp.',
     'up/f32',
     '(up+down)/f32',
   ],

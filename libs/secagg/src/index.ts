@@ -38,6 +38,7 @@ export {
   UnmaskingRequest,
   UnmaskingResponse,
 } from './messages';
+export { applyMasks, type MaskTerm } from './mask-stream';
 export { neighbourGraph, type NeighbourGraph } from './neighbour-graph';
 export { type IdentityKeyDirectory, type IdentityPublicKey } from './identity-signature';
 export { checkAdvertisement, type Checked } from './advertisement';
