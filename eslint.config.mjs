@@ -44,7 +44,7 @@ export default tseslint.config(
           depConstraints: [
             // Layers, bottom up: the wire contract (canonical JSON and hashing, protocol) depends on nothing of ours;
             // domain libraries (dp, aggregation, ml, pki, audit, secagg) on the contract and each other; the apps on
-            // both. docs/adr/0006-library-layers.md says why.
+            // both. docs/adr/0008-library-layers.md says why.
             { sourceTag: 'layer:contract', onlyDependOnLibsWithTags: ['layer:contract'] },
             { sourceTag: 'layer:domain', onlyDependOnLibsWithTags: ['layer:contract', 'layer:domain'] },
             { sourceTag: 'layer:app', onlyDependOnLibsWithTags: ['layer:contract', 'layer:domain'] },
