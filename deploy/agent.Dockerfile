@@ -25,6 +25,7 @@ COPY libs/dp/package.json libs/dp/
 COPY libs/aggregation/package.json libs/aggregation/
 COPY libs/ml/package.json libs/ml/
 COPY libs/audit/package.json libs/audit/
+COPY libs/secagg/package.json libs/secagg/
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build
@@ -48,6 +49,7 @@ COPY libs/dp/package.json libs/dp/
 COPY libs/aggregation/package.json libs/aggregation/
 COPY libs/ml/package.json libs/ml/
 COPY libs/audit/package.json libs/audit/
+COPY libs/secagg/package.json libs/secagg/
 COPY deploy/prune-dev-dependencies.mjs /tmp/
 RUN npm pkg set 'dependencies.@tensorflow/tfjs-node=4.22.0' --workspace @tessera/agent \
   && npm install --omit=dev --workspace @tessera/agent --no-audit --no-fund \

@@ -25,6 +25,7 @@ COPY libs/dp/package.json libs/dp/
 COPY libs/aggregation/package.json libs/aggregation/
 COPY libs/ml/package.json libs/ml/
 COPY libs/audit/package.json libs/audit/
+COPY libs/secagg/package.json libs/secagg/
 RUN npm ci --no-audit --no-fund
 COPY . .
 # `npm run build` builds the libraries, the hub, the agent and the console (apps/console/dist).
@@ -46,6 +47,7 @@ COPY libs/dp/package.json libs/dp/
 COPY libs/aggregation/package.json libs/aggregation/
 COPY libs/ml/package.json libs/ml/
 COPY libs/audit/package.json libs/audit/
+COPY libs/secagg/package.json libs/secagg/
 COPY deploy/prune-dev-dependencies.mjs /tmp/
 RUN npm ci --omit=dev --workspace @tessera/hub --no-audit --no-fund \
   && node /tmp/prune-dev-dependencies.mjs /opt/tessera \
@@ -83,6 +85,8 @@ COPY --from=build /src/libs/ml/package.json libs/ml/
 COPY --from=build /src/libs/ml/dist libs/ml/dist
 COPY --from=build /src/libs/audit/package.json libs/audit/
 COPY --from=build /src/libs/audit/dist libs/audit/dist
+COPY --from=build /src/libs/secagg/package.json libs/secagg/
+COPY --from=build /src/libs/secagg/dist libs/secagg/dist
 COPY --from=build /src/apps/hub/package.json apps/hub/
 COPY --from=build /src/apps/hub/dist apps/hub/dist
 COPY --from=build /src/apps/console/dist apps/console/dist
