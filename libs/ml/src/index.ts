@@ -58,6 +58,7 @@ export {
 export { checkNetworkExamples, type NetworkExamples } from './network-data';
 export { evaluateNetwork, predictNetwork } from './network-evaluation';
 export { exportNetworkOnnx } from './network-onnx-export';
+export { exportNetworkTfjs, type NetworkTfjsExport, type NetworkTfjsModelJson } from './network-tfjs-export';
 export {
   compileNetwork,
   initialNetworkParameters,
