@@ -17,15 +17,15 @@ function problemsOf(env: Record<string, string>): { variable: string; message: s
 const S3 = { TESSERA_BLOB_STORE: 's3', TESSERA_S3_BUCKET: 'tessera-blobs', TESSERA_S3_REGION: 'eu-central-1' };
 
 describe('blob store configuration', () => {
-  it('keeps blobs on the file system by default', () => {
+  it('keeps blobs on the file system by default', async () => {
     const config = loadHubConfig({});
     expect(config.blobStore).toBe('filesystem');
     expect(config.s3Prefix).toBe('');
     expect(config.s3PartSizeMib).toBe(8);
-    expect(blobStoreFor(config, () => undefined)).toBeInstanceOf(FilesystemBlobStore);
+    expect(await blobStoreFor(config, () => undefined)).toBeInstanceOf(FilesystemBlobStore);
   });
 
-  it('selects the S3 store with a bucket and a region', () => {
+  it('selects the S3 store with a bucket and a region', async () => {
     const config = loadHubConfig({
       ...S3,
       TESSERA_S3_ENDPOINT: 'https://objects.hospital.example',
@@ -39,7 +39,7 @@ describe('blob store configuration', () => {
       s3ForcePathStyle: true,
       s3Prefix: 'tessera/hub/',
     });
-    const store = blobStoreFor(config, () => undefined);
+    const store = await blobStoreFor(config, () => undefined);
     expect(store).toBeInstanceOf(S3BlobStore);
     expect((store as S3BlobStore).blobKey('ab'.repeat(32))).toBe(`tessera/hub/blobs/${'ab'.repeat(32)}`);
   });
