@@ -91,7 +91,7 @@ const cases: { name: string; layer: ConvAttributes; input: [number, number, numb
 ];
 
 // On the cpu backend, which has tfjs's own convolution gradients (Conv2DBackpropFilter), the reference.
-describe('convolution ops against the definition and tfjs’s own convolution gradients (cpu backend)', () => {
+describe('convolution ops against the definition and tfjs’s own convolution gradients (references on cpu; ours on cpu and wasm)', () => {
   beforeAll(async () => {
     await selectBackend('cpu');
   });

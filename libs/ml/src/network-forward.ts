@@ -41,7 +41,10 @@ export interface ForwardOptions {
   readonly dropoutMasks?: ReadonlyMap<string, tf.Tensor>;
   /** target 'probes': a zero tensor [B, ...output shape] per parametric layer id. */
   readonly probes?: ReadonlyMap<string, tf.Tensor>;
-  /** When given, one LayerRecord per parametric layer is pushed here, its tensor kept past any tidy. */
+  /**
+   * When given, one LayerRecord per parametric layer is pushed here; its tensor is a kept clone (it survives any tidy,
+   * and disposing it never disposes the caller's data), which the caller disposes.
+   */
   readonly records?: LayerRecord[];
 }
 
@@ -174,7 +177,12 @@ export function forwardNetwork(
     const row = network.table.rows[index]!;
     const inputs = row.inputs.map((name) => values.get(name)!);
     const record = (saved: tf.Tensor, hasBias: boolean) =>
-      options.records?.push({ id: layer.id, kind: layer.kind as ParametricKind, saved: tf.keep(saved), hasBias });
+      options.records?.push({
+        id: layer.id,
+        kind: layer.kind as ParametricKind,
+        saved: tf.keep(tf.clone(saved)),
+        hasBias,
+      });
     const probe = (z: tf.Tensor) => {
       const p = options.probes?.get(layer.id);
       return p === undefined ? z : tf.add(z, p);
