@@ -1,4 +1,4 @@
-/* global Buffer, console, performance */
+/* global Buffer, console, performance, process */
 // Secure aggregation (@tessera/secagg) against plain aggregation of the same float32 updates, in the same run.
 //
 //   npm run bench:secagg [-- --smoke] [-- --n=4,16,64] [-- --m=1M,10M] [-- --dropout=0,0.3] [-- --runs=3]
@@ -64,15 +64,23 @@ function makeUpdate(m, seed) {
 
 const jsonBytes = (value) => Buffer.byteLength(JSON.stringify(value));
 const median = (xs) => stats(xs).median;
+// Wall-clock ms, and CPU ms of this process (process.cpuUsage, user + system): on a shared machine the CPU time is
+// the steadier of the two, as it does not count the time the process waited for a core.
+const cpuNow = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
 const time = (fn) => {
+  const c0 = cpuNow();
   const t0 = performance.now();
   const value = fn();
-  return [value, performance.now() - t0];
+  return [value, performance.now() - t0, cpuNow() - c0];
 };
 const timeAsync = async (fn) => {
+  const c0 = cpuNow();
   const t0 = performance.now();
   const value = await fn();
-  return [value, performance.now() - t0];
+  return [value, performance.now() - t0, cpuNow() - c0];
 };
 
 /** One round of secure aggregation and the plain baseline; times in ms. */
@@ -91,41 +99,50 @@ async function oneRound(n, m, dropout, identity) {
     roundSeed: randomBytes(32).toString('hex'),
   });
   const dropped = new Set(ids.slice(0, Math.round(dropout * n)));
-  const client = new Map(ids.map((id) => [id, { share: 0, quantise: 0, mask: 0, reveal: 0, up: 0, down: 0 }]));
-  const hub = { collect: 0, sum: 0, unmask: 0 };
+  const client = new Map(ids.map((id) => [id, { share: 0, quantise: 0, mask: 0, reveal: 0, cpu: 0, up: 0, down: 0 }]));
+  const hub = { collect: 0, sum: 0, unmask: 0, cpu: 0 };
 
   // Round 0: advertise.
   const states = new Map();
   const advertisements = [];
   for (const id of ids) {
-    const [out, ms] = time(() =>
+    const [out, ms, cpu] = time(() =>
       secagg.advertiseKeys({ config, participantId: id, identityKey: identity.keys.get(id) }),
     );
     states.set(id, out.state);
     advertisements.push(out.advertisement);
     client.get(id).share += ms;
+    client.get(id).cpu += cpu;
     client.get(id).up += jsonBytes(out.advertisement);
   }
-  const [collected, collectMs] = time(() => secagg.collectAdvertisements(config, advertisements, identity.directory));
+  const [collected, collectMs, collectCpu] = time(() =>
+    secagg.collectAdvertisements(config, advertisements, identity.directory),
+  );
   hub.collect += collectMs;
+  hub.cpu += collectCpu;
 
   // Round 1: share keys.
   const messages = [];
   for (const id of ids) {
     client.get(id).down += jsonBytes(collected.advertised);
-    const [out, ms] = await timeAsync(() =>
+    const [out, ms, cpu] = await timeAsync(() =>
       secagg.shareKeys(states.get(id), { advertisements: collected.advertised, identityKeys: identity.directory }),
     );
     states.set(id, out.state);
     client.get(id).share += ms;
+    client.get(id).cpu += cpu;
     client.get(id).up += jsonBytes(out.message);
-    const [checked, checkMs] = time(() => secagg.checkShareMessage(config, collected.advertised, out.message));
+    const [checked, checkMs, checkCpu] = time(() =>
+      secagg.checkShareMessage(config, collected.advertised, out.message),
+    );
     hub.collect += checkMs;
+    hub.cpu += checkCpu;
     if (!checked.ok) throw new Error(checked.exclusion.detail);
     messages.push(checked.value);
   }
-  const [routing, routeMs] = time(() => secagg.routeShares(config, messages));
+  const [routing, routeMs, routeCpu] = time(() => secagg.routeShares(config, messages));
   hub.collect += routeMs;
+  hub.cpu += routeCpu;
 
   // Round 2: quantise, mask, upload; the hub adds each input as it arrives.
   const accumulator = new secagg.MaskedSumAccumulator(config);
@@ -135,37 +152,42 @@ async function oneRound(n, m, dropout, identity) {
     const c = client.get(recipient);
     c.down += jsonBytes(shares);
     const update = makeUpdate(m, ids.indexOf(recipient) + 1);
-    const [q, qMs] = time(() => secagg.quantise(update, config, secagg.cryptoRandom).vector);
-    const [out, maskMs] = time(() => secagg.maskInput(states.get(recipient), { shares, input: q }));
+    const [q, qMs, qCpu] = time(() => secagg.quantise(update, config, secagg.cryptoRandom).vector);
+    const [out, maskMs, maskCpu] = time(() => secagg.maskInput(states.get(recipient), { shares, input: q }));
     states.set(recipient, out.state);
     c.quantise += qMs;
     c.mask += maskMs;
+    c.cpu += qCpu + maskCpu;
     c.up += jsonBytes(out.header) + secagg.maskedVectorBytes(m, MODULUS_BITS);
-    const [, sumMs] = time(() => {
+    const [, sumMs, sumCpu] = time(() => {
       const checked = secagg.checkMaskedInput(config, routing, out.header, out.vector);
       if (!checked.ok) throw new Error(checked.exclusion.detail);
       accumulator.add(recipient, out.vector);
       uploads.push(checked.value);
     });
     hub.sum += sumMs;
+    hub.cpu += sumCpu;
   }
 
   // Round 3: unmask.
-  const [plan, planMs] = time(() => secagg.planUnmasking(config, routing, uploads));
+  const [plan, planMs, planCpu] = time(() => secagg.planUnmasking(config, routing, uploads));
   hub.unmask += planMs;
+  hub.cpu += planCpu;
   const responses = [];
   for (const id of plan.request.survivors) {
     const c = client.get(id);
     c.down += jsonBytes(plan.request);
-    const [out, ms] = time(() => secagg.revealShares(states.get(id), plan.request));
+    const [out, ms, cpu] = time(() => secagg.revealShares(states.get(id), plan.request));
     c.reveal += ms;
+    c.cpu += cpu;
     c.up += jsonBytes(out.response);
-    const [checked, checkMs] = time(() => secagg.checkUnmaskingResponse(plan, out.response));
+    const [checked, checkMs, checkCpu] = time(() => secagg.checkUnmaskingResponse(plan, out.response));
     hub.unmask += checkMs;
+    hub.cpu += checkCpu;
     if (!checked.ok) throw new Error(checked.exclusion.detail);
     responses.push(checked.value);
   }
-  const [sumFloat, unmaskMs] = await timeAsync(async () => {
+  const [sumFloat, unmaskMs, unmaskCpu] = await timeAsync(async () => {
     const sum = await secagg.unmaskSum(
       config,
       { routing, advertised: collected.advertised, plan },
@@ -175,20 +197,23 @@ async function oneRound(n, m, dropout, identity) {
     return secagg.dequantiseSum(sum, config);
   });
   hub.unmask += unmaskMs;
+  hub.cpu += unmaskCpu;
 
   // Baseline: the hub's plain FedAvg of the same float32 updates of the same survivors (generation not timed).
   const plain = new FedAvgAggregator(m, { updatesPrevalidated: true });
   let plainMs = 0;
+  let plainCpu = 0;
   const plainSum = new Float64Array(m);
   for (const id of plan.request.survivors) {
     const update = makeUpdate(m, ids.indexOf(id) + 1);
-    const t0 = performance.now();
-    plain.add(update, 1);
-    plainMs += performance.now() - t0;
+    const [, addMs, addCpu] = time(() => plain.add(update, 1));
+    plainMs += addMs;
+    plainCpu += addCpu;
     for (let i = 0; i < m; i += 1) plainSum[i] += update[i];
   }
-  const [, finishMs] = time(() => plain.finish());
+  const [, finishMs, finishCpu] = time(() => plain.finish());
   plainMs += finishMs;
+  plainCpu += finishCpu;
 
   // Correctness: the dequantised sum is within n/s of the float sum in every coordinate.
   const bound = secagg.sumQuantisationErrorBound(plan.request.survivors.length, config.scale);
@@ -220,9 +245,17 @@ async function oneRound(n, m, dropout, identity) {
       maskMs: median(survivors.map((c) => c.mask)),
       revealMs: median(survivors.map((c) => c.reveal)),
       totalMs: median(survivors.map((c) => c.share + c.quantise + c.mask + c.reveal)),
+      cpuMs: median(survivors.map((c) => c.cpu)),
     },
-    hub: { collectMs: hub.collect, sumMs: hub.sum, unmaskMs: hub.unmask, totalMs: hub.collect + hub.sum + hub.unmask },
+    hub: {
+      collectMs: hub.collect,
+      sumMs: hub.sum,
+      unmaskMs: hub.unmask,
+      totalMs: hub.collect + hub.sum + hub.unmask,
+      cpuMs: hub.cpu,
+    },
     plainMs,
+    plainCpuMs: plainCpu,
     bytes: {
       uploadPerSilo: median(survivors.map((c) => c.up)),
       downloadPerSilo: median(survivors.map((c) => c.down)),
@@ -265,6 +298,8 @@ for (const m of sizes) {
       const expansionMs = stats(Array.from({ length: 5 }, () => timeOneExpansion(m)));
       const hubTotal = pick((x) => x.hub.totalMs);
       const plain = pick((x) => x.plainMs);
+      const hubCpu = pick((x) => x.hub.cpuMs);
+      const plainCpu = pick((x) => x.plainCpuMs);
       figures.push({
         parameters: m,
         silos: n,
@@ -277,15 +312,19 @@ for (const m of sizes) {
           quantiseMs: pick((x) => x.client.quantiseMs),
           maskMs: pick((x) => x.client.maskMs),
           revealMs: pick((x) => x.client.revealMs),
+          cpuMs: pick((x) => x.client.cpuMs),
         },
         hub: {
           totalMs: hubTotal,
           collectMs: pick((x) => x.hub.collectMs),
           sumMs: pick((x) => x.hub.sumMs),
           unmaskMs: pick((x) => x.hub.unmaskMs),
+          cpuMs: hubCpu,
         },
         plainAggregationMs: plain,
+        plainAggregationCpuMs: plainCpu,
         hubOverPlain: round3(hubTotal.median / plain.median),
+        hubOverPlainCpu: round3(hubCpu.median / Math.max(plainCpu.median, 0.001)),
         bytes: {
           ...last.bytes,
           uploadOverFloat32: round3(last.bytes.uploadPerSilo / last.bytes.float32Upload),
@@ -316,6 +355,7 @@ printTable(
     'unmask ms': f1(f.hub.unmaskMs.median),
     'plain ms': f1(f.plainAggregationMs.median),
     'hub/plain': f.hubOverPlain,
+    'cpu hub/plain': f.hubOverPlainCpu,
     'hub exp.': f.maskExpansions.hub,
     'ms/exp.': f1(f.maskExpansions.oneExpansionMs.median),
     'up/f32': f.bytes.uploadOverFloat32,
@@ -334,6 +374,7 @@ printTable(
     'unmask ms',
     'plain ms',
     'hub/plain',
+    'cpu hub/plain',
     'hub exp.',
     'ms/exp.',
     'up/f32',
@@ -364,7 +405,9 @@ const report = {
   method: {
     warmups,
     runs,
-    statistic: 'median (min, max) over runs; client figures are the median over surviving silos within a run',
+    statistic:
+      'median (min, max) over runs; client figures are the median over surviving silos within a run; *Ms wall ' +
+      'clock, *CpuMs/cpuMs CPU time of the process (user + system)',
     graph: 'complete (k = n − 1), t = ⌊k/2⌋ + 1',
     modulusBits: MODULUS_BITS,
     dropouts: 'silos leave after sharing (their mask keys are rebuilt)',
