@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Tessera hub: console/API (8080), silo mutual TLS (8443) and enrollment TLS (8444) listeners, and the web
 # console's static build, served by the hub at /.
 #
@@ -6,55 +5,52 @@
 #
 # Configured only by environment variables (docs/configuration.md); no secret is baked in. State outside
 # PostgreSQL (blobs; generated secrets when none are given) lives in the volume /var/lib/tessera-hub.
-# The base images are pinned to the Node.js release the tests run on; bump all three FROM lines together.
+#
+# Base images are build arguments: the defaults are the official Node.js images a user pulls; a site with its own
+# registry mirror or hardened base images passes its own (--build-arg NODE_IMAGE=... --build-arg NODE_SLIM_IMAGE=...,
+# the same Node.js release; CI builds local stand-ins from Debian packages, .ci/containers.sh). Both defaults name
+# one Node.js LTS release: bump them together, here and in deploy/agent.Dockerfile.
+# No `# syntax=` line: the Dockerfile frontend built into the engine is used, so a build needs no frontend image
+# from a registry (offline and mirrored builds work).
+ARG NODE_IMAGE=node:24.22.3-bookworm
+ARG NODE_SLIM_IMAGE=node:24.22.3-bookworm-slim
+
+# ---- every workspace's package.json and nothing else: the dependency layers below are rebuilt only when one changes ----
+FROM ${NODE_IMAGE} AS manifests
+COPY . /src
+RUN node /src/deploy/collect-workspaces.mjs manifests /src /manifests
 
 # ---- build: the whole workspace with its development dependencies ----
-FROM node:20.20.2-bookworm AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /src
-# npm 10 (this image's) runs every install script; onnxruntime-node's would download CUDA libraries.
+# onnxruntime-node's install script would download CUDA libraries: npm 11 follows package.json's allowScripts, and
+# this variable stops the script under npm 10 (a base image of an older Node.js).
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 # Manifests first, so the dependency layer is rebuilt only when a manifest or the lockfile changes.
 COPY package.json package-lock.json .npmrc ./
-COPY apps/hub/package.json apps/hub/
-COPY apps/agent/package.json apps/agent/
-COPY apps/console/package.json apps/console/
-COPY libs/canonical/package.json libs/canonical/
-COPY libs/protocol/package.json libs/protocol/
-COPY libs/pki/package.json libs/pki/
-COPY libs/dp/package.json libs/dp/
-COPY libs/aggregation/package.json libs/aggregation/
-COPY libs/ml/package.json libs/ml/
-COPY libs/audit/package.json libs/audit/
-COPY libs/secagg/package.json libs/secagg/
+COPY --from=manifests /manifests/ ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-# `npm run build` builds the libraries, the hub, the agent and the console (apps/console/dist).
+# `npm run build` builds the libraries, the hub, the agent and the console (apps/console/dist); /opt/builds then
+# holds each workspace's package.json and dist only. This stage is the same in deploy/agent.Dockerfile, so building
+# both images on one engine builds the workspace once.
 RUN npm run build \
-  && { test -f apps/console/dist/index.html || { echo "apps/console/dist/index.html is missing: npm run build must build the console" >&2; exit 1; }; }
+  && { test -f apps/console/dist/index.html || { echo "apps/console/dist/index.html is missing: npm run build must build the console" >&2; exit 1; }; } \
+  && node deploy/collect-workspaces.mjs builds /src /opt/builds
 
 # ---- production dependencies of the hub only ----
-FROM node:20.20.2-bookworm AS deps
+FROM ${NODE_IMAGE} AS deps
 WORKDIR /opt/tessera
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json .npmrc ./
-COPY apps/hub/package.json apps/hub/
-COPY apps/agent/package.json apps/agent/
-COPY apps/console/package.json apps/console/
-COPY libs/canonical/package.json libs/canonical/
-COPY libs/protocol/package.json libs/protocol/
-COPY libs/pki/package.json libs/pki/
-COPY libs/dp/package.json libs/dp/
-COPY libs/aggregation/package.json libs/aggregation/
-COPY libs/ml/package.json libs/ml/
-COPY libs/audit/package.json libs/audit/
-COPY libs/secagg/package.json libs/secagg/
+COPY --from=manifests /manifests/ ./
 COPY deploy/prune-dev-dependencies.mjs /tmp/
 RUN npm ci --omit=dev --workspace @tessera/hub --no-audit --no-fund \
   && node /tmp/prune-dev-dependencies.mjs /opt/tessera \
   && npm cache clean --force
 
 # ---- runtime ----
-FROM node:20.20.2-bookworm-slim AS runtime
+FROM ${NODE_SLIM_IMAGE} AS runtime
 ENV NODE_ENV=production \
     TESSERA_HOST=0.0.0.0 \
     TESSERA_SILO_HOST=0.0.0.0 \
@@ -71,25 +67,10 @@ RUN groupadd --system --gid 10001 tessera \
 WORKDIR /opt/tessera
 COPY --from=deps /opt/tessera/node_modules ./node_modules
 COPY --from=build /src/package.json ./
-COPY --from=build /src/libs/canonical/package.json libs/canonical/
-COPY --from=build /src/libs/canonical/dist libs/canonical/dist
-COPY --from=build /src/libs/protocol/package.json libs/protocol/
-COPY --from=build /src/libs/protocol/dist libs/protocol/dist
-COPY --from=build /src/libs/pki/package.json libs/pki/
-COPY --from=build /src/libs/pki/dist libs/pki/dist
-COPY --from=build /src/libs/dp/package.json libs/dp/
-COPY --from=build /src/libs/dp/dist libs/dp/dist
-COPY --from=build /src/libs/aggregation/package.json libs/aggregation/
-COPY --from=build /src/libs/aggregation/dist libs/aggregation/dist
-COPY --from=build /src/libs/ml/package.json libs/ml/
-COPY --from=build /src/libs/ml/dist libs/ml/dist
-COPY --from=build /src/libs/audit/package.json libs/audit/
-COPY --from=build /src/libs/audit/dist libs/audit/dist
-COPY --from=build /src/libs/secagg/package.json libs/secagg/
-COPY --from=build /src/libs/secagg/dist libs/secagg/dist
-COPY --from=build /src/apps/hub/package.json apps/hub/
-COPY --from=build /src/apps/hub/dist apps/hub/dist
-COPY --from=build /src/apps/console/dist apps/console/dist
+# Every library's build (package.json and dist, a few hundred kilobytes each), so a new library needs no new line.
+COPY --from=build /opt/builds/libs libs
+COPY --from=build /opt/builds/apps/hub apps/hub
+COPY --from=build /opt/builds/apps/console/dist apps/console/dist
 USER 10001:10001
 VOLUME ["/var/lib/tessera-hub"]
 EXPOSE 8080 8443 8444

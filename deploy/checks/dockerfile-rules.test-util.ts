@@ -3,7 +3,10 @@
  * Debian bookworm nor installable from npm without a network download). It parses instructions (comments, line
  * continuations, JSON and shell forms) and checks:
  *   multi-stage        at least two FROM, the last one a runtime stage
- *   pinned-base        every external base image has an explicit version tag (not latest) or a digest
+ *   base-arg           every external base image is named by a build argument declared before the first FROM, so a
+ *                      site (or CI, without a registry) can substitute its own base without editing the file
+ *   pinned-base        every external base image (the build argument's default) has an explicit version tag (not
+ *                      latest) or a digest
  *   slim-runtime       the final stage is based on a -slim image
  *   non-root           the final stage's last USER is set and is neither root nor 0
  *   healthcheck        the final stage declares a HEALTHCHECK with a command
@@ -22,7 +25,10 @@ export interface Instruction {
 }
 
 export interface Stage {
+  /** The base image, build arguments replaced by their defaults (as a plain `docker build` resolves it). */
   image: string;
+  /** The base image as written in FROM, e.g. `${NODE_IMAGE}`. */
+  written: string;
   name: string | undefined;
   instructions: Instruction[];
 }
@@ -57,14 +63,44 @@ export function parseDockerfile(text: string): Instruction[] {
   return out;
 }
 
-/** Groups instructions by FROM; ARG before the first FROM is dropped (global build arguments). */
+/**
+ * Build arguments declared before the first FROM, with their defaults (undefined when none): the only arguments a
+ * FROM line can use.
+ */
+export function globalArgs(instructions: Instruction[]): Record<string, string | undefined> {
+  const args: Record<string, string | undefined> = {};
+  for (const ins of instructions) {
+    if (ins.keyword === 'FROM') break;
+    if (ins.keyword !== 'ARG') continue;
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$/.exec(ins.args.trim());
+    if (m) args[m[1]!] = m[2]?.replace(/^(["'])(.*)\1$/, '$2');
+  }
+  return args;
+}
+
+/** Replaces `${NAME}` and `$NAME` by the argument's default; an argument without one becomes the empty string. */
+function substitute(text: string, args: Record<string, string | undefined>): string {
+  return text.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (_, a: string, b: string) => args[a ?? b] ?? '',
+  );
+}
+
+/** Groups instructions by FROM; ARG before the first FROM (global build arguments) resolves the FROM lines. */
 export function stagesOf(instructions: Instruction[]): Stage[] {
+  const args = globalArgs(instructions);
   const stages: Stage[] = [];
   for (const ins of instructions) {
     if (ins.keyword === 'FROM') {
       const words = ins.args.split(/\s+/).filter((w) => !w.startsWith('--'));
       const as = words.findIndex((w) => w.toUpperCase() === 'AS');
-      stages.push({ image: words[0] ?? '', name: as >= 0 ? words[as + 1] : undefined, instructions: [ins] });
+      const written = words[0] ?? '';
+      stages.push({
+        image: substitute(written, args),
+        written,
+        name: as >= 0 ? words[as + 1] : undefined,
+        instructions: [ins],
+      });
     } else if (stages.length > 0) {
       stages[stages.length - 1]!.instructions.push(ins);
     }
@@ -117,6 +153,13 @@ export function checkDockerfile(text: string): Finding[] {
   }
   for (const stage of stages) {
     const from = stage.instructions[0]!;
+    if (!names.has(stage.image) && !/^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$/.test(stage.written)) {
+      findings.push({
+        rule: 'base-arg',
+        message: `base image ${stage.written} is written in FROM; name it by a build argument (ARG before the first FROM)`,
+        line: from.line,
+      });
+    }
     if (!names.has(stage.image) && !isPinned(stage.image)) {
       findings.push({ rule: 'pinned-base', message: `base image ${stage.image} has no version tag`, line: from.line });
     }

@@ -3,11 +3,20 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkDockerfile, envOf, execForm, parseDockerfile, stagesOf, type Stage } from './dockerfile-rules.test-util';
+import {
+  checkDockerfile,
+  envOf,
+  execForm,
+  globalArgs,
+  parseDockerfile,
+  stagesOf,
+  type Stage,
+} from './dockerfile-rules.test-util';
 
 /**
- * Static checks of deploy/hub.Dockerfile, deploy/agent.Dockerfile, .dockerignore and the shell scripts (no Docker
- * engine here: nothing is built). The images' runtime behaviour is covered by agent-container.int-spec.ts.
+ * Static checks of deploy/hub.Dockerfile, deploy/agent.Dockerfile, .dockerignore and the shell scripts, on every
+ * test run. The images are built and run under a real Docker engine by .ci/containers.sh (CI); the agent's
+ * entrypoint also runs without Docker in agent-container.int-spec.ts.
  */
 
 const REPO = resolve(__dirname, '../..');
@@ -45,41 +54,88 @@ function runtimeWorkspaces(app: string): string[] {
   return [...seen].sort();
 }
 
+/** Node.js release of an official image tag (`node:24.22.3-bookworm-slim` → 24.22.3). */
+const nodeRelease = (image: string) => /^node:(\d+\.\d+\.\d+)-/.exec(image)?.[1];
+
+/** The collector's output folder in the build stage, and the runtime COPYs out of it. */
+const BUILDS = '/opt/builds';
+
 describe.each([
   { file: 'deploy/hub.Dockerfile', app: 'apps/hub', workspace: '@tessera/hub' },
   { file: 'deploy/agent.Dockerfile', app: 'apps/agent', workspace: '@tessera/agent' },
 ])('$file', ({ file, app, workspace }) => {
-  const stages = stagesOf(parseDockerfile(read(file)));
+  const instructions = parseDockerfile(read(file));
+  const stages = stagesOf(instructions);
   const runtime = stages.at(-1)!;
 
-  it('passes the rule checker: multi-stage, pinned bases, slim runtime, non-root, HEALTHCHECK, no secrets', () => {
+  it('passes the rule checker: multi-stage, base images as build arguments, pinned, slim runtime, non-root, HEALTHCHECK, no secrets', () => {
     expect(checkDockerfile(read(file))).toEqual([]);
-    expect(runtime.image).toMatch(/^node:20\.\d+\.\d+-bookworm-slim$/);
-    // All stages on one Node.js release, the one the repository requires at least.
-    const versions = new Set(stages.map((s) => /^node:(\d+\.\d+\.\d+)/.exec(s.image)?.[1]));
+    // The defaults are the official images a user pulls: Node.js 24 LTS on Debian bookworm, slim at run time.
+    expect(globalArgs(instructions)).toEqual({
+      NODE_IMAGE: expect.stringMatching(/^node:24\.\d+\.\d+-bookworm$/),
+      NODE_SLIM_IMAGE: expect.stringMatching(/^node:24\.\d+\.\d+-bookworm-slim$/),
+    });
+    expect(runtime.written).toBe('${NODE_SLIM_IMAGE}');
+    for (const stage of stages.slice(0, -1)) expect(stage.written).toBe('${NODE_IMAGE}');
+    // All stages on one Node.js release, an even (LTS) major that package.json's engines admits.
+    const versions = new Set(stages.map((s) => nodeRelease(s.image)));
     expect(versions.size).toBe(1);
+    const [major] = [...versions][0]!.split('.').map(Number);
+    const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node;
+    expect(major! % 2).toBe(0);
+    expect(major).toBeGreaterThanOrEqual(Number(/>=\s*(\d+)/.exec(engines)![1]));
   });
 
   it('copies every workspace manifest before `npm ci` (npm refuses a lockfile whose workspaces are missing)', () => {
-    for (const stage of stages.filter((s) => args(s, 'RUN').some((r) => /\bnpm (ci|install)\b/.test(r)))) {
-      const copied = args(stage, 'COPY').join('\n');
-      expect(copied).toContain('package-lock.json');
-      for (const w of workspaces()) expect(copied, `${stage.name}: ${w}/package.json`).toContain(`${w}/package.json`);
+    // A `manifests` stage collects them from the whole build context, so a new workspace needs no new line.
+    const manifests = stages.find((s) => s.name === 'manifests')!;
+    expect(args(manifests, 'COPY')).toEqual(['. /src']);
+    expect(args(manifests, 'RUN')).toEqual(['node /src/deploy/collect-workspaces.mjs manifests /src /manifests']);
+    const installing = stages.filter((s) => args(s, 'RUN').some((r) => /\bnpm (ci|install)\b/.test(r)));
+    expect(installing.map((s) => s.name).sort()).toEqual(['build', 'deps']);
+    for (const stage of installing) {
+      const copies = args(stage, 'COPY');
+      const install = stage.instructions.findIndex((i) => i.keyword === 'RUN' && /\bnpm (ci|install)\b/.test(i.args));
+      const before = stage.instructions.slice(0, install).filter((i) => i.keyword === 'COPY');
+      expect(before.map((i) => i.args)).toContain('package.json package-lock.json .npmrc ./');
+      expect(before.map((i) => i.args)).toContain('--from=manifests /manifests/ ./');
+      // The source tree arrives only after the install (or the install layer would be rebuilt on every change),
+      // and only where something is built from it.
+      const tree = stage.instructions.findIndex((i) => i.keyword === 'COPY' && i.args === '. .');
+      if (stage.name === 'build') expect(tree).toBeGreaterThan(install);
+      else expect(copies).not.toContain('. .');
     }
   });
 
   it('installs production dependencies of its own workspace only, and ships the builds it needs at run time', () => {
     const deps = stages.find((s) => s.name === 'deps')!;
     expect(args(deps, 'RUN').join(' ')).toMatch(new RegExp(`--omit=dev --workspace ${workspace}`));
-    const copiedFromBuild = args(runtime, 'COPY')
-      .filter((c) => c.includes('--from=build'))
-      .map((c) => c.split(/\s+/)[1]!.replace('/src/', ''));
+    const build = stages.find((s) => s.name === 'build')!;
+    expect(args(build, 'RUN').join(' ')).toContain(`node deploy/collect-workspaces.mjs builds /src ${BUILDS}`);
+    const fromBuild = args(runtime, 'COPY')
+      .filter((c) => c.startsWith('--from=build '))
+      .map((c) => {
+        const [, source, target] = c.split(/\s+/);
+        return { source: source!, target: target! };
+      });
+    // Collector output lands at the same relative path (so node_modules/@tessera/* links resolve).
+    const shipped = fromBuild
+      .filter((c) => c.source.startsWith(`${BUILDS}/`))
+      .map((c) => {
+        expect(c.target).toBe(c.source.slice(BUILDS.length + 1));
+        return c.target;
+      });
     for (const w of runtimeWorkspaces(app)) {
-      expect(copiedFromBuild).toContain(`${w}/dist`);
-      expect(copiedFromBuild).toContain(`${w}/package.json`);
+      expect(
+        shipped.some((p) => w === p || w.startsWith(`${p}/`)),
+        `${w} is not shipped`,
+      ).toBe(true);
     }
-    // Only builds and manifests: sources, tests and data stay out of the runtime image.
-    for (const c of copiedFromBuild) expect(c).toMatch(/(\/dist|package\.json)$/);
+    // Only builds and manifests: the collector copies nothing else (tested below), and any other copy from the
+    // build stage is a dist folder or the root manifest, so sources, tests and data stay out of the runtime image.
+    for (const c of fromBuild.filter((x) => !x.source.startsWith(`${BUILDS}/`))) {
+      expect(c.source).toMatch(/^\/src\/(package\.json|.*\/dist)$/);
+    }
   });
 
   it('runs programs that the build produces, and declares its state volume where the configuration points', () => {
@@ -108,26 +164,147 @@ describe.each([
       expect(args(runtime, 'VOLUME').join()).toContain(env.TESSERA_STATE_DIR);
       expect(args(runtime, 'EXPOSE')).toEqual([]);
       expect(health).toMatch(/CMD \["tessera-agent", "status"\]/);
-      // The native TensorFlow binding, at the same version as @tensorflow/tfjs (one shared tfjs-core).
+      // The native TensorFlow binding, by default at the same version as @tensorflow/tfjs (one shared tfjs-core);
+      // an empty build argument leaves it out (offline builds, CI), and the agent runs on wasm.
       const lock = JSON.parse(read('package-lock.json')) as { packages: Record<string, { version: string }> };
       const tfjs = lock.packages['node_modules/@tensorflow/tfjs']!.version;
-      expect(
-        args(
-          stages.find((s) => s.name === 'deps')!,
-          'RUN',
-        ).join(' '),
-      ).toContain(`dependencies.@tensorflow/tfjs-node=${tfjs}`);
+      const deps = stages.find((s) => s.name === 'deps')!;
+      expect(args(deps, 'ARG')).toEqual([`TFJS_NODE_VERSION=${tfjs}`]);
+      const install = args(deps, 'RUN').join(' ');
+      expect(install).toContain('if [ -n "$TFJS_NODE_VERSION" ]; then');
+      expect(install).toContain('"dependencies.@tensorflow/tfjs-node=$TFJS_NODE_VERSION"');
+      expect(install).toContain(`[ -z "$TFJS_NODE_VERSION" ] || node -e "require('@tensorflow/tfjs-node')"`);
     }
+  });
+});
+
+describe('the two images', () => {
+  const hub = parseDockerfile(read('deploy/hub.Dockerfile'));
+  const agent = parseDockerfile(read('deploy/agent.Dockerfile'));
+
+  it('default to the same base images (one Node.js release for the project)', () => {
+    expect(globalArgs(hub)).toEqual(globalArgs(agent));
+  });
+
+  it('share the manifests and build stages instruction for instruction, so one engine builds the workspace once', () => {
+    const shared = (ins: ReturnType<typeof parseDockerfile>) =>
+      stagesOf(ins)
+        .filter((s) => s.name === 'manifests' || s.name === 'build')
+        .map((s) => s.instructions.map((i) => `${i.keyword} ${i.args}`));
+    expect(shared(hub)).toHaveLength(2);
+    expect(shared(agent)).toEqual(shared(hub));
+  });
+});
+
+describe('deploy/collect-workspaces.mjs', () => {
+  const collector = join(REPO, 'deploy/collect-workspaces.mjs');
+  const run = (...argv: string[]) => spawnSync(process.execPath, [collector, ...argv], { encoding: 'utf8' });
+  /** Every file under dir, relative, sorted. */
+  const files = (dir: string): string[] =>
+    spawnSync('find', ['.', '-type', 'f'], { cwd: dir, encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter(Boolean)
+      .map((f) => f.slice(2))
+      .sort();
+
+  function tree(root: string, workspacesField: unknown): void {
+    const write = (path: string, text = '{}') => {
+      mkdirSync(join(root, path, '..'), { recursive: true });
+      writeFileSync(join(root, path), text);
+    };
+    write('package.json', JSON.stringify({ name: 'root', workspaces: workspacesField }));
+    write('libs/a/package.json');
+    write('libs/a/src/index.ts', 'export {};');
+    write('libs/a/dist/index.js', '');
+    write('libs/a/dist/sub/deep.js', '');
+    write('libs/a/data/records.csv', 'x');
+    write('libs/no-manifest/src/index.ts', '');
+    write('libs/not-a-folder', '');
+    write('apps/b/package.json');
+    write('apps/b/src/main.ts', '');
+    write('tools/c/package.json');
+    write('tools/c/dist/c.js', '');
+    write('scripts/d/package.json');
+  }
+
+  it('copies only the manifests of the workspaces package.json declares (folder/* and literal folders)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'tessera-collect-'));
+    try {
+      tree(join(root, 'src'), ['libs/*', 'apps/*', 'tools/c']);
+      const r = run('manifests', join(root, 'src'), join(root, 'out'));
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(files(join(root, 'out'))).toEqual(['apps/b/package.json', 'libs/a/package.json', 'tools/c/package.json']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('copies manifests and dist folders only for builds: no sources, tests or data', () => {
+    const root = mkdtempSync(join(tmpdir(), 'tessera-collect-'));
+    try {
+      tree(join(root, 'src'), { packages: ['libs/*', 'apps/*', 'tools/c'] });
+      const r = run('builds', join(root, 'src'), join(root, 'out'));
+      expect(r.status).toBe(0);
+      expect(files(join(root, 'out'))).toEqual([
+        'apps/b/package.json',
+        'libs/a/dist/index.js',
+        'libs/a/dist/sub/deep.js',
+        'libs/a/package.json',
+        'tools/c/dist/c.js',
+        'tools/c/package.json',
+      ]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('collects exactly the repository workspaces (the set npm ci needs)', () => {
+    const out = mkdtempSync(join(tmpdir(), 'tessera-collect-'));
+    try {
+      expect(run('manifests', REPO, out).status).toBe(0);
+      expect(files(out)).toEqual(
+        workspaces()
+          .map((w) => `${w}/package.json`)
+          .sort(),
+      );
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    [['libs/**'], /unsupported workspace pattern "libs\/\*\*"/],
+    [['../outside/*'], /unsupported workspace pattern/],
+  ])('refuses the workspace pattern %j instead of guessing', (pattern, message) => {
+    const root = mkdtempSync(join(tmpdir(), 'tessera-collect-'));
+    try {
+      tree(join(root, 'src'), pattern);
+      const r = run('manifests', join(root, 'src'), join(root, 'out'));
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(message);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses an unknown mode and a missing argument', () => {
+    expect(run('sources', REPO, tmpdir()).stderr).toMatch(/mode must be manifests or builds/);
+    const r = run('builds');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^usage:/);
   });
 });
 
 describe('the Dockerfile rule checker', () => {
   const good = [
-    'FROM node:20.20.2-bookworm AS build',
+    'ARG NODE_IMAGE=node:24.22.3-bookworm',
+    'ARG NODE_SLIM_IMAGE=node:24.22.3-bookworm-slim',
+    'FROM ${NODE_IMAGE} AS build',
     'RUN npm ci',
-    'FROM node:20.20.2-bookworm AS deps',
+    'FROM $NODE_IMAGE AS deps',
     'RUN npm ci --omit=dev',
-    'FROM node:20.20.2-bookworm-slim',
+    'FROM ${NODE_SLIM_IMAGE}',
     'COPY --from=deps /app/node_modules ./node_modules',
     'USER 10001',
     'HEALTHCHECK CMD ["node", "check.js"]',
@@ -139,10 +316,13 @@ describe('the Dockerfile rule checker', () => {
   });
 
   it.each([
-    ['multi-stage', ['FROM node:20.20.2-bookworm-slim', 'USER 1', 'HEALTHCHECK CMD true']],
-    ['pinned-base', good.map((l) => l.replace('node:20.20.2-bookworm AS build', 'node:latest AS build'))],
-    ['pinned-base', good.map((l) => l.replace('node:20.20.2-bookworm AS deps', 'node AS deps'))],
-    ['slim-runtime', good.map((l) => l.replace('node:20.20.2-bookworm-slim', 'node:20.20.2-bookworm'))],
+    ['multi-stage', ['ARG I=node:24.22.3-bookworm-slim', 'FROM ${I}', 'USER 1', 'HEALTHCHECK CMD true']],
+    ['base-arg', good.map((l) => l.replace('${NODE_IMAGE} AS build', 'node:24.22.3-bookworm AS build'))],
+    ['base-arg', ['FROM scratch AS x', ...good.slice(2)]],
+    ['pinned-base', good.map((l) => l.replace('=node:24.22.3-bookworm', '=node:latest'))],
+    ['pinned-base', good.map((l) => l.replace('=node:24.22.3-bookworm', '=node'))],
+    ['pinned-base', good.map((l) => l.replace('ARG NODE_IMAGE=node:24.22.3-bookworm', 'ARG NODE_IMAGE'))],
+    ['slim-runtime', good.map((l) => l.replace('node:24.22.3-bookworm-slim', 'node:24.22.3-bookworm'))],
     ['non-root', good.filter((l) => !l.startsWith('USER'))],
     ['non-root', [...good, 'USER root']],
     ['healthcheck', good.filter((l) => !l.startsWith('HEALTHCHECK'))],
@@ -163,7 +343,29 @@ describe('the Dockerfile rule checker', () => {
       ['RUN', 'a && b'],
       ['ENV', 'A=1 B="two words"'],
     ]);
-    expect(envOf({ image: 'x', name: undefined, instructions: ins })).toEqual({ A: '1', B: 'two words' });
+    expect(envOf({ image: 'x', written: 'x', name: undefined, instructions: ins })).toEqual({
+      A: '1',
+      B: 'two words',
+    });
+  });
+
+  it('resolves FROM through the build arguments declared before the first FROM only', () => {
+    const ins = parseDockerfile(
+      [
+        'ARG BASE="debian:12.8"',
+        'ARG UNSET',
+        'FROM ${BASE} AS one',
+        'ARG LATER=x:1.0',
+        'FROM $BASE',
+        'FROM ${LATER}',
+      ].join('\n'),
+    );
+    expect(globalArgs(ins)).toEqual({ BASE: 'debian:12.8', UNSET: undefined });
+    expect(stagesOf(ins).map((s) => [s.written, s.image, s.name])).toEqual([
+      ['${BASE}', 'debian:12.8', 'one'],
+      ['$BASE', 'debian:12.8', undefined],
+      ['${LATER}', '', undefined],
+    ]);
   });
 });
 
