@@ -9,6 +9,7 @@ import { LoggerModule } from 'nestjs-pino';
 import { AccountsController } from './accounts/accounts.controller';
 import { AccountsService } from './accounts/accounts.service';
 import { LoginBackoffService } from './accounts/login-backoff.service';
+import { AccountRenamesService } from './accounts/account-renames.service';
 import { BlobStore } from './blobs/blob-store';
 import { blobStoreFor } from './blobs/blob-store-selection.util';
 import { integrityFailureReporter } from './blobs/blob-integrity.util';
@@ -41,6 +42,8 @@ import { AuthService } from './auth/auth.service';
 import { JwtStrategy } from './auth/jwt.strategy';
 import { LocalStrategy } from './auth/local.strategy';
 import { SESSION_KEY } from './auth/session-key';
+import { SessionsService } from './auth/sessions.service';
+import { SessionWatch } from './auth/session-watch.service';
 import { DataGeneration } from './database/data-generation';
 import { ReadCacheModule } from './database/read-cache.module';
 import { GlobalExceptionFilter } from './common/global-exception.filter';
@@ -101,8 +104,11 @@ export class AppModule {
         { provide: APP_GUARD, useClass: AccessGuard },
         { provide: APP_FILTER, useClass: GlobalExceptionFilter },
         AccountsService,
+        AccountRenamesService,
         LoginBackoffService,
         AuthService,
+        SessionsService,
+        SessionWatch,
         JwtStrategy,
         LocalStrategy,
         MetricsService,

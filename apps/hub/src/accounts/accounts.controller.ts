@@ -1,9 +1,10 @@
-import { Body, Controller, Get, Param, ParseUUIDPipe, Patch, Post, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Patch, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Access } from '../auth/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
 import { AccountsService, type UserView } from './accounts.service';
 import { CreateUserDto } from './dto/create-user.dto';
+import { ResetPasswordDto } from './dto/reset-password.dto';
 import { UpdateUserDto } from './dto/update-user.dto';
 
 @ApiTags('accounts')
@@ -20,9 +21,12 @@ export class AccountsController {
 
   @Post()
   create(@Body() dto: CreateUserDto, @Req() req: AuthenticatedRequest): Promise<UserView> {
-    return this.accounts.create(dto.username, dto.password, dto.role, actorOf(req));
+    return this.accounts.create(dto.username, dto.password, dto.role, actorOf(req), {
+      mustChangePassword: dto.mustChangePassword,
+    });
   }
 
+  /** Role and disabled; either change ends the account's sessions. */
   @Patch(':id')
   update(
     @Param('id', new ParseUUIDPipe()) id: string,
@@ -30,5 +34,22 @@ export class AccountsController {
     @Req() req: AuthenticatedRequest,
   ): Promise<UserView> {
     return this.accounts.update(id, dto, actorOf(req));
+  }
+
+  /** Sets a temporary password: the account's sessions end and its next sign-in must change it. */
+  @Post(':id/password')
+  @HttpCode(200)
+  resetPassword(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Body() dto: ResetPasswordDto,
+    @Req() req: AuthenticatedRequest,
+  ): Promise<UserView> {
+    return this.accounts.resetPassword(id, dto.password, actorOf(req));
+  }
+
+  /** Ends every session of the account now. */
+  @Delete(':id/sessions')
+  revokeSessions(@Param('id', new ParseUUIDPipe()) id: string, @Req() req: AuthenticatedRequest): Promise<UserView> {
+    return this.accounts.revokeSessions(id, actorOf(req));
   }
 }

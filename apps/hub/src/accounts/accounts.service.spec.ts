@@ -2,6 +2,7 @@ import * as argon2 from 'argon2';
 import type { Repository } from 'typeorm';
 import { describe, expect, it, vi } from 'vitest';
 import type { AuditTrail } from '../audit/audit-trail';
+import type { SessionsService } from '../auth/sessions.service';
 import { AccountsService, INVALID_CREDENTIALS_MESSAGE } from './accounts.service';
 import type { LoginBackoffService } from './login-backoff.service';
 import type { UserEntity } from './user.entity';
@@ -13,7 +14,11 @@ vi.mock('argon2', async (importOriginal) => {
 });
 
 function serviceWithNoAccounts(): AccountsService {
-  const users = { findOne: () => Promise.resolve(null) } as unknown as Repository<UserEntity>;
+  const noAccount = { where: () => noAccount, getOne: () => Promise.resolve(null) };
+  const users = {
+    findOne: () => Promise.resolve(null),
+    createQueryBuilder: () => noAccount,
+  } as unknown as Repository<UserEntity>;
   const audit = { record: () => Promise.resolve() } as unknown as AuditTrail;
   // The back-off's own behaviour is tested against PostgreSQL (login-backoff.int-spec.ts); here it never pauses.
   const backoff = {
@@ -21,7 +26,7 @@ function serviceWithNoAccounts(): AccountsService {
     recordFailure: () => Promise.resolve({ failures: 1, pausedForSeconds: 0 }),
     clear: () => Promise.resolve(),
   } as unknown as LoginBackoffService;
-  return new AccountsService(users, audit, backoff);
+  return new AccountsService(users, audit, backoff, {} as SessionsService);
 }
 
 describe('AccountsService decoy hash', () => {

@@ -1,33 +1,69 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import * as argon2 from 'argon2';
-import { Repository } from 'typeorm';
+import { QueryFailedError, Repository, type EntityManager } from 'typeorm';
 import { AuditTrail, SYSTEM_ACTOR, type AuditActor } from '../audit/audit-trail';
-import type { AuthenticatedUser } from '../auth/authenticated-user';
+import type { AuthenticatedUser, VerifiedAccount } from '../auth/authenticated-user';
+import type { SessionEndReason } from '../auth/session-policy.util';
+import { SessionsService, type IssuedSession } from '../auth/sessions.service';
 import { HubErrorCode, HubException } from '../common/hub.exception';
+import { MIN_PASSWORD_LENGTH, passwordProblem, usernameProblem } from './account-rules.util';
 import { LoginBackoffService } from './login-backoff.service';
 import { UserEntity, type Role } from './user.entity';
+
+export { MIN_PASSWORD_LENGTH };
 
 /** One message for every failed login, so an answer never tells whether the account exists. */
 export const INVALID_CREDENTIALS_MESSAGE = 'Invalid username or password.';
 
-export const MIN_PASSWORD_LENGTH = 12;
+/** The wrong current password of a password change: a 400 naming the field (a 401 would end the console's session). */
+export const WRONG_CURRENT_PASSWORD = 'currentPassword is not the password of this account';
 
 /** argon2id with OWASP's 2023 minimum (19 MiB, t=2, p=1). */
 const ARGON2_OPTIONS = { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+
+/** PostgreSQL's unique_violation. */
+const UNIQUE_VIOLATION = '23505';
 
 export interface UserView {
   id: string;
   username: string;
   role: Role;
   disabled: boolean;
+  /** A temporary password is set: the next sign-in may only change it. */
+  mustChangePassword: boolean;
   createdAt: string;
+  lastSignInAt: string | null;
+  /** Sessions that may be used now (signed in, not signed out, not expired). */
+  liveSessions: number;
 }
 
-export function toUserView(u: UserEntity): UserView {
-  return { id: u.id, username: u.username, role: u.role, disabled: u.disabled, createdAt: u.createdAt.toISOString() };
+export function toUserView(u: UserEntity, liveSessions = 0): UserView {
+  return {
+    id: u.id,
+    username: u.username,
+    role: u.role,
+    disabled: u.disabled,
+    mustChangePassword: u.mustChangePassword,
+    createdAt: u.createdAt.toISOString(),
+    lastSignInAt: u.lastSignInAt ? new Date(u.lastSignInAt).toISOString() : null,
+    liveSessions,
+  };
 }
 
+export interface CreateAccountOptions {
+  /** The password is temporary: the first sign-in must change it. */
+  mustChangePassword?: boolean;
+}
+
+function validationFailed(problem: string): HubException {
+  return new HubException(HubErrorCode.VALIDATION_FAILED, problem, [problem]);
+}
+
+/**
+ * People's accounts. Every change commits with its audit record and, where it changes what a session may do
+ * (disabled, role, password), with the revocation of the account's sessions (ADR 0010).
+ */
 @Injectable()
 export class AccountsService implements OnModuleInit {
   private readonly logger = new Logger(AccountsService.name);
@@ -38,6 +74,7 @@ export class AccountsService implements OnModuleInit {
     @InjectRepository(UserEntity) private readonly users: Repository<UserEntity>,
     private readonly audit: AuditTrail,
     private readonly backoff: LoginBackoffService,
+    private readonly sessions: SessionsService,
   ) {}
 
   /**
@@ -48,59 +85,164 @@ export class AccountsService implements OnModuleInit {
     await this.decoy();
   }
 
-  async create(username: string, password: string, role: Role, actor: AuditActor = SYSTEM_ACTOR): Promise<UserView> {
-    if (password.length < MIN_PASSWORD_LENGTH || password.length > 256) {
-      throw new HubException(
-        HubErrorCode.VALIDATION_FAILED,
-        `password must be ${MIN_PASSWORD_LENGTH} to 256 characters long`,
-      );
-    }
-    const existing = await this.users.findOne({ where: { username } });
-    if (existing) throw new HubException(HubErrorCode.USERNAME_TAKEN, `The username "${username}" is already taken.`);
+  async create(
+    username: string,
+    password: string,
+    role: Role,
+    actor: AuditActor = SYSTEM_ACTOR,
+    options: CreateAccountOptions = {},
+  ): Promise<UserView> {
+    const problem = usernameProblem(username) ?? passwordProblem('password', password);
+    if (problem) throw validationFailed(problem);
+    const existing = await this.findByName(username);
+    if (existing) throw this.taken(username, existing.username);
     const passwordHash = await argon2.hash(password, ARGON2_OPTIONS);
-    // The record joins the transaction that creates the account: both commit, or neither.
-    const saved = await this.users.manager.transaction(async (tx) => {
-      const users = tx.getRepository(UserEntity);
-      const created = await users.save(users.create({ username, passwordHash, role }));
-      await this.audit.record({
-        actor,
-        action: 'account.created',
-        subject: { userId: created.id },
-        details: { username, role },
+    const mustChangePassword = options.mustChangePassword === true;
+    try {
+      // The record joins the transaction that creates the account: both commit, or neither.
+      const saved = await this.users.manager.transaction(async (tx) => {
+        const users = tx.getRepository(UserEntity);
+        const created = await users.save(users.create({ username, passwordHash, role, mustChangePassword }));
+        await this.audit.record({
+          actor,
+          action: 'account.created',
+          subject: { userId: created.id },
+          details: { username, role, temporary: mustChangePassword },
+        });
+        return created;
       });
-      return created;
-    });
-    return toUserView(saved);
+      return toUserView(saved);
+    } catch (err) {
+      // Two administrators creating "alice" and "Alice" at once: the unique index on lower(username) decides.
+      if (err instanceof QueryFailedError && (err.driverError as { code?: string }).code === UNIQUE_VIOLATION) {
+        throw this.taken(username, username);
+      }
+      throw err;
+    }
   }
 
   async list(): Promise<UserView[]> {
-    return (await this.users.find({ order: { createdAt: 'ASC' } })).map(toUserView);
+    const [users, live] = await Promise.all([
+      this.users.find({ order: { createdAt: 'ASC' } }),
+      this.sessions.liveCounts(),
+    ]);
+    return users.map((u) => toUserView(u, live.get(u.id) ?? 0));
   }
 
+  /**
+   * Changes an account's role or disables/enables it. Disabling, or changing the role, ends every session of the
+   * account in the same transaction: the person signs in again, under the new role.
+   */
   async update(id: string, change: { role?: Role; disabled?: boolean }, actor: AuditActor): Promise<UserView> {
-    const user = await this.users.findOne({ where: { id } });
-    if (!user) throw new HubException(HubErrorCode.NOT_FOUND, `No account with id ${id}.`);
+    const user = await this.existing(id);
     if (actor.type === 'user' && actor.id === id && (change.disabled === true || change.role === 'auditor')) {
       throw new HubException(HubErrorCode.CONFLICT, 'An administrator cannot disable or demote their own account.');
     }
     const before = { role: user.role, disabled: user.disabled };
     if (change.role !== undefined) user.role = change.role;
     if (change.disabled !== undefined) user.disabled = change.disabled;
+    const endReason: SessionEndReason | null =
+      user.disabled && !before.disabled ? 'account-disabled' : user.role !== before.role ? 'role-changed' : null;
     const saved = await this.users.manager.transaction(async (tx) => {
       const updated = await tx.getRepository(UserEntity).save(user);
+      const revoked = endReason ? await this.sessions.revokeAllOf(tx, id, endReason) : [];
       await this.audit.record({
         actor,
         action: 'account.updated',
         subject: { userId: id },
-        details: { before, after: { role: updated.role, disabled: updated.disabled } },
+        details: {
+          before,
+          after: { role: updated.role, disabled: updated.disabled },
+          revokedSessions: revoked.length,
+        },
       });
       return updated;
     });
     return toUserView(saved);
   }
 
-  async findActive(id: string): Promise<UserEntity | null> {
-    return this.users.findOne({ where: { id, disabled: false } });
+  /**
+   * An administrator sets a temporary password: every session of the account ends, and its next sign-in may only
+   * change the password. Not for one's own account (that is a password change, which needs the current one).
+   */
+  async resetPassword(id: string, temporaryPassword: string, actor: AuditActor): Promise<UserView> {
+    const problem = passwordProblem('password', temporaryPassword);
+    if (problem) throw validationFailed(problem);
+    const user = await this.existing(id);
+    if (actor.type === 'user' && actor.id === id) {
+      throw new HubException(
+        HubErrorCode.CONFLICT,
+        'Change your own password with POST /api/auth/password (it asks for the current one), not by a reset.',
+      );
+    }
+    const passwordHash = await argon2.hash(temporaryPassword, ARGON2_OPTIONS);
+    const saved = await this.users.manager.transaction(async (tx) => {
+      const updated = await this.setPassword(tx, user, passwordHash, true);
+      const revoked = await this.sessions.revokeAllOf(tx, id, 'password-reset');
+      await this.audit.record({
+        actor,
+        action: 'account.password.reset',
+        subject: { userId: id },
+        details: { username: user.username, temporary: true, revokedSessions: revoked.length },
+      });
+      return updated;
+    });
+    return toUserView(saved);
+  }
+
+  /** Ends every session of an account now (a lost laptop, a suspicion), without changing anything else. */
+  async revokeSessions(id: string, actor: AuditActor): Promise<UserView> {
+    const user = await this.existing(id);
+    await this.users.manager.transaction(async (tx) => {
+      const revoked = await this.sessions.revokeAllOf(tx, id, 'revoked-by-administrator');
+      await this.audit.record({
+        actor,
+        action: 'account.sessions.revoked',
+        subject: { userId: id },
+        details: { username: user.username, revokedSessions: revoked.length },
+      });
+    });
+    return toUserView(user, 0);
+  }
+
+  /**
+   * Changes one's own password, checking the current one (paused and counted like a sign-in, so a stolen session
+   * cannot guess it at leisure). Ends every session of the account and starts a new one for the caller, in one
+   * transaction with the record.
+   */
+  async changeOwnPassword(caller: AuthenticatedUser, current: string, next: string): Promise<IssuedSession> {
+    const problem = passwordProblem('newPassword', next);
+    if (problem) throw validationFailed(problem);
+    await this.backoff.assertNotPaused(caller.username);
+    const user = await this.existing(caller.id);
+    if (!(await argon2.verify(user.passwordHash, current).catch(() => false))) {
+      await this.audit.record({
+        actor: { type: 'user', id: user.id, name: user.username },
+        action: 'account.password.change.failed',
+        subject: { userId: user.id },
+        details: { reason: 'wrong-current-password', sessionId: caller.sessionId },
+      });
+      await this.backoff.recordFailure(user.username);
+      throw validationFailed(WRONG_CURRENT_PASSWORD);
+    }
+    if (next === current) throw validationFailed('newPassword must differ from the current password');
+    const passwordHash = await argon2.hash(next, ARGON2_OPTIONS);
+    const wasRequired = user.mustChangePassword;
+    return this.users.manager.transaction(async (tx) => {
+      const updated = await this.setPassword(tx, user, passwordHash, false);
+      const revoked = await this.sessions.revokeAllOf(tx, user.id, 'password-changed');
+      const issued = await this.sessions.start(
+        { id: updated.id, username: updated.username, role: updated.role, mustChangePassword: false },
+        tx,
+      );
+      await this.audit.record({
+        actor: { type: 'user', id: user.id, name: user.username },
+        action: 'account.password.changed',
+        subject: { userId: user.id },
+        details: { wasTemporary: wasRequired, revokedSessions: revoked.length, sessionId: issued.sessionId },
+      });
+      return issued;
+    });
   }
 
   async count(): Promise<number> {
@@ -110,11 +252,12 @@ export class AccountsService implements OnModuleInit {
   /**
    * Checks a password; every failure is the same error, and costs the same hashing work. While sign-in is paused
    * for the username (too many consecutive failures, from any address), every attempt is refused with 429 before
-   * the password is looked at, for existing and unknown names alike.
+   * the password is looked at, for existing and unknown names alike. The name matches whatever its letter case.
+   * The success is recorded with the session it starts (AuthService).
    */
-  async verifyCredentials(username: string, password: string): Promise<AuthenticatedUser> {
+  async verifyCredentials(username: string, password: string): Promise<VerifiedAccount> {
     await this.backoff.assertNotPaused(username);
-    const user = await this.users.findOne({ where: { username } });
+    const user = await this.findByName(username);
     const hash = user?.passwordHash ?? (await this.decoy());
     const ok = await argon2.verify(hash, password).catch(() => false);
     if (!user || !ok || user.disabled) {
@@ -135,12 +278,7 @@ export class AccountsService implements OnModuleInit {
       throw new HubException(HubErrorCode.INVALID_CREDENTIALS, INVALID_CREDENTIALS_MESSAGE);
     }
     await this.backoff.clear(username);
-    await this.audit.record({
-      actor: { type: 'user', id: user.id, name: user.username },
-      action: 'auth.login.succeeded',
-      subject: { userId: user.id },
-    });
-    return { id: user.id, username: user.username, role: user.role };
+    return { id: user.id, username: user.username, role: user.role, mustChangePassword: user.mustChangePassword };
   }
 
   /** First boot only: creates the configured administrator when no account exists yet. */
@@ -150,6 +288,33 @@ export class AccountsService implements OnModuleInit {
     await this.create(username, password, 'admin');
     this.logger.log(`created the first administrator "${username}"`);
     return true;
+  }
+
+  /** The account whose name equals `username` ignoring letter case (at most one: a unique index says so). */
+  private findByName(username: string): Promise<UserEntity | null> {
+    return this.users.createQueryBuilder('u').where('lower(u.username) = lower(:username)', { username }).getOne();
+  }
+
+  private async existing(id: string): Promise<UserEntity> {
+    const user = await this.users.findOne({ where: { id } });
+    if (!user) throw new HubException(HubErrorCode.NOT_FOUND, `No account with id ${id}.`);
+    return user;
+  }
+
+  private setPassword(
+    tx: EntityManager,
+    user: UserEntity,
+    passwordHash: string,
+    mustChangePassword: boolean,
+  ): Promise<UserEntity> {
+    user.passwordHash = passwordHash;
+    user.mustChangePassword = mustChangePassword;
+    return tx.getRepository(UserEntity).save(user);
+  }
+
+  private taken(requested: string, existing: string): HubException {
+    const as = existing === requested ? '' : ` (as "${existing}"; names are compared ignoring letter case)`;
+    return new HubException(HubErrorCode.USERNAME_TAKEN, `The username "${requested}" is already taken${as}.`);
   }
 
   private decoy(): Promise<string> {

@@ -14,9 +14,11 @@ describe('backoffSecondsAfter', () => {
     expect(() => backoffSecondsAfter(1.5)).toThrow(RangeError);
   });
 
-  it('keys a username by its SHA-256, byte for byte as typed', () => {
+  it('keys a username by the SHA-256 of its lower-case form, so changing the case buys no fresh guesses', () => {
     // SHA-256("admin"), e.g. `printf admin | sha256sum`.
     expect(accountKeyOf('admin')).toBe('8c6976e5b5410415bde908bd4dee15dfb167a9c873fc4bb8a81f6f2ab448a918');
-    expect(accountKeyOf('Admin')).not.toBe(accountKeyOf('admin'));
+    expect(accountKeyOf('ADMIN')).toBe(accountKeyOf('admin'));
+    expect(accountKeyOf('aDmIn')).toBe(accountKeyOf('admin'));
+    expect(accountKeyOf('admin2')).not.toBe(accountKeyOf('admin'));
   });
 });

@@ -24,7 +24,11 @@ export function backoffSecondsAfter(failures: number): number {
   return Math.min(FIRST_BACKOFF_SECONDS * 2 ** Math.min(doublings, 16), MAX_BACKOFF_SECONDS);
 }
 
-/** The back-off key of a username as typed: its SHA-256 (hex), for names that exist and names that do not. */
+/**
+ * The back-off key of a username: the SHA-256 (hex) of its lower-case form, for names that exist and names that do
+ * not. Lower case because sign-in matches names whatever their case: keyed as typed, `admin`, `Admin`, `aDmin`… would
+ * each get their own ten free guesses at the same account.
+ */
 export function accountKeyOf(username: string): string {
-  return createHash('sha256').update(username, 'utf8').digest('hex');
+  return createHash('sha256').update(username.toLowerCase(), 'utf8').digest('hex');
 }

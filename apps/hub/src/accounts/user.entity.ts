@@ -9,6 +9,7 @@ export class UserEntity {
   @PrimaryGeneratedColumn('uuid')
   id!: string;
 
+  /** Unique whatever its case (a unique index on lower(username)); kept as the administrator typed it. */
   @Column({ type: 'varchar', length: 64 })
   username!: string;
 
@@ -21,6 +22,13 @@ export class UserEntity {
 
   @Column({ type: 'boolean', default: false })
   disabled!: boolean;
+
+  /** Set with a temporary password from an administrator: the next session may only change the password. */
+  @Column({ name: 'must_change_password', type: 'boolean', default: false })
+  mustChangePassword!: boolean;
+
+  @Column({ name: 'last_sign_in_at', type: 'timestamptz', nullable: true })
+  lastSignInAt!: Date | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

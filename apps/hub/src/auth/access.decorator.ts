@@ -12,3 +12,11 @@ export type AccessLevel = 'public' | 'admin' | 'auditor' | 'silo' | 'enrollment'
 export const ACCESS_METADATA = 'tessera:access';
 
 export const Access = (first: AccessLevel, ...more: AccessLevel[]) => SetMetadata(ACCESS_METADATA, [first, ...more]);
+
+export const PENDING_PASSWORD_CHANGE_METADATA = 'tessera:allows-pending-password-change';
+
+/**
+ * Marks a people route a session may use while its account must change its password (a temporary password set by
+ * an administrator): who am I, and the change itself. Every other route answers 403 until the password is changed.
+ */
+export const AllowsPendingPasswordChange = () => SetMetadata(PENDING_PASSWORD_CHANGE_METADATA, true);

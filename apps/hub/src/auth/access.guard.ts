@@ -8,7 +8,7 @@ import { classifiedError } from '../common/transient-error.util';
 import { RefusalRecorder } from '../silos/refusal-recorder.service';
 import { attachSilo } from '../silos/silo-identity';
 import { SilosService } from '../silos/silos.service';
-import { ACCESS_METADATA, type AccessLevel } from './access.decorator';
+import { ACCESS_METADATA, PENDING_PASSWORD_CHANGE_METADATA, type AccessLevel } from './access.decorator';
 import type { AuthenticatedUser } from './authenticated-user';
 import { listenerOf, type Listener } from './listener';
 
@@ -78,7 +78,22 @@ export class AccessGuard implements CanActivate {
     if (!user || !levels.includes(user.role)) {
       throw new HubException(HubErrorCode.FORBIDDEN, `This route needs the role ${levels.join(' or ')}.`);
     }
+    if (user.mustChangePassword && !this.allowsPendingPasswordChange(context)) {
+      throw new HubException(
+        HubErrorCode.FORBIDDEN,
+        'Change the temporary password first (POST /api/auth/password); until then this session may do nothing else.',
+      );
+    }
     return true;
+  }
+
+  private allowsPendingPasswordChange(context: ExecutionContext): boolean {
+    return (
+      this.reflector.getAllAndOverride<boolean | undefined>(PENDING_PASSWORD_CHANGE_METADATA, [
+        context.getHandler(),
+        context.getClass(),
+      ]) === true
+    );
   }
 
   private async admitSilo(req: Request): Promise<boolean> {

@@ -1,21 +1,33 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { JwtService } from '@nestjs/jwt';
-import { HUB_CONFIG } from '../config/hub-config';
-import type { HubConfig } from '../config/config.schema';
-import type { AuthenticatedUser, SessionClaims } from './authenticated-user';
-import type { SessionDto } from './dto/login.dto';
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { AuditTrail } from '../audit/audit-trail';
+import type { VerifiedAccount } from './authenticated-user';
+import { SessionsService, type IssuedSession } from './sessions.service';
 
-/** Issues short-lived bearer session tokens (ADR 0001 explains why tokens rather than cookies). */
+/** Sign-in: a new session for an account whose password the local strategy has just checked (ADR 0010). */
 @Injectable()
 export class AuthService {
   constructor(
-    private readonly jwt: JwtService,
-    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly sessions: SessionsService,
+    private readonly audit: AuditTrail,
   ) {}
 
-  async issueSession(user: AuthenticatedUser): Promise<SessionDto> {
-    const claims: SessionClaims = { sub: user.id, username: user.username, role: user.role };
-    const accessToken = await this.jwt.signAsync(claims, { expiresIn: this.config.sessionTtlSeconds });
-    return { accessToken, expiresIn: this.config.sessionTtlSeconds, role: user.role, username: user.username };
+  async signIn(account: VerifiedAccount): Promise<IssuedSession> {
+    const issued = await this.db.transaction(async (tx) => {
+      const started = await this.sessions.start(account, tx);
+      await tx.query(`UPDATE "users" SET "last_sign_in_at" = now() WHERE "id" = $1`, [account.id]);
+      // Joins this transaction: no session without its record, no record without its session.
+      await this.audit.record({
+        actor: { type: 'user', id: account.id, name: account.username },
+        action: 'auth.login.succeeded',
+        subject: { userId: account.id },
+        details: { sessionId: started.sessionId, changeRequired: account.mustChangePassword },
+      });
+      return started;
+    });
+    await this.sessions.pruneEnded();
+    return issued;
   }
 }

@@ -1,15 +1,24 @@
 import type { Role } from '../accounts/user.entity';
 
-/** The person behind a request, as the session token and the database say. */
-export interface AuthenticatedUser {
+/** An account whose password was just checked (sign-in, password change); no session yet. */
+export interface VerifiedAccount {
   readonly id: string;
   readonly username: string;
   readonly role: Role;
+  readonly mustChangePassword: boolean;
 }
 
-/** Claims inside a session token. */
+/** The person behind a request, as the session token and the database say. */
+export interface AuthenticatedUser extends VerifiedAccount {
+  /** The session (one sign-in, the family of its refresh tokens) the access token belongs to. */
+  readonly sessionId: string;
+}
+
+/** Claims inside an access token. */
 export interface SessionClaims {
   sub: string;
+  /** The session id: checked against revocation on every request. */
+  sid: string;
   username: string;
   role: Role;
 }

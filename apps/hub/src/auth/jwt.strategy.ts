@@ -2,17 +2,22 @@ import { createSecretKey } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { ExtractJwt, Strategy } from 'passport-jwt';
-import { AccountsService } from '../accounts/accounts.service';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { ReadCache } from '../database/read-cache';
 import { SESSION_KEY } from './session-key';
 import type { AuthenticatedUser, SessionClaims } from './authenticated-user';
+import { SessionsService } from './sessions.service';
 
-/** Verifies the bearer session token, then re-reads the account so a disabled user or changed role takes effect at once. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Verifies the bearer access token, then re-reads its session and account, so a sign-out, a revocation, a disabled
+ * account or a changed role takes effect on the next request, not when the token expires.
+ */
 @Injectable()
 export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   constructor(
-    private readonly accounts: AccountsService,
+    private readonly sessions: SessionsService,
     private readonly cache: ReadCache,
     @Inject(SESSION_KEY) key: string,
   ) {
@@ -28,9 +33,21 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   }
 
   async validate(claims: SessionClaims): Promise<AuthenticatedUser> {
-    // Reused only while no write has committed since it was read: a disabled account or a changed role is a write.
-    const user = await this.cache.read(`account:${claims.sub}`, () => this.accounts.findActive(claims.sub));
-    if (!user) throw new HubException(HubErrorCode.UNAUTHENTICATED, 'The session is no longer valid. Sign in again.');
-    return { id: user.id, username: user.username, role: user.role };
+    // A token from before sessions existed has no `sid`: it is refused like a revoked one.
+    if (typeof claims.sid !== 'string' || !UUID.test(claims.sid)) throw ended();
+    // Reused only while no write has committed since it was read: every revocation, disabling or role change is one.
+    const session = await this.cache.read(`session:${claims.sid}`, () => this.sessions.active(claims.sid));
+    if (!session || session.userId !== claims.sub) throw ended();
+    return {
+      id: session.userId,
+      username: session.username,
+      role: session.role,
+      mustChangePassword: session.mustChangePassword,
+      sessionId: session.sessionId,
+    };
   }
+}
+
+function ended(): HubException {
+  return new HubException(HubErrorCode.UNAUTHENTICATED, 'The session is no longer valid. Sign in again.');
 }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { Strategy } from 'passport-local';
 import { AccountsService } from '../accounts/accounts.service';
-import type { AuthenticatedUser } from './authenticated-user';
+import type { VerifiedAccount } from './authenticated-user';
 
 /** Username and password check for the login route. */
 @Injectable()
@@ -11,7 +11,7 @@ export class LocalStrategy extends PassportStrategy(Strategy, 'local') {
     super({ usernameField: 'username', passwordField: 'password' });
   }
 
-  validate(username: string, password: string): Promise<AuthenticatedUser> {
+  validate(username: string, password: string): Promise<VerifiedAccount> {
     return this.accounts.verifyCredentials(username, password);
   }
 }

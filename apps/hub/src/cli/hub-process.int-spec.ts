@@ -109,8 +109,11 @@ describe('the hub as a process', () => {
           encoding: 'utf8',
         },
       );
-      expect(busy.status).not.toBe(0);
+      expect(busy.status).toBe(3);
       expect(busy.stderr).toContain('in use by process');
+      // It says how to add the person without stopping the hub.
+      expect(busy.stderr).toContain('in the console (Accounts');
+      expect(busy.stderr).toContain('POST /api/users');
     } finally {
       const exited = exitOf(hub.child);
       hub.child.kill('SIGTERM');

@@ -8,6 +8,7 @@ import { AppModule } from '../app.module';
 import { resolveSessionKey } from '../auth/session-key';
 import { HubException } from '../common/hub.exception';
 import { ConfigError, configurationTable, loadHubConfig } from '../config/hub-config';
+import { DataDirInUseError } from '../database/data-dir-lock';
 import { runMigrations } from '../database/migrate';
 import { openDatabase } from '../hub';
 import { serveUntilSignalled } from './serve';
@@ -77,10 +78,28 @@ program
     }
   });
 
+/**
+ * What `admin create` says when a hub holds the embedded database: the database has one writer, the running hub
+ * (ADR 0002), so the CLI cannot add the account beside it. While the hub runs, an administrator adds people through
+ * it; the CLI is for the first administrator or for recovery, with the hub stopped.
+ */
+function embeddedDatabaseBusyAdvice(reason: string): string {
+  return (
+    `${reason}.\n` +
+    'While the hub runs, an administrator adds people through it, without downtime: in the console (Accounts > ' +
+    'Add a person), or with the API: POST /api/users {"username", "password", "role", "mustChangePassword": true} ' +
+    'with an administrator\'s bearer token (docs/operator-guide.md, "Accounts").\n' +
+    'This command is for the first administrator, or to recover when nobody can sign in: stop the hub, run it, ' +
+    'start the hub again. With DATABASE_URL (a PostgreSQL server) it also works while hubs run.'
+  );
+}
+
 const admin = program.command('admin').description('manage accounts without the API');
 admin
   .command('create')
-  .description('create an account (the first administrator, or a recovery account)')
+  .description(
+    'create an account (the first administrator, or a recovery account); on the embedded database only while no hub runs on it',
+  )
   .requiredOption('--username <name>', 'account name')
   .option(
     '--role <role>',
@@ -96,7 +115,10 @@ admin
   .action(async (opts: { username: string; role: Role; passwordEnv?: string; passwordStdin?: boolean }) => {
     const password = readPassword(opts);
     const cfg = config();
-    const database = await openDatabase(cfg);
+    const database = await openDatabase(cfg).catch((err: unknown) => {
+      if (err instanceof DataDirInUseError) fail(embeddedDatabaseBusyAdvice(err.message), 3);
+      throw err;
+    });
     try {
       await runMigrations(database);
       const app = await NestFactory.createApplicationContext(

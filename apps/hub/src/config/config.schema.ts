@@ -285,16 +285,38 @@ export const CONFIG_VARIABLES = {
   }),
   sessionTtlSeconds: variable({
     name: 'TESSERA_SESSION_TTL_SECONDS',
-    description: 'Lifetime of a session token in seconds.',
+    description:
+      'Idle timeout of a console/API session in seconds: it ends this long after its last refresh (each refresh slides it forward; the console refreshes while its tab is open and signs out after this long without activity).',
     default: '900',
     secret: false,
     schema: positiveInt.max(86400),
   }),
+  accessTokenTtlSeconds: variable({
+    name: 'TESSERA_ACCESS_TOKEN_TTL_SECONDS',
+    description:
+      'Lifetime of an access (bearer) token in seconds; a refresh token gets the next one. At most TESSERA_SESSION_TTL_SECONDS (a larger value is cut to it).',
+    default: '300',
+    secret: false,
+    schema: positiveInt.min(30).max(3600),
+  }),
+  sessionMaxSeconds: variable({
+    name: 'TESSERA_SESSION_MAX_SECONDS',
+    description:
+      'Longest a session lasts from sign-in, refreshed or not, in seconds; then the person signs in again (the console warns 5 minutes before).',
+    default: '43200',
+    secret: false,
+    schema: positiveInt.min(300).max(30 * 86400),
+  }),
   adminUsername: variable({
     name: 'TESSERA_ADMIN_USERNAME',
-    description: 'First boot only: creates this administrator when the hub has no account yet.',
+    description:
+      'First boot only: creates this administrator when the hub has no account yet (3 to 64 letters, digits, dots, dashes, underscores).',
     secret: false,
-    schema: z.string().min(3).max(64).optional(),
+    // The account rules of accounts/account-rules.util.ts, checked here too so `config --check` catches a bad name.
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{3,64}$/, 'must be 3 to 64 letters, digits, dots, dashes or underscores')
+      .optional(),
   }),
   adminPassword: variable({
     name: 'TESSERA_ADMIN_PASSWORD',

@@ -2,6 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, constants, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** The embedded database's data directory is locked by another process (a running hub, typically). */
+export class DataDirInUseError extends Error {
+  override readonly name = 'DataDirInUseError';
+}
+
 /** flock(1) exits with this when the lock is held elsewhere (chosen so it cannot be mistaken for its own errors). */
 const CONFLICT_EXIT = 100;
 
@@ -37,7 +42,7 @@ export function lockDataDir(dataDir: string): () => void {
     if (flock.status === CONFLICT_EXIT) {
       const owner = readFileSync(file, 'utf8').trim();
       const who = /^\d+$/.test(owner) ? `process ${owner}` : 'another process';
-      throw new Error(
+      throw new DataDirInUseError(
         `the embedded database in ${dataDir} is in use by ${who}; stop that hub first (or set DATABASE_URL)`,
       );
     }

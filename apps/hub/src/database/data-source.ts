@@ -23,6 +23,7 @@ import { AuditRecordEntity } from '../audit/audit-record.entity';
 import { AuditSigningKeyEntity } from '../audit/audit-signing-key.entity';
 import { AuditLog1763800200000 } from './migrations/1763800200000-audit-log';
 import { RoundCloseClaim1763800900000 } from './migrations/1763800900000-round-close-claim';
+import { Sessions1763801000000 } from './migrations/1763801000000-sessions';
 import type { DatabaseEndpoint } from './embedded-postgres';
 import { watchedClientClass, type DataGeneration } from './data-generation';
 
@@ -54,6 +55,7 @@ export const MIGRATIONS = [
   LegacyStudyPlans1763800700000,
   LoginBackoff1763800810000,
   RoundCloseClaim1763800900000,
+  Sessions1763801000000,
 ];
 
 /**

@@ -56,7 +56,7 @@ describe.each(DATABASE_KINDS)('reads after writes (%s database)', (kind) => {
     expect((await read<AuditPage>('/api/audit/events?limit=5')).events[0]?.action).toBe('silo.suspended');
   });
 
-  it('refuses a disabled account on its next request, and serves it again once re-enabled', async () => {
+  it('refuses a disabled account on its next request, and serves it again once re-enabled and signed in', async () => {
     const password = 'another long passphrase 1';
     const created = await api(hub, 'POST', '/api/users', {
       headers: admin,
@@ -75,6 +75,9 @@ describe.each(DATABASE_KINDS)('reads after writes (%s database)', (kind) => {
     expect(
       (await api(hub, 'PATCH', `/api/users/${userId}`, { headers: admin, json: { disabled: false } })).status,
     ).toBe(200);
-    expect((await api(hub, 'GET', '/api/studies', { headers: auditor })).status).toBe(200);
+    // Disabling revoked the session for good (ADR 0010); enabling lets the person sign in again.
+    expect((await api(hub, 'GET', '/api/studies', { headers: auditor })).status).toBe(401);
+    const again = await signIn(hub, 'reader', password);
+    expect((await api(hub, 'GET', '/api/studies', { headers: again })).status).toBe(200);
   });
 });

@@ -1,0 +1,70 @@
+import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
+
+interface UnauditedRename {
+  user_id: string;
+  previous_username: string;
+  new_username: string;
+  kept_user_id: string;
+  renamed_at: Date;
+}
+
+/**
+ * Writes the audit record of every account that migration Sessions1763801000000 renamed and disabled because its
+ * name differed only in letter case from an older account's. The migration cannot append to the audit chain itself
+ * (its records are hashed and linked by the audit library under the chain's lock), so the hub does it at boot,
+ * before it serves: each rename is recorded exactly once, in the transaction that marks it recorded, even when two
+ * hubs boot together.
+ */
+@Injectable()
+export class AccountRenamesService implements OnApplicationBootstrap {
+  private readonly logger = new Logger(AccountRenamesService.name);
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly audit: AuditTrail,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const renamed = await this.recordPendingRenames();
+    for (const r of renamed) {
+      this.logger.warn(
+        `account "${r.previous_username}" clashed with an older account whose name differs only in case: ` +
+          `renamed "${r.new_username}" and disabled; an administrator may enable it in the console (Accounts)`,
+      );
+    }
+  }
+
+  /** Appends `account.renamed` for each rename not yet recorded; returns them. */
+  async recordPendingRenames(): Promise<UnauditedRename[]> {
+    return this.db.transaction(async (tx) => {
+      // SKIP LOCKED: a second hub booting at the same moment leaves these rows to the first one.
+      const rows = (await tx.query(
+        `SELECT "user_id", "previous_username", "new_username", "kept_user_id", "renamed_at"
+           FROM "username_case_renames" WHERE "audited_at" IS NULL
+          ORDER BY "renamed_at", "user_id"
+          FOR UPDATE SKIP LOCKED`,
+      )) as UnauditedRename[];
+      for (const row of rows) {
+        // Joins this transaction (AmbientTransactions): the record and the mark commit together or not at all.
+        await this.audit.record({
+          actor: SYSTEM_ACTOR,
+          action: 'account.renamed',
+          subject: { userId: row.user_id },
+          details: {
+            from: row.previous_username,
+            to: row.new_username,
+            disabled: true,
+            reason: 'username-differs-only-in-case',
+            keptUserId: row.kept_user_id,
+            renamedAt: new Date(row.renamed_at).toISOString(),
+          },
+        });
+        await tx.query(`UPDATE "username_case_renames" SET "audited_at" = now() WHERE "user_id" = $1`, [row.user_id]);
+      }
+      return rows;
+    });
+  }
+}
