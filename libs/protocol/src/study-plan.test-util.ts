@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { HEART_DISEASE_SCHEMA } from './heart-disease-schema';
-import type { PrivacyPlan, ReleasePlan, StudyPlan } from './study-plan';
+import type { AggregationPlan, PrivacyPlan, ReleasePlan, ScreeningPlan, StudyPlan } from './study-plan';
 
 /** A valid plan for tests: the heart-disease schema, logistic regression, DP-SGD unless told otherwise. */
 export function planForTest(
@@ -9,6 +9,10 @@ export function planForTest(
     release?: ReleasePlan;
     rounds?: number;
     silos?: number;
+    minSilosPerRound?: number;
+    /** Absent (the default): the plan has no `aggregation` key, as every plan written before the option. */
+    aggregation?: AggregationPlan;
+    screening?: ScreeningPlan;
     /** Fixed silo ids (tests that pin a plan hash); random ids otherwise. */
     siloIds?: string[];
   } = {},
@@ -37,11 +41,18 @@ export function planForTest(
       initSeed: 1,
     },
     privacy,
-    participation: { minSilosPerRound: 1, roundDeadlineSeconds: 60, maxRoundRetries: 1, onSiloFailure: 'continue' },
+    participation: {
+      minSilosPerRound: overrides.minSilosPerRound ?? 1,
+      roundDeadlineSeconds: 60,
+      maxRoundRetries: 1,
+      onSiloFailure: 'continue',
+    },
     release: overrides.release ?? {
       evaluation: { mode: 'noisy', rounds: 'final', scoreBins: 4 },
       trainingExamples: 'none',
     },
     silos: overrides.siloIds ?? Array.from({ length: overrides.silos ?? 2 }, () => randomUUID()),
+    ...(overrides.aggregation ? { aggregation: overrides.aggregation } : {}),
+    ...(overrides.screening ? { screening: overrides.screening } : {}),
   };
 }

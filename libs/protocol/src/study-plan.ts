@@ -1,5 +1,13 @@
 import { canonicalJson, sha256Hex } from '@tessera/canonical';
 import { z } from 'zod';
+import { aggregationProblems, describeAggregation, describeScreening } from './study-plan-aggregation';
+
+export {
+  aggregationProblems,
+  describeAggregation,
+  describeScreening,
+  MIN_MEDIAN_UPDATES,
+} from './study-plan-aggregation';
 
 const name = z.string().min(1).max(64);
 const finitePositive = z.number().finite().positive();
@@ -136,6 +144,81 @@ export const TrainingPlan = z
 export type TrainingPlan = z.infer<typeof TrainingPlan>;
 
 /**
+ * How the hub combines the round's updates (docs/aggregation.md). Absent from a plan: FedAvg, today's behaviour, so
+ * every plan written before this option keeps its bytes and its hash. The robust aggregators are unweighted (their
+ * guarantees count bad silos, and a silo could inflate its own record count) and mirror @tessera/aggregation's
+ * AggregatorSpec, which the hub maps them to; the protocol does not depend on that library.
+ */
+export const AggregatorPlan = z.discriminatedUnion('kind', [
+  /** The mean of the updates (weighted by record counts when the plan releases them). */
+  z.object({ kind: z.literal('fedavg') }).strict(),
+  /** Coordinate-wise median (Yin et al. 2018). */
+  z.object({ kind: z.literal('coordinate-median') }).strict(),
+  /** Coordinate-wise β-trimmed mean: drops the ⌊βn⌋ largest and smallest values of each coordinate (Yin et al. 2018). */
+  z.object({ kind: z.literal('trimmed-mean'), trimFraction: z.number().gt(0).lt(0.5) }).strict(),
+  /**
+   * Krum (selected 1, the default) or Multi-Krum (the mean of the `selected` best-scored updates), tolerating
+   * `byzantine` = f arbitrary updates when a round has n > 2f + 2 (Blanchard et al. 2017).
+   */
+  z
+    .object({
+      kind: z.literal('krum'),
+      byzantine: z.number().int().min(0).max(498),
+      selected: z.number().int().min(1).max(1000).optional(),
+    })
+    .strict(),
+  /** Geometric median by smoothed Weiszfeld (Pillutla et al. 2019); defaults: tolerance 1e-6, 100 iterations. */
+  z
+    .object({
+      kind: z.literal('geometric-median'),
+      /** Stop when the objective decreased by at most this fraction of its value in one iteration; 0: run them all. */
+      tolerance: z.number().min(0).max(1).optional(),
+      maxIterations: z.number().int().min(1).max(10_000).optional(),
+    })
+    .strict(),
+]);
+export type AggregatorPlan = z.infer<typeof AggregatorPlan>;
+
+/**
+ * Server-side norm bounding before aggregation: every update with L2 norm above the bound is scaled down to it.
+ * 'fixed': the bound in parameter units. 'median-multiple': `multiplier` × the round's median update norm (at least 1:
+ * a bound below the median would shrink most honest updates).
+ */
+export const NormBoundPlan = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('fixed'), maxNorm: finitePositive.max(1e6) }).strict(),
+  z.object({ mode: z.literal('median-multiple'), multiplier: z.number().finite().min(1).max(1000) }).strict(),
+]);
+export type NormBoundPlan = z.infer<typeof NormBoundPlan>;
+
+export const AggregationPlan = z
+  .object({
+    aggregator: AggregatorPlan,
+    normBound: NormBoundPlan.optional(),
+  })
+  .strict();
+export type AggregationPlan = z.infer<typeof AggregationPlan>;
+
+/**
+ * Update screening, every training round: each update's L2 norm, its cosine to the round's aggregate and to the
+ * previous global update; an update more than `threshold` robust deviations (scaled median absolute deviation,
+ * floored) from the round's median is flagged in the audit trail and the console, and left out of the aggregate when
+ * `exclude` is set. Absent: no screening.
+ */
+export const ScreeningPlan = z
+  .object({
+    /** Robust deviations beyond which an update is flagged (3.5 is Iglewicz & Hoaglin's modified-z cut-off). */
+    threshold: finitePositive.max(100),
+    /** true: flagged updates are left out of the round's aggregate, with the reason recorded. */
+    exclude: z.boolean(),
+    /** Smallest robust scale of the norm, as a fraction of the median norm (library default 0.05). */
+    normScaleFloor: z.number().finite().min(0).max(10).optional(),
+    /** Smallest robust scale of a cosine (library default 0.05). */
+    cosineScaleFloor: z.number().finite().min(0).max(2).optional(),
+  })
+  .strict();
+export type ScreeningPlan = z.infer<typeof ScreeningPlan>;
+
+/**
  * The privacy plan. `none` trains without differential privacy (stated plainly to the steward). `dp-sgd` is
  * example-level DP: the unit is one record. `dp-fedavg` is silo-level DP: the unit is a silo's whole dataset.
  * The noise multiplier is given, or derived by the hub from the target ε for the whole study before approval.
@@ -235,6 +318,10 @@ export const StudyPlan = z
     privacy: PrivacyPlan,
     participation: ParticipationPlan,
     release: ReleasePlan,
+    /** How updates are combined; absent: FedAvg (docs/aggregation.md). */
+    aggregation: AggregationPlan.optional(),
+    /** Screening of every update; absent: none. */
+    screening: ScreeningPlan.optional(),
     /** Invited silos (ids). Part of the plan: a steward approves who else takes part. */
     silos: z.array(z.string().uuid()).min(1).max(1000),
   })
@@ -289,6 +376,7 @@ function semanticProblems(plan: StudyPlan): string[] {
   if (['fedadam', 'fedyogi', 'fedadagrad'].includes(opt.kind) && opt.tau === undefined) {
     out.push(`training.serverOptimizer.tau: is required with ${opt.kind}`);
   }
+  out.push(...aggregationProblems(plan));
   return out;
 }
 
@@ -316,6 +404,11 @@ export function releasedWithoutDp(plan: StudyPlan): string[] {
   if (plan.privacy.mode === 'dp-fedavg') {
     out.push(
       "the silo's clipped model update, to the hub (the hub adds the noise: DP-FedAvg protects against readers of the models, not against the hub)",
+    );
+  }
+  if (plan.privacy.mode === 'dp-fedavg' && plan.screening) {
+    out.push(
+      "the screening statistics of the silo's clipped update (its L2 norm, its cosines to the round's aggregate and to the previous global update) and its flags, recorded by the hub in its audit trail and console every round",
     );
   }
   if (plan.release.trainingExamples === 'exact') out.push('the exact number of training records (FedAvg weight)');
@@ -372,6 +465,8 @@ export function describePlan(plan: StudyPlan): string[] {
     `label:        ${plan.schema.label.column} ${plan.schema.label.operator} ${'threshold' in plan.schema.label ? plan.schema.label.threshold : plan.schema.label.values.join('/')}`,
     `missing:      ${plan.schema.missing}; held out for testing: ${Math.round(plan.schema.split.testFraction * 100)}% of records, chosen by a keyed hash of each record (salt ${plan.schema.split.salt})`,
     `training:     ${t.rounds} rounds × ${t.localEpochs} local epochs, batch ${t.batchSize}${p.mode === 'dp-sgd' ? ' (normaliser of the noisy gradient sum)' : ''}, learning rate ${t.learningRate}, ${t.algorithm}, server optimizer ${t.serverOptimizer.kind}`,
+    `aggregation:  ${describeAggregation(plan)}`,
+    `screening:    ${describeScreening(plan)}`,
     `privacy:      ${privacy}`,
     `releases:     ${describeRelease(plan)}`,
     `without DP:   ${withoutDp.length === 0 ? 'nothing' : withoutDp.join('; ')}`,
