@@ -29,13 +29,14 @@ const ACCOUNT = { name: 'tessera', user: 'hub' } as const;
 const SERVERS = ['account', 'container', 'object'] as const;
 const STARTUP_TIMEOUT_MS = 180_000;
 
-function onPath(binary: string): boolean {
-  return (process.env.PATH ?? '').split(delimiter).some((dir) => dir && existsSync(join(dir, binary)));
+/** The directory on PATH that holds `binary`, or undefined. */
+function binDir(binary: string): string | undefined {
+  return (process.env.PATH ?? '').split(delimiter).find((dir) => dir && existsSync(join(dir, binary)));
 }
 
 /** The Swift programs this machine lacks; empty when the S3 test server can run. */
 export function missingSwiftBinaries(): string[] {
-  return SWIFT_BINARIES.filter((b) => !onPath(b));
+  return SWIFT_BINARIES.filter((b) => binDir(b) === undefined);
 }
 
 /**
@@ -59,6 +60,31 @@ async function freePort(): Promise<number> {
   await new Promise<void>((done) => server.close(() => done()));
   if (typeof address !== 'object' || !address) throw new Error('no free port');
   return address.port;
+}
+
+/**
+ * One ring per server kind (one device, one replica, 2^6 partitions), built with Swift's RingBuilder in one Python
+ * process under swift-ring-builder's own interpreter: nine swift-ring-builder runs took most of the start-up.
+ */
+function buildRings(etc: string, ports: number[]): void {
+  const builder = join(binDir('swift-ring-builder') ?? '/usr/bin', 'swift-ring-builder');
+  // "#! /usr/bin/python3" on Debian; "#!/usr/bin/env python3" elsewhere.
+  const [python, ...pythonArgs] = readFileSync(builder, 'utf8')
+    .split('\n', 1)[0]!
+    .replace(/^#!\s*/, '')
+    .trim()
+    .split(/\s+/);
+  const script = [
+    'import sys',
+    'from swift.common.ring import RingBuilder',
+    "for kind, port in zip(('account', 'container', 'object'), sys.argv[2:5]):",
+    '    b = RingBuilder(6, 1, 1)',
+    "    b.add_dev({'id': 0, 'region': 1, 'zone': 1, 'ip': '127.0.0.1', 'port': int(port), 'device': 'd1', 'weight': 1.0})",
+    '    b.rebalance()',
+    "    b.get_ring().save(sys.argv[1] + '/' + kind + '.ring.gz')",
+  ].join('\n');
+  const r = spawnSync(python!, [...pythonArgs, '-c', script, etc, ...ports.map(String)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`building the Swift rings failed: ${r.error?.message ?? ''}${r.stderr}`);
 }
 
 function serverConf(root: string, kind: string, port: number): string {
@@ -151,19 +177,8 @@ export async function startS3TestServer(): Promise<S3TestServer> {
     `[swift-hash]\nswift_hash_path_suffix = ${hashSalt}\nswift_hash_path_prefix = ${hashSalt}\n\n` +
       '[storage-policy:0]\nname = Policy-0\ndefault = yes\n',
   );
-  SERVERS.forEach((kind, i) => {
-    const builder = join(etc, `${kind}.builder`);
-    const run = (...args: string[]) => {
-      // swift-ring-builder exits 1 for warnings (a one-device ring's balance), 2 for errors.
-      const r = spawnSync('swift-ring-builder', [builder, ...args], { encoding: 'utf8' });
-      if (r.status !== 0 && r.status !== 1) throw new Error(`swift-ring-builder ${args[0]}: ${r.stderr}${r.stdout}`);
-    };
-    run('create', '6', '1', '1');
-    const device = ['--region', '1', '--zone', '1', '--ip', '127.0.0.1', '--port', String(ports[i]), '--device', 'd1'];
-    run('add', ...device, '--weight', '1');
-    run('rebalance');
-    writeFileSync(join(etc, `${kind}-server.conf`), serverConf(root, kind, ports[i]!));
-  });
+  buildRings(etc, ports);
+  SERVERS.forEach((kind, i) => writeFileSync(join(etc, `${kind}-server.conf`), serverConf(root, kind, ports[i]!)));
   writeFileSync(join(etc, 'proxy-server.conf'), proxyConf(root, proxyPort!, memcachePort!, secret));
 
   const children: ChildProcess[] = [];
