@@ -5,6 +5,7 @@ import { verifyBundle, verifyReceipt } from '@tessera/audit';
 import {
   encodeUpdateFrame,
   float32Bytes,
+  MAX_UPDATE_HEADER_BYTES,
   sha256Hex,
   SILO_STUDY_API,
   type SiloTask,
@@ -45,6 +46,14 @@ function frame(header: FrameHeader, delta: Float32Array): Buffer {
 }
 
 /** Every file in the blob store: committed blobs and staged bytes. */
+/** A frame whose prefix declares `headerLength` header bytes, followed by 1 KiB of filler (never a valid header). */
+function framePrefixed(headerLength: number): Buffer {
+  const prefix = Buffer.alloc(8);
+  prefix.write('TSU1', 0, 'ascii');
+  prefix.writeUInt32LE(headerLength, 4);
+  return Buffer.concat([prefix, Buffer.alloc(1024, 0x7b)]);
+}
+
 function blobFiles(dataDir: string): string[] {
   const root = join(dataDir, 'blobs');
   return readdirSync(root).flatMap((d) => readdirSync(join(root, d)).map((f) => `${d}/${f}`));
@@ -123,6 +132,10 @@ describe.each(DATABASE_KINDS)('update acceptance on the %s database', (kind) => 
         'UPDATE_MALFORMED',
       ],
       ['a declared norm that is wrong', frame({ ...base, l2Norm: 7 }, delta), 400, 'UPDATE_MALFORMED'],
+      // The header's length is checked before a byte of it is buffered or parsed (MAX_UPDATE_HEADER_BYTES, 64 KiB).
+      ['a header one byte over 64 KiB', framePrefixed(MAX_UPDATE_HEADER_BYTES + 1), 400, 'UPDATE_MALFORMED'],
+      ['a header length of 4 GiB - 1', framePrefixed(0xffffffff), 400, 'UPDATE_MALFORMED'],
+      ['a header length of 0', framePrefixed(0), 400, 'UPDATE_MALFORMED'],
     ];
     for (const [what, body, status, code] of cases) {
       const res = await upload(silos[3]!, 1, body);
