@@ -13,7 +13,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  *   change the password. `users.last_sign_in_at`: shown to administrators.
  * - Usernames: the unique constraint on the exact name becomes a unique index on `lower(username)`, so `admin` and
  *   `ADMIN` can no longer both exist. Existing accounts that clash keep the oldest (by creation, then id) under its
- *   name; each later one is renamed `<name>-renamed-<first 8 characters of its id>` and disabled, since two names
+ *   name; each later one is renamed `<name>-renamed-<n>` (n = 2, 3, … its rank in the group) and disabled, since two names
  *   that differ only in case are a mistake or an impersonation, and an administrator should look before it signs in
  *   again. Each rename is listed in `username_case_renames`; the hub appends its audit record at the next boot
  *   (AccountRenamesService), as a migration must not carry a frozen copy of the audit library.
@@ -40,7 +40,7 @@ export class Sessions1763801000000 implements MigrationInterface {
         WINDOW w AS (PARTITION BY lower("username") ORDER BY "created_at", "id")
       )
       INSERT INTO "username_case_renames" ("user_id", "previous_username", "new_username", "kept_user_id")
-      SELECT "id", "username", left("username", 46) || '-renamed-' || left("id"::text, 8), "kept_id"
+      SELECT "id", "username", left("username", 50) || '-renamed-' || "n", "kept_id"
         FROM ranked WHERE "n" > 1`);
     await q.query(`
       UPDATE "users" u SET "username" = r."new_username", "disabled" = true, "updated_at" = now()
