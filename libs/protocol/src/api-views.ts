@@ -8,14 +8,23 @@ import type { StudyPlan } from './study-plan';
 /** A person's role: administrators run the hub; auditors read everything and change nothing. */
 export type UserRole = 'admin' | 'auditor';
 
-/** POST /api/auth/login */
+/**
+ * POST /api/auth/login, /api/auth/refresh and /api/auth/password. The refresh token travels only in the httpOnly
+ * cookie the same answer sets (ADR 0010), never here.
+ */
 export interface SessionView {
   /** Bearer token for the Authorization header. */
   accessToken: string;
-  /** Seconds until the token expires. */
+  /** Seconds until the access token expires: refresh before then. */
   expiresIn: number;
   role: UserRole;
   username: string;
+  /** When the session ends whatever happens (ISO 8601). */
+  sessionExpiresAt: string;
+  /** The session ends this many seconds after its last refresh. */
+  idleTimeoutSeconds: number;
+  /** A temporary password was set by an administrator: only the password change is served. */
+  passwordChangeRequired: boolean;
 }
 
 /** GET /api/auth/me */
@@ -23,6 +32,7 @@ export interface CurrentUserView {
   id: string;
   username: string;
   role: UserRole;
+  mustChangePassword: boolean;
 }
 
 /** GET /api/users and friends (administrators only). */
@@ -31,7 +41,12 @@ export interface UserView {
   username: string;
   role: UserRole;
   disabled: boolean;
+  /** A temporary password is set: the next sign-in may only change it. */
+  mustChangePassword: boolean;
   createdAt: string;
+  lastSignInAt: string | null;
+  /** Sessions that may be used now. */
+  liveSessions: number;
 }
 
 export type SiloStatus = 'registered' | 'enrolled' | 'suspended';
@@ -248,8 +263,14 @@ export type ReportFileName = (typeof REPORT_FILE_NAMES)[number];
 /** Paths of the people-facing API, shared so the console and the hub cannot drift apart. */
 export const HUB_API = {
   login: '/api/auth/login',
+  refresh: '/api/auth/refresh',
+  logout: '/api/auth/logout',
   me: '/api/auth/me',
+  password: '/api/auth/password',
   users: '/api/users',
+  user: (id: string) => `/api/users/${id}`,
+  userPassword: (id: string) => `/api/users/${id}/password`,
+  userSessions: (id: string) => `/api/users/${id}/sessions`,
   silos: '/api/silos',
   silo: (id: string) => `/api/silos/${id}`,
   siloEnrollment: (id: string) => `/api/silos/${id}/enrollment`,
