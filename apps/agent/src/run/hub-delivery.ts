@@ -85,13 +85,13 @@ const REFUSED_FOR_GOOD: readonly string[] = [
  * What a refusal of a release settles (release-store.ts, ReleaseSettlement), or null when it settles nothing and the
  * release is to be asked about again later. From the hub's update acceptance (apps/hub/src/rounds):
  * - ROUND_CLOSED: no round of that number is open and the hub holds no update of this silo for it (it answers an
- *   accepted one with its receipt instead), or the round's deadline passed before this one arrived: the round
- *   closed without it. For an evaluation report, which has no receipt, the hub no longer says whether it holds it.
+ *   accepted one with its receipt instead), the round's deadline passed before this one arrived, or the round
+ *   number only evaluates now (the privacy budget ended its training): the round closed without it. For an evaluation report, which has no receipt, the hub no longer says whether it holds it.
  * - DUPLICATE_UPDATE for an evaluation report: this silo already reported that round.
  * - REFUSED_FOR_GOOD: refused whatever is sent again.
  * Anything else settles nothing: DUPLICATE_UPDATE for an update (the hub holds another sending of this silo for an
  * open round; once it closes, the hub answers the one it accepted with its receipt), WRONG_ROUND (the round number
- * is open for evaluation only, or not yet), a 5xx, or an answer without a code.
+ * is not open yet, or is the final evaluation), a 5xx, or an answer without a code.
  */
 export function settlementOfRefusal(
   refusal: AgentError,

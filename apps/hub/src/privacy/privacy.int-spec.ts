@@ -263,6 +263,16 @@ describe('privacy plans, the ledger and enforced budgets (server database)', () 
       return t.find((x) => x.kind === 'evaluate');
     });
     expect(evaluation.round).toBe(2);
+    // A training release for round 2 (an agent re-sending one it made) is refused for good: round 2 only evaluates.
+    const late = await a.binary(
+      'POST',
+      SILO_STUDY_API.update(study.id, 2),
+      frameFor(study, 2, 1, evaluation.modelHash, privacySpendOf(m, 2, 0)),
+    );
+    expect([late.status, (JSON.parse(late.bytes.toString('utf8')) as { error: string }).error]).toEqual([
+      409,
+      'ROUND_CLOSED',
+    ]);
     const report = (privacy: PrivacySpend | null, payload: EvaluationPayload | null) => ({
       round: 2,
       attempt: evaluation.attempt,

@@ -77,9 +77,15 @@ export class UpdateAcceptanceService {
     }
     if (target?.round.kind === 'evaluate') {
       body.resume();
+      // A training round whose number now only evaluates (the privacy budget stopped its training) closed for
+      // updates for good: ROUND_CLOSED, which settles an agent's re-send of a release made for it. Only the final
+      // evaluation round, which never trained, answers WRONG_ROUND.
+      const closedForUpdates = roundNumber <= study.plan.training.rounds;
       throw new HubException(
-        HubErrorCode.WRONG_ROUND,
-        `Round ${roundNumber} only evaluates: post an evaluation report, not an update.`,
+        closedForUpdates ? HubErrorCode.ROUND_CLOSED : HubErrorCode.WRONG_ROUND,
+        closedForUpdates
+          ? `Round ${roundNumber} takes no more updates: it only evaluates now, within the approved privacy plan.`
+          : `Round ${roundNumber} only evaluates: post an evaluation report, not an update.`,
       );
     }
     const length = await parameterCount(study.plan);
