@@ -3,7 +3,12 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BlobStore } from './blob-store';
-import { BlobIntegrityError, BlobNotFoundError, BlobStorageUnavailableError } from './blob-store.exception';
+import {
+  BlobIntegrityError,
+  BlobNotFoundError,
+  BlobRangeError,
+  BlobStorageUnavailableError,
+} from './blob-store.exception';
 
 /** A store under test with the hooks the contract needs to reach behind it, as a fault or an operator would. */
 export interface BlobStoreUnderTest {
@@ -91,6 +96,73 @@ export function describeBlobStoreContract(name: string, factory: BlobStoreFactor
       expect((await drain(store.openRead(hash))).equals(bytes)).toBe(true);
       expect((await drain(await store.openVerifiedRead(hash))).equals(bytes)).toBe(true);
       await store.verify(hash);
+    });
+
+    it('reads any range [start, end) of a blob: its first, middle and last bytes, the whole, and nothing', async () => {
+      const { store } = await underTest();
+      const bytes = payload(300_000, 13);
+      const hash = await store.put(bytes);
+      for (const [start, end] of [
+        [0, 8],
+        [8, 65_544],
+        [123_457, 123_461],
+        [bytes.length - 3, bytes.length],
+        [0, bytes.length],
+        [1000, 1000],
+        [bytes.length, bytes.length],
+      ] as const) {
+        const part = await store.readRange(hash, start, end);
+        expect([start, end, part.length]).toEqual([start, end, end - start]);
+        expect(part.equals(bytes.subarray(start, end))).toBe(true);
+      }
+    });
+
+    it('refuses a range past the blob, naming its size, and one that is not a range', async () => {
+      const { store } = await underTest();
+      const bytes = payload(1000, 14);
+      const hash = await store.put(bytes);
+      for (const [start, end] of [
+        [990, 1001],
+        [1000, 1004],
+        [2000, 2004],
+      ] as const) {
+        const err = await rejection(() => store.readRange(hash, start, end));
+        expect(err).toBeInstanceOf(BlobRangeError);
+        expect(err).toMatchObject({ hash, start, end, size: 1000 });
+        expect((err as Error).message).toContain('the blob holds 1000 bytes');
+      }
+      for (const [start, end] of [
+        [10, 9],
+        [-1, 4],
+        [0.5, 4],
+      ] as const) {
+        expect(await rejection(() => store.readRange(hash, start, end))).toBeInstanceOf(BlobRangeError);
+      }
+    });
+
+    it('answers a ranged read of a missing blob with BlobNotFoundError, even an empty one', async () => {
+      const { store } = await underTest();
+      const missing = sha256(payload(10, 15));
+      for (const [start, end] of [
+        [0, 4],
+        [0, 0],
+      ] as const) {
+        const err = await rejection(() => store.readRange(missing, start, end));
+        expect(err).toBeInstanceOf(BlobNotFoundError);
+        expect((err as BlobNotFoundError).hash).toBe(missing);
+      }
+    });
+
+    it('does not verify a ranged read (a part cannot be): the caller verifies the whole blob first', async () => {
+      const t = await underTest();
+      const hash = await t.store.put(payload(5000, 16));
+      await t.tamper(hash, (b) => {
+        b[100]! ^= 0xff;
+        return b;
+      });
+      const part = await t.store.readRange(hash, 96, 104);
+      expect(part[4]).toBe(payload(5000, 16)[100]! ^ 0xff);
+      expect(await rejection(() => t.store.verify(hash))).toBeInstanceOf(BlobIntegrityError);
     });
 
     it('stores the empty blob under the SHA-256 of nothing', async () => {

@@ -62,6 +62,26 @@ export class BlobNotFoundError extends Error {
   }
 }
 
+/**
+ * A ranged read outside the blob: not 0 ≤ start ≤ end, or past its last byte. For a named update this means the
+ * stored blob is shorter than its header says (a truncated file), or the caller computed a wrong offset.
+ */
+export class BlobRangeError extends Error {
+  constructor(
+    readonly hash: string,
+    readonly start: number,
+    readonly end: number,
+    /** The blob's size in bytes, when known. */
+    readonly size?: number,
+  ) {
+    super(
+      `bytes [${start}, ${end}) of blob ${hash} cannot be read` +
+        (size === undefined ? ': not a range (0 ≤ start ≤ end, integers)' : `: the blob holds ${size} bytes`),
+    );
+    this.name = 'BlobRangeError';
+  }
+}
+
 /** Re-throws a storage-medium failure as BlobStorageUnavailableError; any other error as it is. */
 export function asStorageError(operation: string, err: unknown): Error {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { BlobIntegrityError } from './blob-store.exception';
+import { BlobIntegrityError, BlobRangeError } from './blob-store.exception';
 
 /** Bytes being written into the store; named by their SHA-256 only once committed. */
 export interface StagedBlob {
@@ -17,6 +17,13 @@ export const BLOB_NAME = /^[0-9a-f]{64}$/;
 /** Refuses anything but a blob name before it reaches a path or an object key. */
 export function assertBlobName(hash: string): void {
   if (!BLOB_NAME.test(hash)) throw new Error(`not a sha256 blob name: ${hash}`);
+}
+
+/** Refuses a range that is not 0 ≤ start ≤ end in integers (BlobRangeError), before it reaches the medium. */
+export function assertRange(hash: string, start: number, end: number): void {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new BlobRangeError(hash, start, end);
+  }
 }
 
 /**
@@ -50,6 +57,14 @@ export abstract class BlobStore {
    * once with BlobNotFoundError when there is no such blob.
    */
   abstract openRead(hash: string): Readable;
+  /**
+   * Bytes [start, end) of the blob, for reading a large blob piece by piece (blockwise aggregation reads blocks of
+   * coordinates of every update of a round). NOT checked against the name — a part cannot be, the hash covers the
+   * whole blob — so a caller verifies the whole blob first (`verify`, bounded memory) and still treats the bytes as
+   * untrusted input (the aggregation library checks every value it reads). BlobNotFoundError when there is no such
+   * blob; BlobRangeError unless 0 ≤ start ≤ end ≤ the blob's size.
+   */
+  abstract readRange(hash: string, start: number, end: number): Promise<Buffer>;
   abstract has(hash: string): Promise<boolean>;
   /** Bytes in the blob (BlobNotFoundError when there is none). */
   abstract size(hash: string): Promise<number>;

@@ -3,8 +3,15 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { assertBlobName, BlobStore, verifyingStream, type BlobListing, type StagedBlob } from './blob-store';
-import { asStorageError, BlobIntegrityError, BlobNotFoundError } from './blob-store.exception';
+import {
+  assertBlobName,
+  assertRange,
+  BlobStore,
+  verifyingStream,
+  type BlobListing,
+  type StagedBlob,
+} from './blob-store';
+import { asStorageError, BlobIntegrityError, BlobNotFoundError, BlobRangeError } from './blob-store.exception';
 import { FilesystemBlobListing } from './filesystem-blob-listing';
 
 export interface FilesystemBlobStoreOptions {
@@ -102,6 +109,26 @@ export class FilesystemBlobStore extends BlobStore {
       }
     }
     return verifyingStream(hash, bytes(), this.onIntegrityFailure);
+  }
+
+  async readRange(hash: string, start: number, end: number): Promise<Buffer> {
+    const path = this.path(hash);
+    assertRange(hash, start, end);
+    return storageStep('read part of a blob', async () => {
+      const handle = await open(path, 'r').catch(notFoundAs(hash));
+      try {
+        const out = Buffer.alloc(end - start);
+        let filled = 0;
+        while (filled < out.length) {
+          const { bytesRead } = await handle.read(out, filled, out.length - filled, start + filled);
+          if (bytesRead === 0) throw new BlobRangeError(hash, start, end, (await handle.stat()).size);
+          filled += bytesRead;
+        }
+        return out;
+      } finally {
+        await handle.close();
+      }
+    });
   }
 
   async has(hash: string): Promise<boolean> {

@@ -11,10 +11,17 @@ import {
   type ServerSideEncryption,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { assertBlobName, BlobStore, verifyingStream, type BlobListing, type StagedBlob } from './blob-store';
-import { BlobIntegrityError } from './blob-store.exception';
+import {
+  assertBlobName,
+  assertRange,
+  BlobStore,
+  verifyingStream,
+  type BlobListing,
+  type StagedBlob,
+} from './blob-store';
+import { BlobIntegrityError, BlobRangeError } from './blob-store.exception';
 import { S3BlobListing } from './s3-blob-listing';
-import { asS3StorageError, isMissingObject, s3Step } from './s3-storage-error.util';
+import { asS3StorageError, isMissingObject, s3ErrorCode, s3Step } from './s3-storage-error.util';
 
 /** The smallest part S3 accepts in a multipart upload, except the last (AWS S3 API, UploadPart). */
 export const S3_MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -159,6 +166,35 @@ export class S3BlobStore extends BlobStore {
   openRead(hash: string): Readable {
     assertBlobName(hash);
     return verifyingStream(hash, this.objectBytes(hash), this.onIntegrityFailure);
+  }
+
+  /** One ranged GetObject (HTTP Range, RFC 9110 §14.2); an empty range only checks that the blob exists. */
+  async readRange(hash: string, start: number, end: number): Promise<Buffer> {
+    const Key = this.blobKey(hash);
+    assertRange(hash, start, end);
+    if (end === start) {
+      await this.size(hash);
+      return Buffer.alloc(0);
+    }
+    let bytes: Buffer;
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.options.bucket, Key, Range: `bytes=${start}-${end - 1}` }),
+      );
+      if (!res.Body) throw new Error(`the object store sent no body for part of blob ${hash}`);
+      bytes = Buffer.from(await res.Body.transformToByteArray());
+    } catch (err) {
+      // 416: the range starts past the object's end.
+      if (s3ErrorCode(err) === 'InvalidRange') throw new BlobRangeError(hash, start, end, await this.size(hash));
+      throw asS3StorageError('read part of a blob', err, hash);
+    }
+    if (bytes.length !== end - start) {
+      // A range that ends past the object is answered with the bytes there are.
+      const size = await this.size(hash);
+      if (size < end) throw new BlobRangeError(hash, start, end, size);
+      throw new Error(`the object store answered ${bytes.length} bytes for bytes [${start}, ${end}) of blob ${hash}`);
+    }
+    return bytes;
   }
 
   async has(hash: string): Promise<boolean> {
