@@ -42,6 +42,17 @@ const proxyList = z
     }
   });
 
+/** Bytes, or a count with a unit (kb, mb, gb: powers of 1024), e.g. 512mb. */
+const byteSize = z
+  .string()
+  .regex(/^\d+(b|kb|mb|gb)?$/i, 'must be a size such as 536870912, 512mb or 2gb')
+  .transform((v) => {
+    const [, digits = '0', unit = 'b'] = /^(\d+)([a-z]*)$/i.exec(v) ?? [];
+    const scale: Record<string, number> = { b: 1, kb: 2 ** 10, mb: 2 ** 20, gb: 2 ** 30 };
+    return Number(digits) * (scale[unit.toLowerCase()] ?? 1);
+  })
+  .refine((bytes) => bytes > 0 && Number.isSafeInteger(bytes), 'must be more than 0 bytes');
+
 /** S3 bucket naming rules (AWS S3 user guide, "Bucket naming rules"): 3–63 of a-z, 0-9, '.' and '-'. */
 const s3BucketName = z
   .string()
@@ -337,6 +348,22 @@ export const CONFIG_VARIABLES = {
     default: '1mb',
     secret: false,
     schema: z.string().regex(/^\d+(b|kb|mb)?$/i, 'must be a size such as 1048576, 100kb or 1mb'),
+  }),
+  aggregationMemory: variable({
+    name: 'TESSERA_AGGREGATION_MEMORY',
+    description:
+      "Working memory a round's robust aggregation and its update screening may each use (bytes, or with a unit: 512mb, 2gb). A plan whose aggregator or screening would not fit it for its invited silos and its model, in memory or blockwise over the blob store, is refused when it is created or versioned; at a round's close the hub runs them in memory when that fits, else blockwise (docs/aggregation.md). FedAvg streams one update at a time and is not checked.",
+    default: '512mb',
+    secret: false,
+    schema: byteSize,
+  }),
+  aggregationBlockParameters: variable({
+    name: 'TESSERA_AGGREGATION_BLOCK_PARAMETERS',
+    description:
+      'Coordinates per block when a round is aggregated or screened blockwise: each read takes 4 × this many bytes of every update (65536: 256 KiB). Smaller blocks need less memory and more reads of the blob store.',
+    default: '65536',
+    secret: false,
+    schema: positiveInt.max(2 ** 26),
   }),
   logLevel: variable({
     name: 'TESSERA_LOG_LEVEL',
