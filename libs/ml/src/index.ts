@@ -72,6 +72,7 @@ export {
   networkClipTarget,
   trainNetwork,
   type NetworkClippedBatch,
+  type NetworkExampleSource,
   type NetworkTrainingInput,
 } from './network-training';
 export { exportOnnx } from './onnx-export';
@@ -87,6 +88,7 @@ export { seededUniform, type UniformRandom } from './seeded-random';
 export {
   MAX_ENCODED_MAGNITUDE,
   canonicalCell,
+  labelOfCell,
   parseCsv,
   prepareTabularData,
   type CategoricalFeature,

@@ -5,7 +5,8 @@ import type { LocalTrainingResult } from './local-training';
 import { checkNetworkExamples } from './network-data';
 import { dropoutMasks, type NetworkWeights } from './network-forward';
 import { clippedGradientSum, gradientSum } from './network-gradients';
-import { targetWidth, writeTargets } from './network-loss';
+import { assertTaskLabels, targetWidth, writeTargets } from './network-loss';
+import { TrainingInputErrorCode, TrainingInputException } from './ml.exception';
 import { assertNetworkParameters, compileNetwork, type CompiledNetwork } from './network-model';
 import { seededUniform } from './seeded-random';
 import {
@@ -19,12 +20,23 @@ import {
 } from './sgd-schedule';
 import type { LabelArray } from './training-input';
 
+/**
+ * Examples read a batch at a time (images streamed from disk): trainNetwork asks for the rows of each step's batch
+ * and holds no more than one batch of rows. `readRows` writes the rows `indices` (0..n−1, in that order) into `out`,
+ * rowLength values each; `step` lets a source apply per-step augmentation with randomness of its own (never drawn
+ * from the data). Rows are checked (finite values) as they arrive.
+ */
+export interface NetworkExampleSource {
+  readonly n: number;
+  readRows(indices: ArrayLike<number>, out: Float32Array, step: number): Promise<void>;
+}
+
 export interface NetworkTrainingInput extends TrainingSchedule {
   readonly network: NetworkSpec;
   /** Global model received from the hub, in the network's flat layout. Not modified. */
   readonly parameters: Float32Array;
-  /** Row-major n × rowLength data rows (see NetworkExamples). */
-  readonly x: Float32Array;
+  /** Row-major n × rowLength data rows (see NetworkExamples), or a source that streams them batch by batch. */
+  readonly x: Float32Array | NetworkExampleSource;
   /** Class indices (binary, multiclass) or target values (regression). */
   readonly y: LabelArray;
 }
@@ -71,7 +83,10 @@ export async function trainNetwork(input: NetworkTrainingInput): Promise<LocalTr
   const { dp } = input;
   const network = compileNetwork(input.network);
   assertNetworkParameters(network, input.parameters);
-  const { n } = checkNetworkExamples(input.network, input.x, input.y);
+  const source = input.x instanceof Float32Array ? null : input.x;
+  const n =
+    source === null ? checkNetworkExamples(input.network, input.x as Float32Array, input.y).n : checkSource(source);
+  if (source !== null) assertTaskLabels(input.y, n, network.task);
   validateScalars(input);
   const plan = planSteps(input, n);
 
@@ -92,8 +107,9 @@ export async function trainNetwork(input: NetworkTrainingInput): Promise<LocalTr
   const noisySum = dp === undefined ? null : new Float64Array(size);
   const dpGradient = dp === undefined ? null : new Float32Array(size);
   const offsets = layout.entries.map((e) => e.offset);
-  // Batches are gathered in JS and uploaded: tf.gather on the wasm backend is far slower than copying rows.
-  const xBatch = new Float32Array(n * width);
+  // Batches are gathered in JS and uploaded: tf.gather on the wasm backend is far slower than copying rows. A source's
+  // buffer grows to the largest batch seen (a Poisson batch has no fixed size), never to the whole data set.
+  let xBatch = new Float32Array(source === null ? n * width : 0);
   const targetBatch = new Float32Array(n * outputs);
   const global = mu > 0 ? networkWeightsFromFlat(network, input.parameters) : null;
   let weights = networkWeightsFromFlat(network, input.parameters);
@@ -110,9 +126,16 @@ export async function trainNetwork(input: NetworkTrainingInput): Promise<LocalTr
       const indices = sampler.next();
       const batch = indices.length;
       const pendingNoise = noiseAhead.next(step);
-      for (let k = 0; k < batch; k++) {
-        const row = indices[k]!;
-        xBatch.set(input.x.subarray(row * width, (row + 1) * width), k * width);
+      if (source === null) {
+        const x = input.x as Float32Array;
+        for (let k = 0; k < batch; k++) {
+          const row = indices[k]!;
+          xBatch.set(x.subarray(row * width, (row + 1) * width), k * width);
+        }
+      } else {
+        if (xBatch.length < batch * width) xBatch = new Float32Array(batch * width);
+        await source.readRows(indices, xBatch.subarray(0, batch * width), step);
+        assertFiniteRows(xBatch, batch * width, width);
       }
       writeTargets(input.y, network.task, targetBatch, indices);
       const current = weights;
@@ -170,6 +193,28 @@ export async function trainNetwork(input: NetworkTrainingInput): Promise<LocalTr
   } finally {
     tf.dispose(weights);
     if (global !== null) tf.dispose(global);
+  }
+}
+
+function checkSource(source: NetworkExampleSource): number {
+  if (!(Number.isInteger(source.n) && source.n > 0) || typeof source.readRows !== 'function') {
+    throw new TrainingInputException(
+      TrainingInputErrorCode.Features,
+      'x must be a Float32Array or a source of n > 0 rows with readRows',
+    );
+  }
+  return source.n;
+}
+
+/** A streamed batch's values are checked as they arrive: a source must never slip a NaN into a gradient. */
+function assertFiniteRows(x: Float32Array, length: number, width: number): void {
+  for (let i = 0; i < length; i++) {
+    if (!Number.isFinite(x[i])) {
+      throw new TrainingInputException(
+        TrainingInputErrorCode.Features,
+        `a streamed batch has a non-finite value at batch row ${Math.floor(i / width)}, column ${i % width}`,
+      );
+    }
   }
 }
 

@@ -13,13 +13,19 @@ export type FeatureColumn = FeatureSchema['features'][number];
 export type NumericFeature = Extract<FeatureColumn, { type: 'numeric' }>;
 /** One-hot over the declared levels, first level dropped (k levels → k − 1 columns). */
 export type CategoricalFeature = Extract<FeatureColumn, { type: 'categorical' }>;
-/** Binary label: 1 when the rule holds, else 0. */
+/**
+ * The label: binary rules (threshold, set) give 1 when the rule holds, else 0; a 'class' rule the index of the cell
+ * among the declared classes; a 'value' rule the cell's number, scaled as declared.
+ */
 export type LabelRule = FeatureSchema['label'];
 
-/** Row-major features and 0/1 labels of one split, records in file order. */
+/**
+ * Row-major features and labels of one split, records in file order. Labels: Uint8Array of 0/1 for binary rules,
+ * Int32Array of class indices for 'class', Float32Array of (scaled) values for 'value'.
+ */
 export interface TabularSplit {
   readonly x: Float32Array;
-  readonly y: Uint8Array;
+  readonly y: Uint8Array | Int32Array | Float32Array;
   readonly n: number;
 }
 
@@ -145,10 +151,22 @@ function numberOf(canonical: string): number | null {
   return Number.isFinite(value) ? value : null;
 }
 
-function labelOf(rule: LabelRule, canonical: string): 0 | 1 | null {
+/**
+ * The label of a canonical cell (canonicalCell) under a rule, or why its row is dropped: tabular rows and image
+ * manifests label their records with this one function.
+ */
+export function labelOfCell(rule: LabelRule, canonical: string): number | RowDropReason {
   if (rule.operator === 'in') return rule.values.some((v) => canonicalCell(v) === canonical) ? 1 : 0;
+  if (rule.operator === 'class') {
+    const k = rule.classes.findIndex((c) => canonicalCell(c) === canonical);
+    return k < 0 ? 'unknown-level' : k;
+  }
   const v = numberOf(canonical);
-  if (v === null) return null;
+  if (v === null) return 'not-numeric';
+  if (rule.operator === 'value') {
+    const y = rule.scaling === undefined ? v : (v - rule.scaling.center) / rule.scaling.scale;
+    return Math.abs(y) <= MAX_ENCODED_MAGNITUDE ? y : 'out-of-range';
+  }
   switch (rule.operator) {
     case '>':
       return v > rule.threshold ? 1 : 0;
@@ -213,7 +231,7 @@ type ColumnEncoder =
 interface KeptRecord {
   readonly kept: true;
   readonly values: Float64Array;
-  readonly label: 0 | 1;
+  readonly label: number;
   readonly heldOut: boolean;
 }
 type RecordOutcome =
@@ -265,8 +283,8 @@ function encodeRecord(
   const drop = (reason: RowDropReason, column: string | null): RecordOutcome => ({ kept: false, reason, column });
   const labelCell = canonicalCell(row[labelIndex]!);
   if (missing.has(labelCell)) return drop('missing-label', schema.label.column);
-  const label = labelOf(schema.label, labelCell);
-  if (label === null) return drop('not-numeric', schema.label.column);
+  const label = labelOfCell(schema.label, labelCell);
+  if (typeof label === 'string') return drop(label, schema.label.column);
 
   const values = new Float64Array(width);
   const fields: (string | null)[] = [];
@@ -361,7 +379,13 @@ export function prepareTabularData(text: string, schema: TabularSchema): Prepare
   });
   const toSplit = (records: KeptRecord[]): TabularSplit => {
     const x = new Float32Array(records.length * width);
-    const y = new Uint8Array(records.length);
+    const operator = schema.label.operator;
+    const y =
+      operator === 'value'
+        ? new Float32Array(records.length)
+        : operator === 'class'
+          ? new Int32Array(records.length)
+          : new Uint8Array(records.length);
     records.forEach((record, i) => {
       x.set(record.values, i * width);
       y[i] = record.label;

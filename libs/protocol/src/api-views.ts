@@ -162,6 +162,12 @@ export interface RoundSummaryView {
     auc: { unweighted: number | null };
     /** Some figures are estimates from noisy (DP) evaluation releases. */
     noisy?: boolean;
+    /** Network plans' task metrics, means over the silos that report them (absent otherwise). */
+    balancedAccuracy?: { unweighted: number | null; weighted: number | null };
+    f1?: { unweighted: number | null; weighted: number | null };
+    mae?: { unweighted: number | null; weighted: number | null };
+    rmse?: { unweighted: number | null; weighted: number | null };
+    r2?: { unweighted: number | null; weighted: number | null };
   };
 }
 

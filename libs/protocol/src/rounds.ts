@@ -73,11 +73,25 @@ export type TasksResponse = z.infer<typeof TasksResponse>;
 export const EvaluationMetrics = z
   .object({
     loss: z.number().finite().nullable(),
-    accuracy: z.number().min(0).max(1),
+    /** Fraction correct; null for a regression task, which has no classes. */
+    accuracy: z.number().min(0).max(1).nullable(),
+    /** ROC AUC: binary, or the macro one-vs-rest mean for multiclass; null when undefined or for regression. */
     auc: z.number().min(0).max(1).nullable(),
     n: z.number().int().min(0),
+    /** Test records with label 1 (binary tasks); 0 for multiclass and regression tasks. */
     positives: z.number().int().min(0),
     noisy: z.boolean().optional(),
+    /**
+     * The task a network plan learns, and its further metrics (TaskMetricsRelease). Absent for the registry models'
+     * evaluations (binary, as every evaluation before network plans).
+     */
+    task: z.enum(['binary', 'multiclass', 'regression']).optional(),
+    balancedAccuracy: z.number().min(0).max(1).nullable().optional(),
+    f1: z.number().min(0).max(1).optional(),
+    confusionMatrix: z.array(z.array(z.number().int().min(0))).optional(),
+    mae: z.number().finite().min(0).optional(),
+    rmse: z.number().finite().min(0).optional(),
+    r2: z.number().finite().optional(),
   })
   .strict();
 export type EvaluationMetrics = z.infer<typeof EvaluationMetrics>;
@@ -130,9 +144,101 @@ export const ExactEvaluation = z
   .strict();
 export type ExactEvaluation = z.infer<typeof ExactEvaluation>;
 
-/** What a silo sends about its evaluation: exactly what its plan's release.evaluation allows. */
-export const EvaluationPayload = z.union([NoisyEvaluation, ExactEvaluation]);
+/** Largest multiclass confusion matrix a report carries (K × K); for more classes the matrix stays in the silo. */
+export const MAX_REPORTED_CONFUSION_CLASSES = 64;
+
+const unit = z.number().min(0).max(1);
+const count = z.number().int().min(0);
+
+/**
+ * The metrics of a network plan's task on a silo's held-out split (scikit-learn's definitions, docs/models.md):
+ * binary — accuracy at P ≥ 0.5, balanced accuracy, AUC, F1 of class 1; multiclass — accuracy, balanced accuracy,
+ * macro one-vs-rest AUC, macro F1 and the confusion matrix (row = true class; up to MAX_REPORTED_CONFUSION_CLASSES
+ * classes); regression — MAE, RMSE (in the label column's units) and R².
+ */
+export const TaskMetricsRelease = z.discriminatedUnion('task', [
+  z
+    .object({
+      task: z.literal('binary'),
+      accuracy: unit,
+      balancedAccuracy: unit.nullable(),
+      auc: unit.nullable(),
+      f1: unit,
+      positives: count,
+    })
+    .strict(),
+  z
+    .object({
+      task: z.literal('multiclass'),
+      accuracy: unit,
+      balancedAccuracy: unit.nullable(),
+      auc: unit.nullable(),
+      f1: unit,
+      confusionMatrix: z
+        .array(z.array(count).max(MAX_REPORTED_CONFUSION_CLASSES))
+        .max(MAX_REPORTED_CONFUSION_CLASSES)
+        .optional(),
+    })
+    .strict(),
+  z
+    .object({
+      task: z.literal('regression'),
+      mae: z.number().finite().min(0),
+      rmse: z.number().finite().min(0),
+      r2: z.number().finite(),
+    })
+    .strict(),
+]);
+export type TaskMetricsRelease = z.infer<typeof TaskMetricsRelease>;
+
+/**
+ * Exact metrics of a network plan's task (plan release.evaluation 'exact'), released without DP as the steward
+ * consented: the mean task loss, the test size, and the task's metrics.
+ */
+export const TaskEvaluation = z
+  .object({
+    kind: z.literal('task-metrics'),
+    loss: z.number().finite(),
+    n: count,
+    metrics: TaskMetricsRelease,
+  })
+  .strict();
+export type TaskEvaluation = z.infer<typeof TaskEvaluation>;
+
+/**
+ * What a silo sends about its evaluation: exactly what its plan's release.evaluation allows ('exact' is ExactEvaluation
+ * for the registry models, TaskEvaluation for network plans).
+ */
+export const EvaluationPayload = z.union([NoisyEvaluation, ExactEvaluation, TaskEvaluation]);
 export type EvaluationPayload = z.infer<typeof EvaluationPayload>;
+
+function metricsOfTask(payload: TaskEvaluation): EvaluationMetrics {
+  const m = payload.metrics;
+  const base = { loss: payload.loss, n: payload.n, task: m.task };
+  switch (m.task) {
+    case 'binary':
+      return {
+        ...base,
+        accuracy: m.accuracy,
+        auc: m.auc,
+        positives: m.positives,
+        balancedAccuracy: m.balancedAccuracy,
+        f1: m.f1,
+      };
+    case 'multiclass':
+      return {
+        ...base,
+        accuracy: m.accuracy,
+        auc: m.auc,
+        positives: 0,
+        balancedAccuracy: m.balancedAccuracy,
+        f1: m.f1,
+        ...(m.confusionMatrix ? { confusionMatrix: m.confusionMatrix } : {}),
+      };
+    case 'regression':
+      return { ...base, accuracy: null, auc: null, positives: 0, mae: m.mae, rmse: m.rmse, r2: m.r2 };
+  }
+}
 
 /**
  * The figures the hub shows for an evaluation payload. From a noisy histogram (post-processing, no extra privacy
@@ -140,6 +246,7 @@ export type EvaluationPayload = z.infer<typeof EvaluationPayload>;
  * with an odd B the middle bin counts half), AUC from the binned scores (pairs in the same bin count 1/2).
  */
 export function metricsOfEvaluation(payload: EvaluationPayload): EvaluationMetrics {
+  if (payload.kind === 'task-metrics') return metricsOfTask(payload);
   if (payload.kind === 'exact') {
     const { kind: _kind, ...metrics } = payload;
     return metrics;

@@ -1,6 +1,22 @@
 import { canonicalJson, sha256Hex } from '@tessera/canonical';
 import { z } from 'zod';
+import { inferNetworkShapes } from './network-spec-shapes';
+import { NetworkSpecError, type NetworkSpec } from './network-spec-schema';
 import { aggregationProblems, describeAggregation, describeScreening } from './study-plan-aggregation';
+import {
+  ClassLabelRule,
+  describeTask,
+  ImageTransform,
+  layerTableLines,
+  modelProblems,
+  NetworkModelChoice,
+  networkOfModel,
+  networkProblem,
+  taskMetricNames,
+  ValueLabelRule,
+} from './study-plan-model';
+
+export * from './study-plan-model';
 
 export {
   aggregationProblems,
@@ -60,7 +76,11 @@ export const LabelRule = z.union([
     })
     .strict(),
   z.object({ column: name, operator: z.literal('in'), values: z.array(z.string()).min(1) }).strict(),
+  // Network plans only (study-plan-model.ts): a class index (multiclass) or the value itself (regression).
+  ClassLabelRule,
+  ValueLabelRule,
 ]);
+export type LabelRule = z.infer<typeof LabelRule>;
 
 /**
  * How a silo splits its records into training and held-out test records: by a keyed hash of each record alone
@@ -97,6 +117,46 @@ export const FeatureSchema = z
   .strict();
 export type FeatureSchema = z.infer<typeof FeatureSchema>;
 
+/**
+ * The data of an image study: a folder of PNG or JPEG files and a CSV manifest (header row) with one row per image:
+ * `fileColumn` holds the image's path relative to the folder, `label.column` its label. Each image is decoded and
+ * transformed as `image` declares (study-plan-model.ts, ImageTransform) to the network input's size. The split hashes
+ * each manifest row's own file path and label, as a tabular record's fields (RecordSplit).
+ */
+export const ImageSchema = z
+  .object({
+    kind: z.literal('images'),
+    fileColumn: name,
+    label: LabelRule,
+    /** Label cells that mean "no label" (the row is dropped and counted); the empty cell always does. */
+    missingValues: z.array(z.string().max(16)).max(16).optional(),
+    image: ImageTransform,
+    split: RecordSplit,
+  })
+  .strict();
+export type ImageSchema = z.infer<typeof ImageSchema>;
+
+/**
+ * A plan's data: tabular records (FeatureSchema, every plan before image studies: no `kind` key, so their bytes are
+ * unchanged) or images (ImageSchema, `kind: 'images'`). Discriminated by `kind` so a bad schema's problems name its
+ * own fields, not "no union member matched".
+ */
+export const DataSchema = z.discriminatedUnion('kind', [
+  FeatureSchema.extend({ kind: z.undefined().optional() }),
+  ImageSchema,
+]);
+export type DataSchema = z.infer<typeof DataSchema>;
+
+export function isImageSchema(schema: DataSchema): schema is ImageSchema {
+  return 'kind' in schema && schema.kind === 'images';
+}
+
+/** The feature schema of a tabular plan; an image plan has none (a caller that reads CSV records has a bug). */
+export function tabularSchemaOf(plan: { schema: DataSchema }): FeatureSchema {
+  if (isImageSchema(plan.schema)) throw new Error('an image study has no tabular feature schema');
+  return plan.schema;
+}
+
 export const ModelChoice = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('logistic-regression') }).strict(),
   z
@@ -106,6 +166,8 @@ export const ModelChoice = z.discriminatedUnion('kind', [
       activation: z.enum(['relu', 'tanh']),
     })
     .strict(),
+  /** A declarative network (tessera.network/1, docs/models.md): the layers, the input and the task. */
+  NetworkModelChoice,
 ]);
 export type ModelChoice = z.infer<typeof ModelChoice>;
 
@@ -313,7 +375,7 @@ export const StudyPlan = z
     name: z.string().min(3).max(128),
     purpose: z.string().min(10).max(4000),
     model: ModelChoice,
-    schema: FeatureSchema,
+    schema: DataSchema,
     training: TrainingPlan,
     privacy: PrivacyPlan,
     participation: ParticipationPlan,
@@ -331,32 +393,35 @@ export type StudyPlan = z.infer<typeof StudyPlan>;
 /** Every problem with a plan, each naming its field path; empty when the plan is valid. */
 export function studyPlanProblems(value: unknown): string[] {
   const parsed = StudyPlan.safeParse(value);
-  const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.') || 'plan'}: ${i.message}`);
-  if (parsed.success) problems.push(...semanticProblems(parsed.data));
+  if (parsed.success) return semanticProblems(parsed.data);
+  const problems = parsed.error.issues
+    .filter((i) => !isNetworkIssue(i.path))
+    .map((i) => `${i.path.join('.') || 'plan'}: ${i.message}`);
+  if (parsed.error.issues.some((i) => isNetworkIssue(i.path))) problems.push(networkStructureProblem(value));
   return problems;
 }
 
+function isNetworkIssue(path: readonly PropertyKey[]): boolean {
+  return path[0] === 'model' && path[1] === 'network';
+}
+
+/**
+ * A network that is not even a spec, in the network checker's words: they name the layer by its id and the field
+ * (`model.network: layer "pool_2", size: …`), where zod would say `model.network.layers.3.size`.
+ */
+function networkStructureProblem(value: unknown): string {
+  const network = (value as { model?: { network?: unknown } } | null)?.model?.network;
+  try {
+    inferNetworkShapes(network);
+  } catch (err) {
+    if (err instanceof NetworkSpecError) return networkProblem(err);
+    throw err;
+  }
+  return 'model.network: is not a tessera.network/1 spec';
+}
+
 function semanticProblems(plan: StudyPlan): string[] {
-  const out: string[] = [];
-  const featureNames = plan.schema.features.map((f) => f.name);
-  const dup = featureNames.find((n, i) => featureNames.indexOf(n) !== i);
-  if (dup) out.push(`schema.features: column "${dup}" appears twice`);
-  if (featureNames.includes(plan.schema.label.column)) {
-    out.push(`schema.label.column: "${plan.schema.label.column}" is also a feature`);
-  }
-  if (plan.schema.columns) {
-    for (const n of [...featureNames, plan.schema.label.column]) {
-      if (!plan.schema.columns.includes(n)) out.push(`schema.columns: does not list "${n}"`);
-    }
-  }
-  plan.schema.features.forEach((f, i) => {
-    if (plan.schema.missing === 'impute' && f.impute === undefined) {
-      out.push(`schema.features.${i}.impute: "${f.name}" needs a declared imputation value when missing is 'impute'`);
-    }
-    if (f.type === 'categorical' && f.impute !== undefined && !f.levels.includes(f.impute)) {
-      out.push(`schema.features.${i}.impute: "${f.impute}" is not one of the levels of "${f.name}"`);
-    }
-  });
+  const out: string[] = isImageSchema(plan.schema) ? imageSchemaProblems(plan.schema) : tabularProblems(plan.schema);
   const evaluation = plan.release.evaluation;
   if (evaluation.mode === 'noisy' && plan.privacy.mode !== 'dp-sgd') {
     out.push(
@@ -377,6 +442,54 @@ function semanticProblems(plan: StudyPlan): string[] {
     out.push(`training.serverOptimizer.tau: is required with ${opt.kind}`);
   }
   out.push(...aggregationProblems(plan));
+  out.push(
+    ...modelProblems({
+      model: plan.model,
+      data: isImageSchema(plan.schema)
+        ? { kind: 'images', image: plan.schema.image }
+        : { kind: 'tabular', encodedFeatures: encodedFeatureCount(plan.schema) },
+      label: plan.schema.label,
+      evaluationMode: plan.release.evaluation.mode,
+    }),
+  );
+  return out;
+}
+
+function labelProblems(label: LabelRule): string[] {
+  if (label.operator !== 'class') return [];
+  const dup = label.classes.find((c, i) => label.classes.indexOf(c) !== i);
+  return dup === undefined ? [] : [`schema.label.classes: class "${dup}" appears twice`];
+}
+
+function imageSchemaProblems(schema: ImageSchema): string[] {
+  const out = labelProblems(schema.label);
+  if (schema.fileColumn === schema.label.column) {
+    out.push(`schema.fileColumn: "${schema.fileColumn}" is also the label column`);
+  }
+  return out;
+}
+
+function tabularProblems(schema: FeatureSchema): string[] {
+  const out = labelProblems(schema.label);
+  const featureNames = schema.features.map((f) => f.name);
+  const dup = featureNames.find((n, i) => featureNames.indexOf(n) !== i);
+  if (dup) out.push(`schema.features: column "${dup}" appears twice`);
+  if (featureNames.includes(schema.label.column)) {
+    out.push(`schema.label.column: "${schema.label.column}" is also a feature`);
+  }
+  if (schema.columns) {
+    for (const n of [...featureNames, schema.label.column]) {
+      if (!schema.columns.includes(n)) out.push(`schema.columns: does not list "${n}"`);
+    }
+  }
+  schema.features.forEach((f, i) => {
+    if (schema.missing === 'impute' && f.impute === undefined) {
+      out.push(`schema.features.${i}.impute: "${f.name}" needs a declared imputation value when missing is 'impute'`);
+    }
+    if (f.type === 'categorical' && f.impute !== undefined && !f.levels.includes(f.impute)) {
+      out.push(`schema.features.${i}.impute: "${f.impute}" is not one of the levels of "${f.name}"`);
+    }
+  });
   return out;
 }
 
@@ -414,9 +527,15 @@ export function releasedWithoutDp(plan: StudyPlan): string[] {
   if (plan.release.trainingExamples === 'exact') out.push('the exact number of training records (FedAvg weight)');
   const e = plan.release.evaluation;
   if (e.mode === 'exact') {
-    out.push(
-      `test-split loss, accuracy, AUC, number of test records and of positives, ${e.rounds === 'every' ? 'for the model of every round' : 'for the final model'}`,
-    );
+    const when = e.rounds === 'every' ? 'for the model of every round' : 'for the final model';
+    if (plan.model.kind === 'network') {
+      const task = plan.model.network.task.kind;
+      out.push(
+        `test-split ${taskMetricNames(task).join(', ')} and the number of test records${task === 'binary' ? ' and of positives' : ''}, ${when}`,
+      );
+    } else {
+      out.push(`test-split loss, accuracy, AUC, number of test records and of positives, ${when}`);
+    }
   }
   return out;
 }
@@ -444,14 +563,73 @@ function describeFeature(f: FeatureColumn): string {
   return `${f.name}${scaling}${f.impute !== undefined ? `, missing → ${f.impute}` : ''}`;
 }
 
+function describeLabel(label: LabelRule): string {
+  switch (label.operator) {
+    case 'in':
+      return `${label.column} in ${label.values.join('/')}`;
+    case 'class':
+      return `${label.column}, classes ${label.classes.map((c, k) => `${k} = ${c}`).join(', ')}`;
+    case 'value':
+      return `${label.column} (its value${label.scaling ? `, (y − ${label.scaling.center}) / ${label.scaling.scale}` : ''})`;
+    default:
+      return `${label.column} ${label.operator} ${label.threshold}`;
+  }
+}
+
+function describeModel(model: ModelChoice): string {
+  switch (model.kind) {
+    case 'mlp':
+      return `MLP, hidden layers ${model.hiddenLayers.join('×')} (${model.activation})`;
+    case 'logistic-regression':
+      return 'logistic regression';
+    case 'network': {
+      const spec = model.network;
+      let parameters = '';
+      try {
+        parameters = `, ${inferNetworkShapes(spec).parameters.toLocaleString('en-US')} parameters`;
+      } catch (err) {
+        if (!(err instanceof NetworkSpecError)) throw err;
+      }
+      return `network (${spec.format}), ${spec.layers.length} layers${parameters}; ${describeTask(spec.task)}`;
+    }
+  }
+}
+
+function describeData(schema: DataSchema): string[] {
+  if (isImageSchema(schema)) {
+    const i = schema.image;
+    const augment = [
+      i.augmentation?.horizontalFlip ? 'horizontal flip' : null,
+      i.augmentation?.randomCrop ? `random crop (padding ${i.augmentation.randomCrop.padding})` : null,
+    ].filter((a) => a !== null);
+    return [
+      `images:       manifest column ${schema.fileColumn}; ${i.color}, resized by ${i.resize}${i.requireSize ? ` (only ${i.requireSize.width}×${i.requireSize.height} images accepted)` : ''}; normalised (v − [${i.normalization.mean.join(', ')}]) / [${i.normalization.std.join(', ')}]; augmentation ${augment.length === 0 ? 'none' : augment.join(', ')}`,
+      `label:        ${describeLabel(schema.label)}`,
+      `split:        held out for testing: ${Math.round(schema.split.testFraction * 100)}% of images, chosen by a keyed hash of each manifest row (salt ${schema.split.salt})`,
+    ];
+  }
+  return [
+    `features:     ${schema.features.map(describeFeature).join(', ')}`,
+    `label:        ${describeLabel(schema.label)}`,
+    `missing:      ${schema.missing}; held out for testing: ${Math.round(schema.split.testFraction * 100)}% of records, chosen by a keyed hash of each record (salt ${schema.split.salt})`,
+  ];
+}
+
+/**
+ * The network a plan trains, as the layer table reads it: the spec of a 'network' plan, or the preset a registry
+ * choice is (networkOfModel). Tabular plans only for the registry choices (they have no image form).
+ */
+export function planNetwork(plan: StudyPlan): NetworkSpec {
+  if (plan.model.kind === 'network') return plan.model.network;
+  if (isImageSchema(plan.schema)) throw new Error(`a ${plan.model.kind} model has no image form`);
+  return networkOfModel(plan.model, encodedFeatureCount(plan.schema));
+}
+
 /** A plan in words, for `tessera-agent studies show` and the console. */
 export function describePlan(plan: StudyPlan): string[] {
   const t = plan.training;
   const p = plan.privacy;
-  const model =
-    plan.model.kind === 'mlp'
-      ? `MLP, hidden layers ${plan.model.hiddenLayers.join('×')} (${plan.model.activation})`
-      : 'logistic regression';
+  const model = describeModel(plan.model);
   const privacy =
     p.mode === 'none'
       ? 'NO differential privacy: model updates are sent without noise'
@@ -461,9 +639,7 @@ export function describePlan(plan: StudyPlan): string[] {
     `study:        ${plan.name}`,
     `purpose:      ${plan.purpose}`,
     `model:        ${model}`,
-    `features:     ${plan.schema.features.map(describeFeature).join(', ')}`,
-    `label:        ${plan.schema.label.column} ${plan.schema.label.operator} ${'threshold' in plan.schema.label ? plan.schema.label.threshold : plan.schema.label.values.join('/')}`,
-    `missing:      ${plan.schema.missing}; held out for testing: ${Math.round(plan.schema.split.testFraction * 100)}% of records, chosen by a keyed hash of each record (salt ${plan.schema.split.salt})`,
+    ...describeData(plan.schema),
     `training:     ${t.rounds} rounds × ${t.localEpochs} local epochs, batch ${t.batchSize}${p.mode === 'dp-sgd' ? ' (normaliser of the noisy gradient sum)' : ''}, learning rate ${t.learningRate}, ${t.algorithm}, server optimizer ${t.serverOptimizer.kind}`,
     `aggregation:  ${describeAggregation(plan)}`,
     `screening:    ${describeScreening(plan)}`,
@@ -471,6 +647,7 @@ export function describePlan(plan: StudyPlan): string[] {
     `releases:     ${describeRelease(plan)}`,
     `without DP:   ${withoutDp.length === 0 ? 'nothing' : withoutDp.join('; ')}`,
     `participants: ${plan.silos.length} silos invited, at least ${plan.participation.minSilosPerRound} per round`,
+    ...(plan.model.kind === 'network' ? ['layers:', ...layerTableLines(plan.model.network).map((l) => `  ${l}`)] : []),
   ];
 }
 
@@ -479,7 +656,14 @@ export type PlannedModelSpec =
   | { kind: 'logistic-regression'; inputDim: number }
   | { kind: 'mlp'; inputDim: number; hiddenLayers: number[]; activation: 'relu' | 'tanh'; task: 'binary' };
 
+/**
+ * The registry model of a 'logistic-regression' or 'mlp' plan. Those plans keep their bytes (and hashes) and train as
+ * they always did; a 'network' plan has no registry model (planNetwork gives its spec), and asking for one is a bug.
+ */
 export function modelSpecOf(plan: StudyPlan): PlannedModelSpec {
+  if (plan.model.kind === 'network' || isImageSchema(plan.schema)) {
+    throw new Error('a network plan has no registry model spec: use planNetwork');
+  }
   const inputDim = encodedFeatureCount(plan.schema);
   return plan.model.kind === 'mlp'
     ? {

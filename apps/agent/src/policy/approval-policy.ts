@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import type { SiloStudy } from '@tessera/protocol';
+import { isImageSchema, type SiloStudy } from '@tessera/protocol';
 import { z } from 'zod';
 import { AgentError, AgentErrorCode } from '../agent.error';
 
@@ -12,7 +12,7 @@ export const ApprovalPolicy = z
     autoApprove: z
       .object({
         /** Model architectures that may be trained on this silo's data. */
-        models: z.array(z.enum(['logistic-regression', 'mlp'])).min(1),
+        models: z.array(z.enum(['logistic-regression', 'mlp', 'network'])).min(1),
         /** Every feature column and the label column of a plan must be listed here. */
         allowedColumns: z.array(z.string().min(1)).min(1),
         /** The most federated rounds (so the most updates this silo sends). */
@@ -68,7 +68,9 @@ export function policyVerdict(policy: ApprovalPolicy, study: Pick<SiloStudy, 'pl
   if (!limits.models.includes(plan.model.kind)) {
     reasons.push(`model ${plan.model.kind} is not among the allowed models (${limits.models.join(', ')})`);
   }
-  const columns = [...plan.schema.features.map((f) => f.name), plan.schema.label.column];
+  const columns = isImageSchema(plan.schema)
+    ? [plan.schema.fileColumn, plan.schema.label.column]
+    : [...plan.schema.features.map((f) => f.name), plan.schema.label.column];
   const outside = columns.filter((c) => !limits.allowedColumns.includes(c));
   if (outside.length > 0) reasons.push(`columns not allowed by the policy: ${outside.join(', ')}`);
   if (plan.training.rounds > limits.maxRounds) {

@@ -1,12 +1,4 @@
-import {
-  evaluate,
-  ModelSpecException,
-  parameterLayout,
-  scoreHistograms,
-  trainLocal,
-  type ModelSpec,
-  type PreparedTabularData,
-} from '@tessera/ml';
+import { ModelSpecException, TrainingInputException, type LocalTrainingResult } from '@tessera/ml';
 import {
   clipToNormInPlace,
   defaultRandomSource,
@@ -19,6 +11,7 @@ import {
 import {
   decodeUpdateFrame,
   encodeUpdateFrame,
+  NetworkSpecError,
   float32Bytes,
   planHash,
   sha256Hex,
@@ -44,15 +37,12 @@ import {
   type ReleaseStore,
   type TrainingRelease,
 } from '../state/release-store';
-import {
-  localTrainingOptionsOf,
-  modelSpecOf,
-  tabularSchemaOf,
-  type LocalTrainingOptions,
-} from '../training/plan-mapping.util';
+import { ImageFileError } from '../data/image-decoder';
+import { localTrainingOptionsOf, studyModelOf, type LocalTrainingOptions } from '../training/plan-mapping.util';
 import type { StudyDatasets } from '../training/study-datasets';
+import type { LocalEvaluation, StudyData, StudyModel } from '../training/study-model';
 import { deliver, describeSettlement, settlementOfRefusal, type Delivery } from './hub-delivery';
-import { exactEvaluation, noisyHistogramEvaluation } from './evaluation-release';
+import { noisyHistogramEvaluation } from './evaluation-release';
 
 /** One line of the daemon's log: which study and round, and what happened. Never a data value. */
 export interface StepLine {
@@ -270,8 +260,8 @@ export class TaskExecutor {
       trainingRounds: 1,
       evaluationReleases: evaluationEveryRound && release.mode === 'noisy' ? 1 : 0,
     };
-    const { spec, options } = this.planModel(ctx.study);
-    const data = this.dataFor(task, ctx.study, spec);
+    const { model, options } = this.planModel(ctx.study);
+    const data = await this.dataFor(task, ctx.study, model);
     if (mechanism && mechanism.delta >= 1 / data.train.n) {
       throw new StudyFailure(
         'PRIVACY_PLAN_UNSAFE',
@@ -280,22 +270,19 @@ export class TaskExecutor {
     }
     this.checkLimits(ctx, request, evaluationEveryRound && release.mode === 'exact');
 
-    const parameters = await this.downloadModel(task, spec, name);
-    const metrics = await this.evaluateLocally(ctx, spec, parameters, data);
+    const parameters = await this.downloadModel(task, model, name);
+    const local = await this.evaluateLocally(ctx, model, parameters, data);
     // The base model's evaluation, before training touches anything (released only 'every' round).
-    const evaluation = evaluationEveryRound ? await this.evaluationPayload(ctx, spec, parameters, data, metrics) : null;
-    let result;
+    const evaluation = evaluationEveryRound ? await this.evaluationPayload(ctx, model, parameters, data, local) : null;
+    let result: LocalTrainingResult;
     try {
-      result = await trainLocal({
-        spec,
-        parameters,
-        x: data.train.x,
-        y: data.train.y,
-        ...options,
-        // Shuffling differs per round and attempt, reproducibly from the plan's seed.
-        seed: (plan.training.initSeed + task.round * 1000 + task.attempt) % 2 ** 31,
-      });
+      // Shuffling (and image augmentation) differs per round and attempt, reproducibly from the plan's seed.
+      const seed = (plan.training.initSeed + task.round * 1000 + task.attempt) % 2 ** 31;
+      result = await model.train(parameters, data.train, options, seed);
     } catch (err) {
+      if (err instanceof ImageFileError) {
+        throw new StudyFailure('DATA_UNREADABLE', `an image became unusable during training: ${err.message}`);
+      }
       // @tessera/ml's messages name fields, rows and columns, never values.
       throw new StudyFailure('TRAINING_FAILED', `local training failed: ${(err as Error).message}`);
     }
@@ -402,12 +389,12 @@ export class TaskExecutor {
     }
     const mode = plan.release.evaluation.mode;
     const request: ChargeRequest = { trainingRounds: 0, evaluationReleases: mode === 'noisy' ? 1 : 0 };
-    const { spec } = this.planModel(ctx.study);
-    const data = this.dataFor(task, ctx.study, spec);
+    const { model } = this.planModel(ctx.study);
+    const data = await this.dataFor(task, ctx.study, model);
     this.checkLimits(ctx, request, mode === 'exact');
-    const parameters = await this.downloadModel(task, spec, name);
-    const metrics = await this.evaluateLocally(ctx, spec, parameters, data);
-    const evaluation = mode === 'none' ? null : await this.evaluationPayload(ctx, spec, parameters, data, metrics);
+    const parameters = await this.downloadModel(task, model, name);
+    const local = await this.evaluateLocally(ctx, model, parameters, data);
+    const evaluation = mode === 'none' ? null : await this.evaluationPayload(ctx, model, parameters, data, local);
     const privacy = this.charge(ctx, request, task.modelHash);
     const report: EvaluationReport = {
       round: task.round,
@@ -557,14 +544,14 @@ export class TaskExecutor {
   /** What the plan releases of this evaluation: exact metrics, or noisy score histograms (never both, never more). */
   private async evaluationPayload(
     ctx: PlanContext,
-    spec: ModelSpec,
+    model: StudyModel,
     parameters: Float32Array,
-    data: PreparedTabularData,
-    metrics: { loss: number; accuracy: number; auc: number | null; n: number; positives: number },
+    data: StudyData,
+    local: LocalEvaluation,
   ): Promise<EvaluationPayload | null> {
     const release = ctx.plan.release.evaluation;
     if (release.mode === 'none') return null;
-    if (release.mode === 'exact') return exactEvaluation(metrics);
+    if (release.mode === 'exact') return local.exact;
     const noise = ctx.mechanism?.evaluation;
     if (!noise) {
       // The protocol only allows noisy evaluation with DP-SGD, which always derives this noise.
@@ -573,7 +560,7 @@ export class TaskExecutor {
         'the plan asks for noisy evaluation but derives no evaluation noise',
       );
     }
-    const histograms = await scoreHistograms(spec, parameters, data.test.x, data.test.y, release.scoreBins);
+    const histograms = await model.scoreHistograms(parameters, data.test, release.scoreBins);
     return noisyHistogramEvaluation(histograms, noise.noiseStddev, this.deps.random ?? defaultRandomSource());
   }
 
@@ -603,31 +590,32 @@ export class TaskExecutor {
     }
   }
 
-  private planModel(study: SiloStudy): { spec: ModelSpec; options: LocalTrainingOptions } {
+  private planModel(study: SiloStudy): { model: StudyModel; options: LocalTrainingOptions } {
     try {
-      return { spec: modelSpecOf(study.plan), options: localTrainingOptionsOf(study.plan) };
+      return { model: studyModelOf(study.plan), options: localTrainingOptionsOf(study.plan) };
     } catch (err) {
-      if (err instanceof PrivacyPlanError || err instanceof ModelSpecException) {
+      if (err instanceof PrivacyPlanError || err instanceof ModelSpecException || err instanceof NetworkSpecError) {
         throw new StudyFailure('TRAINING_FAILED', err.message);
       }
       throw err;
     }
   }
 
-  private dataFor(task: SiloTask, study: SiloStudy, spec: ModelSpec): PreparedTabularData {
-    const result = this.deps.datasets.forStudy(task.studyId, task.planHash, tabularSchemaOf(study.plan));
+  private async dataFor(task: SiloTask, study: SiloStudy, model: StudyModel): Promise<StudyData> {
+    const result = await this.deps.datasets.forPlan(task.studyId, task.planHash, study.plan);
     if (!result.ok) throw new StudyFailure(result.problem.code, result.problem.message);
-    if (result.data.featureNames.length !== spec.inputDim) {
+    const expected = model.inputWidth;
+    if (result.kind === 'tabular' && expected !== null && result.encodedFeatures !== expected) {
       throw new StudyFailure(
         'DATA_SCHEMA_MISMATCH',
-        `the schema encodes to ${result.data.featureNames.length} columns, the model expects ${spec.inputDim}`,
+        `the schema encodes to ${result.encodedFeatures} columns, the model expects ${expected}`,
       );
     }
     return result.data;
   }
 
-  private async downloadModel(task: SiloTask, spec: ModelSpec, name: string): Promise<Float32Array> {
-    const expectedBytes = parameterLayout(spec).size * 4;
+  private async downloadModel(task: SiloTask, model: StudyModel, name: string): Promise<Float32Array> {
+    const expectedBytes = model.parameterCount * 4;
     const bytes = await this.deps.transport.downloadModel(task.modelHash, expectedBytes);
     const actual = sha256Hex(bytes);
     if (actual !== task.modelHash) {
@@ -655,19 +643,28 @@ export class TaskExecutor {
   /** The exact metrics, for this silo's own log (they leave only when the plan releases them 'exact'). */
   private async evaluateLocally(
     ctx: PlanContext,
-    spec: ModelSpec,
+    model: StudyModel,
     parameters: Float32Array,
-    data: PreparedTabularData,
-  ) {
-    const m = await evaluate(spec, parameters, data.test.x, data.test.y);
+    data: StudyData,
+  ): Promise<LocalEvaluation> {
+    let m: LocalEvaluation;
+    try {
+      m = await model.evaluate(parameters, data.test);
+    } catch (err) {
+      if (err instanceof ImageFileError) {
+        throw new StudyFailure('DATA_UNREADABLE', `an image became unusable during evaluation: ${err.message}`);
+      }
+      if (err instanceof TrainingInputException) throw new StudyFailure('TRAINING_FAILED', err.message);
+      throw err;
+    }
     if (!Number.isFinite(m.loss))
       throw new TaskFailure('TRAINING_FAILED', 'the global model gives a non-finite test loss');
     this.deps.log({
       study: ctx.name,
       round: ctx.task.round,
-      message: `evaluated the global model on the local test split (kept in the silo): loss ${fmt(m.loss)}, accuracy ${fmt(m.accuracy)}, AUC ${fmt(m.auc)}, n ${m.n} (${m.positives} positive)`,
+      message: `evaluated the global model on the local test split (kept in the silo): ${m.summary}`,
     });
-    return { loss: m.loss, accuracy: m.accuracy, auc: m.auc, n: m.n, positives: m.positives };
+    return m;
   }
 
   private async fail(name: string, task: SiloTask, code: FailureReport['code'], message: string): Promise<TaskOutcome> {

@@ -1,16 +1,23 @@
 import { parseModelSpec, type DpSgdConfig, type ModelSpec, type TabularSchema } from '@tessera/ml';
 import { getRandomValues } from 'node:crypto';
 import { GaussianNoiseWorker, privacyMechanismOf, type PrivacyMechanism } from '@tessera/dp';
-import { encodedFeatureCount, type StudyPlan } from '@tessera/protocol';
+import {
+  encodedFeatureCount,
+  inferNetworkShapes,
+  tabularSchemaOf as planTabularSchema,
+  type StudyPlan,
+} from '@tessera/protocol';
+import { NetworkStudyModel, RegistryStudyModel, type StudyModel } from './study-model';
 
 /**
- * The model a plan describes, as @tessera/ml's registry spec: the input width is what the feature schema encodes to
- * (1 per numeric column, levels − 1 per categorical one), and every study predicts a binary label. Validated by
- * parseModelSpec, so a plan the registry cannot build fails here, before any data is read.
+ * The model a registry plan ('logistic-regression', 'mlp') describes, as @tessera/ml's registry spec: the input width
+ * is what the feature schema encodes to (1 per numeric column, levels − 1 per categorical one), and the label is
+ * binary. Validated by parseModelSpec, so a plan the registry cannot build fails here, before any data is read.
  */
 export function modelSpecOf(plan: StudyPlan): ModelSpec {
-  const inputDim = encodedFeatureCount(plan.schema);
+  const inputDim = encodedFeatureCount(planTabularSchema(plan));
   const model = plan.model;
+  if (model.kind === 'network') throw new Error('a network plan has no registry model spec');
   return parseModelSpec(
     model.kind === 'mlp'
       ? { kind: 'mlp', inputDim, hiddenLayers: model.hiddenLayers, activation: model.activation, task: 'binary' }
@@ -19,12 +26,24 @@ export function modelSpecOf(plan: StudyPlan): ModelSpec {
 }
 
 /**
+ * The plan's model as the executor runs it. Registry plans keep their bytes and their hashes and train with the
+ * registry trainer they were approved with (bit for bit as before network plans; they are the logistic-regression and
+ * MLP presets of the network spec, docs/models.md). A network plan's spec is checked again here with the hub's own
+ * checker (inferNetworkShapes): the agent never builds a graph it has not validated itself.
+ */
+export function studyModelOf(plan: StudyPlan): StudyModel {
+  if (plan.model.kind !== 'network') return new RegistryStudyModel(modelSpecOf(plan));
+  inferNetworkShapes(plan.model.network);
+  return new NetworkStudyModel(plan.model.network, plan.schema.label);
+}
+
+/**
  * The plan's feature schema as @tessera/ml's tabular schema: the same type, passed unchanged, so every encoding
  * constant (scaling, imputation values, levels, split salt) is the one the steward approved and none is computed
  * from this silo's file.
  */
 export function tabularSchemaOf(plan: StudyPlan): TabularSchema {
-  return plan.schema;
+  return planTabularSchema(plan);
 }
 
 /** Uniform [0, 1) draws from the operating system's CSPRNG: who joins each DP-SGD batch must be unpredictable. */

@@ -7,7 +7,10 @@ import {
   type RowDropReason,
   type TabularSchema,
 } from '@tessera/ml';
-import type { FailureReport } from '@tessera/protocol';
+import { dirname } from 'node:path';
+import { isImageSchema, tabularSchemaOf, type FailureReport, type StudyPlan } from '@tessera/protocol';
+import { ManifestError, prepareImages, type PreparedImages } from '../data/image-dataset';
+import type { StudyData } from './study-model';
 
 /** Why a study cannot use this silo's data, in words that name columns and rows but never a value. */
 export interface DataProblem {
@@ -16,6 +19,55 @@ export interface DataProblem {
 }
 
 export type DatasetResult = { ok: true; data: PreparedTabularData } | { ok: false; problem: DataProblem };
+
+/** A plan's data at this silo, tabular or images, as the models read it; or why it cannot be used. */
+export type StudyDataResult =
+  | { ok: true; data: StudyData; kind: 'tabular'; encodedFeatures: number }
+  | { ok: true; data: StudyData; kind: 'images' }
+  | { ok: false; problem: DataProblem };
+
+const FILE_PROBLEMS: Record<PreparedImages['fileProblems'][number]['problem'], string> = {
+  missing: 'missing',
+  unreadable: 'unreadable (not a PNG or JPEG that decodes)',
+  'wrong-size': 'of a size the plan refuses',
+  'outside-folder': 'named by a path outside the data folder',
+};
+
+/**
+ * What the image preparation did, for the silo's own log: rows read, images per split, rows dropped by reason, and
+ * every file left out, counted per reason with its first paths (local only: never sent to the hub, like the tabular
+ * counts). Never a pixel.
+ */
+export function describePreparedImages(data: PreparedImages): string[] {
+  const lines = [
+    `images prepared: ${data.rowsRead} manifest rows read, ${data.train.n} training and ${data.test.n} test images usable (${data.cached ? 'decoded once and held in memory' : 'decoded from disk batch by batch'}); these counts stay in this silo`,
+  ];
+  for (const d of data.dropped) {
+    lines.push(`dropped ${d.rows} manifest row${d.rows === 1 ? '' : 's'}: ${d.reason} (first on line ${d.firstRow})`);
+  }
+  for (const p of data.fileProblems) {
+    lines.push(
+      `left out ${p.files} image file${p.files === 1 ? '' : 's'} ${FILE_PROBLEMS[p.problem]}: ${p.examples.join(', ')}${p.files > p.examples.length ? ', …' : ''}`,
+    );
+  }
+  return lines;
+}
+
+/**
+ * Sent when not one image is usable for training. Like NO_TRAINING_RECORD it is one bit about the folder, plus the
+ * reasons (which the silo's log counts per file): the counts are not sent, since a count of bad files would tell the
+ * hub, without differential privacy, about single records.
+ */
+function noTrainingImage(data: PreparedImages): DataProblem {
+  const reasons = [
+    ...data.fileProblems.map((p) => `files ${FILE_PROBLEMS[p.problem]}`),
+    ...data.dropped.map((d) => `manifest rows with ${d.reason}`),
+  ];
+  return {
+    code: 'DATA_UNREADABLE',
+    message: `no image of the silo's manifest gives a training example${reasons.length ? ` (${reasons.join('; ')})` : ''}; the silo's own log lists the files`,
+  };
+}
 
 /**
  * Maps @tessera/ml's data errors to a failure report. Only the file's structure fails a study (a column the schema
@@ -96,10 +148,78 @@ export class StudyDatasets {
    * `readText` reads the silo's data file; called at most once per study and plan. `log` receives the local summary
    * (describePreparedData) once per preparation; it must be a local sink, never the hub.
    */
+  private readonly images = new Map<string, Promise<StudyDataResult>>();
+
+  /**
+   * `dataFile` is the path `readText` reads: an image study's manifest paths are relative to its folder (absent: image
+   * studies cannot run). `imageCacheBytes` is the budget of decoded images held in memory (image-dataset.ts).
+   */
   constructor(
     private readonly readText: () => string,
     private readonly log: (message: string) => void = () => undefined,
+    private readonly dataFile?: string,
+    private readonly imageCacheBytes?: number,
   ) {}
+
+  /** The plan's data, tabular or images, prepared once per study and plan. */
+  async forPlan(studyId: string, planHash: string, plan: StudyPlan): Promise<StudyDataResult> {
+    if (!isImageSchema(plan.schema)) {
+      const result = this.forStudy(studyId, planHash, tabularSchemaOf(plan));
+      if (!result.ok) return result;
+      const { train, test, featureNames } = result.data;
+      return { ok: true, kind: 'tabular', encodedFeatures: featureNames.length, data: { train, test } };
+    }
+    const key = `${studyId}:${planHash}`;
+    let pending = this.images.get(key);
+    if (pending === undefined) {
+      pending = this.prepareImageStudy(studyId, plan);
+      this.images.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async prepareImageStudy(studyId: string, plan: StudyPlan): Promise<StudyDataResult> {
+    const schema = plan.schema;
+    const input = plan.model.kind === 'network' ? plan.model.network.input : null;
+    if (!isImageSchema(schema) || input?.kind !== 'image') {
+      return {
+        ok: false,
+        problem: { code: 'DATA_SCHEMA_MISMATCH', message: 'the plan reads images without an image network' },
+      };
+    }
+    if (this.dataFile === undefined) {
+      return {
+        ok: false,
+        problem: {
+          code: 'DATA_UNREADABLE',
+          message: 'this agent was started without a data file (the image manifest)',
+        },
+      };
+    }
+    try {
+      const data = await prepareImages({
+        manifest: this.readText(),
+        folder: dirname(this.dataFile),
+        schema,
+        shape: { height: input.height, width: input.width, channels: input.channels },
+        ...(this.imageCacheBytes === undefined ? {} : { cacheBytes: this.imageCacheBytes }),
+      });
+      for (const line of describePreparedImages(data)) this.log(`study ${studyId}: ${line}`);
+      if (data.train.n === 0) return { ok: false, problem: noTrainingImage(data) };
+      return { ok: true, kind: 'images', data: { train: data.train.asSplit(), test: data.test.asSplit() } };
+    } catch (err) {
+      if (err instanceof ManifestError) {
+        return {
+          ok: false,
+          problem: {
+            code: err.kind === 'missing-column' ? 'DATA_SCHEMA_MISMATCH' : 'DATA_UNREADABLE',
+            message: `the silo's image manifest cannot be used: ${err.message}`,
+          },
+        };
+      }
+      return { ok: false, problem: dataProblemOf(err) };
+    }
+  }
 
   forStudy(studyId: string, planHash: string, schema: TabularSchema): DatasetResult {
     const key = `${studyId}:${planHash}`;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { modelSpecOf, type StudyPlan } from '@tessera/protocol';
+import { modelSpecOf, tabularSchemaOf, type StudyPlan } from '@tessera/protocol';
 
 export interface PooledBaseline {
   /** Test accuracy per hospital of the model trained on all hospitals' training splits pooled. */
@@ -27,7 +27,7 @@ export async function pooledBaseline(
   const prepared = Object.fromEntries(
     Object.entries(files).map(([name, file]) => [
       name,
-      ml.prepareTabularData(readFileSync(join(dataDir, file), 'utf8'), plan.schema),
+      ml.prepareTabularData(readFileSync(join(dataDir, file), 'utf8'), tabularSchemaOf(plan)),
     ]),
   );
   const d = spec.inputDim;

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { PrivacyMechanism } from '@tessera/dp';
-import { modelSpecOf, type StudyPlan } from '@tessera/protocol';
+import { modelSpecOf, tabularSchemaOf, type StudyPlan } from '@tessera/protocol';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { StudyPrivacyView } from '../studies/studies.controller';
 import { pooledBaseline, type PooledBaseline } from './demo-baseline';
@@ -28,7 +28,7 @@ async function trueAccuracy(
   const spec = ml.parseModelSpec(modelSpecOf(plan));
   const out: Record<string, number> = {};
   for (const [key, file] of Object.entries(files)) {
-    const data = ml.prepareTabularData(readFileSync(join(DATA, file), 'utf8'), plan.schema);
+    const data = ml.prepareTabularData(readFileSync(join(DATA, file), 'utf8'), tabularSchemaOf(plan));
     out[key] = (await ml.evaluate(spec, parameters, data.test.x, data.test.y)).accuracy;
   }
   return out;

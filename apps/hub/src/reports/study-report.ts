@@ -36,7 +36,8 @@ export interface ApprovalLine {
 export interface SiloEvaluation {
   siloId: string;
   siloName: string;
-  accuracy: number;
+  /** Null for a regression task (network plans), which has no accuracy. */
+  accuracy: number | null;
   /** Null for a noisy evaluation (a DP release carries no loss). */
   loss: number | null;
   auc: number | null;

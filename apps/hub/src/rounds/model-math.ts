@@ -10,10 +10,14 @@ import {
   type ServerOptimizer,
 } from '@tessera/aggregation';
 import { latticeNoisySum, type PrivacyMechanism } from '@tessera/dp';
-import { modelSpecOf, readFramePrefix, type StudyPlan } from '@tessera/protocol';
+import { inferNetworkShapes, modelSpecOf, readFramePrefix, type StudyPlan } from '@tessera/protocol';
 
-/** Number of parameters of the plan's model (the flat layout shared by hub and agent). */
+/**
+ * Number of parameters of the plan's model (the flat layout shared by hub and agent). A network plan's count is its
+ * inferred shape table's (no tfjs needed); a registry plan's the registry layout's.
+ */
 export async function parameterCount(plan: StudyPlan): Promise<number> {
+  if (plan.model.kind === 'network') return inferNetworkShapes(plan.model.network).parameters;
   const ml = await import('@tessera/ml');
   return ml.parameterLayout(ml.parseModelSpec(modelSpecOf(plan))).size;
 }
@@ -21,6 +25,7 @@ export async function parameterCount(plan: StudyPlan): Promise<number> {
 /** The study's first global model: seeded, so the same plan always starts from the same weights. */
 export async function initialModel(plan: StudyPlan): Promise<Float32Array> {
   const ml = await import('@tessera/ml');
+  if (plan.model.kind === 'network') return ml.initialNetworkParameters(plan.model.network, plan.training.initSeed);
   return ml.initialParameters(ml.parseModelSpec(modelSpecOf(plan)), plan.training.initSeed);
 }
 

@@ -19,10 +19,21 @@ export function evaluationPayloadProblem(
   switch (release.mode) {
     case 'none':
       return `${where}: this plan releases no evaluation (release.evaluation.mode 'none'); send null`;
-    case 'exact':
-      return payload.kind === 'exact'
+    case 'exact': {
+      // Registry models release ExactEvaluation; network plans their task's metrics (TaskEvaluation) for that task.
+      if (plan.model.kind !== 'network') {
+        return payload.kind === 'exact'
+          ? null
+          : `${where}: this plan releases exact metrics (release.evaluation.mode 'exact'), not a ${payload.kind}`;
+      }
+      const task = plan.model.network.task.kind;
+      if (payload.kind !== 'task-metrics') {
+        return `${where}: this network plan releases its task's exact metrics (kind 'task-metrics'), not a ${payload.kind}`;
+      }
+      return payload.metrics.task === task
         ? null
-        : `${where}: this plan releases exact metrics (release.evaluation.mode 'exact'), not a ${payload.kind}`;
+        : `${where}.metrics.task: the plan's network learns a ${task} task, not ${payload.metrics.task}`;
+    }
     case 'noisy': {
       if (payload.kind !== 'noisy-histogram') {
         return `${where}: this plan releases only a noisy score histogram (release.evaluation.mode 'noisy'); exact metrics are refused`;

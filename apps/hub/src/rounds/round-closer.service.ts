@@ -73,10 +73,11 @@ function weightedMean(pairs: [number, number][]): number | null {
  */
 export function summarizeEvaluations(evals: EvaluationMetrics[]): RoundSummary['evaluation'] {
   const withLoss = evals.flatMap((e) => (e.loss === null ? [] : [{ loss: e.loss, n: e.n }]));
+  const withAccuracy = evals.flatMap((e) => (e.accuracy === null ? [] : [{ value: e.accuracy, n: e.n }]));
   return {
     accuracy: {
-      unweighted: mean(evals.map((e) => e.accuracy)),
-      weighted: weightedMean(evals.map((e) => [e.accuracy, e.n])),
+      unweighted: mean(withAccuracy.map((e) => e.value)),
+      weighted: weightedMean(withAccuracy.map((e) => [e.value, e.n])),
     },
     loss: {
       unweighted: mean(withLoss.map((e) => e.loss)),
@@ -84,7 +85,25 @@ export function summarizeEvaluations(evals: EvaluationMetrics[]): RoundSummary['
     },
     auc: { unweighted: mean(evals.flatMap((e) => (e.auc === null ? [] : [e.auc]))) },
     noisy: evals.some((e) => e.noisy === true),
+    ...summarizeTaskMetrics(evals),
   };
+}
+
+/** The task metrics of network plans (absent from registry evaluations, and then from the summary). */
+const TASK_METRICS = ['balancedAccuracy', 'f1', 'mae', 'rmse', 'r2'] as const;
+
+function summarizeTaskMetrics(evals: EvaluationMetrics[]): Partial<RoundSummary['evaluation']> {
+  const out: Partial<RoundSummary['evaluation']> = {};
+  for (const metric of TASK_METRICS) {
+    const pairs = evals.flatMap((e): [number, number][] => {
+      const value = e[metric];
+      return typeof value === 'number' ? [[value, e.n]] : [];
+    });
+    if (pairs.length > 0) {
+      out[metric] = { unweighted: mean(pairs.map(([v]) => v)), weighted: weightedMean(pairs) };
+    }
+  }
+  return out;
 }
 
 /**

@@ -71,6 +71,12 @@ export interface RoundSummary {
     loss: { unweighted: number | null; weighted: number | null };
     auc: { unweighted: number | null };
     noisy?: boolean;
+    /** Network plans' task metrics (balanced accuracy, F1; MAE, RMSE, R² for regression), when the silos report them. */
+    balancedAccuracy?: { unweighted: number | null; weighted: number | null };
+    f1?: { unweighted: number | null; weighted: number | null };
+    mae?: { unweighted: number | null; weighted: number | null };
+    rmse?: { unweighted: number | null; weighted: number | null };
+    r2?: { unweighted: number | null; weighted: number | null };
   };
   /** What was applied to the updates, in order (weights, clipping, noise, server step): never their values. */
   aggregationTrace?: object[];

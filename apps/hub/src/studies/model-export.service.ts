@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { modelSpecOf } from '@tessera/protocol';
+import { modelSpecOf, planNetwork } from '@tessera/protocol';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { BlobStore } from '../blobs/blob-store';
 import { HubErrorCode, HubException } from '../common/hub.exception';
@@ -33,7 +33,18 @@ export class ModelExportService {
     }
     const raw = await this.blobs.get(study.currentModelHash);
     const ml = await import('@tessera/ml');
-    const spec = ml.parseModelSpec(modelSpecOf(study.plan));
+    const plan = study.plan;
+    // A network plan exports through the network exporters (every layer kind); registry plans as they always did.
+    const exporters =
+      plan.model.kind === 'network'
+        ? {
+            onnx: (p: Float32Array) => ml.exportNetworkOnnx(planNetwork(plan), p),
+            tfjs: (p: Float32Array) => ml.exportNetworkTfjs(planNetwork(plan), p),
+          }
+        : {
+            onnx: (p: Float32Array) => ml.exportOnnx(ml.parseModelSpec(modelSpecOf(plan)), p),
+            tfjs: (p: Float32Array) => ml.exportTfjs(ml.parseModelSpec(modelSpecOf(plan)), p),
+          };
     let out: { bytes: Buffer; contentType: string };
     switch (file) {
       case 'parameters.f32':
@@ -41,19 +52,19 @@ export class ModelExportService {
         break;
       case 'model.onnx':
         out = {
-          bytes: Buffer.from(ml.exportOnnx(spec, float32FromBytes(raw))),
+          bytes: Buffer.from(exporters.onnx(float32FromBytes(raw))),
           contentType: 'application/octet-stream',
         };
         break;
       case 'model.json':
         out = {
-          bytes: Buffer.from(JSON.stringify(ml.exportTfjs(spec, float32FromBytes(raw)).modelJson)),
+          bytes: Buffer.from(JSON.stringify(exporters.tfjs(float32FromBytes(raw)).modelJson)),
           contentType: 'application/json',
         };
         break;
       case 'weights.bin':
         out = {
-          bytes: Buffer.from(ml.exportTfjs(spec, float32FromBytes(raw)).weightsBin),
+          bytes: Buffer.from(exporters.tfjs(float32FromBytes(raw)).weightsBin),
           contentType: 'application/octet-stream',
         };
         break;
