@@ -1,11 +1,16 @@
 import { QueryClientProvider, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { createBrowserRouter, Navigate, NavLink, Outlet, RouterProvider, useLocation } from 'react-router';
+import { AccountsPage } from './accounts/accounts-page.js';
+import { ChangePasswordDialog, ForcedPasswordChange } from './auth/password-change.js';
 import { SessionProvider, useSession } from './auth/session-context.js';
+import { ReauthenticateDialog, SessionWarningBanner } from './auth/session-dialogs.js';
+import { useScrollToHash } from './auth/use-hash-target.js';
 import { AuditPage } from './audit/audit-page.js';
 import { NotFoundPage } from './pages/not-found-page.js';
 import { SignInPage } from './pages/sign-in-page.js';
 import { createQueryClient } from './query-client.js';
+import { Loading } from './ui/feedback.js';
 import { SiloDetailPage } from './silos/silo-detail-page.js';
 import { SilosPage } from './silos/silos-page.js';
 import { StudiesPage } from './study/studies-page.js';
@@ -14,13 +19,27 @@ import { EditPlanPage, NewStudyPage } from './study/study-wizard-page.js';
 
 /** Pages behind sign-in: the header with role-aware navigation, then the page. */
 function Shell() {
-  const { session, signOut } = useSession();
+  const { session, status, signOut, warning, lapsedReason } = useSession();
   const location = useLocation();
-  const queryClient = useQueryClient();
   const [menuOpen, setMenuOpen] = useState(false);
+  const [changingPassword, setChangingPassword] = useState(false);
   useEffect(() => setMenuOpen(false), [location.pathname]);
-  if (!session) return <Navigate to="/sign-in" replace state={{ from: location.pathname + location.search }} />;
+  useScrollToHash();
+  if (status === 'restoring') {
+    return (
+      <main className="main">
+        <Loading label="Signing in…" />
+      </main>
+    );
+  }
+  if (!session) {
+    // The whole address, #section included, comes back after sign-in.
+    return (
+      <Navigate to="/sign-in" replace state={{ from: location.pathname + location.search + location.hash }} />
+    );
+  }
   const readOnly = session.role === 'auditor';
+  const lapsed = status === 'lapsed';
   return (
     <div className="shell">
       <a className="skip-link" href="#main">
@@ -45,19 +64,16 @@ function Shell() {
             <NavLink to="/studies">Studies</NavLink>
             <NavLink to="/silos">Silos</NavLink>
             <NavLink to="/audit">Audit</NavLink>
+            {session.role === 'admin' ? <NavLink to="/accounts">Accounts</NavLink> : null}
           </nav>
           <div className={menuOpen ? 'user user-open' : 'user'}>
             <span className="user-name">
               {session.username} <span className={`role role-${session.role}`}>{session.role}</span>
             </span>
-            <button
-              type="button"
-              className="button button-ghost"
-              onClick={() => {
-                queryClient.clear();
-                signOut();
-              }}
-            >
+            <button type="button" className="button button-ghost" onClick={() => setChangingPassword(true)}>
+              Change password
+            </button>
+            <button type="button" className="button button-ghost" onClick={() => signOut()}>
               Sign out
             </button>
           </div>
@@ -68,11 +84,33 @@ function Shell() {
           </p>
         ) : null}
       </header>
-      <main id="main" className="main" tabIndex={-1}>
-        <Outlet />
+      {warning && !lapsed ? <SessionWarningBanner warning={warning} /> : null}
+      {/* Lapsed: hidden but mounted, so what was typed is still there after the password is entered again. */}
+      <main id="main" className="main" tabIndex={-1} hidden={lapsed}>
+        {session.passwordChangeRequired ? <ForcedPasswordChange /> : <Outlet />}
       </main>
+      {lapsed ? <ReauthenticateDialog username={session.username} reason={lapsedReason ?? ''} /> : null}
+      <ChangePasswordDialog open={changingPassword} onClose={() => setChangingPassword(false)} />
     </div>
   );
+}
+
+/**
+ * Forgets every cached read when the person signs out or another person signs in (in this tab or another): what
+ * one account was allowed to read must not show to the next.
+ */
+function CachedReadsOfOnePerson() {
+  const { session, status } = useSession();
+  const queryClient = useQueryClient();
+  const owner = useRef<string | null>(null);
+  useEffect(() => {
+    const username = status === 'signed-out' ? null : (session?.username ?? owner.current);
+    if (username !== owner.current) {
+      if (owner.current !== null) queryClient.clear();
+      owner.current = username;
+    }
+  }, [session, status, queryClient]);
+  return null;
 }
 
 /** Administrator-only pages send auditors back to the list they came from. */
@@ -108,6 +146,14 @@ const router = createBrowserRouter([
       { path: 'silos', element: <SilosPage /> },
       { path: 'silos/:id', element: <SiloDetailPage /> },
       { path: 'audit', element: <AuditPage /> },
+      {
+        path: 'accounts',
+        element: (
+          <AdminOnly fallback="/studies">
+            <AccountsPage />
+          </AdminOnly>
+        ),
+      },
       { path: '*', element: <NotFoundPage /> },
     ],
   },
@@ -118,6 +164,7 @@ export function ConsoleApp() {
   return (
     <QueryClientProvider client={queryClient}>
       <SessionProvider>
+        <CachedReadsOfOnePerson />
         <RouterProvider router={router} />
       </SessionProvider>
     </QueryClientProvider>

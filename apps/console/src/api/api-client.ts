@@ -52,20 +52,33 @@ function fileNameOf(res: Response, fallback: string): string {
 }
 
 /**
+ * Runs when a request with a token answers 401 (the access token expired, or the session ended). Resolves true when
+ * it renewed the session: the request is then sent once more, with the new token.
+ */
+export type UnauthorizedHandler = () => Promise<boolean> | boolean | void;
+
+export interface SendOptions {
+  json?: unknown;
+  signal?: AbortSignal;
+  /** Sign-in, refresh and sign-out: no bearer token, and a 401 is the answer itself, not an expired session. */
+  anonymous?: boolean;
+}
+
+/**
  * The console's typed client of the hub's /api: every call sends the session's bearer token, and every failure
- * becomes an ApiError carrying the hub's message. `onUnauthorized` runs on a 401 (the session expired).
+ * becomes an ApiError carrying the hub's message. `onUnauthorized` runs on a 401 (see UnauthorizedHandler).
  */
 export class ApiClient {
   constructor(
     private readonly token: TokenSource,
-    private readonly onUnauthorized: () => void = () => undefined,
+    private readonly onUnauthorized: UnauthorizedHandler = () => undefined,
     private readonly baseUrl = '',
   ) {}
 
   /** Sends a request; resolves with the raw response when it succeeded, throws ApiError otherwise. */
-  async send(method: string, path: string, init: { json?: unknown; signal?: AbortSignal } = {}): Promise<Response> {
+  async send(method: string, path: string, init: SendOptions = {}, retried = false): Promise<Response> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    const token = this.token();
+    const token = init.anonymous ? null : this.token();
     if (token) headers.authorization = `Bearer ${token}`;
     let body: string | undefined;
     if (init.json !== undefined) {
@@ -85,14 +98,17 @@ export class ApiClient {
     }
     if (!res.ok) {
       const error = await apiErrorOf(res);
-      if (res.status === 401 && token) this.onUnauthorized();
+      if (res.status === 401 && token) {
+        const renewed = await this.onUnauthorized();
+        if (renewed === true && !retried && this.token() !== token) return this.send(method, path, init, true);
+      }
       throw error;
     }
     return res;
   }
 
-  async json<T>(method: string, path: string, json?: unknown): Promise<T> {
-    const res = await this.send(method, path, { json });
+  async json<T>(method: string, path: string, json?: unknown, options: Omit<SendOptions, 'json'> = {}): Promise<T> {
+    const res = await this.send(method, path, { ...options, json });
     try {
       return (await res.json()) as T;
     } catch {
@@ -107,11 +123,26 @@ export class ApiClient {
   /* ---------- session ---------- */
 
   login(username: string, password: string): Promise<SessionView> {
-    return this.json('POST', HUB_API.login, { username, password });
+    return this.json('POST', HUB_API.login, { username, password }, { anonymous: true });
+  }
+
+  /** Trades the refresh cookie (httpOnly, sent by the browser) for a new access token and a new cookie. */
+  refresh(): Promise<SessionView> {
+    return this.json('POST', HUB_API.refresh, undefined, { anonymous: true });
+  }
+
+  /** Ends the session on the hub (the cookie says which) and clears the cookie. */
+  async logout(): Promise<void> {
+    await this.send('POST', HUB_API.logout, { anonymous: true });
   }
 
   me(): Promise<CurrentUserView> {
     return this.json('GET', HUB_API.me);
+  }
+
+  /** Changes one's own password; every session ends and a new one is answered. */
+  changePassword(currentPassword: string, newPassword: string): Promise<SessionView> {
+    return this.json('POST', HUB_API.password, { currentPassword, newPassword });
   }
 
   /* ---------- people ---------- */
@@ -120,8 +151,26 @@ export class ApiClient {
     return this.json('GET', HUB_API.users);
   }
 
-  createUser(input: { username: string; password: string; role: UserRole }): Promise<UserView> {
+  createUser(input: {
+    username: string;
+    password: string;
+    role: UserRole;
+    mustChangePassword?: boolean;
+  }): Promise<UserView> {
     return this.json('POST', HUB_API.users, input);
+  }
+
+  updateUser(id: string, change: { role?: UserRole; disabled?: boolean }): Promise<UserView> {
+    return this.json('PATCH', HUB_API.user(id), change);
+  }
+
+  /** Sets a temporary password: the person's sessions end and their next sign-in must change it. */
+  resetPassword(id: string, password: string): Promise<UserView> {
+    return this.json('POST', HUB_API.userPassword(id), { password });
+  }
+
+  revokeSessions(id: string): Promise<UserView> {
+    return this.json('DELETE', HUB_API.userSessions(id));
   }
 
   /* ---------- silos ---------- */

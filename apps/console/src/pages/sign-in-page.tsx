@@ -1,12 +1,12 @@
 import { useState, type FormEvent } from 'react';
 import { Navigate, useLocation, useNavigate } from 'react-router';
 import { useSession } from '../auth/session-context.js';
-import { ErrorMessage, Notice } from '../ui/feedback.js';
+import { ErrorMessage, Loading, Notice } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
 
 export function SignInPage() {
   usePageTitle('Sign in');
-  const { session, signIn, signedOutReason } = useSession();
+  const { session, status, signIn, signedOutReason } = useSession();
   const navigate = useNavigate();
   const location = useLocation();
   const from = (location.state as { from?: string } | null)?.from ?? '/studies';
@@ -14,7 +14,15 @@ export function SignInPage() {
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  if (session) return <Navigate to={from} replace />;
+  // Signed in here, or in another tab of this browser meanwhile: on to where the person was going (#section too).
+  if (session && status === 'signed-in') return <Navigate to={from} replace />;
+  if (status === 'restoring') {
+    return (
+      <main className="signin">
+        <Loading label="Signing in…" />
+      </main>
+    );
+  }
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -68,7 +76,10 @@ export function SignInPage() {
         <button type="submit" className="button button-primary button-block" disabled={busy} aria-busy={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
-        <p className="hint">Sessions last 15 minutes by default; the token stays in this tab only.</p>
+        <p className="hint">
+          You stay signed in while you work, in every tab of this browser. After a while without activity the console
+          asks for your password again, and keeps what was on the page.
+        </p>
       </form>
     </main>
   );
