@@ -88,6 +88,7 @@ export { seededUniform, type UniformRandom } from './seeded-random';
 export {
   MAX_ENCODED_MAGNITUDE,
   canonicalCell,
+  isHeldOutRecord,
   labelOfCell,
   parseCsv,
   prepareTabularData,

@@ -261,12 +261,12 @@ function canonicalRecordBytes(fields: readonly (string | null)[]): Buffer {
 }
 
 /**
- * Whether a record is held out for testing: HMAC-SHA-256 (RFC 2104; key = the salt's UTF-8 bytes, message = the
+ * Whether a record is held out for testing (tabular records, and image manifest rows as [file path, label cell]): HMAC-SHA-256 (RFC 2104; key = the salt's UTF-8 bytes, message = the
  * record's canonical bytes), its first 8 bytes read as a big-endian unsigned integer u, held out iff
  * u / 2^64 < testFraction. The comparison is exact: JavaScript compares a BigInt and a Number by value, and
  * testFraction · 2^64 is an exact double.
  */
-function isHeldOut(fields: readonly (string | null)[], split: TabularSchema['split']): boolean {
+export function isHeldOutRecord(fields: readonly (string | null)[], split: TabularSchema['split']): boolean {
   const digest = createHmac('sha256', Buffer.from(split.salt, 'utf8')).update(canonicalRecordBytes(fields)).digest();
   return digest.readBigUInt64BE(0) < split.testFraction * 2 ** 64;
 }
@@ -311,7 +311,7 @@ function encodeRecord(
     }
   }
   fields.push(labelCell);
-  return { kept: true, values, label, heldOut: isHeldOut(fields, schema.split) };
+  return { kept: true, values, label, heldOut: isHeldOutRecord(fields, schema.split) };
 }
 
 /**

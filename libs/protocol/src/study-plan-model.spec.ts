@@ -10,6 +10,7 @@ import {
   releasedWithoutDp,
   studyPlanProblems,
   type ImageSchema,
+  type LabelRule,
   type StudyPlan,
 } from './study-plan';
 import { planForTest } from './study-plan.test-util';
@@ -38,7 +39,7 @@ function networkPlan(network: NetworkSpec, label: StudyPlan['schema']['label'], 
   } as StudyPlan;
 }
 
-const fiveClass = { column: 'num', operator: 'class', classes: ['0', '1', '2', '3', '4'] } as const;
+const fiveClass: LabelRule = { column: 'num', operator: 'class', classes: ['0', '1', '2', '3', '4'] };
 
 const digitsSchema: ImageSchema = {
   kind: 'images',

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { HEART_DISEASE_SCHEMA } from './heart-disease-schema';
-import type { AggregationPlan, PrivacyPlan, ReleasePlan, ScreeningPlan, StudyPlan } from './study-plan';
+import type { AggregationPlan, PrivacyPlan, ReleasePlan, ScreeningPlan, TabularStudyPlan } from './study-plan';
 
 /** A valid plan for tests: the heart-disease schema, logistic regression, DP-SGD unless told otherwise. */
 export function planForTest(
@@ -16,7 +16,7 @@ export function planForTest(
     /** Fixed silo ids (tests that pin a plan hash); random ids otherwise. */
     siloIds?: string[];
   } = {},
-): StudyPlan {
+): TabularStudyPlan {
   const privacy: PrivacyPlan = overrides.privacy ?? {
     mode: 'dp-sgd',
     unit: 'record',

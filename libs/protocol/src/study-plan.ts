@@ -389,6 +389,8 @@ export const StudyPlan = z
   })
   .strict();
 export type StudyPlan = z.infer<typeof StudyPlan>;
+/** A plan of tabular records (every plan before image studies): what builders of tabular test plans return. */
+export type TabularStudyPlan = StudyPlan & { schema: FeatureSchema & { kind?: undefined } };
 
 /** Every problem with a plan, each naming its field path; empty when the plan is valid. */
 export function studyPlanProblems(value: unknown): string[] {

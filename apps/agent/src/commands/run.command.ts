@@ -96,7 +96,8 @@ export async function runDaemon(
     approvals,
     receipts,
     releases,
-    datasets: new StudyDatasets(() => readFileSync(dataFile, 'utf8'), info),
+    // The data file is a CSV of records, or an image study's manifest (its paths are relative to the file's folder).
+    datasets: new StudyDatasets(() => readFileSync(dataFile, 'utf8'), info, dataFile),
     privacy: new SiloPrivacyLedger(state.root, options.privacyCap),
     log,
   });

@@ -1,8 +1,8 @@
-import { createHmac } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import {
   canonicalCell,
+  isHeldOutRecord,
   labelOfCell,
   parseCsv,
   seededUniform,
@@ -201,21 +201,11 @@ async function forEachLimited(count: number, limit: number, task: (i: number) =>
 }
 
 /**
- * Whether a manifest row is held out: HMAC-SHA-256 under the plan's salt of the row's file path and label cell (each
- * as 0x01, a 4-byte big-endian length and the UTF-8 canonical text, as tabular records are hashed), the first 8 bytes
- * read as a fraction of 2^64 below testFraction. Decided by the row alone.
+ * Whether a manifest row is held out: @tessera/ml's keyed hash of a record (isHeldOutRecord) over the row's file path
+ * and label cell, in their canonical text, as tabular records are hashed. Decided by the row alone.
  */
 export function isHeldOutImage(fileCell: string, labelCell: string, split: ImageSchema['split']): boolean {
-  const parts: Buffer[] = [];
-  for (const field of [canonicalCell(fileCell), labelCell]) {
-    const text = Buffer.from(field, 'utf8');
-    const head = Buffer.alloc(5);
-    head[0] = 0x01;
-    head.writeUInt32BE(text.length, 1);
-    parts.push(head, text);
-  }
-  const digest = createHmac('sha256', Buffer.from(split.salt, 'utf8')).update(Buffer.concat(parts)).digest();
-  return digest.readBigUInt64BE(0) < split.testFraction * 2 ** 64;
+  return isHeldOutRecord([canonicalCell(fileCell), canonicalCell(labelCell)], split);
 }
 
 /** The path a manifest cell names, inside `folder`; null when it would leave the folder (absolute, or through ..). */

@@ -7,6 +7,7 @@ import {
   decodeUpdateFrame,
   float32Bytes,
   sha256Hex,
+  tabularSchemaOf,
   type EvaluationPayload,
   type EvaluationReport,
   type FailureReport,
@@ -134,7 +135,11 @@ const dpSgd = (overrides: Partial<Extract<StudyPlan['privacy'], { mode: 'dp-sgd'
 
 /** The training records the plan's split leaves this silo (Cleveland under the plan's keyed hash). */
 function trainingRecords(s: Setup): number {
-  const prepared = new StudyDatasets(() => s.csv).forStudy(s.study.studyId, s.study.planHash, s.study.plan.schema);
+  const prepared = new StudyDatasets(() => s.csv).forStudy(
+    s.study.studyId,
+    s.study.planHash,
+    tabularSchemaOf(s.study.plan),
+  );
   if (!prepared.ok) throw new Error(prepared.problem.message);
   return prepared.data.train.n;
 }
@@ -361,7 +366,11 @@ describe('TaskExecutor', () => {
     const noisy = report.evaluation as Extract<EvaluationPayload, { kind: 'noisy-histogram' }>;
     expect([...noisy.negatives, ...noisy.positives].every(Number.isInteger)).toBe(true);
 
-    const prepared = new StudyDatasets(() => s.csv).forStudy(s.study.studyId, s.study.planHash, s.study.plan.schema);
+    const prepared = new StudyDatasets(() => s.csv).forStudy(
+      s.study.studyId,
+      s.study.planHash,
+      tabularSchemaOf(s.study.plan),
+    );
     if (!prepared.ok) throw new Error(prepared.problem.message);
     const exact = await scoreHistograms(
       modelSpecOf(s.study.plan),

@@ -10,6 +10,8 @@ import {
   planHash,
   sha256Hex,
   StudyPlan,
+  tabularSchemaOf,
+  type TabularStudyPlan,
   type DecisionRequest,
   type EvaluationReport,
   type FailureReport,
@@ -50,10 +52,10 @@ export function readHeartDisease(file = 'processed.cleveland.data'): string {
 type PlanOverrides = Partial<Omit<StudyPlan, 'training'>> & { training?: Partial<StudyPlan['training']> };
 
 /** A valid plan on the heart-disease schema (validated by the protocol's schema), with overrides. */
-export function buildPlan(overrides: PlanOverrides = {}, silos: string[] = [randomUUID()]): StudyPlan {
+export function buildPlan(overrides: PlanOverrides = {}, silos: string[] = [randomUUID()]): TabularStudyPlan {
   const { training, ...rest } = overrides;
   const privacy = overrides.privacy ?? { mode: 'none' };
-  return StudyPlan.parse({
+  const plan = StudyPlan.parse({
     name: 'Heart disease LR',
     purpose: 'Predict heart disease from routine measurements across hospitals.',
     model: { kind: 'logistic-regression' },
@@ -74,6 +76,7 @@ export function buildPlan(overrides: PlanOverrides = {}, silos: string[] = [rand
     silos,
     ...rest,
   });
+  return { ...plan, schema: tabularSchemaOf(plan) };
 }
 
 export function buildStudy(plan: StudyPlan, overrides: Partial<SiloStudy> = {}): SiloStudy {

@@ -1,4 +1,4 @@
-import { HEART_DISEASE_SCHEMA, studyPlanProblems, type StudyPlan } from '@tessera/protocol';
+import { HEART_DISEASE_SCHEMA, studyPlanProblems, type TabularStudyPlan } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
 import {
   defaultDraft,
@@ -24,8 +24,8 @@ function validDraft(): PlanDraft {
 
 describe('plan drafts', () => {
   it('start from the shared Fed-Heart-Disease schema with its declared scaling, split by a fresh random salt', () => {
-    const a = draftToPlan(defaultDraft()) as StudyPlan;
-    const b = draftToPlan(defaultDraft()) as StudyPlan;
+    const a = draftToPlan(defaultDraft()) as TabularStudyPlan;
+    const b = draftToPlan(defaultDraft()) as TabularStudyPlan;
     expect({ ...a.schema, split: { ...a.schema.split, salt: HEART_DISEASE_SCHEMA.split.salt } }).toEqual(
       HEART_DISEASE_SCHEMA,
     );
@@ -51,7 +51,7 @@ describe('plan drafts', () => {
     d.schema.features[1].scale = '';
     Object.assign(d, withPrivacyMode(d, 'dp-sgd'));
     d.release = { ...d.release, evaluationRounds: 'every', scoreBins: '10', chosen: true };
-    const plan = draftToPlan(d) as StudyPlan;
+    const plan = draftToPlan(d) as TabularStudyPlan;
     expect(studyPlanProblems(plan)).toEqual([]);
     expect(plan.schema.features[0]).toEqual({
       name: 'age',
@@ -77,7 +77,7 @@ describe('plan drafts', () => {
   it('leave hidden imputation values out of the plan when rows with missing values are dropped', () => {
     const d = validDraft();
     d.schema.features[0].impute = '50';
-    const plan = draftToPlan(d) as StudyPlan;
+    const plan = draftToPlan(d) as TabularStudyPlan;
     expect(plan.schema.missing).toBe('drop-rows');
     expect(plan.schema.features[0]).not.toHaveProperty('impute');
   });
@@ -99,16 +99,16 @@ describe('plan drafts', () => {
 
   it('release by default what the privacy mode protects, and keep a release the designer chose', () => {
     const d = validDraft();
-    expect((draftToPlan(d) as StudyPlan).release).toEqual({
+    expect((draftToPlan(d) as TabularStudyPlan).release).toEqual({
       evaluation: { mode: 'exact', rounds: 'every' },
       trainingExamples: 'exact',
     });
     const dp = withPrivacyMode(d, 'dp-sgd');
-    expect((draftToPlan(dp) as StudyPlan).release).toEqual({
+    expect((draftToPlan(dp) as TabularStudyPlan).release).toEqual({
       evaluation: { mode: 'noisy', rounds: 'final', scoreBins: 4 },
       trainingExamples: 'none',
     });
-    expect((draftToPlan(withPrivacyMode(dp, 'dp-fedavg')) as StudyPlan).release).toEqual({
+    expect((draftToPlan(withPrivacyMode(dp, 'dp-fedavg')) as TabularStudyPlan).release).toEqual({
       evaluation: { mode: 'none' },
       trainingExamples: 'none',
     });
@@ -122,7 +122,7 @@ describe('plan drafts', () => {
   });
 
   it('mark an existing plan’s release as chosen only when it differs from its mode’s default', () => {
-    const plan = draftToPlan(validDraft()) as StudyPlan;
+    const plan = draftToPlan(validDraft()) as TabularStudyPlan;
     expect(planToDraft(plan).release).toEqual(defaultReleaseDraft('none'));
     const custom = { ...plan, release: { evaluation: { mode: 'none' as const }, trainingExamples: 'none' as const } };
     expect(planToDraft(custom).release.chosen).toBe(true);

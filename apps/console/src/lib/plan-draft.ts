@@ -1,7 +1,9 @@
 import {
   HEART_DISEASE_SCHEMA,
+  isImageSchema,
+  type DataSchema,
   type FeatureColumn,
-  type FeatureSchema,
+  type ImageSchema,
   type ReleasePlan,
   type StudyPlan,
 } from '@tessera/protocol';
@@ -10,7 +12,8 @@ import {
 // so a half-typed value is never lost. draftToPlan turns it into a candidate plan that studyPlanProblems judges;
 // the wizard shows each problem at the field it names.
 
-export type LabelOperator = '>' | '>=' | '<' | '<=' | '==' | '!=' | 'in';
+/** Binary rules, 'class' (multiclass: `values` lists the classes in order) and 'value' (regression: the number). */
+export type LabelOperator = '>' | '>=' | '<' | '<=' | '==' | '!=' | 'in' | 'class' | 'value';
 export type ServerOptimizerKind = 'fedavg' | 'fedavgm' | 'fedadam' | 'fedyogi' | 'fedadagrad';
 export type PrivacyMode = 'none' | 'dp-sgd' | 'dp-fedavg';
 
@@ -50,14 +53,35 @@ export interface ReleaseDraft {
 export interface PlanDraft {
   name: string;
   purpose: string;
-  model: { kind: 'logistic-regression' | 'mlp'; hiddenLayers: string; activation: 'relu' | 'tanh' };
+  /**
+   * 'network': a declarative network (tessera.network/1), kept as the JSON text the designer pasted or a preset
+   * filled in; the plan carries it parsed. The registry's two models keep their own fields.
+   */
+  model: {
+    kind: 'logistic-regression' | 'mlp' | 'network';
+    hiddenLayers: string;
+    activation: 'relu' | 'tanh';
+    network?: string;
+  };
+  /**
+   * An image study's schema, carried unchanged when a plan with one is edited (the wizard edits tabular schemas
+   * only; an image schema is written as JSON, docs/silo-guide.md). Absent for tabular plans.
+   */
+  imageSchema?: ImageSchema;
   schema: {
     /** True when the data files start with a header row (then `columns` is not part of the plan). */
     hasHeader: boolean;
     columns: string;
     missingValues: string;
     features: FeatureDraft[];
-    label: { column: string; operator: LabelOperator; threshold: string; values: string };
+    label: {
+      column: string;
+      operator: LabelOperator;
+      threshold: string;
+      values: string;
+      /** A regression label's declared scaling, carried unchanged (the wizard has no field for it). */
+      scaling?: { center: number; scale: number };
+    };
     missing: 'drop-rows' | 'impute';
     testFraction: string;
     /** Key of the record hash that splits training from test records (public, printable ASCII, 8–128). */
@@ -143,14 +167,16 @@ export function draftToPlan(d: PlanDraft): unknown {
     training.proximalMu = numberOf(d.training.proximalMu);
   }
 
+  const column = d.schema.label.column.trim();
+  const operator = d.schema.label.operator;
   const label =
-    d.schema.label.operator === 'in'
-      ? { column: d.schema.label.column.trim(), operator: 'in', values: listOf(d.schema.label.values) }
-      : {
-          column: d.schema.label.column.trim(),
-          operator: d.schema.label.operator,
-          threshold: numberOf(d.schema.label.threshold),
-        };
+    operator === 'in'
+      ? { column, operator: 'in', values: listOf(d.schema.label.values) }
+      : operator === 'class'
+        ? { column, operator: 'class', classes: listOf(d.schema.label.values) }
+        : operator === 'value'
+          ? { column, operator: 'value', ...(d.schema.label.scaling ? { scaling: d.schema.label.scaling } : {}) }
+          : { column, operator, threshold: numberOf(d.schema.label.threshold) };
   const imputing = d.schema.missing === 'impute';
   const schema: Record<string, unknown> = {
     features: d.schema.features.map((f) => featureToPlan(f, imputing)),
@@ -196,8 +222,10 @@ export function draftToPlan(d: PlanDraft): unknown {
             hiddenLayers: listOf(d.model.hiddenLayers).map((x) => Number(x)),
             activation: d.model.activation,
           }
-        : { kind: 'logistic-regression' },
-    schema,
+        : d.model.kind === 'network'
+          ? { kind: 'network', network: networkOfText(d.model.network ?? '') }
+          : { kind: 'logistic-regression' },
+    schema: d.imageSchema ? { ...d.imageSchema, label } : schema,
     training,
     privacy,
     participation: {
@@ -209,6 +237,18 @@ export function draftToPlan(d: PlanDraft): unknown {
     release: releaseToPlan(d.release),
     silos: [...d.silos],
   };
+}
+
+/**
+ * The pasted network spec parsed; text that is not JSON stays text, so the plan check reports it at model.network
+ * ("spec: expected object") instead of the wizard inventing a value.
+ */
+export function networkOfText(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
 }
 
 /**
@@ -312,18 +352,46 @@ export function randomSplitSalt(): string {
 
 const text = (n: number | undefined): string => (n === undefined ? '' : String(n));
 
-/** A plan's feature schema as the wizard's editable draft (text fields). */
-function schemaToDraft(schema: FeatureSchema): PlanDraft['schema'] {
+function labelToDraft(label: DataSchema['label']): PlanDraft['schema']['label'] {
+  switch (label.operator) {
+    case 'in':
+      return { column: label.column, operator: 'in', threshold: '', values: label.values.join(', ') };
+    case 'class':
+      return { column: label.column, operator: 'class', threshold: '', values: label.classes.join(', ') };
+    case 'value':
+      return {
+        column: label.column,
+        operator: 'value',
+        threshold: '',
+        values: '',
+        ...(label.scaling ? { scaling: { ...label.scaling } } : {}),
+      };
+    default:
+      return { column: label.column, operator: label.operator, threshold: String(label.threshold), values: '' };
+  }
+}
+
+/** A plan's feature schema as the wizard's editable draft (text fields); an image schema keeps only its label. */
+function schemaToDraft(schema: DataSchema): PlanDraft['schema'] {
   const label = schema.label;
+  if (isImageSchema(schema)) {
+    return {
+      hasHeader: true,
+      columns: '',
+      missingValues: (schema.missingValues ?? []).join(', '),
+      features: [],
+      label: labelToDraft(label),
+      missing: 'drop-rows',
+      testFraction: String(schema.split.testFraction),
+      splitSalt: schema.split.salt,
+    };
+  }
   return {
     hasHeader: schema.columns === undefined,
     columns: (schema.columns ?? []).join(', '),
     missingValues: (schema.missingValues ?? []).join(', '),
     features: schema.features.map(featureToDraft),
-    label:
-      label.operator === 'in'
-        ? { column: label.column, operator: 'in', threshold: '', values: label.values.join(', ') }
-        : { column: label.column, operator: label.operator, threshold: String(label.threshold), values: '' },
+    label: labelToDraft(label),
     missing: schema.missing,
     testFraction: String(schema.split.testFraction),
     splitSalt: schema.split.salt,
@@ -356,7 +424,15 @@ export function planToDraft(plan: StudyPlan): PlanDraft {
     model:
       plan.model.kind === 'mlp'
         ? { kind: 'mlp', hiddenLayers: plan.model.hiddenLayers.join(', '), activation: plan.model.activation }
-        : { kind: 'logistic-regression', hiddenLayers: '16', activation: 'relu' },
+        : plan.model.kind === 'network'
+          ? {
+              kind: 'network',
+              hiddenLayers: '16',
+              activation: 'relu',
+              network: JSON.stringify(plan.model.network, null, 2),
+            }
+          : { kind: 'logistic-regression', hiddenLayers: '16', activation: 'relu' },
+    ...(isImageSchema(plan.schema) ? { imageSchema: structuredClone(plan.schema) } : {}),
     schema: schemaToDraft(plan.schema),
     training: {
       rounds: String(t.rounds),

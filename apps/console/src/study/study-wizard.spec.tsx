@@ -1,5 +1,11 @@
 import { cleanup, fireEvent, render, screen, within } from '@testing-library/react';
-import { releasedWithoutDp, studyPlanProblems, type SiloView, type StudyPlan } from '@tessera/protocol';
+import {
+  releasedWithoutDp,
+  studyPlanProblems,
+  type SiloView,
+  type StudyPlan,
+  type TabularStudyPlan,
+} from '@tessera/protocol';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { blankFeature, defaultDraft, draftToPlan, withPrivacyMode, type PlanDraft } from '../lib/plan-draft.js';
 import { plannedEvaluationNoise } from '../lib/privacy-accounting.js';
@@ -204,7 +210,7 @@ describe('study wizard validation', () => {
     draft.schema.features[9].impute = '0';
     draft.release = { ...draft.release, evaluation: 'exact' };
     expect(studyPlanProblems(draftToPlan(draft))).toEqual([]);
-    expect((draftToPlan(draft) as StudyPlan).schema.features[9]).toEqual({
+    expect((draftToPlan(draft) as TabularStudyPlan).schema.features[9]).toEqual({
       name: 'restecg',
       type: 'categorical',
       levels: ['0', '1', '2'],

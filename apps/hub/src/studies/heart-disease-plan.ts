@@ -1,10 +1,10 @@
-import { HEART_DISEASE_SCHEMA, type PrivacyPlan, type ReleasePlan, type StudyPlan } from '@tessera/protocol';
+import { HEART_DISEASE_SCHEMA, type PrivacyPlan, type ReleasePlan, type TabularStudyPlan } from '@tessera/protocol';
 
 /**
  * The Fed-Heart-Disease study (FLamby's standard preprocessing, libs/ml/data/heart-disease/SOURCE.md): logistic
  * regression on 13 features across four hospitals. Used by the demo and the end-to-end tests.
  */
-export function heartDiseasePlan(silos: string[], overrides: Partial<StudyPlan> = {}): StudyPlan {
+export function heartDiseasePlan(silos: string[], overrides: Partial<TabularStudyPlan> = {}): TabularStudyPlan {
   const privacy = overrides.privacy ?? { mode: 'none' };
   return {
     name: 'Fed-Heart-Disease',

@@ -5,7 +5,13 @@ import { useWizard } from './wizard-context.js';
 import { Field, Group, NumberField, TextField } from './wizard-fields.js';
 import type { WizardStep } from './wizard-step.js';
 
-const OPERATORS: LabelOperator[] = ['>', '>=', '<', '<=', '==', '!=', 'in'];
+const OPERATORS: LabelOperator[] = ['>', '>=', '<', '<=', '==', '!=', 'in', 'class', 'value'];
+/** How an operator reads in the select: binary rules as symbols, the task-defining ones in words. */
+const OPERATOR_WORDS: Partial<Record<LabelOperator, string>> = {
+  in: 'is one of',
+  class: 'is a class (multi-class: a network model)',
+  value: 'is the value (regression: a network model)',
+};
 
 function FeatureList() {
   const { draft, touch } = useWizard();
@@ -54,7 +60,7 @@ function LabelFields() {
             <select {...p}>
               {OPERATORS.map((o) => (
                 <option key={o} value={o}>
-                  {o === 'in' ? 'is one of' : o}
+                  {OPERATOR_WORDS[o] ?? o}
                 </option>
               ))}
             </select>
@@ -62,6 +68,15 @@ function LabelFields() {
         </Field>
         {draft.schema.label.operator === 'in' ? (
           <TextField path="schema.label.values" name="schema.label.values" label="Values" hint="Comma-separated." />
+        ) : draft.schema.label.operator === 'class' ? (
+          <TextField
+            path="schema.label.classes"
+            name="schema.label.values"
+            label="Classes"
+            hint="Comma-separated, in class order: the first is class 0. Declared here, never read from a silo's file."
+          />
+        ) : draft.schema.label.operator === 'value' ? (
+          <p className="hint">The label is the column's number; the network's task must be a regression.</p>
         ) : (
           <NumberField path="schema.label.threshold" name="schema.label.threshold" label="Threshold" />
         )}
@@ -160,7 +175,10 @@ function dataFieldPaths(d: PlanDraft): string[] {
     if (d.schema.missing === 'impute') paths.push(`${base}.impute`);
   });
   paths.push('schema.label', 'schema.label.column', 'schema.label.operator');
-  paths.push(d.schema.label.operator === 'in' ? 'schema.label.values' : 'schema.label.threshold');
+  const operator = d.schema.label.operator;
+  if (operator === 'in') paths.push('schema.label.values');
+  else if (operator === 'class') paths.push('schema.label.classes');
+  else if (operator !== 'value') paths.push('schema.label.threshold');
   paths.push('schema.split.testFraction', 'schema.split.salt');
   return paths;
 }
