@@ -4,6 +4,9 @@ import type { AuditRecord } from './audit-views';
 import type { EnrollmentBundle } from './identity';
 import type { Decision, EvaluationMetrics, PrivacySpend, StudyStatus } from './rounds';
 import type { StudyPlan } from './study-plan';
+import type { RoundScreeningView } from './study-plan-aggregation';
+
+export type { RoundScreeningView, ScreeningFlagView } from './study-plan-aggregation';
 
 /** A person's role: administrators run the hub; auditors read everything and change nothing. */
 export type UserRole = 'admin' | 'auditor';
@@ -169,6 +172,8 @@ export interface RoundSummaryView {
     rmse?: { unweighted: number | null; weighted: number | null };
     r2?: { unweighted: number | null; weighted: number | null };
   };
+  /** Update screening of a training round, when the plan screens (docs/aggregation.md). */
+  screening?: RoundScreeningView;
 }
 
 export interface RoundParticipantView {

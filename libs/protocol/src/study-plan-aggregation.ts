@@ -171,3 +171,46 @@ export function describeScreening(plan: StudyPlan): string {
     `${s.threshold} robust deviations from the round's median: ${action}`
   );
 }
+
+/** One statistic the screening flagged an update on, with the sentence the audit trail and the console show. */
+export interface ScreeningFlagView {
+  statistic: 'norm' | 'cosine-to-aggregate' | 'cosine-to-previous';
+  value: number;
+  /** The round's median of the statistic. */
+  median: number;
+  /** The robust scale used: max(scaled MAD, floor). */
+  scale: number;
+  /** (value − median) / scale; null when infinite (every other update had exactly the median value). */
+  score: number | null;
+  reason: string;
+}
+
+/** A round's screening as recorded in its summary (GET /api/studies/:id/rounds): per silo, its figures and flags. */
+export interface RoundScreeningView {
+  rule: {
+    method: 'median-absolute-deviation';
+    threshold: number;
+    normScaleFloor: number;
+    cosineScaleFloor: number;
+    exclude: boolean;
+    /** false when the round had fewer than 3 updates: figures only, nothing flagged. */
+    applied: boolean;
+  };
+  /** Per statistic: the round's median, scaled MAD and the scale used. */
+  summaries: { statistic: ScreeningFlagView['statistic']; median: number; scaledMad: number; scale: number }[];
+  updates: {
+    siloId: string;
+    norm: number;
+    cosineToAggregate: number;
+    /** null in a study's first round (no previous global update). */
+    cosineToPrevious: number | null;
+    flags: ScreeningFlagView[];
+    /** Left out of the round's aggregate (the plan's screening.exclude). */
+    excluded: boolean;
+  }[];
+  /**
+   * Set when leaving the flagged updates out would have left fewer updates than the plan needs: the round was not
+   * aggregated (it closes short and is retried as the plan allows), and this says why.
+   */
+  notAggregated?: string;
+}

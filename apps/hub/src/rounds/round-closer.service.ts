@@ -1,7 +1,6 @@
 import { randomUUID, createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { aggregateRound, type SiloUpdate } from '@tessera/aggregation';
 import { float32Bytes, type EvaluationMetrics } from '@tessera/protocol';
 import { DataSource, In, type EntityManager } from 'typeorm';
 import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
@@ -14,10 +13,12 @@ import { faultPoint } from '../faults/fault-point.util';
 import { PrivacyLedgerService, type PrivacyCharge } from '../privacy/privacy-ledger.service';
 import { StudyEntity } from '../studies/study.entity';
 import { decideClose, type CloseDecision } from './close-decision';
-import { aggregatorFor, float32FromBytes, payloadOfFrame, serverOptimizerFor } from './model-math';
+import { float32FromBytes, serverOptimizerFor } from './model-math';
+import { aggregateRoundUpdates, type RoundAggregationOutcome, type TraceEntry } from './round-aggregation';
 import { lockRound } from './round-access.util';
 import { failStudy, RoundOpener } from './round-opener.service';
 import { RoundParticipantEntity } from './round-participant.entity';
+import { flaggedUpdates } from './round-screening.util';
 import { RoundEntity, type RoundSummary } from './round.entity';
 
 /** An audit event of a round transition, recorded in the transaction that makes it. */
@@ -48,6 +49,18 @@ interface Aggregate {
   resultHash: string;
   stateHash: string;
   trace: object[];
+  /** Silos whose flagged updates screening left out (the plan's screening.exclude); never aggregated. */
+  excluded: string[];
+  /** The round's screening, when the plan screens. */
+  screening: RoundAggregationOutcome['screening'];
+}
+
+/** An aggregate that is not one: too few usable (or unexcluded) updates; step 3 decides what follows. */
+function noAggregate(
+  unusable: Map<string, string>,
+  screening: Pick<Aggregate, 'excluded' | 'screening'> = { excluded: [], screening: null },
+): Aggregate {
+  return { aggregated: [], unusable, resultHash: '', stateHash: '', trace: [], ...screening };
 }
 
 /**
@@ -292,11 +305,13 @@ export class RoundCloser implements OnModuleInit {
     const usable = participants.filter((p) => p.status === 'uploaded' && p.updateHash && !unusable.has(p.siloId));
     if (usable.length < study.plan.participation.minSilosPerRound) {
       // Too few left to aggregate: step 3 decides what follows (retry, budget, failure) with the set-asides.
-      return { aggregated: [], unusable, resultHash: '', stateHash: '', trace: [] };
+      return noAggregate(unusable);
     }
-    const { weights, stateHash, trace } = await this.aggregate(study, round, usable, participants.length);
+    const outcome = await this.aggregate(study, round, usable, participants.length);
+    if (outcome.outcome === 'too-few-after-exclusion') return noAggregate(unusable, outcome);
+    const { weights, stateHash, trace, aggregated, excluded, screening } = outcome;
     const resultHash = await this.blobs.put(float32Bytes(weights));
-    return { aggregated: usable.map((p) => p.siloId), unusable, resultHash, stateHash, trace };
+    return { aggregated, unusable, resultHash, stateHash, trace, excluded, screening };
   }
 
   /** Step 3: commits the aggregate if the round still carries this claim; otherwise leaves everything as it is. */
@@ -335,15 +350,20 @@ export class RoundCloser implements OnModuleInit {
       });
     }
     // Decided again with the set-asides and the study as it is now (a silo may have withdrawn meanwhile); the
-    // deadline is passed by construction (the round was due when claimed).
-    const decision = decideClose({
+    // deadline is passed by construction (the round was due when claimed). Updates screening left out count as not
+    // reported for the decision only: their rows stay 'uploaded' (they did report, and were charged).
+    const excluded = new Set(aggregate.excluded);
+    let decision = decideClose({
       round: { ...round, deadlineAt: new Date(0) },
-      participants,
+      participants: participants.map((p) => (excluded.has(p.siloId) ? { ...p, status: 'failed' as const } : p)),
       activeSilos: study.participants.length,
       rules: rulesOf(study),
       now,
     });
     if (decision.outcome === 'not-due') throw new Error('a round past its deadline cannot be not due');
+    const notAggregated = aggregate.screening?.notAggregated;
+    if (decision.outcome === 'short' && notAggregated)
+      decision = { ...decision, why: `${decision.why}; ${notAggregated}` };
     if (decision.outcome === 'aggregate' && !sameSet(decision.reported, aggregate.aggregated)) {
       // Cannot happen while closing rounds accept no report; if it does, nothing is committed from a stale input.
       this.logger.error(`round ${round.number}: its reports changed while it was aggregated; closing it again`);
@@ -351,6 +371,11 @@ export class RoundCloser implements OnModuleInit {
         .getRepository(RoundEntity)
         .update(round.id, { status: 'open', closeClaim: null, closeClaimExpiresAt: null });
       return;
+    }
+    if (aggregate.screening) {
+      for (const flagged of flaggedUpdates(aggregate.screening, round)) {
+        effects.events.push({ action: 'round.update.flagged', studyId: study.id, ...flagged });
+      }
     }
     await this.apply(tx, study, round, participants, decision, now, effects, aggregate);
   }
@@ -370,6 +395,7 @@ export class RoundCloser implements OnModuleInit {
     const studies = tx.getRepository(StudyEntity);
     const released = { closeClaim: null, closeClaimExpiresAt: null };
     const summary = summaryOf(study, round, participants);
+    if (aggregate?.screening) summary.screening = aggregate.screening;
     const waiting = participants.filter((p) => p.status === 'waiting');
     if (waiting.length > 0) {
       await tx
@@ -442,6 +468,7 @@ export class RoundCloser implements OnModuleInit {
           modelHash: aggregate.resultHash,
           reported: decision.reported.length,
           late: waiting.length,
+          ...(aggregate.screening ? { excluded: aggregate.excluded } : {}),
         });
         let kind = decision.nextKind;
         if (kind === 'train') {
@@ -477,29 +504,47 @@ export class RoundCloser implements OnModuleInit {
     return actual === hash ? null : `is corrupted on disk (its bytes hash to ${actual})`;
   }
 
-  /** Streams the reported updates from the blob store through the aggregator, then steps the server optimizer. */
+  /**
+   * The plan's aggregator (and screening) over the reported updates (round-aggregation.ts), then one server
+   * optimizer step on the aggregate delta.
+   */
   private async aggregate(
     study: StudyEntity,
     round: RoundEntity,
     reported: RoundParticipantEntity[],
     participants: number,
-  ): Promise<{ weights: Float32Array; stateHash: string; trace: object[] }> {
+  ): Promise<
+    | Extract<RoundAggregationOutcome, { outcome: 'too-few-after-exclusion' }>
+    | (Extract<RoundAggregationOutcome, { outcome: 'aggregated' }> & { weights: Float32Array; stateHash: string })
+  > {
     const global = float32FromBytes(await this.blobs.get(round.modelHash));
+    const outcome = await aggregateRoundUpdates(this.blobs, {
+      plan: study.plan,
+      global,
+      previousGlobal: study.plan.screening ? await this.previousGlobal(round) : null,
+      updates: reported.flatMap((p) =>
+        p.updateHash ? [{ siloId: p.siloId, hash: p.updateHash, l2Norm: p.l2Norm, numExamples: p.numExamples }] : [],
+      ),
+      participants,
+      mechanism: this.ledger.mechanismOf(study.planHash, study.plan),
+      budget: { budgetBytes: this.config.aggregationMemory, blockParameters: this.config.aggregationBlockParameters },
+    });
+    if (outcome.outcome !== 'aggregated') return outcome;
     const optimizer = serverOptimizerFor(study.plan, global.length);
     if (study.optimizerStateHash) optimizer.restoreState(await this.blobs.get(study.optimizerStateHash));
-    const blobs = this.blobs;
-    async function* updates(): AsyncGenerator<SiloUpdate> {
-      for (const p of reported) {
-        if (!p.updateHash) continue;
-        // The weight counts only when the plan releases record counts (aggregatorFor then weights); else 1 each.
-        yield { update: payloadOfFrame(await blobs.get(p.updateHash)), weight: p.numExamples ?? 1, siloId: p.siloId };
-      }
-    }
-    const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
-    const aggregator = aggregatorFor(study.plan, global.length, mechanism, participants);
-    const outcome = await aggregateRound(global, updates(), aggregator, optimizer);
+    const step = optimizer.step(global, outcome.delta);
     const stateHash = await this.blobs.put(optimizer.serializeState());
-    return { weights: outcome.weights, stateHash, trace: outcome.trace.map((t) => ({ ...t })) };
+    const trace: TraceEntry[] = [...outcome.trace, { record: { ...step.trace } }];
+    return { ...outcome, trace, weights: step.weights, stateHash };
+  }
+
+  /** The global model of the previous training round (null in round 1): screening's previous update is the change. */
+  private async previousGlobal(round: RoundEntity): Promise<Float32Array | null> {
+    if (round.number <= 1) return null;
+    const previous = await this.db
+      .getRepository(RoundEntity)
+      .findOne({ where: { studyId: round.studyId, number: round.number - 1, status: 'closed' } });
+    return previous ? float32FromBytes(await this.blobs.get(previous.modelHash)) : null;
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { RoundScreeningView } from '@tessera/protocol';
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 
 /** 'closing': claimed by a hub that is aggregating it (no more reports accepted); see RoundCloser. */
@@ -80,4 +81,6 @@ export interface RoundSummary {
   };
   /** What was applied to the updates, in order (weights, clipping, noise, server step): never their values. */
   aggregationTrace?: object[];
+  /** Update screening of the round, per silo (training rounds of plans that screen). */
+  screening?: RoundScreeningView;
 }

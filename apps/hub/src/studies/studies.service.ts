@@ -14,6 +14,10 @@ import { DataSource, In, type EntityManager } from 'typeorm';
 import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
+import type { HubConfig } from '../config/config.schema';
+import { HUB_CONFIG } from '../config/hub-config';
+import { parameterCount } from '../rounds/model-math';
+import { aggregationMemoryProblems } from '../rounds/plan-aggregation.util';
 import { RoundsService } from '../rounds/rounds.service';
 import { SiloEntity } from '../silos/silo.entity';
 import { assertCurrentPlan, invitedSilosOf, LEGACY_PLAN_NOTE, storedPlanOf } from './stored-plan.util';
@@ -36,6 +40,7 @@ export class StudiesService {
     private readonly rounds: RoundsService,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
     private readonly checkpoints: AuditCheckpointService,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
   ) {}
 
   async create(planInput: unknown, actor: AuditActor): Promise<StudyView> {
@@ -272,6 +277,15 @@ export class StudiesService {
       cost = priceStudy(plan);
     } catch (err) {
       more.push(`privacy: ${(err as Error).message}`);
+    }
+    if (plan.aggregation || plan.screening) {
+      // A robust aggregator or screening must fit this hub's memory for every invited silo reporting.
+      more.push(
+        ...aggregationMemoryProblems(plan, await parameterCount(plan), {
+          budgetBytes: this.config.aggregationMemory,
+          blockParameters: this.config.aggregationBlockParameters,
+        }),
+      );
     }
     if (more.length > 0)
       throw new HubException(HubErrorCode.PLAN_INVALID, `The plan has ${more.length} problem(s).`, more);

@@ -1,0 +1,64 @@
+import type { UpdateBlockReader } from '@tessera/aggregation';
+import { readFramePrefix } from '@tessera/protocol';
+import type { BlobStore } from '../blobs/blob-store';
+
+/** Bytes of an update frame's fixed prefix: 4 of magic, 4 of header length (libs/protocol rounds.ts). */
+const FRAME_PREFIX_BYTES = 8;
+
+/** Where one stored update's float32 payload starts in its blob. */
+interface StoredPayload {
+  readonly hash: string;
+  readonly offset: number;
+}
+
+/**
+ * The round's stored updates as @tessera/aggregation's UpdateBlockReader: block [start, end) of update k is one
+ * ranged read of its framed blob (BlobStore.readRange), copied into an aligned Float32Array, so a blockwise
+ * aggregation or screening holds n blocks at a time instead of n whole updates.
+ *
+ * Ranged reads are not checked against the blob's name; the round closer verifies every update whole (streamed)
+ * before it builds this reader, blobs never change under their name, and the library checks each block's length and
+ * values as it reads them, so a blob damaged in between fails the round rather than entering it.
+ */
+export class BlobUpdateReader implements UpdateBlockReader {
+  private constructor(
+    private readonly blobs: BlobStore,
+    private readonly payloads: readonly StoredPayload[],
+    readonly length: number,
+  ) {}
+
+  /**
+   * A reader over the framed updates named by `hashes` (in that order), each holding `length` float32 values:
+   * reads every frame's prefix and checks that its payload is exactly `length` values.
+   */
+  static async open(blobs: BlobStore, hashes: readonly string[], length: number): Promise<BlobUpdateReader> {
+    const payloads: StoredPayload[] = [];
+    for (const hash of hashes) {
+      const headerBytes = readFramePrefix(await blobs.readRange(hash, 0, FRAME_PREFIX_BYTES));
+      const offset = FRAME_PREFIX_BYTES + headerBytes;
+      const size = await blobs.size(hash);
+      if (size !== offset + 4 * length) {
+        throw new Error(
+          `the stored update ${hash} holds ${(size - offset) / 4} values after its header; the model has ${length}`,
+        );
+      }
+      payloads.push({ hash, offset });
+    }
+    return new BlobUpdateReader(blobs, payloads, length);
+  }
+
+  get count(): number {
+    return this.payloads.length;
+  }
+
+  async readBlock(update: number, start: number, end: number): Promise<Float32Array> {
+    const payload = this.payloads[update];
+    if (!payload) throw new RangeError(`no update #${update} among ${this.payloads.length}`);
+    const bytes = await this.blobs.readRange(payload.hash, payload.offset + 4 * start, payload.offset + 4 * end);
+    // A copy: the bytes of a read need not start at a multiple of 4 in their buffer (the wire is little-endian, as
+    // every host the hub runs on; model-math.ts float32FromBytes makes the same assumption).
+    const values = new Float32Array(end - start);
+    new Uint8Array(values.buffer).set(bytes);
+    return values;
+  }
+}

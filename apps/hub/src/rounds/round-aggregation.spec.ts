@@ -1,0 +1,208 @@
+import {
+  AggregationErrorCode,
+  coordinateMedian,
+  FedAvgAggregator,
+  scaleUpdate,
+  type AggregationException,
+} from '@tessera/aggregation';
+import type { StudyPlan } from '@tessera/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import { heartDiseasePlan } from '../studies/heart-disease-plan';
+import type { AggregationBudget } from './plan-aggregation.util';
+import { aggregateRoundUpdates, type RoundAggregationOutcome } from './round-aggregation';
+import { honestUpdates, l2, storeUpdates } from './stored-updates.test-util';
+
+const M = 2000;
+const ROOMY: AggregationBudget = { budgetBytes: 512 * 2 ** 20, blockParameters: 65_536 };
+/** Too small to hold 5 updates of 2000 parameters, large enough for blocks of 256 (docs/aggregation.md formulas). */
+const TIGHT: AggregationBudget = { budgetBytes: 30_000, blockParameters: 256 };
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+function plan(overrides: Partial<StudyPlan>, silos = 5, minSilosPerRound = 3): StudyPlan {
+  const p = heartDiseasePlan(
+    Array.from({ length: silos }, (_, k) => `silo-${k}`),
+    { release: { evaluation: { mode: 'none' }, trainingExamples: 'none' }, ...overrides },
+  );
+  p.participation.minSilosPerRound = minSilosPerRound;
+  return p;
+}
+
+/** Four honest updates and a fifth scaled ×10 (the issue's scaling attack). */
+function roundWithScaledAttacker(seed = 7): Float32Array[] {
+  const updates = honestUpdates(5, M, seed);
+  updates[4] = scaleUpdate(updates[4]!, 10);
+  return updates;
+}
+
+async function run(
+  updates: Float32Array[],
+  studyPlan: StudyPlan,
+  budget = ROOMY,
+  previousGlobal: Float32Array | null = null,
+): Promise<RoundAggregationOutcome> {
+  const s = await storeUpdates(updates);
+  cleanups.push(s.dispose);
+  return aggregateRoundUpdates(s.blobs, {
+    plan: studyPlan,
+    global: new Float32Array(M),
+    previousGlobal,
+    updates: s.stored,
+    participants: updates.length,
+    mechanism: null,
+    budget,
+  });
+}
+
+function aggregated(outcome: RoundAggregationOutcome) {
+  if (outcome.outcome !== 'aggregated') throw new Error(`expected an aggregate, got ${outcome.outcome}`);
+  return outcome;
+}
+
+const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+
+describe('a round aggregated by the plan', () => {
+  it('is FedAvg, streamed as before, when the plan names no aggregation', async () => {
+    const updates = roundWithScaledAttacker();
+    const result = aggregated(await run(updates, plan({})));
+    const expected = new FedAvgAggregator(M, { weighting: 'unweighted' });
+    for (const u of updates) expected.add(u, 1);
+    expect(same(result.delta, expected.finish().delta)).toBe(true);
+    expect(result.screening).toBeNull();
+    expect(result.aggregated).toEqual(['silo-0', 'silo-1', 'silo-2', 'silo-3', 'silo-4']);
+    expect(result.trace.some((t) => (t.record as { step?: string }).step === 'memory')).toBe(false);
+  });
+
+  it('takes the coordinate median, which the ×10 update cannot drag', async () => {
+    const updates = roundWithScaledAttacker();
+    const result = aggregated(await run(updates, plan({ aggregation: { aggregator: { kind: 'coordinate-median' } } })));
+    expect(same(result.delta, coordinateMedian(updates))).toBe(true);
+    expect(result.trace[0]).toEqual({
+      record: {
+        step: 'memory',
+        mode: 'in-memory',
+        bytes: expect.any(Number),
+        budgetBytes: ROOMY.budgetBytes,
+        updates: 5,
+      },
+    });
+    expect(result.trace.at(-1)).toEqual({
+      siloIds: ['silo-0', 'silo-1', 'silo-2', 'silo-3', 'silo-4'],
+      record: { step: 'coordinate-median', count: 5 },
+    });
+  });
+
+  it('screens: flags the ×10 update on its norm, leaves it out, and takes the median of the rest', async () => {
+    const updates = roundWithScaledAttacker();
+    const studyPlan = plan({
+      aggregation: { aggregator: { kind: 'coordinate-median' } },
+      screening: { threshold: 3.5, exclude: true },
+    });
+    const result = aggregated(await run(updates, studyPlan));
+    expect(result.excluded).toEqual(['silo-4']);
+    expect(result.aggregated).toEqual(['silo-0', 'silo-1', 'silo-2', 'silo-3']);
+    expect(same(result.delta, coordinateMedian(updates.slice(0, 4)))).toBe(true);
+    const flagged = result.screening!.updates.filter((u) => u.flags.length > 0);
+    expect(flagged.map((u) => [u.siloId, u.excluded, u.flags.map((f) => f.statistic)])).toEqual([
+      ['silo-4', true, ['norm']],
+    ]);
+    expect(flagged[0]!.flags[0]!.reason).toMatch(
+      /^L2 norm [\d.]+ is [\d.]+ robust deviations above the round's median/,
+    );
+    expect(flagged[0]!.norm).toBeCloseTo(l2(updates[4]!), 3);
+    expect(result.screening!.rule).toMatchObject({ threshold: 3.5, exclude: true, applied: true });
+  });
+
+  it('flags without excluding when the plan says so: the aggregate keeps every update', async () => {
+    const updates = roundWithScaledAttacker();
+    const studyPlan = plan({
+      aggregation: { aggregator: { kind: 'coordinate-median' } },
+      screening: { threshold: 3.5, exclude: false },
+    });
+    const result = aggregated(await run(updates, studyPlan));
+    expect(result.excluded).toEqual([]);
+    expect(same(result.delta, coordinateMedian(updates))).toBe(true);
+    expect(result.screening!.updates[4]!.flags).toHaveLength(1);
+    expect(result.screening!.updates[4]!.excluded).toBe(false);
+  });
+
+  it('runs blockwise over the blob store when the updates do not fit the budget, with the same result', async () => {
+    const updates = roundWithScaledAttacker();
+    const previousGlobal = Float32Array.from(honestUpdates(1, M, 99)[0]!, (x) => -0.01 * x);
+    const studyPlan = plan({
+      aggregation: { aggregator: { kind: 'coordinate-median' } },
+      screening: { threshold: 3.5, exclude: true },
+    });
+    const roomy = aggregated(await run(updates, studyPlan, ROOMY, previousGlobal));
+    const tight = aggregated(await run(updates, studyPlan, TIGHT, previousGlobal));
+    expect(tight.trace[0]!.record).toMatchObject({ step: 'memory', mode: 'blockwise' });
+    expect((tight.trace[0]!.record as { bytes: number }).bytes).toBeLessThanOrEqual(TIGHT.budgetBytes);
+    expect(same(tight.delta, roomy.delta)).toBe(true);
+    expect(tight.excluded).toEqual(roomy.excluded);
+    tight.screening!.updates.forEach((u, k) => {
+      const r = roomy.screening!.updates[k]!;
+      expect(u.norm).toBeCloseTo(r.norm, 6);
+      expect(u.cosineToPrevious).toBeCloseTo(r.cosineToPrevious!, 9);
+      expect(u.flags.map((f) => f.statistic)).toEqual(r.flags.map((f) => f.statistic));
+    });
+  });
+
+  it('refuses a round whose updates fit the budget neither in memory nor blockwise, with the plan check message', async () => {
+    const studyPlan = plan({ aggregation: { aggregator: { kind: 'coordinate-median' } } });
+    const error = await run(roundWithScaledAttacker(), studyPlan, { budgetBytes: 1000, blockParameters: 256 }).catch(
+      (e: unknown) => e,
+    );
+    expect((error as AggregationException).code).toBe(AggregationErrorCode.MemoryBudgetExceeded);
+    expect((error as Error).message).toMatch(/coordinate-wise median of 5 updates × 2,000 parameters needs/);
+  });
+
+  it('compares with the previous global update: a sign-flipped update is flagged on its cosines', async () => {
+    const updates = honestUpdates(5, M, 11);
+    updates[1] = scaleUpdate(updates[1]!, -1);
+    // Last round's change pointed where the honest silos point now.
+    const previousGlobal = Float32Array.from(coordinateMedian(updates), (x) => -0.1 * x);
+    const studyPlan = plan({
+      aggregation: { aggregator: { kind: 'coordinate-median' } },
+      screening: { threshold: 3.5, exclude: false },
+    });
+    const result = aggregated(await run(updates, studyPlan, ROOMY, previousGlobal));
+    const flipped = result.screening!.updates[1]!;
+    expect(flipped.cosineToPrevious).toBeLessThan(-0.5);
+    expect(flipped.flags.map((f) => f.statistic).sort()).toEqual(['cosine-to-aggregate', 'cosine-to-previous']);
+    expect(result.screening!.updates.filter((u) => u.flags.length > 0).map((u) => u.siloId)).toEqual(['silo-1']);
+  });
+
+  it('does not aggregate when exclusion would leave fewer updates than the plan needs', async () => {
+    const studyPlan = plan(
+      { aggregation: { aggregator: { kind: 'coordinate-median' } }, screening: { threshold: 3.5, exclude: true } },
+      5,
+      5,
+    );
+    const result = await run(roundWithScaledAttacker(), studyPlan);
+    expect(result.outcome).toBe('too-few-after-exclusion');
+    expect(result.excluded).toEqual(['silo-4']);
+    expect(result.screening!.notAggregated).toBe(
+      'screening left out 1 of 5 updates; the 4 left are fewer than participation.minSilosPerRound = 5, so the ' +
+        'round was not aggregated',
+    );
+  });
+
+  it('bounds every update to a fixed norm before FedAvg, and traces the clip', async () => {
+    const updates = roundWithScaledAttacker();
+    const bound = 1.2 * Math.max(...updates.slice(0, 4).map(l2));
+    const studyPlan = plan({
+      aggregation: { aggregator: { kind: 'fedavg' }, normBound: { mode: 'fixed', maxNorm: bound } },
+    });
+    const result = aggregated(await run(updates, studyPlan));
+    const expected = new FedAvgAggregator(M, { weighting: 'unweighted' });
+    updates.forEach((u, k) => expected.add(k === 4 ? scaleUpdate(u, bound / l2(u)) : u, 1));
+    const want = expected.finish().delta;
+    result.delta.forEach((x, i) => expect(x).toBeCloseTo(want[i]!, 5));
+    expect(result.trace[0]!.record).toMatchObject({ step: 'norm-bound', mode: 'fixed', bound, clipped: 1 });
+    const clips = result.trace.filter((t) => (t.record as { step?: string }).step === 'clip');
+    expect(clips.map((t) => t.siloId)).toEqual(['silo-0', 'silo-1', 'silo-2', 'silo-3', 'silo-4']);
+  });
+});
