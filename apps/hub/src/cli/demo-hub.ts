@@ -22,10 +22,15 @@ export function startDemoHub(root: string, adminPassword: string): Promise<Runni
 export class DemoAdmin {
   private constructor(
     readonly hub: RunningHub,
-    private readonly token: string,
+    private token: string,
+    private readonly password: string,
   ) {}
 
   static async signIn(hub: RunningHub, password: string): Promise<DemoAdmin> {
+    return new DemoAdmin(hub, await DemoAdmin.login(hub, password), password);
+  }
+
+  private static async login(hub: RunningHub, password: string): Promise<string> {
     const login = (await (
       await fetch(`${hub.url}/api/auth/login`, {
         method: 'POST',
@@ -33,17 +38,30 @@ export class DemoAdmin {
         body: JSON.stringify({ username: 'admin', password }),
       })
     ).json()) as { accessToken: string };
-    return new DemoAdmin(hub, login.accessToken);
+    return login.accessToken;
+  }
+
+  /**
+   * A request with the current access token; once its short life is over (the hub answers 401), the administrator
+   * signs in again and the request is sent once more: a demo outlives an access token.
+   */
+  private async send(path: string, init: RequestInit = {}): Promise<Response> {
+    const attempt = () =>
+      fetch(`${this.hub.url}${path}`, {
+        ...init,
+        headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${this.token}` },
+      });
+    const res = await attempt();
+    if (res.status !== 401) return res;
+    this.token = await DemoAdmin.login(this.hub, this.password);
+    return attempt();
   }
 
   /** One API call: JSON answers parsed, anything else as bytes; a non-2xx answer throws with its body. */
   async api<T>(method: string, path: string, json?: unknown): Promise<T> {
-    const res = await fetch(`${this.hub.url}${path}`, {
+    const res = await this.send(path, {
       method,
-      headers: {
-        authorization: `Bearer ${this.token}`,
-        ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
+      headers: json !== undefined ? { 'content-type': 'application/json' } : {},
       ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
     });
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
@@ -53,7 +71,7 @@ export class DemoAdmin {
 
   /** The exact bytes of a GET (a signed report must not be re-encoded); `what` names it in the error. */
   async bytes(path: string, what: string): Promise<Buffer> {
-    const res = await fetch(`${this.hub.url}${path}`, { headers: { authorization: `Bearer ${this.token}` } });
+    const res = await this.send(path);
     if (!res.ok) throw new Error(`${what}: ${res.status} ${await res.text()}`);
     return Buffer.from(await res.arrayBuffer());
   }

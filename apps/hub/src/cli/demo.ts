@@ -9,6 +9,7 @@ import { demoTable, formatDemoSummary } from './demo-report';
 import { downloadModels, fetchVerifiedReports, measureAccuracy, privacySpent } from './demo-results';
 import { runStudy } from './demo-run';
 import { createAndApproveStudy, demoPlan, enrollSilos, prepareDataDir } from './demo-study';
+import { runDigitsDemo } from './demo-digits-main';
 
 // A complete federated study on one machine: a hub on the embedded database, four hospitals' agents as their own
 // processes, the study from plan to compliance report, then the final table. Each step is a function of its own
@@ -18,8 +19,10 @@ interface DemoOptions {
   dataDir: string;
   json?: string;
   quiet?: boolean;
-  privacy: 'none' | 'dp-sgd';
-  epsilon: string;
+  study: 'heart-disease' | 'digits';
+  privacy?: string;
+  epsilon?: string;
+  rounds?: string;
 }
 
 function parseOptions(argv: string[]): DemoOptions {
@@ -28,8 +31,17 @@ function parseOptions(argv: string[]): DemoOptions {
     .option('--data-dir <dir>', 'where the demo keeps the hub and silo state (wiped at start)', '.tessera/demo')
     .option('--json <file>', 'also write the final table as JSON')
     .option('--quiet', 'print only the final table')
-    .option('--privacy <mode>', 'none, or dp-sgd (example-level differential privacy)', 'dp-sgd')
-    .option('--epsilon <e>', 'target ε for the whole study with dp-sgd (δ = 1e-5)', '1')
+    .option(
+      '--study <name>',
+      'heart-disease (four hospitals, tabular), or digits (eight sites, images)',
+      'heart-disease',
+    )
+    .option(
+      '--privacy <mode>',
+      'none, or dp-sgd (example-level differential privacy); digits also both (default dp-sgd; digits both)',
+    )
+    .option('--epsilon <e>', 'target ε for the whole study with dp-sgd, δ = 1e-5 (default 1; digits 3)')
+    .option('--rounds <n>', 'digits only: training rounds (default 5)')
     .parse(argv)
     .opts<DemoOptions>();
 }
@@ -39,6 +51,19 @@ async function main(): Promise<void> {
   const log = (line: string) => {
     if (!opts.quiet) process.stdout.write(line + '\n');
   };
+  if (opts.study === 'digits') {
+    await runDigitsDemo({
+      dataDir: opts.dataDir,
+      privacy: opts.privacy ?? 'both',
+      epsilon: Number(opts.epsilon ?? '3'),
+      rounds: Number(opts.rounds ?? '5'),
+      ...(opts.json ? { json: opts.json } : {}),
+      log,
+    });
+    return;
+  }
+  if (opts.study !== 'heart-disease')
+    throw new Error(`--study must be heart-disease or digits, not ${String(opts.study)}`);
   const started = Date.now();
   const root = prepareDataDir(opts.dataDir);
   const password = randomBytes(12).toString('base64url');
@@ -52,7 +77,7 @@ async function main(): Promise<void> {
     const silos = await enrollSilos(admin, root);
     log(`silos: ${silos.length} hospitals enrolled over mutual TLS, each with its own key and certificate`);
 
-    const plan = demoPlan(silos, opts.privacy, opts.epsilon);
+    const plan = demoPlan(silos, opts.privacy ?? 'dp-sgd', opts.epsilon ?? '1');
     const study = await createAndApproveStudy(admin, plan, silos);
     log(
       `study: ${plan.name} (${study.id}), plan hash ${study.planHash.slice(0, 16)}…, approved by all ${silos.length} stewards`,
