@@ -34,9 +34,7 @@ function Shell() {
   }
   if (!session) {
     // The whole address, #section included, comes back after sign-in.
-    return (
-      <Navigate to="/sign-in" replace state={{ from: location.pathname + location.search + location.hash }} />
-    );
+    return <Navigate to="/sign-in" replace state={{ from: location.pathname + location.search + location.hash }} />;
   }
   const readOnly = session.role === 'auditor';
   const lapsed = status === 'lapsed';
@@ -70,9 +68,11 @@ function Shell() {
             <span className="user-name">
               {session.username} <span className={`role role-${session.role}`}>{session.role}</span>
             </span>
-            <button type="button" className="button button-ghost" onClick={() => setChangingPassword(true)}>
-              Change password
-            </button>
+            {session.passwordChangeRequired ? null : (
+              <button type="button" className="button button-ghost" onClick={() => setChangingPassword(true)}>
+                Change password
+              </button>
+            )}
             <button type="button" className="button button-ghost" onClick={() => signOut()}>
               Sign out
             </button>

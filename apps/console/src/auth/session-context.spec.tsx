@@ -1,4 +1,5 @@
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react';
+import { StrictMode } from 'react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ApiClient } from '../api/api-client.js';
 import { ApiError } from '../api/api-error.js';
@@ -112,6 +113,28 @@ describe('a console tab opened without a token of its own', () => {
 });
 
 describe('tabs of one browser', () => {
+  it('talk over a channel that survives React’s strict mode (effects mounted twice)', async () => {
+    const client = fakeClient();
+    const other = new BroadcastChannel('tessera.session');
+    const heard: unknown[] = [];
+    other.onmessage = (e: MessageEvent) => heard.push(e.data);
+    try {
+      render(
+        <StrictMode>
+          <SessionProvider client={client as unknown as ApiClient} storage={signedInStorage()}>
+            <Probe name="a" />
+          </SessionProvider>
+        </StrictMode>,
+      );
+      fireEvent.click(screen.getByRole('button', { name: 'a: sign out' }));
+      await settle();
+      expect(state('a')).toBe('signed-out - -');
+      await vi.waitFor(() => expect(heard).toEqual([{ type: 'signed-out' }]));
+    } finally {
+      other.close();
+    }
+  });
+
   it('share a sign-in and a sign-out', async () => {
     const bus = new TabBus();
     const refusing = () =>

@@ -1,7 +1,7 @@
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { ApiClient } from '../api/api-client.js';
 import { ApiError } from '../api/api-error.js';
-import { browserSessionChannel, withRefreshLock, type SessionChannel } from './session-channel.js';
+import { browserSessionChannel, withRefreshLock, type SessionChannel, type SessionMessage } from './session-channel.js';
 import { loadSession, saveSession, sessionOf, type Session, type SessionStorageLike } from './session-store.js';
 import { REFRESH_RETRY_MS, sessionDue, type SessionWarning } from './session-timing.js';
 
@@ -59,9 +59,11 @@ function browserStorage(): SessionStorageLike | undefined {
 
 type RenewOutcome = 'renewed' | 'ended' | 'unreachable';
 
-function minutes(ms: number): string {
-  const m = Math.round(ms / 60_000);
-  return m === 1 ? '1 minute' : `${m} minutes`;
+/** "15 minutes", "1 minute", "40 seconds". */
+function duration(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  if (seconds % 60 !== 0) return `${seconds} seconds`;
+  return seconds === 60 ? '1 minute' : `${seconds / 60} minutes`;
 }
 
 function sameWarning(a: SessionWarning | null, b: SessionWarning | null): boolean {
@@ -87,7 +89,10 @@ export function SessionProvider({
   const [signedOutReason, setSignedOutReason] = useState<string | null>(null);
   const [lapsedReason, setLapsedReason] = useState<string | null>(null);
   const [warning, setWarning] = useState<SessionWarning | null>(null);
-  const [channel] = useState<SessionChannel>(() => givenChannel ?? browserSessionChannel());
+  // Opened and closed by an effect (below), so React's strict mode, which mounts effects twice, never posts to a
+  // closed channel.
+  const channelRef = useRef<SessionChannel | null>(null);
+  const post = useCallback((message: SessionMessage) => channelRef.current?.post(message), []);
 
   // Refs, so the one ApiClient and the timers always see the latest state.
   const sessionRef = useRef<Session | null>(initial);
@@ -111,9 +116,9 @@ export function SessionProvider({
       setBoth(next, 'signed-in');
       setSignedOutReason(null);
       setLapsedReason(null);
-      if (broadcast) channel.post({ type: 'session', session: next });
+      if (broadcast) post({ type: 'session', session: next });
     },
-    [storage, channel, setBoth],
+    [storage, post, setBoth],
   );
 
   const lapse = useCallback(
@@ -123,9 +128,9 @@ export function SessionProvider({
       setBoth(sessionRef.current, 'lapsed');
       setLapsedReason(reason);
       setWarning(null);
-      if (broadcast) channel.post({ type: 'lapsed', reason });
+      if (broadcast) post({ type: 'lapsed', reason });
     },
-    [storage, channel, setBoth],
+    [storage, post, setBoth],
   );
 
   const endLocally = useCallback(
@@ -174,7 +179,7 @@ export function SessionProvider({
   const signOut = useCallback(
     (reason?: string) => {
       if (reason === undefined) {
-        channel.post({ type: 'signed-out' });
+        post({ type: 'signed-out' });
         endLocally(null);
         // The hub ends the session (and clears the cookie); signed out here whatever it answers.
         void api.logout().catch(() => undefined);
@@ -184,7 +189,7 @@ export function SessionProvider({
         if (outcome === 'ended') lapse(reason, true);
       });
     },
-    [api, channel, endLocally, renew, lapse],
+    [api, post, endLocally, renew, lapse],
   );
 
   const signIn = useCallback(
@@ -212,20 +217,20 @@ export function SessionProvider({
       lastActivity.current = Math.max(lastActivity.current, at);
       if (broadcast && at - lastActivityPosted.current >= ACTIVITY_BROADCAST_MS) {
         lastActivityPosted.current = at;
-        channel.post({ type: 'activity', at });
+        post({ type: 'activity', at });
       }
     },
-    [channel],
+    [post],
   );
 
   const staySignedIn = useCallback(async () => {
     const now = Date.now();
     lastActivity.current = now;
     lastActivityPosted.current = now;
-    channel.post({ type: 'activity', at: now });
+    post({ type: 'activity', at: now });
     setWarning(null);
     if ((await renew()) === 'ended') lapse(ENDED_MESSAGE, true);
-  }, [channel, renew, lapse]);
+  }, [post, renew, lapse]);
 
   // A tab without a token of its own: is this browser signed in (the refresh cookie)?
   useEffect(() => {
@@ -237,27 +242,32 @@ export function SessionProvider({
   }, [renew, endLocally]);
 
   // The other tabs of this browser.
-  useEffect(
-    () =>
-      channel.subscribe((message) => {
-        switch (message.type) {
-          case 'session':
-            adopt(message.session, false);
-            return;
-          case 'signed-out':
-            if (statusRef.current !== 'signed-out') endLocally('You signed out in another tab.');
-            return;
-          case 'lapsed':
-            lapse(message.reason, false);
-            return;
-          case 'activity':
-            noteActivity(message.at, false);
-            return;
-        }
-      }),
-    [channel, adopt, endLocally, lapse, noteActivity],
-  );
-  useEffect(() => () => channel.close(), [channel]);
+  useEffect(() => {
+    const channel = givenChannel ?? browserSessionChannel();
+    channelRef.current = channel;
+    const unsubscribe = channel.subscribe((message) => {
+      switch (message.type) {
+        case 'session':
+          adopt(message.session, false);
+          return;
+        case 'signed-out':
+          if (statusRef.current !== 'signed-out') endLocally('You signed out in another tab.');
+          return;
+        case 'lapsed':
+          lapse(message.reason, false);
+          return;
+        case 'activity':
+          noteActivity(message.at, false);
+          return;
+      }
+    });
+    return () => {
+      unsubscribe();
+      if (channelRef.current === channel) channelRef.current = null;
+      // A channel the caller gave is the caller's to close.
+      if (!givenChannel) channel.close();
+    };
+  }, [givenChannel, adopt, endLocally, lapse, noteActivity]);
 
   // This tab's activity: a key press or a pointer event.
   useEffect(() => {
@@ -286,7 +296,7 @@ export function SessionProvider({
           // Ended on the hub too: an unattended screen must not keep a live session.
           void api.logout().catch(() => undefined);
           lapse(
-            `You were signed out after ${minutes(current.idleTimeoutMs)} without activity. Enter your password to carry on where you were.`,
+            `You were signed out after ${duration(current.idleTimeoutMs)} without activity. Enter your password to carry on where you were.`,
             true,
           );
           return;
