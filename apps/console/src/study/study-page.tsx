@@ -14,6 +14,7 @@ import { PrivacyBudget } from './privacy-budget.js';
 import { ReleaseConsent } from './release-consent.js';
 import { ReportPanel } from './report-panel.js';
 import { ParticipantStatusBadge, StudyStatusBadge } from './study-status.js';
+import { UpdateScreening } from './update-screening.js';
 import { useStudyLive, type LiveState } from './use-study-live.js';
 
 const TERMINAL = ['completed', 'stopped', 'failed'];
@@ -44,6 +45,7 @@ export function StudyPage() {
   const release: ReleasePlan = s.legacyPlan
     ? { evaluation: { mode: 'exact', rounds: 'every' }, trainingExamples: 'exact' }
     : s.plan.release;
+  const screens = !s.legacyPlan && s.plan.screening !== undefined;
   return (
     <section className="page" aria-labelledby="study-title">
       <p className="crumbs">
@@ -74,6 +76,7 @@ export function StudyPage() {
         <a href="#approvals">Approvals</a>
         <a href="#releases">Releases</a>
         <a href="#round">Current round</a>
+        {screens ? <a href="#screening">Screening</a> : null}
         <a href="#metrics">Metrics</a>
         <a href="#privacy">Privacy budget</a>
         <a href="#models">Models</a>
@@ -101,6 +104,13 @@ export function StudyPage() {
         <h2 id="round-title">Current round</h2>
         {rounds.isError ? <ErrorMessage error={rounds.error} /> : <CurrentRound study={s} rounds={r} />}
       </section>
+
+      {screens ? (
+        <section id="screening" className="card" aria-labelledby="screening-title">
+          <h2 id="screening-title">Update screening</h2>
+          <UpdateScreening plan={s.plan} rounds={r} siloNames={siloNamesOf(s, r)} />
+        </section>
+      ) : null}
 
       <section id="metrics" className="card" aria-labelledby="metrics-title">
         <h2 id="metrics-title">Evaluation per round</h2>
@@ -305,6 +315,13 @@ function useNow(enabled: boolean): number {
     return () => window.clearInterval(t);
   }, [enabled]);
   return now;
+}
+
+/** Silo names by id: from the study's decisions, and from the rounds for silos no longer invited. */
+function siloNamesOf(study: StudyView, rounds: readonly RoundView[]): Map<string, string> {
+  const names = new Map(rounds.flatMap((r) => r.participants.map((p) => [p.siloId, p.siloName] as const)));
+  for (const d of study.decisions) names.set(d.siloId, d.siloName);
+  return names;
 }
 
 function CurrentRound({ study, rounds }: { study: StudyView; rounds: RoundView[] }) {
