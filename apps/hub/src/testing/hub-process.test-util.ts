@@ -74,12 +74,19 @@ export class HubApiClient {
     this.token = ((await res.json()) as { accessToken: string }).accessToken;
   }
 
+  /** One call; when the access token (5 minutes) has expired meanwhile, signs in again and calls once more. */
   async call<T>(method: string, path: string, json?: unknown): Promise<T> {
-    const res = await fetch(`${this.baseUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${this.token}`, ...(json ? { 'content-type': 'application/json' } : {}) },
-      ...(json ? { body: JSON.stringify(json) } : {}),
-    });
+    const attempt = () =>
+      fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(json ? { 'content-type': 'application/json' } : {}) },
+        ...(json ? { body: JSON.stringify(json) } : {}),
+      });
+    let res = await attempt();
+    if (res.status === 401 && this.token) {
+      await this.signIn();
+      res = await attempt();
+    }
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
     return (await res.json()) as T;
   }
