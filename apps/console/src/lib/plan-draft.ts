@@ -50,6 +50,28 @@ export interface ReleaseDraft {
   chosen: boolean;
 }
 
+/** How the hub combines updates, and screens them (AggregationPlan and ScreeningPlan in @tessera/protocol). */
+export interface AggregationDraft {
+  kind: AggregatorKind;
+  /** Trimmed mean: β, the fraction trimmed from each end of every coordinate. */
+  trimFraction: string;
+  /** Krum: f, the Byzantine updates tolerated. */
+  byzantine: string;
+  /** Krum: how many best-scored updates are averaged (empty: 1, Krum itself; more: Multi-Krum). */
+  selected: string;
+  /** Geometric median: stopping tolerance and iteration cap (empty: the library's 1e-6 and 100). */
+  tolerance: string;
+  maxIterations: string;
+  normBound: 'none' | 'fixed' | 'median-multiple';
+  maxNorm: string;
+  multiplier: string;
+  screening: boolean;
+  threshold: string;
+  exclude: boolean;
+}
+
+export type AggregatorKind = 'fedavg' | 'coordinate-median' | 'trimmed-mean' | 'krum' | 'geometric-median';
+
 export interface PlanDraft {
   name: string;
   purpose: string;
@@ -121,6 +143,7 @@ export interface PlanDraft {
     onSiloFailure: 'continue' | 'fail-study';
   };
   release: ReleaseDraft;
+  aggregation: AggregationDraft;
   silos: string[];
 }
 
@@ -235,7 +258,69 @@ export function draftToPlan(d: PlanDraft): unknown {
       onSiloFailure: d.participation.onSiloFailure,
     },
     release: releaseToPlan(d.release),
+    ...aggregationToPlan(d.aggregation),
     silos: [...d.silos],
+  };
+}
+
+/**
+ * The plan's `aggregation` and `screening`, each only when chosen: FedAvg without a bound and no screening is the
+ * plan without either key, exactly as a plan made before the options (same bytes, same hash).
+ */
+function aggregationToPlan(a: AggregationDraft): Record<string, unknown> {
+  const optional = (key: string, text: string) => (text.trim() === '' ? {} : { [key]: numberOf(text) });
+  const aggregator =
+    a.kind === 'trimmed-mean'
+      ? { kind: a.kind, trimFraction: numberOf(a.trimFraction) }
+      : a.kind === 'krum'
+        ? { kind: a.kind, byzantine: numberOf(a.byzantine), ...optional('selected', a.selected) }
+        : a.kind === 'geometric-median'
+          ? { kind: a.kind, ...optional('tolerance', a.tolerance), ...optional('maxIterations', a.maxIterations) }
+          : { kind: a.kind };
+  const normBound =
+    a.normBound === 'fixed'
+      ? { mode: 'fixed', maxNorm: numberOf(a.maxNorm) }
+      : a.normBound === 'median-multiple'
+        ? { mode: 'median-multiple', multiplier: numberOf(a.multiplier) }
+        : null;
+  const out: Record<string, unknown> = {};
+  if (a.kind !== 'fedavg' || normBound) out.aggregation = { aggregator, ...(normBound ? { normBound } : {}) };
+  if (a.screening) out.screening = { threshold: numberOf(a.threshold), exclude: a.exclude };
+  return out;
+}
+
+/** What the aggregation draft holds before anything is chosen: FedAvg, no bound, no screening. */
+export const DEFAULT_AGGREGATION: AggregationDraft = {
+  kind: 'fedavg',
+  trimFraction: '0.1',
+  byzantine: '1',
+  selected: '',
+  tolerance: '',
+  maxIterations: '',
+  normBound: 'none',
+  maxNorm: '1',
+  multiplier: '3',
+  screening: false,
+  threshold: '3.5',
+  exclude: false,
+};
+
+/** A plan's aggregation and screening as the wizard's draft. */
+function aggregationToDraft(plan: Pick<StudyPlan, 'aggregation' | 'screening'>): AggregationDraft {
+  const a = plan.aggregation?.aggregator;
+  const bound = plan.aggregation?.normBound;
+  const s = plan.screening;
+  return {
+    ...DEFAULT_AGGREGATION,
+    kind: a?.kind ?? 'fedavg',
+    ...(a?.kind === 'trimmed-mean' ? { trimFraction: String(a.trimFraction) } : {}),
+    ...(a?.kind === 'krum' ? { byzantine: String(a.byzantine), selected: text(a.selected) } : {}),
+    ...(a?.kind === 'geometric-median' ? { tolerance: text(a.tolerance), maxIterations: text(a.maxIterations) } : {}),
+    normBound: bound?.mode ?? 'none',
+    ...(bound?.mode === 'fixed' ? { maxNorm: String(bound.maxNorm) } : {}),
+    ...(bound?.mode === 'median-multiple' ? { multiplier: String(bound.multiplier) } : {}),
+    screening: s !== undefined,
+    ...(s ? { threshold: String(s.threshold), exclude: s.exclude } : {}),
   };
 }
 
@@ -470,6 +555,7 @@ export function planToDraft(plan: StudyPlan): PlanDraft {
       onSiloFailure: plan.participation.onSiloFailure,
     },
     release: releaseToDraft(plan.release, p.mode),
+    aggregation: aggregationToDraft(plan),
     silos: [...plan.silos],
   };
 }
@@ -521,6 +607,7 @@ export function defaultDraft(salt: string = randomSplitSalt()): PlanDraft {
       onSiloFailure: 'continue',
     },
     release: defaultReleaseDraft('none'),
+    aggregation: { ...DEFAULT_AGGREGATION },
     silos: [],
   };
 }

@@ -219,15 +219,20 @@ describe('web console in Chromium against a real hub and agents', () => {
     await page.getByLabel('Differential privacy').selectOption('none');
     await page.getByRole('button', { name: 'Next' }).click();
 
+    // FedAvg and no screening unless the designer chooses otherwise.
+    await page.getByRole('heading', { name: '6. Aggregation' }).waitFor();
+    expect(await page.getByLabel('Aggregator').inputValue()).toBe('fedavg');
+    await page.getByRole('button', { name: 'Next' }).click();
+
     // Without DP the default releases are the exact metrics every round and the record counts, said plainly.
-    await page.getByRole('heading', { name: '6. Releases' }).waitFor();
+    await page.getByRole('heading', { name: '7. Releases' }).waitFor();
     const evaluation = page.getByLabel('Evaluation results');
     expect(await evaluation.inputValue()).toBe('exact');
     expect(await evaluation.locator('option:checked').textContent()).toMatch(/released without differential privacy/);
     expect(await page.getByLabel('Training-record count').inputValue()).toBe('exact');
     await page.getByRole('button', { name: 'Next' }).click();
 
-    await page.getByRole('heading', { name: '7. Participants' }).waitFor();
+    await page.getByRole('heading', { name: '8. Participants' }).waitFor();
     await page.getByRole('button', { name: 'Next' }).click();
     await page
       .locator('#plan-silos-error')
@@ -235,7 +240,7 @@ describe('web console in Chromium against a real hub and agents', () => {
       .waitFor();
     for (const s of silos) await page.getByLabel(s.name).check();
     await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByRole('heading', { name: '8. Review' }).waitFor();
+    await page.getByRole('heading', { name: '9. Review' }).waitFor();
     await page.getByText(/3 rounds × 2 local epochs/).waitFor();
     const reviewedConsent = await page
       .getByRole('region', { name: 'Released without differential privacy' })

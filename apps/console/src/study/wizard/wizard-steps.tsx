@@ -1,5 +1,6 @@
 // .tsx although it holds no markup: it imports the step components (tsconfig.spec.json checks .ts files without JSX).
 import type { PlanDraft } from '../../lib/plan-draft.js';
+import { aggregationStep } from './aggregation.step.js';
 import { basicsStep } from './basics.step.js';
 import { dataStep } from './data.step.js';
 import { modelStep } from './model.step.js';
@@ -20,6 +21,7 @@ export const WIZARD_STEPS: readonly WizardStep[] = [
   dataStep,
   trainingStep,
   privacyStep,
+  aggregationStep,
   releaseStep,
   participantsStep,
   reviewStep,
