@@ -100,7 +100,8 @@ describe.each(DATABASE_KINDS)('sessions on the %s database', (kind) => {
   }
 
   beforeAll(async () => {
-    hub = await startTestHub(kind);
+    // The default lifetimes (the test hub otherwise lengthens access tokens for suites that never refresh).
+    hub = await startTestHub(kind, { env: { TESSERA_ACCESS_TOKEN_TTL_SECONDS: '300' } });
     db = hub.app.get(DataSource);
     admin = await login(hub, ADMIN.username, ADMIN.password);
     const silo = await api(hub, 'POST', '/api/silos', {

@@ -65,6 +65,9 @@ export async function startTestHub(kind: DatabaseKind, options: TestHubOptions =
     TESSERA_ADMIN_USERNAME: ADMIN.username,
     TESSERA_ADMIN_PASSWORD: ADMIN.password,
     TESSERA_LOGIN_RATE_LIMIT: '1000',
+    // Suites sign in once (signIn below) and do not refresh: access tokens live as long as a session did before
+    // refresh tokens (15 min). The session tests set the real default (5 min) themselves.
+    TESSERA_ACCESS_TOKEN_TTL_SECONDS: '900',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...options.env,
   });
