@@ -92,6 +92,8 @@ export async function startHubProcess({ databaseUrl, env = {}, nodeOptions = [] 
       // Every simulated agent enrolls from 127.0.0.1: the per-address limit on login/enrollment (10 a minute)
       // would refuse the 11th silo.
       TESSERA_LOGIN_RATE_LIMIT: '100000',
+      // The harness signs in once and never refreshes: one access token for a whole run (at most the idle timeout).
+      TESSERA_ACCESS_TOKEN_TTL_SECONDS: '900',
       ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
       ...env,
     },
