@@ -18,8 +18,14 @@ export function startDemoHub(root: string, adminPassword: string): Promise<Runni
   );
 }
 
+/** Sign in again after this long, before the hub's 5-minute access tokens expire (a 401 also renews). */
+const TOKEN_RENEWAL_MS = 4 * 60_000;
+
 /** The administrator at the console's API: the demo does through it what a person does in the console. */
 export class DemoAdmin {
+  /** When the token was issued (ms): it is renewed before the hub's access-token lifetime (5 minutes) runs out. */
+  private issuedAt = Date.now();
+
   private constructor(
     readonly hub: RunningHub,
     private token: string,
@@ -46,6 +52,7 @@ export class DemoAdmin {
    * signs in again and the request is sent once more: a demo outlives an access token.
    */
   private async send(path: string, init: RequestInit = {}): Promise<Response> {
+    if (Date.now() - this.issuedAt > TOKEN_RENEWAL_MS) await this.renew();
     const attempt = () =>
       fetch(`${this.hub.url}${path}`, {
         ...init,
@@ -53,8 +60,13 @@ export class DemoAdmin {
       });
     const res = await attempt();
     if (res.status !== 401) return res;
-    this.token = await DemoAdmin.login(this.hub, this.password);
+    await this.renew();
     return attempt();
+  }
+
+  private async renew(): Promise<void> {
+    this.token = await DemoAdmin.login(this.hub, this.password);
+    this.issuedAt = Date.now();
   }
 
   /** One API call: JSON answers parsed, anything else as bytes; a non-2xx answer throws with its body. */
