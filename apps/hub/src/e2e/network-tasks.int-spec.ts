@@ -1,11 +1,5 @@
 import { join } from 'node:path';
-import {
-  encodedFeatureCount,
-  HEART_DISEASE_SCHEMA,
-  mlpNetwork,
-  type NetworkSpec,
-  type StudyPlan,
-} from '@tessera/protocol';
+import { encodedFeatureCount, HEART_DISEASE_SCHEMA, mlpNetwork, type StudyPlan } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { EnrollmentIssued } from '../silos/silos.service';
