@@ -6,11 +6,14 @@ import {
   encodeUpdateFrame,
   float32Bytes,
   sha256Hex,
+  type RoundView,
   type SiloTask,
   type TasksResponse,
+  type UpdateHeader,
 } from '@tessera/protocol';
 import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { float32FromBytes } from '../rounds/model-math';
 import { RoundEntity } from '../rounds/round.entity';
 import { RoundsService } from '../rounds/rounds.service';
 import { OrphanBlobSweepService } from '../rounds/orphan-blob-sweep.service';
@@ -29,7 +32,13 @@ if (!availability.run) console.warn(`skipping the hub round on the S3 blob store
 /** The hub reads S3 credentials from the AWS SDK chain, as in production: here its environment variables. */
 const CREDENTIAL_VARIABLES = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'];
 
-function updateFrame(study: StudyView, task: SiloTask, length: number, value: number): Buffer {
+function updateFrame(
+  study: StudyView,
+  task: SiloTask,
+  length: number,
+  value: number,
+  evaluation: UpdateHeader['evaluation'] = { kind: 'exact', loss: 0.6, accuracy: 0.7, auc: null, n: 10, positives: 5 },
+): Buffer {
   const delta = new Float32Array(length).fill(value);
   return encodeUpdateFrame(
     {
@@ -38,15 +47,27 @@ function updateFrame(study: StudyView, task: SiloTask, length: number, value: nu
       attempt: 1,
       planHash: study.planHash,
       baseModelHash: task.modelHash,
-      numExamples: 50,
+      numExamples: evaluation ? 50 : null,
       length: delta.length,
       payloadSha256: sha256Hex(float32Bytes(delta)),
       l2Norm: Math.sqrt(delta.length * value * value),
-      evaluation: { kind: 'exact', loss: 0.6, accuracy: 0.7, auc: null, n: 10, positives: 5 },
+      evaluation,
       privacy: null,
     },
     delta,
   );
+}
+
+/** The hub's environment for a bucket of the test server (credentials come from the process environment). */
+function s3Env(server: S3TestServer, bucket: string): Record<string, string> {
+  return {
+    TESSERA_BLOB_STORE: 's3',
+    TESSERA_S3_BUCKET: bucket,
+    TESSERA_S3_REGION: server.region,
+    TESSERA_S3_ENDPOINT: server.endpoint,
+    TESSERA_S3_FORCE_PATH_STYLE: 'true',
+    TESSERA_S3_PREFIX: 'hub',
+  };
 }
 
 async function objectKeys(client: S3Client, bucket: string): Promise<string[]> {
@@ -78,16 +99,7 @@ describe.skipIf(!availability.run)('a hub round with its blobs in S3 (Swift s3ap
 
   it('serves the model from S3, takes the updates into it, aggregates them and keeps nothing on local disk', async () => {
     const bucket = await server.createBucket();
-    hub = await startTestHub('server', {
-      env: {
-        TESSERA_BLOB_STORE: 's3',
-        TESSERA_S3_BUCKET: bucket,
-        TESSERA_S3_REGION: server.region,
-        TESSERA_S3_ENDPOINT: server.endpoint,
-        TESSERA_S3_FORCE_PATH_STYLE: 'true',
-        TESSERA_S3_PREFIX: 'hub',
-      },
-    });
+    hub = await startTestHub('server', { env: s3Env(server, bucket) });
     expect(hub.app.get(BlobStore)).toBeInstanceOf(S3BlobStore);
     expect((await api(hub, 'GET', '/health/ready')).status).toBe(200);
 
@@ -142,4 +154,69 @@ describe.skipIf(!availability.run)('a hub round with its blobs in S3 (Swift s3ap
     expect(swept.examined).toBe(keys.length);
     expect(swept.removed).toBe(0);
   });
+
+  it('aggregates a coordinate median blockwise from ranged reads of the bucket, and flags the ×10 update', async () => {
+    await hub?.dispose();
+    // 3 updates of the 14-parameter model do not fit 250 bytes in memory; blocks of 4 coordinates do.
+    const env = { TESSERA_AGGREGATION_MEMORY: '250', TESSERA_AGGREGATION_BLOCK_PARAMETERS: '4' };
+    hub = await startTestHub('server', { env: { ...s3Env(server, await server.createBucket()), ...env } });
+    const admin = await signIn(hub, ADMIN.username, ADMIN.password);
+    const silos = [];
+    for (const name of ['S3 median A', 'S3 median B', 'S3 median C'])
+      silos.push(await TestSilo.enroll(hub, admin, name));
+    const plan = heartDiseasePlan(
+      silos.map((s) => s.id),
+      {
+        release: { evaluation: { mode: 'none' }, trainingExamples: 'none' },
+        aggregation: { aggregator: { kind: 'coordinate-median' } },
+        screening: { threshold: 3.5, exclude: false },
+      },
+    );
+    plan.training.serverOptimizer = { kind: 'fedavg', learningRate: 1 };
+    plan.participation = {
+      minSilosPerRound: 3,
+      roundDeadlineSeconds: 300,
+      maxRoundRetries: 0,
+      onSiloFailure: 'continue',
+    };
+    const created = await api(hub, 'POST', '/api/studies', { headers: admin, json: { plan } });
+    expect(created.status).toBe(201);
+    const study = created.body as StudyView;
+    await api(hub, 'POST', `/api/studies/${study.id}/submit`, { headers: admin });
+    for (const s of silos) {
+      await s.call('POST', SILO_STUDY_API.decision(study.id), { planHash: study.planHash, decision: 'approve' });
+    }
+    await api(hub, 'POST', `/api/studies/${study.id}/start`, { headers: admin });
+    const task = ((await silos[0]!.call('GET', `${SILO_STUDY_API.tasks}?wait=5`)).body as TasksResponse).tasks[0]!;
+    const global = float32FromBytes((await silos[0]!.binary('GET', SILO_STUDY_API.blob(task.modelHash))).bytes);
+    const values = [0.02, 0.04, 0.4];
+    for (const [i, s] of silos.entries()) {
+      const res = await s.binary(
+        'POST',
+        SILO_STUDY_API.update(study.id, 1),
+        updateFrame(study, task, global.length, values[i]!, null),
+      );
+      expect(res.status, res.bytes.toString()).toBe(200);
+    }
+    const deadline = Date.now() + 60_000;
+    let round1: RoundView | undefined;
+    while (Date.now() < deadline && round1?.status !== 'closed') {
+      const rounds = (await api(hub, 'GET', `/api/studies/${study.id}/rounds`, { headers: admin })).body as RoundView[];
+      round1 = rounds.find((r) => r.number === 1);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(round1?.status).toBe('closed');
+    const db = hub.app.get(DataSource);
+    const [row] = (await db.query(
+      `SELECT summary->'aggregationTrace'->0->'record' AS record FROM rounds WHERE study_id = $1 AND number = 1`,
+      [study.id],
+    )) as { record: { step: string; mode: string } }[];
+    expect(row!.record).toMatchObject({ step: 'memory', mode: 'blockwise' });
+    const flagged = round1!.summary!.screening!.updates.filter((u) => u.flags.length > 0);
+    expect(flagged.map((u) => [u.siloId, u.flags.map((f) => f.statistic)])).toEqual([[silos[2]!.id, ['norm']]]);
+    // The next model is the global one plus the median, 0.04, in every coordinate.
+    const next = (await db.getRepository(StudyEntity).findOneByOrFail({ id: study.id })).currentModelHash!;
+    const model = float32FromBytes((await silos[0]!.binary('GET', SILO_STUDY_API.blob(next))).bytes);
+    model.forEach((x, i) => expect(x).toBeCloseTo(global[i]! + 0.04, 6));
+  }, 120_000);
 });
