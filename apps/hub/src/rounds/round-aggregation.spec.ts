@@ -22,7 +22,11 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-function plan(overrides: Partial<StudyPlan>, silos = 5, minSilosPerRound = 3): StudyPlan {
+function plan(
+  overrides: Pick<Partial<StudyPlan>, 'aggregation' | 'screening'>,
+  silos = 5,
+  minSilosPerRound = 3,
+): StudyPlan {
   const p = heartDiseasePlan(
     Array.from({ length: silos }, (_, k) => `silo-${k}`),
     { release: { evaluation: { mode: 'none' }, trainingExamples: 'none' }, ...overrides },
