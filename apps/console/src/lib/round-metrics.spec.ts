@@ -1,6 +1,6 @@
 import type { RoundView } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
-import { currentRound, roundInProgress } from './round-metrics';
+import { currentRound, roundInProgress } from './round-metrics.js';
 
 const round = (number: number, attempt: number, status: RoundView['status']) =>
   ({ number, attempt, status, kind: 'train' }) as RoundView;

@@ -89,9 +89,9 @@ describe('accounts and sessions in Chromium against a real hub', () => {
     await admin.getByRole('heading', { name: 'Chain verification' }).waitFor();
     expect(new URL(admin.url()).pathname + new URL(admin.url()).hash).toBe('/audit#chain-title');
     await expect
-      .poll(() => admin.evaluate(() => document.getElementById('chain-title')!.getBoundingClientRect().top))
+      .poll(() => admin.evaluate<number>("document.getElementById('chain-title').getBoundingClientRect().top"))
       .toBeLessThan(300);
-    expect(await admin.evaluate(() => window.scrollY)).toBeGreaterThan(0);
+    expect(await admin.evaluate<number>('window.scrollY')).toBeGreaterThan(0);
   });
 
   it('adds a person whose temporary password must be replaced at the first sign-in', async () => {
