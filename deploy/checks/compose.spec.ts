@@ -28,6 +28,10 @@ interface Service {
   healthcheck?: { test?: string[]; disable?: boolean };
   privileged?: boolean;
   secrets?: string[];
+  read_only?: boolean;
+  tmpfs?: string[];
+  cap_drop?: string[];
+  security_opt?: string[];
 }
 interface Compose {
   services: Record<string, Service>;
@@ -97,7 +101,12 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
       }
     }
     expect(read('.gitignore').split('\n')).toContain('.env');
-    for (const s of Object.values(raw.secrets)) expect(s.file).toMatch(/^\.\/certs\/out\//);
+    // The CA from certs/make-dev-ca.sh's folder unless TESSERA_CA_DIR names another (CI's is temporary).
+    for (const s of Object.values(raw.secrets)) {
+      expect(s.file).toMatch(/^\$\{TESSERA_CA_DIR:-\.\/certs\/out\}\/ca\.(crt|key)$/);
+    }
+    const certs = Object.values(resolved().secrets).map((x) => x.file);
+    expect(certs.sort()).toEqual([join(REPO, 'certs/out/ca.crt'), join(REPO, 'certs/out/ca.key')]);
   });
 
   it('starts in health order: postgres → hub → init → agents → demo-study', () => {
@@ -157,11 +166,42 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
     }
   });
 
+  it("runs each agent as the image's unprivileged user on a read-only root filesystem, writable only where it must", () => {
+    const c = resolved();
+    const user = agentStage.instructions
+      .filter((i) => i.keyword === 'USER')
+      .at(-1)!
+      .args.split(':')[0]!;
+    expect(Number(user)).toBeGreaterThan(0);
+    for (const h of HOSPITALS) {
+      const agent = c.services[`agent-${h.key}`]!;
+      expect(agent.user ?? user, h.key).toBe(user);
+      expect(agent.read_only, h.key).toBe(true);
+      // Writable: the state volume (a named volume) and a tmpfs for /tmp; nothing else of the image.
+      expect(agent.tmpfs).toEqual(['/tmp']);
+      expect(agent.cap_drop).toEqual(['ALL']);
+      expect(agent.security_opt).toContain('no-new-privileges:true');
+    }
+  });
+
+  it('takes PostgreSQL from the official image by default, or from POSTGRES_IMAGE', () => {
+    const raw = parseYaml(read('docker-compose.yml'), { merge: true }) as Compose;
+    expect(raw.services.postgres!.image).toMatch(/^\$\{POSTGRES_IMAGE:-postgres:16\.\d+-bookworm\}$/);
+    expect(resolved().services.postgres!.image).toMatch(/^postgres:16\.\d+-bookworm$/);
+  });
+
   it('publishes the documented ports: the console on loopback only, the silo listeners for agents', () => {
-    // As written (docker-compose config normalises port entries into objects).
+    // As written (docker-compose config normalises port entries into objects): the host side can move (a port
+    // taken on the host, CI), the console stays on loopback.
     const c = parseYaml(read('docker-compose.yml'), { merge: true }) as Compose;
     const hub = c.services.hub!;
-    expect([...hub.ports!].sort()).toEqual(['127.0.0.1:8080:8080', '8443:8443', '8444:8444'].sort());
+    expect([...hub.ports!].sort()).toEqual(
+      [
+        '127.0.0.1:${TESSERA_CONSOLE_PORT:-8080}:8080',
+        '${TESSERA_SILO_PORT:-8443}:8443',
+        '${TESSERA_ENROLL_PORT:-8444}:8444',
+      ].sort(),
+    );
     const published = Object.entries(c.services).filter(([, s]) => (s.ports ?? []).length > 0);
     expect(published.map(([n]) => n)).toEqual(['hub']);
     const guide = read('docs/operator-guide.md');

@@ -385,8 +385,15 @@ describe('.dockerignore', () => {
 });
 
 describe('shell scripts', () => {
-  it.each(['deploy/agent-entrypoint.sh', 'certs/make-dev-ca.sh'])('%s passes shellcheck (POSIX sh)', (script) => {
-    const r = spawnSync('shellcheck', ['--shell=sh', '--severity=style', join(REPO, script)], { encoding: 'utf8' });
+  it.each([
+    ['deploy/agent-entrypoint.sh', 'sh'],
+    ['certs/make-dev-ca.sh', 'sh'],
+    ['deploy/ci-images/postgres-entrypoint.sh', 'sh'],
+    ['.ci/containers.sh', 'bash'],
+  ])('%s passes shellcheck (%s)', (script, shell) => {
+    const r = spawnSync('shellcheck', [`--shell=${shell}`, '--severity=style', join(REPO, script)], {
+      encoding: 'utf8',
+    });
     if (r.error) throw new Error(`shellcheck is not installed: run bash .ci/system-deps.sh (${r.error.message})`);
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
