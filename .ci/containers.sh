@@ -383,9 +383,11 @@ for service in $("${COMPOSE[@]}" config --services | grep '^agent-'); do
   printf '%s\n' "$reconciled" | grep -E '^OK: .*consistent' | sed "s/^/  $service: /"
 done
 
-stage "tear down"
+stage "docker-compose down (containers, networks, volumes)"
 timeout "$TEARDOWN_TIMEOUT" "${COMPOSE[@]}" down --volumes --remove-orphans --timeout 20 > /dev/null 2>&1 ||
   die "docker-compose down failed"
 COMPOSE_STARTED=no
+
+stage "stop the engine, remove its images and folder"
 stop_engine
 WORK=

@@ -184,6 +184,15 @@ describe('docker-compose.yml', { timeout: 60_000 }, () => {
     }
   });
 
+  it('runs the hub on a read-only root filesystem too, without capabilities (as the Helm chart does)', () => {
+    const hub = resolved().services.hub!;
+    expect(hub.read_only).toBe(true);
+    expect(hub.tmpfs).toEqual(['/tmp']);
+    expect(hub.cap_drop).toEqual(['ALL']);
+    expect(hub.security_opt).toContain('no-new-privileges:true');
+    expect(hub.volumes).toContain('hub-data:/var/lib/tessera-hub:rw');
+  });
+
   it('takes PostgreSQL from the official image by default, or from POSTGRES_IMAGE', () => {
     const raw = parseYaml(read('docker-compose.yml'), { merge: true }) as Compose;
     expect(raw.services.postgres!.image).toMatch(/^\$\{POSTGRES_IMAGE:-postgres:16\.\d+-bookworm\}$/);
