@@ -38,6 +38,9 @@ const knownVariables = new Set(
     read('apps/hub/src/deploy/compose-init.ts'),
     read('docker-compose.yml'),
     read('certs/make-dev-ca.sh'),
+    // CI's container run and its switches (the operator guide's CI section).
+    read('.ci/containers.sh'),
+    read('.ci/run'),
     // The README's example variable for `tessera-hub admin create --password-env`.
     read('README.md'),
   ].flatMap((text) => [...text.matchAll(/\b((?:TESSERA|POSTGRES)_[A-Z_]+|DATABASE_URL)\b/g)].map((m) => m[1]!)),
