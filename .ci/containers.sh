@@ -22,7 +22,7 @@
 # Environment (all optional): TESSERA_CI_CACHE, TESSERA_CI_DEBIAN_MIRROR (default http://deb.debian.org/debian),
 # TESSERA_CI_BASE_KEY (the root filesystem's cache key; default the current month), TESSERA_CI_STORAGE_DRIVER
 # (default: overlay2 if dockerd starts with it, else vfs), TESSERA_DEMO_ROUNDS (default 3).
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 
@@ -79,7 +79,8 @@ WORK=
 DOCKERD_PID=
 PROJECT=tessera-ci-$$
 COMPOSE_STARTED=no
-POOL=10.213.0.0/16 # the engine's networks
+# The engine's networks: a /16 chosen by pid, so that two runs on one machine do not route into each other.
+POOL="10.$((200 + $$ % 50)).0.0/16"
 # When bridged traffic passes the host's iptables (br_netfilter) and the FORWARD policy drops (as another Docker
 # engine leaves it), containers on one network cannot reach each other: one rule for this pool, removed on exit.
 FORWARD_RULE=(FORWARD -s "$POOL" -d "$POOL" -m comment --comment "tessera-ci $$" -j ACCEPT)
