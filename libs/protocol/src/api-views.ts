@@ -1,6 +1,6 @@
 // What the hub's people-facing API (/api/*) answers, as plain types: the console and scripts read these, and the
 // hub's services return the same shapes. Types and path constants only, no Node built-ins: the browser imports them.
-import type { AuditRecord } from './audit-views';
+import type { AuditActorNames, AuditRecord } from './audit-views';
 import type { EnrollmentBundle } from './identity';
 import type { Decision, EvaluationMetrics, PrivacySpend, StudyStatus } from './rounds';
 import type { StudyPlan } from './study-plan';
@@ -61,13 +61,43 @@ export interface SiloView {
   contact: string;
   status: SiloStatus;
   suspendedReason: string | null;
-  /** Last request the silo's agent made over mutual TLS (written at most every 30 s). */
+  /** Last request the silo's agent made over mutual TLS (the same as `agent.lastSeen.silo`). */
   lastSeenAt: string | null;
   createdAt: string;
   /** The newest active certificate. */
   certificate: { serial: string; notAfter: string; status: string } | null;
+  /**
+   * The newest certificate whatever its status: with no active one, it says why (revoked, and for what). Absent
+   * from hubs older than this field.
+   */
+  latestCertificate?: {
+    serial: string;
+    notAfter: string;
+    /** 'active' | 'superseded' | 'revoked' */
+    status: string;
+    revokedAt: string | null;
+    revocationReason: string | null;
+  } | null;
   /** An unused enrollment token that has not expired yet. */
   enrollmentPending: { expiresAt: string } | null;
+  /** What the hub sees of the silo's agent (SiloPresence); absent from hubs older than this field. */
+  agent?: SiloAgentView;
+}
+
+/** The hub's facts about a silo's agent, from its requests; the console derives online/offline from them. */
+export interface SiloAgentView {
+  /** The agent's requests open on the answering hub now: a long poll waiting for work is one. */
+  openRequests: number;
+  /** Last request seen on each listener (the end of it, for one that stayed open, e.g. a long poll), ISO 8601. */
+  lastSeen: { silo: string | null; enroll: string | null };
+  /** What the agent said about itself on its last request (x-tessera-agent); null before it said anything. */
+  software: AgentSoftware | null;
+  /** The task it said it was carrying out on its last request (x-tessera-agent-task), and since when. */
+  task: (AgentTask & { since: string }) | null;
+  /** With no request open, the agent counts as offline this long after `lastSeen.silo` (seconds). */
+  offlineAfterSeconds: number;
+  /** The hub's clock when it answered: the console judges `lastSeen` against it, not the browser's clock. */
+  observedAt: string;
 }
 
 export interface CertificateView {
@@ -221,6 +251,8 @@ export interface AuditEventPageView {
   events: AuditRecord[];
   /** Pass as `cursor` for the next page; null on the last page. */
   nextCursor: number | null;
+  /** A name for every actor on this page, by auditActorKey. */
+  actorNames: AuditActorNames;
 }
 
 /** Filters of GET /api/audit/events and /api/audit/events.csv (all optional, combined with AND). */
@@ -303,6 +335,10 @@ export const HUB_API = {
   auditVerify: '/api/audit/verify',
   auditCheckpoints: '/api/audit/checkpoints',
   auditPublicKey: '/api/audit/public-key',
+  /** Every audit signing key of the hub, with fingerprints (JSON). */
+  auditPublicKeys: '/api/audit/public-keys',
+  /** The current audit signing key as a PEM file (hub-public.pem), for `tessera-verify --public-key`. */
+  auditPublicKeyPem: '/api/audit/public-key.pem',
   /** The API description (public). */
   openApi: '/api/docs/openapi.json',
 } as const;

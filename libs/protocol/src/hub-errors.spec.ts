@@ -27,6 +27,9 @@ describe('the hub error contract', () => {
     expect(hubErrorStatus(HubErrorCode.STALE_PLAN)).toBe(409);
     expect(hubErrorStatus(HubErrorCode.STUDY_STATE)).toBe(409);
     expect(hubErrorStatus(HubErrorCode.NOT_A_PARTICIPANT)).toBe(403);
+    // A suspended silo is forbidden, not unauthenticated: its certificate is still good (agents wait, never re-enroll).
+    expect(hubErrorStatus(HubErrorCode.SILO_SUSPENDED)).toBe(403);
+    expect(hubErrorStatus(HubErrorCode.SILO_IDENTITY_REFUSED)).toBe(401);
     expect(hubErrorStatus(HubErrorCode.UPDATE_TOO_LARGE)).toBe(413);
     expect(hubErrorStatus(HubErrorCode.LOGIN_BACKOFF)).toBe(429);
     expect(hubErrorStatus(HubErrorCode.DATABASE_UNAVAILABLE)).toBe(503);

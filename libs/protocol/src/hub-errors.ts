@@ -28,6 +28,10 @@ export enum HubErrorCode {
   CSR_REJECTED = 'CSR_REJECTED',
   /** The silo's client certificate is not (or no longer) accepted: revoked, superseded, expired, unknown. */
   SILO_IDENTITY_REFUSED = 'SILO_IDENTITY_REFUSED',
+  /**
+   * The hub's administrator suspended the silo: its certificate stays valid, every request is refused until it is
+   * resumed. Agents keep asking (with backoff) and carry on by themselves once resumed; never "re-enroll".
+   */
   SILO_SUSPENDED = 'SILO_SUSPENDED',
   /** A renewed certificate was issued and not used yet. */
   RENEWAL_PENDING = 'RENEWAL_PENDING',

@@ -4,6 +4,7 @@ export * from './hub-errors';
 export * from './study-plan';
 export * from './rounds';
 export * from './api-views';
+export * from './agent-presence';
 export * from './audit-views';
 export * from './heart-disease-schema';
 export * from './network-spec';
