@@ -98,6 +98,20 @@ export function describeBlobStoreContract(name: string, factory: BlobStoreFactor
       await store.verify(hash);
     });
 
+    it('tells the hash of the staged bytes so far without ending the staging, and commits under that name', async () => {
+      const { store } = await underTest();
+      const staged = await store.stage();
+      const first = payload(10, 21);
+      const second = payload(12, 22);
+      expect(staged.hashSoFar()).toBe(sha256(new Uint8Array(0)));
+      await staged.write(first);
+      expect(staged.hashSoFar()).toBe(sha256(first));
+      await staged.write(second);
+      const whole = Buffer.concat([first, second]);
+      expect(staged.hashSoFar()).toBe(sha256(whole));
+      expect(await staged.commit()).toEqual({ hash: sha256(whole), size: whole.length });
+    });
+
     it('reads any range [start, end) of a blob: its first, middle and last bytes, the whole, and nothing', async () => {
       const { store } = await underTest();
       const bytes = payload(300_000, 13);

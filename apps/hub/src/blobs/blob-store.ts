@@ -5,6 +5,8 @@ import { BlobIntegrityError, BlobRangeError } from './blob-store.exception';
 /** Bytes being written into the store; named by their SHA-256 only once committed. */
 export interface StagedBlob {
   write(chunk: Uint8Array): Promise<void>;
+  /** The SHA-256 of the bytes written so far (the name they would commit under), without ending the staging. */
+  hashSoFar(): string;
   /** Stores the bytes under their SHA-256 (idempotent: the same content commits to the same name). */
   commit(): Promise<{ hash: string; size: number }>;
   /** Drops everything written; nothing remains in the store. */

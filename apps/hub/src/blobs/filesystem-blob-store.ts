@@ -58,6 +58,7 @@ export class FilesystemBlobStore extends BlobStore {
           size += chunk.length;
           await handle.write(chunk);
         }),
+      hashSoFar: () => hash.copy().digest('hex'),
       commit: () =>
         storageStep('commit a blob', async () => {
           done = true;

@@ -127,6 +127,7 @@ export class S3BlobStore extends BlobStore {
         // Backpressure: wait while the part buffer is full, but not past a failed upload.
         if (!body.write(chunk)) await Promise.race([once(body, 'drain'), uploaded]);
       },
+      hashSoFar: () => hash.copy().digest('hex'),
       commit: async () => {
         done = true;
         body.end();

@@ -134,12 +134,9 @@ export async function receiveUpdate(
 ): Promise<ReceivedUpdate> {
   const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const carry = { bytes: Buffer.alloc(0) };
-  // The blob's name before it is committed: a re-send of an accepted update is recognised by it and never stored.
-  const frameHash = createHash('sha256');
-  const write = async (bytes: Buffer) => {
-    frameHash.update(bytes);
-    await staged.write(bytes);
-  };
+  // The frame's hash is the one the staged blob computes as it is written (its name once committed): a re-send of an
+  // accepted update is recognised by it and never stored, without hashing the bytes a second time here.
+  const write = (bytes: Buffer) => staged.write(bytes);
   try {
     let header: UpdateHeader;
     try {
@@ -204,7 +201,7 @@ export async function receiveUpdate(
     if (Math.abs(l2Norm - header.l2Norm) > 1e-4 * Math.max(1, l2Norm)) {
       throw malformed(`the declared L2 norm ${header.l2Norm} does not match the payload's ${l2Norm}`);
     }
-    return { header, l2Norm, payloadSha256, frameSha256: frameHash.digest('hex') };
+    return { header, l2Norm, payloadSha256, frameSha256: staged.hashSoFar() };
   } catch (err) {
     await staged.abort();
     body.resume(); // drain what the client is still sending, so it reads our answer
