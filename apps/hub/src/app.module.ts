@@ -35,6 +35,7 @@ import { SiloSelfController } from './silos/silo-self.controller';
 import { SilosController } from './silos/silos.controller';
 import { SilosService } from './silos/silos.service';
 import { RefusalRecorder } from './silos/refusal-recorder.service';
+import { SiloPresence } from './silos/silo-presence.service';
 import { AuditModule } from './audit/audit.module';
 import { AccessGuard } from './auth/access.guard';
 import { AuthController } from './auth/auth.controller';
@@ -115,6 +116,7 @@ export class AppModule {
         HubPkiService,
         SilosService,
         RefusalRecorder,
+        SiloPresence,
         StudiesService,
         LegacyPlanStopsService,
         RoundsService,

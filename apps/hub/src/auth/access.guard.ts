@@ -102,7 +102,9 @@ export class AccessGuard implements CanActivate {
       throw new HubException(HubErrorCode.SILO_IDENTITY_REFUSED, 'A verified client certificate is required.');
     }
     try {
-      attachSilo(req, await this.silos.identify(fingerprint));
+      // The request counts as the agent's open connection until its answer is sent or the connection drops.
+      const contact = { headers: req.headers, onEnd: (done: () => void) => req.res?.once('close', done) };
+      attachSilo(req, await this.silos.identify(fingerprint, new Date(), contact));
       return true;
     } catch (err) {
       if (err instanceof HubException) {

@@ -24,6 +24,7 @@ import { AuditSigningKeyEntity } from '../audit/audit-signing-key.entity';
 import { AuditLog1763800200000 } from './migrations/1763800200000-audit-log';
 import { RoundCloseClaim1763800900000 } from './migrations/1763800900000-round-close-claim';
 import { Sessions1763801000000 } from './migrations/1763801000000-sessions';
+import { SiloPresence1763801150000 } from './migrations/1763801150000-silo-presence';
 import type { DatabaseEndpoint } from './embedded-postgres';
 import { watchedClientClass, type DataGeneration } from './data-generation';
 
@@ -56,6 +57,7 @@ export const MIGRATIONS = [
   LoginBackoff1763800810000,
   RoundCloseClaim1763800900000,
   Sessions1763801000000,
+  SiloPresence1763801150000,
 ];
 
 /**

@@ -31,6 +31,9 @@ export class EnrollmentController {
   @HttpCode(200)
   @UseGuards(ThrottlerGuard)
   enroll(@Body() dto: EnrollDto, @Req() req: Request): Promise<CertificateGrant> {
-    return this.silos.enroll(dto.token, dto.csrPem, req.socket.remoteAddress ?? 'unknown');
+    return this.silos.enroll(dto.token, dto.csrPem, req.socket.remoteAddress ?? 'unknown', {
+      headers: req.headers,
+      onEnd: (done) => req.res?.once('close', done),
+    });
   }
 }

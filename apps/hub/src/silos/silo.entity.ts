@@ -21,8 +21,23 @@ export class SiloEntity {
   @Column({ name: 'suspended_reason', type: 'text', nullable: true })
   suspendedReason!: string | null;
 
+  /** Last request seen on the silo listener (mutual TLS); written by SiloPresence. */
   @Column({ name: 'last_seen_at', type: 'timestamptz', nullable: true })
   lastSeenAt!: Date | null;
+
+  /** Last request seen on the enrollment listener with one of this silo's tokens. */
+  @Column({ name: 'enroll_last_seen_at', type: 'timestamptz', nullable: true })
+  enrollLastSeenAt!: Date | null;
+
+  /** What the agent last said about itself (x-tessera-agent): release, os-arch, Node.js version. */
+  @Column({ name: 'agent_version', type: 'varchar', length: 40, nullable: true })
+  agentVersion!: string | null;
+
+  @Column({ name: 'agent_platform', type: 'varchar', length: 40, nullable: true })
+  agentPlatform!: string | null;
+
+  @Column({ name: 'agent_node', type: 'varchar', length: 40, nullable: true })
+  agentNode!: string | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

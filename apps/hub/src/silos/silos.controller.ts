@@ -19,13 +19,14 @@ export class SilosController {
   @Access('admin', 'auditor')
   @Get()
   list(): Promise<SiloView[]> {
-    return this.cache.read('silos', () => this.silos.list());
+    // The agents' open requests live in memory: each answer gets them fresh over the cached rows.
+    return this.cache.read('silos', () => this.silos.list()).then((views) => views.map((v) => this.silos.live(v)));
   }
 
   @Access('admin', 'auditor')
   @Get(':id')
   get(@Param('id', new ParseUUIDPipe()) id: string): Promise<SiloView & { certificates: CertificateView[] }> {
-    return this.cache.read(`silo:${id}`, () => this.silos.get(id));
+    return this.cache.read(`silo:${id}`, () => this.silos.get(id)).then((view) => this.silos.live(view));
   }
 
   /** Registers a silo and returns its one-time enrollment bundle (shown once: the hub keeps only a hash). */

@@ -14,13 +14,12 @@ import { EnrollmentTokenEntity } from './enrollment-token.entity';
 import { RefusalRecorder } from './refusal-recorder.service';
 import { renewalVerdict, type RenewalVerdict } from './renewal-policy.util';
 import { SiloCertificateEntity } from './silo-certificate.entity';
+import { SiloPresence, type AgentContact } from './silo-presence.service';
 import { SiloEntity } from './silo.entity';
 import type { SiloIdentity } from './silo-identity';
 
 /** An enrollment token carries 256 random bits (the issue asks for at least 128). */
 const TOKEN_BYTES = 32;
-/** last_seen_at is written at most this often per silo, not on every request. */
-const LAST_SEEN_RESOLUTION_MS = 30_000;
 
 /** The API's views of silos are the shared wire types (libs/protocol api-views), so hub and console cannot drift. */
 export type { CertificateView, SiloView };
@@ -53,14 +52,13 @@ function certificateView(c: SiloCertificateEntity): CertificateView {
 /** Silo registration, one-time enrollment, certificate renewal and revocation, and identity checks. */
 @Injectable()
 export class SilosService {
-  private readonly lastSeenWritten = new Map<string, number>();
-
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     private readonly pki: HubPkiService,
     private readonly audit: AuditTrail,
     private readonly refusals: RefusalRecorder,
+    private readonly presence: SiloPresence,
   ) {}
 
   async register(input: { name: string; contact: string }, actor: AuditActor): Promise<EnrollmentIssued> {
@@ -111,7 +109,12 @@ export class SilosService {
    * Trades a one-time token and a CSR for a certificate. The token burns only when the certificate is issued;
    * any refusal leaves everything as it was.
    */
-  async enroll(token: string, csrPem: string, remoteAddress: string): Promise<CertificateGrant> {
+  async enroll(
+    token: string,
+    csrPem: string,
+    remoteAddress: string,
+    contact?: AgentContact,
+  ): Promise<CertificateGrant> {
     type Outcome = { refused: string; siloId?: string } | { grant: CertificateGrant; siloId: string };
     const result = await this.db.transaction(async (tx): Promise<Outcome> => {
       const tokens = tx.getRepository(EnrollmentTokenEntity);
@@ -147,6 +150,8 @@ export class SilosService {
       });
       return { grant, siloId: silo.id };
     });
+    // A request with this silo's token (used, refused or not) is its agent on the enrollment listener.
+    if (contact && result.siloId) this.presence.opened(result.siloId, 'enroll', contact);
     if ('refused' in result) {
       await this.audit.record({
         actor: { type: 'system', id: 'enrollment-listener' },
@@ -238,9 +243,11 @@ export class SilosService {
   /**
    * Maps a verified client certificate to its silo, or refuses it. Called on every silo request, so revocation and
    * suspension take effect on the very next request. The first use of a renewed certificate supersedes the older
-   * ones (an agent that crashed before saving its new certificate can still use the old one until then).
+   * ones (an agent that crashed before saving its new certificate can still use the old one until then). A request
+   * with a valid certificate is the silo's agent seen (SiloPresence), suspended or not: a suspended agent that keeps
+   * asking is alive.
    */
-  async identify(fingerprintSha256: string, now = new Date()): Promise<SiloIdentity> {
+  async identify(fingerprintSha256: string, now = new Date(), contact?: AgentContact): Promise<SiloIdentity> {
     const certs = this.db.getRepository(SiloCertificateEntity);
     const cert = await certs.findOne({ where: { fingerprintSha256 } });
     if (!cert) throw this.refuse('This client certificate is not one the hub issued to an enrolled silo.');
@@ -249,6 +256,7 @@ export class SilosService {
       throw this.refuse(`This client certificate expired on ${cert.notAfter.toISOString()}.`);
     const silo = await this.db.getRepository(SiloEntity).findOne({ where: { id: cert.siloId } });
     if (!silo) throw this.refuse('The silo of this certificate no longer exists.');
+    if (contact) this.presence.opened(silo.id, 'silo', contact);
     if (silo.status === 'suspended') {
       throw new HubException(
         HubErrorCode.SILO_SUSPENDED,
@@ -256,7 +264,6 @@ export class SilosService {
       );
     }
     if (!cert.firstUsedAt) await this.firstUse(cert, now);
-    await this.touch(silo.id, now);
     return {
       siloId: silo.id,
       name: silo.name,
@@ -378,13 +385,6 @@ export class SilosService {
     });
   }
 
-  private async touch(siloId: string, now: Date): Promise<void> {
-    const last = this.lastSeenWritten.get(siloId) ?? 0;
-    if (now.getTime() - last < LAST_SEEN_RESOLUTION_MS) return;
-    this.lastSeenWritten.set(siloId, now.getTime());
-    await this.db.getRepository(SiloEntity).update(siloId, { lastSeenAt: now });
-  }
-
   private async issue(
     tx: EntityManager,
     silo: SiloEntity,
@@ -492,6 +492,19 @@ export class SilosService {
       where: { siloId: In(ids), status: 'active' },
       order: { createdAt: 'DESC' },
     });
+    const latest = await this.db.getRepository(SiloCertificateEntity).find({
+      select: {
+        siloId: true,
+        serial: true,
+        notAfter: true,
+        status: true,
+        createdAt: true,
+        revokedAt: true,
+        revocationReason: true,
+      },
+      where: { siloId: In(ids) },
+      order: { createdAt: 'DESC' },
+    });
     const pending = await this.db.getRepository(EnrollmentTokenEntity).find({
       select: { siloId: true, expiresAt: true, createdAt: true },
       where: { siloId: In(ids), usedAt: IsNull(), withdrawnAt: IsNull() },
@@ -503,24 +516,54 @@ export class SilosService {
       return m;
     };
     const certOf = newest(certs);
+    const latestOf = newest(latest);
     const tokenOf = newest(pending);
     const now = Date.now();
     return silos.map((s) => {
       const cert = certOf.get(s.id);
       const token = tokenOf.get(s.id);
+      const last = latestOf.get(s.id);
+      const agent = this.presence.view(s.id, s);
       return {
         id: s.id,
         name: s.name,
         contact: s.contact,
         status: s.status,
         suspendedReason: s.suspendedReason,
-        lastSeenAt: s.lastSeenAt?.toISOString() ?? null,
+        lastSeenAt: agent.lastSeen.silo,
         createdAt: s.createdAt.toISOString(),
         certificate: cert ? { serial: cert.serial, notAfter: cert.notAfter.toISOString(), status: cert.status } : null,
+        latestCertificate: last
+          ? {
+              serial: last.serial,
+              notAfter: last.notAfter.toISOString(),
+              status: last.status,
+              revokedAt: last.revokedAt?.toISOString() ?? null,
+              revocationReason: last.revocationReason,
+            }
+          : null,
         enrollmentPending:
           token && token.expiresAt.getTime() > now ? { expiresAt: token.expiresAt.toISOString() } : null,
+        agent,
       };
     });
+  }
+
+  /**
+   * A view read from the cache with the agent's facts as they are now: open requests and the current task change
+   * without a database write, so a cached view's `agent` is recomputed (its stored times and software are kept).
+   */
+  live<T extends SiloView>(view: T): T {
+    const stored = view.agent;
+    const date = (iso: string | null | undefined) => (iso ? new Date(iso) : null);
+    const agent = this.presence.view(view.id, {
+      lastSeenAt: date(stored?.lastSeen.silo ?? view.lastSeenAt),
+      enrollLastSeenAt: date(stored?.lastSeen.enroll),
+      agentVersion: stored?.software?.version ?? null,
+      agentPlatform: stored?.software?.platform ?? null,
+      agentNode: stored?.software?.node ?? null,
+    });
+    return { ...view, lastSeenAt: agent.lastSeen.silo, agent };
   }
 
   /** Filled in by the hub once its listeners are bound (the ports may be chosen by the OS). */
