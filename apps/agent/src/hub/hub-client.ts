@@ -5,6 +5,7 @@ import { checkServerIdentity, connect as tlsConnect, type TLSSocket } from 'node
 import { MIN_RSA_MODULUS_BITS, parseCertificate } from '@tessera/pki';
 import { hubErrorCodeOf } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
+import { agentHeaders } from './agent-software';
 import { formatSkew } from './hub-clock';
 
 /** TLS material for one call: the CA to trust (pinned), and our certificate for mutual TLS. */
@@ -308,6 +309,8 @@ export async function hubRequest(
         port: target.port === '' ? 443 : Number(target.port),
         defaultPort: 443,
         headers: {
+          // The agent's version, platform and current task, on every call (the hub's silo health).
+          ...agentHeaders(),
           accept: options.accept ?? 'application/json',
           ...(payload ? { 'content-type': contentType, 'content-length': String(payload.length) } : {}),
         },
