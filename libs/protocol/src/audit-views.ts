@@ -54,3 +54,32 @@ export interface Checkpoint extends CheckpointFields {
   /** base64 Ed25519 signature over canonicalJson of every other field (keyId included). */
   signature: string;
 }
+
+/** The key of an actor in an audit page's `actorNames`: its type and id, e.g. `user:3f…` or `system:hub`. */
+export function auditActorKey(actor: Pick<AuditActor, 'type' | 'id'>): string {
+  return `${actor.type}:${actor.id}`;
+}
+
+/**
+ * The names the hub resolved for the actors of a page of audit records, by auditActorKey: usernames for accounts,
+ * silo names for silos, a description of the hub component for the hub itself. Resolved when the page is read (a
+ * silo renamed since shows its current name); the records themselves stay as they were hashed.
+ */
+export type AuditActorNames = Record<string, string>;
+
+/** One audit signing key of the hub, as GET /api/audit/public-keys lists them. */
+export interface AuditSigningKeyView {
+  /** SHA-256 (hex) of the DER SubjectPublicKeyInfo: `openssl pkey -pubin -outform DER | sha256sum`. */
+  keyId: string;
+  publicKeyPem: string;
+  /** When the hub made the key (ISO 8601 UTC). */
+  createdAt: string;
+  /** The key the hub signs checkpoints and reports with now. */
+  current: boolean;
+}
+
+/**
+ * Response headers of the compliance report downloads (report.json, report.pdf, report.csv): the audit chain head the
+ * file covers. Pass the seq back as `?upTo=` to download another file covering the same head.
+ */
+export const REPORT_HEAD_HEADERS = { seq: 'x-audit-head-seq', hash: 'x-audit-head-hash' } as const;
