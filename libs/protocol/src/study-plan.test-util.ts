@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { HEART_DISEASE_SCHEMA } from './heart-disease-schema';
-import type { AggregationPlan, PrivacyPlan, ReleasePlan, ScreeningPlan, TabularStudyPlan } from './study-plan';
+import type {
+  AggregationPlan,
+  PrivacyPlan,
+  ReleasePlan,
+  ScreeningPlan,
+  SecureAggregationPlan,
+  TabularStudyPlan,
+} from './study-plan';
 
 /** A valid plan for tests: the heart-disease schema, logistic regression, DP-SGD unless told otherwise. */
 export function planForTest(
@@ -13,6 +20,7 @@ export function planForTest(
     /** Absent (the default): the plan has no `aggregation` key, as every plan written before the option. */
     aggregation?: AggregationPlan;
     screening?: ScreeningPlan;
+    secureAggregation?: SecureAggregationPlan;
     /** Fixed silo ids (tests that pin a plan hash); random ids otherwise. */
     siloIds?: string[];
   } = {},
@@ -54,5 +62,6 @@ export function planForTest(
     silos: overrides.siloIds ?? Array.from({ length: overrides.silos ?? 2 }, () => randomUUID()),
     ...(overrides.aggregation ? { aggregation: overrides.aggregation } : {}),
     ...(overrides.screening ? { screening: overrides.screening } : {}),
+    ...(overrides.secureAggregation ? { secureAggregation: overrides.secureAggregation } : {}),
   };
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { inferNetworkShapes } from './network-spec-shapes';
 import { NetworkSpecError, type NetworkSpec } from './network-spec-schema';
 import { aggregationProblems, describeAggregation, describeScreening } from './study-plan-aggregation';
+import { describeSecureAggregation, SecureAggregationPlan, secureAggregationProblems } from './study-plan-secagg';
 import {
   ClassLabelRule,
   describeTask,
@@ -24,6 +25,14 @@ export {
   describeScreening,
   MIN_MEDIAN_UPDATES,
 } from './study-plan-aggregation';
+export {
+  describeSecureAggregation,
+  MAX_SECURE_AGGREGATION_SILOS,
+  MIN_SECURE_AGGREGATION_SILOS,
+  SecureAggregationPlan,
+  secureAggregationCoordinateBound,
+  secureAggregationProblems,
+} from './study-plan-secagg';
 
 const name = z.string().min(1).max(64);
 const finitePositive = z.number().finite().positive();
@@ -384,6 +393,8 @@ export const StudyPlan = z
     aggregation: AggregationPlan.optional(),
     /** Screening of every update; absent: none. */
     screening: ScreeningPlan.optional(),
+    /** Secure aggregation of the updates (docs/secure-aggregation.md); absent: the hub receives each update. */
+    secureAggregation: SecureAggregationPlan.optional(),
     /** Invited silos (ids). Part of the plan: a steward approves who else takes part. */
     silos: z.array(z.string().uuid()).min(1).max(1000),
   })
@@ -444,6 +455,7 @@ function semanticProblems(plan: StudyPlan): string[] {
     out.push(`training.serverOptimizer.tau: is required with ${opt.kind}`);
   }
   out.push(...aggregationProblems(plan));
+  out.push(...secureAggregationProblems(plan));
   out.push(
     ...modelProblems({
       model: plan.model,
@@ -515,7 +527,13 @@ export function planHash(studyId: string, version: number, plan: StudyPlan): str
  */
 export function releasedWithoutDp(plan: StudyPlan): string[] {
   const out: string[] = [];
-  if (plan.privacy.mode === 'none') out.push('the model update itself (no differential privacy in this study)');
+  if (plan.privacy.mode === 'none') {
+    out.push(
+      plan.secureAggregation
+        ? "the sum of the silos' model updates, in which the hub never sees this silo's own (no differential privacy in this study)"
+        : 'the model update itself (no differential privacy in this study)',
+    );
+  }
   if (plan.privacy.mode === 'dp-fedavg') {
     out.push(
       "the silo's clipped model update, to the hub (the hub adds the noise: DP-FedAvg protects against readers of the models, not against the hub)",
@@ -645,6 +663,7 @@ export function describePlan(plan: StudyPlan): string[] {
     `training:     ${t.rounds} rounds × ${t.localEpochs} local epochs, batch ${t.batchSize}${p.mode === 'dp-sgd' ? ' (normaliser of the noisy gradient sum)' : ''}, learning rate ${t.learningRate}, ${t.algorithm}, server optimizer ${t.serverOptimizer.kind}`,
     `aggregation:  ${describeAggregation(plan)}`,
     `screening:    ${describeScreening(plan)}`,
+    ...(plan.secureAggregation ? [`secure agg.:  ${describeSecureAggregation(plan)}`] : []),
     `privacy:      ${privacy}`,
     `releases:     ${describeRelease(plan)}`,
     `without DP:   ${withoutDp.length === 0 ? 'nothing' : withoutDp.join('; ')}`,

@@ -1,0 +1,64 @@
+import type { SecureAggregationPlan } from '@tessera/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { heartDiseasePlan } from '../studies/heart-disease-plan';
+import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
+import { TestSilo } from '../testing/test-silo.test-util';
+
+const SECAGG: SecureAggregationPlan = { threshold: 3, modulusBits: 32, clipNorm: 1 };
+const NO_RELEASE = { evaluation: { mode: 'none' }, trainingExamples: 'none' } as const;
+
+/**
+ * The plan's secureAggregation block at study creation (issue 16): problems with the rest of the plan are refused
+ * with 400 PLAN_INVALID naming each field; a plan the protocol could run is refused too, saying why, because this
+ * hub's rounds do not run the protocol yet and must not accept a plan they would not honour.
+ */
+describe('study creation with secureAggregation (embedded database)', () => {
+  let hub: TestHub;
+  let admin: Record<string, string>;
+  let siloIds: string[];
+
+  beforeAll(async () => {
+    hub = await startTestHub('embedded');
+    admin = await signIn(hub, ADMIN.username, ADMIN.password);
+    siloIds = [];
+    for (const name of ['North', 'South', 'East', 'West']) {
+      siloIds.push((await TestSilo.enroll(hub, admin, `${name} secagg plan`)).id);
+    }
+  });
+  afterAll(() => hub?.dispose());
+
+  it('refuses with 400 a plan that screens and weights by record counts, naming both fields', async () => {
+    const plan = heartDiseasePlan(siloIds, {
+      participation: { minSilosPerRound: 4, roundDeadlineSeconds: 60, maxRoundRetries: 1, onSiloFailure: 'continue' },
+      release: { evaluation: { mode: 'none' }, trainingExamples: 'exact' },
+      screening: { threshold: 3.5, exclude: false },
+      secureAggregation: SECAGG,
+    });
+    const res = await api(hub, 'POST', '/api/studies', { headers: admin, json: { plan } });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({
+      error: 'PLAN_INVALID',
+      details: [
+        expect.stringMatching(/^screening: screening reads every individual update/),
+        expect.stringMatching(/^release\.trainingExamples: a secure sum is unweighted/),
+      ],
+    });
+  });
+
+  it('refuses with 400 a valid secure-aggregation plan while the rounds cannot run it, and creates nothing', async () => {
+    const plan = heartDiseasePlan(siloIds, {
+      participation: { minSilosPerRound: 4, roundDeadlineSeconds: 60, maxRoundRetries: 1, onSiloFailure: 'continue' },
+      release: NO_RELEASE,
+      secureAggregation: SECAGG,
+    });
+    const before = (await api(hub, 'GET', '/api/studies', { headers: admin })).body as unknown[];
+    const res = await api(hub, 'POST', '/api/studies', { headers: admin, json: { plan } });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({
+      error: 'PLAN_INVALID',
+      details: [expect.stringMatching(/^secureAggregation: this hub cannot run secure aggregation yet/)],
+    });
+    const after = (await api(hub, 'GET', '/api/studies', { headers: admin })).body as unknown[];
+    expect(after).toHaveLength(before.length);
+  });
+});
