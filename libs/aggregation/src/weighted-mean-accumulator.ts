@@ -1,5 +1,8 @@
 import { AggregationErrorCode, AggregationException } from './aggregation.exception';
+import { FusedSum, type SumKernelChoice } from './fused-sum';
 import { assertFiniteSquaredNorm, assertLength, assertWeight } from './update-validation';
+
+export { accumulateScaled } from './fused-sum';
 
 /** 'weighted': each update counts by its weight (examples); 'unweighted': every accepted update counts 1. */
 export type MeanWeighting = 'weighted' | 'unweighted';
@@ -7,10 +10,21 @@ export type MeanWeighting = 'weighted' | 'unweighted';
 export interface WeightedMeanAccumulatorOptions {
   /** Default 'weighted'. */
   readonly weighting?: MeanWeighting;
+  /**
+   * Default 'auto': the WebAssembly SIMD kernel where the engine has it, else the scalar loop. 'scalar' forces the
+   * JavaScript loop. Both give bit-identical sums (fused-sum.ts); the choice is speed only.
+   */
+  readonly kernel?: SumKernelChoice;
+  /**
+   * Default 1. 2: a worker thread sums the upper half of the coordinates of updates held in SharedArrayBuffers
+   * (bit-identical; other updates are summed on the calling thread). Call `close()` when done with it.
+   */
+  readonly threads?: 1 | 2;
 }
 
 /**
- * Streaming (weighted) mean of float32 vectors: O(m) memory whatever the number of updates, one update at a time.
+ * Streaming (weighted) mean of float32 vectors: O(m) memory whatever the number of updates, one update — or a few
+ * held at once — at a time.
  *
  * Accumulator precision — decided by measurement (bench/aggregation/accumulator-choice.mjs, 2-core AMD EPYC,
  * Node 20, m = 10M, n = 16): a Float64Array sum took ~10–20 ms per add with max error 3.0e-8 on the float32 mean;
@@ -18,11 +32,16 @@ export interface WeightedMeanAccumulatorOptions {
  * parameter and move the same bytes, but Kahan needs four dependent float32 roundings per element, so float64
  * is both faster and more accurate. Memory: 8·m bytes (80 MB for a 10M-parameter model) plus the 4·m-byte result.
  *
+ * Speed (fused-sum.ts, docs/benchmarks.md §1): the sum is computed by a WebAssembly SIMD kernel, and `addMany` /
+ * `addValidatedMany` fuse up to eight updates per pass over the sum, so the float64 state is read and written once
+ * per eight updates. Every path computes, per coordinate, s ← s + w·u in float64 in the order the updates were
+ * given: `add` one by one, `addMany` in one call, SIMD or scalar, one thread or two give the same bits.
+ *
  * Refusals (length, weight, non-finite values) throw AggregationException before any state is touched.
  */
 export class WeightedMeanAccumulator {
   readonly weighting: MeanWeighting;
-  private readonly sum: Float64Array;
+  private readonly sum: FusedSum;
   private accepted = 0;
   private weightSum = 0;
 
@@ -40,7 +59,10 @@ export class WeightedMeanAccumulator {
         `unknown weighting ${String(this.weighting)}`,
       );
     }
-    this.sum = new Float64Array(length);
+    this.sum = new FusedSum(length, {
+      ...(options.kernel ? { kernel: options.kernel } : {}),
+      ...(options.threads ? { threads: options.threads } : {}),
+    });
   }
 
   /** Number of updates accepted so far. */
@@ -53,19 +75,18 @@ export class WeightedMeanAccumulator {
     return this.weightSum;
   }
 
+  /** What computes the sum: 'simd' (WebAssembly SIMD) or 'scalar' (JavaScript), and on how many threads. */
+  get kernel(): { readonly kernel: 'simd' | 'scalar'; readonly threads: 1 | 2 } {
+    return { kernel: this.sum.kernel, threads: this.sum.threads };
+  }
+
   /**
    * Adds `weight · update` to the running sum. `weight` is validated (finite, > 0) in both modes, then ignored
    * (treated as 1) when unweighted. Validation is a read-only pass before the write pass, so a refused update
    * leaves the accumulator exactly as it was. No allocation.
    */
   add(update: Float32Array, weight = 1): void {
-    assertLength(update, this.length, 'update');
-    assertWeight(weight);
-    assertFiniteSquaredNorm(update, 'update');
-    const w = this.weighting === 'weighted' ? weight : 1;
-    accumulateScaled(this.sum, update, w);
-    this.accepted += 1;
-    this.weightSum += w;
+    this.addMany([update], [weight]);
   }
 
   /**
@@ -77,12 +98,43 @@ export class WeightedMeanAccumulator {
    * read-only finiteness pass is ~40% of `add`'s time (bench/aggregation, docs/benchmarks.md).
    */
   addValidated(update: Float32Array, weight = 1): void {
-    assertLength(update, this.length, 'update');
-    assertWeight(weight);
-    const w = this.weighting === 'weighted' ? weight : 1;
-    accumulateScaled(this.sum, update, w);
-    this.accepted += 1;
-    this.weightSum += w;
+    this.addValidatedMany([update], [weight]);
+  }
+
+  /**
+   * `add` for several updates at once, fused: the sum is read and written once per eight updates instead of once
+   * per update. Same bits as adding them one by one in this order. All are checked before any is added: one refused
+   * update leaves the accumulator unchanged. `weights[j]` belongs to `updates[j]`.
+   */
+  addMany(updates: readonly Float32Array[], weights: readonly number[]): void {
+    this.checkBatch(updates, weights);
+    updates.forEach((u, j) => assertFiniteSquaredNorm(u, updates.length === 1 ? 'update' : `update #${j}`));
+    this.accumulate(updates, weights);
+  }
+
+  /** `addValidated` for several updates at once, fused (see addMany); finiteness is the caller's promise. */
+  addValidatedMany(updates: readonly Float32Array[], weights: readonly number[]): void {
+    this.checkBatch(updates, weights);
+    this.accumulate(updates, weights);
+  }
+
+  private checkBatch(updates: readonly Float32Array[], weights: readonly number[]): void {
+    if (!Array.isArray(updates) || !Array.isArray(weights) || updates.length !== weights.length) {
+      throw new AggregationException(
+        AggregationErrorCode.InvalidParameter,
+        `updates and weights must be arrays of one length, got ${String(updates?.length)} and ${String(weights?.length)}`,
+      );
+    }
+    updates.forEach((u, j) => assertLength(u, this.length, updates.length === 1 ? 'update' : `update #${j}`));
+    weights.forEach((w) => assertWeight(w));
+  }
+
+  private accumulate(updates: readonly Float32Array[], weights: readonly number[]): void {
+    if (updates.length === 0) return;
+    const used = this.weighting === 'weighted' ? weights : weights.map(() => 1);
+    this.sum.add(updates, used);
+    this.accepted += updates.length;
+    for (const w of used) this.weightSum += w;
   }
 
   /**
@@ -107,9 +159,7 @@ export class WeightedMeanAccumulator {
       throw new AggregationException(AggregationErrorCode.InvalidParameter, `denominator must be finite and > 0`);
     }
     assertLength(out, this.length, 'output buffer');
-    const s = this.sum;
-    const n = out.length;
-    for (let i = 0; i < n; i += 1) out[i] = s[i] / denominator;
+    this.sum.quotient(denominator, out);
     return out;
   }
 
@@ -121,36 +171,18 @@ export class WeightedMeanAccumulator {
     if (this.accepted === 0) {
       throw new AggregationException(AggregationErrorCode.EmptyAggregate, 'no update has been accepted yet');
     }
-    return this.sum.slice();
+    return this.sum.values.slice();
   }
 
   /** Forgets every update (zeroes the sum in place; keeps the allocation). */
   reset(): void {
-    this.sum.fill(0);
+    this.sum.reset();
     this.accepted = 0;
     this.weightSum = 0;
   }
-}
 
-/**
- * acc[i] += w · u[i]. The hot loop of aggregation (reads 4 + 8 bytes and writes 8 per parameter). Unrolled by
- * eight: at m = 1M on the 2-core benchmark machine a plain loop measured 1.6–4.7 ns per parameter, four-way
- * 1.1–1.4 ns, eight-way 0.8–0.9 ns. The m % 8 leftovers are done FIRST, so the hot loop is the last code V8 sees
- * before compiling it on-stack (see squaredNorm for the deoptimisation this avoids).
- */
-export function accumulateScaled(acc: Float64Array, u: Float32Array, w: number): void {
-  const n = acc.length;
-  const head = n % 8;
-  let i = 0;
-  for (; i < head; i += 1) acc[i] += w * u[i];
-  for (; i < n; i += 8) {
-    acc[i] += w * u[i];
-    acc[i + 1] += w * u[i + 1];
-    acc[i + 2] += w * u[i + 2];
-    acc[i + 3] += w * u[i + 3];
-    acc[i + 4] += w * u[i + 4];
-    acc[i + 5] += w * u[i + 5];
-    acc[i + 6] += w * u[i + 6];
-    acc[i + 7] += w * u[i + 7];
+  /** Stops the two-core path's worker thread (no-op otherwise). The accumulator must not be used afterwards. */
+  close(): Promise<void> {
+    return this.sum.close();
   }
 }
