@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { selectBackend } from '@tessera/ml';
+import { SILO_API } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { auditedStudyTransport, pinHubAuditKey } from '../audit/agent-audit.command';
 import { HubClock } from '../hub/hub-clock';
@@ -113,6 +114,10 @@ export async function runDaemon(
       hubClock,
       stop: options.stop,
       onTaskDone: (task, study, outcome) => display.taskDone(task, study, outcome),
+      // The lightest mutual-TLS call: tells the hub during a long task that the agent is alive, and which task it is.
+      heartbeat: async () => {
+        await session.request('GET', SILO_API.me);
+      },
     },
     {
       pollWaitSeconds: options.pollWaitSeconds,

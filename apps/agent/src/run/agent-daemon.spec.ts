@@ -2,8 +2,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initialParameters, selectBackend } from '@tessera/ml';
-import { decodeUpdateFrame, type SiloStudy, type SiloTask, type UpdateReceipt } from '@tessera/protocol';
-import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  AGENT_TASK_HEADER,
+  decodeUpdateFrame,
+  HubErrorCode,
+  type SiloStudy,
+  type SiloTask,
+  type UpdateReceipt,
+} from '@tessera/protocol';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import type { ApprovalPolicy } from '../policy/approval-policy';
 import { ApprovalStore } from '../state/approval-store';
@@ -13,7 +20,8 @@ import { buildPlan, buildStudy, buildTask, FakeHub, modelBlob, readHeartDisease 
 import { modelSpecOf } from '../training/plan-mapping.util';
 import { StudyDatasets } from '../training/study-datasets';
 import { HubClock } from '../hub/hub-clock';
-import { AgentDaemon, type DaemonOptions } from './agent-daemon';
+import { agentHeaders } from '../hub/agent-software';
+import { AgentDaemon, suspensionAdvice, type DaemonDeps, type DaemonOptions } from './agent-daemon';
 import { ReleaseReconciler } from './release-reconciler';
 import { SiloPrivacyLedger } from '../privacy/silo-privacy-ledger';
 import { TaskExecutor, type StepLine } from './task-executor';
@@ -83,24 +91,35 @@ function setup(
     });
   const executor = executorOn();
   let renewals = 0;
-  const daemon = new AgentDaemon(
-    {
-      transport: hub,
-      executor,
-      reconciler: new ReleaseReconciler({ transport: hub, receipts, releases, log, clock: hostClock }),
-      approvals,
-      renewIfDue: async () => ++renewals === 1,
-      log,
-      clock: hostClock,
-      hubClock: new HubClock((message) => log({ study: 'agent', message })),
-      stop: hub.stopper.signal,
-      sleep: async (ms) => {
-        sleeps.push(ms);
-      },
+  const daemonDeps: DaemonDeps = {
+    transport: hub,
+    executor,
+    reconciler: new ReleaseReconciler({ transport: hub, receipts, releases, log, clock: hostClock }),
+    approvals,
+    renewIfDue: async () => ++renewals === 1,
+    log,
+    clock: hostClock,
+    hubClock: new HubClock((message) => log({ study: 'agent', message })),
+    stop: hub.stopper.signal,
+    sleep: async (ms) => {
+      sleeps.push(ms);
     },
-    { pollWaitSeconds: 20, ...options },
-  );
-  return { hub, daemon, approvals, lines, sleeps, modelHash: blob.hash, root, receipts, executorOn };
+  };
+  const daemonOptions: DaemonOptions = { pollWaitSeconds: 20, ...options };
+  const daemon = new AgentDaemon(daemonDeps, daemonOptions);
+  return {
+    hub,
+    daemon,
+    daemonDeps,
+    daemonOptions,
+    approvals,
+    lines,
+    sleeps,
+    modelHash: blob.hash,
+    root,
+    receipts,
+    executorOn,
+  };
 }
 
 describe('AgentDaemon', () => {
@@ -240,6 +259,69 @@ describe('AgentDaemon', () => {
     expect(await s.daemon.run()).toBe(1);
     expect(s.lines.at(-1)!.message).toMatch(/^STOPPING: .*revoked.*Re-enroll/);
     expect(s.hub.polls).toBe(0);
+  });
+
+  it('waits with backoff while the silo is suspended, says why once (never "re-enroll"), and carries on once resumed', async () => {
+    const study = buildStudy(buildPlan(), { status: 'completed' });
+    const s = setup(study);
+    s.hub.stopAfterPolls = 1;
+    const suspended = (what: string) =>
+      new AgentError(
+        AgentErrorCode.IDENTITY_REFUSED,
+        `The hub no longer accepts this agent (${what}): This silo is suspended: audit of the data export.`,
+        403,
+        HubErrorCode.SILO_SUSPENDED,
+      );
+    // One suspension refused the study list twice; a second one, after the list was answered, refused the poll (a
+    // renewal or an upload is refused the same way).
+    s.hub.failNext.listStudies = [suspended('the study list'), suspended('the study list')];
+    s.hub.failNext.pollTasks = [suspended('the task poll')];
+    expect(await s.daemon.run()).toBe(0);
+    expect(s.sleeps).toEqual([1000, 2000, 4000]);
+    const messages = s.lines.map((l) => l.message);
+    const advice = messages.filter((m) => m.startsWith('SUSPENDED'));
+    // Said once per suspension, not at every retry.
+    expect(advice).toHaveLength(2);
+    expect(advice[0]).toBe(suspensionAdvice('This silo is suspended: audit of the data export.'));
+    expect(advice[0]).toMatch(/reason given: audit of the data export\)/);
+    expect(advice[0]).toMatch(/waiting to be resumed/);
+    expect(advice[0]).toMatch(/do not re-enroll/);
+    expect(messages.some((m) => m.startsWith('STOPPING'))).toBe(false);
+    expect(messages.filter((m) => m.includes('resumed): carrying on'))).toHaveLength(2);
+    expect(s.hub.polls).toBe(2); // the refused poll, then the answered one
+  });
+
+  it('names the task on every call while it runs, and heartbeats the hub at the poll wait', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const study = buildStudy(buildPlan(), { status: 'running' });
+      const s = setup(study, { exitAfterStudy: study.studyId, pollWaitSeconds: 2 });
+      s.approvals.record(study.studyId, {
+        planHash: study.planHash,
+        planVersion: study.planVersion,
+        decision: 'approve',
+        decidedAt: new Date().toISOString(),
+        decidedBy: 'steward',
+      });
+      const task = buildTask(study, s.modelHash);
+      s.hub.taskBatches = [[task]];
+      const seen: (string | undefined)[] = [];
+      const upload = s.hub.uploadUpdate.bind(s.hub);
+      s.hub.uploadUpdate = async (studyId, round, frame) => {
+        seen.push(agentHeaders()[AGENT_TASK_HEADER]);
+        // The task runs: two poll waits pass, each with its heartbeat.
+        vi.advanceTimersByTime(4_000);
+        return upload(studyId, round, frame);
+      };
+      let beats = 0;
+      const daemon = new AgentDaemon({ ...s.daemonDeps, heartbeat: async () => void beats++ }, s.daemonOptions);
+      expect(await daemon.run()).toBe(0);
+      expect(seen).toEqual([`train ${study.studyId} ${task.round}`]);
+      expect(beats).toBe(2);
+      expect(agentHeaders()[AGENT_TASK_HEADER]).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('does not spin when the hub keeps offering a task this agent has settled', async () => {

@@ -1,5 +1,6 @@
-import { planHash, type SiloStudy, type SiloTask, type StudyStatus } from '@tessera/protocol';
+import { HubErrorCode, planHash, type SiloStudy, type SiloTask, type StudyStatus } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
+import { setCurrentTask } from '../hub/agent-software';
 import type { HubClock } from '../hub/hub-clock';
 import type { StudyTransport } from '../hub/study-transport';
 import { policyVerdict, type ApprovalPolicy } from '../policy/approval-policy';
@@ -34,6 +35,30 @@ export interface DaemonDeps {
   hubClock?: HubClock;
   /** Called after each task (the terminal progress display). */
   onTaskDone?: (task: SiloTask, study: SiloStudy | undefined, outcome: TaskOutcome) => void;
+  /**
+   * A light call to the hub, made every poll wait while a task runs: the hub counts an agent with no request for
+   * longer than its long-poll interval offline, and training makes none. Its failures are ignored (the task's own
+   * calls report them).
+   */
+  heartbeat?: () => Promise<void>;
+}
+
+/**
+ * What the agent prints when the hub answers SILO_SUSPENDED: it waits, since its certificate is still good. The hub
+ * says "This silo is suspended: <reason>." (SilosService.identify); the reason is quoted when there is one.
+ */
+export function suspensionAdvice(errorMessage: string): string {
+  const reason = /suspended: (.+?)\.?$/.exec(errorMessage)?.[1];
+  return (
+    `SUSPENDED by the hub's administrator${reason ? ` (reason given: ${reason})` : ''}; waiting to be resumed. ` +
+    'Nothing to do on this side: keep this agent running and do not re-enroll; it asks the hub again with backoff ' +
+    'and carries on by itself once the silo is resumed.'
+  );
+}
+
+/** Whether an error is the hub's answer that the silo is suspended (any call: a poll, an upload, a renewal). */
+export function isSuspension(err: unknown): err is AgentError {
+  return err instanceof AgentError && err.hubCode === HubErrorCode.SILO_SUSPENDED;
 }
 
 const ENDED: readonly StudyStatus[] = ['completed', 'stopped', 'failed'];
@@ -77,6 +102,8 @@ export class AgentDaemon {
   private startPassDone = false;
   /** Ended studies whose releases were asked about after they ended (or at start). */
   private readonly endedPassed = new Set<string>();
+  /** Whether the hub's last answer was that the silo is suspended (said once, then once more when resumed). */
+  private suspended = false;
 
   constructor(
     private readonly deps: DaemonDeps,
@@ -93,6 +120,10 @@ export class AgentDaemon {
       try {
         if (await this.deps.renewIfDue()) this.info('certificate renewed');
         let studies = await transport.listStudies();
+        if (this.suspended) {
+          this.suspended = false;
+          this.info('the hub admits this silo again (resumed): carrying on');
+        }
         await this.approveByPolicy(studies);
         await this.resendUnanswered(studies);
         const exit = this.exitCode(studies);
@@ -115,7 +146,7 @@ export class AgentDaemon {
           const forTask = study ?? studies.find((s) => s.studyId === task.studyId);
           // Before the study's next task: what the hub left unanswered (a re-sent receipt settles this task too).
           await this.deps.reconciler.resend(task.studyId, forTask?.plan.name);
-          const outcome = await executor.execute(task, forTask, receivedAt);
+          const outcome = await this.withTask(task, () => executor.execute(task, forTask, receivedAt));
           this.deps.onTaskDone?.(task, forTask, outcome);
           worked = true;
         }
@@ -152,8 +183,38 @@ export class AgentDaemon {
     return studies.find((s) => s.studyId === task.studyId && s.planVersion === task.planVersion);
   }
 
+  /**
+   * Runs a task with the hub told which one it is (x-tessera-agent-task on every call) and, when the daemon has a
+   * heartbeat, a call every poll wait while it runs, so the hub sees the agent alive during a long training.
+   */
+  private async withTask<T>(task: SiloTask, work: () => Promise<T>): Promise<T> {
+    setCurrentTask({ kind: task.kind, studyId: task.studyId, round: task.round });
+    const beat = this.deps.heartbeat;
+    const timer =
+      beat === undefined
+        ? undefined
+        : setInterval(() => {
+            beat().catch(() => undefined); // the task's own calls report a hub that refuses or is gone
+          }, this.options.pollWaitSeconds * 1000);
+    timer?.unref();
+    try {
+      return await work();
+    } finally {
+      clearInterval(timer);
+      setCurrentTask(null);
+    }
+  }
+
   /** Decides what an error means for the loop: an exit code, or null after waiting to try again. */
   private async recover(err: unknown): Promise<number | null> {
+    if (isSuspension(err)) {
+      // Not an identity problem: the certificate is good, the administrator paused the silo. Wait and ask again.
+      const delay = this.backoff.next();
+      if (!this.suspended) this.info(suspensionAdvice(err.message));
+      this.suspended = true;
+      await this.sleep(delay, this.deps.stop);
+      return null;
+    }
     if (err instanceof AgentError) {
       switch (err.code) {
         case AgentErrorCode.IDENTITY_REFUSED:
