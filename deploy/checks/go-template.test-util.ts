@@ -10,7 +10,8 @@ import { stringify as toYamlText } from 'yaml';
  * $var.a, .; string/number/bool literals; parenthesised pipelines; pipelines with |; if / else if / else, range
  * (over lists and maps, with `$v :=` or `$k, $v :=`), with, define, end; variables `$x := pipeline` in the current
  * scope. Functions: include, required, default, quote, squote, toYaml, toJson, nindent, indent, eq, ne, not, and, or, empty,
- * b64enc, printf (%s %d %v only), trunc, trimSuffix, lower, toString, int, list, has, hasKey.
+ * b64enc, printf (%s %d %v only), trunc, trimSuffix, lower, toString, int, list, has, hasKey, fail, gt, ge, lt, le
+ * (numbers only, as Go's comparison of two ints), len.
  */
 
 type Value = unknown;
@@ -438,6 +439,26 @@ export class ChartRenderer {
         return Array.isArray(args[1]) && args[1].includes(args[0]);
       case 'hasKey':
         return typeof args[0] === 'object' && args[0] !== null && str(1) in (args[0] as object);
+      case 'fail':
+        // Helm's `fail`: the whole rendering stops with this message.
+        throw new Error(str(0));
+      case 'gt':
+      case 'ge':
+      case 'lt':
+      case 'le': {
+        const [a, b] = args;
+        // Go refuses to compare values of different kinds; a string here is a chart bug, not a comparison.
+        if (typeof a !== 'number' || typeof b !== 'number') {
+          throw new Error(`${name} compares numbers, got ${typeof a} and ${typeof b}`);
+        }
+        return name === 'gt' ? a > b : name === 'ge' ? a >= b : name === 'lt' ? a < b : a <= b;
+      }
+      case 'len': {
+        const v = args[0];
+        if (typeof v === 'string' || Array.isArray(v)) return v.length;
+        if (typeof v === 'object' && v !== null) return Object.keys(v).length;
+        throw new Error(`len of ${typeof v}`);
+      }
       default:
         throw new Error(`unsupported function ${name}`);
     }

@@ -1,198 +1,208 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { agentCliText } from './agent-cli.test-util';
-import { envOf, parseDockerfile, stagesOf } from './dockerfile-rules.test-util';
-import { ChartRenderer, renderChart } from './go-template.test-util';
-import { kindValidators } from './k8s-schemas.test-util';
+import {
+  AWS_SDK_NAMES,
+  REPO,
+  agentEnvNames,
+  agentValues,
+  checkWiring,
+  containerOf,
+  deepMerge,
+  defaults,
+  envValue,
+  find,
+  hubConfigNames,
+  imageUser,
+  podOf,
+  render,
+  renderNotes,
+  type Manifest,
+  type Obj,
+} from './helm-chart.test-util';
 
 /**
  * deploy/helm/tessera rendered by the minimal renderer in go-template.test-util.ts (no `helm` here) for the hub's
- * default values, for ../agent-values.yaml, and with every optional part switched on; every manifest checked
- * against the hand-written schemas of its kind, then against what the images and the hub expect.
+ * default values, for ../agent-values.yaml, and with each toggle switched; every manifest checked against the
+ * hand-written schemas of its kind, then against what the images and the hub expect. The refusals are in
+ * helm-refusals.spec.ts.
  */
 
-const REPO = resolve(__dirname, '../..');
-const CHART = join(REPO, 'deploy/helm/tessera');
-
-type Obj = Record<string, unknown>;
-interface Manifest {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; labels?: Record<string, string> };
-  spec: Obj;
-  data?: Record<string, string>;
-}
-interface Container {
-  name: string;
-  env?: { name: string; value?: string; valueFrom?: Obj }[];
-  ports?: { name: string; containerPort: number }[];
-  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
-  readinessProbe?: Obj;
-  livenessProbe?: Obj;
-  startupProbe?: Obj;
-  args?: string[];
-}
-interface PodSpec {
-  containers: Container[];
-  volumes?: ({ name: string } & Obj)[];
-  securityContext?: { runAsUser?: number; runAsNonRoot?: boolean };
-}
-
-function deepMerge(base: unknown, over: unknown): unknown {
-  if (typeof base !== 'object' || base === null || Array.isArray(base)) return over;
-  if (typeof over !== 'object' || over === null || Array.isArray(over)) return over;
-  const out: Obj = { ...(base as Obj) };
-  for (const [k, v] of Object.entries(over as Obj)) out[k] = k in out ? deepMerge(out[k], v) : v;
-  return out;
-}
-
-// Files .helmignore names are not part of the chart (Helm skips them too).
-const helmIgnored = new Set(
-  readFileSync(join(CHART, '.helmignore'), 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith('templates/')),
-);
-const templates = Object.fromEntries(
-  readdirSync(join(CHART, 'templates'))
-    .filter((f) => !helmIgnored.has(`templates/${f}`))
-    .map((f) => [f, readFileSync(join(CHART, 'templates', f), 'utf8')]),
-);
-const chart = parseYaml(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as Record<string, string>;
-const defaults = parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as Obj;
-const agentValues = deepMerge(defaults, parseYaml(readFileSync(join(REPO, 'deploy/helm/agent-values.yaml'), 'utf8')));
-const validators = kindValidators();
-
-function render(values: unknown): Manifest[] {
-  const out = renderChart(templates, values, {
-    release: 'tessera',
-    namespace: 'tessera',
-    chart: { Name: chart.name!, Version: chart.version!, AppVersion: chart.appVersion! },
-  });
-  const manifests: Manifest[] = [];
-  for (const [file, text] of Object.entries(out)) {
-    for (const doc of parseAllDocuments(text)) {
-      expect(doc.errors, `${file}: ${doc.errors.join('; ')}\n${text}`).toEqual([]);
-      const m = doc.toJS() as Manifest | null;
-      if (m !== null) manifests.push(m);
-    }
-  }
-  return manifests;
-}
-
-function schemaErrors(m: Manifest): string[] {
-  const validate = validators[m.kind];
-  if (!validate) return [`no schema for kind ${m.kind}: add one before the chart renders it`];
-  const label = `${m.kind} ${m.metadata?.name}`;
-  return validate(m) ? [] : (validate.errors ?? []).map((e) => `${label}${e.instancePath} ${e.message}`);
-}
-
-function podOf(m: Manifest): { labels: Record<string, string>; spec: PodSpec } {
-  const t = (m.spec as { template: { metadata?: { labels?: Record<string, string> }; spec: PodSpec } }).template;
-  return { labels: t.metadata?.labels ?? {}, spec: t.spec };
-}
-
-const hubConfigNames = [
-  ...readFileSync(join(REPO, 'apps/hub/src/config/config.schema.ts'), 'utf8').matchAll(/name: '([A-Z_]+)'/g),
-].map((m) => m[1]!);
-const entrypoint = readFileSync(join(REPO, 'deploy/agent-entrypoint.sh'), 'utf8');
-const agentCli = agentCliText(REPO);
-const agentEnvNames = new Set([...`${entrypoint}\n${agentCli}`.matchAll(/\b(TESSERA_[A-Z_]+)\b/g)].map((m) => m[1]!));
-const imageUser = (file: string) => {
-  const stage = stagesOf(parseDockerfile(readFileSync(join(REPO, 'deploy', file), 'utf8'))).at(-1)!;
-  const user = stage.instructions.filter((i) => i.keyword === 'USER').at(-1)!.args;
-  return { uid: Number(user.split(':')[0]), env: envOf(stage) };
+const S3 = {
+  replicaCount: 3,
+  hub: {
+    blobStore: {
+      type: 's3',
+      s3: {
+        bucket: 'tessera-hub-blobs',
+        region: 'eu-central-1',
+        endpoint: 'https://minio.internal:9000',
+        forcePathStyle: true,
+        prefix: 'tessera/',
+        sse: 'aws:kms',
+        kmsKeyId: 'alias/tessera',
+        credentials: { existingSecret: 'tessera-s3', sessionTokenKey: 'session-token' },
+      },
+    },
+  },
 };
 
-const SECRET_NAME = /PASSWORD|SECRET|PASSPHRASE|TOKEN|DATABASE_URL|BUNDLE$/;
+const kinds = (manifests: Manifest[]) => manifests.map((m) => m.kind).sort();
+const probePath = (p: unknown) => (p as { httpGet: { path: string } }).httpGet.path;
 
-/** Checks that hold for any rendering: schemas, wiring between objects, non-root, no literal secrets. */
-function checkWiring(manifests: Manifest[]): void {
-  expect(manifests.flatMap(schemaErrors)).toEqual([]);
-  const names = manifests.map((m) => `${m.kind}/${m.metadata.name}`);
-  expect(new Set(names).size).toBe(names.length);
-  for (const m of manifests.filter((x) => x.kind === 'Deployment' || x.kind === 'Job')) {
-    const pod = podOf(m);
-    if (m.kind === 'Deployment') {
-      const selector = (m.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels;
-      expect(pod.labels).toMatchObject(selector);
-    }
-    expect(pod.spec.securityContext?.runAsNonRoot).toBe(true);
-    const volumes = new Set((pod.spec.volumes ?? []).map((v) => v.name));
-    const mounted = new Set<string>();
-    for (const c of pod.spec.containers) {
-      for (const vm of c.volumeMounts ?? []) {
-        expect(volumes, `${m.metadata.name}: mount ${vm.name}`).toContain(vm.name);
-        mounted.add(vm.name);
-      }
-      const portNames = new Set((c.ports ?? []).map((p) => p.name));
-      for (const p of [c.readinessProbe, c.livenessProbe, c.startupProbe]) {
-        const http = (p as { httpGet?: { port: string; path: string } } | undefined)?.httpGet;
-        if (http) {
-          expect(portNames).toContain(http.port);
-          expect(['/health/ready', '/health/live']).toContain(http.path);
-        }
-      }
-      for (const e of c.env ?? []) {
-        if (SECRET_NAME.test(e.name)) expect(e.valueFrom, `${e.name} must come from a Secret`).toBeDefined();
-      }
-    }
-    expect([...volumes].filter((v) => !mounted.has(v))).toEqual([]);
-  }
-  // Every Service selects the pods of a Deployment and targets ports those pods name.
-  const deployments = manifests.filter((m) => m.kind === 'Deployment');
-  for (const svc of manifests.filter((m) => m.kind === 'Service')) {
-    const spec = svc.spec as { selector: Record<string, string>; ports: { targetPort: string }[] };
-    const target = deployments.find((d) => Object.entries(spec.selector).every(([k, v]) => podOf(d).labels[k] === v));
-    expect(target, `Service ${svc.metadata.name} selects no Deployment`).toBeDefined();
-    const ports = podOf(target!).spec.containers.flatMap((c) => (c.ports ?? []).map((p) => p.name));
-    for (const p of spec.ports) expect(ports).toContain(p.targetPort);
-  }
-}
-
-describe('the Helm chart deploy/helm/tessera', () => {
-  it('renders the hub: Deployment with /health probes, HTTP Service, layer-4 silo Service, blob volume, migrations Job', () => {
+describe('the Helm chart deploy/helm/tessera: the hub', () => {
+  it('renders the defaults as one hub that works without ReadWriteMany: RWO volume, strategy Recreate, probes, Services, migrations Job', () => {
     const manifests = render(defaults);
     checkWiring(manifests);
-    expect(manifests.map((m) => m.kind).sort()).toEqual([
+    expect(kinds(manifests)).toEqual([
       'Deployment',
       'Job',
+      'NetworkPolicy',
       'PersistentVolumeClaim',
       'Service',
       'Service',
+      'ServiceAccount',
     ]);
-    const deployment = manifests.find((m) => m.kind === 'Deployment')!;
-    expect(deployment.spec.replicas).toBe(defaults.replicaCount);
+    const deployment = find(manifests, 'Deployment')!;
+    expect(deployment.spec.replicas).toBe(1);
+    expect(deployment.spec.strategy).toEqual({ type: 'Recreate' });
+    expect(find(manifests, 'PersistentVolumeClaim')!.spec.accessModes).toEqual(['ReadWriteOnce']);
     const pod = podOf(deployment).spec;
     const hub = pod.containers[0]!;
     expect(pod.securityContext?.runAsUser).toBe(imageUser('hub.Dockerfile').uid);
-    expect((hub.readinessProbe as { httpGet: { path: string } }).httpGet.path).toBe('/health/ready');
+    expect(pod.serviceAccountName).toBe('tessera-hub');
+    expect(probePath(hub.readinessProbe)).toBe('/health/ready');
+    expect(probePath(hub.startupProbe)).toBe('/health/ready');
     // Liveness must not depend on the database: an outage must not restart every hub pod.
-    expect((hub.livenessProbe as { httpGet: { path: string } }).httpGet.path).toBe('/health/live');
-    expect(hub.ports!.map((p) => p.containerPort).sort()).toEqual([8080, 8443, 8444]);
-    // The blob volume at the image's TESSERA_DATA_DIR.
+    expect(probePath(hub.livenessProbe)).toBe('/health/live');
+    expect(hub.ports!.map((p) => [p.name, p.containerPort])).toEqual([
+      ['http', 8080],
+      ['silo', 8443],
+      ['enroll', 8444],
+    ]);
+    // The data volume at the image's TESSERA_DATA_DIR, a claim since filesystem blobs must survive restarts.
     expect(hub.volumeMounts!.find((v) => v.name === 'data')!.mountPath).toBe(
       imageUser('hub.Dockerfile').env.TESSERA_DATA_DIR,
     );
-    // PostgreSQL comes from a Secret; every variable the chart sets is one the hub knows.
-    const db = hub.env!.find((e) => e.name === 'DATABASE_URL')!;
-    expect(db.valueFrom).toEqual({ secretKeyRef: { name: 'tessera-database', key: 'url' } });
+    expect(pod.volumes!.find((v) => v.name === 'data')).toEqual({
+      name: 'data',
+      persistentVolumeClaim: { claimName: 'tessera-hub-data' },
+    });
+    // PostgreSQL and the hub's secrets come from Secrets; every variable the chart sets is one the hub knows.
+    expect(envValue(hub, 'DATABASE_URL')!.valueFrom).toEqual({
+      secretKeyRef: { name: 'tessera-database', key: 'url' },
+    });
+    expect(envValue(hub, 'TESSERA_JWT_SECRET')!.valueFrom!.secretKeyRef!.name).toBe('tessera-hub-secrets');
     for (const e of hub.env!) expect(hubConfigNames).toContain(e.name);
-    expect(hub.env!.find((e) => e.name === 'TESSERA_RUN_MIGRATIONS')!.value).toBe('false');
+    expect(envValue(hub, 'TESSERA_BLOB_STORE')!.value).toBe('filesystem');
+    expect(envValue(hub, 'TESSERA_RUN_MIGRATIONS')!.value).toBe('false');
 
     // mTLS passthrough: the silo listeners are a LoadBalancer Service straight to the pods, no HTTP ingress.
-    const silo = manifests.find((m) => m.kind === 'Service' && m.metadata.name.endsWith('-silo'))!;
+    const silo = find(manifests, 'Service', '-silo')!;
     expect(silo.spec.type).toBe('LoadBalancer');
     expect((silo.spec.ports as { port: number; targetPort: string }[]).map((p) => [p.port, p.targetPort])).toEqual([
       [8443, 'silo'],
       [8444, 'enroll'],
     ]);
-    const job = manifests.find((m) => m.kind === 'Job')!;
+    const people = find(manifests, 'Service', '-hub')!;
+    expect((people.spec.ports as { targetPort: string }[]).map((p) => p.targetPort)).toEqual(['http']);
+    const job = find(manifests, 'Job')!;
     expect(podOf(job).spec.containers[0]!.args).toEqual(['migrate']);
+    expect(podOf(job).labels['app.kubernetes.io/component']).toBe('hub-migrate');
+    // No budget on a single pod: it would block every node drain.
+    expect(find(manifests, 'PodDisruptionBudget')).toBeUndefined();
   });
 
-  it('renders every optional part of the hub: ingress to the console only, operator CA, first administrator, extra env', () => {
+  it('runs several replicas on PostgreSQL and S3: every S3 value as the hub reads it, credentials from a Secret, no volume, rolling, budget, spread', () => {
+    const values = deepMerge(defaults, S3);
+    const manifests = render(values);
+    checkWiring(manifests);
+    expect(kinds(manifests)).toEqual([
+      'Deployment',
+      'Job',
+      'NetworkPolicy',
+      'PodDisruptionBudget',
+      'Service',
+      'Service',
+      'ServiceAccount',
+    ]);
+    const deployment = find(manifests, 'Deployment')!;
+    expect(deployment.spec.replicas).toBe(3);
+    expect(deployment.spec.strategy).toEqual({
+      type: 'RollingUpdate',
+      rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+    });
+    const pod = podOf(deployment).spec;
+    expect(pod.volumes!.find((v) => v.name === 'data')).toEqual({ name: 'data', emptyDir: {} });
+    expect(pod.topologySpreadConstraints).toHaveLength(1);
+    const hub = pod.containers[0]!;
+    const plain = Object.fromEntries(hub.env!.filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+    expect(plain).toMatchObject({
+      TESSERA_BLOB_STORE: 's3',
+      TESSERA_S3_BUCKET: 'tessera-hub-blobs',
+      TESSERA_S3_REGION: 'eu-central-1',
+      TESSERA_S3_ENDPOINT: 'https://minio.internal:9000',
+      TESSERA_S3_FORCE_PATH_STYLE: 'true',
+      TESSERA_S3_PREFIX: 'tessera/',
+      TESSERA_S3_PART_SIZE_MIB: '8',
+      TESSERA_S3_SSE: 'aws:kms',
+      TESSERA_S3_SSE_KMS_KEY_ID: 'alias/tessera',
+    });
+    expect(envValue(hub, 'AWS_ACCESS_KEY_ID')!.valueFrom).toEqual({
+      secretKeyRef: { name: 'tessera-s3', key: 'access-key-id' },
+    });
+    expect(envValue(hub, 'AWS_SECRET_ACCESS_KEY')!.valueFrom!.secretKeyRef!.key).toBe('secret-access-key');
+    expect(envValue(hub, 'AWS_SESSION_TOKEN')!.valueFrom!.secretKeyRef!.key).toBe('session-token');
+    for (const e of hub.env!) expect([...hubConfigNames, ...AWS_SDK_NAMES]).toContain(e.name);
+    expect(find(manifests, 'PodDisruptionBudget')!.spec.maxUnavailable).toBe(1);
+
+    // Without a credentials Secret the SDK's chain is used (a workload identity on the annotated account).
+    const identity = render(
+      deepMerge(values, {
+        hub: { blobStore: { s3: { credentials: { existingSecret: '' }, endpoint: '', sse: '', kmsKeyId: '' } } },
+        serviceAccount: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/tessera-hub' } },
+        podDisruptionBudget: { enabled: false },
+      }),
+    );
+    checkWiring(identity);
+    const names = containerOf(identity).env!.map((e) => e.name);
+    expect(names.filter((n) => n.startsWith('AWS_') || n === 'TESSERA_S3_ENDPOINT' || n === 'TESSERA_S3_SSE')).toEqual(
+      [],
+    );
+    expect(find(identity, 'ServiceAccount')!.metadata.annotations).toEqual({
+      'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/tessera-hub',
+    });
+    expect(find(identity, 'PodDisruptionBudget')).toBeUndefined();
+  });
+
+  it('keeps one volume only for what must survive: S3 with generated secrets, or the embedded database', () => {
+    const generated = render(deepMerge(defaults, { hub: { ...S3.hub, secrets: { existingSecret: '' } } }));
+    checkWiring(generated);
+    const hub = containerOf(generated);
+    expect(envValue(hub, 'TESSERA_JWT_SECRET')).toBeUndefined();
+    expect(envValue(hub, 'TESSERA_CA_KEY_PASSPHRASE')).toBeUndefined();
+    expect(find(generated, 'PersistentVolumeClaim')).toBeDefined();
+
+    const embedded = render(
+      deepMerge(defaults, {
+        hub: { database: { type: 'embedded' }, migrationJob: false, persistence: { existingClaim: 'mine' } },
+      }),
+    );
+    checkWiring(embedded);
+    const trial = containerOf(embedded);
+    expect(envValue(trial, 'DATABASE_URL')).toBeUndefined();
+    expect(envValue(trial, 'TESSERA_DATABASE_POOL_SIZE')).toBeUndefined();
+    expect(envValue(trial, 'TESSERA_RUN_MIGRATIONS')!.value).toBe('true');
+    expect(kinds(embedded)).not.toContain('Job');
+    expect(kinds(embedded)).not.toContain('PersistentVolumeClaim');
+    expect(podOf(find(embedded, 'Deployment')!).spec.volumes).toContainEqual({
+      name: 'data',
+      persistentVolumeClaim: { claimName: 'mine' },
+    });
+    expect(find(embedded, 'Deployment')!.spec.strategy).toEqual({ type: 'Recreate' });
+  });
+
+  it('renders every optional part: ingress to the console only, operator CA, first administrator, extra env, node placement', () => {
     const values = deepMerge(defaults, {
       hub: {
         ingress: { enabled: true, className: 'nginx', tlsSecret: 'tessera-tls', annotations: { a: 'b' } },
@@ -208,18 +218,101 @@ describe('the Helm chart deploy/helm/tessera', () => {
     });
     const manifests = render(values);
     checkWiring(manifests);
-    const ingress = manifests.find((m) => m.kind === 'Ingress')!;
-    const backend = JSON.stringify(ingress.spec);
-    expect(backend).toContain('"name":"http"');
-    expect(backend).not.toContain('silo');
-    const hub = podOf(manifests.find((m) => m.kind === 'Deployment')!).spec.containers[0]!;
+    const hub = containerOf(manifests);
     for (const e of hub.env!) expect(hubConfigNames).toContain(e.name);
     expect(hub.env).toContainEqual({ name: 'TESSERA_CA_KEY_FILE', value: '/etc/tessera/ca/ca.key' });
+    expect(hub.env).toContainEqual({ name: 'TESSERA_SILO_CERT_DAYS', value: '14' });
     expect(hub.env).toContainEqual({ name: 'TESSERA_RUN_MIGRATIONS', value: 'true' });
+    expect(envValue(hub, 'TESSERA_ADMIN_PASSWORD')!.valueFrom!.secretKeyRef!.name).toBe('tessera-admin');
     expect(manifests.some((m) => m.kind === 'Job' || m.kind === 'PersistentVolumeClaim')).toBe(false);
   });
 
-  it('renders deploy/helm/agent-values.yaml as one agent: single replica, no Service, read-only data, state volume', () => {
+  it('routes the console and /api through the Ingress, never /metrics or /health, and covers every page of the console', () => {
+    const manifests = render(deepMerge(defaults, { hub: { ingress: { enabled: true, tlsSecret: 'tessera-tls' } } }));
+    checkWiring(manifests);
+    const ingress = find(manifests, 'Ingress')!;
+    const rules = ingress.spec.rules as {
+      http: { paths: { path: string; pathType: string; backend: { service: { name: string; port: Obj } } }[] };
+    }[];
+    const paths = rules[0]!.http.paths;
+    for (const p of paths) expect(p.backend.service).toEqual({ name: 'tessera-hub', port: { name: 'http' } });
+    // Kubernetes' Prefix matches whole path elements; Exact the path itself.
+    const routed = (url: string) =>
+      paths.some((p) => (p.pathType === 'Exact' ? url === p.path : url === p.path || url.startsWith(`${p.path}/`)));
+    for (const url of ['/metrics', '/health', '/health/live', '/health/ready', '/silo/rounds', '/enroll']) {
+      expect(routed(url), url).toBe(false);
+    }
+    // Every top-level route of the console's router, every file of its public/ folder, its built assets and the API.
+    const app = readFileSync(join(REPO, 'apps/console/src/app.tsx'), 'utf8');
+    const pages = [...app.matchAll(/path: '\/?([a-z-]+)/g)].map((m) => `/${m[1]!}`);
+    expect(pages).toContain('/studies');
+    const publicFiles = readdirSync(join(REPO, 'apps/console/public')).map((f) => `/${f}`);
+    for (const url of [...pages, ...publicFiles, '/', '/assets/index-abc.js', '/api/studies', '/studies/42/edit']) {
+      expect(routed(url), url).toBe(true);
+    }
+  });
+
+  it('scrapes /metrics through a ServiceMonitor on the console/API Service when asked, with the labels Prometheus selects', () => {
+    const manifests = render(
+      deepMerge(defaults, {
+        metrics: { serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' } } },
+      }),
+    );
+    checkWiring(manifests);
+    const monitor = find(manifests, 'ServiceMonitor')!;
+    expect(monitor.metadata.labels).toMatchObject({ release: 'kube-prometheus-stack' });
+    expect(monitor.spec.endpoints).toEqual([
+      { port: 'http', path: '/metrics', scheme: 'http', interval: '30s', scrapeTimeout: '10s' },
+    ]);
+    expect(find(render(defaults), 'ServiceMonitor')).toBeUndefined();
+  });
+
+  it('restricts traffic with a NetworkPolicy: the three listeners from the named peers, egress to DNS and the named peers', () => {
+    const open = find(render(defaults), 'NetworkPolicy')!;
+    expect(open.spec.policyTypes).toEqual(['Ingress']);
+    const rules = open.spec.ingress as { ports: { port: string }[]; from?: unknown }[];
+    expect(rules.map((r) => r.ports.map((p) => p.port))).toEqual([['http'], ['silo', 'enroll']]);
+    expect(rules.every((r) => r.from === undefined)).toBe(true);
+
+    const ingressController = {
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } },
+    };
+    const hospitals = { ipBlock: { cidr: '192.0.2.0/24' } };
+    const database = { to: [{ ipBlock: { cidr: '10.20.0.5/32' } }], ports: [{ port: 5432, protocol: 'TCP' }] };
+    const manifests = render(
+      deepMerge(defaults, {
+        networkPolicy: { httpFrom: [ingressController], siloFrom: [hospitals], egress: [database] },
+      }),
+    );
+    checkWiring(manifests);
+    const closed = find(manifests, 'NetworkPolicy')!;
+    expect(closed.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect((closed.spec.ingress as { from: unknown[] }[]).map((r) => r.from)).toEqual([
+      [ingressController],
+      [hospitals],
+    ]);
+    const egress = closed.spec.egress as { ports: { port: number }[] }[];
+    expect(egress[0]!.ports.map((p) => p.port)).toEqual([53, 53]);
+    expect(egress.slice(1)).toEqual([database]);
+
+    expect(find(render(deepMerge(defaults, { networkPolicy: { enabled: false } })), 'NetworkPolicy')).toBeUndefined();
+  });
+
+  it('prints NOTES.txt with the three listeners, the one-replica note and the first-administrator command', () => {
+    const notes = renderNotes(defaults);
+    expect(notes).toContain('service tessera-hub, port 8080');
+    expect(notes).toContain('service tessera-hub-silo, port 8443 -> https://tessera-silo.example.org:8443');
+    expect(notes).toContain('strategy Recreate');
+    expect(notes).toContain('tessera-hub admin create');
+    const several = renderNotes(deepMerge(defaults, { ...S3, hub: { ...S3.hub, admin: { passwordSecret: 'a' } } }));
+    expect(several).toContain('3 replica(s), database postgresql, blobs on s3');
+    expect(several).not.toContain('strategy Recreate');
+    expect(several).not.toContain('admin create');
+  });
+});
+
+describe('the Helm chart deploy/helm/tessera: an agent (deploy/helm/agent-values.yaml)', () => {
+  it('renders one agent: single replica, no Service, read-only data, state volume, enrollment bundle from a Secret, no inbound traffic', () => {
     for (const values of [
       agentValues,
       deepMerge(agentValues, {
@@ -230,8 +323,8 @@ describe('the Helm chart deploy/helm/tessera', () => {
     ]) {
       const manifests = render(values);
       checkWiring(manifests);
-      expect(manifests.some((m) => m.kind === 'Service' || m.kind === 'Ingress' || m.kind === 'Job')).toBe(false);
-      const deployment = manifests.find((m) => m.kind === 'Deployment')!;
+      expect(manifests.some((m) => ['Service', 'Ingress', 'Job', 'PodDisruptionBudget'].includes(m.kind))).toBe(false);
+      const deployment = find(manifests, 'Deployment')!;
       expect(deployment.spec.replicas).toBe(1);
       expect(deployment.spec.strategy).toEqual({ type: 'Recreate' });
       const pod = podOf(deployment).spec;
@@ -241,47 +334,27 @@ describe('the Helm chart deploy/helm/tessera', () => {
       expect(agent.ports).toBeUndefined();
       expect(agent.volumeMounts).toContainEqual({ name: 'data', mountPath: '/data', readOnly: true });
       expect(agent.volumeMounts!.find((v) => v.name === 'state')!.mountPath).toBe(image.env.TESSERA_STATE_DIR);
+      expect(pod.volumes!.find((v) => v.name === 'state')).toEqual({
+        name: 'state',
+        persistentVolumeClaim: { claimName: 'tessera-agent-state' },
+      });
+      expect(find(manifests, 'PersistentVolumeClaim')!.spec.accessModes).toEqual(['ReadWriteOnce']);
+      expect(envValue(agent, 'TESSERA_ENROLLMENT_BUNDLE')!.valueFrom).toEqual({
+        secretKeyRef: { name: 'tessera-enrollment', key: 'bundle', optional: true },
+      });
       for (const e of agent.env!) expect(agentEnvNames).toContain(e.name);
-      const policy = manifests.find((m) => m.kind === 'ConfigMap');
-      if (policy) {
+      // The agent only connects out: its policy admits nothing.
+      const policy = find(manifests, 'NetworkPolicy')!;
+      expect(policy.spec.ingress).toEqual([]);
+      expect(renderNotes(values)).toContain('tessera-agent status');
+      const configMap = find(manifests, 'ConfigMap');
+      if (configMap) {
         // The agent parses it as JSON.
-        expect(JSON.parse(policy.data!['approval-policy.json']!)).toEqual(
+        expect(JSON.parse(configMap.data!['approval-policy.json']!)).toEqual(
           (values as { agent: { policy: unknown } }).agent.policy,
         );
         expect(agent.env).toContainEqual({ name: 'TESSERA_POLICY_FILE', value: '/etc/tessera/approval-policy.json' });
       }
     }
-  });
-
-  it('refuses an unknown component', () => {
-    expect(() => render(deepMerge(defaults, { component: 'both' }))).toThrow('component must be hub or agent');
-  });
-});
-
-describe('the minimal template renderer', () => {
-  const one = (source: string, values: unknown = {}) =>
-    new ChartRenderer({ 't.yaml': source, '_h.tpl': '{{- define "x" -}}x={{ .a }}{{- end -}}' }).render('t.yaml', {
-      Values: values,
-    });
-
-  it('trims whitespace on the marked side only, as Go templates do', () => {
-    expect(one('a\n  {{- "b" }}\nc')).toBe('ab\nc');
-    expect(one('a {{ "b" -}}\n  c')).toBe('a bc');
-  });
-
-  it('evaluates if / else if / else, range over maps in key order, with, variables and include', () => {
-    expect(one('{{ if .Values.a }}A{{ else if .Values.b }}B{{ else }}C{{ end }}', { b: 1 })).toBe('B');
-    expect(one('{{ range $k, $v := .Values }}{{ $k }}={{ $v }};{{ end }}', { b: 2, a: 1 })).toBe('a=1;b=2;');
-    expect(one('{{ with .Values.m }}{{ .n }}{{ else }}none{{ end }}', { m: { n: 5 } })).toBe('5');
-    expect(one('{{ $v := .Values.a }}{{ $v }}', { a: 'z' })).toBe('z');
-    expect(one('{{ include "x" .Values }}', { a: 7 })).toBe('x=7');
-    expect(one('{{ .Values.a | default "d" | quote }}', { a: '' })).toBe('"d"');
-    expect(one('k:{{ toYaml .Values | nindent 2 }}', { a: [1, 2] })).toBe('k:\n  a:\n    - 1\n    - 2');
-  });
-
-  it('fails on what it does not support rather than rendering something plausible', () => {
-    expect(() => one('{{ .Values.a | semverCompare ">1" }}')).toThrow('unsupported function semverCompare');
-    expect(() => one('{{ required "need a" .Values.a }}')).toThrow('need a');
-    expect(() => one('{{ if .Values.a }}x')).toThrow('if without end');
   });
 });

@@ -3,7 +3,9 @@ import Ajv, { type ValidateFunction } from 'ajv';
 /**
  * Hand-written JSON schemas for the Kubernetes kinds the chart renders, following the API reference of
  * Kubernetes v1.30 (https://kubernetes.io/docs/reference/kubernetes-api/: Deployment apps/v1, Job batch/v1,
- * Service v1, PersistentVolumeClaim v1, ConfigMap v1, Ingress networking.k8s.io/v1). They cover the fields the chart
+ * Service v1, PersistentVolumeClaim v1, ConfigMap v1, ServiceAccount v1, Ingress and NetworkPolicy
+ * networking.k8s.io/v1, PodDisruptionBudget policy/v1) and of the Prometheus Operator's ServiceMonitor
+ * (monitoring.coreos.com/v1, its CRD reference). They cover the fields the chart
  * uses, with `additionalProperties: false` where a misspelt key (readinesProbe, containerport) would otherwise be
  * silently ignored by a reader of the YAML; they are a subset, not the full OpenAPI of Kubernetes.
  */
@@ -15,6 +17,63 @@ const port: Schema = { type: 'integer', minimum: 1, maximum: 65535 };
 const name63: Schema = { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' };
 const portName: Schema = { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$' };
 const stringMap: Schema = { type: 'object', additionalProperties: { type: 'string' } };
+const intOrPercent: Schema = {
+  anyOf: [
+    { type: 'integer', minimum: 0 },
+    { type: 'string', pattern: '^[0-9]+%$' },
+  ],
+};
+const labelSelector: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    matchLabels: stringMap,
+    matchExpressions: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['key', 'operator'],
+        additionalProperties: false,
+        properties: {
+          key: str,
+          operator: { enum: ['In', 'NotIn', 'Exists', 'DoesNotExist'] },
+          values: { type: 'array', items: { type: 'string' } },
+        },
+      },
+    },
+  },
+};
+/** NetworkPolicyPeer: exactly the three selectors Kubernetes knows (a misspelt one would allow everything). */
+const networkPolicyPeer: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    podSelector: { type: 'object' },
+    namespaceSelector: { type: 'object' },
+    ipBlock: {
+      type: 'object',
+      required: ['cidr'],
+      additionalProperties: false,
+      properties: { cidr: str, except: { type: 'array', items: str } },
+    },
+  },
+};
+const networkPolicyPort: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    port: {
+      anyOf: [
+        { type: 'integer', minimum: 1, maximum: 65535 },
+        { type: 'string', minLength: 1 },
+      ],
+    },
+    endPort: { type: 'integer', minimum: 1, maximum: 65535 },
+    protocol: { enum: ['TCP', 'UDP', 'SCTP'] },
+  },
+};
 const quantity: Schema = {
   anyOf: [{ type: 'string', pattern: '^[0-9.]+(m|k|Ki|Mi|Gi|Ti|M|G|T)?$' }, { type: 'number' }],
 };
@@ -174,7 +233,22 @@ const podSpec: Schema = {
     containers: { type: 'array', minItems: 1, items: container },
     volumes: { type: 'array', items: volume },
     restartPolicy: { enum: ['Always', 'OnFailure', 'Never'] },
+    serviceAccountName: name63,
     automountServiceAccountToken: { type: 'boolean' },
+    topologySpreadConstraints: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['maxSkew', 'topologyKey', 'whenUnsatisfiable'],
+        additionalProperties: false,
+        properties: {
+          maxSkew: { type: 'integer', minimum: 1 },
+          topologyKey: str,
+          whenUnsatisfiable: { enum: ['DoNotSchedule', 'ScheduleAnyway'] },
+          labelSelector: { type: 'object', additionalProperties: false, properties: { matchLabels: stringMap } },
+        },
+      },
+    },
     enableServiceLinks: { type: 'boolean' },
     imagePullSecrets: { type: 'array', items: { type: 'object', required: ['name'] } },
     securityContext: {
@@ -227,7 +301,18 @@ export const KIND_SCHEMAS: Record<string, Schema> = {
       strategy: {
         type: 'object',
         required: ['type'],
-        properties: { type: { enum: ['RollingUpdate', 'Recreate'] } },
+        additionalProperties: false,
+        properties: {
+          type: { enum: ['RollingUpdate', 'Recreate'] },
+          rollingUpdate: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { maxSurge: intOrPercent, maxUnavailable: intOrPercent },
+          },
+        },
+        // Kubernetes refuses rollingUpdate with type Recreate.
+        if: { properties: { type: { const: 'Recreate' } } },
+        then: { not: { required: ['rollingUpdate'] } },
       },
       selector: {
         type: 'object',
@@ -344,6 +429,75 @@ export const KIND_SCHEMAS: Record<string, Schema> = {
     },
   }),
 };
+
+KIND_SCHEMAS.ServiceAccount = kind('v1', 'ServiceAccount', {}, { automountServiceAccountToken: { type: 'boolean' } });
+KIND_SCHEMAS.PodDisruptionBudget = kind('policy/v1', 'PodDisruptionBudget', {
+  type: 'object',
+  required: ['selector'],
+  additionalProperties: false,
+  properties: { minAvailable: intOrPercent, maxUnavailable: intOrPercent, selector: labelSelector },
+  // One of the two, never both (the API server refuses both).
+  oneOf: [{ required: ['minAvailable'] }, { required: ['maxUnavailable'] }],
+});
+KIND_SCHEMAS.NetworkPolicy = kind('networking.k8s.io/v1', 'NetworkPolicy', {
+  type: 'object',
+  required: ['podSelector'],
+  additionalProperties: false,
+  properties: {
+    podSelector: { type: 'object', additionalProperties: false, properties: { matchLabels: stringMap } },
+    policyTypes: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['Ingress', 'Egress'] } },
+    ingress: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          from: { type: 'array', items: networkPolicyPeer },
+          ports: { type: 'array', items: networkPolicyPort },
+        },
+      },
+    },
+    egress: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          to: { type: 'array', items: networkPolicyPeer },
+          ports: { type: 'array', items: networkPolicyPort },
+        },
+      },
+    },
+  },
+});
+KIND_SCHEMAS.ServiceMonitor = kind('monitoring.coreos.com/v1', 'ServiceMonitor', {
+  type: 'object',
+  required: ['selector', 'endpoints'],
+  additionalProperties: false,
+  properties: {
+    selector: labelSelector,
+    namespaceSelector: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { any: { type: 'boolean' }, matchNames: { type: 'array', items: str } },
+    },
+    endpoints: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          port: portName,
+          path: { type: 'string', pattern: '^/' },
+          scheme: { enum: ['http', 'https'] },
+          interval: { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$' },
+          scrapeTimeout: { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$' },
+        },
+      },
+    },
+  },
+});
 
 /** Validators per kind; ConfigMap's `spec` requirement is replaced by `data`. */
 export function kindValidators(): Record<string, ValidateFunction> {
