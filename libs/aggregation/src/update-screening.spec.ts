@@ -4,6 +4,7 @@ import { coordinateMedian } from './robust-aggregation';
 import { asyncRefusalCode, f32, gaussianVector, refusalCode, seededNormal } from './robust.test-util';
 import { inMemoryBlockReader } from './update-blocks';
 import {
+  madSmallSampleFactor,
   screenStatistics,
   screenUpdates,
   screenUpdatesBlockwise,
@@ -87,8 +88,16 @@ describe('update screening', () => {
     expect(falseFlagTrials(200, 2000, {})).toBe(0);
   });
 
-  it('without the scale floors the bare MAD rule on 8 values false-flags 41 of the same 200 rounds (why the floors exist)', () => {
-    expect(falseFlagTrials(200, 2000, { normScaleFloor: 0, cosineScaleFloor: 0 })).toBe(41);
+  it('without the scale floors the bare MAD rule on 8 values false-flags 33 of the same 200 rounds (why the floors exist)', () => {
+    // screenStatistics without `parameters`: no 1/√m floor either, only the (corrected) MAD.
+    let flagged = 0;
+    for (let seed = 1; seed <= 200; seed += 1) {
+      const { honest, previousUpdate } = honestRound(seed, 2000);
+      const updates = Array.from({ length: 8 }, honest);
+      const statistics = updateStatistics(updates, { aggregate: mean(updates), previousUpdate });
+      if (screenStatistics(statistics, { normScaleFloor: 0, cosineScaleFloor: 0 }).flagged.length > 0) flagged += 1;
+    }
+    expect(flagged).toBe(33);
   });
 
   it('lists flagged updates for exclusion only when asked', () => {
@@ -109,16 +118,25 @@ describe('update screening', () => {
     });
   });
 
-  it('the rule alone, on hand-made statistics: median, scaled MAD and floors', () => {
-    // norms 1, 1.1, 0.9, 1, 1.05, 5 → median 1.025; |dev| = .025 .075 .125 .025 .025 3.975 → MAD .05 → ×1.4826 = .07413
-    const stats = [1, 1.1, 0.9, 1, 1.05, 5].map((norm) => ({ norm, cosineToAggregate: 0.5, cosineToPrevious: null }));
+  it('the rule alone, on hand-made statistics: log-norm median, corrected scaled MAD and floors', () => {
+    // Norms are compared as logarithms: ln of 1, 1.1, 0.9, 1, 1.05, 5 → median (ln 1 + ln 1.05)/2, reported as the
+    // norm √1.05; MAD of the logs × 1.4826 × b₆ (1.2, Croux & Rousseeuw's factor for six values).
+    const norms = [1, 1.1, 0.9, 1, 1.05, 5];
+    const stats = norms.map((norm) => ({ norm, cosineToAggregate: 0.5, cosineToPrevious: null }));
     const report = screenStatistics(stats);
     const norm = report.summaries[0];
-    expect(norm.median).toBeCloseTo(1.025, 12);
-    expect(norm.scaledMad).toBeCloseTo(0.07413, 5);
-    expect(norm.scale).toBeCloseTo(0.07413, 5); // floor 0.05 × 1.025 is lower
+    const logMedian = Math.log(1.05) / 2;
+    const deviations = norms.map((x) => Math.abs(Math.log(x) - logMedian)).sort((a, b) => a - b);
+    const scaledMad = ((deviations[2] + deviations[3]) / 2) * 1.4826 * 1.2;
+    expect(norm.median).toBeCloseTo(Math.sqrt(1.05), 12);
+    expect(norm.scaledMad).toBeCloseTo(scaledMad, 12);
+    expect(norm.scale).toBeCloseTo(scaledMad, 12); // above the floor 0.05
     expect(report.flagged).toEqual([5]);
-    expect(report.updates[5].flags[0].score).toBeCloseTo((5 - 1.025) / 0.07413, 2);
+    expect(report.updates[5].flags[0].score).toBeCloseTo((Math.log(5) - logMedian) / scaledMad, 9);
+    expect(report.updates[5].flags[0].median).toBeCloseTo(Math.sqrt(1.05), 12);
+    expect(report.updates[5].flags[0].reason).toMatch(
+      /^L2 norm 5 is [\d.]+ robust deviations above the round's median 1\.025 \(×4\.88 the median; log scale [\d.]+, threshold 3\.5\)$/,
+    );
     // All cosines equal: MAD 0, the floor keeps the scale at 0.05 and nothing is flagged.
     expect(report.summaries[1]).toMatchObject({ median: 0.5, scaledMad: 0, scale: 0.05 });
     // A free-rider with a zero update is flagged below.
@@ -127,6 +145,31 @@ describe('update screening', () => {
       { norm: 0, cosineToAggregate: 0.5, cosineToPrevious: null },
     ]);
     expect(freeRider.updates[5].flags[0].reason).toMatch(/ below the round's median/);
+    // A round of zero updates: every log norm is the same very low value, nothing is flagged.
+    const zeros = screenStatistics(
+      [0, 0, 0, 0].map((n) => ({ norm: n, cosineToAggregate: 0, cosineToPrevious: null })),
+    );
+    expect(zeros.flagged).toEqual([]);
+  });
+
+  it('corrects the scaled MAD for small rounds: b_n makes it an unbiased estimate of σ for normal values', () => {
+    // Seeded simulation: the mean of b_n · 1.4826 · MAD over 20,000 samples of n standard normal values is 1 ± 2.5%.
+    const normal = seededNormal(2024);
+    for (const n of [3, 4, 5, 6, 8, 10, 16]) {
+      let sum = 0;
+      const trials = 20_000;
+      for (let t = 0; t < trials; t += 1) {
+        const values = Array.from({ length: n }, normal);
+        const summary = screenStatistics(
+          values.map((c) => ({ norm: 1, cosineToAggregate: c, cosineToPrevious: null })),
+          { cosineScaleFloor: 0 },
+        ).summaries[1];
+        sum += summary.scaledMad;
+      }
+      expect(Math.abs(sum / trials - 1)).toBeLessThan(0.025);
+    }
+    expect(madSmallSampleFactor(4)).toBe(1.363);
+    expect(madSmallSampleFactor(20)).toBeCloseTo(20 / 19.2, 12);
   });
 
   it('below 3 updates reports statistics but flags nothing', () => {
@@ -147,6 +190,22 @@ describe('update screening', () => {
     small.forEach((s, k) => expect(s.norm).toBeCloseTo(updateStatistics(updates, references)[k].norm, 9));
   });
 
+  it('raises both floors to 1/√m for a model of m parameters, and reports the floors it applied', () => {
+    const { honest, previousUpdate } = honestRound(3, 14);
+    const updates = Array.from({ length: 5 }, honest);
+    const report = screenUpdates(updates, { aggregate: mean(updates), previousUpdate });
+    expect(report.rule.normScaleFloor).toBeCloseTo(1 / Math.sqrt(14), 12);
+    expect(report.rule.cosineScaleFloor).toBeCloseTo(1 / Math.sqrt(14), 12);
+    report.summaries.forEach((s) => expect(s.scale).toBeGreaterThanOrEqual(1 / Math.sqrt(14)));
+    // A plan's larger floor wins; with m = 2000 the plan's 0.05 is above 1/√m.
+    expect(screenUpdates(updates, { aggregate: mean(updates) }, { cosineScaleFloor: 0.5 }).rule.cosineScaleFloor).toBe(
+      0.5,
+    );
+    const big = honestRound(3, 2000);
+    const bigUpdates = Array.from({ length: 5 }, big.honest);
+    expect(screenUpdates(bigUpdates, { aggregate: mean(bigUpdates) }).rule.normScaleFloor).toBe(0.05);
+  });
+
   it('refuses mismatched references and bad options', async () => {
     const updates = [f32(1, 0), f32(0, 1), f32(1, 1)];
     expect(refusalCode(() => screenUpdates(updates, { aggregate: f32(1) }))).toBe(AggregationErrorCode.LengthMismatch);
@@ -157,8 +216,111 @@ describe('update screening', () => {
       AggregationErrorCode.InvalidParameter,
     );
     expect(refusalCode(() => screenStatistics([], { normScaleFloor: -1 }))).toBe(AggregationErrorCode.InvalidParameter);
+    expect(refusalCode(() => screenStatistics([], { parameters: 0 }))).toBe(AggregationErrorCode.InvalidParameter);
+    expect(refusalCode(() => screenStatistics([], { parameters: 2.5 }))).toBe(AggregationErrorCode.InvalidParameter);
     expect(
       await asyncRefusalCode(() => screenUpdatesBlockwise(inMemoryBlockReader(updates), { aggregate: f32(1, 0, 0) })),
     ).toBe(AggregationErrorCode.LengthMismatch);
+  });
+});
+
+/**
+ * Honest non-IID rounds of a small model (m parameters, n silos): a shared direction μ plus, per silo, a skew of its
+ * own data (0.6 of μ's norm, non-IID) and round noise (0.4), scaled by √(data size) with sizes spread ×4 between
+ * silos (more data, more local steps, a longer update). The previous global update is μ plus noise. Silo 0 is the
+ * attacker when one is asked for.
+ */
+function smallModelRound(seed: number, m: number, n: number, attack: 'none' | 'x10' | 'sign-flip' | 'gaussian') {
+  const normal = seededNormal(seed);
+  const uniform = seededNormal(seed + 1_000_000);
+  const unit = (): Float64Array => {
+    const v = Float64Array.from({ length: m }, normal);
+    const length = Math.hypot(...v);
+    return v.map((x) => x / length);
+  };
+  const mu = unit();
+  const updates = Array.from({ length: n }, () => {
+    const skew = unit();
+    const noise = unit();
+    const size = Math.exp(Math.log(4) * (0.5 + 0.5 * Math.tanh(uniform())));
+    return Float32Array.from(mu, (x, i) => Math.sqrt(size) * (x + 0.6 * skew[i] + 0.4 * noise[i]));
+  });
+  const previousNoise = unit();
+  const previousUpdate = Float32Array.from(mu, (x, i) => x + 0.3 * previousNoise[i]);
+  const own = updates[0];
+  if (attack === 'x10') updates[0] = Float32Array.from(own, (x) => 10 * x);
+  if (attack === 'sign-flip') updates[0] = Float32Array.from(own, (x) => -x);
+  if (attack === 'gaussian') {
+    const direction = unit();
+    const length = Math.hypot(...own);
+    updates[0] = Float32Array.from(direction, (x) => 10 * length * x);
+  }
+  return updateStatistics(updates, { aggregate: mean(updates), previousUpdate });
+}
+
+/** The rule as it was before the small-model calibration: linear norms, bare 1.4826 · MAD, floors 0.05 only. */
+function uncalibratedFlags(
+  statistics: readonly { norm: number; cosineToAggregate: number; cosineToPrevious: number | null }[],
+): number[] {
+  const median = (xs: readonly number[]): number => {
+    const s = [...xs].sort((a, b) => a - b);
+    const h = s.length >> 1;
+    return s.length % 2 === 1 ? s[h] : (s[h - 1] + s[h]) / 2;
+  };
+  const flagged = new Set<number>();
+  const check = (values: readonly number[], floor: number, twoSided: boolean): void => {
+    const m = median(values);
+    const scale = Math.max(1.4826 * median(values.map((v) => Math.abs(v - m))), floor);
+    values.forEach((v, k) => {
+      const score = (v - m) / scale;
+      if (twoSided ? Math.abs(score) > 3.5 : score < -3.5) flagged.add(k);
+    });
+  };
+  const norms = statistics.map((s) => s.norm);
+  check(norms, 0.05 * median(norms), true);
+  check(
+    statistics.map((s) => s.cosineToAggregate),
+    0.05,
+    false,
+  );
+  const previous = statistics.map((s) => s.cosineToPrevious ?? 0);
+  check(previous, 0.05, false);
+  return [...flagged];
+}
+
+describe('update screening calibrated for small models (14 parameters, the heart-disease model)', () => {
+  /** Over 200 seeded rounds: rounds with any honest update flagged, and rounds where silo 0 alone is flagged. */
+  function rates(m: number, n: number, attack: 'none' | 'x10' | 'sign-flip' | 'gaussian') {
+    let calibrated = 0;
+    let uncalibrated = 0;
+    for (let seed = 1; seed <= 200; seed += 1) {
+      const statistics = smallModelRound(seed, m, n, attack);
+      const now = screenStatistics(statistics, { parameters: m }).flagged;
+      const before = uncalibratedFlags(statistics);
+      const counts = (flagged: readonly number[]): boolean =>
+        attack === 'none' ? flagged.length > 0 : flagged.length === 1 && flagged[0] === 0;
+      if (counts(now)) calibrated += 1;
+      if (counts(before)) uncalibrated += 1;
+    }
+    return { calibrated, uncalibrated };
+  }
+
+  it('flags no honest silo in 200 non-IID rounds of 4 or of 8 silos, where the uncalibrated rule flagged 29 and 39', () => {
+    expect(rates(14, 4, 'none')).toEqual({ calibrated: 0, uncalibrated: 29 });
+    expect(rates(14, 8, 'none')).toEqual({ calibrated: 0, uncalibrated: 39 });
+  });
+
+  it('still singles out a ×10, a sign-flipped and a Gaussian attacker among 8 silos in ≥ 97% of the rounds', () => {
+    for (const attack of ['x10', 'sign-flip', 'gaussian'] as const) {
+      const { calibrated, uncalibrated } = rates(14, 8, attack);
+      expect(calibrated).toBeGreaterThanOrEqual(195);
+      expect(calibrated).toBeGreaterThan(uncalibrated); // the old rule also flagged honest silos beside it
+    }
+  });
+
+  it('among 4 silos: every sign flip, most ×10 and Gaussian attackers (one silo in four leaves the MAD weak)', () => {
+    expect(rates(14, 4, 'sign-flip').calibrated).toBe(200);
+    expect(rates(14, 4, 'x10').calibrated).toBeGreaterThanOrEqual(150);
+    expect(rates(14, 4, 'gaussian').calibrated).toBeGreaterThanOrEqual(150);
   });
 });

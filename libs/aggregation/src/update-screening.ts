@@ -19,6 +19,15 @@ import { assertFiniteSquaredNorm, assertLength, squaredNorm } from './update-val
  * its cosine to the previous global update — and a robust outlier rule over each. Scaling attacks show in the norm,
  * sign flips and model replacement in the cosines. The statistics are sums over coordinates, so they come from one
  * pass, in memory or block by block; the rule itself is a pure function of the numbers (screenStatistics).
+ *
+ * Calibration for small rounds and small models (issue 20, item 3; docs/aggregation.md, "Calibration"):
+ * - norms are compared on a log scale: honest silos with more data take more local steps and their norms differ by
+ *   a factor (2–3× on the heart-disease demo), not by an amount, and a ×k attack is log k away whatever the scale;
+ * - the scaled MAD carries the small-sample correction of Croux & Rousseeuw (1992): below ten values the plain MAD
+ *   underestimates the spread (by 27% for n = 4), which is what made four honest hospitals look like outliers;
+ * - the scale floors are at least 1/√m for a model of m parameters: the norm and the cosines of an m-dimensional
+ *   update carry sampling noise of that order (a cosine between unrelated directions has standard deviation 1/√m;
+ *   a norm's relative spread is 1/√(2m)), so with 14 parameters no honest round is tighter than ±0.27.
  */
 
 /** The vectors the updates are compared with. Both are deltas (global-model changes), length m, held by the caller. */
@@ -45,15 +54,24 @@ export interface ScreeningOptions {
    */
   readonly threshold?: number;
   /**
-   * Smallest robust scale of the norm, as a fraction of the median norm; default 0.05. With many parameters honest
-   * norms concentrate so tightly that the MAD approaches 0 and a 1% difference would count as many deviations;
-   * the floor makes the smallest flagged norm deviation threshold × 5% = 17.5% of the median at the defaults.
+   * Smallest robust scale of the norm, on the log scale the norm is compared on (so, to first order, a fraction of
+   * the median norm); default 0.05. With many parameters honest norms concentrate so tightly that the MAD
+   * approaches 0 and a 1% difference would count as many deviations; the floor makes the smallest flagged norm a
+   * factor e^(threshold × 0.05) = 1.19 from the median at the defaults. Raised to 1/√m when `parameters` is known.
    */
   readonly normScaleFloor?: number;
-  /** Smallest robust scale of a cosine (absolute, cosines lie in [−1, 1]); default 0.05, for the same reason. */
+  /**
+   * Smallest robust scale of a cosine (absolute, cosines lie in [−1, 1]); default 0.05, for the same reason.
+   * Raised to 1/√m when `parameters` is known.
+   */
   readonly cosineScaleFloor?: number;
   /** true: flagged updates are listed in `excluded`, for the caller to aggregate the round without them. */
   readonly exclude?: boolean;
+  /**
+   * The model's parameter count m: both floors are raised to at least 1/√m. screenUpdates and
+   * screenUpdatesBlockwise set it from the updates; screenStatistics applies it only when given.
+   */
+  readonly parameters?: number;
 }
 
 export type ScreenedStatistic = 'norm' | 'cosine-to-aggregate' | 'cosine-to-previous';
@@ -81,10 +99,14 @@ export interface UpdateScreening extends UpdateStatistics {
 /** The round's location and spread of one statistic. */
 export interface StatisticSummary {
   readonly statistic: ScreenedStatistic;
+  /** The round's median (for the norm: e^(median of the log norms), the geometric mean of the middle two for even n). */
   readonly median: number;
-  /** 1.4826 × the median absolute deviation. */
+  /**
+   * 1.4826 × the median absolute deviation × the small-sample factor (madSmallSampleFactor); for the norm, of the
+   * log norms.
+   */
   readonly scaledMad: number;
-  /** max(scaledMad, floor): the divisor of the scores. */
+  /** max(scaledMad, floor): the divisor of the scores (log units for the norm). */
   readonly scale: number;
 }
 
@@ -92,6 +114,7 @@ export interface ScreeningReport {
   readonly rule: {
     readonly method: 'median-absolute-deviation';
     readonly threshold: number;
+    /** The floors applied: the options' floors, raised to 1/√m when the parameter count was known. */
     readonly normScaleFloor: number;
     readonly cosineScaleFloor: number;
     readonly exclude: boolean;
@@ -117,6 +140,14 @@ interface CheckedScreeningOptions {
 }
 
 function checkScreeningOptions(options: ScreeningOptions): CheckedScreeningOptions {
+  const { parameters } = options;
+  if (parameters !== undefined && !(Number.isInteger(parameters) && parameters >= 1)) {
+    throw new AggregationException(
+      AggregationErrorCode.InvalidParameter,
+      `parameters must be an integer ≥ 1 (the model's parameter count), got ${String(parameters)}`,
+    );
+  }
+  const dimensionFloor = parameters === undefined ? 0 : 1 / Math.sqrt(parameters);
   const checked = {
     threshold: options.threshold ?? 3.5,
     normScaleFloor: options.normScaleFloor ?? 0.05,
@@ -131,8 +162,37 @@ function checkScreeningOptions(options: ScreeningOptions): CheckedScreeningOptio
       throw new AggregationException(AggregationErrorCode.InvalidParameter, `${name} must be a finite number ≥ 0`);
     }
   }
-  return checked;
+  return {
+    ...checked,
+    normScaleFloor: Math.max(checked.normScaleFloor, dimensionFloor),
+    cosineScaleFloor: Math.max(checked.cosineScaleFloor, dimensionFloor),
+  };
 }
+
+/**
+ * Small-sample correction of the scaled MAD, b_n of Croux & Rousseeuw (1992), "Time-efficient algorithms for two
+ * highly robust estimators of scale", §3: for n normal values E[b_n · 1.4826 · MAD] ≈ σ. 1.4826 alone is the
+ * large-sample constant; with 4 values the MAD is 27% short on average, which turns honest spread into "outliers".
+ * n > 9: n / (n − 0.8). (update-screening.spec.ts checks the factors against a seeded simulation.)
+ */
+const MAD_FACTORS: Readonly<Record<number, number>> = {
+  2: 1.196,
+  3: 1.495,
+  4: 1.363,
+  5: 1.206,
+  6: 1.2,
+  7: 1.14,
+  8: 1.129,
+  9: 1.107,
+};
+
+export function madSmallSampleFactor(n: number): number {
+  if (n <= 1) return 1;
+  return MAD_FACTORS[n] ?? n / (n - 0.8);
+}
+
+/** Norms are compared as logarithms; a zero norm (a free-rider) becomes a very low finite value, not −∞. */
+const logNorm = (norm: number): number => Math.log(Math.max(norm, Number.MIN_VALUE));
 
 const fmt = (x: number): string => (Number.isFinite(x) ? Number(x.toPrecision(4)).toString() : String(x));
 
@@ -142,31 +202,40 @@ const LABELS: Record<ScreenedStatistic, string> = {
   'cosine-to-previous': 'cosine to the previous global update',
 };
 
+/** The round's centre and scale of one statistic, over `values` (log norms for the norm). */
 function summarise(statistic: ScreenedStatistic, values: readonly number[], floor: number): StatisticSummary {
   const median = medianOf(values);
-  const scaledMad = scaledMedianAbsoluteDeviation(values, median);
+  const scaledMad = scaledMedianAbsoluteDeviation(values, median) * madSmallSampleFactor(values.length);
   return { statistic, median, scaledMad, scale: Math.max(scaledMad, floor) };
 }
 
-/** The flag for `value`, or undefined. `twoSided`: flag above and below; otherwise only below. */
+/**
+ * The flag for `value`, or undefined. `twoSided`: flag above and below; otherwise only below. For the norm the
+ * summary is of log norms: the score is ln(value / median) / scale, and the flag states the median as a norm.
+ */
 function flagOf(
   summary: StatisticSummary,
   value: number,
   threshold: number,
   twoSided: boolean,
 ): ScreeningFlag | undefined {
-  const deviation = value - summary.median;
+  const isNorm = summary.statistic === 'norm';
+  const deviation = (isNorm ? logNorm(value) : value) - summary.median;
   const score = summary.scale > 0 ? deviation / summary.scale : deviation === 0 ? 0 : deviation * Infinity;
   const outlier = twoSided ? Math.abs(score) > threshold : score < -threshold;
   if (!outlier) return undefined;
+  const median = isNorm ? Math.exp(summary.median) : summary.median;
   const side = score > 0 ? 'above' : 'below';
   const distance = Number.isFinite(score)
     ? `${fmt(Math.abs(score))} robust deviations`
     : 'infinitely many robust deviations';
+  const scale = isNorm
+    ? `×${fmt(median > 0 ? value / median : Infinity)} the median; log scale ${fmt(summary.scale)}`
+    : `scale ${fmt(summary.scale)}`;
   const reason =
-    `${LABELS[summary.statistic]} ${fmt(value)} is ${distance} ${side} the round's median ${fmt(summary.median)} ` +
-    `(scale ${fmt(summary.scale)}, threshold ${fmt(threshold)})`;
-  return { statistic: summary.statistic, value, median: summary.median, scale: summary.scale, score, reason };
+    `${LABELS[summary.statistic]} ${fmt(value)} is ${distance} ${side} the round's median ${fmt(median)} ` +
+    `(${scale}, threshold ${fmt(threshold)})`;
+  return { statistic: summary.statistic, value, median, scale: summary.scale, score, reason };
 }
 
 /**
@@ -180,8 +249,11 @@ export function screenStatistics(
   const checked = checkScreeningOptions(options);
   const n = statistics.length;
   const applied = n >= MIN_SCREENED_UPDATES;
-  const norms = statistics.map((s) => s.norm);
-  const normSummary = summarise('norm', norms, checked.normScaleFloor * medianOf(norms));
+  const logNormSummary = summarise(
+    'norm',
+    statistics.map((s) => logNorm(s.norm)),
+    checked.normScaleFloor,
+  );
   const aggregateSummary = summarise(
     'cosine-to-aggregate',
     statistics.map((s) => s.cosineToAggregate),
@@ -193,7 +265,7 @@ export function screenStatistics(
   const updates = statistics.map((s, index): UpdateScreening => {
     const flags = applied
       ? [
-          flagOf(normSummary, s.norm, checked.threshold, true),
+          flagOf(logNormSummary, s.norm, checked.threshold, true),
           flagOf(aggregateSummary, s.cosineToAggregate, checked.threshold, false),
           previousSummary && s.cosineToPrevious !== null
             ? flagOf(previousSummary, s.cosineToPrevious, checked.threshold, false)
@@ -205,7 +277,11 @@ export function screenStatistics(
   const flagged = updates.filter((u) => u.flags.length > 0).map((u) => u.index);
   return {
     rule: { method: 'median-absolute-deviation', ...checked, applied },
-    summaries: [normSummary, aggregateSummary, ...(previousSummary ? [previousSummary] : [])],
+    summaries: [
+      { ...logNormSummary, median: Math.exp(logNormSummary.median) },
+      aggregateSummary,
+      ...(previousSummary ? [previousSummary] : []),
+    ],
     updates,
     flagged,
     excluded: checked.exclude ? flagged : [],
@@ -298,7 +374,8 @@ export function screenUpdates(
   options: ScreeningOptions = {},
 ): ScreeningReport {
   checkScreeningOptions(options);
-  return screenStatistics(updateStatistics(updates, references), options);
+  const parameters = options.parameters ?? (updates.length > 0 ? updates[0].length : undefined);
+  return screenStatistics(updateStatistics(updates, references), { ...options, parameters });
 }
 
 /** Screens the updates behind `reader` in one pass of bounded memory. */
@@ -308,5 +385,6 @@ export async function screenUpdatesBlockwise(
   options: ScreeningOptions & BlockwiseOptions = {},
 ): Promise<ScreeningReport> {
   checkScreeningOptions(options);
-  return screenStatistics(await updateStatisticsBlockwise(reader, references, options), options);
+  const statistics = await updateStatisticsBlockwise(reader, references, options);
+  return screenStatistics(statistics, { ...options, parameters: options.parameters ?? reader.length });
 }
