@@ -1,5 +1,6 @@
 // What the hub's people-facing API (/api/*) answers, as plain types: the console and scripts read these, and the
 // hub's services return the same shapes. Types and path constants only, no Node built-ins: the browser imports them.
+import type { AgentSoftware, AgentTask } from './agent-presence';
 import type { AuditActorNames, AuditRecord } from './audit-views';
 import type { EnrollmentBundle } from './identity';
 import type { Decision, EvaluationMetrics, PrivacySpend, StudyStatus } from './rounds';
