@@ -358,3 +358,38 @@ describe('the Helm chart deploy/helm/tessera: an agent (deploy/helm/agent-values
     }
   });
 });
+
+describe('the values reference in docs/operator-guide.md', () => {
+  const guide = readFileSync(join(REPO, 'docs/operator-guide.md'), 'utf8');
+  const start = guide.indexOf('### Values reference');
+  const reference = guide.slice(start, guide.indexOf('\n### ', start + 1));
+  // Free-form values (Kubernetes objects, maps of names) are documented as a whole, not key by key.
+  const WHOLE = new Set([
+    'podSecurityContext',
+    'securityContext',
+    'resources',
+    'serviceAccount.annotations',
+    'networkPolicy.httpFrom',
+    'networkPolicy.siloFrom',
+    'networkPolicy.egress',
+    'metrics.serviceMonitor.labels',
+    'hub.extraEnv',
+    'hub.ingress.annotations',
+    'hub.siloService.annotations',
+    'agent.env',
+    'agent.data.volume',
+    'agent.policy',
+  ]);
+  const leaves = (value: unknown, path: string[]): string[][] =>
+    typeof value === 'object' && value !== null && !Array.isArray(value) && !WHOLE.has(path.join('.'))
+      ? Object.entries(value).flatMap(([k, v]) => leaves(v, [...path, k]))
+      : [path];
+
+  it('names every value of values.yaml, by its path or as .key beside its parent', () => {
+    expect(start).toBeGreaterThan(0);
+    const missing = leaves(defaults, [])
+      .filter((path) => !reference.includes(`\`${path.join('.')}\``) && !reference.includes(`.${path.at(-1)!}`))
+      .map((path) => path.join('.'));
+    expect(missing).toEqual([]);
+  });
+});
