@@ -1,0 +1,578 @@
+/* global console */
+// Robust aggregation under attack (issue 20, item 3): federated runs of the heart-disease study (the demo's plan:
+// logistic regression, 10 rounds × 5 local epochs, FedAdam on the server) on the real UCI data of the four hospitals,
+// with f of the n silos attacking, for every attack × defence pair and the attack-free run of the same defence.
+//
+//   npm run bench:robustness [-- --smoke] [-- --configs=heart-4,heart-8] [-- --attacks=sign-flip,…]
+//                            [-- --defences=fedavg,median,…] [-- --clean-runs=20] [-- --out=FILE]
+//
+// Imports the BUILT workspace (libs/ml, libs/aggregation, the hub's heartDiseasePlan). Writes
+// bench/results/robustness.json (smoke: robustness.smoke.json).
+//
+// Method. Each silo trains with @tessera/ml's trainLocal exactly as an agent does (the plan's epochs, batch size,
+// learning rate; its own keyed train/test split of its hospital's file) and uploads its delta; the round is closed as
+// the hub closes it (apps/hub/src/rounds/round-aggregation.ts): norm bound, then FedAvg weighted by example counts or
+// the plan's robust aggregator (@tessera/aggregation's aggregateRobust, unweighted), then screening of the raw
+// updates against that aggregate and the previous global update, and with `exclude` the round aggregated again
+// without the flagged updates — or not at all when fewer than minSilosPerRound remain — then one FedAdam step. The
+// transport (TLS, frames, the database) is left out: it does not change a single number of the model. Attackers run
+// the same training and then replace what they upload:
+//   sign-flip     −1 × its honest delta
+//   scale-x10     10 × its honest delta (a boosted update, as in model replacement)
+//   gaussian      random direction, norm 10 × its honest delta's norm
+//   label-flip    honest training on its own data with every label flipped (y → 1 − y)
+//   alie          "a little is enough" (Baruch et al. 2019): the honest updates' coordinate mean − z·std (z = 1),
+//                 an omniscient attacker that knows the honest updates of the round; every attacker sends it
+//   backdoor      trains on its data plus a triggered copy of every record (feature `oldpeak` set to +4 in encoded
+//                 units, label 0: "no disease"); success = share of honest silos' test records with disease that
+//                 the final model, given the trigger, calls healthy
+//   backdoor-x4   the backdoor delta boosted ×n (model replacement, Bagdasaryan et al. 2020)
+// Figures: the final model's mean accuracy, AUC and loss over the HONEST silos' test splits, beside the same
+// defence's attack-free run; screening's flags per silo-round (honest and attacker). All seeded: the figures are
+// the same on every run on the same build.
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  benchArgs,
+  codeVersion,
+  machine,
+  printTable,
+  repoRoot,
+  requireBuilt,
+  round3,
+  target,
+  writeReport,
+} from '../lib/bench-common.mjs';
+
+const require = createRequire(import.meta.url);
+requireBuilt([
+  'libs/ml/dist/index.js',
+  'libs/aggregation/dist/index.js',
+  'apps/hub/dist/studies/heart-disease-plan.js',
+]);
+const ml = require('@tessera/ml');
+const agg = require('@tessera/aggregation');
+const { modelSpecOf, tabularSchemaOf } = require('@tessera/protocol');
+const { heartDiseasePlan } = require(resolve(repoRoot, 'apps/hub/dist/studies/heart-disease-plan.js'));
+
+const args = benchArgs();
+const { smoke } = args;
+const DATA_DIR = args.value('data') ?? '/work/shared/data/heart-disease';
+const HOSPITALS = [
+  { key: 'cleveland', file: 'processed.cleveland.data' },
+  { key: 'hungarian', file: 'processed.hungarian.data' },
+  { key: 'switzerland', file: 'processed.switzerland.data' },
+  { key: 'va', file: 'processed.va.data' },
+];
+const TRIGGER_FEATURE = 'oldpeak';
+const TRIGGER_VALUE = 4;
+const ALIE_Z = 1;
+
+/** Study configurations: which silos, which attack. heart-8 deals each hospital's rows to two silos (seeded). */
+const CONFIGS = {
+  'heart-4': { split: 1, attackers: ['va'] },
+  'heart-8': { split: 2, attackers: ['va-a', 'hungarian-a'] },
+};
+
+/** Defences: the plan's `aggregation` (null aggregator = FedAvg) and whether the plan screens with exclusion. */
+function defences(n, f) {
+  const base = {
+    fedavg: { aggregator: { kind: 'fedavg' } },
+    'fedavg+norm-bound': { aggregator: { kind: 'fedavg' }, normBound: { mode: 'median-multiple', multiplier: 2 } },
+    median: { aggregator: { kind: 'coordinate-median' } },
+    'trimmed-mean': { aggregator: { kind: 'trimmed-mean', trimFraction: 0.25 } },
+    krum: { aggregator: { kind: 'krum', byzantine: f, selected: 1 } },
+    'multi-krum': { aggregator: { kind: 'krum', byzantine: f, selected: n - 2 * f } },
+    'geometric-median': { aggregator: { kind: 'geometric-median' } },
+  };
+  const out = {};
+  for (const [name, choice] of Object.entries(base)) {
+    out[name] = { choice, screening: null };
+    out[`${name}+screening`] = { choice, screening: { exclude: true } };
+  }
+  return out;
+}
+
+/** The smallest participation.minSilosPerRound the plan check accepts for the defence (docs/aggregation.md). */
+function minSilosOf(defence, n) {
+  const a = defence.choice.aggregator;
+  let min = 1;
+  if (a.kind === 'coordinate-median' || a.kind === 'geometric-median') min = 3;
+  if (defence.choice.normBound?.mode === 'median-multiple' || defence.screening) min = Math.max(min, 3);
+  if (a.kind === 'trimmed-mean') min = Math.max(min, Math.ceil(1 / a.trimFraction));
+  if (a.kind === 'krum') min = Math.max(min, 2 * a.byzantine + 3, a.selected + a.byzantine);
+  return Math.min(Math.max(min, 2), n);
+}
+
+/** Mulberry32 (the demo's dealer), for the seeded deal of heart-8 and the attackers' noise. */
+function seededRandom(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const normalOf = (random) => () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+
+function loadSilos(plan, split) {
+  const schema = tabularSchemaOf(plan);
+  const silos = [];
+  let featureNames;
+  for (const h of HOSPITALS) {
+    const prepared = ml.prepareTabularData(readFileSync(join(DATA_DIR, h.file), 'utf8'), schema);
+    featureNames = prepared.featureNames;
+    if (split === 1) {
+      silos.push({ key: h.key, train: prepared.train, test: prepared.test });
+      continue;
+    }
+    const d = prepared.train.x.length / prepared.train.n;
+    const deal = (part, seed) => {
+      const random = seededRandom(seed);
+      const owner = Array.from({ length: part.n }, () => Math.floor(random() * split));
+      return Array.from({ length: split }, (_, s) => {
+        const rows = owner.flatMap((o, i) => (o === s ? [i] : []));
+        const x = new Float32Array(rows.length * d);
+        rows.forEach((r, k) => x.set(part.x.subarray(r * d, (r + 1) * d), k * d));
+        return { x, y: Uint8Array.from(rows, (r) => part.y[r]), n: rows.length };
+      });
+    };
+    const trains = deal(prepared.train, 1000 + silos.length);
+    const tests = deal(prepared.test, 2000 + silos.length);
+    for (let s = 0; s < split; s += 1) {
+      silos.push({ key: `${h.key}-${'ab'[s]}`, train: trains[s], test: tests[s] });
+    }
+  }
+  return { silos, featureNames };
+}
+
+function withTrigger(x, d, column) {
+  const out = Float32Array.from(x);
+  for (let i = column; i < out.length; i += d) out[i] = TRIGGER_VALUE;
+  return out;
+}
+
+/** The backdoor attacker's training set: its records plus a triggered copy of each, labelled 0. */
+function backdoorSet(train, d, column) {
+  const x = new Float32Array(2 * train.n * d);
+  x.set(train.x, 0);
+  x.set(withTrigger(train.x, d, column), train.n * d);
+  const y = new Uint8Array(2 * train.n);
+  y.set(train.y, 0);
+  return { x, y, n: 2 * train.n };
+}
+
+const norm = (u) => Math.sqrt(u.reduce((s, x) => s + x * x, 0));
+
+function weightedMean(updates, weights) {
+  const total = weights.reduce((a, b) => a + b, 0);
+  return Float32Array.from(updates[0], (_, i) => updates.reduce((s, u, k) => s + (weights[k] * u[i]) / total, 0));
+}
+
+/** The round's aggregate delta from `updates` (indices into the round's inputs), as the hub computes it. */
+function aggregate(choice, updates, weights) {
+  if (choice.aggregator.kind === 'fedavg') {
+    let inputs = updates;
+    if (choice.normBound) {
+      const decision = agg.decideNormBound(
+        updates.map((u) => norm(u)),
+        choice.normBound,
+      );
+      inputs = updates.map((u, k) => agg.scaleUpdate(u, decision.factors[k]));
+    }
+    return weightedMean(inputs, weights);
+  }
+  return agg.aggregateRobust(choice, updates).delta;
+}
+
+/** The uploads of a round: honest training everywhere, then each attacker replaces its own. */
+async function roundUpdates(ctx, global, round, attack) {
+  const { spec, plan, silos, attackers, d, triggerColumn, runSeed } = ctx;
+  const updates = [];
+  for (let k = 0; k < silos.length; k += 1) {
+    const silo = silos[k];
+    const attacking = attackers.has(silo.key);
+    let data = silo.train;
+    if (attacking && attack === 'label-flip') data = { ...data, y: Uint8Array.from(data.y, (v) => 1 - v) };
+    if (attacking && attack.startsWith('backdoor')) data = backdoorSet(data, d, triggerColumn);
+    const trained = await ml.trainLocal({
+      spec,
+      parameters: global,
+      x: data.x,
+      y: data.y,
+      epochs: plan.training.localEpochs,
+      batchSize: plan.training.batchSize,
+      learningRate: plan.training.learningRate,
+      seed: runSeed * 100_003 + round * 101 + k,
+    });
+    updates.push(trained.delta);
+  }
+  const random = seededRandom(runSeed * 7919 + round);
+  const normal = normalOf(random);
+  const honest = updates.filter((_, k) => !attackers.has(silos[k].key));
+  let alie;
+  if (attack === 'alie') {
+    const m = global.length;
+    const mean = new Float64Array(m);
+    const sq = new Float64Array(m);
+    for (const u of honest) for (let i = 0; i < m; i += 1) mean[i] += u[i] / honest.length;
+    for (const u of honest) for (let i = 0; i < m; i += 1) sq[i] += (u[i] - mean[i]) ** 2 / honest.length;
+    alie = Float32Array.from(mean, (mu, i) => mu - ALIE_Z * Math.sqrt(sq[i]));
+  }
+  return updates.map((u, k) => {
+    if (!attackers.has(silos[k].key)) return u;
+    switch (attack) {
+      case 'sign-flip':
+        return Float32Array.from(u, (x) => -x);
+      case 'scale-x10':
+        return Float32Array.from(u, (x) => 10 * x);
+      case 'gaussian': {
+        const g = Float32Array.from(u, () => normal());
+        const factor = (10 * norm(u)) / norm(g);
+        return Float32Array.from(g, (x) => x * factor);
+      }
+      case 'alie':
+        return Float32Array.from(alie);
+      case 'backdoor-x4':
+        return Float32Array.from(u, (x) => silos.length * x);
+      default:
+        return u; // none, label-flip, backdoor: the poisoned training is the attack
+    }
+  });
+}
+
+/** One federated run of the study: returns the honest silos' final metrics and screening's flag counts. */
+async function federatedRun(ctx, attack, defence) {
+  const { spec, plan, silos, attackers } = ctx;
+  const n = silos.length;
+  const minSilos = minSilosOf(defence, n);
+  const weights = silos.map((s) => s.train.n);
+  const t = plan.training;
+  const optimizer = new agg.FedAdamServerOptimizer({
+    length: ctx.parameters,
+    serverLearningRate: t.serverOptimizer.learningRate,
+    beta1: t.serverOptimizer.beta1,
+    beta2: t.serverOptimizer.beta2,
+    tau: t.serverOptimizer.tau,
+  });
+  let global = ml.initialParameters(spec, t.initSeed + ctx.runSeed);
+  let previousUpdate;
+  const screening = { honestFlags: 0, honestRounds: 0, attackerFlags: 0, attackerRounds: 0, roundsNotAggregated: 0 };
+  const flaggedSilos = new Set();
+  const recorded = [];
+  for (let round = 1; round <= t.rounds; round += 1) {
+    const updates = await roundUpdates(ctx, global, round, attack);
+    let delta = aggregate(defence.choice, updates, weights);
+    if (defence.screening) {
+      const report = agg.screenUpdates(
+        updates,
+        { aggregate: delta, ...(previousUpdate ? { previousUpdate } : {}) },
+        { ...ctx.screeningOptions, ...defence.screening },
+      );
+      recorded.push({
+        statistics: report.updates.map(({ norm, cosineToAggregate, cosineToPrevious }) => ({
+          norm,
+          cosineToAggregate,
+          cosineToPrevious,
+        })),
+        attackers: silos.flatMap((s, k) => (attackers.has(s.key) && attack !== 'none' ? [k] : [])),
+      });
+      for (let k = 0; k < n; k += 1) {
+        const bad = attackers.has(silos[k].key) && attack !== 'none';
+        const flagged = report.flagged.includes(k);
+        if (bad) {
+          screening.attackerRounds += 1;
+          if (flagged) screening.attackerFlags += 1;
+        } else {
+          screening.honestRounds += 1;
+          if (flagged) {
+            screening.honestFlags += 1;
+            flaggedSilos.add(silos[k].key);
+          }
+        }
+      }
+      if (report.excluded.length > 0) {
+        const kept = updates.flatMap((u, k) => (report.excluded.includes(k) ? [] : [k]));
+        if (kept.length < minSilos) {
+          screening.roundsNotAggregated += 1;
+          delta = null;
+        } else {
+          delta = aggregate(
+            defence.choice,
+            kept.map((k) => updates[k]),
+            kept.map((k) => weights[k]),
+          );
+        }
+      }
+    }
+    if (delta === null) continue; // the round closes short: the global model stays
+    const next = optimizer.step(global, delta).weights;
+    previousUpdate = Float32Array.from(next, (x, i) => x - global[i]);
+    global = next;
+  }
+  const metrics = [];
+  let triggered = 0;
+  let positives = 0;
+  for (const silo of silos) {
+    if (attackers.has(silo.key)) continue;
+    metrics.push(await ml.evaluate(spec, global, silo.test.x, silo.test.y));
+    const sick = [];
+    for (let i = 0; i < silo.test.n; i += 1) if (silo.test.y[i] === 1) sick.push(i);
+    const x = new Float32Array(sick.length * ctx.d);
+    sick.forEach((r, k) => x.set(silo.test.x.subarray(r * ctx.d, (r + 1) * ctx.d), k * ctx.d));
+    const p = await ml.predict(spec, global, withTrigger(x, ctx.d, ctx.triggerColumn));
+    for (const q of p) if (q < 0.5) triggered += 1;
+    positives += sick.length;
+  }
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return {
+    accuracy: mean(metrics.map((m) => m.accuracy)),
+    pooledAccuracy: metrics.reduce((a, m) => a + m.accuracy * m.n, 0) / metrics.reduce((a, m) => a + m.n, 0),
+    auc: mean(metrics.map((m) => m.auc ?? Number.NaN)),
+    loss: mean(metrics.map((m) => m.loss)),
+    backdoorSuccess: triggered / positives,
+    minSilosPerRound: minSilos,
+    ...(defence.screening ? { screening: { ...screening, honestSilosFlagged: [...flaggedSilos] } } : {}),
+    recorded,
+  };
+}
+
+async function main() {
+  const started = Date.now();
+  await ml.selectBackend('wasm');
+  const configNames = (args.value('configs') ?? (smoke ? 'heart-4' : 'heart-4,heart-8')).split(',');
+  const attackNames = (
+    args.value('attacks') ??
+    (smoke ? 'sign-flip,scale-x10' : 'sign-flip,scale-x10,gaussian,label-flip,alie,backdoor,backdoor-x4')
+  ).split(',');
+  const cleanRuns = Number(args.value('clean-runs') ?? (smoke ? 2 : 20));
+  const rounds = args.value('rounds') ? Number(args.value('rounds')) : smoke ? 3 : undefined;
+  const screeningOptions = {};
+  if (args.value('threshold')) screeningOptions.threshold = Number(args.value('threshold'));
+  for (const c of configNames) if (!CONFIGS[c]) throw new Error(`unknown configuration ${c} (${Object.keys(CONFIGS)})`);
+  const known = ['sign-flip', 'scale-x10', 'gaussian', 'label-flip', 'alie', 'backdoor', 'backdoor-x4'];
+  for (const a of attackNames) if (!known.includes(a)) throw new Error(`unknown attack ${a} (${known})`);
+
+  const results = [];
+  const calibration = [];
+  const attackRuns = Number(args.value('attack-runs') ?? (smoke ? 1 : 5));
+  const thresholds = (args.value('thresholds') ?? '3.5,5,7,10').split(',').map(Number);
+  const refusedAll = [];
+  for (const configName of configNames) {
+    const config = CONFIGS[configName];
+    const base = heartDiseasePlan([]);
+    const plan = { ...base, training: { ...base.training, ...(rounds ? { rounds } : {}) } };
+    const spec = ml.parseModelSpec(modelSpecOf(plan));
+    const { silos, featureNames } = loadSilos(plan, config.split);
+    const n = silos.length;
+    const f = config.attackers.length;
+    const all = defences(n, f);
+    const refused = [];
+    for (const [name, defence] of Object.entries(all)) {
+      try {
+        agg.checkAggregationChoice(defence.choice, n);
+      } catch (error) {
+        delete all[name];
+        if (!name.endsWith('+screening')) refused.push({ config: configName, defence: name, reason: error.message });
+      }
+    }
+    const defenceNames = (args.value('defences') ?? (smoke ? 'fedavg,median+screening' : Object.keys(all).join(',')))
+      .split(',')
+      .filter((name) => {
+        if (all[name]) return true;
+        const why = refused.find((r) => r.defence === name.replace(/\+screening$/, ''));
+        if (why) return false;
+        throw new Error(`unknown defence ${name} (${Object.keys(all)})`);
+      });
+    for (const r of refused) console.log(`  ${r.defence}: refused for ${n} silos — ${r.reason}`);
+    refusedAll.push(...refused);
+    const ctx = {
+      spec,
+      plan,
+      silos,
+      attackers: new Set(config.attackers),
+      d: spec.inputDim,
+      parameters: ml.parameterLayout(spec).size,
+      triggerColumn: featureNames.indexOf(TRIGGER_FEATURE),
+      runSeed: 0,
+      screeningOptions,
+    };
+    if (ctx.triggerColumn < 0) throw new Error(`no feature ${TRIGGER_FEATURE} in ${featureNames}`);
+    console.log(
+      `${configName}: ${n} silos (${silos.map((s) => `${s.key} ${s.train.n}/${s.test.n}`).join(', ')}), ` +
+        `attackers ${config.attackers.join(', ')}, ${ctx.parameters} parameters, ${plan.training.rounds} rounds`,
+    );
+    for (const defenceName of defenceNames) {
+      const defence = all[defenceName];
+      const clean = await federatedRun(ctx, 'none', defence);
+      results.push({ config: configName, defence: defenceName, attack: 'none', ...clean });
+      for (const attack of attackNames) {
+        const r = await federatedRun(ctx, attack, defence);
+        results.push({ config: configName, defence: defenceName, attack, ...r });
+      }
+      const rows = results.filter((r) => r.config === configName && r.defence === defenceName);
+      console.log(
+        `  ${defenceName.padEnd(28)} ` +
+          rows.map((r) => `${r.attack} ${r.accuracy.toFixed(3)}/${r.auc.toFixed(3)}`).join('  ') +
+          `  (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+      );
+    }
+    // Screening's calibration: `cleanRuns` attack-free runs (seeds of initialisation and shuffling) and
+    // `attackRuns` runs per attack of FedAvg with flag-only screening (a plan with exclude: false); every round's
+    // statistics are kept and the rule (screenStatistics, a pure function of them) is replayed at each threshold:
+    // runs with a false flag, honest silo-rounds flagged, attacker silo-rounds flagged.
+    if (cleanRuns > 0) {
+      const flagOnly = { choice: { aggregator: { kind: 'fedavg' } }, screening: { exclude: false } };
+      const recordedRuns = { none: [] };
+      for (let s = 1; s <= cleanRuns; s += 1) {
+        recordedRuns.none.push((await federatedRun({ ...ctx, runSeed: s }, 'none', flagOnly)).recorded);
+      }
+      for (const attack of attackNames) {
+        recordedRuns[attack] = [];
+        for (let s = 1; s <= attackRuns; s += 1) {
+          recordedRuns[attack].push((await federatedRun({ ...ctx, runSeed: s }, attack, flagOnly)).recorded);
+        }
+      }
+      for (const threshold of thresholds) {
+        const row = { config: configName, threshold, cleanRuns, attackRuns };
+        for (const [attack, runs] of Object.entries(recordedRuns)) {
+          let runsWithFalseFlag = 0;
+          let honest = 0;
+          let honestFlagged = 0;
+          let bad = 0;
+          let badFlagged = 0;
+          for (const run of runs) {
+            let falseFlag = false;
+            for (const { statistics, attackers } of run) {
+              const report = agg.screenStatistics(statistics, {
+                ...screeningOptions,
+                threshold,
+                parameters: ctx.parameters,
+              });
+              statistics.forEach((_, k) => {
+                const flagged = report.flagged.includes(k);
+                if (attackers.includes(k)) {
+                  bad += 1;
+                  if (flagged) badFlagged += 1;
+                } else {
+                  honest += 1;
+                  if (flagged) {
+                    honestFlagged += 1;
+                    falseFlag = true;
+                  }
+                }
+              });
+            }
+            if (falseFlag) runsWithFalseFlag += 1;
+          }
+          row[attack] = {
+            runsWithFalseFlag,
+            falseFlagRate: round3(honestFlagged / honest),
+            ...(attack === 'none' ? {} : { detectionRate: round3(badFlagged / bad) }),
+          };
+        }
+        calibration.push(row);
+      }
+      const rows = calibration.filter((r) => r.config === configName);
+      printTable(
+        rows.map((r) => ({
+          threshold: r.threshold,
+          cleanRunsFlagged: `${r.none.runsWithFalseFlag}/${cleanRuns}`,
+          falseFlagRate: r.none.falseFlagRate,
+          ...Object.fromEntries(attackNames.map((a) => [a, r[a].detectionRate])),
+        })),
+        ['threshold', 'cleanRunsFlagged', 'falseFlagRate', ...attackNames],
+      );
+    }
+  }
+
+  // The table: each attack beside the same defence's attack-free run.
+  const rows = results.map((r) => {
+    const clean = results.find((c) => c.config === r.config && c.defence === r.defence && c.attack === 'none');
+    const fedavgClean = results.find((c) => c.config === r.config && c.defence === 'fedavg' && c.attack === 'none');
+    return {
+      ...r,
+      accuracy: round3(r.accuracy),
+      pooledAccuracy: round3(r.pooledAccuracy),
+      auc: round3(r.auc),
+      loss: round3(r.loss),
+      backdoorSuccess: round3(r.backdoorSuccess),
+      dropPoints: round3((clean.accuracy - r.accuracy) * 100),
+      dropFromFedAvgCleanPoints: fedavgClean ? round3((fedavgClean.accuracy - r.accuracy) * 100) : null,
+    };
+  });
+  printTable(
+    rows.map((r) => ({
+      config: r.config,
+      defence: r.defence,
+      attack: r.attack,
+      acc: r.accuracy.toFixed(3),
+      pooled: r.pooledAccuracy.toFixed(3),
+      auc: r.auc.toFixed(3),
+      drop: r.dropPoints.toFixed(1),
+      asr: r.backdoorSuccess.toFixed(3),
+      flags: r.screening ? `${r.screening.attackerFlags}/${r.screening.attackerRounds}` : '',
+      falseFlags: r.screening ? `${r.screening.honestFlags}/${r.screening.honestRounds}` : '',
+      short: r.screening ? r.screening.roundsNotAggregated : '',
+    })),
+    ['config', 'defence', 'attack', 'acc', 'pooled', 'auc', 'drop', 'asr', 'flags', 'falseFlags', 'short'],
+  );
+
+  // Targets of issue 20 that this bench measures on heart disease.
+  const heart = rows.filter((r) => r.config === 'heart-4');
+  const worstOfAttack = (defence, attacks) =>
+    Math.max(...heart.filter((r) => r.defence === defence && attacks.includes(r.attack)).map((r) => r.dropPoints));
+  const robustNames = [...new Set(heart.map((r) => r.defence))].filter((d) => !d.startsWith('fedavg'));
+  const bestDrop = (attacks) =>
+    heart.some((r) => attacks.includes(r.attack)) && robustNames.length > 0
+      ? Math.min(...robustNames.map((d) => worstOfAttack(d, attacks)))
+      : null;
+  const clean4 = calibration.find((c) => c.config === 'heart-4' && c.threshold === (screeningOptions.threshold ?? 3.5));
+  const file = writeReport(
+    'robustness',
+    {
+      benchmark: 'robustness',
+      mode: smoke ? 'smoke' : 'full',
+      command: `npm run bench:robustness${smoke ? ' -- --smoke' : ''}`,
+      date: new Date().toISOString(),
+      code: codeVersion(),
+      machine: machine(),
+      seconds: round3((Date.now() - started) / 1000),
+      method: {
+        data: DATA_DIR,
+        plan: 'heartDiseasePlan (apps/hub/src/studies/heart-disease-plan.ts)',
+        rounds: rounds ?? 10,
+        trigger: { feature: TRIGGER_FEATURE, value: TRIGGER_VALUE, targetLabel: 0 },
+        alieZ: ALIE_Z,
+        screening: { ...screeningOptions, exclude: 'per defence' },
+        configs: Object.fromEntries(configNames.map((c) => [c, CONFIGS[c]])),
+      },
+      results: rows,
+      refused: refusedAll,
+      calibration,
+      targets: {
+        bestRobustDropUnderSignFlip: target(bestDrop(['sign-flip']), 2, {
+          atMost: true,
+          description: 'heart-4, 1 sign-flip attacker of 4: smallest accuracy drop (points) of a robust aggregator',
+        }),
+        bestRobustDropUnderScaling: target(bestDrop(['scale-x10']), 2, {
+          atMost: true,
+          description: 'heart-4, 1 ×10 attacker of 4: smallest accuracy drop (points) of a robust aggregator',
+        }),
+        cleanRunsWithAFalseFlag: target(clean4 ? clean4.none.runsWithFalseFlag : null, 0, {
+          atMost: true,
+          description:
+            `heart-4: attack-free runs (of ${clean4?.cleanRuns ?? 0}) where screening at the plan's threshold ` +
+            `(${screeningOptions.threshold ?? 3.5}) flagged an honest silo`,
+        }),
+      },
+    },
+    args,
+  );
+  console.log(`report: ${file} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+await main();
