@@ -8,7 +8,14 @@ import { ConfirmDialog } from '../ui/actions.js';
 import { Badge, EmptyState, ErrorMessage, Loading } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
 import { EnrollmentBundlePanel } from './enrollment-bundle-panel.js';
-import { CertificateExpiry, SiloConnectivity, SiloStatusBadge } from './silo-status.js';
+import { siloHealth } from '../lib/silo-health.js';
+import {
+  AgentSoftwareLabel,
+  CertificateExpiry,
+  LastSeenPerListener,
+  SiloConnectivity,
+  SiloStatusBadge,
+} from './silo-status.js';
 
 type Pending = { kind: 'suspend' } | { kind: 'resume' } | { kind: 'reenroll' } | { kind: 'revoke'; serial: string };
 
@@ -17,7 +24,9 @@ export function SiloDetailPage() {
   const api = useApi();
   const canAdminister = useCanAdminister();
   const queryClient = useQueryClient();
-  const silo = useQuery({ queryKey: ['silo', id], queryFn: () => api.silo(id), refetchInterval: 15_000 });
+  // Every 5 s, like the list: an agent that dies shows offline within its long-poll interval.
+  const silo = useQuery({ queryKey: ['silo', id], queryFn: () => api.silo(id), refetchInterval: 5_000 });
+  const answeredAt = silo.dataUpdatedAt;
   usePageTitle(silo.data?.name ?? 'Silo');
   const [pending, setPending] = useState<Pending | null>(null);
   const [issued, setIssued] = useState<EnrollmentIssuedView | null>(null);
@@ -57,6 +66,7 @@ export function SiloDetailPage() {
       </section>
     );
   const s = silo.data;
+  const health = siloHealth(s, Date.now(), answeredAt);
   const open = (p: Pending) => {
     action.reset();
     setPending(p);
@@ -68,7 +78,7 @@ export function SiloDetailPage() {
       </p>
       <div className="page-head">
         <h1 id="silo-title">
-          {s.name} <SiloStatusBadge silo={s} />
+          {s.name} <SiloStatusBadge silo={s} answeredAt={answeredAt} />
         </h1>
         {canAdminister ? (
           <div className="row">
@@ -87,10 +97,21 @@ export function SiloDetailPage() {
           </div>
         ) : null}
       </div>
-      {s.status === 'suspended' ? (
+      {health.standing === 'revoked' ? (
+        <div className="notice notice-danger">
+          Its certificate was revoked
+          {s.latestCertificate?.revocationReason ? ` (${s.latestCertificate.revocationReason})` : ''}: the hub refuses
+          its agent. Issue a new bundle to enroll it again.
+        </div>
+      ) : health.standing === 'expired' ? (
+        <div className="notice notice-danger">
+          Its certificate expired without being renewed: the hub refuses its agent. Issue a new bundle to enroll it
+          again.
+        </div>
+      ) : s.status === 'suspended' ? (
         <div className="notice notice-danger">
           Suspended{s.suspendedReason ? `: ${s.suspendedReason}` : ''}. The hub refuses this silo&apos;s agent until it
-          is resumed.
+          is resumed; the agent waits and carries on by itself once resumed.
         </div>
       ) : null}
       {issued ? <EnrollmentBundlePanel issued={issued} onDone={() => setIssued(null)} /> : null}
@@ -98,13 +119,25 @@ export function SiloDetailPage() {
         <div>
           <dt>Agent</dt>
           <dd>
-            <SiloConnectivity silo={s} />
+            <SiloConnectivity silo={s} answeredAt={answeredAt} />
+          </dd>
+        </div>
+        <div>
+          <dt>Agent software</dt>
+          <dd>
+            <AgentSoftwareLabel silo={s} />
+          </dd>
+        </div>
+        <div>
+          <dt>Last request</dt>
+          <dd>
+            <LastSeenPerListener silo={s} />
           </dd>
         </div>
         <div>
           <dt>Certificate</dt>
           <dd>
-            <CertificateExpiry silo={s} />
+            <CertificateExpiry silo={s} answeredAt={answeredAt} />
           </dd>
         </div>
         <div>
@@ -163,7 +196,10 @@ export function SiloDetailPage() {
         onCancel={() => setPending(null)}
         onConfirm={(reason) => pending && action.mutate({ p: pending, reason })}
       >
-        <p>The hub refuses its agent on the very next request, and it cannot join new studies, until you resume it.</p>
+        <p>
+          The hub refuses its agent on the very next request, and it cannot join new studies, until you resume it. The
+          agent keeps its certificate: it waits, asking again with backoff, and carries on by itself once resumed.
+        </p>
       </ConfirmDialog>
       <ConfirmDialog
         open={pending?.kind === 'resume'}
@@ -175,7 +211,7 @@ export function SiloDetailPage() {
         onCancel={() => setPending(null)}
         onConfirm={(reason) => pending && action.mutate({ p: pending, reason })}
       >
-        <p>Its agent is admitted again with its current certificate.</p>
+        <p>Its agent is admitted again with its current certificate, at its next request (within about 30 s).</p>
       </ConfirmDialog>
       <ConfirmDialog
         open={pending?.kind === 'reenroll'}

@@ -1,32 +1,123 @@
 import type { SiloView } from '@tessera/protocol';
+import { Link } from 'react-router';
 import { formatRelative, formatTime } from '../lib/format.js';
-import { siloHealth } from '../lib/silo-health.js';
+import { siloHealth, type SiloHealth, type Standing } from '../lib/silo-health.js';
 import { Badge, type Tone } from '../ui/feedback.js';
 
-const STATUS_TONE: Record<string, Tone> = { registered: 'info', enrolled: 'success', suspended: 'danger' };
+const STANDING_TONE: Record<Standing, Tone> = {
+  registered: 'info',
+  'enrollment pending': 'info',
+  enrolled: 'success',
+  suspended: 'danger',
+  revoked: 'danger',
+  expired: 'danger',
+};
 
-export function SiloStatusBadge({ silo }: { silo: SiloView }) {
+/** When the answer holding the silo arrived (the browser's clock): the hub's facts are aged from there. */
+export interface AnswerTime {
+  now?: number;
+  answeredAt?: number;
+}
+
+function healthOf(silo: SiloView, { now, answeredAt }: AnswerTime): SiloHealth {
+  const at = now ?? Date.now();
+  return siloHealth(silo, at, answeredAt ?? at);
+}
+
+/** The silo's standing: the certificate's state wins over the stored status (a revoked silo never reads enrolled). */
+export function SiloStatusBadge({ silo, ...time }: { silo: SiloView } & AnswerTime) {
+  const h = healthOf(silo, time);
+  const title =
+    h.standing === 'suspended'
+      ? (silo.suspendedReason ?? undefined)
+      : h.standing === 'revoked'
+        ? (silo.latestCertificate?.revocationReason ?? undefined)
+        : undefined;
   return (
-    <Badge tone={STATUS_TONE[silo.status] ?? 'neutral'} title={silo.suspendedReason ?? undefined}>
-      {silo.status}
+    <Badge tone={STANDING_TONE[h.standing]} title={title}>
+      {h.standing}
     </Badge>
   );
 }
 
-export function SiloConnectivity({ silo, now }: { silo: SiloView; now?: number }) {
-  const h = siloHealth(silo, now);
-  if (h.connectivity === 'never') return <span className="muted">never connected</span>;
+/** Online, offline, refused or never seen, with what the agent is doing and when it was last seen. */
+export function SiloConnectivity({ silo, ...time }: { silo: SiloView } & AnswerTime) {
+  const h = healthOf(silo, time);
+  const seen = (
+    <span className="muted" title={formatTime(h.lastSeenAt)}>
+      {' '}
+      · last request {formatRelative(h.lastSeenAt, time.now)}
+    </span>
+  );
+  if (h.connectivity === 'refused') {
+    return (
+      <span data-connectivity="refused">
+        <span className="dot dot-offline" aria-hidden="true" />
+        refused: certificate {h.certificate === 'expired' ? 'expired' : 'revoked'}
+        {h.lastSeenAt ? seen : null}
+      </span>
+    );
+  }
+  if (h.connectivity === 'never') {
+    return (
+      <span className="muted" data-connectivity="never">
+        never connected
+      </span>
+    );
+  }
+  const doing =
+    h.connectivity !== 'online'
+      ? null
+      : h.standing === 'suspended'
+        ? 'waiting to be resumed'
+        : h.task
+          ? null
+          : h.connected
+            ? 'waiting for work'
+            : null;
   return (
-    <span title={formatTime(silo.lastSeenAt)}>
+    <span data-connectivity={h.connectivity}>
       <span className={`dot dot-${h.connectivity}`} aria-hidden="true" />
-      {h.connectivity === 'online' ? 'online' : 'offline'}
-      <span className="muted"> · seen {formatRelative(silo.lastSeenAt, now)}</span>
+      {h.connectivity}
+      {doing ? <span> · {doing}</span> : null}
+      {h.task ? (
+        <span>
+          {' '}
+          · {h.task.kind === 'train' ? 'training' : 'evaluating'}{' '}
+          <Link to={`/studies/${h.task.studyId}`}>round {h.task.round}</Link>
+          <span className="muted" title={formatTime(h.task.since)}>
+            {' '}
+            (since {formatRelative(h.task.since, time.now)})
+          </span>
+        </span>
+      ) : null}
+      {seen}
     </span>
   );
 }
 
-export function CertificateExpiry({ silo, now }: { silo: SiloView; now?: number }) {
-  const h = siloHealth(silo, now);
+/** The agent's release and platform as it last reported them. */
+export function AgentSoftwareLabel({ silo }: { silo: SiloView }) {
+  const software = silo.agent?.software;
+  if (!software) return <span className="muted">not reported</span>;
+  return (
+    <span className="mono" title={`Node.js ${software.node || 'unknown'}`}>
+      {software.version} · {software.platform}
+    </span>
+  );
+}
+
+export function CertificateExpiry({ silo, ...time }: { silo: SiloView } & AnswerTime) {
+  const h = healthOf(silo, time);
+  const now = time.now;
+  if (h.certificate === 'revoked') {
+    const latest = silo.latestCertificate;
+    return (
+      <Badge tone="danger" title={latest?.revocationReason ?? undefined}>
+        revoked {latest?.revokedAt ? formatRelative(latest.revokedAt, now) : ''}
+      </Badge>
+    );
+  }
   if (!silo.certificate) {
     return silo.enrollmentPending ? (
       <span className="muted" title={formatTime(silo.enrollmentPending.expiresAt)}>
@@ -45,4 +136,19 @@ export function CertificateExpiry({ silo, now }: { silo: SiloView; now?: number 
       </Badge>
     );
   return <span title={formatTime(silo.certificate.notAfter)}>{label}</span>;
+}
+
+/** Last request seen on each of the hub's listeners the agent uses. */
+export function LastSeenPerListener({ silo, now }: { silo: SiloView; now?: number }) {
+  const lastSeen = silo.agent?.lastSeen ?? { silo: silo.lastSeenAt, enroll: null };
+  return (
+    <>
+      <div>
+        silo listener (mutual TLS): <span title={formatTime(lastSeen.silo)}>{formatRelative(lastSeen.silo, now)}</span>
+      </div>
+      <div className="small muted">
+        enrollment listener: <span title={formatTime(lastSeen.enroll)}>{formatRelative(lastSeen.enroll, now)}</span>
+      </div>
+    </>
+  );
 }

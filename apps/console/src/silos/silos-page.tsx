@@ -6,13 +6,15 @@ import { useApi, useCanAdminister } from '../auth/session-context.js';
 import { EmptyState, ErrorMessage, Loading } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
 import { EnrollmentBundlePanel } from './enrollment-bundle-panel.js';
-import { CertificateExpiry, SiloConnectivity, SiloStatusBadge } from './silo-status.js';
+import { AgentSoftwareLabel, CertificateExpiry, SiloConnectivity, SiloStatusBadge } from './silo-status.js';
 
 export function SilosPage() {
   usePageTitle('Silos');
   const api = useApi();
   const canAdminister = useCanAdminister();
-  const silos = useQuery({ queryKey: ['silos'], queryFn: () => api.silos(), refetchInterval: 15_000 });
+  // Every 5 s: an agent that dies shows offline within its long-poll interval, not at the next slow refresh.
+  const silos = useQuery({ queryKey: ['silos'], queryFn: () => api.silos(), refetchInterval: 5_000 });
+  const answeredAt = silos.dataUpdatedAt;
   const [issued, setIssued] = useState<EnrollmentIssuedView | null>(null);
   const [registering, setRegistering] = useState(false);
 
@@ -59,6 +61,7 @@ export function SilosPage() {
                 <th scope="col">Silo</th>
                 <th scope="col">Status</th>
                 <th scope="col">Agent</th>
+                <th scope="col">Version</th>
                 <th scope="col">Certificate</th>
                 <th scope="col">Contact</th>
               </tr>
@@ -70,13 +73,16 @@ export function SilosPage() {
                     <Link to={`/silos/${s.id}`}>{s.name}</Link>
                   </th>
                   <td>
-                    <SiloStatusBadge silo={s} />
+                    <SiloStatusBadge silo={s} answeredAt={answeredAt} />
                   </td>
                   <td>
-                    <SiloConnectivity silo={s} />
+                    <SiloConnectivity silo={s} answeredAt={answeredAt} />
                   </td>
                   <td>
-                    <CertificateExpiry silo={s} />
+                    <AgentSoftwareLabel silo={s} />
+                  </td>
+                  <td>
+                    <CertificateExpiry silo={s} answeredAt={answeredAt} />
                   </td>
                   <td className="wrap">{s.contact}</td>
                 </tr>
