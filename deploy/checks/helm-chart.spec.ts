@@ -227,6 +227,24 @@ describe('the Helm chart deploy/helm/tessera: the hub', () => {
     expect(manifests.some((m) => m.kind === 'Job' || m.kind === 'PersistentVolumeClaim')).toBe(false);
   });
 
+  it('puts enrollment on a Service of its own when asked, and then only there', () => {
+    const values = deepMerge(defaults, {
+      hub: { enrollService: { separate: true, type: 'ClusterIP', annotations: { vpn: 'only' } } },
+    });
+    const manifests = render(values);
+    checkWiring(manifests);
+    const ports = (m: Manifest) =>
+      (m.spec.ports as { port: number; targetPort: string }[]).map((p) => [p.port, p.targetPort]);
+    expect(ports(find(manifests, 'Service', '-silo')!)).toEqual([[8443, 'silo']]);
+    const enroll = find(manifests, 'Service', '-enroll')!;
+    expect(ports(enroll)).toEqual([[8444, 'enroll']]);
+    expect(enroll.spec.type).toBe('ClusterIP');
+    expect(enroll.spec.externalTrafficPolicy).toBeUndefined();
+    expect(enroll.metadata.annotations).toEqual({ vpn: 'only' });
+    expect(renderNotes(values)).toContain('service tessera-hub-enroll, port 8444');
+    expect(find(render(defaults), 'Service', '-enroll')).toBeUndefined();
+  });
+
   it('routes the console and /api through the Ingress, never /metrics or /health, and covers every page of the console', () => {
     const manifests = render(deepMerge(defaults, { hub: { ingress: { enabled: true, tlsSecret: 'tessera-tls' } } }));
     checkWiring(manifests);
