@@ -9,6 +9,7 @@ import {
   type StateItem,
 } from '@tessera/audit';
 import { Between, DataSource, LessThan, LessThanOrEqual } from 'typeorm';
+import { HubErrorCode, HubException } from '../common/hub.exception';
 import { AuditCheckpointEntity, toCheckpoint } from './audit-checkpoint.entity';
 import { AuditCheckpointService } from './audit-checkpoint.service';
 import { AuditRecordEntity, toAuditRecord } from './audit-record.entity';
@@ -20,6 +21,15 @@ export interface AuditBundleFilter {
   /** Start the segment at the last checkpoint before this study's first record (else: at genesis). */
   studyId?: string;
 }
+
+/** The chain head a bundle covers: its last record. */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+/** Records of a study that a later report at an earlier head may ignore: they change none of the study's state. */
+const STATE_NEUTRAL_ACTIONS = ['report.exported'];
 
 /**
  * Signed report bundles (`tessera.audit-bundle/1`, docs/audit-format.md) that auditors verify offline with
@@ -34,17 +44,35 @@ export class AuditExportService {
   ) {}
 
   /**
-   * A bundle of the chain up to a fresh checkpoint at the current head. Without a study, or when the study's first
-   * record precedes every checkpoint, the segment starts at genesis (it then proves completeness from the first
-   * record); otherwise it starts just after the last checkpoint before the study's first record, which anchors it.
-   * `study` is the summary the report carries, opaque here. Refuses (BundleBuildError) to sign a chain that does not
-   * verify.
+   * A bundle of the chain up to a head. Without `upTo`, the head is a fresh checkpoint of the current head; with it,
+   * the record at `upTo` (its stored checkpoint when there is one, else one signed now), so two downloads can cover
+   * the same head although each download appends its own `report.exported` record. Without a study, or when the
+   * study's first record precedes every checkpoint, the segment starts at genesis (it then proves completeness from
+   * the first record); otherwise it starts just after the last checkpoint before the study's first record, which
+   * anchors it. `study` is the summary the report carries, opaque here, or a function making it for the head.
+   * Refuses (BundleBuildError) to sign a chain that does not verify, and (CONFLICT) an `upTo` behind a change of the
+   * study's state: the hub's state is read now, and a bundle must hold every record of it.
    */
-  async exportBundle(filter: AuditBundleFilter, study: JsonObject = {}): Promise<AuditBundle> {
-    // The state BEFORE the head: every record commits with its state change, so each change read here has its
-    // record at or below a head taken afterwards; a change without one fails verification (STATE_UNRECORDED).
-    const recordedState = await this.recordedState(filter);
-    const head = await this.checkpoints.checkpointNow();
+  async exportBundle(
+    filter: AuditBundleFilter,
+    study: JsonObject | ((head: ChainHead) => Promise<JsonObject>) = {},
+    upTo?: number,
+  ): Promise<AuditBundle> {
+    let head: ChainHead;
+    let recordedState: RecordedState;
+    if (upTo === undefined) {
+      // The state BEFORE the head: every record commits with its state change, so each change read here has its
+      // record at or below a head taken afterwards; a change without one fails verification (STATE_UNRECORDED).
+      recordedState = await this.recordedState(filter);
+      const checkpoint = await this.checkpoints.checkpointNow();
+      head = { seq: checkpoint.seq, hash: checkpoint.headHash };
+    } else {
+      head = await this.headAt(upTo);
+      recordedState = await this.recordedState(filter);
+      // Read after the state: a change read above has its record committed, so it is found here if it lies beyond.
+      await this.refuseStateBeyond(filter, head);
+    }
+    const summary = typeof study === 'function' ? await study(head) : study;
     const key = await this.keys.signingKey();
     const fromSeq = await this.segmentStart(filter, head.seq, key.keyId);
     const records = await this.db.getRepository(AuditRecordEntity).find({
@@ -58,9 +86,49 @@ export class AuditExportService {
     return buildBundle({
       records: records.map(toAuditRecord),
       checkpoints: checkpoints.map(toCheckpoint),
-      study: { ...study, recordedState: recordedState as unknown as JsonObject },
+      study: { ...summary, recordedState: recordedState as unknown as JsonObject },
       signingKey: key.privateKey,
     });
+  }
+
+  /** The record at `seq`, which a report may name as its head; a clear 400 when the chain does not reach it. */
+  async headAt(seq: number): Promise<ChainHead> {
+    const row = await this.db.getRepository(AuditRecordEntity).findOne({ where: { seq }, select: ['seq', 'hash'] });
+    if (row) return { seq: row.seq, hash: row.hash };
+    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as {
+      head: string | null;
+    }[];
+    throw new HubException(
+      HubErrorCode.VALIDATION_FAILED,
+      `upTo ${seq} is not in the audit chain, whose head is #${head === null ? 0 : Number(head)}.`,
+    );
+  }
+
+  /** CONFLICT when the study has a state-changing record after the head (a later round, a charge, its end). */
+  private async refuseStateBeyond(filter: AuditBundleFilter, head: ChainHead): Promise<void> {
+    if (filter.studyId === undefined || !UUID.test(filter.studyId)) {
+      // The whole hub's state: any record after the head but an export may stand for a change.
+      const later = (await this.db.query(
+        'SELECT seq, action FROM audit_records WHERE seq > $1 AND action <> ALL($2) ORDER BY seq LIMIT 1',
+        [head.seq, STATE_NEUTRAL_ACTIONS],
+      )) as { seq: string; action: string }[];
+      if (later[0]) this.refuse(head, later[0]);
+      return;
+    }
+    const later = (await this.db.query(
+      `SELECT seq, action FROM audit_records WHERE study_id = $1 AND seq > $2 AND action <> ALL($3)
+        ORDER BY seq LIMIT 1`,
+      [filter.studyId, head.seq, STATE_NEUTRAL_ACTIONS],
+    )) as { seq: string; action: string }[];
+    if (later[0]) this.refuse(head, later[0]);
+  }
+
+  private refuse(head: ChainHead, later: { seq: string; action: string }): never {
+    throw new HubException(
+      HubErrorCode.CONFLICT,
+      `The study changed after #${head.seq} (record #${Number(later.seq)}, ${later.action}): a report up to #${head.seq} ` +
+        'could not hold every record of its current state. Download it at the current head (without upTo).',
+    );
   }
 
   /**

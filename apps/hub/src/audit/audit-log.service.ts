@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { AuditRecord } from '@tessera/audit';
+import { auditActorKey, type AuditActorNames } from '@tessera/protocol';
 import { DataSource, type SelectQueryBuilder } from 'typeorm';
 import { AuditRecordEntity, toAuditRecord } from './audit-record.entity';
 
@@ -18,12 +19,32 @@ export interface AuditEventFilter {
   siloId?: string;
   /** Case-insensitive substring of the action or of the details' JSON text. */
   q?: string;
+  /** Records up to and including this seq (a report's chain head). */
+  upTo?: number;
 }
 
 export interface AuditEventPage {
   events: AuditRecord[];
   /** Pass as `cursor` to get the next page; null on the last page. */
   nextCursor: number | null;
+  /** A name for every actor of the page, by auditActorKey (resolved now; the records stay as hashed). */
+  actorNames: AuditActorNames;
+}
+
+/** What the hub's own components are called on the audit page (actor type `system`, by id). */
+const SYSTEM_COMPONENTS: Record<string, string> = {
+  hub: 'Tessera hub',
+  'silo-listener': 'Tessera hub (silo listener)',
+  'enrollment-listener': 'Tessera hub (enrollment listener)',
+  sessions: 'Tessera hub (sessions)',
+  'blob-store': 'Tessera hub (blob store)',
+  'privacy-ledger': 'Tessera hub (privacy ledger)',
+  'login-backoff': 'Tessera hub (sign-in throttling)',
+};
+
+/** A system actor's name: a known component's, else the id after "Tessera hub" (components added later). */
+export function systemActorName(id: string): string {
+  return SYSTEM_COMPONENTS[id] ?? `Tessera hub (${id})`;
 }
 
 export interface AuditPageRequest {
@@ -64,14 +85,15 @@ export function csvField(value: string | number | null | undefined): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export function csvRow(r: AuditRecord): string {
+/** `actorName`: the name the hub resolved (AuditLogService.actorNames); the record's own otherwise. */
+export function csvRow(r: AuditRecord, actorName?: string): string {
   return (
     [
       r.seq,
       r.time,
       r.actor.type,
       r.actor.id,
-      r.actor.name,
+      actorName ?? r.actor.name,
       r.action,
       r.subject.studyId,
       r.subject.siloId,
@@ -101,7 +123,48 @@ export class AuditLogService {
       .getMany();
     const events = rows.slice(0, page.limit).map(toAuditRecord);
     const more = rows.length > page.limit;
-    return { events, nextCursor: more ? events[events.length - 1]!.seq : null };
+    return {
+      events,
+      nextCursor: more ? events[events.length - 1]!.seq : null,
+      actorNames: await this.actorNames(events),
+    };
+  }
+
+  /**
+   * Names every actor of these records: accounts by their current username, silos by their current name, the hub's
+   * components by what they are. An id the hub no longer knows keeps the name the record carries, else says so.
+   */
+  async actorNames(records: readonly AuditRecord[]): Promise<AuditActorNames> {
+    const ids = (type: 'user' | 'silo') => [
+      ...new Set(records.filter((r) => r.actor.type === type).map((r) => r.actor.id)),
+    ];
+    const userIds = ids('user');
+    const siloIds = ids('silo');
+    const users = userIds.length
+      ? ((await this.db.query('SELECT id::text AS id, username AS name FROM users WHERE id::text = ANY($1)', [
+          userIds,
+        ])) as { id: string; name: string }[])
+      : [];
+    const silos = siloIds.length
+      ? ((await this.db.query('SELECT id::text AS id, name FROM silos WHERE id::text = ANY($1)', [siloIds])) as {
+          id: string;
+          name: string;
+        }[])
+      : [];
+    const known = new Map<string, string>([
+      ...users.map((u): [string, string] => [auditActorKey({ type: 'user', id: u.id }), u.name]),
+      ...silos.map((s): [string, string] => [auditActorKey({ type: 'silo', id: s.id }), s.name]),
+    ]);
+    const names: AuditActorNames = {};
+    for (const { actor } of records) {
+      const key = auditActorKey(actor);
+      if (key in names) continue;
+      names[key] =
+        actor.type === 'system'
+          ? systemActorName(actor.id)
+          : (known.get(key) ?? actor.name ?? `unknown ${actor.type === 'user' ? 'account' : 'silo'} ${actor.id}`);
+    }
+    return names;
   }
 
   /** The filtered events as CSV (header first, CRLF line ends), read in batches so memory stays bounded. */
@@ -110,7 +173,9 @@ export class AuditLogService {
     let cursor: number | undefined;
     for (;;) {
       const page = await this.listEvents(filter, { limit: CSV_BATCH, cursor, order: 'asc' });
-      if (page.events.length > 0) yield page.events.map(csvRow).join('');
+      if (page.events.length > 0) {
+        yield page.events.map((r) => csvRow(r, page.actorNames[auditActorKey(r.actor)])).join('');
+      }
       if (page.nextCursor === null) return;
       cursor = page.nextCursor;
     }
@@ -120,10 +185,19 @@ export class AuditLogService {
     const qb = this.db.getRepository(AuditRecordEntity).createQueryBuilder('r');
     if (f.from) qb.andWhere('r.time_at >= :from', { from: f.from });
     if (f.to) qb.andWhere('r.time_at < :to', { to: f.to });
-    if (f.actor !== undefined) qb.andWhere(`(r.actor_id = :actor OR r.actor ->> 'name' = :actor)`, { actor: f.actor });
+    if (f.actor !== undefined) {
+      // The names the page shows match too: a username (any case, as usernames are unique that way) or a silo name.
+      qb.andWhere(
+        `(r.actor_id = :actor OR r.actor ->> 'name' = :actor
+          OR (r.actor ->> 'type' = 'user' AND r.actor_id IN (SELECT u.id::text FROM users u WHERE lower(u.username) = lower(:actor)))
+          OR (r.actor ->> 'type' = 'silo' AND r.actor_id IN (SELECT s.id::text FROM silos s WHERE s.name = :actor)))`,
+        { actor: f.actor },
+      );
+    }
     if (f.action !== undefined) qb.andWhere('r.action LIKE :action', { action: `${escapeLike(f.action)}%` });
     if (f.studyId !== undefined) qb.andWhere('r.study_id = :studyId', { studyId: f.studyId });
     if (f.siloId !== undefined) qb.andWhere('r.silo_id = :siloId', { siloId: f.siloId });
+    if (f.upTo !== undefined) qb.andWhere('r.seq <= :upTo', { upTo: f.upTo });
     if (f.q !== undefined) {
       qb.andWhere('(r.action ILIKE :q OR CAST(r.details AS text) ILIKE :q)', { q: `%${escapeLike(f.q)}%` });
     }

@@ -2,6 +2,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { generateSigningKey, publicKeyFingerprint } from '@tessera/audit';
+import type { AuditSigningKeyView } from '@tessera/protocol';
 import { DataSource } from 'typeorm';
 import { resolveGeneratedSecret } from '../common/generated-secret';
 import type { HubConfig } from '../config/config.schema';
@@ -51,6 +52,18 @@ export class AuditSigningKeyService {
   async publicKey(): Promise<HubPublicKey> {
     const { publicKeyPem, keyId } = await this.signingKey();
     return { publicKeyPem, keyId };
+  }
+
+  /** Every key the hub ever stored, oldest first, the current (signing) key marked; made on first use like signingKey. */
+  async keyList(): Promise<AuditSigningKeyView[]> {
+    const { keyId: current } = await this.signingKey();
+    const rows = await this.db.getRepository(AuditSigningKeyEntity).find({ order: { createdAt: 'ASC' } });
+    return rows.map((r) => ({
+      keyId: r.keyId,
+      publicKeyPem: r.publicKeyPem,
+      createdAt: r.createdAt.toISOString(),
+      current: r.keyId === current,
+    }));
   }
 
   /** Every key the hub ever stored, by key id: what stored checkpoints are verified with. */

@@ -1,7 +1,9 @@
 import { Readable } from 'node:stream';
-import { Controller, Get, Header, Post, Query, StreamableFile } from '@nestjs/common';
+import { Controller, Get, Header, Post, Query, Res, StreamableFile } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Checkpoint } from '@tessera/audit';
+import type { AuditSigningKeyView } from '@tessera/protocol';
+import type { Response } from 'express';
 import { Access } from '../auth/access.decorator';
 import { ReadCache } from '../database/read-cache';
 import { AuditCheckpointService } from './audit-checkpoint.service';
@@ -80,5 +82,32 @@ export class AuditController {
   @Get('public-key')
   publicKey(): Promise<HubPublicKey> {
     return this.keys.publicKey();
+  }
+
+  /** Every audit signing key the hub has held, with its fingerprint (key id) and whether it signs now. */
+  @Access('admin', 'auditor')
+  @Get('public-keys')
+  publicKeys(): Promise<AuditSigningKeyView[]> {
+    return this.keys.keyList();
+  }
+
+  /**
+   * The current audit key as a file to save as hub-public.pem: a few lines naming it and its fingerprint, then the
+   * PEM block (text outside the block is ignored by PEM readers, `tessera-verify --public-key` included).
+   */
+  @Access('admin', 'auditor')
+  @Get('public-key.pem')
+  async publicKeyPem(@Res() res: Response): Promise<void> {
+    const { keyId, publicKeyPem } = await this.keys.publicKey();
+    const text =
+      `Tessera hub audit signing key (Ed25519)\n` +
+      `Key id (SHA-256 of the DER SubjectPublicKeyInfo): ${keyId}\n` +
+      `Check: openssl pkey -pubin -in hub-public.pem -outform DER | sha256sum\n\n` +
+      publicKeyPem.trimEnd() +
+      '\n';
+    res.status(200).setHeader('content-type', 'application/x-pem-file; charset=utf-8');
+    res.setHeader('content-disposition', 'attachment; filename="hub-public.pem"');
+    res.setHeader('x-key-id', keyId);
+    res.end(text);
   }
 }

@@ -1,8 +1,10 @@
-import { Controller, Get, Param, ParseUUIDPipe, Req, Res } from '@nestjs/common';
+import { Controller, Get, Param, ParseUUIDPipe, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { REPORT_HEAD_HEADERS } from '@tessera/protocol';
 import type { Response } from 'express';
 import { Access } from '../auth/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
+import { ReportQueryDto } from './dto/report-query.dto';
 import { StudyReportService, type ReportFile } from './study-report.service';
 
 function send(res: Response, file: ReportFile): void {
@@ -10,6 +12,9 @@ function send(res: Response, file: ReportFile): void {
   res.setHeader('content-disposition', `attachment; filename="${file.fileName}"`);
   // The same hash the `report.exported` record holds, so a downloaded file can be matched to its export.
   res.setHeader('x-report-sha256', file.sha256);
+  // The chain head the file covers: pass the seq back as ?upTo= for another format at the same head.
+  res.setHeader(REPORT_HEAD_HEADERS.seq, String(file.head.seq));
+  res.setHeader(REPORT_HEAD_HEADERS.hash, file.head.hash);
   res.end(file.bytes);
 }
 
@@ -25,10 +30,11 @@ export class ReportsController {
   @Get(':id/report.json')
   async json(
     @Param('id', new ParseUUIDPipe()) id: string,
+    @Query() query: ReportQueryDto,
     @Req() req: AuthenticatedRequest,
     @Res() res: Response,
   ): Promise<void> {
-    send(res, await this.reports.json(id, actorOf(req)));
+    send(res, await this.reports.json(id, actorOf(req), query.upTo));
   }
 
   /** The study's audit events as CSV, oldest first. */
@@ -36,10 +42,11 @@ export class ReportsController {
   @Get(':id/report.csv')
   async csv(
     @Param('id', new ParseUUIDPipe()) id: string,
+    @Query() query: ReportQueryDto,
     @Req() req: AuthenticatedRequest,
     @Res() res: Response,
   ): Promise<void> {
-    send(res, await this.reports.csv(id, actorOf(req)));
+    send(res, await this.reports.csv(id, actorOf(req), query.upTo));
   }
 
   /** The report for people, rendered from the same signed summary (which it carries as an attachment). */
@@ -47,9 +54,10 @@ export class ReportsController {
   @Get(':id/report.pdf')
   async pdf(
     @Param('id', new ParseUUIDPipe()) id: string,
+    @Query() query: ReportQueryDto,
     @Req() req: AuthenticatedRequest,
     @Res() res: Response,
   ): Promise<void> {
-    send(res, await this.reports.pdf(id, actorOf(req)));
+    send(res, await this.reports.pdf(id, actorOf(req), query.upTo));
   }
 }

@@ -6,6 +6,7 @@ import {
   AGENT_AUDIT_EXPORT_FORMAT,
   AgentAuditAction,
   appendRecord,
+  publicKeyFingerprint,
   verifyBundle,
   verifyReceipt,
   type AgentAuditExport,
@@ -16,9 +17,12 @@ import {
 import {
   encodeUpdateFrame,
   float32Bytes,
+  auditActorKey,
   releasedWithoutDp,
+  REPORT_HEAD_HEADERS,
   sha256Hex,
   SILO_STUDY_API,
+  type AuditSigningKeyView,
   type ExactEvaluation,
   type SiloTask,
   type TasksResponse,
@@ -381,5 +385,135 @@ describe('compliance report of a study run through the protocol (server database
     expect((await download(hub, `/api/studies/${study.id}/report.json`, {})).status).toBe(401);
     expect((await silos[0]!.call('GET', `/api/studies/${study.id}/report.json`)).status).toBe(403);
     expect((await download(hub, `/api/studies/${study.id}/report.json`, admin)).status).toBe(200);
+  });
+
+  it('names the chain head each download covers, and covers the same head again with upTo whatever was logged since', async () => {
+    const first = await download(hub, `/api/studies/${study.id}/report.json`, auditor);
+    expect(first.status).toBe(200);
+    const headSeq = Number(first.headers.get(REPORT_HEAD_HEADERS.seq));
+    const headHash = first.headers.get(REPORT_HEAD_HEADERS.hash);
+    const a = JSON.parse(first.bytes.toString('utf8')) as AuditBundle;
+    expect(a.records.at(-1)).toMatchObject({ seq: headSeq, hash: headHash });
+    const sa = a.study as unknown as StudyReportSummary;
+    expect(sa.chainHead).toEqual({ seq: headSeq, hash: headHash });
+    expect(sa.chainVerification).toMatchObject({ ok: true, headSeq, headHash, records: headSeq });
+
+    // Two more downloads, each logged as report.exported after the head above: the same head, records and checkpoints.
+    const pdf = await download(hub, `/api/studies/${study.id}/report.pdf?upTo=${headSeq}`, auditor);
+    expect(pdf.status).toBe(200);
+    expect(pdf.headers.get(REPORT_HEAD_HEADERS.seq)).toBe(String(headSeq));
+    expect(pdf.headers.get(REPORT_HEAD_HEADERS.hash)).toBe(headHash);
+    writeFileSync(join(tmp, 'head.pdf'), pdf.bytes);
+    const pdfText = execFileSync('pdftotext', ['-layout', join(tmp, 'head.pdf'), '-'], { encoding: 'utf8' });
+    expect(pdfText).toMatch(new RegExp(`Chain head\\s+record #${headSeq}\\b`));
+    expect(pdfText).toContain(headHash!);
+    expect(pdfText).toContain('GET /api/audit/public-key.pem');
+    const again = await download(hub, `/api/studies/${study.id}/report.json?upTo=${headSeq}`, auditor);
+    expect(again.status).toBe(200);
+    const b = JSON.parse(again.bytes.toString('utf8')) as AuditBundle;
+    expect(verifyBundle(b).ok).toBe(true);
+    expect(b.records).toEqual(a.records);
+    expect(b.checkpoints).toEqual(a.checkpoints);
+    // Only the times of the two downloads differ (when the bundle was made and the chain verified).
+    const timeless = (x: AuditBundle) => ({
+      ...x.study,
+      chainVerification: { ...(x.study.chainVerification as object), verifiedAt: null },
+    });
+    expect(timeless(b)).toEqual(timeless(a));
+    const csv = await download(hub, `/api/studies/${study.id}/report.csv?upTo=${headSeq}`, auditor);
+    expect(csv.headers.get(REPORT_HEAD_HEADERS.seq)).toBe(String(headSeq));
+    const csvLines = csv.bytes.toString('utf8').trimEnd().split('\r\n');
+    expect(Number(csvLines.at(-1)!.split(',')[0])).toBeLessThanOrEqual(headSeq);
+
+    // The exports were logged after the head, each naming the head it covered.
+    const exports = (
+      await api(hub, 'GET', `/api/audit/events?studyId=${study.id}&action=report.exported&limit=3`, {
+        headers: auditor,
+      })
+    ).body as AuditEventPage;
+    expect(exports.events.map((e) => e.details.format)).toEqual(['csv', 'json', 'pdf']);
+    for (const e of exports.events) {
+      expect(e.seq).toBeGreaterThan(headSeq);
+      expect(e.details).toMatchObject({ headSeq, headHash });
+    }
+    // Without upTo, the head moves on to include those records.
+    const now = await download(hub, `/api/studies/${study.id}/report.json`, auditor);
+    expect(Number(now.headers.get(REPORT_HEAD_HEADERS.seq))).toBeGreaterThan(headSeq);
+  });
+
+  it('refuses an upTo outside the chain, malformed, or behind a change of the study', async () => {
+    const verify = (await api(hub, 'GET', '/api/audit/verify', { headers: auditor })).body as { headSeq: number };
+    const beyond = await api(hub, 'GET', `/api/studies/${study.id}/report.json?upTo=${verify.headSeq + 1000}`, {
+      headers: auditor,
+    });
+    expect(beyond.status).toBe(400);
+    expect(JSON.stringify(beyond.body)).toContain(`upTo ${verify.headSeq + 1000} is not in the audit chain`);
+    for (const bad of ['0', 'x', '1.5']) {
+      const res = await api(hub, 'GET', `/api/studies/${study.id}/report.pdf?upTo=${bad}`, { headers: auditor });
+      expect(res.status, bad).toBe(400);
+      expect(JSON.stringify(res.body)).toContain('upTo');
+    }
+    // Just before the study completed, its state (completed, the final evaluation) has records after the head.
+    const completed = (
+      await api(hub, 'GET', `/api/audit/events?studyId=${study.id}&action=study.completed`, { headers: auditor })
+    ).body as AuditEventPage;
+    const before = completed.events[0]!.seq - 1;
+    const stale = await api(hub, 'GET', `/api/studies/${study.id}/report.json?upTo=${before}`, { headers: auditor });
+    expect(stale.status).toBe(409);
+    expect(JSON.stringify(stale.body)).toContain(`The study changed after #${before}`);
+  });
+
+  it('names every actor of an audit page: accounts, silos and the hub', async () => {
+    const page = (
+      await api(hub, 'GET', `/api/audit/events?studyId=${study.id}&order=asc&limit=500`, { headers: auditor })
+    ).body as AuditEventPage;
+    for (const e of page.events) expect(page.actorNames[auditActorKey(e.actor)], e.action).toBeTruthy();
+    const siloActors = page.events.filter((e) => e.actor.type === 'silo');
+    expect(siloActors.length).toBeGreaterThan(0);
+    for (const e of siloActors) {
+      expect(page.actorNames[auditActorKey(e.actor)]).toBe(silos.find((s) => s.id === e.actor.id)!.name);
+    }
+    const created = page.events.find((e) => e.action === 'study.created')!;
+    expect(page.actorNames[auditActorKey(created.actor)]).toBe(ADMIN.username);
+    const whole = (await api(hub, 'GET', '/api/audit/events?limit=500&order=asc', { headers: auditor }))
+      .body as AuditEventPage;
+    expect(whole.actorNames['system:hub']).toBe('Tessera hub');
+
+    // The names shown filter too: a silo's name finds its records, a username in another case its user's.
+    const bySilo = (
+      await api(hub, 'GET', `/api/audit/events?actor=${encodeURIComponent('Northgate Clinic')}&limit=500`, {
+        headers: auditor,
+      })
+    ).body as AuditEventPage;
+    const northgate = silos.find((s) => s.name === 'Northgate Clinic')!.id;
+    expect(bySilo.events.length).toBeGreaterThan(0);
+    expect(bySilo.events.every((e) => e.actor.id === northgate)).toBe(true);
+    const byUser = (
+      await api(hub, 'GET', `/api/audit/events?actor=${ADMIN.username.toUpperCase()}&limit=500`, { headers: auditor })
+    ).body as AuditEventPage;
+    expect(byUser.events.some((e) => e.action === 'study.created')).toBe(true);
+    expect(new Set(byUser.events.map((e) => e.actor.type))).toEqual(new Set(['user']));
+  });
+
+  it("serves the hub's key as a PEM file with its fingerprint, which tessera-verify pins", async () => {
+    const res = await download(hub, '/api/audit/public-key.pem', auditor);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-disposition')).toContain('hub-public.pem');
+    const keys = (await api(hub, 'GET', '/api/audit/public-keys', { headers: auditor })).body as AuditSigningKeyView[];
+    expect(keys).toHaveLength(1);
+    expect(keys[0]).toMatchObject({ current: true, keyId: res.headers.get('x-key-id') });
+    const text = res.bytes.toString('utf8');
+    expect(text).toContain(`Key id (SHA-256 of the DER SubjectPublicKeyInfo): ${keys[0]!.keyId}`);
+    expect(text).toContain(keys[0]!.publicKeyPem.trim());
+    expect(publicKeyFingerprint(text)).toBe(keys[0]!.keyId);
+
+    const report = await download(hub, `/api/studies/${study.id}/report.json`, auditor);
+    writeFileSync(join(tmp, 'pinned.json'), report.bytes);
+    writeFileSync(join(tmp, 'hub-public.pem'), res.bytes);
+    const pinned = verifyCli(join(tmp, 'pinned.json'), '--public-key', join(tmp, 'hub-public.pem'));
+    expect(pinned.stdout).toContain('is intact');
+    expect(pinned.status).toBe(0);
+    expect((await download(hub, '/api/audit/public-key.pem', {})).status).toBe(401);
+    expect((await silos[0]!.call('GET', '/api/audit/public-key.pem')).status).toBe(403);
   });
 });

@@ -3,8 +3,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { AuditBundle } from '@tessera/audit';
 import type { StudyPlan } from '@tessera/protocol';
-import { DataSource } from 'typeorm';
-import { AuditExportService } from '../audit/audit-export.service';
+import { DataSource, LessThanOrEqual } from 'typeorm';
+import { AuditCheckpointEntity } from '../audit/audit-checkpoint.entity';
+import { AuditExportService, type ChainHead } from '../audit/audit-export.service';
 import { AuditLogService } from '../audit/audit-log.service';
 import { AuditSigningKeyService } from '../audit/audit-signing-key.service';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
@@ -18,6 +19,12 @@ import { buildStudyReportSummary, summaryJson, type SiloPrivacyFigures, type Stu
 
 export type ReportFormat = 'json' | 'csv' | 'pdf';
 
+/** A bundle's head: its last record. */
+function headOf(bundle: AuditBundle): ChainHead {
+  const last = bundle.records[bundle.records.length - 1]!;
+  return { seq: last.seq, hash: last.hash };
+}
+
 /** One exported report file, as the controller sends it. */
 export interface ReportFile {
   format: ReportFormat;
@@ -25,6 +32,8 @@ export interface ReportFile {
   fileName: string;
   bytes: Buffer;
   sha256: string;
+  /** The audit chain head the file covers. */
+  head: ChainHead;
 }
 
 const CONTENT_TYPES: Record<ReportFormat, string> = {
@@ -52,8 +61,11 @@ export class StudyReportService {
     @Inject(AuditTrail) private readonly audit: AuditTrail,
   ) {}
 
-  /** The summary every format's figures come from; the chain is verified first so the report states the result. */
-  async summary(studyId: string): Promise<StudyReportSummary> {
+  /**
+   * The summary every format's figures come from, for the report up to `head`; the chain is verified first so the
+   * report states the result.
+   */
+  async summary(studyId: string, head: ChainHead): Promise<StudyReportSummary> {
     const study = await this.studies.get(studyId);
     // A plan of an earlier format (study.legacyPlan): the approved mechanism as stored with the study, and no
     // per-silo recomputation (the current accounting reads parts of the plan that format lacks).
@@ -66,32 +78,61 @@ export class StudyReportService {
       await this.verification.verifyStoredChain(),
       await this.keys.publicKey(),
     ];
-    return buildStudyReportSummary({ study, rounds, mechanism, privacy, verification, keyId: key.keyId });
+    const checkpoints = await this.db
+      .getRepository(AuditCheckpointEntity)
+      .count({ where: { seq: LessThanOrEqual(head.seq), keyId: key.keyId } });
+    return buildStudyReportSummary({
+      study,
+      rounds,
+      mechanism,
+      privacy,
+      verification,
+      head: { ...head, checkpoints },
+      keyId: key.keyId,
+    });
   }
 
-  /** The signed bundle of the chain segment that spans the study, carrying the summary. */
-  async bundle(studyId: string): Promise<AuditBundle> {
-    const summary = await this.summary(studyId);
-    return this.exporter.exportBundle({ studyId }, summaryJson(summary));
+  /**
+   * The signed bundle of the chain segment that spans the study, carrying the summary: up to the current head, or up
+   * to the record `upTo` (a head an earlier download named), so that a JSON and a PDF can cover the same head.
+   */
+  async bundle(studyId: string, upTo?: number): Promise<AuditBundle> {
+    await this.studies.entity(studyId); // 404 for an unknown study before anything is checkpointed
+    return this.exporter.exportBundle(
+      { studyId },
+      async (head) => summaryJson(await this.summary(studyId, head)),
+      upTo,
+    );
   }
 
-  async json(studyId: string, actor: AuditActor): Promise<ReportFile> {
-    const bundle = await this.bundle(studyId);
+  async json(studyId: string, actor: AuditActor, upTo?: number): Promise<ReportFile> {
+    const bundle = await this.bundle(studyId, upTo);
     const bytes = Buffer.from(JSON.stringify(bundle, null, 2) + '\n', 'utf8');
-    return this.exported(studyId, actor, 'json', bytes, bundle);
+    return this.exported(studyId, actor, 'json', bytes, headOf(bundle), bundle);
   }
 
-  async pdf(studyId: string, actor: AuditActor): Promise<ReportFile> {
-    const bundle = await this.bundle(studyId);
-    return this.exported(studyId, actor, 'pdf', await renderReportPdf(bundle), bundle);
+  async pdf(studyId: string, actor: AuditActor, upTo?: number): Promise<ReportFile> {
+    const bundle = await this.bundle(studyId, upTo);
+    return this.exported(studyId, actor, 'pdf', await renderReportPdf(bundle), headOf(bundle), bundle);
   }
 
-  /** The study's own records (subject.studyId), oldest first; for spreadsheets, it proves nothing by itself. */
-  async csv(studyId: string, actor: AuditActor): Promise<ReportFile> {
+  /**
+   * The study's own records (subject.studyId) up to the head (the current one, or `upTo`), oldest first; for
+   * spreadsheets, it proves nothing by itself.
+   */
+  async csv(studyId: string, actor: AuditActor, upTo?: number): Promise<ReportFile> {
     await this.studies.entity(studyId); // 404 for an unknown study, not an empty file
+    const head = await this.exporter.headAt(upTo ?? (await this.currentHeadSeq()));
     let text = '';
-    for await (const chunk of this.log.csv({ studyId })) text += chunk;
-    return this.exported(studyId, actor, 'csv', Buffer.from(text, 'utf8'));
+    for await (const chunk of this.log.csv({ studyId, upTo: head.seq })) text += chunk;
+    return this.exported(studyId, actor, 'csv', Buffer.from(text, 'utf8'), head);
+  }
+
+  private async currentHeadSeq(): Promise<number> {
+    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as {
+      head: string | null;
+    }[];
+    return head === null ? 0 : Number(head);
   }
 
   private async exported(
@@ -99,10 +140,10 @@ export class StudyReportService {
     actor: AuditActor,
     format: ReportFormat,
     bytes: Buffer,
+    head: ChainHead,
     bundle?: AuditBundle,
   ): Promise<ReportFile> {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const head = bundle?.records[bundle.records.length - 1];
     await this.audit.record({
       actor,
       action: 'report.exported',
@@ -111,14 +152,14 @@ export class StudyReportService {
         format,
         sha256,
         bytes: bytes.length,
+        headSeq: head.seq,
+        headHash: head.hash,
         ...(bundle === undefined
           ? {}
           : {
               bundleSha256: bundleSha256(bundle),
               planHash: String(bundle.study.planHash),
               fromSeq: bundle.records[0]!.seq,
-              headSeq: head!.seq,
-              headHash: head!.hash,
               keyId: bundle.hub.keyId,
             }),
       },
@@ -129,6 +170,7 @@ export class StudyReportService {
       fileName: `report.${format}`,
       bytes,
       sha256,
+      head,
     };
   }
 

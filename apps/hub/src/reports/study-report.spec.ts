@@ -11,7 +11,13 @@ import type { RoundView } from '../rounds/rounds-query.service';
 import type { StudyView } from '../studies/studies.service';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import { formatFigure, pdfText, renderReportPdf } from './report-pdf.util';
-import { buildStudyReportSummary, NO_DP_STATEMENT, summaryJson, type SiloPrivacyFigures } from './study-report';
+import {
+  buildStudyReportSummary,
+  NO_DP_STATEMENT,
+  summaryJson,
+  verificationAtHead,
+  type SiloPrivacyFigures,
+} from './study-report';
 
 const A = '11111111-1111-4111-8111-111111111111';
 const B = '22222222-2222-4222-8222-222222222222';
@@ -99,6 +105,8 @@ const VERIFIED: StoredChainVerification = {
   firstBroken: null,
   problems: [],
 };
+/** The head of the report: the last record the verification saw. */
+const HEAD = { seq: 42, hash: HASH('4'), checkpoints: 3 };
 
 /** A record-level DP plan with a noisy evaluation of the final model (the demo's default release under DP). */
 function dpPlan(): StudyPlan {
@@ -134,6 +142,7 @@ describe('buildStudyReportSummary', () => {
       mechanism: null,
       privacy: [],
       verification: VERIFIED,
+      head: HEAD,
       keyId: HASH('a'),
     });
     expect(s.privacy).toEqual({ mode: 'none', statement: NO_DP_STATEMENT, perSilo: [] });
@@ -176,6 +185,7 @@ describe('buildStudyReportSummary', () => {
         { ...figures('33333333-3333-4333-8333-333333333333', 0, 0, null), evaluationReleases: 0 },
       ],
       verification: VERIFIED,
+      head: HEAD,
       keyId: HASH('a'),
     });
     expect(s.releases).toMatchObject({
@@ -237,6 +247,7 @@ describe('buildStudyReportSummary', () => {
       mechanism: privacyMechanismOf(dpPlan()),
       privacy: [],
       verification: VERIFIED,
+      head: HEAD,
       keyId: HASH('a'),
     });
     expect(s.finalEvaluation!.perSilo.map((e) => [e.loss, e.noisy])).toEqual([
@@ -244,6 +255,40 @@ describe('buildStudyReportSummary', () => {
       [null, true],
     ]);
     expect(s.rounds[0]!.evaluations.every((e) => !e.noisy)).toBe(true);
+  });
+});
+
+describe('verificationAtHead', () => {
+  it('states an intact chain up to the head the report covers, not up to records appended later', () => {
+    const later: StoredChainVerification = { ...VERIFIED, records: 50, headSeq: 50, headHash: HASH('5') };
+    expect(verificationAtHead(later, { seq: 42, hash: HASH('4'), checkpoints: 3 })).toEqual({
+      ok: true,
+      verifiedAt: VERIFIED.verifiedAt,
+      records: 42,
+      headSeq: 42,
+      headHash: HASH('4'),
+      checkpointsVerified: 3,
+      checkpointsTotal: 3,
+      firstBroken: null,
+    });
+  });
+
+  it('states a broken chain as found, even when the break lies after the head', () => {
+    const broken: StoredChainVerification = {
+      ...VERIFIED,
+      ok: false,
+      records: 44,
+      headSeq: 50,
+      headHash: null,
+      firstBroken: {
+        code: 'HASH_MISMATCH' as StoredChainVerification['problems'][number]['code'],
+        seq: 45,
+        message: 'x',
+      },
+    };
+    const line = verificationAtHead(broken, { seq: 42, hash: HASH('4'), checkpoints: 3 });
+    expect(line).toMatchObject({ ok: false, records: 44, headSeq: 50, headHash: null });
+    expect(line.firstBroken).toMatchObject({ seq: 45, code: 'HASH_MISMATCH' });
   });
 });
 
@@ -257,6 +302,7 @@ describe('renderReportPdf', () => {
       mechanism: privacyMechanismOf(plan),
       privacy: [figures(A, 1, 1.2345678, 1.1111111)],
       verification: VERIFIED,
+      head: HEAD,
       keyId: publicKeyFingerprint(key.publicKeyPem),
     });
     const record = appendRecord(null, {
@@ -297,6 +343,7 @@ describe('renderReportPdf', () => {
       mechanism: null,
       privacy: [],
       verification: VERIFIED,
+      head: HEAD,
       keyId: publicKeyFingerprint(key.publicKeyPem),
     });
     const record = appendRecord(null, {

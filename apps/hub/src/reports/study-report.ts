@@ -187,7 +187,16 @@ export interface StudyReportSummary {
   finalEvaluation: { round: number; modelHash: string; perSilo: SiloEvaluation[] } | null;
   releases: ReleaseSection;
   privacy: PrivacySection;
-  /** The hub's verification of its whole stored chain, done just before the bundle was signed. */
+  /**
+   * The audit chain head this report covers (the bundle's last record). Every format of one report names it, and a
+   * download with `?upTo=<seq>` covers the same head again whatever was appended since.
+   */
+  chainHead: { seq: number; hash: string };
+  /**
+   * The hub's verification of its stored chain, done just before the bundle was signed, stated up to chainHead: when
+   * the whole stored chain verified, so did every record and checkpoint up to the head (what later records add is
+   * not this report's subject); a broken chain is stated as found, wherever the break.
+   */
   chainVerification: ChainVerificationLine;
   signingKey: { algorithm: 'Ed25519'; keyId: string };
   verifyOffline: string;
@@ -211,7 +220,37 @@ export interface StudyReportInput {
   mechanism: PrivacyMechanism | null;
   privacy: SiloPrivacyFigures[];
   verification: StoredChainVerification;
+  /** The head the report covers, and the number of stored checkpoints at or below it. */
+  head: { seq: number; hash: string; checkpoints: number };
   keyId: string;
+}
+
+/** The verification as it concerns the chain up to `head` (see StudyReportSummary.chainVerification). */
+export function verificationAtHead(
+  verification: StoredChainVerification,
+  head: StudyReportInput['head'],
+): ChainVerificationLine {
+  const firstBroken = verification.firstBroken;
+  const line: ChainVerificationLine = {
+    ok: verification.ok,
+    verifiedAt: verification.verifiedAt,
+    records: verification.records,
+    headSeq: verification.headSeq,
+    headHash: verification.headHash,
+    checkpointsVerified: verification.checkpoints.verified,
+    checkpointsTotal: verification.checkpoints.total,
+    firstBroken:
+      firstBroken === null ? null : { seq: firstBroken.seq, code: firstBroken.code, message: firstBroken.message },
+  };
+  if (!verification.ok || verification.headSeq < head.seq) return line;
+  return {
+    ...line,
+    records: head.seq,
+    headSeq: head.seq,
+    headHash: head.hash,
+    checkpointsVerified: head.checkpoints,
+    checkpointsTotal: head.checkpoints,
+  };
 }
 
 /** By name in UTF-16 code-unit order: the same order on every machine, whatever its locale (the report is signed). */
@@ -353,7 +392,6 @@ export function buildStudyReportSummary(input: StudyReportInput): StudyReportSum
   const ref = (siloId: string): SiloRef => ({ siloId, name: names.get(siloId) ?? 'unknown' });
   const finalRound = [...rounds].reverse().find((r) => r.kind === 'evaluate' && r.status === 'closed');
   const plan = study.plan;
-  const firstBroken = verification.firstBroken;
   const summary: StudyReportSummary = {
     kind: STUDY_REPORT_KIND,
     id: study.id,
@@ -416,17 +454,8 @@ export function buildStudyReportSummary(input: StudyReportInput): StudyReportSum
     privacy: study.legacyPlan
       ? legacyPrivacySection(privacySection(plan, input.mechanism, input.privacy, names))
       : privacySection(plan, input.mechanism, input.privacy, names),
-    chainVerification: {
-      ok: verification.ok,
-      verifiedAt: verification.verifiedAt,
-      records: verification.records,
-      headSeq: verification.headSeq,
-      headHash: verification.headHash,
-      checkpointsVerified: verification.checkpoints.verified,
-      checkpointsTotal: verification.checkpoints.total,
-      firstBroken:
-        firstBroken === null ? null : { seq: firstBroken.seq, code: firstBroken.code, message: firstBroken.message },
-    },
+    chainHead: { seq: input.head.seq, hash: input.head.hash },
+    chainVerification: verificationAtHead(verification, input.head),
     signingKey: { algorithm: 'Ed25519', keyId: input.keyId },
     verifyOffline: OFFLINE_VERIFY_COMMAND,
   };
