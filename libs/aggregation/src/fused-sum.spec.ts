@@ -96,22 +96,30 @@ describe('FusedSum: every path gives the scalar loop’s bits', () => {
     expectSameBits(sum.values, expected);
   });
 
-  it('two threads over updates in SharedArrayBuffers', () => {
-    const shared = updates.map((u) => {
-      const s = new Float32Array(new SharedArrayBuffer(4 * m));
-      s.set(u);
-      return s;
-    });
-    const sum = new FusedSum(m, { threads: 2 });
-    closers.push(sum);
-    expect(sum.threads).toBe(2);
-    sum.add(shared.slice(0, 7), weights.slice(0, 7));
-    sum.add(shared.slice(7), weights.slice(7));
+  it('updates in input buffers (read by the kernel in place), mixed with ordinary arrays', () => {
+    const sum = new FusedSum(m, { inputBuffers: 4 });
+    for (let j = 0; j < 4; j += 1) sum.input(j).set(updates[j]!);
+    const mixed = updates.map((u, k) => (k < 4 ? sum.input(k) : u));
+    sum.add(mixed, weights);
     expectSameBits(sum.values, expected);
-    // Ordinary (unshared) updates go through the calling thread alone, with the same bits.
-    sum.reset();
-    sum.add(updates, weights);
-    expectSameBits(sum.values, expected);
+    expect(() => sum.input(4)).toThrow(/input buffer 4 does not exist/);
+  });
+
+  it('reset: the next add starts from zero (also for −0 products), and values read as zeros before it', () => {
+    for (const options of [{}, { kernel: 'scalar' as const }, { threads: 2 as const }]) {
+      const sum = new FusedSum(m, options);
+      closers.push(sum);
+      sum.add(updates.slice(0, 5), weights.slice(0, 5));
+      sum.reset();
+      expect(sum.values.every((x) => Object.is(x, 0))).toBe(true);
+      sum.reset();
+      const negatives = [updates[0]!.map((x) => -Math.abs(x) || -0)];
+      sum.add(negatives, [1]);
+      expectSameBits(sum.values, scalarSum(m, negatives, [1]));
+      sum.reset();
+      sum.add(updates, weights);
+      expectSameBits(sum.values, expected);
+    }
   });
 
   it('quotient: SIMD division and rounding to float32 equal the scalar ones', () => {
@@ -148,6 +156,57 @@ describe('FusedSum: every path gives the scalar loop’s bits', () => {
   it('refuses impossible options with a clear error', () => {
     expect(() => new FusedSum(4, { threads: 3 as 1 })).toThrow(/threads must be 1 or 2/);
     expect(() => new FusedSum(4, { kernel: 'gpu' as 'auto' })).toThrow(/unknown kernel/);
+  });
+});
+
+describe('FusedSum on two threads: the same bits', () => {
+  // Large enough (m·n ≥ 2M) for the worker to take the upper half; m not a multiple of CHUNK nor of 8.
+  const m = 128 * CHUNK + 4099;
+  const n = 19;
+  const updates = Array.from({ length: n }, (_, k) => randomUpdate(m, 501 + k));
+  const weights = Array.from({ length: n }, (_, k) => WEIGHTS[(k * 7) % WEIGHTS.length]!);
+  const expected = scalarSum(m, updates, weights);
+
+  it('updates in SharedArrayBuffers, in two calls', () => {
+    const shared = updates.map((u) => {
+      const s = new Float32Array(new SharedArrayBuffer(4 * m));
+      s.set(u);
+      return s;
+    });
+    const sum = new FusedSum(m, { threads: 2 });
+    closers.push(sum);
+    expect(sum.threads).toBe(2);
+    sum.add(shared.slice(0, 9), weights.slice(0, 9));
+    sum.add(shared.slice(9), weights.slice(9));
+    expect(sum.passesOnTwoCores).toBe(2);
+    expectSameBits(sum.values, expected);
+    // Ordinary (unshared) updates go through the calling thread alone, with the same bits.
+    sum.reset();
+    sum.add(updates, weights);
+    expect(sum.passesOnTwoCores).toBe(2);
+    expectSameBits(sum.values, expected);
+  });
+
+  it('updates in the input buffers of the shared memory, after a reset', () => {
+    const sum = new FusedSum(m, { threads: 2, inputBuffers: n });
+    closers.push(sum);
+    updates.forEach((u, j) => sum.input(j).set(u));
+    const inputs = updates.map((_, j) => sum.input(j));
+    sum.add(inputs.slice(0, 3), weights.slice(0, 3));
+    sum.reset();
+    sum.add(inputs, weights);
+    expect(sum.passesOnTwoCores).toBe(1); // the first call (3 updates) was too small to share
+    expectSameBits(sum.values, expected);
+  });
+
+  it('a small addition stays on the calling thread', () => {
+    const sum = new FusedSum(m, { threads: 2 });
+    closers.push(sum);
+    const shared = new Float32Array(new SharedArrayBuffer(4 * m));
+    shared.set(updates[0]!);
+    sum.add([shared], [weights[0]!]);
+    expect(sum.passesOnTwoCores).toBe(0);
+    expectSameBits(sum.values, scalarSum(m, [updates[0]!], [weights[0]!]));
   });
 });
 

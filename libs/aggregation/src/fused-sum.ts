@@ -36,11 +36,8 @@ export interface FusedSumOptions {
   readonly kernel?: SumKernelChoice;
   /** 1 (default) or 2: with 2, a worker thread sums the upper half of the coordinates of shared updates. */
   readonly threads?: 1 | 2;
-}
-
-/** Bytes of memory the SIMD sum needs for m parameters (sum + one staging area per thread). */
-function memoryBytes(m: number, threads: number): number {
-  return align64(8 * m) + threads * MAX_FUSED * CHUNK * 4;
+  /** Buffers of m float32 reserved inside the kernel's memory (see FusedSum.input). Default 0. */
+  readonly inputBuffers?: number;
 }
 
 function align64(bytes: number): number {
@@ -51,36 +48,60 @@ const WASM_PAGE = 65_536;
 const WASM_MAX_BYTES = 65_536 * WASM_PAGE;
 
 /**
- * One pass of up to MAX_FUSED updates at a time over coordinates [start, end): stage each update's chunk, run the
- * fused kernel on the chunk's multiple-of-8 body, finish the chunk's tail in JavaScript with the same operations.
+ * An update as the kernel sees it: the byte offset of its coordinate 0 in the kernel's memory (an input buffer,
+ * read without a copy), or an ordinary array (copied chunk by chunk into the staging area first).
+ */
+type Source = number | Float32Array;
+
+/**
+ * One pass of up to MAX_FUSED updates at a time over coordinates [start, end): stage the chunks of updates outside
+ * the kernel's memory, run the fused kernel on the chunk's multiple-of-8 body, finish the chunk's tail in JavaScript
+ * with the same operations. `fresh`: the sum is logically zero and its memory is not read (first group only).
  * Self-contained (no imports, no closures): its source is also what the worker thread runs.
  */
 function fusedPass(
-  acc: readonly AccKernel[],
+  kernels: { readonly acc: readonly AccKernel[]; readonly init: readonly AccKernel[] },
+  heap: Float32Array,
   sum: Float64Array,
-  staging: Float32Array,
   stagingPtr: number,
   chunk: number,
   maxFused: number,
-  updates: readonly Float32Array[],
+  sources: readonly Source[],
   weights: readonly number[],
   start: number,
   end: number,
+  fresh: boolean,
 ): void {
-  const n = updates.length;
+  const n = sources.length;
+  const args: number[] = new Array<number>(2 + 2 * maxFused).fill(0);
+  const ptr: number[] = new Array<number>(maxFused).fill(0);
   for (let g = 0; g < n; g += maxFused) {
     const k = Math.min(maxFused, n - g);
-    const fn = acc[k - 1];
-    const w = weights.slice(g, g + k);
+    const zero = fresh && g === 0;
+    const fn = (zero ? kernels.init : kernels.acc)[k - 1]!;
+    for (let j = 0; j < k; j += 1) args[2 + k + j] = weights[g + j]!;
     for (let s = start; s < end; s += chunk) {
       const e = Math.min(end, s + chunk);
       const len = e - s;
-      for (let j = 0; j < k; j += 1) staging.set(updates[g + j].subarray(s, e), j * chunk);
+      for (let j = 0; j < k; j += 1) {
+        const source = sources[g + j]!;
+        if (typeof source === 'number') {
+          ptr[j] = source + 4 * s;
+        } else {
+          ptr[j] = stagingPtr + 4 * chunk * j;
+          heap.set(source.subarray(s, e), ptr[j]! >> 2);
+        }
+        args[2 + j] = ptr[j]!;
+      }
       const body = len - (len % 8);
-      if (body > 0) fn(8 * s, stagingPtr, 4 * chunk, body, w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]);
+      if (body > 0) {
+        args[0] = 8 * s;
+        args[1] = body;
+        fn(args[0], args[1], ...args.slice(2, 2 + 2 * k));
+      }
       for (let i = body; i < len; i += 1) {
-        let v = sum[s + i];
-        for (let j = 0; j < k; j += 1) v += w[j] * staging[j * chunk + i];
+        let v = zero ? 0 : sum[s + i]!;
+        for (let j = 0; j < k; j += 1) v += weights[g + j]! * heap[(ptr[j]! >> 2) + i]!;
         sum[s + i] = v;
       }
     }
@@ -92,21 +113,30 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { module, memory, control, length, stagingPtr, chunk, maxFused } = workerData;
 const instance = new WebAssembly.Instance(module, { env: { memory } });
-const acc = Array.from({ length: maxFused }, (_, j) => instance.exports['acc' + (j + 1)]);
+const kernels = {
+  acc: Array.from({ length: maxFused }, (_, j) => instance.exports['acc' + (j + 1)]),
+  init: Array.from({ length: maxFused }, (_, j) => instance.exports['init' + (j + 1)]),
+};
+const heap = new Float32Array(memory.buffer);
 const sum = new Float64Array(memory.buffer, 0, length);
-const staging = new Float32Array(memory.buffer, stagingPtr, maxFused * chunk);
 const fusedPass = ${fusedPass.toString()};
-parentPort.on('message', ({ seq, updates, weights, start, end }) => {
+parentPort.on('message', ({ seq, sources, weights, start, end, fresh }) => {
   try {
-    fusedPass(acc, sum, staging, stagingPtr, chunk, maxFused, updates, weights, start, end);
+    fusedPass(kernels, heap, sum, stagingPtr, chunk, maxFused, sources, weights, start, end, fresh);
     Atomics.store(control, 0, seq);
   } catch (error) {
-    parentPort.postMessage(String(error && error.stack || error));
+    parentPort.postMessage(String((error && error.stack) || error));
     Atomics.store(control, 0, -seq);
   }
   Atomics.notify(control, 0);
 });
 `;
+
+/**
+ * Parameter·updates below which one addition stays on the calling thread: waking the worker and waiting for it costs
+ * tens of microseconds on a quiet machine (milliseconds on a loaded one), ~1 ms of work at 2M.
+ */
+const TWO_CORE_MIN_WORK = 1 << 21;
 
 /** How long the calling thread waits for the worker's half before failing the aggregation. */
 const WORKER_TIMEOUT_MS = 120_000;
@@ -124,9 +154,9 @@ class SecondCore {
     this.worker.unref();
   }
 
-  start(updates: readonly Float32Array[], weights: readonly number[], start: number, end: number): number {
+  start(sources: readonly Source[], weights: readonly number[], start: number, end: number, fresh: boolean): number {
     this.seq = (this.seq % 0x3fffffff) + 1;
-    this.worker.postMessage({ seq: this.seq, updates, weights, start, end });
+    this.worker.postMessage({ seq: this.seq, sources, weights, start, end, fresh });
     return this.seq;
   }
 
@@ -164,19 +194,24 @@ function isShared(u: Float32Array): boolean {
 
 /**
  * A float64 vector of m sums, added to k updates at a time. Callers validate (length, weights, finiteness) first:
- * this class only computes. Memory: 8m bytes (+128 KiB of staging per thread with SIMD).
+ * this class only computes. Memory: 8m bytes, plus with SIMD 128 KiB of staging per thread and 4m bytes per input
+ * buffer asked for.
  */
 export class FusedSum {
-  /** The sums, Σ wᵢ·uᵢ per coordinate (a view into the kernel's memory with SIMD). */
-  readonly values: Float64Array;
   /** What actually runs: SIMD falls back to 'scalar' where the engine lacks it or m exceeds wasm32 memory. */
   readonly kernel: 'simd' | 'scalar';
-  /** Threads that share an addition of updates held in SharedArrayBuffers (1 unless SIMD with threads: 2). */
+  /** Threads that share an addition (1 unless SIMD with threads: 2; see add). */
   readonly threads: 1 | 2;
+  private readonly sum: Float64Array;
   private readonly instance: KernelInstance | null = null;
-  private readonly staging: Float32Array | null = null;
+  private readonly memoryBuffer: ArrayBuffer | SharedArrayBuffer | null = null;
+  private readonly heap: Float32Array | null = null;
   private readonly stagingPtr: number = 0;
+  private readonly inputs: Float32Array[] = [];
   private readonly second: SecondCore | null = null;
+  /** The sum is logically zero and its memory has not been cleared (reset defers the clearing). */
+  private fresh = true;
+  private twoCorePasses = 0;
 
   constructor(
     readonly length: number,
@@ -190,12 +225,21 @@ export class FusedSum {
     if (wanted !== 1 && wanted !== 2) {
       throw new AggregationException(AggregationErrorCode.InvalidParameter, `threads must be 1 or 2, got ${wanted}`);
     }
-    const bytes = memoryBytes(length, wanted);
+    const inputCount = options.inputBuffers ?? 0;
+    if (!Number.isInteger(inputCount) || inputCount < 0) {
+      throw new AggregationException(
+        AggregationErrorCode.InvalidParameter,
+        `inputBuffers must be an integer ≥ 0, got ${String(inputCount)}`,
+      );
+    }
+    const stagingBytes = MAX_FUSED * CHUNK * 4;
+    const bytes = align64(8 * length) + wanted * stagingBytes + inputCount * align64(4 * length);
     const module = choice === 'auto' && bytes <= WASM_MAX_BYTES ? kernelModule(wanted === 2) : null;
     if (!module) {
-      this.values = new Float64Array(length);
+      this.sum = new Float64Array(length);
       this.kernel = 'scalar';
       this.threads = 1;
+      for (let j = 0; j < inputCount; j += 1) this.inputs.push(new Float32Array(length));
       return;
     }
     const pages = Math.ceil(bytes / WASM_PAGE);
@@ -205,42 +249,90 @@ export class FusedSum {
         ? new Memory({ initial: pages, maximum: pages, shared: true })
         : new Memory({ initial: pages, maximum: pages });
     this.instance = instantiateKernel(module, memory);
-    this.values = new Float64Array(memory.buffer, 0, length);
+    this.memoryBuffer = memory.buffer;
+    this.heap = new Float32Array(memory.buffer);
+    this.sum = new Float64Array(memory.buffer, 0, length);
     this.stagingPtr = align64(8 * length);
-    this.staging = new Float32Array(memory.buffer, this.stagingPtr, MAX_FUSED * CHUNK);
+    let next = this.stagingPtr + wanted * stagingBytes;
+    for (let j = 0; j < inputCount; j += 1) {
+      this.inputs.push(new Float32Array(memory.buffer, next, length));
+      next += align64(4 * length);
+    }
     this.kernel = 'simd';
     this.threads = wanted;
-    if (wanted === 2) {
-      this.second = new SecondCore(module, memory, length, this.stagingPtr + MAX_FUSED * CHUNK * 4);
-    }
+    if (wanted === 2) this.second = new SecondCore(module, memory, length, this.stagingPtr + stagingBytes);
   }
 
-  /** values[i] ← (((values[i] + w₀·u₀[i]) + w₁·u₁[i]) + …) for every coordinate. No validation. */
+  /** Additions whose coordinates were shared with the worker thread (the others ran on the calling thread alone). */
+  get passesOnTwoCores(): number {
+    return this.twoCorePasses;
+  }
+
+  /** The sums, Σ wᵢ·uᵢ per coordinate (a view into the kernel's memory with SIMD). */
+  get values(): Float64Array {
+    if (this.fresh) this.clear();
+    return this.sum;
+  }
+
+  /**
+   * Input buffer j (of the `inputBuffers` asked for): an update written here — e.g. read from a file straight into
+   * it — is summed without being copied into the kernel's memory first. Its contents are the caller's.
+   */
+  input(j: number): Float32Array {
+    const buffer = this.inputs[j];
+    if (!buffer) {
+      throw new AggregationException(
+        AggregationErrorCode.InvalidParameter,
+        `input buffer ${j} does not exist (${this.inputs.length} were reserved)`,
+      );
+    }
+    return buffer;
+  }
+
+  /**
+   * values[i] ← (((values[i] + w₀·u₀[i]) + w₁·u₁[i]) + …) for every coordinate. No validation. With two threads the
+   * upper half of the coordinates is summed by the worker when every update is visible to it (an input buffer or a
+   * SharedArrayBuffer); otherwise the calling thread sums all of it.
+   */
   add(updates: readonly Float32Array[], weights: readonly number[]): void {
+    if (updates.length === 0) return;
     if (!this.instance) {
-      updates.forEach((u, j) => accumulateScaled(this.values, u, weights[j]!));
+      if (this.fresh) this.clear();
+      updates.forEach((u, j) => accumulateScaled(this.sum, u, weights[j]!));
+      this.fresh = false;
       return;
     }
+    const sources: Source[] = updates.map((u) => (u.buffer === this.memoryBuffer ? u.byteOffset : u));
     const m = this.length;
-    if (this.second && m >= 2 * CHUNK && updates.every(isShared)) {
-      const mid = Math.floor(m / 2 / CHUNK) * CHUNK;
-      const seq = this.second.start(updates, weights, mid, m);
+    const pass = (start: number, end: number): void =>
       fusedPass(
-        this.instance.acc,
-        this.values,
-        this.staging!,
+        this.instance!,
+        this.heap!,
+        this.sum,
         this.stagingPtr,
         CHUNK,
         MAX_FUSED,
-        updates,
+        sources,
         weights,
-        0,
-        mid,
+        start,
+        end,
+        this.fresh,
       );
+    if (
+      this.second &&
+      m * updates.length >= TWO_CORE_MIN_WORK &&
+      m >= 2 * CHUNK &&
+      updates.every((u) => u.buffer === this.memoryBuffer || isShared(u))
+    ) {
+      const mid = Math.floor(m / 2 / CHUNK) * CHUNK;
+      const seq = this.second.start(sources, weights, mid, m, this.fresh);
+      pass(0, mid);
       this.second.join(seq);
-      return;
+      this.twoCorePasses += 1;
+    } else {
+      pass(0, m);
     }
-    fusedPass(this.instance.acc, this.values, this.staging!, this.stagingPtr, CHUNK, MAX_FUSED, updates, weights, 0, m);
+    this.fresh = false;
   }
 
   /** out[i] = float32(values[i] / d): true division, rounded once (the SIMD kernel computes the same bits). */
@@ -251,19 +343,26 @@ export class FusedSum {
       for (let i = 0; i < m; i += 1) out[i] = s[i]! / d;
       return;
     }
-    const staging = this.staging!;
+    const heap = this.heap!;
+    const at = this.stagingPtr >> 2;
     for (let start = 0; start < m; start += CHUNK) {
       const end = Math.min(m, start + CHUNK);
       const len = end - start;
       const body = len - (len % 4);
       if (body > 0) this.instance.quot(8 * start, this.stagingPtr, body, d);
-      for (let i = body; i < len; i += 1) staging[i] = s[start + i]! / d;
-      out.set(staging.subarray(0, len), start);
+      for (let i = body; i < len; i += 1) heap[at + i] = s[start + i]! / d;
+      out.set(heap.subarray(at, at + len), start);
     }
   }
 
+  /** Back to a zero sum. The memory is cleared lazily: the next add starts from zero without reading it. */
   reset(): void {
-    this.values.fill(0);
+    this.fresh = true;
+  }
+
+  private clear(): void {
+    this.sum.fill(0);
+    this.fresh = false;
   }
 
   /** Stops the worker thread of the two-core path (it is unref'd: an unclosed sum does not keep a process alive). */

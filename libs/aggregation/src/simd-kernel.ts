@@ -3,10 +3,11 @@
  * download, no binary blob in the repository: the bytes below are the program, readable and reviewed as code).
  *
  * Exports of the module (all pointers are byte offsets into the imported memory, 16-byte aligned):
- *   acc1 … acc8 (sum, src, stride, count, w0 … w(k−1)):
+ *   acc1 … acc8 (sum, count, p0 … p(k−1), w0 … w(k−1)):
  *       for i in [0, count):  s = sum[i]; s = s + w0·u0[i]; s = s + w1·u1[i]; …; sum[i] = s
- *       where sum is float64 at `sum`, and update j is float32 at src + j·stride. count must be a multiple of 8.
+ *       where sum is float64 at `sum`, and update j is float32 at pj. count must be a multiple of 8.
  *       The float64 sum is read and written once per k updates ("fused"); each update is read once.
+ *   init1 … init8: the same with s = +0 instead of reading sum[i] (the first pass after a reset).
  *   quot (sum, out, count, d):  out[i] = float32(sum[i] / d), count a multiple of 4.
  *
  * Numerics: every operation is an IEEE-754 float64 operation with round-to-nearest (f64x2.mul, f64x2.add,
@@ -68,6 +69,7 @@ const v128Load = (offset: number) => simd(0x00, ...memarg(4, offset));
 const v128Store = (offset: number) => simd(0x0b, ...memarg(4, offset));
 const v128Load64Zero = (offset: number) => simd(0x5d, ...memarg(3, offset));
 const F64X2_SPLAT = simd(0x14);
+const V128_ZERO = simd(0x0c, ...new Array<number>(16).fill(0)); // v128.const 0
 const F64X2_PROMOTE_LOW_F32X4 = simd(0x5f);
 const F32X4_DEMOTE_F64X2_ZERO = simd(0x5e);
 const F64X2_ADD = simd(0xf0);
@@ -81,27 +83,32 @@ const END = [0x0b];
 const BR = (depth: number) => [0x0c, ...uleb(depth)];
 const BR_IF = (depth: number) => [0x0d, ...uleb(depth)];
 
-/** Body of acc<k>: params sum 0, src 1, stride 2, count 3, w 4…4+k−1; locals: k splatted weights, 4 sums, p. */
-function accBody(k: number): number[] {
+/**
+ * Body of acc<k> (fresh = false) or init<k> (fresh = true): params sum 0, count 1, p 2…2+k−1 (i32), w 2+k…2+2k−1
+ * (f64); locals: k splatted weights, 4 partial sums. init<k> starts each coordinate from +0 instead of reading the
+ * sum — the same bits as reading a zeroed sum (+0 + x = x, and +0 + −0 = +0), one read of the sum fewer.
+ */
+function accBody(k: number, fresh: boolean): number[] {
   const SUM = 0;
-  const SRC = 1;
-  const STRIDE = 2;
-  const COUNT = 3;
-  const wv = (j: number) => 4 + k + j;
-  const a = (q: number) => 4 + 2 * k + q;
-  const P = 4 + 2 * k + 4;
+  const COUNT = 1;
+  const p = (j: number) => 2 + j;
+  const w = (j: number) => 2 + k + j;
+  const wv = (j: number) => 2 + 2 * k + j;
+  const a = (q: number) => 2 + 3 * k + q;
   const code: number[] = [];
-  for (let j = 0; j < k; j += 1) code.push(...get(4 + j), ...F64X2_SPLAT, ...set(wv(j)));
+  for (let j = 0; j < k; j += 1) code.push(...get(w(j)), ...F64X2_SPLAT, ...set(wv(j)));
   code.push(...BLOCK, ...LOOP);
   code.push(...get(COUNT), ...I32_EQZ, ...BR_IF(1));
   // Eight coordinates per iteration: four independent float64 pairs, so the k dependent adds of one pair overlap.
-  for (let q = 0; q < 4; q += 1) code.push(...get(SUM), ...v128Load(16 * q), ...set(a(q)));
-  code.push(...get(SRC), ...set(P));
+  for (let q = 0; q < 4; q += 1) {
+    if (fresh) code.push(...V128_ZERO, ...set(a(q)));
+    else code.push(...get(SUM), ...v128Load(16 * q), ...set(a(q)));
+  }
   for (let j = 0; j < k; j += 1) {
     for (let q = 0; q < 4; q += 1) {
       code.push(
         ...get(a(q)),
-        ...get(P),
+        ...get(p(j)),
         ...v128Load64Zero(8 * q),
         ...F64X2_PROMOTE_LOW_F32X4,
         ...get(wv(j)),
@@ -110,17 +117,15 @@ function accBody(k: number): number[] {
         ...set(a(q)),
       );
     }
-    if (j < k - 1) code.push(...get(P), ...get(STRIDE), ...I32_ADD, ...set(P));
+    code.push(...get(p(j)), ...i32Const(32), ...I32_ADD, ...set(p(j)));
   }
   for (let q = 0; q < 4; q += 1) code.push(...get(SUM), ...get(a(q)), ...v128Store(16 * q));
   code.push(...get(SUM), ...i32Const(64), ...I32_ADD, ...set(SUM));
-  code.push(...get(SRC), ...i32Const(32), ...I32_ADD, ...set(SRC));
   code.push(...get(COUNT), ...i32Const(8), ...I32_SUB, ...set(COUNT));
   code.push(...BR(0), ...END, ...END, ...END);
   const locals = vector([
     [...uleb(k), V128],
     [...uleb(4), V128],
-    [...uleb(1), I32],
   ]);
   return [...locals, ...code];
 }
@@ -144,41 +149,41 @@ function quotBody(): number[] {
 export function kernelModuleBytes(shared: boolean): Uint8Array {
   const types: number[][] = [];
   for (let k = 1; k <= MAX_FUSED; k += 1) {
-    types.push([0x60, ...vector([[I32], [I32], [I32], [I32], ...Array.from({ length: k }, () => [F64])]), 0]);
+    const params = [[I32], [I32], ...Array.from({ length: k }, () => [I32]), ...Array.from({ length: k }, () => [F64])];
+    types.push([0x60, ...vector(params), 0]);
   }
   types.push([0x60, ...vector([[I32], [I32], [I32], [F64]]), 0]);
   // Memory import: min 1 page; shared memories must declare a maximum (65,536 pages = 4 GiB, the wasm32 limit).
   const limits = shared ? [0x03, ...uleb(1), ...uleb(65_536)] : [0x00, ...uleb(1)];
   const imports = vector([[...name('env'), ...name('memory'), 0x02, ...limits]]);
-  const functions = vector(types.map((_, t) => uleb(t)));
-  const exports = vector([
-    ...Array.from({ length: MAX_FUSED }, (_, j) => [...name(`acc${j + 1}`), 0x00, ...uleb(j)]),
-    [...name('quot'), 0x00, ...uleb(MAX_FUSED)],
+  // Functions: acc1…acc8 (types 0…7), init1…init8 (types 0…7), quot (type 8).
+  const kinds = Array.from({ length: MAX_FUSED }, (_, j) => j);
+  const functions = vector([...kinds, ...kinds, MAX_FUSED].map((t) => uleb(t)));
+  const exportSection = vector([
+    ...kinds.map((j) => [...name(`acc${j + 1}`), 0x00, ...uleb(j)]),
+    ...kinds.map((j) => [...name(`init${j + 1}`), 0x00, ...uleb(MAX_FUSED + j)]),
+    [...name('quot'), 0x00, ...uleb(2 * MAX_FUSED)],
   ]);
-  const bodies = [...Array.from({ length: MAX_FUSED }, (_, j) => accBody(j + 1)), quotBody()];
-  const code = vector(bodies.map((b) => [...uleb(b.length), ...b]));
+  const bodies = [...kinds.map((j) => accBody(j + 1, false)), ...kinds.map((j) => accBody(j + 1, true)), quotBody()];
+  const code = vector(bodies.map((body) => [...uleb(body.length), ...body]));
   return Uint8Array.from([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, vector(types)),
     ...section(2, imports),
     ...section(3, functions),
-    ...section(7, exports),
+    ...section(7, exportSection),
     ...section(10, code),
   ]);
 }
 
-export type AccKernel = (sum: number, src: number, stride: number, count: number, ...weights: number[]) => void;
+/** (sum, count, p0 … p(k−1), w0 … w(k−1)): pointers first, then weights. */
+export type AccKernel = (sum: number, count: number, ...pointersThenWeights: number[]) => void;
 
 export interface KernelInstance {
-  /** acc[k − 1] fuses k updates. */
+  /** acc[k − 1] fuses k updates into the sum. */
   readonly acc: readonly AccKernel[];
+  /** init[k − 1]: the same from a zero sum, without reading it. */
+  readonly init: readonly AccKernel[];
   readonly quot: (sum: number, out: number, count: number, d: number) => void;
 }
 
@@ -229,6 +234,7 @@ export function instantiateKernel(module: WasmModule, memory: WasmMemory): Kerne
   const e = instance.exports;
   return {
     acc: Array.from({ length: MAX_FUSED }, (_, j) => e[`acc${j + 1}`] as AccKernel),
+    init: Array.from({ length: MAX_FUSED }, (_, j) => e[`init${j + 1}`] as AccKernel),
     quot: e['quot'] as KernelInstance['quot'],
   };
 }

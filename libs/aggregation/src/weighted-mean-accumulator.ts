@@ -20,6 +20,11 @@ export interface WeightedMeanAccumulatorOptions {
    * (bit-identical; other updates are summed on the calling thread). Call `close()` when done with it.
    */
   readonly threads?: 1 | 2;
+  /**
+   * Default 0. Buffers of m float32 reserved inside the kernel's memory (`inputBuffer(j)`): an update written there
+   * (e.g. read from its blob straight into it) is summed without first being copied into the kernel's memory.
+   */
+  readonly inputBuffers?: number;
 }
 
 /**
@@ -62,6 +67,7 @@ export class WeightedMeanAccumulator {
     this.sum = new FusedSum(length, {
       ...(options.kernel ? { kernel: options.kernel } : {}),
       ...(options.threads ? { threads: options.threads } : {}),
+      ...(options.inputBuffers !== undefined ? { inputBuffers: options.inputBuffers } : {}),
     });
   }
 
@@ -78,6 +84,11 @@ export class WeightedMeanAccumulator {
   /** What computes the sum: 'simd' (WebAssembly SIMD) or 'scalar' (JavaScript), and on how many threads. */
   get kernel(): { readonly kernel: 'simd' | 'scalar'; readonly threads: 1 | 2 } {
     return { kernel: this.sum.kernel, threads: this.sum.threads };
+  }
+
+  /** Input buffer j (options.inputBuffers): fill it with an update, then add it like any other array. */
+  inputBuffer(j: number): Float32Array {
+    return this.sum.input(j);
   }
 
   /**
