@@ -39,6 +39,15 @@ describe('the minimal template renderer', () => {
     expect(one('{{ hasKey .Values "k" }}', { k: '' })).toBe('true');
   });
 
+  it('indexes maps and lists, and tests prefixes', () => {
+    expect(one('{{ index .Values.m "A-B" }}|{{ index .Values.m "none" }}', { m: { 'A-B': 'x' } })).toBe('x|');
+    expect(one('{{ index .Values.l 1 }}', { l: ['a', 'b'] })).toBe('b');
+    expect(() => one('{{ index .Values.l 2 }}', { l: ['a', 'b'] })).toThrow('index 2 out of range');
+    expect(one('{{ hasPrefix "/data/" .Values.f }} {{ hasPrefix "/data/" "/etc/x" }}', { f: '/data/a.csv' })).toBe(
+      'true false',
+    );
+  });
+
   it('stops the rendering on fail with its message, as Helm does', () => {
     const source = '{{ if gt (int .Values.n) 1 }}{{ fail (printf "n is %d, at most 1" .Values.n) }}{{ end }}ok';
     expect(one(source, { n: 1 })).toBe('ok');

@@ -10,8 +10,8 @@ import { stringify as toYamlText } from 'yaml';
  * $var.a, .; string/number/bool literals; parenthesised pipelines; pipelines with |; if / else if / else, range
  * (over lists and maps, with `$v :=` or `$k, $v :=`), with, define, end; variables `$x := pipeline` in the current
  * scope. Functions: include, required, default, quote, squote, toYaml, toJson, nindent, indent, eq, ne, not, and, or, empty,
- * b64enc, printf (%s %d %v only), trunc, trimSuffix, lower, toString, int, list, has, hasKey, fail, gt, ge, lt, le
- * (numbers only, as Go's comparison of two ints), len.
+ * b64enc, printf (%s %d %v only), trunc, trimSuffix, hasPrefix, lower, toString, int, list, has, hasKey, index (of a
+ * map or list), fail, gt, ge, lt, le (numbers only, as Go's comparison of two ints), len.
  */
 
 type Value = unknown;
@@ -427,6 +427,21 @@ export class ChartRenderer {
         return str(1).slice(0, Number(args[0]));
       case 'trimSuffix':
         return str(1).endsWith(str(0)) ? str(1).slice(0, -str(0).length) : str(1);
+      case 'hasPrefix':
+        return str(1).startsWith(str(0));
+      case 'index': {
+        // Go's index: a missing map key gives the zero value; a list index out of range is an error.
+        const [container, key] = args;
+        if (Array.isArray(container)) {
+          const i = Number(key);
+          if (!Number.isInteger(i) || i < 0 || i >= container.length)
+            throw new Error(`index ${stringOf(key)} out of range`);
+          return container[i] as Value;
+        }
+        if (typeof container === 'object' && container !== null) return (container as Record<string, Value>)[str(1)];
+        if (container === null || container === undefined) return undefined;
+        throw new Error(`cannot index ${typeof container}`);
+      }
       case 'lower':
         return str(0).toLowerCase();
       case 'toString':

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { agentValues, deepMerge, defaults, render, validateValues } from './helm-chart.test-util';
+import { agentValues, deepMerge, defaults, render, validateValues, type Obj } from './helm-chart.test-util';
 
 /**
  * What deploy/helm/tessera refuses: shapes through values.schema.json (Helm checks it before rendering), and the
@@ -101,5 +101,42 @@ describe('the templates refuse what cannot work', () => {
     ]) {
       expect(render(over(values)).length).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('the templates refuse an agent that cannot start', () => {
+  const agent = (values: object) => deepMerge(agentValues, values) as Obj;
+  const withEnv = (env: Record<string, string>) => {
+    const values = agent({});
+    // Replaces agent.env whole (deepMerge would keep TESSERA_DATA_FILE).
+    return { ...values, agent: { ...(values.agent as Obj), env } };
+  };
+
+  it.each([
+    [
+      'a data file outside the data volume',
+      withEnv({ TESSERA_DATA_FILE: '/var/lib/tessera/data.csv' }),
+      'agent.env.TESSERA_DATA_FILE must name a file under /data/',
+    ],
+    ['no data file', withEnv({}), 'agent.env.TESSERA_DATA_FILE must name a file under /data/'],
+    [
+      'a state directory of its own',
+      withEnv({ TESSERA_DATA_FILE: '/data/a.csv', TESSERA_STATE_DIR: '/tmp/state' }),
+      'agent.env must not set TESSERA_STATE_DIR',
+    ],
+    [
+      'neither an enrollment bundle nor an enrolled state',
+      agent({ agent: { enrollment: { existingSecret: '' } } }),
+      'a new agent needs its enrollment bundle',
+    ],
+  ])('%s', (_label, values, message) => {
+    expect(() => render(values)).toThrow(message);
+  });
+
+  it('starts from an enrolled state without a bundle', () => {
+    const manifests = render(
+      agent({ agent: { enrollment: { existingSecret: '' }, state: { existingClaim: 'kept' } } }),
+    );
+    expect(manifests.map((m) => m.kind)).not.toContain('PersistentVolumeClaim');
   });
 });

@@ -41,6 +41,20 @@ Deployment, so `helm install`, `helm upgrade` and `helm template` all stop on it
 {{- if not (has .Values.component (list "hub" "agent")) -}}
 {{- fail "component must be hub or agent" -}}
 {{- end -}}
+{{- if eq .Values.component "agent" -}}
+{{- $agent := .Values.agent -}}
+{{- if not (hasPrefix "/data/" (toString (index $agent.env "TESSERA_DATA_FILE"))) -}}
+{{- fail "agent.env.TESSERA_DATA_FILE must name a file under /data/, where the chart mounts agent.data.volume read-only" -}}
+{{- end -}}
+{{- range $name := list "TESSERA_STATE_DIR" "TESSERA_ENROLLMENT_BUNDLE" "TESSERA_ENROLLMENT_BUNDLE_FILE" "TESSERA_POLICY_FILE" -}}
+{{- if hasKey $agent.env $name -}}
+{{- fail (printf "agent.env must not set %s: the chart manages it (agent.state, agent.enrollment, agent.policy)" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (not $agent.enrollment.existingSecret) (not $agent.state.existingClaim) -}}
+{{- fail "a new agent needs its enrollment bundle: set agent.enrollment.existingSecret, or agent.state.existingClaim for the state of an agent that has enrolled" -}}
+{{- end -}}
+{{- end -}}
 {{- if eq .Values.component "hub" -}}
 {{- $hub := .Values.hub -}}
 {{- $replicas := int .Values.replicaCount -}}
