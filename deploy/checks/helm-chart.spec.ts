@@ -329,6 +329,35 @@ describe('the Helm chart deploy/helm/tessera: the hub', () => {
   });
 });
 
+describe('the Helm chart deploy/helm/tessera: upgrades', () => {
+  it('changes no immutable field between any two hub configurations, so helm upgrade can move between them', () => {
+    const renderings = [
+      defaults,
+      deepMerge(defaults, S3),
+      deepMerge(defaults, { hub: { database: { type: 'embedded' }, migrationJob: false } }),
+      deepMerge(defaults, { hub: { enrollService: { separate: true }, ingress: { enabled: true } } }),
+    ].map(render);
+    const first = renderings[0]!;
+    for (const manifests of renderings.slice(1)) {
+      // Deployment.spec.selector is immutable: one selector for every configuration.
+      expect(find(manifests, 'Deployment')!.spec.selector).toEqual(find(first, 'Deployment')!.spec.selector);
+      expect(find(manifests, 'Deployment')!.metadata.name).toBe(find(first, 'Deployment')!.metadata.name);
+      expect(find(manifests, 'Service', '-hub')!.spec.selector).toEqual(find(first, 'Service', '-hub')!.spec.selector);
+      const claim = find(manifests, 'PersistentVolumeClaim');
+      if (claim) expect(claim.metadata.name).toBe(find(first, 'PersistentVolumeClaim')!.metadata.name);
+    }
+    // A Job's pod template is immutable: the hook deletes the previous Job before creating the next one, and the
+    // claims outlive `helm uninstall` (blobs and the agent's identity are not the chart's to delete).
+    const job = find(first, 'Job')!;
+    expect(job.metadata.annotations!['helm.sh/hook-delete-policy']).toContain('before-hook-creation');
+    for (const values of [defaults, agentValues]) {
+      expect(find(render(values), 'PersistentVolumeClaim')!.metadata.annotations).toEqual({
+        'helm.sh/resource-policy': 'keep',
+      });
+    }
+  });
+});
+
 describe('the Helm chart deploy/helm/tessera: an agent (deploy/helm/agent-values.yaml)', () => {
   it('renders one agent: single replica, no Service, read-only data, state volume, enrollment bundle from a Secret, no inbound traffic', () => {
     for (const values of [
