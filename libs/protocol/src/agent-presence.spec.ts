@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  agentOfflineAfterSeconds,
   formatAgentHeader,
   formatAgentTaskHeader,
   parseAgentHeader,
@@ -57,5 +58,14 @@ describe('the agent task header', () => {
     for (const v of [undefined, '', `aggregate ${studyId} 1`, `train ${studyId} -1`, `train not-a-uuid 1`, 'train']) {
       expect(parseAgentTaskHeader(v)).toBeNull();
     }
+  });
+});
+
+describe('the offline window', () => {
+  it("is the agent's poll wait plus a reconnect grace, capped at the hub's longest wait", () => {
+    expect(agentOfflineAfterSeconds(5)).toBe(15);
+    expect(agentOfflineAfterSeconds(20)).toBe(30);
+    expect(agentOfflineAfterSeconds(300)).toBe(40);
+    for (const unknown of [null, 0, -3, 2.5, Number.NaN]) expect(agentOfflineAfterSeconds(unknown)).toBe(40);
   });
 });

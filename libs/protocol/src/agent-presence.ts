@@ -7,12 +7,23 @@ export const AGENT_HEADER = 'x-tessera-agent';
 /** `<train|evaluate> <studyId> <round>` while the agent carries out a task; absent while it waits for work. */
 export const AGENT_TASK_HEADER = 'x-tessera-agent-task';
 
+/** The longest long-poll wait the hub grants, in seconds. */
+export const MAX_LONG_POLL_SECONDS = 30;
+/** Seconds an agent may take between the end of one request and the next (a reconnect, a slow TLS handshake). */
+export const AGENT_RECONNECT_GRACE_SECONDS = 10;
+
 /**
- * An agent with no connection open is still counted online this long after its last request closed: the longest
- * long-poll wait the hub grants (the agent heartbeats at its poll wait while it trains) plus a grace for a
- * reconnect. Seconds.
+ * An agent with no request open counts online this long after its last request ended: its long-poll interval (it
+ * polls again at once, and heartbeats at that interval while it trains) plus a grace for the reconnect. The interval
+ * is the wait its last poll asked for, or the longest the hub grants when it is not known. Seconds.
  */
-export const AGENT_OFFLINE_AFTER_SECONDS = 30 + 10;
+export function agentOfflineAfterSeconds(pollWaitSeconds: number | null): number {
+  const wait =
+    pollWaitSeconds !== null && Number.isInteger(pollWaitSeconds) && pollWaitSeconds >= 1
+      ? Math.min(pollWaitSeconds, MAX_LONG_POLL_SECONDS)
+      : MAX_LONG_POLL_SECONDS;
+  return wait + AGENT_RECONNECT_GRACE_SECONDS;
+}
 
 export interface AgentSoftware {
   /** The agent's release, e.g. 0.1.0. */

@@ -103,7 +103,11 @@ export class AccessGuard implements CanActivate {
     }
     try {
       // The request counts as the agent's open connection until its answer is sent or the connection drops.
-      const contact = { headers: req.headers, onEnd: (done: () => void) => req.res?.once('close', done) };
+      const contact = {
+        headers: req.headers,
+        url: req.originalUrl,
+        onEnd: (done: () => void) => req.res?.once('close', done),
+      };
       attachSilo(req, await this.silos.identify(fingerprint, new Date(), contact));
       return true;
     } catch (err) {

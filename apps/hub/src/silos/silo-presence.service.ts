@@ -3,10 +3,11 @@ import { Injectable, Optional, type OnModuleDestroy, type OnModuleInit } from '@
 import { InjectDataSource } from '@nestjs/typeorm';
 import {
   AGENT_HEADER,
-  AGENT_OFFLINE_AFTER_SECONDS,
   AGENT_TASK_HEADER,
+  agentOfflineAfterSeconds,
   parseAgentHeader,
   parseAgentTaskHeader,
+  SILO_STUDY_API,
   type AgentSoftware,
   type AgentTask,
   type SiloAgentView,
@@ -24,6 +25,8 @@ export type PresenceListener = 'silo' | 'enroll';
 /** One request of an agent, as the listener received it. */
 export interface AgentContact {
   headers: IncomingHttpHeaders;
+  /** The request's path and query (the long poll's `wait` sets the agent's offline window). */
+  url?: string;
   /** Registers the callback to run when the request ends or its connection closes (whichever comes first). */
   onEnd: (done: () => void) => void;
 }
@@ -44,12 +47,23 @@ interface Seen {
   lastEnroll: number | null;
   software: AgentSoftware | null;
   task: { task: AgentTask; since: number } | null;
+  /** The wait (s) the agent's last long poll asked for: its poll interval. */
+  pollWait: number | null;
   /** Something changed that `silos` does not hold yet. */
   dirty: boolean;
 }
 
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** The `wait` of a long poll (GET /silo/v1/tasks?wait=N), or null for any other request. */
+export function pollWaitOf(url: string | undefined): number | null {
+  if (url === undefined) return null;
+  const parsed = new URL(url, 'https://hub.invalid');
+  if (parsed.pathname !== SILO_STUDY_API.tasks) return null;
+  const wait = Number(parsed.searchParams.get('wait'));
+  return Number.isInteger(wait) && wait >= 1 ? wait : null;
 }
 
 function sameTask(a: AgentTask, b: AgentTask): boolean {
@@ -120,6 +134,8 @@ export class SiloPresence implements OnModuleInit, OnModuleDestroy {
       else if (entry.task === null || !sameTask(entry.task.task, task)) entry.task = { task, since: at };
     }
     if (listener !== 'silo') return;
+    const wait = pollWaitOf(contact.url);
+    if (wait !== null) entry.pollWait = wait;
     entry.open++;
     let ended = false;
     contact.onEnd(() => {
@@ -149,7 +165,7 @@ export class SiloPresence implements OnModuleInit, OnModuleDestroy {
       },
       software: entry?.software ?? storedSoftware,
       task: entry?.task ? { ...entry.task.task, since: new Date(entry.task.since).toISOString() } : null,
-      offlineAfterSeconds: AGENT_OFFLINE_AFTER_SECONDS,
+      offlineAfterSeconds: agentOfflineAfterSeconds(entry?.pollWait ?? null),
       observedAt: new Date(this.now()).toISOString(),
     };
   }
@@ -199,7 +215,7 @@ export class SiloPresence implements OnModuleInit, OnModuleDestroy {
   private entry(siloId: string): Seen {
     let entry = this.seen.get(siloId);
     if (!entry) {
-      entry = { open: 0, lastSilo: null, lastEnroll: null, software: null, task: null, dirty: false };
+      entry = { open: 0, lastSilo: null, lastEnroll: null, software: null, task: null, pollWait: null, dirty: false };
       this.seen.set(siloId, entry);
     }
     return entry;
