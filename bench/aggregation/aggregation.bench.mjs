@@ -10,7 +10,8 @@
 // timed); each path adds the n updates with their weights, then writes the mean into a reused buffer. Paths:
 //   fused      WeightedMeanAccumulator.addValidatedMany over updates held in the accumulator's input buffers
 //              (inputBuffers: the kernel's memory, where a reader puts the bytes it reads), WebAssembly SIMD, up to
-//              8 updates per pass over the float64 sum, one thread. The targets apply to this path.
+//              8 updates per pass over the float64 sum, one thread, the mean written into one more input buffer.
+//              The targets apply to this path.
 //   two cores  the same with threads: 2 (a worker thread sums the upper half of the coordinates).
 //   per update addValidated one update at a time from ordinary arrays (copied chunkwise into the kernel's memory),
 //              SIMD: the hub's streaming FedAvg today.
@@ -115,8 +116,9 @@ const machineAtStart = machine({ numpy: numpyVersion ?? numpyAbsent });
 const figures = [];
 const kernels = {};
 for (const m of sizes) {
-  const fused = new WeightedMeanAccumulator(m, { inputBuffers: SOURCES });
-  const twoCores = new WeightedMeanAccumulator(m, { inputBuffers: SOURCES, threads: 2 });
+  // SOURCES input buffers for the updates, one more for the mean (written by the kernel in place).
+  const fused = new WeightedMeanAccumulator(m, { inputBuffers: SOURCES + 1 });
+  const twoCores = new WeightedMeanAccumulator(m, { inputBuffers: SOURCES + 1, threads: 2 });
   const perUpdate = new WeightedMeanAccumulator(m);
   const scalar = new WeightedMeanAccumulator(m, { kernel: 'scalar' });
   Object.assign(kernels, { fused: fused.kernel, twoCores: twoCores.kernel, perUpdate: perUpdate.kernel });
@@ -129,7 +131,11 @@ for (const m of sizes) {
   const dst = new Float32Array(m);
   // The mean goes into a reused buffer, as the copy writes into a reused destination: a fresh 4m-byte array per
   // round costs page faults (~60 ms for 40 MB on this VM) that neither side should be charged for.
-  const means = { fused: new Float32Array(m), twoCores: new Float32Array(m), perUpdate: new Float32Array(m) };
+  const means = {
+    fused: fused.inputBuffer(SOURCES),
+    twoCores: twoCores.inputBuffer(SOURCES),
+    perUpdate: new Float32Array(m),
+  };
   const scalarMean = new Float32Array(m);
   for (const n of counts) {
     const inputs = Array.from({ length: n }, (_, k) => fused.inputBuffer(k % SOURCES));

@@ -134,6 +134,40 @@ describe('FusedSum: every path gives the scalar loop’s bits', () => {
     }
   });
 
+  it('quotient near every float32 rounding boundary (midpoints, subnormals, overflow), with divisors across float64', () => {
+    const next = lcg(7);
+    const f32 = new Float32Array(1);
+    const bits = new Uint32Array(f32.buffer);
+    const values: number[] = [];
+    for (let t = 0; t < 400; t += 1) {
+      // a random float32 (normal, subnormal or near the top) and the next one up: their midpoint in float64
+      const exponent = t % 5 === 0 ? Math.floor(next() * 3) : 1 + Math.floor(next() * 253);
+      bits[0] = (exponent << 23) | Math.floor(next() * 0x7fffff);
+      const a = f32[0]!;
+      bits[0] += 1;
+      const mid = (a + f32[0]!) / 2;
+      const ulp = Math.max(Number.MIN_VALUE, mid * 2 ** -52);
+      for (let k = -40; k <= 40; k += 1) values.push(mid + k * ulp, -(mid + k * ulp));
+    }
+    values.push(0, -0, 2 ** 127, 2 ** 128, 1e300, -1e300, 2 ** -126, 2 ** -149, 2 ** -150, 5e-324, -5e-324);
+    const divisors = [1, 2, 3, 7, 0.1, 1234.5, 2 ** 40 + 1, 1 / 3, 2 ** -999, 2 ** 999, 2 ** -1010, 2 ** 1010, 5e-324];
+    for (let j = 0; j < 20; j += 1) divisors.push(next() * 10 ** Math.floor(next() * 12 - 6));
+    const m = values.length;
+    const sum = new FusedSum(m);
+    const inPlace = new FusedSum(m, { inputBuffers: 1 });
+    for (const d of divisors) {
+      // sums whose quotient by d lands on (or within a few units of) the midpoints above
+      sum.values.set(values.map((y) => y * d));
+      const out = new Float32Array(m);
+      sum.quotient(d, out);
+      const reference = Float32Array.from(sum.values, (x) => x / d);
+      expectSameBits(out, reference);
+      inPlace.values.set(sum.values);
+      inPlace.quotient(d, inPlace.input(0)); // written by the kernel straight into its memory
+      expectSameBits(inPlace.input(0), reference);
+    }
+  }, 60_000);
+
   it('short vectors (shorter than one SIMD step) and every tail length', () => {
     for (let len = 1; len <= 20; len += 1) {
       const us = updates.slice(0, 3).map((u) => u.subarray(0, len));
