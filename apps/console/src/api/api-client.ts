@@ -2,6 +2,7 @@ import {
   HUB_API,
   type AuditEventPageView,
   type AuditEventQuery,
+  type AuditSigningKeyView,
   type AuditVerificationView,
   type CurrentUserView,
   type EnrollmentIssuedView,
@@ -18,6 +19,7 @@ import {
   type UserView,
   type CertificateView,
   type Checkpoint,
+  REPORT_HEAD_HEADERS,
 } from '@tessera/protocol';
 import { ApiError, apiErrorOf } from './api-error.js';
 import { ConsoleErrorCode } from './error-guidance.js';
@@ -31,6 +33,8 @@ export interface DownloadedFile {
   fileName: string;
   /** The hub's x-model-sha256 header, for model files. */
   sha256: string | null;
+  /** The audit chain head a compliance report covers (x-audit-head-seq and -hash), for report files. */
+  head?: { seq: number; hash: string } | null;
 }
 
 /** What a compliance report check found: available, or the hub's reason (typically a 404 message). */
@@ -251,8 +255,17 @@ export class ApiClient {
     return this.download(HUB_API.studyModel(id, file), file);
   }
 
-  reportFile(id: string, file: ReportFileName): Promise<DownloadedFile> {
-    return this.download(HUB_API.studyReport(id, file), file);
+  /** A compliance report file, up to the chain head `upTo` (a seq an earlier download named) or the current one. */
+  async reportFile(id: string, file: ReportFileName, upTo?: number): Promise<DownloadedFile> {
+    const res = await this.send('GET', `${HUB_API.studyReport(id, file)}${queryString({ upTo })}`);
+    const seq = Number(res.headers.get(REPORT_HEAD_HEADERS.seq));
+    const hash = res.headers.get(REPORT_HEAD_HEADERS.hash);
+    return {
+      blob: await res.blob(),
+      fileName: fileNameOf(res, file),
+      sha256: res.headers.get('x-report-sha256'),
+      head: Number.isSafeInteger(seq) && seq > 0 && hash ? { seq, hash } : null,
+    };
   }
 
   /**
@@ -291,5 +304,14 @@ export class ApiClient {
 
   auditPublicKey(): Promise<HubPublicKeyView> {
     return this.json('GET', HUB_API.auditPublicKey);
+  }
+
+  auditPublicKeys(): Promise<AuditSigningKeyView[]> {
+    return this.json('GET', HUB_API.auditPublicKeys);
+  }
+
+  /** The hub's current audit key as hub-public.pem (for `tessera-verify --public-key`). */
+  auditPublicKeyPem(): Promise<DownloadedFile> {
+    return this.download(HUB_API.auditPublicKeyPem, 'hub-public.pem');
   }
 }

@@ -1,14 +1,25 @@
 import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { auditActorKey, type AuditActorNames, type AuditEventQuery, type AuditRecord } from '@tessera/protocol';
 import { useState, type FormEvent } from 'react';
-import type { AuditEventQuery, AuditRecord } from '@tessera/protocol';
 import { useApi } from '../auth/session-context.js';
-import { formatTime, shortHash } from '../lib/format.js';
+import { shortHash } from '../lib/format.js';
 import { DownloadButton } from '../ui/actions.js';
-import { Badge, EmptyState, ErrorMessage, Loading } from '../ui/feedback.js';
+import { EmptyState, ErrorMessage, Loading } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
-import { ReportPanel } from '../study/report-panel.js';
+import { ChainStatus } from './audit-chain.js';
+import { AuditReports } from './audit-reports.js';
+import {
+  AUDIT_ZONES,
+  browserZoneName,
+  formatAuditTime,
+  toWallTimeInput,
+  wallTimeToInstant,
+  zoneLabel,
+  type AuditZone,
+} from './audit-time.js';
 
 const PAGE = 50;
+const ZONE_KEY = 'tessera.audit.zone';
 
 interface FilterForm {
   q: string;
@@ -22,33 +33,58 @@ interface FilterForm {
 
 const EMPTY: FilterForm = { q: '', action: '', actor: '', studyId: '', siloId: '', from: '', to: '' };
 
-/** datetime-local gives local wall time without a zone; the hub wants an instant with one. */
-function toInstant(local: string): string | undefined {
-  if (!local) return undefined;
-  const d = new Date(local);
-  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+type FilterProblems = Partial<Record<'from' | 'to', string>>;
+
+/** The hub's query for the form, with the dates read as wall times in `zone`; or what is wrong with them. */
+export function queryOf(f: FilterForm, zone: AuditZone): { query: AuditEventQuery } | { problems: FilterProblems } {
+  const from = wallTimeToInstant(f.from, zone);
+  const to = wallTimeToInstant(f.to, zone);
+  const problems: FilterProblems = {};
+  if (!from.ok) problems.from = from.message;
+  if (!to.ok) problems.to = to.message;
+  if (from.ok && to.ok && from.instant && to.instant && from.instant >= to.instant) {
+    problems.to = 'Before must be later than From (From is included, Before is not)';
+  }
+  if (!from.ok || !to.ok || problems.to) return { problems };
+  return {
+    query: {
+      q: f.q.trim() || undefined,
+      action: f.action.trim() || undefined,
+      actor: f.actor.trim() || undefined,
+      studyId: f.studyId || undefined,
+      siloId: f.siloId || undefined,
+      from: from.instant,
+      to: to.instant,
+    },
+  };
 }
 
-function queryOf(f: FilterForm): AuditEventQuery {
-  return {
-    q: f.q.trim() || undefined,
-    action: f.action.trim() || undefined,
-    actor: f.actor.trim() || undefined,
-    studyId: f.studyId || undefined,
-    siloId: f.siloId || undefined,
-    from: toInstant(f.from),
-    to: toInstant(f.to),
+function storedZone(): AuditZone {
+  try {
+    return window.localStorage.getItem(ZONE_KEY) === 'local' ? 'local' : 'utc';
+  } catch {
+    return 'utc'; // storage refused (private mode): UTC, as the hub records
+  }
+}
+
+/** The form's date fields moved to another zone so they still name the same instants. */
+function rezoned(form: FilterForm, from: AuditZone, to: AuditZone): FilterForm {
+  const move = (value: string) => {
+    const parsed = wallTimeToInstant(value, from);
+    return parsed.ok && parsed.instant ? toWallTimeInput(parsed.instant, to) : value;
   };
+  return { ...form, from: move(form.from), to: move(form.to) };
 }
 
 export function AuditPage() {
   usePageTitle('Audit');
   const api = useApi();
+  const [zone, setZone] = useState<AuditZone>(storedZone);
   const [form, setForm] = useState<FilterForm>(EMPTY);
+  const [problems, setProblems] = useState<FilterProblems>({});
   const [applied, setApplied] = useState<AuditEventQuery>({});
   const studies = useQuery({ queryKey: ['studies'], queryFn: () => api.studies() });
   const silos = useQuery({ queryKey: ['silos'], queryFn: () => api.silos() });
-  const [reportStudy, setReportStudy] = useState('');
 
   const events = useInfiniteQuery({
     queryKey: ['audit-events', applied],
@@ -60,14 +96,32 @@ export function AuditPage() {
 
   function apply(e: FormEvent) {
     e.preventDefault();
-    setApplied(queryOf(form));
+    const result = queryOf(form, zone);
+    if ('problems' in result) {
+      setProblems(result.problems);
+      return;
+    }
+    setProblems({});
+    setApplied(result.query);
+  }
+  function chooseZone(next: AuditZone) {
+    setForm((f) => rezoned(f, zone, next));
+    setZone(next);
+    try {
+      window.localStorage.setItem(ZONE_KEY, next);
+    } catch {
+      // Not remembered; the choice still holds on this page.
+    }
   }
   const set = (k: keyof FilterForm) => (e: { target: { value: string } }) =>
     setForm((f) => ({ ...f, [k]: e.target.value }));
-  const records = events.data?.pages.flatMap((p) => p.events) ?? [];
+  const pages = events.data?.pages ?? [];
+  const records = pages.flatMap((p) => p.events);
+  const names: AuditActorNames = Object.assign({}, ...pages.map((p) => p.actorNames ?? {})) as AuditActorNames;
+  const zoneName = zoneLabel(zone);
 
   return (
-    <section className="page" aria-labelledby="audit-title">
+    <section className="page audit-page" aria-labelledby="audit-title">
       <div className="page-head">
         <h1 id="audit-title">Audit trail</h1>
       </div>
@@ -75,27 +129,21 @@ export function AuditPage() {
         Every security- and study-relevant action, hash-chained and periodically signed by the hub. Nothing here changes
         a record.
       </p>
-      <ChainStatus />
-
-      <section className="card" aria-labelledby="reports-title">
-        <h2 id="reports-title">Compliance reports</h2>
-        <div className="field">
-          <label htmlFor="report-study">Study</label>
-          <select id="report-study" value={reportStudy} onChange={(e) => setReportStudy(e.target.value)}>
-            <option value="">Choose a study…</option>
-            {(studies.data ?? []).map((s) => (
-              <option key={s.id} value={s.id}>
-                {s.name} ({s.status})
-              </option>
-            ))}
-          </select>
-        </div>
-        {reportStudy ? <ReportPanel studyId={reportStudy} /> : <p className="hint">Reports are exported per study.</p>}
-      </section>
+      <fieldset className="group zone-picker">
+        <legend>Times shown and filtered in</legend>
+        {AUDIT_ZONES.map((z) => (
+          <label key={z} className="field-check">
+            <input type="radio" name="audit-zone" value={z} checked={zone === z} onChange={() => chooseZone(z)} />{' '}
+            {z === 'utc' ? 'UTC' : `${browserZoneName()} (this browser)`}
+          </label>
+        ))}
+      </fieldset>
+      <ChainStatus zone={zone} />
+      <AuditReports />
 
       <section className="card" aria-labelledby="events-title">
         <h2 id="events-title">Events</h2>
-        <form className="filters" onSubmit={apply} role="search" aria-label="Filter audit events">
+        <form className="filters" onSubmit={apply} role="search" aria-label="Filter audit events" noValidate>
           <div className="field">
             <label htmlFor="f-q">Search</label>
             <input
@@ -112,7 +160,7 @@ export function AuditPage() {
           </div>
           <div className="field">
             <label htmlFor="f-actor">Actor</label>
-            <input id="f-actor" value={form.actor} onChange={set('actor')} placeholder="username or id" />
+            <input id="f-actor" value={form.actor} onChange={set('actor')} placeholder="username, silo name or id" />
           </div>
           <div className="field">
             <label htmlFor="f-study">Study</label>
@@ -136,14 +184,17 @@ export function AuditPage() {
               ))}
             </select>
           </div>
-          <div className="field">
-            <label htmlFor="f-from">From</label>
-            <input id="f-from" type="datetime-local" value={form.from} onChange={set('from')} />
-          </div>
-          <div className="field">
-            <label htmlFor="f-to">Before</label>
-            <input id="f-to" type="datetime-local" value={form.to} onChange={set('to')} />
-          </div>
+          <DateField
+            id="f-from"
+            label="From (inclusive)"
+            value={form.from}
+            onChange={set('from')}
+            error={problems.from}
+          />
+          <DateField id="f-to" label="Before (exclusive)" value={form.to} onChange={set('to')} error={problems.to} />
+          <p className="hint filters-note" id="f-dates-note">
+            Dates are in {zoneName}, to the second: From keeps events at that instant, Before leaves them out.
+          </p>
           <div className="filters-actions">
             <button type="submit" className="button button-primary">
               Apply filters
@@ -153,6 +204,7 @@ export function AuditPage() {
               className="button button-ghost"
               onClick={() => {
                 setForm(EMPTY);
+                setProblems({});
                 setApplied({});
               }}
             >
@@ -171,11 +223,11 @@ export function AuditPage() {
           <>
             <div className="table-wrap">
               <table className="table audit-table">
-                <caption className="visually-hidden">Audit events, newest first</caption>
+                <caption className="visually-hidden">Audit events, newest first, times in {zoneName}</caption>
                 <thead>
                   <tr>
                     <th scope="col">#</th>
-                    <th scope="col">Time</th>
+                    <th scope="col">Time ({zone === 'utc' ? 'UTC' : browserZoneName()})</th>
                     <th scope="col">Actor</th>
                     <th scope="col">Action</th>
                     <th scope="col">Subject</th>
@@ -184,7 +236,7 @@ export function AuditPage() {
                 </thead>
                 <tbody>
                   {records.map((r) => (
-                    <EventRow key={r.seq} r={r} />
+                    <EventRow key={r.seq} r={r} zone={zone} actorName={names[auditActorKey(r.actor)]} />
                   ))}
                 </tbody>
               </table>
@@ -209,7 +261,33 @@ export function AuditPage() {
   );
 }
 
-function EventRow({ r }: { r: AuditRecord }) {
+function DateField(props: {
+  id: string;
+  label: string;
+  value: string;
+  onChange: (e: { target: { value: string } }) => void;
+  error: string | undefined;
+}) {
+  return (
+    <div className={props.error ? 'field field-invalid' : 'field'}>
+      <label htmlFor={props.id}>{props.label}</label>
+      <input
+        id={props.id}
+        type="datetime-local"
+        step={1}
+        value={props.value}
+        onChange={props.onChange}
+        aria-describedby={`${props.id}-error f-dates-note`}
+        aria-invalid={props.error ? true : undefined}
+      />
+      <div className="field-error" id={`${props.id}-error`} role="alert">
+        {props.error ? <p>{props.error}</p> : null}
+      </div>
+    </div>
+  );
+}
+
+function EventRow({ r, zone, actorName }: { r: AuditRecord; zone: AuditZone; actorName: string | undefined }) {
   const subject = Object.entries(r.subject ?? {}).filter(([, v]) => v !== undefined);
   const details = JSON.stringify(r.details);
   return (
@@ -217,9 +295,11 @@ function EventRow({ r }: { r: AuditRecord }) {
       <td className="mono small" title={`hash ${r.hash}`}>
         {r.seq}
       </td>
-      <td className="nowrap">{formatTime(r.time)}</td>
-      <td>
-        {r.actor.name ?? shortHash(r.actor.id, 8)} <span className="muted small">{r.actor.type}</span>
+      <td className="nowrap" data-testid="event-time">
+        {formatAuditTime(r.time, zone)}
+      </td>
+      <td title={`${r.actor.type} ${r.actor.id}`}>
+        {actorName ?? r.actor.name ?? r.actor.id} <span className="muted small">{r.actor.type}</span>
       </td>
       <td className="mono">{r.action}</td>
       <td className="small">
@@ -243,53 +323,5 @@ function EventRow({ r }: { r: AuditRecord }) {
         )}
       </td>
     </tr>
-  );
-}
-
-function ChainStatus() {
-  const api = useApi();
-  const verify = useQuery({ queryKey: ['audit-verify'], queryFn: () => api.verifyAudit(), staleTime: 30_000 });
-  const key = useQuery({ queryKey: ['audit-key'], queryFn: () => api.auditPublicKey(), staleTime: Infinity });
-  return (
-    <section className="card chain" aria-labelledby="chain-title">
-      <div className="row row-between">
-        <h2 id="chain-title">Chain verification</h2>
-        <button
-          type="button"
-          className="button button-secondary"
-          onClick={() => void verify.refetch()}
-          disabled={verify.isFetching}
-        >
-          {verify.isFetching ? 'Verifying…' : 'Verify again'}
-        </button>
-      </div>
-      {verify.isPending ? (
-        <Loading label="Verifying the whole chain…" />
-      ) : verify.isError ? (
-        <ErrorMessage error={verify.error} title="The chain could not be verified" />
-      ) : (
-        <div className="chain-result" role="status">
-          {verify.data.ok ? <Badge tone="success">✓ intact</Badge> : <Badge tone="danger">✗ broken</Badge>}{' '}
-          {verify.data.records} records up to #{verify.data.headSeq}; {verify.data.checkpoints.verified} of{' '}
-          {verify.data.checkpoints.total} signed checkpoints verified · {formatTime(verify.data.verifiedAt)}
-          {verify.data.firstBroken ? (
-            <p className="danger-text">
-              First break at #{verify.data.firstBroken.seq}: {verify.data.firstBroken.message}
-            </p>
-          ) : null}
-          {verify.data.headHash ? (
-            <p className="muted small">
-              Head hash <span className="mono">{verify.data.headHash}</span>
-            </p>
-          ) : null}
-        </div>
-      )}
-      {key.data ? (
-        <p className="muted small">
-          Hub audit key id <span className="mono wrap">{key.data.keyId}</span> (pin it when verifying reports offline
-          with <span className="mono">tessera-verify --public-key</span>).
-        </p>
-      ) : null}
-    </section>
   );
 }
