@@ -57,6 +57,7 @@ import { HealthController } from './health/health.controller';
 import { MetricsController } from './metrics/metrics.controller';
 import { MetricsService } from './metrics/metrics.service';
 import { ConsoleModule } from './console/console.module';
+import { SecAggModule } from './secagg/secagg.module';
 import { StudyEventsController } from './live/study-events.controller';
 import { StudyLiveFeedService } from './live/study-live-feed.service';
 
@@ -84,6 +85,7 @@ export class AppModule {
         TerminusModule.forRoot({ logger: false }),
         AuditModule.forRoot(config),
         ConsoleModule,
+        SecAggModule,
       ],
       controllers: [
         AuthController,

@@ -8,3 +8,4 @@ export * from './agent-presence';
 export * from './audit-views';
 export * from './heart-disease-schema';
 export * from './network-spec';
+export * from './secagg-wire';

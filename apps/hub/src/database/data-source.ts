@@ -25,6 +25,9 @@ import { AuditLog1763800200000 } from './migrations/1763800200000-audit-log';
 import { RoundCloseClaim1763800900000 } from './migrations/1763800900000-round-close-claim';
 import { Sessions1763801000000 } from './migrations/1763801000000-sessions';
 import { SiloPresence1763801150000 } from './migrations/1763801150000-silo-presence';
+import { SecureAggregation1763801300000 } from './migrations/1763801300000-secure-aggregation';
+import { SecAggMessageEntity } from '../secagg/secagg-message.entity';
+import { SecAggSessionEntity } from '../secagg/secagg-session.entity';
 import type { DatabaseEndpoint } from './embedded-postgres';
 import { watchedClientClass, type DataGeneration } from './data-generation';
 
@@ -44,6 +47,8 @@ export const ENTITIES = [
   AuditRecordEntity,
   AuditCheckpointEntity,
   AuditSigningKeyEntity,
+  SecAggSessionEntity,
+  SecAggMessageEntity,
 ];
 export const MIGRATIONS = [
   Initial1763800000000,
@@ -58,6 +63,7 @@ export const MIGRATIONS = [
   RoundCloseClaim1763800900000,
   Sessions1763801000000,
   SiloPresence1763801150000,
+  SecureAggregation1763801300000,
 ];
 
 /**

@@ -1,0 +1,70 @@
+import { coordinateBound, SecAggErrorCode, SecAggException } from '@tessera/secagg';
+import { describe, expect, it } from 'vitest';
+import { closeShare, sessionConfig, stageDeadlines, STAGE_FRACTIONS } from './secagg-stage.util';
+
+const roster = ['a-silo', 'b-silo', 'c-silo', 'd-silo', 'e-silo'];
+const seed = 'ab'.repeat(32);
+
+describe('secure-aggregation stage decisions', () => {
+  it('derives stage deadlines from the round span, in order, the last at the round deadline', () => {
+    const opened = new Date('2026-12-06T10:00:00.000Z');
+    const deadline = new Date('2026-12-06T10:10:00.000Z');
+    const d = stageDeadlines(opened, deadline);
+    expect(d.advertise.toISOString()).toBe('2026-12-06T10:01:00.000Z');
+    expect(d.share.toISOString()).toBe('2026-12-06T10:02:00.000Z');
+    expect(d.upload.toISOString()).toBe('2026-12-06T10:08:30.000Z');
+    expect(d.unmask).toEqual(deadline);
+    expect(STAGE_FRACTIONS.advertise).toBeLessThan(STAGE_FRACTIONS.share);
+  });
+
+  it('builds the complete graph by default, with the finest scale that cannot wrap for the roster', () => {
+    const config = sessionConfig({
+      roundId: 'r1',
+      roster: [...roster].reverse(),
+      plan: { threshold: 3, modulusBits: 16, clipNorm: 2 },
+      vectorLength: 10,
+      roundSeed: seed,
+    });
+    expect(config.participants).toEqual(roster);
+    expect(config.neighbourCount).toBe(4);
+    expect(roster.length * coordinateBound(config.clipNorm, config.scale)).toBeLessThanOrEqual(2 ** 15 - 1);
+    expect(roster.length * coordinateBound(config.clipNorm, config.scale * 1.01)).toBeGreaterThan(2 ** 15 - 1);
+  });
+
+  it('keeps the plan neighbourhood, and refuses a roster too small for the threshold', () => {
+    expect(
+      sessionConfig({
+        roundId: 'r1',
+        roster,
+        plan: { threshold: 2, neighbourCount: 2, modulusBits: 32, clipNorm: 1 },
+        vectorLength: 3,
+        roundSeed: seed,
+      }).neighbourCount,
+    ).toBe(2);
+    const tooFew = () =>
+      sessionConfig({
+        roundId: 'r1',
+        roster: roster.slice(0, 3),
+        plan: { threshold: 3, modulusBits: 32, clipNorm: 1 },
+        vectorLength: 3,
+        roundSeed: seed,
+      });
+    expect(tooFew).toThrow(SecAggException);
+    expect(tooFew).toThrow(/3 silos are in the round; threshold t = 3 needs at least 4/);
+  });
+
+  it('turns too few sharers into a failure naming the library code, never a partial routing', () => {
+    const config = sessionConfig({
+      roundId: 'r1',
+      roster,
+      plan: { threshold: 3, modulusBits: 32, clipNorm: 1 },
+      vectorLength: 3,
+      roundSeed: seed,
+    });
+    const outcome = closeShare(config, []);
+    expect(outcome).toEqual({
+      ok: false,
+      failure: expect.stringMatching(new RegExp(`^${SecAggErrorCode.TooFewSurvivors}: `)),
+    });
+  });
+});

@@ -1,0 +1,138 @@
+import { Body, Controller, Get, HttpCode, Param, ParseIntPipe, ParseUUIDPipe, Post, Req } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import {
+  MAX_MASKED_INPUT_HEADER_BYTES,
+  type SecAggAdvertisementsView,
+  type SecAggReceipt,
+  type SecAggSessionView,
+  type SecAggSharesView,
+  type SecAggUnmaskingView,
+} from '@tessera/protocol';
+import { maskedVectorBytes } from '@tessera/secagg';
+import type { Request } from 'express';
+import { Access } from '../auth/access.decorator';
+import { HubErrorCode, HubException } from '../common/hub.exception';
+import { siloOf } from '../silos/silo-identity';
+import { SecAggSessionsService } from './secagg-sessions.service';
+
+/**
+ * Secure aggregation's stages on the mutual-TLS silo listener (SECAGG_API in @tessera/protocol): the calling silo is
+ * its certificate's, and every route addresses the study's open round by number.
+ */
+@ApiTags('silo protocol')
+@Access('silo')
+@Controller('silo/v1/studies/:id/rounds/:round/secagg')
+export class SecAggController {
+  constructor(private readonly sessions: SecAggSessionsService) {}
+
+  @Get()
+  async session(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Param('round', new ParseIntPipe()) round: number,
+    @Req() req: Request,
+  ): Promise<SecAggSessionView> {
+    const silo = siloOf(req);
+    return this.sessions.view(await this.sessions.roundFor(silo, id, round), silo.siloId);
+  }
+
+  @Post('keys')
+  @HttpCode(200)
+  async advertise(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Param('round', new ParseIntPipe()) round: number,
+    @Body() body: unknown,
+    @Req() req: Request,
+  ): Promise<SecAggReceipt> {
+    const silo = siloOf(req);
+    return this.sessions.advertise(await this.sessions.roundFor(silo, id, round), silo.siloId, body);
+  }
+
+  @Get('keys')
+  async advertisements(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Param('round', new ParseIntPipe()) round: number,
+    @Req() req: Request,
+  ): Promise<SecAggAdvertisementsView> {
+    const silo = siloOf(req);
+    return this.sessions.advertisements(await this.sessions.roundFor(silo, id, round), silo.siloId);
+  }
+
+  @Post('shares')
+  @HttpCode(200)
+  async share(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Param('round', new ParseIntPipe()) round: number,
+    @Body() body: unknown,
+    @Req() req: Request,
+  ): Promise<SecAggReceipt> {
+    const silo = siloOf(req);
+    return this.sessions.share(await this.sessions.roundFor(silo, id, round), silo.siloId, body);
+  }
+
+  @Get('shares')
+  async routedShares(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Param('round', new ParseIntPipe()) round: number,
+    @Req() req: Request,
+  ): Promise<SecAggSharesView> {
+    const silo = siloOf(req);
+    return this.sessions.routedShares(await this.sessions.roundFor(silo, id, round), silo.siloId);
+  }
+
+  /** A masked-input frame ('TSM1' | header | packed vector), as application/octet-stream. */
+  @Post('input')
+  @HttpCode(200)
+  async maskedInput(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Param('round', new ParseIntPipe()) round: number,
+    @Req() req: Request,
+  ): Promise<SecAggReceipt> {
+    const silo = siloOf(req);
+    if (!(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
+      req.resume();
+      throw new HubException(HubErrorCode.UPDATE_MALFORMED, 'A masked input is sent as application/octet-stream.');
+    }
+    const roundId = await this.sessions.roundFor(silo, id, round);
+    const session = await this.sessions.find(roundId);
+    const { vectorLength, modulusBits } = session!.config;
+    const frame = await readBody(req, 8 + MAX_MASKED_INPUT_HEADER_BYTES + maskedVectorBytes(vectorLength, modulusBits));
+    return this.sessions.maskedInput(roundId, silo.siloId, frame);
+  }
+
+  @Get('unmasking')
+  async unmaskingRequest(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Param('round', new ParseIntPipe()) round: number,
+    @Req() req: Request,
+  ): Promise<SecAggUnmaskingView> {
+    const silo = siloOf(req);
+    return this.sessions.unmaskingRequest(await this.sessions.roundFor(silo, id, round), silo.siloId);
+  }
+
+  @Post('unmasking')
+  @HttpCode(200)
+  async answerUnmasking(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Param('round', new ParseIntPipe()) round: number,
+    @Body() body: unknown,
+    @Req() req: Request,
+  ): Promise<SecAggReceipt> {
+    const silo = siloOf(req);
+    return this.sessions.answerUnmasking(await this.sessions.roundFor(silo, id, round), silo.siloId, body);
+  }
+}
+
+/** The request body, refused (UPDATE_MALFORMED) beyond `limit` bytes before more is read. */
+async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      req.resume();
+      throw new HubException(HubErrorCode.UPDATE_MALFORMED, `A masked input of this round is at most ${limit} bytes.`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
