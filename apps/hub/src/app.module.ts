@@ -6,6 +6,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
+import { DataSource } from 'typeorm';
 import { AccountsController } from './accounts/accounts.controller';
 import { AccountsService } from './accounts/accounts.service';
 import { LoginBackoffService } from './accounts/login-backoff.service';
@@ -37,6 +38,7 @@ import { SilosService } from './silos/silos.service';
 import { RefusalRecorder } from './silos/refusal-recorder.service';
 import { SiloPresence } from './silos/silo-presence.service';
 import { AuditModule } from './audit/audit.module';
+import { RATE_LIMIT_NAME, RateLimitStore } from './common/rate-limit.store';
 import { AccessGuard } from './auth/access.guard';
 import { AuthController } from './auth/auth.controller';
 import { AuthService } from './auth/auth.service';
@@ -81,7 +83,14 @@ export class AppModule {
         ReadCacheModule.forRoot(generation),
         PassportModule,
         JwtModule.register({ secret: sessionKey, signOptions: { algorithm: 'HS256' } }),
-        ThrottlerModule.forRoot([{ name: 'login', ttl: 60_000, limit: config.loginRateLimit }]),
+        // Counted in the database, so every replica shares the limits (issue 18, item 4).
+        ThrottlerModule.forRootAsync({
+          inject: [DataSource],
+          useFactory: (db: DataSource) => ({
+            throttlers: [{ name: RATE_LIMIT_NAME, ttl: 60_000, limit: config.loginRateLimit }],
+            storage: new RateLimitStore(db),
+          }),
+        }),
         TerminusModule.forRoot({ logger: false }),
         AuditModule.forRoot(config),
         ConsoleModule,

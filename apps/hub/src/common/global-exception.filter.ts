@@ -3,6 +3,7 @@ import { hubErrorCodeForStatus, hubErrorStatus } from '@tessera/protocol';
 import type { Request, Response } from 'express';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
 import { HubErrorCode, httpStatusOf, INTERNAL_ERROR_MESSAGE } from './hub.exception';
+import { RATE_LIMIT_NAME } from './rate-limit.store';
 import { classifiedError } from './transient-error.util';
 
 /** The one shape every error takes on the wire; `error` is always a code of the contract (@tessera/protocol). */
@@ -99,6 +100,11 @@ export function errorBodyFor(err: unknown, correlationId: string): ErrorAnswer {
 /** Sends an error answer, with its Retry-After header when it is a "try again". */
 export function sendError(res: Response, answer: ErrorAnswer): void {
   if (answer.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(answer.retryAfterSeconds));
+  // The rate limiter names its header after the limit (Retry-After-login); clients read the standard one (RFC 9110).
+  const limiterRetryAfter = res.getHeader(`retry-after-${RATE_LIMIT_NAME}`);
+  if (answer.status === 429 && limiterRetryAfter !== undefined && !res.hasHeader('retry-after')) {
+    res.setHeader('retry-after', String(limiterRetryAfter));
+  }
   res.status(answer.status).json(answer.body);
 }
 

@@ -26,6 +26,7 @@ import { RoundCloseClaim1763800900000 } from './migrations/1763800900000-round-c
 import { Sessions1763801000000 } from './migrations/1763801000000-sessions';
 import { SiloPresence1763801150000 } from './migrations/1763801150000-silo-presence';
 import { SecureAggregation1763801300000 } from './migrations/1763801300000-secure-aggregation';
+import { RateLimits1763801400000 } from './migrations/1763801400000-rate-limits';
 import { SecAggMessageEntity } from '../secagg/secagg-message.entity';
 import { SecAggSessionEntity } from '../secagg/secagg-session.entity';
 import type { DatabaseEndpoint } from './embedded-postgres';
@@ -64,6 +65,7 @@ export const MIGRATIONS = [
   Sessions1763801000000,
   SiloPresence1763801150000,
   SecureAggregation1763801300000,
+  RateLimits1763801400000,
 ];
 
 /**
