@@ -233,6 +233,22 @@ describe('FusedSum on two threads: the same bits', () => {
     expectSameBits(sum.values, expected);
   });
 
+  it('one sweep with the division, on two threads, the mean in an input buffer', () => {
+    const acc = new WeightedMeanAccumulator(m, { threads: 2, inputBuffers: n + 1 });
+    updates.forEach((u, j) => acc.inputBuffer(j).set(u));
+    const mean = acc.addValidatedManyAndResult(
+      updates.map((_, j) => acc.inputBuffer(j)),
+      weights,
+      acc.inputBuffer(n),
+    );
+    const reference = new WeightedMeanAccumulator(m, { kernel: 'scalar' });
+    updates.forEach((u, j) => reference.add(u, weights[j]));
+    expect(acc.kernel).toEqual({ kernel: 'simd', threads: 2, passesOnTwoCores: 1 });
+    expectSameBits(mean, reference.result());
+    expectSameBits(acc.sumCopy(), reference.sumCopy());
+    return acc.close();
+  });
+
   it('a small addition stays on the calling thread', () => {
     const sum = new FusedSum(m, { threads: 2 });
     closers.push(sum);
@@ -272,6 +288,26 @@ describe('WeightedMeanAccumulator over the kernels', () => {
       expect(acc.count).toBe(n);
       expect(Object.is(acc.totalWeight, reference.totalWeight)).toBe(true);
     }
+  });
+
+  it('addValidatedManyAndResult: one sweep, into an input buffer or an ordinary array, same bits as add + result', () => {
+    const reference = scalarAccumulator();
+    const inPlace = new WeightedMeanAccumulator(m, { inputBuffers: n + 1 });
+    updates.forEach((u, k) => inPlace.inputBuffer(k).set(u));
+    const inputs = updates.map((_, k) => inPlace.inputBuffer(k));
+    inPlace.addValidatedMany(inputs.slice(0, 2), weights.slice(0, 2)); // an earlier addition is kept
+    const mean = inPlace.addValidatedManyAndResult(inputs.slice(2), weights.slice(2), inPlace.inputBuffer(n));
+    expect(mean).toBe(inPlace.inputBuffer(n));
+    expectSameBits(mean, reference.result());
+    expectSameBits(inPlace.sumCopy(), reference.sumCopy());
+    expect(inPlace.count).toBe(n);
+    expect(Object.is(inPlace.totalWeight, reference.totalWeight)).toBe(true);
+    const plain = new WeightedMeanAccumulator(m);
+    expectSameBits(plain.addValidatedManyAndResult(updates, weights), reference.result());
+    const scalar = new WeightedMeanAccumulator(m, { kernel: 'scalar' });
+    expectSameBits(scalar.addValidatedManyAndResult(updates, weights), reference.result());
+    expect(() => new WeightedMeanAccumulator(m).addValidatedManyAndResult([], [])).toThrow(/no update/);
+    expect(() => plain.addValidatedManyAndResult([updates[0]!], [1], new Float32Array(3))).toThrow(/output buffer/);
   });
 
   it('addMany refuses the whole batch when one update is bad, leaving the state unchanged', () => {

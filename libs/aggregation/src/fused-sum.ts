@@ -54,13 +54,20 @@ const WASM_MAX_BYTES = 65_536 * WASM_PAGE;
 type Source = number | Float32Array;
 
 /**
- * One pass of up to MAX_FUSED updates at a time over coordinates [start, end): stage the chunks of updates outside
- * the kernel's memory, run the fused kernel on the chunk's multiple-of-8 body, finish the chunk's tail in JavaScript
- * with the same operations. `fresh`: the sum is logically zero and its memory is not read (first group only).
+ * One sweep over coordinates [start, end), chunk by chunk; within a chunk, the updates in groups of up to MAX_FUSED
+ * (each group one fused kernel call), so the chunk's float64 sums stay in the cache from the first group to the last
+ * and memory sees each update once and the sum once. Per coordinate the order is the updates' order, as in the scalar
+ * loop. Updates outside the kernel's memory are staged chunkwise first; the chunk's tail (not a multiple of 8) is done
+ * in JavaScript with the same operations. `fresh`: the sum is logically zero and its memory is not read. `outPtr` ≥ 0:
+ * also write float32(sum / d) of the chunk at outPtr (a float32 array in the kernel's memory) while it is in cache.
  * Self-contained (no imports, no closures): its source is also what the worker thread runs.
  */
 function fusedPass(
-  kernels: { readonly acc: readonly AccKernel[]; readonly init: readonly AccKernel[] },
+  kernels: {
+    readonly acc: readonly AccKernel[];
+    readonly init: readonly AccKernel[];
+    readonly quot: (sum: number, out: number, count: number, d: number) => void;
+  },
   heap: Float32Array,
   sum: Float64Array,
   stagingPtr: number,
@@ -71,18 +78,19 @@ function fusedPass(
   start: number,
   end: number,
   fresh: boolean,
+  outPtr: number,
+  d: number,
 ): void {
   const n = sources.length;
   const args: number[] = new Array<number>(2 + 2 * maxFused).fill(0);
   const ptr: number[] = new Array<number>(maxFused).fill(0);
-  for (let g = 0; g < n; g += maxFused) {
-    const k = Math.min(maxFused, n - g);
-    const zero = fresh && g === 0;
-    const fn = (zero ? kernels.init : kernels.acc)[k - 1]!;
-    for (let j = 0; j < k; j += 1) args[2 + k + j] = weights[g + j]!;
-    for (let s = start; s < end; s += chunk) {
-      const e = Math.min(end, s + chunk);
-      const len = e - s;
+  for (let s = start; s < end; s += chunk) {
+    const e = Math.min(end, s + chunk);
+    const len = e - s;
+    const body = len - (len % 8);
+    for (let g = 0; g < n; g += maxFused) {
+      const k = Math.min(maxFused, n - g);
+      const zero = fresh && g === 0;
       for (let j = 0; j < k; j += 1) {
         const source = sources[g + j]!;
         if (typeof source === 'number') {
@@ -92,18 +100,19 @@ function fusedPass(
           heap.set(source.subarray(s, e), ptr[j]! >> 2);
         }
         args[2 + j] = ptr[j]!;
+        args[2 + k + j] = weights[g + j]!;
       }
-      const body = len - (len % 8);
-      if (body > 0) {
-        args[0] = 8 * s;
-        args[1] = body;
-        fn(args[0], args[1], ...args.slice(2, 2 + 2 * k));
-      }
+      if (body > 0) (zero ? kernels.init : kernels.acc)[k - 1]!(8 * s, body, ...args.slice(2, 2 + 2 * k));
       for (let i = body; i < len; i += 1) {
         let v = zero ? 0 : sum[s + i]!;
         for (let j = 0; j < k; j += 1) v += weights[g + j]! * heap[(ptr[j]! >> 2) + i]!;
         sum[s + i] = v;
       }
+    }
+    if (outPtr >= 0) {
+      const body4 = len - (len % 4);
+      if (body4 > 0) kernels.quot(8 * s, outPtr + 4 * s, body4, d);
+      for (let i = body4; i < len; i += 1) heap[(outPtr >> 2) + s + i] = sum[s + i]! / d;
     }
   }
 }
@@ -116,13 +125,14 @@ const instance = new WebAssembly.Instance(module, { env: { memory } });
 const kernels = {
   acc: Array.from({ length: maxFused }, (_, j) => instance.exports['acc' + (j + 1)]),
   init: Array.from({ length: maxFused }, (_, j) => instance.exports['init' + (j + 1)]),
+  quot: instance.exports.quot,
 };
 const heap = new Float32Array(memory.buffer);
 const sum = new Float64Array(memory.buffer, 0, length);
 const fusedPass = ${fusedPass.toString()};
-parentPort.on('message', ({ seq, sources, weights, start, end, fresh }) => {
+parentPort.on('message', ({ seq, sources, weights, start, end, fresh, outPtr, d }) => {
   try {
-    fusedPass(kernels, heap, sum, stagingPtr, chunk, maxFused, sources, weights, start, end, fresh);
+    fusedPass(kernels, heap, sum, stagingPtr, chunk, maxFused, sources, weights, start, end, fresh, outPtr, d);
     Atomics.store(control, 0, seq);
   } catch (error) {
     parentPort.postMessage(String((error && error.stack) || error));
@@ -154,9 +164,13 @@ class SecondCore {
     this.worker.unref();
   }
 
-  start(sources: readonly Source[], weights: readonly number[], start: number, end: number, fresh: boolean): number {
+  start(
+    sources: readonly Source[],
+    weights: readonly number[],
+    range: { start: number; end: number; fresh: boolean; outPtr: number; d: number },
+  ): number {
     this.seq = (this.seq % 0x3fffffff) + 1;
-    this.worker.postMessage({ seq: this.seq, sources, weights, start, end, fresh });
+    this.worker.postMessage({ seq: this.seq, sources, weights, ...range });
     return this.seq;
   }
 
@@ -295,15 +309,40 @@ export class FusedSum {
    * SharedArrayBuffer); otherwise the calling thread sums all of it.
    */
   add(updates: readonly Float32Array[], weights: readonly number[]): void {
-    if (updates.length === 0) return;
+    this.sweep(updates, weights, null);
+  }
+
+  /**
+   * add, then out[i] = float32(values[i] / d) — in the same sweep when `out` is an input buffer (each chunk divided
+   * while its sums are in the cache), else by quotient afterwards. The same bits either way.
+   */
+  addAndDivide(updates: readonly Float32Array[], weights: readonly number[], d: number, out: Float32Array): void {
+    if (this.instance && out.buffer === this.memoryBuffer) {
+      this.sweep(updates, weights, { d, outPtr: out.byteOffset });
+    } else {
+      this.sweep(updates, weights, null);
+      this.quotient(d, out);
+    }
+  }
+
+  private sweep(
+    updates: readonly Float32Array[],
+    weights: readonly number[],
+    divide: { d: number; outPtr: number } | null,
+  ): void {
+    if (updates.length === 0 && !divide) return;
     if (!this.instance) {
       if (this.fresh) this.clear();
       updates.forEach((u, j) => accumulateScaled(this.sum, u, weights[j]!));
       this.fresh = false;
       return;
     }
+    if (updates.length === 0 && this.fresh) this.clear();
     const sources: Source[] = updates.map((u) => (u.buffer === this.memoryBuffer ? u.byteOffset : u));
     const m = this.length;
+    const fresh = this.fresh && updates.length > 0;
+    const outPtr = divide ? divide.outPtr : -1;
+    const d = divide ? divide.d : 1;
     const pass = (start: number, end: number): void =>
       fusedPass(
         this.instance!,
@@ -316,16 +355,18 @@ export class FusedSum {
         weights,
         start,
         end,
-        this.fresh,
+        fresh,
+        outPtr,
+        d,
       );
     if (
       this.second &&
-      m * updates.length >= TWO_CORE_MIN_WORK &&
+      m * Math.max(1, updates.length) >= TWO_CORE_MIN_WORK &&
       m >= 2 * CHUNK &&
       updates.every((u) => u.buffer === this.memoryBuffer || isShared(u))
     ) {
       const mid = Math.floor(m / 2 / CHUNK) * CHUNK;
-      const seq = this.second.start(sources, weights, mid, m, this.fresh);
+      const seq = this.second.start(sources, weights, { start: mid, end: m, fresh, outPtr, d });
       pass(0, mid);
       this.second.join(seq);
       this.twoCorePasses += 1;

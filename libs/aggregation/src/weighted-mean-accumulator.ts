@@ -81,9 +81,12 @@ export class WeightedMeanAccumulator {
     return this.weightSum;
   }
 
-  /** What computes the sum: 'simd' (WebAssembly SIMD) or 'scalar' (JavaScript), and on how many threads. */
-  get kernel(): { readonly kernel: 'simd' | 'scalar'; readonly threads: 1 | 2 } {
-    return { kernel: this.sum.kernel, threads: this.sum.threads };
+  /**
+   * What computes the sum: 'simd' (WebAssembly SIMD) or 'scalar' (JavaScript), on how many threads, and how many
+   * additions so far were shared with the second thread.
+   */
+  get kernel(): { readonly kernel: 'simd' | 'scalar'; readonly threads: 1 | 2; readonly passesOnTwoCores: number } {
+    return { kernel: this.sum.kernel, threads: this.sum.threads, passesOnTwoCores: this.sum.passesOnTwoCores };
   }
 
   /** Input buffer j (options.inputBuffers): fill it with an update, then add it like any other array. */
@@ -127,6 +130,31 @@ export class WeightedMeanAccumulator {
   addValidatedMany(updates: readonly Float32Array[], weights: readonly number[]): void {
     this.checkBatch(updates, weights);
     this.accumulate(updates, weights);
+  }
+
+  /**
+   * `addValidatedMany(updates, weights)` then `result(out)`, in one sweep when `out` is an input buffer: chunk by chunk,
+   * every update then the division while the chunk's float64 sums are still in the cache — the sum never travels to
+   * memory and back. The same bits, count and total weight as the two calls. Typical use: a round whose n updates are
+   * read (or block-read) into input buffers, then one call.
+   */
+  addValidatedManyAndResult(
+    updates: readonly Float32Array[],
+    weights: readonly number[],
+    out: Float32Array = new Float32Array(this.length),
+  ): Float32Array {
+    this.checkBatch(updates, weights);
+    if (this.accepted + updates.length === 0) {
+      throw new AggregationException(AggregationErrorCode.EmptyAggregate, 'no update has been accepted yet');
+    }
+    assertLength(out, this.length, 'output buffer');
+    const used = this.weighting === 'weighted' ? weights : weights.map(() => 1);
+    let total = this.weightSum;
+    for (const w of used) total += w;
+    this.sum.addAndDivide(updates, used, total, out);
+    this.accepted += updates.length;
+    this.weightSum = total;
+    return out;
   }
 
   private checkBatch(updates: readonly Float32Array[], weights: readonly number[]): void {
