@@ -31,6 +31,7 @@ import {
   type ShareKeysMessage,
   type UnmaskingResponse,
 } from '@tessera/secagg';
+import { canonicalJson } from '@tessera/canonical';
 import { DataSource, In, type EntityManager } from 'typeorm';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
@@ -163,7 +164,7 @@ export class SecAggSessionsService {
 
   /** Stores a silo's key advertisement; it is checked (signature included) when the stage closes. */
   async advertise(roundId: string, siloId: string, body: unknown, now = new Date()): Promise<SecAggReceipt> {
-    return this.accept(roundId, siloId, 'advertise', now, async (_tx, session) => {
+    return this.accept(roundId, siloId, 'advertise', now, body, async (_tx, session) => {
       this.assertParticipant(session, siloId);
       if (!isObject(body) || body.participantId !== siloId) {
         throw new HubException(HubErrorCode.UPDATE_MALFORMED, 'An advertisement names its sender as participantId.');
@@ -191,7 +192,7 @@ export class SecAggSessionsService {
 
   /** Checks and stores a silo's share message (its shares stay encrypted to their recipients). */
   async share(roundId: string, siloId: string, body: unknown, now = new Date()): Promise<SecAggReceipt> {
-    return this.accept(roundId, siloId, 'share', now, async (_tx, session) => {
+    return this.accept(roundId, siloId, 'share', now, body, async (_tx, session) => {
       const checked = checkShareMessage(session.config, session.advertised ?? [], body);
       if (!checked.ok || checked.value.participantId !== siloId) return refusal(checked, siloId, 'share');
       return { body: { ...checked.value }, details: { recipients: checked.value.shares.length } };
@@ -224,7 +225,7 @@ export class SecAggSessionsService {
     } catch (error) {
       throw new HubException(HubErrorCode.UPDATE_MALFORMED, (error as Error).message);
     }
-    return this.accept(roundId, siloId, 'upload', now, async (tx, session) => {
+    return this.accept(roundId, siloId, 'upload', now, decoded.header, async (tx, session) => {
       const { config } = session;
       let vector: Uint32Array;
       try {
@@ -272,7 +273,7 @@ export class SecAggSessionsService {
 
   /** Checks and stores a survivor's unmasking response (only the shares the plan asks of it). */
   async answerUnmasking(roundId: string, siloId: string, body: unknown, now = new Date()): Promise<SecAggReceipt> {
-    return this.accept(roundId, siloId, 'unmask', now, async (_tx, session) => {
+    return this.accept(roundId, siloId, 'unmask', now, body, async (_tx, session) => {
       const plan = session.unmaskingPlan;
       if (!plan) throw new HubException(HubErrorCode.CONFLICT, 'The upload stage has not closed.');
       const checked = checkUnmaskingResponse(plan, body);
@@ -484,6 +485,8 @@ export class SecAggSessionsService {
     siloId: string,
     stage: SecAggMessageStage,
     now: Date,
+    /** The message as received (for a masked input, its header): compared with a stored one on a re-send. */
+    raw: unknown,
     check: (tx: EntityManager, session: SecAggSessionEntity) => Promise<Accepted | Refused>,
   ): Promise<SecAggReceipt> {
     await this.advance(roundId, now);
@@ -491,16 +494,16 @@ export class SecAggSessionsService {
       const session = await this.lockSession(tx, roundId);
       this.assertParticipant(session, siloId);
       this.assertNotFailed(session);
-      if (session.stage !== stage) {
+      // A late unmasking answer (the session completed with t shares of every secret) is kept, though not needed.
+      const late = stage === 'unmask' && session.stage === 'complete';
+      if (session.stage !== stage && !late) {
         throw new HubException(
           HubErrorCode.CONFLICT,
           `The round's secure aggregation is at stage '${session.stage}'; a '${stage}' message is not accepted now.`,
         );
       }
       const existing = await tx.getRepository(SecAggMessageEntity).findOneBy({ roundId, siloId, stage });
-      if (existing) {
-        throw new HubException(HubErrorCode.CONFLICT, `This silo already sent its '${stage}' message for this round.`);
-      }
+      if (existing) return this.repeated(existing, stage, raw);
       let checked: Accepted | Refused;
       try {
         checked = await check(tx, session);
@@ -531,6 +534,23 @@ export class SecAggSessionsService {
     });
     if ('refused' in outcome) throw new HubException(HubErrorCode.UPDATE_MALFORMED, outcome.refused.detail);
     return outcome;
+  }
+
+  /**
+   * A second message from a silo at a stage: the same message again (an agent re-sending after a restart) is answered
+   * with the first one's receipt and changes nothing; a different one is refused, as the protocol allows one. For a
+   * masked input the header is compared: its vector went into the sum and is not kept.
+   */
+  private repeated(existing: SecAggMessageEntity, stage: SecAggMessageStage, raw: unknown): SecAggReceipt {
+    // Bodies come from JSON.parse, so they are always canonicalisable.
+    const same = canonicalJson(raw) === canonicalJson(existing.body);
+    if (!same) {
+      throw new HubException(
+        HubErrorCode.CONFLICT,
+        `This silo already sent another '${stage}' message for this round.`,
+      );
+    }
+    return { stage, accepted: true, receivedAt: existing.receivedAt.toISOString() };
   }
 
   private lockSession(tx: EntityManager, roundId: string): Promise<SecAggSessionEntity> {

@@ -1,0 +1,242 @@
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPair, type KeyPairPem } from '@tessera/pki';
+import { decodeMaskedInputFrame, type SecAggSessionView } from '@tessera/protocol';
+import {
+  checkMaskedInput,
+  checkShareMessage,
+  checkUnmaskingResponse,
+  collectAdvertisements,
+  createSecAggConfig,
+  decodeMaskedVector,
+  dequantiseSum,
+  MaskedSumAccumulator,
+  maxSafeScale,
+  planUnmasking,
+  routeShares,
+  secAggConfigHash,
+  unmaskSum,
+  type KeyAdvertisement,
+  type MaskedInputHeader,
+  type SecAggConfig,
+  type ShareKeysMessage,
+  type ShareRouting,
+  type UnmaskingPlan,
+  type UnmaskingResponse,
+} from '@tessera/secagg';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SecAggDropout, SecAggParticipant, type SecAggTransport } from './secagg-participant';
+import { SecAggStateStore } from './secagg-state-store';
+
+const IDS = ['silo-a', 'silo-b', 'silo-c', 'silo-d'];
+const M = 50;
+
+/**
+ * The hub's side of one round in memory, from @tessera/secagg's hub functions: a stage's relayed messages are ready
+ * once every expected sender has sent, or when the test closes the stage (a deadline passing). Identical re-sends are
+ * taken as the real hub takes them; a message for a closed stage is a dropout.
+ */
+class HubDouble {
+  readonly config: SecAggConfig;
+  ads = new Map<string, unknown>();
+  advertised: KeyAdvertisement[] | null = null;
+  shareMessages = new Map<string, ShareKeysMessage>();
+  routing: ShareRouting | null = null;
+  headers = new Map<string, MaskedInputHeader>();
+  sum: MaskedSumAccumulator;
+  plan: UnmaskingPlan | null = null;
+  responses = new Map<string, UnmaskingResponse>();
+  sent: Record<string, number> = {};
+
+  constructor(private readonly keys: Map<string, KeyPairPem>) {
+    this.config = createSecAggConfig({
+      roundId: 'round-1',
+      participants: IDS,
+      neighbourCount: 3,
+      threshold: 2,
+      modulusBits: 32,
+      clipNorm: 5,
+      scale: maxSafeScale({ participantCount: 4, clipNorm: 5, modulusBits: 32 }),
+      vectorLength: M,
+      roundSeed: 'cd'.repeat(32),
+    });
+    this.sum = new MaskedSumAccumulator(this.config);
+  }
+
+  closeAdvertise(): void {
+    const identity = new Map([...this.keys].map(([id, k]) => [id, k.publicKeyPem]));
+    this.advertised = collectAdvertisements(this.config, [...this.ads.values()], identity).advertised;
+  }
+
+  closeShare(): void {
+    this.routing = routeShares(this.config, [...this.shareMessages.values()]);
+  }
+
+  closeUpload(): void {
+    this.plan = planUnmasking(this.config, this.routing!, [...this.headers.values()]);
+  }
+
+  transport(id: string): SecAggTransport {
+    const count = (what: string) => (this.sent[`${id} ${what}`] = (this.sent[`${id} ${what}`] ?? 0) + 1);
+    const until = new Date(Date.now() + 60_000).toISOString();
+    return {
+      session: async (): Promise<SecAggSessionView> => ({
+        config: { ...this.config },
+        configHash: secAggConfigHash(this.config),
+        stage: 'advertise',
+        deadlines: { advertise: until, share: until, upload: until, unmask: until },
+        failure: null,
+      }),
+      advertise: async (ad) => {
+        count('advertise');
+        if (this.advertised) throw new SecAggDropout('the advertise stage is closed');
+        this.ads.set(id, ad);
+        if (this.ads.size === IDS.length) this.closeAdvertise();
+      },
+      advertisements: async () =>
+        this.advertised
+          ? {
+              ready: true as const,
+              advertisements: this.advertised.map((a) => ({ ...a })),
+              identityCertificates: Object.fromEntries([...this.keys].map(([k, v]) => [k, v.publicKeyPem])),
+            }
+          : { ready: false as const, stage: 'advertise' as const, until },
+      share: async (message) => {
+        count('share');
+        if (this.routing) throw new SecAggDropout('the share stage is closed');
+        const checked = checkShareMessage(this.config, this.advertised!, message);
+        if (!checked.ok) throw new Error(checked.exclusion.detail);
+        this.shareMessages.set(id, checked.value);
+        if (this.shareMessages.size === this.advertised!.length) this.closeShare();
+      },
+      routedShares: async () =>
+        this.routing
+          ? {
+              ready: true as const,
+              shares: this.routing.deliveries.find((d) => d.recipient === id)!.shares.map((s) => ({ ...s })),
+            }
+          : { ready: false as const, stage: 'share' as const, until },
+      uploadMaskedInput: async (frame) => {
+        count('upload');
+        if (this.plan) throw new SecAggDropout('the upload stage is closed');
+        const { header, packedVector } = decodeMaskedInputFrame(frame);
+        if (this.headers.has(id)) return; // an identical re-send after a restart
+        const vector = decodeMaskedVector(packedVector, M, 32);
+        const checked = checkMaskedInput(this.config, this.routing!, header, vector);
+        if (!checked.ok) throw new Error(checked.exclusion.detail);
+        this.sum.add(id, vector);
+        this.headers.set(id, checked.value);
+      },
+      unmaskingRequest: async () =>
+        this.plan
+          ? {
+              ready: true as const,
+              request: this.plan.request.survivors.includes(id) ? { ...this.plan.request } : null,
+            }
+          : { ready: false as const, stage: 'upload' as const, until },
+      answerUnmasking: async (response) => {
+        count('unmask');
+        const checked = checkUnmaskingResponse(this.plan!, response);
+        if (!checked.ok) throw new Error(checked.exclusion.detail);
+        this.responses.set(id, checked.value);
+      },
+    };
+  }
+
+  async unmasked(): Promise<Float64Array> {
+    const total = await unmaskSum(
+      this.config,
+      { routing: this.routing!, advertised: this.advertised!, plan: this.plan! },
+      [...this.responses.values()],
+      this.sum.sum,
+    );
+    return dequantiseSum(total, this.config);
+  }
+}
+
+const updateOf = (i: number) => Float32Array.from({ length: M }, (_, j) => Math.cos(i * 7 + j) * 0.2);
+
+describe('the agent side of secure aggregation', () => {
+  let dir: string;
+  let keys: Map<string, KeyPairPem>;
+  let hub: HubDouble;
+  const task = (id: string) => ({ studyId: `study-${id}`, round: 1, attempt: 1 });
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tessera-secagg-agent-'));
+    keys = new Map(IDS.map((id) => [id, generateKeyPair({ modulusBits: 2048 })]));
+    hub = new HubDouble(keys);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const participant = (id: string, pollMs = 1) =>
+    new SecAggParticipant({
+      transport: hub.transport(id),
+      store: new SecAggStateStore(join(dir, id), task(id)),
+      participantId: id,
+      identityKeyPem: keys.get(id)!.privateKeyPem,
+      pollMs,
+      sleep: () => new Promise((r) => setImmediate(r)),
+    });
+
+  it('runs every stage; a participant restarted after sharing resumes from its state file; the sum unmasks', async () => {
+    await Promise.all(IDS.map((id) => participant(id).prepare()));
+    // silo-b's process restarts: a new participant object on the same state directory carries on.
+    const store = new SecAggStateStore(join(dir, 'silo-b'), task('silo-b'));
+    expect(store.load()?.phase).toBe('shared');
+    expect(statSync(store.file).mode & 0o777).toBe(0o600);
+    const traces = await Promise.all(IDS.map((id, i) => participant(id).contribute(updateOf(i))));
+    expect(traces.every((t) => t !== null && t.clipFactor === 1)).toBe(true);
+    hub.closeUpload();
+    expect(await Promise.all(IDS.map((id) => participant(id).unmask()))).toEqual(IDS.map(() => 'answered'));
+    const sum = await hub.unmasked();
+    const bound = IDS.length / hub.config.scale;
+    for (let j = 0; j < M; j++) {
+      const expected = IDS.reduce((s, _, i) => s + updateOf(i)[j]!, 0);
+      expect(Math.abs(sum[j]! - expected)).toBeLessThanOrEqual(bound + 1e-6);
+    }
+    // Every state file is gone once the round is done.
+    for (const id of IDS) expect(new SecAggStateStore(join(dir, id), task(id)).load()).toBeNull();
+  });
+
+  it('re-sends the stored message after a crash between saving and sending, never a fresh one', async () => {
+    // silo-a saved its advertisement and "crashed" before sending it.
+    const crashing = hub.transport('silo-a');
+    const first = new SecAggParticipant({
+      transport: { ...crashing, advertise: () => Promise.reject(new Error('killed')) },
+      store: new SecAggStateStore(join(dir, 'silo-a'), task('silo-a')),
+      participantId: 'silo-a',
+      identityKeyPem: keys.get('silo-a')!.privateKeyPem,
+    });
+    await expect(first.prepare()).rejects.toThrow('killed');
+    const saved = JSON.parse(readFileSync(new SecAggStateStore(join(dir, 'silo-a'), task('silo-a')).file, 'utf8')) as {
+      message: { maskPublicKey: string };
+    };
+    await Promise.all(IDS.map((id) => participant(id).prepare()));
+    expect((hub.ads.get('silo-a') as { maskPublicKey: string }).maskPublicKey).toBe(saved.message.maskPublicKey);
+  });
+
+  it('drops out cleanly when the round went on without it: state deleted, nothing more sent', async () => {
+    const preparing = Promise.all(IDS.slice(0, 3).map((id) => participant(id).prepare()));
+    while (hub.ads.size < 3) await new Promise((r) => setImmediate(r));
+    // silo-d was down past the advertise deadline: the hub closed the stage with three.
+    hub.closeAdvertise();
+    await preparing;
+    const late = participant('silo-d');
+    await expect(late.prepare()).rejects.toBeInstanceOf(SecAggDropout);
+    expect(new SecAggStateStore(join(dir, 'silo-d'), task('silo-d')).load()).toBeNull();
+    await expect(late.contribute(updateOf(3))).rejects.toThrow(/No secure-aggregation state at shared or masked/);
+    expect(hub.sent['silo-d share']).toBeUndefined();
+  });
+
+  it('refuses a state file it cannot read, naming the file', () => {
+    const store = new SecAggStateStore(join(dir, 'x'), task('x'));
+    store.save({ phase: 'uploaded', state: {} as never });
+    expect(store.load()?.phase).toBe('uploaded');
+    writeFileSync(store.file, '{"phase":');
+    expect(() => store.load()).toThrow(new RegExp(`secure-aggregation state ${store.file} is not JSON`));
+    writeFileSync(store.file, '{"phase":"unknown"}');
+    expect(() => store.load()).toThrow(/has no known phase/);
+  });
+});

@@ -1,0 +1,193 @@
+import { createPrivateKey } from 'node:crypto';
+import {
+  encodeMaskedInputFrame,
+  type SecAggAdvertisementsView,
+  type SecAggSessionView,
+  type SecAggSharesView,
+  type SecAggUnmaskingView,
+} from '@tessera/protocol';
+import {
+  advertiseKeys,
+  cryptoRandom,
+  encodeMaskedVector,
+  maskInput,
+  parseSecAggConfig,
+  quantise,
+  revealShares,
+  shareKeys,
+  type QuantisationTrace,
+  type SecAggRandom,
+} from '@tessera/secagg';
+import type { SecAggStateStore, StoredParticipant } from './secagg-state-store';
+
+/** The hub's secure-aggregation routes for one round, as the participant uses them (HTTP in the agent, a double in tests). */
+export interface SecAggTransport {
+  session(): Promise<SecAggSessionView>;
+  /**
+   * Each POST resolves when the hub holds the message (a re-sent identical message included) and throws
+   * SecAggDropout when the hub says the round went on without this silo (stage closed, session failed, round closed).
+   */
+  advertise(advertisement: object): Promise<void>;
+  advertisements(): Promise<SecAggAdvertisementsView>;
+  share(message: object): Promise<void>;
+  routedShares(): Promise<SecAggSharesView>;
+  uploadMaskedInput(frame: Uint8Array): Promise<void>;
+  unmaskingRequest(): Promise<SecAggUnmaskingView>;
+  answerUnmasking(response: object): Promise<void>;
+}
+
+/**
+ * The round went on without this participant (the hub closed the stage it was at, or failed the session): its state
+ * is deleted. Transports throw it for the hub's "not at this stage" and "round closed" answers.
+ */
+export class SecAggDropout extends Error {
+  override readonly name = 'SecAggDropout';
+}
+
+export interface ParticipantOptions {
+  transport: SecAggTransport;
+  store: SecAggStateStore;
+  participantId: string;
+  /** The silo's enrolled private key (PEM): it signs the round's ephemeral public keys. */
+  identityKeyPem: string;
+  random?: SecAggRandom;
+  /** Waits between polls of a stage that has not closed yet (ms); at most until the stage's deadline. */
+  pollMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * One silo's side of a secure-aggregation round (docs/secure-aggregation.md, "In the agent"), resumable: every state
+ * the library returns is written to the agent's state directory (mode 0600) BEFORE the message it goes with is sent,
+ * and the stored message is re-sent after a restart, so a restarted agent repeats exactly what it may already have
+ * sent and the hub either takes it or says it already has it. A restart that finds the round past the stage it
+ * stopped at drops out cleanly: its state is deleted and nothing else is sent.
+ */
+export class SecAggParticipant {
+  private readonly random: SecAggRandom;
+  private readonly pollMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly o: ParticipantOptions) {
+    this.random = o.random ?? cryptoRandom;
+    this.pollMs = o.pollMs ?? 1000;
+    this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /** Stages 0 and 1: advertises keys, waits for the neighbours', sends the encrypted shares. Before training. */
+  prepare(): Promise<void> {
+    return this.leavingOnDropout(() => this.advertiseAndShare());
+  }
+
+  private async advertiseAndShare(): Promise<void> {
+    let stored = this.o.store.load();
+    if (!stored) {
+      const session = await this.o.transport.session();
+      const config = parseSecAggConfig(session.config);
+      const { state, advertisement } = advertiseKeys({
+        config,
+        participantId: this.o.participantId,
+        identityKey: createPrivateKey(this.o.identityKeyPem),
+        random: this.random,
+      });
+      stored = { phase: 'advertised', state, message: { ...advertisement } };
+      this.o.store.save(stored);
+    }
+    if (stored.phase === 'advertised') {
+      await this.o.transport.advertise(stored.message);
+      const ads = await this.poll(() => this.o.transport.advertisements());
+      const { state, message } = await shareKeys(stored.state, {
+        advertisements: ads.advertisements,
+        // From the hub: see the threat model for what a hub that runs the CA can do with them.
+        identityKeys: new Map(Object.entries(ads.identityCertificates)),
+        random: this.random,
+      });
+      stored = { phase: 'shared', state, message: { ...message } };
+      this.o.store.save(stored);
+    }
+    if (stored.phase === 'shared') await this.o.transport.share(stored.message);
+  }
+
+  /**
+   * Stage 2: quantises the update (clip, scale, stochastic rounding), masks it with the routed shares and uploads it.
+   * After this the silo's own mask key and seed are forgotten (only the neighbours' shares can rebuild them).
+   */
+  contribute(update: Float32Array | Float64Array): Promise<QuantisationTrace | null> {
+    return this.leavingOnDropout(() => this.maskAndUpload(update));
+  }
+
+  private async maskAndUpload(update: Float32Array | Float64Array): Promise<QuantisationTrace | null> {
+    let stored = this.required(['shared', 'masked']);
+    let trace: QuantisationTrace | null = null;
+    if (stored.phase === 'shared') {
+      const routed = await this.poll(() => this.o.transport.routedShares());
+      const { vector: input, trace: t } = quantise(update, stored.state.config, this.random);
+      trace = t;
+      const { state, header, vector } = maskInput(stored.state, { shares: routed.shares, input });
+      const frame = encodeMaskedInputFrame({ ...header }, encodeMaskedVector(vector, stored.state.config.modulusBits));
+      stored = { phase: 'masked', state, frame: Buffer.from(frame).toString('base64') };
+      this.o.store.save(stored);
+    }
+    if (stored.phase !== 'masked') throw new SecAggDropout('The participant state is not masked after masking.');
+    const frame = Buffer.from(stored.frame, 'base64');
+    await this.o.transport.uploadMaskedInput(frame);
+    this.o.store.save({ phase: 'uploaded', state: stored.state });
+    return trace;
+  }
+
+  /** Stage 3: answers the hub's unmasking request (deterministic, so answering again after a restart is safe). */
+  unmask(): Promise<'answered' | 'not-asked'> {
+    return this.leavingOnDropout(() => this.reveal());
+  }
+
+  private async reveal(): Promise<'answered' | 'not-asked'> {
+    const stored = this.required(['uploaded', 'masked']);
+    const view = await this.poll(() => this.o.transport.unmaskingRequest());
+    if (view.request === null) {
+      this.o.store.remove();
+      return 'not-asked';
+    }
+    const { state, response } = revealShares(stored.state, view.request);
+    // What was revealed is kept before it is sent: a later request must classify everyone alike.
+    this.o.store.save({ phase: 'uploaded', state });
+    await this.o.transport.answerUnmasking({ ...response });
+    this.o.store.remove();
+    return 'answered';
+  }
+
+  /** Leaves the round: forgets its state (a dropout the hub handles as the protocol allows). */
+  drop(): void {
+    this.o.store.remove();
+  }
+
+  private required<P extends StoredParticipant['phase']>(phases: P[]): Extract<StoredParticipant, { phase: P }> {
+    const stored = this.o.store.load();
+    if (!stored || !(phases as string[]).includes(stored.phase)) {
+      throw new SecAggDropout(
+        `No secure-aggregation state at ${phases.join(' or ')} for this round (found ${stored?.phase ?? 'none'}).`,
+      );
+    }
+    return stored as Extract<StoredParticipant, { phase: P }>;
+  }
+
+  /** A dropout (the hub says the round went on without us) forgets this round's state, then is rethrown. */
+  private async leavingOnDropout<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof SecAggDropout) this.o.store.remove();
+      throw error;
+    }
+  }
+
+  /** Polls a relayed stage until the hub has closed the previous one. */
+  private async poll<T extends { ready: boolean }>(read: () => Promise<T>): Promise<Extract<T, { ready: true }>> {
+    for (;;) {
+      const view = await read();
+      if (view.ready) return view as Extract<T, { ready: true }>;
+      const until =
+        'until' in view && typeof view.until === 'string' ? Date.parse(view.until) - Date.now() : this.pollMs;
+      await this.sleep(Math.max(10, Math.min(this.pollMs, until)));
+    }
+  }
+}
