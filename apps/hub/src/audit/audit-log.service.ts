@@ -42,6 +42,16 @@ const SYSTEM_COMPONENTS: Record<string, string> = {
   'login-backoff': 'Tessera hub (sign-in throttling)',
 };
 
+/**
+ * An account or silo the hub does not hold: a failed sign-in under a username no account has (id `unknown`, the
+ * name the person typed), or an id no longer stored.
+ */
+function unknownActorName(actor: AuditRecord['actor']): string {
+  const kind = actor.type === 'user' ? 'account' : 'silo';
+  if (actor.id === 'unknown') return actor.name === undefined ? `no such ${kind}` : `${actor.name} (no such ${kind})`;
+  return actor.name ?? `unknown ${kind} ${actor.id}`;
+}
+
 /** A system actor's name: a known component's, else the id after "Tessera hub" (components added later). */
 export function systemActorName(id: string): string {
   return SYSTEM_COMPONENTS[id] ?? `Tessera hub (${id})`;
@@ -159,10 +169,7 @@ export class AuditLogService {
     for (const { actor } of records) {
       const key = auditActorKey(actor);
       if (key in names) continue;
-      names[key] =
-        actor.type === 'system'
-          ? systemActorName(actor.id)
-          : (known.get(key) ?? actor.name ?? `unknown ${actor.type === 'user' ? 'account' : 'silo'} ${actor.id}`);
+      names[key] = actor.type === 'system' ? systemActorName(actor.id) : (known.get(key) ?? unknownActorName(actor));
     }
     return names;
   }

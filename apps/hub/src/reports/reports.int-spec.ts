@@ -478,6 +478,16 @@ describe('compliance report of a study run through the protocol (server database
     const whole = (await api(hub, 'GET', '/api/audit/events?limit=500&order=asc', { headers: auditor }))
       .body as AuditEventPage;
     expect(whole.actorNames['system:hub']).toBe('Tessera hub');
+    // A sign-in under a username no account has: the name typed, said to be no account.
+    const failed = await api(hub, 'POST', '/api/auth/login', {
+      json: { username: 'mallory', password: 'not a password' },
+    });
+    expect(failed.status).toBe(401);
+    const failures = (
+      await api(hub, 'GET', '/api/audit/events?action=auth.login.failed&actor=mallory', { headers: auditor })
+    ).body as AuditEventPage;
+    expect(failures.events).toHaveLength(1);
+    expect(failures.actorNames[auditActorKey(failures.events[0]!.actor)]).toBe('mallory (no such account)');
 
     // The names shown filter too: a silo's name finds its records, a username in another case its user's.
     const bySilo = (
