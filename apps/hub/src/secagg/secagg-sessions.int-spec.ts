@@ -1,4 +1,5 @@
 import { createPrivateKey } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { generateKeyPair, type KeyPairPem } from '@tessera/pki';
 import {
   encodeMaskedInputFrame,
@@ -28,7 +29,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RoundEntity } from '../rounds/round.entity';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
-import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
+import {
+  ADMIN,
+  api,
+  createServerDatabase,
+  DATABASE_KINDS,
+  signIn,
+  startTestHub,
+  type DatabaseKind,
+  type TestHub,
+} from '../testing/test-hub.test-util';
 import { TestSilo } from '../testing/test-silo.test-util';
 import { SecAggSessionsService } from './secagg-sessions.service';
 
@@ -41,37 +51,33 @@ function updateOf(index: number): Float64Array {
 }
 
 /**
- * Secure aggregation's hub stages over the real silo listener (mutual TLS) and the embedded database, driven by five
+ * Secure aggregation's hub stages over the real silo listener (mutual TLS) on both databases, driven by five
  * participants running @tessera/secagg's participant side (issue 16, items 2, 3 and 5): one advertises keys signed by
  * a key that is not its enrolled one and is excluded and audited; one drops after sharing; the hub is restarted
  * between sharing and the masked uploads; the unmasked sum equals the three survivors' clipped updates within the
  * quantisation bound. The round's session is opened here through the service (the round opener does not start one
  * yet: plans with secureAggregation are still refused, see secagg-plan.int-spec.ts).
  */
-describe('secure-aggregation sessions (embedded database)', () => {
+describe.each(DATABASE_KINDS)('secure-aggregation sessions on the %s database', (kind: DatabaseKind) => {
   let hub: TestHub;
+  let server: { url: string; drop(): Promise<void> } | undefined;
   let admin: Record<string, string>;
   let silos: TestSilo[];
   let keys: KeyPairPem[];
   let study: StudyView;
   let roundId: string;
   let config: SecAggConfig;
+  let firstDataDir: string;
 
-  beforeAll(async () => {
-    hub = await startTestHub('embedded');
-    admin = await signIn(hub, ADMIN.username, ADMIN.password);
-    keys = [];
-    silos = [];
-    for (const name of ['Ash', 'Birch', 'Cedar', 'Dogwood', 'Elm']) {
-      const pair = generateKeyPair();
-      keys.push(pair);
-      silos.push(await TestSilo.enroll(hub, admin, `${name} secagg`, pair));
-    }
+  /** A one-round study of `members`, started, with a secure-aggregation session opened on its round 1. */
+  async function studyWithSession(
+    members: TestSilo[],
+  ): Promise<{ study: StudyView; roundId: string; config: SecAggConfig }> {
     const plan = heartDiseasePlan(
-      silos.map((s) => s.id),
+      members.map((s) => s.id),
       {
         participation: {
-          minSilosPerRound: 5,
+          minSilosPerRound: members.length,
           roundDeadlineSeconds: 600,
           maxRoundRetries: 0,
           onSiloFailure: 'continue',
@@ -89,9 +95,9 @@ describe('secure-aggregation sessions (embedded database)', () => {
     );
     const created = await api(hub, 'POST', '/api/studies', { headers: admin, json: { plan } });
     expect(created.status).toBe(201);
-    study = created.body as StudyView;
+    const study = created.body as StudyView;
     await api(hub, 'POST', `/api/studies/${study.id}/submit`, { headers: admin });
-    for (const s of silos) {
+    for (const s of members) {
       const r = await s.call('POST', `/silo/v1/studies/${study.id}/decision`, {
         planHash: study.planHash,
         decision: 'approve',
@@ -101,22 +107,38 @@ describe('secure-aggregation sessions (embedded database)', () => {
     expect((await api(hub, 'POST', `/api/studies/${study.id}/start`, { headers: admin })).status).toBe(200);
     const db = hub.app.get(DataSource);
     const round = await db.getRepository(RoundEntity).findOneByOrFail({ studyId: study.id, number: 1 });
-    roundId = round.id;
     const service = hub.app.get(SecAggSessionsService);
     const session = await db.transaction((tx) =>
       service.open(
         tx,
         round,
         SECAGG,
-        silos.map((s) => s.id),
+        members.map((s) => s.id),
         VECTOR_LENGTH,
       ),
     );
-    config = session.config;
+    return { study, roundId: round.id, config: session.config };
+  }
+
+  beforeAll(async () => {
+    server = kind === 'server' ? await createServerDatabase() : undefined;
+    hub = await startTestHub(kind, server ? { databaseUrl: server.url } : {});
+    firstDataDir = hub.dataDir;
+    admin = await signIn(hub, ADMIN.username, ADMIN.password);
+    keys = [];
+    silos = [];
+    for (const name of ['Ash', 'Birch', 'Cedar', 'Dogwood', 'Elm']) {
+      const pair = generateKeyPair();
+      keys.push(pair);
+      silos.push(await TestSilo.enroll(hub, admin, `${name} secagg ${kind}`, pair));
+    }
+    ({ study, roundId, config } = await studyWithSession(silos));
   }, 120_000);
 
   afterAll(async () => {
     await hub?.dispose();
+    await server?.drop();
+    if (firstDataDir) rmSync(firstDataDir, { recursive: true, force: true });
   });
 
   it('runs advertise → share → (hub restart) → upload → unmask, excluding a bad signature and a dropout', async () => {
@@ -171,7 +193,7 @@ describe('secure-aggregation sessions (embedded database)', () => {
 
     // The hub is killed between sharing and uploading: everything it needs is in the database.
     await hub.stop();
-    hub = await startTestHub('embedded', { dataDir: hub.dataDir });
+    hub = await startTestHub(kind, { dataDir: hub.dataDir, ...(server ? { databaseUrl: server.url } : {}) });
     const [ash2, birch2, cedar2, dogwood2] = [ash, birch, cedar, dogwood].map((s) => s.on(hub)) as TestSilo[];
 
     // Stage 2: Dogwood drops after sharing; the others upload masked inputs.
@@ -262,5 +284,36 @@ describe('secure-aggregation sessions (embedded database)', () => {
     }
     const verified = (await api(hub, 'GET', '/api/audit/verify', { headers: admin })).body as { ok: boolean };
     expect(verified.ok).toBe(true);
+  });
+
+  it('fails the session cleanly when too few silos advertise before the deadline, and says so to the silos', async () => {
+    // The silos talk to the hub as it now runs (the first test restarted it).
+    const members = silos.slice(0, 3).map((s) => s.on(hub));
+    const second = await studyWithSession(members);
+    for (const [i, silo] of members.slice(0, 2).entries()) {
+      const { advertisement } = advertiseKeys({
+        config: second.config,
+        participantId: silo.id,
+        identityKey: createPrivateKey(keys[i]!.privateKeyPem),
+      });
+      expect((await silo.call('POST', SECAGG_API.advertisements(second.study.id, 1), advertisement)).status).toBe(200);
+    }
+    const service = hub.app.get(SecAggSessionsService);
+    const session = await service.find(second.roundId);
+    const failed = await service.advance(second.roundId, session!.advertiseUntil);
+    expect(failed.stage).toBe('failed');
+    expect(failed.failure).toMatch(/^TOO_FEW_SURVIVORS: Only 2 participants advertised valid keys/);
+    const answer = await members[0]!.call('GET', SECAGG_API.advertisements(second.study.id, 1));
+    expect(answer).toMatchObject({ status: 409, body: { error: 'ROUND_CLOSED' } });
+    const late = await members[2]!.call('POST', SECAGG_API.advertisements(second.study.id, 1), {
+      participantId: members[2]!.id,
+    });
+    expect(late.status).toBe(409);
+    const audited = (await api(hub, 'GET', `/api/audit/events?action=secagg.session.failed`, { headers: admin }))
+      .body as AuditEventPageView;
+    expect(audited.events.map((e) => e.details)).toEqual([
+      expect.objectContaining({ stage: 'advertise', failure: expect.stringMatching(/^TOO_FEW_SURVIVORS/) }),
+    ]);
+    await expect(service.unmask(second.roundId)).rejects.toThrow(/failed, not complete/);
   });
 });
