@@ -2,16 +2,18 @@
 // Robust aggregation under attack (issue 20, item 3): federated runs of the heart-disease study (the demo's plan:
 // logistic regression, 10 rounds × 5 local epochs, FedAdam on the server) on the real UCI data of the four hospitals
 // (heart-4; heart-8 splits each hospital in two), and of the digits demo's MNIST images dealt with label skew to 8
-// silos (digits-8, MLP 784-16-1), with f of the n silos attacking, for every attack × defence pair and the
-// attack-free run of the same defence; then screening's false flags and detections by threshold.
+// or 32 silos (digits-8, digits-32; MLP 784-16-1), with f of the n silos attacking, for every attack × defence pair
+// and the attack-free run of the same defence; then screening's false flags and detections by threshold.
 //
-//   npm run bench:robustness [-- --smoke] [-- --configs=heart-4,heart-8,digits-8] [-- --attacks=sign-flip,…]
-//                            [-- --defences=fedavg,median,…] [-- --clean-runs=20] [-- --attack-runs=5]
-//                            [-- --thresholds=3.5,5,7,10] [-- --threshold=3.5] [-- --rounds=N] [-- --out=FILE]
+//   npm run bench:robustness [-- --smoke] [-- --configs=heart-4,heart-8,digits-8,digits-32]
+//                            [-- --attacks=sign-flip,…] [-- --defences=fedavg,median,…] [-- --clean-runs=20]
+//                            [-- --attack-runs=5] [-- --thresholds=3.5,5,7,10] [-- --threshold=3.5] [-- --rounds=N]
+//                            [-- --out=FILE]
 //
 // Imports the BUILT workspace (libs/ml, libs/aggregation, the hub's heartDiseasePlan and the digits demo's dealer).
-// Writes bench/results/robustness.json (smoke: robustness.smoke.json). The figures of record were taken as two
-// runs: --configs=heart-4,heart-8, and --configs=digits-8 --out=bench/results/robustness-digits.json.
+// Writes bench/results/robustness.json (smoke: robustness.smoke.json). The figures of record were taken as one
+// run per study group: --configs=heart-4,heart-8; --configs=digits-8 --out=bench/results/robustness-digits.json;
+// --configs=digits-32 --out=bench/results/robustness-digits32.json.
 //
 // Method. Each silo trains with @tessera/ml's trainLocal exactly as an agent does (the plan's epochs, batch size,
 // learning rate; its own keyed train/test split of its hospital's file) and uploads its delta; the round is closed as
@@ -103,6 +105,12 @@ const CONFIGS = {
     cleanRuns: 5,
     attackRuns: 1,
   },
+};
+// The issue's third setting: 20% of 32 silos (6 attackers), the same digits, the same subsets.
+CONFIGS['digits-32'] = {
+  ...CONFIGS['digits-8'],
+  silos: 32,
+  attackers: Array.from({ length: 6 }, (_, k) => `silo-${k + 1}`),
 };
 const PIXELS = 784;
 /** The digits trigger: a 4×4 white square near the bottom-right corner (rows and columns 22–25). */
@@ -441,7 +449,7 @@ async function federatedRun(ctx, attack, defence) {
 async function main() {
   const started = Date.now();
   await ml.selectBackend('wasm');
-  const configNames = (args.value('configs') ?? (smoke ? 'heart-4' : 'heart-4,heart-8,digits-8')).split(',');
+  const configNames = (args.value('configs') ?? (smoke ? 'heart-4' : 'heart-4,heart-8,digits-8,digits-32')).split(',');
   const allAttacks = (
     args.value('attacks') ??
     (smoke ? 'sign-flip,scale-x10' : 'sign-flip,scale-x10,gaussian,label-flip,alie,backdoor,backdoor-x4')
