@@ -132,7 +132,7 @@ describe('silo health in Chromium against a real hub and agent', () => {
     agent!.kill('SIGKILL');
     // The window is the poll wait + 10 s; the page refreshes every 5 s.
     await expect
-      .poll(() => agentFact().innerText(), { timeout: (POLL_WAIT_SECONDS + 10 + 5 + 5) * 1000, intervals: [500] })
+      .poll(() => agentFact().innerText(), { timeout: (POLL_WAIT_SECONDS + 10 + 5 + 5) * 1000, interval: 500 })
       .toMatch(/^offline/);
     const seconds = (Date.now() - killedAt) / 1000;
     console.log(`silo health e2e: the detail page read offline ${seconds.toFixed(1)} s after the kill`);
