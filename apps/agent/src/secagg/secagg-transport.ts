@@ -8,7 +8,8 @@ import {
 } from '@tessera/protocol';
 import type { z } from 'zod';
 import { AgentError, AgentErrorCode } from '../agent.error';
-import { hubCodeOf, hubJson, hubRequest, jsonOf, refusal, type TlsMaterial } from '../hub/hub-client';
+import { hubCodeOf, jsonOf, refusal } from '../hub/hub-client';
+import type { SiloSession } from '../hub/silo-session';
 import { SecAggDropout, type SecAggTransport } from './secagg-participant';
 
 /** Answers that mean the round went on without this silo: the stage closed, the session failed, the round closed. */
@@ -17,8 +18,7 @@ const DROPPED_OUT: ReadonlySet<string> = new Set([HubErrorCode.CONFLICT, HubErro
 /** The hub's secure-aggregation routes of one round over the silo's mutual-TLS connection (SECAGG_API). */
 export class HttpSecAggTransport implements SecAggTransport {
   constructor(
-    private readonly hubUrl: string,
-    private readonly tls: TlsMaterial,
+    private readonly silo: SiloSession,
     private readonly task: { studyId: string; round: number },
   ) {}
 
@@ -52,7 +52,7 @@ export class HttpSecAggTransport implements SecAggTransport {
 
   async uploadMaskedInput(frame: Uint8Array): Promise<void> {
     const url = SECAGG_API.maskedInput(this.task.studyId, this.task.round);
-    const res = await hubRequest(this.hubUrl, 'POST', url, this.tls, {
+    const res = await this.silo.request('POST', url, {
       body: { bytes: frame, contentType: 'application/octet-stream' },
       timeoutMs: 300_000,
     });
@@ -72,7 +72,7 @@ export class HttpSecAggTransport implements SecAggTransport {
   }
 
   private async read<S extends z.ZodType>(path: string, schema: S, what: string): Promise<z.infer<S>> {
-    const res = await hubJson(this.hubUrl, 'GET', path, this.tls);
+    const res = await this.silo.call('GET', path);
     this.check(res, what);
     const parsed = schema.safeParse(res.body);
     if (!parsed.success) {
@@ -85,7 +85,7 @@ export class HttpSecAggTransport implements SecAggTransport {
   }
 
   private async send(path: string, body: object, what: string): Promise<void> {
-    this.check(await hubJson(this.hubUrl, 'POST', path, this.tls, body), what);
+    this.check(await this.silo.call('POST', path, body), what);
   }
 
   private check(res: { status: number; body: unknown }, what: string): void {
