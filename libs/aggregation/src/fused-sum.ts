@@ -82,8 +82,8 @@ function fusedPass(
   d: number,
 ): void {
   const n = sources.length;
-  const args: number[] = new Array<number>(2 + 2 * maxFused).fill(0);
-  const ptr: number[] = new Array<number>(maxFused).fill(0);
+  const p = [0, 0, 0, 0, 0, 0, 0, 0];
+  const w = [0, 0, 0, 0, 0, 0, 0, 0];
   for (let s = start; s < end; s += chunk) {
     const e = Math.min(end, s + chunk);
     const len = e - s;
@@ -94,18 +94,39 @@ function fusedPass(
       for (let j = 0; j < k; j += 1) {
         const source = sources[g + j]!;
         if (typeof source === 'number') {
-          ptr[j] = source + 4 * s;
+          p[j] = source + 4 * s;
         } else {
-          ptr[j] = stagingPtr + 4 * chunk * j;
-          heap.set(source.subarray(s, e), ptr[j]! >> 2);
+          p[j] = stagingPtr + 4 * chunk * j;
+          heap.set(source.subarray(s, e), p[j]! >> 2);
         }
-        args[2 + j] = ptr[j]!;
-        args[2 + k + j] = weights[g + j]!;
+        w[j] = weights[g + j]!;
       }
-      if (body > 0) (zero ? kernels.init : kernels.acc)[k - 1]!(8 * s, body, ...args.slice(2, 2 + 2 * k));
+      if (body > 0) {
+        // Unused trailing pairs are ignored by the k-update kernel.
+        (zero ? kernels.init : kernels.acc)[k - 1]!(
+          8 * s,
+          body,
+          p[0]!,
+          w[0]!,
+          p[1]!,
+          w[1]!,
+          p[2]!,
+          w[2]!,
+          p[3]!,
+          w[3]!,
+          p[4]!,
+          w[4]!,
+          p[5]!,
+          w[5]!,
+          p[6]!,
+          w[6]!,
+          p[7]!,
+          w[7]!,
+        );
+      }
       for (let i = body; i < len; i += 1) {
         let v = zero ? 0 : sum[s + i]!;
-        for (let j = 0; j < k; j += 1) v += weights[g + j]! * heap[(ptr[j]! >> 2) + i]!;
+        for (let j = 0; j < k; j += 1) v += w[j]! * heap[(p[j]! >> 2) + i]!;
         sum[s + i] = v;
       }
     }

@@ -3,7 +3,7 @@
  * download, no binary blob in the repository: the bytes below are the program, readable and reviewed as code).
  *
  * Exports of the module (all pointers are byte offsets into the imported memory, 16-byte aligned):
- *   acc1 … acc8 (sum, count, p0 … p(k−1), w0 … w(k−1)):
+ *   acc1 … acc8 (sum, count, p0, w0, p1, w1, … p(k−1), w(k−1)):
  *       for i in [0, count):  s = sum[i]; s = s + w0·u0[i]; s = s + w1·u1[i]; …; sum[i] = s
  *       where sum is float64 at `sum`, and update j is float32 at pj. count must be a multiple of 8.
  *       The float64 sum is read and written once per k updates ("fused"); each update is read once.
@@ -84,15 +84,15 @@ const BR = (depth: number) => [0x0c, ...uleb(depth)];
 const BR_IF = (depth: number) => [0x0d, ...uleb(depth)];
 
 /**
- * Body of acc<k> (fresh = false) or init<k> (fresh = true): params sum 0, count 1, p 2…2+k−1 (i32), w 2+k…2+2k−1
- * (f64); locals: k splatted weights, 4 partial sums. init<k> starts each coordinate from +0 instead of reading the
+ * Body of acc<k> (fresh = false) or init<k> (fresh = true): params sum 0, count 1, then pairs (p_j i32, w_j f64) at
+ * 2+2j, 3+2j; locals: k splatted weights, 4 partial sums. init<k> starts each coordinate from +0 instead of reading the
  * sum — the same bits as reading a zeroed sum (+0 + x = x, and +0 + −0 = +0), one read of the sum fewer.
  */
 function accBody(k: number, fresh: boolean): number[] {
   const SUM = 0;
   const COUNT = 1;
-  const p = (j: number) => 2 + j;
-  const w = (j: number) => 2 + k + j;
+  const p = (j: number) => 2 + 2 * j;
+  const w = (j: number) => 3 + 2 * j;
   const wv = (j: number) => 2 + 2 * k + j;
   const a = (q: number) => 2 + 3 * k + q;
   const code: number[] = [];
@@ -149,7 +149,7 @@ function quotBody(): number[] {
 export function kernelModuleBytes(shared: boolean): Uint8Array {
   const types: number[][] = [];
   for (let k = 1; k <= MAX_FUSED; k += 1) {
-    const params = [[I32], [I32], ...Array.from({ length: k }, () => [I32]), ...Array.from({ length: k }, () => [F64])];
+    const params = [[I32], [I32], ...Array.from({ length: k }, () => [[I32], [F64]]).flat()];
     types.push([0x60, ...vector(params), 0]);
   }
   types.push([0x60, ...vector([[I32], [I32], [I32], [F64]]), 0]);
@@ -176,8 +176,11 @@ export function kernelModuleBytes(shared: boolean): Uint8Array {
   ]);
 }
 
-/** (sum, count, p0 … p(k−1), w0 … w(k−1)): pointers first, then weights. */
-export type AccKernel = (sum: number, count: number, ...pointersThenWeights: number[]) => void;
+/**
+ * (sum, count, p0, w0, p1, w1, …): pointer and weight of each update in turn. Extra arguments are ignored by
+ * WebAssembly, so a caller may always pass eight pairs (no argument array per call).
+ */
+export type AccKernel = (sum: number, count: number, ...pointerWeightPairs: number[]) => void;
 
 export interface KernelInstance {
   /** acc[k − 1] fuses k updates into the sum. */
