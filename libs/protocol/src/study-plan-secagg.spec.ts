@@ -141,16 +141,22 @@ describe('study plan: secureAggregation', () => {
     expect(dpFedAvg[0]).toMatch(/^privacy\.mode: dp-fedavg clips and noises individual updates at the hub/);
   });
 
-  it('allows record-level DP-SGD (noise added at each silo) and FedAvg named explicitly', () => {
+  it('refuses DP-SGD and per-round evaluation releases, which travel with the update the hub never receives', () => {
     const plan = planForTest({
       silos: 4,
       minSilosPerRound: 4,
-      release: NO_RELEASE,
+      release: { evaluation: { mode: 'exact', rounds: 'every' }, trainingExamples: 'none' },
       aggregation: { aggregator: { kind: 'fedavg' } },
       secureAggregation: SECAGG,
     });
     expect(plan.privacy.mode).toBe('dp-sgd');
-    expect(studyPlanProblems(plan)).toEqual([]);
+    expect(studyPlanProblems(plan).map((p) => p.split(':')[0])).toEqual(['privacy.mode', 'release.evaluation.rounds']);
+    const final = {
+      ...plan,
+      privacy: NO_DP,
+      release: { evaluation: { mode: 'exact', rounds: 'final' }, trainingExamples: 'none' },
+    };
+    expect(studyPlanProblems(final)).toEqual([]);
   });
 
   it('shows the steward the protocol, its threshold, clip, modulus and equal weights', () => {

@@ -109,6 +109,18 @@ function incompatibilities(plan: StudyPlan): string[] {
         `screening or secureAggregation`,
     );
   }
+  if (plan.privacy.mode === 'dp-sgd') {
+    out.push(
+      `privacy.mode: a silo's DP-SGD privacy report travels with its update, which under secure aggregation the hub ` +
+        `never receives; DP under secure aggregation (distributed DP, issue 16 item 4) is not built yet: use none`,
+    );
+  }
+  if (plan.release.evaluation.mode !== 'none' && plan.release.evaluation.rounds === 'every') {
+    out.push(
+      `release.evaluation.rounds: the evaluation of every round travels with the silo's update, which under secure ` +
+        `aggregation the hub never receives; choose 'final' (the final model is evaluated after the last round)`,
+    );
+  }
   if (plan.privacy.mode === 'dp-fedavg') {
     out.push(
       `privacy.mode: dp-fedavg clips and noises individual updates at the hub, which secure aggregation hides from it ` +
