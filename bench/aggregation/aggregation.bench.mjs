@@ -128,7 +128,6 @@ for (const m of sizes) {
   const twoCores = new WeightedMeanAccumulator(m, { inputBuffers: SOURCES + 1, threads: 2 });
   const perUpdate = new WeightedMeanAccumulator(m);
   const scalar = new WeightedMeanAccumulator(m, { kernel: 'scalar' });
-  Object.assign(kernels, { fused: fused.kernel, twoCores: twoCores.kernel, perUpdate: perUpdate.kernel });
   const plain = [];
   for (let k = 0; k < SOURCES; k += 1) {
     fill(fused.inputBuffer(k), k);
@@ -191,6 +190,8 @@ for (const m of sizes) {
     }
     figures.push(figure);
   }
+  // After the runs: passesOnTwoCores shows whether the worker thread really took its half.
+  kernels[m] = { fused: fused.kernel, twoCores: twoCores.kernel, perUpdate: perUpdate.kernel };
   await twoCores.close();
 }
 
