@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import agentPackage from '../../../agent/package.json';
 import type { EnrollmentIssued } from '../silos/silos.service';
 import { AGENT_MAIN, runAgent } from '../testing/agent-process.test-util';
 import { heartFile } from '../testing/hub-process.test-util';
@@ -15,6 +14,10 @@ import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-
 // offline within the poll window once the agent is killed, and revoked, never "enrolled · online", once its
 // certificate is revoked. SCREENSHOTS=1 also writes docs/screenshots/console-silo-health.png.
 
+/** The agent's release, which it reports in x-tessera-agent (read as a file: apps do not import each other). */
+const agentPackage = JSON.parse(readFileSync(resolve(__dirname, '../../../agent/package.json'), 'utf8')) as {
+  version: string;
+};
 const REPO = resolve(__dirname, '../../../..');
 const CONSOLE = join(REPO, 'apps/console');
 const CHROMIUM = '/usr/bin/chromium';

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { SiloDetailView } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
-import agentPackage from '../../../agent/package.json';
 import { AGENT_MAIN, runAgent } from '../testing/agent-process.test-util';
 import {
   heartFile,
@@ -15,6 +15,10 @@ import {
 import { createServerDatabase } from '../testing/test-hub.test-util';
 import type { EnrollmentIssued } from './silos.service';
 
+/** The agent's release, which it reports in x-tessera-agent (read as a file: apps do not import each other). */
+const agentPackage = JSON.parse(readFileSync(resolve(__dirname, '../../../agent/package.json'), 'utf8')) as {
+  version: string;
+};
 const POLL_WAIT_SECONDS = 5;
 
 /**
