@@ -8,6 +8,7 @@
 //   npm run bench:robustness [-- --smoke] [-- --configs=heart-4,heart-8,digits-8,digits-32]
 //                            [-- --attacks=sign-flip,…] [-- --defences=fedavg,median,…] [-- --clean-runs=20]
 //                            [-- --attack-runs=5] [-- --thresholds=3.5,5,7,10] [-- --threshold=3.5] [-- --rounds=N]
+//                            [-- --seeds=N: every cell the mean of N seeded runs, per-seed values kept]
 //                            [-- --out=FILE]
 //
 // Imports the BUILT workspace (libs/ml, libs/aggregation, the hub's heartDiseasePlan and the digits demo's dealer).
@@ -446,6 +447,42 @@ async function federatedRun(ctx, attack, defence) {
   };
 }
 
+/**
+ * One cell over `seeds` runs (run seeds 0 … seeds − 1: initialisation and shuffling): the mean of every figure, the
+ * per-seed values, and screening's counts summed. With one seed, the run itself.
+ */
+async function seededRun(ctx, attack, defence, seeds) {
+  const runs = [];
+  for (let s = 0; s < seeds; s += 1) runs.push(await federatedRun({ ...ctx, runSeed: s }, attack, defence));
+  if (seeds === 1) return { ...runs[0], recorded: undefined };
+  const mean = (key) => runs.reduce((a, r) => a + r[key], 0) / seeds;
+  const out = {
+    accuracy: mean('accuracy'),
+    pooledAccuracy: mean('pooledAccuracy'),
+    auc: mean('auc'),
+    loss: mean('loss'),
+    backdoorSuccess: mean('backdoorSuccess'),
+    minSilosPerRound: runs[0].minSilosPerRound,
+    perSeed: {
+      accuracy: runs.map((r) => round3(r.accuracy)),
+      pooledAccuracy: runs.map((r) => round3(r.pooledAccuracy)),
+      backdoorSuccess: runs.map((r) => round3(r.backdoorSuccess)),
+    },
+  };
+  if (runs[0].screening) {
+    const sum = (key) => runs.reduce((a, r) => a + r.screening[key], 0);
+    out.screening = {
+      honestFlags: sum('honestFlags'),
+      honestRounds: sum('honestRounds'),
+      attackerFlags: sum('attackerFlags'),
+      attackerRounds: sum('attackerRounds'),
+      roundsNotAggregated: sum('roundsNotAggregated'),
+      honestSilosFlagged: [...new Set(runs.flatMap((r) => r.screening.honestSilosFlagged))],
+    };
+  }
+  return out;
+}
+
 async function main() {
   const started = Date.now();
   await ml.selectBackend('wasm');
@@ -454,6 +491,8 @@ async function main() {
     args.value('attacks') ??
     (smoke ? 'sign-flip,scale-x10' : 'sign-flip,scale-x10,gaussian,label-flip,alie,backdoor,backdoor-x4')
   ).split(',');
+  const seeds = Number(args.value('seeds') ?? 1);
+  if (!(Number.isInteger(seeds) && seeds >= 1)) throw new Error(`--seeds must be an integer ≥ 1`);
   const rounds = args.value('rounds') ? Number(args.value('rounds')) : smoke ? 3 : undefined;
   const screeningOptions = {};
   if (args.value('threshold')) screeningOptions.threshold = Number(args.value('threshold'));
@@ -520,10 +559,10 @@ async function main() {
     );
     for (const defenceName of defenceNames) {
       const defence = all[defenceName];
-      const clean = await federatedRun(ctx, 'none', defence);
+      const clean = await seededRun(ctx, 'none', defence, seeds);
       results.push({ config: configName, defence: defenceName, attack: 'none', ...clean });
       for (const attack of attackNames) {
-        const r = await federatedRun(ctx, attack, defence);
+        const r = await seededRun(ctx, attack, defence, seeds);
         results.push({ config: configName, defence: defenceName, attack, ...r });
       }
       const rows = results.filter((r) => r.config === configName && r.defence === defenceName);
@@ -660,6 +699,7 @@ async function main() {
         rounds: rounds ?? 10,
         trigger: { feature: TRIGGER_FEATURE, value: TRIGGER_VALUE, targetLabel: 0 },
         alieZ: ALIE_Z,
+        seeds,
         screening: { ...screeningOptions, exclude: 'per defence' },
         configs: Object.fromEntries(configNames.map((c) => [c, CONFIGS[c]])),
       },
