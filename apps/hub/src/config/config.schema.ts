@@ -387,6 +387,22 @@ export const CONFIG_VARIABLES = {
     secret: false,
     schema: positiveInt,
   }),
+  webhookAllowLoopbackHttp: variable({
+    name: 'TESSERA_WEBHOOK_ALLOW_LOOPBACK_HTTP',
+    description:
+      'Accept webhook endpoints at plain http://127.0.0.1 (a receiver on the hub machine, tests). Otherwise every endpoint must use https.',
+    default: 'false',
+    secret: false,
+    schema: bool,
+  }),
+  webhookRetryBaseSeconds: variable({
+    name: 'TESSERA_WEBHOOK_RETRY_BASE_SECONDS',
+    description:
+      'Wait before the first retry of a failed webhook delivery, in seconds; it doubles per attempt (with jitter, at most one hour) for 8 attempts, then the delivery is marked failed.',
+    default: '10',
+    secret: false,
+    schema: positiveInt.max(3600),
+  }),
   trustedProxies: variable({
     name: 'TESSERA_TRUSTED_PROXIES',
     description:
