@@ -31,6 +31,8 @@ import { ReportsController } from './reports/reports.controller';
 import { SiloAuditController } from './reports/silo-audit.controller';
 import { StudyReportService } from './reports/study-report.service';
 import { PrivacyLedgerService } from './privacy/privacy-ledger.service';
+import { SiloPrivacyController } from './privacy/silo-privacy.controller';
+import { SiloPrivacyService } from './privacy/silo-privacy.service';
 import { EnrollmentController } from './silos/enrollment.controller';
 import { SiloSelfController } from './silos/silo-self.controller';
 import { SilosController } from './silos/silos.controller';
@@ -103,6 +105,7 @@ export class AppModule {
         EnrollmentController,
         SiloSelfController,
         StudiesController,
+        SiloPrivacyController,
         SiloStudiesController,
         ReportsController,
         SiloAuditController,
@@ -140,6 +143,7 @@ export class AppModule {
         StudyLiveFeedService,
         StudyReportService,
         PrivacyLedgerService,
+        SiloPrivacyService,
         {
           provide: BlobStore,
           inject: [AuditTrail],

@@ -321,6 +321,8 @@ export const HUB_API = {
   siloSuspend: (id: string) => `/api/silos/${id}/suspend`,
   siloResume: (id: string) => `/api/silos/${id}/resume`,
   siloRevoke: (id: string, serial: string) => `/api/silos/${id}/certificates/${serial}/revoke`,
+  /** What every study has spent on one silo's data (SiloPrivacyView). */
+  siloPrivacy: (id: string) => `/api/silos/${id}/privacy`,
   studies: '/api/studies',
   study: (id: string) => `/api/studies/${id}`,
   studyPlan: (id: string) => `/api/studies/${id}/plan`,

@@ -9,3 +9,4 @@ export * from './audit-views';
 export * from './heart-disease-schema';
 export * from './network-spec';
 export * from './secagg-wire';
+export * from './silo-privacy-views';

@@ -1,0 +1,23 @@
+import { Controller, Get, Param, ParseUUIDPipe } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import type { SiloPrivacyView } from '@tessera/protocol';
+import { Access } from '../auth/access.decorator';
+import { SiloPrivacyService } from './silo-privacy.service';
+
+/** One silo's privacy spend across studies (admin, auditor). */
+@ApiTags('privacy')
+@ApiBearerAuth()
+@Controller('api/silos')
+export class SiloPrivacyController {
+  constructor(private readonly privacy: SiloPrivacyService) {}
+
+  /**
+   * Every study the silo was invited to: ε spent on its data (the hub's figure), the study's planned and target ε,
+   * δ and unit, and the total by basic composition (Σε at Σδ, an upper bound).
+   */
+  @Access('admin', 'auditor')
+  @Get(':id/privacy')
+  ofSilo(@Param('id', new ParseUUIDPipe()) id: string): Promise<SiloPrivacyView> {
+    return this.privacy.ofSilo(id);
+  }
+}
