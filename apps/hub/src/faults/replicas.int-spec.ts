@@ -27,16 +27,17 @@ import { freePort } from './fault-bed.test-util';
  * next one. TLS passes through untouched (mutual TLS ends at the hub).
  */
 class FailoverBalancer {
-  private readonly sockets = new Set<Socket>();
-  readonly connections = new Map<number, number>();
-
   private constructor(
     private readonly server: Server,
     readonly port: number,
+    private readonly sockets: Set<Socket>,
+    /** Connections relayed, by backend port. */
+    readonly connections: Map<number, number>,
   ) {}
 
   static async start(order: () => number[]): Promise<FailoverBalancer> {
-    let self: FailoverBalancer | undefined;
+    const sockets = new Set<Socket>();
+    const connections = new Map<number, number>();
     const server = createServer((client) => {
       client.pause();
       const attempt = (backends: number[]) => {
@@ -46,10 +47,10 @@ class FailoverBalancer {
         upstream.once('error', () => attempt(rest));
         upstream.once('connect', () => {
           upstream.removeAllListeners('error');
-          self!.connections.set(port, (self!.connections.get(port) ?? 0) + 1);
+          connections.set(port, (connections.get(port) ?? 0) + 1);
           for (const s of [client, upstream]) {
-            self!.sockets.add(s);
-            s.on('close', () => self!.sockets.delete(s));
+            sockets.add(s);
+            s.on('close', () => sockets.delete(s));
             s.on('error', () => {
               client.destroy();
               upstream.destroy();
@@ -63,8 +64,7 @@ class FailoverBalancer {
       attempt(order());
     });
     await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-    self = new FailoverBalancer(server, (server.address() as { port: number }).port);
-    return self;
+    return new FailoverBalancer(server, (server.address() as { port: number }).port, sockets, connections);
   }
 
   async close(): Promise<void> {
@@ -150,43 +150,17 @@ describe.skipIf(!availability.run)('several hub replicas on one PostgreSQL and o
 
   it('serve one study across two replicas, one killed mid-round, every round closed exactly once', async () => {
     // Each group of agents has its own balancer, preferring its own replica and failing over to the other.
-    let a: Replica | undefined;
-    let b: Replica | undefined;
-    const prefer = (first: () => Replica | undefined, second: () => Replica | undefined, port: keyof Replica) => () =>
-      [first(), second()].filter((r): r is Replica => r !== undefined).map((r) => r[port] as number);
-    const siloA = await FailoverBalancer.start(
-      prefer(
-        () => a,
-        () => b,
-        'siloPort',
-      ),
-    );
-    const enrollA = await FailoverBalancer.start(
-      prefer(
-        () => a,
-        () => b,
-        'enrollPort',
-      ),
-    );
-    const siloB = await FailoverBalancer.start(
-      prefer(
-        () => b,
-        () => a,
-        'siloPort',
-      ),
-    );
-    const enrollB = await FailoverBalancer.start(
-      prefer(
-        () => b,
-        () => a,
-        'enrollPort',
-      ),
-    );
+    const live: { a?: Replica; b?: Replica } = {};
+    const prefer = (first: 'a' | 'b', port: 'siloPort' | 'enrollPort') => () =>
+      (first === 'a' ? [live.a, live.b] : [live.b, live.a]).filter((r) => r !== undefined).map((r) => r[port]);
+    const siloA = await FailoverBalancer.start(prefer('a', 'siloPort'));
+    const enrollA = await FailoverBalancer.start(prefer('a', 'enrollPort'));
+    const siloB = await FailoverBalancer.start(prefer('b', 'siloPort'));
+    const enrollB = await FailoverBalancer.start(prefer('b', 'enrollPort'));
     balancers.push(siloA, enrollA, siloB, enrollB);
     // The first boot creates the schema, the CA and the server certificate; the second replica finds them.
-    a = await startReplica('a', siloA.port, enrollA.port);
-    b = await startReplica('b', siloB.port, enrollB.port);
-    const [replicaA, replicaB] = [a, b];
+    const replicaA = (live.a = await startReplica('a', siloA.port, enrollA.port));
+    const replicaB = (live.b = await startReplica('b', siloB.port, enrollB.port));
 
     // Agents enroll through their own replica's balancer, with bundles issued by that replica.
     const silos: { key: string; id: string; env: Record<string, string>; via: Replica }[] = [];
@@ -260,7 +234,7 @@ describe.skipIf(!availability.run)('several hub replicas on one PostgreSQL and o
     expect(siloA.connections.get(replicaB.siloPort) ?? 0).toBeGreaterThan(0);
     for (const r of [replicaA, replicaB]) expect(existsSync(join(bed.root, `hub-${r.name}`, 'blobs'))).toBe(false);
 
-    // Exactly once, from the database itself: one row per round, each with one result, one close in the audit trail.
+    // Exactly once, from the database itself: one closed row per round and one close in the audit trail.
     const { Client } = await import('pg');
     const c = new Client({ connectionString: databaseUrl });
     await c.connect();
