@@ -62,6 +62,7 @@ import { MetricsController } from './metrics/metrics.controller';
 import { MetricsService } from './metrics/metrics.service';
 import { ConsoleModule } from './console/console.module';
 import { SecAggModule } from './secagg/secagg.module';
+import { NotificationsModule } from './notifications/notifications.module';
 import { StudyEventsController } from './live/study-events.controller';
 import { StudyLiveFeedService } from './live/study-live-feed.service';
 
@@ -97,6 +98,7 @@ export class AppModule {
         AuditModule.forRoot(config),
         ConsoleModule,
         SecAggModule,
+        NotificationsModule.forRoot(config),
       ],
       controllers: [
         AuthController,

@@ -27,6 +27,9 @@ import { Sessions1763801000000 } from './migrations/1763801000000-sessions';
 import { SiloPresence1763801150000 } from './migrations/1763801150000-silo-presence';
 import { SecureAggregation1763801300000 } from './migrations/1763801300000-secure-aggregation';
 import { RateLimits1763801400000 } from './migrations/1763801400000-rate-limits';
+import { Webhooks1763801500000 } from './migrations/1763801500000-webhooks';
+import { WebhookAttemptEntity, WebhookDeliveryEntity } from '../notifications/webhook-delivery.entity';
+import { WebhookEndpointEntity } from '../notifications/webhook-endpoint.entity';
 import { SecAggMessageEntity } from '../secagg/secagg-message.entity';
 import { SecAggSessionEntity } from '../secagg/secagg-session.entity';
 import type { DatabaseEndpoint } from './embedded-postgres';
@@ -50,6 +53,9 @@ export const ENTITIES = [
   AuditSigningKeyEntity,
   SecAggSessionEntity,
   SecAggMessageEntity,
+  WebhookEndpointEntity,
+  WebhookDeliveryEntity,
+  WebhookAttemptEntity,
 ];
 export const MIGRATIONS = [
   Initial1763800000000,
@@ -66,6 +72,7 @@ export const MIGRATIONS = [
   SiloPresence1763801150000,
   SecureAggregation1763801300000,
   RateLimits1763801400000,
+  Webhooks1763801500000,
 ];
 
 /**

@@ -1,0 +1,236 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, In, type EntityManager } from 'typeorm';
+import { AuditTrail, type AuditActor } from '../audit/audit-trail';
+import { HubErrorCode, HubException } from '../common/hub.exception';
+import type { HubConfig } from '../config/config.schema';
+import { HUB_CONFIG } from '../config/hub-config';
+import { WebhookAttemptEntity, WebhookDeliveryEntity } from './webhook-delivery.entity';
+import { WebhookEndpointEntity } from './webhook-endpoint.entity';
+import { isWebhookEventType, TEST_EVENT_TYPE, type WebhookEvent } from './webhook-events.util';
+import { generateWebhookSecret } from './webhook-signature.util';
+import { auditableUrl, webhookUrlProblem } from './webhook-url.util';
+import type { CreatedWebhookView, WebhookAttemptView, WebhookDeliveryView, WebhookEndpointView } from './webhook-views';
+
+export interface WebhookEndpointInput {
+  url: string;
+  events: string[];
+  description?: string;
+  enabled?: boolean;
+}
+
+export type WebhookEndpointChange = Partial<WebhookEndpointInput>;
+
+/** Deliveries shown per endpoint at most (newest first). */
+export const MAX_LOG_DELIVERIES = 200;
+
+/**
+ * Administrators' side of notifications: endpoints (created with a secret shown once, changed, enabled or disabled,
+ * deleted), each change audited in its own transaction with the change; the delivery log; a test event.
+ */
+@Injectable()
+export class WebhooksService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    private readonly audit: AuditTrail,
+  ) {}
+
+  async list(): Promise<WebhookEndpointView[]> {
+    const endpoints = await this.db.getRepository(WebhookEndpointEntity).find({ order: { createdAt: 'ASC' } });
+    return this.views(endpoints);
+  }
+
+  async get(id: string): Promise<WebhookEndpointView> {
+    const [view] = await this.views([await this.entity(this.db.manager, id)]);
+    return view!;
+  }
+
+  async create(input: WebhookEndpointInput, actor: AuditActor): Promise<CreatedWebhookView> {
+    const events = this.checked(input);
+    const secret = generateWebhookSecret();
+    const id = await this.db.transaction(async (tx) => {
+      const saved = await tx.getRepository(WebhookEndpointEntity).save({
+        url: input.url,
+        events,
+        description: input.description ?? '',
+        enabled: input.enabled ?? true,
+        secret,
+      });
+      await this.audit.record({
+        actor,
+        action: 'webhook.created',
+        details: { endpointId: saved.id, url: auditableUrl(saved.url), events, enabled: saved.enabled },
+      });
+      return saved.id;
+    });
+    return { endpoint: await this.get(id), secret };
+  }
+
+  async update(id: string, change: WebhookEndpointChange, actor: AuditActor): Promise<WebhookEndpointView> {
+    await this.db.transaction(async (tx) => {
+      const endpoint = await this.entity(tx, id, true);
+      const next = {
+        url: change.url ?? endpoint.url,
+        events: change.events ?? endpoint.events,
+        description: change.description ?? endpoint.description,
+        enabled: change.enabled ?? endpoint.enabled,
+      };
+      const events = this.checked(next);
+      await tx.getRepository(WebhookEndpointEntity).update(id, { ...next, events, updatedAt: new Date() });
+      const changed = Object.keys(change).filter((k) => change[k as keyof WebhookEndpointChange] !== undefined);
+      await this.audit.record({
+        actor,
+        action: 'webhook.updated',
+        details: { endpointId: id, changed, url: auditableUrl(next.url), events, enabled: next.enabled },
+      });
+    });
+    return this.get(id);
+  }
+
+  /** Deletes the endpoint with its undelivered events and its log (the audit log keeps that it existed). */
+  async remove(id: string, actor: AuditActor): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const endpoint = await this.entity(tx, id, true);
+      await tx.getRepository(WebhookEndpointEntity).delete(id);
+      await this.audit.record({
+        actor,
+        action: 'webhook.deleted',
+        details: { endpointId: id, url: auditableUrl(endpoint.url) },
+      });
+    });
+  }
+
+  /** Queues a `webhook.test` event for this endpoint only; it is sent, retried and logged like any other. */
+  async sendTest(id: string, actor: AuditActor): Promise<WebhookDeliveryView> {
+    const deliveryId = await this.db.transaction(async (tx) => {
+      const endpoint = await this.entity(tx, id, true);
+      if (!endpoint.enabled) {
+        throw new HubException(HubErrorCode.CONFLICT, 'This endpoint is disabled: enable it to send a test event.');
+      }
+      const event: WebhookEvent = {
+        id: `test-${randomUUID()}`,
+        type: TEST_EVENT_TYPE,
+        occurredAt: new Date().toISOString(),
+        auditSeq: null,
+        data: { endpointId: id },
+      };
+      const saved = await tx.getRepository(WebhookDeliveryEntity).save({
+        endpointId: id,
+        eventId: event.id,
+        eventType: event.type,
+        body: JSON.stringify(event),
+        status: 'pending',
+        attempts: 0,
+        nextAttemptAt: new Date(),
+        createdAt: new Date(),
+      });
+      await this.audit.record({
+        actor,
+        action: 'webhook.test.queued',
+        details: { endpointId: id, deliveryId: saved.id },
+      });
+      return saved.id;
+    });
+    const [view] = await this.deliveryViews([deliveryId]);
+    return view!;
+  }
+
+  /** The endpoint's deliveries, newest first, each with its attempts. */
+  async deliveries(id: string, limit: number): Promise<WebhookDeliveryView[]> {
+    await this.entity(this.db.manager, id);
+    const rows = await this.db.getRepository(WebhookDeliveryEntity).find({
+      select: { id: true },
+      where: { endpointId: id },
+      order: { createdAt: 'DESC', id: 'ASC' },
+      take: Math.min(Math.max(1, limit), MAX_LOG_DELIVERIES),
+    });
+    return this.deliveryViews(rows.map((r) => r.id));
+  }
+
+  private async deliveryViews(ids: string[]): Promise<WebhookDeliveryView[]> {
+    if (ids.length === 0) return [];
+    const deliveries = await this.db.getRepository(WebhookDeliveryEntity).find({ where: { id: In(ids) } });
+    const attempts = await this.db
+      .getRepository(WebhookAttemptEntity)
+      .find({ where: { deliveryId: In(ids) }, order: { id: 'ASC' } });
+    const byId = new Map(deliveries.map((d) => [d.id, d]));
+    return ids.flatMap((id) => {
+      const d = byId.get(id);
+      if (!d) return [];
+      const log: WebhookAttemptView[] = attempts
+        .filter((a) => a.deliveryId === id)
+        .map((a) => ({
+          attempt: a.attempt,
+          at: a.at.toISOString(),
+          statusCode: a.statusCode,
+          durationMs: a.durationMs,
+          error: a.error,
+        }));
+      const settled = d.status === 'delivered' || d.status === 'failed';
+      return [
+        {
+          id: d.id,
+          eventId: d.eventId,
+          eventType: d.eventType,
+          status: d.status,
+          attempts: d.attempts,
+          nextAttemptAt: settled ? null : d.nextAttemptAt.toISOString(),
+          createdAt: d.createdAt.toISOString(),
+          finishedAt: d.finishedAt?.toISOString() ?? null,
+          log,
+        },
+      ];
+    });
+  }
+
+  /** The input's problems as one 400, or its events (deduplicated, in the order given). */
+  private checked(input: WebhookEndpointInput): string[] {
+    const problems: string[] = [];
+    const urlProblem = webhookUrlProblem(input.url, this.config.webhookAllowLoopbackHttp);
+    if (urlProblem) problems.push(urlProblem);
+    if (input.events.length === 0) problems.push('events must name at least one event');
+    for (const e of input.events) {
+      if (!isWebhookEventType(e)) problems.push(`events: "${e}" is not an event this hub sends`);
+    }
+    if (problems.length > 0) {
+      throw new HubException(HubErrorCode.VALIDATION_FAILED, problems.join('; '), problems);
+    }
+    return [...new Set(input.events)];
+  }
+
+  private async entity(m: EntityManager, id: string, lock = false): Promise<WebhookEndpointEntity> {
+    const endpoint = await m.getRepository(WebhookEndpointEntity).findOne({
+      where: { id },
+      ...(lock ? { lock: { mode: 'pessimistic_write' as const } } : {}),
+    });
+    if (!endpoint) throw new HubException(HubErrorCode.NOT_FOUND, `No webhook endpoint with id ${id}.`);
+    return endpoint;
+  }
+
+  private async views(endpoints: WebhookEndpointEntity[]): Promise<WebhookEndpointView[]> {
+    if (endpoints.length === 0) return [];
+    const counts = (await this.db.query(
+      `SELECT endpoint_id::text AS id,
+              count(*) FILTER (WHERE status IN ('pending', 'delivering'))::int AS pending,
+              count(*) FILTER (WHERE status = 'failed')::int AS failed
+         FROM webhook_deliveries WHERE endpoint_id = ANY($1::uuid[]) GROUP BY endpoint_id`,
+      [endpoints.map((e) => e.id)],
+    )) as { id: string; pending: number; failed: number }[];
+    return endpoints.map((e) => {
+      const c = counts.find((x) => x.id === e.id);
+      return {
+        id: e.id,
+        url: e.url,
+        description: e.description,
+        events: e.events,
+        enabled: e.enabled,
+        createdAt: e.createdAt.toISOString(),
+        updatedAt: e.updatedAt.toISOString(),
+        pending: c?.pending ?? 0,
+        failed: c?.failed ?? 0,
+      };
+    });
+  }
+}
