@@ -28,7 +28,7 @@ export class SiloPrivacyService {
       .createQueryBuilder('s')
       .where(`s.status <> 'draft'`)
       .andWhere(
-        `(s.plan -> 'silos' ? :siloId OR s.id IN (SELECT l.study_id FROM privacy_ledger l WHERE l.silo_id = :siloId))`,
+        `(s.plan -> 'silos' ? :siloId OR s.id IN (SELECT l.study_id FROM privacy_ledger l WHERE l.silo_id = CAST(:siloId AS uuid)))`,
         { siloId },
       )
       .orderBy('s.created_at', 'ASC')
