@@ -193,6 +193,7 @@ describe('FusedSum: every path gives the scalar loop’s bits', () => {
   });
 });
 
+// Timeouts: these sizes take ~1 s each on a quiet machine, several when the shared machine is loaded.
 describe('FusedSum on two threads: the same bits', () => {
   // Large enough (m·n ≥ 2M) for the worker to take the upper half; m not a multiple of CHUNK nor of 8.
   const m = 128 * CHUNK + 4099;
@@ -219,7 +220,7 @@ describe('FusedSum on two threads: the same bits', () => {
     sum.add(updates, weights);
     expect(sum.passesOnTwoCores).toBe(2);
     expectSameBits(sum.values, expected);
-  });
+  }, 60_000);
 
   it('updates in the input buffers of the shared memory, after a reset', () => {
     const sum = new FusedSum(m, { threads: 2, inputBuffers: n });
@@ -231,7 +232,7 @@ describe('FusedSum on two threads: the same bits', () => {
     sum.add(inputs, weights);
     expect(sum.passesOnTwoCores).toBe(1); // the first call (3 updates) was too small to share
     expectSameBits(sum.values, expected);
-  });
+  }, 60_000);
 
   it('one sweep with the division, on two threads, the mean in an input buffer', () => {
     const acc = new WeightedMeanAccumulator(m, { threads: 2, inputBuffers: n + 1 });
@@ -247,7 +248,7 @@ describe('FusedSum on two threads: the same bits', () => {
     expectSameBits(mean, reference.result());
     expectSameBits(acc.sumCopy(), reference.sumCopy());
     return acc.close();
-  });
+  }, 60_000);
 
   it('a small addition stays on the calling thread', () => {
     const sum = new FusedSum(m, { threads: 2 });
@@ -257,7 +258,7 @@ describe('FusedSum on two threads: the same bits', () => {
     sum.add([shared], [weights[0]!]);
     expect(sum.passesOnTwoCores).toBe(0);
     expectSameBits(sum.values, scalarSum(m, [updates[0]!], [weights[0]!]));
-  });
+  }, 60_000);
 });
 
 describe('WeightedMeanAccumulator over the kernels', () => {
