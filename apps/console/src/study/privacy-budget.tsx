@@ -1,8 +1,12 @@
 import type { RoundView, StudyView } from '@tessera/protocol';
 import { formatSignificant } from '../lib/format.js';
+import { gaugeReading } from '../lib/privacy-gauge.js';
 import { privacyBudgets } from '../lib/round-metrics.js';
 
-/** One gauge per participating silo: ε spent against the study's target (from the silos' own reports). */
+/**
+ * One gauge per participating silo: ε spent against the study's target (from the silos' own reports). Red only when a
+ * silo spent beyond the plan or the target; spending the planned budget reads "complete" (lib/privacy-gauge.ts).
+ */
 export function PrivacyBudget({ study, rounds }: { study: StudyView; rounds: RoundView[] }) {
   const budgets = privacyBudgets(study, rounds);
   const p = study.plan.privacy;
@@ -23,8 +27,14 @@ export function PrivacyBudget({ study, rounds }: { study: StudyView; rounds: Rou
       ) : null}
       <ul className="gauges">
         {budgets.map((b) => {
-          const fraction = b.target && b.spent !== null ? Math.min(1, b.spent / b.target) : 0;
-          const tone = fraction >= 0.9 ? 'danger' : fraction >= 0.7 ? 'warning' : 'ok';
+          const reading = gaugeReading({
+            spent: b.spent,
+            target: b.target,
+            planned: study.privacyCost?.epsilon ?? null,
+            trainingRounds: trainingRoundsOf(rounds, b.siloId),
+            plannedRounds: study.plan.training.rounds,
+          });
+          const fraction = reading.fraction;
           return (
             <li key={b.siloId} className="gauge" data-silo={b.siloName}>
               <span className="gauge-name">{b.siloName}</span>
@@ -33,19 +43,20 @@ export function PrivacyBudget({ study, rounds }: { study: StudyView; rounds: Rou
               ) : (
                 <>
                   <div
-                    className={`gauge-bar gauge-${tone}`}
+                    className={`gauge-bar gauge-${reading.state}`}
                     role="meter"
                     aria-label={`Privacy budget spent by ${b.siloName}`}
                     aria-valuemin={0}
                     aria-valuemax={b.target}
                     aria-valuenow={b.spent ?? 0}
-                    aria-valuetext={`ε ${b.spent === null ? 0 : formatSignificant(b.spent)} of ${b.target}`}
+                    aria-valuetext={`ε ${b.spent === null ? 0 : formatSignificant(b.spent)} of ${b.target}: ${reading.label}`}
                   >
                     <span style={{ width: `${(fraction * 100).toFixed(1)}%` }} />
                   </div>
                   <span className="gauge-value">
                     ε {b.spent === null ? '0' : formatSignificant(b.spent, 3)} / {b.target}
                   </span>
+                  <span className={`gauge-state gauge-state-${reading.state}`}>{reading.label}</span>
                 </>
               )}
             </li>
@@ -54,4 +65,16 @@ export function PrivacyBudget({ study, rounds }: { study: StudyView; rounds: Rou
       </ul>
     </div>
   );
+}
+
+/** The largest training-round count a silo reported in this study (null when it never reported one). */
+function trainingRoundsOf(rounds: readonly RoundView[], siloId: string): number | null {
+  let n: number | null = null;
+  for (const r of rounds) {
+    for (const part of r.participants) {
+      const t = part.siloId === siloId ? part.privacy?.trainingRounds : undefined;
+      if (typeof t === 'number' && (n === null || t > n)) n = t;
+    }
+  }
+  return n;
 }
