@@ -8,6 +8,8 @@ import { ReauthenticateDialog, SessionWarningBanner } from './auth/session-dialo
 import { useScrollToHash } from './auth/use-hash-target.js';
 import { AuditPage } from './audit/audit-page.js';
 import { NotFoundPage } from './pages/not-found-page.js';
+import { PrivacyPage } from './privacy/privacy-page.js';
+import { SiloPrivacyPage } from './privacy/silo-privacy-page.js';
 import { SignInPage } from './pages/sign-in-page.js';
 import { createQueryClient } from './query-client.js';
 import { Loading } from './ui/feedback.js';
@@ -61,6 +63,7 @@ function Shell() {
           <nav id="main-nav" aria-label="Main" className={menuOpen ? 'nav nav-open' : 'nav'}>
             <NavLink to="/studies">Studies</NavLink>
             <NavLink to="/silos">Silos</NavLink>
+            <NavLink to="/privacy">Privacy</NavLink>
             <NavLink to="/audit">Audit</NavLink>
             {session.role === 'admin' ? <NavLink to="/accounts">Accounts</NavLink> : null}
           </nav>
@@ -145,6 +148,8 @@ const router = createBrowserRouter([
       },
       { path: 'silos', element: <SilosPage /> },
       { path: 'silos/:id', element: <SiloDetailPage /> },
+      { path: 'privacy', element: <PrivacyPage /> },
+      { path: 'privacy/silos/:id', element: <SiloPrivacyPage /> },
       { path: 'audit', element: <AuditPage /> },
       {
         path: 'accounts',

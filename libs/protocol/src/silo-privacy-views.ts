@@ -2,12 +2,13 @@
  * GET /api/silos/:id/privacy (admin, auditor): what every study has spent on one silo's data, from the hub's ledger
  * (docs/privacy.md, "One silo across studies").
  */
+import type { StudyStatus } from './rounds';
 
 /** One study the silo was invited to, with the hub's figure of what the study has spent on the silo's data. */
 export interface SiloStudyPrivacyView {
   studyId: string;
   studyName: string;
-  status: string;
+  status: StudyStatus;
   /** 'none': the study trains without differential privacy (no guarantee, nothing to count). */
   mode: 'dp-sgd' | 'dp-fedavg' | 'none';
   /** What one unit of protection is: one record (DP-SGD) or the whole silo (DP-FedAvg); null without DP. */

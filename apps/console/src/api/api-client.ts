@@ -12,6 +12,7 @@ import {
   type RoundView,
   type SessionView,
   type SiloDetailView,
+  type SiloPrivacyView,
   type SiloView,
   type StudyPlan,
   type StudyView,
@@ -205,6 +206,11 @@ export class ApiClient {
 
   revokeCertificate(id: string, serial: string, reason: string): Promise<CertificateView> {
     return this.json('POST', HUB_API.siloRevoke(id, serial), { reason });
+  }
+
+  /** What every study has spent on one silo's data (the hub's ledger), with the basic-composition total. */
+  siloPrivacy(id: string): Promise<SiloPrivacyView> {
+    return this.json('GET', HUB_API.siloPrivacy(id));
   }
 
   /* ---------- studies ---------- */

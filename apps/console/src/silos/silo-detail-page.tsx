@@ -152,6 +152,12 @@ export function SiloDetailPage() {
           <dt>Silo id</dt>
           <dd className="mono wrap">{s.id}</dd>
         </div>
+        <div>
+          <dt>Privacy</dt>
+          <dd>
+            <Link to={`/privacy/silos/${s.id}`}>ε spent on its data, by study</Link>
+          </dd>
+        </div>
       </dl>
 
       <h2>Certificates</h2>
