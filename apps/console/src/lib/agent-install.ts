@@ -2,7 +2,12 @@
 // read-only, a volume for the agent's state (its key, certificate, ledger). No port is published: the agent only
 // ever connects out to the hub.
 
-export const AGENT_IMAGE = 'tessera/agent:0.1.0';
+/**
+ * The agent image as the deployment files name it: the repository of deploy/helm/agent-values.yaml and
+ * docker-compose.yml (built by deploy/agent.Dockerfile), tagged with the chart's appVersion (the release).
+ * agent-install.spec.ts reads those files and fails when this line drifts from them.
+ */
+export const AGENT_IMAGE = 'tessera-agent:0.1.0';
 /** Where the agent keeps its key, certificate, approvals and privacy ledger inside the container. */
 export const AGENT_STATE_PATH = '/var/lib/tessera';
 

@@ -142,14 +142,14 @@ describe('web console in Chromium against a real hub and agents', () => {
       expect(bundleText).toMatch(/^[A-Za-z0-9_-]{100,}$/);
       await page.getByLabel('Data file in that folder').fill(file);
       const run = (await page.locator('pre.code').first().textContent()) ?? '';
-      expect(run).toContain('tessera/agent:0.1.0');
+      expect(run).toContain('tessera-agent:0.1.0');
       expect(run).toContain(`TESSERA_ENROLLMENT_BUNDLE='${bundleText}'`);
       expect(run).toContain(`TESSERA_DATA_FILE='/data/${file}'`);
       expect(run).toContain(':/data:ro');
       expect(run).toContain(':/var/lib/tessera');
       expect(run).not.toMatch(/\s(-p|--publish)\s/);
       const compose = (await page.locator('pre.code').nth(1).textContent()) ?? '';
-      expect(compose).toContain('image: tessera/agent:0.1.0');
+      expect(compose).toContain('image: tessera-agent:0.1.0');
       expect(compose).not.toContain('ports:');
       if (silos.length === 0) await shot(page, 'console-silo-enrollment');
 
