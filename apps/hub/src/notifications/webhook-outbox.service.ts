@@ -176,9 +176,9 @@ export class WebhookOutbox implements OnModuleInit, OnModuleDestroy {
       );
       await tx.query(
         `UPDATE "webhook_deliveries"
-            SET "status" = $3, "claim" = NULL, "lease_until" = NULL,
-                "next_attempt_at" = CASE WHEN $3 = 'pending' THEN now() + make_interval(secs => $4) ELSE "next_attempt_at" END,
-                "finished_at" = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END
+            SET "status" = $3::varchar, "claim" = NULL, "lease_until" = NULL,
+                "next_attempt_at" = CASE WHEN $3::varchar = 'pending' THEN now() + make_interval(secs => $4::float8) ELSE "next_attempt_at" END,
+                "finished_at" = CASE WHEN $3::varchar = 'pending' THEN NULL ELSE now() END
           WHERE "id" = $1 AND "claim" = $2`,
         [d.id, d.claim, delivered ? 'delivered' : retry ? 'pending' : 'failed', delayMs / 1000],
       );
@@ -239,11 +239,13 @@ function describeFetchError(err: unknown, timeoutMs: number): string {
   if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
     return `no answer within ${timeoutMs} ms`;
   }
-  const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
-  const text = cause?.code
-    ? `${cause.code}${cause.message ? `: ${cause.message}` : ''}`
-    : err instanceof Error
-      ? err.message
-      : String(err);
+  // fetch reports every network failure as "fetch failed"; the cause says which (ECONNREFUSED, a TLS error, a port
+  // that fetch never connects to...).
+  const cause = err instanceof Error ? err.cause : undefined;
+  let text = err instanceof Error ? err.message : String(err);
+  if (cause instanceof Error) {
+    const code = (cause as Error & { code?: unknown }).code;
+    text = `${text}: ${typeof code === 'string' ? `${code} ` : ''}${cause.message}`;
+  }
   return text.slice(0, MAX_ERROR_LENGTH);
 }
