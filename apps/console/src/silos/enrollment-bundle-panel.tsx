@@ -2,7 +2,8 @@ import { useId, useState } from 'react';
 import type { EnrollmentIssuedView } from '@tessera/protocol';
 import { AGENT_IMAGE, dockerComposeFile, dockerRunCommand, shellQuote } from '../lib/agent-install.js';
 import { formatRelative, formatTime } from '../lib/format.js';
-import { CopyButton } from '../ui/actions.js';
+import { unreachableAddresses } from '../lib/bundle-safety.js';
+import { ConfirmDialog, CopyButton } from '../ui/actions.js';
 
 /**
  * The one-time enrollment bundle, right after it was issued: the hub keeps only its hash, so this is the only time
@@ -16,6 +17,8 @@ export function EnrollmentBundlePanel({ issued, onDone }: { issued: EnrollmentIs
   const run = dockerRunCommand(options);
   const compose = dockerComposeFile(options);
   const cli = `tessera-agent enroll --bundle ${shellQuote(issued.bundleText)}`;
+  const unreachable = unreachableAddresses(issued.bundle);
+  const [confirming, setConfirming] = useState(false);
   return (
     <section className="card bundle" aria-labelledby={`${id}-title`}>
       <h2 id={`${id}-title`}>Enrollment bundle for {issued.silo.name}</h2>
@@ -24,6 +27,21 @@ export function EnrollmentBundlePanel({ issued, onDone }: { issued: EnrollmentIs
         channel you trust; it works once and expires {formatRelative(issued.bundle.expiresAt)} (
         {formatTime(issued.bundle.expiresAt)}).
       </div>
+      {unreachable.length > 0 ? (
+        <div className="notice notice-danger" role="alert">
+          <strong>An agent on another machine cannot use this bundle.</strong> It sends the agent to{' '}
+          {unreachable.map((u, i) => (
+            <span key={u.listener}>
+              {i > 0 ? ' and ' : ''}
+              <span className="mono">{u.url}</span> ({u.listener === 'enrollment' ? 'enrollment' : 'silo'} listener)
+            </span>
+          ))}
+          , a loopback address: on the silo&apos;s host that is the silo&apos;s own machine, not the hub. Set{' '}
+          <span className="mono">TESSERA_PUBLIC_ENROLL_URL</span> and{' '}
+          <span className="mono">TESSERA_PUBLIC_SILO_URL</span> to addresses the silos can reach, restart the hub and
+          issue a new bundle. Use this one only for an agent on the hub&apos;s own machine.
+        </div>
+      ) : null}
       <div className="field">
         <label htmlFor={`${id}-bundle`}>Enrollment bundle</label>
         <textarea
@@ -85,10 +103,26 @@ export function EnrollmentBundlePanel({ issued, onDone }: { issued: EnrollmentIs
         </pre>
       </details>
       <div className="row row-end">
-        <button type="button" className="button button-secondary" onClick={onDone}>
+        <button type="button" className="button button-secondary" onClick={() => setConfirming(true)}>
           I have handed it over
         </button>
       </div>
+      <ConfirmDialog
+        open={confirming}
+        title="Close the only copy of this bundle?"
+        confirmLabel="Close the bundle"
+        onConfirm={() => {
+          setConfirming(false);
+          onDone();
+        }}
+        onCancel={() => setConfirming(false)}
+      >
+        <p>
+          The hub keeps only a hash of the token: once this panel closes, nobody can show the bundle again. Close it
+          only after the silo&apos;s IT team has it (or you have stored it somewhere safe). Otherwise, issue a new
+          bundle for {issued.silo.name}.
+        </p>
+      </ConfirmDialog>
     </section>
   );
 }
