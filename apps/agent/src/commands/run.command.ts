@@ -20,6 +20,9 @@ import { ReleaseStore } from '../state/release-store';
 import { StudyDatasets } from '../training/study-datasets';
 import type { CliIo, RegisterAgentCommand } from './agent-command';
 import { capOption } from './privacy-cap.util';
+import { SecAggParticipant } from '../secagg/secagg-participant';
+import { SecAggStateStore } from '../secagg/secagg-state-store';
+import { HttpSecAggTransport } from '../secagg/secagg-transport';
 
 export interface RunOptions {
   dataFile?: string;
@@ -101,6 +104,14 @@ export async function runDaemon(
     datasets: new StudyDatasets(() => readFileSync(dataFile, 'utf8'), info, dataFile),
     privacy: new SiloPrivacyLedger(state.root, options.privacyCap),
     log,
+    // Under secure aggregation: signed with the silo's current enrolled key, state in <state dir>/secagg.
+    secureAggregation: (task) =>
+      new SecAggParticipant({
+        transport: new HttpSecAggTransport(session, task),
+        store: new SecAggStateStore(state.root, task),
+        participantId: session.siloId,
+        identityKeyPem: session.current.privateKeyPem,
+      }),
   });
   const daemon = new AgentDaemon(
     {

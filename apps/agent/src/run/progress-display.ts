@@ -20,6 +20,7 @@ const OUTCOME_WORD: Record<TaskOutcome['kind'], string> = {
   failed: 'failed (reported to the hub)',
   refused: 'refused by the hub',
   skipped: 'skipped',
+  summed: 'masked input summed',
 };
 
 /**

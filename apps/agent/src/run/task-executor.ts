@@ -29,6 +29,7 @@ import { AgentError, AgentErrorCode } from '../agent.error';
 import { localDeadlineMs } from '../hub/hub-clock';
 import type { StudyTransport } from '../hub/study-transport';
 import { ChargeRefusedError, type ChargeRequest, type SiloPrivacyLedger } from '../privacy/silo-privacy-ledger';
+import { SecAggDropout, type SecAggParticipant } from '../secagg/secagg-participant';
 import type { ApprovalStore } from '../state/approval-store';
 import type { ReceiptStore } from '../state/receipt-store';
 import {
@@ -57,7 +58,9 @@ export type TaskOutcome =
   | { kind: 'evaluated'; report: EvaluationReport }
   | { kind: 'failed'; report: FailureReport }
   | { kind: 'refused'; reason: string }
-  | { kind: 'skipped'; reason: string };
+  | { kind: 'skipped'; reason: string }
+  /** Under secure aggregation: the masked update went into the round's sum and the unmasking request was answered. */
+  | { kind: 'summed'; reason: string };
 
 export interface TaskExecutorDeps {
   transport: StudyTransport;
@@ -74,6 +77,8 @@ export interface TaskExecutorDeps {
   sleep?: (ms: number) => Promise<void>;
   /** Randomness of the noisy evaluation: the CSPRNG (defaultRandomSource) unless a test injects a seeded one. */
   random?: RandomSource;
+  /** This silo's participant in a training round under secure aggregation (its state in the agent's state dir). */
+  secureAggregation?: (task: SiloTask) => SecAggParticipant;
 }
 
 /** Decodes the hub's raw float32 little-endian model (explicitly little-endian, whatever the host's byte order). */
@@ -244,6 +249,7 @@ export class TaskExecutor {
   }
 
   private async train(ctx: PlanContext): Promise<TaskOutcome> {
+    if (ctx.plan.secureAggregation) return this.trainSecurely(ctx);
     const { task, plan, mechanism, name } = ctx;
     const existing = this.deps.releases.training(task.studyId, task.round, task.modelHash);
     if (existing !== null && existing.header.planHash === task.planHash) return this.resendUpdate(ctx, existing);
@@ -324,6 +330,69 @@ export class TaskExecutor {
       message: `update persisted before upload (${saved.file}); retries and later attempts on this model re-send it`,
     });
     return this.deliverUpdate(ctx, saved, frame);
+  }
+
+  /**
+   * A training round under secure aggregation (docs/secure-aggregation.md, "In the agent"): keys are advertised and
+   * shares sent before training (so no neighbour waits on this silo's training), the update is clipped to the plan's
+   * clipNorm, quantised, masked and uploaded instead of the update in the clear, and the unmasking request answered.
+   * The plan check allows no privacy mechanism and no per-round evaluation here, so nothing else leaves the silo.
+   * A restart resumes from the participant's state file; a round that went on without this silo ends the task.
+   */
+  private async trainSecurely(ctx: PlanContext): Promise<TaskOutcome> {
+    const { task, name } = ctx;
+    const make = this.deps.secureAggregation;
+    if (!make) {
+      throw new StudyFailure('TRAINING_FAILED', 'this agent run cannot take part in secure aggregation');
+    }
+    const participant = make(task);
+    const request: ChargeRequest = { trainingRounds: 1, evaluationReleases: 0 };
+    const { model, options } = this.planModel(ctx.study);
+    const data = await this.dataFor(task, ctx.study, model);
+    this.checkLimits(ctx, request, false);
+    try {
+      await participant.prepare();
+      this.deps.log({ study: name, round: task.round, message: 'secure aggregation: keys advertised, shares sent' });
+      const parameters = await this.downloadModel(task, model, name);
+      await this.evaluateLocally(ctx, model, parameters, data);
+      const seed = (ctx.plan.training.initSeed + task.round * 1000 + task.attempt) % 2 ** 31;
+      let result: LocalTrainingResult;
+      try {
+        result = await model.train(parameters, data.train, options, seed);
+      } catch (err) {
+        if (err instanceof ImageFileError) {
+          throw new StudyFailure('DATA_UNREADABLE', `an image became unusable during training: ${err.message}`);
+        }
+        throw new StudyFailure('TRAINING_FAILED', `local training failed: ${(err as Error).message}`);
+      }
+      if (!allFinite(result.delta)) {
+        participant.drop();
+        return this.fail(name, task, 'TRAINING_FAILED', 'local training diverged: the update has non-finite values');
+      }
+      this.charge(ctx, request, task.modelHash);
+      const trace = await participant.contribute(result.delta);
+      const clip = trace ? `, clipped by ${fmt(trace.clipFactor, 4)} to norm ≤ ${trace.clipNorm}` : '';
+      this.deps.log({
+        study: name,
+        round: task.round,
+        message: `trained ${options.epochs} local epoch(s) on ${data.train.n} records; update norm ${fmt(l2Norm(result.delta), 4)}${clip}; masked input uploaded (the hub sees only the sum)`,
+      });
+      const answered = await participant.unmask();
+      const message =
+        answered === 'answered'
+          ? 'masked input summed; unmasking request answered'
+          : 'masked input not in the sum (the hub did not count it); nothing revealed';
+      this.deps.log({ study: name, round: task.round, message: `secure aggregation: ${message}` });
+      return { kind: 'summed', reason: message };
+    } catch (err) {
+      if (!(err instanceof SecAggDropout)) throw err;
+      this.deps.log({
+        study: name,
+        round: task.round,
+        message: `secure aggregation: the round went on without this silo (${err.message}); its round state is deleted`,
+      });
+      return { kind: 'refused', reason: 'the round went on without this silo' };
+    }
   }
 
   /** A retry, a restart or a later attempt of a round on the same model: the same payload, no training, no charge. */

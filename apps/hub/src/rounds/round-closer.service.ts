@@ -11,6 +11,7 @@ import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
 import { faultPoint } from '../faults/fault-point.util';
 import { PrivacyLedgerService, type PrivacyCharge } from '../privacy/privacy-ledger.service';
+import { SecAggSessionsService } from '../secagg/secagg-sessions.service';
 import { StudyEntity } from '../studies/study.entity';
 import { decideClose, type CloseDecision } from './close-decision';
 import { float32FromBytes, serverOptimizerFor } from './model-math';
@@ -145,6 +146,7 @@ export class RoundCloser implements OnModuleInit {
     private readonly ledger: PrivacyLedgerService,
     private readonly opener: RoundOpener,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
+    private readonly secureAggregation: SecAggSessionsService,
   ) {}
 
   /**
@@ -295,6 +297,7 @@ export class RoundCloser implements OnModuleInit {
   private async aggregateClaimed(claim: Claim): Promise<Aggregate> {
     const round = await this.db.getRepository(RoundEntity).findOneByOrFail({ id: claim.roundId });
     const study = await this.db.getRepository(StudyEntity).findOneByOrFail({ id: round.studyId });
+    if (study.plan.secureAggregation && round.kind === 'train') return this.aggregateSecurely(study, round);
     const participants = await this.db.getRepository(RoundParticipantEntity).find({ where: { roundId: round.id } });
     const unusable = new Map<string, string>();
     for (const p of participants) {
@@ -312,6 +315,48 @@ export class RoundCloser implements OnModuleInit {
     const { weights, stateHash, trace, aggregated, excluded, screening } = outcome;
     const resultHash = await this.blobs.put(float32Bytes(weights));
     return { aggregated, unusable, resultHash, stateHash, trace, excluded, screening };
+  }
+
+  /**
+   * Step 2 of a round under secure aggregation: the unmasked, dequantised sum of the survivors' clipped updates,
+   * divided by their number (equal weights: a secure sum cannot be weighted), is the FedAvg step the server optimizer
+   * takes. Only this hub, holding the round's close claim, unmasks. A sum that cannot be unmasked (a corrupted share)
+   * sets every survivor aside, so the round closes short and is retried under the plan's rules.
+   */
+  private async aggregateSecurely(study: StudyEntity, round: RoundEntity): Promise<Aggregate> {
+    let unmasked: Awaited<ReturnType<SecAggSessionsService['unmask']>>;
+    try {
+      unmasked = await this.secureAggregation.unmask(round.id);
+    } catch (err) {
+      const session = await this.secureAggregation.find(round.id);
+      const why = `the secure sum could not be unmasked (${(err as Error).message})`;
+      return noAggregate(new Map((session?.contributors ?? []).map((siloId) => [siloId, why])));
+    }
+    const { sum, survivors, quantisationErrorBound } = unmasked;
+    const delta = new Float32Array(sum.length);
+    for (let i = 0; i < sum.length; i++) delta[i] = sum[i]! / survivors.length;
+    const global = float32FromBytes(await this.blobs.get(round.modelHash));
+    const optimizer = serverOptimizerFor(study.plan, global.length);
+    if (study.optimizerStateHash) optimizer.restoreState(await this.blobs.get(study.optimizerStateHash));
+    const step = optimizer.step(global, delta);
+    const stateHash = await this.blobs.put(optimizer.serializeState());
+    const resultHash = await this.blobs.put(float32Bytes(step.weights));
+    const trace: TraceEntry[] = [
+      {
+        siloIds: survivors,
+        record: {
+          step: 'secure-aggregation',
+          protocol: 'SecAgg+',
+          summed: survivors.length,
+          weights: 'equal',
+          clipNorm: study.plan.secureAggregation?.clipNorm,
+          quantisationErrorBound,
+          individualUpdatesStored: false,
+        },
+      },
+      { record: { ...step.trace } },
+    ];
+    return { aggregated: survivors, unusable: new Map(), resultHash, stateHash, trace, excluded: [], screening: null };
   }
 
   /** Step 3: commits the aggregate if the round still carries this claim; otherwise leaves everything as it is. */

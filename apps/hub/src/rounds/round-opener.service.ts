@@ -3,8 +3,9 @@ import { float32Bytes } from '@tessera/protocol';
 import { In, type EntityManager } from 'typeorm';
 import { BlobStore } from '../blobs/blob-store';
 import { PrivacyLedgerService, type PrivacyCharge } from '../privacy/privacy-ledger.service';
+import { SecAggSessionsService } from '../secagg/secagg-sessions.service';
 import { StudyEntity } from '../studies/study.entity';
-import { initialModel } from './model-math';
+import { initialModel, parameterCount } from './model-math';
 import { RoundParticipantEntity } from './round-participant.entity';
 import { RoundEntity } from './round.entity';
 
@@ -14,6 +15,7 @@ export class RoundOpener {
   constructor(
     private readonly blobs: BlobStore,
     private readonly ledger: PrivacyLedgerService,
+    private readonly secureAggregation: SecAggSessionsService,
   ) {}
 
   /**
@@ -60,6 +62,12 @@ export class RoundOpener {
       await tx
         .getRepository(RoundParticipantEntity)
         .insert(participants.map((siloId) => ({ roundId: round.id, siloId, status: 'waiting' as const })));
+    }
+    const secure = study.plan.secureAggregation;
+    if (secure && kind === 'train') {
+      // The round's updates arrive masked and are only ever summed (apps/hub/src/secagg); the plan check keeps the
+      // roster able to meet the threshold (minSilosPerRound ≥ t + 1 ≤ participants).
+      await this.secureAggregation.open(tx, round, secure, participants, await parameterCount(study.plan));
     }
     return this.ledger.chargeIssued(tx, study, { number, attempt: attempt.attempt, kind }, participants);
   }

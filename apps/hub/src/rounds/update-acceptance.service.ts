@@ -88,6 +88,13 @@ export class UpdateAcceptanceService {
           : `Round ${roundNumber} only evaluates: post an evaluation report, not an update.`,
       );
     }
+    if (target && study.plan.secureAggregation && target.round.kind === 'train') {
+      body.resume();
+      throw new HubException(
+        HubErrorCode.UPDATE_MALFORMED,
+        `Round ${roundNumber} runs secure aggregation: the hub takes only a masked input (SECAGG_API), never an update in the clear.`,
+      );
+    }
     const length = await parameterCount(study.plan);
     const staged = await this.blobs.stage();
     try {

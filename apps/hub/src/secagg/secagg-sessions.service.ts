@@ -36,6 +36,7 @@ import { DataSource, In, type EntityManager } from 'typeorm';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { openRoundFor } from '../rounds/round-access.util';
+import { RoundParticipantEntity } from '../rounds/round-participant.entity';
 import { SiloCertificateEntity } from '../silos/silo-certificate.entity';
 import type { SiloIdentity } from '../silos/silo-identity';
 import { SecAggMessageEntity, type SecAggMessageStage } from './secagg-message.entity';
@@ -409,6 +410,13 @@ export class SecAggSessionsService {
           responses.map((m) => m.body as unknown as UnmaskingResponse),
         );
         if (progress.ready) {
+          // The survivors' inputs are in the sum that can now be unmasked: they reported, for the round's close.
+          await tx
+            .getRepository(RoundParticipantEntity)
+            .update(
+              { roundId: session.roundId, siloId: In(plan.request.survivors), status: 'waiting' },
+              { status: 'uploaded', reportedAt: now },
+            );
           return this.moveTo(tx, session, 'complete', {}, { responders: responses.map((m) => m.siloId) });
         }
         if (now < session.unmaskUntil) return false;
@@ -533,6 +541,8 @@ export class SecAggSessionsService {
       return { stage, accepted: true, receivedAt: now.toISOString() };
     });
     if ('refused' in outcome) throw new HubException(HubErrorCode.UPDATE_MALFORMED, outcome.refused.detail);
+    // The last message a stage waited for closes it now, not at the next request.
+    await this.advance(roundId, now);
     return outcome;
   }
 

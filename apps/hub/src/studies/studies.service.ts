@@ -272,14 +272,6 @@ export class StudiesService {
       if (!silo) more.push(`silos.${i}: no silo with id ${id}`);
       else if (silo.status === 'suspended') more.push(`silos.${i}: silo "${silo.name}" is suspended`);
     });
-    if (plan.secureAggregation) {
-      // The plan block exists so stewards can read and consent to it, but until the rounds run the protocol
-      // (issue 16: hub stages, agent participant, unmasked close) accepting it would promise what no round delivers.
-      more.push(
-        'secureAggregation: this hub cannot run secure aggregation yet (the round stages are not wired, ' +
-          'docs/secure-aggregation.md); remove the block to run the study with updates sent in the clear',
-      );
-    }
     let cost: PrivacyCost | null = null;
     try {
       cost = priceStudy(plan);
