@@ -8,6 +8,7 @@ import { ReauthenticateDialog, SessionWarningBanner } from './auth/session-dialo
 import { useScrollToHash } from './auth/use-hash-target.js';
 import { AuditPage } from './audit/audit-page.js';
 import { NotFoundPage } from './pages/not-found-page.js';
+import { NotificationsPage } from './notifications/notifications-page.js';
 import { PrivacyPage } from './privacy/privacy-page.js';
 import { SiloPrivacyPage } from './privacy/silo-privacy-page.js';
 import { SignInPage } from './pages/sign-in-page.js';
@@ -66,6 +67,7 @@ function Shell() {
             <NavLink to="/privacy">Privacy</NavLink>
             <NavLink to="/audit">Audit</NavLink>
             {session.role === 'admin' ? <NavLink to="/accounts">Accounts</NavLink> : null}
+            {session.role === 'admin' ? <NavLink to="/notifications">Notifications</NavLink> : null}
           </nav>
           <div className={menuOpen ? 'user user-open' : 'user'}>
             <span className="user-name">
@@ -156,6 +158,14 @@ const router = createBrowserRouter([
         element: (
           <AdminOnly fallback="/studies">
             <AccountsPage />
+          </AdminOnly>
+        ),
+      },
+      {
+        path: 'notifications',
+        element: (
+          <AdminOnly fallback="/studies">
+            <NotificationsPage />
           </AdminOnly>
         ),
       },
