@@ -178,11 +178,11 @@ describe('web console in Chromium against a real hub and agents', () => {
     await expect.poll(() => name.getAttribute('aria-invalid')).toBe('true');
     await page
       .locator('#plan-name-error')
-      .getByText(/Too small/)
+      .getByText(/needs at least/)
       .waitFor();
     await page
       .locator('#plan-purpose-error')
-      .getByText(/Too small/)
+      .getByText(/needs at least/)
       .waitFor();
     await shot(page, 'console-wizard-validation', false);
     await name.fill('Heart disease, two hospitals');
@@ -201,7 +201,7 @@ describe('web console in Chromium against a real hub and agents', () => {
     await rounds.fill('0');
     await page
       .locator('#plan-training-rounds-error')
-      .getByText(/Too small/)
+      .getByText(/Rounds must be at least 1/)
       .waitFor();
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByRole('heading', { name: '4. Training' }).waitFor();
@@ -236,7 +236,7 @@ describe('web console in Chromium against a real hub and agents', () => {
     await page.getByRole('button', { name: 'Next' }).click();
     await page
       .locator('#plan-silos-error')
-      .getByText(/Too small/)
+      .getByText(/needs at least/)
       .waitFor();
     for (const s of silos) await page.getByLabel(s.name).check();
     await page.getByRole('button', { name: 'Next' }).click();

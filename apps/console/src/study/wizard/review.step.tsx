@@ -5,14 +5,14 @@ import { ReleaseConsent } from '../release-consent.js';
 import { useWizard } from './wizard-context.js';
 import type { WizardStep } from './wizard-step.js';
 
-/** Every problem, verbatim, each a button to its field. */
+/** Every problem in plain words, naming its field, each a button to that field. */
 function ProblemLinks({ problems, onJump }: { problems: PlacedProblem[]; onJump: (p: PlacedProblem) => void }) {
   return (
     <ul className="problem-list">
       {problems.map((p) => (
         <li key={p.problem}>
           <button type="button" className="link-button" onClick={() => onJump(p)}>
-            {p.problem}
+            {p.plain}
           </button>
         </li>
       ))}

@@ -1,6 +1,7 @@
 import type { FocusEvent, ReactNode } from 'react';
 import { useFormContext, type ChangeHandler, type FieldPath, type RefCallBack } from 'react-hook-form';
 import type { PlanDraft } from '../../lib/plan-draft.js';
+import { problemTextAt } from '../../lib/plan-problems.js';
 import { useWizard } from './wizard-context.js';
 
 // A field is identified by the plan path it edits (its problems are reported under that path) and, when it is a
@@ -26,12 +27,12 @@ export interface InputProps {
   onChange?: ChangeHandler;
 }
 
-function ProblemList({ id, path }: { id: string; path: string }) {
+function ProblemList({ id, path, label }: { id: string; path: string; label: string }) {
   const { shown } = useWizard();
   return (
     <div id={`${id}-error`} className="field-error" aria-live="polite">
       {shown(path).map((p) => (
-        <p key={p.problem}>{p.text}</p>
+        <p key={p.problem}>{problemTextAt(p, label)}</p>
       ))}
     </div>
   );
@@ -82,7 +83,7 @@ export function Field({ path, name, onValueChange, label, hint, className, child
           {hint}
         </p>
       ) : null}
-      <ProblemList id={id} path={path} />
+      <ProblemList id={id} path={path} label={label} />
     </div>
   );
 }
@@ -103,7 +104,7 @@ export function Group({ path, legend, children }: { path: string; legend: string
   return (
     <fieldset className="group" data-path={path} aria-describedby={`${id}-error`} id={id}>
       <legend>{legend}</legend>
-      <ProblemList id={id} path={path} />
+      <ProblemList id={id} path={path} label={legend} />
       {children}
     </fieldset>
   );

@@ -65,13 +65,20 @@ interface StepCase {
 // One wrong field per step, everything else valid: the step keeps the person, names the problem at the field, and
 // lets them on once it is fixed.
 const CASES: StepCase[] = [
-  { step: 'Study', draft: validDraft, label: 'Study name', bad: 'ab', problem: /Too small/, good: 'Cardiac risk' },
+  {
+    step: 'Study',
+    draft: validDraft,
+    label: 'Study name',
+    bad: 'ab',
+    problem: /Study name needs at least 3 characters\./,
+    good: 'Cardiac risk',
+  },
   {
     step: 'Model',
     draft: () => ({ ...validDraft(), model: { kind: 'mlp', hiddenLayers: '16', activation: 'relu' } }),
     label: 'Hidden layers',
     bad: '16, 0',
-    problem: /^\s*1: Too small: expected number to be >=1/,
+    problem: /^Hidden layers, item 2, must be at least 1\./,
     good: '16, 8',
   },
   {
@@ -79,16 +86,23 @@ const CASES: StepCase[] = [
     draft: validDraft,
     label: 'Held out for evaluation',
     bad: '1.5',
-    problem: /Too big: expected number to be <1/,
+    problem: /Held out for evaluation must be less than 1\./,
     good: '0.2',
   },
-  { step: 'Training', draft: validDraft, label: 'Rounds', bad: '0', problem: /Too small/, good: '10' },
+  {
+    step: 'Training',
+    draft: validDraft,
+    label: 'Rounds',
+    bad: '0',
+    problem: /Rounds must be at least 1\./,
+    good: '10',
+  },
   {
     step: 'Privacy',
     draft: () => withPrivacyMode(validDraft(), 'dp-sgd'),
     label: 'δ',
     bad: '2',
-    problem: /Too big: expected number to be <1/,
+    problem: /δ must be less than 1\./,
     good: '1e-5',
   },
   {
@@ -100,7 +114,7 @@ const CASES: StepCase[] = [
     },
     label: 'Largest L2 norm',
     bad: '0',
-    problem: /Too small: expected number to be >0/,
+    problem: /Largest L2 norm must be greater than 0\./,
     good: '2',
   },
   {
@@ -172,7 +186,7 @@ describe('study wizard: each step checks its own fields', () => {
     }
     next();
     expect(heading()).toBe('4. Training');
-    expect(descriptionOf(screen.getByLabelText('Rounds'))).toMatch(/Too small/);
+    expect(descriptionOf(screen.getByLabelText('Rounds'))).toMatch(/Rounds must be at least 1\./);
   });
 });
 
@@ -210,11 +224,11 @@ describe('study wizard: steps come from the list it is given', () => {
     expect(heading()).toBe('2. Purpose');
     next();
     expect(heading()).toBe('2. Purpose');
-    expect(descriptionOf(screen.getByLabelText('Purpose'))).toMatch(/Too small/);
+    expect(descriptionOf(screen.getByLabelText('Purpose'))).toMatch(/Purpose needs at least 10 characters\./);
 
     fireEvent.click(stepButton('Review'));
     expect(heading()).toBe(`${steps.length}. Review`);
-    fireEvent.click(screen.getByRole('button', { name: /^purpose: Too small/ }));
+    fireEvent.click(screen.getByRole('button', { name: /^Purpose needs at least 10 characters\./ }));
     expect(heading()).toBe('2. Purpose');
   });
 });
