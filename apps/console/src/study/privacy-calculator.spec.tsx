@@ -53,8 +53,8 @@ describe('privacy calculator', () => {
     expect(await settledValue(/needs noise multiplier/)).toBe(
       noiseForEpsilon({ ...q, targetEpsilon: 4 }).noiseMultiplier,
     );
-    fireEvent.change(screen.getByLabelText('Target ε'), { target: { value: '0.5' } });
-    fireEvent.change(screen.getByLabelText('Noise multiplier σ'), { target: { value: '3.5' } });
+    fireEvent.change(screen.getByLabelText('Try a target ε'), { target: { value: '0.5' } });
+    fireEvent.change(screen.getByLabelText('Try a noise multiplier σ'), { target: { value: '3.5' } });
     await waitForValue(/needs noise multiplier/, noiseForEpsilon({ ...q, targetEpsilon: 0.5 }).noiseMultiplier);
     await waitForValue(/spends ε =/, epsilonForNoise({ ...q, noiseMultiplier: 3.5 }).epsilon);
   });

@@ -95,7 +95,7 @@ export function PrivacyCalculator({
       )}
       <div className="calc-grid">
         <div className="field">
-          <label htmlFor={`${id}-eps`}>Target ε</label>
+          <label htmlFor={`${id}-eps`}>Try a target ε</label>
           <input
             id={`${id}-eps`}
             inputMode="decimal"
@@ -114,7 +114,7 @@ export function PrivacyCalculator({
           ) : null}
         </div>
         <div className="field">
-          <label htmlFor={`${id}-sigma`}>Noise multiplier σ</label>
+          <label htmlFor={`${id}-sigma`}>Try a noise multiplier σ</label>
           <input
             id={`${id}-sigma`}
             inputMode="decimal"

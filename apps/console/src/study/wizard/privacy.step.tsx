@@ -1,6 +1,7 @@
 import { useFormContext } from 'react-hook-form';
 import { numberOf, withPrivacyMode, type PlanDraft, type PrivacyMode } from '../../lib/plan-draft.js';
 import type { PrivacyMechanismShape } from '../../lib/privacy-accounting.js';
+import { deltaWarning } from '../../lib/privacy-plan-checks.js';
 import { PrivacyCalculator } from '../privacy-calculator.js';
 import { useWizard } from './wizard-context.js';
 import { Field, NumberField } from './wizard-fields.js';
@@ -53,6 +54,20 @@ function NoiseMultiplierField() {
   );
 }
 
+/** A comment on a δ that protects little (δ ≥ 1/n, or ≥ 0.1); a warning, not a refusal. */
+function DeltaWarning() {
+  const { draft } = useWizard();
+  const p = draft.privacy;
+  if (p.mode === 'none') return null;
+  const delta = numberOf(p.delta);
+  const warning = delta === undefined ? null : deltaWarning(p.mode, delta, draft.silos.length);
+  return warning ? (
+    <div className="notice notice-warning" role="note" aria-label="About δ">
+      {warning}
+    </div>
+  ) : null;
+}
+
 function PrivacyFields() {
   const { getValues, setValue } = useFormContext<PlanDraft>();
   const { draft, touch } = useWizard();
@@ -83,7 +98,12 @@ function PrivacyFields() {
         <>
           <div className="grid-3">
             <NumberField path="privacy.targetEpsilon" name="privacy.targetEpsilon" label="Target ε (whole study)" />
-            <NumberField path="privacy.delta" name="privacy.delta" label="δ" hint="Well below 1 / records per silo." />
+            <NumberField
+              path="privacy.delta"
+              name="privacy.delta"
+              label="δ"
+              hint={p.mode === 'dp-sgd' ? 'Well below 1 / records per silo.' : 'Well below 1 / invited silos.'}
+            />
             <NumberField path="privacy.clipNorm" name="privacy.clipNorm" label="Clipping norm C" />
             {p.mode === 'dp-sgd' ? (
               <NumberField
@@ -95,6 +115,7 @@ function PrivacyFields() {
             ) : null}
           </div>
           <NoiseMultiplierField />
+          <DeltaWarning />
           <PrivacyCalculator
             shape={mechanismShape(draft)}
             targetEpsilon={p.targetEpsilon}
@@ -107,7 +128,8 @@ function PrivacyFields() {
           />
           <div className="notice notice-info">
             The hub prices the plan when it is saved, before any steward approves it: it derives σ when asked to and
-            refuses a target it cannot meet, with the reason.
+            refuses a target it cannot meet. This step runs the same pricing and keeps you here, with the reason, until
+            the target can be met.
           </div>
         </>
       )}

@@ -3,14 +3,24 @@ import type { FieldError, Resolver } from 'react-hook-form';
 import { studyPlanProblems, type StudyPlan } from '@tessera/protocol';
 import { draftToPlan, type PlanDraft } from '../../lib/plan-draft.js';
 import { splitProblem } from '../../lib/plan-problems.js';
+import { privacyPlanProblems } from '../../lib/privacy-plan-checks.js';
 
 /**
- * Every problem of the plan a draft describes, as "path: message", by the hub's own check: studyPlanProblems from
+ * Every problem of the plan a draft describes, as "path: message", by the hub's own checks: studyPlanProblems from
  * @tessera/protocol, i.e. the shared zod StudyPlan schema and then the cross-field rules (duplicate features, label
- * as a feature, fedprox μ, quorum…). The wizard shows these as they are typed, each at the field its path names.
+ * as a feature, fedprox μ, quorum…), then the privacy pricing the hub does on save (privacyPlanProblems). The wizard shows these as they are typed, each at the field its path names.
  */
 export function draftProblems(draft: PlanDraft): string[] {
-  return studyPlanProblems(draftToPlan(draft));
+  return planProblems(draftToPlan(draft));
+}
+
+/**
+ * studyPlanProblems, then (for a plan that passes it) whether the hub can price its privacy: an impossible target is
+ * a problem of the privacy step, refused there with the hub's own reason, not only when the plan is sent.
+ */
+function planProblems(candidate: unknown): string[] {
+  const problems = studyPlanProblems(candidate);
+  return problems.length > 0 ? problems : privacyPlanProblems(candidate as StudyPlan);
 }
 
 /**
@@ -23,7 +33,7 @@ export function draftProblems(draft: PlanDraft): string[] {
  */
 export const studyPlanResolver: Resolver<PlanDraft, unknown, StudyPlan> = (draft, _context, options) => {
   const candidate = draftToPlan(draft);
-  const problems = studyPlanProblems(candidate);
+  const problems = planProblems(candidate);
   if (problems.length === 0) return { values: candidate as StudyPlan, errors: {} };
   // One error per path: its first problem is the message, every problem of the path is listed under `types.plan`.
   const flat: Record<string, FieldError> = {};
