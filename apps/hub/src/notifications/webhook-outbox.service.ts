@@ -77,10 +77,31 @@ export class WebhookOutbox implements OnModuleInit, OnModuleDestroy {
   }
 
   async poll(): Promise<void> {
-    while ((await this.feed()) === FEED_BATCH);
+    // Idle polls only read (plain SELECTs): on the embedded database every write ends the reuse of cached reads
+    // (DataGeneration), and a poll that wrote each second would end it each second.
+    if (await this.hasNewRecords()) while ((await this.feed()) === FEED_BATCH);
+    if (!(await this.hasDueWork())) return;
     await this.expireLapsed();
     const claimed = await this.claim();
     await Promise.all(claimed.map((d) => this.deliver(d)));
+  }
+
+  private async hasNewRecords(): Promise<boolean> {
+    const [row] = (await this.db.query(
+      `SELECT EXISTS (SELECT 1 FROM "audit_records"
+                       WHERE "seq" > (SELECT "audit_seq" FROM "webhook_feed" WHERE "id" = 1)) AS "found"`,
+    )) as { found: boolean }[];
+    return row?.found === true;
+  }
+
+  /** A due delivery of an enabled endpoint, or a lapsed claim. */
+  private async hasDueWork(): Promise<boolean> {
+    const [row] = (await this.db.query(
+      `SELECT EXISTS (SELECT 1 FROM "webhook_deliveries" d JOIN "webhook_endpoints" e ON e."id" = d."endpoint_id"
+                       WHERE (d."status" = 'pending' AND d."next_attempt_at" <= now() AND e."enabled")
+                          OR (d."status" = 'delivering' AND d."lease_until" < now() AND e."enabled")) AS "found"`,
+    )) as { found: boolean }[];
+    return row?.found === true;
   }
 
   /** Turns audit records after the feed position into deliveries; returns how many records it read. */

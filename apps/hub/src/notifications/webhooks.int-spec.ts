@@ -1,12 +1,16 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SILO_STUDY_API } from '@tessera/protocol';
+import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DataGeneration } from '../database/data-generation';
+import { ReadCache } from '../database/read-cache';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
 import { ADMIN, DATABASE_KINDS, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
 import { TestSilo } from '../testing/test-silo.test-util';
 import type { WebhookEvent } from './webhook-events.util';
+import { MAX_WEBHOOK_ATTEMPTS } from './webhook-retry.util';
 import { verifyWebhook, WEBHOOK_HEADERS } from './webhook-signature.util';
 import type { CreatedWebhookView, WebhookDeliveryView, WebhookEndpointView } from './webhook-views';
 
@@ -83,6 +87,21 @@ describe.each(DATABASE_KINDS)('signed webhooks on the %s database', (kind) => {
   afterAll(async () => {
     await hub?.dispose();
     await receiver.stop();
+  });
+
+  it.runIf(kind === 'embedded')('writes nothing while idle, so cached reads stay valid', async () => {
+    // First, before any silo exists: nothing else of the hub writes on a timer then (silo presence flushes do).
+    const created = await api(hub, 'POST', '/api/webhooks', {
+      headers: admin,
+      json: { url: receiver.url, events: ['study.started'] },
+    });
+    const { endpoint } = created.body as CreatedWebhookView;
+    const cache = hub.app.get(ReadCache) as unknown as { generation: DataGeneration };
+    await new Promise((r) => setTimeout(r, 1500)); // the creation's audit record is fed once
+    const before = cache.generation.value;
+    await new Promise((r) => setTimeout(r, 3500)); // three polls or more, with an enabled endpoint
+    expect(cache.generation.value).toBe(before);
+    expect((await api(hub, 'DELETE', `/api/webhooks/${endpoint.id}`, { headers: admin })).status).toBe(204);
   });
 
   it('refuses endpoints it cannot honour with a 400 naming the problem, and strangers with a 401', async () => {
@@ -235,5 +254,40 @@ describe.each(DATABASE_KINDS)('signed webhooks on the %s database', (kind) => {
     expect(log.log[0]).toMatchObject({ attempt: 1, statusCode: 302 });
     expect(log.log[0]!.error).toMatch(/redirect not followed/);
     expect(log.log[1]).toMatchObject({ attempt: 2, statusCode: 204, error: null });
+  });
+
+  it('marks a delivery failed after its last attempt, with every attempt logged', async () => {
+    const created = await api(hub, 'POST', '/api/webhooks', {
+      headers: admin,
+      json: { url: receiver.url, events: ['study.failed'] },
+    });
+    const { endpoint } = created.body as CreatedWebhookView;
+    receiver.answers.push(500, 503);
+    const queued = (await api(hub, 'POST', `/api/webhooks/${endpoint.id}/test`, { headers: admin }))
+      .body as WebhookDeliveryView;
+    const deliveries = () => api(hub, 'GET', `/api/webhooks/${endpoint.id}/deliveries`, { headers: admin });
+    await until('the first failed attempt', async () => {
+      const [d] = (await deliveries()).body as WebhookDeliveryView[];
+      return d?.status === 'pending' && d.log.length === 1 ? d : undefined;
+    });
+    // Seven attempts take minutes even at a 1 s base: the stored count is moved on to the last attempt instead.
+    await hub.app
+      .get(DataSource)
+      .query(`UPDATE webhook_deliveries SET attempts = $2, next_attempt_at = now() WHERE id = $1`, [
+        queued.id,
+        MAX_WEBHOOK_ATTEMPTS - 1,
+      ]);
+    const failed = await until('the delivery marked failed', async () => {
+      const [d] = (await deliveries()).body as WebhookDeliveryView[];
+      return d?.status === 'failed' ? d : undefined;
+    });
+    expect(failed).toMatchObject({ attempts: MAX_WEBHOOK_ATTEMPTS, nextAttemptAt: null });
+    expect(failed.finishedAt).not.toBeNull();
+    expect(failed.log.map((a) => [a.attempt, a.statusCode, a.error])).toEqual([
+      [1, 500, 'HTTP 500'],
+      [MAX_WEBHOOK_ATTEMPTS, 503, 'HTTP 503'],
+    ]);
+    const listed = (await api(hub, 'GET', `/api/webhooks/${endpoint.id}`, { headers: admin })).body;
+    expect(listed).toMatchObject({ pending: 0, failed: 1 });
   });
 });
