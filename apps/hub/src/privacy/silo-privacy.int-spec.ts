@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyPrivacyView } from '../studies/studies.controller';
 import type { StudyView } from '../studies/studies.service';
-import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
+import { ADMIN, api, DATABASE_KINDS, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
 import { TestSilo } from '../testing/test-silo.test-util';
 
 const AUDITOR = { username: 'auditor-priya', password: 'a long auditor passphrase', role: 'auditor' } as const;
@@ -25,7 +25,7 @@ function dpPlan(silos: string[], targetEpsilon: number, delta: number): StudyPla
   return plan;
 }
 
-describe('GET /api/silos/:id/privacy: one silo across studies (server database)', () => {
+describe.each(DATABASE_KINDS)('GET /api/silos/:id/privacy: one silo across studies (%s database)', (kind) => {
   let hub: TestHub;
   let admin: Record<string, string>;
   let auditor: Record<string, string>;
@@ -58,7 +58,7 @@ describe('GET /api/silos/:id/privacy: one silo across studies (server database)'
   };
 
   beforeAll(async () => {
-    hub = await startTestHub('server');
+    hub = await startTestHub(kind);
     admin = await signIn(hub, ADMIN.username, ADMIN.password);
     expect((await api(hub, 'POST', HUB_API.users, { headers: admin, json: AUDITOR })).status).toBe(201);
     auditor = await signIn(hub, AUDITOR.username, AUDITOR.password);
