@@ -24,8 +24,8 @@ describe('plainProblem', () => {
     );
   });
 
-  it('leaves the plan rules’ own sentences as written', () => {
-    expect(plainProblem('Quorum', '3 exceeds the 2 invited silos')).toBe('3 exceeds the 2 invited silos');
+  it('keeps the plan rules’ own sentences, after the field’s name', () => {
+    expect(plainProblem('Quorum', '3 exceeds the 2 invited silos')).toBe('Quorum: 3 exceeds the 2 invited silos');
   });
 
   it('covers what the shared schema says about a real wrong plan (no raw validator text left)', () => {

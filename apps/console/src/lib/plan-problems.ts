@@ -41,7 +41,7 @@ export function splitProblem(problem: string): { path: string; message: string }
 export function placeProblems(problems: readonly string[], fields: readonly string[]): PlacedProblem[] {
   return problems.map((problem) => {
     const { path, message } = splitProblem(problem);
-    const plain = plainProblem(path === PLAN_PATH ? 'The plan' : subjectOfPath(path), message);
+    const plain = path === PLAN_PATH ? message : plainProblem(subjectOfPath(path), message);
     if (fields.includes(path)) {
       return { field: path, text: plainProblem('This field', message), problem, plain, message, item: null };
     }
@@ -112,12 +112,13 @@ const PLAIN_RULES: { pattern: RegExp; say: (subject: string, m: RegExpExecArray)
 /**
  * A problem in plain words (issue 19: "errors are raw validator text"): the shared schema's zod messages become a
  * sentence naming the field ("Target ε must be a number." for "Invalid input: expected number, received NaN").
- * Messages of the plan's own rules (cross-field checks, the hub's refusals) are already sentences and stay as written.
+ * Messages of the plan's own rules (cross-field checks, the hub's refusals) are already sentences: they keep their words,
+ * after the field's name.
  */
 export function plainProblem(subject: string, message: string): string {
   for (const rule of PLAIN_RULES) {
     const m = rule.pattern.exec(message);
     if (m) return rule.say(subject, m);
   }
-  return message;
+  return `${subject}: ${message}`;
 }

@@ -9,6 +9,7 @@ import {
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { blankFeature, defaultDraft, draftToPlan, withPrivacyMode, type PlanDraft } from '../lib/plan-draft.js';
 import { plannedEvaluationNoise } from '../lib/privacy-accounting.js';
+import { ApiError } from '../api/api-error.js';
 import { placeProblems, plainProblem, PLAN_PATH } from '../lib/plan-problems.js';
 import { stepOfPath, WIZARD_STEPS, wizardFieldPaths } from './wizard/wizard-steps.js';
 import { StudyWizard } from './study-wizard.js';
@@ -223,6 +224,23 @@ describe('study wizard validation', () => {
     fireEvent.click(screen.getByRole('button', { name: 'Create' }));
     await vi.waitFor(() => expect(onSubmit).toHaveBeenCalledTimes(1));
     expect(onSubmit).toHaveBeenCalledWith(draftToPlan(draft));
+  });
+
+  it('shows a refusal by the hub once: at the field and in the review list, not again in the error', async () => {
+    const refusal = new ApiError(400, 'VALIDATION_FAILED', 'The plan has 1 problem.', 'corr-1', {
+      problems: [`silos.1: silo "${SILOS[1].name}" is suspended`],
+    });
+    const onSubmit = vi.fn(() => Promise.reject(refusal));
+    render(<StudyWizard initialDraft={validDraft()} silos={SILOS} submitLabel="Create" onSubmit={onSubmit} />);
+    fireEvent.click(stepButton('Review'));
+    fireEvent.click(screen.getByRole('button', { name: 'Create' }));
+    const alert = await screen.findByText('The hub did not accept the plan');
+    const box = alert.closest('[role="alert"]')!;
+    expect(box.textContent).toContain('One problem, shown at its field and listed on the review step.');
+    expect(box.textContent).toContain('corr-1');
+    expect(box.textContent).not.toContain('is suspended');
+    expect(screen.getAllByText(/is suspended/)).toHaveLength(1);
+    expect(screen.getByRole('button', { name: /^Silos 2: silo ".*" is suspended$/ })).toBeTruthy();
   });
 });
 

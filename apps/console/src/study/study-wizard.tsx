@@ -224,7 +224,22 @@ export function StudyWizard({
               </div>
             ) : null}
             <current.Component />
-            {submitError ? <ErrorMessage error={submitError} title="The hub did not accept the plan" /> : null}
+            {submitError && hubProblems.length > 0 ? (
+              // Each of the hub's problems already shows at its field and in the review's list: say so once here
+              // rather than print every line a second time.
+              <div className="notice notice-error" role="alert">
+                <strong className="notice-title">The hub did not accept the plan</strong>
+                <p className="notice-message">
+                  {hubProblems.length === 1 ? 'One problem, shown' : `${hubProblems.length} problems, shown`} at
+                  {hubProblems.length === 1 ? ' its field' : ' their fields'} and listed on the review step.
+                </p>
+                {submitError instanceof ApiError && submitError.correlationId ? (
+                  <p className="notice-meta">Correlation id: {submitError.correlationId}</p>
+                ) : null}
+              </div>
+            ) : submitError ? (
+              <ErrorMessage error={submitError} title="The hub did not accept the plan" />
+            ) : null}
             <div className="row row-between wizard-actions">
               <button
                 type="button"
