@@ -25,7 +25,7 @@ export function NotificationsPage() {
   const api = useApi();
   const hooks = useMemo(() => webhooksApi(api), [api]);
   const queryClient = useQueryClient();
-  const endpoints = useQuery({ queryKey: ['webhooks'], queryFn: () => hooks.list(), refetchInterval: 10_000 });
+  const endpoints = useQuery({ queryKey: ['webhooks'], queryFn: () => hooks.list(), refetchInterval: 5_000 });
   const [adding, setAdding] = useState(false);
   const [created, setCreated] = useState<CreatedWebhook | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
