@@ -7,7 +7,7 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentErrorCode } from '../agent.error';
 import { answerJson, startTlsTestHub, type TlsTestHub } from '../testing/tls-hub.test-util';
-import { CERTIFICATE_CLOCK_TOLERANCE_MS } from './hub-client';
+import { CERTIFICATE_CLOCK_TOLERANCE_MS, closeHubConnections } from './hub-client';
 import { SiloSession } from './silo-session';
 
 const HOUR = 3_600_000;
@@ -144,5 +144,37 @@ describe('what the clock tolerance never lets through (real TLS)', () => {
     expect(error.code).toBe(AgentErrorCode.HUB_NOT_TRUSTED);
     expect(error.message).toMatch(/^The hub's certificate does not name 127\.0\.0\.1/);
     expect(hub.seen).toHaveLength(0);
+  });
+});
+
+describe('kept connections (issue 21, item 3)', () => {
+  afterEach(() => closeHubConnections());
+
+  async function countingHub(): Promise<{ hub: TlsTestHub; handshakes: () => number }> {
+    hub = await startTlsTestHub({ ca: longLivedCa('Enrolled hub CA') });
+    hub.handle((_req, res) => answerJson(res, 200, { ok: true }));
+    let handshakes = 0;
+    hub.server.on('secureConnection', () => (handshakes += 1));
+    return { hub, handshakes: () => handshakes };
+  }
+
+  it('makes one verified handshake for consecutive calls, the client certificate presented on each', async () => {
+    const { hub: h, handshakes } = await countingHub();
+    for (let i = 0; i < 5; i += 1) expect((await call(h)).status).toBe(200);
+    expect(handshakes()).toBe(1);
+    expect(h.seen).toHaveLength(5);
+    expect(h.seen.every((s) => s.clientAuthorized)).toBe(true);
+    closeHubConnections();
+    expect((await call(h)).status).toBe(200);
+    expect(handshakes()).toBe(2);
+  });
+
+  it('connects afresh, without an error, once the hub has closed an idle connection', async () => {
+    const { hub: h, handshakes } = await countingHub();
+    h.server.keepAliveTimeout = 200;
+    expect((await call(h)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 600));
+    expect((await call(h)).status).toBe(200);
+    expect(handshakes()).toBe(2);
   });
 });

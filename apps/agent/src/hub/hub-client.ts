@@ -1,6 +1,7 @@
-import { X509Certificate } from 'node:crypto';
-import { request as httpsRequest } from 'node:https';
+import { createHash, X509Certificate } from 'node:crypto';
+import { Agent as HttpsAgent, request as httpsRequest, type AgentOptions, type RequestOptions } from 'node:https';
 import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { checkServerIdentity, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { MIN_RSA_MODULUS_BITS, parseCertificate } from '@tessera/pki';
 import { hubErrorCodeOf } from '@tessera/protocol';
@@ -268,10 +269,89 @@ function connectToHub(
   });
 }
 
+/** Idle verified connections kept per identity; the hub closes idle ones after its keep-alive timeout (5 s). */
+const MAX_IDLE_CONNECTIONS = 2;
+/** An idle kept connection is closed after this long (below the hub's keep-alive timeout of 5 s). */
+const IDLE_CONNECTION_MS = 4_000;
+/** Identities (CA, certificate) whose connections are kept; an older one's are closed (a renewed certificate). */
+const MAX_IDENTITIES = 2;
+
 /**
- * One request over HTTPS with a JSON or binary body and answer. A new connection per call (no pooling), so a renewed
- * certificate is used from the very next call; the agent makes few calls, so the extra handshake costs nothing that
- * matters. The hub is trusted through the pinned CA only (connectToHub).
+ * Keeps verified connections to the hub open between calls (HTTP keep-alive), so an agent makes one TLS handshake
+ * where it made one per call (issue 21, item 3). Every new connection is made and checked by connectToHub (pinned CA,
+ * host name, clock verdict); a reused one is the same verified socket. The hub still judges the client certificate on
+ * every request (revocation and suspension are per request, not per connection). Pools are per identity: a renewed
+ * certificate gets a fresh pool at once, and the previous identity's connections are closed.
+ */
+class VerifiedHubAgent extends HttpsAgent {
+  constructor(
+    private readonly tls: TlsMaterial,
+    options: AgentOptions,
+  ) {
+    super(options);
+  }
+
+  override createConnection(
+    options: RequestOptions,
+    callback?: (err: Error | null, stream: Duplex) => void,
+  ): undefined {
+    if (!callback) throw new Error('VerifiedHubAgent connects asynchronously: the HTTP client passes a callback');
+    // Connecting and checking the hub get the default call timeout; each request then sets its own (a long poll's).
+    const host = (options.host ?? 'localhost').replace(/^\[(.*)\]$/, '$1');
+    const url = new URL(`https://${isIP(host) === 6 ? `[${host}]` : host}:${options.port ?? 443}/`);
+    connectToHub(url, this.tls, DEFAULT_TIMEOUT_MS, undefined).then(
+      (connection) => {
+        connection.release();
+        callback(null, connection.socket);
+      },
+      (err: Error) => callback(err, undefined as unknown as Duplex),
+    );
+    return undefined;
+  }
+}
+
+const agents = new Map<string, VerifiedHubAgent>();
+
+function identityKey(tls: TlsMaterial): string {
+  return createHash('sha256')
+    .update(JSON.stringify([tls.caCertificatePem ?? '', tls.certificatePem ?? '', tls.insecureSkipVerify === true]))
+    .digest('hex');
+}
+
+function agentFor(tls: TlsMaterial): VerifiedHubAgent {
+  const key = identityKey(tls);
+  let agent = agents.get(key);
+  if (agent) {
+    agents.delete(key);
+  } else {
+    // Idle sockets are unreferenced: a CLI command exits when its work is done, whatever the pool holds.
+    agent = new VerifiedHubAgent(tls, {
+      keepAlive: true,
+      maxFreeSockets: MAX_IDLE_CONNECTIONS,
+      scheduling: 'lifo',
+      // An idle connection is closed here before the hub's keep-alive timeout (5 s) closes it there, so a call
+      // seldom meets a connection the hub is closing at that instant.
+      timeout: IDLE_CONNECTION_MS,
+    });
+  }
+  agents.set(key, agent); // most recently used last
+  while (agents.size > MAX_IDENTITIES) {
+    const [oldest, stale] = agents.entries().next().value as [string, VerifiedHubAgent];
+    agents.delete(oldest);
+    stale.destroy();
+  }
+  return agent;
+}
+
+/** Closes every kept connection (tests; a daemon that stops). */
+export function closeHubConnections(): void {
+  for (const agent of agents.values()) agent.destroy();
+  agents.clear();
+}
+
+/**
+ * One request over HTTPS with a JSON or binary body and answer, on a kept connection when one is idle (see
+ * VerifiedHubAgent), else on a new one that connectToHub verifies. The hub is trusted through the pinned CA only.
  */
 export async function hubRequest(
   baseUrl: string,
@@ -294,18 +374,12 @@ export async function hubRequest(
   const maxBytes = options.maxResponseBytes ?? Number.POSITIVE_INFINITY;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (options.signal?.aborted) throw explain(Object.assign(new Error('aborted'), { code: 'ABORT_ERR' }), url);
-  const connection = await connectToHub(target, tls, timeoutMs, options.signal);
-  // An error queued in the same turn as the handshake (a TLS alert) has run by now: do not hand HTTP a dead socket.
-  if (connection.socket.destroyed) {
-    throw connection.failure() ?? explain(Object.assign(new Error('connection closed'), { code: 'ECONNRESET' }), url);
-  }
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       target,
       {
         method,
-        // The verified connection; no agent, so it is never pooled or reused.
-        createConnection: () => connection.socket,
+        agent: agentFor(tls),
         port: target.port === '' ? 443 : Number(target.port),
         defaultPort: 443,
         headers: {
@@ -346,9 +420,9 @@ export async function hubRequest(
         res.on('error', (err) => reject(explain(err, url)));
       },
     );
-    req.once('socket', connection.release);
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-    req.on('error', (err) => reject(explain(err, url)));
+    // A connection refused while it was made and checked (connectToHub) arrives already explained.
+    req.on('error', (err) => reject(err instanceof AgentError ? err : explain(err, url)));
     if (payload) req.write(payload);
     req.end();
   });

@@ -1,6 +1,6 @@
 import { createCsr, generateKeyPair, type KeyPairPem } from '@tessera/pki';
 import { SILO_API, type CertificateGrant, type EnrollmentBundle } from '@tessera/protocol';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { HubPkiService } from '../pki/hub-pki.service';
 import type { EnrollmentIssued } from '../silos/silos.service';
 import { api, type TestHub } from './test-hub.test-util';
@@ -59,6 +59,17 @@ export class TestSilo {
     );
     if (!('status' in res)) throw new Error(`TLS failure: ${res.tlsError}`);
     return res;
+  }
+
+  /** An HTTPS agent that keeps this silo's mutual-TLS connections open between calls (as the real agent does). */
+  keptAliveAgent(): HttpsAgent {
+    return new HttpsAgent({
+      keepAlive: true,
+      maxSockets: 1,
+      ca: [this.caPem],
+      key: this.keys.privateKeyPem,
+      cert: this.certificatePem,
+    });
   }
 
   /** Raw bytes in and out (updates, model downloads). */
