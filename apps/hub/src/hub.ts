@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import { NotFoundException, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -82,6 +83,9 @@ export async function startHub(config: HubConfig, options: { logger?: boolean } 
     );
     const enrollServer = createHttpsServer(tlsBase, listenerHandler('enroll', handler));
     extraServers.push(siloServer, enrollServer);
+    const metrics = app.get(MetricsService);
+    siloServer.on('connection', (socket: Socket) => metrics.countConnection('silo', socket));
+    enrollServer.on('connection', (socket: Socket) => metrics.countConnection('enroll', socket));
     const audit = app.get(AuditTrail);
     siloServer.on('tlsClientError', (err: Error & { code?: string }, socket) =>
       refusedHandshake(audit, err, socket.remoteAddress),

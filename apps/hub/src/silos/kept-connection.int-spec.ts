@@ -2,6 +2,7 @@ import type { Agent } from 'node:https';
 import { request as httpsRequest } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MetricsService } from '../metrics/metrics.service';
 import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
 import { TestSilo } from '../testing/test-silo.test-util';
 
@@ -44,6 +45,10 @@ describe('a kept-alive silo connection is judged on every request', () => {
 
   it('refuses the next request on the same connection once the silo is suspended, and admits it when resumed', async () => {
     const silo = await TestSilo.enroll(hub, admin, 'Kept suspended');
+    const metrics = hub.app.get(MetricsService);
+    const siloConnections = async () =>
+      (await metrics.connections.get()).values.find((v) => v.labels.listener === 'silo')?.value ?? 0;
+    const connectionsBefore = await siloConnections();
     const agent = silo.keptAliveAgent();
     try {
       const first = await get(hub, agent, '/silo/v1/me');
@@ -63,6 +68,12 @@ describe('a kept-alive silo connection is judged on every request', () => {
     } finally {
       agent.destroy();
     }
+    // The hub's wire metrics: this silo's three calls were one connection, its bytes counted when it closed.
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await siloConnections()) - connectionsBefore).toBe(1);
+    const bytes = (await metrics.wireBytes.get()).values.filter((v) => v.labels.listener === 'silo');
+    expect(bytes.map((v) => v.labels.direction).sort()).toEqual(['received', 'sent']);
+    expect(bytes.every((v) => v.value > 1_000)).toBe(true);
   });
 
   it('refuses the next request on the same connection once its certificate is revoked', async () => {
