@@ -191,8 +191,9 @@ export class WebhookOutbox implements OnModuleInit, OnModuleDestroy {
     const delayMs = retry ? retryDelayMs(d.attempts, this.config.webhookRetryBaseSeconds * 1000, Math.random()) : 0;
     await this.db.transaction(async (tx) => {
       await tx.query(
+        // Nothing to log when an administrator deleted the endpoint (and with it the delivery) while it was sent.
         `INSERT INTO "webhook_attempts" ("delivery_id", "endpoint_id", "attempt", "at", "status_code", "duration_ms", "error")
-         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM "webhook_deliveries" WHERE "id" = $1)`,
         [d.id, d.endpoint_id, d.attempts, at, outcome.statusCode, outcome.durationMs, outcome.error],
       );
       await tx.query(

@@ -104,7 +104,7 @@ describe.each(DATABASE_KINDS)('signed webhooks on the %s database', (kind) => {
     expect((await api(hub, 'DELETE', `/api/webhooks/${endpoint.id}`, { headers: admin })).status).toBe(204);
   });
 
-  it('refuses endpoints it cannot honour with a 400 naming the problem, and strangers with a 401', async () => {
+  it('refuses endpoints it cannot honour with a 400 naming the problem, strangers with a 401 and auditors with a 403', async () => {
     const create = (json: unknown, headers = admin) => api(hub, 'POST', '/api/webhooks', { headers, json });
     const plainHttp = await create({ url: 'http://alerts.example.org/hook', events: ['study.started'] });
     expect(plainHttp).toMatchObject({ status: 400, body: { error: 'VALIDATION_FAILED' } });
@@ -120,6 +120,13 @@ describe.each(DATABASE_KINDS)('signed webhooks on the %s database', (kind) => {
       400,
     );
     expect((await create({ url: 'https://alerts.example.org/hook', events: ['study.started'] }, {})).status).toBe(401);
+    const auditor = { username: `auditor-${kind}`, password: 'auditor password 42', role: 'auditor' };
+    expect((await api(hub, 'POST', '/api/users', { headers: admin, json: auditor })).status).toBe(201);
+    const auditorHeaders = await signIn(hub, auditor.username, auditor.password);
+    expect((await api(hub, 'GET', '/api/webhooks', { headers: auditorHeaders })).status).toBe(403);
+    expect(
+      (await create({ url: 'https://alerts.example.org/hook', events: ['study.started'] }, auditorHeaders)).status,
+    ).toBe(403);
     expect(((await api(hub, 'GET', '/api/webhooks', { headers: admin })).body as unknown[]).length).toBe(0);
   });
 
