@@ -55,6 +55,7 @@ export interface AttemptOutcome {
 @Injectable()
 export class WebhookOutbox implements OnModuleInit, OnModuleDestroy {
   private readonly schedule: IntervalTask;
+  private readonly stopping = new AbortController();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -73,6 +74,8 @@ export class WebhookOutbox implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
+    // A receiver that is slow to answer must not hold the hub's shutdown for the whole timeout.
+    this.stopping.abort();
     await this.schedule.stop();
   }
 
@@ -181,11 +184,14 @@ export class WebhookOutbox implements OnModuleInit, OnModuleDestroy {
 
   private async deliver(d: ClaimedDelivery): Promise<void> {
     const at = new Date();
-    const outcome = await sendWebhook(d.url, d.secret, d.body, {
-      deliveryId: d.id,
-      eventType: d.event_type,
-      attempt: d.attempts,
-    });
+    const outcome = await sendWebhook(
+      d.url,
+      d.secret,
+      d.body,
+      { deliveryId: d.id, eventType: d.event_type, attempt: d.attempts },
+      DELIVERY_TIMEOUT_MS,
+      this.stopping.signal,
+    );
     const delivered = outcome.error === null;
     const retry = !delivered && shouldRetry(d.attempts);
     const delayMs = retry ? retryDelayMs(d.attempts, this.config.webhookRetryBaseSeconds * 1000, Math.random()) : 0;
@@ -224,6 +230,8 @@ export async function sendWebhook(
   body: string,
   meta: { deliveryId: string; eventType: string; attempt: number },
   timeoutMs = DELIVERY_TIMEOUT_MS,
+  /** Aborts the request early (the hub stopping): the attempt fails and is retried like any other. */
+  cancel?: AbortSignal,
 ): Promise<AttemptOutcome> {
   const started = performance.now();
   const timestamp = Math.floor(Date.now() / 1000);
@@ -232,7 +240,7 @@ export async function sendWebhook(
     const res = await fetch(url, {
       method: 'POST',
       redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: cancel ? AbortSignal.any([AbortSignal.timeout(timeoutMs), cancel]) : AbortSignal.timeout(timeoutMs),
       headers: {
         'content-type': 'application/json',
         'user-agent': 'Tessera-Hub-Webhooks/1',
@@ -253,6 +261,8 @@ export async function sendWebhook(
         : `HTTP ${statusCode}`;
     return { statusCode, durationMs: elapsed(), error };
   } catch (err) {
+    if (cancel?.aborted)
+      return { statusCode: null, durationMs: elapsed(), error: 'the hub stopped during the request' };
     return { statusCode: null, durationMs: elapsed(), error: describeFetchError(err, timeoutMs) };
   }
 }

@@ -53,6 +53,15 @@ describe('sending one webhook', () => {
     expect(outcome.durationMs).toBeGreaterThanOrEqual(150);
   });
 
+  it('ends at once when the hub stops', async () => {
+    const url = await listen(() => undefined);
+    const stopping = new AbortController();
+    setTimeout(() => stopping.abort(), 100);
+    const outcome = await sendWebhook(url, 'whsec_unit', '{}', META, 10_000, stopping.signal);
+    expect(outcome).toMatchObject({ statusCode: null, error: 'the hub stopped during the request' });
+    expect(outcome.durationMs).toBeLessThan(5_000);
+  });
+
   it('names a refused connection', async () => {
     const url = await listen(() => undefined);
     await new Promise((done) => server!.close(done));
