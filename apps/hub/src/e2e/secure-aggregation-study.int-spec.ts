@@ -47,14 +47,21 @@ describe('a study under secure aggregation across processes (embedded database)'
       silos.push({ key, id: issued.silo.id, env: agentEnv });
     }
 
-    /** Runs a one-round study to completion and returns its round 1 and the model it produced. */
-    async function runStudy(secure: boolean): Promise<{ round: RoundView; model: Float32Array; study: StudyView }> {
+    /**
+     * Runs a one-round study of `members` to completion and returns its round 1 and the model it produced;
+     * `dropAfterSharing` is killed once it has sent its shares.
+     */
+    async function runStudy(
+      secure: boolean,
+      members = silos,
+      options: { minSilos?: number; deadlineSeconds?: number; dropAfterSharing?: string } = {},
+    ): Promise<{ round: RoundView; model: Float32Array; study: StudyView }> {
       const plan = heartDiseasePlan(
-        silos.map((s) => s.id),
+        members.map((s) => s.id),
         {
           participation: {
-            minSilosPerRound: 4,
-            roundDeadlineSeconds: 90,
+            minSilosPerRound: options.minSilos ?? members.length,
+            roundDeadlineSeconds: options.deadlineSeconds ?? 90,
             maxRoundRetries: 0,
             onSiloFailure: 'continue',
           },
@@ -66,15 +73,36 @@ describe('a study under secure aggregation across processes (embedded database)'
       plan.training.serverOptimizer = { kind: 'fedavg', learningRate: 1 };
       const study = await call<StudyView>('POST', '/api/studies', { plan });
       await call('POST', `/api/studies/${study.id}/submit`);
-      for (const s of silos) expect((await runAgent(['studies', 'approve', study.id], s.env)).code).toBe(0);
-      const runs = silos.map((s) => startAgentRun(study.id, s.env));
+      for (const s of members) expect((await runAgent(['studies', 'approve', study.id], s.env)).code).toBe(0);
+      const runs = members.map((s) => startAgentRun(study.id, s.env));
       bed.agents.push(...runs.map((r) => r.child));
       await call('POST', `/api/studies/${study.id}/start`);
-      await until(
-        `the ${secure ? 'secure' : 'plain'} study to complete`,
-        async () => (await call<StudyView>('GET', `/api/studies/${study.id}`)).status === 'completed',
-        180_000,
-      );
+      const dropping = members.findIndex((s) => s.key === options.dropAfterSharing);
+      if (dropping >= 0) {
+        const victim = runs[dropping]!;
+        await until('the dropping silo to send its shares', async () =>
+          victim.output().includes('keys advertised, shares sent'),
+        );
+        victim.child.kill('SIGKILL');
+        await victim.exited;
+        runs.splice(dropping, 1);
+      }
+      try {
+        await until(
+          `the ${secure ? 'secure' : 'plain'} study to complete`,
+          async () => (await call<StudyView>('GET', `/api/studies/${study.id}`)).status === 'completed',
+          300_000,
+        );
+      } catch (err) {
+        const seen = await call<RoundView[]>('GET', `/api/studies/${study.id}/rounds`);
+        console.log(
+          JSON.stringify(
+            seen.map((r) => [r.number, r.kind, r.status, r.closeReason, r.participants.map((p) => p.status)]),
+          ),
+        );
+        for (const r of runs) console.log(r.output().split('\n').slice(-15).join('\n'));
+        throw err;
+      }
       for (const r of runs) expect(await r.exited).toBe(0);
       if (secure) {
         const log = runs.map((r) => r.output()).join('\n');
@@ -113,7 +141,29 @@ describe('a study under secure aggregation across processes (embedded database)'
 
     const closes = await call<AuditEventPageView>('GET', `/api/audit/events?action=secagg.stage.closed&order=asc`);
     expect(closes.events.map((e) => e.details.next)).toEqual(['share', 'upload', 'unmask', 'complete']);
+
+    // A silo killed after sending its shares: the round waits for the upload stage's deadline, rebuilds its mask key
+    // from the survivors' shares, and the model is the plain run of the three survivors within the bound.
+    const survivors = silos.filter((s) => s.key !== 'va');
+    const plainThree = await runStudy(false, survivors);
+    const dropped = await runStudy(true, silos, { minSilos: 3, deadlineSeconds: 60, dropAfterSharing: 'va' });
+    const va = silos.find((s) => s.key === 'va')!;
+    expect(dropped.round.participants.find((p) => p.siloId === va.id)?.status).toBe('late');
+    expect(dropped.round.participants.filter((p) => p.status === 'uploaded')).toHaveLength(3);
+    const scale3 = Math.floor((2 ** 31 - 1) / 4) / SECURE.clipNorm;
+    let worst3 = 0;
+    dropped.model.forEach((v, i) => (worst3 = Math.max(worst3, Math.abs(v - plainThree.model[i]!))));
+    expect(worst3).toBeLessThanOrEqual(1 / scale3 + 1e-6);
+    console.log(
+      `dropout after sharing: largest difference ${worst3.toExponential(2)}, bound ${(1 / scale3).toExponential(2)}`,
+    );
+    const stages = await call<AuditEventPageView>('GET', `/api/audit/events?action=secagg.stage.closed&order=asc`);
+    const unmaskPlan = stages.events.find(
+      (e) => e.details.next === 'unmask' && (e.details.dropped as string[]).length > 0,
+    );
+    expect(unmaskPlan?.details.dropped).toEqual([va.id]);
+
     const verified = await call<{ ok: boolean }>('GET', '/api/audit/verify');
     expect(verified.ok).toBe(true);
-  }, 600_000);
+  }, 900_000);
 });

@@ -10,8 +10,8 @@ describe('secure-aggregation stage decisions', () => {
     const opened = new Date('2026-12-06T10:00:00.000Z');
     const deadline = new Date('2026-12-06T10:10:00.000Z');
     const d = stageDeadlines(opened, deadline);
-    expect(d.advertise.toISOString()).toBe('2026-12-06T10:01:00.000Z');
-    expect(d.share.toISOString()).toBe('2026-12-06T10:02:00.000Z');
+    expect(d.advertise.toISOString()).toBe('2026-12-06T10:02:30.000Z');
+    expect(d.share.toISOString()).toBe('2026-12-06T10:04:00.000Z');
     expect(d.upload.toISOString()).toBe('2026-12-06T10:08:30.000Z');
     expect(d.unmask).toEqual(deadline);
     expect(STAGE_FRACTIONS.advertise).toBeLessThan(STAGE_FRACTIONS.share);

@@ -26,7 +26,7 @@ import {
  */
 
 /** Fractions of a round's span (open → deadline) at which each stage closes at the latest. */
-export const STAGE_FRACTIONS = { advertise: 0.1, share: 0.2, upload: 0.85, unmask: 1 } as const;
+export const STAGE_FRACTIONS = { advertise: 0.25, share: 0.4, upload: 0.85, unmask: 1 } as const;
 
 export interface StageDeadlines {
   advertise: Date;
@@ -36,8 +36,9 @@ export interface StageDeadlines {
 }
 
 /**
- * Each stage's deadline from the round's: key advertisement and sharing are quick and come first (10% and 20% of the
- * span), training and the masked upload take most of it (until 85%), unmasking the rest.
+ * Each stage's deadline from the round's: key advertisement and sharing are quick and come first (25% and 40% of the
+ * span: an agent must first see the task, and a stage closes as soon as every silo has sent, so only a dropout waits
+ * that long), training and the masked upload take most of the rest (until 85%), unmasking what remains.
  */
 export function stageDeadlines(openedAt: Date, deadlineAt: Date): StageDeadlines {
   const start = openedAt.getTime();
