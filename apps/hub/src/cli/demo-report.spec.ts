@@ -37,6 +37,7 @@ function table(overrides: Partial<DemoTable> = {}): DemoTable {
     },
     wallTimeMs: 90_000,
     trainingTimeMs: 61_000,
+    wire: { connections: 12, bytes: 1_024_000, bytesPerRound: 102_400 },
     finalModelSha256: 'e'.repeat(64),
     models: { 'model.json': 'm/model.json', 'model.onnx': 'm/model.onnx' },
     reports: { pdf: 'r/report.pdf', json: 'r/report.json' },

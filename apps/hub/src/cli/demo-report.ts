@@ -15,6 +15,11 @@ export interface DemoTable {
   privacy: { mode: string; releasedWithoutDp: string[]; perHospital: Record<string, SiloPrivacySpend | null> };
   wallTimeMs: number;
   trainingTimeMs: number;
+  /**
+   * Traffic on the hub's silo and enrollment listeners over the whole demo (enrollment, approvals, every round, the
+   * evaluation and the agents' model downloads), TLS included, from the hub's metrics; per round = total ÷ rounds.
+   */
+  wire: { connections: number; bytes: number; bytesPerRound: number };
   finalModelSha256: string | null;
   models: Record<string, string>;
   /** Compliance report (docs/audit.md). */
@@ -32,6 +37,7 @@ export interface DemoOutcome {
   reports: { pdf: string; json: string };
   wallMs: number;
   trainingMs: number;
+  wire: { connections: number; bytes: number };
   hubDataDir: string;
 }
 
@@ -47,6 +53,7 @@ export function demoTable(o: DemoOutcome): DemoTable {
     privacy: { mode: plan.privacy.mode, releasedWithoutDp: releasedWithoutDp(plan), perHospital: o.privacy },
     wallTimeMs: o.wallMs,
     trainingTimeMs: o.trainingMs,
+    wire: { ...o.wire, bytesPerRound: Math.round(o.wire.bytes / plan.training.rounds) },
     finalModelSha256: o.final.currentModelHash,
     models: o.models,
     reports: o.reports,
@@ -96,6 +103,7 @@ export function formatDemoSummary(
     `released without differential privacy: ${released.length === 0 ? 'nothing' : released.join('; ')}`,
     '',
     `federated − pooled: ${(100 * t.gapToPooled).toFixed(1)} points; ${t.study.rounds} rounds in ${(t.trainingTimeMs / 1000).toFixed(1)} s; whole demo ${(t.wallTimeMs / 1000).toFixed(1)} s`,
+    `on the wire (silo and enrollment listeners, TLS included): ${(t.wire.bytes / 1024).toFixed(0)} KiB in ${t.wire.connections} connections, ${(t.wire.bytesPerRound / 1024).toFixed(1)} KiB per round`,
     `final model sha256 ${t.finalModelSha256}`,
     `models: ${Object.values(t.models).join(', ')}`,
     '',

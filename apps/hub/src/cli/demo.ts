@@ -4,6 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command } from 'commander';
+import { MetricsService } from '../metrics/metrics.service';
 import { DemoAdmin, startDemoHub } from './demo-hub';
 import { demoTable, formatDemoSummary } from './demo-report';
 import { downloadModels, fetchVerifiedReports, measureAccuracy, privacySpent } from './demo-results';
@@ -88,6 +89,7 @@ async function main(): Promise<void> {
     const models = await downloadModels(admin, study.id, root);
     const reports = await fetchVerifiedReports(admin, study.id, root, log);
     const privacy = await privacySpent(admin, study.id, silos);
+    const wire = await hub.app.get(MetricsService).wireTotals();
     const table = demoTable({
       study,
       plan,
@@ -98,6 +100,7 @@ async function main(): Promise<void> {
       reports,
       wallMs: Date.now() - started,
       trainingMs,
+      wire,
       hubDataDir: relative(process.cwd(), join(root, 'hub')),
     });
     process.stdout.write(formatDemoSummary(table, silos, password));

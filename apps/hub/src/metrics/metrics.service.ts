@@ -37,6 +37,15 @@ export class MetricsService {
     });
   }
 
+  /** Totals over both listeners since the hub started: connections, and bytes both ways of the closed ones. */
+  async wireTotals(): Promise<{ connections: number; bytes: number }> {
+    const sum = (values: { value: number }[]) => values.reduce((a, v) => a + v.value, 0);
+    return {
+      connections: sum((await this.connections.get()).values),
+      bytes: sum((await this.wireBytes.get()).values),
+    };
+  }
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tessera_' });
   }
