@@ -151,6 +151,8 @@ describe('web console in Chromium against a real hub and agents', () => {
       const compose = (await page.locator('pre.code').nth(1).textContent()) ?? '';
       expect(compose).toContain('image: tessera-agent:0.1.0');
       expect(compose).not.toContain('ports:');
+      // This test hub listens on 127.0.0.1: an agent elsewhere could not use the bundle, and the page says so.
+      await page.getByRole('alert').filter({ hasText: 'cannot use this bundle' }).waitFor();
       if (silos.length === 0) await shot(page, 'console-silo-enrollment');
 
       const dir = mkdtempSync(join(tmpdir(), 'tessera-agent-'));
@@ -161,6 +163,11 @@ describe('web console in Chromium against a real hub and agents', () => {
       expect(enrolled.code).toBe(0);
       silos.push({ name, env });
       await page.getByRole('button', { name: 'I have handed it over' }).click();
+      // The only copy: the console asks first.
+      await page
+        .getByRole('dialog', { name: 'Close the only copy of this bundle?' })
+        .getByRole('button', { name: 'Close the bundle' })
+        .click();
       await expect.poll(() => bundle.count()).toBe(0);
     }
     await page.reload();
