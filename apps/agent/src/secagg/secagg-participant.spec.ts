@@ -188,6 +188,11 @@ describe('the agent side of secure aggregation', () => {
     expect(statSync(store.file).mode & 0o777).toBe(0o600);
     const traces = await Promise.all(IDS.map((id, i) => participant(id).contribute(updateOf(i))));
     expect(traces.every((t) => t !== null && t.clipFactor === 1)).toBe(true);
+    // silo-c restarts after uploading: preparing and contributing again send nothing new and keep its state.
+    const uploads = hub.sent['silo-c upload'];
+    await participant('silo-c').prepare();
+    expect(await participant('silo-c').contribute(updateOf(99))).toBeNull();
+    expect(hub.sent['silo-c upload']).toBe(uploads);
     hub.closeUpload();
     expect(await Promise.all(IDS.map((id) => participant(id).unmask()))).toEqual(IDS.map(() => 'answered'));
     const sum = await hub.unmasked();

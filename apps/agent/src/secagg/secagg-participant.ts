@@ -117,6 +117,8 @@ export class SecAggParticipant {
   }
 
   private async maskAndUpload(update: Float32Array | Float64Array): Promise<QuantisationTrace | null> {
+    // Uploaded before a restart: the hub holds the masked input; nothing is masked or sent again.
+    if (this.o.store.load()?.phase === 'uploaded') return null;
     let stored = this.required(['shared', 'masked']);
     let trace: QuantisationTrace | null = null;
     if (stored.phase === 'shared') {

@@ -190,6 +190,14 @@ describe.each(DATABASE_KINDS)('secure-aggregation sessions on the %s database', 
     }
     // Once all four verified participants shared, the stage is closed: a late message is refused as out of stage.
     expect((await elm.call('POST', SECAGG_API.shares(study.id, 1), elmMessage)).status).toBe(409);
+    // A participant restarted after sending its shares sends them again: taken alike, though the stage has closed.
+    const ashShares = (await hub.app
+      .get(DataSource)
+      .query(`SELECT body FROM secagg_messages WHERE round_id = $1 AND silo_id = $2 AND stage = 'share'`, [
+        roundId,
+        ash.id,
+      ])) as { body: object }[];
+    expect((await ash.call('POST', SECAGG_API.shares(study.id, 1), ashShares[0]!.body)).status).toBe(200);
 
     // The hub is killed between sharing and uploading: everything it needs is in the database.
     await hub.stop();

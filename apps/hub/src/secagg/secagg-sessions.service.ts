@@ -502,6 +502,10 @@ export class SecAggSessionsService {
       const session = await this.lockSession(tx, roundId);
       this.assertParticipant(session, siloId);
       this.assertNotFailed(session);
+      // A re-send of a message the hub holds is answered alike whatever the stage is now (an agent restarted after
+      // sending it resumes from there); it changes nothing.
+      const existing = await tx.getRepository(SecAggMessageEntity).findOneBy({ roundId, siloId, stage });
+      if (existing) return this.repeated(existing, stage, raw);
       // A late unmasking answer (the session completed with t shares of every secret) is kept, though not needed.
       const late = stage === 'unmask' && session.stage === 'complete';
       if (session.stage !== stage && !late) {
@@ -510,8 +514,6 @@ export class SecAggSessionsService {
           `The round's secure aggregation is at stage '${session.stage}'; a '${stage}' message is not accepted now.`,
         );
       }
-      const existing = await tx.getRepository(SecAggMessageEntity).findOneBy({ roundId, siloId, stage });
-      if (existing) return this.repeated(existing, stage, raw);
       let checked: Accepted | Refused;
       try {
         checked = await check(tx, session);
