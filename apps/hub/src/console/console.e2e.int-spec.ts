@@ -379,6 +379,23 @@ describe('web console in Chromium against a real hub and agents', () => {
     await shot(page, 'console-study-auditor');
   });
 
+  it('shows an auditor, per silo, what every study spent on its data', async () => {
+    const studyUrl = page.url();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Privacy' }).click();
+    await page.getByRole('link', { name: 'Cleveland Clinic' }).click();
+    await page.getByRole('heading', { name: "Privacy spent on Cleveland Clinic's data" }).waitFor();
+    const total = page.getByRole('note', { name: 'Total across studies' });
+    // The study of this suite runs without DP: nothing to total, and said so.
+    await total.getByText(/no ε to total/).waitFor();
+    await total.getByText(/1 study uses no differential privacy/).waitFor();
+    const row = page
+      .getByRole('row')
+      .filter({ has: page.getByRole('rowheader', { name: /Heart disease, two hospitals/ }) });
+    await row.getByText('no DP').waitFor();
+    await page.goto(studyUrl);
+    await page.getByRole('heading', { name: /Heart disease, two hospitals/ }).waitFor();
+  });
+
   it('stays usable in a narrow window', async () => {
     await page.setViewportSize({ width: 420, height: 860 });
     await page.reload();
