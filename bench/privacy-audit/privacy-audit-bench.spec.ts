@@ -37,5 +37,5 @@ describe('privacy-audit benchmark (smoke)', () => {
       expect(c.epsilonLowerBound).toBeGreaterThanOrEqual(0);
       expect(report.targets[c.name]).toBeDefined();
     }
-  });
+  }, 60_000);
 });
