@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditEventPageView, SecureAggregationPlan } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
+import type { StudyReportSummary } from '../reports/study-report';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { EnrollmentIssued } from '../silos/silos.service';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
@@ -142,6 +143,17 @@ describe('a study under secure aggregation across processes (embedded database)'
     const closes = await call<AuditEventPageView>('GET', `/api/audit/events?action=secagg.stage.closed&order=asc`);
     expect(closes.events.map((e) => e.details.next)).toEqual(['share', 'upload', 'unmask', 'complete']);
 
+    /** The compliance report's secure-aggregation block and, per training round, the masked inputs summed. */
+    const reported = async (studyId: string) => {
+      const bundle = await call<{ study: StudyReportSummary }>('GET', `/api/studies/${studyId}/report.json`);
+      const trained = bundle.study.rounds.filter((r) => r.kind === 'train');
+      return { block: bundle.study.secureAggregation, perRound: trained.map((r) => r.secureAggregation) };
+    };
+    const report = await reported(secure.study.id);
+    expect(report.block).toMatchObject({ threshold: 2, neighbourCount: null, modulusBits: 32, clipNorm: 100 });
+    expect(report.perRound).toMatchObject([{ protocol: 'SecAgg+', summed: 4, individualUpdatesStored: false }]);
+    expect((await reported(plain.study.id)).block).toBeNull();
+
     // A silo killed after sending its shares: the round waits for the upload stage's deadline, rebuilds its mask key
     // from the survivors' shares, and the model is the plain run of the three survivors within the bound.
     const survivors = silos.filter((s) => s.key !== 'va');
@@ -162,6 +174,7 @@ describe('a study under secure aggregation across processes (embedded database)'
       (e) => e.details.next === 'unmask' && (e.details.dropped as string[]).length > 0,
     );
     expect(unmaskPlan?.details.dropped).toEqual([va.id]);
+    expect((await reported(dropped.study.id)).perRound).toMatchObject([{ summed: 3, individualUpdatesStored: false }]);
 
     const verified = await call<{ ok: boolean }>('GET', '/api/audit/verify');
     expect(verified.ok).toBe(true);

@@ -227,6 +227,45 @@ function layOut(doc: PDFKit.PDFDocument, bundle: AuditBundle, s: StudyReportSumm
     ]),
   );
 
+  const secure = s.secureAggregation ?? null;
+  if (secure !== null) {
+    l.heading('Secure aggregation');
+    l.paragraph(secure.statement);
+    l.fields([
+      ['Protocol', secure.protocol],
+      ['Threshold', `t = ${secure.threshold}`],
+      [
+        'Neighbours',
+        secure.neighbourCount === null ? 'complete graph (n - 1 per silo)' : `${secure.neighbourCount} per silo`,
+      ],
+      ['Modulus', `2^${secure.modulusBits}`],
+      ['Clipping norm', `C = ${compact(secure.clipNorm)}`],
+    ]);
+    l.table(
+      [
+        { header: 'Round', width: 40 },
+        { header: 'Status', width: 50 },
+        { header: 'Masked inputs summed', width: 95 },
+        { header: 'Weights', width: 50 },
+        { header: 'Quantisation error bound', width: 120 },
+        { header: 'Individual updates stored', width: 120 },
+      ],
+      s.rounds
+        .filter((r) => r.kind === 'train')
+        .map((r) => {
+          const sa = r.secureAggregation ?? null;
+          return [
+            r.attempt === 1 ? String(r.round) : `${r.round}.${r.attempt}`,
+            r.status,
+            sa === null ? '- (no secure sum)' : String(sa.summed),
+            sa === null ? '-' : sa.weights,
+            sa === null ? '-' : compact(sa.quantisationErrorBound),
+            sa === null ? '-' : sa.individualUpdatesStored ? 'YES' : 'no',
+          ];
+        }),
+    );
+  }
+
   l.heading('Federated evaluation of the final model, per silo');
   if (s.finalEvaluation === null) {
     l.paragraph('No final evaluation round closed (the study did not complete).');

@@ -11,11 +11,18 @@ import { AuditSigningKeyService } from '../audit/audit-signing-key.service';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { AuditVerificationService } from '../audit/audit-verification.service';
 import { PrivacyLedgerService } from '../privacy/privacy-ledger.service';
+import { RoundEntity } from '../rounds/round.entity';
 import { RoundsQueryService } from '../rounds/rounds-query.service';
 import { legacyMechanismOf } from '../studies/stored-plan.util';
 import { StudiesService } from '../studies/studies.service';
 import { bundleSha256, renderReportPdf } from './report-pdf.util';
-import { buildStudyReportSummary, summaryJson, type SiloPrivacyFigures, type StudyReportSummary } from './study-report';
+import {
+  buildStudyReportSummary,
+  summaryJson,
+  type RoundAggregationTrace,
+  type SiloPrivacyFigures,
+  type StudyReportSummary,
+} from './study-report';
 
 export type ReportFormat = 'json' | 'csv' | 'pdf';
 
@@ -89,7 +96,18 @@ export class StudyReportService {
       verification,
       head: { ...head, checkpoints },
       keyId: key.keyId,
+      aggregationTraces: study.plan.secureAggregation ? await this.aggregationTraces(studyId) : [],
     });
+  }
+
+  /** The rounds' stored aggregation traces, which the API's round view leaves out (the secure sums are read there). */
+  private async aggregationTraces(studyId: string): Promise<RoundAggregationTrace[]> {
+    const rounds = await this.db
+      .getRepository(RoundEntity)
+      .find({ where: { studyId }, select: { number: true, attempt: true, summary: true } });
+    return rounds.flatMap((r) =>
+      r.summary?.aggregationTrace ? [{ round: r.number, attempt: r.attempt, trace: r.summary.aggregationTrace }] : [],
+    );
   }
 
   /**

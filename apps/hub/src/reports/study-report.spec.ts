@@ -14,6 +14,7 @@ import { formatFigure, pdfText, renderReportPdf } from './report-pdf.util';
 import {
   buildStudyReportSummary,
   NO_DP_STATEMENT,
+  roundSecureAggregation,
   summaryJson,
   verificationAtHead,
   type SiloPrivacyFigures,
@@ -368,5 +369,132 @@ describe('renderReportPdf', () => {
   it('keeps text within what the built-in Helvetica can encode', () => {
     expect(pdfText('σ = 1.1, ε ≤ 3 — ok…')).toBe('sigma = 1.1, epsilon ? 3 - ok...');
     expect(pdfText('Zürich')).toBe('Zürich');
+  });
+});
+
+describe('secure aggregation in the report', () => {
+  const C = '33333333-3333-4333-8333-333333333333';
+  const SECAGG = { threshold: 2, modulusBits: 24, clipNorm: 2.5 };
+  const base = heartDiseasePlan([A, B, C]);
+  const plan: StudyPlan = {
+    ...base,
+    participation: { ...base.participation, minSilosPerRound: 3 },
+    secureAggregation: SECAGG,
+  };
+  /** The trace RoundCloser.aggregateSecurely stores: the secure sum, then the server step. */
+  const trace = (summed: number): object[] => [
+    {
+      siloIds: [A, B, C].slice(0, summed),
+      record: {
+        step: 'secure-aggregation',
+        protocol: 'SecAgg+',
+        summed,
+        weights: 'equal',
+        clipNorm: 2.5,
+        quantisationErrorBound: summed / 4096,
+        individualUpdatesStored: false,
+      },
+    },
+    { record: { step: 'server-optimizer', kind: 'fedavg' } },
+  ];
+  const input = () => ({
+    study: studyView(plan),
+    rounds: ROUNDS,
+    mechanism: null,
+    privacy: [],
+    verification: VERIFIED,
+    head: HEAD,
+    keyId: HASH('a'),
+    // Round 2 closed with two survivors; the evaluation round 3 has no secure sum.
+    aggregationTraces: [
+      { round: 1, attempt: 1, trace: trace(3) },
+      { round: 2, attempt: 1, trace: trace(2) },
+    ],
+  });
+
+  it("states each training round's masked inputs summed, that no update was stored, and the plan's block", () => {
+    const s = buildStudyReportSummary(input());
+    expect(s.rounds.map((r) => [r.round, r.secureAggregation?.summed ?? null])).toEqual([
+      [1, 3],
+      [2, 2],
+      [3, null],
+    ]);
+    expect(s.rounds[1]!.secureAggregation).toEqual({
+      protocol: 'SecAgg+',
+      summed: 2,
+      weights: 'equal',
+      clipNorm: 2.5,
+      quantisationErrorBound: 2 / 4096,
+      individualUpdatesStored: false,
+    });
+    expect(s.secureAggregation).toMatchObject({
+      protocol: 'SecAgg+',
+      threshold: 2,
+      neighbourCount: null,
+      modulusBits: 24,
+      clipNorm: 2.5,
+      roundsSummed: 2,
+    });
+    expect(s.secureAggregation!.statement).toContain('threshold t = 2, the complete graph');
+    expect(s.secureAggregation!.statement).toContain('modulo 2^24');
+    expect(s.secureAggregation!.statement).toContain('No individual update was stored in any of the 2 training round');
+    expect(() => canonicalJson(summaryJson(s))).not.toThrow();
+  });
+
+  it('names the neighbourhood, and says nothing of secure aggregation for a plan without it', () => {
+    const withNeighbours = buildStudyReportSummary({
+      ...input(),
+      study: studyView({ ...plan, secureAggregation: { ...SECAGG, neighbourCount: 2 } }),
+    });
+    expect(withNeighbours.secureAggregation).toMatchObject({ neighbourCount: 2 });
+    expect(withNeighbours.secureAggregation!.statement).toContain('2 neighbours per silo');
+    const plain = buildStudyReportSummary({
+      ...input(),
+      study: studyView(heartDiseasePlan([A, B])),
+      aggregationTraces: [],
+    });
+    expect(plain.secureAggregation).toBeNull();
+    expect(plain.rounds.every((r) => r.secureAggregation === null)).toBe(true);
+  });
+
+  it('refuses a malformed stored entry by its round and field rather than misreport it', () => {
+    const [sum] = trace(3) as [{ record: Record<string, unknown> }];
+    expect(() => roundSecureAggregation([{ record: { ...sum.record, summed: '3' } }], '4.2')).toThrow(
+      'round 4.2: the stored secure-aggregation trace entry has no valid summed',
+    );
+    expect(() => roundSecureAggregation([{ record: { ...sum.record, individualUpdatesStored: 'no' } }], '1.1')).toThrow(
+      /no valid individualUpdatesStored/,
+    );
+    expect(() => roundSecureAggregation([sum, sum], '1.1')).toThrow(/2 secure sums, not one/);
+    expect(roundSecureAggregation([{ record: { step: 'server-optimizer' } }], '1.1')).toBeNull();
+  });
+
+  it('prints the block and, per training round, the inputs summed and "no" stored updates in the PDF', async () => {
+    const key = generateSigningKey();
+    const summary = buildStudyReportSummary({ ...input(), keyId: publicKeyFingerprint(key.publicKeyPem) });
+    const record = appendRecord(null, {
+      time: '2025-05-01T08:00:00.000Z',
+      actor: { type: 'system', id: 'hub' },
+      action: 'study.created',
+    });
+    const bundle = buildBundle({ records: [record], study: summaryJson(summary), signingKey: key.privateKeyPem });
+    const pdf = await renderReportPdf(bundle);
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-pdf-'));
+    try {
+      writeFileSync(join(dir, 'r.pdf'), pdf);
+      const text = execFileSync('pdftotext', ['-layout', join(dir, 'r.pdf'), '-'], { encoding: 'utf8' });
+      const flat = text.replace(/\s+/g, ' ');
+      expect(flat).toContain('Secure aggregation');
+      expect(flat).toContain('No individual update was stored in any of the 2 training round(s)');
+      expect(flat).toContain('t = 2');
+      expect(flat).toContain('2^24');
+      expect(flat).toContain('C = 2.5');
+      const lines = text.split('\n');
+      const row = (n: string) => lines.find((l) => new RegExp(`^\\s*${n}\\s+closed\\s+\\d`).test(l));
+      expect(row('1')).toMatch(/closed\s+3\s+equal\s+\S+\s+no\s*$/);
+      expect(row('2')).toMatch(/closed\s+2\s+equal\s+\S+\s+no\s*$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

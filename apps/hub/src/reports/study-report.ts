@@ -65,6 +65,44 @@ export interface RoundLine {
   meanAccuracy: number | null;
   /** Each reporting silo's evaluation of `modelHash` on its local hold-out. */
   evaluations: SiloEvaluation[];
+  /** The secure sum this round's close recorded; null for a round that closed without one. */
+  secureAggregation: RoundSecureAggregation | null;
+}
+
+/** A training round's secure aggregation, as its close recorded it (the `secure-aggregation` aggregation-trace entry). */
+export interface RoundSecureAggregation {
+  protocol: string;
+  /** Masked inputs summed: the silos that survived to unmasking, each one clipped and masked update. */
+  summed: number;
+  /** 'equal': the unmasked sum divided by `summed` (a secure sum cannot be weighted). */
+  weights: string;
+  /** C: the L2 norm each silo clipped its update to before quantisation. */
+  clipNorm: number;
+  /** Worst-case absolute error per coordinate of the dequantised sum (survivors / scale). */
+  quantisationErrorBound: number;
+  /** False: the hub held the masked inputs' running sum and their headers, never an individual update. */
+  individualUpdatesStored: boolean;
+}
+
+/** The plan's secureAggregation block, as the stewards approved it, and what the rounds recorded of it. */
+export interface SecureAggregationSection {
+  protocol: 'SecAgg+';
+  /** Shamir threshold t. */
+  threshold: number;
+  /** Neighbours per silo; null for the complete graph (n − 1 for a round of n silos). */
+  neighbourCount: number | null;
+  modulusBits: number;
+  clipNorm: number;
+  /** Training rounds whose close recorded a secure sum. */
+  roundsSummed: number;
+  statement: string;
+}
+
+/** A round's stored aggregation trace (RoundSummary.aggregationTrace), which the API's round view leaves out. */
+export interface RoundAggregationTrace {
+  round: number;
+  attempt: number;
+  trace: readonly object[];
 }
 
 /**
@@ -187,6 +225,8 @@ export interface StudyReportSummary {
   finalEvaluation: { round: number; modelHash: string; perSilo: SiloEvaluation[] } | null;
   releases: ReleaseSection;
   privacy: PrivacySection;
+  /** Under a plan with secureAggregation its parameters and statement; null without it. */
+  secureAggregation: SecureAggregationSection | null;
   /**
    * The audit chain head this report covers (the bundle's last record). Every format of one report names it, and a
    * download with `?upTo=<seq>` covers the same head again whatever was appended since.
@@ -223,6 +263,8 @@ export interface StudyReportInput {
   /** The head the report covers, and the number of stored checkpoints at or below it. */
   head: { seq: number; hash: string; checkpoints: number };
   keyId: string;
+  /** The rounds' stored aggregation traces; a round without one states no secure sum. */
+  aggregationTraces?: readonly RoundAggregationTrace[];
 }
 
 /** The verification as it concerns the chain up to `head` (see StudyReportSummary.chainVerification). */
@@ -382,6 +424,66 @@ function legacyPrivacySection(section: PrivacySection): PrivacySection {
 }
 
 /**
+ * The `secure-aggregation` entry of a round's stored trace (entries are `{ siloIds?, record }`), or null without one.
+ * A malformed entry is the hub's own stored state gone wrong: refused, naming the round, rather than misreported.
+ */
+export function roundSecureAggregation(trace: readonly object[], round: string): RoundSecureAggregation | null {
+  const records = trace.map((entry) => (entry as { record?: unknown }).record ?? entry);
+  const found = records.filter(
+    (r): r is Record<string, unknown> =>
+      typeof r === 'object' && r !== null && (r as { step?: unknown }).step === 'secure-aggregation',
+  );
+  if (found.length === 0) return null;
+  if (found.length > 1) throw new Error(`round ${round}: the stored trace holds ${found.length} secure sums, not one`);
+  const r = found[0]!;
+  const bad = (field: string): Error =>
+    new Error(`round ${round}: the stored secure-aggregation trace entry has no valid ${field}`);
+  if (typeof r.protocol !== 'string') throw bad('protocol');
+  if (typeof r.summed !== 'number' || !Number.isInteger(r.summed) || r.summed < 1) throw bad('summed');
+  if (typeof r.weights !== 'string') throw bad('weights');
+  if (typeof r.clipNorm !== 'number' || !(r.clipNorm > 0)) throw bad('clipNorm');
+  if (typeof r.quantisationErrorBound !== 'number' || !(r.quantisationErrorBound >= 0)) {
+    throw bad('quantisationErrorBound');
+  }
+  if (typeof r.individualUpdatesStored !== 'boolean') throw bad('individualUpdatesStored');
+  return {
+    protocol: r.protocol,
+    summed: r.summed,
+    weights: r.weights,
+    clipNorm: r.clipNorm,
+    quantisationErrorBound: r.quantisationErrorBound,
+    individualUpdatesStored: r.individualUpdatesStored,
+  };
+}
+
+function secureAggregationSection(plan: StudyPlan, rounds: RoundLine[]): SecureAggregationSection | null {
+  const sa = plan.secureAggregation;
+  if (!sa) return null;
+  const summed = rounds.filter((r) => r.secureAggregation !== null);
+  const stored = summed.filter((r) => r.secureAggregation!.individualUpdatesStored).length;
+  const graph =
+    sa.neighbourCount === undefined
+      ? 'the complete graph (each silo shares with every other)'
+      : `${sa.neighbourCount} neighbours per silo`;
+  return {
+    protocol: 'SecAgg+',
+    threshold: sa.threshold,
+    neighbourCount: sa.neighbourCount ?? null,
+    modulusBits: sa.modulusBits,
+    clipNorm: sa.clipNorm,
+    roundsSummed: summed.length,
+    statement:
+      `Secure aggregation (SecAgg+): each silo clipped its update to L2 norm C = ${sa.clipNorm}, quantised and ` +
+      `masked it; the hub summed the masked inputs modulo 2^${sa.modulusBits} and unmasked only their sum ` +
+      `(Shamir threshold t = ${sa.threshold}, ${graph}). ` +
+      (stored === 0
+        ? `No individual update was stored in any of the ${summed.length} training round(s) aggregated this way; ` +
+          'each round states how many masked inputs were summed.'
+        : `${stored} of the ${summed.length} round(s) aggregated this way recorded an individual update as stored.`),
+  };
+}
+
+/**
  * Builds the study summary of a compliance report from the hub's read models. Pure: the caller reads the study,
  * its rounds, the participants' privacy statements and the chain verification, and signs the result in a bundle.
  */
@@ -392,6 +494,26 @@ export function buildStudyReportSummary(input: StudyReportInput): StudyReportSum
   const ref = (siloId: string): SiloRef => ({ siloId, name: names.get(siloId) ?? 'unknown' });
   const finalRound = [...rounds].reverse().find((r) => r.kind === 'evaluate' && r.status === 'closed');
   const plan = study.plan;
+  const traces = new Map((input.aggregationTraces ?? []).map((t) => [`${t.round}.${t.attempt}`, t.trace]));
+  const roundLines: RoundLine[] = rounds.map((r) => {
+    const trace = traces.get(`${r.number}.${r.attempt}`);
+    return {
+      round: r.number,
+      attempt: r.attempt,
+      kind: r.kind,
+      status: r.status,
+      openedAt: r.openedAt,
+      closedAt: r.closedAt,
+      closeReason: r.closeReason,
+      modelHash: r.modelHash,
+      resultModelHash: r.resultModelHash,
+      participants: r.participants.length,
+      reported: r.summary?.reported ?? r.participants.filter((p) => p.status !== 'waiting').length,
+      meanAccuracy: r.summary?.evaluation.accuracy.unweighted ?? null,
+      evaluations: evaluationsOf(r),
+      secureAggregation: trace === undefined ? null : roundSecureAggregation(trace, `${r.number}.${r.attempt}`),
+    };
+  });
   const summary: StudyReportSummary = {
     kind: STUDY_REPORT_KIND,
     id: study.id,
@@ -421,21 +543,7 @@ export function buildStudyReportSummary(input: StudyReportInput): StudyReportSum
       decidedAt: d.decidedAt,
       reason: d.reason,
     })),
-    rounds: rounds.map((r) => ({
-      round: r.number,
-      attempt: r.attempt,
-      kind: r.kind,
-      status: r.status,
-      openedAt: r.openedAt,
-      closedAt: r.closedAt,
-      closeReason: r.closeReason,
-      modelHash: r.modelHash,
-      resultModelHash: r.resultModelHash,
-      participants: r.participants.length,
-      reported: r.summary?.reported ?? r.participants.filter((p) => p.status !== 'waiting').length,
-      meanAccuracy: r.summary?.evaluation.accuracy.unweighted ?? null,
-      evaluations: evaluationsOf(r),
-    })),
+    rounds: roundLines,
     models: {
       initial: rounds[0]?.modelHash ?? null,
       final: study.status === 'completed' ? study.currentModelHash : null,
@@ -454,6 +562,7 @@ export function buildStudyReportSummary(input: StudyReportInput): StudyReportSum
     privacy: study.legacyPlan
       ? legacyPrivacySection(privacySection(plan, input.mechanism, input.privacy, names))
       : privacySection(plan, input.mechanism, input.privacy, names),
+    secureAggregation: secureAggregationSection(plan, roundLines),
     chainHead: { seq: input.head.seq, hash: input.head.hash },
     chainVerification: verificationAtHead(verification, input.head),
     signingKey: { algorithm: 'Ed25519', keyId: input.keyId },
