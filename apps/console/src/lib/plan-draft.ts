@@ -70,6 +70,21 @@ export interface AggregationDraft {
   exclude: boolean;
 }
 
+/**
+ * The plan's optional secure aggregation (SecureAggregationPlan in @tessera/protocol, docs/secure-aggregation.md):
+ * off, the plan has no `secureAggregation` key.
+ */
+export interface SecureAggregationDraft {
+  enabled: boolean;
+  /** Shamir threshold t. */
+  threshold: string;
+  /** Neighbours per silo k; empty: the complete graph (k = n − 1). */
+  neighbourCount: string;
+  modulusBits: string;
+  /** The L2 norm C every silo clips its update to. */
+  clipNorm: string;
+}
+
 export type AggregatorKind = 'fedavg' | 'coordinate-median' | 'trimmed-mean' | 'krum' | 'geometric-median';
 
 export interface PlanDraft {
@@ -144,6 +159,7 @@ export interface PlanDraft {
   };
   release: ReleaseDraft;
   aggregation: AggregationDraft;
+  secureAggregation: SecureAggregationDraft;
   silos: string[];
 }
 
@@ -259,6 +275,7 @@ export function draftToPlan(d: PlanDraft): unknown {
     },
     release: releaseToPlan(d.release),
     ...aggregationToPlan(d.aggregation),
+    ...secureAggregationToPlan(d.secureAggregation),
     silos: [...d.silos],
   };
 }
@@ -321,6 +338,49 @@ function aggregationToDraft(plan: Pick<StudyPlan, 'aggregation' | 'screening'>):
     ...(bound?.mode === 'median-multiple' ? { multiplier: String(bound.multiplier) } : {}),
     screening: s !== undefined,
     ...(s ? { threshold: String(s.threshold), exclude: s.exclude } : {}),
+  };
+}
+
+/** The plan's `secureAggregation` only when opted in (off: the plan as before the option, same bytes, same hash). */
+function secureAggregationToPlan(sa: SecureAggregationDraft): Record<string, unknown> {
+  if (!sa.enabled) return {};
+  return {
+    secureAggregation: {
+      threshold: numberOf(sa.threshold),
+      ...(sa.neighbourCount.trim() === '' ? {} : { neighbourCount: numberOf(sa.neighbourCount) }),
+      modulusBits: numberOf(sa.modulusBits),
+      clipNorm: numberOf(sa.clipNorm),
+    },
+  };
+}
+
+/** Secure aggregation before it is chosen: off; once on, the complete graph, 32-bit sums, clip norm 1. */
+export const DEFAULT_SECURE_AGGREGATION: SecureAggregationDraft = {
+  enabled: false,
+  threshold: '',
+  neighbourCount: '',
+  modulusBits: '32',
+  clipNorm: '1',
+};
+
+/**
+ * The threshold to propose for k neighbours per silo: ⌊k/2⌋ + 1, at least 2. It is recommendedThreshold(k) of
+ * @tessera/secagg without colluding neighbours (a hub that lies about who dropped cannot rebuild both secrets of a
+ * silo), restated because that library runs on node:crypto and is not part of the console's bundle.
+ */
+export function proposedSecureAggregationThreshold(neighbourCount: number): number {
+  return Math.max(2, Math.floor(neighbourCount / 2) + 1);
+}
+
+function secureAggregationToDraft(plan: Pick<StudyPlan, 'secureAggregation'>): SecureAggregationDraft {
+  const sa = plan.secureAggregation;
+  if (!sa) return { ...DEFAULT_SECURE_AGGREGATION };
+  return {
+    enabled: true,
+    threshold: String(sa.threshold),
+    neighbourCount: text(sa.neighbourCount),
+    modulusBits: String(sa.modulusBits),
+    clipNorm: String(sa.clipNorm),
   };
 }
 
@@ -556,6 +616,7 @@ export function planToDraft(plan: StudyPlan): PlanDraft {
     },
     release: releaseToDraft(plan.release, p.mode),
     aggregation: aggregationToDraft(plan),
+    secureAggregation: secureAggregationToDraft(plan),
     silos: [...plan.silos],
   };
 }
@@ -608,6 +669,7 @@ export function defaultDraft(salt: string = randomSplitSalt()): PlanDraft {
     },
     release: defaultReleaseDraft('none'),
     aggregation: { ...DEFAULT_AGGREGATION },
+    secureAggregation: { ...DEFAULT_SECURE_AGGREGATION },
     silos: [],
   };
 }

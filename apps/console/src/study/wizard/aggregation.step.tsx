@@ -1,5 +1,13 @@
 import { useFormContext } from 'react-hook-form';
-import type { AggregatorKind, PlanDraft } from '../../lib/plan-draft.js';
+import { SecureAggregationPlan, secureAggregationProblems, type StudyPlan } from '@tessera/protocol';
+import {
+  draftToPlan,
+  numberOf,
+  proposedSecureAggregationThreshold,
+  type AggregatorKind,
+  type PlanDraft,
+} from '../../lib/plan-draft.js';
+import { plainProblem, splitProblem, subjectOfPath } from '../../lib/plan-problems.js';
 import { Notice } from '../../ui/feedback.js';
 import { useWizard } from './wizard-context.js';
 import { Field, NumberField } from './wizard-fields.js';
@@ -61,6 +69,107 @@ function AggregatorParameters({ kind }: { kind: AggregatorKind }) {
     default:
       return null;
   }
+}
+
+/** The proposed threshold for the draft's neighbours (k typed, else the complete graph of the invited silos). */
+function proposedThreshold(d: PlanDraft): number | null {
+  const typed = numberOf(d.secureAggregation.neighbourCount);
+  const k = typed !== undefined ? typed : d.silos.length - 1;
+  return Number.isInteger(k) && k >= 2 ? proposedSecureAggregationThreshold(k) : null;
+}
+
+/**
+ * What in the rest of the plan secure aggregation cannot run with, as the shared plan check
+ * (secureAggregationProblems of @tessera/protocol) reports it, in plain words. The block's own problems show at its
+ * fields instead; and only once those fields are valid, since the check reads them.
+ */
+function secureAggregationConflicts(d: PlanDraft): string[] {
+  const candidate = draftToPlan(d) as StudyPlan;
+  if (!SecureAggregationPlan.safeParse(candidate.secureAggregation).success) return [];
+  return secureAggregationProblems(candidate).flatMap((problem) => {
+    const { path, message } = splitProblem(problem);
+    if (path === 'secureAggregation' || path.startsWith('secureAggregation.')) return [];
+    return [plainProblem(subjectOfPath(path), message)];
+  });
+}
+
+/** The opt-in to secure aggregation, its parameters, and what in the plan it cannot run with. */
+function SecureAggregationFields() {
+  const { getValues, setValue } = useFormContext<PlanDraft>();
+  const { draft } = useWizard();
+  const sa = draft.secureAggregation;
+  const proposed = proposedThreshold(draft);
+  const conflicts = sa.enabled ? secureAggregationConflicts(draft) : [];
+  const onOptIn = () => {
+    // Opting in proposes the threshold for the invited silos; one already typed is kept.
+    if (getValues('secureAggregation.enabled') && getValues('secureAggregation.threshold').trim() === '') {
+      const t = proposedThreshold(getValues());
+      if (t !== null) setValue('secureAggregation.threshold', String(t), { shouldDirty: true });
+    }
+  };
+  return (
+    <>
+      <h3>Secure aggregation</h3>
+      <Field
+        path="secureAggregation"
+        name="secureAggregation.enabled"
+        onValueChange={onOptIn}
+        label="Secure aggregation (the hub sees only the sum)"
+        className="field-check"
+      >
+        {(p) => <input {...p} type="checkbox" />}
+      </Field>
+      <p className="hint">
+        Each silo clips its update, masks it and uploads only the masked version; the masks cancel in the sum, so the
+        hub learns the sum of the updates and never one silo&apos;s. FedAvg then averages with equal weights. The sum
+        itself is not made private.
+      </p>
+      {sa.enabled ? (
+        <>
+          <div className="grid-3">
+            <NumberField
+              path="secureAggregation.neighbourCount"
+              name="secureAggregation.neighbourCount"
+              label="Neighbours per silo k"
+              hint="Empty: the complete graph (every silo pairs with every other)."
+            />
+            <NumberField
+              path="secureAggregation.threshold"
+              name="secureAggregation.threshold"
+              label="Threshold t"
+              hint={
+                proposed === null
+                  ? 'A round is unmasked with t + 1 surviving silos.'
+                  : `A round is unmasked with t + 1 surviving silos. Proposed for these silos: ${proposed}.`
+              }
+            />
+            <NumberField
+              path="secureAggregation.modulusBits"
+              name="secureAggregation.modulusBits"
+              label="Modulus bits"
+              hint="8 to 32; 32 costs the size of a float32 upload."
+            />
+            <NumberField
+              path="secureAggregation.clipNorm"
+              name="secureAggregation.clipNorm"
+              label="Clip norm C"
+              hint="Every silo scales its update down to this L2 norm before it is masked."
+            />
+          </div>
+          {conflicts.length > 0 ? (
+            <Notice tone="warning">
+              <p>Secure aggregation cannot run with this plan yet:</p>
+              <ul className="problem-list" aria-label="What secure aggregation cannot run with">
+                {conflicts.map((c) => (
+                  <li key={c}>{c}</li>
+                ))}
+              </ul>
+            </Notice>
+          ) : null}
+        </>
+      ) : null}
+    </>
+  );
 }
 
 /** How the hub combines the round's updates and screens them; the steward sees the choice in the plan. */
@@ -142,6 +251,7 @@ function AggregationFields() {
           </Field>
         </div>
       ) : null}
+      <SecureAggregationFields />
     </>
   );
 }
@@ -159,13 +269,22 @@ function aggregationFieldPaths(d: PlanDraft): string[] {
   if (a.normBound === 'fixed') paths.push('aggregation.normBound.maxNorm');
   if (a.normBound === 'median-multiple') paths.push('aggregation.normBound.multiplier');
   if (a.screening) paths.push('screening.threshold', 'screening.exclude');
+  paths.push('secureAggregation');
+  if (d.secureAggregation.enabled) {
+    paths.push(
+      'secureAggregation.neighbourCount',
+      'secureAggregation.threshold',
+      'secureAggregation.modulusBits',
+      'secureAggregation.clipNorm',
+    );
+  }
   return paths;
 }
 
 export const aggregationStep: WizardStep = {
   id: 'aggregation',
   title: 'Aggregation',
-  owns: ['aggregation', 'screening'],
+  owns: ['aggregation', 'screening', 'secureAggregation'],
   fieldPaths: aggregationFieldPaths,
   Component: AggregationFields,
 };
