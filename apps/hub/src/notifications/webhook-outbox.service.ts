@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
@@ -194,7 +194,9 @@ export class WebhookOutbox implements OnModuleInit, OnModuleDestroy {
     );
     const delivered = outcome.error === null;
     const retry = !delivered && shouldRetry(d.attempts);
-    const delayMs = retry ? retryDelayMs(d.attempts, this.config.webhookRetryBaseSeconds * 1000, Math.random()) : 0;
+    const delayMs = retry
+      ? retryDelayMs(d.attempts, this.config.webhookRetryBaseSeconds * 1000, randomInt(2 ** 30) / 2 ** 30)
+      : 0;
     await this.db.transaction(async (tx) => {
       await tx.query(
         // Nothing to log when an administrator deleted the endpoint (and with it the delivery) while it was sent.
