@@ -157,12 +157,13 @@ describe.skipIf(!availability.run)('a hub round with its blobs in S3 (Swift s3ap
 
   it('aggregates a coordinate median blockwise from ranged reads of the bucket, and flags the ×10 update', async () => {
     await hub?.dispose();
-    // 3 updates of the 14-parameter model do not fit 250 bytes in memory; blocks of 4 coordinates do.
-    const env = { TESSERA_AGGREGATION_MEMORY: '250', TESSERA_AGGREGATION_BLOCK_PARAMETERS: '4' };
+    // 5 updates of the 14-parameter model do not fit 320 bytes in memory; blocks of 4 coordinates do. Five silos, as
+    // screening with the small-sample spread cannot single out one update of three (docs/aggregation.md).
+    const env = { TESSERA_AGGREGATION_MEMORY: '320', TESSERA_AGGREGATION_BLOCK_PARAMETERS: '4' };
     hub = await startTestHub('server', { env: { ...s3Env(server, await server.createBucket()), ...env } });
     const admin = await signIn(hub, ADMIN.username, ADMIN.password);
     const silos = [];
-    for (const name of ['S3 median A', 'S3 median B', 'S3 median C'])
+    for (const name of ['S3 median A', 'S3 median B', 'S3 median C', 'S3 median D', 'S3 median E'])
       silos.push(await TestSilo.enroll(hub, admin, name));
     const plan = heartDiseasePlan(
       silos.map((s) => s.id),
@@ -174,13 +175,13 @@ describe.skipIf(!availability.run)('a hub round with its blobs in S3 (Swift s3ap
     );
     plan.training.serverOptimizer = { kind: 'fedavg', learningRate: 1 };
     plan.participation = {
-      minSilosPerRound: 3,
+      minSilosPerRound: 5,
       roundDeadlineSeconds: 300,
       maxRoundRetries: 0,
       onSiloFailure: 'continue',
     };
     const created = await api(hub, 'POST', '/api/studies', { headers: admin, json: { plan } });
-    expect(created.status).toBe(201);
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
     const study = created.body as StudyView;
     await api(hub, 'POST', `/api/studies/${study.id}/submit`, { headers: admin });
     for (const s of silos) {
@@ -189,7 +190,7 @@ describe.skipIf(!availability.run)('a hub round with its blobs in S3 (Swift s3ap
     await api(hub, 'POST', `/api/studies/${study.id}/start`, { headers: admin });
     const task = ((await silos[0]!.call('GET', `${SILO_STUDY_API.tasks}?wait=5`)).body as TasksResponse).tasks[0]!;
     const global = float32FromBytes((await silos[0]!.binary('GET', SILO_STUDY_API.blob(task.modelHash))).bytes);
-    const values = [0.02, 0.04, 0.4];
+    const values = [0.03, 0.035, 0.04, 0.045, 0.4];
     for (const [i, s] of silos.entries()) {
       const res = await s.binary(
         'POST',
@@ -213,7 +214,7 @@ describe.skipIf(!availability.run)('a hub round with its blobs in S3 (Swift s3ap
     )) as { record: { step: string; mode: string } }[];
     expect(row!.record).toMatchObject({ step: 'memory', mode: 'blockwise' });
     const flagged = round1!.summary!.screening!.updates.filter((u) => u.flags.length > 0);
-    expect(flagged.map((u) => [u.siloId, u.flags.map((f) => f.statistic)])).toEqual([[silos[2]!.id, ['norm']]]);
+    expect(flagged.map((u) => [u.siloId, u.flags.map((f) => f.statistic)])).toEqual([[silos[4]!.id, ['norm']]]);
     // The next model is the global one plus the median, 0.04, in every coordinate.
     const next = (await db.getRepository(StudyEntity).findOneByOrFail({ id: study.id })).currentModelHash!;
     const model = float32FromBytes((await silos[0]!.binary('GET', SILO_STUDY_API.blob(next))).bytes);
