@@ -1,39 +1,13 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, startTestHub, type TestHub } from '../testing/test-hub.test-util';
+import { CHROMIUM, ensureConsoleBuild } from '../testing/console-build.test-util';
 
 // Accounts and sessions end to end: Debian's Chromium drives the production console served by a real hub whose
 // sessions are short (an idle timeout of 40 s, access tokens of 30 s), so renewal, the idle warning and the lapse
 // happen within the test. Two browser contexts are two people on two machines; pages of one context are tabs.
 
-const REPO = resolve(__dirname, '../../../..');
-const CONSOLE = join(REPO, 'apps/console');
-const CHROMIUM = '/usr/bin/chromium';
 const IDLE_SECONDS = 40;
-
-function newestMtime(paths: string[]): number {
-  let newest = 0;
-  const visit = (p: string) => {
-    if (!existsSync(p)) return;
-    const s = statSync(p);
-    if (s.isDirectory()) for (const e of readdirSync(p)) visit(join(p, e));
-    else newest = Math.max(newest, s.mtimeMs);
-  };
-  paths.forEach(visit);
-  return newest;
-}
-
-/** Builds the console with Vite when its dist is missing or older than its sources (the hub serves that build). */
-async function ensureConsoleBuild(): Promise<void> {
-  const index = join(CONSOLE, 'dist/index.html');
-  const sources = ['src', 'public', 'index.html', 'vite.config.ts'].map((p) => join(CONSOLE, p));
-  sources.push(join(REPO, 'libs/protocol/src'), join(REPO, 'libs/dp/src'));
-  if (existsSync(index) && statSync(index).mtimeMs >= newestMtime(sources)) return;
-  const vite = await import('vite');
-  await vite.build({ configFile: join(CONSOLE, 'vite.config.ts'), logLevel: 'warn' });
-}
 
 async function signIn(page: Page, username: string, password: string): Promise<void> {
   await page.getByLabel('Username').fill(username);

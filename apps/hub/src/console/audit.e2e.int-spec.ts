@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -7,14 +7,13 @@ import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
 import { ADMIN, api, signIn as apiSignIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
 import { TestSilo } from '../testing/test-silo.test-util';
+import { CHROMIUM, ensureConsoleBuild } from '../testing/console-build.test-util';
 
 // The audit page as an auditor in Zurich uses it: Debian's Chromium with its time zone set to Europe/Zurich drives
 // the production console served by a real hub. Three records straddle midnight in Zurich (23:00 UTC in winter); the
 // date filters are typed in Zurich time and must select exactly the records either side of it.
 
 const REPO = resolve(__dirname, '../../../..');
-const CONSOLE = join(REPO, 'apps/console');
-const CHROMIUM = '/usr/bin/chromium';
 const ZONE = 'Europe/Zurich';
 /** SCREENSHOTS=1 (npm run screenshots) also writes the audit page's pictures to docs/screenshots/. */
 const SHOTS = process.env.SCREENSHOTS === '1' ? join(REPO, 'docs/screenshots') : null;
@@ -31,28 +30,6 @@ const MIDNIGHT_RECORDS = [
   { time: '2026-11-30T23:00:00.000Z', action: 'e2e.midnight.at' },
   { time: '2026-11-30T23:30:07.000Z', action: 'e2e.midnight.after' },
 ];
-
-function newestMtime(paths: string[]): number {
-  let newest = 0;
-  const visit = (p: string) => {
-    if (!existsSync(p)) return;
-    const s = statSync(p);
-    if (s.isDirectory()) for (const e of readdirSync(p)) visit(join(p, e));
-    else newest = Math.max(newest, s.mtimeMs);
-  };
-  paths.forEach(visit);
-  return newest;
-}
-
-/** Builds the console with Vite when its dist is missing or older than its sources (the hub serves that build). */
-async function ensureConsoleBuild(): Promise<void> {
-  const index = join(CONSOLE, 'dist/index.html');
-  const sources = ['src', 'public', 'index.html', 'vite.config.ts'].map((p) => join(CONSOLE, p));
-  sources.push(join(REPO, 'libs/protocol/src'), join(REPO, 'libs/dp/src'));
-  if (existsSync(index) && statSync(index).mtimeMs >= newestMtime(sources)) return;
-  const vite = await import('vite');
-  await vite.build({ configFile: join(CONSOLE, 'vite.config.ts'), logLevel: 'warn' });
-}
 
 describe('the audit page in Chromium in Zurich, against a real hub', () => {
   let hub: TestHub;

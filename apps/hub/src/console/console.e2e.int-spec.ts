@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { releasedWithoutDp } from '@tessera/protocol';
@@ -8,45 +8,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StudyView } from '../studies/studies.service';
 import { runAgent, startAgentRun } from '../testing/agent-process.test-util';
 import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
+import { CHROMIUM, ensureConsoleBuild } from '../testing/console-build.test-util';
 
 // The web console end to end: Debian's Chromium drives the production build served by a real hub, with real agents
 // enrolled from the bundle the page shows. SCREENSHOTS=1 also writes docs/screenshots/ (npm run screenshots).
 
 const REPO = resolve(__dirname, '../../../..');
-const CONSOLE = join(REPO, 'apps/console');
 const DATA = join(REPO, 'libs/ml/data/heart-disease');
 const SHOTS = process.env.SCREENSHOTS === '1' ? join(REPO, 'docs/screenshots') : null;
-const CHROMIUM = '/usr/bin/chromium';
 const AUDITOR = { username: 'auditor', password: 'a long auditor password' };
 
 /** The newest modification time under the given paths (files and folders, recursively). */
-function newestMtime(paths: string[]): number {
-  let newest = 0;
-  const visit = (p: string) => {
-    if (!existsSync(p)) return;
-    const s = statSync(p);
-    if (s.isDirectory()) for (const e of readdirSync(p)) visit(join(p, e));
-    else newest = Math.max(newest, s.mtimeMs);
-  };
-  paths.forEach(visit);
-  return newest;
-}
-
-/** Builds the console with Vite when its dist is missing or older than its sources (the hub serves that build). */
-async function ensureConsoleBuild(): Promise<void> {
-  const index = join(CONSOLE, 'dist/index.html');
-  const sources = [
-    join(CONSOLE, 'src'),
-    join(CONSOLE, 'public'),
-    join(CONSOLE, 'index.html'),
-    join(CONSOLE, 'vite.config.ts'),
-    join(REPO, 'libs/protocol/src'),
-    join(REPO, 'libs/dp/src'),
-  ];
-  if (existsSync(index) && statSync(index).mtimeMs >= newestMtime(sources)) return;
-  const vite = await import('vite');
-  await vite.build({ configFile: join(CONSOLE, 'vite.config.ts'), logLevel: 'warn' });
-}
 
 async function shot(page: Page, name: string, fullPage = true): Promise<void> {
   if (!SHOTS) return;

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
@@ -8,6 +8,7 @@ import type { EnrollmentIssued } from '../silos/silos.service';
 import { AGENT_MAIN, runAgent } from '../testing/agent-process.test-util';
 import { heartFile } from '../testing/hub-process.test-util';
 import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
+import { CHROMIUM, ensureConsoleBuild } from '../testing/console-build.test-util';
 
 // Silo health in the production console, in Debian's Chromium, against a real hub and a real agent process: the
 // list and the detail page say online with the agent's version, suspended and waiting, online again once resumed,
@@ -19,32 +20,8 @@ const agentPackage = JSON.parse(readFileSync(resolve(__dirname, '../../../agent/
   version: string;
 };
 const REPO = resolve(__dirname, '../../../..');
-const CONSOLE = join(REPO, 'apps/console');
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = process.env.SCREENSHOTS === '1' ? join(REPO, 'docs/screenshots') : null;
 const POLL_WAIT_SECONDS = 3;
-
-function newestMtime(paths: string[]): number {
-  let newest = 0;
-  const visit = (p: string) => {
-    if (!existsSync(p)) return;
-    const s = statSync(p);
-    if (s.isDirectory()) for (const e of readdirSync(p)) visit(join(p, e));
-    else newest = Math.max(newest, s.mtimeMs);
-  };
-  paths.forEach(visit);
-  return newest;
-}
-
-/** Builds the console with Vite when its dist is missing or older than its sources (the hub serves that build). */
-async function ensureConsoleBuild(): Promise<void> {
-  const index = join(CONSOLE, 'dist/index.html');
-  const sources = ['src', 'public', 'index.html', 'vite.config.ts'].map((p) => join(CONSOLE, p));
-  sources.push(join(REPO, 'libs/protocol/src'), join(REPO, 'libs/dp/src'));
-  if (existsSync(index) && statSync(index).mtimeMs >= newestMtime(sources)) return;
-  const vite = await import('vite');
-  await vite.build({ configFile: join(CONSOLE, 'vite.config.ts'), logLevel: 'warn' });
-}
 
 describe('silo health in Chromium against a real hub and agent', () => {
   let hub: TestHub;

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -6,38 +6,15 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, startTestHub, type TestHub } from '../testing/test-hub.test-util';
 import { verifyWebhook, WEBHOOK_HEADERS } from './webhook-signature.util';
+import { CHROMIUM, ensureConsoleBuild } from '../testing/console-build.test-util';
 
 // The Notifications page end to end: Debian's Chromium drives the production console served by a real hub; an
 // administrator adds an endpoint at a receiver on 127.0.0.1, keeps the secret the page shows once, sends a test
 // event, and reads its delivery in the log; the receiver checks the signature with that secret.
 
 const REPO = resolve(__dirname, '../../../..');
-const CONSOLE = join(REPO, 'apps/console');
-const CHROMIUM = '/usr/bin/chromium';
 /** SCREENSHOTS=1 (npm run screenshots) also writes the page's picture to docs/screenshots/. */
 const SHOTS = process.env.SCREENSHOTS === '1' ? join(REPO, 'docs/screenshots') : null;
-
-function newestMtime(paths: string[]): number {
-  let newest = 0;
-  const visit = (p: string) => {
-    if (!existsSync(p)) return;
-    const s = statSync(p);
-    if (s.isDirectory()) for (const e of readdirSync(p)) visit(join(p, e));
-    else newest = Math.max(newest, s.mtimeMs);
-  };
-  paths.forEach(visit);
-  return newest;
-}
-
-/** Builds the console with Vite when its dist is missing or older than its sources (the hub serves that build). */
-async function ensureConsoleBuild(): Promise<void> {
-  const index = join(CONSOLE, 'dist/index.html');
-  const sources = ['src', 'public', 'index.html', 'vite.config.ts'].map((p) => join(CONSOLE, p));
-  sources.push(join(REPO, 'libs/protocol/src'), join(REPO, 'libs/dp/src'));
-  if (existsSync(index) && statSync(index).mtimeMs >= newestMtime(sources)) return;
-  const vite = await import('vite');
-  await vite.build({ configFile: join(CONSOLE, 'vite.config.ts'), logLevel: 'warn' });
-}
 
 describe('the Notifications page in Chromium against a real hub', () => {
   let hub: TestHub;
