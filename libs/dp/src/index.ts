@@ -7,6 +7,7 @@ export * from './random-source';
 export * from './discrete-gaussian';
 export * from './gaussian-noise';
 export * from './lattice-noise';
+export * from './distributed-discrete-gaussian';
 export * from './clipping.util';
 export * from './karney-discrete-gaussian';
 export * from './gaussian-noise-worker';

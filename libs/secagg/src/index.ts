@@ -28,6 +28,7 @@ export {
   type QuantisationParameters,
   type QuantisationTrace,
 } from './quantisation';
+export { addNoiseShare } from './noise-share';
 export { cryptoRandom, type SecAggRandom } from './random-source';
 export {
   EncryptedShare,
