@@ -138,10 +138,37 @@ describe('study plan: secureAggregation', () => {
       }),
     );
     expect(dpFedAvg).toHaveLength(1);
-    expect(dpFedAvg[0]).toMatch(/^privacy\.mode: dp-fedavg clips and noises individual updates at the hub/);
+    expect(dpFedAvg[0]).toMatch(/^privacy\.noise: dp-fedavg with central noise clips and noises individual updates/);
   });
 
-  it('refuses DP-SGD and per-round evaluation releases, which travel with the update the hub never receives', () => {
+  it('accepts silo-level DP with distributed noise, shows it the steward, and refuses it without secure aggregation', () => {
+    const distributed: PrivacyPlan = {
+      mode: 'dp-fedavg',
+      unit: 'silo',
+      targetEpsilon: 1,
+      delta: 1e-5,
+      clipNorm: 1,
+      noiseMultiplier: 'derive',
+      noise: 'distributed',
+    };
+    const plan = securePlan(SECAGG, { privacy: distributed });
+    expect(studyPlanProblems(plan)).toEqual([]);
+    // Nothing leaves a silo outside the guarantee: its update leaves masked, with its noise share in it.
+    expect(releasedWithoutDp(plan)).toEqual([]);
+    expect(describePlan(plan).find((l) => l.startsWith('privacy:'))).toMatch(
+      /^privacy: +distributed DP-FedAvg \(unit: the whole silo; each silo adds its share of discrete Gaussian noise/,
+    );
+    const { secureAggregation: _dropped, ...withoutSecAgg } = plan;
+    expect(studyPlanProblems(withoutSecAgg)).toEqual([
+      expect.stringMatching(/^privacy\.noise: distributed noise needs secureAggregation/),
+    ]);
+    expect(studyPlanProblems(securePlan({ ...SECAGG, clipNorm: 2 }, { privacy: distributed }))).toEqual([
+      expect.stringMatching(/^privacy\.clipNorm: with distributed noise each silo clips its update once.*got 1\)$/),
+    ]);
+    expect(studyPlanProblems({ ...plan, privacy: { ...distributed, noise: 'local' } })[0]).toMatch(/^privacy\.noise:/);
+  });
+
+  it('accepts DP-SGD (the update is private before it is masked) and refuses per-round evaluation releases', () => {
     const plan = planForTest({
       silos: 4,
       minSilosPerRound: 4,
@@ -150,7 +177,8 @@ describe('study plan: secureAggregation', () => {
       secureAggregation: SECAGG,
     });
     expect(plan.privacy.mode).toBe('dp-sgd');
-    expect(studyPlanProblems(plan).map((p) => p.split(':')[0])).toEqual(['privacy.mode', 'release.evaluation.rounds']);
+    expect(studyPlanProblems(plan).map((p) => p.split(':')[0])).toEqual(['release.evaluation.rounds']);
+    expect(studyPlanProblems({ ...plan, release: { ...plan.release, evaluation: { mode: 'none' } } })).toEqual([]);
     const final = {
       ...plan,
       privacy: NO_DP,

@@ -42,7 +42,14 @@ export function secureAggregationCoordinateBound(participantCount: number, modul
 /** Problems of a plan's `secureAggregation` block against the rest of the plan, each naming its field path. */
 export function secureAggregationProblems(plan: StudyPlan): string[] {
   const sa = plan.secureAggregation;
-  if (!sa) return [];
+  if (!sa) {
+    return plan.privacy.mode === 'dp-fedavg' && plan.privacy.noise === 'distributed'
+      ? [
+          `privacy.noise: distributed noise needs secureAggregation: without it the hub would see each silo's update ` +
+            `with only that silo's share of the noise; add a secureAggregation block or choose 'central'`,
+        ]
+      : [];
+  }
   const out: string[] = [];
   const n = plan.silos.length;
   const min = plan.participation.minSilosPerRound;
@@ -109,22 +116,28 @@ function incompatibilities(plan: StudyPlan): string[] {
         `screening or secureAggregation`,
     );
   }
-  if (plan.privacy.mode === 'dp-sgd') {
-    out.push(
-      `privacy.mode: a silo's DP-SGD privacy report travels with its update, which under secure aggregation the hub ` +
-        `never receives; DP under secure aggregation (distributed DP, issue 16 item 4) is not built yet: use none`,
-    );
-  }
   if (plan.release.evaluation.mode !== 'none' && plan.release.evaluation.rounds === 'every') {
     out.push(
       `release.evaluation.rounds: the evaluation of every round travels with the silo's update, which under secure ` +
         `aggregation the hub never receives; choose 'final' (the final model is evaluated after the last round)`,
     );
   }
-  if (plan.privacy.mode === 'dp-fedavg') {
+  if (plan.privacy.mode === 'dp-fedavg' && plan.privacy.noise !== 'distributed') {
     out.push(
-      `privacy.mode: dp-fedavg clips and noises individual updates at the hub, which secure aggregation hides from it ` +
-        `(distributed DP under secure aggregation is not built yet); use dp-sgd (noise added at each silo) or none`,
+      `privacy.noise: dp-fedavg with central noise clips and noises individual updates at the hub, which secure ` +
+        `aggregation hides from it; set privacy.noise to 'distributed' (each silo adds its share of the noise before ` +
+        `masking), or use dp-sgd or none`,
+    );
+  }
+  if (
+    plan.privacy.mode === 'dp-fedavg' &&
+    plan.privacy.noise === 'distributed' &&
+    plan.privacy.clipNorm !== plan.secureAggregation?.clipNorm
+  ) {
+    out.push(
+      `privacy.clipNorm: with distributed noise each silo clips its update once, to secureAggregation.clipNorm ` +
+        `(${plan.secureAggregation?.clipNorm}), and the noise is sized for that norm; set privacy.clipNorm to the same ` +
+        `value (got ${plan.privacy.clipNorm})`,
     );
   }
   if (plan.release.trainingExamples === 'exact') {

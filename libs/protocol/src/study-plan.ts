@@ -329,6 +329,12 @@ export const ParticipationPlan = z
       .int()
       .min(5)
       .max(7 * 86_400),
+      /**
+       * Who adds the noise. Absent or 'central': the hub, to the sum of the clipped updates it receives. 'distributed'
+       * (needs secureAggregation): each silo adds its share on the integer lattice before masking (the distributed
+       * discrete Gaussian, docs/adr/0013), so the hub only ever sees the noisy sum.
+       */
+      noise: z.enum(['central', 'distributed']).optional(),
     /** A round that misses its minimum is retried this many times before the study fails. */
     maxRoundRetries: z.number().int().min(0).max(10),
     /** What a silo's failure (e.g. its data lacks a column) does: drop that silo, or fail the study. */
@@ -534,7 +540,7 @@ export function releasedWithoutDp(plan: StudyPlan): string[] {
         : 'the model update itself (no differential privacy in this study)',
     );
   }
-  if (plan.privacy.mode === 'dp-fedavg') {
+  if (plan.privacy.mode === 'dp-fedavg' && plan.privacy.noise !== 'distributed') {
     out.push(
       "the silo's clipped model update, to the hub (the hub adds the noise: DP-FedAvg protects against readers of the models, not against the hub)",
     );
@@ -653,7 +659,7 @@ export function describePlan(plan: StudyPlan): string[] {
   const privacy =
     p.mode === 'none'
       ? 'NO differential privacy: model updates are sent without noise'
-      : `${p.mode === 'dp-sgd' ? 'DP-SGD (unit: one record)' : 'DP-FedAvg (unit: the whole silo)'}; target ε = ${p.targetEpsilon}, δ = ${p.delta}, clipping norm ${p.clipNorm}, noise multiplier ${p.noiseMultiplier}`;
+      : `${p.mode === 'dp-sgd' ? 'DP-SGD (unit: one record)' : p.noise === 'distributed' ? 'distributed DP-FedAvg (unit: the whole silo; each silo adds its share of discrete Gaussian noise before masking, sized so any t shares carry the whole noise)' : 'DP-FedAvg (unit: the whole silo)'}; target ε = ${p.targetEpsilon}, δ = ${p.delta}, clipping norm ${p.clipNorm}, noise multiplier ${p.noiseMultiplier}`;
   const withoutDp = releasedWithoutDp(plan);
   return [
     `study:        ${plan.name}`,
