@@ -2,6 +2,7 @@ import { AggregationErrorCode, AggregationException } from './aggregation.except
 import type { AggregationTrace, ClipTrace, MeanTrace, NoiseTrace, WeightTrace } from './aggregation-trace';
 import {
   type AggregatedDelta,
+  type AggregatedSum,
   type DeltaAggregator,
   FedAvgAggregator,
   type SumDeltaAggregator,
@@ -117,56 +118,70 @@ export class DpFedAvgAggregator implements DeltaAggregator {
   }
 
   finish(): AggregatedDelta {
-    const W = this.expectedSilos;
-    const base = this.inner.finishSum();
-    let sum = base.sum;
-    let stddevOnSum = 0;
-    let granularity: number | undefined;
-    if (this.noiseMultiplier > 0) {
-      const noisy = this.noise(base.sum, { clipNorm: this.clippingNorm, noiseMultiplier: this.noiseMultiplier });
-      if (!(noisy?.sum instanceof Float64Array) || noisy.sum.length !== base.sum.length) {
-        throw new AggregationException(
-          AggregationErrorCode.NoiseSourceInvalid,
-          `noise mechanism returned ${String(noisy?.sum?.length)} values, expected a Float64Array of ${base.sum.length}`,
-        );
-      }
-      // Never less noise than accounted: a mechanism reporting less than z·S is refused, not trusted.
-      if (!(noisy.plan.effectiveStddev >= this.noiseMultiplier * this.clippingNorm)) {
-        throw new AggregationException(
-          AggregationErrorCode.NoiseSourceInvalid,
-          `noise mechanism added stddev ${noisy.plan.effectiveStddev}, below z·S = ${this.noiseMultiplier * this.clippingNorm}`,
-        );
-      }
-      sum = noisy.sum;
-      stddevOnSum = noisy.plan.effectiveStddev;
-      granularity = noisy.plan.granularity;
-    }
-    const delta = new Float32Array(sum.length);
-    for (let i = 0; i < delta.length; i += 1) {
-      if (!Number.isFinite(sum[i])) {
-        throw new AggregationException(AggregationErrorCode.NoiseSourceInvalid, `noisy sum value ${i} is not finite`);
-      }
-      // Divided and rounded to float32 only after the noise: post-processing of the released sum.
-      delta[i] = sum[i] / W;
-    }
-    const mean: MeanTrace = {
-      step: 'mean',
-      weighting: base.weighting,
-      count: base.count,
-      totalWeight: base.totalWeight,
-      denominator: W,
-    };
-    const noise: NoiseTrace = {
-      step: 'noise',
-      mechanism: 'discrete-gaussian-lattice',
-      noiseMultiplier: this.noiseMultiplier,
-      clippingNorm: this.clippingNorm,
-      denominator: W,
-      stddev: stddevOnSum / W,
-      ...(granularity === undefined ? {} : { granularity }),
-    };
-    return { delta, count: base.count, totalWeight: base.totalWeight, trace: [mean, noise] };
+    return releaseDpFedAvgSum(this.inner.finishSum(), this, this.noise);
   }
+}
+
+/**
+ * DpFedAvgAggregator's release step on a sum of clipped updates however it was computed (one update at a time, or
+ * fused and blockwise by fusedDpFedAvg): the injected mechanism's noise on the float64 sum, checked never to be less
+ * than z·S, then division by the fixed denominator W and rounding to float32 (post-processing).
+ */
+export function releaseDpFedAvgSum(
+  base: AggregatedSum,
+  options: DpFedAvgOptions,
+  noise: SumNoiseMechanism,
+): AggregatedDelta {
+  const W = options.expectedSilos;
+  const z = options.noiseMultiplier;
+  const S = options.clippingNorm;
+  let sum = base.sum;
+  let stddevOnSum = 0;
+  let granularity: number | undefined;
+  if (z > 0) {
+    const noisy = noise(base.sum, { clipNorm: S, noiseMultiplier: z });
+    if (!(noisy?.sum instanceof Float64Array) || noisy.sum.length !== base.sum.length) {
+      throw new AggregationException(
+        AggregationErrorCode.NoiseSourceInvalid,
+        `noise mechanism returned ${String(noisy?.sum?.length)} values, expected a Float64Array of ${base.sum.length}`,
+      );
+    }
+    // Never less noise than accounted: a mechanism reporting less than z·S is refused, not trusted.
+    if (!(noisy.plan.effectiveStddev >= z * S)) {
+      throw new AggregationException(
+        AggregationErrorCode.NoiseSourceInvalid,
+        `noise mechanism added stddev ${noisy.plan.effectiveStddev}, below z·S = ${z * S}`,
+      );
+    }
+    sum = noisy.sum;
+    stddevOnSum = noisy.plan.effectiveStddev;
+    granularity = noisy.plan.granularity;
+  }
+  const delta = new Float32Array(sum.length);
+  for (let i = 0; i < delta.length; i += 1) {
+    if (!Number.isFinite(sum[i])) {
+      throw new AggregationException(AggregationErrorCode.NoiseSourceInvalid, `noisy sum value ${i} is not finite`);
+    }
+    // Divided and rounded to float32 only after the noise: post-processing of the released sum.
+    delta[i] = sum[i] / W;
+  }
+  const mean: MeanTrace = {
+    step: 'mean',
+    weighting: base.weighting,
+    count: base.count,
+    totalWeight: base.totalWeight,
+    denominator: W,
+  };
+  const noiseTrace: NoiseTrace = {
+    step: 'noise',
+    mechanism: 'discrete-gaussian-lattice',
+    noiseMultiplier: z,
+    clippingNorm: S,
+    denominator: W,
+    stddev: stddevOnSum / W,
+    ...(granularity === undefined ? {} : { granularity }),
+  };
+  return { delta, count: base.count, totalWeight: base.totalWeight, trace: [mean, noiseTrace] };
 }
 
 /**

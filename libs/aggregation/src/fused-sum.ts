@@ -60,9 +60,10 @@ type Source = number | Float32Array;
  * loop. Updates outside the kernel's memory are staged chunkwise first; the chunk's tail (not a multiple of 8) is done
  * in JavaScript with the same operations. `fresh`: the sum is logically zero and its memory is not read. `outPtr` ≥ 0:
  * also write float32(sum / d) of the chunk at outPtr (a float32 array in the kernel's memory) while it is in cache.
- * Self-contained (no imports, no closures): its source is also what the worker thread runs.
+ * Self-contained (no imports, no closures): its source is also what the worker threads run (here and in
+ * threaded-block-sum.ts).
  */
-function fusedPass(
+export function fusedPass(
   kernels: {
     readonly acc: readonly AccKernel[];
     readonly init: readonly AccKernel[];

@@ -32,6 +32,7 @@ export {
 export {
   createDpFedAvgAggregator,
   DpFedAvgAggregator,
+  releaseDpFedAvgSum,
   type DpFedAvgOptions,
   type SumNoiseMechanism,
 } from './dp-fed-avg';
@@ -114,3 +115,12 @@ export {
   type AggregationVariant,
 } from './aggregator-memory';
 export { aggregateRound, fedAvg, type RoundOutcome, type RoundTraceEntry, type SiloUpdate } from './round-aggregation';
+export {
+  DEFAULT_SUM_BLOCK_PARAMETERS,
+  ThreadedBlockSum,
+  type BlockSumTerms,
+  type ThreadedBlockSumOptions,
+  type UpdateBlockSource,
+} from './threaded-block-sum';
+export { fusedDpFedAvg, fusedFedAvg, type FusedFedAvgTerms } from './fused-aggregation';
+export { StreamingSquaredNorm } from './streaming-norm';

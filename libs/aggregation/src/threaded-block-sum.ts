@@ -1,0 +1,344 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { AggregationErrorCode, AggregationException } from './aggregation.exception';
+import { CHUNK, fusedPass } from './fused-sum';
+import {
+  instantiateKernel,
+  kernelModule,
+  MAX_FUSED,
+  wasmApi,
+  type KernelInstance,
+  type WasmMemory,
+} from './simd-kernel';
+
+/*
+ * The float64 sum Σ wᵢ·sᵢ·uᵢ of n updates that are NOT in memory: read block by block (a range of coordinates of up to
+ * eight updates at a time) straight into slots of the SIMD kernel's memory, and accumulated there by worker threads
+ * that each own a range of the block's coordinates, so the calling thread only issues reads and waits (a hub's main
+ * thread keeps serving requests meanwhile). While the workers sum one block, the next is read into a second set of
+ * slots. Per coordinate the operations and their order are those of WeightedMeanAccumulator.add applied update after
+ * update (fused-sum.ts): the same bits whatever the threads, the block size or the grouping.
+ *
+ *   sᵢ < 1 (a clipping or norm-bounding factor): the block is first scaled in place, float32(uᵢ·sᵢ), exactly as
+ *   scaleUpdate / DpFedAvgAggregator make their scaled copies, then accumulated with weight wᵢ.
+ *
+ * Memory: 8m bytes of sum, 4m of quotient, and 2 · 8 · blockParameters · 4 bytes of slots (16 MiB at the default).
+ */
+
+/** Default coordinates per slot: 262,144 (1 MiB of float32 per update per read). */
+export const DEFAULT_SUM_BLOCK_PARAMETERS = 262_144;
+
+/** Reads a range of one update's coordinates into memory the sum provides. */
+export interface UpdateBlockSource {
+  /** n: number of updates. */
+  readonly count: number;
+  /** m: parameters per update. */
+  readonly length: number;
+  /**
+   * Writes update `update`'s float32 values at coordinates [start, end) into `target` (exactly end − start values;
+   * a view of shared memory). The values must be finite (e.g. validated on receipt): the sum does not re-check them.
+   */
+  readInto(update: number, start: number, end: number, target: Float32Array): Promise<void>;
+}
+
+export interface ThreadedBlockSumOptions {
+  /**
+   * Worker threads summing each block (each owns a contiguous range of its coordinates). Default: the number of
+   * cores. 0: everything on the calling thread (the single-core fallback; it then blocks while it sums).
+   */
+  readonly threads?: number;
+  /** Coordinates per read (a multiple of 8). Default DEFAULT_SUM_BLOCK_PARAMETERS. */
+  readonly blockParameters?: number;
+}
+
+/** Which updates to add, with what weight and scale. */
+export interface BlockSumTerms {
+  /** Indices into the source, in the order they are added. */
+  readonly indices: readonly number[];
+  /** wᵢ, one per index (finite, > 0: the caller's weights, already validated). */
+  readonly weights: readonly number[];
+  /** sᵢ ∈ (0, 1], one per index; omitted: all 1 (no scaling). */
+  readonly scales?: readonly number[];
+  /** Called with every block read, in coordinate order per update, before it is summed (e.g. a streamed norm). */
+  readonly onBlock?: (position: number, values: Float32Array) => void;
+}
+
+interface Job {
+  readonly kind: 'add' | 'quotient';
+  readonly sources: readonly number[];
+  readonly weights: readonly number[];
+  readonly scales: readonly number[];
+  readonly start: number;
+  readonly end: number;
+  readonly fresh: boolean;
+  readonly outPtr: number;
+  readonly d: number;
+}
+
+/**
+ * One job on coordinates [start, end): scale the slots in place where asked, then the fused kernel pass (or the
+ * quotient). Self-contained: its source is also what the worker threads run.
+ */
+function runJob(
+  kernels: KernelInstance,
+  heap: Float32Array,
+  sum: Float64Array,
+  chunk: number,
+  maxFused: number,
+  job: Job,
+  pass: typeof fusedPass,
+): void {
+  const { sources, weights, scales, start, end } = job;
+  for (let j = 0; j < sources.length; j += 1) {
+    const f = scales[j]!;
+    if (f === 1) continue;
+    const base = sources[j]! >> 2;
+    for (let i = start; i < end; i += 1) heap[base + i] = heap[base + i]! * f;
+  }
+  pass(kernels, heap, sum, 0, chunk, maxFused, sources, weights, start, end, job.fresh, job.outPtr, job.d);
+}
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { module, memory, length, chunk, maxFused } = workerData;
+const instance = new WebAssembly.Instance(module, { env: { memory } });
+const kernels = {
+  acc: Array.from({ length: maxFused }, (_, j) => instance.exports['acc' + (j + 1)]),
+  init: Array.from({ length: maxFused }, (_, j) => instance.exports['init' + (j + 1)]),
+  quot: instance.exports.quot,
+};
+const heap = new Float32Array(memory.buffer);
+const sum = new Float64Array(memory.buffer, 0, length);
+const fusedPass = ${fusedPass.toString()};
+const runJob = ${runJob.toString()};
+parentPort.on('message', ({ seq, job }) => {
+  try {
+    runJob(kernels, heap, sum, chunk, maxFused, job, fusedPass);
+    parentPort.postMessage({ seq });
+  } catch (error) {
+    parentPort.postMessage({ seq, error: String((error && error.stack) || error) });
+  }
+});
+`;
+
+/** A worker thread over the shared memory, answering each job with a message. */
+class SumWorker {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private seq = 0;
+  private failure: Error | null = null;
+
+  constructor(workerData: object) {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
+    this.worker.unref();
+    this.worker.on('message', ({ seq, error }: { seq: number; error?: string }) => {
+      const waiter = this.waiting.get(seq);
+      this.waiting.delete(seq);
+      if (!waiter) return;
+      if (error === undefined) waiter.resolve();
+      else
+        waiter.reject(new AggregationException(AggregationErrorCode.InvalidParameter, `a sum thread failed: ${error}`));
+    });
+    const fail = (error: Error): void => {
+      this.failure = error;
+      for (const waiter of this.waiting.values()) waiter.reject(error);
+      this.waiting.clear();
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => fail(new Error(`a sum thread exited (code ${code})`)));
+  }
+
+  run(job: Job): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    this.seq += 1;
+    const seq = this.seq;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(seq, { resolve, reject });
+      this.worker.postMessage({ seq, job });
+    });
+  }
+
+  close(): Promise<number> {
+    this.worker.removeAllListeners('exit');
+    return this.worker.terminate();
+  }
+}
+
+const WASM_PAGE = 65_536;
+const WASM_MAX_BYTES = 65_536 * WASM_PAGE;
+
+function align64(bytes: number): number {
+  return Math.ceil(bytes / 64) * 64;
+}
+
+/**
+ * The fused SIMD sum of updates read block by block, on worker threads over shared memory (see the file comment).
+ * Create with `ThreadedBlockSum.create` (null where the engine has no WebAssembly SIMD or the model exceeds wasm32
+ * memory: the caller then keeps its scalar path, which gives the same bits), and `close` when done.
+ */
+export class ThreadedBlockSum {
+  /** The sums Σ wᵢ·sᵢ·uᵢ (a view into the kernel's memory; valid until close). */
+  readonly values: Float64Array;
+  private readonly workers: SumWorker[];
+  private readonly local: KernelInstance | null;
+  private readonly heap: Float32Array;
+  private readonly slotsPtr: number;
+  private readonly outPtr: number;
+  private readonly slotBytes: number;
+
+  private constructor(
+    readonly length: number,
+    readonly blockParameters: number,
+    readonly threads: number,
+    memory: WasmMemory,
+    module: object,
+  ) {
+    const sumBytes = align64(8 * length);
+    this.outPtr = sumBytes;
+    this.slotsPtr = sumBytes + align64(4 * length);
+    this.slotBytes = align64(4 * blockParameters);
+    this.heap = new Float32Array(memory.buffer);
+    this.values = new Float64Array(memory.buffer, 0, length);
+    this.local = threads === 0 ? instantiateKernel(module, memory) : null;
+    const workerData = { module, memory, length, chunk: CHUNK, maxFused: MAX_FUSED };
+    this.workers = Array.from({ length: threads }, () => new SumWorker(workerData));
+  }
+
+  /** A sum of m parameters, or null where the SIMD kernel cannot run (no WebAssembly SIMD, or m too large). */
+  static create(length: number, options: ThreadedBlockSumOptions = {}): ThreadedBlockSum | null {
+    if (!Number.isInteger(length) || length < 1) {
+      throw new AggregationException(AggregationErrorCode.InvalidParameter, `length must be an integer ≥ 1`);
+    }
+    const threads = options.threads ?? availableParallelism();
+    if (!Number.isInteger(threads) || threads < 0 || threads > 64) {
+      throw new AggregationException(
+        AggregationErrorCode.InvalidParameter,
+        `threads must be an integer in [0, 64], got ${String(threads)}`,
+      );
+    }
+    const block = Math.min(options.blockParameters ?? DEFAULT_SUM_BLOCK_PARAMETERS, Math.ceil(length / 8) * 8);
+    if (!Number.isInteger(block) || block < 8 || block % 8 !== 0) {
+      throw new AggregationException(
+        AggregationErrorCode.InvalidParameter,
+        `blockParameters must be a multiple of 8, got ${String(options.blockParameters)}`,
+      );
+    }
+    const shared = threads > 0;
+    const bytes = align64(8 * length) + align64(4 * length) + 2 * MAX_FUSED * align64(4 * block);
+    const module = bytes <= WASM_MAX_BYTES ? kernelModule(shared) : null;
+    if (!module) return null;
+    const pages = Math.ceil(bytes / WASM_PAGE);
+    const Memory = wasmApi()!.Memory;
+    const memory = shared
+      ? new Memory({ initial: pages, maximum: pages, shared: true })
+      : new Memory({ initial: pages, maximum: pages });
+    return new ThreadedBlockSum(length, block, threads, memory, module);
+  }
+
+  /**
+   * values ← Σ wᵢ·sᵢ·uᵢ over the terms (the previous sum is discarded). Resolves once every block is summed; the
+   * calling thread only reads (and runs onBlock) unless threads = 0. A failed read rejects, leaving the sum partial.
+   */
+  async sum(source: UpdateBlockSource, terms: BlockSumTerms): Promise<void> {
+    const n = terms.indices.length;
+    if (terms.weights.length !== n || (terms.scales && terms.scales.length !== n)) {
+      throw new AggregationException(AggregationErrorCode.InvalidParameter, 'one weight and one scale per update');
+    }
+    if (source.length !== this.length) {
+      throw new AggregationException(
+        AggregationErrorCode.LengthMismatch,
+        `the source holds updates of ${source.length} parameters, the sum ${this.length}`,
+      );
+    }
+    if (n === 0) {
+      this.values.fill(0);
+      return;
+    }
+    const scales = terms.scales ?? terms.indices.map(() => 1);
+    const steps: { start: number; end: number; group: number }[] = [];
+    for (let start = 0; start < this.length; start += this.blockParameters) {
+      const end = Math.min(this.length, start + this.blockParameters);
+      for (let group = 0; group < n; group += MAX_FUSED) steps.push({ start, end, group });
+    }
+    const read = async (step: (typeof steps)[number], set: number): Promise<void> => {
+      const k = Math.min(MAX_FUSED, n - step.group);
+      const views = Array.from({ length: k }, (_, j) => this.slot(set, j, step.end - step.start));
+      await Promise.all(
+        views.map((view, j) => source.readInto(terms.indices[step.group + j]!, step.start, step.end, view)),
+      );
+      if (terms.onBlock) views.forEach((view, j) => terms.onBlock!(step.group + j, view));
+    };
+    const add = (step: (typeof steps)[number], set: number): Promise<void> => {
+      const k = Math.min(MAX_FUSED, n - step.group);
+      const j = Array.from({ length: k }, (_, i) => i);
+      return this.run({
+        kind: 'add',
+        // Pointer of coordinate 0 of each update: the slot holds coordinates [start, end).
+        sources: j.map((i) => this.slotPtr(set, i) - 4 * step.start),
+        weights: j.map((i) => terms.weights[step.group + i]!),
+        scales: j.map((i) => scales[step.group + i]!),
+        start: step.start,
+        end: step.end,
+        fresh: step.group === 0,
+        outPtr: -1,
+        d: 1,
+      });
+    };
+    await read(steps[0]!, 0);
+    for (let s = 0; s < steps.length; s += 1) {
+      const summing = add(steps[s]!, s % 2);
+      const next = s + 1 < steps.length ? read(steps[s + 1]!, (s + 1) % 2) : Promise.resolve();
+      await Promise.all([summing, next]);
+    }
+  }
+
+  /** float32(values[i] / d) for every coordinate, true division rounded once (as WeightedMeanAccumulator.quotient). */
+  async quotient(d: number): Promise<Float32Array> {
+    if (!(d > 0 && Number.isFinite(d))) {
+      throw new AggregationException(AggregationErrorCode.InvalidParameter, `denominator must be finite and > 0`);
+    }
+    const range = { start: 0, end: this.length };
+    await this.run({
+      kind: 'quotient',
+      sources: [],
+      weights: [],
+      scales: [],
+      ...range,
+      fresh: false,
+      outPtr: this.outPtr,
+      d,
+    });
+    return this.heap.slice(this.outPtr >> 2, (this.outPtr >> 2) + this.length);
+  }
+
+  /** Stops the worker threads. The sum must not be used afterwards. */
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+  }
+
+  private slotPtr(set: number, j: number): number {
+    return this.slotsPtr + (set * MAX_FUSED + j) * this.slotBytes;
+  }
+
+  private slot(set: number, j: number, length: number): Float32Array {
+    return this.heap.subarray(this.slotPtr(set, j) >> 2, (this.slotPtr(set, j) >> 2) + length);
+  }
+
+  /** The job on [start, end), split in contiguous ranges (multiples of 8) over the workers, or run here. */
+  private run(job: Job): Promise<void> {
+    if (this.local) {
+      runJob(this.local, this.heap, this.values, CHUNK, MAX_FUSED, job, fusedPass);
+      return Promise.resolve();
+    }
+    const span = job.end - job.start;
+    const per = Math.ceil(span / this.workers.length / 8) * 8;
+    const parts: Promise<void>[] = [];
+    for (let t = 0; t < this.workers.length; t += 1) {
+      const start = job.start + t * per;
+      const end = Math.min(job.end, start + per);
+      if (start >= end) break;
+      parts.push(this.workers[t]!.run({ ...job, start, end }));
+    }
+    return Promise.all(parts).then(() => undefined);
+  }
+}
