@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { NotFoundException, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 import { Logger } from 'nestjs-pino';
@@ -25,6 +25,7 @@ import { ClientAddressResolver } from './config/trusted-proxies.util';
 import { externalPostgres, startEmbeddedPostgres, type DatabaseEndpoint } from './database/embedded-postgres';
 import { runMigrations } from './database/migrate';
 import { MetricsService } from './metrics/metrics.service';
+import { buildOpenApiDocument } from './openapi/openapi-document';
 
 /** The OpenAPI UI; also the prefix of its JSON (`/openapi.json`) and YAML (`-yaml`) documents. */
 export const API_DOCS_PATH = 'api/docs';
@@ -245,15 +246,7 @@ function configureHttp(app: NestExpressApplication, config: HubConfig): void {
     );
     res.status(status).json(body);
   });
-  const doc = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('Tessera hub API')
-      .setDescription('Administrators and auditors. Silo routes are on the mutual-TLS listener.')
-      .setVersion('0.1.0')
-      .addBearerAuth()
-      .build(),
-  );
+  const doc = buildOpenApiDocument(app);
   SwaggerModule.setup(API_DOCS_PATH, app, doc, { jsonDocumentUrl: `${API_DOCS_PATH}/openapi.json` });
   // Errors raised before routing (body parsing: malformed JSON, oversized bodies) get the same shape as the rest.
   app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
