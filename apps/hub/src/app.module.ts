@@ -61,6 +61,11 @@ import { HealthController } from './health/health.controller';
 import { MetricsController } from './metrics/metrics.controller';
 import { MetricsService } from './metrics/metrics.service';
 import { ConsoleModule } from './console/console.module';
+import { StudyPagesController } from './studies/study-pages.controller';
+import { StudyDraftsController } from './studies/study-drafts.controller';
+import { StudyLifecycleService } from './studies/study-lifecycle.service';
+import { StudyHistoryService } from './studies/study-history.service';
+import { StudyDraftsService } from './studies/study-drafts.service';
 import { SecAggModule } from './secagg/secagg.module';
 import { NotificationsModule } from './notifications/notifications.module';
 import { StudyEventsController } from './live/study-events.controller';
@@ -114,6 +119,8 @@ export class AppModule {
         HealthController,
         MetricsController,
         StudyEventsController,
+        StudyPagesController,
+        StudyDraftsController,
       ],
       providers: [
         { provide: HUB_CONFIG, useValue: config },
@@ -134,6 +141,9 @@ export class AppModule {
         RefusalRecorder,
         SiloPresence,
         StudiesService,
+        StudyLifecycleService,
+        StudyHistoryService,
+        StudyDraftsService,
         LegacyPlanStopsService,
         RoundsService,
         RoundOpener,

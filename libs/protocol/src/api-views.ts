@@ -178,6 +178,15 @@ export interface StudyView {
    * lists where the stored plan departs from the current schema.
    */
   legacyPlan?: { note: string; problems: string[] };
+  /**
+   * Set while an administrator has paused the study: no new round opens (the one under way finishes), agents are
+   * told and wait; resuming opens the round that was held back.
+   */
+  paused?: { since: string; reason: string } | null;
+  /** When the study was archived: read-only, left out of the default list (GET /api/studies?archived=only lists it). */
+  archivedAt?: string | null;
+  /** The study this one was cloned from (its plan, nothing else), when it is a clone. */
+  clonedFrom?: string | null;
 }
 
 /** 'closing': a hub is aggregating the round's updates; it accepts no more reports. */

@@ -10,3 +10,5 @@ export * from './heart-disease-schema';
 export * from './network-spec';
 export * from './secagg-wire';
 export * from './silo-privacy-views';
+export * from './plan-diff';
+export * from './study-pages-views';

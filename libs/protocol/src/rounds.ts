@@ -35,6 +35,22 @@ export const SiloStudy = z.object({
   decision: z
     .object({ planHash: Sha256Hex, planVersion: z.number().int(), decision: Decision, decidedAt: z.string() })
     .nullable(),
+  /** Set while the hub's administrator has paused the study: no new round opens; the agent waits (older hubs omit it). */
+  paused: z.object({ since: z.string(), reason: z.string() }).nullable().optional(),
+  /**
+   * What changed in this plan version from the previous one, field by field (absent for version 1 and from hubs
+   * that do not send it), so the steward reads the difference before deciding again.
+   */
+  changesFromPrevious: z
+    .array(
+      z.object({
+        path: z.string(),
+        kind: z.enum(['added', 'removed', 'changed']),
+        before: z.unknown().optional(),
+        after: z.unknown().optional(),
+      }),
+    )
+    .optional(),
 });
 export type SiloStudy = z.infer<typeof SiloStudy>;
 

@@ -28,6 +28,8 @@ import { SiloPresence1763801150000 } from './migrations/1763801150000-silo-prese
 import { SecureAggregation1763801300000 } from './migrations/1763801300000-secure-aggregation';
 import { RateLimits1763801400000 } from './migrations/1763801400000-rate-limits';
 import { Webhooks1763801500000 } from './migrations/1763801500000-webhooks';
+import { StudyPages1763801687342 } from './migrations/1763801687342-study-pages';
+import { StudyDraftEntity } from '../studies/study-draft.entity';
 import { WebhookAttemptEntity, WebhookDeliveryEntity } from '../notifications/webhook-delivery.entity';
 import { WebhookEndpointEntity } from '../notifications/webhook-endpoint.entity';
 import { SecAggMessageEntity } from '../secagg/secagg-message.entity';
@@ -56,6 +58,7 @@ export const ENTITIES = [
   WebhookEndpointEntity,
   WebhookDeliveryEntity,
   WebhookAttemptEntity,
+  StudyDraftEntity,
 ];
 export const MIGRATIONS = [
   Initial1763800000000,
@@ -73,6 +76,7 @@ export const MIGRATIONS = [
   SecureAggregation1763801300000,
   RateLimits1763801400000,
   Webhooks1763801500000,
+  StudyPages1763801687342,
 ];
 
 /**

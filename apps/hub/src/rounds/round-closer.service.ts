@@ -449,8 +449,21 @@ export class RoundCloser implements OnModuleInit {
     }
     const event = (action: string, details: Record<string, unknown>) =>
       effects.events.push({ action, studyId: study.id, details });
-    const openNext = async (next: { number: number; attempt: number; kind: 'train' | 'evaluate'; modelHash: string }) =>
+    // A paused study opens no round: the one it would open is held back and opened on resume (StudyLifecycleService).
+    const openNext = async (next: {
+      number: number;
+      attempt: number;
+      kind: 'train' | 'evaluate';
+      modelHash: string;
+    }) => {
+      if (study.pausedAt) {
+        await studies.update(study.id, { pausedNextRound: next });
+        event('study.round.held', { round: next.number, attempt: next.attempt, kind: next.kind, reason: 'paused' });
+        return false;
+      }
       effects.charges.push({ studyId: study.id, charges: await this.opener.open(tx, study, next) });
+      return true;
+    };
     const training = study.plan.training.rounds;
     switch (decision.outcome) {
       case 'complete-without-evaluation':
@@ -525,8 +538,9 @@ export class RoundCloser implements OnModuleInit {
             event('privacy.budget.reached', { afterRound: round.number, reason: blocked });
           }
         }
-        await openNext({ number: decision.nextRound, attempt: 1, kind, modelHash: aggregate.resultHash });
-        event('round.opened', { round: decision.nextRound, kind, modelHash: aggregate.resultHash });
+        if (await openNext({ number: decision.nextRound, attempt: 1, kind, modelHash: aggregate.resultHash })) {
+          event('round.opened', { round: decision.nextRound, kind, modelHash: aggregate.resultHash });
+        }
         return;
       }
     }

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Put, Req, Res } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Put, Query, Req, Res } from '@nestjs/common';
 import type { PrivacyMechanism } from '@tessera/dp';
 import type { Response } from 'express';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
@@ -6,6 +6,7 @@ import { Access } from '../auth/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
 import { RoundsQueryService, type RoundView } from '../rounds/rounds-query.service';
 import { StopStudyDto, StudyPlanDto } from './dto/study.dto';
+import { StudyListQueryDto } from './dto/study-pages.dto';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { MODEL_FILES, ModelExportService, type ModelFile } from './model-export.service';
 import { PrivacyLedgerService, type LedgerEntryView, type SiloBudget } from '../privacy/privacy-ledger.service';
@@ -52,10 +53,12 @@ export class StudiesController {
     res.end(out.bytes);
   }
 
+  /** Newest first; archived studies are left out unless `?archived=include` or `?archived=only`. */
   @Access('admin', 'auditor')
   @Get()
-  list(): Promise<StudyView[]> {
-    return this.cache.read('studies', () => this.studies.list());
+  list(@Query() query: StudyListQueryDto): Promise<StudyView[]> {
+    const archived = query.archived ?? 'exclude';
+    return this.cache.read(`studies:${archived}`, () => this.studies.list(archived));
   }
 
   @Access('admin', 'auditor')

@@ -1,8 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import {
+  planChanges,
   planHash,
   studyPlanProblems,
+  type PlanChange,
   type Decision,
   type SiloDecisionView,
   type SiloStudy,
@@ -10,7 +12,7 @@ import {
   type StudyStatus,
   type StudyView,
 } from '@tessera/protocol';
-import { DataSource, In, type EntityManager } from 'typeorm';
+import { DataSource, In, IsNull, Not, type EntityManager } from 'typeorm';
 import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
@@ -29,6 +31,25 @@ import { StudyEntity, type PrivacyCost } from './study.entity';
 /** The API's study views are the shared wire types (libs/protocol api-views), so hub and console cannot drift. */
 export type { SiloDecisionView, StudyView };
 
+/** Which studies GET /api/studies lists: the default leaves archived ones out. */
+export const ARCHIVED_FILTERS = ['exclude', 'include', 'only'] as const;
+export type ArchivedFilter = (typeof ARCHIVED_FILTERS)[number];
+
+/** An archived study is read-only: every command refuses it, naming why. */
+export function assertNotArchived(study: Pick<StudyEntity, 'name' | 'archivedAt'>): void {
+  if (study.archivedAt) {
+    throw new HubException(
+      HubErrorCode.STUDY_STATE,
+      `Study "${study.name}" is archived (read-only since ${study.archivedAt.toISOString()}); unarchive it first.`,
+    );
+  }
+}
+
+/** The pause as the API and agents show it: only while the study runs. */
+export function pausedOf(s: Pick<StudyEntity, 'status' | 'pausedAt' | 'pauseReason'>): StudyView['paused'] {
+  return s.status === 'running' && s.pausedAt ? { since: s.pausedAt.toISOString(), reason: s.pauseReason ?? '' } : null;
+}
+
 /** Which transitions an administrator may make, from which states. */
 const EDITABLE: StudyStatus[] = ['draft', 'awaiting_approvals'];
 
@@ -43,7 +64,8 @@ export class StudiesService {
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
   ) {}
 
-  async create(planInput: unknown, actor: AuditActor): Promise<StudyView> {
+  /** A new draft study; `clonedFrom` names the study whose plan it copies (StudyLifecycleService.clone). */
+  async create(planInput: unknown, actor: AuditActor, clonedFrom: string | null = null): Promise<StudyView> {
     const { plan, cost } = await this.validate(planInput);
     const study = await this.db.transaction(async (tx) => {
       const studies = tx.getRepository(StudyEntity);
@@ -56,6 +78,7 @@ export class StudiesService {
         privacyCost: cost,
         participants: [],
         createdBy: actor.type === 'user' ? actor.id : null,
+        clonedFrom,
       });
       const saved = await studies.save(created);
       saved.planHash = planHash(saved.id, 1, plan);
@@ -73,6 +96,7 @@ export class StudiesService {
           planHash: saved.planHash,
           invitedSilos: plan.silos,
           privacyCost: cost,
+          ...(clonedFrom ? { clonedFrom } : {}),
         },
       });
       return saved;
@@ -85,6 +109,7 @@ export class StudiesService {
     const { plan, cost } = await this.validate(planInput);
     await this.db.transaction(async (tx) => {
       const study = await this.lock(tx, id);
+      assertNotArchived(study);
       assertCurrentPlan(study, 'take a new plan version');
       if (!EDITABLE.includes(study.status)) {
         throw new HubException(HubErrorCode.STUDY_STATE, `A ${study.status} study's plan can no longer change.`);
@@ -115,6 +140,7 @@ export class StudiesService {
   async start(id: string, actor: AuditActor): Promise<StudyView> {
     await this.db.transaction(async (tx) => {
       const study = await this.lock(tx, id);
+      assertNotArchived(study);
       assertCurrentPlan(study, 'start');
       if (study.status !== 'awaiting_approvals') {
         throw new HubException(
@@ -151,19 +177,31 @@ export class StudiesService {
   async stop(id: string, reason: string, actor: AuditActor): Promise<StudyView> {
     await this.db.transaction(async (tx) => {
       const study = await this.lock(tx, id);
+      assertNotArchived(study);
       if (!['draft', 'awaiting_approvals', 'running'].includes(study.status)) {
         throw new HubException(HubErrorCode.STUDY_STATE, `A ${study.status} study cannot be stopped.`);
       }
       await this.rounds.abandonOpenRounds(tx, id);
-      await tx.getRepository(StudyEntity).update(id, { status: 'stopped', endReason: reason, endedAt: new Date() });
+      await tx.getRepository(StudyEntity).update(id, {
+        status: 'stopped',
+        endReason: reason,
+        endedAt: new Date(),
+        // A paused study that stops keeps no round held back for a resume that can no longer come.
+        pausedAt: null,
+        pauseReason: null,
+        pausedNextRound: null,
+      });
       await this.audit.record({ actor, action: 'study.stopped', subject: { studyId: id }, details: { reason } });
     });
     await this.checkpoints.checkpointNow();
     return this.get(id);
   }
 
-  async list(): Promise<StudyView[]> {
-    const studies = await this.db.getRepository(StudyEntity).find({ order: { createdAt: 'DESC' } });
+  /** Newest first; archived studies only when asked for ('include' them, or 'only' them). */
+  async list(archived: ArchivedFilter = 'exclude'): Promise<StudyView[]> {
+    const where =
+      archived === 'include' ? {} : archived === 'only' ? { archivedAt: Not(IsNull()) } : { archivedAt: IsNull() };
+    const studies = await this.db.getRepository(StudyEntity).find({ where, order: { createdAt: 'DESC' } });
     return this.views(studies);
   }
 
@@ -208,6 +246,8 @@ export class StudiesService {
               decidedAt: decision.decidedAt.toISOString(),
             }
           : null,
+        paused: pausedOf(s),
+        ...(s.planVersion > 1 ? { changesFromPrevious: await this.changesFromPrevious(s) } : {}),
       });
     }
     return out;
@@ -226,6 +266,7 @@ export class StudiesService {
       if (!invitedSilosOf(study.plan).includes(siloId) || study.status === 'draft') {
         throw new HubException(HubErrorCode.NOT_FOUND, `No study ${studyId} is open to this silo.`);
       }
+      assertNotArchived(study);
       assertCurrentPlan(study, 'take decisions');
       if (study.status !== 'awaiting_approvals') {
         throw new HubException(
@@ -301,6 +342,7 @@ export class StudiesService {
   ): Promise<void> {
     await this.db.transaction(async (tx) => {
       const study = await this.lock(tx, id);
+      assertNotArchived(study);
       assertCurrentPlan(study, `become ${to}`);
       if (!from.includes(study.status)) {
         throw new HubException(HubErrorCode.STUDY_STATE, `A ${study.status} study cannot become ${to}.`);
@@ -308,6 +350,14 @@ export class StudiesService {
       await tx.getRepository(StudyEntity).update(id, { status: to });
       await this.audit.record({ actor, action, subject: { studyId: id }, details: { planHash: study.planHash } });
     });
+  }
+
+  /** What the study's current plan version changed from the version before it (read by stewards at their agent). */
+  private async changesFromPrevious(study: StudyEntity): Promise<PlanChange[]> {
+    const previous = await this.db
+      .getRepository(StudyPlanVersionEntity)
+      .findOne({ where: { studyId: study.id, version: study.planVersion - 1 } });
+    return previous ? planChanges(previous.plan, study.plan) : [];
   }
 
   private async lock(tx: EntityManager, id: string): Promise<StudyEntity> {
@@ -374,6 +424,9 @@ export class StudiesService {
           };
         }),
         ...(stored.current ? {} : { legacyPlan: { note: LEGACY_PLAN_NOTE, problems: stored.problems } }),
+        paused: pausedOf(s),
+        archivedAt: s.archivedAt?.toISOString() ?? null,
+        clonedFrom: s.clonedFrom,
       };
     });
   }

@@ -18,6 +18,14 @@ export interface PrivacyCost {
   accountant: string;
 }
 
+/** A round attempt the closer would have opened, held back while the study is paused. */
+export interface HeldRound {
+  number: number;
+  attempt: number;
+  kind: 'train' | 'evaluate';
+  modelHash: string;
+}
+
 @Entity('studies')
 export class StudyEntity {
   @PrimaryGeneratedColumn('uuid')
@@ -71,6 +79,24 @@ export class StudyEntity {
 
   @Column({ name: 'ended_at', type: 'timestamptz', nullable: true })
   endedAt!: Date | null;
+
+  /** Set while paused by an administrator: no new round opens (migration StudyPages1763801687342). */
+  @Column({ name: 'paused_at', type: 'timestamptz', nullable: true })
+  pausedAt!: Date | null;
+
+  @Column({ name: 'pause_reason', type: 'text', nullable: true })
+  pauseReason!: string | null;
+
+  /** The round the closer held back while the study was paused; opened on resume. */
+  @Column({ name: 'paused_next_round', type: 'jsonb', nullable: true })
+  pausedNextRound!: HeldRound | null;
+
+  /** Archived: read-only, left out of the default list. */
+  @Column({ name: 'archived_at', type: 'timestamptz', nullable: true })
+  archivedAt!: Date | null;
+
+  @Column({ name: 'cloned_from', type: 'uuid', nullable: true })
+  clonedFrom!: string | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
