@@ -28,6 +28,15 @@ describe('aggregation memory configuration', () => {
     expect((problem as ConfigError).problems.map((p) => p.variable)).toEqual(['TESSERA_AGGREGATION_MEMORY']);
   });
 
+  it('sums on one thread per core by default; takes 0 (main thread) to 64 threads and refuses anything else', () => {
+    expect(loadHubConfig({}).aggregationThreads).toBe('auto');
+    expect(loadHubConfig({ TESSERA_AGGREGATION_THREADS: '0' }).aggregationThreads).toBe(0);
+    expect(loadHubConfig({ TESSERA_AGGREGATION_THREADS: '3' }).aggregationThreads).toBe(3);
+    for (const bad of ['-1', '65', '1.5', 'many']) {
+      expect(() => loadHubConfig({ TESSERA_AGGREGATION_THREADS: bad })).toThrow(/TESSERA_AGGREGATION_THREADS/);
+    }
+  });
+
   it('refuses a block size of 0', () => {
     expect(() => loadHubConfig({ TESSERA_AGGREGATION_BLOCK_PARAMETERS: '0' })).toThrow(
       /TESSERA_AGGREGATION_BLOCK_PARAMETERS/,

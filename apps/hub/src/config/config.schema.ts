@@ -365,6 +365,14 @@ export const CONFIG_VARIABLES = {
     secret: false,
     schema: positiveInt.max(2 ** 26),
   }),
+  aggregationThreads: variable({
+    name: 'TESSERA_AGGREGATION_THREADS',
+    description:
+      "Worker threads that sum a round's FedAvg or DP-FedAvg updates (each owns a range of the coordinates; the hub's main thread only reads the blocks and keeps serving requests): auto (one per core), or 1 to 64; 0 sums on the main thread (single-core fallback). The result is the same bits whatever the count.",
+    default: 'auto',
+    secret: false,
+    schema: z.union([z.literal('auto'), z.coerce.number().int().min(0).max(64)]),
+  }),
   logLevel: variable({
     name: 'TESSERA_LOG_LEVEL',
     description: 'Log level (fatal, error, warn, info, debug, trace, silent).',

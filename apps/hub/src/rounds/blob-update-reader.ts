@@ -1,4 +1,4 @@
-import type { UpdateBlockReader } from '@tessera/aggregation';
+import type { UpdateBlockReader, UpdateBlockSource } from '@tessera/aggregation';
 import { readFramePrefix } from '@tessera/protocol';
 import type { BlobStore } from '../blobs/blob-store';
 
@@ -20,7 +20,7 @@ interface StoredPayload {
  * before it builds this reader, blobs never change under their name, and the library checks each block's length and
  * values as it reads them, so a blob damaged in between fails the round rather than entering it.
  */
-export class BlobUpdateReader implements UpdateBlockReader {
+export class BlobUpdateReader implements UpdateBlockReader, UpdateBlockSource {
   private constructor(
     private readonly blobs: BlobStore,
     private readonly payloads: readonly StoredPayload[],
@@ -60,5 +60,18 @@ export class BlobUpdateReader implements UpdateBlockReader {
     const values = new Float32Array(end - start);
     new Uint8Array(values.buffer).set(bytes);
     return values;
+  }
+
+  /**
+   * Block [start, end) of update k written into `target` (the fused sum's slot in shared memory): one ranged read,
+   * one copy into place. The values are not checked here: the receiver validated them on upload and the closer
+   * verified the whole blob against its name before the round reads it.
+   */
+  async readInto(update: number, start: number, end: number, target: Float32Array): Promise<void> {
+    const payload = this.payloads[update];
+    if (!payload) throw new RangeError(`no update #${update} among ${this.payloads.length}`);
+    if (target.length !== end - start) throw new RangeError(`a slot of ${target.length} values for [${start}, ${end})`);
+    const bytes = await this.blobs.readRange(payload.hash, payload.offset + 4 * start, payload.offset + 4 * end);
+    new Uint8Array(target.buffer, target.byteOffset, target.byteLength).set(bytes);
   }
 }

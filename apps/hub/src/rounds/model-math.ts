@@ -75,7 +75,7 @@ export function serverOptimizerFor(plan: StudyPlan, length: number): ServerOptim
 export function aggregatorFor(
   plan: StudyPlan,
   length: number,
-  mechanism: PrivacyMechanism | null,
+  mechanism: Pick<PrivacyMechanism, 'clipNorm' | 'noiseMultiplier'> | null,
   participants: number,
 ): DeltaAggregator {
   if (plan.privacy.mode === 'dp-fedavg' && mechanism) {

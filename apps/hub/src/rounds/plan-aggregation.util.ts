@@ -20,6 +20,12 @@ import type { AggregationPlan, ScreeningPlan, StudyPlan } from '@tessera/protoco
 export interface AggregationBudget {
   readonly budgetBytes: number;
   readonly blockParameters: number;
+  /**
+   * FedAvg and DP-FedAvg: worker threads of the fused sum (TESSERA_AGGREGATION_THREADS; undefined: one per core, 0:
+   * the calling thread), or 'one-by-one' for the earlier path that adds one whole update at a time on the calling
+   * thread — the same bits (round-aggregation.spec.ts compares them), kept as the reference.
+   */
+  readonly sumThreads?: number | 'one-by-one';
 }
 
 const FEDAVG: AggregationChoice = { aggregator: { kind: 'fedavg' } };

@@ -3,14 +3,15 @@ import {
   coordinateMedian,
   FedAvgAggregator,
   scaleUpdate,
+  ThreadedBlockSum,
   type AggregationException,
 } from '@tessera/aggregation';
 import type { StudyPlan } from '@tessera/protocol';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { AggregationBudget } from './plan-aggregation.util';
-import { aggregateRoundUpdates, type RoundAggregationOutcome } from './round-aggregation';
-import { honestUpdates, l2, storeUpdates } from './stored-updates.test-util';
+import { aggregateRoundUpdates, type RoundAggregationOutcome, type StoredUpdate } from './round-aggregation';
+import { honestUpdates, l2, storeUpdates, updateFrame } from './stored-updates.test-util';
 
 const M = 2000;
 const ROOMY: AggregationBudget = { budgetBytes: 512 * 2 ** 20, blockParameters: 65_536 };
@@ -208,5 +209,101 @@ describe('a round aggregated by the plan', () => {
     expect(result.trace[0]!.record).toMatchObject({ step: 'norm-bound', mode: 'fixed', bound, clipped: 1 });
     const clips = result.trace.filter((t) => (t.record as { step?: string }).step === 'clip');
     expect(clips.map((t) => t.siloId)).toEqual(['silo-0', 'silo-1', 'silo-2', 'silo-3', 'silo-4']);
+  });
+});
+
+describe('the fused sum on worker threads (issue 21) against the one-by-one path', () => {
+  const N = 13;
+  // Not a multiple of 8 nor of a block: tails in every piece of the kernel's work.
+  const LENGTH = 30_011;
+  // Between the norms of the honest updates (≈ √(1.25·LENGTH) ≈ 194) and of those scaled ×1.3 (≈ 252).
+  const S = 220;
+
+  /** The round's updates stored as the receiver stores them, each with its record count. */
+  async function storeCounted(updates: readonly Float32Array[]) {
+    const s = await storeUpdates([]);
+    cleanups.push(s.dispose);
+    const stored: StoredUpdate[] = [];
+    for (const [k, u] of updates.entries()) {
+      const hash = await s.blobs.put(updateFrame(u, 20 + 3 * k));
+      stored.push({ siloId: `silo-${k}`, hash, l2Norm: l2(u), numExamples: 20 + 3 * k });
+    }
+    return { blobs: s.blobs, stored };
+  }
+
+  function countedPlan(extra: Partial<StudyPlan>): StudyPlan {
+    const p = heartDiseasePlan(
+      Array.from({ length: N }, (_, k) => `silo-${k}`),
+      { release: { evaluation: { mode: 'none' }, trainingExamples: 'exact' }, ...extra },
+    );
+    p.participation.minSilosPerRound = 3;
+    return p;
+  }
+
+  const cases: { name: string; plan: () => StudyPlan; budget?: AggregationBudget; dp?: boolean }[] = [
+    { name: 'FedAvg weighted by record counts', plan: () => countedPlan({}) },
+    {
+      name: 'FedAvg, uniform weights, norms bounded (some updates scaled)',
+      plan: () => ({
+        ...plan({ aggregation: { aggregator: { kind: 'fedavg' }, normBound: { mode: 'fixed', maxNorm: S } } }, N),
+      }),
+    },
+    {
+      name: 'FedAvg with blockwise screening (a tight budget)',
+      plan: () => plan({ screening: { exclude: false } } as Pick<Partial<StudyPlan>, 'screening'>, N),
+      budget: { budgetBytes: 800_000, blockParameters: 4096 },
+    },
+    {
+      name: 'DP-FedAvg (clipping of the updates above S; noise multiplier 0, so both paths are deterministic)',
+      plan: () =>
+        countedPlan({
+          privacy: {
+            mode: 'dp-fedavg',
+            unit: 'silo',
+            targetEpsilon: 4,
+            delta: 1e-5,
+            clipNorm: S,
+            noiseMultiplier: 'derive',
+          },
+        } as Partial<StudyPlan>),
+      dp: true,
+    },
+  ];
+
+  it.each(cases)('$name: the same bits and trace on 0, 1 and 2 threads', async (c) => {
+    const updates = honestUpdates(N, LENGTH, 21).map((u, k) => (k % 4 === 0 ? scaleUpdate(u, 1.3) : u));
+    const { blobs, stored } = await storeCounted(updates);
+    const studyPlan = c.plan();
+    const budget = c.budget ?? ROOMY;
+    const input = (sumThreads: AggregationBudget['sumThreads']) => ({
+      plan: studyPlan,
+      global: new Float32Array(LENGTH),
+      previousGlobal: null,
+      updates: stored,
+      participants: N + 2,
+      mechanism: c.dp ? { clipNorm: S, noiseMultiplier: 0 } : null,
+      budget: { ...budget, sumThreads },
+    });
+    const reference = aggregated(await aggregateRoundUpdates(blobs, input('one-by-one')));
+    const memory = reference.trace.find((t) => (t.record as { step?: string }).step === 'memory');
+    if (c.budget) expect(memory?.record).toMatchObject({ mode: 'blockwise' });
+    const create = vi.spyOn(ThreadedBlockSum, 'create');
+    try {
+      for (const threads of [0, 1, 2]) {
+        const fused = aggregated(await aggregateRoundUpdates(blobs, input(threads)));
+        expect(same(fused.delta, reference.delta), `${threads} threads`).toBe(true);
+        expect(fused.trace).toEqual(reference.trace);
+        expect(fused.aggregated).toEqual(reference.aggregated);
+      }
+      // The fused path ran (once per aggregation), asked for the configured threads.
+      expect(create.mock.calls.map(([, options]) => options)).toEqual([{ threads: 0 }, { threads: 1 }, { threads: 2 }]);
+    } finally {
+      create.mockRestore();
+    }
+    if (c.dp) {
+      const clips = reference.trace.filter((t) => (t.record as { step?: string }).step === 'clip');
+      expect(clips.some((t) => (t.record as { factor: number }).factor < 1)).toBe(true);
+      expect(clips.some((t) => (t.record as { factor: number }).factor === 1)).toBe(true);
+    }
   });
 });

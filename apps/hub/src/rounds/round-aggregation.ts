@@ -3,16 +3,20 @@ import {
   aggregateRobustBlockwise,
   chooseAggregationVariant,
   decideNormBound,
+  fusedDpFedAvg,
+  fusedFedAvg,
   l2Norm,
   scaleUpdate,
   screenUpdates,
   screenUpdatesBlockwise,
+  ThreadedBlockSum,
+  type AggregatedDelta,
   type AggregationChoice,
   type AggregationShape,
   type ScreeningOptions,
   type ScreeningReport,
 } from '@tessera/aggregation';
-import type { PrivacyMechanism } from '@tessera/dp';
+import { latticeNoisySum, type PrivacyMechanism } from '@tessera/dp';
 import type { RoundScreeningView, StudyPlan } from '@tessera/protocol';
 import type { BlobStore } from '../blobs/blob-store';
 import { BlobUpdateReader } from './blob-update-reader';
@@ -48,7 +52,8 @@ export interface RoundAggregationInput {
   readonly updates: readonly StoredUpdate[];
   /** Silos asked for this round: DP-FedAvg's fixed denominator. */
   readonly participants: number;
-  readonly mechanism: PrivacyMechanism | null;
+  /** The plan's privacy mechanism: DP-FedAvg reads its clipping norm S and noise multiplier z. */
+  readonly mechanism: Pick<PrivacyMechanism, 'clipNorm' | 'noiseMultiplier'> | null;
   readonly budget: AggregationBudget;
 }
 
@@ -158,6 +163,68 @@ function chooseMode(
   return { mode: inMemory ? 'in-memory' : 'blockwise', bytes };
 }
 
+/**
+ * FedAvg or DP-FedAvg over the `indices` updates with the fused SIMD sum (ThreadedBlockSum): blocks of up to eight
+ * updates read from the blob store straight into the kernel's shared memory and summed by worker threads, each owning
+ * a range of coordinates, so this (main) thread only issues reads. The same bits and trace as the one-by-one path
+ * below. Null where it does not apply: no WebAssembly SIMD, the updates already held in memory (screening or a
+ * robust aggregator in memory), DP-FedAvg over norm-bounded updates, or the budget asks for the one-by-one path.
+ */
+async function fusedDelta(
+  updates: RoundUpdates,
+  indices: readonly number[],
+  choice: AggregationChoice,
+  input: RoundAggregationInput,
+): Promise<{ delta: Float32Array; trace: TraceEntry[] } | null> {
+  const threads = input.budget.sumThreads;
+  const mechanism = input.plan.privacy.mode === 'dp-fedavg' ? input.mechanism : null;
+  if (threads === 'one-by-one' || updates.mode === 'in-memory' || (mechanism && choice.normBound)) return null;
+  const sum = ThreadedBlockSum.create(updates.length, threads === undefined ? {} : { threads });
+  if (!sum) return null;
+  try {
+    const stored = indices.map((k) => updates.stored[k]!);
+    const source = await updates.reader(indices);
+    // The example count is the weight only when the plan releases it (as aggregatorFor); else every update counts 1.
+    const reported = stored.map((u) => u.numExamples ?? 1);
+    const trace: TraceEntry[] = [];
+    let result: AggregatedDelta;
+    if (mechanism) {
+      const dp = await fusedDpFedAvg(
+        sum,
+        source,
+        reported,
+        stored.map((u) => u.l2Norm),
+        {
+          clippingNorm: mechanism.clipNorm,
+          noiseMultiplier: mechanism.noiseMultiplier,
+          expectedSilos: input.participants,
+        },
+        (s, parameters) => latticeNoisySum(s, parameters),
+      );
+      dp.updateTrace.forEach((records, j) => {
+        for (const record of records) trace.push({ siloId: stored[j]!.siloId, record: { ...record } });
+      });
+      result = dp;
+    } else {
+      const bounding = choice.normBound ? decideNormBound(await updates.norms(indices), choice.normBound) : null;
+      if (bounding) {
+        trace.push({ record: { ...bounding.trace } });
+        bounding.updateTrace.forEach((record, j) => trace.push({ siloId: stored[j]!.siloId, record: { ...record } }));
+      }
+      const weighting = input.plan.release.trainingExamples === 'exact' ? 'weighted' : 'unweighted';
+      result = await fusedFedAvg(sum, source, {
+        weighting,
+        weights: reported,
+        ...(bounding ? { scales: bounding.factors } : {}),
+      });
+    }
+    for (const record of result.trace) trace.push({ record: { ...record } });
+    return { delta: result.delta, trace };
+  } finally {
+    await sum.close();
+  }
+}
+
 /** FedAvg (or DP-FedAvg) over the `indices` updates, one at a time, each scaled first when the plan bounds norms. */
 async function fedAvgDelta(
   updates: RoundUpdates,
@@ -165,6 +232,8 @@ async function fedAvgDelta(
   choice: AggregationChoice,
   input: RoundAggregationInput,
 ): Promise<{ delta: Float32Array; trace: TraceEntry[] }> {
+  const fused = await fusedDelta(updates, indices, choice, input);
+  if (fused) return fused;
   const trace: TraceEntry[] = [];
   const aggregator = aggregatorFor(input.plan, updates.length, input.mechanism, input.participants);
   const bounding = choice.normBound ? decideNormBound(await updates.norms(indices), choice.normBound) : null;

@@ -1,4 +1,4 @@
-import { randomUUID, createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { float32Bytes, type EvaluationMetrics } from '@tessera/protocol';
@@ -551,16 +551,16 @@ export class RoundCloser implements OnModuleInit {
    * Checked here whatever the blob store checks on read, so bad bytes are never averaged into the model.
    */
   private async storedUpdateProblem(hash: string): Promise<string | null> {
-    let bytes: Buffer;
     try {
-      bytes = await this.blobs.get(hash);
+      // One streamed SHA-256 pass in bounded memory (the store's verifying read), not the whole update held and
+      // hashed twice: at 64 × 10M parameters this pass is most of a round's close (docs/benchmarks.md §13).
+      await this.blobs.verify(hash);
+      return null;
     } catch (err) {
-      // The blob store checks reads against the name too (BlobIntegrityError names the hash the bytes now have).
+      // BlobIntegrityError names the hash the bytes now have.
       if (err instanceof BlobIntegrityError) return `is corrupted on disk (its bytes hash to ${err.actualHash})`;
       return `cannot be read (${(err as Error).message})`;
     }
-    const actual = createHash('sha256').update(bytes).digest('hex');
-    return actual === hash ? null : `is corrupted on disk (its bytes hash to ${actual})`;
   }
 
   /**
@@ -586,7 +586,11 @@ export class RoundCloser implements OnModuleInit {
       ),
       participants,
       mechanism: this.ledger.mechanismOf(study.planHash, study.plan),
-      budget: { budgetBytes: this.config.aggregationMemory, blockParameters: this.config.aggregationBlockParameters },
+      budget: {
+        budgetBytes: this.config.aggregationMemory,
+        blockParameters: this.config.aggregationBlockParameters,
+        ...(this.config.aggregationThreads === 'auto' ? {} : { sumThreads: this.config.aggregationThreads }),
+      },
     });
     if (outcome.outcome !== 'aggregated') return outcome;
     const optimizer = serverOptimizerFor(study.plan, global.length);
