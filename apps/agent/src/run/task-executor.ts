@@ -336,7 +336,9 @@ export class TaskExecutor {
    * A training round under secure aggregation (docs/secure-aggregation.md, "In the agent"): keys are advertised and
    * shares sent before training (so no neighbour waits on this silo's training), the update is clipped to the plan's
    * clipNorm, quantised, masked and uploaded instead of the update in the clear, and the unmasking request answered.
-   * The plan check allows no privacy mechanism and no per-round evaluation here, so nothing else leaves the silo.
+   * Under DP-SGD the update is private before it is quantised and masked; under distributed DP-FedAvg this silo adds
+   * its share of the noise to the quantised update before masking. The plan check allows no per-round evaluation here,
+   * so nothing else leaves the silo.
    * A restart resumes from the participant's state file; a round that went on without this silo ends the task.
    */
   private async trainSecurely(ctx: PlanContext): Promise<TaskOutcome> {
@@ -349,7 +351,24 @@ export class TaskExecutor {
     const request: ChargeRequest = { trainingRounds: 1, evaluationReleases: 0 };
     const { model, options } = this.planModel(ctx.study);
     const data = await this.dataFor(task, ctx.study, model);
+    const { mechanism } = ctx;
+    if (mechanism && mechanism.delta >= 1 / data.train.n) {
+      throw new StudyFailure(
+        'PRIVACY_PLAN_UNSAFE',
+        `δ = ${mechanism.delta} is not below 1/n for this silo's ${data.train.n} training records: the guarantee would be meaningless`,
+      );
+    }
     this.checkLimits(ctx, request, false);
+    // Distributed DP: this silo's share of the noise, sized from the approved plan (never from the hub's numbers).
+    const privacy = ctx.plan.privacy;
+    const noise =
+      privacy.mode === 'dp-fedavg' && privacy.noise === 'distributed' && mechanism && ctx.plan.secureAggregation
+        ? {
+            noiseMultiplier: mechanism.noiseMultiplier,
+            clipNorm: mechanism.clipNorm,
+            shares: ctx.plan.secureAggregation.threshold,
+          }
+        : null;
     try {
       await participant.prepare();
       this.deps.log({ study: name, round: task.round, message: 'secure aggregation: keys advertised, shares sent' });
@@ -370,12 +389,15 @@ export class TaskExecutor {
         return this.fail(name, task, 'TRAINING_FAILED', 'local training diverged: the update has non-finite values');
       }
       this.charge(ctx, request, task.modelHash);
-      const trace = await participant.contribute(result.delta);
+      const trace = await participant.contribute(result.delta, noise);
       const clip = trace ? `, clipped by ${fmt(trace.clipFactor, 4)} to norm ≤ ${trace.clipNorm}` : '';
+      const noised = trace?.noise
+        ? `, with its share of the noise (discrete Gaussian σ = ${trace.noise.siloSigma} lattice steps of 1/${fmt(trace.scale, 6)})`
+        : '';
       this.deps.log({
         study: name,
         round: task.round,
-        message: `trained ${options.epochs} local epoch(s) on ${data.train.n} records; update norm ${fmt(l2Norm(result.delta), 4)}${clip}; masked input uploaded (the hub sees only the sum)`,
+        message: `trained ${options.epochs} local epoch(s) on ${data.train.n} records; update norm ${fmt(l2Norm(result.delta), 4)}${clip}${noised}; masked input uploaded (the hub sees only the sum)`,
       });
       const answered = await participant.unmask();
       const message =

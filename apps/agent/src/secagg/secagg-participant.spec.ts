@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { distributedNoiseMaxScale } from '@tessera/dp';
 import { generateKeyPair, type KeyPairPem } from '@tessera/pki';
 import { decodeMaskedInputFrame, type SecAggSessionView } from '@tessera/protocol';
 import {
@@ -49,7 +50,11 @@ class HubDouble {
   responses = new Map<string, UnmaskingResponse>();
   sent: Record<string, number> = {};
 
-  constructor(private readonly keys: Map<string, KeyPairPem>) {
+  constructor(
+    private readonly keys: Map<string, KeyPairPem>,
+    private readonly length = M,
+    scale = maxSafeScale({ participantCount: 4, clipNorm: 5, modulusBits: 32 }),
+  ) {
     this.config = createSecAggConfig({
       roundId: 'round-1',
       participants: IDS,
@@ -57,8 +62,8 @@ class HubDouble {
       threshold: 2,
       modulusBits: 32,
       clipNorm: 5,
-      scale: maxSafeScale({ participantCount: 4, clipNorm: 5, modulusBits: 32 }),
-      vectorLength: M,
+      scale,
+      vectorLength: length,
       roundSeed: 'cd'.repeat(32),
     });
     this.sum = new MaskedSumAccumulator(this.config);
@@ -122,7 +127,7 @@ class HubDouble {
         if (this.plan) throw new SecAggDropout('the upload stage is closed');
         const { header, packedVector } = decodeMaskedInputFrame(frame);
         if (this.headers.has(id)) return; // an identical re-send after a restart
-        const vector = decodeMaskedVector(packedVector, M, 32);
+        const vector = decodeMaskedVector(packedVector, this.length, 32);
         const checked = checkMaskedInput(this.config, this.routing!, header, vector);
         if (!checked.ok) throw new Error(checked.exclusion.detail);
         this.sum.add(id, vector);
@@ -203,6 +208,46 @@ describe('the agent side of secure aggregation', () => {
     }
     // Every state file is gone once the round is done.
     for (const id of IDS) expect(new SecAggStateStore(join(dir, id), task(id)).load()).toBeNull();
+  });
+
+  it('with distributed DP, each silo adds its noise share: the unmasked sum carries n shares (variance n·σ²)', async () => {
+    const length = 20_000;
+    const noise = { noiseMultiplier: 1.5, clipNorm: 5, shares: 2 };
+    const scale = distributedNoiseMaxScale({
+      participantCount: IDS.length,
+      clipNorm: 5,
+      modulusBits: 32,
+      dimension: length,
+      shares: 2,
+      noiseMultiplier: 1.5,
+    });
+    hub = new HubDouble(keys, length, scale);
+    await Promise.all(IDS.map((id) => participant(id).prepare()));
+    const updates = IDS.map((_, i) => Float32Array.from({ length }, (_, j) => Math.sin(i * 3 + j) * 0.03));
+    const traces = await Promise.all(IDS.map((id, i) => participant(id).contribute(updates[i]!, noise)));
+    const sigma = traces[0]!.noise!.siloSigma;
+    expect(traces.every((t) => t!.noise!.siloSigma === sigma && t!.noise!.epsilon <= 1 / 1.5)).toBe(true);
+    hub.closeUpload();
+    await Promise.all(IDS.map((id) => participant(id).unmask()));
+    const sum = await hub.unmasked();
+    // Residual in lattice units: the summed noise plus less than one rounding step per silo.
+    const residual = Array.from({ length }, (_, j) => (sum[j]! - updates.reduce((a, u) => a + u[j]!, 0)) * scale);
+    const mean = residual.reduce((a, b) => a + b, 0) / length;
+    const variance = residual.reduce((a, r) => a + (r - mean) ** 2, 0) / (length - 1);
+    const expected = IDS.length * sigma * sigma;
+    expect(Math.abs(variance / expected - 1)).toBeLessThan(5 * Math.sqrt(2 / length));
+    expect(Math.abs(mean)).toBeLessThan(5 * Math.sqrt(expected / length));
+  });
+
+  it('refuses to add noise sized for another clip norm or threshold than the round configures: drops out', async () => {
+    await Promise.all(IDS.map((id) => participant(id).prepare()));
+    const wrongClip = participant('silo-a').contribute(updateOf(0), { noiseMultiplier: 1, clipNorm: 1, shares: 2 });
+    await expect(wrongClip).rejects.toThrow(/clip norm 5 and threshold 2 are not the plan's \(1, 2\)/);
+    expect(new SecAggStateStore(join(dir, 'silo-a'), task('silo-a')).load()).toBeNull();
+    const wrongT = participant('silo-b').contribute(updateOf(1), { noiseMultiplier: 1, clipNorm: 5, shares: 3 });
+    await expect(wrongT).rejects.toBeInstanceOf(SecAggDropout);
+    expect(hub.sent['silo-a upload']).toBeUndefined();
+    expect(hub.sent['silo-b upload']).toBeUndefined();
   });
 
   it('re-sends the stored message after a crash between saving and sending, never a fresh one', async () => {

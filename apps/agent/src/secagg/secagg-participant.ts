@@ -7,6 +7,14 @@ import {
   type SecAggUnmaskingView,
 } from '@tessera/protocol';
 import {
+  defaultRandomSource,
+  distributedNoisePlan,
+  latticeIntegers,
+  type DistributedNoisePlan,
+  type RandomSource,
+} from '@tessera/dp';
+import {
+  addNoiseShare,
   advertiseKeys,
   cryptoRandom,
   encodeMaskedVector,
@@ -16,6 +24,7 @@ import {
   revealShares,
   shareKeys,
   type QuantisationTrace,
+  type SecAggConfig,
   type SecAggRandom,
 } from '@tessera/secagg';
 import type { SecAggStateStore, StoredParticipant } from './secagg-state-store';
@@ -36,6 +45,40 @@ export interface SecAggTransport {
   answerUnmasking(response: object): Promise<void>;
 }
 
+/** Distributed DP (privacy.noise 'distributed'): what this silo's noise share is sized from, taken from the plan. */
+export interface NoiseShareRequest {
+  /** z: the noise multiplier the plan's accountant charges (this silo derives it itself, privacyMechanismOf). */
+  noiseMultiplier: number;
+  /** C: the plan's clip norm; a round configured with another is refused (the noise is sized for this one). */
+  clipNorm: number;
+  /** t: the plan's threshold, the fewest shares a released sum holds. */
+  shares: number;
+}
+
+/** What contribute() applied: the quantisation and, with distributed DP, the noise share's parameters. */
+export type ContributionTrace = QuantisationTrace & { noise: DistributedNoisePlan | null };
+
+/**
+ * The noise share for this round's configuration, refusing (as a dropout: nothing is sent) a configuration that does
+ * not match what the plan sized the noise for. The scale and length are the round's; σ follows them, so a hub that
+ * picked another scale changes the lattice but never the privacy.
+ */
+function noiseShareFor(config: SecAggConfig, noise: NoiseShareRequest): DistributedNoisePlan {
+  if (config.clipNorm !== noise.clipNorm || config.threshold !== noise.shares) {
+    throw new SecAggDropout(
+      `The round's clip norm ${config.clipNorm} and threshold ${config.threshold} are not the plan's ` +
+        `(${noise.clipNorm}, ${noise.shares}), for which the noise share is sized: not taking part.`,
+    );
+  }
+  return distributedNoisePlan({
+    clipNorm: noise.clipNorm,
+    scale: config.scale,
+    dimension: config.vectorLength,
+    shares: noise.shares,
+    noiseMultiplier: noise.noiseMultiplier,
+  });
+}
+
 /**
  * The round went on without this participant (the hub closed the stage it was at, or failed the session): its state
  * is deleted. Transports throw it for the hub's "not at this stage" and "round closed" answers.
@@ -51,6 +94,8 @@ export interface ParticipantOptions {
   /** The silo's enrolled private key (PEM): it signs the round's ephemeral public keys. */
   identityKeyPem: string;
   random?: SecAggRandom;
+  /** The noise shares' source (tests only: a seeded one); default the OS CSPRNG. */
+  noiseRandom?: RandomSource;
   /** Waits between polls of a stage that has not closed yet (ms); at most until the stage's deadline. */
   pollMs?: number;
   sleep?: (ms: number) => Promise<void>;
@@ -65,11 +110,13 @@ export interface ParticipantOptions {
  */
 export class SecAggParticipant {
   private readonly random: SecAggRandom;
+  private readonly noiseRandom: RandomSource;
   private readonly pollMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(private readonly o: ParticipantOptions) {
     this.random = o.random ?? cryptoRandom;
+    this.noiseRandom = o.noiseRandom ?? defaultRandomSource();
     this.pollMs = o.pollMs ?? 1000;
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
@@ -112,19 +159,31 @@ export class SecAggParticipant {
    * Stage 2: quantises the update (clip, scale, stochastic rounding), masks it with the routed shares and uploads it.
    * After this the silo's own mask key and seed are forgotten (only the neighbours' shares can rebuild them).
    */
-  contribute(update: Float32Array | Float64Array): Promise<QuantisationTrace | null> {
-    return this.leavingOnDropout(() => this.maskAndUpload(update));
+  contribute(
+    update: Float32Array | Float64Array,
+    noise: NoiseShareRequest | null = null,
+  ): Promise<ContributionTrace | null> {
+    return this.leavingOnDropout(() => this.maskAndUpload(update, noise));
   }
 
-  private async maskAndUpload(update: Float32Array | Float64Array): Promise<QuantisationTrace | null> {
+  private async maskAndUpload(
+    update: Float32Array | Float64Array,
+    noise: NoiseShareRequest | null,
+  ): Promise<ContributionTrace | null> {
     // Uploaded before a restart: the hub holds the masked input; nothing is masked or sent again.
     if (this.o.store.load()?.phase === 'uploaded') return null;
     let stored = this.required(['shared', 'masked']);
-    let trace: QuantisationTrace | null = null;
+    let trace: ContributionTrace | null = null;
     if (stored.phase === 'shared') {
       const routed = await this.poll(() => this.o.transport.routedShares());
-      const { vector: input, trace: t } = quantise(update, stored.state.config, this.random);
-      trace = t;
+      const { config } = stored.state;
+      const noisePlan = noise === null ? null : noiseShareFor(config, noise);
+      const { vector: input, trace: t } = quantise(update, config, this.random);
+      if (noisePlan !== null) {
+        // The exact discrete Gaussian (Karney), from the OS CSPRNG: this silo's share of the round's noise.
+        addNoiseShare(input, latticeIntegers(input.length, noisePlan.siloSigma, this.noiseRandom), config.modulusBits);
+      }
+      trace = { ...t, noise: noisePlan };
       const { state, header, vector } = maskInput(stored.state, { shares: routed.shares, input });
       const frame = encodeMaskedInputFrame({ ...header }, encodeMaskedVector(vector, stored.state.config.modulusBits));
       stored = { phase: 'masked', state, frame: Buffer.from(frame).toString('base64') };

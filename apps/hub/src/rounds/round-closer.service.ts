@@ -11,6 +11,7 @@ import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
 import { faultPoint } from '../faults/fault-point.util';
 import { PrivacyLedgerService, type PrivacyCharge } from '../privacy/privacy-ledger.service';
+import { distributedNoiseTrace } from '../secagg/secagg-noise.util';
 import { SecAggSessionsService } from '../secagg/secagg-sessions.service';
 import { StudyEntity } from '../studies/study.entity';
 import { decideClose, type CloseDecision } from './close-decision';
@@ -352,6 +353,7 @@ export class RoundCloser implements OnModuleInit {
           clipNorm: study.plan.secureAggregation?.clipNorm,
           quantisationErrorBound,
           individualUpdatesStored: false,
+          noise: distributedNoiseTrace(study.plan, this.ledger.mechanismOf(study.planHash, study.plan), unmasked),
         },
       },
       { record: { ...step.trace } },

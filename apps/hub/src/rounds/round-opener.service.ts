@@ -67,7 +67,13 @@ export class RoundOpener {
     if (secure && kind === 'train') {
       // The round's updates arrive masked and are only ever summed (apps/hub/src/secagg); the plan check keeps the
       // roster able to meet the threshold (minSilosPerRound ≥ t + 1 ≤ participants).
-      await this.secureAggregation.open(tx, round, secure, participants, await parameterCount(study.plan));
+      // With distributed noise the silos add it; the scale leaves room for it (z: the accounted noise multiplier).
+      const p = study.plan.privacy;
+      const z =
+        p.mode === 'dp-fedavg' && p.noise === 'distributed'
+          ? (this.ledger.mechanismOf(study.planHash, study.plan)?.noiseMultiplier ?? null)
+          : null;
+      await this.secureAggregation.open(tx, round, secure, participants, await parameterCount(study.plan), z);
     }
     return this.ledger.chargeIssued(tx, study, { number, attempt: attempt.attempt, kind }, participants);
   }

@@ -32,6 +32,7 @@ import {
   type UnmaskingResponse,
 } from '@tessera/secagg';
 import { canonicalJson } from '@tessera/canonical';
+import { distributedNoisePlan } from '@tessera/dp';
 import { DataSource, In, type EntityManager } from 'typeorm';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
@@ -50,6 +51,10 @@ export interface UnmaskedSum {
   survivors: string[];
   /** Worst-case absolute error per coordinate from stochastic rounding: survivors / scale. */
   quantisationErrorBound: number;
+  /** The round's quantisation scale s, threshold t and vector length: what the silos sized their noise shares by. */
+  scale: number;
+  threshold: number;
+  vectorLength: number;
 }
 
 const STAGE_ORDER: readonly SecAggStageName[] = ['advertise', 'share', 'upload', 'unmask', 'complete'];
@@ -79,6 +84,7 @@ export class SecAggSessionsService {
     plan: SecureAggregationPlan,
     roster: readonly string[],
     vectorLength: number,
+    distributedNoiseMultiplier: number | null = null,
   ): Promise<SecAggSessionEntity> {
     const config = sessionConfig({
       roundId: round.id,
@@ -86,7 +92,19 @@ export class SecAggSessionsService {
       plan,
       vectorLength,
       roundSeed: randomBytes(32).toString('hex'),
+      distributedNoiseMultiplier,
     });
+    // What each silo will add (it computes the same itself from the plan and this configuration, never from us).
+    const noise =
+      distributedNoiseMultiplier === null
+        ? null
+        : distributedNoisePlan({
+            clipNorm: config.clipNorm,
+            scale: config.scale,
+            dimension: config.vectorLength,
+            shares: config.threshold,
+            noiseMultiplier: distributedNoiseMultiplier,
+          });
     const d = stageDeadlines(round.openedAt, round.deadlineAt);
     const session = tx.getRepository(SecAggSessionEntity).create({
       roundId: round.id,
@@ -121,6 +139,7 @@ export class SecAggSessionsService {
         scale: config.scale,
         vectorLength: config.vectorLength,
         deadlines: { advertise: d.advertise, share: d.share, upload: d.upload, unmask: d.unmask },
+        ...(noise ? { distributedNoise: noise } : {}),
       },
     });
     return session;
@@ -314,6 +333,9 @@ export class SecAggSessionsService {
       sum: dequantiseSum(total, config),
       survivors,
       quantisationErrorBound: survivors.length / config.scale,
+      scale: config.scale,
+      threshold: config.threshold,
+      vectorLength: config.vectorLength,
     };
   }
 

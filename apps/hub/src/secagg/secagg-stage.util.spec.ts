@@ -1,5 +1,6 @@
 import { coordinateBound, SecAggErrorCode, SecAggException } from '@tessera/secagg';
 import { describe, expect, it } from 'vitest';
+import { distributedNoisePlan, distributedNoiseTailFactor } from '@tessera/dp';
 import { closeShare, sessionConfig, stageDeadlines, STAGE_FRACTIONS } from './secagg-stage.util';
 
 const roster = ['a-silo', 'b-silo', 'c-silo', 'd-silo', 'e-silo'];
@@ -29,6 +30,45 @@ describe('secure-aggregation stage decisions', () => {
     expect(config.neighbourCount).toBe(4);
     expect(roster.length * coordinateBound(config.clipNorm, config.scale)).toBeLessThanOrEqual(2 ** 15 - 1);
     expect(roster.length * coordinateBound(config.clipNorm, config.scale * 1.01)).toBeGreaterThan(2 ** 15 - 1);
+  });
+
+  it('with distributed noise, leaves room for the n noise shares: the scale fits their 2^-40 tail, or is refused', () => {
+    const plain = sessionConfig({
+      roundId: 'r1',
+      roster,
+      plan: { threshold: 3, modulusBits: 32, clipNorm: 2 },
+      vectorLength: 1000,
+      roundSeed: seed,
+    });
+    const noisy = sessionConfig({
+      roundId: 'r1',
+      roster,
+      plan: { threshold: 3, modulusBits: 32, clipNorm: 2 },
+      vectorLength: 1000,
+      roundSeed: seed,
+      distributedNoiseMultiplier: 3,
+    });
+    const sigma = distributedNoisePlan({
+      clipNorm: 2,
+      scale: noisy.scale,
+      dimension: 1000,
+      shares: 3,
+      noiseMultiplier: 3,
+    }).siloSigma;
+    const tail = distributedNoiseTailFactor(1000) * Math.sqrt(roster.length) * sigma;
+    expect(roster.length * coordinateBound(2, noisy.scale) + tail).toBeLessThanOrEqual(2 ** 31 - 1);
+    // n·C·s + M·√n·z·(C·s + √d)/√t ≤ 2^31 − 1: about (5 + 33)/5 times coarser than without noise here.
+    expect(noisy.scale).toBeLessThan(plain.scale / 5);
+    expect(() =>
+      sessionConfig({
+        roundId: 'r1',
+        roster,
+        plan: { threshold: 3, modulusBits: 8, clipNorm: 2 },
+        vectorLength: 1000,
+        roundSeed: seed,
+        distributedNoiseMultiplier: 3,
+      }),
+    ).toThrow(/cannot fit 2\^8 at any scale: raise modulusBits/);
   });
 
   it('keeps the plan neighbourhood, and refuses a roster too small for the threshold', () => {

@@ -1,4 +1,5 @@
 import type { SecureAggregationPlan } from '@tessera/protocol';
+import { distributedNoiseMaxScale } from '@tessera/dp';
 import {
   checkAdvertisement,
   collectAdvertisements,
@@ -63,6 +64,11 @@ export function sessionConfig(input: {
   plan: SecureAggregationPlan;
   vectorLength: number;
   roundSeed: string;
+  /**
+   * z of a plan with distributed noise (privacy.noise 'distributed'), null without: the scale then leaves room for the
+   * n noise shares' tail (distributedNoiseMaxScale), so the noisy sum cannot wrap except with probability 2^-40.
+   */
+  distributedNoiseMultiplier?: number | null;
 }): SecAggConfig {
   const n = input.roster.length;
   const { threshold, modulusBits, clipNorm } = input.plan;
@@ -73,7 +79,25 @@ export function sessionConfig(input: {
       `${n} silos are in the round; threshold t = ${threshold} needs at least ${threshold + 1}.`,
     );
   }
-  const scale = maxSafeScale({ participantCount: n, clipNorm, modulusBits });
+  const z = input.distributedNoiseMultiplier ?? null;
+  const scale =
+    z === null
+      ? maxSafeScale({ participantCount: n, clipNorm, modulusBits })
+      : distributedNoiseMaxScale({
+          participantCount: n,
+          clipNorm,
+          modulusBits,
+          dimension: input.vectorLength,
+          shares: threshold,
+          noiseMultiplier: z,
+        });
+  if (!(scale > 0)) {
+    throw new SecAggException(
+      SecAggErrorCode.ModulusTooSmall,
+      `${n} silos' updates clipped to ${clipNorm}${z === null ? '' : ` with their noise shares (z = ${z})`} cannot ` +
+        `fit 2^${modulusBits} at any scale: raise modulusBits.`,
+    );
+  }
   return createSecAggConfig({
     roundId: input.roundId,
     participants: input.roster,
