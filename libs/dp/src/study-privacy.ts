@@ -1,6 +1,6 @@
 // A study plan's privacy mechanism and what it costs, by this library's accountant: domain logic over the wire
 // contract's plan, shared by the hub (charging), the agent (refusing more than the plan) and the console.
-import type { PrivacySpend, StudyPlan } from '@tessera/protocol';
+import { localBaselineEpochs, personalizationModels, type PrivacySpend, type StudyPlan } from '@tessera/protocol';
 import { epsilonForNoise, noiseForEpsilon } from './privacy-calibration';
 import { PrivacyParameterError } from './privacy-parameter.exception';
 import { RDP_ACCOUNTANT_NAME } from './rdp-accountant';
@@ -28,6 +28,12 @@ export interface PrivacyMechanism {
   samplingRate: number;
   stepsPerRound: number;
   rounds: number;
+  /**
+   * DP-SGD steps of the plan's personalization (fine-tuning epochs, plus the local-only baseline's rounds × local
+   * epochs), charged once with the final evaluation and composed with the training rounds' steps (the same training
+   * records, the same σ, C and q); 0 without personalization.
+   */
+  personalizationSteps: number;
   delta: number;
   targetEpsilon: number;
   /** ε of the whole planned study (all rounds and planned evaluation releases), by the accountant below. */
@@ -50,11 +56,30 @@ function stepsPerRoundOf(plan: StudyPlan): number {
   return 1;
 }
 
-/** Evaluation releases a plan allows: one per round plus the final model's, or the final model's only. */
+/**
+ * Evaluation releases a plan allows: one per round plus the final model's, or the final model's only; with
+ * personalization, the final evaluation also releases the personalized model's (and the local baseline's).
+ */
 export function plannedEvaluationReleases(plan: StudyPlan): number {
   const e = plan.release.evaluation;
   if (e.mode === 'none') return 0;
-  return e.rounds === 'every' ? plan.training.rounds + 1 : 1;
+  return (e.rounds === 'every' ? plan.training.rounds + 1 : 1) + personalizationModels(plan).length;
+}
+
+/** Evaluation releases of the final evaluation task: the global model's, then each personalization model's. */
+export function finalEvaluationReleases(plan: StudyPlan): number {
+  return plan.release.evaluation.mode === 'none' ? 0 : 1 + personalizationModels(plan).length;
+}
+
+/**
+ * DP-SGD steps of a plan's personalization under record-level DP: the fine-tuning's epochs and, with a local
+ * baseline, its rounds × localEpochs, each epoch round(1/q) steps like a training epoch. 0 otherwise.
+ */
+export function personalizationStepsOf(plan: StudyPlan): number {
+  const p = plan.personalization;
+  if (!p || plan.privacy.mode !== 'dp-sgd') return 0;
+  const epochs = p.epochs + (p.localBaseline ? localBaselineEpochs(plan) : 0);
+  return epochs * Math.max(1, Math.round(1 / plan.privacy.samplingRate));
 }
 
 /**
@@ -68,7 +93,8 @@ export function privacyMechanismOf(plan: StudyPlan): PrivacyMechanism | null {
   if (p.mode === 'none') return null;
   const samplingRate = p.mode === 'dp-sgd' ? p.samplingRate : 1;
   const stepsPerRound = stepsPerRoundOf(plan);
-  const steps = stepsPerRound * plan.training.rounds;
+  const personalizationSteps = personalizationStepsOf(plan);
+  const steps = stepsPerRound * plan.training.rounds + personalizationSteps;
   try {
     let noiseMultiplier: number;
     if (p.noiseMultiplier === 'derive') {
@@ -84,7 +110,7 @@ export function privacyMechanismOf(plan: StudyPlan): PrivacyMechanism | null {
     const cost = epsilonForNoise({ noiseMultiplier, samplingRate, steps, delta: p.delta });
     if (cost.epsilon > p.targetEpsilon) {
       throw new PrivacyPlanError(
-        `with noise multiplier ${noiseMultiplier} the planned ${plan.training.rounds} rounds (${steps} steps at sampling rate ${samplingRate}) cost ε = ${cost.epsilon.toPrecision(6)}, above the target ε = ${p.targetEpsilon}; raise the noise, lower the rounds, or use "derive"`,
+        `with noise multiplier ${noiseMultiplier} the planned ${plan.training.rounds} rounds${personalizationSteps > 0 ? ` and personalization` : ''} (${steps} steps at sampling rate ${samplingRate}) cost ε = ${cost.epsilon.toPrecision(6)}, above the target ε = ${p.targetEpsilon}; raise the noise, lower the rounds, or use "derive"`,
       );
     }
     let evaluation: PrivacyMechanism['evaluation'] = null;
@@ -112,6 +138,7 @@ export function privacyMechanismOf(plan: StudyPlan): PrivacyMechanism | null {
       samplingRate,
       stepsPerRound,
       rounds: plan.training.rounds,
+      personalizationSteps,
       delta: p.delta,
       targetEpsilon: p.targetEpsilon,
       plannedEpsilon: Math.max(cost.epsilon, evaluation?.plannedEpsilon ?? 0),
@@ -128,13 +155,17 @@ export function privacyMechanismOf(plan: StudyPlan): PrivacyMechanism | null {
   }
 }
 
-/** ε of `rounds` training rounds of the mechanism (RDP composition of identical steps, converted at its δ). */
-export function epsilonAfterRounds(m: PrivacyMechanism, rounds: number): number {
-  if (rounds <= 0) return 0;
+/**
+ * ε of `rounds` training rounds of the mechanism and, when `personalizations` is 1, the personalization's steps (RDP
+ * composition of identical steps, converted at its δ).
+ */
+export function epsilonAfterRounds(m: PrivacyMechanism, rounds: number, personalizations = 0): number {
+  const steps = m.stepsPerRound * Math.max(0, rounds) + m.personalizationSteps * Math.max(0, personalizations);
+  if (steps <= 0) return 0;
   return epsilonForNoise({
     noiseMultiplier: m.noiseMultiplier,
     samplingRate: m.samplingRate,
-    steps: m.stepsPerRound * rounds,
+    steps,
     delta: m.delta,
   }).epsilon;
 }
@@ -151,8 +182,16 @@ export function epsilonAfterEvaluations(m: PrivacyMechanism, releases: number): 
 }
 
 /** The ε charged for a study after these releases: max of the training and evaluation parts (disjoint records). */
-export function chargedEpsilon(m: PrivacyMechanism, trainingRounds: number, evaluationReleases: number): number {
-  return Math.max(epsilonAfterRounds(m, trainingRounds), epsilonAfterEvaluations(m, evaluationReleases));
+export function chargedEpsilon(
+  m: PrivacyMechanism,
+  trainingRounds: number,
+  evaluationReleases: number,
+  personalizations = 0,
+): number {
+  return Math.max(
+    epsilonAfterRounds(m, trainingRounds, personalizations),
+    epsilonAfterEvaluations(m, evaluationReleases),
+  );
 }
 
 /**
@@ -163,13 +202,18 @@ export function privacySpendOf(
   m: PrivacyMechanism,
   trainingRounds: number,
   evaluationReleases: number,
-  added: { trainingRounds: number; evaluationReleases: number } = { trainingRounds: 1, evaluationReleases: 0 },
+  added: { trainingRounds: number; evaluationReleases: number; personalizations?: number } = {
+    trainingRounds: 1,
+    evaluationReleases: 0,
+  },
+  personalizations = 0,
 ): PrivacySpend {
-  const cumulative = chargedEpsilon(m, trainingRounds, evaluationReleases);
+  const cumulative = chargedEpsilon(m, trainingRounds, evaluationReleases, personalizations);
   const before = chargedEpsilon(
     m,
     trainingRounds - added.trainingRounds,
     evaluationReleases - added.evaluationReleases,
+    personalizations - (added.personalizations ?? 0),
   );
   return {
     mechanism: m.mechanism,
@@ -181,6 +225,8 @@ export function privacySpendOf(
     delta: m.delta,
     trainingRounds,
     evaluationReleases,
+    // Only when the plan personalizes under DP: every other plan's spend keeps its bytes.
+    ...(m.personalizationSteps > 0 ? { personalizations } : {}),
     epsilonRound: cumulative - before,
     epsilonCumulative: cumulative,
     accountant: m.accountant,
@@ -194,7 +240,7 @@ export function privacySpendOf(
  */
 export function planLimitRefusal(
   m: PrivacyMechanism,
-  after: { trainingRounds: number; evaluationReleases: number },
+  after: { trainingRounds: number; evaluationReleases: number; personalizations?: number },
 ): string | null {
   if (after.trainingRounds > m.rounds) {
     return `the approved plan has ${m.rounds} training rounds; this would be training round ${after.trainingRounds} on this silo's data`;
@@ -203,7 +249,13 @@ export function planLimitRefusal(
   if (after.evaluationReleases > allowedEvaluations) {
     return `the approved plan allows ${allowedEvaluations} noisy evaluation releases; this would be release ${after.evaluationReleases}`;
   }
-  const epsilon = chargedEpsilon(m, after.trainingRounds, after.evaluationReleases);
+  const personalizations = after.personalizations ?? 0;
+  if (personalizations > (m.personalizationSteps > 0 ? 1 : 0)) {
+    return m.personalizationSteps > 0
+      ? 'the approved plan personalizes once, at the final evaluation; this would be a second personalization'
+      : 'the approved plan has no personalization under differential privacy to charge';
+  }
+  const epsilon = chargedEpsilon(m, after.trainingRounds, after.evaluationReleases, personalizations);
   if (epsilon > m.targetEpsilon) {
     return `this would bring the study's charged ε to ${epsilon.toPrecision(6)}, above the approved target ε = ${m.targetEpsilon}`;
   }

@@ -3,7 +3,7 @@
 import type { AgentSoftware, AgentTask } from './agent-presence';
 import type { AuditActorNames, AuditRecord } from './audit-views';
 import type { EnrollmentBundle } from './identity';
-import type { Decision, EvaluationMetrics, PrivacySpend, StudyStatus } from './rounds';
+import type { Decision, EvaluationMetrics, PersonalizationMetrics, PrivacySpend, StudyStatus } from './rounds';
 import type { StudyPlan } from './study-plan';
 import type { RoundScreeningView } from './study-plan-aggregation';
 
@@ -227,6 +227,11 @@ export interface RoundParticipantView {
   failure: { code: string; message: string } | null;
   /** What the silo spent on this round's update, when the plan uses DP (absent on hubs that do not report it). */
   privacy?: PrivacySpend | null;
+  /**
+   * The final evaluation of a personalizing plan: the silo's personalized model's figures and its local-only
+   * baseline's (plan.personalization); absent or null otherwise.
+   */
+  personalization?: PersonalizationMetrics | null;
 }
 
 /** GET /api/studies/:id/rounds (oldest first; one entry per attempt). */

@@ -12,3 +12,4 @@ export * from './secagg-wire';
 export * from './silo-privacy-views';
 export * from './plan-diff';
 export * from './study-pages-views';
+export * from './fairness';

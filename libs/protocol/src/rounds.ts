@@ -113,6 +113,16 @@ export const EvaluationMetrics = z
 export type EvaluationMetrics = z.infer<typeof EvaluationMetrics>;
 
 /**
+ * A silo's own models at the final evaluation of a personalizing plan (plan.personalization), as the hub stores and
+ * shows them beside the global model's figures: the personalized model's and, when planned, the local-only
+ * baseline's. The models stay at the silo.
+ */
+export const PersonalizationMetrics = z
+  .object({ personalized: EvaluationMetrics, localBaseline: EvaluationMetrics.nullable() })
+  .strict();
+export type PersonalizationMetrics = z.infer<typeof PersonalizationMetrics>;
+
+/**
  * A differentially private evaluation (plan release.evaluation 'noisy'): for each true label, the histogram of the
  * model's predicted probability over the silo's test records in B equal bins of [0, 1] (bin b holds scores in
  * [b/B, (b+1)/B), the last bin includes 1), each count plus independent discrete Gaussian noise of standard
@@ -309,6 +319,11 @@ export const PrivacySpend = z
     trainingRounds: z.number().int().min(0),
     /** Noisy evaluation releases charged so far in this study (0 without noisy evaluation). */
     evaluationReleases: z.number().int().min(0),
+    /**
+     * Personalization charges so far (0 or 1): the DP-SGD steps of the final fine-tuning and of the local-only
+     * baseline (plan.personalization), composed with the training rounds'. Absent: 0 (reports before this option).
+     */
+    personalizations: z.number().int().min(0).max(1).optional(),
     /** ε added by this round's charge. */
     epsilonRound: z.number().min(0),
     /** ε charged for the study so far: max(training, evaluation), the two parts being disjoint record sets. */
@@ -355,7 +370,14 @@ export const EvaluationReport = z
     modelHash: Sha256Hex,
     /** Null when the plan releases no evaluation: the report only says the task is done. */
     evaluation: EvaluationPayload.nullable(),
-    /** The silo's privacy spend after this release, for DP plans with noisy evaluation; else null. */
+    /**
+     * With plan.personalization: the same release for the silo's personalized model (the final global model
+     * fine-tuned on its own training split) and, with localBaseline, for its local-only model. The models stay at the
+     * silo. Absent without personalization.
+     */
+    personalized: EvaluationPayload.optional(),
+    localBaseline: EvaluationPayload.optional(),
+    /** The silo's privacy spend after this release, for DP plans with noisy evaluation or personalization; else null. */
     privacy: PrivacySpend.nullable(),
   })
   .strict();

@@ -5,6 +5,12 @@ import { NetworkSpecError, type NetworkSpec } from './network-spec-schema';
 import { aggregationProblems, describeAggregation, describeScreening } from './study-plan-aggregation';
 import { describeSecureAggregation, SecureAggregationPlan, secureAggregationProblems } from './study-plan-secagg';
 import {
+  describePersonalization,
+  PersonalizationPlan,
+  personalizationModels,
+  personalizationProblems,
+} from './study-plan-personalization';
+import {
   ClassLabelRule,
   describeTask,
   ImageTransform,
@@ -33,6 +39,13 @@ export {
   secureAggregationCoordinateBound,
   secureAggregationProblems,
 } from './study-plan-secagg';
+export {
+  describePersonalization,
+  localBaselineEpochs,
+  PersonalizationPlan,
+  personalizationModels,
+  personalizationProblems,
+} from './study-plan-personalization';
 
 const name = z.string().min(1).max(64);
 const finitePositive = z.number().finite().positive();
@@ -316,6 +329,12 @@ export const PrivacyPlan = z.discriminatedUnion('mode', [
       delta: z.number().gt(0).lt(1),
       clipNorm: finitePositive.max(1e6),
       noiseMultiplier: z.union([finitePositive.max(1e4), z.literal('derive')]),
+      /**
+       * Who adds the noise. Absent or 'central': the hub, to the sum of the clipped updates it receives. 'distributed'
+       * (needs secureAggregation): each silo adds its share on the integer lattice before masking (the distributed
+       * discrete Gaussian, docs/adr/0013), so the hub only ever sees the noisy sum.
+       */
+      noise: z.enum(['central', 'distributed']).optional(),
     })
     .strict(),
 ]);
@@ -329,12 +348,6 @@ export const ParticipationPlan = z
       .int()
       .min(5)
       .max(7 * 86_400),
-      /**
-       * Who adds the noise. Absent or 'central': the hub, to the sum of the clipped updates it receives. 'distributed'
-       * (needs secureAggregation): each silo adds its share on the integer lattice before masking (the distributed
-       * discrete Gaussian, docs/adr/0013), so the hub only ever sees the noisy sum.
-       */
-      noise: z.enum(['central', 'distributed']).optional(),
     /** A round that misses its minimum is retried this many times before the study fails. */
     maxRoundRetries: z.number().int().min(0).max(10),
     /** What a silo's failure (e.g. its data lacks a column) does: drop that silo, or fail the study. */
@@ -401,6 +414,8 @@ export const StudyPlan = z
     screening: ScreeningPlan.optional(),
     /** Secure aggregation of the updates (docs/secure-aggregation.md); absent: the hub receives each update. */
     secureAggregation: SecureAggregationPlan.optional(),
+    /** Local fine-tuning of the final model at each silo (docs/personalization.md); absent: none. */
+    personalization: PersonalizationPlan.optional(),
     /** Invited silos (ids). Part of the plan: a steward approves who else takes part. */
     silos: z.array(z.string().uuid()).min(1).max(1000),
   })
@@ -462,6 +477,7 @@ function semanticProblems(plan: StudyPlan): string[] {
   }
   out.push(...aggregationProblems(plan));
   out.push(...secureAggregationProblems(plan));
+  out.push(...personalizationProblems(plan));
   out.push(
     ...modelProblems({
       model: plan.model,
@@ -561,6 +577,12 @@ export function releasedWithoutDp(plan: StudyPlan): string[] {
       );
     } else {
       out.push(`test-split loss, accuracy, AUC, number of test records and of positives, ${when}`);
+    }
+    const local = personalizationModels(plan);
+    if (local.length > 0) {
+      out.push(
+        `the same test-split metrics of this silo's ${local.map((m) => (m === 'personalized' ? 'personalized (fine-tuned) model' : 'local-only baseline model')).join(' and ')}, at the final evaluation (the models themselves stay at the silo)`,
+      );
     }
   }
   return out;
@@ -670,6 +692,7 @@ export function describePlan(plan: StudyPlan): string[] {
     `aggregation:  ${describeAggregation(plan)}`,
     `screening:    ${describeScreening(plan)}`,
     ...(plan.secureAggregation ? [`secure agg.:  ${describeSecureAggregation(plan)}`] : []),
+    ...(plan.personalization ? [`personalize:  ${describePersonalization(plan)}`] : []),
     `privacy:      ${privacy}`,
     `releases:     ${describeRelease(plan)}`,
     `without DP:   ${withoutDp.length === 0 ? 'nothing' : withoutDp.join('; ')}`,

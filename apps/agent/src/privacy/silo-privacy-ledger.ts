@@ -26,7 +26,8 @@ const Entry = z
     studyName: z.string(),
     round: z.number().int(),
     attempt: z.number().int(),
-    kind: z.enum(['training', 'evaluation']),
+    /** 'personalization': the final fine-tuning (and local baseline) of plan.personalization, DP-SGD steps. */
+    kind: z.enum(['training', 'evaluation', 'personalization']),
     /** The base model of a training round, or the evaluated model; null for entries from before format 2. */
     modelHash: z.string().nullable(),
     mechanism: z.enum(['dp-sgd', 'dp-fedavg']),
@@ -38,6 +39,7 @@ const Entry = z
     delta: z.number(),
     trainingRounds: z.number().int().min(0),
     evaluationReleases: z.number().int().min(0),
+    personalizations: z.number().int().min(0).optional(),
     epsilonRound: z.number(),
     epsilonCumulative: z.number(),
     accountant: z.string(),
@@ -67,10 +69,14 @@ const EntryV1 = z.object({
 });
 const LedgerFileV1 = z.object({ format: z.literal('tessera.silo-privacy-ledger/1'), entries: z.array(EntryV1) });
 
-/** What one more charge would add to a study: a training round, a noisy evaluation release, or both. */
+/**
+ * What one more charge would add to a study: a training round, noisy evaluation releases (the final evaluation of a
+ * personalizing plan releases one per model), the personalization's DP-SGD steps, or several of these.
+ */
 export interface ChargeRequest {
   trainingRounds: 0 | 1;
-  evaluationReleases: 0 | 1;
+  evaluationReleases: number;
+  personalizations?: 0 | 1;
 }
 
 /** Why the agent refuses a charge: the approved plan's limits, or the silo's own cap. */
@@ -130,7 +136,15 @@ function eventsOf(mechanism: PrivacyMechanism, request: ChargeRequest): SampledG
       steps: mechanism.stepsPerRound,
     });
   }
-  if (request.evaluationReleases) {
+  if (request.personalizations) {
+    if (mechanism.personalizationSteps === 0) throw new RangeError('this plan has no personalization to charge');
+    out.push({
+      noiseMultiplier: mechanism.noiseMultiplier,
+      samplingRate: mechanism.samplingRate,
+      steps: mechanism.personalizationSteps,
+    });
+  }
+  for (let i = 0; i < request.evaluationReleases; i++) {
     if (mechanism.evaluation === null) throw new RangeError('this plan has no noisy evaluation to charge');
     out.push({ noiseMultiplier: mechanism.evaluation.noiseStddev, samplingRate: 1, steps: 1 });
   }
@@ -172,12 +186,13 @@ export class SiloPrivacyLedger {
     throw this.corrupt(issue ? `${issue.path.join('.')}: ${issue.message}` : 'not a ledger');
   }
 
-  /** Training rounds and noisy evaluation releases charged so far for a study. */
-  counts(studyId: string): { trainingRounds: number; evaluationReleases: number } {
+  /** Training rounds, noisy evaluation releases and personalizations charged so far for a study. */
+  counts(studyId: string): { trainingRounds: number; evaluationReleases: number; personalizations: number } {
     const mine = this.entries().filter((e) => e.studyId === studyId);
     return {
       trainingRounds: mine.filter((e) => e.kind === 'training').length,
       evaluationReleases: mine.filter((e) => e.kind === 'evaluation').length,
+      personalizations: mine.filter((e) => e.kind === 'personalization').length,
     };
   }
 
@@ -191,6 +206,7 @@ export class SiloPrivacyLedger {
       const after = {
         trainingRounds: now.trainingRounds + request.trainingRounds,
         evaluationReleases: now.evaluationReleases + request.evaluationReleases,
+        personalizations: now.personalizations + (request.personalizations ?? 0),
       };
       const limit = planLimitRefusal(mechanism, after);
       if (limit !== null) return { code: 'PLAN_LIMIT_REACHED', message: limit };
@@ -209,8 +225,9 @@ export class SiloPrivacyLedger {
     events.push(...eventsOf(mechanism, request));
     const after = epsilonForEvents(events, this.cap.delta).epsilon;
     if (after <= this.cap.epsilon) return null;
-    const what =
-      request.trainingRounds && request.evaluationReleases
+    const what = request.personalizations
+      ? 'the personalization and the final evaluation'
+      : request.trainingRounds && request.evaluationReleases
         ? 'one more round and its evaluation'
         : request.trainingRounds
           ? 'one more round'
@@ -229,7 +246,9 @@ export class SiloPrivacyLedger {
     request: ChargeRequest,
     now = new Date(),
   ): PrivacySpend {
-    if (!request.trainingRounds && !request.evaluationReleases) throw new RangeError('nothing to charge');
+    if (!request.trainingRounds && !request.evaluationReleases && !request.personalizations) {
+      throw new RangeError('nothing to charge');
+    }
     const refusal = this.refusal(study.studyId, mechanism, request);
     if (refusal !== null) throw new ChargeRefusedError(refusal);
     const entries = this.entries();
@@ -237,8 +256,15 @@ export class SiloPrivacyLedger {
     const after = {
       trainingRounds: before.trainingRounds + request.trainingRounds,
       evaluationReleases: before.evaluationReleases + request.evaluationReleases,
+      personalizations: before.personalizations + (request.personalizations ?? 0),
     };
-    const spend = privacySpendOf(mechanism, after.trainingRounds, after.evaluationReleases, request);
+    const spend = privacySpendOf(
+      mechanism,
+      after.trainingRounds,
+      after.evaluationReleases,
+      request,
+      after.personalizations,
+    );
     const common = {
       ...study,
       mechanism: mechanism.mechanism,
@@ -246,6 +272,7 @@ export class SiloPrivacyLedger {
       delta: mechanism.delta,
       trainingRounds: after.trainingRounds,
       evaluationReleases: after.evaluationReleases,
+      ...(after.personalizations > 0 ? { personalizations: after.personalizations } : {}),
       epsilonCumulative: spend.epsilonCumulative,
       accountant: mechanism.accountant,
       at: now.toISOString(),
@@ -264,7 +291,19 @@ export class SiloPrivacyLedger {
       });
       increment = 0;
     }
-    if (request.evaluationReleases) {
+    if (request.personalizations) {
+      entries.push({
+        ...common,
+        kind: 'personalization',
+        noiseMultiplier: mechanism.noiseMultiplier,
+        clipNorm: mechanism.clipNorm,
+        samplingRate: mechanism.samplingRate,
+        steps: mechanism.personalizationSteps,
+        epsilonRound: increment,
+      });
+      increment = 0;
+    }
+    for (let i = 0; i < request.evaluationReleases; i++) {
       entries.push({
         ...common,
         kind: 'evaluation',
@@ -275,6 +314,7 @@ export class SiloPrivacyLedger {
         steps: 1,
         epsilonRound: increment,
       });
+      increment = 0;
     }
     writeFileAtomic(this.file, JSON.stringify({ format: LEDGER_FORMAT, entries }, null, 2) + '\n');
     return spend;
@@ -287,6 +327,8 @@ export class SiloPrivacyLedger {
     const studies = [...byStudy.values()].map((list): StudyBudgetLine => {
       const last = list[list.length - 1]!;
       const training = list.filter((e) => e.kind === 'training');
+      // The personalization's DP-SGD steps compose with the training rounds' (the same training records).
+      const trainingSide = list.filter((e) => e.kind !== 'evaluation');
       const evaluation = list.filter((e) => e.kind === 'evaluation');
       const lastTraining = training[training.length - 1];
       const partEpsilon = (part: LedgerEntry[]) =>
@@ -302,7 +344,7 @@ export class SiloPrivacyLedger {
         samplingRate: lastTraining?.samplingRate ?? 0,
         stepsPerRound: lastTraining?.steps ?? 0,
         delta: last.delta,
-        trainingEpsilon: partEpsilon(training),
+        trainingEpsilon: partEpsilon(trainingSide),
         evaluationReleases: evaluation.length,
         evaluationNoiseStddev: evaluation[evaluation.length - 1]?.noiseMultiplier ?? null,
         evaluationEpsilon: partEpsilon(evaluation),

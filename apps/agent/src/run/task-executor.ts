@@ -1,7 +1,9 @@
+import { dirname } from 'node:path';
 import { ModelSpecException, TrainingInputException, type LocalTrainingResult } from '@tessera/ml';
 import {
   clipToNormInPlace,
   defaultRandomSource,
+  finalEvaluationReleases,
   type RandomSource,
   plannedEvaluationReleases,
   privacyMechanismOf,
@@ -39,6 +41,8 @@ import {
   type TrainingRelease,
 } from '../state/release-store';
 import { ImageFileError } from '../data/image-decoder';
+import { PersonalModelStore } from '../personalization/personal-model.store';
+import { trainPersonalModels, type PersonalModels } from '../personalization/personal-models';
 import { localTrainingOptionsOf, studyModelOf, type LocalTrainingOptions } from '../training/plan-mapping.util';
 import type { StudyDatasets } from '../training/study-datasets';
 import type { LocalEvaluation, StudyData, StudyModel } from '../training/study-model';
@@ -79,6 +83,8 @@ export interface TaskExecutorDeps {
   random?: RandomSource;
   /** This silo's participant in a training round under secure aggregation (its state in the agent's state dir). */
   secureAggregation?: (task: SiloTask) => SecAggParticipant;
+  /** Where personalized models are kept (default: `personalized/` in the state directory of `releases`). */
+  personalModels?: PersonalModelStore;
 }
 
 /** Decodes the hub's raw float32 little-endian model (explicitly little-endian, whatever the host's byte order). */
@@ -153,9 +159,11 @@ export class TaskExecutor {
   private readonly notApprovedReported = new Set<string>();
   private readonly clock: () => Date;
   private readonly delivery: Delivery;
+  private readonly personalModels: PersonalModelStore;
 
   constructor(private readonly deps: TaskExecutorDeps) {
     this.clock = deps.clock ?? (() => new Date());
+    this.personalModels = deps.personalModels ?? new PersonalModelStore(dirname(deps.releases.root));
     this.delivery = {
       clock: this.clock,
       sleep: deps.sleep ?? ((ms) => new Promise((done) => setTimeout(done, ms))),
@@ -479,13 +487,20 @@ export class TaskExecutor {
       return this.deliverEvaluation(ctx, { ...existing.report, attempt: task.attempt }, existing);
     }
     const mode = plan.release.evaluation.mode;
-    const request: ChargeRequest = { trainingRounds: 0, evaluationReleases: mode === 'noisy' ? 1 : 0 };
+    const personalizes = plan.personalization !== undefined;
+    const request: ChargeRequest = {
+      trainingRounds: 0,
+      // The global model's release and, with personalization, one per personal model (finalEvaluationReleases).
+      evaluationReleases: mode === 'noisy' ? finalEvaluationReleases(plan) : 0,
+      ...(personalizes && (ctx.mechanism?.personalizationSteps ?? 0) > 0 ? { personalizations: 1 as const } : {}),
+    };
     const { model } = this.planModel(ctx.study);
     const data = await this.dataFor(task, ctx.study, model);
     this.checkLimits(ctx, request, mode === 'exact');
     const parameters = await this.downloadModel(task, model, name);
     const local = await this.evaluateLocally(ctx, model, parameters, data);
     const evaluation = mode === 'none' ? null : await this.evaluationPayload(ctx, model, parameters, data, local);
+    const personal = personalizes ? await this.personalize(ctx, model, parameters, data) : null;
     const privacy = this.charge(ctx, request, task.modelHash);
     const report: EvaluationReport = {
       round: task.round,
@@ -493,11 +508,61 @@ export class TaskExecutor {
       planHash: task.planHash,
       modelHash: task.modelHash,
       evaluation,
+      ...(personal?.personalized ? { personalized: personal.personalized } : {}),
+      ...(personal?.localBaseline ? { localBaseline: personal.localBaseline } : {}),
       privacy,
     };
     // Nothing is released under 'none' (the report only says the task is done): nothing to keep.
     const saved = evaluation === null ? null : this.deps.releases.saveEvaluation(task.studyId, report);
     return this.deliverEvaluation(ctx, report, saved);
+  }
+
+  /**
+   * plan.personalization at the final evaluation: fine-tunes the final global model on this silo's training split
+   * (and trains the local-only baseline when planned), keeps both models in the state directory (never uploaded),
+   * evaluates each on the test split and returns what the plan releases of each (the global model's kind of release).
+   */
+  private async personalize(
+    ctx: PlanContext,
+    model: StudyModel,
+    parameters: Float32Array,
+    data: StudyData,
+  ): Promise<{ personalized: EvaluationPayload | null; localBaseline: EvaluationPayload | null }> {
+    const { task, plan, name } = ctx;
+    let models: PersonalModels;
+    try {
+      models = await trainPersonalModels(plan, model, parameters, data.train);
+    } catch (err) {
+      if (err instanceof ImageFileError) {
+        throw new StudyFailure('DATA_UNREADABLE', `an image became unusable during personalization: ${err.message}`);
+      }
+      throw new StudyFailure('TRAINING_FAILED', `personalization failed: ${(err as Error).message}`);
+    }
+    const out: { personalized: EvaluationPayload | null; localBaseline: EvaluationPayload | null } = {
+      personalized: null,
+      localBaseline: null,
+    };
+    const kinds = [
+      ['personalized', models.personalized],
+      ['local-baseline', models.localBaseline],
+    ] as const;
+    for (const [kind, weights] of kinds) {
+      if (weights === null) continue;
+      if (!allFinite(weights)) {
+        throw new StudyFailure('TRAINING_FAILED', `the ${kind} model diverged: it has non-finite parameters`);
+      }
+      const file = this.personalModels.save(task.studyId, kind, task.modelHash, weights);
+      const m = await model.evaluate(weights, data.test);
+      this.deps.log({
+        study: name,
+        round: task.round,
+        message: `${kind} model kept at the silo (${file}); on the local test split: ${m.summary}`,
+      });
+      const payload = await this.evaluationPayload(ctx, model, weights, data, m);
+      if (kind === 'personalized') out.personalized = payload;
+      else out.localBaseline = payload;
+    }
+    return out;
   }
 
   /**
@@ -593,7 +658,7 @@ export class TaskExecutor {
         );
       }
     }
-    const charges = request.trainingRounds + request.evaluationReleases > 0;
+    const charges = request.trainingRounds + request.evaluationReleases + (request.personalizations ?? 0) > 0;
     if (!charges && !(mechanism === null && task.kind === 'train')) return;
     const refusal = this.deps.privacy.refusal(task.studyId, mechanism, request);
     if (refusal === null) return;
@@ -604,7 +669,12 @@ export class TaskExecutor {
   /** Charges the ledger (flushed) before the release is persisted and sent; null when nothing is charged. */
   private charge(ctx: PlanContext, request: ChargeRequest, modelHash: string): PrivacySpend | null {
     const { task, plan, mechanism, name } = ctx;
-    if (mechanism === null || request.trainingRounds + request.evaluationReleases === 0) return null;
+    if (
+      mechanism === null ||
+      request.trainingRounds + request.evaluationReleases + (request.personalizations ?? 0) === 0
+    ) {
+      return null;
+    }
     let spend: PrivacySpend;
     try {
       spend = this.deps.privacy.charge(
@@ -620,6 +690,7 @@ export class TaskExecutor {
     }
     const parts = [
       request.trainingRounds ? `training round ${spend.trainingRounds} of ${mechanism.rounds}` : null,
+      request.personalizations ? `personalization (${mechanism.personalizationSteps} DP-SGD steps)` : null,
       request.evaluationReleases
         ? `evaluation release ${spend.evaluationReleases} of ${mechanism.evaluation?.releases ?? 0} (noise stddev ${fmt(mechanism.evaluation?.noiseStddev ?? null, 3)} counts)`
         : null,

@@ -1,9 +1,17 @@
-import { parseModelSpec, type DpSgdConfig, type ModelSpec, type TabularSchema } from '@tessera/ml';
+import {
+  initialNetworkParameters,
+  initialParameters,
+  parseModelSpec,
+  type DpSgdConfig,
+  type ModelSpec,
+  type TabularSchema,
+} from '@tessera/ml';
 import { getRandomValues } from 'node:crypto';
 import { GaussianNoiseWorker, privacyMechanismOf, type PrivacyMechanism } from '@tessera/dp';
 import {
   encodedFeatureCount,
   inferNetworkShapes,
+  localBaselineEpochs,
   tabularSchemaOf as planTabularSchema,
   type StudyPlan,
 } from '@tessera/protocol';
@@ -116,4 +124,31 @@ export function localTrainingOptionsOf(plan: StudyPlan): LocalTrainingOptions {
     ...(t.algorithm === 'fedprox' && t.proximalMu !== undefined ? { proximalMu: t.proximalMu } : {}),
     ...(dp === undefined ? {} : { dp }),
   };
+}
+
+/**
+ * The fine-tuning of plan.personalization: the plan's local training (its batch, and DP-SGD with the plan's σ, C and
+ * q under dp-sgd, charged as personalization steps) for `epochs` epochs at the personalization's learning rate (the
+ * plan's when absent). No FedProx term: fine-tuning is meant to move away from the global model.
+ */
+export function personalizationOptionsOf(plan: StudyPlan): LocalTrainingOptions {
+  const p = plan.personalization;
+  if (!p) throw new Error('the plan has no personalization');
+  const { proximalMu: _mu, ...base } = localTrainingOptionsOf(plan);
+  return { ...base, epochs: p.epochs, learningRate: p.learningRate ?? plan.training.learningRate };
+}
+
+/**
+ * The local-only baseline of plan.personalization.localBaseline: the plan's local training, from the plan's initial
+ * model, for the study's total local epochs (rounds × localEpochs) on this silo's training split alone.
+ */
+export function localBaselineOptionsOf(plan: StudyPlan): LocalTrainingOptions {
+  const { proximalMu: _mu, ...base } = localTrainingOptionsOf(plan);
+  return { ...base, epochs: localBaselineEpochs(plan) };
+}
+
+/** The plan's initial global model (seeded: the same weights the hub starts the study from). */
+export function initialParametersOf(plan: StudyPlan): Float32Array {
+  if (plan.model.kind === 'network') return initialNetworkParameters(plan.model.network, plan.training.initSeed);
+  return initialParameters(modelSpecOf(plan), plan.training.initSeed);
 }

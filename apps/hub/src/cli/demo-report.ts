@@ -1,4 +1,4 @@
-import { releasedWithoutDp, type StudyPlan } from '@tessera/protocol';
+import { releasedWithoutDp, type FairnessView, type StudyPlan } from '@tessera/protocol';
 import type { StudyView } from '../studies/studies.service';
 import type { AccuracyResults, SiloPrivacySpend } from './demo-results';
 
@@ -11,6 +11,12 @@ export interface DemoTable {
   hubEvaluation: { noisy: boolean; perHospital: Record<string, number | null>; mean: number | null };
   noisyMeanAccuracy: number | null;
   pooledBaseline: { perHospital: Record<string, number>; mean: number; epochs: number };
+  /**
+   * The fairness view of the final evaluation as the hub received it: worst and best hospital under the global model,
+   * their gap and, with --personalize, each hospital's personalized figure (and local-only baseline); null without a
+   * final evaluation release.
+   */
+  fairness: FairnessView | null;
   gapToPooled: number;
   privacy: { mode: string; releasedWithoutDp: string[]; perHospital: Record<string, SiloPrivacySpend | null> };
   wallTimeMs: number;
@@ -50,6 +56,7 @@ export function demoTable(o: DemoOutcome): DemoTable {
     noisyMeanAccuracy: a.hubNoisy ? a.hubMean : null,
     pooledBaseline: { perHospital: a.baseline.perHospital, mean: a.baseline.meanAccuracy, epochs: a.baseline.epochs },
     gapToPooled: a.meanAccuracy - a.baseline.meanAccuracy,
+    fairness: a.fairness,
     privacy: { mode: plan.privacy.mode, releasedWithoutDp: releasedWithoutDp(plan), perHospital: o.privacy },
     wallTimeMs: o.wallMs,
     trainingTimeMs: o.trainingMs,
@@ -77,6 +84,26 @@ function privacyLines(t: DemoTable, hospitals: readonly { key: string; name: str
   ];
 }
 
+const points = (v: number | null) => (v === null ? '—' : `${v >= 0 ? '+' : ''}${(100 * v).toFixed(1)}`);
+
+/** The fairness lines of the final table (the hub's figures: noisy DP estimates under dp-sgd). */
+export function fairnessLines(f: FairnessView | null): string[] {
+  if (f === null) return [];
+  const lines = [
+    `fairness (${f.metric} the hub received${f.noisy ? ', noisy DP estimates' : ''}): worst ${f.worst ? `${f.worst.siloName} ${figure(f.worst.value)}` : '—'}, best ${f.best ? `${f.best.siloName} ${figure(f.best.value)}` : '—'}, gap ${points(f.gap)} points`,
+  ];
+  if (f.summary.personalized === null) return lines;
+  lines.push(
+    `${pad('hospital', 40)} ${pad('global', 8)} ${pad('personal', 9)} ${pad('gain', 7)} ${pad('local', 7)} global − local`,
+    ...f.silos.map(
+      (r) =>
+        `${pad(r.siloName, 40)} ${pad(figure(r.global), 8)} ${pad(figure(r.personalized), 9)} ${pad(points(r.personalizationGain), 7)} ${pad(figure(r.localBaseline), 7)} ${points(r.changeFromBaseline)}`,
+    ),
+    `worst hospital: global ${figure(f.summary.global?.worst)}, personalized ${figure(f.summary.personalized.worst)}; mean: global ${figure(f.summary.global?.mean)}, personalized ${figure(f.summary.personalized.mean)}`,
+  );
+  return lines;
+}
+
 /**
  * The summary the demo prints last: accuracy per hospital (federated, pooled, the hub's view), privacy spent, what
  * left the silos without DP, timings, the model and how to open the console on the demo's data.
@@ -99,6 +126,8 @@ export function formatDemoSummary(
     ),
     `${pad('mean (unweighted)', 40)} ${pad(t.accuracy.mean.toFixed(3), 10)} ${pad(t.pooledBaseline.mean.toFixed(3), 8)} ${figure(t.hubEvaluation.mean)}`,
     '',
+    ...fairnessLines(t.fairness),
+    ...(t.fairness ? [''] : []),
     ...privacyLines(t, hospitals),
     `released without differential privacy: ${released.length === 0 ? 'nothing' : released.join('; ')}`,
     '',

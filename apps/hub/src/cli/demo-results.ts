@@ -1,7 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { PrivacyMechanism } from '@tessera/dp';
-import { modelSpecOf, tabularSchemaOf, type StudyPlan } from '@tessera/protocol';
+import { modelSpecOf, tabularSchemaOf, type FairnessView, type StudyPlan } from '@tessera/protocol';
+import { fairnessOfRound } from '../reports/study-report';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { StudyPrivacyView } from '../studies/studies.controller';
 import { pooledBaseline, type PooledBaseline } from './demo-baseline';
@@ -43,6 +44,8 @@ export interface AccuracyResults {
   hubPerHospital: Record<string, number | null>;
   hubMean: number | null;
   baseline: PooledBaseline;
+  /** The fairness view of the final evaluation as the hub received it (report.ts fairnessOfRound); null without one. */
+  fairness: FairnessView | null;
 }
 
 /**
@@ -71,6 +74,7 @@ export async function measureAccuracy(
     hubPerHospital,
     hubMean: hubValues.length ? mean(hubValues) : null,
     baseline: await pooledBaseline(plan, DATA, files),
+    fairness: evaluation ? fairnessOfRound(evaluation) : null,
   };
 }
 

@@ -59,11 +59,26 @@ export function enrollSilos(admin: DemoAdmin, root: string): Promise<DemoSilo[]>
  * the final model and no record counts leave the silos; without DP exact metrics and counts, listed as released
  * without DP.
  */
-export function demoPlan(silos: DemoSilo[], privacy: string, epsilon: string): StudyPlan {
+/** The demo's optional additions to the heart-disease plan (docs/personalization.md). */
+export interface DemoPlanOptions {
+  /** plan.personalization: fine-tune the final model at each hospital for this many epochs. */
+  personalizeEpochs?: number;
+  /** plan.personalization.localBaseline: also train and evaluate a local-only model at each hospital. */
+  localBaseline?: boolean;
+  /** plan.training.initSeed (the initial model and the shuffling); default the plan's 42. */
+  seed?: number;
+}
+
+export function demoPlan(
+  silos: DemoSilo[],
+  privacy: string,
+  epsilon: string,
+  options: DemoPlanOptions = {},
+): StudyPlan {
   if (privacy !== 'dp-sgd' && privacy !== 'none') {
     throw new Error(`--privacy must be none or dp-sgd, not ${String(privacy)}`);
   }
-  return heartDiseasePlan(
+  const plan = heartDiseasePlan(
     silos.map((s) => s.id),
     privacy === 'dp-sgd'
       ? {
@@ -79,6 +94,17 @@ export function demoPlan(silos: DemoSilo[], privacy: string, epsilon: string): S
         }
       : {},
   );
+  if (options.seed !== undefined) plan.training.initSeed = options.seed;
+  if (options.personalizeEpochs !== undefined) {
+    plan.personalization = {
+      method: 'fine-tune',
+      epochs: options.personalizeEpochs,
+      ...(options.localBaseline ? { localBaseline: true } : {}),
+    };
+  } else if (options.localBaseline) {
+    throw new Error('--local-baseline needs --personalize <epochs>');
+  }
+  return plan;
 }
 
 /** Creates the study, submits it, and has each data steward approve the exact plan at their own agent. */

@@ -24,6 +24,9 @@ interface DemoOptions {
   privacy?: string;
   epsilon?: string;
   rounds?: string;
+  personalize?: string;
+  localBaseline?: boolean;
+  seed?: string;
 }
 
 function parseOptions(argv: string[]): DemoOptions {
@@ -43,8 +46,17 @@ function parseOptions(argv: string[]): DemoOptions {
     )
     .option('--epsilon <e>', 'target ε for the whole study with dp-sgd, δ = 1e-5 (default 1; digits 3)')
     .option('--rounds <n>', 'digits only: training rounds (default 5)')
+    .option('--personalize <epochs>', 'heart-disease: fine-tune the final model at each hospital for this many epochs')
+    .option('--local-baseline', 'heart-disease, with --personalize: also a local-only model at each hospital')
+    .option('--seed <n>', "heart-disease: the plan's initSeed (initial model and shuffling; default 42)")
     .parse(argv)
     .opts<DemoOptions>();
+}
+
+function positiveInteger(value: string, option: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${option} must be a whole number, not ${value}`);
+  return n;
 }
 
 async function main(): Promise<void> {
@@ -78,7 +90,13 @@ async function main(): Promise<void> {
     const silos = await enrollSilos(admin, root);
     log(`silos: ${silos.length} hospitals enrolled over mutual TLS, each with its own key and certificate`);
 
-    const plan = demoPlan(silos, opts.privacy ?? 'dp-sgd', opts.epsilon ?? '1');
+    const plan = demoPlan(silos, opts.privacy ?? 'dp-sgd', opts.epsilon ?? '1', {
+      ...(opts.personalize !== undefined
+        ? { personalizeEpochs: positiveInteger(opts.personalize, '--personalize') }
+        : {}),
+      ...(opts.localBaseline ? { localBaseline: true } : {}),
+      ...(opts.seed !== undefined ? { seed: positiveInteger(opts.seed, '--seed') } : {}),
+    });
     const study = await createAndApproveStudy(admin, plan, silos);
     log(
       `study: ${plan.name} (${study.id}), plan hash ${study.planHash.slice(0, 16)}…, approved by all ${silos.length} stewards`,

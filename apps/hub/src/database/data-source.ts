@@ -29,6 +29,7 @@ import { SecureAggregation1763801300000 } from './migrations/1763801300000-secur
 import { RateLimits1763801400000 } from './migrations/1763801400000-rate-limits';
 import { Webhooks1763801500000 } from './migrations/1763801500000-webhooks';
 import { StudyPages1763801687342 } from './migrations/1763801687342-study-pages';
+import { Personalization1763801953917 } from './migrations/1763801953917-personalization';
 import { StudyDraftEntity } from '../studies/study-draft.entity';
 import { WebhookAttemptEntity, WebhookDeliveryEntity } from '../notifications/webhook-delivery.entity';
 import { WebhookEndpointEntity } from '../notifications/webhook-endpoint.entity';
@@ -77,6 +78,7 @@ export const MIGRATIONS = [
   RateLimits1763801400000,
   Webhooks1763801500000,
   StudyPages1763801687342,
+  Personalization1763801953917,
 ];
 
 /**

@@ -40,6 +40,10 @@ export class PrivacyLedgerEntity {
   @Column({ name: 'evaluation_added', type: 'integer' })
   evaluationAdded!: number;
 
+  /** Personalization charges this charge adds (0 or 1; migration 1763801953917). */
+  @Column({ name: 'personalization_added', type: 'integer', default: 0 })
+  personalizationAdded!: number;
+
   @Column({ type: 'varchar', length: 10 })
   mechanism!: 'dp-sgd' | 'dp-fedavg';
 

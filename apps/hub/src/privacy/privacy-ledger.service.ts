@@ -11,7 +11,7 @@ import { type PrivacySpend, type StudyPlan } from '@tessera/protocol';
 import { DataSource, type EntityManager } from 'typeorm';
 import { AuditTrail } from '../audit/audit-trail';
 import { PrivacyLedgerEntity } from './privacy-ledger.entity';
-import { chargeOfTask, reportAgrees, type ChargeCounts } from './privacy-report.util';
+import { chargeOfTask, chargesNothing, reportAgrees, type ChargeCounts } from './privacy-report.util';
 
 export interface LedgerEntryView {
   siloId: string;
@@ -53,6 +53,8 @@ export interface SiloBudget {
   trainingRounds: number;
   /** Noisy evaluation releases: max(charged by the hub, reported by the silo). */
   evaluationReleases: number;
+  /** Personalizations (0 or 1): max(charged by the hub, reported by the silo). */
+  personalizations: number;
   chargedTrainingRounds: number;
   chargedEvaluationReleases: number;
   /** Null when the silo never reported. */
@@ -128,7 +130,7 @@ export class PrivacyLedgerService {
     const m = this.mechanismOf(study.planHash, study.plan);
     if (!m || siloIds.length === 0) return [];
     const added = chargeOfTask(m, study.plan, round.kind);
-    if (added.trainingRounds === 0 && added.evaluationReleases === 0) return [];
+    if (chargesNothing(added)) return [];
     const already = await tx.getRepository(PrivacyLedgerEntity).find({
       select: { siloId: true },
       where: { studyId: study.id, round: round.number, kind: round.kind, chargedOn: 'issued' },
@@ -145,6 +147,7 @@ export class PrivacyLedgerService {
         before.trainingRounds + added.trainingRounds,
         before.evaluationReleases + added.evaluationReleases,
         added,
+        before.personalizations + (added.personalizations ?? 0),
       );
       await tx.getRepository(PrivacyLedgerEntity).insert({
         studyId: study.id,
@@ -155,6 +158,7 @@ export class PrivacyLedgerService {
         chargedOn: 'issued',
         trainingAdded: added.trainingRounds,
         evaluationAdded: added.evaluationReleases,
+        personalizationAdded: added.personalizations ?? 0,
         mechanism: spend.mechanism,
         unit: spend.unit,
         noiseMultiplier: spend.noiseMultiplier,
@@ -199,11 +203,14 @@ export class PrivacyLedgerService {
       row = await repo.findOne({ where });
       if (!row) return null;
     }
-    const agrees = reportAgrees(row, reported);
+    // A study personalizes at most once, at its final evaluation: the row's added count is its cumulative one.
+    const agrees = reportAgrees({ ...row, personalizations: row.personalizationAdded }, reported);
     const stored = row.reported;
     if (
       stored === null ||
-      (reported.trainingRounds >= stored.trainingRounds && reported.evaluationReleases >= stored.evaluationReleases)
+      (reported.trainingRounds >= stored.trainingRounds &&
+        reported.evaluationReleases >= stored.evaluationReleases &&
+        (reported.personalizations ?? 0) >= (stored.personalizations ?? 0))
     ) {
       await repo.update(row.id, { reported, agrees, reportedAt: new Date() });
     }
@@ -213,7 +220,7 @@ export class PrivacyLedgerService {
         round: row.round,
         attempt: row.attempt,
         kind: row.kind,
-        added: { trainingRounds: row.trainingAdded, evaluationReleases: row.evaluationAdded },
+        added: addedOfRow(row),
         spend: spendOfRow(row),
       },
       agrees,
@@ -259,6 +266,8 @@ export class PrivacyLedgerService {
       `SELECT silo_id,
               COALESCE(SUM(training_added), 0)::int AS charged_training,
               COALESCE(SUM(evaluation_added), 0)::int AS charged_evaluations,
+              COALESCE(SUM(personalization_added), 0)::int AS charged_personalizations,
+              MAX(COALESCE((reported->>'personalizations')::int, 0)) AS reported_personalizations,
               MAX((reported->>'trainingRounds')::int) AS reported_training,
               MAX((reported->>'evaluationReleases')::int) AS reported_evaluations,
               MAX((reported->>'epsilonCumulative')::float8) AS reported_epsilon,
@@ -269,6 +278,8 @@ export class PrivacyLedgerService {
       silo_id: string;
       charged_training: number;
       charged_evaluations: number;
+      charged_personalizations: number;
+      reported_personalizations: number | null;
       reported_training: number | null;
       reported_evaluations: number | null;
       reported_epsilon: number | null;
@@ -284,21 +295,24 @@ export class PrivacyLedgerService {
       const reportedEvaluations = r?.reported_evaluations ?? null;
       const trainingRounds = Math.max(chargedTraining, reportedTraining ?? 0);
       const evaluationReleases = Math.max(chargedEvaluations, reportedEvaluations ?? 0);
+      const personalizations = Math.max(r?.charged_personalizations ?? 0, r?.reported_personalizations ?? 0);
       return {
         siloId,
         trainingRounds,
         evaluationReleases,
+        personalizations,
         chargedTrainingRounds: chargedTraining,
         chargedEvaluationReleases: chargedEvaluations,
         reportedTrainingRounds: reportedTraining,
         reportedEvaluationReleases: reportedEvaluations,
-        epsilon: chargedEpsilon(mechanism, trainingRounds, evaluationReleases),
+        epsilon: chargedEpsilon(mechanism, trainingRounds, evaluationReleases, personalizations),
         reportedEpsilon: r?.reported_epsilon ?? null,
         disagreements: r?.disagreements ?? 0,
         nextRoundEpsilon: chargedEpsilon(
           mechanism,
           trainingRounds + nextRound.trainingRounds,
           evaluationReleases + nextRound.evaluationReleases,
+          personalizations,
         ),
         targetEpsilon: mechanism.targetEpsilon,
         delta: mechanism.delta,
@@ -319,7 +333,7 @@ export class PrivacyLedgerService {
     const mechanism = this.mechanismOf(study.planHash, study.plan);
     if (!mechanism) return [];
     const added = chargeOfTask(mechanism, study.plan, round.kind);
-    if (added.trainingRounds === 0 && added.evaluationReleases === 0) return [];
+    if (chargesNothing(added)) return [];
     // A silo already charged for this round and kind is not charged again by a retried attempt.
     const already = await m.getRepository(PrivacyLedgerEntity).find({
       select: { siloId: true },
@@ -328,10 +342,11 @@ export class PrivacyLedgerService {
     const charged = new Set(already.map((r) => r.siloId));
     const out: { siloId: string; reason: string }[] = [];
     for (const b of await this.budgets(m, study, siloIds)) {
-      const more = charged.has(b.siloId) ? { trainingRounds: 0, evaluationReleases: 0 } : added;
+      const more: ChargeCounts = charged.has(b.siloId) ? { trainingRounds: 0, evaluationReleases: 0 } : added;
       const reason = planLimitRefusal(mechanism, {
         trainingRounds: b.trainingRounds + more.trainingRounds,
         evaluationReleases: b.evaluationReleases + more.evaluationReleases,
+        personalizations: b.personalizations + (more.personalizations ?? 0),
       });
       if (reason !== null) out.push({ siloId: b.siloId, reason });
     }
@@ -352,13 +367,21 @@ export class PrivacyLedgerService {
       attempt: r.attempt,
       kind: r.kind,
       chargedOn: r.chargedOn,
-      added: { trainingRounds: r.trainingAdded, evaluationReleases: r.evaluationAdded },
+      added: addedOfRow(r),
       ...spendOfRow(r),
       agrees: r.agrees,
       reported: r.reported,
       at: r.createdAt.toISOString(),
     }));
   }
+}
+
+function addedOfRow(r: PrivacyLedgerEntity): ChargeCounts {
+  return {
+    trainingRounds: r.trainingAdded,
+    evaluationReleases: r.evaluationAdded,
+    ...(r.personalizationAdded > 0 ? { personalizations: r.personalizationAdded } : {}),
+  };
 }
 
 function spendOfRow(r: PrivacyLedgerEntity): PrivacySpend {
@@ -372,6 +395,8 @@ function spendOfRow(r: PrivacyLedgerEntity): PrivacySpend {
     delta: r.delta,
     trainingRounds: r.trainingRounds,
     evaluationReleases: r.evaluationReleases,
+    // Charged only by the final evaluation (at most once), so the added count is the cumulative one there.
+    ...(r.personalizationAdded > 0 ? { personalizations: r.personalizationAdded } : {}),
     epsilonRound: r.epsilonRound,
     epsilonCumulative: r.epsilonCumulative,
     accountant: r.accountant,

@@ -1,13 +1,20 @@
-import { epsilonsAgree, type PrivacyMechanism } from '@tessera/dp';
+import { epsilonsAgree, finalEvaluationReleases, type PrivacyMechanism } from '@tessera/dp';
 import { type PrivacySpend, type StudyPlan } from '@tessera/protocol';
 
 /** Relative slack for comparing mechanism parameters that hub and agent derive with the same code from the plan. */
 const PARAMETER_SLACK = 1e-9;
 
-/** Training rounds and noisy evaluation releases one task adds to a silo's spend. */
+/** Training rounds, noisy evaluation releases and personalizations one task adds to a silo's spend. */
 export interface ChargeCounts {
   trainingRounds: number;
   evaluationReleases: number;
+  /** The plan's personalization under DP-SGD (0 or 1), charged with the final evaluation; absent: 0. */
+  personalizations?: number;
+}
+
+/** True when a charge adds nothing. */
+export function chargesNothing(c: ChargeCounts): boolean {
+  return c.trainingRounds === 0 && c.evaluationReleases === 0 && (c.personalizations ?? 0) === 0;
 }
 
 /**
@@ -24,7 +31,12 @@ export function chargeOfTask(m: PrivacyMechanism, plan: StudyPlan, kind: 'train'
         noisy && plan.release.evaluation.mode === 'noisy' && plan.release.evaluation.rounds === 'every' ? 1 : 0,
     };
   }
-  return { trainingRounds: 0, evaluationReleases: noisy ? 1 : 0 };
+  // The final evaluation: one release per evaluated model, and the personalization's DP-SGD steps when planned.
+  return {
+    trainingRounds: 0,
+    evaluationReleases: noisy ? finalEvaluationReleases(plan) : 0,
+    ...(m.personalizationSteps > 0 ? { personalizations: 1 } : {}),
+  };
 }
 
 /**
@@ -64,6 +76,7 @@ export function reportAgrees(
   return (
     r.trainingRounds === charge.trainingRounds &&
     r.evaluationReleases === charge.evaluationReleases &&
+    (r.personalizations ?? 0) === (charge.personalizations ?? 0) &&
     epsilonsAgree(r.epsilonRound, charge.epsilonRound) &&
     epsilonsAgree(r.epsilonCumulative, charge.epsilonCumulative)
   );

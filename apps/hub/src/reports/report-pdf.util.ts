@@ -1,5 +1,6 @@
 import { canonicalJson, sha256Hex, type AuditBundle } from '@tessera/audit';
 import PDFDocument from 'pdfkit';
+import type { FairnessView } from '@tessera/protocol';
 import { STUDY_REPORT_KIND, type StudyReportSummary } from './study-report';
 
 /** How every figure is printed in the PDF (tests format the JSON's numbers the same way to compare). */
@@ -135,6 +136,55 @@ class ReportLayout {
     this.doc.x = MARGIN;
     this.doc.moveDown(0.3);
   }
+}
+
+/** Signed difference in points (1 point = 0.01 of a fraction), or '-'. */
+function points(value: number | null): string {
+  if (value === null) return '-';
+  const p = value * 100;
+  return `${p >= 0 ? '+' : ''}${p.toFixed(1)}`;
+}
+
+/** The fairness view of the final evaluation (docs/personalization.md). */
+function fairnessSection(l: ReportLayout, f: FairnessView): void {
+  l.heading('Fairness across silos (final evaluation)');
+  const label = f.metric === 'accuracy' ? 'accuracy' : 'R2';
+  l.fields([
+    [
+      'Metric',
+      `${label} of the final global model on each silo's own test split${f.noisy ? ' (noisy DP estimates)' : ''}`,
+    ],
+    ['Worst silo', f.worst ? `${f.worst.siloName}: ${formatFigure(f.worst.value)}` : '-'],
+    ['Best silo', f.best ? `${f.best.siloName}: ${formatFigure(f.best.value)}` : '-'],
+    ['Gap', f.gap === null ? '-' : `${formatFigure(f.gap)} (${points(f.gap)} points)`],
+    [
+      'Personalized',
+      f.summary.personalized
+        ? `worst ${formatFigure(f.summary.personalized.worst)}, mean ${formatFigure(f.summary.personalized.mean)} (global: worst ${formatFigure(f.summary.global?.worst ?? null)}, mean ${formatFigure(f.summary.global?.mean ?? null)})`
+        : 'not planned (no plan.personalization)',
+    ],
+  ]);
+  const baseline = f.summary.localBaseline !== null;
+  const personalized = f.summary.personalized !== null;
+  if (!personalized && !baseline) return;
+  l.table(
+    [
+      { header: 'Silo', width: 150 },
+      { header: 'Global', width: 60 },
+      { header: 'Personalized', width: 70 },
+      { header: 'Gain (pts)', width: 60 },
+      { header: 'Local only', width: 60 },
+      { header: 'Global vs local (pts)', width: 95 },
+    ],
+    f.silos.map((r) => [
+      r.siloName,
+      formatFigure(r.global),
+      formatFigure(r.personalized),
+      points(r.personalizationGain),
+      baseline ? formatFigure(r.localBaseline) : '-',
+      points(r.changeFromBaseline),
+    ]),
+  );
 }
 
 function short(hash: string | null): string {
@@ -298,6 +348,8 @@ function layOut(doc: PDFKit.PDFDocument, bundle: AuditBundle, s: StudyReportSumm
       ]),
     );
   }
+
+  if (s.finalEvaluation !== null) fairnessSection(l, s.finalEvaluation.fairness);
 
   l.heading('What left the silos');
   const releases = s.releases;

@@ -1,6 +1,13 @@
 import type { JsonObject } from '@tessera/audit';
 import { DEFAULT_RDP_ORDERS_DESCRIPTION, type PrivacyMechanism } from '@tessera/dp';
-import { describeRelease, releasedWithoutDp, type EvaluationMetrics, type StudyPlan } from '@tessera/protocol';
+import {
+  describeRelease,
+  fairnessView,
+  releasedWithoutDp,
+  type EvaluationMetrics,
+  type FairnessView,
+  type StudyPlan,
+} from '@tessera/protocol';
 import type { StoredChainVerification } from '../audit/audit-verification.service';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { StudyView } from '../studies/studies.service';
@@ -221,8 +228,12 @@ export interface StudyReportSummary {
     final: string | null;
     perRound: { round: number; attempt: number; input: string; output: string | null }[];
   };
-  /** The final evaluation round: each silo's evaluation of the final model. */
-  finalEvaluation: { round: number; modelHash: string; perSilo: SiloEvaluation[] } | null;
+  /**
+   * The final evaluation round: each silo's evaluation of the final model, and the fairness view across silos
+   * (worst and best silo, their gap; with plan.personalization each silo's personalized figure and its change from
+   * its local-only baseline; docs/personalization.md).
+   */
+  finalEvaluation: { round: number; modelHash: string; perSilo: SiloEvaluation[]; fairness: FairnessView } | null;
   releases: ReleaseSection;
   privacy: PrivacySection;
   /** Under a plan with secureAggregation its parameters and statement; null without it. */
@@ -300,6 +311,19 @@ function bySiloName(a: { siloName: string; siloId: string }, b: { siloName: stri
   const x = a.siloName + '\u0000' + a.siloId;
   const y = b.siloName + '\u0000' + b.siloId;
   return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** The fairness view of a final evaluation round's reports (silos in name order). */
+export function fairnessOfRound(round: RoundView): FairnessView {
+  return fairnessView(
+    [...round.participants].sort(bySiloName).map((p) => ({
+      siloId: p.siloId,
+      siloName: p.siloName,
+      global: p.evaluation,
+      personalized: p.personalization?.personalized ?? null,
+      localBaseline: p.personalization?.localBaseline ?? null,
+    })),
+  );
 }
 
 function evaluationsOf(round: RoundView): SiloEvaluation[] {
@@ -557,7 +581,12 @@ export function buildStudyReportSummary(input: StudyReportInput): StudyReportSum
     finalEvaluation:
       finalRound === undefined
         ? null
-        : { round: finalRound.number, modelHash: finalRound.modelHash, perSilo: evaluationsOf(finalRound) },
+        : {
+            round: finalRound.number,
+            modelHash: finalRound.modelHash,
+            perSilo: evaluationsOf(finalRound),
+            fairness: fairnessOfRound(finalRound),
+          },
     releases: study.legacyPlan ? legacyReleaseSection(plan, study.legacyPlan.note) : releaseSection(plan),
     privacy: study.legacyPlan
       ? legacyPrivacySection(privacySection(plan, input.mechanism, input.privacy, names))

@@ -1,5 +1,5 @@
 import type { PrivacyMechanism } from '@tessera/dp';
-import type { EvaluationPayload, StudyPlan, UpdateHeader } from '@tessera/protocol';
+import type { EvaluationPayload, EvaluationReport, StudyPlan, UpdateHeader } from '@tessera/protocol';
 
 /** Relative slack on the evaluation noise: hub and agent derive it with the same code from the plan. */
 const NOISE_SLACK = 1e-9;
@@ -85,4 +85,35 @@ export function evaluationReportProblem(
       : `evaluation: this plan releases the evaluation (release.evaluation.mode '${plan.release.evaluation.mode}'); it is missing`;
   }
   return evaluationPayloadProblem(plan, m, payload, 'evaluation');
+}
+
+/**
+ * Why an evaluation report's personal models' payloads (plan.personalization) are not what the plan releases, or
+ * null: with personalization and a release, the personalized model's payload (and the local baseline's when planned),
+ * each of the global model's kind; without, neither.
+ */
+export function personalizationReportProblem(
+  plan: StudyPlan,
+  m: PrivacyMechanism | null,
+  report: Pick<EvaluationReport, 'personalized' | 'localBaseline'>,
+): string | null {
+  const p = plan.personalization;
+  const released = p !== undefined && plan.release.evaluation.mode !== 'none';
+  const expected = {
+    personalized: released,
+    localBaseline: released && p.localBaseline === true,
+  };
+  for (const field of ['personalized', 'localBaseline'] as const) {
+    const payload = report[field];
+    if (payload === undefined) {
+      if (expected[field]) return `${field}: this plan releases the ${field} model's evaluation; it is missing`;
+      continue;
+    }
+    if (!expected[field]) {
+      return `${field}: this plan releases no ${field} model evaluation (plan.personalization${field === 'localBaseline' ? '.localBaseline' : ''}); leave it out`;
+    }
+    const problem = evaluationPayloadProblem(plan, m, payload, field);
+    if (problem) return problem;
+  }
+  return null;
 }

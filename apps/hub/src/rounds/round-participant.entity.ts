@@ -1,4 +1,4 @@
-import type { EvaluationMetrics, FailureReport, PrivacySpend } from '@tessera/protocol';
+import type { EvaluationMetrics, FailureReport, PersonalizationMetrics, PrivacySpend } from '@tessera/protocol';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
 export type ParticipantStatus = 'waiting' | 'uploaded' | 'evaluated' | 'failed' | 'late';
@@ -33,6 +33,13 @@ export class RoundParticipantEntity {
 
   @Column({ type: 'jsonb', nullable: true })
   evaluation!: EvaluationMetrics | null;
+
+  /**
+   * The final evaluation of a personalizing plan: the figures of the silo's personalized model and, when planned, of
+   * its local-only baseline (migration 1763801953917). Null otherwise.
+   */
+  @Column({ type: 'jsonb', nullable: true })
+  personalization!: PersonalizationMetrics | null;
 
   @Column({ type: 'jsonb', nullable: true })
   privacy!: PrivacySpend | null;

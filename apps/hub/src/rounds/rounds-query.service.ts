@@ -51,6 +51,7 @@ export class RoundsQueryService {
             evaluation: p.evaluation,
             failure: p.failure,
             privacy: p.privacy,
+            ...(p.personalization ? { personalization: p.personalization } : {}),
           })),
       };
     });

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import {
   metricsOfEvaluation,
   type EvaluationReport,
+  type PersonalizationMetrics,
   type FailureReport,
   type SiloTask,
   type UpdateReceipt,
@@ -18,7 +19,7 @@ import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { SiloIdentity } from '../silos/silo-identity';
 import { StudyEntity } from '../studies/study.entity';
 import { RoundParticipantEntity } from './round-participant.entity';
-import { evaluationReportProblem } from './release-check.util';
+import { evaluationReportProblem, personalizationReportProblem } from './release-check.util';
 import { assertOpen, checkPrivacyReport, lockRound, openRoundFor, recordRefusal } from './round-access.util';
 import { RoundCloser } from './round-closer.service';
 import { failStudy, RoundOpener } from './round-opener.service';
@@ -188,12 +189,14 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
           `Round ${roundNumber} trains: upload an update (it carries the evaluation).`,
         );
       }
-      const problem = evaluationReportProblem(study.plan, mechanism, report.evaluation);
+      const problem =
+        evaluationReportProblem(study.plan, mechanism, report.evaluation) ??
+        personalizationReportProblem(study.plan, mechanism, report);
       if (problem)
         throw new HubException(HubErrorCode.VALIDATION_FAILED, `The evaluation report is refused: ${problem}.`);
-      // Only a noisy evaluation spends privacy; its report must say what it spent.
+      // Only a noisy evaluation or a DP personalization spends privacy; its report must say what it spent.
       checkPrivacyReport(
-        mechanism !== null && mechanism.evaluation !== null,
+        mechanism !== null && (mechanism.evaluation !== null || mechanism.personalizationSteps > 0),
         mechanism,
         report.privacy,
         'evaluation report',
@@ -208,12 +211,22 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         if (p.status !== 'waiting')
           throw new HubException(HubErrorCode.DUPLICATE_UPDATE, 'This silo already reported this round.');
         const metrics = report.evaluation ? metricsOfEvaluation(report.evaluation) : null;
-        await tx
-          .getRepository(RoundParticipantEntity)
-          .update(
-            { roundId: round.id, siloId: silo.siloId },
-            { status: 'evaluated', evaluation: metrics, privacy: report.privacy, reportedAt: new Date() },
-          );
+        const personalization: PersonalizationMetrics | null = report.personalized
+          ? {
+              personalized: metricsOfEvaluation(report.personalized),
+              localBaseline: report.localBaseline ? metricsOfEvaluation(report.localBaseline) : null,
+            }
+          : null;
+        await tx.getRepository(RoundParticipantEntity).update(
+          { roundId: round.id, siloId: silo.siloId },
+          {
+            status: 'evaluated',
+            evaluation: metrics,
+            personalization,
+            privacy: report.privacy,
+            reportedAt: new Date(),
+          },
+        );
         const privacy = report.privacy
           ? await this.ledger.recordReport(
               tx,
@@ -235,6 +248,13 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
             // What the hub shows, and the release itself (a noisy histogram stays raw for auditors).
             evaluation: metrics,
             released: report.evaluation,
+            ...(personalization
+              ? {
+                  personalization,
+                  releasedPersonalized: report.personalized,
+                  ...(report.localBaseline ? { releasedLocalBaseline: report.localBaseline } : {}),
+                }
+              : {}),
             privacy: report.privacy,
           },
         });

@@ -85,6 +85,8 @@ export function legacyMechanismOf(cost: PrivacyCost | null): PrivacyMechanism | 
     samplingRate: cost.samplingRate,
     stepsPerRound: cost.stepsPerRound,
     rounds: cost.rounds,
+    // Plans of the earlier format had no personalization.
+    personalizationSteps: 0,
     delta: cost.delta,
     targetEpsilon: cost.targetEpsilon,
     plannedEpsilon: cost.epsilon,
