@@ -14,6 +14,7 @@ interface RoundLatencyReport {
     turnaroundMs: { median: number };
     readOnceMs: { median: number };
     verifiedReadMs: { median: number };
+    fusedSumAloneMs: { twoThreads: { median: number }; callingThread: { median: number } };
     turnaroundOverReadOnce: number;
     hubPeakRssBytes: number;
   }[];
@@ -39,6 +40,8 @@ describe('round latency benchmark (smoke)', () => {
     expect(f!.turnaroundMs.median).toBeGreaterThan(0);
     expect(f!.readOnceMs.median).toBeGreaterThan(0);
     expect(f!.verifiedReadMs.median).toBeGreaterThan(0);
+    expect(f!.fusedSumAloneMs.twoThreads.median).toBeGreaterThan(0);
+    expect(f!.fusedSumAloneMs.callingThread.median).toBeGreaterThan(0);
     expect(f!.hubPeakRssBytes).toBeGreaterThan(0);
     expect(report.targets.turnaroundUnderTwiceReadOnce.target).toBe(2);
     expect(typeof report.pass).toBe('boolean');

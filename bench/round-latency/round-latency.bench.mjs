@@ -15,6 +15,8 @@
 //   read once   baseline, same run, same files: the 64 stored update blobs read once from the hub's blob store
 //               directory into one reused 4 MiB buffer (page cache as the hub sees it right after the uploads).
 //               Also the same read with SHA-256 (a verified read, what the hub's integrity check costs).
+//   fused sum   the aggregation step alone, in this process, on the same files: ThreadedBlockSum (what the hub's
+//               FedAvg runs) on 2 worker threads and on the calling thread, block reads included.
 //   hub memory  VmHWM (peak resident set) of the hub process after each size (a fresh hub per database; the 1M
 //               rounds run first, so the 10M figure is the process's peak over both).
 import { createHash } from 'node:crypto';
@@ -48,6 +50,7 @@ requireBuilt(['apps/hub/dist/main.js', 'apps/hub/dist/studies/heart-disease-plan
 const { encodeUpdateFrame, float32Bytes, sha256Hex, modelSpecOf, SILO_STUDY_API } = require('@tessera/protocol');
 const { parameterLayout, parseModelSpec } = require('@tessera/ml');
 const { heartDiseasePlan } = require('../../apps/hub/dist/studies/heart-disease-plan.js');
+const { ThreadedBlockSum } = require('@tessera/aggregation');
 
 const args = benchArgs();
 const { smoke } = args;
@@ -176,6 +179,38 @@ async function readOnce(dataDir, hashes) {
 
 const serverAvailable = !smoke && (await serverDatabaseAvailable());
 // The smoke run needs no PostgreSQL server; a full run measures both unless --databases names one.
+/**
+ * The hub's aggregation step alone, in this process, on the same stored files: the 64 updates read block by block
+ * into the fused sum's slots (ranged reads of the frames' payloads) and summed on `threads` worker threads (0: this
+ * thread), then the mean; ms. The same work as the hub's FedAvg minus its verification pass and its database.
+ */
+async function fusedSumAlone(dataDir, frames, m, threads) {
+  const files = await Promise.all(frames.map((f) => open(join(dataDir, 'blobs', f.hash.slice(0, 2), f.hash), 'r')));
+  const source = {
+    count: frames.length,
+    length: m,
+    async readInto(k, start, end, target) {
+      const into = Buffer.from(target.buffer, target.byteOffset, target.byteLength);
+      const at = frames[k].head.length + 4 * start;
+      for (let filled = 0; filled < into.length;) {
+        const { bytesRead } = await files[k].read(into, filled, into.length - filled, at + filled);
+        if (bytesRead === 0) throw new Error('short read');
+        filled += bytesRead;
+      }
+    },
+  };
+  const sum = ThreadedBlockSum.create(m, { threads });
+  try {
+    const t0 = performance.now();
+    await sum.sum(source, { indices: frames.map((_, k) => k), weights: frames.map(() => 1) });
+    await sum.quotient(frames.length);
+    return performance.now() - t0;
+  } finally {
+    await sum.close();
+    await Promise.all(files.map((f) => f.close()));
+  }
+}
+
 const databases = smoke
   ? ['embedded']
   : (args.value('databases') ?? 'server,embedded').split(',').filter((d) => d !== 'server' || serverAvailable);
@@ -230,7 +265,12 @@ for (const database of databases) {
           hub.dataDir,
           frames.map((f) => f.hash),
         );
+        // Two cores (the hub's default here) and the calling thread alone, interleaved with the read above.
+        const fused2Ms = await fusedSumAlone(hub.dataDir, frames, m, 2);
+        const fused0Ms = await fusedSumAlone(hub.dataDir, frames, m, 0);
         const row = {
+          fused2Ms,
+          fused0Ms,
           uploadWaveMs: lastAnswerMs,
           turnaroundMs: servedMs - lastAnswerMs,
           readOnceMs: read.rawMs,
@@ -241,7 +281,8 @@ for (const database of databases) {
         console.log(
           `  ${database} ${size} round ${r + 1}: uploads ${row.uploadWaveMs.toFixed(0)} ms; turnaround ` +
             `${row.turnaroundMs.toFixed(0)} ms; read once ${row.readOnceMs.toFixed(0)} ms ` +
-            `(verified ${row.verifiedReadMs.toFixed(0)} ms) for ${(read.bytes / MB).toFixed(0)} MB`,
+            `(verified ${row.verifiedReadMs.toFixed(0)} ms) for ${(read.bytes / MB).toFixed(0)} MB; fused sum alone ` +
+            `${row.fused2Ms.toFixed(0)} ms on 2 threads, ${row.fused0Ms.toFixed(0)} ms on the calling thread`,
         );
       }
       const memory = procMemory(hub.pid);
@@ -257,6 +298,10 @@ for (const database of databases) {
         turnaroundMs: turnaround,
         readOnceMs: readMs,
         verifiedReadMs: stats(rows.map((x) => x.verifiedReadMs)),
+        fusedSumAloneMs: {
+          twoThreads: stats(rows.map((x) => x.fused2Ms)),
+          callingThread: stats(rows.map((x) => x.fused0Ms)),
+        },
         turnaroundOverReadOnce: round3(turnaround.median / readMs.median),
         hubPeakRssMB: round3(memory.peakRssBytes / 2 ** 20),
         hubPeakRssBytes: memory.peakRssBytes,
@@ -275,6 +320,7 @@ printTable(
     'turnaround ms [min–max]': `${f.turnaroundMs.median.toFixed(0)} [${f.turnaroundMs.min.toFixed(0)}–${f.turnaroundMs.max.toFixed(0)}]`,
     'read once ms': f.readOnceMs.median.toFixed(0),
     'verified read ms': f.verifiedReadMs.median.toFixed(0),
+    'fused sum ms (2 thr / 0)': `${f.fusedSumAloneMs.twoThreads.median.toFixed(0)} / ${f.fusedSumAloneMs.callingThread.median.toFixed(0)}`,
     'turnaround / read': f.turnaroundOverReadOnce,
     'hub peak RSS MiB': f.hubPeakRssMB,
   })),
@@ -284,6 +330,7 @@ printTable(
     'turnaround ms [min–max]',
     'read once ms',
     'verified read ms',
+    'fused sum ms (2 thr / 0)',
     'turnaround / read',
     'hub peak RSS MiB',
   ],
