@@ -7,7 +7,17 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { repoRoot } from './lib/bench-common.mjs';
 
-const names = ['aggregation', 'ingest', 'dp-sgd', 'accountant', 'e2e', 'privacy-audit', 'console-load', 'robustness'];
+const names = [
+  'aggregation',
+  'ingest',
+  'dp-sgd',
+  'accountant',
+  'e2e',
+  'privacy-audit',
+  'console-load',
+  'robustness',
+  'round-latency',
+];
 const extra = process.argv.slice(2);
 const smoke = extra.includes('--smoke');
 let failed = false;
