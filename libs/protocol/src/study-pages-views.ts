@@ -95,3 +95,18 @@ export interface StudyDraftView {
   createdAt: string;
   updatedAt: string;
 }
+
+/** The study pages' routes under the hub's API. */
+export const STUDY_PAGES_API = {
+  roundHistory: (id: string) => `/api/studies/${id}/round-history`,
+  decisions: (id: string) => `/api/studies/${id}/decisions`,
+  planVersions: (id: string) => `/api/studies/${id}/plan-versions`,
+  pause: (id: string) => `/api/studies/${id}/pause`,
+  resume: (id: string) => `/api/studies/${id}/resume`,
+  archive: (id: string) => `/api/studies/${id}/archive`,
+  unarchive: (id: string) => `/api/studies/${id}/unarchive`,
+  clone: (id: string) => `/api/studies/${id}/clone`,
+  studiesArchived: (filter: 'exclude' | 'include' | 'only') => `/api/studies?archived=${filter}`,
+  drafts: '/api/study-drafts',
+  draft: (id: string) => `/api/study-drafts/${id}`,
+} as const;

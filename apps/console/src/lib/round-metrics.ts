@@ -64,6 +64,7 @@ function metricOf(e: EvaluationMetrics | null, metric: MetricName): number | nul
  */
 export function metricSeries(rounds: readonly RoundView[], metric: MetricName): MetricRow[] {
   const rows: MetricRow[] = [];
+  const silos = silosOfRounds(rounds);
   for (const r of latestAttempts(rounds)) {
     const values = r.participants.map((p) => [p.siloId, metricOf(p.evaluation, metric)] as const);
     const reported = values.map(([, v]) => v).filter((v): v is number => v !== null);
@@ -78,6 +79,9 @@ export function metricSeries(rounds: readonly RoundView[], metric: MetricName): 
       mean,
       noisy,
     };
+    // Every silo has a value or null in every row: a silo that missed the round (late, failed, dropped) is a gap in
+    // its line, never a line drawn straight through the round.
+    for (const s of silos) row[s.id] = null;
     for (const [siloId, v] of values) row[siloId] = v;
     rows.push(row);
   }

@@ -2,10 +2,8 @@ import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, X
 import type { ReleasePlan, RoundView } from '@tessera/protocol';
 import { formatMetric } from '../lib/format.js';
 import { hasEvaluations, metricSeries, silosOfRounds, type MetricName } from '../lib/round-metrics.js';
+import { siloColour } from '../lib/silo-colour.js';
 import { Badge, EmptyState } from '../ui/feedback.js';
-
-/** Colour-blind-safe palette (Okabe & Ito 2008) for silos; the mean is drawn in ink, thicker. */
-const SILO_COLOURS = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#999999'];
 
 const TITLES: Record<MetricName, string> = { loss: 'Loss', accuracy: 'Accuracy', auc: 'AUC' };
 
@@ -61,16 +59,18 @@ function MetricChart({ rounds, metric }: { rounds: RoundView[]; metric: MetricNa
                 />
                 <Tooltip formatter={(v) => (typeof v === 'number' ? v.toFixed(3) : String(v))} />
                 <Legend wrapperStyle={{ fontSize: 12 }} />
-                {silos.map((s, i) => (
+                {/* Each silo in its own colour (from its id: the same on every page); a round it missed is a gap,
+                    never a line drawn through it. The mean is drawn in ink, thicker. */}
+                {silos.map((s) => (
                   <Line
                     key={s.id}
                     type="monotone"
                     dataKey={s.id}
                     name={s.name}
-                    stroke={SILO_COLOURS[i % SILO_COLOURS.length]}
+                    stroke={siloColour(s.id)}
                     strokeWidth={1.5}
-                    dot={{ r: 2 }}
-                    connectNulls
+                    dot={{ r: 2.5, fill: siloColour(s.id) }}
+                    connectNulls={false}
                     isAnimationActive={false}
                   />
                 ))}
@@ -110,7 +110,7 @@ function MetricChart({ rounds, metric }: { rounds: RoundView[]; metric: MetricNa
                     </th>
                     <td>{formatMetric(r.mean)}</td>
                     {silos.map((s) => (
-                      <td key={s.id}>{formatMetric(r[s.id] as number | null)}</td>
+                      <td key={s.id}>{r[s.id] === null ? 'missed' : formatMetric(r[s.id] as number)}</td>
                     ))}
                   </tr>
                 ))}

@@ -1,16 +1,31 @@
 import { useQuery } from '@tanstack/react-query';
+import { useState } from 'react';
 import { Link } from 'react-router';
 import { useApi, useCanAdminister } from '../auth/session-context.js';
 import { formatTime } from '../lib/format.js';
-import { EmptyState, ErrorMessage, Loading } from '../ui/feedback.js';
+import { Badge, EmptyState, ErrorMessage, Loading } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
+import { StudyDrafts } from './study-drafts.js';
+import { studiesArchived } from './study-pages-api.js';
 import { StudyStatusBadge } from './study-status.js';
+
+type ArchivedFilter = 'exclude' | 'include' | 'only';
+const FILTER_LABEL: Record<ArchivedFilter, string> = {
+  exclude: 'Not archived',
+  only: 'Archived',
+  include: 'All, archived included',
+};
 
 export function StudiesPage() {
   usePageTitle('Studies');
   const api = useApi();
   const canAdminister = useCanAdminister();
-  const studies = useQuery({ queryKey: ['studies'], queryFn: () => api.studies(), refetchInterval: 10_000 });
+  const [archived, setArchived] = useState<ArchivedFilter>('exclude');
+  const studies = useQuery({
+    queryKey: ['studies', archived],
+    queryFn: () => (archived === 'exclude' ? api.studies() : studiesArchived(api, archived)),
+    refetchInterval: 10_000,
+  });
   return (
     <section className="page" aria-labelledby="studies-title">
       <div className="page-head">
@@ -21,10 +36,25 @@ export function StudiesPage() {
           </Link>
         ) : null}
       </div>
+      {canAdminister ? <StudyDrafts /> : null}
+      <div className="row filters">
+        <label>
+          Show{' '}
+          <select value={archived} onChange={(e) => setArchived(e.target.value as ArchivedFilter)}>
+            {(Object.keys(FILTER_LABEL) as ArchivedFilter[]).map((f) => (
+              <option key={f} value={f}>
+                {FILTER_LABEL[f]}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
       {studies.isPending ? (
         <Loading label="Loading studies…" />
       ) : studies.isError ? (
         <ErrorMessage error={studies.error} title="The studies could not be loaded" />
+      ) : studies.data.length === 0 && archived === 'only' ? (
+        <EmptyState title="No archived study" />
       ) : studies.data.length === 0 ? (
         <EmptyState title="No study yet">
           {canAdminister ? (
@@ -59,6 +89,8 @@ export function StudiesPage() {
                     </th>
                     <td>
                       <StudyStatusBadge status={s.status} />
+                      {s.paused ? <Badge tone="warning">paused</Badge> : null}
+                      {s.archivedAt ? <Badge tone="neutral">archived</Badge> : null}
                     </td>
                     <td>
                       v{s.planVersion}{' '}

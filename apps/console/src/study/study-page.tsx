@@ -16,6 +16,8 @@ import { ReportPanel } from './report-panel.js';
 import { ParticipantStatusBadge, StudyStatusBadge } from './study-status.js';
 import { UpdateScreening } from './update-screening.js';
 import { useStudyLive, type LiveState } from './use-study-live.js';
+import { StudyDecisions, StudyPlanVersions, StudyRoundHistory } from './study-history-sections.js';
+import { StudyLifecycleActions } from './study-lifecycle-actions.js';
 
 const TERMINAL = ['completed', 'stopped', 'failed'];
 
@@ -64,9 +66,13 @@ export function StudyPage() {
             · created {formatTime(s.createdAt)}
           </p>
         </div>
-        <StudyActions study={s} />
+        <div className="row">
+          <StudyActions study={s} />
+          <StudyLifecycleActions study={s} />
+        </div>
       </div>
       <LiveIndicator state={ended ? 'finished' : live.state} at={live.lastMessageAt} />
+      <LifecycleNotices study={s} />
       {s.endReason ? (
         <Notice tone={s.status === 'failed' ? 'danger' : s.status === 'completed' ? 'success' : 'warning'}>
           {s.status === 'failed' ? 'Failed' : s.status === 'completed' ? 'Completed' : 'Stopped'}: {s.endReason}
@@ -76,6 +82,7 @@ export function StudyPage() {
         <a href="#approvals">Approvals</a>
         <a href="#releases">Releases</a>
         <a href="#round">Current round</a>
+        <a href="#history">Round history</a>
         {screens ? <a href="#screening">Screening</a> : null}
         <a href="#metrics">Metrics</a>
         <a href="#privacy">Privacy budget</a>
@@ -87,6 +94,7 @@ export function StudyPage() {
       <section id="approvals" className="card" aria-labelledby="approvals-title">
         <h2 id="approvals-title">Approvals of plan version {s.planVersion}</h2>
         <Approvals study={s} />
+        <StudyDecisions studyId={s.id} />
       </section>
 
       <section id="releases" className="card" aria-labelledby="releases-title">
@@ -103,6 +111,11 @@ export function StudyPage() {
       <section id="round" className="card" aria-labelledby="round-title">
         <h2 id="round-title">Current round</h2>
         {rounds.isError ? <ErrorMessage error={rounds.error} /> : <CurrentRound study={s} rounds={r} />}
+      </section>
+
+      <section id="history" className="card" aria-labelledby="history-title">
+        <h2 id="history-title">Round history</h2>
+        <StudyRoundHistory studyId={s.id} rounds={r} />
       </section>
 
       {screens ? (
@@ -143,8 +156,34 @@ export function StudyPage() {
         <pre className="code plan-text" tabIndex={0}>
           {s.legacyPlan ? JSON.stringify(s.plan, null, 2) : describePlan(s.plan).join('\n')}
         </pre>
+        <h3>Plan versions</h3>
+        <StudyPlanVersions studyId={s.id} />
       </section>
     </section>
+  );
+}
+
+/** Says when the study is paused (and why) or archived, and where it was cloned from. */
+function LifecycleNotices({ study }: { study: StudyView }) {
+  return (
+    <>
+      {study.paused ? (
+        <Notice tone="warning">
+          Paused since {formatTime(study.paused.since)}: {study.paused.reason}. No new round opens until it is resumed;
+          the silos&apos; agents wait.
+        </Notice>
+      ) : null}
+      {study.archivedAt ? (
+        <Notice tone="info">
+          Archived {formatTime(study.archivedAt)}: read-only, and left out of the default list.
+        </Notice>
+      ) : null}
+      {study.clonedFrom ? (
+        <p className="muted small">
+          Cloned from <Link to={`/studies/${study.clonedFrom}`}>another study</Link> (its plan only).
+        </p>
+      ) : null}
+    </>
   );
 }
 
@@ -186,7 +225,8 @@ function StudyActions({ study }: { study: StudyView }) {
       void queryClient.invalidateQueries({ queryKey: ['studies'] });
     },
   });
-  if (!canAdminister) return null;
+  // An archived study is read-only: only its lifecycle actions (unarchive, clone) remain.
+  if (!canAdminister || study.archivedAt) return null;
   const editable = study.status === 'draft' || study.status === 'awaiting_approvals';
   const stoppable = editable || study.status === 'running';
   const open = (c: StudyCommand) => {

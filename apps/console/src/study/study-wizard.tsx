@@ -31,6 +31,10 @@ export interface StudyWizardProps {
   intro?: ReactNode;
   /** The steps, in order; the last one sends the plan. */
   steps?: readonly WizardStep[];
+  /** The step to open at (a resumed draft's). */
+  initialStep?: number;
+  /** Called on every edit and step change (not on opening): the form as typed and the step, to save the draft. */
+  onDraftChange?: (draft: PlanDraft, step: number) => void;
 }
 
 /** Moves the focus once React has drawn the step it belongs to. */
@@ -107,6 +111,8 @@ export function StudyWizard({
   onSubmit,
   intro,
   steps = WIZARD_STEPS,
+  initialStep = 0,
+  onDraftChange,
 }: StudyWizardProps) {
   const form = useForm<PlanDraft, unknown, StudyPlan>({
     defaultValues: initialDraft,
@@ -117,7 +123,7 @@ export function StudyWizard({
     shouldFocusError: false,
   });
   const draft = form.watch();
-  const [stepIndex, setStepIndex] = useState(0);
+  const [stepIndex, setStepIndex] = useState(() => Math.min(Math.max(0, initialStep), steps.length - 1));
   const [touched, setTouched] = useState<ReadonlySet<string>>(new Set());
   const [revealed, setRevealed] = useState<ReadonlySet<string>>(new Set());
   const [submitError, setSubmitError] = useState<unknown>(null);
@@ -130,6 +136,20 @@ export function StudyWizard({
     const subscription = form.watch(() => setHubProblems((p) => (p.length ? [] : p)));
     return () => subscription.unsubscribe();
   }, [form]);
+
+  // The draft is reported on each edit and each step change, never merely for opening the wizard.
+  const reportDraft = useRef(onDraftChange);
+  reportDraft.current = onDraftChange;
+  const stepRef = useRef(stepIndex);
+  useEffect(() => {
+    const subscription = form.watch(() => reportDraft.current?.(form.getValues(), stepRef.current));
+    return () => subscription.unsubscribe();
+  }, [form]);
+  useEffect(() => {
+    if (stepRef.current === stepIndex) return;
+    stepRef.current = stepIndex;
+    reportDraft.current?.(form.getValues(), stepIndex);
+  }, [form, stepIndex]);
 
   const problems = draftProblems(draft);
   const placed = placeProblems([...problems, ...hubProblems], wizardFieldPaths(draft, steps));
