@@ -122,6 +122,27 @@ describe('studies commands', () => {
     expect(shown).toMatch(/decision:\s+approved$/);
   });
 
+  it('shows what a new plan version changed from the previous one, and a pause with its reason', async () => {
+    const { hub, study, approvals } = setup();
+    study.planVersion = 2;
+    study.changesFromPrevious = [
+      { path: 'training.rounds', kind: 'changed', before: 4, after: 3 },
+      { path: 'screening', kind: 'added', after: { threshold: 3.5, exclude: true } },
+    ];
+    study.paused = { since: '2026-12-06T09:00:00.000Z', reason: 'site migration' };
+    hub.studies = [study];
+    const shown = formatStudy(await findStudy(hub, approvals, study.studyId)).split('\n');
+    const at = shown.indexOf('changed from version 1:');
+    expect(at).toBeGreaterThan(0);
+    expect(shown.slice(at + 1, at + 3)).toEqual([
+      '  training.rounds: 4 → 3',
+      '  screening: added {"threshold":3.5,"exclude":true}',
+    ]);
+    expect(shown).toContain(
+      'paused:       since 2026-12-06T09:00:00.000Z (site migration); no new round opens until it is resumed',
+    );
+  });
+
   it('shows a DP plan with its charged ε and, computed by the agent itself, the tighter PLD estimate', async () => {
     const hub = new FakeHub();
     const plan = buildPlan({

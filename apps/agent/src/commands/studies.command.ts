@@ -5,7 +5,14 @@ import {
   privacyMechanismOf,
   PrivacyPlanError,
 } from '@tessera/dp';
-import { describePlan, HubErrorCode, planHash, type SiloStudy, type StudyPlan } from '@tessera/protocol';
+import {
+  describePlan,
+  describePlanChanges,
+  HubErrorCode,
+  planHash,
+  type SiloStudy,
+  type StudyPlan,
+} from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { auditedStudyTransport } from '../audit/agent-audit.command';
 import { SiloSession } from '../hub/silo-session';
@@ -97,6 +104,15 @@ export function formatStudy(r: ReviewedStudy): string {
     `id:           ${study.studyId}`,
     `status:       ${study.status}`,
     `version:      ${study.planVersion}`,
+    ...(study.paused
+      ? [`paused:       since ${study.paused.since} (${study.paused.reason}); no new round opens until it is resumed`]
+      : []),
+    ...(study.changesFromPrevious?.length
+      ? [
+          `changed from version ${study.planVersion - 1}:`,
+          ...describePlanChanges(study.changesFromPrevious).map((line) => `  ${line}`),
+        ]
+      : []),
     // The protocol's wording, the same the console shows.
     ...describePlan(study.plan),
     `plan hash:    ${r.computedHash}`,

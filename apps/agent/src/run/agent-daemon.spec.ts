@@ -155,6 +155,28 @@ describe('AgentDaemon', () => {
     expect(s.hub.uploads).toEqual([]);
   });
 
+  it('says once that a study is paused, with the reason, waits without a task, and says once that it resumed', async () => {
+    const study = buildStudy(buildPlan(), { status: 'running' });
+    study.paused = { since: '2026-12-06T09:00:00.000Z', reason: 'site migration' };
+    const s = setup(study, { policy });
+    const resumeAt = 3;
+    const poll = s.hub.pollTasks.bind(s.hub);
+    s.hub.pollTasks = async () => {
+      const tasks = await poll();
+      if (s.hub.polls === resumeAt) study.paused = null;
+      return tasks;
+    };
+    s.hub.stopAfterPolls = 5;
+
+    expect(await s.daemon.run()).toBe(0);
+    const said = s.lines.map((l) => l.message).filter((m) => /PAUSED|resumed by the hub/.test(m));
+    expect(said).toEqual([
+      "PAUSED by the hub's administrator (site migration): no new round opens until it is resumed; waiting",
+      'resumed by the hub: carrying on',
+    ]);
+    expect(s.hub.uploads).toEqual([]);
+  });
+
   it('exits 1 after the study ends when this silo failed it (its data file does not fit the schema)', async () => {
     const study = buildStudy(buildPlan(), { status: 'running' });
     const s = setup(study, { policy, exitAfterStudy: study.studyId }, 'a,b\n1,2\n3,4\n');

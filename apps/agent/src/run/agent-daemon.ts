@@ -94,6 +94,8 @@ export class AgentDaemon {
   private readonly backoff = new Backoff();
   /** studyId → what was last said about it, so a waiting study is logged once, not every poll. */
   private readonly said = new Map<string, string>();
+  /** Studies this agent has said are paused (to say once when each is resumed). */
+  private readonly paused = new Set<string>();
   /** Plan hashes whose approval by policy the hub refused: not sent again every poll. */
   private readonly policyRefused = new Set<string>();
   private readonly sleep: (ms: number, stop: AbortSignal) => Promise<void>;
@@ -125,6 +127,7 @@ export class AgentDaemon {
           this.info('the hub admits this silo again (resumed): carrying on');
         }
         await this.approveByPolicy(studies);
+        this.notePauses(studies);
         await this.resendUnanswered(studies);
         const exit = this.exitCode(studies);
         if (exit !== null) return exit;
@@ -300,6 +303,25 @@ export class AgentDaemon {
         study: name,
         message: `approved plan version ${study.planVersion} (${computed.slice(0, 12)}…) by policy`,
       });
+    }
+  }
+
+  /**
+   * A paused study opens no new round (the hub holds it back): there is nothing to do but wait, which the loop does
+   * anyway. The steward and IT are told once when it pauses and once when it resumes.
+   */
+  private notePauses(studies: SiloStudy[]): void {
+    for (const study of studies) {
+      const pause = study.status === 'running' ? study.paused : null;
+      if (pause && !this.paused.has(study.studyId)) {
+        this.paused.add(study.studyId);
+        this.deps.log({
+          study: study.plan.name,
+          message: `PAUSED by the hub's administrator (${pause.reason}): no new round opens until it is resumed; waiting`,
+        });
+      } else if (!pause && this.paused.delete(study.studyId)) {
+        this.deps.log({ study: study.plan.name, message: 'resumed by the hub: carrying on' });
+      }
     }
   }
 
