@@ -17,6 +17,7 @@ const names = [
   'console-load',
   'robustness',
   'round-latency',
+  'personalization',
 ];
 const extra = process.argv.slice(2);
 const smoke = extra.includes('--smoke');

@@ -30,6 +30,7 @@ import { RateLimits1763801400000 } from './migrations/1763801400000-rate-limits'
 import { Webhooks1763801500000 } from './migrations/1763801500000-webhooks';
 import { StudyPages1763801687342 } from './migrations/1763801687342-study-pages';
 import { Personalization1763801953917 } from './migrations/1763801953917-personalization';
+import { PersonalizationEvaluations1763801961542 } from './migrations/1763801961542-personalization-evaluations';
 import { StudyDraftEntity } from '../studies/study-draft.entity';
 import { WebhookAttemptEntity, WebhookDeliveryEntity } from '../notifications/webhook-delivery.entity';
 import { WebhookEndpointEntity } from '../notifications/webhook-endpoint.entity';
@@ -79,6 +80,7 @@ export const MIGRATIONS = [
   Webhooks1763801500000,
   StudyPages1763801687342,
   Personalization1763801953917,
+  PersonalizationEvaluations1763801961542,
 ];
 
 /**
