@@ -6,6 +6,7 @@
 //
 //   npm run bench:round-latency [-- --smoke] [-- --out=FILE] [-- --sizes=1m,10m] [-- --databases=server,embedded]
 //   [-- --threads=N (TESSERA_AGGREGATION_THREADS of the hub; default: the hub's own, one per core)]
+//   [-- --silos=N] [-- --runs=N] [-- --hub-cpu-prof=DIR]
 //
 // Measured per round:
 //   turnaround  from the answer to the LAST upload (the round's quorum is then complete) to the next round's task
@@ -59,6 +60,8 @@ const ALL_SIZES = { '1m': [1000, 1000], '10m': [3100, 3100] };
 const SIZES = smoke ? { smoke: [16, 16] } : pick(ALL_SIZES, args.value('sizes'));
 const RUNS = smoke ? 1 : Number(args.value('runs') ?? 2);
 const THREADS = args.value('threads');
+// --hub-cpu-prof=DIR runs the hub under --cpu-prof (where a round's close spends its time, docs/benchmarks.md §13).
+const hubProfileDir = args.value('hub-cpu-prof');
 const MB = 1e6;
 
 function pick(all, list) {
@@ -227,6 +230,7 @@ for (const database of databases) {
   const hub = await startHubProcess({
     ...(db ? { databaseUrl: db.url } : {}),
     env: THREADS === undefined ? {} : { TESSERA_AGGREGATION_THREADS: THREADS },
+    ...(hubProfileDir ? { nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${hubProfileDir}`] } : {}),
   });
   try {
     const silos = [];
