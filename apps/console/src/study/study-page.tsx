@@ -18,6 +18,7 @@ import { UpdateScreening } from './update-screening.js';
 import { useStudyLive, type LiveState } from './use-study-live.js';
 import { StudyDecisions, StudyPlanVersions, StudyRoundHistory } from './study-history-sections.js';
 import { StudyLifecycleActions } from './study-lifecycle-actions.js';
+import { StudyFairness } from './study-fairness.js';
 
 const TERMINAL = ['completed', 'stopped', 'failed'];
 
@@ -135,6 +136,8 @@ export function StudyPage() {
         </p>
         <MetricCharts rounds={r} release={release} />
       </section>
+
+      <StudyFairness plan={s.plan} rounds={r} />
 
       <section id="privacy" className="card" aria-labelledby="privacy-title">
         <h2 id="privacy-title">Privacy budget</h2>
