@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { runVerifyCli, verifyBundle, type AuditBundle } from '@tessera/audit';
 import { chargedEpsilon } from '@tessera/dp';
-import { SILO_STUDY_API, type StudyPlan } from '@tessera/protocol';
+import { SILO_STUDY_API, type StudyPlan, type TabularStudyPlan } from '@tessera/protocol';
 import { Client } from 'pg';
 import { expect } from 'vitest';
 import type { RoundView } from '../rounds/rounds-query.service';
@@ -125,8 +125,11 @@ export class FaultBed {
     this.siloPort = new URL(identity.hubSiloUrl).port;
   }
 
-  /** Creates the study and has every silo approve it; `dp` selects DP-SGD (record level, ε ≤ 4). */
-  async createStudy(dp: boolean, rounds = 2): Promise<StudyView> {
+  /**
+   * Creates the study and has every silo approve it; `dp` selects DP-SGD (record level, ε ≤ 4); `overrides` replace
+   * parts of the plan (e.g. a secureAggregation block and its participation rules).
+   */
+  async createStudy(dp: boolean, rounds = 2, overrides: Partial<TabularStudyPlan> = {}): Promise<StudyView> {
     const plan: StudyPlan = heartDiseasePlan(
       this.silos.map((s) => s.id),
       {
@@ -144,6 +147,7 @@ export class FaultBed {
               },
             }
           : {}),
+        ...overrides,
       },
     );
     plan.training.rounds = rounds;

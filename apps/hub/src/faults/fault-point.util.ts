@@ -19,6 +19,11 @@ export const FAULT_POINTS = [
   'before-close-commit',
   /** After a round's closing transaction committed. */
   'after-close-commit',
+  /** Secure aggregation: after a silo's message of that stage was stored and committed, before it is answered. */
+  'secagg-advertise-committed',
+  'secagg-share-committed',
+  'secagg-upload-committed',
+  'secagg-unmask-committed',
 ] as const;
 
 export type FaultPoint = (typeof FAULT_POINTS)[number];

@@ -36,6 +36,7 @@ import { distributedNoisePlan } from '@tessera/dp';
 import { DataSource, In, type EntityManager } from 'typeorm';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
+import { faultPoint } from '../faults/fault-point.util';
 import { openRoundFor } from '../rounds/round-access.util';
 import { RoundParticipantEntity } from '../rounds/round-participant.entity';
 import { SiloCertificateEntity } from '../silos/silo-certificate.entity';
@@ -565,6 +566,7 @@ export class SecAggSessionsService {
       return { stage, accepted: true, receivedAt: now.toISOString() };
     });
     if ('refused' in outcome) throw new HubException(HubErrorCode.UPDATE_MALFORMED, outcome.refused.detail);
+    await faultPoint(`secagg-${stage}-committed`);
     // The last message a stage waited for closes it now, not at the next request.
     await this.advance(roundId, now);
     return outcome;
