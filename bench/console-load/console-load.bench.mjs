@@ -12,6 +12,7 @@
 // The reviewers' setup (issue #14, item 18): 32 and 64 silos, a 1M-parameter model, 200 console readers during a
 // round. The console polls every 10–15 s; a reader here asks once a second, ten times the console's rate.
 import { setTimeout } from 'node:timers/promises';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { request as httpsRequest } from 'node:https';
 import { Worker } from 'node:worker_threads';
@@ -200,6 +201,34 @@ function latencyFigures(values) {
   };
 }
 
+/**
+ * CPU time (ms) the hub process has used so far, its main thread apart (Linux /proc; null elsewhere): unlike latency,
+ * CPU per read barely moves with what else the machine runs, so it compares code versions on a busy machine too.
+ */
+function hubCpuMs(pid) {
+  const ticksMs = 10; // USER_HZ is 100 on Linux
+  const cpuOf = (stat) => {
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * ticksMs; // utime, stime
+  };
+  try {
+    const main = cpuOf(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8'));
+    let all = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      all += cpuOf(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+    return { main, all };
+  } catch {
+    return null;
+  }
+}
+
+function cpuBetween(before, after, reads) {
+  if (!before || !after) return null;
+  const main = after.main - before.main;
+  const all = after.all - before.all;
+  return { mainMs: main, allMs: all, mainMsPerRead: reads > 0 ? round3(main / reads) : null };
+}
+
 /** One hub, k silos, one study: idle readers first (baseline), then the same readers during the rounds. */
 async function measure(k, databaseKind) {
   const db = databaseKind === 'server' ? await freshDatabase('tessera_bench_console') : null;
@@ -214,15 +243,19 @@ async function measure(k, databaseKind) {
     }
     const study = await startStudy(hub, planOf(silos.map((s) => s.id)), silos);
 
+    const idleCpu0 = hubCpuMs(hub.pid);
     const idleReaders = startReaders(hub, study.id, READERS);
     await setTimeout(IDLE_MS);
     const idle = await idleReaders.stop();
+    const idleCpu = cpuBetween(idleCpu0, hubCpuMs(hub.pid), idle.latenciesMs.length);
 
+    const loadedCpu0 = hubCpuMs(hub.pid);
     const loadedReaders = startReaders(hub, study.id, READERS);
     const t0 = performance.now();
     await Promise.all(silos.map((s, i) => runSilo(s, i, study.id)));
     const studyMs = performance.now() - t0;
     const loaded = await loadedReaders.stop();
+    const loadedCpu = cpuBetween(loadedCpu0, hubCpuMs(hub.pid), loaded.latenciesMs.length);
     const status = (await hub.admin('GET', HUB_API.study(study.id))).status;
     const byPath = Object.fromEntries(Object.entries(loaded.byPath).map(([p, v]) => [p, latencyFigures(v)]));
     return {
@@ -232,8 +265,13 @@ async function measure(k, databaseKind) {
       rounds: ROUNDS,
       studyStatusAfterEvaluation: status,
       studyMs: round3(studyMs),
-      idle: { ...latencyFigures(idle.latenciesMs), errors: idle.errorCount },
-      loaded: { ...latencyFigures(loaded.latenciesMs), errors: loaded.errorCount, firstErrors: loaded.errors },
+      idle: { ...latencyFigures(idle.latenciesMs), errors: idle.errorCount, hubCpu: idleCpu },
+      loaded: {
+        ...latencyFigures(loaded.latenciesMs),
+        errors: loaded.errorCount,
+        firstErrors: loaded.errors,
+        hubCpu: loadedCpu,
+      },
       loadedByPath: byPath,
     };
   } finally {
@@ -254,7 +292,11 @@ for (const k of KS) {
     figures.push(f);
     console.log(
       `  ${kind} k=${k}: study ${(f.studyMs / 1e3).toFixed(1)} s; reads idle p95 ${f.idle.p95Ms} ms, ` +
-        `during rounds p50 ${f.loaded.p50Ms} / p95 ${f.loaded.p95Ms} / p99 ${f.loaded.p99Ms} ms (${f.loaded.reads} reads, ${f.loaded.errors} errors)`,
+        `during rounds p50 ${f.loaded.p50Ms} / p95 ${f.loaded.p95Ms} / p99 ${f.loaded.p99Ms} ms (${f.loaded.reads} reads, ${f.loaded.errors} errors)` +
+        (f.idle.hubCpu && f.loaded.hubCpu
+          ? `; hub main thread ${f.idle.hubCpu.mainMsPerRead} ms CPU per idle read, ` +
+            `${(f.loaded.hubCpu.mainMs / 1e3).toFixed(1)} s CPU during the rounds (all threads ${(f.loaded.hubCpu.allMs / 1e3).toFixed(1)} s)`
+          : ''),
     );
   }
 }
@@ -270,9 +312,24 @@ printTable(
     'p99 ms': f.loaded.p99Ms,
     'max ms': f.loaded.maxMs,
     reads: f.loaded.reads,
+    'ms CPU/read': f.idle.hubCpu?.mainMsPerRead ?? '-',
+    'main CPU s': f.loaded.hubCpu ? (f.loaded.hubCpu.mainMs / 1e3).toFixed(1) : '-',
     errors: f.loaded.errors,
   })),
-  ['database', 'k', 'study s', 'idle p95', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'reads', 'errors'],
+  [
+    'database',
+    'k',
+    'study s',
+    'idle p95',
+    'p50 ms',
+    'p95 ms',
+    'p99 ms',
+    'max ms',
+    'reads',
+    'errors',
+    'ms CPU/read',
+    'main CPU s',
+  ],
 );
 const embedded = figures.filter((f) => f.database === 'embedded');
 const worstP95 = Math.max(...embedded.map((f) => f.loaded.p95Ms));

@@ -1,6 +1,8 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { DataSource } from 'typeorm';
 import type { DataGeneration } from './data-generation';
 import { ReadCache } from './read-cache';
+import { TransactionGate } from './transaction-gate';
 
 /**
  * Console reads reused while nothing was written. 2 s bounds views that read the clock (an enrollment token shown
@@ -8,14 +10,25 @@ import { ReadCache } from './read-cache';
  */
 const READ_CACHE_OPTIONS = { maxEntries: 2_000, maxAgeMs: 2_000 };
 
-/** The hub's one ReadCache, for every feature's controllers (global: reads of any module may be reused). */
+/**
+ * What keeps console reads fast on the embedded database, for every feature's controllers (global): the hub's one
+ * ReadCache (reads reused while nothing was written) and its TransactionGate (a read never queues behind more than
+ * one transaction for the database's one connection). Both only with a generation, i.e. on the embedded database.
+ */
 @Module({})
 export class ReadCacheModule {
   static forRoot(generation: DataGeneration | null): DynamicModule {
     return {
       module: ReadCacheModule,
       global: true,
-      providers: [{ provide: ReadCache, useValue: new ReadCache(generation, READ_CACHE_OPTIONS) }],
+      providers: [
+        { provide: ReadCache, useValue: new ReadCache(generation, READ_CACHE_OPTIONS) },
+        {
+          provide: TransactionGate,
+          inject: [DataSource],
+          useFactory: (db: DataSource) => (generation ? TransactionGate.install(db) : null),
+        },
+      ],
       exports: [ReadCache],
     };
   }

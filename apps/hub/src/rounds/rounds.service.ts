@@ -10,6 +10,7 @@ import {
 } from '@tessera/protocol';
 import type { Readable } from 'node:stream';
 import { DataSource, type EntityManager } from 'typeorm';
+import { ReadCache } from '../database/read-cache';
 import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
 import { PrivacyLedgerService, type PrivacyCharge } from '../privacy/privacy-ledger.service';
@@ -35,6 +36,18 @@ const POLL_MS = 250;
  * round's row lock and re-checking its status, so a restarted hub resumes where it stopped and two hub processes
  * never both close a round.
  */
+/** A task waiting for a silo, as read from the database. */
+interface PendingTaskRow {
+  study_id: string;
+  number: number;
+  attempt: number;
+  kind: 'train' | 'evaluate';
+  model_hash: string;
+  deadline_at: Date;
+  plan_version: number;
+  plan_hash: string;
+}
+
 @Injectable()
 export class RoundsService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(RoundsService.name);
@@ -51,6 +64,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     private readonly acceptance: UpdateAcceptanceService,
     private readonly opener: RoundOpener,
     private readonly closer: RoundCloser,
+    private readonly cache: ReadCache,
   ) {}
 
   onModuleInit(): void {
@@ -110,24 +124,10 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
   }
 
   private async pendingTasks(siloId: string): Promise<SiloTask[]> {
-    const rows = (await this.db.query(
-      `SELECT r.study_id, r.number, r.attempt, r.kind, r.model_hash, r.deadline_at, s.plan_version, s.plan_hash
-         FROM round_participants p
-         JOIN rounds r ON r.id = p.round_id
-         JOIN studies s ON s.id = r.study_id
-        WHERE p.silo_id = $1 AND p.status = 'waiting' AND r.status = 'open' AND s.status = 'running'
-        ORDER BY r.opened_at`,
-      [siloId],
-    )) as {
-      study_id: string;
-      number: number;
-      attempt: number;
-      kind: 'train' | 'evaluate';
-      model_hash: string;
-      deadline_at: Date;
-      plan_version: number;
-      plan_hash: string;
-    }[];
+    // Each waiting agent asks every POLL_MS; on the embedded database's one connection those polls queued with the
+    // console's reads. Reused until a write commits (ReadCache: exact there, off on a server database); the time
+    // left is computed afresh below.
+    const rows = await this.cache.read(`silo-tasks:${siloId}`, () => this.pendingTaskRows(siloId));
     return rows.map((r) => ({
       studyId: r.study_id,
       planVersion: r.plan_version,
@@ -140,6 +140,18 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       // The time left by the hub's clock: the silo judges the deadline from its receipt time, whatever its clock.
       deadlineInMs: Math.max(0, new Date(r.deadline_at).getTime() - Date.now()),
     }));
+  }
+
+  private async pendingTaskRows(siloId: string): Promise<PendingTaskRow[]> {
+    return (await this.db.query(
+      `SELECT r.study_id, r.number, r.attempt, r.kind, r.model_hash, r.deadline_at, s.plan_version, s.plan_hash
+         FROM round_participants p
+         JOIN rounds r ON r.id = p.round_id
+         JOIN studies s ON s.id = r.study_id
+        WHERE p.silo_id = $1 AND p.status = 'waiting' AND r.status = 'open' AND s.status = 'running'
+        ORDER BY r.opened_at`,
+      [siloId],
+    )) as PendingTaskRow[];
   }
 
   /** A silo may download a model only if it is one published to it. */

@@ -5,6 +5,7 @@ import type { CertificateGrant, CertificateView, EnrollmentBundle, SiloView } fr
 import { encodeEnrollmentBundle } from '@tessera/protocol';
 import { issueSiloCertificate, parseCsr, PkiException } from '@tessera/pki';
 import { DataSource, In, IsNull, type EntityManager } from 'typeorm';
+import { ReadCache } from '../database/read-cache';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { HubConfig } from '../config/config.schema';
@@ -59,6 +60,7 @@ export class SilosService {
     private readonly audit: AuditTrail,
     private readonly refusals: RefusalRecorder,
     private readonly presence: SiloPresence,
+    private readonly cache: ReadCache,
   ) {}
 
   async register(input: { name: string; contact: string }, actor: AuditActor): Promise<EnrollmentIssued> {
@@ -248,13 +250,17 @@ export class SilosService {
    * asking is alive.
    */
   async identify(fingerprintSha256: string, now = new Date(), contact?: AgentContact): Promise<SiloIdentity> {
-    const certs = this.db.getRepository(SiloCertificateEntity);
-    const cert = await certs.findOne({ where: { fingerprintSha256 } });
+    // Every agent request is judged here. Reused until a write commits (ReadCache, embedded database only): a
+    // revocation, suspension or renewal is a write, so it still takes effect on the very next request.
+    const { cert, silo } = await this.cache.read(`silo-identity:${fingerprintSha256}`, async () => {
+      const found = await this.db.getRepository(SiloCertificateEntity).findOne({ where: { fingerprintSha256 } });
+      const owner = found ? await this.db.getRepository(SiloEntity).findOne({ where: { id: found.siloId } }) : null;
+      return { cert: found, silo: owner };
+    });
     if (!cert) throw this.refuse('This client certificate is not one the hub issued to an enrolled silo.');
     this.assertActive(cert);
     if (cert.notAfter.getTime() <= now.getTime())
       throw this.refuse(`This client certificate expired on ${cert.notAfter.toISOString()}.`);
-    const silo = await this.db.getRepository(SiloEntity).findOne({ where: { id: cert.siloId } });
     if (!silo) throw this.refuse('The silo of this certificate no longer exists.');
     if (contact) this.presence.opened(silo.id, 'silo', contact);
     if (silo.status === 'suspended') {
