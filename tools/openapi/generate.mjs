@@ -23,14 +23,23 @@ const write = (file, text) => {
   log(`wrote ${file}`);
 };
 
+const build = () =>
+  execFileSync(process.execPath, [resolve(root, 'node_modules/typescript/bin/tsc'), '-b', 'tsconfig.build.json'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+
 write(VIEW_SCHEMAS_FILE, await viewSchemasSource(root));
-execFileSync(process.execPath, [resolve(root, 'node_modules/typescript/bin/tsc'), '-b', 'tsconfig.build.json'], {
-  cwd: root,
-  stdio: 'inherit',
-});
+try {
+  build();
+} catch {
+  // tsc -b still emits; the files about to be regenerated (the clients' types) may be what fails. Built again below.
+  log('the build failed; generating from what it emitted, then building again');
+}
 const { openApiDocumentOfCode } = await import(
   pathToFileURL(resolve(root, 'apps/hub/dist/openapi/openapi-app.js')).href
 );
 const document = await documentSource(root, await openApiDocumentOfCode());
 write(DOCUMENT_FILE, document);
 write(CLIENT_TYPES_FILE, await clientTypesSource(root, document));
+build();

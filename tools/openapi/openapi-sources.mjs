@@ -39,7 +39,7 @@ export async function viewSchemasSource(root) {
   const config = {
     path: resolve(root, VIEW_TYPES_FILE),
     tsconfig: resolve(root, 'tsconfig.spec.json'),
-    type: '*',
+    type: 'HubApiViews',
     expose: 'export',
     topRef: false,
     jsDoc: 'extended',
@@ -71,14 +71,20 @@ export async function viewSchemasSource(root) {
   const formatter = createFormatter(config, (chain) =>
     chain.addTypeFormatter({
       supportsType: (type) => type instanceof ZodSchemaType,
-      getDefinition: (type) => ({ $ref: `#/components/schemas/${type.name}` }),
+      // A placeholder the generator leaves alone (it checks every $ref against its own definitions).
+      getDefinition: (type) => ({ 'x-zod-schema': type.name }),
       getChildren: () => [],
     }),
   );
-  const schema = new SchemaGenerator(program, parser, formatter, config).createSchema('*');
+  const schema = new SchemaGenerator(program, parser, formatter, config).createSchema('HubApiViews');
   const definitions = JSON.parse(
-    JSON.stringify(schema.definitions ?? {}).replaceAll('"#/definitions/', '"#/components/schemas/'),
+    JSON.stringify(schema.definitions ?? {})
+      .replaceAll('"#/definitions/', '"#/components/schemas/')
+      .replace(/"x-zod-schema":"(\w+)"/g, '"$ref":"#/components/schemas/$1"'),
   );
+  // A recursive union (JSON itself) that openapi-typescript turns into a type TypeScript refuses as circular: the
+  // document says "any JSON value" there, which is what it is.
+  if (definitions.JsonValue) definitions.JsonValue = { description: definitions.JsonValue.description };
   const sorted = Object.fromEntries(
     Object.keys(definitions)
       .sort()
@@ -86,12 +92,12 @@ export async function viewSchemasSource(root) {
   );
   const text =
     HEADER(VIEW_TYPES_FILE) +
-    `import type { ZodSchemaName } from './zod-schemas';\n\n` +
+    `import type { ProtocolExportName } from './zod-schemas';\n\n` +
     `/** JSON Schemas of the hub's TypeScript views, by name (components of the API document). */\n` +
     `export const VIEW_SCHEMAS = ${JSON.stringify(sorted, null, 2)} as const;\n\n` +
     `export type ViewSchemaName = keyof typeof VIEW_SCHEMAS;\n\n` +
-    `/** The zod wire schemas these views use: each must be a component of zod-schemas.ts (else this fails to compile). */\n` +
-    `export const VIEW_ZOD_REFERENCES = ${JSON.stringify([...zodNames].sort())} as const satisfies readonly ZodSchemaName[];\n`;
+    `/** The zod wire schemas these views use: exports of @tessera/protocol (else this fails to compile). */\n` +
+    `export const VIEW_ZOD_REFERENCES = ${JSON.stringify([...zodNames].sort())} as const satisfies readonly ProtocolExportName[];\n`;
   return formatted(root, VIEW_SCHEMAS_FILE, text);
 }
 
@@ -104,7 +110,6 @@ export async function clientTypesSource(root, documentText) {
   const text =
     HEADER(DOCUMENT_FILE) +
     '// The hub API as types: `paths` for openapi-fetch clients (console, agent), `components` for its schemas.\n' +
-    '/* eslint-disable */\n' +
     astToString(ast);
   return formatted(root, CLIENT_TYPES_FILE, text);
 }

@@ -13,3 +13,9 @@ export * from './silo-privacy-views';
 export * from './plan-diff';
 export * from './study-pages-views';
 export * from './fairness';
+// The hub's API as types, generated from its OpenAPI document (`npm run openapi`): for openapi-fetch clients.
+export type {
+  components as HubApiComponents,
+  operations as HubApiOperations,
+  paths as HubApiPaths,
+} from './hub-api.generated';

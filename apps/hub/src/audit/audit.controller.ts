@@ -11,6 +11,7 @@ import { AuditLogService, type AuditEventFilter, type AuditEventPage } from './a
 import { AuditSigningKeyService, type HubPublicKey } from './audit-signing-key.service';
 import { AuditVerificationService, type StoredChainVerification } from './audit-verification.service';
 import { AuditCheckpointsQueryDto, AuditEventsFilterDto, AuditEventsQueryDto } from './dto/audit-query.dto';
+import { Endpoint } from '../openapi/endpoint.decorator';
 
 const DEFAULT_PAGE = 100;
 
@@ -42,6 +43,7 @@ export class AuditController {
   /** Records, newest first by default, filtered; page on with `cursor` = the previous page's nextCursor. */
   @Access('admin', 'auditor')
   @Get('events')
+  @Endpoint({ summary: 'Read audit records, filtered and paged', answer: { schema: 'AuditEventPage' } })
   events(@Query() query: AuditEventsQueryDto): Promise<AuditEventPage> {
     const filter = filterOf(query);
     const page = { limit: query.limit ?? DEFAULT_PAGE, cursor: query.cursor, order: query.order ?? 'desc' } as const;
@@ -53,6 +55,10 @@ export class AuditController {
   @Get('events.csv')
   @Header('content-type', 'text/csv; charset=utf-8')
   @Header('content-disposition', 'attachment; filename="tessera-audit-events.csv"')
+  @Endpoint({
+    summary: 'Download the filtered audit records as CSV',
+    answer: { media: ['text/csv'], description: 'The records, oldest first, one per line.' },
+  })
   eventsCsv(@Query() query: AuditEventsFilterDto): StreamableFile {
     return new StreamableFile(Readable.from(this.log.csv(filterOf(query))));
   }
@@ -60,12 +66,17 @@ export class AuditController {
   /** Verifies the whole stored chain and every checkpoint; names the first broken link. */
   @Access('admin', 'auditor')
   @Get('verify')
+  @Endpoint({
+    summary: 'Verify the whole stored audit chain and its checkpoints',
+    answer: { schema: 'StoredChainVerification' },
+  })
   verify(): Promise<StoredChainVerification> {
     return this.verification.verifyStoredChain();
   }
 
   @Access('admin', 'auditor')
   @Get('checkpoints')
+  @Endpoint({ summary: 'List signed checkpoints of the audit chain', answer: { schema: 'Checkpoint', list: true } })
   listCheckpoints(@Query() query: AuditCheckpointsQueryDto): Promise<Checkpoint[]> {
     return this.checkpoints.list(query.after ?? 0, query.limit ?? DEFAULT_PAGE);
   }
@@ -73,6 +84,7 @@ export class AuditController {
   /** Signs a checkpoint of the current head now (returns the latest one if nothing was appended since). */
   @Access('admin')
   @Post('checkpoints')
+  @Endpoint({ summary: 'Sign a checkpoint of the current chain head now', answer: { schema: 'Checkpoint' } })
   checkpointNow(): Promise<Checkpoint> {
     return this.checkpoints.checkpointNow();
   }
@@ -80,6 +92,7 @@ export class AuditController {
   /** The hub's Ed25519 audit key: pin it when verifying reports offline (`tessera-verify --public-key`). */
   @Access('admin', 'auditor')
   @Get('public-key')
+  @Endpoint({ summary: 'The hub’s current audit signing key (Ed25519)', answer: { schema: 'HubPublicKey' } })
   publicKey(): Promise<HubPublicKey> {
     return this.keys.publicKey();
   }
@@ -87,6 +100,10 @@ export class AuditController {
   /** Every audit signing key the hub has held, with its fingerprint (key id) and whether it signs now. */
   @Access('admin', 'auditor')
   @Get('public-keys')
+  @Endpoint({
+    summary: 'Every audit signing key the hub has held',
+    answer: { schema: 'AuditSigningKeyView', list: true },
+  })
   publicKeys(): Promise<AuditSigningKeyView[]> {
     return this.keys.keyList();
   }
@@ -97,6 +114,13 @@ export class AuditController {
    */
   @Access('admin', 'auditor')
   @Get('public-key.pem')
+  @Endpoint({
+    summary: 'Download the audit key as hub-public.pem',
+    answer: {
+      media: ['application/x-pem-file'],
+      description: 'A few lines naming the key and its fingerprint, then the PEM block.',
+    },
+  })
   async publicKeyPem(@Res() res: Response): Promise<void> {
     const { keyId, publicKeyPem } = await this.keys.publicKey();
     const text =

@@ -14,6 +14,7 @@ import { CurrentUserDto, LoginDto, SessionDto } from './dto/login.dto';
 import { LoginGuard } from './login.guard';
 import { clearRefreshCookie, REFRESH_COOKIE, refreshCookieOf, setRefreshCookie } from './session-cookie.util';
 import { SessionsService, type IssuedSession } from './sessions.service';
+import { Endpoint } from '../openapi/endpoint.decorator';
 
 @ApiTags('auth')
 @Controller('api/auth')
@@ -34,6 +35,10 @@ export class AuthController {
   @HttpCode(200)
   @UseGuards(ThrottlerGuard, LoginGuard)
   @ApiOkResponse({ type: SessionDto })
+  @Endpoint({
+    summary: 'Sign in: an access token in the body, the refresh token in an httpOnly cookie',
+    answer: { schema: 'SessionView' },
+  })
   async login(
     @Body() _body: LoginDto,
     @Req() req: Request,
@@ -52,6 +57,10 @@ export class AuthController {
   @HttpCode(200)
   @ApiCookieAuth(REFRESH_COOKIE)
   @ApiOkResponse({ type: SessionDto })
+  @Endpoint({
+    summary: 'Trade the refresh cookie for a new access token and cookie',
+    answer: { schema: 'SessionView' },
+  })
   async refresh(@Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<SessionDto> {
     try {
       return this.answer(req, res, await this.sessions.refresh(refreshCookieOf(req.headers.cookie)));
@@ -69,6 +78,7 @@ export class AuthController {
   @Post('logout')
   @HttpCode(204)
   @ApiNoContentResponse()
+  @Endpoint({ summary: 'Sign out (always 204)', answer: { empty: true } })
   async logout(@Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<void> {
     const session =
       (await this.sessions.sessionOfRefreshToken(refreshCookieOf(req.headers.cookie))) ??
@@ -82,6 +92,7 @@ export class AuthController {
   @ApiBearerAuth()
   @Get('me')
   @ApiOkResponse({ type: CurrentUserDto })
+  @Endpoint({ summary: 'Who is signed in', answer: { schema: 'CurrentUserView' } })
   me(@Req() req: AuthenticatedRequest): CurrentUserDto {
     const { id, username, role, mustChangePassword } = userOf(req);
     return { id, username, role, mustChangePassword };
@@ -98,6 +109,10 @@ export class AuthController {
   @HttpCode(200)
   @UseGuards(ThrottlerGuard)
   @ApiOkResponse({ type: SessionDto })
+  @Endpoint({
+    summary: 'Change one’s own password (every session ends; a new one is answered)',
+    answer: { schema: 'SessionView' },
+  })
   async changePassword(
     @Body() dto: ChangePasswordDto,
     @Req() req: AuthenticatedRequest,

@@ -11,6 +11,7 @@ import {
 import { Access } from '../auth/access.decorator';
 import { BlobStore } from '../blobs/blob-store';
 import { CachedProbe } from './storage-probe.util';
+import { Endpoint } from '../openapi/endpoint.decorator';
 
 /**
  * Liveness and readiness, for load balancers, Docker's HEALTHCHECK and Kubernetes probes.
@@ -38,12 +39,17 @@ export class HealthController {
   /** 200 when the hub and its database answer and its blob store can be written; 503 otherwise. */
   @Get()
   @HealthCheck()
+  @Endpoint({
+    summary: 'Readiness: the database answers and the blob store takes a write (503 otherwise)',
+    answer: { schema: 'HealthView' },
+  })
   check(): Promise<HealthCheckResult> {
     return this.readiness();
   }
 
   @Get('ready')
   @HealthCheck()
+  @Endpoint({ summary: 'Readiness (the same check as /health)', answer: { schema: 'HealthView' } })
   ready(): Promise<HealthCheckResult> {
     return this.readiness();
   }
@@ -51,6 +57,7 @@ export class HealthController {
   /** 200 whenever the process serves requests; depends on nothing else. */
   @Get('live')
   @HealthCheck()
+  @Endpoint({ summary: 'Liveness: the process serves requests', answer: { schema: 'HealthView' } })
   live(): Promise<HealthCheckResult> {
     return this.health.check([]);
   }

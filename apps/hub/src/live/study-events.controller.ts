@@ -6,6 +6,7 @@ import { userOf, type AuthenticatedRequest } from '../auth/current-user';
 import { SessionWatch } from '../auth/session-watch.service';
 import { openEventStream } from './event-stream';
 import { StudyLiveFeedService } from './study-live-feed.service';
+import { Endpoint } from '../openapi/endpoint.decorator';
 
 /** Comment lines keep proxies and idle timeouts from closing a quiet stream (ms). */
 export const HEARTBEAT_MS = 15_000;
@@ -29,6 +30,12 @@ export class StudyEventsController {
   @Access('admin', 'auditor')
   @Get(':id/events')
   @ApiProduces('text/event-stream')
+  @Endpoint({
+    summary: 'Follow a study live (server-sent events)',
+    description:
+      'One `data:` line of StudyLiveMessage JSON whenever the study or its rounds change; comment lines as heartbeats. Ends when the session ends.',
+    answer: { media: ['text/event-stream'], description: 'A stream of `data: <StudyLiveMessage JSON>` events.' },
+  })
   async events(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Req() req: AuthenticatedRequest,

@@ -1,4 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
+import { GUARDS_METADATA } from '@nestjs/common/constants';
+import { ThrottlerGuard } from '@nestjs/throttler';
 import { ModulesContainer } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { HUB_ERROR_STATUS, HubErrorCode } from '@tessera/protocol';
@@ -58,6 +60,8 @@ function listenerOf(access: readonly AccessLevel[]): ApiListener {
 interface Handler {
   access: readonly AccessLevel[];
   endpoint: EndpointOptions | undefined;
+  /** Behind the rate limit (ThrottlerGuard): may answer 429. */
+  throttled: boolean;
 }
 
 /** Every controller method of the application by its operation id (`Controller_method`, Nest's default). */
@@ -75,7 +79,9 @@ function handlersOf(app: INestApplication): Map<string, Handler> {
           Reflect.getMetadata(ACCESS_METADATA, controller) ??
           []) as AccessLevel[];
         const endpoint = Reflect.getMetadata(ENDPOINT_METADATA, fn) as EndpointOptions | undefined;
-        handlers.set(`${controller.name}_${method}`, { access, endpoint });
+        const guards = (Reflect.getMetadata(GUARDS_METADATA, fn) ?? []) as { name?: string }[];
+        const throttled = guards.some((guard) => guard.name === ThrottlerGuard.name);
+        handlers.set(`${controller.name}_${method}`, { access, endpoint, throttled });
       }
     }
   }
@@ -113,17 +119,28 @@ type Operation = {
 };
 
 /** The statuses an operation's errors can have, from what it takes and who may call it. */
-function errorStatuses(operation: Operation, access: readonly AccessLevel[], path: string): number[] {
+function errorStatuses(operation: Operation, method: string, path: string, handler: Handler | undefined): number[] {
+  const access = handler?.access ?? [];
   const statuses = new Set<number>();
   const takesInput = operation.requestBody !== undefined || (operation.parameters ?? []).length > 0;
   if (takesInput) statuses.add(400);
+  if (operation.requestBody !== undefined) statuses.add(413).add(415);
   if (access.includes('admin') || access.includes('auditor')) statuses.add(401).add(403);
   if (access.includes('silo')) statuses.add(403);
   if (path.includes('{')) statuses.add(404);
+  // A change meets the current state: a stale plan, a closed round, a taken name (the codes of Error409).
+  if (method !== 'get' && !access.includes('public')) statuses.add(409);
+  if (handler?.throttled) statuses.add(429);
   return [...statuses].sort((a, b) => a - b);
 }
 
-function describe(operation: Operation, path: string, handler: Handler | undefined): void {
+function describe(
+  operation: Operation,
+  method: string,
+  path: string,
+  handler: Handler | undefined,
+  errorAnswers: ReadonlySet<string>,
+): void {
   const access = handler?.access ?? [];
   const listener = listenerOf(access);
   operation['x-tessera-listener'] = listener;
@@ -182,8 +199,8 @@ function describe(operation: Operation, path: string, handler: Handler | undefin
     delete operation.responses[success];
     operation.responses['204'] = { description: 'Done; no body.' };
   }
-  for (const status of errorStatuses(operation, access, path)) {
-    operation.responses[String(status)] = errorRef(`Error${status}`);
+  for (const status of errorStatuses(operation, method, path, handler)) {
+    if (errorAnswers.has(`Error${status}`)) operation.responses[String(status)] = errorRef(`Error${status}`);
   }
   operation.responses.default = errorRef('Error500');
 }
@@ -207,14 +224,18 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     operationIdFactory: (controller, method) => `${controller}_${method}`,
   });
   const handlers = handlersOf(app);
+  const errorAnswers = errorResponses();
+  const errorNames = new Set(Object.keys(errorAnswers));
   for (const [path, item] of Object.entries(document.paths)) {
     for (const method of ['get', 'put', 'post', 'delete', 'patch', 'head'] as const) {
       const operation = item[method] as Operation | undefined;
       if (!operation) continue;
-      describe(operation, path, handlers.get(String((operation as { operationId?: string }).operationId)));
+      const handler = handlers.get(String((operation as { operationId?: string }).operationId));
+      describe(operation, method, path, handler, errorNames);
     }
   }
   const components = document.components ?? {};
+  for (const schema of Object.values(components.schemas ?? {})) dropTypesBesideReferences(schema as JsonSchema);
   components.schemas = {
     ...(components.schemas ?? {}),
     ...(VIEW_SCHEMAS as unknown as Record<string, JsonSchema>),
@@ -225,9 +246,25 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
       description: 'Every code the hub answers with in HubErrorBody.error (libs/protocol hub-errors.ts).',
     },
   } as NonNullable<typeof components.schemas>;
-  components.responses = errorResponses() as NonNullable<typeof components.responses>;
+  components.responses = errorAnswers as NonNullable<typeof components.responses>;
   document.components = components;
   return document;
+}
+
+/**
+ * A DTO property declared by reference (`@ApiProperty({ allOf: [{ $ref }] })`, the plan) also gets the type Nest reads
+ * from its TypeScript type (`object`); the reference alone is the schema.
+ */
+function dropTypesBesideReferences(schema: JsonSchema): void {
+  const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
+  for (const [name, property] of Object.entries(properties)) {
+    const only =
+      Array.isArray(property.allOf) && property.allOf.length === 1 ? (property.allOf[0] as JsonSchema) : null;
+    if (only && typeof only.$ref === 'string') {
+      const { allOf: _allOf, type: _type, ...rest } = property;
+      properties[name] = { ...rest, $ref: only.$ref };
+    }
+  }
 }
 
 /** Operations the document does not describe fully: no summary, or no schema (or media type) for the success. */

@@ -1,3 +1,4 @@
+import * as protocol from '@tessera/protocol';
 import {
   CertificateGrant,
   Decision,
@@ -22,6 +23,7 @@ import {
 } from '@tessera/protocol';
 import { KeyAdvertisement, ShareKeysMessage, UnmaskingResponse } from '@tessera/secagg';
 import { z } from 'zod';
+import { VIEW_ZOD_REFERENCES } from './view-schemas.generated';
 
 /**
  * The wire types that are zod schemas, by the name the API document gives them: their JSON Schemas come from the
@@ -54,7 +56,10 @@ export const ZOD_SCHEMAS = {
   UnmaskingResponse,
 } as const;
 
-export type ZodSchemaName = keyof typeof ZOD_SCHEMAS;
+/** Every export of @tessera/protocol by name: a view may use any of its zod schemas (VIEW_ZOD_REFERENCES). */
+export type ProtocolExportName = keyof typeof protocol;
+
+export type ZodSchemaName = keyof typeof ZOD_SCHEMAS | (typeof VIEW_ZOD_REFERENCES)[number];
 
 export type JsonSchema = { [key: string]: unknown };
 
@@ -65,15 +70,22 @@ export type JsonSchema = { [key: string]: unknown };
  */
 export function zodComponentSchemas(): Record<string, JsonSchema> {
   const registry = z.registry<{ id: string }>();
-  for (const [id, schema] of Object.entries(ZOD_SCHEMAS)) registry.add(schema, { id });
-  const { schemas } = z.toJSONSchema(registry, {
+  const schemas: [string, unknown][] = [
+    ...Object.entries(ZOD_SCHEMAS),
+    ...VIEW_ZOD_REFERENCES.map((name) => [name, protocol[name]] as [string, unknown]),
+  ];
+  for (const [id, schema] of schemas) {
+    if (!(schema instanceof z.ZodType)) throw new Error(`@tessera/protocol's ${id} is not a zod schema`);
+    if (!registry.has(schema)) registry.add(schema, { id });
+  }
+  const { schemas: generated } = z.toJSONSchema(registry, {
     target: 'draft-2020-12',
     uri: (id) => `#/components/schemas/${id}`,
     unrepresentable: 'any',
     io: 'input',
   });
   return Object.fromEntries(
-    Object.entries(schemas).map(([id, schema]) => {
+    Object.entries(generated).map(([id, schema]) => {
       const { $schema: _dialect, id: _id, ...rest } = schema as JsonSchema;
       return [id, rest];
     }),

@@ -3,6 +3,7 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { SiloPrivacyView } from '@tessera/protocol';
 import { Access } from '../auth/access.decorator';
 import { SiloPrivacyService } from './silo-privacy.service';
+import { Endpoint } from '../openapi/endpoint.decorator';
 
 /** One silo's privacy spend across studies (admin, auditor). */
 @ApiTags('privacy')
@@ -17,6 +18,7 @@ export class SiloPrivacyController {
    */
   @Access('admin', 'auditor')
   @Get(':id/privacy')
+  @Endpoint({ summary: 'What every study has spent on one silo’s data', answer: { schema: 'SiloPrivacyView' } })
   ofSilo(@Param('id', new ParseUUIDPipe()) id: string): Promise<SiloPrivacyView> {
     return this.privacy.ofSilo(id);
   }

@@ -6,6 +6,7 @@ import { Access } from '../auth/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
 import { ReportQueryDto } from './dto/report-query.dto';
 import { StudyReportService, type ReportFile } from './study-report.service';
+import { Endpoint } from '../openapi/endpoint.decorator';
 
 function send(res: Response, file: ReportFile): void {
   res.status(200).setHeader('content-type', file.contentType);
@@ -28,6 +29,14 @@ export class ReportsController {
   /** The signed `tessera.audit-bundle/1` with the study summary: verify offline with `tessera-verify`. */
   @Access('admin', 'auditor')
   @Get(':id/report.json')
+  @Endpoint({
+    summary: 'Download the study’s signed audit bundle with its summary',
+    answer: {
+      media: ['application/json'],
+      description:
+        'A `tessera.audit-bundle/1` document: verify offline with tessera-verify. Headers: x-report-sha256, x-audit-head-seq, x-audit-head-hash.',
+    },
+  })
   async json(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Query() query: ReportQueryDto,
@@ -40,6 +49,10 @@ export class ReportsController {
   /** The study's audit events as CSV, oldest first. */
   @Access('admin', 'auditor')
   @Get(':id/report.csv')
+  @Endpoint({
+    summary: 'Download the study’s audit records as CSV',
+    answer: { media: ['text/csv'], description: 'The study’s records, oldest first.' },
+  })
   async csv(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Query() query: ReportQueryDto,
@@ -52,6 +65,13 @@ export class ReportsController {
   /** The report for people, rendered from the same signed summary (which it carries as an attachment). */
   @Access('admin', 'auditor')
   @Get(':id/report.pdf')
+  @Endpoint({
+    summary: 'Download the study’s compliance report as PDF',
+    answer: {
+      media: ['application/pdf'],
+      description: 'The report, rendered from the same signed summary (attached).',
+    },
+  })
   async pdf(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Query() query: ReportQueryDto,

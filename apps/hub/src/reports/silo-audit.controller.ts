@@ -2,6 +2,7 @@ import { Controller, Get } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { AuditSigningKeyService, type HubPublicKey } from '../audit/audit-signing-key.service';
 import { Access } from '../auth/access.decorator';
+import { Endpoint } from '../openapi/endpoint.decorator';
 
 /**
  * The hub's audit key for agents, on the mutual-TLS listener: an agent pins it on first use and verifies every
@@ -14,6 +15,7 @@ export class SiloAuditController {
 
   @Access('silo')
   @Get('public-key')
+  @Endpoint({ summary: 'The hub’s audit key, to verify upload receipts', answer: { schema: 'HubPublicKey' } })
   publicKey(): Promise<HubPublicKey> {
     return this.keys.publicKey();
   }

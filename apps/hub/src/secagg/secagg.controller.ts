@@ -14,6 +14,7 @@ import { Access } from '../auth/access.decorator';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { siloOf } from '../silos/silo-identity';
 import { SecAggSessionsService } from './secagg-sessions.service';
+import { Endpoint } from '../openapi/endpoint.decorator';
 
 /**
  * Secure aggregation's stages on the mutual-TLS silo listener (SECAGG_API in @tessera/protocol): the calling silo is
@@ -26,6 +27,10 @@ export class SecAggController {
   constructor(private readonly sessions: SecAggSessionsService) {}
 
   @Get()
+  @Endpoint({
+    summary: 'The round’s secure-aggregation session as this silo sees it',
+    answer: { schema: 'SecAggSessionView' },
+  })
   async session(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,
@@ -37,6 +42,11 @@ export class SecAggController {
 
   @Post('keys')
   @HttpCode(200)
+  @Endpoint({
+    summary: 'Advertise this silo’s key-agreement keys',
+    body: { schema: 'KeyAdvertisement' },
+    answer: { schema: 'SecAggReceipt' },
+  })
   async advertise(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,
@@ -48,6 +58,10 @@ export class SecAggController {
   }
 
   @Get('keys')
+  @Endpoint({
+    summary: 'The neighbours’ advertised keys, once the stage closed',
+    answer: { schema: 'SecAggAdvertisementsView' },
+  })
   async advertisements(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,
@@ -59,6 +73,11 @@ export class SecAggController {
 
   @Post('shares')
   @HttpCode(200)
+  @Endpoint({
+    summary: 'Send this silo’s encrypted key shares',
+    body: { schema: 'ShareKeysMessage' },
+    answer: { schema: 'SecAggReceipt' },
+  })
   async share(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,
@@ -70,6 +89,7 @@ export class SecAggController {
   }
 
   @Get('shares')
+  @Endpoint({ summary: 'The encrypted shares addressed to this silo', answer: { schema: 'SecAggSharesView' } })
   async routedShares(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,
@@ -82,6 +102,14 @@ export class SecAggController {
   /** A masked-input frame ('TSM1' | header | packed vector), as application/octet-stream. */
   @Post('input')
   @HttpCode(200)
+  @Endpoint({
+    summary: 'Upload this silo’s masked input',
+    body: {
+      media: 'application/octet-stream',
+      description: "A masked-input frame: 'TSM1' | header length | header JSON | packed vector.",
+    },
+    answer: { schema: 'SecAggReceipt' },
+  })
   async maskedInput(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,
@@ -100,6 +128,7 @@ export class SecAggController {
   }
 
   @Get('unmasking')
+  @Endpoint({ summary: 'Which shares the hub needs to unmask the sum', answer: { schema: 'SecAggUnmaskingView' } })
   async unmaskingRequest(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,
@@ -111,6 +140,11 @@ export class SecAggController {
 
   @Post('unmasking')
   @HttpCode(200)
+  @Endpoint({
+    summary: 'Reveal the shares the unmasking needs',
+    body: { schema: 'UnmaskingResponse' },
+    answer: { schema: 'SecAggReceipt' },
+  })
   async answerUnmasking(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,

@@ -7,6 +7,7 @@ import { Access } from '../auth/access.decorator';
 import { HubPkiService } from '../pki/hub-pki.service';
 import { EnrollDto } from './dto/silo.dto';
 import { SilosService } from './silos.service';
+import { Endpoint } from '../openapi/endpoint.decorator';
 
 /** Served only on the enrollment listener (TLS with the hub certificate; the agent has no certificate yet). */
 @ApiTags('silo protocol')
@@ -20,6 +21,7 @@ export class EnrollmentController {
 
   /** The CA certificate; the agent checks its fingerprint against the bundle before it sends anything else. */
   @Get(SILO_API.caCertificate)
+  @Endpoint({ summary: 'The silo CA certificate and its fingerprint', answer: { schema: 'CaCertificateView' } })
   ca(): { caCertificatePem: string; fingerprintSha256: string } {
     return {
       caCertificatePem: this.pki.certificateAuthority().certificatePem,
@@ -30,6 +32,10 @@ export class EnrollmentController {
   @Post(SILO_API.enroll)
   @HttpCode(200)
   @UseGuards(ThrottlerGuard)
+  @Endpoint({
+    summary: 'Enroll: trade the one-time token and a CSR for a client certificate',
+    answer: { schema: 'CertificateGrant' },
+  })
   enroll(@Body() dto: EnrollDto, @Req() req: Request): Promise<CertificateGrant> {
     return this.silos.enroll(dto.token, dto.csrPem, req.socket.remoteAddress ?? 'unknown', {
       headers: req.headers,

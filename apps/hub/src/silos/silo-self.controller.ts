@@ -6,6 +6,7 @@ import { Access } from '../auth/access.decorator';
 import { RenewDto } from './dto/silo.dto';
 import { siloOf } from './silo-identity';
 import { SilosService } from './silos.service';
+import { Endpoint } from '../openapi/endpoint.decorator';
 
 /** The calling silo's own routes; its identity comes from its client certificate only. */
 @ApiTags('silo protocol')
@@ -15,6 +16,7 @@ export class SiloSelfController {
   constructor(private readonly silos: SilosService) {}
 
   @Get(SILO_API.me)
+  @Endpoint({ summary: 'Who this silo is to the hub, and the hub’s time', answer: { schema: 'SiloSelf' } })
   async me(@Req() req: Request): Promise<SiloSelf> {
     const silo = siloOf(req);
     const view = await this.silos.get(silo.siloId);
@@ -29,6 +31,7 @@ export class SiloSelfController {
 
   @Post(SILO_API.renew)
   @HttpCode(200)
+  @Endpoint({ summary: 'Renew this silo’s certificate with a new key', answer: { schema: 'CertificateGrant' } })
   renew(@Body() dto: RenewDto, @Req() req: Request): Promise<CertificateGrant> {
     return this.silos.renew(siloOf(req), dto.csrPem);
   }

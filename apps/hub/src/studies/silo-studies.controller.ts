@@ -27,6 +27,7 @@ import { RoundsService } from '../rounds/rounds.service';
 import { siloOf } from '../silos/silo-identity';
 import { DecisionDto } from './dto/study.dto';
 import { StudiesService } from './studies.service';
+import { Endpoint } from '../openapi/endpoint.decorator';
 
 const MAX_WAIT_SECONDS = 30;
 
@@ -57,12 +58,17 @@ export class SiloStudiesController {
   ) {}
 
   @Get('studies')
+  @Endpoint({
+    summary: 'The studies this silo is invited to, with their plans',
+    answer: { schema: 'SiloStudy', list: true },
+  })
   list(@Req() req: Request): Promise<SiloStudy[]> {
     return this.studies.forSilo(siloOf(req).siloId);
   }
 
   @Post('studies/:id/decision')
   @HttpCode(200)
+  @Endpoint({ summary: 'Approve or reject the exact plan hash', answer: { schema: 'SiloStudy' } })
   decide(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Body() dto: DecisionDto,
@@ -73,6 +79,7 @@ export class SiloStudiesController {
 
   /** Long poll: answers as soon as a task waits for this silo, or after `wait` seconds with none. */
   @Get('tasks')
+  @Endpoint({ summary: 'Long poll for this silo’s tasks', answer: { schema: 'TasksResponse' } })
   async tasks(@Query('wait') wait: string | undefined, @Req() req: Request): Promise<TasksResponse> {
     const seconds = wait === undefined ? 0 : Number(wait);
     if (!Number.isFinite(seconds) || seconds < 0 || seconds > MAX_WAIT_SECONDS) {
@@ -85,6 +92,13 @@ export class SiloStudiesController {
   }
 
   @Get('blobs/:hash')
+  @Endpoint({
+    summary: 'Download a model this silo’s task names',
+    answer: {
+      media: ['application/octet-stream'],
+      description: 'The model’s float32 parameters; x-content-sha256 names their hash.',
+    },
+  })
   async blob(@Param('hash') hash: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     if (!/^[0-9a-f]{64}$/.test(hash))
       throw new HubException(HubErrorCode.VALIDATION_FAILED, 'hash must be 64 lowercase hex digits');
@@ -97,6 +111,14 @@ export class SiloStudiesController {
   /** A framed binary update ('TSU1' | header | float32 payload), streamed into the blob store while validated. */
   @Post('studies/:id/rounds/:round/update')
   @HttpCode(200)
+  @Endpoint({
+    summary: 'Upload a model update (streamed, checked while received)',
+    body: {
+      media: 'application/octet-stream',
+      description: "A framed update: 'TSU1' | header length | header JSON | float32 payload.",
+    },
+    answer: { schema: 'UpdateReceipt' },
+  })
   update(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,
@@ -115,6 +137,11 @@ export class SiloStudiesController {
 
   @Post('studies/:id/rounds/:round/evaluation')
   @HttpCode(200)
+  @Endpoint({
+    summary: 'Report this silo’s evaluation of the round’s model',
+    body: { schema: 'EvaluationReport' },
+    answer: { schema: 'AcceptedView' },
+  })
   evaluation(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,
@@ -126,6 +153,11 @@ export class SiloStudiesController {
 
   @Post('studies/:id/rounds/:round/failure')
   @HttpCode(200)
+  @Endpoint({
+    summary: 'Report that this silo could not do its task',
+    body: { schema: 'FailureReport' },
+    answer: { schema: 'AcceptedView' },
+  })
   failure(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,

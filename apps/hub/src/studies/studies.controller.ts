@@ -13,6 +13,7 @@ import { PrivacyLedgerService, type LedgerEntryView, type SiloBudget } from '../
 import { StudiesService, type StudyView } from './studies.service';
 import { legacyMechanismOf, storedPlanOf } from './stored-plan.util';
 import { ReadCache } from '../database/read-cache';
+import { Endpoint } from '../openapi/endpoint.decorator';
 
 export interface StudyPrivacyView {
   mode: string;
@@ -37,6 +38,14 @@ export class StudiesController {
   /** The final model: model.json + weights.bin (TensorFlow.js), model.onnx, or parameters.f32 (raw float32). */
   @Access('admin')
   @Get(':id/model/:file')
+  @Endpoint({
+    summary: 'Download the final model',
+    answer: {
+      media: ['application/json', 'application/octet-stream'],
+      description:
+        'model.json (TensorFlow.js), weights.bin, model.onnx or parameters.f32; x-model-sha256 names the model.',
+    },
+  })
   async model(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('file') file: string,
@@ -56,6 +65,7 @@ export class StudiesController {
   /** Newest first; archived studies are left out unless `?archived=include` or `?archived=only`. */
   @Access('admin', 'auditor')
   @Get()
+  @Endpoint({ summary: 'List studies', answer: { schema: 'StudyView', list: true } })
   list(@Query() query: StudyListQueryDto): Promise<StudyView[]> {
     const archived = query.archived ?? 'exclude';
     return this.cache.read(`studies:${archived}`, () => this.studies.list(archived));
@@ -63,6 +73,7 @@ export class StudiesController {
 
   @Access('admin', 'auditor')
   @Get(':id')
+  @Endpoint({ summary: 'Read a study with its plan and the silos’ decisions', answer: { schema: 'StudyView' } })
   get(@Param('id', new ParseUUIDPipe()) id: string): Promise<StudyView> {
     return this.cache.read(`study:${id}`, () => this.studies.get(id));
   }
@@ -73,6 +84,7 @@ export class StudiesController {
    */
   @Access('admin', 'auditor')
   @Get(':id/privacy')
+  @Endpoint({ summary: 'A study’s privacy ledger and each silo’s budget', answer: { schema: 'StudyPrivacyView' } })
   privacy(@Param('id', new ParseUUIDPipe()) id: string): Promise<StudyPrivacyView> {
     return this.cache.read(`privacy:${id}`, () => this.privacyView(id));
   }
@@ -104,12 +116,14 @@ export class StudiesController {
 
   @Access('admin', 'auditor')
   @Get(':id/rounds')
+  @Endpoint({ summary: 'A study’s rounds, oldest first', answer: { schema: 'RoundView', list: true } })
   roundsOf(@Param('id', new ParseUUIDPipe()) id: string): Promise<RoundView[]> {
     return this.cache.read(`rounds:${id}`, () => this.rounds.roundsOf(id));
   }
 
   @Access('admin')
   @Post()
+  @Endpoint({ summary: 'Create a study from a plan', answer: { schema: 'StudyView' } })
   create(@Body() dto: StudyPlanDto, @Req() req: AuthenticatedRequest): Promise<StudyView> {
     return this.studies.create(dto.plan, actorOf(req));
   }
@@ -117,6 +131,7 @@ export class StudiesController {
   /** A new plan version: every silo must approve its new hash. */
   @Access('admin')
   @Put(':id/plan')
+  @Endpoint({ summary: 'Replace the plan: a new version every silo must approve', answer: { schema: 'StudyView' } })
   updatePlan(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Body() dto: StudyPlanDto,
@@ -128,6 +143,7 @@ export class StudiesController {
   @Access('admin')
   @Post(':id/submit')
   @HttpCode(200)
+  @Endpoint({ summary: 'Invite the plan’s silos to decide', answer: { schema: 'StudyView' } })
   submit(@Param('id', new ParseUUIDPipe()) id: string, @Req() req: AuthenticatedRequest): Promise<StudyView> {
     return this.studies.submit(id, actorOf(req));
   }
@@ -135,6 +151,7 @@ export class StudiesController {
   @Access('admin')
   @Post(':id/start')
   @HttpCode(200)
+  @Endpoint({ summary: 'Start with the silos that approved the current plan', answer: { schema: 'StudyView' } })
   start(@Param('id', new ParseUUIDPipe()) id: string, @Req() req: AuthenticatedRequest): Promise<StudyView> {
     return this.studies.start(id, actorOf(req));
   }
@@ -142,6 +159,7 @@ export class StudiesController {
   @Access('admin')
   @Post(':id/stop')
   @HttpCode(200)
+  @Endpoint({ summary: 'Stop a study', answer: { schema: 'StudyView' } })
   stop(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Body() dto: StopStudyDto,

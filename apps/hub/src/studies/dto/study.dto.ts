@@ -3,11 +3,8 @@ import { IsIn, IsObject, IsOptional, IsString, Length, Matches } from 'class-val
 
 /** The plan is validated as a whole by the shared schema in @tessera/protocol (every problem reported at once). */
 export class StudyPlanDto {
-  @ApiProperty({
-    description: 'The study plan (see StudyPlan in libs/protocol).',
-    type: 'object',
-    additionalProperties: true,
-  })
+  // The plan's schema is the shared zod schema itself (a component of the API document, z.toJSONSchema).
+  @ApiProperty({ allOf: [{ $ref: '#/components/schemas/StudyPlan' }] })
   @IsObject()
   plan!: Record<string, unknown>;
 }
