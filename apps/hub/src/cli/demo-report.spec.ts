@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { DemoTable } from './demo-report';
+import { fairnessView, type EvaluationMetrics } from '@tessera/protocol';
 import { formatDemoSummary } from './demo-report';
+
+const exact = (accuracy: number): EvaluationMetrics => ({ loss: 0.4, accuracy, auc: 0.8, n: 30, positives: 10 });
 
 const HOSPITALS = [
   { key: 'a', name: 'Hospital A' },
@@ -15,6 +18,7 @@ function table(overrides: Partial<DemoTable> = {}): DemoTable {
     noisyMeanAccuracy: 0.81,
     pooledBaseline: { perHospital: { a: 0.9, b: 0.6 }, mean: 0.75, epochs: 20 },
     gapToPooled: -0.0123,
+    fairness: null,
     privacy: {
       mode: 'dp-sgd',
       releasedWithoutDp: [],
@@ -76,5 +80,25 @@ describe("the demo's summary", () => {
     expect(text).toContain('privacy: none (no differential privacy)');
     expect(text).not.toContain('privacy spent');
     expect(text).toContain('released without differential privacy: exact metrics; record counts');
+  });
+
+  it('shows the fairness view: worst, best, gap, and each hospital under the global, personalized and local models', () => {
+    const fairness = fairnessView([
+      { siloId: 'a', siloName: 'Hospital A', global: exact(0.8), personalized: exact(0.81), localBaseline: exact(0.7) },
+      {
+        siloId: 'b',
+        siloName: 'Hospital B',
+        global: exact(0.6),
+        personalized: exact(0.75),
+        localBaseline: exact(0.72),
+      },
+    ]);
+    const lines = formatDemoSummary(table({ fairness }), HOSPITALS, 'pw').split('\n');
+    expect(lines).toContain(
+      'fairness (accuracy the hub received): worst Hospital B 0.600, best Hospital A 0.800, gap +20.0 points',
+    );
+    expect(lines).toContain(`${'Hospital B'.padEnd(40)} 0.600    0.750     +15.0   0.720   -12.0`);
+    expect(lines).toContain('worst hospital: global 0.600, personalized 0.750; mean: global 0.700, personalized 0.780');
+    expect(formatDemoSummary(table(), HOSPITALS, 'pw')).not.toContain('fairness');
   });
 });
