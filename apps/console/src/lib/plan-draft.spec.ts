@@ -74,6 +74,25 @@ describe('plan drafts', () => {
     expect(draftToPlan(planToDraft(plan))).toEqual(plan);
   });
 
+  it('carry DP-FedAvg noise added by each silo under secure aggregation, and back (a valid plan)', () => {
+    const d = withPrivacyMode(validDraft(), 'dp-fedavg');
+    d.silos = ['a', 'b', 'c', 'd'].map((x) => `00000000-0000-4000-8000-00000000000${x}`);
+    d.participation.minSilosPerRound = '4';
+    d.privacy.distributed = true;
+    d.secureAggregation = { enabled: true, threshold: '3', neighbourCount: '', modulusBits: '32', clipNorm: '1' };
+    const plan = draftToPlan(d) as TabularStudyPlan;
+    expect(plan.privacy).toMatchObject({ mode: 'dp-fedavg', unit: 'silo', clipNorm: 1, noise: 'distributed' });
+    expect(studyPlanProblems(plan)).toEqual([]);
+    expect(planToDraft(plan).privacy.distributed).toBe(true);
+    expect(draftToPlan(planToDraft(plan))).toEqual(plan);
+    // Unticked: the plan says nothing of who adds the noise (the hub, as before), and secure aggregation refuses it.
+    const central = draftToPlan({ ...d, privacy: { ...d.privacy, distributed: false } }) as TabularStudyPlan;
+    expect('noise' in central.privacy).toBe(false);
+    expect(studyPlanProblems(central)).toEqual([
+      expect.stringMatching(/^privacy\.noise: dp-fedavg with central noise/),
+    ]);
+  });
+
   it('leave hidden imputation values out of the plan when rows with missing values are dropped', () => {
     const d = validDraft();
     d.schema.features[0].impute = '50';

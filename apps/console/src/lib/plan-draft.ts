@@ -150,6 +150,8 @@ export interface PlanDraft {
     noise: 'derive' | 'fixed';
     noiseMultiplier: string;
     samplingRate: string;
+    /** DP-FedAvg only: each silo adds its share of the noise under secure aggregation (plan: noise 'distributed'). */
+    distributed: boolean;
   };
   participation: {
     minSilosPerRound: string;
@@ -249,6 +251,7 @@ export function draftToPlan(d: PlanDraft): unknown {
             delta: numberOf(p.delta),
             clipNorm: numberOf(p.clipNorm),
             noiseMultiplier,
+            ...(p.distributed ? { noise: 'distributed' } : {}),
           };
 
   return {
@@ -607,6 +610,7 @@ export function planToDraft(plan: StudyPlan): PlanDraft {
             noise: p.noiseMultiplier === 'derive' ? 'derive' : 'fixed',
             noiseMultiplier: p.noiseMultiplier === 'derive' ? '' : String(p.noiseMultiplier),
             samplingRate: p.mode === 'dp-sgd' ? String(p.samplingRate) : DEFAULT_PRIVACY.samplingRate,
+            distributed: p.mode === 'dp-fedavg' && p.noise === 'distributed',
           },
     participation: {
       minSilosPerRound: String(plan.participation.minSilosPerRound),
@@ -629,6 +633,7 @@ const DEFAULT_PRIVACY: PlanDraft['privacy'] = {
   noise: 'derive',
   noiseMultiplier: '1.1',
   samplingRate: '0.05',
+  distributed: false,
 };
 
 /**

@@ -75,25 +75,28 @@ export function demoPlan(
   epsilon: string,
   options: DemoPlanOptions = {},
 ): StudyPlan {
-  if (privacy !== 'dp-sgd' && privacy !== 'none') {
-    throw new Error(`--privacy must be none or dp-sgd, not ${String(privacy)}`);
+  if (privacy !== 'dp-sgd' && privacy !== 'none' && privacy !== 'distributed-dp') {
+    throw new Error(`--privacy must be none, dp-sgd or distributed-dp, not ${String(privacy)}`);
   }
-  const plan = heartDiseasePlan(
-    silos.map((s) => s.id),
-    privacy === 'dp-sgd'
-      ? {
-          privacy: {
-            mode: 'dp-sgd',
-            unit: 'record',
-            targetEpsilon: Number(epsilon),
-            delta: 1e-5,
-            clipNorm: 1,
-            noiseMultiplier: 'derive',
-            samplingRate: 0.1,
-          },
-        }
-      : {},
-  );
+  const plan =
+    privacy === 'distributed-dp'
+      ? distributedDpPlan(silos, epsilon)
+      : heartDiseasePlan(
+          silos.map((s) => s.id),
+          privacy === 'dp-sgd'
+            ? {
+                privacy: {
+                  mode: 'dp-sgd',
+                  unit: 'record',
+                  targetEpsilon: Number(epsilon),
+                  delta: 1e-5,
+                  clipNorm: 1,
+                  noiseMultiplier: 'derive',
+                  samplingRate: 0.1,
+                },
+              }
+            : {},
+        );
   if (options.seed !== undefined) plan.training.initSeed = options.seed;
   if (options.personalizeEpochs !== undefined) {
     plan.personalization = {
@@ -105,6 +108,39 @@ export function demoPlan(
     throw new Error('--local-baseline needs --personalize <epochs>');
   }
   return plan;
+}
+
+/** The demo's clip norm for silo-level DP: a little above the heart-disease update norms of the plan's rounds. */
+export const DEMO_SILO_CLIP_NORM = 1;
+
+/**
+ * Silo-level DP under secure aggregation (`--privacy distributed-dp`): each hospital clips its update to C, quantises
+ * it, adds its share of the distributed discrete Gaussian and masks it; the hub sees only the noisy sum. Threshold
+ * t = 3 of 4 (every hospital needed per round, so the sum carries 4 shares where the accountant counts 3).
+ */
+function distributedDpPlan(silos: DemoSilo[], epsilon: string): StudyPlan {
+  return heartDiseasePlan(
+    silos.map((s) => s.id),
+    {
+      privacy: {
+        mode: 'dp-fedavg',
+        unit: 'silo',
+        targetEpsilon: Number(epsilon),
+        delta: 1e-5,
+        clipNorm: DEMO_SILO_CLIP_NORM,
+        noiseMultiplier: 'derive',
+        noise: 'distributed',
+      },
+      secureAggregation: { threshold: 3, modulusBits: 32, clipNorm: DEMO_SILO_CLIP_NORM },
+      participation: {
+        minSilosPerRound: silos.length,
+        roundDeadlineSeconds: 60,
+        maxRoundRetries: 1,
+        onSiloFailure: 'continue',
+      },
+      release: { evaluation: { mode: 'none' }, trainingExamples: 'none' },
+    },
+  );
 }
 
 /** Creates the study, submits it, and has each data steward approve the exact plan at their own agent. */

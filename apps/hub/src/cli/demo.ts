@@ -42,9 +42,13 @@ function parseOptions(argv: string[]): DemoOptions {
     )
     .option(
       '--privacy <mode>',
-      'none, or dp-sgd (example-level differential privacy); digits also both (default dp-sgd; digits both)',
+      'none, dp-sgd (example-level differential privacy), or distributed-dp (heart-disease: silo-level DP, noise ' +
+        'added by each hospital under secure aggregation); digits also both (default dp-sgd; digits both)',
     )
-    .option('--epsilon <e>', 'target ε for the whole study with dp-sgd, δ = 1e-5 (default 1; digits 3)')
+    .option(
+      '--epsilon <e>',
+      'target ε for the whole study with dp-sgd or distributed-dp, δ = 1e-5 (default 1; digits 3)',
+    )
     .option('--rounds <n>', 'digits only: training rounds (default 5)')
     .option('--personalize <epochs>', 'heart-disease: fine-tune the final model at each hospital for this many epochs')
     .option('--local-baseline', 'heart-disease, with --personalize: also a local-only model at each hospital')

@@ -85,6 +85,23 @@ describe('the privacy step', () => {
     expect(descriptionOf(target)).not.toContain('Invalid input');
   });
 
+  it('offers DP-FedAvg noise added by each silo, and says at the box that it needs secure aggregation', () => {
+    openPrivacy(dpDraft('dp-fedavg'));
+    const box = screen.getByLabelText('Noise added by each silo under secure aggregation (distributed DP)');
+    expect((box as HTMLInputElement).checked).toBe(false);
+    expect(descriptionOf(box)).not.toMatch(/needs secureAggregation/);
+    fireEvent.click(box);
+    expect((box as HTMLInputElement).checked).toBe(true);
+    expect(descriptionOf(box)).toMatch(/distributed noise needs secureAggregation/);
+    fireEvent.click(screen.getByRole('button', { name: 'Next' }));
+    expect(heading()).toBe(`${PRIVACY_INDEX + 1}. Privacy`);
+  });
+
+  it('does not offer distributed noise for DP-SGD (its noise is already added at each silo)', () => {
+    openPrivacy(dpDraft('dp-sgd'));
+    expect(screen.queryByLabelText(/Noise added by each silo/)).toBeNull();
+  });
+
   it('warns about δ = 0.5 and δ ≥ 1/n, and says nothing about a small δ', () => {
     openPrivacy(dpDraft());
     const delta = screen.getByLabelText('δ');

@@ -54,6 +54,37 @@ function NoiseMultiplierField() {
   );
 }
 
+/**
+ * DP-FedAvg's noise added by each silo instead of the hub (distributed DP): the only DP-FedAvg secure aggregation
+ * allows. Its problems (no secure aggregation, another clip norm) show here, at `privacy.noise`.
+ */
+function DistributedNoiseField() {
+  const { draft } = useWizard();
+  return (
+    <>
+      <Field
+        path="privacy.noise"
+        name="privacy.distributed"
+        label="Noise added by each silo under secure aggregation (distributed DP)"
+        className="field-check"
+        hint={
+          'Each silo adds its share of discrete Gaussian noise to its update before masking, so no one — the hub ' +
+          'included — sees an update without noise; any t of the shares (the secure-aggregation threshold) carry the ' +
+          'whole noise. Needs secure aggregation (Aggregation step) with the same clipping norm C.'
+        }
+      >
+        {(props) => <input {...props} type="checkbox" />}
+      </Field>
+      {draft.secureAggregation.enabled && !draft.privacy.distributed ? (
+        <div className="notice notice-warning" role="note" aria-label="About the noise">
+          With secure aggregation the hub never sees an individual update, so it cannot add DP-FedAvg&apos;s noise: tick
+          the box above for each silo to add its share.
+        </div>
+      ) : null}
+    </>
+  );
+}
+
 /** A comment on a δ that protects little (δ ≥ 1/n, or ≥ 0.1); a warning, not a refusal. */
 function DeltaWarning() {
   const { draft } = useWizard();
@@ -115,6 +146,7 @@ function PrivacyFields() {
             ) : null}
           </div>
           <NoiseMultiplierField />
+          {p.mode === 'dp-fedavg' ? <DistributedNoiseField /> : null}
           <DeltaWarning />
           <PrivacyCalculator
             shape={mechanismShape(draft)}
@@ -147,6 +179,7 @@ function privacyFieldPaths(d: PlanDraft): string[] {
     'privacy.noiseMultiplier',
   ];
   if (d.privacy.mode === 'dp-sgd') paths.push('privacy.samplingRate');
+  if (d.privacy.mode === 'dp-fedavg') paths.push('privacy.noise');
   return paths;
 }
 
