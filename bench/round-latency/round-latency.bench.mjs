@@ -18,6 +18,8 @@
 //               Also the same read with SHA-256 (a verified read, what the hub's integrity check costs).
 //   fused sum   the aggregation step alone, in this process, on the same files: ThreadedBlockSum (what the hub's
 //               FedAvg runs) on 2 worker threads and on the calling thread, block reads included.
+//   hub's close the closer's own log line: ms to claim, verify the stored updates (SHA-256), aggregate and store,
+//               and commit (the next round opened in the same transaction).
 //   hub memory  VmHWM (peak resident set) of the hub process after each size (a fresh hub per database; the 1M
 //               rounds run first, so the 10M figure is the process's peak over both).
 import { createHash } from 'node:crypto';
@@ -152,6 +154,17 @@ async function nextRoundServed(silo, studyId, round, t0) {
   throw new Error(`round ${round} of ${studyId} was not offered within 600 s`);
 }
 
+/** The hub's own account of its latest close (RoundCloser logs it at info), ms per phase; null if not found. */
+function closeTiming(output) {
+  const re =
+    /closed: claimed in (\d+) ms, stored updates verified in (\d+) ms, aggregated and stored in (\d+) ms, committed \(next round opened\) in (\d+) ms/g;
+  const all = [...output.matchAll(re)];
+  const last = all[all.length - 1];
+  if (!last) return null;
+  const [claimed, verified, aggregated, committed] = last.slice(1, 5).map(Number);
+  return { claimed, verified, aggregated, committed };
+}
+
 /** Reads the blobs once (raw, then with SHA-256) from the hub's filesystem blob store; ms of each pass. */
 async function readOnce(dataDir, hashes) {
   const buffer = Buffer.alloc(4 * 2 ** 20);
@@ -229,7 +242,8 @@ for (const database of databases) {
   const db = database === 'server' ? await freshDatabase('tessera_bench_round_latency') : null;
   const hub = await startHubProcess({
     ...(db ? { databaseUrl: db.url } : {}),
-    env: THREADS === undefined ? {} : { TESSERA_AGGREGATION_THREADS: THREADS },
+    // info: the closer logs where each close spent its time (claimed, verified, aggregated, committed).
+    env: { TESSERA_LOG_LEVEL: 'info', ...(THREADS === undefined ? {} : { TESSERA_AGGREGATION_THREADS: THREADS }) },
     ...(hubProfileDir ? { nodeOptions: ['--cpu-prof', `--cpu-prof-dir=${hubProfileDir}`] } : {}),
   });
   try {
@@ -265,6 +279,7 @@ for (const database of databases) {
         for (const a of answers) if (a.status !== 200) throw new Error(`upload refused: ${a.status} ${a.body}`);
         const lastAnswerMs = Math.max(...answers.map((a) => a.answeredMs));
         const servedMs = await nextRoundServed(silos[0], study.id, task.round + 1, t0);
+        const close = closeTiming(hub.output());
         const read = await readOnce(
           hub.dataDir,
           frames.map((f) => f.hash),
@@ -273,6 +288,7 @@ for (const database of databases) {
         const fused2Ms = await fusedSumAlone(hub.dataDir, frames, m, 2);
         const fused0Ms = await fusedSumAlone(hub.dataDir, frames, m, 0);
         const row = {
+          close,
           fused2Ms,
           fused0Ms,
           uploadWaveMs: lastAnswerMs,
@@ -286,7 +302,8 @@ for (const database of databases) {
           `  ${database} ${size} round ${r + 1}: uploads ${row.uploadWaveMs.toFixed(0)} ms; turnaround ` +
             `${row.turnaroundMs.toFixed(0)} ms; read once ${row.readOnceMs.toFixed(0)} ms ` +
             `(verified ${row.verifiedReadMs.toFixed(0)} ms) for ${(read.bytes / MB).toFixed(0)} MB; fused sum alone ` +
-            `${row.fused2Ms.toFixed(0)} ms on 2 threads, ${row.fused0Ms.toFixed(0)} ms on the calling thread`,
+            `${row.fused2Ms.toFixed(0)} ms on 2 threads, ${row.fused0Ms.toFixed(0)} ms on the calling thread; hub's close: ` +
+            JSON.stringify(close),
         );
       }
       const memory = procMemory(hub.pid);
@@ -302,6 +319,12 @@ for (const database of databases) {
         turnaroundMs: turnaround,
         readOnceMs: readMs,
         verifiedReadMs: stats(rows.map((x) => x.verifiedReadMs)),
+        hubCloseMs: Object.fromEntries(
+          ['claimed', 'verified', 'aggregated', 'committed'].map((k) => [
+            k,
+            rows.some((x) => x.close) ? stats(rows.filter((x) => x.close).map((x) => x.close[k])) : null,
+          ]),
+        ),
         fusedSumAloneMs: {
           twoThreads: stats(rows.map((x) => x.fused2Ms)),
           callingThread: stats(rows.map((x) => x.fused0Ms)),

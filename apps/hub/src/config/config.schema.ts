@@ -368,7 +368,7 @@ export const CONFIG_VARIABLES = {
   aggregationThreads: variable({
     name: 'TESSERA_AGGREGATION_THREADS',
     description:
-      "Worker threads that sum a round's FedAvg or DP-FedAvg updates (each owns a range of the coordinates; the hub's main thread only reads the blocks and keeps serving requests): auto (one per core), or 1 to 64; 0 sums on the main thread (single-core fallback). The result is the same bits whatever the count.",
+      "Worker threads that sum a round's FedAvg or DP-FedAvg updates (each owns a range of the coordinates; the hub's main thread only reads the blocks and keeps serving requests): auto (one per core for a round of at least 2^24 parameter·updates; a smaller one sums on the main thread in millisecond steps), or 1 to 64; 0 sums on the main thread (single-core fallback). The result is the same bits whatever the count.",
     default: 'auto',
     secret: false,
     schema: z.union([z.literal('auto'), z.coerce.number().int().min(0).max(64)]),

@@ -163,6 +163,9 @@ function chooseMode(
   return { mode: inMemory ? 'in-memory' : 'blockwise', bytes };
 }
 
+/** Parameter·updates from which a round's sum goes to worker threads when their number is not configured. */
+const THREADS_MIN_WORK = 1 << 24;
+
 /**
  * FedAvg or DP-FedAvg over the `indices` updates with the fused SIMD sum (ThreadedBlockSum): blocks of up to eight
  * updates read from the blob store straight into the kernel's shared memory and summed by worker threads, each owning
@@ -179,7 +182,10 @@ async function fusedDelta(
   const threads = input.budget.sumThreads;
   const mechanism = input.plan.privacy.mode === 'dp-fedavg' ? input.mechanism : null;
   if (threads === 'one-by-one' || updates.mode === 'in-memory' || (mechanism && choice.normBound)) return null;
-  const sum = ThreadedBlockSum.create(updates.length, threads === undefined ? {} : { threads });
+  // Worker threads take tens of milliseconds to start (seconds on a loaded machine): a small round (the heart-disease
+  // demo's 14 parameters) sums on this thread, in steps of at most 8 × 262,144 parameters (about a millisecond).
+  const auto = updates.length * indices.length < THREADS_MIN_WORK ? { threads: 0 } : {};
+  const sum = ThreadedBlockSum.create(updates.length, threads === undefined ? auto : { threads });
   if (!sum) return null;
   try {
     const stored = indices.map((k) => updates.stored[k]!);

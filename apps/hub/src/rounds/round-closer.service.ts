@@ -175,17 +175,29 @@ export class RoundCloser implements OnModuleInit {
 
   /** Closes one round if it is due and no other hub is closing it (see the class comment). */
   async closeRound(roundId: string, now = new Date()): Promise<void> {
+    const started = performance.now();
     const claim = await this.inTransaction((tx, effects) => this.decideOrClaim(tx, roundId, now, effects));
     if (!claim) return;
     const lease = this.keepLease(claim);
+    // Where a close spends its time, logged at info (bench:round-latency reads it; docs/benchmarks.md §13).
+    const timing = { claimedMs: performance.now() - started, verifyMs: 0, aggregateMs: 0, commitMs: 0 };
     try {
-      const aggregate = await this.aggregateClaimed(claim);
+      const aggregate = await this.aggregateClaimed(claim, timing);
+      timing.aggregateMs = performance.now() - started - timing.claimedMs - timing.verifyMs;
       await faultPoint('after-aggregation');
       if (lease.lost()) {
         this.logger.warn(`round ${roundId}: the close claim lapsed while aggregating; another hub takes it over`);
         return;
       }
+      const committing = performance.now();
       await this.inTransaction((tx, effects) => this.commitClaimed(tx, claim, aggregate, now, effects));
+      timing.commitMs = performance.now() - committing;
+      const ms = (x: number) => Math.round(x);
+      this.logger.log(
+        `round ${roundId} closed: claimed in ${ms(timing.claimedMs)} ms, stored updates verified in ` +
+          `${ms(timing.verifyMs)} ms, aggregated and stored in ${ms(timing.aggregateMs)} ms, committed (next round ` +
+          `opened) in ${ms(timing.commitMs)} ms`,
+      );
     } finally {
       lease.stop();
     }
@@ -295,17 +307,19 @@ export class RoundCloser implements OnModuleInit {
    * Step 2, with no transaction open. The inputs cannot change meanwhile: a closing round accepts no report. An
    * accepted update whose stored bytes no longer match their name is never aggregated.
    */
-  private async aggregateClaimed(claim: Claim): Promise<Aggregate> {
+  private async aggregateClaimed(claim: Claim, timing: { verifyMs: number }): Promise<Aggregate> {
     const round = await this.db.getRepository(RoundEntity).findOneByOrFail({ id: claim.roundId });
     const study = await this.db.getRepository(StudyEntity).findOneByOrFail({ id: round.studyId });
     if (study.plan.secureAggregation && round.kind === 'train') return this.aggregateSecurely(study, round);
     const participants = await this.db.getRepository(RoundParticipantEntity).find({ where: { roundId: round.id } });
     const unusable = new Map<string, string>();
+    const verifying = performance.now();
     for (const p of participants) {
       if (p.status !== 'uploaded' || !p.updateHash) continue;
       const problem = await this.storedUpdateProblem(p.updateHash);
       if (problem !== null) unusable.set(p.siloId, `the stored update ${p.updateHash} ${problem}`);
     }
+    timing.verifyMs = performance.now() - verifying;
     const usable = participants.filter((p) => p.status === 'uploaded' && p.updateHash && !unusable.has(p.siloId));
     if (usable.length < study.plan.participation.minSilosPerRound) {
       // Too few left to aggregate: step 3 decides what follows (retry, budget, failure) with the set-asides.
