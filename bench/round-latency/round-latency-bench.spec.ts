@@ -15,6 +15,7 @@ interface RoundLatencyReport {
     readOnceMs: { median: number };
     verifiedReadMs: { median: number };
     fusedSumAloneMs: { twoThreads: { median: number }; callingThread: { median: number } };
+    hubCloseMs: Record<'claimed' | 'verified' | 'aggregated' | 'committed', { median: number } | null>;
     turnaroundOverReadOnce: number;
     hubPeakRssBytes: number;
   }[];
@@ -43,6 +44,10 @@ describe('round latency benchmark (smoke)', () => {
     expect(f!.fusedSumAloneMs.twoThreads.median).toBeGreaterThan(0);
     expect(f!.fusedSumAloneMs.callingThread.median).toBeGreaterThan(0);
     expect(f!.hubPeakRssBytes).toBeGreaterThan(0);
+    // The hub's own log line of the close was found and read.
+    for (const phase of ['claimed', 'verified', 'aggregated', 'committed'] as const) {
+      expect(f!.hubCloseMs[phase]?.median).toBeGreaterThanOrEqual(0);
+    }
     expect(report.targets.turnaroundUnderTwiceReadOnce.target).toBe(2);
     expect(typeof report.pass).toBe('boolean');
   }, 200_000);
