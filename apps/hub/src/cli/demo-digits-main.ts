@@ -20,7 +20,8 @@ export interface DigitsDemoOptions {
   /** none, dp-sgd, or both (two studies on the same silos, one after the other). */
   privacy: string;
   epsilon: number;
-  rounds: number;
+  /** Training rounds of every study; absent: each preset's own (DIGITS_PRESET_ROUNDS). */
+  rounds?: number;
   json?: string;
   log: (line: string) => void;
 }
@@ -28,7 +29,8 @@ export interface DigitsDemoOptions {
 /** The digits demo from an empty directory to the final table (steps in demo-digits.ts). */
 export async function runDigitsDemo(o: DigitsDemoOptions): Promise<void> {
   if (!['none', 'dp-sgd', 'both'].includes(o.privacy)) throw new Error(`--privacy must be none, dp-sgd or both`);
-  if (!(Number.isInteger(o.rounds) && o.rounds >= 1)) throw new Error('--rounds must be a positive integer');
+  if (o.rounds !== undefined && !(Number.isInteger(o.rounds) && o.rounds >= 1))
+    throw new Error('--rounds must be a positive integer');
   if (!(o.epsilon > 0)) throw new Error('--epsilon must be a positive number');
   const started = Date.now();
   const root = prepareDataDir(o.dataDir);
@@ -48,7 +50,14 @@ export async function runDigitsDemo(o: DigitsDemoOptions): Promise<void> {
     const runs: DigitsRun[] = [];
     for (const privacy of modes) {
       runs.push(
-        await runDigitsStudy(admin, silos, splits, { privacy, epsilon: o.epsilon, rounds: o.rounds }, agents, o.log),
+        await runDigitsStudy(
+          admin,
+          silos,
+          splits,
+          { privacy, epsilon: o.epsilon, ...(o.rounds === undefined ? {} : { rounds: o.rounds }) },
+          agents,
+          o.log,
+        ),
       );
       agents.length = 0;
     }
@@ -56,7 +65,7 @@ export async function runDigitsDemo(o: DigitsDemoOptions): Promise<void> {
     const baseline = await pooledDigitsBaseline(
       digitsPlan(
         silos.map((s) => s.id),
-        { privacy: 'none', epsilon: o.epsilon, rounds: o.rounds },
+        { privacy: 'none', epsilon: o.epsilon, ...(o.rounds === undefined ? {} : { rounds: o.rounds }) },
       ),
       splits,
     );

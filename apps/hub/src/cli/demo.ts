@@ -49,7 +49,10 @@ function parseOptions(argv: string[]): DemoOptions {
       '--epsilon <e>',
       'target ε for the whole study with dp-sgd or distributed-dp, δ = 1e-5 (default 1; digits 3)',
     )
-    .option('--rounds <n>', 'digits only: training rounds (default 5)')
+    .option(
+      '--rounds <n>',
+      "digits only: training rounds of every study (default: each preset's, 5 without DP, 10 with DP-SGD)",
+    )
     .option('--personalize <epochs>', 'heart-disease: fine-tune the final model at each hospital for this many epochs')
     .option('--local-baseline', 'heart-disease, with --personalize: also a local-only model at each hospital')
     .option('--seed <n>', "heart-disease: the plan's initSeed (initial model and shuffling; default 42)")
@@ -73,7 +76,7 @@ async function main(): Promise<void> {
       dataDir: opts.dataDir,
       privacy: opts.privacy ?? 'both',
       epsilon: Number(opts.epsilon ?? '3'),
-      rounds: Number(opts.rounds ?? '5'),
+      ...(opts.rounds === undefined ? {} : { rounds: Number(opts.rounds) }),
       ...(opts.json ? { json: opts.json } : {}),
       log,
     });
