@@ -1,0 +1,47 @@
+import { privacyMechanismOf } from '@tessera/dp';
+import { inferNetworkShapes, studyPlanProblems } from '@tessera/protocol';
+import { describe, expect, it } from 'vitest';
+import { DIGITS_PRESET_ROUNDS, digitsDpNetwork, digitsPlan } from './demo-digits';
+
+const silos = Array.from({ length: 8 }, (_, i) => `00000000-0000-4000-8000-00000000000${i}`);
+
+describe('the digits presets', () => {
+  it('are valid plans: the small CNN without DP, the smaller tanh network with DP-SGD', () => {
+    const plain = digitsPlan(silos, { privacy: 'none', epsilon: 3 });
+    const dp = digitsPlan(silos, { privacy: 'dp-sgd', epsilon: 3 });
+    expect(studyPlanProblems(plain)).toEqual([]);
+    expect(studyPlanProblems(dp)).toEqual([]);
+    expect(plain.training.rounds).toBe(DIGITS_PRESET_ROUNDS.none);
+    expect(dp.training.rounds).toBe(DIGITS_PRESET_ROUNDS['dp-sgd']);
+    expect(dp.model).toEqual({ kind: 'network', network: digitsDpNetwork() });
+    const parameters = (plan: typeof dp) =>
+      plan.model.kind === 'network' ? inferNetworkShapes(plan.model.network).parameters : Number.NaN;
+    // The point of the DP preset: an order of magnitude fewer parameters, so the noise (norm σ·C·√d) is smaller.
+    expect(parameters(dp)).toBe(9_098);
+    expect(parameters(plain)).toBe(105_866);
+    expect(
+      digitsDpNetwork()
+        .layers.filter((l) => l.kind === 'conv2d')
+        .every((l) => l.activation === 'tanh'),
+    ).toBe(true);
+  });
+
+  it('keeps every ε of the curve exact: the accountant derives σ for the whole study and charges at most the target', () => {
+    const sigmas = [1, 3, 8].map((epsilon) => {
+      const plan = digitsPlan(silos, { privacy: 'dp-sgd', epsilon });
+      const m = privacyMechanismOf(plan)!;
+      expect(m.plannedEpsilon).toBeLessThanOrEqual(epsilon);
+      expect(m.plannedEpsilon).toBeGreaterThan(epsilon * 0.99);
+      expect(m.stepsPerRound * m.rounds).toBe(DIGITS_PRESET_ROUNDS['dp-sgd'] * 20);
+      expect(m.delta).toBe(1e-5);
+      return m.noiseMultiplier;
+    });
+    expect(sigmas[0]).toBeGreaterThan(sigmas[1]!);
+    expect(sigmas[1]).toBeGreaterThan(sigmas[2]!);
+  });
+
+  it('takes --rounds for every study when given', () => {
+    expect(digitsPlan(silos, { privacy: 'dp-sgd', epsilon: 3, rounds: 2 }).training.rounds).toBe(2);
+    expect(digitsPlan(silos, { privacy: 'none', epsilon: 3, rounds: 2 }).training.rounds).toBe(2);
+  });
+});
