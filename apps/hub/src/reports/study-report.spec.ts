@@ -441,6 +441,40 @@ describe('secure aggregation in the report', () => {
     expect(() => canonicalJson(summaryJson(s))).not.toThrow();
   });
 
+  it('states that each silo added its share of the noise under distributed DP, and only then', () => {
+    const distributed: StudyPlan = {
+      ...plan,
+      privacy: {
+        mode: 'dp-fedavg',
+        unit: 'silo',
+        targetEpsilon: 4,
+        delta: 1e-5,
+        clipNorm: 2.5,
+        noiseMultiplier: 'derive',
+        noise: 'distributed',
+      },
+      release: { evaluation: { mode: 'none' }, trainingExamples: 'none' },
+    };
+    const s = buildStudyReportSummary({
+      ...input(),
+      study: studyView(distributed),
+      mechanism: privacyMechanismOf(distributed),
+    });
+    if (s.privacy.mode === 'none') throw new Error('a DP plan reported without DP');
+    expect(s.privacy.statement).toContain(
+      'The noise was added by each silo to its quantised update before masking (distributed discrete Gaussian, ' +
+        'sized so that any t = 2 shares carry the charged noise): the hub never saw an update without noise.',
+    );
+    expect(s.releases.releasedWithoutDp).toEqual([]);
+    const central = buildStudyReportSummary({
+      ...input(),
+      study: studyView(dpPlan()),
+      mechanism: privacyMechanismOf(dpPlan()),
+    });
+    if (central.privacy.mode === 'none') throw new Error('a DP plan reported without DP');
+    expect(central.privacy.statement).not.toContain('added by each silo');
+  });
+
   it('names the neighbourhood, and says nothing of secure aggregation for a plan without it', () => {
     const withNeighbours = buildStudyReportSummary({
       ...input(),

@@ -408,6 +408,12 @@ function privacySection(
       : ` Noisy evaluation: each released histogram count carries discrete Gaussian noise of standard deviation ` +
         `${m.evaluation.noiseStddev.toPrecision(4)} counts, at most ${m.evaluation.releases} release(s); test records ` +
         'never train, so the charged epsilon is the larger of the training and evaluation parts.';
+  const distributed =
+    plan.privacy.mode === 'dp-fedavg' && plan.privacy.noise === 'distributed'
+      ? ' The noise was added by each silo to its quantised update before masking (distributed discrete Gaussian, ' +
+        `sized so that any t = ${plan.secureAggregation?.threshold} shares carry the charged noise): the hub never ` +
+        'saw an update without noise.'
+      : '';
   return {
     mode: m.mechanism,
     unit: plan.privacy.unit,
@@ -417,7 +423,7 @@ function privacySection(
       `Differential privacy (${plan.privacy.mode}); the protected unit is ${unit}. Target for the whole study: ` +
       `epsilon ${plan.privacy.targetEpsilon} at delta ${plan.privacy.delta}. The hub charged each silo when it ` +
       'issued a task (whether or not the upload arrived) and recomputed epsilon itself; the figure each silo ' +
-      `reported is shown beside it.${evaluation}`,
+      `reported is shown beside it.${evaluation}${distributed}`,
     accounting: {
       accountant: m.accountant,
       orders: DEFAULT_RDP_ORDERS_DESCRIPTION,
