@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from './certificate-authority';
@@ -225,6 +225,30 @@ describe('issueServerCertificate', () => {
   it('uses the first IP as CN when there are no host names', () => {
     const server = issueServerCertificate({ ca, hostnames: [], ips: ['127.0.0.1'], validityDays: 7 });
     expect(parseCertificate(server.certificatePem).subjectCn).toBe('127.0.0.1');
+  });
+
+  it('certifies a key made ahead (the public key derived from it) and refuses a weak one', () => {
+    const made = generateKeyPair();
+    const other = generateKeyPair();
+    const server = issueServerCertificate({
+      ca,
+      hostnames: ['localhost'],
+      ips: [],
+      privateKeyPem: made.privateKeyPem,
+    });
+    const x509 = new X509Certificate(server.certificatePem);
+    expect(x509.checkPrivateKey(createPrivateKey(made.privateKeyPem))).toBe(true);
+    expect(x509.checkPrivateKey(createPrivateKey(other.privateKeyPem))).toBe(false);
+    expect(server.privateKeyPem).toBe(made.privateKeyPem);
+    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({
+      type: 'pkcs8',
+      format: 'pem',
+    });
+    expect(
+      refusalCode(() =>
+        issueServerCertificate({ ca, hostnames: ['localhost'], ips: [], privateKeyPem: weak.toString() }),
+      ),
+    ).toBe(PkiErrorCode.KeyTooWeak);
   });
 
   it('refuses empty, invalid or wildcard names and invalid IPs', () => {

@@ -3,7 +3,13 @@ import { CertificateAuthority, LoadedCertificateAuthority, loadCertificateAuthor
 import { fingerprintSha256 } from './certificate-inspector';
 import { parseCsr } from './csr';
 import { forge, ForgeAltName, ForgeExtension } from './forge-adapter';
-import { DEFAULT_RSA_MODULUS_BITS, generateKeyPair, toForgePublicKey } from './key-pair';
+import {
+  DEFAULT_RSA_MODULUS_BITS,
+  generateKeyPair,
+  loadPrivateKey,
+  publicKeyPemOf,
+  toForgePublicKey,
+} from './key-pair';
 import { PkiErrorCode, PkiException } from './pki.exception';
 import { siloUri } from './silo-identity';
 import {
@@ -63,8 +69,13 @@ export interface IssueServerCertificateOptions {
   /** Lifetime in whole days; default 90. */
   validityDays?: number;
   now?: Date;
-  /** Modulus of the generated server key, in bits; default 2048. */
+  /** Modulus of the generated server key, in bits; default 2048. Ignored when `privateKeyPem` is given. */
   modulusBits?: number;
+  /**
+   * Certify this private key (RSA >= 2048 bits, e.g. made ahead with generateKeyPairAsync) instead of generating
+   * one; the certified public key is derived from it, never taken on trust.
+   */
+  privateKeyPem?: string;
 }
 
 const SERIAL_LEADING_ZEROS = /^(00)+(?=.)/;
@@ -172,7 +183,12 @@ export function issueServerCertificate(options: IssueServerCertificateOptions): 
   for (const ip of ips) {
     if (isIP(ip) === 0) throw new PkiException(PkiErrorCode.ArgumentInvalid, `${JSON.stringify(ip)} is not an IP.`);
   }
-  const keyPair = generateKeyPair({ modulusBits: options.modulusBits ?? DEFAULT_RSA_MODULUS_BITS });
+  const keyPair = options.privateKeyPem
+    ? {
+        privateKeyPem: options.privateKeyPem,
+        publicKeyPem: publicKeyPemOf(loadPrivateKey(options.privateKeyPem, 'server private key')),
+      }
+    : generateKeyPair({ modulusBits: options.modulusBits ?? DEFAULT_RSA_MODULUS_BITS });
   const altNames: ForgeAltName[] = [
     ...hostnames.map((hostname) => ({ type: 2, value: hostname })),
     ...ips.map((ip) => ({ type: 7, ip })),

@@ -3,6 +3,7 @@ export { PkiErrorCode, PkiException } from './pki.exception';
 export { isSiloId, assertSiloId, siloUri, siloIdFromUri, SILO_URI_PREFIX } from './silo-identity';
 export {
   generateKeyPair,
+  generateKeyPairAsync,
   publicKeySha256,
   MIN_RSA_MODULUS_BITS,
   DEFAULT_RSA_MODULUS_BITS,
@@ -11,7 +12,9 @@ export {
 } from './key-pair';
 export {
   encryptPrivateKey,
+  encryptPrivateKeyAsync,
   decryptPrivateKey,
+  decryptPrivateKeyAsync,
   DEFAULT_KEY_ENCRYPTION_ITERATIONS,
   MIN_KEY_ENCRYPTION_ITERATIONS,
 } from './key-encryption';

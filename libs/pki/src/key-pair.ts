@@ -7,6 +7,7 @@ import {
   createHash,
   createPrivateKey,
   createPublicKey,
+  generateKeyPair as generateKeyPairCallback,
   generateKeyPairSync,
   KeyObject,
   privateEncrypt,
@@ -39,14 +40,34 @@ export interface KeyPairPem {
  * may not be smaller.
  */
 export function generateKeyPair(options: { modulusBits?: number } = {}): KeyPairPem {
-  const modulusBits = options.modulusBits ?? DEFAULT_RSA_MODULUS_BITS;
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', rsaKeyOptions(options.modulusBits));
+  return asPem(privateKey, publicKey);
+}
+
+/**
+ * generateKeyPair on libuv's thread pool: the prime search (about half a second for 3072 bits) neither blocks the
+ * event loop nor waits for it, so the hub makes its keys while its database starts, and both keys at once.
+ */
+export function generateKeyPairAsync(options: { modulusBits?: number } = {}): Promise<KeyPairPem> {
+  const keyOptions = rsaKeyOptions(options.modulusBits);
+  return new Promise((resolve, reject) => {
+    generateKeyPairCallback('rsa', keyOptions, (err, publicKey, privateKey) =>
+      err ? reject(err) : resolve(asPem(privateKey, publicKey)),
+    );
+  });
+}
+
+function rsaKeyOptions(modulusBits = DEFAULT_RSA_MODULUS_BITS): { modulusLength: number; publicExponent: number } {
   if (!Number.isInteger(modulusBits) || modulusBits < MIN_RSA_MODULUS_BITS || modulusBits > 8192) {
     throw new PkiException(
       PkiErrorCode.KeyTooWeak,
       `RSA modulus must be an integer number of bits in [${MIN_RSA_MODULUS_BITS}, 8192], got ${modulusBits}.`,
     );
   }
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: modulusBits, publicExponent: 0x10001 });
+  return { modulusLength: modulusBits, publicExponent: 0x10001 };
+}
+
+function asPem(privateKey: KeyObject, publicKey: KeyObject): KeyPairPem {
   return {
     privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
