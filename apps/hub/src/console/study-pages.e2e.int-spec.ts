@@ -27,6 +27,15 @@ interface Silo {
   env: Record<string, string>;
 }
 
+// The callbacks below run in the page: they use the browser's getComputedStyle and getAttribute, typed here because
+// this spec compiles for Node (no DOM library).
+interface Browserish {
+  getComputedStyle(element: unknown): { backgroundColor: string; stroke: string; fill: string };
+}
+interface Attributed {
+  getAttribute(name: string): string | null;
+}
+
 describe('study pages in Chromium against a real hub and agents', () => {
   let hub: TestHub;
   let browser: Browser;
@@ -169,10 +178,13 @@ describe('study pages in Chromium against a real hub and agents', () => {
     const swatch = await page
       .locator('table.round-history thead th', { hasText: 'Long Beach' })
       .locator('.silo-swatch')
-      .evaluate((e) => getComputedStyle(e).backgroundColor);
-    const lines = await accuracy
-      .locator('path.recharts-line-curve')
-      .evaluateAll((paths) => paths.map((p) => ({ stroke: getComputedStyle(p).stroke, d: p.getAttribute('d') ?? '' })));
+      .evaluate((e) => (globalThis as unknown as Browserish).getComputedStyle(e).backgroundColor);
+    const lines = await accuracy.locator('path.recharts-line-curve').evaluateAll((paths) =>
+      paths.map((p) => ({
+        stroke: (globalThis as unknown as Browserish).getComputedStyle(p).stroke,
+        d: (p as unknown as Attributed).getAttribute('d') ?? '',
+      })),
+    );
     const longBeach = lines.find((l) => l.stroke === swatch);
     expect(longBeach, JSON.stringify({ swatch, lines: lines.map((l) => l.stroke) })).toBeDefined();
     // Three hospitals and the mean, each in its own colour.
@@ -182,8 +194,8 @@ describe('study pages in Chromium against a real hub and agents', () => {
       accuracy.locator('circle').evaluateAll(
         (circles, c) =>
           circles
-            .filter((x) => getComputedStyle(x).fill === c)
-            .map((x) => Number(x.getAttribute('cx')))
+            .filter((x) => (globalThis as unknown as Browserish).getComputedStyle(x).fill === c)
+            .map((x) => Number((x as unknown as Attributed).getAttribute('cx')))
             .sort((a, b) => a - b),
         colour,
       );

@@ -90,7 +90,16 @@ describe('round history', () => {
               norm: 9,
               cosineToAggregate: -1,
               cosineToPrevious: null,
-              flags: [{ statistic: 'norm', value: 9, median: 1, scale: 0.5, score: 16 }],
+              flags: [
+                {
+                  statistic: 'norm',
+                  value: 9,
+                  median: 1,
+                  scale: 0.5,
+                  score: 16,
+                  reason: 'norm 16 scales above the median',
+                },
+              ],
               excluded: true,
             },
           ],
