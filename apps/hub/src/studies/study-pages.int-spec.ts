@@ -167,10 +167,14 @@ describe.each(DATABASE_KINDS)('study pages on the %s database', (kind) => {
     expect(history.rounds[0]!.silos[2]!.reason).toMatch(/deadline/);
     expect(history.rounds[1]!.silos[2]!.reason).toBe('DATA_UNREADABLE: the export file is locked by another process');
     expect(history.rounds[2]!.silos[2]!.reason).toBe('dropped after its failure in round 2');
-    const missing = await api(hub, 'GET', '/api/studies/00000000-0000-4000-8000-000000000000/round-history', {
-      headers: admin,
-    });
-    expect(missing).toMatchObject({ status: 404, body: { error: 'NOT_FOUND' } });
+    for (const sub of ['round-history', 'decisions', 'plan-versions']) {
+      const missing = await api(hub, 'GET', `/api/studies/00000000-0000-4000-8000-000000000000/${sub}`, {
+        headers: admin,
+      });
+      expect({ sub, ...(missing.body as object) }).toMatchObject({ sub, error: 'NOT_FOUND' });
+      expect((await api(hub, 'GET', `/api/studies/not-a-uuid/${sub}`, { headers: admin })).status).toBe(400);
+      expect((await api(hub, 'GET', `/api/studies/${study.id}/${sub}`)).status).toBe(401);
+    }
   });
 
   it('pauses: the round under way finishes, no new round opens, agents are told; resume opens it', async () => {
@@ -278,6 +282,10 @@ describe.each(DATABASE_KINDS)('study pages on the %s database', (kind) => {
     expect((await api(hub, 'POST', '/api/studies/not-a-uuid/clone', { headers: admin })).status).toBe(400);
 
     expect((await api(hub, 'POST', `${path}/unarchive`, { headers: admin })).status).toBe(200);
+    expect(await api(hub, 'POST', `${path}/unarchive`, { headers: admin })).toMatchObject({
+      status: 409,
+      body: { error: 'STUDY_STATE', message: expect.stringMatching(/is not archived/) },
+    });
     expect(ids(await get('/api/studies'))).toContain(study.id);
     expect(await actions(study.id)).toEqual(
       expect.arrayContaining(['study.archived', 'study.cloned', 'study.unarchived']),
@@ -316,6 +324,29 @@ describe.each(DATABASE_KINDS)('study pages on the %s database', (kind) => {
     });
     expect(ofRunning.status).toBe(409);
     expect((await api(hub, 'GET', '/api/study-drafts', { headers: auditor })).status).toBe(403);
+    const badSave = await api(hub, 'PUT', `/api/study-drafts/${draft.id}`, {
+      headers: admin,
+      json: { form, step: 100 },
+    });
+    expect(badSave.status).toBe(400);
+    expect(JSON.stringify(badSave.body)).toContain('step');
+    // Another administrator's draft is not theirs to read, save or delete.
+    const other = { username: 'admin-two', password: 'a second admin password', role: 'admin' } as const;
+    expect((await api(hub, 'POST', '/api/users', { headers: admin, json: other })).status).toBe(201);
+    const second = await signIn(hub, other.username, other.password);
+    expect(await get<StudyDraftView[]>('/api/study-drafts', second)).toEqual([]);
+    for (const [method, json] of [
+      ['GET', undefined],
+      ['PUT', { form: {}, step: 0 }],
+      ['DELETE', undefined],
+    ] as const) {
+      const res = await api(hub, method, `/api/study-drafts/${draft.id}`, { headers: second, json });
+      expect({ method, status: res.status }).toEqual({ method, status: 404 });
+    }
+    expect((await get<StudyDraftView>(`/api/study-drafts/${draft.id}`)).form).toEqual({
+      name: '',
+      training: { rounds: '12' },
+    });
     expect(await get<StudyDraftView[]>('/api/study-drafts')).toHaveLength(1);
 
     expect((await api(hub, 'DELETE', `/api/study-drafts/${draft.id}`, { headers: admin })).status).toBe(204);
