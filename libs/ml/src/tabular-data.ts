@@ -228,13 +228,13 @@ type ColumnEncoder =
       readonly impute: number | null;
     };
 
-interface KeptRecord {
+export interface KeptRecord {
   readonly kept: true;
   readonly values: Float64Array;
   readonly label: number;
   readonly heldOut: boolean;
 }
-type RecordOutcome =
+export type RecordOutcome =
   KeptRecord | { readonly kept: false; readonly reason: RowDropReason; readonly column: string | null };
 
 /**
@@ -333,49 +333,15 @@ function encodeRecord(
 export function prepareTabularData(text: string, schema: TabularSchema): PreparedTabularData {
   validateSchema(schema);
   const rows = parseCsv(text);
-  const header = schema.columns ?? rows.shift();
-  if (header === undefined) {
-    throw new TabularDataException(TabularDataErrorCode.MissingColumn, 'the file is empty: it has no header row');
-  }
-  const position = new Map(header.map((name, i) => [name, i]));
-  const columnIndex = (name: string): number => {
-    const index = position.get(name);
-    if (index === undefined) {
-      throw new TabularDataException(TabularDataErrorCode.MissingColumn, `column '${name}' is missing`, name);
-    }
-    return index;
-  };
-  const encoders: ColumnEncoder[] = schema.features.map((feature) => {
-    const index = columnIndex(feature.name);
-    if (feature.type === 'numeric') return { kind: 'numeric', feature, index };
-    const keys = feature.levels.map(canonicalCell);
-    const impute = feature.impute === undefined ? null : keys.indexOf(canonicalCell(feature.impute));
-    return { kind: 'categorical', feature, index, keys, impute };
-  });
-  const labelIndex = columnIndex(schema.label.column);
-  const featureNames = schema.features.flatMap((f) =>
-    f.type === 'numeric' ? [f.name] : f.levels.slice(1).map((level) => `${f.name}=${level}`),
-  );
-  const width = featureNames.length;
-  const missing = new Set(['', ...(schema.missingValues ?? []).map(canonicalCell)]);
-  const firstDataRow = schema.columns === undefined ? 2 : 1; // 1-based line numbers, for the local log
-
+  const encoder = new TabularRecordEncoder(schema, schema.columns ?? rows.shift());
+  const { width, featureNames } = encoder;
   const train: KeptRecord[] = [];
   const test: KeptRecord[] = [];
-  const dropped = new Map<string, { reason: RowDropReason; column: string | null; rows: number; firstRow: number }>();
+  const dropped = new RowDropTally();
   rows.forEach((row, r) => {
-    const outcome =
-      row.length === header.length
-        ? encodeRecord(row, width, encoders, labelIndex, schema, missing)
-        : ({ kept: false, reason: 'field-count', column: null } as const);
-    if (outcome.kept) {
-      (outcome.heldOut ? test : train).push(outcome);
-      return;
-    }
-    const key = `${outcome.reason}\u0000${outcome.column ?? ''}`;
-    const entry = dropped.get(key);
-    if (entry) entry.rows++;
-    else dropped.set(key, { reason: outcome.reason, column: outcome.column, rows: 1, firstRow: r + firstDataRow });
+    const outcome = encoder.encode(row);
+    if (outcome.kept) (outcome.heldOut ? test : train).push(outcome);
+    else dropped.add(outcome, r + encoder.firstDataRow);
   });
   const toSplit = (records: KeptRecord[]): TabularSplit => {
     const x = new Float32Array(records.length * width);
@@ -398,6 +364,79 @@ export function prepareTabularData(text: string, schema: TabularSchema): Prepare
     test: toSplit(test),
     rowsRead: rows.length,
     rowsKept: train.length + test.length,
-    dropped: [...dropped.values()],
+    dropped: dropped.list(),
   };
+}
+
+/**
+ * The schema's encoding of one record at a time for a file with this header (or the schema's declared `columns`):
+ * what prepareTabularData applies to each row, for readers that stream a file row by row instead of holding it.
+ * The constructor checks the schema and that the header has every column the schema needs (TabularDataException).
+ */
+export class TabularRecordEncoder {
+  /** Encoded column names: numeric names, and `name=level` for one-hot columns. */
+  readonly featureNames: string[];
+  /** Values per encoded record. */
+  readonly width: number;
+  /** 1-based line number of the first data row (2 after a header row, 1 when the schema declares the columns). */
+  readonly firstDataRow: number;
+  private readonly header: readonly string[];
+  private readonly encoders: ColumnEncoder[];
+  private readonly labelIndex: number;
+  private readonly missing: ReadonlySet<string>;
+
+  constructor(
+    private readonly schema: TabularSchema,
+    header: readonly string[] | undefined,
+  ) {
+    validateSchema(schema);
+    if (header === undefined) {
+      throw new TabularDataException(TabularDataErrorCode.MissingColumn, 'the file is empty: it has no header row');
+    }
+    this.header = header;
+    const position = new Map(header.map((name, i) => [name, i]));
+    const columnIndex = (name: string): number => {
+      const index = position.get(name);
+      if (index === undefined) {
+        throw new TabularDataException(TabularDataErrorCode.MissingColumn, `column '${name}' is missing`, name);
+      }
+      return index;
+    };
+    this.encoders = schema.features.map((feature): ColumnEncoder => {
+      const index = columnIndex(feature.name);
+      if (feature.type === 'numeric') return { kind: 'numeric', feature, index };
+      const keys = feature.levels.map(canonicalCell);
+      const impute = feature.impute === undefined ? null : keys.indexOf(canonicalCell(feature.impute));
+      return { kind: 'categorical', feature, index, keys, impute };
+    });
+    this.labelIndex = columnIndex(schema.label.column);
+    this.featureNames = schema.features.flatMap((f) =>
+      f.type === 'numeric' ? [f.name] : f.levels.slice(1).map((level) => `${f.name}=${level}`),
+    );
+    this.width = this.featureNames.length;
+    this.missing = new Set(['', ...(schema.missingValues ?? []).map(canonicalCell)]);
+    this.firstDataRow = schema.columns === undefined ? 2 : 1;
+  }
+
+  /** One row's record (features, label, split), or why the row is dropped: from this row's own cells only. */
+  encode(row: readonly string[]): RecordOutcome {
+    if (row.length !== this.header.length) return { kept: false, reason: 'field-count', column: null };
+    return encodeRecord(row, this.width, this.encoders, this.labelIndex, this.schema, this.missing);
+  }
+}
+
+/** Dropped rows counted by reason and column, with the first line of each, in order of first occurrence. */
+export class RowDropTally {
+  private readonly entries = new Map<string, DroppedRows & { rows: number }>();
+
+  add(outcome: { readonly reason: RowDropReason; readonly column: string | null }, line: number): void {
+    const key = `${outcome.reason}\u0000${outcome.column ?? ''}`;
+    const entry = this.entries.get(key);
+    if (entry) entry.rows++;
+    else this.entries.set(key, { reason: outcome.reason, column: outcome.column, rows: 1, firstRow: line });
+  }
+
+  list(): DroppedRows[] {
+    return [...this.entries.values()].map((e) => ({ ...e }));
+  }
 }

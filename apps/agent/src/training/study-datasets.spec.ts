@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodedFeatureCount, logisticRegressionNetwork, type StudyPlan } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
 import { buildPlan, readHeartDisease } from '../testing/study.test-util';
 import { StudyDatasets } from './study-datasets';
@@ -74,5 +78,43 @@ describe('StudyDatasets', () => {
     const malformed = datasetsOver('1,"2\n').datasets.forStudy('s1', 'h1', schema);
     expect(malformed).toMatchObject({ ok: false, problem: { code: 'DATA_UNREADABLE' } });
     if (!malformed.ok) expect(malformed.problem.message).toContain('unterminated quote opened on line 1');
+  });
+
+  it("streams a network plan's tabular file from disk (same records as in memory), and reads registry plans whole", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-datasets-'));
+    try {
+      const text = readHeartDisease('processed.hungarian.data');
+      const file = join(dir, 'data.csv');
+      writeFileSync(file, text);
+      const registry = buildPlan();
+      const network: StudyPlan = {
+        ...registry,
+        model: { kind: 'network', network: logisticRegressionNetwork(encodedFeatureCount(registry.schema)) },
+      };
+      const lines: string[] = [];
+      const datasets = new StudyDatasets(
+        () => text,
+        (line) => lines.push(line),
+        file,
+      );
+      const streamed = await datasets.forPlan('s1', 'h1', network);
+      const whole = await datasets.forPlan('s2', 'h2', registry);
+      expect(streamed.ok && whole.ok).toBe(true);
+      if (!streamed.ok || !whole.ok) return;
+      expect(streamed.data.train.x).not.toBeInstanceOf(Float32Array);
+      expect(whole.data.train.x).toBeInstanceOf(Float32Array);
+      expect(lines.find((l) => l.startsWith('study s1: data prepared'))).toContain('read from disk batch by batch');
+      const source = streamed.data.train.x as Exclude<typeof streamed.data.train.x, Float32Array>;
+      const rows = new Float32Array((whole.data.train.x as Float32Array).length);
+      await source.readPlain(
+        Int32Array.from({ length: streamed.data.train.n }, (_, i) => i),
+        rows,
+      );
+      expect(Array.from(rows)).toEqual(Array.from(whole.data.train.x as Float32Array));
+      expect(Array.from(streamed.data.test.y)).toEqual(Array.from(whole.data.test.y));
+      expect(await datasets.forPlan('s1', 'h1', network)).toBe(streamed);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

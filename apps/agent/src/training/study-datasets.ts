@@ -10,6 +10,7 @@ import {
 import { dirname } from 'node:path';
 import { isImageSchema, tabularSchemaOf, type FailureReport, type StudyPlan } from '@tessera/protocol';
 import { ManifestError, prepareImages, type PreparedImages } from '../data/image-dataset';
+import { streamTabularData } from '../data/tabular-stream';
 import type { StudyData } from './study-model';
 
 /** Why a study cannot use this silo's data, in words that name columns and rows but never a value. */
@@ -115,9 +116,15 @@ const DROP_REASONS: Record<RowDropReason, string> = {
  * dropped by reason, column and first line). They are NOT differentially private and must never be sent to the hub;
  * they let the operator see, for example, that a whole column is unreadable. Never a value.
  */
-export function describePreparedData(data: PreparedTabularData): string[] {
+export function describePreparedData(
+  data: Pick<PreparedTabularData, 'rowsRead' | 'rowsKept' | 'dropped'> & {
+    train: { n: number };
+    test: { n: number };
+  },
+  streamed = false,
+): string[] {
   const lines = [
-    `data prepared: ${data.rowsRead} rows read, ${data.rowsKept} kept (${data.train.n} training, ${data.test.n} held out for testing); these counts stay in this silo`,
+    `data prepared: ${data.rowsRead} rows read, ${data.rowsKept} kept (${data.train.n} training, ${data.test.n} held out for testing${streamed ? '; read from disk batch by batch' : ''}); these counts stay in this silo`,
   ];
   for (const d of data.dropped) {
     lines.push(
@@ -144,15 +151,14 @@ const NO_TRAINING_RECORD: DataProblem = {
 export class StudyDatasets {
   private readonly cache = new Map<string, DatasetResult>();
 
-  /**
-   * `readText` reads the silo's data file; called at most once per study and plan. `log` receives the local summary
-   * (describePreparedData) once per preparation; it must be a local sink, never the hub.
-   */
-  private readonly images = new Map<string, Promise<StudyDataResult>>();
+  /** Data read from disk batch by batch (images; tabular data of network plans), prepared once per study and plan. */
+  private readonly streamed = new Map<string, Promise<StudyDataResult>>();
 
   /**
-   * `dataFile` is the path `readText` reads: an image study's manifest paths are relative to its folder (absent: image
-   * studies cannot run). `imageCacheBytes` is the budget of decoded images held in memory (image-dataset.ts).
+   * `readText` reads the silo's data file; called at most once per study and plan. `log` receives the local summary
+   * (describePreparedData) once per preparation; it must be a local sink, never the hub. `dataFile` is the path
+   * `readText` reads: an image study's manifest paths are relative to its folder, and a network plan's tabular CSV is
+   * streamed from it (absent: image studies cannot run, tabular ones read `readText` into memory). `imageCacheBytes` is the budget of decoded images held in memory (image-dataset.ts).
    */
   constructor(
     private readonly readText: () => string,
@@ -163,19 +169,47 @@ export class StudyDatasets {
 
   /** The plan's data, tabular or images, prepared once per study and plan. */
   async forPlan(studyId: string, planHash: string, plan: StudyPlan): Promise<StudyDataResult> {
+    if (!isImageSchema(plan.schema) && plan.model.kind === 'network' && this.dataFile !== undefined) {
+      return this.once(`${studyId}:${planHash}`, () => this.streamTabularStudy(studyId, tabularSchemaOf(plan)));
+    }
     if (!isImageSchema(plan.schema)) {
       const result = this.forStudy(studyId, planHash, tabularSchemaOf(plan));
       if (!result.ok) return result;
       const { train, test, featureNames } = result.data;
       return { ok: true, kind: 'tabular', encodedFeatures: featureNames.length, data: { train, test } };
     }
-    const key = `${studyId}:${planHash}`;
-    let pending = this.images.get(key);
+    return this.once(`${studyId}:${planHash}`, () => this.prepareImageStudy(studyId, plan));
+  }
+
+  /** A preparation run once per study and plan; later calls get the same result. */
+  private once(key: string, prepare: () => Promise<StudyDataResult>): Promise<StudyDataResult> {
+    let pending = this.streamed.get(key);
     if (pending === undefined) {
-      pending = this.prepareImageStudy(studyId, plan);
-      this.images.set(key, pending);
+      pending = prepare();
+      this.streamed.set(key, pending);
     }
     return pending;
+  }
+
+  /**
+   * A network plan's tabular data read from disk (data/tabular-stream.ts): one streaming pass now, each batch's rows
+   * read again when training asks for them, so memory does not grow with the file. Registry plans keep reading the
+   * whole file into memory, as they were approved with.
+   */
+  private async streamTabularStudy(studyId: string, schema: TabularSchema): Promise<StudyDataResult> {
+    try {
+      const data = await streamTabularData(this.dataFile!, schema);
+      for (const line of describePreparedData(data, true)) this.log(`study ${studyId}: ${line}`);
+      if (data.train.n === 0) return { ok: false, problem: NO_TRAINING_RECORD };
+      return {
+        ok: true,
+        kind: 'tabular',
+        encodedFeatures: data.featureNames.length,
+        data: { train: data.train.asSplit(), test: data.test.asSplit() },
+      };
+    } catch (err) {
+      return { ok: false, problem: dataProblemOf(err) };
+    }
   }
 
   private async prepareImageStudy(studyId: string, plan: StudyPlan): Promise<StudyDataResult> {

@@ -12,6 +12,7 @@ import {
   type LabelArray,
   type LocalTrainingResult,
   type ModelSpec,
+  type NetworkExampleSource,
   type TaskMetrics,
 } from '@tessera/ml';
 import {
@@ -21,14 +22,22 @@ import {
   type NetworkSpec,
   type TaskMetricsRelease,
 } from '@tessera/protocol';
-import type { ImageSplit } from '../data/image-dataset';
 import type { LocalTrainingOptions } from './plan-mapping.util';
 
-/** One split of a silo's data as a model reads it: rows in memory (tabular) or images read a batch at a time. */
+/**
+ * Rows read from disk a batch at a time (images: data/image-dataset.ts; tabular CSV: data/tabular-stream.ts): training
+ * reads through `withAugmentation(seed)` (the plan's augmentation, if any), evaluation through `readPlain`.
+ */
+export interface StreamedRows {
+  readPlain(indices: ArrayLike<number>, out: Float32Array): Promise<void>;
+  withAugmentation(seed: number): NetworkExampleSource;
+}
+
+/** One split of a silo's data as a model reads it: rows in memory, or rows read from disk a batch at a time. */
 export interface SplitData {
   readonly n: number;
   readonly y: LabelArray;
-  readonly x: Float32Array | ImageSplit;
+  readonly x: Float32Array | StreamedRows;
 }
 
 /** A silo's data for one study and plan: the training split and the held-out test split. */
@@ -77,7 +86,7 @@ const fmt = (value: number | null | undefined, digits = 3): string =>
 
 function inMemory(split: SplitData, what: string): Float32Array {
   if (split.x instanceof Float32Array) return split.x;
-  throw new Error(`${what} reads tabular rows in memory; this split streams images`);
+  throw new Error(`${what} reads tabular rows in memory; this split is read from disk batch by batch`);
 }
 
 /** The registry's logistic regression or MLP (binary), trained and evaluated by @tessera/ml as before. */
