@@ -16,6 +16,7 @@ import { blobStoreFor } from './blobs/blob-store-selection.util';
 import { integrityFailureReporter } from './blobs/blob-integrity.util';
 import { AuditTrail } from './audit/audit-trail';
 import { HubPkiService } from './pki/hub-pki.service';
+import { PkiKeyPrefetch } from './pki/pki-key-prefetch';
 import { RoundsQueryService } from './rounds/rounds-query.service';
 import { RoundCloser } from './rounds/round-closer.service';
 import { RoundOpener } from './rounds/round-opener.service';
@@ -75,11 +76,13 @@ export interface HubModuleOptions {
   config: HubConfig;
   database: DatabaseEndpoint;
   sessionKey: string;
+  /** Keys a first boot started making while the database started (startHub); made on demand otherwise. */
+  pkiKeys?: PkiKeyPrefetch;
 }
 
 @Module({})
 export class AppModule {
-  static forRoot({ config, database, sessionKey }: HubModuleOptions): DynamicModule {
+  static forRoot({ config, database, sessionKey, pkiKeys }: HubModuleOptions): DynamicModule {
     // The embedded database has one writer, this process (ADR 0002): reads may be reused until a write commits.
     const generation = database.kind === 'embedded' ? new DataGeneration() : null;
     return {
@@ -125,6 +128,7 @@ export class AppModule {
       providers: [
         { provide: HUB_CONFIG, useValue: config },
         { provide: SESSION_KEY, useValue: sessionKey },
+        { provide: PkiKeyPrefetch, useValue: pkiKeys ?? new PkiKeyPrefetch() },
         { provide: APP_GUARD, useClass: AccessGuard },
         { provide: APP_FILTER, useClass: GlobalExceptionFilter },
         AccountsService,

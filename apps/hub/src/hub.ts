@@ -14,6 +14,7 @@ import { AppModule } from './app.module';
 import { AuditTrail } from './audit/audit-trail';
 import { isListenerMarked, listenerOf, markListener, type Listener } from './auth/listener';
 import { HubPkiService } from './pki/hub-pki.service';
+import { PkiKeyPrefetch } from './pki/pki-key-prefetch';
 import { SilosService } from './silos/silos.service';
 import { resolveSessionKey } from './auth/session-key';
 import { correlationIdOf, errorBodyFor, sendError } from './common/global-exception.filter';
@@ -52,17 +53,22 @@ export async function openDatabase(config: HubConfig): Promise<DatabaseEndpoint>
 
 /** Boots the hub: database (embedded or server), migrations, first administrator, listeners. */
 export async function startHub(config: HubConfig, options: { logger?: boolean } = {}): Promise<RunningHub> {
+  // On a first boot, the CA and server keys are made on the thread pool while the database starts.
+  const pkiKeys = PkiKeyPrefetch.startEarly(config);
   const database = await openDatabase(config);
   let app: NestExpressApplication | undefined;
   const extraServers: Server[] = [];
   try {
     if (config.runMigrations) await runMigrations(database);
     const sessionKey = resolveSessionKey(config.jwtSecret, config.dataDir);
-    app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ config, database, sessionKey }), {
-      bodyParser: false,
-      bufferLogs: true,
-      logger: options.logger === false ? false : undefined,
-    });
+    app = await NestFactory.create<NestExpressApplication>(
+      AppModule.forRoot({ config, database, sessionKey, pkiKeys }),
+      {
+        bodyParser: false,
+        bufferLogs: true,
+        logger: options.logger === false ? false : undefined,
+      },
+    );
     app.useLogger(app.get(Logger));
     configureHttp(app, config);
     await app.init();

@@ -1,9 +1,9 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import {
   createCertificateAuthority,
-  decryptPrivateKey,
-  encryptPrivateKey,
+  decryptPrivateKeyAsync,
+  encryptPrivateKeyAsync,
   issueServerCertificate,
   parseCertificate,
   type CertificateAuthority,
@@ -16,6 +16,7 @@ import { resolveGeneratedSecret } from '../common/generated-secret';
 import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
 import { HubPkiEntity } from './hub-pki.entity';
+import { PkiKeyPrefetch } from './pki-key-prefetch';
 
 const CA_ROW = 'silo-ca';
 const SERVER_ROW = 'server';
@@ -46,18 +47,43 @@ export class HubPkiService {
     @InjectDataSource() private readonly db: DataSource,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     private readonly audit: AuditTrail,
-  ) {}
+    @Optional() keys?: PkiKeyPrefetch,
+  ) {
+    this.keys = keys ?? new PkiKeyPrefetch();
+  }
+
+  private readonly keys: PkiKeyPrefetch;
+  /** Decryptions started before the PKI lock, by encrypted PEM: both keys' derivations run at once (restarts). */
+  private decryptions = new Map<string, Promise<string>>();
 
   /** Loads (or on first boot creates) the CA and the server certificate. Idempotent. */
   async ensureReady(now = new Date()): Promise<void> {
     const passphrase = resolveGeneratedSecret(this.config.caKeyPassphrase, this.config.dataDir, 'ca.passphrase');
-    await this.db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [PKI_LOCK]);
-      const ca = await this.loadOrCreateCa(tx, passphrase, now);
-      this.ca = ca;
-      this.caFingerprint = parseCertificate(ca.certificatePem).fingerprintSha256;
-      this.server = await this.loadOrIssueServer(tx, ca, passphrase, now);
-    });
+    // Each stored key costs 600,000 PBKDF2 rounds to decrypt: start both on the thread pool before taking the lock.
+    // What the locked transaction finds is then decrypted already, unless another replica changed it meanwhile.
+    const stored = await this.db.getRepository(HubPkiEntity).find();
+    for (const row of stored) this.decrypted(row.privateKeyEncryptedPem, passphrase).catch(() => undefined);
+    try {
+      await this.db.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1)', [PKI_LOCK]);
+        const ca = await this.loadOrCreateCa(tx, passphrase, now);
+        this.ca = ca;
+        this.caFingerprint = parseCertificate(ca.certificatePem).fingerprintSha256;
+        this.server = await this.loadOrIssueServer(tx, ca, passphrase, now);
+      });
+    } finally {
+      this.decryptions.clear();
+    }
+  }
+
+  /** The stored key decrypted, on the thread pool; one derivation per encrypted PEM while ensureReady runs. */
+  private decrypted(encryptedPem: string, passphrase: string): Promise<string> {
+    let decryption = this.decryptions.get(encryptedPem);
+    if (!decryption) {
+      decryption = decryptPrivateKeyAsync(encryptedPem, passphrase);
+      this.decryptions.set(encryptedPem, decryption);
+    }
+    return decryption;
   }
 
   certificateAuthority(): CertificateAuthority {
@@ -84,15 +110,20 @@ export class HubPkiService {
     if (existing) {
       return {
         certificatePem: existing.certificatePem,
-        privateKeyPem: decryptPrivateKey(existing.privateKeyEncryptedPem, passphrase),
+        privateKeyPem: await this.decrypted(existing.privateKeyEncryptedPem, passphrase),
       };
     }
-    const ca = createCertificateAuthority({ commonName: 'Tessera silo CA', validityDays: CA_VALIDITY_DAYS, now });
+    const ca = createCertificateAuthority({
+      commonName: 'Tessera silo CA',
+      validityDays: CA_VALIDITY_DAYS,
+      now,
+      privateKeyPem: await this.keys.caKey(),
+    });
     const parsed = parseCertificate(ca.certificatePem);
     await rows.insert({
       name: CA_ROW,
       certificatePem: ca.certificatePem,
-      privateKeyEncryptedPem: encryptPrivateKey(ca.privateKeyPem, passphrase),
+      privateKeyEncryptedPem: await encryptPrivateKeyAsync(ca.privateKeyPem, passphrase),
       fingerprintSha256: parsed.fingerprintSha256,
       notAfter: parsed.notAfter,
     });
@@ -114,7 +145,7 @@ export class HubPkiService {
   ): Promise<CertificateAuthority> {
     const certificatePem = readFileSync(certFile, 'utf8');
     const encrypted = readFileSync(keyFile, 'utf8');
-    const ca = { certificatePem, privateKeyPem: decryptPrivateKey(encrypted, passphrase) };
+    const ca = { certificatePem, privateKeyPem: await decryptPrivateKeyAsync(encrypted, passphrase) };
     const parsed = parseCertificate(certificatePem);
     if (!parsed.isCa) throw new Error(`${certFile} is not a CA certificate`);
     if (existing?.fingerprintSha256 !== parsed.fingerprintSha256) {
@@ -154,16 +185,16 @@ export class HubPkiService {
       if (sameNames && parsed.notAfter.getTime() - now.getTime() > SERVER_RENEW_BEFORE_MS) {
         return {
           certificatePem: existing.certificatePem,
-          privateKeyPem: decryptPrivateKey(existing.privateKeyEncryptedPem, passphrase),
+          privateKeyPem: await this.decrypted(existing.privateKeyEncryptedPem, passphrase),
           caCertificatePem: ca.certificatePem,
         };
       }
     }
-    const issued = issueServerCertificate({ ca, hostnames, ips, now });
+    const issued = issueServerCertificate({ ca, hostnames, ips, now, privateKeyPem: await this.keys.serverKey() });
     await rows.save({
       name: SERVER_ROW,
       certificatePem: issued.certificatePem,
-      privateKeyEncryptedPem: encryptPrivateKey(issued.privateKeyPem, passphrase),
+      privateKeyEncryptedPem: await encryptPrivateKeyAsync(issued.privateKeyPem, passphrase),
       fingerprintSha256: issued.fingerprintSha256,
       notAfter: issued.notAfter,
     });
