@@ -147,9 +147,12 @@ function distributedDpPlan(silos: DemoSilo[], epsilon: string): StudyPlan {
 export async function createAndApproveStudy(admin: DemoAdmin, plan: StudyPlan, silos: DemoSilo[]): Promise<StudyView> {
   const study = await admin.api<StudyView>('POST', '/api/studies', { plan });
   await admin.api('POST', `/api/studies/${study.id}/submit`);
-  for (const s of silos) {
-    const r = await runAgent(['studies', 'approve', study.id, '--plan-hash', study.planHash], s.env);
-    if (r.code !== 0) throw new Error(`${s.name}: approval failed: ${r.out}`);
-  }
+  // Each steward decides at their own agent, independently of the others: all at once, as enrollment does.
+  await Promise.all(
+    silos.map(async (s) => {
+      const r = await runAgent(['studies', 'approve', study.id, '--plan-hash', study.planHash], s.env);
+      if (r.code !== 0) throw new Error(`${s.name}: approval failed: ${r.out}`);
+    }),
+  );
   return study;
 }
