@@ -186,13 +186,14 @@ export class SiloPrivacyLedger {
     throw this.corrupt(issue ? `${issue.path.join('.')}: ${issue.message}` : 'not a ledger');
   }
 
-  /** Training rounds, noisy evaluation releases and personalizations charged so far for a study. */
-  counts(studyId: string): { trainingRounds: number; evaluationReleases: number; personalizations: number } {
+  /** Training rounds, noisy evaluation releases and (when any) personalizations charged so far for a study. */
+  counts(studyId: string): { trainingRounds: number; evaluationReleases: number; personalizations?: number } {
     const mine = this.entries().filter((e) => e.studyId === studyId);
+    const personalizations = mine.filter((e) => e.kind === 'personalization').length;
     return {
       trainingRounds: mine.filter((e) => e.kind === 'training').length,
       evaluationReleases: mine.filter((e) => e.kind === 'evaluation').length,
-      personalizations: mine.filter((e) => e.kind === 'personalization').length,
+      ...(personalizations > 0 ? { personalizations } : {}),
     };
   }
 
@@ -206,7 +207,7 @@ export class SiloPrivacyLedger {
       const after = {
         trainingRounds: now.trainingRounds + request.trainingRounds,
         evaluationReleases: now.evaluationReleases + request.evaluationReleases,
-        personalizations: now.personalizations + (request.personalizations ?? 0),
+        personalizations: (now.personalizations ?? 0) + (request.personalizations ?? 0),
       };
       const limit = planLimitRefusal(mechanism, after);
       if (limit !== null) return { code: 'PLAN_LIMIT_REACHED', message: limit };
@@ -256,7 +257,7 @@ export class SiloPrivacyLedger {
     const after = {
       trainingRounds: before.trainingRounds + request.trainingRounds,
       evaluationReleases: before.evaluationReleases + request.evaluationReleases,
-      personalizations: before.personalizations + (request.personalizations ?? 0),
+      personalizations: (before.personalizations ?? 0) + (request.personalizations ?? 0),
     };
     const spend = privacySpendOf(
       mechanism,
