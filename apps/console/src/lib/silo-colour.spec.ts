@@ -34,6 +34,12 @@ describe('a silo colour', () => {
     }
   });
 
+  it('makes about half the colours darker (≥ 4.5:1), so close hues usually differ in lightness too', () => {
+    const dark = ids(1000).filter((id) => contrastOnWhite(rgbOf(siloColour(id))) >= 4.5).length;
+    expect(dark).toBeGreaterThan(400);
+    expect(dark).toBeLessThan(700);
+  });
+
   it('spreads ids over the hues: 8 silos rarely share a colour', () => {
     const colours = new Set(ids(8, 11).map(siloColour));
     expect(colours.size).toBe(8);

@@ -1,7 +1,9 @@
 // A silo's colour, derived from its id alone: the same hospital has the same colour in every study, chart and page,
 // whatever order the silos come in. The hue comes from a hash of the id; the lightness is lowered until the colour
 // has at least 3:1 contrast against the white page (WCAG 2.1, 1.4.11 non-text contrast), so every line and swatch
-// stays visible.
+// stays visible; half the ids (by another bit of the hash) are darker still (4.5:1), so two silos whose hues happen
+// to be close usually still differ in lightness. Nothing in the id space guarantees that two silos of one study
+// differ: the names beside every swatch, line and table column stay the reference.
 
 /** FNV-1a, 32 bits: a small, well-spread hash of the id's characters. */
 function fnv1a(text: string): number {
@@ -48,20 +50,22 @@ export function contrastOnWhite(rgb: [number, number, number]): number {
 }
 
 const MIN_CONTRAST = 3;
+const DARK_CONTRAST = 4.5;
 
 const hex = (rgb: [number, number, number]) => `#${rgb.map((v) => v.toString(16).padStart(2, '0')).join('')}`;
 
 /**
- * The silo's colour as #rrggbb: hue from the id's hash (360 hues, well apart for most pairs of ids), saturation from
- * the next bits (55–85%), lightness from 50% down in steps until the contrast on white reaches 3:1.
+ * The silo's colour as #rrggbb: hue from the id's hash (360 hues), saturation from the next bits (55–85%), lightness
+ * from 50% down in steps until the contrast on white reaches 3:1, or 4.5:1 for the darker half of the ids.
  */
 export function siloColour(siloId: string): string {
   const h = fnv1a(siloId);
   const hue = h % 360;
   const saturation = 0.55 + ((h >>> 9) % 31) / 100;
+  const contrast = (h >>> 17) & 1 ? DARK_CONTRAST : MIN_CONTRAST;
   for (let l = 0.5; l > 0.1; l -= 0.02) {
     const rgb = hslToRgb(hue, saturation, l);
-    if (contrastOnWhite(rgb) >= MIN_CONTRAST) return hex(rgb);
+    if (contrastOnWhite(rgb) >= contrast) return hex(rgb);
   }
   return hex(hslToRgb(hue, saturation, 0.1));
 }

@@ -207,7 +207,8 @@ describe('study pages in Chromium against a real hub and agents', () => {
     expect(other.d.match(/M/g)).toHaveLength(1);
     if (SHOTS) {
       mkdirSync(SHOTS, { recursive: true });
-      await page.locator('#history').scrollIntoViewIfNeeded();
+      // From the top, so the sticky header is not painted over the middle of a full-page image.
+      await page.evaluate('window.scrollTo(0, 0)');
       await page.screenshot({ path: join(SHOTS, 'console-study-history.png'), fullPage: true });
     }
   });
