@@ -54,6 +54,10 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
   private wakeRequested = false;
+  /** A check is to end the long polls' waits when it is done (see wake). */
+  private tasksChangedOnTick = false;
+  /** Long polls between two reads of their tasks. */
+  private readonly taskWaiters = new Set<() => void>();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -69,7 +73,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
 
   onModuleInit(): void {
     assertFaultInjectionAllowed();
-    this.timer = setInterval(() => this.wake(), TICK_MS);
+    this.timer = setInterval(() => this.wake('check'), TICK_MS);
     this.timer.unref();
   }
 
@@ -78,8 +82,13 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     this.timer = undefined;
   }
 
-  /** Checks open rounds now (after an upload, a start); coalesces concurrent requests. */
-  wake(): void {
+  /**
+   * Checks open rounds now; coalesces concurrent requests. `tasks`: the caller changed what silos are asked to do (a
+   * study started or resumed), so agents waiting in a long poll look again once the check is done; `check` (after an
+   * upload, and every TICK_MS): they look again only if a round closed (and the next one opened).
+   */
+  wake(reason: 'tasks' | 'check' = 'tasks'): void {
+    if (reason === 'tasks') this.tasksChangedOnTick = true;
     if (this.ticking) {
       this.wakeRequested = true;
       return;
@@ -91,9 +100,19 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         this.ticking = false;
         if (this.wakeRequested && this.timer) {
           this.wakeRequested = false;
-          this.wake();
+          this.wake('check');
+        } else if (this.tasksChangedOnTick) {
+          this.tasksChangedOnTick = false;
+          this.tasksChanged();
         }
       });
+  }
+
+  /** Ends the wait of every long poll now, so it reads its tasks again (a round opened, a study started). */
+  private tasksChanged(): void {
+    const waiting = [...this.taskWaiters];
+    this.taskWaiters.clear();
+    for (const wakeUp of waiting) wakeUp();
   }
 
   /**
@@ -119,7 +138,17 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     for (;;) {
       const tasks = await this.pendingTasks(siloId);
       if (tasks.length > 0 || Date.now() >= until || !this.timer) return tasks;
-      await new Promise((r) => setTimeout(r, POLL_MS));
+      // Woken as soon as this hub opens a round (tasksChanged); POLL_MS still bounds the wait for changes made by
+      // another hub replica.
+      await new Promise<void>((resolve) => {
+        const wakeUp = () => {
+          clearTimeout(timeout);
+          this.taskWaiters.delete(wakeUp);
+          resolve();
+        };
+        const timeout = setTimeout(wakeUp, Math.min(POLL_MS, Math.max(0, until - Date.now())));
+        this.taskWaiters.add(wakeUp);
+      });
     }
   }
 
@@ -174,7 +203,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
    */
   async acceptUpdate(silo: SiloIdentity, studyId: string, roundNumber: number, body: Readable): Promise<UpdateReceipt> {
     const { receipt, fresh } = await this.acceptance.accept(silo, studyId, roundNumber, body);
-    if (fresh) this.wake();
+    if (fresh) this.wake('check');
     return receipt;
   }
 
@@ -282,7 +311,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       await recordRefusal(this.audit, silo, studyId, roundNumber, err, 'round.evaluation.refused');
       throw err;
     }
-    this.wake();
+    this.wake('check');
     return { accepted: true };
   }
 
@@ -329,13 +358,16 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     });
     // A failed study's end is sealed by a signed checkpoint, as when a round's close fails it.
     if (failedStudy !== null) await this.checkpoints.checkpointNow();
-    this.wake();
+    this.wake('check');
     return { accepted: true };
   }
 
   /** Closes what is due: rounds every participant reported, rounds past their deadline, lapsed close claims. */
   async tick(now = new Date()): Promise<void> {
-    for (const id of await this.closer.dueRounds(now)) await this.closer.closeRound(id, now);
+    const due = await this.closer.dueRounds(now);
+    for (const id of due) await this.closer.closeRound(id, now);
+    // A closed round opened the next one, or ended the study: waiting agents read their tasks now.
+    if (due.length > 0) this.tasksChangedOnTick = true;
   }
 
   /** Closes one round if it is due and no other hub is closing it (RoundCloser). */
