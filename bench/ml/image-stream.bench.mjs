@@ -147,7 +147,9 @@ function measure(manifest, steps) {
     // VmHWM is the process's own high-water mark; polled so the last reading before exit is kept.
     const poll = setInterval(() => {
       try {
-        peakRssBytes = Math.max(peakRssBytes, procMemory(proc.pid).peakRssBytes);
+        // A process on its way out has no VmHWM line any more (NaN): keep the last reading.
+        const { peakRssBytes: now } = procMemory(proc.pid);
+        if (Number.isFinite(now)) peakRssBytes = Math.max(peakRssBytes, now);
       } catch {
         // the process has just exited: its last reading stands
       }
