@@ -178,6 +178,16 @@ describe.each(DATABASE_KINDS)('hostile input on the %s database', (kind) => {
       ],
       ['plan nested 20,000 deep', asAdmin('POST', '/api/studies', `{"plan":${deepObject('p')}}`), /nests deeper/],
       ['silo name with NUL', asAdmin('POST', '/api/silos', `{"name":"North${NUL}","contact":"a@example.org"}`), /NUL/],
+      // Study pages: drafts keep the form as typed (jsonb), so what PostgreSQL cannot store must never reach it.
+      ['draft form with NUL', asAdmin('POST', '/api/study-drafts', `{"form":{"name":"x${NUL}"},"step":0}`), /NUL/],
+      [
+        'draft form nested 20,000 deep',
+        asAdmin('POST', '/api/study-drafts', `{"form":${deepObject('f')},"step":0}`),
+        /nests deeper/,
+      ],
+      ['draft step beyond int32', asAdmin('POST', '/api/study-drafts', '{"form":{},"step":1e12}'), /step/],
+      ['pause reason with NUL', asAdmin('POST', `/api/studies/${studyId}/pause`, `{"reason":"x${NUL}yz"}`), /NUL/],
+      ['studies list archived filter with NUL', asAdmin('GET', '/api/studies?archived=only%00'), /archived/],
       ['audit cursor beyond int64', asAdmin('GET', '/api/audit/events?cursor=99999999999999999999'), /cursor/],
       ['audit cursor 2^63', asAdmin('GET', '/api/audit/events?cursor=9223372036854775808'), /cursor/],
       ['audit checkpoints after 10^20', asAdmin('GET', '/api/audit/checkpoints?after=100000000000000000000'), /after/],

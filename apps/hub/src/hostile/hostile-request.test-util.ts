@@ -97,6 +97,7 @@ export const STATE_TABLES = [
   'round_participants',
   'privacy_ledger',
   'audit_signing_keys',
+  'study_drafts',
 ];
 
 function filesUnder(dir: string): string[] {
