@@ -155,6 +155,11 @@ function releaseLimits(plan: StudyPlan): string[] {
       `noisy eval:   discrete Gaussian noise, standard deviation ${m.evaluation.noiseStddev.toPrecision(4)} counts on each histogram count; ${m.evaluation.releases} release(s) cost ε = ${m.evaluation.plannedEpsilon.toFixed(4)} on the test records (charged as the larger of training and evaluation: the records are disjoint)`,
     );
   }
+  if (m !== null && m.personalizationSteps > 0) {
+    lines.push(
+      `personalize:  the fine-tuning at the final evaluation is ${m.personalizationSteps} more DP-SGD steps (σ ${m.noiseMultiplier.toPrecision(4)}, q ${m.samplingRate}), charged once and included in ε`,
+    );
+  }
   lines.push(
     `limits:       this agent sends at most ${plan.training.rounds} training update(s) and ${evaluations} evaluation release(s) for this plan${m ? `, and stops at ε = ${m.targetEpsilon}` : ''}; it refuses more (PLAN_LIMIT_REACHED) whatever the hub asks`,
   );
@@ -172,7 +177,8 @@ function tighterEstimate(plan: StudyPlan): string | null {
     const pld = pldEpsilon({
       noiseMultiplier: m.noiseMultiplier,
       samplingRate: m.samplingRate,
-      steps: m.stepsPerRound * m.rounds,
+      // The personalization's DP-SGD steps compose with the rounds' (plan.personalization).
+      steps: m.stepsPerRound * m.rounds + m.personalizationSteps,
       delta: m.delta,
     });
     return (
