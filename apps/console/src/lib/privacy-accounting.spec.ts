@@ -67,6 +67,20 @@ describe('noisy evaluation in the console', () => {
     });
   }
 
+  it('derives the noise privacyMechanismOf derives for a personalizing plan (one release per evaluated model)', () => {
+    const plan = {
+      ...noisyPlan('final', '10', '3'),
+      personalization: { method: 'fine-tune' as const, epochs: 2, localBaseline: true },
+    };
+    const mechanism = privacyMechanismOf(plan);
+    const noise = plannedEvaluationNoise(plan);
+    expect(noise?.ok).toBe(true);
+    if (!noise?.ok) return;
+    expect(noise.value.releases).toBe(3);
+    expect(noise.value.releases).toBe(mechanism?.evaluation?.releases);
+    expect(noise.value.noiseStddev).toBe(mechanism?.evaluation?.noiseStddev);
+  });
+
   it('has no evaluation noise for plans without a noisy evaluation', () => {
     const plan = noisyPlan('final', '10', '3');
     const exact = {

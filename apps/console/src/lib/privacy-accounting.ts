@@ -1,5 +1,5 @@
 import { epsilonForNoise, noiseForEpsilon, PrivacyParameterError } from '@tessera/dp/accountant';
-import type { StudyPlan, StudyPrivacyCostView } from '@tessera/protocol';
+import { personalizationModels, type StudyPlan, type StudyPrivacyCostView } from '@tessera/protocol';
 
 /**
  * How a DP plan spends its budget, in the accountant's terms (see libs/protocol privacy.ts, which the hub uses):
@@ -93,7 +93,8 @@ export function plannedEvaluationNoise(plan: StudyPlan): Calculation<EvaluationN
   const e = plan.release.evaluation;
   const p = plan.privacy;
   if (e.mode !== 'noisy' || p.mode !== 'dp-sgd') return null;
-  const releases = evaluationReleaseCount(plan.training.rounds, e.rounds);
+  // With plan.personalization the final evaluation also releases each personal model's histogram.
+  const releases = evaluationReleaseCount(plan.training.rounds, e.rounds) + personalizationModels(plan).length;
   const noise = evaluationNoiseFor(p.targetEpsilon, p.delta, releases);
   if (!noise.ok) return noise;
   const epsilon = attempt(
