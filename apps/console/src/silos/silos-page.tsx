@@ -6,6 +6,7 @@ import { useApi, useCanAdminister } from '../auth/session-context.js';
 import { EmptyState, ErrorMessage, Loading } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
 import { EnrollmentBundlePanel } from './enrollment-bundle-panel.js';
+import { filterSilos, SILO_STATUS_FILTERS, type SiloStatusFilter } from './silo-filter.js';
 import { AgentSoftwareLabel, CertificateExpiry, SiloConnectivity, SiloStatusBadge } from './silo-status.js';
 
 export function SilosPage() {
@@ -17,6 +18,9 @@ export function SilosPage() {
   const answeredAt = silos.dataUpdatedAt;
   const [issued, setIssued] = useState<EnrollmentIssuedView | null>(null);
   const [registering, setRegistering] = useState(false);
+  const [query, setQuery] = useState('');
+  const [status, setStatus] = useState<SiloStatusFilter>('all');
+  const shown = silos.data ? filterSilos(silos.data, query, status) : [];
 
   return (
     <section className="page" aria-labelledby="silos-title">
@@ -53,43 +57,80 @@ export function SilosPage() {
             : 'An administrator registers silos.'}
         </EmptyState>
       ) : (
-        <div className="table-wrap">
-          <table className="table">
-            <caption className="visually-hidden">Registered silos</caption>
-            <thead>
-              <tr>
-                <th scope="col">Silo</th>
-                <th scope="col">Status</th>
-                <th scope="col">Agent</th>
-                <th scope="col">Version</th>
-                <th scope="col">Certificate</th>
-                <th scope="col">Contact</th>
-              </tr>
-            </thead>
-            <tbody>
-              {silos.data.map((s) => (
-                <tr key={s.id}>
-                  <th scope="row">
-                    <Link to={`/silos/${s.id}`}>{s.name}</Link>
-                  </th>
-                  <td>
-                    <SiloStatusBadge silo={s} answeredAt={answeredAt} />
-                  </td>
-                  <td>
-                    <SiloConnectivity silo={s} answeredAt={answeredAt} />
-                  </td>
-                  <td>
-                    <AgentSoftwareLabel silo={s} />
-                  </td>
-                  <td>
-                    <CertificateExpiry silo={s} answeredAt={answeredAt} />
-                  </td>
-                  <td className="wrap">{s.contact}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <>
+          <div className="row filters" role="search" aria-label="Filter silos">
+            <div className="field">
+              <label htmlFor="silo-search">Search</label>
+              <input
+                id="silo-search"
+                type="search"
+                value={query}
+                onChange={(e) => setQuery(e.target.value)}
+                placeholder="name, contact, id or agent version"
+              />
+            </div>
+            <div className="field">
+              <label htmlFor="silo-status-filter">Status</label>
+              <select
+                id="silo-status-filter"
+                value={status}
+                onChange={(e) => setStatus(e.target.value as SiloStatusFilter)}
+              >
+                {SILO_STATUS_FILTERS.map((f) => (
+                  <option key={f.value} value={f.value}>
+                    {f.label}
+                  </option>
+                ))}
+              </select>
+            </div>
+          </div>
+          <p className="hint" role="status">
+            {shown.length === silos.data.length
+              ? `${silos.data.length} silo${silos.data.length === 1 ? '' : 's'}`
+              : `${shown.length} of ${silos.data.length} silos match`}
+          </p>
+          {shown.length === 0 ? (
+            <EmptyState title="No silo matches">Change the search or the status.</EmptyState>
+          ) : (
+            <div className="table-wrap">
+              <table className="table">
+                <caption className="visually-hidden">Registered silos</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Silo</th>
+                    <th scope="col">Status</th>
+                    <th scope="col">Agent</th>
+                    <th scope="col">Version</th>
+                    <th scope="col">Certificate</th>
+                    <th scope="col">Contact</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {shown.map((s) => (
+                    <tr key={s.id}>
+                      <th scope="row">
+                        <Link to={`/silos/${s.id}`}>{s.name}</Link>
+                      </th>
+                      <td>
+                        <SiloStatusBadge silo={s} answeredAt={answeredAt} />
+                      </td>
+                      <td>
+                        <SiloConnectivity silo={s} answeredAt={answeredAt} />
+                      </td>
+                      <td>
+                        <AgentSoftwareLabel silo={s} />
+                      </td>
+                      <td>
+                        <CertificateExpiry silo={s} answeredAt={answeredAt} />
+                      </td>
+                      <td className="wrap">{s.contact}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </>
       )}
     </section>
   );
