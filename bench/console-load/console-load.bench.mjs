@@ -7,7 +7,7 @@
 // server reachable the loaded case is repeated on it for comparison.
 //
 //   npm run bench:console-load [-- --smoke] [-- --k=32,64] [-- --readers=200] [-- --rounds=3] [-- --out=FILE]
-//                              [-- --embedded-only] [-- --hub-cpu-prof=DIR]
+//                              [-- --embedded-only] [-- --hub-cpu-prof=DIR] [-- --hub-log-level=info]
 //
 // The reviewers' setup (issue #14, item 18): 32 and 64 silos, a 1M-parameter model, 200 console readers during a
 // round. The console polls every 10–15 s; a reader here asks once a second, ten times the console's rate.
@@ -58,6 +58,8 @@ const ROUNDS = Number(args.value('rounds') ?? (smoke ? 2 : 3));
 const THINK_MS = 1000;
 const IDLE_MS = smoke ? 2_000 : 15_000;
 const P95_TARGET_MS = 500;
+// The hub logs every request at its default level, info, as an operator runs it (runs before 2026-12-07 used warn).
+const HUB_LOG_LEVEL = args.value('hub-log-level') ?? 'info';
 
 const planOf = (siloIds) =>
   heartDiseasePlan(siloIds, {
@@ -234,7 +236,11 @@ async function measure(k, databaseKind) {
   const db = databaseKind === 'server' ? await freshDatabase('tessera_bench_console') : null;
   // --hub-cpu-prof=DIR: the hub writes a V8 CPU profile there when it stops (to see where a read's time goes).
   const nodeOptions = args.value('hub-cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${args.value('hub-cpu-prof')}`] : [];
-  const hub = await startHubProcess({ ...(db ? { databaseUrl: db.url } : {}), nodeOptions });
+  const hub = await startHubProcess({
+    ...(db ? { databaseUrl: db.url } : {}),
+    nodeOptions,
+    env: { TESSERA_LOG_LEVEL: HUB_LOG_LEVEL },
+  });
   try {
     const silos = [];
     for (let i = 0; i < k; i += 1) {
@@ -353,6 +359,7 @@ const report = {
     thinkMs: THINK_MS,
     rounds: ROUNDS,
     idleWindowMs: IDLE_MS,
+    hubLogLevel: HUB_LOG_LEVEL,
     paths: ['studies', 'study', 'rounds', 'silos', 'audit?limit=50'],
     statistic: 'latency quantiles over every read of every reader (nearest rank)',
   },
