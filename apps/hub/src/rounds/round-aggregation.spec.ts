@@ -231,7 +231,7 @@ describe('the fused sum on worker threads (issue 21) against the one-by-one path
     return { blobs: s.blobs, stored };
   }
 
-  function countedPlan(extra: Partial<StudyPlan>): StudyPlan {
+  function countedPlan(extra: Parameters<typeof heartDiseasePlan>[1]): StudyPlan {
     const p = heartDiseasePlan(
       Array.from({ length: N }, (_, k) => `silo-${k}`),
       { release: { evaluation: { mode: 'none' }, trainingExamples: 'exact' }, ...extra },
@@ -265,7 +265,7 @@ describe('the fused sum on worker threads (issue 21) against the one-by-one path
             clipNorm: S,
             noiseMultiplier: 'derive',
           },
-        } as Partial<StudyPlan>),
+        } as Parameters<typeof heartDiseasePlan>[1]),
       dp: true,
     },
   ];
