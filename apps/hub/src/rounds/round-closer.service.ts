@@ -564,13 +564,15 @@ export class RoundCloser implements OnModuleInit {
 
   /**
    * Why a stored update cannot be aggregated (missing, unreadable, or bytes that no longer hash to its name), or null.
-   * Checked here whatever the blob store checks on read, so bad bytes are never averaged into the model.
+   * Checked before the round reads any of them in blocks (ranged reads are not checked), so bad bytes are never
+   * averaged into the model; every store's `get` verifies (blob-store-contract.test-util.ts).
    */
   private async storedUpdateProblem(hash: string): Promise<string | null> {
     try {
-      // One streamed SHA-256 pass in bounded memory (the store's verifying read), not the whole update held and
-      // hashed twice: at 64 × 10M parameters this pass is most of a round's close (docs/benchmarks.md §13).
-      await this.blobs.verify(hash);
+      // One SHA-256 pass: `get` checks the bytes against their name (and reports a mismatch to the audit trail); the
+      // second hash this made was redundant. Not the streamed `verify`: through a busy event loop its 64 KiB chunks
+      // took 2–3× longer than one read and hash of the whole update (docs/benchmarks.md §13).
+      await this.blobs.get(hash);
       return null;
     } catch (err) {
       // BlobIntegrityError names the hash the bytes now have.
