@@ -106,7 +106,20 @@ export async function documentSource(root, document) {
 }
 
 export async function clientTypesSource(root, documentText) {
-  const ast = await openapiTS(documentText, { exportType: false, alphabetize: false, silent: true });
+  const ast = await openapiTS(documentText, {
+    exportType: false,
+    alphabetize: false,
+    silent: true,
+    // A default is what the hub assumes when a field is left out: the field stays optional in what a client sends.
+    defaultNonNullable: false,
+    // Fixed-length arrays (zod tuples: a kernel's [height, width]) as tuples.
+    arrayLength: true,
+    // `not: {}` (no value may stand here: a field that must be absent) as never, where the generator writes unknown.
+    transform: (schema) =>
+      schema.not && typeof schema.not === 'object' && Object.keys(schema.not).length === 0
+        ? ts.factory.createKeywordTypeNode(ts.SyntaxKind.NeverKeyword)
+        : undefined,
+  });
   const text =
     HEADER(DOCUMENT_FILE) +
     '// The hub API as types: `paths` for openapi-fetch clients (console, agent), `components` for its schemas.\n' +

@@ -1299,7 +1299,7 @@ export interface components {
        * @description The password is temporary: the first sign-in may only change it. The console always sets it; scripts that provision an account for themselves leave it out.
        * @default false
        */
-      mustChangePassword: boolean;
+      mustChangePassword?: boolean;
     };
     UpdateUserDto: {
       /** @enum {string} */
@@ -1388,7 +1388,7 @@ export interface components {
       )[];
       description?: string;
       /** @default true */
-      enabled: boolean;
+      enabled?: boolean;
     };
     UpdateWebhookDto: {
       /** @description https URL the events are POSTed to (plain http only to 127.0.0.1, and only with TESSERA_WEBHOOK_ALLOW_LOOPBACK_HTTP=true). No credentials, no fragment; redirects are not followed. */
@@ -2419,7 +2419,7 @@ export interface components {
                   column: string;
                   /** @constant */
                   operator: 'in';
-                  values: string[];
+                  values: [string, ...string[]];
                 }
               | {
                   column: string;
@@ -2442,7 +2442,7 @@ export interface components {
               testFraction: number;
               salt: string;
             };
-            kind?: unknown;
+            kind?: never;
           }
         | {
             /** @constant */
@@ -2459,7 +2459,7 @@ export interface components {
                   column: string;
                   /** @constant */
                   operator: 'in';
-                  values: string[];
+                  values: [string, ...string[]];
                 }
               | {
                   column: string;
@@ -2487,8 +2487,8 @@ export interface components {
                 width: number;
               };
               normalization: {
-                mean: number[];
-                std: number[];
+                mean: [] | [number] | [number, number];
+                std: [] | [number] | [number, number];
               };
               augmentation?: {
                 horizontalFlip?: boolean;

@@ -1,5 +1,6 @@
 import {
   HUB_API,
+  type HubApiPaths,
   type AuditEventPageView,
   type AuditEventQuery,
   type AuditSigningKeyView,
@@ -22,6 +23,7 @@ import {
   type Checkpoint,
   REPORT_HEAD_HEADERS,
 } from '@tessera/protocol';
+import createClient, { type Client } from 'openapi-fetch';
 import { ApiError, apiErrorOf } from './api-error.js';
 import { ConsoleErrorCode } from './error-guidance.js';
 
@@ -50,6 +52,13 @@ function queryString(query: object): string {
   return s ? `?${s}` : '';
 }
 
+/** The query's given values: absent, null and empty ones are left out (as queryString does). */
+function given<T extends object>(query: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(query).filter(([, v]) => v !== undefined && v !== null && v !== ''),
+  ) as Partial<T>;
+}
+
 function fileNameOf(res: Response, fallback: string): string {
   const disposition = res.headers.get('content-disposition') ?? '';
   const match = /filename="?([^";]+)"?/i.exec(disposition);
@@ -69,16 +78,80 @@ export interface SendOptions {
   anonymous?: boolean;
 }
 
+/** The hub's API as openapi-fetch types it from the committed OpenAPI document (libs/protocol hub-api.generated.ts). */
+export type HubApi = Client<HubApiPaths>;
+
+/**
+ * openapi-fetch builds a Request, which needs an absolute URL outside a browser (the console's specs run in Node); only
+ * the path and query of it are used: forward() sends them relative to the client's baseUrl, as every call did.
+ */
+const REQUEST_ORIGIN = 'http://hub.invalid';
+
 /**
  * The console's typed client of the hub's /api: every call sends the session's bearer token, and every failure
  * becomes an ApiError carrying the hub's message. `onUnauthorized` runs on a 401 (see UnauthorizedHandler).
+ * JSON calls go through `api`, an openapi-fetch client typed by the hub's OpenAPI document (paths, parameters,
+ * bodies and answers are checked at compile time); its requests travel through send(), so the bearer token, the
+ * renewal on a 401 and the error mapping are the same for every call. Downloads use send() directly.
  */
 export class ApiClient {
+  /** Typed calls with the session's token. */
+  readonly api: HubApi;
+  /** Typed calls without it (sign-in, refresh, sign-out): a 401 there is the answer, not an expired session. */
+  private readonly anonymousApi: HubApi;
+
   constructor(
     private readonly token: TokenSource,
     private readonly onUnauthorized: UnauthorizedHandler = () => undefined,
     private readonly baseUrl = '',
-  ) {}
+  ) {
+    this.api = createClient<HubApiPaths>({ baseUrl: REQUEST_ORIGIN, fetch: (r) => this.forward(r, false) });
+    this.anonymousApi = createClient<HubApiPaths>({ baseUrl: REQUEST_ORIGIN, fetch: (r) => this.forward(r, true) });
+  }
+
+  /**
+   * Sends an openapi-fetch request through send(): its method, path, query and JSON body. An answer that should be
+   * JSON and is not becomes ApiError BAD_RESPONSE here, as json() does.
+   */
+  private async forward(request: Request, anonymous: boolean): Promise<Response> {
+    const url = new URL(request.url);
+    const path = `${url.pathname}${url.search}`;
+    const text = request.body === null ? '' : await request.text();
+    const res = await this.send(request.method, path, {
+      ...(text === '' ? {} : { json: JSON.parse(text) as unknown }),
+      anonymous,
+    });
+    const body = await res.clone().text();
+    if (body !== '' && res.status !== 204) {
+      try {
+        JSON.parse(body);
+      } catch {
+        throw new ApiError(
+          res.status,
+          ConsoleErrorCode.BAD_RESPONSE,
+          `The hub's answer to ${request.method} ${path} was not JSON.`,
+        );
+      }
+    }
+    return res;
+  }
+
+  /**
+   * The body of a typed call's answer; send() has already turned every failure into an ApiError. Typed as the view of
+   * @tessera/protocol the route answers: openapi-fetch widens the document's tuples to arrays in its answer types, so
+   * the document's own schemas are checked against those views instead (hub-api-views.ts).
+   */
+  private async answer<View>(call: Promise<{ data?: unknown; response: Response }>): Promise<View> {
+    const { data, response } = await call;
+    if (data === undefined) {
+      throw new ApiError(
+        response.status,
+        ConsoleErrorCode.BAD_RESPONSE,
+        `The hub's answer to ${response.url} was empty.`,
+      );
+    }
+    return data as View;
+  }
 
   /** Sends a request; resolves with the raw response when it succeeded, throws ApiError otherwise. */
   async send(method: string, path: string, init: SendOptions = {}, retried = false): Promise<Response> {
@@ -128,32 +201,32 @@ export class ApiClient {
   /* ---------- session ---------- */
 
   login(username: string, password: string): Promise<SessionView> {
-    return this.json('POST', HUB_API.login, { username, password }, { anonymous: true });
+    return this.answer<SessionView>(this.anonymousApi.POST('/api/auth/login', { body: { username, password } }));
   }
 
   /** Trades the refresh cookie (httpOnly, sent by the browser) for a new access token and a new cookie. */
   refresh(): Promise<SessionView> {
-    return this.json('POST', HUB_API.refresh, undefined, { anonymous: true });
+    return this.answer<SessionView>(this.anonymousApi.POST('/api/auth/refresh'));
   }
 
   /** Ends the session on the hub (the cookie says which) and clears the cookie. */
   async logout(): Promise<void> {
-    await this.send('POST', HUB_API.logout, { anonymous: true });
+    await this.anonymousApi.POST('/api/auth/logout');
   }
 
   me(): Promise<CurrentUserView> {
-    return this.json('GET', HUB_API.me);
+    return this.answer<CurrentUserView>(this.api.GET('/api/auth/me'));
   }
 
   /** Changes one's own password; every session ends and a new one is answered. */
   changePassword(currentPassword: string, newPassword: string): Promise<SessionView> {
-    return this.json('POST', HUB_API.password, { currentPassword, newPassword });
+    return this.answer<SessionView>(this.api.POST('/api/auth/password', { body: { currentPassword, newPassword } }));
   }
 
   /* ---------- people ---------- */
 
   users(): Promise<UserView[]> {
-    return this.json('GET', HUB_API.users);
+    return this.answer<UserView[]>(this.api.GET('/api/users'));
   }
 
   createUser(input: {
@@ -162,89 +235,103 @@ export class ApiClient {
     role: UserRole;
     mustChangePassword?: boolean;
   }): Promise<UserView> {
-    return this.json('POST', HUB_API.users, input);
+    return this.answer<UserView>(this.api.POST('/api/users', { body: input }));
   }
 
   updateUser(id: string, change: { role?: UserRole; disabled?: boolean }): Promise<UserView> {
-    return this.json('PATCH', HUB_API.user(id), change);
+    return this.answer<UserView>(this.api.PATCH('/api/users/{id}', { params: { path: { id } }, body: change }));
   }
 
   /** Sets a temporary password: the person's sessions end and their next sign-in must change it. */
   resetPassword(id: string, password: string): Promise<UserView> {
-    return this.json('POST', HUB_API.userPassword(id), { password });
+    return this.answer<UserView>(
+      this.api.POST('/api/users/{id}/password', { params: { path: { id } }, body: { password } }),
+    );
   }
 
   revokeSessions(id: string): Promise<UserView> {
-    return this.json('DELETE', HUB_API.userSessions(id));
+    return this.answer<UserView>(this.api.DELETE('/api/users/{id}/sessions', { params: { path: { id } } }));
   }
 
   /* ---------- silos ---------- */
 
   silos(): Promise<SiloView[]> {
-    return this.json('GET', HUB_API.silos);
+    return this.answer<SiloView[]>(this.api.GET('/api/silos'));
   }
 
   silo(id: string): Promise<SiloDetailView> {
-    return this.json('GET', HUB_API.silo(id));
+    return this.answer<SiloDetailView>(this.api.GET('/api/silos/{id}', { params: { path: { id } } }));
   }
 
   registerSilo(input: { name: string; contact: string }): Promise<EnrollmentIssuedView> {
-    return this.json('POST', HUB_API.silos, input);
+    return this.answer<EnrollmentIssuedView>(this.api.POST('/api/silos', { body: input }));
   }
 
   reEnrollSilo(id: string): Promise<EnrollmentIssuedView> {
-    return this.json('POST', HUB_API.siloEnrollment(id));
+    return this.answer<EnrollmentIssuedView>(this.api.POST('/api/silos/{id}/enrollment', { params: { path: { id } } }));
   }
 
   suspendSilo(id: string, reason: string): Promise<SiloView> {
-    return this.json('POST', HUB_API.siloSuspend(id), { reason });
+    return this.answer<SiloView>(
+      this.api.POST('/api/silos/{id}/suspend', { params: { path: { id } }, body: { reason } }),
+    );
   }
 
   resumeSilo(id: string): Promise<SiloView> {
-    return this.json('POST', HUB_API.siloResume(id));
+    return this.answer<SiloView>(this.api.POST('/api/silos/{id}/resume', { params: { path: { id } } }));
   }
 
   revokeCertificate(id: string, serial: string, reason: string): Promise<CertificateView> {
-    return this.json('POST', HUB_API.siloRevoke(id, serial), { reason });
+    return this.answer<CertificateView>(
+      this.api.POST('/api/silos/{id}/certificates/{serial}/revoke', {
+        params: { path: { id, serial } },
+        body: { reason },
+      }),
+    );
   }
 
   /** What every study has spent on one silo's data (the hub's ledger), with the basic-composition total. */
   siloPrivacy(id: string): Promise<SiloPrivacyView> {
-    return this.json('GET', HUB_API.siloPrivacy(id));
+    return this.answer<SiloPrivacyView>(this.api.GET('/api/silos/{id}/privacy', { params: { path: { id } } }));
   }
 
   /* ---------- studies ---------- */
 
   studies(): Promise<StudyView[]> {
-    return this.json('GET', HUB_API.studies);
+    return this.answer<StudyView[]>(this.api.GET('/api/studies'));
   }
 
   study(id: string): Promise<StudyView> {
-    return this.json('GET', HUB_API.study(id));
+    return this.answer<StudyView>(this.api.GET('/api/studies/{id}', { params: { path: { id } } }));
   }
 
   rounds(id: string): Promise<RoundView[]> {
-    return this.json('GET', HUB_API.studyRounds(id));
+    return this.answer<RoundView[]>(this.api.GET('/api/studies/{id}/rounds', { params: { path: { id } } }));
   }
 
   createStudy(plan: unknown): Promise<StudyView> {
-    return this.json('POST', HUB_API.studies, { plan });
+    // The wizard sends what its form holds; the hub checks it against the plan's schema and answers every problem.
+    return this.answer<StudyView>(this.api.POST('/api/studies', { body: { plan: plan as StudyPlan } }));
   }
 
   updatePlan(id: string, plan: StudyPlan | unknown): Promise<StudyView> {
-    return this.json('PUT', HUB_API.studyPlan(id), { plan });
+    return this.answer<StudyView>(
+      this.api.PUT('/api/studies/{id}/plan', { params: { path: { id } }, body: { plan: plan as StudyPlan } }),
+    );
   }
 
   submitStudy(id: string): Promise<StudyView> {
-    return this.json('POST', HUB_API.studySubmit(id));
+    return this.answer<StudyView>(this.api.POST('/api/studies/{id}/submit', { params: { path: { id } } }));
   }
 
   startStudy(id: string): Promise<StudyView> {
-    return this.json('POST', HUB_API.studyStart(id));
+    return this.answer<StudyView>(this.api.POST('/api/studies/{id}/start', { params: { path: { id } } }));
   }
 
   stopStudy(id: string, reason: string): Promise<StudyView> {
-    return this.json('POST', HUB_API.studyStop(id), { reason });
+    return this.answer<StudyView>(
+      this.api.POST('/api/studies/{id}/stop', { params: { path: { id } }, body: { reason } }),
+    );
   }
 
   /** Downloads a file with the bearer header (a plain link could not send it). */
@@ -292,7 +379,7 @@ export class ApiClient {
   /* ---------- audit ---------- */
 
   auditEvents(query: AuditEventQuery): Promise<AuditEventPageView> {
-    return this.json('GET', `${HUB_API.auditEvents}${queryString(query)}`);
+    return this.answer<AuditEventPageView>(this.api.GET('/api/audit/events', { params: { query: given(query) } }));
   }
 
   auditEventsCsv(query: AuditEventQuery): Promise<DownloadedFile> {
@@ -301,19 +388,19 @@ export class ApiClient {
   }
 
   verifyAudit(): Promise<AuditVerificationView> {
-    return this.json('GET', HUB_API.auditVerify);
+    return this.answer<AuditVerificationView>(this.api.GET('/api/audit/verify'));
   }
 
   checkpoints(): Promise<Checkpoint[]> {
-    return this.json('GET', HUB_API.auditCheckpoints);
+    return this.answer<Checkpoint[]>(this.api.GET('/api/audit/checkpoints'));
   }
 
   auditPublicKey(): Promise<HubPublicKeyView> {
-    return this.json('GET', HUB_API.auditPublicKey);
+    return this.answer<HubPublicKeyView>(this.api.GET('/api/audit/public-key'));
   }
 
   auditPublicKeys(): Promise<AuditSigningKeyView[]> {
-    return this.json('GET', HUB_API.auditPublicKeys);
+    return this.answer<AuditSigningKeyView[]>(this.api.GET('/api/audit/public-keys'));
   }
 
   /** The hub's current audit key as hub-public.pem (for `tessera-verify --public-key`). */

@@ -65,8 +65,8 @@ export type JsonSchema = { [key: string]: unknown };
 
 /**
  * JSON Schemas (2020-12, as OpenAPI 3.1 reads them) of every zod schema above, each one a component. A schema used
- * inside another is referred to (`#/components/schemas/Name`) rather than copied; request bodies get the input side
- * (what the hub accepts: defaults may be left out), answers the output side.
+ * inside another is referred to (`#/components/schemas/Name`) rather than copied. The output side (what the hub
+ * answers; the wire schemas have no defaults, so the input side of the bodies is the same schema).
  */
 export function zodComponentSchemas(): Record<string, JsonSchema> {
   const registry = z.registry<{ id: string }>();
@@ -82,12 +82,36 @@ export function zodComponentSchemas(): Record<string, JsonSchema> {
     target: 'draft-2020-12',
     uri: (id) => `#/components/schemas/${id}`,
     unrepresentable: 'any',
-    io: 'input',
+    io: 'output',
+    // A field that must be absent (`z.undefined()`, e.g. the kind of a feature schema before it had one): no value.
+    override: (ctx) => {
+      if (ctx.zodSchema._zod.def.type === 'undefined') ctx.jsonSchema.not = {};
+    },
   });
   return Object.fromEntries(
     Object.entries(generated).map(([id, schema]) => {
       const { $schema: _dialect, id: _id, ...rest } = schema as JsonSchema;
-      return [id, rest];
+      return [id, uniformTuples(rest) as JsonSchema];
     }),
   );
+}
+
+/**
+ * zod writes a tuple of one type (a kernel's [height, width]) as `prefixItems` with `items: false`; the same array
+ * said as `items` with minItems = maxItems is what code generators read as a tuple (openapi-typescript reads
+ * `prefixItems` wrongly). Tuples of mixed types are left as they are.
+ */
+function uniformTuples(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(uniformTuples);
+  if (node === null || typeof node !== 'object') return node;
+  const out: JsonSchema = Object.fromEntries(Object.entries(node).map(([k, v]) => [k, uniformTuples(v)]));
+  const prefix = out.prefixItems;
+  if (Array.isArray(prefix) && prefix.length > 0 && out.items === false) {
+    const first = JSON.stringify(prefix[0]);
+    if (prefix.every((item) => JSON.stringify(item) === first)) {
+      const { prefixItems: _prefix, ...rest } = out;
+      return { ...rest, items: prefix[0], minItems: prefix.length, maxItems: prefix.length };
+    }
+  }
+  return out;
 }
