@@ -44,6 +44,54 @@ describe('study creation with secureAggregation (embedded database)', () => {
     });
   });
 
+  it('refuses with 400 distributed noise without secure aggregation and with another clip norm; stores no study', async () => {
+    const before = (await api(hub, 'GET', '/api/studies', { headers: admin })).body as unknown[];
+    const privacy = {
+      mode: 'dp-fedavg',
+      unit: 'silo',
+      targetEpsilon: 4,
+      delta: 1e-5,
+      clipNorm: 1,
+      noiseMultiplier: 'derive',
+      noise: 'distributed',
+    } as const;
+    const participation = {
+      minSilosPerRound: 4,
+      roundDeadlineSeconds: 60,
+      maxRoundRetries: 1,
+      onSiloFailure: 'continue',
+    } as const;
+    const alone = heartDiseasePlan(siloIds, { privacy, participation, release: NO_RELEASE });
+    const refused = await api(hub, 'POST', '/api/studies', { headers: admin, json: { plan: alone } });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({
+      error: 'PLAN_INVALID',
+      details: [expect.stringMatching(/^privacy\.noise: distributed noise needs secureAggregation/)],
+    });
+    const otherClip = heartDiseasePlan(siloIds, {
+      privacy,
+      participation,
+      release: NO_RELEASE,
+      secureAggregation: { ...SECAGG, clipNorm: 2 },
+    });
+    const refusedClip = await api(hub, 'POST', '/api/studies', { headers: admin, json: { plan: otherClip } });
+    expect(refusedClip.status).toBe(400);
+    expect(refusedClip.body).toMatchObject({
+      details: [expect.stringMatching(/^privacy\.clipNorm: with distributed noise each silo clips its update once/)],
+    });
+    const accepted = heartDiseasePlan(siloIds, {
+      privacy,
+      participation,
+      release: NO_RELEASE,
+      secureAggregation: SECAGG,
+    });
+    const created = await api(hub, 'POST', '/api/studies', { headers: admin, json: { plan: accepted } });
+    expect(created.status).toBe(201);
+    expect((created.body as { plan: { privacy: unknown } }).plan.privacy).toEqual(privacy);
+    // The two refusals stored nothing: the accepted plan is the only study added.
+    expect((await api(hub, 'GET', '/api/studies', { headers: admin })).body).toHaveLength(before.length + 1);
+  });
+
   it('creates a valid secure-aggregation plan, with the block in the plan its stewards approve', async () => {
     const plan = heartDiseasePlan(siloIds, {
       participation: { minSilosPerRound: 4, roundDeadlineSeconds: 60, maxRoundRetries: 1, onSiloFailure: 'continue' },
