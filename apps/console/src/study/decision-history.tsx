@@ -1,5 +1,4 @@
 import type { DecisionHistoryView } from '@tessera/protocol';
-import { Link } from 'react-router';
 import { formatTime, shortHash } from '../lib/format.js';
 import { Badge, EmptyState } from '../ui/feedback.js';
 
@@ -30,8 +29,9 @@ export function DecisionHistory({ history }: { history: DecisionHistoryView }) {
             rows.map((d, i) => (
               <tr key={`${d.siloId}-${d.decidedAt}-${i}`} data-silo={d.siloName}>
                 {i === 0 ? (
+                  // The silo's name as text: the approvals table above links each silo once.
                   <th scope="row" rowSpan={rows.length}>
-                    <Link to={`/silos/${d.siloId}`}>{d.siloName}</Link>
+                    {d.siloName}
                   </th>
                 ) : null}
                 <td className="nowrap">

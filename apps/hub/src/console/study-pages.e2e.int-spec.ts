@@ -240,6 +240,24 @@ describe('study pages in Chromium against a real hub and agents', () => {
     await expect.poll(() => rows.count()).toBe(1);
     await page.getByLabel('Show').selectOption('only');
     await expect.poll(() => rows.first().innerText()).toMatch(/archived/);
+
+    // The study page's head, approvals and decisions, round history and plan versions stay within a phone's width
+    // (tables scroll in their own frame).
+    await page.setViewportSize({ width: 420, height: 860 });
+    await page.goto(`${hub.url}/studies/${study.id}`);
+    await page.locator('table.round-history').waitFor();
+    await page.getByRole('table', { name: 'Changes in version 2' }).waitFor();
+    const wide = await page.evaluate(`(() => {
+      const out = [];
+      for (const e of document.querySelectorAll('.page-head *, #approvals *, #history *, #plan *, .notice *')) {
+        const r = e.getBoundingClientRect();
+        if (r.right > window.innerWidth + 1 && !e.closest('.table-wrap') && !e.closest('pre'))
+          out.push(e.tagName + '.' + e.className + ' ' + Math.round(r.right));
+      }
+      return out.slice(0, 12);
+    })()`);
+    expect(wide).toEqual([]);
+    await page.setViewportSize({ width: 1280, height: 900 });
     expect(errors).toEqual([]);
   });
 });
