@@ -134,6 +134,6 @@ describe('tabular data streamed from disk', () => {
     const streamed = await streamTabularData(path, wardSchema);
     writeFileSync(path, readFileSync(path, 'utf8').replace('r0,0', 'r0,9'));
     utimesSync(path, new Date(), new Date(Date.now() + 5_000));
-    await expect(rowsOf(streamed.train)).rejects.toThrow(/changed while a study was reading it/);
+    await expect(rowsOf(streamed.train)).rejects.toThrow(/no longer reads as it did when the study began/);
   });
 });

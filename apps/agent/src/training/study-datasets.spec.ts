@@ -80,7 +80,7 @@ describe('StudyDatasets', () => {
     if (!malformed.ok) expect(malformed.problem.message).toContain('unterminated quote opened on line 1');
   });
 
-  it("streams a network plan's tabular file from disk (same records as in memory), and reads registry plans whole", async () => {
+  it("reads a network plan's tabular file from disk beyond the memory budget (same records as in memory), registry plans whole", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-datasets-'));
     try {
       const text = readHeartDisease('processed.hungarian.data');
@@ -92,10 +92,13 @@ describe('StudyDatasets', () => {
         model: { kind: 'network', network: logisticRegressionNetwork(encodedFeatureCount(registry.schema)) },
       };
       const lines: string[] = [];
+      // A memory budget of 0 bytes: the file is read from disk whatever its size.
       const datasets = new StudyDatasets(
         () => text,
         (line) => lines.push(line),
         file,
+        undefined,
+        0,
       );
       const streamed = await datasets.forPlan('s1', 'h1', network);
       const whole = await datasets.forPlan('s2', 'h2', registry);
@@ -113,6 +116,13 @@ describe('StudyDatasets', () => {
       expect(Array.from(rows)).toEqual(Array.from(whole.data.train.x as Float32Array));
       expect(Array.from(streamed.data.test.y)).toEqual(Array.from(whole.data.test.y));
       expect(await datasets.forPlan('s1', 'h1', network)).toBe(streamed);
+      // Within the default budget (64 MiB) the same plan reads the file into memory.
+      const inMemory = await new StudyDatasets(
+        () => text,
+        () => undefined,
+        file,
+      ).forPlan('s1', 'h1', network);
+      expect(inMemory.ok && inMemory.data.train.x instanceof Float32Array).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

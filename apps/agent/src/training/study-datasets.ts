@@ -7,6 +7,7 @@ import {
   type RowDropReason,
   type TabularSchema,
 } from '@tessera/ml';
+import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { isImageSchema, tabularSchemaOf, type FailureReport, type StudyPlan } from '@tessera/protocol';
 import { ManifestError, prepareImages, type PreparedImages } from '../data/image-dataset';
@@ -139,6 +140,12 @@ export function describePreparedData(
  * one outcome of the file's content that the hub learns beyond the DP releases: one bit, "this silo has no usable
  * training record", which its absence from the rounds would show anyway. No count is sent; the local log has them.
  */
+/**
+ * Largest tabular file (bytes) a network plan reads into memory; a larger one is read from disk batch by batch
+ * (data/tabular-stream.ts), which costs a parse of each batch's rows at every step.
+ */
+export const DEFAULT_TABULAR_MEMORY_BYTES = 64 * 1024 * 1024;
+
 const NO_TRAINING_RECORD: DataProblem = {
   code: 'DATA_SCHEMA_MISMATCH',
   message: "no row of the silo's data gives a training record under the plan's schema (the silo's own log lists why)",
@@ -157,19 +164,32 @@ export class StudyDatasets {
   /**
    * `readText` reads the silo's data file; called at most once per study and plan. `log` receives the local summary
    * (describePreparedData) once per preparation; it must be a local sink, never the hub. `dataFile` is the path
-   * `readText` reads: an image study's manifest paths are relative to its folder, and a network plan's tabular CSV is
-   * streamed from it (absent: image studies cannot run, tabular ones read `readText` into memory). `imageCacheBytes` is the budget of decoded images held in memory (image-dataset.ts).
+   * `readText` reads: an image study's manifest paths are relative to its folder, and a network plan's tabular CSV
+   * larger than `tabularMemoryBytes` is read from it batch by batch (absent: image studies cannot run, tabular ones
+   * read `readText` into memory). `imageCacheBytes` is the budget of decoded images held in memory (image-dataset.ts).
    */
   constructor(
     private readonly readText: () => string,
     private readonly log: (message: string) => void = () => undefined,
     private readonly dataFile?: string,
     private readonly imageCacheBytes?: number,
+    private readonly tabularMemoryBytes: number = DEFAULT_TABULAR_MEMORY_BYTES,
   ) {}
+
+  /** Whether a network plan's CSV is read from disk batch by batch: when the file is larger than the memory budget. */
+  private streamsTabularFile(): boolean {
+    if (this.dataFile === undefined) return false;
+    try {
+      return statSync(this.dataFile).size > this.tabularMemoryBytes;
+    } catch {
+      // Unreadable here: the in-memory path reads it and reports why.
+      return false;
+    }
+  }
 
   /** The plan's data, tabular or images, prepared once per study and plan. */
   async forPlan(studyId: string, planHash: string, plan: StudyPlan): Promise<StudyDataResult> {
-    if (!isImageSchema(plan.schema) && plan.model.kind === 'network' && this.dataFile !== undefined) {
+    if (!isImageSchema(plan.schema) && plan.model.kind === 'network' && this.streamsTabularFile()) {
       return this.once(`${studyId}:${planHash}`, () => this.streamTabularStudy(studyId, tabularSchemaOf(plan)));
     }
     if (!isImageSchema(plan.schema)) {
