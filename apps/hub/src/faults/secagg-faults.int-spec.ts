@@ -17,20 +17,24 @@ const SECURE_STUDY: Partial<TabularStudyPlan> = {
 /**
  * Secure aggregation under faults, with a real hub process and four real agent processes over mutual TLS on a fresh
  * PostgreSQL database (issue 16, items 2 and 3): the hub killed (SIGKILL) right after it stored the last key
- * advertisement and again right after it stored the first unmasking answer resumes the round from the database
+ * advertisement, a share message, a masked input, and the first unmasking answer resumes the round from the database
  * after each restart; a silo killed after uploading its masked input, before it answers unmasking, leaves its input in
  * a sum the three others unmask.
  */
 describe('secure aggregation: the hub killed mid-protocol', () => {
   const bed = processTestBed('tessera-fault-secagg-hub-');
 
-  it('resumes the round after key advertisement and during unmasking, and sums all four', async () => {
+  it('resumes the round after key advertisement, during sharing, upload and unmasking, and sums all four', async () => {
     const db = await createServerDatabase();
     bed.cleanups.push(db.drop);
     const f = new FaultBed(bed, db.url);
     await f.startHub();
     await f.enroll(HOSPITALS);
-    await f.createStudy(false, 1, SECURE_STUDY);
+    // A long round: four hub boots (seconds each on a loaded machine) must not outlast a stage's deadline.
+    await f.createStudy(false, 1, {
+      ...SECURE_STUDY,
+      participation: { ...SECURE_STUDY.participation!, roundDeadlineSeconds: 300 },
+    });
     await f.stopHub();
 
     // 1. After the fourth advertisement committed, before it is answered (the stage would close at once).
@@ -44,7 +48,24 @@ describe('secure aggregation: the hub killed mid-protocol', () => {
     );
     expect(afterAdvertise).toEqual({ stage: 'advertise', ads: 4 });
 
-    // 2. After the first unmasking answer committed: the session is at 'unmask' with one answer of four.
+    // 2. During sharing: after the second share message committed.
+    await f.startHub({ TESSERA_FAULT_POINT: 'secagg-share-committed@2' });
+    await f.hubDies(120_000);
+    const [duringShare] = await f.query<{ stage: string; shares: number }>(
+      `SELECT s.stage, (SELECT count(*)::int FROM secagg_messages m WHERE m.round_id = s.round_id
+          AND m.stage = 'share') AS shares FROM secagg_sessions s`,
+    );
+    expect(duringShare).toEqual({ stage: 'share', shares: 2 });
+
+    // 3. During masked-input collection: after the second masked input went into the stored running sum.
+    await f.startHub({ TESSERA_FAULT_POINT: 'secagg-upload-committed@2' });
+    await f.hubDies(120_000);
+    const [duringUpload] = await f.query<{ stage: string; contributors: number }>(
+      `SELECT stage, jsonb_array_length(contributors) AS contributors FROM secagg_sessions`,
+    );
+    expect(duringUpload).toEqual({ stage: 'upload', contributors: 2 });
+
+    // 4. After the first unmasking answer committed: the session is at 'unmask' with one answer of four.
     await f.startHub({ TESSERA_FAULT_POINT: 'secagg-unmask-committed@1' });
     await f.hubDies(120_000);
     const [duringUnmask] = await f.query<{ stage: string; answers: number; contributors: number }>(
@@ -54,7 +75,7 @@ describe('secure aggregation: the hub killed mid-protocol', () => {
     );
     expect(duringUnmask).toEqual({ stage: 'unmask', answers: 1, contributors: 4 });
 
-    // 3. A clean restart: the agents re-send what they hold, the hub answers from the database and unmasks.
+    // 5. A clean restart: the agents re-send what they hold, the hub answers from the database and unmasks.
     await f.startHub();
     await f.completes(180_000);
     const rounds = await f.rounds();
