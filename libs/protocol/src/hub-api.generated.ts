@@ -4175,7 +4175,10 @@ export interface operations {
   };
   SiloStudiesController_tasks: {
     parameters: {
-      query?: never;
+      query?: {
+        /** @description Seconds to wait for a task before answering an empty list. */
+        wait?: number;
+      };
       header?: never;
       path?: never;
       cookie?: never;
@@ -4191,6 +4194,7 @@ export interface operations {
           'application/json': components['schemas']['TasksResponse'];
         };
       };
+      400: components['responses']['Error400'];
       403: components['responses']['Error403'];
       default: components['responses']['Error500'];
     };

@@ -1,5 +1,6 @@
 import { createCsr, generateKeyPair, parseCertificate, renewalDue } from '@tessera/pki';
-import { CertificateGrant, SILO_API } from '@tessera/protocol';
+import { CertificateGrant, SILO_API, type HubApiPaths } from '@tessera/protocol';
+import createClient, { type Client } from 'openapi-fetch';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import type { AgentState, LoadedIdentity } from '../state/agent-state';
 import {
@@ -11,6 +12,28 @@ import {
   type HubResponse,
 } from './hub-client';
 import type { HubClock } from './hub-clock';
+
+/** The hub's routes as openapi-fetch types them from the hub's OpenAPI document (libs/protocol hub-api.generated.ts). */
+export type HubApi = Client<HubApiPaths>;
+
+/** Options of one typed call: the socket timeout and the abort signal of SiloSession.request. */
+export type TypedCallOptions = Pick<HubRequestOptions, 'timeoutMs' | 'signal' | 'maxResponseBytes'>;
+
+/**
+ * openapi-fetch builds a Request, which needs an absolute URL; only its path and query are used: forward() sends them
+ * to the hub's silo URL over the session's mutual TLS.
+ */
+const REQUEST_ORIGIN = 'https://hub.invalid';
+
+/** The raw answer behind each Response forward() made, for callers that read its Retry-After and Date. */
+const rawAnswers = new WeakMap<Response, HubRawResponse>();
+
+/** The raw answer (status, bytes, Retry-After, Date) of a typed call's Response. */
+export function rawAnswerOf(response: Response): HubRawResponse {
+  const raw = rawAnswers.get(response);
+  if (raw === undefined) throw new Error('not an answer of SiloSession.api');
+  return raw;
+}
 
 /**
  * The agent's authenticated channel to the hub: every call over mutual TLS with the current certificate,
@@ -27,6 +50,35 @@ export class SiloSession {
     private readonly hubClock?: HubClock,
   ) {
     this.identity = state.loadIdentity();
+  }
+
+  /**
+   * The hub's JSON routes, typed by its OpenAPI document: paths, parameters and bodies are checked at compile time.
+   * Calls travel through request() (mutual TLS, the pinned CA, kept connections, the hub's clock); pass
+   * `parseAs: 'stream'` and read the answer with rawAnswerOf, so the caller's own checks (its zod schemas, its
+   * refusal rules) stay as they are. Binary uploads and downloads use request() directly.
+   */
+  readonly api: HubApi = createClient<HubApiPaths>({ baseUrl: REQUEST_ORIGIN, fetch: (r) => this.forward(r) });
+
+  /** A typed client whose calls use these options (a long poll's timeout, an abort signal). */
+  apiWith(options: TypedCallOptions): HubApi {
+    return createClient<HubApiPaths>({ baseUrl: REQUEST_ORIGIN, fetch: (r) => this.forward(r, options) });
+  }
+
+  private async forward(request: Request, options: TypedCallOptions = {}): Promise<Response> {
+    const url = new URL(request.url);
+    const text = request.body === null ? '' : await request.text();
+    const raw = await this.request(request.method as 'GET' | 'POST', `${url.pathname}${url.search}`, {
+      ...options,
+      ...(text === '' ? {} : { body: { json: JSON.parse(text) as unknown } }),
+    });
+    const empty = raw.status === 204 || raw.status === 205 || raw.status === 304;
+    const response = new Response(empty ? null : raw.bytes, {
+      status: raw.status,
+      headers: raw.contentType ? { 'content-type': raw.contentType } : {},
+    });
+    rawAnswers.set(response, raw);
+    return response;
   }
 
   get siloId(): string {

@@ -12,7 +12,7 @@ import {
 import { z } from 'zod';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { hubCodeOf, jsonOf, type HubRawResponse } from './hub-client';
-import type { SiloSession } from './silo-session';
+import { rawAnswerOf, type SiloSession } from './silo-session';
 
 /**
  * The agent's port to the hub's study routes. The daemon and the task executor depend on this interface only, so
@@ -127,27 +127,41 @@ function parsed<T>(schema: z.ZodType<T>, res: HubRawResponse, what: string): T {
   return result.data;
 }
 
-/** The study routes over the session's mutual TLS. */
+/**
+ * The study routes over the session's mutual TLS. The JSON calls go through the session's typed client (the hub's
+ * OpenAPI document checks their paths, parameters and bodies at compile time) and their answers through the zod
+ * schemas as before; the model download and the update upload are binary streams and stay on request().
+ */
 export class SiloStudyTransport implements StudyTransport {
   constructor(private readonly session: SiloSession) {}
 
   async listStudies(): Promise<SiloStudy[]> {
-    const res = await this.session.request('GET', SILO_STUDY_API.studies);
+    const res = rawAnswerOf((await this.session.api.GET('/silo/v1/studies', { parseAs: 'stream' })).response);
     if (!succeeded(res)) throw refused(res, 'the study list');
     return parsed(z.array(SiloStudy), res, 'the study list');
   }
 
   async decide(studyId: string, request: DecisionRequest): Promise<SiloStudy> {
-    const res = await this.session.request('POST', SILO_STUDY_API.decision(studyId), { body: { json: request } });
+    const { response } = await this.session.api.POST('/silo/v1/studies/{id}/decision', {
+      params: { path: { id: studyId } },
+      body: request,
+      parseAs: 'stream',
+    });
+    const res = rawAnswerOf(response);
     if (!succeeded(res)) throw refused(res, `the decision on study ${studyId}`);
     return parsed(SiloStudy, res, 'the decision');
   }
 
   async pollTasks(waitSeconds: number, signal?: AbortSignal): Promise<SiloTask[]> {
-    const res = await this.session.request('GET', `${SILO_STUDY_API.tasks}?wait=${waitSeconds}`, {
+    const api = this.session.apiWith({
       timeoutMs: (waitSeconds + LONG_POLL_GRACE_SECONDS) * 1000,
       ...(signal ? { signal } : {}),
     });
+    const { response } = await api.GET('/silo/v1/tasks', {
+      params: { query: { wait: waitSeconds } },
+      parseAs: 'stream',
+    });
+    const res = rawAnswerOf(response);
     if (!succeeded(res)) throw refused(res, 'the task poll');
     return parsed(TasksResponse, res, 'the task poll').tasks;
   }
@@ -173,16 +187,22 @@ export class SiloStudyTransport implements StudyTransport {
   }
 
   async reportEvaluation(studyId: string, report: EvaluationReport): Promise<void> {
-    const res = await this.session.request('POST', SILO_STUDY_API.evaluation(studyId, report.round), {
-      body: { json: report },
+    const { response } = await this.session.api.POST('/silo/v1/studies/{id}/rounds/{round}/evaluation', {
+      params: { path: { id: studyId, round: report.round } },
+      body: report,
+      parseAs: 'stream',
     });
+    const res = rawAnswerOf(response);
     if (!succeeded(res)) throw refused(res, `the evaluation of round ${report.round}`);
   }
 
   async reportFailure(studyId: string, report: FailureReport): Promise<void> {
-    const res = await this.session.request('POST', SILO_STUDY_API.failure(studyId, report.round), {
-      body: { json: report },
+    const { response } = await this.session.api.POST('/silo/v1/studies/{id}/rounds/{round}/failure', {
+      params: { path: { id: studyId, round: report.round } },
+      body: report,
+      parseAs: 'stream',
     });
+    const res = rawAnswerOf(response);
     if (!succeeded(res)) throw refused(res, `the failure report for round ${report.round}`);
   }
 }

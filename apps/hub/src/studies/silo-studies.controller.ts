@@ -11,7 +11,7 @@ import {
   Req,
   Res,
 } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiQuery, ApiTags } from '@nestjs/swagger';
 import {
   EvaluationReport,
   FailureReport,
@@ -79,6 +79,12 @@ export class SiloStudiesController {
 
   /** Long poll: answers as soon as a task waits for this silo, or after `wait` seconds with none. */
   @Get('tasks')
+  @ApiQuery({
+    name: 'wait',
+    required: false,
+    schema: { type: 'integer', minimum: 0, maximum: MAX_WAIT_SECONDS, default: 0 },
+    description: 'Seconds to wait for a task before answering an empty list.',
+  })
   @Endpoint({ summary: 'Long poll for this silo’s tasks', answer: { schema: 'TasksResponse' } })
   async tasks(@Query('wait') wait: string | undefined, @Req() req: Request): Promise<TasksResponse> {
     const seconds = wait === undefined ? 0 : Number(wait);
