@@ -326,6 +326,20 @@ describe('study wizard: schema encoding and releases', () => {
     expect(counts().value).toBe('none');
   });
 
+  it('names the invited silos at review, not only their number', () => {
+    render(<StudyWizard initialDraft={validDraft()} silos={SILOS} submitLabel="Create" onSubmit={vi.fn()} />);
+    fireEvent.click(stepButton('Review'));
+    const list = screen.getByRole('list', { name: 'Invited silos (2)' });
+    const names = within(list)
+      .getAllByRole('listitem')
+      .map((li) => li.textContent ?? '');
+    expect(names).toHaveLength(2);
+    expect(names[0]).toContain('Hospital 1');
+    expect(names[0]).toContain(SILOS[0].id);
+    expect(names[1]).toContain('Hospital 2');
+    expect(names.join(' ')).not.toContain('Hospital 3');
+  });
+
   it('lists at review exactly what the plan releases without DP, and nothing for a DP-SGD plan', async () => {
     const onSubmit = vi.fn(async () => undefined);
     const exact = validDraft();

@@ -20,6 +20,29 @@ function ProblemLinks({ problems, onJump }: { problems: PlacedProblem[]; onJump:
   );
 }
 
+/** The invited silos by name (the plan names them by id), each with its status when it is not plainly enrolled. */
+function InvitedSilos({ ids }: { ids: readonly string[] }) {
+  const { silos } = useWizard();
+  const byId = new Map(silos.map((s) => [s.id, s]));
+  return (
+    <>
+      <h3 id="review-invited">Invited silos ({ids.length})</h3>
+      <ul className="invited-silos" aria-labelledby="review-invited">
+        {ids.map((id) => {
+          const silo = byId.get(id);
+          return (
+            <li key={id}>
+              {silo ? silo.name : <span className="muted">a silo this hub does not list</span>}{' '}
+              <span className="mono small muted">{id}</span>
+              {silo && silo.status !== 'enrolled' ? <span className="small"> · {silo.status}</span> : null}
+            </li>
+          );
+        })}
+      </ul>
+    </>
+  );
+}
+
 /** The plan as each steward will read it, or what keeps it from being sent. */
 function ReviewSummary() {
   const { problems, plan, jumpTo } = useWizard();
@@ -36,6 +59,7 @@ function ReviewSummary() {
   return (
     <>
       <ReleaseConsent plan={plan} evaluationNoise={plannedEvaluationNoise(plan)} />
+      <InvitedSilos ids={plan.silos} />
       <p>This is what each invited silo&apos;s data steward will read and approve, byte for byte:</p>
       <pre className="code plan-text" tabIndex={0}>
         {describePlan(plan).join('\n')}
