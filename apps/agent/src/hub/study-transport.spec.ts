@@ -137,3 +137,23 @@ describe('SiloStudyTransport over mutual TLS', () => {
     expect(retryAfterMsOf('86400')).toBe(300_000); // bounded: a wait of a day is not believed
   });
 });
+
+// The JSON calls go through the session's openapi-fetch client typed by the hub's document: same paths, same bodies.
+describe('SiloStudyTransport, typed by the OpenAPI document', () => {
+  it('sends a decision, a failure report and a task poll to the documented paths with their JSON bodies', async () => {
+    const studyId = randomUUID();
+    hub.handle((_req, res) => json(res, 200, { accepted: true }));
+    const failure = { round: 2, attempt: 1, code: 'DATA_SCHEMA_MISMATCH', message: 'no usable row' };
+    await transport.reportFailure(studyId, failure as Parameters<typeof transport.reportFailure>[1]);
+    expect(hub.seen.at(-1)).toMatchObject({
+      method: 'POST',
+      url: `/silo/v1/studies/${studyId}/rounds/2/failure`,
+      contentType: 'application/json',
+    });
+    expect(JSON.parse(hub.seen.at(-1)!.body.toString('utf8'))).toEqual(failure);
+
+    hub.handle((_req, res) => json(res, 200, { tasks: [] }));
+    await expect(transport.pollTasks(0)).resolves.toEqual([]);
+    expect(hub.seen.at(-1)).toMatchObject({ method: 'GET', url: '/silo/v1/tasks?wait=0' });
+  });
+});
