@@ -3124,6 +3124,13 @@ export interface components {
         [name: string]: unknown;
       };
       content: {
+        /**
+         * @example {
+         *       "error": "VALIDATION_FAILED",
+         *       "message": "What was refused and why, in words an operator can act on.",
+         *       "correlationId": "c0ffee00-0000-4000-8000-000000000000"
+         *     }
+         */
         'application/json': components['schemas']['HubErrorBody'];
       };
     };
@@ -3133,6 +3140,13 @@ export interface components {
         [name: string]: unknown;
       };
       content: {
+        /**
+         * @example {
+         *       "error": "INVALID_CREDENTIALS",
+         *       "message": "What was refused and why, in words an operator can act on.",
+         *       "correlationId": "c0ffee00-0000-4000-8000-000000000000"
+         *     }
+         */
         'application/json': components['schemas']['HubErrorBody'];
       };
     };
@@ -3142,6 +3156,13 @@ export interface components {
         [name: string]: unknown;
       };
       content: {
+        /**
+         * @example {
+         *       "error": "FORBIDDEN",
+         *       "message": "What was refused and why, in words an operator can act on.",
+         *       "correlationId": "c0ffee00-0000-4000-8000-000000000000"
+         *     }
+         */
         'application/json': components['schemas']['HubErrorBody'];
       };
     };
@@ -3151,6 +3172,13 @@ export interface components {
         [name: string]: unknown;
       };
       content: {
+        /**
+         * @example {
+         *       "error": "NOT_FOUND",
+         *       "message": "What was refused and why, in words an operator can act on.",
+         *       "correlationId": "c0ffee00-0000-4000-8000-000000000000"
+         *     }
+         */
         'application/json': components['schemas']['HubErrorBody'];
       };
     };
@@ -3160,6 +3188,13 @@ export interface components {
         [name: string]: unknown;
       };
       content: {
+        /**
+         * @example {
+         *       "error": "CONFLICT",
+         *       "message": "What was refused and why, in words an operator can act on.",
+         *       "correlationId": "c0ffee00-0000-4000-8000-000000000000"
+         *     }
+         */
         'application/json': components['schemas']['HubErrorBody'];
       };
     };
@@ -3169,6 +3204,13 @@ export interface components {
         [name: string]: unknown;
       };
       content: {
+        /**
+         * @example {
+         *       "error": "UPDATE_TOO_LARGE",
+         *       "message": "What was refused and why, in words an operator can act on.",
+         *       "correlationId": "c0ffee00-0000-4000-8000-000000000000"
+         *     }
+         */
         'application/json': components['schemas']['HubErrorBody'];
       };
     };
@@ -3178,6 +3220,13 @@ export interface components {
         [name: string]: unknown;
       };
       content: {
+        /**
+         * @example {
+         *       "error": "UNSUPPORTED_MEDIA_TYPE",
+         *       "message": "What was refused and why, in words an operator can act on.",
+         *       "correlationId": "c0ffee00-0000-4000-8000-000000000000"
+         *     }
+         */
         'application/json': components['schemas']['HubErrorBody'];
       };
     };
@@ -3187,6 +3236,13 @@ export interface components {
         [name: string]: unknown;
       };
       content: {
+        /**
+         * @example {
+         *       "error": "RENEWAL_RATE_LIMITED",
+         *       "message": "What was refused and why, in words an operator can act on.",
+         *       "correlationId": "c0ffee00-0000-4000-8000-000000000000"
+         *     }
+         */
         'application/json': components['schemas']['HubErrorBody'];
       };
     };
@@ -3196,6 +3252,13 @@ export interface components {
         [name: string]: unknown;
       };
       content: {
+        /**
+         * @example {
+         *       "error": "ROUTE_ACCESS_UNDECLARED",
+         *       "message": "What was refused and why, in words an operator can act on.",
+         *       "correlationId": "c0ffee00-0000-4000-8000-000000000000"
+         *     }
+         */
         'application/json': components['schemas']['HubErrorBody'];
       };
     };
@@ -3205,6 +3268,13 @@ export interface components {
         [name: string]: unknown;
       };
       content: {
+        /**
+         * @example {
+         *       "error": "DATABASE_UNAVAILABLE",
+         *       "message": "What was refused and why, in words an operator can act on.",
+         *       "correlationId": "c0ffee00-0000-4000-8000-000000000000"
+         *     }
+         */
         'application/json': components['schemas']['HubErrorBody'];
       };
     };

@@ -91,18 +91,32 @@ function handlersOf(app: INestApplication): Map<string, Handler> {
 const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
 const errorRef = (name: string) => ({ $ref: `#/components/responses/${name}` });
 
+interface ErrorAnswer {
+  description: string;
+  content: Record<string, { schema: JsonSchema; example: unknown }>;
+}
+
 /** The hub's error answers, one per status an operation can meet, each with the codes that travel with it. */
-function errorResponses(): Record<string, { description: string; content: Record<string, { schema: JsonSchema }> }> {
+function errorResponses(): Record<string, ErrorAnswer> {
   const byStatus = new Map<number, string[]>();
   for (const code of Object.values(HubErrorCode)) {
     const status = HUB_ERROR_STATUS[code];
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
-  const responses: Record<string, { description: string; content: Record<string, { schema: JsonSchema }> }> = {};
+  const responses: Record<string, ErrorAnswer> = {};
   for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
     responses[`Error${status}`] = {
       description: `The hub’s error body; \`error\` is one of ${codes.map((c) => `\`${c}\``).join(', ')}.`,
-      content: { 'application/json': { schema: ref('HubErrorBody') } },
+      content: {
+        'application/json': {
+          schema: ref('HubErrorBody'),
+          example: {
+            error: codes[0],
+            message: 'What was refused and why, in words an operator can act on.',
+            correlationId: 'c0ffee00-0000-4000-8000-000000000000',
+          },
+        },
+      },
     };
   }
   return responses;
