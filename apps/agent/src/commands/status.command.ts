@@ -1,7 +1,8 @@
 import { parseCertificate } from '@tessera/pki';
-import { SiloSelf, SILO_API } from '@tessera/protocol';
+import { SiloSelf } from '@tessera/protocol';
 import { AgentError } from '../agent.error';
-import { SiloSession } from '../hub/silo-session';
+import { jsonOf } from '../hub/hub-client';
+import { rawAnswerOf, SiloSession } from '../hub/silo-session';
 import type { AgentState } from '../state/agent-state';
 import type { RegisterAgentCommand } from './agent-command';
 
@@ -20,12 +21,13 @@ export async function status(state: AgentState, now = new Date()): Promise<Agent
   const cert = parseCertificate(certificatePem);
   let hub: AgentStatus['hub'];
   try {
-    const res = await session.call('GET', SILO_API.me);
-    const body = SiloSelf.safeParse(res.body);
+    const res = rawAnswerOf((await session.api.GET('/silo/v1/me', { parseAs: 'stream' })).response);
+    const answer = jsonOf(res);
+    const body = SiloSelf.safeParse(answer);
     hub =
       res.status === 200 && body.success
         ? { reachable: true, siloStatus: body.data.status }
-        : { reachable: false, error: (res.body as { message?: string } | undefined)?.message ?? `HTTP ${res.status}` };
+        : { reachable: false, error: (answer as { message?: string } | undefined)?.message ?? `HTTP ${res.status}` };
   } catch (err) {
     hub = { reachable: false, error: err instanceof AgentError ? err.message : String(err) };
   }

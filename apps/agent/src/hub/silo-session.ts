@@ -1,11 +1,12 @@
 import { createCsr, generateKeyPair, parseCertificate, renewalDue } from '@tessera/pki';
-import { CertificateGrant, SILO_API, type HubApiPaths } from '@tessera/protocol';
+import { CertificateGrant, type HubApiPaths } from '@tessera/protocol';
 import createClient, { type Client } from 'openapi-fetch';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import type { AgentState, LoadedIdentity } from '../state/agent-state';
 import {
   hubJson,
   hubRequest,
+  jsonOf,
   refusal,
   type HubRawResponse,
   type HubRequestOptions,
@@ -125,7 +126,9 @@ export class SiloSession {
     if (!force && !this.renewalDue()) return false;
     const keys = generateKeyPair();
     const csrPem = createCsr({ privateKeyPem: keys.privateKeyPem, siloId: this.siloId });
-    const res = await this.call('POST', SILO_API.renew, { csrPem });
+    const { response } = await this.api.POST('/silo/v1/certificate/renew', { body: { csrPem }, parseAs: 'stream' });
+    const raw = rawAnswerOf(response);
+    const res: HubResponse = { status: raw.status, body: jsonOf(raw) };
     if (res.status !== 200) throw refusal(res, 'the certificate renewal');
     const grant = CertificateGrant.safeParse(res.body);
     if (!grant.success || grant.data.siloId !== this.siloId) {
