@@ -1,5 +1,7 @@
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { HubApiPaths } from '@tessera/protocol';
+import createClient from 'openapi-fetch';
 import type { ApiClient } from '../api/api-client.js';
 import { ApiError } from '../api/api-error.js';
 import { renderWithSession } from '../auth/session.test-util.js';
@@ -66,9 +68,20 @@ function fakeHub() {
     }
     return Promise.reject(new Error(`unexpected ${method} ${path}`));
   });
+  const send = vi.fn(() => Promise.resolve(new Response(null, { status: 204 })));
+  // The page's typed calls (ApiClient.api, openapi-fetch) reach the same fake: method, path with query, JSON body.
+  const route = async (request: Request): Promise<Response> => {
+    const url = new URL(request.url);
+    const path = `${url.pathname}${url.search}`;
+    if (request.method === 'DELETE') return send();
+    const text = request.body === null ? '' : await request.text();
+    return Response.json(await json(request.method, path, text === '' ? undefined : JSON.parse(text)));
+  };
   return {
     json,
-    send: vi.fn(() => Promise.resolve(new Response(null, { status: 204 }))),
+    send,
+    api: createClient<HubApiPaths>({ baseUrl: 'http://hub.invalid', fetch: route }),
+    read: async (call: Promise<{ data?: unknown }>) => (await call).data,
     refresh: vi.fn(),
     logout: vi.fn(),
   };

@@ -1,4 +1,8 @@
+import type { HubApiComponents } from '@tessera/protocol';
 import type { ApiClient } from '../api/api-client.js';
+
+/** An event an endpoint can subscribe to, as the hub's document lists them. */
+type WebhookEventType = HubApiComponents['schemas']['CreateWebhookDto']['events'][number];
 
 /** The hub's answers under /api/webhooks (apps/hub/src/notifications/webhook-views.ts). */
 export interface WebhookEndpoint {
@@ -58,17 +62,24 @@ export const EVENT_LABELS: Record<string, string> = {
   'privacy.budget_reached': 'A study reached its privacy budget',
 };
 
-/** The webhook routes, through the console's client (bearer token, refresh, ApiError). */
+/** The webhook routes, through the console's client typed by the hub's document (bearer token, refresh, ApiError). */
 export function webhooksApi(api: ApiClient) {
+  const byId = (id: string) => ({ params: { path: { id } } });
   return {
-    list: () => api.json<WebhookEndpoint[]>('GET', '/api/webhooks'),
-    eventTypes: () => api.json<{ eventTypes: string[] }>('GET', '/api/webhooks/event-types'),
-    create: (body: NewWebhook) => api.json<CreatedWebhook>('POST', '/api/webhooks', body),
+    list: () => api.read<WebhookEndpoint[]>(api.api.GET('/api/webhooks')),
+    eventTypes: () => api.read<{ eventTypes: string[] }>(api.api.GET('/api/webhooks/event-types')),
+    // The events are names the hub listed itself (/event-types); the hub checks them again.
+    create: (body: NewWebhook) =>
+      api.read<CreatedWebhook>(
+        api.api.POST('/api/webhooks', { body: { ...body, events: body.events as WebhookEventType[] } }),
+      ),
     setEnabled: (id: string, enabled: boolean) =>
-      api.json<WebhookEndpoint>('PATCH', `/api/webhooks/${encodeURIComponent(id)}`, { enabled }),
-    remove: (id: string) => api.send('DELETE', `/api/webhooks/${encodeURIComponent(id)}`).then(() => undefined),
-    sendTest: (id: string) => api.json<WebhookDelivery>('POST', `/api/webhooks/${encodeURIComponent(id)}/test`),
+      api.read<WebhookEndpoint>(api.api.PATCH('/api/webhooks/{id}', { ...byId(id), body: { enabled } })),
+    remove: (id: string) => api.api.DELETE('/api/webhooks/{id}', byId(id)).then(() => undefined),
+    sendTest: (id: string) => api.read<WebhookDelivery>(api.api.POST('/api/webhooks/{id}/test', byId(id))),
     deliveries: (id: string) =>
-      api.json<WebhookDelivery[]>('GET', `/api/webhooks/${encodeURIComponent(id)}/deliveries?limit=50`),
+      api.read<WebhookDelivery[]>(
+        api.api.GET('/api/webhooks/{id}/deliveries', { params: { path: { id }, query: { limit: 50 } } }),
+      ),
   };
 }
