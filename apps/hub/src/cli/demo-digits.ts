@@ -87,9 +87,11 @@ export function digitsDpNetwork(): NetworkSpec {
 }
 
 /**
- * Local training of each preset. Without DP: mini-batches of 32 at rate 0.1, one local epoch per round. With DP-SGD:
- * Poisson sampling at q = 0.05 (about 50 of a site's 1,000 training images per step), the noisy sum divided by the
- * public 32, rate 0.5 (measured: 0.25 and 1 did worse on the same splits), one local epoch (20 steps) per round.
+ * Local training of each preset. Without DP: mini-batches of 32 at rate 0.1, one local epoch per round, and server
+ * momentum (FedAvgM, β = 0.5; Hsu et al. 2019), which measured better under this label skew than plain FedAvg (0.936
+ * against 0.927 after 5 rounds; with DP it did worse). With DP-SGD: Poisson sampling at q = 0.05 (about 50 of a site's
+ * 1,000 training images per step), the noisy sum divided by the public 32, rate 0.5 (measured: 0.25 and 1 did worse on
+ * the same splits), one local epoch (20 steps) per round, FedAvg.
  */
 function digitsTraining(privacy: DigitsOptions['privacy'], rounds: number): TrainingPlan {
   return {
@@ -98,7 +100,8 @@ function digitsTraining(privacy: DigitsOptions['privacy'], rounds: number): Trai
     batchSize: 32,
     learningRate: privacy === 'dp-sgd' ? 0.5 : 0.1,
     algorithm: 'fedavg',
-    serverOptimizer: { kind: 'fedavg', learningRate: 1 },
+    serverOptimizer:
+      privacy === 'dp-sgd' ? { kind: 'fedavg', learningRate: 1 } : { kind: 'fedavgm', learningRate: 1, momentum: 0.5 },
     initSeed: 7,
   };
 }
