@@ -93,36 +93,38 @@ function FairnessTable({ f }: { f: FairnessView }) {
         </p>
       ) : null}
       <Summary f={f} />
-      <table className="table">
-        <caption className="visually-hidden">
-          {f.metric === 'accuracy' ? 'Accuracy' : 'R²'} per silo at the final evaluation
-        </caption>
-        <thead>
-          <tr>
-            <th scope="col">Silo</th>
-            <th scope="col">Global model</th>
-            {personalized ? <th scope="col">Personalized</th> : null}
-            {personalized ? <th scope="col">Gain (points)</th> : null}
-            {baseline ? <th scope="col">Local only</th> : null}
-            {baseline ? <th scope="col">Global vs local only (points)</th> : null}
-          </tr>
-        </thead>
-        <tbody>
-          {f.silos.map((s) => (
-            <tr key={s.siloId}>
-              <th scope="row">{s.siloName}</th>
-              <td className="figure">
-                {f.noisy ? '≈ ' : ''}
-                {formatMetric(s.global)}
-              </td>
-              {personalized ? <td className="figure">{formatMetric(s.personalized)}</td> : null}
-              {personalized ? <td className="figure">{points(s.personalizationGain)}</td> : null}
-              {baseline ? <td className="figure">{formatMetric(s.localBaseline)}</td> : null}
-              {baseline ? <td className="figure">{points(s.changeFromBaseline)}</td> : null}
+      <div className="table-wrap">
+        <table className="table">
+          <caption className="visually-hidden">
+            {f.metric === 'accuracy' ? 'Accuracy' : 'R²'} per silo at the final evaluation
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">Silo</th>
+              <th scope="col">Global model</th>
+              {personalized ? <th scope="col">Personalized</th> : null}
+              {personalized ? <th scope="col">Gain (points)</th> : null}
+              {baseline ? <th scope="col">Local only</th> : null}
+              {baseline ? <th scope="col">Global vs local only (points)</th> : null}
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {f.silos.map((s) => (
+              <tr key={s.siloId}>
+                <th scope="row">{s.siloName}</th>
+                <td className="figure">
+                  {f.noisy ? '≈ ' : ''}
+                  {formatMetric(s.global)}
+                </td>
+                {personalized ? <td className="figure">{formatMetric(s.personalized)}</td> : null}
+                {personalized ? <td className="figure">{points(s.personalizationGain)}</td> : null}
+                {baseline ? <td className="figure">{formatMetric(s.localBaseline)}</td> : null}
+                {baseline ? <td className="figure">{points(s.changeFromBaseline)}</td> : null}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
     </>
   );
 }
