@@ -31,11 +31,6 @@ const TICK_MS = 500;
 /** Long-poll granularity. */
 const POLL_MS = 250;
 
-/**
- * Durable rounds. Every state lives in PostgreSQL and every transition happens in a transaction holding the
- * round's row lock and re-checking its status, so a restarted hub resumes where it stopped and two hub processes
- * never both close a round.
- */
 /** A task waiting for a silo, as read from the database. */
 interface PendingTaskRow {
   study_id: string;
@@ -48,6 +43,11 @@ interface PendingTaskRow {
   plan_hash: string;
 }
 
+/**
+ * Durable rounds. Every state lives in PostgreSQL and every transition happens in a transaction holding the
+ * round's row lock and re-checking its status, so a restarted hub resumes where it stopped and two hub processes
+ * never both close a round.
+ */
 @Injectable()
 export class RoundsService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(RoundsService.name);
