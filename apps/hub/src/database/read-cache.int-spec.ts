@@ -11,9 +11,8 @@ interface AuditPage {
 }
 
 /**
- * On the embedded database the hub reuses console reads until a write commits (ReadCache), and a person's views for
- * up to 1 s after others' writes. Whatever it reuses, a person's own change must show on their very next read:
- * these read a view repeatedly (so it is cached), change it, and read again.
+ * On the embedded database the hub reuses console reads until a write commits (ReadCache). Whatever it reuses, a
+ * change must show on the very next read: these read a view repeatedly (so it is cached), change it, and read again.
  * They run on the server database too, where nothing is reused, as the reference behaviour.
  */
 describe.each(DATABASE_KINDS)('reads after writes (%s database)', (kind) => {
@@ -55,35 +54,6 @@ describe.each(DATABASE_KINDS)('reads after writes (%s database)', (kind) => {
     expect(listed).toMatchObject({ status: 'suspended', suspendedReason: 'checking reads after writes' });
     expect(await read<SiloRow>(`/api/silos/${id}`)).toMatchObject({ status: 'suspended' });
     expect((await read<AuditPage>('/api/audit/events?limit=5')).events[0]?.action).toBe('silo.suspended');
-  });
-
-  it("shows another person's change to a second reader within the console's staleness bound (1 s)", async () => {
-    const password = 'a second reader passphrase';
-    const created = await api(hub, 'POST', '/api/users', {
-      headers: admin,
-      json: { username: 'second-reader', password, role: 'auditor' },
-    });
-    expect(created.status).toBe(201);
-    const auditor = await signIn(hub, 'second-reader', password);
-    const silo = await api(hub, 'POST', '/api/silos', {
-      headers: admin,
-      json: { name: 'Seen By Others', contact: 'it@example.org' },
-    });
-    const id = (silo.body as { silo: { id: string } }).silo.id;
-    for (let i = 0; i < 3; i += 1) await read<SiloRow[]>('/api/silos', auditor);
-    expect(
-      (await api(hub, 'POST', `/api/silos/${id}/suspend`, { headers: admin, json: { reason: 'seen by others' } }))
-        .status,
-    ).toBe(200);
-    const suspendedAt = Date.now();
-    let shown = false;
-    while (!shown && Date.now() - suspendedAt < 3_000) {
-      shown = (await read<SiloRow[]>('/api/silos', auditor)).find((s) => s.id === id)?.status === 'suspended';
-      if (!shown) await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(shown).toBe(true);
-    // The writer's own next read never waits for the bound.
-    expect((await read<SiloRow[]>('/api/silos')).find((s) => s.id === id)?.status).toBe('suspended');
   });
 
   it('refuses a disabled account on its next request, and serves it again once re-enabled and signed in', async () => {

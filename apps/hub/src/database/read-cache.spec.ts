@@ -98,34 +98,3 @@ describe('ReadCache', () => {
     expect(await cache.read('k', compute)).toBe(2);
   });
 });
-
-describe('ReadCache in a console view (bounded staleness, read-your-writes)', () => {
-  it('serves a result computed before later writes for up to the staleness, then computes again', async () => {
-    const t = setup({ maxAgeMs: 2_000 });
-    const view = { minGeneration: 0, stalenessMs: 1_000 };
-    expect(await t.cache.asView(view, () => t.cache.read('k', t.compute('a')))).toBe('a#1');
-    t.generation.bump();
-    t.advance(999);
-    expect(await t.cache.asView(view, () => t.cache.read('k', t.compute('a')))).toBe('a#1');
-    t.advance(2);
-    expect(await t.cache.asView(view, () => t.cache.read('k', t.compute('a')))).toBe('a#2');
-  });
-
-  it("never serves a result that started before the viewer's own last write", async () => {
-    const t = setup();
-    await t.cache.read('k', t.compute('a'));
-    t.generation.bump(); // the viewer's write committed: generation 1
-    const afterOwnWrite = { minGeneration: t.generation.value, stalenessMs: 1_000 };
-    expect(await t.cache.asView(afterOwnWrite, () => t.cache.read('k', t.compute('a')))).toBe('a#2');
-    // That result (started at generation 1) may now be reused within the staleness despite others' writes.
-    t.generation.bump();
-    expect(await t.cache.asView(afterOwnWrite, () => t.cache.read('k', t.compute('a')))).toBe('a#2');
-  });
-
-  it('stays exact outside a view: the same reads compute again after any write', async () => {
-    const t = setup();
-    await t.cache.asView({ minGeneration: 0, stalenessMs: 1_000 }, () => t.cache.read('k', t.compute('a')));
-    t.generation.bump();
-    expect(await t.cache.read('k', t.compute('a'))).toBe('a#2');
-  });
-});

@@ -1,15 +1,4 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { DataGeneration } from './data-generation';
-
-/**
- * A person's console read (ConsoleViewInterceptor): it may be served a result up to `stalenessMs` old although
- * writes committed since, provided the result includes every write of that person (read-your-writes): its
- * computation started at or after `minGeneration`, the generation their last write left.
- */
-export interface ConsoleView {
-  readonly minGeneration: number;
-  readonly stalenessMs: number;
-}
 
 interface Entry {
   readonly generation: number;
@@ -38,7 +27,6 @@ export interface ReadCacheOptions {
 export class ReadCache {
   private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
-  private readonly views = new AsyncLocalStorage<ConsoleView>();
 
   constructor(
     private readonly generation: DataGeneration | null,
@@ -51,31 +39,12 @@ export class ReadCache {
     return this.generation !== null;
   }
 
-  /** The current data generation (0 when the cache is off). */
-  get currentGeneration(): number {
-    return this.generation?.value ?? 0;
-  }
-
-  /** Runs `work` as a person's console read: its `read`s may be served within `view`'s staleness (see ConsoleView). */
-  asView<T>(view: ConsoleView, work: () => T): T {
-    return this.views.run(view, work);
-  }
-
   async read<T>(key: string, compute: () => Promise<T>): Promise<T> {
     if (!this.generation) return compute();
     const generation = this.generation.value;
     const now = this.now();
     const hit = this.entries.get(key);
-    const view = this.views.getStore();
-    const exact = hit !== undefined && hit.generation === generation && now - hit.startedAt <= this.options.maxAgeMs;
-    // Other people's and agents' writes may show up to `stalenessMs` late in a console view, never the viewer's own:
-    // under a round's uploads (a write every few milliseconds) a view is then computed at most once per interval.
-    const recentEnough =
-      view !== undefined &&
-      hit !== undefined &&
-      hit.generation >= view.minGeneration &&
-      now - hit.startedAt <= Math.min(view.stalenessMs, this.options.maxAgeMs);
-    if (hit && (exact || recentEnough)) {
+    if (hit && hit.generation === generation && now - hit.startedAt <= this.options.maxAgeMs) {
       // Most recently used goes last (Map keeps insertion order).
       this.entries.delete(key);
       this.entries.set(key, hit);
