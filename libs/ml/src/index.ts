@@ -108,3 +108,4 @@ export {
 } from './tabular-data';
 export { exportTfjs, type TfjsExport, type TfjsModelJson, type TfjsWeightSpec } from './tfjs-export';
 export type { LabelArray } from './training-input';
+export { controlCorrection, scaffoldControlUpdate, serverControlStep, type ControlVariateUpdate } from './scaffold';

@@ -16,6 +16,7 @@ import { assertParameters, parameterLayout } from './parameter-layout';
 import { seededUniform } from './seeded-random';
 import {
   BatchSampler,
+  checkedCorrection,
   NoiseQueue,
   planLattice,
   planSteps,
@@ -77,8 +78,8 @@ export function conservativeClipNorm(spec: ModelSpec, clipNorm: number): number 
  * noise in float64 integer arithmetic (@tessera/dp latticeNoise: stddev σ·(C + γ√d), so the rounding is paid for and
  * no floating-point noise is ever added to data — Mironov 2012); only then is it divided by dp.expectedBatchSize, a
  * public constant from the plan, rather than by the realised batch size or q·n (both data-dependent), and turned back
- * into float32 for the update (post-processing). FedProx's proximal gradient μ(w − w_global) is data-independent and
- * is added after the noise (post-processing, no privacy cost).
+ * into float32 for the update (post-processing). FedProx's proximal gradient μ(w − w_global) and SCAFFOLD's correction
+ * c − c_i are data-independent within the round and are added after the noise (post-processing, no privacy cost).
  */
 export async function trainLocal(input: LocalTrainingInput): Promise<LocalTrainingResult> {
   const backend = await ensureBackend();
@@ -101,6 +102,7 @@ export async function trainLocal(input: LocalTrainingInput): Promise<LocalTraini
     dp === undefined ? null : dp.samplingRate,
   );
   const mu = input.proximalMu ?? 0;
+  const correction = checkedCorrection(input, size);
   const learningRate = input.learningRate;
   const normaliser = dp === undefined ? 0 : dp.expectedBatchSize;
   const clipTarget = dp === undefined ? 0 : conservativeClipNorm(spec, dp.clipNorm);
@@ -196,6 +198,13 @@ export async function trainLocal(input: LocalTrainingInput): Promise<LocalTraini
             gradient = tf.mul(sum, 1 / batch);
           }
           if (globalParam !== undefined) gradient = tf.add(gradient, tf.mul(tf.sub(param, globalParam), mu));
+          if (correction !== null) {
+            const entry = layout.entries[entryIndex]!;
+            gradient = tf.add(
+              gradient,
+              tf.tensor(correction.subarray(entry.offset, entry.offset + entry.length), param.shape),
+            );
+          }
           return tf.sub(param, tf.mul(gradient, learningRate));
         };
         const next: DenseWeights = {

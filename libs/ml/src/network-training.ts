@@ -11,6 +11,7 @@ import { assertNetworkParameters, compileNetwork, type CompiledNetwork } from '.
 import { seededUniform } from './seeded-random';
 import {
   BatchSampler,
+  checkedCorrection,
   NoiseQueue,
   planLattice,
   planSteps,
@@ -76,7 +77,7 @@ function dropoutSeed(seed: number, step: number): number {
  * without DP; with DP, DP-SGD (Abadi et al. 2016) with Poisson sampling, per-example clipping by the closed forms of
  * network-gradients (one forward and one backward pass per batch, whatever the layers), the clipped sum released on
  * the lattice with exact discrete-Gaussian noise and divided by the plan's public batch size — and FedProx's proximal
- * term after the noise. Dropout masks come from a seeded generator (training seed, step), independent of the data.
+ * term and SCAFFOLD's correction after the noise. Dropout masks come from a seeded generator (training seed, step), independent of the data.
  */
 export async function trainNetwork(input: NetworkTrainingInput): Promise<LocalTrainingResult> {
   const backend = await ensureBackend();
@@ -102,6 +103,7 @@ export async function trainNetwork(input: NetworkTrainingInput): Promise<LocalTr
     dp === undefined ? null : dp.samplingRate,
   );
   const mu = input.proximalMu ?? 0;
+  const correction = checkedCorrection(input, size);
   const clipTarget = dp === undefined ? 0 : networkClipTarget(dp.clipNorm);
   const lattice = dp !== undefined && dp.noiseMultiplier > 0 ? planLattice(dp, size) : null;
   const noisySum = dp === undefined ? null : new Float64Array(size);
@@ -171,6 +173,12 @@ export async function trainNetwork(input: NetworkTrainingInput): Promise<LocalTr
               ? tf.tensor(privateGradient.subarray(entry.offset, entry.offset + entry.length), param.shape)
               : tf.mul(sums[i]!, 1 / Math.max(batch, 1));
           if (global !== null) gradient = tf.add(gradient, tf.mul(tf.sub(param, global[i]!), mu));
+          if (correction !== null) {
+            gradient = tf.add(
+              gradient,
+              tf.tensor(correction.subarray(entry.offset, entry.offset + entry.length), param.shape),
+            );
+          }
           return tf.sub(param, tf.mul(gradient, input.learningRate));
         }),
       );

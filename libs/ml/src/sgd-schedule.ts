@@ -55,6 +55,12 @@ export interface TrainingSchedule {
   readonly learningRate: number;
   /** FedProx μ (Li et al., MLSys 2020, eq. 2): adds μ/2·||w − w_global||² to the local objective. */
   readonly proximalMu?: number;
+  /**
+   * SCAFFOLD's correction c − c_i (scaffold.ts, controlCorrection), in the flat parameter layout: added to every
+   * step's gradient. Data-independent within the round (under DP it is post-processing of earlier releases), so it is
+   * added after the noise.
+   */
+  readonly controlCorrection?: Float32Array;
   readonly dp?: DpSgdConfig;
   /** Seeds shuffling (and Poisson sampling unless dp.sampling is given). Default 0. */
   readonly seed?: number;
@@ -96,6 +102,19 @@ export function planSteps(input: TrainingSchedule, n: number): StepPlan {
   }
   if (!isPositiveInteger(steps)) fail(TrainingInputErrorCode.Steps, 'steps must be a positive integer');
   return { totalSteps: steps, stepsPerEpoch };
+}
+
+/** The SCAFFOLD correction, checked against the model's size (null when the input has none). */
+export function checkedCorrection(input: TrainingSchedule, size: number): Float32Array | null {
+  const c = input.controlCorrection;
+  if (c === undefined) return null;
+  if (!(c instanceof Float32Array) || c.length !== size) {
+    fail(TrainingInputErrorCode.Parameters, `controlCorrection must be a Float32Array of ${size} values`);
+  }
+  for (let i = 0; i < c.length; i++) {
+    if (!Number.isFinite(c[i])) fail(TrainingInputErrorCode.Parameters, 'controlCorrection has a non-finite value');
+  }
+  return c;
 }
 
 export function validateScalars(input: TrainingSchedule): void {

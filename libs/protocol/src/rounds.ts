@@ -75,6 +75,11 @@ export const SiloTask = z.object({
    * make it drop or overrun a task (see docs/troubleshooting.md, clock skew).
    */
   deadlineInMs: z.number().int().min(0),
+  /**
+   * SCAFFOLD plans' training tasks (ADR 0019): the hub's control variate c for this round, a float32 blob of the
+   * model's length downloaded like the model. Absent in round 1 (c = 0) and for every other algorithm.
+   */
+  controlVariateHash: Sha256Hex.optional(),
 });
 export type SiloTask = z.infer<typeof SiloTask>;
 

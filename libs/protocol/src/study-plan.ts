@@ -213,7 +213,11 @@ export const TrainingPlan = z
     localEpochs: z.number().int().min(1).max(100),
     batchSize: z.number().int().min(1).max(100_000),
     learningRate: finitePositive.max(10),
-    algorithm: z.enum(['fedavg', 'fedprox']),
+    /**
+     * 'fedavg', 'fedprox' (proximal term, proximalMu) or 'scaffold' (Karimireddy et al., ICML 2020: control variates
+     * correct each local step for client drift; the update carries the model delta and the control delta: ADR 0019).
+     */
+    algorithm: z.enum(['fedavg', 'fedprox', 'scaffold']),
     /** FedProx μ (Li et al. 2020), required with 'fedprox'. */
     proximalMu: z.number().finite().min(0).max(100).optional(),
     serverOptimizer: ServerOptimizerPlan,
@@ -465,6 +469,7 @@ function semanticProblems(plan: StudyPlan): string[] {
   if (plan.training.algorithm === 'fedprox' && plan.training.proximalMu === undefined) {
     out.push('training.proximalMu: is required with the fedprox algorithm');
   }
+  out.push(...scaffoldProblems(plan));
   if (new Set(plan.silos).size !== plan.silos.length) out.push('silos: a silo is invited twice');
   if (plan.participation.minSilosPerRound > plan.silos.length) {
     out.push(
@@ -489,6 +494,57 @@ function semanticProblems(plan: StudyPlan): string[] {
     }),
   );
   return out;
+}
+
+/**
+ * What SCAFFOLD cannot be combined with (ADR 0019). Its update is the model delta followed by the control delta, and
+ * the hub averages both halves: an aggregator that is not a mean, norm bounding, screening or a secure sum would treat
+ * the two halves as one vector, and under DP-FedAvg the control delta would be a second release of the silo's data
+ * that the accountant does not charge.
+ */
+function scaffoldProblems(plan: StudyPlan): string[] {
+  if (plan.training.algorithm !== 'scaffold') {
+    return [];
+  }
+  const out: string[] = [];
+  if (plan.training.proximalMu !== undefined) {
+    out.push('training.proximalMu: applies to fedprox only; scaffold corrects drift with control variates instead');
+  }
+  const kind = plan.aggregation?.aggregator.kind ?? 'fedavg';
+  if (kind !== 'fedavg') {
+    out.push(
+      `aggregation.aggregator: scaffold averages the silos' control deltas, so it needs the mean (fedavg); ${kind} is not a mean`,
+    );
+  }
+  if (plan.aggregation?.normBound) {
+    out.push(
+      'aggregation.normBound: scaffold uploads the model delta and the control delta in one vector; bounding its norm would scale the control delta too',
+    );
+  }
+  if (plan.screening) {
+    out.push(
+      'screening: scaffold uploads the model delta and the control delta in one vector; screening is not defined on it',
+    );
+  }
+  if (plan.secureAggregation) {
+    out.push(
+      'secureAggregation: scaffold is not available under secure aggregation (its clipping and quantisation cover the model update only)',
+    );
+  }
+  if (plan.privacy.mode === 'dp-fedavg') {
+    out.push(
+      'training.algorithm: scaffold under dp-fedavg would release the control delta outside the silo-level guarantee; use dp-sgd (record-level, the control variate is post-processing of its noisy gradients) or fedavg/fedprox',
+    );
+  }
+  return out;
+}
+
+/**
+ * Float32 values in one silo's update for a model of `parameters` values: the model delta, and under SCAFFOLD the
+ * control delta after it (ADR 0019).
+ */
+export function updateLengthOf(plan: Pick<StudyPlan, 'training'>, parameters: number): number {
+  return plan.training.algorithm === 'scaffold' ? 2 * parameters : parameters;
 }
 
 function labelProblems(label: LabelRule): string[] {
