@@ -1,5 +1,11 @@
 import { dirname } from 'node:path';
-import { ModelSpecException, TrainingInputException, type LocalTrainingResult } from '@tessera/ml';
+import {
+  controlCorrection,
+  ModelSpecException,
+  scaffoldControlUpdate,
+  TrainingInputException,
+  type LocalTrainingResult,
+} from '@tessera/ml';
 import {
   clipToNormInPlace,
   defaultRandomSource,
@@ -43,6 +49,7 @@ import {
 import { ImageFileError } from '../data/image-decoder';
 import { PersonalModelStore } from '../personalization/personal-model.store';
 import { trainPersonalModels, type PersonalModels } from '../personalization/personal-models';
+import { ControlVariateStore } from '../training/control-variate.store';
 import { localTrainingOptionsOf, studyModelOf, type LocalTrainingOptions } from '../training/plan-mapping.util';
 import type { StudyDatasets } from '../training/study-datasets';
 import type { LocalEvaluation, StudyData, StudyModel } from '../training/study-model';
@@ -85,6 +92,14 @@ export interface TaskExecutorDeps {
   secureAggregation?: (task: SiloTask) => SecAggParticipant;
   /** Where personalized models are kept (default: `personalized/` in the state directory of `releases`). */
   personalModels?: PersonalModelStore;
+  /** SCAFFOLD's control variates (default: `control-variates/` in the state directory of `releases`). */
+  controlVariates?: ControlVariateStore;
+}
+
+/** A SCAFFOLD round's control variates: the hub's c and this silo's c_i, as the round starts (ADR 0019). */
+interface ScaffoldRound {
+  server: Float32Array;
+  client: Float32Array;
 }
 
 /** Decodes the hub's raw float32 little-endian model (explicitly little-endian, whatever the host's byte order). */
@@ -160,10 +175,12 @@ export class TaskExecutor {
   private readonly clock: () => Date;
   private readonly delivery: Delivery;
   private readonly personalModels: PersonalModelStore;
+  private readonly controlVariates: ControlVariateStore;
 
   constructor(private readonly deps: TaskExecutorDeps) {
     this.clock = deps.clock ?? (() => new Date());
     this.personalModels = deps.personalModels ?? new PersonalModelStore(dirname(deps.releases.root));
+    this.controlVariates = deps.controlVariates ?? new ControlVariateStore(dirname(deps.releases.root));
     this.delivery = {
       clock: this.clock,
       sleep: deps.sleep ?? ((ms) => new Promise((done) => setTimeout(done, ms))),
@@ -285,6 +302,7 @@ export class TaskExecutor {
     this.checkLimits(ctx, request, evaluationEveryRound && release.mode === 'exact');
 
     const parameters = await this.downloadModel(task, model, name);
+    const scaffold = plan.training.algorithm === 'scaffold' ? await this.scaffoldRound(ctx, parameters.length) : null;
     const local = await this.evaluateLocally(ctx, model, parameters, data);
     // The base model's evaluation, before training touches anything (released only 'every' round).
     const evaluation = evaluationEveryRound ? await this.evaluationPayload(ctx, model, parameters, data, local) : null;
@@ -292,7 +310,10 @@ export class TaskExecutor {
     try {
       // Shuffling (and image augmentation) differs per round and attempt, reproducibly from the plan's seed.
       const seed = (plan.training.initSeed + task.round * 1000 + task.attempt) % 2 ** 31;
-      result = await model.train(parameters, data.train, options, seed);
+      const trainOptions = scaffold
+        ? { ...options, controlCorrection: controlCorrection(scaffold.server, scaffold.client) }
+        : options;
+      result = await model.train(parameters, data.train, trainOptions, seed);
     } catch (err) {
       if (err instanceof ImageFileError) {
         throw new StudyFailure('DATA_UNREADABLE', `an image became unusable during training: ${err.message}`);
@@ -314,8 +335,17 @@ export class TaskExecutor {
       round: task.round,
       message: `trained ${options.epochs} local epoch(s), ${result.steps} steps on ${data.train.n} records: train loss ${fmt(lastLoss !== undefined && Number.isFinite(lastLoss) ? lastLoss : null)} (kept in the silo), update norm ${fmt(l2Norm(result.delta), 4)} (${result.backend})`,
     });
+    const payload = scaffold ? this.scaffoldPayload(ctx, scaffold, result, options.learningRate) : result.delta;
+    if (!allFinite(payload)) {
+      return this.fail(
+        name,
+        task,
+        'TRAINING_FAILED',
+        'local training diverged: the control delta has non-finite values',
+      );
+    }
     const privacy = this.charge(ctx, request, task.modelHash);
-    const payloadSha256 = sha256Hex(float32Bytes(result.delta));
+    const payloadSha256 = sha256Hex(float32Bytes(payload));
     const header: UpdateHeader = {
       studyId: task.studyId,
       round: task.round,
@@ -324,13 +354,13 @@ export class TaskExecutor {
       baseModelHash: task.modelHash,
       // The exact record count leaves only when the plan releases it (without DP); else the hub weights equally.
       numExamples: plan.release.trainingExamples === 'exact' ? data.train.n : null,
-      length: result.delta.length,
+      length: payload.length,
       payloadSha256,
-      l2Norm: l2Norm(result.delta),
+      l2Norm: l2Norm(payload),
       evaluation,
       privacy,
     };
-    const frame = encodeUpdateFrame(header, result.delta);
+    const frame = encodeUpdateFrame(header, payload);
     const saved = this.deps.releases.saveTraining(frame);
     this.deps.log({
       study: name,
@@ -338,6 +368,74 @@ export class TaskExecutor {
       message: `update persisted before upload (${saved.file}); retries and later attempts on this model re-send it`,
     });
     return this.deliverUpdate(ctx, saved, frame);
+  }
+
+  /**
+   * SCAFFOLD (ADR 0019): the hub's control variate c for this round (zeros in round 1, when the task names none),
+   * downloaded and checked against its hash like the model, and this silo's c_i from the state directory.
+   */
+  private async scaffoldRound(ctx: PlanContext, length: number): Promise<ScaffoldRound> {
+    const { task, name } = ctx;
+    const client = this.controlVariates.controlFor(task.studyId, task.planHash, task.modelHash, length);
+    if (task.controlVariateHash === undefined) return { server: new Float32Array(length), client };
+    const hash = task.controlVariateHash;
+    const bytes = await this.deps.transport.downloadModel(hash, length * 4);
+    if (sha256Hex(bytes) !== hash || bytes.byteLength !== length * 4) {
+      throw new TaskFailure(
+        'TRAINING_FAILED',
+        `the control variate downloaded for ${hash.slice(0, 12)}… does not match its hash or the model's ${length} values; refused`,
+      );
+    }
+    const server = float32FromLittleEndian(bytes);
+    if (!allFinite(server)) throw new TaskFailure('TRAINING_FAILED', 'the control variate has non-finite values');
+    this.deps.log({
+      study: name,
+      round: task.round,
+      message: `SCAFFOLD: control variate ${hash.slice(0, 12)}… downloaded and verified`,
+    });
+    return { server, client };
+  }
+
+  /**
+   * SCAFFOLD's upload: the model delta, then the control delta Δc_i = c_i⁺ − c_i (option II). c_i⁺ is kept in the
+   * state directory before the update is persisted, so it is on file whenever the update can leave. Under DP-SGD c_i⁺
+   * is the mean of the noisy gradients the silo stepped on: post-processing of the charged releases, no extra charge.
+   */
+  private scaffoldPayload(
+    ctx: PlanContext,
+    scaffold: ScaffoldRound,
+    result: LocalTrainingResult,
+    learningRate: number,
+  ): Float32Array {
+    const { task } = ctx;
+    const update = scaffoldControlUpdate({
+      clientControl: scaffold.client,
+      serverControl: scaffold.server,
+      delta: result.delta,
+      steps: result.steps,
+      learningRate,
+    });
+    const m = result.delta.length;
+    if (allFinite(update.control)) {
+      this.controlVariates.save({
+        studyId: task.studyId,
+        planHash: task.planHash,
+        baseModelHash: task.modelHash,
+        round: task.round,
+        length: m,
+        before: scaffold.client,
+        after: update.control,
+      });
+    }
+    const payload = new Float32Array(2 * m);
+    payload.set(result.delta, 0);
+    payload.set(update.controlDelta, m);
+    this.deps.log({
+      study: ctx.name,
+      round: task.round,
+      message: `SCAFFOLD: control variate kept in the state directory; control delta norm ${fmt(l2Norm(update.controlDelta), 4)} uploaded after the model delta`,
+    });
+    return payload;
   }
 
   /**

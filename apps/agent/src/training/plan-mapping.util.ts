@@ -109,6 +109,8 @@ export interface LocalTrainingOptions {
   batchSize?: number;
   learningRate: number;
   proximalMu?: number;
+  /** SCAFFOLD's c − c_i for this round (the executor adds it from the control-variate store; ADR 0019). */
+  controlCorrection?: Float32Array;
   dp?: DpSgdConfig;
 }
 
