@@ -20,6 +20,7 @@ import { ReleaseStore } from '../state/release-store';
 import { StudyDatasets } from '../training/study-datasets';
 import type { CliIo, RegisterAgentCommand } from './agent-command';
 import { capOption } from './privacy-cap.util';
+import { assertAgentFaultInjectionAllowed } from '../faults/fault-point.util';
 import { SecAggParticipant } from '../secagg/secagg-participant';
 import { SecAggStateStore } from '../secagg/secagg-state-store';
 import { HttpSecAggTransport } from '../secagg/secagg-transport';
@@ -61,6 +62,7 @@ export async function runDaemon(
   options: RunOptions,
   write: (line: string) => void,
 ): Promise<number> {
+  assertAgentFaultInjectionAllowed();
   if (options.dataFile === undefined) {
     throw new AgentError(AgentErrorCode.USAGE, "give the silo's data file with --data <file.csv> or TESSERA_DATA_FILE");
   }

@@ -27,6 +27,7 @@ import {
   type SecAggConfig,
   type SecAggRandom,
 } from '@tessera/secagg';
+import { agentFaultPoint } from '../faults/fault-point.util';
 import type { SecAggStateStore, StoredParticipant } from './secagg-state-store';
 
 /** The hub's secure-aggregation routes for one round, as the participant uses them (HTTP in the agent, a double in tests). */
@@ -142,6 +143,8 @@ export class SecAggParticipant {
     }
     if (stored.phase === 'advertised') {
       await this.o.transport.advertise(stored.message);
+      // Test only (inert unless TESSERA_AGENT_FAULT_POINT names it): a silo lost right after advertising its keys.
+      agentFaultPoint('secagg-advertised');
       const ads = await this.poll(() => this.o.transport.advertisements());
       const { state, message } = await shareKeys(stored.state, {
         advertisements: ads.advertisements,
@@ -193,6 +196,8 @@ export class SecAggParticipant {
     const frame = Buffer.from(stored.frame, 'base64');
     await this.o.transport.uploadMaskedInput(frame);
     this.o.store.save({ phase: 'uploaded', state: stored.state });
+    // Test only: a silo lost after its masked input was taken, before it reads the unmasking request.
+    agentFaultPoint('secagg-uploaded');
     return trace;
   }
 
