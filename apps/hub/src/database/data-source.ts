@@ -31,6 +31,7 @@ import { Webhooks1763801500000 } from './migrations/1763801500000-webhooks';
 import { StudyPages1763801687342 } from './migrations/1763801687342-study-pages';
 import { Personalization1763801953917 } from './migrations/1763801953917-personalization';
 import { PersonalizationEvaluations1763801961542 } from './migrations/1763801961542-personalization-evaluations';
+import { ScaffoldControlVariate1763802100000 } from './migrations/1763802100000-scaffold-control-variate';
 import { StudyDraftEntity } from '../studies/study-draft.entity';
 import { WebhookAttemptEntity, WebhookDeliveryEntity } from '../notifications/webhook-delivery.entity';
 import { WebhookEndpointEntity } from '../notifications/webhook-endpoint.entity';
@@ -81,6 +82,7 @@ export const MIGRATIONS = [
   StudyPages1763801687342,
   Personalization1763801953917,
   PersonalizationEvaluations1763801961542,
+  ScaffoldControlVariate1763802100000,
 ];
 
 /**

@@ -19,15 +19,16 @@ export interface OrphanSweepResult {
 }
 
 /**
- * Every blob a database row can name: published and resulting models, accepted updates, the current model and the
- * server optimizer's state. A blob named by none of them is an orphan.
+ * Every blob a database row can name: published and resulting models, accepted updates, the current model, the
+ * server optimizer's state and SCAFFOLD's control variate. A blob named by none of them is an orphan.
  */
 const REFERENCED_BLOBS = `
   SELECT model_hash AS hash FROM rounds
   UNION SELECT result_model_hash FROM rounds WHERE result_model_hash IS NOT NULL
   UNION SELECT update_hash FROM round_participants WHERE update_hash IS NOT NULL
   UNION SELECT current_model_hash FROM studies WHERE current_model_hash IS NOT NULL
-  UNION SELECT optimizer_state_hash FROM studies WHERE optimizer_state_hash IS NOT NULL`;
+  UNION SELECT optimizer_state_hash FROM studies WHERE optimizer_state_hash IS NOT NULL
+  UNION SELECT control_variate_hash FROM studies WHERE control_variate_hash IS NOT NULL`;
 
 /**
  * Boot-time sweep of orphan blobs (docs/reliability.md). Bytes are committed to the blob store before the row that

@@ -17,7 +17,7 @@ import {
   type ScreeningReport,
 } from '@tessera/aggregation';
 import { latticeNoisySum, type PrivacyMechanism } from '@tessera/dp';
-import type { RoundScreeningView, StudyPlan } from '@tessera/protocol';
+import { updateLengthOf, type RoundScreeningView, type StudyPlan } from '@tessera/protocol';
 import type { BlobStore } from '../blobs/blob-store';
 import { BlobUpdateReader } from './blob-update-reader';
 import { aggregatorFor, payloadOfFrame } from './model-math';
@@ -63,7 +63,7 @@ export type TraceEntry = { siloId?: string; siloIds?: string[]; record: object }
 export type RoundAggregationOutcome =
   | {
       outcome: 'aggregated';
-      /** The aggregate delta, for the server optimizer. */
+      /** The aggregate delta, for the server optimizer (under SCAFFOLD followed by the mean control delta). */
       delta: Float32Array;
       trace: TraceEntry[];
       /** Silos whose updates are in the aggregate. */
@@ -332,7 +332,8 @@ export async function aggregateRoundUpdates(
 ): Promise<RoundAggregationOutcome> {
   const choice = aggregationChoiceOf(input.plan);
   const screening = screeningOptionsOf(input.plan);
-  const m = input.global.length;
+  // Values per update: the model's, twice under SCAFFOLD (the model delta, then the control delta; ADR 0019).
+  const m = updateLengthOf(input.plan, input.global.length);
   const previousUpdate = input.previousGlobal ? subtract(input.global, input.previousGlobal) : undefined;
   const shape: AggregationShape = {
     updates: input.updates.length,

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import { serverControlStep } from '@tessera/ml';
 import { float32Bytes, type EvaluationMetrics } from '@tessera/protocol';
 import { DataSource, In, type EntityManager } from 'typeorm';
 import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
@@ -50,6 +51,8 @@ interface Aggregate {
   unusable: Map<string, string>;
   resultHash: string;
   stateHash: string;
+  /** SCAFFOLD plans: the control variate c after this round (null for every other algorithm). */
+  controlVariateHash: string | null;
   trace: object[];
   /** Silos whose flagged updates screening left out (the plan's screening.exclude); never aggregated. */
   excluded: string[];
@@ -62,7 +65,7 @@ function noAggregate(
   unusable: Map<string, string>,
   screening: Pick<Aggregate, 'excluded' | 'screening'> = { excluded: [], screening: null },
 ): Aggregate {
-  return { aggregated: [], unusable, resultHash: '', stateHash: '', trace: [], ...screening };
+  return { aggregated: [], unusable, resultHash: '', stateHash: '', controlVariateHash: null, trace: [], ...screening };
 }
 
 /**
@@ -329,9 +332,9 @@ export class RoundCloser implements OnModuleInit {
     }
     const outcome = await this.aggregate(study, round, usable, participants.length);
     if (outcome.outcome === 'too-few-after-exclusion') return noAggregate(unusable, outcome);
-    const { weights, stateHash, trace, aggregated, excluded, screening } = outcome;
+    const { weights, stateHash, controlVariateHash, trace, aggregated, excluded, screening } = outcome;
     const resultHash = await this.blobs.put(float32Bytes(weights));
-    return { aggregated, unusable, resultHash, stateHash, trace, excluded, screening };
+    return { aggregated, unusable, resultHash, stateHash, controlVariateHash, trace, excluded, screening };
   }
 
   /**
@@ -374,7 +377,16 @@ export class RoundCloser implements OnModuleInit {
       },
       { record: { ...step.trace } },
     ];
-    return { aggregated: survivors, unusable: new Map(), resultHash, stateHash, trace, excluded: [], screening: null };
+    return {
+      aggregated: survivors,
+      unusable: new Map(),
+      resultHash,
+      stateHash,
+      controlVariateHash: null,
+      trace,
+      excluded: [],
+      screening: null,
+    };
   }
 
   /** Step 3: commits the aggregate if the round still carries this claim; otherwise leaves everything as it is. */
@@ -537,6 +549,7 @@ export class RoundCloser implements OnModuleInit {
         await studies.update(study.id, {
           currentModelHash: aggregate.resultHash,
           optimizerStateHash: aggregate.stateHash,
+          ...(aggregate.controlVariateHash ? { controlVariateHash: aggregate.controlVariateHash } : {}),
         });
         event('round.closed', {
           round: round.number,
@@ -596,7 +609,8 @@ export class RoundCloser implements OnModuleInit {
 
   /**
    * The plan's aggregator (and screening) over the reported updates (round-aggregation.ts), then one server
-   * optimizer step on the aggregate delta.
+   * optimizer step on the aggregate delta. Under SCAFFOLD the aggregate's second half is the mean control delta: the
+   * control variate steps by |S|/N of it (S the silos aggregated, N those asked) and is stored as a blob (ADR 0019).
    */
   private async aggregate(
     study: StudyEntity,
@@ -605,7 +619,11 @@ export class RoundCloser implements OnModuleInit {
     participants: number,
   ): Promise<
     | Extract<RoundAggregationOutcome, { outcome: 'too-few-after-exclusion' }>
-    | (Extract<RoundAggregationOutcome, { outcome: 'aggregated' }> & { weights: Float32Array; stateHash: string })
+    | (Extract<RoundAggregationOutcome, { outcome: 'aggregated' }> & {
+        weights: Float32Array;
+        stateHash: string;
+        controlVariateHash: string | null;
+      })
   > {
     const global = float32FromBytes(await this.blobs.get(round.modelHash));
     const outcome = await aggregateRoundUpdates(this.blobs, {
@@ -626,10 +644,31 @@ export class RoundCloser implements OnModuleInit {
     if (outcome.outcome !== 'aggregated') return outcome;
     const optimizer = serverOptimizerFor(study.plan, global.length);
     if (study.optimizerStateHash) optimizer.restoreState(await this.blobs.get(study.optimizerStateHash));
-    const step = optimizer.step(global, outcome.delta);
+    const m = global.length;
+    const scaffold = study.plan.training.algorithm === 'scaffold';
+    const step = optimizer.step(global, scaffold ? outcome.delta.subarray(0, m) : outcome.delta);
     const stateHash = await this.blobs.put(optimizer.serializeState());
     const trace: TraceEntry[] = [...outcome.trace, { record: { ...step.trace } }];
-    return { ...outcome, trace, weights: step.weights, stateHash };
+    let controlVariateHash: string | null = null;
+    if (scaffold) {
+      const control = study.controlVariateHash
+        ? float32FromBytes(await this.blobs.get(study.controlVariateHash))
+        : new Float32Array(m);
+      const aggregated = outcome.aggregated.length;
+      const next = serverControlStep(control, outcome.delta.subarray(m), aggregated, participants);
+      controlVariateHash = await this.blobs.put(float32Bytes(next));
+      trace.push({
+        record: {
+          step: 'scaffold-control-variate',
+          rule: 'c += |S|/N · mean Δc_i',
+          aggregated,
+          asked: participants,
+          from: study.controlVariateHash,
+          to: controlVariateHash,
+        },
+      });
+    }
+    return { ...outcome, trace, weights: step.weights, stateHash, controlVariateHash };
   }
 
   /** The global model of the previous training round (null in round 1): screening's previous update is the change. */

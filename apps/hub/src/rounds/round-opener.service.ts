@@ -25,7 +25,11 @@ export class RoundOpener {
   async openFirstRound(tx: EntityManager, study: StudyEntity): Promise<PrivacyCharge[]> {
     const model = await initialModel(study.plan);
     const modelHash = await this.blobs.put(float32Bytes(model));
-    await tx.getRepository(StudyEntity).update(study.id, { currentModelHash: modelHash, optimizerStateHash: null });
+    await tx.getRepository(StudyEntity).update(study.id, {
+      currentModelHash: modelHash,
+      optimizerStateHash: null,
+      controlVariateHash: null,
+    });
     return this.open(tx, study, { number: 1, attempt: 1, kind: 'train', modelHash });
   }
 

@@ -41,6 +41,8 @@ interface PendingTaskRow {
   deadline_at: Date;
   plan_version: number;
   plan_hash: string;
+  /** SCAFFOLD's control variate c for a training task (null: c = 0, or another algorithm). */
+  control_variate_hash: string | null;
 }
 
 /**
@@ -168,12 +170,14 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       deadlineAt: new Date(r.deadline_at).toISOString(),
       // The time left by the hub's clock: the silo judges the deadline from its receipt time, whatever its clock.
       deadlineInMs: Math.max(0, new Date(r.deadline_at).getTime() - Date.now()),
+      ...(r.control_variate_hash ? { controlVariateHash: r.control_variate_hash } : {}),
     }));
   }
 
   private async pendingTaskRows(siloId: string): Promise<PendingTaskRow[]> {
     return (await this.db.query(
-      `SELECT r.study_id, r.number, r.attempt, r.kind, r.model_hash, r.deadline_at, s.plan_version, s.plan_hash
+      `SELECT r.study_id, r.number, r.attempt, r.kind, r.model_hash, r.deadline_at, s.plan_version, s.plan_hash,
+              CASE WHEN r.kind = 'train' THEN s.control_variate_hash END AS control_variate_hash
          FROM round_participants p
          JOIN rounds r ON r.id = p.round_id
          JOIN studies s ON s.id = r.study_id
@@ -183,11 +187,18 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     )) as PendingTaskRow[];
   }
 
-  /** A silo may download a model only if it is one published to it. */
+  /**
+   * A silo may download a model only if it is one published to it, or the SCAFFOLD control variate of a study it
+   * takes part in (ADR 0019).
+   */
   async modelForSilo(siloId: string, hash: string): Promise<Readable> {
     const [row] = (await this.db.query(
       `SELECT 1 FROM rounds r JOIN round_participants p ON p.round_id = r.id
-        WHERE p.silo_id = $1 AND r.model_hash = $2 LIMIT 1`,
+        WHERE p.silo_id = $1 AND r.model_hash = $2
+       UNION ALL
+       SELECT 1 FROM studies s JOIN rounds r ON r.study_id = s.id JOIN round_participants p ON p.round_id = r.id
+        WHERE p.silo_id = $1 AND s.control_variate_hash = $2
+       LIMIT 1`,
       [siloId, hash],
     )) as unknown[];
     if (!row || !(await this.blobs.has(hash))) {

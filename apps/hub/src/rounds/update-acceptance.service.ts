@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { signReceipt } from '@tessera/audit';
-import { metricsOfEvaluation, type UpdateHeader, type UpdateReceipt } from '@tessera/protocol';
+import { metricsOfEvaluation, updateLengthOf, type UpdateHeader, type UpdateReceipt } from '@tessera/protocol';
 import type { Readable } from 'node:stream';
 import { DataSource } from 'typeorm';
 import { AuditSigningKeyService } from '../audit/audit-signing-key.service';
@@ -95,7 +95,8 @@ export class UpdateAcceptanceService {
         `Round ${roundNumber} runs secure aggregation: the hub takes only a masked input (SECAGG_API), never an update in the clear.`,
       );
     }
-    const length = await parameterCount(study.plan);
+    // SCAFFOLD's update is the model delta followed by the control delta (ADR 0019).
+    const length = updateLengthOf(study.plan, await parameterCount(study.plan));
     const staged = await this.blobs.stage();
     try {
       let received: ReceivedUpdate;

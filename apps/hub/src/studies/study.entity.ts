@@ -68,6 +68,10 @@ export class StudyEntity {
   @Column({ name: 'optimizer_state_hash', type: 'char', length: 64, nullable: true })
   optimizerStateHash!: string | null;
 
+  /** SCAFFOLD plans: the hub's control variate c (a float32 blob; ADR 0019); null means c = 0. */
+  @Column({ name: 'control_variate_hash', type: 'char', length: 64, nullable: true })
+  controlVariateHash!: string | null;
+
   @Column({ name: 'end_reason', type: 'text', nullable: true })
   endReason!: string | null;
 
