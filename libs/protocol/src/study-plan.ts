@@ -539,6 +539,14 @@ function scaffoldProblems(plan: StudyPlan): string[] {
   return out;
 }
 
+/** The local algorithm in the steward's words. */
+function describeAlgorithm(t: TrainingPlan): string {
+  if (t.algorithm === 'scaffold') {
+    return 'scaffold (control variates: each silo keeps its own and uploads its change with the model update)';
+  }
+  return t.algorithm;
+}
+
 /**
  * Float32 values in one silo's update for a model of `parameters` values: the model delta, and under SCAFFOLD the
  * control delta after it (ADR 0019).
@@ -744,7 +752,7 @@ export function describePlan(plan: StudyPlan): string[] {
     `purpose:      ${plan.purpose}`,
     `model:        ${model}`,
     ...describeData(plan.schema),
-    `training:     ${t.rounds} rounds × ${t.localEpochs} local epochs, batch ${t.batchSize}${p.mode === 'dp-sgd' ? ' (normaliser of the noisy gradient sum)' : ''}, learning rate ${t.learningRate}, ${t.algorithm}, server optimizer ${t.serverOptimizer.kind}`,
+    `training:     ${t.rounds} rounds × ${t.localEpochs} local epochs, batch ${t.batchSize}${p.mode === 'dp-sgd' ? ' (normaliser of the noisy gradient sum)' : ''}, learning rate ${t.learningRate}, ${describeAlgorithm(t)}, server optimizer ${t.serverOptimizer.kind}`,
     `aggregation:  ${describeAggregation(plan)}`,
     `screening:    ${describeScreening(plan)}`,
     ...(plan.secureAggregation ? [`secure agg.:  ${describeSecureAggregation(plan)}`] : []),

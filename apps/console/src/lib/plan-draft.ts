@@ -129,7 +129,7 @@ export interface PlanDraft {
     localEpochs: string;
     batchSize: string;
     learningRate: string;
-    algorithm: 'fedavg' | 'fedprox';
+    algorithm: 'fedavg' | 'fedprox' | 'scaffold';
     proximalMu: string;
     serverOptimizer: {
       kind: ServerOptimizerKind;

@@ -19,6 +19,7 @@ function TrainingFields() {
             <select {...p}>
               <option value="fedavg">FedAvg</option>
               <option value="fedprox">FedProx</option>
+              <option value="scaffold">SCAFFOLD (control variates)</option>
             </select>
           )}
         </Field>
