@@ -45,6 +45,9 @@ import { RATE_LIMIT_NAME, RateLimitStore } from './common/rate-limit.store';
 import { AccessGuard } from './auth/access.guard';
 import { AuthController } from './auth/auth.controller';
 import { AuthService } from './auth/auth.service';
+import { OidcController } from './auth/oidc.controller';
+import { OidcProviderClient } from './auth/oidc-provider-client.service';
+import { OidcSignInService } from './auth/oidc-sign-in.service';
 import { JwtStrategy } from './auth/jwt.strategy';
 import { LocalStrategy } from './auth/local.strategy';
 import { SESSION_KEY } from './auth/session-key';
@@ -110,6 +113,7 @@ export class AppModule {
       ],
       controllers: [
         AuthController,
+        OidcController,
         AccountsController,
         SilosController,
         EnrollmentController,
@@ -135,6 +139,8 @@ export class AppModule {
         AccountRenamesService,
         LoginBackoffService,
         AuthService,
+        OidcProviderClient,
+        OidcSignInService,
         SessionsService,
         SessionWatch,
         JwtStrategy,

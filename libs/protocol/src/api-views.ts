@@ -51,6 +51,14 @@ export interface UserView {
   lastSignInAt: string | null;
   /** Sessions that may be used now. */
   liveSessions: number;
+  /** The identity at the hospital's identity provider this account signs in with (OIDC), if linked. */
+  oidcIdentity: { issuer: string; subject: string } | null;
+}
+
+/** GET /api/auth/oidc: whether the sign-in page offers the identity provider, and its name. */
+export interface OidcSignInOptionsView {
+  enabled: boolean;
+  providerName: string | null;
 }
 
 export type SiloStatus = 'registered' | 'enrolled' | 'suspended';

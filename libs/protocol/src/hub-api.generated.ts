@@ -86,6 +86,60 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/auth/oidc': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Whether sign-in with an identity provider is offered, and its name */
+    get: operations['OidcController_options'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/oidc/start': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Start a sign-in at the identity provider (303 to the provider)
+     * @description `returnTo`: the console path (with its #section) to come back to after sign-in.
+     */
+    get: operations['OidcController_start'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/oidc/callback': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The identity provider’s answer (303 to the console, signed in or with the refusal) */
+    get: operations['OidcController_callback'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/users': {
     parameters: {
       query?: never;
@@ -150,6 +204,24 @@ export interface paths {
     post?: never;
     /** End every session of an account */
     delete: operations['AccountsController_revokeSessions'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/users/{id}/oidc': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /** Link an account to an identity at the identity provider (OIDC sign-in) */
+    put: operations['AccountsController_linkOidc'];
+    post?: never;
+    /** Unlink an account from its identity-provider identity */
+    delete: operations['AccountsController_unlinkOidc'];
     options?: never;
     head?: never;
     patch?: never;
@@ -1310,6 +1382,12 @@ export interface components {
       /** @description Temporary: hand it over out of band; the next sign-in must replace it. */
       password: string;
     };
+    LinkOidcIdentityDto: {
+      /** @description The provider’s `sub` for the person (its administrators can look it up; a refused sign-in records it in the audit log). */
+      subject: string;
+      /** @description The provider’s issuer URL; defaults to TESSERA_OIDC_ISSUER. */
+      issuer?: string;
+    };
     RegisterSiloDto: {
       /**
        * @description Unique, 2–128 characters.
@@ -1630,6 +1708,16 @@ export interface components {
       agrees: boolean | null;
       reported: components['schemas']['PrivacySpend'] | null;
       at: string;
+    };
+    /** @description An identity at an OpenID Connect provider: its issuer and the `sub` it gives the person. */
+    OidcIdentity: {
+      issuer: string;
+      subject: string;
+    };
+    /** @description GET /api/auth/oidc: whether the sign-in page offers the identity provider, and its name. */
+    OidcSignInOptionsView: {
+      enabled: boolean;
+      providerName: string | null;
     };
     /** @enum {string} */
     ParticipantStatus: 'waiting' | 'uploaded' | 'evaluated' | 'failed' | 'late';
@@ -2181,6 +2269,8 @@ export interface components {
       lastSignInAt: string | null;
       /** @description Sessions that may be used now (signed in, not signed out, not expired). */
       liveSessions: number;
+      /** @description The identity-provider identity this account signs in with (OIDC, ADR 0010), if linked. */
+      oidcIdentity: components['schemas']['OidcIdentity'] | null;
     };
     WebhookAttemptView: {
       attempt: number;
@@ -2508,7 +2598,7 @@ export interface components {
         batchSize: number;
         learningRate: number;
         /** @enum {string} */
-        algorithm: 'fedavg' | 'fedprox';
+        algorithm: 'fedavg' | 'fedprox' | 'scaffold';
         proximalMu?: number;
         serverOptimizer: {
           /** @enum {string} */
@@ -2774,6 +2864,7 @@ export interface components {
         /** Format: date-time */
         deadlineAt: string;
         deadlineInMs: number;
+        controlVariateHash?: string;
       }[];
     };
     UpdateReceipt: {
@@ -3410,6 +3501,71 @@ export interface operations {
       default: components['responses']['Error500'];
     };
   };
+  OidcController_options: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OidcSignInOptionsView. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['OidcSignInOptionsView'];
+        };
+      };
+      default: components['responses']['Error500'];
+    };
+  };
+  OidcController_start: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A 303 redirect to the provider, or to the sign-in page. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/plain': string;
+        };
+      };
+      429: components['responses']['Error429'];
+      default: components['responses']['Error500'];
+    };
+  };
+  OidcController_callback: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A 303 redirect to the console. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/plain': string;
+        };
+      };
+      429: components['responses']['Error429'];
+      default: components['responses']['Error500'];
+    };
+  };
   AccountsController_list: {
     parameters: {
       query?: never;
@@ -3533,6 +3689,68 @@ export interface operations {
     };
   };
   AccountsController_revokeSessions: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description UserView. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UserView'];
+        };
+      };
+      400: components['responses']['Error400'];
+      401: components['responses']['Error401'];
+      403: components['responses']['Error403'];
+      404: components['responses']['Error404'];
+      409: components['responses']['Error409'];
+      default: components['responses']['Error500'];
+    };
+  };
+  AccountsController_linkOidc: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['LinkOidcIdentityDto'];
+      };
+    };
+    responses: {
+      /** @description UserView. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UserView'];
+        };
+      };
+      400: components['responses']['Error400'];
+      401: components['responses']['Error401'];
+      403: components['responses']['Error403'];
+      404: components['responses']['Error404'];
+      409: components['responses']['Error409'];
+      413: components['responses']['Error413'];
+      415: components['responses']['Error415'];
+      default: components['responses']['Error500'];
+    };
+  };
+  AccountsController_unlinkOidc: {
     parameters: {
       query?: never;
       header?: never;

@@ -18,6 +18,7 @@ function account(overrides: Partial<UserView>): UserView {
     createdAt: '2026-11-22T09:00:00.000Z',
     lastSignInAt: '2026-12-01T08:30:00.000Z',
     liveSessions: 1,
+    oidcIdentity: null,
     ...overrides,
   };
 }
@@ -68,6 +69,15 @@ function fakeHub() {
     revokeSessions: vi.fn((id: string) => {
       const u = users.find((x) => x.id === id)!;
       return Promise.resolve(replace({ ...u, liveSessions: 0 }));
+    }),
+    oidcSignInOptions: vi.fn(() => Promise.resolve({ enabled: true, providerName: 'Hospital Login' })),
+    linkOidcIdentity: vi.fn((id: string, subject: string) => {
+      const u = users.find((x) => x.id === id)!;
+      return Promise.resolve(replace({ ...u, oidcIdentity: { issuer: 'https://login.hospital.example', subject } }));
+    }),
+    unlinkOidcIdentity: vi.fn((id: string) => {
+      const u = users.find((x) => x.id === id)!;
+      return Promise.resolve(replace({ ...u, oidcIdentity: null }));
     }),
     refresh: vi.fn(),
     logout: vi.fn(() => Promise.resolve()),
@@ -199,5 +209,22 @@ describe('the accounts page', () => {
     );
     await waitFor(() => expect(hub.revokeSessions).toHaveBeenCalledWith(BOB.id));
     await waitFor(() => expect(within(rowOf('bob')).queryByRole('button', { name: 'End sessions' })).toBeNull());
+  });
+
+  it('links an account to its identity at the identity provider, and unlinks it', async () => {
+    const row = await rowAfterLoad('bob');
+    fireEvent.click(await within(row).findByRole('button', { name: 'Link bob’s sign-in with Hospital Login' }));
+    const dialog = screen.getByRole('dialog', { name: 'Sign-in with Hospital Login for bob' });
+    fireEvent.change(within(dialog).getByLabelText('Subject identifier'), { target: { value: ' 248289761001 ' } });
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Link' }));
+    await waitFor(() => expect(hub.linkOidcIdentity).toHaveBeenCalledWith(BOB.id, '248289761001'));
+    expect(await within(rowOf('bob')).findByText('Signs in with Hospital Login')).toBeTruthy();
+
+    fireEvent.click(within(rowOf('bob')).getByRole('button', { name: 'Change bob’s sign-in with Hospital Login' }));
+    fireEvent.click(within(screen.getByRole('dialog')).getByRole('button', { name: 'Unlink' }));
+    await waitFor(() => expect(hub.unlinkOidcIdentity).toHaveBeenCalledWith(BOB.id));
+    await waitFor(() => expect(within(rowOf('bob')).queryByText('Signs in with Hospital Login')).toBeNull());
+    // Not on one's own account.
+    expect(within(rowOf('alice')).queryByRole('button')).toBeNull();
   });
 });

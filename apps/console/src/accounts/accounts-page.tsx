@@ -7,6 +7,7 @@ import { ConfirmDialog } from '../ui/actions.js';
 import { Badge, EmptyState, ErrorMessage, Loading } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
 import { AddPersonForm, HandOverPanel, ResetPasswordDialog, type HandOver } from './account-forms.js';
+import { OidcLinkDialog } from './oidc-link-dialog.js';
 
 export const ROLE_NAMES: Record<UserRole, string> = { admin: 'Administrator', auditor: 'Auditor' };
 
@@ -30,6 +31,10 @@ export function AccountsPage() {
   const [handOver, setHandOver] = useState<HandOver | null>(null);
   const [pending, setPending] = useState<PendingChange | null>(null);
   const [resetting, setResetting] = useState<UserView | null>(null);
+  const [linking, setLinking] = useState<UserView | null>(null);
+  // The identity provider's sign-in, when the hub offers it: each account can be linked to a person there.
+  const oidc = useQuery({ queryKey: ['oidc-sign-in'], queryFn: () => api.oidcSignInOptions() });
+  const providerName = oidc.data?.enabled ? oidc.data.providerName : null;
 
   const change = useMutation({
     mutationFn: (c: PendingChange) => {
@@ -112,6 +117,8 @@ export function AccountsPage() {
                   onDisable={() => ask({ kind: u.disabled ? 'enable' : 'disable', user: u })}
                   onEndSessions={() => ask({ kind: 'end-sessions', user: u })}
                   onReset={() => setResetting(u)}
+                  providerName={providerName}
+                  onLink={() => setLinking(u)}
                 />
               ))}
             </tbody>
@@ -130,6 +137,16 @@ export function AccountsPage() {
       >
         {pending ? <p>{confirmText(pending)}</p> : null}
       </ConfirmDialog>
+      {linking && providerName ? (
+        <OidcLinkDialog
+          user={linking}
+          providerName={providerName}
+          onClose={(changed) => {
+            setLinking(null);
+            if (changed) void queryClient.invalidateQueries({ queryKey: ['users'] });
+          }}
+        />
+      ) : null}
       {resetting ? (
         <ResetPasswordDialog
           user={resetting}
@@ -153,6 +170,8 @@ function AccountRow({
   onDisable,
   onEndSessions,
   onReset,
+  providerName,
+  onLink,
 }: {
   user: UserView;
   isSelf: boolean;
@@ -160,11 +179,34 @@ function AccountRow({
   onDisable: () => void;
   onEndSessions: () => void;
   onReset: () => void;
+  /** The identity provider's name when the hub offers OIDC sign-in, else null (no link control). */
+  providerName: string | null;
+  onLink: () => void;
 }) {
   return (
     <tr>
       <th scope="row">
         {user.username} {isSelf ? <span className="muted">(you)</span> : null}
+        {providerName ? (
+          <div className="small">
+            {user.oidcIdentity ? (
+              <span className="muted" title={`${user.oidcIdentity.issuer} · ${user.oidcIdentity.subject}`}>
+                Signs in with {providerName}
+              </span>
+            ) : null}{' '}
+            {/* Like every other action, not on one's own account: another administrator links it. */}
+            {isSelf ? null : (
+              <button
+                type="button"
+                className="link-button"
+                onClick={onLink}
+                aria-label={`${user.oidcIdentity ? 'Change' : 'Link'} ${user.username}’s sign-in with ${providerName}`}
+              >
+                {user.oidcIdentity ? 'Change' : `Link ${providerName} sign-in`}
+              </button>
+            )}
+          </div>
+        ) : null}
       </th>
       <td>
         {isSelf ? (

@@ -9,6 +9,7 @@ import {
   type EnrollmentIssuedView,
   type HubPublicKeyView,
   type ModelFileName,
+  type OidcSignInOptionsView,
   type ReportFileName,
   type RoundView,
   type SessionView,
@@ -228,6 +229,11 @@ export class ApiClient {
     return this.answer<SessionView>(this.api.POST('/api/auth/password', { body: { currentPassword, newPassword } }));
   }
 
+  /** Whether the hub offers sign-in with an identity provider (OIDC), and the provider's name. */
+  oidcSignInOptions(): Promise<OidcSignInOptionsView> {
+    return this.answer<OidcSignInOptionsView>(this.anonymousApi.GET('/api/auth/oidc'));
+  }
+
   /* ---------- people ---------- */
 
   users(): Promise<UserView[]> {
@@ -252,6 +258,15 @@ export class ApiClient {
     return this.answer<UserView>(
       this.api.POST('/api/users/{id}/password', { params: { path: { id } }, body: { password } }),
     );
+  }
+
+  /** Links the account to a person's identity (`sub`) at the hub's identity provider. */
+  linkOidcIdentity(id: string, subject: string): Promise<UserView> {
+    return this.answer<UserView>(this.api.PUT('/api/users/{id}/oidc', { params: { path: { id } }, body: { subject } }));
+  }
+
+  unlinkOidcIdentity(id: string): Promise<UserView> {
+    return this.answer<UserView>(this.api.DELETE('/api/users/{id}/oidc', { params: { path: { id } } }));
   }
 
   revokeSessions(id: string): Promise<UserView> {

@@ -1,12 +1,13 @@
+import { useQuery } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
-import { Navigate, useLocation, useNavigate } from 'react-router';
+import { Navigate, useLocation, useNavigate, useSearchParams } from 'react-router';
 import { useSession } from '../auth/session-context.js';
 import { ErrorMessage, Loading, Notice } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
 
 export function SignInPage() {
   usePageTitle('Sign in');
-  const { session, status, signIn, signedOutReason } = useSession();
+  const { session, status, signIn, signedOutReason, api } = useSession();
   const navigate = useNavigate();
   const location = useLocation();
   const from = (location.state as { from?: string } | null)?.from ?? '/studies';
@@ -14,6 +15,11 @@ export function SignInPage() {
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  // The hub sends the browser back here with the reason when the identity provider's sign-in was refused.
+  const [search] = useSearchParams();
+  const oidcError = search.get('oidcError');
+  const oidc = useQuery({ queryKey: ['oidc-sign-in'], queryFn: () => api.oidcSignInOptions(), retry: false });
+  const providerStart = `/api/auth/oidc/start?${new URLSearchParams({ returnTo: from }).toString()}`;
   // Signed in here, or in another tab of this browser meanwhile: on to where the person was going (#section too).
   if (session && status === 'signed-in') return <Navigate to={from} replace />;
   if (status === 'restoring') {
@@ -73,9 +79,16 @@ export function SignInPage() {
           />
         </div>
         {error ? <ErrorMessage error={error} title="Sign-in failed" /> : null}
+        {oidcError && !error ? <Notice tone="danger">{oidcError}</Notice> : null}
         <button type="submit" className="button button-primary button-block" disabled={busy} aria-busy={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
+        {oidc.data?.enabled ? (
+          // A plain link: the browser itself goes to the hub, which sends it on to the provider and back.
+          <a className="button button-block" href={providerStart}>
+            Sign in with {oidc.data.providerName}
+          </a>
+        ) : null}
         <p className="hint">
           You stay signed in while you work, in every tab of this browser. After a while without activity the console
           asks for your password again, and keeps what was on the page.

@@ -1,9 +1,12 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Patch, Post, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Patch, Post, Put, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Access } from '../auth/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
+import { OidcProviderClient } from '../auth/oidc-provider-client.service';
+import { HubErrorCode, HubException } from '../common/hub.exception';
 import { AccountsService, type UserView } from './accounts.service';
 import { CreateUserDto } from './dto/create-user.dto';
+import { LinkOidcIdentityDto } from './dto/link-oidc-identity.dto';
 import { ResetPasswordDto } from './dto/reset-password.dto';
 import { UpdateUserDto } from './dto/update-user.dto';
 import { Endpoint } from '../openapi/endpoint.decorator';
@@ -13,7 +16,10 @@ import { Endpoint } from '../openapi/endpoint.decorator';
 @Access('admin')
 @Controller('api/users')
 export class AccountsController {
-  constructor(private readonly accounts: AccountsService) {}
+  constructor(
+    private readonly accounts: AccountsService,
+    private readonly oidc: OidcProviderClient,
+  ) {}
 
   @Get()
   @Endpoint({ summary: 'List the people who may sign in', answer: { schema: 'UserView', list: true } })
@@ -57,5 +63,31 @@ export class AccountsController {
   @Endpoint({ summary: 'End every session of an account', answer: { schema: 'UserView' } })
   revokeSessions(@Param('id', new ParseUUIDPipe()) id: string, @Req() req: AuthenticatedRequest): Promise<UserView> {
     return this.accounts.revokeSessions(id, actorOf(req));
+  }
+
+  /** Links the account to a person's identity at the identity provider; that person may then sign in through it. */
+  @Put(':id/oidc')
+  @Endpoint({
+    summary: 'Link an account to an identity at the identity provider (OIDC sign-in)',
+    answer: { schema: 'UserView' },
+  })
+  linkOidc(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Body() dto: LinkOidcIdentityDto,
+    @Req() req: AuthenticatedRequest,
+  ): Promise<UserView> {
+    const issuer = dto.issuer ?? this.oidc.settings?.issuer;
+    if (!issuer) {
+      const problem = 'issuer is required: sign-in with an identity provider is not set up (TESSERA_OIDC_ISSUER)';
+      throw new HubException(HubErrorCode.VALIDATION_FAILED, problem, [problem]);
+    }
+    return this.accounts.linkOidcIdentity(id, { issuer, subject: dto.subject }, actorOf(req));
+  }
+
+  /** Removes the link: the account signs in with its password only. */
+  @Delete(':id/oidc')
+  @Endpoint({ summary: 'Unlink an account from its identity-provider identity', answer: { schema: 'UserView' } })
+  unlinkOidc(@Param('id', new ParseUUIDPipe()) id: string, @Req() req: AuthenticatedRequest): Promise<UserView> {
+    return this.accounts.unlinkOidcIdentity(id, actorOf(req));
   }
 }

@@ -1,5 +1,6 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
+import { randomBytes } from 'node:crypto';
 import * as argon2 from 'argon2';
 import { QueryFailedError, Repository, type EntityManager } from 'typeorm';
 import { AuditTrail, SYSTEM_ACTOR, type AuditActor } from '../audit/audit-trail';
@@ -36,6 +37,14 @@ export interface UserView {
   lastSignInAt: string | null;
   /** Sessions that may be used now (signed in, not signed out, not expired). */
   liveSessions: number;
+  /** The identity-provider identity this account signs in with (OIDC, ADR 0010), if linked. */
+  oidcIdentity: OidcIdentity | null;
+}
+
+/** An identity at an OpenID Connect provider: its issuer and the `sub` it gives the person. */
+export interface OidcIdentity {
+  issuer: string;
+  subject: string;
 }
 
 export function toUserView(u: UserEntity, liveSessions = 0): UserView {
@@ -48,12 +57,25 @@ export function toUserView(u: UserEntity, liveSessions = 0): UserView {
     createdAt: u.createdAt.toISOString(),
     lastSignInAt: u.lastSignInAt ? new Date(u.lastSignInAt).toISOString() : null,
     liveSessions,
+    oidcIdentity: u.oidcIssuer && u.oidcSubject ? { issuer: u.oidcIssuer, subject: u.oidcSubject } : null,
   };
 }
 
 export interface CreateAccountOptions {
   /** The password is temporary: the first sign-in must change it. */
   mustChangePassword?: boolean;
+}
+
+/**
+ * A valid username from the name a provider suggests (preferred_username, often an e-mail address): characters
+ * outside the username rules become '-'; too short a name falls back to one made from the subject; later attempts
+ * add `-2`, `-3`, …
+ */
+export function oidcUsername(suggested: string, subject: string, attempt: number): string {
+  let base = suggested.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^-+|-+$/g, '');
+  if (base.length < 3) base = `oidc-${subject.replace(/[^A-Za-z0-9._-]/g, '-')}`;
+  const suffix = attempt > 1 ? `-${attempt}` : '';
+  return base.slice(0, 64 - suffix.length) + suffix;
 }
 
 function validationFailed(problem: string): HubException {
@@ -243,6 +265,96 @@ export class AccountsService implements OnModuleInit {
       });
       return issued;
     });
+  }
+
+  /**
+   * Links an account to an identity at the identity provider: that person may then sign in through it (ADR 0010).
+   * An identity opens one account only; linking another account to it is a conflict. Replaces an earlier link.
+   */
+  async linkOidcIdentity(id: string, identity: OidcIdentity, actor: AuditActor): Promise<UserView> {
+    const user = await this.existing(id);
+    const before = toUserView(user).oidcIdentity;
+    user.oidcIssuer = identity.issuer;
+    user.oidcSubject = identity.subject;
+    try {
+      const saved = await this.users.manager.transaction(async (tx) => {
+        const updated = await tx.getRepository(UserEntity).save(user);
+        await this.audit.record({
+          actor,
+          action: 'account.oidc.linked',
+          subject: { userId: id },
+          details: { username: user.username, issuer: identity.issuer, oidcSubject: identity.subject, before },
+        });
+        return updated;
+      });
+      return toUserView(saved);
+    } catch (err) {
+      if (err instanceof QueryFailedError && (err.driverError as { code?: string }).code === UNIQUE_VIOLATION) {
+        throw new HubException(
+          HubErrorCode.CONFLICT,
+          `The identity ${identity.subject} at ${identity.issuer} is already linked to another account.`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Removes the link: the account can no longer sign in through the identity provider. */
+  async unlinkOidcIdentity(id: string, actor: AuditActor): Promise<UserView> {
+    const user = await this.existing(id);
+    const before = toUserView(user).oidcIdentity;
+    user.oidcIssuer = null;
+    user.oidcSubject = null;
+    const saved = await this.users.manager.transaction(async (tx) => {
+      const updated = await tx.getRepository(UserEntity).save(user);
+      await this.audit.record({
+        actor,
+        action: 'account.oidc.unlinked',
+        subject: { userId: id },
+        details: { username: user.username, before },
+      });
+      return updated;
+    });
+    return toUserView(saved);
+  }
+
+  /** The account linked to an identity, if any. */
+  findByOidcIdentity(identity: OidcIdentity): Promise<UserEntity | null> {
+    return this.users.findOne({ where: { oidcIssuer: identity.issuer, oidcSubject: identity.subject } });
+  }
+
+  /**
+   * Creates an account for a person the identity provider vouches for, with the role its claim maps to (ADR 0010).
+   * The name is the one the provider suggests when it is free and valid, else made unique with a suffix. The
+   * password is random and never told to anyone: the account signs in through the provider only, until an
+   * administrator sets a temporary password. Recorded as `account.created` by the system, naming the issuer.
+   */
+  async createForOidcIdentity(identity: OidcIdentity, suggestedName: string, role: Role): Promise<UserEntity> {
+    const passwordHash = await argon2.hash(randomBytes(32).toString('base64url'), ARGON2_OPTIONS);
+    for (let attempt = 1; ; attempt++) {
+      const username = oidcUsername(suggestedName, identity.subject, attempt);
+      if (await this.findByName(username)) continue;
+      try {
+        return await this.users.manager.transaction(async (tx) => {
+          const users = tx.getRepository(UserEntity);
+          const created = await users.save(
+            users.create({ username, passwordHash, role, oidcIssuer: identity.issuer, oidcSubject: identity.subject }),
+          );
+          await this.audit.record({
+            actor: { type: 'system', id: 'oidc', name: identity.issuer },
+            action: 'account.created',
+            subject: { userId: created.id },
+            details: { username, role, temporary: false, issuer: identity.issuer, oidcSubject: identity.subject },
+          });
+          return created;
+        });
+      } catch (err) {
+        // The name was taken meanwhile: try the next; the identity itself taken meanwhile is the caller's retry.
+        const unique =
+          err instanceof QueryFailedError && (err.driverError as { code?: string }).code === UNIQUE_VIOLATION;
+        if (!unique || attempt >= 20) throw err;
+      }
+    }
   }
 
   async count(): Promise<number> {

@@ -27,6 +27,14 @@ export class UserEntity {
   @Column({ name: 'must_change_password', type: 'boolean', default: false })
   mustChangePassword!: boolean;
 
+  /** The identity provider's issuer of the linked identity (ADR 0010, OIDC); set with `oidcSubject` or not at all. */
+  @Column({ name: 'oidc_issuer', type: 'text', nullable: true })
+  oidcIssuer!: string | null;
+
+  /** The provider's `sub` for this person: stable, unlike an e-mail address or a display name. */
+  @Column({ name: 'oidc_subject', type: 'text', nullable: true })
+  oidcSubject!: string | null;
+
   @Column({ name: 'last_sign_in_at', type: 'timestamptz', nullable: true })
   lastSignInAt!: Date | null;
 

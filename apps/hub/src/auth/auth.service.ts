@@ -14,7 +14,11 @@ export class AuthService {
     private readonly audit: AuditTrail,
   ) {}
 
-  async signIn(account: VerifiedAccount): Promise<IssuedSession> {
+  /** `via`: how the person proved who they are, when not by password (recorded with the sign-in). */
+  async signIn(
+    account: VerifiedAccount,
+    via: { method: 'oidc'; issuer: string } | null = null,
+  ): Promise<IssuedSession> {
     const issued = await this.db.transaction(async (tx) => {
       const started = await this.sessions.start(account, tx);
       await tx.query(`UPDATE "users" SET "last_sign_in_at" = now() WHERE "id" = $1`, [account.id]);
@@ -23,7 +27,7 @@ export class AuthService {
         actor: { type: 'user', id: account.id, name: account.username },
         action: 'auth.login.succeeded',
         subject: { userId: account.id },
-        details: { sessionId: started.sessionId, changeRequired: account.mustChangePassword },
+        details: { sessionId: started.sessionId, changeRequired: account.mustChangePassword, ...via },
       });
       return started;
     });

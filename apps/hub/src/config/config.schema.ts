@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { OIDC_CALLBACK_PATH, oidcIssuerProblem, parseOidcRoleMap } from './oidc-config.util';
 import { proxyEntryProblem } from './trusted-proxies.util';
 
 /**
@@ -317,6 +318,83 @@ export const CONFIG_VARIABLES = {
     default: '43200',
     secret: false,
     schema: positiveInt.min(300).max(30 * 86400),
+  }),
+  oidcIssuer: variable({
+    name: 'TESSERA_OIDC_ISSUER',
+    description:
+      "Sign-in with a hospital's identity provider (OpenID Connect, ADR 0010): the provider's issuer URL, whose `/.well-known/openid-configuration` the hub reads. https, or http on a loopback address only (tests). Unset: OIDC sign-in is off. Needs TESSERA_OIDC_CLIENT_ID, TESSERA_OIDC_CLIENT_SECRET and TESSERA_OIDC_REDIRECT_URL.",
+    secret: false,
+    schema: z
+      .string()
+      .url()
+      .refine((v) => oidcIssuerProblem(v) === null, 'must be https, or http on a loopback address')
+      .optional(),
+  }),
+  oidcClientId: variable({
+    name: 'TESSERA_OIDC_CLIENT_ID',
+    description: 'The client id the identity provider registered for this hub (a confidential client).',
+    secret: false,
+    schema: z.string().min(1).optional(),
+  }),
+  oidcClientSecret: variable({
+    name: 'TESSERA_OIDC_CLIENT_SECRET',
+    description:
+      "The client's secret at the identity provider (sent with HTTP Basic authentication to its token endpoint).",
+    secret: true,
+    schema: z.string().min(1).optional(),
+  }),
+  oidcRedirectUrl: variable({
+    name: 'TESSERA_OIDC_REDIRECT_URL',
+    description:
+      'The address the provider sends the browser back to, as registered there: the public URL of the console/API listener followed by `/api/auth/oidc/callback`.',
+    secret: false,
+    schema: z
+      .string()
+      .url()
+      .refine((v) => new URL(v).pathname === OIDC_CALLBACK_PATH, `must end with the path ${OIDC_CALLBACK_PATH}`)
+      .optional(),
+  }),
+  oidcProviderName: variable({
+    name: 'TESSERA_OIDC_PROVIDER_NAME',
+    description: 'The provider as the sign-in page names it ("Sign in with …").',
+    default: 'single sign-on',
+    secret: false,
+    schema: z.string().min(1).max(60),
+  }),
+  oidcScopes: variable({
+    name: 'TESSERA_OIDC_SCOPES',
+    description:
+      'Scopes requested, space-separated; `openid` is required. Add the scope that puts TESSERA_OIDC_ROLE_CLAIM in the ID token if the provider needs one.',
+    default: 'openid profile',
+    secret: false,
+    schema: z
+      .string()
+      .refine((v) => v.split(/\s+/).includes('openid'), 'must include openid')
+      .transform((v) => v.split(/\s+/).filter(Boolean).join(' ')),
+  }),
+  oidcRoleClaim: variable({
+    name: 'TESSERA_OIDC_ROLE_CLAIM',
+    description:
+      'A claim of the ID token (a string or a list of strings, e.g. `groups`) whose values TESSERA_OIDC_ROLE_MAP turns into a role. With both set, a person the provider vouches for who has no account yet gets one on first sign-in (audited as account.created by the system). Unset: an administrator links every account.',
+    secret: false,
+    schema: z.string().min(1).optional(),
+  }),
+  oidcRoleMap: variable({
+    name: 'TESSERA_OIDC_ROLE_MAP',
+    description:
+      'Claim values to roles, comma-separated `value=role` pairs (role admin or auditor), e.g. `tessera-admins=admin,ward-audit=auditor`. A person matching both gets admin; matching none is refused.',
+    secret: false,
+    schema: z
+      .string()
+      .optional()
+      .transform((v, ctx) => {
+        const parsed = parseOidcRoleMap(v ?? '');
+        if (typeof parsed === 'string') {
+          ctx.addIssue({ code: 'custom', message: parsed });
+          return z.NEVER;
+        }
+        return parsed;
+      }),
   }),
   adminUsername: variable({
     name: 'TESSERA_ADMIN_USERNAME',

@@ -45,9 +45,37 @@ export function loadHubConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
   if (env.TESSERA_CA_KEY_FILE && !env.TESSERA_CA_KEY_PASSPHRASE) {
     problems.push({ variable: 'TESSERA_CA_KEY_PASSPHRASE', message: 'is required with TESSERA_CA_KEY_FILE' });
   }
-  problems.push(...blobStoreProblems(env));
+  problems.push(...blobStoreProblems(env), ...oidcProblems(env));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(out) as HubConfig;
+}
+
+/** OIDC sign-in needs its four settings together, and a role claim needs its map (and the reverse). */
+function oidcProblems(env: NodeJS.ProcessEnv): { variable: string; message: string }[] {
+  const required = [
+    'TESSERA_OIDC_ISSUER',
+    'TESSERA_OIDC_CLIENT_ID',
+    'TESSERA_OIDC_CLIENT_SECRET',
+    'TESSERA_OIDC_REDIRECT_URL',
+  ];
+  const optional = ['TESSERA_OIDC_ROLE_CLAIM', 'TESSERA_OIDC_ROLE_MAP'];
+  const given = required.filter((name) => env[name]);
+  if (given.length === 0) {
+    return optional
+      .filter((name) => env[name])
+      .map((variable) => ({ variable, message: 'is set but OIDC sign-in is off (TESSERA_OIDC_ISSUER is unset)' }));
+  }
+  const problems = required
+    .filter((name) => !env[name])
+    .map((variable) => ({ variable, message: `is required with ${given[0]}` }));
+  const [claim, map] = optional.map((name) => Boolean(env[name]));
+  if (claim !== map) {
+    problems.push({
+      variable: claim ? 'TESSERA_OIDC_ROLE_MAP' : 'TESSERA_OIDC_ROLE_CLAIM',
+      message: 'TESSERA_OIDC_ROLE_CLAIM and TESSERA_OIDC_ROLE_MAP must be set together',
+    });
+  }
+  return problems;
 }
 
 /** The settings that only make sense together with TESSERA_BLOB_STORE=s3, and the ones it needs. */

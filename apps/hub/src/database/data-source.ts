@@ -32,6 +32,7 @@ import { StudyPages1763801687342 } from './migrations/1763801687342-study-pages'
 import { Personalization1763801953917 } from './migrations/1763801953917-personalization';
 import { PersonalizationEvaluations1763801961542 } from './migrations/1763801961542-personalization-evaluations';
 import { ScaffoldControlVariate1763802100000 } from './migrations/1763802100000-scaffold-control-variate';
+import { OidcIdentities1763802200000 } from './migrations/1763802200000-oidc-identities';
 import { StudyDraftEntity } from '../studies/study-draft.entity';
 import { WebhookAttemptEntity, WebhookDeliveryEntity } from '../notifications/webhook-delivery.entity';
 import { WebhookEndpointEntity } from '../notifications/webhook-endpoint.entity';
@@ -83,6 +84,7 @@ export const MIGRATIONS = [
   Personalization1763801953917,
   PersonalizationEvaluations1763801961542,
   ScaffoldControlVariate1763802100000,
+  OidcIdentities1763802200000,
 ];
 
 /**

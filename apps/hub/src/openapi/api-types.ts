@@ -8,6 +8,7 @@ import type {
   CertificateView,
   Checkpoint,
   CurrentUserView,
+  OidcSignInOptionsView,
   DecisionHistoryView,
   PlanVersionsView,
   RoundHistoryView,
@@ -60,6 +61,7 @@ export interface HealthView {
 export interface HubApiViews {
   session: SessionView;
   currentUser: CurrentUserView;
+  oidcSignIn: OidcSignInOptionsView;
   user: AccountView;
   silo: SiloView;
   siloDetail: SiloDetailView;

@@ -579,6 +579,34 @@ export const VIEW_SCHEMAS = {
     ],
     additionalProperties: false,
   },
+  OidcIdentity: {
+    type: 'object',
+    properties: {
+      issuer: {
+        type: 'string',
+      },
+      subject: {
+        type: 'string',
+      },
+    },
+    required: ['issuer', 'subject'],
+    additionalProperties: false,
+    description: 'An identity at an OpenID Connect provider: its issuer and the `sub` it gives the person.',
+  },
+  OidcSignInOptionsView: {
+    type: 'object',
+    properties: {
+      enabled: {
+        type: 'boolean',
+      },
+      providerName: {
+        type: ['string', 'null'],
+      },
+    },
+    required: ['enabled', 'providerName'],
+    additionalProperties: false,
+    description: 'GET /api/auth/oidc: whether the sign-in page offers the identity provider, and its name.',
+  },
   ParticipantStatus: {
     type: 'string',
     enum: ['waiting', 'uploaded', 'evaluated', 'failed', 'late'],
@@ -2287,8 +2315,29 @@ export const VIEW_SCHEMAS = {
         type: 'number',
         description: 'Sessions that may be used now (signed in, not signed out, not expired).',
       },
+      oidcIdentity: {
+        anyOf: [
+          {
+            $ref: '#/components/schemas/OidcIdentity',
+          },
+          {
+            type: 'null',
+          },
+        ],
+        description: 'The identity-provider identity this account signs in with (OIDC, ADR 0010), if linked.',
+      },
     },
-    required: ['id', 'username', 'role', 'disabled', 'mustChangePassword', 'createdAt', 'lastSignInAt', 'liveSessions'],
+    required: [
+      'id',
+      'username',
+      'role',
+      'disabled',
+      'mustChangePassword',
+      'createdAt',
+      'lastSignInAt',
+      'liveSessions',
+      'oidcIdentity',
+    ],
     additionalProperties: false,
   },
   WebhookAttemptView: {
