@@ -64,8 +64,7 @@ async function run(alpha, algorithm, sites, plan, tests) {
     const sum = new Float64Array(algorithm === 'scaffold' ? 2 * size : size);
     let weights = 0;
     for (const [i, data] of sites.entries()) {
-      const correction =
-        algorithm === 'scaffold' ? ml.controlCorrection(serverControl, clientControls[i]) : undefined;
+      const correction = algorithm === 'scaffold' ? ml.controlCorrection(serverControl, clientControls[i]) : undefined;
       const result = await ml.trainNetwork({
         network,
         parameters: global,
@@ -132,7 +131,7 @@ for (const alpha of ALPHAS) {
 const seconds = (Date.now() - started) / 1000;
 printTable(
   results.map((r) => ({
-    'α': r.alpha,
+    α: r.alpha,
     algorithm: r.algorithm === 'fedprox' ? `fedprox μ=${MU}` : r.algorithm,
     [`rounds to ${TARGET}`]: r.roundsToTarget ?? `not in ${ROUNDS}`,
     final: r.finalAccuracy.toFixed(4),
