@@ -54,6 +54,8 @@ export const EVENT_LABELS: Record<string, string> = {
   'study.decision': 'A steward approved or rejected a plan (with the reason)',
   'study.started': 'A study started',
   'study.stopped': 'An administrator stopped a study',
+  'study.paused': 'An administrator paused a study (no new round opens)',
+  'study.resumed': 'An administrator resumed a paused study',
   'round.closed': 'A round closed',
   'round.retried': 'A round fell short and is retried',
   'round.silo_failed': 'A silo failed in a round',

@@ -23,6 +23,24 @@ describe('events from audit records', () => {
     });
   });
 
+  it('announces a pause with its reason, and a resume with the round it opened, if any', () => {
+    expect(eventFromAudit(record('study.paused', { reason: 'site migration' }))).toMatchObject({
+      type: 'study.paused',
+      data: { studyId: STUDY, reason: 'site migration' },
+    });
+    const since = '2026-12-06T20:00:00.000Z';
+    expect(eventFromAudit(record('study.resumed', { pausedSince: since }))?.data).toEqual({
+      studyId: STUDY,
+      pausedSince: since,
+    });
+    const opened = record('study.resumed', { pausedSince: since, openedRound: 3, attempt: 1, kind: 'train' });
+    expect(eventFromAudit(opened)).toMatchObject({
+      type: 'study.resumed',
+      data: { studyId: STUDY, pausedSince: since, openedRound: 3, attempt: 1, kind: 'train' },
+    });
+    expect(isWebhookEventType('study.paused') && isWebhookEventType('study.resumed')).toBe(true);
+  });
+
   it("gives a steward's decision with its reason", () => {
     const rejected = record(
       'study.plan.rejected',

@@ -8,6 +8,8 @@ export const WEBHOOK_EVENT_TYPES = [
   'study.decision',
   'study.started',
   'study.stopped',
+  'study.paused',
+  'study.resumed',
   'round.closed',
   'round.retried',
   'round.silo_failed',
@@ -58,6 +60,12 @@ const FROM_AUDIT: Record<string, { type: WebhookEventType; fields: Record<string
   },
   'study.started': { type: 'study.started', fields: { participants: 'string[]', planHash: 'string' } },
   'study.stopped': { type: 'study.stopped', fields: { reason: 'string' } },
+  'study.paused': { type: 'study.paused', fields: { reason: 'string' } },
+  // openedRound/attempt/kind: the round held back while paused, opened by the resume (absent when none was held).
+  'study.resumed': {
+    type: 'study.resumed',
+    fields: { pausedSince: 'string', openedRound: 'number', attempt: 'number', kind: 'string' },
+  },
   'round.closed': {
     type: 'round.closed',
     fields: {

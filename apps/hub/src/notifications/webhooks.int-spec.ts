@@ -245,6 +245,71 @@ describe.each(DATABASE_KINDS)('signed webhooks on the %s database', (kind) => {
     }
   });
 
+  it('announces a pause and a resume, delivered signed like every other event', async () => {
+    const created = await api(hub, 'POST', '/api/webhooks', {
+      headers: admin,
+      json: { url: receiver.url, events: ['study.paused', 'study.resumed'] },
+    });
+    expect(created.status).toBe(201);
+    const { endpoint, secret } = created.body as CreatedWebhookView;
+    const silos = [
+      await TestSilo.enroll(hub, admin, `East ${kind}`),
+      await TestSilo.enroll(hub, admin, `West ${kind}`),
+    ];
+    const plan = heartDiseasePlan(
+      silos.map((s) => s.id),
+      {
+        participation: {
+          minSilosPerRound: 2,
+          roundDeadlineSeconds: 600,
+          maxRoundRetries: 0,
+          onSiloFailure: 'continue',
+        },
+      },
+    );
+    const study = (await api(hub, 'POST', '/api/studies', { headers: admin, json: { plan } })).body as StudyView;
+    const path = `/api/studies/${study.id}`;
+    expect((await api(hub, 'POST', `${path}/submit`, { headers: admin })).status).toBe(200);
+    for (const silo of silos) {
+      const decided = await silo.call('POST', SILO_STUDY_API.decision(study.id), {
+        planHash: study.planHash,
+        decision: 'approve',
+      });
+      expect(decided.status).toBe(200);
+    }
+    expect((await api(hub, 'POST', `${path}/start`, { headers: admin })).status).toBe(200);
+
+    const paused = await api(hub, 'POST', `${path}/pause`, { headers: admin, json: { reason: 'scanner upgrade' } });
+    expect(paused.status).toBe(200);
+    const pauseEvent = await until('the pause event', () => receiver.of('study.paused')[0]);
+    expect(JSON.parse(pauseEvent.body)).toMatchObject({
+      type: 'study.paused',
+      data: { studyId: study.id, reason: 'scanner upgrade' },
+    });
+    expect((await api(hub, 'POST', `${path}/resume`, { headers: admin })).status).toBe(200);
+    const resumeEvent = await until('the resume event', () => receiver.of('study.resumed')[0]);
+    const resumed = JSON.parse(resumeEvent.body) as WebhookEvent;
+    expect(resumed).toMatchObject({ type: 'study.resumed', data: { studyId: study.id } });
+    expect(Date.parse(String(resumed.data.pausedSince))).not.toBeNaN();
+    for (const r of [pauseEvent, resumeEvent]) {
+      const verdict = verifyWebhook({
+        secret,
+        body: r.body,
+        timestampHeader: r.headers[WEBHOOK_HEADERS.timestamp] as string,
+        signatureHeader: r.headers[WEBHOOK_HEADERS.signature] as string,
+        nowSeconds: Math.floor(r.atSeconds),
+      });
+      expect(verdict).toEqual({ valid: true });
+    }
+    const log = await until('both deliveries logged', async () => {
+      const res = await api(hub, 'GET', `/api/webhooks/${endpoint.id}/deliveries`, { headers: admin });
+      const rows = (res.body as WebhookDeliveryView[]).filter((d) => d.status === 'delivered');
+      return rows.length >= 2 ? rows : undefined;
+    });
+    expect(log.map((d) => d.eventType).sort()).toEqual(['study.paused', 'study.resumed']);
+    expect((await api(hub, 'DELETE', `/api/webhooks/${endpoint.id}`, { headers: admin })).status).toBe(204);
+  });
+
   it('does not follow a redirect: a 3xx is a failed attempt, retried', async () => {
     const created = await api(hub, 'POST', '/api/webhooks', {
       headers: admin,
