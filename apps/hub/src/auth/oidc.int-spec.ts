@@ -241,6 +241,13 @@ describe.each(DATABASE_KINDS)('OIDC sign-in against a real provider, on the %s d
     expect(unlinked.body).toMatchObject({ oidcIdentity: null });
     expect(refusal((await signInThroughProvider(bed, hana)).landing)).toBe(OIDC_REFUSAL_MESSAGES.unlinked);
   });
+
+  it('keeps an identity whole in the database: an issuer without a subject is refused', async () => {
+    const id = await createAccount(bed, 'ines');
+    await expect(
+      bed.db.query(`UPDATE "users" SET "oidc_issuer" = $1 WHERE "id" = $2`, [bed.provider.issuer, id]),
+    ).rejects.toThrow(/users_oidc_identity_check/);
+  });
 });
 
 describe('OIDC sign-in with a claim-to-role mapping', () => {
