@@ -1,9 +1,10 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chargedEpsilon } from '@tessera/dp';
 import type { PrivacyPlan } from '@tessera/protocol';
 import { Client } from 'pg';
 import { describe, expect, it } from 'vitest';
+import { FaultBed } from '../faults/fault-bed.test-util';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { EnrollmentIssued } from '../silos/silos.service';
 import type { StudyPrivacyView } from '../studies/studies.controller';
@@ -26,6 +27,15 @@ interface ControlTrace {
   asked: number;
   from: string | null;
   to: string;
+}
+
+/** The silo's c_i after its last round, from its state file (`TSC1` | header length | header | before | after). */
+function siloControl(stateDir: string, studyId: string): Float32Array {
+  const bytes = readFileSync(join(stateDir, 'control-variates', `${studyId}.tsc`));
+  const headerLength = bytes.readUInt32LE(4);
+  const { length } = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as { length: number };
+  const start = 8 + headerLength + 4 * length;
+  return Float32Array.from({ length }, (_, i) => bytes.readFloatLE(start + 4 * i));
 }
 
 /**
@@ -160,5 +170,78 @@ describe('a SCAFFOLD study across processes (server database)', () => {
       expect(line.rounds).toBe(2);
       expect(line.epsilon).toBeCloseTo(last.epsilonCumulative, 9);
     }
+  });
+
+  it("keeps c across a hub restart and c_i across an agent restart: c stays the weighted mean of the silos' c_i", async () => {
+    const db = await createServerDatabase();
+    bed.cleanups.push(db.drop);
+    const f = new FaultBed(bed, db.url);
+    await f.startHub();
+    await f.enroll(['cleveland', 'hungarian', 'va']);
+    const training = heartDiseasePlan([]).training;
+    await f.createStudy(false, 3, {
+      training: {
+        ...training,
+        localEpochs: 2,
+        algorithm: 'scaffold',
+        serverOptimizer: { kind: 'fedavg', learningRate: 1 },
+      },
+      // Every silo reports every round (a generous deadline across the restarts): the invariant below needs it.
+      participation: { minSilosPerRound: 3, roundDeadlineSeconds: 90, maxRoundRetries: 1, onSiloFailure: 'continue' },
+    });
+    for (const s of f.silos) f.startAgent(s);
+    // The hub dies just after round 1's close committed c₁; one agent is killed too and restarted from its state.
+    await f.stopHub();
+    await f.startHub({ TESSERA_FAULT_POINT: 'after-close-commit@1' });
+    await f.start();
+    await f.hubDies();
+    const restarted = f.silos[0]!;
+    restarted.run!.child.kill('SIGKILL');
+    await restarted.run!.exited;
+    f.startAgent(restarted);
+    await f.startHub();
+    await f.completes(180_000);
+
+    const rounds = await f.rounds();
+    for (const r of rounds.filter((x) => x.kind === 'train')) {
+      expect(r.participants.map((p) => p.status)).toEqual(['uploaded', 'uploaded', 'uploaded']);
+    }
+    const traces = (
+      await f.query<{ number: number; trace: { record?: ControlTrace }[] }>(
+        `SELECT number, summary->'aggregationTrace' AS trace FROM rounds
+          WHERE study_id = $1 AND kind = 'train' AND status = 'closed' ORDER BY number`,
+        [f.studyId],
+      )
+    ).map((r) => r.trace.find((t) => t.record?.step === 'scaffold-control-variate')!.record!);
+    expect(traces).toHaveLength(3);
+    // The restarted hub continued from the c it had committed.
+    expect(traces[1]!.from).toBe(traces[0]!.to);
+    expect(traces[2]!.from).toBe(traces[1]!.to);
+    const [study] = await f.query<{ control_variate_hash: string }>(
+      'SELECT control_variate_hash FROM studies WHERE id = $1',
+      [f.studyId],
+    );
+    const hash = study!.control_variate_hash.trim();
+    expect(hash).toBe(traces[2]!.to);
+
+    // With every silo in every round and weights n_i / Σn, option II keeps c = Σ w_i c_i exactly (up to float32):
+    // a silo that lost its c_i in the restart (starting again from 0) would break it.
+    const counts = await f.query<{ silo_id: string; n: number }>(
+      `SELECT DISTINCT p.silo_id, p.num_examples AS n FROM round_participants p JOIN rounds r ON r.id = p.round_id
+        WHERE r.study_id = $1 AND r.kind = 'train'`,
+      [f.studyId],
+    );
+    expect(counts).toHaveLength(3);
+    const total = counts.reduce((a, c) => a + c.n, 0);
+    const bytes = readFileSync(join(f.dataDir, 'blobs', hash.slice(0, 2), hash));
+    const hubControl = Float32Array.from({ length: bytes.length / 4 }, (_, i) => bytes.readFloatLE(4 * i));
+    const expected = new Float64Array(hubControl.length);
+    for (const s of f.silos) {
+      const w = counts.find((c) => c.silo_id === s.id)!.n / total;
+      siloControl(s.env.TESSERA_STATE_DIR!, f.studyId).forEach((v, i) => (expected[i]! += w * v));
+    }
+    expect(Math.max(...hubControl.map((v) => Math.abs(v)))).toBeGreaterThan(1e-3);
+    hubControl.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 4));
+    expect(restarted.run!.output()).toMatch(/SCAFFOLD: control variate [0-9a-f]{12}… downloaded and verified/);
   });
 });
