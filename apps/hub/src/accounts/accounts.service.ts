@@ -318,6 +318,20 @@ export class AccountsService implements OnModuleInit {
     return toUserView(saved);
   }
 
+  /**
+   * Forgets an account's temporary password when its person signs in through the identity provider: the provider
+   * vouched for them, and the temporary password (handed over out of band, never their own) must neither block that
+   * session nor stay usable. A random password replaces it, in the caller's transaction (the sign-in's). Null when
+   * the account has no temporary password.
+   */
+  async temporaryPasswordReplacement(user: UserEntity): Promise<((tx: EntityManager) => Promise<void>) | null> {
+    if (!user.mustChangePassword) return null;
+    const passwordHash = await argon2.hash(randomBytes(32).toString('base64url'), ARGON2_OPTIONS);
+    return async (tx) => {
+      await this.setPassword(tx, user, passwordHash, false);
+    };
+  }
+
   /** The account linked to an identity, if any. */
   findByOidcIdentity(identity: OidcIdentity): Promise<UserEntity | null> {
     return this.users.findOne({ where: { oidcIssuer: identity.issuer, oidcSubject: identity.subject } });

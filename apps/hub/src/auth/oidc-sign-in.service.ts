@@ -93,14 +93,11 @@ export class OidcSignInService {
     }
     const account = await this.accountOf(token);
     if (account.disabled) return this.refuse('disabled', this.who(token), account);
+    const replacement = await this.accounts.temporaryPasswordReplacement(account);
     const issued = await this.auth.signIn(
-      {
-        id: account.id,
-        username: account.username,
-        role: account.role,
-        mustChangePassword: account.mustChangePassword,
-      },
-      { method: 'oidc', issuer: token.issuer },
+      { id: account.id, username: account.username, role: account.role, mustChangePassword: false },
+      { method: 'oidc', issuer: token.issuer, ...(replacement ? { replacedTemporary: true } : {}) },
+      replacement ?? undefined,
     );
     return { issued, returnTo: flow.returnTo };
   }

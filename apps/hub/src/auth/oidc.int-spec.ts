@@ -64,7 +64,7 @@ async function signInThroughProvider(
 async function meOf(
   bed: OidcBed,
   client: RedirectClient,
-): Promise<{ status: number; me?: { username: string; role: string } }> {
+): Promise<{ status: number; me?: { username: string; role: string; mustChangePassword: boolean } }> {
   const cookie = client.cookiesOf(bed.hub.url).get(REFRESH_COOKIE);
   if (!cookie) return { status: 0 };
   const refreshed = await fetch(`${bed.hub.url}/api/auth/refresh`, {
@@ -143,6 +143,25 @@ describe.each(DATABASE_KINDS)('OIDC sign-in against a real provider, on the %s d
     // Revocation is the same as for password sessions: an administrator ends them, the refresh cookie is dead.
     expect((await api(bed.hub, 'DELETE', `/api/users/${id}/sessions`, { headers: bed.admin })).status).toBe(200);
     expect((await meOf(bed, client)).status).toBe(401);
+  });
+
+  it('lets a person with a pending temporary password in through the provider, and the temporary password dies', async () => {
+    const nora = person('nora');
+    const created = await api(bed.hub, 'POST', '/api/users', {
+      headers: bed.admin,
+      json: { username: 'nora', password: 'handed over on paper', role: 'auditor', mustChangePassword: true },
+    });
+    const id = (created.body as { id: string }).id;
+    expect((await link(bed, id, nora.sub)).status).toBe(200);
+    const { client, landing } = await signInThroughProvider(bed, nora);
+    expect(refusal(landing)).toBeNull();
+    const session = await meOf(bed, client);
+    expect(session).toMatchObject({ status: 200, me: { username: 'nora', mustChangePassword: false } });
+    expect((await lastAudit(bed, 'auth.login.succeeded')).details).toMatchObject({ replacedTemporary: true });
+    const withTemporary = await api(bed.hub, 'POST', '/api/auth/login', {
+      json: { username: 'nora', password: 'handed over on paper' },
+    });
+    expect(withTemporary.status).toBe(401);
   });
 
   it('refuses an identity linked to no account, saying so and recording who it was', async () => {
