@@ -370,7 +370,8 @@ export class SecAggSessionsService {
           keys,
         );
         await this.exclude(tx, session, exclusions);
-        if (!outcome.ok) return this.fail(tx, session, 'advertise', outcome.failure);
+        const silent = silentAt(config.participants, submitted);
+        if (!outcome.ok) return this.fail(tx, session, 'advertise', outcome.failure, silent);
         session.advertised = outcome.value;
         return this.moveTo(
           tx,
@@ -379,6 +380,7 @@ export class SecAggSessionsService {
           { advertised: outcome.value },
           {
             accepted: outcome.value.map((a) => a.participantId),
+            silent,
           },
         );
       }
@@ -390,7 +392,11 @@ export class SecAggSessionsService {
           config,
           messages.map((m) => m.body as unknown as ShareKeysMessage),
         );
-        if (!outcome.ok) return this.fail(tx, session, 'share', outcome.failure);
+        const silent = silentAt(
+          (session.advertised ?? []).map((a) => a.participantId),
+          messages,
+        );
+        if (!outcome.ok) return this.fail(tx, session, 'share', outcome.failure, silent);
         return this.moveTo(
           tx,
           session,
@@ -398,6 +404,7 @@ export class SecAggSessionsService {
           { routing: outcome.value },
           {
             sharers: outcome.value.sharers.map((s) => s.participantId),
+            silent,
           },
         );
       }
@@ -412,7 +419,11 @@ export class SecAggSessionsService {
           routing,
           headers.map((m) => m.body as unknown as MaskedInputHeader),
         );
-        if (!outcome.ok) return this.fail(tx, session, 'upload', outcome.failure);
+        const silent = silentAt(
+          routing.sharers.map((s) => s.participantId),
+          headers,
+        );
+        if (!outcome.ok) return this.fail(tx, session, 'upload', outcome.failure, silent);
         return this.moveTo(
           tx,
           session,
@@ -421,6 +432,7 @@ export class SecAggSessionsService {
           {
             survivors: outcome.value.request.survivors,
             dropped: outcome.value.request.dropped,
+            silent,
           },
         );
       }
@@ -432,6 +444,7 @@ export class SecAggSessionsService {
           plan,
           responses.map((m) => m.body as unknown as UnmaskingResponse),
         );
+        const silent = silentAt(plan.request.survivors, responses);
         if (progress.ready) {
           // The survivors' inputs are in the sum that can now be unmasked: they reported, for the round's close.
           await tx
@@ -440,11 +453,11 @@ export class SecAggSessionsService {
               { roundId: session.roundId, siloId: In(plan.request.survivors), status: 'waiting' },
               { status: 'uploaded', reportedAt: now },
             );
-          return this.moveTo(tx, session, 'complete', {}, { responders: responses.map((m) => m.siloId) });
+          return this.moveTo(tx, session, 'complete', {}, { responders: responses.map((m) => m.siloId), silent });
         }
         if (now < session.unmaskUntil) return false;
         const short = progress.missing.map((m) => `${m.owner}'s ${m.kind}: ${m.have} of ${m.need}`).join('; ');
-        return this.fail(tx, session, 'unmask', `INSUFFICIENT_SHARES: too few survivors answered (${short}).`);
+        return this.fail(tx, session, 'unmask', `INSUFFICIENT_SHARES: too few survivors answered (${short}).`, silent);
       }
       case 'complete':
       case 'failed':
@@ -475,13 +488,15 @@ export class SecAggSessionsService {
     session: SecAggSessionEntity,
     stage: string,
     failure: string,
+    /** Who could have sent at this stage and did not: the dropouts that failed it. */
+    silent: string[] = [],
   ): Promise<boolean> {
     await tx.getRepository(SecAggSessionEntity).update({ roundId: session.roundId }, { stage: 'failed', failure });
     await this.audit.record({
       actor: SYSTEM_ACTOR,
       action: 'secagg.session.failed',
       subject: { roundId: session.roundId },
-      details: { stage, failure, configHash: session.configHash },
+      details: { stage, failure, configHash: session.configHash, silent },
     });
     return true;
   }
@@ -674,4 +689,13 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function isUuid(value: string): boolean {
   return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}
+
+/**
+ * Who was expected at a stage (roster order) and sent nothing there: the silos that dropped at it. Recorded with the
+ * stage's close or the session's failure, so the audit trail names each dropout at the stage it was lost.
+ */
+function silentAt(expected: readonly string[], received: readonly { siloId: string }[]): string[] {
+  const sent = new Set(received.map((m) => m.siloId));
+  return expected.filter((id) => !sent.has(id));
 }

@@ -1,4 +1,10 @@
-import { coordinateBound, SecAggErrorCode, SecAggException } from '@tessera/secagg';
+import {
+  coordinateBound,
+  secAggConfigHash,
+  SecAggErrorCode,
+  SecAggException,
+  type ShareKeysMessage,
+} from '@tessera/secagg';
 import { describe, expect, it } from 'vitest';
 import { distributedNoisePlan, distributedNoiseTailFactor } from '@tessera/dp';
 import { closeShare, sessionConfig, stageDeadlines, STAGE_FRACTIONS } from './secagg-stage.util';
@@ -106,5 +112,36 @@ describe('secure-aggregation stage decisions', () => {
       ok: false,
       failure: expect.stringMatching(new RegExp(`^${SecAggErrorCode.TooFewSurvivors}: `)),
     });
+  });
+
+  it('fails at once when t sharers are left but none has t mask partners; routes t + 1 (complete graph)', () => {
+    const four = roster.slice(0, 4);
+    const config = sessionConfig({
+      roundId: 'r1',
+      roster: four,
+      plan: { threshold: 2, modulusBits: 32, clipNorm: 1 },
+      vectorLength: 3,
+      roundSeed: seed,
+    });
+    const configHash = secAggConfigHash(config);
+    // What routing reads of an accepted message (checkShareMessage vetted the rest on arrival): a share to every other.
+    const sharing = (from: string): ShareKeysMessage => ({
+      participantId: from,
+      configHash,
+      selfMaskCommitment: '00'.repeat(32),
+      shares: four
+        .filter((to) => to !== from)
+        .map((to) => ({ from, to, nonce: 'AAAAAAAAAAAAAAAA', ciphertext: 'A'.repeat(108) + '==' })),
+    });
+    // Two of four shared (t = 2): each has one partner, so neither can mask and nothing could ever be unmasked.
+    const two = closeShare(config, [sharing('a-silo'), sharing('b-silo')]);
+    expect(two).toEqual({
+      ok: false,
+      failure: expect.stringMatching(
+        /^TOO_FEW_SURVIVORS: Only 0 of the 2 participants that completed sharing have t = 2 mask partners/,
+      ),
+    });
+    const three = closeShare(config, [sharing('a-silo'), sharing('b-silo'), sharing('c-silo')]);
+    expect(three.ok && three.value.sharers.map((s) => s.maskPartners.length)).toEqual([2, 2, 2]);
   });
 });

@@ -143,13 +143,29 @@ export function closeAdvertise(
   }
 }
 
-/** Closes 'share': routes the accepted share messages (each already passed checkShareMessage on arrival). */
+/**
+ * Closes 'share': routes the accepted share messages (each already passed checkShareMessage on arrival). Fails at once
+ * with TOO_FEW_SURVIVORS when fewer than t sharers have t mask partners: only those can mask (maskInput refuses the
+ * others), and fewer than t masked inputs can never be unmasked, so waiting for the upload stage's deadline would
+ * only delay the same failure (with the complete graph: fewer than t + 1 sharers).
+ */
 export function closeShare(config: SecAggConfig, messages: readonly ShareKeysMessage[]): StageOutcome<ShareRouting> {
+  let routing: ShareRouting;
   try {
-    return { ok: true, value: routeShares(config, messages) };
+    routing = routeShares(config, messages);
   } catch (error) {
     return { ok: false, failure: failureOf(error) };
   }
+  const canMask = routing.sharers.filter((s) => s.maskPartners.length >= config.threshold).length;
+  if (canMask < config.threshold) {
+    return {
+      ok: false,
+      failure:
+        `${SecAggErrorCode.TooFewSurvivors}: Only ${canMask} of the ${routing.sharers.length} participants that ` +
+        `completed sharing have t = ${config.threshold} mask partners; fewer than t masked inputs cannot be unmasked.`,
+    };
+  }
+  return { ok: true, value: routing };
 }
 
 /** Closes 'upload': plans the unmasking from the masked inputs in the sum. */
