@@ -280,6 +280,33 @@ describe('the agent side of secure aggregation', () => {
     expect(hub.sent['silo-d share']).toBeUndefined();
   });
 
+  it('leaves the round, sending nothing, when too few neighbours shared to mask with (t sharers of a complete graph)', async () => {
+    // silo-c and silo-d advertise, then are lost before sharing; the hub closes the share stage with silo-a and silo-b
+    // (t = 2 sharers), each of which then has one mask partner: fewer than t.
+    const lost = (id: string) =>
+      new SecAggParticipant({
+        transport: { ...hub.transport(id), share: () => Promise.reject(new Error('killed')) },
+        store: new SecAggStateStore(join(dir, id), task(id)),
+        participantId: id,
+        identityKeyPem: keys.get(id)!.privateKeyPem,
+        pollMs: 1,
+        sleep: () => new Promise((r) => setImmediate(r)),
+      });
+    const preparing = [participant('silo-a').prepare(), participant('silo-b').prepare()];
+    await Promise.all(['silo-c', 'silo-d'].map((id) => expect(lost(id).prepare()).rejects.toThrow('killed')));
+    await Promise.all(preparing);
+    hub.closeShare();
+    expect(hub.routing!.sharers.map((s) => s.maskPartners.length)).toEqual([1, 1]);
+    for (const [i, id] of ['silo-a', 'silo-b'].entries()) {
+      const refused = participant(id).contribute(updateOf(i));
+      await expect(refused).rejects.toBeInstanceOf(SecAggDropout);
+      await expect(participant(id).contribute(updateOf(i))).rejects.toThrow(/No secure-aggregation state/);
+      expect(new SecAggStateStore(join(dir, id), task(id)).load()).toBeNull();
+    }
+    expect(hub.sent['silo-a upload']).toBeUndefined();
+    expect(hub.sent['silo-b upload']).toBeUndefined();
+  });
+
   it('refuses a state file it cannot read, naming the file', () => {
     const store = new SecAggStateStore(join(dir, 'x'), task('x'));
     store.save({ phase: 'uploaded', state: {} as never });

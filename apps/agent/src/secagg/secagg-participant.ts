@@ -22,6 +22,8 @@ import {
   parseSecAggConfig,
   quantise,
   revealShares,
+  SecAggErrorCode,
+  SecAggException,
   shareKeys,
   type QuantisationTrace,
   type SecAggConfig,
@@ -236,13 +238,22 @@ export class SecAggParticipant {
     return stored as Extract<StoredParticipant, { phase: P }>;
   }
 
-  /** A dropout (the hub says the round went on without us) forgets this round's state, then is rethrown. */
+  /**
+   * A dropout (the hub says the round went on without us) forgets this round's state, then is rethrown. So does too
+   * few neighbours left to share with or to mask with (TOO_FEW_NEIGHBOURS, e.g. all but t − 1 of the others lost after
+   * advertising): the library refuses before anything of this stage is sent, and the silo cannot take part safely, so
+   * it leaves the round rather than retry a step that cannot succeed.
+   */
   private async leavingOnDropout<T>(work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (error) {
-      if (error instanceof SecAggDropout) this.o.store.remove();
-      throw error;
+      const dropout =
+        error instanceof SecAggException && error.code === SecAggErrorCode.TooFewNeighbours
+          ? new SecAggDropout(error.message)
+          : error;
+      if (dropout instanceof SecAggDropout) this.o.store.remove();
+      throw dropout;
     }
   }
 
