@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { runVerifyCli, verifyBundle, type AuditBundle } from '@tessera/audit';
 import { chargedEpsilon } from '@tessera/dp';
 import { SILO_STUDY_API, type StudyPlan, type TabularStudyPlan } from '@tessera/protocol';
-import { Client } from 'pg';
+import { Client, type ClientConfig } from 'pg';
 import { expect } from 'vitest';
+import { startEmbeddedPostgres } from '../database/embedded-postgres';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { EnrollmentIssued } from '../silos/silos.service';
 import type { StudyPrivacyView } from '../studies/studies.controller';
@@ -41,7 +42,10 @@ export interface FaultSilo {
   run?: AgentRun;
 }
 
-/** One hub (restartable on the same database, data directory and silo port), its agents and its study. */
+/**
+ * One hub (restartable on the same database, data directory and silo port), its agents and its study; on the
+ * PostgreSQL server at `databaseUrl`, or on the embedded database in its data directory when that is null.
+ */
 export class FaultBed {
   hub!: HubProcess;
   api!: HubApiClient;
@@ -51,7 +55,7 @@ export class FaultBed {
 
   constructor(
     readonly bed: ProcessTestBed,
-    readonly databaseUrl: string,
+    readonly databaseUrl: string | null,
   ) {}
 
   get dataDir(): string {
@@ -62,7 +66,7 @@ export class FaultBed {
   async startHub(extra: Record<string, string> = {}): Promise<HubProcess> {
     this.hub = this.bed.hub = await startHubProcess(
       hubEnv(this.dataDir, {
-        DATABASE_URL: this.databaseUrl,
+        ...(this.databaseUrl === null ? {} : { DATABASE_URL: this.databaseUrl }),
         TESSERA_ADMIN_USERNAME: 'admin',
         TESSERA_ADMIN_PASSWORD: ADMIN_PASSWORD,
         TESSERA_LOG_LEVEL: 'info',
@@ -161,8 +165,9 @@ export class FaultBed {
     return study;
   }
 
-  startAgent(silo: FaultSilo): AgentRun {
-    silo.run = startAgentRun(this.studyId, silo.env, 1);
+  /** Starts the silo's agent for the current study; `extra` adds variables such as TESSERA_AGENT_FAULT_POINT. */
+  startAgent(silo: FaultSilo, extra: Record<string, string> = {}): AgentRun {
+    silo.run = startAgentRun(this.studyId, { ...silo.env, ...extra }, 1);
     this.bed.agents.push(silo.run.child);
     return silo.run;
   }
@@ -228,9 +233,26 @@ export class FaultBed {
     });
   }
 
-  /** Reads the hub's database directly (the checks must not trust the hub's API alone). */
+  /**
+   * Reads the hub's database directly (the checks must not trust the hub's API alone). The embedded database serves
+   * one session, its hub's: it is read only with the hub stopped, by opening its data directory here.
+   */
   async query<T>(sql: string, args: unknown[] = []): Promise<T[]> {
-    const c = new Client({ connectionString: this.databaseUrl });
+    if (this.databaseUrl !== null) return this.queryWith({ connectionString: this.databaseUrl }, sql, args);
+    if (this.hub.child.exitCode === null && this.hub.child.signalCode === null) {
+      throw new Error('stop the hub before reading its embedded database');
+    }
+    const db = await startEmbeddedPostgres(this.dataDir);
+    try {
+      const at = { host: db.socketDirectory, port: db.socketPort, user: 'postgres', database: 'postgres' };
+      return await this.queryWith(at, sql, args);
+    } finally {
+      await db.close();
+    }
+  }
+
+  private async queryWith<T>(connection: ClientConfig, sql: string, args: unknown[]): Promise<T[]> {
+    const c = new Client(connection);
     await c.connect();
     try {
       return (await c.query(sql, args)).rows as T[];
