@@ -1,4 +1,4 @@
-/* global console, performance, Buffer, URL */
+/* global console, performance, Buffer, URL, fetch */
 // Console reads while a round runs: k silos upload updates of a ~1M-parameter model into a real hub process (mutual
 // TLS on loopback, the real protocol) for several rounds, while 200 console readers, each a closed loop with a
 // 1 s think time, GET what the console's pages fetch (studies, a study, its rounds, silos, the audit trail). Every
@@ -224,6 +224,37 @@ function hubCpuMs(pid) {
   }
 }
 
+/**
+ * The hub's read-cache and database counters (embedded database only; empty elsewhere): how reads were served and
+ * how many statements the database's one connection was sent. Like CPU per read, they count work, not time.
+ */
+async function cacheCounters(hub) {
+  const res = await fetch(`${hub.url}/metrics`);
+  const text = await res.text();
+  const out = {};
+  for (const line of text.split('\n')) {
+    const m =
+      /^tessera_(read_cache_requests_total|read_cache_computations_total|database_statements_total)(?:\{(?:outcome|kind)="(\w+)"\})? (\d+)/.exec(
+        line,
+      );
+    if (m) out[m[2] ? `${m[1]}:${m[2]}` : m[1]] = Number(m[3]);
+  }
+  return out;
+}
+
+function countersBetween(before, after, reads) {
+  const delta = (key) => (after[key] ?? 0) - (before[key] ?? 0);
+  if (!('read_cache_computations_total' in after)) return null;
+  const served = ['hit', 'joined', 'queued', 'computed'].map((o) => [o, delta(`read_cache_requests_total:${o}`)]);
+  return {
+    ...Object.fromEntries(served),
+    computations: delta('read_cache_computations_total'),
+    readStatements: delta('database_statements_total:read'),
+    writeStatements: delta('database_statements_total:write'),
+    readStatementsPerConsoleRead: reads > 0 ? round3(delta('database_statements_total:read') / reads) : null,
+  };
+}
+
 function cpuBetween(before, after, reads) {
   if (!before || !after) return null;
   const main = after.main - before.main;
@@ -256,12 +287,14 @@ async function measure(k, databaseKind) {
     const idleCpu = cpuBetween(idleCpu0, hubCpuMs(hub.pid), idle.latenciesMs.length);
 
     const loadedCpu0 = hubCpuMs(hub.pid);
+    const counters0 = await cacheCounters(hub);
     const loadedReaders = startReaders(hub, study.id, READERS);
     const t0 = performance.now();
     await Promise.all(silos.map((s, i) => runSilo(s, i, study.id)));
     const studyMs = performance.now() - t0;
     const loaded = await loadedReaders.stop();
     const loadedCpu = cpuBetween(loadedCpu0, hubCpuMs(hub.pid), loaded.latenciesMs.length);
+    const counters = countersBetween(counters0, await cacheCounters(hub), loaded.latenciesMs.length);
     const status = (await hub.admin('GET', HUB_API.study(study.id))).status;
     const byPath = Object.fromEntries(Object.entries(loaded.byPath).map(([p, v]) => [p, latencyFigures(v)]));
     return {
@@ -277,8 +310,10 @@ async function measure(k, databaseKind) {
         errors: loaded.errorCount,
         firstErrors: loaded.errors,
         hubCpu: loadedCpu,
+        cache: counters,
       },
       loadedByPath: byPath,
+      bodyBytesByPath: loaded.bytesByPath,
     };
   } finally {
     await hub.stop();
@@ -302,6 +337,10 @@ for (const k of KS) {
         (f.idle.hubCpu && f.loaded.hubCpu
           ? `; hub main thread ${f.idle.hubCpu.mainMsPerRead} ms CPU per idle read, ` +
             `${(f.loaded.hubCpu.mainMs / 1e3).toFixed(1)} s CPU during the rounds (all threads ${(f.loaded.hubCpu.allMs / 1e3).toFixed(1)} s)`
+          : '') +
+        (f.loaded.cache
+          ? `; during the rounds ${f.loaded.cache.readStatementsPerConsoleRead} read statements per console read, ` +
+            `cache ${JSON.stringify(f.loaded.cache)}`
           : ''),
     );
   }

@@ -16,7 +16,9 @@ const require = createRequire(import.meta.url);
 const { createCsr, generateKeyPair } = require('@tessera/pki');
 const { SILO_API, SILO_STUDY_API } = require('@tessera/protocol');
 
-export const HUB_MAIN = resolve(repoRoot, 'apps/hub/dist/main.js');
+export const HUB_MAIN = process.env.TESSERA_BENCH_HUB_MAIN
+  ? resolve(process.env.TESSERA_BENCH_HUB_MAIN)
+  : resolve(repoRoot, 'apps/hub/dist/main.js');
 const SERVER_DATABASE = process.env.TESSERA_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** A free TCP port on loopback (listen on 0, read it, close). */

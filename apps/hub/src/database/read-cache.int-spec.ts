@@ -80,4 +80,22 @@ describe.each(DATABASE_KINDS)('reads after writes (%s database)', (kind) => {
     const again = await signIn(hub, 'reader', password);
     expect((await api(hub, 'GET', '/api/studies', { headers: again })).status).toBe(200);
   });
+
+  it('counts how reads were served and the statements sent, on the embedded database only', async () => {
+    const counter = async (name: string) => {
+      const text = String((await api(hub, 'GET', '/metrics')).body);
+      const line = text.split('\n').find((l) => l.startsWith(name));
+      return line === undefined ? null : Number(line.slice(name.length).trim());
+    };
+    const hits = 'tessera_read_cache_requests_total{outcome="hit"}';
+    const before = await counter(hits);
+    for (let i = 0; i < 3; i += 1) await read('/api/silos');
+    const after = await counter(hits);
+    if (kind === 'embedded') {
+      expect(after! - before!).toBeGreaterThanOrEqual(2); // the first read may compute; the others are kept
+      expect(await counter('tessera_database_statements_total{kind="read"}')).toBeGreaterThan(0);
+    } else {
+      expect(after).toBeNull(); // nothing is cached on a server database: no such counter
+    }
+  });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DataGeneration } from './data-generation';
+import { DataGeneration, StatementWatch } from './data-generation';
 import { ReadCache } from './read-cache';
 
 function setup(options: { maxEntries?: number; maxAgeMs?: number } = {}) {
@@ -62,6 +62,82 @@ describe('ReadCache', () => {
     release('shared');
     expect(await Promise.all([first, second])).toEqual(['shared', 'shared']);
     expect(calls).toBe(1);
+  });
+
+  it('keeps a result while only tables it did not read change', async () => {
+    const generation = new DataGeneration();
+    generation.know(['silos', 'rounds']);
+    const watch = new StatementWatch(generation);
+    const cache = new ReadCache(generation, { maxEntries: 10, maxAgeMs: 1_000, now: () => 0 });
+    let computed = 0;
+    const silos = () => {
+      watch.observe('SELECT * FROM "silos"');
+      return Promise.resolve(++computed);
+    };
+    expect(await cache.read('silos', silos)).toBe(1);
+    watch.observe('UPDATE "rounds" SET "status" = $1');
+    expect(await cache.read('silos', silos)).toBe(1);
+    watch.observe('UPDATE "silos" SET "status" = $1');
+    expect(await cache.read('silos', silos)).toBe(2);
+    watch.observe('DELETE FROM "rounds"'); // may cascade anywhere
+    expect(await cache.read('silos', silos)).toBe(3);
+  });
+
+  it('lets a caller join a computation in flight while no table it has read so far changed', async () => {
+    const generation = new DataGeneration();
+    generation.know(['silos', 'rounds']);
+    const watch = new StatementWatch(generation);
+    const cache = new ReadCache(generation, { maxEntries: 10, maxAgeMs: 1_000, now: () => 0 });
+    let calls = 0;
+    let readRounds!: () => void;
+    const compute = async () => {
+      calls += 1;
+      watch.observe('SELECT * FROM silos');
+      await new Promise<void>((r) => (readRounds = r));
+      watch.observe('SELECT * FROM rounds'); // sent after the second caller arrived: it sees what that caller would
+      return `result ${calls}`;
+    };
+    const first = cache.read('k', compute);
+    watch.observe('UPDATE rounds SET status = $1'); // not read yet by the computation in flight
+    const second = cache.read('k', compute);
+    readRounds();
+    expect(await Promise.all([first, second])).toEqual(['result 1', 'result 1']);
+    expect(calls).toBe(1);
+  });
+
+  it('runs one next computation, after the outdated one in flight, for every caller that arrives meanwhile', async () => {
+    const t = setup();
+    const started: string[] = [];
+    const releases: ((v: string) => void)[] = [];
+    const compute = () => {
+      started.push(`computation ${started.length + 1}`);
+      return new Promise<string>((r) => releases.push(r));
+    };
+    const first = t.cache.read('k', compute);
+    t.generation.bump(); // the result in flight may miss this write: later callers must not get it
+    const second = t.cache.read('k', compute);
+    t.generation.bump();
+    const third = t.cache.read('k', compute);
+    await Promise.resolve();
+    expect(started).toHaveLength(1); // the next one waits for the connection's current user: the first
+    releases[0]!('stale for later callers');
+    expect(await first).toBe('stale for later callers');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(started).toHaveLength(2); // one computation for both callers, started after both arrived
+    releases[1]!('fresh');
+    expect(await Promise.all([second, third])).toEqual(['fresh', 'fresh']);
+    expect(await t.cache.read('k', compute)).toBe('fresh'); // and kept
+  });
+
+  it('still runs the next computation when the one in flight fails', async () => {
+    const t = setup();
+    let fail!: (e: Error) => void;
+    const first = t.cache.read('k', () => new Promise<string>((_, reject) => (fail = reject)));
+    t.generation.bump();
+    const second = t.cache.read('k', t.compute('after'));
+    fail(new Error('connection lost'));
+    await expect(first).rejects.toThrow('connection lost');
+    expect(await second).toBe('after#1');
   });
 
   it('does not keep a failed computation', async () => {

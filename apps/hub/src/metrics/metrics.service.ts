@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import type { Socket } from 'node:net';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { ReadCache } from '../database/read-cache';
 
 /** The hub's Prometheus registry: process metrics plus request durations by route (never by raw URL). */
 @Injectable()
@@ -46,7 +47,49 @@ export class MetricsService {
     };
   }
 
-  constructor() {
+  constructor(@Optional() cache?: ReadCache) {
     collectDefaultMetrics({ register: this.registry, prefix: 'tessera_' });
+    if (cache?.enabled) this.countReads(cache);
+  }
+
+  /**
+   * The embedded database's read cache: how console and agent reads were served, how many computations ran, and the
+   * statements the database's connection was sent (ADR 0002). Counted by the cache; copied here when scraped.
+   */
+  private countReads(cache: ReadCache): void {
+    const registers = [this.registry];
+    const copied = new Map<string, number>();
+    /** Moves `counter` (with `labels`) up to `total`, which only grows. */
+    const follow = (name: string, counter: Counter<string>, labels: Record<string, string>, total: number) => {
+      const key = `${name}${JSON.stringify(labels)}`;
+      counter.inc(labels, total - (copied.get(key) ?? 0));
+      copied.set(key, total);
+    };
+    new Counter({
+      name: 'tessera_read_cache_requests_total',
+      help: 'Reads through the cache by outcome: a kept result (hit), a share of a computation in flight (joined) or of the next one (queued), or a computation of their own (computed).',
+      labelNames: ['outcome'] as const,
+      registers,
+      collect() {
+        for (const [outcome, total] of Object.entries(cache.outcomes)) follow('requests', this, { outcome }, total);
+      },
+    });
+    new Counter({
+      name: 'tessera_read_cache_computations_total',
+      help: 'Computations the read cache started (each one or more statements).',
+      registers,
+      collect() {
+        follow('computations', this, {}, cache.computations);
+      },
+    });
+    new Counter({
+      name: 'tessera_database_statements_total',
+      help: 'Statements sent to the embedded database, by whether they may change data (write) or only read.',
+      labelNames: ['kind'] as const,
+      registers,
+      collect() {
+        for (const [kind, total] of Object.entries(cache.statements ?? {})) follow('statements', this, { kind }, total);
+      },
+    });
   }
 }
