@@ -20,6 +20,39 @@ export const REDACTED_PATHS = [
   '*.DATABASE_URL',
 ];
 
+/**
+ * Request headers a log line keeps (an allow-list: a header not named here, such as `authorization` or `cookie`, is
+ * never written, whatever new credential header a client or proxy invents).
+ */
+const LOGGED_HEADERS = ['user-agent', 'x-tessera-agent', 'x-tessera-agent-task', 'content-length', 'content-type'];
+
+type LoggedRequest = IncomingMessage & { id?: string; originalUrl?: string };
+
+/**
+ * What a request log line says of the request: id, method, path, peer and the allow-listed headers. Built from the
+ * raw request in one pass: pino-http's standard serializer copies every header, which the redaction then clones
+ * again, about a fifth of a console read's CPU time on the hub (docs/benchmarks.md, console reads).
+ */
+export function requestForLog(req: LoggedRequest): Record<string, unknown> {
+  const headers: Record<string, string> = {};
+  for (const name of LOGGED_HEADERS) {
+    const value = req.headers[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  return {
+    id: req.id,
+    method: req.method,
+    url: req.originalUrl ?? req.url,
+    remoteAddress: req.socket?.remoteAddress,
+    headers,
+  };
+}
+
+/** The answer's status only (its headers may carry a session cookie). */
+export function responseForLog(res: ServerResponse): Record<string, unknown> {
+  return { statusCode: res.statusCode };
+}
+
 /** Probed every few seconds by load balancers, orchestrators and Prometheus: not logged per request. */
 const QUIET_PATHS = ['/health', '/health/live', '/health/ready', '/metrics'];
 
@@ -39,6 +72,9 @@ export function loggerParams(config: HubConfig): Params {
       level: config.logLevel,
       genReqId: (req, res) => (req as IncomingMessage & { id?: string }).id ?? correlationIdFor(req, res),
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      // Raw request and response in: the serializers below read only what they log.
+      wrapSerializers: false,
+      serializers: { req: requestForLog, res: responseForLog },
       // 503 is "try again" (database or blob store unavailable), which the client retries: warn, not error.
       customLogLevel: (_req, res, err) =>
         res.statusCode === 503
