@@ -103,16 +103,21 @@ describe('session expiry and OIDC sign-in in Chromium against a real hub', () =>
       .toBeLessThan(300);
   });
 
-  it('signs a linked person in through the identity provider, back to the page they asked for', async () => {
+  it('links an account in the console; its person signs in through the identity provider, back to the page asked for', async () => {
     const admin = await apiSignIn(hub, ADMIN.username, ADMIN.password);
     const created = await api(hub, 'POST', '/api/users', {
       headers: admin,
       json: { username: 'lena', password: 'a temporary password 1', role: 'auditor' },
     });
-    const id = (created.body as { id: string }).id;
-    expect(
-      (await api(hub, 'PUT', `/api/users/${id}/oidc`, { headers: admin, json: { subject: 'lena-sub' } })).status,
-    ).toBe(200);
+    expect(created.status).toBe(201);
+    // An administrator links the account in the console, to the identity the provider gives Lena.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Accounts' }).click();
+    const row = page.getByRole('row', { name: /lena/ });
+    await row.getByRole('button', { name: 'Link lena’s sign-in with Hospital Login' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Sign-in with Hospital Login for lena' });
+    await dialog.getByLabel('Subject identifier').fill('lena-sub');
+    await dialog.getByRole('button', { name: 'Link', exact: true }).click();
+    await row.getByText('Signs in with Hospital Login').waitFor();
 
     const other = watch(await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage());
     await other.goto(`${hub.url}/silos`);
