@@ -79,6 +79,7 @@ export {
   type NormBoundDecision,
 } from './norm-bound';
 export {
+  DEFAULT_SCALE_FLOORS,
   MIN_SCREENED_UPDATES,
   screenStatistics,
   screenUpdates,

@@ -28,6 +28,21 @@ import { assertFiniteSquaredNorm, assertLength, squaredNorm } from './update-val
  * - the scale floors are at least 1/√m for a model of m parameters: the norm and the cosines of an m-dimensional
  *   update carry sampling noise of that order (a cosine between unrelated directions has standard deviation 1/√m;
  *   a norm's relative spread is 1/√(2m)), so with 14 parameters no honest round is tighter than ±0.27.
+ *
+ * Second calibration, on the heart-disease demo's real rounds (docs/benchmarks.md §12, "Screening calibration"):
+ * - the MAD measures the spread of the central half of the round only. Among 4 updates it is the mean of the 2nd
+ *   and 3rd smallest deviations: when three hospitals agree, the fourth is "many deviations" away however ordinary
+ *   its difference; among 8, two silos with the same kind of data are invisible to it the same way. On the demo that
+ *   hospital is Switzerland (27 training records, almost all sick): its honest update points away from the
+ *   example-weighted aggregate, up to 1.36 below the others' median cosine (−0.57 against 0.80), and 10 of 20
+ *   attack-free runs flagged it. The floors are the honest spread between hospitals that the MAD cannot see:
+ *   0.45 for a cosine (a cosine must lie 1.6 below the median at the default threshold, i.e. point against a
+ *   consensus) and 0.35 log units for the norm (3.4 × the median norm; honest hospitals measured up to 2.7 ×, a
+ *   ×10 update is ln 10 / 0.35 = 6.6 deviations up). A plan whose silos are alike may lower them (its
+ *   screening.normScaleFloor and cosineScaleFloor), which finds more sign flips among many silos (§12 measures it);
+ * - the norm is flagged above the median only. A short update cannot move an aggregate (silos with few records
+ *   take few local steps: Switzerland's halves send 0.08–0.27 × the median norm, round after round); the scaling
+ *   attacks the norm exists to catch are all long. A free-rider sending a zero update is therefore not flagged.
  */
 
 /** The vectors the updates are compared with. Both are deltas (global-model changes), length m, held by the caller. */
@@ -49,20 +64,22 @@ export interface UpdateStatistics {
 export interface ScreeningOptions {
   /**
    * A statistic is an outlier when it lies more than `threshold` robust standard deviations from the round's median
-   * (the scaled MAD). Default 3.5, the modified-z-score cut-off of Iglewicz & Hoaglin 1993. Norms are flagged on
-   * both sides (a ×10 update, or a near-zero free-rider), cosines only below (pointing away from the others).
+   * (the scaled MAD, floored). Default 3.5, the modified-z-score cut-off of Iglewicz & Hoaglin 1993. Norms are
+   * flagged only above (a ×10 update), cosines only below (pointing away from the others).
    */
   readonly threshold?: number;
   /**
    * Smallest robust scale of the norm, on the log scale the norm is compared on (so, to first order, a fraction of
-   * the median norm); default 0.05. With many parameters honest norms concentrate so tightly that the MAD
-   * approaches 0 and a 1% difference would count as many deviations; the floor makes the smallest flagged norm a
-   * factor e^(threshold × 0.05) = 1.19 from the median at the defaults. Raised to 1/√m when `parameters` is known.
+   * the median norm); default 0.35 (DEFAULT_SCALE_FLOORS): the smallest flagged norm is e^(threshold × 0.35) = 3.4
+   * × the median at the defaults, above the 2–3 × by which honest hospitals' norms differ. Without a floor, honest
+   * norms of many parameters concentrate so tightly that the MAD approaches 0 and a 1% difference would count as
+   * many deviations. Raised to 1/√m when `parameters` is known.
    */
   readonly normScaleFloor?: number;
   /**
-   * Smallest robust scale of a cosine (absolute, cosines lie in [−1, 1]); default 0.05, for the same reason.
-   * Raised to 1/√m when `parameters` is known.
+   * Smallest robust scale of a cosine (absolute, cosines lie in [−1, 1]); default 0.45 (DEFAULT_SCALE_FLOORS): at
+   * the default threshold a cosine is flagged 1.6 below the round's median, where a hospital with different data
+   * measured up to 1.36 below. Raised to 1/√m when `parameters` is known.
    */
   readonly cosineScaleFloor?: number;
   /** true: flagged updates are listed in `excluded`, for the caller to aggregate the round without them. */
@@ -132,6 +149,13 @@ export interface ScreeningReport {
 /** Below three updates a median-based rule cannot tell which one is the outlier. */
 export const MIN_SCREENED_UPDATES = 3;
 
+/**
+ * Default floors of the robust scales: the honest spread between hospitals that a round's MAD does not see (see the
+ * note at the top). Norm in log units, cosine absolute. Calibrated on 20 attack-free runs of the heart-disease demo
+ * and of its 8-silo split (docs/benchmarks.md §12, "Screening calibration"); the first defaults were 0.05 and 0.05.
+ */
+export const DEFAULT_SCALE_FLOORS = { norm: 0.35, cosine: 0.45 } as const;
+
 interface CheckedScreeningOptions {
   readonly threshold: number;
   readonly normScaleFloor: number;
@@ -150,8 +174,8 @@ function checkScreeningOptions(options: ScreeningOptions): CheckedScreeningOptio
   const dimensionFloor = parameters === undefined ? 0 : 1 / Math.sqrt(parameters);
   const checked = {
     threshold: options.threshold ?? 3.5,
-    normScaleFloor: options.normScaleFloor ?? 0.05,
-    cosineScaleFloor: options.cosineScaleFloor ?? 0.05,
+    normScaleFloor: options.normScaleFloor ?? DEFAULT_SCALE_FLOORS.norm,
+    cosineScaleFloor: options.cosineScaleFloor ?? DEFAULT_SCALE_FLOORS.cosine,
     exclude: options.exclude ?? false,
   };
   if (!(checked.threshold > 0 && Number.isFinite(checked.threshold))) {
@@ -210,22 +234,21 @@ function summarise(statistic: ScreenedStatistic, values: readonly number[], floo
 }
 
 /**
- * The flag for `value`, or undefined. `twoSided`: flag above and below; otherwise only below. For the norm the
- * summary is of log norms: the score is ln(value / median) / scale, and the flag states the median as a norm.
+ * The flag for `value`, or undefined: an outlier on `side` of the median only. For the norm the summary is of log
+ * norms: the score is ln(value / median) / scale, and the flag states the median as a norm.
  */
 function flagOf(
   summary: StatisticSummary,
   value: number,
   threshold: number,
-  twoSided: boolean,
+  side: 'above' | 'below',
 ): ScreeningFlag | undefined {
   const isNorm = summary.statistic === 'norm';
   const deviation = (isNorm ? logNorm(value) : value) - summary.median;
   const score = summary.scale > 0 ? deviation / summary.scale : deviation === 0 ? 0 : deviation * Infinity;
-  const outlier = twoSided ? Math.abs(score) > threshold : score < -threshold;
+  const outlier = side === 'above' ? score > threshold : score < -threshold;
   if (!outlier) return undefined;
   const median = isNorm ? Math.exp(summary.median) : summary.median;
-  const side = score > 0 ? 'above' : 'below';
   const distance = Number.isFinite(score)
     ? `${fmt(Math.abs(score))} robust deviations`
     : 'infinitely many robust deviations';
@@ -265,10 +288,10 @@ export function screenStatistics(
   const updates = statistics.map((s, index): UpdateScreening => {
     const flags = applied
       ? [
-          flagOf(logNormSummary, s.norm, checked.threshold, true),
-          flagOf(aggregateSummary, s.cosineToAggregate, checked.threshold, false),
+          flagOf(logNormSummary, s.norm, checked.threshold, 'above'),
+          flagOf(aggregateSummary, s.cosineToAggregate, checked.threshold, 'below'),
           previousSummary && s.cosineToPrevious !== null
-            ? flagOf(previousSummary, s.cosineToPrevious, checked.threshold, false)
+            ? flagOf(previousSummary, s.cosineToPrevious, checked.threshold, 'below')
             : undefined,
         ].filter((f): f is ScreeningFlag => f !== undefined)
       : [];
