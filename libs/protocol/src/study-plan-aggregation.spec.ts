@@ -248,7 +248,14 @@ describe('study plan: the steward reads the aggregation', () => {
     );
     expect(line(plan, 'screening')).toBe(
       "screening:    each update's L2 norm and cosines to the round's aggregate and to the previous global update; " +
-        "beyond 4 robust deviations from the round's median: flagged in the audit trail and left out of the aggregate",
+        "a norm more than 4 robust deviations above the round's median, or a cosine more than 4 below it " +
+        '(deviations of at least 0.35 in log norm and 0.45 in cosine, the spread honest hospitals show): ' +
+        'flagged in the audit trail and left out of the aggregate',
+    );
+    const floored = robustPlan({ aggregator: { kind: 'fedavg' } });
+    floored.screening = { threshold: 3.5, exclude: false, cosineScaleFloor: 0.2 };
+    expect(line(floored, 'screening')).toMatch(
+      / at least 0\.35 in log norm and 0\.2 in cosine, .*: flagged in the audit trail$/,
     );
     const trimmed = robustPlan({ aggregator: { kind: 'trimmed-mean', trimFraction: 0.2 } });
     expect(line(trimmed, 'aggregation')).toMatch(/^aggregation: {2}trimmed mean, β = 0\.2 /);

@@ -161,14 +161,24 @@ export function describeAggregation(plan: StudyPlan): string {
   return `${describeAggregator(plan)}${bounding}`;
 }
 
+/**
+ * The smallest robust scales screening uses when the plan names none: @tessera/aggregation's DEFAULT_SCALE_FLOORS
+ * (this library depends on nothing of ours; the hub's plan-aggregation.util.spec.ts checks that the two agree).
+ */
+export const SCREENING_DEFAULT_FLOORS = { norm: 0.35, cosine: 0.45 } as const;
+
 /** The plan's screening in words. */
 export function describeScreening(plan: StudyPlan): string {
   const s = plan.screening;
   if (!s) return 'none';
   const action = s.exclude ? 'flagged in the audit trail and left out of the aggregate' : 'flagged in the audit trail';
+  const normFloor = s.normScaleFloor ?? SCREENING_DEFAULT_FLOORS.norm;
+  const cosineFloor = s.cosineScaleFloor ?? SCREENING_DEFAULT_FLOORS.cosine;
   return (
-    `each update's L2 norm and cosines to the round's aggregate and to the previous global update; beyond ` +
-    `${s.threshold} robust deviations from the round's median: ${action}`
+    `each update's L2 norm and cosines to the round's aggregate and to the previous global update; a norm more ` +
+    `than ${s.threshold} robust deviations above the round's median, or a cosine more than ${s.threshold} below ` +
+    `it (deviations of at least ${fmt(normFloor)} in log norm and ${fmt(cosineFloor)} in cosine, the spread honest ` +
+    `hospitals show): ${action}`
   );
 }
 

@@ -30,6 +30,7 @@ export {
   describeAggregation,
   describeScreening,
   MIN_MEDIAN_UPDATES,
+  SCREENING_DEFAULT_FLOORS,
 } from './study-plan-aggregation';
 export {
   describeSecureAggregation,
@@ -298,9 +299,12 @@ export const ScreeningPlan = z
     threshold: finitePositive.max(100),
     /** true: flagged updates are left out of the round's aggregate, with the reason recorded. */
     exclude: z.boolean(),
-    /** Smallest robust scale of the norm, as a fraction of the median norm (library default 0.05). */
+    /**
+     * Smallest robust scale of the norm, in log units (to first order a fraction of the median norm); default 0.35,
+     * the spread honest hospitals' norms show (docs/aggregation.md, "Calibration").
+     */
     normScaleFloor: z.number().finite().min(0).max(10).optional(),
-    /** Smallest robust scale of a cosine (library default 0.05). */
+    /** Smallest robust scale of a cosine; default 0.45. Silos with alike data may lower both to find more attacks. */
     cosineScaleFloor: z.number().finite().min(0).max(2).optional(),
   })
   .strict();

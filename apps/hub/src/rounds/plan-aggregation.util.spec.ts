@@ -1,3 +1,5 @@
+import { DEFAULT_SCALE_FLOORS, screenStatistics } from '@tessera/aggregation';
+import { SCREENING_DEFAULT_FLOORS } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import { aggregationChoiceOf, aggregationMemoryProblems, screeningOptionsOf } from './plan-aggregation.util';
@@ -23,6 +25,16 @@ describe('a plan’s aggregation in the library’s terms', () => {
     });
     expect(aggregationChoiceOf(plan)).toEqual(plan.aggregation);
     expect(screeningOptionsOf(plan)).toEqual({ threshold: 4, exclude: true, normScaleFloor: 0.1 });
+  });
+
+  it('describes to the steward the floors the library applies when the plan names none', () => {
+    expect(SCREENING_DEFAULT_FLOORS).toEqual(DEFAULT_SCALE_FLOORS);
+    const plan = heartDiseasePlan(silos(4), { screening: { threshold: 3.5, exclude: false } });
+    const rule = screenStatistics([], screeningOptionsOf(plan)!).rule;
+    expect([rule.normScaleFloor, rule.cosineScaleFloor]).toEqual([
+      SCREENING_DEFAULT_FLOORS.norm,
+      SCREENING_DEFAULT_FLOORS.cosine,
+    ]);
   });
 });
 
