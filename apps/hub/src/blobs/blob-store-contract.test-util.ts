@@ -224,6 +224,28 @@ export function describeBlobStoreContract(name: string, factory: BlobStoreFactor
       expect(await t.staged()).toEqual([]);
     });
 
+    it('finishes a staged upload without publishing it: commit then publishes it, abort drops it', async () => {
+      const t = await underTest();
+      const kept = payload(90_000, 31);
+      const staged = await t.store.stage();
+      await staged.write(kept);
+      await staged.finish();
+      await staged.finish(); // idempotent
+      expect(staged.hashSoFar()).toBe(sha256(kept));
+      expect(await t.store.has(sha256(kept))).toBe(false); // not published until commit
+      await expect(staged.write(payload(1, 32))).rejects.toThrow('no more bytes');
+      expect(await staged.commit()).toEqual({ hash: sha256(kept), size: kept.length });
+      expect((await t.store.get(sha256(kept))).equals(kept)).toBe(true);
+
+      const dropped = payload(90_000, 33);
+      const refused = await t.store.stage();
+      await refused.write(dropped);
+      await refused.finish();
+      await refused.abort();
+      expect(await t.store.has(sha256(dropped))).toBe(false);
+      expect(await t.staged()).toEqual([]);
+    });
+
     it('answers a missing blob with false from has and BlobNotFoundError from every read', async () => {
       const { store } = await underTest();
       const missing = sha256(payload(10, 6));

@@ -7,6 +7,13 @@ export interface StagedBlob {
   write(chunk: Uint8Array): Promise<void>;
   /** The SHA-256 of the bytes written so far (the name they would commit under), without ending the staging. */
   hashSoFar(): string;
+  /**
+   * Ends the writing and brings the bytes where `commit` publishes them with the least work the medium allows (a
+   * closed file in place for a rename; a completed staging object). Idempotent; `commit` does it when not done yet.
+   * The hub calls it before its acceptance transaction, so that the transaction holds its locks (and, on the
+   * embedded database, the one connection) over a rename rather than over a file close or an object-store upload.
+   */
+  finish(): Promise<void>;
   /** Stores the bytes under their SHA-256 (idempotent: the same content commits to the same name). */
   commit(): Promise<{ hash: string; size: number }>;
   /** Drops everything written; nothing remains in the store. */

@@ -51,36 +51,52 @@ export class FilesystemBlobStore extends BlobStore {
     const hash = createHash('sha256');
     let size = 0;
     let done = false;
+    /** The bytes' SHA-256 once the writing ended (finish). */
+    let name: string | null = null;
+    /** Set by finish: the file is closed and its directory exists; only the rename is left. */
+    let finished: Promise<string> | null = null;
+    const finish = (): Promise<string> => {
+      if (finished) return finished;
+      const final = (name = hash.digest('hex'));
+      finished = storageStep('finish a staged blob', async () => {
+        await handle.close();
+        await mkdir(join(this.root, final.slice(0, 2)), { recursive: true });
+        return final;
+      });
+      return finished;
+    };
     return {
       write: (chunk) =>
         storageStep('write a staged blob', async () => {
+          if (name !== null) throw new Error('a staged blob takes no more bytes once finished');
           hash.update(chunk);
           size += chunk.length;
           await handle.write(chunk);
         }),
-      hashSoFar: () => hash.copy().digest('hex'),
+      hashSoFar: () => name ?? hash.copy().digest('hex'),
+      finish: async () => {
+        await finish();
+      },
       commit: () =>
         storageStep('commit a blob', async () => {
           done = true;
-          const name = hash.digest('hex');
           try {
-            await handle.close();
-            const dir = join(this.root, name.slice(0, 2));
-            await mkdir(dir, { recursive: true });
-            await rename(tmp, join(dir, name));
+            const name = await finish();
+            await rename(tmp, join(this.root, name.slice(0, 2), name));
+            return { hash: name, size };
           } catch (err) {
             // Nothing half-stored stays behind; the failure to commit is what the caller hears.
             await rm(tmp, { force: true });
             throw err;
           }
-          return { hash: name, size };
         }),
       abort: () =>
         storageStep('drop a staged blob', async () => {
           if (done) return;
           done = true;
           try {
-            await handle.close();
+            if (finished) await finished.catch(() => undefined);
+            else await handle.close();
           } finally {
             await rm(tmp, { force: true });
           }

@@ -117,28 +117,41 @@ export class S3BlobStore extends BlobStore {
     const hash = createHash('sha256');
     let size = 0;
     let done = false;
+    /** The bytes' SHA-256 once the writing ended (finish). */
+    let name: string | null = null;
+    /** Set by finish: the staging object is complete; only the copy to its name is left. */
+    let finished: Promise<string> | null = null;
+    const finish = (): Promise<string> => {
+      if (finished) return finished;
+      const final = (name = hash.digest('hex'));
+      body.end();
+      finished = uploaded.then(() => final);
+      return finished;
+    };
     const dropStaged = () =>
       s3Step('drop a staged blob', () => this.client.send(new DeleteObjectCommand({ Bucket, Key })));
     return {
       write: async (chunk) => {
         if (failure) throw failure;
+        if (name !== null) throw new Error('a staged blob takes no more bytes once finished');
         hash.update(chunk);
         size += chunk.length;
         // Backpressure: wait while the part buffer is full, but not past a failed upload.
         if (!body.write(chunk)) await Promise.race([once(body, 'drain'), uploaded]);
       },
-      hashSoFar: () => hash.copy().digest('hex'),
+      hashSoFar: () => name ?? hash.copy().digest('hex'),
+      finish: async () => {
+        await finish();
+      },
       commit: async () => {
         done = true;
-        body.end();
-        const name = hash.digest('hex');
         try {
-          await uploaded;
-          await this.commitStaged(Key, name);
+          const final = await finish();
+          await this.commitStaged(Key, final);
+          return { hash: final, size };
         } finally {
           await dropStaged().catch(() => undefined); // a leftover is the sweep's; the commit's outcome is what counts
         }
-        return { hash: name, size };
       },
       abort: async () => {
         if (done) return;

@@ -118,6 +118,8 @@ export class UpdateAcceptanceService {
         await recordRefusal(this.audit, silo, studyId, roundNumber, refusal);
         throw refusal;
       }
+      // The file closed (or the staging object complete) before the transaction: it then waits on a rename only.
+      await staged.finish();
       const outcome = await this.store(silo, target.study, target.round, received, staged, accepted).catch(
         async (err: unknown) => {
           await recordRefusal(this.audit, silo, studyId, roundNumber, err);
