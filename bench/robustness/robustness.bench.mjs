@@ -2,14 +2,21 @@
 // Robust aggregation under attack (issue 20, item 3): federated runs of the heart-disease study (the demo's plan:
 // logistic regression, 10 rounds × 5 local epochs, FedAdam on the server) on the real UCI data of the four hospitals
 // (heart-4; heart-8 splits each hospital in two), and of the digits demo's MNIST images dealt with label skew to 8
-// or 32 silos (digits-8, digits-32; MLP 784-16-1), with f of the n silos attacking, for every attack × defence pair
-// and the attack-free run of the same defence; then screening's false flags and detections by threshold.
+// or 32 silos (digits-8, digits-32; the ten classes, MLP 784-32-10), with f of the n silos attacking, for every
+// attack × defence pair and the attack-free run of the same defence; then screening's false flags and detections by threshold.
 //
 //   npm run bench:robustness [-- --smoke] [-- --configs=heart-4,heart-8,digits-8,digits-32]
 //                            [-- --attacks=sign-flip,…] [-- --defences=fedavg,median,…] [-- --clean-runs=20]
 //                            [-- --attack-runs=5] [-- --thresholds=3.5,5,7,10] [-- --threshold=3.5] [-- --rounds=N]
 //                            [-- --seeds=N: every cell the mean of N seeded runs, per-seed values kept]
 //                            [-- --out=FILE]
+//                            [-- --calibration-only: no defence table, only screening's attack-free and attack runs]
+//                            [-- --first-seed=N: the calibration's run seeds start at N (default 1)]
+//                            [-- --dump-statistics=FILE: every calibration round's statistics, to replay other rules]
+//
+// The issue's screening check, 20 attack-free runs of the heart-disease demo at the default threshold (the JSON's
+// calibration rows, with `falseFlagsBy`: which silo, statistic and round each false flag fell on):
+//   npm run bench:robustness -- --configs=heart-4 --calibration-only
 //
 // Imports the BUILT workspace (libs/ml, libs/aggregation, the hub's heartDiseasePlan and the digits demo's dealer).
 // Writes bench/results/robustness.json (smoke: robustness.smoke.json). The figures of record were taken as one
@@ -27,19 +34,21 @@
 //   sign-flip     −1 × its honest delta
 //   scale-x10     10 × its honest delta (a boosted update, as in model replacement)
 //   gaussian      random direction, norm 10 × its honest delta's norm
-//   label-flip    honest training on its own data with every label flipped (y → 1 − y)
+//   label-flip    honest training on its own data with every label flipped (heart: y → 1 − y; digits: y → 9 − y)
 //   alie          "a little is enough" (Baruch et al. 2019): the honest updates' coordinate mean − z·std (z = 1),
 //                 an omniscient attacker that knows the honest updates of the round; every attacker sends it
-//   backdoor      trains on its data plus a triggered copy of every record (feature `oldpeak` set to +4 in encoded
-//                 units, label 0: "no disease"); success = share of honest silos' test records with disease that
-//                 the final model, given the trigger, calls healthy
+//   backdoor      trains on its data plus a triggered copy of every record labelled with the target class 0 (heart:
+//                 feature `oldpeak` set to +4 in encoded units, "no disease"; digits: a 4×4 white square, digit 0);
+//                 success = share of the honest silos' test records whose true label is not the target that the
+//                 final model, given the trigger, assigns to the target (heart: the sick called healthy; digits:
+//                 digits 1–9 read as 0). The same figure on the attack-free run is what the trigger alone does.
 //   backdoor-x4   the backdoor delta boosted ×n (model replacement, Bagdasaryan et al. 2020)
 // Figures: the final model's accuracy (mean over the HONEST silos' test splits, and pooled over their records), the
 // AUC of their pooled test records and the mean loss, beside the same
 // defence's attack-free run; screening's flags per silo-round (honest and attacker). All seeded: the figures are
 // the same on every run on the same build.
 import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   benchArgs,
@@ -80,7 +89,7 @@ const ALIE_Z = 1;
 /**
  * Study configurations: which silos, which attack. heart-8 deals each hospital's rows to two silos (seeded);
  * digits-8 deals the 10,000 MNIST digits of the digits demo to 8 silos with label skew Dirichlet(0.5) (the demo's
- * own dealer), label "digit ≥ 5", an MLP 784-16-1.
+ * own dealer), the ten classes, an MLP 784-32-10.
  */
 const CONFIGS = {
   'heart-4': { kind: 'heart', split: 1, attackers: ['va'] },
@@ -116,18 +125,33 @@ CONFIGS['digits-32'] = {
 const PIXELS = 784;
 /** The digits trigger: a 4×4 white square near the bottom-right corner (rows and columns 22–25). */
 const PATCH = Array.from({ length: 16 }, (_, k) => (22 + (k >> 2)) * 28 + 22 + (k & 3));
+/** The backdoor's target class on both studies: heart "no disease" (0), digits the digit 0. */
+const TARGET_LABEL = 0;
+const DIGIT_CLASSES = 10;
+/**
+ * The digits model: the image study's ten classes through an MLP 784-32-10 (25,450 parameters), small enough for
+ * a 2-core machine to run every attack against every defence (the demo's CNN is ~10× slower per round on wasm).
+ */
+const DIGITS_SPEC = {
+  kind: 'mlp',
+  inputDim: PIXELS,
+  hiddenLayers: [32],
+  activation: 'relu',
+  task: 'multiclass',
+  classes: DIGIT_CLASSES,
+};
 
-/** The digits study's plan (a benchmark plan, not a demo): binary "digit ≥ 5", MLP 784-16-1, FedAvg. */
+/** The digits study's plan (a benchmark plan, not a demo): ten classes, MLP 784-32-10 (DIGITS_SPEC), FedAvg. */
 function digitsPlan() {
   const columns = [...Array.from({ length: PIXELS }, (_, i) => `p${i}`), 'label'];
   return {
     name: 'Robustness bench digits',
-    purpose: 'Benchmark only: digit >= 5 from 784 pixels, 8 silos with label skew.',
-    model: { kind: 'mlp', hiddenLayers: [16], activation: 'relu' },
+    purpose: 'Benchmark only: digits 0-9 from 784 pixels, 8 or 32 silos with label skew.',
+    model: { kind: 'mlp', hiddenLayers: [32], activation: 'relu' },
     schema: {
       columns,
       features: columns.slice(0, PIXELS).map((name) => ({ name, type: 'numeric' })),
-      label: { column: 'label', operator: '>=', threshold: 5 },
+      label: { column: 'label', operator: 'class', classes: Array.from({ length: DIGIT_CLASSES }, (_, k) => `${k}`) },
       missing: 'drop-rows',
       split: { testFraction: 0.2, salt: 'robustness-bench/v1' },
     },
@@ -161,7 +185,7 @@ function loadDigitSilos(config) {
       chosen.forEach((img, r) => {
         for (let i = 0; i < PIXELS; i += 1) x[r * PIXELS + i] = img.pixels[i] / 255;
       });
-      return { x, y: Uint8Array.from(chosen, (img) => (img.label >= 5 ? 1 : 0)), n: chosen.length };
+      return { x, y: Uint8Array.from(chosen, (img) => img.label), n: chosen.length };
     };
     return { key, train: part(false), test: part(true) };
   });
@@ -253,14 +277,25 @@ function triggerOf(kind, d, column) {
   };
 }
 
-/** The backdoor attacker's training set: its records plus a triggered copy of each, labelled 0. */
+/** The backdoor attacker's training set: its records plus a triggered copy of each, labelled TARGET_LABEL. */
 function backdoorSet(train, d, trigger) {
   const x = new Float32Array(2 * train.n * d);
   x.set(train.x, 0);
   x.set(trigger(train.x), train.n * d);
-  const y = new Uint8Array(2 * train.n);
+  const y = new Uint8Array(2 * train.n).fill(TARGET_LABEL);
   y.set(train.y, 0);
   return { x, y, n: 2 * train.n };
+}
+
+/** The class a model's output rows assign: binary P(y = 1) ≥ 0.5, else the argmax of the k probabilities. */
+function classesOf(probabilities, n) {
+  const k = probabilities.length / n;
+  return Array.from({ length: n }, (_, i) => {
+    if (k === 1) return probabilities[i] >= 0.5 ? 1 : 0;
+    let best = 0;
+    for (let c = 1; c < k; c += 1) if (probabilities[i * k + c] > probabilities[i * k + best]) best = c;
+    return best;
+  });
 }
 
 const norm = (u) => Math.sqrt(u.reduce((s, x) => s + x * x, 0));
@@ -294,7 +329,9 @@ async function roundUpdates(ctx, global, round, attack) {
     const silo = silos[k];
     const attacking = attackers.has(silo.key);
     let data = silo.train;
-    if (attacking && attack === 'label-flip') data = { ...data, y: Uint8Array.from(data.y, (v) => 1 - v) };
+    if (attacking && attack === 'label-flip') {
+      data = { ...data, y: Uint8Array.from(data.y, (v) => ctx.classes - 1 - v) };
+    }
     if (attacking && attack.startsWith('backdoor')) data = backdoorSet(data, d, trigger);
     const trained = await ml.trainLocal({
       spec,
@@ -374,6 +411,7 @@ async function federatedRun(ctx, attack, defence) {
         { ...ctx.screeningOptions, ...defence.screening },
       );
       recorded.push({
+        round,
         statistics: report.updates.map(({ norm, cosineToAggregate, cosineToPrevious }) => ({
           norm,
           cosineToAggregate,
@@ -422,23 +460,26 @@ async function federatedRun(ctx, attack, defence) {
   for (const silo of silos) {
     if (attackers.has(silo.key)) continue;
     metrics.push(await ml.evaluate(spec, global, silo.test.x, silo.test.y));
-    scores.push(...(await ml.predict(spec, global, silo.test.x)));
-    labels.push(...Array.from(silo.test.y, (v) => v === 1));
-    const sick = [];
-    for (let i = 0; i < silo.test.n; i += 1) if (silo.test.y[i] === 1) sick.push(i);
-    const x = new Float32Array(sick.length * ctx.d);
-    sick.forEach((r, k) => x.set(silo.test.x.subarray(r * ctx.d, (r + 1) * ctx.d), k * ctx.d));
-    const p = await ml.predict(spec, global, ctx.trigger(x));
-    for (const q of p) if (q < 0.5) triggered += 1;
-    positives += sick.length;
+    if (ctx.classes === 2) {
+      scores.push(...(await ml.predict(spec, global, silo.test.x)));
+      labels.push(...Array.from(silo.test.y, (v) => v === 1));
+    }
+    // The backdoor's victims: records whose true label is not the target, given the trigger.
+    const victims = [];
+    for (let i = 0; i < silo.test.n; i += 1) if (silo.test.y[i] !== TARGET_LABEL) victims.push(i);
+    const x = new Float32Array(victims.length * ctx.d);
+    victims.forEach((r, k) => x.set(silo.test.x.subarray(r * ctx.d, (r + 1) * ctx.d), k * ctx.d));
+    const predicted = classesOf(await ml.predict(spec, global, ctx.trigger(x)), victims.length);
+    triggered += predicted.filter((c) => c === TARGET_LABEL).length;
+    positives += victims.length;
   }
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   return {
     accuracy: mean(metrics.map((m) => m.accuracy)),
     pooledAccuracy: metrics.reduce((a, m) => a + m.accuracy * m.n, 0) / metrics.reduce((a, m) => a + m.n, 0),
     // Per-silo AUC is undefined on a test split of one class (a half of Switzerland's in heart-8): the pooled AUC
-    // ranks every honest test record together.
-    auc: ml.rocAuc(scores, labels),
+    // ranks every honest test record together. Binary studies only (null on the ten digits).
+    auc: ctx.classes === 2 ? ml.rocAuc(scores, labels) : null,
     loss: mean(metrics.map((m) => m.loss)),
     backdoorSuccess: triggered / positives,
     minSilosPerRound: minSilos,
@@ -459,7 +500,7 @@ async function seededRun(ctx, attack, defence, seeds) {
   const out = {
     accuracy: mean('accuracy'),
     pooledAccuracy: mean('pooledAccuracy'),
-    auc: mean('auc'),
+    auc: runs[0].auc === null ? null : mean('auc'),
     loss: mean('loss'),
     backdoorSuccess: mean('backdoorSuccess'),
     minSilosPerRound: runs[0].minSilosPerRound,
@@ -512,7 +553,7 @@ async function main() {
     const attackRuns = Number(args.value('attack-runs') ?? (smoke ? 1 : (config.attackRuns ?? 5)));
     const base = config.kind === 'heart' ? heartDiseasePlan([]) : digitsPlan();
     const plan = { ...base, training: { ...base.training, ...(rounds ? { rounds } : {}) } };
-    const spec = ml.parseModelSpec(modelSpecOf(plan));
+    const spec = ml.parseModelSpec(config.kind === 'heart' ? modelSpecOf(plan) : DIGITS_SPEC);
     const { silos, featureNames } =
       config.kind === 'heart' ? loadSilos(plan, config.split) : { silos: loadDigitSilos(config), featureNames: [] };
     const n = silos.length;
@@ -545,6 +586,7 @@ async function main() {
       silos,
       attackers: new Set(config.attackers),
       d: spec.inputDim,
+      classes: config.kind === 'heart' ? 2 : DIGIT_CLASSES,
       parameters: ml.parameterLayout(spec).size,
       trigger: triggerOf(config.kind, spec.inputDim, featureNames.indexOf(TRIGGER_FEATURE)),
       runSeed: 0,
@@ -557,7 +599,7 @@ async function main() {
       `${configName}: ${n} silos (${silos.map((s) => `${s.key} ${s.train.n}/${s.test.n}`).join(', ')}), ` +
         `attackers ${config.attackers.join(', ')}, ${ctx.parameters} parameters, ${plan.training.rounds} rounds`,
     );
-    for (const defenceName of defenceNames) {
+    for (const defenceName of args.has('--calibration-only') ? [] : defenceNames) {
       const defence = all[defenceName];
       const clean = await seededRun(ctx, 'none', defence, seeds);
       results.push({ config: configName, defence: defenceName, attack: 'none', ...clean });
@@ -568,7 +610,7 @@ async function main() {
       const rows = results.filter((r) => r.config === configName && r.defence === defenceName);
       console.log(
         `  ${defenceName.padEnd(28)} ` +
-          rows.map((r) => `${r.attack} ${r.accuracy.toFixed(3)}/${r.auc.toFixed(3)}`).join('  ') +
+          rows.map((r) => `${r.attack} ${r.accuracy.toFixed(3)}/${r.auc?.toFixed(3) ?? '—'}`).join('  ') +
           `  (${((Date.now() - started) / 1000).toFixed(0)} s)`,
       );
     }
@@ -579,14 +621,28 @@ async function main() {
     if (cleanRuns > 0) {
       const flagOnly = { choice: { aggregator: { kind: 'fedavg' } }, screening: { exclude: false } };
       const recordedRuns = { none: [] };
-      for (let s = 1; s <= cleanRuns; s += 1) {
+      // --first-seed: a fresh set of seeds, to check a calibration on runs it was not chosen on.
+      const first = Number(args.value('first-seed') ?? 1);
+      for (let s = first; s < first + cleanRuns; s += 1) {
         recordedRuns.none.push((await federatedRun({ ...ctx, runSeed: s }, 'none', flagOnly)).recorded);
       }
       for (const attack of attackNames) {
         recordedRuns[attack] = [];
-        for (let s = 1; s <= attackRuns; s += 1) {
+        for (let s = first; s < first + attackRuns; s += 1) {
           recordedRuns[attack].push((await federatedRun({ ...ctx, runSeed: s }, attack, flagOnly)).recorded);
         }
+      }
+      if (args.value('dump-statistics')) {
+        // Every calibration round's statistics (silo order of the study), for replaying other rules offline.
+        writeFileSync(
+          args.value('dump-statistics'),
+          JSON.stringify({
+            config: configName,
+            silos: silos.map((s) => s.key),
+            parameters: ctx.parameters,
+            recordedRuns,
+          }),
+        );
       }
       for (const threshold of thresholds) {
         const row = { config: configName, threshold, cleanRuns, attackRuns };
@@ -596,9 +652,12 @@ async function main() {
           let honestFlagged = 0;
           let bad = 0;
           let badFlagged = 0;
+          // Where the false flags fall: which silo, which statistic, which round (attack-free runs only).
+          const falseFlagsBy = { silo: {}, statistic: {}, round: {}, reasons: [] };
+          const count = (table, key) => (table[key] = (table[key] ?? 0) + 1);
           for (const run of runs) {
             let falseFlag = false;
-            for (const { statistics, attackers } of run) {
+            for (const { round, statistics, attackers } of run) {
               const report = agg.screenStatistics(statistics, {
                 ...screeningOptions,
                 threshold,
@@ -614,6 +673,16 @@ async function main() {
                   if (flagged) {
                     honestFlagged += 1;
                     falseFlag = true;
+                    if (attack === 'none') {
+                      count(falseFlagsBy.silo, silos[k].key);
+                      count(falseFlagsBy.round, round);
+                      for (const flag of report.updates[k].flags) count(falseFlagsBy.statistic, flag.statistic);
+                      falseFlagsBy.reasons.push(
+                        `round ${round}, ${silos[k].key}: ${report.updates[k].flags.map((f) => f.reason).join('; ')} ` +
+                          `[cosines to the aggregate: ${statistics.map((st) => st.cosineToAggregate.toFixed(3)).join(', ')}; ` +
+                          `norms: ${statistics.map((st) => st.norm.toFixed(3)).join(', ')}]`,
+                      );
+                    }
                   }
                 }
               });
@@ -623,7 +692,7 @@ async function main() {
           row[attack] = {
             runsWithFalseFlag,
             falseFlagRate: round3(honestFlagged / honest),
-            ...(attack === 'none' ? {} : { detectionRate: round3(badFlagged / bad) }),
+            ...(attack === 'none' ? { falseFlagsBy } : { detectionRate: round3(badFlagged / bad) }),
           };
         }
         calibration.push(row);
@@ -663,7 +732,7 @@ async function main() {
       attack: r.attack,
       acc: r.accuracy.toFixed(3),
       pooled: r.pooledAccuracy.toFixed(3),
-      auc: r.auc.toFixed(3),
+      auc: r.auc === null ? '—' : r.auc.toFixed(3),
       drop: r.dropPoints.toFixed(1),
       asr: r.backdoorSuccess.toFixed(3),
       flags: r.screening ? `${r.screening.attackerFlags}/${r.screening.attackerRounds}` : '',
@@ -682,6 +751,38 @@ async function main() {
     heart.some((r) => attacks.includes(r.attack)) && robustNames.length > 0
       ? Math.min(...robustNames.map((d) => worstOfAttack(d, attacks)))
       : null;
+  // Digits backdoor (issue 20): per defence, the worse of the plain and the boosted backdoor's success; the best
+  // defence is the one with the lowest, its honest silos' accuracy under that attack beside FedAvg's attack-free.
+  const digitsBackdoor = {};
+  for (const config of configNames.filter((c) => CONFIGS[c].kind === 'digits')) {
+    const of = rows.filter((r) => r.config === config);
+    const fedavgClean = of.find((r) => r.defence === 'fedavg' && r.attack === 'none');
+    const perDefence = [...new Set(of.map((r) => r.defence))].flatMap((defence) => {
+      const attacked = of.filter((r) => r.defence === defence && r.attack.startsWith('backdoor'));
+      if (attacked.length === 0) return [];
+      const worst = attacked.reduce((a, r) => (r.backdoorSuccess > a.backdoorSuccess ? r : a));
+      const clean = of.find((r) => r.defence === defence && r.attack === 'none');
+      return [
+        {
+          defence,
+          attack: worst.attack,
+          backdoorSuccess: worst.backdoorSuccess,
+          attackFreeTriggerRate: clean?.backdoorSuccess ?? null,
+          accuracyDropFromFedAvgCleanPoints: fedavgClean ? round3((fedavgClean.accuracy - worst.accuracy) * 100) : null,
+        },
+      ];
+    });
+    if (perDefence.length === 0) continue;
+    const best = perDefence.reduce((a, d) => (d.backdoorSuccess < a.backdoorSuccess ? d : a));
+    digitsBackdoor[config] = target(best.backdoorSuccess, 0.1, {
+      atMost: true,
+      description:
+        `${config}: backdoor success (worse of plain and boosted) of the best defence, ${best.defence} ` +
+        `(attack-free trigger rate ${best.attackFreeTriggerRate}, accuracy ${best.accuracyDropFromFedAvgCleanPoints} ` +
+        `points below FedAvg's attack-free run; target: < 0.10 within 2 points)`,
+    });
+    digitsBackdoor[config].perDefence = perDefence;
+  }
   const clean4 = calibration.find((c) => c.config === 'heart-4' && c.threshold === (screeningOptions.threshold ?? 3.5));
   const file = writeReport(
     'robustness',
@@ -697,7 +798,12 @@ async function main() {
         data: DATA_DIR,
         plan: 'heartDiseasePlan (apps/hub/src/studies/heart-disease-plan.ts)',
         rounds: rounds ?? 10,
-        trigger: { feature: TRIGGER_FEATURE, value: TRIGGER_VALUE, targetLabel: 0 },
+        trigger: {
+          heart: { feature: TRIGGER_FEATURE, value: TRIGGER_VALUE },
+          digits: { patch: 'rows and columns 22–25, white' },
+          targetLabel: TARGET_LABEL,
+        },
+        digitsModel: DIGITS_SPEC,
         alieZ: ALIE_Z,
         seeds,
         screening: { ...screeningOptions, exclude: 'per defence' },
@@ -721,6 +827,7 @@ async function main() {
             `heart-4: attack-free runs (of ${clean4?.cleanRuns ?? 0}) where screening at the plan's threshold ` +
             `(${screeningOptions.threshold ?? 3.5}) flagged an honest silo`,
         }),
+        ...Object.fromEntries(Object.entries(digitsBackdoor).map(([c, t]) => [`backdoorSuccessBestDefence:${c}`, t])),
       },
     },
     args,
