@@ -60,11 +60,15 @@ async function signInThroughProvider(
   return { landing: last, client };
 }
 
+/** What /api/auth/me answers. */
+interface Me {
+  username: string;
+  role: string;
+  mustChangePassword: boolean;
+}
+
 /** The session the refresh cookie the flow left in the client opens: its access token's `/me`. */
-async function meOf(
-  bed: OidcBed,
-  client: RedirectClient,
-): Promise<{ status: number; me?: { username: string; role: string; mustChangePassword: boolean } }> {
+async function meOf(bed: OidcBed, client: RedirectClient): Promise<{ status: number; me?: Me }> {
   const cookie = client.cookiesOf(bed.hub.url).get(REFRESH_COOKIE);
   if (!cookie) return { status: 0 };
   const refreshed = await fetch(`${bed.hub.url}/api/auth/refresh`, {
@@ -74,7 +78,7 @@ async function meOf(
   if (refreshed.status !== 200) return { status: refreshed.status };
   const { accessToken } = (await refreshed.json()) as { accessToken: string };
   const me = await api(bed.hub, 'GET', '/api/auth/me', { headers: { authorization: `Bearer ${accessToken}` } });
-  return { status: me.status, me: me.body as { username: string; role: string } };
+  return { status: me.status, me: me.body as Me };
 }
 
 async function createAccount(bed: OidcBed, username: string, role: 'admin' | 'auditor' = 'auditor'): Promise<string> {
