@@ -99,6 +99,7 @@ function runDemo() {
       wallTimeMs: demo.wallTimeMs,
       processWallTimeMs: Math.round(outsideMs),
       trainingTimeMs: demo.trainingTimeMs,
+      phasesMs: demo.phasesMs,
       trainRounds: rounds,
       silos,
       roundsPerSecond: round3(rounds / (demo.trainingTimeMs / 1e3)),
@@ -320,7 +321,10 @@ const demo = skipDemo ? null : runDemo();
 if (demo) {
   console.log(
     `demo: ${(demo.wallTimeMs / 1e3).toFixed(1)} s wall (training ${(demo.trainingTimeMs / 1e3).toFixed(1)} s, ` +
-      `${demo.roundsPerSecond} rounds/s), ${demo.bytesOnTheWirePerRound.total} bytes on the wire per round`,
+      `${demo.roundsPerSecond} rounds/s), ${demo.bytesOnTheWirePerRound.total} bytes on the wire per round; ` +
+      `phases ${Object.entries(demo.phasesMs ?? {})
+        .map(([k, v]) => `${k} ${(v / 1e3).toFixed(1)} s`)
+        .join(', ')}`,
   );
 }
 const scaled = await runScaled();

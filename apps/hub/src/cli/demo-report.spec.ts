@@ -41,6 +41,7 @@ function table(overrides: Partial<DemoTable> = {}): DemoTable {
     },
     wallTimeMs: 90_000,
     trainingTimeMs: 61_000,
+    phasesMs: { hub: 2_100, enrollment: 1_400, approvals: 900, rounds: 61_000, after: 24_600 },
     wire: { connections: 12, bytes: 1_024_000, bytesPerRound: 102_400 },
     finalModelSha256: 'e'.repeat(64),
     models: { 'model.json': 'm/model.json', 'model.onnx': 'm/model.onnx' },
@@ -61,7 +62,9 @@ describe("the demo's summary", () => {
     );
     expect(lines).toContain(`${'Hospital B'.padEnd(40)} (nothing spent)`);
     expect(lines).toContain('released without differential privacy: nothing');
-    expect(lines).toContain('federated − pooled: -1.2 points; 10 rounds in 61.0 s; whole demo 90.0 s');
+    expect(lines).toContain(
+      'federated − pooled: -1.2 points; 10 rounds in 61.0 s; whole demo 90.0 s (hub 2.1 s, enrollment 1.4 s, approvals 0.9 s, rounds 61.0 s, after 24.6 s)',
+    );
     expect(lines.at(-2)).toBe(
       'Open the console on this data: TESSERA_DATA_DIR=demo/hub npm run hub   (sign in as admin / pw)',
     );

@@ -22,6 +22,12 @@ export interface DemoTable {
   wallTimeMs: number;
   trainingTimeMs: number;
   /**
+   * Where the wall time went, in order (ms): the hub's start (embedded database included), enrolling the agents,
+   * creating the study and the stewards' approvals, the rounds (from the start to the study's end, evaluation
+   * included), and what follows (accuracy measured by the demo, exports, reports).
+   */
+  phasesMs: { hub: number; enrollment: number; approvals: number; rounds: number; after: number };
+  /**
    * Traffic on the hub's silo and enrollment listeners over the whole demo (enrollment, approvals, every round, the
    * evaluation and the agents' model downloads), TLS included, from the hub's metrics; per round = total ÷ rounds.
    */
@@ -43,6 +49,7 @@ export interface DemoOutcome {
   reports: { pdf: string; json: string };
   wallMs: number;
   trainingMs: number;
+  phasesMs: DemoTable['phasesMs'];
   wire: { connections: number; bytes: number };
   hubDataDir: string;
 }
@@ -60,6 +67,7 @@ export function demoTable(o: DemoOutcome): DemoTable {
     privacy: { mode: plan.privacy.mode, releasedWithoutDp: releasedWithoutDp(plan), perHospital: o.privacy },
     wallTimeMs: o.wallMs,
     trainingTimeMs: o.trainingMs,
+    phasesMs: o.phasesMs,
     wire: { ...o.wire, bytesPerRound: Math.round(o.wire.bytes / plan.training.rounds) },
     finalModelSha256: o.final.currentModelHash,
     models: o.models,
@@ -69,6 +77,12 @@ export function demoTable(o: DemoOutcome): DemoTable {
 }
 
 const pad = (s: string, n: number) => s.padEnd(n);
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** "hub 2.1 s, enrollment 1.0 s, …" */
+function phaseLine(p: DemoTable['phasesMs']): string {
+  return `hub ${seconds(p.hub)}, enrollment ${seconds(p.enrollment)}, approvals ${seconds(p.approvals)}, rounds ${seconds(p.rounds)}, after ${seconds(p.after)}`;
+}
 const figure = (v: number | null | undefined) => (v === null || v === undefined ? '—' : v.toFixed(3));
 
 function privacyLines(t: DemoTable, hospitals: readonly { key: string; name: string }[]): string[] {
@@ -131,7 +145,7 @@ export function formatDemoSummary(
     ...privacyLines(t, hospitals),
     `released without differential privacy: ${released.length === 0 ? 'nothing' : released.join('; ')}`,
     '',
-    `federated − pooled: ${(100 * t.gapToPooled).toFixed(1)} points; ${t.study.rounds} rounds in ${(t.trainingTimeMs / 1000).toFixed(1)} s; whole demo ${(t.wallTimeMs / 1000).toFixed(1)} s`,
+    `federated − pooled: ${(100 * t.gapToPooled).toFixed(1)} points; ${t.study.rounds} rounds in ${(t.trainingTimeMs / 1000).toFixed(1)} s; whole demo ${(t.wallTimeMs / 1000).toFixed(1)} s (${phaseLine(t.phasesMs)})`,
     `on the wire (silo and enrollment listeners, TLS included): ${(t.wire.bytes / 1024).toFixed(0)} KiB in ${t.wire.connections} connections, ${(t.wire.bytesPerRound / 1024).toFixed(1)} KiB per round`,
     `final model sha256 ${t.finalModelSha256}`,
     `models: ${Object.values(t.models).join(', ')}`,

@@ -89,12 +89,15 @@ async function main(): Promise<void> {
   const password = randomBytes(12).toString('base64url');
   const hub = await startDemoHub(root, password);
   const agents: ChildProcess[] = [];
+  // Each phase's end, to say where the wall time went (DemoTable.phasesMs).
+  const marks = [Date.now()];
   try {
     log(
       `hub: ${hub.url} (embedded PostgreSQL in ${relative(process.cwd(), join(root, 'hub'))}), ready in ${Date.now() - started} ms`,
     );
     const admin = await DemoAdmin.signIn(hub, password);
     const silos = await enrollSilos(admin, root);
+    marks.push(Date.now());
     log(`silos: ${silos.length} hospitals enrolled over mutual TLS, each with its own key and certificate`);
 
     const plan = demoPlan(silos, opts.privacy ?? 'dp-sgd', opts.epsilon ?? '1', {
@@ -105,17 +108,27 @@ async function main(): Promise<void> {
       ...(opts.seed !== undefined ? { seed: positiveInteger(opts.seed, '--seed') } : {}),
     });
     const study = await createAndApproveStudy(admin, plan, silos);
+    marks.push(Date.now());
     log(
       `study: ${plan.name} (${study.id}), plan hash ${study.planHash.slice(0, 16)}…, approved by all ${silos.length} stewards`,
     );
 
     const { final, trainingMs } = await runStudy(admin, study.id, silos, agents, log);
+    marks.push(Date.now());
     const accuracy = await measureAccuracy(admin, study.id, plan, silos);
     const models = await downloadModels(admin, study.id, root);
     const reports = await fetchVerifiedReports(admin, study.id, root, log);
     const privacy = await privacySpent(admin, study.id, silos);
     const wire = await hub.app.get(MetricsService).wireTotals();
+    const [hubReady, enrolled, approved, ended] = marks as [number, number, number, number];
     const table = demoTable({
+      phasesMs: {
+        hub: hubReady - started,
+        enrollment: enrolled - hubReady,
+        approvals: approved - enrolled,
+        rounds: ended - approved,
+        after: Date.now() - ended,
+      },
       study,
       plan,
       final,
