@@ -37,6 +37,27 @@ describe('privacy mechanism of a plan', () => {
     expect(m.plannedEpsilon).toBeLessThanOrEqual(m.targetEpsilon);
   });
 
+  it('keeps a derived mechanism for the same plan, frozen, and derives again for a changed one', () => {
+    const plan = planForTest();
+    const first = privacyMechanismOf(plan)!;
+    expect(privacyMechanismOf(structuredClone(plan))).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    const stricter = structuredClone(plan);
+    if (stricter.privacy.mode === 'none') throw new Error('the test plan has differential privacy');
+    stricter.privacy.targetEpsilon = stricter.privacy.targetEpsilon / 2;
+    const second = privacyMechanismOf(stricter)!;
+    expect(second).not.toBe(first);
+    expect(second.noiseMultiplier).toBeGreaterThan(first.noiseMultiplier);
+  });
+
+  it('refuses an impossible plan every time (a refusal is never kept)', () => {
+    const plan = planForTest();
+    if (plan.privacy.mode === 'none') throw new Error('the test plan has differential privacy');
+    plan.privacy.noiseMultiplier = 0.01;
+    expect(() => privacyMechanismOf(plan)).toThrow(/above the target/);
+    expect(() => privacyMechanismOf(plan)).toThrow(/above the target/);
+  });
+
   it('has no evaluation noise when the plan releases no noisy evaluation', () => {
     const none = planForTest({ release: { evaluation: { mode: 'none' }, trainingExamples: 'none' } });
     expect(privacyMechanismOf(none)!.evaluation).toBeNull();

@@ -82,13 +82,35 @@ export function personalizationStepsOf(plan: StudyPlan): number {
   return epochs * Math.max(1, Math.round(1 / plan.privacy.samplingRate));
 }
 
+/** Mechanisms already derived, by the plan's JSON text (a σ search costs tens of milliseconds; agents ask each task). */
+const derived = new Map<string, PrivacyMechanism | null>();
+const DERIVED_KEPT = 32;
+
 /**
  * The mechanism of a plan, with σ derived from the target ε for the whole study when the plan says 'derive'
  * (the smallest σ whose ε ≤ target), or checked against the target when σ is given. Null for plans without DP.
  * The noisy evaluation's noise is always derived: the smallest σ whose evaluation releases alone cost ≤ target.
  * Hub and agent both call this: the agent never relies on the hub's arithmetic.
+ *
+ * A pure function of the plan, so a result is kept for the same plan text and returned frozen (the σ search is the
+ * costly part: tens of milliseconds, and the agent needs the mechanism for every task). A refused plan is never
+ * kept: it throws again each time.
  */
 export function privacyMechanismOf(plan: StudyPlan): PrivacyMechanism | null {
+  const key = JSON.stringify(plan);
+  const kept = derived.get(key);
+  if (kept !== undefined) return kept;
+  const mechanism = deriveMechanism(plan);
+  if (mechanism) {
+    if (mechanism.evaluation) Object.freeze(mechanism.evaluation);
+    Object.freeze(mechanism);
+  }
+  if (derived.size >= DERIVED_KEPT) derived.delete(derived.keys().next().value as string);
+  derived.set(key, mechanism);
+  return mechanism;
+}
+
+function deriveMechanism(plan: StudyPlan): PrivacyMechanism | null {
   const p = plan.privacy;
   if (p.mode === 'none') return null;
   const samplingRate = p.mode === 'dp-sgd' ? p.samplingRate : 1;
