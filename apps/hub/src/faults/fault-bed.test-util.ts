@@ -24,14 +24,10 @@ import {
   type HubProcess,
   type ProcessTestBed,
 } from '../testing/hub-process.test-util';
+import { REFERENCED_BLOBS } from '../rounds/orphan-blob-sweep.service';
 
-/** Every blob a row can name (the same union as the hub's orphan sweep, REFERENCED_BLOBS). */
-const REFERENCED = `
-  SELECT model_hash AS hash FROM rounds
-  UNION SELECT result_model_hash FROM rounds WHERE result_model_hash IS NOT NULL
-  UNION SELECT update_hash FROM round_participants WHERE update_hash IS NOT NULL
-  UNION SELECT current_model_hash FROM studies WHERE current_model_hash IS NOT NULL
-  UNION SELECT optimizer_state_hash FROM studies WHERE optimizer_state_hash IS NOT NULL`;
+/** Every blob a row can name: the hub's orphan sweep's own union, so the two never drift apart. */
+const REFERENCED = REFERENCED_BLOBS;
 
 export const ADMIN_PASSWORD = 'fault suite admin password';
 

@@ -22,7 +22,7 @@ export interface OrphanSweepResult {
  * Every blob a database row can name: published and resulting models, accepted updates, the current model, the
  * server optimizer's state and SCAFFOLD's control variate. A blob named by none of them is an orphan.
  */
-const REFERENCED_BLOBS = `
+export const REFERENCED_BLOBS = `
   SELECT model_hash AS hash FROM rounds
   UNION SELECT result_model_hash FROM rounds WHERE result_model_hash IS NOT NULL
   UNION SELECT update_hash FROM round_participants WHERE update_hash IS NOT NULL
