@@ -1,0 +1,311 @@
+#!/usr/bin/env node
+/* global console, process */
+// Checks that the hub's folders (apps/hub/src/<folder>/, the files at its top being "(root)") import each other
+// without cycles (run by `npm run lint`; docs/adr/0020-hub-folder-layers.md). dependency-cruiser reads every import
+// of the hub's shipped code — static, dynamic, re-exports and type-only ones (a type import couples two folders as
+// much as a value import) — and tests are left out. The files' graph is folded into a graph of folders; every folder
+// edge inside a strongly connected component lies on a cycle.
+//
+// A ratchet while cycles remain: KNOWN_CYCLE_EDGES lists the folder edges still on a cycle. An edge on a cycle that
+// is not listed fails (a new cycle, or a new way round an old one); a listed edge that is no longer on a cycle fails
+// too, so the list only shrinks.
+import { relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const HUB_SOURCES = 'apps/hub/src';
+export const ROOT_FOLDER = '(root)';
+const TESTS = '\\.(spec|int-spec|e2e-spec)\\.tsx?$|\\.test-util\\.ts$';
+
+/**
+ * Folder edges of the hub that are still on a cycle, as `from -> to`. Remove an entry when its edge leaves the cycle
+ * (the check says so); never add one: untangle the new cycle instead.
+ */
+export const KNOWN_CYCLE_EDGES = [
+  '(root) -> accounts',
+  '(root) -> audit',
+  '(root) -> auth',
+  '(root) -> blobs',
+  '(root) -> cli',
+  '(root) -> common',
+  '(root) -> console',
+  '(root) -> database',
+  '(root) -> health',
+  '(root) -> live',
+  '(root) -> metrics',
+  '(root) -> notifications',
+  '(root) -> openapi',
+  '(root) -> pki',
+  '(root) -> privacy',
+  '(root) -> reports',
+  '(root) -> rounds',
+  '(root) -> secagg',
+  '(root) -> silos',
+  '(root) -> studies',
+  'accounts -> audit',
+  'accounts -> auth',
+  'accounts -> common',
+  'accounts -> openapi',
+  'audit -> auth',
+  'audit -> common',
+  'audit -> database',
+  'audit -> openapi',
+  'auth -> accounts',
+  'auth -> audit',
+  'auth -> common',
+  'auth -> database',
+  'auth -> openapi',
+  'auth -> silos',
+  'blobs -> audit',
+  'cli -> (root)',
+  'cli -> accounts',
+  'cli -> auth',
+  'cli -> common',
+  'cli -> database',
+  'cli -> metrics',
+  'cli -> reports',
+  'cli -> rounds',
+  'cli -> silos',
+  'cli -> studies',
+  'common -> blobs',
+  'console -> auth',
+  'database -> accounts',
+  'database -> audit',
+  'database -> notifications',
+  'database -> pki',
+  'database -> privacy',
+  'database -> rounds',
+  'database -> secagg',
+  'database -> silos',
+  'database -> studies',
+  'health -> auth',
+  'health -> blobs',
+  'health -> openapi',
+  'live -> auth',
+  'live -> openapi',
+  'live -> rounds',
+  'live -> studies',
+  'metrics -> auth',
+  'metrics -> database',
+  'metrics -> openapi',
+  'notifications -> audit',
+  'notifications -> auth',
+  'notifications -> common',
+  'notifications -> openapi',
+  'openapi -> (root)',
+  'openapi -> accounts',
+  'openapi -> audit',
+  'openapi -> auth',
+  'openapi -> notifications',
+  'openapi -> rounds',
+  'openapi -> silos',
+  'openapi -> studies',
+  'pki -> audit',
+  'pki -> common',
+  'privacy -> audit',
+  'privacy -> auth',
+  'privacy -> common',
+  'privacy -> openapi',
+  'privacy -> silos',
+  'privacy -> studies',
+  'reports -> audit',
+  'reports -> auth',
+  'reports -> openapi',
+  'reports -> privacy',
+  'reports -> rounds',
+  'reports -> studies',
+  'rounds -> audit',
+  'rounds -> blobs',
+  'rounds -> common',
+  'rounds -> database',
+  'rounds -> privacy',
+  'rounds -> secagg',
+  'rounds -> silos',
+  'rounds -> studies',
+  'secagg -> audit',
+  'secagg -> auth',
+  'secagg -> common',
+  'secagg -> openapi',
+  'secagg -> rounds',
+  'secagg -> silos',
+  'silos -> audit',
+  'silos -> auth',
+  'silos -> common',
+  'silos -> database',
+  'silos -> openapi',
+  'silos -> pki',
+  'studies -> audit',
+  'studies -> auth',
+  'studies -> blobs',
+  'studies -> common',
+  'studies -> database',
+  'studies -> openapi',
+  'studies -> privacy',
+  'studies -> rounds',
+  'studies -> silos',
+];
+
+/** The hub folder a file belongs to: the first folder under `root`, or ROOT_FOLDER for files at its top. */
+export function folderOf(file, root = HUB_SOURCES) {
+  const parts = relative(root, file).split('/');
+  return parts.length > 1 ? parts[0] : ROOT_FOLDER;
+}
+
+/**
+ * Folds a file graph into a folder graph.
+ * @param {{ source: string, dependencies: { resolved: string }[] }[]} modules files and what each imports
+ * @returns {Map<string, string[]>} `from -> to` (folders) to the file imports that make the edge
+ */
+export function folderEdges(modules, root = HUB_SOURCES) {
+  const edges = new Map();
+  const inside = (file) => !relative(root, file).startsWith('..');
+  for (const { source, dependencies } of modules) {
+    if (!inside(source)) continue;
+    for (const { resolved } of dependencies) {
+      if (!inside(resolved)) continue;
+      const from = folderOf(source, root);
+      const to = folderOf(resolved, root);
+      if (from === to) continue;
+      const key = `${from} -> ${to}`;
+      if (!edges.has(key)) edges.set(key, []);
+      edges.get(key).push(`${relative(root, source)} -> ${relative(root, resolved)}`);
+    }
+  }
+  return edges;
+}
+
+/** Strongly connected components of a directed graph (Tarjan), each sorted; components of one node left out. */
+export function cyclicComponents(edgeKeys) {
+  const next = new Map();
+  for (const key of edgeKeys) {
+    const [from, to] = key.split(' -> ');
+    if (!next.has(from)) next.set(from, []);
+    if (!next.has(to)) next.set(to, []);
+    next.get(from).push(to);
+  }
+  const index = new Map();
+  const low = new Map();
+  const stack = [];
+  const onStack = new Set();
+  const components = [];
+  let counter = 0;
+  const visit = (node) => {
+    index.set(node, counter);
+    low.set(node, counter);
+    counter += 1;
+    stack.push(node);
+    onStack.add(node);
+    for (const to of next.get(node)) {
+      if (!index.has(to)) {
+        visit(to);
+        low.set(node, Math.min(low.get(node), low.get(to)));
+      } else if (onStack.has(to)) {
+        low.set(node, Math.min(low.get(node), index.get(to)));
+      }
+    }
+    if (low.get(node) === index.get(node)) {
+      const component = [];
+      let member;
+      do {
+        member = stack.pop();
+        onStack.delete(member);
+        component.push(member);
+      } while (member !== node);
+      if (component.length > 1) components.push(component.sort());
+    }
+  };
+  for (const node of [...next.keys()].sort()) if (!index.has(node)) visit(node);
+  return components.sort((a, b) => a[0].localeCompare(b[0]));
+}
+
+/** The edges that lie on a cycle: both ends in the same strongly connected component. Sorted. */
+export function cycleEdges(edgeKeys) {
+  const keys = [...edgeKeys];
+  const componentOf = new Map();
+  cyclicComponents(keys).forEach((component, i) => component.forEach((folder) => componentOf.set(folder, i)));
+  return keys
+    .filter((key) => {
+      const [from, to] = key.split(' -> ');
+      return componentOf.has(from) && componentOf.get(from) === componentOf.get(to);
+    })
+    .sort();
+}
+
+/**
+ * What the ratchet refuses: edges on a cycle that `known` does not list, and listed edges no longer on a cycle.
+ * @param {Map<string, string[]>} edges folder edges with the imports behind them (folderEdges)
+ * @param {readonly string[]} known the listed edges
+ */
+export function cycleProblems(edges, known) {
+  const problems = [];
+  const keys = [...edges.keys()];
+  const onCycle = cycleEdges(keys);
+  const listed = new Set(known);
+  const components = cyclicComponents(keys);
+  for (const key of onCycle) {
+    if (listed.has(key)) continue;
+    const [from] = key.split(' -> ');
+    const component = components.find((c) => c.includes(from));
+    problems.push(
+      `new import cycle between hub folders: ${key} closes a cycle through ${component.join(', ')} ` +
+        `(${edges.get(key).slice(0, 3).join('; ')}${edges.get(key).length > 3 ? '; …' : ''})`,
+    );
+  }
+  const cyclic = new Set(onCycle);
+  for (const key of known) {
+    if (!cyclic.has(key)) {
+      problems.push(
+        `${key} is no longer on an import cycle: remove it from KNOWN_CYCLE_EDGES in tools/hub-folder-cycles.mjs`,
+      );
+    }
+  }
+  const seen = new Set();
+  for (const key of known) {
+    if (seen.has(key)) problems.push(`${key} is listed twice in KNOWN_CYCLE_EDGES`);
+    seen.add(key);
+  }
+  return problems;
+}
+
+/** The hub's shipped files and their imports, read by dependency-cruiser. */
+export async function hubModules(workspaceRoot) {
+  const { cruise } = await import('dependency-cruiser');
+  const here = process.cwd();
+  process.chdir(workspaceRoot);
+  try {
+    const result = await cruise(
+      [HUB_SOURCES],
+      {
+        tsPreCompilationDeps: true,
+        exclude: { path: TESTS },
+        includeOnly: `^${HUB_SOURCES}/`,
+        moduleSystems: ['es6', 'cjs'],
+        validate: false,
+      },
+      { extensions: ['.ts', '.js'] },
+      { tsConfig: { fileName: 'apps/hub/tsconfig.json' } },
+    );
+    const modules = result.output.modules;
+    const unresolved = modules.flatMap((m) =>
+      m.dependencies.filter((d) => d.couldNotResolve).map((d) => `${m.source} -> ${d.module}`),
+    );
+    if (unresolved.length > 0)
+      throw new Error(`imports dependency-cruiser could not resolve: ${unresolved.join(', ')}`);
+    return modules;
+  } finally {
+    process.chdir(here);
+  }
+}
+
+async function main() {
+  const root = resolve(fileURLToPath(import.meta.url), '../..');
+  const edges = folderEdges(await hubModules(root));
+  const problems = cycleProblems(edges, KNOWN_CYCLE_EDGES);
+  if (process.argv.includes('--list')) {
+    for (const component of cyclicComponents([...edges.keys()])) console.log(`cycle through: ${component.join(', ')}`);
+    for (const key of cycleEdges([...edges.keys()])) console.log(`  ${key}: ${edges.get(key).join('; ')}`);
+  }
+  for (const problem of problems) console.error(problem);
+  if (problems.length > 0) process.exit(1);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
