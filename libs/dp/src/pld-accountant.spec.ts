@@ -50,7 +50,8 @@ function oneStepDelta(s: number, q: number, direction: 'add' | 'remove', epsilon
   return tailBelow(x, 0) - Math.exp(epsilon) * massP(tailBelow, x);
 }
 
-describe('PLD accountant of the Poisson-subsampled Gaussian', () => {
+// Fine grids and FFT compositions: seconds of arithmetic per case on a shared two-core machine (not a speed check).
+describe('PLD accountant of the Poisson-subsampled Gaussian', { timeout: 60_000 }, () => {
   it.each([
     [1, 1],
     [2, 100],

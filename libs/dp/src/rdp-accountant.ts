@@ -355,6 +355,27 @@ export function rdpSampledGaussianStep(
   if (samplingRate === 0) return 0;
   if (order === Infinity) return Infinity;
   if (samplingRate === 1) return order / (2 * noiseMultiplier * noiseMultiplier);
+  // A pure function of its arguments, and the costly part of every charge (series and integrals per order): a
+  // ledger prices the same (q, σ) at every round with more steps, which only multiplies these per-step figures.
+  const key = `${samplingRate}|${noiseMultiplier}|${order}|${series}`;
+  const kept = stepRdpKept.get(key);
+  if (kept !== undefined) return kept;
+  const rdp = sampledGaussianStepRdp(samplingRate, noiseMultiplier, order, series);
+  if (stepRdpKept.size >= STEP_RDP_KEPT) stepRdpKept.delete(stepRdpKept.keys().next().value as string);
+  stepRdpKept.set(key, rdp);
+  return rdp;
+}
+
+/** Per-step RDP figures already computed, oldest first out: a few default order grids' worth. */
+const stepRdpKept = new Map<string, number>();
+const STEP_RDP_KEPT = 4_096;
+
+function sampledGaussianStepRdp(
+  samplingRate: number,
+  noiseMultiplier: number,
+  order: number,
+  series: FractionalOrderSeries,
+): number {
   // Integer orders: both series are the same finite binomial sum ([DPA] `_compute_log_a_int` sums log-terms of A; we
   // sum A - 1, the same number without the cancellation, so tiny RDPs keep their digits). The charged figure adds the
   // rounding guard so it is never below dp_accounting's rounded sum.
