@@ -37,7 +37,7 @@ try {
   log('the build failed; generating from what it emitted, then building again');
 }
 const { openApiDocumentOfCode } = await import(
-  pathToFileURL(resolve(root, 'apps/hub/dist/openapi/openapi-app.js')).href
+  pathToFileURL(resolve(root, 'apps/hub/dist/openapi-app.js')).href
 );
 const document = await documentSource(root, await openApiDocumentOfCode());
 write(DOCUMENT_FILE, document);

@@ -1,7 +1,7 @@
 /* global console */
 // The generated parts of the hub's API contract, as text: what `npm run openapi` (generate.mjs) writes and what the
 // sync spec (openapi-sync.spec.ts) compares with the committed files.
-// - viewSchemasSource: JSON Schemas of the TypeScript views the hub answers with (apps/hub/src/openapi/api-types.ts),
+// - viewSchemasSource: JSON Schemas of the TypeScript views the hub answers with (apps/hub/src/api-document/api-types.ts),
 //   by ts-json-schema-generator; a view that uses a zod wire type refers to its component by name.
 // - documentSource: the OpenAPI document as committed (docs/openapi.json).
 // - clientTypesSource: TypeScript types of every path and schema of the document (openapi-typescript), the typed
@@ -12,7 +12,7 @@ import prettier from 'prettier';
 import { BaseType, createFormatter, createParser, createProgram, SchemaGenerator } from 'ts-json-schema-generator';
 import ts from 'typescript';
 
-export const VIEW_TYPES_FILE = 'apps/hub/src/openapi/api-types.ts';
+export const VIEW_TYPES_FILE = 'apps/hub/src/api-document/api-types.ts';
 export const VIEW_SCHEMAS_FILE = 'apps/hub/src/openapi/view-schemas.generated.ts';
 export const DOCUMENT_FILE = 'docs/openapi.json';
 export const CLIENT_TYPES_FILE = 'libs/protocol/src/hub-api.generated.ts';

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { SILO_API } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
-import { openApiDocumentOfCode } from '../../apps/hub/src/openapi/openapi-app';
-import { incompleteOperations } from '../../apps/hub/src/openapi/openapi-document';
+import { openApiDocumentOfCode } from '../../apps/hub/src/openapi-app';
+import { incompleteOperations } from '../../apps/hub/src/api-document/openapi-document';
 import {
   CLIENT_TYPES_FILE,
   clientTypesSource,

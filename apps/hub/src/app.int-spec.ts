@@ -3,7 +3,7 @@ import { PATH_METADATA } from '@nestjs/common/constants';
 import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INVALID_CREDENTIALS_MESSAGE } from './accounts/accounts.service';
-import { ACCESS_METADATA } from './auth/access.decorator';
+import { ACCESS_METADATA } from './access/access.decorator';
 import { ADMIN, DATABASE_KINDS, api, signIn, startTestHub, type TestHub } from './testing/test-hub.test-util';
 
 const AUDITOR = { username: 'audrey', password: 'auditor password 1', role: 'auditor' } as const;

@@ -59,7 +59,8 @@ import { GlobalExceptionFilter } from './common/global-exception.filter';
 import { loggerParams } from './common/logging';
 import type { HubConfig } from './config/config.schema';
 import { HUB_CONFIG } from './config/hub-config';
-import { dataSourceOptions, ENTITIES } from './database/data-source';
+import { dataSourceOptions } from './database/data-source';
+import { ENTITIES } from './entities';
 import type { DatabaseEndpoint } from './database/embedded-postgres';
 import { HealthController } from './health/health.controller';
 import { MetricsController } from './metrics/metrics.controller';
@@ -92,7 +93,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         LoggerModule.forRoot(loggerParams(config)),
-        TypeOrmModule.forRoot(dataSourceOptions(database, generation ?? undefined)),
+        TypeOrmModule.forRoot(dataSourceOptions(database, { entities: ENTITIES, generation: generation ?? undefined })),
         TypeOrmModule.forFeature(ENTITIES),
         ReadCacheModule.forRoot(generation),
         PassportModule,

@@ -26,7 +26,7 @@ import { ClientAddressResolver } from './config/trusted-proxies.util';
 import { externalPostgres, startEmbeddedPostgres, type DatabaseEndpoint } from './database/embedded-postgres';
 import { runMigrations } from './database/migrate';
 import { MetricsService } from './metrics/metrics.service';
-import { buildOpenApiDocument } from './openapi/openapi-document';
+import { buildOpenApiDocument } from './api-document/openapi-document';
 
 /** The OpenAPI UI; also the prefix of its JSON (`/openapi.json`) and YAML (`-yaml`) documents. */
 export const API_DOCS_PATH = 'api/docs';

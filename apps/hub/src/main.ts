@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { serveUntilSignalled } from './cli/serve';
+import { serveUntilSignalled } from './serve';
 
 void serveUntilSignalled();

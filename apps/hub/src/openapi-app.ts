@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { OpenAPIObject } from '@nestjs/swagger';
-import { AppModule } from '../app.module';
-import { loadHubConfig } from '../config/hub-config';
-import { buildOpenApiDocument } from './openapi-document';
+import { AppModule } from './app.module';
+import { loadHubConfig } from './config/hub-config';
+import { buildOpenApiDocument } from './api-document/openapi-document';
 
 /**
  * The API document without a running hub: the application's module graph in Nest's preview mode (routes, DTOs and

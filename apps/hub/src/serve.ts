@@ -1,6 +1,6 @@
 import { PinoLogger } from 'nestjs-pino';
-import { ConfigError, describeConfig, loadHubConfig } from '../config/hub-config';
-import { startHub, type RunningHub } from '../hub';
+import { ConfigError, describeConfig, loadHubConfig } from './config/hub-config';
+import { startHub, type RunningHub } from './hub';
 
 /**
  * Starts the hub and stops it gracefully on SIGTERM or SIGINT. Exit code 2 for bad configuration, 1 when it cannot

@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Patch, Post, Put, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
 import { OidcProviderClient } from '../auth/oidc-provider-client.service';
 import { HubErrorCode, HubException } from '../common/hub.exception';

@@ -4,11 +4,11 @@ import { ThrottlerGuard } from '@nestjs/throttler';
 import { ModulesContainer } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { HUB_ERROR_STATUS, HubErrorCode } from '@tessera/protocol';
-import { ACCESS_METADATA, type AccessLevel } from '../auth/access.decorator';
+import { ACCESS_METADATA, type AccessLevel } from '../access/access.decorator';
 import { REFRESH_COOKIE } from '../auth/session-cookie.util';
-import { ENDPOINT_METADATA, type EndpointOptions } from './endpoint.decorator';
-import { VIEW_SCHEMAS } from './view-schemas.generated';
-import { zodComponentSchemas, type JsonSchema } from './zod-schemas';
+import { ENDPOINT_METADATA, type EndpointOptions } from '../openapi/endpoint.decorator';
+import { VIEW_SCHEMAS } from '../openapi/view-schemas.generated';
+import { zodComponentSchemas, type JsonSchema } from '../openapi/zod-schemas';
 
 /** The version of the API document (not of the hub): raise it when a route or a schema changes incompatibly. */
 export const API_DOCUMENT_VERSION = '0.1.0';

@@ -4,7 +4,7 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Checkpoint } from '@tessera/audit';
 import type { AuditSigningKeyView } from '@tessera/protocol';
 import type { Response } from 'express';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { ReadCache } from '../database/read-cache';
 import { AuditCheckpointService } from './audit-checkpoint.service';
 import { AuditLogService, type AuditEventFilter, type AuditEventPage } from './audit-log.service';

@@ -2,7 +2,7 @@ import type { ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { describe, expect, it } from 'vitest';
 import { HubErrorCode, HubException } from '../common/hub.exception';
-import { Access } from './access.decorator';
+import { Access } from '../access/access.decorator';
 import { AccessGuard } from './access.guard';
 import { markListener, type Listener } from './listener';
 

@@ -8,7 +8,7 @@ import { classifiedError } from '../common/transient-error.util';
 import { RefusalRecorder } from '../silos/refusal-recorder.service';
 import { attachSilo } from '../silos/silo-identity';
 import { SilosService } from '../silos/silos.service';
-import { ACCESS_METADATA, PENDING_PASSWORD_CHANGE_METADATA, type AccessLevel } from './access.decorator';
+import { ACCESS_METADATA, PENDING_PASSWORD_CHANGE_METADATA, type AccessLevel } from '../access/access.decorator';
 import type { AuthenticatedUser } from './authenticated-user';
 import { listenerOf, type Listener } from './listener';
 

@@ -5,7 +5,7 @@ import { ThrottlerGuard } from '@nestjs/throttler';
 import type { Request, Response } from 'express';
 import { AccountsService } from '../accounts/accounts.service';
 import { HubException } from '../common/hub.exception';
-import { Access, AllowsPendingPasswordChange } from './access.decorator';
+import { Access, AllowsPendingPasswordChange } from '../access/access.decorator';
 import { AuthService } from './auth.service';
 import type { SessionClaims } from './authenticated-user';
 import { userOf, verifiedAccountOf, type AuthenticatedRequest } from './current-user';

@@ -5,7 +5,7 @@ import type { OidcSignInOptionsView } from '@tessera/protocol';
 import type { Request, Response } from 'express';
 import { HubException } from '../common/hub.exception';
 import { Endpoint } from '../openapi/endpoint.decorator';
-import { Access } from './access.decorator';
+import { Access } from '../access/access.decorator';
 import { clearOidcFlowCookie, oidcFlowCookieOf, setOidcFlowCookie } from './oidc-flow-cookie.util';
 import { OidcSignInRefused, OidcSignInService } from './oidc-sign-in.service';
 import { setRefreshCookie } from './session-cookie.util';

@@ -11,7 +11,7 @@ import { ConfigError, configurationTable, loadHubConfig } from '../config/hub-co
 import { DataDirInUseError } from '../database/data-dir-lock';
 import { runMigrations } from '../database/migrate';
 import { openDatabase } from '../hub';
-import { serveUntilSignalled } from './serve';
+import { serveUntilSignalled } from '../serve';
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`tessera-hub: ${message}\n`);

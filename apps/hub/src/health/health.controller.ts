@@ -8,7 +8,7 @@ import {
   type HealthCheckResult,
   type HealthIndicatorResult,
 } from '@nestjs/terminus';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { BlobStore } from '../blobs/blob-store';
 import { CachedProbe } from './storage-probe.util';
 import { Endpoint } from '../openapi/endpoint.decorator';

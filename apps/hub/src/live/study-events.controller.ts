@@ -1,7 +1,7 @@
 import { Controller, Get, Param, ParseUUIDPipe, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { userOf, type AuthenticatedRequest } from '../auth/current-user';
 import { SessionWatch } from '../auth/session-watch.service';
 import { openEventStream } from './event-stream';

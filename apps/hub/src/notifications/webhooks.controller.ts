@@ -14,7 +14,7 @@ import {
   Req,
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
 import { CreateWebhookDto, UpdateWebhookDto } from './dto/webhook-endpoint.dto';
 import { WEBHOOK_EVENT_TYPES } from './webhook-events.util';

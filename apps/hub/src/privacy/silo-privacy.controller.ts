@@ -1,7 +1,7 @@
 import { Controller, Get, Param, ParseUUIDPipe } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { SiloPrivacyView } from '@tessera/protocol';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { SiloPrivacyService } from './silo-privacy.service';
 import { Endpoint } from '../openapi/endpoint.decorator';
 

@@ -2,7 +2,7 @@ import { Controller, Get, Param, ParseUUIDPipe, Query, Req, Res } from '@nestjs/
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { REPORT_HEAD_HEADERS } from '@tessera/protocol';
 import type { Response } from 'express';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
 import { ReportQueryDto } from './dto/report-query.dto';
 import { StudyReportService, type ReportFile } from './study-report.service';

@@ -1,7 +1,7 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { AuditSigningKeyService, type HubPublicKey } from '../audit/audit-signing-key.service';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { Endpoint } from '../openapi/endpoint.decorator';
 
 /**

@@ -3,7 +3,7 @@ import { ApiTags } from '@nestjs/swagger';
 import { ThrottlerGuard } from '@nestjs/throttler';
 import { SILO_API, type CertificateGrant } from '@tessera/protocol';
 import type { Request } from 'express';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { HubPkiService } from '../pki/hub-pki.service';
 import { EnrollDto } from './dto/silo.dto';
 import { SilosService } from './silos.service';

@@ -2,7 +2,7 @@ import { Body, Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { SILO_API, type CertificateGrant, type SiloSelf } from '@tessera/protocol';
 import type { Request } from 'express';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { RenewDto } from './dto/silo.dto';
 import { siloOf } from './silo-identity';
 import { SilosService } from './silos.service';

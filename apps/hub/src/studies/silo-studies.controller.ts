@@ -21,7 +21,7 @@ import {
 } from '@tessera/protocol';
 import type { Request, Response } from 'express';
 import { pipeline } from 'node:stream/promises';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { RoundsService } from '../rounds/rounds.service';
 import { siloOf } from '../silos/silo-identity';

@@ -2,7 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Put, Query
 import type { PrivacyMechanism } from '@tessera/dp';
 import type { Response } from 'express';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
 import { RoundsQueryService, type RoundView } from '../rounds/rounds-query.service';
 import { StopStudyDto, StudyPlanDto } from './dto/study.dto';

@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Put, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { StudyDraftView } from '@tessera/protocol';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
 import { StudyDraftDto } from './dto/study-pages.dto';
 import { StudyDraftsService } from './study-drafts.service';

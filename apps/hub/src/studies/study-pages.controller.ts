@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { DecisionHistoryView, PlanVersionsView, RoundHistoryView, StudyView } from '@tessera/protocol';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
 import { ReadCache } from '../database/read-cache';
 import { PauseStudyDto } from './dto/study-pages.dto';
