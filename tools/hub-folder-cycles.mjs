@@ -22,11 +22,8 @@ const TESTS = '\\.(spec|int-spec|e2e-spec)\\.tsx?$|\\.test-util\\.ts$';
  */
 export const KNOWN_CYCLE_EDGES = [
   'accounts -> auth',
-  'audit -> common',
   'auth -> accounts',
   'auth -> silos',
-  'blobs -> audit',
-  'common -> blobs',
   'privacy -> studies',
   'rounds -> privacy',
   'rounds -> secagg',

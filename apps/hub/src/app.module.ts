@@ -13,7 +13,7 @@ import { LoginBackoffService } from './accounts/login-backoff.service';
 import { AccountRenamesService } from './accounts/account-renames.service';
 import { BlobStore } from './blobs/blob-store';
 import { blobStoreFor } from './blobs/blob-store-selection.util';
-import { integrityFailureReporter } from './blobs/blob-integrity.util';
+import { integrityFailureReporter } from './audit/blob-integrity.util';
 import { AuditTrail } from './audit/audit-trail';
 import { HubPkiService } from './pki/hub-pki.service';
 import { PkiKeyPrefetch } from './pki/pki-key-prefetch';

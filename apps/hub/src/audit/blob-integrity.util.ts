@@ -1,5 +1,5 @@
-import type { AuditTrail } from '../audit/audit-trail';
-import type { BlobIntegrityError } from './blob-store.exception';
+import type { AuditTrail } from './audit-trail';
+import type { BlobIntegrityError } from '../blobs/blob-store.exception';
 
 /** A corrupted blob is recorded at most once per this interval (ms): agents polling for it cannot flood the trail. */
 export const INTEGRITY_RECORD_INTERVAL_MS = 60 * 60 * 1000;
