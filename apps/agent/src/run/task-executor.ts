@@ -482,6 +482,7 @@ export class TaskExecutor {
       await this.evaluateLocally(ctx, model, parameters, data);
       const seed = (ctx.plan.training.initSeed + task.round * 1000 + task.attempt) % 2 ** 31;
       let result: LocalTrainingResult;
+      const trainingStarted = performance.now();
       try {
         result = await model.train(parameters, data.train, options, seed);
       } catch (err) {
@@ -490,6 +491,7 @@ export class TaskExecutor {
         }
         throw new StudyFailure('TRAINING_FAILED', `local training failed: ${(err as Error).message}`);
       }
+      const trainingMs = performance.now() - trainingStarted;
       if (!allFinite(result.delta)) {
         participant.drop();
         return this.fail(name, task, 'TRAINING_FAILED', 'local training diverged: the update has non-finite values');
@@ -511,6 +513,12 @@ export class TaskExecutor {
           ? 'masked input summed; unmasking request answered'
           : 'masked input not in the sum (the hub did not count it); nothing revealed';
       this.deps.log({ study: name, round: task.round, message: `secure aggregation: ${message}` });
+      const overhead = participant.computationMs;
+      this.deps.log({
+        study: name,
+        round: task.round,
+        message: `secure aggregation computed for ${fmt(overhead, 1)} ms (keys, shares, masking, answers; waiting not counted) against ${fmt(trainingMs, 1)} ms of local training: ${fmt((100 * overhead) / trainingMs, 1)}%`,
+      });
       return { kind: 'summed', reason: message };
     } catch (err) {
       if (!(err instanceof SecAggDropout)) throw err;

@@ -210,6 +210,21 @@ describe('the agent side of secure aggregation', () => {
     for (const id of IDS) expect(new SecAggStateStore(join(dir, id), task(id)).load()).toBeNull();
   });
 
+  it('counts the time it computes for the protocol, and nothing for a stage it does not redo', async () => {
+    const participants = IDS.map((id) => participant(id));
+    await Promise.all(participants.map((p) => p.prepare()));
+    const afterSharing = participants.map((p) => p.computationMs);
+    expect(afterSharing.every((ms) => ms > 0)).toBe(true); // key generation, signatures, agreement, Shamir
+    await Promise.all(participants.map((p, i) => p.contribute(updateOf(i))));
+    expect(participants.every((p, i) => p.computationMs > afterSharing[i]!)).toBe(true); // quantise, mask, encode
+    // Restarted after uploading: nothing is masked again, so nothing is computed.
+    const resumed = participant('silo-c');
+    expect(await resumed.contribute(updateOf(99))).toBeNull();
+    expect(resumed.computationMs).toBe(0);
+    hub.closeUpload();
+    await Promise.all(participants.map((p) => p.unmask()));
+  });
+
   it('with distributed DP, each silo adds its noise share: the unmasked sum carries n shares (variance n·σ²)', async () => {
     const length = 20_000;
     const noise = { noiseMultiplier: 1.5, clipNorm: 5, shares: 2 };

@@ -124,6 +124,35 @@ export class SecAggParticipant {
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
+  /**
+   * Time spent computing for the protocol so far (ms): key generation and signatures, key agreement and Shamir
+   * sharing, quantising, noise, masking and encoding, and the unmasking answer. Waiting for the hub and the other
+   * silos, and the transfers, are not counted: this is what secure aggregation adds to the silo's own work.
+   */
+  get computationMs(): number {
+    return this.computing;
+  }
+
+  private computing = 0;
+
+  private timed<T>(work: () => T): T {
+    const started = performance.now();
+    try {
+      return work();
+    } finally {
+      this.computing += performance.now() - started;
+    }
+  }
+
+  private async timedAsync<T>(work: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.computing += performance.now() - started;
+    }
+  }
+
   /** Stages 0 and 1: advertises keys, waits for the neighbours', sends the encrypted shares. Before training. */
   prepare(): Promise<void> {
     return this.leavingOnDropout(() => this.advertiseAndShare());
@@ -134,12 +163,14 @@ export class SecAggParticipant {
     if (!stored) {
       const session = await this.o.transport.session();
       const config = parseSecAggConfig(session.config);
-      const { state, advertisement } = advertiseKeys({
-        config,
-        participantId: this.o.participantId,
-        identityKey: createPrivateKey(this.o.identityKeyPem),
-        random: this.random,
-      });
+      const { state, advertisement } = this.timed(() =>
+        advertiseKeys({
+          config,
+          participantId: this.o.participantId,
+          identityKey: createPrivateKey(this.o.identityKeyPem),
+          random: this.random,
+        }),
+      );
       stored = { phase: 'advertised', state, message: { ...advertisement } };
       this.o.store.save(stored);
     }
@@ -148,12 +179,15 @@ export class SecAggParticipant {
       // Test only (inert unless TESSERA_AGENT_FAULT_POINT names it): a silo lost right after advertising its keys.
       agentFaultPoint('secagg-advertised');
       const ads = await this.poll(() => this.o.transport.advertisements());
-      const { state, message } = await shareKeys(stored.state, {
-        advertisements: ads.advertisements,
-        // From the hub: see the threat model for what a hub that runs the CA can do with them.
-        identityKeys: new Map(Object.entries(ads.identityCertificates)),
-        random: this.random,
-      });
+      const advertised = stored.state;
+      const { state, message } = await this.timedAsync(() =>
+        shareKeys(advertised, {
+          advertisements: ads.advertisements,
+          // From the hub: see the threat model for what a hub that runs the CA can do with them.
+          identityKeys: new Map(Object.entries(ads.identityCertificates)),
+          random: this.random,
+        }),
+      );
       stored = { phase: 'shared', state, message: { ...message } };
       this.o.store.save(stored);
     }
@@ -181,17 +215,25 @@ export class SecAggParticipant {
     let trace: ContributionTrace | null = null;
     if (stored.phase === 'shared') {
       const routed = await this.poll(() => this.o.transport.routedShares());
-      const { config } = stored.state;
+      const shared = stored.state;
+      const { config } = shared;
       const noisePlan = noise === null ? null : noiseShareFor(config, noise);
-      const { vector: input, trace: t } = quantise(update, config, this.random);
-      if (noisePlan !== null) {
-        // The exact discrete Gaussian (Karney), from the OS CSPRNG: this silo's share of the round's noise.
-        addNoiseShare(input, latticeIntegers(input.length, noisePlan.siloSigma, this.noiseRandom), config.modulusBits);
-      }
-      trace = { ...t, noise: noisePlan };
-      const { state, header, vector } = maskInput(stored.state, { shares: routed.shares, input });
-      const frame = encodeMaskedInputFrame({ ...header }, encodeMaskedVector(vector, stored.state.config.modulusBits));
-      stored = { phase: 'masked', state, frame: Buffer.from(frame).toString('base64') };
+      const masked = this.timed(() => {
+        const { vector: input, trace: t } = quantise(update, config, this.random);
+        if (noisePlan !== null) {
+          // The exact discrete Gaussian (Karney), from the OS CSPRNG: this silo's share of the round's noise.
+          addNoiseShare(
+            input,
+            latticeIntegers(input.length, noisePlan.siloSigma, this.noiseRandom),
+            config.modulusBits,
+          );
+        }
+        const { state, header, vector } = maskInput(shared, { shares: routed.shares, input });
+        const frame = encodeMaskedInputFrame({ ...header }, encodeMaskedVector(vector, config.modulusBits));
+        return { state, frame, quantised: t };
+      });
+      trace = { ...masked.quantised, noise: noisePlan };
+      stored = { phase: 'masked', state: masked.state, frame: Buffer.from(masked.frame).toString('base64') };
       this.o.store.save(stored);
     }
     if (stored.phase !== 'masked') throw new SecAggDropout('The participant state is not masked after masking.');
@@ -215,7 +257,8 @@ export class SecAggParticipant {
       this.o.store.remove();
       return 'not-asked';
     }
-    const { state, response } = revealShares(stored.state, view.request);
+    const request = view.request;
+    const { state, response } = this.timed(() => revealShares(stored.state, request));
     // What was revealed is kept before it is sent: a later request must classify everyone alike.
     this.o.store.save({ phase: 'uploaded', state });
     await this.o.transport.answerUnmasking({ ...response });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { DemoTable } from './demo-report';
 import { fairnessView, type EvaluationMetrics } from '@tessera/protocol';
 import { formatDemoSummary } from './demo-report';
+import { secureAggregationCostOf } from './demo-run';
 
 const exact = (accuracy: number): EvaluationMetrics => ({ loss: 0.4, accuracy, auc: 0.8, n: 30, positives: 10 });
 
@@ -42,6 +43,7 @@ function table(overrides: Partial<DemoTable> = {}): DemoTable {
     wallTimeMs: 90_000,
     trainingTimeMs: 61_000,
     phasesMs: { hub: 2_100, enrollment: 1_400, approvals: 900, rounds: 61_000, after: 24_600 },
+    secureAggregationCost: null,
     wire: { connections: 12, bytes: 1_024_000, bytesPerRound: 102_400 },
     finalModelSha256: 'e'.repeat(64),
     models: { 'model.json': 'm/model.json', 'model.onnx': 'm/model.onnx' },
@@ -67,6 +69,24 @@ describe("the demo's summary", () => {
     );
     expect(lines.at(-2)).toBe(
       'Open the console on this data: TESSERA_DATA_DIR=demo/hub npm run hub   (sign in as admin / pw)',
+    );
+  });
+
+  it("sums each agent's logged secure-aggregation cost over its rounds and shows it against training", () => {
+    const out = [
+      '2026-12-07T03:00:00.000Z Fed round 1: secure aggregation: masked input summed; unmasking request answered',
+      '2026-12-07T03:00:00.001Z Fed round 1: secure aggregation computed for 12.5 ms (keys, shares, masking, answers; waiting not counted) against 250.0 ms of local training: 5.0%',
+      '2026-12-07T03:00:01.000Z Fed round 2: secure aggregation computed for 7.5 ms (keys, shares, masking, answers; waiting not counted) against 150.0 ms of local training: 5.0%',
+    ].join('\n');
+    expect(secureAggregationCostOf(out)).toEqual({ computeMs: 20, trainingMs: 400, rounds: 2 });
+    expect(secureAggregationCostOf('trained 5 local epoch(s)')).toBeNull();
+    const lines = formatDemoSummary(
+      table({ secureAggregationCost: { 'Hospital A': { computeMs: 20, trainingMs: 400, rounds: 2 } } }),
+      HOSPITALS,
+      'pw',
+    ).split('\n');
+    expect(lines).toContain(
+      'secure aggregation at each agent (its computation ÷ its local training, 1 agents): Hospital A 5.0%',
     );
   });
 

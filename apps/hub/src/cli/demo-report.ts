@@ -28,6 +28,11 @@ export interface DemoTable {
    */
   phasesMs: { hub: number; enrollment: number; approvals: number; rounds: number; after: number };
   /**
+   * Under secure aggregation, per hospital: the agent's computation for the protocol (keys, shares, masking, answers;
+   * waiting not counted) and its local training, summed over its rounds, as the agent logged them. Null otherwise.
+   */
+  secureAggregationCost: Record<string, { computeMs: number; trainingMs: number; rounds: number }> | null;
+  /**
    * Traffic on the hub's silo and enrollment listeners over the whole demo (enrollment, approvals, every round, the
    * evaluation and the agents' model downloads), TLS included, from the hub's metrics; per round = total ÷ rounds.
    */
@@ -50,6 +55,7 @@ export interface DemoOutcome {
   wallMs: number;
   trainingMs: number;
   phasesMs: DemoTable['phasesMs'];
+  secureAggregationCost: DemoTable['secureAggregationCost'];
   wire: { connections: number; bytes: number };
   hubDataDir: string;
 }
@@ -68,6 +74,7 @@ export function demoTable(o: DemoOutcome): DemoTable {
     wallTimeMs: o.wallMs,
     trainingTimeMs: o.trainingMs,
     phasesMs: o.phasesMs,
+    secureAggregationCost: o.secureAggregationCost,
     wire: { ...o.wire, bytesPerRound: Math.round(o.wire.bytes / plan.training.rounds) },
     finalModelSha256: o.final.currentModelHash,
     models: o.models,
@@ -78,6 +85,17 @@ export function demoTable(o: DemoOutcome): DemoTable {
 
 const pad = (s: string, n: number) => s.padEnd(n);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** Per hospital, what secure aggregation cost its agent against its training (issue 16: at most 10%). */
+function secureAggregationLines(t: DemoTable): string[] {
+  if (!t.secureAggregationCost) return [];
+  const parts = Object.entries(t.secureAggregationCost).map(
+    ([name, c]) => `${name} ${((100 * c.computeMs) / c.trainingMs).toFixed(1)}%`,
+  );
+  return [
+    `secure aggregation at each agent (its computation ÷ its local training, ${parts.length} agents): ${parts.join(', ')}`,
+  ];
+}
 
 /** "hub 2.1 s, enrollment 1.0 s, …" */
 function phaseLine(p: DemoTable['phasesMs']): string {
@@ -146,6 +164,7 @@ export function formatDemoSummary(
     `released without differential privacy: ${released.length === 0 ? 'nothing' : released.join('; ')}`,
     '',
     `federated − pooled: ${(100 * t.gapToPooled).toFixed(1)} points; ${t.study.rounds} rounds in ${(t.trainingTimeMs / 1000).toFixed(1)} s; whole demo ${(t.wallTimeMs / 1000).toFixed(1)} s (${phaseLine(t.phasesMs)})`,
+    ...secureAggregationLines(t),
     `on the wire (silo and enrollment listeners, TLS included): ${(t.wire.bytes / 1024).toFixed(0)} KiB in ${t.wire.connections} connections, ${(t.wire.bytesPerRound / 1024).toFixed(1)} KiB per round`,
     `final model sha256 ${t.finalModelSha256}`,
     `models: ${Object.values(t.models).join(', ')}`,

@@ -10,6 +10,29 @@ export interface StudyRun {
   final: StudyView;
   /** From the start request to the end of the study, agents' exits included. */
   trainingMs: number;
+  /**
+   * Under secure aggregation, what each agent said the protocol cost it, summed over its rounds: computation for the
+   * protocol (waiting not counted) against its local training (the issue's "at most 10% of training time").
+   */
+  secureAggregationCost: Record<string, { computeMs: number; trainingMs: number; rounds: number }> | null;
+}
+
+const SECAGG_COST =
+  /secure aggregation computed for ([\d.]+) ms \(keys, shares, masking, answers; waiting not counted\) against ([\d.]+) ms of local training/;
+
+/** Sums an agent's per-round "secure aggregation computed for …" lines (null when it printed none). */
+export function secureAggregationCostOf(out: string): { computeMs: number; trainingMs: number; rounds: number } | null {
+  let computeMs = 0;
+  let trainingMs = 0;
+  let rounds = 0;
+  for (const line of out.split('\n')) {
+    const m = SECAGG_COST.exec(line);
+    if (!m) continue;
+    computeMs += Number(m[1]);
+    trainingMs += Number(m[2]);
+    rounds += 1;
+  }
+  return rounds === 0 ? null : { computeMs, trainingMs, rounds };
 }
 
 /** One progress line for a round that closed (or failed). */
@@ -67,5 +90,7 @@ export async function runStudy(
   if (failedAgents.length) {
     throw new Error(`agents failed: ${failedAgents.map((a) => `${a.name}\n${a.out}`).join('\n')}`);
   }
-  return { final, trainingMs };
+  const costs = agentResults.map((a) => [a.name, secureAggregationCostOf(a.out)] as const);
+  const measured = costs.filter((c): c is readonly [string, NonNullable<(typeof c)[1]>] => c[1] !== null);
+  return { final, trainingMs, secureAggregationCost: measured.length ? Object.fromEntries(measured) : null };
 }

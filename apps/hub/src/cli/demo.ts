@@ -113,7 +113,7 @@ async function main(): Promise<void> {
       `study: ${plan.name} (${study.id}), plan hash ${study.planHash.slice(0, 16)}…, approved by all ${silos.length} stewards`,
     );
 
-    const { final, trainingMs } = await runStudy(admin, study.id, silos, agents, log);
+    const { final, trainingMs, secureAggregationCost } = await runStudy(admin, study.id, silos, agents, log);
     marks.push(Date.now());
     const accuracy = await measureAccuracy(admin, study.id, plan, silos);
     const models = await downloadModels(admin, study.id, root);
@@ -129,6 +129,7 @@ async function main(): Promise<void> {
         rounds: ended - approved,
         after: Date.now() - ended,
       },
+      secureAggregationCost,
       study,
       plan,
       final,
