@@ -2,9 +2,10 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { releasedWithoutDp } from '@tessera/protocol';
+import { HUB_API, releasedWithoutDp, type SiloView } from '@tessera/protocol';
 import { chromium, type BrowserContext, type Download, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
 import { runAgent, startAgentRun } from '../testing/agent-process.test-util';
 import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
@@ -168,6 +169,7 @@ describe('web console in Chromium against a real hub and agents', () => {
     await page.getByLabel('Purpose').fill('Predict angiographic coronary artery disease from 13 routine features.');
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByRole('heading', { name: '2. Model' }).waitFor();
+    await shot(page, 'console-wizard-model');
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByRole('heading', { name: '3. Data schema' }).waitFor();
     // Declared encoding constants (the Fed-Heart-Disease preset) and a split salt generated in the browser.
@@ -273,7 +275,6 @@ describe('web console in Chromium against a real hub and agents', () => {
       .locator('.round-title', { hasText: /Round [23] of 3|Final evaluation/ })
       .first()
       .waitFor({ timeout: 60_000 });
-    await shot(page, 'console-study-live');
     await page.getByText('Completed', { exact: true }).first().waitFor({ timeout: 90_000 });
     const accuracyRows = page.locator('#metrics table').nth(1).locator('tbody tr');
     await expect.poll(() => accuracyRows.count()).toBeGreaterThanOrEqual(3);
@@ -364,6 +365,41 @@ describe('web console in Chromium against a real hub and agents', () => {
       .getByRole('row')
       .filter({ has: page.getByRole('rowheader', { name: /Heart disease, two hospitals/ }) });
     await row.getByText('no DP').waitFor();
+
+    // A second study, with DP-SGD, started (its first round charges every participant) though no agent runs it:
+    // its ε spent, planned and targeted appear beside the first study's, and the total counts it alone.
+    const admin = await signIn(hub, ADMIN.username, ADMIN.password);
+    const registered = (await api(hub, 'GET', HUB_API.silos, { headers: admin })).body as SiloView[];
+    const plan = heartDiseasePlan(
+      registered.map((s) => s.id),
+      {
+        privacy: {
+          mode: 'dp-sgd',
+          unit: 'record',
+          targetEpsilon: 3,
+          delta: 1e-5,
+          clipNorm: 1,
+          noiseMultiplier: 'derive',
+          samplingRate: 0.1,
+        },
+      },
+    );
+    plan.name = 'Heart disease with DP-SGD';
+    const dp = (await api(hub, 'POST', HUB_API.studies, { headers: admin, json: { plan } })).body as StudyView;
+    expect((await api(hub, 'POST', HUB_API.studySubmit(dp.id), { headers: admin })).status).toBe(200);
+    for (const s of silos) {
+      expect((await runAgent(['studies', 'approve', dp.id, '--plan-hash', dp.planHash], s.env)).code).toBe(0);
+    }
+    expect((await api(hub, 'POST', HUB_API.studyStart(dp.id), { headers: admin })).status).toBe(200);
+    await page.reload();
+    await total.getByText(/Total over 1 study with DP: ε ≤ [0-9.]+ at δ ≤ 1e-5/).waitFor();
+    const dpRow = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: /with DP-SGD/ }) });
+    await dpRow.getByText('DP-SGD, unit: one record').waitFor();
+    await dpRow.getByRole('meter').waitFor();
+    await shot(page, 'console-silo-privacy');
+    await page.getByRole('link', { name: '← Privacy' }).click();
+    await page.getByRole('link', { name: 'Hungarian Institute' }).waitFor();
+    await shot(page, 'console-privacy', false);
     await page.goto(studyUrl);
     await page.getByRole('heading', { name: /Heart disease, two hospitals/ }).waitFor();
   });

@@ -2,11 +2,14 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM, ensureConsoleBuild } from '../testing/console-build.test-util';
 import { freeLoopbackPort, startTestOidcProvider, type TestOidcProvider } from '../testing/oidc-provider.test-util';
+import { pageScreenshot } from '../testing/screenshots.test-util';
 import { ADMIN, api, signIn as apiSignIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
 
 // Session expiry and OIDC sign-in end to end: Debian's Chromium drives the production console served by a real hub
 // whose sessions are short (an idle timeout of 40 s, so the warning comes 10 s before; access tokens of 30 s) and
-// which signs people in through a real OpenID Connect provider (node-oidc-provider) on loopback.
+// which signs people in through a real OpenID Connect provider (node-oidc-provider) on loopback. SCREENSHOTS=1 also
+// writes the warning, the sign-in-again dialog, the Accounts page with a linked sign-in and the sign-in page with the
+// provider to docs/screenshots/.
 
 const IDLE_SECONDS = 40;
 const DEEP_LINK = '/audit#chain-title';
@@ -79,6 +82,7 @@ describe('session expiry and OIDC sign-in in Chromium against a real hub', () =>
     // No key press or click from here: the warning comes, counting down to the idle sign-out.
     const warning = page.getByRole('alert').filter({ hasText: 'Still there?' });
     await warning.waitFor({ timeout: IDLE_SECONDS * 1000 });
+    await pageScreenshot(page, 'console-session-warning');
     const renewed = page.waitForResponse((r) => r.url().endsWith('/api/auth/refresh'));
     await warning.getByRole('button', { name: 'Stay signed in' }).click();
     expect((await renewed).status()).toBe(200);
@@ -91,6 +95,7 @@ describe('session expiry and OIDC sign-in in Chromium against a real hub', () =>
     const again = page.getByRole('dialog', { name: 'Sign in again' });
     await again.waitFor({ timeout: (IDLE_SECONDS + 10) * 1000 });
     expect(await again.textContent()).toContain(`signed out after ${IDLE_SECONDS} seconds without activity`);
+    await pageScreenshot(page, 'console-session-lapsed');
     // The console ended the session on the hub too: a fresh load of the tab finds no session and asks to sign in.
     await page.reload();
     await page.getByRole('heading', { name: 'Tessera console' }).waitFor();
@@ -118,10 +123,13 @@ describe('session expiry and OIDC sign-in in Chromium against a real hub', () =>
     await dialog.getByLabel('Subject identifier').fill('lena-sub');
     await dialog.getByRole('button', { name: 'Link', exact: true }).click();
     await row.getByText('Signs in with Hospital Login').waitFor();
+    await pageScreenshot(page, 'console-accounts');
 
     const other = watch(await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage());
     await other.goto(`${hub.url}/silos`);
     provider.signInAs({ sub: 'lena-sub', preferredUsername: 'lena', groups: [] });
+    await other.getByRole('link', { name: 'Sign in with Hospital Login' }).waitFor();
+    await pageScreenshot(other, 'console-sign-in-oidc');
     await other.getByRole('link', { name: 'Sign in with Hospital Login' }).click();
     await other.getByRole('heading', { name: 'Silos' }).waitFor();
     expect(new URL(other.url()).pathname).toBe('/silos');

@@ -1,6 +1,6 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EnrollmentIssued } from '../silos/silos.service';
@@ -8,6 +8,7 @@ import type { StudyView } from '../studies/studies.service';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import { runAgent, startAgentRun, type AgentRun } from '../testing/agent-process.test-util';
 import { heartFile } from '../testing/hub-process.test-util';
+import { partScreenshot, pageScreenshot, SCREENSHOTS_ON } from '../testing/screenshots.test-util';
 import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
 import { CHROMIUM, ensureConsoleBuild } from '../testing/console-build.test-util';
 
@@ -15,10 +16,10 @@ import { CHROMIUM, ensureConsoleBuild } from '../testing/console-build.test-util
 // steward rejects the first plan version with a reason and approves the second (both stay listed, with the field the
 // second changed); one agent starts late and misses round 1, which the round history lists as late and the charts
 // draw as a gap in that hospital's line, in the same colour as its swatch; then the study is cloned as a new draft.
-// SCREENSHOTS=1 also writes docs/screenshots/console-study-history.png.
+// SCREENSHOTS=1 also writes docs/screenshots/: the study page (console-study-history), its approvals with the
+// decision history (console-study-decisions), a round open with one hospital missing (console-study-live), its plan versions with the diff (console-study-plan-diff) and the
+// studies list with its filters (console-studies).
 
-const REPO = resolve(__dirname, '../../../..');
-const SHOTS = process.env.SCREENSHOTS === '1' ? join(REPO, 'docs/screenshots') : null;
 const DEADLINE_SECONDS = 15;
 
 interface Silo {
@@ -127,6 +128,8 @@ describe('study pages in Chromium against a real hub and agents', () => {
     expect(await changes.locator('tbody tr').allInnerTexts()).toEqual([
       expect.stringMatching(/^training\.rounds\s+4\s+3$/),
     ]);
+    await partScreenshot(page.locator('#approvals'), 'console-study-decisions');
+    await partScreenshot(page.locator('#plan'), 'console-study-plan-diff');
   });
 
   it('pauses and resumes; lists the round a stopped agent missed, and draws its line with a gap, in its own colour', async () => {
@@ -149,6 +152,15 @@ describe('study pages in Chromium against a real hub and agents', () => {
     await agents[2]!.exited;
     await page.getByRole('button', { name: 'Resume' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Resume' }).click();
+    if (SCREENSHOTS_ON) {
+      // Round 2 stays open until its deadline without Long Beach: the two others uploaded, Long Beach still waiting.
+      const current = page.locator('#round');
+      await current.locator('.round-title[data-round="2"]').waitFor();
+      await expect
+        .poll(() => current.getByText('uploaded', { exact: true }).count(), { timeout: DEADLINE_SECONDS * 1000 })
+        .toBe(2);
+      await pageScreenshot(page, 'console-study-live', { fullPage: true });
+    }
     await rowOf(3).waitFor({ timeout: (DEADLINE_SECONDS + 30) * 1000 });
     const restarted = startAgentRun(study.id, silos[2]!.env);
     runs.push(restarted);
@@ -205,12 +217,7 @@ describe('study pages in Chromium against a real hub and agents', () => {
     expect(await dotsOf(swatch)).toEqual([full[0], full[2], full[3]]);
     expect(longBeach!.d.match(/M/g)).toHaveLength(2); // two pieces: the line is broken at round 2
     expect(other.d.match(/M/g)).toHaveLength(1);
-    if (SHOTS) {
-      mkdirSync(SHOTS, { recursive: true });
-      // From the top, so the sticky header is not painted over the middle of a full-page image.
-      await page.evaluate('window.scrollTo(0, 0)');
-      await page.screenshot({ path: join(SHOTS, 'console-study-history.png'), fullPage: true });
-    }
+    await pageScreenshot(page, 'console-study-history', { fullPage: true });
   });
 
   it('clones the completed study as a new draft with the same plan and nothing else', async () => {
@@ -229,6 +236,11 @@ describe('study pages in Chromium against a real hub and agents', () => {
     expect(clone).toMatchObject({ status: 'draft', planVersion: 1, clonedFrom: study.id, currentModelHash: null });
     expect(clone.plan).toEqual(study.plan);
     expect(clone.decisions.every((d) => d.decision === null)).toBe(true);
+
+    // The list holds the completed study and its draft clone, each with its progress.
+    await page.getByRole('link', { name: '← Studies' }).click();
+    await expect.poll(() => page.locator('table tbody tr').count()).toBe(2);
+    await pageScreenshot(page, 'console-studies');
 
     // The source can now be archived: gone from the default list, listed under the Archived filter.
     await page.goto(`${hub.url}/studies/${study.id}`);
