@@ -36,9 +36,7 @@ try {
   // tsc -b still emits; the files about to be regenerated (the clients' types) may be what fails. Built again below.
   log('the build failed; generating from what it emitted, then building again');
 }
-const { openApiDocumentOfCode } = await import(
-  pathToFileURL(resolve(root, 'apps/hub/dist/openapi-app.js')).href
-);
+const { openApiDocumentOfCode } = await import(pathToFileURL(resolve(root, 'apps/hub/dist/openapi-app.js')).href);
 const document = await documentSource(root, await openApiDocumentOfCode());
 write(DOCUMENT_FILE, document);
 write(CLIENT_TYPES_FILE, await clientTypesSource(root, document));

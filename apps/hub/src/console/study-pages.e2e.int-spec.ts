@@ -31,7 +31,13 @@ interface Silo {
 // The callbacks below run in the page: they use the browser's getComputedStyle and getAttribute, typed here because
 // this spec compiles for Node (no DOM library).
 interface Browserish {
-  getComputedStyle(element: unknown): { backgroundColor: string; stroke: string; fill: string };
+  getComputedStyle(element: unknown): {
+    backgroundColor: string;
+    stroke: string;
+    fill: string;
+    outlineStyle: string;
+    outlineWidth: string;
+  };
 }
 interface Attributed {
   getAttribute(name: string): string | null;
@@ -217,6 +223,18 @@ describe('study pages in Chromium against a real hub and agents', () => {
     expect(await dotsOf(swatch)).toEqual([full[0], full[2], full[3]]);
     expect(longBeach!.d.match(/M/g)).toHaveLength(2); // two pieces: the line is broken at round 2
     expect(other.d.match(/M/g)).toHaveLength(1);
+    // Recharts makes the chart a tab stop: reached from the keyboard, it shows a focus ring (it hid it before).
+    const chart = accuracy.locator('svg[tabindex="0"]').first();
+    await chart.focus();
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.press('Tab');
+    const ring = await chart.evaluate((e) => {
+      const style = (globalThis as unknown as Browserish).getComputedStyle(e);
+      const doc = (globalThis as unknown as { document: { activeElement: unknown } }).document;
+      return { focused: doc.activeElement === e, style: style.outlineStyle, width: parseFloat(style.outlineWidth) };
+    });
+    expect(ring).toMatchObject({ focused: true, style: 'solid' });
+    expect(ring.width).toBeGreaterThanOrEqual(2);
     await pageScreenshot(page, 'console-study-history', { fullPage: true });
   });
 
