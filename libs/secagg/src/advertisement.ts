@@ -6,7 +6,7 @@ import { KeyObject } from 'node:crypto';
 
 import { encodeTuple, fromBase64, fromHex, toBase64 } from './encoding.util';
 import { IdentityKeyDirectory, signWithIdentity, verifyWithIdentity } from './identity-signature';
-import { X25519_KEY_BYTES, x25519SharedSecret } from './key-agreement';
+import { X25519_KEY_BYTES, x25519SharedSecret, x25519PrivateKeyObject } from './key-agreement';
 import { KeyAdvertisement, parseMessage } from './messages';
 import { SECAGG_PROTOCOL, SecAggConfig } from './parameters';
 import { ExclusionReason, ParticipantExclusion, SecAggErrorCode, SecAggException } from './secagg.exception';
@@ -49,7 +49,7 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; exclusion: Partic
 
 // A fixed scalar to probe a peer's public key with: X25519 against a small-order point gives the all-zero secret,
 // which OpenSSL refuses. Probing at advertisement time stops one bad key from aborting every neighbour later.
-const PROBE_PRIVATE_KEY = new Uint8Array(X25519_KEY_BYTES).fill(0x5a);
+const PROBE_PRIVATE_KEY = x25519PrivateKeyObject(new Uint8Array(X25519_KEY_BYTES).fill(0x5a));
 
 /**
  * Checks one advertisement: shape, roster membership, configuration hash, two usable X25519 public keys, and the

@@ -29,9 +29,20 @@ function assertKeyLength(bytes: Uint8Array, what: string): void {
   }
 }
 
-function privateKeyObject(privateKey: Uint8Array): KeyObject {
+/**
+ * A raw X25519 private key as a key object, made once where one key meets several peers (its use ends with the
+ * caller's scope: nothing keeps it, so the key is forgotten with the state that held it).
+ */
+export function x25519PrivateKeyObject(privateKey: Uint8Array): KeyObject {
   assertKeyLength(privateKey, 'An X25519 private key');
   return createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, privateKey]), format: 'der', type: 'pkcs8' });
+}
+
+/** A private key as raw bytes, or already made into a key object (x25519PrivateKeyObject). */
+export type X25519PrivateKey = Uint8Array | KeyObject;
+
+function privateKeyObject(privateKey: X25519PrivateKey): KeyObject {
+  return privateKey instanceof KeyObject ? privateKey : x25519PrivateKeyObject(privateKey);
 }
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
@@ -55,7 +66,7 @@ export function generateX25519KeyPair(random: SecAggRandom): X25519KeyPair {
  * The X25519 shared secret of a private and a peer's public key (RFC 7748 section 6.1). OpenSSL refuses a peer key
  * of small order (all-zero output); that surfaces as MALFORMED_MESSAGE, never as a weak secret.
  */
-export function x25519SharedSecret(privateKey: Uint8Array, peerPublicKey: Uint8Array): Uint8Array {
+export function x25519SharedSecret(privateKey: X25519PrivateKey, peerPublicKey: Uint8Array): Uint8Array {
   try {
     return new Uint8Array(
       diffieHellman({ privateKey: privateKeyObject(privateKey), publicKey: publicKeyObject(peerPublicKey) }),

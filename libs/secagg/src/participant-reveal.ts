@@ -2,7 +2,7 @@
 // secrets of anyone (Bonawitz et al. 2017, §4–5: revealing both b_u and s_u of one participant unmasks its input).
 
 import { fromBase64, fromHex, toBase64 } from './encoding.util';
-import { X25519_KEY_BYTES } from './key-agreement';
+import { X25519_KEY_BYTES, x25519PrivateKeyObject } from './key-agreement';
 import { parseMessage, RevealedShare, UnmaskingRequest, UnmaskingResponse } from './messages';
 import { isConnected, neighbourGraph } from './neighbour-graph';
 import { compareIds } from './parameters';
@@ -27,7 +27,9 @@ export function revealShares(state: MaskedState, input: unknown): { state: Maske
   }
   const classification = classify(request, state);
   const hashBytes = fromHex(configHash, 32, 'configHash');
-  const encryptionPrivateKey = fromBase64(state.encryptionPrivateKey, X25519_KEY_BYTES, 'encryptionPrivateKey');
+  const encryptionPrivateKey = x25519PrivateKeyObject(
+    fromBase64(state.encryptionPrivateKey, X25519_KEY_BYTES, 'encryptionPrivateKey'),
+  );
   const selfMaskSeedShares: RevealedShare[] = [];
   const maskKeyShares: RevealedShare[] = [];
   const revealed = new Map(state.revealed.map((r) => [r.owner, r.kind]));

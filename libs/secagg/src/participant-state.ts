@@ -2,7 +2,7 @@
 // persists it where it keeps its identity key (it holds the participant's secrets, base64), or keeps it in memory.
 
 import { fromBase64 } from './encoding.util';
-import { X25519_KEY_BYTES } from './key-agreement';
+import { X25519_KEY_BYTES, type X25519PrivateKey } from './key-agreement';
 import { EncryptedShare } from './messages';
 import { SecAggConfig } from './parameters';
 import { SecAggErrorCode, SecAggException } from './secagg.exception';
@@ -65,7 +65,7 @@ export type ShareKind = 'selfMaskSeed' | 'maskKey';
 /** The 66-byte plaintext of a share from `neighbour`, or SHARE_DECRYPTION_FAILED naming it. */
 export function decryptShare(
   state: RoundIdentity,
-  encryptionPrivateKey: Uint8Array,
+  encryptionPrivateKey: X25519PrivateKey,
   hashBytes: Uint8Array,
   neighbour: NeighbourKeys,
   share: EncryptedShare,

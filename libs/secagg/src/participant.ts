@@ -8,7 +8,7 @@ import { KeyObject } from 'node:crypto';
 import { checkAdvertisement, signAdvertisement } from './advertisement';
 import { fromBase64, fromHex, toBase64 } from './encoding.util';
 import { IdentityKeyDirectory } from './identity-signature';
-import { generateX25519KeyPair, X25519_KEY_BYTES, x25519SharedSecret } from './key-agreement';
+import { generateX25519KeyPair, X25519_KEY_BYTES, x25519PrivateKeyObject, x25519SharedSecret } from './key-agreement';
 import { applyMasks, MaskTerm, pairwiseMaskKey, pairwiseMaskSign, selfMaskKey } from './mask-stream';
 import { EncryptedShare, KeyAdvertisement, MaskedInputHeader, parseMessage, ShareKeysMessage } from './messages';
 import { neighbourGraph } from './neighbour-graph';
@@ -100,9 +100,11 @@ export async function shareKeys(
   const seedShares = await splitSecret(seed, neighbours.length, config.threshold);
   const keyShares = await splitSecret(maskPrivateKey, neighbours.length, config.threshold);
   const hashBytes = fromHex(configHash, 32, 'configHash');
+  // One key object for every neighbour (parsing the raw key per neighbour cost more than the key agreement).
+  const encryptionKey = x25519PrivateKeyObject(encryptionPrivateKey);
   const shares = neighbours.map((neighbour, i): EncryptedShare => {
     const key = shareEncryptionKey(
-      encryptionPrivateKey,
+      encryptionKey,
       fromBase64(neighbour.encryptionPublicKey, X25519_KEY_BYTES, 'encryptionPublicKey'),
       hashBytes,
       participantId,
@@ -187,7 +189,9 @@ export function maskInput(
   const { config, configHash, participantId } = state;
   assertModularVector(options.input, config.vectorLength, config.modulusBits, 'The input');
   const hashBytes = fromHex(configHash, 32, 'configHash');
-  const encryptionPrivateKey = fromBase64(state.encryptionPrivateKey, X25519_KEY_BYTES, 'encryptionPrivateKey');
+  const encryptionKey = x25519PrivateKeyObject(
+    fromBase64(state.encryptionPrivateKey, X25519_KEY_BYTES, 'encryptionPrivateKey'),
+  );
   const received = new Map<string, EncryptedShare>();
   for (const input of options.shares) {
     const share = parseMessage(EncryptedShare, input, 'encrypted share');
@@ -202,7 +206,7 @@ export function maskInput(
     if (received.has(share.from)) {
       throw new SecAggException(SecAggErrorCode.MalformedMessage, `Two shares from ${share.from} were relayed.`);
     }
-    decryptShare(state, encryptionPrivateKey, hashBytes, neighbour, share);
+    decryptShare(state, encryptionKey, hashBytes, neighbour, share);
     received.set(share.from, share);
   }
   const maskPartners = [...received.keys()].sort(compareIds);
@@ -214,7 +218,7 @@ export function maskInput(
   }
   const vector = options.input.slice();
   const seed = fromBase64(state.selfMaskSeed, SECRET_BYTES, 'selfMaskSeed');
-  const maskPrivateKey = fromBase64(state.maskPrivateKey, X25519_KEY_BYTES, 'maskPrivateKey');
+  const maskPrivateKey = x25519PrivateKeyObject(fromBase64(state.maskPrivateKey, X25519_KEY_BYTES, 'maskPrivateKey'));
   const terms: MaskTerm[] = [{ key: selfMaskKey(seed, hashBytes, participantId), sign: 1 }];
   for (const partner of maskPartners) {
     const neighbour = state.neighbours.find((n) => n.participantId === partner);

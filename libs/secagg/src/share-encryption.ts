@@ -6,7 +6,7 @@
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 
 import { encodeTuple } from './encoding.util';
-import { hkdfSha256, x25519SharedSecret } from './key-agreement';
+import { hkdfSha256, x25519SharedSecret, type X25519PrivateKey } from './key-agreement';
 import { compareIds, SECAGG_PROTOCOL } from './parameters';
 import { SecAggErrorCode, SecAggException } from './secagg.exception';
 import { SHARE_BYTES } from './secret-sharing';
@@ -19,7 +19,7 @@ export const GCM_TAG_BYTES = 16;
 
 /** The AES-256-GCM key two participants share: HKDF-SHA-256 of their X25519 secret, salted with the config hash. */
 export function shareEncryptionKey(
-  privateKey: Uint8Array,
+  privateKey: X25519PrivateKey,
   peerPublicKey: Uint8Array,
   configHash: Uint8Array,
   a: string,

@@ -6,7 +6,7 @@
 import { Checked, messageOf } from './advertisement';
 import { fromBase64, fromHex } from './encoding.util';
 import { ShareRouting } from './hub-collection';
-import { X25519_KEY_BYTES, x25519PublicKey, x25519SharedSecret } from './key-agreement';
+import { X25519_KEY_BYTES, x25519PrivateKeyObject, x25519PublicKey, x25519SharedSecret } from './key-agreement';
 import { applyMasks, MaskTerm, pairwiseMaskKey, pairwiseMaskSign, selfMaskKey } from './mask-stream';
 import { KeyAdvertisement, MaskedInputHeader, parseMessage, UnmaskingRequest, UnmaskingResponse } from './messages';
 import { isConnected } from './neighbour-graph';
@@ -214,10 +214,11 @@ function droppedMaskTerms(
     throw mismatch(`The rebuilt mask key of ${owner} does not match its advertised public key.`);
   }
   const terms: MaskTerm[] = [];
+  const maskKey = x25519PrivateKeyObject(maskPrivateKey); // one key object for every surviving partner
   for (const sharer of context.routing.sharers) {
     const v = sharer.participantId;
     if (!context.survivors.has(v) || !sharer.maskPartners.includes(owner)) continue;
-    const key = pairwiseMaskKey(x25519SharedSecret(maskPrivateKey, publicKeyOf(v)), hashBytes, v, owner);
+    const key = pairwiseMaskKey(x25519SharedSecret(maskKey, publicKeyOf(v)), hashBytes, v, owner);
     // v added sign(v, owner)·PRG: the opposite sign removes it.
     terms.push({ key, sign: pairwiseMaskSign(v, owner) === 1 ? -1 : 1 });
   }
