@@ -195,6 +195,24 @@ export interface StudyView {
   archivedAt?: string | null;
   /** The study this one was cloned from (its plan, nothing else), when it is a clone. */
   clonedFrom?: string | null;
+  /** How far its rounds have gone and the latest result the hub holds (absent on hubs that do not report it). */
+  progress?: StudyProgressView;
+}
+
+/** Where a study's rounds stand, and the latest mean accuracy its closed rounds measured. */
+export interface StudyProgressView {
+  /** The highest training round opened so far (any attempt); null before the first. */
+  round: number | null;
+  /** Training rounds the plan asks for; null for a stored plan of an earlier format that cannot be read. */
+  rounds: number | null;
+  /** The latest attempt of the final evaluation round; null until it opens. */
+  finalEvaluation: RoundStatus | null;
+  /**
+   * The unweighted mean over silos of the accuracy of the latest round attempt whose summary holds one. A round's
+   * evaluation measures the model it started from; `final` is the evaluation of the last model. `noisy`: an
+   * estimate from differential-privacy releases, not an exact figure. Null when no closed round holds an accuracy.
+   */
+  accuracy: { mean: number; round: number; final: boolean; noisy: boolean } | null;
 }
 
 /** 'closing': a hub is aggregating the round's updates; it accepts no more reports. */

@@ -2225,6 +2225,22 @@ export interface components {
       entries: components['schemas']['LedgerEntryView'][];
       budgets: components['schemas']['SiloBudget'][];
     };
+    /** @description Where a study's rounds stand, and the latest mean accuracy its closed rounds measured. */
+    StudyProgressView: {
+      /** @description The highest training round opened so far (any attempt); null before the first. */
+      round: number | null;
+      /** @description Training rounds the plan asks for; null for a stored plan of an earlier format that cannot be read. */
+      rounds: number | null;
+      /** @description The latest attempt of the final evaluation round; null until it opens. */
+      finalEvaluation: components['schemas']['RoundStatus'] | null;
+      /** @description The unweighted mean over silos of the accuracy of the latest round attempt whose summary holds one. A round's evaluation measures the model it started from; `final` is the evaluation of the last model. `noisy`: an estimate from differential-privacy releases, not an exact figure. Null when no closed round holds an accuracy. */
+      accuracy: {
+        mean: number;
+        round: number;
+        final: boolean;
+        noisy: boolean;
+      } | null;
+    };
     /** @description GET /api/studies, GET /api/studies/:id and the answers of every study command. */
     StudyView: {
       id: string;
@@ -2256,6 +2272,8 @@ export interface components {
       archivedAt?: string | null;
       /** @description The study this one was cloned from (its plan, nothing else), when it is a clone. */
       clonedFrom?: string | null;
+      /** @description How far its rounds have gone and the latest result the hub holds (absent on hubs that do not report it). */
+      progress?: components['schemas']['StudyProgressView'];
     };
     /**
      * @description A person's role: administrators run the hub; auditors read everything and change nothing.

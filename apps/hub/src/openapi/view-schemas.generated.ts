@@ -2153,6 +2153,62 @@ export const VIEW_SCHEMAS = {
     required: ['mode', 'mechanism', 'entries', 'budgets'],
     additionalProperties: false,
   },
+  StudyProgressView: {
+    type: 'object',
+    properties: {
+      round: {
+        type: ['number', 'null'],
+        description: 'The highest training round opened so far (any attempt); null before the first.',
+      },
+      rounds: {
+        type: ['number', 'null'],
+        description:
+          'Training rounds the plan asks for; null for a stored plan of an earlier format that cannot be read.',
+      },
+      finalEvaluation: {
+        anyOf: [
+          {
+            $ref: '#/components/schemas/RoundStatus',
+          },
+          {
+            type: 'null',
+          },
+        ],
+        description: 'The latest attempt of the final evaluation round; null until it opens.',
+      },
+      accuracy: {
+        anyOf: [
+          {
+            type: 'object',
+            properties: {
+              mean: {
+                type: 'number',
+              },
+              round: {
+                type: 'number',
+              },
+              final: {
+                type: 'boolean',
+              },
+              noisy: {
+                type: 'boolean',
+              },
+            },
+            required: ['mean', 'round', 'final', 'noisy'],
+            additionalProperties: false,
+          },
+          {
+            type: 'null',
+          },
+        ],
+        description:
+          "The unweighted mean over silos of the accuracy of the latest round attempt whose summary holds one. A round's evaluation measures the model it started from; `final` is the evaluation of the last model. `noisy`: an estimate from differential-privacy releases, not an exact figure. Null when no closed round holds an accuracy.",
+      },
+    },
+    required: ['round', 'rounds', 'finalEvaluation', 'accuracy'],
+    additionalProperties: false,
+    description: "Where a study's rounds stand, and the latest mean accuracy its closed rounds measured.",
+  },
   StudyView: {
     type: 'object',
     properties: {
@@ -2260,6 +2316,11 @@ export const VIEW_SCHEMAS = {
       clonedFrom: {
         type: ['string', 'null'],
         description: 'The study this one was cloned from (its plan, nothing else), when it is a clone.',
+      },
+      progress: {
+        $ref: '#/components/schemas/StudyProgressView',
+        description:
+          'How far its rounds have gone and the latest result the hub holds (absent on hubs that do not report it).',
       },
     },
     required: [

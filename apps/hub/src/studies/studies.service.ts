@@ -24,6 +24,7 @@ import { RoundsService } from '../rounds/rounds.service';
 import { SiloEntity } from '../silos/silo.entity';
 import { assertCurrentPlan, invitedSilosOf, LEGACY_PLAN_NOTE, storedPlanOf } from './stored-plan.util';
 import { priceStudy } from './study-privacy';
+import { progressOf, studyProgressRows } from './study-progress';
 import { StudyDecisionEntity } from './study-decision.entity';
 import { StudyPlanVersionEntity } from './study-plan-version.entity';
 import { StudyEntity, type PrivacyCost } from './study.entity';
@@ -377,7 +378,7 @@ export class StudiesService {
 
   /**
    * Studies as administrators and auditors see them; a legacy plan is shown as stored, flagged, never parsed
-   * further. Three queries whatever the number of studies (the console polls the list).
+   * further. Four queries whatever the number of studies (the console polls the list).
    */
   private async views(studies: StudyEntity[]): Promise<StudyView[]> {
     if (studies.length === 0) return [];
@@ -394,6 +395,10 @@ export class StudiesService {
     const siloIds = [...new Set([...invitedOf.values()].flatMap((x) => x.invited))];
     const silos = siloIds.length ? await this.db.getRepository(SiloEntity).find({ where: { id: In(siloIds) } }) : [];
     const nameOf = new Map(silos.map((x) => [x.id, x.name]));
+    const progress = await studyProgressRows(
+      this.db,
+      studies.map((s) => s.id),
+    );
     return studies.map((s) => {
       const { stored, invited } = invitedOf.get(s.id)!;
       // The latest decision per silo on the study's current plan version (rows come oldest first).
@@ -427,6 +432,7 @@ export class StudiesService {
         paused: pausedOf(s),
         archivedAt: s.archivedAt?.toISOString() ?? null,
         clonedFrom: s.clonedFrom,
+        progress: progressOf(progress.get(s.id), stored.current ? stored.plan.training.rounds : null),
       };
     });
   }

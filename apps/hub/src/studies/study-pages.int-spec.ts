@@ -135,6 +135,11 @@ describe.each(DATABASE_KINDS)('study pages on the %s database', (kind) => {
       (s) => s.studyId === study.id,
     );
     expect(seen?.changesFromPrevious).toEqual([{ path: 'training.rounds', kind: 'changed', before: 4, after: 3 }]);
+    // Before any round the list says how many the plan asks for, and holds no result (read twice: it is cached).
+    for (let i = 0; i < 2; i += 1) {
+      const listed = (await get<StudyView[]>('/api/studies', auditor)).find((s) => s.id === study.id);
+      expect(listed?.progress).toEqual({ round: null, rounds: 3, finalEvaluation: null, accuracy: null });
+    }
   });
 
   it('lists every round with each silo: trained, late, failed with its reason, dropped after it', async () => {
@@ -167,6 +172,11 @@ describe.each(DATABASE_KINDS)('study pages on the %s database', (kind) => {
     expect(history.rounds[0]!.silos[2]!.reason).toMatch(/deadline/);
     expect(history.rounds[1]!.silos[2]!.reason).toBe('DATA_UNREADABLE: the export file is locked by another process');
     expect(history.rounds[2]!.silos[2]!.reason).toBe('dropped after its failure in round 2');
+    // The list shows round 3 of 3 under way and round 2's mean accuracy (exact: no DP release), on the next read.
+    const listed = (await get<StudyView[]>('/api/studies', auditor)).find((s) => s.id === study.id);
+    expect(listed?.progress).toMatchObject({ round: 3, rounds: 3, finalEvaluation: null });
+    expect(listed?.progress?.accuracy).toMatchObject({ round: 2, final: false, noisy: false });
+    expect(listed?.progress?.accuracy?.mean).toBeCloseTo(0.7, 10);
     for (const sub of ['round-history', 'decisions', 'plan-versions']) {
       const missing = await api(hub, 'GET', `/api/studies/00000000-0000-4000-8000-000000000000/${sub}`, {
         headers: admin,
