@@ -1,31 +1,67 @@
 import { useQuery } from '@tanstack/react-query';
+import type { StudyView } from '@tessera/protocol';
 import { useState } from 'react';
 import { Link } from 'react-router';
 import { useApi, useCanAdminister } from '../auth/session-context.js';
-import { formatTime } from '../lib/format.js';
+import { formatMetric, formatTime } from '../lib/format.js';
 import { Badge, EmptyState, ErrorMessage, Loading } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
+import { DpEstimate } from './metric-charts.js';
 import { StudyDrafts } from './study-drafts.js';
+import {
+  archivedQueryOf,
+  filterStudies,
+  progressLabel,
+  resultOf,
+  STUDY_STATUS_FILTERS,
+  type StudyStatusFilter,
+} from './study-filter.js';
 import { studiesArchived } from './study-pages-api.js';
 import { StudyStatusBadge } from './study-status.js';
 
-type ArchivedFilter = 'exclude' | 'include' | 'only';
-const FILTER_LABEL: Record<ArchivedFilter, string> = {
-  exclude: 'Not archived',
-  only: 'Archived',
-  include: 'All, archived included',
-};
+/** The progress column: round r of R, or the state. */
+export function StudyProgressCell({ study }: { study: StudyView }) {
+  return <span className="nowrap">{progressLabel(study)}</span>;
+}
+
+/** The results column: the latest mean accuracy the hub holds, flagged when it is a DP estimate; "—" when none. */
+export function StudyResultCell({ study }: { study: StudyView }) {
+  const r = resultOf(study);
+  if (!r)
+    return (
+      <span className="muted" aria-label="no result yet">
+        —
+      </span>
+    );
+  return (
+    <>
+      <span className="nowrap" title="Mean accuracy over the silos that evaluated (unweighted)">
+        accuracy {formatMetric(r.accuracy)}
+      </span>
+      {r.noisy ? (
+        <>
+          {' '}
+          <DpEstimate />
+        </>
+      ) : null}
+      <div className="small muted nowrap">{r.where}</div>
+    </>
+  );
+}
 
 export function StudiesPage() {
   usePageTitle('Studies');
   const api = useApi();
   const canAdminister = useCanAdminister();
-  const [archived, setArchived] = useState<ArchivedFilter>('exclude');
+  const [query, setQuery] = useState('');
+  const [status, setStatus] = useState<StudyStatusFilter>('current');
+  const archived = archivedQueryOf(status);
   const studies = useQuery({
     queryKey: ['studies', archived],
     queryFn: () => (archived === 'exclude' ? api.studies() : studiesArchived(api, archived)),
     refetchInterval: 10_000,
   });
+  const shown = studies.data ? filterStudies(studies.data, query, status) : [];
   return (
     <section className="page" aria-labelledby="studies-title">
       <div className="page-head">
@@ -37,17 +73,31 @@ export function StudiesPage() {
         ) : null}
       </div>
       {canAdminister ? <StudyDrafts /> : null}
-      <div className="row filters">
-        <label>
-          Show{' '}
-          <select value={archived} onChange={(e) => setArchived(e.target.value as ArchivedFilter)}>
-            {(Object.keys(FILTER_LABEL) as ArchivedFilter[]).map((f) => (
-              <option key={f} value={f}>
-                {FILTER_LABEL[f]}
+      <div className="row filters" role="search" aria-label="Filter studies">
+        <div className="field">
+          <label htmlFor="study-search">Search</label>
+          <input
+            id="study-search"
+            type="search"
+            value={query}
+            onChange={(e) => setQuery(e.target.value)}
+            placeholder="name, id, plan hash or hospital"
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="study-status-filter">Status</label>
+          <select
+            id="study-status-filter"
+            value={status}
+            onChange={(e) => setStatus(e.target.value as StudyStatusFilter)}
+          >
+            {STUDY_STATUS_FILTERS.map((f) => (
+              <option key={f.value} value={f.value}>
+                {f.label}
               </option>
             ))}
           </select>
-        </label>
+        </div>
       </div>
       {studies.isPending ? (
         <Loading label="Loading studies…" />
@@ -55,7 +105,7 @@ export function StudiesPage() {
         <ErrorMessage error={studies.error} title="The studies could not be loaded" />
       ) : studies.data.length === 0 && archived === 'only' ? (
         <EmptyState title="No archived study" />
-      ) : studies.data.length === 0 ? (
+      ) : studies.data.length === 0 && archived === 'exclude' && status === 'current' && !query.trim() ? (
         <EmptyState title="No study yet">
           {canAdminister ? (
             <>
@@ -65,56 +115,73 @@ export function StudiesPage() {
             'Administrators create studies.'
           )}
         </EmptyState>
+      ) : shown.length === 0 ? (
+        <EmptyState title="No study matches">Change the search or the status.</EmptyState>
       ) : (
-        <div className="table-wrap">
-          <table className="table">
-            <caption className="visually-hidden">Studies, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Study</th>
-                <th scope="col">Status</th>
-                <th scope="col">Plan</th>
-                <th scope="col">Approvals</th>
-                <th scope="col">Privacy</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {studies.data.map((s) => {
-                const approved = s.decisions.filter((d) => d.decision === 'approve').length;
-                return (
-                  <tr key={s.id}>
-                    <th scope="row">
-                      <Link to={`/studies/${s.id}`}>{s.name}</Link>
-                    </th>
-                    <td>
-                      <StudyStatusBadge status={s.status} />
-                      {s.paused ? <Badge tone="warning">paused</Badge> : null}
-                      {s.archivedAt ? <Badge tone="neutral">archived</Badge> : null}
-                    </td>
-                    <td>
-                      v{s.planVersion}{' '}
-                      <span className="mono muted small" title={s.planHash}>
-                        {s.planHash.slice(0, 10)}…
-                      </span>
-                    </td>
-                    <td>
-                      {approved} of {s.plan.silos.length}
-                    </td>
-                    <td>
-                      {s.plan.privacy.mode === 'none' ? (
-                        <span className="muted">no DP</span>
-                      ) : (
-                        `${s.plan.privacy.mode}, ε ≤ ${s.plan.privacy.targetEpsilon}`
-                      )}
-                    </td>
-                    <td className="nowrap">{formatTime(s.createdAt)}</td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+        <>
+          <p className="hint" role="status">
+            {shown.length === studies.data.length
+              ? `${shown.length} stud${shown.length === 1 ? 'y' : 'ies'}`
+              : `${shown.length} of ${studies.data.length} studies match`}
+          </p>
+          <div className="table-wrap">
+            <table className="table">
+              <caption className="visually-hidden">Studies, newest first</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Study</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Plan</th>
+                  <th scope="col">Progress</th>
+                  <th scope="col">Result</th>
+                  <th scope="col">Approvals</th>
+                  <th scope="col">Privacy</th>
+                  <th scope="col">Created</th>
+                </tr>
+              </thead>
+              <tbody>
+                {shown.map((s) => {
+                  const approved = s.decisions.filter((d) => d.decision === 'approve').length;
+                  return (
+                    <tr key={s.id} data-study-id={s.id}>
+                      <th scope="row">
+                        <Link to={`/studies/${s.id}`}>{s.name}</Link>
+                      </th>
+                      <td>
+                        <StudyStatusBadge status={s.status} />
+                        {s.paused ? <Badge tone="warning">paused</Badge> : null}
+                        {s.archivedAt ? <Badge tone="neutral">archived</Badge> : null}
+                      </td>
+                      <td>
+                        v{s.planVersion}{' '}
+                        <span className="mono muted small" title={s.planHash}>
+                          {s.planHash.slice(0, 10)}…
+                        </span>
+                      </td>
+                      <td>
+                        <StudyProgressCell study={s} />
+                      </td>
+                      <td>
+                        <StudyResultCell study={s} />
+                      </td>
+                      <td>
+                        {approved} of {s.plan.silos.length}
+                      </td>
+                      <td>
+                        {s.plan.privacy.mode === 'none' ? (
+                          <span className="muted">no DP</span>
+                        ) : (
+                          `${s.plan.privacy.mode}, ε ≤ ${s.plan.privacy.targetEpsilon}`
+                        )}
+                      </td>
+                      <td className="nowrap">{formatTime(s.createdAt)}</td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        </>
       )}
     </section>
   );
