@@ -2,8 +2,8 @@ import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, X
 import type { ReleasePlan, RoundView } from '@tessera/protocol';
 import { formatMetric } from '../lib/format.js';
 import { hasEvaluations, metricSeries, silosOfRounds, type MetricName } from '../lib/round-metrics.js';
-import { siloColour } from '../lib/silo-colour.js';
 import { Badge, EmptyState } from '../ui/feedback.js';
+import { useSiloColours } from './silo-colours.js';
 
 const TITLES: Record<MetricName, string> = { loss: 'Loss', accuracy: 'Accuracy', auc: 'AUC' };
 
@@ -19,6 +19,7 @@ export function DpEstimate() {
 function MetricChart({ rounds, metric }: { rounds: RoundView[]; metric: MetricName }) {
   const rows = metricSeries(rounds, metric);
   const silos = silosOfRounds(rounds);
+  const colours = useSiloColours();
   const titleId = `chart-${metric}`;
   const last = rows[rows.length - 1];
   const noisy = rows.some((r) => r.noisy);
@@ -59,7 +60,7 @@ function MetricChart({ rounds, metric }: { rounds: RoundView[]; metric: MetricNa
                 />
                 <Tooltip formatter={(v) => (typeof v === 'number' ? v.toFixed(3) : String(v))} />
                 <Legend wrapperStyle={{ fontSize: 12 }} />
-                {/* Each silo in its own colour (from its id: the same on every page); a round it missed is a gap,
+                {/* Each silo in its own colour (the same on every page and study); a round it missed is a gap,
                     never a line drawn through it. The mean is drawn in ink, thicker. */}
                 {silos.map((s) => (
                   <Line
@@ -67,9 +68,9 @@ function MetricChart({ rounds, metric }: { rounds: RoundView[]; metric: MetricNa
                     type="monotone"
                     dataKey={s.id}
                     name={s.name}
-                    stroke={siloColour(s.id)}
+                    stroke={colours.of(s.id)}
                     strokeWidth={1.5}
-                    dot={{ r: 2.5, fill: siloColour(s.id) }}
+                    dot={{ r: 2.5, fill: colours.of(s.id) }}
                     connectNulls={false}
                     isAnimationActive={false}
                   />

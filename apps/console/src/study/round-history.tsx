@@ -1,7 +1,7 @@
 import type { RoundHistoryView, SiloRoundCell, SiloRoundStatus } from '@tessera/protocol';
 import { formatTime } from '../lib/format.js';
-import { siloColour } from '../lib/silo-colour.js';
 import { Badge, EmptyState, type Tone } from '../ui/feedback.js';
+import { useSiloColours } from './silo-colours.js';
 
 const CELL_TONE: Record<SiloRoundStatus, Tone> = {
   trained: 'success',
@@ -13,9 +13,10 @@ const CELL_TONE: Record<SiloRoundStatus, Tone> = {
   dropped: 'neutral',
 };
 
-/** A silo's colour swatch, the same as its line in the charts (derived from its id). */
+/** A silo's colour swatch, the same as its line in the charts and in every study (lib/silo-colour.ts). */
 export function SiloSwatch({ siloId }: { siloId: string }) {
-  return <span className="silo-swatch" aria-hidden="true" style={{ background: siloColour(siloId) }} />;
+  const colours = useSiloColours();
+  return <span className="silo-swatch" aria-hidden="true" style={{ background: colours.of(siloId) }} />;
 }
 
 function Cell({ cell }: { cell: SiloRoundCell }) {

@@ -10,11 +10,12 @@ import type {
 } from '@tessera/protocol';
 import { MemoryRouter } from 'react-router';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { siloColour } from '../lib/silo-colour.js';
+import { SILO_PALETTE, siloColours } from '../lib/silo-colour.js';
 import { DecisionHistory } from './decision-history.js';
 import { MetricCharts } from './metric-charts.js';
 import { PlanVersions } from './plan-versions.js';
 import { RoundHistory } from './round-history.js';
+import { SiloColoursContext } from './silo-colours.js';
 
 afterEach(cleanup);
 
@@ -85,22 +86,34 @@ describe('the round history', () => {
   it('shows each silo with its own colour, the same whatever the order of the silos', () => {
     const swatchOf = (name: string) =>
       (screen.getByRole('columnheader', { name }).querySelector('.silo-swatch') as HTMLElement).style.background;
+    // The hub registered Emme first, then Aare: they get the palette's first two colours.
+    const colours = siloColours([
+      { id: AARE.id, createdAt: '2026-12-02T00:00:00.000Z' },
+      { id: EMME.id, createdAt: '2026-12-01T00:00:00.000Z' },
+    ]);
     const first = history();
-    render(<RoundHistory history={first} />);
+    render(
+      <SiloColoursContext.Provider value={colours}>
+        <RoundHistory history={first} />
+      </SiloColoursContext.Provider>,
+    );
     const aare = swatchOf('Aare');
     cleanup();
     const reordered = { ...first, silos: [EMME, AARE], rounds: [] };
     render(
-      <RoundHistory
-        history={{ ...reordered, rounds: first.rounds.map((r) => ({ ...r, silos: [...r.silos].reverse() })) }}
-      />,
+      <SiloColoursContext.Provider value={colours}>
+        <RoundHistory
+          history={{ ...reordered, rounds: first.rounds.map((r) => ({ ...r, silos: [...r.silos].reverse() })) }}
+        />
+      </SiloColoursContext.Provider>,
     );
     expect(swatchOf('Aare')).toBe(aare);
     expect(aare).not.toBe(swatchOf('Emme'));
-    // jsdom reports the colour as rgb(); it is the silo's colour from its id.
-    const hex = siloColour(AARE.id);
-    const rgb = `rgb(${parseInt(hex.slice(1, 3), 16)}, ${parseInt(hex.slice(3, 5), 16)}, ${parseInt(hex.slice(5, 7), 16)})`;
-    expect(aare).toBe(rgb);
+    // jsdom reports the colour as rgb(): Aare, registered second, has the palette's second colour.
+    const rgb = (hex: string) =>
+      `rgb(${parseInt(hex.slice(1, 3), 16)}, ${parseInt(hex.slice(3, 5), 16)}, ${parseInt(hex.slice(5, 7), 16)})`;
+    expect(aare).toBe(rgb(SILO_PALETTE[1]!));
+    expect(swatchOf('Emme')).toBe(rgb(SILO_PALETTE[0]!));
   });
 });
 

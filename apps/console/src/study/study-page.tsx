@@ -16,13 +16,23 @@ import { ReportPanel } from './report-panel.js';
 import { ParticipantStatusBadge, StudyStatusBadge } from './study-status.js';
 import { UpdateScreening } from './update-screening.js';
 import { useStudyLive, type LiveState } from './use-study-live.js';
+import { SiloColoursProvider } from './silo-colours.js';
 import { StudyDecisions, StudyPlanVersions, StudyRoundHistory } from './study-history-sections.js';
 import { StudyLifecycleActions } from './study-lifecycle-actions.js';
 import { StudyFairness } from './study-fairness.js';
 
 const TERMINAL = ['completed', 'stopped', 'failed'];
 
+/** A study's page, its silos in the colours they have on every page (SiloColoursProvider). */
 export function StudyPage() {
+  return (
+    <SiloColoursProvider>
+      <StudyPageContent />
+    </SiloColoursProvider>
+  );
+}
+
+function StudyPageContent() {
   const { id = '' } = useParams();
   const api = useApi();
   const study = useQuery({ queryKey: ['study', id], queryFn: () => api.study(id) });
