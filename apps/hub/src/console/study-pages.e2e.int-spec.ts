@@ -258,6 +258,21 @@ describe('study pages in Chromium against a real hub and agents', () => {
     // The list holds the completed study and its draft clone, each with its progress.
     await page.getByRole('link', { name: '← Studies' }).click();
     await expect.poll(() => page.locator('table tbody tr').count()).toBe(2);
+    const listed = page.locator('table tbody tr');
+    const completed = page.locator(`tr[data-study-id="${study.id}"]`);
+    await expect.poll(() => completed.innerText()).toMatch(/completed: 3 of 3 rounds/);
+    expect(await completed.innerText()).toMatch(/accuracy 0\.\d{3}[\s\S]*final model/);
+    expect(await page.locator(`tr[data-study-id="${cloneId}"]`).innerText()).toMatch(/not submitted[\s\S]*—/);
+    // The search narrows the list: a hospital's name keeps both, the clone's id only the clone.
+    const search = page.getByRole('searchbox', { name: 'Search' });
+    await search.fill('long beach');
+    await expect.poll(() => listed.count()).toBe(2);
+    await search.fill(cloneId.slice(0, 13));
+    await expect.poll(() => listed.count()).toBe(1);
+    expect(await listed.first().getAttribute('data-study-id')).toBe(cloneId);
+    await page.getByText('1 of 2 studies match').waitFor();
+    await search.fill('');
+    await expect.poll(() => listed.count()).toBe(2);
     await pageScreenshot(page, 'console-studies');
 
     // The source can now be archived: gone from the default list, listed under the Archived filter.
@@ -268,7 +283,7 @@ describe('study pages in Chromium against a real hub and agents', () => {
     await page.getByRole('link', { name: '← Studies' }).click();
     const rows = page.locator('table tbody tr');
     await expect.poll(() => rows.count()).toBe(1);
-    await page.getByLabel('Show').selectOption('only');
+    await page.getByLabel('Status').selectOption('archived');
     await expect.poll(() => rows.first().innerText()).toMatch(/archived/);
 
     // The study page's head, approvals and decisions, round history and plan versions stay within a phone's width
