@@ -140,6 +140,17 @@ describe('ReadCache', () => {
     expect(await second).toBe('after#1');
   });
 
+  it('answers a computation that throws before its first await with a rejected promise, not a throw', async () => {
+    const t = setup();
+    const failing = () => {
+      throw new Error('no such study');
+    };
+    const answer = t.cache.read('k', failing as () => Promise<string>);
+    await expect(answer).rejects.toThrow('no such study');
+    const off = new ReadCache(null, { maxEntries: 1, maxAgeMs: 1 });
+    await expect(off.read('k', failing as () => Promise<string>)).rejects.toThrow('no such study');
+  });
+
   it('does not keep a failed computation', async () => {
     const t = setup();
     await expect(t.cache.read('k', () => Promise.reject(new Error('not found')))).rejects.toThrow('not found');

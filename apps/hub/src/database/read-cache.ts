@@ -63,7 +63,8 @@ export class ReadCache {
 
   read<T>(key: string, compute: () => Promise<T>): Promise<T> {
     const generation = this.generation;
-    if (!generation) return compute();
+    // Always a promise, also when `compute` throws before its first await.
+    if (!generation) return (async () => compute())();
     const hit = this.entries.get(key);
     if (hit && !generation.changedSince(hit.version, hit.read) && this.now() - hit.startedAt <= this.options.maxAgeMs) {
       // Most recently used goes last (Map keeps insertion order).
@@ -107,7 +108,7 @@ export class ReadCache {
       version: generation.value,
       startedAt: this.now(),
       read,
-      value: generation.recording(read, compute),
+      value: generation.recording(read, async () => compute()),
       settled: false,
     };
     this.entries.delete(key);
