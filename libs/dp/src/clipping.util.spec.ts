@@ -45,7 +45,7 @@ describe('clipToNormInPlace', () => {
         } else {
           expect(l2Norm(clipped)).toBeGreaterThan(clipNorm * (1 - 1e-6));
           clipped.forEach((v, i) =>
-            expect(Math.abs(v - original[i] * factor)).toBeLessThanOrEqual(Math.abs(original[i]) * 1e-6 + 1e-30),
+            expect(Math.abs(v - original[i]! * factor)).toBeLessThanOrEqual(Math.abs(original[i]!) * 1e-6 + 1e-30),
           );
         }
       }),

@@ -11,7 +11,7 @@ import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-para
 export function l2Norm(values: Float32Array | Float64Array | readonly number[]): number {
   let scale = 0;
   for (let i = 0; i < values.length; i++) {
-    const a = Math.abs(values[i]);
+    const a = Math.abs(values[i]!);
     if (Number.isNaN(a)) return NaN;
     if (a > scale) scale = a;
   }
@@ -19,7 +19,7 @@ export function l2Norm(values: Float32Array | Float64Array | readonly number[]):
   if (scale === Infinity) return Infinity;
   let sum = 0;
   for (let i = 0; i < values.length; i++) {
-    const r = values[i] / scale;
+    const r = values[i]! / scale;
     sum += r * r;
   }
   return scale * Math.sqrt(sum);
@@ -51,7 +51,7 @@ export function clipToNormInPlace(values: Float32Array | Float64Array, clipNorm:
   // Each pass shrinks by at least the overshoot plus 2^-40 of slack; two passes suffice in practice.
   for (let pass = 0; norm > clipNorm; pass++) {
     const factor = pass === 0 ? clipNorm / norm : (clipNorm / norm) * (1 - 2 ** -40 * 2 ** pass);
-    for (let i = 0; i < values.length; i++) values[i] *= factor;
+    for (let i = 0; i < values.length; i++) values[i]! *= factor;
     total *= factor;
     norm = l2Norm(values);
   }

@@ -243,7 +243,7 @@ function countBelow(sorted: Float64Array, t: number): number {
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (sorted[mid] < t) lo = mid + 1;
+    if (sorted[mid]! < t) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -255,7 +255,7 @@ function countAtMost(sorted: Float64Array, t: number): number {
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (sorted[mid] <= t) lo = mid + 1;
+    if (sorted[mid]! <= t) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -152,7 +152,7 @@ export function addGaussianNoiseInPlace(
   const lattice = noiseLattice(stddev, options.granularityBits);
   const gamma = lattice.granularity;
   for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i] / gamma)) {
+    if (!Number.isFinite(values[i]! / gamma)) {
       throw new PrivacyParameterError(
         PrivacyParameterErrorCode.NonFiniteValue,
         'values',
@@ -163,7 +163,7 @@ export function addGaussianNoiseInPlace(
   const sampler = new KarneyDiscreteGaussianSampler(lattice.latticeSigma, options.rng ?? defaultRandomSource());
   for (let i = 0; i < values.length; i++) {
     // x / gamma is exact (power-of-two scaling); the integer sum is rounded only as a function of itself.
-    values[i] = (Math.round(values[i] / gamma) + sampler.sample()) * gamma;
+    values[i] = (Math.round(values[i]! / gamma) + sampler.sample()) * gamma;
   }
   return {
     mechanism: 'discrete-gaussian-lattice',

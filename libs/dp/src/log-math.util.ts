@@ -16,10 +16,10 @@ export function logAdd(a: number, b: number): number {
 /** log(sum(exp(values))) with the maximum factored out, so huge or tiny logs neither overflow nor vanish. */
 export function logSumExp(values: ArrayLike<number>): number {
   let max = -Infinity;
-  for (let i = 0; i < values.length; i++) if (values[i] > max) max = values[i];
+  for (let i = 0; i < values.length; i++) if (values[i]! > max) max = values[i]!;
   if (max === -Infinity || max === Infinity) return max;
   let sum = 0;
-  for (let i = 0; i < values.length; i++) sum += Math.exp(values[i] - max);
+  for (let i = 0; i < values.length; i++) sum += Math.exp(values[i]! - max);
   return max + Math.log(sum);
 }
 
@@ -111,7 +111,7 @@ export function logFactorial(n: number): number {
       logFactorialCache = new Float64Array(LOG_FACTORIAL_CACHE_SIZE);
       for (let k = 2; k < LOG_FACTORIAL_CACHE_SIZE; k++) logFactorialCache[k] = logGamma(k + 1);
     }
-    return logFactorialCache[n];
+    return logFactorialCache[n]!;
   }
   return logGamma(n + 1);
 }

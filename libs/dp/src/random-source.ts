@@ -26,7 +26,7 @@ export class CryptoRandomSource implements RandomSource {
       randomFillSync(this.words);
       this.next = 0;
     }
-    return this.words[this.next++];
+    return this.words[this.next++]!;
   }
 
   fillUint32(out: Uint32Array): void {
@@ -55,7 +55,7 @@ export class SeededRandomSource implements RandomSource {
       this.words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
       this.next = 0;
     }
-    return this.words[this.next++];
+    return this.words[this.next++]!;
   }
 }
 

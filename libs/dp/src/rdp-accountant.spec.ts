@@ -72,14 +72,14 @@ describe('published known answers: RDP of the sampled Gaussian', () => {
 
   // tensorflow/privacy rdp_accountant_test.py, test_compute_rdp_scalar: compute_rdp(0.1, 2, 10, 5) ~ 0.07737 (5 places)
   it('q = 0.1, sigma = 2, 10 steps, order 5 (TF Privacy test_compute_rdp_scalar)', () => {
-    const rdp = computeRdp({ samplingRate: 0.1, noiseMultiplier: 2, steps: 10 }, { orders: [5] }).rdp[0];
+    const rdp = computeRdp({ samplingRate: 0.1, noiseMultiplier: 2, steps: 10 }, { orders: [5] }).rdp[0]!;
     expect(Math.abs(rdp - 0.07737)).toBeLessThan(5e-6);
     // mpmath reference (reference/rdp_reference.py): 10 * 0.007736968489795865. The exact-integral figure holds all its
     // digits; the charged one is above it only by its rounding guard (a few units of 2^-52 in log A per step).
     const exact = computeRdp(
       { samplingRate: 0.1, noiseMultiplier: 2, steps: 10 },
       { orders: [5], fractionalOrderSeries: 'exact-integral' },
-    ).rdp[0];
+    ).rdp[0]!;
     expectRelative(exact, 0.07736968489795865, 1e-13);
     expect(rdp).toBeGreaterThanOrEqual(exact);
     expectRelative(rdp, 0.07736968489795865, 1e-11);
@@ -94,7 +94,7 @@ describe('published known answers: RDP of the sampled Gaussian', () => {
       { orders, fractionalOrderSeries: 'exact-integral' },
     );
     const expected = [0.00065, 0.001085, 0.00218075, 0.023846, 167.416307];
-    expected.forEach((value, k) => expect(Math.abs(rdp[k] - value)).toBeLessThan(1e-5));
+    expected.forEach((value, k) => expect(Math.abs(rdp[k]! - value)).toBeLessThan(1e-5));
     expect(rdp[5]).toBe(Infinity);
   });
 
@@ -108,9 +108,9 @@ describe('published known answers: RDP of the sampled Gaussian', () => {
     const charged = computeRdp(event, { orders }).rdp;
     const exact = computeRdp(event, { orders, fractionalOrderSeries: 'exact-integral' }).rdp;
     const published = [6.70579741e-4, 1.0854871e-3, 2.18075656e-3, 2.38460375e-2, 1.67416308e2];
-    published.forEach((value, k) => expectRelative(charged[k], value, 1e-8));
-    [2, 3, 4].forEach((k) => expectRelative(exact[k], published[k], 1e-8));
-    expect(exact[0]).toBeLessThan(0.98 * published[0]);
+    published.forEach((value, k) => expectRelative(charged[k]!, value, 1e-8));
+    [2, 3, 4].forEach((k) => expectRelative(exact[k]!, published[k]!, 1e-8));
+    expect(exact[0]).toBeLessThan(0.98 * published[0]!);
     expect(charged[5]).toBe(Infinity);
   });
 
@@ -123,7 +123,7 @@ describe('published known answers: RDP of the sampled Gaussian', () => {
       { samplingRate: 0.01, noiseMultiplier: 2.5, steps: 50 },
       { orders, fractionalOrderSeries: 'exact-integral' },
     );
-    [6.5007e-4, 1.0854e-3, 2.1808e-3, 2.3846e-2, 1.6742e2].forEach((value, k) => expectRelative(rdp[k], value, 1e-4));
+    [6.5007e-4, 1.0854e-3, 2.1808e-3, 2.3846e-2, 1.6742e2].forEach((value, k) => expectRelative(rdp[k]!, value, 1e-4));
   });
 });
 
@@ -399,7 +399,7 @@ describe('properties', () => {
     fc.assert(
       fc.property(sigma, steps, fc.double({ min: 1.01, max: 500, noNaN: true }), (s, t, order) => {
         const { rdp } = computeRdp({ noiseMultiplier: s, samplingRate: 1, steps: t }, { orders: [order] });
-        expectRelative(rdp[0], (t * order) / (2 * s * s), 1e-14);
+        expectRelative(rdp[0]!, (t * order) / (2 * s * s), 1e-14);
       }),
       { numRuns: 50 },
     );
@@ -414,10 +414,10 @@ describe('properties', () => {
         const charged = computeRdp(event, { orders: SMALL_GRID }).rdp;
         SMALL_GRID.forEach((order, k) => {
           expect(exact[k]).toBeGreaterThanOrEqual(0);
-          expect(exact[k]).toBeLessThanOrEqual(order / (2 * s * s) + slack(exact[k]));
-          if (k > 0) expect(exact[k - 1]).toBeLessThanOrEqual(exact[k] + 1e-9 * exact[k]);
+          expect(exact[k]).toBeLessThanOrEqual(order / (2 * s * s) + slack(exact[k]!));
+          if (k > 0) expect(exact[k - 1]).toBeLessThanOrEqual(exact[k]! + 1e-9 * exact[k]!);
           // The charged figure bounds it from above; +Infinity only where dp_accounting excludes a fractional order.
-          expect(charged[k]).toBeGreaterThanOrEqual(exact[k]);
+          expect(charged[k]).toBeGreaterThanOrEqual(exact[k]!);
           if (charged[k] === Infinity) expect(Number.isInteger(order)).toBe(false);
         });
       }),
@@ -442,9 +442,9 @@ describe('properties', () => {
           { orders: SMALL_GRID },
         ).rdp;
         SMALL_GRID.forEach((_, k) => {
-          expect(both[k]).toBe(a[k] + b[k]);
+          expect(both[k]).toBe(a[k]! + b[k]!);
           if (merged[k] === Infinity) expect(split[k]).toBe(Infinity);
-          else expect(Math.abs(split[k] - merged[k])).toBeLessThanOrEqual(1e-12 * merged[k]);
+          else expect(Math.abs(split[k]! - merged[k]!)).toBeLessThanOrEqual(1e-12 * merged[k]!);
         });
       }),
       { numRuns: 30 },

@@ -439,7 +439,7 @@ export function computeRdp(event: SampledGaussianEvent, options: RdpOptions = {}
   const series = options.fractionalOrderSeries ?? CHARGED_FRACTIONAL_ORDER_SERIES;
   const rdp = new Float64Array(orders.length);
   for (let k = 0; k < orders.length; k++) {
-    const step = rdpSampledGaussianStep(event.samplingRate, event.noiseMultiplier, orders[k], series);
+    const step = rdpSampledGaussianStep(event.samplingRate, event.noiseMultiplier, orders[k]!, series);
     // 0 * Infinity would be NaN; steps >= 1 so this only guards q = 0 at order Infinity, which is 0.
     rdp[k] = step === 0 ? 0 : event.steps * step;
   }
@@ -463,7 +463,7 @@ export function composeRdp(events: readonly SampledGaussianEvent[], options: Rdp
   const total = new Float64Array(orders.length);
   for (const event of events) {
     const { rdp } = computeRdp(event, { ...options, orders });
-    for (let k = 0; k < orders.length; k++) total[k] += rdp[k];
+    for (let k = 0; k < orders.length; k++) total[k]! += rdp[k]!;
   }
   return { orders, rdp: total };
 }
@@ -494,11 +494,11 @@ export function epsilonFromRdp(orders: readonly number[], rdp: ArrayLike<number>
   assertDelta(delta);
   assertCurve(orders, rdp);
   let best = Infinity;
-  let bestOrder = orders[0];
+  let bestOrder = orders[0]!;
   for (let k = 0; k < orders.length; k++) {
-    const alpha = orders[k];
+    const alpha = orders[k]!;
     // A tiny negative value can only come from rounding in the exact series (RDP >= 0 always).
-    const r = Math.max(0, rdp[k]);
+    const r = Math.max(0, rdp[k]!);
     let epsilon: number;
     if (delta * delta + Math.expm1(-r) > 0) {
       epsilon = 0;
@@ -529,10 +529,10 @@ export function deltaFromRdp(orders: readonly number[], rdp: ArrayLike<number>, 
   }
   assertCurve(orders, rdp);
   let bestLog = Infinity;
-  let bestOrder = orders[0];
+  let bestOrder = orders[0]!;
   for (let k = 0; k < orders.length; k++) {
-    const alpha = orders[k];
-    const r = Math.max(0, rdp[k]);
+    const alpha = orders[k]!;
+    const r = Math.max(0, rdp[k]!);
     let logDelta = r === 0 ? -Infinity : r === Infinity ? 0 : 0.5 * Math.log1p(-Math.exp(-r));
     if (alpha > 1.01 && alpha !== Infinity && r !== Infinity) {
       const bound = (alpha - 1) * (r - epsilon + Math.log1p(-1 / alpha)) - Math.log(alpha);

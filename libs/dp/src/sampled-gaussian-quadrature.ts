@@ -85,12 +85,12 @@ export function logASampledGaussianQuadrature(q: number, sigma: number, alpha: n
     const centre = (lo + hi) / 2;
     const half = (hi - lo) / 2;
     const fc = integrand(centre);
-    let kronrod = WGK[7] * fc;
-    let gauss = WG[3] * fc;
+    let kronrod = WGK[7]! * fc;
+    let gauss = WG[3]! * fc;
     for (let k = 0; k < 7; k++) {
-      const sum = integrand(centre - half * XGK[k]) + integrand(centre + half * XGK[k]);
-      kronrod += WGK[k] * sum;
-      if (k % 2 === 1) gauss += WG[(k - 1) / 2] * sum;
+      const sum = integrand(centre - half * XGK[k]!) + integrand(centre + half * XGK[k]!);
+      kronrod += WGK[k]! * sum;
+      if (k % 2 === 1) gauss += WG[(k - 1) / 2]! * sum;
     }
     return { kronrod: kronrod * half, error: Math.abs((kronrod - gauss) * half) };
   };
@@ -98,8 +98,8 @@ export function logASampledGaussianQuadrature(q: number, sigma: number, alpha: n
   const pending: Array<{ lo: number; hi: number; kronrod: number; error: number }> = [];
   let total = 0;
   for (let k = 0; k + 1 < points.length; k++) {
-    const r = rule(points[k], points[k + 1]);
-    pending.push({ lo: points[k], hi: points[k + 1], ...r });
+    const r = rule(points[k]!, points[k + 1]!);
+    pending.push({ lo: points[k]!, hi: points[k + 1]!, ...r });
     total += r.kronrod;
   }
   let intervals = pending.length;
