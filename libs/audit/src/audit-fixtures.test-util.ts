@@ -47,7 +47,7 @@ export function recordInput(i: number): AuditRecordInput {
         : i % 3 === 1
           ? { type: 'silo', id: `silo-${i % 5}` }
           : { type: 'system', id: 'hub' },
-    action: actions[i % actions.length],
+    action: actions[i % actions.length]!,
     subject: { studyId: 'study-1', ...(i % 2 === 0 ? { siloId: `silo-${i % 5}` } : { roundId: `round-${i}` }) },
     details: { index: i, epsilonSpent: i / 8, note: i % 4 === 0 ? 'é€😀' : null, tags: ['a', i] },
   };
@@ -73,6 +73,6 @@ export function flipHex(hex: string, at = 0): string {
 /** Flips one bit of a base64 signature: same length, different bytes. */
 export function flipSignature(signature: string): string {
   const bytes = Buffer.from(signature, 'base64');
-  bytes[10] ^= 0x01;
+  bytes[10]! ^= 0x01;
   return bytes.toString('base64');
 }

@@ -14,7 +14,7 @@ import { buildChain, clone } from './audit-fixtures.test-util';
 
 // A three-record chain from literal inputs. Its hashes were computed once with this implementation and are frozen
 // here: any change to the canonical form or the hashed fields must fail this test (it is a format change).
-function literalChain(): AuditRecord[] {
+function literalChain(): [AuditRecord, AuditRecord, AuditRecord] {
   const r1 = appendRecord(null, {
     time: '2025-01-15T09:00:00.000Z',
     actor: { type: 'user', id: 'u-1', name: 'Alice' },
@@ -90,7 +90,7 @@ describe('appendRecord', () => {
   it('continues from an anchor given as { seq, hash }', () => {
     const chain = buildChain(3);
     const next = appendRecord(
-      { seq: chain[2].seq, hash: chain[2].hash },
+      { seq: chain[2]!.seq, hash: chain[2]!.hash },
       { time: '2025-03-02T00:00:00Z', actor: { type: 'system', id: 'hub' }, action: 'checkpoint.signed' },
     );
     expect(next.seq).toBe(4);

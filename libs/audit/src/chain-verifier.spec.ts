@@ -7,7 +7,7 @@ import { buildChain, clone, flipHex, recordInput } from './audit-fixtures.test-u
 const CHAIN = buildChain(9);
 
 function headOf(records: readonly AuditRecord[]): { seq: number; hash: string } {
-  const last = records[records.length - 1];
+  const last = records[records.length - 1]!;
   return { seq: last.seq, hash: last.hash };
 }
 
@@ -53,7 +53,7 @@ const FIELD_EDITS: { name: string; edit: (r: AuditRecord) => void; reasons: Chai
 
 describe('verifyChain', () => {
   it('accepts a valid chain and reports its head', () => {
-    expect(verifyChain(CHAIN)).toEqual({ ok: true, count: 9, headSeq: 9, headHash: CHAIN[8].hash });
+    expect(verifyChain(CHAIN)).toEqual({ ok: true, count: 9, headSeq: 9, headHash: CHAIN[8]!.hash });
     expect(verifyChain(CHAIN, { expectedHead: headOf(CHAIN) }).ok).toBe(true);
   });
 
@@ -67,8 +67,8 @@ describe('verifyChain', () => {
 
   it('verifies a segment after a trusted anchor', () => {
     const segment = CHAIN.slice(4);
-    const after = { seq: CHAIN[3].seq, hash: CHAIN[3].hash };
-    expect(verifyChain(segment, { after })).toEqual({ ok: true, count: 5, headSeq: 9, headHash: CHAIN[8].hash });
+    const after = { seq: CHAIN[3]!.seq, hash: CHAIN[3]!.hash };
+    expect(verifyChain(segment, { after })).toEqual({ ok: true, count: 5, headSeq: 9, headHash: CHAIN[8]!.hash });
     expectBroken(verifyChain(segment, { after: { seq: 4, hash: flipHex(after.hash) } }), 5, [
       ChainBreakCode.PrevHashMismatch,
     ]);
@@ -103,7 +103,7 @@ describe('ChainVerifier (streaming)', () => {
     const verifier = new ChainVerifier();
     for (const r of CHAIN.slice(0, 4)) expect(verifier.push(r)).toBeNull();
     expect(verifier.count).toBe(4);
-    expect(verifier.head).toEqual({ seq: 4, hash: CHAIN[3].hash });
+    expect(verifier.head).toEqual({ seq: 4, hash: CHAIN[3]!.hash });
     const forged = { ...clone(CHAIN[4]), action: 'forged' };
     const first = verifier.push(forged);
     expect(first?.reason).toBe(ChainBreakCode.HashMismatch);
@@ -134,7 +134,7 @@ describe('tamper detection (property)', () => {
         sizes.chain((n) => fc.tuple(fc.constant(n), position(n), fc.constantFrom(...FIELD_EDITS))),
         ([n, p, mutation]) => {
           const records = clone(CHAIN.slice(0, n));
-          mutation.edit(records[p]);
+          mutation.edit(records[p]!);
           expectBroken(verifyChain(records, { expectedHead: headOf(CHAIN.slice(0, n)) }), p + 1, mutation.reasons);
         },
       ),
@@ -148,8 +148,8 @@ describe('tamper detection (property)', () => {
         sizes.chain((n) => fc.tuple(fc.constant(n), position(n))),
         ([n, p]) => {
           const records = clone(CHAIN.slice(0, n));
-          records[p].details = { ...records[p].details, rewritten: true };
-          records[p].hash = computeRecordHash(records[p]);
+          records[p]!.details = { ...records[p]!.details, rewritten: true };
+          records[p]!.hash = computeRecordHash(records[p]!);
           const result = verifyChain(records, { expectedHead: headOf(CHAIN.slice(0, n)) });
           if (p < n - 1) expectBroken(result, p + 2, [ChainBreakCode.PrevHashMismatch]);
           else expectBroken(result, n, [ChainBreakCode.HeadMismatch]);
@@ -181,8 +181,8 @@ describe('tamper detection (property)', () => {
           .chain((n) => fc.tuple(fc.constant(n), fc.uniqueArray(position(n), { minLength: 2, maxLength: 2 }))),
         ([n, [a, b]]) => {
           const records = CHAIN.slice(0, n);
-          [records[a], records[b]] = [records[b], records[a]];
-          expectBroken(verifyChain(records, { expectedHead: headOf(CHAIN.slice(0, n)) }), Math.min(a, b) + 1, [
+          [records[a!], records[b!]] = [records[b!]!, records[a!]!];
+          expectBroken(verifyChain(records, { expectedHead: headOf(CHAIN.slice(0, n)) }), Math.min(a!, b!) + 1, [
             ChainBreakCode.SeqGap,
           ]);
         },
@@ -197,7 +197,7 @@ describe('tamper detection (property)', () => {
         sizes.chain((n) => fc.tuple(fc.constant(n), position(n))),
         ([n, p]) => {
           const records = CHAIN.slice(0, n);
-          records.splice(p + 1, 0, clone(records[p]));
+          records.splice(p + 1, 0, clone(records[p]!));
           expectBroken(verifyChain(records, { expectedHead: headOf(CHAIN.slice(0, n)) }), p + 2, [
             ChainBreakCode.SeqNotIncreasing,
           ]);
@@ -213,7 +213,7 @@ describe('tamper detection (property)', () => {
         sizes.chain((n) => fc.tuple(fc.constant(n), fc.integer({ min: 0, max: n }), position(n))),
         ([n, at, from]) => {
           const records = CHAIN.slice(0, n);
-          records.splice(at, 0, clone(CHAIN[from]));
+          records.splice(at, 0, clone(CHAIN[from]!));
           // The replayed copy breaks the chain where it lands, unless it is the record that belongs there: then the
           // original, now one position later, is the duplicate.
           const expected = from === at ? at + 2 : at + 1;
@@ -232,7 +232,7 @@ describe('tamper detection (property)', () => {
         ([n, at]) => {
           const records = CHAIN.slice(0, n);
           // The forger links the new record properly to its predecessor and hashes it correctly.
-          const forged = appendRecord(at === 0 ? null : records[at - 1], {
+          const forged = appendRecord(at === 0 ? null : records[at - 1]!, {
             ...recordInput(at),
             action: 'silo.revoked',
           });

@@ -10,7 +10,7 @@ const TEXT = CHAIN.map(serializeLine).join('');
 
 describe('serializeLine', () => {
   it('writes one canonical JSON line per record', () => {
-    const line = serializeLine(CHAIN[0]);
+    const line = serializeLine(CHAIN[0]!);
     expect(line.endsWith('\n')).toBe(true);
     expect(line.slice(0, -1)).not.toContain('\n');
     expect(line.startsWith('{"action":')).toBe(true);
@@ -18,7 +18,7 @@ describe('serializeLine', () => {
   });
 
   it('refuses a malformed record', () => {
-    expect(() => serializeLine({ ...CHAIN[0], seq: 0 })).toThrow(/seq must be/);
+    expect(() => serializeLine({ ...CHAIN[0]!, seq: 0 })).toThrow(/seq must be/);
   });
 });
 
@@ -67,13 +67,13 @@ describe('parseLines', () => {
       [4, LogLineProblemCode.NotARecord],
       [5, LogLineProblemCode.BlankLine],
     ]);
-    expect(problems[0].message).toMatch(/^line 2: /);
-    expect(problems[1].message).toMatch(/line 4: unknown field "hello"/);
+    expect(problems[0]!.message).toMatch(/^line 2: /);
+    expect(problems[1]!.message).toMatch(/line 4: unknown field "hello"/);
     expect(records.map((r) => r.seq)).toEqual([1, 3, 5]);
   });
 
   it('reports an unterminated last line as a torn write', () => {
-    const torn = TEXT + serializeLine(appendRecord(CHAIN[4], recordInput(5))).slice(0, 30);
+    const torn = TEXT + serializeLine(appendRecord(CHAIN[4]!, recordInput(5))).slice(0, 30);
     const { records, problems } = parseLines(torn);
     expect(records).toEqual(CHAIN);
     expect(problems).toEqual([
@@ -86,7 +86,7 @@ describe('parseLines', () => {
   });
 
   it('parses a single line for streaming readers', () => {
-    expect(parseLine(serializeLine(CHAIN[2]).trimEnd(), 3)).toEqual({ ok: true, record: CHAIN[2] });
+    expect(parseLine(serializeLine(CHAIN[2]!).trimEnd(), 3)).toEqual({ ok: true, record: CHAIN[2] });
     expect(parseLine('nope', 9)).toMatchObject({
       ok: false,
       problem: { line: 9, code: LogLineProblemCode.InvalidJson },

@@ -67,7 +67,7 @@ describe('buildBundle / verifyBundle', () => {
     const bundle = wholeChainBundle();
     expect(bundle.format).toBe(AUDIT_BUNDLE_FORMAT);
     expect(bundle.checkpoints.map((c) => c.seq)).toEqual([4, 8, 12]);
-    expect(bundle.checkpoints[2]).toMatchObject({ headHash: CHAIN[11].hash, time: GENERATED_AT, count: 12 });
+    expect(bundle.checkpoints[2]).toMatchObject({ headHash: CHAIN[11]!.hash, time: GENERATED_AT, count: 12 });
     const result = verifyBundle(JSON.parse(JSON.stringify(bundle)), { trustedPublicKey: publicKeyPem(HUB) });
     expect(result).toEqual({
       ok: true,
@@ -77,7 +77,7 @@ describe('buildBundle / verifyBundle', () => {
         records: 12,
         fromSeq: 1,
         headSeq: 12,
-        headHash: CHAIN[11].hash,
+        headHash: CHAIN[11]!.hash,
         checkpointsVerified: 3,
         checkpointsTotal: 3,
         signerKeyId: publicKeyFingerprint(HUB),
@@ -107,7 +107,7 @@ describe('buildBundle / verifyBundle', () => {
       /MISSING_START_ANCHOR/,
     );
     const broken = clone(CHAIN);
-    broken[3].action = 'forged';
+    broken[3]!.action = 'forged';
     expect(() => buildBundle({ records: broken, study: STUDY, signingKey: HUB })).toThrow(BundleBuildError);
     expect(() => buildBundle({ records: [], study: STUDY, signingKey: HUB })).toThrow(/at least one record/);
     expect(() =>
@@ -161,7 +161,7 @@ describe('buildBundle / verifyBundle', () => {
 
   it('reports a signed checkpoint that disagrees with the chain, at its seq', () => {
     const bundle = wholeChainBundle();
-    bundle.checkpoints[0] = signCheckpoint({ seq: 4, headHash: CHAIN[5].hash, time: GENERATED_AT }, HUB);
+    bundle.checkpoints[0] = signCheckpoint({ seq: 4, headHash: CHAIN[5]!.hash, time: GENERATED_AT }, HUB);
     const result = verifyBundle(resign(bundle));
     expect(result.problems).toEqual([expect.objectContaining({ code: BundleProblemCode.CheckpointMismatch, seq: 4 })]);
     expect(result.firstBroken).toMatchObject({ seq: 4, code: BundleProblemCode.CheckpointMismatch });
@@ -170,12 +170,12 @@ describe('buildBundle / verifyBundle', () => {
   it('reports tampered, foreign, malformed, duplicate and miscounted checkpoints', () => {
     const bundle = wholeChainBundle();
     bundle.checkpoints = [
-      { ...bundle.checkpoints[0], signature: flipSignature(bundle.checkpoints[0].signature) },
+      { ...bundle.checkpoints[0]!, signature: flipSignature(bundle.checkpoints[0]!.signature) },
       checkpointAt(CHAIN, 6, OTHER),
       { ...bundle.checkpoints[1], extra: 1 } as Checkpoint,
-      bundle.checkpoints[2],
-      bundle.checkpoints[2],
-      signCheckpoint({ seq: 10, headHash: CHAIN[9].hash, time: GENERATED_AT, count: 9 }, HUB),
+      bundle.checkpoints[2]!,
+      bundle.checkpoints[2]!,
+      signCheckpoint({ seq: 10, headHash: CHAIN[9]!.hash, time: GENERATED_AT, count: 9 }, HUB),
     ];
     expect(codes(resign(bundle))).toEqual([
       BundleProblemCode.CheckpointSignatureInvalid,
@@ -225,10 +225,10 @@ describe('buildBundle / verifyBundle', () => {
   it('catches a rewritten history even when the hub re-signs the bundle, through earlier checkpoints', () => {
     const bundle = wholeChainBundle();
     const rewritten = clone(CHAIN);
-    rewritten[1].details = { note: 'approval removed' };
+    rewritten[1]!.details = { note: 'approval removed' };
     for (let i = 1; i < rewritten.length; i++) {
-      rewritten[i].prevHash = rewritten[i - 1].hash;
-      rewritten[i].hash = computeRecordHash(rewritten[i]);
+      rewritten[i]!.prevHash = rewritten[i - 1]!.hash;
+      rewritten[i]!.hash = computeRecordHash(rewritten[i]!);
     }
     // The new head checkpoint is honest about the new chain, but the older checkpoints (4, 8) were published before.
     const result = verifyBundle(
@@ -282,9 +282,9 @@ describe('bundle tamper detection (property)', () => {
         fc.constantFrom('edit', 'delete', 'duplicate'),
         (p, kind) => {
           const records = clone(CHAIN);
-          if (kind === 'edit') records[p].details = { ...records[p].details, tampered: true };
+          if (kind === 'edit') records[p]!.details = { ...records[p]!.details, tampered: true };
           if (kind === 'delete') records.splice(p, 1);
-          if (kind === 'duplicate') records.splice(p, 0, clone(records[p]));
+          if (kind === 'duplicate') records.splice(p, 0, clone(records[p]!));
           const result = verifyBundle({ ...bundle, records });
           expect(result.ok).toBe(false);
           expect(result.problems.map((x) => x.code)).toContain(BundleProblemCode.SignatureInvalid);

@@ -390,8 +390,8 @@ export function buildBundle(input: BuildBundleInput): AuditBundle {
   }
   if (input.records.length === 0) throw new BundleBuildError('a bundle needs at least one record');
   const generatedAt = input.generatedAt ?? new Date().toISOString();
-  const fromSeq = input.records[0].seq;
-  const head = input.records[input.records.length - 1];
+  const fromSeq = input.records[0]!.seq;
+  const head = input.records[input.records.length - 1]!;
   const checkpoints = (input.checkpoints ?? []).filter((cp) => cp.seq >= fromSeq - 1 && cp.seq <= head.seq);
   if (!checkpoints.some((cp) => cp.seq === head.seq)) {
     checkpoints.push(signCheckpoint({ seq: head.seq, headHash: head.hash, time: generatedAt, count: head.seq }, key));

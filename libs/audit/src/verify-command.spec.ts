@@ -19,7 +19,7 @@ const BUNDLE = buildBundle({
 
 function tampered(): AuditBundle {
   const bundle = clone(BUNDLE);
-  bundle.records[3].action = 'plan.rejected';
+  bundle.records[3]!.action = 'plan.rejected';
   return bundle;
 }
 
@@ -28,7 +28,7 @@ function files(entries: Record<string, string>): VerifyCliIo {
   return {
     readFile(path) {
       if (!(path in entries)) throw new Error(`ENOENT: no such file or directory, open '${path}'`);
-      return entries[path];
+      return entries[path]!;
     },
   };
 }
@@ -50,7 +50,7 @@ describe('tessera-verify', () => {
     expect(stderr).toBe('');
     expect(stdout).toContain('OK: report.json is intact');
     expect(stdout).toContain('records:     6 (seq 1..6)');
-    expect(stdout).toContain(`head hash:   ${CHAIN[5].hash}`);
+    expect(stdout).toContain(`head hash:   ${CHAIN[5]!.hash}`);
     expect(stdout).toContain('checkpoints: 1 of 1 verified');
     expect(stdout).toContain(`sha256:${publicKeyFingerprint(HUB)} (not pinned`);
   });
