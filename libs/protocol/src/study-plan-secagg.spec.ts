@@ -104,7 +104,7 @@ describe('study plan: secureAggregation', () => {
       [3, 8],
       [16, 16],
       [64, 32],
-    ]) {
+    ] as const) {
       const b = secureAggregationCoordinateBound(n, k);
       expect(n * b).toBeLessThanOrEqual(2 ** (k - 1) - 1);
       expect(n * (b + 1)).toBeGreaterThan(2 ** (k - 1) - 1);
