@@ -374,7 +374,7 @@ export class ChartRenderer {
     if (head!.kind === 'ident') {
       const args = rest.map((t) => this.termValue(t, scope));
       if (carried) args.push(carried.value);
-      return this.call(head.name, args, scope);
+      return this.call(head!.name, args, scope);
     }
     if (rest.length > 0 || carried) throw new Error('only functions take arguments');
     return this.termValue(head!, scope);

@@ -143,7 +143,7 @@ function audited(
   for (const e of encoded) {
     if (e === null || e.split !== 'train') continue;
     const g = logisticGradient(spec, parameters, e.x, e.y);
-    for (let i = 0; i < g.length; i++) mean[i] += g[i]!;
+    for (let i = 0; i < g.length; i++) mean[i]! += g[i]!;
     n++;
   }
   if (n === 0) usage('no row of the data file is a training record under the plan: nothing to audit');

@@ -90,7 +90,7 @@ describe('canaries', () => {
     const mean = new Float64Array(d + 1);
     for (let i = 0; i < data.train.n; i++) {
       const y = data.train.y[i] === 1 ? 1 : 0;
-      logisticGradient(spec, base, data.train.x.subarray(i * d, (i + 1) * d), y).forEach((v, j) => (mean[j] += v));
+      logisticGradient(spec, base, data.train.x.subarray(i * d, (i + 1) * d), y).forEach((v, j) => (mean[j]! += v));
     }
     const g = logisticGradient(spec, base, canary.x, canary.y);
     expect(g.reduce((a, v, j) => a + v * mean[j]!, 0)).toBeLessThan(0);

@@ -45,10 +45,10 @@ describe('plan drafts', () => {
     d.schema.features.forEach((f) => {
       f.impute = f.type === 'categorical' ? (f.levels.split(',')[0] ?? '').trim() : '0';
     });
-    d.schema.features[0].center = '60';
-    d.schema.features[0].scale = '12.5';
-    d.schema.features[1].center = '';
-    d.schema.features[1].scale = '';
+    d.schema.features[0]!.center = '60';
+    d.schema.features[0]!.scale = '12.5';
+    d.schema.features[1]!.center = '';
+    d.schema.features[1]!.scale = '';
     Object.assign(d, withPrivacyMode(d, 'dp-sgd'));
     d.release = { ...d.release, evaluationRounds: 'every', scoreBins: '10', chosen: true };
     const plan = draftToPlan(d) as TabularStudyPlan;
@@ -95,7 +95,7 @@ describe('plan drafts', () => {
 
   it('leave hidden imputation values out of the plan when rows with missing values are dropped', () => {
     const d = validDraft();
-    d.schema.features[0].impute = '50';
+    d.schema.features[0]!.impute = '50';
     const plan = draftToPlan(d) as TabularStudyPlan;
     expect(plan.schema.missing).toBe('drop-rows');
     expect(plan.schema.features[0]).not.toHaveProperty('impute');
@@ -103,14 +103,14 @@ describe('plan drafts', () => {
 
   it('report a half-declared scaling and a missing imputation value at their fields, not drop them', () => {
     const halfScaled = validDraft();
-    halfScaled.schema.features[0].scale = '';
+    halfScaled.schema.features[0]!.scale = '';
     expect(studyPlanProblems(draftToPlan(halfScaled))).toEqual([
       expect.stringMatching(/^schema\.features\.0\.scaling\.scale: /),
     ]);
     const d = validDraft();
     d.schema.missing = 'impute';
     d.schema.features.forEach((f) => void (f.impute = f.type === 'categorical' ? '1' : '0'));
-    d.schema.features[0].impute = ' ';
+    d.schema.features[0]!.impute = ' ';
     expect(studyPlanProblems(draftToPlan(d))).toEqual([
       `schema.features.0.impute: "age" needs a declared imputation value when missing is 'impute'`,
     ]);

@@ -95,9 +95,10 @@ export class AuditExportService {
   async headAt(seq: number): Promise<ChainHead> {
     const row = await this.db.getRepository(AuditRecordEntity).findOne({ where: { seq }, select: ['seq', 'hash'] });
     if (row) return { seq: row.seq, hash: row.hash };
-    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as {
-      head: string | null;
-    }[];
+    // An aggregate without GROUP BY answers exactly one row, also on an empty table (head null).
+    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as [
+      { head: string | null },
+    ];
     throw new HubException(
       HubErrorCode.VALIDATION_FAILED,
       `upTo ${seq} is not in the audit chain, whose head is #${head === null ? 0 : Number(head)}.`,

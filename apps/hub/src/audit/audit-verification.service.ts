@@ -58,9 +58,10 @@ export class AuditVerificationService {
 
   async verifyStoredChain(): Promise<StoredChainVerification> {
     const verifiedAt = new Date().toISOString();
-    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as {
-      head: string | null;
-    }[];
+    // An aggregate without GROUP BY answers exactly one row, also on an empty table (head null).
+    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as [
+      { head: string | null },
+    ];
     const headSeq = head === null ? 0 : Number(head);
     const publicKeys = await this.keys.publicKeys();
     const problems: StoredChainProblem[] = [];

@@ -107,7 +107,7 @@ describe('web console in Chromium against a real hub and agents', () => {
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Silos' }).click();
       await page.getByRole('button', { name: 'Register a silo' }).click();
       await page.getByLabel('Hospital name').fill(name);
-      await page.getByLabel('IT contact').fill(`it@${name.split(' ')[0].toLowerCase()}.example`);
+      await page.getByLabel('IT contact').fill(`it@${name.split(' ')[0]!.toLowerCase()}.example`);
       await page.getByRole('button', { name: 'Register and issue the bundle' }).click();
       const bundle = page.getByLabel('Enrollment bundle', { exact: true });
       await bundle.waitFor();

@@ -202,7 +202,7 @@ describe('a stored update corrupted before aggregation', () => {
     );
     const file = join(f.dataDir, 'blobs', corrupted.hash.slice(0, 2), corrupted.hash);
     const bytes = readFileSync(file);
-    bytes[bytes.length - 1] ^= 0x40; // one bit of the last float32 of the payload
+    bytes[bytes.length - 1]! ^= 0x40; // one bit of the last float32 of the payload
     writeFileSync(file, bytes);
     f.startAgent(f.silos[2]!);
     await until('round 1 to close', async () =>

@@ -147,9 +147,10 @@ export class StudyReportService {
   }
 
   private async currentHeadSeq(): Promise<number> {
-    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as {
-      head: string | null;
-    }[];
+    // An aggregate without GROUP BY answers exactly one row, also on an empty table (head null).
+    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as [
+      { head: string | null },
+    ];
     return head === null ? 0 : Number(head);
   }
 

@@ -258,7 +258,7 @@ describe.each(DATABASE_KINDS)('silo identity on the %s database', (kind) => {
     // Signature that does not match the key: flip one byte of the signature.
     const good = createCsr({ privateKeyPem: siloKeys.privateKeyPem, siloId: silo.id });
     const der = Buffer.from(good.replace(/-----[^-]+-----/g, '').replace(/\s/g, ''), 'base64');
-    der[der.length - 5] ^= 0xff;
+    der[der.length - 5]! ^= 0xff;
     const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE REQUEST-----\n`;
     await refusedCsr(tampered, /CSR_SIGNATURE_INVALID/);
     // Another silo's identity.
