@@ -39,7 +39,7 @@ export function oddEvenMergeComparators(n: number): Int32Array {
  */
 function flipSortableKeys(keys: Int32Array, length: number): void {
   for (let t = 0; t < length; t += 1) {
-    const v = keys[t];
+    const v = keys[t]!;
     keys[t] = v ^ ((v >> 31) & 0x7fffffff);
   }
 }
@@ -47,8 +47,8 @@ function flipSortableKeys(keys: Int32Array, length: number): void {
 /** One comparator over a tile: x[t], y[t] ← min, max. Branch-free: the mask is all ones when y[t] < x[t]. */
 function compareExchange(x: Int32Array, y: Int32Array, length: number): void {
   for (let t = 0; t < length; t += 1) {
-    const a = x[t];
-    const b = y[t];
+    const a = x[t]!;
+    const b = y[t]!;
     const swap = (a ^ b) & (-(b < a) | 0);
     x[t] = a ^ swap;
     y[t] = b ^ swap;
@@ -79,12 +79,12 @@ export class ColumnSorter {
   sortTile(blocks: readonly Float32Array[], offset: number, length: number): void {
     const { count, rows, keys, comparators } = this;
     for (let k = 0; k < count; k += 1) {
-      rows[k].set(blocks[k].subarray(offset, offset + length));
-      flipSortableKeys(keys[k], length);
+      rows[k]!.set(blocks[k]!.subarray(offset, offset + length));
+      flipSortableKeys(keys[k]!, length);
     }
     for (let c = 0; c < comparators.length; c += 2) {
-      compareExchange(keys[comparators[c]], keys[comparators[c + 1]], length);
+      compareExchange(keys[comparators[c]!]!, keys[comparators[c + 1]!]!, length);
     }
-    for (let k = 0; k < count; k += 1) flipSortableKeys(keys[k], length);
+    for (let k = 0; k < count; k += 1) flipSortableKeys(keys[k]!, length);
   }
 }

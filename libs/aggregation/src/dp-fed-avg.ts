@@ -108,7 +108,7 @@ export class DpFedAvgAggregator implements DeltaAggregator {
     if (norm > S) {
       factor = (S / norm) * (1 - 2 ** -23);
       const out = this.scratch;
-      for (let i = 0; i < out.length; i += 1) out[i] = update[i] * factor;
+      for (let i = 0; i < out.length; i += 1) out[i] = update[i]! * factor;
       contribution = out;
     }
     this.inner.add(contribution, 1);
@@ -163,7 +163,7 @@ export function releaseDpFedAvgSum(
       throw new AggregationException(AggregationErrorCode.NoiseSourceInvalid, `noisy sum value ${i} is not finite`);
     }
     // Divided and rounded to float32 only after the noise: post-processing of the released sum.
-    delta[i] = sum[i] / W;
+    delta[i] = sum[i]! / W;
   }
   const mean: MeanTrace = {
     step: 'mean',

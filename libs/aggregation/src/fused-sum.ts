@@ -455,15 +455,15 @@ export function accumulateScaled(acc: Float64Array, u: Float32Array, w: number):
   const n = acc.length;
   const head = n % 8;
   let i = 0;
-  for (; i < head; i += 1) acc[i] += w * u[i];
+  for (; i < head; i += 1) acc[i]! += w * u[i]!;
   for (; i < n; i += 8) {
-    acc[i] += w * u[i];
-    acc[i + 1] += w * u[i + 1];
-    acc[i + 2] += w * u[i + 2];
-    acc[i + 3] += w * u[i + 3];
-    acc[i + 4] += w * u[i + 4];
-    acc[i + 5] += w * u[i + 5];
-    acc[i + 6] += w * u[i + 6];
-    acc[i + 7] += w * u[i + 7];
+    acc[i]! += w * u[i]!;
+    acc[i + 1]! += w * u[i + 1]!;
+    acc[i + 2]! += w * u[i + 2]!;
+    acc[i + 3]! += w * u[i + 3]!;
+    acc[i + 4]! += w * u[i + 4]!;
+    acc[i + 5]! += w * u[i + 5]!;
+    acc[i + 6]! += w * u[i + 6]!;
+    acc[i + 7]! += w * u[i + 7]!;
   }
 }

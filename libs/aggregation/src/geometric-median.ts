@@ -89,16 +89,16 @@ function distancesToCombination(d: Float64Array, n: number, c: Float64Array, out
   let quadratic = 0;
   for (let i = 0; i < n; i += 1) {
     let s = 0;
-    for (let j = 0; j < n; j += 1) s += c[j] * d[i * n + j];
+    for (let j = 0; j < n; j += 1) s += c[j]! * d[i * n + j]!;
     out[i] = s;
-    quadratic += c[i] * s;
+    quadratic += c[i]! * s;
   }
-  for (let i = 0; i < n; i += 1) out[i] = Math.sqrt(Math.max(0, out[i] - quadratic / 2));
+  for (let i = 0; i < n; i += 1) out[i] = Math.sqrt(Math.max(0, out[i]! - quadratic / 2));
 }
 
 function objective(alpha: Float64Array, distances: Float64Array): number {
   let g = 0;
-  for (let i = 0; i < alpha.length; i += 1) g += alpha[i] * distances[i];
+  for (let i = 0; i < alpha.length; i += 1) g += alpha[i]! * distances[i]!;
   return g;
 }
 
@@ -129,10 +129,10 @@ function weiszfeld(d: Float64Array, n: number, options: CheckedGeometricMedianOp
     const next = new Float64Array(n);
     let sum = 0;
     for (let k = 0; k < n; k += 1) {
-      next[k] = alpha[k] / Math.max(smoothing, dist[k]);
-      sum += next[k];
+      next[k] = alpha[k]! / Math.max(smoothing, dist[k]!);
+      sum += next[k]!;
     }
-    for (let k = 0; k < n; k += 1) c[k] = next[k] / sum;
+    for (let k = 0; k < n; k += 1) c[k] = next[k]! / sum;
     beta = next;
     betaSum = sum;
     distancesToCombination(d, n, c, dist);

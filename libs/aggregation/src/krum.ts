@@ -99,13 +99,13 @@ export function krumSelect(distances: Float64Array, count: number, options: Krum
   const row = new Float64Array(count - 1);
   const scores = Array.from({ length: count }, (_, i) => {
     let r = 0;
-    for (let j = 0; j < count; j += 1) if (j !== i) row[r++] = distances[i * count + j];
+    for (let j = 0; j < count; j += 1) if (j !== i) row[r++] = distances[i * count + j]!;
     row.sort();
     let score = 0;
-    for (let k = 0; k < neighbours; k += 1) score += row[k];
+    for (let k = 0; k < neighbours; k += 1) score += row[k]!;
     return score;
   });
-  const order = scores.map((_, i) => i).sort((a, b) => scores[a] - scores[b] || a - b);
+  const order = scores.map((_, i) => i).sort((a, b) => scores[a]! - scores[b]! || a - b);
   return { scores, selected: order.slice(0, m) };
 }
 

@@ -74,7 +74,7 @@ export function decideNormBound(norms: readonly number[], bound: NormBound): Nor
     step: 'clip',
     norm,
     clippingNorm: limit,
-    factor: factors[k],
+    factor: factors[k]!,
   }));
   const trace: NormBoundTrace = {
     step: 'norm-bound',
@@ -91,7 +91,7 @@ export function decideNormBound(norms: readonly number[], bound: NormBound): Nor
 export function scaleUpdate(update: Float32Array, factor: number): Float32Array {
   if (factor === 1) return update;
   const out = new Float32Array(update.length);
-  for (let i = 0; i < update.length; i += 1) out[i] = update[i] * factor;
+  for (let i = 0; i < update.length; i += 1) out[i] = update[i]! * factor;
   return out;
 }
 
@@ -106,7 +106,7 @@ export function boundNorms(
   checkNormBound(bound);
   checkBatch(updates);
   const decision = decideNormBound(updateNorms(updates), bound);
-  return { ...decision, updates: updates.map((u, k) => scaleUpdate(u, decision.factors[k])) };
+  return { ...decision, updates: updates.map((u, k) => scaleUpdate(u, decision.factors[k]!)) };
 }
 
 /**
@@ -137,7 +137,7 @@ export async function boundNormsBlockwise(
     length: reader.length,
     readBlock: async (update, start, end) => {
       const block = await reader.readBlock(update, start, end);
-      const factor = decision.factors[update];
+      const factor = decision.factors[update]!;
       if (factor === 1) return block;
       let buffer = scratch.get(update);
       if (buffer === undefined || buffer.length < block.length) {
@@ -145,7 +145,7 @@ export async function boundNormsBlockwise(
         scratch.set(update, buffer);
       }
       const out = buffer.subarray(0, block.length);
-      for (let i = 0; i < block.length; i += 1) out[i] = block[i] * factor;
+      for (let i = 0; i < block.length; i += 1) out[i] = block[i]! * factor;
       return out;
     },
   };

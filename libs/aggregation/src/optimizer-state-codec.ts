@@ -55,7 +55,7 @@ export function crc32(bytes: Uint8Array, crc = 0): number {
   }
   const t = crcTable;
   let c = ~crc >>> 0;
-  for (let i = 0; i < bytes.length; i += 1) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  for (let i = 0; i < bytes.length; i += 1) c = t[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;
 }
 
@@ -79,9 +79,9 @@ export function encodeOptimizerState(state: OptimizerStateSnapshot): Uint8Array 
   for (let v = 0; v < k; v += 1) {
     const offset = STATE_HEADER_BYTES + v * state.length * 4;
     if (LITTLE_ENDIAN) {
-      new Float32Array(bytes.buffer, offset, state.length).set(state.vectors[v]);
+      new Float32Array(bytes.buffer, offset, state.length).set(state.vectors[v]!);
     } else {
-      for (let i = 0; i < state.length; i += 1) view.setFloat32(offset + 4 * i, state.vectors[v][i], true);
+      for (let i = 0; i < state.length; i += 1) view.setFloat32(offset + 4 * i, state.vectors[v]![i]!, true);
     }
   }
   view.setUint32(56, checksum(bytes), true);

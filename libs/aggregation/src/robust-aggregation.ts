@@ -49,12 +49,12 @@ function columnStatisticKernel(count: number, out: Float32Array, reduce: SortedC
 const medianOfSorted: SortedColumnsReduction = (rows, length, out, offset) => {
   const h = rows.length >> 1;
   if (rows.length % 2 === 1) {
-    out.set(rows[h].subarray(0, length), offset);
+    out.set(rows[h]!.subarray(0, length), offset);
     return;
   }
-  const lower = rows[h - 1];
-  const upper = rows[h];
-  for (let t = 0; t < length; t += 1) out[offset + t] = (lower[t] + upper[t]) / 2;
+  const lower = rows[h - 1]!;
+  const upper = rows[h]!;
+  for (let t = 0; t < length; t += 1) out[offset + t] = (lower[t]! + upper[t]!) / 2;
 };
 
 /** Mean of sorted rows trim … n − trim − 1, summed in float64 from the smallest up, divided once. */
@@ -64,10 +64,10 @@ function trimmedMeanOfSorted(trim: number): SortedColumnsReduction {
     const kept = rows.length - 2 * trim;
     sum.fill(0, 0, length);
     for (let k = trim; k < rows.length - trim; k += 1) {
-      const row = rows[k];
-      for (let t = 0; t < length; t += 1) sum[t] += row[t];
+      const row = rows[k]!;
+      for (let t = 0; t < length; t += 1) sum[t]! += row[t]!;
     }
-    for (let t = 0; t < length; t += 1) out[offset + t] = sum[t] / kept;
+    for (let t = 0; t < length; t += 1) out[offset + t] = sum[t]! / kept;
   };
 }
 

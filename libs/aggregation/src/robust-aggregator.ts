@@ -115,7 +115,7 @@ function assemble(
     delta,
     count,
     trace: bounding ? [bounding.trace, aggregatorTrace] : [aggregatorTrace],
-    updateTrace: Array.from({ length: count }, (_, k) => (bounding ? [bounding.updateTrace[k]] : [])),
+    updateTrace: Array.from({ length: count }, (_, k) => (bounding ? [bounding.updateTrace[k]!] : [])),
   };
 }
 

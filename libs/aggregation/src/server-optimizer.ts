@@ -111,7 +111,7 @@ abstract class StatefulServerOptimizer implements ServerOptimizer {
       hyperparameters: this.hyperparameterList(),
       vectorCount: own.length,
     });
-    own.forEach((vector, i) => vector.set(decoded.vectors[i]));
+    own.forEach((vector, i) => vector.set(decoded.vectors[i]!));
     this.rounds = decoded.round;
   }
 }
@@ -149,7 +149,7 @@ export class FedAvgServerOptimizer extends StatefulServerOptimizer {
   }
   protected apply(x: Float32Array, d: Float32Array, out: Float32Array): void {
     const eta = this.serverLearningRate;
-    for (let i = 0; i < out.length; i += 1) out[i] = x[i] + eta * d[i];
+    for (let i = 0; i < out.length; i += 1) out[i] = x[i]! + eta * d[i]!;
   }
 }
 
@@ -196,9 +196,9 @@ export class FedAvgMServerOptimizer extends StatefulServerOptimizer {
     const beta = this.momentum;
     const v = this.velocity;
     for (let i = 0; i < out.length; i += 1) {
-      v[i] = beta * v[i] + d[i];
+      v[i] = beta * v[i]! + d[i]!;
       // Use the stored (float32) state so a restore from bytes continues bit-for-bit.
-      out[i] = x[i] + eta * v[i];
+      out[i] = x[i]! + eta * v[i]!;
     }
   }
 }
@@ -283,25 +283,25 @@ abstract class AdaptiveServerOptimizer extends StatefulServerOptimizer {
     // One loop per algorithm keeps the branch out of the per-parameter path.
     if (this.algorithm === 'fedadagrad') {
       for (let i = 0; i < n; i += 1) {
-        const di = d[i];
-        m[i] = b1 * m[i] + (1 - b1) * di;
-        v[i] = v[i] + di * di;
-        out[i] = x[i] + (eta * m[i]) / (Math.sqrt(v[i]) + tau);
+        const di = d[i]!;
+        m[i] = b1 * m[i]! + (1 - b1) * di;
+        v[i] = v[i]! + di * di;
+        out[i] = x[i]! + (eta * m[i]!) / (Math.sqrt(v[i]!) + tau);
       }
     } else if (this.algorithm === 'fedadam') {
       for (let i = 0; i < n; i += 1) {
-        const di = d[i];
-        m[i] = b1 * m[i] + (1 - b1) * di;
-        v[i] = b2 * v[i] + (1 - b2) * di * di;
-        out[i] = x[i] + (eta * m[i]) / (Math.sqrt(v[i]) + tau);
+        const di = d[i]!;
+        m[i] = b1 * m[i]! + (1 - b1) * di;
+        v[i] = b2 * v[i]! + (1 - b2) * di * di;
+        out[i] = x[i]! + (eta * m[i]!) / (Math.sqrt(v[i]!) + tau);
       }
     } else {
       for (let i = 0; i < n; i += 1) {
-        const di = d[i];
+        const di = d[i]!;
         const d2 = di * di;
-        m[i] = b1 * m[i] + (1 - b1) * di;
-        v[i] = v[i] - (1 - b2) * d2 * Math.sign(v[i] - d2);
-        out[i] = x[i] + (eta * m[i]) / (Math.sqrt(v[i]) + tau);
+        m[i] = b1 * m[i]! + (1 - b1) * di;
+        v[i] = v[i]! - (1 - b2) * d2 * Math.sign(v[i]! - d2);
+        out[i] = x[i]! + (eta * m[i]!) / (Math.sqrt(v[i]!) + tau);
       }
     }
   }

@@ -38,7 +38,7 @@ export function checkBatch(updates: readonly Float32Array[]): number {
   if (updates.length === 0) {
     throw new AggregationException(AggregationErrorCode.EmptyAggregate, 'at least one update is required');
   }
-  const m = updates[0].length;
+  const m = updates[0]!.length;
   updates.forEach((u, k) => {
     assertLength(u, m, `update #${k}`);
     assertFiniteSquaredNorm(u, `update #${k}`);
@@ -87,11 +87,11 @@ export function forEachBlockInMemory(
   visit: BlockVisitor,
   indices: readonly number[] = allIndices(updates.length),
 ): void {
-  const m = updates[0].length;
+  const m = updates[0]!.length;
   for (let start = 0; start < m; start += blockParameters) {
     const end = Math.min(m, start + blockParameters);
     visit(
-      indices.map((k) => updates[k].subarray(start, end)),
+      indices.map((k) => updates[k]!.subarray(start, end)),
       start,
       end,
     );
@@ -136,6 +136,6 @@ export function inMemoryBlockReader(updates: readonly Float32Array[]): UpdateBlo
   return {
     count: updates.length,
     length: m,
-    readBlock: (update, start, end) => Promise.resolve(updates[update].subarray(start, end)),
+    readBlock: (update, start, end) => Promise.resolve(updates[update]!.subarray(start, end)),
   };
 }

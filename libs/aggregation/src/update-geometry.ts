@@ -30,18 +30,18 @@ export function squaredDistance(x: Float32Array, y: Float32Array): number {
   const head = n % 8;
   let i = 0;
   for (; i < head; i += 1) {
-    const e = x[i] - y[i];
+    const e = x[i]! - y[i]!;
     a += e * e;
   }
   for (; i < n; i += 8) {
-    const e0 = x[i] - y[i];
-    const e1 = x[i + 1] - y[i + 1];
-    const e2 = x[i + 2] - y[i + 2];
-    const e3 = x[i + 3] - y[i + 3];
-    const e4 = x[i + 4] - y[i + 4];
-    const e5 = x[i + 5] - y[i + 5];
-    const e6 = x[i + 6] - y[i + 6];
-    const e7 = x[i + 7] - y[i + 7];
+    const e0 = x[i]! - y[i]!;
+    const e1 = x[i + 1]! - y[i + 1]!;
+    const e2 = x[i + 2]! - y[i + 2]!;
+    const e3 = x[i + 3]! - y[i + 3]!;
+    const e4 = x[i + 4]! - y[i + 4]!;
+    const e5 = x[i + 5]! - y[i + 5]!;
+    const e6 = x[i + 6]! - y[i + 6]!;
+    const e7 = x[i + 7]! - y[i + 7]!;
     a += e0 * e0 + e4 * e4;
     b += e1 * e1 + e5 * e5;
     c += e2 * e2 + e6 * e6;
@@ -59,12 +59,12 @@ export function dotProduct(x: Float32Array, y: Float32Array): number {
   const n = x.length;
   const head = n % 8;
   let i = 0;
-  for (; i < head; i += 1) a += x[i] * y[i];
+  for (; i < head; i += 1) a += x[i]! * y[i]!;
   for (; i < n; i += 8) {
-    a += x[i] * y[i] + x[i + 4] * y[i + 4];
-    b += x[i + 1] * y[i + 1] + x[i + 5] * y[i + 5];
-    c += x[i + 2] * y[i + 2] + x[i + 6] * y[i + 6];
-    d += x[i + 3] * y[i + 3] + x[i + 7] * y[i + 7];
+    a += x[i]! * y[i]! + x[i + 4]! * y[i + 4]!;
+    b += x[i + 1]! * y[i + 1]! + x[i + 5]! * y[i + 5]!;
+    c += x[i + 2]! * y[i + 2]! + x[i + 6]! * y[i + 6]!;
+    d += x[i + 3]! * y[i + 3]! + x[i + 7]! * y[i + 7]!;
   }
   return a + b + (c + d);
 }
@@ -76,14 +76,14 @@ export function dotProduct(x: Float32Array, y: Float32Array): number {
 function pairwiseDistanceKernel(matrix: Float64Array, count: number): BlockVisitor {
   return (blocks) => {
     for (let i = 0; i < count; i += 1) {
-      for (let j = i + 1; j < count; j += 1) matrix[i * count + j] += squaredDistance(blocks[i], blocks[j]);
+      for (let j = i + 1; j < count; j += 1) matrix[i * count + j]! += squaredDistance(blocks[i]!, blocks[j]!);
     }
   };
 }
 
 function symmetrize(matrix: Float64Array, count: number): Float64Array {
   for (let i = 0; i < count; i += 1) {
-    for (let j = 0; j < i; j += 1) matrix[i * count + j] = matrix[j * count + i];
+    for (let j = 0; j < i; j += 1) matrix[i * count + j] = matrix[j * count + i]!;
   }
   return matrix;
 }
@@ -134,14 +134,14 @@ function linearCombinationKernel(
     const length = end - start;
     const acc = sum.subarray(0, length);
     acc.fill(0);
-    blocks.forEach((block, j) => accumulateScaled(acc, block, weights[j]));
-    for (let t = 0; t < length; t += 1) out[start + t] = acc[t] / denominator;
+    blocks.forEach((block, j) => accumulateScaled(acc, block, weights[j]!));
+    for (let t = 0; t < length; t += 1) out[start + t] = acc[t]! / denominator;
   };
 }
 
 /** The combination of in-memory updates (already checked). */
 export function combineInMemory(updates: readonly Float32Array[], combination: LinearCombination): Float32Array {
-  const out = new Float32Array(updates[0].length);
+  const out = new Float32Array(updates[0]!.length);
   const kernel = linearCombinationKernel(combination, out, DEFAULT_BLOCK_PARAMETERS);
   forEachBlockInMemory(updates, DEFAULT_BLOCK_PARAMETERS, kernel, combination.indices);
   return out;
@@ -165,7 +165,7 @@ export async function combineBlockwise(
 
 /** Kernel accumulating each update's squared L2 norm block by block. */
 function squaredNormKernel(sums: Float64Array): BlockVisitor {
-  return (blocks) => blocks.forEach((block, k) => (sums[k] += squaredNorm(block)));
+  return (blocks) => blocks.forEach((block, k) => (sums[k]! += squaredNorm(block)));
 }
 
 /** L2 norm of every in-memory update, summed per block like the blockwise version (bit-identical results). */

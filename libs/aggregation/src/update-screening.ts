@@ -324,9 +324,9 @@ function statisticsKernel(sums: StatisticSums, references: ScreeningReferences):
     const a = aggregate.subarray(start, end);
     const p = previousUpdate?.subarray(start, end);
     blocks.forEach((block, k) => {
-      sums.squares[k] += squaredNorm(block);
-      sums.withAggregate[k] += dotProduct(block, a);
-      if (p) sums.withPrevious[k] += dotProduct(block, p);
+      sums.squares[k]! += squaredNorm(block);
+      sums.withAggregate[k]! += dotProduct(block, a);
+      if (p) sums.withPrevious[k]! += dotProduct(block, p);
     });
   };
 }
@@ -352,9 +352,9 @@ function statisticsOf(
     const norm = Math.sqrt(square);
     return {
       norm,
-      cosineToAggregate: cosine(sums.withAggregate[k], norm, referenceNorms.aggregate),
+      cosineToAggregate: cosine(sums.withAggregate[k]!, norm, referenceNorms.aggregate),
       cosineToPrevious:
-        referenceNorms.previous === null ? null : cosine(sums.withPrevious[k], norm, referenceNorms.previous),
+        referenceNorms.previous === null ? null : cosine(sums.withPrevious[k]!, norm, referenceNorms.previous),
     };
   });
 }
@@ -397,7 +397,7 @@ export function screenUpdates(
   options: ScreeningOptions = {},
 ): ScreeningReport {
   checkScreeningOptions(options);
-  const parameters = options.parameters ?? (updates.length > 0 ? updates[0].length : undefined);
+  const parameters = options.parameters ?? (updates.length > 0 ? updates[0]!.length : undefined);
   return screenStatistics(updateStatistics(updates, references), { ...options, parameters });
 }
 

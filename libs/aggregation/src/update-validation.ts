@@ -19,18 +19,18 @@ export function squaredNorm(values: Float32Array | Float64Array): number {
   const head = n % 8;
   let i = 0;
   for (; i < head; i += 1) {
-    const x = values[i];
+    const x = values[i]!;
     a += x * x;
   }
   for (; i < n; i += 8) {
-    const x0 = values[i];
-    const x1 = values[i + 1];
-    const x2 = values[i + 2];
-    const x3 = values[i + 3];
-    const x4 = values[i + 4];
-    const x5 = values[i + 5];
-    const x6 = values[i + 6];
-    const x7 = values[i + 7];
+    const x0 = values[i]!;
+    const x1 = values[i + 1]!;
+    const x2 = values[i + 2]!;
+    const x3 = values[i + 3]!;
+    const x4 = values[i + 4]!;
+    const x5 = values[i + 5]!;
+    const x6 = values[i + 6]!;
+    const x7 = values[i + 7]!;
     a += x0 * x0 + x4 * x4;
     b += x1 * x1 + x5 * x5;
     c += x2 * x2 + x6 * x6;
