@@ -18,47 +18,47 @@ describe('aggregation memory descriptors', () => {
     );
     // 4·n·m + 4·n·T + 4·m, T = 4096 (sort tile)
     expect(inMemory).toMatchObject({ variant: 'in-memory', holdsEveryUpdate: true, passes: 1 });
-    expect(inMemory.bytes).toBe(4 * 64 * M10 + 4 * 64 * 4096 + 4 * M10);
+    expect(inMemory!.bytes).toBe(4 * 64 * M10 + 4 * 64 * 4096 + 4 * M10);
     // 4·n·B + 4·n·T + 4·m with B = 65,536: 16 MiB of blocks, 1 MiB of sort rows, 40 MB of result
     expect(blockwise).toMatchObject({ variant: 'blockwise', holdsEveryUpdate: false, passes: 1 });
-    expect(blockwise.bytes).toBe(4 * 64 * 65_536 + 4 * 64 * 4096 + 4 * M10);
-    expect(blockwise.formula).toBe('4nB + 4nT + 4m');
+    expect(blockwise!.bytes).toBe(4 * 64 * 65_536 + 4 * 64 * 4096 + 4 * M10);
+    expect(blockwise!.formula).toBe('4nB + 4nT + 4m');
   });
 
   it('Krum and the geometric median: n² distances, two passes blockwise; the trimmed mean adds its float64 sums', () => {
     for (const aggregator of [{ kind: 'krum', byzantine: 3 } as const, { kind: 'geometric-median' } as const]) {
       const [inMemory, blockwise] = aggregationMemory({ aggregator }, { updates: 32, parameters: 1_000_000 });
-      expect(inMemory.bytes).toBe(4 * 32 * 1e6 + 8 * 32 * 32 + 8 * 65_536 + 4 * 1e6);
-      expect(blockwise.bytes).toBe(4 * 32 * 65_536 + 8 * 32 * 32 + 8 * 65_536 + 4 * 1e6);
-      expect(blockwise.passes).toBe(2);
+      expect(inMemory!.bytes).toBe(4 * 32 * 1e6 + 8 * 32 * 32 + 8 * 65_536 + 4 * 1e6);
+      expect(blockwise!.bytes).toBe(4 * 32 * 65_536 + 8 * 32 * 32 + 8 * 65_536 + 4 * 1e6);
+      expect(blockwise!.passes).toBe(2);
     }
     const [, trimmed] = aggregationMemory(
       { aggregator: { kind: 'trimmed-mean', trimFraction: 0.1 } },
       { updates: 8, parameters: 100 },
     );
     // B and T shrink to m when the model is smaller than a block.
-    expect(trimmed.bytes).toBe(4 * 8 * 100 + 4 * 8 * 100 + 8 * 100 + 4 * 100);
+    expect(trimmed!.bytes).toBe(4 * 8 * 100 + 4 * 8 * 100 + 8 * 100 + 4 * 100);
   });
 
   it('norm bounding adds clipped copies in memory, scaled blocks and a norm pass blockwise (none when norms are known)', () => {
     const choice = { aggregator: { kind: 'coordinate-median' }, normBound: { mode: 'fixed', maxNorm: 1 } } as const;
     const plain = aggregationMemory({ aggregator: choice.aggregator }, { updates: 8, parameters: 1e6 });
     const [inMemory, blockwise] = aggregationMemory(choice, { updates: 8, parameters: 1e6 });
-    expect(inMemory.bytes - plain[0].bytes).toBe(4 * 8 * 1e6);
-    expect(blockwise.bytes - plain[1].bytes).toBe(4 * 8 * 65_536);
-    expect(blockwise.passes).toBe(2);
-    expect(aggregationMemory(choice, { updates: 8, parameters: 1e6, normsKnown: true })[1].passes).toBe(1);
+    expect(inMemory!.bytes - plain[0]!.bytes).toBe(4 * 8 * 1e6);
+    expect(blockwise!.bytes - plain[1]!.bytes).toBe(4 * 8 * 65_536);
+    expect(blockwise!.passes).toBe(2);
+    expect(aggregationMemory(choice, { updates: 8, parameters: 1e6, normsKnown: true })[1]!.passes).toBe(1);
     const [fedavg] = aggregationMemory(
       { aggregator: { kind: 'fedavg' }, normBound: choice.normBound },
       { updates: 8, parameters: 1e6 },
     );
-    expect(fedavg.bytes).toBe(20 * 1e6);
+    expect(fedavg!.bytes).toBe(20 * 1e6);
   });
 
   it('screening: the reference vectors, 24 bytes of sums per update, and the updates or their blocks', () => {
     const [inMemory, blockwise] = screeningMemory({ updates: 10, parameters: 1000 }, { previousUpdate: true });
-    expect(inMemory.bytes).toBe(4 * 10 * 1000 + 8 * 1000 + 240);
-    expect(blockwise.bytes).toBe(4 * 10 * 1000 + 8 * 1000 + 240); // B = m here
+    expect(inMemory!.bytes).toBe(4 * 10 * 1000 + 8 * 1000 + 240);
+    expect(blockwise!.bytes).toBe(4 * 10 * 1000 + 8 * 1000 + 240); // B = m here
   });
 
   it('chooses in memory when it fits, blockwise when only that fits', () => {

@@ -22,7 +22,7 @@ describe('odd–even merge sorting network (Batcher 1968)', () => {
         const length = Math.min(SORT_TILE_PARAMETERS, inputs - offset);
         sorter.sortTile(blocks, offset, length);
         for (let t = 0; t < length; t += 1) {
-          for (let k = 1; k < n; k += 1) if (sorter.rows[k - 1][t] > sorter.rows[k][t]) unsorted += 1;
+          for (let k = 1; k < n; k += 1) if (sorter.rows[k - 1]![t]! > sorter.rows[k]![t]!) unsorted += 1;
         }
       }
       expect({ n, unsorted }).toEqual({ n, unsorted: 0 });
@@ -33,7 +33,7 @@ describe('odd–even merge sorting network (Batcher 1968)', () => {
     for (const n of [3, 5, 17, 33, 63]) {
       const c = oddEvenMergeComparators(n);
       for (let i = 0; i < c.length; i += 2) {
-        expect(c[i]).toBeLessThan(c[i + 1]);
+        expect(c[i]).toBeLessThan(c[i + 1]!);
         expect(c[i + 1]).toBeLessThan(n);
       }
     }
@@ -55,8 +55,8 @@ describe('ColumnSorter', () => {
           const sorter = new ColumnSorter(n);
           sorter.sortTile(blocks, 0, length);
           for (let t = 0; t < length; t += 1) {
-            const expected = blocks.map((b) => b[t]).sort((a, b) => a - b);
-            const actual = sorter.rows.map((r) => r[t]);
+            const expected = blocks.map((b) => b[t]!).sort((a, b) => a - b);
+            const actual = sorter.rows.map((r) => r[t]!);
             // Equal as numbers (−0 and +0 compare equal and may come in either order among themselves).
             expect(actual.map((x) => x + 0)).toEqual(expected.map((x) => x + 0));
           }
@@ -76,7 +76,7 @@ describe('ColumnSorter', () => {
     expect(sorter.rows.map((r) => r[0])).toEqual([
       -3.4028234663852886e38, -1, -1.401298464324817e-45, -0, 0, 1.401298464324817e-45, 1, 3.4028234663852886e38,
     ]);
-    expect(Object.is(sorter.rows[3][0], -0)).toBe(true);
+    expect(Object.is(sorter.rows[3]![0], -0)).toBe(true);
   });
 
   it('reads tiles at an offset and never writes into its inputs', () => {
@@ -84,9 +84,9 @@ describe('ColumnSorter', () => {
     const copies = blocks.map((b) => b.slice());
     const sorter = new ColumnSorter(2);
     sorter.sortTile(blocks, 1, 2);
-    expect(Array.from(sorter.rows[0].subarray(0, 2))).toEqual([3, 2]);
-    expect(Array.from(sorter.rows[1].subarray(0, 2))).toEqual([8, 7]);
+    expect(Array.from(sorter.rows[0]!.subarray(0, 2))).toEqual([3, 2]);
+    expect(Array.from(sorter.rows[1]!.subarray(0, 2))).toEqual([8, 7]);
     expect(blocks).toEqual(copies);
-    expect(sorter.rows[0].length).toBe(SORT_TILE_PARAMETERS);
+    expect(sorter.rows[0]!.length).toBe(SORT_TILE_PARAMETERS);
   });
 });

@@ -35,7 +35,7 @@ describe('FedAvgAggregator', () => {
             fc.array(fc.tuple(updateArb(m), fc.integer({ min: 1, max: 50_000 })), { minLength: 1, maxLength: 6 }),
           ),
         (items) => {
-          const m = items[0][0].length;
+          const m = items[0]![0].length;
           const checked = new FedAvgAggregator(m);
           const fast = new FedAvgAggregator(m, { updatesPrevalidated: true });
           for (const [u, w] of items) {

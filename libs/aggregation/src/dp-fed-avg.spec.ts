@@ -24,12 +24,12 @@ class RecordingSum implements SumDeltaAggregator {
   }
   finishWithDenominator(denominator: number): AggregatedDelta {
     const delta = new Float32Array(this.length);
-    for (const { update, weight } of this.received) update.forEach((x, i) => (delta[i] += (weight * x) / denominator));
+    for (const { update, weight } of this.received) update.forEach((x, i) => (delta[i]! += (weight * x) / denominator));
     return { delta, count: this.count, totalWeight: this.count, trace: [] };
   }
   finishSum(): AggregatedSum {
     const sum = new Float64Array(this.length);
-    for (const { update, weight } of this.received) update.forEach((x, i) => (sum[i] += weight * x));
+    for (const { update, weight } of this.received) update.forEach((x, i) => (sum[i]! += weight * x));
     return { sum, count: this.count, totalWeight: this.count, weighting: 'unweighted' };
   }
 }
@@ -41,7 +41,7 @@ function patternNoise(pattern: readonly number[]): { source: SumNoiseMechanism; 
     calls.push([Array.from(sum), clipNorm, noiseMultiplier]);
     const stddev = clipNorm * noiseMultiplier;
     return {
-      sum: sum.map((x, i) => x + stddev * pattern[i % pattern.length]),
+      sum: sum.map((x, i) => x + stddev * pattern[i % pattern.length]!),
       plan: { effectiveStddev: stddev, granularity: 2 ** -30 },
     };
   };
@@ -119,7 +119,7 @@ describe('DpFedAvgAggregator (McMahan et al. 2018)', () => {
             fixedNoise(() => new Float64Array(update.length)),
           );
           const [, clip] = dp.add(update, 7);
-          const { update: seen, weight } = inner.received[0];
+          const { update: seen, weight } = inner.received[0]!;
           expect(weight).toBe(1);
           expect(l2Norm(seen)).toBeLessThanOrEqual(S);
           if (l2Norm(update) <= S) {

@@ -19,7 +19,7 @@ const TIGHT = { tolerance: 0, maxIterations: 2000, smoothing: 1e-9 };
 
 /** Σ‖z − uₖ‖ in float64. */
 function sumOfDistances(z: ArrayLike<number>, updates: readonly Float32Array[]): number {
-  return updates.reduce((g, u) => g + Math.sqrt(u.reduce((s, x, i) => s + (x - z[i]) ** 2, 0)), 0);
+  return updates.reduce((g, u) => g + Math.sqrt(u.reduce((s, x, i) => s + (x - z[i]!) ** 2, 0)), 0);
 }
 
 /**
@@ -28,11 +28,11 @@ function sumOfDistances(z: ArrayLike<number>, updates: readonly Float32Array[]):
  * free, shares no code or formula with Weiszfeld.
  */
 function bruteForceMedian(updates: readonly Float32Array[], seed: number): { point: number[]; objective: number } {
-  const d = updates[0].length;
+  const d = updates[0]!.length;
   const normal = seededNormal(seed);
-  let z = Array.from({ length: d }, (_, i) => updates.reduce((s, u) => s + u[i], 0) / updates.length);
+  let z = Array.from({ length: d }, (_, i) => updates.reduce((s, u) => s + u[i]!, 0) / updates.length);
   let g = sumOfDistances(z, updates);
-  let step = Math.max(...updates.map((u) => Math.sqrt(u.reduce((s, x, i) => s + (x - z[i]) ** 2, 0))));
+  let step = Math.max(...updates.map((u) => Math.sqrt(u.reduce((s, x, i) => s + (x - z[i]!) ** 2, 0))));
   const axes = Array.from({ length: d }, (_, a) => Array.from({ length: d }, (_, i) => (i === a ? 1 : 0)));
   while (step > 1e-10) {
     const random = Array.from({ length: 2 * d }, () => {
@@ -43,7 +43,7 @@ function bruteForceMedian(updates: readonly Float32Array[], seed: number): { poi
     let improved = false;
     for (const direction of [...axes, ...random]) {
       for (const sign of [1, -1]) {
-        const candidate = z.map((x, i) => x + sign * step * direction[i]);
+        const candidate = z.map((x, i) => x + sign * step * direction[i]!);
         const value = sumOfDistances(candidate, updates);
         if (value < g) {
           z = candidate;
@@ -59,14 +59,14 @@ function bruteForceMedian(updates: readonly Float32Array[], seed: number): { poi
 
 /** Weiszfeld written directly on the vectors in float64 (the textbook form), for comparison on long vectors. */
 function vectorWeiszfeld(updates: readonly Float32Array[], iterations: number, smoothing: number): Float64Array {
-  const m = updates[0].length;
+  const m = updates[0]!.length;
   let z = new Float64Array(m);
-  updates.forEach((u) => u.forEach((x, i) => (z[i] += x / updates.length)));
+  updates.forEach((u) => u.forEach((x, i) => (z[i]! += x / updates.length)));
   for (let it = 0; it < iterations; it += 1) {
-    const beta = updates.map((u) => 1 / Math.max(smoothing, Math.sqrt(u.reduce((s, x, i) => s + (x - z[i]) ** 2, 0))));
+    const beta = updates.map((u) => 1 / Math.max(smoothing, Math.sqrt(u.reduce((s, x, i) => s + (x - z[i]!) ** 2, 0))));
     const total = beta.reduce((a, b) => a + b, 0);
     const next = new Float64Array(m);
-    updates.forEach((u, k) => u.forEach((x, i) => (next[i] += (beta[k] * x) / total)));
+    updates.forEach((u, k) => u.forEach((x, i) => (next[i]! += (beta[k]! * x) / total)));
     z = next;
   }
   return z;
@@ -76,8 +76,8 @@ describe('geometric median by smoothed Weiszfeld (Pillutla et al. 2019)', () => 
   it('collinear points: the geometric median is the middle point (1-D median)', () => {
     const updates = points([1, 1], [2, 2], [3, 3], [10, 10], [20, 20]);
     const { delta, trace } = geometricMedian(updates, TIGHT);
-    expect(Math.abs(delta[0] - 3)).toBeLessThan(1e-6);
-    expect(Math.abs(delta[1] - 3)).toBeLessThan(1e-6);
+    expect(Math.abs(delta[0]! - 3)).toBeLessThan(1e-6);
+    expect(Math.abs(delta[1]! - 3)).toBeLessThan(1e-6);
     // Objective at (3, 3): √2·(2 + 1 + 0 + 7 + 17) = 27√2; α = 1/5 each.
     expect(trace.objective).toBeCloseTo((27 * Math.SQRT2) / 5, 9);
   });
@@ -94,7 +94,7 @@ describe('geometric median by smoothed Weiszfeld (Pillutla et al. 2019)', () => 
   it('a triangle with a 120°+ angle: the median is that vertex (Fermat–Torricelli)', () => {
     // Angle at (0, 0) between (1, 0) and (−1, 0.1) is about 174°.
     const { delta } = geometricMedian(points([1, 0], [0, 0], [-1, 0.1]), TIGHT);
-    expect(Math.hypot(delta[0], delta[1])).toBeLessThan(1e-6);
+    expect(Math.hypot(delta[0]!, delta[1]!)).toBeLessThan(1e-6);
   });
 
   it('square corners: the centre, converged at once (the start, the mean, is already optimal)', () => {
@@ -108,7 +108,7 @@ describe('geometric median by smoothed Weiszfeld (Pillutla et al. 2019)', () => 
   it('a point carrying half the weight or more is the weighted geometric median', () => {
     const updates = points([0, 0], [4, 0], [0, 4], [4, 4]);
     const { delta, trace } = geometricMedian(updates, { ...TIGHT, weights: [3, 1, 1, 1] });
-    expect(Math.hypot(delta[0], delta[1])).toBeLessThan(1e-6);
+    expect(Math.hypot(delta[0]!, delta[1]!)).toBeLessThan(1e-6);
     expect(trace.weighting).toBe('weighted');
   });
 

@@ -62,7 +62,7 @@ describe('Krum and Multi-Krum (Blanchard et al. 2017)', () => {
           const honest = Array.from({ length: n - f }, () => around(centre, normal, 0.1));
           const direction = gaussianVector(20, normal);
           const attackers = Array.from({ length: f }, (_, a) =>
-            Float32Array.from(centre, (x, i) => x + distance * (a + 1) * direction[i]),
+            Float32Array.from(centre, (x, i) => x + distance * (a + 1) * direction[i]!),
           );
           const updates = [...attackers, ...honest];
           const { trace } = krum(updates, { byzantine: f, selected: n - f });
@@ -93,7 +93,9 @@ describe('Krum and Multi-Krum (Blanchard et al. 2017)', () => {
     // Smaller blocks change only the summation order of the distances: equal to float tolerance.
     const small = await krumBlockwise(inMemoryBlockReader(updates), { ...options, blockParameters: 999 });
     expect(small.trace.selected).toEqual(inMemory.trace.selected);
-    small.trace.scores.forEach((s, k) => expect(Math.abs(s - inMemory.trace.scores[k])).toBeLessThanOrEqual(1e-12 * s));
+    small.trace.scores.forEach((s, k) =>
+      expect(Math.abs(s - inMemory.trace.scores[k]!)).toBeLessThanOrEqual(1e-12 * s),
+    );
     expect(maxAbsDifference(small.delta, inMemory.delta)).toBe(0);
   });
 

@@ -20,8 +20,8 @@ describe('server-side norm bounding', () => {
       maxNorm: 1,
     });
     expect(factors).toEqual([0.2, 1, 1]);
-    expect(Array.from(updates[0])).toEqual([Math.fround(0.6), Math.fround(0.8)]);
-    expect(Array.from(updates[1])).toEqual([0.5, 0]);
+    expect(Array.from(updates[0]!)).toEqual([Math.fround(0.6), Math.fround(0.8)]);
+    expect(Array.from(updates[1]!)).toEqual([0.5, 0]);
     expect(trace).toEqual({ step: 'norm-bound', mode: 'fixed', bound: 1, medianNorm: 0.5, clipped: 1 });
     expect(updateTrace[0]).toEqual({ step: 'clip', norm: 5, clippingNorm: 1, factor: 0.2 });
   });
@@ -32,17 +32,17 @@ describe('server-side norm bounding', () => {
     expect(decision.bound).toBe(6);
     expect(decision.factors).toEqual([1, 1, 1, 1, 0.06]);
     expect(decision.trace).toMatchObject({ mode: 'median-multiple', multiplier: 2, clipped: 1 });
-    const scaled = scaleUpdate(f32(60, 80), decision.factors[4]);
+    const scaled = scaleUpdate(f32(60, 80), decision.factors[4]!);
     expect(l2Norm(scaled)).toBeCloseTo(6, 5);
   });
 
   it('a ×10 scaled update is brought back to the honest scale', () => {
     const normal = seededNormal(3);
     const honest = Array.from({ length: 7 }, () => gaussianVector(1000, normal));
-    const attacker = Float32Array.from(honest[0], (x) => 10 * x);
+    const attacker = Float32Array.from(honest[0]!, (x) => 10 * x);
     const { updates, bound } = boundNorms([...honest, attacker], { mode: 'median-multiple', multiplier: 1.5 });
-    expect(l2Norm(updates[7])).toBeLessThanOrEqual(bound * (1 + 1e-6));
-    expect(l2Norm(updates[7])).toBeLessThan(2 * l2Norm(honest[0]));
+    expect(l2Norm(updates[7]!)).toBeLessThanOrEqual(bound * (1 + 1e-6));
+    expect(l2Norm(updates[7]!)).toBeLessThan(2 * l2Norm(honest[0]!));
     expect(updates[1]).toBe(honest[1]); // not copied when not clipped
   });
 
@@ -56,7 +56,7 @@ describe('server-side norm bounding', () => {
     expect(blockwise.factors).toEqual(inMemory.factors);
     expect(reader.reads).toEqual([2, 2, 2, 2, 2]); // the norm pass: 2 blocks of the default 65,536
     const rebuilt = updates.map((u) => new Float32Array(u.length));
-    await forEachBlock(blockwise.reader, 4096, (blocks, start) => blocks.forEach((b, k) => rebuilt[k].set(b, start)));
+    await forEachBlock(blockwise.reader, 4096, (blocks, start) => blocks.forEach((b, k) => rebuilt[k]!.set(b, start)));
     rebuilt.forEach((u, k) => expectSameBits(u, inMemory.updates[k] as Float32Array));
   });
 

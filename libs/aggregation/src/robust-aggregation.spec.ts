@@ -15,19 +15,19 @@ import { inMemoryBlockReader } from './update-blocks';
 
 /** The textbook definitions, one coordinate at a time with Array.prototype.sort (the previous implementation). */
 function referenceColumns(updates: readonly Float32Array[], reduce: (sorted: number[]) => number): Float32Array {
-  return Float32Array.from({ length: updates[0].length }, (_, i) =>
-    reduce(updates.map((u) => u[i]).sort((a, b) => a - b)),
+  return Float32Array.from({ length: updates[0]!.length }, (_, i) =>
+    reduce(updates.map((u) => u[i]!).sort((a, b) => a - b)),
   );
 }
 const referenceMedian = (updates: readonly Float32Array[]): Float32Array =>
   referenceColumns(updates, (c) =>
-    c.length % 2 === 1 ? c[c.length >> 1] : (c[(c.length >> 1) - 1] + c[c.length >> 1]) / 2,
+    c.length % 2 === 1 ? c[c.length >> 1]! : (c[(c.length >> 1) - 1]! + c[c.length >> 1]!) / 2,
   );
 const referenceTrimmedMean = (updates: readonly Float32Array[], beta: number): Float32Array => {
   const trim = Math.floor(beta * updates.length);
   return referenceColumns(updates, (c) => {
     let s = 0;
-    for (let k = trim; k < c.length - trim; k += 1) s += c[k];
+    for (let k = trim; k < c.length - trim; k += 1) s += c[k]!;
     return s / (c.length - 2 * trim);
   });
 };
@@ -118,7 +118,7 @@ describe('blockwise coordinate statistics', () => {
     const poisoned = {
       ...inMemoryBlockReader(good),
       readBlock: (k: number, s: number, e: number) =>
-        Promise.resolve(k === 2 ? f32(1, Infinity, 3).subarray(s, e) : good[k].subarray(s, e)),
+        Promise.resolve(k === 2 ? f32(1, Infinity, 3).subarray(s, e) : good[k]!.subarray(s, e)),
     };
     expect(await asyncRefusalCode(() => trimmedMeanBlockwise(poisoned, 0.2))).toBe(AggregationErrorCode.NonFiniteValue);
     const reader = inMemoryBlockReader(good);

@@ -33,7 +33,7 @@ function round(seed: number): Float32Array[] {
   const normal = seededNormal(seed);
   const centre = gaussianVector(70_001, normal, 0.01);
   const honest = Array.from({ length: 7 }, () => around(centre, normal, 0.01));
-  return [...honest, Float32Array.from(honest[0], (x) => 10 * x), Float32Array.from(honest[1], (x) => -x)];
+  return [...honest, Float32Array.from(honest[0]!, (x) => 10 * x), Float32Array.from(honest[1]!, (x) => -x)];
 }
 
 describe('robust aggregation choice (dispatch, composition, plan-time checks)', () => {
@@ -44,13 +44,13 @@ describe('robust aggregation choice (dispatch, composition, plan-time checks)', 
       'trimmed-mean': trimmedMean(updates, 0.2),
     };
     const results = SPECS.map((spec) => aggregateRobust({ aggregator: spec }, updates));
-    expectSameBits(results[0].delta, expected['coordinate-median']);
-    expect(results[0].trace).toEqual([{ step: 'coordinate-median', count: 9 }]);
-    expectSameBits(results[1].delta, expected['trimmed-mean']);
-    expect(results[1].trace).toEqual([{ step: 'trimmed-mean', count: 9, trimFraction: 0.2, trimmedEachSide: 1 }]);
-    expectSameBits(results[2].delta, krum(updates, { byzantine: 2 }).delta);
-    expect(results[3].trace[0]).toMatchObject({ step: 'krum', selectedCount: 5 });
-    expectSameBits(results[4].delta, geometricMedian(updates, { tolerance: 1e-8, maxIterations: 200 }).delta);
+    expectSameBits(results[0]!.delta, expected['coordinate-median']!);
+    expect(results[0]!.trace).toEqual([{ step: 'coordinate-median', count: 9 }]);
+    expectSameBits(results[1]!.delta, expected['trimmed-mean']!);
+    expect(results[1]!.trace).toEqual([{ step: 'trimmed-mean', count: 9, trimFraction: 0.2, trimmedEachSide: 1 }]);
+    expectSameBits(results[2]!.delta, krum(updates, { byzantine: 2 }).delta);
+    expect(results[3]!.trace[0]).toMatchObject({ step: 'krum', selectedCount: 5 });
+    expectSameBits(results[4]!.delta, geometricMedian(updates, { tolerance: 1e-8, maxIterations: 200 }).delta);
     results.forEach((r) => expect(r.updateTrace).toEqual(updates.map(() => [])));
   });
 
@@ -74,7 +74,7 @@ describe('robust aggregation choice (dispatch, composition, plan-time checks)', 
     const normBound = { mode: 'fixed', maxNorm: 0.5 } as const;
     const result = aggregateRobust({ aggregator: { kind: 'coordinate-median' }, normBound }, updates);
     expect(result.trace.map((t) => t.step)).toEqual(['norm-bound', 'coordinate-median']);
-    expect(result.updateTrace[7][0]).toMatchObject({ step: 'clip', clippingNorm: 0.5 });
+    expect(result.updateTrace[7]![0]).toMatchObject({ step: 'clip', clippingNorm: 0.5 });
     expectSameBits(result.delta, coordinateMedian(boundNorms(updates, normBound).updates));
   });
 

@@ -51,16 +51,16 @@ export function countingReader(updates: readonly Float32Array[]): UpdateBlockRea
   let maxRange = 0;
   return {
     count: updates.length,
-    length: updates[0].length,
+    length: updates[0]!.length,
     reads,
     maxRange: () => maxRange,
     readBlock: (update, start, end) => {
       expect(start).toBeGreaterThanOrEqual(0);
-      expect(end).toBeLessThanOrEqual(updates[0].length);
+      expect(end).toBeLessThanOrEqual(updates[0]!.length);
       expect(end).toBeGreaterThan(start);
-      reads[update] += 1;
+      reads[update]! += 1;
       maxRange = Math.max(maxRange, end - start);
-      return Promise.resolve(updates[update].slice(start, end));
+      return Promise.resolve(updates[update]!.slice(start, end));
     },
   };
 }
@@ -94,7 +94,7 @@ export async function asyncRefusalCode(run: () => Promise<unknown>): Promise<Agg
 export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
   let worst = 0;
-  for (let i = 0; i < a.length; i += 1) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  for (let i = 0; i < a.length; i += 1) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
   return worst;
 }
 

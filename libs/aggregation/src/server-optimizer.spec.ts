@@ -16,7 +16,7 @@ const f32 = (...xs: number[]): Float32Array => Float32Array.from(xs);
 /** Float32 storage of m, v and x costs ~1e-7 relative per step; hand values are float64. */
 function expectClose(actual: Float32Array, expected: readonly number[]): void {
   expect(actual.length).toBe(expected.length);
-  expected.forEach((e, i) => expect(Math.abs(actual[i] - e)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(e))));
+  expected.forEach((e, i) => expect(Math.abs(actual[i]! - e)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(e))));
 }
 
 function codeOf(run: () => unknown): AggregationErrorCode | undefined {
@@ -103,10 +103,10 @@ describe('adaptive server optimizers (Reddi et al. 2021, Algorithm 2, no bias co
     const e1 = [1 / (Math.sqrt(1.1875) + 0.5), -0.5 / (Math.sqrt(0.4375) + 0.5)];
     expectClose(x1, e1);
     const x2 = opt.step(x1, f32(0, 1)).weights;
-    const e2 = [e1[0] + 0.5 / (Math.sqrt(0.890625) + 0.5), e1[1] + 0.25 / (Math.sqrt(0.578125) + 0.5)];
+    const e2 = [e1[0]! + 0.5 / (Math.sqrt(0.890625) + 0.5), e1[1]! + 0.25 / (Math.sqrt(0.578125) + 0.5)];
     expectClose(x2, e2);
     const x3 = opt.step(x2, f32(-1, 0)).weights;
-    const e3 = [e2[0] - 0.25 / (Math.sqrt(0.91796875) + 0.5), e2[1] + 0.125 / (Math.sqrt(0.43359375) + 0.5)];
+    const e3 = [e2[0]! - 0.25 / (Math.sqrt(0.91796875) + 0.5), e2[1]! + 0.125 / (Math.sqrt(0.43359375) + 0.5)];
     expectClose(x3, e3);
     expect(Array.from(opt.moments().m)).toEqual([-0.25, 0.125]);
     expect(Array.from(opt.moments().v)).toEqual([0.91796875, 0.43359375]);
@@ -143,15 +143,15 @@ describe('adaptive server optimizers (Reddi et al. 2021, Algorithm 2, no bias co
     expectClose(x1, e1);
     expect(Array.from(opt.moments().v)).toEqual([1.25, 0.234375]);
     const x2 = opt.step(x1, f32(1, 0.5)).weights;
-    const e2 = [e1[0] + 1 / 1.5, e1[1] + 0.3125 / (Math.sqrt(0.296875) + 0.5)];
+    const e2 = [e1[0]! + 1 / 1.5, e1[1]! + 0.3125 / (Math.sqrt(0.296875) + 0.5)];
     expectClose(x2, e2);
     expect(Array.from(opt.moments().v)).toEqual([1, 0.296875]);
     const x3 = opt.step(x2, f32(1, 0)).weights;
-    expectClose(x3, [e2[0] + 1 / 1.5, e2[1] + 0.15625 / (Math.sqrt(0.296875) + 0.5)]);
+    expectClose(x3, [e2[0]! + 1 / 1.5, e2[1]! + 0.15625 / (Math.sqrt(0.296875) + 0.5)]);
     expect(Array.from(opt.moments().v)).toEqual([1, 0.296875]);
     expect(Array.from(opt.moments().m)).toEqual([1, 0.15625]);
     expect(x1[1]).toBeCloseTo(0.1270167, 6);
-    expect(x2[1] - x1[1]).toBeCloseTo(0.2990825, 6);
+    expect(x2[1]! - x1[1]!).toBeCloseTo(0.2990825, 6);
     expect(x3[0]).toBeCloseTo(1.9513673, 6);
     expect(x3[1]).toBeCloseTo(0.5756403, 6);
   });
@@ -283,8 +283,8 @@ describe('server optimizer state persistence', () => {
       return bytes;
     };
     const cases: [string, () => Uint8Array, AggregationErrorCode, () => ServerOptimizer][] = [
-      ['a flipped payload bit', () => mutate((b) => (b[70] ^= 0x10)), AggregationErrorCode.StateCorrupt, fresh],
-      ['a flipped header bit', () => mutate((b) => (b[20] ^= 0x01)), AggregationErrorCode.StateCorrupt, fresh],
+      ['a flipped payload bit', () => mutate((b) => (b[70]! ^= 0x10)), AggregationErrorCode.StateCorrupt, fresh],
+      ['a flipped header bit', () => mutate((b) => (b[20]! ^= 0x01)), AggregationErrorCode.StateCorrupt, fresh],
       ['truncation', () => good.slice(0, good.length - 4), AggregationErrorCode.StateCorrupt, fresh],
       ['an empty buffer', () => new Uint8Array(0), AggregationErrorCode.StateCorrupt, fresh],
       ['a wrong magic', () => mutate((b) => (b[0] = 0x58)), AggregationErrorCode.StateCorrupt, fresh],

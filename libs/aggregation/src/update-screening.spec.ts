@@ -21,7 +21,7 @@ import {
 const FIRST_FLOORS = { normScaleFloor: 0.05, cosineScaleFloor: 0.05 } as const;
 
 const mean = (updates: readonly Float32Array[]): Float32Array =>
-  Float32Array.from(updates[0], (_, i) => updates.reduce((s, u) => s + u[i], 0) / updates.length);
+  Float32Array.from(updates[0]!, (_, i) => updates.reduce((s, u) => s + u[i]!, 0) / updates.length);
 
 /**
  * A round of honest silos: each update is a shared direction μ (‖μ‖ ≈ 1, the signal of the round) plus silo noise of
@@ -53,9 +53,9 @@ describe('update screening', () => {
       aggregate: f32(1, 0),
       previousUpdate: f32(0, 1),
     });
-    expect(stats[0].norm).toBe(5);
-    expect(stats[0].cosineToAggregate).toBeCloseTo(0.6, 12);
-    expect(stats[0].cosineToPrevious).toBeCloseTo(0.8, 12);
+    expect(stats[0]!.norm).toBe(5);
+    expect(stats[0]!.cosineToAggregate).toBeCloseTo(0.6, 12);
+    expect(stats[0]!.cosineToPrevious).toBeCloseTo(0.8, 12);
     expect(stats[1]).toEqual({ norm: 2, cosineToAggregate: 0, cosineToPrevious: 1 });
     expect(stats[2]).toEqual({ norm: 1, cosineToAggregate: -1, cosineToPrevious: 0 });
     // No previous update (first round), and a zero update: cosines with a zero vector are 0.
@@ -80,12 +80,12 @@ describe('update screening', () => {
       for (const aggregate of [coordinateMedian(updates), mean(updates)]) {
         const report = screenUpdates(updates, { aggregate, previousUpdate }, FIRST_FLOORS);
         expect(report.flagged).toEqual([2, 6]);
-        const scaled = report.updates[2].flags.find((f) => f.statistic === 'norm');
+        const scaled = report.updates[2]!.flags.find((f) => f.statistic === 'norm');
         expect(scaled?.score).toBeGreaterThan(3.5);
         expect(scaled?.reason).toMatch(/^L2 norm [\d.]+ is [\d.]+ robust deviations above the round's median/);
-        const flipped = report.updates[6].flags.map((f) => f.statistic);
+        const flipped = report.updates[6]!.flags.map((f) => f.statistic);
         expect(flipped).toContain('cosine-to-previous');
-        expect(report.updates[6].flags.every((f) => f.score < -3.5 && / below /.test(f.reason))).toBe(true);
+        expect(report.updates[6]!.flags.every((f) => f.score < -3.5 && / below /.test(f.reason))).toBe(true);
         expect(report.excluded).toEqual([]);
       }
     }
@@ -119,8 +119,8 @@ describe('update screening', () => {
     );
     expect(report.flagged).toEqual([8]);
     expect(report.excluded).toEqual([8]);
-    expect(report.updates[8].excluded).toBe(true);
-    expect(report.updates[0].excluded).toBe(false);
+    expect(report.updates[8]!.excluded).toBe(true);
+    expect(report.updates[0]!.excluded).toBe(false);
     expect(report.rule).toEqual({
       method: 'median-absolute-deviation',
       threshold: 3.5,
@@ -137,17 +137,17 @@ describe('update screening', () => {
     const norms = [1, 1.1, 0.9, 1, 1.05, 5];
     const stats = norms.map((norm) => ({ norm, cosineToAggregate: 0.5, cosineToPrevious: null }));
     const report = screenStatistics(stats, FIRST_FLOORS);
-    const norm = report.summaries[0];
+    const norm = report.summaries[0]!;
     const logMedian = Math.log(1.05) / 2;
     const deviations = norms.map((x) => Math.abs(Math.log(x) - logMedian)).sort((a, b) => a - b);
-    const scaledMad = ((deviations[2] + deviations[3]) / 2) * 1.4826 * 1.2;
+    const scaledMad = ((deviations[2]! + deviations[3]!) / 2) * 1.4826 * 1.2;
     expect(norm.median).toBeCloseTo(Math.sqrt(1.05), 12);
     expect(norm.scaledMad).toBeCloseTo(scaledMad, 12);
     expect(norm.scale).toBeCloseTo(scaledMad, 12); // above the floor 0.05
     expect(report.flagged).toEqual([5]);
-    expect(report.updates[5].flags[0].score).toBeCloseTo((Math.log(5) - logMedian) / scaledMad, 9);
-    expect(report.updates[5].flags[0].median).toBeCloseTo(Math.sqrt(1.05), 12);
-    expect(report.updates[5].flags[0].reason).toMatch(
+    expect(report.updates[5]!.flags[0]!.score).toBeCloseTo((Math.log(5) - logMedian) / scaledMad, 9);
+    expect(report.updates[5]!.flags[0]!.median).toBeCloseTo(Math.sqrt(1.05), 12);
+    expect(report.updates[5]!.flags[0]!.reason).toMatch(
       /^L2 norm 5 is [\d.]+ robust deviations above the round's median 1\.025 \(×4\.88 the median; log scale [\d.]+, threshold 3\.5\)$/,
     );
     // All cosines equal: MAD 0, the floor keeps the scale at 0.05 and nothing is flagged.
@@ -176,7 +176,7 @@ describe('update screening', () => {
         const summary = screenStatistics(
           values.map((c) => ({ norm: 1, cosineToAggregate: c, cosineToPrevious: null })),
           { cosineScaleFloor: 0 },
-        ).summaries[1];
+        ).summaries[1]!;
         sum += summary.scaledMad;
       }
       expect(Math.abs(sum / trials - 1)).toBeLessThan(0.025);
@@ -189,7 +189,7 @@ describe('update screening', () => {
     const report = screenUpdates([f32(1, 0), f32(-100, 0)], { aggregate: f32(1, 0) });
     expect(report.rule.applied).toBe(false);
     expect(report.flagged).toEqual([]);
-    expect(report.updates[1].norm).toBe(100);
+    expect(report.updates[1]!.norm).toBe(100);
   });
 
   it('blockwise equals in memory (statistics bit for bit at the default block size)', async () => {
@@ -200,7 +200,7 @@ describe('update screening', () => {
     expect(await updateStatisticsBlockwise(reader, references)).toEqual(updateStatistics(updates, references));
     expect(await screenUpdatesBlockwise(reader, references)).toEqual(screenUpdates(updates, references));
     const small = await updateStatisticsBlockwise(reader, references, { blockParameters: 1000 });
-    small.forEach((s, k) => expect(s.norm).toBeCloseTo(updateStatistics(updates, references)[k].norm, 9));
+    small.forEach((s, k) => expect(s.norm).toBeCloseTo(updateStatistics(updates, references)[k]!.norm, 9));
   });
 
   it('raises both floors to 1/√m for a model of m parameters, and reports the floors it applied', () => {
@@ -238,13 +238,13 @@ describe('update screening', () => {
     // 0.45 is the scale: Switzerland is (−0.565 − 0.7965)/0.45 = −3.0256 deviations, inside the threshold 3.5.
     const report = screenStatistics(round, { parameters: 14 });
     expect(report.summaries[1]).toMatchObject({ statistic: 'cosine-to-aggregate', scale: 0.45 });
-    expect(report.summaries[1].median).toBeCloseTo(0.7965, 12);
-    expect(report.summaries[1].scaledMad).toBeCloseTo(0.1071015414, 9);
+    expect(report.summaries[1]!.median).toBeCloseTo(0.7965, 12);
+    expect(report.summaries[1]!.scaledMad).toBeCloseTo(0.1071015414, 9);
     expect(report.flagged).toEqual([]);
     // The first floors (0.05, raised to 1/√14 = 0.26726) made it −1.3615 / 0.26726 = −5.0943 deviations: flagged.
     const before = screenStatistics(round, { ...FIRST_FLOORS, parameters: 14 });
     expect(before.flagged).toEqual([2]);
-    expect(before.updates[2].flags[0].score).toBeCloseTo(-5.0942665321, 8);
+    expect(before.updates[2]!.flags[0]!.score).toBeCloseTo(-5.0942665321, 8);
   });
 
   it('defaults: a ×10 update among 4 is flagged on the norm, a ×3 one and a zero one are not (hand-computed)', () => {
@@ -254,10 +254,10 @@ describe('update screening', () => {
     // (reported as e^0.047655 = 1.04881); |deviations| 0.047655, 0.047655, 0.152015, 2.25493 → MAD 0.099835;
     // × 1.4826 × 1.363 = 0.20176, below the floor 0.35; the ×10 update: 2.25493 / 0.35 = 6.4427 deviations above.
     const scaled = screenStatistics(round(10));
-    expect(scaled.summaries[0].median).toBeCloseTo(1.0488088482, 9);
-    expect(scaled.summaries[0].scale).toBe(0.35);
+    expect(scaled.summaries[0]!.median).toBeCloseTo(1.0488088482, 9);
+    expect(scaled.summaries[0]!.scale).toBe(0.35);
     expect(scaled.flagged).toEqual([3]);
-    expect(scaled.updates[3].flags[0].score).toBeCloseTo(6.4426571517, 8);
+    expect(scaled.updates[3]!.flags[0]!.score).toBeCloseTo(6.4426571517, 8);
     // ×3: (ln 3 − 0.047655)/0.35 = 3.0027, inside the threshold; 0: a short update is never an outlier.
     expect(screenStatistics(round(3)).flagged).toEqual([]);
     expect(screenStatistics(round(0)).flagged).toEqual([]);
@@ -300,11 +300,11 @@ function smallModelRound(seed: number, m: number, n: number, attack: 'none' | 'x
     const skew = unit();
     const noise = unit();
     const size = Math.exp(Math.log(4) * (0.5 + 0.5 * Math.tanh(uniform())));
-    return Float32Array.from(mu, (x, i) => Math.sqrt(size) * (x + 0.6 * skew[i] + 0.4 * noise[i]));
+    return Float32Array.from(mu, (x, i) => Math.sqrt(size) * (x + 0.6 * skew[i]! + 0.4 * noise[i]!));
   });
   const previousNoise = unit();
-  const previousUpdate = Float32Array.from(mu, (x, i) => x + 0.3 * previousNoise[i]);
-  const own = updates[0];
+  const previousUpdate = Float32Array.from(mu, (x, i) => x + 0.3 * previousNoise[i]!);
+  const own = updates[0]!;
   if (attack === 'x10') updates[0] = Float32Array.from(own, (x) => 10 * x);
   if (attack === 'sign-flip') updates[0] = Float32Array.from(own, (x) => -x);
   if (attack === 'gaussian') {
@@ -322,7 +322,7 @@ function uncalibratedFlags(
   const median = (xs: readonly number[]): number => {
     const s = [...xs].sort((a, b) => a - b);
     const h = s.length >> 1;
-    return s.length % 2 === 1 ? s[h] : (s[h - 1] + s[h]) / 2;
+    return s.length % 2 === 1 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
   };
   const flagged = new Set<number>();
   const check = (values: readonly number[], floor: number, twoSided: boolean): void => {

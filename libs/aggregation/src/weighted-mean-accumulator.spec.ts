@@ -7,12 +7,12 @@ const f32 = (...xs: number[]): Float32Array => Float32Array.from(xs);
 
 /** Reference: the textbook formula, one coordinate at a time, in float64, rounded once. */
 function batchWeightedMean(updates: readonly Float32Array[], weights: readonly number[]): Float32Array {
-  const m = updates[0].length;
+  const m = updates[0]!.length;
   const out = new Float32Array(m);
   const total = weights.reduce((a, b) => a + b, 0);
   for (let i = 0; i < m; i += 1) {
     let s = 0;
-    updates.forEach((u, k) => (s += weights[k] * u[i]));
+    updates.forEach((u, k) => (s += weights[k]! * u[i]!));
     out[i] = s / total;
   }
   return out;
@@ -22,7 +22,7 @@ function batchWeightedMean(updates: readonly Float32Array[], weights: readonly n
 function expectCloseF32(actual: Float32Array, expected: Float32Array): void {
   expect(actual.length).toBe(expected.length);
   for (let i = 0; i < actual.length; i += 1) {
-    expect(Math.abs(actual[i] - expected[i])).toBeLessThanOrEqual(2 ** -23 * Math.abs(expected[i]) + 1e-30);
+    expect(Math.abs(actual[i]! - expected[i]!)).toBeLessThanOrEqual(2 ** -23 * Math.abs(expected[i]!) + 1e-30);
   }
 }
 
@@ -138,7 +138,7 @@ describe('WeightedMeanAccumulator', () => {
             fc.array(fc.tuple(updateArb(m), fc.integer({ min: 1, max: 100_000 })), { minLength: 1, maxLength: 8 }),
           ),
         (items) => {
-          const acc = new WeightedMeanAccumulator(items[0][0].length);
+          const acc = new WeightedMeanAccumulator(items[0]![0].length);
           items.forEach(([u, w]) => acc.add(u, w));
           const expected = batchWeightedMean(
             items.map(([u]) => u),
@@ -169,10 +169,10 @@ describe('WeightedMeanAccumulator', () => {
           const shuffled = [...items];
           for (let k = shuffled.length - 1; k > 0; k -= 1) {
             const j = (randomness.next().value as number) % (k + 1);
-            [shuffled[k], shuffled[j]] = [shuffled[j], shuffled[k]];
+            [shuffled[k], shuffled[j]] = [shuffled[j]!, shuffled[k]!];
           }
-          const a = new WeightedMeanAccumulator(items[0][0].length);
-          const b = new WeightedMeanAccumulator(items[0][0].length);
+          const a = new WeightedMeanAccumulator(items[0]![0].length);
+          const b = new WeightedMeanAccumulator(items[0]![0].length);
           items.forEach(([u, w]) => a.add(u, w));
           shuffled.forEach(([u, w]) => b.add(u, w));
           expect(b.result()).toEqual(a.result());
@@ -204,8 +204,8 @@ describe('WeightedMeanAccumulator', () => {
             ),
           fc.constantFrom<'weighted' | 'unweighted'>('weighted', 'unweighted'),
           (items, weighting) => {
-            const checked = new WeightedMeanAccumulator(items[0][0].length, { weighting });
-            const fast = new WeightedMeanAccumulator(items[0][0].length, { weighting });
+            const checked = new WeightedMeanAccumulator(items[0]![0].length, { weighting });
+            const fast = new WeightedMeanAccumulator(items[0]![0].length, { weighting });
             items.forEach(([u, w]) => checked.add(u, w));
             items.forEach(([u, w]) => fast.addValidated(u, w));
             expect(fast.result()).toEqual(checked.result());
