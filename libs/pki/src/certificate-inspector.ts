@@ -65,7 +65,7 @@ function siloIdOf(cert: ForgeCertificate): string | null {
     .filter((name) => name.type === 6 && typeof name.value === 'string' && name.value.startsWith(SILO_URI_PREFIX))
     .map((name) => name.value as string);
   if (uris.length === 0) return null;
-  const siloId = uris.length === 1 ? siloIdFromUri(uris[0]) : null;
+  const siloId = uris.length === 1 ? siloIdFromUri(uris[0]!) : null;
   if (siloId === null) {
     // An ambiguous or malformed silo identity must never be mapped to a silo.
     throw new PkiException(PkiErrorCode.CertificateMalformed, `Certificate has an invalid silo URI set: ${uris}.`);

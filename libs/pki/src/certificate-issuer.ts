@@ -195,7 +195,7 @@ export function issueServerCertificate(options: IssueServerCertificateOptions): 
   ];
   const issued = signLeaf(
     authority,
-    hostnames[0] ?? ips[0],
+    hostnames[0] ?? ips[0]!,
     keyPair.publicKeyPem,
     options.now ?? new Date(),
     options.validityDays ?? DEFAULT_SERVER_CERTIFICATE_DAYS,

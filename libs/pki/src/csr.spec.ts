@@ -84,7 +84,7 @@ describe('createCsr / parseCsr', () => {
 
     it('CSR_SIGNATURE_INVALID when the signature bits are altered', () => {
       const der = Buffer.from(csrDer(createCsr({ privateKeyPem: key.privateKeyPem, siloId: newSiloId() })));
-      der[der.length - 1] ^= 0x01; // last octet of the signature BIT STRING
+      der[der.length - 1]! ^= 0x01; // last octet of the signature BIT STRING
       const error = (() => {
         try {
           parseCsr(derToCsrPem(der));
@@ -221,7 +221,7 @@ describe('createCsr / parseCsr', () => {
       fc.assert(
         fc.property(fc.nat({ max: der.length - 1 }), fc.integer({ min: 1, max: 255 }), (index, mask) => {
           const corrupted = Buffer.from(der);
-          corrupted[index] ^= mask;
+          corrupted[index]! ^= mask;
           const code = refusalCode(() => parseCsr(derToCsrPem(corrupted), { expectedSiloId: siloId }));
           expect(code).not.toBe('accepted');
         }),

@@ -101,10 +101,10 @@ function frameCsr(der: Buffer): CsrFrame {
     outer = readDerElement(der, 0);
     if (outer.tag !== 0x30 || outer.end !== der.length) throw malformed('CSR is not exactly one DER SEQUENCE.');
     parts = readDerChildren(der, outer);
-    if (parts.length !== 3 || parts[0].tag !== 0x30 || parts[1].tag !== 0x30 || parts[2].tag !== 0x03) {
+    if (parts.length !== 3 || parts[0]!.tag !== 0x30 || parts[1]!.tag !== 0x30 || parts[2]!.tag !== 0x03) {
       throw malformed('CSR is not SEQUENCE { certificationRequestInfo, signatureAlgorithm, signature }.');
     }
-    info = readDerChildren(der, parts[0]);
+    info = readDerChildren(der, parts[0]!);
   } catch (error) {
     if (error instanceof PkiException) throw error;
     throw malformed('CSR DER framing is invalid.', error);
@@ -113,16 +113,16 @@ function frameCsr(der: Buffer): CsrFrame {
   const [version, subject, spki, attributes] = info;
   if (
     info.length !== 4 ||
-    version.tag !== 0x02 ||
-    version.end - version.contentStart !== 1 ||
-    der[version.contentStart] !== 0 ||
-    subject.tag !== 0x30 ||
-    spki.tag !== 0x30 ||
-    attributes.tag !== 0xa0
+    version!.tag !== 0x02 ||
+    version!.end - version!.contentStart !== 1 ||
+    der[version!.contentStart] !== 0 ||
+    subject!.tag !== 0x30 ||
+    spki!.tag !== 0x30 ||
+    attributes!.tag !== 0xa0
   ) {
     throw malformed('CertificationRequestInfo is not a version 1 PKCS#10 structure.');
   }
-  const algorithm = der.subarray(parts[1].start, parts[1].end);
+  const algorithm = der.subarray(parts[1]!.start, parts[1]!.end);
   const known = SIGNATURE_ALGORITHMS.find((candidate) => candidate.der.equals(algorithm));
   if (known === undefined) {
     throw new PkiException(
@@ -131,14 +131,14 @@ function frameCsr(der: Buffer): CsrFrame {
     );
   }
   // BIT STRING content: first octet = number of unused bits, which must be 0 for an RSA signature.
-  if (parts[2].end - parts[2].contentStart < 2 || der[parts[2].contentStart] !== 0) {
+  if (parts[2]!.end - parts[2]!.contentStart < 2 || der[parts[2]!.contentStart] !== 0) {
     throw malformed('CSR signature BIT STRING is malformed.');
   }
   return {
-    certificationRequestInfo: der.subarray(parts[0].start, parts[0].end),
-    subjectPublicKeyInfo: der.subarray(spki.start, spki.end),
+    certificationRequestInfo: der.subarray(parts[0]!.start, parts[0]!.end),
+    subjectPublicKeyInfo: der.subarray(spki!.start, spki!.end),
     hash: known.hash,
-    signature: der.subarray(parts[2].contentStart + 1, parts[2].end),
+    signature: der.subarray(parts[2]!.contentStart + 1, parts[2]!.end),
   };
 }
 
@@ -230,17 +230,17 @@ export function parseCsr(csrPem: string, options: { expectedSiloId?: string } = 
   }
 
   const subject = csr.subject.attributes;
-  if (subject.length !== 1 || subject[0].type !== OID_COMMON_NAME) {
+  if (subject.length !== 1 || subject[0]!.type !== OID_COMMON_NAME) {
     throw mismatch('CSR subject must be exactly one CN holding the silo id.');
   }
-  const commonName = nameAttributeText(subject[0]);
+  const commonName = nameAttributeText(subject[0]!);
   const altNames = extensions.find((extension) => extension.id === OID_SUBJECT_ALT_NAME)?.altNames ?? [];
-  if (altNames.length !== 1 || altNames[0].type !== GENERAL_NAME_URI || typeof altNames[0].value !== 'string') {
+  if (altNames.length !== 1 || altNames[0]!.type !== GENERAL_NAME_URI || typeof altNames[0]!.value !== 'string') {
     throw mismatch('CSR must request exactly one subjectAltName, a URI urn:tessera:silo:<silo id>.');
   }
-  const sanSiloId = siloIdFromUri(altNames[0].value);
+  const sanSiloId = siloIdFromUri(altNames[0]!.value);
   if (sanSiloId === null) {
-    throw mismatch(`CSR SAN URI ${JSON.stringify(altNames[0].value)} is not urn:tessera:silo:<lowercase uuid>.`);
+    throw mismatch(`CSR SAN URI ${JSON.stringify(altNames[0]!.value)} is not urn:tessera:silo:<lowercase uuid>.`);
   }
   if (commonName !== sanSiloId) {
     throw mismatch(`CSR CN ${JSON.stringify(commonName)} disagrees with its SAN silo id ${sanSiloId}.`);

@@ -18,10 +18,10 @@ export class DerFormatError extends Error {
 /** Reads the element starting at `offset`, which must end at or before `limit` (default: end of `der`). */
 export function readDerElement(der: Uint8Array, offset: number, limit = der.length): DerElement {
   if (offset + 2 > limit) throw new DerFormatError(`truncated element at offset ${offset}`);
-  const tag = der[offset];
+  const tag = der[offset]!;
   // High tag numbers (low five bits all set) never occur in the structures read here.
   if ((tag & 0x1f) === 0x1f) throw new DerFormatError(`multi-byte tag at offset ${offset}`);
-  const first = der[offset + 1];
+  const first = der[offset + 1]!;
   let length: number;
   let contentStart: number;
   if (first < 0x80) {
@@ -33,7 +33,7 @@ export function readDerElement(der: Uint8Array, offset: number, limit = der.leng
     if (count === 0 || count > 4) throw new DerFormatError(`unsupported length form at offset ${offset}`);
     if (offset + 2 + count > limit) throw new DerFormatError(`truncated length at offset ${offset}`);
     length = 0;
-    for (let i = 0; i < count; i++) length = length * 256 + der[offset + 2 + i];
+    for (let i = 0; i < count; i++) length = length * 256 + der[offset + 2 + i]!;
     // DER demands the shortest length encoding: long form only for >= 128 and no leading zero octet.
     if (length < 0x80 || der[offset + 2] === 0) throw new DerFormatError(`non-minimal length at offset ${offset}`);
     contentStart = offset + 2 + count;

@@ -40,18 +40,18 @@ describe('encryptPrivateKey / decryptPrivateKey', () => {
     const der = decodePem(encrypted, 'ENCRYPTED PRIVATE KEY');
     if (der === null) throw new Error('not PEM');
     const [algorithm] = readDerChildren(der, readDerElement(der, 0));
-    const [pbes2Oid, pbes2Params] = readDerChildren(der, algorithm);
-    const [kdf, scheme] = readDerChildren(der, pbes2Params);
-    const [kdfOid, kdfParams] = readDerChildren(der, kdf);
-    const [salt, iterations, prf] = readDerChildren(der, kdfParams);
-    const [schemeOid, iv] = readDerChildren(der, scheme);
-    expect(oidAt(der, pbes2Oid)).toBe('1.2.840.113549.1.5.13');
-    expect(oidAt(der, kdfOid)).toBe('1.2.840.113549.1.5.12');
-    expect(oidAt(der, readDerChildren(der, prf)[0])).toBe('1.2.840.113549.2.9');
-    expect(oidAt(der, schemeOid)).toBe('2.16.840.1.101.3.4.1.42');
-    expect(salt.end - salt.contentStart).toBe(16);
-    expect(iv.end - iv.contentStart).toBe(16);
-    expect(der.readUIntBE(iterations.contentStart, iterations.end - iterations.contentStart)).toBe(
+    const [pbes2Oid, pbes2Params] = readDerChildren(der, algorithm!);
+    const [kdf, scheme] = readDerChildren(der, pbes2Params!);
+    const [kdfOid, kdfParams] = readDerChildren(der, kdf!);
+    const [salt, iterations, prf] = readDerChildren(der, kdfParams!);
+    const [schemeOid, iv] = readDerChildren(der, scheme!);
+    expect(oidAt(der, pbes2Oid!)).toBe('1.2.840.113549.1.5.13');
+    expect(oidAt(der, kdfOid!)).toBe('1.2.840.113549.1.5.12');
+    expect(oidAt(der, readDerChildren(der, prf!)[0]!)).toBe('1.2.840.113549.2.9');
+    expect(oidAt(der, schemeOid!)).toBe('2.16.840.1.101.3.4.1.42');
+    expect(salt!.end - salt!.contentStart).toBe(16);
+    expect(iv!.end - iv!.contentStart).toBe(16);
+    expect(der.readUIntBE(iterations!.contentStart, iterations!.end - iterations!.contentStart)).toBe(
       DEFAULT_KEY_ENCRYPTION_ITERATIONS,
     );
   });

@@ -43,7 +43,7 @@ function derPositiveInteger(value: number): Buffer {
   const octets: number[] = [];
   for (let rest = value; rest > 0; rest = Math.floor(rest / 256)) octets.unshift(rest % 256);
   // A set top bit would read as negative in two's complement (X.690 section 8.3.3): prefix a zero octet.
-  if (octets.length === 0 || octets[0] >= 0x80) octets.unshift(0);
+  if (octets.length === 0 || octets[0]! >= 0x80) octets.unshift(0);
   return der(0x02, Buffer.from(octets));
 }
 
@@ -211,26 +211,26 @@ function ownScheme(encrypted: Buffer): OwnScheme | null {
     const top = readDerElement(encrypted, 0);
     if (top.tag !== 0x30 || top.end !== encrypted.length) return null;
     const [algorithm, data] = children(encrypted, top, 2);
-    const [pbes2Oid, pbes2Params] = children(encrypted, algorithm, 2);
-    if (!bytesEqual(encrypted, pbes2Oid, OID_PBES2) || data.tag !== 0x04) return null;
-    const [kdf, cipher] = children(encrypted, pbes2Params, 2);
-    const [kdfOid, kdfParams] = children(encrypted, kdf, 2);
-    const [cipherOid, iv] = children(encrypted, cipher, 2);
-    if (!bytesEqual(encrypted, kdfOid, OID_PBKDF2) || !bytesEqual(encrypted, cipherOid, OID_AES256_CBC)) return null;
-    const [salt, count, prf] = children(encrypted, kdfParams, 3);
-    if (salt.tag !== 0x04 || count.tag !== 0x02 || iv.tag !== 0x04 || iv.end - iv.contentStart !== 16) return null;
-    const [prfOid, prfNull] = children(encrypted, prf, 2);
-    if (!bytesEqual(encrypted, prfOid, OID_HMAC_SHA256) || !bytesEqual(encrypted, prfNull, DER_NULL)) return null;
-    const countBytes = encrypted.subarray(count.contentStart, count.end);
+    const [pbes2Oid, pbes2Params] = children(encrypted, algorithm!, 2);
+    if (!bytesEqual(encrypted, pbes2Oid!, OID_PBES2) || data!.tag !== 0x04) return null;
+    const [kdf, cipher] = children(encrypted, pbes2Params!, 2);
+    const [kdfOid, kdfParams] = children(encrypted, kdf!, 2);
+    const [cipherOid, iv] = children(encrypted, cipher!, 2);
+    if (!bytesEqual(encrypted, kdfOid!, OID_PBKDF2) || !bytesEqual(encrypted, cipherOid!, OID_AES256_CBC)) return null;
+    const [salt, count, prf] = children(encrypted, kdfParams!, 3);
+    if (salt!.tag !== 0x04 || count!.tag !== 0x02 || iv!.tag !== 0x04 || iv!.end - iv!.contentStart !== 16) return null;
+    const [prfOid, prfNull] = children(encrypted, prf!, 2);
+    if (!bytesEqual(encrypted, prfOid!, OID_HMAC_SHA256) || !bytesEqual(encrypted, prfNull!, DER_NULL)) return null;
+    const countBytes = encrypted.subarray(count!.contentStart, count!.end);
     // Positive and at most 2^31 - 1, as encryptPrivateKey writes it (a leading zero octet only before a set top bit).
     if (countBytes.length === 0 || countBytes.length > 4 || (countBytes[0]! & 0x80) !== 0) return null;
     const iterations = countBytes.readUIntBE(0, countBytes.length);
     if (iterations < 1) return null;
     return {
-      salt: Buffer.from(encrypted.subarray(salt.contentStart, salt.end)),
+      salt: Buffer.from(encrypted.subarray(salt!.contentStart, salt!.end)),
       iterations,
-      iv: Buffer.from(encrypted.subarray(iv.contentStart, iv.end)),
-      ciphertext: Buffer.from(encrypted.subarray(data.contentStart, data.end)),
+      iv: Buffer.from(encrypted.subarray(iv!.contentStart, iv!.end)),
+      ciphertext: Buffer.from(encrypted.subarray(data!.contentStart, data!.end)),
     };
   } catch {
     return null;

@@ -26,7 +26,7 @@ export function randomSerialHex(): string {
     while (start < bytes.length && bytes[start] === 0) start++;
     if (start === bytes.length) continue; // zero is not a valid serial; probability 2^-128
     const magnitude = bytes.subarray(start);
-    const prefix = magnitude[0] >= 0x80 ? '00' : '';
+    const prefix = magnitude[0]! >= 0x80 ? '00' : '';
     return prefix + magnitude.toString('hex');
   }
 }
@@ -144,5 +144,5 @@ export function nameAttributeText(attr: ForgeNameAttribute): string {
 export function commonNameOf(name: ForgeName): string | null {
   const cns = name.attributes.filter((attr) => attr.type === '2.5.4.3');
   if (cns.length > 1) throw new PkiException(PkiErrorCode.CertificateMalformed, 'Name has more than one CN.');
-  return cns.length === 1 ? nameAttributeText(cns[0]) : null;
+  return cns.length === 1 ? nameAttributeText(cns[0]!) : null;
 }
