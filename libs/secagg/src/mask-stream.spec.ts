@@ -42,15 +42,15 @@ describe('the mask PRG (AES-256-CTR keystream as little-endian words)', () => {
     applyMasks(
       fused,
       [
-        { key: keys[0], sign: 1 },
-        { key: keys[1], sign: -1 },
-        { key: keys[2], sign: 1 },
+        { key: keys[0]!, sign: 1 },
+        { key: keys[1]!, sign: -1 },
+        { key: keys[2]!, sign: 1 },
       ],
       24,
     );
-    applyMask(serial, keys[0], 1, 24);
-    applyMask(serial, keys[1], -1, 24);
-    applyMask(serial, keys[2], 1, 24);
+    applyMask(serial, keys[0]!, 1, 24);
+    applyMask(serial, keys[1]!, -1, 24);
+    applyMask(serial, keys[2]!, 1, 24);
     expect(Array.from(fused)).toEqual(Array.from(serial));
   });
 

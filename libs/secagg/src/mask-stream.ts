@@ -57,19 +57,19 @@ export function applyMasks(target: Uint32Array, terms: readonly MaskTerm[], modu
     const zeros = ZERO_CHUNK.subarray(0, count * 4);
     const chunk = target.subarray(start, start + count);
     for (let t = 0; t < terms.length; t++) {
-      const words = keystreamWords(ciphers[t].update(zeros));
-      if (terms[t].sign === 1) addWords(chunk, words, count, mask);
+      const words = keystreamWords(ciphers[t]!.update(zeros));
+      if (terms[t]!.sign === 1) addWords(chunk, words, count, mask);
       else subtractWords(chunk, words, count, mask);
     }
   }
 }
 
 function addWords(chunk: Uint32Array, words: Uint32Array, count: number, mask: number): void {
-  for (let i = 0; i < count; i++) chunk[i] = (chunk[i] + words[i]) & mask;
+  for (let i = 0; i < count; i++) chunk[i] = (chunk[i]! + words[i]!) & mask;
 }
 
 function subtractWords(chunk: Uint32Array, words: Uint32Array, count: number, mask: number): void {
-  for (let i = 0; i < count; i++) chunk[i] = (chunk[i] - words[i]) & mask;
+  for (let i = 0; i < count; i++) chunk[i] = (chunk[i]! - words[i]!) & mask;
 }
 
 /**

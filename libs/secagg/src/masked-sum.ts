@@ -15,7 +15,7 @@ export function addModulo(target: Uint32Array, vector: Uint32Array, modulusBits:
     );
   }
   const mask = modulusMask(modulusBits);
-  for (let i = 0; i < target.length; i++) target[i] = (target[i] + vector[i]) & mask;
+  for (let i = 0; i < target.length; i++) target[i] = (target[i]! + vector[i]!) & mask;
 }
 
 /** An incremental sum of masked inputs modulo 2^k with the ids of who contributed. */

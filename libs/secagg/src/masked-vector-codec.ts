@@ -19,11 +19,11 @@ export function encodeMaskedVector(vector: Uint32Array, modulusBits: number): Ui
   const out = new Uint8Array(maskedVectorBytes(vector.length, modulusBits));
   let bit = 0;
   for (let j = 0; j < vector.length; j++) {
-    let value = vector[j];
+    let value = vector[j]!;
     for (let remaining = modulusBits; remaining > 0;) {
       const offset = bit & 7;
       const take = Math.min(8 - offset, remaining);
-      out[bit >>> 3] |= (value & ((1 << take) - 1)) << offset;
+      out[bit >>> 3]! |= (value & ((1 << take) - 1)) << offset;
       value >>>= take;
       remaining -= take;
       bit += take;
@@ -52,13 +52,13 @@ export function decodeMaskedVector(bytes: Uint8Array, length: number, modulusBit
     for (let got = 0; got < modulusBits;) {
       const offset = bit & 7;
       const take = Math.min(8 - offset, modulusBits - got);
-      value += ((bytes[bit >>> 3] >>> offset) & ((1 << take) - 1)) * 2 ** got;
+      value += ((bytes[bit >>> 3]! >>> offset) & ((1 << take) - 1)) * 2 ** got;
       got += take;
       bit += take;
     }
     out[j] = value;
   }
-  if ((bit & 7) !== 0 && bytes[bytes.length - 1] >>> (bit & 7) !== 0) {
+  if ((bit & 7) !== 0 && bytes[bytes.length - 1]! >>> (bit & 7) !== 0) {
     throw new SecAggException(SecAggErrorCode.MalformedMessage, 'The padding bits of an encoded vector are not zero.');
   }
   return out;

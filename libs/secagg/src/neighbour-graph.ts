@@ -38,10 +38,10 @@ export function neighbourGraph(
   for (const [p, id] of ring.entries()) {
     const near = new Set<string>();
     for (let d = 1; d <= k >> 1; d++) {
-      near.add(ring[(p + d) % n]);
-      near.add(ring[(p - d + n) % n]);
+      near.add(ring[(p + d) % n]!);
+      near.add(ring[(p - d + n) % n]!);
     }
-    if (k % 2 === 1) near.add(ring[(p + n / 2) % n]);
+    if (k % 2 === 1) near.add(ring[(p + n / 2) % n]!);
     lists.set(
       id,
       [...near].sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0)),
@@ -76,7 +76,7 @@ function seededPermutation(participants: readonly string[], roundSeed: string, k
   const ring = [...participants];
   for (let i = ring.length - 1; i > 0; i--) {
     const j = uniformBelow(i + 1, nextWord);
-    [ring[i], ring[j]] = [ring[j], ring[i]];
+    [ring[i], ring[j]] = [ring[j]!, ring[i]!];
   }
   return ring;
 }
@@ -97,7 +97,7 @@ function uniformBelow(bound: number, nextWord: () => number): number {
 export function isConnected(vertices: readonly string[], edges: ReadonlyMap<string, readonly string[]>): boolean {
   if (vertices.length === 0) return true;
   const inside = new Set(vertices);
-  const seen = new Set<string>([vertices[0]]);
+  const seen = new Set<string>([vertices[0]!]);
   const stack = [vertices[0]];
   for (let v = stack.pop(); v !== undefined; v = stack.pop()) {
     for (const w of edges.get(v) ?? []) {

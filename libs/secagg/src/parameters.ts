@@ -93,7 +93,7 @@ export function compareIds(a: string, b: string): number {
 
 function assertRosterCanonical(participants: readonly string[]): void {
   for (let i = 1; i < participants.length; i++) {
-    if (compareIds(participants[i - 1], participants[i]) >= 0) {
+    if (compareIds(participants[i - 1]!, participants[i]!) >= 0) {
       throw invalid(
         `participants must be sorted without duplicates; ${JSON.stringify(participants[i - 1])} comes before ` +
           `${JSON.stringify(participants[i])}.`,

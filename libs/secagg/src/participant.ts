@@ -111,8 +111,8 @@ export async function shareKeys(
       neighbour.participantId,
     );
     const plaintext = new Uint8Array(SHARE_PLAINTEXT_BYTES);
-    plaintext.set(seedShares[i], 0);
-    plaintext.set(keyShares[i], SHARE_BYTES);
+    plaintext.set(seedShares[i]!, 0);
+    plaintext.set(keyShares[i]!, SHARE_BYTES);
     const nonce = randomBytesFrom(random, GCM_NONCE_BYTES);
     const ad = shareAssociatedData(hashBytes, config.roundId, participantId, neighbour.participantId);
     return {

@@ -29,7 +29,7 @@ describe('the wrap-around checker', () => {
       [16, 1, 32],
       [64, 3.5, 24],
       [4, 0.1, 16],
-    ]) {
+    ] as const) {
       const scale = maxSafeScale({ participantCount: n, clipNorm: clip, modulusBits: bits });
       expect(() => assertNoWrap({ participantCount: n, clipNorm: clip, scale, modulusBits: bits })).not.toThrow();
       expect(n * coordinateBound(clip, scale)).toBeLessThanOrEqual(2 ** (bits - 1) - 1);
@@ -96,11 +96,11 @@ describe('quantise and dequantise', () => {
           for (let j = 0; j < n; j++) {
             const x = Float32Array.from(template, (v) => v * (j + 1) * 0.1);
             addModulo(sum, quantise(x, q, random).vector, q.modulusBits);
-            x.forEach((v, i) => (plain[i] += v));
+            x.forEach((v, i) => (plain[i]! += v));
           }
           const back = dequantiseSum(sum, q);
           const bound = sumQuantisationErrorBound(n, q.scale);
-          back.forEach((v, i) => expect(Math.abs(v - plain[i])).toBeLessThan(bound));
+          back.forEach((v, i) => expect(Math.abs(v - plain[i]!)).toBeLessThan(bound));
         },
       ),
       { numRuns: 100 },

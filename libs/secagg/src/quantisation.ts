@@ -103,7 +103,7 @@ export function sumQuantisationErrorBound(participantCount: number, scale: numbe
 function l2Norm(input: Float32Array | Float64Array): number {
   let sum = 0;
   for (let i = 0; i < input.length; i++) {
-    const v = input[i];
+    const v = input[i]!;
     if (!Number.isFinite(v)) {
       throw new SecAggException(SecAggErrorCode.VectorInvalid, `Input value ${i} is not finite (${v}).`);
     }
@@ -142,10 +142,10 @@ export function quantise(
     const end = Math.min(start + words.length, input.length);
     random.fill(wordBytes);
     for (let i = start; i < end; i++) {
-      const y = input[i] * multiplier;
+      const y = input[i]! * multiplier;
       const floor = Math.floor(y);
       // words[i - start] / 2^32 is uniform on [0, 1): round up with probability y − ⌊y⌋ (to within 2^-32).
-      let q = words[i - start] * 2 ** -32 < y - floor ? floor + 1 : floor;
+      let q = words[i - start]! * 2 ** -32 < y - floor ? floor + 1 : floor;
       // |y| ≤ C·s up to float rounding of the clip factor; the clamp keeps the wrap-around proof exact.
       if (q > bound) q = bound;
       else if (q < -bound) q = -bound;
@@ -182,7 +182,7 @@ export function dequantiseSum(
   const half = modulus / 2;
   const step = 1 / p.scale;
   for (let i = 0; i < sum.length; i++) {
-    const v = sum[i];
+    const v = sum[i]!;
     out[i] = (v >= half ? v - modulus : v) * step;
   }
   return out;
@@ -207,7 +207,7 @@ export function assertModularVector(vector: Uint32Array, length: number, modulus
   if (modulusBits === 32) return;
   const modulus = 2 ** modulusBits;
   for (let i = 0; i < vector.length; i++) {
-    if (vector[i] >= modulus) {
+    if (vector[i]! >= modulus) {
       throw new SecAggException(
         SecAggErrorCode.VectorInvalid,
         `${what} value ${i} is ${vector[i]}, not below 2^${modulusBits}.`,

@@ -32,19 +32,19 @@ async function exactUnmask(drop: Map<string, DropStage>, expectedInSum: string[]
 
 describe('dropouts at every stage', () => {
   it('a participant that never advertises keys is simply not part of the round', async () => {
-    const run = await exactUnmask(new Map([[a, 'before-advertising']]), ids.slice(1));
+    const run = await exactUnmask(new Map([[a!, 'before-advertising']]), ids.slice(1));
     expect(run.advertised.map((x) => x.participantId)).not.toContain(a);
   });
 
   it('a participant that leaves after advertising: nobody masks with it, nothing of it is reconstructed', async () => {
-    const run = await exactUnmask(new Map([[a, 'after-advertising']]), ids.slice(1));
+    const run = await exactUnmask(new Map([[a!, 'after-advertising']]), ids.slice(1));
     expect(run.routing.sharers.map((s) => s.participantId)).not.toContain(a);
     expect(run.plan.request.dropped).toEqual([]);
     for (const sharer of run.routing.sharers) expect(sharer.maskPartners).not.toContain(a);
   });
 
   it('a participant that leaves after sharing: its mask key is rebuilt and its pairwise masks removed', async () => {
-    const run = await exactUnmask(new Map([[a, 'after-sharing']]), ids.slice(1));
+    const run = await exactUnmask(new Map([[a!, 'after-sharing']]), ids.slice(1));
     expect(run.plan.request.dropped).toEqual([a]);
     expect(run.plan.reconstructions.filter((r) => r.owner === a).map((r) => r.kind)).toEqual(['maskKey']);
     // Its input is in no sum: the seed of a dropped participant is never asked for.
@@ -52,7 +52,7 @@ describe('dropouts at every stage', () => {
   });
 
   it('a participant that leaves after uploading: its input counts, the others rebuild its self-mask seed', async () => {
-    const run = await exactUnmask(new Map([[a, 'after-uploading']]), ids);
+    const run = await exactUnmask(new Map([[a!, 'after-uploading']]), ids);
     expect(run.responses.map((r) => r.participantId)).not.toContain(a);
     expect(run.plan.reconstructions.filter((r) => r.owner === a).map((r) => r.kind)).toEqual(['selfMaskSeed']);
   });
@@ -63,10 +63,10 @@ describe('dropouts at every stage', () => {
     const wide = testConfig({ participants: eight, threshold: 3, vectorLength: 500 });
     const [w, x, y, z] = eight;
     const drop = new Map<string, DropStage>([
-      [w, 'before-advertising'],
-      [x, 'after-advertising'],
-      [y, 'after-sharing'],
-      [z, 'after-uploading'],
+      [w!, 'before-advertising'],
+      [x!, 'after-advertising'],
+      [y!, 'after-sharing'],
+      [z!, 'after-uploading'],
     ]);
     const run = await runRoundUntilUnmasking({
       config: wide,
@@ -103,10 +103,10 @@ describe('dropouts at every stage', () => {
 describe('fewer than t survivors fail cleanly', () => {
   it('at upload: TOO_FEW_SURVIVORS from planUnmasking, before any share is asked for', async () => {
     const drop = new Map<string, DropStage>([
-      [a, 'after-sharing'],
-      [b, 'after-sharing'],
-      [c, 'after-sharing'],
-      [d, 'after-sharing'],
+      [a!, 'after-sharing'],
+      [b!, 'after-sharing'],
+      [c!, 'after-sharing'],
+      [d!, 'after-sharing'],
     ]);
     await expect(runRoundUntilUnmasking({ config, keys, updates, drop })).rejects.toMatchObject({
       code: SecAggErrorCode.TooFewSurvivors,
@@ -120,7 +120,7 @@ describe('fewer than t survivors fail cleanly', () => {
   });
 
   it('at sharing: TOO_FEW_SURVIVORS when fewer than t share', async () => {
-    const drop = new Map<string, DropStage>([a, b, c, d].map((id) => [id, 'after-advertising']));
+    const drop = new Map<string, DropStage>([a!, b!, c!, d!].map((id) => [id, 'after-advertising']));
     await expect(runRoundUntilUnmasking({ config, keys, updates, drop })).rejects.toMatchObject({
       code: SecAggErrorCode.TooFewSurvivors,
     });
@@ -135,9 +135,9 @@ describe('SecAgg+ sparse neighbourhoods', () => {
 
   it('unmasks exactly with k = 6 of 11, t = 3 and three dropouts after sharing and after uploading', async () => {
     const drop = new Map<string, DropStage>([
-      [many[0], 'after-sharing'],
-      [many[5], 'after-sharing'],
-      [many[7], 'after-uploading'],
+      [many[0]!, 'after-sharing'],
+      [many[5]!, 'after-sharing'],
+      [many[7]!, 'after-uploading'],
     ]);
     const run = await runRoundUntilUnmasking({ config: sparse, keys: manyKeys, updates: manyUpdates, drop });
     const survivors = many.filter((id) => id !== many[0] && id !== many[5]);
@@ -151,9 +151,9 @@ describe('SecAgg+ sparse neighbourhoods', () => {
   it('refuses to unmask when the survivors’ mask graph falls apart (SURVIVOR_GRAPH_DISCONNECTED)', async () => {
     const ring = testConfig({ participants: siloIds(8), neighbourCount: 2, threshold: 2, vectorLength: 50 });
     const graph = neighbourGraph(ring);
-    const first = ring.participants[0];
+    const first = ring.participants[0]!;
     const [left] = graph.neighboursOf(first);
-    const opposite = graph.neighboursOf(left).find((x) => x !== first) ?? '';
+    const opposite = graph.neighboursOf(left!).find((x) => x !== first) ?? '';
     // Dropping first and the participant two steps away on the ring leaves one survivor cut off from the others.
     const drop = new Map<string, DropStage>([
       [first, 'after-sharing'],

@@ -33,7 +33,7 @@ describe('a secure-aggregation round without dropouts', () => {
     for (let i = 0; i < config.vectorLength; i++) {
       let plain = 0;
       for (const id of ids) plain += updates.get(id)?.[i] ?? NaN;
-      worst = Math.max(worst, Math.abs(sum[i] - plain));
+      worst = Math.max(worst, Math.abs(sum[i]! - plain));
     }
     expect(worst).toBeLessThan(bound);
     // Not trivially small: stochastic rounding does move values (the bound is not met by an all-zero answer).

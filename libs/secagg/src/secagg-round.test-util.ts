@@ -250,7 +250,7 @@ export function expectedSum(run: Pick<RoundRun, 'config' | 'quantised'>, ids: re
   for (const id of ids) {
     const q = run.quantised.get(id);
     if (q === undefined) throw new Error(`no input for ${id}`);
-    for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] + q[i]) & mask;
+    for (let i = 0; i < sum.length; i++) sum[i] = (sum[i]! + q[i]!) & mask;
   }
   return sum;
 }

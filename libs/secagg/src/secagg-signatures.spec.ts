@@ -29,7 +29,7 @@ const [a, b] = ids;
 
 describe('a participant whose key signature does not verify', () => {
   it('is excluded by the hub with SIGNATURE_INVALID and the round completes without it', async () => {
-    const impostor = new Map([[a, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey]]);
+    const impostor = new Map([[a!, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey]]);
     const run = await runRoundUntilUnmasking({ config, keys, updates, signingKeyOverride: impostor });
     expect(run.exclusions).toEqual([
       expect.objectContaining({ participantId: a, stage: 'advertise', reason: ExclusionReason.SignatureInvalid }),
@@ -46,7 +46,7 @@ describe('a participant whose key signature does not verify', () => {
     const forged = run.advertised.map((x) =>
       x.participantId === a ? { ...x, maskPublicKey: toBase64(hubKey.publicKey) } : x,
     );
-    const state = run.advertisedStates.get(b);
+    const state = run.advertisedStates.get(b!);
     if (state === undefined) throw new Error('missing state');
     const out = await shareKeys(state, { advertisements: forged, identityKeys: directory });
     expect(out.exclusions).toEqual([
@@ -59,7 +59,7 @@ describe('a participant whose key signature does not verify', () => {
   it('is told apart from other faults: unknown key, other round, outside the roster, duplicate, malformed', async () => {
     const run = await runRoundUntilUnmasking({ config, keys, updates });
     const hash = secAggConfigHash(config);
-    const genuine = run.advertised[0];
+    const genuine = run.advertised[0]!;
     const reasonOf = (input: unknown, dir = directory) => {
       const checked = checkAdvertisement(config, hash, input, dir);
       return checked.ok ? 'ok' : checked.exclusion.reason;

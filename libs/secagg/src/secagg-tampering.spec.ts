@@ -23,9 +23,9 @@ const [a, b] = ids;
 
 async function round() {
   const run = await runRoundUntilUnmasking({ config, keys, updates });
-  const state = run.sharedStates.get(b);
+  const state = run.sharedStates.get(b!);
   const delivery = run.routing.deliveries.find((d) => d.recipient === b);
-  const input = run.quantised.get(b);
+  const input = run.quantised.get(b!);
   if (state === undefined || delivery === undefined || input === undefined) throw new Error('missing');
   return { run, state, shares: delivery.shares, input };
 }
@@ -36,7 +36,7 @@ describe('what the hub relays is authenticated by the participants', () => {
     const altered = shares.map((s, i) => {
       if (i !== 0) return s;
       const bytes = Buffer.from(s.ciphertext, 'base64');
-      bytes[5] ^= 1;
+      bytes[5]! ^= 1;
       return { ...s, ciphertext: bytes.toString('base64') };
     });
     expect(() => maskInput(state, { shares: altered, input })).toThrow(
@@ -44,7 +44,7 @@ describe('what the hub relays is authenticated by the participants', () => {
     );
     // Re-labelled as coming from another neighbour, a genuine share does not open either.
     const relabelled = shares.map((s, i) =>
-      i === 0 ? { ...s, from: shares[1].from } : i === 1 ? { ...s, from: shares[0].from } : s,
+      i === 0 ? { ...s, from: shares[1]!.from } : i === 1 ? { ...s, from: shares[0]!.from } : s,
     );
     expect(() => maskInput(state, { shares: relabelled, input })).toThrow(
       expect.objectContaining({ code: SecAggErrorCode.ShareDecryptionFailed }),
@@ -67,7 +67,7 @@ describe('what the hub relays is authenticated by the participants', () => {
     expect(() => maskInput(state, { shares: shares.slice(0, config.threshold - 1), input })).toThrow(
       expect.objectContaining({ code: SecAggErrorCode.TooFewNeighbours }),
     );
-    const advertisedState = run.advertisedStates.get(b);
+    const advertisedState = run.advertisedStates.get(b!);
     if (advertisedState === undefined) throw new Error('missing');
     const few = run.advertised.filter((x) => x.participantId === b).concat(run.advertised.slice(0, 2));
     await expect(
@@ -77,7 +77,7 @@ describe('what the hub relays is authenticated by the participants', () => {
 
   it('a step run on a state of the wrong phase is refused (OUT_OF_ORDER)', async () => {
     const { run, shares, input } = await round();
-    const wrongPhase = run.advertisedStates.get(b) as unknown as SharedState;
+    const wrongPhase = run.advertisedStates.get(b!) as unknown as SharedState;
     expect(() => maskInput(wrongPhase, { shares, input })).toThrow(
       expect.objectContaining({ code: SecAggErrorCode.OutOfOrder }),
     );
@@ -95,7 +95,7 @@ describe('what the hub relays is authenticated by the participants', () => {
 describe('the hub sets aside malformed or inconsistent messages with a reason', () => {
   it('share messages addressed to non-neighbours, twice to one, or to fewer than t', async () => {
     const { run } = await round();
-    const message = run.shareMessages[0];
+    const message = run.shareMessages[0]!;
     const reasonOf = (input: unknown) => {
       const checked = checkShareMessage(config, run.advertised, input);
       return checked.ok ? 'ok' : checked.exclusion.reason;
@@ -115,7 +115,7 @@ describe('the hub sets aside malformed or inconsistent messages with a reason', 
 
   it('masked inputs with other mask partners, a wrong length or from a participant that did not share', async () => {
     const { run } = await round();
-    const header = run.uploads[0];
+    const header = run.uploads[0]!;
     const vector = run.masked.get(header.participantId)?.vector ?? new Uint32Array(0);
     const reasonOf = (input: unknown, v = vector) => {
       const checked = checkMaskedInput(config, run.routing, input, v);
@@ -132,7 +132,7 @@ describe('the hub sets aside malformed or inconsistent messages with a reason', 
   it('values at or above 2^k when k < 32', async () => {
     const small = testConfig({ participants: ids, threshold: 3, vectorLength: 20, modulusBits: 24, scale: 2 ** 10 });
     const run = await runRoundUntilUnmasking({ config: small, keys, updates: testUpdates(ids, 20) });
-    const header = run.uploads[0];
+    const header = run.uploads[0]!;
     const vector = (run.masked.get(header.participantId)?.vector ?? new Uint32Array(20)).slice();
     expect(checkMaskedInput(small, run.routing, header, vector).ok).toBe(true);
     vector[3] = 2 ** 24;
@@ -147,7 +147,7 @@ describe('the incremental masked sum', () => {
     const [first, ...rest] = run.uploads.map((u) => u.participantId);
     const vectorOf = (id: string) => run.masked.get(id)?.vector ?? new Uint32Array(0);
     const before = new MaskedSumAccumulator(config);
-    before.add(first, vectorOf(first));
+    before.add(first!, vectorOf(first!));
     // What the hub would write to its database between arrivals: the sum as bytes, the contributor ids as text.
     const stored = {
       sum: encodeMaskedVector(before.sum, config.modulusBits),
@@ -160,7 +160,7 @@ describe('the incremental masked sum', () => {
     const after = new MaskedSumAccumulator(config, persisted);
     for (const id of rest) after.add(id, vectorOf(id));
     expect(Array.from(after.sum)).toEqual(Array.from(run.accumulator.sum));
-    expect(() => after.add(first, vectorOf(first))).toThrow(
+    expect(() => after.add(first!, vectorOf(first!))).toThrow(
       expect.objectContaining({ code: SecAggErrorCode.OutOfOrder }),
     );
   });

@@ -17,7 +17,7 @@ const BUCKETS = 256;
 /** Pearson's χ² of the counts of `bucketOf(v)` against equal expected counts. */
 function chiSquare(values: Uint32Array, bucketOf: (v: number) => number): number {
   const counts = new Float64Array(BUCKETS);
-  for (const v of values) counts[bucketOf(v)]++;
+  for (const v of values) counts[bucketOf(v)]!++;
   const expected = values.length / BUCKETS;
   return counts.reduce((sum, c) => sum + (c - expected) ** 2 / expected, 0);
 }
@@ -41,7 +41,7 @@ function degenerateUpdates(ids: readonly string[], m: number): Map<string, Float
     () => Float32Array.from({ length: m }, (_, i) => i / m / Math.sqrt(m)),
     () => Float32Array.from({ length: m }, (_, i) => (i === 7 ? 0.9 : 0)),
   ];
-  return new Map(ids.map((id, i) => [id, shapes[i % shapes.length]()]));
+  return new Map(ids.map((id, i) => [id, shapes[i % shapes.length]!()]));
 }
 
 describe('masked inputs are statistically indistinguishable from uniform', () => {

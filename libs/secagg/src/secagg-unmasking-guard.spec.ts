@@ -24,7 +24,7 @@ const updates = testUpdates(ids, config.vectorLength);
 const [a, b, c] = ids;
 
 async function roundWithDropped() {
-  return runRoundUntilUnmasking({ config, keys, updates, drop: new Map<string, DropStage>([[a, 'after-sharing']]) });
+  return runRoundUntilUnmasking({ config, keys, updates, drop: new Map<string, DropStage>([[a!, 'after-sharing']]) });
 }
 
 function maskedStateOf(run: Awaited<ReturnType<typeof roundWithDropped>>, id: string) {
@@ -51,14 +51,14 @@ describe('the hub cannot obtain both secrets of one participant', () => {
   it('a participant refuses a request listing someone both as survivor and as dropped', async () => {
     const run = await roundWithDropped();
     const request = { ...run.plan.request, dropped: [a, c] };
-    expect(() => revealShares(maskedStateOf(run, b), request)).toThrow(
+    expect(() => revealShares(maskedStateOf(run, b!), request)).toThrow(
       expect.objectContaining({ code: SecAggErrorCode.ConflictingRevealRequest }),
     );
   });
 
   it('a participant refuses a later request that moves a participant to the other side', async () => {
     const run = await roundWithDropped();
-    const state = maskedStateOf(run, b); // has answered run.plan.request (a dropped, c a survivor)
+    const state = maskedStateOf(run, b!); // has answered run.plan.request (a dropped, c a survivor)
     const flipDropped = { ...run.plan.request, survivors: [...run.plan.request.survivors, a].sort(), dropped: [] };
     expect(() => revealShares(state, flipDropped)).toThrow(
       expect.objectContaining({ code: SecAggErrorCode.ConflictingRevealRequest }),
@@ -75,14 +75,14 @@ describe('the hub cannot obtain both secrets of one participant', () => {
 
   it('a participant answers the same request again alike (a restarted hub may re-ask)', async () => {
     const run = await roundWithDropped();
-    const state = maskedStateOf(run, b);
+    const state = maskedStateOf(run, b!);
     const first = run.responses.find((r) => r.participantId === b);
     expect(revealShares(state, run.plan.request).response).toEqual(first);
   });
 
   it('a participant refuses to help when not listed as a survivor, or with fewer than t survivors', async () => {
     const run = await roundWithDropped();
-    const state = maskedStateOf(run, b);
+    const state = maskedStateOf(run, b!);
     const withoutMe = { ...run.plan.request, survivors: run.plan.request.survivors.filter((id) => id !== b) };
     expect(() => revealShares(state, withoutMe)).toThrow(
       expect.objectContaining({ code: SecAggErrorCode.ConflictingRevealRequest }),
@@ -117,10 +117,10 @@ describe('the hub cannot obtain both secrets of one participant', () => {
     const corrupt = (kind: 'selfMaskSeedShares' | 'maskKeyShares') =>
       run.responses.map((r, i) => {
         if (i !== 0 || r[kind].length === 0) return r;
-        const bytes = Buffer.from(r[kind][0].share, 'base64');
+        const bytes = Buffer.from(r[kind][0]!.share, 'base64');
         // A middle byte: X25519 clamps the low 3 bits of a private key's first byte (and the top bits of its last),
         // so a change confined to those bits would rebuild a different but equivalent key, rightly accepted.
-        bytes[10] ^= 0xff;
+        bytes[10]! ^= 0xff;
         return { ...r, [kind]: [{ ...r[kind][0], share: bytes.toString('base64') }, ...r[kind].slice(1)] };
       });
     for (const kind of ['selfMaskSeedShares', 'maskKeyShares'] as const) {

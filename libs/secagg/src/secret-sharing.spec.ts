@@ -24,7 +24,7 @@ function handShare(coefficients: readonly Uint8Array[], x: number): Uint8Array {
   for (let byte = 0; byte < SHARE_BYTES - 1; byte++) {
     let y = 0;
     for (let power = coefficients.length - 1; power >= 0; power--) {
-      y = gfMultiply(y, x) ^ coefficients[power][byte];
+      y = gfMultiply(y, x) ^ coefficients[power]![byte]!;
     }
     share[byte] = y;
   }
@@ -56,7 +56,7 @@ describe('Shamir sharing through shamir-secret-sharing', () => {
         fc.integer({ min: 0, max: 1000 }),
         async ([t, holders], pick) => {
           const shares = await splitSecret(secret, holders, t);
-          const chosen = [...shares].sort((a, b) => ((a[0] ^ pick) & 0xff) - ((b[0] ^ pick) & 0xff)).slice(0, t);
+          const chosen = [...shares].sort((a, b) => ((a[0]! ^ pick) & 0xff) - ((b[0]! ^ pick) & 0xff)).slice(0, t);
           expect(Array.from(await combineShares(chosen))).toEqual(Array.from(secret));
         },
       ),
@@ -71,7 +71,7 @@ describe('Shamir sharing through shamir-secret-sharing', () => {
       code: SecAggErrorCode.InvalidParameters,
     });
     const [s1] = await splitSecret(secret, 3, 2);
-    await expect(combineShares([s1, s1])).rejects.toMatchObject({ code: SecAggErrorCode.MalformedMessage });
-    await expect(combineShares([s1])).rejects.toMatchObject({ code: SecAggErrorCode.InsufficientShares });
+    await expect(combineShares([s1!, s1!])).rejects.toMatchObject({ code: SecAggErrorCode.MalformedMessage });
+    await expect(combineShares([s1!])).rejects.toMatchObject({ code: SecAggErrorCode.InsufficientShares });
   });
 });

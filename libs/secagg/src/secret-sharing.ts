@@ -40,7 +40,7 @@ export async function combineShares(shares: readonly Uint8Array[]): Promise<Uint
   const xs = new Set<number>();
   for (const share of shares) {
     const x = share[SHARE_BYTES - 1];
-    if (share.length !== SHARE_BYTES || x === 0 || xs.has(x)) {
+    if (share.length !== SHARE_BYTES || x === undefined || x === 0 || xs.has(x)) {
       throw new SecAggException(
         SecAggErrorCode.MalformedMessage,
         `Shares must be ${SHARE_BYTES} bytes with distinct non-zero x-coordinates.`,

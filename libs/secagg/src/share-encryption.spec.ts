@@ -43,7 +43,7 @@ describe('share encryption (AES-256-GCM)', () => {
       );
     }
     const flipped = sealed.slice();
-    flipped[3] ^= 1;
+    flipped[3]! ^= 1;
     expect(() => openShare(key, nonce, flipped, shareAssociatedData(hash, 'round-1', 'alice', 'bob'))).toThrow(
       expect.objectContaining({ code: SecAggErrorCode.ShareDecryptionFailed }),
     );
