@@ -37,9 +37,9 @@ function structurallyInvalidDraft(): PlanDraft {
   d.name = 'x';
   d.purpose = 'short';
   d.model = { kind: 'mlp', hiddenLayers: '0, 9000', activation: 'relu' };
-  d.schema.features[1].name = '';
-  d.schema.features[2].scale = '0';
-  d.schema.features[8].levels = '1';
+  d.schema.features[1]!.name = '';
+  d.schema.features[2]!.scale = '0';
+  d.schema.features[8]!.levels = '1';
   d.schema.label.threshold = '';
   d.schema.testFraction = '1.5';
   d.schema.splitSalt = 'a b';
@@ -84,15 +84,15 @@ function inconsistentDraft(): PlanDraft {
   // Imputing: every feature needs its declared value, and a categorical one must be a level.
   d.schema.missing = 'impute';
   d.schema.features.forEach((f) => void (f.impute = f.type === 'categorical' ? '1' : '0'));
-  d.schema.features[9].impute = '7';
-  d.schema.features[12].impute = '';
+  d.schema.features[9]!.impute = '7';
+  d.schema.features[12]!.impute = '';
   // Noisy evaluation without DP-SGD.
   d.release = { ...d.release, evaluation: 'noisy', chosen: true };
   d.training.algorithm = 'fedprox';
   d.training.proximalMu = '';
   d.training.serverOptimizer.tau = '';
   d.participation.minSilosPerRound = '3';
-  d.silos = [SILOS[0].id, SILOS[1].id];
+  d.silos = [SILOS[0]!.id, SILOS[1]!.id];
   return d;
 }
 
@@ -208,7 +208,7 @@ describe('study wizard validation', () => {
     draft.training.algorithm = 'fedavg';
     draft.training.serverOptimizer.tau = '0.001';
     draft.participation.minSilosPerRound = '2';
-    draft.schema.features[9].impute = '0';
+    draft.schema.features[9]!.impute = '0';
     draft.release = { ...draft.release, evaluation: 'exact' };
     expect(studyPlanProblems(draftToPlan(draft))).toEqual([]);
     expect((draftToPlan(draft) as TabularStudyPlan).schema.features[9]).toEqual({
@@ -228,7 +228,7 @@ describe('study wizard validation', () => {
 
   it('shows a refusal by the hub once: at the field and in the review list, not again in the error', async () => {
     const refusal = new ApiError(400, 'VALIDATION_FAILED', 'The plan has 1 problem.', 'corr-1', {
-      problems: [`silos.1: silo "${SILOS[1].name}" is suspended`],
+      problems: [`silos.1: silo "${SILOS[1]!.name}" is suspended`],
     });
     const onSubmit = vi.fn(() => Promise.reject(refusal));
     render(<StudyWizard initialDraft={validDraft()} silos={SILOS} submitLabel="Create" onSubmit={onSubmit} />);
@@ -249,7 +249,7 @@ function validDraft(): PlanDraft {
   const d = defaultDraft('test-salt-0001');
   d.name = 'Cardiac risk';
   d.purpose = 'Predict coronary artery disease from routine findings.';
-  d.silos = [SILOS[0].id, SILOS[1].id];
+  d.silos = [SILOS[0]!.id, SILOS[1]!.id];
   expect(studyPlanProblems(draftToPlan(d))).toEqual([]);
   return d;
 }
@@ -335,7 +335,7 @@ describe('study wizard: schema encoding and releases', () => {
       .map((li) => li.textContent ?? '');
     expect(names).toHaveLength(2);
     expect(names[0]).toContain('Hospital 1');
-    expect(names[0]).toContain(SILOS[0].id);
+    expect(names[0]).toContain(SILOS[0]!.id);
     expect(names[1]).toContain('Hospital 2');
     expect(names.join(' ')).not.toContain('Hospital 3');
   });
