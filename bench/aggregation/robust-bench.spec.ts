@@ -20,7 +20,13 @@ interface RobustReport {
   mode: string;
   machine: MachineShape;
   figures: RobustFigure[];
-  screeningCalibration: { parameters: number; trials: number; falseFlagRounds: number; missedRounds: number }[];
+  screeningCalibration: {
+    parameters: number;
+    trials: number;
+    falseFlagRounds: number;
+    missedScaledRounds: number;
+    missedSignFlipRounds: number;
+  }[];
 }
 
 // Keeps the script from rotting: --smoke (m = 20,000, n = 8, one run per case) and the shape of its JSON. Speed and
@@ -56,6 +62,11 @@ describe('robust aggregation benchmark (smoke)', () => {
     expect(krum?.passes).toBe(2);
     const bounded = report.figures.find((f) => f.aggregator === 'median+norm-bound');
     expect(bounded?.trace).toEqual(['norm-bound', 'coordinate-median']);
-    expect(report.screeningCalibration).toEqual([{ parameters: 200, trials: 20, falseFlagRounds: 0, missedRounds: 0 }]);
+    // At the defaults (seeded rounds): no honest silo flagged and every ×10 update caught, while a sign flip among
+    // updates this noisy stays within the cosine floor every time — the documented price of flagging no honest
+    // hospital (docs/aggregation.md); a plan lowers the floor to catch it.
+    expect(report.screeningCalibration).toEqual([
+      { parameters: 200, trials: 20, falseFlagRounds: 0, missedScaledRounds: 0, missedSignFlipRounds: 20 },
+    ]);
   }, 200_000);
 });

@@ -292,7 +292,8 @@ function screeningCalibration(sizes, trials) {
   const mean = (us) => Float32Array.from(us[0], (_, i) => us.reduce((s, x) => s + x[i], 0) / us.length);
   return sizes.map((m) => {
     let falseFlags = 0;
-    let missed = 0;
+    let missedScaled = 0;
+    let missedFlipped = 0;
     for (let t = 0; t < trials; t += 1) {
       const mu = Float32Array.from({ length: m }, () => normal() / Math.sqrt(m));
       const honest = () => Float32Array.from(mu, (x) => x + (2 / Math.sqrt(m)) * normal());
@@ -301,9 +302,18 @@ function screeningCalibration(sizes, trials) {
       if (lib.screenUpdates(clean, { aggregate: mean(clean), previousUpdate }).flagged.length > 0) falseFlags += 1;
       const attacked = [...clean, Float32Array.from(honest(), (x) => 10 * x), Float32Array.from(honest(), (x) => -x)];
       const report = lib.screenUpdates(attacked, { aggregate: lib.coordinateMedian(attacked), previousUpdate });
-      if (!(report.flagged.includes(8) && report.flagged.includes(9))) missed += 1;
+      if (!report.flagged.includes(8)) missedScaled += 1;
+      if (!report.flagged.includes(9)) missedFlipped += 1;
     }
-    return { parameters: m, trials, falseFlagRounds: falseFlags, missedRounds: missed };
+    // Each attack counted apart: at the defaults a ×10 update is flagged, while a sign flip among updates this noisy
+    // sits within the cosine floor (the price of flagging no honest hospital, docs/aggregation.md).
+    return {
+      parameters: m,
+      trials,
+      falseFlagRounds: falseFlags,
+      missedScaledRounds: missedScaled,
+      missedSignFlipRounds: missedFlipped,
+    };
   });
 }
 
@@ -372,7 +382,7 @@ async function parent() {
   for (const c of calibration) {
     console.log(
       `screening m=${c.parameters}: false flags in ${c.falseFlagRounds}/${c.trials} attack-free rounds, ` +
-        `missed ×10 or sign flip in ${c.missedRounds}/${c.trials}`,
+        `missed ×10 in ${c.missedScaledRounds}/${c.trials}, sign flip in ${c.missedSignFlipRounds}/${c.trials}`,
     );
   }
   const report = {
