@@ -5,6 +5,7 @@ import type { EnrollmentIssuedView } from '@tessera/protocol';
 import { useApi, useCanAdminister } from '../auth/session-context.js';
 import { EmptyState, ErrorMessage, Loading } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
+import { ListFilters } from '../ui/list-filters.js';
 import { EnrollmentBundlePanel } from './enrollment-bundle-panel.js';
 import { filterSilos, SILO_STATUS_FILTERS, type SiloStatusFilter } from './silo-filter.js';
 import { AgentSoftwareLabel, CertificateExpiry, SiloConnectivity, SiloStatusBadge } from './silo-status.js';
@@ -58,32 +59,15 @@ export function SilosPage() {
         </EmptyState>
       ) : (
         <>
-          <div className="row filters" role="search" aria-label="Filter silos">
-            <div className="field">
-              <label htmlFor="silo-search">Search</label>
-              <input
-                id="silo-search"
-                type="search"
-                value={query}
-                onChange={(e) => setQuery(e.target.value)}
-                placeholder="name, contact, id or agent version"
-              />
-            </div>
-            <div className="field">
-              <label htmlFor="silo-status-filter">Status</label>
-              <select
-                id="silo-status-filter"
-                value={status}
-                onChange={(e) => setStatus(e.target.value as SiloStatusFilter)}
-              >
-                {SILO_STATUS_FILTERS.map((f) => (
-                  <option key={f.value} value={f.value}>
-                    {f.label}
-                  </option>
-                ))}
-              </select>
-            </div>
-          </div>
+          <ListFilters
+            noun="silos"
+            query={query}
+            onQuery={setQuery}
+            placeholder="name, contact, id or agent version"
+            status={status}
+            onStatus={setStatus}
+            statuses={SILO_STATUS_FILTERS}
+          />
           <p className="hint" role="status">
             {shown.length === silos.data.length
               ? `${silos.data.length} silo${silos.data.length === 1 ? '' : 's'}`

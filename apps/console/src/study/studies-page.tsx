@@ -6,6 +6,7 @@ import { useApi, useCanAdminister } from '../auth/session-context.js';
 import { formatMetric, formatTime } from '../lib/format.js';
 import { Badge, EmptyState, ErrorMessage, Loading } from '../ui/feedback.js';
 import { usePageTitle } from '../ui/page-title.js';
+import { ListFilters } from '../ui/list-filters.js';
 import { DpEstimate } from './metric-charts.js';
 import { StudyDrafts } from './study-drafts.js';
 import {
@@ -73,32 +74,15 @@ export function StudiesPage() {
         ) : null}
       </div>
       {canAdminister ? <StudyDrafts /> : null}
-      <div className="row filters" role="search" aria-label="Filter studies">
-        <div className="field">
-          <label htmlFor="study-search">Search</label>
-          <input
-            id="study-search"
-            type="search"
-            value={query}
-            onChange={(e) => setQuery(e.target.value)}
-            placeholder="name, id, plan hash or hospital"
-          />
-        </div>
-        <div className="field">
-          <label htmlFor="study-status-filter">Status</label>
-          <select
-            id="study-status-filter"
-            value={status}
-            onChange={(e) => setStatus(e.target.value as StudyStatusFilter)}
-          >
-            {STUDY_STATUS_FILTERS.map((f) => (
-              <option key={f.value} value={f.value}>
-                {f.label}
-              </option>
-            ))}
-          </select>
-        </div>
-      </div>
+      <ListFilters
+        noun="studies"
+        query={query}
+        onQuery={setQuery}
+        placeholder="name, id, plan hash or hospital"
+        status={status}
+        onStatus={setStatus}
+        statuses={STUDY_STATUS_FILTERS}
+      />
       {studies.isPending ? (
         <Loading label="Loading studies…" />
       ) : studies.isError ? (
