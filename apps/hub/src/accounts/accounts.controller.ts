@@ -1,9 +1,24 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Patch, Post, Put, Req } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Inject,
+  Param,
+  ParseUUIDPipe,
+  Patch,
+  Post,
+  Put,
+  Req,
+} from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Access } from '../access/access.decorator';
-import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
-import { OidcProviderClient } from '../auth/oidc-provider-client.service';
+import { actorOf, type AuthenticatedRequest } from '../sessions/current-user';
 import { HubErrorCode, HubException } from '../common/hub.exception';
+import type { HubConfig } from '../config/config.schema';
+import { HUB_CONFIG } from '../config/hub-config';
+import { oidcSettingsOf } from '../config/oidc-config.util';
 import { AccountsService, type UserView } from './accounts.service';
 import { CreateUserDto } from './dto/create-user.dto';
 import { LinkOidcIdentityDto } from './dto/link-oidc-identity.dto';
@@ -16,10 +31,15 @@ import { Endpoint } from '../openapi/endpoint.decorator';
 @Access('admin')
 @Controller('api/users')
 export class AccountsController {
+  /** The issuer an identity is linked at when the request names none: the configured provider's, if sign-in through one is on. */
+  private readonly configuredIssuer: string | undefined;
+
   constructor(
     private readonly accounts: AccountsService,
-    private readonly oidc: OidcProviderClient,
-  ) {}
+    @Inject(HUB_CONFIG) config: HubConfig,
+  ) {
+    this.configuredIssuer = oidcSettingsOf(config)?.issuer;
+  }
 
   @Get()
   @Endpoint({ summary: 'List the people who may sign in', answer: { schema: 'UserView', list: true } })
@@ -76,7 +96,7 @@ export class AccountsController {
     @Body() dto: LinkOidcIdentityDto,
     @Req() req: AuthenticatedRequest,
   ): Promise<UserView> {
-    const issuer = dto.issuer ?? this.oidc.settings?.issuer;
+    const issuer = dto.issuer ?? this.configuredIssuer;
     if (!issuer) {
       const problem = 'issuer is required: sign-in with an identity provider is not set up (TESSERA_OIDC_ISSUER)';
       throw new HubException(HubErrorCode.VALIDATION_FAILED, problem, [problem]);

@@ -2,7 +2,7 @@ import * as argon2 from 'argon2';
 import type { Repository } from 'typeorm';
 import { describe, expect, it, vi } from 'vitest';
 import type { AuditTrail } from '../audit/audit-trail';
-import type { SessionsService } from '../auth/sessions.service';
+import type { SessionsService } from '../sessions/sessions.service';
 import { AccountsService, INVALID_CREDENTIALS_MESSAGE } from './accounts.service';
 import type { LoginBackoffService } from './login-backoff.service';
 import type { UserEntity } from './user.entity';

@@ -9,7 +9,7 @@ import { RefusalRecorder } from '../silos/refusal-recorder.service';
 import { attachSilo } from '../silos/silo-identity';
 import { SilosService } from '../silos/silos.service';
 import { ACCESS_METADATA, PENDING_PASSWORD_CHANGE_METADATA, type AccessLevel } from '../access/access.decorator';
-import type { AuthenticatedUser } from './authenticated-user';
+import type { AuthenticatedUser } from '../sessions/authenticated-user';
 import { listenerOf, type Listener } from './listener';
 
 const JwtGuard = AuthGuard('jwt');

@@ -7,13 +7,14 @@ import { AccountsService } from '../accounts/accounts.service';
 import { HubException } from '../common/hub.exception';
 import { Access, AllowsPendingPasswordChange } from '../access/access.decorator';
 import { AuthService } from './auth.service';
-import type { SessionClaims } from './authenticated-user';
-import { userOf, verifiedAccountOf, type AuthenticatedRequest } from './current-user';
+import type { SessionClaims } from '../sessions/authenticated-user';
+import { userOf, verifiedAccountOf, type AuthenticatedRequest } from '../sessions/current-user';
 import { ChangePasswordDto } from './dto/change-password.dto';
-import { CurrentUserDto, LoginDto, SessionDto } from './dto/login.dto';
+import { CurrentUserDto, LoginDto } from './dto/login.dto';
+import { SessionDto } from '../sessions/dto/session.dto';
 import { LoginGuard } from './login.guard';
 import { clearRefreshCookie, REFRESH_COOKIE, refreshCookieOf, setRefreshCookie } from './session-cookie.util';
-import { SessionsService, type IssuedSession } from './sessions.service';
+import { SessionsService, type IssuedSession } from '../sessions/sessions.service';
 import { Endpoint } from '../openapi/endpoint.decorator';
 
 @ApiTags('auth')

@@ -2,8 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import { AuditTrail } from '../audit/audit-trail';
-import type { VerifiedAccount } from './authenticated-user';
-import { SessionsService, type IssuedSession } from './sessions.service';
+import type { VerifiedAccount } from '../sessions/authenticated-user';
+import { SessionsService, type IssuedSession } from '../sessions/sessions.service';
 
 /** Sign-in: a new session for an account whose password the local strategy has just checked (ADR 0010). */
 @Injectable()

@@ -5,8 +5,8 @@ import { ExtractJwt, Strategy } from 'passport-jwt';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { ReadCache } from '../database/read-cache';
 import { SESSION_KEY } from './session-key';
-import type { AuthenticatedUser, SessionClaims } from './authenticated-user';
-import { SessionsService } from './sessions.service';
+import type { AuthenticatedUser, SessionClaims } from '../sessions/authenticated-user';
+import { SessionsService } from '../sessions/sessions.service';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { Strategy } from 'passport-local';
 import { AccountsService } from '../accounts/accounts.service';
-import type { VerifiedAccount } from './authenticated-user';
+import type { VerifiedAccount } from '../sessions/authenticated-user';
 
 /** Username and password check for the login route. */
 @Injectable()

@@ -3,36 +3,7 @@ import * as oidc from 'openid-client';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
-import { oidcIssuerIsPlainHttp, type OidcRoleMap } from '../config/oidc-config.util';
-
-/** The OIDC settings of a hub where sign-in through an identity provider is on. */
-export interface OidcSettings {
-  readonly issuer: string;
-  readonly clientId: string;
-  readonly clientSecret: string;
-  readonly redirectUrl: string;
-  readonly providerName: string;
-  readonly scopes: string;
-  /** Both set, or neither: accounts are then created on first sign-in with the mapped role. */
-  readonly roleClaim: string | undefined;
-  readonly roleMap: OidcRoleMap | undefined;
-}
-
-/** The settings, or null when OIDC sign-in is off (the configuration checks the four are set together). */
-export function oidcSettingsOf(config: HubConfig): OidcSettings | null {
-  const { oidcIssuer, oidcClientId, oidcClientSecret, oidcRedirectUrl } = config;
-  if (!oidcIssuer || !oidcClientId || !oidcClientSecret || !oidcRedirectUrl) return null;
-  return {
-    issuer: oidcIssuer,
-    clientId: oidcClientId,
-    clientSecret: oidcClientSecret,
-    redirectUrl: oidcRedirectUrl,
-    providerName: config.oidcProviderName,
-    scopes: config.oidcScopes,
-    roleClaim: config.oidcRoleClaim,
-    roleMap: config.oidcRoleMap && config.oidcRoleMap.size > 0 ? config.oidcRoleMap : undefined,
-  };
-}
+import { oidcIssuerIsPlainHttp, oidcSettingsOf, type OidcSettings } from '../config/oidc-config.util';
 
 /** What one sign-in attempt keeps between the redirect to the provider and its return (in the flow cookie). */
 export interface OidcFlowChecks {

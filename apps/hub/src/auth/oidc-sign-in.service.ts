@@ -13,7 +13,7 @@ import {
   type OidcFlowChecks,
   type VerifiedIdToken,
 } from './oidc-provider-client.service';
-import type { IssuedSession } from './sessions.service';
+import type { IssuedSession } from '../sessions/sessions.service';
 
 /** Why a sign-in through the provider was refused; each is audited as `auth.login.failed` with `method: oidc`. */
 export type OidcRefusal =

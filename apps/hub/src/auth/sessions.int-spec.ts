@@ -4,8 +4,8 @@ import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
 import { ADMIN, DATABASE_KINDS, api, startTestHub, type TestHub } from '../testing/test-hub.test-util';
 import { REFRESH_COOKIE } from './session-cookie.util';
-import { refreshTokenHash } from './session-policy.util';
-import { SessionWatch } from './session-watch.service';
+import { refreshTokenHash } from '../sessions/session-policy.util';
+import { SessionWatch } from '../sessions/session-watch.service';
 
 /** One signed-in client: its bearer header and its refresh cookie, as a browser would keep them. */
 interface Client {

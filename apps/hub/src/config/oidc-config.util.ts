@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import type { HubConfig } from './config.schema';
 
 /** The hub's OIDC redirect route (ADR 0010); TESSERA_OIDC_REDIRECT_URL must point at it. */
 export const OIDC_CALLBACK_PATH = '/api/auth/oidc/callback';
@@ -60,4 +61,33 @@ export function roleFromClaim(claim: unknown, map: OidcRoleMap): OidcMappedRole 
   if (roles.includes('admin')) return 'admin';
   if (roles.includes('auditor')) return 'auditor';
   return null;
+}
+
+/** The OIDC settings of a hub where sign-in through an identity provider is on. */
+export interface OidcSettings {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly redirectUrl: string;
+  readonly providerName: string;
+  readonly scopes: string;
+  /** Both set, or neither: accounts are then created on first sign-in with the mapped role. */
+  readonly roleClaim: string | undefined;
+  readonly roleMap: OidcRoleMap | undefined;
+}
+
+/** The settings, or null when OIDC sign-in is off (the configuration checks the four are set together). */
+export function oidcSettingsOf(config: HubConfig): OidcSettings | null {
+  const { oidcIssuer, oidcClientId, oidcClientSecret, oidcRedirectUrl } = config;
+  if (!oidcIssuer || !oidcClientId || !oidcClientSecret || !oidcRedirectUrl) return null;
+  return {
+    issuer: oidcIssuer,
+    clientId: oidcClientId,
+    clientSecret: oidcClientSecret,
+    redirectUrl: oidcRedirectUrl,
+    providerName: config.oidcProviderName,
+    scopes: config.oidcScopes,
+    roleClaim: config.oidcRoleClaim,
+    roleMap: config.oidcRoleMap && config.oidcRoleMap.size > 0 ? config.oidcRoleMap : undefined,
+  };
 }

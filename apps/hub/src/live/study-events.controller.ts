@@ -2,8 +2,8 @@ import { Controller, Get, Param, ParseUUIDPipe, Req, Res } from '@nestjs/common'
 import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Access } from '../access/access.decorator';
-import { userOf, type AuthenticatedRequest } from '../auth/current-user';
-import { SessionWatch } from '../auth/session-watch.service';
+import { userOf, type AuthenticatedRequest } from '../sessions/current-user';
+import { SessionWatch } from '../sessions/session-watch.service';
 import { openEventStream } from './event-stream';
 import { StudyLiveFeedService } from './study-live-feed.service';
 import { Endpoint } from '../openapi/endpoint.decorator';

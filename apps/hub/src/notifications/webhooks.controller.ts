@@ -15,7 +15,7 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Access } from '../access/access.decorator';
-import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
+import { actorOf, type AuthenticatedRequest } from '../sessions/current-user';
 import { CreateWebhookDto, UpdateWebhookDto } from './dto/webhook-endpoint.dto';
 import { WEBHOOK_EVENT_TYPES } from './webhook-events.util';
 import type { CreatedWebhookView, WebhookDeliveryView, WebhookEndpointView } from './webhook-views';

@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { REPORT_HEAD_HEADERS } from '@tessera/protocol';
 import type { Response } from 'express';
 import { Access } from '../access/access.decorator';
-import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
+import { actorOf, type AuthenticatedRequest } from '../sessions/current-user';
 import { ReportQueryDto } from './dto/report-query.dto';
 import { StudyReportService, type ReportFile } from './study-report.service';
 import { Endpoint } from '../openapi/endpoint.decorator';

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Access } from '../access/access.decorator';
-import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
+import { actorOf, type AuthenticatedRequest } from '../sessions/current-user';
 import { ReadCache } from '../database/read-cache';
 import { ReasonDto, RegisterSiloDto } from './dto/silo.dto';
 import { SilosService, type CertificateView, type EnrollmentIssued, type SiloView } from './silos.service';

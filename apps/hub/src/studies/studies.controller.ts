@@ -3,7 +3,7 @@ import type { PrivacyMechanism } from '@tessera/dp';
 import type { Response } from 'express';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { Access } from '../access/access.decorator';
-import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
+import { actorOf, type AuthenticatedRequest } from '../sessions/current-user';
 import { RoundsQueryService, type RoundView } from '../rounds/rounds-query.service';
 import { StopStudyDto, StudyPlanDto } from './dto/study.dto';
 import { StudyListQueryDto } from './dto/study-pages.dto';

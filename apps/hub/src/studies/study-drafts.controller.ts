@@ -2,7 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Param, ParseUUIDPipe, Post, Pu
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { StudyDraftView } from '@tessera/protocol';
 import { Access } from '../access/access.decorator';
-import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
+import { actorOf, type AuthenticatedRequest } from '../sessions/current-user';
 import { StudyDraftDto } from './dto/study-pages.dto';
 import { StudyDraftsService } from './study-drafts.service';
 import { Endpoint } from '../openapi/endpoint.decorator';

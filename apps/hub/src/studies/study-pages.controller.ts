@@ -2,7 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Req } from
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { DecisionHistoryView, PlanVersionsView, RoundHistoryView, StudyView } from '@tessera/protocol';
 import { Access } from '../access/access.decorator';
-import { actorOf, type AuthenticatedRequest } from '../auth/current-user';
+import { actorOf, type AuthenticatedRequest } from '../sessions/current-user';
 import { ReadCache } from '../database/read-cache';
 import { PauseStudyDto } from './dto/study-pages.dto';
 import { StudyHistoryService } from './study-history.service';

@@ -1,10 +1,10 @@
-import type { Role } from '../accounts/user.entity';
+import type { UserRole } from '@tessera/protocol';
 
 /** An account whose password was just checked (sign-in, password change); no session yet. */
 export interface VerifiedAccount {
   readonly id: string;
   readonly username: string;
-  readonly role: Role;
+  readonly role: UserRole;
   readonly mustChangePassword: boolean;
 }
 
@@ -20,5 +20,5 @@ export interface SessionClaims {
   /** The session id: checked against revocation on every request. */
   sid: string;
   username: string;
-  role: Role;
+  role: UserRole;
 }

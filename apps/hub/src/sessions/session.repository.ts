@@ -1,4 +1,4 @@
-import type { Role } from '../accounts/user.entity';
+import type { UserRole } from '@tessera/protocol';
 import type { SessionEndReason } from './session-policy.util';
 
 /** Anything that runs SQL: the DataSource, or the EntityManager of an open transaction. */
@@ -23,7 +23,7 @@ export interface PresentedRefreshToken {
   readonly account: {
     readonly id: string;
     readonly username: string;
-    readonly role: Role;
+    readonly role: UserRole;
     readonly disabled: boolean;
     readonly mustChangePassword: boolean;
   };
@@ -34,7 +34,7 @@ export interface ActiveSession {
   readonly sessionId: string;
   readonly userId: string;
   readonly username: string;
-  readonly role: Role;
+  readonly role: UserRole;
   readonly mustChangePassword: boolean;
   readonly expiresAt: Date;
 }
@@ -130,7 +130,7 @@ export class SessionRepository implements SessionStore {
       token_hash: string;
       rotated_at: Date | null;
       username: string;
-      role: Role;
+      role: UserRole;
       disabled: boolean;
       must_change_password: boolean;
     })[];
@@ -198,7 +198,7 @@ export class SessionRepository implements SessionStore {
       expires_at: Date;
       user_id: string;
       username: string;
-      role: Role;
+      role: UserRole;
       must_change_password: boolean;
     }[];
     if (!row) return null;

@@ -7,7 +7,7 @@ import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
 import type { SessionClaims, VerifiedAccount } from './authenticated-user';
-import type { SessionDto } from './dto/login.dto';
+import type { SessionDto } from './dto/session.dto';
 import {
   accessTokenSeconds,
   decideRefresh,
