@@ -11,7 +11,7 @@
 //
 //   node bench/dp-accuracy/digits-sweep.mjs '{"dp":true,"network":"tanhStride","training":{"rounds":10,"learningRate":0.5}}'
 //
-// Config: dp (true: DP-SGD), epsilon (3), network (a name below; absent: the small-CNN preset), training (fields of
+// Config: dp (true: DP-SGD), epsilon (3), network (a name below or a whole spec; absent: the small-CNN preset), training (fields of
 // the plan's training section), privacy (fields of its dp-sgd section), everyRound (print every round's accuracy),
 // pooled (also the pooled baseline of the same plan).
 import { createRequire } from 'node:module';
@@ -116,7 +116,7 @@ const splits = new Map();
 for (const s of silos) splits.set(s.key, await demo.splitOf({ images: s.images }));
 const ids = keys.map((_, i) => `00000000-0000-4000-8000-00000000000${i}`);
 const plan = demo.digitsPlan(ids, { privacy: cfg.dp ? 'dp-sgd' : 'none', epsilon: cfg.epsilon ?? 3 });
-if (cfg.network) plan.model.network = NETWORKS[cfg.network];
+if (cfg.network) plan.model.network = typeof cfg.network === 'object' ? cfg.network : NETWORKS[cfg.network];
 Object.assign(plan.training, cfg.training ?? {});
 if (cfg.dp) Object.assign(plan.privacy, cfg.privacy ?? {});
 const problems = protocol.studyPlanProblems(plan);

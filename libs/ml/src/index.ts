@@ -84,6 +84,7 @@ export {
   type ParameterEntry,
   type ParameterLayout,
 } from './parameter-layout';
+export { morletBank, scatteringChannels, scatteringTransform, SCATTERING_KERNEL, type MorletBank } from './scattering';
 export { seededUniform, type UniformRandom } from './seeded-random';
 export {
   MAX_ENCODED_MAGNITUDE,

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { NETWORK_INPUT, type ActivationFunction, type NetworkLayer } from '@tessera/protocol';
 import { convGeometry, convolve, differentiableConvolution, maxPoolWithGradient, type ConvGeometry } from './conv-ops';
 import { layerRow, type CompiledNetwork } from './network-model';
+import { scatteringTransform } from './scattering';
 
 /**
  * The forward pass of a declarative network in tfjs ops (a functional graph, not tfjs-layers): layers in spec order,
@@ -258,6 +259,10 @@ export function forwardNetwork(
         break;
       case 'concat':
         out = tf.concat(inputs, -1);
+        break;
+      case 'scattering':
+        // Fixed filters, no parameters, fed by the input alone: no probe and nothing to differentiate.
+        out = scatteringTransform(inputs[0] as tf.Tensor4D, layer.scales, layer.angles);
         break;
       case 'embedding': {
         const columnCodes = codes.get(layer.column)!;

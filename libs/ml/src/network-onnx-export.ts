@@ -2,6 +2,7 @@ import { NETWORK_INPUT, type NetworkLayer, type NetworkSpec } from '@tessera/pro
 import { onnx } from 'onnx-proto';
 import { convGeometryOf, poolGeometryOf } from './network-forward';
 import { assertNetworkParameters, compileNetwork, type CompiledNetwork } from './network-model';
+import { morletKernel, SCATTERING_KERNEL } from './scattering';
 
 /** Opset 13: Softmax over the last axis, Slice/Squeeze with tensor inputs, ReduceMean with an `axes` attribute. */
 const OPSET = 13;
@@ -148,6 +149,58 @@ function padsOf(g: ReturnType<typeof convGeometryOf>): number[] {
   return [g.rows.padBefore, g.cols.padBefore, g.rows.padAfter, g.cols.padAfter];
 }
 
+/**
+ * The scattering transform (scattering.ts) with constant weights: each filter bank is a grouped Conv (one group per
+ * channel, 2L outputs: real and imaginary parts), the modulus √(re² + im²) a Mul, a grouped 1×1 Conv of ones (the sum
+ * of each pair) and Sqrt; the low-pass steps are 2×2 AveragePools, the final averages AveragePools, joined by Concat.
+ */
+function scatteringNodes(
+  b: OnnxGraphBuilder,
+  layer: NetworkLayer & { kind: 'scattering' },
+  x: GraphValue,
+  channels: number,
+): string {
+  const L = layer.angles;
+  const J = layer.scales;
+  const K = SCATTERING_KERNEL;
+  const half = (K - 1) / 2;
+  // [K, K, 1, 2L] row-major → the ONNX weight [2L, 1, K, K], repeated for each of n groups.
+  const single = permute(morletKernel(L, 2), [K, K, 1, 2 * L], [3, 2, 0, 1]).data;
+  const modulus = (input: string, n: number, tag: string): string => {
+    const weights = new Float32Array(n * single.length);
+    for (let g = 0; g < n; g++) weights.set(single, g * single.length);
+    const z = b.node(
+      'Conv',
+      [input, b.floats(`${layer.id}/${tag}/filters`, [n * 2 * L, 1, K, K], weights)],
+      [ints('kernel_shape', [K, K]), ints('pads', [half, half, half, half]), int('group', n)],
+    );
+    const pairs = b.floats(`${layer.id}/${tag}/pairs`, [n * L, 2, 1, 1], new Float32Array(n * L * 2).fill(1));
+    const squared = b.node('Conv', [b.node('Mul', [z, z]), pairs], [ints('kernel_shape', [1, 1]), int('group', n * L)]);
+    return b.node('Sqrt', [squared]);
+  };
+  const pool = (input: string, window: number): string =>
+    window === 1
+      ? input
+      : b.node('AveragePool', [input], [ints('kernel_shape', [window, window]), ints('strides', [window, window])]);
+  const parts = [pool(x.name, 2 ** J)];
+  const first: string[] = [];
+  let xj = x.name;
+  for (let j = 0; j < J; j++) {
+    if (j > 0) xj = pool(xj, 2);
+    const u = modulus(xj, channels, `order1_${j}`);
+    first.push(u);
+    parts.push(pool(u, 2 ** (J - j)));
+  }
+  for (let j1 = 0; j1 < J; j1++) {
+    let u = first[j1]!;
+    for (let j2 = j1 + 1; j2 < J; j2++) {
+      u = pool(u, 2);
+      parts.push(pool(modulus(u, channels * L, `order2_${j1}_${j2}`), 2 ** (J - j2)));
+    }
+  }
+  return b.node('Concat', parts, [int('axis', 1)]);
+}
+
 function layerNode(
   b: OnnxGraphBuilder,
   network: CompiledNetwork,
@@ -219,6 +272,8 @@ function layerNode(
         ),
         image: x.image,
       };
+    case 'scattering':
+      return { name: scatteringNodes(b, layer, x, network.table.inputShape[2]!), image: true };
     case 'embedding':
       return {
         name: b.node('Gather', [b.weight(`${layer.id}/embeddings`), columns.get(layer.column)!], [int('axis', 0)]),

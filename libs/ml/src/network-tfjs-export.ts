@@ -1,5 +1,6 @@
 import { NETWORK_INPUT, sidesOf, type NetworkLayer, type NetworkSpec } from '@tessera/protocol';
 import { assertNetworkParameters, compileNetwork, type CompiledNetwork } from './network-model';
+import { morletKernel, SCATTERING_KERNEL } from './scattering';
 import type { TfjsWeightSpec } from './tfjs-export';
 
 /** The model.json of a functional tfjs layers model (tfjs-layers "layers-model" format, Keras functional topology). */
@@ -162,6 +163,85 @@ function groupNormLayers(
   return shape.length === 3 ? scaled : b.layer('Reshape', `${layer.id}/vector`, { target_shape: [channels] }, [scaled]);
 }
 
+/**
+ * The scattering transform (scattering.ts) from Keras layers. tfjs-layers has no square root, so the modulus of each
+ * filter's response z = re + i·im is composed: the bank gives (re, im, −re, −im) per angle, whose mean is 0 and whose
+ * variance is |z|²/2; LayerNormalization over those four (ε = 1e-12) divides them by |z|/√2, Multiply by the four
+ * again and a Dense of weights 1/(2√2) sums 2|z|²/(|z|/√2) to |z| (exact up to the ε, far below float32's 1e-7 for
+ * any response above 1e-3). Low-pass steps and final averages are AveragePooling2D layers, joined by Concatenate.
+ */
+function scatteringLayers(
+  b: TfjsGraphBuilder,
+  layer: NetworkLayer & { kind: 'scattering' },
+  input: string,
+  shape: readonly number[],
+): string {
+  const L = layer.angles;
+  const J = layer.scales;
+  const K = SCATTERING_KERNEL;
+  const single = morletKernel(L, 4); // [K, K, 1, 4L]
+  let counter = 0;
+  const modulus = (from: string, side: readonly [number, number], n: number): string => {
+    const name = `${layer.id}/bank_${counter++}`;
+    // DepthwiseConv2D kernel [K, K, n, 4L]: the same bank for every channel.
+    const kernel = new Float32Array(K * K * n * 4 * L);
+    for (let p = 0; p < K * K; p++) {
+      for (let g = 0; g < n; g++) kernel.set(single.subarray(p * 4 * L, (p + 1) * 4 * L), (p * n + g) * 4 * L);
+    }
+    b.weight(`${name}/depthwise_kernel`, [K, K, n, 4 * L], kernel);
+    const z = b.layer(
+      'DepthwiseConv2D',
+      name,
+      { kernel_size: [K, K], depth_multiplier: 4 * L, use_bias: false, padding: 'same', trainable: false },
+      [from],
+    );
+    const values = side[0] * side[1] * n * L;
+    const quads = b.layer('Reshape', `${name}/quads`, { target_shape: [values, 4] }, [z]);
+    const scaled = b.layer(
+      'LayerNormalization',
+      `${name}/scaled`,
+      { axis: -1, epsilon: 1e-12, center: false, scale: false },
+      [quads],
+    );
+    const products = b.layer('Multiply', `${name}/products`, {}, [scaled, quads]);
+    b.weight(`${name}/sum/kernel`, [4, 1], new Float32Array(4).fill(1 / (2 * Math.SQRT2)));
+    const summed = b.layer('Dense', `${name}/sum`, { units: 1, activation: 'linear', use_bias: false }, [products]);
+    return b.layer('Reshape', `${name}/modulus`, { target_shape: [side[0], side[1], n * L] }, [summed]);
+  };
+  const pool = (from: string, window: number): string =>
+    window === 1
+      ? from
+      : b.layer(
+          'AveragePooling2D',
+          `${layer.id}/pool_${counter++}`,
+          { pool_size: [window, window], strides: [window, window], padding: 'valid' },
+          [from],
+        );
+  const c = shape[2]!;
+  const sideAt = (j: number): [number, number] => {
+    let [h, w] = [shape[0]!, shape[1]!];
+    for (let k = 0; k < j; k++) [h, w] = [Math.floor(h / 2), Math.floor(w / 2)];
+    return [h, w];
+  };
+  const parts = [pool(input, 2 ** J)];
+  const first: string[] = [];
+  let xj = input;
+  for (let j = 0; j < J; j++) {
+    if (j > 0) xj = pool(xj, 2);
+    const u = modulus(xj, sideAt(j), c);
+    first.push(u);
+    parts.push(pool(u, 2 ** (J - j)));
+  }
+  for (let j1 = 0; j1 < J; j1++) {
+    let u = first[j1]!;
+    for (let j2 = j1 + 1; j2 < J; j2++) {
+      u = pool(u, 2);
+      parts.push(pool(modulus(u, sideAt(j2), c * L), 2 ** (J - j2)));
+    }
+  }
+  return b.layer('Concatenate', layer.id, { axis: -1 }, parts);
+}
+
 function kerasLayers(
   b: TfjsGraphBuilder,
   network: CompiledNetwork,
@@ -222,6 +302,8 @@ function kerasLayers(
       return b.layer('Add', layer.id, {}, inputs);
     case 'concat':
       return b.layer('Concatenate', layer.id, { axis: -1 }, inputs);
+    case 'scattering':
+      return scatteringLayers(b, layer, inputs[0]!, inputShape);
     case 'embedding': {
       const levels = network.layout.entries[network.entryIndex.get(`${layer.id}/embeddings`)!]!.shape[0]!;
       b.parameter(`${layer.id}/embeddings`);

@@ -97,6 +97,21 @@ export function testNetworks(): { name: string; spec: NetworkSpec }[] {
         task: { kind: 'regression', loss: 'huber', huberDelta: 0.5 },
       },
     },
+    {
+      name: 'fixed scattering features (J = 2, L = 3) on RGB, group norm, tanh conv — binary',
+      spec: {
+        format: 'tessera.network/1',
+        input: { kind: 'image', height: 9, width: 8, channels: 3 },
+        layers: [
+          { id: 's', kind: 'scattering', scales: 2, angles: 3 },
+          { id: 'n', kind: 'groupNorm', groups: 6 },
+          { id: 'c', kind: 'conv2d', filters: 2, kernel: 2, padding: 'same', activation: 'tanh' },
+          { id: 'f', kind: 'flatten' },
+          { id: 'out', kind: 'dense', units: 1 },
+        ],
+        task: { kind: 'binary' },
+      },
+    },
   ];
 }
 

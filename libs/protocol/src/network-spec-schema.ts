@@ -157,6 +157,24 @@ export const EmbeddingLayer = z
   })
   .strict();
 
+/**
+ * A fixed, data-independent wavelet scattering transform of the image (Mallat 2012; Bruna & Mallat 2013), with no
+ * trainable parameters: DP-SGD clips and noises only the layers after it, so a private model can learn on richer
+ * features without paying noise for them (Tramèr & Boneh 2021, "Differentially private learning needs better
+ * features"). `scales` J, `angles` L: Morlet-like filters at L orientations, applied at J dyadic resolutions (2×2
+ * averaging between them), complex modulus, then averaging over 2^J × 2^J windows. Output [⌊h/2^J⌋, ⌊w/2^J⌋,
+ * c·(1 + J·L + L²·J(J − 1)/2)]: the averaged image, the first-order and the second-order coefficients. It reads the
+ * network input only (nothing trainable comes before it). The filters are defined in @tessera/ml (scattering.ts).
+ */
+export const ScatteringLayer = z
+  .object({
+    ...base,
+    kind: z.literal('scattering'),
+    scales: z.number().int().min(1).max(4),
+    angles: z.number().int().min(1).max(16),
+  })
+  .strict();
+
 export const NetworkLayer = z.discriminatedUnion('kind', [
   DenseLayer,
   Conv2dLayer,
@@ -171,6 +189,7 @@ export const NetworkLayer = z.discriminatedUnion('kind', [
   AddLayer,
   ConcatLayer,
   EmbeddingLayer,
+  ScatteringLayer,
 ]);
 export type NetworkLayer = z.infer<typeof NetworkLayer>;
 export type NetworkLayerKind = NetworkLayer['kind'];

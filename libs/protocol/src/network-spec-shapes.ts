@@ -320,6 +320,20 @@ function layerShape(spec: NetworkSpec, layer: NetworkLayer, inputs: readonly (re
       const last = inputs.reduce((sum, shape) => sum + shape[shape.length - 1]!, 0);
       return { outputShape: [...first.slice(0, -1), last], weights: [] };
     }
+    case 'scattering': {
+      const shape = single();
+      // Nothing trainable may come before it: no gradient flows through the transform (it is not differentiated).
+      if (resolvedInputs(spec, spec.layers.indexOf(layer))[0] !== NETWORK_INPUT) {
+        fail(
+          NetworkSpecErrorCode.Wiring,
+          layer.id,
+          'inputs',
+          'a scattering layer is a fixed transform of the image: it reads "input" only',
+        );
+      }
+      needRank(layer, shape, [3], 'it needs an image [height, width, channels]');
+      return { outputShape: scatteringOutputShape(layer, shape), weights: [] };
+    }
     case 'embedding': {
       const column =
         spec.input.kind === 'tabular' ? (spec.input.categorical ?? []).find((c) => c.name === layer.column) : undefined;
@@ -329,6 +343,36 @@ function layerShape(spec: NetworkSpec, layer: NetworkLayer, inputs: readonly (re
       return { outputShape: [layer.dim], weights: [w('embeddings', [column.levels, layer.dim])] };
     }
   }
+}
+
+/**
+ * Output shape of a scattering layer on [h, w, c], after checking that the image survives J halvings and that its
+ * largest intermediate (the first-order moduli at full resolution, or a second-order bank at half resolution) fits
+ * the per-example activation limit.
+ */
+function scatteringOutputShape(layer: NetworkLayer & { kind: 'scattering' }, shape: readonly number[]): number[] {
+  const [h, w, c] = shape as [number, number, number];
+  const factor = 2 ** layer.scales;
+  if (Math.floor(h / factor) < 1 || Math.floor(w / factor) < 1) {
+    fail(
+      NetworkSpecErrorCode.Shape,
+      layer.id,
+      'scales',
+      `${layer.scales} scales average ${factor}×${factor} windows, larger than the ${h}×${w} image`,
+    );
+  }
+  const L = layer.angles;
+  const J = layer.scales;
+  const intermediate = Math.max(h * w * c * 2 * L, J > 1 ? Math.floor(h / 2) * Math.floor(w / 2) * c * 2 * L * L : 0);
+  if (intermediate > NETWORK_LIMITS.activationElements) {
+    fail(
+      NetworkSpecErrorCode.Limit,
+      layer.id,
+      'angles',
+      `the transform holds ${intermediate} values per example on the way; the limit is ${NETWORK_LIMITS.activationElements}`,
+    );
+  }
+  return [Math.floor(h / factor), Math.floor(w / factor), c * (1 + J * L + (L * L * J * (J - 1)) / 2)];
 }
 
 /** Output height and width of a window op and the channels, or a SHAPE error on `field` when the window does not fit. */

@@ -60,6 +60,36 @@ describe('network spec: shape inference', () => {
     ]);
   });
 
+  it('gives a scattering layer c·(1 + J·L + L²·J(J−1)/2) channels at ⌊side/2^J⌋ and no parameters', () => {
+    const table = inferNetworkShapes({
+      ...digits(),
+      layers: [
+        { id: 'scatter', kind: 'scattering', scales: 2, angles: 8 },
+        { id: 'norm', kind: 'groupNorm', groups: 27 },
+        { id: 'flatten', kind: 'flatten' },
+        { id: 'logits', kind: 'dense', units: 10 },
+      ],
+    });
+    // J = 2, L = 8: the averaged image, 2·8 first-order and 8·8 second-order maps (Tramèr & Boneh's 81 channels).
+    expect(table.rows.map((r) => [r.id, r.outputShape, r.parameters])).toEqual([
+      ['scatter', [7, 7, 81], 0],
+      ['norm', [7, 7, 81], 162],
+      ['flatten', [3969], 0],
+      ['logits', [10], 3969 * 10 + 10],
+    ]);
+    expect(table.rows[0]!.weights).toEqual([]);
+    expect(table.parameters).toBe(162 + 39_700);
+    // Three channels, three scales, four angles: 3·(1 + 12 + 16·3) = 183 channels at ⌊12/8⌋ × ⌊12/8⌋.
+    const rgb = inferNetworkShapes(
+      imageSpec([
+        { id: 's', kind: 'scattering', scales: 3, angles: 4 },
+        { id: 'f', kind: 'flatten' },
+        { id: 'd', kind: 'dense', units: 4 },
+      ]) as NetworkSpec,
+    );
+    expect(rgb.rows[0]!.outputShape).toEqual([1, 1, 3 * (1 + 3 * 4 + 16 * 3)]);
+  });
+
   it('gives the residual preset its skip connections, stride-2 downsampling and group-norm parameters', () => {
     const table = inferNetworkShapes(
       smallResidualCnnNetwork({ height: 28, width: 28, channels: 1, task: { kind: 'multiclass', classes: 10 } }),
@@ -311,6 +341,44 @@ describe('network spec: refusals name the layer and the field', () => {
       NetworkSpecErrorCode.Wiring,
       'e',
       'column',
+    ],
+    [
+      'a scattering layer after a trainable one',
+      imageSpec([
+        { id: 'c', kind: 'conv2d', filters: 2, kernel: 3 },
+        { id: 's', kind: 'scattering', scales: 1, angles: 4 },
+        { id: 'f', kind: 'flatten' },
+        { id: 'd', kind: 'dense', units: 4 },
+      ]),
+      NetworkSpecErrorCode.Wiring,
+      's',
+      'inputs',
+    ],
+    [
+      'more scattering scales than the image has halvings',
+      imageSpec([
+        { id: 's', kind: 'scattering', scales: 4, angles: 4 },
+        { id: 'f', kind: 'flatten' },
+        { id: 'd', kind: 'dense', units: 4 },
+      ]),
+      NetworkSpecErrorCode.Shape,
+      's',
+      'scales',
+    ],
+    [
+      'a scattering layer on a vector',
+      {
+        format: 'tessera.network/1',
+        input: { kind: 'tabular', features: 16 },
+        layers: [
+          { id: 's', kind: 'scattering', scales: 1, angles: 4 },
+          { id: 'd', kind: 'dense', units: 1 },
+        ],
+        task: { kind: 'binary' },
+      },
+      NetworkSpecErrorCode.Shape,
+      's',
+      'inputs',
     ],
     [
       'too many layers',
