@@ -4,31 +4,14 @@
 // without cycles (run by `npm run lint`; docs/adr/0020-hub-folder-layers.md). dependency-cruiser reads every import
 // of the hub's shipped code — static, dynamic, re-exports and type-only ones (a type import couples two folders as
 // much as a value import) — and tests are left out. The files' graph is folded into a graph of folders; every folder
-// edge inside a strongly connected component lies on a cycle.
-//
-// A ratchet while cycles remain: KNOWN_CYCLE_EDGES lists the folder edges still on a cycle. An edge on a cycle that
-// is not listed fails (a new cycle, or a new way round an old one); a listed edge that is no longer on a cycle fails
-// too, so the list only shrinks.
+// edge inside a strongly connected component lies on a cycle, and any such edge fails the check: there is no list
+// of tolerated cycles.
 import { relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const HUB_SOURCES = 'apps/hub/src';
 export const ROOT_FOLDER = '(root)';
 const TESTS = '\\.(spec|int-spec|e2e-spec)\\.tsx?$|\\.test-util\\.ts$';
-
-/**
- * Folder edges of the hub that are still on a cycle, as `from -> to`. Remove an entry when its edge leaves the cycle
- * (the check says so); never add one: untangle the new cycle instead.
- */
-export const KNOWN_CYCLE_EDGES = [
-  'privacy -> studies',
-  'rounds -> privacy',
-  'rounds -> secagg',
-  'rounds -> studies',
-  'secagg -> rounds',
-  'studies -> privacy',
-  'studies -> rounds',
-];
 
 /** The hub folder a file belongs to: the first folder under `root`, or ROOT_FOLDER for files at its top. */
 export function folderOf(file, root = HUB_SOURCES) {
@@ -117,39 +100,21 @@ export function cycleEdges(edgeKeys) {
 }
 
 /**
- * What the ratchet refuses: edges on a cycle that `known` does not list, and listed edges no longer on a cycle.
+ * Every folder edge on a cycle, each named with the folders of its cycle and the imports that make it.
  * @param {Map<string, string[]>} edges folder edges with the imports behind them (folderEdges)
- * @param {readonly string[]} known the listed edges
  */
-export function cycleProblems(edges, known) {
-  const problems = [];
+export function cycleProblems(edges) {
   const keys = [...edges.keys()];
-  const onCycle = cycleEdges(keys);
-  const listed = new Set(known);
   const components = cyclicComponents(keys);
-  for (const key of onCycle) {
-    if (listed.has(key)) continue;
+  return cycleEdges(keys).map((key) => {
     const [from] = key.split(' -> ');
     const component = components.find((c) => c.includes(from));
-    problems.push(
-      `new import cycle between hub folders: ${key} closes a cycle through ${component.join(', ')} ` +
-        `(${edges.get(key).slice(0, 3).join('; ')}${edges.get(key).length > 3 ? '; …' : ''})`,
+    const imports = edges.get(key);
+    return (
+      `import cycle between hub folders: ${key} is on a cycle through ${component.join(', ')} ` +
+      `(${imports.slice(0, 3).join('; ')}${imports.length > 3 ? '; …' : ''})`
     );
-  }
-  const cyclic = new Set(onCycle);
-  for (const key of known) {
-    if (!cyclic.has(key)) {
-      problems.push(
-        `${key} is no longer on an import cycle: remove it from KNOWN_CYCLE_EDGES in tools/hub-folder-cycles.mjs`,
-      );
-    }
-  }
-  const seen = new Set();
-  for (const key of known) {
-    if (seen.has(key)) problems.push(`${key} is listed twice in KNOWN_CYCLE_EDGES`);
-    seen.add(key);
-  }
-  return problems;
+  });
 }
 
 /** The hub's shipped files and their imports, read by dependency-cruiser. */
@@ -185,7 +150,7 @@ export async function hubModules(workspaceRoot) {
 async function main() {
   const root = resolve(fileURLToPath(import.meta.url), '../..');
   const edges = folderEdges(await hubModules(root));
-  const problems = cycleProblems(edges, KNOWN_CYCLE_EDGES);
+  const problems = cycleProblems(edges);
   if (process.argv.includes('--list')) {
     for (const component of cyclicComponents([...edges.keys()])) console.log(`cycle through: ${component.join(', ')}`);
     for (const key of cycleEdges([...edges.keys()])) console.log(`  ${key}: ${edges.get(key).join('; ')}`);

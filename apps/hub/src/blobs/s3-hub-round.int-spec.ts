@@ -14,10 +14,10 @@ import {
 import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { float32FromBytes } from '../rounds/model-math';
-import { RoundEntity } from '../rounds/round.entity';
+import { RoundEntity } from '../study-state/round.entity';
 import { RoundsService } from '../rounds/rounds.service';
 import { OrphanBlobSweepService } from '../rounds/orphan-blob-sweep.service';
-import { StudyEntity } from '../studies/study.entity';
+import { StudyEntity } from '../study-state/study.entity';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
 import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';

@@ -4,8 +4,8 @@ import type { SiloPrivacyView, SiloStudyPrivacyView } from '@tessera/protocol';
 import { DataSource } from 'typeorm';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { SiloEntity } from '../silos/silo.entity';
-import { StudyEntity } from '../studies/study.entity';
-import { storedPlanOf } from '../studies/stored-plan.util';
+import { StudyEntity } from '../study-state/study.entity';
+import { storedPlanOf } from '../study-state/stored-plan.util';
 import { PrivacyLedgerService } from './privacy-ledger.service';
 
 /**

@@ -11,9 +11,9 @@ import { AuditSigningKeyService } from '../audit/audit-signing-key.service';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { AuditVerificationService } from '../audit/audit-verification.service';
 import { PrivacyLedgerService } from '../privacy/privacy-ledger.service';
-import { RoundEntity } from '../rounds/round.entity';
+import { RoundEntity } from '../study-state/round.entity';
 import { RoundsQueryService } from '../rounds/rounds-query.service';
-import { legacyMechanismOf } from '../studies/stored-plan.util';
+import { legacyMechanismOf } from '../study-state/stored-plan.util';
 import { StudiesService } from '../studies/studies.service';
 import { bundleSha256, renderReportPdf } from './report-pdf.util';
 import {

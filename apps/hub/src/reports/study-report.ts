@@ -11,7 +11,7 @@ import {
 import type { StoredChainVerification } from '../audit/audit-verification.service';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { StudyView } from '../studies/studies.service';
-import { LEGACY_RELEASE, LEGACY_TRAINING_LOSS_RELEASE } from '../studies/stored-plan.util';
+import { LEGACY_RELEASE, LEGACY_TRAINING_LOSS_RELEASE } from '../study-state/stored-plan.util';
 
 /** The `kind` tag of the study summary carried in a report bundle's `study` member. */
 export const STUDY_REPORT_KIND = 'tessera.study-report/1';

@@ -1,4 +1,4 @@
-import type { RoundParticipantEntity } from './round-participant.entity';
+import type { RoundParticipantEntity } from '../study-state/round-participant.entity';
 
 /** What the decision needs of a round attempt. */
 export interface RoundFacts {

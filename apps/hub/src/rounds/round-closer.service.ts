@@ -14,15 +14,15 @@ import { faultPoint } from '../faults/fault-point.util';
 import { PrivacyLedgerService, type PrivacyCharge } from '../privacy/privacy-ledger.service';
 import { distributedNoiseTrace } from '../secagg/secagg-noise.util';
 import { SecAggSessionsService } from '../secagg/secagg-sessions.service';
-import { StudyEntity } from '../studies/study.entity';
+import { StudyEntity } from '../study-state/study.entity';
 import { decideClose, type CloseDecision } from './close-decision';
 import { float32FromBytes, serverOptimizerFor } from './model-math';
 import { aggregateRoundUpdates, type RoundAggregationOutcome, type TraceEntry } from './round-aggregation';
-import { lockRound } from './round-access.util';
+import { lockRound } from '../study-state/open-round.util';
 import { failStudy, RoundOpener } from './round-opener.service';
-import { RoundParticipantEntity } from './round-participant.entity';
+import { RoundParticipantEntity } from '../study-state/round-participant.entity';
 import { flaggedUpdates } from './round-screening.util';
-import { RoundEntity, type RoundSummary } from './round.entity';
+import { RoundEntity, type RoundSummary } from '../study-state/round.entity';
 
 /** An audit event of a round transition, recorded in the transaction that makes it. */
 interface RoundEvent {

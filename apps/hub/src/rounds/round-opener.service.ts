@@ -4,10 +4,10 @@ import { In, type EntityManager } from 'typeorm';
 import { BlobStore } from '../blobs/blob-store';
 import { PrivacyLedgerService, type PrivacyCharge } from '../privacy/privacy-ledger.service';
 import { SecAggSessionsService } from '../secagg/secagg-sessions.service';
-import { StudyEntity } from '../studies/study.entity';
+import { StudyEntity } from '../study-state/study.entity';
 import { initialModel, parameterCount } from './model-math';
-import { RoundParticipantEntity } from './round-participant.entity';
-import { RoundEntity } from './round.entity';
+import { RoundParticipantEntity } from '../study-state/round-participant.entity';
+import { RoundEntity } from '../study-state/round.entity';
 
 /** Opens round attempts and issues their tasks, always inside the caller's transaction. */
 @Injectable()

@@ -3,8 +3,8 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { RoundView } from '@tessera/protocol';
 import { DataSource, In } from 'typeorm';
 import { SiloEntity } from '../silos/silo.entity';
-import { RoundParticipantEntity } from './round-participant.entity';
-import { RoundEntity, type RoundSummary } from './round.entity';
+import { RoundParticipantEntity } from '../study-state/round-participant.entity';
+import { RoundEntity, type RoundSummary } from '../study-state/round.entity';
 
 /** The API's round view is the shared wire type (libs/protocol api-views). */
 export type { RoundView };

@@ -5,7 +5,7 @@ import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
 import { ADMIN, api, createServerDatabase, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
 import { TestSilo } from '../testing/test-silo.test-util';
-import { RoundEntity } from './round.entity';
+import { RoundEntity } from '../study-state/round.entity';
 import { RoundsService } from './rounds.service';
 
 describe('two hub processes on one database', () => {

@@ -12,19 +12,13 @@ import { HubErrorCode, HubException } from '../common/hub.exception';
 import { faultPoint } from '../faults/fault-point.util';
 import { PrivacyLedgerService } from '../privacy/privacy-ledger.service';
 import type { SiloIdentity } from '../silos/silo-identity';
-import type { StudyEntity } from '../studies/study.entity';
+import type { StudyEntity } from '../study-state/study.entity';
 import { parameterCount } from './model-math';
 import { updateReleaseProblem } from './release-check.util';
-import {
-  assertOpen,
-  checkPrivacyReport,
-  lockRound,
-  openRoundFor,
-  recordRefusal,
-  studyOpenTo,
-} from './round-access.util';
-import { RoundParticipantEntity } from './round-participant.entity';
-import type { RoundEntity } from './round.entity';
+import { checkPrivacyReport, recordRefusal } from './round-access.util';
+import { assertOpen, lockRound, openRoundFor, studyOpenTo } from '../study-state/open-round.util';
+import { RoundParticipantEntity } from '../study-state/round-participant.entity';
+import type { RoundEntity } from '../study-state/round.entity';
 import { receiveUpdate, type ReceivedUpdate } from './update-receiver';
 
 /** An update this silo already had accepted for a round number (any attempt), with what its receipt states. */

@@ -26,7 +26,7 @@ import {
 } from '@tessera/secagg';
 import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RoundEntity } from '../rounds/round.entity';
+import { RoundEntity } from '../study-state/round.entity';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
 import {

@@ -10,7 +10,7 @@ import {
 } from '@tessera/protocol';
 import { maskedVectorBytes } from '@tessera/secagg';
 import type { Request } from 'express';
-import { Access } from '../auth/access.decorator';
+import { Access } from '../access/access.decorator';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { siloOf } from '../silos/silo-identity';
 import { SecAggSessionsService } from './secagg-sessions.service';

@@ -34,7 +34,7 @@ import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
 import { heartDiseasePlan } from './heart-disease-plan';
 import type { StudyView } from './studies.service';
 import { priceStudy } from './study-privacy';
-import { LEGACY_PLAN_NOTE, LEGACY_TRAINING_LOSS_RELEASE } from './stored-plan.util';
+import { LEGACY_PLAN_NOTE, LEGACY_TRAINING_LOSS_RELEASE } from '../study-state/stored-plan.util';
 
 const DP_SGD: PrivacyPlan = {
   mode: 'dp-sgd',

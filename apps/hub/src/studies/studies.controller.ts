@@ -11,7 +11,7 @@ import { HubErrorCode, HubException } from '../common/hub.exception';
 import { MODEL_FILES, ModelExportService, type ModelFile } from './model-export.service';
 import { PrivacyLedgerService, type LedgerEntryView, type SiloBudget } from '../privacy/privacy-ledger.service';
 import { StudiesService, type StudyView } from './studies.service';
-import { legacyMechanismOf, storedPlanOf } from './stored-plan.util';
+import { legacyMechanismOf, storedPlanOf } from '../study-state/stored-plan.util';
 import { ReadCache } from '../database/read-cache';
 import { Endpoint } from '../openapi/endpoint.decorator';
 

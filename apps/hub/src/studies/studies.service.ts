@@ -22,12 +22,12 @@ import { parameterCount } from '../rounds/model-math';
 import { aggregationMemoryProblems } from '../rounds/plan-aggregation.util';
 import { RoundsService } from '../rounds/rounds.service';
 import { SiloEntity } from '../silos/silo.entity';
-import { assertCurrentPlan, invitedSilosOf, LEGACY_PLAN_NOTE, storedPlanOf } from './stored-plan.util';
+import { assertCurrentPlan, invitedSilosOf, LEGACY_PLAN_NOTE, storedPlanOf } from '../study-state/stored-plan.util';
 import { priceStudy } from './study-privacy';
 import { progressOf, studyProgressRows } from './study-progress';
 import { StudyDecisionEntity } from './study-decision.entity';
 import { StudyPlanVersionEntity } from './study-plan-version.entity';
-import { StudyEntity, type PrivacyCost } from './study.entity';
+import { StudyEntity, type PrivacyCost } from '../study-state/study.entity';
 
 /** The API's study views are the shared wire types (libs/protocol api-views), so hub and console cannot drift. */
 export type { SiloDecisionView, StudyView };

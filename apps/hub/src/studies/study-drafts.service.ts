@@ -6,7 +6,7 @@ import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { assertNotArchived } from './studies.service';
 import { StudyDraftEntity } from './study-draft.entity';
-import { StudyEntity } from './study.entity';
+import { StudyEntity } from '../study-state/study.entity';
 
 export interface DraftInput {
   form: Record<string, unknown>;

@@ -5,7 +5,7 @@ import { DataSource, In } from 'typeorm';
 import { roundHistory } from '../rounds/round-history.util';
 import { RoundsQueryService } from '../rounds/rounds-query.service';
 import { SiloEntity } from '../silos/silo.entity';
-import { invitedSilosOf } from './stored-plan.util';
+import { invitedSilosOf } from '../study-state/stored-plan.util';
 import { StudiesService } from './studies.service';
 import { StudyDecisionEntity } from './study-decision.entity';
 import { StudyPlanVersionEntity } from './study-plan-version.entity';

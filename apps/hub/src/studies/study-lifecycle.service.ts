@@ -7,8 +7,8 @@ import { HubErrorCode, HubException } from '../common/hub.exception';
 import { RoundOpener } from '../rounds/round-opener.service';
 import { RoundsService } from '../rounds/rounds.service';
 import { assertNotArchived, StudiesService } from './studies.service';
-import { assertCurrentPlan } from './stored-plan.util';
-import { StudyEntity } from './study.entity';
+import { assertCurrentPlan } from '../study-state/stored-plan.util';
+import { StudyEntity } from '../study-state/study.entity';
 
 /** Studies that have ended (or never started) may be archived; a study under way or awaiting approvals may not. */
 const ARCHIVABLE = ['draft', 'completed', 'stopped', 'failed'];

@@ -1,6 +1,6 @@
 import { privacyMechanismOf } from '@tessera/dp';
 import { type StudyPlan } from '@tessera/protocol';
-import type { PrivacyCost } from './study.entity';
+import type { PrivacyCost } from '../study-state/study.entity';
 
 /**
  * The privacy price of a whole study, computed before approval so stewards approve the exact mechanism and the ε

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { HubErrorCode, HubException } from '../common/hub.exception';
-import { heartDiseasePlan } from './heart-disease-plan';
+import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import { assertCurrentPlan, invitedSilosOf, legacyMechanismOf, storedPlanOf } from './stored-plan.util';
-import { priceStudy } from './study-privacy';
+import { priceStudy } from '../studies/study-privacy';
 
 const SILOS = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222'];
 
