@@ -1,7 +1,16 @@
+import { createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
+
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { fromHex, toHex } from './encoding.util';
-import { generateX25519KeyPair, hkdfSha256, x25519PublicKey, x25519SharedSecret } from './key-agreement';
+import {
+  generateX25519KeyPair,
+  hkdfSha256,
+  x25519PrivateKeyObject,
+  x25519PublicKey,
+  x25519SharedSecret,
+} from './key-agreement';
 import { SecAggErrorCode } from './secagg.exception';
 import { seededRandom } from './secagg-round.test-util';
 
@@ -57,5 +66,40 @@ describe('HKDF-SHA-256 against RFC 5869', () => {
   it('reproduces test case 3 (appendix A.3: empty salt and info)', () => {
     const okm = hkdfSha256(new Uint8Array(22).fill(0x0b), new Uint8Array(0), new Uint8Array(0), 42);
     expect(toHex(okm)).toBe('8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8');
+  });
+});
+
+describe('raw keys imported as JSON Web Keys', () => {
+  // The PKCS#8 and SPKI containers of RFC 8410 (id-X25519): the import the JWK path replaced, kept here as the reference.
+  const pkcs8 = (d: Uint8Array) =>
+    createPrivateKey({
+      key: Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), d]),
+      format: 'der',
+      type: 'pkcs8',
+    });
+  const spki = (x: Uint8Array) =>
+    createPublicKey({
+      key: Buffer.concat([Buffer.from('302a300506032b656e032100', 'hex'), x]),
+      format: 'der',
+      type: 'spki',
+    });
+
+  it('gives the same private key as the PKCS#8 import: public half and key agreement, whatever the placeholder x', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        (d, peerD) => {
+          const reference = pkcs8(d);
+          const imported = x25519PrivateKeyObject(d);
+          const referencePublic = createPublicKey(reference).export({ format: 'der', type: 'spki' }).subarray(-32);
+          expect(toHex(x25519PublicKey(d))).toBe(toHex(referencePublic));
+          const peer = createPublicKey(pkcs8(peerD)).export({ format: 'der', type: 'spki' }).subarray(-32);
+          const expected = diffieHellman({ privateKey: reference, publicKey: spki(peer) });
+          expect(toHex(x25519SharedSecret(imported, peer))).toBe(toHex(expected));
+        },
+      ),
+      { numRuns: 50 },
+    );
   });
 });

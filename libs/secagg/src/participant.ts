@@ -147,6 +147,11 @@ function verifiedNeighbours(
   const valid = new Map<string, KeyAdvertisement>();
   const rejected = new Set<string>();
   for (const input of advertisements) {
+    // Only a graph neighbour's advertisement matters here (one naming anyone else, this participant included, was
+    // skipped after its check before): skip the others before paying for a signature check and two key probes. An
+    // advertisement without a readable id is malformed and was skipped too (its exclusion names no neighbour).
+    const named = (input as { participantId?: unknown } | null)?.participantId;
+    if (typeof named !== 'string' || !graphNeighbours.includes(named)) continue;
     const checked = checkAdvertisement(state.config, state.configHash, input, identityKeys);
     const id = checked.ok ? checked.value.participantId : checked.exclusion.participantId;
     if (!graphNeighbours.includes(id)) continue;
