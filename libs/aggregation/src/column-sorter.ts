@@ -49,7 +49,7 @@ function compareExchange(x: Int32Array, y: Int32Array, length: number): void {
   for (let t = 0; t < length; t += 1) {
     const a = x[t]!;
     const b = y[t]!;
-    const swap = (a ^ b) & (-(b < a) | 0);
+    const swap = (a ^ b) & (-+(b < a) | 0);
     x[t] = a ^ swap;
     y[t] = b ^ swap;
   }

@@ -259,7 +259,10 @@ export class FusedSum {
     }
     const wanted = options.threads ?? 1;
     if (wanted !== 1 && wanted !== 2) {
-      throw new AggregationException(AggregationErrorCode.InvalidParameter, `threads must be 1 or 2, got ${wanted}`);
+      throw new AggregationException(
+        AggregationErrorCode.InvalidParameter,
+        `threads must be 1 or 2, got ${String(wanted)}`,
+      );
     }
     const inputCount = options.inputBuffers ?? 0;
     if (!Number.isInteger(inputCount) || inputCount < 0) {

@@ -93,7 +93,7 @@ describe('ThreadedBlockSum', () => {
     const weights = updates.map(() => [1, 3, 0.1, 123.456, 1e-3, 7][Math.floor(next() * 6)]!);
     const scales = updates.map((_, k) => (k % 3 === 1 ? next() : 1));
     const reference = new WeightedMeanAccumulator(c.m, { kernel: 'scalar' });
-    updates.forEach((u, k) => reference.addValidated(scaleUpdate(u, scales[k]!), weights[k]!));
+    updates.forEach((u, k) => reference.addValidated(scaleUpdate(u, scales[k]!), weights[k]));
     const sum = open(c.m, c.threads, c.block);
     const source = arraySource(updates);
     await sum.sum(source, { indices: updates.map((_, k) => k), weights, scales });

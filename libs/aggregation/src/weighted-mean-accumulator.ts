@@ -158,7 +158,7 @@ export class WeightedMeanAccumulator {
   }
 
   private checkBatch(updates: readonly Float32Array[], weights: readonly number[]): void {
-    if (!Array.isArray(updates) || !Array.isArray(weights) || updates.length !== weights.length) {
+    if (!isList(updates) || !isList(weights) || updates.length !== weights.length) {
       throw new AggregationException(
         AggregationErrorCode.InvalidParameter,
         `updates and weights must be arrays of one length, got ${String(updates?.length)} and ${String(weights?.length)}`,
@@ -224,4 +224,12 @@ export class WeightedMeanAccumulator {
   close(): Promise<void> {
     return this.sum.close();
   }
+}
+
+/**
+ * Array.isArray for a parameter typed as a readonly array: the built-in narrows `readonly T[]` to `any[]`, so the
+ * checked value would lose its element type; this keeps it (callers from JavaScript may still pass anything).
+ */
+function isList<T>(value: readonly T[]): value is readonly T[] {
+  return Array.isArray(value);
 }

@@ -76,13 +76,9 @@ describe('parseLines', () => {
     const torn = TEXT + serializeLine(appendRecord(CHAIN[4]!, recordInput(5))).slice(0, 30);
     const { records, problems } = parseLines(torn);
     expect(records).toEqual(CHAIN);
-    expect(problems).toEqual([
-      {
-        line: 6,
-        code: LogLineProblemCode.IncompleteLastLine,
-        message: expect.stringMatching(/line 6: no trailing newline/),
-      },
-    ]);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatchObject({ line: 6, code: LogLineProblemCode.IncompleteLastLine });
+    expect(problems[0]?.message).toMatch(/line 6: no trailing newline/);
   });
 
   it('parses a single line for streaming readers', () => {

@@ -13,6 +13,7 @@ import {
   publicKeyFingerprint,
   publicKeyPem,
   signCanonical,
+  SignatureProblemCode,
   SigningKeyError,
   toPrivateKey,
   toPublicKey,
@@ -200,7 +201,7 @@ function firstSeqOf(record: unknown): number {
 export function verifyBundle(bundle: unknown, options: VerifyBundleOptions = {}): BundleVerification {
   const structural = structuralProblem(bundle);
   if (structural !== null) return { ok: false, problems: [structural] };
-  const b = bundle as unknown as AuditBundle;
+  const b = bundle as AuditBundle;
   const problems: BundleProblem[] = [];
   const hubKey = toPublicKey(b.hub.publicKeyPem);
   const hubKeyId = publicKeyFingerprint(hubKey);
@@ -237,9 +238,9 @@ export function verifyBundle(bundle: unknown, options: VerifyBundleOptions = {})
     const check = verifyCheckpoint(cp, hubKey);
     if (!check.ok) {
       const code =
-        check.code === 'MALFORMED'
+        check.code === SignatureProblemCode.Malformed
           ? BundleProblemCode.CheckpointMalformed
-          : check.code === 'KEY_MISMATCH'
+          : check.code === SignatureProblemCode.KeyMismatch
             ? BundleProblemCode.CheckpointKeyMismatch
             : BundleProblemCode.CheckpointSignatureInvalid;
       const seq = isPlainObject(cp) && typeof cp.seq === 'number' ? cp.seq : undefined;

@@ -56,7 +56,7 @@ export function signCheckpoint(fields: CheckpointFields, privateKey: SigningKeyI
 export function verifyCheckpoint(checkpoint: unknown, publicKey: VerifyKeyInput): SignatureVerification {
   const problem = describeCheckpointProblem(checkpoint);
   if (problem !== null) return { ok: false, code: SignatureProblemCode.Malformed, message: problem };
-  const { signature, ...unsigned } = checkpoint as unknown as Checkpoint;
+  const { signature, ...unsigned } = checkpoint as Checkpoint;
   const key = toPublicKey(publicKey);
   const keyId = publicKeyFingerprint(key);
   if (unsigned.keyId !== keyId) {

@@ -1,4 +1,4 @@
-import { type JsonObject } from '@tessera/canonical';
+import { type JsonObject, type JsonValue } from '@tessera/canonical';
 import { isAuditRecord, isIsoUtcTimestamp, isPlainObject, isSha256Hex, type AuditRecord } from './audit-record';
 import { verifyChain } from './chain-verifier';
 import { type AuditBundle } from './report-bundle';
@@ -133,10 +133,18 @@ interface AgentUpload {
   receipt: unknown;
 }
 
+/** A JSON value as a message shows it: strings as they are, anything else as JSON (not "[object Object]"). */
+function shown(value: JsonValue | undefined): string {
+  return typeof value === 'string' ? value : (JSON.stringify(value) ?? 'undefined');
+}
+
+/** AuditRecord.action is any string (agent and hub actions share the record); compared as one. */
+const UPDATE_UPLOADED_ACTION: string = AgentAuditAction.UpdateUploaded;
+
 function uploadsOf(records: readonly AuditRecord[]): AgentUpload[] {
   const out: AgentUpload[] = [];
   for (const record of records) {
-    if (record.action !== AgentAuditAction.UpdateUploaded) continue;
+    if (record.action !== UPDATE_UPLOADED_ACTION) continue;
     const sha = record.details.updateSha256;
     if (!isSha256Hex(sha)) continue;
     out.push({ record, studyId: record.subject.studyId, updateSha256: sha, receipt: record.details.receipt });
@@ -197,11 +205,11 @@ export function reconcileSiloLog(
   // The agent gets its receipt only after the hub appended the acceptance, so an acceptance stamped after the
   // bundle was generated belongs to a later report (the race inside one request is milliseconds wide).
   const bundleTime = hubBundle.generatedAt;
-  const accepted = new Map<string, AuditRecord>();
+  const accepted = new Map<string, { record: AuditRecord; updateSha256: string }>();
   for (const r of hubBundle.records) {
     const sha = r.details.updateSha256;
     if (r.action !== HUB_UPDATE_ACCEPTED_ACTION || r.subject.siloId !== exported.siloId || !isSha256Hex(sha)) continue;
-    if (inScope(r.subject.studyId)) accepted.set(`${r.subject.studyId}:${sha}`, r);
+    if (inScope(r.subject.studyId)) accepted.set(`${r.subject.studyId}:${sha}`, { record: r, updateSha256: sha });
   }
 
   const uploads = uploadsOf(exported.records).filter((u) => inScope(u.studyId));
@@ -227,7 +235,7 @@ export function reconcileSiloLog(
     if (payload.updateSha256 !== u.updateSha256 || payload.siloId !== exported.siloId) {
       discrepancies.push({
         code: SiloDiscrepancyCode.ReceiptMismatch,
-        message: `the receipt at agent seq ${u.record.seq} names update ${String(payload.updateSha256)} of silo ${String(payload.siloId)}, not ${u.updateSha256} of ${exported.siloId}`,
+        message: `the receipt at agent seq ${u.record.seq} names update ${shown(payload.updateSha256)} of silo ${shown(payload.siloId)}, not ${u.updateSha256} of ${exported.siloId}`,
         ...where,
       });
       continue;
@@ -263,12 +271,12 @@ export function reconcileSiloLog(
     });
   }
 
-  for (const [key, r] of accepted) {
+  for (const [key, { record: r, updateSha256 }] of accepted) {
     if (recorded.has(key)) continue;
     discrepancies.push({
       code: SiloDiscrepancyCode.AcceptanceUnknownToAgent,
-      message: `the hub's chain records update ${String(r.details.updateSha256)} of study ${r.subject.studyId} as accepted from this silo (hub seq ${r.seq}), but the agent never recorded it`,
-      updateSha256: String(r.details.updateSha256),
+      message: `the hub's chain records update ${updateSha256} of study ${r.subject.studyId} as accepted from this silo (hub seq ${r.seq}), but the agent never recorded it`,
+      updateSha256,
       hubSeq: r.seq,
       ...(r.subject.studyId === undefined ? {} : { studyId: r.subject.studyId }),
     });

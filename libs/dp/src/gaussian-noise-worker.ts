@@ -104,29 +104,20 @@ export class GaussianNoiseWorker {
   }
 
   /** Validates (throws become rejections), draws short requests here and sends the others to the thread. */
-  private submit(job: NoiseJob, validate: () => unknown, drawHere: () => Float64Array): Promise<Float64Array> {
-    try {
-      if (!Number.isSafeInteger(job.length) || job.length < 0) {
-        throw new PrivacyParameterError(
-          PrivacyParameterErrorCode.InvalidOption,
-          'length',
-          `length must be a non-negative integer; got ${String(job.length)}`,
-        );
-      }
-      validate();
-      if (job.length < NOISE_WORKER_MIN_LENGTH && !this.closed) return Promise.resolve(drawHere());
-    } catch (error) {
-      return Promise.reject(error as Error);
+  private async submit(job: NoiseJob, validate: () => unknown, drawHere: () => Float64Array): Promise<Float64Array> {
+    if (!Number.isSafeInteger(job.length) || job.length < 0) {
+      throw new PrivacyParameterError(
+        PrivacyParameterErrorCode.InvalidOption,
+        'length',
+        `length must be a non-negative integer; got ${String(job.length)}`,
+      );
     }
-    if (this.closed) return Promise.reject(new Error('the noise worker is closed'));
+    validate();
+    if (job.length < NOISE_WORKER_MIN_LENGTH && !this.closed) return drawHere();
+    if (this.closed) throw new Error('the noise worker is closed');
     const request: NoiseRequest = { ...job, id: this.nextId++ };
-    let worker: Worker;
-    try {
-      worker = this.thread();
-    } catch (error) {
-      return Promise.reject(error as Error); // e.g. the script cannot be loaded
-    }
-    return new Promise<Float64Array>((resolve, reject) => {
+    const worker = this.thread(); // may throw, e.g. the script cannot be loaded
+    return await new Promise<Float64Array>((resolve, reject) => {
       this.pending.set(request.id, { resolve, reject });
       // Keep the process alive only while someone waits for noise.
       if (this.pending.size === 1) worker.ref();

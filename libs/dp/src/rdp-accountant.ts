@@ -168,10 +168,18 @@ export function assertEpsilon(epsilon: number, parameter = 'epsilon'): void {
   }
 }
 
+/**
+ * Array.isArray for a parameter typed as a readonly array: the built-in narrows `readonly T[]` to `any[]`, so the
+ * checked value would lose its element type; this keeps it (callers from JavaScript may still pass anything).
+ */
+function isList<T>(value: readonly T[]): value is readonly T[] {
+  return Array.isArray(value);
+}
+
 /** Validates an order grid and returns it as a plain array (the default grid when none is given). */
 export function resolveOrders(orders: readonly number[] | undefined, parameter = 'orders'): readonly number[] {
   if (orders === undefined) return DEFAULT_RDP_ORDERS;
-  if (!Array.isArray(orders) || orders.length === 0) {
+  if (!isList(orders) || orders.length === 0) {
     throw new PrivacyParameterError(
       PrivacyParameterErrorCode.InvalidOrder,
       parameter,
@@ -451,7 +459,7 @@ export function computeRdp(event: SampledGaussianEvent, options: RdpOptions = {}
  * whose noise multiplier or sampling rate changed between rounds is priced exactly.
  */
 export function composeRdp(events: readonly SampledGaussianEvent[], options: RdpOptions = {}): RdpCurve {
-  if (!Array.isArray(events) || events.length === 0) {
+  if (!isList(events) || events.length === 0) {
     throw new PrivacyParameterError(
       PrivacyParameterErrorCode.InvalidOption,
       'events',

@@ -68,7 +68,10 @@ function siloIdOf(cert: ForgeCertificate): string | null {
   const siloId = uris.length === 1 ? siloIdFromUri(uris[0]!) : null;
   if (siloId === null) {
     // An ambiguous or malformed silo identity must never be mapped to a silo.
-    throw new PkiException(PkiErrorCode.CertificateMalformed, `Certificate has an invalid silo URI set: ${uris}.`);
+    throw new PkiException(
+      PkiErrorCode.CertificateMalformed,
+      `Certificate has an invalid silo URI set: ${uris.join(',')}.`,
+    );
   }
   return siloId;
 }

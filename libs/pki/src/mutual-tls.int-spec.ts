@@ -85,7 +85,7 @@ describe('mutual TLS with issued certificates', () => {
       reply += chunk;
     });
     let clientError: string | null = null;
-    socket.on('error', (error) => {
+    socket.on('error', (error: Error) => {
       clientError = error.message;
     });
     // In TLS 1.3 the client finishes its side before the server has judged the client certificate, so a refusal

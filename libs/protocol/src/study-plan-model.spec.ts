@@ -25,7 +25,11 @@ const siloIds = [
 const features = encodedFeatureCount(HEART_DISEASE_SCHEMA);
 
 /** The heart-disease plan with a network model and label rule. */
-function networkPlan(network: NetworkSpec, label: StudyPlan['schema']['label'], overrides: Partial<StudyPlan> = {}) {
+function networkPlan(
+  network: NetworkSpec,
+  label: StudyPlan['schema']['label'],
+  overrides: Partial<StudyPlan> = {},
+): StudyPlan {
   const base = planForTest({
     siloIds: siloIds.slice(0, 2),
     privacy: { mode: 'none' },
@@ -36,7 +40,7 @@ function networkPlan(network: NetworkSpec, label: StudyPlan['schema']['label'], 
     model: { kind: 'network', network },
     schema: { ...structuredClone(HEART_DISEASE_SCHEMA), label },
     ...overrides,
-  } as StudyPlan;
+  };
 }
 
 const fiveClass: LabelRule = { column: 'num', operator: 'class', classes: ['0', '1', '2', '3', '4'] };
