@@ -43,6 +43,20 @@ const networks: { name: string; spec: NetworkSpec }[] = [
     spec: smallResidualCnnNetwork({ height: 9, width: 9, channels: 1, task: { kind: 'binary' } }),
   },
   {
+    name: 'scattering (J = 2, L = 4) on 28×28 grey, group norm, linear — the digits DP preset',
+    spec: {
+      format: 'tessera.network/1',
+      input: { kind: 'image', height: 28, width: 28, channels: 1 },
+      layers: [
+        { id: 'scatter', kind: 'scattering', scales: 2, angles: 4 },
+        { id: 'norm', kind: 'groupNorm', groups: 25 },
+        { id: 'flatten', kind: 'flatten' },
+        { id: 'logits', kind: 'dense', units: 10 },
+      ],
+      task: { kind: 'multiclass', classes: 10 },
+    },
+  },
+  {
     name: 'a convolution with stride and dilation 2 (exported with its dilated kernel)',
     spec: {
       format: 'tessera.network/1',
