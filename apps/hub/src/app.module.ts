@@ -1,89 +1,45 @@
-import { Logger, Module, type DynamicModule } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD } from '@nestjs/core';
-import { JwtModule } from '@nestjs/jwt';
-import { PassportModule } from '@nestjs/passport';
-import { TerminusModule } from '@nestjs/terminus';
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
-import { AccountsController } from './accounts/accounts.controller';
-import { AccountsService } from './accounts/accounts.service';
-import { LoginBackoffService } from './accounts/login-backoff.service';
-import { AccountRenamesService } from './accounts/account-renames.service';
-import { BlobStore } from './blobs/blob-store';
-import { blobStoreFor } from './blobs/blob-store-selection.util';
-import { integrityFailureReporter } from './audit/blob-integrity.util';
-import { AuditTrail } from './audit/audit-trail';
-import { HubPkiService } from './pki/hub-pki.service';
-import { PkiKeyPrefetch } from './pki/pki-key-prefetch';
-import { RoundsQueryService } from './rounds/rounds-query.service';
-import { RoundCloser } from './rounds/round-closer.service';
-import { RoundOpener } from './rounds/round-opener.service';
-import { RoundsService } from './rounds/rounds.service';
-import { OrphanBlobSweepService } from './rounds/orphan-blob-sweep.service';
-import { UpdateAcceptanceService } from './rounds/update-acceptance.service';
-import { SiloStudiesController } from './studies/silo-studies.controller';
-import { StudiesController } from './studies/studies.controller';
-import { StudiesService } from './studies/studies.service';
-import { LegacyPlanStopsService } from './studies/legacy-plan-stops.service';
-import { ModelExportService } from './studies/model-export.service';
-import { ReportsController } from './reports/reports.controller';
-import { SiloAuditController } from './reports/silo-audit.controller';
-import { StudyReportService } from './reports/study-report.service';
-import { PrivacyLedgerService } from './privacy/privacy-ledger.service';
-import { SiloPrivacyController } from './privacy/silo-privacy.controller';
-import { SiloPrivacyService } from './privacy/silo-privacy.service';
-import { EnrollmentController } from './silos/enrollment.controller';
-import { SiloSelfController } from './silos/silo-self.controller';
-import { SilosController } from './silos/silos.controller';
-import { SilosService } from './silos/silos.service';
-import { RefusalRecorder } from './silos/refusal-recorder.service';
-import { SiloPresence } from './silos/silo-presence.service';
+import { AccountsModule } from './accounts/accounts.module';
 import { AuditModule } from './audit/audit.module';
-import { RATE_LIMIT_NAME, RateLimitStore } from './common/rate-limit.store';
-import { AccessGuard } from './auth/access.guard';
-import { AuthController } from './auth/auth.controller';
-import { AuthService } from './auth/auth.service';
-import { OidcController } from './auth/oidc.controller';
-import { OidcProviderClient } from './auth/oidc-provider-client.service';
-import { OidcSignInService } from './auth/oidc-sign-in.service';
-import { JwtStrategy } from './auth/jwt.strategy';
-import { LocalStrategy } from './auth/local.strategy';
-import { SESSION_KEY } from './auth/session-key';
-import { SessionsService } from './sessions/sessions.service';
-import { SessionWatch } from './sessions/session-watch.service';
-import { DataGeneration } from './database/data-generation';
-import { ReadCacheModule } from './database/read-cache.module';
+import { AuthModule } from './auth/auth.module';
 import { GlobalExceptionFilter } from './common/global-exception.filter';
 import { loggerParams } from './common/logging';
-import type { HubConfig } from './config/config.schema';
-import { HUB_CONFIG } from './config/hub-config';
-import { dataSourceOptions } from './database/data-source';
-import { ENTITIES } from './entities';
-import type { DatabaseEndpoint } from './database/embedded-postgres';
-import { HealthController } from './health/health.controller';
-import { MetricsController } from './metrics/metrics.controller';
-import { MetricsService } from './metrics/metrics.service';
+import { RATE_LIMIT_NAME, RateLimitStore } from './common/rate-limit.store';
 import { ConsoleModule } from './console/console.module';
-import { StudyPagesController } from './studies/study-pages.controller';
-import { StudyDraftsController } from './studies/study-drafts.controller';
-import { StudyLifecycleService } from './studies/study-lifecycle.service';
-import { StudyHistoryService } from './studies/study-history.service';
-import { StudyDraftsService } from './studies/study-drafts.service';
-import { SecAggModule } from './secagg/secagg.module';
+import { DataGeneration } from './database/data-generation';
+import { dataSourceOptions } from './database/data-source';
+import type { DatabaseEndpoint } from './database/embedded-postgres';
+import { ReadCacheModule } from './database/read-cache.module';
+import { ENTITIES } from './entities';
+import { HealthModule } from './health/health.module';
+import { HubBootModule, type HubBootValues } from './hub-boot.module';
+import { LiveModule } from './live/live.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { NotificationsModule } from './notifications/notifications.module';
-import { StudyEventsController } from './live/study-events.controller';
-import { StudyLiveFeedService } from './live/study-live-feed.service';
+import { PkiModule } from './pki/pki.module';
+import { PrivacyModule } from './privacy/privacy.module';
+import { ReportsModule } from './reports/reports.module';
+import { RoundsModule } from './rounds/rounds.module';
+import { SecAggModule } from './secagg/secagg.module';
+import { SessionsModule } from './sessions/sessions.module';
+import { SilosModule } from './silos/silos.module';
+import { StudiesModule } from './studies/studies.module';
 
-export interface HubModuleOptions {
-  config: HubConfig;
+export interface HubModuleOptions extends HubBootValues {
   database: DatabaseEndpoint;
-  sessionKey: string;
-  /** Keys a first boot started making while the database started (startHub); made on demand otherwise. */
-  pkiKeys?: PkiKeyPrefetch;
 }
 
+/**
+ * The hub: infrastructure (logging, the database and its read cache, rate limits, the error filter, what one boot
+ * hands every module) composed with the feature modules. Each feature module owns its controllers and providers
+ * and imports only modules of folders below its own (docs/adr/0020-hub-folder-layers.md); the list below names
+ * every feature, so a module no other imports is still served.
+ */
 @Module({})
 export class AppModule {
   static forRoot({ config, database, sessionKey, pkiKeys }: HubModuleOptions): DynamicModule {
@@ -94,10 +50,7 @@ export class AppModule {
       imports: [
         LoggerModule.forRoot(loggerParams(config)),
         TypeOrmModule.forRoot(dataSourceOptions(database, { entities: ENTITIES, generation: generation ?? undefined })),
-        TypeOrmModule.forFeature(ENTITIES),
         ReadCacheModule.forRoot(generation),
-        PassportModule,
-        JwtModule.register({ secret: sessionKey, signOptions: { algorithm: 'HS256' } }),
         // Counted in the database, so every replica shares the limits (issue 18, item 4).
         ThrottlerModule.forRootAsync({
           inject: [DataSource],
@@ -106,75 +59,26 @@ export class AppModule {
             storage: new RateLimitStore(db),
           }),
         }),
-        TerminusModule.forRoot({ logger: false }),
+        HubBootModule.forRoot({ config, sessionKey, pkiKeys }),
         AuditModule.forRoot(config),
-        ConsoleModule,
+        // Features, from the top layer down.
+        AuthModule,
+        ReportsModule,
+        LiveModule,
+        StudiesModule,
+        RoundsModule,
         SecAggModule,
+        PrivacyModule,
+        AccountsModule,
+        SilosModule,
+        PkiModule,
+        SessionsModule,
         NotificationsModule.forRoot(config),
+        HealthModule,
+        MetricsModule,
+        ConsoleModule,
       ],
-      controllers: [
-        AuthController,
-        OidcController,
-        AccountsController,
-        SilosController,
-        EnrollmentController,
-        SiloSelfController,
-        StudiesController,
-        SiloPrivacyController,
-        SiloStudiesController,
-        ReportsController,
-        SiloAuditController,
-        HealthController,
-        MetricsController,
-        StudyEventsController,
-        StudyPagesController,
-        StudyDraftsController,
-      ],
-      providers: [
-        { provide: HUB_CONFIG, useValue: config },
-        { provide: SESSION_KEY, useValue: sessionKey },
-        { provide: PkiKeyPrefetch, useValue: pkiKeys ?? new PkiKeyPrefetch() },
-        { provide: APP_GUARD, useClass: AccessGuard },
-        { provide: APP_FILTER, useClass: GlobalExceptionFilter },
-        AccountsService,
-        AccountRenamesService,
-        LoginBackoffService,
-        AuthService,
-        OidcProviderClient,
-        OidcSignInService,
-        SessionsService,
-        SessionWatch,
-        JwtStrategy,
-        LocalStrategy,
-        MetricsService,
-        HubPkiService,
-        SilosService,
-        RefusalRecorder,
-        SiloPresence,
-        StudiesService,
-        StudyLifecycleService,
-        StudyHistoryService,
-        StudyDraftsService,
-        LegacyPlanStopsService,
-        RoundsService,
-        RoundOpener,
-        RoundCloser,
-        UpdateAcceptanceService,
-        OrphanBlobSweepService,
-        RoundsQueryService,
-        ModelExportService,
-        StudyLiveFeedService,
-        StudyReportService,
-        PrivacyLedgerService,
-        SiloPrivacyService,
-        {
-          provide: BlobStore,
-          inject: [AuditTrail],
-          // The filesystem or the S3 store, as TESSERA_BLOB_STORE says.
-          useFactory: (audit: AuditTrail) =>
-            blobStoreFor(config, integrityFailureReporter(audit, new Logger('BlobStore'))),
-        },
-      ],
+      providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],
     };
   }
 }

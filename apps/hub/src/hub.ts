@@ -16,7 +16,7 @@ import { isListenerMarked, listenerOf, markListener, type Listener } from './aut
 import { HubPkiService } from './pki/hub-pki.service';
 import { PkiKeyPrefetch } from './pki/pki-key-prefetch';
 import { SilosService } from './silos/silos.service';
-import { resolveSessionKey } from './auth/session-key';
+import { resolveSessionKey } from './sessions/session-key';
 import { correlationIdOf, errorBodyFor, sendError } from './common/global-exception.filter';
 import { refuseHostileInput } from './common/input-guard.middleware';
 import { correlationIdFor } from './common/logging';

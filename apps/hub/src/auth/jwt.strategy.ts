@@ -4,7 +4,7 @@ import { PassportStrategy } from '@nestjs/passport';
 import { ExtractJwt, Strategy } from 'passport-jwt';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { ReadCache } from '../database/read-cache';
-import { SESSION_KEY } from './session-key';
+import { SESSION_KEY } from '../sessions/session-key';
 import type { AuthenticatedUser, SessionClaims } from '../sessions/authenticated-user';
 import { SessionsService } from '../sessions/sessions.service';
 

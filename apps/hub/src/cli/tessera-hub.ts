@@ -5,7 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import { AccountsService } from '../accounts/accounts.service';
 import { ROLES, type Role } from '../accounts/user.entity';
 import { AppModule } from '../app.module';
-import { resolveSessionKey } from '../auth/session-key';
+import { resolveSessionKey } from '../sessions/session-key';
 import { HubException } from '../common/hub.exception';
 import { ConfigError, configurationTable, loadHubConfig } from '../config/hub-config';
 import { DataDirInUseError } from '../database/data-dir-lock';
