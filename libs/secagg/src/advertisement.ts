@@ -52,10 +52,23 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; exclusion: Partic
 const PROBE_PRIVATE_KEY = x25519PrivateKeyObject(new Uint8Array(X25519_KEY_BYTES).fill(0x5a));
 
 /**
+ * Checks that an advertised X25519 public key is usable, throwing (MALFORMED_MESSAGE) if it is not. The default
+ * agrees it with a fixed probe scalar (the hub holds no key of its own). A participant passes its own key agreement
+ * instead: the all-zero secret comes from a small-order point whatever the (clamped) scalar, so that check is the
+ * same, and the secret it agrees is the one it needs anyway.
+ */
+export type PeerKeyCheck = (publicKey: Uint8Array, kind: 'mask' | 'encryption') => void;
+
+const probeWithFixedKey: PeerKeyCheck = (publicKey) => {
+  x25519SharedSecret(PROBE_PRIVATE_KEY, publicKey);
+};
+
+/**
  * Checks one advertisement: shape, roster membership, configuration hash, two usable X25519 public keys, and the
  * identity signature under the key `identityKeys` holds for the participant it names. Never throws for a bad
  * advertisement: the sender is excluded with a typed reason (SIGNATURE_INVALID, IDENTITY_KEY_MISSING, …).
- * `claimedSender` (when the transport authenticated the sender, e.g. by mTLS) must match the id inside.
+ * `claimedSender` (when the transport authenticated the sender, e.g. by mTLS) must match the id inside; `checkPeerKey`
+ * replaces the probe of the two public keys (PeerKeyCheck).
  */
 export function checkAdvertisement(
   config: SecAggConfig,
@@ -63,6 +76,7 @@ export function checkAdvertisement(
   input: unknown,
   identityKeys: IdentityKeyDirectory,
   claimedSender?: string,
+  checkPeerKey: PeerKeyCheck = probeWithFixedKey,
 ): Checked<KeyAdvertisement> {
   const exclude = (participantId: string, reason: ExclusionReason, detail: string): Checked<KeyAdvertisement> => ({
     ok: false,
@@ -91,8 +105,8 @@ export function checkAdvertisement(
     maskPublicKey = fromBase64(advertisement.maskPublicKey, X25519_KEY_BYTES, 'maskPublicKey');
     encryptionPublicKey = fromBase64(advertisement.encryptionPublicKey, X25519_KEY_BYTES, 'encryptionPublicKey');
     signature = fromBase64(advertisement.signature, null, 'signature');
-    x25519SharedSecret(PROBE_PRIVATE_KEY, maskPublicKey);
-    x25519SharedSecret(PROBE_PRIVATE_KEY, encryptionPublicKey);
+    checkPeerKey(maskPublicKey, 'mask');
+    checkPeerKey(encryptionPublicKey, 'encryption');
   } catch (error) {
     return exclude(id, ExclusionReason.Malformed, messageOf(error));
   }

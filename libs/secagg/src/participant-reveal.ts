@@ -1,12 +1,11 @@
 // Round 3 on the participant's side: which shares to reveal, and the checks that keep a hub from obtaining both
 // secrets of anyone (Bonawitz et al. 2017, §4–5: revealing both b_u and s_u of one participant unmasks its input).
 
-import { fromBase64, fromHex, toBase64 } from './encoding.util';
-import { X25519_KEY_BYTES, x25519PrivateKeyObject } from './key-agreement';
+import { fromHex, toBase64 } from './encoding.util';
 import { parseMessage, RevealedShare, UnmaskingRequest, UnmaskingResponse } from './messages';
 import { isConnected, neighbourGraph } from './neighbour-graph';
 import { compareIds } from './parameters';
-import { assertPhase, decryptShare, MaskedState, ShareKind } from './participant-state';
+import { assertPhase, decryptShare, lazyPrivateKey, MaskedState, shareKeyWith, ShareKind } from './participant-state';
 import { SecAggErrorCode, SecAggException } from './secagg.exception';
 import { SHARE_BYTES } from './secret-sharing';
 
@@ -27,9 +26,7 @@ export function revealShares(state: MaskedState, input: unknown): { state: Maske
   }
   const classification = classify(request, state);
   const hashBytes = fromHex(configHash, 32, 'configHash');
-  const encryptionPrivateKey = x25519PrivateKeyObject(
-    fromBase64(state.encryptionPrivateKey, X25519_KEY_BYTES, 'encryptionPrivateKey'),
-  );
+  const encryptionPrivateKey = lazyPrivateKey(state.encryptionPrivateKey, 'encryptionPrivateKey');
   const selfMaskSeedShares: RevealedShare[] = [];
   const maskKeyShares: RevealedShare[] = [];
   const revealed = new Map(state.revealed.map((r) => [r.owner, r.kind]));
@@ -38,7 +35,12 @@ export function revealShares(state: MaskedState, input: unknown): { state: Maske
     if (kind === undefined) continue;
     const neighbour = state.neighbours.find((n) => n.participantId === share.from);
     if (neighbour === undefined) continue;
-    const plaintext = decryptShare(state, encryptionPrivateKey, hashBytes, neighbour, share);
+    const plaintext = decryptShare(
+      state,
+      shareKeyWith(state, encryptionPrivateKey, hashBytes, neighbour),
+      hashBytes,
+      share,
+    );
     const part = kind === 'selfMaskSeed' ? plaintext.subarray(0, SHARE_BYTES) : plaintext.subarray(SHARE_BYTES);
     (kind === 'selfMaskSeed' ? selfMaskSeedShares : maskKeyShares).push({ owner: share.from, share: toBase64(part) });
     revealed.set(share.from, kind);

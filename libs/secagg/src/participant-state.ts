@@ -1,8 +1,10 @@
 // The participant's state between rounds, and the helpers every participant step shares. Plain JSON: the agent
 // persists it where it keeps its identity key (it holds the participant's secrets, base64), or keeps it in memory.
 
+import type { KeyObject } from 'node:crypto';
+
 import { fromBase64 } from './encoding.util';
-import { X25519_KEY_BYTES, type X25519PrivateKey } from './key-agreement';
+import { X25519_KEY_BYTES, x25519PrivateKeyObject, type X25519PrivateKey } from './key-agreement';
 import { EncryptedShare } from './messages';
 import { SecAggConfig } from './parameters';
 import { SecAggErrorCode, SecAggException } from './secagg.exception';
@@ -19,6 +21,12 @@ export interface NeighbourKeys {
   participantId: string;
   maskPublicKey: string;
   encryptionPublicKey: string;
+  /**
+   * The AES-256-GCM key of the shares between this participant and the neighbour (base64), agreed once at ShareKeys
+   * and kept so that masking and unmasking need not agree it again. It follows from encryptionPrivateKey, which the
+   * same state holds, so keeping it exposes nothing more. Absent in a state written before it was kept: derived then.
+   */
+  shareKey?: string;
 }
 
 /** What every state carries: the round's configuration, its hash and who this participant is. */
@@ -42,6 +50,12 @@ export interface SharedState extends RoundIdentity {
   encryptionPrivateKey: string;
   selfMaskSeed: string;
   neighbours: NeighbourKeys[];
+  /**
+   * The pairwise mask PRG keys by neighbour id (base64), agreed at ShareKeys from maskPrivateKey, which this state
+   * holds too. Dropped with maskPrivateKey at masking: a masked state keeps neither. Absent in a state written before
+   * they were kept: agreed at masking then.
+   */
+  pairwiseMaskKeys?: Record<string, string>;
 }
 
 /**
@@ -62,21 +76,33 @@ export interface MaskedState extends RoundIdentity {
 /** The two secrets a participant shares: its self-mask seed b_u and its mask private key s_u^SK. */
 export type ShareKind = 'selfMaskSeed' | 'maskKey';
 
-/** The 66-byte plaintext of a share from `neighbour`, or SHARE_DECRYPTION_FAILED naming it. */
-export function decryptShare(
+/**
+ * The share key with `neighbour`: the one kept at ShareKeys, or agreed again from the encryption private key (made
+ * into a key object only then, by `encryptionPrivateKey`).
+ */
+export function shareKeyWith(
   state: RoundIdentity,
-  encryptionPrivateKey: X25519PrivateKey,
+  encryptionPrivateKey: () => X25519PrivateKey,
   hashBytes: Uint8Array,
   neighbour: NeighbourKeys,
-  share: EncryptedShare,
 ): Uint8Array {
-  const key = shareEncryptionKey(
-    encryptionPrivateKey,
+  if (neighbour.shareKey !== undefined) return fromBase64(neighbour.shareKey, 32, 'shareKey');
+  return shareEncryptionKey(
+    encryptionPrivateKey(),
     fromBase64(neighbour.encryptionPublicKey, X25519_KEY_BYTES, 'encryptionPublicKey'),
     hashBytes,
     state.participantId,
     neighbour.participantId,
   );
+}
+
+/** The 66-byte plaintext of a share from `neighbour` under `key` (shareKeyWith), or SHARE_DECRYPTION_FAILED naming it. */
+export function decryptShare(
+  state: RoundIdentity,
+  key: Uint8Array,
+  hashBytes: Uint8Array,
+  share: EncryptedShare,
+): Uint8Array {
   const ad = shareAssociatedData(hashBytes, state.config.roundId, share.from, share.to);
   try {
     const plaintext = openShare(
@@ -106,4 +132,10 @@ export function assertPhase(state: { phase: string }, expected: string): void {
       `This step needs a participant in phase ${expected}, not ${state.phase}.`,
     );
   }
+}
+
+/** A private key of the state (base64) made into a key object at its first use only: kept secrets often spare it. */
+export function lazyPrivateKey(base64: string, what: string): () => KeyObject {
+  let key: KeyObject | undefined;
+  return () => (key ??= x25519PrivateKeyObject(fromBase64(base64, X25519_KEY_BYTES, what)));
 }

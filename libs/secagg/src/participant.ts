@@ -5,7 +5,7 @@
 
 import { KeyObject } from 'node:crypto';
 
-import { checkAdvertisement, signAdvertisement } from './advertisement';
+import { checkAdvertisement, PeerKeyCheck, signAdvertisement } from './advertisement';
 import { fromBase64, fromHex, toBase64 } from './encoding.util';
 import { IdentityKeyDirectory } from './identity-signature';
 import { generateX25519KeyPair, X25519_KEY_BYTES, x25519PrivateKeyObject, x25519SharedSecret } from './key-agreement';
@@ -17,9 +17,11 @@ import {
   AdvertisedState,
   assertPhase,
   decryptShare,
+  lazyPrivateKey,
   MaskedState,
   NeighbourKeys,
   SharedState,
+  shareKeyWith,
 } from './participant-state';
 import { assertModularVector } from './quantisation';
 import { cryptoRandom, randomBytesFrom, SecAggRandom } from './random-source';
@@ -31,7 +33,7 @@ import {
   selfMaskCommitment,
   SHARE_PLAINTEXT_BYTES,
   shareAssociatedData,
-  shareEncryptionKey,
+  shareEncryptionKeyFromSecret,
 } from './share-encryption';
 
 /**
@@ -86,35 +88,64 @@ export async function shareKeys(
   assertPhase(state, 'advertised');
   const random = options.random ?? cryptoRandom;
   const { config, configHash, participantId } = state;
-  const { neighbours, exclusions } = verifiedNeighbours(state, options.advertisements, options.identityKeys);
-  if (neighbours.length < config.threshold) {
+  const maskPrivateKey = fromBase64(state.maskPrivateKey, X25519_KEY_BYTES, 'maskPrivateKey');
+  const encryptionPrivateKey = fromBase64(state.encryptionPrivateKey, X25519_KEY_BYTES, 'encryptionPrivateKey');
+  // Each neighbour's two public keys are checked by agreeing them with this participant's own keys (PeerKeyCheck):
+  // the secrets are the ones the share encryption and the pairwise masks need, so each is agreed once per round.
+  const keyObjects = {
+    mask: x25519PrivateKeyObject(maskPrivateKey),
+    encryption: x25519PrivateKeyObject(encryptionPrivateKey),
+  };
+  const agreed = new Map<string, Uint8Array>();
+  const agreeOnce = (kind: 'mask' | 'encryption', publicKey: Uint8Array): Uint8Array => {
+    const id = `${kind} ${toBase64(publicKey)}`;
+    let secret = agreed.get(id);
+    if (secret === undefined) {
+      secret = x25519SharedSecret(keyObjects[kind], publicKey);
+      agreed.set(id, secret);
+    }
+    return secret;
+  };
+  const { neighbours: verified, exclusions } = verifiedNeighbours(
+    state,
+    options.advertisements,
+    options.identityKeys,
+    (publicKey, kind) => agreeOnce(kind, publicKey),
+  );
+  if (verified.length < config.threshold) {
     throw new SecAggException(
       SecAggErrorCode.TooFewNeighbours,
-      `Only ${neighbours.length} of ${participantId}'s neighbours have verified keys; the threshold is ` +
+      `Only ${verified.length} of ${participantId}'s neighbours have verified keys; the threshold is ` +
         `${config.threshold}. Excluded: ${exclusions.map((e) => `${e.participantId} (${e.reason})`).join(', ') || 'none'}.`,
     );
   }
   const seed = randomBytesFrom(random, SECRET_BYTES);
-  const maskPrivateKey = fromBase64(state.maskPrivateKey, X25519_KEY_BYTES, 'maskPrivateKey');
-  const encryptionPrivateKey = fromBase64(state.encryptionPrivateKey, X25519_KEY_BYTES, 'encryptionPrivateKey');
-  const seedShares = await splitSecret(seed, neighbours.length, config.threshold);
-  const keyShares = await splitSecret(maskPrivateKey, neighbours.length, config.threshold);
+  const seedShares = await splitSecret(seed, verified.length, config.threshold);
+  const keyShares = await splitSecret(maskPrivateKey, verified.length, config.threshold);
   const hashBytes = fromHex(configHash, 32, 'configHash');
-  // One key object for every neighbour (parsing the raw key per neighbour cost more than the key agreement).
-  const encryptionKey = x25519PrivateKeyObject(encryptionPrivateKey);
-  const shares = neighbours.map((neighbour, i): EncryptedShare => {
-    const key = shareEncryptionKey(
-      encryptionKey,
+  const pairwiseMaskKeys: Record<string, string> = {};
+  const shareKeysByNeighbour = verified.map((neighbour) => {
+    const encryptionSecret = agreeOnce(
+      'encryption',
       fromBase64(neighbour.encryptionPublicKey, X25519_KEY_BYTES, 'encryptionPublicKey'),
-      hashBytes,
-      participantId,
-      neighbour.participantId,
     );
+    const maskSecret = agreeOnce('mask', fromBase64(neighbour.maskPublicKey, X25519_KEY_BYTES, 'maskPublicKey'));
+    pairwiseMaskKeys[neighbour.participantId] = toBase64(
+      pairwiseMaskKey(maskSecret, hashBytes, participantId, neighbour.participantId),
+    );
+    return shareEncryptionKeyFromSecret(encryptionSecret, hashBytes, participantId, neighbour.participantId);
+  });
+  const neighbours = verified.map((neighbour, i): NeighbourKeys => ({
+    ...neighbour,
+    shareKey: toBase64(shareKeysByNeighbour[i]!),
+  }));
+  const shares = neighbours.map((neighbour, i): EncryptedShare => {
     const plaintext = new Uint8Array(SHARE_PLAINTEXT_BYTES);
     plaintext.set(seedShares[i]!, 0);
     plaintext.set(keyShares[i]!, SHARE_BYTES);
     const nonce = randomBytesFrom(random, GCM_NONCE_BYTES);
     const ad = shareAssociatedData(hashBytes, config.roundId, participantId, neighbour.participantId);
+    const key = shareKeysByNeighbour[i]!;
     return {
       from: participantId,
       to: neighbour.participantId,
@@ -128,7 +159,13 @@ export async function shareKeys(
     selfMaskCommitment: selfMaskCommitment(seed, hashBytes, participantId),
     shares,
   };
-  const next: SharedState = { ...state, phase: 'shared', selfMaskSeed: toBase64(seed), neighbours };
+  const next: SharedState = {
+    ...state,
+    phase: 'shared',
+    selfMaskSeed: toBase64(seed),
+    neighbours,
+    pairwiseMaskKeys,
+  };
   return { state: next, message, exclusions };
 }
 
@@ -141,6 +178,7 @@ function verifiedNeighbours(
   state: AdvertisedState,
   advertisements: readonly unknown[],
   identityKeys: IdentityKeyDirectory,
+  checkPeerKey: PeerKeyCheck,
 ): { neighbours: NeighbourKeys[]; exclusions: ParticipantExclusion[] } {
   const graphNeighbours = neighbourGraph(state.config).neighboursOf(state.participantId);
   const exclusions: ParticipantExclusion[] = [];
@@ -152,7 +190,7 @@ function verifiedNeighbours(
     // advertisement without a readable id is malformed and was skipped too (its exclusion names no neighbour).
     const named = (input as { participantId?: unknown } | null)?.participantId;
     if (typeof named !== 'string' || !graphNeighbours.includes(named)) continue;
-    const checked = checkAdvertisement(state.config, state.configHash, input, identityKeys);
+    const checked = checkAdvertisement(state.config, state.configHash, input, identityKeys, undefined, checkPeerKey);
     const id = checked.ok ? checked.value.participantId : checked.exclusion.participantId;
     if (!graphNeighbours.includes(id)) continue;
     if (!checked.ok) {
@@ -194,9 +232,7 @@ export function maskInput(
   const { config, configHash, participantId } = state;
   assertModularVector(options.input, config.vectorLength, config.modulusBits, 'The input');
   const hashBytes = fromHex(configHash, 32, 'configHash');
-  const encryptionKey = x25519PrivateKeyObject(
-    fromBase64(state.encryptionPrivateKey, X25519_KEY_BYTES, 'encryptionPrivateKey'),
-  );
+  const encryptionKey = lazyPrivateKey(state.encryptionPrivateKey, 'encryptionPrivateKey');
   const received = new Map<string, EncryptedShare>();
   for (const input of options.shares) {
     const share = parseMessage(EncryptedShare, input, 'encrypted share');
@@ -211,7 +247,7 @@ export function maskInput(
     if (received.has(share.from)) {
       throw new SecAggException(SecAggErrorCode.MalformedMessage, `Two shares from ${share.from} were relayed.`);
     }
-    decryptShare(state, encryptionKey, hashBytes, neighbour, share);
+    decryptShare(state, shareKeyWith(state, encryptionKey, hashBytes, neighbour), hashBytes, share);
     received.set(share.from, share);
   }
   const maskPartners = [...received.keys()].sort(compareIds);
@@ -223,13 +259,24 @@ export function maskInput(
   }
   const vector = options.input.slice();
   const seed = fromBase64(state.selfMaskSeed, SECRET_BYTES, 'selfMaskSeed');
-  const maskPrivateKey = x25519PrivateKeyObject(fromBase64(state.maskPrivateKey, X25519_KEY_BYTES, 'maskPrivateKey'));
+  const maskPrivateKey = lazyPrivateKey(state.maskPrivateKey, 'maskPrivateKey');
   const terms: MaskTerm[] = [{ key: selfMaskKey(seed, hashBytes, participantId), sign: 1 }];
   for (const partner of maskPartners) {
     const neighbour = state.neighbours.find((n) => n.participantId === partner);
     if (neighbour === undefined) continue;
-    const peerKey = fromBase64(neighbour.maskPublicKey, X25519_KEY_BYTES, 'maskPublicKey');
-    const key = pairwiseMaskKey(x25519SharedSecret(maskPrivateKey, peerKey), hashBytes, participantId, partner);
+    const kept = state.pairwiseMaskKeys?.[partner];
+    const key =
+      kept !== undefined
+        ? fromBase64(kept, 32, 'pairwiseMaskKey')
+        : pairwiseMaskKey(
+            x25519SharedSecret(
+              maskPrivateKey(),
+              fromBase64(neighbour.maskPublicKey, X25519_KEY_BYTES, 'maskPublicKey'),
+            ),
+            hashBytes,
+            participantId,
+            partner,
+          );
     terms.push({ key, sign: pairwiseMaskSign(participantId, partner) });
   }
   applyMasks(vector, terms, config.modulusBits);

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 
-import { checkAdvertisement } from './advertisement';
+import { checkAdvertisement, signAdvertisement } from './advertisement';
 import { toBase64 } from './encoding.util';
 import { collectAdvertisements } from './hub-collection';
 import { generateX25519KeyPair } from './key-agreement';
@@ -54,6 +54,29 @@ describe('a participant whose key signature does not verify', () => {
     ]);
     expect(out.message.shares.map((s) => s.to)).not.toContain(a);
     expect(out.message.shares).toHaveLength(ids.length - 2);
+  });
+
+  it('signed but with a small-order public key: excluded by its neighbours own key agreement, before any share', async () => {
+    const run = await runRoundUntilUnmasking({ config, keys, updates });
+    const hash = secAggConfigHash(config);
+    const identityKey = keys.get(a!);
+    const state = run.advertisedStates.get(b!);
+    if (identityKey === undefined || state === undefined) throw new Error('missing');
+    const genuine = generateX25519KeyPair(seededRandom('genuine')).publicKey;
+    const zero = new Uint8Array(32); // u = 0, of order 1: the agreed secret would be all zeros
+    for (const [mask, encryption] of [
+      [zero, genuine],
+      [genuine, zero],
+    ]) {
+      const signed = signAdvertisement(hash, a!, mask!, encryption!, identityKey);
+      const relayed = run.advertised.map((x) => (x.participantId === a ? signed : x));
+      const out = await shareKeys(state, { advertisements: relayed, identityKeys: directory });
+      expect(out.exclusions).toEqual([
+        expect.objectContaining({ participantId: a, reason: ExclusionReason.Malformed }),
+      ]);
+      expect(out.message.shares.map((x) => x.to)).not.toContain(a);
+      expect(out.message.shares).toHaveLength(ids.length - 2);
+    }
   });
 
   it('is told apart from other faults: unknown key, other round, outside the roster, duplicate, malformed', async () => {

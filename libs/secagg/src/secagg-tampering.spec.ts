@@ -83,11 +83,13 @@ describe('what the hub relays is authenticated by the participants', () => {
     );
   });
 
-  it('after masking, the participant keeps neither its mask key nor its self-mask seed', async () => {
+  it('after masking, the participant keeps neither its mask key nor its self-mask seed (nor the masks it agreed)', async () => {
     const { state, shares, input } = await round();
+    expect(Object.keys(state)).toContain('pairwiseMaskKeys');
     const out = maskInput(state, { shares, input });
     expect(Object.keys(out.state)).not.toContain('maskPrivateKey');
     expect(Object.keys(out.state)).not.toContain('selfMaskSeed');
+    expect(Object.keys(out.state)).not.toContain('pairwiseMaskKeys');
     expect(out.state.maskPartners).toHaveLength(ids.length - 1);
   });
 });

@@ -25,9 +25,19 @@ export function shareEncryptionKey(
   a: string,
   b: string,
 ): Uint8Array {
+  return shareEncryptionKeyFromSecret(x25519SharedSecret(privateKey, peerPublicKey), configHash, a, b);
+}
+
+/** shareEncryptionKey from the X25519 secret of the two encryption keys, when the caller has already agreed it. */
+export function shareEncryptionKeyFromSecret(
+  sharedSecret: Uint8Array,
+  configHash: Uint8Array,
+  a: string,
+  b: string,
+): Uint8Array {
   const [low, high] = compareIds(a, b) < 0 ? [a, b] : [b, a];
   const info = encodeTuple(`${SECAGG_PROTOCOL} share-encryption`, [low, high]);
-  return hkdfSha256(x25519SharedSecret(privateKey, peerPublicKey), configHash, info, 32);
+  return hkdfSha256(sharedSecret, configHash, info, 32);
 }
 
 /** The associated data of the share from `from` to `to` in this round. */
