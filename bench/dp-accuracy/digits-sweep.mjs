@@ -40,9 +40,10 @@ const conv = (id, filters, activation, extra = {}) => ({
   activation,
   ...extra,
 });
-/** Candidate networks, by name. tanhStride is the DP preset (digitsDpNetwork). */
+/** Candidate networks, by name. scattering is the DP preset (digitsDpNetwork), tanhStride the former one. */
 const NETWORKS = {
-  tanhStride: demo.digitsDpNetwork(),
+  scattering: demo.digitsDpNetwork(),
+  tanhStride: demo.digitsConvDpNetwork(),
   reluStride: {
     format: F,
     input,
