@@ -10,7 +10,6 @@ import {
   reconcileSiloLog,
   signReceipt,
   type AuditRecord,
-  type JsonObject,
 } from '@tessera/audit';
 import { initialParameters, selectBackend } from '@tessera/ml';
 import {
@@ -148,7 +147,7 @@ describe('AuditedStudyTransport', () => {
       datasets: new StudyDatasets(() => readHeartDisease()),
       privacy: new SiloPrivacyLedger(state.root, undefined),
       log: () => undefined,
-      sleep: async () => undefined,
+      sleep: () => Promise.resolve(),
     });
     const task = buildTask(study, blob.hash);
     hub.taskBatches = [[task], [task]];
@@ -255,7 +254,7 @@ describe('AuditedStudyTransport', () => {
       attempt: 1,
       baseModelHash: dpHeader.baseModelHash,
       payloadSha256: dpHeader.payloadSha256,
-      privacy: SPEND as unknown as JsonObject,
+      privacy: SPEND,
     });
     expect(records[5]!.details).toMatchObject({ round: 2, httpStatus: 409, code: 'ROUND_CLOSED' });
     expect(records[6]!.details).toMatchObject({ code: 'PRIVACY_CAP_REACHED' });

@@ -5,8 +5,9 @@ import type { AgentState } from '../state/agent-state';
 export interface CliIo {
   /** The terminal behind `out`, when there is one: `run` then draws progress bars. */
   terminal?: NodeJS.WriteStream;
-  out(text: string): void;
-  err(text: string): void;
+  // Function-typed properties, not methods: commands pass them on detached (`io.out`), so they must not use `this`.
+  out: (text: string) => void;
+  err: (text: string) => void;
   env: NodeJS.ProcessEnv;
   /** Registers a handler for SIGTERM/SIGINT; returns a function that unregisters it. Defaults to the process's. */
   onStopSignal?: (handler: () => void) => () => void;
@@ -18,7 +19,7 @@ export interface AgentCommandContext {
   /** The exit code runCli returns; a command sets it when it finishes without throwing but must not report success. */
   result: { exitCode: number };
   /** The state directory the global `--state-dir` (or TESSERA_STATE_DIR) names, opened when a command runs. */
-  stateOf(): AgentState;
+  stateOf: () => AgentState;
 }
 
 /**

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { ApprovalStore } from '../state/approval-store';
 import { buildPlan, buildStudy, FakeHub } from '../testing/study.test-util';
+import { textContaining } from '../testing/matchers.test-util';
 import { approveStudy, findStudy, formatStudy, formatStudyTable, listStudies, rejectStudy } from './studies.command';
 
 function setup() {
@@ -39,7 +40,7 @@ describe('studies commands', () => {
     const { hub, study, approvals } = setup();
     await expect(approveStudy(hub, approvals, study.studyId, { planHash: 'f'.repeat(64) })).rejects.toMatchObject({
       code: AgentErrorCode.PLAN_MISMATCH,
-      message: expect.stringContaining(`hashes to ${study.planHash}`),
+      message: textContaining(`hashes to ${study.planHash}`),
     });
     expect(hub.decisions).toEqual([]);
     expect(approvals.get(study.studyId)).toBeUndefined();
@@ -64,29 +65,30 @@ describe('studies commands', () => {
     await expect(approveStudy(hub, approvals, study.studyId)).rejects.toMatchObject({
       code: AgentErrorCode.PLAN_MISMATCH,
       httpStatus: 409,
-      message: expect.stringContaining('The plan changed at the hub'),
+      message: textContaining('The plan changed at the hub'),
     });
     expect(approvals.get(study.studyId)).toBeUndefined();
   });
 
   it('tells a closed study from a changed plan: a 409 STUDY_STATE is the hub refusing, not a plan mismatch', async () => {
     const { hub, study, approvals } = setup();
-    hub.decide = async () => {
-      // What the hub answers once the study left awaiting_approvals (apps/hub studies.service decide).
-      throw new AgentError(
-        AgentErrorCode.HUB_REFUSED,
-        `The hub refused the decision on study ${study.studyId}: Study "Test" is completed: decisions are closed.`,
-        409,
-        HubErrorCode.STUDY_STATE,
+    // What the hub answers once the study left awaiting_approvals (apps/hub studies.service decide).
+    hub.decide = () =>
+      Promise.reject(
+        new AgentError(
+          AgentErrorCode.HUB_REFUSED,
+          `The hub refused the decision on study ${study.studyId}: Study "Test" is completed: decisions are closed.`,
+          409,
+          HubErrorCode.STUDY_STATE,
+        ),
       );
-    };
     const refusal = approveStudy(hub, approvals, study.studyId);
     await expect(refusal).rejects.toMatchObject({
       code: AgentErrorCode.HUB_REFUSED,
       hubCode: HubErrorCode.STUDY_STATE,
-      message: expect.stringContaining('decisions are closed'),
+      message: textContaining('decisions are closed'),
     });
-    await expect(refusal).rejects.not.toMatchObject({ message: expect.stringContaining('plan changed') });
+    await expect(refusal).rejects.not.toMatchObject({ message: textContaining('plan changed') });
     expect(approvals.get(study.studyId)).toBeUndefined();
   });
 

@@ -1,5 +1,5 @@
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
-import { CsvError, parse } from 'csv-parse';
+import { CsvError, parse, type Options } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import {
   RowDropTally,
@@ -23,7 +23,7 @@ import {
  */
 
 /** The parser's settings, the same for the pass and for each row read again (RFC 4180, trimmed, blank lines skipped). */
-const CSV_OPTIONS = { relax_column_count: true, skip_empty_lines: true, trim: true } as const;
+const CSV_OPTIONS: Options = { relax_column_count: true, skip_empty_lines: true, trim: true };
 
 export interface StreamedTabularData {
   readonly featureNames: string[];
@@ -120,7 +120,7 @@ export class TabularFileSplit implements NetworkExampleSource {
         const last = buffer[at - 1];
         if (last !== 0x0a && last !== 0x0d) buffer[at++] = 0x0a;
       }
-      const rows = parseSync(buffer.subarray(0, at), CSV_OPTIONS) as string[][];
+      const rows = parseSync(buffer.subarray(0, at), CSV_OPTIONS);
       if (rows.length !== indices.length) throw this.changed();
       for (let k = 0; k < indices.length; k++) {
         const outcome = this.encoder.encode(rows[k]!);
@@ -191,7 +191,7 @@ export async function streamTabularData(path: string, schema: TabularSchema): Pr
   const split = (part: 'train' | 'test'): TabularFileSplit => {
     const y = labelArray(schema, labels[part].length);
     y.set(labels[part].toArray());
-    return new TabularFileSplit(path, identity, encoder!, starts[part].toArray(), ends[part].toArray(), y);
+    return new TabularFileSplit(path, identity, encoder, starts[part].toArray(), ends[part].toArray(), y);
   };
   const train = split('train');
   const test = split('test');

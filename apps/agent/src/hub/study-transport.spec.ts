@@ -3,6 +3,7 @@ import { HubErrorCode } from '@tessera/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentErrorCode } from '../agent.error';
 import { buildPlan, buildStudy } from '../testing/study.test-util';
+import { textContaining } from '../testing/matchers.test-util';
 import { answerJson as json, startTlsTestHub, type TlsTestHub } from '../testing/tls-hub.test-util';
 import { SiloSession } from './silo-session';
 import { HubUnavailableError, retryAfterMsOf, SiloStudyTransport } from './study-transport';
@@ -84,7 +85,7 @@ describe('SiloStudyTransport over mutual TLS', () => {
     await expect(transport.listStudies()).rejects.toMatchObject({
       code: AgentErrorCode.IDENTITY_REFUSED,
       httpStatus: 401,
-      message: expect.stringContaining('certificate revoked'),
+      message: textContaining('certificate revoked'),
     });
     hub.handle((_req, res) =>
       json(res, 409, { error: 'ROUND_CLOSED', message: 'round 3 is closed', correlationId: 'y' }),
@@ -93,7 +94,7 @@ describe('SiloStudyTransport over mutual TLS', () => {
       code: AgentErrorCode.HUB_REFUSED,
       httpStatus: 409,
       hubCode: 'ROUND_CLOSED',
-      message: expect.stringContaining('round 3 is closed'),
+      message: textContaining('round 3 is closed'),
     });
   });
 

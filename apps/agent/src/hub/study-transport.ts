@@ -59,6 +59,15 @@ const TRANSIENT_STATUSES: readonly number[] = [502, 503, 504];
 const MAX_RETRY_AFTER_MS = 300_000;
 
 /**
+ * How an in-process StudyTransport (the privacy audit's hub, the tests' fake hub) answers: `answer` runs now, its
+ * result resolves and its throw rejects, as they would over the network. The same as an `async` method without an
+ * `await`, said on purpose.
+ */
+export function answerInProcess<T>(answer: () => T): Promise<T> {
+  return new Promise<T>((resolve) => resolve(answer()));
+}
+
+/**
  * The hub cannot serve the call right now (503 with Retry-After, or a proxy's 502/504): HUB_UNREACHABLE, so every
  * caller retries it as it retries a network failure, with the wait the hub asked for when it named one.
  */

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AgentErrorCode } from '../agent.error';
 import { buildPlan, buildStudy, heartDiseaseFeatureSchema } from '../testing/study.test-util';
+import { textContaining } from '../testing/matchers.test-util';
 import { parsePolicy, policyVerdict, type ApprovalPolicy } from './approval-policy';
 
 const heartColumns = [...heartDiseaseFeatureSchema().features.map((f) => f.name), 'num'];
@@ -135,7 +136,7 @@ describe('parsePolicy', () => {
       parsePolicy('{ not json', 'p.json');
       expect.unreachable();
     } catch (err) {
-      expect(err).toMatchObject({ code: AgentErrorCode.POLICY_INVALID, message: expect.stringContaining('not JSON') });
+      expect(err).toMatchObject({ code: AgentErrorCode.POLICY_INVALID, message: textContaining('not JSON') });
     }
   });
 });

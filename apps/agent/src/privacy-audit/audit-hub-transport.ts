@@ -9,7 +9,7 @@ import {
   type UpdateReceipt,
 } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
-import type { StudyTransport } from '../hub/study-transport';
+import { answerInProcess, type StudyTransport } from '../hub/study-transport';
 
 /**
  * The privacy audit's only seam: an in-memory hub behind the agent's StudyTransport port. It serves one study and one
@@ -31,45 +31,55 @@ export class AuditHubTransport implements StudyTransport {
     private readonly modelBytes: Uint8Array,
   ) {}
 
-  async listStudies(): Promise<SiloStudy[]> {
-    return [this.study];
+  listStudies(): Promise<SiloStudy[]> {
+    return answerInProcess(() => [this.study]);
   }
 
-  async decide(_studyId: string, _request: DecisionRequest): Promise<SiloStudy> {
-    // The audit records the silo's approval in its own approval store; the hub is never asked.
-    throw new AgentError(AgentErrorCode.HUB_REFUSED, 'the audit hub takes no decisions', 405);
+  decide(_studyId: string, _request: DecisionRequest): Promise<SiloStudy> {
+    return answerInProcess(() => {
+      // The audit records the silo's approval in its own approval store; the hub is never asked.
+      throw new AgentError(AgentErrorCode.HUB_REFUSED, 'the audit hub takes no decisions', 405);
+    });
   }
 
-  async pollTasks(): Promise<SiloTask[]> {
-    return [];
+  pollTasks(): Promise<SiloTask[]> {
+    return answerInProcess(() => []);
   }
 
-  async downloadModel(modelHash: string): Promise<Uint8Array> {
-    if (modelHash !== this.modelHash) {
-      throw new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the model: not found', 404);
-    }
-    return Uint8Array.from(this.modelBytes);
+  downloadModel(modelHash: string): Promise<Uint8Array> {
+    return answerInProcess(() => {
+      if (modelHash !== this.modelHash) {
+        throw new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the model: not found', 404);
+      }
+      return Uint8Array.from(this.modelBytes);
+    });
   }
 
-  async uploadUpdate(studyId: string, round: number, frame: Uint8Array): Promise<UpdateReceipt> {
-    const copy = Uint8Array.from(frame);
-    const { header } = decodeUpdateFrame(copy);
-    this.uploads.push(copy);
-    return {
-      studyId,
-      siloId: this.siloId,
-      round,
-      attempt: header.attempt,
-      updateSha256: header.payloadSha256,
-      receivedAt: new Date().toISOString(),
-    };
+  uploadUpdate(studyId: string, round: number, frame: Uint8Array): Promise<UpdateReceipt> {
+    return answerInProcess(() => {
+      const copy = Uint8Array.from(frame);
+      const { header } = decodeUpdateFrame(copy);
+      this.uploads.push(copy);
+      return {
+        studyId,
+        siloId: this.siloId,
+        round,
+        attempt: header.attempt,
+        updateSha256: header.payloadSha256,
+        receivedAt: new Date().toISOString(),
+      };
+    });
   }
 
-  async reportEvaluation(_studyId: string, report: EvaluationReport): Promise<void> {
-    this.evaluations.push(structuredClone(report));
+  reportEvaluation(_studyId: string, report: EvaluationReport): Promise<void> {
+    return answerInProcess(() => {
+      this.evaluations.push(structuredClone(report));
+    });
   }
 
-  async reportFailure(_studyId: string, report: FailureReport): Promise<void> {
-    this.failures.push(report);
+  reportFailure(_studyId: string, report: FailureReport): Promise<void> {
+    return answerInProcess(() => {
+      this.failures.push(report);
+    });
   }
 }

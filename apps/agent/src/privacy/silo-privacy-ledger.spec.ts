@@ -5,6 +5,7 @@ import { privacyMechanismOf, privacySpendOf } from '@tessera/dp';
 import { describe, expect, it } from 'vitest';
 import { AgentErrorCode } from '../agent.error';
 import { buildPlan, buildStudy } from '../testing/study.test-util';
+import { errorWith, textContaining } from '../testing/matchers.test-util';
 import { ChargeRefusedError, formatBudget, SiloPrivacyLedger } from './silo-privacy-ledger';
 
 const plan = buildPlan({
@@ -60,7 +61,7 @@ describe('SiloPrivacyLedger', () => {
     const third = { trainingRounds: 1, evaluationReleases: 0 } as const;
     expect(l.refusal(study.studyId, m, third)).toEqual({
       code: 'PLAN_LIMIT_REACHED',
-      message: expect.stringContaining('the approved plan has 2 training rounds'),
+      message: textContaining('the approved plan has 2 training rounds'),
     });
     const before = l.entries();
     expect(() => l.charge(at(3), m, third)).toThrow(ChargeRefusedError);
@@ -85,7 +86,7 @@ describe('SiloPrivacyLedger', () => {
     tight.charge(at(2), m, { trainingRounds: 1, evaluationReleases: 0 });
     expect(tight.refusal(study.studyId, m, { trainingRounds: 0, evaluationReleases: 1 })).toMatchObject({
       code: 'PRIVACY_CAP_REACHED',
-      message: expect.stringContaining('one more evaluation release'),
+      message: textContaining('one more evaluation release'),
     });
   });
 
@@ -116,7 +117,7 @@ describe('SiloPrivacyLedger', () => {
     expect(l.entries()).toHaveLength(3);
 
     writeFileSync(join(root, 'privacy-ledger.json'), JSON.stringify({ format: 'tessera.silo-privacy-ledger/9' }));
-    expect(() => l.entries()).toThrow(expect.objectContaining({ code: AgentErrorCode.STATE_CORRUPT }));
+    expect(() => l.entries()).toThrow(errorWith({ code: AgentErrorCode.STATE_CORRUPT }));
     expect(() => l.counts(study.studyId)).toThrow(/will not guess what was spent/);
   });
 });

@@ -86,7 +86,7 @@ function setup(
       releases,
       datasets: new StudyDatasets(() => csv),
       log,
-      sleep: async () => undefined,
+      sleep: () => Promise.resolve(),
       clock: hostClock,
     });
   const executor = executorOn();
@@ -96,13 +96,14 @@ function setup(
     executor,
     reconciler: new ReleaseReconciler({ transport: hub, receipts, releases, log, clock: hostClock }),
     approvals,
-    renewIfDue: async () => ++renewals === 1,
+    renewIfDue: () => Promise.resolve(++renewals === 1),
     log,
     clock: hostClock,
     hubClock: new HubClock((message) => log({ study: 'agent', message })),
     stop: hub.stopper.signal,
-    sleep: async (ms) => {
+    sleep: (ms) => {
       sleeps.push(ms);
+      return Promise.resolve();
     },
   };
   const daemonOptions: DaemonOptions = { pollWaitSeconds: 20, ...options };
@@ -336,7 +337,10 @@ describe('AgentDaemon', () => {
         return upload(studyId, round, frame);
       };
       let beats = 0;
-      const daemon = new AgentDaemon({ ...s.daemonDeps, heartbeat: async () => void beats++ }, s.daemonOptions);
+      const daemon = new AgentDaemon(
+        { ...s.daemonDeps, heartbeat: () => Promise.resolve(void beats++) },
+        s.daemonOptions,
+      );
       expect(await daemon.run()).toBe(0);
       expect(seen).toEqual([`train ${study.studyId} ${task.round}`]);
       expect(beats).toBe(2);

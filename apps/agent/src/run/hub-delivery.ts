@@ -1,4 +1,4 @@
-import { HubErrorCode } from '@tessera/protocol';
+import { HubErrorCode, isHubErrorCode } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { HubUnavailableError } from '../hub/study-transport';
 import type { ReleaseSettlement } from '../state/release-store';
@@ -71,7 +71,7 @@ export async function deliver<T>(
  * Hub codes that refuse a release for good, whatever is sent again: it was made on another model or plan version,
  * for a study this silo is no longer in, or the hub will not read it.
  */
-const REFUSED_FOR_GOOD: readonly string[] = [
+const REFUSED_FOR_GOOD: readonly HubErrorCode[] = [
   HubErrorCode.WRONG_MODEL,
   HubErrorCode.STALE_PLAN,
   HubErrorCode.NOT_FOUND,
@@ -105,7 +105,8 @@ export function settlementOfRefusal(
     message: refusal.message.slice(0, 2000),
     settledAt: now.toISOString(),
   });
-  if (refusal.code !== AgentErrorCode.HUB_REFUSED || code === null) return null;
+  // A code this agent does not know (a newer hub) is not one it may settle on.
+  if (refusal.code !== AgentErrorCode.HUB_REFUSED || !isHubErrorCode(code)) return null;
   if (code === HubErrorCode.ROUND_CLOSED) return settled('round-closed');
   if (code === HubErrorCode.DUPLICATE_UPDATE) return release === 'evaluation' ? settled('reported') : null;
   return REFUSED_FOR_GOOD.includes(code) ? settled('refused') : null;

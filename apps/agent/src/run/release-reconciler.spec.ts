@@ -68,7 +68,7 @@ function setup(plan: StudyPlan = buildPlan({ privacy: dpSgd })) {
         releases: new ReleaseStore(root),
         datasets: new StudyDatasets(() => csv),
         log,
-        sleep: async () => undefined,
+        sleep: () => Promise.resolve(),
       }),
     reconciler: () =>
       new ReleaseReconciler({

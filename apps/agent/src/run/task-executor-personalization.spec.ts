@@ -83,7 +83,7 @@ describe('TaskExecutor: personalization at the final evaluation', () => {
     const test = prepared.data.test;
     const metricsOf = async (file: string) => {
       const parameters = new Float32Array(new Uint8Array(readFileSync(join(kept, file))).buffer);
-      const m = await evaluate(spec, parameters, test.x as Float32Array, test.y);
+      const m = await evaluate(spec, parameters, test.x, test.y);
       return { accuracy: m.accuracy, loss: m.loss };
     };
     const personalized = await metricsOf(`personalized-${s.modelHash}.f32`);

@@ -24,6 +24,7 @@ import { ReceiptStore } from '../state/receipt-store';
 import { ReleaseStore } from '../state/release-store';
 import { HubUnavailableError } from '../hub/study-transport';
 import { buildPlan, buildStudy, buildTask, FakeHub, modelBlob, readHeartDisease } from '../testing/study.test-util';
+import { anyNumber, objectWith, textContaining } from '../testing/matchers.test-util';
 import { modelSpecOf } from '../training/plan-mapping.util';
 import { StudyDatasets } from '../training/study-datasets';
 import { MAX_DELIVERY_ATTEMPTS, MIN_DELIVERY_ATTEMPTS } from './hub-delivery';
@@ -96,9 +97,10 @@ function setup(options: SetupOptions = {}): Setup {
         return csv;
       }),
       log: (l) => lines.push(l),
-      sleep: async (ms) => {
+      sleep: (ms) => {
         sleeps.push(ms);
         slept.ms += ms;
+        return Promise.resolve();
       },
       ...(options.skewMs === undefined ? {} : { clock: hostClock }),
       // Reproducible evaluation noise in tests; production uses the CSPRNG.
@@ -219,7 +221,7 @@ describe('TaskExecutor', () => {
     expect(s.hub.uploads).toHaveLength(0);
     expect(s.hub.evaluations).toEqual([{ studyId: s.study.studyId, report }]);
     expect(report).toMatchObject({ round: 3, modelHash: s.modelHash, planHash: s.study.planHash, privacy: null });
-    expect(report.evaluation).toMatchObject({ kind: 'exact', n: expect.any(Number) });
+    expect(report.evaluation).toMatchObject({ kind: 'exact', n: anyNumber() });
   });
 
   it('refuses a model whose bytes do not match the task hash: no training, no upload', async () => {
@@ -306,7 +308,7 @@ describe('TaskExecutor', () => {
     expect(second.privacy).toEqual(privacySpendOf(m, 2, 0));
     const ledger = new SiloPrivacyLedger(s.root, undefined).report();
     expect(ledger.studies).toEqual([
-      expect.objectContaining({
+      objectWith({
         studyId: s.study.studyId,
         rounds: 2,
         epsilon: privacySpendOf(m, 2, 0).epsilonCumulative,
@@ -514,9 +516,9 @@ describe('TaskExecutor', () => {
       expect(s.hub.failures).toEqual([
         {
           studyId: s.study.studyId,
-          report: expect.objectContaining({
+          report: objectWith({
             code: 'PLAN_LIMIT_REACHED',
-            message: expect.stringContaining('the approved plan has 3 training rounds'),
+            message: textContaining('the approved plan has 3 training rounds'),
           }),
         },
       ]);

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AgentErrorCode } from '../agent.error';
 import { ApprovalStore, type LocalDecision } from './approval-store';
+import { errorWith } from '../testing/matchers.test-util';
 
 const hashA = 'a'.repeat(64);
 const hashB = 'b'.repeat(64);
@@ -55,13 +56,14 @@ describe('ApprovalStore', () => {
     expect(after.ino).not.toBe(before);
     expect(after.mode & 0o777).toBe(0o600);
     expect(readdirSync(join(store.file, '..'))).toEqual(['approvals.json']);
-    expect(Object.keys(JSON.parse(readFileSync(store.file, 'utf8')))).toHaveLength(2);
+    const stored = JSON.parse(readFileSync(store.file, 'utf8')) as Record<string, unknown>;
+    expect(Object.keys(stored)).toHaveLength(2);
   });
 
   it('refuses a corrupt or tampered file instead of guessing', () => {
     const store = freshStore();
     writeFileSync(store.file, JSON.stringify({ [randomUUID()]: { ...decision(), planHash: 'not-a-hash' } }));
-    expect(() => store.get(randomUUID())).toThrow(expect.objectContaining({ code: AgentErrorCode.STATE_CORRUPT }));
+    expect(() => store.get(randomUUID())).toThrow(errorWith({ code: AgentErrorCode.STATE_CORRUPT }));
     writeFileSync(store.file, '{"half":');
     expect(() => store.all()).toThrow(/approvals\.json is unreadable/);
   });

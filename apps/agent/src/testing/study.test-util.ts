@@ -23,11 +23,11 @@ import {
   type UpdateReceipt,
 } from '@tessera/protocol';
 import { AgentError, AgentErrorCode } from '../agent.error';
-import type { StudyTransport } from '../hub/study-transport';
+import { answerInProcess, type StudyTransport } from '../hub/study-transport';
 
 /** The Fed-Heart-Disease schema (the protocol's, with declared scaling and a keyed-hash split), as a fresh copy. */
 export function heartDiseaseFeatureSchema(): FeatureSchema {
-  return structuredClone(HEART_DISEASE_SCHEMA) as FeatureSchema;
+  return structuredClone<FeatureSchema>(HEART_DISEASE_SCHEMA);
 }
 
 /**
@@ -154,83 +154,97 @@ export class FakeHub implements StudyTransport {
     if (err) throw err;
   }
 
-  async listStudies(): Promise<SiloStudy[]> {
-    this.maybeFail('listStudies');
-    return this.studies;
+  listStudies(): Promise<SiloStudy[]> {
+    return answerInProcess(() => {
+      this.maybeFail('listStudies');
+      return this.studies;
+    });
   }
 
-  async decide(studyId: string, request: DecisionRequest): Promise<SiloStudy> {
-    this.maybeFail('decide');
-    const study = this.studies.find((s) => s.studyId === studyId);
-    if (!study) throw new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the decision: no such study', 404);
-    if (study.planHash !== request.planHash) {
-      throw new AgentError(
-        AgentErrorCode.HUB_REFUSED,
-        'The hub refused the decision: stale plan hash',
-        409,
-        HubErrorCode.STALE_PLAN,
-      );
-    }
-    this.decisions.push({ studyId, request });
-    study.decision = {
-      planHash: request.planHash,
-      planVersion: study.planVersion,
-      decision: request.decision,
-      decidedAt: new Date().toISOString(),
-    };
-    return study;
+  decide(studyId: string, request: DecisionRequest): Promise<SiloStudy> {
+    return answerInProcess(() => {
+      this.maybeFail('decide');
+      const study = this.studies.find((s) => s.studyId === studyId);
+      if (!study) throw new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the decision: no such study', 404);
+      if (study.planHash !== request.planHash) {
+        throw new AgentError(
+          AgentErrorCode.HUB_REFUSED,
+          'The hub refused the decision: stale plan hash',
+          409,
+          HubErrorCode.STALE_PLAN,
+        );
+      }
+      this.decisions.push({ studyId, request });
+      study.decision = {
+        planHash: request.planHash,
+        planVersion: study.planVersion,
+        decision: request.decision,
+        decidedAt: new Date().toISOString(),
+      };
+      return study;
+    });
   }
 
-  async pollTasks(): Promise<SiloTask[]> {
-    this.polls++;
-    this.maybeFail('pollTasks');
-    return this.taskBatches.shift() ?? [];
+  pollTasks(): Promise<SiloTask[]> {
+    return answerInProcess(() => {
+      this.polls++;
+      this.maybeFail('pollTasks');
+      return this.taskBatches.shift() ?? [];
+    });
   }
 
-  async downloadModel(modelHash: string): Promise<Uint8Array> {
-    this.downloads++;
-    this.maybeFail('downloadModel');
-    const blob = this.blobs.get(modelHash);
-    if (!blob) throw new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the model: not found', 404);
-    return blob;
+  downloadModel(modelHash: string): Promise<Uint8Array> {
+    return answerInProcess(() => {
+      this.downloads++;
+      this.maybeFail('downloadModel');
+      const blob = this.blobs.get(modelHash);
+      if (!blob) throw new AgentError(AgentErrorCode.HUB_REFUSED, 'The hub refused the model: not found', 404);
+      return blob;
+    });
   }
 
-  async uploadUpdate(studyId: string, round: number, frame: Uint8Array): Promise<UpdateReceipt> {
-    this.maybeFail('uploadUpdate');
-    this.received.push({ studyId, round, frame: Uint8Array.from(frame) });
-    const late = this.failAfterReading.shift();
-    if (late) throw late;
-    const key = sha256Hex(frame);
-    const again = this.accepted.get(key);
-    // Like the hub: the same content gets the same receipt again, recorded once, also after the round closed.
-    if (again) return again;
-    if (this.closedRounds.has(round)) throw closed(round);
-    this.uploads.push({ studyId, round, frame });
-    const { header } = decodeUpdateFrame(frame);
-    const receipt = {
-      studyId,
-      siloId: this.siloId,
-      round,
-      attempt: header.attempt,
-      // The hub names the update by the SHA-256 of the whole frame it stored.
-      updateSha256: key,
-      receivedAt: new Date().toISOString(),
-    };
-    this.accepted.set(key, receipt);
-    const lost = this.failAfterAccepting.shift();
-    if (lost) throw lost;
-    return receipt;
+  uploadUpdate(studyId: string, round: number, frame: Uint8Array): Promise<UpdateReceipt> {
+    return answerInProcess(() => {
+      this.maybeFail('uploadUpdate');
+      this.received.push({ studyId, round, frame: Uint8Array.from(frame) });
+      const late = this.failAfterReading.shift();
+      if (late) throw late;
+      const key = sha256Hex(frame);
+      const again = this.accepted.get(key);
+      // Like the hub: the same content gets the same receipt again, recorded once, also after the round closed.
+      if (again) return again;
+      if (this.closedRounds.has(round)) throw closed(round);
+      this.uploads.push({ studyId, round, frame });
+      const { header } = decodeUpdateFrame(frame);
+      const receipt = {
+        studyId,
+        siloId: this.siloId,
+        round,
+        attempt: header.attempt,
+        // The hub names the update by the SHA-256 of the whole frame it stored.
+        updateSha256: key,
+        receivedAt: new Date().toISOString(),
+      };
+      this.accepted.set(key, receipt);
+      const lost = this.failAfterAccepting.shift();
+      if (lost) throw lost;
+      return receipt;
+    });
   }
 
-  async reportEvaluation(studyId: string, report: EvaluationReport): Promise<void> {
-    this.maybeFail('reportEvaluation');
-    if (this.closedRounds.has(report.round)) throw closed(report.round);
-    this.evaluations.push({ studyId, report });
+  reportEvaluation(studyId: string, report: EvaluationReport): Promise<void> {
+    return answerInProcess(() => {
+      this.maybeFail('reportEvaluation');
+      if (this.closedRounds.has(report.round)) throw closed(report.round);
+      this.evaluations.push({ studyId, report });
+    });
   }
 
-  async reportFailure(studyId: string, report: FailureReport): Promise<void> {
-    this.maybeFail('reportFailure');
-    this.failures.push({ studyId, report });
+  reportFailure(studyId: string, report: FailureReport): Promise<void> {
+    return answerInProcess(() => {
+      this.maybeFail('reportFailure');
+      this.failures.push({ studyId, report });
+    });
   }
 }
 
