@@ -197,7 +197,7 @@ describe('the accounts page', () => {
     expect(dialog.textContent).toContain('signed out everywhere at once');
     fireEvent.click(within(dialog).getByRole('button', { name: 'Reset password', hidden: true }));
     await screen.findByRole('heading', { name: 'New temporary password for bob' });
-    const [id, password] = hub.resetPassword.mock.calls[0]! as [string, string];
+    const [id, password] = hub.resetPassword.mock.calls[0]!;
     expect(id).toBe(BOB.id);
     expect(screen.getByLabelText('Temporary password')).toHaveProperty('value', password);
   });

@@ -334,7 +334,7 @@ export class ApiClient {
     return this.answer<StudyView>(this.api.POST('/api/studies', { body: { plan: plan as StudyPlan } }));
   }
 
-  updatePlan(id: string, plan: StudyPlan | unknown): Promise<StudyView> {
+  updatePlan(id: string, plan: unknown): Promise<StudyView> {
     return this.answer<StudyView>(
       this.api.PUT('/api/studies/{id}/plan', { params: { path: { id } }, body: { plan: plan as StudyPlan } }),
     );

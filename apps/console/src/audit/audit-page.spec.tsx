@@ -152,7 +152,7 @@ describe('the audit page', () => {
     // Switching the zone keeps the filter on the same instant: the field shows it in UTC now.
     fireEvent.click(screen.getByRole('radio', { name: 'UTC' }));
     // (jsdom writes a datetime-local value with milliseconds; browsers leave them out at zero.)
-    expect((screen.getByLabelText('Before (exclusive)') as HTMLInputElement).value).toMatch(
+    expect(screen.getByLabelText<HTMLInputElement>('Before (exclusive)').value).toMatch(
       /^2026-11-30T22:59:59(\.000)?$/,
     );
   });

@@ -26,16 +26,18 @@ export interface SessionContextValue {
   lapsedReason: string | null;
   /** A sign-out coming soon, to warn about. */
   warning: SessionWarning | null;
-  signIn(username: string, password: string): Promise<Session>;
+  // The actions are function-typed properties, not methods: pages destructure them (`const { signOut } =
+  // useSession()`), so they must not use `this`.
+  signIn: (username: string, password: string) => Promise<Session>;
   /**
    * Without a reason: the person signs out (the session ends on the hub, in every tab). With one: something found
    * the session unusable (a 401); the console renews it if it can, else asks for the password again.
    */
-  signOut(reason?: string): void;
+  signOut: (reason?: string) => void;
   /** From the warning: the person is here; renews the session now. */
-  staySignedIn(): Promise<void>;
+  staySignedIn: () => Promise<void>;
   /** Changes one's own password: the hub ends every session and answers a new one. */
-  changePassword(currentPassword: string, newPassword: string): Promise<Session>;
+  changePassword: (currentPassword: string, newPassword: string) => Promise<Session>;
 }
 
 const SessionContext = createContext<SessionContextValue | null>(null);

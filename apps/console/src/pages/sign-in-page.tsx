@@ -36,7 +36,7 @@ export function SignInPage() {
     setError(null);
     try {
       await signIn(username.trim(), password);
-      navigate(from, { replace: true });
+      void navigate(from, { replace: true });
     } catch (err) {
       setError(err);
       setBusy(false);

@@ -37,7 +37,7 @@ function fakeHub() {
       const id = `00000000-0000-4000-8000-0000000000d${++n}`;
       const d: StudyDraftView = {
         id,
-        title: String(content.form.name || 'Untitled draft'),
+        title: typeof content.form.name === 'string' && content.form.name !== '' ? content.form.name : 'Untitled draft',
         studyId: null,
         form: content.form,
         step: content.step,

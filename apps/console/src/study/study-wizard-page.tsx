@@ -89,7 +89,7 @@ export function NewStudyPage() {
     const study = await api.createStudy(plan);
     queryClient.setQueryData(['study', study.id], study);
     void queryClient.invalidateQueries({ queryKey: ['studies'] });
-    navigate(`/studies/${study.id}`);
+    void navigate(`/studies/${study.id}`);
   }
   return (
     <section className="page" aria-labelledby="new-study-title">
@@ -129,7 +129,7 @@ export function EditPlanPage() {
     const updated = await api.updatePlan(id, plan);
     queryClient.setQueryData(['study', id], updated);
     void queryClient.invalidateQueries({ queryKey: ['studies'] });
-    navigate(`/studies/${id}`);
+    void navigate(`/studies/${id}`);
   }
   return (
     <section className="page" aria-labelledby="edit-plan-title">

@@ -111,7 +111,7 @@ function descriptionOf(el: Element): string {
 function expectEveryProblemAtItsField(draft: PlanDraft) {
   const problems = studyPlanProblems(draftToPlan(draft));
   expect(problems.length).toBeGreaterThan(0);
-  const onSubmit = vi.fn(async () => undefined);
+  const onSubmit = vi.fn(() => Promise.resolve());
   const { container } = render(
     <StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create the draft study" onSubmit={onSubmit} />,
   );
@@ -184,7 +184,12 @@ describe('study wizard validation', () => {
 
   it('keeps a step until its problems are fixed, and shows a field problem as soon as the field is edited', () => {
     render(
-      <StudyWizard initialDraft={defaultDraft()} silos={SILOS} submitLabel="Create" onSubmit={async () => undefined} />,
+      <StudyWizard
+        initialDraft={defaultDraft()}
+        silos={SILOS}
+        submitLabel="Create"
+        onSubmit={() => Promise.resolve()}
+      />,
     );
     const name = screen.getByLabelText('Study name');
     expect(descriptionOf(name)).not.toContain('needs at least');
@@ -217,7 +222,7 @@ describe('study wizard validation', () => {
       levels: ['0', '1', '2'],
       impute: '0',
     });
-    const onSubmit = vi.fn(async () => undefined);
+    const onSubmit = vi.fn(() => Promise.resolve());
     render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={onSubmit} />);
     fireEvent.click(stepButton('Review'));
     expect(screen.getByText(/study: +Cardiac risk/)).toBeTruthy();
@@ -261,7 +266,7 @@ function consentBox(): HTMLElement {
 describe('study wizard: schema encoding and releases', () => {
   it('asks for each feature’s value when missing only when the schema imputes, levels for categorical ones', () => {
     const { container } = render(
-      <StudyWizard initialDraft={validDraft()} silos={SILOS} submitLabel="Create" onSubmit={async () => undefined} />,
+      <StudyWizard initialDraft={validDraft()} silos={SILOS} submitLabel="Create" onSubmit={() => Promise.resolve()} />,
     );
     fireEvent.click(stepButton('Data schema'));
     expect(container.querySelector('[data-path="schema.features.0.scaling.center"]')).toHaveProperty('value', '55');
@@ -279,7 +284,7 @@ describe('study wizard: schema encoding and releases', () => {
 
   it('generates a new random split salt on request, and keeps one the designer typed', () => {
     const { container } = render(
-      <StudyWizard initialDraft={validDraft()} silos={SILOS} submitLabel="Create" onSubmit={async () => undefined} />,
+      <StudyWizard initialDraft={validDraft()} silos={SILOS} submitLabel="Create" onSubmit={() => Promise.resolve()} />,
     );
     fireEvent.click(stepButton('Data schema'));
     const salt = container.querySelector('[data-path="schema.split.salt"]') as HTMLInputElement;
@@ -292,7 +297,7 @@ describe('study wizard: schema encoding and releases', () => {
 
   it('follows the privacy choice with its default releases, and offers a noisy evaluation only with DP-SGD', () => {
     const { container } = render(
-      <StudyWizard initialDraft={validDraft()} silos={SILOS} submitLabel="Create" onSubmit={async () => undefined} />,
+      <StudyWizard initialDraft={validDraft()} silos={SILOS} submitLabel="Create" onSubmit={() => Promise.resolve()} />,
     );
     fireEvent.click(stepButton('Releases'));
     const evaluation = () => container.querySelector('[data-path="release.evaluation.mode"]') as HTMLSelectElement;
@@ -341,7 +346,7 @@ describe('study wizard: schema encoding and releases', () => {
   });
 
   it('lists at review exactly what the plan releases without DP, and nothing for a DP-SGD plan', async () => {
-    const onSubmit = vi.fn(async () => undefined);
+    const onSubmit = vi.fn(() => Promise.resolve());
     const exact = validDraft();
     const { unmount } = render(
       <StudyWizard initialDraft={exact} silos={SILOS} submitLabel="Create" onSubmit={onSubmit} />,

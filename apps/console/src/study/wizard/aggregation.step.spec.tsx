@@ -38,7 +38,7 @@ function describedBy(el: Element): string {
 }
 
 function openStep(draft: PlanDraft): void {
-  render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={async () => undefined} />);
+  render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={() => Promise.resolve()} />);
   fireEvent.click(screen.getByRole('button', { name: /^\d?\s*Aggregation/ }));
   expect(heading()).toBe(`${index}. Aggregation`);
 }

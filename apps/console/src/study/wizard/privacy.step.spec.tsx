@@ -8,20 +8,17 @@ import { WIZARD_STEPS } from './wizard-steps.js';
 
 afterEach(cleanup);
 
-const SILOS: SiloView[] = [1, 2].map(
-  (n) =>
-    ({
-      id: `00000000-0000-4000-8000-00000000000${n}`,
-      name: `Hospital ${n}`,
-      contact: 'it@example.org',
-      status: 'enrolled',
-      suspendedReason: null,
-      lastSeenAt: null,
-      createdAt: '2026-11-22T09:00:00.000Z',
-      certificate: null,
-      enrollmentPending: null,
-    }) as SiloView,
-);
+const SILOS: SiloView[] = [1, 2].map((n): SiloView => ({
+  id: `00000000-0000-4000-8000-00000000000${n}`,
+  name: `Hospital ${n}`,
+  contact: 'it@example.org',
+  status: 'enrolled',
+  suspendedReason: null,
+  lastSeenAt: null,
+  createdAt: '2026-11-22T09:00:00.000Z',
+  certificate: null,
+  enrollmentPending: null,
+}));
 
 function dpDraft(mode: 'dp-sgd' | 'dp-fedavg' = 'dp-sgd'): PlanDraft {
   const d = withPrivacyMode(defaultDraft('test-salt-0001'), mode);
@@ -39,7 +36,7 @@ const descriptionOf = (el: Element) =>
     .map((id) => (id ? (document.getElementById(id)?.textContent ?? '') : ''))
     .join(' ');
 
-function openPrivacy(draft: PlanDraft, onSubmit = vi.fn(async () => undefined)) {
+function openPrivacy(draft: PlanDraft, onSubmit = vi.fn(() => Promise.resolve())) {
   render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={onSubmit} />);
   const nav = screen.getByRole('navigation', { name: 'Plan steps' });
   fireEvent.click(within(nav).getByRole('button', { name: /Privacy/ }));

@@ -48,7 +48,7 @@ function describedBy(el: Element): string {
 }
 
 function openStep(draft: PlanDraft): void {
-  render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={async () => undefined} />);
+  render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={() => Promise.resolve()} />);
   fireEvent.click(screen.getByRole('button', { name: /^\d?\s*Aggregation/ }));
   expect(heading()).toBe(`${index}. Aggregation`);
 }
@@ -65,10 +65,10 @@ describe('study wizard: secure aggregation at the aggregation step', () => {
     openStep(compatibleDraft());
     fireEvent.click(optIn());
     // Four silos, complete graph: k = 3 neighbours, proposed t = ⌊3/2⌋ + 1 = 2.
-    expect((screen.getByLabelText('Neighbours per silo k') as HTMLInputElement).value).toBe('');
-    expect((screen.getByLabelText('Threshold t') as HTMLInputElement).value).toBe('2');
-    expect((screen.getByLabelText('Modulus bits') as HTMLInputElement).value).toBe('32');
-    expect((screen.getByLabelText('Clip norm C') as HTMLInputElement).value).toBe('1');
+    expect(screen.getByLabelText<HTMLInputElement>('Neighbours per silo k').value).toBe('');
+    expect(screen.getByLabelText<HTMLInputElement>('Threshold t').value).toBe('2');
+    expect(screen.getByLabelText<HTMLInputElement>('Modulus bits').value).toBe('32');
+    expect(screen.getByLabelText<HTMLInputElement>('Clip norm C').value).toBe('1');
     expect(screen.getByText(/the hub learns the sum of the updates and never one silo's/)).toBeTruthy();
     expect(conflicts()).toBeNull();
     fireEvent.click(screen.getByRole('button', { name: 'Next' }));
@@ -134,7 +134,7 @@ describe('study wizard: secure aggregation at the aggregation step', () => {
     expect(plan.secureAggregation).toEqual({ threshold: 3, neighbourCount: 3, modulusBits: 24, clipNorm: 0.5 });
     expect(planToDraft(plan).secureAggregation).toEqual(draft.secureAggregation);
 
-    render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={async () => undefined} />);
+    render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={() => Promise.resolve()} />);
     fireEvent.click(screen.getByRole('button', { name: /^\d*\s*Review/ }));
     const review = document.querySelector('pre.plan-text')?.textContent ?? '';
     expect(review).toMatch(

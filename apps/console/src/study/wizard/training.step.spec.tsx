@@ -37,7 +37,7 @@ function describedBy(el: Element): string {
 }
 
 function openStep(draft: PlanDraft): void {
-  render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={async () => undefined} />);
+  render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={() => Promise.resolve()} />);
   fireEvent.click(screen.getByRole('button', { name: new RegExp(`^\\d?\\s*${WIZARD_STEPS[index - 1]!.title}`) }));
   expect(heading()).toBe(`${index}. ${WIZARD_STEPS[index - 1]!.title}`);
 }

@@ -14,11 +14,12 @@ export interface WizardState {
   /** The plan when it has no problem, else null. */
   plan: StudyPlan | null;
   /** The problems a field shows now: once touched, once its step was left with problems, or after sending. */
-  shown(path: string): PlacedProblem[];
+  // Function-typed properties, not methods: steps destructure them (`const { touch } = useWizard()`).
+  shown: (path: string) => PlacedProblem[];
   /** Marks a field as touched: its problems show from then on. */
-  touch(path: string): void;
+  touch: (path: string) => void;
   /** Opens the step of a problem's field and focuses the field. */
-  jumpTo(problem: PlacedProblem): void;
+  jumpTo: (problem: PlacedProblem) => void;
 }
 
 const WizardContext = createContext<WizardState | null>(null);

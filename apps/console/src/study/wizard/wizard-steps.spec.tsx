@@ -140,7 +140,7 @@ describe('study wizard: each step checks its own fields', () => {
     '$step: stays with the problem named at its field, moves on once fixed',
     ({ step, draft, label, bad, problem, good }) => {
       render(
-        <StudyWizard initialDraft={draft()} silos={SILOS} submitLabel="Create" onSubmit={async () => undefined} />,
+        <StudyWizard initialDraft={draft()} silos={SILOS} submitLabel="Create" onSubmit={() => Promise.resolve()} />,
       );
       fireEvent.click(stepButton(step));
       const index = WIZARD_STEPS.findIndex((s) => s.title === step);
@@ -163,7 +163,7 @@ describe('study wizard: each step checks its own fields', () => {
   it('Releases: a noisy evaluation without DP-SGD keeps the step, with the reason at the evaluation choice', () => {
     const draft = validDraft();
     draft.release = { ...draft.release, evaluation: 'noisy', chosen: true };
-    render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={async () => undefined} />);
+    render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={() => Promise.resolve()} />);
     fireEvent.click(stepButton('Releases'));
     const evaluation = screen.getByLabelText('Evaluation results');
     next();
@@ -179,7 +179,7 @@ describe('study wizard: each step checks its own fields', () => {
     const draft = validDraft();
     draft.training.rounds = '0';
     draft.silos = [];
-    render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={async () => undefined} />);
+    render(<StudyWizard initialDraft={draft} silos={SILOS} submitLabel="Create" onSubmit={() => Promise.resolve()} />);
     for (const s of WIZARD_STEPS.slice(1, 4)) {
       next();
       expect(heading()).toBe(`${WIZARD_STEPS.indexOf(s) + 1}. ${s.title}`);
@@ -215,7 +215,7 @@ describe('study wizard: steps come from the list it is given', () => {
         initialDraft={draft}
         silos={SILOS}
         submitLabel="Create"
-        onSubmit={async () => undefined}
+        onSubmit={() => Promise.resolve()}
         steps={steps}
       />,
     );
