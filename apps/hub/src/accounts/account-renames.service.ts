@@ -1,15 +1,6 @@
 import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
-
-interface UnauditedRename {
-  user_id: string;
-  previous_username: string;
-  new_username: string;
-  kept_user_id: string;
-  renamed_at: Date;
-}
+import { AccountsRepository, type UnauditedRename } from './accounts.repository';
 
 /**
  * Writes the audit record of every account that migration Sessions1763801000000 renamed and disabled because its
@@ -23,7 +14,7 @@ export class AccountRenamesService implements OnApplicationBootstrap {
   private readonly logger = new Logger(AccountRenamesService.name);
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly store: AccountsRepository,
     private readonly audit: AuditTrail,
   ) {}
 
@@ -39,14 +30,9 @@ export class AccountRenamesService implements OnApplicationBootstrap {
 
   /** Appends `account.renamed` for each rename not yet recorded; returns them. */
   async recordPendingRenames(): Promise<UnauditedRename[]> {
-    return this.db.transaction(async (tx) => {
-      // SKIP LOCKED: a second hub booting at the same moment leaves these rows to the first one.
-      const rows = (await tx.query(
-        `SELECT "user_id", "previous_username", "new_username", "kept_user_id", "renamed_at"
-           FROM "username_case_renames" WHERE "audited_at" IS NULL
-          ORDER BY "renamed_at", "user_id"
-          FOR UPDATE SKIP LOCKED`,
-      )) as UnauditedRename[];
+    return this.store.inTransaction(async (tx) => {
+      // Locked with SKIP LOCKED: a second hub booting at the same moment leaves these rows to the first one.
+      const rows = await tx.pendingRenames();
       for (const row of rows) {
         // Joins this transaction (AmbientTransactions): the record and the mark commit together or not at all.
         await this.audit.record({
@@ -62,7 +48,7 @@ export class AccountRenamesService implements OnApplicationBootstrap {
             renamedAt: new Date(row.renamed_at).toISOString(),
           },
         });
-        await tx.query(`UPDATE "username_case_renames" SET "audited_at" = now() WHERE "user_id" = $1`, [row.user_id]);
+        await tx.markRenameRecorded(row.user_id);
       }
       return rows;
     });

@@ -1,16 +1,20 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
 import { randomBytes } from 'node:crypto';
 import * as argon2 from 'argon2';
-import { QueryFailedError, Repository, type EntityManager } from 'typeorm';
 import { AuditTrail, SYSTEM_ACTOR, type AuditActor } from '../audit/audit-trail';
 import type { AuthenticatedUser, VerifiedAccount } from '../sessions/authenticated-user';
 import type { SessionEndReason } from '../sessions/session-policy.util';
 import { SessionsService, type IssuedSession } from '../sessions/sessions.service';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { MIN_PASSWORD_LENGTH, passwordProblem, usernameProblem } from './account-rules.util';
+import {
+  AccountsRepository,
+  AccountUniquenessViolated,
+  type AccountsUnitOfWork,
+  type OpenTransaction,
+} from './accounts.repository';
 import { LoginBackoffService } from './login-backoff.service';
-import { UserEntity, type Role } from './user.entity';
+import type { Role, UserEntity } from './user.entity';
 
 export { MIN_PASSWORD_LENGTH };
 
@@ -22,9 +26,6 @@ export const WRONG_CURRENT_PASSWORD = 'currentPassword is not the password of th
 
 /** argon2id with OWASP's 2023 minimum (19 MiB, t=2, p=1). */
 const ARGON2_OPTIONS = { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
-
-/** PostgreSQL's unique_violation. */
-const UNIQUE_VIOLATION = '23505';
 
 export interface UserView {
   id: string;
@@ -93,7 +94,7 @@ export class AccountsService implements OnModuleInit {
   private decoyHash: Promise<string> | undefined;
 
   constructor(
-    @InjectRepository(UserEntity) private readonly users: Repository<UserEntity>,
+    private readonly users: AccountsRepository,
     private readonly audit: AuditTrail,
     private readonly backoff: LoginBackoffService,
     private readonly sessions: SessionsService,
@@ -122,9 +123,8 @@ export class AccountsService implements OnModuleInit {
     const mustChangePassword = options.mustChangePassword === true;
     try {
       // The record joins the transaction that creates the account: both commit, or neither.
-      const saved = await this.users.manager.transaction(async (tx) => {
-        const users = tx.getRepository(UserEntity);
-        const created = await users.save(users.create({ username, passwordHash, role, mustChangePassword }));
+      const saved = await this.users.inTransaction(async (tx) => {
+        const created = await tx.insert({ username, passwordHash, role, mustChangePassword });
         await this.audit.record({
           actor,
           action: 'account.created',
@@ -136,18 +136,13 @@ export class AccountsService implements OnModuleInit {
       return toUserView(saved);
     } catch (err) {
       // Two administrators creating "alice" and "Alice" at once: the unique index on lower(username) decides.
-      if (err instanceof QueryFailedError && (err.driverError as { code?: string }).code === UNIQUE_VIOLATION) {
-        throw this.taken(username, username);
-      }
+      if (err instanceof AccountUniquenessViolated) throw this.taken(username, username);
       throw err;
     }
   }
 
   async list(): Promise<UserView[]> {
-    const [users, live] = await Promise.all([
-      this.users.find({ order: { createdAt: 'ASC' } }),
-      this.sessions.liveCounts(),
-    ]);
+    const [users, live] = await Promise.all([this.users.list(), this.sessions.liveCounts()]);
     return users.map((u) => toUserView(u, live.get(u.id) ?? 0));
   }
 
@@ -165,9 +160,9 @@ export class AccountsService implements OnModuleInit {
     if (change.disabled !== undefined) user.disabled = change.disabled;
     const endReason: SessionEndReason | null =
       user.disabled && !before.disabled ? 'account-disabled' : user.role !== before.role ? 'role-changed' : null;
-    const saved = await this.users.manager.transaction(async (tx) => {
-      const updated = await tx.getRepository(UserEntity).save(user);
-      const revoked = endReason ? await this.sessions.revokeAllOf(tx, id, endReason) : [];
+    const saved = await this.users.inTransaction(async (tx) => {
+      const updated = await tx.save(user);
+      const revoked = endReason ? await this.sessions.revokeAllOf(tx.sessions, id, endReason) : [];
       await this.audit.record({
         actor,
         action: 'account.updated',
@@ -198,9 +193,9 @@ export class AccountsService implements OnModuleInit {
       );
     }
     const passwordHash = await argon2.hash(temporaryPassword, ARGON2_OPTIONS);
-    const saved = await this.users.manager.transaction(async (tx) => {
-      const updated = await this.setPassword(tx, user, passwordHash, true);
-      const revoked = await this.sessions.revokeAllOf(tx, id, 'password-reset');
+    const saved = await this.users.inTransaction(async (tx) => {
+      const updated = await setPassword(tx, user, passwordHash, true);
+      const revoked = await this.sessions.revokeAllOf(tx.sessions, id, 'password-reset');
       await this.audit.record({
         actor,
         action: 'account.password.reset',
@@ -215,8 +210,8 @@ export class AccountsService implements OnModuleInit {
   /** Ends every session of an account now (a lost laptop, a suspicion), without changing anything else. */
   async revokeSessions(id: string, actor: AuditActor): Promise<UserView> {
     const user = await this.existing(id);
-    await this.users.manager.transaction(async (tx) => {
-      const revoked = await this.sessions.revokeAllOf(tx, id, 'revoked-by-administrator');
+    await this.users.inTransaction(async (tx) => {
+      const revoked = await this.sessions.revokeAllOf(tx.sessions, id, 'revoked-by-administrator');
       await this.audit.record({
         actor,
         action: 'account.sessions.revoked',
@@ -250,12 +245,12 @@ export class AccountsService implements OnModuleInit {
     if (next === current) throw validationFailed('newPassword must differ from the current password');
     const passwordHash = await argon2.hash(next, ARGON2_OPTIONS);
     const wasRequired = user.mustChangePassword;
-    return this.users.manager.transaction(async (tx) => {
-      const updated = await this.setPassword(tx, user, passwordHash, false);
-      const revoked = await this.sessions.revokeAllOf(tx, user.id, 'password-changed');
+    return this.users.inTransaction(async (tx) => {
+      const updated = await setPassword(tx, user, passwordHash, false);
+      const revoked = await this.sessions.revokeAllOf(tx.sessions, user.id, 'password-changed');
       const issued = await this.sessions.start(
         { id: updated.id, username: updated.username, role: updated.role, mustChangePassword: false },
-        tx,
+        tx.sessions,
       );
       await this.audit.record({
         actor: { type: 'user', id: user.id, name: user.username },
@@ -277,8 +272,8 @@ export class AccountsService implements OnModuleInit {
     user.oidcIssuer = identity.issuer;
     user.oidcSubject = identity.subject;
     try {
-      const saved = await this.users.manager.transaction(async (tx) => {
-        const updated = await tx.getRepository(UserEntity).save(user);
+      const saved = await this.users.inTransaction(async (tx) => {
+        const updated = await tx.save(user);
         await this.audit.record({
           actor,
           action: 'account.oidc.linked',
@@ -289,7 +284,7 @@ export class AccountsService implements OnModuleInit {
       });
       return toUserView(saved);
     } catch (err) {
-      if (err instanceof QueryFailedError && (err.driverError as { code?: string }).code === UNIQUE_VIOLATION) {
+      if (err instanceof AccountUniquenessViolated) {
         throw new HubException(
           HubErrorCode.CONFLICT,
           `The identity ${identity.subject} at ${identity.issuer} is already linked to another account.`,
@@ -305,8 +300,8 @@ export class AccountsService implements OnModuleInit {
     const before = toUserView(user).oidcIdentity;
     user.oidcIssuer = null;
     user.oidcSubject = null;
-    const saved = await this.users.manager.transaction(async (tx) => {
-      const updated = await tx.getRepository(UserEntity).save(user);
+    const saved = await this.users.inTransaction(async (tx) => {
+      const updated = await tx.save(user);
       await this.audit.record({
         actor,
         action: 'account.oidc.unlinked',
@@ -324,17 +319,19 @@ export class AccountsService implements OnModuleInit {
    * session nor stay usable. A random password replaces it, in the caller's transaction (the sign-in's). Null when
    * the account has no temporary password.
    */
-  async temporaryPasswordReplacement(user: UserEntity): Promise<((tx: EntityManager) => Promise<void>) | null> {
+  async temporaryPasswordReplacement(user: UserEntity): Promise<((tx: OpenTransaction) => Promise<void>) | null> {
     if (!user.mustChangePassword) return null;
     const passwordHash = await argon2.hash(randomBytes(32).toString('base64url'), ARGON2_OPTIONS);
     return async (tx) => {
-      await this.setPassword(tx, user, passwordHash, false);
+      user.passwordHash = passwordHash;
+      user.mustChangePassword = false;
+      await this.users.saveWithin(tx, user);
     };
   }
 
   /** The account linked to an identity, if any. */
   findByOidcIdentity(identity: OidcIdentity): Promise<UserEntity | null> {
-    return this.users.findOne({ where: { oidcIssuer: identity.issuer, oidcSubject: identity.subject } });
+    return this.users.findByOidcIdentity(identity.issuer, identity.subject);
   }
 
   /**
@@ -349,11 +346,14 @@ export class AccountsService implements OnModuleInit {
       const username = oidcUsername(suggestedName, identity.subject, attempt);
       if (await this.findByName(username)) continue;
       try {
-        return await this.users.manager.transaction(async (tx) => {
-          const users = tx.getRepository(UserEntity);
-          const created = await users.save(
-            users.create({ username, passwordHash, role, oidcIssuer: identity.issuer, oidcSubject: identity.subject }),
-          );
+        return await this.users.inTransaction(async (tx) => {
+          const created = await tx.insert({
+            username,
+            passwordHash,
+            role,
+            oidcIssuer: identity.issuer,
+            oidcSubject: identity.subject,
+          });
           await this.audit.record({
             actor: { type: 'system', id: 'oidc', name: identity.issuer },
             action: 'account.created',
@@ -364,9 +364,7 @@ export class AccountsService implements OnModuleInit {
         });
       } catch (err) {
         // The name was taken meanwhile: try the next; the identity itself taken meanwhile is the caller's retry.
-        const unique =
-          err instanceof QueryFailedError && (err.driverError as { code?: string }).code === UNIQUE_VIOLATION;
-        if (!unique || attempt >= 20) throw err;
+        if (!(err instanceof AccountUniquenessViolated) || attempt >= 20) throw err;
       }
     }
   }
@@ -418,24 +416,13 @@ export class AccountsService implements OnModuleInit {
 
   /** The account whose name equals `username` ignoring letter case (at most one: a unique index says so). */
   private findByName(username: string): Promise<UserEntity | null> {
-    return this.users.createQueryBuilder('u').where('lower(u.username) = lower(:username)', { username }).getOne();
+    return this.users.findByName(username);
   }
 
   private async existing(id: string): Promise<UserEntity> {
-    const user = await this.users.findOne({ where: { id } });
+    const user = await this.users.findById(id);
     if (!user) throw new HubException(HubErrorCode.NOT_FOUND, `No account with id ${id}.`);
     return user;
-  }
-
-  private setPassword(
-    tx: EntityManager,
-    user: UserEntity,
-    passwordHash: string,
-    mustChangePassword: boolean,
-  ): Promise<UserEntity> {
-    user.passwordHash = passwordHash;
-    user.mustChangePassword = mustChangePassword;
-    return tx.getRepository(UserEntity).save(user);
   }
 
   private taken(requested: string, existing: string): HubException {
@@ -447,4 +434,15 @@ export class AccountsService implements OnModuleInit {
     this.decoyHash ??= argon2.hash('decoy password that matches nothing', ARGON2_OPTIONS);
     return this.decoyHash;
   }
+}
+
+function setPassword(
+  tx: AccountsUnitOfWork,
+  user: UserEntity,
+  passwordHash: string,
+  mustChangePassword: boolean,
+): Promise<UserEntity> {
+  user.passwordHash = passwordHash;
+  user.mustChangePassword = mustChangePassword;
+  return tx.save(user);
 }
