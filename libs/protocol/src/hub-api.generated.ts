@@ -2477,6 +2477,14 @@ export interface components {
                     column: string;
                     dim: number;
                   }
+                | {
+                    id: string;
+                    inputs?: string[];
+                    /** @constant */
+                    kind: 'scattering';
+                    scales: number;
+                    angles: number;
+                  }
               )[];
               task:
                 | {
