@@ -145,6 +145,11 @@ const optimizer =
       })
     : null;
 let global = ml.initialNetworkParameters(network, plan.training.initSeed);
+// SCAFFOLD (plan.training.algorithm 'scaffold'): each site's control variate and the server's, as agent and hub keep
+// them (ADR 0019): the silos' control deltas averaged with the same weights as the model deltas, c += |S|/N · mean Δc.
+const scaffold = plan.training.algorithm === 'scaffold';
+let serverControl = new Float32Array(size);
+const clientControls = Array.from({ length: 8 }, () => new Float32Array(size));
 const MEAN = 0.1307;
 const STD = 0.3081;
 const inputsOf = (images) => {
@@ -158,10 +163,11 @@ const train = [...splits].map(([, s]) => inputsOf(s.train));
 const tests = new Map([...splits].map(([k, s]) => [k, { test: s.test }]));
 const started = Date.now();
 for (let round = 0; round < plan.training.rounds; round++) {
-  const sum = new Float64Array(size);
+  const sum = new Float64Array(scaffold ? 2 * size : size);
   let weights = 0;
   for (const [i, data] of train.entries()) {
     const options = {
+      ...(scaffold ? { controlCorrection: ml.controlCorrection(serverControl, clientControls[i]) } : {}),
       network,
       parameters: global,
       x: data.x,
@@ -186,9 +192,24 @@ for (let round = 0; round < plan.training.rounds; round++) {
     // Without DP the plan releases record counts and FedAvg weights by them; with DP every update weighs the same.
     const w = cfg.dp ? 1 : data.y.length;
     for (let j = 0; j < size; j++) sum[j] += w * result.delta[j];
+    if (scaffold) {
+      const update = ml.scaffoldControlUpdate({
+        clientControl: clientControls[i],
+        serverControl,
+        delta: result.delta,
+        steps: result.steps,
+        learningRate: plan.training.learningRate,
+      });
+      clientControls[i] = update.control;
+      for (let j = 0; j < size; j++) sum[size + j] += w * update.controlDelta[j];
+    }
     weights += w;
   }
-  const delta = Float32Array.from(sum, (v) => v / weights);
+  const delta = Float32Array.from(sum.subarray(0, size), (v) => v / weights);
+  if (scaffold) {
+    const meanControlDelta = Float32Array.from(sum.subarray(size), (v) => v / weights);
+    serverControl = ml.serverControlStep(serverControl, meanControlDelta, train.length, train.length);
+  }
   if (optimizer) global = optimizer.step(global, delta).weights;
   else global = Float32Array.from(global, (v, j) => v + so.learningRate * delta[j]);
   if (cfg.everyRound || round === plan.training.rounds - 1) {
