@@ -103,13 +103,27 @@ export function describeBlobStoreContract(name: string, factory: BlobStoreFactor
       const staged = await store.stage();
       const first = payload(10, 21);
       const second = payload(12, 22);
-      expect(staged.hashSoFar()).toBe(sha256(new Uint8Array(0)));
+      expect(await staged.hashSoFar()).toBe(sha256(new Uint8Array(0)));
       await staged.write(first);
-      expect(staged.hashSoFar()).toBe(sha256(first));
+      expect(await staged.hashSoFar()).toBe(sha256(first));
       await staged.write(second);
       const whole = Buffer.concat([first, second]);
-      expect(staged.hashSoFar()).toBe(sha256(whole));
+      expect(await staged.hashSoFar()).toBe(sha256(whole));
       expect(await staged.commit()).toEqual({ hash: sha256(whole), size: whole.length });
+    });
+
+    it('names staged bytes past the off-thread hashing threshold (256 KiB) at any point, and commits under that name', async () => {
+      const { store } = await underTest();
+      const staged = await store.stage();
+      // The first write stays under the threshold; the second crosses it mid-chunk; the third adds a partial batch.
+      const parts = [payload(200_000, 23), payload(400_003, 24), payload(1_000_001, 25)];
+      for (let i = 0; i < parts.length; i += 1) {
+        await staged.write(parts[i]!);
+        expect(await staged.hashSoFar()).toBe(sha256(Buffer.concat(parts.slice(0, i + 1))));
+      }
+      const whole = Buffer.concat(parts);
+      expect(await staged.commit()).toEqual({ hash: sha256(whole), size: whole.length });
+      expect((await store.get(sha256(whole))).equals(whole)).toBe(true);
     });
 
     it('reads any range [start, end) of a blob: its first, middle and last bytes, the whole, and nothing', async () => {
@@ -231,7 +245,7 @@ export function describeBlobStoreContract(name: string, factory: BlobStoreFactor
       await staged.write(kept);
       await staged.finish();
       await staged.finish(); // idempotent
-      expect(staged.hashSoFar()).toBe(sha256(kept));
+      expect(await staged.hashSoFar()).toBe(sha256(kept));
       expect(await t.store.has(sha256(kept))).toBe(false); // not published until commit
       await expect(staged.write(payload(1, 32))).rejects.toThrow('no more bytes');
       expect(await staged.commit()).toEqual({ hash: sha256(kept), size: kept.length });

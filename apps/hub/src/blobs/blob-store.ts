@@ -1,12 +1,15 @@
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { BlobIntegrityError, BlobRangeError } from './blob-store.exception';
+import { OffThreadSha256 } from './off-thread-sha256';
 
 /** Bytes being written into the store; named by their SHA-256 only once committed. */
 export interface StagedBlob {
   write(chunk: Uint8Array): Promise<void>;
-  /** The SHA-256 of the bytes written so far (the name they would commit under), without ending the staging. */
-  hashSoFar(): string;
+  /**
+   * The SHA-256 of the bytes written so far (the name they would commit under), without ending the staging. It is
+   * the one hash computed over an upload's bytes at ingest (on a worker thread past 256 KiB, OffThreadSha256).
+   */
+  hashSoFar(): Promise<string>;
   /**
    * Ends the writing and brings the bytes where `commit` publishes them with the least work the medium allows (a
    * closed file in place for a rename; a completed staging object). Idempotent; `commit` does it when not done yet.
@@ -109,14 +112,22 @@ export function verifyingStream(
   onCorrupted: (err: BlobIntegrityError) => void = () => undefined,
 ): Readable {
   async function* checked(): AsyncGenerator<Uint8Array> {
-    const digest = createHash('sha256');
+    // Hashed on a worker thread past 256 KiB: serving or verifying a 40 MB model costs the event loop a copy, not
+    // the hash. ready() holds the read back while the workers are behind (bounded memory).
+    const digest = new OffThreadSha256();
     let held: Uint8Array | undefined;
-    for await (const chunk of source) {
-      digest.update(chunk);
-      if (held) yield held;
-      held = chunk;
+    let actual: string;
+    try {
+      for await (const chunk of source) {
+        digest.update(chunk);
+        await digest.ready();
+        if (held) yield held;
+        held = chunk;
+      }
+      actual = await digest.digest();
+    } finally {
+      digest.dispose();
     }
-    const actual = digest.digest('hex');
     if (actual !== hash) {
       const err = new BlobIntegrityError(hash, actual);
       onCorrupted(err);

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import {
 } from './blob-store';
 import { asStorageError, BlobIntegrityError, BlobNotFoundError, BlobRangeError } from './blob-store.exception';
 import { FilesystemBlobListing } from './filesystem-blob-listing';
+import { OffThreadSha256, sha256Off } from './off-thread-sha256';
 
 export interface FilesystemBlobStoreOptions {
   /** Told of every corrupted blob found on a read (for the audit trail and the log), before the read fails. */
@@ -48,18 +49,19 @@ export class FilesystemBlobStore extends BlobStore {
       await mkdir(join(this.root, 'tmp'), { recursive: true });
       return open(tmp, 'wx', 0o600);
     });
-    const hash = createHash('sha256');
+    // The one SHA-256 pass over the bytes (on a worker thread past 256 KiB): the blob's name.
+    const hash = new OffThreadSha256();
     let size = 0;
     let done = false;
-    /** The bytes' SHA-256 once the writing ended (finish). */
-    let name: string | null = null;
-    /** Set by finish: the file is closed and its directory exists; only the rename is left. */
+    /** Set by finish: the file is closed, its directory exists and its hash is known; only the rename is left. */
     let finished: Promise<string> | null = null;
     const finish = (): Promise<string> => {
       if (finished) return finished;
-      const final = (name = hash.digest('hex'));
+      const digest = hash.digest();
+      digest.catch(() => undefined); // awaited below, after the close
       finished = storageStep('finish a staged blob', async () => {
         await handle.close();
+        const final = await digest;
         await mkdir(join(this.root, final.slice(0, 2)), { recursive: true });
         return final;
       });
@@ -68,12 +70,13 @@ export class FilesystemBlobStore extends BlobStore {
     return {
       write: (chunk) =>
         storageStep('write a staged blob', async () => {
-          if (name !== null) throw new Error('a staged blob takes no more bytes once finished');
+          if (finished) throw new Error('a staged blob takes no more bytes once finished');
           hash.update(chunk);
           size += chunk.length;
           await handle.write(chunk);
+          await hash.ready();
         }),
-      hashSoFar: () => name ?? hash.copy().digest('hex'),
+      hashSoFar: () => finished ?? hash.digestSoFar(),
       finish: async () => {
         await finish();
       },
@@ -94,6 +97,7 @@ export class FilesystemBlobStore extends BlobStore {
         storageStep('drop a staged blob', async () => {
           if (done) return;
           done = true;
+          hash.dispose();
           try {
             if (finished) await finished.catch(() => undefined);
             else await handle.close();
@@ -107,7 +111,7 @@ export class FilesystemBlobStore extends BlobStore {
   async get(hash: string): Promise<Buffer> {
     const path = this.path(hash);
     const bytes = await storageStep('read a blob', () => readFile(path).catch(notFoundAs(hash)));
-    const actual = createHash('sha256').update(bytes).digest('hex');
+    const actual = await sha256Off(bytes);
     if (actual !== hash) {
       const err = new BlobIntegrityError(hash, actual);
       this.onIntegrityFailure(err);

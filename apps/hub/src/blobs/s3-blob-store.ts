@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import {
@@ -20,6 +20,7 @@ import {
   type StagedBlob,
 } from './blob-store';
 import { BlobIntegrityError, BlobRangeError } from './blob-store.exception';
+import { OffThreadSha256, sha256Off } from './off-thread-sha256';
 import { S3BlobListing } from './s3-blob-listing';
 import { asS3StorageError, isMissingObject, s3ErrorCode, s3Step } from './s3-storage-error.util';
 
@@ -114,18 +115,17 @@ export class S3BlobStore extends BlobStore {
       },
     );
     uploaded.catch(() => undefined); // observed by write and commit
-    const hash = createHash('sha256');
+    // The one SHA-256 pass over the bytes (on a worker thread past 256 KiB): the blob's name.
+    const hash = new OffThreadSha256();
     let size = 0;
     let done = false;
-    /** The bytes' SHA-256 once the writing ended (finish). */
-    let name: string | null = null;
-    /** Set by finish: the staging object is complete; only the copy to its name is left. */
+    /** Set by finish: the staging object is complete and its hash known; only the copy to its name is left. */
     let finished: Promise<string> | null = null;
     const finish = (): Promise<string> => {
       if (finished) return finished;
-      const final = (name = hash.digest('hex'));
+      const digest = hash.digest();
       body.end();
-      finished = uploaded.then(() => final);
+      finished = Promise.all([digest, uploaded]).then(([final]) => final);
       return finished;
     };
     const dropStaged = () =>
@@ -133,13 +133,14 @@ export class S3BlobStore extends BlobStore {
     return {
       write: async (chunk) => {
         if (failure) throw failure;
-        if (name !== null) throw new Error('a staged blob takes no more bytes once finished');
+        if (finished) throw new Error('a staged blob takes no more bytes once finished');
         hash.update(chunk);
         size += chunk.length;
         // Backpressure: wait while the part buffer is full, but not past a failed upload.
         if (!body.write(chunk)) await Promise.race([once(body, 'drain'), uploaded]);
+        await hash.ready();
       },
-      hashSoFar: () => name ?? hash.copy().digest('hex'),
+      hashSoFar: () => finished ?? hash.digestSoFar(),
       finish: async () => {
         await finish();
       },
@@ -156,6 +157,7 @@ export class S3BlobStore extends BlobStore {
       abort: async () => {
         if (done) return;
         done = true;
+        hash.dispose();
         body.destroy();
         await upload.abort().catch(() => undefined);
         await uploaded.catch(() => undefined);
@@ -168,7 +170,7 @@ export class S3BlobStore extends BlobStore {
     const chunks: Buffer[] = [];
     for await (const chunk of this.objectBytes(hash)) chunks.push(Buffer.from(chunk));
     const bytes = Buffer.concat(chunks);
-    const actual = createHash('sha256').update(bytes).digest('hex');
+    const actual = await sha256Off(bytes);
     if (actual !== hash) {
       const err = new BlobIntegrityError(hash, actual);
       this.onIntegrityFailure(err);

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { serverControlStep } from '@tessera/ml';
@@ -8,6 +8,7 @@ import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
 import { BlobStore } from '../blobs/blob-store';
 import { BlobIntegrityError } from '../blobs/blob-store.exception';
+import { OffThreadSha256 } from '../blobs/off-thread-sha256';
 import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
 import { faultPoint } from '../faults/fault-point.util';
@@ -597,14 +598,22 @@ export class RoundCloser implements OnModuleInit {
     }
   }
 
-  /** SHA-256 of a stored blob's bytes, read in ranges of VERIFY_READ_BYTES. */
+  /**
+   * SHA-256 of a stored blob's bytes, read in ranges of VERIFY_READ_BYTES and hashed on a worker thread
+   * (OffThreadSha256): the next range is read while the last is hashed, and the event loop stays free for uploads.
+   */
   private async storedHash(hash: string): Promise<string> {
     const size = await this.blobs.size(hash);
-    const digest = createHash('sha256');
-    for (let at = 0; at < size; at += VERIFY_READ_BYTES) {
-      digest.update(await this.blobs.readRange(hash, at, Math.min(size, at + VERIFY_READ_BYTES)));
+    const digest = new OffThreadSha256();
+    try {
+      for (let at = 0; at < size; at += VERIFY_READ_BYTES) {
+        digest.update(await this.blobs.readRange(hash, at, Math.min(size, at + VERIFY_READ_BYTES)));
+        await digest.ready();
+      }
+      return await digest.digest();
+    } finally {
+      digest.dispose();
     }
-    return digest.digest('hex');
   }
 
   /**

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { squaredNorm } from '@tessera/aggregation';
 import { parseUpdateHeader, readFramePrefix, UpdateFrameError, type UpdateHeader } from '@tessera/protocol';
 import type { StagedBlob } from '../blobs/blob-store';
+import { OffThreadSha256 } from '../blobs/off-thread-sha256';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 
 /** What the hub measured while streaming an update into the blob store. */
@@ -137,6 +137,9 @@ export async function receiveUpdate(
   // The frame's hash is the one the staged blob computes as it is written (its name once committed): a re-send of an
   // accepted update is recognised by it and never stored, without hashing the bytes a second time here.
   const write = (bytes: Buffer) => staged.write(bytes);
+  // The payload's hash, checked against the header's claim; the frame's (the blob's name) is the staged blob's.
+  // Both run on a worker thread past 256 KiB: the event loop pays a copy per byte, not the hash.
+  const payloadHash = new OffThreadSha256();
   try {
     let header: UpdateHeader;
     try {
@@ -152,7 +155,6 @@ export async function receiveUpdate(
     await checkHeader(header);
 
     const expectedBytes = header.length * 4;
-    const payloadHash = createHash('sha256');
     const values = new Float32StreamCheck();
     let received = 0;
     // Socket reads are 16–64 KiB; one awaited file write per read cost ~40 µs of main-thread time each (profile in
@@ -178,6 +180,7 @@ export async function receiveUpdate(
       batch.push(chunk);
       batchBytes += chunk.length;
       if (batchBytes >= WRITE_BATCH_BYTES) await flush();
+      await payloadHash.ready();
     };
     await consume(carry.bytes);
     for (;;) {
@@ -192,7 +195,7 @@ export async function receiveUpdate(
         `the payload has ${received} bytes; the header announces ${header.length} float32 values (${expectedBytes} bytes)`,
       );
     }
-    const payloadSha256 = payloadHash.digest('hex');
+    const payloadSha256 = await payloadHash.digest();
     if (payloadSha256 !== header.payloadSha256) {
       throw malformed('the payload does not match the sha256 in its header (corrupted in transit?)');
     }
@@ -201,8 +204,9 @@ export async function receiveUpdate(
     if (Math.abs(l2Norm - header.l2Norm) > 1e-4 * Math.max(1, l2Norm)) {
       throw malformed(`the declared L2 norm ${header.l2Norm} does not match the payload's ${l2Norm}`);
     }
-    return { header, l2Norm, payloadSha256, frameSha256: staged.hashSoFar() };
+    return { header, l2Norm, payloadSha256, frameSha256: await staged.hashSoFar() };
   } catch (err) {
+    payloadHash.dispose();
     await staged.abort();
     body.resume(); // drain what the client is still sending, so it reads our answer
     throw err;
