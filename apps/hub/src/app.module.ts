@@ -3,12 +3,13 @@ import { APP_FILTER } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
+import pino, { type Logger } from 'pino';
 import { DataSource } from 'typeorm';
 import { AccountsModule } from './accounts/accounts.module';
 import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
 import { GlobalExceptionFilter } from './common/global-exception.filter';
-import { loggerParams } from './common/logging';
+import { hubLogger, loggerParams } from './common/logging';
 import { RATE_LIMIT_NAME, RateLimitStore } from './common/rate-limit.store';
 import { ConsoleModule } from './console/console.module';
 import { DataGeneration } from './database/data-generation';
@@ -32,6 +33,11 @@ import { StudiesModule } from './studies/studies.module';
 
 export interface HubModuleOptions extends HubBootValues {
   database: DatabaseEndpoint;
+  /**
+   * The hub's root logger (hub.ts makes it, with an asynchronous destination it flushes when the hub stops). Without
+   * one (commands, the API document), lines go to stdout synchronously, so a command's `process.exit` loses none.
+   */
+  logger?: Logger;
 }
 
 /**
@@ -42,13 +48,14 @@ export interface HubModuleOptions extends HubBootValues {
  */
 @Module({})
 export class AppModule {
-  static forRoot({ config, database, sessionKey, pkiKeys }: HubModuleOptions): DynamicModule {
+  static forRoot({ config, database, sessionKey, pkiKeys, logger }: HubModuleOptions): DynamicModule {
+    const root = logger ?? hubLogger(config, pino.destination({ dest: 1, sync: true }));
     // The embedded database has one writer, this process (ADR 0002): reads may be reused until a write commits.
     const generation = database.kind === 'embedded' ? new DataGeneration() : null;
     return {
       module: AppModule,
       imports: [
-        LoggerModule.forRoot(loggerParams(config)),
+        LoggerModule.forRoot(loggerParams(root)),
         TypeOrmModule.forRoot(dataSourceOptions(database, { entities: ENTITIES, generation: generation ?? undefined })),
         ReadCacheModule.forRoot(generation),
         // Counted in the database, so every replica shares the limits (issue 18, item 4).

@@ -9,6 +9,7 @@ import { SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 import { Logger } from 'nestjs-pino';
+import pino, { type Logger as RootLogger } from 'pino';
 import { AccountsService } from './accounts/accounts.service';
 import { AppModule } from './app.module';
 import { AuditTrail } from './audit/audit-trail';
@@ -19,10 +20,12 @@ import { SilosService } from './silos/silos.service';
 import { resolveSessionKey } from './sessions/session-key';
 import { correlationIdOf, errorBodyFor, sendError } from './common/global-exception.filter';
 import { refuseHostileInput } from './common/input-guard.middleware';
-import { correlationIdFor } from './common/logging';
+import { correlationIdFor, hubLogger, requestLogging } from './common/logging';
+import { serveSharedJson } from './common/shared-json';
 import { hubValidationPipe } from './common/validation';
 import type { HubConfig } from './config/config.schema';
 import { ClientAddressResolver } from './config/trusted-proxies.util';
+import { isSharedRead } from './database/read-cache';
 import { externalPostgres, startEmbeddedPostgres, type DatabaseEndpoint } from './database/embedded-postgres';
 import { runMigrations } from './database/migrate';
 import { MetricsService } from './metrics/metrics.service';
@@ -56,13 +59,17 @@ export async function startHub(config: HubConfig, options: { logger?: boolean } 
   // On a first boot, the CA and server keys are made on the thread pool while the database starts.
   const pkiKeys = PkiKeyPrefetch.startEarly(config);
   const database = await openDatabase(config);
+  // Asynchronous: a slow reader of stdout must not stop the event loop (common/logging.ts); flushed when the hub stops.
+  const logDestination = pino.destination({ dest: 1, sync: false });
+  const logger = hubLogger(config, logDestination);
+  const flushLog = () => flushLogLines(logDestination);
   let app: NestExpressApplication | undefined;
   const extraServers: Server[] = [];
   try {
     if (config.runMigrations) await runMigrations(database);
     const sessionKey = resolveSessionKey(config.jwtSecret, config.dataDir);
     app = await NestFactory.create<NestExpressApplication>(
-      AppModule.forRoot({ config, database, sessionKey, pkiKeys }),
+      AppModule.forRoot({ config, database, sessionKey, pkiKeys, logger }),
       {
         bodyParser: false,
         bufferLogs: true,
@@ -70,7 +77,7 @@ export async function startHub(config: HubConfig, options: { logger?: boolean } 
       },
     );
     app.useLogger(app.get(Logger));
-    configureHttp(app, config);
+    configureHttp(app, config, logger);
     await app.init();
     await app.get(AccountsService).ensureFirstAdmin(config.adminUsername, config.adminPassword);
     const pki = app.get(HubPkiService);
@@ -118,7 +125,8 @@ export async function startHub(config: HubConfig, options: { logger?: boolean } 
       url,
       siloUrl,
       enrollUrl,
-      close: () => stopHub(running, [server, siloServer, enrollServer], database, config.shutdownTimeoutMs),
+      close: () =>
+        stopHub(running, [server, siloServer, enrollServer], database, config.shutdownTimeoutMs).finally(flushLog),
     };
   } catch (err) {
     // A hub that cannot serve all of its listeners must not linger half-started (answering 503/500, its timers
@@ -126,6 +134,7 @@ export async function startHub(config: HubConfig, options: { logger?: boolean } 
     await Promise.all(extraServers.map(closeIfListening));
     await app?.close().catch(() => undefined);
     await database.close();
+    flushLog();
     throw err;
   }
 }
@@ -192,11 +201,25 @@ function refusedHandshake(audit: AuditTrail, err: Error & { code?: string }, rem
     .catch(() => undefined);
 }
 
-function configureHttp(app: NestExpressApplication, config: HubConfig): void {
+/**
+ * Writes out the log lines the asynchronous destination still holds, before the process may exit. A line being
+ * written when this runs is finished by its own write; pino also flushes at process exit, but not on SIGKILL.
+ */
+function flushLogLines(destination: { flushSync(): void }): void {
+  try {
+    destination.flushSync();
+  } catch (err) {
+    process.stderr.write(`tessera-hub: the last log lines could not be written: ${(err as Error).message}\n`);
+  }
+}
+
+function configureHttp(app: NestExpressApplication, config: HubConfig, logger: RootLogger): void {
   // Express's own 'trust proxy' is one setting for the whole app, hence for all three listeners; the client address is
   // decided per listener below instead, and Express never reads X-Forwarded-* itself.
   app.set('trust proxy', false);
   app.disable('x-powered-by');
+  // Cached console views (ReadCache) are serialised once per value, with their ETag, whoever reads them.
+  serveSharedJson(app.getHttpAdapter().getInstance(), isSharedRead);
   const metrics = app.get(MetricsService);
   const clientAddress: Record<Listener, ClientAddressResolver> = {
     people: new ClientAddressResolver(config.trustedProxies),
@@ -220,6 +243,8 @@ function configureHttp(app: NestExpressApplication, config: HubConfig): void {
     });
     next();
   });
+  // After the id is set: every line about this request carries it.
+  app.use(requestLogging(logger));
   app.use(
     helmet({
       contentSecurityPolicy: {

@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, api, DATABASE_KINDS, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
 
@@ -8,6 +9,26 @@ interface SiloRow {
 }
 interface AuditPage {
   events: { action: string; subject?: string | null }[];
+}
+
+interface Conditional {
+  status: number;
+  etag: string | undefined;
+  body: string;
+}
+
+/** A GET by node:http: fetch adds `cache-control: no-cache` to a request with If-None-Match, which defeats it. */
+function conditionalGet(url: string, headers: Record<string, string>): Promise<Conditional> {
+  return new Promise((done, fail) => {
+    const req = request(url, { headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => done({ status: res.statusCode ?? 0, etag: res.headers.etag, body }));
+    });
+    req.on('error', fail);
+    req.end();
+  });
 }
 
 /**
@@ -97,5 +118,52 @@ describe.each(DATABASE_KINDS)('reads after writes (%s database)', (kind) => {
     } else {
       expect(after).toBeNull(); // nothing is cached on a server database: no such counter
     }
+  });
+
+  it('answers a repeated read with 304 until a write changes it, and never to a caller the guard refuses', async () => {
+    const page = `${hub.url}/api/audit/events?limit=5`;
+    const first = await conditionalGet(page, admin);
+    const again = await conditionalGet(page, admin);
+    expect(first.status).toBe(200);
+    expect(first.etag).toMatch(/^W\/"/);
+    expect([again.etag, again.body]).toEqual([first.etag, first.body]);
+    const unchanged = await conditionalGet(page, { ...admin, 'if-none-match': first.etag! });
+    expect([unchanged.status, unchanged.body]).toEqual([304, '']);
+
+    // Another person with the same view gets the same bytes; no credentials, or a revoked session, get no 304.
+    const password = 'a third long passphrase 1';
+    const created = await api(hub, 'POST', '/api/users', {
+      headers: admin,
+      json: { username: 'etag-reader', password, role: 'auditor' },
+    });
+    expect(created.status).toBe(201);
+    const auditor = await signIn(hub, 'etag-reader', password);
+    const seen = await conditionalGet(page, auditor);
+    expect(seen.status).toBe(200);
+    const byAuditor = await conditionalGet(page, { ...auditor, 'if-none-match': seen.etag! });
+    expect(byAuditor.status).toBe(304);
+    expect((await conditionalGet(page, { 'if-none-match': seen.etag! })).status).toBe(401);
+    const userId = (created.body as { id: string }).id;
+    expect((await api(hub, 'PATCH', `/api/users/${userId}`, { headers: admin, json: { disabled: true } })).status).toBe(
+      200,
+    );
+    expect((await conditionalGet(page, { ...auditor, 'if-none-match': seen.etag! })).status).toBe(401);
+
+    // A write (a suspension, recorded in the trail) gives the page new bytes and a new ETag.
+    const silo = await api(hub, 'POST', '/api/silos', {
+      headers: admin,
+      json: { name: 'Conditional Reads', contact: 'it@example.org' },
+    });
+    const siloId = (silo.body as { silo: { id: string } }).silo.id;
+    const before = await conditionalGet(page, admin);
+    expect(
+      (await api(hub, 'POST', `/api/silos/${siloId}/suspend`, { headers: admin, json: { reason: 'etag check' } }))
+        .status,
+    ).toBe(200);
+    const changed = await conditionalGet(page, { ...admin, 'if-none-match': before.etag! });
+    expect(changed.status).toBe(200);
+    expect(changed.etag).not.toBe(before.etag);
+    expect((JSON.parse(changed.body) as AuditPage).events[0]?.action).toBe('silo.suspended');
+    expect((await conditionalGet(page, { ...admin, 'if-none-match': changed.etag! })).status).toBe(304);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DataGeneration, StatementWatch } from './data-generation';
-import { ReadCache } from './read-cache';
+import { isSharedRead, ReadCache } from './read-cache';
 
 function setup(options: { maxEntries?: number; maxAgeMs?: number } = {}) {
   const generation = new DataGeneration();
@@ -183,5 +183,34 @@ describe('ReadCache', () => {
     expect(cache.enabled).toBe(false);
     await cache.read('k', compute);
     expect(await cache.read('k', compute)).toBe(2);
+  });
+
+  it('marks the object it hands out as a shared read, for callers that joined it too, and nothing else', async () => {
+    const t = setup();
+    let release!: (v: { rows: number[] }) => void;
+    const first = t.cache.read('k', () => new Promise<{ rows: number[] }>((r) => (release = r)));
+    const joined = t.cache.read('k', () => Promise.resolve({ rows: [] }));
+    release({ rows: [1, 2] });
+    const [a, b] = await Promise.all([first, joined]);
+    expect(a).toBe(b);
+    expect(isSharedRead(a)).toBe(true);
+    // An equal object the cache did not hand out, and values that cannot be shared by reference.
+    expect(isSharedRead({ rows: [1, 2] })).toBe(false);
+    expect(isSharedRead(a.rows)).toBe(false);
+    expect(isSharedRead(await t.cache.read('s', t.compute('text')))).toBe(false);
+    expect(isSharedRead(null)).toBe(false);
+  });
+
+  it('hands out a new shared object after a write, and marks nothing when off', async () => {
+    const t = setup();
+    const compute = () => Promise.resolve({ n: 1 });
+    const before = await t.cache.read('k', compute);
+    t.generation.bump();
+    const after = await t.cache.read('k', compute);
+    expect(after).not.toBe(before);
+    expect(isSharedRead(after)).toBe(true);
+
+    const off = new ReadCache(null, { maxEntries: 10, maxAgeMs: 1_000 });
+    expect(isSharedRead(await off.read('k', compute))).toBe(false);
   });
 });

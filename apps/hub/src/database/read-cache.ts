@@ -15,6 +15,22 @@ interface Next {
   readonly value: Promise<unknown>;
 }
 
+/**
+ * The results the cache has handed out: one object per computation, given unchanged to every caller it serves.
+ * Only the cache adds to it; weak, so a result dropped from the cache (and from every answer in progress) goes.
+ */
+const sharedReads = new WeakSet<object>();
+
+/**
+ * Whether `value` is a result of a ReadCache computation, i.e. an object several callers may receive as is. Its
+ * serialisation can then be kept with it (common/shared-json.ts): a later write makes the cache compute a new object,
+ * never change this one, so the bytes stay those of this value. Callers must treat such a result as read-only,
+ * which the cache already requires (every caller shares it).
+ */
+export function isSharedRead(value: unknown): value is object {
+  return typeof value === 'object' && value !== null && sharedReads.has(value);
+}
+
 export interface ReadCacheOptions {
   /** Entries kept at most (least recently used first out). */
   readonly maxEntries: number;
@@ -108,7 +124,8 @@ export class ReadCache {
       version: generation.value,
       startedAt: this.now(),
       read,
-      value: generation.recording(read, async () => compute()),
+      // Marked before any caller sees the value: the mark is on the promise's own chain, ahead of theirs.
+      value: generation.recording(read, async () => compute()).then(markShared),
       settled: false,
     };
     this.entries.delete(key);
@@ -125,4 +142,9 @@ export class ReadCache {
     );
     return entry;
   }
+}
+
+function markShared<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) sharedReads.add(value);
+  return value;
 }
