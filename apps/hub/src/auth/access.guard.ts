@@ -7,7 +7,7 @@ import { HubErrorCode, HubException } from '../common/hub.exception';
 import { classifiedError } from '../common/transient-error.util';
 import { RefusalRecorder } from '../silos/refusal-recorder.service';
 import { attachSilo } from '../silos/silo-identity';
-import { SilosService } from '../silos/silos.service';
+import { SiloCertificatesService } from '../silos/silo-certificates.service';
 import { ACCESS_METADATA, PENDING_PASSWORD_CHANGE_METADATA, type AccessLevel } from '../access/access.decorator';
 import type { AuthenticatedUser } from '../sessions/authenticated-user';
 import { listenerOf, type Listener } from './listener';
@@ -42,7 +42,7 @@ export class AccessGuard implements CanActivate {
 
   constructor(
     private readonly reflector: Reflector,
-    @Optional() private readonly silos?: SilosService,
+    @Optional() private readonly silos?: SiloCertificatesService,
     @Optional() private readonly refusals?: RefusalRecorder,
   ) {}
 

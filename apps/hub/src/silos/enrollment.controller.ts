@@ -6,7 +6,7 @@ import type { Request } from 'express';
 import { Access } from '../access/access.decorator';
 import { HubPkiService } from '../pki/hub-pki.service';
 import { EnrollDto } from './dto/silo.dto';
-import { SilosService } from './silos.service';
+import { SiloCertificatesService } from './silo-certificates.service';
 import { Endpoint } from '../openapi/endpoint.decorator';
 
 /** Served only on the enrollment listener (TLS with the hub certificate; the agent has no certificate yet). */
@@ -15,7 +15,7 @@ import { Endpoint } from '../openapi/endpoint.decorator';
 @Controller()
 export class EnrollmentController {
   constructor(
-    private readonly silos: SilosService,
+    private readonly certificates: SiloCertificatesService,
     private readonly pki: HubPkiService,
   ) {}
 
@@ -37,7 +37,7 @@ export class EnrollmentController {
     answer: { schema: 'CertificateGrant' },
   })
   enroll(@Body() dto: EnrollDto, @Req() req: Request): Promise<CertificateGrant> {
-    return this.silos.enroll(dto.token, dto.csrPem, req.socket.remoteAddress ?? 'unknown', {
+    return this.certificates.enroll(dto.token, dto.csrPem, req.socket.remoteAddress ?? 'unknown', {
       headers: req.headers,
       onEnd: (done) => req.res?.once('close', done),
     });

@@ -1,10 +1,15 @@
 import { createHash } from 'node:crypto';
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
-import { DataSource, type EntityManager } from 'typeorm';
 import { AuditTrail, type AuditActor, type AuditEvent } from '../audit/audit-trail';
 import { IntervalTask } from '../audit/interval-task.util';
+import {
+  SiloRefusalsRepository,
+  type RefusalAction,
+  type RefusalKey,
+  type RefusalRow,
+  type RefusalsUnitOfWork,
+} from './silo-refusals.repository';
 
 /**
  * One audit record per refused identity and reason per interval, in ms. A revoked silo that keeps calling (or a
@@ -15,7 +20,7 @@ export const REFUSAL_RECORD_INTERVAL_MS = 60_000;
 /** Distinct remote addresses kept per aggregated record (the first ones seen); the count covers every refusal. */
 export const REFUSAL_MAX_ADDRESSES = 8;
 
-export type RefusalAction = 'silo.identity.refused' | 'silo.certificate.renewal.refused';
+export type { RefusalAction };
 
 /** A request refused on the silo listener, for the audit trail. */
 export interface Refusal {
@@ -30,23 +35,9 @@ export interface Refusal {
   kind?: string;
 }
 
-interface RefusalRow {
-  fingerprint_sha256: string;
-  reason_sha256: string;
-  action: RefusalAction;
-  actor: AuditActor;
-  subject: AuditEvent['subject'] | null;
-  kind: string | null;
-  reason: string;
-  pending_count: number;
-  pending_first_at: Date | null;
-  pending_last_at: Date | null;
-  pending_remote_addresses: string[];
-  last_recorded_at: Date | null;
-}
-
-function reasonKey(refusal: Pick<Refusal, 'action' | 'reason'>): string {
-  return createHash('sha256').update(`${refusal.action}\n${refusal.reason}`, 'utf8').digest('hex');
+function keyOf(refusal: Refusal): RefusalKey {
+  const reasonSha256 = createHash('sha256').update(`${refusal.action}\n${refusal.reason}`, 'utf8').digest('hex');
+  return { fingerprintSha256: refusal.fingerprintSha256, reasonSha256 };
 }
 
 /**
@@ -62,7 +53,7 @@ export class RefusalRecorder implements OnModuleInit, OnModuleDestroy {
   private readonly schedule: IntervalTask;
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly store: SiloRefusalsRepository,
     private readonly audit: AuditTrail,
     @InjectPinoLogger('SiloRefusals') private readonly logger: PinoLogger,
   ) {
@@ -84,17 +75,13 @@ export class RefusalRecorder implements OnModuleInit, OnModuleDestroy {
   }
 
   async record(refusal: Refusal, now = new Date()): Promise<void> {
-    const key = reasonKey(refusal);
-    await this.db.transaction(async (tx) => {
-      await tx.query(
-        `INSERT INTO "silo_identity_refusals" ("fingerprint_sha256", "reason_sha256", "action", "actor", "reason")
-         VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT DO NOTHING`,
-        [refusal.fingerprintSha256, key, refusal.action, JSON.stringify(refusal.actor), refusal.reason],
-      );
-      const row = await this.lockRow(tx, refusal.fingerprintSha256, key);
+    const key = keyOf(refusal);
+    await this.store.inTransaction(async (tx) => {
+      await tx.ensureRow(key, refusal);
+      const row = await tx.lock(key);
       if (!row) throw new Error('the refusal row vanished under its lock');
       const due =
-        row.last_recorded_at === null || now.getTime() - row.last_recorded_at.getTime() >= REFUSAL_RECORD_INTERVAL_MS;
+        row.lastRecordedAt === null || now.getTime() - row.lastRecordedAt.getTime() >= REFUSAL_RECORD_INTERVAL_MS;
       if (due) {
         await this.append(
           tx,
@@ -103,27 +90,10 @@ export class RefusalRecorder implements OnModuleInit, OnModuleDestroy {
         );
         return;
       }
-      await tx.query(
-        `UPDATE "silo_identity_refusals"
-            SET "pending_count" = "pending_count" + 1,
-                "pending_first_at" = COALESCE("pending_first_at", $3),
-                "pending_last_at" = $3,
-                "pending_remote_addresses" = CASE
-                  WHEN $4::text IS NULL OR $4::text = ANY ("pending_remote_addresses")
-                    OR cardinality("pending_remote_addresses") >= $5 THEN "pending_remote_addresses"
-                  ELSE array_append("pending_remote_addresses", $4::text) END,
-                "actor" = $6::jsonb, "subject" = $7::jsonb, "kind" = $8
-          WHERE "fingerprint_sha256" = $1 AND "reason_sha256" = $2`,
-        [
-          refusal.fingerprintSha256,
-          key,
-          now,
-          refusal.remoteAddress ?? null,
-          REFUSAL_MAX_ADDRESSES,
-          JSON.stringify(refusal.actor),
-          refusal.subject ? JSON.stringify(refusal.subject) : null,
-          refusal.kind ?? null,
-        ],
+      await tx.countPending(
+        key,
+        { at: now, remoteAddress: refusal.remoteAddress ?? null, maxAddresses: REFUSAL_MAX_ADDRESSES },
+        this.latest(refusal),
       );
     });
   }
@@ -134,17 +104,13 @@ export class RefusalRecorder implements OnModuleInit, OnModuleDestroy {
    */
   async flush(options: { all?: boolean } = {}, now = new Date()): Promise<number> {
     const cutoff = options.all ? now : new Date(now.getTime() - REFUSAL_RECORD_INTERVAL_MS);
-    const keys = (await this.db.query(
-      `SELECT "fingerprint_sha256", "reason_sha256" FROM "silo_identity_refusals"
-        WHERE "pending_count" > 0 AND ("last_recorded_at" IS NULL OR "last_recorded_at" <= $1)`,
-      [cutoff],
-    )) as Pick<RefusalRow, 'fingerprint_sha256' | 'reason_sha256'>[];
+    const keys = await this.store.dueKeys(cutoff);
     let appended = 0;
-    for (const { fingerprint_sha256, reason_sha256 } of keys) {
-      appended += await this.db.transaction(async (tx) => {
-        const row = await this.lockRow(tx, fingerprint_sha256, reason_sha256);
+    for (const key of keys) {
+      appended += await this.store.inTransaction(async (tx) => {
+        const row = await tx.lock(key);
         // Another replica (or a refusal in between) may have recorded it already.
-        if (!row || row.pending_count === 0) return 0;
+        if (!row || row.pendingCount === 0) return 0;
         await this.append(tx, row, { count: 0, at: now });
         return 1;
       });
@@ -156,45 +122,29 @@ export class RefusalRecorder implements OnModuleInit, OnModuleDestroy {
     return { actor: refusal.actor, subject: refusal.subject ?? null, kind: refusal.kind ?? null };
   }
 
-  private async lockRow(tx: EntityManager, fingerprint: string, key: string): Promise<RefusalRow | undefined> {
-    const [row] = (await tx.query(
-      `SELECT * FROM "silo_identity_refusals" WHERE "fingerprint_sha256" = $1 AND "reason_sha256" = $2 FOR UPDATE`,
-      [fingerprint, key],
-    )) as RefusalRow[];
-    if (!row) return undefined;
-    const at = (v: Date | string | null): Date | null => (v === null ? null : new Date(v));
-    return {
-      ...row,
-      pending_count: Number(row.pending_count),
-      pending_first_at: at(row.pending_first_at),
-      pending_last_at: at(row.pending_last_at),
-      last_recorded_at: at(row.last_recorded_at),
-    };
-  }
-
   /**
    * One audit record for the row's pending refusals plus `current` (the refusal being handled, if any), then the
    * row's pending state cleared: in one transaction, so the count is recorded exactly once.
    */
   private async append(
-    tx: EntityManager,
+    tx: RefusalsUnitOfWork,
     row: RefusalRow,
     current: { count: 0 | 1; at: Date; remoteAddress?: string },
   ): Promise<void> {
-    const addresses = [...row.pending_remote_addresses];
+    const addresses = [...row.pendingRemoteAddresses];
     if (current.remoteAddress !== undefined && !addresses.includes(current.remoteAddress)) {
       if (addresses.length < REFUSAL_MAX_ADDRESSES) addresses.push(current.remoteAddress);
     }
-    const count = row.pending_count + current.count;
-    const firstAt = row.pending_first_at ?? current.at;
-    const lastAt = current.count === 1 ? current.at : (row.pending_last_at ?? current.at);
+    const count = row.pendingCount + current.count;
+    const firstAt = row.pendingFirstAt ?? current.at;
+    const lastAt = current.count === 1 ? current.at : (row.pendingLastAt ?? current.at);
     // Joins this transaction (AuditTrail records inside an open hub transaction on its connection).
     await this.audit.record({
       actor: row.actor,
       action: row.action,
       ...(row.subject ? { subject: row.subject } : {}),
       details: {
-        fingerprintSha256: row.fingerprint_sha256,
+        fingerprintSha256: row.fingerprintSha256,
         reason: row.reason,
         ...(row.kind ? { kind: row.kind } : {}),
         count,
@@ -203,12 +153,6 @@ export class RefusalRecorder implements OnModuleInit, OnModuleDestroy {
         remoteAddresses: addresses,
       },
     });
-    await tx.query(
-      `UPDATE "silo_identity_refusals"
-          SET "pending_count" = 0, "pending_first_at" = NULL, "pending_last_at" = NULL,
-              "pending_remote_addresses" = '{}', "last_recorded_at" = $3
-        WHERE "fingerprint_sha256" = $1 AND "reason_sha256" = $2`,
-      [row.fingerprint_sha256, row.reason_sha256, current.at],
-    );
+    await tx.clearPending(row, current.at);
   }
 }

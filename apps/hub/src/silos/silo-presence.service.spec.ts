@@ -1,9 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { AGENT_HEADER, AGENT_TASK_HEADER, SILO_STUDY_API } from '@tessera/protocol';
 import type { PinoLogger } from 'nestjs-pino';
-import type { DataSource } from 'typeorm';
 import { describe, expect, it } from 'vitest';
 import { pollWaitOf, SiloPresence, type AgentContact, type StoredPresence } from './silo-presence.service';
+import type { SilosRepository } from './silos.repository';
 
 const SILO = '5b2f3c4d-6e7f-4a8b-9c0d-1e2f3a4b5c6d';
 const STUDY = '7c6b5a49-3827-4615-a4b3-c2d1e0f9a8b7';
@@ -30,7 +30,7 @@ function request(headers: IncomingHttpHeaders = {}, url?: string): AgentContact 
 function presence() {
   let now = T0;
   // Only flush() touches the database and the logger; these tests do not flush.
-  const p = new SiloPresence({} as DataSource, {} as PinoLogger, () => now);
+  const p = new SiloPresence({} as SilosRepository, {} as PinoLogger, () => now);
   return { p, advance: (ms: number) => (now += ms), at: () => now };
 }
 

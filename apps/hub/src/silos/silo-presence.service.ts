@@ -1,6 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Injectable, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import {
   AGENT_HEADER,
   AGENT_TASK_HEADER,
@@ -13,9 +12,8 @@ import {
   type SiloAgentView,
 } from '@tessera/protocol';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
-import { DataSource } from 'typeorm';
 import { IntervalTask } from '../audit/interval-task.util';
-import { SiloEntity } from './silo.entity';
+import { SilosRepository } from './silos.repository';
 
 /** What the hub has seen of each silo's agent is written to `silos` this often (ms), and when the hub stops. */
 export const PRESENCE_FLUSH_INTERVAL_MS = 15_000;
@@ -88,7 +86,7 @@ export class SiloPresence implements OnModuleInit, OnModuleDestroy {
   private readonly now: () => number;
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly store: SilosRepository,
     @InjectPinoLogger('SiloPresence') private readonly logger: PinoLogger,
     @Optional() now?: () => number,
   ) {
@@ -172,39 +170,15 @@ export class SiloPresence implements OnModuleInit, OnModuleDestroy {
 
   /** Writes every changed entry to `silos`; a silo deleted meanwhile is simply not updated. */
   async flush(): Promise<void> {
-    const repo = this.db.getRepository(SiloEntity);
     for (const [siloId, entry] of this.seen) {
       if (!entry.dirty) continue;
       entry.dirty = false;
       try {
-        await repo
-          .createQueryBuilder()
-          .update()
-          .set({
-            // Never move a time backwards: another replica may have written a later one.
-            ...(entry.lastSilo === null
-              ? {}
-              : { lastSeenAt: () => `GREATEST(COALESCE("last_seen_at", :silo::timestamptz), :silo::timestamptz)` }),
-            ...(entry.lastEnroll === null
-              ? {}
-              : {
-                  enrollLastSeenAt: () =>
-                    `GREATEST(COALESCE("enroll_last_seen_at", :enroll::timestamptz), :enroll::timestamptz)`,
-                }),
-            ...(entry.software === null
-              ? {}
-              : {
-                  agentVersion: entry.software.version,
-                  agentPlatform: entry.software.platform,
-                  agentNode: entry.software.node,
-                }),
-          })
-          .where('id = :siloId', {
-            siloId,
-            silo: entry.lastSilo === null ? null : new Date(entry.lastSilo).toISOString(),
-            enroll: entry.lastEnroll === null ? null : new Date(entry.lastEnroll).toISOString(),
-          })
-          .execute();
+        await this.store.writePresence(siloId, {
+          lastSeenAt: entry.lastSilo === null ? null : new Date(entry.lastSilo).toISOString(),
+          enrollLastSeenAt: entry.lastEnroll === null ? null : new Date(entry.lastEnroll).toISOString(),
+          software: entry.software,
+        });
       } catch (err) {
         entry.dirty = true;
         throw err;

@@ -5,6 +5,7 @@ import type { Request } from 'express';
 import { Access } from '../access/access.decorator';
 import { RenewDto } from './dto/silo.dto';
 import { siloOf } from './silo-identity';
+import { SiloCertificatesService } from './silo-certificates.service';
 import { SilosService } from './silos.service';
 import { Endpoint } from '../openapi/endpoint.decorator';
 
@@ -13,7 +14,10 @@ import { Endpoint } from '../openapi/endpoint.decorator';
 @Access('silo')
 @Controller()
 export class SiloSelfController {
-  constructor(private readonly silos: SilosService) {}
+  constructor(
+    private readonly silos: SilosService,
+    private readonly certificates: SiloCertificatesService,
+  ) {}
 
   @Get(SILO_API.me)
   @Endpoint({ summary: 'Who this silo is to the hub, and the hub’s time', answer: { schema: 'SiloSelf' } })
@@ -33,6 +37,6 @@ export class SiloSelfController {
   @HttpCode(200)
   @Endpoint({ summary: 'Renew this silo’s certificate with a new key', answer: { schema: 'CertificateGrant' } })
   renew(@Body() dto: RenewDto, @Req() req: Request): Promise<CertificateGrant> {
-    return this.silos.renew(siloOf(req), dto.csrPem);
+    return this.certificates.renew(siloOf(req), dto.csrPem);
   }
 }

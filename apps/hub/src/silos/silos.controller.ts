@@ -4,6 +4,7 @@ import { Access } from '../access/access.decorator';
 import { actorOf, type AuthenticatedRequest } from '../sessions/current-user';
 import { ReadCache } from '../database/read-cache';
 import { ReasonDto, RegisterSiloDto } from './dto/silo.dto';
+import { SiloCertificatesService } from './silo-certificates.service';
 import { SilosService, type CertificateView, type EnrollmentIssued, type SiloView } from './silos.service';
 import { Endpoint } from '../openapi/endpoint.decorator';
 
@@ -14,6 +15,7 @@ import { Endpoint } from '../openapi/endpoint.decorator';
 export class SilosController {
   constructor(
     private readonly silos: SilosService,
+    private readonly certificates: SiloCertificatesService,
     private readonly cache: ReadCache,
   ) {}
 
@@ -84,6 +86,6 @@ export class SilosController {
     @Body() dto: ReasonDto,
     @Req() req: AuthenticatedRequest,
   ): Promise<CertificateView> {
-    return this.silos.revokeCertificate(id, serial.toLowerCase(), dto.reason, actorOf(req));
+    return this.certificates.revokeCertificate(id, serial.toLowerCase(), dto.reason, actorOf(req));
   }
 }
