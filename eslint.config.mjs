@@ -106,7 +106,7 @@ export default tseslint.config(
     // listed first so its files get them) and tsconfig.spec.json (everything else, specs included).
     // Covered so far: the libraries below, the agent but its secure-aggregation files, the console, the TypeScript of
     // bench/ and tools/. Still to come, once their restructuring lands: apps/hub/src, libs/secagg (and the agent's
-    // secagg/secure files), libs/ml, libs/protocol/src/network*.ts. Widen `files` (and drop `ignores`) as they do.
+    // secagg/secure files), libs/protocol/src/network*.ts. Widen `files` (and drop `ignores`) as they do.
     // JavaScript (.mjs) is not in either program, so it stays on the untyped rules. `project` rather than
     // `projectService`: the service would open each library's own tsconfig.json, which leaves the specs out.
     files: [
@@ -116,6 +116,7 @@ export default tseslint.config(
       'libs/dp/src/**/*.ts',
       'libs/aggregation/src/**/*.ts',
       'libs/audit/src/**/*.ts',
+      'libs/ml/src/**/*.ts',
       'apps/agent/src/**/*.ts',
       'apps/console/src/**/*.ts',
       'apps/console/src/**/*.tsx',

@@ -100,7 +100,7 @@ export function unfoldPatches(x: tf.Tensor4D, g: ConvGeometry): tf.Tensor3D {
     const oneHot = tf.cast(tf.oneHot(tf.range(0, taps, 1, 'int32'), taps), 'float32');
     if (channels === 1) {
       // One channel: one depthwise convolution with kh·kw outputs is already in (tap) order.
-      const kernel = dilateKernel(tf.reshape(oneHot, [g.kernel[0], g.kernel[1], 1, taps]) as tf.Tensor4D, g);
+      const kernel = dilateKernel(tf.reshape<tf.Rank.R4>(oneHot, [g.kernel[0], g.kernel[1], 1, taps]), g);
       return tf.reshape(tf.depthwiseConv2d(x, kernel, stride, g.padding), [batch, p, taps]);
     }
     const shifted: tf.Tensor[] = [];
@@ -177,15 +177,15 @@ export function filterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry)
     const [kh, kw] = g.kernel;
     if (g.stride.every((s) => s === 1) || g.dilation.every((d) => d === 1)) {
       // Batch and channels swapped: out[c, i, j, f] = Σ_{b, y, x} x_pad[b, y·s + i·d, x·s + j·d, c] · dy[b, y, x, f].
-      const input = tf.transpose(padAsLayer(x, g), [3, 1, 2, 0]) as tf.Tensor4D;
-      const kernel = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
+      const input = tf.transpose(padAsLayer(x, g), [3, 1, 2, 0]);
+      const kernel = tf.transpose(dy, [1, 2, 0, 3]);
       const full = tf.conv2d(input, kernel, [g.dilation[0], g.dilation[1]], 'valid', 'NHWC', [
         g.stride[0],
         g.stride[1],
       ]);
       const exact =
         full.shape[1] === kh && full.shape[2] === kw ? full : tf.slice(full, [0, 0, 0, 0], [-1, kh, kw, -1]);
-      return tf.transpose(exact, [1, 2, 0, 3]) as tf.Tensor4D;
+      return tf.transpose(exact, [1, 2, 0, 3]);
     }
     const patches = unfoldPatches(x, g);
     const k = patches.shape[2];
@@ -208,7 +208,7 @@ export function inputGradient(dy: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry, 
     const shape = inputShape as [number, number, number, number];
     if (stride[0] !== 1 || stride[1] !== 1) return tf.conv2dTranspose(dy, dilated, shape, stride, g.padding);
     const [effH, effW] = [dilated.shape[0], dilated.shape[1]];
-    const flipped = tf.transpose(tf.reverse(dilated, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    const flipped = tf.transpose(tf.reverse(dilated, [0, 1]), [0, 1, 3, 2]);
     const pad: [[number, number], [number, number], [number, number], [number, number]] = [
       [0, 0],
       [effH - 1 - g.rows.padBefore, effH - 1 - g.rows.padAfter],
@@ -259,7 +259,7 @@ export function differentiableConvolution(
       },
     };
   });
-  return (x, w) => op(x, w) as tf.Tensor4D;
+  return (x, w) => op(x, w);
 }
 
 /** How the per-example filter-gradient norms of a convolution are computed (see convFilterSquaredNorms). */
@@ -289,11 +289,11 @@ export function perExampleFilterGradients(patches: tf.Tensor3D, delta: tf.Tensor
 export function convFilterSquaredNorms(patches: tf.Tensor3D, delta: tf.Tensor3D, method: ConvNormMethod): tf.Tensor1D {
   return tf.tidy(() => {
     if (method === 'materialise') {
-      return tf.sum(tf.square(perExampleFilterGradients(patches, delta)), [1, 2]) as tf.Tensor1D;
+      return tf.sum<tf.Tensor1D>(tf.square(perExampleFilterGradients(patches, delta)), [1, 2]);
     }
     const gramU = tf.matMul(patches, tf.transpose(patches, [0, 2, 1]));
     const gramD = tf.matMul(delta, tf.transpose(delta, [0, 2, 1]));
-    return tf.sum(tf.mul(gramU, gramD), [1, 2]) as tf.Tensor1D;
+    return tf.sum<tf.Tensor1D>(tf.mul(gramU, gramD), [1, 2]);
   });
 }
 
@@ -317,7 +317,7 @@ export function maxPoolWithGradient(x: tf.Tensor4D, g: ConvGeometry): tf.Tensor4
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [maxPoolGradient(saved[0] as tf.Tensor4D, dy as tf.Tensor4D, g)],
     };
   });
-  return op(x) as tf.Tensor4D;
+  return op(x);
 }
 
 function nonOverlapping(g: ConvGeometry): boolean {
@@ -340,9 +340,9 @@ function maxPoolGradient(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry): tf.T
     const contributions = tf.mul(mask, tf.reshape(dy, [rows, 1, channels]));
     if (nonOverlapping(g)) return untile(contributions, g, x.shape);
     const identity = tf.cast(tf.oneHot(tf.range(0, taps * channels, 1, 'int32'), taps * channels), 'float32');
-    const unfolding = tf.reshape(identity, [g.kernel[0], g.kernel[1], channels, taps * channels]) as tf.Tensor4D;
+    const unfolding = tf.reshape<tf.Rank.R4>(identity, [g.kernel[0], g.kernel[1], channels, taps * channels]);
     return tf.conv2dTranspose(
-      tf.reshape(contributions, [batch, g.rows.out, g.cols.out, taps * channels]) as tf.Tensor4D,
+      tf.reshape<tf.Rank.R4>(contributions, [batch, g.rows.out, g.cols.out, taps * channels]),
       unfolding,
       x.shape,
       [g.stride[0], g.stride[1]],

@@ -49,8 +49,8 @@ export function weightsToFlat(spec: ModelSpec, weights: DenseWeights): Float32Ar
   const entries = parameterLayout(spec).entries;
   const flat = new Float32Array(parameterLayout(spec).size);
   weights.kernels.forEach((kernel, l) => {
-    flat.set(kernel.dataSync() as Float32Array, entries[2 * l]!.offset);
-    flat.set(weights.biases[l]!.dataSync() as Float32Array, entries[2 * l + 1]!.offset);
+    flat.set(kernel.dataSync(), entries[2 * l]!.offset);
+    flat.set(weights.biases[l]!.dataSync(), entries[2 * l + 1]!.offset);
   });
   return flat;
 }
@@ -61,12 +61,12 @@ export function forwardPass(layers: readonly DenseLayerShape[], weights: DenseWe
   let a = x;
   for (let l = 0; l < layers.length - 1; l++) {
     layerInputs.push(a);
-    const z = tf.add(tf.matMul(a, weights.kernels[l]!), weights.biases[l]!) as tf.Tensor2D;
+    const z = tf.add<tf.Tensor2D>(tf.matMul(a, weights.kernels[l]!), weights.biases[l]!);
     a = layers[l]!.activation === 'tanh' ? tf.tanh(z) : tf.relu(z);
   }
   layerInputs.push(a);
   const last = layers.length - 1;
-  const logits = tf.add(tf.matMul(a, weights.kernels[last]!), weights.biases[last]!) as tf.Tensor2D;
+  const logits = tf.add<tf.Tensor2D>(tf.matMul(a, weights.kernels[last]!), weights.biases[last]!);
   const probabilities = layers[last]!.activation === 'sigmoid' ? tf.sigmoid(logits) : tf.softmax(logits);
   return { layerInputs, logits, probabilities };
 }
@@ -78,9 +78,9 @@ export function forwardPass(layers: readonly DenseLayerShape[], weights: DenseWe
 export function perExampleLoss(logits: tf.Tensor2D, targets: tf.Tensor2D, binary: boolean): tf.Tensor1D {
   if (binary) {
     const stable = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, targets)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
-    return tf.reshape(stable, [-1]) as tf.Tensor1D;
+    return tf.reshape<tf.Rank.R1>(stable, [-1]);
   }
-  return tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, targets), 1)) as tf.Tensor1D;
+  return tf.sub<tf.Tensor1D>(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, targets), 1));
 }
 
 /**
@@ -95,12 +95,12 @@ export function backwardDeltas(
   targets: tf.Tensor2D,
 ): tf.Tensor2D[] {
   const deltas: tf.Tensor2D[] = new Array<tf.Tensor2D>(layers.length);
-  let delta = tf.sub(trace.probabilities, targets) as tf.Tensor2D;
+  let delta = tf.sub<tf.Tensor2D>(trace.probabilities, targets);
   deltas[layers.length - 1] = delta;
   for (let l = layers.length - 1; l > 0; l--) {
     const a = trace.layerInputs[l]!;
     const derivative = layers[l - 1]!.activation === 'tanh' ? tf.sub(1, tf.square(a)) : tf.step(a);
-    delta = tf.mul(tf.matMul(delta, tf.transpose(weights.kernels[l]!)), derivative) as tf.Tensor2D;
+    delta = tf.mul<tf.Tensor2D>(tf.matMul(delta, tf.transpose(weights.kernels[l]!)), derivative);
     deltas[l - 1] = delta;
   }
   return deltas;
@@ -118,15 +118,15 @@ export function perExampleGradientNorms(
   inputSquaredNorms?: tf.Tensor1D,
 ): tf.Tensor1D {
   let total: tf.Tensor1D | null = null;
-  deltas.forEach((delta, l) => {
+  for (const [l, delta] of deltas.entries()) {
     const aSq =
       l === 0 && inputSquaredNorms !== undefined
         ? inputSquaredNorms
-        : (tf.sum(tf.square(trace.layerInputs[l]!), 1) as tf.Tensor1D);
-    const term = tf.mul(tf.sum(tf.square(delta), 1), tf.add(aSq, 1)) as tf.Tensor1D;
-    total = total === null ? term : (tf.add(total, term) as tf.Tensor1D);
-  });
-  return tf.sqrt(total!) as tf.Tensor1D;
+        : tf.sum<tf.Tensor1D>(tf.square(trace.layerInputs[l]!), 1);
+    const term = tf.mul<tf.Tensor1D>(tf.sum(tf.square(delta), 1), tf.add(aSq, 1));
+    total = total === null ? term : tf.add<tf.Tensor1D>(total, term);
+  }
+  return tf.sqrt(total!);
 }
 
 /**
@@ -134,7 +134,7 @@ export function perExampleGradientNorms(
  * (opacus/optimizers/optimizer.py, clip_and_accumulate), so a clipped gradient's norm is at most C.
  */
 export function clipFactors(norms: tf.Tensor1D, clipNorm: number): tf.Tensor1D {
-  return tf.minimum(1, tf.div(clipNorm, tf.add(norms, 1e-6))) as tf.Tensor1D;
+  return tf.minimum<tf.Tensor1D>(1, tf.div(clipNorm, tf.add(norms, 1e-6)));
 }
 
 /**
@@ -150,9 +150,9 @@ export function weightedGradientSums(
   const kernels: tf.Tensor2D[] = [];
   const biases: tf.Tensor1D[] = [];
   deltas.forEach((delta, l) => {
-    const weighted = column === undefined ? delta : (tf.mul(delta, column) as tf.Tensor2D);
+    const weighted = column === undefined ? delta : tf.mul<tf.Tensor2D>(delta, column);
     kernels.push(tf.matMul(tf.transpose(trace.layerInputs[l]!), weighted));
-    biases.push(tf.sum(weighted, 0) as tf.Tensor1D);
+    biases.push(tf.sum<tf.Tensor1D>(weighted, 0));
   });
   return { kernels, biases };
 }

@@ -86,12 +86,12 @@ export function parseModelSpec(value: unknown): ModelSpec {
         if (!isPositiveInteger(classes, MAX_WIDTH) || classes < 2) {
           throw new ModelSpecException(ModelSpecErrorCode.Classes, 'classes must be an integer >= 2 for multiclass');
         }
-        return { kind: 'mlp', inputDim, hiddenLayers: [...(hidden as number[])], activation, task, classes };
+        return { kind: 'mlp', inputDim, hiddenLayers: [...hidden], activation, task, classes };
       }
       if (classes !== undefined && classes !== 2) {
         throw new ModelSpecException(ModelSpecErrorCode.Classes, 'classes must be absent or 2 for a binary task');
       }
-      return { kind: 'mlp', inputDim, hiddenLayers: [...(hidden as number[])], activation, task };
+      return { kind: 'mlp', inputDim, hiddenLayers: [...hidden], activation, task };
     }
     default:
       throw new ModelSpecException(ModelSpecErrorCode.Kind, `kind must be one of ${MODEL_ARCHITECTURES.join(', ')}`);

@@ -34,7 +34,7 @@ export async function predictNetwork(
         const xb = tf.tensor2d(x.subarray(start * width, (start + rows) * width), [rows, width]);
         return taskPrediction(forwardNetwork(network, weights, xb, { target: 'none' }), network.task);
       });
-      out.set(predicted.dataSync() as Float32Array, start * network.outputs);
+      out.set(predicted.dataSync(), start * network.outputs);
       predicted.dispose();
     }
     return out;

@@ -99,7 +99,7 @@ export function normalise(x: tf.Tensor, groups: number | null, epsilon: number):
       const { mean, variance } = tf.moments(x, -1, true);
       return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon)));
     }
-    const batch = x.shape[0]!;
+    const batch = x.shape[0];
     const grouped = tf.reshape(x, [batch, -1, groups, channels / groups]);
     const { mean, variance } = tf.moments(grouped, [1, 3], true);
     return tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, epsilon))), x.shape);
@@ -123,8 +123,8 @@ function differentiableMatMul(needs: {
       value: tf.matMul(a, w),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sa, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
-        const da = needs.input ? tf.matMul(dy as tf.Tensor2D, tf.transpose(sw)) : tf.zerosLike(sa);
-        const dw = needs.weight ? tf.matMul(tf.transpose(sa), dy as tf.Tensor2D) : tf.zerosLike(sw);
+        const da = needs.input ? tf.matMul(dy, tf.transpose(sw)) : tf.zerosLike(sa);
+        const dw = needs.weight ? tf.matMul(tf.transpose(sa), dy) : tf.zerosLike(sw);
         return [da, dw];
       },
     };
@@ -237,7 +237,7 @@ export function forwardNetwork(
         out = tf.mean(inputs[0]!, [1, 2]);
         break;
       case 'flatten':
-        out = tf.reshape(inputs[0]!, [inputs[0]!.shape[0]!, -1]);
+        out = tf.reshape(inputs[0]!, [inputs[0]!.shape[0], -1]);
         break;
       case 'dropout': {
         const mask = options.dropoutMasks?.get(layer.id);
@@ -270,7 +270,7 @@ export function forwardNetwork(
         const table = weight(`${layer.id}/embeddings`);
         const looked =
           options.target === 'parameters'
-            ? differentiableLookup(columnCodes, table.shape[0]!)(table)
+            ? differentiableLookup(columnCodes, table.shape[0])(table)
             : tf.gather(table, columnCodes);
         out = probe(looked);
         break;

@@ -52,7 +52,7 @@ export function gradientSum(
     return tf.sum(perExampleTaskLoss(output, targets, network.task));
   };
   const { value, grads } = tf.valueAndGrads(loss)([...weights]);
-  return { sums: grads, lossSum: value as tf.Scalar };
+  return { sums: grads, lossSum: value };
 }
 
 /** One batch's DP-SGD gradient terms. */
@@ -104,10 +104,10 @@ export function clippedGradientSum(
     const terms = records.map((record, i) => layerTerms(network, record, deltas[i]!));
     const total = terms.reduce<tf.Tensor1D>((sum, t) => tf.add(sum, t.squaredNorms), tf.zeros([batch]));
     // The ghost form sums terms of both signs: rounding can leave a tiny negative total, whose root is 0.
-    const norms = tf.sqrt(tf.relu(total)) as tf.Tensor1D;
-    const factors = tf.minimum(1, tf.div(clipNorm, tf.add(norms, 1e-6))) as tf.Tensor1D;
+    const norms = tf.sqrt(tf.relu(total));
+    const factors = tf.minimum<tf.Tensor1D>(1, tf.div(clipNorm, tf.add(norms, 1e-6)));
     const sums = terms.flatMap((t) => t.clippedSums(factors));
-    return { norms, factors, sums, lossSum: value as tf.Scalar };
+    return { norms, factors, sums, lossSum: value };
   } finally {
     tf.dispose(records.map((r) => r.saved));
   }
@@ -115,7 +115,7 @@ export function clippedGradientSum(
 
 /** Σ_i c_i·t_i for per-example terms t [B, ...]: one [1, B]·[B, m] matmul, reshaped to `shape`. */
 function weightedSum(factors: tf.Tensor1D, terms: tf.Tensor, shape: readonly number[]): tf.Tensor {
-  const batch = terms.shape[0]!;
+  const batch = terms.shape[0];
   return tf.reshape(tf.matMul(tf.reshape(factors, [1, batch]), tf.reshape(terms, [batch, -1])), [...shape]);
 }
 
@@ -125,7 +125,7 @@ function scaleRows(delta: tf.Tensor, factors: tf.Tensor1D): tf.Tensor {
 }
 
 function rowSquares(t: tf.Tensor): tf.Tensor1D {
-  return tf.sum(tf.square(tf.reshape(t, [t.shape[0]!, -1])), 1) as tf.Tensor1D;
+  return tf.sum<tf.Tensor1D>(tf.square(tf.reshape(t, [t.shape[0], -1])), 1);
 }
 
 function layerTerms(network: CompiledNetwork, record: LayerRecord, delta: tf.Tensor): LayerTerms {
@@ -153,7 +153,7 @@ function denseTerms(a: tf.Tensor2D, delta: tf.Tensor2D, hasBias: boolean): Layer
   const deltaSquares = rowSquares(delta);
   const inputSquares = hasBias ? tf.add(rowSquares(a), 1) : rowSquares(a);
   return {
-    squaredNorms: tf.mul(deltaSquares, inputSquares) as tf.Tensor1D,
+    squaredNorms: tf.mul<tf.Tensor1D>(deltaSquares, inputSquares),
     clippedSums: (factors) => {
       const scaled = scaleRows(delta, factors) as tf.Tensor2D;
       const kernel = tf.matMul(tf.transpose(a), scaled);
@@ -166,8 +166,8 @@ function convTerms(a: tf.Tensor4D, delta: tf.Tensor4D, g: ConvGeometry, hasBias:
   const batch = a.shape[0];
   const p = g.rows.out * g.cols.out;
   const patches = unfoldPatches(a, g);
-  const deltas = tf.reshape(delta, [batch, p, g.filters]) as tf.Tensor3D;
-  const biasGradients = hasBias ? (tf.sum(deltas, 1) as tf.Tensor2D) : null;
+  const deltas = tf.reshape<tf.Rank.R3>(delta, [batch, p, g.filters]);
+  const biasGradients = hasBias ? tf.sum<tf.Tensor2D>(deltas, 1) : null;
   const method = convNormMethod(g);
   const perExample = method === 'materialise' ? perExampleFilterGradients(patches, deltas) : null;
   let squaredNorms = perExample !== null ? rowSquares(perExample) : convFilterSquaredNorms(patches, deltas, 'ghost');
@@ -190,13 +190,13 @@ function convTerms(a: tf.Tensor4D, delta: tf.Tensor4D, g: ConvGeometry, hasBias:
 }
 
 function normTerms(normalised: tf.Tensor, delta: tf.Tensor): LayerTerms {
-  const batch = delta.shape[0]!;
+  const batch = delta.shape[0];
   const channels = delta.shape[delta.shape.length - 1]!;
   const d = tf.reshape(delta, [batch, -1, channels]);
   const gamma = tf.sum(tf.mul(tf.reshape(normalised, [batch, -1, channels]), d), 1);
   const beta = tf.sum(d, 1);
   return {
-    squaredNorms: tf.add(rowSquares(gamma), rowSquares(beta)) as tf.Tensor1D,
+    squaredNorms: tf.add<tf.Tensor1D>(rowSquares(gamma), rowSquares(beta)),
     clippedSums: (factors) => [weightedSum(factors, gamma, [channels]), weightedSum(factors, beta, [channels])],
   };
 }

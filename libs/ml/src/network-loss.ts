@@ -19,17 +19,17 @@ export function perExampleTaskLoss(output: tf.Tensor2D, targets: tf.Tensor2D, ta
           tf.sub(tf.relu(output), tf.mul(output, targets)),
           tf.log1p(tf.exp(tf.neg(tf.abs(output)))),
         );
-        return tf.reshape(stable, [-1]) as tf.Tensor1D;
+        return tf.reshape<tf.Rank.R1>(stable, [-1]);
       }
       case 'multiclass':
-        return tf.sub(tf.logSumExp(output, 1), tf.sum(tf.mul(output, targets), 1)) as tf.Tensor1D;
+        return tf.sub<tf.Tensor1D>(tf.logSumExp(output, 1), tf.sum(tf.mul(output, targets), 1));
       case 'regression': {
         const residual = tf.reshape(tf.sub(output, targets), [-1]);
         if (task.loss === 'mse') return tf.square(residual) as tf.Tensor1D;
         const delta = task.huberDelta ?? 1;
         const size = tf.abs(residual);
         const quadratic = tf.minimum(size, delta);
-        return tf.add(tf.mul(tf.square(quadratic), 0.5), tf.mul(tf.sub(size, quadratic), delta)) as tf.Tensor1D;
+        return tf.add<tf.Tensor1D>(tf.mul(tf.square(quadratic), 0.5), tf.mul(tf.sub(size, quadratic), delta));
       }
     }
   });

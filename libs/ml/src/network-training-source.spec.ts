@@ -31,10 +31,11 @@ function sourceOf(x: Float32Array, n: number): NetworkExampleSource & { largest:
     n,
     largest: 0,
     steps: [] as number[],
-    async readRows(indices: ArrayLike<number>, out: Float32Array, step: number) {
+    readRows(indices: ArrayLike<number>, out: Float32Array, step: number): Promise<void> {
       source.largest = Math.max(source.largest, indices.length);
       source.steps.push(step);
       for (let k = 0; k < indices.length; k++) out.set(x.subarray(indices[k]! * 64, indices[k]! * 64 + 64), k * 64);
+      return Promise.resolve();
     },
   };
   return source;

@@ -63,7 +63,7 @@ export function networkWeightsFromFlat(network: CompiledNetwork, flat: Float32Ar
 /** Flat parameter vector from tensors in layout order. */
 export function networkWeightsToFlat(network: CompiledNetwork, weights: NetworkWeights): Float32Array {
   const flat = new Float32Array(network.layout.size);
-  network.layout.entries.forEach((e, i) => flat.set(weights[i]!.dataSync() as Float32Array, e.offset));
+  network.layout.entries.forEach((e, i) => flat.set(weights[i]!.dataSync(), e.offset));
   return flat;
 }
 

@@ -100,7 +100,7 @@ export function toFlat(spec: ModelSpec, tensors: readonly tf.Tensor[]): Float32A
         `tensor ${i} must have shape [${entry.shape.join(', ')}] for ${entry.name}`,
       );
     }
-    flat.set(tensor.dataSync() as Float32Array, entry.offset);
+    flat.set(tensor.dataSync(), entry.offset);
   });
   return flat;
 }

@@ -257,7 +257,10 @@ export async function releaseNoisyGradient(
   noisySum: Float64Array,
   gradient: Float32Array,
 ): Promise<void> {
-  sums.forEach((sum, i) => noisySum.set(sum.dataSync(), offsets[i]!));
+  if (offsets.length !== sums.length) {
+    throw new Error(`DP-SGD: ${sums.length} gradient sums but ${offsets.length} offsets`);
+  }
+  sums.forEach((sum, i) => noisySum.set(sum.dataSync(), offsets[i]));
   if (lattice !== null && pendingNoise !== null) {
     const noise = checkedNoise(await pendingNoise, noisySum.length);
     try {

@@ -11,13 +11,14 @@ import { exportTfjs, type TfjsExport } from './tfjs-export';
 function memoryHandler(exported: TfjsExport): tf.io.IOHandler {
   const [group] = exported.modelJson.weightsManifest;
   return {
-    load: async () => ({
-      modelTopology: exported.modelJson.modelTopology as unknown as tf.io.ModelArtifacts['modelTopology'],
-      format: exported.modelJson.format,
-      generatedBy: exported.modelJson.generatedBy,
-      weightSpecs: group!.weights,
-      weightData: exported.weightsBin.slice().buffer,
-    }),
+    load: () =>
+      Promise.resolve({
+        modelTopology: exported.modelJson.modelTopology,
+        format: exported.modelJson.format,
+        generatedBy: exported.modelJson.generatedBy,
+        weightSpecs: group!.weights,
+        weightData: exported.weightsBin.slice().buffer,
+      }),
   };
 }
 
