@@ -9,7 +9,7 @@ import {
   toleratedNeighbourDropouts,
 } from './parameters';
 import { SecAggErrorCode } from './secagg.exception';
-import { siloIds, testConfig } from './secagg-round.test-util';
+import { refusalCode, siloIds, testConfig } from './secagg-round.test-util';
 
 describe('round configuration', () => {
   const base = testConfig({ participants: siloIds(6) });
@@ -17,12 +17,12 @@ describe('round configuration', () => {
   it('sorts the roster when built and refuses an unsorted or duplicated one when parsed', () => {
     const built = createSecAggConfig({ ...base, participants: [...base.participants].reverse() });
     expect(built.participants).toEqual(base.participants);
-    expect(() => parseSecAggConfig({ ...base, participants: [...base.participants].reverse() })).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.InvalidParameters }),
+    expect(refusalCode(() => parseSecAggConfig({ ...base, participants: [...base.participants].reverse() }))).toBe(
+      SecAggErrorCode.InvalidParameters,
     );
-    expect(() => parseSecAggConfig({ ...base, participants: [base.participants[0], ...base.participants] })).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.InvalidParameters }),
-    );
+    expect(
+      refusalCode(() => parseSecAggConfig({ ...base, participants: [base.participants[0], ...base.participants] })),
+    ).toBe(SecAggErrorCode.InvalidParameters);
   });
 
   it('refuses inconsistent parameters with INVALID_PARAMETERS and unsafe moduli with MODULUS_TOO_SMALL', () => {
@@ -35,16 +35,12 @@ describe('round configuration', () => {
       { vectorLength: 0 },
     ];
     for (const change of invalid) {
-      expect(() => parseSecAggConfig({ ...base, ...change })).toThrow(
-        expect.objectContaining({ code: SecAggErrorCode.InvalidParameters }),
-      );
+      expect(refusalCode(() => parseSecAggConfig({ ...base, ...change }))).toBe(SecAggErrorCode.InvalidParameters);
     }
-    expect(() => parseSecAggConfig({ ...base, modulusBits: 16, scale: 2 ** 14 })).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.ModulusTooSmall }),
+    expect(refusalCode(() => parseSecAggConfig({ ...base, modulusBits: 16, scale: 2 ** 14 }))).toBe(
+      SecAggErrorCode.ModulusTooSmall,
     );
-    expect(() => parseSecAggConfig({ ...base, extra: 1 })).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.InvalidParameters }),
-    );
+    expect(refusalCode(() => parseSecAggConfig({ ...base, extra: 1 }))).toBe(SecAggErrorCode.InvalidParameters);
   });
 
   it('hashes every field: changing any one changes the hash every participant signs', () => {
@@ -69,8 +65,6 @@ describe('round configuration', () => {
     expect(recommendedThreshold(15)).toBe(8);
     expect(toleratedNeighbourDropouts(15, 8)).toBe(7);
     expect(recommendedThreshold(63, 10)).toBe(37);
-    expect(() => recommendedThreshold(4, 5)).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.InvalidParameters }),
-    );
+    expect(refusalCode(() => recommendedThreshold(4, 5))).toBe(SecAggErrorCode.InvalidParameters);
   });
 });

@@ -11,16 +11,16 @@ import {
 } from './quantisation';
 import { addModulo } from './masked-sum';
 import { SecAggErrorCode } from './secagg.exception';
-import { seededRandom } from './secagg-round.test-util';
+import { refusalCode, seededRandom } from './secagg-round.test-util';
 
 describe('the wrap-around checker', () => {
   it('refuses parameters where n clipped, quantised inputs could wrap modulo 2^k', () => {
     // 16 inputs × ⌈1 · 2^27⌉ = 2^31 > 2^31 − 1: one coordinate of the sum could reach the wrap point.
-    expect(() => assertNoWrap({ participantCount: 16, clipNorm: 1, scale: 2 ** 27, modulusBits: 32 })).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.ModulusTooSmall }),
-    );
-    expect(() => assertNoWrap({ participantCount: 3, clipNorm: 10, scale: 1, modulusBits: 5 })).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.ModulusTooSmall }),
+    expect(
+      refusalCode(() => assertNoWrap({ participantCount: 16, clipNorm: 1, scale: 2 ** 27, modulusBits: 32 })),
+    ).toBe(SecAggErrorCode.ModulusTooSmall);
+    expect(refusalCode(() => assertNoWrap({ participantCount: 3, clipNorm: 10, scale: 1, modulusBits: 5 }))).toBe(
+      SecAggErrorCode.ModulusTooSmall,
     );
   });
 
@@ -34,9 +34,9 @@ describe('the wrap-around checker', () => {
       expect(() => assertNoWrap({ participantCount: n, clipNorm: clip, scale, modulusBits: bits })).not.toThrow();
       expect(n * coordinateBound(clip, scale)).toBeLessThanOrEqual(2 ** (bits - 1) - 1);
       const bigger = scale * (1 + 1 / (2 ** (bits - 1) / n));
-      expect(() => assertNoWrap({ participantCount: n, clipNorm: clip, scale: bigger, modulusBits: bits })).toThrow(
-        expect.objectContaining({ code: SecAggErrorCode.ModulusTooSmall }),
-      );
+      expect(
+        refusalCode(() => assertNoWrap({ participantCount: n, clipNorm: clip, scale: bigger, modulusBits: bits })),
+      ).toBe(SecAggErrorCode.ModulusTooSmall);
     }
   });
 
@@ -47,7 +47,7 @@ describe('the wrap-around checker', () => {
       { participantCount: 4, clipNorm: 1, scale: 1, modulusBits: 33 },
       { participantCount: 0, clipNorm: 1, scale: 1, modulusBits: 32 },
     ]) {
-      expect(() => assertNoWrap(bad)).toThrow(expect.objectContaining({ code: SecAggErrorCode.InvalidParameters }));
+      expect(refusalCode(() => assertNoWrap(bad))).toBe(SecAggErrorCode.InvalidParameters);
     }
   });
 });
@@ -108,11 +108,11 @@ describe('quantise and dequantise', () => {
   });
 
   it('refuses non-finite inputs and mismatched output buffers', () => {
-    expect(() => quantise(Float32Array.from([1, Number.NaN]), p, seededRandom('x'))).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.VectorInvalid }),
+    expect(refusalCode(() => quantise(Float32Array.from([1, Number.NaN]), p, seededRandom('x')))).toBe(
+      SecAggErrorCode.VectorInvalid,
     );
-    expect(() => quantise(Float32Array.from([1, 2]), p, seededRandom('x'), new Uint32Array(3))).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.VectorInvalid }),
+    expect(refusalCode(() => quantise(Float32Array.from([1, 2]), p, seededRandom('x'), new Uint32Array(3)))).toBe(
+      SecAggErrorCode.VectorInvalid,
     );
   });
 });

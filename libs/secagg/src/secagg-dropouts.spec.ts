@@ -9,6 +9,7 @@ import {
   expectedSum,
   identityKeys,
   publicDirectory,
+  refusalCode,
   runRoundUntilUnmasking,
   siloIds,
   testConfig,
@@ -114,8 +115,8 @@ describe('fewer than t survivors fail cleanly', () => {
   });
 
   it('at advertising: TOO_FEW_SURVIVORS when fewer than t + 1 advertise', () => {
-    expect(() => collectAdvertisements(config, [], publicDirectory(keys))).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.TooFewSurvivors }),
+    expect(refusalCode(() => collectAdvertisements(config, [], publicDirectory(keys)))).toBe(
+      SecAggErrorCode.TooFewSurvivors,
     );
   });
 

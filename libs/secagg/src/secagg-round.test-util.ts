@@ -177,7 +177,7 @@ export async function runRoundUntilUnmasking(options: {
     const state = states1.get(recipient);
     const input = quantised.get(recipient);
     if (state === undefined || input === undefined || !active('after-sharing')(recipient)) continue;
-    const out = await refusing(recipient, refusals, async () => maskInput(state, { shares: viaJson(shares), input }));
+    const out = await refusing(recipient, refusals, () => maskInput(state, { shares: viaJson(shares), input }));
     if (out === undefined) continue;
     const checked = checkMaskedInput(config, routing, viaJson(out.header), out.vector);
     if (!checked.ok) {
@@ -222,7 +222,7 @@ export async function runRoundUntilUnmasking(options: {
 async function refusing<T>(
   id: string,
   refusals: Map<string, SecAggErrorCode>,
-  step: () => Promise<T>,
+  step: () => T | Promise<T>,
 ): Promise<T | undefined> {
   try {
     return await step();
@@ -230,6 +230,17 @@ async function refusing<T>(
     if (!(error instanceof SecAggException) || error.code !== SecAggErrorCode.TooFewNeighbours) throw error;
     refusals.set(id, error.code);
     return undefined;
+  }
+}
+
+/** The SecAggException code an action throws, or 'accepted' when it returns; other errors propagate. */
+export function refusalCode(action: () => unknown): SecAggErrorCode | 'accepted' {
+  try {
+    action();
+    return 'accepted';
+  } catch (error) {
+    if (error instanceof SecAggException) return error.code;
+    throw error;
   }
 }
 

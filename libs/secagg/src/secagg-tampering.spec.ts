@@ -9,6 +9,7 @@ import { ExclusionReason, SecAggErrorCode } from './secagg.exception';
 import {
   identityKeys,
   publicDirectory,
+  refusalCode,
   runRoundUntilUnmasking,
   siloIds,
   testConfig,
@@ -39,33 +40,31 @@ describe('what the hub relays is authenticated by the participants', () => {
       bytes[5]! ^= 1;
       return { ...s, ciphertext: bytes.toString('base64') };
     });
-    expect(() => maskInput(state, { shares: altered, input })).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.ShareDecryptionFailed }),
-    );
+    expect(refusalCode(() => maskInput(state, { shares: altered, input }))).toBe(SecAggErrorCode.ShareDecryptionFailed);
     // Re-labelled as coming from another neighbour, a genuine share does not open either.
     const relabelled = shares.map((s, i) =>
       i === 0 ? { ...s, from: shares[1]!.from } : i === 1 ? { ...s, from: shares[0]!.from } : s,
     );
-    expect(() => maskInput(state, { shares: relabelled, input })).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.ShareDecryptionFailed }),
+    expect(refusalCode(() => maskInput(state, { shares: relabelled, input }))).toBe(
+      SecAggErrorCode.ShareDecryptionFailed,
     );
   });
 
   it('a share for someone else, or two from one sender, is refused (MALFORMED_MESSAGE)', async () => {
     const { run, state, shares, input } = await round();
     const foreign = run.routing.deliveries.find((d) => d.recipient === a)?.shares[0];
-    expect(() => maskInput(state, { shares: [...shares, foreign], input })).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.MalformedMessage }),
+    expect(refusalCode(() => maskInput(state, { shares: [...shares, foreign], input }))).toBe(
+      SecAggErrorCode.MalformedMessage,
     );
-    expect(() => maskInput(state, { shares: [...shares, shares[0]], input })).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.MalformedMessage }),
+    expect(refusalCode(() => maskInput(state, { shares: [...shares, shares[0]], input }))).toBe(
+      SecAggErrorCode.MalformedMessage,
     );
   });
 
   it('a hub that withholds shares or keys cannot make a participant mask with fewer than t partners', async () => {
     const { run, state, shares, input } = await round();
-    expect(() => maskInput(state, { shares: shares.slice(0, config.threshold - 1), input })).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.TooFewNeighbours }),
+    expect(refusalCode(() => maskInput(state, { shares: shares.slice(0, config.threshold - 1), input }))).toBe(
+      SecAggErrorCode.TooFewNeighbours,
     );
     const advertisedState = run.advertisedStates.get(b!);
     if (advertisedState === undefined) throw new Error('missing');
@@ -78,9 +77,7 @@ describe('what the hub relays is authenticated by the participants', () => {
   it('a step run on a state of the wrong phase is refused (OUT_OF_ORDER)', async () => {
     const { run, shares, input } = await round();
     const wrongPhase = run.advertisedStates.get(b!) as unknown as SharedState;
-    expect(() => maskInput(wrongPhase, { shares, input })).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.OutOfOrder }),
-    );
+    expect(refusalCode(() => maskInput(wrongPhase, { shares, input }))).toBe(SecAggErrorCode.OutOfOrder);
   });
 
   it('after masking, the participant keeps neither its mask key nor its self-mask seed (nor the masks it agreed)', async () => {
@@ -162,8 +159,6 @@ describe('the incremental masked sum', () => {
     const after = new MaskedSumAccumulator(config, persisted);
     for (const id of rest) after.add(id, vectorOf(id));
     expect(Array.from(after.sum)).toEqual(Array.from(run.accumulator.sum));
-    expect(() => after.add(first!, vectorOf(first!))).toThrow(
-      expect.objectContaining({ code: SecAggErrorCode.OutOfOrder }),
-    );
+    expect(refusalCode(() => after.add(first!, vectorOf(first!)))).toBe(SecAggErrorCode.OutOfOrder);
   });
 });

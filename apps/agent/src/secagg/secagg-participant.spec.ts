@@ -27,6 +27,7 @@ import {
   type UnmaskingResponse,
 } from '@tessera/secagg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { answerInProcess } from '../hub/study-transport';
 import { SecAggDropout, SecAggParticipant, type SecAggTransport } from './secagg-participant';
 import { SecAggStateStore } from './secagg-state-store';
 
@@ -86,66 +87,77 @@ class HubDouble {
     const count = (what: string) => (this.sent[`${id} ${what}`] = (this.sent[`${id} ${what}`] ?? 0) + 1);
     const until = new Date(Date.now() + 60_000).toISOString();
     return {
-      session: async (): Promise<SecAggSessionView> => ({
-        config: { ...this.config },
-        configHash: secAggConfigHash(this.config),
-        stage: 'advertise',
-        deadlines: { advertise: until, share: until, upload: until, unmask: until },
-        failure: null,
-      }),
-      advertise: async (ad) => {
-        count('advertise');
-        if (this.advertised) throw new SecAggDropout('the advertise stage is closed');
-        this.ads.set(id, ad);
-        if (this.ads.size === IDS.length) this.closeAdvertise();
-      },
-      advertisements: async () =>
-        this.advertised
-          ? {
-              ready: true as const,
-              advertisements: this.advertised.map((a) => ({ ...a })),
-              identityCertificates: Object.fromEntries([...this.keys].map(([k, v]) => [k, v.publicKeyPem])),
-            }
-          : { ready: false as const, stage: 'advertise' as const, until },
-      share: async (message) => {
-        count('share');
-        if (this.routing) throw new SecAggDropout('the share stage is closed');
-        const checked = checkShareMessage(this.config, this.advertised!, message);
-        if (!checked.ok) throw new Error(checked.exclusion.detail);
-        this.shareMessages.set(id, checked.value);
-        if (this.shareMessages.size === this.advertised!.length) this.closeShare();
-      },
-      routedShares: async () =>
-        this.routing
-          ? {
-              ready: true as const,
-              shares: this.routing.deliveries.find((d) => d.recipient === id)!.shares.map((s) => ({ ...s })),
-            }
-          : { ready: false as const, stage: 'share' as const, until },
-      uploadMaskedInput: async (frame) => {
-        count('upload');
-        if (this.plan) throw new SecAggDropout('the upload stage is closed');
-        const { header, packedVector } = decodeMaskedInputFrame(frame);
-        if (this.headers.has(id)) return; // an identical re-send after a restart
-        const vector = decodeMaskedVector(packedVector, this.length, 32);
-        const checked = checkMaskedInput(this.config, this.routing!, header, vector);
-        if (!checked.ok) throw new Error(checked.exclusion.detail);
-        this.sum.add(id, vector);
-        this.headers.set(id, checked.value);
-      },
-      unmaskingRequest: async () =>
-        this.plan
-          ? {
-              ready: true as const,
-              request: this.plan.request.survivors.includes(id) ? { ...this.plan.request } : null,
-            }
-          : { ready: false as const, stage: 'upload' as const, until },
-      answerUnmasking: async (response) => {
-        count('unmask');
-        const checked = checkUnmaskingResponse(this.plan!, response);
-        if (!checked.ok) throw new Error(checked.exclusion.detail);
-        this.responses.set(id, checked.value);
-      },
+      session: (): Promise<SecAggSessionView> =>
+        answerInProcess(() => ({
+          config: { ...this.config },
+          configHash: secAggConfigHash(this.config),
+          stage: 'advertise',
+          deadlines: { advertise: until, share: until, upload: until, unmask: until },
+          failure: null,
+        })),
+      advertise: (ad) =>
+        answerInProcess(() => {
+          count('advertise');
+          if (this.advertised) throw new SecAggDropout('the advertise stage is closed');
+          this.ads.set(id, ad);
+          if (this.ads.size === IDS.length) this.closeAdvertise();
+        }),
+      advertisements: () =>
+        answerInProcess(() =>
+          this.advertised
+            ? {
+                ready: true as const,
+                advertisements: this.advertised.map((a) => ({ ...a })),
+                identityCertificates: Object.fromEntries([...this.keys].map(([k, v]) => [k, v.publicKeyPem])),
+              }
+            : { ready: false as const, stage: 'advertise' as const, until },
+        ),
+      share: (message) =>
+        answerInProcess(() => {
+          count('share');
+          if (this.routing) throw new SecAggDropout('the share stage is closed');
+          const checked = checkShareMessage(this.config, this.advertised!, message);
+          if (!checked.ok) throw new Error(checked.exclusion.detail);
+          this.shareMessages.set(id, checked.value);
+          if (this.shareMessages.size === this.advertised!.length) this.closeShare();
+        }),
+      routedShares: () =>
+        answerInProcess(() =>
+          this.routing
+            ? {
+                ready: true as const,
+                shares: this.routing.deliveries.find((d) => d.recipient === id)!.shares.map((s) => ({ ...s })),
+              }
+            : { ready: false as const, stage: 'share' as const, until },
+        ),
+      uploadMaskedInput: (frame) =>
+        answerInProcess(() => {
+          count('upload');
+          if (this.plan) throw new SecAggDropout('the upload stage is closed');
+          const { header, packedVector } = decodeMaskedInputFrame(frame);
+          if (this.headers.has(id)) return; // an identical re-send after a restart
+          const vector = decodeMaskedVector(packedVector, this.length, 32);
+          const checked = checkMaskedInput(this.config, this.routing!, header, vector);
+          if (!checked.ok) throw new Error(checked.exclusion.detail);
+          this.sum.add(id, vector);
+          this.headers.set(id, checked.value);
+        }),
+      unmaskingRequest: () =>
+        answerInProcess(() =>
+          this.plan
+            ? {
+                ready: true as const,
+                request: this.plan.request.survivors.includes(id) ? { ...this.plan.request } : null,
+              }
+            : { ready: false as const, stage: 'upload' as const, until },
+        ),
+      answerUnmasking: (response) =>
+        answerInProcess(() => {
+          count('unmask');
+          const checked = checkUnmaskingResponse(this.plan!, response);
+          if (!checked.ok) throw new Error(checked.exclusion.detail);
+          this.responses.set(id, checked.value);
+        }),
     };
   }
 
