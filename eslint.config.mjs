@@ -104,20 +104,12 @@ export default tseslint.config(
     // that never await, values of type `any` flowing on, and assertions that `noUncheckedIndexedAccess` (on in every
     // project) makes unnecessary. It reads the two programs `npm run typecheck` builds: the console's (DOM types,
     // listed first so its files get them) and tsconfig.spec.json (everything else, specs included).
-    // Covered so far: the libraries below, the agent, the console, the TypeScript of bench/ and tools/. Still to come,
-    // once their restructuring lands: apps/hub/src, libs/protocol/src/network*.ts. Widen `files` (and drop `ignores`)
-    // as they do.
+    // Covered: every library (specs and test utilities included), the agent, the console, the TypeScript of bench/ and
+    // tools/. Still to come, once its restructuring lands: apps/hub/src (add it to `files`).
     // JavaScript (.mjs) is not in either program, so it stays on the untyped rules. `project` rather than
     // `projectService`: the service would open each library's own tsconfig.json, which leaves the specs out.
     files: [
-      'libs/canonical/src/**/*.ts',
-      'libs/protocol/src/**/*.ts',
-      'libs/pki/src/**/*.ts',
-      'libs/dp/src/**/*.ts',
-      'libs/aggregation/src/**/*.ts',
-      'libs/audit/src/**/*.ts',
-      'libs/ml/src/**/*.ts',
-      'libs/secagg/src/**/*.ts',
+      'libs/*/src/**/*.ts',
       'apps/agent/src/**/*.ts',
       'apps/console/src/**/*.ts',
       'apps/console/src/**/*.tsx',
@@ -128,7 +120,6 @@ export default tseslint.config(
     ignores: [
       // Written by openapi-typescript from docs/openapi.json (`npm run openapi`), not by hand.
       '**/*.generated.ts',
-      'libs/protocol/src/network*.ts',
     ],
     extends: [tseslint.configs.recommendedTypeChecked],
     languageOptions: {

@@ -12,7 +12,6 @@ import {
   parseNetworkSpec,
   smallCnnNetwork,
   smallResidualCnnNetwork,
-  type NetworkLayer,
   type NetworkSpec,
 } from './network-spec';
 
@@ -85,7 +84,7 @@ describe('network spec: shape inference', () => {
         { id: 's', kind: 'scattering', scales: 3, angles: 4 },
         { id: 'f', kind: 'flatten' },
         { id: 'd', kind: 'dense', units: 4 },
-      ]) as NetworkSpec,
+      ]),
     );
     expect(rgb.rows[0]!.outputShape).toEqual([1, 1, 3 * (1 + 3 * 4 + 16 * 3)]);
   });
@@ -426,7 +425,7 @@ describe('network spec: refusals name the layer and the field', () => {
     fc.assert(
       fc.property(fc.array(layer, { minLength: 1, maxLength: 5 }), fc.integer({ min: 1, max: 20 }), (stack, side) => {
         const layers = [
-          ...stack.map((l, i) => ({ ...l, id: `l${i}` }) as NetworkLayer),
+          ...stack.map((l, i) => ({ ...l, id: `l${i}` })),
           { id: 'f', kind: 'flatten' },
           { id: 'd', kind: 'dense', units: 1 },
         ];
