@@ -9,12 +9,41 @@ import { SecAggErrorCode, SecAggException } from './secagg.exception';
 /** Bytes of an X25519 private or public key, and of the shared secret (RFC 7748 section 5). */
 export const X25519_KEY_BYTES = 32;
 
-// Raw keys enter node:crypto as JSON Web Keys (RFC 8037 section 2: kty "OKP", crv "X25519", base64url d and x), not
-// as DER containers: through OpenSSL 3's decoders a PKCS#8 or SPKI import cost about ten times the key agreement itself
-// (0.3–1.6 ms against 0.03–0.15 ms per key on the benchmark machine), and a round makes dozens. Node builds a private
-// key from d alone (the public half is recomputed from d; `x` must be present in the JWK but is not read), so a
-// private key is imported with a placeholder x. RFC 7748 known-answer tests cover both imports.
-const JWK_PLACEHOLDER_X = 'A'.repeat(43); // 32 zero bytes in base64url: never read for a private key (see above)
+// Raw keys enter node:crypto without OpenSSL's slow decoders where the Node version allows it. Public keys are JSON
+// Web Keys (RFC 8037 section 2: kty "OKP", crv "X25519", base64url x). A private key as JWK needs its public half x
+// too: Node 20 (OpenSSL 3.0) reads d alone and recomputes the public half, so a placeholder x will do, and there a
+// PKCS#8 import costs about ten times the key agreement itself (1.6 ms against 0.13 ms per key on the benchmark
+// machine; a round makes dozens); Node 24 checks x against d and refuses a placeholder, but imports PKCS#8 as fast as
+// a JWK (0.11 ms). Which of the two this Node does is probed once, on a fixed key; RFC 7748 known-answer tests cover
+// the imports.
+const JWK_PLACEHOLDER_X = 'A'.repeat(43); // 32 zero bytes in base64url: Node 20 never reads x for a private key
+/** PKCS#8 PrivateKeyInfo of an X25519 key (RFC 8410 section 7) up to the 32 raw bytes that end it. */
+const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+
+function privateKeyFromJwk(privateKey: Uint8Array): KeyObject {
+  return createPrivateKey({
+    key: { kty: 'OKP', crv: 'X25519', d: base64Url(privateKey), x: JWK_PLACEHOLDER_X },
+    format: 'jwk',
+  });
+}
+
+function privateKeyFromPkcs8(privateKey: Uint8Array): KeyObject {
+  return createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, privateKey]), format: 'der', type: 'pkcs8' });
+}
+
+/** Whether this Node builds a private key from d with a placeholder x (Node 20) or refuses it (Node 24). */
+function placeholderXAccepted(): boolean {
+  try {
+    privateKeyFromJwk(new Uint8Array(X25519_KEY_BYTES).fill(7));
+    return true;
+  } catch (err) {
+    // x is checked against d here; PKCS#8 is the fast import instead.
+    if ((err as { code?: unknown }).code === 'ERR_CRYPTO_INVALID_JWK') return false;
+    throw err;
+  }
+}
+
+let importPrivateKey: ((privateKey: Uint8Array) => KeyObject) | undefined;
 
 function base64Url(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
@@ -41,10 +70,8 @@ function assertKeyLength(bytes: Uint8Array, what: string): void {
  */
 export function x25519PrivateKeyObject(privateKey: Uint8Array): KeyObject {
   assertKeyLength(privateKey, 'An X25519 private key');
-  return createPrivateKey({
-    key: { kty: 'OKP', crv: 'X25519', d: base64Url(privateKey), x: JWK_PLACEHOLDER_X },
-    format: 'jwk',
-  });
+  importPrivateKey ??= placeholderXAccepted() ? privateKeyFromJwk : privateKeyFromPkcs8;
+  return importPrivateKey(privateKey);
 }
 
 /** A private key as raw bytes, or already made into a key object (x25519PrivateKeyObject). */
