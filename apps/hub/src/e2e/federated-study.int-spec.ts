@@ -91,6 +91,11 @@ describe('a federated study across processes (server database)', () => {
       runs.set(s.key, run);
       bed.agents.push(run.child);
     }
+    // Round 1's deadline is 8 s: start it once every agent has reached the hub (it pins the hub's audit key), not
+    // while five processes are still loading on a busy machine, or the first attempt closes with nobody in time.
+    await until('every agent to reach the hub', async () =>
+      [...runs.values()].every((r) => r.output().includes('pinned')),
+    );
     await call('POST', `/api/studies/${study.id}/start`);
 
     const rounds = () => call<RoundView[]>('GET', `/api/studies/${study.id}/rounds`);
