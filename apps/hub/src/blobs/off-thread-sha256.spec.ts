@@ -60,7 +60,7 @@ describe('OffThreadSha256', () => {
     whole.update(bytes);
     expect(await whole.digest()).toBe(sha256(bytes));
     for (const [seed, max] of [
-      [size + 1, size <= MiB ? 7 : 4 * KiB],
+      [size + 1, size <= INLINE_SHA256_BYTES + 1 ? 7 : 4 * KiB],
       [size + 2, 70 * KiB],
       [size + 3, 700 * KiB],
     ] as const) {

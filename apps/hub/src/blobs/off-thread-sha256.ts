@@ -241,7 +241,8 @@ export class Sha256WorkerPool {
  * thread that also serves every other request). Shorter inputs are hashed inline at `digest()`.
  *
  * `update()` copies the bytes (the caller may reuse its buffer) into 256 KiB batches that are transferred to the
- * worker; a stream feeding it awaits `ready()` after each update, which waits while the pool's bytes in flight are
+ * worker, the last one partly filled (feed it chunks of 256 KiB or more); a stream feeding it awaits `ready()` after
+ * each update, which waits while the pool's bytes in flight are
  * at their bound. `digestSoFar()` names the bytes so far without ending the hash; `digest()` ends it. A failure of
  * the worker rejects `ready()` and `digest()` and makes `update()` throw. `dispose()` drops an unfinished hash.
  */
@@ -273,6 +274,9 @@ export class OffThreadSha256 implements PooledHasher {
       offset += take;
       if (this.batchLength === BATCH_BYTES) this.post();
     }
+    // Once off-thread nothing is held between calls: with 64 concurrent uploads (two hashes each) a partial batch
+    // kept per hash cost 32 MiB of peak memory. Feeders write in batches of 256 KiB or more (the receiver's).
+    if (this.link && this.batchLength > 0) this.post();
   }
 
   /** Resolves when the stream may go on (the pool has room for more bytes in flight); rejects once the worker failed. */

@@ -166,7 +166,10 @@ export async function receiveUpdate(
       const bytes = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchBytes);
       batch = [];
       batchBytes = 0;
+      // The payload hash takes the same batches: whole ones leave the hasher nothing to hold between writes.
+      payloadHash.update(bytes);
       await write(bytes);
+      await payloadHash.ready();
     };
     const consume = async (chunk: Buffer) => {
       if (chunk.length === 0) return;
@@ -174,13 +177,11 @@ export async function receiveUpdate(
       if (received > expectedBytes) {
         throw malformed(`the payload is longer than the ${header.length} float32 values its header announces`);
       }
-      payloadHash.update(chunk);
       const bad = values.push(chunk);
       if (bad >= 0) throw malformed(`value ${bad} of the update is not finite`);
       batch.push(chunk);
       batchBytes += chunk.length;
       if (batchBytes >= WRITE_BATCH_BYTES) await flush();
-      await payloadHash.ready();
     };
     await consume(carry.bytes);
     for (;;) {
