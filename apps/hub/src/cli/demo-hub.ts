@@ -18,6 +18,25 @@ export function startDemoHub(root: string, adminPassword: string): Promise<Runni
   );
 }
 
+/** Socket errors after which a read is sent again: the connection closed under it, not an answer of the hub. */
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+
+/**
+ * fetch, with a GET or HEAD sent once more on a fresh connection when the kept-alive one it went out on was closed
+ * under it. On a loaded machine the hub's keep-alive timer (5 s) can fire in the same turn as a request that reuses
+ * the connection, and fetch reports "fetch failed": a read is safe to repeat; a write is never sent twice.
+ */
+async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    const method = (init.method ?? 'GET').toUpperCase();
+    const code = ((err as { cause?: { code?: unknown } }).cause ?? {}).code;
+    if ((method !== 'GET' && method !== 'HEAD') || typeof code !== 'string' || !RESET_CODES.has(code)) throw err;
+    return fetch(url, init);
+  }
+}
+
 /** Sign in again after this long, before the hub's 5-minute access tokens expire (a 401 also renews). */
 const TOKEN_RENEWAL_MS = 4 * 60_000;
 
@@ -54,7 +73,7 @@ export class DemoAdmin {
   private async send(path: string, init: RequestInit = {}): Promise<Response> {
     if (Date.now() - this.issuedAt > TOKEN_RENEWAL_MS) await this.renew();
     const attempt = () =>
-      fetch(`${this.hub.url}${path}`, {
+      fetchOnce(`${this.hub.url}${path}`, {
         ...init,
         headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${this.token}` },
       });
