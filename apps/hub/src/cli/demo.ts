@@ -151,6 +151,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`demo: ${(err as Error).stack ?? String(err)}\n`);
+  // fetch's "fetch failed" says why only in its cause (a refused or reset connection, a TLS error): print it too.
+  const cause = (err as { cause?: unknown }).cause;
+  const why = cause === undefined ? '' : `\ncaused by: ${(cause as Error).stack ?? String(cause)}`;
+  process.stderr.write(`demo: ${(err as Error).stack ?? String(err)}${why}\n`);
   process.exit(1);
 });
