@@ -119,8 +119,8 @@ export function verifyingStream(
     let actual: string;
     try {
       for await (const chunk of source) {
-        digest.update(chunk);
         await digest.ready();
+        digest.update(chunk);
         if (held) yield held;
         held = chunk;
       }

@@ -71,10 +71,10 @@ export class FilesystemBlobStore extends BlobStore {
       write: (chunk) =>
         storageStep('write a staged blob', async () => {
           if (finished) throw new Error('a staged blob takes no more bytes once finished');
+          await hash.ready(); // room in the hashing pool's bound before posting more
           hash.update(chunk);
           size += chunk.length;
           await handle.write(chunk);
-          await hash.ready();
         }),
       hashSoFar: () => finished ?? hash.digestSoFar(),
       finish: async () => {

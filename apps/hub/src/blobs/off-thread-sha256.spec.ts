@@ -148,6 +148,27 @@ describe('OffThreadSha256', () => {
     expect(pool.bytesInFlight).toBe(0);
   });
 
+  it('keeps many feeders that await ready() before each update within the bound (one batch of room each)', async () => {
+    const bound = 4 * INLINE_SHA256_BYTES;
+    const pool = poolOf({ size: 1, maxBytesInFlight: bound });
+    const inputs = Array.from({ length: 16 }, () => randomBytes(3 * INLINE_SHA256_BYTES));
+    let peak = 0;
+    const digests = await Promise.all(
+      inputs.map(async (bytes) => {
+        const hasher = new OffThreadSha256(pool);
+        for (let at = 0; at < bytes.length; at += INLINE_SHA256_BYTES) {
+          await hasher.ready();
+          hasher.update(bytes.subarray(at, at + INLINE_SHA256_BYTES));
+          peak = Math.max(peak, pool.bytesInFlight);
+        }
+        return hasher.digest();
+      }),
+    );
+    expect(digests).toEqual(inputs.map(sha256));
+    // Without grants, all 16 feeders post as soon as one batch is acknowledged: 16 batches past the bound.
+    expect(peak).toBeLessThanOrEqual(bound + INLINE_SHA256_BYTES);
+  });
+
   it('rejects digest and ready, and refuses updates, when its worker fails; later hashes get a new worker', async () => {
     const failing = poolOf({
       size: 1,

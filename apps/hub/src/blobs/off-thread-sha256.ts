@@ -99,6 +99,11 @@ export class Sha256WorkerPool {
   private readonly workers: PoolWorker[] = [];
   private inFlight = 0;
   private waiters: (() => void)[] = [];
+  /**
+   * Bytes promised to hashers that `room()` let through and that have not posted yet (one batch each): with 64
+   * uploads feeding at once, letting every waiter go when one batch is acknowledged overshot the bound k-fold.
+   */
+  private granted = 0;
   /** Batches handed back by the workers, for reuse (at most the in-flight bound's worth). */
   private readonly spare: Buffer[] = [];
   private nextId = 1;
@@ -137,7 +142,10 @@ export class Sha256WorkerPool {
 
   /** Resolves at once while the in-flight budget has room, else once the workers have caught up. */
   room(): Promise<void> {
-    if (this.inFlight < this.maxBytesInFlight || this.closed) return Promise.resolve();
+    if (this.closed || (this.waiters.length === 0 && this.inFlight + this.granted < this.maxBytesInFlight)) {
+      if (!this.closed) this.granted += BATCH_BYTES;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -227,11 +235,18 @@ export class Sha256WorkerPool {
     if (delta < 0 && slot.pending === 0) slot.worker.unref();
   }
 
+  /** Gives back a batch of room `room()` granted, once the hasher posted (or will not post) its batch. */
+  returnGrant(): void {
+    this.granted = Math.max(0, this.granted - BATCH_BYTES);
+    this.release();
+  }
+
+  /** Lets waiting hashers go, one batch of room each (all of them once the pool is closed). */
   private release(): void {
-    if (this.inFlight >= this.maxBytesInFlight && !this.closed) return;
-    const waiting = this.waiters;
-    this.waiters = [];
-    for (const resolve of waiting) resolve();
+    while (this.waiters.length > 0 && (this.closed || this.inFlight + this.granted < this.maxBytesInFlight)) {
+      if (!this.closed) this.granted += BATCH_BYTES;
+      this.waiters.shift()!();
+    }
   }
 }
 
@@ -242,8 +257,7 @@ export class Sha256WorkerPool {
  *
  * `update()` copies the bytes (the caller may reuse its buffer) into 256 KiB batches that are transferred to the
  * worker, the last one partly filled (feed it chunks of 256 KiB or more); a stream feeding it awaits `ready()` after
- * each update, which waits while the pool's bytes in flight are
- * at their bound. `digestSoFar()` names the bytes so far without ending the hash; `digest()` ends it. A failure of
+ * each update (better: before it), which waits while the pool's bytes in flight are at their bound. `digestSoFar()` names the bytes so far without ending the hash; `digest()` ends it. A failure of
  * the worker rejects `ready()` and `digest()` and makes `update()` throw. `dispose()` drops an unfinished hash.
  */
 export class OffThreadSha256 implements PooledHasher {
@@ -252,6 +266,8 @@ export class OffThreadSha256 implements PooledHasher {
   private link: WorkerLink | null = null;
   private failure: Error | null = null;
   private ended = false;
+  /** Whether `ready()` got a batch of room from the pool that this hash has not used yet. */
+  private holdsGrant = false;
   /** Digests requested and not answered, in the order the worker answers them. */
   private readonly digests: { resolve: (hex: string) => void; reject: (err: Error) => void }[] = [];
 
@@ -282,8 +298,11 @@ export class OffThreadSha256 implements PooledHasher {
   /** Resolves when the stream may go on (the pool has room for more bytes in flight); rejects once the worker failed. */
   ready(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (!this.link) return Promise.resolve();
+    this.giveBackGrant();
+    // Also before the first post: 64 uploads crossing the threshold together would otherwise overshoot the bound.
     return this.pool.room().then(() => {
+      this.holdsGrant = true;
+      if (this.failure || this.ended) this.giveBackGrant();
       if (this.failure) throw this.failure;
     });
   }
@@ -297,6 +316,7 @@ export class OffThreadSha256 implements PooledHasher {
   digest(): Promise<string> {
     const hex = this.requestDigest(true);
     this.ended = true;
+    this.giveBackGrant();
     return hex;
   }
 
@@ -304,6 +324,7 @@ export class OffThreadSha256 implements PooledHasher {
   dispose(): void {
     if (this.ended) return;
     this.ended = true;
+    this.giveBackGrant();
     if (this.batch) this.pool.giveBack(this.batch);
     this.batch = null;
     const pending = this.digests.splice(0);
@@ -327,6 +348,7 @@ export class OffThreadSha256 implements PooledHasher {
     if (this.failure) return;
     this.failure = new Error(`SHA-256 on a worker thread failed: ${err.message}`, { cause: err });
     this.batch = null;
+    this.giveBackGrant();
     for (const d of this.digests.splice(0)) d.reject(this.failure);
   }
 
@@ -354,6 +376,12 @@ export class OffThreadSha256 implements PooledHasher {
     });
   }
 
+  private giveBackGrant(): void {
+    if (!this.holdsGrant) return;
+    this.holdsGrant = false;
+    this.pool.returnGrant();
+  }
+
   /** Transfers the batch (its first batchLength bytes count) to the worker, attaching to one on the first call. */
   private post(): void {
     const batch = this.batch!;
@@ -364,6 +392,7 @@ export class OffThreadSha256 implements PooledHasher {
       this.link = this.pool.attach(this);
     }
     this.link.post({ op: 'update', bytes: batch.buffer as ArrayBuffer, length });
+    this.giveBackGrant(); // the bytes now count in flight
   }
 }
 
@@ -387,8 +416,8 @@ export async function sha256Off(bytes: Uint8Array, pool: Sha256WorkerPool = shar
   const hasher = new OffThreadSha256(pool);
   try {
     for (let at = 0; at < bytes.length; at += 4 * BATCH_BYTES) {
-      hasher.update(bytes.subarray(at, at + 4 * BATCH_BYTES));
       await hasher.ready();
+      hasher.update(bytes.subarray(at, at + 4 * BATCH_BYTES));
     }
     return await hasher.digest();
   } finally {

@@ -134,11 +134,11 @@ export class S3BlobStore extends BlobStore {
       write: async (chunk) => {
         if (failure) throw failure;
         if (finished) throw new Error('a staged blob takes no more bytes once finished');
+        await hash.ready(); // room in the hashing pool's bound before posting more
         hash.update(chunk);
         size += chunk.length;
         // Backpressure: wait while the part buffer is full, but not past a failed upload.
         if (!body.write(chunk)) await Promise.race([once(body, 'drain'), uploaded]);
-        await hash.ready();
       },
       hashSoFar: () => finished ?? hash.digestSoFar(),
       finish: async () => {

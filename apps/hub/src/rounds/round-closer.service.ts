@@ -607,8 +607,9 @@ export class RoundCloser implements OnModuleInit {
     const digest = new OffThreadSha256();
     try {
       for (let at = 0; at < size; at += VERIFY_READ_BYTES) {
-        digest.update(await this.blobs.readRange(hash, at, Math.min(size, at + VERIFY_READ_BYTES)));
+        const bytes = await this.blobs.readRange(hash, at, Math.min(size, at + VERIFY_READ_BYTES));
         await digest.ready();
+        digest.update(bytes);
       }
       return await digest.digest();
     } finally {

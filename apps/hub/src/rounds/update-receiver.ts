@@ -167,9 +167,9 @@ export async function receiveUpdate(
       batch = [];
       batchBytes = 0;
       // The payload hash takes the same batches: whole ones leave the hasher nothing to hold between writes.
+      await payloadHash.ready(); // room first: 64 uploads posting at once would overshoot the bound k-fold
       payloadHash.update(bytes);
       await write(bytes);
-      await payloadHash.ready();
     };
     const consume = async (chunk: Buffer) => {
       if (chunk.length === 0) return;
