@@ -135,7 +135,7 @@ export class Sha256WorkerPool {
     return this.spare.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
   }
 
-  /** Takes back a batch the worker hashed or a hasher no longer needs; kept while spares and bytes in flight fit the bound. */
+  /** Takes back a batch the worker hashed or a hasher no longer needs: kept while spares and bytes in flight fit. */
   giveBack(batch: Buffer): void {
     if ((this.spare.length + 1) * BATCH_BYTES + this.inFlight <= this.maxBytesInFlight) this.spare.push(batch);
   }
@@ -256,9 +256,10 @@ export class Sha256WorkerPool {
  * thread that also serves every other request). Shorter inputs are hashed inline at `digest()`.
  *
  * `update()` copies the bytes (the caller may reuse its buffer) into 256 KiB batches that are transferred to the
- * worker, the last one partly filled (feed it chunks of 256 KiB or more); a stream feeding it awaits `ready()` after
- * each update (better: before it), which waits while the pool's bytes in flight are at their bound. `digestSoFar()` names the bytes so far without ending the hash; `digest()` ends it. A failure of
- * the worker rejects `ready()` and `digest()` and makes `update()` throw. `dispose()` drops an unfinished hash.
+ * worker, the last one partly filled (feed it chunks of 256 KiB or more). A stream feeding it awaits `ready()` before
+ * each update: it waits while the pool's bytes in flight are at their bound, then grants this hash one batch of room.
+ * `digestSoFar()` names the bytes so far without ending the hash; `digest()` ends it. A failure of the worker rejects
+ * `ready()` and `digest()` and makes `update()` throw. `dispose()` drops an unfinished hash (and any room it held).
  */
 export class OffThreadSha256 implements PooledHasher {
   private batch: Buffer | null = null;
@@ -295,7 +296,7 @@ export class OffThreadSha256 implements PooledHasher {
     if (this.link && this.batchLength > 0) this.post();
   }
 
-  /** Resolves when the stream may go on (the pool has room for more bytes in flight); rejects once the worker failed. */
+  /** Resolves when the stream may post more (the pool has room in flight); rejects once the worker failed. */
   ready(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     this.giveBackGrant();
