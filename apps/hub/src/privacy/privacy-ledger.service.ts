@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import {
   chargedEpsilon,
   planLimitRefusal,
@@ -8,10 +7,10 @@ import {
   type PrivacyMechanism,
 } from '@tessera/dp';
 import { type PrivacySpend, type StudyPlan } from '@tessera/protocol';
-import { DataSource, type EntityManager } from 'typeorm';
 import { AuditTrail } from '../audit/audit-trail';
-import { PrivacyLedgerEntity } from './privacy-ledger.entity';
+import type { PrivacyLedgerEntity } from './privacy-ledger.entity';
 import { chargeOfTask, chargesNothing, reportAgrees, type ChargeCounts } from './privacy-report.util';
+import { PrivacyRepository, type OpenTransaction } from './privacy.repository';
 
 export interface LedgerEntryView {
   siloId: string;
@@ -107,7 +106,7 @@ export class PrivacyLedgerService {
   private readonly mechanisms = new Map<string, PrivacyMechanism | null>();
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly rows: PrivacyRepository,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
   ) {}
 
@@ -122,7 +121,7 @@ export class PrivacyLedgerService {
    * this round and kind (an earlier attempt) is not charged again. Returns the new charges, for the audit trail.
    */
   async chargeIssued(
-    tx: EntityManager,
+    tx: OpenTransaction,
     study: StudyRef,
     round: { number: number; attempt: number; kind: 'train' | 'evaluate' },
     siloIds: string[],
@@ -131,11 +130,9 @@ export class PrivacyLedgerService {
     if (!m || siloIds.length === 0) return [];
     const added = chargeOfTask(m, study.plan, round.kind);
     if (chargesNothing(added)) return [];
-    const already = await tx.getRepository(PrivacyLedgerEntity).find({
-      select: { siloId: true },
-      where: { studyId: study.id, round: round.number, kind: round.kind, chargedOn: 'issued' },
-    });
-    const charged = new Set(already.map((r) => r.siloId));
+    const charged = new Set(
+      await this.rows.chargedSilos(tx, { studyId: study.id, round: round.number, kind: round.kind }),
+    );
     const fresh = siloIds.filter((s) => !charged.has(s));
     if (fresh.length === 0) return [];
     const figures = new Map((await this.budgets(tx, study, fresh)).map((b) => [b.siloId, b]));
@@ -149,7 +146,7 @@ export class PrivacyLedgerService {
         added,
         before.personalizations + (added.personalizations ?? 0),
       );
-      await tx.getRepository(PrivacyLedgerEntity).insert({
+      await this.rows.insertCharge(tx, {
         studyId: study.id,
         siloId,
         round: round.number,
@@ -186,7 +183,7 @@ export class PrivacyLedgerService {
    * follows the silo's largest claim); a smaller one is flagged and kept only in the audit trail.
    */
   async recordReport(
-    tx: EntityManager,
+    tx: OpenTransaction,
     study: StudyRef,
     round: { number: number; attempt: number; kind: 'train' | 'evaluate' },
     siloId: string,
@@ -194,13 +191,12 @@ export class PrivacyLedgerService {
   ): Promise<PrivacyReportOutcome | null> {
     const m = this.mechanismOf(study.planHash, study.plan);
     if (!m) return null;
-    const repo = tx.getRepository(PrivacyLedgerEntity);
-    const where = { studyId: study.id, siloId, round: round.number, kind: round.kind, chargedOn: 'issued' as const };
-    let row = await repo.findOne({ where });
+    const key = { studyId: study.id, round: round.number, kind: round.kind };
+    let row = await this.rows.issuedCharge(tx, key, siloId);
     if (!row) {
       // A task issued before this hub charged on issue (an upgrade mid-study): charge it now, then compare.
       await this.chargeIssued(tx, study, round, [siloId]);
-      row = await repo.findOne({ where });
+      row = await this.rows.issuedCharge(tx, key, siloId);
       if (!row) return null;
     }
     // A study personalizes at most once, at its final evaluation: the row's added count is its cumulative one.
@@ -212,7 +208,7 @@ export class PrivacyLedgerService {
         reported.evaluationReleases >= stored.evaluationReleases &&
         (reported.personalizations ?? 0) >= (stored.personalizations ?? 0))
     ) {
-      await repo.update(row.id, { reported, agrees, reportedAt: new Date() });
+      await this.rows.attachReport(tx, row.id, { reported, agrees, reportedAt: new Date() });
     }
     return {
       charge: {
@@ -258,44 +254,22 @@ export class PrivacyLedgerService {
   }
 
   /** The hub's figures for the given silos of a study (see SiloBudget). */
-  async budgets(m: EntityManager, study: StudyRef, siloIds: string[]): Promise<SiloBudget[]> {
+  async budgets(m: OpenTransaction, study: StudyRef, siloIds: string[]): Promise<SiloBudget[]> {
     const mechanism = this.mechanismOf(study.planHash, study.plan);
     if (!mechanism) return [];
     const studyId = study.id;
-    const rows = (await m.query(
-      `SELECT silo_id,
-              COALESCE(SUM(training_added), 0)::int AS charged_training,
-              COALESCE(SUM(evaluation_added), 0)::int AS charged_evaluations,
-              COALESCE(SUM(personalization_added), 0)::int AS charged_personalizations,
-              MAX(COALESCE((reported->>'personalizations')::int, 0)) AS reported_personalizations,
-              MAX((reported->>'trainingRounds')::int) AS reported_training,
-              MAX((reported->>'evaluationReleases')::int) AS reported_evaluations,
-              MAX((reported->>'epsilonCumulative')::float8) AS reported_epsilon,
-              COUNT(*) FILTER (WHERE agrees = false)::int AS disagreements
-         FROM privacy_ledger WHERE study_id = $1 GROUP BY silo_id`,
-      [studyId],
-    )) as {
-      silo_id: string;
-      charged_training: number;
-      charged_evaluations: number;
-      charged_personalizations: number;
-      reported_personalizations: number | null;
-      reported_training: number | null;
-      reported_evaluations: number | null;
-      reported_epsilon: number | null;
-      disagreements: number;
-    }[];
-    const bySilo = new Map(rows.map((r) => [r.silo_id, r]));
+    const rows = await this.rows.totals(m, studyId);
+    const bySilo = new Map(rows.map((r) => [r.siloId, r]));
     const nextRound = chargeOfTask(mechanism, study.plan, 'train');
     return siloIds.map((siloId) => {
       const r = bySilo.get(siloId);
-      const chargedTraining = r?.charged_training ?? 0;
-      const chargedEvaluations = r?.charged_evaluations ?? 0;
-      const reportedTraining = r?.reported_training ?? null;
-      const reportedEvaluations = r?.reported_evaluations ?? null;
+      const chargedTraining = r?.chargedTraining ?? 0;
+      const chargedEvaluations = r?.chargedEvaluations ?? 0;
+      const reportedTraining = r?.reportedTraining ?? null;
+      const reportedEvaluations = r?.reportedEvaluations ?? null;
       const trainingRounds = Math.max(chargedTraining, reportedTraining ?? 0);
       const evaluationReleases = Math.max(chargedEvaluations, reportedEvaluations ?? 0);
-      const personalizations = Math.max(r?.charged_personalizations ?? 0, r?.reported_personalizations ?? 0);
+      const personalizations = Math.max(r?.chargedPersonalizations ?? 0, r?.reportedPersonalizations ?? 0);
       return {
         siloId,
         trainingRounds,
@@ -306,7 +280,7 @@ export class PrivacyLedgerService {
         reportedTrainingRounds: reportedTraining,
         reportedEvaluationReleases: reportedEvaluations,
         epsilon: chargedEpsilon(mechanism, trainingRounds, evaluationReleases, personalizations),
-        reportedEpsilon: r?.reported_epsilon ?? null,
+        reportedEpsilon: r?.reportedEpsilon ?? null,
         disagreements: r?.disagreements ?? 0,
         nextRoundEpsilon: chargedEpsilon(
           mechanism,
@@ -325,7 +299,7 @@ export class PrivacyLedgerService {
    * issued). Counts from the hub's figure, so a silo that reported more than the hub charged is held to its report.
    */
   async planLimits(
-    m: EntityManager,
+    m: OpenTransaction,
     study: StudyRef,
     round: { number: number; kind: 'train' | 'evaluate' },
     siloIds: string[],
@@ -335,11 +309,9 @@ export class PrivacyLedgerService {
     const added = chargeOfTask(mechanism, study.plan, round.kind);
     if (chargesNothing(added)) return [];
     // A silo already charged for this round and kind is not charged again by a retried attempt.
-    const already = await m.getRepository(PrivacyLedgerEntity).find({
-      select: { siloId: true },
-      where: { studyId: study.id, round: round.number, kind: round.kind, chargedOn: 'issued' },
-    });
-    const charged = new Set(already.map((r) => r.siloId));
+    const charged = new Set(
+      await this.rows.chargedSilos(m, { studyId: study.id, round: round.number, kind: round.kind }),
+    );
     const out: { siloId: string; reason: string }[] = [];
     for (const b of await this.budgets(m, study, siloIds)) {
       const more: ChargeCounts = charged.has(b.siloId) ? { trainingRounds: 0, evaluationReleases: 0 } : added;
@@ -353,14 +325,13 @@ export class PrivacyLedgerService {
     return out;
   }
 
-  manager(): EntityManager {
-    return this.db.manager;
+  /** The manager outside any transaction, for a caller that reads budgets without one. */
+  manager(): OpenTransaction {
+    return this.rows.manager();
   }
 
   async ledger(studyId: string): Promise<LedgerEntryView[]> {
-    const rows = await this.db
-      .getRepository(PrivacyLedgerEntity)
-      .find({ where: { studyId }, order: { createdAt: 'ASC', round: 'ASC', kind: 'DESC', siloId: 'ASC' } });
+    const rows = await this.rows.entries(studyId);
     return rows.map((r) => ({
       siloId: r.siloId,
       round: r.round,

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { PrivacyLedgerService } from './privacy-ledger.service';
+import { PrivacyRepository } from './privacy.repository';
 import { SiloPrivacyController } from './silo-privacy.controller';
 import { SiloPrivacyService } from './silo-privacy.service';
 
@@ -9,7 +10,7 @@ import { SiloPrivacyService } from './silo-privacy.service';
  */
 @Module({
   controllers: [SiloPrivacyController],
-  providers: [PrivacyLedgerService, SiloPrivacyService],
+  providers: [PrivacyRepository, PrivacyLedgerService, SiloPrivacyService],
   exports: [PrivacyLedgerService],
 })
 export class PrivacyModule {}

@@ -1,12 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { SiloPrivacyView, SiloStudyPrivacyView } from '@tessera/protocol';
-import { DataSource } from 'typeorm';
 import { HubErrorCode, HubException } from '../common/hub.exception';
-import { SiloEntity } from '../silos/silo.entity';
-import { StudyEntity } from '../study-state/study.entity';
+import type { StudyEntity } from '../study-state/study.entity';
 import { storedPlanOf } from '../study-state/stored-plan.util';
 import { PrivacyLedgerService } from './privacy-ledger.service';
+import { PrivacyRepository } from './privacy.repository';
 
 /**
  * One silo's privacy across studies (docs/privacy.md, "One silo across studies"): for every study the silo was
@@ -16,23 +14,14 @@ import { PrivacyLedgerService } from './privacy-ledger.service';
 @Injectable()
 export class SiloPrivacyService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly rows: PrivacyRepository,
     private readonly ledger: PrivacyLedgerService,
   ) {}
 
   async ofSilo(siloId: string): Promise<SiloPrivacyView> {
-    const silo = await this.db.getRepository(SiloEntity).findOne({ where: { id: siloId } });
+    const silo = await this.rows.findSilo(siloId);
     if (!silo) throw new HubException(HubErrorCode.NOT_FOUND, `No silo with id ${siloId}.`);
-    const studies = await this.db
-      .getRepository(StudyEntity)
-      .createQueryBuilder('s')
-      .where(`s.status <> 'draft'`)
-      .andWhere(
-        `(s.plan -> 'silos' ? :siloId OR s.id IN (SELECT l.study_id FROM privacy_ledger l WHERE l.silo_id = CAST(:siloId AS uuid)))`,
-        { siloId },
-      )
-      .orderBy('s.created_at', 'ASC')
-      .getMany();
+    const studies = await this.rows.studiesOfSilo(siloId);
     const lines: SiloStudyPrivacyView[] = [];
     for (const study of studies) lines.push(await this.lineOf(study, siloId));
     const dp = lines.filter((l) => l.mode !== 'none');
@@ -74,7 +63,7 @@ export class SiloPrivacyService {
         disagreements: 0,
       };
     }
-    const [budget] = await this.ledger.budgets(this.db.manager, study, [siloId]);
+    const [budget] = await this.ledger.budgets(this.rows.manager(), study, [siloId]);
     return {
       ...base,
       mode: mechanism.mechanism,
@@ -99,12 +88,7 @@ export class SiloPrivacyService {
     base: Pick<SiloStudyPrivacyView, 'studyId' | 'studyName' | 'status' | 'participant'>,
   ): Promise<SiloStudyPrivacyView> {
     const cost = study.privacyCost;
-    const [row] = (await this.db.query(
-      `SELECT MAX(GREATEST(epsilon_cumulative, COALESCE((reported->>'epsilonCumulative')::float8, 0))) AS epsilon,
-              COUNT(*) FILTER (WHERE agrees = false)::int AS disagreements
-         FROM privacy_ledger WHERE study_id = $1 AND silo_id = $2`,
-      [study.id, siloId],
-    )) as { epsilon: number | null; disagreements: number }[];
+    const row = await this.rows.legacyFigure(study.id, siloId);
     if (!cost) {
       return {
         ...base,
