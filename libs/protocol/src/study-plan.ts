@@ -2,28 +2,22 @@ import { canonicalJson, sha256Hex } from '@tessera/canonical';
 import { z } from 'zod';
 import { inferNetworkShapes } from './network-spec-shapes';
 import { NetworkSpecError, type NetworkSpec } from './network-spec-schema';
-import { aggregationProblems, describeAggregation, describeScreening } from './study-plan-aggregation';
-import { describeSecureAggregation, SecureAggregationPlan, secureAggregationProblems } from './study-plan-secagg';
+import { aggregationProblems } from './study-plan-aggregation';
+import { SecureAggregationPlan, secureAggregationProblems } from './study-plan-secagg';
+import { PersonalizationPlan, personalizationProblems } from './study-plan-personalization';
+import { modelProblems, NetworkModelChoice, networkOfModel, networkProblem } from './study-plan-model';
 import {
-  describePersonalization,
-  PersonalizationPlan,
-  personalizationModels,
-  personalizationProblems,
-} from './study-plan-personalization';
-import {
-  ClassLabelRule,
-  describeTask,
-  ImageTransform,
-  layerTableLines,
-  modelProblems,
-  NetworkModelChoice,
-  networkOfModel,
-  networkProblem,
-  taskMetricNames,
-  ValueLabelRule,
-} from './study-plan-model';
+  DataSchema,
+  encodedFeatureCount,
+  type FeatureSchema,
+  imageSchemaProblems,
+  isImageSchema,
+  tabularProblems,
+} from './study-plan-schema';
 
 export * from './study-plan-model';
+export * from './study-plan-schema';
+export * from './study-plan-description';
 
 export {
   aggregationProblems,
@@ -48,137 +42,7 @@ export {
   personalizationProblems,
 } from './study-plan-personalization';
 
-const name = z.string().min(1).max(64);
 const finitePositive = z.number().finite().positive();
-
-/**
- * Every constant used to encode a record is declared here, in the plan, and never computed from a silo's file: a
- * statistic of the file (a mean, a standard deviation, the most frequent level) depends on every record, so adding
- * one record would change how every other record is encoded and break the neighbouring relation that differential
- * privacy is stated for (docs/privacy.md, "From the raw file to the wire").
- */
-export const NumericScaling = z
-  .object({
-    /** The encoded value is (x − center) / scale. */
-    center: z.number().finite(),
-    scale: finitePositive,
-  })
-  .strict();
-export type NumericScaling = z.infer<typeof NumericScaling>;
-
-export const FeatureColumn = z.discriminatedUnion('type', [
-  z
-    .object({
-      name,
-      type: z.literal('numeric'),
-      /** Declared scaling (absent: the value is used as is). */
-      scaling: NumericScaling.optional(),
-      /** Value that replaces a missing cell when the schema's `missing` is 'impute' (before scaling). */
-      impute: z.number().finite().optional(),
-    })
-    .strict(),
-  z
-    .object({
-      name,
-      type: z.literal('categorical'),
-      // Every silo must produce the same encoded columns whatever values it happens to hold: levels are fixed.
-      levels: z.array(z.string().min(1).max(64)).min(2).max(256),
-      /** Level that replaces a missing cell when the schema's `missing` is 'impute'; one of `levels`. */
-      impute: z.string().min(1).max(64).optional(),
-    })
-    .strict(),
-]);
-export type FeatureColumn = z.infer<typeof FeatureColumn>;
-
-export const LabelRule = z.union([
-  z
-    .object({
-      column: name,
-      operator: z.enum(['>', '>=', '<', '<=', '==', '!=']),
-      threshold: z.number().finite(),
-    })
-    .strict(),
-  z.object({ column: name, operator: z.literal('in'), values: z.array(z.string()).min(1) }).strict(),
-  // Network plans only (study-plan-model.ts): a class index (multiclass) or the value itself (regression).
-  ClassLabelRule,
-  ValueLabelRule,
-]);
-export type LabelRule = z.infer<typeof LabelRule>;
-
-/**
- * How a silo splits its records into training and held-out test records: by a keyed hash of each record alone
- * (HMAC-SHA-256 under `salt` of the record's canonical fields; the record is held out when the hash, read as a
- * fraction of 2^64, is below `testFraction`). Whether one record trains or evaluates therefore never depends on
- * any other record: adding or removing a record moves nothing else between the splits. Identical rows land in the
- * same split. The test size is binomial around testFraction·n rather than exact.
- */
-export const RecordSplit = z
-  .object({
-    testFraction: z.number().gt(0).lt(1),
-    /** Public per-study key of the hash (not a secret: the guarantee holds for every salt). */
-    salt: z
-      .string()
-      .min(8)
-      .max(128)
-      .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
-  })
-  .strict();
-export type RecordSplit = z.infer<typeof RecordSplit>;
-
-/** The feature schema: which columns, their declared encoding, the label, missing values and the local split. */
-export const FeatureSchema = z
-  .object({
-    /** Column names in file order for headerless files; absent when the first row is a header. */
-    columns: z.array(name).min(2).max(1024).optional(),
-    missingValues: z.array(z.string().max(16)).max(16).optional(),
-    features: z.array(FeatureColumn).min(1).max(1024),
-    label: LabelRule,
-    /** 'drop-rows': drop a row with any missing feature. 'impute': use each feature's declared `impute` value. */
-    missing: z.enum(['drop-rows', 'impute']),
-    split: RecordSplit,
-  })
-  .strict();
-export type FeatureSchema = z.infer<typeof FeatureSchema>;
-
-/**
- * The data of an image study: a folder of PNG or JPEG files and a CSV manifest (header row) with one row per image:
- * `fileColumn` holds the image's path relative to the folder, `label.column` its label. Each image is decoded and
- * transformed as `image` declares (study-plan-model.ts, ImageTransform) to the network input's size. The split hashes
- * each manifest row's own file path and label, as a tabular record's fields (RecordSplit).
- */
-export const ImageSchema = z
-  .object({
-    kind: z.literal('images'),
-    fileColumn: name,
-    label: LabelRule,
-    /** Label cells that mean "no label" (the row is dropped and counted); the empty cell always does. */
-    missingValues: z.array(z.string().max(16)).max(16).optional(),
-    image: ImageTransform,
-    split: RecordSplit,
-  })
-  .strict();
-export type ImageSchema = z.infer<typeof ImageSchema>;
-
-/**
- * A plan's data: tabular records (FeatureSchema, every plan before image studies: no `kind` key, so their bytes are
- * unchanged) or images (ImageSchema, `kind: 'images'`). Discriminated by `kind` so a bad schema's problems name its
- * own fields, not "no union member matched".
- */
-export const DataSchema = z.discriminatedUnion('kind', [
-  FeatureSchema.extend({ kind: z.undefined().optional() }),
-  ImageSchema,
-]);
-export type DataSchema = z.infer<typeof DataSchema>;
-
-export function isImageSchema(schema: DataSchema): schema is ImageSchema {
-  return 'kind' in schema && schema.kind === 'images';
-}
-
-/** The feature schema of a tabular plan; an image plan has none (a caller that reads CSV records has a bug). */
-export function tabularSchemaOf(plan: { schema: DataSchema }): FeatureSchema {
-  if (isImageSchema(plan.schema)) throw new Error('an image study has no tabular feature schema');
-  return plan.schema;
-}
 
 export const ModelChoice = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('logistic-regression') }).strict(),
@@ -543,63 +407,12 @@ function scaffoldProblems(plan: StudyPlan): string[] {
   return out;
 }
 
-/** The local algorithm in the steward's words. */
-function describeAlgorithm(t: TrainingPlan): string {
-  if (t.algorithm === 'scaffold') {
-    return 'scaffold (control variates: each silo keeps its own and uploads its change with the model update)';
-  }
-  return t.algorithm;
-}
-
 /**
  * Float32 values in one silo's update for a model of `parameters` values: the model delta, and under SCAFFOLD the
  * control delta after it (ADR 0019).
  */
 export function updateLengthOf(plan: Pick<StudyPlan, 'training'>, parameters: number): number {
   return plan.training.algorithm === 'scaffold' ? 2 * parameters : parameters;
-}
-
-function labelProblems(label: LabelRule): string[] {
-  if (label.operator !== 'class') return [];
-  const dup = label.classes.find((c, i) => label.classes.indexOf(c) !== i);
-  return dup === undefined ? [] : [`schema.label.classes: class "${dup}" appears twice`];
-}
-
-function imageSchemaProblems(schema: ImageSchema): string[] {
-  const out = labelProblems(schema.label);
-  if (schema.fileColumn === schema.label.column) {
-    out.push(`schema.fileColumn: "${schema.fileColumn}" is also the label column`);
-  }
-  return out;
-}
-
-function tabularProblems(schema: FeatureSchema): string[] {
-  const out = labelProblems(schema.label);
-  const featureNames = schema.features.map((f) => f.name);
-  const dup = featureNames.find((n, i) => featureNames.indexOf(n) !== i);
-  if (dup) out.push(`schema.features: column "${dup}" appears twice`);
-  if (featureNames.includes(schema.label.column)) {
-    out.push(`schema.label.column: "${schema.label.column}" is also a feature`);
-  }
-  if (schema.columns) {
-    for (const n of [...featureNames, schema.label.column]) {
-      if (!schema.columns.includes(n)) out.push(`schema.columns: does not list "${n}"`);
-    }
-  }
-  schema.features.forEach((f, i) => {
-    if (schema.missing === 'impute' && f.impute === undefined) {
-      out.push(`schema.features.${i}.impute: "${f.name}" needs a declared imputation value when missing is 'impute'`);
-    }
-    if (f.type === 'categorical' && f.impute !== undefined && !f.levels.includes(f.impute)) {
-      out.push(`schema.features.${i}.impute: "${f.impute}" is not one of the levels of "${f.name}"`);
-    }
-  });
-  return out;
-}
-
-/** Number of model inputs the schema produces: 1 per numeric column, levels − 1 per categorical one. */
-export function encodedFeatureCount(schema: FeatureSchema): number {
-  return schema.features.reduce((n, f) => n + (f.type === 'numeric' ? 1 : f.levels.length - 1), 0);
 }
 
 /**
@@ -611,127 +424,6 @@ export function planHash(studyId: string, version: number, plan: StudyPlan): str
 }
 
 /**
- * Everything this plan releases from a silo WITHOUT differential privacy, in words (empty when everything a silo
- * sends is inside the DP guarantee). The steward consents to exactly this list: the agent's `studies show`, the
- * console's approval view and the compliance report print it.
- */
-export function releasedWithoutDp(plan: StudyPlan): string[] {
-  const out: string[] = [];
-  if (plan.privacy.mode === 'none') {
-    out.push(
-      plan.secureAggregation
-        ? "the sum of the silos' model updates, in which the hub never sees this silo's own (no differential privacy in this study)"
-        : 'the model update itself (no differential privacy in this study)',
-    );
-  }
-  if (plan.privacy.mode === 'dp-fedavg' && plan.privacy.noise !== 'distributed') {
-    out.push(
-      "the silo's clipped model update, to the hub (the hub adds the noise: DP-FedAvg protects against readers of the models, not against the hub)",
-    );
-  }
-  if (plan.privacy.mode === 'dp-fedavg' && plan.screening) {
-    out.push(
-      "the screening statistics of the silo's clipped update (its L2 norm, its cosines to the round's aggregate and to the previous global update) and its flags, recorded by the hub in its audit trail and console every round",
-    );
-  }
-  if (plan.release.trainingExamples === 'exact') out.push('the exact number of training records (FedAvg weight)');
-  const e = plan.release.evaluation;
-  if (e.mode === 'exact') {
-    const when = e.rounds === 'every' ? 'for the model of every round' : 'for the final model';
-    if (plan.model.kind === 'network') {
-      const task = plan.model.network.task.kind;
-      out.push(
-        `test-split ${taskMetricNames(task).join(', ')} and the number of test records${task === 'binary' ? ' and of positives' : ''}, ${when}`,
-      );
-    } else {
-      out.push(`test-split loss, accuracy, AUC, number of test records and of positives, ${when}`);
-    }
-    const local = personalizationModels(plan);
-    if (local.length > 0) {
-      out.push(
-        `the same test-split metrics of this silo's ${local.map((m) => (m === 'personalized' ? 'personalized (fine-tuned) model' : 'local-only baseline model')).join(' and ')}, at the final evaluation (the models themselves stay at the silo)`,
-      );
-    }
-  }
-  return out;
-}
-
-/** The release plan in words. */
-export function describeRelease(plan: StudyPlan): string {
-  const e = plan.release.evaluation;
-  const evaluation =
-    e.mode === 'none'
-      ? 'no evaluation results'
-      : e.mode === 'noisy'
-        ? `noisy test-split score histograms (${e.scoreBins} bins per label, discrete Gaussian noise, charged) ${e.rounds === 'every' ? 'every round' : 'for the final model'}`
-        : `exact test-split metrics WITHOUT differential privacy ${e.rounds === 'every' ? 'every round' : 'for the final model'}`;
-  const examples =
-    plan.release.trainingExamples === 'exact'
-      ? 'the exact training-record count WITHOUT differential privacy'
-      : 'no record count (equal FedAvg weights)';
-  return `${evaluation}; ${examples}`;
-}
-
-function describeFeature(f: FeatureColumn): string {
-  if (f.type === 'categorical')
-    return `${f.name} (one of ${f.levels.join('/')}${f.impute ? `, missing → ${f.impute}` : ''})`;
-  const scaling = f.scaling ? ` (x − ${f.scaling.center}) / ${f.scaling.scale}` : '';
-  return `${f.name}${scaling}${f.impute !== undefined ? `, missing → ${f.impute}` : ''}`;
-}
-
-function describeLabel(label: LabelRule): string {
-  switch (label.operator) {
-    case 'in':
-      return `${label.column} in ${label.values.join('/')}`;
-    case 'class':
-      return `${label.column}, classes ${label.classes.map((c, k) => `${k} = ${c}`).join(', ')}`;
-    case 'value':
-      return `${label.column} (its value${label.scaling ? `, (y − ${label.scaling.center}) / ${label.scaling.scale}` : ''})`;
-    default:
-      return `${label.column} ${label.operator} ${label.threshold}`;
-  }
-}
-
-function describeModel(model: ModelChoice): string {
-  switch (model.kind) {
-    case 'mlp':
-      return `MLP, hidden layers ${model.hiddenLayers.join('×')} (${model.activation})`;
-    case 'logistic-regression':
-      return 'logistic regression';
-    case 'network': {
-      const spec = model.network;
-      let parameters = '';
-      try {
-        parameters = `, ${inferNetworkShapes(spec).parameters.toLocaleString('en-US')} parameters`;
-      } catch (err) {
-        if (!(err instanceof NetworkSpecError)) throw err;
-      }
-      return `network (${spec.format}), ${spec.layers.length} layers${parameters}; ${describeTask(spec.task)}`;
-    }
-  }
-}
-
-function describeData(schema: DataSchema): string[] {
-  if (isImageSchema(schema)) {
-    const i = schema.image;
-    const augment = [
-      i.augmentation?.horizontalFlip ? 'horizontal flip' : null,
-      i.augmentation?.randomCrop ? `random crop (padding ${i.augmentation.randomCrop.padding})` : null,
-    ].filter((a) => a !== null);
-    return [
-      `images:       manifest column ${schema.fileColumn}; ${i.color}, resized by ${i.resize}${i.requireSize ? ` (only ${i.requireSize.width}×${i.requireSize.height} images accepted)` : ''}; normalised (v − [${i.normalization.mean.join(', ')}]) / [${i.normalization.std.join(', ')}]; augmentation ${augment.length === 0 ? 'none' : augment.join(', ')}`,
-      `label:        ${describeLabel(schema.label)}`,
-      `split:        held out for testing: ${Math.round(schema.split.testFraction * 100)}% of images, chosen by a keyed hash of each manifest row (salt ${schema.split.salt})`,
-    ];
-  }
-  return [
-    `features:     ${schema.features.map(describeFeature).join(', ')}`,
-    `label:        ${describeLabel(schema.label)}`,
-    `missing:      ${schema.missing}; held out for testing: ${Math.round(schema.split.testFraction * 100)}% of records, chosen by a keyed hash of each record (salt ${schema.split.salt})`,
-  ];
-}
-
-/**
  * The network a plan trains, as the layer table reads it: the spec of a 'network' plan, or the preset a registry
  * choice is (networkOfModel). Tabular plans only for the registry choices (they have no image form).
  */
@@ -739,34 +431,6 @@ export function planNetwork(plan: StudyPlan): NetworkSpec {
   if (plan.model.kind === 'network') return plan.model.network;
   if (isImageSchema(plan.schema)) throw new Error(`a ${plan.model.kind} model has no image form`);
   return networkOfModel(plan.model, encodedFeatureCount(plan.schema));
-}
-
-/** A plan in words, for `tessera-agent studies show` and the console. */
-export function describePlan(plan: StudyPlan): string[] {
-  const t = plan.training;
-  const p = plan.privacy;
-  const model = describeModel(plan.model);
-  const privacy =
-    p.mode === 'none'
-      ? 'NO differential privacy: model updates are sent without noise'
-      : `${p.mode === 'dp-sgd' ? 'DP-SGD (unit: one record)' : p.noise === 'distributed' ? 'distributed DP-FedAvg (unit: the whole silo; each silo adds its share of discrete Gaussian noise before masking, sized so any t shares carry the whole noise)' : 'DP-FedAvg (unit: the whole silo)'}; target ε = ${p.targetEpsilon}, δ = ${p.delta}, clipping norm ${p.clipNorm}, noise multiplier ${p.noiseMultiplier}`;
-  const withoutDp = releasedWithoutDp(plan);
-  return [
-    `study:        ${plan.name}`,
-    `purpose:      ${plan.purpose}`,
-    `model:        ${model}`,
-    ...describeData(plan.schema),
-    `training:     ${t.rounds} rounds × ${t.localEpochs} local epochs, batch ${t.batchSize}${p.mode === 'dp-sgd' ? ' (normaliser of the noisy gradient sum)' : ''}, learning rate ${t.learningRate}, ${describeAlgorithm(t)}, server optimizer ${t.serverOptimizer.kind}`,
-    `aggregation:  ${describeAggregation(plan)}`,
-    `screening:    ${describeScreening(plan)}`,
-    ...(plan.secureAggregation ? [`secure agg.:  ${describeSecureAggregation(plan)}`] : []),
-    ...(plan.personalization ? [`personalize:  ${describePersonalization(plan)}`] : []),
-    `privacy:      ${privacy}`,
-    `releases:     ${describeRelease(plan)}`,
-    `without DP:   ${withoutDp.length === 0 ? 'nothing' : withoutDp.join('; ')}`,
-    `participants: ${plan.silos.length} silos invited, at least ${plan.participation.minSilosPerRound} per round`,
-    ...(plan.model.kind === 'network' ? ['layers:', ...layerTableLines(plan.model.network).map((l) => `  ${l}`)] : []),
-  ];
 }
 
 /** The model a plan describes, in the shape the ML registry takes (`@tessera/ml` parseModelSpec). */
