@@ -1,4 +1,7 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
 import type { UserRole } from '@tessera/protocol';
+import { DataSource } from 'typeorm';
 import type { SessionEndReason } from './session-policy.util';
 
 /** Anything that runs SQL: the DataSource, or the EntityManager of an open transaction. */
@@ -59,131 +62,49 @@ function sessionOf(r: RawSession): SessionRow {
   };
 }
 
-/** What the session logic needs of storage (SessionRepository; an in-memory double in the unit tests). */
+/**
+ * The session tables inside one transaction: one SessionRepository.inTransaction opened, or one another feature
+ * opened and handed over (SessionRepository.within). Every time is the transaction's `now()`.
+ */
 export interface SessionStore {
+  /** The database's clock: inside a transaction, the transaction's start (one instant for all its decisions). */
   now(): Promise<Date>;
   insertSession(userId: string, idleExpiresAt: Date, expiresAt: Date): Promise<SessionRow>;
   insertRefreshToken(sessionId: string, tokenHash: string): Promise<void>;
+  /**
+   * The token with that hash, its session and account; the session row is locked until the transaction ends, so
+   * two refreshes of one session (two tabs, a replay racing the owner) are decided one after the other.
+   */
   findRefreshToken(tokenHash: string): Promise<PresentedRefreshToken | null>;
   markRotated(tokenHash: string, at: Date): Promise<void>;
   slide(sessionId: string, at: Date, idleExpiresAt: Date): Promise<void>;
+  /** Revokes one session; true when it was still unrevoked. */
   revoke(sessionId: string, reason: SessionEndReason): Promise<boolean>;
+  /** Revokes every unrevoked, unexpired session of an account (but `except`); returns the ids revoked. */
   revokeAllOf(userId: string, reason: SessionEndReason, except?: string): Promise<string[]>;
-  active(sessionId: string): Promise<ActiveSession | null>;
-  activeAmong(sessionIds: readonly string[]): Promise<Set<string>>;
-  liveCounts(): Promise<Map<string, number>>;
-  pruneEnded(keepDays: number): Promise<void>;
 }
 
 /** The condition every use of a session checks: not revoked, not past either expiry, its account enabled. */
 const LIVE = `s."revoked_at" IS NULL AND s."idle_expires_at" > now() AND s."expires_at" > now() AND NOT u."disabled"`;
 
 /**
- * The only code that reads or writes `sessions` and `session_refresh_tokens` (migration Sessions1763801000000).
- * Built on the manager of the transaction it works in (SessionRepository.on(tx)), so a revocation commits with the
- * change and the audit record that caused it. Times come from the caller, read once from the database's clock.
+ * The sessions feature's data access: the only code of sessions/ that runs SQL or uses TypeORM (`sessions` and
+ * `session_refresh_tokens`, migration Sessions1763801000000, read joined with `users`). SessionsService keeps the
+ * rules; its unit spec replaces this with a double (in-memory-sessions.test-util.ts). A revocation caused by a change
+ * to an account runs in that change's transaction (`within`), so it commits with the change and its audit record.
  */
-export class SessionRepository implements SessionStore {
-  private constructor(private readonly db: Queryable) {}
+@Injectable()
+export class SessionRepository {
+  constructor(@InjectDataSource() private readonly db: DataSource) {}
 
-  static on(db: Queryable): SessionRepository {
-    return new SessionRepository(db);
+  /** Runs `work` in one transaction on the session tables; it commits when `work` resolves. */
+  inTransaction<T>(work: (tx: SessionStore) => Promise<T>): Promise<T> {
+    return this.db.transaction((manager) => work(new SessionTables(manager)));
   }
 
-  /** The database's clock: inside a transaction, the transaction's start (one instant for all its decisions). */
-  async now(): Promise<Date> {
-    const [row] = (await this.db.query(`SELECT now() AS "now"`)) as { now: Date }[];
-    return new Date(row!.now);
-  }
-
-  async insertSession(userId: string, idleExpiresAt: Date, expiresAt: Date): Promise<SessionRow> {
-    const [row] = (await this.db.query(
-      `INSERT INTO "sessions" ("user_id", "idle_expires_at", "expires_at") VALUES ($1, $2, $3) RETURNING *`,
-      [userId, idleExpiresAt, expiresAt],
-    )) as RawSession[];
-    return sessionOf(row!);
-  }
-
-  async insertRefreshToken(sessionId: string, tokenHash: string): Promise<void> {
-    await this.db.query(`INSERT INTO "session_refresh_tokens" ("token_hash", "session_id") VALUES ($1, $2)`, [
-      tokenHash,
-      sessionId,
-    ]);
-  }
-
-  /**
-   * The token with that hash, its session and account; the session row is locked until the transaction ends, so
-   * two refreshes of one session (two tabs, a replay racing the owner) are decided one after the other.
-   */
-  async findRefreshToken(tokenHash: string): Promise<PresentedRefreshToken | null> {
-    const [row] = (await this.db.query(
-      `SELECT t."token_hash", t."rotated_at",
-              s."id", s."user_id", s."created_at", s."idle_expires_at", s."expires_at", s."revoked_at",
-              u."username", u."role", u."disabled", u."must_change_password"
-         FROM "session_refresh_tokens" t
-         JOIN "sessions" s ON s."id" = t."session_id"
-         JOIN "users" u ON u."id" = s."user_id"
-        WHERE t."token_hash" = $1
-        FOR UPDATE OF s`,
-      [tokenHash],
-    )) as (RawSession & {
-      token_hash: string;
-      rotated_at: Date | null;
-      username: string;
-      role: UserRole;
-      disabled: boolean;
-      must_change_password: boolean;
-    })[];
-    if (!row) return null;
-    return {
-      tokenHash: row.token_hash,
-      rotatedAt: row.rotated_at === null ? null : new Date(row.rotated_at),
-      session: sessionOf(row),
-      account: {
-        id: row.user_id,
-        username: row.username,
-        role: row.role,
-        disabled: row.disabled,
-        mustChangePassword: row.must_change_password,
-      },
-    };
-  }
-
-  async markRotated(tokenHash: string, at: Date): Promise<void> {
-    await this.db.query(`UPDATE "session_refresh_tokens" SET "rotated_at" = $2 WHERE "token_hash" = $1`, [
-      tokenHash,
-      at,
-    ]);
-  }
-
-  async slide(sessionId: string, at: Date, idleExpiresAt: Date): Promise<void> {
-    await this.db.query(`UPDATE "sessions" SET "refreshed_at" = $2, "idle_expires_at" = $3 WHERE "id" = $1`, [
-      sessionId,
-      at,
-      idleExpiresAt,
-    ]);
-  }
-
-  /** Revokes one session; true when it was still unrevoked. */
-  async revoke(sessionId: string, reason: SessionEndReason): Promise<boolean> {
-    const rows = (await this.db.query(
-      `UPDATE "sessions" SET "revoked_at" = now(), "revoked_reason" = $2
-        WHERE "id" = $1 AND "revoked_at" IS NULL RETURNING "id"`,
-      [sessionId, reason],
-    )) as { id: string }[];
-    return rows.length > 0;
-  }
-
-  /** Revokes every unrevoked, unexpired session of an account (but `except`); returns the ids revoked. */
-  async revokeAllOf(userId: string, reason: SessionEndReason, except?: string): Promise<string[]> {
-    const rows = (await this.db.query(
-      `UPDATE "sessions" SET "revoked_at" = now(), "revoked_reason" = $2
-        WHERE "user_id" = $1 AND "revoked_at" IS NULL AND "expires_at" > now()
-          AND ($3::uuid IS NULL OR "id" <> $3::uuid)
-       RETURNING "id"`,
-      [userId, reason, except ?? null],
-    )) as { id: string }[];
-    return rows.map((r) => r.id);
+  /** The session tables inside a transaction another feature opened (accounts' change, auth's sign-in). */
+  within(tx: Queryable): SessionStore {
+    return new SessionTables(tx);
   }
 
   /** The session, when it may be used now (every request checks this). */
@@ -239,5 +160,99 @@ export class SessionRepository implements SessionStore {
         WHERE LEAST(COALESCE("revoked_at", 'infinity'), "idle_expires_at", "expires_at") < now() - make_interval(days => $1)`,
       [keepDays],
     );
+  }
+}
+
+/** The session tables on the manager of one open transaction. */
+class SessionTables implements SessionStore {
+  constructor(private readonly db: Queryable) {}
+
+  async now(): Promise<Date> {
+    const [row] = (await this.db.query(`SELECT now() AS "now"`)) as { now: Date }[];
+    return new Date(row!.now);
+  }
+
+  async insertSession(userId: string, idleExpiresAt: Date, expiresAt: Date): Promise<SessionRow> {
+    const [row] = (await this.db.query(
+      `INSERT INTO "sessions" ("user_id", "idle_expires_at", "expires_at") VALUES ($1, $2, $3) RETURNING *`,
+      [userId, idleExpiresAt, expiresAt],
+    )) as RawSession[];
+    return sessionOf(row!);
+  }
+
+  async insertRefreshToken(sessionId: string, tokenHash: string): Promise<void> {
+    await this.db.query(`INSERT INTO "session_refresh_tokens" ("token_hash", "session_id") VALUES ($1, $2)`, [
+      tokenHash,
+      sessionId,
+    ]);
+  }
+
+  async findRefreshToken(tokenHash: string): Promise<PresentedRefreshToken | null> {
+    const [row] = (await this.db.query(
+      `SELECT t."token_hash", t."rotated_at",
+              s."id", s."user_id", s."created_at", s."idle_expires_at", s."expires_at", s."revoked_at",
+              u."username", u."role", u."disabled", u."must_change_password"
+         FROM "session_refresh_tokens" t
+         JOIN "sessions" s ON s."id" = t."session_id"
+         JOIN "users" u ON u."id" = s."user_id"
+        WHERE t."token_hash" = $1
+        FOR UPDATE OF s`,
+      [tokenHash],
+    )) as (RawSession & {
+      token_hash: string;
+      rotated_at: Date | null;
+      username: string;
+      role: UserRole;
+      disabled: boolean;
+      must_change_password: boolean;
+    })[];
+    if (!row) return null;
+    return {
+      tokenHash: row.token_hash,
+      rotatedAt: row.rotated_at === null ? null : new Date(row.rotated_at),
+      session: sessionOf(row),
+      account: {
+        id: row.user_id,
+        username: row.username,
+        role: row.role,
+        disabled: row.disabled,
+        mustChangePassword: row.must_change_password,
+      },
+    };
+  }
+
+  async markRotated(tokenHash: string, at: Date): Promise<void> {
+    await this.db.query(`UPDATE "session_refresh_tokens" SET "rotated_at" = $2 WHERE "token_hash" = $1`, [
+      tokenHash,
+      at,
+    ]);
+  }
+
+  async slide(sessionId: string, at: Date, idleExpiresAt: Date): Promise<void> {
+    await this.db.query(`UPDATE "sessions" SET "refreshed_at" = $2, "idle_expires_at" = $3 WHERE "id" = $1`, [
+      sessionId,
+      at,
+      idleExpiresAt,
+    ]);
+  }
+
+  async revoke(sessionId: string, reason: SessionEndReason): Promise<boolean> {
+    const rows = (await this.db.query(
+      `UPDATE "sessions" SET "revoked_at" = now(), "revoked_reason" = $2
+        WHERE "id" = $1 AND "revoked_at" IS NULL RETURNING "id"`,
+      [sessionId, reason],
+    )) as { id: string }[];
+    return rows.length > 0;
+  }
+
+  async revokeAllOf(userId: string, reason: SessionEndReason, except?: string): Promise<string[]> {
+    const rows = (await this.db.query(
+      `UPDATE "sessions" SET "revoked_at" = now(), "revoked_reason" = $2
+        WHERE "user_id" = $1 AND "revoked_at" IS NULL AND "expires_at" > now()
+          AND ($3::uuid IS NULL OR "id" <> $3::uuid)
+       RETURNING "id"`,
+      [userId, reason, except ?? null],
+    )) as { id: string }[];
+    return rows.map((r) => r.id);
   }
 }

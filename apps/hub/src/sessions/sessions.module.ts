@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { JwtModule } from '@nestjs/jwt';
 import { SESSION_KEY } from './session-key';
 import { SessionWatch } from './session-watch.service';
+import { SessionRepository } from './session.repository';
 import { SessionsService } from './sessions.service';
 
 /**
@@ -17,7 +18,7 @@ import { SessionsService } from './sessions.service';
       useFactory: (sessionKey: string) => ({ secret: sessionKey, signOptions: { algorithm: 'HS256' } }),
     }),
   ],
-  providers: [SessionsService, SessionWatch],
+  providers: [SessionRepository, SessionsService, SessionWatch],
   exports: [SessionsService, SessionWatch, JwtModule],
 })
 export class SessionsModule {}

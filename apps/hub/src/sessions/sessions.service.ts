@@ -1,7 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import { AuditTrail } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { HubConfig } from '../config/config.schema';
@@ -19,13 +17,7 @@ import {
   type SessionEndReason,
   type SessionLifetimes,
 } from './session-policy.util';
-import {
-  SessionRepository,
-  type ActiveSession,
-  type Queryable,
-  type SessionRow,
-  type SessionStore,
-} from './session.repository';
+import { SessionRepository, type ActiveSession, type Queryable, type SessionRow } from './session.repository';
 
 /** What a sign-in or refresh hands out: the body, and the refresh token for the cookie (none in the grace case). */
 export interface IssuedSession {
@@ -59,7 +51,7 @@ export class SessionsService {
   readonly lifetimes: SessionLifetimes;
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly store: SessionRepository,
     private readonly jwt: JwtService,
     private readonly audit: AuditTrail,
     @Inject(HUB_CONFIG) config: HubConfig,
@@ -68,11 +60,12 @@ export class SessionsService {
   }
 
   /**
-   * Starts a session for an account whose password was just checked. Pass the manager of the caller's transaction
-   * when the session belongs to a change made there (a password change ends the old sessions and starts this one).
+   * Starts a session for an account whose password (or identity) was just checked, in the caller's transaction: the
+   * session commits with the change and the record that go with it (a sign-in; a password change ends the old
+   * sessions and starts this one).
    */
-  async start(account: VerifiedAccount, tx: Queryable = this.db): Promise<IssuedSession> {
-    const sessions = this.store(tx);
+  async start(account: VerifiedAccount, tx: Queryable): Promise<IssuedSession> {
+    const sessions = this.store.within(tx);
     const now = await sessions.now();
     const bounds = newSessionBounds(now, this.lifetimes);
     const session = await sessions.insertSession(account.id, bounds.idleExpiresAt, bounds.expiresAt);
@@ -87,8 +80,7 @@ export class SessionsService {
    */
   async refresh(presented: string | undefined): Promise<IssuedSession> {
     if (!presented || !looksLikeRefreshToken(presented)) throw this.ended();
-    const outcome = await this.db.transaction(async (tx) => {
-      const sessions = this.store(tx);
+    const outcome = await this.store.inTransaction(async (sessions) => {
       const now = await sessions.now();
       const found = await sessions.findRefreshToken(refreshTokenHash(presented));
       if (!found) return null;
@@ -128,16 +120,16 @@ export class SessionsService {
     presented: string | undefined,
   ): Promise<{ sessionId: string; userId: string; username: string } | null> {
     if (!presented || !looksLikeRefreshToken(presented)) return null;
-    return this.db.transaction(async (tx) => {
-      const found = await this.store(tx).findRefreshToken(refreshTokenHash(presented));
+    return this.store.inTransaction(async (sessions) => {
+      const found = await sessions.findRefreshToken(refreshTokenHash(presented));
       return found ? { sessionId: found.session.id, userId: found.account.id, username: found.account.username } : null;
     });
   }
 
   /** Sign-out: revokes the session and records it; nothing happens (and nothing is recorded) when it had ended. */
   async signOut(session: { sessionId: string; userId: string; username: string }): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      if (!(await this.store(tx).revoke(session.sessionId, 'signed-out'))) return;
+    await this.store.inTransaction(async (sessions) => {
+      if (!(await sessions.revoke(session.sessionId, 'signed-out'))) return;
       await this.audit.record({
         actor: { type: 'user', id: session.userId, name: session.username },
         action: 'auth.session.ended',
@@ -152,31 +144,26 @@ export class SessionsService {
    * with the count returned here). `except`: a session to keep.
    */
   revokeAllOf(tx: Queryable, userId: string, reason: SessionEndReason, except?: string): Promise<string[]> {
-    return this.store(tx).revokeAllOf(userId, reason, except);
+    return this.store.within(tx).revokeAllOf(userId, reason, except);
   }
 
   /** The session behind an access token, if it may be used now. */
   active(sessionId: string): Promise<ActiveSession | null> {
-    return this.store(this.db).active(sessionId);
+    return this.store.active(sessionId);
   }
 
   /** Which of these sessions may still be used. */
   activeAmong(sessionIds: readonly string[]): Promise<Set<string>> {
-    return this.store(this.db).activeAmong(sessionIds);
+    return this.store.activeAmong(sessionIds);
   }
 
   liveCounts(): Promise<Map<string, number>> {
-    return this.store(this.db).liveCounts();
+    return this.store.liveCounts();
   }
 
   /** Forgets long-ended sessions (called at each sign-in; a handful of rows for a team of people). */
   pruneEnded(): Promise<void> {
-    return this.store(this.db).pruneEnded(KEEP_ENDED_SESSIONS_DAYS);
-  }
-
-  /** The storage on `db` (the DataSource, or a transaction's manager); the unit tests put a double here. */
-  protected store(db: Queryable): SessionStore {
-    return SessionRepository.on(db);
+    return this.store.pruneEnded(KEEP_ENDED_SESSIONS_DAYS);
   }
 
   private async issue(
