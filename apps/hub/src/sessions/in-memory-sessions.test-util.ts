@@ -66,9 +66,10 @@ class TransactionHandle implements Queryable {
  * `sessions` and `session_refresh_tokens` in memory, joined with the accounts a test seeds (`users`), on a clock the
  * test moves. Keeps what the real tables and SessionRepository's statements guarantee: the primary keys (a token
  * hash once) and foreign keys, `now()` fixed at the transaction's start, READ COMMITTED reads (a statement sees what
- * committed before it plus its own transaction's writes), commits only when the work resolves, and
- * `findRefreshToken`'s row lock on the session (`FOR UPDATE OF s`), held until the transaction ends: a second
- * transaction waits for it, then sees the session row as the first left it. `openTransaction()` says which
+ * committed before it plus its own transaction's writes), commits only when the work resolves, and row locks held
+ * until the transaction ends: `findRefreshToken`'s on the session and the token (`FOR UPDATE OF s, t`), and every
+ * UPDATE's on its rows. A statement that waited for a lock reads the newest version of the rows it locked and the
+ * rest as its snapshot saw them, as PostgreSQL does (READ COMMITTED re-check). `openTransaction()` says which
  * transaction the running code is in (as AmbientTransactions does for the audit trail), `didCommit` whether it
  * committed.
  */
@@ -266,14 +267,16 @@ export class InMemorySessions implements SessionsPort {
         if (!token) return null;
         const account = this.accounts.get(this.view(txn).sessions.get(token.sessionId)?.userId ?? '');
         if (!account) return null;
-        // FOR UPDATE OF s: wait for the session's row, then read its newest version (PostgreSQL re-checks the
-        // locked row only; the token row stays as the snapshot saw it).
+        // FOR UPDATE OF s, t: wait for both rows, then read their newest versions (PostgreSQL re-reads the rows a
+        // statement locked, and only those: the account stays as the snapshot saw it).
         await lock(`session:${token.sessionId}`);
+        await lock(`token:${tokenHash}`);
         const session = this.view(txn).sessions.get(token.sessionId);
-        if (!session) return null;
+        const locked = this.view(txn).tokens.get(tokenHash);
+        if (!session || !locked) return null;
         return {
           tokenHash,
-          rotatedAt: token.rotatedAt,
+          rotatedAt: locked.rotatedAt,
           session: sessionRow(session),
           account: { ...account },
         } satisfies PresentedRefreshToken;

@@ -72,8 +72,11 @@ export interface SessionStore {
   insertSession(userId: string, idleExpiresAt: Date, expiresAt: Date): Promise<SessionRow>;
   insertRefreshToken(sessionId: string, tokenHash: string): Promise<void>;
   /**
-   * The token with that hash, its session and account; the session row is locked until the transaction ends, so
-   * two refreshes of one session (two tabs, a replay racing the owner) are decided one after the other.
+   * The token with that hash, its session and account; the session's and the token's rows are locked until the
+   * transaction ends, so two refreshes of one session (two tabs, a replay racing the owner) are decided one after the
+   * other. Both rows: a statement that waited for a lock reads the newest version of the rows it locked only, so with
+   * the session's row alone the second of two refreshes with one token would read the token as not yet rotated and
+   * rotate it again (two successors; session-refresh-race.int-spec.ts).
    */
   findRefreshToken(tokenHash: string): Promise<PresentedRefreshToken | null>;
   markRotated(tokenHash: string, at: Date): Promise<void>;
@@ -196,7 +199,7 @@ class SessionTables implements SessionStore {
          JOIN "sessions" s ON s."id" = t."session_id"
          JOIN "users" u ON u."id" = s."user_id"
         WHERE t."token_hash" = $1
-        FOR UPDATE OF s`,
+        FOR UPDATE OF s, t`,
       [tokenHash],
     )) as (RawSession & {
       token_hash: string;

@@ -121,6 +121,19 @@ describe('SessionsService', () => {
     expect(records()).toEqual([]);
   });
 
+  it('decides two concurrent refreshes with one token one after the other: exactly one successor is issued', async () => {
+    const first = await signIn();
+    store.advance(60);
+    const both = await Promise.all([sessions.refresh(first.refreshToken!), sessions.refresh(first.refreshToken!)]);
+    const successors = both.map((b) => b.refreshToken).filter((t) => t !== null);
+    expect(successors).toHaveLength(1);
+    expect(both.every((b) => b.sessionId === first.sessionId && b.view.accessToken.length > 0)).toBe(true);
+    // The spent token and its one successor; the successor still rotates.
+    expect(store.tokenHashes.sort()).toEqual([first.refreshToken!, successors[0]!].map(refreshTokenHash).sort());
+    expect((await sessions.refresh(successors[0]!)).refreshToken).not.toBeNull();
+    expect(records()).toEqual([]);
+  });
+
   it('revokes the whole family when a rotated token is replayed later, and records it', async () => {
     const first = await signIn();
     const second = await sessions.refresh(first.refreshToken!);
