@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
@@ -10,7 +9,6 @@ import {
   type S3Client,
   type ServerSideEncryption,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import {
   assertBlobName,
   assertRange,
@@ -22,6 +20,7 @@ import {
 import { BlobIntegrityError, BlobRangeError } from './blob-store.exception';
 import { OffThreadSha256, sha256Off } from './off-thread-sha256';
 import { S3BlobListing } from './s3-blob-listing';
+import { S3PartWriter } from './s3-part-writer';
 import { asS3StorageError, isMissingObject, s3ErrorCode, s3Step } from './s3-storage-error.util';
 
 /** The smallest part S3 accepts in a multipart upload, except the last (AWS S3 API, UploadPart). */
@@ -37,8 +36,8 @@ export interface S3BlobStoreOptions {
   /** Key prefix of everything the hub writes: '' or ending in '/'. */
   prefix: string;
   /**
-   * Size of each multipart-upload part (bytes, at least 5 MiB). An upload in flight holds about one part in memory,
-   * whatever the blob's size: the body streams through it and the parts are sent one at a time.
+   * Size of each multipart-upload part (bytes, at least 5 MiB). An upload in flight holds two parts in memory,
+   * whatever the blob's size: one filling while the other is on the wire, the parts sent one at a time.
    */
   partSizeBytes: number;
   encryption?: S3Encryption;
@@ -50,8 +49,8 @@ export interface S3BlobStoreOptions {
  * Blobs as objects `<prefix>blobs/<sha256>` in an S3-compatible bucket, for hubs that share storage (several
  * replicas) or run where no persistent volume is at hand.
  *
- * A blob's name is known only once its last byte is read, and S3 cannot rename: bytes are streamed (multipart, one
- * part in memory) to `<prefix>staging/<random>` while hashed, then committed by a server-side copy to their name
+ * A blob's name is known only once its last byte is read, and S3 cannot rename: bytes are streamed (multipart, two
+ * parts in memory) to `<prefix>staging/<random>` while hashed, then committed by a server-side copy to their name
  * and the staged object deleted. A name that already exists is not copied again (same name, same bytes). Every read
  * is checked against the name exactly as the filesystem store's. Staged objects and incomplete multipart uploads
  * a killed process leaves are removed by the orphan sweep (and by the bucket's lifecycle rule, docs/operator-guide.md).
@@ -97,24 +96,23 @@ export class S3BlobStore extends BlobStore {
     await s3Step('create a staged blob', () =>
       this.client.send(new PutObjectCommand({ Bucket, Key, Body: new Uint8Array(0), ...this.sse })),
     );
-    const body = new PassThrough();
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket, Key, Body: body, ...this.sse },
-      partSize: this.options.partSizeBytes,
-      // One part on the wire at a time: memory is one part per upload in flight, not one per concurrent part.
-      queueSize: 1,
-      leavePartsOnError: false,
+    // Two part buffers per upload, whatever the blob's size (s3-part-writer.ts).
+    const writer = new S3PartWriter(this.client, {
+      bucket: Bucket,
+      key: Key,
+      partSizeBytes: this.options.partSizeBytes,
+      sse: this.sse,
     });
     let failure: Error | undefined;
-    const uploaded = upload.done().then(
-      () => undefined,
-      (err: unknown) => {
+    const writeStep = async (step: () => Promise<void>) => {
+      if (failure) throw failure;
+      try {
+        await step();
+      } catch (err) {
         failure = asS3StorageError('write a staged blob', err);
         throw failure;
-      },
-    );
-    uploaded.catch(() => undefined); // observed by write and commit
+      }
+    };
     // The one SHA-256 pass over the bytes (on a worker thread past 256 KiB): the blob's name.
     const hash = new OffThreadSha256();
     let size = 0;
@@ -124,8 +122,7 @@ export class S3BlobStore extends BlobStore {
     const finish = (): Promise<string> => {
       if (finished) return finished;
       const digest = hash.digest();
-      body.end();
-      finished = Promise.all([digest, uploaded]).then(([final]) => final);
+      finished = Promise.all([digest, writeStep(() => writer.end())]).then(([final]) => final);
       return finished;
     };
     const dropStaged = () =>
@@ -137,8 +134,7 @@ export class S3BlobStore extends BlobStore {
         await hash.ready(); // room in the hashing pool's bound before posting more
         hash.update(chunk);
         size += chunk.length;
-        // Backpressure: wait while the part buffer is full, but not past a failed upload.
-        if (!body.write(chunk)) await Promise.race([once(body, 'drain'), uploaded]);
+        await writeStep(() => writer.write(chunk)); // waits only while the previous part is still on the wire
       },
       hashSoFar: () => finished ?? hash.digestSoFar(),
       finish: async () => {
@@ -158,9 +154,7 @@ export class S3BlobStore extends BlobStore {
         if (done) return;
         done = true;
         hash.dispose();
-        body.destroy();
-        await upload.abort().catch(() => undefined);
-        await uploaded.catch(() => undefined);
+        await writer.abort().catch(() => undefined); // an upload left behind is the sweep's
         await dropStaged();
       },
     };

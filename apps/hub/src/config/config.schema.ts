@@ -248,7 +248,7 @@ export const CONFIG_VARIABLES = {
   s3PartSizeMib: variable({
     name: 'TESSERA_S3_PART_SIZE_MIB',
     description:
-      'Part size of the multipart uploads that stream each blob into S3, in MiB (5 to 512). Each upload in flight holds about one part in memory, whatever the blob’s size.',
+      'Part size of the multipart uploads that stream each blob into S3, in MiB (5 to 512). Each upload in flight holds two parts in memory (one filling, one on the wire), whatever the blob’s size.',
     default: '8',
     secret: false,
     schema: positiveInt.min(5, 'must be at least 5 (the smallest part S3 accepts)').max(512),
