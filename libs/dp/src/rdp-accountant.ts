@@ -15,56 +15,37 @@
 // figure dp_accounting prints for PoissonSampledDpEvent(q, GaussianDpEvent(sigma)) self-composed `steps` times.
 // 'exact-integral' is the signed series / quadrature of the defining integral (what Opacus computes): up to a few
 // percent lower at fractional orders near 1, and only ever reported as an informational figure.
+//
+// Parts: rdp-orders.ts (names, order grids, series), sampled-gaussian-log-a.ts (log A_alpha per order, both series),
+// privacy-parameter.util.ts (parameter checks); this file composes them into per-order RDP and (epsilon, delta).
 
-import { logAdd, logBinomial, logErfc, logGamma, logSumExp, SignedLogSum } from './log-math.util';
 import { PrivacyParameterError, PrivacyParameterErrorCode } from './privacy-parameter.exception';
-import { logASampledGaussianQuadrature } from './sampled-gaussian-quadrature';
+import { assertDelta, assertNoiseMultiplier, assertSamplingRate, assertSteps, isList } from './privacy-parameter.util';
+import { CHARGED_FRACTIONAL_ORDER_SERIES, FractionalOrderSeries, resolveOrders } from './rdp-orders';
+import {
+  dpAccountingRoundingGuard,
+  exactIntegralLogA,
+  logAFractionalDpAccounting,
+  logAIntegerOrder,
+} from './sampled-gaussian-log-a';
 
-/**
- * Name reported with every charged epsilon (ledgers, CLI, audit): the RDP accountant of the Poisson-subsampled Gaussian
- * with dp_accounting's RdpAccountant arithmetic ([DPA]).
- */
-export const RDP_ACCOUNTANT_NAME = 'rdp-sampled-gaussian';
-
-/** Name reported with the informational exact-integral figure, which is never charged. */
-export const EXACT_INTEGRAL_ACCOUNTANT_NAME = 'rdp-sampled-gaussian-exact-integral-informational';
-
-/**
- * The default order grid of Google's dp_accounting RdpAccountant (`DEFAULT_RDP_ORDERS` in
- * python/dp_accounting/dp_accounting/rdp/rdp_privacy_accountant.py): 1.1 .. 10.9 in steps of 0.1, 11 .. 63, 128, 256,
- * 512, 1024. It contains Opacus' grid except 11 and the four large orders, which help at large noise multipliers.
- */
-export const DEFAULT_RDP_ORDERS: readonly number[] = Object.freeze([
-  ...Array.from({ length: 99 }, (_, x) => 1 + (x + 1) / 10),
-  ...Array.from({ length: 53 }, (_, x) => 11 + x),
-  128,
-  256,
-  512,
-  1024,
-]);
-
-/** Opacus' `RDPAccountant.DEFAULT_ALPHAS` (opacus/accountants/rdp.py): 1.1 .. 10.9 in steps of 0.1, then 12 .. 63. */
-export const OPACUS_DEFAULT_ALPHAS: readonly number[] = Object.freeze([
-  ...Array.from({ length: 99 }, (_, x) => 1 + (x + 1) / 10),
-  ...Array.from({ length: 52 }, (_, x) => 12 + x),
-]);
-
-/** Human-readable description of DEFAULT_RDP_ORDERS, reported next to every epsilon. */
-export const DEFAULT_RDP_ORDERS_DESCRIPTION = 'dp-accounting default: 1.1..10.9 step 0.1, 11..63, 128, 256, 512, 1024';
-
-/**
- * How fractional orders are summed.
- * - `dp-accounting` (default; the charged figure): the two-sided series of [MTZ19] section 3.3 with |C(alpha, i)|, as
- *   [DPA] `_compute_log_a_frac` sums it: an upper bound on the integral, up to ~3% above it at orders near 1, equal at
- *   integer orders. An order whose series has not settled after 1000 terms is excluded (its RDP is +Infinity), as in
- *   [DPA].
- * - `exact-integral` (informational only): the signed series, or quadrature of the defining integral where that series
- *   is ill-conditioned; what Opacus' `compute_rdp` computes. Never used for pricing, enforcement or ledgers.
- */
-export type FractionalOrderSeries = 'dp-accounting' | 'exact-integral';
-
-/** The series every charged epsilon uses. */
-export const CHARGED_FRACTIONAL_ORDER_SERIES: FractionalOrderSeries = 'dp-accounting';
+export {
+  assertDelta,
+  assertEpsilon,
+  assertNoiseMultiplier,
+  assertSamplingRate,
+  assertSteps,
+} from './privacy-parameter.util';
+export {
+  CHARGED_FRACTIONAL_ORDER_SERIES,
+  DEFAULT_RDP_ORDERS,
+  DEFAULT_RDP_ORDERS_DESCRIPTION,
+  EXACT_INTEGRAL_ACCOUNTANT_NAME,
+  OPACUS_DEFAULT_ALPHAS,
+  RDP_ACCOUNTANT_NAME,
+  resolveOrders,
+} from './rdp-orders';
+export type { FractionalOrderSeries } from './rdp-orders';
 
 /** One homogeneous stretch of training: `steps` invocations of the Poisson-subsampled Gaussian mechanism. */
 export interface SampledGaussianEvent {
@@ -99,250 +80,6 @@ export interface EpsilonResult {
 export interface DeltaResult {
   readonly delta: number;
   readonly bestOrder: number;
-}
-
-// Above this, exact evaluation at an integer order (alpha + 1 terms) or a fractional order gets needlessly slow; no
-// useful (epsilon, delta) comes from such orders for the sampled Gaussian.
-const MAX_FINITE_ORDER = 1e6;
-// Stopping rule of the `exact-integral` series: terms decreasing and below exp(-22) ~ 3e-10 of A - 1 (the quantity the
-// RDP is made of; A itself is ~1), which bounds the remainder of the alternating tail, so the RDP is accurate to ~1e-9
-// relative. A series that has not stopped by then (q ~ 0.5 with large sigma converges only polynomially), or one that is
-// ill-conditioned, is replaced by quadrature of A - 1 (sampled-gaussian-quadrature.ts) or, if that fails too, by the
-// log-convexity bound between neighbouring integer orders (an upper bound).
-const EXACT_STOP_LOG_MARGIN = 22;
-const EXACT_MAX_TERMS = 5000;
-// [DPA]'s rule for the `dp-accounting` series: stop at the first term i where both halves' terms decreased and the
-// larger is below exp(-30) of the running total; give up after exactly 1000 terms (i = 0..999) and exclude the order.
-const DP_ACCOUNTING_STOP_LOG_MARGIN = 30;
-const DP_ACCOUNTING_MAX_TERMS = 1000;
-// log(2^-52 / 1e-9): accept the exact series only if its worst-case rounding stays below 1e-9 of A - 1.
-const LOG_ROUNDING_BUDGET = Math.log(2 ** -52 / 1e-9);
-
-export function assertNoiseMultiplier(noiseMultiplier: number, parameter = 'noiseMultiplier'): void {
-  if (typeof noiseMultiplier !== 'number' || !Number.isFinite(noiseMultiplier) || noiseMultiplier <= 0) {
-    throw new PrivacyParameterError(
-      PrivacyParameterErrorCode.InvalidNoiseMultiplier,
-      parameter,
-      `${parameter} must be a finite number > 0 (noise stddev relative to the clipping norm); got ${String(noiseMultiplier)}`,
-    );
-  }
-}
-
-export function assertSamplingRate(samplingRate: number, parameter = 'samplingRate'): void {
-  if (typeof samplingRate !== 'number' || !Number.isFinite(samplingRate) || samplingRate < 0 || samplingRate > 1) {
-    throw new PrivacyParameterError(
-      PrivacyParameterErrorCode.InvalidSamplingRate,
-      parameter,
-      `${parameter} must be a number in [0, 1] (Poisson sampling probability); got ${String(samplingRate)}`,
-    );
-  }
-}
-
-export function assertSteps(steps: number, parameter = 'steps'): void {
-  if (typeof steps !== 'number' || !Number.isSafeInteger(steps) || steps < 1) {
-    throw new PrivacyParameterError(
-      PrivacyParameterErrorCode.InvalidSteps,
-      parameter,
-      `${parameter} must be a positive integer; got ${String(steps)}`,
-    );
-  }
-}
-
-export function assertDelta(delta: number, parameter = 'delta'): void {
-  if (typeof delta !== 'number' || !Number.isFinite(delta) || delta <= 0 || delta >= 1) {
-    throw new PrivacyParameterError(
-      PrivacyParameterErrorCode.InvalidDelta,
-      parameter,
-      `${parameter} must be a number in the open interval (0, 1); got ${String(delta)}`,
-    );
-  }
-}
-
-export function assertEpsilon(epsilon: number, parameter = 'epsilon'): void {
-  if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || epsilon <= 0) {
-    throw new PrivacyParameterError(
-      PrivacyParameterErrorCode.InvalidEpsilon,
-      parameter,
-      `${parameter} must be a finite number > 0; got ${String(epsilon)}`,
-    );
-  }
-}
-
-/**
- * Array.isArray for a parameter typed as a readonly array: the built-in narrows `readonly T[]` to `any[]`, so the
- * checked value would lose its element type; this keeps it (callers from JavaScript may still pass anything).
- */
-function isList<T>(value: readonly T[]): value is readonly T[] {
-  return Array.isArray(value);
-}
-
-/** Validates an order grid and returns it as a plain array (the default grid when none is given). */
-export function resolveOrders(orders: readonly number[] | undefined, parameter = 'orders'): readonly number[] {
-  if (orders === undefined) return DEFAULT_RDP_ORDERS;
-  if (!isList(orders) || orders.length === 0) {
-    throw new PrivacyParameterError(
-      PrivacyParameterErrorCode.InvalidOrder,
-      parameter,
-      `${parameter} must be a non-empty list of RDP orders`,
-    );
-  }
-  for (const order of orders) {
-    const ok = typeof order === 'number' && (order === Infinity || (order > 1 && order <= MAX_FINITE_ORDER));
-    if (!ok) {
-      throw new PrivacyParameterError(
-        PrivacyParameterErrorCode.InvalidOrder,
-        parameter,
-        `every RDP order in ${parameter} must be > 1 and <= ${MAX_FINITE_ORDER} (or Infinity); got ${String(order)}`,
-      );
-    }
-  }
-  return orders;
-}
-
-/** log(exp(c) - 1) for c > 0, accurate for tiny and huge c. */
-function logExpm1(c: number): number {
-  return c > 1 ? c + Math.log1p(-Math.exp(-c)) : Math.log(Math.expm1(c));
-}
-
-/**
- * log A_alpha for integer alpha and 0 < q < 1: the exact binomial expansion of [MTZ19] section 3.3,
- * A = sum_i C(alpha, i) (1-q)^(alpha-i) q^i exp((i^2 - i) / (2 sigma^2)). Because the binomial weights sum to 1,
- * A - 1 = sum_{i>=2} C(alpha, i) (1-q)^(alpha-i) q^i expm1((i^2 - i) / (2 sigma^2)), a sum of positive terms; summing that
- * in log space and returning log1p keeps full relative precision even when the RDP is ~1e-12 (tiny q, large sigma).
- */
-function logAIntegerOrder(q: number, sigma: number, alpha: number): number {
-  const logQ = Math.log(q);
-  const log1mQ = Math.log1p(-q);
-  const inv2Sigma2 = 1 / (2 * sigma * sigma);
-  if (alpha < 2) return 0;
-  const terms = new Float64Array(alpha - 1);
-  for (let i = 2; i <= alpha; i++) {
-    terms[i - 2] = logBinomial(alpha, i) + i * logQ + (alpha - i) * log1mQ + logExpm1((i * i - i) * inv2Sigma2);
-  }
-  return logAdd(0, logSumExp(terms));
-}
-
-/**
- * The rounding guard added to every charged log A_alpha (q strictly between 0 and 1), so that the charged RDP is never
- * below the one [DPA] computes for the same inputs, whatever the rounding of either implementation. Both sum `terms`
- * terms in log space, each addition rounding at the scale of the running log-sum (at most `scale` =
- * max(|alpha log(1-q)|, |log A|)); [DPA] also builds each log-binomial from three `gammaln` values of magnitude up to
- * log Gamma(alpha + 1) and keeps their rounding (~1800 units of 2^-52 in log A at alpha = 1024, q = 6e-4, sigma = 40),
- * which weighs only on the terms after the first, whose share of A is `laterShare`. In units of 2^-52 the guard is
- * 8 |log A| + 4 terms scale + 4 (terms + log Gamma(alpha + 1)) laterShare + 4: several times the largest difference
- * measured against dp_accounting (commit b5b0286) over 6000 random (q, sigma, alpha), and it moves epsilon only where
- * dp_accounting's own figure carries rounding of the same order.
- */
-function dpAccountingRoundingGuard(q: number, alpha: number, terms: number, logA: number, logFirst: number): number {
-  const scale = Math.max(Math.abs(alpha * Math.log1p(-q)), Math.abs(logA));
-  const laterShare = Math.min(1, Math.max(0, -Math.expm1(logFirst - logA)));
-  return 2 ** -52 * (8 * Math.abs(logA) + 4 * terms * scale + 4 * (terms + logGamma(alpha + 1)) * laterShare + 4);
-}
-
-/**
- * log A_alpha for fractional alpha and 0 < q < 1, the charged way ([DPA] `_compute_log_a_frac`): [MTZ19] section 3.3
- * splits the integral at z0 = sigma^2 log(1/q - 1) + 1/2 and expands each side as a binomial series with erfc weights;
- * here every term is added with |C(alpha, i)|, which bounds the integral from above. The sum is raised by the rounding
- * guard below. Returns +Infinity (the order is then excluded from the minimum over orders, exactly as dp_accounting
- * excludes it) if the series has not met the stopping rule within 1000 terms.
- */
-function logAFractionalDpAccounting(q: number, sigma: number, alpha: number): number {
-  const logQ = Math.log(q);
-  const log1mQ = Math.log1p(-q);
-  const sigma2 = sigma * sigma;
-  const z0 = sigma2 * (log1mQ - logQ) + 0.5;
-  const erfcScale = Math.SQRT2 * sigma;
-  let logA0 = -Infinity;
-  let logA1 = -Infinity;
-  // -Infinity, not +Infinity: the first term can never satisfy "decreasing", as in [DPA].
-  let lastS0 = -Infinity;
-  let lastS1 = -Infinity;
-  let logCoef = 0; // log |C(alpha, i)|
-  let logFirst = -Infinity; // log of the i = 0 terms of both halves, whose binomial coefficient is exactly 1
-  for (let i = 0; i < DP_ACCOUNTING_MAX_TERMS; i++) {
-    const j = alpha - i;
-    const s0 = logCoef + i * logQ + j * log1mQ + (i * i - i) / (2 * sigma2) - Math.LN2 + logErfc((i - z0) / erfcScale);
-    const s1 = logCoef + j * logQ + i * log1mQ + (j * j - j) / (2 * sigma2) - Math.LN2 + logErfc((z0 - j) / erfcScale);
-    if (i === 0) logFirst = logAdd(s0, s1);
-    logA0 = logAdd(logA0, s0);
-    logA1 = logAdd(logA1, s1);
-    const total = logAdd(logA0, logA1);
-    if (s0 < lastS0 && s1 < lastS1 && Math.max(s0, s1) < total - DP_ACCOUNTING_STOP_LOG_MARGIN) {
-      return total + dpAccountingRoundingGuard(q, alpha, i + 1, total, logFirst);
-    }
-    lastS0 = s0;
-    lastS1 = s1;
-    // |C(alpha, i+1)| = |C(alpha, i)| |alpha - i| / (i + 1); alpha is not an integer, so alpha - i is never 0.
-    logCoef += Math.log(Math.abs(alpha - i)) - Math.log(i + 1);
-  }
-  return Infinity;
-}
-
-/**
- * log A_alpha for fractional alpha and 0 < q < 1, informational: the same series summed with the signs of C(alpha, i),
- * which equals the defining integral. Returns NaN if it does not settle within its term budget or is ill-conditioned
- * (the caller then integrates numerically).
- */
-function logAFractionalExactSeries(q: number, sigma: number, alpha: number): number {
-  const logQ = Math.log(q);
-  const log1mQ = Math.log1p(-q);
-  const sigma2 = sigma * sigma;
-  const z0 = sigma2 * (log1mQ - logQ) + 0.5;
-  const erfcScale = Math.SQRT2 * sigma;
-  const lower = new SignedLogSum();
-  const upper = new SignedLogSum();
-  let logCoef = 0; // log |C(alpha, i)|
-  let coefSign = 1;
-  let lastS0 = Infinity;
-  let lastS1 = Infinity;
-  let maxTermLog = -Infinity;
-  const maxTerms = EXACT_MAX_TERMS + 2 * Math.ceil(alpha);
-  for (let i = 0; i < maxTerms; i++) {
-    const j = alpha - i;
-    const logT0 = logCoef + i * logQ + j * log1mQ;
-    const logT1 = logCoef + j * logQ + i * log1mQ;
-    const logE0 = -Math.LN2 + logErfc((i - z0) / erfcScale);
-    const logE1 = -Math.LN2 + logErfc((z0 - j) / erfcScale);
-    const s0 = logT0 + (i * i - i) / (2 * sigma2) + logE0;
-    const s1 = logT1 + (j * j - j) / (2 * sigma2) + logE1;
-    maxTermLog = Math.max(maxTermLog, s0, s1);
-    lower.add(coefSign, s0);
-    upper.add(coefSign, s1);
-    const total = logAdd(
-      lower.resultSign > 0 ? lower.resultLog : -Infinity,
-      upper.resultSign > 0 ? upper.resultLog : -Infinity,
-    );
-    const decreasing = (s0 < lastS0 || s0 === -Infinity) && (s1 < lastS1 || s1 === -Infinity);
-    const threshold = (total > 0 ? logExpm1(total) : total) - EXACT_STOP_LOG_MARGIN;
-    if (decreasing && Math.max(s0, s1) < threshold) {
-      // Each half is an integral of a positive function; a non-positive partial sum means rounding broke down.
-      if (lower.resultSign < 0 || upper.resultSign < 0 || !(total > 0)) return NaN;
-      // The RDP is made of A - 1, but the sum carries rounding of ~(terms) * 2^-52 * (largest term): if that could
-      // exceed 1e-9 of A - 1, the series is ill-conditioned here (tiny q or huge sigma) and the caller integrates.
-      if (logExpm1(total) < maxTermLog + Math.log(i + 2) + LOG_ROUNDING_BUDGET) return NaN;
-      return total;
-    }
-    lastS0 = s0;
-    lastS1 = s1;
-    // C(alpha, i+1) = C(alpha, i) (alpha - i) / (i + 1); the sign flips whenever alpha - i < 0.
-    const factor = alpha - i;
-    logCoef += Math.log(Math.abs(factor)) - Math.log(i + 1);
-    if (factor < 0) coefSign = -coefSign;
-  }
-  return NaN;
-}
-
-/**
- * Upper bound on log A_alpha at fractional alpha from the neighbouring integer orders: log A_alpha is the cumulant
- * generating function of the privacy loss, hence convex in alpha (Hölder), so with t = alpha - floor(alpha),
- * log A_alpha <= (1 - t) log A_floor + t log A_ceil, and log A_1 = 0 (Wang, Balle, Kasiviswanathan 2019, Corollary 10
- * use the same interpolation). Last resort when neither the series nor the quadrature settles.
- */
-function logAFractionalUpperBound(q: number, sigma: number, alpha: number): number {
-  const lower = Math.floor(alpha);
-  const t = alpha - lower;
-  const logLower = lower === 1 ? 0 : logAIntegerOrder(q, sigma, lower);
-  return (1 - t) * logLower + t * logAIntegerOrder(q, sigma, lower + 1);
 }
 
 /**
@@ -407,14 +144,6 @@ function sampledGaussianStepRdp(
 
 /** Largest relative gap attributed to dp_accounting's truncated series rather than to a failed exact series. */
 const TRUNCATION_GAP = 1e-6;
-
-/** log A of the exact integral for a fractional order: the signed series, else quadrature, else an upper bound. */
-function exactIntegralLogA(samplingRate: number, noiseMultiplier: number, order: number): number {
-  let logA = logAFractionalExactSeries(samplingRate, noiseMultiplier, order);
-  if (Number.isNaN(logA)) logA = logASampledGaussianQuadrature(samplingRate, noiseMultiplier, order);
-  if (Number.isNaN(logA)) logA = logAFractionalUpperBound(samplingRate, noiseMultiplier, order);
-  return logA;
-}
 
 function assertSeries(series: FractionalOrderSeries): void {
   if (series !== 'dp-accounting' && series !== 'exact-integral') {
