@@ -1,18 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
-
-interface UnauditedStop {
-  study_id: string;
-  previous_status: string;
-  reason: string;
-  abandoned_rounds: number;
-  stopped_at: Date;
-  plan_version: number;
-  plan_hash: string;
-}
+import { LegacyPlanStopsRepository } from './legacy-plan-stops.repository';
 
 /**
  * Writes the audit record of every study that migration LegacyStudyPlans1763800700000 stopped because its plan
@@ -25,7 +14,7 @@ export class LegacyPlanStopsService implements OnApplicationBootstrap {
   private readonly logger = new Logger(LegacyPlanStopsService.name);
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly repository: LegacyPlanStopsRepository,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
     private readonly checkpoints: AuditCheckpointService,
   ) {}
@@ -40,33 +29,26 @@ export class LegacyPlanStopsService implements OnApplicationBootstrap {
 
   /** Appends `study.stopped` for each stop not yet recorded; returns how many it recorded. */
   async recordPendingStops(): Promise<number> {
-    return this.db.transaction(async (tx) => {
+    return this.repository.inTransaction(async (tx) => {
       // SKIP LOCKED: a second hub booting at the same moment leaves these rows to the first one.
-      const rows = (await tx.query(
-        `SELECT l."study_id", l."previous_status", l."reason", l."abandoned_rounds", l."stopped_at",
-                s."plan_version", s."plan_hash"
-           FROM "legacy_plan_stops" l JOIN "studies" s ON s."id" = l."study_id"
-          WHERE l."audited_at" IS NULL
-          ORDER BY l."stopped_at", l."study_id"
-          FOR UPDATE OF l SKIP LOCKED`,
-      )) as UnauditedStop[];
+      const rows = await tx.claimUnaudited();
       for (const row of rows) {
         // Joins this transaction (AmbientTransactions): the record and the mark commit together or not at all.
         await this.audit.record({
           actor: SYSTEM_ACTOR,
           action: 'study.stopped',
-          subject: { studyId: row.study_id },
+          subject: { studyId: row.studyId },
           details: {
             reason: row.reason,
             legacyPlan: true,
-            previousStatus: row.previous_status,
-            abandonedRounds: row.abandoned_rounds,
-            stoppedAt: new Date(row.stopped_at).toISOString(),
-            planVersion: row.plan_version,
-            planHash: row.plan_hash,
+            previousStatus: row.previousStatus,
+            abandonedRounds: row.abandonedRounds,
+            stoppedAt: row.stoppedAt.toISOString(),
+            planVersion: row.planVersion,
+            planHash: row.planHash,
           },
         });
-        await tx.query(`UPDATE "legacy_plan_stops" SET "audited_at" = now() WHERE "study_id" = $1`, [row.study_id]);
+        await tx.markAudited(row.studyId);
       }
       return rows.length;
     });

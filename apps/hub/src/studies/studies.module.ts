@@ -1,12 +1,15 @@
 import { Module } from '@nestjs/common';
 import { PrivacyModule } from '../privacy/privacy.module';
 import { RoundsModule } from '../rounds/rounds.module';
+import { LegacyPlanStopsRepository } from './legacy-plan-stops.repository';
 import { LegacyPlanStopsService } from './legacy-plan-stops.service';
 import { ModelExportService } from './model-export.service';
 import { SiloStudiesController } from './silo-studies.controller';
 import { StudiesController } from './studies.controller';
+import { StudiesRepository } from './studies.repository';
 import { StudiesService } from './studies.service';
 import { StudyDraftsController } from './study-drafts.controller';
+import { StudyDraftsRepository } from './study-drafts.repository';
 import { StudyDraftsService } from './study-drafts.service';
 import { StudyHistoryService } from './study-history.service';
 import { StudyLifecycleService } from './study-lifecycle.service';
@@ -21,6 +24,9 @@ import { StudyPagesController } from './study-pages.controller';
   imports: [RoundsModule, PrivacyModule],
   controllers: [StudiesController, SiloStudiesController, StudyPagesController, StudyDraftsController],
   providers: [
+    StudiesRepository,
+    StudyDraftsRepository,
+    LegacyPlanStopsRepository,
     StudiesService,
     StudyLifecycleService,
     StudyHistoryService,

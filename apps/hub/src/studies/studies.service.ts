@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import {
   planChanges,
   planHash,
@@ -12,7 +11,6 @@ import {
   type StudyStatus,
   type StudyView,
 } from '@tessera/protocol';
-import { DataSource, In, IsNull, Not, type EntityManager } from 'typeorm';
 import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
@@ -21,12 +19,11 @@ import { HUB_CONFIG } from '../config/hub-config';
 import { parameterCount } from '../rounds/model-math';
 import { aggregationMemoryProblems } from '../rounds/plan-aggregation.util';
 import { RoundsService } from '../rounds/rounds.service';
-import { SiloEntity } from '../silos/silo.entity';
 import { assertCurrentPlan, invitedSilosOf, LEGACY_PLAN_NOTE, storedPlanOf } from '../study-state/stored-plan.util';
 import { priceStudy } from './study-privacy';
-import { progressOf, studyProgressRows } from './study-progress';
+import { StudiesRepository, type CurrentPlan, type StudiesUnitOfWork } from './studies.repository';
+import { progressOf } from './study-progress';
 import { StudyDecisionEntity } from './study-decision.entity';
-import { StudyPlanVersionEntity } from './study-plan-version.entity';
 import { StudyEntity, type PrivacyCost } from '../study-state/study.entity';
 
 /** The API's study views are the shared wire types (libs/protocol api-views), so hub and console cannot drift. */
@@ -51,6 +48,18 @@ export function pausedOf(s: Pick<StudyEntity, 'status' | 'pausedAt' | 'pauseReas
   return s.status === 'running' && s.pausedAt ? { since: s.pausedAt.toISOString(), reason: s.pauseReason ?? '' } : null;
 }
 
+/** The study's row locked for the rest of the transaction; NOT_FOUND when there is none. */
+export async function lockedStudy(tx: Pick<StudiesUnitOfWork, 'lockStudy'>, id: string): Promise<StudyEntity> {
+  const study = await tx.lockStudy(id);
+  if (!study) throw new HubException(HubErrorCode.NOT_FOUND, `No study with id ${id}.`);
+  return study;
+}
+
+/** The latest decision per silo, from decisions that come oldest first. */
+function latestPerSilo(rows: StudyDecisionEntity[]): Map<string, StudyDecisionEntity> {
+  return new Map(rows.map((r) => [r.siloId, r]));
+}
+
 /** Which transitions an administrator may make, from which states. */
 const EDITABLE: StudyStatus[] = ['draft', 'awaiting_approvals'];
 
@@ -58,7 +67,7 @@ const EDITABLE: StudyStatus[] = ['draft', 'awaiting_approvals'];
 @Injectable()
 export class StudiesService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly repository: StudiesRepository,
     private readonly rounds: RoundsService,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
     private readonly checkpoints: AuditCheckpointService,
@@ -68,9 +77,8 @@ export class StudiesService {
   /** A new draft study; `clonedFrom` names the study whose plan it copies (StudyLifecycleService.clone). */
   async create(planInput: unknown, actor: AuditActor, clonedFrom: string | null = null): Promise<StudyView> {
     const { plan, cost } = await this.validate(planInput);
-    const study = await this.db.transaction(async (tx) => {
-      const studies = tx.getRepository(StudyEntity);
-      const created = studies.create({
+    const study = await this.repository.inTransaction(async (tx) => {
+      const saved = await tx.insertStudy({
         name: plan.name,
         status: 'draft',
         planVersion: 1,
@@ -81,12 +89,9 @@ export class StudiesService {
         createdBy: actor.type === 'user' ? actor.id : null,
         clonedFrom,
       });
-      const saved = await studies.save(created);
       saved.planHash = planHash(saved.id, 1, plan);
-      await studies.update(saved.id, { planHash: saved.planHash });
-      await tx
-        .getRepository(StudyPlanVersionEntity)
-        .insert({ studyId: saved.id, version: 1, planHash: saved.planHash, plan });
+      await tx.updateStudy(saved.id, { planHash: saved.planHash });
+      await tx.insertPlanVersion({ studyId: saved.id, version: 1, planHash: saved.planHash, plan });
       await this.audit.record({
         actor,
         action: 'study.created',
@@ -108,7 +113,7 @@ export class StudiesService {
   /** A changed plan is a new version with a new hash; decisions on older versions no longer count. */
   async updatePlan(id: string, planInput: unknown, actor: AuditActor): Promise<StudyView> {
     const { plan, cost } = await this.validate(planInput);
-    await this.db.transaction(async (tx) => {
+    await this.repository.inTransaction(async (tx) => {
       const study = await this.lock(tx, id);
       assertNotArchived(study);
       assertCurrentPlan(study, 'take a new plan version');
@@ -117,10 +122,8 @@ export class StudiesService {
       }
       const version = study.planVersion + 1;
       const hash = planHash(id, version, plan);
-      await tx
-        .getRepository(StudyEntity)
-        .update(id, { plan, planVersion: version, planHash: hash, privacyCost: cost, name: plan.name });
-      await tx.getRepository(StudyPlanVersionEntity).insert({ studyId: id, version, planHash: hash, plan });
+      await tx.updateStudy(id, { plan, planVersion: version, planHash: hash, privacyCost: cost, name: plan.name });
+      await tx.insertPlanVersion({ studyId: id, version, planHash: hash, plan });
       await this.audit.record({
         actor,
         action: 'study.plan.versioned',
@@ -139,7 +142,7 @@ export class StudiesService {
 
   /** Starts with the silos that approved the current plan hash, if they are at least the plan's minimum. */
   async start(id: string, actor: AuditActor): Promise<StudyView> {
-    await this.db.transaction(async (tx) => {
+    await this.repository.inTransaction(async (tx) => {
       const study = await this.lock(tx, id);
       assertNotArchived(study);
       assertCurrentPlan(study, 'start');
@@ -151,7 +154,7 @@ export class StudiesService {
       }
       const decisions = await this.currentDecisions(tx, study);
       const approved = study.plan.silos.filter((s) => decisions.get(s)?.decision === 'approve');
-      const suspended = await tx.getRepository(SiloEntity).find({ where: { id: In(approved), status: 'suspended' } });
+      const suspended = await tx.suspendedSilos(approved);
       const participants = approved.filter((s) => !suspended.some((x) => x.id === s));
       const min = study.plan.participation.minSilosPerRound;
       if (participants.length < min) {
@@ -160,8 +163,8 @@ export class StudiesService {
           `Only ${participants.length} of ${study.plan.silos.length} invited silos approved plan version ${study.planVersion} (hash ${study.planHash.slice(0, 12)}…); the plan needs at least ${min}.`,
         );
       }
-      await tx.getRepository(StudyEntity).update(id, { status: 'running', participants, startedAt: new Date() });
-      const charges = await this.rounds.openFirstRound(tx, { ...study, participants });
+      await tx.updateStudy(id, { status: 'running', participants, startedAt: new Date() });
+      const charges = await this.rounds.openFirstRound(tx.transaction, { ...study, participants });
       // Recorded in the start transaction (the records join it): the start and its charges commit with their records.
       await this.audit.record({
         actor,
@@ -176,14 +179,14 @@ export class StudiesService {
   }
 
   async stop(id: string, reason: string, actor: AuditActor): Promise<StudyView> {
-    await this.db.transaction(async (tx) => {
+    await this.repository.inTransaction(async (tx) => {
       const study = await this.lock(tx, id);
       assertNotArchived(study);
       if (!['draft', 'awaiting_approvals', 'running'].includes(study.status)) {
         throw new HubException(HubErrorCode.STUDY_STATE, `A ${study.status} study cannot be stopped.`);
       }
-      await this.rounds.abandonOpenRounds(tx, id);
-      await tx.getRepository(StudyEntity).update(id, {
+      await this.rounds.abandonOpenRounds(tx.transaction, id);
+      await tx.updateStudy(id, {
         status: 'stopped',
         endReason: reason,
         endedAt: new Date(),
@@ -200,10 +203,7 @@ export class StudiesService {
 
   /** Newest first; archived studies only when asked for ('include' them, or 'only' them). */
   async list(archived: ArchivedFilter = 'exclude'): Promise<StudyView[]> {
-    const where =
-      archived === 'include' ? {} : archived === 'only' ? { archivedAt: Not(IsNull()) } : { archivedAt: IsNull() };
-    const studies = await this.db.getRepository(StudyEntity).find({ where, order: { createdAt: 'DESC' } });
-    return this.views(studies);
+    return this.views(await this.repository.listStudies(archived));
   }
 
   async get(id: string): Promise<StudyView> {
@@ -212,26 +212,20 @@ export class StudiesService {
   }
 
   async entity(id: string): Promise<StudyEntity> {
-    const study = await this.db.getRepository(StudyEntity).findOne({ where: { id } });
+    const study = await this.repository.findStudy(id);
     if (!study) throw new HubException(HubErrorCode.NOT_FOUND, `No study with id ${id}.`);
     return study;
   }
 
   /** The studies a silo is invited to (drafts stay invisible until submitted). */
   async forSilo(siloId: string): Promise<SiloStudy[]> {
-    const studies = await this.db
-      .getRepository(StudyEntity)
-      .createQueryBuilder('s')
-      .where(`s.plan -> 'silos' ? :siloId`, { siloId })
-      .andWhere(`s.status <> 'draft'`)
-      .orderBy('s.created_at', 'ASC')
-      .getMany();
+    const studies = await this.repository.studiesInviting(siloId);
     const out: SiloStudy[] = [];
     for (const s of studies) {
       // A plan of an earlier format is not a SiloStudy plan (agents would refuse the whole list) and the study can
       // never run again: it is not offered to agents. Administrators and auditors still see it.
       if (!storedPlanOf(s.plan).current) continue;
-      const decision = (await this.currentDecisions(this.db.manager, s)).get(siloId);
+      const decision = latestPerSilo(await this.repository.currentDecisions(s)).get(siloId);
       out.push({
         studyId: s.id,
         status: s.status,
@@ -262,7 +256,7 @@ export class StudiesService {
     decision: Decision,
     reason: string | undefined,
   ): Promise<SiloStudy> {
-    await this.db.transaction(async (tx) => {
+    await this.repository.inTransaction(async (tx) => {
       const study = await this.lock(tx, studyId);
       if (!invitedSilosOf(study.plan).includes(siloId) || study.status === 'draft') {
         throw new HubException(HubErrorCode.NOT_FOUND, `No study ${studyId} is open to this silo.`);
@@ -281,7 +275,7 @@ export class StudiesService {
           `Plan hash ${hash.slice(0, 12)}… is not the current plan (version ${study.planVersion}, hash ${study.planHash.slice(0, 12)}…). Review the current plan and decide again.`,
         );
       }
-      await tx.getRepository(StudyDecisionEntity).insert({
+      await tx.insertDecision({
         studyId,
         siloId,
         planVersion: study.planVersion,
@@ -307,7 +301,7 @@ export class StudiesService {
     if (problems.length > 0)
       throw new HubException(HubErrorCode.PLAN_INVALID, `The plan has ${problems.length} problem(s).`, problems);
     const plan = input as StudyPlan;
-    const silos = await this.db.getRepository(SiloEntity).find({ where: { id: In(plan.silos) } });
+    const silos = await this.repository.silos(plan.silos);
     const more: string[] = [];
     plan.silos.forEach((id, i) => {
       const silo = silos.find((s) => s.id === id);
@@ -341,39 +335,31 @@ export class StudiesService {
     actor: AuditActor,
     action: string,
   ): Promise<void> {
-    await this.db.transaction(async (tx) => {
+    await this.repository.inTransaction(async (tx) => {
       const study = await this.lock(tx, id);
       assertNotArchived(study);
       assertCurrentPlan(study, `become ${to}`);
       if (!from.includes(study.status)) {
         throw new HubException(HubErrorCode.STUDY_STATE, `A ${study.status} study cannot become ${to}.`);
       }
-      await tx.getRepository(StudyEntity).update(id, { status: to });
+      await tx.updateStudy(id, { status: to });
       await this.audit.record({ actor, action, subject: { studyId: id }, details: { planHash: study.planHash } });
     });
   }
 
   /** What the study's current plan version changed from the version before it (read by stewards at their agent). */
   private async changesFromPrevious(study: StudyEntity): Promise<PlanChange[]> {
-    const previous = await this.db
-      .getRepository(StudyPlanVersionEntity)
-      .findOne({ where: { studyId: study.id, version: study.planVersion - 1 } });
+    const previous = await this.repository.planVersion(study.id, study.planVersion - 1);
     return previous ? planChanges(previous.plan, study.plan) : [];
   }
 
-  private async lock(tx: EntityManager, id: string): Promise<StudyEntity> {
-    const study = await tx.getRepository(StudyEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
-    if (!study) throw new HubException(HubErrorCode.NOT_FOUND, `No study with id ${id}.`);
-    return study;
+  private lock(tx: StudiesUnitOfWork, id: string): Promise<StudyEntity> {
+    return lockedStudy(tx, id);
   }
 
   /** Latest decision per silo on the study's current plan version. */
-  private async currentDecisions(m: EntityManager, study: StudyEntity): Promise<Map<string, StudyDecisionEntity>> {
-    const rows = await m.getRepository(StudyDecisionEntity).find({
-      where: { studyId: study.id, planVersion: study.planVersion, planHash: study.planHash },
-      order: { decidedAt: 'ASC' },
-    });
-    return new Map(rows.map((r) => [r.siloId, r]));
+  private async currentDecisions(tx: StudiesUnitOfWork, study: CurrentPlan): Promise<Map<string, StudyDecisionEntity>> {
+    return latestPerSilo(await tx.currentDecisions(study));
   }
 
   /**
@@ -388,17 +374,11 @@ export class StudiesService {
         return [s.id, { stored, invited: stored.current ? stored.plan.silos : invitedSilosOf(s.plan) }] as const;
       }),
     );
-    const decisionRows = await this.db.getRepository(StudyDecisionEntity).find({
-      where: studies.map((s) => ({ studyId: s.id, planVersion: s.planVersion, planHash: s.planHash })),
-      order: { decidedAt: 'ASC' },
-    });
+    const decisionRows = await this.repository.currentDecisionsOf(studies);
     const siloIds = [...new Set([...invitedOf.values()].flatMap((x) => x.invited))];
-    const silos = siloIds.length ? await this.db.getRepository(SiloEntity).find({ where: { id: In(siloIds) } }) : [];
+    const silos = siloIds.length ? await this.repository.silos(siloIds) : [];
     const nameOf = new Map(silos.map((x) => [x.id, x.name]));
-    const progress = await studyProgressRows(
-      this.db,
-      studies.map((s) => s.id),
-    );
+    const progress = await this.repository.progress(studies.map((s) => s.id));
     return studies.map((s) => {
       const { stored, invited } = invitedOf.get(s.id)!;
       // The latest decision per silo on the study's current plan version (rows come oldest first).

@@ -1,12 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { StudyDraftView } from '@tessera/protocol';
-import { DataSource } from 'typeorm';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { assertNotArchived } from './studies.service';
 import { StudyDraftEntity } from './study-draft.entity';
-import { StudyEntity } from '../study-state/study.entity';
+import { StudyDraftsRepository, type StudyDraftsUnitOfWork } from './study-drafts.repository';
 
 export interface DraftInput {
   form: Record<string, unknown>;
@@ -28,14 +26,12 @@ export function draftTitle(form: Record<string, unknown>): string {
 @Injectable()
 export class StudyDraftsService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly repository: StudyDraftsRepository,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
   ) {}
 
   async list(actor: AuditActor): Promise<StudyDraftView[]> {
-    const rows = await this.db
-      .getRepository(StudyDraftEntity)
-      .find({ where: { createdBy: actor.id }, order: { updatedAt: 'DESC' } });
+    const rows = await this.repository.listDrafts(actor.id);
     return rows.map(viewOf);
   }
 
@@ -45,9 +41,9 @@ export class StudyDraftsService {
 
   async create(input: DraftInput, actor: AuditActor): Promise<StudyDraftView> {
     const studyId = input.studyId ?? null;
-    const saved = await this.db.transaction(async (tx) => {
+    const saved = await this.repository.inTransaction(async (tx) => {
       if (studyId) {
-        const study = await tx.getRepository(StudyEntity).findOne({ where: { id: studyId } });
+        const study = await tx.findStudy(studyId);
         if (!study)
           throw new HubException(HubErrorCode.NOT_FOUND, `No study with id ${studyId} to draft a version of.`);
         assertNotArchived(study);
@@ -55,16 +51,13 @@ export class StudyDraftsService {
           throw new HubException(HubErrorCode.STUDY_STATE, `A ${study.status} study's plan can no longer change.`);
         }
       }
-      const repo = tx.getRepository(StudyDraftEntity);
-      const row = await repo.save(
-        repo.create({
-          title: draftTitle(input.form),
-          studyId,
-          form: input.form,
-          step: input.step,
-          createdBy: actor.id,
-        }),
-      );
+      const row = await tx.insertDraft({
+        title: draftTitle(input.form),
+        studyId,
+        form: input.form,
+        step: input.step,
+        createdBy: actor.id,
+      });
       await this.audit.record({
         actor,
         action: 'study.draft.created',
@@ -77,12 +70,10 @@ export class StudyDraftsService {
   }
 
   async save(id: string, input: DraftInput, actor: AuditActor): Promise<StudyDraftView> {
-    await this.db.transaction(async (tx) => {
-      const draft = await this.mine(id, actor, tx.getRepository(StudyDraftEntity));
+    await this.repository.inTransaction(async (tx) => {
+      const draft = await this.mine(id, actor, tx);
       const title = draftTitle(input.form);
-      await tx
-        .getRepository(StudyDraftEntity)
-        .save(Object.assign(draft, { form: input.form, step: input.step, title }));
+      await tx.saveDraft(Object.assign(draft, { form: input.form, step: input.step, title }));
       await this.audit.record({
         actor,
         action: 'study.draft.saved',
@@ -94,9 +85,9 @@ export class StudyDraftsService {
   }
 
   async remove(id: string, actor: AuditActor): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      const draft = await this.mine(id, actor, tx.getRepository(StudyDraftEntity));
-      await tx.getRepository(StudyDraftEntity).delete(id);
+    await this.repository.inTransaction(async (tx) => {
+      const draft = await this.mine(id, actor, tx);
+      await tx.deleteDraft(id);
       await this.audit.record({
         actor,
         action: 'study.draft.deleted',
@@ -110,9 +101,9 @@ export class StudyDraftsService {
   private async mine(
     id: string,
     actor: AuditActor,
-    repo = this.db.getRepository(StudyDraftEntity),
+    from: Pick<StudyDraftsUnitOfWork, 'findDraft'> = this.repository,
   ): Promise<StudyDraftEntity> {
-    const draft = await repo.findOne({ where: { id, createdBy: actor.id } });
+    const draft = await from.findDraft(id, actor.id);
     if (!draft) throw new HubException(HubErrorCode.NOT_FOUND, `No draft with id ${id} of yours.`);
     return draft;
   }

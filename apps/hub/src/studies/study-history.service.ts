@@ -1,20 +1,16 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { planChanges, type DecisionHistoryView, type PlanVersionsView, type RoundHistoryView } from '@tessera/protocol';
-import { DataSource, In } from 'typeorm';
 import { roundHistory } from '../rounds/round-history.util';
 import { RoundsQueryService } from '../rounds/rounds-query.service';
-import { SiloEntity } from '../silos/silo.entity';
 import { invitedSilosOf } from '../study-state/stored-plan.util';
+import { StudiesRepository } from './studies.repository';
 import { StudiesService } from './studies.service';
-import { StudyDecisionEntity } from './study-decision.entity';
-import { StudyPlanVersionEntity } from './study-plan-version.entity';
 
 /** The read side of a study's history: every round with each silo's status, every decision, every plan version. */
 @Injectable()
 export class StudyHistoryService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly repository: StudiesRepository,
     private readonly studies: StudiesService,
     private readonly rounds: RoundsQueryService,
   ) {}
@@ -34,9 +30,7 @@ export class StudyHistoryService {
   /** Every decision on every version, oldest first: a rejection stays listed after a later approval. */
   async decisions(studyId: string): Promise<DecisionHistoryView> {
     const study = await this.studies.entity(studyId);
-    const rows = await this.db
-      .getRepository(StudyDecisionEntity)
-      .find({ where: { studyId }, order: { decidedAt: 'ASC', planVersion: 'ASC' } });
+    const rows = await this.repository.decisionHistory(studyId);
     const names = await this.namesOf([...new Set(rows.map((r) => r.siloId))]);
     return {
       studyId,
@@ -57,9 +51,7 @@ export class StudyHistoryService {
   /** Every plan version with the fields it changed from the one before it. */
   async planVersions(studyId: string): Promise<PlanVersionsView> {
     await this.studies.entity(studyId);
-    const rows = await this.db
-      .getRepository(StudyPlanVersionEntity)
-      .find({ where: { studyId }, order: { version: 'ASC' } });
+    const rows = await this.repository.planVersions(studyId);
     return {
       studyId,
       versions: rows.map((r, i) => ({
@@ -74,7 +66,7 @@ export class StudyHistoryService {
 
   private async namesOf(ids: string[]): Promise<Map<string, string>> {
     if (ids.length === 0) return new Map();
-    const silos = await this.db.getRepository(SiloEntity).find({ where: { id: In(ids) } });
+    const silos = await this.repository.silos(ids);
     return new Map(silos.map((s) => [s.id, s.name]));
   }
 }

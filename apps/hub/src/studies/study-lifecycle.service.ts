@@ -1,14 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { StudyView } from '@tessera/protocol';
-import { DataSource, type EntityManager } from 'typeorm';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { RoundOpener } from '../rounds/round-opener.service';
 import { RoundsService } from '../rounds/rounds.service';
-import { assertNotArchived, StudiesService } from './studies.service';
+import { StudiesRepository } from './studies.repository';
+import { assertNotArchived, lockedStudy, StudiesService } from './studies.service';
 import { assertCurrentPlan } from '../study-state/stored-plan.util';
-import { StudyEntity } from '../study-state/study.entity';
 
 /** Studies that have ended (or never started) may be archived; a study under way or awaiting approvals may not. */
 const ARCHIVABLE = ['draft', 'completed', 'stopped', 'failed'];
@@ -21,7 +19,7 @@ const ARCHIVABLE = ['draft', 'completed', 'stopped', 'failed'];
 @Injectable()
 export class StudyLifecycleService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly repository: StudiesRepository,
     private readonly studies: StudiesService,
     private readonly opener: RoundOpener,
     private readonly rounds: RoundsService,
@@ -30,8 +28,8 @@ export class StudyLifecycleService {
 
   /** The round under way finishes; the closer then holds the next one back (RoundCloser, `pausedNextRound`). */
   async pause(id: string, reason: string, actor: AuditActor): Promise<StudyView> {
-    await this.db.transaction(async (tx) => {
-      const study = await this.lock(tx, id);
+    await this.repository.inTransaction(async (tx) => {
+      const study = await lockedStudy(tx, id);
       assertNotArchived(study);
       if (study.status !== 'running') {
         throw new HubException(
@@ -45,7 +43,7 @@ export class StudyLifecycleService {
           `Study "${study.name}" is already paused (since ${study.pausedAt.toISOString()}: ${study.pauseReason ?? ''}).`,
         );
       }
-      await tx.getRepository(StudyEntity).update(id, { pausedAt: new Date(), pauseReason: reason });
+      await tx.updateStudy(id, { pausedAt: new Date(), pauseReason: reason });
       await this.audit.record({ actor, action: 'study.paused', subject: { studyId: id }, details: { reason } });
     });
     return this.studies.get(id);
@@ -53,8 +51,8 @@ export class StudyLifecycleService {
 
   /** Opens the round held back while paused (charging its tasks then), or lets the round under way carry on. */
   async resume(id: string, actor: AuditActor): Promise<StudyView> {
-    await this.db.transaction(async (tx) => {
-      const study = await this.lock(tx, id);
+    await this.repository.inTransaction(async (tx) => {
+      const study = await lockedStudy(tx, id);
       assertNotArchived(study);
       if (study.status !== 'running' || !study.pausedAt) {
         throw new HubException(
@@ -63,8 +61,8 @@ export class StudyLifecycleService {
         );
       }
       const held = study.pausedNextRound;
-      await tx.getRepository(StudyEntity).update(id, { pausedAt: null, pauseReason: null, pausedNextRound: null });
-      const charges = held ? await this.opener.open(tx, study, held) : [];
+      await tx.updateStudy(id, { pausedAt: null, pauseReason: null, pausedNextRound: null });
+      const charges = held ? await this.opener.open(tx.transaction, study, held) : [];
       await this.audit.record({
         actor,
         action: 'study.resumed',
@@ -81,8 +79,8 @@ export class StudyLifecycleService {
   }
 
   async archive(id: string, actor: AuditActor): Promise<StudyView> {
-    await this.db.transaction(async (tx) => {
-      const study = await this.lock(tx, id);
+    await this.repository.inTransaction(async (tx) => {
+      const study = await lockedStudy(tx, id);
       assertNotArchived(study);
       if (!ARCHIVABLE.includes(study.status)) {
         throw new HubException(
@@ -90,7 +88,7 @@ export class StudyLifecycleService {
           `A ${study.status} study cannot be archived: stop it first (only drafts and ended studies are archived).`,
         );
       }
-      await tx.getRepository(StudyEntity).update(id, { archivedAt: new Date() });
+      await tx.updateStudy(id, { archivedAt: new Date() });
       await this.audit.record({
         actor,
         action: 'study.archived',
@@ -102,10 +100,10 @@ export class StudyLifecycleService {
   }
 
   async unarchive(id: string, actor: AuditActor): Promise<StudyView> {
-    await this.db.transaction(async (tx) => {
-      const study = await this.lock(tx, id);
+    await this.repository.inTransaction(async (tx) => {
+      const study = await lockedStudy(tx, id);
       if (!study.archivedAt) throw new HubException(HubErrorCode.STUDY_STATE, `Study "${study.name}" is not archived.`);
-      await tx.getRepository(StudyEntity).update(id, { archivedAt: null });
+      await tx.updateStudy(id, { archivedAt: null });
       await this.audit.record({
         actor,
         action: 'study.unarchived',
@@ -131,11 +129,5 @@ export class StudyLifecycleService {
       details: { cloneId: created.id, planVersion: source.planVersion, planHash: source.planHash },
     });
     return created;
-  }
-
-  private async lock(tx: EntityManager, id: string): Promise<StudyEntity> {
-    const study = await tx.getRepository(StudyEntity).findOne({ where: { id }, lock: { mode: 'pessimistic_write' } });
-    if (!study) throw new HubException(HubErrorCode.NOT_FOUND, `No study with id ${id}.`);
-    return study;
   }
 }
