@@ -1,14 +1,11 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { signCheckpoint, type Checkpoint } from '@tessera/audit';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
-import { DataSource, MoreThan } from 'typeorm';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
-import { AuditCheckpointEntity, toCheckpoint } from './audit-checkpoint.entity';
+import { AuditCheckpointRepository } from './audit-checkpoint.repository';
 import { AuditSigningKeyService } from './audit-signing-key.service';
-import { AUDIT_CHAIN_LOCK, DatabaseAuditTrail } from './database-audit-trail';
 import { IntervalTask } from './interval-task.util';
 
 /**
@@ -21,9 +18,8 @@ export class AuditCheckpointService implements OnModuleInit, OnModuleDestroy {
   private readonly schedule: IntervalTask;
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly store: AuditCheckpointRepository,
     @Inject(HUB_CONFIG) config: HubConfig,
-    private readonly trail: DatabaseAuditTrail,
     private readonly keys: AuditSigningKeyService,
     @InjectPinoLogger('AuditCheckpoints') private readonly logger: PinoLogger,
   ) {
@@ -49,24 +45,20 @@ export class AuditCheckpointService implements OnModuleInit, OnModuleDestroy {
   async checkpointIfNew(): Promise<Checkpoint | null> {
     // The key first, in its own transaction: its creation appends a record, which the checkpoint then covers.
     const key = await this.keys.signingKey();
-    return this.trail.inTransaction(async (tx) => {
+    return this.store.inTransaction(async (tx) => {
       // Holding the chain lock: no record can be appended between reading the head and storing its checkpoint,
       // and two replicas cannot sign the same head twice.
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_CHAIN_LOCK]);
-      const [head] = (await tx.query('SELECT "seq", "hash" FROM "audit_records" ORDER BY "seq" DESC LIMIT 1')) as {
-        seq: string;
-        hash: string;
-      }[];
+      await tx.lockChain();
+      const head = await tx.head();
       if (!head) return null;
-      const seq = Number(head.seq);
-      const checkpoints = tx.getRepository(AuditCheckpointEntity);
-      const [latest] = await checkpoints.find({ order: { seq: 'DESC' }, take: 1 });
-      if (latest && latest.seq >= seq) return toCheckpoint(latest);
+      const seq = head.seq;
+      const latest = await tx.latest();
+      if (latest && latest.seq >= seq) return latest;
       const checkpoint = signCheckpoint(
         { seq, headHash: head.hash, time: new Date().toISOString(), count: seq },
         key.privateKey,
       );
-      await checkpoints.insert({ ...checkpoint, count: checkpoint.count ?? seq });
+      await tx.insert({ ...checkpoint, count: checkpoint.count ?? seq });
       this.logger.info({ seq, keyId: key.keyId }, 'audit checkpoint signed');
       return checkpoint;
     });
@@ -80,10 +72,7 @@ export class AuditCheckpointService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** Stored checkpoints in seq order, after `afterSeq`. */
-  async list(afterSeq: number, limit: number): Promise<Checkpoint[]> {
-    const rows = await this.db
-      .getRepository(AuditCheckpointEntity)
-      .find({ where: { seq: MoreThan(afterSeq) }, order: { seq: 'ASC' }, take: limit });
-    return rows.map(toCheckpoint);
+  list(afterSeq: number, limit: number): Promise<Checkpoint[]> {
+    return this.store.after(afterSeq, limit);
   }
 }

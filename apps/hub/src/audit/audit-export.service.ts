@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import {
   buildBundle,
   RECORDED_STATE_FORMAT,
@@ -8,12 +7,11 @@ import {
   type RecordedState,
   type StateItem,
 } from '@tessera/audit';
-import { Between, DataSource, LessThan, LessThanOrEqual } from 'typeorm';
 import { HubErrorCode, HubException } from '../common/hub.exception';
-import { AuditCheckpointEntity, toCheckpoint } from './audit-checkpoint.entity';
+import { AuditCheckpointRepository } from './audit-checkpoint.repository';
 import { AuditCheckpointService } from './audit-checkpoint.service';
-import { AuditRecordEntity, toAuditRecord } from './audit-record.entity';
 import { AuditSigningKeyService } from './audit-signing-key.service';
+import { AuditRepository, type LaterRecord } from './audit.repository';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -28,6 +26,11 @@ export interface ChainHead {
   hash: string;
 }
 
+/** The filter's study; an id that is no uuid names none (the whole hub's chain and state). */
+function studyOf(filter: AuditBundleFilter): string | undefined {
+  return filter.studyId !== undefined && UUID.test(filter.studyId) ? filter.studyId : undefined;
+}
+
 /** Records of a study that a later report at an earlier head may ignore: they change none of the study's state. */
 const STATE_NEUTRAL_ACTIONS = ['report.exported'];
 
@@ -38,7 +41,8 @@ const STATE_NEUTRAL_ACTIONS = ['report.exported'];
 @Injectable()
 export class AuditExportService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly chain: AuditRepository,
+    private readonly stored: AuditCheckpointRepository,
     private readonly checkpoints: AuditCheckpointService,
     private readonly keys: AuditSigningKeyService,
   ) {}
@@ -75,17 +79,11 @@ export class AuditExportService {
     const summary = typeof study === 'function' ? await study(head) : study;
     const key = await this.keys.signingKey();
     const fromSeq = await this.segmentStart(filter, head.seq, key.keyId);
-    const records = await this.db.getRepository(AuditRecordEntity).find({
-      where: { seq: Between(fromSeq, head.seq) },
-      order: { seq: 'ASC' },
-    });
-    const checkpoints = await this.db.getRepository(AuditCheckpointEntity).find({
-      where: { seq: Between(fromSeq - 1, head.seq), keyId: key.keyId },
-      order: { seq: 'ASC' },
-    });
+    const records = await this.chain.segment(fromSeq, head.seq);
+    const checkpoints = await this.stored.between(fromSeq - 1, head.seq, key.keyId);
     return buildBundle({
-      records: records.map(toAuditRecord),
-      checkpoints: checkpoints.map(toCheckpoint),
+      records,
+      checkpoints,
       study: { ...summary, recordedState: recordedState as unknown as JsonObject },
       signingKey: key.privateKey,
     });
@@ -93,41 +91,26 @@ export class AuditExportService {
 
   /** The record at `seq`, which a report may name as its head; a clear 400 when the chain does not reach it. */
   async headAt(seq: number): Promise<ChainHead> {
-    const row = await this.db.getRepository(AuditRecordEntity).findOne({ where: { seq }, select: ['seq', 'hash'] });
-    if (row) return { seq: row.seq, hash: row.hash };
-    // An aggregate without GROUP BY answers exactly one row, also on an empty table (head null).
-    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as [
-      { head: string | null },
-    ];
+    const link = await this.chain.linkAt(seq);
+    if (link) return link;
+    const head = await this.chain.headSeq();
     throw new HubException(
       HubErrorCode.VALIDATION_FAILED,
-      `upTo ${seq} is not in the audit chain, whose head is #${head === null ? 0 : Number(head)}.`,
+      `upTo ${seq} is not in the audit chain, whose head is #${head}.`,
     );
   }
 
   /** CONFLICT when the study has a state-changing record after the head (a later round, a charge, its end). */
   private async refuseStateBeyond(filter: AuditBundleFilter, head: ChainHead): Promise<void> {
-    if (filter.studyId === undefined || !UUID.test(filter.studyId)) {
-      // The whole hub's state: any record after the head but an export may stand for a change.
-      const later = (await this.db.query(
-        'SELECT seq, action FROM audit_records WHERE seq > $1 AND action <> ALL($2) ORDER BY seq LIMIT 1',
-        [head.seq, STATE_NEUTRAL_ACTIONS],
-      )) as { seq: string; action: string }[];
-      if (later[0]) this.refuse(head, later[0]);
-      return;
-    }
-    const later = (await this.db.query(
-      `SELECT seq, action FROM audit_records WHERE study_id = $1 AND seq > $2 AND action <> ALL($3)
-        ORDER BY seq LIMIT 1`,
-      [filter.studyId, head.seq, STATE_NEUTRAL_ACTIONS],
-    )) as { seq: string; action: string }[];
-    if (later[0]) this.refuse(head, later[0]);
+    // Without a study, the whole hub's state: any record after the head but an export may stand for a change.
+    const later = await this.chain.firstLaterRecord(head.seq, STATE_NEUTRAL_ACTIONS, studyOf(filter));
+    if (later) this.refuse(head, later);
   }
 
-  private refuse(head: ChainHead, later: { seq: string; action: string }): never {
+  private refuse(head: ChainHead, later: LaterRecord): never {
     throw new HubException(
       HubErrorCode.CONFLICT,
-      `The study changed after #${head.seq} (record #${Number(later.seq)}, ${later.action}): a report up to #${head.seq} ` +
+      `The study changed after #${head.seq} (record #${later.seq}, ${later.action}): a report up to #${head.seq} ` +
         'could not hold every record of its current state. Download it at the current head (without upTo).',
     );
   }
@@ -138,28 +121,12 @@ export class AuditExportService {
    * openings and closes, and study ends; of one study when the filter names one.
    */
   async recordedState(filter: AuditBundleFilter): Promise<RecordedState> {
-    const scoped = filter.studyId !== undefined && UUID.test(filter.studyId);
-    const where = scoped ? 'AND r.study_id = $1' : '';
-    const args = scoped ? [filter.studyId] : [];
+    const studyId = studyOf(filter);
     const items: StateItem[] = [];
-    const participants = (await this.db.query(
-      `SELECT r.study_id, p.silo_id, r.number, r.attempt, p.status, p.update_hash
-         FROM round_participants p JOIN rounds r ON r.id = p.round_id
-        WHERE p.status IN ('uploaded', 'evaluated', 'failed') ${where}
-        ORDER BY r.opened_at, p.silo_id`,
-      args,
-    )) as {
-      study_id: string;
-      silo_id: string;
-      number: number;
-      attempt: number;
-      status: string;
-      update_hash: string | null;
-    }[];
-    for (const p of participants) {
-      const ids = { studyId: p.study_id, siloId: p.silo_id, round: p.number, attempt: p.attempt };
-      if (p.status === 'uploaded' && p.update_hash !== null) {
-        items.push({ kind: 'update.accepted', ...ids, updateSha256: p.update_hash.trim() });
+    for (const p of await this.chain.settledParticipations(studyId)) {
+      const ids = { studyId: p.studyId, siloId: p.siloId, round: p.round, attempt: p.attempt };
+      if (p.status === 'uploaded' && p.updateHash !== null) {
+        items.push({ kind: 'update.accepted', ...ids, updateSha256: p.updateHash.trim() });
       } else if (p.status === 'evaluated') {
         items.push({ kind: 'evaluation.reported', ...ids });
       } else if (p.status === 'failed') {
@@ -167,52 +134,34 @@ export class AuditExportService {
       }
     }
     // Charges made when tasks were issued (rows of older hubs, charged on acceptance, were recorded differently).
-    const charges = (await this.db.query(
-      `SELECT r.study_id, r.silo_id, r.round AS number, r.attempt, r.kind
-         FROM privacy_ledger r WHERE r.charged_on = 'issued' ${where}
-        ORDER BY r.created_at, r.silo_id`,
-      args,
-    )) as { study_id: string; silo_id: string; number: number; attempt: number; kind: 'train' | 'evaluate' }[];
-    for (const c of charges) {
+    for (const c of await this.chain.issuedCharges(studyId)) {
       items.push({
         kind: 'privacy.charged',
-        studyId: c.study_id,
-        siloId: c.silo_id,
-        round: c.number,
+        studyId: c.studyId,
+        siloId: c.siloId,
+        round: c.round,
         attempt: c.attempt,
         task: c.kind,
       });
     }
-    const rounds = (await this.db.query(
-      `SELECT r.study_id, r.number, r.attempt, r.status FROM rounds r WHERE true ${where} ORDER BY r.opened_at`,
-      args,
-    )) as { study_id: string; number: number; attempt: number; status: string }[];
-    for (const r of rounds) {
-      const ids = { studyId: r.study_id, round: r.number, attempt: r.attempt };
+    for (const r of await this.chain.rounds(studyId)) {
+      const ids = { studyId: r.studyId, round: r.round, attempt: r.attempt };
       // Round 1 opens with the study's start; later first attempts with the previous round's close.
-      if (r.number > 1 && r.attempt === 1) items.push({ kind: 'round.opened', ...ids });
+      if (r.round > 1 && r.attempt === 1) items.push({ kind: 'round.opened', ...ids });
       if (r.status === 'closed') items.push({ kind: 'round.closed', ...ids });
     }
-    const studies = (await this.db.query(
-      `SELECT r.id AS study_id, r.status FROM studies r
-        WHERE r.status IN ('completed', 'failed', 'stopped') ${scoped ? 'AND r.id = $1' : ''}`,
-      args,
-    )) as { study_id: string; status: 'completed' | 'failed' | 'stopped' }[];
-    for (const st of studies) items.push({ kind: 'study.ended', studyId: st.study_id, status: st.status });
+    for (const st of await this.chain.endedStudies(studyId)) {
+      items.push({ kind: 'study.ended', studyId: st.studyId, status: st.status });
+    }
     return { format: RECORDED_STATE_FORMAT, items };
   }
 
   private async segmentStart(filter: AuditBundleFilter, headSeq: number, keyId: string): Promise<number> {
-    if (filter.studyId === undefined || !UUID.test(filter.studyId)) return 1;
-    const first = await this.db.getRepository(AuditRecordEntity).findOne({
-      where: { studyId: filter.studyId, seq: LessThanOrEqual(headSeq) },
-      order: { seq: 'ASC' },
-    });
-    if (!first) return 1;
-    const anchor = await this.db.getRepository(AuditCheckpointEntity).findOne({
-      where: { seq: LessThan(first.seq), keyId },
-      order: { seq: 'DESC' },
-    });
+    const studyId = studyOf(filter);
+    if (studyId === undefined) return 1;
+    const first = await this.chain.firstStudySeq(studyId, headSeq);
+    if (first === null) return 1;
+    const anchor = await this.stored.lastBefore(first, keyId);
     return anchor ? anchor.seq + 1 : 1;
   }
 }

@@ -1,9 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { AuditRecord } from '@tessera/audit';
 import { auditActorKey, type AuditActorNames } from '@tessera/protocol';
-import { DataSource, type SelectQueryBuilder } from 'typeorm';
-import { AuditRecordEntity, toAuditRecord } from './audit-record.entity';
+import { AuditRepository } from './audit.repository';
 
 /** What an auditor can filter the log by; every member optional, all of them combined with AND. */
 export interface AuditEventFilter {
@@ -80,10 +78,6 @@ const CSV_COLUMNS = [
   'hash',
 ];
 
-function escapeLike(s: string): string {
-  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
-
 /**
  * One CSV field (RFC 4180). A cell that a spreadsheet would take for a formula (= + - @, tab, CR) is prefixed
  * with an apostrophe (OWASP "CSV injection"): silo names and usernames in the log come from outside.
@@ -120,18 +114,12 @@ export function csvRow(r: AuditRecord, actorName?: string): string {
 /** Read side of the audit log: filtered, paged listing and CSV export. */
 @Injectable()
 export class AuditLogService {
-  constructor(@InjectDataSource() private readonly db: DataSource) {}
+  constructor(private readonly chain: AuditRepository) {}
 
   async listEvents(filter: AuditEventFilter, page: AuditPageRequest): Promise<AuditEventPage> {
-    const qb = this.filtered(filter);
-    if (page.cursor !== undefined) {
-      qb.andWhere(page.order === 'asc' ? 'r.seq > :cursor' : 'r.seq < :cursor', { cursor: page.cursor });
-    }
-    const rows = await qb
-      .orderBy('r.seq', page.order === 'asc' ? 'ASC' : 'DESC')
-      .take(page.limit + 1)
-      .getMany();
-    const events = rows.slice(0, page.limit).map(toAuditRecord);
+    // One record more than the page: whether there is a next page, without a count.
+    const rows = await this.chain.eventPage(filter, { cursor: page.cursor, order: page.order, take: page.limit + 1 });
+    const events = rows.slice(0, page.limit);
     const more = rows.length > page.limit;
     return {
       events,
@@ -150,17 +138,8 @@ export class AuditLogService {
     ];
     const userIds = ids('user');
     const siloIds = ids('silo');
-    const users = userIds.length
-      ? ((await this.db.query('SELECT id::text AS id, username AS name FROM users WHERE id::text = ANY($1)', [
-          userIds,
-        ])) as { id: string; name: string }[])
-      : [];
-    const silos = siloIds.length
-      ? ((await this.db.query('SELECT id::text AS id, name FROM silos WHERE id::text = ANY($1)', [siloIds])) as {
-          id: string;
-          name: string;
-        }[])
-      : [];
+    const users = userIds.length ? await this.chain.usernames(userIds) : [];
+    const silos = siloIds.length ? await this.chain.siloNames(siloIds) : [];
     const known = new Map<string, string>([
       ...users.map((u): [string, string] => [auditActorKey({ type: 'user', id: u.id }), u.name]),
       ...silos.map((s): [string, string] => [auditActorKey({ type: 'silo', id: s.id }), s.name]),
@@ -186,28 +165,5 @@ export class AuditLogService {
       if (page.nextCursor === null) return;
       cursor = page.nextCursor;
     }
-  }
-
-  private filtered(f: AuditEventFilter): SelectQueryBuilder<AuditRecordEntity> {
-    const qb = this.db.getRepository(AuditRecordEntity).createQueryBuilder('r');
-    if (f.from) qb.andWhere('r.time_at >= :from', { from: f.from });
-    if (f.to) qb.andWhere('r.time_at < :to', { to: f.to });
-    if (f.actor !== undefined) {
-      // The names the page shows match too: a username (any case, as usernames are unique that way) or a silo name.
-      qb.andWhere(
-        `(r.actor_id = :actor OR r.actor ->> 'name' = :actor
-          OR (r.actor ->> 'type' = 'user' AND r.actor_id IN (SELECT u.id::text FROM users u WHERE lower(u.username) = lower(:actor)))
-          OR (r.actor ->> 'type' = 'silo' AND r.actor_id IN (SELECT s.id::text FROM silos s WHERE s.name = :actor)))`,
-        { actor: f.actor },
-      );
-    }
-    if (f.action !== undefined) qb.andWhere('r.action LIKE :action', { action: `${escapeLike(f.action)}%` });
-    if (f.studyId !== undefined) qb.andWhere('r.study_id = :studyId', { studyId: f.studyId });
-    if (f.siloId !== undefined) qb.andWhere('r.silo_id = :siloId', { siloId: f.siloId });
-    if (f.upTo !== undefined) qb.andWhere('r.seq <= :upTo', { upTo: f.upTo });
-    if (f.q !== undefined) {
-      qb.andWhere('(r.action ILIKE :q OR CAST(r.details AS text) ILIKE :q)', { q: `%${escapeLike(f.q)}%` });
-    }
-    return qb;
   }
 }

@@ -1,18 +1,12 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { generateSigningKey, publicKeyFingerprint } from '@tessera/audit';
 import type { AuditSigningKeyView } from '@tessera/protocol';
-import { DataSource } from 'typeorm';
 import { resolveGeneratedSecret } from '../common/generated-secret';
 import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
 import { SYSTEM_ACTOR } from './audit-trail';
-import { AuditSigningKeyEntity } from './audit-signing-key.entity';
-import { DatabaseAuditTrail } from './database-audit-trail';
-
-/** Two hub replicas signing their first checkpoint together must not both create a key. */
-const SIGNING_KEY_LOCK = 7_262_637_361_004;
+import { AuditSigningKeyRepository } from './audit-signing-key.repository';
 
 /** The hub's public audit key, as auditors pin it (`tessera-verify --public-key`). */
 export interface HubPublicKey {
@@ -35,9 +29,8 @@ export class AuditSigningKeyService {
   private loaded: Promise<HubSigningKey> | undefined;
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly store: AuditSigningKeyRepository,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
-    private readonly trail: DatabaseAuditTrail,
   ) {}
 
   /** The signing key, created (and its creation recorded in the chain) on first use. */
@@ -57,7 +50,7 @@ export class AuditSigningKeyService {
   /** Every key the hub ever stored, oldest first, the current (signing) key marked; made on first use like signingKey. */
   async keyList(): Promise<AuditSigningKeyView[]> {
     const { keyId: current } = await this.signingKey();
-    const rows = await this.db.getRepository(AuditSigningKeyEntity).find({ order: { createdAt: 'ASC' } });
+    const rows = await this.store.all();
     return rows.map((r) => ({
       keyId: r.keyId,
       publicKeyPem: r.publicKeyPem,
@@ -68,7 +61,7 @@ export class AuditSigningKeyService {
 
   /** Every key the hub ever stored, by key id: what stored checkpoints are verified with. */
   async publicKeys(): Promise<Map<string, string>> {
-    const rows = await this.db.getRepository(AuditSigningKeyEntity).find({ order: { createdAt: 'ASC' } });
+    const rows = await this.store.all();
     return new Map(rows.map((r) => [r.keyId, r.publicKeyPem]));
   }
 
@@ -78,19 +71,17 @@ export class AuditSigningKeyService {
 
   private async loadOrCreate(): Promise<HubSigningKey> {
     const passphrase = this.passphrase();
-    const row = await this.trail.inTransaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [SIGNING_KEY_LOCK]);
-      const keys = tx.getRepository(AuditSigningKeyEntity);
-      const [existing] = await keys.find({ order: { createdAt: 'ASC' }, take: 1 });
+    const row = await this.store.inTransaction(async (tx) => {
+      await tx.lockKeys();
+      const existing = await tx.first();
       if (existing) return existing;
       const pair = generateSigningKey();
       const keyId = publicKeyFingerprint(pair.publicKeyPem);
       const privateKeyEncryptedPem = createPrivateKey(pair.privateKeyPem)
         .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase })
         .toString();
-      const created = keys.create({ keyId, publicKeyPem: pair.publicKeyPem, privateKeyEncryptedPem });
-      await keys.insert(created);
-      await this.trail.appendInTransaction(tx, {
+      const created = await tx.insert({ keyId, publicKeyPem: pair.publicKeyPem, privateKeyEncryptedPem });
+      await tx.record({
         actor: SYSTEM_ACTOR,
         action: 'audit.signing-key.created',
         details: { keyId, algorithm: 'Ed25519' },

@@ -1,10 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { ChainBreakCode, ChainVerifier, verifyCheckpoint, type Checkpoint } from '@tessera/audit';
-import { And, DataSource, LessThanOrEqual, MoreThan } from 'typeorm';
-import { AuditCheckpointEntity, toCheckpoint } from './audit-checkpoint.entity';
-import { AuditRecordEntity, toAuditRecord } from './audit-record.entity';
+import { AuditCheckpointRepository } from './audit-checkpoint.repository';
 import { AuditSigningKeyService } from './audit-signing-key.service';
+import { AuditRepository } from './audit.repository';
 
 /**
  * The chain codes of @tessera/audit (HASH_MISMATCH, SEQ_GAP, PREV_HASH_MISMATCH...; TRUNCATED when a signed checkpoint
@@ -52,17 +50,14 @@ const MAX_PROBLEMS = 100;
 @Injectable()
 export class AuditVerificationService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly chain: AuditRepository,
+    private readonly stored: AuditCheckpointRepository,
     private readonly keys: AuditSigningKeyService,
   ) {}
 
   async verifyStoredChain(): Promise<StoredChainVerification> {
     const verifiedAt = new Date().toISOString();
-    // An aggregate without GROUP BY answers exactly one row, also on an empty table (head null).
-    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as [
-      { head: string | null },
-    ];
-    const headSeq = head === null ? 0 : Number(head);
+    const headSeq = await this.chain.headSeq();
     const publicKeys = await this.keys.publicKeys();
     const problems: StoredChainProblem[] = [];
     const report = (p: StoredChainProblem) => {
@@ -88,14 +83,10 @@ export class AuditVerificationService {
     let after = 0;
     let broken = false;
     while (!broken && after < headSeq) {
-      const rows = await this.db.getRepository(AuditRecordEntity).find({
-        where: { seq: And(MoreThan(after), LessThanOrEqual(headSeq)) },
-        order: { seq: 'ASC' },
-        take: BATCH,
-      });
+      const rows = await this.chain.batchAfter(after, headSeq, BATCH);
       if (rows.length === 0) break;
       for (const row of rows) {
-        if (verifier.push(toAuditRecord(row)) !== null) {
+        if (verifier.push(row) !== null) {
           broken = true;
           break;
         }
@@ -123,7 +114,7 @@ export class AuditVerificationService {
     for (; checkpoint !== undefined; checkpoint = await nextValid()) {
       if (broken || checkpoint.seq <= headSeq) continue;
       // Appended and checkpointed while this verification ran: fine. Otherwise records were cut off the end.
-      const exists = await this.db.getRepository(AuditRecordEntity).exists({ where: { seq: checkpoint.seq } });
+      const exists = await this.chain.recordExists(checkpoint.seq);
       if (exists) {
         total -= 1;
         continue;
@@ -155,10 +146,8 @@ export class AuditVerificationService {
   private async *checkpoints(): AsyncGenerator<Checkpoint> {
     let after = 0;
     for (;;) {
-      const rows = await this.db
-        .getRepository(AuditCheckpointEntity)
-        .find({ where: { seq: MoreThan(after) }, order: { seq: 'ASC' }, take: BATCH });
-      for (const row of rows) yield toCheckpoint(row);
+      const rows = await this.stored.after(after, BATCH);
+      for (const row of rows) yield row;
       if (rows.length < BATCH) return;
       after = rows[rows.length - 1]!.seq;
     }

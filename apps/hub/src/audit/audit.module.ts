@@ -1,13 +1,16 @@
 import { Global, Module, type DynamicModule } from '@nestjs/common';
 import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
+import { AuditCheckpointRepository } from './audit-checkpoint.repository';
 import { AuditCheckpointService } from './audit-checkpoint.service';
 import { AuditExportService } from './audit-export.service';
 import { AuditLogService } from './audit-log.service';
+import { AuditSigningKeyRepository } from './audit-signing-key.repository';
 import { AuditSigningKeyService } from './audit-signing-key.service';
 import { AuditTrail } from './audit-trail';
 import { AuditVerificationService } from './audit-verification.service';
 import { AuditController } from './audit.controller';
+import { AuditRepository } from './audit.repository';
 import { DatabaseAuditTrail } from './database-audit-trail';
 
 /**
@@ -26,6 +29,9 @@ export class AuditModule {
         { provide: HUB_CONFIG, useValue: config },
         DatabaseAuditTrail,
         { provide: AuditTrail, useExisting: DatabaseAuditTrail },
+        AuditRepository,
+        AuditCheckpointRepository,
+        AuditSigningKeyRepository,
         AuditSigningKeyService,
         AuditCheckpointService,
         AuditLogService,

@@ -3,6 +3,7 @@ import { PrivacyModule } from '../privacy/privacy.module';
 import { RoundsModule } from '../rounds/rounds.module';
 import { StudiesModule } from '../studies/studies.module';
 import { ReportsController } from './reports.controller';
+import { ReportsRepository } from './reports.repository';
 import { SiloAuditController } from './silo-audit.controller';
 import { StudyReportService } from './study-report.service';
 
@@ -10,6 +11,6 @@ import { StudyReportService } from './study-report.service';
 @Module({
   imports: [StudiesModule, RoundsModule, PrivacyModule],
   controllers: [ReportsController, SiloAuditController],
-  providers: [StudyReportService],
+  providers: [ReportsRepository, StudyReportService],
 })
 export class ReportsModule {}

@@ -1,28 +1,19 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { AuditBundle } from '@tessera/audit';
 import type { StudyPlan } from '@tessera/protocol';
-import { DataSource, LessThanOrEqual } from 'typeorm';
-import { AuditCheckpointEntity } from '../audit/audit-checkpoint.entity';
 import { AuditExportService, type ChainHead } from '../audit/audit-export.service';
 import { AuditLogService } from '../audit/audit-log.service';
 import { AuditSigningKeyService } from '../audit/audit-signing-key.service';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { AuditVerificationService } from '../audit/audit-verification.service';
 import { PrivacyLedgerService } from '../privacy/privacy-ledger.service';
-import { RoundEntity } from '../study-state/round.entity';
 import { RoundsQueryService } from '../rounds/rounds-query.service';
 import { legacyMechanismOf } from '../study-state/stored-plan.util';
 import { StudiesService } from '../studies/studies.service';
 import { bundleSha256, renderReportPdf } from './report-pdf.util';
-import {
-  buildStudyReportSummary,
-  summaryJson,
-  type RoundAggregationTrace,
-  type SiloPrivacyFigures,
-  type StudyReportSummary,
-} from './study-report';
+import { ReportsRepository } from './reports.repository';
+import { buildStudyReportSummary, summaryJson, type SiloPrivacyFigures, type StudyReportSummary } from './study-report';
 
 export type ReportFormat = 'json' | 'csv' | 'pdf';
 
@@ -57,7 +48,7 @@ const CONTENT_TYPES: Record<ReportFormat, string> = {
 @Injectable()
 export class StudyReportService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly store: ReportsRepository,
     private readonly studies: StudiesService,
     private readonly rounds: RoundsQueryService,
     private readonly exporter: AuditExportService,
@@ -85,9 +76,7 @@ export class StudyReportService {
       await this.verification.verifyStoredChain(),
       await this.keys.publicKey(),
     ];
-    const checkpoints = await this.db
-      .getRepository(AuditCheckpointEntity)
-      .count({ where: { seq: LessThanOrEqual(head.seq), keyId: key.keyId } });
+    const checkpoints = await this.store.checkpointsUpTo(head.seq, key.keyId);
     return buildStudyReportSummary({
       study,
       rounds,
@@ -96,18 +85,8 @@ export class StudyReportService {
       verification,
       head: { ...head, checkpoints },
       keyId: key.keyId,
-      aggregationTraces: study.plan.secureAggregation ? await this.aggregationTraces(studyId) : [],
+      aggregationTraces: study.plan.secureAggregation ? await this.store.aggregationTraces(studyId) : [],
     });
-  }
-
-  /** The rounds' stored aggregation traces, which the API's round view leaves out (the secure sums are read there). */
-  private async aggregationTraces(studyId: string): Promise<RoundAggregationTrace[]> {
-    const rounds = await this.db
-      .getRepository(RoundEntity)
-      .find({ where: { studyId }, select: { number: true, attempt: true, summary: true } });
-    return rounds.flatMap((r) =>
-      r.summary?.aggregationTrace ? [{ round: r.number, attempt: r.attempt, trace: r.summary.aggregationTrace }] : [],
-    );
   }
 
   /**
@@ -140,18 +119,10 @@ export class StudyReportService {
    */
   async csv(studyId: string, actor: AuditActor, upTo?: number): Promise<ReportFile> {
     await this.studies.entity(studyId); // 404 for an unknown study, not an empty file
-    const head = await this.exporter.headAt(upTo ?? (await this.currentHeadSeq()));
+    const head = await this.exporter.headAt(upTo ?? (await this.store.currentHeadSeq()));
     let text = '';
     for await (const chunk of this.log.csv({ studyId, upTo: head.seq })) text += chunk;
     return this.exported(studyId, actor, 'csv', Buffer.from(text, 'utf8'), head);
-  }
-
-  private async currentHeadSeq(): Promise<number> {
-    // An aggregate without GROUP BY answers exactly one row, also on an empty table (head null).
-    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as [
-      { head: string | null },
-    ];
-    return head === null ? 0 : Number(head);
   }
 
   private async exported(
@@ -195,6 +166,6 @@ export class StudyReportService {
 
   /** Every invited silo's figures from the hub's privacy ledger (charges on issue, beside the silos' reports). */
   private async privacyOf(id: string, planHash: string, plan: StudyPlan): Promise<SiloPrivacyFigures[]> {
-    return this.ledger.budgets(this.db.manager, { id, planHash, plan }, plan.silos);
+    return this.ledger.budgets(this.ledger.manager(), { id, planHash, plan }, plan.silos);
   }
 }
