@@ -13,6 +13,7 @@ import type { Request } from 'express';
 import { Access } from '../access/access.decorator';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import { siloOf } from '../silos/silo-identity';
+import { SecAggMessagesService } from './secagg-messages.service';
 import { SecAggSessionsService } from './secagg-sessions.service';
 import { Endpoint } from '../openapi/endpoint.decorator';
 
@@ -24,7 +25,10 @@ import { Endpoint } from '../openapi/endpoint.decorator';
 @Access('silo')
 @Controller('silo/v1/studies/:id/rounds/:round/secagg')
 export class SecAggController {
-  constructor(private readonly sessions: SecAggSessionsService) {}
+  constructor(
+    private readonly sessions: SecAggSessionsService,
+    private readonly messages: SecAggMessagesService,
+  ) {}
 
   @Get()
   @Endpoint({
@@ -54,7 +58,7 @@ export class SecAggController {
     @Req() req: Request,
   ): Promise<SecAggReceipt> {
     const silo = siloOf(req);
-    return this.sessions.advertise(await this.sessions.roundFor(silo, id, round), silo.siloId, body);
+    return this.messages.advertise(await this.sessions.roundFor(silo, id, round), silo.siloId, body);
   }
 
   @Get('keys')
@@ -85,7 +89,7 @@ export class SecAggController {
     @Req() req: Request,
   ): Promise<SecAggReceipt> {
     const silo = siloOf(req);
-    return this.sessions.share(await this.sessions.roundFor(silo, id, round), silo.siloId, body);
+    return this.messages.share(await this.sessions.roundFor(silo, id, round), silo.siloId, body);
   }
 
   @Get('shares')
@@ -124,7 +128,7 @@ export class SecAggController {
     const session = await this.sessions.find(roundId);
     const { vectorLength, modulusBits } = session!.config;
     const frame = await readBody(req, 8 + MAX_MASKED_INPUT_HEADER_BYTES + maskedVectorBytes(vectorLength, modulusBits));
-    return this.sessions.maskedInput(roundId, silo.siloId, frame);
+    return this.messages.maskedInput(roundId, silo.siloId, frame);
   }
 
   @Get('unmasking')
@@ -152,7 +156,7 @@ export class SecAggController {
     @Req() req: Request,
   ): Promise<SecAggReceipt> {
     const silo = siloOf(req);
-    return this.sessions.answerUnmasking(await this.sessions.roundFor(silo, id, round), silo.siloId, body);
+    return this.messages.answerUnmasking(await this.sessions.roundFor(silo, id, round), silo.siloId, body);
   }
 }
 

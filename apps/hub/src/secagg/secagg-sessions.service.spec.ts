@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import { SecAggException } from '@tessera/secagg';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { HubErrorCode } from '../common/hub.exception';
+import { UniqueViolation } from '../silos/in-memory-silos.test-util';
+import type { SiloIdentity } from '../silos/silo-identity';
+import {
+  advertiseAll,
+  DEADLINE,
+  EARLY,
+  OPENED,
+  PLAN,
+  secaggHarness,
+  shareAll,
+  uploadAll,
+  VECTOR_LENGTH,
+  KEY_GENERATION_TIMEOUT_MS,
+  warmIdentityKeys,
+} from './secagg-protocol.test-util';
+import type { OpenTransaction } from './secagg.repository';
+
+const silo = (siloId: string): SiloIdentity => ({
+  siloId,
+  name: 'Ash',
+  certificateSerial: '01',
+  certificateFingerprintSha256: '0'.repeat(64),
+  certificateNotAfter: DEADLINE,
+});
+
+describe('SecAggSessionsService (against in-memory secure-aggregation tables with row locks and commits)', () => {
+  beforeAll(() => warmIdentityKeys(4), KEY_GENERATION_TIMEOUT_MS);
+
+  it('opens a session inside the round’s transaction: with its record, and not at all when that rolls back', async () => {
+    const h = await secaggHarness(4);
+    const opened = h.records('secagg.session.opened');
+    expect(opened).toHaveLength(1);
+    expect(opened[0]).toMatchObject({
+      subject: { studyId: h.round.studyId, roundId: h.roundId },
+      details: { participants: 4, threshold: PLAN.threshold, vectorLength: VECTOR_LENGTH },
+    });
+    expect(opened[0]!.details).not.toHaveProperty('distributedNoise');
+    const session = await h.sessions.find(h.roundId);
+    expect(session).toMatchObject({ stage: 'advertise', unmaskUntil: DEADLINE, exclusions: [], contributors: [] });
+    expect(session!.advertiseUntil.getTime()).toBeGreaterThan(OPENED.getTime());
+
+    // The round opener's transaction fails after the session was written: neither it nor its record remain.
+    const other = { ...h.round, id: randomUUID() };
+    const roster = h.silos.map((s) => s.id);
+    await expect(
+      h.store.inTransaction(async (tx) => {
+        await h.sessions.open(tx as unknown as OpenTransaction, other, PLAN, roster, VECTOR_LENGTH);
+        throw new Error('the round could not be opened');
+      }),
+    ).rejects.toThrow(/could not be opened/);
+    expect(await h.sessions.find(other.id)).toBeNull();
+    expect(h.records('secagg.session.opened')).toHaveLength(1);
+
+    // A round has one session (the table's key).
+    await expect(
+      h.store.inTransaction((tx) =>
+        h.sessions.open(tx as unknown as OpenTransaction, h.round, PLAN, roster, VECTOR_LENGTH),
+      ),
+    ).rejects.toBeInstanceOf(UniqueViolation);
+  });
+
+  it('refuses a roster too small for the plan’s threshold, before writing anything', async () => {
+    const h = await secaggHarness(4);
+    const round = { ...h.round, id: randomUUID() };
+    await expect(
+      h.store.inTransaction((tx) =>
+        h.sessions.open(tx as unknown as OpenTransaction, round, PLAN, [h.silos[0]!.id, h.silos[1]!.id], 8),
+      ),
+    ).rejects.toBeInstanceOf(SecAggException);
+    expect(await h.sessions.find(round.id)).toBeNull();
+  });
+
+  it('addresses only rounds that run the protocol, and only their participants', async () => {
+    const h = await secaggHarness(4);
+    const a = h.silos[0]!;
+    expect(await h.sessions.roundFor(silo(a.id), h.round.studyId, 1)).toBe(h.roundId);
+    const plain = randomUUID();
+    h.store.openRounds.set(`${plain}/1`, randomUUID());
+    await expect(h.sessions.roundFor(silo(a.id), plain, 1)).rejects.toMatchObject({
+      code: HubErrorCode.NOT_FOUND,
+      message: 'Round 1 does not run secure aggregation.',
+    });
+    const view = await h.sessions.view(h.roundId, a.id, EARLY);
+    expect(view).toMatchObject({ stage: 'advertise', config: h.config, failure: null });
+    await expect(h.sessions.view(h.roundId, randomUUID(), EARLY)).rejects.toMatchObject({
+      code: HubErrorCode.FORBIDDEN,
+    });
+    await expect(h.sessions.view(randomUUID(), a.id, EARLY)).rejects.toMatchObject({ code: HubErrorCode.NOT_FOUND });
+  });
+
+  it('routes shares to those who shared, and asks only the survivors to unmask', async () => {
+    const h = await secaggHarness(4);
+    const [a, b, c, d] = h.silos as [
+      (typeof h.silos)[0],
+      (typeof h.silos)[0],
+      (typeof h.silos)[0],
+      (typeof h.silos)[0],
+    ];
+    const ads = await advertiseAll(h);
+    expect(await h.sessions.routedShares(h.roundId, a.id, EARLY)).toMatchObject({ ready: false, stage: 'share' });
+    // d does not share: when the stage closes at its deadline it has nothing routed to it.
+    await shareAll(h, ads, [a, b, c]);
+    const { shareUntil } = (await h.sessions.find(h.roundId))!;
+    await expect(h.sessions.routedShares(h.roundId, d.id, shareUntil)).rejects.toMatchObject({
+      code: HubErrorCode.ROUND_CLOSED,
+    });
+    expect(await h.sessions.unmaskingRequest(h.roundId, a.id, shareUntil)).toMatchObject({
+      ready: false,
+      stage: 'upload',
+    });
+    await expect(h.sessions.unmask(h.roundId)).rejects.toMatchObject({ code: HubErrorCode.CONFLICT });
+    await uploadAll(h, [a, b, c], shareUntil);
+    expect(await h.sessions.unmaskingRequest(h.roundId, d.id, shareUntil)).toEqual({ ready: true, request: null });
+    const asked = await h.sessions.unmaskingRequest(h.roundId, a.id, shareUntil);
+    expect(asked).toMatchObject({ ready: true, request: { survivors: expect.arrayContaining([a.id, b.id, c.id]) } });
+  });
+});
