@@ -1,10 +1,12 @@
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
-import { DataSource } from 'typeorm';
 import { HUB_CONFIG } from '../config/hub-config';
 import type { HubConfig } from '../config/config.schema';
 import { BlobStore, type BlobListing } from '../blobs/blob-store';
+import { RoundViewsRepository } from './round-views.repository';
+
+/** The reference query lives with the other SQL of rounds/ (the fault suite reads it too). */
+export { REFERENCED_BLOBS } from './round-views.repository';
 
 /** What one sweep found and removed. */
 export interface OrphanSweepResult {
@@ -19,18 +21,6 @@ export interface OrphanSweepResult {
 }
 
 /**
- * Every blob a database row can name: published and resulting models, accepted updates, the current model, the
- * server optimizer's state and SCAFFOLD's control variate. A blob named by none of them is an orphan.
- */
-export const REFERENCED_BLOBS = `
-  SELECT model_hash AS hash FROM rounds
-  UNION SELECT result_model_hash FROM rounds WHERE result_model_hash IS NOT NULL
-  UNION SELECT update_hash FROM round_participants WHERE update_hash IS NOT NULL
-  UNION SELECT current_model_hash FROM studies WHERE current_model_hash IS NOT NULL
-  UNION SELECT optimizer_state_hash FROM studies WHERE optimizer_state_hash IS NOT NULL
-  UNION SELECT control_variate_hash FROM studies WHERE control_variate_hash IS NOT NULL`;
-
-/**
  * Boot-time sweep of orphan blobs (docs/reliability.md). Bytes are committed to the blob store before the row that
  * names them commits (the row must never name a missing blob); a crash or a rolled-back transaction in between leaves
  * bytes nothing references, and an earlier server optimizer state is orphaned each round. The sweep deletes those
@@ -42,7 +32,7 @@ export class OrphanBlobSweepService implements OnApplicationBootstrap {
   private readonly blobs: BlobListing;
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly views: RoundViewsRepository,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     @InjectPinoLogger('OrphanBlobSweep') private readonly logger: PinoLogger,
     store: BlobStore,
@@ -68,8 +58,7 @@ export class OrphanBlobSweepService implements OnApplicationBootstrap {
     // before the reference query is seen; a blob both listed and newly referenced is younger than the grace period.
     const listed: { hash: string; modifiedAt: Date }[] = [];
     for await (const blob of this.blobs.list()) listed.push(blob);
-    const rows = (await this.db.query(REFERENCED_BLOBS)) as { hash: string }[];
-    const referenced = new Set(rows.map((r) => r.hash.trim()));
+    const referenced = await this.views.referencedBlobs();
     for (const blob of listed) {
       result.examined += 1;
       if (referenced.has(blob.hash)) continue;

@@ -1,18 +1,17 @@
 import { Injectable } from '@nestjs/common';
 import { float32Bytes } from '@tessera/protocol';
-import { In, type EntityManager } from 'typeorm';
 import { BlobStore } from '../blobs/blob-store';
 import { PrivacyLedgerService, type PrivacyCharge } from '../privacy/privacy-ledger.service';
 import { SecAggSessionsService } from '../secagg/secagg-sessions.service';
-import { StudyEntity } from '../study-state/study.entity';
+import type { StudyEntity } from '../study-state/study.entity';
 import { initialModel, parameterCount } from './model-math';
-import { RoundParticipantEntity } from '../study-state/round-participant.entity';
-import { RoundEntity } from '../study-state/round.entity';
+import { RoundsRepository, type OpenTransaction } from './rounds.repository';
 
 /** Opens round attempts and issues their tasks, always inside the caller's transaction. */
 @Injectable()
 export class RoundOpener {
   constructor(
+    private readonly repository: RoundsRepository,
     private readonly blobs: BlobStore,
     private readonly ledger: PrivacyLedgerService,
     private readonly secureAggregation: SecAggSessionsService,
@@ -22,10 +21,10 @@ export class RoundOpener {
    * Round 1 of a study that just started (inside the start transaction). Returns the privacy charges of the tasks
    * it issued: the caller records them (ledger.auditCharges) in that same transaction.
    */
-  async openFirstRound(tx: EntityManager, study: StudyEntity): Promise<PrivacyCharge[]> {
+  async openFirstRound(tx: OpenTransaction, study: StudyEntity): Promise<PrivacyCharge[]> {
     const model = await initialModel(study.plan);
     const modelHash = await this.blobs.put(float32Bytes(model));
-    await tx.getRepository(StudyEntity).update(study.id, {
+    await this.repository.within(tx).updateStudy(study.id, {
       currentModelHash: modelHash,
       optimizerStateHash: null,
       controlVariateHash: null,
@@ -39,7 +38,7 @@ export class RoundOpener {
    * a silo's approved plan is not asked of it (its agent would refuse it anyway). Returns the new charges.
    */
   async open(
-    tx: EntityManager,
+    tx: OpenTransaction,
     study: StudyEntity,
     attempt: { number: number; attempt: number; kind: 'train' | 'evaluate'; modelHash: string },
   ): Promise<PrivacyCharge[]> {
@@ -50,23 +49,18 @@ export class RoundOpener {
       participants = participants.filter((s) => !refused.some((r) => r.siloId === s));
     }
     const now = new Date();
-    const round = await tx.getRepository(RoundEntity).save(
-      tx.getRepository(RoundEntity).create({
-        studyId: study.id,
-        number,
-        attempt: attempt.attempt,
-        kind,
-        status: 'open',
-        modelHash: attempt.modelHash,
-        openedAt: now,
-        deadlineAt: new Date(now.getTime() + study.plan.participation.roundDeadlineSeconds * 1000),
-      }),
-    );
-    if (participants.length) {
-      await tx
-        .getRepository(RoundParticipantEntity)
-        .insert(participants.map((siloId) => ({ roundId: round.id, siloId, status: 'waiting' as const })));
-    }
+    const rounds = this.repository.within(tx);
+    const round = await rounds.insertRound({
+      studyId: study.id,
+      number,
+      attempt: attempt.attempt,
+      kind,
+      status: 'open',
+      modelHash: attempt.modelHash,
+      openedAt: now,
+      deadlineAt: new Date(now.getTime() + study.plan.participation.roundDeadlineSeconds * 1000),
+    });
+    if (participants.length) await rounds.addParticipants(round.id, participants);
     const secure = study.plan.secureAggregation;
     if (secure && kind === 'train') {
       // The round's updates arrive masked and are only ever summed (apps/hub/src/secagg); the plan check keeps the
@@ -86,32 +80,7 @@ export class RoundOpener {
    * Ends the study's open (or closing) rounds when the study is stopped. A hub aggregating one of them finds its
    * claim gone at commit and discards its result.
    */
-  async abandonOpenRounds(tx: EntityManager, studyId: string): Promise<void> {
-    await tx.getRepository(RoundEntity).update(
-      { studyId, status: In(['open', 'closing']) },
-      {
-        status: 'abandoned',
-        closedAt: new Date(),
-        closeReason: 'study stopped',
-        closeClaim: null,
-        closeClaimExpiresAt: null,
-      },
-    );
+  async abandonOpenRounds(tx: OpenTransaction, studyId: string): Promise<void> {
+    await this.repository.within(tx).abandonOpenRounds(studyId);
   }
-}
-
-/** Fails the study and the round attempt it was at (inside the caller's transaction). */
-export async function failStudy(
-  tx: EntityManager,
-  study: StudyEntity,
-  round: RoundEntity,
-  reason: string,
-): Promise<void> {
-  await tx
-    .getRepository(RoundEntity)
-    .update(
-      { id: round.id, status: In(['open', 'closing']) },
-      { status: 'failed', closedAt: new Date(), closeReason: reason, closeClaim: null, closeClaimExpiresAt: null },
-    );
-  await tx.getRepository(StudyEntity).update(study.id, { status: 'failed', endReason: reason, endedAt: new Date() });
 }

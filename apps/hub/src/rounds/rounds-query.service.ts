@@ -1,10 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { RoundView } from '@tessera/protocol';
-import { DataSource, In } from 'typeorm';
-import { SiloEntity } from '../silos/silo.entity';
-import { RoundParticipantEntity } from '../study-state/round-participant.entity';
-import { RoundEntity, type RoundSummary } from '../study-state/round.entity';
+import type { RoundSummary } from '../study-state/round.entity';
+import { RoundViewsRepository } from './round-views.repository';
 
 /** The API's round view is the shared wire type (libs/protocol api-views). */
 export type { RoundView };
@@ -12,20 +9,10 @@ export type { RoundView };
 /** Read side of rounds for administrators, auditors and the console. */
 @Injectable()
 export class RoundsQueryService {
-  constructor(@InjectDataSource() private readonly db: DataSource) {}
+  constructor(private readonly views: RoundViewsRepository) {}
 
   async roundsOf(studyId: string): Promise<RoundView[]> {
-    const rounds = await this.db
-      .getRepository(RoundEntity)
-      .find({ where: { studyId }, order: { number: 'ASC', attempt: 'ASC' } });
-    if (!rounds.length) return [];
-    const participants = await this.db
-      .getRepository(RoundParticipantEntity)
-      .find({ where: { roundId: In(rounds.map((r) => r.id)) } });
-    const silos = await this.db
-      .getRepository(SiloEntity)
-      .find({ where: { id: In([...new Set(participants.map((p) => p.siloId))]) } });
-    const names = new Map(silos.map((s) => [s.id, s.name]));
+    const { rounds, participants, siloNames: names } = await this.views.history(studyId);
     return rounds.map((r) => {
       const { aggregationTrace: _trace, ...summary } = r.summary ?? ({} as RoundSummary);
       return {

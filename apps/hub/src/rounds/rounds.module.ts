@@ -2,9 +2,12 @@ import { Module } from '@nestjs/common';
 import { PrivacyModule } from '../privacy/privacy.module';
 import { SecAggModule } from '../secagg/secagg.module';
 import { OrphanBlobSweepService } from './orphan-blob-sweep.service';
+import { RoundAggregator } from './round-aggregator.service';
 import { RoundCloser } from './round-closer.service';
 import { RoundOpener } from './round-opener.service';
 import { RoundsQueryService } from './rounds-query.service';
+import { RoundViewsRepository } from './round-views.repository';
+import { RoundsRepository } from './rounds.repository';
 import { RoundsService } from './rounds.service';
 import { UpdateAcceptanceService } from './update-acceptance.service';
 
@@ -16,9 +19,12 @@ import { UpdateAcceptanceService } from './update-acceptance.service';
 @Module({
   imports: [PrivacyModule, SecAggModule],
   providers: [
+    RoundsRepository,
+    RoundViewsRepository,
     RoundsService,
     RoundOpener,
     RoundCloser,
+    RoundAggregator,
     UpdateAcceptanceService,
     OrphanBlobSweepService,
     RoundsQueryService,

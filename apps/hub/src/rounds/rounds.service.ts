@@ -1,5 +1,4 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import {
   metricsOfEvaluation,
   type EvaluationReport,
@@ -9,7 +8,6 @@ import {
   type UpdateReceipt,
 } from '@tessera/protocol';
 import type { Readable } from 'node:stream';
-import { DataSource, type EntityManager } from 'typeorm';
 import { ReadCache } from '../database/read-cache';
 import { AuditCheckpointService } from '../audit/audit-checkpoint.service';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
@@ -18,33 +16,20 @@ import { assertFaultInjectionAllowed } from '../faults/fault-point.util';
 import { BlobStore } from '../blobs/blob-store';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { SiloIdentity } from '../silos/silo-identity';
-import { StudyEntity } from '../study-state/study.entity';
-import { RoundParticipantEntity } from '../study-state/round-participant.entity';
+import type { StudyEntity } from '../study-state/study.entity';
 import { evaluationReportProblem, personalizationReportProblem } from './release-check.util';
 import { checkPrivacyReport, recordRefusal } from './round-access.util';
-import { assertOpen, lockRound, openRoundFor } from '../study-state/open-round.util';
+import { assertOpen } from '../study-state/open-round.util';
 import { RoundCloser } from './round-closer.service';
-import { failStudy, RoundOpener } from './round-opener.service';
+import { RoundOpener } from './round-opener.service';
+import { RoundViewsRepository } from './round-views.repository';
+import { RoundsRepository, type OpenTransaction } from './rounds.repository';
 import { UpdateAcceptanceService } from './update-acceptance.service';
 
 /** How often open rounds are checked for deadlines and quorum (uploads also trigger a check at once). */
 const TICK_MS = 500;
 /** Long-poll granularity. */
 const POLL_MS = 250;
-
-/** A task waiting for a silo, as read from the database. */
-interface PendingTaskRow {
-  study_id: string;
-  number: number;
-  attempt: number;
-  kind: 'train' | 'evaluate';
-  model_hash: string;
-  deadline_at: Date;
-  plan_version: number;
-  plan_hash: string;
-  /** SCAFFOLD's control variate c for a training task (null: c = 0, or another algorithm). */
-  control_variate_hash: string | null;
-}
 
 /**
  * Durable rounds. Every state lives in PostgreSQL and every transition happens in a transaction holding the
@@ -63,7 +48,8 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
   private readonly taskWaiters = new Set<() => void>();
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly repository: RoundsRepository,
+    private readonly views: RoundViewsRepository,
     private readonly blobs: BlobStore,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
     private readonly checkpoints: AuditCheckpointService,
@@ -122,7 +108,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
    * Round 1 of a study that just started (inside the start transaction). Returns the privacy charges of the tasks
    * it issued: the caller records them (auditCharges) in that same transaction.
    */
-  openFirstRound(tx: EntityManager, study: StudyEntity): Promise<PrivacyCharge[]> {
+  openFirstRound(tx: OpenTransaction, study: StudyEntity): Promise<PrivacyCharge[]> {
     return this.opener.openFirstRound(tx, study);
   }
 
@@ -131,7 +117,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     await this.ledger.auditCharges(studyId, charges);
   }
 
-  abandonOpenRounds(tx: EntityManager, studyId: string): Promise<void> {
+  abandonOpenRounds(tx: OpenTransaction, studyId: string): Promise<void> {
     return this.opener.abandonOpenRounds(tx, studyId);
   }
 
@@ -159,7 +145,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     // Each waiting agent asks every POLL_MS; on the embedded database's one connection those polls queued with the
     // console's reads. Reused until a write commits (ReadCache: exact there, off on a server database); the time
     // left is computed afresh below.
-    const rows = await this.cache.read(`silo-tasks:${siloId}`, () => this.pendingTaskRows(siloId));
+    const rows = await this.cache.read(`silo-tasks:${siloId}`, () => this.views.pendingTasks(siloId));
     return rows.map((r) => ({
       studyId: r.study_id,
       planVersion: r.plan_version,
@@ -175,34 +161,12 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     }));
   }
 
-  private async pendingTaskRows(siloId: string): Promise<PendingTaskRow[]> {
-    return (await this.db.query(
-      `SELECT r.study_id, r.number, r.attempt, r.kind, r.model_hash, r.deadline_at, s.plan_version, s.plan_hash,
-              CASE WHEN r.kind = 'train' THEN s.control_variate_hash END AS control_variate_hash
-         FROM round_participants p
-         JOIN rounds r ON r.id = p.round_id
-         JOIN studies s ON s.id = r.study_id
-        WHERE p.silo_id = $1 AND p.status = 'waiting' AND r.status = 'open' AND s.status = 'running'
-        ORDER BY r.opened_at`,
-      [siloId],
-    )) as PendingTaskRow[];
-  }
-
   /**
    * A silo may download a model only if it is one published to it, or the SCAFFOLD control variate of a study it
    * takes part in (ADR 0019).
    */
   async modelForSilo(siloId: string, hash: string): Promise<Readable> {
-    const [row] = (await this.db.query(
-      `SELECT 1 FROM rounds r JOIN round_participants p ON p.round_id = r.id
-        WHERE p.silo_id = $1 AND r.model_hash = $2
-       UNION ALL
-       SELECT 1 FROM studies s JOIN rounds r ON r.study_id = s.id JOIN round_participants p ON p.round_id = r.id
-        WHERE p.silo_id = $1 AND s.control_variate_hash = $2
-       LIMIT 1`,
-      [siloId, hash],
-    )) as unknown[];
-    if (!row || !(await this.blobs.has(hash))) {
+    if (!(await this.views.publishedTo(siloId, hash)) || !(await this.blobs.has(hash))) {
       throw new HubException(HubErrorCode.NOT_FOUND, `No model ${hash} was published to this silo.`);
     }
     // Checked against its name before a byte is sent: a corrupted model fails here with 500, never goes out as 200.
@@ -225,7 +189,7 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     roundNumber: number,
     report: EvaluationReport,
   ): Promise<{ accepted: true }> {
-    const { study, round } = await openRoundFor(this.db, silo, studyId, roundNumber);
+    const { study, round } = await this.repository.openRoundFor(silo, studyId, roundNumber);
     const mechanism = this.ledger.mechanismOf(study.planHash, study.plan);
     try {
       // An earlier attempt's report is the same release re-sent to a retried attempt on the same model.
@@ -254,12 +218,10 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
         report.privacy,
         'evaluation report',
       );
-      await this.db.transaction(async (tx) => {
-        const locked = await lockRound(tx, round.id);
+      await this.repository.inTransaction(async (tx) => {
+        const locked = await tx.lockRound(round.id);
         assertOpen(locked);
-        const p = await tx
-          .getRepository(RoundParticipantEntity)
-          .findOne({ where: { roundId: round.id, siloId: silo.siloId } });
+        const p = await tx.participant(round.id, silo.siloId);
         if (!p) throw new HubException(HubErrorCode.NOT_A_PARTICIPANT, 'This silo does not take part in this round.');
         if (p.status !== 'waiting')
           throw new HubException(HubErrorCode.DUPLICATE_UPDATE, 'This silo already reported this round.');
@@ -270,19 +232,15 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
               localBaseline: report.localBaseline ? metricsOfEvaluation(report.localBaseline) : null,
             }
           : null;
-        await tx.getRepository(RoundParticipantEntity).update(
-          { roundId: round.id, siloId: silo.siloId },
-          {
-            status: 'evaluated',
-            evaluation: metrics,
-            personalization,
-            privacy: report.privacy,
-            reportedAt: new Date(),
-          },
-        );
+        await tx.recordEvaluation(round.id, silo.siloId, {
+          evaluation: metrics,
+          personalization,
+          privacy: report.privacy,
+          reportedAt: new Date(),
+        });
         const privacy = report.privacy
           ? await this.ledger.recordReport(
-              tx,
+              tx.open,
               study,
               { number: roundNumber, attempt: round.attempt, kind: 'evaluate' },
               silo.siloId,
@@ -334,23 +292,19 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     roundNumber: number,
     report: FailureReport,
   ): Promise<{ accepted: true }> {
-    const { study, round } = await openRoundFor(this.db, silo, studyId, roundNumber);
-    const failedStudy = await this.db.transaction(async (tx) => {
-      const locked = await lockRound(tx, round.id);
+    const { study, round } = await this.repository.openRoundFor(silo, studyId, roundNumber);
+    const failedStudy = await this.repository.inTransaction(async (tx) => {
+      const locked = await tx.lockRound(round.id);
       assertOpen(locked);
-      await tx
-        .getRepository(RoundParticipantEntity)
-        .update(
-          { roundId: round.id, siloId: silo.siloId, status: 'waiting' },
-          { status: 'failed', failure: { code: report.code, message: report.message }, reportedAt: new Date() },
-        );
+      const failure = { code: report.code, message: report.message };
+      await tx.recordFailure(round.id, silo.siloId, failure, new Date());
       const remaining = study.participants.filter((s) => s !== silo.siloId);
       let failedStudy: string | null = null;
       if (study.plan.participation.onSiloFailure === 'fail-study') {
         failedStudy = `silo ${silo.name} could not take part: ${report.message}`;
-        await failStudy(tx, study, locked, failedStudy);
+        await tx.failStudy(study.id, locked.id, failedStudy);
       } else {
-        await tx.getRepository(StudyEntity).update(study.id, { participants: remaining });
+        await tx.updateStudy(study.id, { participants: remaining });
       }
       await this.audit.record({
         actor: { type: 'silo', id: silo.siloId, name: silo.name },

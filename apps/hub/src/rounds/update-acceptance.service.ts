@@ -1,9 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { signReceipt } from '@tessera/audit';
 import { metricsOfEvaluation, updateLengthOf, type UpdateHeader, type UpdateReceipt } from '@tessera/protocol';
 import type { Readable } from 'node:stream';
-import { DataSource } from 'typeorm';
 import { AuditSigningKeyService } from '../audit/audit-signing-key.service';
 import { AuditTrail } from '../audit/audit-trail';
 import type { StagedBlob } from '../blobs/blob-store';
@@ -16,18 +14,10 @@ import type { StudyEntity } from '../study-state/study.entity';
 import { parameterCount } from './model-math';
 import { updateReleaseProblem } from './release-check.util';
 import { checkPrivacyReport, recordRefusal } from './round-access.util';
-import { assertOpen, lockRound, openRoundFor, studyOpenTo } from '../study-state/open-round.util';
-import { RoundParticipantEntity } from '../study-state/round-participant.entity';
+import { assertOpen } from '../study-state/open-round.util';
 import type { RoundEntity } from '../study-state/round.entity';
+import { RoundsRepository, type AcceptedUpload } from './rounds.repository';
 import { receiveUpdate, type ReceivedUpdate } from './update-receiver';
-
-/** An update this silo already had accepted for a round number (any attempt), with what its receipt states. */
-interface AcceptedUpload {
-  round: number;
-  attempt: number;
-  updateHash: string;
-  reportedAt: Date;
-}
 
 /** What acceptance answered: the signed receipt, and whether this call changed state (the round engine then wakes). */
 export interface UpdateAcceptance {
@@ -47,7 +37,7 @@ export interface UpdateAcceptance {
 @Injectable()
 export class UpdateAcceptanceService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly repository: RoundsRepository,
     private readonly blobs: BlobStore,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
     private readonly signingKeys: AuditSigningKeyService,
@@ -55,12 +45,12 @@ export class UpdateAcceptanceService {
   ) {}
 
   async accept(silo: SiloIdentity, studyId: string, roundNumber: number, body: Readable): Promise<UpdateAcceptance> {
-    const study = await studyOpenTo(this.db, silo, studyId);
-    const accepted = await this.acceptedUploads(silo.siloId, studyId, roundNumber);
+    const study = await this.repository.studyOpenTo(silo, studyId);
+    const accepted = await this.repository.acceptedUploads(silo.siloId, studyId, roundNumber);
     let target: { study: StudyEntity; round: RoundEntity } | null = null;
     let notOpen: unknown = null;
     try {
-      target = await openRoundFor(this.db, silo, studyId, roundNumber);
+      target = await this.repository.openRoundFor(silo, studyId, roundNumber);
     } catch (err) {
       // Only an identical re-send of an accepted update can still be answered (with its receipt).
       if (accepted.length === 0) {
@@ -187,11 +177,9 @@ export class UpdateAcceptanceService {
     accepted: AcceptedUpload[],
   ): Promise<{ receipt: UpdateReceipt; fresh: boolean }> {
     const header = received.header;
-    return this.db.transaction(async (tx) => {
-      const locked = await lockRound(tx, round.id);
-      const participant = await tx
-        .getRepository(RoundParticipantEntity)
-        .findOne({ where: { roundId: round.id, siloId: silo.siloId } });
+    return this.repository.inTransaction(async (tx) => {
+      const locked = await tx.lockRound(round.id);
+      const participant = await tx.participant(round.id, silo.siloId);
       if (!participant)
         throw new HubException(HubErrorCode.NOT_A_PARTICIPANT, 'This silo does not take part in this round.');
       if (participant.status === 'uploaded' && participant.updateHash === received.frameSha256) {
@@ -212,24 +200,20 @@ export class UpdateAcceptanceService {
       // unreferenced blob, which the boot-time sweep removes (OrphanBlobSweepService).
       const { hash, size } = await staged.commit();
       const now = new Date();
-      await tx.getRepository(RoundParticipantEntity).update(
-        { roundId: round.id, siloId: silo.siloId },
-        {
-          status: 'uploaded',
-          updateHash: hash,
-          updateBytes: String(size),
-          numExamples: header.numExamples,
-          l2Norm: received.l2Norm,
-          // Training loss never leaves the silo (issue 13); the column stays for older rows.
-          trainLoss: null,
-          evaluation: header.evaluation ? metricsOfEvaluation(header.evaluation) : null,
-          privacy: header.privacy,
-          reportedAt: now,
-        },
-      );
+      await tx.recordUpload(round.id, silo.siloId, {
+        updateHash: hash,
+        updateBytes: String(size),
+        numExamples: header.numExamples,
+        l2Norm: received.l2Norm,
+        // Training loss never leaves the silo (issue 13); the column stays for older rows.
+        trainLoss: null,
+        evaluation: header.evaluation ? metricsOfEvaluation(header.evaluation) : null,
+        privacy: header.privacy,
+        reportedAt: now,
+      });
       const report = header.privacy
         ? await this.ledger.recordReport(
-            tx,
+            tx.open,
             study,
             { number: round.number, attempt: round.attempt, kind: 'train' },
             silo.siloId,
@@ -267,24 +251,6 @@ export class UpdateAcceptanceService {
       await faultPoint('before-accept-commit');
       return { receipt: this.receipt(silo, locked, hash, now), fresh: true };
     });
-  }
-
-  /** The silo's accepted updates for this round number, every attempt, oldest first. */
-  private async acceptedUploads(siloId: string, studyId: string, roundNumber: number): Promise<AcceptedUpload[]> {
-    const rows = (await this.db.query(
-      `SELECT r.number, r.attempt, p.update_hash, p.reported_at
-         FROM round_participants p JOIN rounds r ON r.id = p.round_id
-        WHERE r.study_id = $1 AND r.number = $2 AND p.silo_id = $3
-          AND p.status = 'uploaded' AND p.update_hash IS NOT NULL
-        ORDER BY r.attempt`,
-      [studyId, roundNumber, siloId],
-    )) as { number: number; attempt: number; update_hash: string; reported_at: Date | string | null }[];
-    return rows.map((r) => ({
-      round: r.number,
-      attempt: r.attempt,
-      updateHash: r.update_hash.trim(),
-      reportedAt: r.reported_at === null ? new Date(0) : new Date(r.reported_at),
-    }));
   }
 
   private receiptOf(silo: SiloIdentity, studyId: string, a: AcceptedUpload): UpdateReceipt {
