@@ -1,8 +1,10 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
+import { WebhookOutboxRepository } from './webhook-outbox.repository';
 import { WebhookOutbox } from './webhook-outbox.service';
 import { WebhooksController } from './webhooks.controller';
+import { WebhooksRepository } from './webhooks.repository';
 import { WebhooksService } from './webhooks.service';
 
 /**
@@ -15,7 +17,13 @@ export class NotificationsModule {
     return {
       module: NotificationsModule,
       controllers: [WebhooksController],
-      providers: [{ provide: HUB_CONFIG, useValue: config }, WebhooksService, WebhookOutbox],
+      providers: [
+        { provide: HUB_CONFIG, useValue: config },
+        WebhooksRepository,
+        WebhooksService,
+        WebhookOutboxRepository,
+        WebhookOutbox,
+      ],
       exports: [WebhooksService],
     };
   }

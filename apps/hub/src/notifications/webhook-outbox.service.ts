@@ -1,13 +1,12 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { InjectPinoLogger, PinoLogger } from 'nestjs-pino';
-import { DataSource } from 'typeorm';
 import { IntervalTask } from '../audit/interval-task.util';
 import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
-import { eventFromAudit, NOTIFIED_AUDIT_ACTIONS, type AuditedAction } from './webhook-events.util';
+import { eventFromAudit, NOTIFIED_AUDIT_ACTIONS } from './webhook-events.util';
 import { MAX_WEBHOOK_ATTEMPTS, retryDelayMs, shouldRetry } from './webhook-retry.util';
+import { WebhookOutboxRepository, type ClaimedDelivery } from './webhook-outbox.repository';
 import { signatureHeader, WEBHOOK_HEADERS } from './webhook-signature.util';
 
 /** How often the outbox is polled (ms): events reach receivers within about this much of their commit. */
@@ -21,21 +20,6 @@ const DELIVERY_BATCH = 16;
 const FEED_BATCH = 500;
 /** Longest error text kept in the log. */
 const MAX_ERROR_LENGTH = 500;
-
-interface ClaimedRow {
-  id: string;
-  endpoint_id: string;
-  event_type: string;
-  body: string;
-  attempts: number;
-  url: string;
-  secret: string;
-}
-
-/** A delivery this replica claimed: `claim` identifies the claim, so a lapsed one cannot record over a newer one. */
-interface ClaimedDelivery extends ClaimedRow {
-  claim: string;
-}
 
 /** What one HTTP attempt came to. */
 export interface AttemptOutcome {
@@ -58,7 +42,7 @@ export class WebhookOutbox implements OnModuleInit, OnModuleDestroy {
   private readonly stopping = new AbortController();
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly outbox: WebhookOutboxRepository,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     @InjectPinoLogger('Webhooks') private readonly logger: PinoLogger,
   ) {
@@ -82,104 +66,42 @@ export class WebhookOutbox implements OnModuleInit, OnModuleDestroy {
   async poll(): Promise<void> {
     // Idle polls only read (plain SELECTs): on the embedded database every write ends the reuse of cached reads
     // (DataGeneration), and a poll that wrote each second would end it each second.
-    if (await this.hasNewRecords()) while ((await this.feed()) === FEED_BATCH);
-    if (!(await this.hasDueWork())) return;
-    await this.expireLapsed();
-    const claimed = await this.claim();
+    if (await this.outbox.hasNewRecords()) while ((await this.feed()) === FEED_BATCH);
+    if (!(await this.outbox.hasDueWork())) return;
+    // A claim that lapsed after the last attempt (its replica died mid-send) ends the delivery as failed.
+    await this.outbox.expireLapsed(MAX_WEBHOOK_ATTEMPTS);
+    // Due deliveries of enabled endpoints (and lapsed claims), the attempt counted now.
+    const claimed = await this.outbox.claimDue({
+      claim: randomUUID(),
+      batch: DELIVERY_BATCH,
+      maxAttempts: MAX_WEBHOOK_ATTEMPTS,
+      leaseSeconds: CLAIM_LEASE_SECONDS,
+    });
     await Promise.all(claimed.map((d) => this.deliver(d)));
-  }
-
-  private async hasNewRecords(): Promise<boolean> {
-    const [row] = (await this.db.query(
-      `SELECT EXISTS (SELECT 1 FROM "audit_records"
-                       WHERE "seq" > (SELECT "audit_seq" FROM "webhook_feed" WHERE "id" = 1)) AS "found"`,
-    )) as { found: boolean }[];
-    return row?.found === true;
-  }
-
-  /** A due delivery of an enabled endpoint, or a lapsed claim. */
-  private async hasDueWork(): Promise<boolean> {
-    const [row] = (await this.db.query(
-      `SELECT EXISTS (SELECT 1 FROM "webhook_deliveries" d JOIN "webhook_endpoints" e ON e."id" = d."endpoint_id"
-                       WHERE (d."status" = 'pending' AND d."next_attempt_at" <= now() AND e."enabled")
-                          OR (d."status" = 'delivering' AND d."lease_until" < now() AND e."enabled")) AS "found"`,
-    )) as { found: boolean }[];
-    return row?.found === true;
   }
 
   /** Turns audit records after the feed position into deliveries; returns how many records it read. */
   async feed(): Promise<number> {
-    return this.db.transaction(async (tx) => {
-      const [position] = (await tx.query(
-        'SELECT "audit_seq" FROM "webhook_feed" WHERE "id" = 1 FOR UPDATE SKIP LOCKED',
-      )) as { audit_seq: string }[];
-      if (!position) return 0; // another replica is feeding right now
-      const records = (await tx.query(
-        `SELECT "seq", "time", "action", "subject", "details" FROM "audit_records"
-          WHERE "seq" > $1 ORDER BY "seq" LIMIT $2`,
-        [position.audit_seq, FEED_BATCH],
-      )) as {
-        seq: string;
-        time: string;
-        action: string;
-        subject: AuditedAction['subject'];
-        details: AuditedAction['details'];
-      }[];
+    return this.outbox.inFeedTransaction(async (tx) => {
+      const position = await tx.lockPosition();
+      if (position === null) return 0; // another replica is feeding right now
+      const records = await tx.recordsAfter(position, FEED_BATCH);
       if (records.length === 0) return 0;
       const relevant = records.filter((r) => NOTIFIED_AUDIT_ACTIONS.includes(r.action));
       if (relevant.length > 0) {
-        const endpoints = (await tx.query('SELECT "id", "events" FROM "webhook_endpoints" WHERE "enabled"')) as {
-          id: string;
-          events: string[];
-        }[];
+        const endpoints = await tx.enabledSubscriptions();
         for (const r of relevant) {
           const event = eventFromAudit({ ...r, seq: Number(r.seq) });
           if (!event) continue;
           const body = JSON.stringify(event);
           for (const endpoint of endpoints.filter((e) => e.events.includes(event.type))) {
-            await tx.query(
-              `INSERT INTO "webhook_deliveries" ("endpoint_id", "event_id", "event_type", "body", "status")
-               VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT ("endpoint_id", "event_id") DO NOTHING`,
-              [endpoint.id, event.id, event.type, body],
-            );
+            await tx.queue(endpoint.id, { id: event.id, type: event.type, body });
           }
         }
       }
-      await tx.query('UPDATE "webhook_feed" SET "audit_seq" = $1 WHERE "id" = 1', [records[records.length - 1]!.seq]);
+      await tx.advanceTo(records[records.length - 1]!.seq);
       return records.length;
     });
-  }
-
-  /** A claim that lapsed after the last attempt (its replica died mid-send) ends the delivery as failed. */
-  private async expireLapsed(): Promise<void> {
-    await this.db.query(
-      `UPDATE "webhook_deliveries" SET "status" = 'failed', "claim" = NULL, "lease_until" = NULL, "finished_at" = now()
-        WHERE "status" = 'delivering' AND "lease_until" < now() AND "attempts" >= $1`,
-      [MAX_WEBHOOK_ATTEMPTS],
-    );
-  }
-
-  /** Claims due deliveries of enabled endpoints (and lapsed claims), counting the attempt now. */
-  private async claim(): Promise<ClaimedDelivery[]> {
-    const claim = randomUUID();
-    const rows = (await this.db.query(
-      `WITH due AS (
-         SELECT d."id" FROM "webhook_deliveries" d JOIN "webhook_endpoints" e ON e."id" = d."endpoint_id"
-          WHERE e."enabled" AND d."attempts" < $3
-            AND ((d."status" = 'pending' AND d."next_attempt_at" <= now())
-              OR (d."status" = 'delivering' AND d."lease_until" < now()))
-          ORDER BY d."next_attempt_at" LIMIT $2
-          FOR UPDATE OF d SKIP LOCKED)
-       UPDATE "webhook_deliveries" d
-          SET "status" = 'delivering', "claim" = $1, "attempts" = d."attempts" + 1,
-              "lease_until" = now() + make_interval(secs => ${CLAIM_LEASE_SECONDS})
-         FROM due, "webhook_endpoints" e
-        WHERE d."id" = due."id" AND e."id" = d."endpoint_id"
-       RETURNING d."id", d."endpoint_id", d."event_type", d."body", d."attempts", e."url", e."secret"`,
-      [claim, DELIVERY_BATCH, MAX_WEBHOOK_ATTEMPTS],
-    )) as [ClaimedRow[], number];
-    // An UPDATE answers [rows, row count] through TypeORM's PostgreSQL driver.
-    return rows[0].map((d) => ({ ...d, claim }));
   }
 
   private async deliver(d: ClaimedDelivery): Promise<void> {
@@ -188,7 +110,7 @@ export class WebhookOutbox implements OnModuleInit, OnModuleDestroy {
       d.url,
       d.secret,
       d.body,
-      { deliveryId: d.id, eventType: d.event_type, attempt: d.attempts },
+      { deliveryId: d.id, eventType: d.eventType, attempt: d.attempts },
       DELIVERY_TIMEOUT_MS,
       this.stopping.signal,
     );
@@ -197,25 +119,19 @@ export class WebhookOutbox implements OnModuleInit, OnModuleDestroy {
     const delayMs = retry
       ? retryDelayMs(d.attempts, this.config.webhookRetryBaseSeconds * 1000, randomInt(2 ** 30) / 2 ** 30)
       : 0;
-    await this.db.transaction(async (tx) => {
-      await tx.query(
-        // Nothing to log when an administrator deleted the endpoint (and with it the delivery) while it was sent.
-        `INSERT INTO "webhook_attempts" ("delivery_id", "endpoint_id", "attempt", "at", "status_code", "duration_ms", "error")
-         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM "webhook_deliveries" WHERE "id" = $1)`,
-        [d.id, d.endpoint_id, d.attempts, at, outcome.statusCode, outcome.durationMs, outcome.error],
-      );
-      await tx.query(
-        `UPDATE "webhook_deliveries"
-            SET "status" = $3::varchar, "claim" = NULL, "lease_until" = NULL,
-                "next_attempt_at" = CASE WHEN $3::varchar = 'pending' THEN now() + make_interval(secs => $4::float8) ELSE "next_attempt_at" END,
-                "finished_at" = CASE WHEN $3::varchar = 'pending' THEN NULL ELSE now() END
-          WHERE "id" = $1 AND "claim" = $2`,
-        [d.id, d.claim, delivered ? 'delivered' : retry ? 'pending' : 'failed', delayMs / 1000],
-      );
-    });
+    // Nothing is logged when an administrator deleted the endpoint (and with it the delivery) while it was sent.
+    await this.outbox.recordAttempt(
+      d,
+      { at, statusCode: outcome.statusCode, durationMs: outcome.durationMs, error: outcome.error },
+      delivered
+        ? { status: 'delivered' }
+        : retry
+          ? { status: 'pending', delaySeconds: delayMs / 1000 }
+          : { status: 'failed' },
+    );
     if (!delivered) {
       this.logger.warn(
-        { deliveryId: d.id, endpointId: d.endpoint_id, attempt: d.attempts, error: outcome.error },
+        { deliveryId: d.id, endpointId: d.endpointId, attempt: d.attempts, error: outcome.error },
         retry ? 'webhook delivery failed; will retry' : 'webhook delivery failed; no attempts left',
       );
     }

@@ -1,17 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, In, type EntityManager } from 'typeorm';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
-import { WebhookAttemptEntity, WebhookDeliveryEntity } from './webhook-delivery.entity';
-import { WebhookEndpointEntity } from './webhook-endpoint.entity';
+import type { WebhookEndpointEntity } from './webhook-endpoint.entity';
 import { isWebhookEventType, TEST_EVENT_TYPE, type WebhookEvent } from './webhook-events.util';
 import { generateWebhookSecret } from './webhook-signature.util';
 import { auditableUrl, webhookUrlProblem } from './webhook-url.util';
 import type { CreatedWebhookView, WebhookAttemptView, WebhookDeliveryView, WebhookEndpointView } from './webhook-views';
+import { WebhooksRepository } from './webhooks.repository';
 
 export interface WebhookEndpointInput {
   url: string;
@@ -32,26 +30,25 @@ export const MAX_LOG_DELIVERIES = 200;
 @Injectable()
 export class WebhooksService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly webhooks: WebhooksRepository,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     private readonly audit: AuditTrail,
   ) {}
 
   async list(): Promise<WebhookEndpointView[]> {
-    const endpoints = await this.db.getRepository(WebhookEndpointEntity).find({ order: { createdAt: 'ASC' } });
-    return this.views(endpoints);
+    return this.views(await this.webhooks.endpoints());
   }
 
   async get(id: string): Promise<WebhookEndpointView> {
-    const [view] = await this.views([await this.entity(this.db.manager, id)]);
+    const [view] = await this.views([found(await this.webhooks.findEndpoint(id), id)]);
     return view!;
   }
 
   async create(input: WebhookEndpointInput, actor: AuditActor): Promise<CreatedWebhookView> {
     const events = this.checked(input);
     const secret = generateWebhookSecret();
-    const id = await this.db.transaction(async (tx) => {
-      const saved = await tx.getRepository(WebhookEndpointEntity).save({
+    const id = await this.webhooks.inTransaction(async (tx) => {
+      const saved = await tx.insertEndpoint({
         url: input.url,
         events,
         description: input.description ?? '',
@@ -69,8 +66,8 @@ export class WebhooksService {
   }
 
   async update(id: string, change: WebhookEndpointChange, actor: AuditActor): Promise<WebhookEndpointView> {
-    await this.db.transaction(async (tx) => {
-      const endpoint = await this.entity(tx, id, true);
+    await this.webhooks.inTransaction(async (tx) => {
+      const endpoint = found(await tx.lockEndpoint(id), id);
       const next = {
         url: change.url ?? endpoint.url,
         events: change.events ?? endpoint.events,
@@ -78,7 +75,7 @@ export class WebhooksService {
         enabled: change.enabled ?? endpoint.enabled,
       };
       const events = this.checked(next);
-      await tx.getRepository(WebhookEndpointEntity).update(id, { ...next, events, updatedAt: new Date() });
+      await tx.updateEndpoint(id, { ...next, events, updatedAt: new Date() });
       const changed = Object.keys(change).filter((k) => change[k as keyof WebhookEndpointChange] !== undefined);
       await this.audit.record({
         actor,
@@ -91,9 +88,9 @@ export class WebhooksService {
 
   /** Deletes the endpoint with its undelivered events and its log (the audit log keeps that it existed). */
   async remove(id: string, actor: AuditActor): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      const endpoint = await this.entity(tx, id, true);
-      await tx.getRepository(WebhookEndpointEntity).delete(id);
+    await this.webhooks.inTransaction(async (tx) => {
+      const endpoint = found(await tx.lockEndpoint(id), id);
+      await tx.deleteEndpoint(id);
       await this.audit.record({
         actor,
         action: 'webhook.deleted',
@@ -104,8 +101,8 @@ export class WebhooksService {
 
   /** Queues a `webhook.test` event for this endpoint only; it is sent, retried and logged like any other. */
   async sendTest(id: string, actor: AuditActor): Promise<WebhookDeliveryView> {
-    const deliveryId = await this.db.transaction(async (tx) => {
-      const endpoint = await this.entity(tx, id, true);
+    const deliveryId = await this.webhooks.inTransaction(async (tx) => {
+      const endpoint = found(await tx.lockEndpoint(id), id);
       if (!endpoint.enabled) {
         throw new HubException(HubErrorCode.CONFLICT, 'This endpoint is disabled: enable it to send a test event.');
       }
@@ -116,22 +113,13 @@ export class WebhooksService {
         auditSeq: null,
         data: { endpointId: id },
       };
-      const saved = await tx.getRepository(WebhookDeliveryEntity).save({
-        endpointId: id,
-        eventId: event.id,
-        eventType: event.type,
-        body: JSON.stringify(event),
-        status: 'pending',
-        attempts: 0,
-        nextAttemptAt: new Date(),
-        createdAt: new Date(),
-      });
+      const queued = await tx.queueDelivery(id, { id: event.id, type: event.type, body: JSON.stringify(event) });
       await this.audit.record({
         actor,
         action: 'webhook.test.queued',
-        details: { endpointId: id, deliveryId: saved.id },
+        details: { endpointId: id, deliveryId: queued },
       });
-      return saved.id;
+      return queued;
     });
     const [view] = await this.deliveryViews([deliveryId]);
     return view!;
@@ -139,22 +127,14 @@ export class WebhooksService {
 
   /** The endpoint's deliveries, newest first, each with its attempts. */
   async deliveries(id: string, limit: number): Promise<WebhookDeliveryView[]> {
-    await this.entity(this.db.manager, id);
-    const rows = await this.db.getRepository(WebhookDeliveryEntity).find({
-      select: { id: true },
-      where: { endpointId: id },
-      order: { createdAt: 'DESC', id: 'ASC' },
-      take: Math.min(Math.max(1, limit), MAX_LOG_DELIVERIES),
-    });
-    return this.deliveryViews(rows.map((r) => r.id));
+    found(await this.webhooks.findEndpoint(id), id);
+    const ids = await this.webhooks.newestDeliveryIds(id, Math.min(Math.max(1, limit), MAX_LOG_DELIVERIES));
+    return this.deliveryViews(ids);
   }
 
   private async deliveryViews(ids: string[]): Promise<WebhookDeliveryView[]> {
     if (ids.length === 0) return [];
-    const deliveries = await this.db.getRepository(WebhookDeliveryEntity).find({ where: { id: In(ids) } });
-    const attempts = await this.db
-      .getRepository(WebhookAttemptEntity)
-      .find({ where: { deliveryId: In(ids) }, order: { id: 'ASC' } });
+    const { deliveries, attempts } = await this.webhooks.deliveryLog(ids);
     const byId = new Map(deliveries.map((d) => [d.id, d]));
     return ids.flatMap((id) => {
       const d = byId.get(id);
@@ -200,26 +180,11 @@ export class WebhooksService {
     return [...new Set(input.events)];
   }
 
-  private async entity(m: EntityManager, id: string, lock = false): Promise<WebhookEndpointEntity> {
-    const endpoint = await m.getRepository(WebhookEndpointEntity).findOne({
-      where: { id },
-      ...(lock ? { lock: { mode: 'pessimistic_write' as const } } : {}),
-    });
-    if (!endpoint) throw new HubException(HubErrorCode.NOT_FOUND, `No webhook endpoint with id ${id}.`);
-    return endpoint;
-  }
-
   private async views(endpoints: WebhookEndpointEntity[]): Promise<WebhookEndpointView[]> {
     if (endpoints.length === 0) return [];
-    const counts = (await this.db.query(
-      `SELECT endpoint_id::text AS id,
-              count(*) FILTER (WHERE status IN ('pending', 'delivering'))::int AS pending,
-              count(*) FILTER (WHERE status = 'failed')::int AS failed
-         FROM webhook_deliveries WHERE endpoint_id = ANY($1::uuid[]) GROUP BY endpoint_id`,
-      [endpoints.map((e) => e.id)],
-    )) as { id: string; pending: number; failed: number }[];
+    const counts = await this.webhooks.deliveryCounts(endpoints.map((e) => e.id));
     return endpoints.map((e) => {
-      const c = counts.find((x) => x.id === e.id);
+      const c = counts.get(e.id);
       return {
         id: e.id,
         url: e.url,
@@ -233,4 +198,10 @@ export class WebhooksService {
       };
     });
   }
+}
+
+/** The endpoint, or NOT_FOUND. */
+function found(endpoint: WebhookEndpointEntity | null, id: string): WebhookEndpointEntity {
+  if (!endpoint) throw new HubException(HubErrorCode.NOT_FOUND, `No webhook endpoint with id ${id}.`);
+  return endpoint;
 }
