@@ -57,6 +57,13 @@ export {
 } from './metrics';
 export { checkNetworkExamples, type NetworkExamples } from './network-data';
 export { evaluateNetwork, predictNetwork } from './network-evaluation';
+export {
+  checkFixedFeatures,
+  fixedFeatures,
+  fixedFrontOf,
+  type FixedFront,
+  type NetworkRows,
+} from './network-fixed-features';
 export { exportNetworkOnnx } from './network-onnx-export';
 export { exportNetworkTfjs, type NetworkTfjsExport, type NetworkTfjsModelJson } from './network-tfjs-export';
 export {

@@ -3,6 +3,7 @@ import type { NetworkSpec } from '@tessera/protocol';
 import { ensureBackend } from './backend-selection';
 import { binaryMetrics, multiclassMetrics, regressionMetrics, type TaskMetrics } from './metrics';
 import { checkNetworkExamples } from './network-data';
+import { checkFixedFeatures, requireFixedFront, type NetworkRows } from './network-fixed-features';
 import { forwardNetwork } from './network-forward';
 import { perExampleTaskLoss, targetsTensor, taskPrediction } from './network-loss';
 import { assertNetworkParameters } from './network-model';
@@ -14,25 +15,27 @@ const PREDICT_CHUNK = 512;
 
 /**
  * The network's predictions, row-major n×k: P(y = 1) (binary, k = 1), class probabilities (multiclass, k = K) or the
- * predicted value (regression, k = 1). Dropout is the identity. ONNX and tfjs exports must agree with it.
+ * predicted value (regression, k = 1). Dropout is the identity. ONNX and tfjs exports must agree with it. `rows`:
+ * x holds input rows, or the fixed front's features (network-fixed-features.ts).
  */
 export async function predictNetwork(
   spec: NetworkSpec,
   parameters: Float32Array,
   x: Float32Array,
+  rows: NetworkRows = 'input',
 ): Promise<Float32Array> {
   await ensureBackend();
-  const { network, n } = checkNetworkExamples(spec, x);
+  const { network, n } = rows === 'fixed-features' ? checkFixedFeatures(spec, x) : checkNetworkExamples(spec, x);
   assertNetworkParameters(network, parameters);
-  const width = network.table.rowLength;
+  const width = rows === 'fixed-features' ? requireFixedFront(network).rowLength : network.table.rowLength;
   const out = new Float32Array(n * network.outputs);
   const weights = networkWeightsFromFlat(network, parameters);
   try {
     for (let start = 0; start < n; start += PREDICT_CHUNK) {
-      const rows = Math.min(PREDICT_CHUNK, n - start);
+      const count = Math.min(PREDICT_CHUNK, n - start);
       const predicted = tf.tidy(() => {
-        const xb = tf.tensor2d(x.subarray(start * width, (start + rows) * width), [rows, width]);
-        return taskPrediction(forwardNetwork(network, weights, xb, { target: 'none' }), network.task);
+        const xb = tf.tensor2d(x.subarray(start * width, (start + count) * width), [count, width]);
+        return taskPrediction(forwardNetwork(network, weights, xb, { target: 'none', rows }), network.task);
       });
       out.set(predicted.dataSync(), start * network.outputs);
       predicted.dispose();

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { NETWORK_INPUT, type ActivationFunction, type NetworkLayer } from '@tessera/protocol';
 import { convGeometry, convolve, differentiableConvolution, maxPoolWithGradient, type ConvGeometry } from './conv-ops';
+import { requireFixedFront, type NetworkRows } from './network-fixed-features';
 import { layerRow, type CompiledNetwork } from './network-model';
 import { scatteringTransform } from './scattering';
 
@@ -47,6 +48,11 @@ export interface ForwardOptions {
    * and disposing it never disposes the caller's data), which the caller disposes.
    */
   readonly records?: LayerRecord[];
+  /**
+   * 'fixed-features': x holds the outputs of the network's fixed front (network-fixed-features.ts), computed once per
+   * example, and the pass starts after it. Absent or 'input': x holds the network's input rows.
+   */
+  readonly rows?: NetworkRows;
 }
 
 const PARAMETRIC = new Set<NetworkLayer['kind']>(['dense', 'conv2d', 'groupNorm', 'layerNorm', 'embedding']);
@@ -171,10 +177,19 @@ export function forwardNetwork(
   x: tf.Tensor2D,
   options: ForwardOptions,
 ): tf.Tensor2D {
-  const { input, codes } = graphInputs(network, x);
-  const values = new Map<string, tf.Tensor>([[NETWORK_INPUT, input]]);
+  const front = options.rows === 'fixed-features' ? requireFixedFront(network) : null;
+  const values = new Map<string, tf.Tensor>();
+  let codes = new Map<string, tf.Tensor1D>();
+  if (front === null) {
+    const graph = graphInputs(network, x);
+    values.set(NETWORK_INPUT, graph.input);
+    codes = graph.codes;
+  } else {
+    values.set(front.layerId, tf.reshape(x, [x.shape[0], ...front.outputShape]));
+  }
   const weight = (name: string): tf.Tensor => weights[network.entryIndex.get(name)!]!;
   network.spec.layers.forEach((layer, index) => {
+    if (front !== null && index < front.layerCount) return;
     const row = network.table.rows[index]!;
     const inputs = row.inputs.map((name) => values.get(name)!);
     const record = (saved: tf.Tensor, hasBias: boolean) =>

@@ -14,6 +14,7 @@ import {
   type LayerRecord,
   type NetworkWeights,
 } from './network-forward';
+import type { NetworkRows } from './network-fixed-features';
 import { perExampleTaskLoss } from './network-loss';
 import { layerRow, type CompiledNetwork } from './network-model';
 
@@ -39,16 +40,24 @@ import { layerRow, type CompiledNetwork } from './network-model';
  * backward pass stops at the δ's, and the clipped sums come from the same per-layer terms.
  */
 
-/** Σ over the batch of per-example gradients (layout order) and of per-example losses. Call inside tf.tidy. */
+/**
+ * Σ over the batch of per-example gradients (layout order) and of per-example losses. `rows`: what x holds (see
+ * ForwardOptions.rows). Call inside tf.tidy.
+ */
 export function gradientSum(
   network: CompiledNetwork,
   weights: NetworkWeights,
   x: tf.Tensor2D,
   targets: tf.Tensor2D,
   dropoutMasks?: ReadonlyMap<string, tf.Tensor>,
+  rows: NetworkRows = 'input',
 ): { sums: tf.Tensor[]; lossSum: tf.Scalar } {
   const loss = (...ws: tf.Tensor[]): tf.Scalar => {
-    const output = forwardNetwork(network, ws, x, { target: 'parameters', ...(dropoutMasks ? { dropoutMasks } : {}) });
+    const output = forwardNetwork(network, ws, x, {
+      target: 'parameters',
+      rows,
+      ...(dropoutMasks ? { dropoutMasks } : {}),
+    });
     return tf.sum(perExampleTaskLoss(output, targets, network.task));
   };
   const { value, grads } = tf.valueAndGrads(loss)([...weights]);
@@ -75,7 +84,9 @@ interface LayerTerms {
 /**
  * Per-example gradient norms, clip factors and Σ_i c_i·g_i of one batch (Abadi et al. 2016, Algorithm 1, "clip
  * gradient") without one backward pass per example (see the file comment). `clipNorm` is the clipping target actually
- * applied (trainNetwork passes a slightly smaller one: networkClipTarget). Call inside tf.tidy.
+ * applied (trainNetwork passes a slightly smaller one: networkClipTarget). `rows`: what x holds (ForwardOptions.rows);
+ * with fixed features the per-example gradients are those of the same parameters, since the fixed front has none.
+ * Call inside tf.tidy.
  */
 export function clippedGradientSum(
   network: CompiledNetwork,
@@ -84,6 +95,7 @@ export function clippedGradientSum(
   targets: tf.Tensor2D,
   clipNorm: number,
   dropoutMasks?: ReadonlyMap<string, tf.Tensor>,
+  rows: NetworkRows = 'input',
 ): ClippedGradientSum {
   const batch = x.shape[0];
   const layers = parametricLayers(network);
@@ -95,6 +107,7 @@ export function clippedGradientSum(
       target: 'probes',
       probes: new Map(layers.map((layer, i) => [layer.id, ps[i]!])),
       records,
+      rows,
       ...(dropoutMasks ? { dropoutMasks } : {}),
     });
     return tf.sum(perExampleTaskLoss(output, targets, network.task));

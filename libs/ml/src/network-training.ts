@@ -3,6 +3,7 @@ import type { NetworkSpec } from '@tessera/protocol';
 import { ensureBackend } from './backend-selection';
 import type { LocalTrainingResult } from './local-training';
 import { checkNetworkExamples } from './network-data';
+import { checkFixedFeatures, requireFixedFront, type NetworkRows } from './network-fixed-features';
 import { dropoutMasks, type NetworkWeights } from './network-forward';
 import { clippedGradientSum, gradientSum } from './network-gradients';
 import { assertTaskLabels, targetWidth, writeTargets } from './network-loss';
@@ -40,6 +41,12 @@ export interface NetworkTrainingInput extends TrainingSchedule {
   readonly x: Float32Array | NetworkExampleSource;
   /** Class indices (binary, multiclass) or target values (regression). */
   readonly y: LabelArray;
+  /**
+   * What x's rows are: the network's input rows (absent, 'input'), or the outputs of its fixed front
+   * ('fixed-features': fixedFeatures, computed once per example), from which training runs the layers after it. The
+   * sampling, clipping, noise and result are those of the whole network on the input rows.
+   */
+  readonly rows?: NetworkRows;
 }
 
 /**
@@ -85,15 +92,20 @@ export async function trainNetwork(input: NetworkTrainingInput): Promise<LocalTr
   const network = compileNetwork(input.network);
   assertNetworkParameters(network, input.parameters);
   const source = input.x instanceof Float32Array ? null : input.x;
+  const rows = input.rows ?? 'input';
   const n =
-    source === null ? checkNetworkExamples(input.network, input.x as Float32Array, input.y).n : checkSource(source);
+    source !== null
+      ? checkSource(source)
+      : rows === 'fixed-features'
+        ? checkFixedFeatures(input.network, input.x as Float32Array, input.y).n
+        : checkNetworkExamples(input.network, input.x as Float32Array, input.y).n;
   if (source !== null) assertTaskLabels(input.y, n, network.task);
   validateScalars(input);
   const plan = planSteps(input, n);
 
   const { layout } = network;
   const size = layout.size;
-  const width = network.table.rowLength;
+  const width = rows === 'fixed-features' ? requireFixedFront(network).rowLength : network.table.rowLength;
   const outputs = targetWidth(network.task);
   const seed = input.seed ?? 0;
   const sampler = new BatchSampler(
@@ -151,8 +163,8 @@ export async function trainNetwork(input: NetworkTrainingInput): Promise<LocalTr
         const masks = dropoutMasks(network, batch, dropoutSeed(seed, step));
         const result =
           dp === undefined
-            ? gradientSum(network, current, xb, targets, masks)
-            : clippedGradientSum(network, current, xb, targets, clipTarget, masks);
+            ? gradientSum(network, current, xb, targets, masks, rows)
+            : clippedGradientSum(network, current, xb, targets, clipTarget, masks, rows);
         return { sums: result.sums, lossSum: result.lossSum };
       });
       let privateGradient: Float32Array | null = null;

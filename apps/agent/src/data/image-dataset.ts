@@ -98,10 +98,15 @@ export class ImageSplit implements NetworkExampleSource {
 
   /** Turns on the plan's augmentation for training reads, seeded by the training seed (public, data-independent). */
   withAugmentation(seed: number): this {
-    const a = this.transform.augmentation;
-    this.augment = a !== undefined && (a.horizontalFlip === true || a.randomCrop !== undefined);
+    this.augment = this.augments();
     this.augmentSeed = seed;
     return this;
+  }
+
+  /** Whether the plan augments training reads (a flip or a random crop), so that they differ from plain reads. */
+  augments(): boolean {
+    const a = this.transform.augmentation;
+    return a !== undefined && (a.horizontalFlip === true || a.randomCrop !== undefined);
   }
 
   async readRows(indices: ArrayLike<number>, out: Float32Array, step: number): Promise<void> {

@@ -86,6 +86,10 @@ export class TabularFileSplit implements NetworkExampleSource {
     return this;
   }
 
+  augments(): boolean {
+    return false;
+  }
+
   readRows(indices: ArrayLike<number>, out: Float32Array): Promise<void> {
     return this.readPlain(indices, out);
   }

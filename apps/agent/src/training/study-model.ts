@@ -22,6 +22,7 @@ import {
   type NetworkSpec,
   type TaskMetricsRelease,
 } from '@tessera/protocol';
+import { processFixedFeatures, type FixedFeatureStore } from './fixed-feature-store';
 import type { LocalTrainingOptions } from './plan-mapping.util';
 
 /**
@@ -31,6 +32,8 @@ import type { LocalTrainingOptions } from './plan-mapping.util';
 export interface StreamedRows {
   readPlain(indices: ArrayLike<number>, out: Float32Array): Promise<void>;
   withAugmentation(seed: number): NetworkExampleSource;
+  /** Whether training reads differ from plain reads (the plan augments): then no transform of them can be kept. */
+  augments(): boolean;
 }
 
 /** One split of a silo's data as a model reads it: rows in memory, or rows read from disk a batch at a time. */
@@ -140,9 +143,14 @@ export class NetworkStudyModel implements StudyModel {
   readonly inputWidth: number | null;
   private readonly rowLength: number;
 
+  /**
+   * `features` keeps the features of the network's fixed front per split (a first scattering layer: computed once,
+   * then each round trains and evaluates the layers after it; fixed-feature-store.ts).
+   */
   constructor(
     readonly spec: NetworkSpec,
     private readonly label: LabelRule,
+    private readonly features: FixedFeatureStore = processFixedFeatures,
   ) {
     const compiled = compileNetwork(spec);
     this.parameterCount = compiled.layout.size;
@@ -150,13 +158,34 @@ export class NetworkStudyModel implements StudyModel {
     this.inputWidth = spec.input.kind === 'tabular' ? this.rowLength : null;
   }
 
-  train(parameters: Float32Array, data: SplitData, options: LocalTrainingOptions, seed: number) {
+  async train(
+    parameters: Float32Array,
+    data: SplitData,
+    options: LocalTrainingOptions,
+    seed: number,
+  ): Promise<LocalTrainingResult> {
+    // Augmented reads change at every step: the fixed front's features of the plain images would be the wrong rows.
+    const augmented = !(data.x instanceof Float32Array) && data.x.augments();
+    const features = augmented ? null : await this.features.featuresOf(this.spec, data);
+    if (features !== null) {
+      return trainNetwork({
+        network: this.spec,
+        parameters,
+        x: features,
+        rows: 'fixed-features',
+        y: data.y,
+        ...options,
+        seed,
+      });
+    }
     const x = data.x instanceof Float32Array ? data.x : data.x.withAugmentation(seed);
     return trainNetwork({ network: this.spec, parameters, x, y: data.y, ...options, seed });
   }
 
   /** The network's predictions on a split (probabilities, or values), one chunk of rows at a time when it streams. */
   async predictions(parameters: Float32Array, split: SplitData): Promise<Float32Array> {
+    const features = await this.features.featuresOf(this.spec, split);
+    if (features !== null) return predictNetwork(this.spec, parameters, features, 'fixed-features');
     if (split.x instanceof Float32Array) return predictNetwork(this.spec, parameters, split.x);
     const outputs = this.spec.task.kind === 'multiclass' ? this.spec.task.classes : 1;
     const out = new Float32Array(split.n * outputs);
