@@ -1,5 +1,4 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import {
   createCertificateAuthority,
   decryptPrivateKeyAsync,
@@ -10,21 +9,17 @@ import {
 } from '@tessera/pki';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { DataSource, type EntityManager } from 'typeorm';
 import { AuditTrail, SYSTEM_ACTOR } from '../audit/audit-trail';
 import { resolveGeneratedSecret } from '../common/generated-secret';
 import type { HubConfig } from '../config/config.schema';
 import { HUB_CONFIG } from '../config/hub-config';
-import { HubPkiEntity } from './hub-pki.entity';
+import type { HubPkiEntity } from './hub-pki.entity';
 import { PkiKeyPrefetch } from './pki-key-prefetch';
+import { PkiRepository, type PkiUnitOfWork } from './pki.repository';
 
-const CA_ROW = 'silo-ca';
-const SERVER_ROW = 'server';
 const CA_VALIDITY_DAYS = 3650;
 /** The hub re-issues its own TLS certificate at boot when less than this remains, or when its names changed. */
 const SERVER_RENEW_BEFORE_MS = 30 * 86_400_000;
-/** Two hub replicas booting together must not both create a CA. */
-const PKI_LOCK = 7_262_637_361_002;
 
 /** Everything a TLS listener needs. */
 export interface ServerCredentials {
@@ -44,7 +39,7 @@ export class HubPkiService {
   private caFingerprint = '';
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly rows: PkiRepository,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
     private readonly audit: AuditTrail,
     @Optional() keys?: PkiKeyPrefetch,
@@ -61,11 +56,11 @@ export class HubPkiService {
     const passphrase = resolveGeneratedSecret(this.config.caKeyPassphrase, this.config.dataDir, 'ca.passphrase');
     // Each stored key costs 600,000 PBKDF2 rounds to decrypt: start both on the thread pool before taking the lock.
     // What the locked transaction finds is then decrypted already, unless another replica changed it meanwhile.
-    const stored = await this.db.getRepository(HubPkiEntity).find();
+    const stored = await this.rows.stored();
     for (const row of stored) this.decrypted(row.privateKeyEncryptedPem, passphrase).catch(() => undefined);
     try {
-      await this.db.transaction(async (tx) => {
-        await tx.query('SELECT pg_advisory_xact_lock($1)', [PKI_LOCK]);
+      // Under the PKI lock: two replicas booting together must not both create a CA.
+      await this.rows.underPkiLock(async (tx) => {
         const ca = await this.loadOrCreateCa(tx, passphrase, now);
         this.ca = ca;
         this.caFingerprint = parseCertificate(ca.certificatePem).fingerprintSha256;
@@ -101,9 +96,8 @@ export class HubPkiService {
     return this.server;
   }
 
-  private async loadOrCreateCa(tx: EntityManager, passphrase: string, now: Date): Promise<CertificateAuthority> {
-    const rows = tx.getRepository(HubPkiEntity);
-    const existing = await rows.findOne({ where: { name: CA_ROW } });
+  private async loadOrCreateCa(tx: PkiUnitOfWork, passphrase: string, now: Date): Promise<CertificateAuthority> {
+    const existing = await tx.ca();
     if (this.config.caCertificateFile && this.config.caKeyFile) {
       return this.caFromFiles(tx, existing, passphrase, this.config.caCertificateFile, this.config.caKeyFile);
     }
@@ -120,8 +114,7 @@ export class HubPkiService {
       privateKeyPem: await this.keys.caKey(),
     });
     const parsed = parseCertificate(ca.certificatePem);
-    await rows.insert({
-      name: CA_ROW,
+    await tx.insertCa({
       certificatePem: ca.certificatePem,
       privateKeyEncryptedPem: await encryptPrivateKeyAsync(ca.privateKeyPem, passphrase),
       fingerprintSha256: parsed.fingerprintSha256,
@@ -137,7 +130,7 @@ export class HubPkiService {
 
   /** An operator-provided CA (an organisation's own, or a restored backup): recorded so the fingerprint is known. */
   private async caFromFiles(
-    tx: EntityManager,
+    tx: PkiUnitOfWork,
     existing: HubPkiEntity | null,
     passphrase: string,
     certFile: string,
@@ -149,15 +142,14 @@ export class HubPkiService {
     const parsed = parseCertificate(certificatePem);
     if (!parsed.isCa) throw new Error(`${certFile} is not a CA certificate`);
     if (existing?.fingerprintSha256 !== parsed.fingerprintSha256) {
-      await tx.getRepository(HubPkiEntity).save({
-        name: CA_ROW,
+      await tx.replaceCa({
         certificatePem,
         privateKeyEncryptedPem: encrypted,
         fingerprintSha256: parsed.fingerprintSha256,
         notAfter: parsed.notAfter,
       });
       // A different CA invalidates the server certificate signed by the previous one.
-      await tx.getRepository(HubPkiEntity).delete({ name: SERVER_ROW });
+      await tx.dropServer();
       await this.audit.record({
         actor: SYSTEM_ACTOR,
         action: 'pki.ca.loaded',
@@ -168,15 +160,14 @@ export class HubPkiService {
   }
 
   private async loadOrIssueServer(
-    tx: EntityManager,
+    tx: PkiUnitOfWork,
     ca: CertificateAuthority,
     passphrase: string,
     now: Date,
   ): Promise<ServerCredentials> {
-    const rows = tx.getRepository(HubPkiEntity);
     const hostnames = this.config.serverNames.filter((n) => isIP(n) === 0);
     const ips = this.config.serverNames.filter((n) => isIP(n) !== 0);
-    const existing = await rows.findOne({ where: { name: SERVER_ROW } });
+    const existing = await tx.server();
     if (existing) {
       const parsed = parseCertificate(existing.certificatePem);
       const sameNames =
@@ -191,8 +182,7 @@ export class HubPkiService {
       }
     }
     const issued = issueServerCertificate({ ca, hostnames, ips, now, privateKeyPem: await this.keys.serverKey() });
-    await rows.save({
-      name: SERVER_ROW,
+    await tx.saveServer({
       certificatePem: issued.certificatePem,
       privateKeyEncryptedPem: await encryptPrivateKeyAsync(issued.privateKeyPem, passphrase),
       fingerprintSha256: issued.fingerprintSha256,
