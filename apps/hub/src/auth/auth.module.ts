@@ -6,6 +6,7 @@ import { SessionsModule } from '../sessions/sessions.module';
 import { SilosModule } from '../silos/silos.module';
 import { AccessGuard } from './access.guard';
 import { AuthController } from './auth.controller';
+import { AuthRepository } from './auth.repository';
 import { AuthService } from './auth.service';
 import { JwtStrategy } from './jwt.strategy';
 import { LocalStrategy } from './local.strategy';
@@ -24,6 +25,7 @@ import { OidcController } from './oidc.controller';
   providers: [
     { provide: APP_GUARD, useClass: AccessGuard },
     AuthService,
+    AuthRepository,
     OidcProviderClient,
     OidcSignInService,
     JwtStrategy,

@@ -1,15 +1,15 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, type EntityManager } from 'typeorm';
+import type { OpenTransaction } from '../accounts/accounts.repository';
 import { AuditTrail } from '../audit/audit-trail';
 import type { VerifiedAccount } from '../sessions/authenticated-user';
 import { SessionsService, type IssuedSession } from '../sessions/sessions.service';
+import { AuthRepository } from './auth.repository';
 
 /** Sign-in: a new session for an account whose password the local strategy has just checked (ADR 0010). */
 @Injectable()
 export class AuthService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly signIns: AuthRepository,
     private readonly sessions: SessionsService,
     private readonly audit: AuditTrail,
   ) {}
@@ -21,12 +21,12 @@ export class AuthService {
   async signIn(
     account: VerifiedAccount,
     via: { method: 'oidc'; issuer: string; replacedTemporary?: boolean } | null = null,
-    alongside?: (tx: EntityManager) => Promise<void>,
+    alongside?: (tx: OpenTransaction) => Promise<void>,
   ): Promise<IssuedSession> {
-    const issued = await this.db.transaction(async (tx) => {
-      await alongside?.(tx);
-      const started = await this.sessions.start(account, tx);
-      await tx.query(`UPDATE "users" SET "last_sign_in_at" = now() WHERE "id" = $1`, [account.id]);
+    const issued = await this.signIns.inTransaction(async (tx) => {
+      await alongside?.(tx.transaction);
+      const started = await this.sessions.start(account, tx.transaction);
+      await tx.markSignedIn(account.id);
       // Joins this transaction: no session without its record, no record without its session.
       await this.audit.record({
         actor: { type: 'user', id: account.id, name: account.username },
