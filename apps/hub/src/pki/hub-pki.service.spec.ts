@@ -63,7 +63,7 @@ function database() {
 }
 
 // Each stored key costs 600,000 PBKDF2 rounds to encrypt or decrypt: a boot takes seconds on a loaded machine.
-describe('HubPkiService over its repository', { timeout: 60_000 }, () => {
+describe('HubPkiService over its repository', { timeout: 120_000 }, () => {
   it('creates the CA and its server certificate on a first boot, stores the keys encrypted, and records both', async () => {
     const db = database();
     const pki = db.hub();
