@@ -150,4 +150,23 @@ describe('SecAggMessagesService (against in-memory secure-aggregation tables wit
       h.records('secagg.stage.closed').filter((e) => (e.details as { next: string }).next === 'complete'),
     ).toHaveLength(1);
   });
+
+  it('completes the session once when the last unmasking answers arrive together', async () => {
+    const h = await secaggHarness(4);
+    const ads = await advertiseAll(h);
+    await shareAll(h, ads);
+    await uploadAll(h);
+    const answers = await Promise.all(
+      h.silos.map(async (s) => s.unmaskingResponse(await h.sessions.unmaskingRequest(h.roundId, s.id, EARLY))),
+    );
+    await Promise.all(h.silos.map((s, i) => h.messages.answerUnmasking(h.roundId, s.id, answers[i], EARLY)));
+    expect((await h.sessions.find(h.roundId))?.stage).toBe('complete');
+    const completed = h
+      .records('secagg.stage.closed')
+      .filter((e) => (e.details as { next: string }).next === 'complete');
+    expect(completed).toHaveLength(1);
+    expect(h.silos.every((s) => stored(h, s.id, 'unmask'))).toBe(true);
+    const reported = h.silos.map((s) => h.store.committedParticipants.get(`${h.roundId}/${s.id}`));
+    expect(reported.map((r) => [r?.status, r?.reportedAt])).toEqual(h.silos.map(() => ['uploaded', EARLY]));
+  });
 });
