@@ -34,8 +34,9 @@ import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
 import { ADMIN, api, signIn, startTestHub, type TestHub } from '../testing/test-hub.test-util';
 import { TestSilo } from '../testing/test-silo.test-util';
-import { formatFigure } from './report-pdf.util';
-import { NO_DP_STATEMENT, STUDY_REPORT_KIND, type StudyReportSummary } from './study-report';
+import { formatFigure } from './report-pdf-layout.util';
+import { STUDY_REPORT_KIND, type StudyReportSummary } from './study-report';
+import { NO_DP_STATEMENT } from './study-report-sections';
 
 const REPO = resolve(__dirname, '../../../..');
 const VERIFY_CLI = join(REPO, 'libs/audit/dist/verify-cli.js');

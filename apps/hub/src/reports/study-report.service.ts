@@ -13,7 +13,8 @@ import { legacyMechanismOf } from '../study-state/stored-plan.util';
 import { StudiesService } from '../studies/studies.service';
 import { bundleSha256, renderReportPdf } from './report-pdf.util';
 import { ReportsRepository } from './reports.repository';
-import { buildStudyReportSummary, summaryJson, type SiloPrivacyFigures, type StudyReportSummary } from './study-report';
+import { buildStudyReportSummary, summaryJson, type StudyReportSummary } from './study-report';
+import type { SiloPrivacyFigures } from './study-report-sections';
 
 export type ReportFormat = 'json' | 'csv' | 'pdf';
 

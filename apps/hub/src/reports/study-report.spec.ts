@@ -8,57 +8,12 @@ import { releasedWithoutDp, type StudyPlan } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
 import type { StoredChainVerification } from '../audit/audit-verification.service';
 import type { RoundView } from '../rounds/rounds-query.service';
-import type { StudyView } from '../studies/studies.service';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
-import { formatFigure, pdfText, renderReportPdf } from './report-pdf.util';
-import {
-  buildStudyReportSummary,
-  NO_DP_STATEMENT,
-  roundSecureAggregation,
-  summaryJson,
-  verificationAtHead,
-  type SiloPrivacyFigures,
-} from './study-report';
-
-const A = '11111111-1111-4111-8111-111111111111';
-const B = '22222222-2222-4222-8222-222222222222';
-const HASH = (c: string) => c.repeat(64);
-
-function studyView(plan: StudyPlan): StudyView {
-  return {
-    id: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa',
-    name: plan.name,
-    status: 'completed',
-    planVersion: 2,
-    planHash: HASH('e'),
-    plan,
-    privacyCost: null,
-    participants: [A, B],
-    currentModelHash: HASH('3'),
-    endReason: null,
-    createdAt: '2025-05-01T08:00:00.000Z',
-    startedAt: '2025-05-01T09:00:00.000Z',
-    endedAt: '2025-05-01T10:00:00.000Z',
-    decisions: [
-      {
-        siloId: A,
-        siloName: 'Ålesund Sykehus',
-        decision: 'approve',
-        planHash: HASH('e'),
-        decidedAt: '2025-05-01T08:30:00.000Z',
-        reason: null,
-      },
-      {
-        siloId: B,
-        siloName: 'Bergen Klinikk',
-        decision: 'approve',
-        planHash: HASH('e'),
-        decidedAt: '2025-05-01T08:40:00.000Z',
-        reason: null,
-      },
-    ],
-  };
-}
+import { formatFigure, pdfText } from './report-pdf-layout.util';
+import { renderReportPdf } from './report-pdf.util';
+import { A, B, HASH, studyView } from './study-report-fixtures.test-util';
+import { buildStudyReportSummary, summaryJson, verificationAtHead } from './study-report';
+import { NO_DP_STATEMENT, roundSecureAggregation, type SiloPrivacyFigures } from './study-report-sections';
 
 function participant(siloId: string, siloName: string, accuracy: number): RoundView['participants'][number] {
   return {
