@@ -204,6 +204,29 @@ describe('WebhookOutbox over its repository', () => {
     ]);
   });
 
+  it("a lapsed claim's answer arriving while the newer claim is still sending leaves the delivery to the newer one", async () => {
+    const endpoint = db.seedEndpoint({ url: receiver.url, events: ['webhook.test'] });
+    const { id } = db.seedDelivery(endpoint.id, 'test-overlap');
+    const held = new Map<number, ServerResponse>();
+    receiver.answer = (r, res) => void held.set(r.attempt, res);
+    const first = replica().poll();
+    await vi.waitFor(() => expect(held.has(1)).toBe(true));
+    db.advance(60_001);
+    const second = replica().poll();
+    await vi.waitFor(() => expect(held.has(2)).toBe(true));
+
+    held.get(1)!.writeHead(500).end(); // the quiet replica's answer comes back first: logged, nothing else
+    await first;
+    expect(db.delivery(id)).toMatchObject({ status: 'delivering', attempts: 2 });
+    held.get(2)!.writeHead(200).end();
+    await second;
+    expect(db.delivery(id)).toMatchObject({ status: 'delivered', attempts: 2, claim: null });
+    expect(db.attempts.map((a) => [a.attempt, a.statusCode])).toEqual([
+      [1, 500],
+      [2, 200],
+    ]);
+  });
+
   it('ends as failed a delivery whose claim lapsed after its last attempt, without sending it', async () => {
     const endpoint = db.seedEndpoint({ url: receiver.url, events: ['webhook.test'] });
     const { id } = db.seedDelivery(endpoint.id, 'test-dead', {
