@@ -81,6 +81,21 @@ describe('AuditVerificationService over its repository', () => {
     expect(result.checkpoints).toEqual({ total: 2, verified: 0 });
   });
 
+  it('leaves records and a checkpoint appended while it runs to the next run, without calling them a truncation', async () => {
+    const { verification, checkpoints } = await chainOf(store, 20, [20]);
+    const headSeq = store.chain.headSeq;
+    store.chain.headSeq = async () => {
+      const head = await headSeq();
+      // Another request appends and checkpoints just after the head was read.
+      await store.append(event(21));
+      await checkpoints.checkpointNow();
+      return head;
+    };
+    const result = await verification.verifyStoredChain();
+    expect(result).toMatchObject({ ok: true, records: 20, headSeq: 20, checkpoints: { total: 1, verified: 1 } });
+    expect(store.storedCheckpoints.map((c) => c.seq)).toEqual([20, 21]);
+  });
+
   it('verifies an empty chain as ok with no head', async () => {
     const { verification } = auditServicesOver(store);
     expect(await verification.verifyStoredChain()).toMatchObject({ ok: true, records: 0, headSeq: 0, headHash: null });
