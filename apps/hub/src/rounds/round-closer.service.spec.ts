@@ -197,7 +197,9 @@ describe('RoundCloser over its repository', () => {
       [1, 1, 'retried'],
       [1, 2, 'open'],
     ]);
-    const statuses = h.store.participants.filter((p) => p.roundId === round.id).map((p) => [p.siloId, p.status]);
+    const statuses = h.store.participants
+      .filter((p) => p.roundId === round.id)
+      .map((p) => [p.siloId, p.status] as const);
     expect(new Map(statuses)).toEqual(
       new Map([
         [A, 'uploaded'],
