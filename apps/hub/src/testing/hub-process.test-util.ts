@@ -28,8 +28,8 @@ export function startHubProcess(env: NodeJS.ProcessEnv): Promise<HubProcess> {
         done({ child, url: m[1]!, output: () => out, exited });
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     void exited.then((code) => {
       clearTimeout(timer);
       fail(new Error(`hub exited with ${code}:\n${out}`));
@@ -93,7 +93,7 @@ export class HubApiClient {
 }
 
 /** Polls `probe` every 300 ms until it holds, or fails naming `what` after `timeoutMs`. */
-export async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
+export async function until(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 90_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await probe())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);

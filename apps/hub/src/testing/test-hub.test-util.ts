@@ -16,7 +16,7 @@ export const TEST_SERVER_URL = process.env.TESSERA_TEST_DATABASE_URL ?? 'postgre
 export const ADMIN = { username: 'admin', password: 'correct horse battery staple' } as const;
 
 /** A fresh database on the server, dropped by the returned function. */
-export async function createServerDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createServerDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `tessera_t_${randomBytes(6).toString('hex')}`;
   const admin = new Client({ connectionString: TEST_SERVER_URL });
   await admin.connect();
@@ -26,7 +26,7 @@ export async function createServerDatabase(): Promise<{ url: string; drop(): Pro
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
-    async drop() {
+    drop: async () => {
       const c = new Client({ connectionString: TEST_SERVER_URL });
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
