@@ -152,12 +152,12 @@ describe('DataGeneration.recording', () => {
     const generation = known();
     const watch = new StatementWatch(generation);
     const viaView: ReadSet = { tables: new Set(), all: false };
-    await generation.recording(viaView, async () => watch.observe('SELECT * FROM study_summary'));
+    await generation.recording(viaView, () => Promise.resolve(watch.observe('SELECT * FROM study_summary')));
     expect(viaView.all).toBe(true);
 
     const early = new DataGeneration();
     const earlyRead: ReadSet = { tables: new Set(), all: false };
-    await early.recording(earlyRead, async () => new StatementWatch(early).observe('SELECT * FROM silos'));
+    await early.recording(earlyRead, () => Promise.resolve(new StatementWatch(early).observe('SELECT * FROM silos')));
     expect(earlyRead.all).toBe(true);
   });
 

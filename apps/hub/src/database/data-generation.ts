@@ -203,5 +203,5 @@ export function watchedClientClass(generation: DataGeneration): typeof Client {
       this.watch.observe(sqlOf(args[0]));
       return (super.query as (...a: unknown[]) => never)(...args);
     }
-  } as unknown as typeof Client;
+  };
 }

@@ -179,5 +179,5 @@ function privateSocketDirectory(root: string): PrivateSocketDirectory {
 }
 
 export function externalPostgres(url: string, poolSize: number): ExternalDatabase {
-  return { kind: 'external', url, poolSize, close: async () => undefined };
+  return { kind: 'external', url, poolSize, close: () => Promise.resolve() };
 }

@@ -111,10 +111,12 @@ describe('ReadCache by table on the embedded database', () => {
   it('computes a read of a view again after a write to any table', async () => {
     const beds = () =>
       cache.read('ward-beds', async () => {
-        const rows = (await db.query(`SELECT "name", "beds" FROM "cached_ward_beds" ORDER BY "name"`)) as {
-          name: string;
-          beds: string;
-        }[];
+        const rows = await db.query<
+          {
+            name: string;
+            beds: string;
+          }[]
+        >(`SELECT "name", "beds" FROM "cached_ward_beds" ORDER BY "name"`);
         return rows.map((r) => `${r.name}:${r.beds}`);
       });
     expect(await beds()).toEqual(['cardiology:2', 'radiology:0']);

@@ -16,11 +16,11 @@ const READ_CACHE_OPTIONS = { maxEntries: 2_000, maxAgeMs: 2_000 };
  * tables, so a read of one depends on every write.
  */
 export async function learnRelations(db: DataSource, generation: DataGeneration): Promise<void> {
-  const rows = (await db.query(
+  const rows = await db.query<{ name: string; derived: boolean }[]>(
     `SELECT c."relname" AS "name", c."relkind" IN ('v', 'm') AS "derived"
        FROM "pg_class" c JOIN "pg_namespace" n ON n."oid" = c."relnamespace"
       WHERE n."nspname" = current_schema() AND c."relkind" IN ('r', 'p', 'f', 'S', 'v', 'm')`,
-  )) as { name: string; derived: boolean }[];
+  );
   generation.know(
     rows.filter((r) => !r.derived).map((r) => r.name),
     rows.filter((r) => r.derived).map((r) => r.name),

@@ -145,7 +145,7 @@ describe('ReadCache', () => {
     const failing = () => {
       throw new Error('no such study');
     };
-    const answer = t.cache.read('k', failing as () => Promise<string>);
+    const answer = t.cache.read('k', failing);
     await expect(answer).rejects.toThrow('no such study');
     const off = new ReadCache(null, { maxEntries: 1, maxAgeMs: 1 });
     await expect(off.read('k', failing as () => Promise<string>)).rejects.toThrow('no such study');

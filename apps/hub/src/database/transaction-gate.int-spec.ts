@@ -113,7 +113,7 @@ describe('TransactionGate on the embedded database', () => {
         await tx.query('SELECT 1');
         throw new Error('refused inside the transaction');
       });
-      const next = db.transaction(async (tx) => (await tx.query('SELECT 7 AS seven')) as { seven: number }[]);
+      const next = db.transaction(async (tx) => await tx.query<{ seven: number }[]>('SELECT 7 AS seven'));
       await expect(failing).rejects.toThrow('refused inside the transaction');
       expect(await next).toEqual([{ seven: 7 }]);
     } finally {

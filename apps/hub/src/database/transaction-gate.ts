@@ -60,7 +60,7 @@ export class TransactionGate {
     const gate = new TransactionGate();
     const original = manager.transaction.bind(manager) as (...args: unknown[]) => Promise<unknown>;
     const gated = (...args: unknown[]): Promise<unknown> => gate.run(() => original(...args));
-    Object.defineProperty(manager, 'transaction', { value: gated as EntityManager['transaction'], configurable: true });
+    Object.defineProperty(manager, 'transaction', { value: gated, configurable: true });
     Object.defineProperty(manager, INSTALLED, { value: gate });
     return gate;
   }
