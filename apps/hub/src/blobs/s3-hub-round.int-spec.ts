@@ -208,10 +208,10 @@ describe.skipIf(!availability.run)('a hub round with its blobs in S3 (Swift s3ap
     }
     expect(round1?.status).toBe('closed');
     const db = hub.app.get(DataSource);
-    const [row] = (await db.query(
+    const [row] = await db.query<{ record: { step: string; mode: string } }[]>(
       `SELECT summary->'aggregationTrace'->0->'record' AS record FROM rounds WHERE study_id = $1 AND number = 1`,
       [study.id],
-    )) as { record: { step: string; mode: string } }[];
+    );
     expect(row!.record).toMatchObject({ step: 'memory', mode: 'blockwise' });
     const flagged = round1!.summary!.screening!.updates.filter((u) => u.flags.length > 0);
     expect(flagged.map((u) => [u.siloId, u.flags.map((f) => f.statistic)])).toEqual([[silos[4]!.id, ['norm']]]);

@@ -34,7 +34,8 @@ export class S3PartWriter {
   private readonly parts: CompletedPart[] = [];
   /** The part on the wire, settled; resolves to the buffer it sent, free to fill again. */
   private inFlight: Promise<Buffer> | null = null;
-  private failure: unknown = null;
+  /** The first part's failure; the SDK rejects with Errors, anything else is wrapped as the cause of one. */
+  private failure: Error | null = null;
   private state: 'open' | 'ended' | 'aborted' = 'open';
   /** The object exists: its PutObject or CompleteMultipartUpload succeeded. */
   private completed = false;
@@ -114,7 +115,7 @@ export class S3PartWriter {
     this.inFlight = this.uploadPart(partNumber, full.subarray(0, length)).then(
       () => full,
       (err: unknown) => {
-        this.failure ??= err;
+        this.failure ??= err instanceof Error ? err : new Error('S3 part upload failed', { cause: err });
         return full;
       },
     );
