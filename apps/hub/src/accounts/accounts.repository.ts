@@ -109,11 +109,11 @@ export class AccountsRepository {
 
   /** Seconds left of the sign-in pause of an account key (login-backoff.util accountKeyOf), if one is running. */
   async pauseLeftSeconds(accountKey: string): Promise<number | undefined> {
-    const rows = (await this.db.query(
+    const rows = await this.db.query<{ wait: number }[]>(
       `SELECT ceil(extract(epoch FROM "locked_until" - now()))::int AS wait
          FROM "login_backoff" WHERE "account_key" = $1 AND "locked_until" > now()`,
       [accountKey],
-    )) as { wait: number }[];
+    );
     return rows[0]?.wait;
   }
 
@@ -122,7 +122,7 @@ export class AccountsRepository {
    * series older than `memorySeconds` starts again at 1. Returns the consecutive failures.
    */
   async countFailure(accountKey: string, memorySeconds: number): Promise<number> {
-    const [counted] = (await this.db.query(
+    const [counted] = await this.db.query<{ failures: number }[]>(
       `INSERT INTO "login_backoff" AS b ("account_key", "failures", "last_failure_at")
        VALUES ($1, 1, now())
        ON CONFLICT ("account_key") DO UPDATE SET
@@ -130,7 +130,7 @@ export class AccountsRepository {
          "last_failure_at" = now()
        RETURNING "failures"`,
       [accountKey, memorySeconds],
-    )) as { failures: number }[];
+    );
     return counted!.failures;
   }
 
@@ -165,12 +165,12 @@ function unitOfWork(manager: EntityManager): AccountsUnitOfWork {
     insert: (account) => users.save(users.create(account)),
     save: (user) => users.save(user),
     pendingRenames: async () =>
-      (await manager.query(
+      await manager.query<UnauditedRename[]>(
         `SELECT "user_id", "previous_username", "new_username", "kept_user_id", "renamed_at"
            FROM "username_case_renames" WHERE "audited_at" IS NULL
           ORDER BY "renamed_at", "user_id"
           FOR UPDATE SKIP LOCKED`,
-      )) as UnauditedRename[],
+      ),
     markRenameRecorded: async (userId) => {
       await manager.query(`UPDATE "username_case_renames" SET "audited_at" = now() WHERE "user_id" = $1`, [userId]);
     },

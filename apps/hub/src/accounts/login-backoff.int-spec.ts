@@ -79,9 +79,9 @@ describe.each(DATABASE_KINDS)('per-account login back-off on the %s database', (
   });
 
   it('records the pause in the audit trail', async () => {
-    const [row] = (await hub.app
+    const [row] = await hub.app
       .get(DataSource)
-      .query(`SELECT count(*)::int AS n FROM "audit_records" WHERE "action" = 'auth.login.paused'`)) as { n: number }[];
+      .query<{ n: number }[]>(`SELECT count(*)::int AS n FROM "audit_records" WHERE "action" = 'auth.login.paused'`);
     expect(row!.n).toBeGreaterThanOrEqual(3);
   });
 });

@@ -63,7 +63,7 @@ describe.each(DATABASE_KINDS)('usernames that differ only in case, upgraded on t
     await withDatabase(kind, dataDir, server?.url, async (db) => {
       const previous = MIGRATIONS[MIGRATIONS.indexOf(Sessions1763801000000) - 1]!.name;
       for (let undone = 0; ; undone++) {
-        const [last] = (await db.query(`SELECT name FROM migrations ORDER BY id DESC LIMIT 1`)) as { name: string }[];
+        const [last] = await db.query<{ name: string }[]>(`SELECT name FROM migrations ORDER BY id DESC LIMIT 1`);
         if (last!.name === previous) break;
         expect(undone).toBeLessThan(MIGRATIONS.length);
         await db.undoLastMigration({ transaction: 'each' });

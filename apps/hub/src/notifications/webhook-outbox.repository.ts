@@ -62,6 +62,17 @@ export interface FeedUnitOfWork {
   advanceTo(seq: string): Promise<void>;
 }
 
+/** A claimed delivery with its endpoint, as the claim's RETURNING gives it. */
+interface ClaimedRow {
+  id: string;
+  endpoint_id: string;
+  event_type: string;
+  body: string;
+  attempts: number;
+  url: string;
+  secret: string;
+}
+
 /**
  * The outbox's data access: with WebhooksRepository, the only code of notifications/ that runs SQL (`webhook_feed`,
  * `webhook_deliveries`, `webhook_attempts`, read with `webhook_endpoints` and `audit_records`). The claim's
@@ -74,20 +85,20 @@ export class WebhookOutboxRepository {
 
   /** Whether audit records were written after the feed position (a plain read). */
   async hasNewRecords(): Promise<boolean> {
-    const [row] = (await this.db.query(
+    const [row] = await this.db.query<{ found: boolean }[]>(
       `SELECT EXISTS (SELECT 1 FROM "audit_records"
                        WHERE "seq" > (SELECT "audit_seq" FROM "webhook_feed" WHERE "id" = 1)) AS "found"`,
-    )) as { found: boolean }[];
+    );
     return row?.found === true;
   }
 
   /** A due delivery of an enabled endpoint, or a lapsed claim (a plain read). */
   async hasDueWork(): Promise<boolean> {
-    const [row] = (await this.db.query(
+    const [row] = await this.db.query<{ found: boolean }[]>(
       `SELECT EXISTS (SELECT 1 FROM "webhook_deliveries" d JOIN "webhook_endpoints" e ON e."id" = d."endpoint_id"
                        WHERE (d."status" = 'pending' AND d."next_attempt_at" <= now() AND e."enabled")
                           OR (d."status" = 'delivering' AND d."lease_until" < now() AND e."enabled")) AS "found"`,
-    )) as { found: boolean }[];
+    );
     return row?.found === true;
   }
 
@@ -110,7 +121,7 @@ export class WebhookOutboxRepository {
    * is claiming; counts the attempt and leases each for `rule.leaseSeconds`.
    */
   async claimDue(rule: ClaimRule): Promise<ClaimedDelivery[]> {
-    const rows = (await this.db.query(
+    const rows = await this.db.query<[ClaimedRow[], number]>(
       `WITH due AS (
          SELECT d."id" FROM "webhook_deliveries" d JOIN "webhook_endpoints" e ON e."id" = d."endpoint_id"
           WHERE e."enabled" AND d."attempts" < $3
@@ -125,18 +136,7 @@ export class WebhookOutboxRepository {
         WHERE d."id" = due."id" AND e."id" = d."endpoint_id"
        RETURNING d."id", d."endpoint_id", d."event_type", d."body", d."attempts", e."url", e."secret"`,
       [rule.claim, rule.batch, rule.maxAttempts, rule.leaseSeconds],
-    )) as [
-      {
-        id: string;
-        endpoint_id: string;
-        event_type: string;
-        body: string;
-        attempts: number;
-        url: string;
-        secret: string;
-      }[],
-      number,
-    ];
+    );
     // An UPDATE answers [rows, row count] through TypeORM's PostgreSQL driver.
     return rows[0].map((d) => ({
       id: d.id,
@@ -177,19 +177,19 @@ export class WebhookOutboxRepository {
 function feedOf(tx: EntityManager): FeedUnitOfWork {
   return {
     lockPosition: async () => {
-      const [position] = (await tx.query(
+      const [position] = await tx.query<{ audit_seq: string }[]>(
         'SELECT "audit_seq" FROM "webhook_feed" WHERE "id" = 1 FOR UPDATE SKIP LOCKED',
-      )) as { audit_seq: string }[];
+      );
       return position?.audit_seq ?? null;
     },
-    recordsAfter: async (seq, limit) =>
-      (await tx.query(
+    recordsAfter: (seq, limit) =>
+      tx.query<FeedRecord[]>(
         `SELECT "seq", "time", "action", "subject", "details" FROM "audit_records"
           WHERE "seq" > $1 ORDER BY "seq" LIMIT $2`,
         [seq, limit],
-      )) as FeedRecord[],
-    enabledSubscriptions: async () =>
-      (await tx.query('SELECT "id", "events" FROM "webhook_endpoints" WHERE "enabled"')) as Subscription[],
+      ),
+    enabledSubscriptions: () =>
+      tx.query<Subscription[]>('SELECT "id", "events" FROM "webhook_endpoints" WHERE "enabled"'),
     queue: async (endpointId, event) => {
       await tx.query(
         `INSERT INTO "webhook_deliveries" ("endpoint_id", "event_id", "event_type", "body", "status")

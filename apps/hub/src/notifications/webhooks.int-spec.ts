@@ -96,7 +96,7 @@ describe.each(DATABASE_KINDS)('signed webhooks on the %s database', (kind) => {
       json: { url: receiver.url, events: ['study.started'] },
     });
     const { endpoint } = created.body as CreatedWebhookView;
-    const cache = hub.app.get(ReadCache) as unknown as { generation: DataGeneration };
+    const cache = hub.app.get<ReadCache, { generation: DataGeneration }>(ReadCache); // its private generation
     await new Promise((r) => setTimeout(r, 1500)); // the creation's audit record is fed once
     const before = cache.generation.value;
     await new Promise((r) => setTimeout(r, 3500)); // three polls or more, with an enabled endpoint

@@ -64,13 +64,13 @@ export class WebhooksRepository {
 
   /** Per endpoint that has deliveries, how many are unsettled and how many failed. */
   async deliveryCounts(endpointIds: string[]): Promise<Map<string, DeliveryCounts>> {
-    const rows = (await this.db.query(
+    const rows = await this.db.query<{ id: string; pending: number; failed: number }[]>(
       `SELECT endpoint_id::text AS id,
               count(*) FILTER (WHERE status IN ('pending', 'delivering'))::int AS pending,
               count(*) FILTER (WHERE status = 'failed')::int AS failed
          FROM webhook_deliveries WHERE endpoint_id = ANY($1::uuid[]) GROUP BY endpoint_id`,
       [endpointIds],
-    )) as { id: string; pending: number; failed: number }[];
+    );
     return new Map(rows.map((r) => [r.id, { pending: r.pending, failed: r.failed }]));
   }
 

@@ -31,13 +31,13 @@ describe('WebhooksService over its repository', () => {
     db = new InMemoryWebhooks();
     written = [];
     failRecords = false;
-    const audit = {
+    const audit: AuditTrail = {
       record: (event: AuditEvent) => {
         if (failRecords) return Promise.reject(new Error('audit trail unavailable'));
         written.push({ event, tx: db.openTransaction() });
         return Promise.resolve();
       },
-    } as unknown as AuditTrail;
+    };
     service = new WebhooksService(
       db as unknown as WebhooksRepository,
       { webhookAllowLoopbackHttp: false } as HubConfig,

@@ -96,7 +96,19 @@ export class PrivacyRepository {
 
   /** Every silo's sums over the study's ledger (silos without rows are absent). */
   async totals(tx: OpenTransaction, studyId: string): Promise<LedgerTotals[]> {
-    const rows = (await tx.query(
+    const rows = await tx.query<
+      {
+        silo_id: string;
+        charged_training: number;
+        charged_evaluations: number;
+        charged_personalizations: number;
+        reported_personalizations: number | null;
+        reported_training: number | null;
+        reported_evaluations: number | null;
+        reported_epsilon: number | null;
+        disagreements: number;
+      }[]
+    >(
       `SELECT silo_id,
               COALESCE(SUM(training_added), 0)::int AS charged_training,
               COALESCE(SUM(evaluation_added), 0)::int AS charged_evaluations,
@@ -108,17 +120,7 @@ export class PrivacyRepository {
               COUNT(*) FILTER (WHERE agrees = false)::int AS disagreements
          FROM privacy_ledger WHERE study_id = $1 GROUP BY silo_id`,
       [studyId],
-    )) as {
-      silo_id: string;
-      charged_training: number;
-      charged_evaluations: number;
-      charged_personalizations: number;
-      reported_personalizations: number | null;
-      reported_training: number | null;
-      reported_evaluations: number | null;
-      reported_epsilon: number | null;
-      disagreements: number;
-    }[];
+    );
     return rows.map((r) => ({
       siloId: r.silo_id,
       chargedTraining: r.charged_training,
@@ -159,12 +161,12 @@ export class PrivacyRepository {
 
   /** The largest cumulative ε charged or reported for the silo in the study, and its disagreements. */
   async legacyFigure(studyId: string, siloId: string): Promise<LegacyFigure | undefined> {
-    const [row] = (await this.db.query(
+    const [row] = await this.db.query<LegacyFigure[]>(
       `SELECT MAX(GREATEST(epsilon_cumulative, COALESCE((reported->>'epsilonCumulative')::float8, 0))) AS epsilon,
               COUNT(*) FILTER (WHERE agrees = false)::int AS disagreements
          FROM privacy_ledger WHERE study_id = $1 AND silo_id = $2`,
       [studyId, siloId],
-    )) as LegacyFigure[];
+    );
     return row;
   }
 }

@@ -8,10 +8,10 @@ import { SessionsService } from './sessions.service';
 /** Resolves once `n` backends of this database wait for a lock (polled; the test has no timing of its own). */
 async function waitingForLocks(db: DataSource, n: number): Promise<void> {
   for (;;) {
-    const [row] = (await db.query(
+    const [row] = await db.query<{ n: number }[]>(
       `SELECT count(*)::int AS "n" FROM pg_stat_activity
         WHERE "datname" = current_database() AND "wait_event_type" = 'Lock'`,
-    )) as { n: number }[];
+    );
     if (row!.n >= n) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -37,10 +37,10 @@ describe('two refreshes with one refresh token on the PostgreSQL server', () => 
     const token = cookie.split(';')[0]!.slice(REFRESH_COOKIE.length + 1);
     const db = hub.app.get(DataSource);
     const sessions = hub.app.get(SessionsService);
-    const [{ session_id: sessionId }] = (await db.query(
+    const [{ session_id: sessionId }] = await db.query<[{ session_id: string }]>(
       `SELECT "session_id" FROM "session_refresh_tokens" WHERE "token_hash" = $1`,
       [refreshTokenHash(token)],
-    )) as [{ session_id: string }];
+    );
 
     // Hold the session's row so that both refreshes have read the token before either may decide.
     const holder = db.createQueryRunner();
@@ -57,9 +57,10 @@ describe('two refreshes with one refresh token on the PostgreSQL server', () => 
 
     const issued = await both;
     expect(issued.map((i) => i.refreshToken !== null).sort()).toEqual([false, true]);
-    const tokens = (await db.query(`SELECT "rotated_at" FROM "session_refresh_tokens" WHERE "session_id" = $1`, [
-      sessionId,
-    ])) as { rotated_at: Date | null }[];
+    const tokens = await db.query<{ rotated_at: Date | null }[]>(
+      `SELECT "rotated_at" FROM "session_refresh_tokens" WHERE "session_id" = $1`,
+      [sessionId],
+    );
     expect(tokens.filter((t) => t.rotated_at === null)).toHaveLength(1);
     expect(tokens).toHaveLength(2);
   });

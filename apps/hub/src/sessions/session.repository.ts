@@ -112,19 +112,21 @@ export class SessionRepository {
 
   /** The session, when it may be used now (every request checks this). */
   async active(sessionId: string): Promise<ActiveSession | null> {
-    const [row] = (await this.db.query(
+    const [row] = await this.db.query<
+      {
+        id: string;
+        expires_at: Date;
+        user_id: string;
+        username: string;
+        role: UserRole;
+        must_change_password: boolean;
+      }[]
+    >(
       `SELECT s."id", s."expires_at", u."id" AS "user_id", u."username", u."role", u."must_change_password"
          FROM "sessions" s JOIN "users" u ON u."id" = s."user_id"
         WHERE s."id" = $1 AND ${LIVE}`,
       [sessionId],
-    )) as {
-      id: string;
-      expires_at: Date;
-      user_id: string;
-      username: string;
-      role: UserRole;
-      must_change_password: boolean;
-    }[];
+    );
     if (!row) return null;
     return {
       sessionId: row.id,
@@ -139,20 +141,20 @@ export class SessionRepository {
   /** Which of these sessions may still be used (one query for every open live stream). */
   async activeAmong(sessionIds: readonly string[]): Promise<Set<string>> {
     if (sessionIds.length === 0) return new Set();
-    const rows = (await this.db.query(
+    const rows = await this.db.query<{ id: string }[]>(
       `SELECT s."id" FROM "sessions" s JOIN "users" u ON u."id" = s."user_id"
         WHERE s."id" = ANY($1::uuid[]) AND ${LIVE}`,
       [sessionIds],
-    )) as { id: string }[];
+    );
     return new Set(rows.map((r) => r.id));
   }
 
   /** Live sessions per account (for the administrators' list). */
   async liveCounts(): Promise<Map<string, number>> {
-    const rows = (await this.db.query(
+    const rows = await this.db.query<{ user_id: string; n: number }[]>(
       `SELECT s."user_id", count(*)::int AS "n" FROM "sessions" s JOIN "users" u ON u."id" = s."user_id"
         WHERE ${LIVE} GROUP BY s."user_id"`,
-    )) as { user_id: string; n: number }[];
+    );
     return new Map(rows.map((r) => [r.user_id, r.n]));
   }
 
