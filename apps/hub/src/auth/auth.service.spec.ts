@@ -61,13 +61,13 @@ describe('AuthService over its repository', () => {
     written = [];
     failRecords = false;
     prunes = [];
-    const audit = {
+    const audit: AuditTrail = {
       record: (event: AuditEvent) => {
         if (failRecords) return Promise.reject(new Error('audit trail unavailable'));
         written.push({ event, tx: tables.openTransaction() });
         return Promise.resolve();
       },
-    } as unknown as AuditTrail;
+    };
     const sessions = new SessionsService(tables as unknown as SessionRepository, jwt, audit, CONFIG);
     const prune = sessions.pruneEnded.bind(sessions);
     sessions.pruneEnded = () => {

@@ -98,10 +98,10 @@ async function lastAudit(
   bed: OidcBed,
   action: string,
 ): Promise<{ actor: Record<string, unknown>; details: Record<string, unknown> }> {
-  const rows = (await bed.db.query(
+  const rows = await bed.db.query<{ actor: Record<string, unknown>; details: Record<string, unknown> }[]>(
     `SELECT "actor", "details" FROM "audit_records" WHERE "action" = $1 ORDER BY "seq" DESC LIMIT 1`,
     [action],
-  )) as { actor: Record<string, unknown>; details: Record<string, unknown> }[];
+  );
   expect(rows.length, `no ${action} record`).toBe(1);
   return rows[0]!;
 }

@@ -108,16 +108,16 @@ describe('migration CertificateLineage1763800550000 on existing certificates', (
     await db.initialize();
     await db.runMigrations();
 
-    const after = (await db.query(
-      `SELECT serial, lineage_id, parent_serial, public_key_sha256, status, revocation_reason FROM silo_certificates`,
-    )) as {
-      serial: string;
-      lineage_id: string;
-      parent_serial: string | null;
-      public_key_sha256: string;
-      status: string;
-      revocation_reason: string | null;
-    }[];
+    const after = await db.query<
+      {
+        serial: string;
+        lineage_id: string;
+        parent_serial: string | null;
+        public_key_sha256: string;
+        status: string;
+        revocation_reason: string | null;
+      }[]
+    >(`SELECT serial, lineage_id, parent_serial, public_key_sha256, status, revocation_reason FROM silo_certificates`);
     const by = new Map(after.map((r) => [r.serial, r]));
     const lineage = (serial: string) => by.get(serial)!.lineage_id;
     expect(lineage('a2')).toBe(lineage('a1'));
@@ -135,7 +135,7 @@ describe('migration CertificateLineage1763800550000 on existing certificates', (
     expect(by.get('b1')).toMatchObject({ status: 'revoked', revocation_reason: 'stolen' });
     expect(['c1', 'c2', 'c3'].map((s) => by.get(s)!.status)).toEqual(['superseded', 'superseded', 'active']);
 
-    const [refusals] = (await db.query(`SELECT count(*)::int AS n FROM silo_identity_refusals`)) as { n: number }[];
+    const [refusals] = await db.query<{ n: number }[]>(`SELECT count(*)::int AS n FROM silo_identity_refusals`);
     expect(refusals!.n).toBe(0);
   });
 });

@@ -75,26 +75,28 @@ describe.each(DATABASE_KINDS)('certificate lineages and bounded renewals on the 
   }
 
   async function certificateCount(siloId: string): Promise<number> {
-    const [row] = (await db.query('SELECT count(*)::int AS n FROM silo_certificates WHERE silo_id = $1', [siloId])) as {
-      n: number;
-    }[];
+    const [row] = await db.query<
+      {
+        n: number;
+      }[]
+    >('SELECT count(*)::int AS n FROM silo_certificates WHERE silo_id = $1', [siloId]);
     return row!.n;
   }
 
   /** The audit records of one action for one certificate, with their aggregated counts. */
   async function refusalRecords(action: string, fingerprint: string): Promise<{ count: number; reason: string }[]> {
-    const rows = (await db.query(
+    const rows = await db.query<{ details: { count: number; reason: string } }[]>(
       `SELECT details FROM audit_records WHERE action = $1 AND details->>'fingerprintSha256' = $2 ORDER BY seq`,
       [action, fingerprint],
-    )) as { details: { count: number; reason: string } }[];
+    );
     return rows.map((r) => r.details);
   }
 
   async function pendingRefusals(fingerprint: string): Promise<number> {
-    const [row] = (await db.query(
+    const [row] = await db.query<{ n: number }[]>(
       `SELECT coalesce(sum(pending_count), 0)::int AS n FROM silo_identity_refusals WHERE fingerprint_sha256 = $1`,
       [fingerprint],
-    )) as { n: number }[];
+    );
     return row!.n;
   }
 

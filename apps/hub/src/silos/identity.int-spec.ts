@@ -81,13 +81,13 @@ describe.each(DATABASE_KINDS)('silo identity on the %s database', (kind) => {
 
   it('enrolls two agents in separate processes, each reaching its own identity over mutual TLS', async () => {
     const [a, b] = await Promise.all([register(`Hospital A ${kind}`), register(`Hospital B ${kind}`)]);
-    expect(a!.bundle.token.length).toBeGreaterThanOrEqual(43); // 256 bits, base64url
-    expect(a!.bundle.caFingerprintSha256).toBe(parseCertificate(caPem).fingerprintSha256);
+    expect(a.bundle.token.length).toBeGreaterThanOrEqual(43); // 256 bits, base64url
+    expect(a.bundle.caFingerprintSha256).toBe(parseCertificate(caPem).fingerprintSha256);
     const agentA = newAgent();
     const agentB = newAgent();
     const [ea, eb] = await Promise.all([
-      runAgent(['enroll', '--bundle', a!.bundleText], agentA.env),
-      runAgent(['enroll', '--bundle', b!.bundleText], agentB.env),
+      runAgent(['enroll', '--bundle', a.bundleText], agentA.env),
+      runAgent(['enroll', '--bundle', b.bundleText], agentB.env),
     ]);
     expect(ea.stderr).toBe('');
     expect(ea.code).toBe(0);
@@ -96,9 +96,11 @@ describe.each(DATABASE_KINDS)('silo identity on the %s database', (kind) => {
     const idA = identityOf(agentA);
     expect(statSync(join(agentA.dir, 'identity', `${idA.serial}.key`)).mode & 0o777).toBe(0o600);
     // The hub never saw the private key: only the certificate for its public half.
-    const rows = (await hub.app.get(DataSource).query('SELECT certificate_pem FROM silo_certificates')) as {
-      certificate_pem: string;
-    }[];
+    const rows = await hub.app.get(DataSource).query<
+      {
+        certificate_pem: string;
+      }[]
+    >('SELECT certificate_pem FROM silo_certificates');
     expect(JSON.stringify(rows)).not.toContain('PRIVATE KEY');
 
     const [sa, sb] = await Promise.all([
@@ -108,11 +110,11 @@ describe.each(DATABASE_KINDS)('silo identity on the %s database', (kind) => {
     expect(sa.code).toBe(0);
     const statusA = JSON.parse(sa.stdout) as { siloId: string; hub: { reachable: boolean; siloStatus: string } };
     const statusB = JSON.parse(sb.stdout) as { siloId: string };
-    expect(statusA).toMatchObject({ siloId: a!.silo.id, hub: { reachable: true, siloStatus: 'enrolled' } });
-    expect(statusB.siloId).toBe(b!.silo.id);
+    expect(statusA).toMatchObject({ siloId: a.silo.id, hub: { reachable: true, siloStatus: 'enrolled' } });
+    expect(statusB.siloId).toBe(b.silo.id);
 
     // The burnt token cannot enroll anyone again.
-    const again = await runAgent(['enroll', '--bundle', a!.bundleText], newAgent().env);
+    const again = await runAgent(['enroll', '--bundle', a.bundleText], newAgent().env);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('already used');
   });
@@ -178,10 +180,10 @@ describe.each(DATABASE_KINDS)('silo identity on the %s database', (kind) => {
     const [one, other] = await Promise.all([register(`Re-enrolled ${kind}`), register(`Bystander ${kind}`)]);
     const agentOne = newAgent();
     const agentOther = newAgent();
-    await runAgent(['enroll', '--bundle', one!.bundleText], agentOne.env);
-    await runAgent(['enroll', '--bundle', other!.bundleText], agentOther.env);
+    await runAgent(['enroll', '--bundle', one.bundleText], agentOne.env);
+    await runAgent(['enroll', '--bundle', other.bundleText], agentOther.env);
     const oldOne = identityOf(agentOne);
-    const fresh = await api(hub, 'POST', `/api/silos/${one!.silo.id}/enrollment`, { headers: admin });
+    const fresh = await api(hub, 'POST', `/api/silos/${one.silo.id}/enrollment`, { headers: admin });
     expect(fresh.status).toBe(201);
     expect(await tlsCall(hub.siloUrl, 'GET', SILO_API.me, caPem, oldOne)).toMatchObject({ status: 401 });
     expect(await tlsCall(hub.siloUrl, 'GET', SILO_API.me, caPem, identityOf(agentOther))).toMatchObject({

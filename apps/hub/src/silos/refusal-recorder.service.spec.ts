@@ -139,7 +139,7 @@ function harness() {
   const store = new InMemoryRefusals();
   const written: { event: AuditEvent; tx: number | undefined }[] = [];
   let failNext = false;
-  const audit = {
+  const audit: AuditTrail = {
     record: (event: AuditEvent) => {
       if (failNext) {
         failNext = false;
@@ -148,7 +148,7 @@ function harness() {
       written.push({ event, tx: store.openTransaction() });
       return Promise.resolve();
     },
-  } as unknown as AuditTrail;
+  };
   const recorder = new RefusalRecorder(store as unknown as SiloRefusalsRepository, audit, {} as PinoLogger);
   // A record joins its transaction: one written in a transaction that rolled back is gone.
   const records = () => written.filter((r) => r.tx !== undefined && store.didCommit(r.tx)).map((r) => r.event);

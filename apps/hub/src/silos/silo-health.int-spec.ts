@@ -80,7 +80,7 @@ describe('silo health (hub and agent processes, server database)', () => {
 
     // Suspended: the agent says so once, does not exit, and does not advise re-enrolling.
     await api.call('POST', `/api/silos/${id}/suspend`, { reason: 'data export audit' });
-    await until('the agent to report the suspension', async () => out.includes('SUSPENDED'), 30_000);
+    await until('the agent to report the suspension', () => out.includes('SUSPENDED'), 30_000);
     expect(out).toMatch(
       /SUSPENDED by the hub's administrator \(reason given: data export audit\); waiting to be resumed/,
     );
@@ -96,7 +96,7 @@ describe('silo health (hub and agent processes, server database)', () => {
 
     // Resumed: it carries on by itself and polls again.
     await api.call('POST', `/api/silos/${id}/resume`);
-    await until('the agent to carry on', async () => out.includes('resumed): carrying on'), 45_000);
+    await until('the agent to carry on', () => out.includes('resumed): carrying on'), 45_000);
     await until('the agent to poll again', async () => ((await view()).agent?.openRequests ?? 0) > 0, 30_000);
 
     // Killed in the middle of a long poll: offline within the long-poll interval and its grace.

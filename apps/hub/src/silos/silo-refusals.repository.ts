@@ -83,11 +83,11 @@ export class SiloRefusalsRepository {
 
   /** The keys with pending refusals whose last record is at or before `cutoff` (or that have none). */
   async dueKeys(cutoff: Date): Promise<RefusalKey[]> {
-    const rows = (await this.db.query(
+    const rows = await this.db.query<Pick<StoredRow, 'fingerprint_sha256' | 'reason_sha256'>[]>(
       `SELECT "fingerprint_sha256", "reason_sha256" FROM "silo_identity_refusals"
         WHERE "pending_count" > 0 AND ("last_recorded_at" IS NULL OR "last_recorded_at" <= $1)`,
       [cutoff],
-    )) as Pick<StoredRow, 'fingerprint_sha256' | 'reason_sha256'>[];
+    );
     return rows.map((r) => ({ fingerprintSha256: r.fingerprint_sha256, reasonSha256: r.reason_sha256 }));
   }
 }
@@ -102,10 +102,10 @@ function unitOfWork(tx: EntityManager): RefusalsUnitOfWork {
       );
     },
     lock: async (key) => {
-      const [row] = (await tx.query(
+      const [row] = await tx.query<StoredRow[]>(
         `SELECT * FROM "silo_identity_refusals" WHERE "fingerprint_sha256" = $1 AND "reason_sha256" = $2 FOR UPDATE`,
         [key.fingerprintSha256, key.reasonSha256],
-      )) as StoredRow[];
+      );
       return row ? fromStored(row) : undefined;
     },
     countPending: async (key, refusal, latest) => {
