@@ -259,8 +259,8 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
       enum: Object.values(HubErrorCode),
       description: 'Every code the hub answers with in HubErrorBody.error (libs/protocol hub-errors.ts).',
     },
-  } as NonNullable<typeof components.schemas>;
-  components.responses = errorAnswers as NonNullable<typeof components.responses>;
+  };
+  components.responses = errorAnswers;
   document.components = components;
   return document;
 }

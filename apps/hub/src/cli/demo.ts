@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { inspect } from 'node:util';
 import { Command } from 'commander';
 import { MetricsService } from '../metrics/metrics.service';
 import { DemoAdmin, startDemoHub } from './demo-hub';
@@ -153,7 +154,10 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   // fetch's "fetch failed" says why only in its cause (a refused or reset connection, a TLS error): print it too.
   const cause = (err as { cause?: unknown }).cause;
-  const why = cause === undefined ? '' : `\ncaused by: ${(cause as Error).stack ?? String(cause)}`;
+  const why =
+    cause === undefined
+      ? ''
+      : `\ncaused by: ${cause instanceof Error ? (cause.stack ?? cause.message) : inspect(cause)}`;
   process.stderr.write(`demo: ${(err as Error).stack ?? String(err)}${why}\n`);
   process.exit(1);
 });

@@ -16,7 +16,8 @@ export interface ErrorBody {
 
 export function correlationIdOf(req: Request): string {
   const id = (req as Request & { id?: unknown }).id;
-  return typeof id === 'string' ? id : String(id ?? 'unknown');
+  if (typeof id === 'string') return id;
+  return typeof id === 'number' ? String(id) : 'unknown';
 }
 
 /** Body-parser's errors carry an HTTP status and a `type`; translate them into our vocabulary. */
@@ -59,7 +60,7 @@ export function errorBodyFor(err: unknown, correlationId: string): ErrorAnswer {
     let message = err.message;
     let details: unknown;
     if (typeof res === 'object' && res !== null && 'message' in res) {
-      const m = (res as { message: unknown }).message;
+      const m = res.message;
       if (Array.isArray(m)) {
         details = m;
         message = m.join('; ');

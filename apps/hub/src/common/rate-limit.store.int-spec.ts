@@ -96,7 +96,7 @@ describe('rate limits shared by every replica (issue 18, item 4)', () => {
          ('blocked-long', 'login', 9, now() - interval '2 hours', now() + interval '1 hour')`,
     );
     expect(await store.prune()).toBe(1);
-    const keys = ((await db.query(`SELECT "key" FROM "rate_limit_windows" ORDER BY "key"`)) as { key: string }[]).map(
+    const keys = (await db.query<{ key: string }[]>(`SELECT "key" FROM "rate_limit_windows" ORDER BY "key"`)).map(
       (r) => r.key,
     );
     expect(keys).toEqual(['blocked-long', 'fresh']);

@@ -50,7 +50,7 @@ function chainOf(err: unknown): ErrorLike[] {
   const queue: unknown[] = [err];
   while (queue.length > 0 && out.length < 8) {
     const e = queue.shift();
-    if (typeof e !== 'object' || e === null || out.includes(e as ErrorLike)) continue;
+    if (typeof e !== 'object' || e === null || out.includes(e)) continue;
     const like = e as ErrorLike;
     out.push(like);
     queue.push(like.driverError, like.cause);

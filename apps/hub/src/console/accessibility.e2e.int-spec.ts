@@ -57,7 +57,7 @@ describe('console accessibility in Chromium, against a real hub', () => {
       inTopbar = await page.evaluate('Boolean(document.activeElement?.closest(".topbar"))');
     }
     expect(inTopbar).toBe(true);
-    const ring = (await page.evaluate(`(() => {
+    const ring = await page.evaluate<{ color: string; width: number; styleName: string; bar: string }>(`(() => {
       const el = document.activeElement;
       const style = getComputedStyle(el);
       return {
@@ -66,7 +66,7 @@ describe('console accessibility in Chromium, against a real hub', () => {
         styleName: style.outlineStyle,
         bar: getComputedStyle(document.querySelector('.topbar')).backgroundColor,
       };
-    })()`)) as { color: string; width: number; styleName: string; bar: string };
+    })()`);
     expect(ring.styleName).not.toBe('none');
     expect(ring.width).toBeGreaterThanOrEqual(2);
     expect(contrast(ring.color, ring.bar)).toBeGreaterThanOrEqual(3);
@@ -78,10 +78,10 @@ describe('console accessibility in Chromium, against a real hub', () => {
     await heading.waitFor();
     // The console scrolls to the section once its data has loaded; wait for that scroll.
     await page.waitForFunction('window.scrollY > 0');
-    const { top, barBottom } = (await page.evaluate(`({
+    const { top, barBottom } = await page.evaluate<{ top: number; barBottom: number }>(`({
       top: document.getElementById('events-title').getBoundingClientRect().top,
       barBottom: document.querySelector('.topbar').getBoundingClientRect().bottom,
-    })`)) as { top: number; barBottom: number };
+    })`);
     expect(top).toBeGreaterThanOrEqual(barBottom);
   });
 });

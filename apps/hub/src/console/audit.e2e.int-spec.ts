@@ -141,7 +141,7 @@ describe('the audit page in Chromium in Zurich, against a real hub', () => {
       page.getByRole('button', { name: 'Download hub public key (PEM)' }).click(),
     ]);
     expect(download.suggestedFilename()).toBe('hub-public.pem');
-    const text = readFileSync((await download.path())!, 'utf8');
+    const text = readFileSync(await download.path(), 'utf8');
     expect(text).toContain(fingerprint);
     expect(text).toContain('-----BEGIN PUBLIC KEY-----');
   });
@@ -152,7 +152,7 @@ describe('the audit page in Chromium in Zurich, against a real hub', () => {
       page.waitForEvent('download'),
       page.getByRole('button', { name: 'Download JSON (for verifiers)' }).click(),
     ]);
-    const bundle = JSON.parse(readFileSync((await json.path())!, 'utf8')) as {
+    const bundle = JSON.parse(readFileSync(await json.path(), 'utf8')) as {
       records: { seq: number; hash: string }[];
     };
     const head = bundle.records.at(-1)!;
@@ -162,7 +162,7 @@ describe('the audit page in Chromium in Zurich, against a real hub', () => {
       page.getByRole('button', { name: 'Download PDF (for people)' }).click(),
     ]);
     expect(
-      readFileSync((await pdf.path())!)
+      readFileSync(await pdf.path())
         .subarray(0, 5)
         .toString('latin1'),
     ).toBe('%PDF-');

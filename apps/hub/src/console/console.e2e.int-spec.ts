@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { HUB_API, releasedWithoutDp, type SiloView } from '@tessera/protocol';
-import { chromium, type BrowserContext, type Download, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { StudyView } from '../studies/studies.service';
@@ -301,7 +301,7 @@ describe('web console in Chromium against a real hub and agents', () => {
       page.getByRole('button', { name: 'model.onnx (ONNX)' }).click(),
     ]);
     expect(download.suggestedFilename()).toBe('model.onnx');
-    const path = await (download as Download).path();
+    const path = await download.path();
     expect(statSync(path).size).toBeGreaterThan(100);
     const [json] = await Promise.all([
       page.waitForEvent('download'),

@@ -125,9 +125,9 @@ describe('answers under faults (server database behind a relay)', () => {
         () =>
           hub.app
             .get(DataSource)
-            .query(`SELECT details FROM audit_records WHERE action = 'blob.integrity.failed'`) as Promise<
-            { details: { blobSha256: string } }[]
-          >,
+            .query<{ details: { blobSha256: string } }[]>(
+              `SELECT details FROM audit_records WHERE action = 'blob.integrity.failed'`,
+            ),
         (rows) => rows.length > 0,
       );
       expect(records.map((r) => r.details.blobSha256)).toEqual([task.modelHash]);

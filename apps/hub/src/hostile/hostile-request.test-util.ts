@@ -112,7 +112,7 @@ export async function snapshot(hub: TestHub): Promise<Record<string, number | st
   const db = hub.app.get(DataSource);
   const out: Record<string, number | string[]> = {};
   for (const table of STATE_TABLES) {
-    const [row] = (await db.query(`SELECT count(*)::int AS n FROM "${table}"`)) as { n: number }[];
+    const [row] = await db.query<{ n: number }[]>(`SELECT count(*)::int AS n FROM "${table}"`);
     out[table] = row!.n;
   }
   const blobs = join(hub.dataDir, 'blobs');

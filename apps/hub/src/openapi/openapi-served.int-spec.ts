@@ -16,7 +16,7 @@ afterAll(() => hub.dispose());
 // hub no one runs.
 describe('the OpenAPI document a running hub serves', () => {
   it('is the committed docs/openapi.json', async () => {
-    const served = (await (await fetch(`${hub.url}/api/docs/openapi.json`)).json()) as unknown;
+    const served: unknown = await (await fetch(`${hub.url}/api/docs/openapi.json`)).json();
     const committed = JSON.parse(readFileSync(resolve(__dirname, '../../../../docs/openapi.json'), 'utf8')) as unknown;
     expect(served).toEqual(committed);
   });

@@ -105,8 +105,8 @@ function uniformTuples(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(uniformTuples);
   if (node === null || typeof node !== 'object') return node;
   const out: JsonSchema = Object.fromEntries(Object.entries(node).map(([k, v]) => [k, uniformTuples(v)]));
-  const prefix = out.prefixItems;
-  if (Array.isArray(prefix) && prefix.length > 0 && out.items === false) {
+  const prefix: readonly unknown[] = Array.isArray(out.prefixItems) ? out.prefixItems : [];
+  if (prefix.length > 0 && out.items === false) {
     const first = JSON.stringify(prefix[0]);
     if (prefix.every((item) => JSON.stringify(item) === first)) {
       const { prefixItems: _prefix, ...rest } = out;
