@@ -9,7 +9,7 @@ import { ADMIN, DATABASE_KINDS, api, signIn, startTestHub, type TestHub } from '
 const AUDITOR = { username: 'audrey', password: 'auditor password 1', role: 'auditor' } as const;
 
 async function userCount(hub: TestHub): Promise<number> {
-  const [row] = (await hub.app.get(DataSource).query('SELECT count(*)::int AS n FROM users')) as { n: number }[];
+  const [row] = await hub.app.get(DataSource).query<{ n: number }[]>('SELECT count(*)::int AS n FROM users');
   return row!.n;
 }
 

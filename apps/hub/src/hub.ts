@@ -112,7 +112,7 @@ export async function startHub(config: HubConfig, options: { logger?: boolean } 
     const enrollPort = await asListener('enrollment', config.enrollHost, config.enrollPort, () =>
       listen(enrollServer, config.enrollPort, config.enrollHost),
     );
-    const server = app.getHttpServer() as Server;
+    const server = app.getHttpServer();
     const url = `http://${hostForUrl(config.host)}:${portOf(server)}`;
     const siloUrl = `https://${hostForUrl(config.siloHost)}:${siloPort}`;
     const enrollUrl = `https://${hostForUrl(config.enrollHost)}:${enrollPort}`;

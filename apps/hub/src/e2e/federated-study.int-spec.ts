@@ -93,9 +93,7 @@ describe('a federated study across processes (server database)', () => {
     }
     // Round 1's deadline is 8 s: start it once every agent has reached the hub (it pins the hub's audit key), not
     // while five processes are still loading on a busy machine, or the first attempt closes with nobody in time.
-    await until('every agent to reach the hub', async () =>
-      [...runs.values()].every((r) => r.output().includes('pinned')),
-    );
+    await until('every agent to reach the hub', () => [...runs.values()].every((r) => r.output().includes('pinned')));
     await call('POST', `/api/studies/${study.id}/start`);
 
     const rounds = () => call<RoundView[]>('GET', `/api/studies/${study.id}/rounds`);
@@ -116,7 +114,8 @@ describe('a federated study across processes (server database)', () => {
     hub.child.kill('SIGKILL');
     await hub.exited;
     const siloPort = new URL(
-      JSON.parse(readFileSync(join(root, 'cleveland', 'identity', 'identity.json'), 'utf8')).hubSiloUrl,
+      (JSON.parse(readFileSync(join(root, 'cleveland', 'identity', 'identity.json'), 'utf8')) as { hubSiloUrl: string })
+        .hubSiloUrl,
     ).port;
     hub = bed.hub = await startHubProcess({ ...env, TESSERA_SILO_PORT: siloPort });
     await api.signIn(hub.url);

@@ -81,7 +81,7 @@ describe('a study under secure aggregation across processes (embedded database)'
       const dropping = members.findIndex((s) => s.key === options.dropAfterSharing);
       if (dropping >= 0) {
         const victim = runs[dropping]!;
-        await until('the dropping silo to send its shares', async () =>
+        await until('the dropping silo to send its shares', () =>
           victim.output().includes('keys advertised, shares sent'),
         );
         victim.child.kill('SIGKILL');

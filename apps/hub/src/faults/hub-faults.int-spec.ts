@@ -233,7 +233,7 @@ describe.skipIf(pgBin === null)('the database server crashed mid-round (a privat
 
   it('keeps every accepted update and record after the server comes back', async () => {
     const pg = await PrivatePostgres.create(bed.root);
-    bed.cleanups.push(async () => pg.stop());
+    bed.cleanups.push(() => Promise.resolve(pg.stop()));
     const f = new FaultBed(bed, pg.url);
     await f.startHub();
     await f.enroll(HOSPITALS);

@@ -174,10 +174,7 @@ describe.each([
 
   /** Waits for an agent killed at its fault point and checks that it died there. */
   async function killedAtFault(run: AgentRun, point: string): Promise<void> {
-    await until(
-      `the agent to die at ${point}`,
-      async () => run.child.exitCode !== null || run.child.signalCode !== null,
-    );
+    await until(`the agent to die at ${point}`, () => run.child.exitCode !== null || run.child.signalCode !== null);
     expect(run.child.signalCode).toBe('SIGKILL');
     expect(run.output()).toContain(`TESSERA_AGENT_FAULT_POINT: killing the agent at ${point}`);
   }
@@ -289,11 +286,8 @@ describe.each([
     const first = run.secagg.filter((r) => r.subject.roundId === firstRound);
     const failed = first.filter((r) => r.action === 'secagg.session.failed');
     expect(failed).toHaveLength(1);
-    expect(failed[0]!.details).toMatchObject({
-      stage: 'share',
-      failure: expect.stringMatching(/^TOO_FEW_SURVIVORS: Only 1 participants completed sharing; t = 2/),
-      silent: lost.map((k) => silo(k).id).sort(),
-    });
+    expect(failed[0]!.details).toMatchObject({ stage: 'share', silent: lost.map((k) => silo(k).id).sort() });
+    expect(failed[0]!.details.failure).toMatch(/^TOO_FEW_SURVIVORS: Only 1 participants completed sharing; t = 2/);
     // Nothing was masked, asked for or revealed in the failed attempt.
     expect(first.map((r) => r.action)).not.toContain('secagg.upload.received');
     expect(first.map((r) => r.action)).not.toContain('secagg.unmask.received');

@@ -115,12 +115,12 @@ describe('secure aggregation: a silo killed during unmasking', () => {
     await f.start();
     await until(
       'the hub to hold the fourth upload',
-      async () => f.hub.output().includes('TESSERA_FAULT_POINT: stalling'),
+      () => f.hub.output().includes('TESSERA_FAULT_POINT: stalling'),
       120_000,
     );
     await until(
       'three agents to have their upload receipts',
-      async () => f.silos.filter((s) => s.run!.output().includes('masked input uploaded')).length === 3,
+      () => f.silos.filter((s) => s.run!.output().includes('masked input uploaded')).length === 3,
       6_000,
     );
     const victim = f.silos.find((s) => !s.run!.output().includes('masked input uploaded'))!;
