@@ -1,10 +1,12 @@
 import { request as httpsRequest } from 'node:https';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { once } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SILO_API } from '@tessera/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADVERTISED_IDLE_SECONDS, SERVER_IDLE_MS } from './hub';
 import { HubPkiService } from './pki/hub-pki.service';
 import { ADMIN, signIn, startTestHub, type TestHub } from './testing/test-hub.test-util';
 import { TestSilo } from './testing/test-silo.test-util';
@@ -144,6 +146,55 @@ describe('a hub that cannot open a listener (in-process)', () => {
       expect(await peopleGet(hub, '/health')).toBe(200);
     } finally {
       await hub.stop();
+    }
+  });
+});
+
+describe('idle keep-alive connections', () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub('embedded');
+  });
+  afterAll(async () => {
+    await hub?.stop();
+  });
+
+  /** Sends one GET on the socket and resolves with the response's head once its body (Content-Length) is in. */
+  function getOn(socket: Socket, path: string): Promise<string> {
+    return new Promise((done, fail) => {
+      let text = '';
+      const onData = (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        const end = text.indexOf('\r\n\r\n');
+        const length = /content-length: *(\d+)/i.exec(text.slice(0, end));
+        if (end >= 0 && length && text.length >= end + 4 + Number(length[1])) {
+          socket.off('data', onData);
+          socket.off('close', onClose);
+          done(text.slice(0, end));
+        }
+      };
+      const onClose = () => fail(new Error(`the hub closed the connection before answering ${path}`));
+      socket.on('data', onData);
+      socket.once('close', onClose);
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n`);
+    });
+  }
+
+  it('advertises 5 s but keeps an idle connection longer, so a client reusing it at its limit never meets a closing socket', async () => {
+    const { port } = new URL(hub.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    try {
+      const first = await getOn(socket, '/health');
+      expect(first).toMatch(/^HTTP\/1\.1 200/);
+      expect(first).toMatch(new RegExp(`^keep-alive: timeout=${ADVERTISED_IDLE_SECONDS}\\r?$`, 'im'));
+      // Idle past what the hub advertises (a client following the hint would have closed by now; a late one reuses).
+      await new Promise((r) => setTimeout(r, ADVERTISED_IDLE_SECONDS * 1000 + 1500));
+      expect(socket.destroyed).toBe(false);
+      expect(await getOn(socket, '/health')).toMatch(/^HTTP\/1\.1 200/);
+      expect(SERVER_IDLE_MS).toBeGreaterThan(ADVERTISED_IDLE_SECONDS * 1000 * 2);
+    } finally {
+      socket.destroy();
     }
   });
 });

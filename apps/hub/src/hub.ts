@@ -113,6 +113,7 @@ export async function startHub(config: HubConfig, options: { logger?: boolean } 
       listen(enrollServer, config.enrollPort, config.enrollHost),
     );
     const server = app.getHttpServer();
+    for (const listener of [server, siloServer, enrollServer]) outlastClientsIdle(listener);
     const url = `http://${hostForUrl(config.host)}:${portOf(server)}`;
     const siloUrl = `https://${hostForUrl(config.siloHost)}:${siloPort}`;
     const enrollUrl = `https://${hostForUrl(config.enrollHost)}:${enrollPort}`;
@@ -172,6 +173,26 @@ function listen(server: Server, port: number, host: string): Promise<number> {
       resolvePort(portOf(server));
     });
   });
+}
+
+/** What the listeners advertise as their idle limit (`Keep-Alive: timeout=5`, Node's own default). */
+export const ADVERTISED_IDLE_SECONDS = 5;
+/** How long a listener actually keeps an idle connection: well past what it advertises. */
+export const SERVER_IDLE_MS = 30_000;
+
+/**
+ * An idle keep-alive connection is closed by the client, never by the hub at the instant a client reuses it. Clients
+ * (fetch, the agent) close an idle connection before the advertised limit; a hub that closed it at that same limit
+ * raced them, and on a loaded machine a request met a closing socket (ECONNRESET on a POST, which nobody may
+ * retry). The hub keeps idle connections six times longer than it says; Node omits its own Keep-Alive header once
+ * the response sets one. Node ≥ 19 closes idle connections on `server.close()`, so shutdown does not wait for them.
+ */
+function outlastClientsIdle(server: Server): void {
+  server.keepAliveTimeout = SERVER_IDLE_MS;
+  server.headersTimeout = Math.max(server.headersTimeout, SERVER_IDLE_MS + 1000);
+  server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) =>
+    res.setHeader('Keep-Alive', `timeout=${ADVERTISED_IDLE_SECONDS}`),
+  );
 }
 
 function listenerHandler(
