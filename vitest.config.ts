@@ -44,6 +44,7 @@ export default defineConfig({
           // A guard against a hung test, not a speed check (speed lives in bench/): statistical specs drawing 10^5
           // samples take seconds on two loaded cores, past vitest's 5 s default.
           testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
       {
@@ -74,7 +75,9 @@ export default defineConfig({
           name: 'console',
           include: ['apps/console/src/**/*.spec.tsx'],
           environment: 'jsdom',
-          testTimeout: 60_000, // as the unit project's: a guard, not a speed check
+          // As the unit project's: a guard, not a speed check.
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
     ],
