@@ -84,6 +84,37 @@ export default tseslint.config(
     },
   },
   {
+    // The hub's data-access layer (ADR 0020, issue 15 item 1): only repositories, entities, the database folder and
+    // the audit trail's own transaction machinery reach TypeORM; services go through their folder's repository.
+    // Specs and test utilities may (the integration tier keeps the real databases).
+    files: ['apps/hub/src/**/*.ts'],
+    ignores: [
+      '**/*.repository.ts',
+      '**/*.entity.ts',
+      'apps/hub/src/database/**',
+      'apps/hub/src/audit/ambient-transaction.util.ts',
+      'apps/hub/src/audit/database-audit-trail.ts',
+      'apps/hub/src/app.module.ts',
+      '**/*.spec.ts',
+      '**/*.int-spec.ts',
+      '**/*.test-util.ts',
+    ],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            deepImports,
+            {
+              group: ['typeorm', 'typeorm/*', '@nestjs/typeorm'],
+              message: "Only a folder's repository (<folder>.repository.ts) runs SQL or uses TypeORM (ADR 0020).",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // The contract layer runs in the browser too (the console): no Node built-in, in anything it ships.
     files: ['libs/canonical/src/**/*.ts', 'libs/protocol/src/**/*.ts'],
     ignores: ['**/*.spec.ts', '**/*.test-util.ts'],
