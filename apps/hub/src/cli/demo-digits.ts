@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import {
   smallCnnNetwork,
   type ImageSchema,
@@ -60,6 +61,9 @@ export interface DigitsOptions {
 
 /** Rounds of each preset: the measured best within the demo's time (docs/benchmarks.md, digits). */
 export const DIGITS_PRESET_ROUNDS: Record<DigitsOptions['privacy'], number> = { none: 5, 'dp-sgd': 10 };
+
+/** The export condition under which the workspace's libraries resolve to their sources (vitest.config.ts). */
+const SOURCE_CONDITION = '@tessera/source';
 
 const TEN_CLASSES = { kind: 'multiclass', classes: 10 } as const;
 
@@ -243,7 +247,7 @@ export async function accuracyPerSilo(
 export async function pooledDigitsBaseline(
   plan: StudyPlan,
   splits: Map<string, { train: DigitImage[]; test: DigitImage[] }>,
-): Promise<{ perSilo: Record<string, number>; mean: number; epochs: number }> {
+): Promise<PooledDigitsResult> {
   const ml = await import('@tessera/ml');
   await ml.selectBackend();
   if (plan.model.kind !== 'network') throw new Error('the digits plan has a network model');
@@ -260,6 +264,99 @@ export async function pooledDigitsBaseline(
     seed: plan.training.initSeed,
   });
   return { ...(await accuracyPerSilo(plan, trained.parameters, splits)), epochs };
+}
+
+/** The pooled baseline's accuracy per silo, their unweighted mean, and the epochs it trained. */
+export interface PooledDigitsResult {
+  perSilo: Record<string, number>;
+  mean: number;
+  epochs: number;
+}
+
+/** What the pooled-baseline thread (demo-pooled-worker.ts) is given: structured clones of the plan and the splits. */
+export interface PooledDigitsWorkerData {
+  plan: StudyPlan;
+  splits: Map<string, { train: DigitImage[]; test: DigitImage[] }>;
+}
+
+/** The thread's one answer. */
+export type PooledDigitsWorkerMessage =
+  { kind: 'done'; baseline: PooledDigitsResult } | { kind: 'failed'; message: string };
+
+/** A pooled baseline under way: its result (awaited after the studies), or stop() if the demo fails first. */
+export interface PooledDigitsRun {
+  /** Resolves with the baseline; rejects with the thread's own error message if it failed. */
+  result(): Promise<PooledDigitsResult>;
+  /** Ends the thread if it still runs (the studies failed and nobody will await the result). */
+  stop(): Promise<void>;
+}
+
+/**
+ * The compiled thread script beside this module (dist/cli/demo-pooled-worker.js), or null when the demo runs from the
+ * TypeScript sources (vitest), where there is none: the dist/ one may be older than the sources being tested.
+ */
+export function pooledWorkerScript(): string | null {
+  const script = join(__dirname, 'demo-pooled-worker.js');
+  return existsSync(script) ? script : null;
+}
+
+/**
+ * Node's flags for the thread (a worker inherits its parent's), less the export condition that resolves @tessera/* to
+ * their TypeScript sources: vitest runs with it, and the compiled thread script must load the compiled libraries.
+ */
+export function compiledExecArgv(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const flag = execArgv[i]!;
+    if ((flag === '--conditions' || flag === '-C') && execArgv[i + 1] === SOURCE_CONDITION) i++;
+    else if (flag !== `--conditions=${SOURCE_CONDITION}` && flag !== `-C=${SOURCE_CONDITION}`) out.push(flag);
+  }
+  return out;
+}
+
+/**
+ * Starts the pooled baseline (pooledDigitsBaseline, ~60 CPU-seconds on one thread) on a worker thread running
+ * `script`, so that it trains while the studies run: the demo's thread only polls the hub and starts agents then.
+ * Same code, plan, splits and seeds as on the demo's thread, hence the same accuracies. With no script (the demo
+ * runs from its sources) it runs on the calling thread when result() is first called, as before: there it would
+ * stall the event loop that drives the studies.
+ */
+export function startPooledDigitsBaseline(
+  plan: StudyPlan,
+  splits: Map<string, { train: DigitImage[]; test: DigitImage[] }>,
+  script: string | null = pooledWorkerScript(),
+): PooledDigitsRun {
+  if (script === null) {
+    let inProcess: Promise<PooledDigitsResult> | null = null;
+    return {
+      result: () => (inProcess ??= pooledDigitsBaseline(plan, splits)),
+      stop: () => Promise.resolve(),
+    };
+  }
+  const worker = new Worker(script, {
+    workerData: { plan, splits } satisfies PooledDigitsWorkerData,
+    execArgv: compiledExecArgv(process.execArgv),
+  });
+  let answered = false;
+  const result = new Promise<PooledDigitsResult>((resolve, reject) => {
+    worker.once('message', (m: PooledDigitsWorkerMessage) => {
+      answered = true;
+      if (m.kind === 'done') resolve(m.baseline);
+      else reject(new Error(`the pooled baseline failed: ${m.message}`));
+    });
+    worker.once('error', (err) => reject(new Error(`the pooled baseline thread failed: ${err.message}`)));
+    worker.once('exit', (code) => {
+      if (!answered) reject(new Error(`the pooled baseline thread exited (code ${code}) without a result`));
+    });
+  });
+  // Until someone awaits it (after the studies), a failure is held here, not reported as an unhandled rejection.
+  void result.catch(() => undefined);
+  return {
+    result: () => result,
+    stop: async () => {
+      if (!answered) await worker.terminate();
+    },
+  };
 }
 
 /**
@@ -333,7 +430,7 @@ export function formatDigitsSummary(
   silos: DigitSilo[],
   splits: Map<string, { train: DigitImage[]; test: DigitImage[] }>,
   runs: DigitsRun[],
-  baseline: { perSilo: Record<string, number>; mean: number; epochs: number },
+  baseline: PooledDigitsResult,
   wallMs: number,
 ): string {
   const pad = (s: string, n: number) => s.padEnd(n);
