@@ -3,8 +3,6 @@ import type { DataSource, EntityManager } from 'typeorm';
 
 const INSTALLED = Symbol('tessera.ambientTransaction');
 
-type TransactionFn = EntityManager['transaction'];
-
 /**
  * Knows, for the code currently running, which `DataSource.transaction(...)` callback (if any) it runs inside.
  *
@@ -31,7 +29,7 @@ export class AmbientTransactions {
       inContext[index] = (em: EntityManager) => storage.run(em, () => callback(em));
       return original(...inContext);
     };
-    Object.defineProperty(manager, 'transaction', { value: wrapped as TransactionFn, configurable: true });
+    Object.defineProperty(manager, 'transaction', { value: wrapped, configurable: true });
     Object.defineProperty(manager, INSTALLED, { value: true });
   }
 

@@ -66,10 +66,9 @@ function signingIn(tx: EntityManager): CheckpointSigning {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_CHAIN_LOCK]);
     },
     head: async () => {
-      const [head] = (await tx.query('SELECT "seq", "hash" FROM "audit_records" ORDER BY "seq" DESC LIMIT 1')) as {
-        seq: string;
-        hash: string;
-      }[];
+      const [head] = await tx.query<{ seq: string; hash: string }[]>(
+        'SELECT "seq", "hash" FROM "audit_records" ORDER BY "seq" DESC LIMIT 1',
+      );
       return head ? { seq: Number(head.seq), hash: head.hash } : null;
     },
     latest: async () => {

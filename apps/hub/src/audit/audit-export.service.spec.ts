@@ -45,7 +45,7 @@ describe('AuditExportService over its repository', () => {
     await ofStudy(studyId, 'study.started'); // 6
     await services.checkpoints.checkpointNow(); // at 6
     await ofStudy(studyId, 'round.closed'); // 7
-    const bundle = await services.exporter.exportBundle({ studyId }, async (head) => ({ head: head.seq }));
+    const bundle = await services.exporter.exportBundle({ studyId }, (head) => Promise.resolve({ head: head.seq }));
     expect(bundle.records.map((r) => r.seq)).toEqual([5, 6, 7]);
     expect(bundle.study).toMatchObject({ head: 7 });
     expect(verifyBundle(bundle).ok).toBe(true);

@@ -45,7 +45,7 @@ describe.each(DATABASE_KINDS)('audit log on the %s database', (kind) => {
   }
 
   async function headSeq(): Promise<number> {
-    const [row] = (await db.query('SELECT coalesce(max(seq), 0)::int AS n FROM audit_records')) as { n: number }[];
+    const [row] = await db.query<{ n: number }[]>('SELECT coalesce(max(seq), 0)::int AS n FROM audit_records');
     return row!.n;
   }
 
@@ -122,11 +122,11 @@ describe.each(DATABASE_KINDS)('audit log on the %s database', (kind) => {
   it('writes 50 concurrent records as one contiguous, valid chain', async () => {
     const before = await headSeq();
     await Promise.all(Array.from({ length: 50 }, (_, i) => trail.record(testEvent('test.concurrent', { i }))));
-    const [stats] = (await db.query(
+    const [stats] = await db.query<{ n: number; lo: number; hi: number; ours: number }[]>(
       `SELECT count(*)::int AS n, min(seq)::int AS lo, max(seq)::int AS hi,
               count(*) FILTER (WHERE action = 'test.concurrent')::int AS ours
        FROM audit_records`,
-    )) as { n: number; lo: number; hi: number; ours: number }[];
+    );
     expect(stats).toEqual({ n: before + 50, lo: 1, hi: before + 50, ours: 50 });
     const verified = await hub.app.get(AuditVerificationService).verifyStoredChain();
     expect(verified).toMatchObject({ ok: true, records: before + 50, headSeq: before + 50 });
@@ -259,9 +259,7 @@ describe.each(DATABASE_KINDS)('audit log on the %s database', (kind) => {
     const checkpoint = first.body as Checkpoint;
     expect(checkpoint).toMatchObject({ seq: await headSeq(), count: checkpoint.seq, keyId: key.keyId });
     expect(verifyCheckpoint(checkpoint, key.publicKeyPem)).toEqual({ ok: true, keyId: key.keyId });
-    const [row] = (await db.query('SELECT hash FROM audit_records WHERE seq = $1', [checkpoint.seq])) as {
-      hash: string;
-    }[];
+    const [row] = await db.query<{ hash: string }[]>('SELECT hash FROM audit_records WHERE seq = $1', [checkpoint.seq]);
     expect(checkpoint.headHash).toBe(row!.hash);
 
     const again = await api(hub, 'POST', '/api/audit/checkpoints', { headers: admin });

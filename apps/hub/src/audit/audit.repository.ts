@@ -80,9 +80,9 @@ export class AuditRepository {
   /** The seq of the chain's head, 0 while the chain is empty. */
   async headSeq(): Promise<number> {
     // An aggregate without GROUP BY answers exactly one row, also on an empty table (head null).
-    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as [
-      { head: string | null },
-    ];
+    const [{ head }] = await this.db.query<[{ head: string | null }]>(
+      'SELECT max("seq") AS "head" FROM "audit_records"',
+    );
     return head === null ? 0 : Number(head);
   }
 
@@ -133,18 +133,18 @@ export class AuditRepository {
     neutralActions: string[],
     studyId: string | undefined,
   ): Promise<LaterRecord | undefined> {
-    const later = (
+    type Later = { seq: string; action: string };
+    const later =
       studyId === undefined
-        ? await this.db.query(
+        ? await this.db.query<Later[]>(
             'SELECT seq, action FROM audit_records WHERE seq > $1 AND action <> ALL($2) ORDER BY seq LIMIT 1',
             [headSeq, neutralActions],
           )
-        : await this.db.query(
+        : await this.db.query<Later[]>(
             `SELECT seq, action FROM audit_records WHERE study_id = $1 AND seq > $2 AND action <> ALL($3)
         ORDER BY seq LIMIT 1`,
             [studyId, headSeq, neutralActions],
-          )
-    ) as { seq: string; action: string }[];
+          );
     return later[0] ? { seq: Number(later[0].seq), action: later[0].action } : undefined;
   }
 
@@ -181,16 +181,15 @@ export class AuditRepository {
 
   /** The current usernames of these account ids (ids the hub no longer holds are absent). */
   async usernames(userIds: string[]): Promise<NamedId[]> {
-    return (await this.db.query('SELECT id::text AS id, username AS name FROM users WHERE id::text = ANY($1)', [
-      userIds,
-    ])) as NamedId[];
+    return await this.db.query<NamedId[]>(
+      'SELECT id::text AS id, username AS name FROM users WHERE id::text = ANY($1)',
+      [userIds],
+    );
   }
 
   /** The current names of these silo ids (ids the hub no longer holds are absent). */
   async siloNames(siloIds: string[]): Promise<NamedId[]> {
-    return (await this.db.query('SELECT id::text AS id, name FROM silos WHERE id::text = ANY($1)', [
-      siloIds,
-    ])) as NamedId[];
+    return await this.db.query<NamedId[]>('SELECT id::text AS id, name FROM silos WHERE id::text = ANY($1)', [siloIds]);
   }
 
   /**
@@ -198,20 +197,22 @@ export class AuditRepository {
    * `studyId` is given (the other three reads below likewise).
    */
   async settledParticipations(studyId: string | undefined): Promise<SettledParticipation[]> {
-    const rows = (await this.db.query(
+    const rows = await this.db.query<
+      {
+        study_id: string;
+        silo_id: string;
+        number: number;
+        attempt: number;
+        status: string;
+        update_hash: string | null;
+      }[]
+    >(
       `SELECT r.study_id, p.silo_id, r.number, r.attempt, p.status, p.update_hash
          FROM round_participants p JOIN rounds r ON r.id = p.round_id
         WHERE p.status IN ('uploaded', 'evaluated', 'failed') ${scopedTo(studyId, 'r.study_id')}
         ORDER BY r.opened_at, p.silo_id`,
       argsOf(studyId),
-    )) as {
-      study_id: string;
-      silo_id: string;
-      number: number;
-      attempt: number;
-      status: string;
-      update_hash: string | null;
-    }[];
+    );
     return rows.map((p) => ({
       studyId: p.study_id,
       siloId: p.silo_id,
@@ -224,12 +225,14 @@ export class AuditRepository {
 
   /** Charges made when tasks were issued (rows of older hubs, charged on acceptance, are left out). */
   async issuedCharges(studyId: string | undefined): Promise<IssuedCharge[]> {
-    const rows = (await this.db.query(
+    const rows = await this.db.query<
+      { study_id: string; silo_id: string; number: number; attempt: number; kind: 'train' | 'evaluate' }[]
+    >(
       `SELECT r.study_id, r.silo_id, r.round AS number, r.attempt, r.kind
          FROM privacy_ledger r WHERE r.charged_on = 'issued' ${scopedTo(studyId, 'r.study_id')}
         ORDER BY r.created_at, r.silo_id`,
       argsOf(studyId),
-    )) as { study_id: string; silo_id: string; number: number; attempt: number; kind: 'train' | 'evaluate' }[];
+    );
     return rows.map((c) => ({
       studyId: c.study_id,
       siloId: c.silo_id,
@@ -241,20 +244,20 @@ export class AuditRepository {
 
   /** Every round attempt, by its opening. */
   async rounds(studyId: string | undefined): Promise<RoundRow[]> {
-    const rows = (await this.db.query(
+    const rows = await this.db.query<{ study_id: string; number: number; attempt: number; status: string }[]>(
       `SELECT r.study_id, r.number, r.attempt, r.status FROM rounds r WHERE true ${scopedTo(studyId, 'r.study_id')} ORDER BY r.opened_at`,
       argsOf(studyId),
-    )) as { study_id: string; number: number; attempt: number; status: string }[];
+    );
     return rows.map((r) => ({ studyId: r.study_id, round: r.number, attempt: r.attempt, status: r.status }));
   }
 
   /** Studies that completed, failed or were stopped. */
   async endedStudies(studyId: string | undefined): Promise<EndedStudy[]> {
-    const rows = (await this.db.query(
+    const rows = await this.db.query<{ study_id: string; status: 'completed' | 'failed' | 'stopped' }[]>(
       `SELECT r.id AS study_id, r.status FROM studies r
         WHERE r.status IN ('completed', 'failed', 'stopped') ${scopedTo(studyId, 'r.id')}`,
       argsOf(studyId),
-    )) as { study_id: string; status: 'completed' | 'failed' | 'stopped' }[];
+    );
     return rows.map((s) => ({ studyId: s.study_id, status: s.status }));
   }
 }

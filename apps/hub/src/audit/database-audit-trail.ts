@@ -66,10 +66,9 @@ export class DatabaseAuditTrail extends AuditTrail {
 
   private async write(tx: EntityManager, event: NormalizedAuditEvent): Promise<AuditRecord> {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_CHAIN_LOCK]);
-    const [head] = (await tx.query('SELECT "seq", "hash" FROM "audit_records" ORDER BY "seq" DESC LIMIT 1')) as {
-      seq: string;
-      hash: string;
-    }[];
+    const [head] = await tx.query<{ seq: string; hash: string }[]>(
+      'SELECT "seq", "hash" FROM "audit_records" ORDER BY "seq" DESC LIMIT 1',
+    );
     // The time is read under the lock, so times never go backwards along the chain (on one clock).
     const record = appendRecord(head ? { seq: Number(head.seq), hash: head.hash } : null, {
       time: new Date().toISOString(),

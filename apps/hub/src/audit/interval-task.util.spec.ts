@@ -10,7 +10,7 @@ describe('IntervalTask', () => {
   });
 
   it('runs the task once per interval and never after stop()', async () => {
-    const task = vi.fn(async () => undefined);
+    const task = vi.fn(() => Promise.resolve());
     const t = new IntervalTask(300_000, task, () => undefined);
     t.start();
     expect(task).not.toHaveBeenCalled();
@@ -61,7 +61,7 @@ describe('IntervalTask', () => {
       () =>
         new IntervalTask(
           0,
-          async () => undefined,
+          () => Promise.resolve(),
           () => undefined,
         ),
     ).toThrow(RangeError);
