@@ -380,10 +380,10 @@ function layOut(doc: PDFKit.PDFDocument, bundle: AuditBundle, s: StudyReportSumm
  * shows no figure that is not in the bundle, and carries the bundle itself as an attached file.
  */
 export function renderReportPdf(bundle: AuditBundle): Promise<Buffer> {
-  const summary = bundle.study as unknown as StudyReportSummary;
-  if (summary.kind !== STUDY_REPORT_KIND) {
+  if (bundle.study.kind !== STUDY_REPORT_KIND) {
     return Promise.reject(new Error(`the bundle's study summary is not a ${STUDY_REPORT_KIND}`));
   }
+  const summary = bundle.study as unknown as StudyReportSummary;
   return new Promise((resolve, reject) => {
     const doc = new PDFDocument({
       size: 'A4',

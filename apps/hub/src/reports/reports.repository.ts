@@ -17,9 +17,9 @@ export class ReportsRepository {
   /** The seq of the audit chain's head, 0 while the chain is empty. */
   async currentHeadSeq(): Promise<number> {
     // An aggregate without GROUP BY answers exactly one row, also on an empty table (head null).
-    const [{ head }] = (await this.db.query('SELECT max("seq") AS "head" FROM "audit_records"')) as [
-      { head: string | null },
-    ];
+    const [{ head }] = await this.db.query<[{ head: string | null }]>(
+      'SELECT max("seq") AS "head" FROM "audit_records"',
+    );
     return head === null ? 0 : Number(head);
   }
 

@@ -41,7 +41,7 @@ function harness(known: string) {
     manager: () => ({}),
     budgets: () => Promise.resolve([]),
   } as unknown as PrivacyLedgerService;
-  const trail = { record: (event) => store.append(event).then(() => undefined) } as AuditTrail;
+  const trail: AuditTrail = { record: (event) => store.append(event).then(() => undefined) };
   const service = new StudyReportService(
     reports as ReportsRepository,
     studies,

@@ -149,7 +149,8 @@ export class StudyReportService {
           ? {}
           : {
               bundleSha256: bundleSha256(bundle),
-              planHash: String(bundle.study.planHash),
+              // The bundle carries this service's own summary (summaryJson), whose plan hash is a string.
+              planHash: (bundle.study as unknown as StudyReportSummary).planHash,
               fromSeq: bundle.records[0]!.seq,
               keyId: bundle.hub.keyId,
             }),
