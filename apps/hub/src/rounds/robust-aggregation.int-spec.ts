@@ -161,14 +161,14 @@ describe.each(CASES)('robust aggregation and screening in a study on the %s data
   it(`aggregates ${mode}, as the memory record of the trace says`, async () => {
     const { DataSource } = await import('typeorm');
     const db = hub.app.get(DataSource);
-    const [row] = (await db.query(
+    const [row] = await db.query<{ record: { step: string; mode: string } }[]>(
       `SELECT summary->'aggregationTrace'->0->'record' AS record FROM rounds WHERE study_id = $1 AND number = 1`,
       [study.id],
-    )) as { record: { step: string; mode: string } }[];
+    );
     expect(row!.record).toMatchObject({ step: 'memory', mode });
   });
 
-  it('flags the ×10 update of round 1 on its norm, leaves it out, and takes the median of the honest four', async () => {
+  it('flags the ×10 update of round 1 on its norm, leaves it out, and takes the median of the honest four', () => {
     const round1 = rounds.find((r) => r.number === 1)!;
     expect(round1.status).toBe('closed');
     const screening = round1.summary!.screening!;
@@ -188,7 +188,7 @@ describe.each(CASES)('robust aggregation and screening in a study on the %s data
     expect(withAttacker.some((x, i) => Math.abs(x - median[i]!) > 1e-6)).toBe(true);
   });
 
-  it('flags the sign-flipped update of round 2 on its cosines to the aggregate and to the previous global update', async () => {
+  it('flags the sign-flipped update of round 2 on its cosines to the aggregate and to the previous global update', () => {
     const round2 = rounds.find((r) => r.number === 2)!;
     expect(round2.status).toBe('closed');
     const mine = round2.summary!.screening!.updates.find((u) => u.siloId === attacker.id)!;
@@ -208,7 +208,7 @@ describe.each(CASES)('robust aggregation and screening in a study on the %s data
       [attacker.id, 1, true],
       [attacker.id, 2, true],
     ]);
-    expect(String(page.events[0]!.details.reason)).toMatch(
+    expect(page.events[0]!.details.reason).toMatch(
       /^L2 norm [\d.]+ is [\d.]+ robust deviations above the round's median .*; left out of the round's aggregate/,
     );
     const closed = (

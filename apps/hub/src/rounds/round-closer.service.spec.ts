@@ -82,14 +82,14 @@ function harness(config: Partial<HubConfig> = { databaseUrl: 'postgres://server'
       opener,
       config as HubConfig,
     );
-  const study = store.seedStudy({ plan: heartDiseasePlan([A!, B!, C!]), participants: [A!, B!, C!] });
+  const study = store.seedStudy({ plan: heartDiseasePlan([A, B, C]), participants: [A, B, C] });
   return { store, actions, hub, study, checkpoints: () => checkpoints };
 }
 
 /** Round 1 of the study with every silo's update in: due at once, and aggregated. */
 function reportedRound(h: ReturnType<typeof harness>) {
-  const round = h.store.seedRound({ studyId: h.study.id }, [A!, B!, C!]);
-  for (const siloId of [A!, B!, C!]) {
+  const round = h.store.seedRound({ studyId: h.study.id }, [A, B, C]);
+  for (const siloId of [A, B, C]) {
     h.store.seedParticipant(round.id, siloId, {
       status: 'uploaded',
       updateHash: siloId.replace(/-/g, '').padEnd(64, '0'),
@@ -106,7 +106,7 @@ describe('RoundCloser over its repository', () => {
 
   it('closes a round every silo reported: result recorded, next round opened, records in the same transaction', async () => {
     const round = reportedRound(h);
-    const aggregator = new FakeAggregator(aggregateOf('r'.repeat(64), [A!, B!, C!]));
+    const aggregator = new FakeAggregator(aggregateOf('r'.repeat(64), [A, B, C]));
     expect(await h.hub(aggregator).dueRounds(new Date())).toEqual([round.id]);
     await h.hub(aggregator).closeRound(round.id);
     const [first, second] = h.store.rounds;
@@ -124,8 +124,8 @@ describe('RoundCloser over its repository', () => {
 
   it('two hubs closing one round at once: one claims and aggregates, the other leaves it; closed once', async () => {
     const round = reportedRound(h);
-    const first = new FakeAggregator(aggregateOf('1'.repeat(64), [A!, B!, C!]));
-    const second = new FakeAggregator(aggregateOf('2'.repeat(64), [A!, B!, C!]));
+    const first = new FakeAggregator(aggregateOf('1'.repeat(64), [A, B, C]));
+    const second = new FakeAggregator(aggregateOf('2'.repeat(64), [A, B, C]));
     await Promise.all([h.hub(first).closeRound(round.id), h.hub(second).closeRound(round.id)]);
     expect(first.calls + second.calls).toBe(1);
     expect(h.store.rounds.map((r) => [r.number, r.attempt, r.status])).toEqual([
@@ -138,11 +138,11 @@ describe('RoundCloser over its repository', () => {
   it('leaves a round another hub is aggregating under a live claim', async () => {
     const round = reportedRound(h);
     const release = gate();
-    const holder = new FakeAggregator(aggregateOf('1'.repeat(64), [A!, B!, C!]), release.wait);
+    const holder = new FakeAggregator(aggregateOf('1'.repeat(64), [A, B, C]), release.wait);
     const closing = h.hub(holder).closeRound(round.id);
     await holder.started.wait;
     expect(h.store.rounds[0]).toMatchObject({ status: 'closing' });
-    const other = new FakeAggregator(aggregateOf('2'.repeat(64), [A!, B!, C!]));
+    const other = new FakeAggregator(aggregateOf('2'.repeat(64), [A, B, C]));
     expect(await h.hub(other).dueRounds(new Date())).toEqual([]);
     await h.hub(other).closeRound(round.id);
     expect(other.calls).toBe(0);
@@ -154,12 +154,12 @@ describe('RoundCloser over its repository', () => {
   it('a lapsed claim is taken over; the first hub, finishing late, finds the claim not its own and commits nothing', async () => {
     const round = reportedRound(h);
     const slow = gate();
-    const stalled = new FakeAggregator(aggregateOf('1'.repeat(64), [A!, B!, C!]), slow.wait);
+    const stalled = new FakeAggregator(aggregateOf('1'.repeat(64), [A, B, C]), slow.wait);
     const stalledClose = h.hub(stalled).closeRound(round.id);
     await stalled.started.wait;
     h.store.advance(CLOSE_LEASE_SECONDS + 1);
     const later = gate();
-    const successor = new FakeAggregator(aggregateOf('2'.repeat(64), [A!, B!, C!]), later.wait);
+    const successor = new FakeAggregator(aggregateOf('2'.repeat(64), [A, B, C]), later.wait);
     expect(await h.hub(successor).dueRounds(new Date())).toEqual([round.id]);
     const successorClose = h.hub(successor).closeRound(round.id);
     await successor.started.wait;
@@ -179,8 +179,8 @@ describe('RoundCloser over its repository', () => {
 
   it('sets an unusable update aside in the commit, and closes with the others', async () => {
     const round = reportedRound(h);
-    const unusable = new Map([[B!, `the stored update ${'b'.repeat(64)} is corrupted on disk`]]);
-    await h.hub(new FakeAggregator(aggregateOf('r'.repeat(64), [A!, C!], unusable))).closeRound(round.id);
+    const unusable = new Map([[B, `the stored update ${'b'.repeat(64)} is corrupted on disk`]]);
+    await h.hub(new FakeAggregator(aggregateOf('r'.repeat(64), [A, C], unusable))).closeRound(round.id);
     const rows = h.store.participants.filter((p) => p.roundId === round.id);
     expect(rows.find((p) => p.siloId === B)).toMatchObject({ status: 'failed', failure: { code: 'UPDATE_CORRUPTED' } });
     expect(h.store.rounds[0]).toMatchObject({ status: 'closed', summary: { reported: 2 } });
@@ -188,8 +188,8 @@ describe('RoundCloser over its repository', () => {
   });
 
   it('retries a round short of reports past its deadline: the waiting silos are late, attempt 2 opens', async () => {
-    const round = h.store.seedRound({ studyId: h.study.id, deadlineAt: new Date(Date.now() - 1000) }, [A!, B!, C!]);
-    h.store.seedParticipant(round.id, A!, { status: 'uploaded', updateHash: 'a'.repeat(64) });
+    const round = h.store.seedRound({ studyId: h.study.id, deadlineAt: new Date(Date.now() - 1000) }, [A, B, C]);
+    h.store.seedParticipant(round.id, A, { status: 'uploaded', updateHash: 'a'.repeat(64) });
     const aggregator = new FakeAggregator(aggregateOf('r'.repeat(64), []));
     await h.hub(aggregator).closeRound(round.id);
     expect(aggregator.calls).toBe(0);
@@ -212,9 +212,9 @@ describe('RoundCloser over its repository', () => {
 
   it('fails the study when the last retry is short too, and seals it with a checkpoint', async () => {
     const round = h.store.seedRound({ studyId: h.study.id, attempt: 2, deadlineAt: new Date(Date.now() - 1000) }, [
-      A!,
-      B!,
-      C!,
+      A,
+      B,
+      C,
     ]);
     await h.hub(new FakeAggregator(aggregateOf('r'.repeat(64), []))).closeRound(round.id);
     expect(h.store.rounds.map((r) => r.status)).toEqual(['failed']);
@@ -225,10 +225,10 @@ describe('RoundCloser over its repository', () => {
 
   it('holds the next round back while the study is paused', async () => {
     const paused = harness();
-    const study = paused.store.seedStudy({ plan: h.study.plan, participants: [A!, B!, C!], pausedAt: new Date() });
-    const r = paused.store.seedRound({ studyId: study.id }, [A!, B!, C!]);
-    for (const siloId of [A!, B!, C!]) paused.store.seedParticipant(r.id, siloId, { status: 'uploaded' });
-    await paused.hub(new FakeAggregator(aggregateOf('r'.repeat(64), [A!, B!, C!]))).closeRound(r.id);
+    const study = paused.store.seedStudy({ plan: h.study.plan, participants: [A, B, C], pausedAt: new Date() });
+    const r = paused.store.seedRound({ studyId: study.id }, [A, B, C]);
+    for (const siloId of [A, B, C]) paused.store.seedParticipant(r.id, siloId, { status: 'uploaded' });
+    await paused.hub(new FakeAggregator(aggregateOf('r'.repeat(64), [A, B, C]))).closeRound(r.id);
     expect(paused.store.rounds.filter((x) => x.studyId === study.id).map((x) => x.status)).toEqual(['closed']);
     expect(paused.store.studies.find((s) => s.id === study.id)!.pausedNextRound).toMatchObject({ number: 2 });
     expect(paused.actions()).toEqual(['round.closed', 'study.round.held']);
@@ -238,10 +238,10 @@ describe('RoundCloser over its repository', () => {
     const embedded = harness({ databaseUrl: undefined });
     const round = reportedRound(embedded);
     const release = gate();
-    const dead = new FakeAggregator(aggregateOf('1'.repeat(64), [A!, B!, C!]), release.wait);
+    const dead = new FakeAggregator(aggregateOf('1'.repeat(64), [A, B, C]), release.wait);
     void embedded.hub(dead).closeRound(round.id);
     await dead.started.wait;
-    const restarted = embedded.hub(new FakeAggregator(aggregateOf('2'.repeat(64), [A!, B!, C!])));
+    const restarted = embedded.hub(new FakeAggregator(aggregateOf('2'.repeat(64), [A, B, C])));
     expect(await restarted.dueRounds(new Date())).toEqual([]);
     await restarted.onModuleInit();
     expect(await restarted.dueRounds(new Date())).toEqual([round.id]);

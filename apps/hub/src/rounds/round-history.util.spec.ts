@@ -107,7 +107,8 @@ describe('round history', () => {
       },
     });
     expect(siloRoundCell(r, A.id)).toEqual({ siloId: A.id, status: 'trained', reason: null });
-    expect(siloRoundCell(r, B.id)).toMatchObject({ status: 'excluded', reason: expect.stringContaining('norm') });
+    expect(siloRoundCell(r, B.id)).toMatchObject({ status: 'excluded' });
+    expect(siloRoundCell(r, B.id).reason).toContain('norm');
   });
 
   it('calls a silo still waiting in an ended attempt dropped, with the round’s end', () => {

@@ -27,7 +27,7 @@ function harness(refused: string[] = []) {
     ledger,
     {} as SecAggSessionsService,
   );
-  const study = store.seedStudy({ plan: heartDiseasePlan([A!, B!, C!]), participants: [A!, B!, C!] });
+  const study = store.seedStudy({ plan: heartDiseasePlan([A, B, C]), participants: [A, B, C] });
   return { store, opener, study, charged };
 }
 
@@ -67,7 +67,7 @@ describe('RoundOpener over its repository', { timeout: 30_000 }, () => {
   });
 
   it('does not ask an evaluation of a silo whose approved plan it would break', async () => {
-    const h = harness([B!]);
+    const h = harness([B]);
     await h.store.inTransaction((tx) => h.opener.open(tx.open, h.study, { ...attempt, kind: 'evaluate' }));
     expect(h.store.participants.map((p) => p.siloId)).toEqual([A, C]);
     expect(h.charged.map((c) => c.silos)).toEqual([[A, C]]);

@@ -48,7 +48,7 @@ export class RoundViewsRepository {
 
   /** The tasks waiting for this silo: its waiting rows of open rounds of running studies, oldest round first. */
   async pendingTasks(siloId: string): Promise<PendingTaskRow[]> {
-    return (await this.db.query(
+    return await this.db.query<PendingTaskRow[]>(
       `SELECT r.study_id, r.number, r.attempt, r.kind, r.model_hash, r.deadline_at, s.plan_version, s.plan_hash,
               CASE WHEN r.kind = 'train' THEN s.control_variate_hash END AS control_variate_hash
          FROM round_participants p
@@ -57,7 +57,7 @@ export class RoundViewsRepository {
         WHERE p.silo_id = $1 AND p.status = 'waiting' AND r.status = 'open' AND s.status = 'running'
         ORDER BY r.opened_at`,
       [siloId],
-    )) as PendingTaskRow[];
+    );
   }
 
   /**
@@ -65,7 +65,7 @@ export class RoundViewsRepository {
    * control variate of a study it takes part in.
    */
   async publishedTo(siloId: string, hash: string): Promise<boolean> {
-    const [row] = (await this.db.query(
+    const [row] = await this.db.query<unknown[]>(
       `SELECT 1 FROM rounds r JOIN round_participants p ON p.round_id = r.id
         WHERE p.silo_id = $1 AND r.model_hash = $2
        UNION ALL
@@ -73,7 +73,7 @@ export class RoundViewsRepository {
         WHERE p.silo_id = $1 AND s.control_variate_hash = $2
        LIMIT 1`,
       [siloId, hash],
-    )) as unknown[];
+    );
     return row !== undefined;
   }
 
@@ -94,7 +94,7 @@ export class RoundViewsRepository {
 
   /** The hashes of every blob a row names (REFERENCED_BLOBS). */
   async referencedBlobs(): Promise<Set<string>> {
-    const rows = (await this.db.query(REFERENCED_BLOBS)) as { hash: string }[];
+    const rows = await this.db.query<{ hash: string }[]>(REFERENCED_BLOBS);
     return new Set(rows.map((r) => r.hash.trim()));
   }
 }

@@ -134,7 +134,7 @@ export class RoundsRepository {
 
   /** Open rounds past their deadline (by `now`) or with no participant waiting, and lapsed claims; oldest first. */
   async dueRounds(now: Date): Promise<string[]> {
-    const rows = (await this.db.query(
+    const rows = await this.db.query<{ id: string }[]>(
       `SELECT r.id FROM rounds r
         WHERE (r.status = 'open'
                AND (r.deadline_at <= $1
@@ -142,7 +142,7 @@ export class RoundsRepository {
            OR (r.status = 'closing' AND r.close_claim_expires_at <= now())
         ORDER BY r.opened_at`,
       [now],
-    )) as { id: string }[];
+    );
     return rows.map((r) => r.id);
   }
 
@@ -191,14 +191,16 @@ export class RoundsRepository {
 
   /** The silo's accepted updates for this round number, every attempt, oldest first. */
   async acceptedUploads(siloId: string, studyId: string, roundNumber: number): Promise<AcceptedUpload[]> {
-    const rows = (await this.db.query(
+    const rows = await this.db.query<
+      { number: number; attempt: number; update_hash: string; reported_at: Date | string | null }[]
+    >(
       `SELECT r.number, r.attempt, p.update_hash, p.reported_at
          FROM round_participants p JOIN rounds r ON r.id = p.round_id
         WHERE r.study_id = $1 AND r.number = $2 AND p.silo_id = $3
           AND p.status = 'uploaded' AND p.update_hash IS NOT NULL
         ORDER BY r.attempt`,
       [studyId, roundNumber, siloId],
-    )) as { number: number; attempt: number; update_hash: string; reported_at: Date | string | null }[];
+    );
     return rows.map((r) => ({
       round: r.number,
       attempt: r.attempt,

@@ -59,7 +59,7 @@ export function updateFrame(
 /** A filesystem blob store in a temporary directory, and the round's updates stored in it as the receiver would. */
 export async function storeUpdates(
   updates: readonly Float32Array[],
-): Promise<{ blobs: FilesystemBlobStore; stored: StoredUpdate[]; dispose(): void }> {
+): Promise<{ blobs: FilesystemBlobStore; stored: StoredUpdate[]; dispose: () => void }> {
   const root = mkdtempSync(join(tmpdir(), 'tessera-round-'));
   const blobs = new FilesystemBlobStore(root);
   const stored: StoredUpdate[] = [];
