@@ -224,7 +224,7 @@ class FakeTransaction implements SecAggStore, SecAggOpening {
   }
 
   identityCertificates(siloIds: readonly string[]): Promise<Map<string, string>> {
-    if (siloIds.length === 0) return Promise.resolve(new Map());
+    if (siloIds.length === 0) return Promise.resolve(new Map<string, string>());
     const certs = this.db.certificates
       .filter((c) => siloIds.includes(c.siloId) && c.status === 'active')
       .sort((a, b) => a.notBefore.getTime() - b.notBefore.getTime());

@@ -44,7 +44,7 @@ export class SecAggMessagesService {
 
   /** Stores a silo's key advertisement; it is checked (signature included) when the stage closes. */
   async advertise(roundId: string, siloId: string, body: unknown, now = new Date()): Promise<SecAggReceipt> {
-    return this.accept(roundId, siloId, 'advertise', now, body, async (_tx, session) => {
+    return this.accept(roundId, siloId, 'advertise', now, body, (_tx, session) => {
       assertParticipant(session, siloId);
       if (!isObject(body) || body.participantId !== siloId) {
         throw new HubException(HubErrorCode.UPDATE_MALFORMED, 'An advertisement names its sender as participantId.');
@@ -57,7 +57,7 @@ export class SecAggMessagesService {
 
   /** Checks and stores a silo's share message (its shares stay encrypted to their recipients). */
   async share(roundId: string, siloId: string, body: unknown, now = new Date()): Promise<SecAggReceipt> {
-    return this.accept(roundId, siloId, 'share', now, body, async (_tx, session) => {
+    return this.accept(roundId, siloId, 'share', now, body, (_tx, session) => {
       const checked = checkShareMessage(session.config, session.advertised ?? [], body);
       if (!checked.ok || checked.value.participantId !== siloId) return refusal(checked, siloId, 'share');
       return { body: { ...checked.value }, details: { recipients: checked.value.shares.length } };
@@ -109,7 +109,7 @@ export class SecAggMessagesService {
 
   /** Checks and stores a survivor's unmasking response (only the shares the plan asks of it). */
   async answerUnmasking(roundId: string, siloId: string, body: unknown, now = new Date()): Promise<SecAggReceipt> {
-    return this.accept(roundId, siloId, 'unmask', now, body, async (_tx, session) => {
+    return this.accept(roundId, siloId, 'unmask', now, body, (_tx, session) => {
       const plan = session.unmaskingPlan;
       if (!plan) throw new HubException(HubErrorCode.CONFLICT, 'The upload stage has not closed.');
       const checked = checkUnmaskingResponse(plan, body);
@@ -132,7 +132,8 @@ export class SecAggMessagesService {
     now: Date,
     /** The message as received (for a masked input, its header): compared with a stored one on a re-send. */
     raw: unknown,
-    check: (tx: SecAggStore, session: SecAggSessionEntity) => Promise<Accepted | Refused>,
+    /** May throw rather than reject: it is awaited inside the try below either way. */
+    check: (tx: SecAggStore, session: SecAggSessionEntity) => Accepted | Refused | Promise<Accepted | Refused>,
   ): Promise<SecAggReceipt> {
     await this.stages.advance(roundId, now);
     const outcome = await this.repository.inTransaction(async (tx): Promise<SecAggReceipt | Refused> => {

@@ -119,13 +119,13 @@ export async function secaggHarness(count = 4) {
   const store = new InMemorySecAgg();
   const written: Recorded[] = [];
   let auditFails: ((event: AuditEvent) => boolean) | undefined;
-  const audit = {
+  const audit: AuditTrail = {
     record: (event: AuditEvent) => {
       if (auditFails?.(event)) return Promise.reject(new Error(`audit refused ${event.action}`));
       written.push({ event, tx: store.openTransaction() });
       return Promise.resolve();
     },
-  } as unknown as AuditTrail;
+  };
   const repository = store as unknown as SecAggRepository;
   const stages = new SecAggStageMachine(repository, audit);
   const messages = new SecAggMessagesService(repository, stages, audit);

@@ -144,7 +144,8 @@ describe.each(DATABASE_KINDS)('secure-aggregation sessions on the %s database', 
   it('runs advertise → share → (hub restart) → upload → unmask, excluding a bad signature and a dropout', async () => {
     const [ash, birch, cedar, dogwood, elm] = silos as [TestSilo, TestSilo, TestSilo, TestSilo, TestSilo];
     const view = (await ash.call('GET', SECAGG_API.session(study.id, 1))).body as SecAggSessionView;
-    expect(view).toMatchObject({ stage: 'advertise', configHash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(view.stage).toBe('advertise');
+    expect(view.configHash).toMatch(/^[0-9a-f]{64}$/);
     expect(view.config).toEqual(config);
 
     // Stage 0. Elm signs its keys with a key the hub never certified.
@@ -191,35 +192,35 @@ describe.each(DATABASE_KINDS)('secure-aggregation sessions on the %s database', 
     // Once all four verified participants shared, the stage is closed: a late message is refused as out of stage.
     expect((await elm.call('POST', SECAGG_API.shares(study.id, 1), elmMessage)).status).toBe(409);
     // A participant restarted after sending its shares sends them again: taken alike, though the stage has closed.
-    const ashShares = (await hub.app
+    const ashShares = await hub.app
       .get(DataSource)
-      .query(`SELECT body FROM secagg_messages WHERE round_id = $1 AND silo_id = $2 AND stage = 'share'`, [
-        roundId,
-        ash.id,
-      ])) as { body: object }[];
+      .query<{ body: object }[]>(
+        `SELECT body FROM secagg_messages WHERE round_id = $1 AND silo_id = $2 AND stage = 'share'`,
+        [roundId, ash.id],
+      );
     expect((await ash.call('POST', SECAGG_API.shares(study.id, 1), ashShares[0]!.body)).status).toBe(200);
 
     // The hub is killed between sharing and uploading: everything it needs is in the database.
     await hub.stop();
     hub = await startTestHub(kind, { dataDir: hub.dataDir, ...(server ? { databaseUrl: server.url } : {}) });
-    const [ash2, birch2, cedar2, dogwood2] = [ash, birch, cedar, dogwood].map((s) => s.on(hub)) as TestSilo[];
+    const [ash2, birch2, cedar2, dogwood2] = [ash.on(hub), birch.on(hub), cedar.on(hub), dogwood.on(hub)];
 
     // Stage 2: Dogwood drops after sharing; the others upload masked inputs.
     const masked = new Map<string, MaskedState>();
     const clippedSum = new Float64Array(VECTOR_LENGTH);
     for (const [i, silo] of [ash2, birch2, cedar2].entries()) {
-      const routed = (await silo!.call('GET', SECAGG_API.shares(study.id, 1))).body as SecAggSharesView;
+      const routed = (await silo.call('GET', SECAGG_API.shares(study.id, 1))).body as SecAggSharesView;
       if (!routed.ready) throw new Error('the share stage should have closed once all four shared');
       const update = updateOf(i);
       update.forEach((v, j) => (clippedSum[j] = clippedSum[j]! + v));
       const { vector: input } = quantise(update, config, cryptoRandom);
-      const { state, header, vector } = maskInput(shared.get(silo!.id)!, { shares: routed.shares, input });
-      masked.set(silo!.id, state);
+      const { state, header, vector } = maskInput(shared.get(silo.id)!, { shares: routed.shares, input });
+      masked.set(silo.id, state);
       const frame = encodeMaskedInputFrame({ ...header }, encodeMaskedVector(vector, config.modulusBits));
-      const res = await silo!.binary('POST', SECAGG_API.maskedInput(study.id, 1), frame);
-      expect([silo!.name, res.status]).toEqual([silo!.name, 200]);
+      const res = await silo.binary('POST', SECAGG_API.maskedInput(study.id, 1), frame);
+      expect([silo.name, res.status]).toEqual([silo.name, 200]);
     }
-    const waiting = (await ash2!.call('GET', SECAGG_API.unmasking(study.id, 1))).body as SecAggUnmaskingView;
+    const waiting = (await ash2.call('GET', SECAGG_API.unmasking(study.id, 1))).body as SecAggUnmaskingView;
     expect(waiting).toMatchObject({ ready: false, stage: 'upload' });
 
     // The upload stage's deadline passes (the tick at that time would do exactly this).
@@ -229,15 +230,15 @@ describe.each(DATABASE_KINDS)('secure-aggregation sessions on the %s database', 
 
     // Stage 3: the survivors reveal Ash's, Birch's and Cedar's seeds and Dogwood's mask key.
     for (const silo of [ash2, birch2, cedar2]) {
-      const asked = (await silo!.call('GET', SECAGG_API.unmasking(study.id, 1))).body as SecAggUnmaskingView;
-      if (!asked.ready || !asked.request) throw new Error(`${silo!.name} should be asked to unmask`);
-      expect(asked.request).toMatchObject({ dropped: [dogwood2!.id] });
-      const { response } = revealShares(masked.get(silo!.id)!, asked.request);
-      const res = await silo!.call('POST', SECAGG_API.unmasking(study.id, 1), response);
+      const asked = (await silo.call('GET', SECAGG_API.unmasking(study.id, 1))).body as SecAggUnmaskingView;
+      if (!asked.ready || !asked.request) throw new Error(`${silo.name} should be asked to unmask`);
+      expect(asked.request).toMatchObject({ dropped: [dogwood2.id] });
+      const { response } = revealShares(masked.get(silo.id)!, asked.request);
+      const res = await silo.call('POST', SECAGG_API.unmasking(study.id, 1), response);
       // Once t shares of every secret are in the session is complete; a later answer is still taken (not needed).
       expect(res.status).toBe(200);
     }
-    const dropped = (await dogwood2!.call('GET', SECAGG_API.unmasking(study.id, 1))).body as SecAggUnmaskingView;
+    const dropped = (await dogwood2.call('GET', SECAGG_API.unmasking(study.id, 1))).body as SecAggUnmaskingView;
     expect(dropped).toEqual({ ready: true, request: null });
 
     const result = await service.unmask(roundId);
@@ -249,16 +250,17 @@ describe.each(DATABASE_KINDS)('secure-aggregation sessions on the %s database', 
 
     // No individual masked vector is stored: the upload messages hold headers only, the session one running sum.
     const db = hub.app.get(DataSource);
-    const uploads = (await db.query(`SELECT body FROM secagg_messages WHERE round_id = $1 AND stage = 'upload'`, [
-      roundId,
-    ])) as { body: Record<string, unknown> }[];
+    const uploads = await db.query<{ body: Record<string, unknown> }[]>(
+      `SELECT body FROM secagg_messages WHERE round_id = $1 AND stage = 'upload'`,
+      [roundId],
+    );
     expect(uploads).toHaveLength(3);
     for (const u of uploads)
       expect(Object.keys(u.body).sort()).toEqual(['configHash', 'maskPartners', 'participantId']);
-    const [row] = (await db.query(
+    const [row] = await db.query<{ bytes: number; contributors: string[]; stage: string }[]>(
       `SELECT octet_length(masked_sum) AS bytes, contributors, stage FROM secagg_sessions WHERE round_id = $1`,
       [roundId],
-    )) as { bytes: number; contributors: string[]; stage: string }[];
+    );
     expect(row).toMatchObject({ bytes: VECTOR_LENGTH * 4, stage: 'complete' });
     expect(row!.contributors.sort()).toEqual([ash.id, birch.id, cedar.id].sort());
   }, 180_000);
@@ -319,9 +321,9 @@ describe.each(DATABASE_KINDS)('secure-aggregation sessions on the %s database', 
     expect(late.status).toBe(409);
     const audited = (await api(hub, 'GET', `/api/audit/events?action=secagg.session.failed`, { headers: admin }))
       .body as AuditEventPageView;
-    expect(audited.events.map((e) => e.details)).toEqual([
-      expect.objectContaining({ stage: 'advertise', failure: expect.stringMatching(/^TOO_FEW_SURVIVORS/) }),
-    ]);
+    expect(audited.events).toHaveLength(1);
+    expect(audited.events[0]!.details).toMatchObject({ stage: 'advertise' });
+    expect(audited.events[0]!.details.failure).toMatch(/^TOO_FEW_SURVIVORS/);
     await expect(service.unmask(second.roundId)).rejects.toThrow(/failed, not complete/);
   });
 });

@@ -116,6 +116,7 @@ describe('SecAggSessionsService (against in-memory secure-aggregation tables wit
     await uploadAll(h, [a, b, c], shareUntil);
     expect(await h.sessions.unmaskingRequest(h.roundId, d.id, shareUntil)).toEqual({ ready: true, request: null });
     const asked = await h.sessions.unmaskingRequest(h.roundId, a.id, shareUntil);
-    expect(asked).toMatchObject({ ready: true, request: { survivors: expect.arrayContaining([a.id, b.id, c.id]) } });
+    expect(asked.ready).toBe(true);
+    expect(asked.ready && asked.request?.survivors).toEqual(expect.arrayContaining([a.id, b.id, c.id]));
   });
 });
