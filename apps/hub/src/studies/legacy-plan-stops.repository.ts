@@ -37,14 +37,14 @@ export interface LegacyPlanStopsUnitOfWork {
 function unitOfWork(tx: EntityManager): LegacyPlanStopsUnitOfWork {
   return {
     claimUnaudited: async () => {
-      const rows = (await tx.query(
+      const rows = await tx.query<RawStop[]>(
         `SELECT l."study_id", l."previous_status", l."reason", l."abandoned_rounds", l."stopped_at",
                 s."plan_version", s."plan_hash"
            FROM "legacy_plan_stops" l JOIN "studies" s ON s."id" = l."study_id"
           WHERE l."audited_at" IS NULL
           ORDER BY l."stopped_at", l."study_id"
           FOR UPDATE OF l SKIP LOCKED`,
-      )) as RawStop[];
+      );
       return rows.map((r) => ({
         studyId: r.study_id,
         previousStatus: r.previous_status,

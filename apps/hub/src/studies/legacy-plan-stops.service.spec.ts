@@ -10,7 +10,7 @@ function harness() {
   const store = new InMemoryStudies();
   const written: { event: AuditEvent; tx: number | undefined }[] = [];
   let failOnce = false;
-  const audit = {
+  const audit: AuditTrail = {
     // Asynchronous like the real chain (it takes the chain's lock), so two boots interleave.
     record: async (event: AuditEvent) => {
       await new Promise((resolve) => setTimeout(resolve, 1));
@@ -20,7 +20,7 @@ function harness() {
         throw new Error('audit chain unavailable');
       }
     },
-  } as unknown as AuditTrail;
+  };
   const records = () => written.filter((r) => r.tx === undefined || store.didCommit(r.tx));
   let checkpoints = 0;
   const checkpointer = {

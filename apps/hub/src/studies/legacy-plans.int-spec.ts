@@ -72,7 +72,7 @@ function legacyPlanOf(silos: string[], privacy: PrivacyPlan): Record<string, unk
 /** The previous release's plan hash: SHA-256 of the canonical { studyId, version, plan }. */
 function legacyHash(studyId: string, plan: unknown): string {
   return createHash('sha256')
-    .update(canonicalJson({ studyId, version: 1, plan } as Parameters<typeof canonicalJson>[0]), 'utf8')
+    .update(canonicalJson({ studyId, version: 1, plan }), 'utf8')
     .digest('hex');
 }
 
@@ -112,12 +112,12 @@ describe.each(DATABASE_KINDS)('studies whose stored plan predates the plan forma
   let storedBefore: { id: string; plan: string; plan_hash: string; versions: string }[];
 
   async function stored(db: DataSource): Promise<typeof storedBefore> {
-    return (await db.query(
+    return await db.query<typeof storedBefore>(
       `SELECT s.id, s.plan::text AS plan, s.plan_hash,
               (SELECT string_agg(v.plan_hash || v.plan::text, '|' ORDER BY v.version)
                  FROM study_plan_versions v WHERE v.study_id = s.id) AS versions
          FROM studies s ORDER BY s.id`,
-    )) as typeof storedBefore;
+    );
   }
 
   // Chosen up front: the previous release's audit records of these studies are written before their rows.
@@ -176,11 +176,11 @@ describe.each(DATABASE_KINDS)('studies whose stored plan predates the plan forma
     }
     if (participants.length) {
       // Running: round 1 open, both silos waiting. Completed: a closed round with the old exact metrics.
-      const [round] = (await db.query(
+      const [round] = await db.query<{ id: string }[]>(
         `INSERT INTO rounds (study_id, number, attempt, kind, status, model_hash, deadline_at, closed_at)
          VALUES ($1, 1, 1, 'train', $2, $3, now() + interval '1 hour', $4) RETURNING id`,
         [id, status === 'running' ? 'open' : 'closed', 'a'.repeat(64), status === 'running' ? null : new Date()],
-      )) as { id: string }[];
+      );
       for (const [i, s] of silos.entries()) {
         await db.query(
           `INSERT INTO round_participants (round_id, silo_id, status, num_examples, train_loss, evaluation)
@@ -244,7 +244,7 @@ describe.each(DATABASE_KINDS)('studies whose stored plan predates the plan forma
       // Undo this migration and any later one (they are applied again at the next boot).
       const previous = MIGRATIONS[MIGRATIONS.indexOf(LegacyStudyPlans1763800700000) - 1]!.name;
       for (let undone = 0; ; undone++) {
-        const [last] = (await db.query(`SELECT name FROM migrations ORDER BY id DESC LIMIT 1`)) as { name: string }[];
+        const [last] = await db.query<{ name: string }[]>(`SELECT name FROM migrations ORDER BY id DESC LIMIT 1`);
         if (last!.name === previous) break;
         expect(undone).toBeLessThan(MIGRATIONS.length);
         await db.undoLastMigration({ transaction: 'each' });
@@ -289,14 +289,17 @@ describe.each(DATABASE_KINDS)('studies whose stored plan predates the plan forma
     try {
       await withDatabase(kind, dataDir, server?.url, async (db) => {
         expect(await stored(db)).toEqual(storedBefore);
-        const rounds = (await db.query(`SELECT status, close_reason FROM rounds WHERE study_id = $1`, [
-          study('running').id,
-        ])) as { status: string; close_reason: string }[];
+        const rounds = await db.query<{ status: string; close_reason: string }[]>(
+          `SELECT status, close_reason FROM rounds WHERE study_id = $1`,
+          [study('running').id],
+        );
         expect(rounds).toEqual([{ status: 'abandoned', close_reason: 'study stopped: plan of an earlier format' }]);
-        const stops = (await db.query(
+        const stops = await db.query<
+          { study_id: string; previous_status: string; abandoned_rounds: number; audited: boolean }[]
+        >(
           `SELECT study_id, previous_status, abandoned_rounds, audited_at IS NOT NULL AS audited
              FROM legacy_plan_stops ORDER BY previous_status`,
-        )) as { study_id: string; previous_status: string; abandoned_rounds: number; audited: boolean }[];
+        );
         expect(stops).toEqual([
           { study_id: study('draft').id, previous_status: 'draft', abandoned_rounds: 0, audited: true },
           {
@@ -339,7 +342,7 @@ describe.each(DATABASE_KINDS)('studies whose stored plan predates the plan forma
           planHash: study(status).hash,
         },
       });
-      expect(String(page.events[0]!.details.reason)).toContain('predates the current plan format');
+      expect(page.events[0]!.details.reason).toContain('predates the current plan format');
     }
     const verify = await api(hub, 'GET', '/api/audit/verify', { headers: admin });
     expect(verify).toMatchObject({ status: 200, body: { ok: true } });

@@ -177,7 +177,7 @@ export class StudiesRepository {
    */
   async progress(studyIds: readonly string[]): Promise<Map<string, StudyProgressRow>> {
     if (studyIds.length === 0) return new Map();
-    const rows = (await this.db.query(
+    const rows = await this.db.query<StudyProgressRow[]>(
       `SELECT s.id::text AS "studyId",
               t.round AS "round",
               e.status AS "finalEvaluation",
@@ -203,7 +203,7 @@ export class StudiesRepository {
             ORDER BY r.number DESC, r.attempt DESC LIMIT 1
          ) a ON true`,
       [studyIds],
-    )) as StudyProgressRow[];
+    );
     return new Map(rows.map((r) => [r.studyId, r]));
   }
 }

@@ -28,12 +28,12 @@ function harness() {
   const written: { event: AuditEvent; tx: number | undefined }[] = [];
   /** A spec may hold a record's transaction open at a given action (the record is then written). */
   const holds = new Map<string, Promise<void>>();
-  const audit = {
+  const audit: AuditTrail = {
     record: async (event: AuditEvent) => {
       written.push({ event, tx: store.openTransaction() });
       await holds.get(event.action);
     },
-  } as unknown as AuditTrail;
+  };
   // A record joins its transaction (AmbientTransactions): one written in a transaction that rolled back is gone.
   const records = () => written.filter((r) => r.tx === undefined || store.didCommit(r.tx));
   const engine: { call: string; studyId: string; tx: number; participants?: string[] }[] = [];

@@ -13,12 +13,12 @@ function harness() {
   const store = new InMemoryStudies();
   const written: { event: AuditEvent; tx: number | undefined }[] = [];
   let failOn: string | null = null;
-  const audit = {
+  const audit: AuditTrail = {
     record: (event: AuditEvent) => {
       written.push({ event, tx: store.openTransaction() });
       return event.action === failOn ? Promise.reject(new Error('audit chain unavailable')) : Promise.resolve();
     },
-  } as unknown as AuditTrail;
+  };
   const records = () => written.filter((r) => r.tx === undefined || store.didCommit(r.tx));
   const service = new StudyDraftsService(store.drafts as unknown as StudyDraftsRepository, audit);
   const study = (status: 'draft' | 'running', archivedAt: Date | null = null) =>
