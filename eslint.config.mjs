@@ -135,12 +135,13 @@ export default tseslint.config(
     // that never await, values of type `any` flowing on, and assertions that `noUncheckedIndexedAccess` (on in every
     // project) makes unnecessary. It reads the two programs `npm run typecheck` builds: the console's (DOM types,
     // listed first so its files get them) and tsconfig.spec.json (everything else, specs included).
-    // Covered: every library (specs and test utilities included), the agent, the console, the TypeScript of bench/ and
-    // tools/. Still to come, once its restructuring lands: apps/hub/src (add it to `files`).
+    // Covered: every library (specs and test utilities included), the hub, the agent, the console, the TypeScript of
+    // bench/ and tools/.
     // JavaScript (.mjs) is not in either program, so it stays on the untyped rules. `project` rather than
     // `projectService`: the service would open each library's own tsconfig.json, which leaves the specs out.
     files: [
       'libs/*/src/**/*.ts',
+      'apps/hub/src/**/*.ts',
       'apps/agent/src/**/*.ts',
       'apps/console/src/**/*.ts',
       'apps/console/src/**/*.tsx',
