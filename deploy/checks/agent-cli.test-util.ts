@@ -13,3 +13,16 @@ export function agentCliText(repo: string): string {
     .map((f) => join(commands, f));
   return [join(repo, 'apps/agent/src/cli.ts'), ...modules].map((f) => readFileSync(f, 'utf8')).join('\n');
 }
+
+/**
+ * The text of the hub's configuration table: `config.schema.ts` and the groups it spreads in
+ * (`*-config.schema.ts`), where every variable is declared as `name: 'TESSERA_…'`.
+ */
+export function hubConfigText(repo: string): string {
+  const dir = join(repo, 'apps/hub/src/config');
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('config.schema.ts'))
+    .sort()
+    .map((f) => readFileSync(join(dir, f), 'utf8'))
+    .join('\n');
+}

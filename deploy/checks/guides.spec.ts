@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { agentCliText } from './agent-cli.test-util';
+import { agentCliText, hubConfigText } from './agent-cli.test-util';
 import { envOf, parseDockerfile, stagesOf } from './dockerfile-rules.test-util';
 import { commandsInMarkdown, parseDockerRun, shellWords } from './shell-commands.test-util';
 
@@ -32,7 +32,7 @@ const agentStage = stagesOf(parseDockerfile(read('deploy/agent.Dockerfile'))).at
 /** Every variable something in the repository reads or sets for a deployment. */
 const knownVariables = new Set(
   [
-    read('apps/hub/src/config/config.schema.ts'),
+    hubConfigText(REPO),
     agentCli,
     entrypoint,
     read('apps/hub/src/deploy/compose-init.ts'),

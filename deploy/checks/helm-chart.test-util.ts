@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { expect } from 'vitest';
-import { agentCliText } from './agent-cli.test-util';
+import { agentCliText, hubConfigText } from './agent-cli.test-util';
 import { envOf, parseDockerfile, stagesOf } from './dockerfile-rules.test-util';
 import { ChartRenderer, renderChart } from './go-template.test-util';
 import { kindValidators } from './k8s-schemas.test-util';
@@ -131,9 +131,7 @@ export const envValue = (c: Container, name: string) => c.env?.find((e) => e.nam
 const selects = (selector: Record<string, string>, labels: Record<string, string>) =>
   Object.entries(selector).every(([k, v]) => labels[k] === v);
 
-export const hubConfigNames = [
-  ...readFileSync(join(REPO, 'apps/hub/src/config/config.schema.ts'), 'utf8').matchAll(/name: '([A-Z0-9_]+)'/g),
-].map((m) => m[1]!);
+export const hubConfigNames = [...hubConfigText(REPO).matchAll(/name: '([A-Z0-9_]+)'/g)].map((m) => m[1]!);
 /** Read by the AWS SDK's credential chain inside the hub (docs/operator-guide.md, "Deploying with S3"). */
 export const AWS_SDK_NAMES = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'];
 const entrypoint = readFileSync(join(REPO, 'deploy/agent-entrypoint.sh'), 'utf8');
