@@ -44,6 +44,18 @@ export const PersonalizationMetrics = z
   .strict();
 export type PersonalizationMetrics = z.infer<typeof PersonalizationMetrics>;
 
+/** A noisy histogram's bins: 2 to 20 integer counts (noise can make them negative), bounded so sums stay exact. */
+const noisyBinCounts = z
+  .array(
+    z
+      .number()
+      .int()
+      .min(-(2 ** 40))
+      .max(2 ** 40),
+  )
+  .min(2)
+  .max(20);
+
 /**
  * A differentially private evaluation (plan release.evaluation 'noisy'): for each true label, the histogram of the
  * model's predicted probability over the silo's test records in B equal bins of [0, 1] (bin b holds scores in
@@ -54,26 +66,8 @@ export const NoisyEvaluation = z
   .object({
     kind: z.literal('noisy-histogram'),
     noiseStddev: z.number().positive(),
-    negatives: z
-      .array(
-        z
-          .number()
-          .int()
-          .min(-(2 ** 40))
-          .max(2 ** 40),
-      )
-      .min(2)
-      .max(20),
-    positives: z
-      .array(
-        z
-          .number()
-          .int()
-          .min(-(2 ** 40))
-          .max(2 ** 40),
-      )
-      .min(2)
-      .max(20),
+    negatives: noisyBinCounts,
+    positives: noisyBinCounts,
   })
   .strict()
   .refine((e) => e.negatives.length === e.positives.length, 'negatives and positives need the same number of bins');
