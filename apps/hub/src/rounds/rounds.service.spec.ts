@@ -152,3 +152,115 @@ describe('RoundsService: what silos report, over its repository', { timeout: 30_
     expect(h.store.participants.find((p) => p.siloId === h.a.siloId)!.status).toBe('evaluated');
   });
 });
+
+describe('RoundsService: the long poll for tasks', { timeout: 30_000 }, () => {
+  /** A service whose tick closes `due` rounds, over a task list the test sets. */
+  function poller() {
+    let tasks: { study_id: string }[] = [];
+    const due: string[] = [];
+    const closed: string[] = [];
+    const views = {
+      pendingTasks: () =>
+        Promise.resolve(
+          tasks.map((t) => ({
+            ...t,
+            plan_version: 1,
+            plan_hash: 'a'.repeat(64),
+            kind: 'train',
+            number: 2,
+            attempt: 1,
+            model_hash: 'b'.repeat(64),
+            deadline_at: new Date(Date.now() + 60_000),
+            control_variate_hash: null,
+          })),
+        ),
+    } as unknown as RoundViewsRepository;
+    const closer = {
+      dueRounds: () => Promise.resolve(due.splice(0)),
+      closeRound: (id: string) => Promise.resolve(void closed.push(id)),
+    } as unknown as RoundCloser;
+    const cache = { read: <T>(_key: string, load: () => Promise<T>) => load() } as unknown as ReadCache;
+    const service = new RoundsService(
+      {} as RoundsRepository,
+      views,
+      {} as BlobStore,
+      {} as AuditTrail,
+      {} as AuditCheckpointService,
+      {} as PrivacyLedgerService,
+      {} as UpdateAcceptanceService,
+      {} as RoundOpener,
+      closer,
+      cache,
+    );
+    service.onModuleInit();
+    return {
+      service,
+      closed,
+      setTasks: (studyIds: string[]) => (tasks = studyIds.map((study_id) => ({ study_id }))),
+      closeOnNextCheck: (id: string) => due.push(id),
+    };
+  }
+
+  it('answers an empty list as soon as a round closes (the study may have ended), not at the end of the wait', async () => {
+    const p = poller();
+    try {
+      const started = Date.now();
+      const answer = p.service.tasksFor('silo-1', 20_000);
+      // The last round of the study closes and opens nothing: the silo has no task, but its study ended.
+      p.closeOnNextCheck('round-11');
+      p.service.wake('check');
+      expect(await answer).toEqual([]);
+      expect(p.closed).toEqual(['round-11']);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      p.service.onModuleDestroy();
+    }
+  });
+
+  it('answers at once when a round closed after the silo last read its studies, and waits once it read them again', async () => {
+    const p = poller();
+    try {
+      // The agent reads its studies (the study still running), then reports; the report's check closes the last
+      // round and ends the study before the agent's long poll arrives: nothing wakes that poll, so it answers now.
+      p.service.studiesRead('silo-1');
+      p.closeOnNextCheck('round-11');
+      p.service.wake('check');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(p.closed).toEqual(['round-11']);
+      const started = Date.now();
+      expect(await p.service.tasksFor('silo-1', 20_000)).toEqual([]);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      // Once it has read its studies again, the same poll waits (here to its end), and so does another silo's
+      // that never read its studies since it started (nothing to say it missed a change).
+      await new Promise((r) => setTimeout(r, 5));
+      p.service.studiesRead('silo-1');
+      const again = Date.now();
+      expect(await p.service.tasksFor('silo-1', 600)).toEqual([]);
+      expect(Date.now() - again).toBeGreaterThanOrEqual(550);
+      const other = Date.now();
+      expect(await p.service.tasksFor('silo-2', 600)).toEqual([]);
+      expect(Date.now() - other).toBeGreaterThanOrEqual(550);
+    } finally {
+      p.service.onModuleDestroy();
+    }
+  });
+
+  it('keeps waiting through checks that change nothing, and answers with the task once one is issued', async () => {
+    const p = poller();
+    try {
+      const answer = p.service.tasksFor('silo-1', 20_000);
+      let settled = false;
+      void answer.then(() => (settled = true));
+      // Checks that close nothing (the hub's periodic tick, another silo's upload) do not end the wait.
+      p.service.wake('check');
+      await new Promise((r) => setTimeout(r, 1_200));
+      expect(settled).toBe(false);
+      p.setTasks(['study-1']);
+      p.closeOnNextCheck('round-1');
+      p.service.wake('check');
+      expect((await answer).map((t) => [t.studyId, t.round])).toEqual([['study-1', 2]]);
+    } finally {
+      p.service.onModuleDestroy();
+    }
+  });
+});

@@ -44,8 +44,12 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
   private wakeRequested = false;
   /** A check is to end the long polls' waits when it is done (see wake). */
   private tasksChangedOnTick = false;
-  /** Long polls between two reads of their tasks. */
-  private readonly taskWaiters = new Set<() => void>();
+  /** Long polls between two reads of their tasks; called with true when tasks changed (tasksChanged). */
+  private readonly taskWaiters = new Set<(changed: boolean) => void>();
+  /** When this hub last changed what silos are asked to do (tasksChanged), by its clock. */
+  private tasksChangedAt = 0;
+  /** When each silo last began to read its studies here (studiesRead): an older read may have missed a change. */
+  private readonly studiesReadAt = new Map<string, number>();
 
   constructor(
     private readonly repository: RoundsRepository,
@@ -97,11 +101,15 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       });
   }
 
-  /** Ends the wait of every long poll now, so it reads its tasks again (a round opened, a study started). */
+  /**
+   * Ends the wait of every long poll now (a round closed and the next opened, a study started or ended): each reads
+   * its tasks again and answers, even with none, so an agent learns at once that its study ended.
+   */
   private tasksChanged(): void {
+    this.tasksChangedAt = Date.now();
     const waiting = [...this.taskWaiters];
     this.taskWaiters.clear();
-    for (const wakeUp of waiting) wakeUp();
+    for (const wakeUp of waiting) wakeUp(true);
   }
 
   /**
@@ -121,24 +129,40 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
     return this.opener.abandonOpenRounds(tx, studyId);
   }
 
-  /** Long poll: the tasks waiting for this silo, returned as soon as there is one or after `waitMs`. */
+  /**
+   * Long poll: the tasks waiting for this silo, returned as soon as there is one, as soon as this hub changed what
+   * silos are asked to do (a round closed, a study started or ended: answered even when empty, so the agent reads
+   * its studies again), or after `waitMs`.
+   */
   async tasksFor(siloId: string, waitMs: number): Promise<SiloTask[]> {
     const until = Date.now() + waitMs;
     for (;;) {
       const tasks = await this.pendingTasks(siloId);
       if (tasks.length > 0 || Date.now() >= until || !this.timer) return tasks;
-      // Woken as soon as this hub opens a round (tasksChanged); POLL_MS still bounds the wait for changes made by
-      // another hub replica.
-      await new Promise<void>((resolve) => {
-        const wakeUp = () => {
+      // A change since this silo last read its studies (the study it reported the last round of ended in between):
+      // it would not learn of it before the wait ends, so the answer goes now and it reads its studies again.
+      if (this.tasksChangedAt >= (this.studiesReadAt.get(siloId) ?? Infinity)) return tasks;
+      // Woken as soon as this hub opens or closes a round (tasksChanged); POLL_MS still bounds the wait for changes
+      // made by another hub replica.
+      const changed = await new Promise<boolean>((resolve) => {
+        const wakeUp = (byChange: boolean) => {
           clearTimeout(timeout);
           this.taskWaiters.delete(wakeUp);
-          resolve();
+          resolve(byChange);
         };
-        const timeout = setTimeout(wakeUp, Math.min(POLL_MS, Math.max(0, until - Date.now())));
+        const timeout = setTimeout(() => wakeUp(false), Math.min(POLL_MS, Math.max(0, until - Date.now())));
         this.taskWaiters.add(wakeUp);
       });
+      if (changed) return this.pendingTasks(siloId);
     }
+  }
+
+  /**
+   * A silo begins to read its studies (their status, plans, pauses): a change made from now on is one it has not seen,
+   * and ends its next long poll at once (tasksFor).
+   */
+  studiesRead(siloId: string): void {
+    this.studiesReadAt.set(siloId, Date.now());
   }
 
   private async pendingTasks(siloId: string): Promise<SiloTask[]> {

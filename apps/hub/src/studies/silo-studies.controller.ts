@@ -63,7 +63,10 @@ export class SiloStudiesController {
     answer: { schema: 'SiloStudy', list: true },
   })
   list(@Req() req: Request): Promise<SiloStudy[]> {
-    return this.studies.forSilo(siloOf(req).siloId);
+    const siloId = siloOf(req).siloId;
+    // Before the read: a change committed from here on ends this silo's next long poll at once.
+    this.rounds.studiesRead(siloId);
+    return this.studies.forSilo(siloId);
   }
 
   @Post('studies/:id/decision')
@@ -77,7 +80,11 @@ export class SiloStudiesController {
     return this.studies.decide(siloOf(req).siloId, id, dto.planHash, dto.decision, dto.reason);
   }
 
-  /** Long poll: answers as soon as a task waits for this silo, or after `wait` seconds with none. */
+  /**
+   * Long poll: answers as soon as a task waits for this silo, as soon as the hub opened or closed a round or a study
+   * started, stopped or ended, or at once if that happened since the silo last listed its studies (then possibly with
+   * no task: the agent reads its studies again), or after `wait` seconds with none.
+   */
   @Get('tasks')
   @ApiQuery({
     name: 'wait',

@@ -242,7 +242,10 @@ describe('StudiesService over its repository', () => {
       { call: 'abandonOpenRounds', studyId: submitted.id, tx: stopTx },
     ]);
     expect(h.checkpoints()).toBe(1);
+    // The start woke the long polls once, the stop once more: agents waiting on the study hear it has ended.
+    expect(h.wakes()).toBe(2);
     expect((await refusal(h.service.stop(submitted.id, 'again', ADMIN))).code).toBe(HubErrorCode.STUDY_STATE);
+    expect(h.wakes()).toBe(2);
   });
 
   it('refuses every command on an archived study, and lists archived studies only when asked', async () => {

@@ -197,6 +197,8 @@ export class StudiesService {
       });
       await this.audit.record({ actor, action: 'study.stopped', subject: { studyId: id }, details: { reason } });
     });
+    // Its open rounds were abandoned: agents waiting in a long poll read their studies again now.
+    this.rounds.wake();
     await this.checkpoints.checkpointNow();
     return this.get(id);
   }
