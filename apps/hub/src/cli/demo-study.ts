@@ -143,16 +143,22 @@ function distributedDpPlan(silos: DemoSilo[], epsilon: string): StudyPlan {
   );
 }
 
-/** Creates the study, submits it, and has each data steward approve the exact plan at their own agent. */
-export async function createAndApproveStudy(admin: DemoAdmin, plan: StudyPlan, silos: DemoSilo[]): Promise<StudyView> {
+/** Creates the study and submits it to the stewards. */
+export async function createStudy(admin: DemoAdmin, plan: StudyPlan): Promise<StudyView> {
   const study = await admin.api<StudyView>('POST', '/api/studies', { plan });
   await admin.api('POST', `/api/studies/${study.id}/submit`);
-  // Each steward decides at their own agent, independently of the others: all at once, as enrollment does.
+  return study;
+}
+
+/**
+ * Each data steward approves the exact plan hash at their own agent, independently of the others: all at once, as
+ * enrollment does (the agents' daemons may already be running: they read the approvals file on every task).
+ */
+export async function approveStudy(study: StudyView, silos: DemoSilo[]): Promise<void> {
   await Promise.all(
     silos.map(async (s) => {
       const r = await runAgent(['studies', 'approve', study.id, '--plan-hash', study.planHash], s.env);
       if (r.code !== 0) throw new Error(`${s.name}: approval failed: ${r.out}`);
     }),
   );
-  return study;
 }

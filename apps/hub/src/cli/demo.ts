@@ -9,8 +9,8 @@ import { MetricsService } from '../metrics/metrics.service';
 import { DemoAdmin, startDemoHub } from './demo-hub';
 import { demoTable, formatDemoSummary } from './demo-report';
 import { downloadModels, fetchVerifiedReports, measureAccuracy, privacySpent } from './demo-results';
-import { runStudy } from './demo-run';
-import { createAndApproveStudy, demoPlan, enrollSilos, prepareDataDir } from './demo-study';
+import { runStudy, startAgents } from './demo-run';
+import { approveStudy, createStudy, demoPlan, enrollSilos, prepareDataDir } from './demo-study';
 import { runDigitsDemo } from './demo-digits-main';
 
 // A complete federated study on one machine: a hub on the embedded database, four hospitals' agents as their own
@@ -108,13 +108,16 @@ async function main(): Promise<void> {
       ...(opts.localBaseline ? { localBaseline: true } : {}),
       ...(opts.seed !== undefined ? { seed: positiveInteger(opts.seed, '--seed') } : {}),
     });
-    const study = await createAndApproveStudy(admin, plan, silos);
+    const study = await createStudy(admin, plan);
+    // The daemons load (Node, TensorFlow.js, state) while the stewards approve.
+    const exits = startAgents(study.id, silos, agents);
+    await approveStudy(study, silos);
     marks.push(Date.now());
     log(
       `study: ${plan.name} (${study.id}), plan hash ${study.planHash.slice(0, 16)}…, approved by all ${silos.length} stewards`,
     );
 
-    const { final, trainingMs, secureAggregationCost } = await runStudy(admin, study.id, silos, agents, log);
+    const { final, trainingMs, secureAggregationCost } = await runStudy(admin, study.id, exits, log);
     marks.push(Date.now());
     const accuracy = await measureAccuracy(admin, study.id, plan, silos);
     const models = await downloadModels(admin, study.id, root);
