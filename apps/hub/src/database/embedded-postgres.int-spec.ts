@@ -8,18 +8,40 @@ import { startEmbeddedPostgres } from './embedded-postgres';
 const root = mkdtempSync(join(tmpdir(), 'tessera-embedded-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-async function selectOne(socketDirectory: string, socketPort: number): Promise<number> {
-  const client = new Client({ host: socketDirectory, port: socketPort, user: 'postgres', database: 'postgres' });
+async function query<T>(db: { socketDirectory: string; socketPort: number }, sql: string): Promise<T[]> {
+  const client = new Client({ host: db.socketDirectory, port: db.socketPort, user: 'postgres', database: 'postgres' });
   await client.connect();
   try {
-    const { rows } = await client.query<{ one: number }>('SELECT 1 AS one');
-    return rows[0]!.one;
+    return (await client.query<T & object>(sql)).rows;
   } finally {
     await client.end();
   }
 }
 
+async function selectOne(socketDirectory: string, socketPort: number): Promise<number> {
+  return (await query<{ one: number }>({ socketDirectory, socketPort }, 'SELECT 1 AS one'))[0]!.one;
+}
+
 describe('the embedded database endpoint', () => {
+  it('starts a new cluster from the empty template, private, with small shared buffers, and keeps what it stores', async () => {
+    const dataDir = join(root, 'fresh');
+    mkdirSync(dataDir);
+    const first = await startEmbeddedPostgres(dataDir);
+    try {
+      expect(statSync(join(dataDir, 'pgdata')).mode & 0o777).toBe(0o700);
+      expect(await query(first, 'SHOW shared_buffers')).toEqual([{ shared_buffers: '16MB' }]);
+      await query(first, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('after restart')");
+    } finally {
+      await first.close();
+    }
+    const second = await startEmbeddedPostgres(dataDir);
+    try {
+      expect(await query(second, 'SELECT v FROM kept')).toEqual([{ v: 'after restart' }]);
+    } finally {
+      await second.close();
+    }
+  });
+
   it('keeps its socket in a private temporary directory when the data directory path is too long for one', async () => {
     // 120 bytes of path: past the 107 a Linux socket address holds.
     const dataDir = join(root, 'd'.repeat(60), 'e'.repeat(60));

@@ -2,7 +2,7 @@
 // data directory, serves it on the private Unix socket, answers 'ready' (or the error that stopped it), and on
 // 'close' stops serving, closes the cluster and answers 'closed'. PGlite executes every statement synchronously
 // inside WebAssembly: on this thread, queries no longer stop the hub's event loop (TLS, uploads, HTTP parsing).
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
@@ -17,41 +17,60 @@ export interface EmbeddedWorkerData {
 export type EmbeddedWorkerMessage =
   { readonly kind: 'ready' } | { readonly kind: 'failed'; readonly message: string } | { readonly kind: 'closed' };
 
-/** Where an empty, initialized cluster is cached: initdb inside WebAssembly takes seconds; loading a copy does not. */
-function templatePath(): string {
+/** Where an empty, initialized cluster is kept: initdb inside WebAssembly takes seconds; copying its files does not. */
+function templateDir(): string {
   const packageDir = join(dirname(require.resolve('@electric-sql/pglite')), '..');
   const { version } = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { version: string };
   // node_modules/.cache is where tools keep caches tied to an install; a new PGlite version gets a new template.
-  return join(packageDir, '..', '..', '.cache', 'tessera', `pglite-${version}-empty.tar.gz`);
+  return join(packageDir, '..', '..', '.cache', 'tessera', `pglite-${version}-empty`);
 }
 
 /**
- * Opens the cluster in `pgdata`; a new one starts as a copy of a cached empty cluster (made by PGlite itself with
- * dumpDataDir the first time), which is the same bytes initdb would write, minus the wait.
+ * PostgreSQL's 128 MB of shared buffers is sized for a server of its own; inside the hub's process PGlite touches all
+ * of it. The hub's database holds rows of metadata (updates and models are files), and a page missing from the
+ * buffers is one read from the operating system's cache.
+ */
+const SHARED_BUFFERS = '16MB';
+
+function create(dataDir: string): Promise<PGlite> {
+  return PGlite.create({
+    dataDir,
+    startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${SHARED_BUFFERS}`],
+  });
+}
+
+/** An empty cluster made by PGlite's initdb in a directory of its own, cleanly shut down: the template's files. */
+async function makeTemplate(template: string): Promise<void> {
+  const building = `${template}.${process.pid}.${Date.now()}.tmp`;
+  mkdirSync(building, { recursive: true, mode: 0o700 });
+  try {
+    await (await create(building)).close();
+    renameSync(building, template);
+  } finally {
+    // Another hub may have put its template there first (the rename then fails): either is the same empty cluster.
+    rmSync(building, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Opens the cluster in `pgdata`; a new one starts as a copy of the files of an empty cluster (made by PGlite's own
+ * initdb the first time), the same bytes initdb would write, minus the wait. Copied as files, not loaded through
+ * PGlite's `loadDataDir`: unpacking a dump inside WebAssembly grew the database's memory by about 140 MiB, which a
+ * WebAssembly memory never gives back.
  */
 async function openPglite(pgdata: string): Promise<PGlite> {
-  if (existsSync(join(pgdata, 'PG_VERSION'))) return PGlite.create({ dataDir: pgdata });
-  const template = templatePath();
-  if (existsSync(template)) {
-    try {
-      return await PGlite.create({ dataDir: pgdata, loadDataDir: new Blob([readFileSync(template)]) });
-    } catch {
-      // An unreadable cache is only a lost shortcut: clear what the failed load left and initialize normally.
-      rmSync(pgdata, { recursive: true, force: true });
-      mkdirSync(pgdata, { recursive: true, mode: 0o700 });
-    }
-  }
-  const db = await PGlite.create({ dataDir: pgdata });
+  if (existsSync(join(pgdata, 'PG_VERSION'))) return create(pgdata);
+  const template = templateDir();
   try {
-    const dump = await db.dumpDataDir('gzip');
-    mkdirSync(dirname(template), { recursive: true });
-    const tmp = `${template}.${process.pid}.${Date.now()}.tmp`;
-    writeFileSync(tmp, Buffer.from(await dump.arrayBuffer()));
-    renameSync(tmp, template);
+    if (!existsSync(join(template, 'PG_VERSION'))) await makeTemplate(template);
+    cpSync(template, pgdata, { recursive: true });
+    chmodSync(pgdata, 0o700);
   } catch {
-    // Caching is best effort (a read-only install, for instance).
+    // Caching is best effort (a read-only install, for instance): clear what a failed copy left and initialize here.
+    rmSync(pgdata, { recursive: true, force: true });
+    mkdirSync(pgdata, { recursive: true, mode: 0o700 });
   }
-  return db;
+  return create(pgdata);
 }
 
 async function main(): Promise<void> {
