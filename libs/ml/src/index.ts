@@ -83,14 +83,8 @@ export {
   type NetworkTrainingInput,
 } from './network-training';
 export { exportOnnx } from './onnx-export';
-export {
-  fromFlat,
-  initialParameters,
-  parameterLayout,
-  toFlat,
-  type ParameterEntry,
-  type ParameterLayout,
-} from './parameter-layout';
+export { initialParameters, parameterLayout, type ParameterEntry, type ParameterLayout } from './parameter-layout';
+export { fromFlat, toFlat } from './parameter-tensors';
 export { morletBank, scatteringChannels, scatteringTransform, SCATTERING_KERNEL, type MorletBank } from './scattering';
 export { seededUniform, type UniformRandom } from './seeded-random';
 export {

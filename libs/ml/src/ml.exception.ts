@@ -74,3 +74,8 @@ export class TabularDataException extends Error {
     this.name = 'TabularDataException';
   }
 }
+
+/** Throws the TrainingInputException for `code`. */
+export function fail(code: TrainingInputErrorCode, message: string): never {
+  throw new TrainingInputException(code, message);
+}

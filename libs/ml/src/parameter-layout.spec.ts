@@ -4,7 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from './backend-selection';
 import { TrainingInputErrorCode, TrainingInputException } from './ml.exception';
 import type { ModelSpec } from './model-spec';
-import { fromFlat, initialParameters, parameterLayout, toFlat } from './parameter-layout';
+import { initialParameters, parameterLayout } from './parameter-layout';
+import { fromFlat, toFlat } from './parameter-tensors';
 
 const spec: ModelSpec = {
   kind: 'mlp',

@@ -1,5 +1,4 @@
-import { TrainingInputErrorCode } from './ml.exception';
-import { fail } from './sgd-schedule';
+import { fail, TrainingInputErrorCode } from './ml.exception';
 
 /** A silo's SCAFFOLD state after a round: its new control variate c_i⁺ and the delta it uploads, c_i⁺ − c_i. */
 export interface ControlVariateUpdate {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { latticeNoise, latticeNoisePlan, PrivacyParameterError, type LatticeNoisePlan } from '@tessera/dp';
-import { TrainingInputErrorCode, TrainingInputException } from './ml.exception';
+import { fail, TrainingInputErrorCode } from './ml.exception';
 import { shuffleInPlace, type UniformRandom } from './seeded-random';
 
 /*
@@ -64,10 +64,6 @@ export interface TrainingSchedule {
   readonly dp?: DpSgdConfig;
   /** Seeds shuffling (and Poisson sampling unless dp.sampling is given). Default 0. */
   readonly seed?: number;
-}
-
-export function fail(code: TrainingInputErrorCode, message: string): never {
-  throw new TrainingInputException(code, message);
 }
 
 function isPositiveInteger(value: unknown): value is number {

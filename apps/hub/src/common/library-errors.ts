@@ -2,7 +2,7 @@ import { AggregationException } from '@tessera/aggregation';
 import { AuditRecordError, BundleBuildError, SigningKeyError } from '@tessera/audit';
 import { CanonicalJsonError } from '@tessera/canonical';
 import { PrivacyParameterError, PrivacyPlanError } from '@tessera/dp';
-import { ModelSpecException, TabularDataException, TrainingInputException } from '@tessera/ml';
+import { ModelSpecException, TabularDataException, TrainingInputException } from '@tessera/ml/server';
 import { PkiErrorCode, PkiException } from '@tessera/pki';
 import { NetworkSpecError, UpdateFrameError } from '@tessera/protocol';
 import { SecAggErrorCode, SecAggException } from '@tessera/secagg';

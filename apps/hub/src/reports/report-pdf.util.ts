@@ -1,5 +1,4 @@
 import { canonicalJson, sha256Hex, type AuditBundle } from '@tessera/audit';
-import PDFDocument from 'pdfkit';
 import type { FairnessView } from '@tessera/protocol';
 import { compact, formatFigure, MARGIN, MONO, pdfText, ReportLayout } from './report-pdf-layout.util';
 import { STUDY_REPORT_KIND, type StudyReportSummary } from './study-report';
@@ -379,11 +378,14 @@ function layOut(doc: PDFKit.PDFDocument, bundle: AuditBundle, s: StudyReportSumm
  * The compliance report for people, rendered from a signed bundle whose `study` is a StudyReportSummary: the PDF
  * shows no figure that is not in the bundle, and carries the bundle itself as an attached file.
  */
-export function renderReportPdf(bundle: AuditBundle): Promise<Buffer> {
+export async function renderReportPdf(bundle: AuditBundle): Promise<Buffer> {
   if (bundle.study.kind !== STUDY_REPORT_KIND) {
-    return Promise.reject(new Error(`the bundle's study summary is not a ${STUDY_REPORT_KIND}`));
+    throw new Error(`the bundle's study summary is not a ${STUDY_REPORT_KIND}`);
   }
   const summary = bundle.study as unknown as StudyReportSummary;
+  // Loaded on the first report, not at the hub's start: PDFKit and its fonts are megabytes of code held in memory
+  // by a process that may never write a PDF.
+  const { default: PDFDocument } = await import('pdfkit');
   return new Promise((resolve, reject) => {
     const doc = new PDFDocument({
       size: 'A4',

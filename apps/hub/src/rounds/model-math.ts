@@ -10,23 +10,22 @@ import {
   type ServerOptimizer,
 } from '@tessera/aggregation';
 import { latticeNoisySum, type PrivacyMechanism } from '@tessera/dp';
+import { initialNetworkParameters, initialParameters, parameterLayout, parseModelSpec } from '@tessera/ml/server';
 import { inferNetworkShapes, modelSpecOf, readFramePrefix, type StudyPlan } from '@tessera/protocol';
 
 /**
  * Number of parameters of the plan's model (the flat layout shared by hub and agent). A network plan's count is its
- * inferred shape table's (no tfjs needed); a registry plan's the registry layout's.
+ * inferred shape table's; a registry plan's the registry layout's (@tessera/ml/server: TensorFlow.js is not loaded).
  */
-export async function parameterCount(plan: StudyPlan): Promise<number> {
+export function parameterCount(plan: StudyPlan): number {
   if (plan.model.kind === 'network') return inferNetworkShapes(plan.model.network).parameters;
-  const ml = await import('@tessera/ml');
-  return ml.parameterLayout(ml.parseModelSpec(modelSpecOf(plan))).size;
+  return parameterLayout(parseModelSpec(modelSpecOf(plan))).size;
 }
 
 /** The study's first global model: seeded, so the same plan always starts from the same weights. */
-export async function initialModel(plan: StudyPlan): Promise<Float32Array> {
-  const ml = await import('@tessera/ml');
-  if (plan.model.kind === 'network') return ml.initialNetworkParameters(plan.model.network, plan.training.initSeed);
-  return ml.initialParameters(ml.parseModelSpec(modelSpecOf(plan)), plan.training.initSeed);
+export function initialModel(plan: StudyPlan): Float32Array {
+  if (plan.model.kind === 'network') return initialNetworkParameters(plan.model.network, plan.training.initSeed);
+  return initialParameters(parseModelSpec(modelSpecOf(plan)), plan.training.initSeed);
 }
 
 export function serverOptimizerFor(plan: StudyPlan, length: number): ServerOptimizer {

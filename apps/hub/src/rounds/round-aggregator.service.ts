@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { serverControlStep } from '@tessera/ml';
+import { serverControlStep } from '@tessera/ml/server';
 import { float32Bytes } from '@tessera/protocol';
 import { BlobStore } from '../blobs/blob-store';
 import { BlobIntegrityError } from '../blobs/blob-store.exception';

@@ -22,7 +22,7 @@ export class RoundOpener {
    * it issued: the caller records them (ledger.auditCharges) in that same transaction.
    */
   async openFirstRound(tx: OpenTransaction, study: StudyEntity): Promise<PrivacyCharge[]> {
-    const model = await initialModel(study.plan);
+    const model = initialModel(study.plan);
     const modelHash = await this.blobs.put(float32Bytes(model));
     await this.repository.within(tx).updateStudy(study.id, {
       currentModelHash: modelHash,
@@ -71,7 +71,7 @@ export class RoundOpener {
         p.mode === 'dp-fedavg' && p.noise === 'distributed'
           ? (this.ledger.mechanismOf(study.planHash, study.plan)?.noiseMultiplier ?? null)
           : null;
-      await this.secureAggregation.open(tx, round, secure, participants, await parameterCount(study.plan), z);
+      await this.secureAggregation.open(tx, round, secure, participants, parameterCount(study.plan), z);
     }
     return this.ledger.chargeIssued(tx, study, { number, attempt: attempt.attempt, kind }, participants);
   }

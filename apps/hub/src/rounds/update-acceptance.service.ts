@@ -80,7 +80,7 @@ export class UpdateAcceptanceService {
       );
     }
     // SCAFFOLD's update is the model delta followed by the control delta (ADR 0019).
-    const length = updateLengthOf(study.plan, await parameterCount(study.plan));
+    const length = updateLengthOf(study.plan, parameterCount(study.plan));
     const staged = await this.blobs.stage();
     try {
       let received: ReceivedUpdate;

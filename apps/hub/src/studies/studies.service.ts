@@ -319,7 +319,7 @@ export class StudiesService {
     if (plan.aggregation || plan.screening) {
       // A robust aggregator or screening must fit this hub's memory for every invited silo reporting.
       more.push(
-        ...aggregationMemoryProblems(plan, await parameterCount(plan), {
+        ...aggregationMemoryProblems(plan, parameterCount(plan), {
           budgetBytes: this.config.aggregationMemory,
           blockParameters: this.config.aggregationBlockParameters,
         }),
