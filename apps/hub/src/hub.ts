@@ -27,7 +27,7 @@ import type { HubConfig } from './config/config.schema';
 import { ClientAddressResolver } from './config/trusted-proxies.util';
 import { isSharedRead } from './database/read-cache';
 import { externalPostgres, startEmbeddedPostgres, type DatabaseEndpoint } from './database/embedded-postgres';
-import { runMigrations } from './database/migrate';
+import { runMigrations, schemaKey } from './database/migrate';
 import { MetricsService } from './metrics/metrics.service';
 import { buildOpenApiDocument } from './api-document/openapi-document';
 
@@ -51,7 +51,7 @@ export interface RunningHub {
 export async function openDatabase(config: HubConfig): Promise<DatabaseEndpoint> {
   return config.databaseUrl
     ? externalPostgres(config.databaseUrl, config.databasePoolSize)
-    : startEmbeddedPostgres(config.dataDir);
+    : startEmbeddedPostgres(config.dataDir, { schemaKey: schemaKey() });
 }
 
 /** Boots the hub: database (embedded or server), migrations, first administrator, listeners. */
@@ -66,7 +66,14 @@ export async function startHub(config: HubConfig, options: { logger?: boolean } 
   let app: NestExpressApplication | undefined;
   const extraServers: Server[] = [];
   try {
-    if (config.runMigrations) await runMigrations(database);
+    if (config.runMigrations) {
+      const applied = await runMigrations(database);
+      // A new embedded cluster just migrated from empty: kept, so the next new one starts migrated (ADR 0002).
+      if (database.kind === 'embedded' && database.origin === 'empty' && applied.length > 0) {
+        const failed = await database.saveSchemaTemplate();
+        if (failed !== null) logger.warn(`the migrated empty database was not kept as a template: ${failed}`);
+      }
+    }
     const sessionKey = resolveSessionKey(config.jwtSecret, config.dataDir);
     app = await NestFactory.create<NestExpressApplication>(
       AppModule.forRoot({ config, database, sessionKey, pkiKeys, logger }),

@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Client } from 'pg';
@@ -39,6 +40,53 @@ describe('the embedded database endpoint', () => {
       expect(await query(second, 'SELECT v FROM kept')).toEqual([{ v: 'after restart' }]);
     } finally {
       await second.close();
+    }
+  });
+
+  it("starts a new cluster from a schema's saved template: migrated once, then copied", async () => {
+    const key = `test-${randomBytes(6).toString('hex')}`;
+    const cache = join(dirname(require.resolve('@electric-sql/pglite')), '..', '..', '..', '.cache', 'tessera');
+    try {
+      mkdirSync(join(root, 'first'));
+      const first = await startEmbeddedPostgres(join(root, 'first'), { schemaKey: key });
+      try {
+        expect(first.origin).toBe('empty');
+        // The "migrations": a table and a row, as the hub's would leave them.
+        await query(first, "CREATE TABLE migrated (v text); INSERT INTO migrated VALUES ('schema')");
+        expect(await first.saveSchemaTemplate()).toBeNull();
+        // Saved once: a second save of the same schema keeps the first copy.
+        expect(await first.saveSchemaTemplate()).toBeNull();
+        // Written after the save: not in the template.
+        await query(first, "INSERT INTO migrated VALUES ('later')");
+      } finally {
+        await first.close();
+      }
+      expect(readdirSync(cache).filter((d) => d.includes(key))).toHaveLength(1);
+      mkdirSync(join(root, 'second'));
+      const second = await startEmbeddedPostgres(join(root, 'second'), { schemaKey: key });
+      try {
+        expect(second.origin).toBe('schema');
+        expect(await query(second, 'SELECT v FROM migrated')).toEqual([{ v: 'schema' }]);
+        expect(statSync(join(root, 'second', 'pgdata')).mode & 0o777).toBe(0o700);
+      } finally {
+        await second.close();
+      }
+      // Another schema, or none, starts empty.
+      mkdirSync(join(root, 'third'));
+      const third = await startEmbeddedPostgres(join(root, 'third'), { schemaKey: `${key}-other` });
+      try {
+        expect(third.origin).toBe('empty');
+        expect(await query(third, "SELECT to_regclass('migrated') AS t")).toEqual([{ t: null }]);
+      } finally {
+        await third.close();
+      }
+      const again = await startEmbeddedPostgres(join(root, 'first'), { schemaKey: key });
+      expect(again.origin).toBe('existing');
+      await again.close();
+    } finally {
+      for (const d of existsSync(cache) ? readdirSync(cache).filter((n) => n.includes(key)) : []) {
+        rmSync(join(cache, d), { recursive: true, force: true });
+      }
     }
   });
 

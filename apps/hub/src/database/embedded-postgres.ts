@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { lockDataDir } from './data-dir-lock';
-import type { EmbeddedWorkerData, EmbeddedWorkerMessage } from './embedded-postgres.worker';
+import type {
+  ClusterOrigin,
+  EmbeddedWorkerData,
+  EmbeddedWorkerMessage,
+  EmbeddedWorkerRequest,
+} from './embedded-postgres.worker';
 
 /** A PostgreSQL the hub can reach with node-postgres, and how to let it go. */
 export type DatabaseEndpoint = ExternalDatabase | EmbeddedDatabase;
@@ -28,6 +33,14 @@ export interface EmbeddedDatabase extends DatabaseEndpointBase {
   readonly socketPort: number;
   /** Resolves, with the reason, only if the database's thread ends while the hub runs: the hub must then exit. */
   readonly lost: Promise<Error>;
+  /** An existing cluster, a new one from the empty template, or a new one from the template of `schemaKey`. */
+  readonly origin: ClusterOrigin;
+  /**
+   * Keeps the cluster as it stands as the template of the schema named when it started (startEmbeddedPostgres's
+   * `schemaKey`): call right after migrating a new cluster, before anything else writes. Best effort: resolves with
+   * the reason it could not, or null.
+   */
+  saveSchemaTemplate(): Promise<string | null>;
 }
 
 /** The number in the socket file's name (`.s.PGSQL.5432`), PostgreSQL's convention; nothing listens on TCP. */
@@ -52,7 +65,10 @@ const CLOSE_TIMEOUT_MS = 10_000;
  * PGlite runs on a thread of its own (embedded-postgres.worker.ts): its WebAssembly executes each statement
  * synchronously, and on the hub's main thread every query would stall TLS, uploads and every other request.
  */
-export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  options: { schemaKey?: string } = {},
+): Promise<EmbeddedDatabase> {
   const root = resolve(dataDir);
   const pgdata = join(root, 'pgdata');
   mkdirSync(pgdata, { recursive: true, mode: 0o700 });
@@ -61,7 +77,11 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedDa
   let thread: DatabaseThread | undefined;
   try {
     socket = privateSocketDirectory(root);
-    thread = await startDatabaseThread({ pgdata, socketPath: socket.socketPath });
+    thread = await startDatabaseThread({
+      pgdata,
+      socketPath: socket.socketPath,
+      ...(options.schemaKey === undefined ? {} : { schemaKey: options.schemaKey }),
+    });
   } catch (err) {
     socket?.remove();
     releaseLock();
@@ -76,6 +96,8 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedDa
     socketPort: SOCKET_PORT,
     poolSize: 1,
     lost: openThread.lost,
+    origin: openThread.origin,
+    saveSchemaTemplate: () => openThread.saveSchemaTemplate(),
     async close() {
       if (closed) return;
       closed = true;
@@ -101,6 +123,8 @@ function workerScript(): string {
 interface DatabaseThread {
   /** Resolves with the reason if the thread ends without being asked to (the hub cannot go on without it). */
   readonly lost: Promise<Error>;
+  readonly origin: ClusterOrigin;
+  saveSchemaTemplate(): Promise<string | null>;
   close(): Promise<void>;
 }
 
@@ -111,9 +135,9 @@ async function startDatabaseThread(data: EmbeddedWorkerData): Promise<DatabaseTh
   let reportLoss: (err: Error) => void = () => undefined;
   const lost = new Promise<Error>((done) => (reportLoss = done));
   const exited = new Promise<number>((done) => worker.once('exit', done));
-  await new Promise<void>((ready, fail) => {
+  const origin = await new Promise<ClusterOrigin>((ready, fail) => {
     const onMessage = (m: EmbeddedWorkerMessage) => {
-      if (m.kind === 'ready') ready();
+      if (m.kind === 'ready') ready(m.origin);
       if (m.kind === 'failed') fail(new Error(`the embedded database could not open ${data.pgdata}: ${m.message}`));
     };
     worker.on('message', onMessage);
@@ -129,14 +153,26 @@ async function startDatabaseThread(data: EmbeddedWorkerData): Promise<DatabaseTh
   void exited.then((code) => {
     if (!closing) reportLoss(new Error(`the embedded database thread exited unexpectedly (code ${code})`));
   });
+  const ask = (request: EmbeddedWorkerRequest) => worker.postMessage(request);
   return {
     lost,
+    origin,
+    saveSchemaTemplate: () =>
+      new Promise<string | null>((done) => {
+        const onMessage = (m: EmbeddedWorkerMessage) => {
+          if (m.kind !== 'schema-saved') return;
+          worker.off('message', onMessage);
+          done(m.error);
+        };
+        worker.on('message', onMessage);
+        ask('save-schema');
+      }),
     async close() {
       closing = true;
       const closedCleanly = new Promise<void>((done) =>
         worker.on('message', (m: EmbeddedWorkerMessage) => m.kind === 'closed' && done()),
       );
-      worker.postMessage('close');
+      ask('close');
       // The cluster flushes and closes on its thread; a thread that does not answer within the bound is ended.
       await Promise.race([closedCleanly, exited, new Promise((r) => setTimeout(r, CLOSE_TIMEOUT_MS).unref())]);
       await worker.terminate();

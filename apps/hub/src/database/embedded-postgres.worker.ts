@@ -11,18 +11,36 @@ import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 export interface EmbeddedWorkerData {
   readonly pgdata: string;
   readonly socketPath: string;
+  /**
+   * Names the hub's schema (its migrations' fingerprint): a new cluster starts from a kept copy of a cluster that
+   * had exactly these migrations applied, when there is one (saved by 'save-schema').
+   */
+  readonly schemaKey?: string;
 }
+
+/** How the cluster was opened: one that existed, a new one from the empty template, or from the schema's. */
+export type ClusterOrigin = 'existing' | 'empty' | 'schema';
 
 /** What the thread tells its parent. */
 export type EmbeddedWorkerMessage =
-  { readonly kind: 'ready' } | { readonly kind: 'failed'; readonly message: string } | { readonly kind: 'closed' };
+  | { readonly kind: 'ready'; readonly origin: ClusterOrigin }
+  | { readonly kind: 'failed'; readonly message: string }
+  | { readonly kind: 'schema-saved'; readonly error: string | null }
+  | { readonly kind: 'closed' };
 
-/** Where an empty, initialized cluster is kept: initdb inside WebAssembly takes seconds; copying its files does not. */
-function templateDir(): string {
+/** What the parent asks: close, or keep the cluster as it stands as the template of the schema named by the key. */
+export type EmbeddedWorkerRequest = 'close' | 'save-schema';
+
+/**
+ * Where a cluster is kept, in node_modules/.cache (where tools keep caches tied to an install): the empty one (initdb
+ * inside WebAssembly takes seconds; copying its files does not), or one with a schema's migrations applied. A new
+ * PGlite version gets new templates.
+ */
+function templateDir(schemaKey?: string): string {
   const packageDir = join(dirname(require.resolve('@electric-sql/pglite')), '..');
   const { version } = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { version: string };
-  // node_modules/.cache is where tools keep caches tied to an install; a new PGlite version gets a new template.
-  return join(packageDir, '..', '..', '.cache', 'tessera', `pglite-${version}-empty`);
+  const name = `pglite-${version}-${schemaKey === undefined ? 'empty' : `schema-${schemaKey}`}`;
+  return join(packageDir, '..', '..', '.cache', 'tessera', name);
 }
 
 /**
@@ -58,9 +76,14 @@ async function makeTemplate(template: string): Promise<void> {
  * PGlite's `loadDataDir`: unpacking a dump inside WebAssembly grew the database's memory by about 140 MiB, which a
  * WebAssembly memory never gives back.
  */
-async function openPglite(pgdata: string): Promise<PGlite> {
-  if (existsSync(join(pgdata, 'PG_VERSION'))) return create(pgdata);
-  const template = templateDir();
+async function openPglite(
+  pgdata: string,
+  schemaKey: string | undefined,
+): Promise<{ db: PGlite; origin: ClusterOrigin }> {
+  if (existsSync(join(pgdata, 'PG_VERSION'))) return { db: await create(pgdata), origin: 'existing' };
+  const schema = schemaKey === undefined ? undefined : templateDir(schemaKey);
+  const fromSchema = schema !== undefined && existsSync(join(schema, 'PG_VERSION'));
+  const template = fromSchema ? schema : templateDir();
   try {
     if (!existsSync(join(template, 'PG_VERSION'))) await makeTemplate(template);
     cpSync(template, pgdata, { recursive: true });
@@ -69,19 +92,40 @@ async function openPglite(pgdata: string): Promise<PGlite> {
     // Caching is best effort (a read-only install, for instance): clear what a failed copy left and initialize here.
     rmSync(pgdata, { recursive: true, force: true });
     mkdirSync(pgdata, { recursive: true, mode: 0o700 });
+    return { db: await create(pgdata), origin: 'empty' };
   }
-  return create(pgdata);
+  return { db: await create(pgdata), origin: fromSchema ? 'schema' : 'empty' };
+}
+
+/**
+ * Keeps the cluster as it stands as the template of `schemaKey`: asked right after the migrations of a new cluster,
+ * while no session writes. A checkpoint first writes every page to its file; a copy of the files then is what a
+ * crash at that moment would leave, which PostgreSQL opens by replaying the WAL after the checkpoint (none).
+ */
+async function saveSchemaTemplate(db: PGlite, pgdata: string, schemaKey: string): Promise<void> {
+  const template = templateDir(schemaKey);
+  if (existsSync(join(template, 'PG_VERSION'))) return;
+  await db.query('CHECKPOINT');
+  const building = `${template}.${process.pid}.${Date.now()}.tmp`;
+  try {
+    cpSync(pgdata, building, { recursive: true });
+    renameSync(building, template);
+  } finally {
+    // Another hub may have saved the same schema first (the rename then fails): either copy is the same schema.
+    rmSync(building, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
   const port = parentPort;
   if (!port) throw new Error('embedded-postgres.worker runs only as a worker thread');
-  const { pgdata, socketPath } = workerData as EmbeddedWorkerData;
+  const { pgdata, socketPath, schemaKey } = workerData as EmbeddedWorkerData;
   const post = (m: EmbeddedWorkerMessage) => port.postMessage(m);
   let db: PGlite | undefined;
   let server: PGLiteSocketServer | undefined;
+  let origin: ClusterOrigin;
   try {
-    db = await openPglite(pgdata);
+    ({ db, origin } = await openPglite(pgdata, schemaKey));
     // Two sessions allowed so a closing connection never blocks the next one; the hub's pool opens one at a time.
     server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 2 });
     await server.start();
@@ -95,7 +139,18 @@ async function main(): Promise<void> {
     return;
   }
   const open = { db, server };
-  port.on('message', (m: unknown) => {
+  port.on('message', (m: EmbeddedWorkerRequest) => {
+    if (m === 'save-schema') {
+      const saving =
+        schemaKey === undefined
+          ? Promise.reject(new Error('no schema key'))
+          : saveSchemaTemplate(open.db, pgdata, schemaKey);
+      void saving.then(
+        () => post({ kind: 'schema-saved', error: null }),
+        (err: unknown) => post({ kind: 'schema-saved', error: (err as Error).message }),
+      );
+      return;
+    }
     if (m !== 'close') return;
     void (async () => {
       try {
@@ -107,7 +162,7 @@ async function main(): Promise<void> {
       }
     })();
   });
-  post({ kind: 'ready' });
+  post({ kind: 'ready', origin });
 }
 
 void main();

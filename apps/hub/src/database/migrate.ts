@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { dataSourceOptions } from './data-source';
+import { dataSourceOptions, MIGRATIONS } from './data-source';
 import type { DatabaseEndpoint } from './embedded-postgres';
 
 /** Any 64-bit number unique to Tessera: two hubs starting together must not both run the migrations. */
@@ -23,4 +24,15 @@ export async function runMigrations(db: DatabaseEndpoint): Promise<string[]> {
   } finally {
     await ds.destroy();
   }
+}
+
+/**
+ * Names the schema the migrations make: SHA-256 over each migration's name and code, so a changed migration (in
+ * development) names another schema. The embedded database keeps a migrated new cluster under this name and starts
+ * the next new one from it (ADR 0002).
+ */
+export function schemaKey(): string {
+  const hash = createHash('sha256');
+  for (const migration of MIGRATIONS) hash.update(`${migration.name}\n${String(migration)}\n`);
+  return hash.digest('hex').slice(0, 32);
 }
