@@ -2,6 +2,7 @@
 // data directory, serves it on the private Unix socket, answers 'ready' (or the error that stopped it), and on
 // 'close' stops serving, closes the cluster and answers 'closed'. PGlite executes every statement synchronously
 // inside WebAssembly: on this thread, queries no longer stop the hub's event loop (TLS, uploads, HTTP parsing).
+import { randomBytes } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -57,15 +58,24 @@ function create(dataDir: string): Promise<PGlite> {
   });
 }
 
+/** Renames a finished copy into place; another hub that put the same template there first is as good. */
+function keepAs(building: string, template: string): void {
+  try {
+    renameSync(building, template);
+  } catch (err) {
+    if (!existsSync(join(template, 'PG_VERSION'))) throw err;
+  }
+}
+
 /** An empty cluster made by PGlite's initdb in a directory of its own, cleanly shut down: the template's files. */
 async function makeTemplate(template: string): Promise<void> {
-  const building = `${template}.${process.pid}.${Date.now()}.tmp`;
+  const building = `${template}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   mkdirSync(building, { recursive: true, mode: 0o700 });
   try {
     await (await create(building)).close();
-    renameSync(building, template);
+    keepAs(building, template);
   } finally {
-    // Another hub may have put its template there first (the rename then fails): either is the same empty cluster.
+    // Left behind only when the rename failed.
     rmSync(building, { recursive: true, force: true });
   }
 }
@@ -106,12 +116,12 @@ async function saveSchemaTemplate(db: PGlite, pgdata: string, schemaKey: string)
   const template = templateDir(schemaKey);
   if (existsSync(join(template, 'PG_VERSION'))) return;
   await db.query('CHECKPOINT');
-  const building = `${template}.${process.pid}.${Date.now()}.tmp`;
+  const building = `${template}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     cpSync(pgdata, building, { recursive: true });
-    renameSync(building, template);
+    keepAs(building, template);
   } finally {
-    // Another hub may have saved the same schema first (the rename then fails): either copy is the same schema.
+    // Left behind only when the rename failed.
     rmSync(building, { recursive: true, force: true });
   }
 }
