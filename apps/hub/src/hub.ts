@@ -71,7 +71,8 @@ export async function startHub(config: HubConfig, options: { logger?: boolean } 
       // A new embedded cluster just migrated from empty: kept, so the next new one starts migrated (ADR 0002).
       if (database.kind === 'embedded' && database.origin === 'empty' && applied.length > 0) {
         const failed = await database.saveSchemaTemplate();
-        if (failed !== null) logger.warn(`the migrated empty database was not kept as a template: ${failed}`);
+        // Best effort (a read-only install keeps no cache): said for whoever debugs a slow first start.
+        if (failed !== null) logger.debug(`the migrated new database was not kept as a template: ${failed}`);
       }
     }
     const sessionKey = resolveSessionKey(config.jwtSecret, config.dataDir);
