@@ -22,6 +22,8 @@ export enum AggregationErrorCode {
   TooFewUpdates = 'TOO_FEW_UPDATES',
   /** The aggregation would need more working memory than the configured budget (see aggregator-memory.ts). */
   MemoryBudgetExceeded = 'MEMORY_BUDGET_EXCEEDED',
+  /** Bytes read for an aggregation do not hash to the digest the caller expected (e.g. a blob's content address). */
+  DigestMismatch = 'DIGEST_MISMATCH',
 }
 
 /** The one error type this library throws on purpose; `code` is for programs, `message` for people. */
@@ -33,5 +35,29 @@ export class AggregationException extends Error {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/** An update whose bytes, as read, hashed to another digest than expected. */
+export interface DigestMismatch {
+  /** Its index in the source. */
+  readonly update: number;
+  readonly expected: string;
+  /** SHA-256 (lowercase hex) of the bytes read. */
+  readonly actual: string;
+}
+
+/**
+ * Thrown (code DigestMismatch) instead of an aggregate when some updates' bytes, hashed as they were read, do not
+ * match the digests the caller expected: the aggregate would hold bytes nobody vouched for. Names every such update;
+ * the caller sets them aside and aggregates the others again.
+ */
+export class DigestMismatchException extends AggregationException {
+  constructor(readonly mismatches: readonly DigestMismatch[]) {
+    super(
+      AggregationErrorCode.DigestMismatch,
+      `${mismatches.length} update(s) read with other bytes than expected: ` +
+        mismatches.map((m) => `#${m.update} hashes to ${m.actual}, not ${m.expected}`).join('; '),
+    );
   }
 }

@@ -1,5 +1,10 @@
 // @tessera/aggregation: public surface.
-export { AggregationErrorCode, AggregationException } from './aggregation.exception';
+export {
+  AggregationErrorCode,
+  AggregationException,
+  DigestMismatchException,
+  type DigestMismatch,
+} from './aggregation.exception';
 export type {
   AggregationTrace,
   ClipTrace,
@@ -119,9 +124,11 @@ export { aggregateRound, fedAvg, type RoundOutcome, type RoundTraceEntry, type S
 export {
   DEFAULT_SUM_BLOCK_PARAMETERS,
   ThreadedBlockSum,
+  type BlockPassResult,
+  type BlockScanTerms,
   type BlockSumTerms,
   type ThreadedBlockSumOptions,
   type UpdateBlockSource,
 } from './threaded-block-sum';
-export { fusedDpFedAvg, fusedFedAvg, type FusedFedAvgTerms } from './fused-aggregation';
+export { fusedDpFedAvg, fusedFedAvg, type ExpectedDigests, type FusedFedAvgTerms } from './fused-aggregation';
 export { StreamingSquaredNorm } from './streaming-norm';

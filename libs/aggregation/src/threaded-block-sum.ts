@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AggregationErrorCode, AggregationException } from './aggregation.exception';
@@ -9,6 +10,7 @@ import {
   wasmApi,
   type KernelInstance,
   type WasmMemory,
+  type WasmModule,
 } from './simd-kernel';
 
 /*
@@ -23,6 +25,13 @@ import {
  *   scaleUpdate / DpFedAvgAggregator make their scaled copies, then accumulated with weight wᵢ.
  *
  * Memory: 8m bytes of sum, 4m of quotient, and 2 · 8 · blockParameters · 4 bytes of slots (16 MiB at the default).
+ *
+ * Digests (BlockSumTerms.digests): the SHA-256 of each update's bytes as they are read — its leading bytes (a frame's
+ * prefix and header), then every block's values in coordinate order — so a caller checks the bytes it summed against
+ * their content address without reading them a second time (ADR 0021). Each update is pinned to one worker thread,
+ * which keeps its incremental hash and hashes each block from the slot right after it is read, before the block is
+ * scaled or summed; with several threads the updates of a group are spread over them, so the hashing, like the sum,
+ * runs on every core and not on the calling thread (with threads = 0 it runs on the calling thread).
  */
 
 /** Default coordinates per slot: 262,144 (1 MiB of float32 per update per read). */
@@ -39,6 +48,11 @@ export interface UpdateBlockSource {
    * a view of shared memory). The values must be finite (e.g. validated on receipt): the sum does not re-check them.
    */
   readInto(update: number, start: number, end: number, target: Float32Array): Promise<void>;
+  /**
+   * The bytes of update `update`'s stored form that come before its values (a frame's prefix and header), hashed
+   * ahead of them when the sum computes digests. Omitted: nothing comes before the values.
+   */
+  leadingBytes?(update: number): Uint8Array;
 }
 
 export interface ThreadedBlockSumOptions {
@@ -61,6 +75,21 @@ export interface BlockSumTerms {
   readonly scales?: readonly number[];
   /** Called with every block read, in coordinate order per update, before it is summed (e.g. a streamed norm). */
   readonly onBlock?: (position: number, values: Float32Array) => void;
+  /**
+   * Also compute each term's SHA-256 (lowercase hex, in the order of `indices`) over its update's leadingBytes and
+   * then the bytes of every block as read into the slot (little-endian float32), before any scaling: the digest of
+   * exactly the bytes that were summed. Off the calling thread when threads > 0.
+   */
+  readonly digests?: boolean;
+}
+
+/** Which updates a pass reads (without summing them): BlockSumTerms without weights. */
+export type BlockScanTerms = Pick<BlockSumTerms, 'indices' | 'onBlock' | 'digests'>;
+
+/** What a pass reports beside the sums. */
+export interface BlockPassResult {
+  /** The terms' SHA-256 digests in the order of `indices` when asked for (BlockSumTerms.digests), else null. */
+  readonly digests: readonly string[] | null;
 }
 
 interface Job {
@@ -73,6 +102,62 @@ interface Job {
   readonly fresh: boolean;
   readonly outPtr: number;
   readonly d: number;
+}
+
+/** One block of one term to hash, in the slot at byte `ptr`; `first`: the term's first block (a new hash). */
+interface HashBlock {
+  readonly term: number;
+  readonly ptr: number;
+  readonly bytes: number;
+  readonly first: boolean;
+  /** With the first block: the update's leading bytes, hashed before the block. */
+  readonly leading: Uint8Array | null;
+}
+
+/** Blocks to hash ('hash'), or the digests of terms to finish ('digest'). */
+type HashJobSpec =
+  | { readonly kind: 'hash'; readonly blocks: readonly HashBlock[] }
+  | {
+      readonly kind: 'digest';
+      readonly terms: readonly number[];
+    };
+
+/** The incremental SHA-256 node:crypto gives (the part a hash job uses). */
+interface IncrementalHash {
+  update(data: Uint8Array): unknown;
+  digest(encoding: 'hex'): string;
+}
+
+/**
+ * A hash job on the thread that owns the terms' hashes (`states`, by term): each block hashed from the kernel's
+ * memory in place, or the finished digests (hex) of `terms`, forgotten afterwards. Self-contained: its source is also
+ * what the worker threads run.
+ */
+function hashJob(
+  states: Map<number, IncrementalHash>,
+  buffer: ArrayBufferLike,
+  job: HashJobSpec,
+  create: () => IncrementalHash,
+): string[] | undefined {
+  if (job.kind === 'digest') {
+    return job.terms.map((term) => {
+      const state = states.get(term);
+      if (!state) throw new Error(`no hash of term ${term} on this thread`);
+      states.delete(term);
+      return state.digest('hex');
+    });
+  }
+  for (const block of job.blocks) {
+    let state = states.get(block.term);
+    if (block.first) {
+      state = create();
+      states.set(block.term, state);
+      if (block.leading) state.update(block.leading);
+    }
+    if (!state) throw new Error(`a block of term ${block.term} before its first`);
+    state.update(new Uint8Array(buffer, block.ptr, block.bytes));
+  }
+  return undefined;
 }
 
 /**
@@ -100,6 +185,7 @@ function runJob(
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
 const { module, memory, length, chunk, maxFused } = workerData;
 const instance = new WebAssembly.Instance(module, { env: { memory } });
 const kernels = {
@@ -111,10 +197,15 @@ const heap = new Float32Array(memory.buffer);
 const sum = new Float64Array(memory.buffer, 0, length);
 const fusedPass = ${fusedPass.toString()};
 const runJob = ${runJob.toString()};
+const hashJob = ${hashJob.toString()};
+const hashes = new Map();
+const newHash = () => createHash('sha256');
 parentPort.on('message', ({ seq, job }) => {
   try {
-    runJob(kernels, heap, sum, chunk, maxFused, job, fusedPass);
-    parentPort.postMessage({ seq });
+    let digests;
+    if (job.kind === 'hash' || job.kind === 'digest') digests = hashJob(hashes, memory.buffer, job, newHash);
+    else runJob(kernels, heap, sum, chunk, maxFused, job, fusedPass);
+    parentPort.postMessage({ seq, digests });
   } catch (error) {
     parentPort.postMessage({ seq, error: String((error && error.stack) || error) });
   }
@@ -124,18 +215,21 @@ parentPort.on('message', ({ seq, job }) => {
 /** A worker thread over the shared memory, answering each job with a message. */
 class SumWorker {
   private readonly worker: Worker;
-  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<
+    number,
+    { resolve: (digests: string[] | undefined) => void; reject: (e: Error) => void }
+  >();
   private seq = 0;
   private failure: Error | null = null;
 
   constructor(workerData: object) {
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
     this.worker.unref();
-    this.worker.on('message', ({ seq, error }: { seq: number; error?: string }) => {
+    this.worker.on('message', ({ seq, error, digests }: { seq: number; error?: string; digests?: string[] }) => {
       const waiter = this.waiting.get(seq);
       this.waiting.delete(seq);
       if (!waiter) return;
-      if (error === undefined) waiter.resolve();
+      if (error === undefined) waiter.resolve(digests);
       else
         waiter.reject(new AggregationException(AggregationErrorCode.InvalidParameter, `a sum thread failed: ${error}`));
     });
@@ -148,7 +242,7 @@ class SumWorker {
     this.worker.on('exit', (code) => fail(new Error(`a sum thread exited (code ${code})`)));
   }
 
-  run(job: Job): Promise<void> {
+  run(job: Job | HashJobSpec): Promise<string[] | undefined> {
     if (this.failure) return Promise.reject(this.failure);
     this.seq += 1;
     const seq = this.seq;
@@ -162,6 +256,17 @@ class SumWorker {
     this.worker.removeAllListeners('exit');
     return this.worker.terminate();
   }
+}
+
+/** One step of a pass: coordinates [start, end) of the terms group … group + 7. */
+interface Step {
+  readonly start: number;
+  readonly end: number;
+  readonly group: number;
+}
+
+function newSha256(): IncrementalHash {
+  return createHash('sha256');
 }
 
 const WASM_PAGE = 65_536;
@@ -185,18 +290,22 @@ export class ThreadedBlockSum {
   private readonly slotsPtr: number;
   private readonly outPtr: number;
   private readonly slotBytes: number;
+  private readonly buffer: ArrayBufferLike;
+  /** The terms' hashes when the sum runs on the calling thread (threads = 0). */
+  private readonly localHashes = new Map<number, IncrementalHash>();
 
   private constructor(
     readonly length: number,
     readonly blockParameters: number,
     readonly threads: number,
     memory: WasmMemory,
-    module: object,
+    module: WasmModule,
   ) {
     const sumBytes = align64(8 * length);
     this.outPtr = sumBytes;
     this.slotsPtr = sumBytes + align64(4 * length);
     this.slotBytes = align64(4 * blockParameters);
+    this.buffer = memory.buffer;
     this.heap = new Float32Array(memory.buffer);
     this.values = new Float64Array(memory.buffer, 0, length);
     this.local = threads === 0 ? instantiateKernel(module, memory) : null;
@@ -206,6 +315,28 @@ export class ThreadedBlockSum {
 
   /** A sum of m parameters, or null where the SIMD kernel cannot run (no WebAssembly SIMD, or m too large). */
   static create(length: number, options: ThreadedBlockSumOptions = {}): ThreadedBlockSum | null {
+    const plan = ThreadedBlockSum.plan(length, options);
+    if (!plan) return null;
+    const { threads, block, bytes, module } = plan;
+    const pages = Math.ceil(bytes / WASM_PAGE);
+    const Memory = wasmApi()!.Memory;
+    const memory =
+      threads > 0
+        ? new Memory({ initial: pages, maximum: pages, shared: true })
+        : new Memory({ initial: pages, maximum: pages });
+    return new ThreadedBlockSum(length, block, threads, memory, module);
+  }
+
+  /** Whether `create` with these arguments gives a sum on this engine (without allocating anything). */
+  static supported(length: number, options: ThreadedBlockSumOptions = {}): boolean {
+    return ThreadedBlockSum.plan(length, options) !== null;
+  }
+
+  /** Checks the arguments; the layout's size and the compiled kernel, or null where the kernel cannot run. */
+  private static plan(
+    length: number,
+    options: ThreadedBlockSumOptions,
+  ): { threads: number; block: number; bytes: number; module: WasmModule } | null {
     if (!Number.isInteger(length) || length < 1) {
       throw new AggregationException(AggregationErrorCode.InvalidParameter, `length must be an integer ≥ 1`);
     }
@@ -223,52 +354,28 @@ export class ThreadedBlockSum {
         `blockParameters must be a multiple of 8, got ${String(options.blockParameters)}`,
       );
     }
-    const shared = threads > 0;
     const bytes = align64(8 * length) + align64(4 * length) + 2 * MAX_FUSED * align64(4 * block);
-    const module = bytes <= WASM_MAX_BYTES ? kernelModule(shared) : null;
-    if (!module) return null;
-    const pages = Math.ceil(bytes / WASM_PAGE);
-    const Memory = wasmApi()!.Memory;
-    const memory = shared
-      ? new Memory({ initial: pages, maximum: pages, shared: true })
-      : new Memory({ initial: pages, maximum: pages });
-    return new ThreadedBlockSum(length, block, threads, memory, module);
+    const module = bytes <= WASM_MAX_BYTES ? kernelModule(threads > 0) : null;
+    return module ? { threads, block, bytes, module } : null;
   }
 
   /**
-   * values ← Σ wᵢ·sᵢ·uᵢ over the terms (the previous sum is discarded). Resolves once every block is summed; the
-   * calling thread only reads (and runs onBlock) unless threads = 0. A failed read rejects, leaving the sum partial.
+   * values ← Σ wᵢ·sᵢ·uᵢ over the terms (the previous sum is discarded). Resolves once every block is summed (with the
+   * terms' digests when asked for); the calling thread only reads (and runs onBlock) unless threads = 0. A failed read
+   * rejects, leaving the sum partial.
    */
-  async sum(source: UpdateBlockSource, terms: BlockSumTerms): Promise<void> {
+  async sum(source: UpdateBlockSource, terms: BlockSumTerms): Promise<BlockPassResult> {
     const n = terms.indices.length;
     if (terms.weights.length !== n || (terms.scales && terms.scales.length !== n)) {
       throw new AggregationException(AggregationErrorCode.InvalidParameter, 'one weight and one scale per update');
     }
-    if (source.length !== this.length) {
-      throw new AggregationException(
-        AggregationErrorCode.LengthMismatch,
-        `the source holds updates of ${source.length} parameters, the sum ${this.length}`,
-      );
-    }
+    this.checkSource(source);
     if (n === 0) {
       this.values.fill(0);
-      return;
+      return { digests: terms.digests ? [] : null };
     }
     const scales = terms.scales ?? terms.indices.map(() => 1);
-    const steps: { start: number; end: number; group: number }[] = [];
-    for (let start = 0; start < this.length; start += this.blockParameters) {
-      const end = Math.min(this.length, start + this.blockParameters);
-      for (let group = 0; group < n; group += MAX_FUSED) steps.push({ start, end, group });
-    }
-    const read = async (step: (typeof steps)[number], set: number): Promise<void> => {
-      const k = Math.min(MAX_FUSED, n - step.group);
-      const views = Array.from({ length: k }, (_, j) => this.slot(set, j, step.end - step.start));
-      await Promise.all(
-        views.map((view, j) => source.readInto(terms.indices[step.group + j]!, step.start, step.end, view)),
-      );
-      if (terms.onBlock) views.forEach((view, j) => terms.onBlock!(step.group + j, view));
-    };
-    const add = (step: (typeof steps)[number], set: number): Promise<void> => {
+    return this.pass(source, terms, (step, set) => {
       const k = Math.min(MAX_FUSED, n - step.group);
       const j = Array.from({ length: k }, (_, i) => i);
       return this.run({
@@ -283,13 +390,116 @@ export class ThreadedBlockSum {
         outPtr: -1,
         d: 1,
       });
-    };
-    await read(steps[0]!, 0);
-    for (let s = 0; s < steps.length; s += 1) {
-      const summing = add(steps[s]!, s % 2);
-      const next = s + 1 < steps.length ? read(steps[s + 1]!, (s + 1) % 2) : Promise.resolve();
-      await Promise.all([summing, next]);
+    });
+  }
+
+  /**
+   * Reads every block of the terms' updates through the slots, as `sum` does, without summing them (the sum is left
+   * as it was): for onBlock (e.g. exact norms before a clipped sum) and the digests of the bytes read.
+   */
+  async scan(source: UpdateBlockSource, terms: BlockScanTerms): Promise<BlockPassResult> {
+    this.checkSource(source);
+    if (terms.indices.length === 0) return { digests: terms.digests ? [] : null };
+    return this.pass(source, terms, null);
+  }
+
+  private checkSource(source: UpdateBlockSource): void {
+    if (source.length !== this.length) {
+      throw new AggregationException(
+        AggregationErrorCode.LengthMismatch,
+        `the source holds updates of ${source.length} parameters, the sum ${this.length}`,
+      );
     }
+  }
+
+  /**
+   * One pass over the terms' updates: steps of (block, group of up to eight updates) in coordinate order, each read
+   * into one of two sets of slots while the previous step is hashed and summed (`add`) on the workers. With digests,
+   * a step's slots are hashed once read, and the step is summed only after that (summing may scale the slots in
+   * place), so every update's hash sees its bytes in order and as read.
+   */
+  private async pass(
+    source: UpdateBlockSource,
+    terms: BlockScanTerms,
+    add: ((step: Step, set: number) => Promise<void>) | null,
+  ): Promise<BlockPassResult> {
+    const n = terms.indices.length;
+    const steps: Step[] = [];
+    for (let start = 0; start < this.length; start += this.blockParameters) {
+      const end = Math.min(this.length, start + this.blockParameters);
+      for (let group = 0; group < n; group += MAX_FUSED) steps.push({ start, end, group });
+    }
+    const read = async (step: Step, set: number): Promise<void> => {
+      const k = Math.min(MAX_FUSED, n - step.group);
+      const views = Array.from({ length: k }, (_, j) => this.slot(set, j, step.end - step.start));
+      await Promise.all(
+        views.map((view, j) => source.readInto(terms.indices[step.group + j]!, step.start, step.end, view)),
+      );
+      if (terms.onBlock) views.forEach((view, j) => terms.onBlock!(step.group + j, view));
+    };
+    const hash = (s: number): Promise<void> =>
+      terms.digests && s < steps.length ? this.hash(source, terms.indices, steps[s]!, s % 2) : Promise.resolve();
+    await read(steps[0]!, 0);
+    let hashing = hash(0);
+    for (let s = 0; s < steps.length; s += 1) {
+      // Step s + 1 is read into the other set while the workers hash step s and then sum it; hash and sum jobs are
+      // posted in step order, so each worker sees every term's blocks in order and each coordinate's groups in order.
+      const next = s + 1 < steps.length ? read(steps[s + 1]!, (s + 1) % 2) : Promise.resolve();
+      const summing = add ? hashing.then(() => add(steps[s]!, s % 2)) : hashing;
+      await Promise.all([summing, next]);
+      hashing = hash(s + 1);
+    }
+    return { digests: terms.digests ? await this.digests(n) : null };
+  }
+
+  /** The thread that keeps term `term`'s hash: the terms of a group alternate over the workers. */
+  private hasherOf(term: number): number {
+    return this.workers.length === 0 ? 0 : term % this.workers.length;
+  }
+
+  /** Hashes the step's slots (just read, not yet summed) on the threads that own the terms' hashes. */
+  private async hash(source: UpdateBlockSource, indices: readonly number[], step: Step, set: number): Promise<void> {
+    const k = Math.min(MAX_FUSED, indices.length - step.group);
+    const perThread: HashBlock[][] = Array.from({ length: Math.max(1, this.workers.length) }, () => []);
+    for (let j = 0; j < k; j += 1) {
+      const term = step.group + j;
+      const first = step.start === 0;
+      const leading = first ? source.leadingBytes?.(indices[term]!) : undefined;
+      perThread[this.hasherOf(term)]!.push({
+        term,
+        ptr: this.slotPtr(set, j),
+        bytes: 4 * (step.end - step.start),
+        first,
+        // A copy of exactly these bytes: a view would post its whole underlying buffer.
+        leading: leading && leading.length > 0 ? new Uint8Array(leading) : null,
+      });
+    }
+    if (this.workers.length === 0) {
+      hashJob(this.localHashes, this.buffer, { kind: 'hash', blocks: perThread[0]! }, newSha256);
+      return;
+    }
+    await Promise.all(
+      perThread.flatMap((blocks, t) => (blocks.length > 0 ? [this.workers[t]!.run({ kind: 'hash', blocks })] : [])),
+    );
+  }
+
+  /** The finished digests of terms 0 … n − 1, gathered from the threads that kept them. */
+  private async digests(n: number): Promise<string[]> {
+    const out = new Array<string>(n);
+    const threads = Math.max(1, this.workers.length);
+    await Promise.all(
+      Array.from({ length: threads }, async (_, t) => {
+        const terms = Array.from({ length: n }, (_, term) => term).filter((term) => this.hasherOf(term) === t);
+        if (terms.length === 0) return;
+        const job: HashJobSpec = { kind: 'digest', terms };
+        const hex =
+          this.workers.length === 0
+            ? hashJob(this.localHashes, this.buffer, job, newSha256)
+            : await this.workers[t]!.run(job);
+        terms.forEach((term, i) => (out[term] = hex![i]!));
+      }),
+    );
+    return out;
   }
 
   /** float32(values[i] / d) for every coordinate, true division rounded once (as WeightedMeanAccumulator.quotient). */
@@ -337,7 +547,7 @@ export class ThreadedBlockSum {
       const start = job.start + t * per;
       const end = Math.min(job.end, start + per);
       if (start >= end) break;
-      parts.push(this.workers[t]!.run({ ...job, start, end }));
+      parts.push(this.workers[t]!.run({ ...job, start, end }).then(() => undefined));
     }
     return Promise.all(parts).then(() => undefined);
   }
