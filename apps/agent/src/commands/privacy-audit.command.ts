@@ -1,8 +1,4 @@
-import {
-  PRIVACY_AUDIT_DEFAULTS,
-  privacyAuditCommand,
-  type PrivacyAuditFlags,
-} from '../privacy-audit/privacy-audit.command';
+import { PRIVACY_AUDIT_DEFAULTS, type PrivacyAuditFlags } from '../privacy-audit/privacy-audit-flags';
 import type { RegisterAgentCommand } from './agent-command';
 
 /** `tessera-agent privacy-audit`: the empirical audit of apps/agent/src/privacy-audit; needs no hub. */
@@ -29,6 +25,8 @@ export const registerPrivacyAuditCommand: RegisterAgentCommand = (program, { io 
     )
     .option('--json <out.json>', 'also write the full result, every run included, to this file')
     .action(async (opts: PrivacyAuditFlags) => {
+      // The audit and its training code (TensorFlow.js) load here, not when any other command runs.
+      const { privacyAuditCommand } = await import('../privacy-audit/privacy-audit.command.js');
       await privacyAuditCommand(opts, io.env, io.out, io.err);
     });
 };

@@ -5,6 +5,9 @@ import { AgentError, AgentErrorCode } from '../agent.error';
 /** The audit's default target ε: the demo's (`npm run demo`, apps/hub/src/cli/demo.ts). */
 export const DEFAULT_AUDIT_EPSILON = 1;
 
+/** The confidence of the certified lower bound on ε, unless the command says otherwise. */
+export const DEFAULT_AUDIT_CONFIDENCE = 0.95;
+
 /** The demo's Poisson sampling rate q: each record joins each step's batch with probability 0.1. */
 export const DEMO_SAMPLING_RATE = 0.1;
 

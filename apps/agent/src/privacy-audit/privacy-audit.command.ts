@@ -1,29 +1,18 @@
+export { PRIVACY_AUDIT_DEFAULTS, type PrivacyAuditFlags } from './privacy-audit-flags';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { selectBackend } from '@tessera/ml';
 import { AgentError, AgentErrorCode } from '../agent.error';
 import { CANARY_KINDS, type CanaryKind } from './audit-canary.util';
-import { DEFAULT_AUDIT_EPSILON, DEMO_SAMPLING_RATE, heartDiseaseAuditPlan, underNoisedPlan } from './audit-plan.util';
+import { heartDiseaseAuditPlan, underNoisedPlan } from './audit-plan.util';
+import type { PrivacyAuditFlags } from './privacy-audit-flags';
 import {
-  DEFAULT_AUDIT_CONFIDENCE,
   MAX_AUDIT_RUNS,
   MIN_AUDIT_RUNS,
   runPrivacyAudit,
   type PrivacyAuditResult,
   type ScoreSummary,
 } from './privacy-audit';
-
-/** The flags of `tessera-agent privacy-audit`, as commander hands them over (strings). */
-export interface PrivacyAuditFlags {
-  data?: string;
-  runs: string;
-  canary: string;
-  epsilon: string;
-  samplingRate: string;
-  confidence: string;
-  positiveControl?: boolean;
-  json?: string;
-}
 
 export interface PrivacyAuditRequest {
   dataFile: string;
@@ -161,11 +150,3 @@ export async function privacyAuditCommand(
   }
   return result;
 }
-
-export const PRIVACY_AUDIT_DEFAULTS = {
-  runs: '100',
-  canary: 'duplicate',
-  epsilon: String(DEFAULT_AUDIT_EPSILON),
-  samplingRate: String(DEMO_SAMPLING_RATE),
-  confidence: String(DEFAULT_AUDIT_CONFIDENCE),
-} as const;

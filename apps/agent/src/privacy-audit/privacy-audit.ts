@@ -33,9 +33,8 @@ import { modelSpecOf, tabularSchemaOf } from '../training/plan-mapping.util';
 import { StudyDatasets } from '../training/study-datasets';
 import { makeCanary, logisticGradient, withCanary, type Canary, type CanaryKind } from './audit-canary.util';
 import { AuditHubTransport } from './audit-hub-transport';
-import { heartDiseaseAuditPlan } from './audit-plan.util';
+import { DEFAULT_AUDIT_CONFIDENCE, heartDiseaseAuditPlan } from './audit-plan.util';
 
-export const DEFAULT_AUDIT_CONFIDENCE = 0.95;
 /** Fewer runs per world cannot split into a selection half and a certification half of two scores each. */
 export const MIN_AUDIT_RUNS = 4;
 export const MAX_AUDIT_RUNS = 100_000;
