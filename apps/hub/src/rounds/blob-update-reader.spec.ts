@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   aggregateRobust,
   aggregateRobustBlockwise,
@@ -83,6 +84,26 @@ describe('BlobUpdateReader: blocks of stored update frames', () => {
     const small = await screenUpdatesBlockwise(reader, { aggregate }, { blockParameters: 100 });
     expect(small.flagged).toEqual([2]);
     small.updates.forEach((u, k) => expect(u.norm).toBeCloseTo(inMemory.updates[k]!.norm, 9));
+  });
+
+  it('gives the bytes before the payload: with the blocks read into slots, they hash to the blob’s name', async () => {
+    const updates = honestUpdates(3, 1001, 5);
+    const { blobs, stored: rows } = await stored(updates);
+    const reader = await BlobUpdateReader.open(
+      blobs,
+      rows.map((r) => r.hash),
+      1001,
+    );
+    for (let k = 0; k < 3; k += 1) {
+      const hash = createHash('sha256').update(reader.leadingBytes(k));
+      // Blocks of 400: the last one short.
+      for (let start = 0; start < 1001; start += 400) {
+        const slot = new Float32Array(Math.min(1001, start + 400) - start);
+        await reader.readInto(k, start, start + slot.length, slot);
+        hash.update(new Uint8Array(slot.buffer));
+      }
+      expect(hash.digest('hex')).toBe(rows[k]!.hash);
+    }
   });
 
   it('refuses a stored update whose payload is not the model size, naming it', async () => {

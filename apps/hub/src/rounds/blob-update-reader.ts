@@ -9,6 +9,8 @@ const FRAME_PREFIX_BYTES = 8;
 interface StoredPayload {
   readonly hash: string;
   readonly offset: number;
+  /** The blob's bytes before the payload (the frame's prefix and header): hashed with it to check the blob's name. */
+  readonly leading: Uint8Array;
 }
 
 /**
@@ -16,9 +18,11 @@ interface StoredPayload {
  * ranged read of its framed blob (BlobStore.readRange), copied into an aligned Float32Array, so a blockwise
  * aggregation or screening holds n blocks at a time instead of n whole updates.
  *
- * Ranged reads are not checked against the blob's name; the round closer verifies every update whole (streamed)
- * before it builds this reader, blobs never change under their name, and the library checks each block's length and
- * values as it reads them, so a blob damaged in between fails the round rather than entering it.
+ * A ranged read cannot be checked against the blob's name (the name covers the whole blob). Either the round closer
+ * verifies every update whole before the round reads it, or — FedAvg and DP-FedAvg on the fused sum — the sum hashes
+ * each update as it reads it (its `leadingBytes`, then every block of the payload, in order) and the result is
+ * checked against the names before it is used (ADR 0021). The robust aggregators and screening also check each
+ * block's length and values as they read them.
  */
 export class BlobUpdateReader implements UpdateBlockReader, UpdateBlockSource {
   private constructor(
@@ -42,7 +46,7 @@ export class BlobUpdateReader implements UpdateBlockReader, UpdateBlockSource {
           `the stored update ${hash} holds ${(size - offset) / 4} values after its header; the model has ${length}`,
         );
       }
-      payloads.push({ hash, offset });
+      payloads.push({ hash, offset, leading: await blobs.readRange(hash, 0, offset) });
     }
     return new BlobUpdateReader(blobs, payloads, length);
   }
@@ -51,9 +55,13 @@ export class BlobUpdateReader implements UpdateBlockReader, UpdateBlockSource {
     return this.payloads.length;
   }
 
+  /** The bytes of update k's blob before its values (the frame's prefix and header, as read when opened). */
+  leadingBytes(update: number): Uint8Array {
+    return this.payload(update).leading;
+  }
+
   async readBlock(update: number, start: number, end: number): Promise<Float32Array> {
-    const payload = this.payloads[update];
-    if (!payload) throw new RangeError(`no update #${update} among ${this.payloads.length}`);
+    const payload = this.payload(update);
     const bytes = await this.blobs.readRange(payload.hash, payload.offset + 4 * start, payload.offset + 4 * end);
     // A copy: the bytes of a read need not start at a multiple of 4 in their buffer (the wire is little-endian, as
     // every host the hub runs on; model-math.ts float32FromBytes makes the same assumption).
@@ -64,14 +72,19 @@ export class BlobUpdateReader implements UpdateBlockReader, UpdateBlockSource {
 
   /**
    * Block [start, end) of update k written into `target` (the fused sum's slot in shared memory): one ranged read,
-   * one copy into place. The values are not checked here: the receiver validated them on upload and the closer
-   * verified the whole blob against its name before the round reads it.
+   * one copy into place. The values are not checked here: the receiver validated them on upload, and the closer
+   * checks the whole blob against its name, before the round reads it or from the digest the sum computes as it reads.
    */
   async readInto(update: number, start: number, end: number, target: Float32Array): Promise<void> {
-    const payload = this.payloads[update];
-    if (!payload) throw new RangeError(`no update #${update} among ${this.payloads.length}`);
+    const payload = this.payload(update);
     if (target.length !== end - start) throw new RangeError(`a slot of ${target.length} values for [${start}, ${end})`);
     const bytes = await this.blobs.readRange(payload.hash, payload.offset + 4 * start, payload.offset + 4 * end);
     new Uint8Array(target.buffer, target.byteOffset, target.byteLength).set(bytes);
+  }
+
+  private payload(update: number): StoredPayload {
+    const payload = this.payloads[update];
+    if (!payload) throw new RangeError(`no update #${update} among ${this.payloads.length}`);
+    return payload;
   }
 }

@@ -6,11 +6,20 @@ import {
   ThreadedBlockSum,
   type AggregationException,
 } from '@tessera/aggregation';
-import type { StudyPlan } from '@tessera/protocol';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sha256Hex, type StudyPlan } from '@tessera/protocol';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FilesystemBlobStore } from '../blobs/filesystem-blob-store';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
 import type { AggregationBudget } from './plan-aggregation.util';
-import { aggregateRoundUpdates, type RoundAggregationOutcome, type StoredUpdate } from './round-aggregation';
+import {
+  aggregateRoundUpdates,
+  verifiesWhileReading,
+  type RoundAggregationOutcome,
+  type StoredUpdate,
+} from './round-aggregation';
 import { honestUpdates, l2, storeUpdates, updateFrame } from './stored-updates.test-util';
 
 const M = 2000;
@@ -189,8 +198,9 @@ describe('a round aggregated by the plan', () => {
     );
     const result = await run(roundWithScaledAttacker(), studyPlan);
     expect(result.outcome).toBe('too-few-after-exclusion');
+    if (result.outcome !== 'too-few-after-exclusion') return;
     expect(result.excluded).toEqual(['silo-4']);
-    expect(result.screening!.notAggregated).toBe(
+    expect(result.screening.notAggregated).toBe(
       'screening left out 1 of 5 updates; the 4 left are fewer than participation.minSilosPerRound = 5, so the ' +
         'round was not aggregated',
     );
@@ -306,5 +316,150 @@ describe('the fused sum on worker threads (issue 21) against the one-by-one path
       expect(clips.some((t) => (t.record as { factor: number }).factor < 1)).toBe(true);
       expect(clips.some((t) => (t.record as { factor: number }).factor === 1)).toBe(true);
     }
+  });
+});
+
+describe('the updates checked against their names while the fused sum reads them (ADR 0021)', () => {
+  const N = 11;
+  // Two blocks of the fused sum (262,144), the second short: a block that does not divide the update.
+  const LENGTH = 300_007;
+  const S = 560;
+
+  /** The round's updates in a filesystem store of our own (to change a stored file), with record counts. */
+  async function storeRound(updates: readonly Float32Array[]) {
+    const root = mkdtempSync(join(tmpdir(), 'tessera-verify-'));
+    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+    const blobs = new FilesystemBlobStore(root);
+    const stored: StoredUpdate[] = [];
+    for (const [k, u] of updates.entries()) {
+      const hash = await blobs.put(updateFrame(u, 20 + 3 * k));
+      stored.push({ siloId: `silo-${k}`, hash, l2Norm: l2(u), numExamples: 20 + 3 * k });
+    }
+    return { blobs, stored, fileOf: (hash: string) => join(root, hash.slice(0, 2), hash) };
+  }
+
+  function countedPlan(extra: Parameters<typeof heartDiseasePlan>[1] = {}): StudyPlan {
+    const p = heartDiseasePlan(
+      Array.from({ length: N }, (_, k) => `silo-${k}`),
+      { release: { evaluation: { mode: 'none' }, trainingExamples: 'exact' }, ...extra },
+    );
+    p.participation.minSilosPerRound = 3;
+    return p;
+  }
+
+  const dp = {
+    privacy: {
+      mode: 'dp-fedavg',
+      unit: 'silo',
+      targetEpsilon: 4,
+      delta: 1e-5,
+      clipNorm: S,
+      noiseMultiplier: 'derive',
+    },
+  } as const;
+  const plans: { name: string; plan: () => StudyPlan; dp?: boolean }[] = [
+    { name: 'FedAvg weighted by record counts', plan: () => countedPlan() },
+    {
+      name: 'FedAvg, norms bounded (some updates scaled)',
+      plan: () =>
+        countedPlan({ aggregation: { aggregator: { kind: 'fedavg' }, normBound: { mode: 'fixed', maxNorm: S } } }),
+    },
+    { name: 'DP-FedAvg (some updates clipped)', plan: () => countedPlan(dp), dp: true },
+  ];
+
+  function roundUpdates(): Float32Array[] {
+    // Norms ≈ √(1.25·LENGTH) ≈ 612 and ×0.8 ≈ 490, either side of S.
+    return honestUpdates(N, LENGTH, 33).map((u, k) => (k % 3 === 0 ? scaleUpdate(u, 0.8) : u));
+  }
+
+  function input(
+    studyPlan: StudyPlan,
+    stored: readonly StoredUpdate[],
+    sumThreads: AggregationBudget['sumThreads'],
+    verifyWhileReading: boolean,
+    isDp = false,
+  ) {
+    return {
+      plan: studyPlan,
+      global: new Float32Array(LENGTH),
+      previousGlobal: null,
+      updates: stored,
+      participants: N + 1,
+      mechanism: isDp ? { clipNorm: S, noiseMultiplier: 0 } : null,
+      budget: { ...ROOMY, sumThreads },
+      verifyWhileReading,
+    };
+  }
+
+  it.each(plans)('$name: the same bits and trace as the verified path, on 0, 1 and 2 threads', async (c) => {
+    const { blobs, stored } = await storeRound(roundUpdates());
+    const studyPlan = c.plan();
+    expect(verifiesWhileReading(studyPlan, ROOMY, LENGTH, N)).toBe(true);
+    const reference = aggregated(
+      await aggregateRoundUpdates(blobs, input(studyPlan, stored, 'one-by-one', false, c.dp)),
+    );
+    for (const threads of [0, 1, 2]) {
+      const verified = aggregated(await aggregateRoundUpdates(blobs, input(studyPlan, stored, threads, false, c.dp)));
+      const checked = aggregated(await aggregateRoundUpdates(blobs, input(studyPlan, stored, threads, true, c.dp)));
+      expect(same(checked.delta, reference.delta), `${threads} threads`).toBe(true);
+      expect(same(checked.delta, verified.delta), `${threads} threads`).toBe(true);
+      expect(checked.trace).toEqual(reference.trace);
+      expect(checked.aggregated).toEqual(reference.aggregated);
+    }
+    const clips = reference.trace.filter((t) => (t.record as { step?: string }).step === 'clip');
+    if (c.name !== plans[0]!.name) expect(clips.some((t) => (t.record as { factor: number }).factor < 1)).toBe(true);
+  });
+
+  it.each(plans)('$name: names the updates whose stored bytes changed, and aggregates nothing', async (c) => {
+    const updates = roundUpdates();
+    const { blobs, stored, fileOf } = await storeRound(updates);
+    // One bit of the last value of silo-4's payload (block 2, the short one), one of silo-9's header (its record count).
+    const payload = readFileSync(fileOf(stored[4]!.hash));
+    payload[payload.length - 1]! ^= 0x40;
+    writeFileSync(fileOf(stored[4]!.hash), payload);
+    const header = readFileSync(fileOf(stored[9]!.hash));
+    const at = header.indexOf('"numExamples":47');
+    expect(at).toBeGreaterThan(0);
+    header[at + '"numExamples":4'.length] = '8'.charCodeAt(0);
+    writeFileSync(fileOf(stored[9]!.hash), header);
+    for (const threads of [0, 2]) {
+      const outcome = await aggregateRoundUpdates(blobs, input(c.plan(), stored, threads, true, c.dp));
+      // DP-FedAvg reads the updates above S first for their exact norms (silo-4's norm ≈ 612 > S) and stops at a
+      // changed one before summing; the closer sets it aside and aggregates again, which then finds silo-9.
+      const changed = [
+        { siloId: 'silo-4', hash: stored[4]!.hash, actualHash: sha256Hex(payload) },
+        { siloId: 'silo-9', hash: stored[9]!.hash, actualHash: sha256Hex(header) },
+      ];
+      expect(outcome).toEqual({ outcome: 'corrupted', changed: c.dp ? changed.slice(0, 1) : changed });
+      if (c.dp) {
+        const again = await aggregateRoundUpdates(
+          blobs,
+          input(
+            c.plan(),
+            stored.filter((_, k) => k !== 4),
+            threads,
+            true,
+            true,
+          ),
+        );
+        expect(again).toEqual({ outcome: 'corrupted', changed: changed.slice(1) });
+      }
+    }
+  });
+
+  it('is for FedAvg and DP-FedAvg on the fused sum only: other rounds verify first', async () => {
+    const base = countedPlan();
+    expect(verifiesWhileReading(base, { ...ROOMY, sumThreads: 'one-by-one' }, LENGTH, N)).toBe(false);
+    const others: StudyPlan[] = [
+      countedPlan({ aggregation: { aggregator: { kind: 'coordinate-median' } } }),
+      countedPlan({ screening: { threshold: 3.5, exclude: false } }),
+      countedPlan({ ...dp, aggregation: { aggregator: { kind: 'fedavg' }, normBound: { mode: 'fixed', maxNorm: S } } }),
+    ];
+    for (const p of others) expect(verifiesWhileReading(p, ROOMY, LENGTH, N)).toBe(false);
+    // Asked anyway, such a round refuses rather than read bytes nobody checked.
+    const { blobs, stored } = await storeRound(roundUpdates().slice(0, 4));
+    await expect(aggregateRoundUpdates(blobs, input(others[0]!, stored, 2, true))).rejects.toThrow(
+      /cannot verify its updates while it reads them/,
+    );
   });
 });

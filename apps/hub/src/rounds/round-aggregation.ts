@@ -3,6 +3,7 @@ import {
   aggregateRobustBlockwise,
   chooseAggregationVariant,
   decideNormBound,
+  DigestMismatchException,
   fusedDpFedAvg,
   fusedFedAvg,
   l2Norm,
@@ -30,7 +31,7 @@ import {
 } from './plan-aggregation.util';
 import { screeningView } from './round-screening.util';
 
-/** One accepted, verified update of the round, as stored. */
+/** One accepted update of the round, as stored (verified against its name before, or while, it is read). */
 export interface StoredUpdate {
   readonly siloId: string;
   /** Its framed blob's name. */
@@ -55,6 +56,20 @@ export interface RoundAggregationInput {
   /** The plan's privacy mechanism: DP-FedAvg reads its clipping norm S and noise multiplier z. */
   readonly mechanism: Pick<PrivacyMechanism, 'clipNorm' | 'noiseMultiplier'> | null;
   readonly budget: AggregationBudget;
+  /**
+   * The updates have not been checked against their names: hash each one as the fused sum reads it and answer
+   * 'corrupted' (no aggregate) if any read bytes do not hash to its name (ADR 0021). Only for rounds that
+   * verifiesWhileReading accepts; any other round throws. Otherwise the caller verified every update first.
+   */
+  readonly verifyWhileReading?: boolean;
+}
+
+/** An update whose bytes, read for the aggregate, did not hash to its name. */
+export interface ChangedUpdate {
+  readonly siloId: string;
+  readonly hash: string;
+  /** SHA-256 of the bytes the sum read. */
+  readonly actualHash: string;
 }
 
 /** One entry of a round summary's aggregation trace: never the updates' values. */
@@ -77,6 +92,11 @@ export type RoundAggregationOutcome =
       outcome: 'too-few-after-exclusion';
       excluded: string[];
       screening: RoundScreeningView;
+    }
+  | {
+      /** verifyWhileReading: these updates were read with other bytes than their names say; nothing aggregated. */
+      outcome: 'corrupted';
+      changed: ChangedUpdate[];
     };
 
 /** How the round reads its updates: one at a time (FedAvg), all held at once, or blocks of every update. */
@@ -167,6 +187,37 @@ function chooseMode(
 const THREADS_MIN_WORK = 1 << 24;
 
 /**
+ * The fused sum's options for n updates of m values: the configured threads, else worker threads unless the round is
+ * small (starting threads takes tens of milliseconds, seconds on a loaded machine; the heart-disease demo's 14
+ * parameters sum on the calling thread, in steps of at most 8 × 262,144 parameters, about a millisecond).
+ */
+function sumOptions(budget: AggregationBudget, m: number, n: number): { threads?: number } {
+  const threads = budget.sumThreads;
+  if (typeof threads === 'number') return { threads };
+  return m * n < THREADS_MIN_WORK ? { threads: 0 } : {};
+}
+
+/**
+ * Whether aggregateRoundUpdates can check the round's updates against their names while it aggregates them
+ * (verifyWhileReading): FedAvg or DP-FedAvg on the fused sum, which reads every update exactly once (DP-FedAvg: those
+ * above the clipping norm twice, both reads hashed). The robust aggregators and screening read the updates in other
+ * ways (whole, or blockwise more than once): their rounds are verified before they are aggregated, as before.
+ */
+export function verifiesWhileReading(
+  plan: StudyPlan,
+  budget: AggregationBudget,
+  modelParameters: number,
+  updates: number,
+): boolean {
+  const choice = aggregationChoiceOf(plan);
+  if (isRobust(choice) || screeningOptionsOf(plan) !== null || budget.sumThreads === 'one-by-one') return false;
+  // DP-FedAvg over norm-bounded updates adds one at a time (fusedDelta).
+  if (plan.privacy.mode === 'dp-fedavg' && choice.normBound) return false;
+  const m = updateLengthOf(plan, modelParameters);
+  return ThreadedBlockSum.supported(m, sumOptions(budget, m, updates));
+}
+
+/**
  * FedAvg or DP-FedAvg over the `indices` updates with the fused SIMD sum (ThreadedBlockSum): blocks of up to eight
  * updates read from the blob store straight into the kernel's shared memory and summed by worker threads, each owning
  * a range of coordinates, so this (main) thread only issues reads. The same bits and trace as the one-by-one path
@@ -179,17 +230,23 @@ async function fusedDelta(
   choice: AggregationChoice,
   input: RoundAggregationInput,
 ): Promise<{ delta: Float32Array; trace: TraceEntry[] } | null> {
-  const threads = input.budget.sumThreads;
   const mechanism = input.plan.privacy.mode === 'dp-fedavg' ? input.mechanism : null;
-  if (threads === 'one-by-one' || updates.mode === 'in-memory' || (mechanism && choice.normBound)) return null;
-  // Worker threads take tens of milliseconds to start (seconds on a loaded machine): a small round (the heart-disease
-  // demo's 14 parameters) sums on this thread, in steps of at most 8 × 262,144 parameters (about a millisecond).
-  const auto = updates.length * indices.length < THREADS_MIN_WORK ? { threads: 0 } : {};
-  const sum = ThreadedBlockSum.create(updates.length, threads === undefined ? auto : { threads });
-  if (!sum) return null;
+  const unavailable = () => {
+    // verifyWhileReading is asked only where verifiesWhileReading said the fused sum runs: fail rather than read
+    // unverified bytes.
+    if (input.verifyWhileReading) throw new Error('this round cannot verify its updates while it reads them');
+    return null;
+  };
+  if (input.budget.sumThreads === 'one-by-one' || updates.mode === 'in-memory' || (mechanism && choice.normBound)) {
+    return unavailable();
+  }
+  const sum = ThreadedBlockSum.create(updates.length, sumOptions(input.budget, updates.length, indices.length));
+  if (!sum) return unavailable();
   try {
     const stored = indices.map((k) => updates.stored[k]!);
     const source = await updates.reader(indices);
+    // The names the bytes read must hash to (the frame's prefix and header come from the reader's leadingBytes).
+    const integrity = input.verifyWhileReading ? { expectedDigests: stored.map((u) => u.hash) } : {};
     // The example count is the weight only when the plan releases it (as aggregatorFor); else every update counts 1.
     const reported = stored.map((u) => u.numExamples ?? 1);
     const trace: TraceEntry[] = [];
@@ -206,6 +263,7 @@ async function fusedDelta(
           expectedSilos: input.participants,
         },
         (s, parameters) => latticeNoisySum(s, parameters),
+        integrity,
       );
       dp.updateTrace.forEach((records, j) => {
         for (const record of records) trace.push({ siloId: stored[j]!.siloId, record: { ...record } });
@@ -222,6 +280,7 @@ async function fusedDelta(
         weighting,
         weights: reported,
         ...(bounding ? { scales: bounding.factors } : {}),
+        ...integrity,
       });
     }
     for (const record of result.trace) trace.push({ record: { ...record } });
@@ -342,10 +401,24 @@ export async function aggregateRoundUpdates(
     normsKnown: true,
   };
   const { mode, bytes } = chooseMode(choice, screening, shape, previousUpdate !== undefined, input.budget);
+  if (input.verifyWhileReading && (isRobust(choice) || screening || mode !== 'streaming')) {
+    throw new Error('this round cannot verify its updates while it reads them');
+  }
   const updates = new RoundUpdates(blobs, input.updates, m, mode);
   const all = input.updates.map((_, k) => k);
   const siloIds = input.updates.map((u) => u.siloId);
-  const first = await deltaOf(updates, all, choice, input);
+  let first: { delta: Float32Array; trace: TraceEntry[] };
+  try {
+    first = await deltaOf(updates, all, choice, input);
+  } catch (err) {
+    // Only the fused sum checks digests, over `all` (no screening here): the source's positions are the updates'.
+    if (!(err instanceof DigestMismatchException)) throw err;
+    const changed = err.mismatches.map(({ update, actual }) => {
+      const u = input.updates[update]!;
+      return { siloId: u.siloId, hash: u.hash, actualHash: actual };
+    });
+    return { outcome: 'corrupted', changed };
+  }
   const memory: TraceEntry[] =
     mode === 'streaming'
       ? []

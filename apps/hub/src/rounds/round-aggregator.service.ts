@@ -13,7 +13,14 @@ import type { RoundParticipantEntity } from '../study-state/round-participant.en
 import type { RoundEntity } from '../study-state/round.entity';
 import type { StudyEntity } from '../study-state/study.entity';
 import { float32FromBytes, serverOptimizerFor } from './model-math';
-import { aggregateRoundUpdates, type RoundAggregationOutcome, type TraceEntry } from './round-aggregation';
+import type { AggregationBudget } from './plan-aggregation.util';
+import {
+  aggregateRoundUpdates,
+  verifiesWhileReading,
+  type ChangedUpdate,
+  type RoundAggregationOutcome,
+  type TraceEntry,
+} from './round-aggregation';
 import { RoundsRepository } from './rounds.repository';
 
 /** The aggregate computed outside the locks, with the exact inputs it was computed from. */
@@ -29,8 +36,10 @@ export interface Aggregate {
   /** Silos whose flagged updates screening left out (the plan's screening.exclude); never aggregated. */
   excluded: string[];
   /** The round's screening, when the plan screens. */
-  screening: RoundAggregationOutcome['screening'];
+  screening: Aggregated['screening'];
 }
+
+type Aggregated = Extract<RoundAggregationOutcome, { outcome: 'aggregated' }>;
 
 /** An aggregate that is not one: too few usable (or unexcluded) updates; step 3 decides what follows. */
 export function noAggregate(
@@ -62,30 +71,68 @@ export class RoundAggregator {
   /**
    * Step 2, with no transaction open. The inputs cannot change meanwhile: a closing round accepts no report. An
    * accepted update whose stored bytes no longer match their name is never aggregated.
+   *
+   * FedAvg and DP-FedAvg rounds check the updates while they aggregate them (ADR 0021): the fused sum hashes every
+   * update as it reads it, on its worker threads, and the aggregate is used only if every update read as its name.
+   * An update read with other bytes is then checked whole by the store as before (which records a corrupted blob in
+   * the audit trail), set aside, and the others aggregated again — the second pass only when something is wrong. A
+   * failure of that pass (a missing or unreadable blob) falls back to the verify-first path, which names the update.
+   * The robust aggregators and screening verify every update first, then aggregate (`timing.verifyMs` is that pass,
+   * or the time spent re-checking changed updates).
    */
   async aggregateClaimed(roundId: string, timing: { verifyMs: number }): Promise<Aggregate> {
     const round = await this.repository.round(roundId);
     const study = await this.repository.study(round.studyId);
     if (study.plan.secureAggregation && round.kind === 'train') return this.aggregateSecurely(study, round);
     const participants = await this.repository.participantsOf(round.id);
+    const uploaded = participants.filter((p) => p.status === 'uploaded' && p.updateHash);
     const unusable = new Map<string, string>();
+    const needed = study.plan.participation.minSilosPerRound;
+    let model: Float32Array | null = null;
+    // Read once, and only for a round that has enough updates to aggregate.
+    const globalModel = async () => (model ??= float32FromBytes(await this.blobs.get(round.modelHash)));
+    const budget = this.budget();
+    if (
+      uploaded.length >= needed &&
+      verifiesWhileReading(study.plan, budget, (await globalModel()).length, uploaded.length)
+    ) {
+      const global = await globalModel();
+      for (;;) {
+        const usable = uploaded.filter((p) => !unusable.has(p.siloId));
+        // Too few left to aggregate: step 3 decides what follows (retry, budget, failure) with the set-asides.
+        if (usable.length < needed) return noAggregate(unusable);
+        let outcome: RoundAggregationOutcome;
+        try {
+          outcome = await this.deltaOf(study, round, global, usable, participants.length, budget, true);
+        } catch {
+          // A blob missing, unreadable or not a frame of the model's length (or any other failure of the pass):
+          // verify first, as the other plans do, which sets aside what cannot be used and names why — or meets the
+          // same failure again and fails the close as before.
+          break;
+        }
+        if (outcome.outcome !== 'corrupted') return this.finish(study, global, outcome, participants, unusable);
+        const checking = performance.now();
+        for (const changed of outcome.changed) {
+          unusable.set(changed.siloId, `the stored update ${changed.hash} ${await this.changedUpdateProblem(changed)}`);
+        }
+        timing.verifyMs += performance.now() - checking;
+      }
+    }
     const verifying = performance.now();
-    for (const p of participants) {
-      if (p.status !== 'uploaded' || !p.updateHash) continue;
-      const problem = await this.storedUpdateProblem(p.updateHash);
+    for (const p of uploaded) {
+      if (unusable.has(p.siloId)) continue;
+      const problem = await this.storedUpdateProblem(p.updateHash!);
       if (problem !== null) unusable.set(p.siloId, `the stored update ${p.updateHash} ${problem}`);
     }
-    timing.verifyMs = performance.now() - verifying;
-    const usable = participants.filter((p) => p.status === 'uploaded' && p.updateHash && !unusable.has(p.siloId));
-    if (usable.length < study.plan.participation.minSilosPerRound) {
-      // Too few left to aggregate: step 3 decides what follows (retry, budget, failure) with the set-asides.
-      return noAggregate(unusable);
-    }
-    const outcome = await this.aggregate(study, round, usable, participants.length);
-    if (outcome.outcome === 'too-few-after-exclusion') return noAggregate(unusable, outcome);
-    const { weights, stateHash, controlVariateHash, trace, aggregated, excluded, screening } = outcome;
-    const resultHash = await this.blobs.put(float32Bytes(weights));
-    return { aggregated, unusable, resultHash, stateHash, controlVariateHash, trace, excluded, screening };
+    timing.verifyMs += performance.now() - verifying;
+    const usable = uploaded.filter((p) => !unusable.has(p.siloId));
+    // Too few left to aggregate: step 3 decides what follows (retry, budget, failure) with the set-asides.
+    if (usable.length < needed) return noAggregate(unusable);
+    const global = await globalModel();
+    const outcome = await this.deltaOf(study, round, global, usable, participants.length, budget, false);
+    // Only a round that verifies while reading answers 'corrupted'.
+    if (outcome.outcome === 'corrupted') throw new Error('a verified round reported corrupted updates');
+    return this.finish(study, global, outcome, participants, unusable);
   }
 
   /**
@@ -141,6 +188,19 @@ export class RoundAggregator {
   }
 
   /**
+   * Why an update read with other bytes than its name says (while the round aggregated it) cannot be aggregated: the
+   * store's check of the whole blob — a corrupted blob is recorded in the audit trail, as when the closer verifies
+   * first — or, if the blob matches its name again when read whole, that its bytes changed while they were read.
+   */
+  private async changedUpdateProblem(changed: ChangedUpdate): Promise<string> {
+    return (
+      (await this.storedUpdateProblem(changed.hash)) ??
+      `changed while the round read it (the bytes read hashed to ${changed.actualHash}; read again, they match ` +
+        `its name)`
+    );
+  }
+
+  /**
    * Why a stored update cannot be aggregated (missing, unreadable, or bytes that no longer hash to its name), or null.
    * Checked before the round reads any of them in blocks (ranged reads are not checked), so bad bytes are never
    * averaged into the model; every store's `get` verifies (blob-store-contract.test-util.ts).
@@ -179,26 +239,29 @@ export class RoundAggregator {
     }
   }
 
+  /** The hub's aggregation budget (TESSERA_AGGREGATION_MEMORY, _BLOCK_PARAMETERS, _THREADS). */
+  private budget(): AggregationBudget {
+    return {
+      budgetBytes: this.config.aggregationMemory,
+      blockParameters: this.config.aggregationBlockParameters,
+      ...(this.config.aggregationThreads === 'auto' ? {} : { sumThreads: this.config.aggregationThreads }),
+    };
+  }
+
   /**
-   * The plan's aggregator (and screening) over the reported updates (round-aggregation.ts), then one server
-   * optimizer step on the aggregate delta. Under SCAFFOLD the aggregate's second half is the mean control delta: the
-   * control variate steps by |S|/N of it (S the silos aggregated, N those asked) and is stored as a blob (ADR 0019).
+   * The plan's aggregator (and screening) over the reported updates (round-aggregation.ts): the aggregate delta, or
+   * with `verifyWhileReading` the updates whose bytes did not hash to their names as they were read ('corrupted').
    */
-  private async aggregate(
+  private async deltaOf(
     study: StudyEntity,
     round: RoundEntity,
+    global: Float32Array,
     reported: RoundParticipantEntity[],
     participants: number,
-  ): Promise<
-    | Extract<RoundAggregationOutcome, { outcome: 'too-few-after-exclusion' }>
-    | (Extract<RoundAggregationOutcome, { outcome: 'aggregated' }> & {
-        weights: Float32Array;
-        stateHash: string;
-        controlVariateHash: string | null;
-      })
-  > {
-    const global = float32FromBytes(await this.blobs.get(round.modelHash));
-    const outcome = await aggregateRoundUpdates(this.blobs, {
+    budget: AggregationBudget,
+    verifyWhileReading: boolean,
+  ): Promise<RoundAggregationOutcome> {
+    return aggregateRoundUpdates(this.blobs, {
       plan: study.plan,
       global,
       previousGlobal: study.plan.screening ? await this.previousGlobal(round) : null,
@@ -207,13 +270,24 @@ export class RoundAggregator {
       ),
       participants,
       mechanism: this.ledger.mechanismOf(study.planHash, study.plan),
-      budget: {
-        budgetBytes: this.config.aggregationMemory,
-        blockParameters: this.config.aggregationBlockParameters,
-        ...(this.config.aggregationThreads === 'auto' ? {} : { sumThreads: this.config.aggregationThreads }),
-      },
+      budget,
+      verifyWhileReading,
     });
-    if (outcome.outcome !== 'aggregated') return outcome;
+  }
+
+  /**
+   * The aggregate from the round's outcome: one server optimizer step on the aggregate delta, the new model stored.
+   * Under SCAFFOLD the aggregate's second half is the mean control delta: the control variate steps by |S|/N of it
+   * (S the silos aggregated, N those asked) and is stored as a blob (ADR 0019).
+   */
+  private async finish(
+    study: StudyEntity,
+    global: Float32Array,
+    outcome: Exclude<RoundAggregationOutcome, { outcome: 'corrupted' }>,
+    participants: RoundParticipantEntity[],
+    unusable: Map<string, string>,
+  ): Promise<Aggregate> {
+    if (outcome.outcome === 'too-few-after-exclusion') return noAggregate(unusable, outcome);
     const optimizer = serverOptimizerFor(study.plan, global.length);
     if (study.optimizerStateHash) optimizer.restoreState(await this.blobs.get(study.optimizerStateHash));
     const m = global.length;
@@ -227,20 +301,22 @@ export class RoundAggregator {
         ? float32FromBytes(await this.blobs.get(study.controlVariateHash))
         : new Float32Array(m);
       const aggregated = outcome.aggregated.length;
-      const next = serverControlStep(control, outcome.delta.subarray(m), aggregated, participants);
+      const next = serverControlStep(control, outcome.delta.subarray(m), aggregated, participants.length);
       controlVariateHash = await this.blobs.put(float32Bytes(next));
       trace.push({
         record: {
           step: 'scaffold-control-variate',
           rule: 'c += |S|/N · mean Δc_i',
           aggregated,
-          asked: participants,
+          asked: participants.length,
           from: study.controlVariateHash,
           to: controlVariateHash,
         },
       });
     }
-    return { ...outcome, trace, weights: step.weights, stateHash, controlVariateHash };
+    const { aggregated, excluded, screening } = outcome;
+    const resultHash = await this.blobs.put(float32Bytes(step.weights));
+    return { aggregated, unusable, resultHash, stateHash, controlVariateHash, trace, excluded, screening };
   }
 
   /** The global model of the previous training round (null in round 1): screening's previous update is the change. */
