@@ -13,6 +13,7 @@ import {
   type OpenTransaction,
   type RoundsRepository,
   type RoundsUnitOfWork,
+  type SavepointOutcome,
 } from './rounds.repository';
 
 /** What the round engine's services read and write through. */
@@ -52,6 +53,12 @@ const participantKey = (roundId: string, siloId: string) => `${roundId}:${siloId
 
 const empty = (): Tables => ({ rounds: new Map(), participants: new Map(), studies: new Map() });
 
+/** Where running code writes: its transaction and the savepoints it runs inside, innermost last. */
+export interface WriteScope {
+  readonly transaction: number;
+  readonly savepoints: readonly number[];
+}
+
 /**
  * `rounds`, `round_participants` and the `studies` rows in memory, with the real tables' keys (the round's id,
  * `rounds_study_number_attempt`, the participant's (round, silo) key), row locks held until the transaction ends
@@ -64,20 +71,37 @@ const empty = (): Tables => ({ rounds: new Map(), participants: new Map(), studi
 export class InMemoryRounds implements RoundsPort {
   private committed: Tables = empty();
   private readonly locks = new RowLocks();
-  private readonly context = new AsyncLocalStorage<number>();
+  private readonly context = new AsyncLocalStorage<WriteScope>();
   private readonly handles = new Map<FakeHandle, RoundsUnitOfWork>();
   private readonly committedIds = new Set<number>();
+  private readonly rolledBackSavepoints = new Set<number>();
   private transactions = 0;
+  private savepoints = 0;
+  /**
+   * Called at each COMMIT with the transaction's number; what it throws fails the commit (the transaction rolls back
+   * and its work rejects with that error), as a database error at COMMIT would.
+   */
+  beforeCommit: ((transaction: number) => void) | null = null;
   private offsetMs = 0;
   /** Every row lock taken, in order (`round:<id>`, `study:<id>`, `participant:<round>:<silo>`), with its transaction. */
   readonly lockLog: { transaction: number; key: string }[] = [];
 
   openTransaction(): number | undefined {
-    return this.context.getStore();
+    return this.context.getStore()?.transaction;
   }
 
   didCommit(transaction: number): boolean {
     return this.committedIds.has(transaction);
+  }
+
+  /** The transaction and savepoints the running code writes in (undefined outside any transaction). */
+  openScope(): WriteScope | undefined {
+    return this.context.getStore();
+  }
+
+  /** Whether what was written in `scope` was kept: its transaction committed and none of its savepoints rolled back. */
+  didKeep(scope: WriteScope): boolean {
+    return this.didCommit(scope.transaction) && !scope.savepoints.some((s) => this.rolledBackSavepoints.has(s));
   }
 
   /** The database's clock moves on (leases lapse). */
@@ -97,7 +121,8 @@ export class InMemoryRounds implements RoundsPort {
     const uow = this.unitOfWork(id, handle, writes, releases);
     this.handles.set(handle, uow);
     try {
-      const result = await this.context.run(id, () => work(uow));
+      const result = await this.context.run({ transaction: id, savepoints: [] }, () => work(uow));
+      this.beforeCommit?.(id);
       const next = this.merged(writes);
       this.checkUnique(next);
       this.committed = next;
@@ -289,6 +314,29 @@ export class InMemoryRounds implements RoundsPort {
     const released = { closeClaim: null, closeClaimExpiresAt: null };
     return {
       open: handle as unknown as OpenTransaction,
+      savepoint: async <T>(work: () => Promise<T>): Promise<SavepointOutcome<T>> => {
+        // Rolling back restores the writes as they were; locks stay held until the transaction ends (PostgreSQL
+        // releases those taken after the savepoint: holding them longer only serialises more).
+        const saved = {
+          rounds: new Map(writes.rounds),
+          participants: new Map(writes.participants),
+          studies: new Map(writes.studies),
+        };
+        const savepoint = ++this.savepoints;
+        const outer = this.context.getStore() ?? { transaction: id, savepoints: [] };
+        try {
+          const value = await this.context.run({ transaction: id, savepoints: [...outer.savepoints, savepoint] }, work);
+          return { ok: true, value };
+        } catch (error) {
+          this.rolledBackSavepoints.add(savepoint);
+          for (const table of ['rounds', 'participants', 'studies'] as const) {
+            (writes[table] as Map<string, object>).clear();
+            for (const [key, row] of saved[table] as Map<string, object>)
+              (writes[table] as Map<string, object>).set(key, row);
+          }
+          return { ok: false, error };
+        }
+      },
       lockRound: async (roundId) => {
         await lock(roundLock(roundId));
         return this.required(view().rounds, roundId);

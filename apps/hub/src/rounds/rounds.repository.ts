@@ -70,6 +70,9 @@ export interface AcceptedUpload {
   reportedAt: Date;
 }
 
+/** What `savepoint` returns: the work's value, or the error it failed with (its writes then rolled back). */
+export type SavepointOutcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
 /**
  * One transaction of the round engine. Every transition takes the round's row lock first (`lockRound`), then the
  * study's; the audit trail joins the transaction on its own (AmbientTransactions), after every row lock.
@@ -77,6 +80,12 @@ export interface AcceptedUpload {
 export interface RoundsUnitOfWork {
   /** This transaction, for the privacy ledger and secure aggregation. */
   readonly open: OpenTransaction;
+  /**
+   * Runs `work` inside a SAVEPOINT: when it fails, what it wrote is rolled back to the savepoint, the transaction goes
+   * on, and the error is returned (not thrown). An error of the savepoint statements themselves is thrown: the
+   * transaction is then unusable and must fail as a whole.
+   */
+  savepoint<T>(work: () => Promise<T>): Promise<SavepointOutcome<T>>;
   /** The round's row, locked until the transaction ends (FOR UPDATE). */
   lockRound(roundId: string): Promise<RoundEntity>;
   /** The study's row, locked until the transaction ends (FOR UPDATE). */
@@ -212,6 +221,21 @@ export class RoundsRepository {
 
 class TypeOrmRoundsUnitOfWork implements RoundsUnitOfWork {
   constructor(readonly open: EntityManager) {}
+
+  async savepoint<T>(work: () => Promise<T>): Promise<SavepointOutcome<T>> {
+    // Not nested: one name suffices (ROLLBACK TO and RELEASE name the latest savepoint of that name).
+    await this.open.query('SAVEPOINT round_work');
+    let value: T;
+    try {
+      value = await work();
+    } catch (error) {
+      await this.open.query('ROLLBACK TO SAVEPOINT round_work');
+      await this.open.query('RELEASE SAVEPOINT round_work');
+      return { ok: false, error };
+    }
+    await this.open.query('RELEASE SAVEPOINT round_work');
+    return { ok: true, value };
+  }
 
   lockRound(roundId: string): Promise<RoundEntity> {
     return lockRound(this.open, roundId);
