@@ -12,9 +12,9 @@ import { HubErrorCode, HubException } from '../common/hub.exception';
 import type { PrivacyLedgerService } from '../privacy/privacy-ledger.service';
 import type { SiloIdentity } from '../silos/silo-identity';
 import { heartDiseasePlan } from '../studies/heart-disease-plan';
-import { InMemoryRounds } from './in-memory-rounds.test-util';
+import { InMemoryRounds, type WriteScope } from './in-memory-rounds.test-util';
 import type { RoundsRepository } from './rounds.repository';
-import { UpdateAcceptanceService } from './update-acceptance.service';
+import { UpdateAcceptanceService, type UpdateAcceptance } from './update-acceptance.service';
 
 /** The heart-disease plan's logistic regression: 13 features and a bias. */
 const PARAMETERS = 14;
@@ -27,22 +27,30 @@ const siloNamed = (name: string): SiloIdentity => ({
   certificateNotAfter: new Date(Date.now() + 86_400_000),
 });
 
-function harness() {
+function harness(siloCount = 2) {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-acceptance-'));
   const store = new InMemoryRounds();
   const blobs = new FilesystemBlobStore(dir);
-  const written: { event: AuditEvent; tx: number | undefined }[] = [];
+  const written: { event: AuditEvent; scope: WriteScope | undefined }[] = [];
+  /** Makes the audit trail refuse (throw) a record, as it refuses one that carries a secret (set by a test). */
+  const refuseRecord: { when: ((event: AuditEvent) => boolean) | null } = { when: null };
   const audit = {
-    record: (event: AuditEvent) => Promise.resolve(void written.push({ event, tx: store.openTransaction() })),
+    record: (event: AuditEvent) => {
+      if (refuseRecord.when?.(event)) return Promise.reject(new Error(`record refused: ${event.action}`));
+      return Promise.resolve(void written.push({ event, scope: store.openScope() }));
+    },
   } as unknown as AuditTrail;
-  const records = () => written.filter((r) => r.tx === undefined || store.didCommit(r.tx)).map((r) => r.event);
+  // A record is kept when it was written outside any transaction, or its transaction and savepoints were kept.
+  const records = () => written.filter((r) => r.scope === undefined || store.didKeep(r.scope)).map((r) => r.event);
   const { privateKey } = generateKeyPairSync('ed25519');
   const signingKeys = { signingKey: () => Promise.resolve({ privateKey }) } as unknown as AuditSigningKeyService;
   const ledger = { mechanismOf: () => null } as unknown as PrivacyLedgerService;
   const service = new UpdateAcceptanceService(store as unknown as RoundsRepository, blobs, audit, signingKeys, ledger);
-  const [a, b] = [siloNamed('Basel'), siloNamed('Bern')];
-  const study = store.seedStudy({ plan: heartDiseasePlan([a.siloId, b.siloId]), participants: [a.siloId, b.siloId] });
-  const round = store.seedRound({ studyId: study.id }, [a.siloId, b.siloId]);
+  const silos = Array.from({ length: siloCount }, (_, i) => siloNamed(['Basel', 'Bern'][i] ?? `Silo ${i + 1}`));
+  const [a, b] = silos as [SiloIdentity, SiloIdentity];
+  const ids = silos.map((s) => s.siloId);
+  const study = store.seedStudy({ plan: heartDiseasePlan(ids), participants: ids });
+  const round = store.seedRound({ studyId: study.id }, ids);
   /** An update frame for round 1 as an agent sends it; `shift` makes a different update. */
   const frame = (shift = 0, attempt = 1) => {
     const delta = new Float32Array(PARAMETERS).fill(0.02 + shift);
@@ -69,7 +77,7 @@ function harness() {
     for await (const blob of blobs.listing().list()) hashes.push(blob.hash);
     return hashes;
   };
-  return { dir, store, service, records, a, b, study, round, frame, storedBlobs };
+  return { dir, store, service, records, refuseRecord, silos, a, b, study, round, frame, storedBlobs };
 }
 
 async function refusal(promise: Promise<unknown>): Promise<HubErrorCode> {
@@ -150,6 +158,243 @@ describe('UpdateAcceptanceService over its repository', { timeout: 30_000 }, () 
       await tx.insertRound({ ...h.round, attempt: 2, modelHash: 'ef'.repeat(32), status: 'open' });
     });
     expect(await refusal(h.service.accept(h.b, h.study.id, 1, h.frame(0, 2)()))).toBe(HubErrorCode.WRONG_MODEL);
+    expect(await h.storedBlobs()).toEqual([]);
+  });
+});
+
+/** Holds the round's row lock in a transaction of its own until released: acceptances queue behind it. */
+async function holdRound(h: ReturnType<typeof harness>): Promise<{ release: () => Promise<void> }> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => (locked = resolve));
+  const holder = h.store.inTransaction(async (tx) => {
+    await tx.lockRound(h.round.id);
+    locked();
+    await released;
+  });
+  await isLocked;
+  return {
+    release: async () => {
+      release();
+      await holder;
+    },
+  };
+}
+
+/**
+ * Starts an acceptance and waits until it is handed to the round's acceptance batches (so the order is known); the
+ * acceptance itself is in `done` (an async function would flatten it into its own promise).
+ */
+async function handedOver<T>(h: ReturnType<typeof harness>, start: () => Promise<T>): Promise<{ done: Promise<T> }> {
+  const before = h.service.pendingAcceptances(h.round.id);
+  const running = start();
+  // Keeps an early rejection from being reported as unhandled while the test waits; the test awaits it later.
+  running.catch(() => undefined);
+  const end = Date.now() + 10_000;
+  while (h.service.pendingAcceptances(h.round.id) === before) {
+    if (Date.now() > end) throw new Error('the acceptance never reached its transaction');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  return { done: running };
+}
+
+/** The transactions that took the round's row lock, in order (acceptance batches, and a test's holder). */
+function roundTransactions(h: ReturnType<typeof harness>): number[] {
+  const lockedRound = h.store.lockLog.filter((l) => l.key === `round:${h.round.id}`).map((l) => l.transaction);
+  return [...new Set(lockedRound)];
+}
+
+/** The silos whose rows a transaction wrote (their row locks, taken by the UPDATE). */
+function siloRowsOf(h: ReturnType<typeof harness>, transaction: number): string[] {
+  return h.store.lockLog
+    .filter((l) => l.transaction === transaction && l.key.startsWith(`participant:${h.round.id}:`))
+    .map((l) => l.key.slice(`participant:${h.round.id}:`.length));
+}
+
+async function outcomeOf<T>(promise: Promise<T>): Promise<{ value: T } | { error: unknown }> {
+  return promise.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+}
+
+describe('UpdateAcceptanceService: group commit of one round’s acceptances', { timeout: 30_000 }, () => {
+  let h: ReturnType<typeof harness>;
+  beforeEach(() => {
+    h = harness(8);
+  });
+  /** An upload of round 1, handed to the round's acceptance batches before this resolves; `done` is its answer. */
+  const queued = (silo: SiloIdentity, body: Readable) =>
+    handedOver(h, () => h.service.accept(silo, h.study.id, 1, body));
+  afterEach(() => rmSync(h.dir, { recursive: true, force: true }));
+
+  it('8 uploads arriving while a transaction holds the round share 2 transactions, each accepted on its own', async () => {
+    const hold = await holdRound(h);
+    const sends: Promise<UpdateAcceptance>[] = [];
+    for (const [i, silo] of h.silos.entries()) {
+      sends.push((await queued(silo, h.frame(i / 1000)())).done);
+    }
+    await hold.release();
+    const results = await Promise.all(sends);
+
+    expect(results.map((r) => r.fresh)).toEqual(h.silos.map(() => true));
+    const [, ...acceptances] = roundTransactions(h);
+    // The first upload started a transaction alone (blocked on the holder's lock); the other 7 waited and went together.
+    expect(acceptances).toHaveLength(2);
+    expect(siloRowsOf(h, acceptances[0]!)).toEqual([h.silos[0]!.siloId]);
+    expect(siloRowsOf(h, acceptances[1]!)).toEqual(h.silos.slice(1).map((s) => s.siloId));
+    // Lock order: every acceptance transaction takes the round's row lock before any other.
+    for (const t of acceptances)
+      expect(h.store.lockLog.find((l) => l.transaction === t)!.key).toBe(`round:${h.round.id}`);
+    for (const [i, silo] of h.silos.entries()) {
+      const row = h.store.participants.find((p) => p.siloId === silo.siloId)!;
+      expect(row).toMatchObject({ status: 'uploaded', updateHash: results[i]!.receipt.updateSha256 });
+      expect(results[i]!.receipt).toMatchObject({ siloId: silo.siloId, round: 1, attempt: 1 });
+      expect(results[i]!.receipt.signature).toBeDefined();
+    }
+    const accepted = h.records().filter((e) => e.action === 'round.update.accepted');
+    expect(accepted.map((e) => e.subject?.siloId)).toEqual(h.silos.map((s) => s.siloId));
+    expect((await h.storedBlobs()).sort()).toEqual(results.map((r) => r.receipt.updateSha256).sort());
+  });
+
+  it('a refusal in the middle of a batch refuses that upload alone, with its record; a re-send gets the receipt', async () => {
+    const [s1, s2, s3, s4, s5] = h.silos as [SiloIdentity, SiloIdentity, SiloIdentity, SiloIdentity, SiloIdentity];
+    const hold = await holdRound(h);
+    const first = (await queued(s1, h.frame(0.1)())).done;
+    const sendS3 = h.frame(0.3);
+    const batch = [
+      (await queued(s2, h.frame(0.2)())).done,
+      (await queued(s3, sendS3())).done,
+      // s3 again with a different update, then with the identical one, in the same batch as its first.
+      (await queued(s3, h.frame(0.33)())).done,
+      (await queued(s3, sendS3())).done,
+      (await queued(s4, h.frame(0.4)())).done,
+      (await queued(s5, h.frame(0.5)())).done,
+    ];
+    await hold.release();
+    await first;
+    const [o2, o3, o3other, o3again, o4, o5] = await Promise.all(batch.map(outcomeOf));
+
+    const [, , batchTx] = roundTransactions(h);
+    expect(siloRowsOf(h, batchTx!)).toEqual([s2, s3, s4, s5].map((s) => s.siloId));
+    expect('error' in o3other && o3other.error instanceof HubException && o3other.error.code).toBe(
+      HubErrorCode.DUPLICATE_UPDATE,
+    );
+    const accepted = [o2, o3, o4, o5].map((o) => ('value' in o ? o.value : o.error));
+    for (const a of accepted) expect(a).toMatchObject({ fresh: true });
+    const s3Receipt = (o3 as { value: UpdateAcceptance }).value.receipt;
+    // The identical re-send: the same signed receipt as the first, nothing stored or recorded twice.
+    expect(o3again).toEqual({ value: { receipt: s3Receipt, fresh: false } });
+    expect(h.store.participants.find((p) => p.siloId === s3.siloId)!.updateHash).toBe(s3Receipt.updateSha256);
+
+    const records = h.records();
+    expect(records.filter((e) => e.action === 'round.update.accepted').map((e) => e.subject?.siloId)).toEqual(
+      [s1, s2, s3, s4, s5].map((s) => s.siloId),
+    );
+    const refused = records.filter((e) => e.action === 'round.update.refused');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({
+      subject: { studyId: h.study.id, siloId: s3.siloId },
+      details: { round: 1, code: HubErrorCode.DUPLICATE_UPDATE },
+    });
+    // The refused update's bytes were never committed.
+    expect(await h.storedBlobs()).toHaveLength(5);
+  });
+
+  it('an upload that fails after its row was written rolls back alone (its savepoint); the batch commits', async () => {
+    const [s1, s2, s3, s4] = h.silos as [SiloIdentity, SiloIdentity, SiloIdentity, SiloIdentity];
+    // The audit trail refuses s3's record, after its row was written in the batch transaction.
+    h.refuseRecord.when = (e) => e.action === 'round.update.accepted' && e.subject?.siloId === s3.siloId;
+    const hold = await holdRound(h);
+    const first = (await queued(s1, h.frame(0.1)())).done;
+    const batch = [
+      (await queued(s2, h.frame(0.2)())).done,
+      (await queued(s3, h.frame(0.3)())).done,
+      (await queued(s4, h.frame(0.4)())).done,
+    ];
+    await hold.release();
+    await first;
+    const [o2, o3, o4] = await Promise.all(batch.map(outcomeOf));
+
+    expect(o2).toMatchObject({ value: { fresh: true } });
+    expect(o4).toMatchObject({ value: { fresh: true } });
+    expect('error' in o3 && String(o3.error)).toContain('record refused: round.update.accepted');
+    expect(roundTransactions(h)).toHaveLength(3);
+    const status = (s: SiloIdentity) => h.store.participants.find((p) => p.siloId === s.siloId)!.status;
+    expect([s1, s2, s3, s4].map(status)).toEqual(['uploaded', 'uploaded', 'waiting', 'uploaded']);
+    expect(h.records().map((e) => [e.action, e.subject?.siloId])).toEqual(
+      [s1, s2, s4].map((s) => ['round.update.accepted', s.siloId]),
+    );
+
+    // Like any failed acceptance, it succeeds when the agent retries.
+    h.refuseRecord.when = null;
+    expect(await h.service.accept(s3, h.study.id, 1, h.frame(0.3)())).toMatchObject({ fresh: true });
+    expect(status(s3)).toBe('uploaded');
+  });
+
+  it('a transaction that fails at COMMIT fails every upload of its batch, and only that batch', async () => {
+    const [s1, s2, s3, s4] = h.silos as [SiloIdentity, SiloIdentity, SiloIdentity, SiloIdentity];
+    const lost = new Error('connection to the database lost at COMMIT');
+    // The transaction that wrote s3's row fails at COMMIT, as a database error there would.
+    h.store.beforeCommit = (t) => {
+      if (siloRowsOf(h, t).includes(s3.siloId)) throw lost;
+    };
+    const hold = await holdRound(h);
+    const first = (await queued(s1, h.frame(0.1)())).done;
+    const sendS3 = h.frame(0.3);
+    const batch = [
+      (await queued(s2, h.frame(0.2)())).done,
+      (await queued(s3, sendS3())).done,
+      (await queued(s4, h.frame(0.4)())).done,
+    ];
+    await hold.release();
+    expect(await first).toMatchObject({ fresh: true });
+    const outcomes = await Promise.all(batch.map(outcomeOf));
+
+    expect(outcomes).toEqual([{ error: lost }, { error: lost }, { error: lost }]);
+    const status = (s: SiloIdentity) => h.store.participants.find((p) => p.siloId === s.siloId)!.status;
+    expect([s1, s2, s3, s4].map(status)).toEqual(['uploaded', 'waiting', 'waiting', 'waiting']);
+    // Nothing of the batch is recorded: neither acceptances (rolled back) nor refusals (a failure is no refusal).
+    expect(h.records().map((e) => [e.action, e.subject?.siloId])).toEqual([['round.update.accepted', s1.siloId]]);
+
+    // The agents retry, as they do when their transaction fails today.
+    h.store.beforeCommit = null;
+    const retried = await Promise.all([
+      h.service.accept(s2, h.study.id, 1, h.frame(0.2)()),
+      h.service.accept(s3, h.study.id, 1, sendS3()),
+      h.service.accept(s4, h.study.id, 1, h.frame(0.4)()),
+    ]);
+    expect(retried.map((r) => r.fresh)).toEqual([true, true, true]);
+    expect([s1, s2, s3, s4].map(status)).toEqual(['uploaded', 'uploaded', 'uploaded', 'uploaded']);
+  });
+
+  it('a round closed while uploads waited refuses each of them ROUND_CLOSED, with a record each', async () => {
+    const [s1, s2, s3] = h.silos as [SiloIdentity, SiloIdentity, SiloIdentity];
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    // The closer holds the round and closes it while the uploads wait for its lock.
+    const closer = h.store.inTransaction(async (tx) => {
+      await tx.lockRound(h.round.id);
+      locked();
+      await released;
+      await tx.endAttempt(h.round.id, { status: 'closed', closedAt: new Date() });
+    });
+    await isLocked;
+    const sends = [
+      (await queued(s1, h.frame(0.1)())).done,
+      (await queued(s2, h.frame(0.2)())).done,
+      (await queued(s3, h.frame(0.3)())).done,
+    ];
+    release();
+    await closer;
+    const codes = await Promise.all(sends.map((p) => refusal(p)));
+    expect(codes).toEqual([HubErrorCode.ROUND_CLOSED, HubErrorCode.ROUND_CLOSED, HubErrorCode.ROUND_CLOSED]);
+    expect(h.records().map((e) => [e.action, e.subject?.siloId])).toEqual(
+      [s1, s2, s3].map((s) => ['round.update.refused', s.siloId]),
+    );
     expect(await h.storedBlobs()).toEqual([]);
   });
 });

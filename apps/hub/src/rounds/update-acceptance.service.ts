@@ -16,7 +16,9 @@ import { updateReleaseProblem } from './release-check.util';
 import { checkPrivacyReport, recordRefusal } from './round-access.util';
 import { assertOpen } from '../study-state/open-round.util';
 import type { RoundEntity } from '../study-state/round.entity';
-import { RoundsRepository, type AcceptedUpload } from './rounds.repository';
+import type { RoundParticipantEntity } from '../study-state/round-participant.entity';
+import { GroupCommit, type MemberOutcome } from './group-commit';
+import { RoundsRepository, type AcceptedUpload, type RoundsUnitOfWork } from './rounds.repository';
 import { receiveUpdate, type ReceivedUpdate } from './update-receiver';
 
 /** What acceptance answered: the signed receipt, and whether this call changed state (the round engine then wakes). */
@@ -26,23 +28,52 @@ export interface UpdateAcceptance {
 }
 
 /**
+ * At most this many acceptances share one transaction (ADR 0022), so a transaction stays short: 64 acceptances of
+ * one round write 64 rows, their ledger reports and 64+ audit records in a few tens of milliseconds.
+ */
+export const ACCEPTANCE_BATCH_CAP = 64;
+
+/** One update waiting for its acceptance transaction: everything checked before it, its bytes staged and closed. */
+interface PendingAcceptance {
+  silo: SiloIdentity;
+  study: StudyEntity;
+  received: ReceivedUpdate;
+  staged: StagedBlob;
+  /** The silo's accepted updates for this round number, read before the upload (earlier attempts). */
+  accepted: AcceptedUpload[];
+}
+
+/**
  * Accepts silos' model updates (docs/reliability.md):
  * - nothing is stored for a refused upload: the bytes stay staged until every check passed, and are committed to the
  *   blob store inside the acceptance transaction, just before the row that references them;
  * - the update's row, its privacy report and its audit record commit in ONE transaction (the record joins it);
  * - a re-send of an accepted update (same silo, study, round and frame hash) is answered with the original receipt,
  *   also after the round closed or the study ended: an agent killed before it read its receipt retries safely; a
- *   different update for a round the silo already had accepted is refused (DUPLICATE_UPDATE).
+ *   different update for a round the silo already had accepted is refused (DUPLICATE_UPDATE);
+ * - acceptances of one round share transactions (group commit, ADR 0022): while one acceptance transaction of the
+ *   round runs, the next uploads wait, and the next transaction takes them all (up to ACCEPTANCE_BATCH_CAP) under one
+ *   round lock, each in a savepoint of its own: a refusal or a failure of one leaves the others accepted. Receipts
+ *   are signed after COMMIT, outside every lock.
  */
 @Injectable()
 export class UpdateAcceptanceService {
+  private readonly batches: GroupCommit<string, PendingAcceptance, { receipt: UpdateReceipt; fresh: boolean }>;
+
   constructor(
     private readonly repository: RoundsRepository,
     private readonly blobs: BlobStore,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
     private readonly signingKeys: AuditSigningKeyService,
     private readonly ledger: PrivacyLedgerService,
-  ) {}
+  ) {
+    this.batches = new GroupCommit(ACCEPTANCE_BATCH_CAP, (roundId, members) => this.storeBatch(roundId, members));
+  }
+
+  /** Uploads of this round attempt whose bytes are in and whose acceptance transaction has not ended yet. */
+  pendingAcceptances(roundId: string): number {
+    return this.batches.pending(roundId);
+  }
 
   async accept(silo: SiloIdentity, studyId: string, roundNumber: number, body: Readable): Promise<UpdateAcceptance> {
     const study = await this.repository.studyOpenTo(silo, studyId);
@@ -104,12 +135,12 @@ export class UpdateAcceptanceService {
       }
       // The file closed (or the staging object complete) before the transaction: it then waits on a rename only.
       await staged.finish();
-      const outcome = await this.store(silo, target.study, target.round, received, staged, accepted).catch(
-        async (err: unknown) => {
+      const outcome = await this.batches
+        .submit(target.round.id, { silo, study: target.study, received, staged, accepted })
+        .catch(async (err: unknown) => {
           await recordRefusal(this.audit, silo, studyId, roundNumber, err);
           throw err;
-        },
-      );
+        });
       await faultPoint('after-accept-commit');
       return { receipt: await this.signed(outcome.receipt), fresh: outcome.fresh };
     } finally {
@@ -165,42 +196,64 @@ export class UpdateAcceptanceService {
   }
 
   /**
-   * The acceptance transaction: under the round's row lock, re-checks the round and the silo's row, commits the
-   * staged bytes, writes the row, the privacy report and the audit records. They commit together or not at all.
+   * One acceptance transaction for a batch of one round's uploads (GroupCommit): the round's row lock once, then each
+   * upload in arrival order. A refusal is decided on reads alone (the silo's row, the round's state), before the
+   * upload writes anything; the writes (the staged bytes committed, the row, the privacy report, the audit records)
+   * run in a savepoint of their own, so an error there rolls back that upload's writes only. Outcomes reach the
+   * callers after COMMIT; if the transaction fails as a whole, every upload of the batch fails with its error.
    */
-  private async store(
-    silo: SiloIdentity,
-    study: StudyEntity,
-    round: RoundEntity,
-    received: ReceivedUpdate,
-    staged: StagedBlob,
-    accepted: AcceptedUpload[],
-  ): Promise<{ receipt: UpdateReceipt; fresh: boolean }> {
-    const header = received.header;
+  private storeBatch(
+    roundId: string,
+    members: PendingAcceptance[],
+  ): Promise<MemberOutcome<{ receipt: UpdateReceipt; fresh: boolean }>[]> {
     return this.repository.inTransaction(async (tx) => {
-      const locked = await tx.lockRound(round.id);
-      const participant = await tx.participant(round.id, silo.siloId);
-      if (!participant)
-        throw new HubException(HubErrorCode.NOT_A_PARTICIPANT, 'This silo does not take part in this round.');
-      if (participant.status === 'uploaded' && participant.updateHash === received.frameSha256) {
-        // Same content, same answer: the stored receipt again, nothing stored or recorded twice.
-        return {
-          receipt: this.receipt(silo, locked, received.frameSha256, participant.reportedAt ?? new Date()),
-          fresh: false,
-        };
-      }
-      if (participant.status !== 'waiting') {
-        throw new HubException(
-          HubErrorCode.DUPLICATE_UPDATE,
-          `This silo already reported round ${round.number} (${participant.status}); a different update is refused.`,
-        );
-      }
-      assertOpen(locked);
+      const locked = await tx.lockRound(roundId);
+      // Read once under the round lock (every writer of these rows takes it first) and kept current below.
+      const rows = new Map((await tx.participants(roundId)).map((p) => [p.siloId, p]));
+      const outcomes: MemberOutcome<{ receipt: UpdateReceipt; fresh: boolean }>[] = [];
+      for (const member of members) outcomes.push(await this.storeOne(tx, locked, rows, member));
+      return outcomes;
+    });
+  }
+
+  /**
+   * One upload inside the batch transaction: re-checks the round and the silo's row, commits the staged bytes,
+   * writes the row, the privacy report and the audit records. They commit together or not at all.
+   */
+  private async storeOne(
+    tx: RoundsUnitOfWork,
+    round: RoundEntity,
+    rows: Map<string, RoundParticipantEntity>,
+    { silo, study, received, staged, accepted }: PendingAcceptance,
+  ): Promise<MemberOutcome<{ receipt: UpdateReceipt; fresh: boolean }>> {
+    const header = received.header;
+    const participant = rows.get(silo.siloId);
+    if (!participant) {
+      const error = new HubException(HubErrorCode.NOT_A_PARTICIPANT, 'This silo does not take part in this round.');
+      return { ok: false, error };
+    }
+    if (participant.status === 'uploaded' && participant.updateHash === received.frameSha256) {
+      // Same content, same answer: the stored receipt again, nothing stored or recorded twice.
+      const at = participant.reportedAt ?? new Date();
+      return { ok: true, value: { receipt: this.receipt(silo, round, received.frameSha256, at), fresh: false } };
+    }
+    if (participant.status !== 'waiting') {
+      const error = new HubException(
+        HubErrorCode.DUPLICATE_UPDATE,
+        `This silo already reported round ${round.number} (${participant.status}); a different update is refused.`,
+      );
+      return { ok: false, error };
+    }
+    try {
+      assertOpen(round);
+    } catch (error) {
+      return { ok: false, error };
+    }
+    const written = await tx.savepoint(async () => {
       // Committed under the round lock and before the row that names it: a crash between the two leaves an
       // unreferenced blob, which the boot-time sweep removes (OrphanBlobSweepService).
       const { hash, size } = await staged.commit();
-      const now = new Date();
-      await tx.recordUpload(round.id, silo.siloId, {
+      const fields = {
         updateHash: hash,
         updateBytes: String(size),
         numExamples: header.numExamples,
@@ -209,8 +262,9 @@ export class UpdateAcceptanceService {
         trainLoss: null,
         evaluation: header.evaluation ? metricsOfEvaluation(header.evaluation) : null,
         privacy: header.privacy,
-        reportedAt: now,
-      });
+        reportedAt: new Date(),
+      };
+      await tx.recordUpload(round.id, silo.siloId, fields);
       const report = header.privacy
         ? await this.ledger.recordReport(
             tx.open,
@@ -248,9 +302,14 @@ export class UpdateAcceptanceService {
           header.privacy,
         );
       }
-      await faultPoint('before-accept-commit');
-      return { receipt: this.receipt(silo, locked, hash, now), fresh: true };
+      return fields;
     });
+    if (!written.ok) return written;
+    const { updateHash, reportedAt } = written.value;
+    // The next uploads of this batch see this row as written (a re-send answered, a different update refused).
+    rows.set(silo.siloId, { ...participant, status: 'uploaded', ...written.value });
+    await faultPoint('before-accept-commit');
+    return { ok: true, value: { receipt: this.receipt(silo, round, updateHash, reportedAt), fresh: true } };
   }
 
   private receiptOf(silo: SiloIdentity, studyId: string, a: AcceptedUpload): UpdateReceipt {
