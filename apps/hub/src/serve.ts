@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { PinoLogger } from 'nestjs-pino';
 import { ConfigError, describeConfig, loadHubConfig } from './config/hub-config';
 import { startHub, type RunningHub } from './hub';
@@ -17,6 +18,13 @@ export async function serveUntilSignalled(env: NodeJS.ProcessEnv = process.env):
       return undefined;
     }
     throw err;
+  }
+  if (!config.databaseUrl) {
+    // The embedded database is 9 MB of WebAssembly. V8 compiles it once with its baseline compiler (Liftoff), then
+    // recompiles the busy functions with its optimising one on background threads, whose allocations stay resident
+    // in the C library's heaps: about 75 MiB of the hub process for statements that are small and few (the hub's
+    // rows are metadata). The hub process runs no other WebAssembly; set before the database thread compiles it.
+    setFlagsFromString('--liftoff-only');
   }
   let hub: RunningHub;
   try {

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { exportOnnx, exportTfjs, parseModelSpec } from '@tessera/ml/server';
 import { modelSpecOf, planNetwork } from '@tessera/protocol';
 import { AuditTrail, type AuditActor } from '../audit/audit-trail';
 import { BlobStore } from '../blobs/blob-store';
@@ -32,19 +33,22 @@ export class ModelExportService {
       );
     }
     const raw = await this.blobs.get(study.currentModelHash);
-    const ml = await import('@tessera/ml');
     const plan = study.plan;
-    // A network plan exports through the network exporters (every layer kind); registry plans as they always did.
-    const exporters =
-      plan.model.kind === 'network'
-        ? {
-            onnx: (p: Float32Array) => ml.exportNetworkOnnx(planNetwork(plan), p),
-            tfjs: (p: Float32Array) => ml.exportNetworkTfjs(planNetwork(plan), p),
-          }
-        : {
-            onnx: (p: Float32Array) => ml.exportOnnx(ml.parseModelSpec(modelSpecOf(plan)), p),
-            tfjs: (p: Float32Array) => ml.exportTfjs(ml.parseModelSpec(modelSpecOf(plan)), p),
-          };
+    // The raw parameters need no exporter. A network plan exports through the network exporters (every layer kind,
+    // in the package that loads TensorFlow.js); registry plans through their own, which do not.
+    const exporters = async () => {
+      if (plan.model.kind === 'network') {
+        const ml = await import('@tessera/ml');
+        return {
+          onnx: (p: Float32Array) => ml.exportNetworkOnnx(planNetwork(plan), p),
+          tfjs: (p: Float32Array) => ml.exportNetworkTfjs(planNetwork(plan), p),
+        };
+      }
+      return {
+        onnx: (p: Float32Array) => exportOnnx(parseModelSpec(modelSpecOf(plan)), p),
+        tfjs: (p: Float32Array) => exportTfjs(parseModelSpec(modelSpecOf(plan)), p),
+      };
+    };
     let out: { bytes: Buffer; contentType: string };
     switch (file) {
       case 'parameters.f32':
@@ -52,19 +56,19 @@ export class ModelExportService {
         break;
       case 'model.onnx':
         out = {
-          bytes: Buffer.from(exporters.onnx(float32FromBytes(raw))),
+          bytes: Buffer.from((await exporters()).onnx(float32FromBytes(raw))),
           contentType: 'application/octet-stream',
         };
         break;
       case 'model.json':
         out = {
-          bytes: Buffer.from(JSON.stringify(exporters.tfjs(float32FromBytes(raw)).modelJson)),
+          bytes: Buffer.from(JSON.stringify((await exporters()).tfjs(float32FromBytes(raw)).modelJson)),
           contentType: 'application/json',
         };
         break;
       case 'weights.bin':
         out = {
-          bytes: Buffer.from(exporters.tfjs(float32FromBytes(raw)).weightsBin),
+          bytes: Buffer.from((await exporters()).tfjs(float32FromBytes(raw)).weightsBin),
           contentType: 'application/octet-stream',
         };
         break;
