@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { serverControlStep } from '@tessera/ml/server';
 import { float32Bytes } from '@tessera/protocol';
 import { BlobStore } from '../blobs/blob-store';
@@ -60,6 +60,8 @@ const VERIFY_READ_BYTES = 4 * 2 ** 20;
  */
 @Injectable()
 export class RoundAggregator {
+  private readonly logger = new Logger(RoundAggregator.name);
+
   constructor(
     private readonly repository: RoundsRepository,
     private readonly blobs: BlobStore,
@@ -104,10 +106,14 @@ export class RoundAggregator {
         let outcome: RoundAggregationOutcome;
         try {
           outcome = await this.deltaOf(study, round, global, usable, participants.length, budget, true);
-        } catch {
+        } catch (err) {
           // A blob missing, unreadable or not a frame of the model's length (or any other failure of the pass):
           // verify first, as the other plans do, which sets aside what cannot be used and names why — or meets the
           // same failure again and fails the close as before.
+          this.logger.warn(
+            `round ${round.number} attempt ${round.attempt}: aggregating while checking the stored updates failed ` +
+              `(${(err as Error).message}); verifying them first`,
+          );
           break;
         }
         if (outcome.outcome !== 'corrupted') return this.finish(study, global, outcome, participants, unusable);
