@@ -104,6 +104,11 @@ export class InMemoryRounds implements RoundsPort {
     return this.didCommit(scope.transaction) && !scope.savepoints.some((s) => this.rolledBackSavepoints.has(s));
   }
 
+  /** Savepoints taken so far, in every transaction. */
+  get savepointCount(): number {
+    return this.savepoints;
+  }
+
   /** The database's clock moves on (leases lapse). */
   advance(seconds: number): void {
     this.offsetMs += seconds * 1000;

@@ -247,6 +247,8 @@ describe('UpdateAcceptanceService: group commit of one round’s acceptances', {
     // Lock order: every acceptance transaction takes the round's row lock before any other.
     for (const t of acceptances)
       expect(h.store.lockLog.find((l) => l.transaction === t)!.key).toBe(`round:${h.round.id}`);
+    // Refusals are decided before any write: a batch where nothing fails takes no savepoint.
+    expect(h.store.savepointCount).toBe(0);
     for (const [i, silo] of h.silos.entries()) {
       const row = h.store.participants.find((p) => p.siloId === silo.siloId)!;
       expect(row).toMatchObject({ status: 'uploaded', updateHash: results[i]!.receipt.updateSha256 });
@@ -302,7 +304,7 @@ describe('UpdateAcceptanceService: group commit of one round’s acceptances', {
     expect(await h.storedBlobs()).toHaveLength(5);
   });
 
-  it('an upload that fails after its row was written rolls back alone (its savepoint); the batch commits', async () => {
+  it('an upload that fails after its row was written: the batch runs again, a savepoint each, and it fails alone', async () => {
     const [s1, s2, s3, s4] = h.silos as [SiloIdentity, SiloIdentity, SiloIdentity, SiloIdentity];
     // The audit trail refuses s3's record, after its row was written in the batch transaction.
     h.refuseRecord.when = (e) => e.action === 'round.update.accepted' && e.subject?.siloId === s3.siloId;
@@ -320,7 +322,13 @@ describe('UpdateAcceptanceService: group commit of one round’s acceptances', {
     expect(o2).toMatchObject({ value: { fresh: true } });
     expect(o4).toMatchObject({ value: { fresh: true } });
     expect('error' in o3 && String(o3.error)).toContain('record refused: round.update.accepted');
-    expect(roundTransactions(h)).toHaveLength(3);
+    // The holder, s1's batch, the batch of s2-s4 without savepoints (lost when s3's record failed), and again with.
+    const [, , lost, again] = roundTransactions(h);
+    expect(roundTransactions(h)).toHaveLength(4);
+    expect([lost, again].map((t) => h.store.didCommit(t!))).toEqual([false, true]);
+    expect(h.store.savepointCount).toBe(3);
+    // s2's bytes were committed in the lost run (a rename) and its row named them in the second: the blob is there.
+    expect(await h.storedBlobs()).toContain((o2 as { value: UpdateAcceptance }).value.receipt.updateSha256);
     const status = (s: SiloIdentity) => h.store.participants.find((p) => p.siloId === s.siloId)!.status;
     expect([s1, s2, s3, s4].map(status)).toEqual(['uploaded', 'uploaded', 'waiting', 'uploaded']);
     expect(h.records().map((e) => [e.action, e.subject?.siloId])).toEqual(

@@ -18,7 +18,7 @@ import { assertOpen } from '../study-state/open-round.util';
 import type { RoundEntity } from '../study-state/round.entity';
 import type { RoundParticipantEntity } from '../study-state/round-participant.entity';
 import { GroupCommit, type MemberOutcome } from './group-commit';
-import { RoundsRepository, type AcceptedUpload, type RoundsUnitOfWork } from './rounds.repository';
+import { RoundsRepository, type AcceptedUpload, type RoundsUnitOfWork, type UploadFields } from './rounds.repository';
 import { receiveUpdate, type ReceivedUpdate } from './update-receiver';
 
 /** What acceptance answered: the signed receipt, and whether this call changed state (the round engine then wakes). */
@@ -41,6 +41,18 @@ interface PendingAcceptance {
   staged: StagedBlob;
   /** The silo's accepted updates for this round number, read before the upload (earlier attempts). */
   accepted: AcceptedUpload[];
+  /** The staged bytes' commit, once started: a batch run again after a failure reuses it (a rename happens once). */
+  committed?: Promise<{ hash: string; size: number }>;
+}
+
+/** What an accepted upload wrote on its row (its blob's hash and the time, for the receipt). */
+type WrittenUpload = UploadFields & { updateHash: string; reportedAt: Date };
+
+/** An upload's writes failed in a batch run without savepoints: its transaction is lost, the batch runs again. */
+class WriteFailed extends Error {
+  constructor(readonly failure: unknown) {
+    super('an acceptance failed after its first write');
+  }
 }
 
 /**
@@ -53,8 +65,9 @@ interface PendingAcceptance {
  *   different update for a round the silo already had accepted is refused (DUPLICATE_UPDATE);
  * - acceptances of one round share transactions (group commit, ADR 0022): while one acceptance transaction of the
  *   round runs, the next uploads wait, and the next transaction takes them all (up to ACCEPTANCE_BATCH_CAP) under one
- *   round lock, each in a savepoint of its own: a refusal or a failure of one leaves the others accepted. Receipts
- *   are signed after COMMIT, outside every lock.
+ *   round lock: refusals are decided before an upload writes anything, and an upload whose writes fail runs again in
+ *   a savepoint of its own (storeBatch), so a refusal or a failure of one leaves the others accepted. Receipts are
+ *   signed after COMMIT, outside every lock.
  */
 @Injectable()
 export class UpdateAcceptanceService {
@@ -196,22 +209,37 @@ export class UpdateAcceptanceService {
   }
 
   /**
-   * One acceptance transaction for a batch of one round's uploads (GroupCommit): the round's row lock once, then each
-   * upload in arrival order. A refusal is decided on reads alone (the silo's row, the round's state), before the
-   * upload writes anything; the writes (the staged bytes committed, the row, the privacy report, the audit records)
-   * run in a savepoint of their own, so an error there rolls back that upload's writes only. Outcomes reach the
-   * callers after COMMIT; if the transaction fails as a whole, every upload of the batch fails with its error.
+   * The acceptance transaction of a batch of one round's uploads (GroupCommit): the round's row lock once, then each
+   * upload in arrival order. A refusal is decided on reads alone (the silo's row, the round's state), before that
+   * upload writes anything, so the writes of the others (the staged bytes committed, the row, the privacy report,
+   * the audit records) need no savepoint: the batch runs without one. Should an upload's writes fail all the same
+   * (a statement error, a refused audit record), that transaction is lost and the batch runs again with a savepoint
+   * per upload, so only that upload fails. Outcomes reach the callers after COMMIT; if the transaction fails as a
+   * whole, every upload of the batch fails with its error.
    */
-  private storeBatch(
+  private async storeBatch(
     roundId: string,
     members: PendingAcceptance[],
+  ): Promise<MemberOutcome<{ receipt: UpdateReceipt; fresh: boolean }>[]> {
+    try {
+      return await this.runBatch(roundId, members, false);
+    } catch (err) {
+      if (!(err instanceof WriteFailed)) throw err;
+      return this.runBatch(roundId, members, true);
+    }
+  }
+
+  private runBatch(
+    roundId: string,
+    members: PendingAcceptance[],
+    savepoints: boolean,
   ): Promise<MemberOutcome<{ receipt: UpdateReceipt; fresh: boolean }>[]> {
     return this.repository.inTransaction(async (tx) => {
       const locked = await tx.lockRound(roundId);
       // Read once under the round lock (every writer of these rows takes it first) and kept current below.
       const rows = new Map((await tx.participants(roundId)).map((p) => [p.siloId, p]));
       const outcomes: MemberOutcome<{ receipt: UpdateReceipt; fresh: boolean }>[] = [];
-      for (const member of members) outcomes.push(await this.storeOne(tx, locked, rows, member));
+      for (const member of members) outcomes.push(await this.storeOne(tx, locked, rows, member, savepoints));
       return outcomes;
     });
   }
@@ -224,9 +252,10 @@ export class UpdateAcceptanceService {
     tx: RoundsUnitOfWork,
     round: RoundEntity,
     rows: Map<string, RoundParticipantEntity>,
-    { silo, study, received, staged, accepted }: PendingAcceptance,
+    member: PendingAcceptance,
+    savepoint: boolean,
   ): Promise<MemberOutcome<{ receipt: UpdateReceipt; fresh: boolean }>> {
-    const header = received.header;
+    const { silo, received } = member;
     const participant = rows.get(silo.siloId);
     if (!participant) {
       const error = new HubException(HubErrorCode.NOT_A_PARTICIPANT, 'This silo does not take part in this round.');
@@ -249,67 +278,87 @@ export class UpdateAcceptanceService {
     } catch (error) {
       return { ok: false, error };
     }
-    const written = await tx.savepoint(async () => {
-      // Committed under the round lock and before the row that names it: a crash between the two leaves an
-      // unreferenced blob, which the boot-time sweep removes (OrphanBlobSweepService).
-      const { hash, size } = await staged.commit();
-      const fields = {
-        updateHash: hash,
-        updateBytes: String(size),
-        numExamples: header.numExamples,
-        l2Norm: received.l2Norm,
-        // Training loss never leaves the silo (issue 13); the column stays for older rows.
-        trainLoss: null,
-        evaluation: header.evaluation ? metricsOfEvaluation(header.evaluation) : null,
-        privacy: header.privacy,
-        reportedAt: new Date(),
-      };
-      await tx.recordUpload(round.id, silo.siloId, fields);
-      const report = header.privacy
-        ? await this.ledger.recordReport(
-            tx.open,
-            study,
-            { number: round.number, attempt: round.attempt, kind: 'train' },
-            silo.siloId,
-            header.privacy,
-          )
-        : null;
-      // The audit records last: the chain's advisory lock is then held only from here to COMMIT, and always after
-      // the row locks (one lock order everywhere: no deadlock between concurrent uploads and closes).
-      await this.audit.record({
-        actor: { type: 'silo', id: silo.siloId, name: silo.name },
-        action: 'round.update.accepted',
-        subject: { studyId: study.id, siloId: silo.siloId },
-        details: {
-          round: round.number,
-          attempt: round.attempt,
-          headerAttempt: header.attempt,
-          updateSha256: hash,
-          bytes: size,
-          numExamples: header.numExamples,
-          l2Norm: received.l2Norm,
-          // An earlier attempt's identical release re-sent to this attempt (the silo trained and spent once).
-          ...(accepted.some((a) => a.updateHash === hash) ? { resentFromEarlierAttempt: true } : {}),
-          // The release as the silo sent it (a noisy histogram stays raw here for auditors), and its privacy report.
-          evaluation: header.evaluation,
-          privacy: header.privacy,
-        },
-      });
-      if (report && header.privacy) {
-        await this.ledger.auditReport(
-          { studyId: study.id, siloId: silo.siloId, siloName: silo.name, round: round.number },
-          report,
-          header.privacy,
-        );
+    const write = () => this.writeUpload(tx, round, member);
+    let written: MemberOutcome<WrittenUpload>;
+    if (savepoint) {
+      written = await tx.savepoint(write);
+    } else {
+      try {
+        written = { ok: true, value: await write() };
+      } catch (err) {
+        throw new WriteFailed(err);
       }
-      return fields;
-    });
+    }
     if (!written.ok) return written;
     const { updateHash, reportedAt } = written.value;
     // The next uploads of this batch see this row as written (a re-send answered, a different update refused).
     rows.set(silo.siloId, { ...participant, status: 'uploaded', ...written.value });
     await faultPoint('before-accept-commit');
     return { ok: true, value: { receipt: this.receipt(silo, round, updateHash, reportedAt), fresh: true } };
+  }
+
+  /** An upload's writes, in the batch transaction: the staged bytes committed, the row, the report, the records. */
+  private async writeUpload(
+    tx: RoundsUnitOfWork,
+    round: RoundEntity,
+    member: PendingAcceptance,
+  ): Promise<WrittenUpload> {
+    const { silo, study, received, accepted } = member;
+    const header = received.header;
+    // Committed under the round lock and before the row that names it: a crash between the two leaves an
+    // unreferenced blob, which the boot-time sweep removes (OrphanBlobSweepService).
+    member.committed ??= member.staged.commit();
+    const { hash, size } = await member.committed;
+    const fields = {
+      updateHash: hash,
+      updateBytes: String(size),
+      numExamples: header.numExamples,
+      l2Norm: received.l2Norm,
+      // Training loss never leaves the silo (issue 13); the column stays for older rows.
+      trainLoss: null,
+      evaluation: header.evaluation ? metricsOfEvaluation(header.evaluation) : null,
+      privacy: header.privacy,
+      reportedAt: new Date(),
+    };
+    await tx.recordUpload(round.id, silo.siloId, fields);
+    const report = header.privacy
+      ? await this.ledger.recordReport(
+          tx.open,
+          study,
+          { number: round.number, attempt: round.attempt, kind: 'train' },
+          silo.siloId,
+          header.privacy,
+        )
+      : null;
+    // The audit records last: the chain's advisory lock is then held only from here to COMMIT, and always after
+    // the row locks (one lock order everywhere: no deadlock between concurrent uploads and closes).
+    await this.audit.record({
+      actor: { type: 'silo', id: silo.siloId, name: silo.name },
+      action: 'round.update.accepted',
+      subject: { studyId: study.id, siloId: silo.siloId },
+      details: {
+        round: round.number,
+        attempt: round.attempt,
+        headerAttempt: header.attempt,
+        updateSha256: hash,
+        bytes: size,
+        numExamples: header.numExamples,
+        l2Norm: received.l2Norm,
+        // An earlier attempt's identical release re-sent to this attempt (the silo trained and spent once).
+        ...(accepted.some((a) => a.updateHash === hash) ? { resentFromEarlierAttempt: true } : {}),
+        // The release as the silo sent it (a noisy histogram stays raw here for auditors), and its privacy report.
+        evaluation: header.evaluation,
+        privacy: header.privacy,
+      },
+    });
+    if (report && header.privacy) {
+      await this.ledger.auditReport(
+        { studyId: study.id, siloId: silo.siloId, siloName: silo.name, round: round.number },
+        report,
+        header.privacy,
+      );
+    }
+    return fields;
   }
 
   private receiptOf(silo: SiloIdentity, studyId: string, a: AcceptedUpload): UpdateReceipt {
