@@ -140,7 +140,7 @@ describe('ThreadedBlockSum digests: SHA-256 of every update as the sum reads it'
     const seen = updates.map(() => 0);
     const { digests } = await sum.scan(source(updates), {
       indices: [9, 4, 0],
-      onBlock: (j, values) => (seen[j] += values.length),
+      onBlock: (j, values) => (seen[j] = (seen[j] ?? 0) + values.length),
       digests: true,
     });
     expect(digests).toEqual([9, 4, 0].map((k) => addressOf(updates, k)));

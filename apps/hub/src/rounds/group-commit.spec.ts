@@ -68,7 +68,11 @@ describe('GroupCommit', () => {
     const { batches, run } = controlledRun();
     const group = new GroupCommit(64, run);
     const first = group.submit('r', 1);
-    const [a, b, c] = [2, 3, 4].map((m) => settled(group.submit('r', m)));
+    const [a, b, c] = [2, 3, 4].map((m) => settled(group.submit('r', m))) as [
+      ReturnType<typeof settled>,
+      ReturnType<typeof settled>,
+      ReturnType<typeof settled>,
+    ];
     batches[0]!.end();
     await first;
     await turn();

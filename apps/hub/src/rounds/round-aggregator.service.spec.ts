@@ -85,8 +85,8 @@ class WatchedStore extends FilesystemBlobStore {
   readonly integrityFailures: BlobIntegrityError[] = [];
   tamper: ((hash: string, start: number, end: number, bytes: Buffer) => void) | null = null;
 
-  constructor(readonly root: string) {
-    super(root, { onIntegrityFailure: (err) => this.integrityFailures.push(err) });
+  constructor(readonly directory: string) {
+    super(directory, { onIntegrityFailure: (err) => this.integrityFailures.push(err) });
   }
 
   override async readRange(hash: string, start: number, end: number): Promise<Buffer> {
@@ -102,7 +102,7 @@ class WatchedStore extends FilesystemBlobStore {
   }
 
   fileOf(hash: string): string {
-    return join(this.root, hash.slice(0, 2), hash);
+    return join(this.directory, hash.slice(0, 2), hash);
   }
 }
 

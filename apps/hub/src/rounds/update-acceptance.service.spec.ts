@@ -212,6 +212,11 @@ function siloRowsOf(h: ReturnType<typeof harness>, transaction: number): string[
     .map((l) => l.key.slice(`participant:${h.round.id}:`.length));
 }
 
+/** An acceptance's outcome: its value, or what refused it. */
+type Outcome = { value: UpdateAcceptance } | { error: unknown };
+/** N outcomes, one per upload of a batch, in order. */
+type Outcomes<N extends number, T extends Outcome[] = []> = T['length'] extends N ? T : Outcomes<N, [...T, Outcome]>;
+
 async function outcomeOf<T>(promise: Promise<T>): Promise<{ value: T } | { error: unknown }> {
   return promise.then(
     (value) => ({ value }),
@@ -276,7 +281,7 @@ describe('UpdateAcceptanceService: group commit of one round’s acceptances', {
     ];
     await hold.release();
     await first;
-    const [o2, o3, o3other, o3again, o4, o5] = await Promise.all(batch.map(outcomeOf));
+    const [o2, o3, o3other, o3again, o4, o5] = (await Promise.all(batch.map(outcomeOf))) as Outcomes<6>;
 
     const [, , batchTx] = roundTransactions(h);
     expect(siloRowsOf(h, batchTx!)).toEqual([s2, s3, s4, s5].map((s) => s.siloId));
@@ -317,7 +322,7 @@ describe('UpdateAcceptanceService: group commit of one round’s acceptances', {
     ];
     await hold.release();
     await first;
-    const [o2, o3, o4] = await Promise.all(batch.map(outcomeOf));
+    const [o2, o3, o4] = (await Promise.all(batch.map(outcomeOf))) as Outcomes<3>;
 
     expect(o2).toMatchObject({ value: { fresh: true } });
     expect(o4).toMatchObject({ value: { fresh: true } });
