@@ -230,6 +230,10 @@ describe('RoundsService: the long poll for tasks', { timeout: 30_000 }, () => {
       const started = Date.now();
       expect(await p.service.tasksFor('silo-1', 20_000)).toEqual([]);
       expect(Date.now() - started).toBeLessThan(10_000);
+      // Once per change: a poll that follows without reading the studies again waits (it does not spin).
+      const next = Date.now();
+      expect(await p.service.tasksFor('silo-1', 600)).toEqual([]);
+      expect(Date.now() - next).toBeGreaterThanOrEqual(550);
       // Once it has read its studies again, the same poll waits (here to its end), and so does another silo's
       // that never read its studies since it started (nothing to say it missed a change).
       await new Promise((r) => setTimeout(r, 5));

@@ -140,8 +140,12 @@ export class RoundsService implements OnModuleInit, OnModuleDestroy {
       const tasks = await this.pendingTasks(siloId);
       if (tasks.length > 0 || Date.now() >= until || !this.timer) return tasks;
       // A change since this silo last read its studies (the study it reported the last round of ended in between):
-      // it would not learn of it before the wait ends, so the answer goes now and it reads its studies again.
-      if (this.tasksChangedAt >= (this.studiesReadAt.get(siloId) ?? Infinity)) return tasks;
+      // it would not learn of it before the wait ends, so the answer goes now and it reads its studies again. Once
+      // per change: a client that does not read its studies again waits in its next poll, it does not spin.
+      if (this.tasksChangedAt >= (this.studiesReadAt.get(siloId) ?? Infinity)) {
+        this.studiesReadAt.set(siloId, this.tasksChangedAt + 1);
+        return tasks;
+      }
       // Woken as soon as this hub opens or closes a round (tasksChanged); POLL_MS still bounds the wait for changes
       // made by another hub replica.
       const changed = await new Promise<boolean>((resolve) => {
