@@ -1,4 +1,4 @@
-import { AggregationException } from '@tessera/aggregation';
+import { AggregationException, DigestMismatchException } from '@tessera/aggregation';
 import { AuditRecordError, BundleBuildError, SigningKeyError } from '@tessera/audit';
 import { CanonicalJsonError } from '@tessera/canonical';
 import { PrivacyParameterError, PrivacyPlanError } from '@tessera/dp';
@@ -77,6 +77,12 @@ export const LIBRARY_ERROR_ANSWERS: readonly LibraryErrorAnswer[] = [
     library: '@tessera/dp',
     error: PrivacyParameterError,
     why: 'plans are priced when they are validated; a refusal afterwards is the hub’s bug',
+    code: HubErrorCode.INTERNAL_SERVER_ERROR,
+  },
+  {
+    library: '@tessera/aggregation',
+    error: DigestMismatchException,
+    why: 'the round closer handles a stored update read with other bytes (set aside, audited); never a request’s doing',
     code: HubErrorCode.INTERNAL_SERVER_ERROR,
   },
   {
