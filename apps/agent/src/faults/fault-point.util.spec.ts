@@ -12,7 +12,7 @@ describe("the agent's test-only fault points", () => {
 
   it('names the known points when the value names none, including the hub-only ones', () => {
     expect(() => parseAgentFaultPoint('secagg-upload-committed')).toThrow(
-      /names no fault point; known points: secagg-advertised, secagg-uploaded/,
+      /names no fault point; known points: secagg-advertised, secagg-shared, secagg-uploaded/,
     );
     expect(() => parseAgentFaultPoint('secagg-uploaded@0')).toThrow(/names no fault point/);
     expect(() => parseAgentFaultPoint('secagg-uploaded@x')).toThrow(/names no fault point/);

@@ -11,6 +11,8 @@
 export const AGENT_FAULT_POINTS = [
   /** Secure aggregation: the hub acknowledged this silo's key advertisement; nothing shared yet. */
   'secagg-advertised',
+  /** Secure aggregation: the hub acknowledged this silo's encrypted shares; its masked input not yet sent. */
+  'secagg-shared',
   /** Secure aggregation: the hub acknowledged this silo's masked input; the unmasking request not yet read. */
   'secagg-uploaded',
 ] as const;

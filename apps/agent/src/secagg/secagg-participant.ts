@@ -237,7 +237,11 @@ export class SecAggParticipant {
       stored = { phase: 'shared', state, message: { ...message } };
       this.o.store.save(stored);
     }
-    if (stored.phase === 'shared') await this.o.transport.share(stored.message);
+    if (stored.phase === 'shared') {
+      await this.o.transport.share(stored.message);
+      // Test only: a silo lost once its shares were taken, before it trains and uploads its masked input.
+      agentFaultPoint('secagg-shared');
+    }
   }
 
   /**

@@ -75,17 +75,22 @@ describe('a study under secure aggregation across processes (embedded database)'
       const study = await call<StudyView>('POST', '/api/studies', { plan });
       await call('POST', `/api/studies/${study.id}/submit`);
       for (const s of members) expect((await runAgent(['studies', 'approve', study.id], s.env)).code).toBe(0);
-      const runs = members.map((s) => startAgentRun(study.id, s.env));
+      // The dropping silo kills itself (SIGKILL) at its test-only fault point, once the hub has taken its shares and
+      // before it masks anything: killing it from here when its log says so raced its upload on a fast machine.
+      const runs = members.map((s) =>
+        startAgentRun(
+          study.id,
+          s.key === options.dropAfterSharing ? { ...s.env, TESSERA_AGENT_FAULT_POINT: 'secagg-shared' } : s.env,
+        ),
+      );
       bed.agents.push(...runs.map((r) => r.child));
       await call('POST', `/api/studies/${study.id}/start`);
       const dropping = members.findIndex((s) => s.key === options.dropAfterSharing);
       if (dropping >= 0) {
         const victim = runs[dropping]!;
-        await until('the dropping silo to send its shares', () =>
-          victim.output().includes('keys advertised, shares sent'),
-        );
-        victim.child.kill('SIGKILL');
         await victim.exited;
+        expect(victim.child.signalCode).toBe('SIGKILL');
+        expect(victim.output()).toContain('TESSERA_AGENT_FAULT_POINT: killing the agent at secagg-shared');
         runs.splice(dropping, 1);
       }
       try {
