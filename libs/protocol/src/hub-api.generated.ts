@@ -2750,11 +2750,12 @@ export interface components {
         clipNorm: number;
       };
       personalization?: {
-        /** @constant */
-        method: 'fine-tune';
+        /** @enum {string} */
+        method: 'fine-tune' | 'select';
         epochs: number;
         learningRate?: number;
         localBaseline?: boolean;
+        validationFolds?: number;
       };
       silos: string[];
     };

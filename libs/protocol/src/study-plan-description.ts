@@ -57,7 +57,7 @@ export function releasedWithoutDp(plan: StudyPlan): string[] {
     const local = personalizationModels(plan);
     if (local.length > 0) {
       out.push(
-        `the same test-split metrics of this silo's ${local.map((m) => (m === 'personalized' ? 'personalized (fine-tuned) model' : 'local-only baseline model')).join(' and ')}, at the final evaluation (the models themselves stay at the silo)`,
+        `the same test-split metrics of this silo's ${local.map((m) => (m === 'personalized' ? `personalized (${plan.personalization?.method === 'select' ? 'selected' : 'fine-tuned'}) model` : 'local-only baseline model')).join(' and ')}, at the final evaluation (the models themselves stay at the silo)`,
       );
     }
   }

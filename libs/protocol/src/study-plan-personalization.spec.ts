@@ -2,13 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { fairnessView, type SiloFinalMetrics } from './fairness';
 import type { EvaluationMetrics } from './rounds';
 import {
+  DEFAULT_VALIDATION_FOLDS,
+  describeCandidate,
   describePlan,
   localBaselineEpochs,
   personalizationModels,
   planHash,
   releasedWithoutDp,
+  SELECTION_CANDIDATES,
   StudyPlan,
   studyPlanProblems,
+  validationFoldsOf,
   type PersonalizationPlan,
 } from './study-plan';
 import { planForTest } from './study-plan.test-util';
@@ -84,6 +88,63 @@ describe('study plan: personalization', () => {
     const dp = personalizing({ method: 'fine-tune', epochs: 3 });
     expect(releasedWithoutDp(dp)).toEqual(releasedWithoutDp(planForTest()));
     expect(describePlan(dp).find((l) => l.startsWith('personalize:'))).toContain('DP-SGD');
+  });
+});
+
+describe("study plan: personalization method 'select'", () => {
+  const NO_DP = { privacy: { mode: 'none' }, release: EXACT } as const;
+
+  it('is accepted without DP, with or without folds, and refused under dp-sgd', () => {
+    expect(studyPlanProblems(personalizing({ method: 'select', epochs: 5 }, NO_DP))).toEqual([]);
+    expect(
+      studyPlanProblems(personalizing({ method: 'select', epochs: 5, validationFolds: 3, localBaseline: true }, NO_DP)),
+    ).toEqual([]);
+    expect(studyPlanProblems(personalizing({ method: 'select', epochs: 5 }))).toEqual([
+      expect.stringMatching(/^personalization\.method: 'select' .*outside the DP guarantee/) as string,
+    ]);
+  });
+
+  it('bounds the folds, and refuses them with fine-tuning', () => {
+    const bad = (p: unknown) => studyPlanProblems({ ...planForTest(NO_DP), personalization: p });
+    expect(bad({ method: 'select', epochs: 2, validationFolds: 1 })[0]).toMatch(/^personalization\.validationFolds: /);
+    expect(bad({ method: 'select', epochs: 2, validationFolds: 21 })[0]).toMatch(/^personalization\.validationFolds: /);
+    expect(bad({ method: 'select', epochs: 2, validationFolds: 2.5 })[0]).toMatch(
+      /^personalization\.validationFolds: /,
+    );
+    expect(bad({ method: 'fine-tune', epochs: 2, validationFolds: 5 })).toEqual([
+      expect.stringMatching(/^personalization\.validationFolds: only method 'select'/) as string,
+    ]);
+  });
+
+  it('leaves a fine-tuning plan as it was (no key added, the same hash) and is covered by the hash itself', () => {
+    const plain = planForTest({ ...NO_DP, siloIds: ['00000000-0000-4000-8000-000000000001'] });
+    const tune = { ...plain, personalization: { method: 'fine-tune', epochs: 5 } as const };
+    expect(StudyPlan.parse(tune).personalization).toEqual({ method: 'fine-tune', epochs: 5 });
+    const h = (p: StudyPlan) => planHash('00000000-0000-4000-8000-00000000000a', 1, p);
+    const select = { ...plain, personalization: { method: 'select', epochs: 5 } as const };
+    const folds = { ...plain, personalization: { method: 'select', epochs: 5, validationFolds: 5 } as const };
+    expect(StudyPlan.parse(select).personalization).not.toHaveProperty('validationFolds');
+    // An explicit default is a different plan text, so a different hash: the steward approves what was written.
+    expect(new Set([h(tune), h(select), h(folds)]).size).toBe(3);
+    expect(validationFoldsOf(select)).toBe(DEFAULT_VALIDATION_FOLDS);
+    expect(validationFoldsOf(folds)).toBe(5);
+    expect(validationFoldsOf(tune)).toBeNull();
+  });
+
+  it('tells the steward the candidates, the folds and that the test split is not used', () => {
+    const plan = personalizing(
+      { method: 'select', epochs: 3, validationFolds: 4, localBaseline: true },
+      {
+        ...NO_DP,
+        rounds: 4,
+      },
+    );
+    const line = describePlan(plan).find((l) => l.startsWith('personalize:'))!;
+    for (const c of SELECTION_CANDIDATES) expect(line).toContain(describeCandidate(c));
+    expect(line).toContain('4-fold cross-validation on its own training split');
+    expect(line).toContain('the test split is not used');
+    expect(line).toContain('local-only: 8 epochs');
+    expect(releasedWithoutDp(plan).at(-1)).toMatch(/personalized \(selected\) model and local-only baseline model/);
   });
 });
 

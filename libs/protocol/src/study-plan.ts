@@ -35,11 +35,16 @@ export {
   secureAggregationProblems,
 } from './study-plan-secagg';
 export {
+  DEFAULT_VALIDATION_FOLDS,
+  describeCandidate,
   describePersonalization,
   localBaselineEpochs,
   PersonalizationPlan,
   personalizationModels,
   personalizationProblems,
+  SELECTION_CANDIDATES,
+  validationFoldsOf,
+  type SelectionCandidate,
 } from './study-plan-personalization';
 
 const finitePositive = z.number().finite().positive();
