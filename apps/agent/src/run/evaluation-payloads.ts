@@ -2,6 +2,7 @@ import { defaultRandomSource, type RandomSource } from '@tessera/dp';
 import type { EvaluationPayload } from '@tessera/protocol';
 import { ImageFileError } from '../data/image-decoder';
 import type { PersonalModelStore } from '../personalization/personal-model.store';
+import { describeSelection } from '../personalization/model-selection';
 import { trainPersonalModels, type PersonalModels } from '../personalization/personal-models';
 import type { LocalEvaluation, StudyData, StudyModel } from '../training/study-model';
 import { noisyHistogramEvaluation } from './evaluation-release';
@@ -50,7 +51,8 @@ export class EvaluationPayloads {
 
   /**
    * plan.personalization at the final evaluation: fine-tunes the final global model on this silo's training split
-   * (and trains the local-only baseline when planned), keeps both models in the state directory (never uploaded),
+   * (and trains the local-only baseline when planned; method 'select' chooses among candidates by cross-validation on
+   * the training split, model-selection.ts), keeps both models in the state directory (never uploaded),
    * evaluates each on the test split and returns what the plan releases of each (the global model's kind of release).
    */
   async personalize(
@@ -68,6 +70,14 @@ export class EvaluationPayloads {
         throw new StudyFailure('DATA_UNREADABLE', `an image became unusable during personalization: ${err.message}`);
       }
       throw new StudyFailure('TRAINING_FAILED', `personalization failed: ${(err as Error).message}`);
+    }
+    if (models.selection !== null) {
+      // The choice stays at the silo with the model: only the chosen model's test metrics leave.
+      this.deps.log({
+        study: name,
+        round: task.round,
+        message: `personalization: ${describeSelection(models.selection)}`,
+      });
     }
     const out: PersonalPayloads = { personalized: null, localBaseline: null };
     const kinds = [

@@ -19,7 +19,7 @@ beforeAll(async () => {
 });
 
 /** An approved study of `plan` at a fake hub that publishes the plan's initial model; an executor on a fresh state dir. */
-function setup(plan: StudyPlan) {
+function setup(plan: StudyPlan, log: (line: { message: string }) => void = () => undefined) {
   const root = mkdtempSync(join(tmpdir(), 'tessera-personal-'));
   const hub = new FakeHub();
   const study = buildStudy(plan);
@@ -48,7 +48,7 @@ function setup(plan: StudyPlan) {
         trainings++;
         return csv;
       }),
-      log: () => undefined,
+      log,
       random: new SeededRandomSource(`personal-${root}`),
     });
   return { root, hub, study, modelHash: blob.hash, csv, executor, reads: () => trainings };
@@ -116,5 +116,37 @@ describe('TaskExecutor: personalization at the final evaluation', () => {
     );
     expect(report).not.toHaveProperty('personalized');
     expect(report).not.toHaveProperty('localBaseline');
+  });
+
+  it("method 'select': reports the kept model chosen on the training split, and logs the choice at the silo", async () => {
+    const select: StudyPlan = { ...plan, personalization: { method: 'select', epochs: 3, validationFolds: 3 } };
+    const lines: string[] = [];
+    const s = setup(select, (l) => lines.push(l.message));
+    const report = reportOf(
+      await s.executor().execute(buildTask(s.study, s.modelHash, { kind: 'evaluate', round: 4 }), s.study),
+    );
+    const kept = join(s.root, 'personalized', s.study.studyId);
+    expect(readdirSync(kept)).toEqual([`personalized-${s.modelHash}.f32`]);
+    expect(report).not.toHaveProperty('localBaseline');
+    const prepared = new StudyDatasets(() => s.csv).forStudy(
+      s.study.studyId,
+      s.study.planHash,
+      tabularSchemaOf(select),
+    );
+    if (!prepared.ok) throw new Error(prepared.problem.message);
+    const parameters = new Float32Array(
+      new Uint8Array(readFileSync(join(kept, `personalized-${s.modelHash}.f32`))).buffer,
+    );
+    const m = await evaluate(
+      parseModelSpec(modelSpecOf(select)),
+      parameters,
+      prepared.data.test.x,
+      prepared.data.test.y,
+    );
+    expect(report.personalized).toMatchObject({ kind: 'exact', n: prepared.data.test.n, accuracy: m.accuracy });
+    expect(lines.filter((l) => l.startsWith('personalization: chose '))).toHaveLength(1);
+    expect(lines.join('\n')).toMatch(/by 3-fold cross-validation on the training split/);
+    // The choice is not in what the hub received.
+    expect(JSON.stringify(s.hub.evaluations)).not.toMatch(/cross-validation|local-only/);
   });
 });
