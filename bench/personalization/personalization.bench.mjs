@@ -7,7 +7,11 @@
 // mean over hospitals of each, and each hospital's figures.
 //
 //   npm run bench:personalization [-- --smoke] [-- --runs=8] [-- --epochs=5] [-- --seed0=1]
-//                                 [-- --privacy=none|dp-sgd] [-- --epsilon=1] [-- --out=FILE]
+//                                 [-- --method=fine-tune|select] [-- --privacy=none|dp-sgd] [-- --epsilon=1]
+//                                 [-- --out=FILE]
+//
+// --method=select: each hospital chooses its personalized model among the global, fine-tuned, local-only and
+// interpolated models by cross-validation on its own training split (plan.personalization.method 'select'; no DP).
 //
 // Targets (issue 20): the median over runs of (worst personalized − worst global) is at least +5 points, and the
 // median of (mean personalized − mean global) is not negative. "Worst" is the minimum over the four hospitals of
@@ -50,6 +54,7 @@ const epochs = Number(args.value('epochs') ?? 5);
 const seed0 = Number(args.value('seed0') ?? 1);
 const privacy = args.value('privacy') ?? 'none';
 const epsilon = args.value('epsilon') ?? '1';
+const method = args.value('method') ?? 'fine-tune';
 
 const plan = heartDiseasePlan(['00000000-0000-4000-8000-000000000001']);
 const spec = ml.parseModelSpec(modelSpecOf(plan));
@@ -108,6 +113,8 @@ async function runDemo(seed) {
         '--personalize',
         String(epochs),
         '--local-baseline',
+        '--personalize-method',
+        method,
         '--seed',
         String(seed),
       ],
@@ -195,10 +202,17 @@ const meanGain = stats(results.map((r) => r.meanGain));
 const gainThere = stats(results.map((r) => r.gainAtWorstHospital));
 const report = {
   benchmark: 'personalization',
-  command: `npm run bench:personalization -- --runs=${runs} --epochs=${epochs} --seed0=${seed0} --privacy=${privacy}${privacy === 'dp-sgd' ? ` --epsilon=${epsilon}` : ''}`,
+  command: `npm run bench:personalization -- --runs=${runs} --epochs=${epochs} --seed0=${seed0}${method === 'fine-tune' ? '' : ` --method=${method}`} --privacy=${privacy}${privacy === 'dp-sgd' ? ` --epsilon=${epsilon}` : ''}`,
   machine: machine(),
   code: codeVersion(),
-  config: { runs, epochs, seeds: results.map((r) => r.seed), privacy, ...(privacy === 'dp-sgd' ? { epsilon } : {}) },
+  config: {
+    runs,
+    epochs,
+    method,
+    seeds: results.map((r) => r.seed),
+    privacy,
+    ...(privacy === 'dp-sgd' ? { epsilon } : {}),
+  },
   runs: results.map((r) => ({
     ...r,
     worstGlobal: round3(r.worstGlobal),

@@ -25,4 +25,20 @@ describe('demoPlan', () => {
   it('refuses an unknown privacy mode, naming the three it knows', () => {
     expect(() => demoPlan(silos, 'dp-fedavg', '1')).toThrow('--privacy must be none, dp-sgd or distributed-dp');
   });
+
+  it('personalizes by cross-validated selection when asked, a valid plan without DP and refused under DP-SGD', () => {
+    const plan = demoPlan(silos, 'none', '1', {
+      personalizeEpochs: 5,
+      localBaseline: true,
+      personalizeMethod: 'select',
+    });
+    expect(plan.personalization).toEqual({ method: 'select', epochs: 5, localBaseline: true });
+    expect(studyPlanProblems(plan)).toEqual([]);
+    expect(demoPlan(silos, 'none', '1', { personalizeEpochs: 5 }).personalization?.method).toBe('fine-tune');
+    const dp = demoPlan(silos, 'dp-sgd', '1', { personalizeEpochs: 5, personalizeMethod: 'select' });
+    expect(studyPlanProblems(dp)).toEqual([expect.stringMatching(/^personalization\.method: 'select'/) as string]);
+    expect(() => demoPlan(silos, 'none', '1', { personalizeMethod: 'select' })).toThrow(
+      '--personalize-method needs --personalize <epochs>',
+    );
+  });
 });

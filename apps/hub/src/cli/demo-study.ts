@@ -65,6 +65,8 @@ export interface DemoPlanOptions {
   personalizeEpochs?: number;
   /** plan.personalization.localBaseline: also train and evaluate a local-only model at each hospital. */
   localBaseline?: boolean;
+  /** plan.personalization.method: 'fine-tune' (default) or 'select' (cross-validated choice, no DP). */
+  personalizeMethod?: 'fine-tune' | 'select';
   /** plan.training.initSeed (the initial model and the shuffling); default the plan's 42. */
   seed?: number;
 }
@@ -100,12 +102,14 @@ export function demoPlan(
   if (options.seed !== undefined) plan.training.initSeed = options.seed;
   if (options.personalizeEpochs !== undefined) {
     plan.personalization = {
-      method: 'fine-tune',
+      method: options.personalizeMethod ?? 'fine-tune',
       epochs: options.personalizeEpochs,
       ...(options.localBaseline ? { localBaseline: true } : {}),
     };
-  } else if (options.localBaseline) {
-    throw new Error('--local-baseline needs --personalize <epochs>');
+  } else if (options.localBaseline || options.personalizeMethod !== undefined) {
+    throw new Error(
+      `${options.localBaseline ? '--local-baseline' : '--personalize-method'} needs --personalize <epochs>`,
+    );
   }
   return plan;
 }

@@ -27,6 +27,7 @@ interface DemoOptions {
   rounds?: string;
   personalize?: string;
   localBaseline?: boolean;
+  personalizeMethod?: string;
   seed?: string;
 }
 
@@ -56,6 +57,10 @@ function parseOptions(argv: string[]): DemoOptions {
     )
     .option('--personalize <epochs>', 'heart-disease: fine-tune the final model at each hospital for this many epochs')
     .option('--local-baseline', 'heart-disease, with --personalize: also a local-only model at each hospital')
+    .option(
+      '--personalize-method <method>',
+      "heart-disease, with --personalize: 'fine-tune' (default) or 'select' (each hospital cross-validates its choice on its training split; no DP)",
+    )
     .option('--seed <n>', "heart-disease: the plan's initSeed (initial model and shuffling; default 42)")
     .parse(argv)
     .opts<DemoOptions>();
@@ -65,6 +70,13 @@ function positiveInteger(value: string, option: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new Error(`${option} must be a whole number, not ${value}`);
   return n;
+}
+
+function personalizeMethodOf(value: string): 'fine-tune' | 'select' {
+  if (value !== 'fine-tune' && value !== 'select') {
+    throw new Error(`--personalize-method must be fine-tune or select, not ${value}`);
+  }
+  return value;
 }
 
 async function main(): Promise<void> {
@@ -106,6 +118,9 @@ async function main(): Promise<void> {
         ? { personalizeEpochs: positiveInteger(opts.personalize, '--personalize') }
         : {}),
       ...(opts.localBaseline ? { localBaseline: true } : {}),
+      ...(opts.personalizeMethod !== undefined
+        ? { personalizeMethod: personalizeMethodOf(opts.personalizeMethod) }
+        : {}),
       ...(opts.seed !== undefined ? { seed: positiveInteger(opts.seed, '--seed') } : {}),
     });
     const study = await createStudy(admin, plan);
