@@ -145,6 +145,25 @@ export function describeBlobStoreContract(name: string, factory: BlobStoreFactor
       }
     });
 
+    it('reads a range into memory the caller gives, leaving the rest of it untouched', async () => {
+      const { store } = await underTest();
+      const bytes = payload(300_000, 17);
+      const hash = await store.put(bytes);
+      // A view in the middle of a larger buffer, shared memory as the aggregation's slots are.
+      const backing = new Uint8Array(new SharedArrayBuffer(70_000)).fill(0xa5);
+      const target = backing.subarray(1_000, 66_536);
+      await store.readRangeInto(hash, 123_457, target);
+      expect(Buffer.from(target).equals(bytes.subarray(123_457, 123_457 + target.length))).toBe(true);
+      expect(backing.subarray(0, 1_000).every((b) => b === 0xa5)).toBe(true);
+      expect(backing.subarray(66_536).every((b) => b === 0xa5)).toBe(true);
+      await store.readRangeInto(hash, bytes.length, new Uint8Array(0));
+      const past = await rejection(() => store.readRangeInto(hash, bytes.length - 3, new Uint8Array(4)));
+      expect(past).toBeInstanceOf(BlobRangeError);
+      expect(past).toMatchObject({ hash, start: bytes.length - 3, end: bytes.length + 1, size: bytes.length });
+      const missing = await rejection(() => store.readRangeInto(sha256(payload(10, 18)), 0, new Uint8Array(4)));
+      expect(missing).toBeInstanceOf(BlobNotFoundError);
+    });
+
     it('refuses a range past the blob, naming its size, and one that is not a range', async () => {
       const { store } = await underTest();
       const bytes = payload(1000, 14);

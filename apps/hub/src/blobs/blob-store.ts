@@ -77,6 +77,15 @@ export abstract class BlobStore {
    * blob; BlobRangeError unless 0 ≤ start ≤ end ≤ the blob's size.
    */
   abstract readRange(hash: string, start: number, end: number): Promise<Buffer>;
+  /**
+   * readRange into memory the caller owns: bytes [start, start + target.length) of the blob written into `target`
+   * (e.g. a slot of the aggregation's shared memory). Same errors, same absence of a check against the name. This
+   * default reads the range and copies it; a store that can read straight into `target` does (the filesystem store:
+   * the read runs on libuv's thread pool, and the calling thread neither allocates nor copies the bytes).
+   */
+  async readRangeInto(hash: string, start: number, target: Uint8Array): Promise<void> {
+    target.set(await this.readRange(hash, start, start + target.length));
+  }
   abstract has(hash: string): Promise<boolean>;
   /** Bytes in the blob (BlobNotFoundError when there is none). */
   abstract size(hash: string): Promise<number>;

@@ -133,19 +133,30 @@ export class FilesystemBlobStore extends BlobStore {
   }
 
   async readRange(hash: string, start: number, end: number): Promise<Buffer> {
-    const path = this.path(hash);
     assertRange(hash, start, end);
+    const out = Buffer.allocUnsafe(end - start);
+    await this.readInto(hash, start, out);
+    return out;
+  }
+
+  override async readRangeInto(hash: string, start: number, target: Uint8Array): Promise<void> {
+    assertRange(hash, start, start + target.length);
+    await this.readInto(hash, start, target);
+  }
+
+  /** Fills `target` with the blob's bytes from `start` (the range already checked), or fails naming the blob. */
+  private readInto(hash: string, start: number, target: Uint8Array): Promise<void> {
+    const path = this.path(hash);
+    const end = start + target.length;
     return storageStep('read part of a blob', async () => {
       const handle = await open(path, 'r').catch(notFoundAs(hash));
       try {
-        const out = Buffer.alloc(end - start);
         let filled = 0;
-        while (filled < out.length) {
-          const { bytesRead } = await handle.read(out, filled, out.length - filled, start + filled);
+        while (filled < target.length) {
+          const { bytesRead } = await handle.read(target, filled, target.length - filled, start + filled);
           if (bytesRead === 0) throw new BlobRangeError(hash, start, end, (await handle.stat()).size);
           filled += bytesRead;
         }
-        return out;
       } finally {
         await handle.close();
       }

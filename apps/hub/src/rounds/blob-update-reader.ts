@@ -71,15 +71,16 @@ export class BlobUpdateReader implements UpdateBlockReader, UpdateBlockSource {
   }
 
   /**
-   * Block [start, end) of update k written into `target` (the fused sum's slot in shared memory): one ranged read,
-   * one copy into place. The values are not checked here: the receiver validated them on upload, and the closer
-   * checks the whole blob against its name, before the round reads it or from the digest the sum computes as it reads.
+   * Block [start, end) of update k written into `target` (the fused sum's slot in shared memory) by one ranged read
+   * straight into place (BlobStore.readRangeInto: from the filesystem store, no buffer and no copy on this thread).
+   * The values are not checked here: the receiver validated them on upload, and the closer checks the whole blob
+   * against its name, before the round reads it or from the digest the sum computes as it reads.
    */
   async readInto(update: number, start: number, end: number, target: Float32Array): Promise<void> {
     const payload = this.payload(update);
     if (target.length !== end - start) throw new RangeError(`a slot of ${target.length} values for [${start}, ${end})`);
-    const bytes = await this.blobs.readRange(payload.hash, payload.offset + 4 * start, payload.offset + 4 * end);
-    new Uint8Array(target.buffer, target.byteOffset, target.byteLength).set(bytes);
+    const bytes = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
+    await this.blobs.readRangeInto(payload.hash, payload.offset + 4 * start, bytes);
   }
 
   private payload(update: number): StoredPayload {

@@ -83,7 +83,7 @@ class WatchedStore extends FilesystemBlobStore {
   readonly rangedBytes = new Map<string, number>();
   readonly wholeReads: string[] = [];
   readonly integrityFailures: BlobIntegrityError[] = [];
-  tamper: ((hash: string, start: number, end: number, bytes: Buffer) => void) | null = null;
+  tamper: ((hash: string, start: number, end: number, bytes: Uint8Array) => void) | null = null;
 
   constructor(readonly directory: string) {
     super(directory, { onIntegrityFailure: (err) => this.integrityFailures.push(err) });
@@ -94,6 +94,13 @@ class WatchedStore extends FilesystemBlobStore {
     this.rangedBytes.set(hash, (this.rangedBytes.get(hash) ?? 0) + bytes.length);
     this.tamper?.(hash, start, end, bytes);
     return bytes;
+  }
+
+  /** The fused sum's reads straight into its slots: counted and open to tampering like readRange. */
+  override async readRangeInto(hash: string, start: number, target: Uint8Array): Promise<void> {
+    await super.readRangeInto(hash, start, target);
+    this.rangedBytes.set(hash, (this.rangedBytes.get(hash) ?? 0) + target.length);
+    this.tamper?.(hash, start, start + target.length, target);
   }
 
   override async get(hash: string): Promise<Buffer> {
