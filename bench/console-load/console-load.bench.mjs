@@ -8,6 +8,11 @@
 //
 //   npm run bench:console-load [-- --smoke] [-- --k=32,64] [-- --readers=200] [-- --rounds=3] [-- --out=FILE]
 //                              [-- --embedded-only] [-- --hub-cpu-prof=DIR] [-- --hub-log-level=info]
+//                              [-- --new-connections]
+//
+// The bench's silos keep their mutual-TLS connections alive between calls, as the agent does since issue 21, item 3
+// (apps/agent/src/hub/hub-client.ts); `--new-connections` opens one per call (a full handshake with the hub's RSA
+// key each time), as agents did before, and as runs of this bench before 2026-12-08 did.
 //
 // The reviewers' setup (issue #14, item 18): 32 and 64 silos, a 1M-parameter model, 200 console readers during a
 // round. The console polls every 10–15 s; a reader here asks once a second, ten times the console's rate.
@@ -90,6 +95,8 @@ function deltaOf(i) {
   return d;
 }
 
+const NEW_CONNECTIONS = args.has('--new-connections');
+
 function post(url, tls, body, contentType) {
   return new Promise((done, fail) => {
     const req = httpsRequest(
@@ -97,7 +104,7 @@ function post(url, tls, body, contentType) {
       {
         method: 'POST',
         agent: false,
-        ...tls,
+        ...tls, // with the silo's kept-alive pool as `agent` unless --new-connections
         headers: { 'content-type': contentType, 'content-length': String(body.length) },
       },
       (res) => {
@@ -275,7 +282,7 @@ async function measure(k, databaseKind) {
   try {
     const silos = [];
     for (let i = 0; i < k; i += 1) {
-      const s = await enrollSilo(hub, `Bench silo ${i + 1}`);
+      const s = await enrollSilo(hub, `Bench silo ${i + 1}`, { keepAlive: !NEW_CONNECTIONS });
       silos.push({ ...s, hubSiloUrl: hub.siloUrl });
     }
     const study = await startStudy(hub, planOf(silos.map((s) => s.id)), silos);
@@ -399,6 +406,7 @@ const report = {
     rounds: ROUNDS,
     idleWindowMs: IDLE_MS,
     hubLogLevel: HUB_LOG_LEVEL,
+    siloConnections: NEW_CONNECTIONS ? 'one per call' : 'kept alive per silo, as the agent',
     paths: ['studies', 'study', 'rounds', 'silos', 'audit?limit=50'],
     statistic: 'latency quantiles over every read of every reader (nearest rank)',
   },

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { repoRoot } from './bench-common.mjs';
@@ -185,8 +185,12 @@ const jsonOf = (r) => JSON.parse(r.bytes.toString('utf8'));
 /**
  * Registers a silo (admin API), then enrolls it as an agent does: fetch the CA from the enrollment listener, make
  * a key pair here, send a CSR with the one-time token. Returns the silo's mutual-TLS identity.
+ *
+ * `keepAlive: true` makes the silo's calls reuse their connections as the agent does (apps/agent/src/hub/hub-client.ts:
+ * one kept-alive pool per identity, idle sockets closed before the hub's 5 s keep-alive timeout); by default every
+ * call opens a new mutual-TLS connection, as agents did before issue 21, item 3.
  */
-export async function enrollSilo(hub, name) {
+export async function enrollSilo(hub, name, { keepAlive = false } = {}) {
   const issued = await hub.admin('POST', '/api/silos', { name, contact: 'it@bench.example' });
   const bundle = issued.bundle;
   const ca = await tlsRequest(new URL(SILO_API.caCertificate, bundle.enrollUrl), 'GET', { rejectUnauthorized: false });
@@ -203,7 +207,10 @@ export async function enrollSilo(hub, name) {
   );
   if (res.status !== 200) throw new Error(`enroll ${name}: ${res.status} ${res.bytes}`);
   const grant = jsonOf(res);
-  const tls = { ca: [caPem], key: keys.privateKeyPem, cert: grant.certificatePem };
+  const identity = { ca: [caPem], key: keys.privateKeyPem, cert: grant.certificatePem };
+  const tls = keepAlive
+    ? { ...identity, agent: new HttpsAgent({ ...identity, keepAlive: true, scheduling: 'lifo', timeout: 4_000 }) }
+    : identity;
   return {
     id: bundle.siloId,
     name,
