@@ -176,7 +176,7 @@ async function nextRoundServed(silo, hubSiloUrl, studyId, round, t0) {
 /** The hub's own account of its latest close (RoundCloser logs it at info), ms per phase; null if not found. */
 function closeTiming(output) {
   const re =
-    /closed: claimed in (\d+) ms, stored updates verified in (\d+) ms, aggregated and stored in (\d+) ms, committed \(next round opened\) in (\d+) ms/g;
+    /closed: claimed in (\d+) ms, stored updates (?:verified|hashed as they were summed, re-checked) in (\d+) ms, aggregated and stored in (\d+) ms, committed \(next round opened\) in (\d+) ms/g;
   const all = [...output.matchAll(re)];
   const last = all[all.length - 1];
   if (!last) return null;

@@ -58,6 +58,14 @@ const VERIFY_READ_BYTES = 4 * 2 ** 20;
  * its name, runs the plan's aggregator (or unmasks the secure sum) and the server optimizer, and stores the results
  * as blobs; it changes no row.
  */
+/** Where a close's aggregation spent its time (RoundCloser logs it). */
+export interface AggregationTiming {
+  /** ms spent verifying stored updates before aggregating, or re-checking the ones that changed while read. */
+  verifyMs: number;
+  /** Set when the updates were hashed as they were summed (ADR 0021): no separate verifying pass. */
+  whileReading?: boolean;
+}
+
 @Injectable()
 export class RoundAggregator {
   private readonly logger = new Logger(RoundAggregator.name);
@@ -80,9 +88,9 @@ export class RoundAggregator {
    * the audit trail), set aside, and the others aggregated again — the second pass only when something is wrong. A
    * failure of that pass (a missing or unreadable blob) falls back to the verify-first path, which names the update.
    * The robust aggregators and screening verify every update first, then aggregate (`timing.verifyMs` is that pass,
-   * or the time spent re-checking changed updates).
+   * or the time spent re-checking changed updates; `timing.whileReading` says which path gave the aggregate).
    */
-  async aggregateClaimed(roundId: string, timing: { verifyMs: number }): Promise<Aggregate> {
+  async aggregateClaimed(roundId: string, timing: AggregationTiming): Promise<Aggregate> {
     const round = await this.repository.round(roundId);
     const study = await this.repository.study(round.studyId);
     if (study.plan.secureAggregation && round.kind === 'train') return this.aggregateSecurely(study, round);
@@ -116,7 +124,10 @@ export class RoundAggregator {
           );
           break;
         }
-        if (outcome.outcome !== 'corrupted') return this.finish(study, global, outcome, participants, unusable);
+        if (outcome.outcome !== 'corrupted') {
+          timing.whileReading = true;
+          return this.finish(study, global, outcome, participants, unusable);
+        }
         const checking = performance.now();
         for (const changed of outcome.changed) {
           unusable.set(changed.siloId, `the stored update ${changed.hash} ${await this.changedUpdateProblem(changed)}`);
