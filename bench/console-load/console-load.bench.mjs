@@ -249,6 +249,21 @@ async function cacheCounters(hub) {
   return out;
 }
 
+/**
+ * The hub's event-loop delay since the previous scrape (prom-client resets its histogram at each scrape), in ms: how
+ * long a ready callback — a console read's next step among them — waited for the hub's main thread.
+ */
+async function loopDelay(hub) {
+  const res = await fetch(`${hub.url}/metrics`);
+  const text = await res.text();
+  const out = {};
+  for (const q of ['p50', 'p90', 'p99', 'max']) {
+    const m = new RegExp(`^tessera_nodejs_eventloop_lag_${q}_seconds ([0-9.e+-]+)`, 'm').exec(text);
+    if (m) out[`${q}Ms`] = round3(Number(m[1]) * 1e3);
+  }
+  return out;
+}
+
 function countersBetween(before, after, reads) {
   const delta = (key) => (after[key] ?? 0) - (before[key] ?? 0);
   if (!('read_cache_computations_total' in after)) return null;
@@ -294,13 +309,15 @@ async function measure(k, databaseKind) {
     const idleCpu = cpuBetween(idleCpu0, hubCpuMs(hub.pid), idle.latenciesMs.length);
 
     const loadedCpu0 = hubCpuMs(hub.pid);
-    const counters0 = await cacheCounters(hub);
+    const counters0 = await cacheCounters(hub); // also resets the hub's event-loop delay histogram
     const loadedReaders = startReaders(hub, study.id, READERS);
     const t0 = performance.now();
     await Promise.all(silos.map((s, i) => runSilo(s, i, study.id)));
     const studyMs = performance.now() - t0;
     const loaded = await loadedReaders.stop();
     const loadedCpu = cpuBetween(loadedCpu0, hubCpuMs(hub.pid), loaded.latenciesMs.length);
+    // First: any scrape (cacheCounters too) resets the delay histogram.
+    const eventLoopDelay = await loopDelay(hub);
     const counters = countersBetween(counters0, await cacheCounters(hub), loaded.latenciesMs.length);
     const status = (await hub.admin('GET', HUB_API.study(study.id))).status;
     const byPath = Object.fromEntries(Object.entries(loaded.byPath).map(([p, v]) => [p, latencyFigures(v)]));
@@ -318,6 +335,7 @@ async function measure(k, databaseKind) {
         firstErrors: loaded.errors,
         hubCpu: loadedCpu,
         cache: counters,
+        eventLoopDelay,
       },
       loadedByPath: byPath,
       bodyBytesByPath: loaded.bytesByPath,
@@ -345,6 +363,7 @@ for (const k of KS) {
           ? `; hub main thread ${f.idle.hubCpu.mainMsPerRead} ms CPU per idle read, ` +
             `${(f.loaded.hubCpu.mainMs / 1e3).toFixed(1)} s CPU during the rounds (all threads ${(f.loaded.hubCpu.allMs / 1e3).toFixed(1)} s)`
           : '') +
+        `; event-loop delay during the rounds ${JSON.stringify(f.loaded.eventLoopDelay)}` +
         (f.loaded.cache
           ? `; during the rounds ${f.loaded.cache.readStatementsPerConsoleRead} read statements per console read, ` +
             `cache ${JSON.stringify(f.loaded.cache)}`

@@ -4,7 +4,7 @@
 // admin login, silo registration, enrollment with a CSR over TLS, study plan, approvals over mutual TLS, start.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
@@ -104,6 +104,13 @@ export async function startHubProcess({ databaseUrl, env = {}, nodeOptions = [] 
   let output = '';
   child.stdout.on('data', (c) => (output = (output + c.toString()).slice(-20_000)));
   child.stderr.on('data', (c) => (output = (output + c.toString()).slice(-20_000)));
+  // TESSERA_BENCH_HUB_OUTPUT=FILE: every line the hub prints, appended to FILE (e.g. its request log, which times
+  // each request inside the hub).
+  if (process.env.TESSERA_BENCH_HUB_OUTPUT) {
+    const file = createWriteStream(process.env.TESSERA_BENCH_HUB_OUTPUT, { flags: 'a' });
+    child.stdout.pipe(file, { end: false });
+    child.stderr.pipe(file, { end: false });
+  }
   const exited = new Promise((done) => child.on('exit', (code, signal) => done({ code, signal })));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 120_000;
