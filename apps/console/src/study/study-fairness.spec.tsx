@@ -91,6 +91,17 @@ describe('the fairness view of a study', () => {
     expect(screen.getByText(/fine-tunes the final model .* for 5 epoch\(s\)/)).toBeTruthy();
   });
 
+  it('says that a selecting plan chooses each silo’s model by cross-validation on its training records', () => {
+    const rounds = [evaluationRound([participant('VA', 0.7, 0.8, 0.75)])];
+    render(<StudyFairness plan={plan({ method: 'select', epochs: 5, localBaseline: true })} rounds={rounds} />);
+    expect(
+      screen.getByText(/chooses its personalized model .* by cross-validation on its own training records/),
+    ).toBeTruthy();
+    expect(screen.queryByText(/fine-tunes the final model/)).toBeNull();
+    const rows = within(screen.getByRole('table')).getAllByRole('row');
+    expect(rows.at(-1)?.textContent).toBe('VA0.7000.800+10.00.750−5.0');
+  });
+
   it('compares the silos under the global model alone when the plan does not personalize, marking DP estimates', () => {
     const rounds = [
       evaluationRound([

@@ -54,7 +54,9 @@ export function StudyFairness({ plan, rounds }: { plan: StudyPlan; rounds: reado
       <h2 id="fairness-title">Fairness across silos</h2>
       <p className="hint">
         {personalization
-          ? `At the final evaluation each silo fine-tunes the final model on its own training records for ${personalization.epochs} epoch(s) and evaluates it beside the global model${personalization.localBaseline ? ', and also a model trained on its own records alone' : ''}; those models stay at the silo.`
+          ? personalization.method === 'select'
+            ? `At the final evaluation each silo chooses its personalized model (the global model, the model fine-tuned for ${personalization.epochs} epoch(s), a model trained on its own records alone, or a mixture of the global and local-only models) by cross-validation on its own training records, and evaluates it beside the global model${personalization.localBaseline ? ', and also the local-only model' : ''}; those models and the choice stay at the silo.`
+            : `At the final evaluation each silo fine-tunes the final model on its own training records for ${personalization.epochs} epoch(s) and evaluates it beside the global model${personalization.localBaseline ? ', and also a model trained on its own records alone' : ''}; those models stay at the silo.`
           : 'This plan does not personalize: the view compares the silos under the final global model.'}
       </p>
       {round === undefined || plan.release.evaluation.mode === 'none' ? (
