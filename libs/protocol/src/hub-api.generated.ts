@@ -4858,7 +4858,10 @@ export interface operations {
   };
   SecAggController_advertisements: {
     parameters: {
-      query?: never;
+      query?: {
+        /** @description Seconds to wait for the stage to close before answering "not ready" (a long poll; 0: answer now). */
+        wait?: number;
+      };
       header?: never;
       path: {
         id: string;
@@ -4919,7 +4922,10 @@ export interface operations {
   };
   SecAggController_routedShares: {
     parameters: {
-      query?: never;
+      query?: {
+        /** @description Seconds to wait for the stage to close before answering "not ready" (a long poll; 0: answer now). */
+        wait?: number;
+      };
       header?: never;
       path: {
         id: string;
@@ -5015,7 +5021,10 @@ export interface operations {
   };
   SecAggController_unmaskingRequest: {
     parameters: {
-      query?: never;
+      query?: {
+        /** @description Seconds to wait for the stage to close before answering "not ready" (a long poll; 0: answer now). */
+        wait?: number;
+      };
       header?: never;
       path: {
         id: string;

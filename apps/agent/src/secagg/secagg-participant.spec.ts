@@ -222,6 +222,41 @@ describe('the agent side of secure aggregation', () => {
     for (const id of IDS) expect(new SecAggStateStore(join(dir, id), task(id)).load()).toBeNull();
   });
 
+  it('asks again at once after a stage view the hub held (long poll), and after pollMs after one answered at once', async () => {
+    const slept: number[] = [];
+    const make = (id: string, holdMs: number) => {
+      const transport = hub.transport(id);
+      const advertisements = transport.advertisements.bind(transport);
+      // The hub holds each read `holdMs` before answering, as a long poll does while the stage stays open.
+      transport.advertisements = async () => {
+        await new Promise((r) => setTimeout(r, holdMs));
+        return advertisements();
+      };
+      return new SecAggParticipant({
+        transport,
+        store: new SecAggStateStore(join(dir, id), task(id)),
+        participantId: id,
+        identityKeyPem: keys.get(id)!.privateKeyPem,
+        pollMs: 200,
+        sleep: (ms: number) => {
+          slept.push(ms);
+          return new Promise((r) => setImmediate(r));
+        },
+      });
+    };
+    // silo-a prepares first: its reads find the stage open until the others have advertised.
+    const first = make('silo-a', 250).prepare();
+    await new Promise((r) => setTimeout(r, 600));
+    expect(slept.length).toBeGreaterThan(0);
+    expect(slept.every((ms) => ms === 10)).toBe(true); // held 250 ms ≥ pollMs: no pause of its own
+    slept.length = 0;
+    const second = make('silo-b', 0).prepare();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(slept.length).toBeGreaterThan(0);
+    expect(slept.every((ms) => ms > 10 && ms <= 200)).toBe(true); // answered at once: pollMs less the read time
+    await Promise.all([first, second, ...IDS.slice(2).map((id) => participant(id).prepare())]);
+  });
+
   it('counts the time it computes for the protocol, and nothing for a stage it does not redo', async () => {
     const participants = IDS.map((id) => participant(id));
     await Promise.all(participants.map((p) => p.prepare()));

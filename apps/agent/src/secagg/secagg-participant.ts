@@ -350,14 +350,18 @@ export class SecAggParticipant {
     }
   }
 
-  /** Polls a relayed stage until the hub has closed the previous one. */
+  /** Reads a relayed stage until the hub has closed the previous one (the hub may hold each read: a long poll). */
   private async poll<T extends { ready: boolean }>(read: () => Promise<T>): Promise<Extract<T, { ready: true }>> {
     for (;;) {
+      const asked = Date.now();
       const view = await read();
       if (view.ready) return view as Extract<T, { ready: true }>;
       const until =
         'until' in view && typeof view.until === 'string' ? Date.parse(view.until) - Date.now() : this.pollMs;
-      await this.sleep(Math.max(10, Math.min(this.pollMs, until)));
+      // A hub that held the read (a long poll) has already waited: ask again at once. One that answered at once is
+      // asked again after pollMs, or at the stage's deadline if sooner.
+      const waited = Date.now() - asked;
+      await this.sleep(Math.max(10, Math.min(this.pollMs, until) - waited));
     }
   }
 }

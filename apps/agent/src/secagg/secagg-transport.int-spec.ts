@@ -4,7 +4,7 @@ import { AgentErrorCode } from '../agent.error';
 import { SiloSession } from '../hub/silo-session';
 import { answerJson, startTlsTestHub, type TlsTestHub } from '../testing/tls-hub.test-util';
 import { SecAggDropout } from './secagg-participant';
-import { HttpSecAggTransport } from './secagg-transport';
+import { HttpSecAggTransport, STAGE_WAIT_SECONDS } from './secagg-transport';
 
 const STUDY = '6f1c1bb4-4b7a-4ff5-9d8e-2a3e3f0c0d11';
 const UNTIL = '2026-12-06T10:00:00.000Z';
@@ -29,11 +29,14 @@ async function transportTo(
 
 describe('the agent secure-aggregation transport (real mutual TLS)', () => {
   it('reads stage views, sends JSON messages and the binary masked-input frame to the round routes', async () => {
+    // Stage views are long polls: the hub may hold each one up to STAGE_WAIT_SECONDS.
+    const held = (path: string) => `${path}?wait=${STAGE_WAIT_SECONDS}`;
     const t = await transportTo((method, url) => {
-      if (method === 'GET' && url === SECAGG_API.advertisements(STUDY, 2)) {
+      if (method === 'GET' && url === held(SECAGG_API.advertisements(STUDY, 2))) {
         return [200, { ready: false, stage: 'advertise', until: UNTIL }];
       }
-      if (method === 'GET' && url === SECAGG_API.unmasking(STUDY, 2)) return [200, { ready: true, request: null }];
+      if (method === 'GET' && url === held(SECAGG_API.unmasking(STUDY, 2)))
+        return [200, { ready: true, request: null }];
       return [200, { stage: 'advertise', accepted: true, receivedAt: UNTIL }];
     });
     expect(await t.advertisements()).toEqual({ ready: false, stage: 'advertise', until: UNTIL });
@@ -43,8 +46,8 @@ describe('the agent secure-aggregation transport (real mutual TLS)', () => {
     await t.uploadMaskedInput(frame);
     const seen = hub!.seen;
     expect(seen.map((r) => [r.method, r.url])).toEqual([
-      ['GET', SECAGG_API.advertisements(STUDY, 2)],
-      ['GET', SECAGG_API.unmasking(STUDY, 2)],
+      ['GET', held(SECAGG_API.advertisements(STUDY, 2))],
+      ['GET', held(SECAGG_API.unmasking(STUDY, 2))],
       ['POST', SECAGG_API.advertisements(STUDY, 2)],
       ['POST', SECAGG_API.maskedInput(STUDY, 2)],
     ]);

@@ -15,6 +15,12 @@ import { SecAggDropout, type SecAggTransport } from './secagg-participant';
 /** Answers that mean the round went on without this silo: the stage closed, the session failed, the round closed. */
 const DROPPED_OUT: ReadonlySet<string> = new Set([HubErrorCode.CONFLICT, HubErrorCode.ROUND_CLOSED]);
 
+/**
+ * Seconds a stage view may wait at the hub for the stage to close (a long poll: the hub answers as soon as it moves
+ * the stage); well inside the client's 30 s request timeout. A hub that predates the long poll answers at once.
+ */
+export const STAGE_WAIT_SECONDS = 10;
+
 /** The hub's secure-aggregation routes of one round over the silo's mutual-TLS connection (SECAGG_API). */
 export class HttpSecAggTransport implements SecAggTransport {
   constructor(
@@ -36,7 +42,7 @@ export class HttpSecAggTransport implements SecAggTransport {
 
   advertisements(): Promise<SecAggAdvertisementsView> {
     return this.read(
-      SECAGG_API.advertisements(this.task.studyId, this.task.round),
+      `${SECAGG_API.advertisements(this.task.studyId, this.task.round)}?wait=${STAGE_WAIT_SECONDS}`,
       SecAggAdvertisementsView,
       'the advertised keys',
     );
@@ -47,7 +53,11 @@ export class HttpSecAggTransport implements SecAggTransport {
   }
 
   routedShares(): Promise<SecAggSharesView> {
-    return this.read(SECAGG_API.shares(this.task.studyId, this.task.round), SecAggSharesView, 'the routed shares');
+    return this.read(
+      `${SECAGG_API.shares(this.task.studyId, this.task.round)}?wait=${STAGE_WAIT_SECONDS}`,
+      SecAggSharesView,
+      'the routed shares',
+    );
   }
 
   async uploadMaskedInput(frame: Uint8Array): Promise<void> {
@@ -61,7 +71,7 @@ export class HttpSecAggTransport implements SecAggTransport {
 
   unmaskingRequest(): Promise<SecAggUnmaskingView> {
     return this.read(
-      SECAGG_API.unmasking(this.task.studyId, this.task.round),
+      `${SECAGG_API.unmasking(this.task.studyId, this.task.round)}?wait=${STAGE_WAIT_SECONDS}`,
       SecAggUnmaskingView,
       'the unmasking request',
     );

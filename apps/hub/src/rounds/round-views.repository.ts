@@ -46,7 +46,11 @@ export const REFERENCED_BLOBS = `
 export class RoundViewsRepository {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
-  /** The tasks waiting for this silo: its waiting rows of open rounds of running studies, oldest round first. */
+  /**
+   * The tasks waiting for this silo: its waiting rows of open rounds of running studies, oldest round first. Under
+   * secure aggregation a silo that answered the round's unmasking request has done its part (its row turns
+   * 'uploaded' only when the session completes): its task is not offered again meanwhile.
+   */
   async pendingTasks(siloId: string): Promise<PendingTaskRow[]> {
     return await this.db.query<PendingTaskRow[]>(
       `SELECT r.study_id, r.number, r.attempt, r.kind, r.model_hash, r.deadline_at, s.plan_version, s.plan_hash,
@@ -55,6 +59,8 @@ export class RoundViewsRepository {
          JOIN rounds r ON r.id = p.round_id
          JOIN studies s ON s.id = r.study_id
         WHERE p.silo_id = $1 AND p.status = 'waiting' AND r.status = 'open' AND s.status = 'running'
+          AND NOT EXISTS (SELECT 1 FROM secagg_messages m
+                           WHERE m.round_id = r.id AND m.silo_id = p.silo_id AND m.stage = 'unmask')
         ORDER BY r.opened_at`,
       [siloId],
     );

@@ -4,12 +4,14 @@ import { generateKeyPair, type KeyPairPem } from '@tessera/pki';
 import {
   encodeMaskedInputFrame,
   SECAGG_API,
+  SILO_STUDY_API,
   type AuditEventPageView,
   type SecAggAdvertisementsView,
   type SecAggSessionView,
   type SecAggSharesView,
   type SecAggUnmaskingView,
   type SecureAggregationPlan,
+  type TasksResponse,
 } from '@tessera/protocol';
 import {
   advertiseKeys,
@@ -228,7 +230,14 @@ describe.each(DATABASE_KINDS)('secure-aggregation sessions on the %s database', 
     const session = await service.find(roundId);
     await service.advance(roundId, session!.uploadUntil);
 
-    // Stage 3: the survivors reveal Ash's, Birch's and Cedar's seeds and Dogwood's mask key.
+    // Stage 3: the survivors reveal Ash's, Birch's and Cedar's seeds and Dogwood's mask key. A silo that answered
+    // has done its part of the round's task: the hub stops offering it (its agent then long-polls for the next
+    // round instead of finding a task it settled), while the others are still offered theirs.
+    const offered = async (silo: TestSilo): Promise<number[]> => {
+      const res = await silo.call('GET', SILO_STUDY_API.tasks);
+      return (res.body as TasksResponse).tasks.filter((t) => t.studyId === study.id).map((t) => t.round);
+    };
+    expect(await offered(ash2)).toEqual([1]);
     for (const silo of [ash2, birch2, cedar2]) {
       const asked = (await silo.call('GET', SECAGG_API.unmasking(study.id, 1))).body as SecAggUnmaskingView;
       if (!asked.ready || !asked.request) throw new Error(`${silo.name} should be asked to unmask`);
@@ -237,6 +246,10 @@ describe.each(DATABASE_KINDS)('secure-aggregation sessions on the %s database', 
       const res = await silo.call('POST', SECAGG_API.unmasking(study.id, 1), response);
       // Once t shares of every secret are in the session is complete; a later answer is still taken (not needed).
       expect(res.status).toBe(200);
+      if (silo === ash2) {
+        expect(await offered(ash2)).toEqual([]);
+        expect(await offered(birch2)).toEqual([1]);
+      }
     }
     const dropped = (await dogwood2.call('GET', SECAGG_API.unmasking(study.id, 1))).body as SecAggUnmaskingView;
     expect(dropped).toEqual({ ready: true, request: null });

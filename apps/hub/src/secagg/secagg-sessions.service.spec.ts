@@ -18,6 +18,7 @@ import {
   warmIdentityKeys,
 } from './secagg-protocol.test-util';
 import type { OpenTransaction } from './secagg.repository';
+import { waitMsOf } from './secagg.controller';
 
 const silo = (siloId: string): SiloIdentity => ({
   siloId,
@@ -118,5 +119,49 @@ describe('SecAggSessionsService (against in-memory secure-aggregation tables wit
     const asked = await h.sessions.unmaskingRequest(h.roundId, a.id, shareUntil);
     expect(asked.ready).toBe(true);
     expect(asked.ready && asked.request?.survivors).toEqual(expect.arrayContaining([a.id, b.id, c.id]));
+  });
+
+  it('holds a stage view (long poll) until this hub moves the stage, and answers "not ready" when the wait ends', async () => {
+    const h = await secaggHarness(4);
+    const [a, b, c, d] = h.silos as [
+      (typeof h.silos)[0],
+      (typeof h.silos)[0],
+      (typeof h.silos)[0],
+      (typeof h.silos)[0],
+    ];
+    for (const s of [a, b, c]) await h.messages.advertise(h.roundId, s.id, s.advertisement(h.config), EARLY);
+    let reads = 0;
+    const read = (now: Date) => {
+      reads += 1;
+      return h.sessions.advertisements(h.roundId, a.id, now);
+    };
+    // Nothing moves: the view as it stands once the wait ends.
+    const fixedClock = { clock: () => EARLY };
+    expect(await h.sessions.waitFor(h.roundId, 50, read, fixedClock)).toMatchObject({
+      ready: false,
+      stage: 'advertise',
+    });
+    // The last advertisement closes the stage: the held read answers then, not after its minute-long wait or poll.
+    reads = 0;
+    const held = h.sessions.waitFor(h.roundId, 60_000, read, { ...fixedClock, pollMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(reads).toBe(1);
+    await h.messages.advertise(h.roundId, d.id, d.advertisement(h.config), EARLY);
+    const view = await held;
+    expect(view.ready).toBe(true);
+    expect(view.ready && view.advertisements.map((x) => x.participantId).sort()).toEqual(
+      [a.id, b.id, c.id, d.id].sort(),
+    );
+    expect(reads).toBe(2);
+  }, 20_000);
+
+  it("takes a long poll's wait in whole seconds from 0 to 30, and refuses anything else naming the range", () => {
+    expect(waitMsOf(undefined)).toBe(0);
+    expect(waitMsOf('0')).toBe(0);
+    expect(waitMsOf('10')).toBe(10_000);
+    expect(waitMsOf('30')).toBe(30_000);
+    for (const bad of ['31', '-1', '1.5', 'abc', '', '1e1', '010', ' 5']) {
+      expect(() => waitMsOf(bad)).toThrow(/wait must be a whole number of seconds from 0 to 30/);
+    }
   });
 });

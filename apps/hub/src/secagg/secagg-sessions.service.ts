@@ -42,6 +42,9 @@ export interface UnmaskedSum {
  * session opened with its round, what each stage's close made available to the participants, and the unmasked sum
  * of a complete session. The stages close in SecAggStageMachine; what silos send is taken by SecAggMessagesService.
  */
+/** A stage view's long poll reads the session again at least this often (a stage another hub replica moved). */
+export const STAGE_POLL_MS = 1000;
+
 @Injectable()
 export class SecAggSessionsService {
   constructor(
@@ -236,5 +239,29 @@ export class SecAggSessionsService {
   /** Closes every stage whose condition holds (SecAggStageMachine.advance); returns the session as it then stands. */
   advance(roundId: string, now = new Date()): Promise<SecAggSessionEntity> {
     return this.stages.advance(roundId, now);
+  }
+
+  /**
+   * Long poll of a stage view: `read` again each time this hub moves the round's stage, until the view is ready or
+   * `waitMs` has passed (then the view as it stands, not ready). Between moves it reads again at least every
+   * STAGE_POLL_MS and at the stage's deadline, so a stage moved by another hub replica or closed by its deadline is
+   * answered without waiting out `waitMs`.
+   */
+  async waitFor<T extends { ready: boolean; until?: string }>(
+    roundId: string,
+    waitMs: number,
+    read: (now: Date) => Promise<T>,
+    options: { clock?: () => Date; pollMs?: number } = {},
+  ): Promise<T> {
+    const clock = options.clock ?? (() => new Date());
+    const end = Date.now() + waitMs;
+    for (;;) {
+      const view = await read(clock());
+      const left = end - Date.now();
+      if (view.ready || left <= 0) return view;
+      const deadline = view.until === undefined ? Infinity : Date.parse(view.until) - clock().getTime();
+      const pause = Math.min(left, options.pollMs ?? STAGE_POLL_MS, Math.max(10, deadline + 1));
+      await this.stages.nextMove(roundId, pause);
+    }
   }
 }

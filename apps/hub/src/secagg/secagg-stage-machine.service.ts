@@ -20,6 +20,9 @@ import { SecAggRepository, type SecAggStore } from './secagg.repository';
  */
 @Injectable()
 export class SecAggStageMachine {
+  /** Long polls of a round's stage views (SecAggSessionsService.waitFor), woken when this hub moves its stage. */
+  private readonly watchers = new Map<string, Set<() => void>>();
+
   constructor(
     private readonly repository: SecAggRepository,
     @Inject(AuditTrail) private readonly audit: AuditTrail,
@@ -30,13 +33,43 @@ export class SecAggStageMachine {
    * own transaction under the session's row lock, with its audit records. Returns the session as it then stands.
    */
   async advance(roundId: string, now = new Date()): Promise<SecAggSessionEntity> {
+    let moves = 0;
     for (;;) {
-      const moved = await this.repository.inTransaction(async (tx) => {
+      const settled = await this.repository.inTransaction(async (tx) => {
         const session = await lockedSession(tx, roundId);
         return (await this.closeStageIfDue(tx, session, now)) ? null : session;
       });
-      if (moved) return moved;
+      if (settled) {
+        // Committed: the round's waiting stage views read the session again now.
+        if (moves > 0) this.wakeWatchers(roundId);
+        return settled;
+      }
+      moves += 1;
     }
+  }
+
+  /**
+   * Resolves once this hub has moved the round's stage (advance committed a close), or after `ms` at most: a stage
+   * moved by another hub replica, or closed by its deadline, is seen when the caller reads the session again.
+   */
+  nextMove(roundId: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let watchers = this.watchers.get(roundId);
+      if (!watchers) this.watchers.set(roundId, (watchers = new Set()));
+      const set = watchers;
+      const done = (): void => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && this.watchers.get(roundId) === set) this.watchers.delete(roundId);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      set.add(done);
+    });
+  }
+
+  private wakeWatchers(roundId: string): void {
+    for (const wake of [...(this.watchers.get(roundId) ?? [])]) wake();
   }
 
   /** Records silos set aside (one audit record each) and keeps them in the session, in the caller's transaction. */

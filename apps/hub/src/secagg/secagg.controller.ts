@@ -1,5 +1,5 @@
-import { Body, Controller, Get, HttpCode, Param, ParseIntPipe, ParseUUIDPipe, Post, Req } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Get, HttpCode, Param, ParseIntPipe, ParseUUIDPipe, Post, Query, Req } from '@nestjs/common';
+import { ApiQuery, ApiTags } from '@nestjs/swagger';
 import {
   MAX_MASKED_INPUT_HEADER_BYTES,
   type SecAggAdvertisementsView,
@@ -16,6 +16,29 @@ import { siloOf } from '../silos/silo-identity';
 import { SecAggMessagesService } from './secagg-messages.service';
 import { SecAggSessionsService } from './secagg-sessions.service';
 import { Endpoint } from '../openapi/endpoint.decorator';
+
+/** Longest wait a stage view's long poll may ask for. */
+const MAX_STAGE_WAIT_SECONDS = 30;
+
+const WAIT_QUERY = {
+  name: 'wait',
+  required: false,
+  schema: { type: 'integer' as const, minimum: 0, maximum: MAX_STAGE_WAIT_SECONDS, default: 0 },
+  description: 'Seconds to wait for the stage to close before answering "not ready" (a long poll; 0: answer now).',
+};
+
+/** The `wait` query in ms: whole seconds from 0 to MAX_STAGE_WAIT_SECONDS, 0 when absent; refused otherwise. */
+export function waitMsOf(wait: string | undefined): number {
+  if (wait === undefined) return 0;
+  const seconds = /^\d{1,2}$/.test(wait) ? Number(wait) : NaN;
+  if (!(seconds <= MAX_STAGE_WAIT_SECONDS)) {
+    throw new HubException(
+      HubErrorCode.VALIDATION_FAILED,
+      `wait must be a whole number of seconds from 0 to ${MAX_STAGE_WAIT_SECONDS}`,
+    );
+  }
+  return seconds * 1000;
+}
 
 /**
  * Secure aggregation's stages on the mutual-TLS silo listener (SECAGG_API in @tessera/protocol): the calling silo is
@@ -62,6 +85,7 @@ export class SecAggController {
   }
 
   @Get('keys')
+  @ApiQuery(WAIT_QUERY)
   @Endpoint({
     summary: 'The neighbours’ advertised keys, once the stage closed',
     answer: { schema: 'SecAggAdvertisementsView' },
@@ -69,10 +93,13 @@ export class SecAggController {
   async advertisements(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,
+    @Query('wait') wait: string | undefined,
     @Req() req: Request,
   ): Promise<SecAggAdvertisementsView> {
     const silo = siloOf(req);
-    return this.sessions.advertisements(await this.sessions.roundFor(silo, id, round), silo.siloId);
+    const waitMs = waitMsOf(wait);
+    const roundId = await this.sessions.roundFor(silo, id, round);
+    return this.sessions.waitFor(roundId, waitMs, (now) => this.sessions.advertisements(roundId, silo.siloId, now));
   }
 
   @Post('shares')
@@ -93,14 +120,18 @@ export class SecAggController {
   }
 
   @Get('shares')
+  @ApiQuery(WAIT_QUERY)
   @Endpoint({ summary: 'The encrypted shares addressed to this silo', answer: { schema: 'SecAggSharesView' } })
   async routedShares(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,
+    @Query('wait') wait: string | undefined,
     @Req() req: Request,
   ): Promise<SecAggSharesView> {
     const silo = siloOf(req);
-    return this.sessions.routedShares(await this.sessions.roundFor(silo, id, round), silo.siloId);
+    const waitMs = waitMsOf(wait);
+    const roundId = await this.sessions.roundFor(silo, id, round);
+    return this.sessions.waitFor(roundId, waitMs, (now) => this.sessions.routedShares(roundId, silo.siloId, now));
   }
 
   /** A masked-input frame ('TSM1' | header | packed vector), as application/octet-stream. */
@@ -132,14 +163,18 @@ export class SecAggController {
   }
 
   @Get('unmasking')
+  @ApiQuery(WAIT_QUERY)
   @Endpoint({ summary: 'Which shares the hub needs to unmask the sum', answer: { schema: 'SecAggUnmaskingView' } })
   async unmaskingRequest(
     @Param('id', new ParseUUIDPipe()) id: string,
     @Param('round', new ParseIntPipe()) round: number,
+    @Query('wait') wait: string | undefined,
     @Req() req: Request,
   ): Promise<SecAggUnmaskingView> {
     const silo = siloOf(req);
-    return this.sessions.unmaskingRequest(await this.sessions.roundFor(silo, id, round), silo.siloId);
+    const waitMs = waitMsOf(wait);
+    const roundId = await this.sessions.roundFor(silo, id, round);
+    return this.sessions.waitFor(roundId, waitMs, (now) => this.sessions.unmaskingRequest(roundId, silo.siloId, now));
   }
 
   @Post('unmasking')
