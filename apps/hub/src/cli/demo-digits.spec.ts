@@ -1,7 +1,13 @@
 import { privacyMechanismOf } from '@tessera/dp';
 import { inferNetworkShapes, studyPlanProblems } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
-import { DIGITS_PRESET_ROUNDS, digitsConvDpNetwork, digitsDpNetwork, digitsPlan } from './demo-digits';
+import {
+  DIGITS_PRESET_ROUNDS,
+  digitsCnnNetwork,
+  digitsConvDpNetwork,
+  digitsDpNetwork,
+  digitsPlan,
+} from './demo-digits';
 
 const silos = Array.from({ length: 8 }, (_, i) => `00000000-0000-4000-8000-00000000000${i}`);
 
@@ -14,6 +20,7 @@ describe('the digits presets', () => {
     expect(plain.training.rounds).toBe(DIGITS_PRESET_ROUNDS.none);
     expect(dp.training.rounds).toBe(DIGITS_PRESET_ROUNDS['dp-sgd']);
     expect(dp.model).toEqual({ kind: 'network', network: digitsDpNetwork() });
+    expect(plain.model).toEqual({ kind: 'network', network: digitsCnnNetwork() });
     const table = (plan: typeof dp) => (plan.model.kind === 'network' ? inferNetworkShapes(plan.model.network) : null);
     // The point of the DP preset: the features cost no parameters (the transform is fixed, before every trainable
     // layer), and what is learned is small, so the noise (norm σ·C·√d) is small: 25 maps of 7×7, group norm, linear.
@@ -21,7 +28,9 @@ describe('the digits presets', () => {
     expect(dpTable.rows[0]).toMatchObject({ kind: 'scattering', inputs: ['input'], outputShape: [7, 7, 25] });
     expect(dpTable.rows[0]!.parameters).toBe(0);
     expect(dpTable.parameters).toBe(2 * 25 + 7 * 7 * 25 * 10 + 10);
-    expect(table(plain)!.parameters).toBe(105_866);
+    // Without DP: the small CNN's layers with 8 and 16 filters, 52,138 parameters.
+    expect(table(plain)!.parameters).toBe(8 * 9 + 8 + 16 * 8 * 9 + 16 + 7 * 7 * 16 * 64 + 64 + 64 * 10 + 10);
+    expect(table(plain)!.parameters).toBe(52_138);
     expect(inferNetworkShapes(digitsConvDpNetwork()).parameters).toBe(9_098);
   });
 
