@@ -77,4 +77,58 @@ describe('robustness benchmark (smoke)', () => {
       'cleanRunsWithAFalseFlag',
     ]);
   }, 200_000);
+
+  it('runs the opt-in defences only when asked: β = f/n, the norm bound before it, Multi-Krum of n − f', () => {
+    const report = runSmoke(
+      'bench/robustness/robustness.bench.mjs',
+      [
+        '--configs=heart-4,heart-8,digits-32',
+        '--rounds=1',
+        '--attacks=scale-x10',
+        '--defences=trimmed-mean,trimmed-mean-f,trimmed-mean-f+norm-bound+screening,multi-krum-n-f',
+        '--clean-runs=0',
+      ],
+      180_000,
+    ) as RobustnessReport;
+    // heart-4 (n = 4, f = 1): Krum needs n > 2f + 2; the opt-in Multi-Krum is listed because it was asked for (the
+    // default run above does not list it).
+    expect(report.refused.map((r) => `${r.config}/${r.defence}`)).toEqual([
+      'heart-4/krum',
+      'heart-4/multi-krum',
+      'heart-4/multi-krum-n-f',
+    ]);
+    const cell = (config: string, defence: string, attack: string) =>
+      report.results.find((r) => r.config === config && r.defence === defence && r.attack === attack)!;
+    expect(report.results.filter((r) => r.config === 'heart-8').map((r) => `${r.defence}/${r.attack}`)).toEqual([
+      'trimmed-mean/none',
+      'trimmed-mean/scale-x10',
+      'trimmed-mean-f/none',
+      'trimmed-mean-f/scale-x10',
+      'trimmed-mean-f+norm-bound+screening/none',
+      'trimmed-mean-f+norm-bound+screening/scale-x10',
+      'multi-krum-n-f/none',
+      'multi-krum-n-f/scale-x10',
+    ]);
+    // f/n = 2/8 = 0.25 on heart-8 and 1/4 on heart-4: the same β as the fixed trimmed mean, hence the same runs.
+    for (const config of ['heart-4', 'heart-8']) {
+      for (const attack of ['none', 'scale-x10']) {
+        const fixed = cell(config, 'trimmed-mean', attack);
+        const matched = cell(config, 'trimmed-mean-f', attack);
+        expect(matched.accuracy).toBe(fixed.accuracy);
+        expect(matched.loss).toBe(fixed.loss);
+        expect(matched.minSilosPerRound).toBe(4);
+      }
+    }
+    // 6 honest silos and 2 attackers over --rounds=1; Multi-Krum of n − f = 6 with f = 2 needs 8 updates per round.
+    expect(cell('heart-8', 'trimmed-mean-f+norm-bound+screening', 'scale-x10').screening).toMatchObject({
+      honestRounds: 6,
+      attackerRounds: 2,
+    });
+    expect(cell('heart-8', 'multi-krum-n-f', 'none').minSilosPerRound).toBe(8);
+    // digits-32 (f = 6): β = 6/32 needs ⌈32/6⌉ = 6 updates per round (β = 0.25: 4); Multi-Krum of 26 needs all 32.
+    expect(cell('digits-32', 'trimmed-mean', 'none').minSilosPerRound).toBe(4);
+    expect(cell('digits-32', 'trimmed-mean-f', 'none').minSilosPerRound).toBe(6);
+    expect(cell('digits-32', 'trimmed-mean-f+norm-bound+screening', 'scale-x10').minSilosPerRound).toBe(6);
+    expect(cell('digits-32', 'multi-krum-n-f', 'scale-x10').minSilosPerRound).toBe(32);
+  }, 200_000);
 });

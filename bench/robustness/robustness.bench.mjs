@@ -10,6 +10,9 @@
 //                            [-- --attack-runs=5] [-- --thresholds=3.5,5,7,10] [-- --threshold=3.5] [-- --rounds=N]
 //                            [-- --seeds=N: every cell the mean of N seeded runs, per-seed values kept]
 //                            [-- --out=FILE]
+//                            [-- --defences=trimmed-mean-f,trimmed-mean-f+norm-bound,multi-krum-n-f(+screening):
+//                                opt-in, run only when named: β = f/n, the same behind the norm bound, Multi-Krum
+//                                averaging n − f]
 //                            [-- --calibration-only: no defence table, only screening's attack-free and attack runs]
 //                            [-- --first-seed=N: the calibration's run seeds start at N (default 1)]
 //                            [-- --dump-statistics=FILE: every calibration round's statistics, to replay other rules]
@@ -201,6 +204,17 @@ function defences(n, f) {
     krum: { aggregator: { kind: 'krum', byzantine: f, selected: 1 } },
     'multi-krum': { aggregator: { kind: 'krum', byzantine: f, selected: n - 2 * f } },
     'geometric-median': { aggregator: { kind: 'geometric-median' } },
+    // β matched to the study's attacker fraction, β = f/n: trims exactly ⌊βn⌋ = f values from each end of every
+    // coordinate, the least trimming that can remove f updates pushing one coordinate the same way (Yin et al. 2018
+    // need β ≥ f/n); every further trimmed value is an honest one lost to the label-skewed silos.
+    'trimmed-mean-f': { aggregator: { kind: 'trimmed-mean', trimFraction: f / n } },
+    // The same with the server's norm bound (2 × the round's median norm) applied to every update before it.
+    'trimmed-mean-f+norm-bound': {
+      aggregator: { kind: 'trimmed-mean', trimFraction: f / n },
+      normBound: { mode: 'median-multiple', multiplier: 2 },
+    },
+    // Multi-Krum averaging n − f updates, the most the plan check allows (every update but f).
+    'multi-krum-n-f': { aggregator: { kind: 'krum', byzantine: f, selected: n - f } },
   };
   const out = {};
   for (const [name, choice] of Object.entries(base)) {
@@ -209,6 +223,10 @@ function defences(n, f) {
   }
   return out;
 }
+
+/** Defences run only when --defences names them (issue 20's digits-32 backdoor target): not in the default tables. */
+const OPT_IN = new Set(['trimmed-mean-f', 'trimmed-mean-f+norm-bound', 'multi-krum-n-f']);
+const isDefault = (name) => !OPT_IN.has(name.replace(/\+screening$/, ''));
 
 /** The smallest participation.minSilosPerRound the plan check accepts for the defence (docs/aggregation.md). */
 function minSilosOf(defence, n) {
@@ -565,11 +583,17 @@ async function main() {
         agg.checkAggregationChoice(defence.choice, n);
       } catch (error) {
         delete all[name];
-        if (!name.endsWith('+screening')) refused.push({ config: configName, defence: name, reason: error.message });
+        // An opt-in defence's refusal is reported only when --defences asks for it.
+        const asked =
+          isDefault(name) ||
+          (args.value('defences') ?? '').split(',').some((d) => d.replace(/\+screening$/, '') === name);
+        if (!name.endsWith('+screening') && asked)
+          refused.push({ config: configName, defence: name, reason: error.message });
       }
     }
     const defenceNames = (
-      args.value('defences') ?? (smoke ? 'fedavg,median+screening' : (config.defences ?? Object.keys(all)).join(','))
+      args.value('defences') ??
+      (smoke ? 'fedavg,median+screening' : (config.defences ?? Object.keys(all).filter(isDefault)).join(','))
     )
       .split(',')
       .filter((name) => {
