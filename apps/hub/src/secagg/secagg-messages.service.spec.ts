@@ -10,6 +10,7 @@ import {
   type SecAggHarness,
   KEY_GENERATION_TIMEOUT_MS,
   warmIdentityKeys,
+  fourSilos,
 } from './secagg-protocol.test-util';
 
 const stored = (h: SecAggHarness, siloId: string, stage: string) =>
@@ -34,7 +35,7 @@ describe('SecAggMessagesService (against in-memory secure-aggregation tables wit
     expect(h.records('secagg.share.received')).toEqual([]);
 
     // Once the stage has closed at its deadline, a first advertisement comes too late.
-    const [, , c, d] = h.silos as [(typeof h.silos)[0], (typeof h.silos)[0], (typeof h.silos)[0], (typeof h.silos)[0]];
+    const [, , c, d] = fourSilos(h);
     for (const s of [b, c]) await h.messages.advertise(h.roundId, s.id, s.advertisement(h.config), EARLY);
     const { advertiseUntil } = (await h.sessions.find(h.roundId))!;
     const late = h.messages.advertise(h.roundId, d.id, d.advertisement(h.config), advertiseUntil);
@@ -131,12 +132,7 @@ describe('SecAggMessagesService (against in-memory secure-aggregation tables wit
     const ads = await advertiseAll(h);
     await shareAll(h, ads);
     await uploadAll(h);
-    const [a, b, c, d] = h.silos as [
-      (typeof h.silos)[0],
-      (typeof h.silos)[0],
-      (typeof h.silos)[0],
-      (typeof h.silos)[0],
-    ];
+    const [a, b, c, d] = fourSilos(h);
     for (const s of [a, b, c]) {
       const asked = await h.sessions.unmaskingRequest(h.roundId, s.id, EARLY);
       await h.messages.answerUnmasking(h.roundId, s.id, s.unmaskingResponse(asked), EARLY);

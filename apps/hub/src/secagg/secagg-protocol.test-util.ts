@@ -181,6 +181,15 @@ export async function advertiseAll(h: SecAggHarness, who = h.silos, now = EARLY)
   return h.sessions.advertisements(h.roundId, who[0]!.id, now);
 }
 
+/** The harness's first four silos as a tuple (the suites' a, b, c, d). */
+export function fourSilos(h: SecAggHarness): [HarnessSilo, HarnessSilo, HarnessSilo, HarnessSilo] {
+  const [a, b, c, d] = h.silos;
+  if (!a || !b || !c || !d) throw new Error('the harness has fewer than four silos');
+  return [a, b, c, d];
+}
+
+type HarnessSilo = SecAggHarness['silos'][number];
+
 /** Every given participant shares its keys. */
 export async function shareAll(h: SecAggHarness, ads: SecAggAdvertisementsView, who = h.silos, now = EARLY) {
   for (const s of who) await h.messages.share(h.roundId, s.id, await s.shareMessage(ads), now);

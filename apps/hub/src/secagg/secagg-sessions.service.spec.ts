@@ -16,6 +16,7 @@ import {
   VECTOR_LENGTH,
   KEY_GENERATION_TIMEOUT_MS,
   warmIdentityKeys,
+  fourSilos,
 } from './secagg-protocol.test-util';
 import type { OpenTransaction } from './secagg.repository';
 import { waitMsOf } from './secagg.controller';
@@ -95,12 +96,7 @@ describe('SecAggSessionsService (against in-memory secure-aggregation tables wit
 
   it('routes shares to those who shared, and asks only the survivors to unmask', async () => {
     const h = await secaggHarness(4);
-    const [a, b, c, d] = h.silos as [
-      (typeof h.silos)[0],
-      (typeof h.silos)[0],
-      (typeof h.silos)[0],
-      (typeof h.silos)[0],
-    ];
+    const [a, b, c, d] = fourSilos(h);
     const ads = await advertiseAll(h);
     expect(await h.sessions.routedShares(h.roundId, a.id, EARLY)).toMatchObject({ ready: false, stage: 'share' });
     // d does not share: when the stage closes at its deadline it has nothing routed to it.
@@ -123,12 +119,7 @@ describe('SecAggSessionsService (against in-memory secure-aggregation tables wit
 
   it('holds a stage view (long poll) until this hub moves the stage, and answers "not ready" when the wait ends', async () => {
     const h = await secaggHarness(4);
-    const [a, b, c, d] = h.silos as [
-      (typeof h.silos)[0],
-      (typeof h.silos)[0],
-      (typeof h.silos)[0],
-      (typeof h.silos)[0],
-    ];
+    const [a, b, c, d] = fourSilos(h);
     for (const s of [a, b, c]) await h.messages.advertise(h.roundId, s.id, s.advertisement(h.config), EARLY);
     let reads = 0;
     const read = (now: Date) => {

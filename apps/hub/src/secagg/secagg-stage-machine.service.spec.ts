@@ -11,6 +11,7 @@ import {
   type SecAggHarness,
   KEY_GENERATION_TIMEOUT_MS,
   warmIdentityKeys,
+  fourSilos,
 } from './secagg-protocol.test-util';
 
 /** Runs the protocol to the unmask stage with every silo but `dropAtUpload`, which shares and then goes silent. */
@@ -91,12 +92,7 @@ describe('SecAggStageMachine (against in-memory secure-aggregation tables with r
 
   it('fails the session when too few silos advertise by the deadline, naming the silent ones', async () => {
     const h = await secaggHarness(4);
-    const [a, b, c, d] = h.silos as [
-      (typeof h.silos)[0],
-      (typeof h.silos)[0],
-      (typeof h.silos)[0],
-      (typeof h.silos)[0],
-    ];
+    const [a, b, c, d] = fourSilos(h);
     for (const s of [a, b]) await h.messages.advertise(h.roundId, s.id, s.advertisement(h.config), EARLY);
     const { advertiseUntil } = (await h.sessions.find(h.roundId))!;
     const failed = await h.stages.advance(h.roundId, advertiseUntil);
