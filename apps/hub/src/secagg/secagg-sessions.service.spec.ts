@@ -144,6 +144,19 @@ describe('SecAggSessionsService (against in-memory secure-aggregation tables wit
       [a.id, b.id, c.id, d.id].sort(),
     );
     expect(reads).toBe(2);
+
+    // The hub stops: a held view answers at once with the view as it stands, not after its wait.
+    const h2 = await secaggHarness(4);
+    const [a2] = fourSilos(h2);
+    const stopping = h2.sessions.waitFor(
+      h2.roundId,
+      60_000,
+      (now) => h2.sessions.advertisements(h2.roundId, a2.id, now),
+      { ...fixedClock, pollMs: 60_000 },
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    h2.stages.onModuleDestroy();
+    expect(await stopping).toMatchObject({ ready: false, stage: 'advertise' });
   }, 20_000);
 
   it("takes a long poll's wait in whole seconds from 0 to 30, and refuses anything else naming the range", () => {

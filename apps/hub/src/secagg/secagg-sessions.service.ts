@@ -258,7 +258,7 @@ export class SecAggSessionsService {
     for (;;) {
       const view = await read(clock());
       const left = end - Date.now();
-      if (view.ready || left <= 0) return view;
+      if (view.ready || left <= 0 || this.stages.stopped) return view;
       const deadline = view.until === undefined ? Infinity : Date.parse(view.until) - clock().getTime();
       const pause = Math.min(left, options.pollMs ?? STAGE_POLL_MS, Math.max(10, deadline + 1));
       await this.stages.nextMove(roundId, pause);

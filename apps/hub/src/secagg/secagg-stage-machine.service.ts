@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { SecAggStageName } from '@tessera/protocol';
 import {
   unmaskingProgress,
@@ -19,9 +19,11 @@ import { SecAggRepository, type SecAggStore } from './secagg.repository';
  * lazily, on the next request or tick after the condition holds, so nothing depends on a timer surviving a restart.
  */
 @Injectable()
-export class SecAggStageMachine {
+export class SecAggStageMachine implements OnModuleDestroy {
   /** Long polls of a round's stage views (SecAggSessionsService.waitFor), woken when this hub moves its stage. */
   private readonly watchers = new Map<string, Set<() => void>>();
+  /** Set when the hub stops: held stage views answer at once, so a shutdown does not wait out their waits. */
+  private stopping = false;
 
   constructor(
     private readonly repository: SecAggRepository,
@@ -53,6 +55,7 @@ export class SecAggStageMachine {
    * moved by another hub replica, or closed by its deadline, is seen when the caller reads the session again.
    */
   nextMove(roundId: string, ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
     return new Promise((resolve) => {
       let watchers = this.watchers.get(roundId);
       if (!watchers) this.watchers.set(roundId, (watchers = new Set()));
@@ -66,6 +69,16 @@ export class SecAggStageMachine {
       const timer = setTimeout(done, Math.max(0, ms));
       set.add(done);
     });
+  }
+
+  /** Whether the hub is stopping (a held stage view then answers with the view as it stands). */
+  get stopped(): boolean {
+    return this.stopping;
+  }
+
+  onModuleDestroy(): void {
+    this.stopping = true;
+    for (const roundId of [...this.watchers.keys()]) this.wakeWatchers(roundId);
   }
 
   private wakeWatchers(roundId: string): void {
