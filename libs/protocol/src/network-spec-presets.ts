@@ -60,17 +60,21 @@ export interface ImagePresetOptions {
 }
 
 /**
- * A small CNN for small images (28×28 digits and the like): two 3×3 'same' convolutions (16 and 32 filters, relu),
- * each followed by 2×2 max pooling, then a dense layer of 64 and the logits. About 106,000 parameters on 28×28×1.
+ * A small CNN for small images (28×28 digits and the like): two 3×3 'same' convolutions (16 and 32 filters, relu,
+ * unless `filters` says otherwise), each followed by 2×2 max pooling, then a dense layer of 64 and the logits. About
+ * 106,000 parameters on 28×28×1 with the default filters.
  */
-export function smallCnnNetwork(options: ImagePresetOptions): NetworkSpec {
+export function smallCnnNetwork(
+  options: ImagePresetOptions & { readonly filters?: readonly [number, number] },
+): NetworkSpec {
+  const [first, second] = options.filters ?? [16, 32];
   return {
     format: 'tessera.network/1',
     input: { kind: 'image', height: options.height, width: options.width, channels: options.channels },
     layers: [
-      { id: 'conv_1', kind: 'conv2d', filters: 16, kernel: 3, padding: 'same', activation: 'relu' },
+      { id: 'conv_1', kind: 'conv2d', filters: first, kernel: 3, padding: 'same', activation: 'relu' },
       { id: 'pool_1', kind: 'maxPool2d', size: 2 },
-      { id: 'conv_2', kind: 'conv2d', filters: 32, kernel: 3, padding: 'same', activation: 'relu' },
+      { id: 'conv_2', kind: 'conv2d', filters: second, kernel: 3, padding: 'same', activation: 'relu' },
       { id: 'pool_2', kind: 'maxPool2d', size: 2 },
       { id: 'flatten', kind: 'flatten' },
       { id: 'dense_1', kind: 'dense', units: 64, activation: 'relu' },

@@ -59,6 +59,28 @@ describe('network spec: shape inference', () => {
     ]);
   });
 
+  it('takes other filter counts for the small CNN, its layers otherwise the same', () => {
+    const half = inferNetworkShapes(
+      smallCnnNetwork({
+        height: 28,
+        width: 28,
+        channels: 1,
+        task: { kind: 'multiclass', classes: 10 },
+        filters: [8, 16],
+      }),
+    );
+    expect(half.rows.map((r) => [r.id, r.outputShape, r.parameters])).toEqual([
+      ['conv_1', [28, 28, 8], 3 * 3 * 1 * 8 + 8],
+      ['pool_1', [14, 14, 8], 0],
+      ['conv_2', [14, 14, 16], 3 * 3 * 8 * 16 + 16],
+      ['pool_2', [7, 7, 16], 0],
+      ['flatten', [784], 0],
+      ['dense_1', [64], 784 * 64 + 64],
+      ['logits', [10], 64 * 10 + 10],
+    ]);
+    expect(half.parameters).toBe(52_138);
+  });
+
   it('gives a scattering layer c·(1 + J·L + L²·J(J−1)/2) channels at ⌊side/2^J⌋ and no parameters', () => {
     const table = inferNetworkShapes({
       ...digits(),

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
+  smallCnnNetwork,
   type ImageSchema,
   type NetworkSpec,
   type PrivacyPlan,
@@ -73,20 +74,7 @@ const TEN_CLASSES = { kind: 'multiclass', classes: 10 } as const;
  * trains the same network, so the comparison stays like for like (docs/benchmarks.md, digits).
  */
 export function digitsCnnNetwork(): NetworkSpec {
-  return {
-    format: 'tessera.network/1',
-    input: { kind: 'image', height: 28, width: 28, channels: 1 },
-    layers: [
-      { id: 'conv_1', kind: 'conv2d', filters: 8, kernel: 3, padding: 'same', activation: 'relu' },
-      { id: 'pool_1', kind: 'maxPool2d', size: 2 },
-      { id: 'conv_2', kind: 'conv2d', filters: 16, kernel: 3, padding: 'same', activation: 'relu' },
-      { id: 'pool_2', kind: 'maxPool2d', size: 2 },
-      { id: 'flatten', kind: 'flatten' },
-      { id: 'dense_1', kind: 'dense', units: 64, activation: 'relu' },
-      { id: 'logits', kind: 'dense', units: 10 },
-    ],
-    task: TEN_CLASSES,
-  };
+  return smallCnnNetwork({ height: 28, width: 28, channels: 1, task: TEN_CLASSES, filters: [8, 16] });
 }
 
 /**
